@@ -1,0 +1,71 @@
+// What each stage's contribution vector holds. A site's contribution is a vector of
+// doubles that the coordinator only ever sums over the cohort (the plain path adds them,
+// the secure-aggregation path will unmask the sum), so every quantity the coordinator
+// needs must be a sum over sites. Both sides use these functions; nothing else knows the
+// layouts.
+//
+//   STATISTICS  [n, sum_1..sum_d, sumsq_1..sumsq_d]        d = number of features
+//   FIT         [n, n*delta_1..n*delta_P]                   P = number of parameters,
+//                                                           delta = local - global model
+//   EVALUATE    [n, loss_sum, num_correct]
+//
+// Pure functions; thread-safe.
+#ifndef TESSERA_PROTO_CONTRIBUTION_LAYOUT_H_
+#define TESSERA_PROTO_CONTRIBUTION_LAYOUT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tessera::proto {
+
+// ---- STATISTICS ----
+size_t StatisticsLength(size_t num_features);
+// `sums` and `sums_of_squares` have one entry per feature.
+std::vector<double> EncodeStatistics(uint64_t num_rows, std::span<const double> sums,
+                                     std::span<const double> sums_of_squares);
+
+struct PooledStatistics {
+  uint64_t num_rows = 0;
+  std::vector<double> mean;
+  // Population standard deviation (divide by n); a constant column gets 1.
+  std::vector<double> stddev;
+};
+// From the cohort's summed vector. INVALID_ARGUMENT on a wrong length, a non-integral or
+// zero row count, or non-finite values.
+absl::StatusOr<PooledStatistics> DecodeStatistics(std::span<const double> summed,
+                                                  size_t num_features);
+
+// ---- FIT ----
+size_t FitLength(size_t num_parameters);
+// `delta` = local model - global model; it is multiplied by `num_examples`.
+std::vector<double> EncodeFit(uint64_t num_examples, std::span<const float> delta);
+
+struct AveragedUpdate {
+  // Total number of examples behind the sum.
+  double total_examples = 0;
+  // Example-weighted mean of the sites' deltas.
+  std::vector<double> mean_delta;
+};
+// INVALID_ARGUMENT on a wrong length, a zero total, or non-finite values.
+absl::StatusOr<AveragedUpdate> DecodeFit(std::span<const double> summed, size_t num_parameters);
+
+// ---- EVALUATE ----
+inline constexpr size_t kEvaluateLength = 3;
+std::vector<double> EncodeEvaluate(uint64_t num_examples, double loss_sum, uint64_t num_correct);
+
+struct EvaluationMetrics {
+  double num_examples = 0;
+  double loss = 0;      // mean loss over the examples
+  double accuracy = 0;  // fraction correct
+};
+// INVALID_ARGUMENT on a wrong length or non-finite values; FAILED_PRECONDITION if no
+// example was evaluated.
+absl::StatusOr<EvaluationMetrics> DecodeEvaluate(std::span<const double> summed);
+
+}  // namespace tessera::proto
+
+#endif  // TESSERA_PROTO_CONTRIBUTION_LAYOUT_H_

@@ -1,0 +1,272 @@
+#include "proto/validation.h"
+
+#include <cmath>
+#include <set>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "proto/config.pb.h"
+#include "proto/task.pb.h"
+
+namespace tessera::proto {
+namespace {
+
+using common::FieldError;
+
+bool IsNameChar(char c, bool allow_upper) {
+  if (absl::ascii_isdigit(c) || absl::ascii_islower(c)) return true;
+  if (allow_upper && absl::ascii_isupper(c)) return true;
+  return c == '.' || c == '_' || c == '-';
+}
+
+// Empty-string check is the caller's; this checks length and characters.
+bool IsValidName(const std::string& s, bool allow_upper) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!IsNameChar(c, allow_upper)) return false;
+  }
+  return true;
+}
+
+bool IsValidColumnName(const std::string& s) {
+  if (s.empty() || s.size() > 256) return false;
+  for (char c : s) {
+    if (c == ',' || c == '"' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
+}
+
+// "host:port" with a non-empty host and a port in 0..65535.
+bool IsValidAddress(const std::string& addr) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == addr.size()) return false;
+  std::string port = addr.substr(colon + 1);
+  if (port.size() > 5) return false;
+  for (char c : port) {
+    if (!absl::ascii_isdigit(c)) return false;
+  }
+  return std::stoi(port) <= 65535;
+}
+
+void CheckTls(const v1::TlsFiles& tls, const std::string& prefix, std::vector<FieldError>* errors) {
+  if (tls.ca_cert().empty()) errors->push_back({prefix + ".ca_cert", "required"});
+  if (tls.cert().empty()) errors->push_back({prefix + ".cert", "required"});
+  if (tls.key().empty()) errors->push_back({prefix + ".key", "required"});
+}
+
+}  // namespace
+
+std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
+  std::vector<FieldError> errors;
+  if (spec.name().empty()) {
+    errors.push_back({"name", "required"});
+  } else if (!IsValidName(spec.name(), /*allow_upper=*/true)) {
+    errors.push_back({"name", "must be 1..64 characters from [A-Za-z0-9._-]"});
+  }
+  if (spec.description().size() > 1024) {
+    errors.push_back({"description", "must be at most 1024 bytes"});
+  }
+
+  if (!spec.has_dataset()) {
+    errors.push_back({"dataset", "required"});
+  } else {
+    const v1::DatasetSpec& ds = spec.dataset();
+    if (ds.id().empty()) {
+      errors.push_back({"dataset.id", "required"});
+    } else if (!IsValidName(ds.id(), /*allow_upper=*/false)) {
+      errors.push_back({"dataset.id", "must be 1..64 characters from [a-z0-9._-]"});
+    }
+    if (ds.features().empty()) {
+      errors.push_back({"dataset.features", "at least one feature column is required"});
+    } else if (ds.features_size() > 100000) {
+      errors.push_back({"dataset.features", "at most 100000 feature columns"});
+    }
+    std::set<std::string> seen;
+    for (int i = 0; i < ds.features_size(); ++i) {
+      const std::string& f = ds.features(i);
+      std::string path = absl::StrCat("dataset.features[", i, "]");
+      if (!IsValidColumnName(f)) {
+        errors.push_back({path, "must be a non-empty CSV header name without commas or quotes"});
+      } else if (!seen.insert(f).second) {
+        errors.push_back({path, absl::StrCat("column '", f, "' is listed twice")});
+      }
+    }
+    if (ds.label().empty()) {
+      errors.push_back({"dataset.label", "required"});
+    } else if (!IsValidColumnName(ds.label())) {
+      errors.push_back({"dataset.label", "must be a CSV header name without commas or quotes"});
+    } else if (seen.count(ds.label()) > 0) {
+      errors.push_back({"dataset.label", absl::StrCat("column '", ds.label(),
+                                                      "' is also listed as a feature")});
+    }
+  }
+
+  if (!spec.has_model()) {
+    errors.push_back({"model", "required"});
+  } else {
+    const v1::ModelSpec& m = spec.model();
+    if (m.kind() == v1::ModelSpec::KIND_UNSPECIFIED) {
+      errors.push_back({"model.kind", "required (LOGISTIC_REGRESSION)"});
+    } else if (!v1::ModelSpec::Kind_IsValid(m.kind())) {
+      errors.push_back({"model.kind", "unknown model kind"});
+    }
+    if (!std::isfinite(m.l2()) || m.l2() < 0) {
+      errors.push_back({"model.l2", "must be a finite number >= 0"});
+    }
+    if (!std::isfinite(m.inverse_regularization()) || m.inverse_regularization() < 0) {
+      errors.push_back({"model.inverse_regularization", "must be a finite number > 0"});
+    }
+    if (m.l2() > 0 && m.inverse_regularization() > 0) {
+      errors.push_back({"model.inverse_regularization", "set either l2 or inverse_regularization, not both"});
+    }
+  }
+
+  if (!spec.has_training()) {
+    errors.push_back({"training", "required (learning_rate at least)"});
+  } else {
+    const v1::TrainingSpec& t = spec.training();
+    if (t.local_epochs() > 1000) {
+      errors.push_back({"training.local_epochs", "must be 1..1000"});
+    }
+    if (t.batch_size() > 1000000) {
+      errors.push_back({"training.batch_size", "must be 1..1000000"});
+    }
+    if (!std::isfinite(t.learning_rate()) || t.learning_rate() <= 0) {
+      errors.push_back({"training.learning_rate", "must be a finite number > 0"});
+    }
+  }
+
+  if (spec.rounds() == 0 || spec.rounds() > 100000) {
+    errors.push_back({"rounds", "must be 1..100000"});
+  }
+  if (spec.min_clients() > 10000) {
+    errors.push_back({"min_clients", "must be 1..10000"});
+  }
+  if (spec.round_deadline_seconds() > 86400) {
+    errors.push_back({"round_deadline_seconds", "must be 1..86400"});
+  }
+  if (spec.max_round_attempts() > 1000) {
+    errors.push_back({"max_round_attempts", "must be 1..1000"});
+  }
+  if (spec.has_strategy()) {
+    const v1::StrategySpec& s = spec.strategy();
+    if (!v1::StrategySpec::Kind_IsValid(s.kind())) {
+      errors.push_back({"strategy.kind", "unknown strategy"});
+    }
+    if (!std::isfinite(s.server_learning_rate()) || s.server_learning_rate() < 0) {
+      errors.push_back({"strategy.server_learning_rate", "must be a finite number > 0"});
+    }
+  }
+  return errors;
+}
+
+void ApplyTaskDefaults(v1::TaskSpec* spec) {
+  v1::TrainingSpec* t = spec->mutable_training();
+  if (t->local_epochs() == 0) t->set_local_epochs(1);
+  if (t->batch_size() == 0) t->set_batch_size(32);
+  if (spec->min_clients() == 0) spec->set_min_clients(2);
+  if (spec->round_deadline_seconds() == 0) spec->set_round_deadline_seconds(300);
+  if (spec->max_round_attempts() == 0) spec->set_max_round_attempts(20);
+  v1::StrategySpec* s = spec->mutable_strategy();
+  if (s->kind() == v1::StrategySpec::KIND_UNSPECIFIED) s->set_kind(v1::StrategySpec::FEDAVG);
+  if (s->server_learning_rate() == 0) s->set_server_learning_rate(1.0);
+}
+
+std::vector<FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& config) {
+  std::vector<FieldError> errors;
+  if (!config.listen_address().empty() && !IsValidAddress(config.listen_address())) {
+    errors.push_back({"listen_address", "must be host:port with a port in 0..65535"});
+  }
+  if (config.data_dir().empty()) errors.push_back({"data_dir", "required"});
+  if (!config.has_tls()) {
+    errors.push_back({"tls", "required (ca_cert, cert, key)"});
+  } else {
+    CheckTls(config.tls(), "tls", &errors);
+  }
+  if (config.long_poll_seconds() > 300) {
+    errors.push_back({"long_poll_seconds", "must be 1..300"});
+  }
+  if (config.client_liveness_seconds() > 86400) {
+    errors.push_back({"client_liveness_seconds", "must be 1..86400"});
+  }
+  return errors;
+}
+
+void ApplyCoordinatorDefaults(v1::CoordinatorConfig* config) {
+  if (config->listen_address().empty()) config->set_listen_address("0.0.0.0:7443");
+  if (config->long_poll_seconds() == 0) config->set_long_poll_seconds(20);
+  if (config->client_liveness_seconds() == 0) config->set_client_liveness_seconds(90);
+}
+
+std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
+  std::vector<FieldError> errors;
+  if (config.coordinator_address().empty()) {
+    errors.push_back({"coordinator_address", "required"});
+  } else if (!IsValidAddress(config.coordinator_address())) {
+    errors.push_back({"coordinator_address", "must be host:port"});
+  }
+  if (!config.has_tls()) {
+    errors.push_back({"tls", "required (ca_cert, cert, key)"});
+  } else {
+    CheckTls(config.tls(), "tls", &errors);
+  }
+  if (config.datasets().empty()) {
+    errors.push_back({"datasets", "at least one local dataset is required"});
+  }
+  std::set<std::string> ids;
+  for (int i = 0; i < config.datasets_size(); ++i) {
+    const v1::LocalDataset& d = config.datasets(i);
+    std::string prefix = absl::StrCat("datasets[", i, "]");
+    if (d.id().empty()) {
+      errors.push_back({prefix + ".id", "required"});
+    } else if (!IsValidName(d.id(), /*allow_upper=*/false)) {
+      errors.push_back({prefix + ".id", "must be 1..64 characters from [a-z0-9._-]"});
+    } else if (!ids.insert(d.id()).second) {
+      errors.push_back({prefix + ".id", absl::StrCat("dataset id '", d.id(), "' appears twice")});
+    }
+    if (d.train_csv().empty()) errors.push_back({prefix + ".train_csv", "required"});
+  }
+  for (int i = 0; i < config.policy().allowed_spec_hashes_size(); ++i) {
+    const std::string& h = config.policy().allowed_spec_hashes(i);
+    bool hex = h.size() == 64;
+    for (char c : h) hex = hex && absl::ascii_isxdigit(c) && !absl::ascii_isupper(c);
+    if (!hex) {
+      errors.push_back({absl::StrCat("policy.allowed_spec_hashes[", i, "]"),
+                        "must be 64 lowercase hex digits (SHA-256)"});
+    }
+  }
+  if (config.retry().max_backoff_ms() != 0 &&
+      config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
+    errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});
+  }
+  return errors;
+}
+
+void ApplyClientDefaults(v1::ClientConfig* config) {
+  if (config->policy().min_cohort() == 0) config->mutable_policy()->set_min_cohort(2);
+  if (config->retry().initial_backoff_ms() == 0) {
+    config->mutable_retry()->set_initial_backoff_ms(250);
+  }
+  if (config->retry().max_backoff_ms() == 0) {
+    config->mutable_retry()->set_max_backoff_ms(
+        std::max<uint32_t>(10000, config->retry().initial_backoff_ms()));
+  }
+}
+
+std::vector<FieldError> ValidateConsoleConfig(const v1::ConsoleConfig& config) {
+  std::vector<FieldError> errors;
+  if (config.coordinator_address().empty()) {
+    errors.push_back({"coordinator_address", "required"});
+  } else if (!IsValidAddress(config.coordinator_address())) {
+    errors.push_back({"coordinator_address", "must be host:port"});
+  }
+  if (!config.has_tls()) {
+    errors.push_back({"tls", "required (ca_cert, cert, key)"});
+  } else {
+    CheckTls(config.tls(), "tls", &errors);
+  }
+  return errors;
+}
+
+}  // namespace tessera::proto

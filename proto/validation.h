@@ -1,0 +1,39 @@
+// Validation of the schema messages people write: task files and daemon configs.
+// Each Validate* returns every error found, each naming its field path from the root
+// ("training.learning_rate", "dataset.features[3]"); an empty vector means valid.
+// common::FieldErrorsToStatus turns them into one INVALID_ARGUMENT with file lines.
+//
+// Unset (zero) fields that have a documented default are valid; ApplyTaskDefaults makes
+// them explicit so the stored spec, and its hash, say exactly what ran.
+#ifndef TESSERA_PROTO_VALIDATION_H_
+#define TESSERA_PROTO_VALIDATION_H_
+
+#include <vector>
+
+#include "common/proto_text.h"
+
+namespace tessera::v1 {
+class TaskSpec;
+class CoordinatorConfig;
+class ClientConfig;
+class ConsoleConfig;
+}  // namespace tessera::v1
+
+namespace tessera::proto {
+
+std::vector<common::FieldError> ValidateTaskSpec(const v1::TaskSpec& spec);
+
+// Fills every unset field that has a default. Idempotent. Call after validation.
+void ApplyTaskDefaults(v1::TaskSpec* spec);
+
+std::vector<common::FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& config);
+void ApplyCoordinatorDefaults(v1::CoordinatorConfig* config);
+
+std::vector<common::FieldError> ValidateClientConfig(const v1::ClientConfig& config);
+void ApplyClientDefaults(v1::ClientConfig* config);
+
+std::vector<common::FieldError> ValidateConsoleConfig(const v1::ConsoleConfig& config);
+
+}  // namespace tessera::proto
+
+#endif  // TESSERA_PROTO_VALIDATION_H_
