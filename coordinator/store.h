@@ -1,0 +1,110 @@
+// The coordinator's durable state, behind an interface: a RocksDB implementation for the
+// daemon, an in-memory one for tests, and a fault-injecting wrapper for crash tests.
+//
+// Kinds of records (one RocksDB column family each): tasks, rounds, models (one
+// checkpoint per task and round), clients (registry), meta (counters). A round commits
+// in one atomic write: its record, its checkpoint and the updated task record together,
+// so after a crash either all three are there or none is.
+//
+// Implementations are thread-safe. Error codes: NOT_FOUND for a missing record,
+// ALREADY_EXISTS for a duplicate, DATA_LOSS for a stored record that does not parse,
+// INTERNAL/UNAVAILABLE for storage failures (the message names the operation and key).
+#ifndef TESSERA_COORDINATOR_STORE_H_
+#define TESSERA_COORDINATOR_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace tessera::v1 {
+class TaskRecord;
+class RoundRecord;
+class ClientRecord;
+}  // namespace tessera::v1
+
+namespace tessera::coordinator {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Assigns the next task id ("task-1", "task-2", ...; never reused, also across
+  // restarts), sets it in `record` and stores the record, atomically. Returns the id.
+  virtual absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) = 0;
+
+  // Replaces an existing task record. NOT_FOUND if there is none with that id.
+  virtual absl::Status UpdateTask(const v1::TaskRecord& record) = 0;
+
+  virtual absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) = 0;
+
+  // All tasks, in creation order.
+  virtual absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() = 0;
+
+  // One atomic write: `round` (keyed by task id and round number, replacing an earlier
+  // record of the same round), the model checkpoint for that round, and `task`.
+  // INVALID_ARGUMENT if round.task_id() != task.task_id(); NOT_FOUND if the task does not
+  // exist.
+  virtual absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                                   std::span<const float> model) = 0;
+
+  // Committed rounds of a task in round order (empty if none).
+  virtual absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) = 0;
+
+  // The checkpoint committed with `round`. NOT_FOUND if none.
+  virtual absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
+                                                           uint32_t round) = 0;
+
+  // Inserts or replaces the registry entry of record.client_id().
+  virtual absl::Status PutClient(const v1::ClientRecord& record) = 0;
+  virtual absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) = 0;
+  // All clients, sorted by id.
+  virtual absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() = 0;
+};
+
+// Opens (creating if needed) the RocksDB store in `directory`. FAILED_PRECONDITION if
+// another process holds it (RocksDB's LOCK file); the message names the directory.
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& directory);
+
+// A fresh, empty, in-memory store with the same semantics.
+std::unique_ptr<Store> NewMemoryStore();
+
+// Wraps `base` and fails writes on demand, for crash and error-path tests.
+class FaultInjectingStore : public Store {
+ public:
+  explicit FaultInjectingStore(std::unique_ptr<Store> base);
+
+  // The next `n` writes succeed; every write after them fails with UNAVAILABLE (and
+  // changes nothing) until Heal(). Reads always pass through.
+  void FailWritesAfter(int n);
+  void Heal();
+
+  absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) override;
+  absl::Status UpdateTask(const v1::TaskRecord& record) override;
+  absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) override;
+  absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override;
+  absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                           std::span<const float> model) override;
+  absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override;
+  absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
+                                                   uint32_t round) override;
+  absl::Status PutClient(const v1::ClientRecord& record) override;
+  absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) override;
+  absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override;
+
+ private:
+  absl::Status MaybeFail(const char* op);
+  std::unique_ptr<Store> base_;
+  // -1: never fail. Otherwise the number of writes still allowed.
+  int writes_left_ = -1;  // guarded by mu_
+  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
+};
+
+}  // namespace tessera::coordinator
+
+#endif  // TESSERA_COORDINATOR_STORE_H_

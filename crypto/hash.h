@@ -1,0 +1,31 @@
+// SHA-256 and the content hashes the federation agrees on: the task spec hash (what a
+// site's policy approves) and the model hash (what a round published).
+#ifndef TESSERA_CRYPTO_HASH_H_
+#define TESSERA_CRYPTO_HASH_H_
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace tessera::v1 {
+class TaskSpec;
+}  // namespace tessera::v1
+
+namespace tessera::crypto {
+
+// 32 raw bytes.
+std::string Sha256(std::string_view data);
+
+// Lowercase hex of any bytes (for fingerprints and hashes shown to people).
+std::string ToHex(std::string_view bytes);
+
+// SHA-256 of the deterministic serialisation of `spec` (32 raw bytes). Two specs with
+// the same field values hash the same on every platform this build supports.
+std::string HashTaskSpec(const v1::TaskSpec& spec);
+
+// SHA-256 over the parameters as little-endian IEEE-754 float32 words (32 raw bytes).
+std::string HashModel(std::span<const float> parameters);
+
+}  // namespace tessera::crypto
+
+#endif  // TESSERA_CRYPTO_HASH_H_
