@@ -32,7 +32,7 @@ absl::Status ErrnoStatus(int err, const std::string& what) {
   }
 }
 
-absl::Status WriteAll(int fd, const std::string& contents, const std::string& path) {
+absl::Status WriteAll(int fd, std::string_view contents, const std::string& path) {
   const char* p = contents.data();
   size_t left = contents.size();
   while (left > 0) {
@@ -90,7 +90,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, const std::string& contents,
+absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
                              mode_t mode) {
   std::string tmp = absl::StrFormat("%s.tmp.%d", path, static_cast<int>(::getpid()));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -111,7 +111,7 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& content
   return absl::OkStatus();
 }
 
-absl::Status WriteNewFile(const std::string& path, const std::string& contents, mode_t mode) {
+absl::Status WriteNewFile(const std::string& path, std::string_view contents, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {
     if (errno == EEXIST) {

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,11 +19,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // Writes `contents` to `path` atomically: a temporary file in the same directory is
 // written, fsync'ed, given `mode` and renamed over `path`. A reader sees the old file or
 // the whole new one, never a part — which is what makes ready files safe to poll.
-absl::Status WriteFileAtomic(const std::string& path, const std::string& contents,
+absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
                              mode_t mode = 0644);
 
 // Like WriteFileAtomic, but fails with ALREADY_EXISTS rather than replace a file. For keys.
-absl::Status WriteNewFile(const std::string& path, const std::string& contents, mode_t mode);
+absl::Status WriteNewFile(const std::string& path, std::string_view contents, mode_t mode);
 
 // FAILED_PRECONDITION unless `path` is a regular file that neither group nor others may
 // read or write (like ssh does for private keys).

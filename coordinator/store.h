@@ -19,8 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tessera::v1 {
 class TaskRecord;
@@ -35,12 +37,14 @@ class Store {
   virtual ~Store() = default;
 
   // Assigns the next task id ("task-1", "task-2", ...; never reused, also across
-  // restarts), sets it in `record` and stores the record, atomically. Returns the id.
+  // restarts), sets it in `record` (replacing any id the caller put there) and stores the
+  // record, atomically. Returns the id.
   virtual absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) = 0;
 
   // Replaces an existing task record. NOT_FOUND if there is none with that id.
   virtual absl::Status UpdateTask(const v1::TaskRecord& record) = 0;
 
+  // NOT_FOUND if there is no such task (including any id not of the form "task-<n>").
   virtual absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) = 0;
 
   // All tasks, in creation order.
@@ -60,7 +64,8 @@ class Store {
   virtual absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
                                                            uint32_t round) = 0;
 
-  // Inserts or replaces the registry entry of record.client_id().
+  // Inserts or replaces the registry entry of record.client_id(). INVALID_ARGUMENT if
+  // the id is empty.
   virtual absl::Status PutClient(const v1::ClientRecord& record) = 0;
   virtual absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) = 0;
   // All clients, sorted by id.
@@ -98,11 +103,12 @@ class FaultInjectingStore : public Store {
   absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override;
 
  private:
-  absl::Status MaybeFail(const char* op);
-  std::unique_ptr<Store> base_;
+  absl::Status MaybeFail(const char* op) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::unique_ptr<Store> base_;
+  absl::Mutex mu_;
   // -1: never fail. Otherwise the number of writes still allowed.
-  int writes_left_ = -1;  // guarded by mu_
-  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
+  int writes_left_ ABSL_GUARDED_BY(mu_) = -1;
 };
 
 }  // namespace tessera::coordinator

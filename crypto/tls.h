@@ -43,12 +43,15 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const v1::TlsFiles& files, Role want
                                             absl::Time now);
 
 // Server credentials: TLS 1.3 only; client certificate required and verified against
-// the CA.
+// the CA. If TLS 1.3 cannot be enforced (RequireTls13ForProcess fails) the process aborts
+// rather than serve older versions; call RequireTls13ForProcess at start-up to get that
+// error as a status instead.
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial& material);
 
 // A channel to `address` presenting `material`'s certificate and verifying the server's
 // against the CA. `server_name` is the name checked in the server certificate's SANs;
-// empty means the host part of `address`.
+// empty means the host part of `address`. Aborts like MakeServerCredentials if TLS 1.3
+// cannot be enforced.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const std::string& server_name,
                                            const TlsMaterial& material);
@@ -60,6 +63,10 @@ absl::StatusOr<CertificateInfo> PeerIdentity(const grpc::AuthContext& auth_conte
 // Disables every TLS version below 1.3 for every OpenSSL context this process creates
 // from now on (gRPC 1.51 has no public knob for it). Idempotent; MakeServerCredentials
 // and MakeChannel call it. Returns INTERNAL if OpenSSL refused the configuration.
+// Mechanism: loads an in-memory OpenSSL config whose ssl_conf system_default section says
+// "Protocol = -ALL, TLSv1.3", which every later SSL_CTX_new applies as SSL_OP_NO_* bits.
+// Call it early, before other threads make TLS contexts, and do not load another OpenSSL
+// config afterwards (it would replace the system_default section).
 absl::Status RequireTls13ForProcess();
 
 }  // namespace tessera::crypto

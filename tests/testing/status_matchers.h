@@ -33,6 +33,13 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
                                        result_listener);
 }
 
+// EXPECT_THAT(f(), StatusIs(absl::StatusCode::kNotFound));
+MATCHER_P(StatusIs, code, "") {
+  const absl::Status& s = ::tessera::testing::GetStatus(arg);
+  *result_listener << "status: " << s;
+  return s.code() == code;
+}
+
 }  // namespace tessera::testing
 
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::tessera::testing::IsOk())

@@ -1,0 +1,158 @@
+// tessera-client: an institution's client daemon and its set-up commands.
+//   tessera-client keygen --name ID [--out-dir DIR]   key pair + CSR for the operator to sign
+//   tessera-client check --config FILE                 config, certificate and data check
+//   tessera-client run --config FILE                   the daemon
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "client/csv.h"
+#include "client/daemon.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/proto_text.h"
+#include "common/signals.h"
+#include "common/status.h"
+#include "crypto/pki_files.h"
+#include "crypto/tls.h"
+#include "proto/config.pb.h"
+#include "proto/validation.h"
+
+namespace {
+
+using tessera::common::FlagParser;
+
+constexpr char kUsage[] =
+    "usage: tessera-client COMMAND [flags]\n\n"
+    "The institution's side of a Tessera federation: trains on local data and sends only\n"
+    "aggregated updates to the coordinator. It opens no port; every connection goes out.\n\n"
+    "commands:\n"
+    "  keygen   make this site's private key and a certificate signing request\n"
+    "  check    check a config file, its certificate and every local dataset\n"
+    "  run      run the client daemon\n\n"
+    "Run 'tessera-client COMMAND --help' for a command's flags.\n";
+
+// Parses flags; returns true when the command should go on (no --help).
+absl::StatusOr<bool> ParseFlags(FlagParser& flags, const std::vector<std::string>& args) {
+  auto positional = flags.Parse(args);
+  if (!positional.ok()) return positional.status();
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return false;
+  }
+  if (!positional->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", positional->front(), "'"));
+  }
+  return true;
+}
+
+absl::StatusOr<tessera::v1::ClientConfig> LoadConfig(const std::string& path) {
+  tessera::v1::ClientConfig config;
+  tessera::common::TextLocations where;
+  RETURN_IF_ERROR(tessera::common::LoadProtoFile(path, &config, &where));
+  RETURN_IF_ERROR(tessera::common::FieldErrorsToStatus(
+      tessera::proto::ValidateClientConfig(config), path, &where));
+  tessera::proto::ApplyClientDefaults(&config);
+  return config;
+}
+
+absl::Status Keygen(const std::vector<std::string>& args) {
+  std::string name;
+  std::string out_dir = ".";
+  FlagParser flags("tessera-client keygen --name ID [--out-dir DIR]",
+                   "Makes this site's private key (ID.key, mode 0600; it never leaves the site)\n"
+                   "and a certificate signing request (ID.csr) to send to the federation\n"
+                   "operator, who signs it with 'tessera pki sign'.");
+  flags.AddString("name", &name, "this site's id, 1..64 characters from [A-Za-z0-9._-]");
+  flags.AddString("out-dir", &out_dir, "directory for the key and the CSR");
+  flags.Require("name");
+  ASSIGN_OR_RETURN(bool go, ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto paths, tessera::crypto::WriteKeyAndCsr(name, out_dir));
+  std::printf("private key: %s (keep it here, mode 0600)\nrequest:     %s (send to the operator)\n",
+              paths.key.c_str(), paths.csr.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Check(const std::vector<std::string>& args) {
+  std::string config_path;
+  FlagParser flags("tessera-client check --config FILE",
+                   "Checks the config file, the TLS files (key mode, chain to the federation CA,\n"
+                   "validity, role) and reads every local dataset, without connecting anywhere.");
+  flags.AddString("config", &config_path, "ClientConfig file (text format or .json)");
+  flags.Require("config");
+  ASSIGN_OR_RETURN(bool go, ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  ASSIGN_OR_RETURN(tessera::v1::ClientConfig config, LoadConfig(config_path));
+  ASSIGN_OR_RETURN(tessera::crypto::TlsMaterial tls,
+                   tessera::crypto::LoadTlsMaterial(config.tls(), tessera::crypto::Role::kInstitution,
+                                                    absl::Now()));
+  std::printf("identity:    %s (federation %s), certificate valid until %s\n",
+              tls.identity.node_id.c_str(), tls.identity.federation.c_str(),
+              absl::FormatTime("%Y-%m-%d", tls.identity.not_after, absl::UTCTimeZone()).c_str());
+  std::printf("coordinator: %s\n", config.coordinator_address().c_str());
+  for (const auto& d : config.datasets()) {
+    for (const std::string* path : {&d.train_csv(), &d.test_csv()}) {
+      if (path->empty()) continue;
+      ASSIGN_OR_RETURN(tessera::client::CsvTable table, tessera::client::LoadCsv(*path));
+      std::printf("dataset %-12s %-5s %s: %zu rows, %zu columns\n", d.id().c_str(),
+                  path == &d.train_csv() ? "train" : "test", path->c_str(), table.num_rows,
+                  table.header.size());
+    }
+  }
+  std::printf("ok\n");
+  return absl::OkStatus();
+}
+
+absl::Status Run(const std::vector<std::string>& args) {
+  std::string config_path;
+  std::string ready_file;
+  bool verbose = false;
+  FlagParser flags("tessera-client run --config FILE [flags]",
+                   "Runs the client daemon: connects out to the coordinator, trains on the local\n"
+                   "datasets the config names when a task the local policy accepts asks for it,\n"
+                   "and reconnects with backoff whenever the coordinator is away.");
+  flags.AddString("config", &config_path, "ClientConfig file (text format or .json)");
+  flags.AddString("ready-file", &ready_file, "override ready_file");
+  flags.AddBool("verbose", &verbose, "log debug events too");
+  flags.Require("config");
+  ASSIGN_OR_RETURN(bool go, ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  if (verbose) tessera::common::SetMinLogLevel(tessera::common::LogLevel::kDebug);
+  ASSIGN_OR_RETURN(tessera::v1::ClientConfig config, LoadConfig(config_path));
+  if (!ready_file.empty()) config.set_ready_file(ready_file);
+  static absl::Notification stop;
+  tessera::common::StopOnTerminationSignal(&stop);
+  return tessera::client::RunClient(config, &stop);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  absl::Status st;
+  if (command == "keygen") {
+    st = Keygen(args);
+  } else if (command == "check") {
+    st = Check(args);
+  } else if (command == "run") {
+    st = Run(args);
+  } else {
+    st = absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", command, "' (keygen, check or run; see --help)"));
+  }
+  if (!st.ok()) {
+    std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,271 @@
+#include "client/daemon.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "client/update_sink.h"
+#include "client/work_processor.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "crypto/tls.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/config.pb.h"
+#include "proto/federation.grpc.pb.h"
+#include "proto/grpc_status.h"
+
+namespace tessera::client {
+namespace {
+
+constexpr absl::Duration kHelloTimeout = absl::Seconds(15);
+// A PullWork call's deadline is the coordinator's long-poll time plus this margin, so the
+// coordinator always answers first.
+constexpr absl::Duration kPullMargin = absl::Seconds(15);
+// Minimum time given to a PushResult even when the stage deadline is near.
+constexpr absl::Duration kMinPushTimeout = absl::Seconds(10);
+
+bool IsTransient(const absl::Status& st) {
+  return st.code() == absl::StatusCode::kUnavailable ||
+         st.code() == absl::StatusCode::kDeadlineExceeded ||
+         st.code() == absl::StatusCode::kCancelled || st.code() == absl::StatusCode::kAborted;
+}
+
+const char* StageName(v1::Stage stage) {
+  switch (stage) {
+    case v1::STAGE_STATISTICS:
+      return "statistics";
+    case v1::STAGE_FIT:
+      return "fit";
+    case v1::STAGE_EVALUATE:
+      return "evaluate";
+    default:
+      return "unknown";
+  }
+}
+
+// Lets the stop path cancel whatever call is in flight, so SIGTERM never waits out a
+// long-poll.
+class CallGuard {
+ public:
+  explicit CallGuard(absl::Notification* stop) : stop_(stop) {}
+
+  // Registers `ctx` as the call in flight; returns false if already stopping.
+  bool Enter(grpc::ClientContext* ctx) {
+    absl::MutexLock lock(&mu_);
+    if (stop_->HasBeenNotified()) return false;
+    current_ = ctx;
+    return true;
+  }
+  void Leave() {
+    absl::MutexLock lock(&mu_);
+    current_ = nullptr;
+  }
+  void CancelCurrent() {
+    absl::MutexLock lock(&mu_);
+    if (current_ != nullptr) current_->TryCancel();
+  }
+
+ private:
+  absl::Notification* const stop_;
+  absl::Mutex mu_;
+  grpc::ClientContext* current_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+class GrpcUpdateSink final : public UpdateSink {
+ public:
+  GrpcUpdateSink(v1::Federation::Stub* stub, CallGuard* guard) : stub_(stub), guard_(guard) {}
+
+  absl::Status Send(const v1::WorkItem& item, std::span<const double> contribution) override {
+    v1::PushResultRequest request;
+    request.set_work_id(item.work_id());
+    request.mutable_contribution()->mutable_values()->Assign(contribution.begin(),
+                                                             contribution.end());
+    return Push(item, request);
+  }
+
+  absl::Status Decline(const v1::WorkItem& item, const v1::Decline& decline) override {
+    v1::PushResultRequest request;
+    request.set_work_id(item.work_id());
+    *request.mutable_decline() = decline;
+    return Push(item, request);
+  }
+
+ private:
+  absl::Status Push(const v1::WorkItem& item, const v1::PushResultRequest& request) {
+    grpc::ClientContext ctx;
+    absl::Duration left = absl::FromUnixMillis(item.deadline_unix_ms()) - absl::Now();
+    SetDeadline(&ctx, std::max(left, kMinPushTimeout));
+    if (!guard_->Enter(&ctx)) return absl::CancelledError("stopping");
+    v1::PushResultResponse response;
+    grpc::Status st = stub_->PushResult(&ctx, request, &response);
+    guard_->Leave();
+    return proto::FromGrpcStatus(st);
+  }
+
+  v1::Federation::Stub* const stub_;
+  CallGuard* const guard_;
+};
+
+class ClientDaemon {
+ public:
+  ClientDaemon(const v1::ClientConfig& config, absl::Notification* stop)
+      : config_(config), stop_(stop), guard_(stop) {}
+
+  absl::Status Run() {
+    ASSIGN_OR_RETURN(
+        crypto::TlsMaterial tls,
+        crypto::LoadTlsMaterial(config_.tls(), crypto::Role::kInstitution, absl::Now()));
+    client_id_ = tls.identity.node_id;
+    processor_ = std::make_unique<WorkProcessor>(client_id_, config_);
+    RETURN_IF_ERROR(processor_->Preload());
+    channel_ = crypto::MakeChannel(config_.coordinator_address(), config_.server_name(), tls);
+    stub_ = v1::Federation::NewStub(channel_);
+    sink_ = std::make_unique<GrpcUpdateSink>(stub_.get(), &guard_);
+    common::LogInfo("client_started")
+        .With("client", client_id_)
+        .With("coordinator", config_.coordinator_address())
+        .With("datasets", static_cast<uint64_t>(config_.datasets_size()));
+
+    // Cancels the call in flight as soon as a stop is requested.
+    std::thread canceller([this] {
+      stop_->WaitForNotification();
+      guard_.CancelCurrent();
+    });
+
+    absl::Duration backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
+    const absl::Duration max_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
+    int failures = 0;
+    while (!stop_->HasBeenNotified()) {
+      absl::Status st = Session();
+      if (stop_->HasBeenNotified()) break;
+      if (session_ok_) {
+        // The coordinator was there a moment ago: come back quickly.
+        backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
+        failures = 0;
+        session_ok_ = false;
+      }
+      if (!IsTransient(st)) {
+        // E.g. PERMISSION_DENIED: our certificate is not welcome. Retrying slowly lets an
+        // operator fix it without anyone restarting the site.
+        common::LogError("coordinator_refused").With("error", st.ToString());
+      } else if (failures == 0 || failures % 10 == 0) {
+        common::LogWarning("coordinator_unreachable")
+            .With("address", config_.coordinator_address())
+            .With("attempt", failures + 1)
+            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff))
+            .With("error", st.ToString());
+      }
+      ++failures;
+      stop_->WaitForNotificationWithTimeout(backoff * absl::Uniform(bitgen_, 0.5, 1.0));
+      backoff = std::min(backoff * 2, max_backoff);
+    }
+    canceller.join();
+    common::LogInfo("client_stopped").With("client", client_id_);
+    return absl::OkStatus();
+  }
+
+ private:
+  // One connection's life: Hello, then pull and answer until a call fails.
+  absl::Status Session() {
+    v1::HelloRequest hello;
+    hello.set_client_version(ClientVersion());
+    for (const v1::LocalDataset& d : config_.datasets()) hello.add_dataset_ids(d.id());
+    v1::HelloResponse welcome;
+    {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, kHelloTimeout);
+      if (!guard_.Enter(&ctx)) return absl::CancelledError("stopping");
+      grpc::Status st = stub_->Hello(&ctx, hello, &welcome);
+      guard_.Leave();
+      RETURN_IF_ERROR(proto::FromGrpcStatus(st));
+    }
+    session_ok_ = true;
+    common::LogInfo("connected")
+        .With("client", welcome.client_id())
+        .With("coordinator", config_.coordinator_address());
+    if (!ready_written_ && !config_.ready_file().empty()) {
+      RETURN_IF_ERROR(common::WriteFileAtomic(config_.ready_file(), welcome.client_id() + "\n"));
+      ready_written_ = true;
+    }
+    const absl::Duration pull_timeout =
+        absl::Seconds(std::max<uint32_t>(welcome.long_poll_seconds(), 1)) + kPullMargin;
+    while (!stop_->HasBeenNotified()) {
+      v1::PullWorkResponse response;
+      {
+        grpc::ClientContext ctx;
+        SetDeadline(&ctx, pull_timeout);
+        if (!guard_.Enter(&ctx)) return absl::CancelledError("stopping");
+        grpc::Status st = stub_->PullWork(&ctx, v1::PullWorkRequest(), &response);
+        guard_.Leave();
+        RETURN_IF_ERROR(proto::FromGrpcStatus(st));
+      }
+      if (!response.has_work()) continue;
+      RETURN_IF_ERROR(Answer(response.work()));
+    }
+    return absl::CancelledError("stopping");
+  }
+
+  // Computes and sends the answer to one item. Returns an error only when the coordinator
+  // could not be reached (the session then reconnects).
+  absl::Status Answer(const v1::WorkItem& item) {
+    common::LogInfo("work_received")
+        .With("task", item.task_id())
+        .With("round", item.round())
+        .With("stage", StageName(item.stage()))
+        .With("work", item.work_id());
+    absl::Time started = absl::Now();
+    WorkOutcome outcome = processor_->Process(item);
+    absl::Status sent;
+    if (outcome.contribution.has_value()) {
+      sent = sink_->Send(item, *outcome.contribution);
+      common::LogInfo("work_answered")
+          .With("work", item.work_id())
+          .With("values", static_cast<uint64_t>(outcome.contribution->size()))
+          .With("compute_ms", absl::ToInt64Milliseconds(absl::Now() - started))
+          .With("status", sent.ok() ? "accepted" : sent.ToString());
+    } else {
+      sent = sink_->Decline(item, outcome.decline);
+      common::LogWarning("work_declined")
+          .With("work", item.work_id())
+          .With("reason", v1::Decline::Reason_Name(outcome.decline.reason()))
+          .With("detail", outcome.decline.detail())
+          .With("status", sent.ok() ? "accepted" : sent.ToString());
+    }
+    if (IsTransient(sent)) return sent;
+    return absl::OkStatus();
+  }
+
+  const v1::ClientConfig& config_;
+  absl::Notification* const stop_;
+  CallGuard guard_;
+  std::string client_id_;
+  std::unique_ptr<WorkProcessor> processor_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Federation::Stub> stub_;
+  std::unique_ptr<UpdateSink> sink_;
+  absl::BitGen bitgen_;
+  bool ready_written_ = false;
+  bool session_ok_ = false;
+};
+
+}  // namespace
+
+const char* ClientVersion() { return "tessera-client/0.1.0"; }
+
+absl::Status RunClient(const v1::ClientConfig& config, absl::Notification* stop) {
+  ClientDaemon daemon(config, stop);
+  return daemon.Run();
+}
+
+}  // namespace tessera::client

@@ -1,0 +1,71 @@
+// What this site answers to a work item: a contribution vector (proto/contribution_layout.h)
+// or a reasoned decline. The whole local decision lives here, apart from any transport:
+//   1. the item is intact: the spec and model hashes match their contents, sizes agree;
+//   2. the local policy accepts the task (minimum cohort, allowed names or spec hashes)
+//      and the cohort asked is not smaller than this site's minimum;
+//   3. the site holds the dataset and its columns match the task's schema;
+// only then are the local rows read and the stage computed. Nothing computed here is
+// logged; logs carry ids, counts and sizes only.
+//
+// Loaded CSV files are cached (keyed by path, size and modification time), so rounds do
+// not re-read them. Not thread-safe: one processor per client daemon loop.
+#ifndef TESSERA_CLIENT_WORK_PROCESSOR_H_
+#define TESSERA_CLIENT_WORK_PROCESSOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/dataset.h"
+#include "proto/config.pb.h"
+#include "proto/federation.pb.h"
+
+namespace tessera::client {
+
+struct WorkOutcome {
+  // Set when the site contributes.
+  std::optional<std::vector<double>> contribution;
+  // Set (reason != REASON_UNSPECIFIED) when the site declines.
+  v1::Decline decline;
+};
+
+class WorkProcessor {
+ public:
+  // `client_id` is this site's certificate name (it seeds local shuffling). `config` must be
+  // validated, with defaults applied.
+  WorkProcessor(std::string client_id, v1::ClientConfig config);
+
+  // Loads every configured CSV once, so that a misconfigured site fails at start with an
+  // error naming the file rather than at its first round.
+  absl::Status Preload();
+
+  WorkOutcome Process(const v1::WorkItem& item);
+
+  // Seed of this site's local shuffling for a round: SHA-256 of (task seed, round, client id).
+  static uint64_t LocalSeed(uint64_t task_seed, uint32_t round, const std::string& client_id);
+
+ private:
+  // The dataset `id`'s training or test rows, selected by the task's schema, not
+  // standardised. INVALID_ARGUMENT/NOT_FOUND naming the file on a mismatch.
+  absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(const v1::LocalDataset& local,
+                                                          bool test, const v1::DatasetSpec& schema);
+  absl::StatusOr<std::shared_ptr<const CsvTable>> LoadTable(const std::string& path);
+
+  const std::string client_id_;
+  const v1::ClientConfig config_;
+
+  struct CachedTable {
+    int64_t size = 0;
+    int64_t mtime_ns = 0;
+    std::shared_ptr<const CsvTable> table;
+  };
+  std::map<std::string, CachedTable> tables_;
+};
+
+}  // namespace tessera::client
+
+#endif  // TESSERA_CLIENT_WORK_PROCESSOR_H_

@@ -1,0 +1,28 @@
+#include "common/signals.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/log.h"
+
+namespace tessera::common {
+
+void StopOnTerminationSignal(absl::Notification* stop) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, stop]() {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) return;
+    LogInfo("signal_received").With("signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop->Notify();
+    if (sigwait(&set, &sig) == 0) _exit(128 + sig);
+  }).detach();
+}
+
+}  // namespace tessera::common

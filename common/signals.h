@@ -1,0 +1,17 @@
+// Graceful stop for daemons on SIGINT / SIGTERM.
+#ifndef TESSERA_COMMON_SIGNALS_H_
+#define TESSERA_COMMON_SIGNALS_H_
+
+#include "absl/synchronization/notification.h"
+
+namespace tessera::common {
+
+// Blocks SIGINT and SIGTERM in the calling thread — call it first in main(), before any
+// thread starts, so every thread inherits the mask — and starts a detached thread that
+// waits for either signal and notifies `stop` (which must live until exit). A second
+// signal ends the process at once.
+void StopOnTerminationSignal(absl::Notification* stop);
+
+}  // namespace tessera::common
+
+#endif  // TESSERA_COMMON_SIGNALS_H_

@@ -1,0 +1,123 @@
+#include "coordinator/client_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/log.h"
+#include "common/status.h"
+
+namespace tessera::coordinator {
+
+ClientRegistry::ClientRegistry(Store* store, const common::Clock* clock, absl::Duration liveness,
+                               std::function<int(const std::string&)> waiting_pulls)
+    : store_(store), clock_(clock), liveness_(liveness), waiting_pulls_(std::move(waiting_pulls)) {}
+
+absl::Status ClientRegistry::Load() {
+  ASSIGN_OR_RETURN(std::vector<v1::ClientRecord> records, store_->ListClients());
+  absl::MutexLock lock(&mu_);
+  for (v1::ClientRecord& r : records) {
+    std::string id = r.client_id();
+    clients_[id] = std::move(r);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClientRegistry::Hello(const std::string& client_id, const std::string& fingerprint,
+                                   const std::vector<std::string>& dataset_ids,
+                                   const std::string& version) {
+  int64_t now = common::ToUnixMillis(clock_->Now());
+  v1::ClientRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = clients_.find(client_id);
+    if (it != clients_.end()) {
+      record = it->second;
+    } else {
+      record.set_client_id(client_id);
+      record.set_first_seen_unix_ms(now);
+    }
+  }
+  if (!record.cert_fingerprint().empty() && record.cert_fingerprint() != fingerprint) {
+    common::LogInfo("client_certificate_changed")
+        .With("client", client_id)
+        .With("old_fingerprint", record.cert_fingerprint())
+        .With("new_fingerprint", fingerprint);
+  }
+  record.set_cert_fingerprint(fingerprint);
+  record.set_status(v1::CLIENT_ACTIVE);
+  record.set_last_seen_unix_ms(now);
+  record.clear_dataset_ids();
+  std::vector<std::string> sorted = dataset_ids;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (const std::string& d : sorted) record.add_dataset_ids(d);
+  record.set_client_version(version.substr(0, 64));
+  // Persist first: a Hello the store refused leaves the registry as it was.
+  RETURN_IF_ERROR(store_->PutClient(record));
+  absl::MutexLock lock(&mu_);
+  clients_[client_id] = record;
+  last_persisted_[client_id] = clock_->Now();
+  return absl::OkStatus();
+}
+
+bool ClientRegistry::Known(const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  return clients_.count(client_id) > 0;
+}
+
+void ClientRegistry::Seen(const std::string& client_id) {
+  absl::Time now = clock_->Now();
+  v1::ClientRecord to_persist;
+  bool persist = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = clients_.find(client_id);
+    if (it == clients_.end()) return;
+    it->second.set_last_seen_unix_ms(common::ToUnixMillis(now));
+    absl::Time& last = last_persisted_[client_id];
+    if (now - last >= absl::Minutes(1)) {
+      last = now;
+      to_persist = it->second;
+      persist = true;
+    }
+  }
+  if (persist) {
+    absl::Status st = store_->PutClient(to_persist);
+    if (!st.ok()) {
+      common::LogWarning("client_last_seen_not_persisted")
+          .With("client", client_id)
+          .With("error", st.ToString());
+    }
+  }
+}
+
+std::vector<std::string> ClientRegistry::Connected(const std::string& dataset_id) const {
+  std::vector<std::pair<std::string, int64_t>> candidates;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, record] : clients_) {
+      if (std::find(record.dataset_ids().begin(), record.dataset_ids().end(), dataset_id) ==
+          record.dataset_ids().end()) {
+        continue;
+      }
+      candidates.emplace_back(id, record.last_seen_unix_ms());
+    }
+  }
+  // Liveness is judged outside our lock: waiting_pulls_ takes the work board's.
+  int64_t cutoff = common::ToUnixMillis(clock_->Now() - liveness_);
+  std::vector<std::string> out;
+  for (const auto& [id, last_seen] : candidates) {
+    if (waiting_pulls_(id) > 0 || last_seen >= cutoff) out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<v1::ClientRecord> ClientRegistry::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::ClientRecord> out;
+  out.reserve(clients_.size());
+  for (const auto& [id, record] : clients_) out.push_back(record);
+  return out;
+}
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,70 @@
+// Who belongs to the federation and who is connected now.
+//
+// The lasting part (ClientRecord: id, certificate fingerprint, datasets, first and last
+// seen) is kept in the store; liveness is in memory. A client counts as connected while a
+// PullWork call of its is waiting, or if it called within the liveness window. The
+// registry is loaded from the store at start, so a restarted coordinator knows every
+// client and picks cohorts again as soon as they poll.
+//
+// Thread-safe.
+#ifndef TESSERA_COORDINATOR_CLIENT_REGISTRY_H_
+#define TESSERA_COORDINATOR_CLIENT_REGISTRY_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "coordinator/store.h"
+#include "proto/state.pb.h"
+
+namespace tessera::coordinator {
+
+class ClientRegistry {
+ public:
+  // `store` and `clock` must outlive the registry. `waiting_pulls(id)` tells how many
+  // PullWork calls of a client are waiting now.
+  ClientRegistry(Store* store, const common::Clock* clock, absl::Duration liveness,
+                 std::function<int(const std::string&)> waiting_pulls);
+
+  // Loads every known client from the store. Call once before serving.
+  absl::Status Load();
+
+  // A Hello from `client_id` whose certificate has `fingerprint`: creates or updates its
+  // record (datasets, version, fingerprint) and persists it. A changed fingerprint (the site
+  // re-keyed) is logged.
+  absl::Status Hello(const std::string& client_id, const std::string& fingerprint,
+                     const std::vector<std::string>& dataset_ids, const std::string& version);
+
+  // Whether `client_id` has a record (said Hello at some time).
+  bool Known(const std::string& client_id) const;
+
+  // Any call from `client_id`: refreshes its last-seen time (persisted at most once a
+  // minute, to keep the store quiet).
+  void Seen(const std::string& client_id);
+
+  // Connected clients that hold `dataset_id`, sorted by id.
+  std::vector<std::string> Connected(const std::string& dataset_id) const;
+
+  // Every record, sorted by id, with last-seen times as known in memory.
+  std::vector<v1::ClientRecord> List() const;
+
+ private:
+  Store* const store_;
+  const common::Clock* const clock_;
+  const absl::Duration liveness_;
+  const std::function<int(const std::string&)> waiting_pulls_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, v1::ClientRecord> clients_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> last_persisted_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::coordinator
+
+#endif  // TESSERA_COORDINATOR_CLIENT_REGISTRY_H_

@@ -1,0 +1,441 @@
+// `tessera tasks ...` and `tessera clients ...`: the admin service, reached with an
+// operator certificate.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/flags.h"
+#include "common/proto_text.h"
+#include "common/status.h"
+#include "coordinator/console/console.h"
+#include "coordinator/console/internal.h"
+#include "crypto/hash.h"
+#include "crypto/tls.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/config.pb.h"
+#include "proto/grpc_status.h"
+#include "proto/validation.h"
+
+namespace tessera::console {
+
+namespace internal {
+
+absl::StatusOr<bool> ParseFlags(common::FlagParser& flags, const std::vector<std::string>& args,
+                                std::vector<std::string>* positional, size_t max_positional) {
+  ASSIGN_OR_RETURN(std::vector<std::string> rest, flags.Parse(args));
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return false;
+  }
+  if (rest.size() > max_positional) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", rest[max_positional], "' (see --help)"));
+  }
+  if (positional != nullptr) *positional = std::move(rest);
+  return true;
+}
+
+}  // namespace internal
+
+namespace {
+
+using common::FlagParser;
+
+constexpr absl::Duration kCallTimeout = absl::Seconds(30);
+
+// Connection flags shared by every admin command.
+struct Connection {
+  std::string config;
+  std::string coordinator;
+  std::string server_name;
+  std::string ca;
+  std::string cert;
+  std::string key;
+
+  void Register(FlagParser& flags) {
+    flags.AddString("config", &config,
+                    "ConsoleConfig file (default: $TESSERA_CONSOLE_CONFIG)");
+    flags.AddString("coordinator", &coordinator, "coordinator host:port (overrides the config)");
+    flags.AddString("server-name", &server_name, "name in the coordinator's certificate");
+    flags.AddString("ca", &ca, "federation CA certificate (overrides the config)");
+    flags.AddString("cert", &cert, "operator certificate (overrides the config)");
+    flags.AddString("key", &key, "operator private key (overrides the config)");
+  }
+
+  absl::StatusOr<std::unique_ptr<v1::Admin::Stub>> Connect() const {
+    v1::ConsoleConfig cc;
+    std::string path = config;
+    if (path.empty()) {
+      const char* env = std::getenv("TESSERA_CONSOLE_CONFIG");
+      if (env != nullptr) path = env;
+    }
+    common::TextLocations where;
+    if (!path.empty()) RETURN_IF_ERROR(common::LoadProtoFile(path, &cc, &where));
+    if (!coordinator.empty()) cc.set_coordinator_address(coordinator);
+    if (!server_name.empty()) cc.set_server_name(server_name);
+    if (!ca.empty()) cc.mutable_tls()->set_ca_cert(ca);
+    if (!cert.empty()) cc.mutable_tls()->set_cert(cert);
+    if (!key.empty()) cc.mutable_tls()->set_key(key);
+    RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateConsoleConfig(cc),
+                                                path.empty() ? "console flags" : path, &where));
+    ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
+                     crypto::LoadTlsMaterial(cc.tls(), crypto::Role::kOperator, absl::Now()));
+    return v1::Admin::NewStub(crypto::MakeChannel(cc.coordinator_address(), cc.server_name(), tls));
+  }
+};
+
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
+}
+
+// Names the coordinator in transport errors, which gRPC words tersely.
+absl::Status CallStatus(const grpc::Status& st) {
+  absl::Status s = proto::FromGrpcStatus(st);
+  if (s.code() == absl::StatusCode::kUnavailable) {
+    return absl::UnavailableError(absl::StrCat("coordinator unreachable: ", s.message()));
+  }
+  return s;
+}
+
+std::string FormatMillis(int64_t ms) {
+  if (ms <= 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::UTCTimeZone());
+}
+
+std::string ShortState(v1::TaskState s) {
+  std::string name = v1::TaskState_Name(s);
+  return name.rfind("TASK_", 0) == 0 ? name.substr(5) : name;
+}
+
+std::string FormatMetric(const std::string& name, double v) {
+  if (name == "num_examples" || name == "train_examples" || name == "num_train_rows") {
+    return absl::StrFormat("%.0f", v);
+  }
+  return absl::StrFormat("%.4f", v);
+}
+
+// Prints rows as an aligned table.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+// The metric names used across `rounds`, in first-seen order.
+std::vector<std::string> MetricNames(const google::protobuf::RepeatedPtrField<v1::RoundRecord>& rounds) {
+  std::vector<std::string> names;
+  for (const auto& r : rounds) {
+    for (const auto& m : r.metrics()) {
+      if (std::find(names.begin(), names.end(), m.name()) == names.end()) names.push_back(m.name());
+    }
+  }
+  return names;
+}
+
+std::vector<std::string> RoundRow(const v1::RoundRecord& r, const std::vector<std::string>& names) {
+  std::vector<std::string> row = {absl::StrCat(r.round()), absl::StrCat(r.fit_participants_size()),
+                                  absl::StrCat(r.attempts())};
+  for (const std::string& n : names) {
+    std::string cell = "-";
+    for (const auto& m : r.metrics()) {
+      if (m.name() == n) cell = FormatMetric(n, m.value());
+    }
+    row.push_back(cell);
+  }
+  row.push_back(FormatMillis(r.committed_unix_ms()));
+  return row;
+}
+
+std::vector<std::string> RoundHeader(const std::vector<std::string>& names) {
+  std::vector<std::string> h = {"ROUND", "SITES", "ATTEMPTS"};
+  for (const std::string& n : names) h.push_back(absl::AsciiStrToUpper(n));
+  h.push_back("COMMITTED (UTC)");
+  return h;
+}
+
+absl::StatusOr<v1::GetTaskResponse> FetchTask(v1::Admin::Stub& stub, const std::string& id) {
+  v1::GetTaskRequest request;
+  request.set_task_id(id);
+  v1::GetTaskResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  RETURN_IF_ERROR(CallStatus(stub.GetTask(&ctx, request, &response)));
+  return response;
+}
+
+void PrintTaskSummary(const v1::TaskRecord& t) {
+  std::printf("task      %s (%s)\n", t.task_id().c_str(), t.spec().name().c_str());
+  std::printf("state     %s%s%s\n", ShortState(t.state()).c_str(),
+              t.state_reason().empty() ? "" : ": ", t.state_reason().c_str());
+  std::printf("rounds    %d of %u committed\n", std::max(0, t.last_committed_round()),
+              t.spec().rounds());
+  std::printf("dataset   %s (%d features, label %s)\n", t.spec().dataset().id().c_str(),
+              t.spec().dataset().features_size(), t.spec().dataset().label().c_str());
+  std::printf("spec      sha256 %s\n", crypto::ToHex(t.spec_hash()).c_str());
+  std::printf("submitted %s by %s\n", FormatMillis(t.created_unix_ms()).c_str(),
+              t.submitted_by().c_str());
+}
+
+absl::Status Submit(const std::vector<std::string>& args) {
+  Connection conn;
+  bool dry_run = false;
+  FlagParser flags("tessera tasks submit [flags] TASK_FILE",
+                   "Validates a task file (a TaskSpec in protobuf text format, or .json) and\n"
+                   "submits it. Errors name the file, line and field; nothing is stored then.");
+  conn.Register(flags);
+  flags.AddBool("dry-run", &dry_run, "only validate the file and print its spec hash");
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
+  if (!go) return absl::OkStatus();
+  if (positional.empty()) return absl::InvalidArgumentError("tasks submit needs a TASK_FILE");
+  const std::string& path = positional[0];
+  v1::TaskSpec spec;
+  common::TextLocations where;
+  RETURN_IF_ERROR(common::LoadProtoFile(path, &spec, &where));
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec), path, &where));
+  if (dry_run) {
+    v1::TaskSpec full = spec;
+    proto::ApplyTaskDefaults(&full);
+    std::printf("%s: valid; spec sha256 %s\n", path.c_str(),
+                crypto::ToHex(crypto::HashTaskSpec(full)).c_str());
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  v1::SubmitTaskRequest request;
+  *request.mutable_spec() = std::move(spec);
+  v1::SubmitTaskResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  RETURN_IF_ERROR(common::Annotate(CallStatus(stub->SubmitTask(&ctx, request, &response)), path));
+  std::printf("%s\n", response.task_id().c_str());
+  std::fprintf(stderr, "submitted %s as %s (spec sha256 %s)\n", path.c_str(),
+               response.task_id().c_str(), crypto::ToHex(response.spec_hash()).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status List(const std::vector<std::string>& args) {
+  Connection conn;
+  bool json = false;
+  FlagParser flags("tessera tasks list [flags]", "Lists every task with its state and progress.");
+  conn.Register(flags);
+  flags.AddBool("json", &json, "print JSON");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  v1::ListTasksResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  RETURN_IF_ERROR(CallStatus(stub->ListTasks(&ctx, v1::ListTasksRequest(), &response)));
+  if (json) {
+    std::printf("%s\n", common::ToJson(response).c_str());
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"TASK", "NAME", "STATE", "ROUNDS", "DATASET", "SUBMITTED (UTC)", "BY"}};
+  for (const v1::TaskRecord& t : response.tasks()) {
+    rows.push_back({t.task_id(), t.spec().name(), ShortState(t.state()),
+                    absl::StrCat(std::max(0, t.last_committed_round()), "/", t.spec().rounds()),
+                    t.spec().dataset().id(), FormatMillis(t.created_unix_ms()), t.submitted_by()});
+  }
+  PrintTable(rows);
+  return absl::OkStatus();
+}
+
+absl::Status Show(const std::vector<std::string>& args) {
+  Connection conn;
+  bool json = false;
+  std::string metric;
+  FlagParser flags("tessera tasks show [flags] TASK_ID",
+                   "Shows a task and the metrics of each committed round (round 0 is the\n"
+                   "statistics round). Metrics come from federated evaluation on the sites'\n"
+                   "held-out rows.");
+  conn.Register(flags);
+  flags.AddBool("json", &json, "print the task and its rounds as JSON");
+  flags.AddString("metric", &metric,
+                  "print only this metric of the last round that has it (e.g. accuracy)");
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
+  if (!go) return absl::OkStatus();
+  if (positional.empty()) return absl::InvalidArgumentError("tasks show needs a TASK_ID");
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  ASSIGN_OR_RETURN(v1::GetTaskResponse task, FetchTask(*stub, positional[0]));
+  if (!metric.empty()) {
+    for (auto r = task.rounds().rbegin(); r != task.rounds().rend(); ++r) {
+      for (const auto& m : r->metrics()) {
+        if (m.name() == metric) {
+          std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
+          return absl::OkStatus();
+        }
+      }
+    }
+    return absl::NotFoundError(
+        absl::StrCat(positional[0], " has no committed round with metric '", metric, "'"));
+  }
+  if (json) {
+    std::printf("%s\n", common::ToJson(task).c_str());
+    return absl::OkStatus();
+  }
+  PrintTaskSummary(task.task());
+  if (task.rounds().empty()) return absl::OkStatus();
+  std::printf("\n");
+  std::vector<std::string> names = MetricNames(task.rounds());
+  std::vector<std::vector<std::string>> rows = {RoundHeader(names)};
+  for (const auto& r : task.rounds()) rows.push_back(RoundRow(r, names));
+  PrintTable(rows);
+  return absl::OkStatus();
+}
+
+absl::Status Wait(const std::vector<std::string>& args) {
+  Connection conn;
+  uint64_t poll_ms = 1000;
+  FlagParser flags("tessera tasks wait [flags] TASK_ID",
+                   "Follows a task: prints each round's metrics as it commits, and returns when\n"
+                   "the task ends (exit 0 if it completed, 1 if it failed or was cancelled).");
+  conn.Register(flags);
+  flags.AddUint("poll-ms", &poll_ms, "how often to ask the coordinator, in milliseconds");
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
+  if (!go) return absl::OkStatus();
+  if (positional.empty()) return absl::InvalidArgumentError("tasks wait needs a TASK_ID");
+  if (poll_ms == 0) return absl::InvalidArgumentError("--poll-ms must be positive");
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  int printed = -1;  // last round printed
+  bool header = false;
+  int transient_failures = 0;
+  while (true) {
+    auto task = FetchTask(*stub, positional[0]);
+    if (!task.ok()) {
+      // Ride out a coordinator restart; give up on anything else.
+      if (task.status().code() != absl::StatusCode::kUnavailable || ++transient_failures > 120) {
+        return task.status();
+      }
+    } else {
+      transient_failures = 0;
+      std::vector<std::string> names = MetricNames(task->rounds());
+      for (const auto& r : task->rounds()) {
+        if (static_cast<int>(r.round()) <= printed || r.round() == 0) continue;
+        if (!header) {
+          std::vector<std::vector<std::string>> rows = {RoundHeader(names)};
+          PrintTable(rows);
+          header = true;
+        }
+        std::vector<std::string> row = RoundRow(r, names);
+        std::printf("%s\n", absl::StrJoin(row, "  ").c_str());
+        std::fflush(stdout);
+        printed = static_cast<int>(r.round());
+      }
+      const v1::TaskRecord& t = task->task();
+      if (t.state() == v1::TASK_COMPLETED) {
+        std::printf("%s %s after %d rounds\n", t.task_id().c_str(), ShortState(t.state()).c_str(),
+                    t.last_committed_round());
+        return absl::OkStatus();
+      }
+      if (t.state() == v1::TASK_FAILED || t.state() == v1::TASK_CANCELLED) {
+        return absl::AbortedError(absl::StrCat(t.task_id(), " ", ShortState(t.state()), ": ",
+                                               t.state_reason()));
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(static_cast<int64_t>(poll_ms)));
+  }
+}
+
+absl::Status Cancel(const std::vector<std::string>& args) {
+  Connection conn;
+  std::string reason;
+  FlagParser flags("tessera tasks cancel [flags] TASK_ID",
+                   "Stops a running task after its current stage; committed rounds stay.");
+  conn.Register(flags);
+  flags.AddString("reason", &reason, "why, for the record");
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
+  if (!go) return absl::OkStatus();
+  if (positional.empty()) return absl::InvalidArgumentError("tasks cancel needs a TASK_ID");
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  v1::CancelTaskRequest request;
+  request.set_task_id(positional[0]);
+  request.set_reason(reason);
+  v1::CancelTaskResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  RETURN_IF_ERROR(CallStatus(stub->CancelTask(&ctx, request, &response)));
+  std::printf("cancel requested for %s\n", positional[0].c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status TasksCommand(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    return absl::InvalidArgumentError(
+        "tasks needs a subcommand: submit, list, show, wait or cancel");
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "submit") return Submit(rest);
+  if (args[0] == "list") return List(rest);
+  if (args[0] == "show") return Show(rest);
+  if (args[0] == "wait") return Wait(rest);
+  if (args[0] == "cancel") return Cancel(rest);
+  return absl::InvalidArgumentError(absl::StrCat("unknown tasks subcommand '", args[0],
+                                                 "' (submit, list, show, wait or cancel)"));
+}
+
+absl::Status ClientsCommand(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "list") {
+    return absl::InvalidArgumentError("clients needs a subcommand: list");
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  Connection conn;
+  bool json = false;
+  FlagParser flags("tessera clients list [flags]",
+                   "Lists the institutions that have connected: id, certificate fingerprint,\n"
+                   "datasets, and when they were last heard from.");
+  conn.Register(flags);
+  flags.AddBool("json", &json, "print JSON");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, rest));
+  if (!go) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  v1::ListClientsResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  RETURN_IF_ERROR(CallStatus(stub->ListClients(&ctx, v1::ListClientsRequest(), &response)));
+  if (json) {
+    std::printf("%s\n", common::ToJson(response).c_str());
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"CLIENT", "STATUS", "DATASETS", "LAST SEEN", "CERT SHA256", "VERSION"}};
+  for (const v1::ClientRecord& c : response.clients()) {
+    int64_t ago = (response.now_unix_ms() - c.last_seen_unix_ms()) / 1000;
+    std::string status = v1::ClientStatus_Name(c.status());
+    if (status.rfind("CLIENT_", 0) == 0) status = status.substr(7);
+    rows.push_back({c.client_id(), status, absl::StrJoin(c.dataset_ids(), ","),
+                    absl::StrCat(std::max<int64_t>(0, ago), "s ago"),
+                    c.cert_fingerprint().substr(0, 16), c.client_version()});
+  }
+  PrintTable(rows);
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::console

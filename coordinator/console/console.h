@@ -1,0 +1,24 @@
+// The operator console `tessera`: PKI commands (local files) and admin commands (over the
+// admin service with an operator certificate). Each command parses its own flags, prints
+// its result to stdout, and returns a status; main() prints a failed status as one line on
+// stderr and exits non-zero.
+#ifndef TESSERA_COORDINATOR_CONSOLE_CONSOLE_H_
+#define TESSERA_COORDINATOR_CONSOLE_CONSOLE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace tessera::console {
+
+// `tessera pki init|keygen|sign ...`; args start after "pki".
+absl::Status PkiCommand(const std::vector<std::string>& args);
+// `tessera tasks submit|list|show|wait|cancel ...`; args start after "tasks".
+absl::Status TasksCommand(const std::vector<std::string>& args);
+// `tessera clients list ...`; args start after "clients".
+absl::Status ClientsCommand(const std::vector<std::string>& args);
+
+}  // namespace tessera::console
+
+#endif  // TESSERA_COORDINATOR_CONSOLE_CONSOLE_H_

@@ -1,0 +1,54 @@
+// tessera: the federation operator's console.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/console/console.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: tessera COMMAND SUBCOMMAND [flags]\n\n"
+    "The operator console of a Tessera federation.\n\n"
+    "commands:\n"
+    "  pki init      create the federation CA\n"
+    "  pki keygen    make a key and a CSR (for operators and the coordinator)\n"
+    "  pki sign      sign a CSR with a role: institution, operator or coordinator\n"
+    "  tasks submit  validate a task file and submit it\n"
+    "  tasks list    list tasks\n"
+    "  tasks show    a task and its rounds' metrics (table or --json)\n"
+    "  tasks wait    follow a task round by round until it ends\n"
+    "  tasks cancel  stop a running task\n"
+    "  clients list  institutions known to the coordinator\n\n"
+    "Admin commands reach the coordinator with an operator certificate: --config FILE (a\n"
+    "ConsoleConfig; default $TESSERA_CONSOLE_CONFIG) or --coordinator/--ca/--cert/--key.\n"
+    "Run 'tessera COMMAND SUBCOMMAND --help' for flags.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  absl::Status st;
+  if (command == "pki") {
+    st = tessera::console::PkiCommand(args);
+  } else if (command == "tasks") {
+    st = tessera::console::TasksCommand(args);
+  } else if (command == "clients") {
+    st = tessera::console::ClientsCommand(args);
+  } else {
+    st = absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", command, "' (pki, tasks or clients; see --help)"));
+  }
+  if (!st.ok()) {
+    std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}

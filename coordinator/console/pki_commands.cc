@@ -1,0 +1,119 @@
+// `tessera pki ...`: the federation's CA and certificate signing, as local file operations.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/flags.h"
+#include "common/status.h"
+#include "coordinator/console/console.h"
+#include "coordinator/console/internal.h"
+#include "crypto/hash.h"
+#include "crypto/pki.h"
+#include "crypto/pki_files.h"
+
+namespace tessera::console {
+namespace {
+
+using common::FlagParser;
+
+absl::Status Init(const std::vector<std::string>& args) {
+  std::string dir;
+  std::string federation;
+  uint64_t days = 3650;
+  FlagParser flags("tessera pki init --dir DIR --federation NAME [--days N]",
+                   "Creates the federation CA: DIR/ca.key (mode 0600; keep it offline when you\n"
+                   "can) and DIR/ca.crt, which every node trusts. Refuses to replace a CA.");
+  flags.AddString("dir", &dir, "directory for the CA (created with mode 0700)");
+  flags.AddString("federation", &federation, "federation name, put in every certificate");
+  flags.AddUint("days", &days, "validity of the CA certificate in days");
+  flags.Require("dir");
+  flags.Require("federation");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  if (days == 0 || days > 36500) return absl::InvalidArgumentError("--days must be 1..36500");
+  RETURN_IF_ERROR(crypto::InitCertificateAuthorityDir(dir, federation, static_cast<int>(days),
+                                                      absl::Now()));
+  std::printf("federation CA for '%s' created in %s (ca.key, ca.crt)\n", federation.c_str(),
+              dir.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Keygen(const std::vector<std::string>& args) {
+  std::string name;
+  std::string out_dir = ".";
+  FlagParser flags("tessera pki keygen --name ID [--out-dir DIR]",
+                   "Makes a private key (ID.key, mode 0600) and a certificate signing request\n"
+                   "(ID.csr), for an operator or the coordinator. Institutions use\n"
+                   "'tessera-client keygen' at their own site.");
+  flags.AddString("name", &name, "node id, 1..64 characters from [A-Za-z0-9._-]");
+  flags.AddString("out-dir", &out_dir, "directory for the key and the CSR");
+  flags.Require("name");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto paths, crypto::WriteKeyAndCsr(name, out_dir));
+  std::printf("private key: %s\nrequest:     %s\n", paths.key.c_str(), paths.csr.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Sign(const std::vector<std::string>& args) {
+  std::string ca_dir;
+  std::string csr;
+  std::string role_name;
+  std::string sans;
+  std::string out;
+  uint64_t days = 365;
+  FlagParser flags(
+      "tessera pki sign --ca-dir DIR --csr FILE --role ROLE [flags]",
+      "Signs a certificate signing request with the federation CA. The role is the\n"
+      "signer's decision, not the requester's: institution (may only train), operator (may\n"
+      "use the admin service) or coordinator (the server; needs --san).");
+  flags.AddString("ca-dir", &ca_dir, "directory made by 'tessera pki init'");
+  flags.AddString("csr", &csr, "the request (.csr) to sign");
+  flags.AddString("role", &role_name, "institution, operator or coordinator");
+  flags.AddString("san", &sans, "coordinator only: comma-separated DNS names / IP addresses");
+  flags.AddString("out", &out, "certificate file to write (default: the CSR path with .crt)");
+  flags.AddUint("days", &days, "validity in days");
+  flags.Require("ca-dir");
+  flags.Require("csr");
+  flags.Require("role");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  if (days == 0 || days > 36500) return absl::InvalidArgumentError("--days must be 1..36500");
+  crypto::SignOptions options;
+  ASSIGN_OR_RETURN(options.role, crypto::ParseRole(role_name));
+  options.validity_days = static_cast<int>(days);
+  if (!sans.empty()) {
+    options.subject_alt_names = absl::StrSplit(sans, ',', absl::SkipEmpty());
+  }
+  if (out.empty()) {
+    out = csr.size() > 4 && csr.substr(csr.size() - 4) == ".csr"
+              ? csr.substr(0, csr.size() - 4) + ".crt"
+              : csr + ".crt";
+  }
+  ASSIGN_OR_RETURN(crypto::CertificateInfo info,
+                   crypto::SignCsrFile(ca_dir, csr, options, out, absl::Now()));
+  std::printf("issued %s: %s, role %s, federation %s, valid until %s\nsha256 %s\n", out.c_str(),
+              info.node_id.c_str(), crypto::RoleName(info.role), info.federation.c_str(),
+              absl::FormatTime("%Y-%m-%d", info.not_after, absl::UTCTimeZone()).c_str(),
+              info.fingerprint_hex.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PkiCommand(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    return absl::InvalidArgumentError("pki needs a subcommand: init, keygen or sign");
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "init") return Init(rest);
+  if (args[0] == "keygen") return Keygen(rest);
+  if (args[0] == "sign") return Sign(rest);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown pki subcommand '", args[0], "' (init, keygen or sign)"));
+}
+
+}  // namespace tessera::console

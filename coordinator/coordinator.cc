@@ -1,0 +1,176 @@
+#include "coordinator/coordinator.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/proto_text.h"
+#include "common/status.h"
+#include "crypto/hash.h"
+#include "proto/validation.h"
+
+namespace tessera::coordinator {
+
+Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* clock,
+                         CoordinatorOptions options)
+    : store_(std::move(store)),
+      clock_(clock),
+      options_(options),
+      registry_(store_.get(), clock, options.client_liveness,
+                [this](const std::string& id) { return board_.WaitingPulls(id); }) {}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(std::unique_ptr<Store> store,
+                                                                 const common::Clock* clock,
+                                                                 CoordinatorOptions options) {
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(store), clock, options));
+  RETURN_IF_ERROR(c->registry_.Load());
+  return c;
+}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+void Coordinator::StartRunner(const std::string& task_id) {
+  auto runner = std::make_unique<TaskRunner>(task_id, store_.get(), &board_, &registry_, clock_,
+                                             options_.runner);
+  runner->Start();
+  runners_[task_id] = std::move(runner);
+}
+
+absl::Status Coordinator::ResumeTasks() {
+  ASSIGN_OR_RETURN(std::vector<v1::TaskRecord> tasks, store_->ListTasks());
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return absl::FailedPreconditionError("coordinator is shutting down");
+  for (const v1::TaskRecord& t : tasks) {
+    if (t.state() == v1::TASK_COMPLETED || t.state() == v1::TASK_FAILED ||
+        t.state() == v1::TASK_CANCELLED) {
+      continue;
+    }
+    if (runners_.count(t.task_id()) > 0) continue;
+    common::LogInfo("task_resumed")
+        .With("task", t.task_id())
+        .With("last_committed_round", t.last_committed_round());
+    StartRunner(t.task_id());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SubmitTaskResponse> Coordinator::SubmitTask(const std::string& operator_id,
+                                                               v1::TaskSpec spec) {
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec)));
+  proto::ApplyTaskDefaults(&spec);
+  v1::TaskRecord record;
+  int64_t now = common::ToUnixMillis(clock_->Now());
+  record.set_spec_hash(crypto::HashTaskSpec(spec));
+  *record.mutable_spec() = std::move(spec);
+  record.set_state(v1::TASK_PENDING);
+  record.set_submitted_by(operator_id);
+  record.set_created_unix_ms(now);
+  record.set_updated_unix_ms(now);
+  record.set_last_committed_round(-1);
+
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
+  ASSIGN_OR_RETURN(std::string task_id, store_->CreateTask(record));
+  common::LogInfo("task_submitted")
+      .With("task", task_id)
+      .With("name", record.spec().name())
+      .With("operator", operator_id)
+      .With("spec_sha256", crypto::ToHex(record.spec_hash()));
+  StartRunner(task_id);
+  v1::SubmitTaskResponse response;
+  response.set_task_id(task_id);
+  response.set_spec_hash(record.spec_hash());
+  return response;
+}
+
+absl::StatusOr<std::vector<v1::TaskRecord>> Coordinator::ListTasks() { return store_->ListTasks(); }
+
+absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const std::string& task_id) {
+  v1::GetTaskResponse response;
+  ASSIGN_OR_RETURN(*response.mutable_task(), store_->GetTask(task_id));
+  ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id));
+  for (v1::RoundRecord& r : rounds) *response.add_rounds() = std::move(r);
+  return response;
+}
+
+absl::Status Coordinator::CancelTask(const std::string& operator_id, const std::string& task_id,
+                                     const std::string& reason) {
+  ASSIGN_OR_RETURN(v1::TaskRecord task, store_->GetTask(task_id));
+  if (task.state() == v1::TASK_COMPLETED || task.state() == v1::TASK_FAILED ||
+      task.state() == v1::TASK_CANCELLED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(task_id, " has already finished (", v1::TaskState_Name(task.state()), ")"));
+  }
+  std::string why = absl::StrCat("cancelled by ", operator_id, reason.empty() ? "" : ": ", reason);
+  absl::MutexLock lock(&mu_);
+  auto it = runners_.find(task_id);
+  if (it == runners_.end() || it->second->Done()) {
+    return absl::FailedPreconditionError(absl::StrCat(task_id, " is not running here"));
+  }
+  common::LogInfo("task_cancel_requested").With("task", task_id).With("operator", operator_id);
+  it->second->Cancel(why);
+  return absl::OkStatus();
+}
+
+std::vector<v1::ClientRecord> Coordinator::ListClients() const { return registry_.List(); }
+
+absl::StatusOr<v1::HelloResponse> Coordinator::Hello(const std::string& client_id,
+                                                     const std::string& cert_fingerprint,
+                                                     const v1::HelloRequest& request,
+                                                     uint32_t long_poll_seconds) {
+  if (request.dataset_ids_size() > 1000) {
+    return absl::InvalidArgumentError("at most 1000 dataset ids");
+  }
+  std::vector<std::string> datasets(request.dataset_ids().begin(), request.dataset_ids().end());
+  for (const std::string& d : datasets) {
+    if (d.empty() || d.size() > 64) {
+      return absl::InvalidArgumentError("dataset ids must be 1..64 characters");
+    }
+  }
+  RETURN_IF_ERROR(registry_.Hello(client_id, cert_fingerprint, datasets, request.client_version()));
+  // A client saying Hello again may have lost what it was handed before.
+  board_.Redeliver(client_id);
+  common::LogInfo("client_hello")
+      .With("client", client_id)
+      .With("datasets", static_cast<uint64_t>(datasets.size()));
+  v1::HelloResponse response;
+  response.set_client_id(client_id);
+  response.set_long_poll_seconds(long_poll_seconds);
+  return response;
+}
+
+absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
+    const std::string& client_id, absl::Time deadline) {
+  if (!registry_.Known(client_id)) {
+    return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
+  }
+  registry_.Seen(client_id);
+  auto item = board_.Pull(client_id, deadline);
+  registry_.Seen(client_id);
+  return item;
+}
+
+void Coordinator::ReturnUndelivered(const std::string& client_id) { board_.Redeliver(client_id); }
+
+absl::Status Coordinator::PushResult(const std::string& client_id,
+                                     const v1::PushResultRequest& request) {
+  if (!registry_.Known(client_id)) {
+    return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
+  }
+  registry_.Seen(client_id);
+  return board_.Push(client_id, request);
+}
+
+void Coordinator::Shutdown() {
+  std::map<std::string, std::unique_ptr<TaskRunner>> runners;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    runners.swap(runners_);
+  }
+  board_.Shutdown();
+  for (auto& [id, runner] : runners) runner->Stop();
+}
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,98 @@
+// The coordinator's core, independent of gRPC: the task manager behind the admin service
+// and the work hand-out behind the federation service. It owns the store, the client
+// registry, the work board and one TaskRunner per unfinished task.
+//
+// Identities passed in (operator_id, client_id) are certificate subjects the transport
+// layer has already verified and role-checked; nothing here trusts a message field for
+// who is calling.
+//
+// Thread-safe.
+#ifndef TESSERA_COORDINATOR_COORDINATOR_H_
+#define TESSERA_COORDINATOR_COORDINATOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "coordinator/client_registry.h"
+#include "coordinator/store.h"
+#include "coordinator/task_runner.h"
+#include "coordinator/work_board.h"
+#include "proto/admin.pb.h"
+#include "proto/federation.pb.h"
+
+namespace tessera::coordinator {
+
+struct CoordinatorOptions {
+  // A client not heard from for this long is not picked into cohorts.
+  absl::Duration client_liveness = absl::Seconds(90);
+  TaskRunnerOptions runner;
+};
+
+class Coordinator {
+ public:
+  // Loads the client registry from `store`. Does not start any task (see ResumeTasks).
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(std::unique_ptr<Store> store,
+                                                             const common::Clock* clock,
+                                                             CoordinatorOptions options);
+  // Shuts down (as Shutdown).
+  ~Coordinator();
+
+  // Starts a runner for every task that is neither completed, failed nor cancelled; each
+  // goes on from its last committed round.
+  absl::Status ResumeTasks();
+
+  // ---- Admin ----
+  // INVALID_ARGUMENT naming every bad field (nothing is stored then). Defaults are applied
+  // before storing, so the stored spec and its hash say exactly what runs.
+  absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(const std::string& operator_id,
+                                                    v1::TaskSpec spec);
+  absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks();
+  absl::StatusOr<v1::GetTaskResponse> GetTask(const std::string& task_id);
+  // NOT_FOUND for an unknown task, FAILED_PRECONDITION for a finished one.
+  absl::Status CancelTask(const std::string& operator_id, const std::string& task_id,
+                          const std::string& reason);
+  std::vector<v1::ClientRecord> ListClients() const;
+
+  // ---- Federation ----
+  absl::StatusOr<v1::HelloResponse> Hello(const std::string& client_id,
+                                          const std::string& cert_fingerprint,
+                                          const v1::HelloRequest& request,
+                                          uint32_t long_poll_seconds);
+  // FAILED_PRECONDITION if the client never said Hello. Null if no work before `deadline`.
+  absl::StatusOr<std::shared_ptr<const v1::WorkItem>> PullWork(const std::string& client_id,
+                                                               absl::Time deadline);
+  // Puts a work item the transport could not deliver back on the board for `client_id`.
+  void ReturnUndelivered(const std::string& client_id);
+  absl::Status PushResult(const std::string& client_id, const v1::PushResultRequest& request);
+
+  // Stops every runner (tasks keep their stored state) and wakes every waiting pull.
+  // Idempotent.
+  void Shutdown();
+
+  Store* store() { return store_.get(); }
+
+ private:
+  Coordinator(std::unique_ptr<Store> store, const common::Clock* clock, CoordinatorOptions options);
+  void StartRunner(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::unique_ptr<Store> store_;
+  const common::Clock* const clock_;
+  const CoordinatorOptions options_;
+  WorkBoard board_;
+  ClientRegistry registry_;
+
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::unique_ptr<TaskRunner>> runners_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::coordinator
+
+#endif  // TESSERA_COORDINATOR_COORDINATOR_H_

@@ -1,0 +1,76 @@
+// tessera-coordinator: the federation's coordinator daemon.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/proto_text.h"
+#include "common/signals.h"
+#include "coordinator/server.h"
+#include "proto/config.pb.h"
+#include "proto/validation.h"
+
+namespace {
+
+absl::Status Main(int argc, char** argv, bool* help_shown) {
+  using tessera::common::FlagParser;
+  std::string config_path;
+  std::string listen;
+  std::string ready_file;
+  std::string data_dir;
+  bool verbose = false;
+  FlagParser flags(
+      "tessera-coordinator --config FILE [flags]",
+      "Runs the federation coordinator: one TLS 1.3 port with client certificates required,\n"
+      "the federation service for institutions and the admin service for operators.\n"
+      "State lives in RocksDB under data_dir; unfinished tasks resume on start.");
+  flags.AddString("config", &config_path, "CoordinatorConfig file (text format or .json)");
+  flags.AddString("listen", &listen, "override listen_address (host:port, port 0 = any)");
+  flags.AddString("ready-file", &ready_file, "override ready_file");
+  flags.AddString("data-dir", &data_dir, "override data_dir");
+  flags.AddBool("verbose", &verbose, "log debug events too");
+  flags.Require("config");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto positional = flags.Parse(args);
+  if (!positional.ok()) return positional.status();
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    *help_shown = true;
+    return absl::OkStatus();
+  }
+  if (!positional->empty()) {
+    return absl::InvalidArgumentError("unexpected argument '" + positional->front() + "'");
+  }
+  if (verbose) tessera::common::SetMinLogLevel(tessera::common::LogLevel::kDebug);
+
+  tessera::v1::CoordinatorConfig config;
+  tessera::common::TextLocations where;
+  if (auto st = tessera::common::LoadProtoFile(config_path, &config, &where); !st.ok()) return st;
+  if (!listen.empty()) config.set_listen_address(listen);
+  if (!ready_file.empty()) config.set_ready_file(ready_file);
+  if (!data_dir.empty()) config.set_data_dir(data_dir);
+  if (auto st = tessera::common::FieldErrorsToStatus(
+          tessera::proto::ValidateCoordinatorConfig(config), config_path, &where);
+      !st.ok()) {
+    return st;
+  }
+  tessera::proto::ApplyCoordinatorDefaults(&config);
+
+  static absl::Notification stop;
+  tessera::common::StopOnTerminationSignal(&stop);
+  return tessera::coordinator::RunCoordinator(config, &stop);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool help_shown = false;
+  absl::Status st = Main(argc, argv, &help_shown);
+  if (!st.ok()) {
+    std::fprintf(stderr, "tessera-coordinator: %s\n", std::string(st.message()).c_str());
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}

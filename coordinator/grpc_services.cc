@@ -1,0 +1,161 @@
+#include "coordinator/grpc_services.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "coordinator/coordinator.h"
+#include "crypto/tls.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/service_type.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/federation.grpc.pb.h"
+#include "proto/grpc_status.h"
+
+namespace tessera::coordinator {
+namespace {
+
+using proto::ToGrpcStatus;
+
+// The caller's verified identity, if it has `role`.
+absl::StatusOr<crypto::CertificateInfo> Caller(grpc::ServerContext* context, crypto::Role role) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  if (auth == nullptr) return absl::UnauthenticatedError("no TLS peer");
+  auto identity = crypto::PeerIdentity(*auth);
+  if (!identity.ok()) return identity.status();
+  absl::Status allowed = crypto::RequireRole(*identity, role);
+  if (!allowed.ok()) {
+    common::LogWarning("call_refused")
+        .With("peer", identity->node_id)
+        .With("role", crypto::RoleName(identity->role))
+        .With("needed", crypto::RoleName(role));
+    return allowed;
+  }
+  return identity;
+}
+
+class FederationService final : public v1::Federation::Service {
+ public:
+  FederationService(Coordinator* coordinator, uint32_t long_poll_seconds)
+      : coordinator_(coordinator), long_poll_(absl::Seconds(long_poll_seconds)) {}
+
+  grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
+                     v1::HelloResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kInstitution);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto result = coordinator_->Hello(caller->node_id, caller->fingerprint_hex, *request,
+                                      static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)));
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    *response = std::move(*result);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status PullWork(grpc::ServerContext* context, const v1::PullWorkRequest* request,
+                        v1::PullWorkResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kInstitution);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    // Answer a little before the caller's own deadline, so an item is never handed to a
+    // call that has already given up.
+    absl::Time deadline = absl::Now() + long_poll_;
+    absl::Time call_deadline = absl::FromChrono(context->deadline());
+    deadline = std::min(deadline, call_deadline - absl::Seconds(2));
+    auto item = coordinator_->PullWork(caller->node_id, deadline);
+    if (!item.ok()) return ToGrpcStatus(item.status());
+    if (*item == nullptr) return grpc::Status::OK;
+    if (context->IsCancelled()) {
+      coordinator_->ReturnUndelivered(caller->node_id);
+      return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
+    }
+    *response->mutable_work() = **item;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status PushResult(grpc::ServerContext* context, const v1::PushResultRequest* request,
+                          v1::PushResultResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kInstitution);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    absl::Status st = coordinator_->PushResult(caller->node_id, *request);
+    if (!st.ok()) {
+      common::LogWarning("result_refused")
+          .With("client", caller->node_id)
+          .With("work", request->work_id().substr(0, 128))
+          .With("error", st.ToString());
+    }
+    return ToGrpcStatus(st);
+  }
+
+ private:
+  Coordinator* const coordinator_;
+  const absl::Duration long_poll_;
+};
+
+class AdminService final : public v1::Admin::Service {
+ public:
+  explicit AdminService(Coordinator* coordinator) : coordinator_(coordinator) {}
+
+  grpc::Status SubmitTask(grpc::ServerContext* context, const v1::SubmitTaskRequest* request,
+                          v1::SubmitTaskResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto result = coordinator_->SubmitTask(caller->node_id, request->spec());
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    *response = std::move(*result);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListTasks(grpc::ServerContext* context, const v1::ListTasksRequest* request,
+                         v1::ListTasksResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto tasks = coordinator_->ListTasks();
+    if (!tasks.ok()) return ToGrpcStatus(tasks.status());
+    for (v1::TaskRecord& t : *tasks) *response->add_tasks() = std::move(t);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
+                       v1::GetTaskResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto task = coordinator_->GetTask(request->task_id());
+    if (!task.ok()) return ToGrpcStatus(task.status());
+    *response = std::move(*task);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelTask(grpc::ServerContext* context, const v1::CancelTaskRequest* request,
+                          v1::CancelTaskResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    return ToGrpcStatus(
+        coordinator_->CancelTask(caller->node_id, request->task_id(), request->reason()));
+  }
+
+  grpc::Status ListClients(grpc::ServerContext* context, const v1::ListClientsRequest* request,
+                           v1::ListClientsResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    for (v1::ClientRecord& c : coordinator_->ListClients()) *response->add_clients() = std::move(c);
+    response->set_now_unix_ms(absl::ToUnixMillis(absl::Now()));
+    return grpc::Status::OK;
+  }
+
+ private:
+  Coordinator* const coordinator_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
+                                                     uint32_t long_poll_seconds) {
+  return std::make_unique<FederationService>(coordinator, long_poll_seconds);
+}
+
+std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator) {
+  return std::make_unique<AdminService>(coordinator);
+}
+
+}  // namespace tessera::coordinator

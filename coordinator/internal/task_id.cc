@@ -1,0 +1,30 @@
+#include "coordinator/internal/task_id.h"
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace tessera::coordinator::internal {
+namespace {
+
+constexpr std::string_view kTaskIdPrefix = "task-";
+
+}  // namespace
+
+std::string FormatTaskId(uint64_t seq) { return std::string(kTaskIdPrefix) + std::to_string(seq); }
+
+std::optional<uint64_t> ParseTaskId(std::string_view task_id) {
+  if (!task_id.starts_with(kTaskIdPrefix)) return std::nullopt;
+  const std::string_view digits = task_id.substr(kTaskIdPrefix.size());
+  // from_chars accepts no sign or space, but would accept leading zeros.
+  if (digits.empty() || digits.front() == '0') return std::nullopt;
+  uint64_t seq = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return seq;
+}
+
+}  // namespace tessera::coordinator::internal

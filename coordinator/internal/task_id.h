@@ -1,0 +1,23 @@
+// Task ids ("task-<n>", n >= 1, decimal without leading zeros) and their sequence
+// numbers, shared by the store implementations so that they agree on which ids exist.
+#ifndef TESSERA_COORDINATOR_INTERNAL_TASK_ID_H_
+#define TESSERA_COORDINATOR_INTERNAL_TASK_ID_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tessera::coordinator::internal {
+
+// "task-<seq>". `seq` >= 1.
+std::string FormatTaskId(uint64_t seq);
+
+// The sequence number of a canonical task id; nullopt for anything FormatTaskId does not
+// produce ("task-0", "task-01", "task-+1", "task-1 ", "Task-1", overflow, ...), so that
+// two spellings never name the same task.
+std::optional<uint64_t> ParseTaskId(std::string_view task_id);
+
+}  // namespace tessera::coordinator::internal
+
+#endif  // TESSERA_COORDINATOR_INTERNAL_TASK_ID_H_

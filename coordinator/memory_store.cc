@@ -1,0 +1,151 @@
+// The in-memory Store: std::map per kind behind one mutex. Records are kept as protos
+// (copies in, copies out), so callers never share state with the store.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "coordinator/internal/task_id.h"
+#include "coordinator/store.h"
+#include "proto/state.pb.h"
+
+namespace tessera::coordinator {
+namespace {
+
+using RoundKey = std::pair<std::string, uint32_t>;  // (task id, round)
+
+class MemoryStore final : public Store {
+ public:
+  absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) override {
+    absl::MutexLock lock(&mu_);
+    const uint64_t seq = last_task_seq_ + 1;
+    record.set_task_id(internal::FormatTaskId(seq));
+    std::string id = record.task_id();
+    tasks_.emplace(seq, std::move(record));
+    last_task_seq_ = seq;
+    return id;
+  }
+
+  absl::Status UpdateTask(const v1::TaskRecord& record) override {
+    absl::MutexLock lock(&mu_);
+    auto it = FindTask(record.task_id());
+    if (it == tasks_.end()) return TaskNotFound("UpdateTask", record.task_id());
+    it->second = record;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = FindTask(task_id);
+    if (it == tasks_.end()) return TaskNotFound("GetTask", task_id);
+    return it->second;
+  }
+
+  absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::TaskRecord> out;
+    out.reserve(tasks_.size());
+    for (const auto& [seq, record] : tasks_) out.push_back(record);
+    return out;
+  }
+
+  absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                           std::span<const float> model) override {
+    if (round.task_id() != task.task_id()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CommitRound: round.task_id \"", round.task_id(),
+                       "\" differs from task.task_id \"", task.task_id(), "\""));
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = FindTask(task.task_id());
+    if (it == tasks_.end()) return TaskNotFound("CommitRound", task.task_id());
+    RoundKey key(task.task_id(), round.round());
+    rounds_[key] = round;
+    models_[key].assign(model.begin(), model.end());
+    it->second = task;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::RoundRecord> out;
+    for (auto it = rounds_.lower_bound(RoundKey(task_id, 0));
+         it != rounds_.end() && it->first.first == task_id; ++it) {
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
+                                                   uint32_t round) override {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(RoundKey(task_id, round));
+    if (it == models_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("GetCheckpoint: no checkpoint for ", task_id, " round ", round));
+    }
+    return it->second;
+  }
+
+  absl::Status PutClient(const v1::ClientRecord& record) override {
+    if (record.client_id().empty()) {
+      return absl::InvalidArgumentError("PutClient: client_id is empty");
+    }
+    absl::MutexLock lock(&mu_);
+    clients_[record.client_id()] = record;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = clients_.find(client_id);
+    if (it == clients_.end()) {
+      return absl::NotFoundError(absl::StrCat("GetClient: no client \"", client_id, "\""));
+    }
+    return it->second;
+  }
+
+  absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::ClientRecord> out;
+    out.reserve(clients_.size());
+    for (const auto& [id, record] : clients_) out.push_back(record);
+    return out;
+  }
+
+ private:
+  static absl::Status TaskNotFound(const char* op, const std::string& task_id) {
+    return absl::NotFoundError(absl::StrCat(op, ": no task \"", task_id, "\""));
+  }
+
+  std::map<uint64_t, v1::TaskRecord>::iterator FindTask(const std::string& task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const std::optional<uint64_t> seq = internal::ParseTaskId(task_id);
+    return seq.has_value() ? tasks_.find(*seq) : tasks_.end();
+  }
+
+  absl::Mutex mu_;
+  uint64_t last_task_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Keyed by sequence number: iteration order is creation order.
+  std::map<uint64_t, v1::TaskRecord> tasks_ ABSL_GUARDED_BY(mu_);
+  std::map<RoundKey, v1::RoundRecord> rounds_ ABSL_GUARDED_BY(mu_);
+  std::map<RoundKey, std::vector<float>> models_ ABSL_GUARDED_BY(mu_);
+  // std::string orders bytewise (unsigned), like RocksDB's default comparator.
+  std::map<std::string, v1::ClientRecord> clients_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<Store> NewMemoryStore() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,478 @@
+// The RocksDB Store.
+//
+// On-disk layout (one column family per kind; values are serialised protos):
+//   tasks    8-byte big-endian task sequence number n   -> v1::TaskRecord ("task-<n>")
+//   rounds   task id + '\0' + 4-byte big-endian round    -> v1::RoundRecord
+//   models   same key as rounds                          -> v1::ModelParameters
+//   clients  client id                                   -> v1::ClientRecord
+//   meta     "last_task_seq"                             -> 8-byte big-endian n
+// Big-endian numbers make RocksDB's bytewise order numeric order: tasks list in creation
+// order and a prefix scan lists one task's rounds in round order. Task ids never contain
+// '\0', so the prefix of "task-1" never matches a key of "task-10".
+//
+// Every write is synced (WriteOptions::sync): a call that returned OK survives a crash of
+// the process or the machine. Writers that read before they write (CreateTask, UpdateTask,
+// CommitRound) are serialised by mu_; readers take no lock (RocksDB reads are
+// thread-safe, and records are never deleted).
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/files.h"
+#include "common/status.h"
+#include "coordinator/internal/task_id.h"
+#include "coordinator/store.h"
+#include "proto/federation.pb.h"
+#include "proto/state.pb.h"
+#include "rocksdb/db.h"
+#include "rocksdb/iterator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/status.h"
+#include "rocksdb/write_batch.h"
+
+namespace tessera::coordinator {
+namespace {
+
+constexpr char kTasksCf[] = "tasks";
+constexpr char kRoundsCf[] = "rounds";
+constexpr char kModelsCf[] = "models";
+constexpr char kClientsCf[] = "clients";
+constexpr char kMetaCf[] = "meta";
+constexpr char kLastTaskSeqKey[] = "last_task_seq";
+
+// ---- rocksdb::Status -> absl::Status, the one place where that happens.
+
+// Disk full and contention are conditions an operator or a retry can clear (UNAVAILABLE);
+// other I/O errors and misuse are INTERNAL; checksum mismatches are DATA_LOSS.
+absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(context, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(std::move(message));
+  if (s.IsCorruption()) return absl::DataLossError(std::move(message));
+  if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
+    return absl::UnavailableError(std::move(message));
+  }
+  return absl::InternalError(std::move(message));
+}
+
+// True if Open failed because the directory's LOCK file is held: by another process
+// (fcntl fails: "While lock file: <dir>/LOCK: Resource temporarily unavailable") or by
+// another open store in this process ("lock hold by current process").
+bool IsLockConflict(const rocksdb::Status& s) {
+  if (!s.IsIOError()) return false;
+  const std::string text = s.ToString();
+  return text.find("lock hold by current process") != std::string::npos ||
+         text.find("While lock file") != std::string::npos;
+}
+
+// ---- keys
+
+void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+uint64_t ReadBigEndian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (char c : bytes) value = (value << 8) | static_cast<unsigned char>(c);
+  return value;
+}
+
+std::string TaskKey(uint64_t seq) {
+  std::string key;
+  AppendBigEndian(seq, 8, &key);
+  return key;
+}
+
+std::string RoundPrefix(const std::string& task_id) {
+  std::string prefix = task_id;
+  prefix.push_back('\0');
+  return prefix;
+}
+
+std::string RoundKey(const std::string& task_id, uint32_t round) {
+  std::string key = RoundPrefix(task_id);
+  AppendBigEndian(round, 4, &key);
+  return key;
+}
+
+std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+// ---- values
+
+template <typename Message>
+absl::StatusOr<Message> ParseValue(std::string_view bytes, const char* kind,
+                                   const std::string& key_description) {
+  Message message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(
+        absl::StrCat("stored ", kind, " record of ", key_description, " does not parse"));
+  }
+  return message;
+}
+
+template <typename Message>
+absl::StatusOr<std::string> SerializeValue(const Message& message, const char* kind) {
+  if (message.ByteSizeLong() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " record is larger than 2 GiB"));
+  }
+  std::string bytes;
+  if (!message.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("cannot serialise ", kind, " record"));
+  }
+  return bytes;
+}
+
+absl::Status ParseRoundKey(std::string_view key, size_t prefix_size, uint32_t* round,
+                           const std::string& task_id, const char* kind) {
+  if (key.size() != prefix_size + 4) {
+    return absl::DataLossError(
+        absl::StrCat("stored ", kind, " key of ", task_id, " has length ", key.size()));
+  }
+  *round = static_cast<uint32_t>(ReadBigEndian(key.substr(prefix_size)));
+  return absl::OkStatus();
+}
+
+class RocksDbStore final : public Store {
+ public:
+  RocksDbStore(std::string directory, rocksdb::DB* db,
+               std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : directory_(std::move(directory)), db_(db), handles_(std::move(handles)) {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      const std::string& name = h->GetName();
+      if (name == kTasksCf) tasks_ = h;
+      if (name == kRoundsCf) rounds_ = h;
+      if (name == kModelsCf) models_ = h;
+      if (name == kClientsCf) clients_ = h;
+      if (name == kMetaCf) meta_ = h;
+    }
+    write_options_.sync = true;
+  }
+
+  ~RocksDbStore() override {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      // Refused only for a handle the DB owns itself; nothing to do about it then.
+      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+    db_->Close().PermitUncheckedError();  // every write was synced already
+  }
+
+  // Checks that every column family is open and loads the task counter. Called once,
+  // before the store is shared.
+  absl::Status Init() {
+    if (tasks_ == nullptr || rounds_ == nullptr || models_ == nullptr || clients_ == nullptr ||
+        meta_ == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("opening ", directory_, ": a column family is missing after open"));
+    }
+    ASSIGN_OR_RETURN(std::optional<std::string> counter,
+                     Get(meta_, kLastTaskSeqKey, "meta last_task_seq"));
+    uint64_t last_seq = 0;
+    if (counter.has_value()) {
+      if (counter->size() != 8) {
+        return absl::DataLossError(absl::StrCat("stored meta record last_task_seq in ", directory_,
+                                                " has ", counter->size(), " bytes, want 8"));
+      }
+      last_seq = ReadBigEndian(*counter);
+    }
+    // The counter and the newest task are written in one batch; a newer task than the
+    // counter would let an id be handed out twice.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), tasks_));
+    it->SeekToLast();
+    RETURN_IF_ERROR(FromRocksDb(it->status(), "opening " + directory_ + ": reading tasks"));
+    if (it->Valid() && it->key().size() != 8) {
+      return absl::DataLossError(absl::StrCat("stored tasks key in ", directory_, " has length ",
+                                              it->key().size(), ", want 8"));
+    }
+    if (it->Valid() && ReadBigEndian(View(it->key())) > last_seq) {
+      return absl::DataLossError(absl::StrCat("stored meta record last_task_seq in ", directory_,
+                                              " is behind the stored tasks"));
+    }
+    absl::MutexLock lock(&mu_);
+    last_task_seq_ = last_seq;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) override {
+    absl::MutexLock lock(&mu_);
+    const uint64_t seq = last_task_seq_ + 1;
+    record.set_task_id(internal::FormatTaskId(seq));
+    ASSIGN_OR_RETURN(std::string value, SerializeValue(record, "tasks"));
+    std::string counter;
+    AppendBigEndian(seq, 8, &counter);
+    rocksdb::WriteBatch batch;
+    const std::string what = "CreateTask " + record.task_id();
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, TaskKey(seq), value), what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(meta_, kLastTaskSeqKey, counter), what));
+    const absl::Status written = Write(&batch, what);
+    // A failed write may still have reached the disk (the WAL append went through, the
+    // sync did not): never hand this id out again. Ids stay unique; they may skip.
+    last_task_seq_ = seq;
+    RETURN_IF_ERROR(written);
+    return record.task_id();
+  }
+
+  absl::Status UpdateTask(const v1::TaskRecord& record) override {
+    ASSIGN_OR_RETURN(std::string value, SerializeValue(record, "tasks"));
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(std::string key, ExistingTaskKey("UpdateTask", record.task_id()));
+    rocksdb::WriteBatch batch;
+    const std::string what = "UpdateTask " + record.task_id();
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, key, value), what));
+    return Write(&batch, what);
+  }
+
+  absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) override {
+    const std::optional<uint64_t> seq = internal::ParseTaskId(task_id);
+    if (!seq.has_value()) return TaskNotFound("GetTask", task_id);
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(tasks_, TaskKey(*seq), "GetTask " + task_id));
+    if (!value.has_value()) return TaskNotFound("GetTask", task_id);
+    return ParseTask(*seq, *value);
+  }
+
+  absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override {
+    std::vector<v1::TaskRecord> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), tasks_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 8) {
+        return absl::DataLossError(
+            absl::StrCat("stored tasks key has length ", it->key().size(), ", want 8"));
+      }
+      ASSIGN_OR_RETURN(v1::TaskRecord record,
+                       ParseTask(ReadBigEndian(View(it->key())), View(it->value())));
+      out.push_back(std::move(record));
+    }
+    RETURN_IF_ERROR(FromRocksDb(it->status(), "ListTasks"));
+    return out;
+  }
+
+  absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                           std::span<const float> model) override {
+    if (round.task_id() != task.task_id()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CommitRound: round.task_id \"", round.task_id(),
+                       "\" differs from task.task_id \"", task.task_id(), "\""));
+    }
+    v1::ModelParameters parameters;
+    parameters.mutable_values()->Add(model.begin(), model.end());
+    ASSIGN_OR_RETURN(std::string model_value, SerializeValue(parameters, "models"));
+    ASSIGN_OR_RETURN(std::string round_value, SerializeValue(round, "rounds"));
+    ASSIGN_OR_RETURN(std::string task_value, SerializeValue(task, "tasks"));
+
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(std::string task_key, ExistingTaskKey("CommitRound", task.task_id()));
+    const std::string round_key = RoundKey(task.task_id(), round.round());
+    const std::string what = absl::StrCat("CommitRound ", task.task_id(), " round ", round.round());
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(rounds_, round_key, round_value), what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(models_, round_key, model_value), what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, task_key, task_value), what));
+    return Write(&batch, what);
+  }
+
+  absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override {
+    std::vector<v1::RoundRecord> out;
+    // Only canonical ids have rounds; anything else (say, an id containing '\0') must not
+    // be used as a key prefix.
+    if (!internal::ParseTaskId(task_id).has_value()) return out;
+    const std::string prefix = RoundPrefix(task_id);
+    std::string upper = prefix;
+    upper.back() = '\x01';  // the first key after every key starting with `prefix`
+    const rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions options;
+    options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, rounds_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      uint32_t round = 0;
+      RETURN_IF_ERROR(ParseRoundKey(View(it->key()), prefix.size(), &round, task_id, "rounds"));
+      const std::string description = absl::StrCat(task_id, " round ", round);
+      ASSIGN_OR_RETURN(v1::RoundRecord record,
+                       ParseValue<v1::RoundRecord>(View(it->value()), "rounds", description));
+      if (record.task_id() != task_id || record.round() != round) {
+        return absl::DataLossError(absl::StrCat("stored rounds record of ", description, " is for ",
+                                                record.task_id(), " round ", record.round()));
+      }
+      out.push_back(std::move(record));
+    }
+    RETURN_IF_ERROR(FromRocksDb(it->status(), "ListRounds " + task_id));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
+                                                   uint32_t round) override {
+    const std::string description = absl::StrCat(task_id, " round ", round);
+    if (!internal::ParseTaskId(task_id).has_value()) return CheckpointNotFound(description);
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(models_, RoundKey(task_id, round), "GetCheckpoint " + description));
+    if (!value.has_value()) return CheckpointNotFound(description);
+    ASSIGN_OR_RETURN(v1::ModelParameters parameters,
+                     ParseValue<v1::ModelParameters>(*value, "models", description));
+    return std::vector<float>(parameters.values().begin(), parameters.values().end());
+  }
+
+  absl::Status PutClient(const v1::ClientRecord& record) override {
+    if (record.client_id().empty()) {
+      return absl::InvalidArgumentError("PutClient: client_id is empty");
+    }
+    ASSIGN_OR_RETURN(std::string value, SerializeValue(record, "clients"));
+    rocksdb::WriteBatch batch;
+    const std::string what = "PutClient " + record.client_id();
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(clients_, record.client_id(), value), what));
+    return Write(&batch, what);
+  }
+
+  absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) override {
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(clients_, client_id, "GetClient " + client_id));
+    if (!value.has_value()) {
+      return absl::NotFoundError(absl::StrCat("GetClient: no client \"", client_id, "\""));
+    }
+    return ParseClient(client_id, *value);
+  }
+
+  absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override {
+    std::vector<v1::ClientRecord> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), clients_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ASSIGN_OR_RETURN(v1::ClientRecord record,
+                       ParseClient(std::string(View(it->key())), View(it->value())));
+      out.push_back(std::move(record));
+    }
+    RETURN_IF_ERROR(FromRocksDb(it->status(), "ListClients"));
+    return out;
+  }
+
+ private:
+  static absl::Status TaskNotFound(const char* op, const std::string& task_id) {
+    return absl::NotFoundError(absl::StrCat(op, ": no task \"", task_id, "\""));
+  }
+
+  static absl::Status CheckpointNotFound(const std::string& description) {
+    return absl::NotFoundError(absl::StrCat("GetCheckpoint: no checkpoint for ", description));
+  }
+
+  // nullopt if the key is absent.
+  absl::StatusOr<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                                 const rocksdb::Slice& key,
+                                                 const std::string& what) {
+    std::string value;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, key, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    RETURN_IF_ERROR(FromRocksDb(s, what));
+    return value;
+  }
+
+  absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what) {
+    return FromRocksDb(db_->Write(write_options_, batch), what);
+  }
+
+  // The key of an existing task, or NOT_FOUND.
+  absl::StatusOr<std::string> ExistingTaskKey(const char* op, const std::string& task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const std::optional<uint64_t> seq = internal::ParseTaskId(task_id);
+    if (!seq.has_value()) return TaskNotFound(op, task_id);
+    std::string key = TaskKey(*seq);
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(tasks_, key, absl::StrCat(op, " ", task_id)));
+    if (!value.has_value()) return TaskNotFound(op, task_id);
+    return key;
+  }
+
+  static absl::StatusOr<v1::TaskRecord> ParseTask(uint64_t seq, std::string_view bytes) {
+    const std::string id = internal::FormatTaskId(seq);
+    ASSIGN_OR_RETURN(v1::TaskRecord record, ParseValue<v1::TaskRecord>(bytes, "tasks", id));
+    if (record.task_id() != id) {
+      return absl::DataLossError(
+          absl::StrCat("stored tasks record of ", id, " has task_id \"", record.task_id(), "\""));
+    }
+    return record;
+  }
+
+  static absl::StatusOr<v1::ClientRecord> ParseClient(const std::string& client_id,
+                                                      std::string_view bytes) {
+    const std::string description = "client \"" + client_id + "\"";
+    ASSIGN_OR_RETURN(v1::ClientRecord record,
+                     ParseValue<v1::ClientRecord>(bytes, "clients", description));
+    if (record.client_id() != client_id) {
+      return absl::DataLossError(absl::StrCat("stored clients record of ", description,
+                                              " has client_id \"", record.client_id(), "\""));
+    }
+    return record;
+  }
+
+  const std::string directory_;
+  const std::unique_ptr<rocksdb::DB> db_;
+  // Every handle opened (ours and any family a newer version added); destroyed before db_.
+  const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* tasks_ = nullptr;
+  rocksdb::ColumnFamilyHandle* rounds_ = nullptr;
+  rocksdb::ColumnFamilyHandle* models_ = nullptr;
+  rocksdb::ColumnFamilyHandle* clients_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::WriteOptions write_options_;
+
+  // Serialises read-modify-write: the counter and the task-existence checks.
+  absl::Mutex mu_;
+  uint64_t last_task_seq_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& directory) {
+  // The store holds the client registry: keep it private to the coordinator's user.
+  RETURN_IF_ERROR(
+      common::Annotate(common::MakeDirectories(directory, 0700), "opening coordinator store"));
+
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  // RocksDB's own info LOG files, rotated on every open: keep a few for post-mortems.
+  options.keep_log_file_num = 10;
+
+  // RocksDB refuses to open a database without naming every column family it has, so
+  // families that a newer version added are opened too (and left alone). On a new
+  // directory there is nothing to list, and Open reports any real problem.
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(options, directory, &names).ok()) names.clear();
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kTasksCf, kRoundsCf,
+                           kModelsCf, kClientsCf, kMetaCf}) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.reserve(names.size());
+  for (const std::string& name : names) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, directory, families, &handles, &db);
+  if (IsLockConflict(s)) {
+    return absl::FailedPreconditionError(absl::StrCat("coordinator store ", directory,
+                                                      " is in use by another coordinator process (",
+                                                      s.ToString(), ")"));
+  }
+  RETURN_IF_ERROR(FromRocksDb(s, "opening coordinator store " + directory));
+
+  auto store = std::make_unique<RocksDbStore>(directory, db, std::move(handles));
+  RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,92 @@
+#include "coordinator/server.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/grpc_services.h"
+#include "coordinator/store.h"
+#include "crypto/tls.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/service_type.h"
+#include "proto/config.pb.h"
+
+namespace tessera::coordinator {
+namespace {
+
+// Large enough for a work item or a contribution of a model with tens of millions of
+// parameters; gRPC's default (4 MiB) is not.
+constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
+
+std::string HostOf(const std::string& address) {
+  size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop) {
+  const common::Clock* clock = common::Clock::Real();
+  ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
+                   crypto::LoadTlsMaterial(config.tls(), crypto::Role::kCoordinator, clock->Now()));
+  RETURN_IF_ERROR(common::MakeDirectories(config.data_dir(), 0700));
+  ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenRocksDbStore(config.data_dir()));
+
+  CoordinatorOptions options;
+  options.client_liveness = absl::Seconds(config.client_liveness_seconds());
+  ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
+                   Coordinator::Create(std::move(store), clock, options));
+
+  std::unique_ptr<grpc::Service> federation =
+      MakeFederationService(coordinator.get(), config.long_poll_seconds());
+  std::unique_ptr<grpc::Service> admin = MakeAdminService(coordinator.get());
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen_address(), crypto::MakeServerCredentials(tls), &port);
+  builder.RegisterService(federation.get());
+  builder.RegisterService(admin.get());
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  // Keep idle connections of long-polling clients healthy through NATs and firewalls.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen_address(), " (address in use or invalid)"));
+  }
+  std::string bound = absl::StrCat(HostOf(config.listen_address()), ":", port);
+
+  absl::Status resumed = coordinator->ResumeTasks();
+  if (resumed.ok() && !config.ready_file().empty()) {
+    resumed = common::WriteFileAtomic(config.ready_file(), bound + "\n");
+  }
+  if (!resumed.ok()) {
+    coordinator->Shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    return resumed;
+  }
+  common::LogInfo("coordinator_ready")
+      .With("address", bound)
+      .With("identity", tls.identity.node_id)
+      .With("federation", tls.identity.federation)
+      .With("data_dir", config.data_dir());
+
+  stop->WaitForNotification();
+  common::LogInfo("coordinator_stopping");
+  // Runners first: they stop posting work and waiting on stages; waiting pulls wake up.
+  coordinator->Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  common::LogInfo("coordinator_stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::coordinator

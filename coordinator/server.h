@@ -1,0 +1,23 @@
+// The coordinator daemon: TLS identity, store, core and gRPC server on one port.
+#ifndef TESSERA_COORDINATOR_SERVER_H_
+#define TESSERA_COORDINATOR_SERVER_H_
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+
+namespace tessera::v1 {
+class CoordinatorConfig;
+}  // namespace tessera::v1
+
+namespace tessera::coordinator {
+
+// Runs until `stop` is notified, then shuts down in order (task runners, then the
+// server with a short grace period). `config` must be validated, defaults applied.
+// Writes config.ready_file with the bound "host:port" once calls are accepted, after
+// every unfinished task was resumed. Errors name what failed: TLS files, store directory,
+// address.
+absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop);
+
+}  // namespace tessera::coordinator
+
+#endif  // TESSERA_COORDINATOR_SERVER_H_

@@ -1,0 +1,131 @@
+#include "proto/validation.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/config.pb.h"
+#include "proto/task.pb.h"
+
+namespace tessera::proto {
+namespace {
+
+using ::testing::IsEmpty;
+
+v1::TaskSpec ValidSpec() {
+  v1::TaskSpec spec;
+  spec.set_name("breast-cancer.lr");
+  spec.mutable_dataset()->set_id("breast_cancer");
+  spec.mutable_dataset()->add_features("a");
+  spec.mutable_dataset()->add_features("b");
+  spec.mutable_dataset()->set_label("y");
+  spec.mutable_model()->set_kind(v1::ModelSpec::LOGISTIC_REGRESSION);
+  spec.mutable_training()->set_learning_rate(0.1);
+  spec.set_rounds(5);
+  return spec;
+}
+
+std::vector<std::string> Paths(const std::vector<common::FieldError>& errors) {
+  std::vector<std::string> out;
+  for (const auto& e : errors) out.push_back(e.path);
+  return out;
+}
+
+TEST(ValidateTaskSpecTest, ValidSpecHasNoErrors) {
+  EXPECT_THAT(ValidateTaskSpec(ValidSpec()), IsEmpty());
+}
+
+struct BadCase {
+  std::string name;
+  void (*mutate)(v1::TaskSpec*);
+  std::string path;
+};
+
+class BadTaskSpecTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadTaskSpecTest, NamesTheField) {
+  v1::TaskSpec spec = ValidSpec();
+  GetParam().mutate(&spec);
+  EXPECT_THAT(Paths(ValidateTaskSpec(spec)), ::testing::Contains(GetParam().path));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadTaskSpecTest,
+    ::testing::Values(
+        BadCase{"NoName", [](v1::TaskSpec* s) { s->clear_name(); }, "name"},
+        BadCase{"NameWithSpace", [](v1::TaskSpec* s) { s->set_name("a b"); }, "name"},
+        BadCase{"NoDataset", [](v1::TaskSpec* s) { s->clear_dataset(); }, "dataset"},
+        BadCase{"UppercaseDatasetId",
+                [](v1::TaskSpec* s) { s->mutable_dataset()->set_id("BC"); }, "dataset.id"},
+        BadCase{"NoFeatures",
+                [](v1::TaskSpec* s) { s->mutable_dataset()->clear_features(); },
+                "dataset.features"},
+        BadCase{"DuplicateFeature",
+                [](v1::TaskSpec* s) { s->mutable_dataset()->add_features("a"); },
+                "dataset.features[2]"},
+        BadCase{"LabelIsFeature",
+                [](v1::TaskSpec* s) { s->mutable_dataset()->set_label("a"); }, "dataset.label"},
+        BadCase{"NoModelKind", [](v1::TaskSpec* s) { s->mutable_model()->clear_kind(); },
+                "model.kind"},
+        BadCase{"NegativeL2", [](v1::TaskSpec* s) { s->mutable_model()->set_l2(-1); },
+                "model.l2"},
+        BadCase{"BothRegularisers",
+                [](v1::TaskSpec* s) {
+                  s->mutable_model()->set_l2(1);
+                  s->mutable_model()->set_inverse_regularization(1);
+                },
+                "model.inverse_regularization"},
+        BadCase{"NegativeLearningRate",
+                [](v1::TaskSpec* s) { s->mutable_training()->set_learning_rate(-0.1); },
+                "training.learning_rate"},
+        BadCase{"NanLearningRate",
+                [](v1::TaskSpec* s) { s->mutable_training()->set_learning_rate(NAN); },
+                "training.learning_rate"},
+        BadCase{"ZeroRounds", [](v1::TaskSpec* s) { s->set_rounds(0); }, "rounds"},
+        BadCase{"HugeDeadline", [](v1::TaskSpec* s) { s->set_round_deadline_seconds(100000); },
+                "round_deadline_seconds"}),
+    [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
+
+TEST(ApplyTaskDefaultsTest, FillsDefaultsAndIsIdempotent) {
+  v1::TaskSpec spec = ValidSpec();
+  ApplyTaskDefaults(&spec);
+  EXPECT_EQ(spec.training().local_epochs(), 1u);
+  EXPECT_EQ(spec.training().batch_size(), 32u);
+  EXPECT_EQ(spec.min_clients(), 2u);
+  EXPECT_EQ(spec.round_deadline_seconds(), 300u);
+  EXPECT_EQ(spec.strategy().kind(), v1::StrategySpec::FEDAVG);
+  EXPECT_EQ(spec.strategy().server_learning_rate(), 1.0);
+  v1::TaskSpec again = spec;
+  ApplyTaskDefaults(&again);
+  EXPECT_EQ(again.SerializeAsString(), spec.SerializeAsString());
+  EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty());
+}
+
+TEST(ValidateClientConfigTest, NamesEveryBadField) {
+  v1::ClientConfig config;
+  config.set_coordinator_address("nohost");
+  auto* d = config.add_datasets();
+  d->set_id("x");
+  config.add_datasets()->set_id("x");
+  config.mutable_policy()->add_allowed_spec_hashes("ABC");
+  auto paths = Paths(ValidateClientConfig(config));
+  EXPECT_THAT(paths, ::testing::IsSupersetOf({"coordinator_address", "tls", "datasets[0].train_csv",
+                                              "datasets[1].id", "policy.allowed_spec_hashes[0]"}));
+}
+
+TEST(ValidateCoordinatorConfigTest, RequiresDataDirAndTls) {
+  v1::CoordinatorConfig config;
+  config.set_listen_address("127.0.0.1:99999");
+  auto paths = Paths(ValidateCoordinatorConfig(config));
+  EXPECT_THAT(paths, ::testing::IsSupersetOf({"listen_address", "data_dir", "tls"}));
+  config.set_listen_address("127.0.0.1:0");
+  config.set_data_dir("/tmp/x");
+  config.mutable_tls()->set_ca_cert("ca.pem");
+  config.mutable_tls()->set_cert("c.pem");
+  config.mutable_tls()->set_key("k.pem");
+  EXPECT_THAT(ValidateCoordinatorConfig(config), IsEmpty());
+}
+
+}  // namespace
+}  // namespace tessera::proto

@@ -1,0 +1,320 @@
+// The coordinator core driven by in-process fake sites (no gRPC): the round driver's
+// cohorts, stages, FedAvg, dropouts, failures, cancellation and resumption after a
+// restart, checked against what the store committed.
+#include "coordinator/coordinator.h"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/contribution_layout.h"
+#include "proto/state.pb.h"
+#include "proto/task.pb.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace tessera::coordinator {
+namespace {
+
+using ::tessera::testing::StatusIs;
+using ::tessera::testing::TempDir;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::Each;
+using ::testing::FloatNear;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr int kFeatures = 2;
+
+// How a fake site answers.
+struct SiteBehavior {
+  uint64_t train_rows = 10;
+  float delta = 0;                 // every parameter moves by this much in FIT
+  bool silent_in_fit = false;      // never answers FIT items
+  bool wrong_length_in_fit = false;
+  uint32_t silent_after_round = 1000000;  // answers no FIT item of a later round
+};
+
+// A site in a thread: Hello, then long-poll, answer, repeat, until stopped.
+class FakeSite {
+ public:
+  FakeSite(Coordinator* coordinator, std::string id, SiteBehavior behavior)
+      : coordinator_(coordinator), id_(std::move(id)), behavior_(behavior) {
+    v1::HelloRequest hello;
+    hello.add_dataset_ids("toy");
+    EXPECT_OK(coordinator_->Hello(id_, "fp-" + id_, hello, 1).status());
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FakeSite() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int refused() const { return refused_; }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      auto item = coordinator_->PullWork(id_, absl::Now() + absl::Milliseconds(20));
+      if (!item.ok() || *item == nullptr) continue;
+      const v1::WorkItem& w = **item;
+      v1::PushResultRequest result;
+      result.set_work_id(w.work_id());
+      std::vector<double> values;
+      switch (w.stage()) {
+        case v1::STAGE_STATISTICS: {
+          double n = static_cast<double>(behavior_.train_rows);
+          // Every feature has mean 1 and variance 1 at every site.
+          values = proto::EncodeStatistics(behavior_.train_rows, std::vector<double>(kFeatures, n),
+                                           std::vector<double>(kFeatures, 2 * n));
+          break;
+        }
+        case v1::STAGE_FIT: {
+          if (behavior_.silent_in_fit || w.round() > behavior_.silent_after_round) continue;
+          std::vector<float> delta(w.model().values_size(), behavior_.delta);
+          if (behavior_.wrong_length_in_fit) delta.push_back(0);
+          values = proto::EncodeFit(behavior_.train_rows, delta);
+          break;
+        }
+        case v1::STAGE_EVALUATE:
+          values = proto::EncodeEvaluate(10, 2.0, 9);
+          break;
+        default:
+          continue;
+      }
+      result.mutable_contribution()->mutable_values()->Assign(values.begin(), values.end());
+      if (!coordinator_->PushResult(id_, result).ok()) ++refused_;
+    }
+  }
+
+  Coordinator* const coordinator_;
+  const std::string id_;
+  const SiteBehavior behavior_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> refused_{0};
+  std::thread thread_;
+};
+
+v1::TaskSpec ToySpec(uint32_t rounds, uint32_t min_clients) {
+  v1::TaskSpec spec;
+  spec.set_name("toy");
+  spec.mutable_dataset()->set_id("toy");
+  spec.mutable_dataset()->add_features("x1");
+  spec.mutable_dataset()->add_features("x2");
+  spec.mutable_dataset()->set_label("y");
+  spec.mutable_model()->set_kind(v1::ModelSpec::LOGISTIC_REGRESSION);
+  spec.mutable_model()->set_inverse_regularization(1.0);
+  spec.mutable_training()->set_learning_rate(0.1);
+  spec.set_rounds(rounds);
+  spec.set_min_clients(min_clients);
+  spec.set_round_deadline_seconds(1);
+  return spec;
+}
+
+CoordinatorOptions FastOptions() {
+  CoordinatorOptions o;
+  o.runner.cohort_poll_interval = absl::Milliseconds(5);
+  o.runner.retry_pause = absl::Milliseconds(5);
+  return o;
+}
+
+// Polls `done` until it holds or 30 s pass (a generous bound for a loaded CI machine).
+bool Eventually(const std::function<bool()>& done) {
+  absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < give_up) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
+}
+
+v1::TaskState StateOf(Coordinator& c, const std::string& id) {
+  auto t = c.GetTask(id);
+  return t.ok() ? t->task().state() : v1::TASK_STATE_UNSPECIFIED;
+}
+
+bool Finished(Coordinator& c, const std::string& id) {
+  v1::TaskState s = StateOf(c, id);
+  return s == v1::TASK_COMPLETED || s == v1::TASK_FAILED || s == v1::TASK_CANCELLED;
+}
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = Coordinator::Create(NewMemoryStore(), common::Clock::Real(), FastOptions());
+    ASSERT_OK(c.status());
+    coordinator_ = std::move(*c);
+  }
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
+  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .delta = 5});
+  FakeSite c(coordinator_.get(), "site-c", {.train_rows = 10, .delta = -1});
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
+                       coordinator_->SubmitTask("op", ToySpec(3, 3)));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
+  EXPECT_EQ(got.task().last_committed_round(), 3);
+  EXPECT_EQ(got.task().submitted_by(), "op");
+  // Round 0: pooled statistics from the sites' sums; l2 from C = 1 and 50 pooled rows.
+  EXPECT_THAT(got.task().standardization().mean(), ElementsAre(1.0, 1.0));
+  EXPECT_THAT(got.task().standardization().stddev(), ElementsAre(1.0, 1.0));
+  EXPECT_EQ(got.task().standardization().num_train_rows(), 50u);
+  EXPECT_DOUBLE_EQ(got.task().l2(), 1.0 / 50);
+  ASSERT_EQ(got.rounds_size(), 4);
+  for (uint32_t r = 1; r <= 3; ++r) {
+    const v1::RoundRecord& round = got.rounds(static_cast<int>(r));
+    EXPECT_EQ(round.round(), r);
+    EXPECT_THAT(round.fit_participants(), ElementsAre("site-a", "site-b", "site-c"));
+    EXPECT_THAT(round.eval_participants(), ElementsAre("site-a", "site-b", "site-c"));
+    EXPECT_EQ(round.attempts(), 1u);
+    // Weighted mean delta: (30*1 + 10*5 + 10*-1) / 50 = 1.4 per round.
+    ASSERT_OK_AND_ASSIGN(std::vector<float> model,
+                         coordinator_->store()->GetCheckpoint(submitted.task_id(), r));
+    EXPECT_THAT(model, Each(FloatNear(1.4f * static_cast<float>(r), 1e-5)));
+    std::map<std::string, double> metrics;
+    for (const auto& m : round.metrics()) metrics[m.name()] = m.value();
+    EXPECT_DOUBLE_EQ(metrics["accuracy"], 0.9);
+    EXPECT_DOUBLE_EQ(metrics["loss"], 0.2);
+    EXPECT_DOUBLE_EQ(metrics["num_examples"], 30);
+    EXPECT_DOUBLE_EQ(metrics["train_examples"], 50);
+  }
+}
+
+TEST_F(CoordinatorTest, SilentSiteIsDroppedAtTheDeadlineAndTheRoundGoesOn) {
+  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .delta = 5});
+  FakeSite c(coordinator_.get(), "site-c", {.train_rows = 10, .silent_in_fit = true});
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(1, 2)));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
+  const v1::RoundRecord& round = got.rounds(1);
+  EXPECT_THAT(round.fit_participants(), ElementsAre("site-a", "site-b"));
+  EXPECT_THAT(round.drops(), Contains("site-c: no answer before the deadline"));
+  ASSERT_OK_AND_ASSIGN(std::vector<float> model,
+                       coordinator_->store()->GetCheckpoint(submitted.task_id(), 1));
+  // (30*1 + 10*5) / 40 = 2: the silent site's rows do not count.
+  EXPECT_THAT(model, Each(FloatNear(2.0f, 1e-6)));
+}
+
+TEST_F(CoordinatorTest, MisbehavingSiteIsDroppedWithAReason) {
+  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .delta = 3});
+  FakeSite bad(coordinator_.get(), "site-bad", {.train_rows = 10, .wrong_length_in_fit = true});
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(1, 2)));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
+  EXPECT_THAT(got.rounds(1).fit_participants(), ElementsAre("site-a", "site-b"));
+  EXPECT_THAT(got.rounds(1).drops(), Contains(HasSubstr("site-bad: bad result: contribution has")));
+  EXPECT_GE(bad.refused(), 1);
+  ASSERT_OK_AND_ASSIGN(std::vector<float> model,
+                       coordinator_->store()->GetCheckpoint(submitted.task_id(), 1));
+  EXPECT_THAT(model, Each(FloatNear(2.0f, 1e-6)));
+}
+
+TEST_F(CoordinatorTest, TooFewSitesFailsTheTaskAfterMaxAttempts) {
+  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .silent_in_fit = true});
+  v1::TaskSpec spec = ToySpec(2, 2);
+  spec.set_max_round_attempts(2);
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_FAILED);
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("round 1 failed after 2 attempts"));
+  EXPECT_EQ(got.task().last_committed_round(), 0) << "the statistics round did commit";
+  EXPECT_EQ(got.rounds_size(), 1);
+}
+
+TEST_F(CoordinatorTest, CancelEndsAWaitingTask) {
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(2, 2)));
+  ASSERT_OK(coordinator_->CancelTask("op", submitted.task_id(), "wrong dataset"));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_CANCELLED);
+  EXPECT_EQ(got.task().state_reason(), "cancelled by op: wrong dataset");
+  EXPECT_THAT(got.rounds(), IsEmpty());
+  EXPECT_THAT(coordinator_->CancelTask("op", submitted.task_id(), ""),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(coordinator_->CancelTask("op", "task-99", ""), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(CoordinatorTest, InvalidTaskIsRefusedAndNothingIsStored) {
+  v1::TaskSpec spec = ToySpec(2, 2);
+  spec.mutable_training()->set_learning_rate(-1);
+  EXPECT_THAT(coordinator_->SubmitTask("op", spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("training.learning_rate")));
+  ASSERT_OK_AND_ASSIGN(auto tasks, coordinator_->ListTasks());
+  EXPECT_THAT(tasks, IsEmpty());
+}
+
+TEST_F(CoordinatorTest, WorkIsOnlyForSitesThatSaidHello) {
+  EXPECT_THAT(coordinator_->PullWork("stranger", absl::Now()),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  v1::PushResultRequest r;
+  r.set_work_id("task-1/r1/fit/a1");
+  EXPECT_THAT(coordinator_->PushResult("stranger", r),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRounds) {
+  TempDir dir;
+  std::string task_id;
+  std::vector<v1::RoundRecord> before;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
+    ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(store), common::Clock::Real(),
+                                                     FastOptions()));
+    // The sites stop answering after round 2, so the coordinator is stopped while round 3
+    // is open.
+    FakeSite a(c.get(), "site-a", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    FakeSite b(c.get(), "site-b", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(6, 2)));
+    task_id = submitted.task_id();
+    ASSERT_TRUE(Eventually([&] {
+      auto t = c->GetTask(task_id);
+      return t.ok() && t->task().last_committed_round() == 2;
+    }));
+    c->Shutdown();
+    ASSERT_OK_AND_ASSIGN(before, c->store()->ListRounds(task_id));
+    ASSERT_OK_AND_ASSIGN(v1::TaskRecord stopped, c->store()->GetTask(task_id));
+    EXPECT_EQ(stopped.state(), v1::TASK_RUNNING) << "a shutdown does not end the task";
+    a.Stop();
+    b.Stop();
+  }
+  ASSERT_EQ(before.size(), 3u);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
+  ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(store), common::Clock::Real(),
+                                                   FastOptions()));
+  ASSERT_OK(c->ResumeTasks());
+  FakeSite a(c.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(c.get(), "site-b", {.train_rows = 10, .delta = 1});
+  ASSERT_TRUE(Eventually([&] { return Finished(*c, task_id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, c->GetTask(task_id));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
+  ASSERT_EQ(got.rounds_size(), 7);
+  for (size_t r = 0; r < before.size(); ++r) {
+    EXPECT_EQ(got.rounds(static_cast<int>(r)).committed_unix_ms(), before[r].committed_unix_ms())
+        << "round " << r << " was committed before the restart and must not be redone";
+  }
+  for (uint32_t r = 1; r <= 6; ++r) {
+    ASSERT_OK_AND_ASSIGN(std::vector<float> model, c->store()->GetCheckpoint(task_id, r));
+    EXPECT_THAT(model, Each(FloatNear(static_cast<float>(r), 1e-5))) << "round " << r;
+  }
+}
+
+}  // namespace
+}  // namespace tessera::coordinator
