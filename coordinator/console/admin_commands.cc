@@ -126,23 +126,6 @@ std::string FormatMetric(const std::string& name, double v) {
   return absl::StrFormat("%.4f", v);
 }
 
-// Prints rows as an aligned table.
-void PrintTable(const std::vector<std::vector<std::string>>& rows) {
-  if (rows.empty()) return;
-  std::vector<size_t> width(rows[0].size(), 0);
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 // The metric names used across `rounds`, in first-seen order.
 std::vector<std::string> MetricNames(const google::protobuf::RepeatedPtrField<v1::RoundRecord>& rounds) {
   std::vector<std::string> names;
@@ -166,6 +149,29 @@ std::vector<std::string> RoundRow(const v1::RoundRecord& r, const std::vector<st
   }
   row.push_back(FormatMillis(r.committed_unix_ms()));
   return row;
+}
+
+// Cells left-aligned in columns of the given widths, two spaces apart.
+std::string PadRow(const std::vector<std::string>& cells, const std::vector<size_t>& widths) {
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    line += cells[i];
+    if (i + 1 < cells.size() && i < widths.size() && cells[i].size() < widths[i]) {
+      line += std::string(widths[i] - cells[i].size(), ' ');
+    }
+    if (i + 1 < cells.size()) line += "  ";
+  }
+  return line;
+}
+
+// Prints rows as an aligned table.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) std::printf("%s\n", PadRow(r, width).c_str());
 }
 
 std::vector<std::string> RoundHeader(const std::vector<std::string>& names) {
@@ -321,8 +327,9 @@ absl::Status Wait(const std::vector<std::string>& args) {
   if (positional.empty()) return absl::InvalidArgumentError("tasks wait needs a TASK_ID");
   if (poll_ms == 0) return absl::InvalidArgumentError("--poll-ms must be positive");
   ASSIGN_OR_RETURN(auto stub, conn.Connect());
-  int printed = -1;  // last round printed
-  bool header = false;
+  int printed = 0;  // last round printed; round 0 (statistics) is not a training round
+  std::vector<std::string> names;
+  std::vector<size_t> widths;
   int transient_failures = 0;
   while (true) {
     auto task = FetchTask(*stub, positional[0]);
@@ -333,16 +340,16 @@ absl::Status Wait(const std::vector<std::string>& args) {
       }
     } else {
       transient_failures = 0;
-      std::vector<std::string> names = MetricNames(task->rounds());
       for (const auto& r : task->rounds()) {
-        if (static_cast<int>(r.round()) <= printed || r.round() == 0) continue;
-        if (!header) {
-          std::vector<std::vector<std::string>> rows = {RoundHeader(names)};
-          PrintTable(rows);
-          header = true;
+        if (static_cast<int>(r.round()) <= printed) continue;
+        if (names.empty()) {
+          // Columns from the first training round; every round of a task has the same.
+          for (const auto& m : r.metrics()) names.push_back(m.name());
+          std::vector<std::string> header = RoundHeader(names);
+          for (const std::string& h : header) widths.push_back(std::max<size_t>(h.size(), 8));
+          std::printf("%s\n", PadRow(header, widths).c_str());
         }
-        std::vector<std::string> row = RoundRow(r, names);
-        std::printf("%s\n", absl::StrJoin(row, "  ").c_str());
+        std::printf("%s\n", PadRow(RoundRow(r, names), widths).c_str());
         std::fflush(stdout);
         printed = static_cast<int>(r.round());
       }
