@@ -19,10 +19,6 @@
 namespace tessera::coordinator {
 namespace {
 
-// Large enough for a work item or a contribution of a model with tens of millions of
-// parameters; gRPC's default (4 MiB) is not.
-constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
-
 std::string HostOf(const std::string& address) {
   size_t colon = address.rfind(':');
   return colon == std::string::npos ? address : address.substr(0, colon);
@@ -51,8 +47,8 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   builder.AddListeningPort(config.listen_address(), crypto::MakeServerCredentials(tls), &port);
   builder.RegisterService(federation.get());
   builder.RegisterService(admin.get());
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(crypto::kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(crypto::kMaxMessageBytes);
   // Keep idle connections of long-polling clients healthy through NATs and firewalls.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

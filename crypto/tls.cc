@@ -179,6 +179,14 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   grpc::ChannelArguments args;
   // Without an override gRPC checks the host part of `address` against the SANs.
   if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
+  // Work items carry the whole model: gRPC's default 4 MiB is too small for large ones.
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  // Long-polling clients keep their connection alive through NATs and firewalls; the
+  // coordinator permits these pings (coordinator/server.cc).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   return grpc::CreateCustomChannel(address, credentials, args);
 }
 

@@ -27,6 +27,10 @@ class TlsFiles;
 
 namespace tessera::crypto {
 
+// Largest gRPC message either side accepts: a work item or a contribution of a model with
+// tens of millions of parameters.
+inline constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
+
 // A node's TLS identity, loaded and checked.
 struct TlsMaterial {
   std::string ca_cert_pem;

@@ -27,11 +27,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "proto/state.pb.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "tests/testing/proto_matchers.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -40,6 +40,8 @@ extern char** environ;
 namespace tessera::coordinator {
 namespace {
 
+using ::tessera::testing::EqualsProto;
+using ::tessera::testing::IsOkAndHolds;
 using ::tessera::testing::StatusIs;
 using ::tessera::testing::TempDir;
 using ::testing::ElementsAre;
@@ -47,21 +49,6 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-// EXPECT_THAT(store->GetTask(id), IsOkAndHolds(EqualsProto(want))).
-MATCHER_P(IsOkAndHolds, inner, "is OK and holds a matching value") {
-  if (!arg.ok()) {
-    *result_listener << "status: " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(inner, *arg, result_listener);
-}
-
-MATCHER_P(EqualsProto, expected, "equals " + expected.ShortDebugString()) {
-  if (google::protobuf::util::MessageDifferencer::Equals(arg, expected)) return true;
-  *result_listener << "which is " << arg.ShortDebugString();
-  return false;
-}
 
 v1::TaskRecord MakeTask(const std::string& name) {
   v1::TaskRecord task;

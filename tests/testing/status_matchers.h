@@ -40,6 +40,16 @@ MATCHER_P(StatusIs, code, "") {
   return s.code() == code;
 }
 
+// EXPECT_THAT(store->GetTask(id), IsOkAndHolds(EqualsProto(want))). (testing::Optional
+// does not work with absl::StatusOr on this abseil.)
+MATCHER_P(IsOkAndHolds, inner, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status: " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(inner, *arg, result_listener);
+}
+
 }  // namespace tessera::testing
 
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::tessera::testing::IsOk())
