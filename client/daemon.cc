@@ -123,6 +123,7 @@ class ClientDaemon {
       : config_(config), stop_(stop), guard_(stop) {}
 
   absl::Status Run() {
+    RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
     ASSIGN_OR_RETURN(
         crypto::TlsMaterial tls,
         crypto::LoadTlsMaterial(config_.tls(), crypto::Role::kInstitution, absl::Now()));

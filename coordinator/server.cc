@@ -28,6 +28,7 @@ std::string HostOf(const std::string& address) {
 
 absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop) {
   const common::Clock* clock = common::Clock::Real();
+  RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
   ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
                    crypto::LoadTlsMaterial(config.tls(), crypto::Role::kCoordinator, clock->Now()));
   RETURN_IF_ERROR(common::MakeDirectories(config.data_dir(), 0700));

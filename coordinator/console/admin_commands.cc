@@ -90,6 +90,7 @@ struct Connection {
     if (!key.empty()) cc.mutable_tls()->set_key(key);
     RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateConsoleConfig(cc),
                                                 path.empty() ? "console flags" : path, &where));
+    RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
     ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
                      crypto::LoadTlsMaterial(cc.tls(), crypto::Role::kOperator, absl::Now()));
     return v1::Admin::NewStub(crypto::MakeChannel(cc.coordinator_address(), cc.server_name(), tls));
