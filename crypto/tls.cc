@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -167,7 +168,8 @@ std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const std::string& server_name,
-                                           const TlsMaterial& material) {
+                                           const TlsMaterial& material,
+                                           const ChannelOptions& channel_options) {
   RequireTls13OrDie();
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = material.ca_cert_pem;
@@ -187,6 +189,14 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  const int min_backoff_ms =
+      static_cast<int>(absl::ToInt64Milliseconds(channel_options.min_reconnect_backoff));
+  const int max_backoff_ms = static_cast<int>(
+      std::max(absl::ToInt64Milliseconds(channel_options.max_reconnect_backoff),
+               static_cast<int64_t>(min_backoff_ms)));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_backoff_ms);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, min_backoff_ms);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   return grpc::CreateCustomChannel(address, credentials, args);
 }
 

@@ -52,13 +52,20 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const v1::TlsFiles& files, Role want
 // error as a status instead.
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial& material);
 
+// How a channel reconnects after the coordinator went away. gRPC's own defaults (1 s,
+// growing to 120 s) would make a site wait minutes after a long outage.
+struct ChannelOptions {
+  absl::Duration min_reconnect_backoff = absl::Milliseconds(250);
+  absl::Duration max_reconnect_backoff = absl::Seconds(10);
+};
+
 // A channel to `address` presenting `material`'s certificate and verifying the server's
 // against the CA. `server_name` is the name checked in the server certificate's SANs;
-// empty means the host part of `address`. Aborts like MakeServerCredentials if TLS 1.3
-// cannot be enforced.
+// empty means the host part of `address`.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const std::string& server_name,
-                                           const TlsMaterial& material);
+                                           const TlsMaterial& material,
+                                           const ChannelOptions& options = {});
 
 // The verified identity of the peer of a server call, parsed from the certificate gRPC
 // verified during the handshake. UNAUTHENTICATED if the call carries no certificate.
