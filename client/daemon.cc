@@ -2,19 +2,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/secure_sessions.h"
 #include "client/update_sink.h"
 #include "client/work_processor.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "crypto/signature.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/config.pb.h"
@@ -35,6 +39,11 @@ bool IsTransient(const absl::Status& st) {
   return st.code() == absl::StatusCode::kUnavailable ||
          st.code() == absl::StatusCode::kDeadlineExceeded ||
          st.code() == absl::StatusCode::kCancelled || st.code() == absl::StatusCode::kAborted;
+}
+
+std::string StepName(v1::SecAggRound step) {
+  std::string name = v1::SecAggRound_Name(step);
+  return name.rfind("SECAGG_", 0) == 0 ? absl::AsciiStrToLower(name.substr(7)) : name;
 }
 
 const char* StageName(v1::Stage stage) {
@@ -86,11 +95,10 @@ class GrpcUpdateSink final : public UpdateSink {
  public:
   GrpcUpdateSink(v1::Federation::Stub* stub, CallGuard* guard) : stub_(stub), guard_(guard) {}
 
-  absl::Status Send(const v1::WorkItem& item, std::span<const double> contribution) override {
+  absl::Status Send(const v1::WorkItem& item, const v1::SecAggClientMessage& message) override {
     v1::PushResultRequest request;
     request.set_work_id(item.work_id());
-    request.mutable_contribution()->mutable_values()->Assign(contribution.begin(),
-                                                             contribution.end());
+    *request.mutable_secagg() = message;
     return Push(item, request);
   }
 
@@ -128,6 +136,14 @@ class ClientDaemon {
         crypto::TlsMaterial tls,
         crypto::LoadTlsMaterial(config_.tls(), crypto::Role::kInstitution, absl::Now()));
     client_id_ = tls.identity.node_id;
+    ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));
+    signer_ = std::make_unique<crypto::Signer>(std::move(signer));
+    crypto::secagg::ClientIdentity identity;
+    identity.client_id = client_id_;
+    identity.certificate_pem = tls.cert_pem;
+    identity.signer = signer_.get();
+    identity.ca_cert_pem = tls.ca_cert_pem;
+    sessions_ = std::make_unique<SecureSessions>(std::move(identity), config_.policy().min_cohort());
     processor_ = std::make_unique<WorkProcessor>(client_id_, config_);
     RETURN_IF_ERROR(processor_->Preload());
     crypto::ChannelOptions channel_options;
@@ -235,37 +251,69 @@ class ClientDaemon {
   // Computes and sends the answer to one item. Returns an error only when the coordinator
   // could not be reached (the session then reconnects).
   absl::Status Answer(const v1::WorkItem& item) {
+    const v1::SecAggRound step = item.secagg().round();
     common::LogInfo("work_received")
         .With("task", item.task_id())
         .With("round", item.round())
         .With("stage", StageName(item.stage()))
+        .With("step", StepName(step))
         .With("work", item.work_id());
     absl::Time started = absl::Now();
-    WorkOutcome outcome = processor_->Process(item);
+    sessions_->ExpireBefore(started);
+    SessionAnswer answer;
+    if (step == v1::SECAGG_ADVERTISE_KEYS) {
+      // The first step: decide on the task, compute this site's vector, join the session.
+      WorkOutcome outcome = processor_->Process(item);
+      if (outcome.contribution.has_value()) {
+        answer = sessions_->Start(item, *outcome.contribution, absl::Now());
+      } else {
+        answer.decline = outcome.decline;
+      }
+    } else if (step != v1::SECAGG_ROUND_UNSPECIFIED) {
+      answer = sessions_->Continue(item);
+    } else {
+      answer.decline.set_reason(v1::Decline::BAD_WORK_ITEM);
+      answer.decline.set_detail("work item without a secure-aggregation step");
+    }
     absl::Status sent;
-    if (outcome.contribution.has_value()) {
-      sent = sink_->Send(item, *outcome.contribution);
+    if (answer.message.has_value()) {
+      MaybeInjectFault(step);
+      sent = sink_->Send(item, *answer.message);
       common::LogInfo("work_answered")
           .With("work", item.work_id())
-          .With("values", static_cast<uint64_t>(outcome.contribution->size()))
+          .With("step", StepName(step))
+          .With("bytes", static_cast<uint64_t>(answer.message->ByteSizeLong()))
           .With("compute_ms", absl::ToInt64Milliseconds(absl::Now() - started))
           .With("status", sent.ok() ? "accepted" : sent.ToString());
     } else {
-      sent = sink_->Decline(item, outcome.decline);
+      sent = sink_->Decline(item, answer.decline);
       common::LogWarning("work_declined")
           .With("work", item.work_id())
-          .With("reason", v1::Decline::Reason_Name(outcome.decline.reason()))
-          .With("detail", outcome.decline.detail())
+          .With("reason", v1::Decline::Reason_Name(answer.decline.reason()))
+          .With("detail", answer.decline.detail())
           .With("status", sent.ok() ? "accepted" : sent.ToString());
     }
     if (IsTransient(sent)) return sent;
     return absl::OkStatus();
   }
 
+  // Test facility for the end-to-end suite: TESSERA_TEST_EXIT_BEFORE=<step> (e.g.
+  // "masked_input") makes the daemon exit, as a crashed site would, right before it sends
+  // its answer to that step of the first session that reaches it. A site's operator gains
+  // nothing from it that stopping the daemon would not give.
+  void MaybeInjectFault(v1::SecAggRound step) {
+    const char* exit_before = std::getenv("TESSERA_TEST_EXIT_BEFORE");
+    if (exit_before == nullptr || StepName(step) != exit_before) return;
+    common::LogWarning("test_fault_exit").With("before", exit_before);
+    std::_Exit(3);
+  }
+
   const v1::ClientConfig& config_;
   absl::Notification* const stop_;
   CallGuard guard_;
   std::string client_id_;
+  std::unique_ptr<crypto::Signer> signer_;
+  std::unique_ptr<SecureSessions> sessions_;
   std::unique_ptr<WorkProcessor> processor_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;

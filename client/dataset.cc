@@ -1,5 +1,6 @@
 #include "client/dataset.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -30,6 +31,13 @@ std::string ListColumns(const std::vector<std::string>& header) {
 absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
                                       const std::vector<std::string>& features,
                                       const std::string& label, const std::string& source_name) {
+  return SelectColumns(table, features, label, /*event=*/"", source_name);
+}
+
+absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
+                                      const std::vector<std::string>& features,
+                                      const std::string& label, const std::string& event,
+                                      const std::string& source_name) {
   const size_t width = table.header.size();
   if (table.values.size() != table.num_rows * width) {
     return absl::InvalidArgumentError(absl::StrCat(source_name, ": table has ", table.values.size(),
@@ -59,19 +67,49 @@ absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
   }
   absl::StatusOr<size_t> label_column = find(label);
   if (!label_column.ok()) return label_column.status();
+  size_t event_column = 0;
+  if (!event.empty()) {
+    if (event == label) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": column '", event, "' cannot be both time and event"));
+    }
+    absl::StatusOr<size_t> column = find(event);
+    if (!column.ok()) return column.status();
+    event_column = *column;
+  }
 
   Dataset data;
   data.num_rows = table.num_rows;
   data.num_features = features.size();
   data.x.resize(data.num_rows * data.num_features);
   data.y.resize(data.num_rows);
+  if (!event.empty()) data.event.resize(data.num_rows);
   for (size_t r = 0; r < data.num_rows; ++r) {
     const double* in = &table.values[r * width];
     double* out = data.x.data() + r * data.num_features;
     for (size_t j = 0; j < data.num_features; ++j) out[j] = in[feature_columns[j]];
     data.y[r] = in[*label_column];
+    if (!event.empty()) data.event[r] = in[event_column];
   }
   return data;
+}
+
+Dataset SelectRows(const Dataset& data, std::span<const size_t> rows) {
+  const size_t d = data.num_features;
+  Dataset out;
+  out.num_rows = rows.size();
+  out.num_features = d;
+  out.x.resize(rows.size() * d);
+  out.y.resize(rows.size());
+  if (!data.event.empty()) out.event.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t r = rows[i];
+    std::copy_n(data.x.begin() + static_cast<std::ptrdiff_t>(r * d), d,
+                out.x.begin() + static_cast<std::ptrdiff_t>(i * d));
+    out.y[i] = data.y[r];
+    if (!data.event.empty()) out.event[i] = data.event[r];
+  }
+  return out;
 }
 
 LocalStatistics ComputeStatistics(const Dataset& data) {
@@ -125,6 +163,41 @@ absl::Status CheckBinaryLabels(const Dataset& data, const std::string& source_na
       return absl::InvalidArgumentError(absl::StrCat(source_name, ": data row ", r,
                                                      " (0-based, header not counted) has label ", y,
                                                      "; expected 0 or 1"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckClassLabels(const Dataset& data, uint32_t num_classes,
+                              const std::string& source_name) {
+  const double limit = static_cast<double>(num_classes);
+  for (size_t r = 0; r < data.num_rows; ++r) {
+    const double y = data.y[r];
+    if (!(y >= 0 && y < limit && y == std::floor(y))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_name, ": data row ", r, " (0-based, header not counted) has label ", y,
+          "; expected a class 0..", num_classes - 1));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSurvivalData(const Dataset& data, const std::string& source_name) {
+  if (data.event.size() != data.num_rows) {
+    return absl::InvalidArgumentError(absl::StrCat(source_name, ": survival data needs an event ",
+                                                   "indicator per row; got ", data.event.size(),
+                                                   " for ", data.num_rows, " rows"));
+  }
+  for (size_t r = 0; r < data.num_rows; ++r) {
+    if (data.event[r] != 0.0 && data.event[r] != 1.0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_name, ": data row ", r, " (0-based, header not counted) has event ",
+          data.event[r], "; expected 0 (censored) or 1 (event)"));
+    }
+    if (!(data.y[r] >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_name, ": data row ", r, " (0-based, header not counted) has time ", data.y[r],
+          "; expected a time >= 0"));
     }
   }
   return absl::OkStatus();

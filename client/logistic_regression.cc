@@ -10,10 +10,12 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "Eigen/Core"
 #include "client/internal/check.h"
+#include "client/internal/model_util.h"
 #include "client/model.h"
 
 namespace tessera::client {
@@ -52,11 +54,16 @@ class LogisticRegression final : public Model {
 
   size_t num_features() const override { return d_; }
   size_t num_parameters() const override { return d_ + 1; }
+  size_t num_outputs() const override { return 1; }
 
-  void Initialize(uint64_t /*seed*/, std::span<float> params) const override {
-    // The loss is convex, so there is no symmetry to break: zeros, whatever the seed.
-    TESSERA_CLIENT_CHECK(params.size() == num_parameters());
-    std::fill(params.begin(), params.end(), 0.0f);
+  void Initialize(uint64_t seed, std::span<float> params) const override {
+    // Zeros whatever the seed (the loss is convex), as proto/model_layout.h says.
+    internal::InitializeFromLayout(internal::LayoutKind::kLogistic, d_, 0, {}, seed, params);
+  }
+
+  absl::Status CheckData(const Dataset& data, const std::string& source_name) const override {
+    if (absl::Status status = Model::CheckData(data, source_name); !status.ok()) return status;
+    return CheckBinaryLabels(data, source_name);
   }
 
   double LossAndGradient(std::span<const float> params, const Dataset& data,
@@ -129,6 +136,20 @@ class LogisticRegression final : public Model {
       if (predicted == y) ++sums.num_correct;
     }
     return sums;
+  }
+
+  void Predict(std::span<const float> params, const Dataset& data,
+               std::span<double> out) const override {
+    CheckShapes(params, data);
+    TESSERA_CLIENT_CHECK(out.size() == data.num_rows);
+    const Eigen::VectorXd w = Weights(params);
+    const double b = params[d_];
+    const ConstRowMajorMap x(data.x.data(), static_cast<Eigen::Index>(data.num_rows),
+                             static_cast<Eigen::Index>(d_));
+    const Eigen::VectorXd z = x * w;
+    for (size_t r = 0; r < data.num_rows; ++r) {
+      out[r] = Terms(z[static_cast<Eigen::Index>(r)] + b, 0.0).p;
+    }
   }
 
  private:

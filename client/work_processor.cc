@@ -206,7 +206,9 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
       }
       std::vector<float> delta(params.size());
       for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - model[i];
-      return Contributed(proto::EncodeFit(data.num_rows, delta));
+      return Contributed(proto::EncodeWeightedFit(data.num_rows,
+                                                  item.standardization().num_train_rows(), delta,
+                                                  spec.secure_aggregation().clip()));
     }
     case v1::STAGE_EVALUATE: {
       if (local->test_csv().empty()) {

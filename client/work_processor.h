@@ -1,5 +1,5 @@
-// What this site answers to a work item: a contribution vector (proto/contribution_layout.h)
-// or a reasoned decline. The whole local decision lives here, apart from any transport:
+// What this site contributes to a stage: the real vector of proto/contribution_layout.h
+// (which SecureSessions then masks), or a reasoned decline. The whole local decision lives here, apart from any transport:
 //   1. the item is intact: the spec and model hashes match their contents, sizes agree;
 //   2. the local policy accepts the task (minimum cohort, allowed names or spec hashes)
 //      and the cohort asked is not smaller than this site's minimum;

@@ -74,6 +74,7 @@ void ClientRegistry::Seen(const std::string& client_id) {
     auto it = clients_.find(client_id);
     if (it == clients_.end()) return;
     it->second.set_last_seen_unix_ms(common::ToUnixMillis(now));
+    unresponsive_.erase(client_id);
     absl::Time& last = last_persisted_[client_id];
     if (now - last >= absl::Minutes(1)) {
       last = now;
@@ -91,8 +92,18 @@ void ClientRegistry::Seen(const std::string& client_id) {
   }
 }
 
+void ClientRegistry::MarkUnresponsive(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  if (clients_.count(client_id) > 0) unresponsive_.insert(client_id);
+}
+
 std::vector<std::string> ClientRegistry::Connected(const std::string& dataset_id) const {
-  std::vector<std::pair<std::string, int64_t>> candidates;
+  struct Candidate {
+    std::string id;
+    int64_t last_seen;
+    bool unresponsive;
+  };
+  std::vector<Candidate> candidates;
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, record] : clients_) {
@@ -100,14 +111,17 @@ std::vector<std::string> ClientRegistry::Connected(const std::string& dataset_id
           record.dataset_ids().end()) {
         continue;
       }
-      candidates.emplace_back(id, record.last_seen_unix_ms());
+      candidates.push_back({id, record.last_seen_unix_ms(), unresponsive_.count(id) > 0});
     }
   }
-  // Liveness is judged outside our lock: waiting_pulls_ takes the work board's.
+  // Liveness is judged outside our lock: waiting_pulls_ takes the work board's. A waiting
+  // pull proves the client is there, whatever happened before.
   int64_t cutoff = common::ToUnixMillis(clock_->Now() - liveness_);
   std::vector<std::string> out;
-  for (const auto& [id, last_seen] : candidates) {
-    if (waiting_pulls_(id) > 0 || last_seen >= cutoff) out.push_back(id);
+  for (const Candidate& c : candidates) {
+    if (waiting_pulls_(c.id) > 0 || (!c.unresponsive && c.last_seen >= cutoff)) {
+      out.push_back(c.id);
+    }
   }
   return out;
 }

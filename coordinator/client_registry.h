@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ class ClientRegistry {
   // minute, to keep the store quiet).
   void Seen(const std::string& client_id);
 
+  // `client_id` did not answer in time: it is not picked into cohorts again until it calls
+  // (a crashed site would otherwise stall every stage until its liveness ran out).
+  void MarkUnresponsive(const std::string& client_id);
+
   // Connected clients that hold `dataset_id`, sorted by id.
   std::vector<std::string> Connected(const std::string& dataset_id) const;
 
@@ -63,6 +68,7 @@ class ClientRegistry {
   mutable absl::Mutex mu_;
   std::map<std::string, v1::ClientRecord> clients_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> last_persisted_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> unresponsive_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tessera::coordinator

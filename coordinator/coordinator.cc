@@ -31,7 +31,7 @@ Coordinator::~Coordinator() { Shutdown(); }
 
 void Coordinator::StartRunner(const std::string& task_id) {
   auto runner = std::make_unique<TaskRunner>(task_id, store_.get(), &board_, &registry_, clock_,
-                                             options_.runner);
+                                             options_.ca_cert_pem, options_.runner);
   runner->Start();
   runners_[task_id] = std::move(runner);
 }

@@ -30,6 +30,9 @@
 namespace tessera::coordinator {
 
 struct CoordinatorOptions {
+  // The federation CA (PEM): every site's certificate in a secure-aggregation session must
+  // chain to it.
+  std::string ca_cert_pem;
   // A client not heard from for this long is not picked into cohorts.
   absl::Duration client_liveness = absl::Seconds(90);
   TaskRunnerOptions runner;

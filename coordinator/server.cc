@@ -35,6 +35,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenRocksDbStore(config.data_dir()));
 
   CoordinatorOptions options;
+  options.ca_cert_pem = tls.ca_cert_pem;
   options.client_liveness = absl::Seconds(config.client_liveness_seconds());
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(std::move(store), clock, options));

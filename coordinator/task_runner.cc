@@ -1,60 +1,20 @@
 #include "coordinator/task_runner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/strategy.h"
 #include "crypto/hash.h"
+#include "crypto/secagg/protocol.h"
 #include "proto/contribution_layout.h"
 #include "proto/model_layout.h"
 
 namespace tessera::coordinator {
 namespace {
-
-bool IsCount(double v) { return v >= 0 && v == std::floor(v) && v < 9.0e15; }
-
-absl::Status CheckStatistics(std::span<const double> v, size_t d) {
-  if (!IsCount(v[0]) || v[0] < 1) {
-    return absl::InvalidArgumentError("row count must be a positive integer");
-  }
-  for (size_t j = 0; j < d; ++j) {
-    if (v[1 + d + j] < 0) return absl::InvalidArgumentError("a sum of squares is negative");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckFit(std::span<const double> v) {
-  if (!IsCount(v[0]) || v[0] < 1) {
-    return absl::InvalidArgumentError("example count must be a positive integer");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckEvaluate(std::span<const double> v) {
-  if (!IsCount(v[0])) return absl::InvalidArgumentError("example count must be an integer >= 0");
-  if (v[1] < 0) return absl::InvalidArgumentError("loss sum is negative");
-  if (!IsCount(v[2]) || v[2] > v[0]) {
-    return absl::InvalidArgumentError("correct count must be an integer in [0, example count]");
-  }
-  return absl::OkStatus();
-}
-
-const char* StageName(v1::Stage stage) {
-  switch (stage) {
-    case v1::STAGE_STATISTICS:
-      return "statistics";
-    case v1::STAGE_FIT:
-      return "fit";
-    case v1::STAGE_EVALUATE:
-      return "evaluate";
-    default:
-      return "unknown";
-  }
-}
 
 v1::Metric MakeMetric(const std::string& name, double value) {
   v1::Metric m;
@@ -68,43 +28,49 @@ void SetModel(std::span<const float> model, v1::WorkItem* item) {
   item->set_model_hash(crypto::HashModel(model));
 }
 
+// The secure-aggregation threshold for `n` invited sites: the task's own, or floor(2n/3)+1,
+// never below min_clients nor a strict majority.
+uint32_t Threshold(const v1::TaskSpec& spec, uint32_t n) {
+  uint32_t t = spec.secure_aggregation().threshold() > 0
+                   ? spec.secure_aggregation().threshold()
+                   : crypto::secagg::DefaultThreshold(n);
+  return std::max({t, spec.min_clients(), crypto::secagg::MinimumSafeThreshold(n)});
+}
+
 }  // namespace
 
 TaskRunner::TaskRunner(std::string task_id, Store* store, WorkBoard* board,
                        ClientRegistry* registry, const common::Clock* clock,
-                       TaskRunnerOptions options)
+                       std::string ca_cert_pem, TaskRunnerOptions options)
     : task_id_(std::move(task_id)),
       store_(store),
       board_(board),
       registry_(registry),
       clock_(clock),
-      options_(options) {}
+      options_(options),
+      secure_(board, clock, std::move(ca_cert_pem)) {}
 
 TaskRunner::~TaskRunner() { Stop(); }
 
 void TaskRunner::Start() { thread_ = std::thread([this] { Main(); }); }
 
 void TaskRunner::Cancel(const std::string& reason) {
-  std::shared_ptr<StageCollector> stage;
   {
     absl::MutexLock lock(&mu_);
     if (halt_ == Halt::kNone) {
       halt_ = Halt::kCancel;
       cancel_reason_ = reason;
     }
-    stage = active_stage_;
   }
-  if (stage != nullptr) stage->Cancel();
+  secure_.Cancel();
 }
 
 void TaskRunner::Stop() {
-  std::shared_ptr<StageCollector> stage;
   {
     absl::MutexLock lock(&mu_);
     halt_ = Halt::kStop;
-    stage = active_stage_;
   }
-  if (stage != nullptr) stage->Cancel();
+  secure_.Cancel();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -176,15 +142,16 @@ absl::Status TaskRunner::RunTask() {
 }
 
 std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task) {
-  const uint32_t need = task.spec().min_clients();
+  const v1::TaskSpec& spec = task.spec();
+  const uint32_t need = std::max(spec.min_clients(), spec.secure_aggregation().threshold());
   absl::Time next_log = absl::InfinitePast();
   while (halt() == Halt::kNone) {
-    std::vector<std::string> cohort = registry_->Connected(task.spec().dataset().id());
+    std::vector<std::string> cohort = registry_->Connected(spec.dataset().id());
     if (cohort.size() >= need) return cohort;
     if (clock_->Now() >= next_log) {
       common::LogInfo("waiting_for_clients")
           .With("task", task_id_)
-          .With("dataset", task.spec().dataset().id())
+          .With("dataset", spec.dataset().id())
           .With("connected", static_cast<uint64_t>(cohort.size()))
           .With("needed", need);
       next_log = clock_->Now() + absl::Seconds(30);
@@ -194,50 +161,33 @@ std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task) {
   return {};
 }
 
-TaskRunner::StageResult TaskRunner::RunStage(
-    v1::WorkItem item, const std::vector<std::string>& cohort, size_t vector_length,
-    std::function<absl::Status(std::span<const double>)> check, absl::Duration deadline) {
-  absl::Time close_at = clock_->Now() + deadline;
-  item.set_cohort_size(static_cast<uint32_t>(cohort.size()));
-  item.set_deadline_unix_ms(common::ToUnixMillis(close_at));
-  const std::string work_id = item.work_id();
-  const v1::Stage stage = item.stage();
-  const uint32_t round = item.round();
-  auto collector = std::make_shared<StageCollector>(cohort, vector_length, std::move(check));
-  {
-    absl::MutexLock lock(&mu_);
-    if (halt_ != Halt::kNone) return {};
-    active_stage_ = collector;
+SecureStageResult TaskRunner::RunStage(const v1::TaskRecord& task, v1::Stage stage,
+                                       uint32_t round, uint32_t attempt,
+                                       const std::vector<std::string>& cohort,
+                                       v1::WorkItem first_item, v1::SecAggEncoding encoding) {
+  const v1::TaskSpec& spec = task.spec();
+  first_item.set_task_id(task_id_);
+  first_item.set_round(round);
+  first_item.set_stage(stage);
+  *first_item.mutable_spec() = spec;
+  first_item.set_spec_hash(task.spec_hash());
+  SecureStageRequest request;
+  request.task_id = task_id_;
+  request.round = round;
+  request.stage = stage;
+  request.attempt = attempt;
+  request.cohort = cohort;
+  request.first_item = std::move(first_item);
+  request.encoding = std::move(encoding);
+  request.threshold = Threshold(spec, static_cast<uint32_t>(cohort.size()));
+  request.first_step_deadline = absl::Seconds(spec.round_deadline_seconds());
+  request.step_deadline = absl::Seconds(spec.secure_aggregation().step_deadline_seconds());
+  SecureStageResult result = secure_.Run(request);
+  for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
+  for (const std::string& drop : result.drops) {
+    common::LogInfo("client_dropped").With("task", task_id_).With("round", round).With("why", drop);
   }
-  common::LogInfo("stage_open")
-      .With("task", task_id_)
-      .With("round", round)
-      .With("stage", StageName(stage))
-      .With("work", work_id)
-      .With("cohort", static_cast<uint64_t>(cohort.size()));
-  absl::Status posted = board_->Post(std::move(item), cohort, collector);
-  if (!posted.ok()) {
-    // Work ids are unique per attempt; a clash is a bug in this runner.
-    common::LogError("stage_post_failed").With("work", work_id).With("error", posted.ToString());
-  } else {
-    collector->Wait(close_at);
-  }
-  board_->Close(work_id);
-  StageCollector::Outcome outcome = collector->Close();
-  {
-    absl::MutexLock lock(&mu_);
-    active_stage_.reset();
-  }
-  common::LogInfo("stage_closed")
-      .With("task", task_id_)
-      .With("round", round)
-      .With("stage", StageName(stage))
-      .With("contributors", static_cast<uint64_t>(outcome.contributors.size()))
-      .With("dropped", static_cast<uint64_t>(outcome.drops.size()));
-  for (const std::string& drop : outcome.drops) {
-    common::LogInfo("client_dropped").With("task", task_id_).With("work", work_id).With("why", drop);
-  }
-  return {std::move(outcome.sum), std::move(outcome.contributors), std::move(outcome.drops)};
+  return result;
 }
 
 absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
@@ -248,32 +198,23 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
   for (uint32_t attempt = 1; attempt <= spec.max_round_attempts(); ++attempt) {
     std::vector<std::string> cohort = WaitForCohort(task);
     if (cohort.empty()) break;  // halted
-    v1::WorkItem item;
-    item.set_work_id(absl::StrCat(task_id_, "/r0/statistics/a", attempt));
-    item.set_task_id(task_id_);
-    item.set_round(0);
-    item.set_stage(v1::STAGE_STATISTICS);
-    *item.mutable_spec() = spec;
-    item.set_spec_hash(task.spec_hash());
-    StageResult result =
-        RunStage(std::move(item), cohort, proto::StatisticsLength(d),
-                 [d](std::span<const double> v) { return CheckStatistics(v, d); },
-                 absl::Seconds(spec.round_deadline_seconds()));
+    SecureStageResult result =
+        RunStage(task, v1::STAGE_STATISTICS, 0, attempt, cohort, v1::WorkItem(),
+                 StatisticsEncoding(d, static_cast<uint32_t>(cohort.size())));
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
-    if (result.contributors.size() < spec.min_clients()) {
+    absl::StatusOr<proto::PooledStatistics> pooled =
+        result.completed ? proto::DecodeStatistics(result.sums, d)
+                         : absl::StatusOr<proto::PooledStatistics>(
+                               absl::AbortedError(result.abort));
+    if (!pooled.ok()) {
+      drops.push_back(absl::StrCat("attempt ", attempt, " aborted: ", pooled.status().message()));
       common::LogWarning("attempt_failed")
           .With("task", task_id_)
           .With("round", 0)
           .With("attempt", attempt)
-          .With("contributors", static_cast<uint64_t>(result.contributors.size()))
-          .With("needed", spec.min_clients());
+          .With("why", std::string(pooled.status().message()));
       if (PauseOrHalt(options_.retry_pause)) break;
-      continue;
-    }
-    auto pooled = proto::DecodeStatistics(result.sum, d);
-    if (!pooled.ok()) {
-      drops.push_back(absl::StrCat("statistics rejected: ", pooled.status().message()));
       continue;
     }
     ASSIGN_OR_RETURN(std::vector<float> initial,
@@ -293,7 +234,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     v1::RoundRecord record;
     record.set_task_id(task_id_);
     record.set_round(0);
-    for (const std::string& c : result.contributors) record.add_fit_participants(c);
+    for (const std::string& c : result.survivors) record.add_fit_participants(c);
     *record.add_metrics() = MakeMetric("num_train_rows", static_cast<double>(pooled->num_rows));
     record.set_model_hash(crypto::HashModel(initial));
     record.set_started_unix_ms(common::ToUnixMillis(started));
@@ -304,24 +245,22 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     common::LogInfo("round_committed")
         .With("task", task_id_)
         .With("round", 0)
-        .With("sites", static_cast<uint64_t>(result.contributors.size()))
+        .With("sites", static_cast<uint64_t>(result.survivors.size()))
         .With("train_rows", pooled->num_rows);
     return absl::OkStatus();
   }
-  if (halt() == Halt::kCancel) {
-    return Finish(task, v1::TASK_CANCELLED, CancelReason());
-  }
+  if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
   if (halt() == Halt::kStop) return absl::OkStatus();
   return Finish(task, v1::TASK_FAILED,
                 absl::StrCat("statistics round failed after ", spec.max_round_attempts(),
-                             " attempts with fewer than ", spec.min_clients(), " sites"));
+                             " attempts"));
 }
 
 absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
   const size_t d = static_cast<size_t>(spec.dataset().features_size());
   ASSIGN_OR_RETURN(size_t num_params, proto::NumParameters(spec.model(), d));
-  ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, MakeStrategy(spec.strategy()));
+  ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, MakeStrategy(spec.strategy(), num_params));
   const uint32_t last = static_cast<uint32_t>(task.last_committed_round());
   ASSIGN_OR_RETURN(std::vector<float> global, store_->GetCheckpoint(task_id_, last));
   if (global.size() != num_params) {
@@ -332,6 +271,7 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
     if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
   }
+  const double pooled_rows = static_cast<double>(task.standardization().num_train_rows());
 
   for (uint32_t round = last + 1; round <= spec.rounds(); ++round) {
     const absl::Time started = clock_->Now();
@@ -340,79 +280,66 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     for (uint32_t attempt = 1; attempt <= spec.max_round_attempts() && !committed; ++attempt) {
       std::vector<std::string> cohort = WaitForCohort(task);
       if (cohort.empty()) break;
-      const std::string prefix = absl::StrCat(task_id_, "/r", round, "/");
+      const uint32_t n = static_cast<uint32_t>(cohort.size());
 
       v1::WorkItem fit;
-      fit.set_work_id(absl::StrCat(prefix, "fit/a", attempt));
-      fit.set_task_id(task_id_);
-      fit.set_round(round);
-      fit.set_stage(v1::STAGE_FIT);
-      *fit.mutable_spec() = spec;
-      fit.set_spec_hash(task.spec_hash());
       SetModel(global, &fit);
       *fit.mutable_standardization() = task.standardization();
       fit.set_l2(task.l2());
-      StageResult fitted = RunStage(std::move(fit), cohort, proto::FitLength(num_params), CheckFit,
-                                    absl::Seconds(spec.round_deadline_seconds()));
+      SecureStageResult fitted =
+          RunStage(task, v1::STAGE_FIT, round, attempt, cohort, std::move(fit),
+                   FitEncoding(num_params, spec.secure_aggregation().clip(), n));
       drops.insert(drops.end(), fitted.drops.begin(), fitted.drops.end());
       if (halt() != Halt::kNone) break;
-      if (fitted.contributors.size() < spec.min_clients()) {
-        common::LogWarning("attempt_failed")
-            .With("task", task_id_)
-            .With("round", round)
-            .With("attempt", attempt)
-            .With("contributors", static_cast<uint64_t>(fitted.contributors.size()))
-            .With("needed", spec.min_clients());
-        if (PauseOrHalt(options_.retry_pause)) break;
-        continue;
-      }
-      auto update = proto::DecodeFit(fitted.sum, num_params);
+      absl::StatusOr<proto::AveragedUpdate> update =
+          fitted.completed ? proto::DecodeFit(fitted.sums, num_params)
+                           : absl::StatusOr<proto::AveragedUpdate>(absl::AbortedError(fitted.abort));
       absl::StatusOr<std::vector<float>> next =
           update.ok() ? strategy->AggregateFit(round, global, *update)
                       : absl::StatusOr<std::vector<float>>(update.status());
       if (!next.ok()) {
-        drops.push_back(absl::StrCat("fit aggregate rejected: ", next.status().message()));
-        common::LogWarning("aggregate_rejected")
+        drops.push_back(absl::StrCat("attempt ", attempt, " fit failed: ", next.status().message()));
+        common::LogWarning("attempt_failed")
             .With("task", task_id_)
             .With("round", round)
-            .With("error", next.status().ToString());
+            .With("attempt", attempt)
+            .With("why", std::string(next.status().message()));
+        if (PauseOrHalt(options_.retry_pause)) break;
         continue;
       }
 
       v1::RoundRecord record;
       record.set_task_id(task_id_);
       record.set_round(round);
-      for (const std::string& c : fitted.contributors) record.add_fit_participants(c);
-      *record.add_metrics() = MakeMetric("train_examples", update->total_examples);
+      for (const std::string& c : fitted.survivors) record.add_fit_participants(c);
+      *record.add_metrics() =
+          MakeMetric("train_examples", std::round(update->total_examples * pooled_rows));
 
       if (strategy->ConfigureEvaluate(round)) {
         std::vector<std::string> eval_cohort = registry_->Connected(spec.dataset().id());
         v1::WorkItem eval;
-        eval.set_work_id(absl::StrCat(prefix, "evaluate/a", attempt));
-        eval.set_task_id(task_id_);
-        eval.set_round(round);
-        eval.set_stage(v1::STAGE_EVALUATE);
-        *eval.mutable_spec() = spec;
-        eval.set_spec_hash(task.spec_hash());
         SetModel(*next, &eval);
         *eval.mutable_standardization() = task.standardization();
         eval.set_l2(task.l2());
-        StageResult evaluated =
-            RunStage(std::move(eval), eval_cohort, proto::kEvaluateLength, CheckEvaluate,
-                     absl::Seconds(spec.round_deadline_seconds()));
-        drops.insert(drops.end(), evaluated.drops.begin(), evaluated.drops.end());
-        if (halt() != Halt::kNone) break;
-        if (evaluated.contributors.size() >= spec.min_clients()) {
-          auto metrics = strategy->AggregateEvaluate(round, evaluated.sum);
+        if (eval_cohort.size() >= spec.min_clients()) {
+          SecureStageResult evaluated = RunStage(
+              task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
+              EvaluateEncoding(proto::kEvaluateLength, static_cast<uint32_t>(eval_cohort.size())));
+          drops.insert(drops.end(), evaluated.drops.begin(), evaluated.drops.end());
+          if (halt() != Halt::kNone) break;
+          auto metrics = evaluated.completed
+                             ? strategy->AggregateEvaluate(round, evaluated.sums)
+                             : absl::StatusOr<std::vector<v1::Metric>>(
+                                   absl::AbortedError(evaluated.abort));
           if (metrics.ok()) {
             for (const v1::Metric& m : *metrics) *record.add_metrics() = m;
-            for (const std::string& c : evaluated.contributors) record.add_eval_participants(c);
+            for (const std::string& c : evaluated.survivors) record.add_eval_participants(c);
           } else {
             drops.push_back(absl::StrCat("evaluation skipped: ", metrics.status().message()));
           }
         } else {
-          drops.push_back(absl::StrCat("evaluation skipped: ", evaluated.contributors.size(),
-                                       " sites reported, ", spec.min_clients(), " needed"));
+          drops.push_back(absl::StrCat("evaluation skipped: ", eval_cohort.size(),
+                                       " sites connected, ", spec.min_clients(), " needed"));
         }
       }
 
@@ -434,17 +361,15 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
 
       common::LogLine line(common::LogLevel::kInfo, "round_committed");
       line.With("task", task_id_).With("round", round).With(
-          "sites", static_cast<uint64_t>(fitted.contributors.size()));
+          "sites", static_cast<uint64_t>(fitted.survivors.size()));
       for (const v1::Metric& m : record.metrics()) line.With(m.name(), m.value());
     }
     if (committed) continue;
-    if (halt() == Halt::kCancel) {
-      return Finish(task, v1::TASK_CANCELLED, CancelReason());
-    }
+    if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
     if (halt() == Halt::kStop) return absl::OkStatus();
     return Finish(task, v1::TASK_FAILED,
                   absl::StrCat("round ", round, " failed after ", spec.max_round_attempts(),
-                               " attempts with fewer than ", spec.min_clients(), " sites"));
+                               " attempts"));
   }
   if (task.state() == v1::TASK_COMPLETED) {
     common::LogInfo("task_finished")

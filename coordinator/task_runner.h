@@ -3,17 +3,18 @@
 // Round 0 is the statistics round: the sites' feature counts, sums and sums of squares
 // give the pooled mean and standard deviation every site then standardises with, and the
 // pooled row count resolves the L2 penalty. Each training round r then runs two stages —
-// FIT (sites train from the global model and send their example-weighted deltas) and
-// EVALUATE (sites evaluate the new model on their held-out rows) — and commits, in one
-// store write, the round record, the new checkpoint and the task record. A crash before
-// the commit redoes the round; nothing committed is lost.
+// FIT (sites train from the global model and send their weighted deltas) and EVALUATE
+// (sites evaluate the new model on their held-out rows) — and commits, in one store write,
+// the round record, the new checkpoint and the task record. A crash before the commit
+// redoes the round; nothing committed is lost.
 //
-// A stage asks every connected site that holds the task's dataset (at least min_clients;
-// the runner waits for them) and closes when all answered or at the stage deadline. A
-// stage with fewer than min_clients contributors is a failed attempt, recorded, and the
-// round is tried again with a fresh cohort; after max_round_attempts the task fails. An
-// evaluation with fewer than min_clients contributors is skipped (the round still commits,
-// without metrics): metric sums over too few sites would say too much about each.
+// Every stage is one secure-aggregation session (secure_stage.h): the coordinator learns
+// only the sum over the surviving sites, at least `threshold` of them. A stage asks every
+// connected site that holds the task's dataset (at least min_clients; the runner waits for
+// them). A session that aborts (fewer than threshold survivors, unrecoverable shares) is a
+// failed attempt, recorded, and the round is tried again with a fresh cohort, without the
+// sites that did not answer; after max_round_attempts the task fails. An aborted
+// evaluation leaves the round without metrics (it still commits).
 //
 // Thread-safe: Cancel and Stop may be called from any thread.
 #ifndef TESSERA_COORDINATOR_TASK_RUNNER_H_
@@ -32,13 +33,12 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "coordinator/client_registry.h"
+#include "coordinator/secure_stage.h"
 #include "coordinator/store.h"
 #include "coordinator/work_board.h"
 #include "proto/state.pb.h"
 
 namespace tessera::coordinator {
-
-class StageCollector;
 
 struct TaskRunnerOptions {
   // How often the runner looks again for enough connected clients.
@@ -49,9 +49,10 @@ struct TaskRunnerOptions {
 
 class TaskRunner {
  public:
-  // Pointers must outlive the runner.
+  // Pointers must outlive the runner. `ca_cert_pem`: the federation CA, which every site's
+  // certificate in a secure-aggregation session must chain to.
   TaskRunner(std::string task_id, Store* store, WorkBoard* board, ClientRegistry* registry,
-             const common::Clock* clock, TaskRunnerOptions options);
+             const common::Clock* clock, std::string ca_cert_pem, TaskRunnerOptions options);
   // Stops (as Stop) and joins.
   ~TaskRunner();
   TaskRunner(const TaskRunner&) = delete;
@@ -84,15 +85,10 @@ class TaskRunner {
   // Empty if halted meanwhile.
   std::vector<std::string> WaitForCohort(const v1::TaskRecord& task);
 
-  struct StageResult {
-    std::vector<double> sum;
-    std::vector<std::string> contributors;
-    std::vector<std::string> drops;
-  };
-  // Posts `item` to `cohort`, waits for answers until the deadline (or a halt), closes it.
-  StageResult RunStage(v1::WorkItem item, const std::vector<std::string>& cohort,
-                       size_t vector_length, std::function<absl::Status(std::span<const double>)> check,
-                       absl::Duration deadline);
+  // Runs `stage` of `round` as one secure-aggregation session over `cohort`.
+  SecureStageResult RunStage(const v1::TaskRecord& task, v1::Stage stage, uint32_t round,
+                             uint32_t attempt, const std::vector<std::string>& cohort,
+                             v1::WorkItem first_item, v1::SecAggEncoding encoding);
 
   absl::Status Finish(v1::TaskRecord& task, v1::TaskState state, const std::string& reason);
   Halt halt() const;
@@ -111,8 +107,8 @@ class TaskRunner {
   Halt halt_ ABSL_GUARDED_BY(mu_) = Halt::kNone;
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<StageCollector> active_stage_ ABSL_GUARDED_BY(mu_);
 
+  SecureStageRunner secure_;
   std::thread thread_;
 };
 

@@ -15,6 +15,8 @@ packages=(
   libboost-dev libboost-system-dev
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
+  zlib1g-dev
+  dataset-fashion-mnist
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "proto/contribution_layout.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -76,6 +77,18 @@ std::vector<double> EncodeFit(uint64_t num_examples, std::span<const float> delt
   double n = static_cast<double>(num_examples);
   out.push_back(n);
   for (float d : delta) out.push_back(n * static_cast<double>(d));
+  return out;
+}
+
+std::vector<double> EncodeWeightedFit(uint64_t num_examples, uint64_t pooled_rows,
+                                      std::span<const float> delta, double clip) {
+  double w = pooled_rows == 0 ? 0.0
+                              : std::min(1.0, static_cast<double>(num_examples) /
+                                                  static_cast<double>(pooled_rows));
+  std::vector<double> out;
+  out.reserve(1 + delta.size());
+  out.push_back(w);
+  for (float d : delta) out.push_back(w * std::clamp(static_cast<double>(d), -clip, clip));
   return out;
 }
 

@@ -5,9 +5,15 @@
 // layouts.
 //
 //   STATISTICS  [n, sum_1..sum_d, sumsq_1..sumsq_d]        d = number of features
-//   FIT         [n, n*delta_1..n*delta_P]                   P = number of parameters,
-//                                                           delta = local - global model
+//   FIT         [w, w*delta_1..w*delta_P]                   P = number of parameters,
+//                                                           delta = local - global model,
+//                                                           w = the site's weight
 //   EVALUATE    [n, loss_sum, num_correct]
+//
+// Under secure aggregation a FIT weight is the site's share of the pooled training rows,
+// w = n / N (at most 1), and every delta coordinate is clipped to [-clip, clip] first, so
+// that the vector fits the fixed-point encoding; FedAvg's ratio sum(w*delta) / sum(w) is the
+// same as with raw counts.
 //
 // Pure functions; thread-safe.
 #ifndef TESSERA_PROTO_CONTRIBUTION_LAYOUT_H_
@@ -44,8 +50,14 @@ size_t FitLength(size_t num_parameters);
 // `delta` = local model - global model; it is multiplied by `num_examples`.
 std::vector<double> EncodeFit(uint64_t num_examples, std::span<const float> delta);
 
+// The secure-aggregation form: [w, w * clip(delta_i, -clip, clip)], w = min(n / N, 1) with
+// N the pooled training rows (so every value lies in [-clip, clip]).
+std::vector<double> EncodeWeightedFit(uint64_t num_examples, uint64_t pooled_rows,
+                                      std::span<const float> delta, double clip);
+
 struct AveragedUpdate {
-  // Total number of examples behind the sum.
+  // Total weight behind the sum: examples for EncodeFit, the cohort's share of the pooled
+  // rows for EncodeWeightedFit.
   double total_examples = 0;
   // Example-weighted mean of the sites' deltas.
   std::vector<double> mean_delta;

@@ -1,6 +1,7 @@
 #include "proto/validation.h"
 
 #include <cmath>
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -47,6 +48,11 @@ bool IsValidAddress(const std::string& addr) {
     if (!absl::ascii_isdigit(c)) return false;
   }
   return std::stoi(port) <= 65535;
+}
+
+// Unset (0) is allowed: the field's default applies.
+void CheckUnitInterval(double v, const std::string& path, std::vector<FieldError>* errors) {
+  if (!std::isfinite(v) || v < 0 || v >= 1) errors->push_back({path, "must be in [0, 1)"});
 }
 
 void CheckTls(const v1::TlsFiles& tls, const std::string& prefix, std::vector<FieldError>* errors) {
@@ -106,9 +112,12 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     errors.push_back({"model", "required"});
   } else {
     const v1::ModelSpec& m = spec.model();
+    const bool known_kind = v1::ModelSpec::Kind_IsValid(m.kind());
     if (m.kind() == v1::ModelSpec::KIND_UNSPECIFIED) {
-      errors.push_back({"model.kind", "required (LOGISTIC_REGRESSION)"});
-    } else if (!v1::ModelSpec::Kind_IsValid(m.kind())) {
+      errors.push_back({"model.kind",
+                        "required (LOGISTIC_REGRESSION, SOFTMAX_REGRESSION, LINEAR_REGRESSION, "
+                        "MLP or COX_PH)"});
+    } else if (!known_kind) {
       errors.push_back({"model.kind", "unknown model kind"});
     }
     if (!std::isfinite(m.l2()) || m.l2() < 0) {
@@ -119,6 +128,43 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     }
     if (m.l2() > 0 && m.inverse_regularization() > 0) {
       errors.push_back({"model.inverse_regularization", "set either l2 or inverse_regularization, not both"});
+    }
+    if (m.num_classes() > 10000) {
+      errors.push_back({"model.num_classes", "must be at most 10000"});
+    }
+    if (m.kind() == v1::ModelSpec::SOFTMAX_REGRESSION && m.num_classes() < 2) {
+      errors.push_back({"model.num_classes", "SOFTMAX_REGRESSION needs num_classes >= 2"});
+    }
+    if ((m.kind() == v1::ModelSpec::LOGISTIC_REGRESSION ||
+         m.kind() == v1::ModelSpec::LINEAR_REGRESSION || m.kind() == v1::ModelSpec::COX_PH) &&
+        m.num_classes() != 0) {
+      errors.push_back({"model.num_classes", "only SOFTMAX_REGRESSION and MLP take num_classes"});
+    }
+    if (m.kind() == v1::ModelSpec::MLP) {
+      if (m.hidden_layers_size() < 1 || m.hidden_layers_size() > 3) {
+        errors.push_back({"model.hidden_layers", "an MLP has 1 to 3 hidden layers"});
+      }
+      for (int i = 0; i < m.hidden_layers_size(); ++i) {
+        if (m.hidden_layers(i) < 1 || m.hidden_layers(i) > 4096) {
+          errors.push_back({absl::StrCat("model.hidden_layers[", i, "]"), "must be 1..4096 units"});
+        }
+      }
+    } else if (m.hidden_layers_size() > 0 && known_kind) {
+      errors.push_back({"model.hidden_layers", "only an MLP has hidden layers"});
+    }
+    if (spec.has_dataset()) {
+      const v1::DatasetSpec& ds = spec.dataset();
+      if (m.kind() == v1::ModelSpec::COX_PH) {
+        if (ds.event().empty()) {
+          errors.push_back({"dataset.event", "COX_PH needs the event column"});
+        } else if (ds.event() == ds.label() ||
+                   std::find(ds.features().begin(), ds.features().end(), ds.event()) !=
+                       ds.features().end()) {
+          errors.push_back({"dataset.event", "must differ from the label and the features"});
+        }
+      } else if (!ds.event().empty() && known_kind) {
+        errors.push_back({"dataset.event", "only COX_PH takes an event column"});
+      }
     }
   }
 
@@ -134,6 +180,18 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     }
     if (!std::isfinite(t.learning_rate()) || t.learning_rate() <= 0) {
       errors.push_back({"training.learning_rate", "must be a finite number > 0"});
+    }
+    if (!v1::TrainingSpec::Optimizer_IsValid(t.optimizer())) {
+      errors.push_back({"training.optimizer", "unknown optimizer (SGD, MOMENTUM or ADAM)"});
+    }
+    CheckUnitInterval(t.momentum(), "training.momentum", &errors);
+    CheckUnitInterval(t.adam_beta1(), "training.adam_beta1", &errors);
+    CheckUnitInterval(t.adam_beta2(), "training.adam_beta2", &errors);
+    if (t.has_adam_epsilon() && (!std::isfinite(t.adam_epsilon()) || t.adam_epsilon() <= 0)) {
+      errors.push_back({"training.adam_epsilon", "must be a finite number > 0"});
+    }
+    if (!std::isfinite(t.proximal_mu()) || t.proximal_mu() < 0) {
+      errors.push_back({"training.proximal_mu", "must be a finite number >= 0"});
     }
   }
 
@@ -157,6 +215,26 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     if (!std::isfinite(s.server_learning_rate()) || s.server_learning_rate() < 0) {
       errors.push_back({"strategy.server_learning_rate", "must be a finite number > 0"});
     }
+    CheckUnitInterval(s.server_momentum(), "strategy.server_momentum", &errors);
+    CheckUnitInterval(s.beta1(), "strategy.beta1", &errors);
+    CheckUnitInterval(s.beta2(), "strategy.beta2", &errors);
+    if (s.has_tau() && (!std::isfinite(s.tau()) || s.tau() <= 0)) {
+      errors.push_back({"strategy.tau", "must be a finite number > 0"});
+    }
+  }
+  if (spec.has_secure_aggregation()) {
+    const v1::SecureAggregationSpec& sa = spec.secure_aggregation();
+    if (sa.threshold() > 10000) {
+      errors.push_back({"secure_aggregation.threshold", "must be at most 10000"});
+    } else if (sa.threshold() > 0 && sa.threshold() < spec.min_clients()) {
+      errors.push_back({"secure_aggregation.threshold", "must be at least min_clients"});
+    }
+    if (!std::isfinite(sa.clip()) || sa.clip() < 0) {
+      errors.push_back({"secure_aggregation.clip", "must be a finite number > 0"});
+    }
+    if (sa.step_deadline_seconds() > 3600) {
+      errors.push_back({"secure_aggregation.step_deadline_seconds", "must be 1..3600"});
+    }
   }
   return errors;
 }
@@ -165,12 +243,35 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
   v1::TrainingSpec* t = spec->mutable_training();
   if (t->local_epochs() == 0) t->set_local_epochs(1);
   if (t->batch_size() == 0) t->set_batch_size(32);
+  if (t->optimizer() == v1::TrainingSpec::OPTIMIZER_UNSPECIFIED) {
+    t->set_optimizer(v1::TrainingSpec::SGD);
+  }
+  if (t->optimizer() == v1::TrainingSpec::MOMENTUM && !t->has_momentum()) t->set_momentum(0.9);
+  if (t->optimizer() == v1::TrainingSpec::ADAM) {
+    if (!t->has_adam_beta1()) t->set_adam_beta1(0.9);
+    if (!t->has_adam_beta2()) t->set_adam_beta2(0.999);
+    if (!t->has_adam_epsilon()) t->set_adam_epsilon(1e-8);
+  }
   if (spec->min_clients() == 0) spec->set_min_clients(2);
   if (spec->round_deadline_seconds() == 0) spec->set_round_deadline_seconds(300);
   if (spec->max_round_attempts() == 0) spec->set_max_round_attempts(20);
   v1::StrategySpec* s = spec->mutable_strategy();
   if (s->kind() == v1::StrategySpec::KIND_UNSPECIFIED) s->set_kind(v1::StrategySpec::FEDAVG);
-  if (s->server_learning_rate() == 0) s->set_server_learning_rate(1.0);
+  const bool adaptive = s->kind() == v1::StrategySpec::FEDADAGRAD ||
+                        s->kind() == v1::StrategySpec::FEDADAM ||
+                        s->kind() == v1::StrategySpec::FEDYOGI;
+  if (s->server_learning_rate() == 0) s->set_server_learning_rate(adaptive ? 0.01 : 1.0);
+  if (s->kind() == v1::StrategySpec::FEDAVGM && !s->has_server_momentum()) {
+    s->set_server_momentum(0.9);
+  }
+  if (adaptive) {
+    if (!s->has_beta1()) s->set_beta1(0.9);
+    if (!s->has_beta2()) s->set_beta2(0.99);
+    if (!s->has_tau()) s->set_tau(1e-3);
+  }
+  v1::SecureAggregationSpec* sa = spec->mutable_secure_aggregation();
+  if (sa->clip() == 0) sa->set_clip(10.0);
+  if (sa->step_deadline_seconds() == 0) sa->set_step_deadline_seconds(60);
 }
 
 std::vector<FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& config) {

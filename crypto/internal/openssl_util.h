@@ -10,6 +10,7 @@
 #include <openssl/bn.h>
 #include <openssl/conf.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -39,8 +40,13 @@ using UniqueBignum = OpenSslPtr<BIGNUM, BN_free>;
 using UniqueAsn1Integer = OpenSslPtr<ASN1_INTEGER, ASN1_INTEGER_free>;
 using UniqueAsn1Time = OpenSslPtr<ASN1_TIME, ASN1_TIME_free>;
 using UniqueConf = OpenSslPtr<CONF, NCONF_free>;
+using UniqueEvpCipher = OpenSslPtr<EVP_CIPHER, EVP_CIPHER_free>;
+using UniqueEvpCipherCtx = OpenSslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
+using UniqueEvpKdf = OpenSslPtr<EVP_KDF, EVP_KDF_free>;
+using UniqueEvpKdfCtx = OpenSslPtr<EVP_KDF_CTX, EVP_KDF_CTX_free>;
 using UniqueEvpMdCtx = OpenSslPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
 using UniqueEvpPkey = OpenSslPtr<EVP_PKEY, EVP_PKEY_free>;
+using UniqueEvpPkeyCtx = OpenSslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 using UniqueGeneralName = OpenSslPtr<GENERAL_NAME, GENERAL_NAME_free>;
 using UniqueGeneralNames = OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
 using UniqueX509 = OpenSslPtr<X509, X509_free>;

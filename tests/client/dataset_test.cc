@@ -138,5 +138,63 @@ TEST(CheckBinaryLabelsTest, AcceptsZeroOneAndNamesFirstBadRow) {
               StatusIs(kInvalid, HasSubstr("t.csv: data row 2 ")));
 }
 
+TEST(SelectColumnsTest, SurvivalDataGetsItsEventColumn) {
+  // "label" as the time, "a" as a (here not 0/1) event column: selection does not judge.
+  ASSERT_OK_AND_ASSIGN(Dataset data, SelectColumns(Table(), {"b", "c"}, "label", "a", "t.csv"));
+  EXPECT_THAT(data.x, ElementsAre(10, 100, 20, 200, 30, 300));
+  EXPECT_THAT(data.y, ElementsAre(0, 1, 1));
+  EXPECT_THAT(data.event, ElementsAre(1, 2, 3));
+  // Without an event column it is the four-argument overload.
+  ASSERT_OK_AND_ASSIGN(data, SelectColumns(Table(), {"b"}, "label", "", "t.csv"));
+  EXPECT_TRUE(data.event.empty());
+  EXPECT_THAT(SelectColumns(Table(), {"b"}, "label", "died", "t.csv"),
+              StatusIs(kInvalid, HasSubstr("column 'died' not found")));
+  EXPECT_THAT(SelectColumns(Table(), {"b"}, "label", "label", "t.csv"),
+              StatusIs(kInvalid, HasSubstr("cannot be both time and event")));
+}
+
+TEST(SelectRowsTest, CopiesRowsInOrderWithRepeats) {
+  Dataset data = Small();
+  data.event = {1, 0, 1};
+  const std::vector<size_t> rows = {2, 0, 2};
+  const Dataset picked = SelectRows(data, rows);
+  EXPECT_EQ(picked.num_rows, 3u);
+  EXPECT_EQ(picked.num_features, 2u);
+  EXPECT_THAT(picked.x, ElementsAre(5, 4, 1, -2, 5, 4));
+  EXPECT_THAT(picked.y, ElementsAre(1, 0, 1));
+  EXPECT_THAT(picked.event, ElementsAre(1, 1, 1));
+  EXPECT_TRUE(SelectRows(Small(), rows).event.empty());
+}
+
+TEST(CheckClassLabelsTest, AcceptsClassesAndNamesFirstBadRow) {
+  Dataset data = Small();
+  data.y = {0, 2, 1};
+  EXPECT_OK(CheckClassLabels(data, 3, "t.csv"));
+  EXPECT_THAT(CheckClassLabels(data, 2, "t.csv"),
+              StatusIs(kInvalid, "t.csv: data row 1 (0-based, header not counted) has label 2; "
+                                 "expected a class 0..1"));
+  data.y = {0, 1, 0.5};
+  EXPECT_THAT(CheckClassLabels(data, 3, "t.csv"), StatusIs(kInvalid, HasSubstr("data row 2 ")));
+  data.y = {NAN, 1, 0};
+  EXPECT_THAT(CheckClassLabels(data, 3, "t.csv"), StatusIs(kInvalid, HasSubstr("data row 0 ")));
+}
+
+TEST(CheckSurvivalDataTest, NeedsZeroOneEventsAndNonNegativeTimes) {
+  Dataset data = Small();
+  data.y = {5, 0, 2.5};
+  EXPECT_THAT(CheckSurvivalData(data, "t.csv"),
+              StatusIs(kInvalid, HasSubstr("event indicator per row; got 0 for 3 rows")));
+  data.event = {1, 0, 1};
+  EXPECT_OK(CheckSurvivalData(data, "t.csv"));
+  data.event = {1, 0, 0.5};
+  EXPECT_THAT(CheckSurvivalData(data, "t.csv"),
+              StatusIs(kInvalid, HasSubstr("t.csv: data row 2 (0-based, header not counted) "
+                                           "has event 0.5")));
+  data.event = {1, 0, 1};
+  data.y = {5, -1, 2};
+  EXPECT_THAT(CheckSurvivalData(data, "t.csv"),
+              StatusIs(kInvalid, HasSubstr("data row 1 (0-based, header not counted) has time -1")));
+}
+
 }  // namespace
 }  // namespace tessera::client

@@ -93,6 +93,31 @@ TEST(MakeModelTest, UnknownKindIsInvalidArgument) {
   EXPECT_THAT(MakeModel(spec, 3), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(77)")));
 }
 
+TEST(LogisticRegressionTest, PredictGivesProbabilityOfPositiveClass) {
+  Dataset data;
+  data.num_rows = 3;
+  data.num_features = 1;
+  data.x = {2, -2, 0};
+  data.y = {1, 0, 1};
+  auto model = MakeLogisticRegression(1);
+  EXPECT_EQ(model->num_outputs(), 1u);
+  const std::vector<float> params = {1.0f, 0.5f};  // z = x + 0.5
+  std::vector<double> p(3);
+  model->Predict(params, data, p);
+  EXPECT_NEAR(p[0], 1 / (1 + std::exp(-2.5)), 1e-15);
+  EXPECT_NEAR(p[1], 1 / (1 + std::exp(1.5)), 1e-15);
+  EXPECT_NEAR(p[2], 1 / (1 + std::exp(-0.5)), 1e-15);
+}
+
+TEST(LogisticRegressionTest, CheckDataWantsBinaryLabels) {
+  Dataset data = RandomDataset(5, 2, 1);
+  auto model = MakeLogisticRegression(2);
+  EXPECT_OK(model->CheckData(data, "a.csv"));
+  data.y[4] = 2;
+  EXPECT_THAT(model->CheckData(data, "a.csv"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a.csv: data row 4 ")));
+}
+
 TEST(LogisticRegressionTest, InitializesToZeros) {
   auto model = MakeLogisticRegression(4);
   std::vector<float> params(5, 3.0f);

@@ -5,12 +5,18 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "common/files.h"
+#include "crypto/secagg/client.h"
+#include "crypto/secagg/vector_codec.h"
+#include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/contribution_layout.h"
@@ -18,6 +24,7 @@
 #include "proto/task.pb.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_pki.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -36,17 +43,36 @@ constexpr int kFeatures = 2;
 // How a fake site answers.
 struct SiteBehavior {
   uint64_t train_rows = 10;
-  float delta = 0;                 // every parameter moves by this much in FIT
-  bool silent_in_fit = false;      // never answers FIT items
-  bool wrong_length_in_fit = false;
-  uint32_t silent_after_round = 1000000;  // answers no FIT item of a later round
+  float delta = 0;                        // every parameter moves by this much in FIT
+  bool silent_in_fit = false;             // never answers FIT sessions
+  bool forges_advertisement = false;      // signs its FIT advertisement with garbage
+  uint32_t silent_after_round = 1000000;  // answers no FIT session of a later round
 };
 
-// A site in a thread: Hello, then long-poll, answer, repeat, until stopped.
+// A site in a thread: Hello, then long-poll and answer every secure-aggregation step with
+// the real client state machine (crypto/secagg/client.h) and a real certificate, until
+// stopped. Its vectors are made up (not trained), so tests know the exact sums.
 class FakeSite {
  public:
-  FakeSite(Coordinator* coordinator, std::string id, SiteBehavior behavior)
+  // Issues the site's certificate from `pki` the first time a site of this name is made.
+  FakeSite(Coordinator* coordinator, tessera::testing::TestPki* pki, std::string id,
+           SiteBehavior behavior)
       : coordinator_(coordinator), id_(std::move(id)), behavior_(behavior) {
+    const std::string cert_path = pki->dir() + "/" + id_ + ".crt";
+    if (!common::PathExists(cert_path)) {
+      EXPECT_OK(pki->IssueNode(id_, crypto::Role::kInstitution).status());
+    }
+    auto cert = common::ReadFile(cert_path);
+    auto key = common::ReadFile(pki->dir() + "/" + id_ + ".key");
+    EXPECT_OK(cert.status());
+    EXPECT_OK(key.status());
+    auto signer = crypto::Signer::Create(crypto::SecretBytes(std::move(*key)));
+    EXPECT_OK(signer.status());
+    signer_ = std::make_unique<crypto::Signer>(std::move(*signer));
+    identity_.client_id = id_;
+    identity_.certificate_pem = *cert;
+    identity_.signer = signer_.get();
+    identity_.ca_cert_pem = pki->ca().cert_pem;
     v1::HelloRequest hello;
     hello.add_dataset_ids("toy");
     EXPECT_OK(coordinator_->Hello(id_, "fp-" + id_, hello, 1).status());
@@ -60,36 +86,65 @@ class FakeSite {
   int refused() const { return refused_; }
 
  private:
+  std::vector<double> Values(const v1::WorkItem& w) const {
+    switch (w.stage()) {
+      case v1::STAGE_STATISTICS: {
+        double n = static_cast<double>(behavior_.train_rows);
+        // Every feature has mean 1 and variance 1 at every site.
+        return proto::EncodeStatistics(behavior_.train_rows, std::vector<double>(kFeatures, n),
+                                       std::vector<double>(kFeatures, 2 * n));
+      }
+      case v1::STAGE_FIT: {
+        std::vector<float> delta(w.model().values_size(), behavior_.delta);
+        return proto::EncodeWeightedFit(behavior_.train_rows,
+                                        w.standardization().num_train_rows(), delta,
+                                        w.spec().secure_aggregation().clip());
+      }
+      case v1::STAGE_EVALUATE:
+        return proto::EncodeEvaluate(10, 2.0, 9);
+      default:
+        return {};
+    }
+  }
+
+  // The answer to one step, or nullopt to stay silent.
+  std::optional<v1::SecAggClientMessage> Step(const v1::WorkItem& w) {
+    const bool fit = w.stage() == v1::STAGE_FIT;
+    if (w.secagg().round() == v1::SECAGG_ADVERTISE_KEYS) {
+      if (fit && (behavior_.silent_in_fit || w.round() > behavior_.silent_after_round)) {
+        return std::nullopt;
+      }
+      auto words = crypto::secagg::EncodeVector(Values(w), w.secagg().setup().encoding());
+      EXPECT_OK(words.status());
+      v1::SecAggClientMessage reply;
+      v1::SecAggClientAbort abort;
+      auto client = crypto::secagg::SecAggClient::Start(identity_, crypto::secagg::ClientPolicy(),
+                                                        w.secagg().setup(), std::move(*words),
+                                                        absl::Now(), &reply, &abort);
+      EXPECT_OK(client.status());
+      if (!client.ok()) return std::nullopt;
+      sessions_[w.secagg_session()] = std::move(*client);
+      if (fit && behavior_.forges_advertisement) {
+        reply.mutable_advertisement()->set_signature("not a signature");
+      }
+      return reply;
+    }
+    auto it = sessions_.find(w.secagg_session());
+    if (it == sessions_.end()) return std::nullopt;
+    auto reply = it->second->Handle(w.secagg());
+    if (!reply.ok()) return std::nullopt;
+    return *reply;
+  }
+
   void Loop() {
     while (!stop_) {
       auto item = coordinator_->PullWork(id_, absl::Now() + absl::Milliseconds(20));
       if (!item.ok() || *item == nullptr) continue;
-      const v1::WorkItem& w = **item;
+      std::optional<v1::SecAggClientMessage> reply = Step(**item);
+      if (!reply.has_value()) continue;
       v1::PushResultRequest result;
-      result.set_work_id(w.work_id());
-      std::vector<double> values;
-      switch (w.stage()) {
-        case v1::STAGE_STATISTICS: {
-          double n = static_cast<double>(behavior_.train_rows);
-          // Every feature has mean 1 and variance 1 at every site.
-          values = proto::EncodeStatistics(behavior_.train_rows, std::vector<double>(kFeatures, n),
-                                           std::vector<double>(kFeatures, 2 * n));
-          break;
-        }
-        case v1::STAGE_FIT: {
-          if (behavior_.silent_in_fit || w.round() > behavior_.silent_after_round) continue;
-          std::vector<float> delta(w.model().values_size(), behavior_.delta);
-          if (behavior_.wrong_length_in_fit) delta.push_back(0);
-          values = proto::EncodeFit(behavior_.train_rows, delta);
-          break;
-        }
-        case v1::STAGE_EVALUATE:
-          values = proto::EncodeEvaluate(10, 2.0, 9);
-          break;
-        default:
-          continue;
-      }
-      result.mutable_contribution()->mutable_values()->Assign(values.begin(), values.end());
+      result.set_work_id((*item)->work_id());
+      *result.mutable_secagg() = std::move(*reply);
       if (!coordinator_->PushResult(id_, result).ok()) ++refused_;
     }
   }
@@ -97,6 +152,9 @@ class FakeSite {
   Coordinator* const coordinator_;
   const std::string id_;
   const SiteBehavior behavior_;
+  std::unique_ptr<crypto::Signer> signer_;
+  crypto::secagg::ClientIdentity identity_;
+  std::map<std::string, std::unique_ptr<crypto::secagg::SecAggClient>> sessions_;
   std::atomic<bool> stop_{false};
   std::atomic<int> refused_{0};
   std::thread thread_;
@@ -118,8 +176,9 @@ v1::TaskSpec ToySpec(uint32_t rounds, uint32_t min_clients) {
   return spec;
 }
 
-CoordinatorOptions FastOptions() {
+CoordinatorOptions FastOptions(const tessera::testing::TestPki& pki) {
   CoordinatorOptions o;
+  o.ca_cert_pem = pki.ca().cert_pem;
   o.runner.cohort_poll_interval = absl::Milliseconds(5);
   o.runner.retry_pause = absl::Milliseconds(5);
   return o;
@@ -148,17 +207,23 @@ bool Finished(Coordinator& c, const std::string& id) {
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto c = Coordinator::Create(NewMemoryStore(), common::Clock::Real(), FastOptions());
+    auto pki = tessera::testing::TestPki::Create(dir_.path());
+    ASSERT_OK(pki.status());
+    pki_ = std::move(*pki);
+    auto c = Coordinator::Create(NewMemoryStore(), common::Clock::Real(), FastOptions(*pki_));
     ASSERT_OK(c.status());
     coordinator_ = std::move(*c);
   }
+  // Sites stop (in the test body's destructors) before the coordinator goes.
+  TempDir dir_;
+  std::unique_ptr<tessera::testing::TestPki> pki_;
   std::unique_ptr<Coordinator> coordinator_;
 };
 
 TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
-  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 30, .delta = 1});
-  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .delta = 5});
-  FakeSite c(coordinator_.get(), "site-c", {.train_rows = 10, .delta = -1});
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 5});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = -1});
   ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
                        coordinator_->SubmitTask("op", ToySpec(3, 3)));
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
@@ -193,41 +258,46 @@ TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
 }
 
 TEST_F(CoordinatorTest, SilentSiteIsDroppedAtTheDeadlineAndTheRoundGoesOn) {
-  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 30, .delta = 1});
-  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .delta = 5});
-  FakeSite c(coordinator_.get(), "site-c", {.train_rows = 10, .silent_in_fit = true});
+  // Four sites: the threshold is floor(2*4/3)+1 = 3, so losing one is tolerated.
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 5});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = 5});
+  FakeSite d(coordinator_.get(), pki_.get(), "site-d", {.train_rows = 10, .silent_in_fit = true});
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(1, 2)));
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
   const v1::RoundRecord& round = got.rounds(1);
-  EXPECT_THAT(round.fit_participants(), ElementsAre("site-a", "site-b"));
-  EXPECT_THAT(round.drops(), Contains("site-c: no answer before the deadline"));
+  EXPECT_THAT(round.fit_participants(), ElementsAre("site-a", "site-b", "site-c"));
+  EXPECT_THAT(round.drops(), Contains(HasSubstr("site-d: advertise_keys: SECAGG_DROP_NO_ANSWER")));
   ASSERT_OK_AND_ASSIGN(std::vector<float> model,
                        coordinator_->store()->GetCheckpoint(submitted.task_id(), 1));
-  // (30*1 + 10*5) / 40 = 2: the silent site's rows do not count.
-  EXPECT_THAT(model, Each(FloatNear(2.0f, 1e-6)));
+  // (30*1 + 10*5 + 10*5) / 50 = 2.6: the silent site's rows do not count.
+  EXPECT_THAT(model, Each(FloatNear(2.6f, 1e-5)));
 }
 
-TEST_F(CoordinatorTest, MisbehavingSiteIsDroppedWithAReason) {
-  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 10, .delta = 1});
-  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .delta = 3});
-  FakeSite bad(coordinator_.get(), "site-bad", {.train_rows = 10, .wrong_length_in_fit = true});
+TEST_F(CoordinatorTest, SiteWithAForgedAdvertisementIsDroppedWithAReason) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 3});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = 2});
+  FakeSite bad(coordinator_.get(), pki_.get(), "site-bad",
+               {.train_rows = 10, .delta = 100, .forges_advertisement = true});
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(1, 2)));
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
-  EXPECT_THAT(got.rounds(1).fit_participants(), ElementsAre("site-a", "site-b"));
-  EXPECT_THAT(got.rounds(1).drops(), Contains(HasSubstr("site-bad: bad result: contribution has")));
+  EXPECT_THAT(got.rounds(1).fit_participants(), ElementsAre("site-a", "site-b", "site-c"));
+  EXPECT_THAT(got.rounds(1).drops(), Contains(HasSubstr("site-bad: advertise_keys: SECAGG_DROP_BAD_SIGNATURE")));
   EXPECT_GE(bad.refused(), 1);
   ASSERT_OK_AND_ASSIGN(std::vector<float> model,
                        coordinator_->store()->GetCheckpoint(submitted.task_id(), 1));
-  EXPECT_THAT(model, Each(FloatNear(2.0f, 1e-6)));
+  EXPECT_THAT(model, Each(FloatNear(2.0f, 1e-5)));
 }
 
 TEST_F(CoordinatorTest, TooFewSitesFailsTheTaskAfterMaxAttempts) {
-  FakeSite a(coordinator_.get(), "site-a", {.train_rows = 10, .delta = 1});
-  FakeSite b(coordinator_.get(), "site-b", {.train_rows = 10, .silent_in_fit = true});
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .silent_in_fit = true});
+  // Two sites: the threshold is 2, so one silent site aborts every FIT session.
   v1::TaskSpec spec = ToySpec(2, 2);
   spec.set_max_round_attempts(2);
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
@@ -272,16 +342,17 @@ TEST_F(CoordinatorTest, WorkIsOnlyForSitesThatSaidHello) {
 
 TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRounds) {
   TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
   std::string task_id;
   std::vector<v1::RoundRecord> before;
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
     ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(store), common::Clock::Real(),
-                                                     FastOptions()));
+                                                     FastOptions(*pki)));
     // The sites stop answering after round 2, so the coordinator is stopped while round 3
     // is open.
-    FakeSite a(c.get(), "site-a", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
-    FakeSite b(c.get(), "site-b", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
     ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(6, 2)));
     task_id = submitted.task_id();
     ASSERT_TRUE(Eventually([&] {
@@ -298,10 +369,10 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
   ASSERT_EQ(before.size(), 3u);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
   ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(store), common::Clock::Real(),
-                                                   FastOptions()));
+                                                   FastOptions(*pki)));
   ASSERT_OK(c->ResumeTasks());
-  FakeSite a(c.get(), "site-a", {.train_rows = 10, .delta = 1});
-  FakeSite b(c.get(), "site-b", {.train_rows = 10, .delta = 1});
+  FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 1});
   ASSERT_TRUE(Eventually([&] { return Finished(*c, task_id); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, c->GetTask(task_id));
   EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);

@@ -1,0 +1,34 @@
+// The MLP's float kernels compiled for AVX2 + FMA (x86-64-v3); client/CMakeLists.txt
+// builds this file alone with -mavx2 -mfma, and client/mlp.cc calls it only on CPUs that
+// have both. Eigen picks its 8-wide float kernels from the compiler's target macros.
+//
+// Nothing compiled here may be shared with the baseline build: Eigen's namespace is
+// renamed below (its templates would otherwise have the same mangled names as the
+// baseline's instantiations, and the linker keeps one copy), and the kernel templates
+// live in an unnamed namespace (client/internal/mlp_kernel.h). The test
+// client_mlp_avx2_symbols checks that this object defines no other weak symbols.
+#define Eigen tessera_avx2_Eigen
+#include "client/internal/mlp_kernel.h"
+
+#include "client/internal/mlp_dispatch.h"
+
+namespace tessera::client::internal {
+namespace {
+
+double LossAndGradientAvx2(const MlpDims& dims, const float* params, const MlpRows& rows,
+                           double l2, const MlpWorkspace<float>& ws) {
+  return LossAndGradient<float>(dims, params, rows, l2, ws);
+}
+
+void ForwardAvx2(const MlpDims& dims, const float* params, const MlpRows& rows, size_t begin,
+                 size_t m, const MlpWorkspace<float>& ws) {
+  GatherAndForward<float>(dims, params, rows, begin, m, ws);
+}
+
+constexpr MlpFloatKernels kAvx2Kernels = {"avx2", &LossAndGradientAvx2, &ForwardAvx2};
+
+}  // namespace
+
+const MlpFloatKernels* Avx2MlpKernels() { return &kAvx2Kernels; }
+
+}  // namespace tessera::client::internal

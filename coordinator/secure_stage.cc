@@ -1,0 +1,281 @@
+#include "coordinator/secure_stage.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "crypto/quantizer.h"
+#include "crypto/random.h"
+#include "crypto/secagg/protocol.h"
+#include "crypto/secagg/server.h"
+#include "crypto/secagg/vector_codec.h"
+
+namespace tessera::coordinator {
+
+using crypto::secagg::SecAggServer;
+using crypto::secagg::ServerState;
+
+// The sink of one session: owns the server state machine, so that an answer still in
+// flight when the session ends never touches a destroyed object.
+class SessionSink final : public ResultSink {
+ public:
+  explicit SessionSink(std::unique_ptr<SecAggServer> server) : server_(std::move(server)) {}
+
+  absl::Status Accept(const std::string& client_id, const v1::PushResultRequest& result) override {
+    absl::MutexLock lock(&mu_);
+    if (result.has_decline()) {
+      const v1::Decline& d = result.decline();
+      server_->Drop(client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
+                    absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ",
+                                 d.detail().substr(0, 200)));
+      return absl::OkStatus();
+    }
+    if (!result.has_secagg()) {
+      server_->Drop(client_id, v1::SECAGG_DROP_MALFORMED, "answer without a secure-aggregation message");
+      return absl::InvalidArgumentError("answers must carry a secure-aggregation message");
+    }
+    return server_->Receive(client_id, result.secagg());
+  }
+
+  // Waits until every client expected in the current step answered, `deadline` passes or
+  // the session is cancelled.
+  void WaitForStep(absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return cancelled_ || server_->state() != ServerState::kCollecting ||
+             server_->Pending().empty();
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  }
+
+  void Cancel() {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    server_->Cancel();
+  }
+
+  // Runs `f(server)` under the sink's lock.
+  template <typename F>
+  auto With(F f) {
+    absl::MutexLock lock(&mu_);
+    return f(*server_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  const std::unique_ptr<SecAggServer> server_ ABSL_GUARDED_BY(mu_);
+};
+
+namespace {
+
+const char* StageLabel(v1::Stage stage) {
+  switch (stage) {
+    case v1::STAGE_STATISTICS:
+      return "statistics";
+    case v1::STAGE_FIT:
+      return "fit";
+    case v1::STAGE_EVALUATE:
+      return "evaluate";
+    default:
+      return "unknown";
+  }
+}
+
+std::string RoundName(v1::SecAggRound round) {
+  std::string name = v1::SecAggRound_Name(round);
+  return name.rfind("SECAGG_", 0) == 0 ? absl::AsciiStrToLower(name.substr(7)) : name;
+}
+
+// WIDE words carry one bit less than BOUNDED ones: their top limb is signed and the others
+// unsigned, so a limb sum needs the headroom.
+uint32_t WideBits(uint32_t num_invited) {
+  return crypto::MaxBitsForParties(num_invited) - 1;
+}
+
+v1::SecAggSegment Wide(size_t length, uint32_t fraction_bits, uint32_t limbs, uint32_t n) {
+  v1::SecAggSegment s;
+  s.set_kind(v1::SecAggSegment::WIDE);
+  s.set_length(static_cast<uint32_t>(length));
+  s.set_bits(WideBits(n));
+  s.set_fraction_bits(fraction_bits);
+  s.set_limbs(limbs);
+  return s;
+}
+
+v1::SecAggSegment Bounded(size_t length, double bound, uint32_t n) {
+  v1::SecAggSegment s;
+  s.set_kind(v1::SecAggSegment::BOUNDED);
+  s.set_length(static_cast<uint32_t>(length));
+  s.set_bits(crypto::MaxBitsForParties(n));
+  s.set_bound(bound);
+  return s;
+}
+
+}  // namespace
+
+v1::SecAggEncoding StatisticsEncoding(size_t num_features, uint32_t num_invited) {
+  v1::SecAggEncoding e;
+  *e.add_segments() = Wide(1 + 2 * num_features, 24, 4, num_invited);
+  return e;
+}
+
+v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited) {
+  v1::SecAggEncoding e;
+  *e.add_segments() = Bounded(1, 1.0, num_invited);
+  *e.add_segments() = Bounded(num_parameters, clip, num_invited);
+  return e;
+}
+
+v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited) {
+  v1::SecAggEncoding e;
+  *e.add_segments() = Wide(length, 16, 3, num_invited);
+  return e;
+}
+
+SecureStageRunner::SecureStageRunner(WorkBoard* board, const common::Clock* clock,
+                                     std::string ca_cert_pem)
+    : board_(board), clock_(clock), ca_cert_pem_(std::move(ca_cert_pem)) {}
+
+void SecureStageRunner::Cancel() {
+  std::shared_ptr<SessionSink> active;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    active = active_;
+  }
+  if (active != nullptr) active->Cancel();
+}
+
+SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
+  SecureStageResult result;
+  const std::string session = absl::StrCat(request.task_id, "/r", request.round, "/",
+                                           StageLabel(request.stage), "/a", request.attempt);
+  v1::SecAggSetup setup;
+  setup.set_protocol_version(crypto::secagg::kProtocolVersion);
+  auto nonce = crypto::RandomBytes(crypto::secagg::kSessionNonceBytes);
+  if (!nonce.ok()) {
+    result.abort = absl::StrCat("no session nonce: ", nonce.status().message());
+    return result;
+  }
+  setup.set_session_nonce(std::string(nonce->view()));
+  setup.set_task_id(request.task_id);
+  setup.set_round(request.round);
+  setup.set_stage(static_cast<uint32_t>(request.stage));
+  setup.set_attempt(request.attempt);
+  setup.set_model_hash(request.first_item.model_hash());
+  setup.set_threshold(request.threshold);
+  for (const std::string& c : request.cohort) setup.add_invited(c);
+  setup.set_vector_words(static_cast<uint32_t>(crypto::secagg::EncodedWords(request.encoding)));
+  *setup.mutable_encoding() = request.encoding;
+
+  crypto::secagg::ServerOptions options;
+  options.ca_cert_pem = ca_cert_pem_;
+  options.now = clock_->Now();
+  options.unmasking_threads = 2;
+  auto server = SecAggServer::Create(setup, options);
+  if (!server.ok()) {
+    // The coordinator refuses a set-up it should not run (e.g. a bit budget that could
+    // overflow for this cohort): a bug or a task the cohort cannot serve.
+    result.abort = absl::StrCat("set-up refused: ", server.status().message());
+    return result;
+  }
+  auto sink = std::make_shared<SessionSink>(std::move(*server));
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) {
+      result.abort = "cancelled";
+      return result;
+    }
+    active_ = sink;
+  }
+
+  common::LogInfo("secagg_session_open")
+      .With("session", session)
+      .With("invited", static_cast<uint64_t>(request.cohort.size()))
+      .With("threshold", request.threshold)
+      .With("words", setup.vector_words());
+  for (int step = 0;; ++step) {
+    std::map<std::string, v1::SecAggServerMessage> outgoing;
+    v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
+    bool collecting = sink->With([&](SecAggServer& s) {
+      if (s.state() != ServerState::kCollecting) return false;
+      outgoing = s.Outgoing();
+      round = s.round();
+      return true;
+    });
+    if (!collecting) break;
+    const absl::Time deadline =
+        clock_->Now() + (step == 0 ? request.first_step_deadline : request.step_deadline);
+    const std::string work_id = absl::StrCat(session, "/s", step);
+    std::map<std::string, v1::WorkItem> items;
+    for (auto& [client, message] : outgoing) {
+      v1::WorkItem item;
+      if (step == 0) item = request.first_item;
+      item.set_work_id(work_id);
+      item.set_task_id(request.task_id);
+      item.set_round(request.round);
+      item.set_stage(request.stage);
+      item.set_cohort_size(static_cast<uint32_t>(request.cohort.size()));
+      item.set_deadline_unix_ms(common::ToUnixMillis(deadline));
+      item.set_secagg_session(session);
+      *item.mutable_secagg() = std::move(message);
+      items[client] = std::move(item);
+    }
+    absl::Status posted = board_->Post(work_id, std::move(items), sink);
+    if (!posted.ok()) {
+      // Work ids are unique per session step; a clash is a bug here.
+      common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());
+      sink->Cancel();
+    } else {
+      sink->WaitForStep(deadline);
+    }
+    board_->Close(work_id);
+    ServerState state = sink->With([](SecAggServer& s) {
+      return s.state() == ServerState::kCollecting ? s.CloseRound() : s.state();
+    });
+    common::LogInfo("secagg_step_closed")
+        .With("session", session)
+        .With("step", RoundName(round))
+        .With("state", state == ServerState::kCompleted  ? "completed"
+                       : state == ServerState::kAborted ? "aborted"
+                                                        : "collecting");
+  }
+
+  sink->With([&](SecAggServer& s) {
+    for (const crypto::secagg::ClientDrop& d : s.drops()) {
+      result.drops.push_back(absl::StrCat(d.client_id, ": ", RoundName(d.round), ": ",
+                                          v1::SecAggDropReason_Name(d.reason), ": ", d.detail));
+      if (d.reason == v1::SECAGG_DROP_NO_ANSWER) result.unresponsive.push_back(d.client_id);
+    }
+    if (s.state() == ServerState::kCompleted) {
+      auto sums = crypto::secagg::DecodeSum(s.sum(), request.encoding);
+      if (sums.ok()) {
+        result.completed = true;
+        result.sums = std::move(*sums);
+        result.survivors = s.survivors();
+      } else {
+        result.abort = absl::StrCat("sum does not decode: ", sums.status().message());
+      }
+    } else {
+      result.abort = absl::StrCat(v1::SecAggServerAbort_Name(s.abort_reason()), ": ",
+                                  s.abort_detail());
+    }
+    return 0;
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    active_.reset();
+  }
+  common::LogInfo("secagg_session_closed")
+      .With("session", session)
+      .With("completed", result.completed)
+      .With("survivors", static_cast<uint64_t>(result.survivors.size()))
+      .With("dropped", static_cast<uint64_t>(result.drops.size()))
+      .With("abort", result.abort);
+  return result;
+}
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,107 @@
+// The client side of a secure-aggregation session, as a pure state machine: no transport,
+// no storage, no clock (the caller passes the time certificates are checked at).
+//
+// States and the only message each accepts (anything else aborts with
+// SECAGG_UNEXPECTED_MESSAGE, or SECAGG_SECOND_UNMASKING_REQUEST once completed):
+//
+//   Start(setup)           -> kAdvertised          (reply: KeyAdvertisement)
+//   kAdvertised   + AdvertisementList -> kSharesSent        (reply: ShareKeysResponse)
+//   kSharesSent   + ShareRelay        -> kMaskedInputSent   (reply: MaskedInputResponse)
+//   kMaskedInputSent + SurvivorList   -> kConsistencySent   (reply: ConsistencyResponse)
+//   kConsistencySent + UnmaskingRequest -> kCompleted       (reply: UnmaskingResponse)
+//   any state + a failed check        -> kAborted (terminal; abort_reason() says why)
+//
+// The checks that make a cheating coordinator fail loudly (each with its own reason):
+// every advertisement signed over this session's setup by a certificate of the federation
+// CA naming that client (FORGED / REPLAYED_ADVERTISEMENT, UNTRUSTED_CERTIFICATE); this
+// client's own advertisement unchanged; distinct public keys; at least `threshold` clients
+// in every round and each round's set inside the previous one (TOO_FEW_CLIENTS,
+// NOT_A_SUBSET); shares addressed to this client from the sender they claim
+// (RELABELLED_CIPHERTEXT) that decrypt and authenticate (CORRUPTED_SHARE) — checked before
+// the masked input leaves; at least `threshold` valid signatures on the very survivor set
+// this client signed before any unmasking share is released (SURVIVOR_SET_CHANGED,
+// MISMATCHED_CONSISTENCY_SIGNATURES); never both kinds of share for one peer
+// (ALIVE_DROPPED_OVERLAP); one unmasking per session.
+//
+// Secrets (private keys, seed, received shares) live in SecretBytes and are wiped when the
+// client is destroyed or aborts. Not thread-safe: one session per object, one caller.
+#ifndef TESSERA_CRYPTO_SECAGG_CLIENT_H_
+#define TESSERA_CRYPTO_SECAGG_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/secagg.pb.h"
+
+namespace tessera::crypto {
+class Signer;
+}  // namespace tessera::crypto
+
+namespace tessera::crypto::secagg {
+
+class MaskingGraph;
+
+enum class ClientState {
+  kAdvertised,
+  kSharesSent,
+  kMaskedInputSent,
+  kConsistencySent,
+  kCompleted,
+  kAborted,
+};
+const char* ClientStateName(ClientState state);
+
+struct ClientIdentity {
+  // This client's certificate name and PEM certificate.
+  std::string client_id;
+  std::string certificate_pem;
+  // Signs with this client's certificate key. Borrowed; must outlive the client.
+  const Signer* signer = nullptr;
+  // The federation CA every peer's certificate must chain to.
+  std::string ca_cert_pem;
+};
+
+struct ClientPolicy {
+  // The site's minimum cohort: the threshold must be at least this (and a strict majority
+  // of the invited clients whatever this says).
+  uint32_t min_threshold = 2;
+};
+
+class SecAggClient {
+ public:
+  // Checks `setup` against the policy and this client's invitation, makes two fresh X25519
+  // key pairs and returns the client with its advertisement in `*reply`. `input` is the
+  // encoded vector (setup.vector_words words) this client will contribute. `now` is when
+  // certificates are checked. On a refused setup returns FAILED_PRECONDITION and fills
+  // `*abort` with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE).
+  static absl::StatusOr<std::unique_ptr<SecAggClient>> Start(
+      const ClientIdentity& identity, const ClientPolicy& policy, const v1::SecAggSetup& setup,
+      std::vector<uint32_t> input, absl::Time now, v1::SecAggClientMessage* reply,
+      v1::SecAggClientAbort* abort, const MaskingGraph* graph = nullptr);
+  ~SecAggClient();
+
+  // Handles the server's message for the current round. Returns this client's reply, or
+  // FAILED_PRECONDITION after aborting (abort_reason() and abort_detail() say why; the
+  // detail never contains secret material).
+  absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);
+
+  ClientState state() const;
+  v1::SecAggClientAbort abort_reason() const;
+  const std::string& abort_detail() const;
+
+  // The session id, once known (after the advertisement list); empty before.
+  const std::string& session_id() const;
+
+ private:
+  struct Impl;
+  explicit SecAggClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::crypto::secagg
+
+#endif  // TESSERA_CRYPTO_SECAGG_CLIENT_H_

@@ -1,0 +1,68 @@
+// Private to crypto/secagg: the length-prefixed byte strings the protocol signs, hashes and
+// encrypts, and the little-endian word encoding of vectors. Header-only and small.
+#ifndef TESSERA_CRYPTO_SECAGG_INTERNAL_WIRE_H_
+#define TESSERA_CRYPTO_SECAGG_INTERNAL_WIRE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tessera::crypto::secagg::internal {
+
+// Appends a 4-byte little-endian integer.
+inline void AppendUint32(std::string* out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(value >> (8 * i)));
+}
+
+// Appends `field` preceded by its length (4 bytes, little-endian).
+inline void AppendField(std::string* out, std::string_view field) {
+  AppendUint32(out, static_cast<uint32_t>(field.size()));
+  out->append(field.data(), field.size());
+}
+
+// Reads what AppendField wrote, front to back. Views point into the parsed buffer.
+class FieldReader {
+ public:
+  explicit FieldReader(std::string_view data) : data_(data) {}
+
+  std::optional<std::string_view> Next() {
+    if (data_.size() < 4) return std::nullopt;
+    uint32_t size = 0;
+    for (int i = 0; i < 4; ++i) size |= uint32_t{static_cast<uint8_t>(data_[i])} << (8 * i);
+    data_.remove_prefix(4);
+    if (data_.size() < size) return std::nullopt;
+    std::string_view field = data_.substr(0, size);
+    data_.remove_prefix(size);
+    return field;
+  }
+  bool AtEnd() const { return data_.empty(); }
+
+ private:
+  std::string_view data_;
+};
+
+// `words` as little-endian bytes.
+inline std::string WordsToBytes(std::span<const uint32_t> words) {
+  std::string out(words.size() * 4, '\0');
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (int b = 0; b < 4; ++b) out[4 * i + b] = static_cast<char>(words[i] >> (8 * b));
+  }
+  return out;
+}
+
+// Little-endian bytes (a multiple of 4 long) into `out` (bytes.size() / 4 words).
+inline void BytesToWords(std::string_view bytes, std::span<uint32_t> out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint32_t word = 0;
+    for (int b = 0; b < 4; ++b) word |= uint32_t{static_cast<uint8_t>(bytes[4 * i + b])} << (8 * b);
+    out[i] = word;
+  }
+}
+
+}  // namespace tessera::crypto::secagg::internal
+
+#endif  // TESSERA_CRYPTO_SECAGG_INTERNAL_WIRE_H_

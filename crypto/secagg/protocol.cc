@@ -1,0 +1,166 @@
+#include "crypto/secagg/protocol.h"
+
+#include <string>
+#include <utility>
+
+#include "crypto/hash.h"
+#include "crypto/hkdf.h"
+#include "crypto/internal/check.h"
+#include "crypto/mask_generator.h"
+#include "crypto/secagg/internal/wire.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/secagg.pb.h"
+
+namespace tessera::crypto::secagg {
+namespace {
+
+using internal::AppendField;
+using internal::AppendUint32;
+
+// Domain tags: one per kind of string, so that no signature, hash or key of one kind can
+// stand for another.
+constexpr char kAdvertiseTag[] = "tessera/secagg/v1/advertise";
+constexpr char kSessionTag[] = "tessera/secagg/v1/session";
+constexpr char kConsistencyTag[] = "tessera/secagg/v1/consistency";
+constexpr char kShareAdTag[] = "tessera/secagg/v1/share";
+constexpr char kShareChannelTag[] = "tessera/secagg/v1/share-channel";
+constexpr char kPairwiseMaskTag[] = "tessera/secagg/v1/pairwise-mask";
+constexpr char kSelfMaskKeyTag[] = "tessera/secagg/v1/self-mask-key";
+constexpr char kSelfMaskTag[] = "tessera/secagg/v1/self-mask";
+
+constexpr size_t kShareChannelKeyBytes = 32;  // AES-256-GCM
+
+// The info of a key shared by two clients: tag, then both ids in sorted order, so that
+// either end derives the same key.
+std::string PairInfo(const char* tag, const std::string& a, const std::string& b) {
+  std::string info;
+  AppendField(&info, tag);
+  const bool a_first = a < b;
+  AppendField(&info, a_first ? a : b);
+  AppendField(&info, a_first ? b : a);
+  return info;
+}
+
+}  // namespace
+
+std::string SetupDigest(const v1::SecAggSetup& setup) {
+  std::string serialized;
+  {
+    google::protobuf::io::StringOutputStream stream(&serialized);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    // Serialising an in-memory message to a string only fails on allocation failure.
+    TESSERA_CRYPTO_CHECK(setup.SerializeToCodedStream(&coded) && !coded.HadError());
+  }
+  return Sha256(serialized);
+}
+
+std::string AdvertisementSigningInput(const std::string& setup_digest, const std::string& client_id,
+                                      const std::string& channel_public_key,
+                                      const std::string& mask_public_key) {
+  std::string out;
+  AppendField(&out, kAdvertiseTag);
+  AppendField(&out, setup_digest);
+  AppendField(&out, client_id);
+  AppendField(&out, channel_public_key);
+  AppendField(&out, mask_public_key);
+  return out;
+}
+
+std::string SessionId(const std::string& setup_digest,
+                      std::span<const v1::AdvertisementEntry> entries) {
+  std::string out;
+  AppendField(&out, kSessionTag);
+  AppendField(&out, setup_digest);
+  AppendUint32(&out, static_cast<uint32_t>(entries.size()));
+  for (const v1::AdvertisementEntry& entry : entries) {
+    const v1::KeyAdvertisement& ad = entry.advertisement();
+    AppendField(&out, entry.client_id());
+    AppendField(&out, ad.channel_public_key());
+    AppendField(&out, ad.mask_public_key());
+    AppendField(&out, ad.setup_digest());
+    AppendField(&out, ad.signature());
+    AppendField(&out, Sha256(ad.certificate()));
+  }
+  return Sha256(out);
+}
+
+std::string ConsistencySigningInput(const std::string& session_id,
+                                    std::span<const std::string> survivors) {
+  std::string out;
+  AppendField(&out, kConsistencyTag);
+  AppendField(&out, session_id);
+  AppendUint32(&out, static_cast<uint32_t>(survivors.size()));
+  for (const std::string& id : survivors) AppendField(&out, id);
+  return out;
+}
+
+std::string ShareAssociatedData(const std::string& session_id, const std::string& sender,
+                                const std::string& receiver) {
+  std::string out;
+  AppendField(&out, kShareAdTag);
+  AppendField(&out, session_id);
+  AppendField(&out, sender);
+  AppendField(&out, receiver);
+  return out;
+}
+
+absl::StatusOr<SecretBytes> ShareChannelKey(const SecretBytes& shared_secret,
+                                            const std::string& session_id, const std::string& a,
+                                            const std::string& b) {
+  return HkdfSha256(shared_secret, session_id, PairInfo(kShareChannelTag, a, b),
+                    kShareChannelKeyBytes);
+}
+
+absl::StatusOr<SecretBytes> PairwiseMaskKey(const SecretBytes& shared_secret,
+                                            const std::string& session_id, const std::string& a,
+                                            const std::string& b) {
+  return HkdfSha256(shared_secret, session_id, PairInfo(kPairwiseMaskTag, a, b),
+                    MaskGenerator::kKeyBytes);
+}
+
+absl::StatusOr<SecretBytes> SelfMaskKey(const SecretBytes& seed, const std::string& session_id,
+                                        const std::string& client_id) {
+  std::string info;
+  AppendField(&info, kSelfMaskKeyTag);
+  AppendField(&info, client_id);
+  return HkdfSha256(seed, session_id, info, MaskGenerator::kKeyBytes);
+}
+
+std::string SelfMaskCommitment(const std::string& session_id, const std::string& client_id,
+                               const SecretBytes& seed) {
+  std::string input;
+  AppendField(&input, kSelfMaskTag);
+  AppendField(&input, session_id);
+  AppendField(&input, client_id);
+  AppendField(&input, seed.view());
+  std::string digest = Sha256(input);
+  // The input held the seed.
+  SecretBytes wipe(std::move(input));
+  return digest;
+}
+
+int PairwiseMaskSign(const std::string& self, const std::string& peer) {
+  return self < peer ? +1 : -1;
+}
+
+namespace {
+
+class CompleteMaskingGraph final : public MaskingGraph {
+ public:
+  bool AreNeighbors(const std::string& a, const std::string& b) const override { return a != b; }
+};
+
+}  // namespace
+
+const MaskingGraph& CompleteGraph() {
+  static const CompleteMaskingGraph* const graph = new CompleteMaskingGraph();
+  return *graph;
+}
+
+uint32_t DefaultThreshold(uint32_t num_invited) { return num_invited * 2 / 3 + 1; }
+
+uint32_t MinimumSafeThreshold(uint32_t num_invited) { return num_invited / 2 + 1; }
+
+}  // namespace tessera::crypto::secagg

@@ -1,0 +1,104 @@
+// The shared definitions of Tessera's secure-aggregation protocol (v1): the byte strings
+// that are signed, hashed and used as associated data, the key derivations, the mask sign
+// convention and the masking graph. The client and server state machines (client.h,
+// server.h) and the tests that play a malicious coordinator all build on these, so that
+// both sides compute exactly the same bytes.
+//
+// Every variable-length field inside a signed or hashed string is length-prefixed
+// (4-byte little-endian length), and every string starts with a domain tag, so no two
+// different inputs share an encoding.
+//
+// Pure functions; thread-safe.
+#ifndef TESSERA_CRYPTO_SECAGG_PROTOCOL_H_
+#define TESSERA_CRYPTO_SECAGG_PROTOCOL_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "crypto/secret.h"
+
+namespace tessera::v1 {
+class SecAggSetup;
+class AdvertisementEntry;
+}  // namespace tessera::v1
+
+namespace tessera::crypto::secagg {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kSessionNonceBytes = 32;
+inline constexpr size_t kSelfMaskSeedBytes = 32;
+
+// SHA-256 of the setup's deterministic serialisation.
+std::string SetupDigest(const v1::SecAggSetup& setup);
+
+// What a client signs in ADVERTISE_KEYS.
+std::string AdvertisementSigningInput(const std::string& setup_digest, const std::string& client_id,
+                                      const std::string& channel_public_key,
+                                      const std::string& mask_public_key);
+
+// The session id: SHA-256 over the setup digest and every entry of the advertisement list
+// in order (client id, both public keys, the digest it signed, its signature, SHA-256 of
+// its certificate). Every client computes it from what it received, so a coordinator that
+// shows different clients different setups or lists splits them into sessions whose
+// shares do not decrypt and whose signatures do not match.
+std::string SessionId(const std::string& setup_digest,
+                      std::span<const v1::AdvertisementEntry> entries);
+
+// What a client signs in CONSISTENCY_CHECK: the session id and the sorted survivor ids.
+std::string ConsistencySigningInput(const std::string& session_id,
+                                    std::span<const std::string> survivors);
+
+// Associated data of the share ciphertext from `sender` to `receiver`.
+std::string ShareAssociatedData(const std::string& session_id, const std::string& sender,
+                                const std::string& receiver);
+
+// AES-256-GCM key of the share channel between two clients: HKDF-SHA256 of their X25519
+// shared secret (channel keys), salt = session id, info names the protocol and the pair in
+// sorted order (so both ends derive the same key).
+absl::StatusOr<SecretBytes> ShareChannelKey(const SecretBytes& shared_secret,
+                                            const std::string& session_id, const std::string& a,
+                                            const std::string& b);
+
+// AES-128-CTR key of the pairwise mask between two clients: HKDF-SHA256 of their X25519
+// shared secret (mask keys), salt = session id, info names the protocol and the pair.
+absl::StatusOr<SecretBytes> PairwiseMaskKey(const SecretBytes& shared_secret,
+                                            const std::string& session_id, const std::string& a,
+                                            const std::string& b);
+
+// AES-128-CTR key of a client's self mask, from its 32-byte seed.
+absl::StatusOr<SecretBytes> SelfMaskKey(const SecretBytes& seed, const std::string& session_id,
+                                        const std::string& client_id);
+
+// The commitment to a self-mask seed a client sends in SHARE_KEYS.
+std::string SelfMaskCommitment(const std::string& session_id, const std::string& client_id,
+                               const SecretBytes& seed);
+
+// +1 if `self` adds the pairwise mask it shares with `peer`, -1 if it subtracts it: the
+// client whose id sorts first adds. Summed over both ends the masks cancel.
+int PairwiseMaskSign(const std::string& self, const std::string& peer);
+
+// Which pairs of clients share masks and shares. Bonawitz et al. use the complete graph;
+// SecAgg+ (Bell et al. 2020) uses a sparse random graph, which can come later behind this
+// interface.
+class MaskingGraph {
+ public:
+  virtual ~MaskingGraph() = default;
+  virtual bool AreNeighbors(const std::string& a, const std::string& b) const = 0;
+};
+
+// Every pair of distinct clients are neighbours.
+const MaskingGraph& CompleteGraph();
+
+// The threshold the coordinator proposes for n invited clients: floor(2n/3) + 1.
+uint32_t DefaultThreshold(uint32_t num_invited);
+
+// The least threshold a client accepts for n invited clients: a strict majority,
+// floor(n/2) + 1 (with fewer, a coordinator could split the cohort into two sessions).
+uint32_t MinimumSafeThreshold(uint32_t num_invited);
+
+}  // namespace tessera::crypto::secagg
+
+#endif  // TESSERA_CRYPTO_SECAGG_PROTOCOL_H_

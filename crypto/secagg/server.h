@@ -1,0 +1,118 @@
+// The server side of a secure-aggregation session, as a pure state machine: no transport,
+// no storage, no clock. The round driver feeds it the clients' messages, closes each round
+// when everyone expected has answered or the round's deadline has passed, and posts the
+// messages it produces.
+//
+//   kCollecting(ADVERTISE_KEYS) --CloseRound--> kCollecting(SHARE_KEYS) --> ... -->
+//   kCollecting(UNMASKING) --CloseRound--> kCompleted (sum available)
+//   any kCollecting --CloseRound with fewer than threshold clients left,
+//                  or unrecoverable shares, or Cancel()--> kAborted (abort_reason())
+//
+// A client whose message fails a check is dropped from the session with a recorded
+// reason; the others go on. The server keeps a running sum of the masked inputs (memory
+// O(vector length), not O(clients x length)); it never sees an unmasked input: the masked
+// inputs it receives are indistinguishable from uniform words, and it removes only the
+// masks whose secrets t or more clients released.
+//
+// Not thread-safe: the caller serialises calls.
+#ifndef TESSERA_CRYPTO_SECAGG_SERVER_H_
+#define TESSERA_CRYPTO_SECAGG_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/secagg.pb.h"
+
+namespace tessera::crypto::secagg {
+
+class MaskingGraph;
+
+enum class ServerState { kCollecting, kCompleted, kAborted };
+
+struct ServerOptions {
+  // The federation CA every client's certificate must chain to.
+  std::string ca_cert_pem;
+  // When certificates are checked.
+  absl::Time now;
+  // Threads used to expand masks when unmasking (1 = the calling thread only).
+  int unmasking_threads = 1;
+  const MaskingGraph* graph = nullptr;  // default: complete graph
+};
+
+struct ClientDrop {
+  std::string client_id;
+  v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
+  v1::SecAggDropReason reason = v1::SECAGG_DROP_REASON_UNSPECIFIED;
+  std::string detail;
+};
+
+class SecAggServer {
+ public:
+  // INVALID_ARGUMENT for a malformed setup (threshold above the invited count or below a
+  // strict majority, no invited clients, an encoding whose total words differ from
+  // vector_words or that could overflow for the invited count, a wrong nonce size).
+  static absl::StatusOr<std::unique_ptr<SecAggServer>> Create(const v1::SecAggSetup& setup,
+                                                              ServerOptions options);
+  ~SecAggServer();
+
+  ServerState state() const;
+  // The round whose answers are being collected (while kCollecting).
+  v1::SecAggRound round() const;
+
+  // The messages of the current round, one per client expected to answer it.
+  std::map<std::string, v1::SecAggServerMessage> Outgoing() const;
+
+  // The clients expected to answer the current round that have not yet answered.
+  std::set<std::string> Pending() const;
+
+  // A client's answer to the current round. OK if accepted. A message that fails a check
+  // drops the client (recorded) and returns INVALID_ARGUMENT / UNAUTHENTICATED with the
+  // reason; FAILED_PRECONDITION if the client is not expected to answer now (not in the
+  // round's set, already answered or dropped, or the session is over).
+  absl::Status Receive(const std::string& client_id, const v1::SecAggClientMessage& message);
+
+  // The client will not answer (it declined, aborted or is known to be gone).
+  void Drop(const std::string& client_id, v1::SecAggDropReason reason, const std::string& detail);
+
+  // Ends the current round: drops every client still pending (SECAGG_DROP_NO_ANSWER), then
+  // either prepares the next round's messages or, after UNMASKING, rebuilds the secrets
+  // and computes the sum. Aborts with a reason when fewer than threshold clients remain or
+  // a secret cannot be rebuilt. Returns the state after the call.
+  ServerState CloseRound();
+
+  // Stops the session (SECAGG_SERVER_CANCELLED) unless it already ended.
+  void Cancel();
+
+  // After kCompleted: the unmasked sum of the survivors' inputs (vector_words words) and
+  // the survivors (clients whose inputs are in it), sorted.
+  const std::vector<uint32_t>& sum() const;
+  const std::vector<std::string>& survivors() const;
+
+  // After kAborted.
+  v1::SecAggServerAbort abort_reason() const;
+  const std::string& abort_detail() const;
+
+  const std::vector<ClientDrop>& drops() const;
+
+  // Called with every masked input as it arrives (before it is added to the sum). For the
+  // test that checks the server only ever holds uniform-looking words.
+  void set_masked_input_observer(
+      std::function<void(const std::string& client_id, std::span<const uint32_t> words)> observer);
+
+ private:
+  struct Impl;
+  explicit SecAggServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::crypto::secagg
+
+#endif  // TESSERA_CRYPTO_SECAGG_SERVER_H_

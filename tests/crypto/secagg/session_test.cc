@@ -1,0 +1,639 @@
+// Whole secure-aggregation sessions between an honest server and honest clients, in
+// process: the unmasked sum is exactly the sum of the survivors' inputs whatever drops out
+// and when; below the threshold the session aborts; the server drops misbehaving clients
+// with a recorded reason; corrupted unmasking shares are survived when spare shares allow;
+// and what the server receives is indistinguishable from uniform words.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/splitmix64.h"
+#include "crypto/quantizer.h"
+#include "crypto/secagg/client.h"
+#include "crypto/secagg/protocol.h"
+#include "crypto/secagg/server.h"
+#include "crypto/secagg/vector_codec.h"
+#include "crypto/shamir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/crypto/secagg/secagg_harness.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::crypto::secagg {
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAreArray;
+using testing::Federation;
+using testing::MakeSetup;
+using testing::Session;
+using testing::SessionOptions;
+using testing::TestWords;
+
+constexpr uint32_t kWords = 1000;
+
+class SecAggSessionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto federation = Federation::Create(14);
+    ASSERT_TRUE(federation.ok()) << federation.status();
+    federation_ = federation->release();
+  }
+  static void TearDownTestSuite() {
+    delete federation_;
+    federation_ = nullptr;
+  }
+
+  static std::vector<std::string> Ids(int n) {
+    return std::vector<std::string>(federation_->ids().begin(), federation_->ids().begin() + n);
+  }
+
+  static std::map<std::string, std::vector<uint32_t>> Inputs(const std::vector<std::string>& ids,
+                                                             uint32_t words) {
+    std::map<std::string, std::vector<uint32_t>> inputs;
+    uint64_t seed = 1;
+    for (const std::string& id : ids) inputs[id] = TestWords(seed++, words);
+    return inputs;
+  }
+
+  static Federation* federation_;
+};
+
+Federation* SecAggSessionTest::federation_ = nullptr;
+
+std::vector<std::string> Without(std::vector<std::string> ids, const std::vector<std::string>& gone) {
+  std::erase_if(ids, [&](const std::string& id) {
+    return std::find(gone.begin(), gone.end(), id) != gone.end();
+  });
+  return ids;
+}
+
+TEST_F(SecAggSessionTest, SumsEveryInputWithoutDropouts) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords));
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(ids));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(ids));
+  EXPECT_THAT(session.server().drops(), IsEmpty());
+  for (const std::string& id : ids) {
+    EXPECT_EQ(session.client(id)->state(), ClientState::kCompleted) << id;
+    EXPECT_EQ(session.client(id)->session_id().size(), 32u);
+    EXPECT_EQ(session.client(id)->session_id(), session.client(ids[0])->session_id());
+  }
+}
+
+TEST_F(SecAggSessionTest, SumsWithUnmaskingSpreadOverThreads) {
+  // Long enough for several expansion blocks per thread, with a dropped client's pairwise
+  // masks to remove too.
+  const auto ids = Ids(4);
+  const uint32_t words = (1u << 18) + 12345;
+  SessionOptions options;
+  options.unmasking_threads = 3;
+  options.stop_at[ids[1]] = v1::SECAGG_MASKED_INPUT;
+  Session session(*federation_, MakeSetup(ids, 3, words), Inputs(ids, words), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(Without(ids, {ids[1]})));
+}
+
+// Two of seven clients stop answering at the given round.
+class DropoutAtEachStageTest : public SecAggSessionTest,
+                               public ::testing::WithParamInterface<v1::SecAggRound> {};
+
+TEST_P(DropoutAtEachStageTest, SumIsExactOverTheSurvivors) {
+  const v1::SecAggRound stage = GetParam();
+  const auto ids = Ids(7);
+  const std::vector<std::string> gone = {ids[2], ids[5]};
+  SessionOptions options;
+  for (const std::string& id : gone) options.stop_at[id] = stage;
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+
+  // Before their masked input the dropped clients' inputs are not in the sum; after it
+  // they are (their masks removed with the others' shares).
+  const bool input_sent = stage > v1::SECAGG_MASKED_INPUT;
+  const std::vector<std::string> survivors = input_sent ? ids : Without(ids, gone);
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(survivors));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+  ASSERT_EQ(session.server().drops().size(), gone.size());
+  for (const ClientDrop& drop : session.server().drops()) {
+    EXPECT_EQ(drop.reason, v1::SECAGG_DROP_NO_ANSWER);
+    EXPECT_EQ(drop.round, stage);
+  }
+  for (const std::string& id : Without(ids, gone)) {
+    EXPECT_EQ(session.client(id)->state(), ClientState::kCompleted) << id;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, DropoutAtEachStageTest,
+                         ::testing::Values(v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHARE_KEYS,
+                                           v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
+                                           v1::SECAGG_UNMASKING),
+                         [](const auto& info) { return v1::SecAggRound_Name(info.param); });
+
+TEST_F(SecAggSessionTest, DropoutsAtSeveralStagesDownToExactlyThreshold) {
+  // Nine invited, threshold 5: one leaves before advertising, one after, two after sharing
+  // keys: exactly five masked inputs, consistency signatures and unmasking answers.
+  const auto ids = Ids(9);
+  SessionOptions options;
+  options.stop_at[ids[0]] = v1::SECAGG_ADVERTISE_KEYS;
+  options.stop_at[ids[3]] = v1::SECAGG_SHARE_KEYS;
+  options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
+  options.stop_at[ids[8]] = v1::SECAGG_MASKED_INPUT;
+  Session session(*federation_, MakeSetup(ids, 5, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  const auto survivors = Without(ids, {ids[0], ids[3], ids[4], ids[8]});
+  ASSERT_EQ(survivors.size(), 5u);
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(survivors));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+}
+
+TEST_F(SecAggSessionTest, DropoutsAfterMaskedInputDownToExactlyThreshold) {
+  // Seven invited, threshold 4: six masked inputs, five signatures, four unmasking answers.
+  const auto ids = Ids(7);
+  SessionOptions options;
+  options.stop_at[ids[6]] = v1::SECAGG_MASKED_INPUT;
+  options.stop_at[ids[1]] = v1::SECAGG_CONSISTENCY_CHECK;
+  options.stop_at[ids[2]] = v1::SECAGG_UNMASKING;
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  const auto survivors = Without(ids, {ids[6]});
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(survivors));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+}
+
+// Three of five clients (threshold 3) stop at the given round: the round ends with two.
+class AbortBelowThresholdTest : public SecAggSessionTest,
+                                public ::testing::WithParamInterface<v1::SecAggRound> {};
+
+TEST_P(AbortBelowThresholdTest, ServerAbortsWithTooFewClients) {
+  const v1::SecAggRound stage = GetParam();
+  const auto ids = Ids(5);
+  SessionOptions options;
+  for (int i : {0, 2, 4}) options.stop_at[ids[i]] = stage;
+  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  EXPECT_EQ(session.Run(), ServerState::kAborted);
+  EXPECT_EQ(session.server().abort_reason(), v1::SECAGG_SERVER_TOO_FEW_CLIENTS);
+  EXPECT_THAT(session.server().sum(), IsEmpty());
+  // The session ended in the round that fell short; no later round was posted.
+  EXPECT_FALSE(session.delivered().contains(static_cast<v1::SecAggRound>(stage + 1)));
+  EXPECT_THAT(session.server().Outgoing(), IsEmpty());
+  EXPECT_THAT(session.server().Pending(), IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, AbortBelowThresholdTest,
+                         ::testing::Values(v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHARE_KEYS,
+                                           v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
+                                           v1::SECAGG_UNMASKING),
+                         [](const auto& info) { return v1::SecAggRound_Name(info.param); });
+
+TEST_F(SecAggSessionTest, CancelEndsTheSession) {
+  const auto ids = Ids(4);
+  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords));
+  ASSERT_OK(session.Init());
+  session.Step();
+  session.server().Cancel();
+  EXPECT_EQ(session.server().state(), ServerState::kAborted);
+  EXPECT_EQ(session.server().abort_reason(), v1::SECAGG_SERVER_CANCELLED);
+  EXPECT_EQ(session.server().CloseRound(), ServerState::kAborted);
+}
+
+TEST_F(SecAggSessionTest, RealVectorsSumThroughTheCodec) {
+  const auto ids = Ids(6);
+  v1::SecAggEncoding encoding;
+  v1::SecAggSegment* bounded = encoding.add_segments();
+  bounded->set_kind(v1::SecAggSegment::BOUNDED);
+  bounded->set_length(400);
+  bounded->set_bits(MaxBitsForParties(6));
+  bounded->set_bound(2.0);
+  v1::SecAggSegment* wide = encoding.add_segments();
+  wide->set_kind(v1::SecAggSegment::WIDE);
+  wide->set_length(30);
+  wide->set_bits(MaxBitsForParties(6));
+  wide->set_fraction_bits(16);
+  wide->set_limbs(3);
+
+  std::map<std::string, std::vector<double>> values;
+  std::map<std::string, std::vector<uint32_t>> inputs;
+  common::SplitMix64 rng(7);
+  for (const std::string& id : ids) {
+    std::vector<double>& v = values[id];
+    for (int i = 0; i < 400; ++i) v.push_back(4.0 * rng.NextUnit() - 2.0);
+    // WIDE values on the 2^-16 grid, up to 2^29 (feature sums) and negative; their sums
+    // stay exact in a double, so the decoded sum can be compared with ==.
+    for (int i = 0; i < 30; ++i) {
+      const double integer = static_cast<double>(static_cast<int64_t>(rng.Below(1u << 30))) -
+                             static_cast<double>(1 << 29);
+      v.push_back(integer + static_cast<double>(rng.Below(1u << 16)) / 65536.0);
+    }
+    ASSERT_OK_AND_ASSIGN(inputs[id], EncodeVector(v, encoding));
+  }
+  SessionOptions options;
+  options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
+  Session session(*federation_, MakeSetup(ids, 4, encoding), inputs, options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  const auto survivors = Without(ids, {ids[4]});
+  ASSERT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(session.server().sum(), encoding));
+  QuantizationSpec spec;
+  spec.bits = bounded->bits();
+  spec.bound = 2.0;
+  const double step = QuantizationStep(spec);
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    double want = 0;
+    for (const std::string& id : survivors) want += values[id][i];
+    if (i < 400) {
+      // Each party's stochastic rounding is off by less than one step.
+      EXPECT_NEAR(decoded[i], want, survivors.size() * step) << i;
+    } else {
+      EXPECT_EQ(decoded[i], want) << i;  // WIDE sums are exact
+    }
+  }
+}
+
+// ---- the server drops misbehaving clients and goes on ----
+
+TEST_F(SecAggSessionTest, ServerDropsClientsWithMalformedAnswersAndGoesOn) {
+  // Fourteen clients, threshold 8: six misbehave, one per check, and eight remain.
+  const auto ids = Ids(14);
+  SessionOptions options;
+  options.to_server = [&](v1::SecAggRound round, const std::string& sender,
+                          v1::SecAggClientMessage& message) {
+    if (round == v1::SECAGG_SHARE_KEYS && sender == ids[1]) {
+      message.mutable_share_keys()->mutable_shares()->RemoveLast();
+    }
+    if (round == v1::SECAGG_SHARE_KEYS && sender == ids[2]) {
+      message.mutable_share_keys()->mutable_shares(0)->set_receiver(ids[2]);
+    }
+    if (round == v1::SECAGG_SHARE_KEYS && sender == ids[3]) {
+      message.mutable_share_keys()->mutable_shares(1)->mutable_ciphertext()->pop_back();
+    }
+    if (round == v1::SECAGG_MASKED_INPUT && sender == ids[4]) {
+      message.mutable_masked_input()->mutable_masked_input()->append("xxxx");
+    }
+    if (round == v1::SECAGG_CONSISTENCY_CHECK && sender == ids[5]) {
+      (*message.mutable_consistency()->mutable_signature())[10] ^= 1;
+    }
+    if (round == v1::SECAGG_UNMASKING && sender == ids[6]) {
+      message.mutable_unmasking()->mutable_shares()->RemoveLast();
+    }
+  };
+  Session session(*federation_, MakeSetup(ids, 8, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+
+  std::map<std::string, std::pair<v1::SecAggRound, v1::SecAggDropReason>> drops;
+  for (const ClientDrop& drop : session.server().drops()) {
+    drops[drop.client_id] = {drop.round, drop.reason};
+  }
+  using Entry = std::pair<const std::string, std::pair<v1::SecAggRound, v1::SecAggDropReason>>;
+  EXPECT_THAT(drops,
+              UnorderedElementsAreArray(std::vector<Entry>{
+                  {ids[1], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
+                  {ids[2], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
+                  {ids[3], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
+                  {ids[4], {v1::SECAGG_MASKED_INPUT, v1::SECAGG_DROP_MALFORMED}},
+                  {ids[5], {v1::SECAGG_CONSISTENCY_CHECK, v1::SECAGG_DROP_BAD_SIGNATURE}},
+                  {ids[6], {v1::SECAGG_UNMASKING, v1::SECAGG_DROP_MALFORMED}},
+              }));
+  EXPECT_THAT(session.receive_status().at(ids[5]),
+              tessera::testing::StatusIs(absl::StatusCode::kUnauthenticated));
+  // ids[5] and ids[6] sent their masked inputs: they are in the sum.
+  const auto survivors = Without(ids, {ids[1], ids[2], ids[3], ids[4]});
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(survivors));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+}
+
+class ServerAdvertisementCheckTest : public SecAggSessionTest {
+ protected:
+  void SetUp() override {
+    ids_ = Ids(4);
+    setup_ = MakeSetup(ids_, 3, 16);
+    ServerOptions options;
+    options.ca_cert_pem = federation_->ca_cert_pem();
+    options.now = absl::Now();
+    ASSERT_OK_AND_ASSIGN(server_, SecAggServer::Create(setup_, options));
+  }
+
+  // A genuine advertisement of `identity` for `setup`.
+  static v1::KeyAdvertisement Advertise(const ClientIdentity& identity,
+                                        const v1::SecAggSetup& setup) {
+    v1::SecAggClientMessage reply;
+    ClientPolicy policy;
+    auto client = SecAggClient::Start(identity, policy, setup,
+                                      std::vector<uint32_t>(setup.vector_words()), absl::Now(),
+                                      &reply, nullptr);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return reply.advertisement();
+  }
+
+  static v1::SecAggClientMessage Wrap(const v1::KeyAdvertisement& ad) {
+    v1::SecAggClientMessage message;
+    *message.mutable_advertisement() = ad;
+    return message;
+  }
+
+  void ExpectDropped(const std::string& id, const v1::KeyAdvertisement& ad,
+                     absl::StatusCode code, v1::SecAggDropReason reason) {
+    EXPECT_THAT(server_->Receive(id, Wrap(ad)), tessera::testing::StatusIs(code));
+    ASSERT_FALSE(server_->drops().empty());
+    EXPECT_EQ(server_->drops().back().client_id, id);
+    EXPECT_EQ(server_->drops().back().reason, reason);
+    EXPECT_EQ(server_->drops().back().round, v1::SECAGG_ADVERTISE_KEYS);
+    EXPECT_FALSE(server_->Pending().contains(id));
+  }
+
+  std::vector<std::string> ids_;
+  v1::SecAggSetup setup_;
+  std::unique_ptr<SecAggServer> server_;
+};
+
+TEST_F(ServerAdvertisementCheckTest, AcceptsAGenuineAdvertisement) {
+  EXPECT_OK(server_->Receive(ids_[0], Wrap(Advertise(federation_->Identity(ids_[0]), setup_))));
+  EXPECT_FALSE(server_->Pending().contains(ids_[0]));
+  EXPECT_THAT(server_->drops(), IsEmpty());
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsAForeignCertificate) {
+  ASSERT_OK_AND_ASSIGN(testing::Party foreign,
+                       federation_->Issue("foreign-site", Role::kInstitution, /*foreign=*/true));
+  ClientIdentity identity = foreign.Identity(federation_->ca_cert_pem());
+  identity.client_id = ids_[1];  // it claims to be an invited site
+  ExpectDropped(ids_[1], Advertise(identity, setup_), absl::StatusCode::kUnauthenticated,
+                v1::SECAGG_DROP_BAD_CERTIFICATE);
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsACertificateForAnotherClient) {
+  ExpectDropped(ids_[1], Advertise(federation_->Identity(ids_[2]), setup_),
+                absl::StatusCode::kUnauthenticated, v1::SECAGG_DROP_BAD_CERTIFICATE);
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsACertificateWithoutTheInstitutionRole) {
+  ASSERT_OK_AND_ASSIGN(testing::Party op, federation_->Issue("console-op", Role::kOperator));
+  std::vector<std::string> ids = ids_;
+  ids.push_back("console-op");
+  std::sort(ids.begin(), ids.end());
+  setup_ = MakeSetup(ids, 3, 16);
+  ServerOptions options;
+  options.ca_cert_pem = federation_->ca_cert_pem();
+  options.now = absl::Now();
+  ASSERT_OK_AND_ASSIGN(server_, SecAggServer::Create(setup_, options));
+  ExpectDropped("console-op", Advertise(op.Identity(federation_->ca_cert_pem()), setup_),
+                absl::StatusCode::kUnauthenticated, v1::SECAGG_DROP_BAD_CERTIFICATE);
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsABadSignature) {
+  v1::KeyAdvertisement ad = Advertise(federation_->Identity(ids_[0]), setup_);
+  (*ad.mutable_mask_public_key())[0] ^= 1;
+  ExpectDropped(ids_[0], ad, absl::StatusCode::kUnauthenticated, v1::SECAGG_DROP_BAD_SIGNATURE);
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsAnAdvertisementForAnotherSetup) {
+  const v1::SecAggSetup other = MakeSetup(ids_, 3, 16);  // another nonce
+  ExpectDropped(ids_[0], Advertise(federation_->Identity(ids_[0]), other),
+                absl::StatusCode::kInvalidArgument, v1::SECAGG_DROP_MALFORMED);
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsKeysOfTheWrongSizeOrOfSmallOrder) {
+  v1::KeyAdvertisement ad = Advertise(federation_->Identity(ids_[0]), setup_);
+  ad.set_channel_public_key(std::string(31, 'k'));
+  ExpectDropped(ids_[0], ad, absl::StatusCode::kInvalidArgument, v1::SECAGG_DROP_MALFORMED);
+
+  // A correctly signed small-order point (the all-zero u-coordinate).
+  ad = Advertise(federation_->Identity(ids_[1]), setup_);
+  ad.set_mask_public_key(std::string(32, '\0'));
+  ASSERT_OK_AND_ASSIGN(std::string signature,
+                       federation_->party(ids_[1]).signer->Sign(AdvertisementSigningInput(
+                           ad.setup_digest(), ids_[1], ad.channel_public_key(),
+                           ad.mask_public_key())));
+  ad.set_signature(signature);
+  ExpectDropped(ids_[1], ad, absl::StatusCode::kInvalidArgument, v1::SECAGG_DROP_MALFORMED);
+}
+
+TEST_F(ServerAdvertisementCheckTest, DropsAClientRepeatingAnotherClientsKey) {
+  const v1::KeyAdvertisement first = Advertise(federation_->Identity(ids_[0]), setup_);
+  ASSERT_OK(server_->Receive(ids_[0], Wrap(first)));
+  v1::KeyAdvertisement copy = Advertise(federation_->Identity(ids_[1]), setup_);
+  copy.set_mask_public_key(first.mask_public_key());
+  ASSERT_OK_AND_ASSIGN(std::string signature,
+                       federation_->party(ids_[1]).signer->Sign(AdvertisementSigningInput(
+                           copy.setup_digest(), ids_[1], copy.channel_public_key(),
+                           copy.mask_public_key())));
+  copy.set_signature(signature);
+  ExpectDropped(ids_[1], copy, absl::StatusCode::kInvalidArgument,
+                v1::SECAGG_DROP_DUPLICATE_KEYS);
+}
+
+// ---- corrupted unmasking shares ----
+
+// Adds one to every field element of the share `owner`/`kind` in an unmasking answer (still
+// a well-formed share at the sender's point: only its value is wrong). Every piece, since
+// an error confined to the lowest bits of an X25519 scalar can vanish in its clamping.
+void CorruptUnmaskingShare(v1::SecAggClientMessage& message, const std::string& owner,
+                           v1::UnmaskingShare::Kind kind) {
+  for (v1::UnmaskingShare& share : *message.mutable_unmasking()->mutable_shares()) {
+    if (share.owner() != owner || share.kind() != kind) continue;
+    auto parsed = ShamirShare::Parse(share.share());
+    ASSERT_TRUE(parsed.ok());
+    for (uint64_t& y : parsed->y) y = (y + 1) % kShamirPrime;
+    share.set_share(std::string(parsed->Serialize().view()));
+    return;
+  }
+  FAIL() << "no share for " << owner;
+}
+
+TEST_F(SecAggSessionTest, SpareSharesOutvoteCorruptedUnmaskingShares) {
+  // Seven clients, threshold 4, one dropped after sharing keys: six answer the unmasking,
+  // two of them with a corrupted share of a self-mask seed and of the dropped mask key.
+  const auto ids = Ids(7);
+  SessionOptions options;
+  options.stop_at[ids[6]] = v1::SECAGG_MASKED_INPUT;
+  options.to_server = [&](v1::SecAggRound round, const std::string& sender,
+                          v1::SecAggClientMessage& message) {
+    if (round != v1::SECAGG_UNMASKING) return;
+    if (sender == ids[0] || sender == ids[3]) {
+      CorruptUnmaskingShare(message, ids[2], v1::UnmaskingShare::SELF_MASK_SEED);
+      CorruptUnmaskingShare(message, ids[6], v1::UnmaskingShare::MASK_KEY);
+    }
+  };
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  const auto survivors = Without(ids, {ids[6]});
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+}
+
+TEST_F(SecAggSessionTest, RandomSubsetsFindGoodSharesWhenWindowsCannot) {
+  // Fourteen clients, threshold 8: two corrupted shares of one seed, seven places apart,
+  // so no window of eight consecutive releasers avoids both and there are too many
+  // subsets to try them all: the random subsets find one of the 495 clean ones of 3003.
+  const auto ids = Ids(14);
+  SessionOptions options;
+  options.to_server = [&](v1::SecAggRound round, const std::string& sender,
+                          v1::SecAggClientMessage& message) {
+    if (round == v1::SECAGG_UNMASKING && (sender == ids[0] || sender == ids[7])) {
+      CorruptUnmaskingShare(message, ids[5], v1::UnmaskingShare::SELF_MASK_SEED);
+    }
+  };
+  Session session(*federation_, MakeSetup(ids, 8, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(ids));
+}
+
+class CorruptedShareAtThresholdTest
+    : public SecAggSessionTest,
+      public ::testing::WithParamInterface<v1::UnmaskingShare::Kind> {};
+
+TEST_P(CorruptedShareAtThresholdTest, ReconstructionFails) {
+  // Five clients, threshold 3; one dropped after sharing keys, one after its consistency
+  // signature: exactly three unmasking answers, one of them corrupted.
+  const auto ids = Ids(5);
+  const v1::UnmaskingShare::Kind kind = GetParam();
+  SessionOptions options;
+  options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
+  options.stop_at[ids[3]] = v1::SECAGG_UNMASKING;
+  options.to_server = [&](v1::SecAggRound round, const std::string& sender,
+                          v1::SecAggClientMessage& message) {
+    if (round == v1::SECAGG_UNMASKING && sender == ids[1]) {
+      CorruptUnmaskingShare(message, kind == v1::UnmaskingShare::MASK_KEY ? ids[4] : ids[0],
+                            kind);
+    }
+  };
+  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords), options);
+  ASSERT_OK(session.Init());
+  EXPECT_EQ(session.Run(), ServerState::kAborted);
+  EXPECT_EQ(session.server().abort_reason(), v1::SECAGG_SERVER_RECONSTRUCTION_FAILED);
+  EXPECT_THAT(session.server().sum(), IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, CorruptedShareAtThresholdTest,
+                         ::testing::Values(v1::UnmaskingShare::SELF_MASK_SEED,
+                                           v1::UnmaskingShare::MASK_KEY),
+                         [](const auto& info) { return v1::UnmaskingShare::Kind_Name(info.param); });
+
+// ---- what the server receives looks uniform ----
+
+// P(X >= x) for X ~ chi-square with k degrees of freedom: the regularized upper incomplete
+// gamma Q(k/2, x/2) (series below a + 1, continued fraction above; Numerical Recipes 6.2).
+double ChiSquarePValue(double x, double k) {
+  const double a = k / 2, z = x / 2;
+  if (z <= 0) return 1.0;
+  const double log_prefix = -z + a * std::log(z) - std::lgamma(a);
+  if (z < a + 1) {
+    double term = 1.0 / a, sum = term;
+    for (int n = 1; n < 10000; ++n) {
+      term *= z / (a + n);
+      sum += term;
+      if (std::fabs(term) < std::fabs(sum) * 1e-15) break;
+    }
+    return 1.0 - sum * std::exp(log_prefix);
+  }
+  double b = z + 1 - a, c = 1e300, d = 1 / b, h = d;
+  for (int i = 1; i < 10000; ++i) {
+    const double an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (std::fabs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (std::fabs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const double delta = d * c;
+    h *= delta;
+    if (std::fabs(delta - 1) < 1e-15) break;
+  }
+  return std::exp(log_prefix) * h;
+}
+
+// The p-value of "the byte at `shift` of these words is uniform" (256 bins).
+double BytePValue(const std::vector<uint32_t>& words, int shift) {
+  std::array<double, 256> counts{};
+  for (uint32_t word : words) counts[(word >> shift) & 0xff] += 1;
+  const double expected = static_cast<double>(words.size()) / 256;
+  double chi2 = 0;
+  for (double count : counts) chi2 += (count - expected) * (count - expected) / expected;
+  return ChiSquarePValue(chi2, 255);
+}
+
+TEST(ChiSquareTest, PValuesMatchKnownQuantiles) {
+  // Upper quantiles of chi-square with 255 degrees of freedom.
+  EXPECT_NEAR(ChiSquarePValue(254.3349, 255), 0.5, 1e-3);
+  EXPECT_NEAR(ChiSquarePValue(293.2478, 255), 0.05, 1e-3);
+  EXPECT_NEAR(ChiSquarePValue(330.5197, 255), 0.001, 1e-4);
+  EXPECT_NEAR(ChiSquarePValue(2.0, 2), std::exp(-1.0), 1e-12);
+}
+
+TEST_F(SecAggSessionTest, ServerOnlyEverSeesUniformWords) {
+  // Ten clients with all-zero inputs of 2^16 words: everything the server is given must
+  // pass a chi-square uniformity test on the high and the low byte of each word.
+  const auto ids = Ids(10);
+  const uint32_t words = 1u << 16;
+  std::map<std::string, std::vector<uint32_t>> inputs;
+  for (const std::string& id : ids) inputs[id] = std::vector<uint32_t>(words, 0);
+  Session session(*federation_, MakeSetup(ids, 6, words), inputs);
+  ASSERT_OK(session.Init());
+  std::vector<uint32_t> seen;
+  std::map<std::string, int> calls;
+  session.server().set_masked_input_observer(
+      [&](const std::string& id, std::span<const uint32_t> masked) {
+        ++calls[id];
+        seen.insert(seen.end(), masked.begin(), masked.end());
+      });
+  ASSERT_EQ(session.Run(), ServerState::kCompleted);
+  EXPECT_EQ(calls.size(), ids.size());
+  ASSERT_EQ(seen.size(), ids.size() * words);
+  EXPECT_GT(BytePValue(seen, 24), 0.001);
+  EXPECT_GT(BytePValue(seen, 0), 0.001);
+  // And the sum is still right: all zeros.
+  EXPECT_EQ(session.server().sum(), std::vector<uint32_t>(words, 0));
+
+  // Sanity: the same test on what clients would have sent without masks fails, for the
+  // zeros and for a realistic encoded update (small values around zero).
+  std::vector<uint32_t> unmasked;
+  for (const std::string& id : ids) {
+    unmasked.insert(unmasked.end(), inputs[id].begin(), inputs[id].end());
+  }
+  EXPECT_LT(BytePValue(unmasked, 24), 1e-10);
+  EXPECT_LT(BytePValue(unmasked, 0), 1e-10);
+  v1::SecAggEncoding encoding = session.setup().encoding();
+  std::vector<double> update(words);
+  common::SplitMix64 rng(3);
+  for (double& v : update) v = 0.02 * (rng.NextUnit() - 0.5);
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> encoded, EncodeVector(update, encoding));
+  EXPECT_LT(BytePValue(encoded, 24), 1e-10);
+}
+
+TEST_F(SecAggSessionTest, ServerSeesUniformWordsForAFixedNonZeroInput) {
+  const auto ids = Ids(10);
+  const uint32_t words = 1u << 16;
+  std::vector<uint32_t> pattern(words);
+  for (uint32_t i = 0; i < words; ++i) pattern[i] = i % 7 == 0 ? 0x7fffffffu : i;
+  std::map<std::string, std::vector<uint32_t>> inputs;
+  for (const std::string& id : ids) inputs[id] = pattern;
+  Session session(*federation_, MakeSetup(ids, 6, words), inputs);
+  ASSERT_OK(session.Init());
+  std::vector<uint32_t> seen;
+  session.server().set_masked_input_observer(
+      [&](const std::string&, std::span<const uint32_t> masked) {
+        seen.insert(seen.end(), masked.begin(), masked.end());
+      });
+  ASSERT_EQ(session.Run(), ServerState::kCompleted);
+  EXPECT_GT(BytePValue(seen, 24), 0.001);
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(ids));
+}
+
+}  // namespace
+}  // namespace tessera::crypto::secagg

@@ -1,0 +1,482 @@
+// Exhaustive state-transition tests of the two secure-aggregation state machines: every
+// (client state, server message kind) pair, and every (server round, client message kind)
+// pair, plus messages from clients the server does not expect. Only the documented pairs
+// are accepted; the client aborts on the others, the server refuses them and changes
+// nothing. Also the set-up checks of both sides.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "crypto/quantizer.h"
+#include "crypto/secagg/client.h"
+#include "crypto/secagg/protocol.h"
+#include "crypto/secagg/server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/crypto/secagg/secagg_harness.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::crypto::secagg {
+namespace {
+
+using testing::Federation;
+using testing::MakeSetup;
+using testing::Session;
+using testing::SessionOptions;
+using testing::TestWords;
+using ::tessera::testing::StatusIs;
+
+constexpr uint32_t kWords = 32;
+
+// The kinds of server message, by the oneof case (and the round it belongs to).
+constexpr v1::SecAggServerMessage::MessageCase kServerKinds[] = {
+    v1::SecAggServerMessage::kSetup,         v1::SecAggServerMessage::kAdvertisements,
+    v1::SecAggServerMessage::kShareRelay,    v1::SecAggServerMessage::kSurvivorList,
+    v1::SecAggServerMessage::kUnmaskingRequest, v1::SecAggServerMessage::MESSAGE_NOT_SET,
+};
+
+v1::SecAggRound RoundOf(v1::SecAggServerMessage::MessageCase kind) {
+  switch (kind) {
+    case v1::SecAggServerMessage::kSetup:
+      return v1::SECAGG_ADVERTISE_KEYS;
+    case v1::SecAggServerMessage::kAdvertisements:
+      return v1::SECAGG_SHARE_KEYS;
+    case v1::SecAggServerMessage::kShareRelay:
+      return v1::SECAGG_MASKED_INPUT;
+    case v1::SecAggServerMessage::kSurvivorList:
+      return v1::SECAGG_CONSISTENCY_CHECK;
+    case v1::SecAggServerMessage::kUnmaskingRequest:
+      return v1::SECAGG_UNMASKING;
+    default:
+      return v1::SECAGG_ROUND_UNSPECIFIED;
+  }
+}
+
+const char* KindName(v1::SecAggServerMessage::MessageCase kind) {
+  switch (kind) {
+    case v1::SecAggServerMessage::kSetup:
+      return "setup";
+    case v1::SecAggServerMessage::kAdvertisements:
+      return "advertisements";
+    case v1::SecAggServerMessage::kShareRelay:
+      return "share_relay";
+    case v1::SecAggServerMessage::kSurvivorList:
+      return "survivor_list";
+    case v1::SecAggServerMessage::kUnmaskingRequest:
+      return "unmasking_request";
+    default:
+      return "empty";
+  }
+}
+
+class StateMachineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto federation = Federation::Create(5);
+    ASSERT_TRUE(federation.ok()) << federation.status();
+    federation_ = federation->release();
+  }
+  static void TearDownTestSuite() {
+    delete federation_;
+    federation_ = nullptr;
+  }
+
+  void SetUp() override {
+    ids_ = federation_->ids();
+    for (size_t i = 0; i < ids_.size(); ++i) inputs_[ids_[i]] = TestWords(i + 1, kWords);
+  }
+
+  // A session of the five clients (threshold 3) after `steps` rounds.
+  std::unique_ptr<Session> SessionAfter(int steps, SessionOptions options = {}) {
+    auto session =
+        std::make_unique<Session>(*federation_, MakeSetup(ids_, 3, kWords), inputs_, options);
+    EXPECT_OK(session->Init());
+    for (int i = 0; i < steps; ++i) session->Step();
+    return session;
+  }
+
+  // A server message of `kind` for `id`: the genuine one if the session made it (already
+  // delivered, or about to be), else a plausible one.
+  v1::SecAggServerMessage ServerMessage(Session& session, const std::string& id,
+                                        v1::SecAggServerMessage::MessageCase kind) {
+    const v1::SecAggRound round = RoundOf(kind);
+    if (auto it = session.delivered().find(round); it != session.delivered().end()) {
+      return it->second.at(id);
+    }
+    if (session.server().state() == ServerState::kCollecting && session.server().round() == round) {
+      return session.server().Outgoing().at(id);
+    }
+    v1::SecAggServerMessage message;
+    message.set_round(round);
+    switch (kind) {
+      case v1::SecAggServerMessage::kSetup:
+        *message.mutable_setup() = session.setup();
+        break;
+      case v1::SecAggServerMessage::kAdvertisements:
+        message.mutable_advertisements()->add_entries()->set_client_id(id);
+        break;
+      case v1::SecAggServerMessage::kShareRelay:
+        message.mutable_share_relay()->mutable_share_holders()->Add(ids_.begin(), ids_.end());
+        break;
+      case v1::SecAggServerMessage::kSurvivorList:
+        message.mutable_survivor_list()->mutable_survivors()->Add(ids_.begin(), ids_.end());
+        break;
+      case v1::SecAggServerMessage::kUnmaskingRequest:
+        message.mutable_unmasking_request()->mutable_survivors()->Add(ids_.begin(), ids_.end());
+        break;
+      default:
+        break;
+    }
+    return message;
+  }
+
+  static Federation* federation_;
+  std::vector<std::string> ids_;
+  std::map<std::string, std::vector<uint32_t>> inputs_;
+};
+
+Federation* StateMachineTest::federation_ = nullptr;
+
+// ---- client ----
+
+struct ClientStep {
+  ClientState state;
+  v1::SecAggServerMessage::MessageCase accepts;  // MESSAGE_NOT_SET: none
+  ClientState next;
+};
+// State after `i + 1` session steps, the one message kind it accepts, and where that leads.
+constexpr ClientStep kClientSteps[] = {
+    {ClientState::kAdvertised, v1::SecAggServerMessage::kAdvertisements,
+     ClientState::kSharesSent},
+    {ClientState::kSharesSent, v1::SecAggServerMessage::kShareRelay,
+     ClientState::kMaskedInputSent},
+    {ClientState::kMaskedInputSent, v1::SecAggServerMessage::kSurvivorList,
+     ClientState::kConsistencySent},
+    {ClientState::kConsistencySent, v1::SecAggServerMessage::kUnmaskingRequest,
+     ClientState::kCompleted},
+    {ClientState::kCompleted, v1::SecAggServerMessage::MESSAGE_NOT_SET, ClientState::kCompleted},
+};
+
+TEST_F(StateMachineTest, ClientAcceptsOnlyTheDocumentedMessageInEachState) {
+  for (int step = 0; step < 5; ++step) {
+    const ClientStep& expected = kClientSteps[step];
+    for (v1::SecAggServerMessage::MessageCase kind : kServerKinds) {
+      SCOPED_TRACE(absl::StrCat(ClientStateName(expected.state), " + ", KindName(kind)));
+      auto session = SessionAfter(step + 1);
+      SecAggClient* client = session->client(ids_[0]);
+      ASSERT_NE(client, nullptr);
+      ASSERT_EQ(client->state(), expected.state);
+      const v1::SecAggServerMessage message = ServerMessage(*session, ids_[0], kind);
+      auto reply = client->Handle(message);
+      if (expected.state != ClientState::kCompleted && kind == expected.accepts) {
+        EXPECT_OK(reply);
+        EXPECT_EQ(client->state(), expected.next);
+        EXPECT_EQ(client->abort_reason(), v1::SECAGG_CLIENT_ABORT_UNSPECIFIED);
+      } else {
+        EXPECT_THAT(reply, StatusIs(absl::StatusCode::kFailedPrecondition));
+        EXPECT_EQ(client->state(), ClientState::kAborted);
+        const v1::SecAggClientAbort want =
+            expected.state == ClientState::kCompleted &&
+                    kind == v1::SecAggServerMessage::kUnmaskingRequest
+                ? v1::SECAGG_SECOND_UNMASKING_REQUEST
+                : v1::SECAGG_UNEXPECTED_MESSAGE;
+        EXPECT_EQ(client->abort_reason(), want) << client->abort_detail();
+      }
+    }
+  }
+}
+
+TEST_F(StateMachineTest, ClientRefusesTheRightMessageUnderAnotherRoundLabel) {
+  for (int step = 0; step < 4; ++step) {
+    const ClientStep& expected = kClientSteps[step];
+    for (int label = v1::SecAggRound_MIN; label <= v1::SecAggRound_MAX; ++label) {
+      if (label == RoundOf(expected.accepts)) continue;
+      SCOPED_TRACE(absl::StrCat(ClientStateName(expected.state), " with round label ", label));
+      auto session = SessionAfter(step + 1);
+      SecAggClient* client = session->client(ids_[0]);
+      v1::SecAggServerMessage message = ServerMessage(*session, ids_[0], expected.accepts);
+      message.set_round(static_cast<v1::SecAggRound>(label));
+      EXPECT_THAT(client->Handle(message), StatusIs(absl::StatusCode::kFailedPrecondition));
+      EXPECT_EQ(client->abort_reason(), v1::SECAGG_UNEXPECTED_MESSAGE);
+    }
+  }
+}
+
+TEST_F(StateMachineTest, AbortedClientStaysAbortedWhateverComes) {
+  auto session = SessionAfter(1);
+  SecAggClient* client = session->client(ids_[0]);
+  // Abort it with a survivor list while it waits for the advertisement list.
+  ASSERT_THAT(client->Handle(ServerMessage(*session, ids_[0],
+                                           v1::SecAggServerMessage::kSurvivorList)),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_EQ(client->abort_reason(), v1::SECAGG_UNEXPECTED_MESSAGE);
+  const std::string detail = client->abort_detail();
+  for (v1::SecAggServerMessage::MessageCase kind : kServerKinds) {
+    SCOPED_TRACE(KindName(kind));
+    EXPECT_THAT(client->Handle(ServerMessage(*session, ids_[0], kind)),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_EQ(client->state(), ClientState::kAborted);
+    EXPECT_EQ(client->abort_reason(), v1::SECAGG_UNEXPECTED_MESSAGE);
+    EXPECT_EQ(client->abort_detail(), detail);
+  }
+}
+
+TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
+  const ClientIdentity identity = federation_->Identity(ids_[0]);
+  const v1::SecAggSetup good = MakeSetup(ids_, 3, kWords);
+  struct Case {
+    const char* name;
+    std::function<void(v1::SecAggSetup&, ClientPolicy&)> change;
+    v1::SecAggClientAbort want;
+  };
+  const std::vector<Case> cases = {
+      {"unknown version", [](auto& s, auto&) { s.set_protocol_version(2); }, v1::SECAGG_BAD_SETUP},
+      {"short nonce", [](auto& s, auto&) { s.set_session_nonce("short"); },
+       v1::SECAGG_MALFORMED_MESSAGE},
+      {"unsorted invited",
+       [](auto& s, auto&) { s.mutable_invited()->SwapElements(0, 1); },
+       v1::SECAGG_MALFORMED_MESSAGE},
+      {"not invited", [](auto& s, auto&) { s.mutable_invited()->erase(s.mutable_invited()->begin()); },
+       v1::SECAGG_BAD_SETUP},
+      {"threshold above the cohort", [](auto& s, auto&) { s.set_threshold(6); },
+       v1::SECAGG_BAD_SETUP},
+      {"threshold not a strict majority", [](auto& s, auto&) { s.set_threshold(2); },
+       v1::SECAGG_BAD_SETUP},
+      {"threshold below the site's minimum",
+       [](auto&, ClientPolicy& p) { p.min_threshold = 4; }, v1::SECAGG_BAD_SETUP},
+      {"encoding could overflow",
+       [](auto& s, auto&) { s.mutable_encoding()->mutable_segments(0)->set_bits(31); },
+       v1::SECAGG_BAD_SETUP},
+      {"malformed encoding",
+       [](auto& s, auto&) { s.mutable_encoding()->mutable_segments(0)->set_bound(-1); },
+       v1::SECAGG_MALFORMED_MESSAGE},
+      {"vector_words differs from the encoding",
+       [](auto& s, auto&) { s.set_vector_words(kWords + 1); }, v1::SECAGG_MALFORMED_MESSAGE},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::SecAggSetup setup = good;
+    ClientPolicy policy;
+    c.change(setup, policy);
+    v1::SecAggClientMessage reply;
+    v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
+    EXPECT_THAT(SecAggClient::Start(identity, policy, setup, inputs_[ids_[0]], absl::Now(),
+                                    &reply, &abort),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_EQ(abort, c.want);
+  }
+  // The caller's input must have the setup's length.
+  v1::SecAggClientMessage reply;
+  EXPECT_THAT(SecAggClient::Start(identity, ClientPolicy(), good, std::vector<uint32_t>(3),
+                                  absl::Now(), &reply, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // And the good setup starts.
+  v1::SecAggClientAbort abort = v1::SECAGG_BAD_SETUP;
+  ASSERT_OK_AND_ASSIGN(auto client, SecAggClient::Start(identity, ClientPolicy(), good,
+                                                        inputs_[ids_[0]], absl::Now(), &reply,
+                                                        &abort));
+  EXPECT_EQ(client->state(), ClientState::kAdvertised);
+  EXPECT_EQ(abort, v1::SECAGG_CLIENT_ABORT_UNSPECIFIED);
+  EXPECT_TRUE(reply.has_advertisement());
+  EXPECT_TRUE(client->session_id().empty());
+}
+
+// ---- server ----
+
+constexpr v1::SecAggClientMessage::MessageCase kClientKinds[] = {
+    v1::SecAggClientMessage::kAdvertisement, v1::SecAggClientMessage::kShareKeys,
+    v1::SecAggClientMessage::kMaskedInput,   v1::SecAggClientMessage::kConsistency,
+    v1::SecAggClientMessage::kUnmasking,     v1::SecAggClientMessage::MESSAGE_NOT_SET,
+};
+
+// What a test can observe of the server; equal before and after a refused message.
+std::string Snapshot(const SecAggServer& server) {
+  std::string out = absl::StrCat(static_cast<int>(server.state()), "/", server.round(), "/",
+                                 server.drops().size(), "/pending:");
+  for (const std::string& id : server.Pending()) absl::StrAppend(&out, id, ",");
+  for (const auto& [id, message] : server.Outgoing()) {
+    absl::StrAppend(&out, "/", id, ":", message.SerializeAsString());
+  }
+  return out;
+}
+
+// A client message of `kind`: `genuine` if it is of that kind, else a plausible one.
+v1::SecAggClientMessage ClientMessage(v1::SecAggClientMessage::MessageCase kind,
+                                      const v1::SecAggClientMessage& genuine,
+                                      const Session& session, const std::string& id) {
+  if (genuine.message_case() == kind) return genuine;
+  for (const auto& [round, sent] : session.sent()) {
+    auto it = sent.find(id);
+    if (it != sent.end() && it->second.message_case() == kind) return it->second;
+  }
+  v1::SecAggClientMessage message;
+  switch (kind) {
+    case v1::SecAggClientMessage::kAdvertisement:
+      message.mutable_advertisement()->set_signature("sig");
+      break;
+    case v1::SecAggClientMessage::kShareKeys:
+      message.mutable_share_keys()->set_self_mask_commitment(std::string(32, 'c'));
+      break;
+    case v1::SecAggClientMessage::kMaskedInput:
+      message.mutable_masked_input()->set_masked_input(std::string(4 * kWords, 'm'));
+      break;
+    case v1::SecAggClientMessage::kConsistency:
+      message.mutable_consistency()->set_signature("sig");
+      break;
+    case v1::SecAggClientMessage::kUnmasking:
+      message.mutable_unmasking()->add_shares()->set_owner(id);
+      break;
+    default:
+      break;
+  }
+  return message;
+}
+
+TEST_F(StateMachineTest, ServerAcceptsOnlyTheCurrentRoundsMessage) {
+  for (int r = 0; r < 5; ++r) {
+    const v1::SecAggRound round = static_cast<v1::SecAggRound>(v1::SECAGG_ADVERTISE_KEYS + r);
+    for (v1::SecAggClientMessage::MessageCase kind : kClientKinds) {
+      SCOPED_TRACE(absl::StrCat(v1::SecAggRound_Name(round), " + client message case ", kind));
+      auto session = SessionAfter(r);
+      ASSERT_EQ(session->server().round(), round);
+      session->Deliver({ids_[0]});
+      ASSERT_TRUE(session->held().contains(ids_[0]));
+      SecAggServer& server = session->server();
+      ASSERT_EQ(server.Pending(), std::set<std::string>{ids_[0]});
+      const v1::SecAggClientMessage message =
+          ClientMessage(kind, session->held().at(ids_[0]), *session, ids_[0]);
+      const std::string before = Snapshot(server);
+      const absl::Status status = server.Receive(ids_[0], message);
+      if (kind == session->held().at(ids_[0]).message_case()) {
+        EXPECT_OK(status);
+        EXPECT_TRUE(server.Pending().empty());
+        EXPECT_TRUE(server.drops().empty());
+        EXPECT_EQ(server.CloseRound(), r == 4 ? ServerState::kCompleted : ServerState::kCollecting);
+      } else if (kind == v1::SecAggClientMessage::MESSAGE_NOT_SET) {
+        // An empty message is malformed: the client is dropped.
+        EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
+        ASSERT_EQ(server.drops().size(), 1u);
+        EXPECT_EQ(server.drops()[0].reason, v1::SECAGG_DROP_MALFORMED);
+        EXPECT_TRUE(server.Pending().empty());
+      } else {
+        EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
+        EXPECT_EQ(Snapshot(server), before);
+        // The genuine answer is still welcome.
+        EXPECT_OK(server.Receive(ids_[0], session->held().at(ids_[0])));
+      }
+    }
+  }
+}
+
+TEST_F(StateMachineTest, ServerRefusesClientsItDoesNotExpect) {
+  // ids[4] never answers the setup, so it is dropped when the first round closes.
+  SessionOptions options;
+  options.stop_at[ids_[4]] = v1::SECAGG_ADVERTISE_KEYS;
+  for (int r = 0; r < 5; ++r) {
+    SCOPED_TRACE(absl::StrCat("round ", r));
+    auto session = SessionAfter(r, options);
+    session->Deliver({ids_[0]});
+    SecAggServer& server = session->server();
+    const std::string before = Snapshot(server);
+    const v1::SecAggClientMessage genuine = session->held().at(ids_[0]);
+    // Not invited.
+    EXPECT_THAT(server.Receive("zz-stranger", genuine),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+    // Already answered this round (its genuine answer again, or another client's).
+    const v1::SecAggClientMessage answered =
+        session->sent().at(server.round()).at(ids_[1]);
+    EXPECT_THAT(server.Receive(ids_[1], answered), StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(server.Receive(ids_[2], genuine), StatusIs(absl::StatusCode::kFailedPrecondition));
+    // Dropped (or, in the first round, not yet answered: then it is simply pending).
+    if (r > 0) {
+      EXPECT_THAT(server.Receive(ids_[4], genuine),
+                  StatusIs(absl::StatusCode::kFailedPrecondition));
+    }
+    EXPECT_EQ(Snapshot(server), before);
+    // Drop() of a client not expected now changes nothing either.
+    server.Drop("zz-stranger", v1::SECAGG_DROP_WRONG_ROUND, "test");
+    EXPECT_EQ(Snapshot(server), before);
+  }
+}
+
+TEST_F(StateMachineTest, ServerRefusesEverythingOnceTheSessionIsOver) {
+  auto completed = SessionAfter(5);
+  ASSERT_EQ(completed->server().state(), ServerState::kCompleted);
+  auto aborted = SessionAfter(1);
+  aborted->server().Cancel();
+  for (Session* session : {completed.get(), aborted.get()}) {
+    SecAggServer& server = session->server();
+    const std::string before = Snapshot(server);
+    for (const auto& [round, sent] : session->sent()) {
+      for (const auto& [id, message] : sent) {
+        EXPECT_THAT(server.Receive(id, message), StatusIs(absl::StatusCode::kFailedPrecondition));
+      }
+    }
+    server.Drop(ids_[0], v1::SECAGG_DROP_NO_ANSWER, "late");
+    server.Cancel();
+    EXPECT_EQ(server.CloseRound(), server.state());
+    EXPECT_EQ(Snapshot(server), before);
+    EXPECT_TRUE(server.Outgoing().empty());
+  }
+  EXPECT_EQ(aborted->server().abort_reason(), v1::SECAGG_SERVER_CANCELLED);
+  EXPECT_EQ(completed->server().abort_reason(), v1::SECAGG_SERVER_ABORT_UNSPECIFIED);
+}
+
+TEST_F(StateMachineTest, ServerRecordsWhoWasDroppedWhenAndWhy) {
+  SessionOptions options;
+  options.stop_at[ids_[4]] = v1::SECAGG_SHARE_KEYS;
+  auto session = SessionAfter(0, options);
+  session->Step();
+  session->server().Drop(ids_[3], v1::SECAGG_DROP_CLIENT_ABORTED, "declined");
+  EXPECT_FALSE(session->server().Pending().contains(ids_[3]));
+  ASSERT_EQ(session->Run(), ServerState::kCompleted) << session->server().abort_detail();
+  ASSERT_EQ(session->server().drops().size(), 2u);
+  EXPECT_EQ(session->server().drops()[0].client_id, ids_[3]);
+  EXPECT_EQ(session->server().drops()[0].reason, v1::SECAGG_DROP_CLIENT_ABORTED);
+  EXPECT_EQ(session->server().drops()[0].round, v1::SECAGG_SHARE_KEYS);
+  EXPECT_EQ(session->server().drops()[1].client_id, ids_[4]);
+  EXPECT_EQ(session->server().drops()[1].reason, v1::SECAGG_DROP_NO_ANSWER);
+  EXPECT_EQ(session->server().drops()[1].round, v1::SECAGG_SHARE_KEYS);
+  EXPECT_EQ(session->server().sum(), session->ExpectedSum({ids_[0], ids_[1], ids_[2]}));
+}
+
+TEST_F(StateMachineTest, ServerCreateChecksTheSetup) {
+  const v1::SecAggSetup good = MakeSetup(ids_, 3, kWords);
+  ServerOptions options;
+  options.ca_cert_pem = federation_->ca_cert_pem();
+  options.now = absl::Now();
+  EXPECT_OK(SecAggServer::Create(good, options));
+  struct Case {
+    const char* name;
+    std::function<void(v1::SecAggSetup&, ServerOptions&)> change;
+  };
+  const std::vector<Case> cases = {
+      {"version", [](auto& s, auto&) { s.set_protocol_version(0); }},
+      {"nonce", [](auto& s, auto&) { s.set_session_nonce(std::string(31, 'n')); }},
+      {"no one invited", [](auto& s, auto&) { s.clear_invited(); }},
+      {"unsorted", [](auto& s, auto&) { s.mutable_invited()->SwapElements(1, 2); }},
+      {"repeated", [](auto& s, auto&) { *s.mutable_invited(1) = s.invited(0); }},
+      {"not a node id", [](auto& s, auto&) { *s.mutable_invited(4) = "z z"; }},
+      {"threshold above n", [](auto& s, auto&) { s.set_threshold(6); }},
+      {"threshold not a majority", [](auto& s, auto&) { s.set_threshold(2); }},
+      {"overflowing encoding",
+       [](auto& s, auto&) { s.mutable_encoding()->mutable_segments(0)->set_bits(30); }},
+      {"no segments", [](auto& s, auto&) { s.mutable_encoding()->clear_segments(); }},
+      {"vector_words", [](auto& s, auto&) { s.set_vector_words(kWords - 1); }},
+      {"threads", [](auto&, ServerOptions& o) { o.unmasking_threads = 0; }},
+      {"no CA", [](auto&, ServerOptions& o) { o.ca_cert_pem.clear(); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::SecAggSetup setup = good;
+    ServerOptions changed = options;
+    c.change(setup, changed);
+    EXPECT_THAT(SecAggServer::Create(setup, changed),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+}
+
+}  // namespace
+}  // namespace tessera::crypto::secagg
