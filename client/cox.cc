@@ -56,9 +56,9 @@ PartialLikelihood BreslowPartialLikelihood(std::span<const double> eta,
                    [&](size_t a, size_t b) { return time[a] > time[b]; });
 
   struct Group {
-    size_t begin, end;   // range in `order`
-    double events;       // d_g
-    double log_risk;     // L_g
+    size_t begin, end;  // range in `order`
+    double events;      // d_g
+    double log_risk;    // L_g
   };
   std::vector<Group> groups;
   PartialLikelihood result;
@@ -99,9 +99,7 @@ PartialLikelihood BreslowPartialLikelihood(std::span<const double> eta,
 
 class CoxPh final : public Model {
  public:
-  explicit CoxPh(size_t num_features) : d_(num_features) {
-    TESSERA_CLIENT_CHECK(num_features > 0);
-  }
+  explicit CoxPh(size_t num_features) : d_(num_features) { TESSERA_CLIENT_CHECK(num_features > 0); }
 
   size_t num_features() const override { return d_; }
   size_t num_parameters() const override { return d_; }
@@ -125,15 +123,15 @@ class CoxPh final : public Model {
     const size_t n = rows.size();
     std::vector<double> eta(n), time(n), event(n);
     size_t done = 0;
-    internal::ForEachChunk(data, rows, [&](const ConstRowMajorMapXd& x,
-                                           std::span<const size_t> chunk) {
-      Eigen::Map<Eigen::VectorXd>(eta.data() + done, Index(chunk.size())).noalias() = x * w;
-      for (size_t i = 0; i < chunk.size(); ++i) {
-        time[done + i] = data.y[chunk[i]];
-        event[done + i] = data.event[chunk[i]];
-      }
-      done += chunk.size();
-    });
+    internal::ForEachChunk(
+        data, rows, [&](const ConstRowMajorMapXd& x, std::span<const size_t> chunk) {
+          Eigen::Map<Eigen::VectorXd>(eta.data() + done, Index(chunk.size())).noalias() = x * w;
+          for (size_t i = 0; i < chunk.size(); ++i) {
+            time[done + i] = data.y[chunk[i]];
+            event[done + i] = data.event[chunk[i]];
+          }
+          done += chunk.size();
+        });
     const PartialLikelihood pl = BreslowPartialLikelihood(eta, time, event, true);
 
     Eigen::VectorXd grad_w = Eigen::VectorXd::Zero(Index(d_));
@@ -143,13 +141,13 @@ class CoxPh final : public Model {
       loss = -pl.log_likelihood * inv_n;
       done = 0;
       // d loss / d w = -(1/n) X^T d_eta.
-      internal::ForEachChunk(data, rows, [&](const ConstRowMajorMapXd& x,
-                                             std::span<const size_t> chunk) {
-        const Eigen::Map<const Eigen::VectorXd> d_eta(pl.d_eta.data() + done,
-                                                      Index(chunk.size()));
-        grad_w.noalias() -= inv_n * (x.transpose() * d_eta);
-        done += chunk.size();
-      });
+      internal::ForEachChunk(data, rows,
+                             [&](const ConstRowMajorMapXd& x, std::span<const size_t> chunk) {
+                               const Eigen::Map<const Eigen::VectorXd> d_eta(pl.d_eta.data() + done,
+                                                                             Index(chunk.size()));
+                               grad_w.noalias() -= inv_n * (x.transpose() * d_eta);
+                               done += chunk.size();
+                             });
     }
     if (l2 != 0) {
       loss += 0.5 * l2 * w.squaredNorm();

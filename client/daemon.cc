@@ -277,7 +277,7 @@ class ClientDaemon {
     }
     absl::Status sent;
     if (answer.message.has_value()) {
-      MaybeInjectFault(step);
+      MaybeInjectFault(item);
       sent = sink_->Send(item, *answer.message);
       common::LogInfo("work_answered")
           .With("work", item.work_id())
@@ -297,14 +297,17 @@ class ClientDaemon {
     return absl::OkStatus();
   }
 
-  // Test facility for the end-to-end suite: TESSERA_TEST_EXIT_BEFORE=<step> (e.g.
-  // "masked_input") makes the daemon exit, as a crashed site would, right before it sends
-  // its answer to that step of the first session that reaches it. A site's operator gains
-  // nothing from it that stopping the daemon would not give.
-  void MaybeInjectFault(v1::SecAggRound step) {
+  // Test facility for the end-to-end suite: TESSERA_TEST_EXIT_BEFORE=<stage>/<step> (e.g.
+  // "fit/masked_input") makes the daemon exit, as a crashed site would, right before it
+  // sends its answer to that step of the first session of that stage. A site's operator
+  // gains nothing from it that stopping the daemon would not give.
+  void MaybeInjectFault(const v1::WorkItem& item) {
     const char* exit_before = std::getenv("TESSERA_TEST_EXIT_BEFORE");
-    if (exit_before == nullptr || StepName(step) != exit_before) return;
-    common::LogWarning("test_fault_exit").With("before", exit_before);
+    if (exit_before == nullptr) return;
+    const std::string here =
+        absl::StrCat(StageName(item.stage()), "/", StepName(item.secagg().round()));
+    if (here != exit_before) return;
+    common::LogWarning("test_fault_exit").With("before", here).With("work", item.work_id());
     std::_Exit(3);
   }
 

@@ -174,9 +174,9 @@ absl::Status CheckClassLabels(const Dataset& data, uint32_t num_classes,
   for (size_t r = 0; r < data.num_rows; ++r) {
     const double y = data.y[r];
     if (!(y >= 0 && y < limit && y == std::floor(y))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source_name, ": data row ", r, " (0-based, header not counted) has label ", y,
-          "; expected a class 0..", num_classes - 1));
+      return absl::InvalidArgumentError(absl::StrCat(source_name, ": data row ", r,
+                                                     " (0-based, header not counted) has label ", y,
+                                                     "; expected a class 0..", num_classes - 1));
     }
   }
   return absl::OkStatus();
@@ -190,14 +190,14 @@ absl::Status CheckSurvivalData(const Dataset& data, const std::string& source_na
   }
   for (size_t r = 0; r < data.num_rows; ++r) {
     if (data.event[r] != 0.0 && data.event[r] != 1.0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source_name, ": data row ", r, " (0-based, header not counted) has event ",
-          data.event[r], "; expected 0 (censored) or 1 (event)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": data row ", r, " (0-based, header not counted) has event ",
+                       data.event[r], "; expected 0 (censored) or 1 (event)"));
     }
     if (!(data.y[r] >= 0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source_name, ": data row ", r, " (0-based, header not counted) has time ", data.y[r],
-          "; expected a time >= 0"));
+      return absl::InvalidArgumentError(absl::StrCat(source_name, ": data row ", r,
+                                                     " (0-based, header not counted) has time ",
+                                                     data.y[r], "; expected a time >= 0"));
     }
   }
   return absl::OkStatus();

@@ -29,12 +29,14 @@ struct Dataset {
 
 // INVALID_ARGUMENT "<source>: column 'foo' not found (the file has: a, b, ...)" for a
 // missing column (the listing is cut after 10 names).
-absl::StatusOr<Dataset> SelectColumns(const CsvTable& table, const std::vector<std::string>& features,
+absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
+                                      const std::vector<std::string>& features,
                                       const std::string& label, const std::string& source_name);
 
 // Same, and fills `event` from column `event` (survival data; time is `label`). With an
 // empty `event` this is the overload above. Same errors; `event` may not be `label`.
-absl::StatusOr<Dataset> SelectColumns(const CsvTable& table, const std::vector<std::string>& features,
+absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
+                                      const std::vector<std::string>& features,
                                       const std::string& label, const std::string& event,
                                       const std::string& source_name);
 

@@ -56,16 +56,16 @@ struct GzCloser {
 
 absl::StatusOr<IdxArray> ParseIdx(std::string_view bytes, const std::string& source_name) {
   if (bytes.size() < 4) {
-    return absl::InvalidArgumentError(absl::StrCat(source_name, ": ", bytes.size(),
-                                                   " bytes, too short for an IDX header"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_name, ": ", bytes.size(), " bytes, too short for an IDX header"));
   }
   const uint32_t magic = BigEndian32(bytes.data());
   const uint8_t type = static_cast<uint8_t>((magic >> 8) & 0xFF);
   const size_t num_dims = magic & 0xFF;
   if ((magic >> 16) != 0 || num_dims == 0 || num_dims > kMaxDims) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: bad magic 0x%08x (expected 0x000008NN, NN = 1..%d): not an IDX file",
-        source_name, magic, kMaxDims));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: bad magic 0x%08x (expected 0x000008NN, NN = 1..%d): not an IDX file",
+                        source_name, magic, kMaxDims));
   }
   if (type != kUnsignedByte) {
     return absl::InvalidArgumentError(
@@ -87,9 +87,8 @@ absl::StatusOr<IdxArray> ParseIdx(std::string_view bytes, const std::string& sou
     // count <= kMaxIdxValues = 2^32 before multiplying by a dim < 2^32: no overflow.
     count *= dim;
     if (count > kMaxIdxValues) {
-      return absl::InvalidArgumentError(absl::StrCat(source_name,
-                                                     ": dimensions describe more than ",
-                                                     kMaxIdxValues, " values"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": dimensions describe more than ", kMaxIdxValues, " values"));
     }
   }
   const size_t available = bytes.size() - header;
@@ -99,8 +98,7 @@ absl::StatusOr<IdxArray> ParseIdx(std::string_view bytes, const std::string& sou
   }
   if (available > count) {
     return absl::InvalidArgumentError(absl::StrCat(source_name, ": ", available - count,
-                                                   " bytes after the last of ", count,
-                                                   " values"));
+                                                   " bytes after the last of ", count, " values"));
   }
   const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data() + header);
   array.values.assign(begin, begin + count);
@@ -130,8 +128,7 @@ absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path) {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": read error: ", std::strerror(errno)));
       }
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": corrupt gzip data (", message, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": corrupt gzip data (", message, ")"));
     }
     bytes.resize(old_size + static_cast<size_t>(got));
     if (static_cast<unsigned>(got) < kReadChunk) break;
@@ -158,13 +155,12 @@ absl::StatusOr<Dataset> IdxToDataset(const IdxArray& images, const IdxArray& lab
                                                    images.dims.size()));
   }
   if (labels.dims.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(labels_name, ": labels need 1 dimension, got ",
-                                                   labels.dims.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(labels_name, ": labels need 1 dimension, got ", labels.dims.size()));
   }
   if (images.dims[0] != labels.dims[0]) {
-    return absl::InvalidArgumentError(absl::StrCat(images_name, " has ", images.dims[0],
-                                                   " items but ", labels_name, " has ",
-                                                   labels.dims[0]));
+    return absl::InvalidArgumentError(absl::StrCat(
+        images_name, " has ", images.dims[0], " items but ", labels_name, " has ", labels.dims[0]));
   }
   Dataset data;
   data.num_rows = images.dims[0];

@@ -56,17 +56,17 @@ class LinearRegression final : public Model {
     Eigen::VectorXd grad_w = Eigen::VectorXd::Zero(Index(d_));
     double grad_b = 0;
     double loss_sum = 0;
-    internal::ForEachChunk(data, rows, [&](const ConstRowMajorMapXd& x,
-                                           std::span<const size_t> chunk) {
-      Eigen::VectorXd residual = x * w;
-      for (size_t i = 0; i < chunk.size(); ++i) {
-        const double r = residual[Index(i)] + b - data.y[chunk[i]];
-        residual[Index(i)] = r;
-        loss_sum += 0.5 * r * r;
-        grad_b += r;
-      }
-      grad_w.noalias() += x.transpose() * residual;
-    });
+    internal::ForEachChunk(data, rows,
+                           [&](const ConstRowMajorMapXd& x, std::span<const size_t> chunk) {
+                             Eigen::VectorXd residual = x * w;
+                             for (size_t i = 0; i < chunk.size(); ++i) {
+                               const double r = residual[Index(i)] + b - data.y[chunk[i]];
+                               residual[Index(i)] = r;
+                               loss_sum += 0.5 * r * r;
+                               grad_b += r;
+                             }
+                             grad_w.noalias() += x.transpose() * residual;
+                           });
     const size_t n = rows.size();
     double loss = 0;
     if (n > 0) {

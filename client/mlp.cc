@@ -40,8 +40,8 @@ double LossAndGradientBaseline(const MlpDims& dims, const float* params, const M
   return LossAndGradient<float>(dims, params, rows, l2, ws);
 }
 
-void ForwardBaseline(const MlpDims& dims, const float* params, const MlpRows& rows,
-                     size_t begin, size_t m, const MlpWorkspace<float>& ws) {
+void ForwardBaseline(const MlpDims& dims, const float* params, const MlpRows& rows, size_t begin,
+                     size_t m, const MlpWorkspace<float>& ws) {
   GatherAndForward<float>(dims, params, rows, begin, m, ws);
 }
 
@@ -114,8 +114,8 @@ struct ThreadBuffers {
     Grow(delta0, sizes.delta);
     Grow(delta1, sizes.delta);
     Grow(grad, sizes.grad);
-    return {x.data(), activations.data(), logits.data(), {delta0.data(), delta1.data()},
-            grad.data()};
+    return {
+        x.data(), activations.data(), logits.data(), {delta0.data(), delta1.data()}, grad.data()};
   }
 
   static void Grow(std::vector<T>& v, size_t size) {
@@ -270,8 +270,7 @@ class Mlp final : public Model {
             if (best == internal::ClassOf(data.y[begin + i], k)) ++sums.num_correct;
           }
         }
-        sums.loss_sum +=
-            internal::SoftmaxRows(dims_, with_labels ? &rows : nullptr, begin, m, ws);
+        sums.loss_sum += internal::SoftmaxRows(dims_, with_labels ? &rows : nullptr, begin, m, ws);
       } else if (out.empty()) {
         for (size_t i = 0; i < m; ++i) {
           const double residual = static_cast<double>(ws.logits[i]) - data.y[begin + i];

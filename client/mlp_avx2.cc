@@ -8,15 +8,14 @@
 // live in an unnamed namespace (client/internal/mlp_kernel.h). The test
 // client_mlp_avx2_symbols checks that this object defines no other weak symbols.
 #define Eigen tessera_avx2_Eigen
-#include "client/internal/mlp_kernel.h"
-
 #include "client/internal/mlp_dispatch.h"
+#include "client/internal/mlp_kernel.h"
 
 namespace tessera::client::internal {
 namespace {
 
-double LossAndGradientAvx2(const MlpDims& dims, const float* params, const MlpRows& rows,
-                           double l2, const MlpWorkspace<float>& ws) {
+double LossAndGradientAvx2(const MlpDims& dims, const float* params, const MlpRows& rows, double l2,
+                           const MlpWorkspace<float>& ws) {
   return LossAndGradient<float>(dims, params, rows, l2, ws);
 }
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,8 +41,7 @@ void InitializeFromLayout(LayoutKind kind, size_t num_features, uint32_t num_cla
   }
   spec.set_num_classes(num_classes);
   for (uint32_t width : hidden_layers) spec.add_hidden_layers(width);
-  absl::StatusOr<std::vector<float>> initial =
-      proto::InitialParameters(spec, num_features, seed);
+  absl::StatusOr<std::vector<float>> initial = proto::InitialParameters(spec, num_features, seed);
   TESSERA_CLIENT_CHECK(initial.ok());
   TESSERA_CLIENT_CHECK(initial->size() == params.size());
   std::copy(initial->begin(), initial->end(), params.begin());
@@ -82,8 +81,7 @@ absl::StatusOr<std::unique_ptr<Model>> MakeModel(const v1::ModelSpec& spec, size
       model = MakeLinearRegression(num_features);
       break;
     case v1::ModelSpec::MLP: {
-      const std::vector<uint32_t> hidden(spec.hidden_layers().begin(),
-                                         spec.hidden_layers().end());
+      const std::vector<uint32_t> hidden(spec.hidden_layers().begin(), spec.hidden_layers().end());
       model = MakeMlp(num_features, hidden, spec.num_classes());
       break;
     }

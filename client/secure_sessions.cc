@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 #include "crypto/secagg/vector_codec.h"
 
 namespace tessera::client {
@@ -60,7 +61,9 @@ SessionAnswer SecureSessions::Start(const v1::WorkItem& item, std::span<const do
       !valid.ok()) {
     return Abort(session, v1::SECAGG_BAD_SETUP, std::string(valid.message()));
   }
-  auto words = crypto::secagg::EncodeVector(values, setup.encoding());
+  const crypto::SecretBytes rounding_key =
+      RoundingKey(item.spec().seed(), item.round(), item.stage(), identity_.client_id);
+  auto words = crypto::secagg::EncodeVector(values, setup.encoding(), &rounding_key);
   if (!words.ok()) {
     // E.g. a value out of the encoding's range: said without the value.
     return Declined(v1::Decline::COMPUTE_ERROR,
@@ -108,6 +111,14 @@ SessionAnswer SecureSessions::Continue(const v1::WorkItem& item) {
   SessionAnswer answer;
   answer.message = std::move(*reply);
   return answer;
+}
+
+crypto::SecretBytes SecureSessions::RoundingKey(uint64_t task_seed, uint32_t round,
+                                                v1::Stage stage, const std::string& client_id) {
+  std::string digest = crypto::Sha256(absl::StrCat("tessera/rounding/v1/", task_seed, "/", round,
+                                                   "/", static_cast<int>(stage), "/", client_id));
+  digest.resize(16);
+  return crypto::SecretBytes(std::move(digest));
 }
 
 void SecureSessions::ExpireBefore(absl::Time now) {

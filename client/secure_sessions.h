@@ -22,6 +22,7 @@
 
 #include "absl/time/time.h"
 #include "crypto/secagg/client.h"
+#include "crypto/secret.h"
 #include "proto/federation.pb.h"
 #include "proto/secagg.pb.h"
 
@@ -50,6 +51,12 @@ class SecureSessions {
   void ExpireBefore(absl::Time now);
 
   size_t open_sessions() const { return sessions_.size(); }
+
+  // The key of the stochastic rounding of this site's vector for a stage: the first 16 bytes
+  // of SHA-256("tessera/rounding/v1", task seed, round, stage, site). Deterministic, so that
+  // with the same seeds the same task gives the same model; the rounding protects nothing.
+  static crypto::SecretBytes RoundingKey(uint64_t task_seed, uint32_t round, v1::Stage stage,
+                                         const std::string& client_id);
 
  private:
   struct Session {

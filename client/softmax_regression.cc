@@ -23,8 +23,7 @@ using internal::RowMajorMatrixXd;
 
 class SoftmaxRegression final : public Model {
  public:
-  SoftmaxRegression(size_t num_features, uint32_t num_classes)
-      : d_(num_features), k_(num_classes) {
+  SoftmaxRegression(size_t num_features, uint32_t num_classes) : d_(num_features), k_(num_classes) {
     TESSERA_CLIENT_CHECK(num_features > 0 && num_classes >= 2);
   }
 
@@ -33,8 +32,8 @@ class SoftmaxRegression final : public Model {
   size_t num_outputs() const override { return k_; }
 
   void Initialize(uint64_t seed, std::span<float> params) const override {
-    internal::InitializeFromLayout(internal::LayoutKind::kSoftmax, d_,
-                                   static_cast<uint32_t>(k_), {}, seed, params);
+    internal::InitializeFromLayout(internal::LayoutKind::kSoftmax, d_, static_cast<uint32_t>(k_),
+                                   {}, seed, params);
   }
 
   absl::Status CheckData(const Dataset& data, const std::string& source_name) const override {
@@ -52,16 +51,17 @@ class SoftmaxRegression final : public Model {
     RowMajorMatrixXd grad_w = RowMajorMatrixXd::Zero(Rows(k_), Rows(d_));
     Eigen::RowVectorXd grad_b = Eigen::RowVectorXd::Zero(Rows(k_));
     double loss_sum = 0;
-    internal::ForEachChunk(data, rows, [&](const ConstRowMajorMapXd& x,
-                                           std::span<const size_t> chunk) {
-      // After Probabilities, z holds p; p - onehot(y) is d loss / d z.
-      RowMajorMatrixXd z = x * w.transpose();
-      z.rowwise() += b;
-      loss_sum += Probabilities(data, chunk, &z);
-      for (size_t i = 0; i < chunk.size(); ++i) z(Rows(i), Label(data, chunk[i])) -= 1.0;
-      grad_w.noalias() += z.transpose() * x;
-      grad_b += z.colwise().sum();
-    });
+    internal::ForEachChunk(data, rows,
+                           [&](const ConstRowMajorMapXd& x, std::span<const size_t> chunk) {
+                             // After Probabilities, z holds p; p - onehot(y) is d loss / d z.
+                             RowMajorMatrixXd z = x * w.transpose();
+                             z.rowwise() += b;
+                             loss_sum += Probabilities(data, chunk, &z);
+                             for (size_t i = 0; i < chunk.size(); ++i)
+                               z(Rows(i), Label(data, chunk[i])) -= 1.0;
+                             grad_w.noalias() += z.transpose() * x;
+                             grad_b += z.colwise().sum();
+                           });
     const size_t n = rows.size();
     double loss = 0;
     if (n > 0) {
@@ -117,14 +117,12 @@ class SoftmaxRegression final : public Model {
   }
 
   RowMajorMatrixXd Weights(std::span<const float> params) const {
-    using RowMajorMatrixXf =
-        Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using RowMajorMatrixXf = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     return Eigen::Map<const RowMajorMatrixXf>(params.data(), Rows(k_), Rows(d_)).cast<double>();
   }
 
   Eigen::RowVectorXd Biases(std::span<const float> params) const {
-    return Eigen::Map<const Eigen::RowVectorXf>(params.data() + k_ * d_, Rows(k_))
-        .cast<double>();
+    return Eigen::Map<const Eigen::RowVectorXf>(params.data() + k_ * d_, Rows(k_)).cast<double>();
   }
 
   RowMajorMatrixXd Logits(std::span<const float> params, const Dataset& data) const {

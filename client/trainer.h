@@ -36,9 +36,9 @@ struct TrainingOptions {
   // Seeds the row shuffling of each epoch; same seed, same data, same result.
   uint64_t seed = 0;
   Optimizer optimizer = Optimizer::kSgd;
-  double momentum = 0.9;      // kMomentum: [0, 1)
-  double adam_beta1 = 0.9;    // kAdam: [0, 1)
-  double adam_beta2 = 0.999;  // kAdam: [0, 1)
+  double momentum = 0.9;       // kMomentum: [0, 1)
+  double adam_beta1 = 0.9;     // kAdam: [0, 1)
+  double adam_beta2 = 0.999;   // kAdam: [0, 1)
   double adam_epsilon = 1e-8;  // kAdam: > 0
   // FedProx (Li et al. 2020): adds 0.5 * proximal_mu * ||w - w_global||^2 to every batch
   // loss, w_global being the parameters at the start of the call (all of them, biases

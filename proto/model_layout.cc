@@ -25,9 +25,8 @@ std::string KindName(const v1::ModelSpec& spec) {
 }
 
 absl::Status BadNumClasses(const v1::ModelSpec& spec, const char* allowed) {
-  return absl::InvalidArgumentError(absl::StrCat("model.num_classes: ", KindName(spec),
-                                                 " needs ", allowed, ", got ",
-                                                 spec.num_classes()));
+  return absl::InvalidArgumentError(absl::StrCat("model.num_classes: ", KindName(spec), " needs ",
+                                                 allowed, ", got ", spec.num_classes()));
 }
 
 // Checks everything but the parameter count. The rules match ValidateTaskSpec
@@ -36,8 +35,8 @@ absl::Status CheckSpec(const v1::ModelSpec& spec, size_t num_features) {
   if (num_features == 0) return absl::InvalidArgumentError("a model needs at least one feature");
   const uint32_t k = spec.num_classes();
   if (spec.kind() != v1::ModelSpec::MLP && spec.hidden_layers_size() > 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.hidden_layers: only MLP has hidden layers, not ", KindName(spec)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.hidden_layers: only MLP has hidden layers, not ", KindName(spec)));
   }
   if (k > kMaxClasses) return BadNumClasses(spec, "at most 10000 classes");
   switch (spec.kind()) {
@@ -52,16 +51,15 @@ absl::Status CheckSpec(const v1::ModelSpec& spec, size_t num_features) {
     case v1::ModelSpec::MLP: {
       const int layers = spec.hidden_layers_size();
       if (layers < 1 || layers > kMaxHiddenLayers) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "model.hidden_layers: an MLP needs 1..", kMaxHiddenLayers, " hidden layers, got ",
-            layers));
+        return absl::InvalidArgumentError(absl::StrCat("model.hidden_layers: an MLP needs 1..",
+                                                       kMaxHiddenLayers, " hidden layers, got ",
+                                                       layers));
       }
       for (int l = 0; l < layers; ++l) {
         const uint32_t width = spec.hidden_layers(l);
         if (width < 1 || width > kMaxHiddenWidth) {
-          return absl::InvalidArgumentError(absl::StrCat("model.hidden_layers[", l,
-                                                         "]: width must be 1..",
-                                                         kMaxHiddenWidth, ", got ", width));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "model.hidden_layers[", l, "]: width must be 1..", kMaxHiddenWidth, ", got ", width));
         }
       }
       return absl::OkStatus();
@@ -112,9 +110,9 @@ absl::StatusOr<size_t> Count(const v1::ModelSpec& spec, size_t num_features) {
       ok = false;
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model: ", KindName(spec), " with ", num_features, " features has more than ",
-        kMaxParameters, " parameters"));
+    return absl::InvalidArgumentError(absl::StrCat("model: ", KindName(spec), " with ",
+                                                   num_features, " features has more than ",
+                                                   kMaxParameters, " parameters"));
   }
   return total;
 }
@@ -126,8 +124,7 @@ absl::StatusOr<size_t> NumParameters(const v1::ModelSpec& spec, size_t num_featu
   return Count(spec, num_features);
 }
 
-absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec,
-                                                   size_t num_features) {
+absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec, size_t num_features) {
   if (spec.kind() != v1::ModelSpec::MLP) {
     return absl::InvalidArgumentError(absl::StrCat("model.kind is ", KindName(spec), ", not MLP"));
   }
@@ -136,8 +133,8 @@ absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec,
   return Widths(spec, num_features);
 }
 
-absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec,
-                                                     size_t num_features, uint64_t seed) {
+absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec, size_t num_features,
+                                                     uint64_t seed) {
   absl::StatusOr<size_t> n = NumParameters(spec, num_features);
   if (!n.ok()) return n.status();
   // The convex models start at zero whatever the seed: zero is the usual, reproducible

@@ -54,13 +54,12 @@ absl::StatusOr<size_t> NumParameters(const v1::ModelSpec& spec, size_t num_featu
 
 // MLP only: the widths of its layers, input first: {d, h_1, .., h_L, out}. Same errors as
 // NumParameters (and INVALID_ARGUMENT if `spec` is not an MLP).
-absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec,
-                                                   size_t num_features);
+absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec, size_t num_features);
 
 // The initial global model for `seed` (see above); the same on every platform. Same
 // errors as NumParameters.
-absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec,
-                                                     size_t num_features, uint64_t seed);
+absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec, size_t num_features,
+                                                     uint64_t seed);
 
 }  // namespace tessera::proto
 

@@ -147,8 +147,7 @@ double LossAndGradient(const MlpDims& dims, const T* params, const MlpRows& rows
       }
     } else {
       for (size_t i = 0; i < m; ++i) {
-        const double residual =
-            static_cast<double>(ws.logits[i]) - rows.y[RowOf(rows, begin + i)];
+        const double residual = static_cast<double>(ws.logits[i]) - rows.y[RowOf(rows, begin + i)];
         loss_sum += 0.5 * residual * residual;
         ws.logits[i] = static_cast<T>(residual);
       }
@@ -165,8 +164,7 @@ double LossAndGradient(const MlpDims& dims, const T* params, const MlpRows& rows
       const T* in = l == 0 ? ws.x : Activations(dims, ws, m, l - 1);
       const MlpConstMap<T> input(in, MlpIndex(m), MlpIndex(in_width));
       MlpMap<T> grad_w(ws.grad + dims.offsets[l], MlpIndex(out_width), MlpIndex(in_width));
-      MlpRowMap<T> grad_b(ws.grad + dims.offsets[l] + out_width * in_width,
-                          MlpIndex(out_width));
+      MlpRowMap<T> grad_b(ws.grad + dims.offsets[l] + out_width * in_width, MlpIndex(out_width));
       // "+=": Eigen's "=" for a matrix product would first zero the destination, a pass
       // over all the weights that the caller's zeroed buffer makes unnecessary.
       grad_w.noalias() += delta.transpose() * input;

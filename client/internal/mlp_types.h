@@ -19,7 +19,7 @@ struct MlpDims {
   size_t widths[kMlpMaxLayers + 1] = {};  // widths[0] = d, widths[num_layers] = outputs
   size_t offsets[kMlpMaxLayers] = {};     // start of W_l in the parameter vector
   size_t num_parameters = 0;
-  bool softmax = false;                   // else a linear head with one output
+  bool softmax = false;  // else a linear head with one output
 };
 
 // Caller-owned scratch memory for one call. Sizes, with B = kMlpBlockRows:

@@ -22,8 +22,8 @@ void InitializeFromLayout(LayoutKind kind, size_t num_features, uint32_t num_cla
                           std::span<float> params);
 
 // The preconditions every Model method states in client/model.h.
-inline void CheckShapes(size_t num_features, size_t num_parameters,
-                        std::span<const float> params, const Dataset& data) {
+inline void CheckShapes(size_t num_features, size_t num_parameters, std::span<const float> params,
+                        const Dataset& data) {
   TESSERA_CLIENT_CHECK(params.size() == num_parameters);
   TESSERA_CLIENT_CHECK(data.num_features == num_features);
   TESSERA_CLIENT_CHECK(data.x.size() == data.num_rows * num_features);

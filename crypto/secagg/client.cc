@@ -144,9 +144,8 @@ struct SecAggClient::Impl {
     abort_reason = reason;
     abort_detail = std::move(detail);
     WipeSecrets();
-    return absl::FailedPreconditionError(absl::StrCat("secure aggregation aborted (",
-                                                      v1::SecAggClientAbort_Name(reason),
-                                                      "): ", abort_detail));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "secure aggregation aborted (", v1::SecAggClientAbort_Name(reason), "): ", abort_detail));
   }
 
   absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);
@@ -213,9 +212,8 @@ absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Start(
   }
   if (input.size() != setup.vector_words()) {
     if (abort != nullptr) *abort = v1::SECAGG_MALFORMED_MESSAGE;
-    return absl::InvalidArgumentError(absl::StrCat("the input has ", input.size(),
-                                                   " words, the setup says ",
-                                                   setup.vector_words()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the input has ", input.size(), " words, the setup says ", setup.vector_words()));
   }
 
   auto impl = std::make_unique<Impl>();
@@ -235,10 +233,9 @@ absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Start(
   ad.set_channel_public_key(channel_key.public_key().bytes());
   ad.set_mask_public_key(mask_key.public_key().bytes());
   ad.set_setup_digest(impl->setup_digest);
-  ASSIGN_OR_RETURN(std::string signature,
-                   identity.signer->Sign(AdvertisementSigningInput(
-                       impl->setup_digest, identity.client_id, ad.channel_public_key(),
-                       ad.mask_public_key())));
+  ASSIGN_OR_RETURN(std::string signature, identity.signer->Sign(AdvertisementSigningInput(
+                                              impl->setup_digest, identity.client_id,
+                                              ad.channel_public_key(), ad.mask_public_key())));
   ad.set_signature(std::move(signature));
   impl->channel_key.emplace(std::move(channel_key));
   impl->mask_key.emplace(std::move(mask_key));
@@ -265,9 +262,9 @@ const std::string& SecAggClient::session_id() const { return impl_->session_id; 
 absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::Handle(
     const v1::SecAggServerMessage& message) {
   if (state == ClientState::kAborted) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("secure aggregation already aborted (",
-                     v1::SecAggClientAbort_Name(abort_reason), "): ", abort_detail));
+    return absl::FailedPreconditionError(absl::StrCat("secure aggregation already aborted (",
+                                                      v1::SecAggClientAbort_Name(abort_reason),
+                                                      "): ", abort_detail));
   }
   const v1::SecAggServerMessage::MessageCase kind = message.message_case();
   if (state == ClientState::kCompleted && kind == v1::SecAggServerMessage::kUnmaskingRequest) {
@@ -300,10 +297,10 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::Handle(
   }
   if (kind != want_kind || message.round() != want_round ||
       want_kind == v1::SecAggServerMessage::MESSAGE_NOT_SET) {
-    return Abort(v1::SECAGG_UNEXPECTED_MESSAGE,
-                 absl::StrCat("a ", MessageKindName(kind), " for round ",
-                              v1::SecAggRound_Name(message.round()), " in state ",
-                              ClientStateName(state)));
+    return Abort(
+        v1::SECAGG_UNEXPECTED_MESSAGE,
+        absl::StrCat("a ", MessageKindName(kind), " for round ",
+                     v1::SecAggRound_Name(message.round()), " in state ", ClientStateName(state)));
   }
   switch (kind) {
     case v1::SecAggServerMessage::kAdvertisements:
@@ -375,8 +372,9 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
     auto channel = X25519PublicKey::FromBytes(ad.channel_public_key());
     auto mask = X25519PublicKey::FromBytes(ad.mask_public_key());
     if (!channel.ok() || !mask.ok() || ad.setup_digest().size() != kDigestBytes) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                   absl::StrCat("the advertisement of ", id, " has keys or a digest of the wrong size"));
+      return Abort(
+          v1::SECAGG_MALFORMED_MESSAGE,
+          absl::StrCat("the advertisement of ", id, " has keys or a digest of the wrong size"));
     }
     peer.channel_key.emplace(*std::move(channel));
     peer.mask_key.emplace(*std::move(mask));
@@ -387,9 +385,9 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
                      absl::StrCat("the certificate of ", id, ": ", info.status().message()));
       }
       if (info->node_id != id) {
-        return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
-                     absl::StrCat("the entry for ", id, " carries a certificate for ",
-                                  info->node_id));
+        return Abort(
+            v1::SECAGG_UNTRUSTED_CERTIFICATE,
+            absl::StrCat("the entry for ", id, " carries a certificate for ", info->node_id));
       }
       if (absl::Status role = RequireRole(*info, Role::kInstitution); !role.ok()) {
         return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(role.message()));
@@ -404,9 +402,9 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
                                                   ad.mask_public_key()),
                         ad.signature())
                .ok()) {
-        return Abort(v1::SECAGG_FORGED_ADVERTISEMENT,
-                     absl::StrCat("the advertisement of ", id,
-                                  " is not signed by its certificate key"));
+        return Abort(
+            v1::SECAGG_FORGED_ADVERTISEMENT,
+            absl::StrCat("the advertisement of ", id, " is not signed by its certificate key"));
       }
       if (ad.setup_digest() != setup_digest) {
         return Abort(v1::SECAGG_REPLAYED_ADVERTISEMENT,
@@ -421,9 +419,8 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
   for (const Peer& peer : checked) {
     if (!keys.insert(peer.channel_key->bytes()).second ||
         !keys.insert(peer.mask_key->bytes()).second) {
-      return Abort(v1::SECAGG_DUPLICATE_KEYS,
-                   absl::StrCat("the advertisement of ", peer.id,
-                                " repeats a public key of the list"));
+      return Abort(v1::SECAGG_DUPLICATE_KEYS, absl::StrCat("the advertisement of ", peer.id,
+                                                           " repeats a public key of the list"));
     }
   }
 
@@ -447,14 +444,13 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
     if (peer.id == self()) continue;
     auto channel = Channel(peer);
     if (!channel.ok()) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                   absl::StrCat("no share channel with ", peer.id, ": ",
-                                channel.status().message()));
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("no share channel with ", peer.id,
+                                                              ": ", channel.status().message()));
     }
     const SecretBytes plaintext = SharePlaintext(self(), peer.id, key_shares[i], seed_shares[i]);
-    ASSIGN_OR_RETURN(std::string ciphertext,
-                     channel->Encrypt(plaintext.view(),
-                                      ShareAssociatedData(session_id, self(), peer.id)));
+    ASSIGN_OR_RETURN(
+        std::string ciphertext,
+        channel->Encrypt(plaintext.view(), ShareAssociatedData(session_id, self(), peer.id)));
     v1::EncryptedShare* share = response->add_shares();
     share->set_sender(self());
     share->set_receiver(peer.id);
@@ -505,9 +501,9 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
   std::map<std::string, const v1::EncryptedShare*> by_sender;
   for (const v1::EncryptedShare& share : relay.shares()) {
     if (share.receiver() != self()) {
-      return Abort(v1::SECAGG_RELABELLED_CIPHERTEXT,
-                   absl::StrCat("a share from ", share.sender(), " is addressed to ",
-                                share.receiver()));
+      return Abort(
+          v1::SECAGG_RELABELLED_CIPHERTEXT,
+          absl::StrCat("a share from ", share.sender(), " is addressed to ", share.receiver()));
     }
     if (share.sender() == self() ||
         !std::binary_search(holders.begin(), holders.end(), share.sender())) {
@@ -516,8 +512,7 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
                                 ", who is not another share holder"));
     }
     if (!by_sender.emplace(share.sender(), &share).second) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                   absl::StrCat("two shares from ", share.sender()));
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("two shares from ", share.sender()));
     }
   }
   for (const std::string& id : holders) {
@@ -538,9 +533,9 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
       for (const Peer& other : peers) {
         if (other.id == self() || other.id == sender_id) continue;
         if (OpenShare(other, share->ciphertext()).ok()) {
-          return Abort(v1::SECAGG_RELABELLED_CIPHERTEXT,
-                       absl::StrCat("the share labelled as from ", sender_id, " comes from ",
-                                    other.id));
+          return Abort(
+              v1::SECAGG_RELABELLED_CIPHERTEXT,
+              absl::StrCat("the share labelled as from ", sender_id, " comes from ", other.id));
         }
       }
       return Abort(v1::SECAGG_CORRUPTED_SHARE,
@@ -556,9 +551,9 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
                    absl::StrCat("the share from ", sender_id, " is malformed"));
     }
     if (*from != sender_id || *to != self()) {
-      return Abort(v1::SECAGG_RELABELLED_CIPHERTEXT,
-                   absl::StrCat("the share from ", sender_id,
-                                " names another sender or receiver inside"));
+      return Abort(
+          v1::SECAGG_RELABELLED_CIPHERTEXT,
+          absl::StrCat("the share from ", sender_id, " names another sender or receiver inside"));
     }
     auto key_share = ShamirShare::Parse(*key_bytes);
     auto seed_share = ShamirShare::Parse(*seed_bytes);
@@ -635,8 +630,8 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnSurvivors(
 
 absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
     const v1::UnmaskingRequest& request) {
-  if (!std::equal(request.survivors().begin(), request.survivors().end(),
-                  signed_survivors.begin(), signed_survivors.end())) {
+  if (!std::equal(request.survivors().begin(), request.survivors().end(), signed_survivors.begin(),
+                  signed_survivors.end())) {
     return Abort(v1::SECAGG_SURVIVOR_SET_CHANGED,
                  "the unmasking request names another survivor set than the one signed");
   }

@@ -77,7 +77,9 @@ class SecAggClient {
   // key pairs and returns the client with its advertisement in `*reply`. `input` is the
   // encoded vector (setup.vector_words words) this client will contribute. `now` is when
   // certificates are checked. On a refused setup returns FAILED_PRECONDITION and fills
-  // `*abort` with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE).
+  // `*abort` (may be null) with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE).
+  // INVALID_ARGUMENT for the caller's own errors: no signer or reply, or an input whose
+  // length is not setup.vector_words (then `*abort` says SECAGG_MALFORMED_MESSAGE).
   static absl::StatusOr<std::unique_ptr<SecAggClient>> Start(
       const ClientIdentity& identity, const ClientPolicy& policy, const v1::SecAggSetup& setup,
       std::vector<uint32_t> input, absl::Time now, v1::SecAggClientMessage* reply,
@@ -86,7 +88,10 @@ class SecAggClient {
 
   // Handles the server's message for the current round. Returns this client's reply, or
   // FAILED_PRECONDITION after aborting (abort_reason() and abort_detail() say why; the
-  // detail never contains secret material).
+  // detail never contains secret material). Once aborted, every call returns
+  // FAILED_PRECONDITION and the first reason stays. A message is this round's only if both
+  // its `round` and its payload are. Other errors (INTERNAL: the random source or OpenSSL
+  // failed) leave the state unchanged.
   absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);
 
   ClientState state() const;

@@ -113,10 +113,10 @@ struct SecAggServer::Impl {
   std::set<std::string> public_keys;      // every key accepted so far
   std::string session_id;
   v1::AdvertisementList advertisement_list;
-  std::vector<std::string> holders;    // answered SHARE_KEYS
+  std::vector<std::string> holders;  // answered SHARE_KEYS
   std::map<std::string, v1::ShareRelay> relays;
-  std::vector<std::uint32_t> sum;      // running sum of masked inputs
-  std::vector<std::string> survivors;  // inputs in the sum
+  std::vector<std::uint32_t> sum;            // running sum of masked inputs
+  std::vector<std::string> survivors;        // inputs in the sum
   std::vector<std::string> dropped_holders;  // holders not among the survivors
   v1::UnmaskingRequest unmasking_request;
   std::vector<uint32_t> scratch;  // for the observer
@@ -179,8 +179,8 @@ struct SecAggServer::Impl {
   bool EnoughOrAbort(size_t count, const char* what) {
     if (count >= threshold()) return true;
     Abort(v1::SECAGG_SERVER_TOO_FEW_CLIENTS,
-          absl::StrCat(count, " ", what, " in round ", v1::SecAggRound_Name(round),
-                       ", threshold ", threshold()));
+          absl::StrCat(count, " ", what, " in round ", v1::SecAggRound_Name(round), ", threshold ",
+                       threshold()));
     return false;
   }
 
@@ -223,17 +223,17 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Create(const v1::Sec
   }
   const uint32_t invited = static_cast<uint32_t>(setup.invited_size());
   if (setup.threshold() > invited || setup.threshold() < MinimumSafeThreshold(invited)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "setup.threshold must be in ", MinimumSafeThreshold(invited), "..", invited, " for ",
-        invited, " invited clients, got ", setup.threshold()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("setup.threshold must be in ", MinimumSafeThreshold(invited), "..", invited,
+                     " for ", invited, " invited clients, got ", setup.threshold()));
   }
   if (absl::Status valid = ValidateEncoding(setup.encoding(), invited); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("setup.encoding: ", valid.message()));
   }
   if (EncodedWords(setup.encoding()) != setup.vector_words()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("setup.vector_words is ", setup.vector_words(), " but the encoding holds ",
-                     EncodedWords(setup.encoding()), " words"));
+    return absl::InvalidArgumentError(absl::StrCat("setup.vector_words is ", setup.vector_words(),
+                                                   " but the encoding holds ",
+                                                   EncodedWords(setup.encoding()), " words"));
   }
   if (options.unmasking_threads < 1) {
     return absl::InvalidArgumentError("unmasking_threads must be at least 1");
@@ -312,8 +312,7 @@ absl::Status SecAggServer::Receive(const std::string& client_id,
         absl::StrCat(client_id, " is not expected to answer round ", round_name));
   }
   if (s.dropped.contains(client_id)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(client_id, " was dropped from the session"));
+    return absl::FailedPreconditionError(absl::StrCat(client_id, " was dropped from the session"));
   }
   if (s.answered.contains(client_id)) {
     return absl::FailedPreconditionError(
@@ -395,8 +394,7 @@ absl::Status SecAggServer::Impl::OnAdvertisement(const std::string& id,
                   "a public key is a small-order point");
   }
   if (ad.channel_public_key() == ad.mask_public_key() ||
-      public_keys.contains(ad.channel_public_key()) ||
-      public_keys.contains(ad.mask_public_key())) {
+      public_keys.contains(ad.channel_public_key()) || public_keys.contains(ad.mask_public_key())) {
     return Reject(id, v1::SECAGG_DROP_DUPLICATE_KEYS, absl::StatusCode::kInvalidArgument,
                   "a public key repeats one already advertised");
   }
@@ -464,8 +462,7 @@ absl::Status SecAggServer::Impl::OnMaskedInput(const std::string& id,
 absl::Status SecAggServer::Impl::OnConsistency(const std::string& id,
                                                const v1::ConsistencyResponse& response) {
   const Client& client = clients.at(id);
-  if (!client.verifier
-           ->Verify(ConsistencySigningInput(session_id, survivors), response.signature())
+  if (!client.verifier->Verify(ConsistencySigningInput(session_id, survivors), response.signature())
            .ok()) {
     return Reject(id, v1::SECAGG_DROP_BAD_SIGNATURE, absl::StatusCode::kUnauthenticated,
                   "the consistency signature does not verify over the survivor set");
@@ -485,8 +482,7 @@ absl::Status SecAggServer::Impl::OnUnmasking(const std::string& id,
         std::binary_search(survivors.begin(), survivors.end(), share.owner())) {
       into = &seed_shares;
     } else if (share.kind() == v1::UnmaskingShare::MASK_KEY &&
-               std::binary_search(dropped_holders.begin(), dropped_holders.end(),
-                                  share.owner())) {
+               std::binary_search(dropped_holders.begin(), dropped_holders.end(), share.owner())) {
       into = &key_shares;
     }
     if (into == nullptr || into->contains(share.owner())) {
@@ -725,9 +721,9 @@ void SecAggServer::Impl::CloseUnmasking() {
       auto shared = private_key->Agree(*peer);
       TESSERA_CRYPTO_CHECK(shared.ok());
       // The survivor added sign(survivor, owner) * mask; the owner's opposite never came.
-      streams.push_back(MaskStream{
-          GeneratorFrom(PairwiseMaskKey(*shared, session_id, survivor, owner)),
-          /*subtract=*/PairwiseMaskSign(survivor, owner) > 0});
+      streams.push_back(
+          MaskStream{GeneratorFrom(PairwiseMaskKey(*shared, session_id, survivor, owner)),
+                     /*subtract=*/PairwiseMaskSign(survivor, owner) > 0});
     }
   }
 
@@ -747,9 +743,8 @@ void SecAggServer::Impl::CloseUnmasking() {
     }
   };
   const size_t length = sum.size();
-  const size_t threads =
-      std::min<size_t>(static_cast<size_t>(options.unmasking_threads),
-                       std::max<size_t>(1, length / kUnmaskBlockWords));
+  const size_t threads = std::min<size_t>(static_cast<size_t>(options.unmasking_threads),
+                                          std::max<size_t>(1, length / kUnmaskBlockWords));
   if (threads <= 1) {
     expand(0, length);
   } else {

@@ -74,18 +74,35 @@ class SecAggServer {
   std::set<std::string> Pending() const;
 
   // A client's answer to the current round. OK if accepted. A message that fails a check
-  // drops the client (recorded) and returns INVALID_ARGUMENT / UNAUTHENTICATED with the
-  // reason; FAILED_PRECONDITION if the client is not expected to answer now (not in the
-  // round's set, already answered or dropped, or the session is over).
+  // (or is empty) drops the client (recorded) and returns INVALID_ARGUMENT /
+  // UNAUTHENTICATED with the reason; FAILED_PRECONDITION, with nothing changed, if the
+  // client is not expected to answer now (not in the round's set, already answered or
+  // dropped, or the session is over) or the message is another round's answer (a late or
+  // repeated message: the driver may Drop the client with SECAGG_DROP_WRONG_ROUND).
+  // Checks: ADVERTISE_KEYS — certificate of the federation CA, CN = `client_id`, role
+  // institution; 32-byte keys that are not small-order points; signature over this
+  // session's setup; keys distinct from every key accepted before. SHARE_KEYS — one
+  // share of the right size for every other advertised client, labelled from this client;
+  // a 32-byte commitment. MASKED_INPUT — exactly vector_words words. CONSISTENCY_CHECK —
+  // the signature verifies over the survivor set. UNMASKING — exactly one well-formed share
+  // at this client's point for every survivor (seed) and every dropped share holder (key).
   absl::Status Receive(const std::string& client_id, const v1::SecAggClientMessage& message);
 
-  // The client will not answer (it declined, aborted or is known to be gone).
+  // The client will not answer (it declined, aborted or is known to be gone). Ignored
+  // unless the client is expected in the current round and not yet dropped. A client
+  // dropped after its masked input was added stays a survivor (its input is in the sum);
+  // in any other round an answer already received from it is discarded.
   void Drop(const std::string& client_id, v1::SecAggDropReason reason, const std::string& detail);
 
   // Ends the current round: drops every client still pending (SECAGG_DROP_NO_ANSWER), then
   // either prepares the next round's messages or, after UNMASKING, rebuilds the secrets
   // and computes the sum. Aborts with a reason when fewer than threshold clients remain or
-  // a secret cannot be rebuilt. Returns the state after the call.
+  // a secret cannot be rebuilt. Each secret is rebuilt from threshold shares and checked
+  // (a seed against its commitment, a mask key against the advertised public key); if the
+  // check fails, other threshold-subsets of the shares received are tried (all of them when
+  // there are at most 64, else cyclic windows then random subsets, 64 attempts in all)
+  // before aborting with SECAGG_SERVER_RECONSTRUCTION_FAILED. Returns the state after the
+  // call; a no-op once the session is over.
   ServerState CloseRound();
 
   // Stops the session (SECAGG_SERVER_CANCELLED) unless it already ended.

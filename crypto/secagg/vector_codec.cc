@@ -63,8 +63,8 @@ absl::Status ValidateSegment(const v1::SecAggSegment& segment, size_t index) {
     }
   } else {
     if (segment.limbs() < 1 || segment.limbs() > kMaxLimbs) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ".limbs must be in 1..", kMaxLimbs,
-                                                     ", got ", segment.limbs()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".limbs must be in 1..", kMaxLimbs, ", got ", segment.limbs()));
     }
     if (segment.fraction_bits() > kMaxFractionBits) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".fraction_bits must be at most ",
@@ -106,8 +106,7 @@ absl::Status EncodeWide(std::span<const double> values, const v1::SecAggSegment&
   return absl::OkStatus();
 }
 
-void DecodeWide(std::span<const uint32_t> words, const v1::SecAggSegment& segment,
-                double* out) {
+void DecodeWide(std::span<const uint32_t> words, const v1::SecAggSegment& segment, double* out) {
   const uint32_t bits = segment.bits();
   const uint32_t limbs = segment.limbs();
   for (size_t i = 0; i < segment.length(); ++i) {
@@ -161,14 +160,14 @@ size_t EncodedWords(const v1::SecAggEncoding& encoding) {
 }
 
 absl::StatusOr<std::vector<uint32_t>> EncodeVector(std::span<const double> values,
-                                                   const v1::SecAggEncoding& encoding) {
+                                                   const v1::SecAggEncoding& encoding,
+                                                   const SecretBytes* rounding_key) {
   for (int i = 0; i < encoding.segments_size(); ++i) {
     RETURN_IF_ERROR(ValidateSegment(encoding.segments(i), i));
   }
   if (values.size() != EncodedValues(encoding)) {
-    return absl::InvalidArgumentError(absl::StrCat("expected ", EncodedValues(encoding),
-                                                   " values for the encoding, got ",
-                                                   values.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected ", EncodedValues(encoding), " values for the encoding, got ", values.size()));
   }
   std::vector<uint32_t> words(EncodedWords(encoding));
   size_t value_at = 0;
@@ -176,12 +175,17 @@ absl::StatusOr<std::vector<uint32_t>> EncodeVector(std::span<const double> value
   for (const v1::SecAggSegment& segment : encoding.segments()) {
     const std::span<const double> part = values.subspan(value_at, segment.length());
     if (segment.kind() == v1::SecAggSegment::BOUNDED) {
-      // One uniform word per value for the stochastic rounding: an AES-CTR stream under a
-      // fresh random key (one DRBG call per segment rather than per value).
-      ASSIGN_OR_RETURN(SecretBytes key, RandomBytes(MaskGenerator::kKeyBytes));
-      ASSIGN_OR_RETURN(MaskGenerator generator, MaskGenerator::Create(key));
+      // One uniform word per value for the stochastic rounding: an AES-CTR stream, under
+      // the caller's key (keystream word = value index) or a fresh random one.
       std::vector<uint32_t> random(part.size());
-      generator.Generate(0, random);
+      if (rounding_key != nullptr) {
+        ASSIGN_OR_RETURN(MaskGenerator generator, MaskGenerator::Create(*rounding_key));
+        generator.Generate(value_at, random);
+      } else {
+        ASSIGN_OR_RETURN(SecretBytes key, RandomBytes(MaskGenerator::kKeyBytes));
+        ASSIGN_OR_RETURN(MaskGenerator generator, MaskGenerator::Create(key));
+        generator.Generate(0, random);
+      }
       Quantize(part, SpecOf(segment), random,
                std::span<uint32_t>(words.data() + word_at, part.size()));
     } else {
@@ -200,8 +204,7 @@ absl::StatusOr<std::vector<double>> DecodeSum(std::span<const uint32_t> words,
   }
   if (words.size() != EncodedWords(encoding)) {
     return absl::InvalidArgumentError(absl::StrCat("expected ", EncodedWords(encoding),
-                                                   " words for the encoding, got ",
-                                                   words.size()));
+                                                   " words for the encoding, got ", words.size()));
   }
   std::vector<double> values(EncodedValues(encoding));
   size_t value_at = 0;

@@ -150,7 +150,8 @@ TEST(BaselineTest, DiabetesLinearRegressionAndRidge) {
   std::printf("diabetes linear: test R^2 %.4f (sklearn 0.3322)\n", r2);
   EXPECT_NEAR(r2, 0.3322, 0.02);
   const std::vector<double> exact_ols = RidgeClosedForm(split.train, 0);
-  for (size_t j = 0; j <= 10; ++j) EXPECT_NEAR(ols[j], exact_ols[j], 1e-3 * (1 + std::abs(exact_ols[j])));
+  for (size_t j = 0; j <= 10; ++j)
+    EXPECT_NEAR(ols[j], exact_ols[j], 1e-3 * (1 + std::abs(exact_ols[j])));
 
   // Ridge(alpha=1) is l2 = alpha / n for our 0.5 * mean squared error (client/model.h):
   // the trained parameters are Ridge's closed form, and its R^2 is sklearn's 0.3311.
@@ -191,7 +192,7 @@ TEST(BaselineTest, RotterdamCoxMatchesReferenceFit) {
   std::printf("rotterdam Cox: training log partial likelihood %.4f (reference -7174.9723)\n",
               log_likelihood);
   EXPECT_NEAR(log_likelihood, -7174.9723, 1e-3);
-  const double expected[] = {-0.083655, 0.168958, 0.017856, 0.193198, 0.235221, 0.138088,
+  const double expected[] = {-0.083655, 0.168958,  0.017856, 0.193198, 0.235221, 0.138088,
                              0.322279,  -0.099292, 0.001588, 0.007026, 0.021525};
   for (size_t j = 0; j < 11; ++j) EXPECT_NEAR(params[j], expected[j], 1e-3) << split.features[j];
   // The gradient vanishes there.

@@ -171,8 +171,9 @@ TEST(CheckClassLabelsTest, AcceptsClassesAndNamesFirstBadRow) {
   data.y = {0, 2, 1};
   EXPECT_OK(CheckClassLabels(data, 3, "t.csv"));
   EXPECT_THAT(CheckClassLabels(data, 2, "t.csv"),
-              StatusIs(kInvalid, "t.csv: data row 1 (0-based, header not counted) has label 2; "
-                                 "expected a class 0..1"));
+              StatusIs(kInvalid,
+                       "t.csv: data row 1 (0-based, header not counted) has label 2; "
+                       "expected a class 0..1"));
   data.y = {0, 1, 0.5};
   EXPECT_THAT(CheckClassLabels(data, 3, "t.csv"), StatusIs(kInvalid, HasSubstr("data row 2 ")));
   data.y = {NAN, 1, 0};
@@ -192,8 +193,9 @@ TEST(CheckSurvivalDataTest, NeedsZeroOneEventsAndNonNegativeTimes) {
                                            "has event 0.5")));
   data.event = {1, 0, 1};
   data.y = {5, -1, 2};
-  EXPECT_THAT(CheckSurvivalData(data, "t.csv"),
-              StatusIs(kInvalid, HasSubstr("data row 1 (0-based, header not counted) has time -1")));
+  EXPECT_THAT(
+      CheckSurvivalData(data, "t.csv"),
+      StatusIs(kInvalid, HasSubstr("data row 1 (0-based, header not counted) has time -1")));
 }
 
 }  // namespace

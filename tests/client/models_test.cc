@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <iterator>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -265,7 +265,8 @@ TEST(ModelLayoutTest, InitializeAgreesWithCoordinatorBitForBit) {
 
 TEST(SoftmaxRegressionTest, GradientMatchesCentralDifferences) {
   auto model = MakeSoftmaxRegression(5, 4);
-  ExpectGradientsMatch(*model, [](uint64_t seed) { return ClassData(60, 5, 4, seed); }, 1e-6);
+  ExpectGradientsMatch(
+      *model, [](uint64_t seed) { return ClassData(60, 5, 4, seed); }, 1e-6);
 }
 
 TEST(SoftmaxRegressionTest, LossAtZeroIsLogKAndL2SkipsBiases) {
@@ -357,7 +358,8 @@ TEST(SoftmaxRegressionTest, CheckDataNamesTheBadRow) {
 
 TEST(LinearRegressionTest, GradientMatchesCentralDifferences) {
   auto model = MakeLinearRegression(6);
-  ExpectGradientsMatch(*model, [](uint64_t seed) { return RegressionData(60, 6, seed); }, 1e-7);
+  ExpectGradientsMatch(
+      *model, [](uint64_t seed) { return RegressionData(60, 6, seed); }, 1e-7);
 }
 
 TEST(LinearRegressionTest, LossIsHalfSquaredErrorAndL2SkipsIntercept) {
@@ -395,8 +397,8 @@ TEST(MlpTest, GradientMatchesCentralDifferencesInDouble) {
   };
   const std::vector<Case> cases = {{{7}, 4}, {{6, 5}, 2}, {{5, 4, 3}, 3}, {{8}, 0}, {{6, 3}, 1}};
   for (const Case& c : cases) {
-    SCOPED_TRACE(::testing::Message() << c.hidden.size() << " hidden layers, " << c.classes
-                                      << " classes");
+    SCOPED_TRACE(::testing::Message()
+                 << c.hidden.size() << " hidden layers, " << c.classes << " classes");
     auto model = MakeMlp(5, c.hidden, c.classes, Precision::kDouble);
     ExpectGradientsMatch(
         *model,
@@ -540,8 +542,8 @@ TEST(MlpTest, Avx2KernelAgreesWithBaseline) {
     std::vector<float> x(b * 50), act(b * 64), delta0(b * 64), delta1(b * 64);
     logits->assign(b * 10, 0.0f);
     grad->assign(dims.num_parameters, 0.0f);
-    const internal::MlpWorkspace<float> ws = {x.data(), act.data(), logits->data(),
-                                              {delta0.data(), delta1.data()}, grad->data()};
+    const internal::MlpWorkspace<float> ws = {
+        x.data(), act.data(), logits->data(), {delta0.data(), delta1.data()}, grad->data()};
     const internal::MlpRows call = {data.x.data(), data.y.data(), rows.data(), rows.size()};
     const double loss = kernels.loss_and_gradient(dims, params.data(), call, 0.01, ws);
     kernels.forward(dims, params.data(), call, 0, 100, ws);
@@ -586,7 +588,8 @@ double ReferenceCoxLoss(const std::vector<float>& w, const Dataset& data,
 
 TEST(CoxPhTest, GradientMatchesCentralDifferences) {
   auto model = MakeCoxPh(4);
-  ExpectGradientsMatch(*model, [](uint64_t seed) { return SurvivalData(60, 4, seed); }, 1e-7);
+  ExpectGradientsMatch(
+      *model, [](uint64_t seed) { return SurvivalData(60, 4, seed); }, 1e-7);
 }
 
 TEST(CoxPhTest, LossMatchesDefinitionWithTies) {

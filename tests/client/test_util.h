@@ -75,8 +75,8 @@ struct GradientCheck {
 // Central differences of model.LossAndGradient in every parameter, with the step `h`
 // actually taken in float (plus - minus, exact in double).
 inline GradientCheck CheckGradient(const Model& model, const std::vector<float>& params,
-                                   const Dataset& data, const std::vector<size_t>& rows,
-                                   double l2, float h) {
+                                   const Dataset& data, const std::vector<size_t>& rows, double l2,
+                                   float h) {
   const size_t n = params.size();
   GradientCheck check;
   check.analytic.assign(n, 0.0);

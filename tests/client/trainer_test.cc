@@ -475,8 +475,7 @@ TEST(OptimizerTest, RejectsCoefficientsOutOfRange) {
       {with(Optimizer::kAdam, [](TrainingOptions& o) { o.adam_beta2 = NAN; }), "adam_beta2"},
       {with(Optimizer::kAdam, [](TrainingOptions& o) { o.adam_epsilon = 0; }), "adam_epsilon"},
       {with(Optimizer::kSgd, [](TrainingOptions& o) { o.proximal_mu = -1; }), "proximal_mu"},
-      {with(Optimizer::kSgd, [](TrainingOptions& o) { o.proximal_mu = INFINITY; }),
-       "proximal_mu"},
+      {with(Optimizer::kSgd, [](TrainingOptions& o) { o.proximal_mu = INFINITY; }), "proximal_mu"},
       {with(static_cast<Optimizer>(9), [](TrainingOptions&) {}), "optimizer"},
   };
   for (const Case& c : cases) {

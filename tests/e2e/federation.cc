@@ -255,7 +255,9 @@ absl::Status FederationTest::StopCoordinator() {
   return absl::OkStatus();
 }
 
-absl::Status FederationTest::StartClient(const std::string& name, const std::string& address) {
+absl::Status FederationTest::StartClient(const std::string& name, const std::string& address,
+                                         const std::map<std::string, std::string>& env,
+                                         uint32_t min_cohort) {
   Site& s = sites_[name];
   s.name = name;
   if (s.tls.cert().empty() || s.train_csv.empty()) {
@@ -273,13 +275,19 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   data->set_id(kDatasetId);
   data->set_train_csv(s.train_csv);
   data->set_test_csv(s.test_csv);
-  config.mutable_policy()->set_min_cohort(3);
+  config.mutable_policy()->set_min_cohort(min_cohort);
   config.mutable_retry()->set_initial_backoff_ms(100);
   config.mutable_retry()->set_max_backoff_ms(500);
   config.set_ready_file(s.ready_path);
   RETURN_IF_ERROR(WriteText(s.config_path, config));
-  ASSIGN_OR_RETURN(s.process, Process::Start({ClientBinary(), "run", "--config", s.config_path},
-                                             s.dir + "/log"));
+  std::vector<std::string> argv;
+  if (!env.empty()) {
+    // env(1) adds the variables for this daemon only; the test's own environment stays.
+    argv.push_back("/usr/bin/env");
+    for (const auto& [key, value] : env) argv.push_back(key + "=" + value);
+  }
+  argv.insert(argv.end(), {ClientBinary(), "run", "--config", s.config_path});
+  ASSIGN_OR_RETURN(s.process, Process::Start(argv, s.dir + "/log"));
   return absl::OkStatus();
 }
 

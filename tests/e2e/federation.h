@@ -101,8 +101,12 @@ class FederationTest : public ::testing::Test {
   absl::Status StopCoordinator();
 
   // Writes `site`'s client config (coordinator at `address`, default address(); a short
-  // retry policy) and starts its daemon. Needs the site's TLS files and data.
-  absl::Status StartClient(const std::string& site, const std::string& address = "");
+  // retry policy; policy.min_cohort = `min_cohort`) and starts its daemon with `env` added
+  // to its environment (e.g. the TESSERA_TEST_EXIT_BEFORE fault). Needs the site's TLS
+  // files and data.
+  absl::Status StartClient(const std::string& site, const std::string& address = "",
+                           const std::map<std::string, std::string>& env = {},
+                           uint32_t min_cohort = 3);
   // Waits for the site's ready file; checks it holds the site's id.
   absl::Status WaitClientReady(const std::string& site);
   // StartClient for each, then WaitClientReady for each.

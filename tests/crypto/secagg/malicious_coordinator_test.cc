@@ -20,13 +20,13 @@
 namespace tessera::crypto::secagg {
 namespace {
 
+using ::tessera::testing::StatusIs;
 using testing::Federation;
 using testing::MakeSetup;
 using testing::Party;
 using testing::Session;
 using testing::SessionOptions;
 using testing::TestWords;
-using ::tessera::testing::StatusIs;
 
 constexpr uint32_t kWords = 64;
 constexpr uint32_t kThreshold = 3;
@@ -181,8 +181,7 @@ TEST_F(MaliciousCoordinatorTest, DifferentSetupsForDifferentClientsBreakTheSessi
     if (round == v1::SECAGG_ADVERTISE_KEYS && recipient == victim_) {
       message.mutable_setup()->set_model_hash(std::string(32, 'x'));
     }
-    if (round == v1::SECAGG_SHARE_KEYS && recipient != victim_ &&
-        !victim_ad.signature().empty()) {
+    if (round == v1::SECAGG_SHARE_KEYS && recipient != victim_ && !victim_ad.signature().empty()) {
       auto* entries = message.mutable_advertisements()->mutable_entries();
       v1::AdvertisementEntry entry;
       entry.set_client_id(victim_);
@@ -210,8 +209,7 @@ TEST_F(MaliciousCoordinatorTest, DifferentSetupsForDifferentClientsBreakTheSessi
 TEST_F(MaliciousCoordinatorTest, ForeignCaCertificateIsUntrusted) {
   ASSERT_OK_AND_ASSIGN(Party foreign,
                        federation_->Issue(ids_[1], Role::kInstitution, /*foreign=*/true));
-  const v1::KeyAdvertisement fake =
-      Advertise(foreign.Identity(federation_->ca_cert_pem()), setup_);
+  const v1::KeyAdvertisement fake = Advertise(foreign.Identity(federation_->ca_cert_pem()), setup_);
   auto session = RunWith(v1::SECAGG_SHARE_KEYS, [&](v1::SecAggServerMessage& message) {
     *Entry(message, ids_[1]) = fake;
   });
@@ -300,7 +298,8 @@ TEST_F(MaliciousCoordinatorTest, ShareForAnotherReceiverIsARelabelledCiphertext)
 
 TEST_F(MaliciousCoordinatorTest, FlippedCiphertextByteIsACorruptedShare) {
   auto session = RunWith(v1::SECAGG_MASKED_INPUT, [&](v1::SecAggServerMessage& message) {
-    std::string* ciphertext = message.mutable_share_relay()->mutable_shares(1)->mutable_ciphertext();
+    std::string* ciphertext =
+        message.mutable_share_relay()->mutable_shares(1)->mutable_ciphertext();
     (*ciphertext)[ciphertext->size() / 2] ^= 0x01;
   });
   ExpectCaught(*session, v1::SECAGG_CORRUPTED_SHARE, v1::SECAGG_MASKED_INPUT);

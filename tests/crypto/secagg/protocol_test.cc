@@ -29,7 +29,7 @@ TEST(SecAggThresholdTest, DefaultIsTwoThirdsAndMinimumIsAStrictMajority) {
   EXPECT_EQ(MinimumSafeThreshold(5), 3u);
   EXPECT_EQ(MinimumSafeThreshold(10), 6u);
   for (uint32_t n = 1; n <= 200; ++n) {
-    EXPECT_GT(2 * MinimumSafeThreshold(n), n) << n;       // two sessions cannot both reach it
+    EXPECT_GT(2 * MinimumSafeThreshold(n), n) << n;  // two sessions cannot both reach it
     EXPECT_LE(MinimumSafeThreshold(n), DefaultThreshold(n)) << n;
     EXPECT_LE(DefaultThreshold(n), n) << n;
   }
@@ -113,8 +113,7 @@ TEST(SecAggKeyTest, SelfMaskKeyAndCommitmentBindSessionAndClient) {
   EXPECT_EQ(commitment, SelfMaskCommitment("s1", "a", seed));
   EXPECT_NE(commitment, SelfMaskCommitment("s2", "a", seed));
   EXPECT_NE(commitment, SelfMaskCommitment("s1", "b", seed));
-  EXPECT_NE(commitment,
-            SelfMaskCommitment("s1", "a", SecretBytes::CopyFrom(std::string(32, 'y'))));
+  EXPECT_NE(commitment, SelfMaskCommitment("s1", "a", SecretBytes::CopyFrom(std::string(32, 'y'))));
 }
 
 TEST(SecAggSigningInputTest, FieldsAreLengthPrefixedAndTagged) {

@@ -34,6 +34,7 @@
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
 #include "crypto/secagg/client.h"
+#include "crypto/secagg/protocol.h"
 #include "crypto/secagg/server.h"
 #include "tests/crypto/secagg/secagg_harness.h"
 
@@ -132,8 +133,8 @@ double MeasureLimit() {
   for (int i = 0; i < 5; ++i) {
     const auto start = std::chrono::steady_clock::now();
     generator->AddTo(0, acc);
-    const double ns = std::chrono::duration<double, std::nano>(
-                          std::chrono::steady_clock::now() - start).count();
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
     best = std::min(best, ns / acc.size());
   }
   benchmark::DoNotOptimize(acc.data());
@@ -192,8 +193,8 @@ Result RunSession(int n, int d, int dropped, int threads) {
 
   uint32_t want = 0;
   for (int i = 0; i < n - dropped; ++i) want += static_cast<uint32_t>(i + 1);
-  result.ok = state == ServerState::kCompleted &&
-              session.server().sum() == std::vector<uint32_t>(d, want);
+  result.ok =
+      state == ServerState::kCompleted && session.server().sum() == std::vector<uint32_t>(d, want);
   if (!result.ok) {
     std::fprintf(stderr, "n=%d d=%d: session failed: %s\n", n, d,
                  session.server().abort_detail().c_str());
@@ -227,8 +228,7 @@ void BM_Session(benchmark::State& state, int n, int d, int dropped, int threads)
 
 void Register(int n, int d, int dropped, int percent, int threads) {
   benchmark::RegisterBenchmark(
-      absl::StrFormat("BM_Session/n:%d/d:%d/drop:%d%%/threads:%d", n, d, percent, threads)
-          .c_str(),
+      absl::StrFormat("BM_Session/n:%d/d:%d/drop:%d%%/threads:%d", n, d, percent, threads).c_str(),
       [n, d, dropped, threads](benchmark::State& state) {
         BM_Session(state, n, d, dropped, threads);
       })
@@ -254,7 +254,8 @@ void PrintTable(double limit) {
   std::printf("\nmask-expansion limit (AES-128-CTR keystream + add, one stream): %.3f ns/word\n",
               limit);
   std::printf(
-      "\n| n | d | dropped | unmask threads | session s | client ms/round: adv / share / masked / consist / "
+      "\n| n | d | dropped | unmask threads | session s | client ms/round: adv / share / masked / "
+      "consist / "
       "unmask | client masked vs limit | server ms/round: adv / share / masked / consist / "
       "unmask | server unmask vs limit | upload / 4d | server peak MB |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -263,7 +264,8 @@ void PrintTable(double limit) {
     const double client_limit_ms = r.n * static_cast<double>(r.d) * limit * 1e-6;
     const double server_limit_ms = r.server_streams * static_cast<double>(r.d) * limit * 1e-6;
     std::printf(
-        "| %d | %d | %d%s | %d | %.2f | %.1f / %.1f / %.1f / %.2f / %.2f | %.2fx | %.1f / %.1f / %.1f / "
+        "| %d | %d | %d%s | %d | %.2f | %.1f / %.1f / %.1f / %.2f / %.2f | %.2fx | %.1f / %.1f / "
+        "%.1f / "
         "%.1f / %.1f | %.2fx | %.4f | %.1f |\n",
         r.n, r.d, r.dropped, r.ok ? "" : " (FAILED)", r.threads, r.session_s,
         r.client_ms.at(v1::SECAGG_ADVERTISE_KEYS), r.client_ms.at(v1::SECAGG_SHARE_KEYS),
@@ -272,8 +274,8 @@ void PrintTable(double limit) {
         r.client_ms.at(v1::SECAGG_MASKED_INPUT) / client_limit_ms,
         r.server_ms.at(v1::SECAGG_ADVERTISE_KEYS), r.server_ms.at(v1::SECAGG_SHARE_KEYS),
         r.server_ms.at(v1::SECAGG_MASKED_INPUT), r.server_ms.at(v1::SECAGG_CONSISTENCY_CHECK),
-        r.server_ms.at(v1::SECAGG_UNMASKING), r.server_ms.at(v1::SECAGG_UNMASKING) / server_limit_ms,
-        r.upload_ratio, r.server_peak_mb);
+        r.server_ms.at(v1::SECAGG_UNMASKING),
+        r.server_ms.at(v1::SECAGG_UNMASKING) / server_limit_ms, r.upload_ratio, r.server_peak_mb);
   }
 }
 

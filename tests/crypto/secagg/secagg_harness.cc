@@ -182,10 +182,10 @@ void Session::Deliver(const std::set<std::string>& hold_back) {
     const auto client_start = std::chrono::steady_clock::now();
     if (round == v1::SECAGG_ADVERTISE_KEYS) {
       v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
-      auto client = SecAggClient::Start(
-          federation_.Identity(id), options_.policy, message.setup(),
-          options_.make_input ? options_.make_input(id) : inputs_.at(id), absl::Now(), &reply,
-          &abort);
+      auto client =
+          SecAggClient::Start(federation_.Identity(id), options_.policy, message.setup(),
+                              options_.make_input ? options_.make_input(id) : inputs_.at(id),
+                              absl::Now(), &reply, &abort);
       if (client.ok()) {
         clients_[id] = *std::move(client);
       } else {

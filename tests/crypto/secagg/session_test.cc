@@ -28,13 +28,13 @@ namespace tessera::crypto::secagg {
 namespace {
 
 using ::testing::ElementsAreArray;
-using ::testing::IsEmpty;
-using ::testing::UnorderedElementsAreArray;
 using testing::Federation;
+using ::testing::IsEmpty;
 using testing::MakeSetup;
 using testing::Session;
 using testing::SessionOptions;
 using testing::TestWords;
+using ::testing::UnorderedElementsAreArray;
 
 constexpr uint32_t kWords = 1000;
 
@@ -67,7 +67,8 @@ class SecAggSessionTest : public ::testing::Test {
 
 Federation* SecAggSessionTest::federation_ = nullptr;
 
-std::vector<std::string> Without(std::vector<std::string> ids, const std::vector<std::string>& gone) {
+std::vector<std::string> Without(std::vector<std::string> ids,
+                                 const std::vector<std::string>& gone) {
   std::erase_if(ids, [&](const std::string& id) {
     return std::find(gone.begin(), gone.end(), id) != gone.end();
   });
@@ -300,15 +301,14 @@ TEST_F(SecAggSessionTest, ServerDropsClientsWithMalformedAnswersAndGoesOn) {
     drops[drop.client_id] = {drop.round, drop.reason};
   }
   using Entry = std::pair<const std::string, std::pair<v1::SecAggRound, v1::SecAggDropReason>>;
-  EXPECT_THAT(drops,
-              UnorderedElementsAreArray(std::vector<Entry>{
-                  {ids[1], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
-                  {ids[2], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
-                  {ids[3], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
-                  {ids[4], {v1::SECAGG_MASKED_INPUT, v1::SECAGG_DROP_MALFORMED}},
-                  {ids[5], {v1::SECAGG_CONSISTENCY_CHECK, v1::SECAGG_DROP_BAD_SIGNATURE}},
-                  {ids[6], {v1::SECAGG_UNMASKING, v1::SECAGG_DROP_MALFORMED}},
-              }));
+  EXPECT_THAT(drops, UnorderedElementsAreArray(std::vector<Entry>{
+                         {ids[1], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
+                         {ids[2], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
+                         {ids[3], {v1::SECAGG_SHARE_KEYS, v1::SECAGG_DROP_MALFORMED}},
+                         {ids[4], {v1::SECAGG_MASKED_INPUT, v1::SECAGG_DROP_MALFORMED}},
+                         {ids[5], {v1::SECAGG_CONSISTENCY_CHECK, v1::SECAGG_DROP_BAD_SIGNATURE}},
+                         {ids[6], {v1::SECAGG_UNMASKING, v1::SECAGG_DROP_MALFORMED}},
+                     }));
   EXPECT_THAT(session.receive_status().at(ids[5]),
               tessera::testing::StatusIs(absl::StatusCode::kUnauthenticated));
   // ids[5] and ids[6] sent their masked inputs: they are in the sum.
@@ -333,9 +333,9 @@ class ServerAdvertisementCheckTest : public SecAggSessionTest {
                                         const v1::SecAggSetup& setup) {
     v1::SecAggClientMessage reply;
     ClientPolicy policy;
-    auto client = SecAggClient::Start(identity, policy, setup,
-                                      std::vector<uint32_t>(setup.vector_words()), absl::Now(),
-                                      &reply, nullptr);
+    auto client =
+        SecAggClient::Start(identity, policy, setup, std::vector<uint32_t>(setup.vector_words()),
+                            absl::Now(), &reply, nullptr);
     EXPECT_TRUE(client.ok()) << client.status();
     return reply.advertisement();
   }
@@ -346,8 +346,8 @@ class ServerAdvertisementCheckTest : public SecAggSessionTest {
     return message;
   }
 
-  void ExpectDropped(const std::string& id, const v1::KeyAdvertisement& ad,
-                     absl::StatusCode code, v1::SecAggDropReason reason) {
+  void ExpectDropped(const std::string& id, const v1::KeyAdvertisement& ad, absl::StatusCode code,
+                     v1::SecAggDropReason reason) {
     EXPECT_THAT(server_->Receive(id, Wrap(ad)), tessera::testing::StatusIs(code));
     ASSERT_FALSE(server_->drops().empty());
     EXPECT_EQ(server_->drops().back().client_id, id);
@@ -415,10 +415,10 @@ TEST_F(ServerAdvertisementCheckTest, DropsKeysOfTheWrongSizeOrOfSmallOrder) {
   // A correctly signed small-order point (the all-zero u-coordinate).
   ad = Advertise(federation_->Identity(ids_[1]), setup_);
   ad.set_mask_public_key(std::string(32, '\0'));
-  ASSERT_OK_AND_ASSIGN(std::string signature,
-                       federation_->party(ids_[1]).signer->Sign(AdvertisementSigningInput(
-                           ad.setup_digest(), ids_[1], ad.channel_public_key(),
-                           ad.mask_public_key())));
+  ASSERT_OK_AND_ASSIGN(
+      std::string signature,
+      federation_->party(ids_[1]).signer->Sign(AdvertisementSigningInput(
+          ad.setup_digest(), ids_[1], ad.channel_public_key(), ad.mask_public_key())));
   ad.set_signature(signature);
   ExpectDropped(ids_[1], ad, absl::StatusCode::kInvalidArgument, v1::SECAGG_DROP_MALFORMED);
 }
@@ -428,13 +428,12 @@ TEST_F(ServerAdvertisementCheckTest, DropsAClientRepeatingAnotherClientsKey) {
   ASSERT_OK(server_->Receive(ids_[0], Wrap(first)));
   v1::KeyAdvertisement copy = Advertise(federation_->Identity(ids_[1]), setup_);
   copy.set_mask_public_key(first.mask_public_key());
-  ASSERT_OK_AND_ASSIGN(std::string signature,
-                       federation_->party(ids_[1]).signer->Sign(AdvertisementSigningInput(
-                           copy.setup_digest(), ids_[1], copy.channel_public_key(),
-                           copy.mask_public_key())));
+  ASSERT_OK_AND_ASSIGN(
+      std::string signature,
+      federation_->party(ids_[1]).signer->Sign(AdvertisementSigningInput(
+          copy.setup_digest(), ids_[1], copy.channel_public_key(), copy.mask_public_key())));
   copy.set_signature(signature);
-  ExpectDropped(ids_[1], copy, absl::StatusCode::kInvalidArgument,
-                v1::SECAGG_DROP_DUPLICATE_KEYS);
+  ExpectDropped(ids_[1], copy, absl::StatusCode::kInvalidArgument, v1::SECAGG_DROP_DUPLICATE_KEYS);
 }
 
 // ---- corrupted unmasking shares ----
@@ -509,8 +508,7 @@ TEST_P(CorruptedShareAtThresholdTest, ReconstructionFails) {
   options.to_server = [&](v1::SecAggRound round, const std::string& sender,
                           v1::SecAggClientMessage& message) {
     if (round == v1::SECAGG_UNMASKING && sender == ids[1]) {
-      CorruptUnmaskingShare(message, kind == v1::UnmaskingShare::MASK_KEY ? ids[4] : ids[0],
-                            kind);
+      CorruptUnmaskingShare(message, kind == v1::UnmaskingShare::MASK_KEY ? ids[4] : ids[0], kind);
     }
   };
   Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords), options);
@@ -523,7 +521,9 @@ TEST_P(CorruptedShareAtThresholdTest, ReconstructionFails) {
 INSTANTIATE_TEST_SUITE_P(Kinds, CorruptedShareAtThresholdTest,
                          ::testing::Values(v1::UnmaskingShare::SELF_MASK_SEED,
                                            v1::UnmaskingShare::MASK_KEY),
-                         [](const auto& info) { return v1::UnmaskingShare::Kind_Name(info.param); });
+                         [](const auto& info) {
+                           return v1::UnmaskingShare::Kind_Name(info.param);
+                         });
 
 // ---- what the server receives looks uniform ----
 

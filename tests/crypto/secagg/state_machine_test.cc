@@ -21,20 +21,23 @@
 namespace tessera::crypto::secagg {
 namespace {
 
+using ::tessera::testing::StatusIs;
 using testing::Federation;
 using testing::MakeSetup;
 using testing::Session;
 using testing::SessionOptions;
 using testing::TestWords;
-using ::tessera::testing::StatusIs;
 
 constexpr uint32_t kWords = 32;
 
 // The kinds of server message, by the oneof case (and the round it belongs to).
 constexpr v1::SecAggServerMessage::MessageCase kServerKinds[] = {
-    v1::SecAggServerMessage::kSetup,         v1::SecAggServerMessage::kAdvertisements,
-    v1::SecAggServerMessage::kShareRelay,    v1::SecAggServerMessage::kSurvivorList,
-    v1::SecAggServerMessage::kUnmaskingRequest, v1::SecAggServerMessage::MESSAGE_NOT_SET,
+    v1::SecAggServerMessage::kSetup,
+    v1::SecAggServerMessage::kAdvertisements,
+    v1::SecAggServerMessage::kShareRelay,
+    v1::SecAggServerMessage::kSurvivorList,
+    v1::SecAggServerMessage::kUnmaskingRequest,
+    v1::SecAggServerMessage::MESSAGE_NOT_SET,
 };
 
 v1::SecAggRound RoundOf(v1::SecAggServerMessage::MessageCase kind) {
@@ -148,10 +151,8 @@ struct ClientStep {
 };
 // State after `i + 1` session steps, the one message kind it accepts, and where that leads.
 constexpr ClientStep kClientSteps[] = {
-    {ClientState::kAdvertised, v1::SecAggServerMessage::kAdvertisements,
-     ClientState::kSharesSent},
-    {ClientState::kSharesSent, v1::SecAggServerMessage::kShareRelay,
-     ClientState::kMaskedInputSent},
+    {ClientState::kAdvertised, v1::SecAggServerMessage::kAdvertisements, ClientState::kSharesSent},
+    {ClientState::kSharesSent, v1::SecAggServerMessage::kShareRelay, ClientState::kMaskedInputSent},
     {ClientState::kMaskedInputSent, v1::SecAggServerMessage::kSurvivorList,
      ClientState::kConsistencySent},
     {ClientState::kConsistencySent, v1::SecAggServerMessage::kUnmaskingRequest,
@@ -208,9 +209,9 @@ TEST_F(StateMachineTest, AbortedClientStaysAbortedWhateverComes) {
   auto session = SessionAfter(1);
   SecAggClient* client = session->client(ids_[0]);
   // Abort it with a survivor list while it waits for the advertisement list.
-  ASSERT_THAT(client->Handle(ServerMessage(*session, ids_[0],
-                                           v1::SecAggServerMessage::kSurvivorList)),
-              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_THAT(
+      client->Handle(ServerMessage(*session, ids_[0], v1::SecAggServerMessage::kSurvivorList)),
+      StatusIs(absl::StatusCode::kFailedPrecondition));
   ASSERT_EQ(client->abort_reason(), v1::SECAGG_UNEXPECTED_MESSAGE);
   const std::string detail = client->abort_detail();
   for (v1::SecAggServerMessage::MessageCase kind : kServerKinds) {
@@ -235,17 +236,17 @@ TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
       {"unknown version", [](auto& s, auto&) { s.set_protocol_version(2); }, v1::SECAGG_BAD_SETUP},
       {"short nonce", [](auto& s, auto&) { s.set_session_nonce("short"); },
        v1::SECAGG_MALFORMED_MESSAGE},
-      {"unsorted invited",
-       [](auto& s, auto&) { s.mutable_invited()->SwapElements(0, 1); },
+      {"unsorted invited", [](auto& s, auto&) { s.mutable_invited()->SwapElements(0, 1); },
        v1::SECAGG_MALFORMED_MESSAGE},
-      {"not invited", [](auto& s, auto&) { s.mutable_invited()->erase(s.mutable_invited()->begin()); },
+      {"not invited",
+       [](auto& s, auto&) { s.mutable_invited()->erase(s.mutable_invited()->begin()); },
        v1::SECAGG_BAD_SETUP},
       {"threshold above the cohort", [](auto& s, auto&) { s.set_threshold(6); },
        v1::SECAGG_BAD_SETUP},
       {"threshold not a strict majority", [](auto& s, auto&) { s.set_threshold(2); },
        v1::SECAGG_BAD_SETUP},
-      {"threshold below the site's minimum",
-       [](auto&, ClientPolicy& p) { p.min_threshold = 4; }, v1::SECAGG_BAD_SETUP},
+      {"threshold below the site's minimum", [](auto&, ClientPolicy& p) { p.min_threshold = 4; },
+       v1::SECAGG_BAD_SETUP},
       {"encoding could overflow",
        [](auto& s, auto&) { s.mutable_encoding()->mutable_segments(0)->set_bits(31); },
        v1::SECAGG_BAD_SETUP},
@@ -262,9 +263,9 @@ TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
     c.change(setup, policy);
     v1::SecAggClientMessage reply;
     v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
-    EXPECT_THAT(SecAggClient::Start(identity, policy, setup, inputs_[ids_[0]], absl::Now(),
-                                    &reply, &abort),
-                StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(
+        SecAggClient::Start(identity, policy, setup, inputs_[ids_[0]], absl::Now(), &reply, &abort),
+        StatusIs(absl::StatusCode::kFailedPrecondition));
     EXPECT_EQ(abort, c.want);
   }
   // The caller's input must have the setup's length.
@@ -274,9 +275,9 @@ TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   // And the good setup starts.
   v1::SecAggClientAbort abort = v1::SECAGG_BAD_SETUP;
-  ASSERT_OK_AND_ASSIGN(auto client, SecAggClient::Start(identity, ClientPolicy(), good,
-                                                        inputs_[ids_[0]], absl::Now(), &reply,
-                                                        &abort));
+  ASSERT_OK_AND_ASSIGN(auto client,
+                       SecAggClient::Start(identity, ClientPolicy(), good, inputs_[ids_[0]],
+                                           absl::Now(), &reply, &abort));
   EXPECT_EQ(client->state(), ClientState::kAdvertised);
   EXPECT_EQ(abort, v1::SECAGG_CLIENT_ABORT_UNSPECIFIED);
   EXPECT_TRUE(reply.has_advertisement());
@@ -385,8 +386,7 @@ TEST_F(StateMachineTest, ServerRefusesClientsItDoesNotExpect) {
     EXPECT_THAT(server.Receive("zz-stranger", genuine),
                 StatusIs(absl::StatusCode::kFailedPrecondition));
     // Already answered this round (its genuine answer again, or another client's).
-    const v1::SecAggClientMessage answered =
-        session->sent().at(server.round()).at(ids_[1]);
+    const v1::SecAggClientMessage answered = session->sent().at(server.round()).at(ids_[1]);
     EXPECT_THAT(server.Receive(ids_[1], answered), StatusIs(absl::StatusCode::kFailedPrecondition));
     EXPECT_THAT(server.Receive(ids_[2], genuine), StatusIs(absl::StatusCode::kFailedPrecondition));
     // Dropped (or, in the first round, not yet answered: then it is simply pending).
@@ -473,8 +473,7 @@ TEST_F(StateMachineTest, ServerCreateChecksTheSetup) {
     v1::SecAggSetup setup = good;
     ServerOptions changed = options;
     c.change(setup, changed);
-    EXPECT_THAT(SecAggServer::Create(setup, changed),
-                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(SecAggServer::Create(setup, changed), StatusIs(absl::StatusCode::kInvalidArgument));
   }
 }
 

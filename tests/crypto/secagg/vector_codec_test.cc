@@ -10,6 +10,7 @@
 
 #include "common/splitmix64.h"
 #include "crypto/quantizer.h"
+#include "crypto/secret.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/secagg.pb.h"
@@ -70,10 +71,9 @@ TEST(VectorCodecTest, ValidateRefusesMalformedEncodings) {
   v1::SecAggSegment unspecified = Bounded(3, 20, 1);
   unspecified.set_kind(v1::SecAggSegment::KIND_UNSPECIFIED);
   const std::vector<v1::SecAggSegment> bad = {
-      unspecified,          Bounded(0, 20, 1),         Bounded(3, 1, 1),
-      Bounded(3, 32, 1),    Bounded(3, 20, 0),         Bounded(3, 20, -1),
-      Bounded(3, 20, NAN),  Bounded(3, 20, INFINITY),  Wide(2, 20, 8, 0),
-      Wide(2, 20, 8, 5),    Wide(2, 20, 41, 2),        Wide(0, 20, 8, 2),
+      unspecified,       Bounded(0, 20, 1),  Bounded(3, 1, 1),    Bounded(3, 32, 1),
+      Bounded(3, 20, 0), Bounded(3, 20, -1), Bounded(3, 20, NAN), Bounded(3, 20, INFINITY),
+      Wide(2, 20, 8, 0), Wide(2, 20, 8, 5),  Wide(2, 20, 41, 2),  Wide(0, 20, 8, 2),
   };
   for (size_t i = 0; i < bad.size(); ++i) {
     EXPECT_THAT(ValidateEncoding(Encoding({Bounded(3, 20, 1), bad[i]}), 10),
@@ -113,7 +113,8 @@ TEST(VectorCodecTest, RefusesWrongLengths) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(DecodeSum(std::vector<uint32_t>(13), encoding),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(DecodeSum(std::vector<uint32_t>(14), v1::SecAggEncoding()), Not(tessera::testing::IsOk()));
+  EXPECT_THAT(DecodeSum(std::vector<uint32_t>(14), v1::SecAggEncoding()),
+              Not(tessera::testing::IsOk()));
 }
 
 TEST(VectorCodecTest, BoundedRoundTripsWithinOneStepAndClips) {
@@ -145,8 +146,8 @@ TEST(VectorCodecTest, BoundedIsUnbiasedThroughTheCodec) {
   const double step = QuantizationStep(spec);
   const double value = 0.3 * step + 17 * step;  // 0.3 of a step above the grid
   const std::vector<std::vector<double>> inputs(parties, std::vector<double>(length, value));
-  ASSERT_OK_AND_ASSIGN(std::vector<double> sums, DecodeSum(SumEncodings(inputs, encoding),
-                                                           encoding));
+  ASSERT_OK_AND_ASSIGN(std::vector<double> sums,
+                       DecodeSum(SumEncodings(inputs, encoding), encoding));
   double mean = 0;
   for (double s : sums) mean += s / parties;
   mean /= length;
@@ -155,6 +156,25 @@ TEST(VectorCodecTest, BoundedIsUnbiasedThroughTheCodec) {
   EXPECT_NEAR(mean, value, 5 * standard_error);
   // A deterministic rounding would be off by 0.3 (down) or 0.7 (up) of a step.
   EXPECT_GT(std::fabs(mean - (value - 0.3 * step)), 100 * standard_error);
+}
+
+TEST(VectorCodecTest, BoundedRoundingFollowsTheCallersKey) {
+  const v1::SecAggEncoding encoding = Encoding({Bounded(500, 12, 1.0), Bounded(500, 12, 1.0)});
+  std::vector<double> values(1000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(0.37 * i) * 0.9;
+  const SecretBytes key = SecretBytes::CopyFrom(std::string(16, 'k'));
+  const SecretBytes other = SecretBytes::CopyFrom(std::string(16, 'o'));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> a, EncodeVector(values, encoding, &key));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> b, EncodeVector(values, encoding, &key));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> c, EncodeVector(values, encoding, &other));
+  EXPECT_EQ(a, b);  // reproducible under one key
+  EXPECT_NE(a, c);
+  // The two identical segments draw different words (keystream word = value index).
+  EXPECT_NE(std::vector<uint32_t>(a.begin(), a.begin() + 500),
+            std::vector<uint32_t>(a.begin() + 500, a.end()));
+  const SecretBytes short_key = SecretBytes::CopyFrom("short");
+  EXPECT_THAT(EncodeVector(values, encoding, &short_key),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(VectorCodecTest, WideRoundTripsExactly) {
@@ -193,8 +213,8 @@ TEST(VectorCodecTest, WideRoundsToTheNearestGridPoint) {
 
 TEST(VectorCodecTest, WideHoldsHugeValuesWithFourLimbs) {
   const v1::SecAggEncoding encoding = Encoding({Wide(3, 31, 0, 4)});  // 124-bit integers
-  const std::vector<double> values = {std::ldexp(1.0, 100), -std::ldexp(1.0, 110) + std::ldexp(1.0, 60),
-                                      -std::ldexp(1.0, 123)};
+  const std::vector<double> values = {
+      std::ldexp(1.0, 100), -std::ldexp(1.0, 110) + std::ldexp(1.0, 60), -std::ldexp(1.0, 123)};
   ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> words, EncodeVector(values, encoding));
   ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(words, encoding));
   for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(decoded[i], values[i]) << i;
@@ -219,8 +239,8 @@ TEST(VectorCodecTest, WideSumsAreExactOverManyParties) {
       exact[i] += q;
     }
   }
-  ASSERT_OK_AND_ASSIGN(std::vector<double> sums, DecodeSum(SumEncodings(inputs, encoding),
-                                                           encoding));
+  ASSERT_OK_AND_ASSIGN(std::vector<double> sums,
+                       DecodeSum(SumEncodings(inputs, encoding), encoding));
   for (uint32_t i = 0; i < length; ++i) {
     EXPECT_EQ(sums[i], std::ldexp(static_cast<double>(exact[i]), -20)) << i;
   }
@@ -229,10 +249,10 @@ TEST(VectorCodecTest, WideSumsAreExactOverManyParties) {
 TEST(VectorCodecTest, WideIntegerSumsAreExact) {
   // Counts and integer feature sums (fraction_bits 0) over 7 parties.
   const v1::SecAggEncoding encoding = Encoding({Wide(4, 29, 0, 2)});
-  const std::vector<std::vector<double>> inputs(
-      7, std::vector<double>{1.0, 1e15, -3e14, 123456789.0});
-  ASSERT_OK_AND_ASSIGN(std::vector<double> sums, DecodeSum(SumEncodings(inputs, encoding),
-                                                           encoding));
+  const std::vector<std::vector<double>> inputs(7,
+                                                std::vector<double>{1.0, 1e15, -3e14, 123456789.0});
+  ASSERT_OK_AND_ASSIGN(std::vector<double> sums,
+                       DecodeSum(SumEncodings(inputs, encoding), encoding));
   EXPECT_EQ(sums[0], 7.0);
   EXPECT_EQ(sums[1], 7e15);
   EXPECT_EQ(sums[2], -21e14);
@@ -266,8 +286,8 @@ TEST(VectorCodecTest, WideRefusesValuesThatDoNotFitWithoutNamingThem) {
   // Range: [-2^39, 2^39) / 2^10 = [-2^29, 2^29).
   const double limit = std::ldexp(1.0, 29);
   EXPECT_OK(EncodeVector(std::vector<double>{0, 0, limit - 1.0 / 1024, -limit, 0}, encoding));
-  for (double bad : {limit, -limit - 1.0 / 1024, 1e300, double{INFINITY}, double{-INFINITY},
-                     double{NAN}}) {
+  for (double bad :
+       {limit, -limit - 1.0 / 1024, 1e300, double{INFINITY}, double{-INFINITY}, double{NAN}}) {
     EXPECT_THAT(EncodeVector(std::vector<double>{0, 0, 0, bad, 0}, encoding),
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          AllOf(HasSubstr("value 3"), Not(HasSubstr("e+")))))
