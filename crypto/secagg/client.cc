@@ -58,6 +58,8 @@ const char* MessageKindName(v1::SecAggServerMessage::MessageCase kind) {
 SecretBytes SharePlaintext(const std::string& sender, const std::string& receiver,
                            const ShamirShare& key_share, const ShamirShare& seed_share) {
   std::string plaintext;
+  // Reserved up front so that no reallocation leaves a copy of the shares behind unwiped.
+  plaintext.reserve(4 * 4 + sender.size() + receiver.size() + 2 * kShamirShareBytes);
   AppendField(&plaintext, sender);
   AppendField(&plaintext, receiver);
   AppendField(&plaintext, key_share.Serialize().view());

@@ -131,6 +131,8 @@ absl::StatusOr<SecretBytes> SelfMaskKey(const SecretBytes& seed, const std::stri
 std::string SelfMaskCommitment(const std::string& session_id, const std::string& client_id,
                                const SecretBytes& seed) {
   std::string input;
+  // Reserved up front so that no reallocation leaves a copy of the seed behind unwiped.
+  input.reserve(4 * 4 + sizeof(kSelfMaskTag) + session_id.size() + client_id.size() + seed.size());
   AppendField(&input, kSelfMaskTag);
   AppendField(&input, session_id);
   AppendField(&input, client_id);
