@@ -12,9 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "client/secure_sessions.h"
+#include "client/site_agent.h"
 #include "client/update_sink.h"
-#include "client/work_processor.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -54,6 +53,8 @@ const char* StageName(v1::Stage stage) {
       return "fit";
     case v1::STAGE_EVALUATE:
       return "evaluate";
+    case v1::STAGE_ANALYTICS:
+      return "analytics";
     default:
       return "unknown";
   }
@@ -95,32 +96,18 @@ class GrpcUpdateSink final : public UpdateSink {
  public:
   GrpcUpdateSink(v1::Federation::Stub* stub, CallGuard* guard) : stub_(stub), guard_(guard) {}
 
-  absl::Status Send(const v1::WorkItem& item, const v1::SecAggClientMessage& message) override {
-    v1::PushResultRequest request;
-    request.set_work_id(item.work_id());
-    *request.mutable_secagg() = message;
-    return Push(item, request);
-  }
-
-  absl::Status Decline(const v1::WorkItem& item, const v1::Decline& decline) override {
-    v1::PushResultRequest request;
-    request.set_work_id(item.work_id());
-    *request.mutable_decline() = decline;
-    return Push(item, request);
-  }
-
- private:
-  absl::Status Push(const v1::WorkItem& item, const v1::PushResultRequest& request) {
+  absl::Status Send(const v1::WorkItem& item, const v1::PushResultRequest& answer) override {
     grpc::ClientContext ctx;
     absl::Duration left = absl::FromUnixMillis(item.deadline_unix_ms()) - absl::Now();
     SetDeadline(&ctx, std::max(left, kMinPushTimeout));
     if (!guard_->Enter(&ctx)) return absl::CancelledError("stopping");
     v1::PushResultResponse response;
-    grpc::Status st = stub_->PushResult(&ctx, request, &response);
+    grpc::Status st = stub_->PushResult(&ctx, answer, &response);
     guard_->Leave();
     return proto::FromGrpcStatus(st);
   }
 
+ private:
   v1::Federation::Stub* const stub_;
   CallGuard* const guard_;
 };
@@ -138,14 +125,9 @@ class ClientDaemon {
     client_id_ = tls.identity.node_id;
     ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));
     signer_ = std::make_unique<crypto::Signer>(std::move(signer));
-    crypto::secagg::ClientIdentity identity;
-    identity.client_id = client_id_;
-    identity.certificate_pem = tls.cert_pem;
-    identity.signer = signer_.get();
-    identity.ca_cert_pem = tls.ca_cert_pem;
-    sessions_ = std::make_unique<SecureSessions>(std::move(identity), config_.policy().min_cohort());
-    processor_ = std::make_unique<WorkProcessor>(client_id_, config_);
-    RETURN_IF_ERROR(processor_->Preload());
+    agent_ = std::make_unique<SiteAgent>(config_, client_id_, tls.cert_pem, tls.ca_cert_pem,
+                                         signer_.get());
+    RETURN_IF_ERROR(agent_->Preload());
     crypto::ChannelOptions channel_options;
     channel_options.min_reconnect_backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
     channel_options.max_reconnect_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
@@ -259,38 +241,21 @@ class ClientDaemon {
         .With("step", StepName(step))
         .With("work", item.work_id());
     absl::Time started = absl::Now();
-    sessions_->ExpireBefore(started);
-    SessionAnswer answer;
-    if (step == v1::SECAGG_ADVERTISE_KEYS) {
-      // The first step: decide on the task, compute this site's vector, join the session.
-      WorkOutcome outcome = processor_->Process(item);
-      if (outcome.contribution.has_value()) {
-        answer = sessions_->Start(item, *outcome.contribution, absl::Now());
-      } else {
-        answer.decline = outcome.decline;
-      }
-    } else if (step != v1::SECAGG_ROUND_UNSPECIFIED) {
-      answer = sessions_->Continue(item);
-    } else {
-      answer.decline.set_reason(v1::Decline::BAD_WORK_ITEM);
-      answer.decline.set_detail("work item without a secure-aggregation step");
-    }
-    absl::Status sent;
-    if (answer.message.has_value()) {
-      MaybeInjectFault(item);
-      sent = sink_->Send(item, *answer.message);
+    v1::PushResultRequest answer = agent_->Answer(item, started);
+    if (answer.has_secagg()) MaybeInjectFault(item);
+    absl::Status sent = sink_->Send(item, answer);
+    if (answer.has_secagg()) {
       common::LogInfo("work_answered")
           .With("work", item.work_id())
           .With("step", StepName(step))
-          .With("bytes", static_cast<uint64_t>(answer.message->ByteSizeLong()))
+          .With("bytes", static_cast<uint64_t>(answer.ByteSizeLong()))
           .With("compute_ms", absl::ToInt64Milliseconds(absl::Now() - started))
           .With("status", sent.ok() ? "accepted" : sent.ToString());
     } else {
-      sent = sink_->Decline(item, answer.decline);
       common::LogWarning("work_declined")
           .With("work", item.work_id())
-          .With("reason", v1::Decline::Reason_Name(answer.decline.reason()))
-          .With("detail", answer.decline.detail())
+          .With("reason", v1::Decline::Reason_Name(answer.decline().reason()))
+          .With("detail", answer.decline().detail())
           .With("status", sent.ok() ? "accepted" : sent.ToString());
     }
     if (IsTransient(sent)) return sent;
@@ -316,8 +281,7 @@ class ClientDaemon {
   CallGuard guard_;
   std::string client_id_;
   std::unique_ptr<crypto::Signer> signer_;
-  std::unique_ptr<SecureSessions> sessions_;
-  std::unique_ptr<WorkProcessor> processor_;
+  std::unique_ptr<SiteAgent> agent_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Federation::Stub> stub_;
   std::unique_ptr<UpdateSink> sink_;

@@ -10,8 +10,7 @@
 #include "absl/status/status.h"
 
 namespace tessera::v1 {
-class Decline;
-class SecAggClientMessage;
+class PushResultRequest;
 class WorkItem;
 }  // namespace tessera::v1
 
@@ -20,12 +19,10 @@ namespace tessera::client {
 class UpdateSink {
  public:
   virtual ~UpdateSink() = default;
-  // Sends this site's answer to the secure-aggregation step of `item`.
+  // Sends this site's answer to `item` (a secure-aggregation message or a decline).
   // UNAVAILABLE/DEADLINE_EXCEEDED: the coordinator could not be reached (the daemon
   // reconnects); other codes: the coordinator refused the answer (logged, not retried).
-  virtual absl::Status Send(const v1::WorkItem& item, const v1::SecAggClientMessage& message) = 0;
-  // Tells the coordinator this site will not answer `item`, and why.
-  virtual absl::Status Decline(const v1::WorkItem& item, const v1::Decline& decline) = 0;
+  virtual absl::Status Send(const v1::WorkItem& item, const v1::PushResultRequest& answer) = 0;
 };
 
 }  // namespace tessera::client

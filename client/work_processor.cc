@@ -12,7 +12,10 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "crypto/hash.h"
+#include "client/privacy.h"
+#include "proto/analytics.h"
 #include "proto/contribution_layout.h"
+#include "proto/evaluation.h"
 #include "proto/model_layout.h"
 
 namespace tessera::client {
@@ -126,7 +129,10 @@ absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
   const std::string& path = test ? local.test_csv() : local.train_csv();
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table, LoadTable(path));
   std::vector<std::string> features(schema.features().begin(), schema.features().end());
-  ASSIGN_OR_RETURN(Dataset data, SelectColumns(*table, features, schema.label(), path));
+  ASSIGN_OR_RETURN(Dataset data, schema.event().empty()
+                                     ? SelectColumns(*table, features, schema.label(), path)
+                                     : SelectColumns(*table, features, schema.label(),
+                                                     schema.event(), path));
   return std::make_shared<const Dataset>(std::move(data));
 }
 
@@ -135,29 +141,6 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   // 1. Integrity of what the coordinator sent.
   if (crypto::HashTaskSpec(spec) != item.spec_hash()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, "spec hash does not match the spec");
-  }
-  const size_t d = static_cast<size_t>(spec.dataset().features_size());
-  if (d == 0) return Declined(v1::Decline::BAD_WORK_ITEM, "task has no feature columns");
-  const bool needs_model = item.stage() == v1::STAGE_FIT || item.stage() == v1::STAGE_EVALUATE;
-  std::vector<float> model;
-  if (needs_model) {
-    auto num_params = proto::NumParameters(spec.model(), d);
-    if (!num_params.ok()) {
-      return Declined(v1::Decline::BAD_WORK_ITEM, std::string(num_params.status().message()));
-    }
-    model.assign(item.model().values().begin(), item.model().values().end());
-    if (model.size() != *num_params) {
-      return Declined(
-          v1::Decline::BAD_WORK_ITEM,
-          absl::StrCat("model has ", model.size(), " parameters, expected ", *num_params));
-    }
-    if (crypto::HashModel(model) != item.model_hash()) {
-      return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the model");
-    }
-    const v1::Standardization& s = item.standardization();
-    if (static_cast<size_t>(s.mean_size()) != d || static_cast<size_t>(s.stddev_size()) != d) {
-      return Declined(v1::Decline::BAD_WORK_ITEM, "standardisation does not match the features");
-    }
   }
   // 2. Local policy.
   if (absl::Status policy = CheckPolicy(config_.policy(), item); !policy.ok()) {
@@ -169,74 +152,146 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
     return Declined(v1::Decline::DATASET_MISSING,
                     absl::StrCat("no local dataset '", spec.dataset().id(), "'"));
   }
+  if (item.stage() == v1::STAGE_ANALYTICS) return Analytics(item, *local);
 
+  const size_t d = static_cast<size_t>(spec.dataset().features_size());
+  if (d == 0) return Declined(v1::Decline::BAD_WORK_ITEM, "task has no feature columns");
   switch (item.stage()) {
-    case v1::STAGE_STATISTICS: {
-      auto rows = LoadRows(*local, /*test=*/false, spec.dataset());
-      if (!rows.ok()) return DataDeclined(item, rows.status());
-      LocalStatistics stats = ComputeStatistics(**rows);
-      return Contributed(
-          proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares));
-    }
-    case v1::STAGE_FIT: {
-      auto rows = LoadRows(*local, /*test=*/false, spec.dataset());
-      if (!rows.ok()) return DataDeclined(item, rows.status());
-      Dataset data = **rows;
-      const auto& s = item.standardization();
-      std::vector<double> mean(s.mean().begin(), s.mean().end());
-      std::vector<double> stddev(s.stddev().begin(), s.stddev().end());
-      if (auto st = Standardize(mean, stddev, &data); !st.ok()) {
-        return Declined(v1::Decline::BAD_WORK_ITEM, std::string(st.message()));
-      }
-      if (auto st = CheckBinaryLabels(data, local->train_csv()); !st.ok()) {
-        return DataDeclined(item, st);
-      }
-      auto m = MakeModel(spec.model(), d);
-      if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
-      TrainingOptions options;
-      options.epochs = spec.training().local_epochs();
-      options.batch_size = spec.training().batch_size();
-      options.learning_rate = spec.training().learning_rate();
-      options.l2 = item.l2();
-      options.seed = LocalSeed(spec.seed(), item.round(), client_id_);
-      std::vector<float> params = model;
-      auto report = TrainSgd(**m, data, options, params);
-      if (!report.ok()) {
-        return Declined(v1::Decline::COMPUTE_ERROR, std::string(report.status().message()));
-      }
-      std::vector<float> delta(params.size());
-      for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - model[i];
-      return Contributed(proto::EncodeWeightedFit(data.num_rows,
-                                                  item.standardization().num_train_rows(), delta,
-                                                  spec.secure_aggregation().clip()));
-    }
-    case v1::STAGE_EVALUATE: {
-      if (local->test_csv().empty()) {
-        // A site without held-out rows still answers, with zeros, so that the cohort's
-        // sums stay sums over the same sites.
-        return Contributed(proto::EncodeEvaluate(0, 0.0, 0));
-      }
-      auto rows = LoadRows(*local, /*test=*/true, spec.dataset());
-      if (!rows.ok()) return DataDeclined(item, rows.status());
-      Dataset data = **rows;
-      const auto& s = item.standardization();
-      std::vector<double> mean(s.mean().begin(), s.mean().end());
-      std::vector<double> stddev(s.stddev().begin(), s.stddev().end());
-      if (auto st = Standardize(mean, stddev, &data); !st.ok()) {
-        return Declined(v1::Decline::BAD_WORK_ITEM, std::string(st.message()));
-      }
-      if (auto st = CheckBinaryLabels(data, local->test_csv()); !st.ok()) {
-        return DataDeclined(item, st);
-      }
-      auto m = MakeModel(spec.model(), d);
-      if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
-      EvaluationSums sums = (*m)->Evaluate(model, data);
-      return Contributed(proto::EncodeEvaluate(sums.num_examples, sums.loss_sum, sums.num_correct));
-    }
+    case v1::STAGE_STATISTICS:
+      return Statistics(item, *local);
+    case v1::STAGE_FIT:
+    case v1::STAGE_EVALUATE:
+      break;
     default:
       return Declined(v1::Decline::BAD_WORK_ITEM,
                       absl::StrCat("unknown stage ", static_cast<int>(item.stage())));
   }
+  auto num_params = proto::NumParameters(spec.model(), d);
+  if (!num_params.ok()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(num_params.status().message()));
+  }
+  std::vector<float> model(item.model().values().begin(), item.model().values().end());
+  if (model.size() != *num_params) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    absl::StrCat("model has ", model.size(), " parameters, expected ", *num_params));
+  }
+  if (crypto::HashModel(model) != item.model_hash()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the model");
+  }
+  const v1::Standardization& s = item.standardization();
+  if (static_cast<size_t>(s.mean_size()) != d || static_cast<size_t>(s.stddev_size()) != d) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "standardisation does not match the features");
+  }
+  auto m = MakeModel(spec.model(), d);
+  if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
+  const bool fit = item.stage() == v1::STAGE_FIT;
+  if (!fit && local->test_csv().empty()) {
+    // A site without held-out rows still answers, with zeros, so that the cohort's sums
+    // stay sums over the same sites.
+    auto layout = proto::MakeEvaluationLayout(spec.model());
+    if (!layout.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
+    return Contributed(std::vector<double>(layout->length, 0.0));
+  }
+  const std::string& path = fit ? local->train_csv() : local->test_csv();
+  auto rows = LoadRows(*local, /*test=*/!fit, spec.dataset());
+  if (!rows.ok()) return DataDeclined(item, rows.status());
+  Dataset data = **rows;
+  std::vector<double> mean(s.mean().begin(), s.mean().end());
+  std::vector<double> stddev(s.stddev().begin(), s.stddev().end());
+  if (auto st = Standardize(mean, stddev, &data); !st.ok()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(st.message()));
+  }
+  if (auto st = (*m)->CheckData(data, path); !st.ok()) return DataDeclined(item, st);
+  return fit ? Fit(item, **m, data, model) : Evaluate(item, **m, data, model);
+}
+
+WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalDataset& local) {
+  const v1::TaskSpec& spec = item.spec();
+  auto rows = LoadRows(local, /*test=*/false, spec.dataset());
+  if (!rows.ok()) return DataDeclined(item, rows.status());
+  const Dataset& data = **rows;
+  LocalStatistics stats = ComputeStatistics(data);
+  if (proto::StatisticsIncludeLabel(spec.model())) {
+    // The label is pooled too (regression, survival): one more column.
+    double sum = 0;
+    double sum_sq = 0;
+    for (double y : data.y) {
+      sum += y;
+      sum_sq += y * y;
+    }
+    stats.sums.push_back(sum);
+    stats.sums_of_squares.push_back(sum_sq);
+  }
+  return Contributed(proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares));
+}
+
+WorkOutcome WorkProcessor::Fit(const v1::WorkItem& item, const Model& model, const Dataset& data,
+                               const std::vector<float>& global) {
+  const v1::TaskSpec& spec = item.spec();
+  auto options = TrainingOptionsFromSpec(spec.training());
+  if (!options.ok()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(options.status().message()));
+  }
+  options->l2 = item.l2();
+  options->seed = LocalSeed(spec.seed(), item.round(), client_id_);
+  std::vector<float> params = global;
+  auto report = Train(model, data, *options, params);
+  if (!report.ok()) {
+    return Declined(v1::Decline::COMPUTE_ERROR, std::string(report.status().message()));
+  }
+  std::vector<float> delta(params.size());
+  for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - global[i];
+  const uint64_t pooled_rows = item.standardization().num_train_rows();
+  std::vector<double> values = proto::EncodeWeightedFit(data.num_rows, pooled_rows, delta,
+                                                        spec.secure_aggregation().clip());
+  if (spec.has_privacy()) {
+    const uint32_t threshold = std::max<uint32_t>(1, item.secagg().setup().threshold());
+    if (absl::Status st = AddPrivacyNoise(spec.privacy(), threshold, &values); !st.ok()) {
+      return Declined(v1::Decline::COMPUTE_ERROR, std::string(st.message()));
+    }
+  }
+  return Contributed(std::move(values));
+}
+
+WorkOutcome WorkProcessor::Evaluate(const v1::WorkItem& item, const Model& model,
+                                    const Dataset& data, const std::vector<float>& params) {
+  auto layout = proto::MakeEvaluationLayout(item.spec().model());
+  if (!layout.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
+  std::vector<double> predictions(data.num_rows * model.num_outputs());
+  model.Predict(params, data, predictions);
+  proto::EvaluationInput input;
+  input.predictions = predictions;
+  input.outputs = model.num_outputs();
+  input.labels = data.y;
+  input.events = data.event;
+  input.label_mean = item.standardization().label_mean();
+  input.label_stddev = item.standardization().label_stddev();
+  auto sums = proto::EncodeEvaluation(*layout, input);
+  if (!sums.ok()) return DataDeclined(item, sums.status());
+  return Contributed(std::move(*sums));
+}
+
+WorkOutcome WorkProcessor::Analytics(const v1::WorkItem& item, const v1::LocalDataset& local) {
+  const v1::TaskSpec& spec = item.spec();
+  // Every row the site holds for the dataset: its training and its held-out file.
+  auto train = LoadTable(local.train_csv());
+  if (!train.ok()) return DataDeclined(item, train.status());
+  std::vector<double> values = (*train)->values;
+  size_t num_rows = (*train)->num_rows;
+  if (!local.test_csv().empty()) {
+    auto test = LoadTable(local.test_csv());
+    if (!test.ok()) return DataDeclined(item, test.status());
+    if ((*test)->header != (*train)->header) {
+      return DataDeclined(item, absl::InvalidArgumentError(absl::StrCat(
+                                    local.test_csv(), " does not have the header of ",
+                                    local.train_csv())));
+    }
+    values.insert(values.end(), (*test)->values.begin(), (*test)->values.end());
+    num_rows += (*test)->num_rows;
+  }
+  auto sums = proto::EncodeAnalytics(spec.analytics(), (*train)->header, values, num_rows);
+  if (!sums.ok()) return DataDeclined(item, sums.status());
+  return Contributed(std::move(*sums));
 }
 
 }  // namespace tessera::client

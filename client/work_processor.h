@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "client/dataset.h"
+#include "client/model.h"
 #include "proto/config.pb.h"
 #include "proto/federation.pb.h"
 
@@ -54,6 +55,14 @@ class WorkProcessor {
   absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(const v1::LocalDataset& local,
                                                           bool test, const v1::DatasetSpec& schema);
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadTable(const std::string& path);
+
+  // The stages' computations, after the common checks.
+  WorkOutcome Statistics(const v1::WorkItem& item, const v1::LocalDataset& local);
+  WorkOutcome Fit(const v1::WorkItem& item, const Model& model, const Dataset& data,
+                  const std::vector<float>& global);
+  WorkOutcome Evaluate(const v1::WorkItem& item, const Model& model, const Dataset& data,
+                       const std::vector<float>& params);
+  WorkOutcome Analytics(const v1::WorkItem& item, const v1::LocalDataset& local);
 
   const std::string client_id_;
   const v1::ClientConfig config_;

@@ -79,6 +79,8 @@ const char* StageLabel(v1::Stage stage) {
       return "fit";
     case v1::STAGE_EVALUATE:
       return "evaluate";
+    case v1::STAGE_ANALYTICS:
+      return "analytics";
     default:
       return "unknown";
   }
@@ -132,6 +134,12 @@ v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_
 v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited) {
   v1::SecAggEncoding e;
   *e.add_segments() = Wide(length, 16, 3, num_invited);
+  return e;
+}
+
+v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited) {
+  v1::SecAggEncoding e;
+  *e.add_segments() = Wide(length, 40, 4, num_invited);
   return e;
 }
 

@@ -88,6 +88,9 @@ class SecureStageRunner {
 v1::SecAggEncoding StatisticsEncoding(size_t num_features, uint32_t num_invited);
 v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);
 v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited);
+//   ANALYTICS   one WIDE segment, 40 fractional bits, 4 limbs (integer columns sum exactly,
+//               decimals to ~1e-12 relative)
+v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited);
 
 }  // namespace tessera::coordinator
 

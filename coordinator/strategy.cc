@@ -15,13 +15,6 @@
 namespace tessera::coordinator {
 namespace {
 
-v1::Metric MakeMetric(const std::string& name, double value) {
-  v1::Metric m;
-  m.set_name(name);
-  m.set_value(value);
-  return m;
-}
-
 absl::Status CheckUpdate(std::span<const float> global, const proto::AveragedUpdate& update,
                          size_t fixed_size, size_t state_size) {
   if (update.mean_delta.size() != global.size()) {
@@ -322,14 +315,6 @@ double OrDefault(double value, double default_value) { return value == 0 ? defau
 
 }  // namespace
 
-absl::StatusOr<std::vector<v1::Metric>> Strategy::AggregateEvaluate(
-    uint32_t round, std::span<const double> summed) const {
-  auto metrics = proto::DecodeEvaluate(summed);
-  if (!metrics.ok()) return metrics.status();
-  return std::vector<v1::Metric>{MakeMetric("loss", metrics->loss),
-                                 MakeMetric("accuracy", metrics->accuracy),
-                                 MakeMetric("num_examples", metrics->num_examples)};
-}
 
 std::unique_ptr<Strategy> MakeFedAvg(double server_learning_rate) {
   return std::make_unique<FedAvg>(server_learning_rate);

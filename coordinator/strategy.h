@@ -79,10 +79,13 @@ class Strategy {
   // Whether the new model of `round` is evaluated. Default: every round.
   virtual bool ConfigureEvaluate(uint32_t round) const { return true; }
 
-  // Round metrics from the cohort's summed evaluation vector (proto/contribution_layout.h):
-  // loss, accuracy, num_examples.
-  virtual absl::StatusOr<std::vector<v1::Metric>> AggregateEvaluate(
-      uint32_t round, std::span<const double> summed) const;
+  // The round's metrics, as decoded from the cohort's summed evaluation vector by the
+  // task's evaluation layout (proto/evaluation.h). A strategy may add its own; the
+  // default keeps them as they are.
+  virtual std::vector<v1::Metric> AggregateEvaluate(uint32_t round,
+                                                    std::vector<v1::Metric> metrics) const {
+    return metrics;
+  }
 
   // Opaque state to commit with the round; empty for stateless strategies.
   virtual std::string SaveState() const { return ""; }

@@ -7,10 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
 #include "crypto/hash.h"
 #include "crypto/secagg/protocol.h"
+#include "proto/analytics.h"
 #include "proto/contribution_layout.h"
+#include "proto/evaluation.h"
 #include "proto/model_layout.h"
 
 namespace tessera::coordinator {
@@ -28,13 +31,33 @@ void SetModel(std::span<const float> model, v1::WorkItem* item) {
   item->set_model_hash(crypto::HashModel(model));
 }
 
+// An analytics answer as round metrics: "<column>.count", ".sum", ".mean", ".variance", and
+// for a histogram ".bin[<lo>,<hi>)" per bin with ".below" and ".above".
+std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryResult& q) {
+  std::vector<v1::Metric> out = {MakeMetric(q.column + ".count", q.count),
+                                 MakeMetric(q.column + ".sum", q.sum),
+                                 MakeMetric(q.column + ".mean", q.mean),
+                                 MakeMetric(q.column + ".variance", q.variance)};
+  if (!q.edges.empty()) {
+    for (size_t i = 0; i < q.histogram.size() && i + 1 < q.edges.size(); ++i) {
+      out.push_back(MakeMetric(absl::StrCat(q.column, ".bin[", q.edges[i], ",", q.edges[i + 1],
+                                            i + 2 == q.edges.size() ? "]" : ")"),
+                               q.histogram[i]));
+    }
+    out.push_back(MakeMetric(q.column + ".below", q.below));
+    out.push_back(MakeMetric(q.column + ".above", q.above));
+  }
+  return out;
+}
+
 // The secure-aggregation threshold for `n` invited sites: the task's own, or floor(2n/3)+1,
 // never below min_clients nor a strict majority.
 uint32_t Threshold(const v1::TaskSpec& spec, uint32_t n) {
   uint32_t t = spec.secure_aggregation().threshold() > 0
                    ? spec.secure_aggregation().threshold()
                    : crypto::secagg::DefaultThreshold(n);
-  return std::max({t, spec.min_clients(), crypto::secagg::MinimumSafeThreshold(n)});
+  return std::max({t, spec.min_clients(), spec.analytics().min_cohort(),
+                   crypto::secagg::MinimumSafeThreshold(n)});
 }
 
 }  // namespace
@@ -134,6 +157,7 @@ absl::Status TaskRunner::RunTask() {
       .With("task", task_id_)
       .With("name", task.spec().name())
       .With("last_committed_round", task.last_committed_round());
+  if (task.spec().has_analytics()) return RunAnalytics(task);
   if (task.last_committed_round() < 0) {
     RETURN_IF_ERROR(RunStatisticsRound(task));
     if (task.state() != v1::TASK_RUNNING || halt() != Halt::kNone) return absl::OkStatus();
@@ -143,7 +167,8 @@ absl::Status TaskRunner::RunTask() {
 
 std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
-  const uint32_t need = std::max(spec.min_clients(), spec.secure_aggregation().threshold());
+  const uint32_t need = std::max({spec.min_clients(), spec.secure_aggregation().threshold(),
+                                  spec.analytics().min_cohort()});
   absl::Time next_log = absl::InfinitePast();
   while (halt() == Halt::kNone) {
     std::vector<std::string> cohort = registry_->Connected(spec.dataset().id());
@@ -193,6 +218,9 @@ SecureStageResult TaskRunner::RunStage(const v1::TaskRecord& task, v1::Stage sta
 absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
   const size_t d = static_cast<size_t>(spec.dataset().features_size());
+  // Regression and survival tasks pool the label too, as one more column.
+  const bool with_label = proto::StatisticsIncludeLabel(spec.model());
+  const size_t columns = d + (with_label ? 1 : 0);
   const absl::Time started = clock_->Now();
   std::vector<std::string> drops;
   for (uint32_t attempt = 1; attempt <= spec.max_round_attempts(); ++attempt) {
@@ -200,11 +228,11 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     if (cohort.empty()) break;  // halted
     SecureStageResult result =
         RunStage(task, v1::STAGE_STATISTICS, 0, attempt, cohort, v1::WorkItem(),
-                 StatisticsEncoding(d, static_cast<uint32_t>(cohort.size())));
+                 StatisticsEncoding(columns, static_cast<uint32_t>(cohort.size())));
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
     absl::StatusOr<proto::PooledStatistics> pooled =
-        result.completed ? proto::DecodeStatistics(result.sums, d)
+        result.completed ? proto::DecodeStatistics(result.sums, columns)
                          : absl::StatusOr<proto::PooledStatistics>(
                                absl::AbortedError(result.abort));
     if (!pooled.ok()) {
@@ -220,9 +248,13 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     ASSIGN_OR_RETURN(std::vector<float> initial,
                      proto::InitialParameters(spec.model(), d, spec.seed()));
     v1::Standardization* s = task.mutable_standardization();
-    s->mutable_mean()->Assign(pooled->mean.begin(), pooled->mean.end());
-    s->mutable_stddev()->Assign(pooled->stddev.begin(), pooled->stddev.end());
+    s->mutable_mean()->Assign(pooled->mean.begin(), pooled->mean.begin() + d);
+    s->mutable_stddev()->Assign(pooled->stddev.begin(), pooled->stddev.begin() + d);
     s->set_num_train_rows(pooled->num_rows);
+    if (with_label) {
+      s->set_label_mean(pooled->mean[d]);
+      s->set_label_stddev(pooled->stddev[d]);
+    }
     double l2 = spec.model().l2();
     if (spec.model().inverse_regularization() > 0) {
       l2 = 1.0 / (spec.model().inverse_regularization() * static_cast<double>(pooled->num_rows));
@@ -256,6 +288,70 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
                              " attempts"));
 }
 
+absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
+  const v1::TaskSpec& spec = task.spec();
+  const v1::AnalyticsSpec& analytics = spec.analytics();
+  const size_t length = proto::AnalyticsLength(analytics);
+  const absl::Time started = clock_->Now();
+  std::vector<std::string> drops;
+  for (uint32_t attempt = 1; attempt <= spec.max_round_attempts(); ++attempt) {
+    std::vector<std::string> cohort = WaitForCohort(task);
+    if (cohort.empty()) break;  // halted
+    SecureStageResult result =
+        RunStage(task, v1::STAGE_ANALYTICS, 1, attempt, cohort, v1::WorkItem(),
+                 AnalyticsEncoding(length, static_cast<uint32_t>(cohort.size())));
+    drops.insert(drops.end(), result.drops.begin(), result.drops.end());
+    if (halt() != Halt::kNone) break;
+    absl::StatusOr<std::vector<proto::QueryResult>> answers =
+        result.completed ? proto::DecodeAnalytics(analytics, result.sums)
+                         : absl::StatusOr<std::vector<proto::QueryResult>>(
+                               absl::AbortedError(result.abort));
+    // The secure-aggregation threshold already keeps every sum over at least min_cohort
+    // sites; this is the release rule said once more where the answer is made.
+    if (answers.ok() && result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
+      answers = absl::FailedPreconditionError(absl::StrCat(
+          result.survivors.size(), " sites in the sums, fewer than min_cohort ",
+          analytics.min_cohort(), ": no answer released"));
+    }
+    if (!answers.ok()) {
+      drops.push_back(absl::StrCat("attempt ", attempt, " failed: ", answers.status().message()));
+      common::LogWarning("attempt_failed")
+          .With("task", task_id_)
+          .With("round", 1)
+          .With("attempt", attempt)
+          .With("why", std::string(answers.status().message()));
+      if (PauseOrHalt(options_.retry_pause)) break;
+      continue;
+    }
+    v1::RoundRecord record;
+    record.set_task_id(task_id_);
+    record.set_round(1);
+    for (const std::string& c : result.survivors) record.add_fit_participants(c);
+    for (const proto::QueryResult& q : *answers) {
+      for (const v1::Metric& m : AnalyticsMetrics(q)) *record.add_metrics() = m;
+    }
+    task.set_last_committed_round(1);
+    task.set_state(v1::TASK_COMPLETED);
+    task.set_state_reason("query answered");
+    task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
+    record.set_model_hash(crypto::HashModel({}));
+    record.set_started_unix_ms(common::ToUnixMillis(started));
+    record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
+    record.set_attempts(attempt);
+    for (const std::string& drop : drops) record.add_drops(drop);
+    RETURN_IF_ERROR(store_->CommitRound(task, record, {}));
+    common::LogInfo("query_answered")
+        .With("task", task_id_)
+        .With("sites", static_cast<uint64_t>(result.survivors.size()))
+        .With("queries", static_cast<uint64_t>(answers->size()));
+    return absl::OkStatus();
+  }
+  if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
+  if (halt() == Halt::kStop) return absl::OkStatus();
+  return Finish(task, v1::TASK_FAILED,
+                absl::StrCat("query failed after ", spec.max_round_attempts(), " attempts"));
+}
+
 absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
   const size_t d = static_cast<size_t>(spec.dataset().features_size());
@@ -272,8 +368,23 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
   }
   const double pooled_rows = static_cast<double>(task.standardization().num_train_rows());
+  ASSIGN_OR_RETURN(const proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
 
   for (uint32_t round = last + 1; round <= spec.rounds(); ++round) {
+    // With differential privacy, a round runs only if the budget covers it: every round is
+    // one Gaussian mechanism over the whole cohort (sampling rate 1).
+    absl::StatusOr<double> epsilon_after = 0.0;
+    if (spec.has_privacy()) {
+      epsilon_after = GaussianEpsilon(spec.privacy().noise_multiplier(), 1.0, round,
+                                      spec.privacy().delta());
+      if (!epsilon_after.ok()) return epsilon_after.status();
+      if (*epsilon_after > spec.privacy().epsilon_budget()) {
+        return Finish(task, v1::TASK_COMPLETED,
+                      absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ",
+                                   *epsilon_after, " > ", spec.privacy().epsilon_budget(),
+                                   "; ", round - 1, " rounds committed"));
+      }
+    }
     const absl::Time started = clock_->Now();
     std::vector<std::string> drops;
     bool committed = false;
@@ -324,23 +435,31 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
         if (eval_cohort.size() >= spec.min_clients()) {
           SecureStageResult evaluated = RunStage(
               task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
-              EvaluateEncoding(proto::kEvaluateLength, static_cast<uint32_t>(eval_cohort.size())));
+              EvaluateEncoding(layout.length, static_cast<uint32_t>(eval_cohort.size())));
           drops.insert(drops.end(), evaluated.drops.begin(), evaluated.drops.end());
           if (halt() != Halt::kNone) break;
-          auto metrics = evaluated.completed
-                             ? strategy->AggregateEvaluate(round, evaluated.sums)
-                             : absl::StatusOr<std::vector<v1::Metric>>(
+          auto decoded = evaluated.completed
+                             ? proto::DecodeEvaluation(layout, evaluated.sums)
+                             : absl::StatusOr<std::vector<std::pair<std::string, double>>>(
                                    absl::AbortedError(evaluated.abort));
-          if (metrics.ok()) {
-            for (const v1::Metric& m : *metrics) *record.add_metrics() = m;
+          if (decoded.ok()) {
+            std::vector<v1::Metric> metrics;
+            for (const auto& [name, value] : *decoded) metrics.push_back(MakeMetric(name, value));
+            for (const v1::Metric& m : strategy->AggregateEvaluate(round, std::move(metrics))) {
+              *record.add_metrics() = m;
+            }
             for (const std::string& c : evaluated.survivors) record.add_eval_participants(c);
           } else {
-            drops.push_back(absl::StrCat("evaluation skipped: ", metrics.status().message()));
+            drops.push_back(absl::StrCat("evaluation skipped: ", decoded.status().message()));
           }
         } else {
           drops.push_back(absl::StrCat("evaluation skipped: ", eval_cohort.size(),
                                        " sites connected, ", spec.min_clients(), " needed"));
         }
+      }
+      if (spec.has_privacy()) {
+        *record.add_metrics() = MakeMetric("epsilon", *epsilon_after);
+        *record.add_metrics() = MakeMetric("delta", spec.privacy().delta());
       }
 
       task.set_last_committed_round(static_cast<int32_t>(round));

@@ -80,6 +80,8 @@ class TaskRunner {
   absl::Status RunTask();
   absl::Status RunStatisticsRound(v1::TaskRecord& task);
   absl::Status RunTrainingRounds(v1::TaskRecord& task);
+  // A federated-analytics task: one secure sum of the queries' statistics (round 1).
+  absl::Status RunAnalytics(v1::TaskRecord& task);
 
   // Waits until at least min_clients connected clients hold the dataset; returns them.
   // Empty if halted meanwhile.

@@ -105,22 +105,4 @@ absl::StatusOr<AveragedUpdate> DecodeFit(std::span<const double> summed, size_t 
   return out;
 }
 
-std::vector<double> EncodeEvaluate(uint64_t num_examples, double loss_sum,
-                                   uint64_t num_correct) {
-  return {static_cast<double>(num_examples), loss_sum, static_cast<double>(num_correct)};
-}
-
-absl::StatusOr<EvaluationMetrics> DecodeEvaluate(std::span<const double> summed) {
-  if (auto st = CheckLength(summed, kEvaluateLength, "evaluate"); !st.ok()) return st;
-  if (auto st = CheckFinite(summed, "evaluate"); !st.ok()) return st;
-  if (summed[0] <= 0) {
-    return absl::FailedPreconditionError("evaluate: no example was evaluated");
-  }
-  EvaluationMetrics out;
-  out.num_examples = summed[0];
-  out.loss = summed[1] / summed[0];
-  out.accuracy = summed[2] / summed[0];
-  return out;
-}
-
 }  // namespace tessera::proto

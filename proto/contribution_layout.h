@@ -8,7 +8,7 @@
 //   FIT         [w, w*delta_1..w*delta_P]                   P = number of parameters,
 //                                                           delta = local - global model,
 //                                                           w = the site's weight
-//   EVALUATE    [n, loss_sum, num_correct]
+//   EVALUATE    see proto/evaluation.h (the layout depends on the task kind)
 //
 // Under secure aggregation a FIT weight is the site's share of the pooled training rows,
 // w = n / N (at most 1), and every delta coordinate is clipped to [-clip, clip] first, so
@@ -64,19 +64,6 @@ struct AveragedUpdate {
 };
 // INVALID_ARGUMENT on a wrong length, a zero total, or non-finite values.
 absl::StatusOr<AveragedUpdate> DecodeFit(std::span<const double> summed, size_t num_parameters);
-
-// ---- EVALUATE ----
-inline constexpr size_t kEvaluateLength = 3;
-std::vector<double> EncodeEvaluate(uint64_t num_examples, double loss_sum, uint64_t num_correct);
-
-struct EvaluationMetrics {
-  double num_examples = 0;
-  double loss = 0;      // mean loss over the examples
-  double accuracy = 0;  // fraction correct
-};
-// INVALID_ARGUMENT on a wrong length or non-finite values; FAILED_PRECONDITION if no
-// example was evaluated.
-absl::StatusOr<EvaluationMetrics> DecodeEvaluate(std::span<const double> summed);
 
 }  // namespace tessera::proto
 

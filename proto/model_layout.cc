@@ -159,4 +159,16 @@ absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec, 
   return params;
 }
 
+bool StatisticsIncludeLabel(const v1::ModelSpec& spec) {
+  switch (spec.kind()) {
+    case v1::ModelSpec::LINEAR_REGRESSION:
+    case v1::ModelSpec::COX_PH:
+      return true;
+    case v1::ModelSpec::MLP:
+      return spec.num_classes() < 2;
+    default:
+      return false;
+  }
+}
+
 }  // namespace tessera::proto

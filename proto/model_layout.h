@@ -58,6 +58,11 @@ absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec, si
 
 // The initial global model for `seed` (see above); the same on every platform. Same
 // errors as NumParameters.
+// Whether the statistics round also pools the label (its mean and standard deviation scale
+// evaluation): regression models (LINEAR_REGRESSION, an MLP with a linear head) and
+// COX_PH (the time column).
+bool StatisticsIncludeLabel(const v1::ModelSpec& spec);
+
 absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec, size_t num_features,
                                                      uint64_t seed);
 

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/analytics.h"
 #include "proto/config.pb.h"
 #include "proto/task.pb.h"
 
@@ -61,10 +63,62 @@ void CheckTls(const v1::TlsFiles& tls, const std::string& prefix, std::vector<Fi
   if (tls.key().empty()) errors->push_back({prefix + ".key", "required"});
 }
 
+// "px{0..63}" -> px0 .. px63 (prefix and suffix kept). Returns false (and leaves `out`
+// unchanged) if `entry` is not a range; sets `error` for a malformed or huge one.
+bool ExpandRange(const std::string& entry, std::vector<std::string>* out, std::string* error) {
+  size_t open = entry.find('{');
+  size_t dots = entry.find("..", open == std::string::npos ? 0 : open);
+  size_t close = entry.find('}', dots == std::string::npos ? 0 : dots);
+  if (open == std::string::npos || dots == std::string::npos || close == std::string::npos) {
+    return false;
+  }
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (!absl::SimpleAtoi(entry.substr(open + 1, dots - open - 1), &first) ||
+      !absl::SimpleAtoi(entry.substr(dots + 2, close - dots - 2), &last) || last < first) {
+    *error = "a range is written NAME{FIRST..LAST} with FIRST <= LAST";
+    return true;
+  }
+  if (last - first >= 100000) {
+    *error = "a range may name at most 100000 columns";
+    return true;
+  }
+  const std::string prefix = entry.substr(0, open);
+  const std::string suffix = entry.substr(close + 1);
+  for (uint64_t i = first; i <= last; ++i) out->push_back(absl::StrCat(prefix, i, suffix));
+  return true;
+}
+
 }  // namespace
 
-std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
+std::vector<FieldError> ExpandFeatureRanges(v1::TaskSpec* spec) {
   std::vector<FieldError> errors;
+  if (!spec->has_dataset()) return errors;
+  std::vector<std::string> expanded;
+  bool any = false;
+  for (int i = 0; i < spec->dataset().features_size(); ++i) {
+    const std::string& f = spec->dataset().features(i);
+    std::string error;
+    if (ExpandRange(f, &expanded, &error)) {
+      any = true;
+      if (!error.empty()) errors.push_back({absl::StrCat("dataset.features[", i, "]"), error});
+    } else {
+      expanded.push_back(f);
+    }
+  }
+  if (any && errors.empty()) {
+    auto* features = spec->mutable_dataset()->mutable_features();
+    features->Clear();
+    for (std::string& f : expanded) features->Add(std::move(f));
+  }
+  return errors;
+}
+
+std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
+  // Ranges ("px{0..63}") are checked, then validation sees the columns they name.
+  v1::TaskSpec spec = original;
+  std::vector<FieldError> errors = ExpandFeatureRanges(&spec);
+  if (!errors.empty()) return errors;
   if (spec.name().empty()) {
     errors.push_back({"name", "required"});
   } else if (!IsValidName(spec.name(), /*allow_upper=*/true)) {
@@ -83,7 +137,7 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     } else if (!IsValidName(ds.id(), /*allow_upper=*/false)) {
       errors.push_back({"dataset.id", "must be 1..64 characters from [a-z0-9._-]"});
     }
-    if (ds.features().empty()) {
+    if (ds.features().empty() && !spec.has_analytics()) {
       errors.push_back({"dataset.features", "at least one feature column is required"});
     } else if (ds.features_size() > 100000) {
       errors.push_back({"dataset.features", "at most 100000 feature columns"});
@@ -99,7 +153,7 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
       }
     }
     if (ds.label().empty()) {
-      errors.push_back({"dataset.label", "required"});
+      if (!spec.has_analytics()) errors.push_back({"dataset.label", "required"});
     } else if (!IsValidColumnName(ds.label())) {
       errors.push_back({"dataset.label", "must be a CSV header name without commas or quotes"});
     } else if (seen.count(ds.label()) > 0) {
@@ -108,7 +162,18 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     }
   }
 
-  if (!spec.has_model()) {
+  if (spec.has_analytics()) {
+    if (spec.has_model()) errors.push_back({"model", "an analytics task has no model"});
+    if (spec.has_training()) errors.push_back({"training", "an analytics task has no training"});
+    if (spec.has_strategy()) errors.push_back({"strategy", "an analytics task has no strategy"});
+    if (spec.has_privacy()) {
+      errors.push_back({"privacy", "differential privacy applies to model training only"});
+    }
+    if (spec.rounds() > 1) errors.push_back({"rounds", "an analytics task has one round"});
+    for (common::FieldError& e : ValidateAnalyticsSpec(spec.analytics(), "analytics")) {
+      errors.push_back(std::move(e));
+    }
+  } else if (!spec.has_model()) {
     errors.push_back({"model", "required"});
   } else {
     const v1::ModelSpec& m = spec.model();
@@ -168,7 +233,9 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     }
   }
 
-  if (!spec.has_training()) {
+  if (spec.has_analytics()) {
+    // Checked above.
+  } else if (!spec.has_training()) {
     errors.push_back({"training", "required (learning_rate at least)"});
   } else {
     const v1::TrainingSpec& t = spec.training();
@@ -195,7 +262,7 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
     }
   }
 
-  if (spec.rounds() == 0 || spec.rounds() > 100000) {
+  if ((spec.rounds() == 0 && !spec.has_analytics()) || spec.rounds() > 100000) {
     errors.push_back({"rounds", "must be 1..100000"});
   }
   if (spec.min_clients() > 10000) {
@@ -222,6 +289,30 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
       errors.push_back({"strategy.tau", "must be a finite number > 0"});
     }
   }
+  if (spec.has_privacy()) {
+    const v1::PrivacySpec& p = spec.privacy();
+    if (!std::isfinite(p.clip_norm()) || p.clip_norm() <= 0) {
+      errors.push_back({"privacy.clip_norm", "required, a finite number > 0"});
+    }
+    if (!std::isfinite(p.noise_multiplier()) || p.noise_multiplier() <= 0) {
+      errors.push_back({"privacy.noise_multiplier", "required, a finite number > 0"});
+    }
+    if (!std::isfinite(p.epsilon_budget()) || p.epsilon_budget() <= 0) {
+      errors.push_back({"privacy.epsilon_budget", "required, a finite number > 0"});
+    }
+    if (!(p.delta() > 0 && p.delta() < 1)) {
+      errors.push_back({"privacy.delta", "required with an epsilon budget, in (0, 1)"});
+    }
+    // The secure-aggregation encoding clips every coordinate; it must not clip the noise.
+    const double clip = spec.secure_aggregation().clip() > 0 ? spec.secure_aggregation().clip() : 10.0;
+    const double needed = p.clip_norm() * (1 + 6 * p.noise_multiplier());
+    if (std::isfinite(needed) && needed > 0 && clip < needed) {
+      errors.push_back({"secure_aggregation.clip",
+                        absl::StrCat("must be at least privacy.clip_norm * (1 + 6 * "
+                                     "noise_multiplier) = ", needed,
+                                     " so that the encoding never clips the privacy noise")});
+    }
+  }
   if (spec.has_secure_aggregation()) {
     const v1::SecureAggregationSpec& sa = spec.secure_aggregation();
     if (sa.threshold() > 10000) {
@@ -240,6 +331,19 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& spec) {
 }
 
 void ApplyTaskDefaults(v1::TaskSpec* spec) {
+  ExpandFeatureRanges(spec);
+  if (spec->min_clients() == 0) spec->set_min_clients(2);
+  if (spec->round_deadline_seconds() == 0) spec->set_round_deadline_seconds(300);
+  if (spec->max_round_attempts() == 0) spec->set_max_round_attempts(20);
+  v1::SecureAggregationSpec* sa = spec->mutable_secure_aggregation();
+  if (sa->clip() == 0) sa->set_clip(10.0);
+  if (sa->step_deadline_seconds() == 0) sa->set_step_deadline_seconds(60);
+  if (spec->has_analytics()) {
+    spec->set_rounds(1);
+    v1::AnalyticsSpec* a = spec->mutable_analytics();
+    if (a->min_cohort() == 0) a->set_min_cohort(spec->min_clients());
+    return;
+  }
   v1::TrainingSpec* t = spec->mutable_training();
   if (t->local_epochs() == 0) t->set_local_epochs(1);
   if (t->batch_size() == 0) t->set_batch_size(32);
@@ -252,9 +356,6 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
     if (!t->has_adam_beta2()) t->set_adam_beta2(0.999);
     if (!t->has_adam_epsilon()) t->set_adam_epsilon(1e-8);
   }
-  if (spec->min_clients() == 0) spec->set_min_clients(2);
-  if (spec->round_deadline_seconds() == 0) spec->set_round_deadline_seconds(300);
-  if (spec->max_round_attempts() == 0) spec->set_max_round_attempts(20);
   v1::StrategySpec* s = spec->mutable_strategy();
   if (s->kind() == v1::StrategySpec::KIND_UNSPECIFIED) s->set_kind(v1::StrategySpec::FEDAVG);
   const bool adaptive = s->kind() == v1::StrategySpec::FEDADAGRAD ||
@@ -269,9 +370,6 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
     if (!s->has_beta2()) s->set_beta2(0.99);
     if (!s->has_tau()) s->set_tau(1e-3);
   }
-  v1::SecureAggregationSpec* sa = spec->mutable_secure_aggregation();
-  if (sa->clip() == 0) sa->set_clip(10.0);
-  if (sa->step_deadline_seconds() == 0) sa->set_step_deadline_seconds(60);
 }
 
 std::vector<FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& config) {

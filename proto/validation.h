@@ -23,8 +23,14 @@ namespace tessera::proto {
 
 std::vector<common::FieldError> ValidateTaskSpec(const v1::TaskSpec& spec);
 
-// Fills every unset field that has a default. Idempotent. Call after validation.
+// Fills every unset field that has a default and expands feature ranges. Idempotent. Call
+// after validation.
 void ApplyTaskDefaults(v1::TaskSpec* spec);
+
+// Replaces every feature written as a range, "px{0..63}", by the columns it names (px0 ..
+// px63, prefix and suffix kept), so task files need not list hundreds of columns. Returns
+// errors for malformed ranges (and then changes nothing).
+std::vector<common::FieldError> ExpandFeatureRanges(v1::TaskSpec* spec);
 
 std::vector<common::FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& config);
 void ApplyCoordinatorDefaults(v1::CoordinatorConfig* config);

@@ -409,6 +409,92 @@ absl::Status TasksCommand(const std::vector<std::string>& args) {
                                                  "' (submit, list, show, wait or cancel)"));
 }
 
+absl::Status QueryCommand(const std::vector<std::string>& args) {
+  Connection conn;
+  bool json = false;
+  uint64_t timeout_seconds = 600;
+  FlagParser flags("tessera query [flags] QUERY_FILE",
+                   "Submits a federated-analytics task (a TaskSpec with an `analytics` section:\n"
+                   "count, sum, mean, variance and histograms of named columns, optionally\n"
+                   "filtered), waits for its answer and prints it. The coordinator learns only\n"
+                   "sums over at least analytics.min_cohort sites; below that no answer is released.");
+  conn.Register(flags);
+  flags.AddBool("json", &json, "print the answer as JSON");
+  flags.AddUint("timeout-seconds", &timeout_seconds, "give up waiting after this long");
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
+  if (!go) return absl::OkStatus();
+  if (positional.empty()) return absl::InvalidArgumentError("query needs a QUERY_FILE");
+  const std::string& path = positional[0];
+  v1::TaskSpec spec;
+  common::TextLocations where;
+  RETURN_IF_ERROR(common::LoadProtoFile(path, &spec, &where));
+  if (!spec.has_analytics()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": a query file needs an `analytics { ... }` section"));
+  }
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec), path, &where));
+  ASSIGN_OR_RETURN(auto stub, conn.Connect());
+  v1::SubmitTaskRequest request;
+  *request.mutable_spec() = spec;
+  v1::SubmitTaskResponse submitted;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    RETURN_IF_ERROR(common::Annotate(CallStatus(stub->SubmitTask(&ctx, request, &submitted)), path));
+  }
+  const absl::Time give_up = absl::Now() + absl::Seconds(static_cast<int64_t>(timeout_seconds));
+  v1::GetTaskResponse task;
+  while (true) {
+    ASSIGN_OR_RETURN(task, FetchTask(*stub, submitted.task_id()));
+    const v1::TaskState state = task.task().state();
+    if (state == v1::TASK_COMPLETED) break;
+    if (state == v1::TASK_FAILED || state == v1::TASK_CANCELLED) {
+      return absl::AbortedError(absl::StrCat(submitted.task_id(), " ", ShortState(state), ": ",
+                                             task.task().state_reason()));
+    }
+    if (absl::Now() > give_up) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          submitted.task_id(), " has no answer after ", timeout_seconds,
+          " s (still ", ShortState(state), "); see 'tessera tasks show ", submitted.task_id(), "'"));
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (task.rounds().empty()) return absl::InternalError("completed query without an answer");
+  const v1::RoundRecord& answer = task.rounds(task.rounds_size() - 1);
+  if (json) {
+    v1::RoundRecord only;
+    *only.mutable_metrics() = answer.metrics();
+    only.set_task_id(answer.task_id());
+    for (const std::string& p : answer.fit_participants()) only.add_fit_participants(p);
+    std::printf("%s\n", common::ToJson(only).c_str());
+    return absl::OkStatus();
+  }
+  std::map<std::string, double> values;
+  for (const v1::Metric& m : answer.metrics()) values[m.name()] = m.value();
+  std::printf("%s: %d sites\n", submitted.task_id().c_str(), answer.fit_participants_size());
+  std::vector<std::vector<std::string>> rows = {{"COLUMN", "COUNT", "SUM", "MEAN", "VARIANCE"}};
+  for (const auto& q : spec.analytics().queries()) {
+    const std::string& c = q.column();
+    rows.push_back({c, absl::StrFormat("%.0f", values[c + ".count"]),
+                    absl::StrFormat("%.10g", values[c + ".sum"]),
+                    absl::StrFormat("%.10g", values[c + ".mean"]),
+                    absl::StrFormat("%.10g", values[c + ".variance"])});
+  }
+  PrintTable(rows);
+  for (const auto& q : spec.analytics().queries()) {
+    if (q.histogram_edges().empty()) continue;
+    std::printf("\nhistogram of %s\n", q.column().c_str());
+    for (const v1::Metric& m : answer.metrics()) {
+      if (m.name().rfind(q.column() + ".bin", 0) == 0 || m.name() == q.column() + ".below" ||
+          m.name() == q.column() + ".above") {
+        std::printf("  %-32s %.0f\n", m.name().substr(q.column().size() + 1).c_str(), m.value());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ClientsCommand(const std::vector<std::string>& args) {
   if (args.empty() || args[0] != "list") {
     return absl::InvalidArgumentError("clients needs a subcommand: list");

@@ -18,6 +18,10 @@ absl::Status PkiCommand(const std::vector<std::string>& args);
 absl::Status TasksCommand(const std::vector<std::string>& args);
 // `tessera clients list ...`; args start after "clients".
 absl::Status ClientsCommand(const std::vector<std::string>& args);
+// `tessera simulate ...`; args start after "simulate".
+absl::Status SimulateCommand(const std::vector<std::string>& args);
+// `tessera query FILE ...`; args start after "query".
+absl::Status QueryCommand(const std::vector<std::string>& args);
 
 }  // namespace tessera::console
 

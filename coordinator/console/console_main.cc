@@ -20,7 +20,9 @@ constexpr char kUsage[] =
     "  tasks show    a task and its rounds' metrics (table or --json)\n"
     "  tasks wait    follow a task round by round until it ends\n"
     "  tasks cancel  stop a running task\n"
-    "  clients list  institutions known to the coordinator\n\n"
+    "  clients list  institutions known to the coordinator\n"
+    "  query         run a federated-analytics query file and print its answer\n"
+    "  simulate      try a task on a local CSV split among simulated sites\n\n"
     "Admin commands reach the coordinator with an operator certificate: --config FILE (a\n"
     "ConsoleConfig; default $TESSERA_CONSOLE_CONFIG) or --coordinator/--ca/--cert/--key.\n"
     "Run 'tessera COMMAND SUBCOMMAND --help' for flags.\n";
@@ -42,9 +44,14 @@ int main(int argc, char** argv) {
     st = tessera::console::TasksCommand(args);
   } else if (command == "clients") {
     st = tessera::console::ClientsCommand(args);
+  } else if (command == "query") {
+    st = tessera::console::QueryCommand(args);
+  } else if (command == "simulate") {
+    st = tessera::console::SimulateCommand(args);
   } else {
     st = absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", command, "' (pki, tasks or clients; see --help)"));
+        absl::StrCat("unknown command '", command,
+                     "' (pki, tasks, clients, query or simulate; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());

@@ -54,16 +54,5 @@ TEST(FitTest, ExampleWeightedMean) {
   EXPECT_THAT(DecodeFit(a, 3), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST(EvaluateTest, MeansFromSums) {
-  auto a = EncodeEvaluate(10, 2.0, 9);
-  auto b = EncodeEvaluate(30, 4.0, 27);
-  ASSERT_OK_AND_ASSIGN(EvaluationMetrics m, DecodeEvaluate(Add(a, b)));
-  EXPECT_EQ(m.num_examples, 40);
-  EXPECT_DOUBLE_EQ(m.loss, 6.0 / 40);
-  EXPECT_DOUBLE_EQ(m.accuracy, 36.0 / 40);
-  EXPECT_THAT(DecodeEvaluate(std::vector<double>{0, 0, 0}),
-              StatusIs(absl::StatusCode::kFailedPrecondition));
-}
-
 }  // namespace
 }  // namespace tessera::proto

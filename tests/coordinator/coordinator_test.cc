@@ -4,6 +4,7 @@
 #include "coordinator/coordinator.h"
 
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/contribution_layout.h"
+#include "proto/evaluation.h"
 #include "proto/state.pb.h"
 #include "proto/task.pb.h"
 #include "tests/testing/status_matchers.h"
@@ -39,6 +41,14 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr int kFeatures = 2;
+
+// Every fake site evaluates 10 rows: the positives scored 0.8, four negatives 0.3 and one
+// negative 0.6 (the one error): accuracy 0.9, AUC 1, log-loss (5 ln(1/0.8) + 4 ln(1/0.7) +
+// ln(1/0.4)) / 10.
+constexpr double kEvalScores[] = {0.8, 0.8, 0.8, 0.8, 0.8, 0.3, 0.3, 0.3, 0.3, 0.6};
+constexpr double kEvalLabels[] = {1, 1, 1, 1, 1, 0, 0, 0, 0, 0};
+const double kEvalLogLoss =
+    (5 * std::log(1 / 0.8) + 4 * std::log(1 / 0.7) + std::log(1 / 0.4)) / 10;
 
 // How a fake site answers.
 struct SiteBehavior {
@@ -100,8 +110,16 @@ class FakeSite {
                                         w.standardization().num_train_rows(), delta,
                                         w.spec().secure_aggregation().clip());
       }
-      case v1::STAGE_EVALUATE:
-        return proto::EncodeEvaluate(10, 2.0, 9);
+      case v1::STAGE_EVALUATE: {
+        auto layout = proto::MakeEvaluationLayout(w.spec().model());
+        EXPECT_OK(layout.status());
+        proto::EvaluationInput input;
+        input.predictions = kEvalScores;
+        input.labels = kEvalLabels;
+        auto sums = proto::EncodeEvaluation(*layout, input);
+        EXPECT_OK(sums.status());
+        return sums.ok() ? *sums : std::vector<double>();
+      }
       default:
         return {};
     }
@@ -250,9 +268,10 @@ TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
     EXPECT_THAT(model, Each(FloatNear(1.4f * static_cast<float>(r), 1e-5)));
     std::map<std::string, double> metrics;
     for (const auto& m : round.metrics()) metrics[m.name()] = m.value();
-    EXPECT_DOUBLE_EQ(metrics["accuracy"], 0.9);
-    EXPECT_DOUBLE_EQ(metrics["loss"], 0.2);
-    EXPECT_DOUBLE_EQ(metrics["num_examples"], 30);
+    EXPECT_NEAR(metrics["accuracy"], 0.9, 1e-9);
+    EXPECT_NEAR(metrics["auc"], 1.0, 1e-9);
+    EXPECT_NEAR(metrics["log_loss"], kEvalLogLoss, 1e-4);
+    EXPECT_NEAR(metrics["num_examples"], 30, 1e-9);
     EXPECT_DOUBLE_EQ(metrics["train_examples"], 50);
   }
 }

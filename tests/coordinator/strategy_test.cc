@@ -80,19 +80,6 @@ TEST(FedAvgTest, RefusesMismatchedOrNonFiniteUpdates) {
   EXPECT_THAT(fedavg->RestoreState("x"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST(StrategyTest, AggregateEvaluateTurnsSumsIntoMetrics) {
-  auto fedavg = MakeFedAvg(1.0);
-  std::vector<double> sum =
-      Add(proto::EncodeEvaluate(10, 3.0, 9), proto::EncodeEvaluate(30, 5.0, 27));
-  ASSERT_OK_AND_ASSIGN(std::vector<v1::Metric> metrics, fedavg->AggregateEvaluate(1, sum));
-  ASSERT_EQ(metrics.size(), 3u);
-  EXPECT_EQ(metrics[0].name(), "loss");
-  EXPECT_DOUBLE_EQ(metrics[0].value(), 8.0 / 40);
-  EXPECT_EQ(metrics[1].name(), "accuracy");
-  EXPECT_DOUBLE_EQ(metrics[1].value(), 36.0 / 40);
-  EXPECT_EQ(metrics[2].name(), "num_examples");
-  EXPECT_DOUBLE_EQ(metrics[2].value(), 40);
-}
 
 TEST(StrategyTest, MakeStrategyDefaultsToFedAvg) {
   v1::StrategySpec spec;

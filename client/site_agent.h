@@ -1,0 +1,48 @@
+// Everything a site decides and computes for one work item, apart from any transport: the
+// WorkProcessor's checks and computation on the first step of a session, the
+// SecureSessions' secure-aggregation steps after it. The daemon moves the answers over gRPC;
+// the simulator (coordinator/simulation.h) calls the coordinator in process. Both run this
+// same code.
+//
+// Not thread-safe: one agent per site, one caller.
+#ifndef TESSERA_CLIENT_SITE_AGENT_H_
+#define TESSERA_CLIENT_SITE_AGENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/secure_sessions.h"
+#include "client/work_processor.h"
+#include "proto/config.pb.h"
+#include "proto/federation.pb.h"
+
+namespace tessera::crypto {
+class Signer;
+}  // namespace tessera::crypto
+
+namespace tessera::client {
+
+class SiteAgent {
+ public:
+  // `signer` signs with the site's certificate key and must outlive the agent. `config`
+  // must be validated, defaults applied.
+  SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
+            std::string ca_cert_pem, const crypto::Signer* signer);
+
+  // Loads every configured CSV once (errors name the file).
+  absl::Status Preload() { return processor_.Preload(); }
+
+  // This site's answer to `item`: its secure-aggregation message for the step, or a
+  // reasoned decline. `now` is when certificates are checked.
+  v1::PushResultRequest Answer(const v1::WorkItem& item, absl::Time now);
+
+ private:
+  WorkProcessor processor_;
+  SecureSessions sessions_;
+};
+
+}  // namespace tessera::client
+
+#endif  // TESSERA_CLIENT_SITE_AGENT_H_

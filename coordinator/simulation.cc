@@ -1,0 +1,461 @@
+#include "coordinator/simulation.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <numbers>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/csv.h"
+#include "client/idx.h"
+#include "client/site_agent.h"
+#include "common/clock.h"
+#include "common/files.h"
+#include "common/proto_text.h"
+#include "common/splitmix64.h"
+#include "common/status.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/store.h"
+#include "crypto/pki.h"
+#include "crypto/signature.h"
+#include "proto/validation.h"
+
+namespace tessera::coordinator {
+namespace {
+
+void Shuffle(common::SplitMix64& rng, std::vector<size_t>& v) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.Below(i)]);
+}
+
+double Normal(common::SplitMix64& rng) {
+  // Box-Muller; 1 - u keeps the logarithm finite.
+  const double u1 = 1.0 - rng.NextUnit();
+  const double u2 = rng.NextUnit();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+// Gamma(shape, 1): Marsaglia & Tsang 2000; shape < 1 through Gamma(shape + 1) * U^(1/shape).
+double Gamma(common::SplitMix64& rng, double shape) {
+  if (shape < 1.0) {
+    const double u = 1.0 - rng.NextUnit();
+    return Gamma(rng, shape + 1.0) * std::pow(u, 1.0 / shape);
+  }
+  const double d = shape - 1.0 / 3.0;
+  const double c = 1.0 / std::sqrt(9.0 * d);
+  while (true) {
+    double x = Normal(rng);
+    double v = 1.0 + c * x;
+    if (v <= 0) continue;
+    v = v * v * v;
+    const double u = 1.0 - rng.NextUnit();
+    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+  }
+}
+
+// Rows of `table` (indices) written as a CSV with the table's header.
+std::string ToCsv(const client::CsvTable& table, std::span<const size_t> rows) {
+  std::string out;
+  for (size_t j = 0; j < table.header.size(); ++j) {
+    if (j > 0) out.push_back(',');
+    out += table.header[j];
+  }
+  out.push_back('\n');
+  const size_t width = table.header.size();
+  for (size_t r : rows) {
+    for (size_t j = 0; j < width; ++j) {
+      if (j > 0) out.push_back(',');
+      out += absl::StrFormat("%.17g", table.values[r * width + j]);
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
+int ColumnIndex(const client::CsvTable& table, const std::string& name) {
+  auto it = std::find(table.header.begin(), table.header.end(), name);
+  return it == table.header.end() ? -1 : static_cast<int>(it - table.header.begin());
+}
+
+// Every column the spec names must be in the file: errors name the field path.
+std::vector<common::FieldError> CheckColumns(const v1::TaskSpec& spec,
+                                             const client::CsvTable& table,
+                                             const std::string& file) {
+  std::vector<common::FieldError> errors;
+  auto need = [&](const std::string& column, const std::string& path) {
+    if (!column.empty() && ColumnIndex(table, column) < 0) {
+      errors.push_back({path, absl::StrCat("column '", column, "' is not in ", file)});
+    }
+  };
+  const v1::DatasetSpec& ds = spec.dataset();
+  for (int i = 0; i < ds.features_size(); ++i) {
+    need(ds.features(i), absl::StrCat("dataset.features[", i, "]"));
+  }
+  need(ds.label(), "dataset.label");
+  need(ds.event(), "dataset.event");
+  if (spec.has_analytics()) {
+    for (int i = 0; i < spec.analytics().queries_size(); ++i) {
+      need(spec.analytics().queries(i).column(), absl::StrCat("analytics.queries[", i, "].column"));
+    }
+    if (spec.analytics().has_filter()) {
+      need(spec.analytics().filter().column(), "analytics.filter.column");
+    }
+  }
+  return errors;
+}
+
+absl::StatusOr<std::vector<size_t>> ReadTestRows(const std::string& path, size_t num_rows) {
+  ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
+  std::vector<size_t> rows;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    uint64_t row = 0;
+    if (!absl::SimpleAtoi(line, &row) || row >= num_rows) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line_number, ": not a data-row index below ", num_rows));
+    }
+    rows.push_back(static_cast<size_t>(row));
+  }
+  std::sort(rows.begin(), rows.end());
+  if (std::adjacent_find(rows.begin(), rows.end()) != rows.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a row index is listed twice"));
+  }
+  if (rows.empty() || rows.size() >= num_rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the test rows must be some, but not all, of the file's rows"));
+  }
+  return rows;
+}
+
+struct IdxData {
+  client::CsvTable table;
+  size_t train_rows = 0;
+};
+
+// The training then the test images of an MNIST-style directory as one table.
+absl::StatusOr<IdxData> LoadIdxTable(const std::string& dir) {
+  IdxData out;
+  for (const char* part : {"train", "t10k"}) {
+    ASSIGN_OR_RETURN(client::Dataset data,
+                     client::LoadIdxDataset(absl::StrCat(dir, "/", part, "-images-idx3-ubyte.gz"),
+                                            absl::StrCat(dir, "/", part, "-labels-idx1-ubyte.gz")));
+    if (out.table.header.empty()) {
+      for (size_t j = 0; j < data.num_features; ++j) out.table.header.push_back(absl::StrCat("px", j));
+      out.table.header.push_back("label");
+    } else if (out.table.header.size() != data.num_features + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(dir, ": training and test images differ in size"));
+    }
+    for (size_t r = 0; r < data.num_rows; ++r) {
+      out.table.values.insert(out.table.values.end(), data.x.begin() + static_cast<long>(r * data.num_features),
+                              data.x.begin() + static_cast<long>((r + 1) * data.num_features));
+      out.table.values.push_back(data.y[r]);
+    }
+    out.table.num_rows += data.num_rows;
+    if (out.train_rows == 0) out.train_rows = out.table.num_rows;
+  }
+  return out;
+}
+
+struct SimulatedSite {
+  std::string id;
+  std::unique_ptr<crypto::Signer> signer;
+  std::unique_ptr<client::SiteAgent> agent;
+  std::thread thread;
+};
+
+}  // namespace
+
+absl::StatusOr<Partition> ParsePartition(const std::string& text) {
+  Partition p;
+  if (text == "iid") return p;
+  if (text.rfind("dirichlet:", 0) == 0) {
+    p.kind = Partition::Kind::kDirichlet;
+    if (!absl::SimpleAtod(text.substr(10), &p.alpha) || !std::isfinite(p.alpha) || p.alpha <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--partition ", text, ": dirichlet needs a positive ALPHA"));
+    }
+    return p;
+  }
+  if (text.rfind("by-column:", 0) == 0 && text.size() > 10) {
+    p.kind = Partition::Kind::kByColumn;
+    p.column = text.substr(10);
+    return p;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--partition '", text, "': expected iid, dirichlet:ALPHA or by-column:NAME"));
+}
+
+absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
+    std::span<const size_t> train_rows, std::span<const double> labels,
+    std::span<const double> column, const Partition& partition, uint32_t num_sites,
+    uint64_t seed) {
+  common::SplitMix64 rng(seed ^ 0x7061727469746e6fULL);
+  std::vector<size_t> rows(train_rows.begin(), train_rows.end());
+  switch (partition.kind) {
+    case Partition::Kind::kIid: {
+      if (num_sites == 0 || num_sites > rows.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
+      }
+      Shuffle(rng, rows);
+      std::vector<std::vector<size_t>> sites(num_sites);
+      for (size_t i = 0; i < rows.size(); ++i) sites[i % num_sites].push_back(rows[i]);
+      return sites;
+    }
+    case Partition::Kind::kByColumn: {
+      std::map<double, std::vector<size_t>> groups;
+      for (size_t r : rows) groups[column[r]].push_back(r);
+      if (groups.size() > 1000) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "column '", partition.column, "' has ", groups.size(), " values; at most 1000 sites"));
+      }
+      if (num_sites != 0 && num_sites != groups.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("column '", partition.column, "' has ",
+                                                       groups.size(), " values, not ", num_sites));
+      }
+      std::vector<std::vector<size_t>> sites;
+      for (auto& [value, members] : groups) sites.push_back(std::move(members));
+      return sites;
+    }
+    case Partition::Kind::kDirichlet: {
+      if (num_sites == 0 || num_sites > rows.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
+      }
+      std::map<int64_t, std::vector<size_t>> by_class;
+      for (size_t r : rows) {
+        const double y = labels[r];
+        if (y != std::floor(y) || y < 0 || y > 10000) {
+          return absl::InvalidArgumentError(
+              "a dirichlet partition needs class labels 0..K-1 (a classification task)");
+        }
+        by_class[static_cast<int64_t>(y)].push_back(r);
+      }
+      // Label skew as in Hsu et al. 2019: for each class, shares of its rows drawn from
+      // Dirichlet(alpha); draws that leave a site (nearly) empty are redrawn.
+      const size_t min_rows = std::max<size_t>(1, std::min<size_t>(10, rows.size() / (4 * num_sites)));
+      for (int attempt = 0; attempt < 1000; ++attempt) {
+        std::vector<std::vector<size_t>> sites(num_sites);
+        for (auto& [label, members] : by_class) {
+          std::vector<size_t> shuffled = members;
+          Shuffle(rng, shuffled);
+          std::vector<double> share(num_sites);
+          double total = 0;
+          for (double& s : share) total += (s = Gamma(rng, partition.alpha));
+          size_t start = 0;
+          double cumulative = 0;
+          for (uint32_t k = 0; k < num_sites; ++k) {
+            cumulative += share[k] / total;
+            const size_t end = k + 1 == num_sites
+                                   ? shuffled.size()
+                                   : std::min(shuffled.size(),
+                                              static_cast<size_t>(std::llround(
+                                                  cumulative * static_cast<double>(shuffled.size()))));
+            for (size_t i = start; i < end; ++i) sites[k].push_back(shuffled[i]);
+            start = std::max(start, end);
+          }
+        }
+        bool ok = true;
+        for (const auto& s : sites) ok = ok && s.size() >= min_rows;
+        if (ok) return sites;
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dirichlet:", partition.alpha, " left a site with fewer than ", min_rows,
+          " rows in 1000 draws; use fewer sites or a larger alpha"));
+    }
+  }
+  return absl::InternalError("unknown partition kind");
+}
+
+absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options) {
+  const absl::Time started = absl::Now();
+  v1::TaskSpec spec = options.spec;
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec)));
+  proto::ApplyTaskDefaults(&spec);
+
+  client::CsvTable table;
+  std::vector<size_t> test_rows;
+  const std::string source = options.idx_dir.empty() ? options.data_csv : options.idx_dir;
+  if (!options.idx_dir.empty()) {
+    if (!options.test_rows_file.empty()) {
+      return absl::InvalidArgumentError("IDX data come with their own test split");
+    }
+    ASSIGN_OR_RETURN(IdxData idx, LoadIdxTable(options.idx_dir));
+    table = std::move(idx.table);
+    for (size_t r = idx.train_rows; r < table.num_rows; ++r) test_rows.push_back(r);
+  } else {
+    ASSIGN_OR_RETURN(table, client::LoadCsv(options.data_csv));
+  }
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(CheckColumns(spec, table, source)));
+  const size_t width = table.header.size();
+
+  // Test rows and training rows.
+  if (!options.idx_dir.empty()) {
+    // The official split, set above.
+  } else if (!options.test_rows_file.empty()) {
+    ASSIGN_OR_RETURN(test_rows, ReadTestRows(options.test_rows_file, table.num_rows));
+  } else {
+    std::vector<size_t> all(table.num_rows);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    common::SplitMix64 rng(spec.seed() ^ 0x7465737472777300ULL);
+    Shuffle(rng, all);
+    test_rows.assign(all.begin(), all.begin() + static_cast<long>(table.num_rows / 5));
+    std::sort(test_rows.begin(), test_rows.end());
+  }
+  std::vector<size_t> train_rows;
+  {
+    std::set<size_t> test(test_rows.begin(), test_rows.end());
+    for (size_t r = 0; r < table.num_rows; ++r) {
+      if (test.count(r) == 0) train_rows.push_back(r);
+    }
+  }
+  std::vector<double> labels(table.num_rows, 0.0);
+  const int label_index = ColumnIndex(table, spec.dataset().label());
+  if (label_index >= 0) {
+    for (size_t r = 0; r < table.num_rows; ++r) labels[r] = table.values[r * width + label_index];
+  }
+  std::vector<double> column(table.num_rows, 0.0);
+  if (options.partition.kind == Partition::Kind::kByColumn) {
+    const int index = ColumnIndex(table, options.partition.column);
+    if (index < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--partition: column '",
+                                                     options.partition.column, "' is not in ",
+                                                     source));
+    }
+    for (size_t r = 0; r < table.num_rows; ++r) column[r] = table.values[r * width + index];
+  }
+  ASSIGN_OR_RETURN(std::vector<std::vector<size_t>> site_rows,
+                   PartitionRows(train_rows, labels, column, options.partition,
+                                 options.num_sites, spec.seed()));
+  const uint32_t num_sites = static_cast<uint32_t>(site_rows.size());
+  if (spec.min_clients() > num_sites) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_clients: the task needs ", spec.min_clients(), " sites, the simulation has ",
+        num_sites));
+  }
+
+  // Files and identities of the sites.
+  RETURN_IF_ERROR(common::MakeDirectories(options.work_dir, 0700));
+  ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
+                   crypto::CreateCertificateAuthority("simulation", 2, absl::Now()));
+  SimulationResult result;
+  std::vector<std::unique_ptr<SimulatedSite>> sites;
+  for (uint32_t k = 0; k < num_sites; ++k) {
+    auto site = std::make_unique<SimulatedSite>();
+    site->id = absl::StrFormat("site-%02d", k + 1);
+    std::vector<size_t> test_share;
+    for (size_t i = k; i < test_rows.size(); i += num_sites) test_share.push_back(test_rows[i]);
+    const std::string dir = absl::StrCat(options.work_dir, "/", site->id);
+    RETURN_IF_ERROR(common::MakeDirectories(dir, 0700));
+    v1::ClientConfig config;
+    v1::LocalDataset* data = config.add_datasets();
+    data->set_id(spec.dataset().id());
+    data->set_train_csv(dir + "/train.csv");
+    RETURN_IF_ERROR(common::WriteFileAtomic(data->train_csv(), ToCsv(table, site_rows[k])));
+    if (!test_share.empty()) {
+      data->set_test_csv(dir + "/test.csv");
+      RETURN_IF_ERROR(common::WriteFileAtomic(data->test_csv(), ToCsv(table, test_share)));
+    }
+    config.mutable_policy()->set_min_cohort(std::min<uint32_t>(2, num_sites));
+    result.site_train_rows.push_back(site_rows[k].size());
+    result.site_test_rows.push_back(test_share.size());
+
+    ASSIGN_OR_RETURN(crypto::SecretBytes key, crypto::GeneratePrivateKey());
+    ASSIGN_OR_RETURN(std::string csr, crypto::CreateCsr(key, site->id));
+    crypto::SignOptions sign;
+    sign.role = crypto::Role::kInstitution;
+    sign.validity_days = 2;
+    ASSIGN_OR_RETURN(std::string cert, crypto::SignCsr(ca, csr, sign, absl::Now()));
+    ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(key));
+    site->signer = std::make_unique<crypto::Signer>(std::move(signer));
+    site->agent = std::make_unique<client::SiteAgent>(config, site->id, cert, ca.cert_pem,
+                                                      site->signer.get());
+    RETURN_IF_ERROR(site->agent->Preload());
+    sites.push_back(std::move(site));
+  }
+
+  // The coordinator, in process, and the sites' loops.
+  CoordinatorOptions coordinator_options;
+  coordinator_options.ca_cert_pem = ca.cert_pem;
+  coordinator_options.client_liveness = absl::Hours(24);
+  coordinator_options.runner.cohort_poll_interval = absl::Milliseconds(2);
+  coordinator_options.runner.retry_pause = absl::Milliseconds(10);
+  ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
+                   Coordinator::Create(NewMemoryStore(), common::Clock::Real(), coordinator_options));
+  for (auto& site : sites) {
+    v1::HelloRequest hello;
+    hello.add_dataset_ids(spec.dataset().id());
+    RETURN_IF_ERROR(coordinator->Hello(site->id, site->id, hello, 1).status());
+  }
+  std::atomic<bool> stop{false};
+  for (auto& site : sites) {
+    SimulatedSite* s = site.get();
+    Coordinator* c = coordinator.get();
+    s->thread = std::thread([s, c, &stop] {
+      while (!stop.load()) {
+        auto item = c->PullWork(s->id, absl::Now() + absl::Milliseconds(50));
+        if (!item.ok() || *item == nullptr) continue;
+        // A refused answer is the coordinator's verdict on this site (it is dropped from
+        // the session); the simulation's outcome shows it.
+        (void)c->PushResult(s->id, s->agent->Answer(**item, absl::Now()));
+      }
+    });
+  }
+  auto stop_sites = [&] {
+    stop.store(true);
+    coordinator->Shutdown();
+    for (auto& site : sites) {
+      if (site->thread.joinable()) site->thread.join();
+    }
+  };
+
+  auto submitted = coordinator->SubmitTask("simulation", options.spec);
+  if (!submitted.ok()) {
+    stop_sites();
+    return submitted.status();
+  }
+  const std::string task_id = submitted->task_id();
+  size_t reported = 0;
+  absl::Status outcome;
+  while (true) {
+    auto got = coordinator->GetTask(task_id);
+    if (!got.ok()) {
+      outcome = got.status();
+      break;
+    }
+    for (; reported < static_cast<size_t>(got->rounds_size()); ++reported) {
+      if (options.on_round) options.on_round(got->rounds(static_cast<int>(reported)));
+    }
+    const v1::TaskState state = got->task().state();
+    if (state == v1::TASK_COMPLETED || state == v1::TASK_FAILED || state == v1::TASK_CANCELLED) {
+      result.task = got->task();
+      result.rounds.assign(got->rounds().begin(), got->rounds().end());
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  stop_sites();
+  RETURN_IF_ERROR(outcome);
+  for (auto it = result.rounds.rbegin(); it != result.rounds.rend(); ++it) {
+    if (it->round() == 0 || it->metrics().empty()) continue;
+    bool evaluated = !it->eval_participants().empty() || spec.has_analytics();
+    if (!evaluated) continue;
+    for (const v1::Metric& m : it->metrics()) result.final_metrics[m.name()] = m.value();
+    break;
+  }
+  result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - started);
+  return result;
+}
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,93 @@
+// Simulation for research: a whole federation in one process, on one local CSV file, so a
+// researcher can try a task before any institution joins. It runs the real code paths:
+// the coordinator core (task runner, secure-aggregation server, strategies, store) and, per
+// simulated site, the real site agent (work processor, local training, secure-aggregation
+// client) with its own certificate from a throwaway federation CA. Only the network is
+// left out: sites call the coordinator in process instead of over gRPC.
+//
+// The file's rows are split into test rows (from a file of 0-based row indices, or a seeded
+// 80/20 split) and training rows; the training rows are partitioned over the sites (IID,
+// Dirichlet label skew, or one site per value of a column) and the test rows dealt round
+// robin, so every site evaluates on its share of them. Everything is seeded from the task's
+// seed: the same command gives the same split (and, without differential privacy, the same
+// model).
+//
+// This library sits above both the coordinator and the client libraries, which otherwise
+// never depend on each other.
+#ifndef TESSERA_COORDINATOR_SIMULATION_H_
+#define TESSERA_COORDINATOR_SIMULATION_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/state.pb.h"
+#include "proto/task.pb.h"
+
+namespace tessera::coordinator {
+
+struct Partition {
+  enum class Kind { kIid, kDirichlet, kByColumn };
+  Kind kind = Kind::kIid;
+  // kDirichlet: the concentration alpha > 0 (smaller is more skewed).
+  double alpha = 1.0;
+  // kByColumn: one site per distinct value of this column.
+  std::string column;
+};
+
+// "iid", "dirichlet:ALPHA" or "by-column:NAME". INVALID_ARGUMENT naming the accepted forms.
+absl::StatusOr<Partition> ParsePartition(const std::string& text);
+
+// Training rows (indices into `labels`) per site. `labels`: the label of every row (used by
+// kDirichlet, which needs class labels 0..K-1); `column`: the values of the partition column
+// (kByColumn). Seeded; every site gets at least one row or INVALID_ARGUMENT says why.
+absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
+    std::span<const size_t> train_rows, std::span<const double> labels,
+    std::span<const double> column, const Partition& partition, uint32_t num_sites,
+    uint64_t seed);
+
+struct SimulationOptions {
+  v1::TaskSpec spec;
+  // The CSV with every row (header row, numbers only).
+  std::string data_csv;
+  // Instead of data_csv: a directory of MNIST-style IDX files (train-images-idx3-ubyte.gz,
+  // train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz), e.g.
+  // Debian's /usr/share/datasets/fashion-mnist. Columns px0..pxN-1 and label; the t10k
+  // images are the test rows (the official split; test_rows_file must be empty).
+  std::string idx_dir;
+  // Number of sites; with kByColumn 0 means "one per value".
+  uint32_t num_sites = 0;
+  Partition partition;
+  // A file of 0-based data-row indices that are the test rows; empty for a seeded 80/20
+  // split.
+  std::string test_rows_file;
+  // Where the sites' CSV files and the throwaway PKI go (created; must be writable).
+  std::string work_dir;
+  // Called with every round as it commits (for progress output).
+  std::function<void(const v1::RoundRecord&)> on_round;
+};
+
+struct SimulationResult {
+  v1::TaskRecord task;
+  std::vector<v1::RoundRecord> rounds;
+  // The last round's evaluation metrics (or an analytics task's answer).
+  std::map<std::string, double> final_metrics;
+  // Training rows per site, in site order.
+  std::vector<size_t> site_train_rows;
+  std::vector<size_t> site_test_rows;
+  double wall_seconds = 0;
+};
+
+// Runs the task to its end. INVALID_ARGUMENT for a bad spec (naming the field) or a column
+// the file does not have (naming the field and the file); the task's own failure is
+// reported in result.task.state.
+absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options);
+
+}  // namespace tessera::coordinator
+
+#endif  // TESSERA_COORDINATOR_SIMULATION_H_

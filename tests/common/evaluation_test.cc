@@ -1,0 +1,769 @@
+#include "proto/evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/task.pb.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::proto {
+namespace {
+
+using ::tessera::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// ---- Data ----
+
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<double>> rows;
+};
+
+Table ReadCsv(const std::string& name) {
+  Table t;
+  std::ifstream in(std::string(TESSERA_SOURCE_DIR) + "/deploy/data/" + name + ".csv");
+  EXPECT_TRUE(in.good()) << name;
+  std::string line;
+  std::getline(in, line);
+  std::stringstream hs(line);
+  for (std::string cell; std::getline(hs, cell, ',');) t.header.push_back(cell);
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::vector<double> row;
+    std::stringstream ls(line);
+    for (std::string cell; std::getline(ls, cell, ',');) row.push_back(std::stod(cell));
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::vector<bool> TestRowMask(const std::string& name, size_t num_rows) {
+  std::vector<bool> test(num_rows, false);
+  std::ifstream in(std::string(TESSERA_SOURCE_DIR) + "/deploy/data/splits/" + name +
+                   ".test_rows.txt");
+  EXPECT_TRUE(in.good()) << name;
+  for (size_t i; in >> i;) test.at(i) = true;
+  return test;
+}
+
+// Features (the first `num_features` columns) standardised with the training rows' mean and
+// population sd, as the data README's recipe.
+std::vector<std::vector<double>> Standardize(const Table& t, size_t num_features,
+                                             const std::vector<bool>& test) {
+  std::vector<double> mean(num_features, 0), sd(num_features, 0);
+  double n = 0;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (test[r]) continue;
+    n += 1;
+    for (size_t j = 0; j < num_features; ++j) mean[j] += t.rows[r][j];
+  }
+  for (double& m : mean) m /= n;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (test[r]) continue;
+    for (size_t j = 0; j < num_features; ++j) {
+      sd[j] += (t.rows[r][j] - mean[j]) * (t.rows[r][j] - mean[j]);
+    }
+  }
+  for (double& s : sd) s = s > 0 ? std::sqrt(s / n) : 1.0;
+  std::vector<std::vector<double>> x(t.rows.size(), std::vector<double>(num_features));
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    for (size_t j = 0; j < num_features; ++j) x[r][j] = (t.rows[r][j] - mean[j]) / sd[j];
+  }
+  return x;
+}
+
+double Dot(const std::vector<double>& w, const std::vector<double>& x) {
+  double s = 0;
+  for (size_t j = 0; j < x.size(); ++j) s += w[j] * x[j];
+  return s;
+}
+
+double Sigmoid(double z) { return 1 / (1 + std::exp(-z)); }
+
+// A fixed scorer for the tests: plain full-batch gradient descent on the mean log-loss
+// over the training rows (weights then intercept).
+std::vector<double> LogisticScorer(const std::vector<std::vector<double>>& x,
+                                   const std::vector<double>& y, const std::vector<bool>& test,
+                                   int steps, double rate) {
+  const size_t d = x[0].size();
+  std::vector<double> w(d + 1, 0.0);
+  for (int s = 0; s < steps; ++s) {
+    std::vector<double> g(d + 1, 0.0);
+    double n = 0;
+    for (size_t r = 0; r < x.size(); ++r) {
+      if (test[r]) continue;
+      const double e = Sigmoid(Dot(w, x[r]) + w[d]) - y[r];
+      for (size_t j = 0; j < d; ++j) g[j] += e * x[r][j];
+      g[d] += e;
+      n += 1;
+    }
+    for (size_t j = 0; j <= d; ++j) w[j] -= rate * g[j] / n;
+  }
+  return w;
+}
+
+// ---- Sites ----
+
+// Row indices of `rows` dealt to `k` sites by a fixed hash, so sites differ in size and mix.
+std::vector<std::vector<size_t>> Sites(const std::vector<size_t>& rows, size_t k) {
+  std::vector<std::vector<size_t>> sites(k);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    sites[(i * 2654435761u + i / 7) % 97 % k].push_back(rows[i]);
+  }
+  return sites;
+}
+
+// One site's input from per-row predictions (`outputs` per row), labels, events.
+struct Rows {
+  std::vector<double> predictions, labels, events;
+};
+
+Rows Select(const Rows& all, const std::vector<size_t>& rows, size_t outputs) {
+  Rows out;
+  for (size_t r : rows) {
+    for (size_t c = 0; c < outputs; ++c)
+      out.predictions.push_back(all.predictions[r * outputs + c]);
+    out.labels.push_back(all.labels[r]);
+    if (!all.events.empty()) out.events.push_back(all.events[r]);
+  }
+  return out;
+}
+
+EvaluationInput Input(const Rows& rows, size_t outputs, double label_mean = 0,
+                      double label_stddev = 1) {
+  EvaluationInput in;
+  in.predictions = rows.predictions;
+  in.outputs = outputs;
+  in.labels = rows.labels;
+  in.events = rows.events;
+  in.label_mean = label_mean;
+  in.label_stddev = label_stddev;
+  return in;
+}
+
+// Encodes each site's rows, sums the vectors, decodes. `quantize` rounds every site's
+// values to the evaluation stage's fixed point (16 fractional bits) first.
+std::map<std::string, double> Federated(const EvaluationLayout& layout, const Rows& all,
+                                        const std::vector<std::vector<size_t>>& sites,
+                                        size_t outputs, double label_mean = 0,
+                                        double label_stddev = 1, bool quantize = false) {
+  std::vector<double> summed(layout.length, 0.0);
+  for (const auto& site : sites) {
+    Rows rows = Select(all, site, outputs);
+    auto v = EncodeEvaluation(layout, Input(rows, outputs, label_mean, label_stddev));
+    EXPECT_TRUE(v.ok()) << v.status();
+    if (!v.ok()) return {};
+    EXPECT_EQ(v->size(), layout.length);
+    for (size_t i = 0; i < summed.size(); ++i) {
+      summed[i] += quantize ? std::round(std::ldexp((*v)[i], 16)) / 65536.0 : (*v)[i];
+    }
+  }
+  auto metrics = DecodeEvaluation(layout, summed);
+  EXPECT_TRUE(metrics.ok()) << metrics.status();
+  if (!metrics.ok()) return {};
+  return {metrics->begin(), metrics->end()};
+}
+
+std::vector<size_t> AllRows(size_t n) {
+  std::vector<size_t> rows(n);
+  for (size_t i = 0; i < n; ++i) rows[i] = i;
+  return rows;
+}
+
+std::vector<size_t> MaskRows(const std::vector<bool>& mask, bool value) {
+  std::vector<size_t> rows;
+  for (size_t i = 0; i < mask.size(); ++i) {
+    if (mask[i] == value) rows.push_back(i);
+  }
+  return rows;
+}
+
+// ---- Direct (pooled) metrics ----
+
+double Clip(double p) { return std::clamp(p, 1e-15, 1 - 1e-15); }
+
+// Exact pairwise AUC: pairs (pos, neg) with s_pos > s_neg, ties 1/2.
+double ExactAuc(const std::vector<double>& scores, const std::vector<double>& labels,
+                const std::vector<size_t>& rows) {
+  std::vector<double> pos, neg;
+  for (size_t r : rows) (labels[r] == 1 ? pos : neg).push_back(scores[r]);
+  std::sort(neg.begin(), neg.end());
+  double numerator = 0;
+  for (double p : pos) {
+    const auto lo = std::lower_bound(neg.begin(), neg.end(), p);
+    const auto hi = std::upper_bound(neg.begin(), neg.end(), p);
+    numerator += static_cast<double>(lo - neg.begin()) + 0.5 * static_cast<double>(hi - lo);
+  }
+  return numerator / (static_cast<double>(pos.size()) * static_cast<double>(neg.size()));
+}
+
+// Harrell's C by its definition, O(n^2).
+double ExactHarrellC(const std::vector<double>& t, const std::vector<double>& eta,
+                     const std::vector<double>& event, const std::vector<size_t>& rows) {
+  double concordant = 0, comparable = 0;
+  for (size_t i : rows) {
+    if (event[i] != 1) continue;
+    for (size_t j : rows) {
+      if (i == j) continue;
+      if (t[i] < t[j] || (t[i] == t[j] && event[j] == 0)) {
+        comparable += 1;
+        concordant += eta[i] > eta[j] ? 1.0 : (eta[i] == eta[j] ? 0.5 : 0.0);
+      }
+    }
+  }
+  return concordant / comparable;
+}
+
+v1::ModelSpec Model(v1::ModelSpec::Kind kind, uint32_t num_classes = 0) {
+  v1::ModelSpec m;
+  m.set_kind(kind);
+  m.set_num_classes(num_classes);
+  return m;
+}
+
+// ---- Layouts ----
+
+TEST(EvaluationLayoutTest, KindsAndLengths) {
+  ASSERT_OK_AND_ASSIGN(auto binary,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::LOGISTIC_REGRESSION)));
+  EXPECT_EQ(binary.kind, EvaluationKind::kBinary);
+  EXPECT_EQ(binary.length, 3 + kAucBlockLength);
+
+  ASSERT_OK_AND_ASSIGN(auto softmax,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::SOFTMAX_REGRESSION, 10)));
+  EXPECT_EQ(softmax.kind, EvaluationKind::kMulticlass);
+  EXPECT_EQ(softmax.num_classes, 10u);
+  EXPECT_EQ(softmax.length, 2u + 30u);
+
+  ASSERT_OK_AND_ASSIGN(auto mlp2, MakeEvaluationLayout(Model(v1::ModelSpec::MLP, 2)));
+  EXPECT_EQ(mlp2.kind, EvaluationKind::kMulticlass);
+  EXPECT_EQ(mlp2.length, 2 + 6 + kAucBlockLength);
+
+  for (uint32_t k : {0u, 1u}) {
+    ASSERT_OK_AND_ASSIGN(auto mlp_reg, MakeEvaluationLayout(Model(v1::ModelSpec::MLP, k)));
+    EXPECT_EQ(mlp_reg.kind, EvaluationKind::kRegression);
+    EXPECT_EQ(mlp_reg.length, 5u);
+  }
+  ASSERT_OK_AND_ASSIGN(auto linear, MakeEvaluationLayout(Model(v1::ModelSpec::LINEAR_REGRESSION)));
+  EXPECT_EQ(linear.kind, EvaluationKind::kRegression);
+
+  ASSERT_OK_AND_ASSIGN(auto cox, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
+  EXPECT_EQ(cox.kind, EvaluationKind::kSurvival);
+  EXPECT_EQ(cox.length, 6 + 2 * kSurvivalTimeBins * kSurvivalRiskBins);
+  EXPECT_LE(cox.length, 20010u);
+
+  EXPECT_THAT(MakeEvaluationLayout(Model(v1::ModelSpec::KIND_UNSPECIFIED)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(MakeEvaluationLayout(Model(v1::ModelSpec::SOFTMAX_REGRESSION, 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_classes")));
+  EXPECT_THAT(MakeEvaluationLayout(Model(v1::ModelSpec::MLP, 10001)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_classes")));
+}
+
+TEST(EvaluationLayoutTest, MetricNamesInOrder) {
+  auto names = [](v1::ModelSpec model, const EvaluationInput& in) {
+    std::vector<std::string> out;
+    auto layout = MakeEvaluationLayout(model);
+    EXPECT_TRUE(layout.ok());
+    auto v = EncodeEvaluation(*layout, in);
+    EXPECT_TRUE(v.ok()) << v.status();
+    auto m = DecodeEvaluation(*layout, *v);
+    EXPECT_TRUE(m.ok()) << m.status();
+    for (const auto& [name, value] : *m) out.push_back(name);
+    return out;
+  };
+  const std::vector<double> p = {0.2, 0.9}, y = {0, 1}, p2 = {0.8, 0.2, 0.1, 0.9},
+                            p3 = {0.8, 0.1, 0.1, 0.1, 0.1, 0.8}, ev = {1, 0};
+  EvaluationInput in;
+  in.predictions = p;
+  in.labels = y;
+  EXPECT_THAT(names(Model(v1::ModelSpec::LOGISTIC_REGRESSION), in),
+              ElementsAre("num_examples", "loss", "log_loss", "accuracy", "auc"));
+  EXPECT_THAT(names(Model(v1::ModelSpec::LINEAR_REGRESSION), in),
+              ElementsAre("num_examples", "loss", "rmse", "r2"));
+  in.events = ev;
+  EXPECT_THAT(names(Model(v1::ModelSpec::COX_PH), in),
+              ElementsAre("num_examples", "num_events", "c_index"));
+  in.events = {};
+  in.predictions = p2;
+  in.outputs = 2;
+  EXPECT_THAT(names(Model(v1::ModelSpec::MLP, 2), in),
+              ElementsAre("num_examples", "loss", "log_loss", "accuracy", "macro_f1", "auc"));
+  in.predictions = p3;
+  in.outputs = 3;
+  EXPECT_THAT(names(Model(v1::ModelSpec::SOFTMAX_REGRESSION, 3), in),
+              ElementsAre("num_examples", "loss", "log_loss", "accuracy", "macro_f1"));
+}
+
+// ---- Binary ----
+
+class BinaryDataTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BinaryDataTest, SitesSumToPooledMetrics) {
+  const std::string name = GetParam();
+  const Table t = ReadCsv(name);
+  const size_t d = t.header.size() - 1;
+  const std::vector<bool> test = TestRowMask(name, t.rows.size());
+  const auto x = Standardize(t, d, test);
+  Rows all;
+  for (const auto& row : t.rows) all.labels.push_back(row[d]);
+  const std::vector<double> w = LogisticScorer(x, all.labels, test, 300, 0.5);
+  for (const auto& xr : x) all.predictions.push_back(Sigmoid(Dot(w, xr) + w[d]));
+
+  ASSERT_OK_AND_ASSIGN(auto layout,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::LOGISTIC_REGRESSION)));
+  for (bool test_split : {true, false}) {
+    const std::vector<size_t> rows = test_split ? MaskRows(test, true) : AllRows(t.rows.size());
+    double loss = 0, correct = 0;
+    for (size_t r : rows) {
+      const double p = all.predictions[r], y = all.labels[r];
+      loss += -std::log(Clip(y == 1 ? p : 1 - p));
+      correct += (p >= 0.5) == (y == 1) ? 1 : 0;
+    }
+    const double n = static_cast<double>(rows.size());
+    const double auc = ExactAuc(all.predictions, all.labels, rows);
+    for (size_t k : {1, 3, 4, 5}) {
+      SCOPED_TRACE(::testing::Message() << name << " test_split=" << test_split << " sites=" << k);
+      auto m = Federated(layout, all, Sites(rows, k), 1);
+      EXPECT_EQ(m["num_examples"], n);
+      EXPECT_NEAR(m["accuracy"], correct / n, 1e-12);
+      EXPECT_NEAR(m["log_loss"], loss / n, 1e-12);
+      EXPECT_EQ(m["loss"], m["log_loss"]);
+      if (k == 1) {
+        EXPECT_NEAR(m["auc"], auc, 1e-12);  // one site: its exact term replaces the binned one
+      } else {
+        EXPECT_NEAR(m["auc"], auc, 0.002);
+      }
+      std::printf("[ measured ] %s %s sites=%zu auc exact %.6f federated %.6f error %.2e\n",
+                  name.c_str(), test_split ? "test" : "all", k, auc, m["auc"], m["auc"] - auc);
+      // The stage's fixed point changes nothing but the log-loss's last digits.
+      auto q = Federated(layout, all, Sites(rows, k), 1, 0, 1, /*quantize=*/true);
+      EXPECT_EQ(q["auc"], m["auc"]);
+      EXPECT_EQ(q["accuracy"], m["accuracy"]);
+      EXPECT_NEAR(q["log_loss"], m["log_loss"], 1e-5);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RealData, BinaryDataTest,
+                         ::testing::Values("breast_cancer_wisconsin", "smoking_nhis"));
+
+TEST(BinaryEvaluationTest, ExtremeProbabilitiesAndOneClass) {
+  ASSERT_OK_AND_ASSIGN(auto layout,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::LOGISTIC_REGRESSION)));
+  Rows rows;
+  rows.predictions = {0.0, 1.0, 1.0, 1e-300, 0.5};
+  rows.labels = {0, 1, 0, 1, 1};
+  // Pairs in the same outer bin are exact within a site; across sites they would count 1/2.
+  auto m = Federated(layout, rows, {{0, 3}, {1, 2, 4}}, 1);
+  // Losses clip at 1e-15: two confident mistakes cost -log(1e-15) each.
+  const double want_loss = (2 * -std::log(1 - 1e-15) + 2 * -std::log(1e-15) - std::log(0.5)) / 5;
+  EXPECT_NEAR(m["log_loss"], want_loss, 1e-12);
+  EXPECT_NEAR(m["accuracy"], 3.0 / 5, 1e-15);  // 0.5 predicts 1
+  EXPECT_NEAR(m["auc"], ExactAuc(rows.predictions, rows.labels, AllRows(5)), 1e-12);
+
+  Rows positives;
+  positives.predictions = {0.3, 0.7};
+  positives.labels = {1, 1};
+  auto one_class = Federated(layout, positives, {{0}, {1}}, 1);
+  EXPECT_TRUE(std::isnan(one_class["auc"]));
+}
+
+// ---- Multiclass ----
+
+// Direct sklearn-style macro-F1 over the classes present in y_true or y_pred.
+double MacroF1(const std::vector<size_t>& truth, const std::vector<size_t>& predicted, size_t k) {
+  std::vector<double> tp(k), fp(k), fn(k);
+  std::vector<bool> present(k, false);
+  for (size_t i = 0; i < truth.size(); ++i) {
+    present[truth[i]] = present[predicted[i]] = true;
+    if (truth[i] == predicted[i]) {
+      tp[truth[i]] += 1;
+    } else {
+      fp[predicted[i]] += 1;
+      fn[truth[i]] += 1;
+    }
+  }
+  double sum = 0, count = 0;
+  for (size_t c = 0; c < k; ++c) {
+    if (!present[c]) continue;
+    const double precision = tp[c] + fp[c] > 0 ? tp[c] / (tp[c] + fp[c]) : 0;
+    const double recall = tp[c] + fn[c] > 0 ? tp[c] / (tp[c] + fn[c]) : 0;
+    sum += precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0;
+    count += 1;
+  }
+  return sum / count;
+}
+
+TEST(MulticlassEvaluationTest, DigitsSitesSumToPooledMetrics) {
+  const Table t = ReadCsv("digits");
+  const size_t d = 64, k = 10;
+  const std::vector<bool> test = TestRowMask("digits", t.rows.size());
+  const auto x = Standardize(t, d, test);
+  // A fixed scorer: softmax of minus the squared distance to each class's training centroid.
+  std::vector<std::vector<double>> centroid(k, std::vector<double>(d, 0.0));
+  std::vector<double> count(k, 0.0);
+  for (size_t r = 0; r < x.size(); ++r) {
+    if (test[r]) continue;
+    const size_t c = static_cast<size_t>(t.rows[r][d]);
+    count[c] += 1;
+    for (size_t j = 0; j < d; ++j) centroid[c][j] += x[r][j];
+  }
+  for (size_t c = 0; c < k; ++c) {
+    for (double& v : centroid[c]) v /= count[c];
+  }
+  Rows all;
+  for (size_t r = 0; r < x.size(); ++r) {
+    std::vector<double> logit(k);
+    for (size_t c = 0; c < k; ++c) {
+      double dist = 0;
+      for (size_t j = 0; j < d; ++j)
+        dist += (x[r][j] - centroid[c][j]) * (x[r][j] - centroid[c][j]);
+      logit[c] = -dist / 8;
+    }
+    const double top = *std::max_element(logit.begin(), logit.end());
+    double z = 0;
+    for (double& l : logit) z += (l = std::exp(l - top));
+    for (double l : logit) all.predictions.push_back(l / z);
+    all.labels.push_back(t.rows[r][d]);
+  }
+
+  const std::vector<size_t> rows = MaskRows(test, true);
+  double loss = 0, correct = 0;
+  std::vector<size_t> truth, predicted;
+  for (size_t r : rows) {
+    const double* p = all.predictions.data() + r * k;
+    const size_t y = static_cast<size_t>(all.labels[r]);
+    const size_t argmax = static_cast<size_t>(std::max_element(p, p + k) - p);
+    double clipped_sum = 0;
+    for (size_t c = 0; c < k; ++c) clipped_sum += Clip(p[c]);
+    loss += -std::log(Clip(p[y]) / clipped_sum);
+    correct += argmax == y ? 1 : 0;
+    truth.push_back(y);
+    predicted.push_back(argmax);
+  }
+  const double n = static_cast<double>(rows.size());
+  const double f1 = MacroF1(truth, predicted, k);
+  EXPECT_GT(correct / n, 0.85);  // the scorer is reasonable
+
+  ASSERT_OK_AND_ASSIGN(auto layout,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::SOFTMAX_REGRESSION, 10)));
+  for (size_t sites : {1, 3, 5}) {
+    SCOPED_TRACE(sites);
+    auto m = Federated(layout, all, Sites(rows, sites), k);
+    EXPECT_EQ(m["num_examples"], n);
+    EXPECT_NEAR(m["accuracy"], correct / n, 1e-12);
+    EXPECT_NEAR(m["log_loss"], loss / n, 1e-12);
+    EXPECT_EQ(m["loss"], m["log_loss"]);
+    EXPECT_NEAR(m["macro_f1"], f1, 1e-12);
+    EXPECT_EQ(m.count("auc"), 0u);
+  }
+}
+
+TEST(MulticlassEvaluationTest, MacroF1SkipsClassesAbsentFromBothSides) {
+  // y_true = {0, 0, 1, 1}, y_pred = {0, 1, 1, 3}, K = 4: class 2 is in neither and is left
+  // out; class 3 is only predicted (F1 0). sklearn: (2/3 + 1/2 + 0) / 3.
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::MLP, 4)));
+  Rows rows;
+  rows.predictions = {0.7, 0.1, 0.1, 0.1,  //
+                      0.2, 0.6, 0.1, 0.1,  //
+                      0.1, 0.7, 0.1, 0.1,  //
+                      0.1, 0.2, 0.1, 0.6};
+  rows.labels = {0, 0, 1, 1};
+  auto m = Federated(layout, rows, {{0, 3}, {1, 2}}, 4);
+  EXPECT_NEAR(m["macro_f1"], (2.0 / 3 + 0.5 + 0) / 3, 1e-12);
+  EXPECT_NEAR(m["macro_f1"], MacroF1({0, 0, 1, 1}, {0, 1, 1, 3}, 4), 1e-12);
+  EXPECT_NEAR(m["accuracy"], 0.5, 1e-15);
+}
+
+TEST(MulticlassEvaluationTest, TwoClassesAlsoGetTheAuc) {
+  const Table t = ReadCsv("breast_cancer_wisconsin");
+  const size_t d = t.header.size() - 1;
+  const std::vector<bool> test = TestRowMask("breast_cancer_wisconsin", t.rows.size());
+  const auto x = Standardize(t, d, test);
+  Rows binary, two;
+  for (const auto& row : t.rows) binary.labels.push_back(row[d]);
+  const std::vector<double> w = LogisticScorer(x, binary.labels, test, 100, 0.5);
+  for (const auto& xr : x) {
+    const double p = Sigmoid(Dot(w, xr) + w[d]);
+    two.predictions.push_back(1 - p);
+    two.predictions.push_back(p);
+    binary.predictions.push_back(p);
+  }
+  two.labels = binary.labels;
+  const std::vector<size_t> rows = AllRows(t.rows.size());
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::MLP, 2)));
+  auto m = Federated(layout, two, Sites(rows, 4), 2);
+  EXPECT_NEAR(m["auc"], ExactAuc(binary.predictions, binary.labels, rows), 0.002);
+}
+
+// ---- Regression ----
+
+TEST(RegressionEvaluationTest, DiabetesSitesSumToPooledMetrics) {
+  const Table t = ReadCsv("diabetes_progression");
+  const size_t d = t.header.size() - 1;
+  const std::vector<bool> test = TestRowMask("diabetes_progression", t.rows.size());
+  const auto x = Standardize(t, d, test);
+  // Label statistics of the training rows (the statistics round's).
+  double mean = 0, sd = 0, ntr = 0;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (!test[r]) mean += t.rows[r][d], ntr += 1;
+  }
+  mean /= ntr;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (!test[r]) sd += (t.rows[r][d] - mean) * (t.rows[r][d] - mean);
+  }
+  sd = std::sqrt(sd / ntr);
+  // A fixed linear scorer from 200 gradient steps on the half squared error.
+  std::vector<double> w(d + 1, 0.0);
+  w[d] = mean;
+  for (int s = 0; s < 200; ++s) {
+    std::vector<double> g(d + 1, 0.0);
+    for (size_t r = 0; r < x.size(); ++r) {
+      if (test[r]) continue;
+      const double e = Dot(w, x[r]) + w[d] - t.rows[r][d];
+      for (size_t j = 0; j < d; ++j) g[j] += e * x[r][j];
+      g[d] += e;
+    }
+    for (size_t j = 0; j <= d; ++j) w[j] -= 0.1 * g[j] / ntr;
+  }
+  Rows all;
+  for (size_t r = 0; r < x.size(); ++r) {
+    all.predictions.push_back(Dot(w, x[r]) + w[d]);
+    all.labels.push_back(t.rows[r][d]);
+  }
+  const std::vector<size_t> rows = MaskRows(test, true);
+  const double n = static_cast<double>(rows.size());
+  double sse = 0, ybar = 0, sst = 0;
+  for (size_t r : rows) {
+    sse += (all.predictions[r] - all.labels[r]) * (all.predictions[r] - all.labels[r]);
+    ybar += all.labels[r];
+  }
+  ybar /= n;
+  for (size_t r : rows) sst += (all.labels[r] - ybar) * (all.labels[r] - ybar);
+  const double rmse = std::sqrt(sse / n), r2 = 1 - sse / sst;
+  EXPECT_GT(r2, 0.25);  // the scorer is reasonable
+
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::LINEAR_REGRESSION)));
+  for (size_t sites : {1, 3, 5}) {
+    SCOPED_TRACE(sites);
+    auto m = Federated(layout, all, Sites(rows, sites), 1, mean, sd);
+    EXPECT_EQ(m["num_examples"], n);
+    EXPECT_NEAR(m["rmse"], rmse, 1e-9 * rmse);
+    EXPECT_NEAR(m["loss"], 0.5 * sse / n, 1e-9 * sse / n);
+    EXPECT_NEAR(m["r2"], r2, 1e-9);
+    auto q = Federated(layout, all, Sites(rows, sites), 1, mean, sd, /*quantize=*/true);
+    EXPECT_NEAR(q["rmse"], rmse, 1e-6 * rmse);
+    EXPECT_NEAR(q["r2"], r2, 1e-6);
+  }
+}
+
+TEST(RegressionEvaluationTest, DegenerateR2FollowsSklearn) {
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::LINEAR_REGRESSION)));
+  Rows rows;
+  rows.labels = {3, 3, 3};
+  rows.predictions = {3, 3, 3};
+  EXPECT_EQ(Federated(layout, rows, {{0, 1}, {2}}, 1, 3, 2)["r2"], 1.0);
+  rows.predictions = {3, 4, 3};
+  EXPECT_EQ(Federated(layout, rows, {{0, 1}, {2}}, 1, 3, 2)["r2"], 0.0);
+  EXPECT_TRUE(std::isnan(Federated(layout, rows, {{0}}, 1, 3, 2)["r2"]));
+}
+
+// ---- Survival ----
+
+struct Survival {
+  Rows all;  // predictions = eta, labels = time
+  std::vector<bool> test;
+  double time_mean = 0, time_sd = 0;
+};
+
+Survival RotterdamWithReferenceModel() {
+  const Table t = ReadCsv("rotterdam_survival");
+  const size_t d = 11;
+  Survival s;
+  s.test = TestRowMask("rotterdam_survival", t.rows.size());
+  const auto x = Standardize(t, d, s.test);
+  const std::map<std::string, double> coef = {
+      {"year", -0.083655},     {"age", 0.168958},    {"meno", 0.017856},  {"size_20_50", 0.193198},
+      {"size_gt50", 0.235221}, {"grade", 0.138088},  {"nodes", 0.322279}, {"pgr", -0.099292},
+      {"er", 0.001588},        {"hormon", 0.007026}, {"chemo", 0.021525}};
+  std::vector<double> w;
+  for (size_t j = 0; j < d; ++j) w.push_back(coef.at(t.header[j]));
+  double ntr = 0;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    s.all.predictions.push_back(Dot(w, x[r]));
+    s.all.labels.push_back(t.rows[r][d]);
+    s.all.events.push_back(t.rows[r][d + 1]);
+    if (!s.test[r]) s.time_mean += t.rows[r][d], ntr += 1;
+  }
+  s.time_mean /= ntr;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    if (!s.test[r]) s.time_sd += (t.rows[r][d] - s.time_mean) * (t.rows[r][d] - s.time_mean);
+  }
+  s.time_sd = std::sqrt(s.time_sd / ntr);
+  return s;
+}
+
+TEST(SurvivalEvaluationTest, RotterdamCIndexFromSites) {
+  Survival s = RotterdamWithReferenceModel();
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
+  for (bool test_split : {true, false}) {
+    const std::vector<size_t> rows = MaskRows(s.test, test_split);
+    const double exact = ExactHarrellC(s.all.labels, s.all.predictions, s.all.events, rows);
+    // The data README's reference values (test 0.7094, training 0.6915).
+    EXPECT_NEAR(exact, test_split ? 0.7094 : 0.6915, 1e-4);
+    double events = 0;
+    for (size_t r : rows) events += s.all.events[r];
+    for (size_t k : {1, 2, 3, 5}) {
+      SCOPED_TRACE(::testing::Message() << "test_split=" << test_split << " sites=" << k);
+      auto m = Federated(layout, s.all, Sites(rows, k), 1, s.time_mean, s.time_sd);
+      EXPECT_EQ(m["num_examples"], static_cast<double>(rows.size()));
+      EXPECT_EQ(m["num_events"], events);
+      if (k == 1) {
+        EXPECT_NEAR(m["c_index"], exact, 1e-12);
+      } else {
+        EXPECT_NEAR(m["c_index"], exact, 0.005);
+      }
+      std::printf("[ measured ] rotterdam %s sites=%zu C exact %.6f federated %.6f error %.2e\n",
+                  test_split ? "test" : "train", k, exact, m["c_index"], m["c_index"] - exact);
+      auto q = Federated(layout, s.all, Sites(rows, k), 1, s.time_mean, s.time_sd, true);
+      EXPECT_EQ(q["c_index"], m["c_index"]);  // every entry is a multiple of 1/4
+    }
+  }
+}
+
+TEST(SurvivalEvaluationTest, RobustToTheModelsScale) {
+  Survival s = RotterdamWithReferenceModel();
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
+  const std::vector<size_t> rows = MaskRows(s.test, true);
+  for (double scale : {0.2, 5.0, 20.0}) {
+    Rows scaled = s.all;
+    for (double& eta : scaled.predictions) eta *= scale;
+    const double exact = ExactHarrellC(scaled.labels, scaled.predictions, scaled.events, rows);
+    for (size_t k : {2, 3, 5}) {
+      SCOPED_TRACE(::testing::Message() << "scale=" << scale << " sites=" << k);
+      auto m = Federated(layout, scaled, Sites(rows, k), 1, s.time_mean, s.time_sd);
+      EXPECT_NEAR(m["c_index"], exact, 0.005);
+      std::printf("[ measured ] rotterdam test eta*%g sites=%zu C error %.2e\n", scale, k,
+                  m["c_index"] - exact);
+    }
+  }
+}
+
+TEST(SurvivalEvaluationTest, TiesInTimeAndRisk) {
+  // Small hand-checked case: times {1, 1, 2, 3}, events {1, 0, 1, 0}, eta {2, 1, 1, 1}.
+  // Comparable: (0,1) tie with censored, (0,2), (0,3), (2,3). Concordant: (0,1), (0,2),
+  // (0,3) = 3; (2,3) tied risk = 1/2. C = 3.5 / 4.
+  ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
+  Rows rows;
+  rows.labels = {1, 1, 2, 3};
+  rows.events = {1, 0, 1, 0};
+  rows.predictions = {2, 1, 1, 1};
+  EXPECT_NEAR(ExactHarrellC(rows.labels, rows.predictions, rows.events, AllRows(4)), 3.5 / 4,
+              1e-15);
+  EXPECT_NEAR(Federated(layout, rows, {AllRows(4)}, 1, 2, 1)["c_index"], 3.5 / 4, 1e-15);
+  // Two events at the same time and nothing after: no comparable pair. (Split over two
+  // sites, the pair would be estimated: it shares a time bin.)
+  Rows none;
+  none.labels = {5, 5};
+  none.events = {1, 1};
+  none.predictions = {0, 1};
+  EXPECT_TRUE(std::isnan(Federated(layout, none, {{0, 1}}, 1, 2, 1)["c_index"]));
+}
+
+// ---- Errors ----
+
+TEST(EvaluationErrorsTest, BadRowsNameTheRowNotTheValue) {
+  ASSERT_OK_AND_ASSIGN(auto binary,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::LOGISTIC_REGRESSION)));
+  const std::vector<double> p = {0.1, 0.2, 0.3}, bad_label = {0, 1, 7.25};
+  EvaluationInput in;
+  in.predictions = p;
+  in.labels = bad_label;
+  EXPECT_THAT(EncodeEvaluation(binary, in),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::AllOf(HasSubstr("row 2"), Not(HasSubstr("7.25")))));
+  const std::vector<double> bad_p = {0.1, 1.25, 0.3}, y = {0, 1, 1};
+  in.predictions = bad_p;
+  in.labels = y;
+  EXPECT_THAT(EncodeEvaluation(binary, in),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::AllOf(HasSubstr("row 1"), Not(HasSubstr("1.25")))));
+  const std::vector<double> short_p = {0.1, 0.2};
+  in.predictions = short_p;
+  EXPECT_THAT(EncodeEvaluation(binary, in), StatusIs(absl::StatusCode::kInvalidArgument));
+  in.predictions = p;
+  in.outputs = 2;
+  EXPECT_THAT(EncodeEvaluation(binary, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outputs")));
+
+  ASSERT_OK_AND_ASSIGN(auto multi,
+                       MakeEvaluationLayout(Model(v1::ModelSpec::SOFTMAX_REGRESSION, 3)));
+  const std::vector<double> probs = {0.2, 0.3, 0.5, 0.1, 0.1, 0.8}, labels = {2, 3};
+  in.predictions = probs;
+  in.labels = labels;
+  in.outputs = 3;
+  EXPECT_THAT(EncodeEvaluation(multi, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row 1")));
+  const std::vector<double> fractional = {2, 0.5};
+  in.labels = fractional;
+  EXPECT_THAT(EncodeEvaluation(multi, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row 1")));
+
+  ASSERT_OK_AND_ASSIGN(auto cox, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
+  const std::vector<double> eta = {0.1, 0.2}, times = {10, 20}, events = {1, 2}, one = {1};
+  in.predictions = eta;
+  in.labels = times;
+  in.outputs = 1;
+  in.events = events;
+  EXPECT_THAT(EncodeEvaluation(cox, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row 1")));
+  in.events = one;
+  EXPECT_THAT(EncodeEvaluation(cox, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("events")));
+  const std::vector<double> ok_events = {1, 0};
+  in.events = ok_events;
+  in.label_stddev = 0;
+  EXPECT_THAT(EncodeEvaluation(cox, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label_stddev")));
+  in.label_stddev = 1;
+  EXPECT_OK(EncodeEvaluation(cox, in));
+
+  ASSERT_OK_AND_ASSIGN(auto reg, MakeEvaluationLayout(Model(v1::ModelSpec::LINEAR_REGRESSION)));
+  const std::vector<double> yhat = {1, NAN};
+  in.predictions = yhat;
+  EXPECT_THAT(EncodeEvaluation(reg, in),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row 1")));
+
+  EvaluationLayout wrong = binary;
+  wrong.length += 1;
+  EXPECT_THAT(EncodeEvaluation(wrong, in), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(EvaluationErrorsTest, DecodeRejectsBadSums) {
+  ASSERT_OK_AND_ASSIGN(auto reg, MakeEvaluationLayout(Model(v1::ModelSpec::LINEAR_REGRESSION)));
+  EXPECT_THAT(DecodeEvaluation(reg, std::vector<double>{1, 2}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected 5")));
+  EXPECT_THAT(DecodeEvaluation(reg, std::vector<double>{2, 2, NAN, 0, 1}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not finite")));
+  EXPECT_THAT(DecodeEvaluation(reg, std::vector<double>{0, 0, 0, 0, 0}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(DecodeEvaluation(reg, std::vector<double>{1.5, 0, 0, 0, 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // Zero rows encode to zeros.
+  ASSERT_OK_AND_ASSIGN(auto zeros, EncodeEvaluation(reg, EvaluationInput{}));
+  EXPECT_EQ(zeros, std::vector<double>(5, 0.0));
+}
+
+}  // namespace
+}  // namespace tessera::proto
