@@ -84,7 +84,58 @@ INSTANTIATE_TEST_SUITE_P(
                 "training.learning_rate"},
         BadCase{"ZeroRounds", [](v1::TaskSpec* s) { s->set_rounds(0); }, "rounds"},
         BadCase{"HugeDeadline", [](v1::TaskSpec* s) { s->set_round_deadline_seconds(100000); },
-                "round_deadline_seconds"}),
+                "round_deadline_seconds"},
+        BadCase{"UnknownModelKind",
+                [](v1::TaskSpec* s) {
+                  s->mutable_model()->set_kind(static_cast<v1::ModelSpec::Kind>(42));
+                },
+                "model.kind"},
+        BadCase{"SoftmaxWithoutClasses",
+                [](v1::TaskSpec* s) { s->mutable_model()->set_kind(v1::ModelSpec::SOFTMAX_REGRESSION); },
+                "model.num_classes"},
+        BadCase{"MlpWithoutHiddenLayers",
+                [](v1::TaskSpec* s) {
+                  s->mutable_model()->set_kind(v1::ModelSpec::MLP);
+                  s->mutable_model()->set_num_classes(2);
+                },
+                "model.hidden_layers"},
+        BadCase{"CoxWithoutEvent",
+                [](v1::TaskSpec* s) { s->mutable_model()->set_kind(v1::ModelSpec::COX_PH); },
+                "dataset.event"},
+        BadCase{"MomentumOutOfRange",
+                [](v1::TaskSpec* s) { s->mutable_training()->set_momentum(1.5); },
+                "training.momentum"},
+        BadCase{"NegativeProximalMu",
+                [](v1::TaskSpec* s) { s->mutable_training()->set_proximal_mu(-1); },
+                "training.proximal_mu"},
+        BadCase{"EpsilonWithoutDelta",
+                [](v1::TaskSpec* s) {
+                  s->mutable_privacy()->set_clip_norm(1);
+                  s->mutable_privacy()->set_noise_multiplier(1);
+                  s->mutable_privacy()->set_epsilon_budget(3);
+                },
+                "privacy.delta"},
+        BadCase{"ClipTooSmallForTheNoise",
+                [](v1::TaskSpec* s) {
+                  s->mutable_privacy()->set_clip_norm(1);
+                  s->mutable_privacy()->set_noise_multiplier(2);
+                  s->mutable_privacy()->set_epsilon_budget(3);
+                  s->mutable_privacy()->set_delta(1e-5);
+                  s->mutable_secure_aggregation()->set_clip(5);
+                },
+                "secure_aggregation.clip"},
+        BadCase{"AnalyticsWithAModel",
+                [](v1::TaskSpec* s) { s->mutable_analytics()->add_queries()->set_column("a"); },
+                "model"},
+        BadCase{"ThresholdBelowMinClients",
+                [](v1::TaskSpec* s) {
+                  s->set_min_clients(5);
+                  s->mutable_secure_aggregation()->set_threshold(3);
+                },
+                "secure_aggregation.threshold"},
+        BadCase{"BadFeatureRange",
+                [](v1::TaskSpec* s) { s->mutable_dataset()->add_features("px{9..3}"); },
+                "dataset.features[2]"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
 
 TEST(ApplyTaskDefaultsTest, FillsDefaultsAndIsIdempotent) {
@@ -100,6 +151,47 @@ TEST(ApplyTaskDefaultsTest, FillsDefaultsAndIsIdempotent) {
   ApplyTaskDefaults(&again);
   EXPECT_EQ(again.SerializeAsString(), spec.SerializeAsString());
   EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty());
+}
+
+TEST(ExpandFeatureRangesTest, RangesNameEveryColumnAndDefaultsExpandThem) {
+  v1::TaskSpec spec = ValidSpec();
+  spec.mutable_dataset()->clear_features();
+  spec.mutable_dataset()->add_features("px{0..2}_raw");
+  spec.mutable_dataset()->add_features("age");
+  EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty());
+  ApplyTaskDefaults(&spec);
+  EXPECT_THAT(spec.dataset().features(),
+              ::testing::ElementsAre("px0_raw", "px1_raw", "px2_raw", "age"));
+  // A range that names a column twice is caught after expansion.
+  spec.mutable_dataset()->add_features("px{1..1}_raw");
+  EXPECT_THAT(Paths(ValidateTaskSpec(spec)), ::testing::Contains("dataset.features[4]"));
+}
+
+TEST(ValidateTaskSpecTest, AnalyticsTaskNeedsNoModelAndGetsOneRound) {
+  v1::TaskSpec spec;
+  spec.set_name("q");
+  spec.mutable_dataset()->set_id("rotterdam");
+  auto* q = spec.mutable_analytics()->add_queries();
+  q->set_column("age");
+  EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty());
+  ApplyTaskDefaults(&spec);
+  EXPECT_EQ(spec.rounds(), 1u);
+  EXPECT_EQ(spec.analytics().min_cohort(), spec.min_clients());
+  EXPECT_FALSE(spec.has_training());
+  spec.set_rounds(3);
+  EXPECT_THAT(Paths(ValidateTaskSpec(spec)), ::testing::Contains("rounds"));
+}
+
+TEST(ApplyTaskDefaultsTest, AdaptiveStrategiesGetTheirOwnDefaults) {
+  v1::TaskSpec spec = ValidSpec();
+  spec.mutable_strategy()->set_kind(v1::StrategySpec::FEDADAM);
+  spec.mutable_strategy()->set_beta1(0);  // an explicit zero is kept
+  ApplyTaskDefaults(&spec);
+  EXPECT_EQ(spec.strategy().server_learning_rate(), 0.01);
+  EXPECT_EQ(spec.strategy().beta1(), 0.0);
+  EXPECT_EQ(spec.strategy().beta2(), 0.99);
+  EXPECT_EQ(spec.strategy().tau(), 1e-3);
+  EXPECT_EQ(spec.secure_aggregation().clip(), 10.0);
 }
 
 TEST(ValidateClientConfigTest, NamesEveryBadField) {
