@@ -23,6 +23,7 @@
 #include "proto/config.pb.h"
 #include "proto/federation.grpc.pb.h"
 #include "proto/grpc_status.h"
+#include "proto/labels.h"
 
 namespace tessera::client {
 namespace {
@@ -38,26 +39,6 @@ bool IsTransient(const absl::Status& st) {
   return st.code() == absl::StatusCode::kUnavailable ||
          st.code() == absl::StatusCode::kDeadlineExceeded ||
          st.code() == absl::StatusCode::kCancelled || st.code() == absl::StatusCode::kAborted;
-}
-
-std::string StepName(v1::SecAggRound step) {
-  std::string name = v1::SecAggRound_Name(step);
-  return name.rfind("SECAGG_", 0) == 0 ? absl::AsciiStrToLower(name.substr(7)) : name;
-}
-
-const char* StageName(v1::Stage stage) {
-  switch (stage) {
-    case v1::STAGE_STATISTICS:
-      return "statistics";
-    case v1::STAGE_FIT:
-      return "fit";
-    case v1::STAGE_EVALUATE:
-      return "evaluate";
-    case v1::STAGE_ANALYTICS:
-      return "analytics";
-    default:
-      return "unknown";
-  }
 }
 
 // Lets the stop path cancel whatever call is in flight, so SIGTERM never waits out a
@@ -129,7 +110,8 @@ class ClientDaemon {
                                          signer_.get());
     RETURN_IF_ERROR(agent_->Preload());
     crypto::ChannelOptions channel_options;
-    channel_options.min_reconnect_backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
+    channel_options.min_reconnect_backoff =
+        absl::Milliseconds(config_.retry().initial_backoff_ms());
     channel_options.max_reconnect_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
     channel_ = crypto::MakeChannel(config_.coordinator_address(), config_.server_name(), tls,
                                    channel_options);
@@ -237,8 +219,8 @@ class ClientDaemon {
     common::LogInfo("work_received")
         .With("task", item.task_id())
         .With("round", item.round())
-        .With("stage", StageName(item.stage()))
-        .With("step", StepName(step))
+        .With("stage", proto::StageLabel(item.stage()))
+        .With("step", proto::StepLabel(step))
         .With("work", item.work_id());
     absl::Time started = absl::Now();
     v1::PushResultRequest answer = agent_->Answer(item, started);
@@ -247,7 +229,7 @@ class ClientDaemon {
     if (answer.has_secagg()) {
       common::LogInfo("work_answered")
           .With("work", item.work_id())
-          .With("step", StepName(step))
+          .With("step", proto::StepLabel(step))
           .With("bytes", static_cast<uint64_t>(answer.ByteSizeLong()))
           .With("compute_ms", absl::ToInt64Milliseconds(absl::Now() - started))
           .With("status", sent.ok() ? "accepted" : sent.ToString());
@@ -270,7 +252,7 @@ class ClientDaemon {
     const char* exit_before = std::getenv("TESSERA_TEST_EXIT_BEFORE");
     if (exit_before == nullptr) return;
     const std::string here =
-        absl::StrCat(StageName(item.stage()), "/", StepName(item.secagg().round()));
+        absl::StrCat(proto::StageLabel(item.stage()), "/", proto::StepLabel(item.secagg().round()));
     if (here != exit_before) return;
     common::LogWarning("test_fault_exit").With("before", here).With("work", item.work_id());
     std::_Exit(3);

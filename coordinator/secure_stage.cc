@@ -11,6 +11,7 @@
 #include "crypto/secagg/protocol.h"
 #include "crypto/secagg/server.h"
 #include "crypto/secagg/vector_codec.h"
+#include "proto/labels.h"
 
 namespace tessera::coordinator {
 
@@ -27,13 +28,14 @@ class SessionSink final : public ResultSink {
     absl::MutexLock lock(&mu_);
     if (result.has_decline()) {
       const v1::Decline& d = result.decline();
-      server_->Drop(client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
-                    absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ",
-                                 d.detail().substr(0, 200)));
+      server_->Drop(
+          client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
+          absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ", d.detail().substr(0, 200)));
       return absl::OkStatus();
     }
     if (!result.has_secagg()) {
-      server_->Drop(client_id, v1::SECAGG_DROP_MALFORMED, "answer without a secure-aggregation message");
+      server_->Drop(client_id, v1::SECAGG_DROP_MALFORMED,
+                    "answer without a secure-aggregation message");
       return absl::InvalidArgumentError("answers must carry a secure-aggregation message");
     }
     return server_->Receive(client_id, result.secagg());
@@ -71,31 +73,9 @@ class SessionSink final : public ResultSink {
 
 namespace {
 
-const char* StageLabel(v1::Stage stage) {
-  switch (stage) {
-    case v1::STAGE_STATISTICS:
-      return "statistics";
-    case v1::STAGE_FIT:
-      return "fit";
-    case v1::STAGE_EVALUATE:
-      return "evaluate";
-    case v1::STAGE_ANALYTICS:
-      return "analytics";
-    default:
-      return "unknown";
-  }
-}
-
-std::string RoundName(v1::SecAggRound round) {
-  std::string name = v1::SecAggRound_Name(round);
-  return name.rfind("SECAGG_", 0) == 0 ? absl::AsciiStrToLower(name.substr(7)) : name;
-}
-
 // WIDE words carry one bit less than BOUNDED ones: their top limb is signed and the others
 // unsigned, so a limb sum needs the headroom.
-uint32_t WideBits(uint32_t num_invited) {
-  return crypto::MaxBitsForParties(num_invited) - 1;
-}
+uint32_t WideBits(uint32_t num_invited) { return crypto::MaxBitsForParties(num_invited) - 1; }
 
 v1::SecAggSegment Wide(size_t length, uint32_t fraction_bits, uint32_t limbs, uint32_t n) {
   v1::SecAggSegment s;
@@ -160,7 +140,7 @@ void SecureStageRunner::Cancel() {
 SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   SecureStageResult result;
   const std::string session = absl::StrCat(request.task_id, "/r", request.round, "/",
-                                           StageLabel(request.stage), "/a", request.attempt);
+                                           proto::StageLabel(request.stage), "/a", request.attempt);
   v1::SecAggSetup setup;
   setup.set_protocol_version(crypto::secagg::kProtocolVersion);
   auto nonce = crypto::RandomBytes(crypto::secagg::kSessionNonceBytes);
@@ -246,15 +226,15 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
     });
     common::LogInfo("secagg_step_closed")
         .With("session", session)
-        .With("step", RoundName(round))
-        .With("state", state == ServerState::kCompleted  ? "completed"
+        .With("step", proto::StepLabel(round))
+        .With("state", state == ServerState::kCompleted ? "completed"
                        : state == ServerState::kAborted ? "aborted"
                                                         : "collecting");
   }
 
   sink->With([&](SecAggServer& s) {
     for (const crypto::secagg::ClientDrop& d : s.drops()) {
-      result.drops.push_back(absl::StrCat(d.client_id, ": ", RoundName(d.round), ": ",
+      result.drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",
                                           v1::SecAggDropReason_Name(d.reason), ": ", d.detail));
       if (d.reason == v1::SECAGG_DROP_NO_ANSWER) result.unresponsive.push_back(d.client_id);
     }
@@ -268,8 +248,8 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
         result.abort = absl::StrCat("sum does not decode: ", sums.status().message());
       }
     } else {
-      result.abort = absl::StrCat(v1::SecAggServerAbort_Name(s.abort_reason()), ": ",
-                                  s.abort_detail());
+      result.abort =
+          absl::StrCat(v1::SecAggServerAbort_Name(s.abort_reason()), ": ", s.abort_detail());
     }
     return 0;
   });

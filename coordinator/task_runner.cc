@@ -34,10 +34,9 @@ void SetModel(std::span<const float> model, v1::WorkItem* item) {
 // An analytics answer as round metrics: "<column>.count", ".sum", ".mean", ".variance", and
 // for a histogram ".bin[<lo>,<hi>)" per bin with ".below" and ".above".
 std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryResult& q) {
-  std::vector<v1::Metric> out = {MakeMetric(q.column + ".count", q.count),
-                                 MakeMetric(q.column + ".sum", q.sum),
-                                 MakeMetric(q.column + ".mean", q.mean),
-                                 MakeMetric(q.column + ".variance", q.variance)};
+  std::vector<v1::Metric> out = {
+      MakeMetric(q.column + ".count", q.count), MakeMetric(q.column + ".sum", q.sum),
+      MakeMetric(q.column + ".mean", q.mean), MakeMetric(q.column + ".variance", q.variance)};
   if (!q.edges.empty()) {
     for (size_t i = 0; i < q.histogram.size() && i + 1 < q.edges.size(); ++i) {
       out.push_back(MakeMetric(absl::StrCat(q.column, ".bin[", q.edges[i], ",", q.edges[i + 1],
@@ -53,9 +52,8 @@ std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryResult& q) {
 // The secure-aggregation threshold for `n` invited sites: the task's own, or floor(2n/3)+1,
 // never below min_clients nor a strict majority.
 uint32_t Threshold(const v1::TaskSpec& spec, uint32_t n) {
-  uint32_t t = spec.secure_aggregation().threshold() > 0
-                   ? spec.secure_aggregation().threshold()
-                   : crypto::secagg::DefaultThreshold(n);
+  uint32_t t = spec.secure_aggregation().threshold() > 0 ? spec.secure_aggregation().threshold()
+                                                         : crypto::secagg::DefaultThreshold(n);
   return std::max({t, spec.min_clients(), spec.analytics().min_cohort(),
                    crypto::secagg::MinimumSafeThreshold(n)});
 }
@@ -75,7 +73,9 @@ TaskRunner::TaskRunner(std::string task_id, Store* store, WorkBoard* board,
 
 TaskRunner::~TaskRunner() { Stop(); }
 
-void TaskRunner::Start() { thread_ = std::thread([this] { Main(); }); }
+void TaskRunner::Start() {
+  thread_ = std::thread([this] { Main(); });
+}
 
 void TaskRunner::Cancel(const std::string& reason) {
   {
@@ -142,6 +142,25 @@ absl::Status TaskRunner::Finish(v1::TaskRecord& task, v1::TaskState state,
   return absl::OkStatus();
 }
 
+bool TaskRunner::AttemptFailed(uint32_t round, uint32_t attempt, const absl::Status& why,
+                               std::vector<std::string>* drops) {
+  drops->push_back(absl::StrCat("attempt ", attempt, " failed: ", why.message()));
+  common::LogWarning("attempt_failed")
+      .With("task", task_id_)
+      .With("round", round)
+      .With("attempt", attempt)
+      .With("why", std::string(why.message()));
+  return PauseOrHalt(options_.retry_pause);
+}
+
+absl::Status TaskRunner::EndWithoutCommit(v1::TaskRecord& task, const std::string& what) {
+  if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
+  if (halt() == Halt::kStop) return absl::OkStatus();
+  return Finish(
+      task, v1::TASK_FAILED,
+      absl::StrCat(what, " failed after ", task.spec().max_round_attempts(), " attempts"));
+}
+
 absl::Status TaskRunner::RunTask() {
   ASSIGN_OR_RETURN(v1::TaskRecord task, store_->GetTask(task_id_));
   if (task.state() == v1::TASK_COMPLETED || task.state() == v1::TASK_FAILED ||
@@ -167,8 +186,8 @@ absl::Status TaskRunner::RunTask() {
 
 std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
-  const uint32_t need = std::max({spec.min_clients(), spec.secure_aggregation().threshold(),
-                                  spec.analytics().min_cohort()});
+  const uint32_t need = std::max(
+      {spec.min_clients(), spec.secure_aggregation().threshold(), spec.analytics().min_cohort()});
   absl::Time next_log = absl::InfinitePast();
   while (halt() == Halt::kNone) {
     std::vector<std::string> cohort = registry_->Connected(spec.dataset().id());
@@ -186,9 +205,8 @@ std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task) {
   return {};
 }
 
-SecureStageResult TaskRunner::RunStage(const v1::TaskRecord& task, v1::Stage stage,
-                                       uint32_t round, uint32_t attempt,
-                                       const std::vector<std::string>& cohort,
+SecureStageResult TaskRunner::RunStage(const v1::TaskRecord& task, v1::Stage stage, uint32_t round,
+                                       uint32_t attempt, const std::vector<std::string>& cohort,
                                        v1::WorkItem first_item, v1::SecAggEncoding encoding) {
   const v1::TaskSpec& spec = task.spec();
   first_item.set_task_id(task_id_);
@@ -232,17 +250,11 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
     absl::StatusOr<proto::PooledStatistics> pooled =
-        result.completed ? proto::DecodeStatistics(result.sums, columns)
-                         : absl::StatusOr<proto::PooledStatistics>(
-                               absl::AbortedError(result.abort));
+        result.completed
+            ? proto::DecodeStatistics(result.sums, columns)
+            : absl::StatusOr<proto::PooledStatistics>(absl::AbortedError(result.abort));
     if (!pooled.ok()) {
-      drops.push_back(absl::StrCat("attempt ", attempt, " aborted: ", pooled.status().message()));
-      common::LogWarning("attempt_failed")
-          .With("task", task_id_)
-          .With("round", 0)
-          .With("attempt", attempt)
-          .With("why", std::string(pooled.status().message()));
-      if (PauseOrHalt(options_.retry_pause)) break;
+      if (AttemptFailed(0, attempt, pooled.status(), &drops)) break;
       continue;
     }
     ASSIGN_OR_RETURN(std::vector<float> initial,
@@ -281,11 +293,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
         .With("train_rows", pooled->num_rows);
     return absl::OkStatus();
   }
-  if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
-  if (halt() == Halt::kStop) return absl::OkStatus();
-  return Finish(task, v1::TASK_FAILED,
-                absl::StrCat("statistics round failed after ", spec.max_round_attempts(),
-                             " attempts"));
+  return EndWithoutCommit(task, "statistics round");
 }
 
 absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
@@ -303,24 +311,18 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
     absl::StatusOr<std::vector<proto::QueryResult>> answers =
-        result.completed ? proto::DecodeAnalytics(analytics, result.sums)
-                         : absl::StatusOr<std::vector<proto::QueryResult>>(
-                               absl::AbortedError(result.abort));
+        result.completed
+            ? proto::DecodeAnalytics(analytics, result.sums)
+            : absl::StatusOr<std::vector<proto::QueryResult>>(absl::AbortedError(result.abort));
     // The secure-aggregation threshold already keeps every sum over at least min_cohort
     // sites; this is the release rule said once more where the answer is made.
     if (answers.ok() && result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
-      answers = absl::FailedPreconditionError(absl::StrCat(
-          result.survivors.size(), " sites in the sums, fewer than min_cohort ",
-          analytics.min_cohort(), ": no answer released"));
+      answers = absl::FailedPreconditionError(
+          absl::StrCat(result.survivors.size(), " sites in the sums, fewer than min_cohort ",
+                       analytics.min_cohort(), ": no answer released"));
     }
     if (!answers.ok()) {
-      drops.push_back(absl::StrCat("attempt ", attempt, " failed: ", answers.status().message()));
-      common::LogWarning("attempt_failed")
-          .With("task", task_id_)
-          .With("round", 1)
-          .With("attempt", attempt)
-          .With("why", std::string(answers.status().message()));
-      if (PauseOrHalt(options_.retry_pause)) break;
+      if (AttemptFailed(1, attempt, answers.status(), &drops)) break;
       continue;
     }
     v1::RoundRecord record;
@@ -346,10 +348,7 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
         .With("queries", static_cast<uint64_t>(answers->size()));
     return absl::OkStatus();
   }
-  if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
-  if (halt() == Halt::kStop) return absl::OkStatus();
-  return Finish(task, v1::TASK_FAILED,
-                absl::StrCat("query failed after ", spec.max_round_attempts(), " attempts"));
+  return EndWithoutCommit(task, "query");
 }
 
 absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
@@ -375,14 +374,14 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     // one Gaussian mechanism over the whole cohort (sampling rate 1).
     absl::StatusOr<double> epsilon_after = 0.0;
     if (spec.has_privacy()) {
-      epsilon_after = GaussianEpsilon(spec.privacy().noise_multiplier(), 1.0, round,
-                                      spec.privacy().delta());
+      epsilon_after =
+          GaussianEpsilon(spec.privacy().noise_multiplier(), 1.0, round, spec.privacy().delta());
       if (!epsilon_after.ok()) return epsilon_after.status();
       if (*epsilon_after > spec.privacy().epsilon_budget()) {
         return Finish(task, v1::TASK_COMPLETED,
                       absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ",
-                                   *epsilon_after, " > ", spec.privacy().epsilon_budget(),
-                                   "; ", round - 1, " rounds committed"));
+                                   *epsilon_after, " > ", spec.privacy().epsilon_budget(), "; ",
+                                   round - 1, " rounds committed"));
       }
     }
     const absl::Time started = clock_->Now();
@@ -403,19 +402,14 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
       drops.insert(drops.end(), fitted.drops.begin(), fitted.drops.end());
       if (halt() != Halt::kNone) break;
       absl::StatusOr<proto::AveragedUpdate> update =
-          fitted.completed ? proto::DecodeFit(fitted.sums, num_params)
-                           : absl::StatusOr<proto::AveragedUpdate>(absl::AbortedError(fitted.abort));
+          fitted.completed
+              ? proto::DecodeFit(fitted.sums, num_params)
+              : absl::StatusOr<proto::AveragedUpdate>(absl::AbortedError(fitted.abort));
       absl::StatusOr<std::vector<float>> next =
           update.ok() ? strategy->AggregateFit(round, global, *update)
                       : absl::StatusOr<std::vector<float>>(update.status());
       if (!next.ok()) {
-        drops.push_back(absl::StrCat("attempt ", attempt, " fit failed: ", next.status().message()));
-        common::LogWarning("attempt_failed")
-            .With("task", task_id_)
-            .With("round", round)
-            .With("attempt", attempt)
-            .With("why", std::string(next.status().message()));
-        if (PauseOrHalt(options_.retry_pause)) break;
+        if (AttemptFailed(round, attempt, next.status(), &drops)) break;
         continue;
       }
 
@@ -433,9 +427,9 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
         *eval.mutable_standardization() = task.standardization();
         eval.set_l2(task.l2());
         if (eval_cohort.size() >= spec.min_clients()) {
-          SecureStageResult evaluated = RunStage(
-              task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
-              EvaluateEncoding(layout.length, static_cast<uint32_t>(eval_cohort.size())));
+          SecureStageResult evaluated =
+              RunStage(task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
+                       EvaluateEncoding(layout.length, static_cast<uint32_t>(eval_cohort.size())));
           drops.insert(drops.end(), evaluated.drops.begin(), evaluated.drops.end());
           if (halt() != Halt::kNone) break;
           auto decoded = evaluated.completed
@@ -479,16 +473,13 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
       committed = true;
 
       common::LogLine line(common::LogLevel::kInfo, "round_committed");
-      line.With("task", task_id_).With("round", round).With(
-          "sites", static_cast<uint64_t>(fitted.survivors.size()));
+      line.With("task", task_id_)
+          .With("round", round)
+          .With("sites", static_cast<uint64_t>(fitted.survivors.size()));
       for (const v1::Metric& m : record.metrics()) line.With(m.name(), m.value());
     }
     if (committed) continue;
-    if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
-    if (halt() == Halt::kStop) return absl::OkStatus();
-    return Finish(task, v1::TASK_FAILED,
-                  absl::StrCat("round ", round, " failed after ", spec.max_round_attempts(),
-                               " attempts"));
+    return EndWithoutCommit(task, absl::StrCat("round ", round));
   }
   if (task.state() == v1::TASK_COMPLETED) {
     common::LogInfo("task_finished")

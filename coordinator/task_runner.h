@@ -92,6 +92,13 @@ class TaskRunner {
                              uint32_t attempt, const std::vector<std::string>& cohort,
                              v1::WorkItem first_item, v1::SecAggEncoding encoding);
 
+  // Records a failed attempt (drop line and log) and pauses before the next; true if the
+  // runner was halted meanwhile.
+  bool AttemptFailed(uint32_t round, uint32_t attempt, const absl::Status& why,
+                     std::vector<std::string>* drops);
+  // After the attempts of a stage ran out without a commit: cancelled, stopped, or failed.
+  absl::Status EndWithoutCommit(v1::TaskRecord& task, const std::string& what);
+
   absl::Status Finish(v1::TaskRecord& task, v1::TaskState state, const std::string& reason);
   Halt halt() const;
   std::string CancelReason() const;
