@@ -44,7 +44,8 @@ absl::StatusOr<bool> ParseFlags(FlagParser& flags, const std::vector<std::string
     return false;
   }
   if (!positional->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", positional->front(), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", positional->front(), "'"));
   }
   return true;
 }
@@ -53,8 +54,8 @@ absl::StatusOr<tessera::v1::ClientConfig> LoadConfig(const std::string& path) {
   tessera::v1::ClientConfig config;
   tessera::common::TextLocations where;
   RETURN_IF_ERROR(tessera::common::LoadProtoFile(path, &config, &where));
-  RETURN_IF_ERROR(tessera::common::FieldErrorsToStatus(
-      tessera::proto::ValidateClientConfig(config), path, &where));
+  RETURN_IF_ERROR(tessera::common::FieldErrorsToStatus(tessera::proto::ValidateClientConfig(config),
+                                                       path, &where));
   tessera::proto::ApplyClientDefaults(&config);
   return config;
 }
@@ -88,8 +89,8 @@ absl::Status Check(const std::vector<std::string>& args) {
   if (!go) return absl::OkStatus();
   ASSIGN_OR_RETURN(tessera::v1::ClientConfig config, LoadConfig(config_path));
   ASSIGN_OR_RETURN(tessera::crypto::TlsMaterial tls,
-                   tessera::crypto::LoadTlsMaterial(config.tls(), tessera::crypto::Role::kInstitution,
-                                                    absl::Now()));
+                   tessera::crypto::LoadTlsMaterial(
+                       config.tls(), tessera::crypto::Role::kInstitution, absl::Now()));
   std::printf("identity:    %s (federation %s), certificate valid until %s\n",
               tls.identity.node_id.c_str(), tls.identity.federation.c_str(),
               absl::FormatTime("%Y-%m-%d", tls.identity.not_after, absl::UTCTimeZone()).c_str());

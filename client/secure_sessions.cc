@@ -52,12 +52,13 @@ SessionAnswer SecureSessions::Start(const v1::WorkItem& item, std::span<const do
     return Abort(session, v1::SECAGG_BAD_SETUP, "the set-up does not match its work item");
   }
   if (crypto::secagg::EncodedValues(setup.encoding()) != values.size()) {
-    return Abort(session, v1::SECAGG_BAD_SETUP,
-                 absl::StrCat("the encoding holds ", crypto::secagg::EncodedValues(setup.encoding()),
-                              " values, this stage's vector has ", values.size()));
+    return Abort(
+        session, v1::SECAGG_BAD_SETUP,
+        absl::StrCat("the encoding holds ", crypto::secagg::EncodedValues(setup.encoding()),
+                     " values, this stage's vector has ", values.size()));
   }
-  if (absl::Status valid =
-          crypto::secagg::ValidateEncoding(setup.encoding(), static_cast<uint32_t>(setup.invited_size()));
+  if (absl::Status valid = crypto::secagg::ValidateEncoding(
+          setup.encoding(), static_cast<uint32_t>(setup.invited_size()));
       !valid.ok()) {
     return Abort(session, v1::SECAGG_BAD_SETUP, std::string(valid.message()));
   }
@@ -80,8 +81,8 @@ SessionAnswer SecureSessions::Start(const v1::WorkItem& item, std::span<const do
                  abort == v1::SECAGG_CLIENT_ABORT_UNSPECIFIED ? v1::SECAGG_BAD_SETUP : abort,
                  std::string(client.status().message()));
   }
-  sessions_[session] = Session{std::move(*client),
-                               absl::FromUnixMillis(item.deadline_unix_ms()) + kGrace};
+  sessions_[session] =
+      Session{std::move(*client), absl::FromUnixMillis(item.deadline_unix_ms()) + kGrace};
   SessionAnswer answer;
   answer.message = std::move(reply);
   return answer;
@@ -113,8 +114,8 @@ SessionAnswer SecureSessions::Continue(const v1::WorkItem& item) {
   return answer;
 }
 
-crypto::SecretBytes SecureSessions::RoundingKey(uint64_t task_seed, uint32_t round,
-                                                v1::Stage stage, const std::string& client_id) {
+crypto::SecretBytes SecureSessions::RoundingKey(uint64_t task_seed, uint32_t round, v1::Stage stage,
+                                                const std::string& client_id) {
   std::string digest = crypto::Sha256(absl::StrCat("tessera/rounding/v1/", task_seed, "/", round,
                                                    "/", static_cast<int>(stage), "/", client_id));
   digest.resize(16);

@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/model.h"
+#include "client/privacy.h"
 #include "client/trainer.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "crypto/hash.h"
-#include "client/privacy.h"
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
@@ -129,10 +129,10 @@ absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
   const std::string& path = test ? local.test_csv() : local.train_csv();
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table, LoadTable(path));
   std::vector<std::string> features(schema.features().begin(), schema.features().end());
-  ASSIGN_OR_RETURN(Dataset data, schema.event().empty()
-                                     ? SelectColumns(*table, features, schema.label(), path)
-                                     : SelectColumns(*table, features, schema.label(),
-                                                     schema.event(), path));
+  ASSIGN_OR_RETURN(Dataset data,
+                   schema.event().empty()
+                       ? SelectColumns(*table, features, schema.label(), path)
+                       : SelectColumns(*table, features, schema.label(), schema.event(), path));
   return std::make_shared<const Dataset>(std::move(data));
 }
 
@@ -172,8 +172,9 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   }
   std::vector<float> model(item.model().values().begin(), item.model().values().end());
   if (model.size() != *num_params) {
-    return Declined(v1::Decline::BAD_WORK_ITEM,
-                    absl::StrCat("model has ", model.size(), " parameters, expected ", *num_params));
+    return Declined(
+        v1::Decline::BAD_WORK_ITEM,
+        absl::StrCat("model has ", model.size(), " parameters, expected ", *num_params));
   }
   if (crypto::HashModel(model) != item.model_hash()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the model");
@@ -189,7 +190,8 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
     // A site without held-out rows still answers, with zeros, so that the cohort's sums
     // stay sums over the same sites.
     auto layout = proto::MakeEvaluationLayout(spec.model());
-    if (!layout.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
+    if (!layout.ok())
+      return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
     return Contributed(std::vector<double>(layout->length, 0.0));
   }
   const std::string& path = fit ? local->train_csv() : local->test_csv();
@@ -242,8 +244,8 @@ WorkOutcome WorkProcessor::Fit(const v1::WorkItem& item, const Model& model, con
   std::vector<float> delta(params.size());
   for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - global[i];
   const uint64_t pooled_rows = item.standardization().num_train_rows();
-  std::vector<double> values = proto::EncodeWeightedFit(data.num_rows, pooled_rows, delta,
-                                                        spec.secure_aggregation().clip());
+  std::vector<double> values =
+      proto::EncodeWeightedFit(data.num_rows, pooled_rows, delta, spec.secure_aggregation().clip());
   if (spec.has_privacy()) {
     const uint32_t threshold = std::max<uint32_t>(1, item.secagg().setup().threshold());
     if (absl::Status st = AddPrivacyNoise(spec.privacy(), threshold, &values); !st.ok()) {
@@ -256,7 +258,8 @@ WorkOutcome WorkProcessor::Fit(const v1::WorkItem& item, const Model& model, con
 WorkOutcome WorkProcessor::Evaluate(const v1::WorkItem& item, const Model& model,
                                     const Dataset& data, const std::vector<float>& params) {
   auto layout = proto::MakeEvaluationLayout(item.spec().model());
-  if (!layout.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
+  if (!layout.ok())
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
   std::vector<double> predictions(data.num_rows * model.num_outputs());
   model.Predict(params, data, predictions);
   proto::EvaluationInput input;
@@ -282,9 +285,9 @@ WorkOutcome WorkProcessor::Analytics(const v1::WorkItem& item, const v1::LocalDa
     auto test = LoadTable(local.test_csv());
     if (!test.ok()) return DataDeclined(item, test.status());
     if ((*test)->header != (*train)->header) {
-      return DataDeclined(item, absl::InvalidArgumentError(absl::StrCat(
-                                    local.test_csv(), " does not have the header of ",
-                                    local.train_csv())));
+      return DataDeclined(
+          item, absl::InvalidArgumentError(absl::StrCat(
+                    local.test_csv(), " does not have the header of ", local.train_csv())));
     }
     values.insert(values.end(), (*test)->values.begin(), (*test)->values.end());
     num_rows += (*test)->num_rows;

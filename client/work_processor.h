@@ -1,5 +1,6 @@
 // What this site contributes to a stage: the real vector of proto/contribution_layout.h
-// (which SecureSessions then masks), or a reasoned decline. The whole local decision lives here, apart from any transport:
+// (which SecureSessions then masks), or a reasoned decline. The whole local decision lives here,
+// apart from any transport:
 //   1. the item is intact: the spec and model hashes match their contents, sizes agree;
 //   2. the local policy accepts the task (minimum cohort, allowed names or spec hashes)
 //      and the cohort asked is not smaller than this site's minimum;
@@ -52,8 +53,8 @@ class WorkProcessor {
  private:
   // The dataset `id`'s training or test rows, selected by the task's schema, not
   // standardised. INVALID_ARGUMENT/NOT_FOUND naming the file on a mismatch.
-  absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(const v1::LocalDataset& local,
-                                                          bool test, const v1::DatasetSpec& schema);
+  absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(const v1::LocalDataset& local, bool test,
+                                                          const v1::DatasetSpec& schema);
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadTable(const std::string& path);
 
   // The stages' computations, after the common checks.

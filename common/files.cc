@@ -90,8 +90,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
-                             mode_t mode) {
+absl::Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode) {
   std::string tmp = absl::StrFormat("%s.tmp.%d", path, static_cast<int>(::getpid()));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot create ", tmp));

@@ -12,8 +12,7 @@ namespace tessera::common {
 FlagParser::FlagParser(std::string usage, std::string summary)
     : usage_(std::move(usage)), summary_(std::move(summary)) {}
 
-void FlagParser::AddString(const std::string& name, std::string* target,
-                           const std::string& help) {
+void FlagParser::AddString(const std::string& name, std::string* target, const std::string& help) {
   flags_.push_back({name, Kind::kString, target, help, *target});
 }
 
@@ -36,8 +35,7 @@ FlagParser::Flag* FlagParser::Find(const std::string& name) {
   return nullptr;
 }
 
-absl::StatusOr<std::vector<std::string>> FlagParser::Parse(
-    const std::vector<std::string>& args) {
+absl::StatusOr<std::vector<std::string>> FlagParser::Parse(const std::vector<std::string>& args) {
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -65,8 +63,7 @@ absl::StatusOr<std::vector<std::string>> FlagParser::Parse(
     }
     Flag* flag = Find(name);
     if (flag == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " (see --help)"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
     }
     if (flag->kind == Kind::kBool) {
       bool* b = static_cast<bool*>(flag->target);
@@ -94,8 +91,8 @@ absl::StatusOr<std::vector<std::string>> FlagParser::Parse(
     } else {
       uint64_t v = 0;
       if (!absl::SimpleAtoi(value, &v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "flag --", name, " takes a non-negative integer, not '", value, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " takes a non-negative integer, not '", value, "'"));
       }
       *static_cast<uint64_t*>(flag->target) = v;
     }

@@ -53,9 +53,7 @@ class LogLine {
 
 inline LogLine LogDebug(std::string_view event) { return LogLine(LogLevel::kDebug, event); }
 inline LogLine LogInfo(std::string_view event) { return LogLine(LogLevel::kInfo, event); }
-inline LogLine LogWarning(std::string_view event) {
-  return LogLine(LogLevel::kWarning, event);
-}
+inline LogLine LogWarning(std::string_view event) { return LogLine(LogLevel::kWarning, event); }
 inline LogLine LogError(std::string_view event) { return LogLine(LogLevel::kError, event); }
 
 // Lines below `level` are dropped. Default kInfo.

@@ -100,8 +100,7 @@ absl::Status ParseTextProto(const std::string& text, const std::string& source_n
     message->Clear();
     if (errors.has_error_) {
       return absl::InvalidArgumentError(absl::StrCat(source_name, ":", errors.line_ + 1, ":",
-                                                     errors.column_ + 1, ": ",
-                                                     errors.message_));
+                                                     errors.column_ + 1, ": ", errors.message_));
     }
     return absl::InvalidArgumentError(absl::StrCat(source_name, ": cannot parse"));
   }
@@ -119,8 +118,7 @@ absl::Status LoadProtoFile(const std::string& path, pb::Message* message,
     auto status = pb::util::JsonStringToMessage(text, message, options);
     if (!status.ok()) {
       message->Clear();
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": ", std::string(status.message())));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", std::string(status.message())));
     }
     return absl::OkStatus();
   }
@@ -128,8 +126,7 @@ absl::Status LoadProtoFile(const std::string& path, pb::Message* message,
 }
 
 absl::Status FieldErrorsToStatus(const std::vector<FieldError>& errors,
-                                 const std::string& source_name,
-                                 const TextLocations* locations) {
+                                 const std::string& source_name, const TextLocations* locations) {
   if (errors.empty()) return absl::OkStatus();
   std::vector<std::string> parts;
   parts.reserve(errors.size());
@@ -137,7 +134,8 @@ absl::Status FieldErrorsToStatus(const std::vector<FieldError>& errors,
     std::string where;
     if (!source_name.empty()) {
       int line = locations != nullptr ? locations->LineOf(e.path) : 0;
-      where = line > 0 ? absl::StrCat(source_name, ":", line, ": ") : absl::StrCat(source_name, ": ");
+      where =
+          line > 0 ? absl::StrCat(source_name, ":", line, ": ") : absl::StrCat(source_name, ": ");
     }
     parts.push_back(absl::StrCat(where, e.path, ": ", e.message));
   }

@@ -13,21 +13,20 @@
 #define TESSERA_STATUS_CONCAT_(a, b) TESSERA_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status); returns it from the calling function if not OK.
-#define RETURN_IF_ERROR(expr)                      \
-  do {                                             \
-    ::absl::Status tessera_status_ = (expr);       \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::absl::Status tessera_status_ = (expr);           \
     if (!tessera_status_.ok()) return tessera_status_; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, Foo());` evaluates Foo() (an absl::StatusOr<T>), returns its
 // status from the calling function if not OK, else moves the value into `x`.
 #define ASSIGN_OR_RETURN(lhs, expr) \
-  TESSERA_ASSIGN_OR_RETURN_IMPL_(   \
-      TESSERA_STATUS_CONCAT_(tessera_statusor_, __LINE__), lhs, expr)
+  TESSERA_ASSIGN_OR_RETURN_IMPL_(TESSERA_STATUS_CONCAT_(tessera_statusor_, __LINE__), lhs, expr)
 
 #define TESSERA_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                  \
-  if (!statusor.ok()) return std::move(statusor).status(); \
+  auto statusor = (expr);                                   \
+  if (!statusor.ok()) return std::move(statusor).status();  \
   lhs = std::move(statusor).value()
 
 namespace tessera::common {

@@ -101,8 +101,8 @@ absl::Status Coordinator::CancelTask(const std::string& operator_id, const std::
     return absl::FailedPreconditionError(
         absl::StrCat(task_id, " has already finished (", v1::TaskState_Name(task.state()), ")"));
   }
-  std::string why = absl::StrCat("cancelled by ", operator_id, reason.empty() ? "" : ": ",
-                                reason.substr(0, 500));
+  std::string why =
+      absl::StrCat("cancelled by ", operator_id, reason.empty() ? "" : ": ", reason.substr(0, 500));
   absl::MutexLock lock(&mu_);
   auto it = runners_.find(task_id);
   if (it == runners_.end() || it->second->Done()) {

@@ -122,8 +122,8 @@ absl::StatusOr<std::vector<size_t>> ReadTestRows(const std::string& path, size_t
     if (line.empty()) continue;
     uint64_t row = 0;
     if (!absl::SimpleAtoi(line, &row) || row >= num_rows) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", line_number, ": not a data-row index below ", num_rows));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": not a data-row index below ", num_rows));
     }
     rows.push_back(static_cast<size_t>(row));
   }
@@ -151,13 +151,16 @@ absl::StatusOr<IdxData> LoadIdxTable(const std::string& dir) {
                      client::LoadIdxDataset(absl::StrCat(dir, "/", part, "-images-idx3-ubyte.gz"),
                                             absl::StrCat(dir, "/", part, "-labels-idx1-ubyte.gz")));
     if (out.table.header.empty()) {
-      for (size_t j = 0; j < data.num_features; ++j) out.table.header.push_back(absl::StrCat("px", j));
+      for (size_t j = 0; j < data.num_features; ++j)
+        out.table.header.push_back(absl::StrCat("px", j));
       out.table.header.push_back("label");
     } else if (out.table.header.size() != data.num_features + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(dir, ": training and test images differ in size"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, ": training and test images differ in size"));
     }
     for (size_t r = 0; r < data.num_rows; ++r) {
-      out.table.values.insert(out.table.values.end(), data.x.begin() + static_cast<long>(r * data.num_features),
+      out.table.values.insert(out.table.values.end(),
+                              data.x.begin() + static_cast<long>(r * data.num_features),
                               data.x.begin() + static_cast<long>((r + 1) * data.num_features));
       out.table.values.push_back(data.y[r]);
     }
@@ -192,21 +195,22 @@ absl::StatusOr<Partition> ParsePartition(const std::string& text) {
     p.column = text.substr(10);
     return p;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--partition '", text, "': expected iid, dirichlet:ALPHA or by-column:NAME"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--partition '", text, "': expected iid, dirichlet:ALPHA or by-column:NAME"));
 }
 
-absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
-    std::span<const size_t> train_rows, std::span<const double> labels,
-    std::span<const double> column, const Partition& partition, uint32_t num_sites,
-    uint64_t seed) {
+absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const size_t> train_rows,
+                                                               std::span<const double> labels,
+                                                               std::span<const double> column,
+                                                               const Partition& partition,
+                                                               uint32_t num_sites, uint64_t seed) {
   common::SplitMix64 rng(seed ^ 0x7061727469746e6fULL);
   std::vector<size_t> rows(train_rows.begin(), train_rows.end());
   switch (partition.kind) {
     case Partition::Kind::kIid: {
       if (num_sites == 0 || num_sites > rows.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
       }
       Shuffle(rng, rows);
       std::vector<std::vector<size_t>> sites(num_sites);
@@ -230,8 +234,8 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
     }
     case Partition::Kind::kDirichlet: {
       if (num_sites == 0 || num_sites > rows.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
       }
       std::map<int64_t, std::vector<size_t>> by_class;
       for (size_t r : rows) {
@@ -244,7 +248,8 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
       }
       // Label skew as in Hsu et al. 2019: for each class, shares of its rows drawn from
       // Dirichlet(alpha); draws that leave a site (nearly) empty are redrawn.
-      const size_t min_rows = std::max<size_t>(1, std::min<size_t>(10, rows.size() / (4 * num_sites)));
+      const size_t min_rows =
+          std::max<size_t>(1, std::min<size_t>(10, rows.size() / (4 * num_sites)));
       for (int attempt = 0; attempt < 1000; ++attempt) {
         std::vector<std::vector<size_t>> sites(num_sites);
         for (auto& [label, members] : by_class) {
@@ -257,11 +262,12 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
           double cumulative = 0;
           for (uint32_t k = 0; k < num_sites; ++k) {
             cumulative += share[k] / total;
-            const size_t end = k + 1 == num_sites
-                                   ? shuffled.size()
-                                   : std::min(shuffled.size(),
-                                              static_cast<size_t>(std::llround(
-                                                  cumulative * static_cast<double>(shuffled.size()))));
+            const size_t end =
+                k + 1 == num_sites
+                    ? shuffled.size()
+                    : std::min(shuffled.size(),
+                               static_cast<size_t>(std::llround(
+                                   cumulative * static_cast<double>(shuffled.size()))));
             for (size_t i = start; i < end; ++i) sites[k].push_back(shuffled[i]);
             start = std::max(start, end);
           }
@@ -270,9 +276,9 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
         for (const auto& s : sites) ok = ok && s.size() >= min_rows;
         if (ok) return sites;
       }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "dirichlet:", partition.alpha, " left a site with fewer than ", min_rows,
-          " rows in 1000 draws; use fewer sites or a larger alpha"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("dirichlet:", partition.alpha, " left a site with fewer than ", min_rows,
+                       " rows in 1000 draws; use fewer sites or a larger alpha"));
     }
   }
   return absl::InternalError("unknown partition kind");
@@ -329,20 +335,19 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
   if (options.partition.kind == Partition::Kind::kByColumn) {
     const int index = ColumnIndex(table, options.partition.column);
     if (index < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("--partition: column '",
-                                                     options.partition.column, "' is not in ",
-                                                     source));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--partition: column '", options.partition.column, "' is not in ", source));
     }
     for (size_t r = 0; r < table.num_rows; ++r) column[r] = table.values[r * width + index];
   }
-  ASSIGN_OR_RETURN(std::vector<std::vector<size_t>> site_rows,
-                   PartitionRows(train_rows, labels, column, options.partition,
-                                 options.num_sites, spec.seed()));
+  ASSIGN_OR_RETURN(
+      std::vector<std::vector<size_t>> site_rows,
+      PartitionRows(train_rows, labels, column, options.partition, options.num_sites, spec.seed()));
   const uint32_t num_sites = static_cast<uint32_t>(site_rows.size());
   if (spec.min_clients() > num_sites) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "min_clients: the task needs ", spec.min_clients(), " sites, the simulation has ",
-        num_sites));
+    return absl::InvalidArgumentError(absl::StrCat("min_clients: the task needs ",
+                                                   spec.min_clients(),
+                                                   " sites, the simulation has ", num_sites));
   }
 
   // Files and identities of the sites.
@@ -391,8 +396,9 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
   coordinator_options.client_liveness = absl::Hours(24);
   coordinator_options.runner.cohort_poll_interval = absl::Milliseconds(2);
   coordinator_options.runner.retry_pause = absl::Milliseconds(10);
-  ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
-                   Coordinator::Create(NewMemoryStore(), common::Clock::Real(), coordinator_options));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Coordinator> coordinator,
+      Coordinator::Create(NewMemoryStore(), common::Clock::Real(), coordinator_options));
   for (auto& site : sites) {
     v1::HelloRequest hello;
     hello.add_dataset_ids(spec.dataset().id());

@@ -46,10 +46,11 @@ absl::StatusOr<Partition> ParsePartition(const std::string& text);
 // Training rows (indices into `labels`) per site. `labels`: the label of every row (used by
 // kDirichlet, which needs class labels 0..K-1); `column`: the values of the partition column
 // (kByColumn). Seeded; every site gets at least one row or INVALID_ARGUMENT says why.
-absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(
-    std::span<const size_t> train_rows, std::span<const double> labels,
-    std::span<const double> column, const Partition& partition, uint32_t num_sites,
-    uint64_t seed);
+absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const size_t> train_rows,
+                                                               std::span<const double> labels,
+                                                               std::span<const double> column,
+                                                               const Partition& partition,
+                                                               uint32_t num_sites, uint64_t seed);
 
 struct SimulationOptions {
   v1::TaskSpec spec;

@@ -315,7 +315,6 @@ double OrDefault(double value, double default_value) { return value == 0 ? defau
 
 }  // namespace
 
-
 std::unique_ptr<Strategy> MakeFedAvg(double server_learning_rate) {
   return std::make_unique<FedAvg>(server_learning_rate);
 }

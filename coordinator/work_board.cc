@@ -11,8 +11,8 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
   OpenWork work;
   for (auto& [client, item] : items) {
     if (item.work_id() != work_id) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("item for ", client, " carries work id ", item.work_id(), ", not ", work_id));
+      return absl::InvalidArgumentError(absl::StrCat("item for ", client, " carries work id ",
+                                                     item.work_id(), ", not ", work_id));
     }
     work.undelivered.insert(client);
     work.items[client] = std::make_shared<const v1::WorkItem>(std::move(item));
@@ -68,9 +68,9 @@ absl::Status WorkBoard::Push(const std::string& client_id, const v1::PushResultR
     absl::MutexLock lock(&mu_);
     auto it = open_.find(result.work_id());
     if (it == open_.end() || it->second.pending.count(client_id) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no open work ", result.work_id(), " for ", client_id,
-          " (never given, already answered, or the step ended)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("no open work ", result.work_id(), " for ", client_id,
+                       " (never given, already answered, or the step ended)"));
     }
     // One answer per item, whatever the sink makes of it.
     it->second.pending.erase(client_id);

@@ -46,8 +46,8 @@ struct CertificateAuthority {
 };
 // A self-signed CA certificate for `federation_name` (1..64 printable characters),
 // valid from `now` - 5 minutes for `validity_days`.
-absl::StatusOr<CertificateAuthority> CreateCertificateAuthority(
-    const std::string& federation_name, int validity_days, absl::Time now);
+absl::StatusOr<CertificateAuthority> CreateCertificateAuthority(const std::string& federation_name,
+                                                                int validity_days, absl::Time now);
 
 // A PEM certificate signing request for `node_id`, signed with `key_pem`.
 absl::StatusOr<std::string> CreateCsr(const SecretBytes& key_pem, const std::string& node_id);
@@ -65,7 +65,7 @@ absl::StatusOr<std::string> SignCsr(const CertificateAuthority& ca, const std::s
                                     const SignOptions& options, absl::Time now);
 
 struct CertificateInfo {
-  std::string node_id;          // subject CN
+  std::string node_id;  // subject CN
   Role role = Role::kInstitution;
   std::string federation;       // subject O
   std::string fingerprint_hex;  // SHA-256 of the DER certificate, lowercase hex
@@ -82,8 +82,7 @@ absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem);
 // UNAUTHENTICATED "... certificate has expired (not after ...)" / "... not yet valid" /
 // "... not signed by the federation CA"; INVALID_ARGUMENT if malformed.
 absl::StatusOr<CertificateInfo> VerifyCertificate(const std::string& cert_pem,
-                                                  const std::string& ca_cert_pem,
-                                                  absl::Time now);
+                                                  const std::string& ca_cert_pem, absl::Time now);
 
 // PERMISSION_DENIED "<node> has role <r>, <want> required" unless info.role == want.
 absl::Status RequireRole(const CertificateInfo& info, Role want);

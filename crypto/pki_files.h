@@ -18,9 +18,8 @@ inline constexpr char kCaCertFile[] = "ca.crt";
 
 // Creates `dir` (mode 0700) if needed and writes a new CA for `federation_name` into it.
 // ALREADY_EXISTS if the directory already holds a CA key.
-absl::Status InitCertificateAuthorityDir(const std::string& dir,
-                                         const std::string& federation_name, int validity_days,
-                                         absl::Time now);
+absl::Status InitCertificateAuthorityDir(const std::string& dir, const std::string& federation_name,
+                                         int validity_days, absl::Time now);
 
 // Loads the CA of `dir` (checks the key file's mode and that key and certificate match).
 absl::StatusOr<CertificateAuthority> LoadCertificateAuthorityDir(const std::string& dir);
@@ -37,8 +36,8 @@ absl::StatusOr<KeyAndCsrPaths> WriteKeyAndCsr(const std::string& node_id,
 // Signs the CSR in `csr_path` with the CA in `ca_dir` and writes the certificate to
 // `out_path`. Returns what was issued.
 absl::StatusOr<CertificateInfo> SignCsrFile(const std::string& ca_dir, const std::string& csr_path,
-                                            const SignOptions& options,
-                                            const std::string& out_path, absl::Time now);
+                                            const SignOptions& options, const std::string& out_path,
+                                            absl::Time now);
 
 }  // namespace tessera::crypto
 

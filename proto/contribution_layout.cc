@@ -82,9 +82,10 @@ std::vector<double> EncodeFit(uint64_t num_examples, std::span<const float> delt
 
 std::vector<double> EncodeWeightedFit(uint64_t num_examples, uint64_t pooled_rows,
                                       std::span<const float> delta, double clip) {
-  double w = pooled_rows == 0 ? 0.0
-                              : std::min(1.0, static_cast<double>(num_examples) /
-                                                  static_cast<double>(pooled_rows));
+  double w =
+      pooled_rows == 0
+          ? 0.0
+          : std::min(1.0, static_cast<double>(num_examples) / static_cast<double>(pooled_rows));
   std::vector<double> out;
   out.reserve(1 + delta.size());
   out.push_back(w);

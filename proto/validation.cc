@@ -1,7 +1,7 @@
 #include "proto/validation.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -157,8 +157,8 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
     } else if (!IsValidColumnName(ds.label())) {
       errors.push_back({"dataset.label", "must be a CSV header name without commas or quotes"});
     } else if (seen.count(ds.label()) > 0) {
-      errors.push_back({"dataset.label", absl::StrCat("column '", ds.label(),
-                                                      "' is also listed as a feature")});
+      errors.push_back(
+          {"dataset.label", absl::StrCat("column '", ds.label(), "' is also listed as a feature")});
     }
   }
 
@@ -192,7 +192,8 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
       errors.push_back({"model.inverse_regularization", "must be a finite number > 0"});
     }
     if (m.l2() > 0 && m.inverse_regularization() > 0) {
-      errors.push_back({"model.inverse_regularization", "set either l2 or inverse_regularization, not both"});
+      errors.push_back(
+          {"model.inverse_regularization", "set either l2 or inverse_regularization, not both"});
     }
     if (m.num_classes() > 10000) {
       errors.push_back({"model.num_classes", "must be at most 10000"});
@@ -222,9 +223,8 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
       if (m.kind() == v1::ModelSpec::COX_PH) {
         if (ds.event().empty()) {
           errors.push_back({"dataset.event", "COX_PH needs the event column"});
-        } else if (ds.event() == ds.label() ||
-                   std::find(ds.features().begin(), ds.features().end(), ds.event()) !=
-                       ds.features().end()) {
+        } else if (ds.event() == ds.label() || std::find(ds.features().begin(), ds.features().end(),
+                                                         ds.event()) != ds.features().end()) {
           errors.push_back({"dataset.event", "must differ from the label and the features"});
         }
       } else if (!ds.event().empty() && known_kind) {
@@ -304,13 +304,15 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
       errors.push_back({"privacy.delta", "required with an epsilon budget, in (0, 1)"});
     }
     // The secure-aggregation encoding clips every coordinate; it must not clip the noise.
-    const double clip = spec.secure_aggregation().clip() > 0 ? spec.secure_aggregation().clip() : 10.0;
+    const double clip =
+        spec.secure_aggregation().clip() > 0 ? spec.secure_aggregation().clip() : 10.0;
     const double needed = p.clip_norm() * (1 + 6 * p.noise_multiplier());
     if (std::isfinite(needed) && needed > 0 && clip < needed) {
-      errors.push_back({"secure_aggregation.clip",
-                        absl::StrCat("must be at least privacy.clip_norm * (1 + 6 * "
-                                     "noise_multiplier) = ", needed,
-                                     " so that the encoding never clips the privacy noise")});
+      errors.push_back(
+          {"secure_aggregation.clip",
+           absl::StrCat("must be at least privacy.clip_norm * (1 + 6 * "
+                        "noise_multiplier) = ",
+                        needed, " so that the encoding never clips the privacy noise")});
     }
   }
   if (spec.has_secure_aggregation()) {

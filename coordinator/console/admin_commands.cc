@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -65,8 +65,7 @@ struct Connection {
   std::string key;
 
   void Register(FlagParser& flags) {
-    flags.AddString("config", &config,
-                    "ConsoleConfig file (default: $TESSERA_CONSOLE_CONFIG)");
+    flags.AddString("config", &config, "ConsoleConfig file (default: $TESSERA_CONSOLE_CONFIG)");
     flags.AddString("coordinator", &coordinator, "coordinator host:port (overrides the config)");
     flags.AddString("server-name", &server_name, "name in the coordinator's certificate");
     flags.AddString("ca", &ca, "federation CA certificate (overrides the config)");
@@ -128,7 +127,8 @@ std::string FormatMetric(const std::string& name, double v) {
 }
 
 // The metric names used across `rounds`, in first-seen order.
-std::vector<std::string> MetricNames(const google::protobuf::RepeatedPtrField<v1::RoundRecord>& rounds) {
+std::vector<std::string> MetricNames(
+    const google::protobuf::RepeatedPtrField<v1::RoundRecord>& rounds) {
   std::vector<std::string> names;
   for (const auto& r : rounds) {
     for (const auto& m : r.metrics()) {
@@ -170,7 +170,8 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   if (rows.empty()) return;
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   }
   for (const auto& r : rows) std::printf("%s\n", PadRow(r, width).c_str());
 }
@@ -361,8 +362,8 @@ absl::Status Wait(const std::vector<std::string>& args) {
         return absl::OkStatus();
       }
       if (t.state() == v1::TASK_FAILED || t.state() == v1::TASK_CANCELLED) {
-        return absl::AbortedError(absl::StrCat(t.task_id(), " ", ShortState(t.state()), ": ",
-                                               t.state_reason()));
+        return absl::AbortedError(
+            absl::StrCat(t.task_id(), " ", ShortState(t.state()), ": ", t.state_reason()));
       }
     }
     absl::SleepFor(absl::Milliseconds(static_cast<int64_t>(poll_ms)));
@@ -413,11 +414,12 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
   Connection conn;
   bool json = false;
   uint64_t timeout_seconds = 600;
-  FlagParser flags("tessera query [flags] QUERY_FILE",
-                   "Submits a federated-analytics task (a TaskSpec with an `analytics` section:\n"
-                   "count, sum, mean, variance and histograms of named columns, optionally\n"
-                   "filtered), waits for its answer and prints it. The coordinator learns only\n"
-                   "sums over at least analytics.min_cohort sites; below that no answer is released.");
+  FlagParser flags(
+      "tessera query [flags] QUERY_FILE",
+      "Submits a federated-analytics task (a TaskSpec with an `analytics` section:\n"
+      "count, sum, mean, variance and histograms of named columns, optionally\n"
+      "filtered), waits for its answer and prints it. The coordinator learns only\n"
+      "sums over at least analytics.min_cohort sites; below that no answer is released.");
   conn.Register(flags);
   flags.AddBool("json", &json, "print the answer as JSON");
   flags.AddUint("timeout-seconds", &timeout_seconds, "give up waiting after this long");
@@ -441,7 +443,8 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
   {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
-    RETURN_IF_ERROR(common::Annotate(CallStatus(stub->SubmitTask(&ctx, request, &submitted)), path));
+    RETURN_IF_ERROR(
+        common::Annotate(CallStatus(stub->SubmitTask(&ctx, request, &submitted)), path));
   }
   const absl::Time give_up = absl::Now() + absl::Seconds(static_cast<int64_t>(timeout_seconds));
   v1::GetTaskResponse task;
@@ -454,9 +457,9 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
                                              task.task().state_reason()));
     }
     if (absl::Now() > give_up) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          submitted.task_id(), " has no answer after ", timeout_seconds,
-          " s (still ", ShortState(state), "); see 'tessera tasks show ", submitted.task_id(), "'"));
+      return absl::DeadlineExceededError(
+          absl::StrCat(submitted.task_id(), " has no answer after ", timeout_seconds, " s (still ",
+                       ShortState(state), "); see 'tessera tasks show ", submitted.task_id(), "'"));
     }
     absl::SleepFor(absl::Milliseconds(200));
   }

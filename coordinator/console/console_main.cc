@@ -49,9 +49,8 @@ int main(int argc, char** argv) {
   } else if (command == "simulate") {
     st = tessera::console::SimulateCommand(args);
   } else {
-    st = absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", command,
-                     "' (pki, tasks, clients, query or simulate; see --help)"));
+    st = absl::InvalidArgumentError(absl::StrCat(
+        "unknown command '", command, "' (pki, tasks, clients, query or simulate; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());

@@ -34,8 +34,8 @@ absl::Status Init(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
   if (!go) return absl::OkStatus();
   if (days == 0 || days > 36500) return absl::InvalidArgumentError("--days must be 1..36500");
-  RETURN_IF_ERROR(crypto::InitCertificateAuthorityDir(dir, federation, static_cast<int>(days),
-                                                      absl::Now()));
+  RETURN_IF_ERROR(
+      crypto::InitCertificateAuthorityDir(dir, federation, static_cast<int>(days), absl::Now()));
   std::printf("federation CA for '%s' created in %s (ca.key, ca.crt)\n", federation.c_str(),
               dir.c_str());
   return absl::OkStatus();

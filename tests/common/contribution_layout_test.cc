@@ -10,10 +10,10 @@
 namespace tessera::proto {
 namespace {
 
+using ::tessera::testing::StatusIs;
 using ::testing::DoubleNear;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::tessera::testing::StatusIs;
 
 std::vector<double> Add(const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<double> out(a.size());

@@ -10,9 +10,9 @@
 namespace tessera::common {
 namespace {
 
+using ::tessera::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::tessera::testing::StatusIs;
 
 class FlagParserTest : public ::testing::Test {
  protected:

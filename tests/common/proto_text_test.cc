@@ -11,22 +11,15 @@
 namespace tessera::common {
 namespace {
 
-using ::testing::HasSubstr;
 using ::tessera::testing::StatusIs;
 using ::tessera::testing::TempDir;
+using ::testing::HasSubstr;
 
 constexpr char kTask[] = R"pb(# a comment
-name: "demo"
-dataset {
-  id: "bc"
-  features: "a"
-  features: "b"
-  label: "y"
-}
-training {
-  learning_rate: 0.5
-}
-rounds: 3
+                              name: "demo"
+                              dataset { id: "bc" features: "a" features: "b" label: "y" }
+                              training { learning_rate: 0.5 }
+                              rounds: 3
 )pb";
 
 TEST(ParseTextProtoTest, ParsesWithCommentsAndRecordsLines) {

@@ -34,8 +34,8 @@ namespace {
 using ::tessera::testing::StatusIs;
 using ::tessera::testing::TempDir;
 using ::testing::Contains;
-using ::testing::ElementsAre;
 using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::FloatNear;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -106,9 +106,8 @@ class FakeSite {
       }
       case v1::STAGE_FIT: {
         std::vector<float> delta(w.model().values_size(), behavior_.delta);
-        return proto::EncodeWeightedFit(behavior_.train_rows,
-                                        w.standardization().num_train_rows(), delta,
-                                        w.spec().secure_aggregation().clip());
+        return proto::EncodeWeightedFit(behavior_.train_rows, w.standardization().num_train_rows(),
+                                        delta, w.spec().secure_aggregation().clip());
       }
       case v1::STAGE_EVALUATE: {
         auto layout = proto::MakeEvaluationLayout(w.spec().model());
@@ -306,7 +305,8 @@ TEST_F(CoordinatorTest, SiteWithAForgedAdvertisementIsDroppedWithAReason) {
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
   EXPECT_THAT(got.rounds(1).fit_participants(), ElementsAre("site-a", "site-b", "site-c"));
-  EXPECT_THAT(got.rounds(1).drops(), Contains(HasSubstr("site-bad: advertise_keys: SECAGG_DROP_BAD_SIGNATURE")));
+  EXPECT_THAT(got.rounds(1).drops(),
+              Contains(HasSubstr("site-bad: advertise_keys: SECAGG_DROP_BAD_SIGNATURE")));
   EXPECT_GE(bad.refused(), 1);
   ASSERT_OK_AND_ASSIGN(std::vector<float> model,
                        coordinator_->store()->GetCheckpoint(submitted.task_id(), 1));
@@ -366,12 +366,14 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
   std::vector<v1::RoundRecord> before;
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
-    ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(store), common::Clock::Real(),
-                                                     FastOptions(*pki)));
+    ASSERT_OK_AND_ASSIGN(
+        auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
     // The sites stop answering after round 2, so the coordinator is stopped while round 3
     // is open.
-    FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
-    FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    FakeSite a(c.get(), pki.get(), "site-a",
+               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    FakeSite b(c.get(), pki.get(), "site-b",
+               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
     ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(6, 2)));
     task_id = submitted.task_id();
     ASSERT_TRUE(Eventually([&] {
@@ -387,8 +389,8 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
   }
   ASSERT_EQ(before.size(), 3u);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
-  ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(store), common::Clock::Real(),
-                                                   FastOptions(*pki)));
+  ASSERT_OK_AND_ASSIGN(
+      auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
   ASSERT_OK(c->ResumeTasks());
   FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 10, .delta = 1});
   FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 1});

@@ -80,7 +80,6 @@ TEST(FedAvgTest, RefusesMismatchedOrNonFiniteUpdates) {
   EXPECT_THAT(fedavg->RestoreState("x"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-
 TEST(StrategyTest, MakeStrategyDefaultsToFedAvg) {
   v1::StrategySpec spec;
   ASSERT_OK_AND_ASSIGN(auto s, MakeStrategy(spec));

@@ -46,7 +46,10 @@ TEST_F(E2eQueryTest, QueryAnswerEqualsThePooledStatistics) {
     name: "malignant-radius"
     dataset { id: "breast_cancer" }
     analytics {
-      queries { column: "mean_radius" histogram_edges: [5, 10, 15, 20, 25, 30] }
+      queries {
+        column: "mean_radius"
+        histogram_edges: [ 5, 10, 15, 20, 25, 30 ]
+      }
       queries { column: "worst_area" }
       filter { column: "malignant" op: EQ value: 1 }
       min_cohort: 3

@@ -55,8 +55,7 @@ class E2eSecureAggregationTest : public FederationTest {
   // This site's FIT contribution for `round` of the task, computed the way its daemon does
   // (same data, same seeds), and encoded for `invited` sites.
   std::vector<uint32_t> FitInput(const std::string& name, const v1::TaskRecord& task,
-                                 uint32_t round, std::span<const float> global,
-                                 uint32_t invited) {
+                                 uint32_t round, std::span<const float> global, uint32_t invited) {
     const Site& s = site(name);
     v1::ClientConfig config;
     v1::LocalDataset* d = config.add_datasets();
@@ -80,8 +79,8 @@ class E2eSecureAggregationTest : public FederationTest {
     client::WorkOutcome outcome = processor.Process(item);
     EXPECT_TRUE(outcome.contribution.has_value()) << outcome.decline.DebugString();
     if (!outcome.contribution.has_value()) return {};
-    const v1::SecAggEncoding encoding = coordinator::FitEncoding(
-        global.size(), task.spec().secure_aggregation().clip(), invited);
+    const v1::SecAggEncoding encoding =
+        coordinator::FitEncoding(global.size(), task.spec().secure_aggregation().clip(), invited);
     const crypto::SecretBytes key =
         client::SecureSessions::RoundingKey(task.spec().seed(), round, v1::STAGE_FIT, name);
     auto words = crypto::secagg::EncodeVector(*outcome.contribution, encoding, &key);
@@ -148,8 +147,8 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
     if (sum.empty()) sum.assign(words.size(), 0);
     for (size_t i = 0; i < words.size(); ++i) sum[i] += words[i];
   }
-  const v1::SecAggEncoding encoding = coordinator::FitEncoding(
-      global0.size(), task.spec().secure_aggregation().clip(), invited);
+  const v1::SecAggEncoding encoding =
+      coordinator::FitEncoding(global0.size(), task.spec().secure_aggregation().clip(), invited);
   ASSERT_OK_AND_ASSIGN(std::vector<double> sums, crypto::secagg::DecodeSum(sum, encoding));
   ASSERT_OK_AND_ASSIGN(proto::AveragedUpdate update, proto::DecodeFit(sums, global0.size()));
   ASSERT_OK_AND_ASSIGN(auto strategy, coordinator::MakeStrategy(task.spec().strategy()));

@@ -29,8 +29,7 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
   const absl::Status& s = ::tessera::testing::GetStatus(arg);
   *result_listener << "status: " << s;
   return s.code() == code &&
-         ::testing::ExplainMatchResult(message_matcher, std::string(s.message()),
-                                       result_listener);
+         ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
 }
 
 // EXPECT_THAT(f(), StatusIs(absl::StatusCode::kNotFound));
