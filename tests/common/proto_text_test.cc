@@ -15,12 +15,21 @@ using ::tessera::testing::StatusIs;
 using ::tessera::testing::TempDir;
 using ::testing::HasSubstr;
 
+// clang-format off: the line numbers below depend on this text's layout.
 constexpr char kTask[] = R"pb(# a comment
-                              name: "demo"
-                              dataset { id: "bc" features: "a" features: "b" label: "y" }
-                              training { learning_rate: 0.5 }
-                              rounds: 3
+name: "demo"
+dataset {
+  id: "bc"
+  features: "a"
+  features: "b"
+  label: "y"
+}
+training {
+  learning_rate: 0.5
+}
+rounds: 3
 )pb";
+// clang-format on
 
 TEST(ParseTextProtoTest, ParsesWithCommentsAndRecordsLines) {
   v1::TaskSpec spec;
