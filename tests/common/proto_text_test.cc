@@ -15,7 +15,8 @@ using ::tessera::testing::StatusIs;
 using ::tessera::testing::TempDir;
 using ::testing::HasSubstr;
 
-// clang-format off: the line numbers below depend on this text's layout.
+// The line numbers asserted below depend on this text's layout.
+// clang-format off
 constexpr char kTask[] = R"pb(# a comment
 name: "demo"
 dataset {
