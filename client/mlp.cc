@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -99,12 +100,34 @@ WorkspaceSizes SizesFor(const MlpDims& dims) {
           dims.num_parameters};
 }
 
+// Storage aligned to 64 bytes (a cache line, and more than any packet). Eigen's vectorised
+// loops over an unaligned row (the softmax's exp and sums, the L2 term) run their first
+// elements as scalar code until the data is aligned to the packet size (32 bytes with
+// AVX2), and the scalar and packet code differ in the last bits (e.g. std::exp against
+// Eigen's pexp). With malloc's 16-byte alignment, which of them a value went through
+// depended on where the buffer landed, and so the trained model changed from run to run.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlignment{64};
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlignment); }
+  friend bool operator==(const AlignedAllocator&, const AlignedAllocator&) { return true; }
+};
+
+template <typename T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
+
 // Scratch memory of one thread, reused by every call on that thread (Models are const and
 // shared between threads, so it cannot live in the Model). `grad` is all zeros between
-// calls (the kernels add into it).
+// calls (the kernels add into it). Aligned, so that results do not depend on where the
+// buffers land (AlignedAllocator).
 template <typename T>
 struct ThreadBuffers {
-  std::vector<T> x, activations, logits, delta0, delta1, grad, params;
+  AlignedVector<T> x, activations, logits, delta0, delta1, grad, params;
 
   MlpWorkspace<T> Get(const MlpDims& dims) {
     const WorkspaceSizes sizes = SizesFor(dims);
@@ -118,7 +141,7 @@ struct ThreadBuffers {
         x.data(), activations.data(), logits.data(), {delta0.data(), delta1.data()}, grad.data()};
   }
 
-  static void Grow(std::vector<T>& v, size_t size) {
+  static void Grow(AlignedVector<T>& v, size_t size) {
     if (v.size() < size) v.resize(size);
   }
 };

@@ -1,7 +1,25 @@
 // `tessera simulate`: a whole federation in one process on a local CSV file
 // (coordinator/simulation.h), for researchers to try a task before any site joins.
+//
+// With --json, stdout carries exactly one JSON object (logs go to stderr):
+//   {"task": NAME, "state": "TASK_COMPLETED" | ..., "reason": TEXT, "clients": N,
+//    "partition": TEXT, "site_train_rows": [..], "site_test_rows": [..],
+//    "rounds": [{"round": R, "sites": S, "metrics": {NAME: VALUE, ..}}, ..],
+//    "final": {NAME: VALUE, ..}, "wall_seconds": SECONDS}
+// A training task's "rounds" start with round 0 (the statistics round: num_train_rows);
+// a query has one round. "final" holds the last evaluated round's metrics (accuracy, auc,
+// log_loss, macro_f1, rmse, r2, c_index, ... as the model kind defines them,
+// proto/evaluation.h), or an analytics task's answer. Numbers have 17 significant digits
+// (they read back exactly); a metric that is not a finite number (NaN: undefined for the
+// cohort) is null.
+#include <stdlib.h>  // mkdtemp
+
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,14 +32,16 @@
 #include "coordinator/console/internal.h"
 #include "coordinator/simulation.h"
 #include "proto/validation.h"
-#include <filesystem>
 
 namespace tessera::console {
 namespace {
 
+// A JSON number that reads back as the same double (17 significant digits), or null for
+// NaN and infinities (a metric the cohort cannot define, e.g. AUC without positives),
+// which JSON has no number for.
 std::string Json(double v) {
   if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.10g", v);
+  return absl::StrFormat("%.17g", v);
 }
 
 std::string JsonString(const std::string& s) {
@@ -39,8 +59,10 @@ std::string JsonString(const std::string& s) {
 
 std::string MetricsJson(const google::protobuf::RepeatedPtrField<v1::Metric>& metrics) {
   std::vector<std::string> parts;
-  for (const v1::Metric& m : metrics) parts.push_back(JsonString(m.name()) + ": " + Json(m.value()));
-  return "{" + absl::StrJoin(parts, ", ") + "}";
+  for (const v1::Metric& m : metrics) {
+    parts.push_back(absl::StrCat(JsonString(m.name()), ": ", Json(m.value())));
+  }
+  return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
 }
 
 }  // namespace
@@ -78,8 +100,8 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   coordinator::SimulationOptions options;
   common::TextLocations where;
   RETURN_IF_ERROR(common::LoadProtoFile(positional[0], &options.spec, &where));
-  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(options.spec), positional[0],
-                                              &where));
+  RETURN_IF_ERROR(
+      common::FieldErrorsToStatus(proto::ValidateTaskSpec(options.spec), positional[0], &where));
   if (idx_dir.empty()) options.data_csv = positional[1];
   options.idx_dir = idx_dir;
   ASSIGN_OR_RETURN(options.partition, coordinator::ParsePartition(partition_text));
@@ -101,7 +123,8 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   if (!json) {
     options.on_round = [&](const v1::RoundRecord& r) {
       if (r.round() == 0) return;
-      std::vector<std::string> cells = {absl::StrCat(r.round()), absl::StrCat(r.fit_participants_size())};
+      std::vector<std::string> cells = {absl::StrCat(r.round()),
+                                        absl::StrCat(r.fit_participants_size())};
       std::vector<std::string> header = {"ROUND", "SITES"};
       for (const v1::Metric& m : r.metrics()) {
         header.push_back(m.name());
@@ -110,7 +133,9 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
       if (widths.empty()) {
         for (const std::string& h : header) widths.push_back(std::max<size_t>(h.size(), 8));
         std::string line;
-        for (size_t i = 0; i < header.size(); ++i) line += absl::StrFormat("%-*s  ", widths[i], header[i]);
+        for (size_t i = 0; i < header.size(); ++i) {
+          line += absl::StrFormat("%-*s  ", widths[i], header[i]);
+        }
         std::printf("%s\n", line.c_str());
       }
       std::string line;
@@ -131,13 +156,13 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   if (json) {
     std::vector<std::string> rounds;
     for (const v1::RoundRecord& r : result->rounds) {
-      rounds.push_back(absl::StrCat("{\"round\": ", r.round(), ", \"sites\": ",
-                                    r.fit_participants_size(), ", \"metrics\": ",
-                                    MetricsJson(r.metrics()), "}"));
+      rounds.push_back(absl::StrCat("{\"round\": ", r.round(),
+                                    ", \"sites\": ", r.fit_participants_size(),
+                                    ", \"metrics\": ", MetricsJson(r.metrics()), "}"));
     }
     std::vector<std::string> final_parts;
     for (const auto& [name, value] : result->final_metrics) {
-      final_parts.push_back(JsonString(name) + ": " + Json(value));
+      final_parts.push_back(absl::StrCat(JsonString(name), ": ", Json(value)));
     }
     std::vector<std::string> train_rows, test_counts;
     for (size_t n : result->site_train_rows) train_rows.push_back(absl::StrCat(n));
@@ -146,7 +171,8 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
         "{\"task\": %s, \"state\": %s, \"reason\": %s, \"clients\": %zu, \"partition\": %s,\n"
         " \"site_train_rows\": [%s], \"site_test_rows\": [%s],\n"
         " \"rounds\": [%s],\n \"final\": {%s},\n \"wall_seconds\": %s}\n",
-        JsonString(task.spec().name()).c_str(), JsonString(v1::TaskState_Name(task.state())).c_str(),
+        JsonString(task.spec().name()).c_str(),
+        JsonString(v1::TaskState_Name(task.state())).c_str(),
         JsonString(task.state_reason()).c_str(), result->site_train_rows.size(),
         JsonString(partition_text).c_str(), absl::StrJoin(train_rows, ", ").c_str(),
         absl::StrJoin(test_counts, ", ").c_str(), absl::StrJoin(rounds, ",\n  ").c_str(),
@@ -160,8 +186,8 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
     }
   }
   if (task.state() == v1::TASK_FAILED || task.state() == v1::TASK_CANCELLED) {
-    return absl::AbortedError(absl::StrCat(task.spec().name(), " ", v1::TaskState_Name(task.state()),
-                                           ": ", task.state_reason()));
+    return absl::AbortedError(absl::StrCat(
+        task.spec().name(), " ", v1::TaskState_Name(task.state()), ": ", task.state_reason()));
   }
   return absl::OkStatus();
 }

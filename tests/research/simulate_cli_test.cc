@@ -1,0 +1,145 @@
+// The interface the checks rely on: `tessera simulate TASK --clients N --partition iid
+// --test-rows ROWS.txt DATA.csv --json` prints one JSON object on stdout (logs go to
+// stderr) whose "final" field maps each metric name to its value on the test rows, the
+// same values RunSimulation gives; a metric the cohort cannot define is null.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/files.h"
+#include "coordinator/simulation.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/research/research_util.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace tessera::research {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Quote(const std::string& s) { return absl::StrCat("'", s, "'"); }
+
+struct Output {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs the console with `args`, stdout captured, stderr into `err_path`.
+Output RunConsole(const std::vector<std::string>& args, const std::string& err_path) {
+  std::vector<std::string> quoted = {Quote(TESSERA_CONSOLE_BIN)};
+  for (const std::string& a : args) quoted.push_back(Quote(a));
+  const std::string command =
+      absl::StrCat(absl::StrJoin(quoted, " "), " 2>", Quote(err_path), " </dev/null");
+  Output result;
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
+    result.out.append(buffer.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+struct Case {
+  std::string example, dataset;
+  std::vector<std::string> metrics;  // names "final" must hold
+};
+
+// Short names in test listings (ctest shows GetParam()).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.example; }
+
+class SimulateJsonTest : public ::testing::TestWithParam<Case> {
+ protected:
+  testing::TempDir temp_;
+};
+
+TEST_P(SimulateJsonTest, PrintsOneJsonObjectWhoseFinalHoldsTheMetrics) {
+  const Case& c = GetParam();
+  const Output run =
+      RunConsole({"simulate", ExamplePath(c.example), "--clients", "5", "--partition", "iid",
+                  "--test-rows", TestRowsPath(c.dataset), DataPath(c.dataset), "--json"},
+                 temp_.File("stderr"));
+  ASSERT_EQ(run.exit_code, 0) << common::ReadFile(temp_.File("stderr")).value_or("");
+  // The whole of stdout must parse as one JSON object: any other line would break it.
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok()) << run.out;
+  ASSERT_TRUE(json.fields().contains("final")) << run.out;
+  const google::protobuf::Struct& final = json.fields().at("final").struct_value();
+  EXPECT_EQ(json.fields().at("state").string_value(), "TASK_COMPLETED");
+
+  // The same task through the library: the same numbers, to the last bit (the output
+  // has 17 significant digits, and the run is deterministic).
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExample(c.example));
+  ASSERT_OK_AND_ASSIGN(coordinator::SimulationResult direct,
+                       Simulate(spec, c.dataset, 5, "iid", temp_.File("direct")));
+  for (const std::string& name : c.metrics) {
+    ASSERT_TRUE(final.fields().contains(name)) << name << " missing: " << run.out;
+    const google::protobuf::Value& v = final.fields().at(name);
+    ASSERT_EQ(v.kind_case(), google::protobuf::Value::kNumberValue) << name;
+    EXPECT_EQ(v.number_value(), direct.final_metrics.at(name)) << name;
+  }
+  EXPECT_EQ(json.fields().at("rounds").list_value().values_size(),
+            static_cast<int>(direct.rounds.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Examples, SimulateJsonTest,
+    ::testing::Values(
+        Case{"breast_cancer_logistic", "breast_cancer_wisconsin", {"accuracy", "auc", "log_loss"}},
+        Case{"digits_softmax", "digits", {"accuracy", "log_loss", "macro_f1"}},
+        // Also: an MLP trains to the same bits in another process (another heap layout).
+        Case{"digits_mlp", "digits", {"accuracy", "log_loss", "macro_f1"}},
+        Case{"diabetes_linear", "diabetes_progression", {"rmse", "r2"}},
+        Case{"rotterdam_cox", "rotterdam_survival", {"c_index"}}),
+    [](const ::testing::TestParamInfo<Case>& info) { return info.param.example; });
+
+TEST(SimulateJsonNullTest, UndefinedMetricIsNull) {
+  // Test rows of one class only: the AUC is undefined (NaN) and must print as null, with
+  // the JSON still valid.
+  testing::TempDir temp;
+  const std::string rows = temp.File("benign_rows.txt");
+  {
+    absl::StatusOr<std::string> csv = common::ReadFile(DataPath("breast_cancer_wisconsin"));
+    ASSERT_OK(csv.status());
+    std::string list;
+    int row = -1, taken = 0;
+    for (size_t start = 0, end; (end = csv->find('\n', start)) != std::string::npos && taken < 60;
+         start = end + 1, ++row) {
+      if (row >= 0 && csv->compare(end - 2, 2, ",0") == 0) {
+        absl::StrAppend(&list, row, "\n");
+        ++taken;
+      }
+    }
+    ASSERT_EQ(taken, 60);
+    ASSERT_OK(common::WriteFileAtomic(rows, list));
+  }
+  const Output run =
+      RunConsole({"simulate", ExamplePath("breast_cancer_logistic"), "--clients", "5",
+                  "--test-rows", rows, DataPath("breast_cancer_wisconsin"), "--json"},
+                 temp.File("stderr"));
+  ASSERT_EQ(run.exit_code, 0) << common::ReadFile(temp.File("stderr")).value_or("");
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok()) << run.out;
+  const google::protobuf::Struct& final = json.fields().at("final").struct_value();
+  ASSERT_TRUE(final.fields().contains("auc")) << run.out;
+  EXPECT_EQ(final.fields().at("auc").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_EQ(final.fields().at("accuracy").kind_case(), google::protobuf::Value::kNumberValue);
+  EXPECT_THAT(run.out, HasSubstr("\"auc\": null"));
+}
+
+}  // namespace
+}  // namespace tessera::research
