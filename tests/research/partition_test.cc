@@ -1,0 +1,113 @@
+// The simulator's partitions of training rows over sites (coordinator/simulation.h).
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <set>
+#include <vector>
+
+#include "coordinator/simulation.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::coordinator {
+namespace {
+
+using ::tessera::testing::StatusIs;
+using ::testing::HasSubstr;
+
+std::vector<size_t> Iota(size_t n) {
+  std::vector<size_t> v(n);
+  std::iota(v.begin(), v.end(), size_t{0});
+  return v;
+}
+
+// Every training row lands at exactly one site, and nothing else does.
+void ExpectExactCover(const std::vector<std::vector<size_t>>& sites,
+                      const std::vector<size_t>& rows) {
+  std::multiset<size_t> seen;
+  for (const auto& s : sites) seen.insert(s.begin(), s.end());
+  EXPECT_EQ(seen, std::multiset<size_t>(rows.begin(), rows.end()));
+}
+
+TEST(ParsePartitionTest, AcceptsTheThreeFormsAndNamesThemOnError) {
+  ASSERT_OK_AND_ASSIGN(Partition iid, ParsePartition("iid"));
+  EXPECT_EQ(iid.kind, Partition::Kind::kIid);
+  ASSERT_OK_AND_ASSIGN(Partition dir, ParsePartition("dirichlet:0.3"));
+  EXPECT_EQ(dir.kind, Partition::Kind::kDirichlet);
+  EXPECT_DOUBLE_EQ(dir.alpha, 0.3);
+  ASSERT_OK_AND_ASSIGN(Partition col, ParsePartition("by-column:hospital"));
+  EXPECT_EQ(col.kind, Partition::Kind::kByColumn);
+  EXPECT_EQ(col.column, "hospital");
+  EXPECT_THAT(ParsePartition("dirichlet:-1"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParsePartition("random"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("by-column:NAME")));
+}
+
+TEST(PartitionRowsTest, IidDealsEvenlyAndIsSeeded) {
+  const std::vector<size_t> rows = Iota(103);
+  const std::vector<double> labels(103, 0.0);
+  ASSERT_OK_AND_ASSIGN(auto sites, PartitionRows(rows, labels, {}, Partition(), 5, 7));
+  ASSERT_EQ(sites.size(), 5u);
+  ExpectExactCover(sites, rows);
+  for (const auto& s : sites) EXPECT_TRUE(s.size() == 20 || s.size() == 21);
+  ASSERT_OK_AND_ASSIGN(auto again, PartitionRows(rows, labels, {}, Partition(), 5, 7));
+  EXPECT_EQ(sites, again) << "same seed, same split";
+  ASSERT_OK_AND_ASSIGN(auto other, PartitionRows(rows, labels, {}, Partition(), 5, 8));
+  EXPECT_NE(sites, other);
+  EXPECT_THAT(PartitionRows(rows, labels, {}, Partition(), 200, 7),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(PartitionRowsTest, ByColumnMakesOneSitePerValue) {
+  const std::vector<size_t> rows = {0, 1, 2, 3, 4, 5};
+  const std::vector<double> labels(6, 0.0);
+  const std::vector<double> hospital = {3, 1, 3, 2, 1, 3};
+  Partition p;
+  p.kind = Partition::Kind::kByColumn;
+  p.column = "hospital";
+  ASSERT_OK_AND_ASSIGN(auto sites, PartitionRows(rows, labels, hospital, p, 0, 1));
+  ASSERT_EQ(sites.size(), 3u);
+  EXPECT_EQ(sites[0], (std::vector<size_t>{1, 4}));     // value 1
+  EXPECT_EQ(sites[1], (std::vector<size_t>{3}));        // value 2
+  EXPECT_EQ(sites[2], (std::vector<size_t>{0, 2, 5}));  // value 3
+  EXPECT_THAT(PartitionRows(rows, labels, hospital, p, 4, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("3 values, not 4")));
+}
+
+TEST(PartitionRowsTest, DirichletSkewsLabelsAndNeedsClasses) {
+  // 1000 rows of 10 classes, 100 each.
+  const std::vector<size_t> rows = Iota(1000);
+  std::vector<double> labels(1000);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<double>(i % 10);
+  Partition skewed;
+  skewed.kind = Partition::Kind::kDirichlet;
+  skewed.alpha = 0.1;
+  ASSERT_OK_AND_ASSIGN(auto sites, PartitionRows(rows, labels, {}, skewed, 5, 3));
+  ExpectExactCover(sites, rows);
+  // With alpha 0.1 a site holds far from 10% of some class; with alpha 1000 every site is
+  // close to the pooled mix.
+  auto max_share_gap = [&](const std::vector<std::vector<size_t>>& split) {
+    double worst = 0;
+    for (const auto& s : split) {
+      std::map<int, double> count;
+      for (size_t r : s) count[static_cast<int>(labels[r])] += 1;
+      for (int c = 0; c < 10; ++c) {
+        worst = std::max(worst, std::abs(count[c] / static_cast<double>(s.size()) - 0.1));
+      }
+    }
+    return worst;
+  };
+  Partition mild = skewed;
+  mild.alpha = 1000;
+  ASSERT_OK_AND_ASSIGN(auto even, PartitionRows(rows, labels, {}, mild, 5, 3));
+  EXPECT_GT(max_share_gap(sites), 0.2);
+  EXPECT_LT(max_share_gap(even), 0.08);
+  std::vector<double> real = labels;
+  real[5] = 0.5;
+  EXPECT_THAT(PartitionRows(rows, real, {}, skewed, 5, 3),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("class labels")));
+}
+
+}  // namespace
+}  // namespace tessera::coordinator
