@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "crypto/hash.h"
-#include "crypto/secagg/vector_codec.h"
+#include "secagg/vector_codec.h"
 
 namespace tessera::client {
 namespace {
@@ -22,7 +22,7 @@ SessionAnswer Declined(v1::Decline::Reason reason, std::string detail) {
 
 }  // namespace
 
-SecureSessions::SecureSessions(crypto::secagg::ClientIdentity identity, uint32_t min_threshold)
+SecureSessions::SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold)
     : identity_(std::move(identity)), min_threshold_(min_threshold) {}
 
 SecureSessions::~SecureSessions() = default;
@@ -51,31 +51,30 @@ SessionAnswer SecureSessions::Start(const v1::WorkItem& item, std::span<const do
       setup.model_hash() != item.model_hash()) {
     return Abort(session, v1::SECAGG_BAD_SETUP, "the set-up does not match its work item");
   }
-  if (crypto::secagg::EncodedValues(setup.encoding()) != values.size()) {
-    return Abort(
-        session, v1::SECAGG_BAD_SETUP,
-        absl::StrCat("the encoding holds ", crypto::secagg::EncodedValues(setup.encoding()),
-                     " values, this stage's vector has ", values.size()));
+  if (secagg::EncodedValues(setup.encoding()) != values.size()) {
+    return Abort(session, v1::SECAGG_BAD_SETUP,
+                 absl::StrCat("the encoding holds ", secagg::EncodedValues(setup.encoding()),
+                              " values, this stage's vector has ", values.size()));
   }
-  if (absl::Status valid = crypto::secagg::ValidateEncoding(
-          setup.encoding(), static_cast<uint32_t>(setup.invited_size()));
+  if (absl::Status valid =
+          secagg::ValidateEncoding(setup.encoding(), static_cast<uint32_t>(setup.invited_size()));
       !valid.ok()) {
     return Abort(session, v1::SECAGG_BAD_SETUP, std::string(valid.message()));
   }
   const crypto::SecretBytes rounding_key =
       RoundingKey(item.spec().seed(), item.round(), item.stage(), identity_.client_id);
-  auto words = crypto::secagg::EncodeVector(values, setup.encoding(), &rounding_key);
+  auto words = secagg::EncodeVector(values, setup.encoding(), &rounding_key);
   if (!words.ok()) {
     // E.g. a value out of the encoding's range: said without the value.
     return Declined(v1::Decline::COMPUTE_ERROR,
                     absl::StrCat("cannot encode this site's vector: ", words.status().message()));
   }
-  crypto::secagg::ClientPolicy policy;
+  secagg::ClientPolicy policy;
   policy.min_threshold = min_threshold_;
   v1::SecAggClientMessage reply;
   v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
-  auto client = crypto::secagg::SecAggClient::Start(identity_, policy, setup, std::move(*words),
-                                                    now, &reply, &abort);
+  auto client =
+      secagg::SecAggClient::Start(identity_, policy, setup, std::move(*words), now, &reply, &abort);
   if (!client.ok()) {
     return Abort(session,
                  abort == v1::SECAGG_CLIENT_ABORT_UNSPECIFIED ? v1::SECAGG_BAD_SETUP : abort,
@@ -104,7 +103,7 @@ SessionAnswer SecureSessions::Continue(const v1::WorkItem& item) {
   }
   it->second.expires =
       std::max(it->second.expires, absl::FromUnixMillis(item.deadline_unix_ms()) + kGrace);
-  if (it->second.client->state() == crypto::secagg::ClientState::kCompleted) {
+  if (it->second.client->state() == secagg::ClientState::kCompleted) {
     // Keep a completed session until it expires: a second unmasking request must be
     // refused as such, not mistaken for an unknown session.
     common::LogInfo("secagg_completed").With("session", session);

@@ -1,5 +1,5 @@
 // The site's side of secure aggregation across the steps of each session. One SecAggClient
-// (crypto/secagg/client.h) per open session, keyed by the work item's session label: it
+// (secagg/client.h) per open session, keyed by the work item's session label: it
 // starts on the set-up step with the vector the WorkProcessor computed from local data,
 // encoded per the session's encoding, and answers the later steps. A session ends when it
 // completes or aborts, or when it outlives its deadline.
@@ -21,10 +21,10 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "crypto/secagg/client.h"
 #include "crypto/secret.h"
 #include "proto/federation.pb.h"
 #include "proto/secagg.pb.h"
+#include "secagg/client.h"
 
 namespace tessera::client {
 
@@ -38,7 +38,7 @@ struct SessionAnswer {
 class SecureSessions {
  public:
   // `identity.signer` must outlive this object. `min_threshold`: the site's minimum cohort.
-  SecureSessions(crypto::secagg::ClientIdentity identity, uint32_t min_threshold);
+  SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold);
   ~SecureSessions();
 
   // The set-up step: `values` is this site's contribution for the item's stage.
@@ -60,13 +60,13 @@ class SecureSessions {
 
  private:
   struct Session {
-    std::unique_ptr<crypto::secagg::SecAggClient> client;
+    std::unique_ptr<secagg::SecAggClient> client;
     absl::Time expires;
   };
   SessionAnswer Abort(const std::string& session, v1::SecAggClientAbort reason,
                       const std::string& detail);
 
-  const crypto::secagg::ClientIdentity identity_;
+  const secagg::ClientIdentity identity_;
   const uint32_t min_threshold_;
   std::map<std::string, Session> sessions_;
 };

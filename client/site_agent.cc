@@ -5,9 +5,9 @@
 namespace tessera::client {
 namespace {
 
-crypto::secagg::ClientIdentity Identity(const std::string& client_id, std::string certificate_pem,
-                                        std::string ca_cert_pem, const crypto::Signer* signer) {
-  crypto::secagg::ClientIdentity identity;
+secagg::ClientIdentity Identity(const std::string& client_id, std::string certificate_pem,
+                                std::string ca_cert_pem, const crypto::Signer* signer) {
+  secagg::ClientIdentity identity;
   identity.client_id = client_id;
   identity.certificate_pem = std::move(certificate_pem);
   identity.signer = signer;

@@ -8,15 +8,15 @@
 #include "common/log.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/server.h"
-#include "crypto/secagg/vector_codec.h"
 #include "proto/labels.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+#include "secagg/vector_codec.h"
 
 namespace tessera::coordinator {
 
-using crypto::secagg::SecAggServer;
-using crypto::secagg::ServerState;
+using secagg::SecAggServer;
+using secagg::ServerState;
 
 // The sink of one session: owns the server state machine, so that an answer still in
 // flight when the session ends never touches a destroyed object.
@@ -142,8 +142,8 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   const std::string session = absl::StrCat(request.task_id, "/r", request.round, "/",
                                            proto::StageLabel(request.stage), "/a", request.attempt);
   v1::SecAggSetup setup;
-  setup.set_protocol_version(crypto::secagg::kProtocolVersion);
-  auto nonce = crypto::RandomBytes(crypto::secagg::kSessionNonceBytes);
+  setup.set_protocol_version(secagg::kProtocolVersion);
+  auto nonce = crypto::RandomBytes(secagg::kSessionNonceBytes);
   if (!nonce.ok()) {
     result.abort = absl::StrCat("no session nonce: ", nonce.status().message());
     return result;
@@ -156,10 +156,10 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   setup.set_model_hash(request.first_item.model_hash());
   setup.set_threshold(request.threshold);
   for (const std::string& c : request.cohort) setup.add_invited(c);
-  setup.set_vector_words(static_cast<uint32_t>(crypto::secagg::EncodedWords(request.encoding)));
+  setup.set_vector_words(static_cast<uint32_t>(secagg::EncodedWords(request.encoding)));
   *setup.mutable_encoding() = request.encoding;
 
-  crypto::secagg::ServerOptions options;
+  secagg::ServerOptions options;
   options.ca_cert_pem = ca_cert_pem_;
   options.now = clock_->Now();
   options.unmasking_threads = 2;
@@ -233,13 +233,13 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   }
 
   sink->With([&](SecAggServer& s) {
-    for (const crypto::secagg::ClientDrop& d : s.drops()) {
+    for (const secagg::ClientDrop& d : s.drops()) {
       result.drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",
                                           v1::SecAggDropReason_Name(d.reason), ": ", d.detail));
       if (d.reason == v1::SECAGG_DROP_NO_ANSWER) result.unresponsive.push_back(d.client_id);
     }
     if (s.state() == ServerState::kCompleted) {
-      auto sums = crypto::secagg::DecodeSum(s.sum(), request.encoding);
+      auto sums = secagg::DecodeSum(s.sum(), request.encoding);
       if (sums.ok()) {
         result.completed = true;
         result.sums = std::move(*sums);

@@ -1,7 +1,7 @@
 // One stage of a round (statistics, fit or evaluate) run as one secure-aggregation session
 // over the work board: five steps, each one work item per client, each closed when every
 // expected client has answered or at the step's deadline. The SecAggServer state machine
-// (crypto/secagg/server.h) judges every answer; this runner only moves messages and time.
+// (secagg/server.h) judges every answer; this runner only moves messages and time.
 //
 // The first step's items carry the task spec, the global model and the standardisation, so
 // a client computes its contribution (trains) before it advertises its keys; that step has

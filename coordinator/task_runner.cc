@@ -10,11 +10,11 @@
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
 #include "crypto/hash.h"
-#include "crypto/secagg/protocol.h"
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
+#include "secagg/protocol.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -53,9 +53,9 @@ std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryResult& q) {
 // never below min_clients nor a strict majority.
 uint32_t Threshold(const v1::TaskSpec& spec, uint32_t n) {
   uint32_t t = spec.secure_aggregation().threshold() > 0 ? spec.secure_aggregation().threshold()
-                                                         : crypto::secagg::DefaultThreshold(n);
-  return std::max({t, spec.min_clients(), spec.analytics().min_cohort(),
-                   crypto::secagg::MinimumSafeThreshold(n)});
+                                                         : secagg::DefaultThreshold(n);
+  return std::max(
+      {t, spec.min_clients(), spec.analytics().min_cohort(), secagg::MinimumSafeThreshold(n)});
 }
 
 }  // namespace

@@ -15,8 +15,6 @@
 
 #include "absl/time/clock.h"
 #include "common/files.h"
-#include "crypto/secagg/client.h"
-#include "crypto/secagg/vector_codec.h"
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,6 +22,8 @@
 #include "proto/evaluation.h"
 #include "proto/state.pb.h"
 #include "proto/task.pb.h"
+#include "secagg/client.h"
+#include "secagg/vector_codec.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -60,7 +60,7 @@ struct SiteBehavior {
 };
 
 // A site in a thread: Hello, then long-poll and answer every secure-aggregation step with
-// the real client state machine (crypto/secagg/client.h) and a real certificate, until
+// the real client state machine (secagg/client.h) and a real certificate, until
 // stopped. Its vectors are made up (not trained), so tests know the exact sums.
 class FakeSite {
  public:
@@ -131,13 +131,13 @@ class FakeSite {
       if (fit && (behavior_.silent_in_fit || w.round() > behavior_.silent_after_round)) {
         return std::nullopt;
       }
-      auto words = crypto::secagg::EncodeVector(Values(w), w.secagg().setup().encoding());
+      auto words = secagg::EncodeVector(Values(w), w.secagg().setup().encoding());
       EXPECT_OK(words.status());
       v1::SecAggClientMessage reply;
       v1::SecAggClientAbort abort;
-      auto client = crypto::secagg::SecAggClient::Start(identity_, crypto::secagg::ClientPolicy(),
-                                                        w.secagg().setup(), std::move(*words),
-                                                        absl::Now(), &reply, &abort);
+      auto client =
+          secagg::SecAggClient::Start(identity_, secagg::ClientPolicy(), w.secagg().setup(),
+                                      std::move(*words), absl::Now(), &reply, &abort);
       EXPECT_OK(client.status());
       if (!client.ok()) return std::nullopt;
       sessions_[w.secagg_session()] = std::move(*client);
@@ -170,8 +170,8 @@ class FakeSite {
   const std::string id_;
   const SiteBehavior behavior_;
   std::unique_ptr<crypto::Signer> signer_;
-  crypto::secagg::ClientIdentity identity_;
-  std::map<std::string, std::unique_ptr<crypto::secagg::SecAggClient>> sessions_;
+  secagg::ClientIdentity identity_;
+  std::map<std::string, std::unique_ptr<secagg::SecAggClient>> sessions_;
   std::atomic<bool> stop_{false};
   std::atomic<int> refused_{0};
   std::thread thread_;

@@ -14,12 +14,12 @@
 #include "coordinator/secure_stage.h"
 #include "coordinator/strategy.h"
 #include "crypto/hash.h"
-#include "crypto/secagg/vector_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config.pb.h"
 #include "proto/contribution_layout.h"
 #include "proto/model_layout.h"
+#include "secagg/vector_codec.h"
 #include "tests/e2e/federation.h"
 #include "tests/testing/status_matchers.h"
 
@@ -83,7 +83,7 @@ class E2eSecureAggregationTest : public FederationTest {
         coordinator::FitEncoding(global.size(), task.spec().secure_aggregation().clip(), invited);
     const crypto::SecretBytes key =
         client::SecureSessions::RoundingKey(task.spec().seed(), round, v1::STAGE_FIT, name);
-    auto words = crypto::secagg::EncodeVector(*outcome.contribution, encoding, &key);
+    auto words = secagg::EncodeVector(*outcome.contribution, encoding, &key);
     EXPECT_OK(words.status());
     return words.ok() ? *words : std::vector<uint32_t>();
   }
@@ -149,7 +149,7 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
   }
   const v1::SecAggEncoding encoding =
       coordinator::FitEncoding(global0.size(), task.spec().secure_aggregation().clip(), invited);
-  ASSERT_OK_AND_ASSIGN(std::vector<double> sums, crypto::secagg::DecodeSum(sum, encoding));
+  ASSERT_OK_AND_ASSIGN(std::vector<double> sums, secagg::DecodeSum(sum, encoding));
   ASSERT_OK_AND_ASSIGN(proto::AveragedUpdate update, proto::DecodeFit(sums, global0.size()));
   ASSERT_OK_AND_ASSIGN(auto strategy, coordinator::MakeStrategy(task.spec().strategy()));
   ASSERT_OK_AND_ASSIGN(std::vector<float> expected, strategy->AggregateFit(1, global0, update));
@@ -164,7 +164,7 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
     if (three.empty()) three.assign(words.size(), 0);
     for (size_t i = 0; i < words.size(); ++i) three[i] += words[i];
   }
-  ASSERT_OK_AND_ASSIGN(std::vector<double> three_sums, crypto::secagg::DecodeSum(three, encoding));
+  ASSERT_OK_AND_ASSIGN(std::vector<double> three_sums, secagg::DecodeSum(three, encoding));
   ASSERT_OK_AND_ASSIGN(proto::AveragedUpdate three_update,
                        proto::DecodeFit(three_sums, global0.size()));
   ASSERT_OK_AND_ASSIGN(auto fresh, coordinator::MakeStrategy(task.spec().strategy()));

@@ -1,4 +1,4 @@
-#include "crypto/secagg/client.h"
+#include "secagg/client.h"
 
 #include <algorithm>
 #include <map>
@@ -14,13 +14,27 @@
 #include "crypto/mask_generator.h"
 #include "crypto/pki.h"
 #include "crypto/random.h"
-#include "crypto/secagg/internal/wire.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/vector_codec.h"
 #include "crypto/shamir.h"
 #include "crypto/signature.h"
+#include "secagg/internal/wire.h"
+#include "secagg/protocol.h"
+#include "secagg/vector_codec.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::AesGcm256;
+using crypto::kShamirShareBytes;
+using crypto::MaskGenerator;
+using crypto::RandomBytes;
+using crypto::RequireRole;
+using crypto::Role;
+using crypto::SecretBytes;
+using crypto::ShamirShare;
+using crypto::ShamirSplit;
+using crypto::Verifier;
+using crypto::VerifyCertificate;
+using crypto::X25519PrivateKey;
+using crypto::X25519PublicKey;
 namespace {
 
 using internal::AppendField;
@@ -706,4 +720,4 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
   return reply;
 }
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

@@ -16,14 +16,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "crypto/secagg/client.h"
-#include "crypto/secagg/server.h"
 #include "crypto/signature.h"
 #include "proto/secagg.pb.h"
+#include "secagg/client.h"
+#include "secagg/server.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
 
-namespace tessera::crypto::secagg::testing {
+namespace tessera::secagg::testing {
+
+using crypto::Role;
+using crypto::Signer;
 
 struct Party {
   std::string id;
@@ -157,6 +160,6 @@ class Session {
   bool record_ = true;
 };
 
-}  // namespace tessera::crypto::secagg::testing
+}  // namespace tessera::secagg::testing
 
 #endif  // TESSERA_TESTS_CRYPTO_SECAGG_SECAGG_HARNESS_H_

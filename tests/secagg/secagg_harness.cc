@@ -1,4 +1,4 @@
-#include "tests/crypto/secagg/secagg_harness.h"
+#include "tests/secagg/secagg_harness.h"
 
 #include <chrono>
 #include <cstdio>
@@ -12,9 +12,15 @@
 #include "common/status.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
-#include "crypto/secagg/vector_codec.h"
+#include "secagg/vector_codec.h"
 
-namespace tessera::crypto::secagg::testing {
+namespace tessera::secagg::testing {
+
+using crypto::MaxBitsForParties;
+using crypto::RandomBytes;
+using crypto::Role;
+using crypto::SecretBytes;
+using crypto::Signer;
 namespace {
 
 double Seconds(std::chrono::steady_clock::time_point since) {
@@ -228,4 +234,4 @@ ServerState Session::Run() {
   return server_->state();
 }
 
-}  // namespace tessera::crypto::secagg::testing
+}  // namespace tessera::secagg::testing

@@ -1,4 +1,4 @@
-#include "crypto/secagg/vector_codec.h"
+#include "secagg/vector_codec.h"
 
 #include <cmath>
 #include <string>
@@ -11,7 +11,15 @@
 #include "crypto/random.h"
 #include "proto/secagg.pb.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::Dequantize;
+using crypto::MaskGenerator;
+using crypto::MaxBitsForParties;
+using crypto::QuantizationSpec;
+using crypto::Quantize;
+using crypto::RandomBytes;
+using crypto::SecretBytes;
 namespace {
 
 using Int128 = __int128;
@@ -223,4 +231,4 @@ absl::StatusOr<std::vector<double>> DecodeSum(std::span<const uint32_t> words,
   return values;
 }
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

@@ -14,17 +14,24 @@
 #include "absl/time/clock.h"
 #include "common/splitmix64.h"
 #include "crypto/quantizer.h"
-#include "crypto/secagg/client.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/server.h"
-#include "crypto/secagg/vector_codec.h"
 #include "crypto/shamir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/crypto/secagg/secagg_harness.h"
+#include "secagg/client.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+#include "secagg/vector_codec.h"
+#include "tests/secagg/secagg_harness.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::kShamirPrime;
+using crypto::MaxBitsForParties;
+using crypto::QuantizationSpec;
+using crypto::QuantizationStep;
+using crypto::Role;
+using crypto::ShamirShare;
 namespace {
 
 using ::testing::ElementsAreArray;
@@ -636,4 +643,4 @@ TEST_F(SecAggSessionTest, ServerSeesUniformWordsForAFixedNonZeroInput) {
 }
 
 }  // namespace
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

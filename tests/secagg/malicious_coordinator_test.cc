@@ -9,15 +9,19 @@
 
 #include "absl/time/clock.h"
 #include "crypto/key_agreement.h"
-#include "crypto/secagg/client.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/crypto/secagg/secagg_harness.h"
+#include "secagg/client.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+#include "tests/secagg/secagg_harness.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::Role;
+using crypto::Signer;
+using crypto::X25519PrivateKey;
 namespace {
 
 using ::tessera::testing::StatusIs;
@@ -402,4 +406,4 @@ TEST_F(MaliciousCoordinatorTest, SecondUnmaskingRequestIsCaught) {
 }
 
 }  // namespace
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

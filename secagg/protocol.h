@@ -9,8 +9,8 @@
 // different inputs share an encoding.
 //
 // Pure functions; thread-safe.
-#ifndef TESSERA_CRYPTO_SECAGG_PROTOCOL_H_
-#define TESSERA_CRYPTO_SECAGG_PROTOCOL_H_
+#ifndef TESSERA_SECAGG_PROTOCOL_H_
+#define TESSERA_SECAGG_PROTOCOL_H_
 
 #include <cstdint>
 #include <span>
@@ -25,7 +25,7 @@ class SecAggSetup;
 class AdvertisementEntry;
 }  // namespace tessera::v1
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
 
 inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kSessionNonceBytes = 32;
@@ -58,23 +58,24 @@ std::string ShareAssociatedData(const std::string& session_id, const std::string
 // AES-256-GCM key of the share channel between two clients: HKDF-SHA256 of their X25519
 // shared secret (channel keys), salt = session id, info names the protocol and the pair in
 // sorted order (so both ends derive the same key).
-absl::StatusOr<SecretBytes> ShareChannelKey(const SecretBytes& shared_secret,
-                                            const std::string& session_id, const std::string& a,
-                                            const std::string& b);
+absl::StatusOr<crypto::SecretBytes> ShareChannelKey(const crypto::SecretBytes& shared_secret,
+                                                    const std::string& session_id,
+                                                    const std::string& a, const std::string& b);
 
 // AES-128-CTR key of the pairwise mask between two clients: HKDF-SHA256 of their X25519
 // shared secret (mask keys), salt = session id, info names the protocol and the pair.
-absl::StatusOr<SecretBytes> PairwiseMaskKey(const SecretBytes& shared_secret,
-                                            const std::string& session_id, const std::string& a,
-                                            const std::string& b);
+absl::StatusOr<crypto::SecretBytes> PairwiseMaskKey(const crypto::SecretBytes& shared_secret,
+                                                    const std::string& session_id,
+                                                    const std::string& a, const std::string& b);
 
 // AES-128-CTR key of a client's self mask, from its 32-byte seed.
-absl::StatusOr<SecretBytes> SelfMaskKey(const SecretBytes& seed, const std::string& session_id,
-                                        const std::string& client_id);
+absl::StatusOr<crypto::SecretBytes> SelfMaskKey(const crypto::SecretBytes& seed,
+                                                const std::string& session_id,
+                                                const std::string& client_id);
 
 // The commitment to a self-mask seed a client sends in SHARE_KEYS.
 std::string SelfMaskCommitment(const std::string& session_id, const std::string& client_id,
-                               const SecretBytes& seed);
+                               const crypto::SecretBytes& seed);
 
 // +1 if `self` adds the pairwise mask it shares with `peer`, -1 if it subtracts it: the
 // client whose id sorts first adds. Summed over both ends the masks cancel.
@@ -99,6 +100,6 @@ uint32_t DefaultThreshold(uint32_t num_invited);
 // floor(n/2) + 1 (with fewer, a coordinator could split the cohort into two sessions).
 uint32_t MinimumSafeThreshold(uint32_t num_invited);
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg
 
-#endif  // TESSERA_CRYPTO_SECAGG_PROTOCOL_H_
+#endif  // TESSERA_SECAGG_PROTOCOL_H_

@@ -1,7 +1,7 @@
 // The vector codec: encoding checks, BOUNDED round trips and unbiasedness, WIDE exactness
 // (single values and sums over many parties, integers and fixed point, at the overflow
 // edge), refusal of values that do not fit.
-#include "crypto/secagg/vector_codec.h"
+#include "secagg/vector_codec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +16,12 @@
 #include "proto/secagg.pb.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::MaxBitsForParties;
+using crypto::QuantizationSpec;
+using crypto::QuantizationStep;
+using crypto::SecretBytes;
 namespace {
 
 using ::tessera::testing::StatusIs;
@@ -311,4 +316,4 @@ TEST(VectorCodecTest, MixedSegmentsKeepTheirPlaces) {
 }
 
 }  // namespace
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

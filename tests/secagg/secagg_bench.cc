@@ -33,10 +33,10 @@
 #include "crypto/mask_generator.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
-#include "crypto/secagg/client.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/server.h"
-#include "tests/crypto/secagg/secagg_harness.h"
+#include "secagg/client.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+#include "tests/secagg/secagg_harness.h"
 
 // ---- allocation accounting ----
 
@@ -82,7 +82,10 @@ void operator delete[](void* p) noexcept { Deallocate(p); }
 void operator delete(void* p, size_t) noexcept { Deallocate(p); }
 void operator delete[](void* p, size_t) noexcept { Deallocate(p); }
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::MaskGenerator;
+using crypto::RandomBytes;
 namespace {
 
 using testing::Federation;
@@ -280,10 +283,10 @@ void PrintTable(double limit) {
 }
 
 }  // namespace
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg
 
 int main(int argc, char** argv) {
-  using namespace tessera::crypto::secagg;
+  using namespace tessera::secagg;
   RegisterSessions();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -1,18 +1,23 @@
-#include "crypto/secagg/protocol.h"
+#include "secagg/protocol.h"
 
 #include <string>
 #include <utility>
 
 #include "crypto/hash.h"
 #include "crypto/hkdf.h"
-#include "crypto/internal/check.h"
 #include "crypto/mask_generator.h"
-#include "crypto/secagg/internal/wire.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proto/secagg.pb.h"
+#include "secagg/internal/check.h"
+#include "secagg/internal/wire.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::HkdfSha256;
+using crypto::MaskGenerator;
+using crypto::SecretBytes;
+using crypto::Sha256;
 namespace {
 
 using internal::AppendField;
@@ -51,7 +56,7 @@ std::string SetupDigest(const v1::SecAggSetup& setup) {
     google::protobuf::io::CodedOutputStream coded(&stream);
     coded.SetSerializationDeterministic(true);
     // Serialising an in-memory message to a string only fails on allocation failure.
-    TESSERA_CRYPTO_CHECK(setup.SerializeToCodedStream(&coded) && !coded.HadError());
+    TESSERA_SECAGG_CHECK(setup.SerializeToCodedStream(&coded) && !coded.HadError());
   }
   return Sha256(serialized);
 }
@@ -165,4 +170,4 @@ uint32_t DefaultThreshold(uint32_t num_invited) { return num_invited * 2 / 3 + 1
 
 uint32_t MinimumSafeThreshold(uint32_t num_invited) { return num_invited / 2 + 1; }
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

@@ -25,8 +25,8 @@
 //
 // Secrets (private keys, seed, received shares) live in SecretBytes and are wiped when the
 // client is destroyed or aborts. Not thread-safe: one session per object, one caller.
-#ifndef TESSERA_CRYPTO_SECAGG_CLIENT_H_
-#define TESSERA_CRYPTO_SECAGG_CLIENT_H_
+#ifndef TESSERA_SECAGG_CLIENT_H_
+#define TESSERA_SECAGG_CLIENT_H_
 
 #include <cstdint>
 #include <memory>
@@ -41,7 +41,7 @@ namespace tessera::crypto {
 class Signer;
 }  // namespace tessera::crypto
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
 
 class MaskingGraph;
 
@@ -60,7 +60,7 @@ struct ClientIdentity {
   std::string client_id;
   std::string certificate_pem;
   // Signs with this client's certificate key. Borrowed; must outlive the client.
-  const Signer* signer = nullptr;
+  const crypto::Signer* signer = nullptr;
   // The federation CA every peer's certificate must chain to.
   std::string ca_cert_pem;
 };
@@ -107,6 +107,6 @@ class SecAggClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg
 
-#endif  // TESSERA_CRYPTO_SECAGG_CLIENT_H_
+#endif  // TESSERA_SECAGG_CLIENT_H_

@@ -1,4 +1,4 @@
-#include "crypto/secagg/server.h"
+#include "secagg/server.h"
 
 #include <algorithm>
 #include <optional>
@@ -10,18 +10,33 @@
 #include "common/splitmix64.h"
 #include "common/status.h"
 #include "crypto/aead.h"
-#include "crypto/internal/check.h"
 #include "crypto/key_agreement.h"
 #include "crypto/mask_generator.h"
 #include "crypto/pki.h"
 #include "crypto/random.h"
-#include "crypto/secagg/internal/wire.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/vector_codec.h"
 #include "crypto/shamir.h"
 #include "crypto/signature.h"
+#include "secagg/internal/check.h"
+#include "secagg/internal/wire.h"
+#include "secagg/protocol.h"
+#include "secagg/vector_codec.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::AesGcm256;
+using crypto::IsValidNodeId;
+using crypto::kShamirShareBytes;
+using crypto::MaskGenerator;
+using crypto::RandomUint64;
+using crypto::RequireRole;
+using crypto::Role;
+using crypto::SecretBytes;
+using crypto::ShamirCombine;
+using crypto::ShamirShare;
+using crypto::Verifier;
+using crypto::VerifyCertificate;
+using crypto::X25519PrivateKey;
+using crypto::X25519PublicKey;
 namespace {
 
 constexpr size_t kDigestBytes = 32;
@@ -65,9 +80,9 @@ v1::SecAggClientMessage::MessageCase ExpectedKind(v1::SecAggRound round) {
 
 // A mask generator from a derived key (which fails only on a broken invariant).
 MaskGenerator GeneratorFrom(const absl::StatusOr<SecretBytes>& key) {
-  TESSERA_CRYPTO_CHECK(key.ok());
+  TESSERA_SECAGG_CHECK(key.ok());
   absl::StatusOr<MaskGenerator> generator = MaskGenerator::Create(*key);
-  TESSERA_CRYPTO_CHECK(generator.ok());
+  TESSERA_SECAGG_CHECK(generator.ok());
   return *std::move(generator);
 }
 
@@ -285,7 +300,7 @@ std::map<std::string, v1::SecAggServerMessage> SecAggServer::Outgoing() const {
         *message.mutable_unmasking_request() = s.unmasking_request;
         break;
       default:
-        TESSERA_CRYPTO_CHECK(false);
+        TESSERA_SECAGG_CHECK(false);
     }
   }
   return out;
@@ -345,7 +360,7 @@ absl::Status SecAggServer::Receive(const std::string& client_id,
       status = s.OnUnmasking(client_id, message.unmasking());
       break;
     default:
-      TESSERA_CRYPTO_CHECK(false);
+      TESSERA_SECAGG_CHECK(false);
   }
   if (status.ok()) s.answered.insert(client_id);
   return status;
@@ -542,7 +557,7 @@ ServerState SecAggServer::CloseRound() {
       s.CloseUnmasking();
       break;
     default:
-      TESSERA_CRYPTO_CHECK(false);
+      TESSERA_SECAGG_CHECK(false);
   }
   return s.state;
 }
@@ -627,7 +642,7 @@ std::optional<SecretBytes> SecAggServer::Impl::Rebuild(
     std::vector<ShamirShare> shares, const std::function<bool(const SecretBytes&)>& check) const {
   const size_t t = threshold();
   const size_t m = shares.size();
-  TESSERA_CRYPTO_CHECK(m >= t);
+  TESSERA_SECAGG_CHECK(m >= t);
   std::vector<ShamirShare> subset(t);
   auto attempt = [&](const std::vector<size_t>& indices) {
     for (size_t i = 0; i < t; ++i) subset[i] = shares[indices[i]];
@@ -712,14 +727,14 @@ void SecAggServer::Impl::CloseUnmasking() {
       return;
     }
     auto private_key = X25519PrivateKey::FromBytes(*secret);
-    TESSERA_CRYPTO_CHECK(private_key.ok());
+    TESSERA_SECAGG_CHECK(private_key.ok());
     for (const std::string& survivor : survivors) {
       if (!graph->AreNeighbors(survivor, owner)) continue;
       auto peer = X25519PublicKey::FromBytes(clients.at(survivor).advertisement.mask_public_key());
-      TESSERA_CRYPTO_CHECK(peer.ok());
+      TESSERA_SECAGG_CHECK(peer.ok());
       // The survivor's key passed the small-order probe, so the agreement succeeds.
       auto shared = private_key->Agree(*peer);
-      TESSERA_CRYPTO_CHECK(shared.ok());
+      TESSERA_SECAGG_CHECK(shared.ok());
       // The survivor added sign(survivor, owner) * mask; the owner's opposite never came.
       streams.push_back(
           MaskStream{GeneratorFrom(PairwiseMaskKey(*shared, session_id, survivor, owner)),
@@ -780,4 +795,4 @@ void SecAggServer::set_masked_input_observer(
   impl_->observer = std::move(observer);
 }
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

@@ -15,8 +15,8 @@
 // masks whose secrets t or more clients released.
 //
 // Not thread-safe: the caller serialises calls.
-#ifndef TESSERA_CRYPTO_SECAGG_SERVER_H_
-#define TESSERA_CRYPTO_SECAGG_SERVER_H_
+#ifndef TESSERA_SECAGG_SERVER_H_
+#define TESSERA_SECAGG_SERVER_H_
 
 #include <cstdint>
 #include <functional>
@@ -31,7 +31,7 @@
 #include "absl/time/time.h"
 #include "proto/secagg.pb.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
 
 class MaskingGraph;
 
@@ -130,6 +130,6 @@ class SecAggServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg
 
-#endif  // TESSERA_CRYPTO_SECAGG_SERVER_H_
+#endif  // TESSERA_SECAGG_SERVER_H_

@@ -1,7 +1,7 @@
-// Private to crypto/secagg: the length-prefixed byte strings the protocol signs, hashes and
+// Private to secagg/: the length-prefixed byte strings the protocol signs, hashes and
 // encrypts, and the little-endian word encoding of vectors. Header-only and small.
-#ifndef TESSERA_CRYPTO_SECAGG_INTERNAL_WIRE_H_
-#define TESSERA_CRYPTO_SECAGG_INTERNAL_WIRE_H_
+#ifndef TESSERA_SECAGG_INTERNAL_WIRE_H_
+#define TESSERA_SECAGG_INTERNAL_WIRE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tessera::crypto::secagg::internal {
+namespace tessera::secagg::internal {
 
 // Appends a 4-byte little-endian integer.
 inline void AppendUint32(std::string* out, uint32_t value) {
@@ -63,6 +63,6 @@ inline void BytesToWords(std::string_view bytes, std::span<uint32_t> out) {
   }
 }
 
-}  // namespace tessera::crypto::secagg::internal
+}  // namespace tessera::secagg::internal
 
-#endif  // TESSERA_CRYPTO_SECAGG_INTERNAL_WIRE_H_
+#endif  // TESSERA_SECAGG_INTERNAL_WIRE_H_

@@ -10,15 +10,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "crypto/quantizer.h"
-#include "crypto/secagg/client.h"
-#include "crypto/secagg/protocol.h"
-#include "crypto/secagg/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/crypto/secagg/secagg_harness.h"
+#include "secagg/client.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+#include "tests/secagg/secagg_harness.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
 namespace {
 
 using ::tessera::testing::StatusIs;
@@ -478,4 +478,4 @@ TEST_F(StateMachineTest, ServerCreateChecksTheSetup) {
 }
 
 }  // namespace
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg

@@ -19,8 +19,8 @@
 //     127 bits for any valid encoding) and rounded once to a double.
 //
 // Pure functions apart from the rounding randomness (from the system's CSPRNG); thread-safe.
-#ifndef TESSERA_CRYPTO_SECAGG_VECTOR_CODEC_H_
-#define TESSERA_CRYPTO_SECAGG_VECTOR_CODEC_H_
+#ifndef TESSERA_SECAGG_VECTOR_CODEC_H_
+#define TESSERA_SECAGG_VECTOR_CODEC_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -34,7 +34,7 @@ namespace tessera::v1 {
 class SecAggEncoding;
 }  // namespace tessera::v1
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
 
 // INVALID_ARGUMENT for a malformed encoding (no segments, zero length, bits out of 2..31,
 // bound not positive and finite, limbs out of 1..4, fraction bits over 40);
@@ -56,14 +56,14 @@ size_t EncodedWords(const v1::SecAggEncoding& encoding);
 // `rounding_key` (16 bytes; value i uses keystream word i), or under a fresh random key if
 // it is null. The rounding noise protects nothing (the masks do), so a site may derive the
 // key from the task's seed to make its encodings — and the task's models — reproducible.
-absl::StatusOr<std::vector<uint32_t>> EncodeVector(std::span<const double> values,
-                                                   const v1::SecAggEncoding& encoding,
-                                                   const SecretBytes* rounding_key = nullptr);
+absl::StatusOr<std::vector<uint32_t>> EncodeVector(
+    std::span<const double> values, const v1::SecAggEncoding& encoding,
+    const crypto::SecretBytes* rounding_key = nullptr);
 
 // The real sums from summed words. INVALID_ARGUMENT on a wrong length.
 absl::StatusOr<std::vector<double>> DecodeSum(std::span<const uint32_t> words,
                                               const v1::SecAggEncoding& encoding);
 
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg
 
-#endif  // TESSERA_CRYPTO_SECAGG_VECTOR_CODEC_H_
+#endif  // TESSERA_SECAGG_VECTOR_CODEC_H_

@@ -2,7 +2,7 @@
 // convention (masks cancel), key derivations (symmetric in the pair, separated by session,
 // pair and purpose) and the byte strings that are signed or hashed (unambiguous, and
 // covering every field they claim to).
-#include "crypto/secagg/protocol.h"
+#include "secagg/protocol.h"
 
 #include <functional>
 #include <string>
@@ -15,7 +15,11 @@
 #include "proto/secagg.pb.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::crypto::secagg {
+namespace tessera::secagg {
+
+using crypto::MaskGenerator;
+using crypto::SecretBytes;
+using crypto::X25519PrivateKey;
 namespace {
 
 TEST(SecAggThresholdTest, DefaultIsTwoThirdsAndMinimumIsAStrictMajority) {
@@ -216,4 +220,4 @@ TEST(SecAggDigestTest, SessionIdCoversEveryEntryAndTheirOrder) {
 }
 
 }  // namespace
-}  // namespace tessera::crypto::secagg
+}  // namespace tessera::secagg
