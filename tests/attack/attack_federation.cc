@@ -1,0 +1,202 @@
+#include "tests/attack/attack_federation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/csv.h"
+#include "client/dataset.h"
+#include "client/work_processor.h"
+#include "common/files.h"
+#include "common/proto_text.h"
+#include "common/status.h"
+#include "crypto/pki_files.h"
+#include "proto/model_layout.h"
+#include "proto/validation.h"
+
+namespace tessera::attack {
+namespace {
+
+std::string ToCsv(const client::CsvTable& table, const std::vector<size_t>& rows) {
+  std::string out = absl::StrJoin(table.header, ",") + "\n";
+  const size_t width = table.header.size();
+  for (size_t r : rows) {
+    for (size_t j = 0; j < width; ++j) {
+      if (j > 0) out.push_back(',');
+      out += absl::StrFormat("%.17g", table.values[r * width + j]);
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<size_t>> ReadRows(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
+  std::vector<size_t> rows;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    size_t row = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &row)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a row index"));
+    }
+    rows.push_back(row);
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+}  // namespace
+
+std::string SourcePath(const std::string& relative) {
+  return absl::StrCat(TESSERA_SOURCE_DIR, "/", relative);
+}
+
+AttackFederation::~AttackFederation() = default;
+
+absl::StatusOr<std::unique_ptr<AttackFederation>> AttackFederation::Create(int n,
+                                                                           const AttackData& data) {
+  std::unique_ptr<AttackFederation> f(new AttackFederation());
+  f->data_ = data;
+  f->dir_ = std::make_unique<testing::TempDir>();
+  ASSIGN_OR_RETURN(f->pki_, testing::TestPki::Create(f->dir_->path()));
+
+  ASSIGN_OR_RETURN(client::CsvTable table, client::LoadCsv(SourcePath(data.csv)));
+  std::vector<size_t> test_rows;
+  if (!data.test_rows.empty()) {
+    ASSIGN_OR_RETURN(test_rows, ReadRows(SourcePath(data.test_rows)));
+  }
+  std::vector<size_t> train_rows;
+  for (size_t r = 0; r < table.num_rows; ++r) {
+    if (!std::binary_search(test_rows.begin(), test_rows.end(), r)) train_rows.push_back(r);
+  }
+  for (int k = 0; k < n; ++k) {
+    Site site;
+    site.id = absl::StrCat("site-", k + 1);
+    const std::string dir = f->dir_->File(site.id);
+    RETURN_IF_ERROR(common::MakeDirectories(dir, 0700));
+    std::vector<size_t> train, test;
+    for (size_t i = k; i < train_rows.size(); i += n) train.push_back(train_rows[i]);
+    for (size_t i = k; i < test_rows.size(); i += n) test.push_back(test_rows[i]);
+    site.train_rows = train.size();
+    v1::LocalDataset* d = site.config.add_datasets();
+    d->set_id(data.dataset_id);
+    d->set_train_csv(dir + "/train.csv");
+    RETURN_IF_ERROR(common::WriteFileAtomic(d->train_csv(), ToCsv(table, train)));
+    if (!test.empty()) {
+      d->set_test_csv(dir + "/test.csv");
+      RETURN_IF_ERROR(common::WriteFileAtomic(d->test_csv(), ToCsv(table, test)));
+    }
+    site.config.set_coordinator_address("127.0.0.1:1");  // never dialled here
+    site.config.mutable_policy()->set_min_cohort(2);
+    ASSIGN_OR_RETURN(v1::TlsFiles tls, f->pki_->IssueNode(site.id, crypto::Role::kInstitution));
+    *site.config.mutable_tls() = tls;
+    proto::ApplyClientDefaults(&site.config);
+    ASSIGN_OR_RETURN(site.certificate, common::ReadFile(tls.cert()));
+    ASSIGN_OR_RETURN(std::string key, common::ReadFile(tls.key()));
+    ASSIGN_OR_RETURN(crypto::Signer signer,
+                     crypto::Signer::Create(crypto::SecretBytes(std::move(key))));
+    site.signer = std::make_unique<crypto::Signer>(std::move(signer));
+    RETURN_IF_ERROR(f->StartAgent(site));
+    f->ids_.push_back(site.id);
+    f->sites_.emplace(site.id, std::move(site));
+  }
+  return f;
+}
+
+absl::Status AttackFederation::StartAgent(Site& site) {
+  site.agent.reset();  // a restart: the old agent is gone before the new one opens anything
+  site.agent = std::make_unique<client::SiteAgent>(site.config, site.id, site.certificate,
+                                                   pki_->ca().cert_pem, site.signer.get());
+  return site.agent->Preload();
+}
+
+const AttackFederation::Site& AttackFederation::site(const std::string& id) const {
+  return sites_.at(id);
+}
+
+v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::WorkItem& item) {
+  return sites_.at(id).agent->Answer(item, absl::Now());
+}
+
+absl::Status AttackFederation::Restart(const std::string& id) { return StartAgent(sites_.at(id)); }
+
+std::vector<double> AttackFederation::TrueVector(const std::string& id, const v1::WorkItem& item,
+                                                 v1::Decline* decline) const {
+  client::WorkProcessor processor(id, site(id).config);
+  client::WorkOutcome outcome = processor.Process(item);
+  if (decline != nullptr) *decline = outcome.decline;
+  return outcome.contribution.value_or(std::vector<double>());
+}
+
+const crypto::Signer& AttackFederation::signer(const std::string& id) const {
+  return *site(id).signer;
+}
+const std::string& AttackFederation::certificate(const std::string& id) const {
+  return site(id).certificate;
+}
+const v1::ClientConfig& AttackFederation::config(const std::string& id) const {
+  return site(id).config;
+}
+size_t AttackFederation::train_rows(const std::string& id) const { return site(id).train_rows; }
+
+absl::StatusOr<v1::TaskSpec> AttackFederation::ExampleSpec() {
+  v1::TaskSpec spec;
+  const std::string path = SourcePath("deploy/examples/breast_cancer_logistic.textproto");
+  common::TextLocations where;
+  RETURN_IF_ERROR(common::LoadProtoFile(path, &spec, &where));
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec), path, &where));
+  spec.set_min_clients(2);
+  proto::ApplyTaskDefaults(&spec);
+  return spec;
+}
+
+absl::StatusOr<v1::Standardization> AttackFederation::PooledStandardization(
+    const v1::TaskSpec& spec) const {
+  const std::vector<std::string> features(spec.dataset().features().begin(),
+                                          spec.dataset().features().end());
+  const bool with_label = proto::StatisticsIncludeLabel(spec.model());
+  const size_t d = features.size() + (with_label ? 1 : 0);
+  std::vector<double> sum(d, 0.0), sum_sq(d, 0.0);
+  uint64_t rows = 0;
+  for (const std::string& id : ids_) {
+    const std::string& path = site(id).config.datasets(0).train_csv();
+    ASSIGN_OR_RETURN(client::CsvTable table, client::LoadCsv(path));
+    ASSIGN_OR_RETURN(client::Dataset data,
+                     client::SelectColumns(table, features, spec.dataset().label(), path));
+    client::LocalStatistics stats = client::ComputeStatistics(data);
+    rows += stats.num_rows;
+    for (size_t j = 0; j < features.size(); ++j) {
+      sum[j] += stats.sums[j];
+      sum_sq[j] += stats.sums_of_squares[j];
+    }
+    if (with_label) {
+      for (double y : data.y) {
+        sum[d - 1] += y;
+        sum_sq[d - 1] += y * y;
+      }
+    }
+  }
+  v1::Standardization s;
+  for (size_t j = 0; j < d; ++j) {
+    const double mean = sum[j] / static_cast<double>(rows);
+    const double var = std::max(0.0, sum_sq[j] / static_cast<double>(rows) - mean * mean);
+    const double sd = var > 0 ? std::sqrt(var) : 1.0;
+    if (j < features.size()) {
+      s.add_mean(mean);
+      s.add_stddev(sd);
+    } else {
+      s.set_label_mean(mean);
+      s.set_label_stddev(sd);
+    }
+  }
+  s.set_num_train_rows(rows);
+  return s;
+}
+
+}  // namespace tessera::attack
