@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/site_store_rules.h"
 #include "common/files.h"
@@ -154,6 +155,28 @@ absl::Status CheckNewStoreIsEmpty(const std::string& directory) {
     }
   }
   return absl::OkStatus();
+}
+
+// What to say Open was doing when it failed. RocksDB reports a damaged log record ("checksum
+// mismatch", "truncated record body") without naming the file, so for a corruption that
+// names none, name the write-ahead logs that open replays.
+std::string OpenContext(const rocksdb::Status& s, const std::string& directory) {
+  const std::string text = s.ToString();
+  if (!s.IsCorruption() || text.find(".sst") != std::string::npos ||
+      text.find("MANIFEST") != std::string::npos || text.find("CURRENT") != std::string::npos) {
+    return "opening";
+  }
+  std::vector<std::string> children;
+  std::vector<std::string> logs;
+  if (rocksdb::Env::Default()->GetChildren(directory, &children).ok()) {
+    for (const std::string& name : children) {
+      if (name.ends_with(".log")) logs.push_back(name);
+    }
+  }
+  if (logs.empty()) return "opening";
+  std::sort(logs.begin(), logs.end());
+  return absl::StrCat("opening (RocksDB names no file; the write-ahead logs replayed at open are ",
+                      absl::StrJoin(logs, ", "), ")");
 }
 
 class RocksDbSiteStore final : public SiteStore {
@@ -501,7 +524,7 @@ absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& dire
                      "data_dir?) or already open in this one (",
                      s.ToString(), ")"));
   }
-  RETURN_IF_ERROR(FromRocksDb(s, directory, "opening"));
+  RETURN_IF_ERROR(FromRocksDb(s, directory, OpenContext(s, directory)));
 
   auto store = std::make_unique<RocksDbSiteStore>(directory, db, std::move(handles));
   RETURN_IF_ERROR(store->Init(missing));
