@@ -62,10 +62,11 @@
 // a dropped version (a table file still read by a concurrent List call's iterator is
 // unlinked when that call finishes). What it does not: unlinking does not overwrite disk
 // blocks; the filesystem's journal, a copy-on-write filesystem's snapshots, backups, and
-// an SSD's remapped flash pages may keep old copies until they are reused. Put data_dir on
-// an encrypted volume to protect those, and treat backups of the store as secret. The
-// secrets of a session that is still open are of course on disk, readable by anyone who
-// can read the directory. (The in-memory store keeps nothing on disk.)
+// an SSD's remapped flash pages may keep old copies until they are reused; nor is the
+// process's memory wiped. Put data_dir on an encrypted volume to protect those, and treat
+// backups of the store as secret. Every version of an open session's snapshot stays in
+// the files until the session's secrets are dropped, readable by anyone who can read the
+// directory. (The in-memory store keeps nothing on disk.)
 #ifndef TESSERA_CLIENT_SITE_STORE_H_
 #define TESSERA_CLIENT_SITE_STORE_H_
 
@@ -124,9 +125,11 @@ class SiteStore {
 };
 
 // Opens the store in `directory`, creating the directory (mode 0700, missing parents too)
-// and the store if needed. FAILED_PRECONDITION if the directory's mode or owner is unsafe,
-// if the store is open in another process (or already in this one), or if it was written
-// by a newer format version; DATA_LOSS if anything stored is damaged (see above).
+// and the store if needed, checks all of it and scrubs (above). FAILED_PRECONDITION if the
+// directory's mode or owner is unsafe, if the store is open in another process (or already
+// in this one), or if it was written by a newer format version; DATA_LOSS if anything
+// stored is damaged (see above); UNAVAILABLE or INTERNAL if the disk fails it, the scrub
+// included. The messages name the directory.
 absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& directory);
 
 // A fresh, empty, in-memory store with the same semantics (the simulator, unit tests).
