@@ -1,0 +1,62 @@
+#include "client/internal/site_store_rules.h"
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "proto/site_state.pb.h"
+
+namespace tessera::client::internal {
+
+std::string Hex(std::string_view bytes) {
+  return absl::BytesToHexString(absl::string_view(bytes.data(), bytes.size()));
+}
+
+absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
+                             const v1::ContributionRecord* contribution) {
+  if (session.session().empty()) {
+    return absl::InvalidArgumentError("PutSession: the session label is empty");
+  }
+  if (contribution == nullptr) return absl::OkStatus();
+  const std::string what = absl::StrCat("PutSession \"", session.session(), "\": ");
+  if (contribution->key().size() != kContributionKeySize) {
+    return absl::InvalidArgumentError(absl::StrCat(what, "the contribution key has ",
+                                                   contribution->key().size(), " bytes, want ",
+                                                   kContributionKeySize));
+  }
+  if (contribution->session() != session.session()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, "the contribution names session \"", contribution->session(), "\""));
+  }
+  if (session.contribution_key() != contribution->key()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, "the session's contribution_key ", Hex(session.contribution_key()),
+                     " is not the contribution's key ", Hex(contribution->key())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckContributionOwner(const v1::ContributionRecord& stored,
+                                    const std::string& session) {
+  if (stored.session() == session) return absl::OkStatus();
+  return absl::AlreadyExistsError(
+      absl::StrCat("PutSession \"", session, "\": contribution key ", Hex(stored.key()),
+                   " is already recorded for session \"", stored.session(),
+                   "\": this site sent a masked input for it in that session"));
+}
+
+bool DropsSecrets(const v1::SiteSessionRecord& stored, const v1::SiteSessionRecord& next) {
+  return !stored.machine().empty() && next.machine().empty();
+}
+
+absl::Status NoContribution(const std::string& key) {
+  return absl::NotFoundError(absl::StrCat("GetContribution: no contribution under key ", Hex(key)));
+}
+
+absl::Status NoSession(const std::string& session) {
+  return absl::NotFoundError(absl::StrCat("GetSession: no session \"", session, "\""));
+}
+
+}  // namespace tessera::client::internal

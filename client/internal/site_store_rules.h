@@ -1,0 +1,41 @@
+// What both site stores (client/site_store.h) check and say the same way: the arguments
+// of PutSession, the once-only rule for contribution keys, and the texts of their errors.
+#ifndef TESSERA_CLIENT_INTERNAL_SITE_STORE_RULES_H_
+#define TESSERA_CLIENT_INTERNAL_SITE_STORE_RULES_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "proto/site_state.pb.h"
+
+namespace tessera::client::internal {
+
+// A contribution key is a SHA-256 digest.
+inline constexpr size_t kContributionKeySize = 32;
+
+// Lowercase hex of `bytes`: how keys appear in messages (session labels too, since a
+// damaged one may hold any byte).
+std::string Hex(std::string_view bytes);
+
+// INVALID_ARGUMENT unless PutSession's arguments are well formed: a non-empty label and,
+// with a contribution, a 32-byte key, the same label and session.contribution_key() equal
+// to the key.
+absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
+                             const v1::ContributionRecord* contribution);
+
+// ALREADY_EXISTS unless `stored` (the contribution recorded under the new one's key) was
+// recorded by `session`.
+absl::Status CheckContributionOwner(const v1::ContributionRecord& stored,
+                                    const std::string& session);
+
+// True if replacing `stored` by `next` drops a state-machine snapshot (secrets).
+bool DropsSecrets(const v1::SiteSessionRecord& stored, const v1::SiteSessionRecord& next);
+
+absl::Status NoContribution(const std::string& key);
+absl::Status NoSession(const std::string& session);
+
+}  // namespace tessera::client::internal
+
+#endif  // TESSERA_CLIENT_INTERNAL_SITE_STORE_RULES_H_

@@ -1,0 +1,534 @@
+// The RocksDB SiteStore.
+//
+// On-disk layout (one column family per kind; values are serialised protos):
+//   contributions  32-byte contribution key   -> v1::ContributionRecord (record.key == key)
+//   sessions       session label              -> v1::SiteSessionRecord (record.session == key)
+//   meta           "format_version"           -> 4-byte big-endian kFormatVersion
+// Keys sort bytewise, which is the order the List calls promise.
+//
+// Every write is synced. PutSession reads before it writes (the contribution's owner, the
+// stored snapshot) and the scrub must not interleave with writes, so writers are
+// serialised by mu_; readers take no lock (RocksDB reads are thread-safe).
+
+#include "client/site_store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "client/internal/site_store_rules.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "proto/site_state.pb.h"
+#include "rocksdb/db.h"
+#include "rocksdb/file_checksum.h"
+#include "rocksdb/iterator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/status.h"
+#include "rocksdb/write_batch.h"
+
+namespace tessera::client {
+namespace {
+
+constexpr char kContributionsCf[] = "contributions";
+constexpr char kSessionsCf[] = "sessions";
+constexpr char kMetaCf[] = "meta";
+constexpr char kFormatVersionKey[] = "format_version";
+constexpr uint32_t kFormatVersion = 1;
+
+// Appended to every DATA_LOSS: what the operator must (not) do.
+constexpr char kRestoreAdvice[] =
+    ". The site store records what this site has already sent: restore it from a backup; "
+    "do not delete it (an empty store would let this site send the same contribution again)";
+
+std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+absl::Status DataLoss(const std::string& directory, const std::string& what) {
+  return absl::DataLossError(absl::StrCat("site store ", directory, ": ", what, kRestoreAdvice));
+}
+
+// ---- rocksdb::Status -> absl::Status, the one place where that happens.
+
+// Corruption is DATA_LOSS (with the advice); disk full and contention are conditions an
+// operator or a retry can clear (UNAVAILABLE); other I/O errors and misuse are INTERNAL.
+absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& directory,
+                         const std::string& context) {
+  if (s.ok()) return absl::OkStatus();
+  if (s.IsCorruption()) return DataLoss(directory, absl::StrCat(context, ": ", s.ToString()));
+  std::string message = absl::StrCat("site store ", directory, ": ", context, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(std::move(message));
+  if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
+    return absl::UnavailableError(std::move(message));
+  }
+  return absl::InternalError(std::move(message));
+}
+
+// True if Open failed because the directory's LOCK file is held: by another process
+// (fcntl fails: "While lock file: <dir>/LOCK: Resource temporarily unavailable") or by
+// another open store in this process ("lock hold by current process").
+bool IsLockConflict(const rocksdb::Status& s) {
+  if (!s.IsIOError()) return false;
+  const std::string text = s.ToString();
+  return text.find("lock hold by current process") != std::string::npos ||
+         text.find("While lock file") != std::string::npos;
+}
+
+template <typename Message>
+absl::StatusOr<std::string> Serialize(const Message& message, const char* kind) {
+  if (message.ByteSizeLong() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat("PutSession: ", kind, " is larger than 2 GiB"));
+  }
+  std::string bytes;
+  if (!message.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("PutSession: cannot serialise ", kind));
+  }
+  return bytes;
+}
+
+// The directory exists (created 0700 if it did not), is ours and only ours.
+absl::Status PrepareDirectory(const std::string& directory) {
+  struct stat st;
+  if (::stat(directory.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return absl::InternalError(absl::StrCat("site store directory ", directory,
+                                              ": cannot stat: ", std::strerror(errno)));
+    }
+    RETURN_IF_ERROR(common::Annotate(common::MakeDirectories(directory, 0700),
+                                     "creating the site store directory"));
+    // mkdir applies the umask; the mode must be exactly 0700 whatever the umask.
+    if (::chmod(directory.c_str(), 0700) != 0 || ::stat(directory.c_str(), &st) != 0) {
+      return absl::InternalError(
+          absl::StrCat("site store directory ", directory, ": ", std::strerror(errno)));
+    }
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site store path ", directory, " exists and is not a directory"));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "site store directory ", directory, " belongs to uid ", st.st_uid,
+        ", not to this process's uid ", ::geteuid(),
+        "; it holds session secrets: chown it to the daemon's user and chmod 700 ", directory));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "site store directory %s has mode %04o, which lets group or others at it; it holds "
+        "session secrets: run chmod 700 %s",
+        directory, st.st_mode & 07777, directory));
+  }
+  return absl::OkStatus();
+}
+
+// A directory without RocksDB's CURRENT file is a new store, unless it holds table or log
+// files: then the store's index was lost, and opening would start an empty store next to
+// (and later delete) the records.
+absl::Status CheckNewStoreIsEmpty(const std::string& directory) {
+  std::vector<std::string> children;
+  rocksdb::Env* env = rocksdb::Env::Default();
+  RETURN_IF_ERROR(FromRocksDb(env->GetChildren(directory, &children), directory, "listing"));
+  for (const std::string& name : children) {
+    const bool data = name.ends_with(".sst") || name.ends_with(".log");
+    if (data) {
+      return DataLoss(directory, absl::StrCat("there is no CURRENT file, but ", name,
+                                              " holds records (the store's index is lost)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// What to say Open was doing when it failed. RocksDB reports a damaged log record ("checksum
+// mismatch", "truncated record body") without naming the file, so for a corruption that
+// names none, name the write-ahead logs that open replays.
+std::string OpenContext(const rocksdb::Status& s, const std::string& directory) {
+  const std::string text = s.ToString();
+  if (!s.IsCorruption() || text.find(".sst") != std::string::npos ||
+      text.find("MANIFEST") != std::string::npos || text.find("CURRENT") != std::string::npos) {
+    return "opening";
+  }
+  std::vector<std::string> children;
+  std::vector<std::string> logs;
+  if (rocksdb::Env::Default()->GetChildren(directory, &children).ok()) {
+    for (const std::string& name : children) {
+      if (name.ends_with(".log")) logs.push_back(name);
+    }
+  }
+  if (logs.empty()) return "opening";
+  std::sort(logs.begin(), logs.end());
+  return absl::StrCat("opening (RocksDB names no file; the write-ahead logs replayed at open are ",
+                      absl::StrJoin(logs, ", "), ")");
+}
+
+class RocksDbSiteStore final : public SiteStore {
+ public:
+  RocksDbSiteStore(std::string directory, rocksdb::DB* db,
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : directory_(std::move(directory)), db_(db), handles_(std::move(handles)) {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      if (h->GetName() == kContributionsCf) contributions_ = h;
+      if (h->GetName() == kSessionsCf) sessions_ = h;
+      if (h->GetName() == kMetaCf) meta_ = h;
+    }
+    write_options_.sync = true;
+  }
+
+  ~RocksDbSiteStore() override {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      // Refused only for a handle the DB owns itself; nothing to do about it then.
+      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+    db_->Close().PermitUncheckedError();  // every write was synced already
+  }
+
+  // Checks everything stored (see site_store.h), writes the format version of a new store
+  // and scrubs. `missing` lists our families that did not exist before this open. Called
+  // once, before the store is shared.
+  absl::Status Init(const std::vector<std::string>& missing) {
+    if (contributions_ == nullptr || sessions_ == nullptr || meta_ == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("site store ", directory_, ": a column family is missing after open"));
+    }
+    RETURN_IF_ERROR(FromRocksDb(db_->VerifyChecksum(ReadAll()), directory_,
+                                "verifying the block checksums of the table files"));
+    RETURN_IF_ERROR(FromRocksDb(db_->VerifyFileChecksums(ReadAll()), directory_,
+                                "verifying the whole-file checksums of the table files"));
+
+    ASSIGN_OR_RETURN(std::optional<std::string> version, Get(meta_, kFormatVersionKey));
+    if (version.has_value()) {
+      RETURN_IF_ERROR(CheckFormatVersion(*version));
+      if (!missing.empty()) {
+        return DataLoss(directory_, absl::StrCat("column family ", missing.front(), " is missing"));
+      }
+    }
+    size_t records = 0;
+    RETURN_IF_ERROR(ForEach(contributions_, [&](std::string_view key, std::string_view value) {
+      ++records;
+      return ParseContribution(key, value).status();
+    }));
+    RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
+      ++records;
+      return ParseSession(key, value).status();
+    }));
+    if (!version.has_value()) {
+      // A new store, or one whose creation was interrupted before its first record.
+      if (records > 0) {
+        return DataLoss(directory_, absl::StrCat("family meta has no ", kFormatVersionKey,
+                                                 " but the store holds ", records, " records"));
+      }
+      std::string bytes;
+      for (int shift = 24; shift >= 0; shift -= 8) {
+        bytes.push_back(static_cast<char>((kFormatVersion >> shift) & 0xff));
+      }
+      rocksdb::WriteBatch batch;
+      RETURN_IF_ERROR(FromRocksDb(batch.Put(meta_, kFormatVersionKey, bytes), directory_,
+                                  "writing the format version"));
+      RETURN_IF_ERROR(Write(&batch, "writing the format version"));
+    }
+    absl::MutexLock lock(&mu_);
+    return Scrub();
+  }
+
+  absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override {
+    ASSIGN_OR_RETURN(std::optional<std::string> value, Get(contributions_, key));
+    if (!value.has_value()) return internal::NoContribution(key);
+    return ParseContribution(key, *value);
+  }
+
+  absl::StatusOr<std::vector<v1::ContributionRecord>> ListContributions() override {
+    std::vector<v1::ContributionRecord> out;
+    RETURN_IF_ERROR(ForEach(contributions_, [&](std::string_view key, std::string_view value) {
+      ASSIGN_OR_RETURN(v1::ContributionRecord record, ParseContribution(key, value));
+      out.push_back(std::move(record));
+      return absl::OkStatus();
+    }));
+    return out;
+  }
+
+  absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) override {
+    ASSIGN_OR_RETURN(std::optional<std::string> value, Get(sessions_, session));
+    if (!value.has_value()) return internal::NoSession(session);
+    return ParseSession(session, *value);
+  }
+
+  absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override {
+    std::vector<v1::SiteSessionRecord> out;
+    RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
+      ASSIGN_OR_RETURN(v1::SiteSessionRecord record, ParseSession(key, value));
+      out.push_back(std::move(record));
+      return absl::OkStatus();
+    }));
+    return out;
+  }
+
+  absl::Status PutSession(const v1::SiteSessionRecord& session,
+                          const v1::ContributionRecord* contribution) override {
+    RETURN_IF_ERROR(internal::CheckPutSession(session, contribution));
+    const std::string& label = session.session();
+    ASSIGN_OR_RETURN(std::string session_value, Serialize(session, "the session record"));
+    std::string contribution_value;
+    if (contribution != nullptr) {
+      ASSIGN_OR_RETURN(contribution_value, Serialize(*contribution, "the contribution record"));
+    }
+    const std::string what = absl::StrCat("PutSession \"", label, "\"");
+
+    absl::MutexLock lock(&mu_);
+    bool drops_secrets = false;
+    ASSIGN_OR_RETURN(std::optional<std::string> stored_session, Get(sessions_, label));
+    if (stored_session.has_value()) {
+      ASSIGN_OR_RETURN(v1::SiteSessionRecord stored, ParseSession(label, *stored_session));
+      drops_secrets = internal::DropsSecrets(stored, session);
+    }
+    rocksdb::WriteBatch batch;
+    if (contribution != nullptr) {
+      ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, contribution->key()));
+      if (stored.has_value()) {
+        ASSIGN_OR_RETURN(v1::ContributionRecord owner,
+                         ParseContribution(contribution->key(), *stored));
+        RETURN_IF_ERROR(internal::CheckContributionOwner(owner, label));
+      }
+      RETURN_IF_ERROR(FromRocksDb(
+          batch.Put(contributions_, contribution->key(), contribution_value), directory_, what));
+    }
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
+    RETURN_IF_ERROR(Write(&batch, what));
+
+    if (drops_secrets || scrub_pending_) {
+      // The write is what the caller asked for and it is on disk; a failed scrub is
+      // retried, not reported as a failed write (site_store.h).
+      const absl::Status scrubbed = Scrub();
+      if (!scrubbed.ok()) {
+        common::LogWarning("site_store_scrub_failed")
+            .With("dir", directory_)
+            .With("error", scrubbed.ToString());
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteSession(const std::string& session) override {
+    const std::string what = absl::StrCat("DeleteSession \"", session, "\"");
+    absl::MutexLock lock(&mu_);
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
+    RETURN_IF_ERROR(Write(&batch, what));
+    return common::Annotate(Scrub(), what +
+                                         ": the record is deleted, but scrubbing its old "
+                                         "versions from the store's files failed (retry)");
+  }
+
+ private:
+  static rocksdb::ReadOptions ReadAll() {
+    rocksdb::ReadOptions options;
+    options.verify_checksums = true;
+    options.fill_cache = false;
+    return options;
+  }
+
+  static const std::string& FamilyName(rocksdb::ColumnFamilyHandle* cf) { return cf->GetName(); }
+
+  // nullopt if the key is absent.
+  absl::StatusOr<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                                 const rocksdb::Slice& key) {
+    std::string value;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, key, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    RETURN_IF_ERROR(FromRocksDb(
+        s, directory_,
+        absl::StrCat("reading family ", FamilyName(cf), ", key ", internal::Hex(View(key)))));
+    return value;
+  }
+
+  // Calls `visit(key, value)` for every record of `cf` in key order; stops at the first
+  // error.
+  template <typename Visit>
+  absl::Status ForEach(rocksdb::ColumnFamilyHandle* cf, Visit visit) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadAll(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      RETURN_IF_ERROR(visit(View(it->key()), View(it->value())));
+    }
+    return FromRocksDb(it->status(), directory_, absl::StrCat("reading family ", FamilyName(cf)));
+  }
+
+  absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what) {
+    return FromRocksDb(db_->Write(write_options_, batch), directory_, what);
+  }
+
+  absl::Status Damaged(const char* family, std::string_view key, const std::string& what) {
+    return DataLoss(directory_,
+                    absl::StrCat("family ", family, ", key ", internal::Hex(key), ": ", what));
+  }
+
+  absl::StatusOr<v1::ContributionRecord> ParseContribution(std::string_view key,
+                                                           std::string_view bytes) {
+    if (key.size() != internal::kContributionKeySize) {
+      return Damaged(kContributionsCf, key,
+                     absl::StrCat("the key has ", key.size(), " bytes, want ",
+                                  internal::kContributionKeySize));
+    }
+    v1::ContributionRecord record;
+    if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return Damaged(kContributionsCf, key, "the record does not parse");
+    }
+    if (record.key() != key) {
+      return Damaged(kContributionsCf, key,
+                     absl::StrCat("the record is for key ", internal::Hex(record.key())));
+    }
+    if (record.session().empty()) {
+      return Damaged(kContributionsCf, key, "the record names no session");
+    }
+    return record;
+  }
+
+  absl::StatusOr<v1::SiteSessionRecord> ParseSession(std::string_view key, std::string_view bytes) {
+    v1::SiteSessionRecord record;
+    if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return Damaged(kSessionsCf, key, "the record does not parse");
+    }
+    if (key.empty() || record.session() != key) {
+      return Damaged(kSessionsCf, key,
+                     absl::StrCat("the record is for session ", internal::Hex(record.session())));
+    }
+    return record;
+  }
+
+  absl::Status CheckFormatVersion(std::string_view bytes) {
+    if (bytes.size() != 4) {
+      return Damaged(kMetaCf, kFormatVersionKey,
+                     absl::StrCat("the format version has ", bytes.size(), " bytes, want 4"));
+    }
+    uint32_t version = 0;
+    for (char c : bytes) version = (version << 8) | static_cast<unsigned char>(c);
+    if (version == 0) return Damaged(kMetaCf, kFormatVersionKey, "the format version is 0");
+    if (version > kFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "site store ", directory_, " has format version ", version,
+          ", written by a newer tessera-client; this one reads versions up to ", kFormatVersion,
+          ": run the newer tessera-client (the store must not be deleted: it records what this "
+          "site has already sent)"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Removes dropped versions of session records from the store's files (site_store.h,
+  // "Secrets on disk"): flush every family so the logs holding them become obsolete,
+  // rewrite the sessions family down to the last level without them, then purge.
+  absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    scrub_pending_ = true;
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    flush.allow_write_stall = true;
+    RETURN_IF_ERROR(FromRocksDb(db_->Flush(flush, handles_), directory_, "scrub: flushing"));
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    compact.exclusive_manual_compaction = true;
+    RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, sessions_, nullptr, nullptr), directory_,
+                                "scrub: compacting family sessions"));
+    // Background jobs may still be deleting the files they made obsolete when Flush and
+    // CompactRange return; re-enabling file deletions purges every obsolete file now, in
+    // this thread.
+    RETURN_IF_ERROR(
+        FromRocksDb(db_->DisableFileDeletions(), directory_, "scrub: pausing file deletions"));
+    RETURN_IF_ERROR(FromRocksDb(db_->EnableFileDeletions(/*force=*/false), directory_,
+                                "scrub: purging obsolete files"));
+    scrub_pending_ = false;
+    return absl::OkStatus();
+  }
+
+  const std::string directory_;
+  const std::unique_ptr<rocksdb::DB> db_;
+  // Every handle opened (ours and any family a newer version added); destroyed before db_.
+  const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* contributions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* sessions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::WriteOptions write_options_;
+
+  // Serialises writers and the scrub.
+  absl::Mutex mu_;
+  // A scrub failed (or is under way): the next write retries it.
+  bool scrub_pending_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& directory) {
+  RETURN_IF_ERROR(PrepareDirectory(directory));
+
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.paranoid_checks = true;
+  // A damaged or torn log record fails the open instead of being dropped with every
+  // record after it (site_store.h).
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
+  // A whole-file checksum of every table file, kept in the MANIFEST, checked at open.
+  options.file_checksum_gen_factory = rocksdb::GetFileChecksumGenCrc32cFactory();
+  // Obsolete logs are unlinked, never archived or recycled: they hold session secrets.
+  options.WAL_ttl_seconds = 0;
+  options.WAL_size_limit_MB = 0;
+  options.recycle_log_file_num = 0;
+  // RocksDB's own info LOG files, rotated on every open: keep a few for post-mortems.
+  options.keep_log_file_num = 10;
+  rocksdb::ColumnFamilyOptions family_options;
+  family_options.paranoid_file_checks = true;  // re-read every table file written
+
+  // RocksDB refuses to open a database without naming every column family it has, so
+  // families that a newer version added are opened too (and left alone).
+  std::vector<std::string> names;
+  if (common::PathExists(directory + "/CURRENT")) {
+    RETURN_IF_ERROR(FromRocksDb(rocksdb::DB::ListColumnFamilies(options, directory, &names),
+                                directory, "listing the column families"));
+  } else {
+    RETURN_IF_ERROR(CheckNewStoreIsEmpty(directory));
+    common::LogInfo("site_store_created").With("dir", directory);
+  }
+  std::vector<std::string> missing;
+  for (const char* name : {kContributionsCf, kSessionsCf, kMetaCf}) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) missing.push_back(name);
+  }
+  if (std::find(names.begin(), names.end(), rocksdb::kDefaultColumnFamilyName) == names.end()) {
+    names.push_back(rocksdb::kDefaultColumnFamilyName);
+  }
+  names.insert(names.end(), missing.begin(), missing.end());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.reserve(names.size());
+  for (const std::string& name : names) families.emplace_back(name, family_options);
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(options, directory, families, &handles, &db);
+  if (IsLockConflict(s)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site store ", directory,
+                     " is in use by another process (is another tessera-client running with this "
+                     "data_dir?) or already open in this one (",
+                     s.ToString(), ")"));
+  }
+  RETURN_IF_ERROR(FromRocksDb(s, directory, OpenContext(s, directory)));
+
+  auto store = std::make_unique<RocksDbSiteStore>(directory, db, std::move(handles));
+  RETURN_IF_ERROR(store->Init(missing));
+  return store;
+}
+
+}  // namespace tessera::client

@@ -1,0 +1,140 @@
+// The site's own store: what left this institution, kept by its tessera-client daemon in
+// its data_dir so that it outlives restarts, crashes and reinstalls of the binary.
+//
+// Two kinds of records (proto/site_state.proto):
+//   contributions  one per masked input the site sent, keyed by its 32-byte contribution
+//                  key. Never removed: they are how the site refuses to send a second
+//                  masked input for the same key in another session.
+//   sessions       one per secure-aggregation session the site takes part in, keyed by
+//                  the session label: the state machine's snapshot (SECRET: private keys,
+//                  mask seed, shares, input) and every answer given, so that a restarted
+//                  daemon answers a repeated request with the stored answer and continues
+//                  the same session.
+// The caller writes a record before the message it records leaves the site; a write that
+// returned OK is on disk (synced) and survives a crash of the process or the machine.
+//
+// Thread safety: implementations are thread-safe. Writes are serialised; reads never block
+// on one another.
+//
+// Errors: NOT_FOUND for a missing record; INVALID_ARGUMENT for a malformed argument;
+// ALREADY_EXISTS for a contribution key owned by another session; DATA_LOSS for anything
+// stored that is damaged; UNAVAILABLE for conditions a retry or an operator may clear
+// (disk full, contention); INTERNAL for other storage failures. Messages name the
+// operation and the record (keys in hex), never a record's content.
+//
+// ---- The on-disk store (OpenSiteStore)
+//
+// A RocksDB database, one column family per kind (contributions, sessions, meta), every
+// write synced. `meta` holds the store's format version; a store written by a newer
+// version of tessera-client is refused (FAILED_PRECONDITION) rather than misread.
+//
+// Never silently forget what left. Opening checks everything before the store is used:
+// RocksDB's paranoid checks; write-ahead-log recovery in absolute-consistency mode (the
+// default point-in-time mode silently drops a damaged log tail, and with it records of
+// messages that did leave); the checksum of every block of every table file and the whole-
+// file checksum of every table file written by this store; and every record of every
+// family parsed and checked against its key. Any failure is DATA_LOSS naming the
+// directory and what is wrong (the file, or the family and key in hex). Such a store must
+// be restored from a backup, never deleted: an empty store would let the site send again
+// what it already sent. One consequence, stated plainly: absolute consistency cannot tell
+// a damaged log tail from a torn one, so a machine or process crash in the middle of a
+// write (before that write returned, hence before anything it records was sent) may also
+// make the next open fail with DATA_LOSS ("truncated record body" / "truncated header").
+// A process kill between writes, however abrupt, never does.
+//
+// Access. The store holds session secrets: its directory is created with mode 0700, and
+// an existing directory that group or others may read, write or enter, or that belongs to
+// another user, is refused (FAILED_PRECONDITION naming the path and the mode, with the
+// `chmod 700` to fix it). The files inside are RocksDB's (mode 0644 under the usual umask,
+// protected by the directory). One process at a time: a second process (or a second open
+// in this one) gets FAILED_PRECONDITION naming the directory.
+//
+// Secrets on disk. A session's snapshot is written at every step, so several versions of
+// it sit in RocksDB's files: the write-ahead log, and table files once flushed. Whenever a
+// session's secrets are dropped — DeleteSession, or PutSession replacing a record that
+// held a snapshot with one whose `machine` is empty (a session that ended) — and at every
+// open, the store scrubs: it flushes every column family (so the write-ahead logs holding
+// old versions become obsolete and are unlinked), compacts the sessions family's range
+// down to the last level (so table files holding an old version are rewritten without it
+// and unlinked) and purges obsolete files before returning. The scrub at open covers a
+// crash between a write that dropped secrets and its scrub.
+// What this guarantees: once the call returned OK, no file in the store's directory holds
+// a dropped version (a table file still read by a concurrent List call's iterator is
+// unlinked when that call finishes). What it does not: unlinking does not overwrite disk
+// blocks; the filesystem's journal, a copy-on-write filesystem's snapshots, backups, and
+// an SSD's remapped flash pages may keep old copies until they are reused; nor is the
+// process's memory wiped. Put data_dir on an encrypted volume to protect those, and treat
+// backups of the store as secret. Every version of an open session's snapshot stays in
+// the files until the session's secrets are dropped, readable by anyone who can read the
+// directory. (The in-memory store keeps nothing on disk.)
+#ifndef TESSERA_CLIENT_SITE_STORE_H_
+#define TESSERA_CLIENT_SITE_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace tessera::v1 {  // proto/site_state.proto
+class ContributionRecord;
+class SiteSessionRecord;
+}  // namespace tessera::v1
+
+namespace tessera::client {
+
+class SiteStore {
+ public:
+  virtual ~SiteStore() = default;
+
+  // The contribution recorded under `key`. NOT_FOUND if none.
+  virtual absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) = 0;
+
+  // Every contribution, sorted by key (bytewise).
+  virtual absl::StatusOr<std::vector<v1::ContributionRecord>> ListContributions() = 0;
+
+  // The record of the session labelled `session`. NOT_FOUND if none.
+  virtual absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) = 0;
+
+  // Every session record, sorted by label (bytewise).
+  virtual absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() = 0;
+
+  // One atomic, synced write: `session` (replacing the record with that label) and, when
+  // `contribution` is non-null, the contribution under its key. OK means both are on disk.
+  //
+  // ALREADY_EXISTS, writing nothing, if a contribution with that key is recorded for
+  // another session (the same session may rewrite its own). INVALID_ARGUMENT, writing
+  // nothing, if session.session() is empty, or, with a contribution, if its key is not
+  // 32 bytes, its session is not session.session() or session.contribution_key() is not
+  // its key. On a storage error (UNAVAILABLE, INTERNAL, DATA_LOSS) the write may or may
+  // not have reached the disk: send nothing it records; reopening the store shows which.
+  //
+  // If the write drops secrets (the stored record had a `machine` snapshot and `session`
+  // has none), the store scrubs them (above) before returning. The write is what the
+  // status reports: a failed scrub is logged and retried by the next write and at the
+  // next open, and does not make the call fail.
+  virtual absl::Status PutSession(const v1::SiteSessionRecord& session,
+                                  const v1::ContributionRecord* contribution) = 0;
+
+  // Removes the record of the session labelled `session` and scrubs its secrets from the
+  // store's files (above); OK if there is no such record. The scrub runs in either case,
+  // so when it fails (UNAVAILABLE or INTERNAL, saying so) a retry completes it.
+  // Contributions are never removed.
+  virtual absl::Status DeleteSession(const std::string& session) = 0;
+};
+
+// Opens the store in `directory`, creating the directory (mode 0700, missing parents too)
+// and the store if needed, checks all of it and scrubs (above). FAILED_PRECONDITION if the
+// directory's mode or owner is unsafe, if the store is open in another process (or already
+// in this one), or if it was written by a newer format version; DATA_LOSS if anything
+// stored is damaged (see above); UNAVAILABLE or INTERNAL if the disk fails it, the scrub
+// included. The messages name the directory.
+absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& directory);
+
+// A fresh, empty, in-memory store with the same semantics (the simulator, unit tests).
+std::unique_ptr<SiteStore> NewMemorySiteStore();
+
+}  // namespace tessera::client
+
+#endif  // TESSERA_CLIENT_SITE_STORE_H_
