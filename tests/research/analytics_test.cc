@@ -11,6 +11,8 @@
 // The attacks (issue 7, item 4): `tessera simulate QUERY --clients 5 DATA.csv --json` on a
 // filter that keeps fewer rows than the minimum cell size prints no count, sum, mean or
 // variance of them, and none of the kept row's values appears on stdout or stderr.
+#include "proto/analytics.h"
+
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -31,13 +33,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/work_processor.h"
 #include "common/files.h"
 #include "coordinator/simulation.h"
+#include "crypto/hash.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "proto/task.pb.h"
+#include "proto/validation.h"
 #include "tests/research/research_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -45,6 +50,7 @@
 namespace tessera::research {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -514,6 +520,53 @@ TEST_F(AnalyticsAttack, LoneOutlierCannotBeDerivedFromTheHistogram) {
   EXPECT_EQ(final.fields().at("age.suppressed_cells").number_value(), 3);
   // The scan the other attacks rely on finds a released value.
   EXPECT_THAT(NumbersIn(run.out), Contains(final.fields().at("age.sum").number_value()));
+}
+
+// ---- The site's own floor and withholding, in the real site code ----
+
+TEST(AnalyticsSiteTest, RefusesAMinCellSizeBelowItsPolicyAndWithholdsSmallCells) {
+  testing::TempDir temp;
+  const std::string csv = temp.File("site.csv");
+  std::string rows = "age,glucose\n";
+  for (int i = 0; i < 40; ++i) absl::StrAppend(&rows, 30 + i % 20, ",", 90 + i, "\n");
+  for (double glucose : {131.5, 142.25, 150.75}) absl::StrAppend(&rows, "81,", glucose, "\n");
+  testing::WriteTestFile(csv, rows);
+  v1::ClientConfig config;
+  config.set_coordinator_address("localhost:1");
+  config.add_datasets()->set_id("clinic");
+  config.mutable_datasets(0)->set_train_csv(csv);
+  config.mutable_policy()->set_min_cell_size(20);
+  proto::ApplyClientDefaults(&config);
+  client::WorkProcessor site("site-a", config);
+
+  v1::WorkItem item;
+  item.set_task_id("task-1");
+  item.set_round(1);
+  item.set_stage(v1::STAGE_ANALYTICS);
+  item.set_cohort_size(5);
+  v1::TaskSpec& spec = *item.mutable_spec();
+  spec.set_name("over-80");
+  spec.mutable_dataset()->set_id("clinic");
+  spec.mutable_analytics()->add_queries()->set_column("glucose");
+  spec.mutable_analytics()->mutable_filter()->set_column("age");
+  spec.mutable_analytics()->mutable_filter()->set_op(v1::AnalyticsSpec::Filter::GE);
+  spec.mutable_analytics()->mutable_filter()->set_value(80);
+  proto::ApplyTaskDefaults(&spec);  // min_cell_size 10
+  item.set_spec_hash(crypto::HashTaskSpec(spec));
+  client::WorkOutcome refused = site.Process(item);
+  EXPECT_FALSE(refused.contribution.has_value());
+  EXPECT_EQ(refused.decline.reason(), v1::Decline::POLICY_REFUSED);
+  EXPECT_THAT(refused.decline.detail(),
+              AllOf(HasSubstr("min_cell_size 10"), HasSubstr("minimum cell size 20")));
+
+  // At k = 20 the site answers, and withholds the query: it holds 3 patients of 80+.
+  spec.mutable_analytics()->set_min_cell_size(20);
+  item.set_spec_hash(crypto::HashTaskSpec(spec));
+  client::WorkOutcome answered = site.Process(item);
+  ASSERT_TRUE(answered.contribution.has_value()) << answered.decline.detail();
+  std::vector<double> want(proto::AnalyticsLength(spec.analytics()), 0.0);
+  want[1] = 1;  // the main cell's withheld entry
+  EXPECT_EQ(*answered.contribution, want);
 }
 
 }  // namespace
