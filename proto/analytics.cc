@@ -94,8 +94,8 @@ struct TableView {
   double at(size_t row, size_t column) const { return values[row * header.size() + column]; }
 };
 
-// Header positions of the columns the spec reads: filter_column (when a filter is set)
-// and one per query.
+// Header positions of the columns the spec reads: the filter's (when a filter is set) and
+// one per query.
 struct Columns {
   std::optional<size_t> filter;
   std::vector<size_t> queries;

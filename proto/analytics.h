@@ -142,8 +142,9 @@ struct QueryRelease {
   std::vector<double> edges;
   std::vector<std::optional<double>> bins;
   std::optional<double> below, above;
-  // Cells of the query suppressed: the main cell and the histogram cells (bins, below,
-  // above) together; 1 + edges.size() + 1 when the whole query is suppressed.
+  // How many of the query's cells are suppressed, the main cell and the histogram cells
+  // (bins, below, above) together: all of them, 1 + (edges.size() + 1 with a histogram),
+  // when the whole query is suppressed.
   uint32_t suppressed_cells = 0;
 };
 

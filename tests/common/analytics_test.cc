@@ -1,3 +1,10 @@
+// Analytics through the public API (proto/analytics.h): the sites' vectors, summed as
+// secure aggregation sums them, released by the coordinator's rule; released values equal
+// the pooled statistics computed here directly (counts exactly, means and variances to
+// 1e-9), and the suppressed cells are those the rule, computed here independently from
+// every site's rows, names. Also the spec's validation and min_cell_size defaults. The
+// rule's corner cases, withholding, skipped rows and saturation are in
+// analytics_release_test.cc.
 #include "proto/analytics.h"
 
 #include <cmath>
