@@ -65,6 +65,11 @@ absl::Status CheckPolicy(const v1::LocalPolicy& policy, const v1::WorkItem& item
                                                     " sites is below this site's minimum ",
                                                     policy.min_cohort()));
   }
+  if (spec.has_analytics() && proto::MinCellSize(spec.analytics()) < policy.min_cell_size()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("analytics.min_cell_size ", proto::MinCellSize(spec.analytics()),
+                     " is below this site's minimum cell size ", policy.min_cell_size()));
+  }
   if (!policy.allowed_task_names().empty() &&
       std::find(policy.allowed_task_names().begin(), policy.allowed_task_names().end(),
                 spec.name()) == policy.allowed_task_names().end()) {
@@ -292,8 +297,19 @@ WorkOutcome WorkProcessor::Analytics(const v1::WorkItem& item, const v1::LocalDa
     values.insert(values.end(), (*test)->values.begin(), (*test)->values.end());
     num_rows += (*test)->num_rows;
   }
-  auto sums = proto::EncodeAnalytics(spec.analytics(), (*train)->header, values, num_rows);
+  proto::AnalyticsSkips skipped;
+  auto sums = proto::EncodeAnalytics(spec.analytics(), proto::MinCellSize(spec.analytics()),
+                                     (*train)->header, values, num_rows, &skipped);
   if (!sums.ok()) return DataDeclined(item, sums.status());
+  // Rows with a non-finite value are left out silently (the coordinator learns nothing of
+  // them); the site's own log says how many, per column, never which or their values.
+  for (const auto& [column, rows] : skipped.columns) {
+    common::LogWarning("analytics_rows_skipped")
+        .With("task", item.task_id())
+        .With("column", column)
+        .With("non_finite_rows", static_cast<uint64_t>(rows))
+        .With("rows_skipped", static_cast<uint64_t>(skipped.rows));
+  }
   return Contributed(std::move(*sums));
 }
 

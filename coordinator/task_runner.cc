@@ -31,21 +31,25 @@ void SetModel(std::span<const float> model, v1::WorkItem* item) {
   item->set_model_hash(crypto::HashModel(model));
 }
 
-// An analytics answer as round metrics: "<column>.count", ".sum", ".mean", ".variance", and
-// for a histogram ".bin[<lo>,<hi>)" per bin with ".below" and ".above".
-std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryResult& q) {
-  std::vector<v1::Metric> out = {
-      MakeMetric(q.column + ".count", q.count), MakeMetric(q.column + ".sum", q.sum),
-      MakeMetric(q.column + ".mean", q.mean), MakeMetric(q.column + ".variance", q.variance)};
-  if (!q.edges.empty()) {
-    for (size_t i = 0; i < q.histogram.size() && i + 1 < q.edges.size(); ++i) {
-      out.push_back(MakeMetric(absl::StrCat(q.column, ".bin[", q.edges[i], ",", q.edges[i + 1],
-                                            i + 2 == q.edges.size() ? "]" : ")"),
-                               q.histogram[i]));
-    }
-    out.push_back(MakeMetric(q.column + ".below", q.below));
-    out.push_back(MakeMetric(q.column + ".above", q.above));
+// An analytics answer as round metrics, released cells only: "<column>.count", ".sum",
+// ".mean", ".variance", and for a histogram ".bin[<lo>,<hi>)" per bin with ".below" and
+// ".above"; always "<column>.suppressed_cells". A suppressed cell has no metric at all.
+std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryRelease& q) {
+  std::vector<v1::Metric> out;
+  if (q.main) {
+    out = {MakeMetric(q.column + ".count", q.main->count),
+           MakeMetric(q.column + ".sum", q.main->sum), MakeMetric(q.column + ".mean", q.main->mean),
+           MakeMetric(q.column + ".variance", q.main->variance)};
   }
+  for (size_t i = 0; i < q.bins.size() && i + 1 < q.edges.size(); ++i) {
+    if (!q.bins[i]) continue;
+    out.push_back(MakeMetric(absl::StrCat(q.column, ".bin[", q.edges[i], ",", q.edges[i + 1],
+                                          i + 2 == q.edges.size() ? "]" : ")"),
+                             *q.bins[i]));
+  }
+  if (q.below) out.push_back(MakeMetric(q.column + ".below", *q.below));
+  if (q.above) out.push_back(MakeMetric(q.column + ".above", *q.above));
+  out.push_back(MakeMetric(q.column + ".suppressed_cells", q.suppressed_cells));
   return out;
 }
 
@@ -310,10 +314,10 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
                  AnalyticsEncoding(length, static_cast<uint32_t>(cohort.size())));
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
-    absl::StatusOr<std::vector<proto::QueryResult>> answers =
+    absl::StatusOr<std::vector<proto::QueryRelease>> answers =
         result.completed
-            ? proto::DecodeAnalytics(analytics, result.sums)
-            : absl::StatusOr<std::vector<proto::QueryResult>>(absl::AbortedError(result.abort));
+            ? proto::ReleaseAnalytics(analytics, result.sums)
+            : absl::StatusOr<std::vector<proto::QueryRelease>>(absl::AbortedError(result.abort));
     // The secure-aggregation threshold already keeps every sum over at least min_cohort
     // sites; this is the release rule said once more where the answer is made.
     if (answers.ok() && result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
@@ -329,7 +333,7 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
     record.set_task_id(task_id_);
     record.set_round(1);
     for (const std::string& c : result.survivors) record.add_fit_participants(c);
-    for (const proto::QueryResult& q : *answers) {
+    for (const proto::QueryRelease& q : *answers) {
       for (const v1::Metric& m : AnalyticsMetrics(q)) *record.add_metrics() = m;
     }
     task.set_last_committed_round(1);

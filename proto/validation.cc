@@ -344,6 +344,7 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
     spec->set_rounds(1);
     v1::AnalyticsSpec* a = spec->mutable_analytics();
     if (a->min_cohort() == 0) a->set_min_cohort(spec->min_clients());
+    if (a->min_cell_size() == 0) a->set_min_cell_size(kDefaultMinCellSize);
     return;
   }
   v1::TrainingSpec* t = spec->mutable_training();
@@ -437,6 +438,9 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
                         "must be 64 lowercase hex digits (SHA-256)"});
     }
   }
+  if (config.policy().min_cell_size() > kMaxMinCellSize) {
+    errors.push_back({"policy.min_cell_size", absl::StrCat("must be 1..", kMaxMinCellSize)});
+  }
   if (config.retry().max_backoff_ms() != 0 &&
       config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
     errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});
@@ -446,6 +450,9 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
 
 void ApplyClientDefaults(v1::ClientConfig* config) {
   if (config->policy().min_cohort() == 0) config->mutable_policy()->set_min_cohort(2);
+  if (config->policy().min_cell_size() == 0) {
+    config->mutable_policy()->set_min_cell_size(kDefaultMinCellSize);
+  }
   if (config->retry().initial_backoff_ms() == 0) {
     config->mutable_retry()->set_initial_backoff_ms(250);
   }
