@@ -3,14 +3,18 @@
 // call; the weight and the evaluation encoding's within-site pair terms.
 #include "client/privacy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "crypto/quantizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/evaluation.h"
+#include "proto/secagg.pb.h"
 #include "proto/task.pb.h"
+#include "secagg/vector_codec.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::client {
@@ -178,6 +182,40 @@ TEST(SiteEvaluationNoiseTest, RefusesBadArgumentsAndLeavesTheValues) {
         << sigma;
   }
   EXPECT_EQ(values, original);
+}
+
+TEST(SiteEvaluationNoiseTest, TheLargestNoiseFitsTheEvaluationEncoding) {
+  // The evaluation stage's encoding (coordinator/secure_stage.cc, EvaluateEncoding): one
+  // WIDE segment, 16 fractional bits, 3 limbs of MaxBitsForParties(n) - 1 bits. At the
+  // largest n the quantizer allows words for, and the largest noise validation accepts
+  // (t = 1: a site adds all of it), every value still encodes and decodes exactly; the
+  // codec never has to saturate (or, before it saturated, decline) on the noise.
+  const uint32_t n = 16384;
+  for (const proto::EvaluationLayout& layout :
+       {Layout(v1::ModelSpec::MLP, 2), Layout(v1::ModelSpec::COX_PH)}) {
+    v1::SecAggEncoding encoding;
+    v1::SecAggSegment* wide = encoding.add_segments();
+    wide->set_kind(v1::SecAggSegment::WIDE);
+    wide->set_length(static_cast<uint32_t>(layout.length));
+    wide->set_bits(crypto::MaxBitsForParties(n) - 1);
+    wide->set_fraction_bits(16);
+    wide->set_limbs(3);
+    ASSERT_OK(secagg::ValidateEncoding(encoding, n));
+    std::vector<double> values(layout.length, 0.0);
+    ASSERT_OK(AddEvaluationNoise(Spec(proto::kMaxEvaluationNoiseMultiplier), layout, 1, &values));
+    double largest = 0;
+    for (double v : values) largest = std::max(largest, std::abs(v));
+    EXPECT_GT(largest, 1e6);  // the noise is there
+    ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> words, secagg::EncodeVector(values, encoding));
+    ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, secagg::DecodeSum(words, encoding));
+    for (size_t i = 0; i < values.size(); ++i) {
+      ASSERT_NEAR(decoded[i], values[i], 0x1p-16) << i;
+    }
+    // The range is 2^34 at this n: thousands of the noise's standard deviations.
+    EXPECT_GT(0x1p34 / (proto::kMaxEvaluationNoiseMultiplier *
+                        proto::EvaluationRecordSensitivity(layout)),
+              5000);
+  }
 }
 
 // ---- Model-update noise ----
