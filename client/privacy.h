@@ -1,18 +1,32 @@
 // The site's share of central differential privacy under secure aggregation (distributed
 // Gaussian noise, as in DP-FedAvg, McMahan et al. 2018, with the noise split over sites).
 //
-// A FIT vector [w, w*delta] has its weighted update w*delta clipped to L2 norm C, so one
-// site's whole contribution to the summed update moves it by at most C (the sensitivity);
-// then every coordinate gets Gaussian noise of variance (sigma*C)^2 / t, t being the
-// session's threshold. A sum over at least t sites that added their share therefore
-// carries noise of standard deviation at least sigma*C — the Gaussian mechanism the
-// coordinator's RDP accountant charges for. The weight w itself is not noised (the cohort's
-// total share of rows is released as is), and the noise comes from the system's CSPRNG,
-// never from the task seed: the coordinator must not be able to subtract it.
+// Model updates (site-level DP). A FIT vector [w, w*delta] has its weighted update
+// w*delta clipped to L2 norm C, so one site's whole contribution to the summed update moves
+// it by at most C (the sensitivity); then every coordinate gets Gaussian noise of variance
+// (sigma*C)^2 / t, t being the session's threshold. A sum over at least t sites that added
+// their share therefore carries noise of standard deviation at least sigma*C — the Gaussian
+// mechanism the coordinator's RDP accountant charges for. A record lives at one site, so
+// the same guarantee holds for one record (record-level). The weight w itself is not
+// noised (the cohort's total share of rows is released as is).
+//
+// Evaluation sums (record-level DP, when PrivacySpec.evaluation_noise_multiplier
+// sigma_e > 0). The site encodes its evaluation vector for noise (proto/evaluation.h,
+// EvaluationInput::for_noise), so that adding or removing one of its rows moves the vector
+// by at most Delta = EvaluationRecordSensitivity(layout) in L2, and adds Gaussian noise of
+// standard deviation sigma_e * Delta / sqrt(t) to every entry. A sum over at least t sites
+// carries noise of standard deviation at least sigma_e * Delta. There is no site-level
+// guarantee for evaluation: a site's whole vector moves with its number of rows.
+//
+// The noise comes from the system's CSPRNG (a fresh AES-CTR key from the DRBG for every
+// call), never from the task seed: the coordinator must not be able to subtract it, and two
+// calls never add the same noise.
 //
 // Assumption (documented for the data protection officer): the guarantee holds if at least
 // t of the summed sites are honest and add their noise; with fewer honest sites the noise
 // is proportionally smaller.
+//
+// Thread-safe (no shared state).
 #ifndef TESSERA_CLIENT_PRIVACY_H_
 #define TESSERA_CLIENT_PRIVACY_H_
 
@@ -25,6 +39,10 @@ namespace tessera::v1 {
 class PrivacySpec;
 }  // namespace tessera::v1
 
+namespace tessera::proto {
+struct EvaluationLayout;
+}  // namespace tessera::proto
+
 namespace tessera::client {
 
 // Clips values[1..] (the weighted update) to L2 norm spec.clip_norm and adds the site's
@@ -32,6 +50,17 @@ namespace tessera::client {
 // random source fails; INVALID_ARGUMENT for an empty vector or a non-positive threshold.
 absl::Status AddPrivacyNoise(const v1::PrivacySpec& spec, uint32_t threshold,
                              std::vector<double>* values);
+
+// Adds the site's share of evaluation noise, N(0, (sigma_e * Delta)^2 / threshold), to
+// every entry of `values`, sigma_e = spec.evaluation_noise_multiplier and
+// Delta = proto::EvaluationRecordSensitivity(layout). Precondition: `values` is this
+// site's EncodeEvaluation(layout, input) with input.for_noise = true (zero rows: a vector
+// of zeros, which gets its noise too); the sensitivity holds only for that encoding.
+// With sigma_e = 0 (evaluation sums exact) it changes nothing. INVALID_ARGUMENT if
+// values->size() != layout.length, threshold is 0, or sigma_e is not finite and >= 0;
+// INTERNAL if the random source fails. `values` is unchanged on error.
+absl::Status AddEvaluationNoise(const v1::PrivacySpec& spec, const proto::EvaluationLayout& layout,
+                                uint32_t threshold, std::vector<double>* values);
 
 }  // namespace tessera::client
 

@@ -295,6 +295,81 @@ absl::Status RdpAccountant::RestoreState(const std::string& state) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The RDP of `noise_multipliers` (sampling rate 1 each), added to `accountant`.
+absl::Status AddReleases(std::span<const double> noise_multipliers, RdpAccountant* accountant) {
+  for (size_t i = 0; i < noise_multipliers.size(); ++i) {
+    if (absl::Status s = accountant->AddGaussianSteps(noise_multipliers[i], 1.0, 1); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("release ", i, ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> EpsilonOf(const RdpAccountant& accountant, bool any, double delta) {
+  if (!(delta > 0 && delta < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("delta must be in (0, 1), got ", delta));
+  }
+  if (!any) return 0.0;  // nothing released: nothing spent (the conversion would say > 0)
+  return accountant.Epsilon(delta);
+}
+
+}  // namespace
+
+absl::StatusOr<double> EpsilonOfReleases(std::span<const double> noise_multipliers, double delta) {
+  RdpAccountant accountant;
+  if (absl::Status s = AddReleases(noise_multipliers, &accountant); !s.ok()) return s;
+  return EpsilonOf(accountant, !noise_multipliers.empty(), delta);
+}
+
+absl::StatusOr<NextReleaseEpsilon> EpsilonAfterNextRelease(std::span<const double> charged,
+                                                           double update_noise_multiplier,
+                                                           double evaluation_noise_multiplier,
+                                                           double delta) {
+  if (!std::isfinite(evaluation_noise_multiplier) || evaluation_noise_multiplier < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("evaluation_noise_multiplier must be a finite number >= 0, got ",
+                     evaluation_noise_multiplier));
+  }
+  RdpAccountant base;
+  if (absl::Status s = AddReleases(charged, &base); !s.ok()) return s;
+  NextReleaseEpsilon out;
+  {
+    absl::StatusOr<double> now = EpsilonOf(base, !charged.empty(), delta);
+    if (!now.ok()) return now.status();
+    out.now = *now;
+  }
+  RdpAccountant with_update = base;
+  if (absl::Status s = with_update.AddGaussianSteps(update_noise_multiplier, 1.0, 1); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<double> update = with_update.Epsilon(delta);
+  if (!update.ok()) return update.status();
+  out.model_update = *update;
+  if (evaluation_noise_multiplier == 0) {
+    out.evaluation = out.now;
+    out.round = out.model_update;
+    return out;
+  }
+  RdpAccountant with_evaluation = base;
+  RdpAccountant with_both = with_update;
+  if (absl::Status s = with_evaluation.AddGaussianSteps(evaluation_noise_multiplier, 1.0, 1);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = with_both.AddGaussianSteps(evaluation_noise_multiplier, 1.0, 1); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<double> evaluation = with_evaluation.Epsilon(delta);
+  if (!evaluation.ok()) return evaluation.status();
+  absl::StatusOr<double> round = with_both.Epsilon(delta);
+  if (!round.ok()) return round.status();
+  out.evaluation = *evaluation;
+  out.round = *round;
+  return out;
+}
+
 absl::StatusOr<double> GaussianEpsilon(double noise_multiplier, double sampling_rate, int64_t steps,
                                        double delta) {
   RdpAccountant accountant;

@@ -38,12 +38,40 @@
 //   1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, ..., 64, 128, 256, 512.
 // Small orders matter for large ε, large ones for tiny ε; a finer grid can only lower ε.
 //
+// ---- A task's privacy ledger (EpsilonOfReleases, EpsilonAfterNextRelease) ----
+// What is charged. Every noised sum the coordinator can unmask is one release: a Gaussian
+// mechanism with sampling rate 1 (every record of every summed site is in it), described
+// by its noise multiplier σ alone (RDP α / (2σ²)):
+//   - a model-update sum, σ = PrivacySpec.noise_multiplier. Site-level DP: one site's whole
+//     clipped update moves the sum by at most clip_norm, and the noise is σ·clip_norm. It
+//     implies record-level DP with the same RDP: a record moves only its own site's
+//     clipped update, by at most clip_norm.
+//   - an evaluation sum with evaluation noise, σ = PrivacySpec.evaluation_noise_multiplier
+//     > 0. Record-level DP only: one row moves its site's vector by at most Δ, the
+//     layout's per-record sensitivity (proto/evaluation.h), and the noise is σ·Δ; a whole
+//     site's vector moves with its number of rows, so there is no site-level guarantee.
+// Exact releases (evaluation sums with evaluation_noise_multiplier = 0, pooled statistics,
+// the FIT weight and train_examples, analytics answers) are not differentially private
+// and are not charged; docs/research.md lists every release.
+// The task's ε composes every charged release, training and evaluation alike, at the
+// record level: RDP adds order by order (Mironov 2017, Prop. 1), RDP(α) = Σ_i α / (2σ_i²),
+// converted with kMironov on DefaultRdpOrders(). k releases at one σ give exactly
+// GaussianEpsilon(σ, 1, k, δ). It is a record-level ε; the site-level guarantee covers
+// the model-update releases alone.
+// Charging contract (for the round driver, which keeps the ledger: one σ per release,
+// in order). A release is charged durably in the task's ledger before the unmasking step
+// of its session is posted, and stays charged whatever happens next (the session fails,
+// the attempt is retried, the coordinator crashes and resumes): ε counts every sum the
+// coordinator could have unmasked. Before starting a stage the driver checks that the ε
+// after that stage's release (EpsilonAfterNextRelease) stays within epsilon_budget.
+//
 // Pure (no I/O, clock or logging). An RdpAccountant is a value: copyable, not thread-safe
 // for concurrent mutation; const methods may be called concurrently.
 #ifndef TESSERA_COORDINATOR_PRIVACY_ACCOUNTANT_H_
 #define TESSERA_COORDINATOR_PRIVACY_ACCOUNTANT_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -107,6 +135,29 @@ class RdpAccountant {
 // orders with the kMironov conversion. Errors as AddGaussianSteps and Epsilon.
 absl::StatusOr<double> GaussianEpsilon(double noise_multiplier, double sampling_rate, int64_t steps,
                                        double delta);
+
+// ε of the composition of `noise_multipliers`, one Gaussian-mechanism release each
+// (sampling rate 1), for `delta`, on the default orders with the kMironov conversion (the
+// ledger section above). No release: 0 (nothing was spent). INVALID_ARGUMENT unless every
+// multiplier is finite and > 0 and 0 < δ < 1.
+absl::StatusOr<double> EpsilonOfReleases(std::span<const double> noise_multipliers, double delta);
+
+// The ε a task reaches from its ledger `charged` (the releases charged so far) with one
+// more release of each kind.
+struct NextReleaseEpsilon {
+  double now = 0;           // EpsilonOfReleases(charged)
+  double model_update = 0;  // plus one model-update sum
+  double evaluation = 0;    // plus one evaluation sum; = now when evaluation sums are exact
+  double round = 0;         // plus both: a round's model update and its evaluation
+};
+// update_noise_multiplier = PrivacySpec.noise_multiplier (finite, > 0);
+// evaluation_noise_multiplier = PrivacySpec.evaluation_noise_multiplier (finite, >= 0;
+// 0 = exact evaluation sums, not charged). INVALID_ARGUMENT as EpsilonOfReleases, or for
+// multipliers outside those ranges.
+absl::StatusOr<NextReleaseEpsilon> EpsilonAfterNextRelease(std::span<const double> charged,
+                                                           double update_noise_multiplier,
+                                                           double evaluation_noise_multiplier,
+                                                           double delta);
 
 }  // namespace tessera::coordinator
 

@@ -30,6 +30,17 @@ constexpr size_t kSurvivalLength = kSurvGrid + 2 * kSurvivalCells;
 // Inside an AUC block.
 constexpr size_t kAucExact = 0, kAucBinned = 1, kAucPos = 2, kAucNeg = 2 + kAucBins + 2;
 constexpr size_t kAucHistogram = kAucBins + 2;
+// Coarse AUC bins for noise: kAucNoiseBins bins, each represented by the fine bin that
+// holds its lower edge.
+static_assert(kAucBinsPerUnit % kAucNoiseBinsPerUnit == 0);
+static_assert(kAucNoiseLogitRange > 0 && kAucNoiseLogitRange <= kAucLogitRange);
+constexpr size_t kAucNoiseBins =
+    static_cast<size_t>(2 * kAucNoiseLogitRange) * kAucNoiseBinsPerUnit;
+constexpr size_t kAucNoiseStride = kAucBinsPerUnit / kAucNoiseBinsPerUnit;
+constexpr size_t kAucNoiseFirst =
+    1 + static_cast<size_t>(kAucLogitRange - kAucNoiseLogitRange) * kAucBinsPerUnit;
+static_assert(kSurvivalTimeBins % kSurvivalNoiseTimeStride == 0);
+static_assert(kSurvivalRiskBins % kSurvivalNoiseRiskStride == 0);
 
 size_t ExpectedLength(EvaluationKind kind, uint32_t num_classes) {
   switch (kind) {
@@ -71,6 +82,9 @@ double ClippedLogLoss(double p) {
   return -std::log(std::clamp(p, kProbabilityClip, 1.0 - kProbabilityClip));
 }
 
+// A row's log-loss as the noise encoding sends it: at most kMaxRowLogLoss, in units of it.
+double ScaledLogLoss(double loss) { return std::min(loss, kMaxRowLogLoss) / kMaxRowLogLoss; }
+
 // ---- AUC ----
 
 // Histogram index of a probability: underflow 0, bins 1..kAucBins, overflow kAucBins + 1.
@@ -81,6 +95,23 @@ size_t AucBin(double p) {
   if (s >= kAucLogitRange) return kAucBins + 1;
   const double u = std::floor((s + kAucLogitRange) * kAucBinsPerUnit);
   return 1 + std::min(static_cast<size_t>(u), kAucBins - 1);
+}
+
+// The coarse bin of a probability when encoding for noise, as an index of the fine
+// histogram: underflow 0, the coarse bins' representatives, overflow kAucBins + 1.
+size_t AucNoiseBin(double p) {
+  const double s = std::log(p) - std::log1p(-p);
+  if (!(s >= -kAucNoiseLogitRange)) return 0;
+  if (s >= kAucNoiseLogitRange) return kAucBins + 1;
+  const double u = std::floor((s + kAucNoiseLogitRange) * kAucNoiseBinsPerUnit);
+  return kAucNoiseFirst + std::min(static_cast<size_t>(u), kAucNoiseBins - 1) * kAucNoiseStride;
+}
+
+// Whether fine bin b is read when decoding noisy sums.
+bool IsAucNoiseBin(size_t b) {
+  return b == 0 || b == kAucBins + 1 ||
+         (b >= kAucNoiseFirst && (b - kAucNoiseFirst) % kAucNoiseStride == 0 &&
+          (b - kAucNoiseFirst) / kAucNoiseStride < kAucNoiseBins);
 }
 
 // sum over (pos, neg) pairs of [bin_pos > bin_neg] + 1/2 [bin_pos = bin_neg].
@@ -113,25 +144,37 @@ double ExactAucNumerator(std::span<const double> scores, std::span<const uint8_t
   return numerator;
 }
 
-// Fills an AUC block (kAucBlockLength values at `block`).
+// Fills an AUC block (kAucBlockLength values at `block`). For noise: coarse bins, and no
+// within-site numerators (they stay 0).
 void EncodeAucBlock(std::span<const double> scores, std::span<const uint8_t> positive,
-                    double* block) {
+                    bool for_noise, double* block) {
   double* pos = block + kAucPos;
   double* neg = block + kAucNeg;
   for (size_t r = 0; r < scores.size(); ++r) {
-    (positive[r] ? pos : neg)[AucBin(scores[r])] += 1;
+    (positive[r] ? pos : neg)[for_noise ? AucNoiseBin(scores[r]) : AucBin(scores[r])] += 1;
   }
+  if (for_noise) return;
   block[kAucExact] = ExactAucNumerator(scores, positive);
   block[kAucBinned] = BinnedAucNumerator({pos, kAucHistogram}, {neg, kAucHistogram});
 }
 
-double DecodeAucBlock(std::span<const double> block) {
-  auto pos = block.subspan(kAucPos, kAucHistogram);
-  auto neg = block.subspan(kAucNeg, kAucHistogram);
+double DecodeAucBlock(std::span<const double> block, bool noisy) {
+  std::vector<double> pos(block.begin() + kAucPos, block.begin() + kAucPos + kAucHistogram);
+  std::vector<double> neg(block.begin() + kAucNeg, block.begin() + kAucNeg + kAucHistogram);
+  double numerator = 0;
+  if (noisy) {
+    // Only the coarse bins hold rows; the others hold noise alone. The within-site terms
+    // were sent as 0 (noise again): the pooled coarse histograms are the whole estimate.
+    for (size_t b = 0; b < kAucHistogram; ++b) {
+      if (!IsAucNoiseBin(b)) pos[b] = neg[b] = 0;
+    }
+    numerator = BinnedAucNumerator(pos, neg);
+  } else {
+    numerator = BinnedAucNumerator(pos, neg) - block[kAucBinned] + block[kAucExact];
+  }
   const double p = std::accumulate(pos.begin(), pos.end(), 0.0);
   const double n = std::accumulate(neg.begin(), neg.end(), 0.0);
   if (p <= 0 || n <= 0) return kNaN;
-  const double numerator = BinnedAucNumerator(pos, neg) - block[kAucBinned] + block[kAucExact];
   return std::clamp(numerator / (p * n), 0.0, 1.0);
 }
 
@@ -156,6 +199,21 @@ size_t RiskBin(double eta) {
   const double b = std::floor(u * static_cast<double>(kSurvivalRiskBins));
   if (!(b >= 0)) return 0;
   return std::min(static_cast<size_t>(b), kSurvivalRiskBins - 1);
+}
+
+// A row's grid cell, coarse (fine bins rounded down to the strides) when for noise.
+size_t SurvivalCell(double t, double eta, double mean, double stddev, bool for_noise) {
+  size_t time_bin = TimeBin(t, mean, stddev), risk_bin = RiskBin(eta);
+  if (for_noise) {
+    time_bin -= time_bin % kSurvivalNoiseTimeStride;
+    risk_bin -= risk_bin % kSurvivalNoiseRiskStride;
+  }
+  return time_bin * kSurvivalRiskBins + risk_bin;
+}
+
+bool IsSurvivalNoiseCell(size_t cell) {
+  return (cell / kSurvivalRiskBins) % kSurvivalNoiseTimeStride == 0 &&
+         (cell % kSurvivalRiskBins) % kSurvivalNoiseRiskStride == 0;
 }
 
 // The binned estimate from grids E (events) and N (all rows), time-major.
@@ -290,11 +348,12 @@ absl::StatusOr<std::vector<double>> EncodeBinary(const EvaluationLayout& layout,
     if (y != 0 && y != 1) return RowError(r, "label is not 0 or 1");
     if (!IsProbability(p)) return RowError(r, "prediction is not a probability in [0, 1]");
     positive[r] = y == 1;
-    out[kBinLoss] += ClippedLogLoss(y == 1 ? p : 1 - p);
+    const double loss = ClippedLogLoss(y == 1 ? p : 1 - p);
+    out[kBinLoss] += in.for_noise ? ScaledLogLoss(loss) : loss;
     if ((p >= 0.5) == (y == 1)) out[kBinCorrect] += 1;
   }
   out[kBinN] = static_cast<double>(rows);
-  EncodeAucBlock(in.predictions, positive, out.data() + kBinAuc);
+  EncodeAucBlock(in.predictions, positive, in.for_noise, out.data() + kBinAuc);
   return out;
 }
 
@@ -322,7 +381,8 @@ absl::StatusOr<std::vector<double>> EncodeMulticlass(const EvaluationLayout& lay
       clipped_sum += std::clamp(p[c], kProbabilityClip, 1.0 - kProbabilityClip);
     }
     const double clipped = std::clamp(p[label], kProbabilityClip, 1.0 - kProbabilityClip);
-    out[kMcLoss] += -std::log(clipped / clipped_sum);
+    const double loss = -std::log(clipped / clipped_sum);
+    out[kMcLoss] += in.for_noise ? ScaledLogLoss(loss) : loss;
     true_count[label] += 1;
     predicted_count[argmax] += 1;
     if (argmax == label) true_positive[label] += 1;
@@ -335,7 +395,7 @@ absl::StatusOr<std::vector<double>> EncodeMulticlass(const EvaluationLayout& lay
       scores[r] = in.predictions[r * 2 + 1];
       positive[r] = in.labels[r] == 1;
     }
-    EncodeAucBlock(scores, positive, out.data() + kMcClasses + 3 * k);
+    EncodeAucBlock(scores, positive, in.for_noise, out.data() + kMcClasses + 3 * k);
   }
   return out;
 }
@@ -354,14 +414,21 @@ absl::StatusOr<std::vector<double>> EncodeRegression(const EvaluationLayout& lay
     // In units of the label's sd the sums are O(rows) whatever the label's unit, which
     // suits the fixed-point encoding; the shift by the training mean keeps SST's
     // sum-of-squares form well conditioned.
-    const double e = (yhat - y) / s, z = (y - m) / s;
+    double e = (yhat - y) / s, z = (y - m) / s;
+    if (in.for_noise) {
+      // (yhat - y)/s can overflow to inf for finite inputs; clamp keeps it at the bound.
+      constexpr double kB = kRegressionNoiseClip;
+      e = std::clamp(e, -kB, kB) / kB;
+      z = std::clamp(z, -kB, kB) / kB;
+    }
     out[kRegSse] += e * e;
     out[kRegSum] += z;
     out[kRegSumSq] += z * z;
   }
   out[kRegN] = static_cast<double>(rows);
-  // The coordinator learns s as (sum over sites of n * s) / n.
-  out[kRegScale] = static_cast<double>(rows) * s;
+  // The coordinator learns s as (sum over sites of n * s) / n; with noise it is told s
+  // (one row would move n * s by s, a sensitivity in the label's unit).
+  if (!in.for_noise) out[kRegScale] = static_cast<double>(rows) * s;
   return out;
 }
 
@@ -382,8 +449,7 @@ absl::StatusOr<std::vector<double>> EncodeSurvival(const EvaluationLayout& layou
     if (!std::isfinite(t)) return RowError(r, "time is not finite");
     if (ev != 0 && ev != 1) return RowError(r, "event is not 0 or 1");
     if (!std::isfinite(eta)) return RowError(r, "prediction is not finite");
-    const size_t cell =
-        TimeBin(t, in.label_mean, in.label_stddev) * kSurvivalRiskBins + RiskBin(eta);
+    const size_t cell = SurvivalCell(t, eta, in.label_mean, in.label_stddev, in.for_noise);
     n_grid[cell] += 1;
     if (ev == 1) {
       e_grid[cell] += 1;
@@ -391,6 +457,7 @@ absl::StatusOr<std::vector<double>> EncodeSurvival(const EvaluationLayout& layou
     }
   }
   out[kSurvN] = static_cast<double>(rows);
+  if (in.for_noise) return out;  // no within-site pair terms
   const PairCounts exact = ExactHarrell(in.labels, in.predictions, in.events);
   const PairCounts binned = BinnedHarrell({e_grid, kSurvivalCells}, {n_grid, kSurvivalCells});
   out[kSurvExactConc] = exact.concordant;
@@ -398,6 +465,110 @@ absl::StatusOr<std::vector<double>> EncodeSurvival(const EvaluationLayout& layou
   out[kSurvBinnedConc] = binned.concordant;
   out[kSurvBinnedComp] = binned.comparable;
   return out;
+}
+
+// ---- Decoding ----
+
+absl::Status CheckSummed(const EvaluationLayout& layout, std::span<const double> summed) {
+  if (summed.size() != layout.length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("evaluation: expected ", layout.length, " values, got ", summed.size()));
+  }
+  for (size_t i = 0; i < summed.size(); ++i) {
+    if (!std::isfinite(summed[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("evaluation: value ", i, " is not finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Metrics from sums encoded for noise, with noise: post-processing only (no exactness to
+// check: counts are real numbers), each metric clamped to its range.
+absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeNoisy(
+    const EvaluationLayout& layout, std::span<const double> summed,
+    const EvaluationDecodeOptions& options) {
+  if (auto st = CheckSummed(layout, summed); !st.ok()) return st;
+  const double n = std::round(summed[0]);
+  if (!(n >= 1)) {
+    return absl::FailedPreconditionError("evaluation: fewer than one example after the noise");
+  }
+  std::vector<std::pair<std::string, double>> metrics;
+  metrics.emplace_back("num_examples", n);
+  switch (layout.kind) {
+    case EvaluationKind::kBinary: {
+      const double log_loss = std::max(0.0, summed[kBinLoss] * kMaxRowLogLoss / n);
+      metrics.emplace_back("loss", log_loss);
+      metrics.emplace_back("log_loss", log_loss);
+      metrics.emplace_back("accuracy", std::clamp(summed[kBinCorrect] / n, 0.0, 1.0));
+      metrics.emplace_back("auc", DecodeAucBlock(summed.subspan(kBinAuc, kAucBlockLength), true));
+      break;
+    }
+    case EvaluationKind::kMulticlass: {
+      const size_t k = layout.num_classes;
+      const double log_loss = std::max(0.0, summed[kMcLoss] * kMaxRowLogLoss / n);
+      const double* true_count = summed.data() + kMcClasses;
+      const double* predicted_count = true_count + k;
+      const double* true_positive = predicted_count + k;
+      // A class absent from both sides has a noisy true + predicted count of standard
+      // deviation sqrt(2) * noise_stddev: above 4 * noise_stddev with probability < 0.3%.
+      const double present_above = 4 * options.noise_stddev;
+      double correct = 0, f1_sum = 0, present = 0;
+      for (size_t c = 0; c < k; ++c) {
+        correct += true_positive[c];
+        const double denominator = true_count[c] + predicted_count[c];
+        if (!(denominator > present_above)) continue;
+        f1_sum += std::clamp(2 * true_positive[c] / denominator, 0.0, 1.0);
+        present += 1;
+      }
+      metrics.emplace_back("loss", log_loss);
+      metrics.emplace_back("log_loss", log_loss);
+      metrics.emplace_back("accuracy", std::clamp(correct / n, 0.0, 1.0));
+      metrics.emplace_back("macro_f1", present > 0 ? f1_sum / present : kNaN);
+      if (k == 2) {
+        metrics.emplace_back(
+            "auc", DecodeAucBlock(summed.subspan(kMcClasses + 3 * k, kAucBlockLength), true));
+      }
+      break;
+    }
+    case EvaluationKind::kRegression: {
+      const double s = options.label_stddev;
+      if (!std::isfinite(s) || s <= 0) {
+        return absl::InvalidArgumentError(
+            "evaluation: decoding noisy regression sums needs label_stddev finite and > 0");
+      }
+      constexpr double kB = kRegressionNoiseClip;
+      const double sse = std::max(0.0, summed[kRegSse] * kB * kB);
+      const double sum = summed[kRegSum] * kB;
+      const double sum_sq = std::max(0.0, summed[kRegSumSq] * kB * kB);
+      const double mse = s * s * sse / n;
+      double r2 = kNaN;
+      if (n >= 2) {
+        const double sst = sum_sq - sum * sum / n;
+        if (sst > 0) r2 = std::min(1.0, 1 - sse / sst);
+      }
+      metrics.emplace_back("loss", 0.5 * mse);
+      metrics.emplace_back("rmse", std::sqrt(mse));
+      metrics.emplace_back("r2", r2);
+      break;
+    }
+    case EvaluationKind::kSurvival: {
+      std::vector<double> events(summed.begin() + kSurvGrid,
+                                 summed.begin() + kSurvGrid + kSurvivalCells);
+      std::vector<double> all(summed.begin() + kSurvGrid + kSurvivalCells,
+                              summed.begin() + kSurvGrid + 2 * kSurvivalCells);
+      for (size_t c = 0; c < kSurvivalCells; ++c) {
+        if (!IsSurvivalNoiseCell(c)) events[c] = all[c] = 0;  // noise only
+      }
+      const PairCounts binned = BinnedHarrell(events, all);
+      metrics.emplace_back("num_events", std::max(0.0, std::round(summed[kSurvEvents])));
+      metrics.emplace_back("c_index",
+                           binned.comparable > 0
+                               ? std::clamp(binned.concordant / binned.comparable, 0.0, 1.0)
+                               : kNaN);
+      break;
+    }
+  }
+  return metrics;
 }
 
 }  // namespace
@@ -443,6 +614,28 @@ absl::StatusOr<EvaluationLayout> MakeEvaluationLayout(const v1::ModelSpec& model
   return layout;
 }
 
+bool EvaluationNoiseOn(const v1::TaskSpec& spec) {
+  return spec.has_privacy() && spec.privacy().evaluation_noise_multiplier() > 0;
+}
+
+double EvaluationRecordSensitivity(const EvaluationLayout& layout) {
+  // The square root of the sum of the squared per-row bounds (the header's table).
+  switch (layout.kind) {
+    case EvaluationKind::kBinary:      // n, log-loss, correct, one histogram cell
+    case EvaluationKind::kRegression:  // n, e^2, z, z^2
+    case EvaluationKind::kSurvival:    // n, events, one E cell, one N cell
+      return 2.0;
+    case EvaluationKind::kMulticlass:  // n, log-loss, true_k, predicted_k, tp_k [, cell]
+      return std::sqrt(layout.num_classes == 2 ? 6.0 : 5.0);
+  }
+  return 0;
+}
+
+double EvaluationNoiseStddev(const v1::PrivacySpec& privacy, const EvaluationLayout& layout) {
+  const double sigma = privacy.evaluation_noise_multiplier();
+  return sigma > 0 ? sigma * EvaluationRecordSensitivity(layout) : 0.0;
+}
+
 absl::StatusOr<std::vector<double>> EncodeEvaluation(const EvaluationLayout& layout,
                                                      const EvaluationInput& input) {
   if (auto st = CheckLayout(layout); !st.ok()) return st;
@@ -460,17 +653,14 @@ absl::StatusOr<std::vector<double>> EncodeEvaluation(const EvaluationLayout& lay
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeEvaluation(
-    const EvaluationLayout& layout, std::span<const double> summed) {
+    const EvaluationLayout& layout, std::span<const double> summed,
+    const EvaluationDecodeOptions& options) {
   if (auto st = CheckLayout(layout); !st.ok()) return st;
-  if (summed.size() != layout.length) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("evaluation: expected ", layout.length, " values, got ", summed.size()));
+  if (!std::isfinite(options.noise_stddev) || options.noise_stddev < 0) {
+    return absl::InvalidArgumentError("evaluation: noise_stddev must be finite and >= 0");
   }
-  for (size_t i = 0; i < summed.size(); ++i) {
-    if (!std::isfinite(summed[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("evaluation: value ", i, " is not finite"));
-    }
-  }
+  if (options.noise_stddev > 0) return DecodeNoisy(layout, summed, options);
+  if (auto st = CheckSummed(layout, summed); !st.ok()) return st;
   const double n = summed[0];  // every layout starts with the row count
   if (n < 0 || n != std::floor(n)) {
     return absl::InvalidArgumentError(
@@ -486,7 +676,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeEvaluation(
       metrics.emplace_back("loss", log_loss);
       metrics.emplace_back("log_loss", log_loss);
       metrics.emplace_back("accuracy", summed[kBinCorrect] / n);
-      metrics.emplace_back("auc", DecodeAucBlock(summed.subspan(kBinAuc, kAucBlockLength)));
+      metrics.emplace_back("auc", DecodeAucBlock(summed.subspan(kBinAuc, kAucBlockLength), false));
       break;
     }
     case EvaluationKind::kMulticlass: {
@@ -509,8 +699,8 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeEvaluation(
       metrics.emplace_back("accuracy", correct / n);
       metrics.emplace_back("macro_f1", present > 0 ? f1_sum / present : kNaN);
       if (k == 2) {
-        metrics.emplace_back("auc",
-                             DecodeAucBlock(summed.subspan(kMcClasses + 3 * k, kAucBlockLength)));
+        metrics.emplace_back(
+            "auc", DecodeAucBlock(summed.subspan(kMcClasses + 3 * k, kAucBlockLength), false));
       }
       break;
     }

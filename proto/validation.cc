@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/analytics.h"
 #include "proto/config.pb.h"
+#include "proto/evaluation.h"
 #include "proto/task.pb.h"
 
 namespace tessera::proto {
@@ -302,6 +303,13 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
     }
     if (!(p.delta() > 0 && p.delta() < 1)) {
       errors.push_back({"privacy.delta", "required with an epsilon budget, in (0, 1)"});
+    }
+    if (!(p.evaluation_noise_multiplier() >= 0 &&
+          p.evaluation_noise_multiplier() <= kMaxEvaluationNoiseMultiplier)) {
+      errors.push_back(
+          {"privacy.evaluation_noise_multiplier",
+           absl::StrCat("must be a finite number in [0, ", kMaxEvaluationNoiseMultiplier,
+                        "] (0 = evaluation sums released exactly)")});
     }
     // The secure-aggregation encoding clips every coordinate; it must not clip the noise.
     const double clip =

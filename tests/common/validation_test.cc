@@ -1,5 +1,6 @@
 #include "proto/validation.h"
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -192,6 +193,28 @@ TEST(ApplyTaskDefaultsTest, AdaptiveStrategiesGetTheirOwnDefaults) {
   EXPECT_EQ(spec.strategy().beta2(), 0.99);
   EXPECT_EQ(spec.strategy().tau(), 1e-3);
   EXPECT_EQ(spec.secure_aggregation().clip(), 10.0);
+}
+
+TEST(ValidateTaskSpecTest, EvaluationNoiseMultiplierIsFiniteAndNonNegative) {
+  v1::TaskSpec spec = ValidSpec();
+  v1::PrivacySpec* p = spec.mutable_privacy();
+  p->set_clip_norm(0.1);
+  p->set_noise_multiplier(1.5);
+  p->set_epsilon_budget(10);
+  p->set_delta(1e-5);
+  // Unset (0: evaluation sums exact), a typical value and the upper bound are accepted.
+  for (double sigma : {0.0, 0.5, 5.0, 1e6}) {
+    p->set_evaluation_noise_multiplier(sigma);
+    EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty()) << sigma;
+  }
+  for (double sigma :
+       {-1e-9, -1.0, 1e6 * (1 + 1e-12), std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    p->set_evaluation_noise_multiplier(sigma);
+    EXPECT_THAT(Paths(ValidateTaskSpec(spec)),
+                ::testing::ElementsAre("privacy.evaluation_noise_multiplier"))
+        << sigma;
+  }
 }
 
 TEST(ValidateClientConfigTest, NamesEveryBadField) {

@@ -1,5 +1,6 @@
 #include "coordinator/privacy_accountant.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -337,6 +338,113 @@ TEST(RdpAccountantTest, RefusesBadStateAndKeepsItsOwn) {
   // +inf is a legitimate RDP value.
   ASSERT_OK(a.RestoreState(with_double(9 + 8, kInf)));
   EXPECT_EQ(a.rdp()[0], kInf);
+}
+
+// ---- A task's ledger: releases with their own noise multipliers ----
+
+TEST(ReleaseLedgerTest, NoReleaseSpendsNothing) {
+  ASSERT_OK_AND_ASSIGN(double eps, EpsilonOfReleases({}, 1e-5));
+  EXPECT_EQ(eps, 0.0);
+  ASSERT_OK_AND_ASSIGN(NextReleaseEpsilon next, EpsilonAfterNextRelease({}, 1.5, 0, 1e-5));
+  EXPECT_EQ(next.now, 0.0);
+  EXPECT_EQ(next.evaluation, 0.0);  // exact evaluation sums are not charged
+  EXPECT_EQ(next.model_update, *GaussianEpsilon(1.5, 1.0, 1, 1e-5));
+  EXPECT_EQ(next.round, next.model_update);
+}
+
+TEST(ReleaseLedgerTest, KReleasesOfOneSigmaAreKGaussianSteps) {
+  for (double sigma : {0.7, 1.5, 4.0}) {
+    for (int k : {1, 2, 6, 30}) {
+      for (double delta : {1e-5, 1e-8}) {
+        const std::vector<double> ledger(static_cast<size_t>(k), sigma);
+        ASSERT_OK_AND_ASSIGN(double eps, EpsilonOfReleases(ledger, delta));
+        ASSERT_OK_AND_ASSIGN(double steps, GaussianEpsilon(sigma, 1.0, k, delta));
+        EXPECT_NEAR(eps, steps, 1e-12 * steps) << sigma << " x " << k << ", delta " << delta;
+      }
+    }
+  }
+}
+
+TEST(ReleaseLedgerTest, MixedSigmasAddTheirRdpByHand) {
+  // σ = 1 and σ = 2: RDP(α) = α/2 + α/8 = 0.625 α. δ = e^-10: ε(α) = 0.625 α + 10/(α − 1),
+  // minimised over the reals at α − 1 = √(10/0.625) = 4, α = 5 (on the grid):
+  // ε = 3.125 + 2.5 = 5.625. Neighbours: ε(4.5) = 2.8125 + 10/3.5 = 5.670,
+  // ε(6) = 3.75 + 2 = 5.75.
+  const std::vector<double> ledger = {1.0, 2.0};
+  ASSERT_OK_AND_ASSIGN(double eps, EpsilonOfReleases(ledger, std::exp(-10.0)));
+  EXPECT_NEAR(eps, 5.625, 1e-12);
+  // The order does not matter, and any mix equals one release at the σ whose 1/σ² is the
+  // sum of theirs.
+  const std::vector<double> mixed = {1.5, 5.0, 1.5, 5.0, 5.0, 0.9};
+  double inverse_variance = 0;
+  for (double s : mixed) inverse_variance += 1 / (s * s);
+  const double equivalent = 1 / std::sqrt(inverse_variance);
+  ASSERT_OK_AND_ASSIGN(double got, EpsilonOfReleases(mixed, 1e-5));
+  ASSERT_OK_AND_ASSIGN(double one, GaussianEpsilon(equivalent, 1.0, 1, 1e-5));
+  EXPECT_NEAR(got, one, 1e-12 * one);
+  const std::vector<double> reversed(mixed.rbegin(), mixed.rend());
+  EXPECT_NEAR(*EpsilonOfReleases(reversed, 1e-5), got, 1e-12 * got);
+  // By hand over the grid, independently of the accountant.
+  double best = std::numeric_limits<double>::infinity();
+  for (double alpha : GridByHand()) {
+    best = std::min(best, alpha * inverse_variance / 2 + std::log(1e5) / (alpha - 1));
+  }
+  EXPECT_NEAR(got, best, 1e-12 * best);
+}
+
+TEST(ReleaseLedgerTest, NextReleaseOfEachKind) {
+  // Three rounds charged, the second one twice (a failed attempt after its charge), each
+  // with an evaluation at σ_e = 5.
+  const double sigma = 1.5, sigma_e = 5, delta = 1e-5;
+  const std::vector<double> ledger = {sigma, sigma_e, sigma, sigma, sigma_e, sigma, sigma_e};
+  ASSERT_OK_AND_ASSIGN(NextReleaseEpsilon next,
+                       EpsilonAfterNextRelease(ledger, sigma, sigma_e, delta));
+  auto with = [&](std::vector<double> more) {
+    std::vector<double> all = ledger;
+    all.insert(all.end(), more.begin(), more.end());
+    return *EpsilonOfReleases(all, delta);
+  };
+  EXPECT_EQ(next.now, *EpsilonOfReleases(ledger, delta));
+  EXPECT_NEAR(next.model_update, with({sigma}), 1e-12 * next.model_update);
+  EXPECT_NEAR(next.evaluation, with({sigma_e}), 1e-12 * next.evaluation);
+  EXPECT_NEAR(next.round, with({sigma, sigma_e}), 1e-12 * next.round);
+  EXPECT_LT(next.now, next.evaluation);
+  EXPECT_LT(next.evaluation, next.model_update);  // σ_e > σ: an evaluation costs less
+  EXPECT_LT(next.model_update, next.round);
+  // Evaluation noise adds to the training rounds' ε: 4 update releases alone cost less.
+  EXPECT_LT(*GaussianEpsilon(sigma, 1.0, 4, delta), next.now);
+
+  // Exact evaluation sums (σ_e = 0) are not charged.
+  ASSERT_OK_AND_ASSIGN(NextReleaseEpsilon exact, EpsilonAfterNextRelease(ledger, sigma, 0, delta));
+  EXPECT_EQ(exact.evaluation, exact.now);
+  EXPECT_EQ(exact.round, exact.model_update);
+}
+
+TEST(ReleaseLedgerTest, RefusesBadArguments) {
+  const std::vector<double> ok = {1.0, 2.0};
+  for (double bad : {0.0, -1.0, kInf, std::nan("")}) {
+    const std::vector<double> ledger = {1.0, bad};
+    EXPECT_THAT(EpsilonOfReleases(ledger, 1e-5),
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("release 1")))
+        << bad;
+    EXPECT_THAT(EpsilonAfterNextRelease(ledger, 1, 1, 1e-5),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+    EXPECT_THAT(EpsilonAfterNextRelease(ok, bad, 1, 1e-5),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+  }
+  for (double bad : {-1.0, kInf, std::nan("")}) {
+    EXPECT_THAT(EpsilonAfterNextRelease(ok, 1, bad, 1e-5),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+  }
+  for (double delta : {0.0, 1.0, -1e-5, std::nan("")}) {
+    EXPECT_THAT(EpsilonOfReleases(ok, delta), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(EpsilonOfReleases({}, delta), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(EpsilonAfterNextRelease(ok, 1, 1, delta),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
 }
 
 }  // namespace
