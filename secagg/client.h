@@ -23,18 +23,26 @@
 // MISMATCHED_CONSISTENCY_SIGNATURES); never both kinds of share for one peer
 // (ALIVE_DROPPED_OVERLAP); one unmasking per session.
 //
-// Secrets (private keys, seed, received shares) live in SecretBytes and are wiped when the
-// client is destroyed or aborts. Not thread-safe: one session per object, one caller.
+// The setup check: the threshold t must be at least max(SafeThreshold(n,
+// policy.assumed_colluders), policy.min_threshold) for n invited clients — by default
+// floor(2n/3) + 1, which no split view by a cheating coordinator and fewer than n/3
+// colluding sites can satisfy twice (secagg/protocol.h has the derivation).
+//
+// Secrets (input, private keys, seed, received shares) live in SecretBytes-like storage
+// and are wiped when the client is destroyed, completes or aborts. Not thread-safe: one
+// session per object, one caller.
 #ifndef TESSERA_SECAGG_CLIENT_H_
 #define TESSERA_SECAGG_CLIENT_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "crypto/secret.h"
 #include "proto/secagg.pb.h"
 
 namespace tessera::crypto {
@@ -66,9 +74,14 @@ struct ClientIdentity {
 };
 
 struct ClientPolicy {
-  // The site's minimum cohort: the threshold must be at least this (and a strict majority
-  // of the invited clients whatever this says).
+  // The site's minimum cohort: the threshold must be at least this (and at least
+  // SafeThreshold(n, assumed_colluders) whatever this says).
   uint32_t min_threshold = 2;
+  // How many colluding sites the threshold must withstand besides a cheating coordinator.
+  // Unset: the default rule, t >= floor(2n/3) + 1 (any c < n/3). Set to c: t >=
+  // floor((n + c)/2) + 1. A protocol parameter for analysis and tests; the daemons never
+  // set it.
+  std::optional<uint32_t> assumed_colluders;
 };
 
 class SecAggClient {
@@ -77,7 +90,9 @@ class SecAggClient {
   // key pairs and returns the client with its advertisement in `*reply`. `input` is the
   // encoded vector (setup.vector_words words) this client will contribute. `now` is when
   // certificates are checked. On a refused setup returns FAILED_PRECONDITION and fills
-  // `*abort` (may be null) with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE).
+  // `*abort` (may be null) with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE); a
+  // threshold below the rule gets SECAGG_BAD_SETUP with a detail naming the rule, the
+  // threshold and the least one accepted.
   // INVALID_ARGUMENT for the caller's own errors: no signer or reply, or an input whose
   // length is not setup.vector_words (then `*abort` says SECAGG_MALFORMED_MESSAGE).
   static absl::StatusOr<std::unique_ptr<SecAggClient>> Start(

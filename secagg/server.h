@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -40,6 +41,10 @@ enum class ServerState { kCollecting, kCompleted, kAborted };
 struct ServerOptions {
   // The federation CA every client's certificate must chain to.
   std::string ca_cert_pem;
+  // How many colluding sites the threshold must withstand besides a cheating coordinator
+  // (secagg/protocol.h SafeThreshold). Unset: the default rule, t >= floor(2n/3) + 1. A
+  // protocol parameter for analysis and tests; the daemons never set it.
+  std::optional<uint32_t> assumed_colluders;
   // When certificates are checked.
   absl::Time now;
   // Threads used to expand masks when unmasking (1 = the calling thread only).
@@ -56,8 +61,9 @@ struct ClientDrop {
 
 class SecAggServer {
  public:
-  // INVALID_ARGUMENT for a malformed setup (threshold above the invited count or below a
-  // strict majority, no invited clients, an encoding whose total words differ from
+  // INVALID_ARGUMENT for a malformed setup (threshold above the invited count or below
+  // SafeThreshold(n, options.assumed_colluders) — by default floor(2n/3) + 1 — no invited
+  // clients, an encoding whose total words differ from
   // vector_words or that could overflow for the invited count, a wrong nonce size).
   static absl::StatusOr<std::unique_ptr<SecAggServer>> Create(const v1::SecAggSetup& setup,
                                                               ServerOptions options);

@@ -119,6 +119,7 @@ absl::Status Session::Init() {
   server_options.ca_cert_pem = federation_.ca_cert_pem();
   server_options.now = absl::Now();
   server_options.unmasking_threads = options_.unmasking_threads;
+  server_options.assumed_colluders = options_.policy.assumed_colluders;
   if (server_call_hook) server_call_hook(true);
   auto server = SecAggServer::Create(setup_, std::move(server_options));
   if (server_call_hook) server_call_hook(false);

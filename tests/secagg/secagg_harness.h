@@ -83,6 +83,7 @@ struct SessionOptions {
   std::function<void(v1::SecAggRound round, const std::string& sender,
                      v1::SecAggClientMessage& message)>
       to_server;
+  // Every client's policy. Its assumed_colluders also goes to the server's options.
   ClientPolicy policy;
   int unmasking_threads = 1;
   // If set, makes each client's input when it starts (instead of copying it from the
