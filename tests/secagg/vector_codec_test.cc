@@ -300,10 +300,16 @@ TEST(VectorCodecTest, WideSaturatesValuesBeyondItsRangeAndZeroesNonFiniteOnes) {
     double decoded;
   };
   const std::vector<Case> cases = {
-      {top, top},           {bottom, bottom},    {top + 1.0 / 1024, top},
-      {bottom - 1.0 / 1024, bottom},             {1e300, top},
-      {-1e300, bottom},     {std::ldexp(1.0, 1023), top},
-      {INFINITY, 0},        {-INFINITY, 0},      {NAN, 0},
+      {top, top},                     // the edges themselves
+      {bottom, bottom},               //
+      {top + 1.0 / 1024, top},        // one step beyond
+      {bottom - 1.0 / 1024, bottom},  //
+      {1e300, top},                   // far beyond
+      {-1e300, bottom},               //
+      {std::ldexp(1.0, 1023), top},   // scaling overflows to infinity
+      {INFINITY, 0},                  // not finite
+      {-INFINITY, 0},                 //
+      {NAN, 0},                       //
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.value);
@@ -318,9 +324,9 @@ TEST(VectorCodecTest, WideSaturatesValuesBeyondItsRangeAndZeroesNonFiniteOnes) {
 
 TEST(VectorCodecTest, BoundedClipsInfinitiesAndZeroesNaN) {
   const v1::SecAggEncoding encoding = Encoding({Bounded(4, 20, 2.0)});
-  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> words,
-                       EncodeVector(std::vector<double>{INFINITY, -INFINITY, NAN, 1e300},
-                                    encoding));
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<uint32_t> words,
+      EncodeVector(std::vector<double>{INFINITY, -INFINITY, NAN, 1e300}, encoding));
   ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(words, encoding));
   EXPECT_DOUBLE_EQ(decoded[0], 2.0);
   EXPECT_DOUBLE_EQ(decoded[1], -2.0);
@@ -339,8 +345,7 @@ TEST(VectorCodecTest, SumsOfSaturatedValuesDoNotOverflow) {
     const int total = static_cast<int>(26 * limbs);
     const Int128 largest = (static_cast<Int128>(1) << (total - 1)) - 1;
     const Int128 smallest = -(static_cast<Int128>(1) << (total - 1));
-    const std::vector<std::vector<double>> inputs(parties,
-                                                  std::vector<double>{1e300, -1e300, NAN});
+    const std::vector<std::vector<double>> inputs(parties, std::vector<double>{1e300, -1e300, NAN});
     ASSERT_OK_AND_ASSIGN(std::vector<double> sums, DecodeSum(SumEncodings(inputs, wide), wide));
     EXPECT_EQ(sums[0], std::ldexp(static_cast<double>(largest * parties), -8));
     EXPECT_EQ(sums[1], std::ldexp(static_cast<double>(smallest * parties), -8));
