@@ -28,6 +28,10 @@
 // floor(2n/3) + 1, which no split view by a cheating coordinator and fewer than n/3
 // colluding sites can satisfy twice (secagg/protocol.h has the derivation).
 //
+// Durable sessions: Snapshot() captures everything needed to continue and Restore() makes
+// a client that continues exactly like the original (the site keeps a snapshot with each
+// answer it gives, so that a restart resumes the same session).
+//
 // Secrets (input, private keys, seed, received shares) live in SecretBytes-like storage
 // and are wiped when the client is destroyed, completes or aborts. Not thread-safe: one
 // session per object, one caller.
@@ -115,6 +119,32 @@ class SecAggClient {
 
   // The session id, once known (after the advertisement list); empty before.
   const std::string& session_id() const;
+
+  // This client's whole state as a serialised v1::SecAggClientSnapshot
+  // (proto/secagg_state.proto): the setup, state, abort reason and detail, the certificate
+  // check time, this client's advertisement, the advertisement list it checked, the share
+  // holders and the survivor set it signed, and — until the session ends — its secrets:
+  // the input words, both X25519 private keys, the self-mask seed and the Shamir shares it
+  // holds. Hence SecretBytes (wiped when destroyed): keep it only where the site keeps its
+  // own secrets. Once completed or aborted the snapshot holds no secret. Changes nothing.
+  crypto::SecretBytes Snapshot() const;
+
+  // A client that continues the session exactly where Snapshot() was taken: from then on,
+  // given the same messages, it gives the same Handle results as the original (same
+  // states, abort reasons and replies), except that replies the original would also have
+  // drawn fresh randomness for differ in those bytes only — the SHARE_KEYS reply (fresh
+  // Shamir coefficients and GCM nonces) and the CONSISTENCY_CHECK signature (ECDSA is
+  // randomised); both are equally valid. The site therefore stores every answer it gave
+  // and never recomputes a step. Makes no new randomness: peers' verifiers are re-created
+  // from their certificates, nothing is re-checked against the clock. `identity` and
+  // `graph` as for Start (the identity must be this client's). DATA_LOSS if the snapshot
+  // does not parse or is inconsistent: another version or client id, keys or shares of the
+  // wrong size or not matching the advertisement, a session id that does not match the
+  // list, data the state needs missing, or a setup this client's policy refuses.
+  static absl::StatusOr<std::unique_ptr<SecAggClient>> Restore(const ClientIdentity& identity,
+                                                               const ClientPolicy& policy,
+                                                               const crypto::SecretBytes& snapshot,
+                                                               const MaskingGraph* graph = nullptr);
 
  private:
   struct Impl;
