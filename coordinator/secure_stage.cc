@@ -6,7 +6,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "crypto/quantizer.h"
 #include "crypto/random.h"
 #include "proto/labels.h"
 #include "secagg/protocol.h"
@@ -70,58 +69,6 @@ class SessionSink final : public ResultSink {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   const std::unique_ptr<SecAggServer> server_ ABSL_GUARDED_BY(mu_);
 };
-
-namespace {
-
-// WIDE words carry one bit less than BOUNDED ones: their top limb is signed and the others
-// unsigned, so a limb sum needs the headroom.
-uint32_t WideBits(uint32_t num_invited) { return crypto::MaxBitsForParties(num_invited) - 1; }
-
-v1::SecAggSegment Wide(size_t length, uint32_t fraction_bits, uint32_t limbs, uint32_t n) {
-  v1::SecAggSegment s;
-  s.set_kind(v1::SecAggSegment::WIDE);
-  s.set_length(static_cast<uint32_t>(length));
-  s.set_bits(WideBits(n));
-  s.set_fraction_bits(fraction_bits);
-  s.set_limbs(limbs);
-  return s;
-}
-
-v1::SecAggSegment Bounded(size_t length, double bound, uint32_t n) {
-  v1::SecAggSegment s;
-  s.set_kind(v1::SecAggSegment::BOUNDED);
-  s.set_length(static_cast<uint32_t>(length));
-  s.set_bits(crypto::MaxBitsForParties(n));
-  s.set_bound(bound);
-  return s;
-}
-
-}  // namespace
-
-v1::SecAggEncoding StatisticsEncoding(size_t num_features, uint32_t num_invited) {
-  v1::SecAggEncoding e;
-  *e.add_segments() = Wide(1 + 2 * num_features, 24, 4, num_invited);
-  return e;
-}
-
-v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited) {
-  v1::SecAggEncoding e;
-  *e.add_segments() = Bounded(1, 1.0, num_invited);
-  *e.add_segments() = Bounded(num_parameters, clip, num_invited);
-  return e;
-}
-
-v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited) {
-  v1::SecAggEncoding e;
-  *e.add_segments() = Wide(length, 16, 3, num_invited);
-  return e;
-}
-
-v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited) {
-  v1::SecAggEncoding e;
-  *e.add_segments() = Wide(length, 40, 4, num_invited);
-  return e;
-}
 
 SecureStageRunner::SecureStageRunner(WorkBoard* board, const common::Clock* clock,
                                      std::string ca_cert_pem)

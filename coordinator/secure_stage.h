@@ -79,19 +79,6 @@ class SecureStageRunner {
   std::shared_ptr<SessionSink> active_ ABSL_GUARDED_BY(mu_);
 };
 
-// Encodings of each stage's vector (proto/contribution_layout.h) for `num_invited` clients:
-//   STATISTICS  one WIDE segment, 24 fractional bits, 4 limbs (exact-enough sums and sums
-//               of squares of any realistic feature)
-//   FIT         BOUNDED weight in [0, 1], then BOUNDED weighted deltas in [-clip, clip]
-//   EVALUATE    one WIDE segment, 16 fractional bits, 3 limbs
-// with the most bits per word that cannot overflow for that many clients.
-v1::SecAggEncoding StatisticsEncoding(size_t num_features, uint32_t num_invited);
-v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);
-v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited);
-//   ANALYTICS   one WIDE segment, 40 fractional bits, 4 limbs (integer columns sum exactly,
-//               decimals to ~1e-12 relative)
-v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited);
-
 }  // namespace tessera::coordinator
 
 #endif  // TESSERA_COORDINATOR_SECURE_STAGE_H_

@@ -15,6 +15,7 @@
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
 #include "secagg/protocol.h"
+#include "secagg/stage_encoding.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -250,7 +251,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     if (cohort.empty()) break;  // halted
     SecureStageResult result =
         RunStage(task, v1::STAGE_STATISTICS, 0, attempt, cohort, v1::WorkItem(),
-                 StatisticsEncoding(columns, static_cast<uint32_t>(cohort.size())));
+                 secagg::StatisticsEncoding(columns, static_cast<uint32_t>(cohort.size())));
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
     absl::StatusOr<proto::PooledStatistics> pooled =
@@ -311,7 +312,7 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
     if (cohort.empty()) break;  // halted
     SecureStageResult result =
         RunStage(task, v1::STAGE_ANALYTICS, 1, attempt, cohort, v1::WorkItem(),
-                 AnalyticsEncoding(length, static_cast<uint32_t>(cohort.size())));
+                 secagg::AnalyticsEncoding(length, static_cast<uint32_t>(cohort.size())));
     drops.insert(drops.end(), result.drops.begin(), result.drops.end());
     if (halt() != Halt::kNone) break;
     absl::StatusOr<std::vector<proto::QueryRelease>> answers =
@@ -402,7 +403,7 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
       fit.set_l2(task.l2());
       SecureStageResult fitted =
           RunStage(task, v1::STAGE_FIT, round, attempt, cohort, std::move(fit),
-                   FitEncoding(num_params, spec.secure_aggregation().clip(), n));
+                   secagg::FitEncoding(num_params, spec.secure_aggregation().clip(), n));
       drops.insert(drops.end(), fitted.drops.begin(), fitted.drops.end());
       if (halt() != Halt::kNone) break;
       absl::StatusOr<proto::AveragedUpdate> update =
@@ -431,9 +432,9 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
         *eval.mutable_standardization() = task.standardization();
         eval.set_l2(task.l2());
         if (eval_cohort.size() >= spec.min_clients()) {
-          SecureStageResult evaluated =
-              RunStage(task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
-                       EvaluateEncoding(layout.length, static_cast<uint32_t>(eval_cohort.size())));
+          SecureStageResult evaluated = RunStage(
+              task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
+              secagg::EvaluateEncoding(layout.length, static_cast<uint32_t>(eval_cohort.size())));
           drops.insert(drops.end(), evaluated.drops.begin(), evaluated.drops.end());
           if (halt() != Halt::kNone) break;
           auto decoded = evaluated.completed

@@ -11,11 +11,11 @@
 #include "common/status.h"
 #include "crypto/aead.h"
 #include "crypto/key_agreement.h"
-#include "crypto/mask_generator.h"
 #include "crypto/pki.h"
 #include "crypto/random.h"
 #include "crypto/shamir.h"
 #include "crypto/signature.h"
+#include "secagg/internal/client_impl.h"
 #include "secagg/internal/wire.h"
 #include "secagg/protocol.h"
 #include "secagg/vector_codec.h"
@@ -24,7 +24,6 @@ namespace tessera::secagg {
 
 using crypto::AesGcm256;
 using crypto::kShamirShareBytes;
-using crypto::MaskGenerator;
 using crypto::RandomBytes;
 using crypto::RequireRole;
 using crypto::Role;
@@ -35,20 +34,12 @@ using crypto::Verifier;
 using crypto::VerifyCertificate;
 using crypto::X25519PrivateKey;
 using crypto::X25519PublicKey;
+using internal::kDigestBytes;
+using internal::SetupRefusal;
+using internal::StrictlySorted;
 namespace {
 
 using internal::AppendField;
-using internal::FieldReader;
-
-constexpr size_t kDigestBytes = 32;
-
-bool StrictlySorted(const google::protobuf::RepeatedPtrField<std::string>& ids) {
-  for (int i = 0; i < ids.size(); ++i) {
-    if (ids[i].empty()) return false;
-    if (i > 0 && !(ids[i - 1] < ids[i])) return false;
-  }
-  return true;
-}
 
 const char* MessageKindName(v1::SecAggServerMessage::MessageCase kind) {
   switch (kind) {
@@ -101,94 +92,12 @@ const char* ClientStateName(ClientState state) {
   return "UNKNOWN";
 }
 
-struct SecAggClient::Impl {
-  // A client of the advertisement list, as this client checked it.
-  struct Peer {
-    std::string id;
-    uint32_t point = 0;  // Shamir x: 1-based position in the list
-    std::optional<X25519PublicKey> channel_key;
-    std::optional<X25519PublicKey> mask_key;
-    std::optional<Verifier> verifier;  // unset for this client itself
+std::optional<SetupRefusal> internal::CheckSetup(const std::string& client_id,
+                                                 const ClientPolicy& policy,
+                                                 const v1::SecAggSetup& setup) {
+  auto refuse = [](v1::SecAggClientAbort reason, std::string detail) {
+    return SetupRefusal{reason, std::move(detail)};
   };
-  // The shares another client sent this one (or this client kept of its own secrets).
-  struct HeldShares {
-    ShamirShare mask_key;
-    ShamirShare seed;
-  };
-
-  ClientIdentity identity;
-  ClientPolicy policy;
-  v1::SecAggSetup setup;
-  std::string setup_digest;
-  absl::Time now;
-  const MaskingGraph* graph = nullptr;
-
-  ClientState state = ClientState::kAdvertised;
-  v1::SecAggClientAbort abort_reason = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
-  std::string abort_detail;
-
-  // Secrets: wiped by WipeSecrets() on completion, abort and destruction.
-  std::vector<uint32_t> input;
-  std::optional<X25519PrivateKey> channel_key;
-  std::optional<X25519PrivateKey> mask_key;
-  SecretBytes seed;
-  std::map<std::string, HeldShares> held;  // by owner, this client included
-
-  v1::KeyAdvertisement own_advertisement;
-  std::string session_id;
-  std::vector<Peer> peers;  // in advertisement-list order
-  std::map<std::string, size_t> peer_index;
-  std::vector<std::string> share_holders;
-  std::vector<std::string> signed_survivors;
-
-  ~Impl() { WipeSecrets(); }
-
-  const std::string& self() const { return identity.client_id; }
-  uint32_t threshold() const { return setup.threshold(); }
-
-  void WipeSecrets() {
-    std::fill(input.begin(), input.end(), 0u);
-    input.clear();
-    channel_key.reset();
-    mask_key.reset();
-    seed = SecretBytes();
-    held.clear();
-  }
-
-  absl::Status Abort(v1::SecAggClientAbort reason, std::string detail) {
-    state = ClientState::kAborted;
-    abort_reason = reason;
-    abort_detail = std::move(detail);
-    WipeSecrets();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "secure aggregation aborted (", v1::SecAggClientAbort_Name(reason), "): ", abort_detail));
-  }
-
-  absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);
-  absl::StatusOr<v1::SecAggClientMessage> OnAdvertisements(const v1::AdvertisementList& list);
-  absl::StatusOr<v1::SecAggClientMessage> OnShareRelay(const v1::ShareRelay& relay);
-  absl::StatusOr<v1::SecAggClientMessage> OnSurvivors(const v1::SurvivorList& list);
-  absl::StatusOr<v1::SecAggClientMessage> OnUnmasking(const v1::UnmaskingRequest& request);
-
-  // The share channel with `peer` (an entry of the list other than this client).
-  absl::StatusOr<AesGcm256> Channel(const Peer& peer) const;
-  // The plaintext of a share ciphertext from `sender` to this client, or an error if it
-  // does not authenticate.
-  absl::StatusOr<SecretBytes> OpenShare(const Peer& sender, const std::string& ciphertext) const;
-};
-
-absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Start(
-    const ClientIdentity& identity, const ClientPolicy& policy, const v1::SecAggSetup& setup,
-    std::vector<uint32_t> input, absl::Time now, v1::SecAggClientMessage* reply,
-    v1::SecAggClientAbort* abort, const MaskingGraph* graph) {
-  auto refuse = [abort](v1::SecAggClientAbort reason, const std::string& detail) {
-    if (abort != nullptr) *abort = reason;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "secure aggregation setup refused (", v1::SecAggClientAbort_Name(reason), "): ", detail));
-  };
-  if (identity.signer == nullptr || reply == nullptr) {
-    return absl::InvalidArgumentError("SecAggClient::Start needs a signer and a reply message");
-  }
   if (setup.protocol_version() != kProtocolVersion) {
     return refuse(v1::SECAGG_BAD_SETUP,
                   absl::StrCat("unknown protocol version ", setup.protocol_version()));
@@ -202,18 +111,24 @@ absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Start(
                   "invited clients must be a non-empty, sorted list without repeats");
   }
   const uint32_t invited = static_cast<uint32_t>(setup.invited_size());
-  if (!std::binary_search(setup.invited().begin(), setup.invited().end(), identity.client_id)) {
+  if (!std::binary_search(setup.invited().begin(), setup.invited().end(), client_id)) {
     return refuse(v1::SECAGG_BAD_SETUP, "this client is not among the invited clients");
   }
   if (setup.threshold() > invited) {
     return refuse(v1::SECAGG_BAD_SETUP, absl::StrCat("threshold ", setup.threshold(),
                                                      " exceeds the ", invited, " invited clients"));
   }
-  const uint32_t minimum = std::max(MinimumSafeThreshold(invited), policy.min_threshold);
-  if (setup.threshold() < minimum) {
+  const uint32_t safe = SafeThreshold(invited, policy.assumed_colluders);
+  if (setup.threshold() < safe) {
     return refuse(v1::SECAGG_BAD_SETUP,
-                  absl::StrCat("threshold ", setup.threshold(), " is below this client's minimum ",
-                               minimum, " for ", invited, " invited clients"));
+                  absl::StrCat("threshold ", setup.threshold(), " is below the safe threshold ",
+                               safe, " for ", invited, " invited clients (rule t >= ",
+                               ThresholdRuleName(policy.assumed_colluders), ")"));
+  }
+  if (setup.threshold() < policy.min_threshold) {
+    return refuse(v1::SECAGG_BAD_SETUP,
+                  absl::StrCat("threshold ", setup.threshold(), " is below this site's minimum ",
+                               "cohort ", policy.min_threshold, " (rule t >= min_threshold)"));
   }
   if (absl::Status valid = ValidateEncoding(setup.encoding(), invited); !valid.ok()) {
     return refuse(valid.code() == absl::StatusCode::kFailedPrecondition
@@ -225,6 +140,23 @@ absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Start(
     return refuse(v1::SECAGG_MALFORMED_MESSAGE,
                   absl::StrCat("vector_words ", setup.vector_words(), " differs from the ",
                                EncodedWords(setup.encoding()), " words of the encoding"));
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Start(
+    const ClientIdentity& identity, const ClientPolicy& policy, const v1::SecAggSetup& setup,
+    std::vector<uint32_t> input, absl::Time now, v1::SecAggClientMessage* reply,
+    v1::SecAggClientAbort* abort, const MaskingGraph* graph) {
+  if (identity.signer == nullptr || reply == nullptr) {
+    return absl::InvalidArgumentError("SecAggClient::Start needs a signer and a reply message");
+  }
+  if (std::optional<SetupRefusal> refusal = internal::CheckSetup(identity.client_id, policy, setup);
+      refusal.has_value()) {
+    if (abort != nullptr) *abort = refusal->reason;
+    return absl::FailedPreconditionError(absl::StrCat("secure aggregation setup refused (",
+                                                      v1::SecAggClientAbort_Name(refusal->reason),
+                                                      "): ", refusal->detail));
   }
   if (input.size() != setup.vector_words()) {
     if (abort != nullptr) *abort = v1::SECAGG_MALFORMED_MESSAGE;
@@ -335,29 +267,29 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::Handle(
 
 absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
     const v1::AdvertisementList& list) {
-  const auto& entries = list.entries();
-  for (int i = 0; i < entries.size(); ++i) {
-    if (entries[i].client_id().empty() ||
-        (i > 0 && !(entries[i - 1].client_id() < entries[i].client_id()))) {
+  const auto& listed = list.entries();
+  for (int i = 0; i < listed.size(); ++i) {
+    if (listed[i].client_id().empty() ||
+        (i > 0 && !(listed[i - 1].client_id() < listed[i].client_id()))) {
       return Abort(v1::SECAGG_MALFORMED_MESSAGE,
                    "the advertisement list is not sorted by client id or repeats a client");
     }
   }
-  for (const v1::AdvertisementEntry& entry : entries) {
+  for (const v1::AdvertisementEntry& entry : listed) {
     if (!std::binary_search(setup.invited().begin(), setup.invited().end(), entry.client_id())) {
       return Abort(v1::SECAGG_NOT_A_SUBSET,
                    absl::StrCat("the advertisement list names ", entry.client_id(),
                                 ", who was not invited"));
     }
   }
-  if (static_cast<uint32_t>(entries.size()) < threshold()) {
+  if (static_cast<uint32_t>(listed.size()) < threshold()) {
     return Abort(v1::SECAGG_TOO_FEW_CLIENTS,
-                 absl::StrCat(entries.size(), " advertisements, threshold ", threshold()));
+                 absl::StrCat(listed.size(), " advertisements, threshold ", threshold()));
   }
 
   // This client's own entry must be exactly what it sent.
   const v1::AdvertisementEntry* own = nullptr;
-  for (const v1::AdvertisementEntry& entry : entries) {
+  for (const v1::AdvertisementEntry& entry : listed) {
     if (entry.client_id() == self()) own = &entry;
   }
   if (own == nullptr) {
@@ -374,26 +306,36 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
                  "this client's advertisement in the list differs from the one it sent");
   }
 
+  ASSIGN_OR_RETURN(std::vector<Peer> checked, CheckEntries(listed));
+  std::set<std::string> keys;
+  for (const Peer& peer : checked) {
+    if (!keys.insert(peer.channel_key->bytes()).second ||
+        !keys.insert(peer.mask_key->bytes()).second) {
+      return Abort(v1::SECAGG_DUPLICATE_KEYS, absl::StrCat("the advertisement of ", peer.id,
+                                                           " repeats a public key of the list"));
+    }
+  }
+  entries.assign(listed.begin(), listed.end());
+  return ShareKeys(std::move(checked));
+}
+
+absl::StatusOr<std::vector<SecAggClient::Impl::Peer>> SecAggClient::Impl::CheckEntries(
+    const google::protobuf::RepeatedPtrField<v1::AdvertisementEntry>& listed) {
   // Every other entry: certificate of the federation CA naming that client, signature
   // over the setup it claims, and that setup being this session's.
   std::vector<Peer> checked;
-  checked.reserve(entries.size());
-  for (int i = 0; i < entries.size(); ++i) {
-    const v1::AdvertisementEntry& entry = entries[i];
+  checked.reserve(listed.size());
+  for (int i = 0; i < listed.size(); ++i) {
+    const v1::AdvertisementEntry& entry = listed[i];
     const v1::KeyAdvertisement& ad = entry.advertisement();
     const std::string& id = entry.client_id();
-    Peer peer;
-    peer.id = id;
-    peer.point = static_cast<uint32_t>(i + 1);
-    auto channel = X25519PublicKey::FromBytes(ad.channel_public_key());
-    auto mask = X25519PublicKey::FromBytes(ad.mask_public_key());
-    if (!channel.ok() || !mask.ok() || ad.setup_digest().size() != kDigestBytes) {
+    if (!X25519PublicKey::FromBytes(ad.channel_public_key()).ok() ||
+        !X25519PublicKey::FromBytes(ad.mask_public_key()).ok() ||
+        ad.setup_digest().size() != kDigestBytes) {
       return Abort(
           v1::SECAGG_MALFORMED_MESSAGE,
           absl::StrCat("the advertisement of ", id, " has keys or a digest of the wrong size"));
     }
-    peer.channel_key.emplace(*std::move(channel));
-    peer.mask_key.emplace(*std::move(mask));
     if (id != self()) {
       auto info = VerifyCertificate(ad.certificate(), identity.ca_cert_pem, now);
       if (!info.ok()) {
@@ -408,12 +350,14 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
       if (absl::Status role = RequireRole(*info, Role::kInstitution); !role.ok()) {
         return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(role.message()));
       }
-      auto verifier = Verifier::Create(ad.certificate());
-      if (!verifier.ok()) {
-        return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
-                     absl::StrCat("the certificate of ", id, ": ", verifier.status().message()));
-      }
-      if (!verifier
+    }
+    absl::StatusOr<Peer> peer = PeerFrom(entry, static_cast<uint32_t>(i + 1));
+    if (!peer.ok()) {
+      return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
+                   absl::StrCat("the certificate of ", id, ": ", peer.status().message()));
+    }
+    if (id != self()) {
+      if (!peer->verifier
                ->Verify(AdvertisementSigningInput(ad.setup_digest(), id, ad.channel_public_key(),
                                                   ad.mask_public_key()),
                         ad.signature())
@@ -426,25 +370,38 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
         return Abort(v1::SECAGG_REPLAYED_ADVERTISEMENT,
                      absl::StrCat("the advertisement of ", id, " was signed for another session"));
       }
-      peer.verifier.emplace(*std::move(verifier));
     }
-    checked.push_back(std::move(peer));
+    checked.push_back(*std::move(peer));
   }
+  return checked;
+}
 
-  std::set<std::string> keys;
-  for (const Peer& peer : checked) {
-    if (!keys.insert(peer.channel_key->bytes()).second ||
-        !keys.insert(peer.mask_key->bytes()).second) {
-      return Abort(v1::SECAGG_DUPLICATE_KEYS, absl::StrCat("the advertisement of ", peer.id,
-                                                           " repeats a public key of the list"));
-    }
+absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::PeerFrom(
+    const v1::AdvertisementEntry& entry, uint32_t point) const {
+  const v1::KeyAdvertisement& ad = entry.advertisement();
+  Peer peer;
+  peer.id = entry.client_id();
+  peer.point = point;
+  ASSIGN_OR_RETURN(X25519PublicKey channel, X25519PublicKey::FromBytes(ad.channel_public_key()));
+  ASSIGN_OR_RETURN(X25519PublicKey mask, X25519PublicKey::FromBytes(ad.mask_public_key()));
+  peer.channel_key.emplace(std::move(channel));
+  peer.mask_key.emplace(std::move(mask));
+  if (peer.id != self()) {
+    ASSIGN_OR_RETURN(Verifier verifier, Verifier::Create(ad.certificate()));
+    peer.verifier.emplace(std::move(verifier));
   }
+  return peer;
+}
 
+void SecAggClient::Impl::SetPeers(std::vector<Peer> checked) {
   peers = std::move(checked);
+  peer_index.clear();
   for (size_t i = 0; i < peers.size(); ++i) peer_index[peers[i].id] = i;
-  // SessionId takes a contiguous span; a RepeatedPtrField is not one.
-  const std::vector<v1::AdvertisementEntry> entry_copies(entries.begin(), entries.end());
-  session_id = SessionId(setup_digest, entry_copies);
+}
+
+absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::ShareKeys(std::vector<Peer> checked) {
+  SetPeers(std::move(checked));
+  session_id = SessionId(setup_digest, entries);
   const Peer& me = peers[peer_index.at(self())];
 
   const int n = static_cast<int>(peers.size());
@@ -477,246 +434,6 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
   kept.seed = seed_shares[me.point - 1];
   response->set_self_mask_commitment(SelfMaskCommitment(session_id, self(), seed));
   state = ClientState::kSharesSent;
-  return reply;
-}
-
-absl::StatusOr<AesGcm256> SecAggClient::Impl::Channel(const Peer& peer) const {
-  ASSIGN_OR_RETURN(SecretBytes shared, channel_key->Agree(*peer.channel_key));
-  ASSIGN_OR_RETURN(SecretBytes key, ShareChannelKey(shared, session_id, self(), peer.id));
-  return AesGcm256::Create(std::move(key));
-}
-
-absl::StatusOr<SecretBytes> SecAggClient::Impl::OpenShare(const Peer& sender,
-                                                          const std::string& ciphertext) const {
-  ASSIGN_OR_RETURN(AesGcm256 channel, Channel(sender));
-  return channel.Decrypt(ciphertext, ShareAssociatedData(session_id, sender.id, self()));
-}
-
-absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
-    const v1::ShareRelay& relay) {
-  const auto& holders = relay.share_holders();
-  if (!StrictlySorted(holders)) {
-    return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                 "the share holders are not sorted or repeat a client");
-  }
-  for (const std::string& id : holders) {
-    if (!peer_index.contains(id)) {
-      return Abort(v1::SECAGG_NOT_A_SUBSET,
-                   absl::StrCat("share holder ", id, " is not in the advertisement list"));
-    }
-  }
-  if (!std::binary_search(holders.begin(), holders.end(), self())) {
-    return Abort(v1::SECAGG_MALFORMED_MESSAGE, "this client is not among the share holders");
-  }
-  if (static_cast<uint32_t>(holders.size()) < threshold()) {
-    return Abort(v1::SECAGG_TOO_FEW_CLIENTS,
-                 absl::StrCat(holders.size(), " share holders, threshold ", threshold()));
-  }
-
-  // Routing labels first: every share addressed to this client, from a share holder.
-  std::map<std::string, const v1::EncryptedShare*> by_sender;
-  for (const v1::EncryptedShare& share : relay.shares()) {
-    if (share.receiver() != self()) {
-      return Abort(
-          v1::SECAGG_RELABELLED_CIPHERTEXT,
-          absl::StrCat("a share from ", share.sender(), " is addressed to ", share.receiver()));
-    }
-    if (share.sender() == self() ||
-        !std::binary_search(holders.begin(), holders.end(), share.sender())) {
-      return Abort(v1::SECAGG_RELABELLED_CIPHERTEXT,
-                   absl::StrCat("a share claims to come from ", share.sender(),
-                                ", who is not another share holder"));
-    }
-    if (!by_sender.emplace(share.sender(), &share).second) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("two shares from ", share.sender()));
-    }
-  }
-  for (const std::string& id : holders) {
-    if (id != self() && !by_sender.contains(id)) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("no share from ", id));
-    }
-  }
-
-  // Then every share must authenticate as from its claimed sender to this client, before
-  // the masked input leaves.
-  const uint32_t my_point = peers[peer_index.at(self())].point;
-  for (const auto& [sender_id, share] : by_sender) {
-    const Peer& sender = peers[peer_index.at(sender_id)];
-    auto plaintext = OpenShare(sender, share->ciphertext());
-    if (!plaintext.ok()) {
-      // A share that authenticates under another client's channel was relabelled; one that
-      // authenticates under none was damaged.
-      for (const Peer& other : peers) {
-        if (other.id == self() || other.id == sender_id) continue;
-        if (OpenShare(other, share->ciphertext()).ok()) {
-          return Abort(
-              v1::SECAGG_RELABELLED_CIPHERTEXT,
-              absl::StrCat("the share labelled as from ", sender_id, " comes from ", other.id));
-        }
-      }
-      return Abort(v1::SECAGG_CORRUPTED_SHARE,
-                   absl::StrCat("the share from ", sender_id, " does not authenticate"));
-    }
-    FieldReader reader(plaintext->view());
-    const auto from = reader.Next();
-    const auto to = reader.Next();
-    const auto key_bytes = reader.Next();
-    const auto seed_bytes = reader.Next();
-    if (!seed_bytes.has_value() || !reader.AtEnd()) {
-      return Abort(v1::SECAGG_CORRUPTED_SHARE,
-                   absl::StrCat("the share from ", sender_id, " is malformed"));
-    }
-    if (*from != sender_id || *to != self()) {
-      return Abort(
-          v1::SECAGG_RELABELLED_CIPHERTEXT,
-          absl::StrCat("the share from ", sender_id, " names another sender or receiver inside"));
-    }
-    auto key_share = ShamirShare::Parse(*key_bytes);
-    auto seed_share = ShamirShare::Parse(*seed_bytes);
-    if (!key_share.ok() || !seed_share.ok() || key_share->x != my_point ||
-        seed_share->x != my_point) {
-      return Abort(v1::SECAGG_CORRUPTED_SHARE,
-                   absl::StrCat("the share from ", sender_id, " holds no valid Shamir share for ",
-                                "this client's point"));
-    }
-    HeldShares& slot = held[sender_id];
-    slot.mask_key = *key_share;
-    slot.seed = *seed_share;
-  }
-
-  // y = x + self mask + sum over neighbouring share holders of +-pairwise mask.
-  std::vector<uint32_t> masked = input;
-  {
-    ASSIGN_OR_RETURN(SecretBytes self_key, SelfMaskKey(seed, session_id, self()));
-    ASSIGN_OR_RETURN(MaskGenerator generator, MaskGenerator::Create(self_key));
-    generator.AddTo(0, masked);
-  }
-  for (const std::string& id : holders) {
-    if (id == self() || !graph->AreNeighbors(self(), id)) continue;
-    auto shared = mask_key->Agree(*peers[peer_index.at(id)].mask_key);
-    if (!shared.ok()) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                   absl::StrCat("no pairwise mask with ", id, ": ", shared.status().message()));
-    }
-    ASSIGN_OR_RETURN(SecretBytes key, PairwiseMaskKey(*shared, session_id, self(), id));
-    ASSIGN_OR_RETURN(MaskGenerator generator, MaskGenerator::Create(key));
-    if (PairwiseMaskSign(self(), id) > 0) {
-      generator.AddTo(0, masked);
-    } else {
-      generator.SubtractFrom(0, masked);
-    }
-  }
-  std::fill(input.begin(), input.end(), 0u);
-  input.clear();
-  share_holders.assign(holders.begin(), holders.end());
-
-  v1::SecAggClientMessage reply;
-  reply.mutable_masked_input()->set_masked_input(internal::WordsToBytes(masked));
-  state = ClientState::kMaskedInputSent;
-  return reply;
-}
-
-absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnSurvivors(
-    const v1::SurvivorList& list) {
-  const auto& survivors = list.survivors();
-  if (!StrictlySorted(survivors)) {
-    return Abort(v1::SECAGG_MALFORMED_MESSAGE, "the survivors are not sorted or repeat a client");
-  }
-  for (const std::string& id : survivors) {
-    if (!std::binary_search(share_holders.begin(), share_holders.end(), id)) {
-      return Abort(v1::SECAGG_NOT_A_SUBSET,
-                   absl::StrCat("survivor ", id, " was not a share holder"));
-    }
-  }
-  if (!std::binary_search(survivors.begin(), survivors.end(), self())) {
-    return Abort(v1::SECAGG_MALFORMED_MESSAGE, "this client is not among the survivors");
-  }
-  if (static_cast<uint32_t>(survivors.size()) < threshold()) {
-    return Abort(v1::SECAGG_TOO_FEW_CLIENTS,
-                 absl::StrCat(survivors.size(), " survivors, threshold ", threshold()));
-  }
-  signed_survivors.assign(survivors.begin(), survivors.end());
-  ASSIGN_OR_RETURN(std::string signature,
-                   identity.signer->Sign(ConsistencySigningInput(session_id, signed_survivors)));
-  v1::SecAggClientMessage reply;
-  reply.mutable_consistency()->set_signature(std::move(signature));
-  state = ClientState::kConsistencySent;
-  return reply;
-}
-
-absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
-    const v1::UnmaskingRequest& request) {
-  if (!std::equal(request.survivors().begin(), request.survivors().end(), signed_survivors.begin(),
-                  signed_survivors.end())) {
-    return Abort(v1::SECAGG_SURVIVOR_SET_CHANGED,
-                 "the unmasking request names another survivor set than the one signed");
-  }
-  const auto& dropped = request.dropped();
-  if (!StrictlySorted(dropped)) {
-    return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                 "the dropped clients are not sorted or repeat a client");
-  }
-  for (const std::string& id : dropped) {
-    if (std::binary_search(signed_survivors.begin(), signed_survivors.end(), id)) {
-      return Abort(v1::SECAGG_ALIVE_DROPPED_OVERLAP,
-                   absl::StrCat(id, " is listed both as a survivor and as dropped"));
-    }
-  }
-  for (const std::string& id : dropped) {
-    if (!std::binary_search(share_holders.begin(), share_holders.end(), id)) {
-      return Abort(v1::SECAGG_NOT_A_SUBSET,
-                   absl::StrCat("dropped client ", id, " was not a share holder"));
-    }
-  }
-  if (signed_survivors.size() + static_cast<size_t>(dropped.size()) != share_holders.size()) {
-    return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                 "survivors and dropped clients do not make up the share holders");
-  }
-
-  // At least `threshold` distinct survivors must have signed this very set.
-  const std::string signed_input = ConsistencySigningInput(session_id, signed_survivors);
-  std::set<std::string> valid;
-  for (const v1::ConsistencySignature& signature : request.signatures()) {
-    if (valid.contains(signature.client_id()) ||
-        !std::binary_search(signed_survivors.begin(), signed_survivors.end(),
-                            signature.client_id())) {
-      continue;
-    }
-    if (signature.client_id() == self()) {
-      // This client's own signature: check it like any other (its key is its certificate's).
-      auto verifier = Verifier::Create(identity.certificate_pem);
-      if (verifier.ok() && verifier->Verify(signed_input, signature.signature()).ok()) {
-        valid.insert(signature.client_id());
-      }
-      continue;
-    }
-    const Peer& peer = peers[peer_index.at(signature.client_id())];
-    if (peer.verifier->Verify(signed_input, signature.signature()).ok()) {
-      valid.insert(signature.client_id());
-    }
-  }
-  if (valid.size() < threshold()) {
-    return Abort(v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES,
-                 absl::StrCat(valid.size(), " valid signatures on the survivor set, threshold ",
-                              threshold()));
-  }
-
-  v1::SecAggClientMessage reply;
-  v1::UnmaskingResponse* response = reply.mutable_unmasking();
-  for (const std::string& id : signed_survivors) {
-    v1::UnmaskingShare* share = response->add_shares();
-    share->set_owner(id);
-    share->set_kind(v1::UnmaskingShare::SELF_MASK_SEED);
-    share->set_share(std::string(held.at(id).seed.Serialize().view()));
-  }
-  for (const std::string& id : dropped) {
-    v1::UnmaskingShare* share = response->add_shares();
-    share->set_owner(id);
-    share->set_kind(v1::UnmaskingShare::MASK_KEY);
-    share->set_share(std::string(held.at(id).mask_key.Serialize().view()));
-  }
-  state = ClientState::kCompleted;
-  WipeSecrets();
   return reply;
 }
 

@@ -23,18 +23,30 @@
 // MISMATCHED_CONSISTENCY_SIGNATURES); never both kinds of share for one peer
 // (ALIVE_DROPPED_OVERLAP); one unmasking per session.
 //
-// Secrets (private keys, seed, received shares) live in SecretBytes and are wiped when the
-// client is destroyed or aborts. Not thread-safe: one session per object, one caller.
+// The setup check: the threshold t must be at least max(SafeThreshold(n,
+// policy.assumed_colluders), policy.min_threshold) for n invited clients — by default
+// floor(2n/3) + 1, which no split view by a cheating coordinator and fewer than n/3
+// colluding sites can satisfy twice (secagg/protocol.h has the derivation).
+//
+// Durable sessions: Snapshot() captures everything needed to continue and Restore() makes
+// a client that continues exactly like the original (the site keeps a snapshot with each
+// answer it gives, so that a restart resumes the same session).
+//
+// Secrets (input, private keys, seed, received shares) live in SecretBytes-like storage
+// and are wiped when the client is destroyed, completes or aborts. Not thread-safe: one
+// session per object, one caller.
 #ifndef TESSERA_SECAGG_CLIENT_H_
 #define TESSERA_SECAGG_CLIENT_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "crypto/secret.h"
 #include "proto/secagg.pb.h"
 
 namespace tessera::crypto {
@@ -66,9 +78,14 @@ struct ClientIdentity {
 };
 
 struct ClientPolicy {
-  // The site's minimum cohort: the threshold must be at least this (and a strict majority
-  // of the invited clients whatever this says).
+  // The site's minimum cohort: the threshold must be at least this (and at least
+  // SafeThreshold(n, assumed_colluders) whatever this says).
   uint32_t min_threshold = 2;
+  // How many colluding sites the threshold must withstand besides a cheating coordinator.
+  // Unset: the default rule, t >= floor(2n/3) + 1 (any c < n/3). Set to c: t >=
+  // floor((n + c)/2) + 1. A protocol parameter for analysis and tests; the daemons never
+  // set it.
+  std::optional<uint32_t> assumed_colluders;
 };
 
 class SecAggClient {
@@ -77,7 +94,9 @@ class SecAggClient {
   // key pairs and returns the client with its advertisement in `*reply`. `input` is the
   // encoded vector (setup.vector_words words) this client will contribute. `now` is when
   // certificates are checked. On a refused setup returns FAILED_PRECONDITION and fills
-  // `*abort` (may be null) with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE).
+  // `*abort` (may be null) with SECAGG_BAD_SETUP (or SECAGG_MALFORMED_MESSAGE); a
+  // threshold below the rule gets SECAGG_BAD_SETUP with a detail naming the rule, the
+  // threshold and the least one accepted.
   // INVALID_ARGUMENT for the caller's own errors: no signer or reply, or an input whose
   // length is not setup.vector_words (then `*abort` says SECAGG_MALFORMED_MESSAGE).
   static absl::StatusOr<std::unique_ptr<SecAggClient>> Start(
@@ -100,6 +119,32 @@ class SecAggClient {
 
   // The session id, once known (after the advertisement list); empty before.
   const std::string& session_id() const;
+
+  // This client's whole state as a serialised v1::SecAggClientSnapshot
+  // (proto/secagg_state.proto): the setup, state, abort reason and detail, the certificate
+  // check time, this client's advertisement, the advertisement list it checked, the share
+  // holders and the survivor set it signed, and — until the session ends — its secrets:
+  // the input words, both X25519 private keys, the self-mask seed and the Shamir shares it
+  // holds. Hence SecretBytes (wiped when destroyed): keep it only where the site keeps its
+  // own secrets. Once completed or aborted the snapshot holds no secret. Changes nothing.
+  crypto::SecretBytes Snapshot() const;
+
+  // A client that continues the session exactly where Snapshot() was taken: from then on,
+  // given the same messages, it gives the same Handle results as the original (same
+  // states, abort reasons and replies), except that replies the original would also have
+  // drawn fresh randomness for differ in those bytes only — the SHARE_KEYS reply (fresh
+  // Shamir coefficients and GCM nonces) and the CONSISTENCY_CHECK signature (ECDSA is
+  // randomised); both are equally valid. The site therefore stores every answer it gave
+  // and never recomputes a step. Makes no new randomness: peers' verifiers are re-created
+  // from their certificates, nothing is re-checked against the clock. `identity` and
+  // `graph` as for Start (the identity must be this client's). DATA_LOSS if the snapshot
+  // does not parse or is inconsistent: another version or client id, keys or shares of the
+  // wrong size or not matching the advertisement, a session id that does not match the
+  // list, data the state needs missing, or a setup this client's policy refuses.
+  static absl::StatusOr<std::unique_ptr<SecAggClient>> Restore(const ClientIdentity& identity,
+                                                               const ClientPolicy& policy,
+                                                               const crypto::SecretBytes& snapshot,
+                                                               const MaskingGraph* graph = nullptr);
 
  private:
   struct Impl;

@@ -1,8 +1,10 @@
 #include "secagg/protocol.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "crypto/hash.h"
 #include "crypto/hkdf.h"
 #include "crypto/mask_generator.h"
@@ -166,8 +168,22 @@ const MaskingGraph& CompleteGraph() {
   return *graph;
 }
 
-uint32_t DefaultThreshold(uint32_t num_invited) { return num_invited * 2 / 3 + 1; }
+uint32_t SafeThreshold(uint32_t num_invited, std::optional<uint32_t> assumed_colluders) {
+  const uint64_t n = num_invited;
+  const uint64_t t =
+      assumed_colluders.has_value() ? (n + *assumed_colluders) / 2 + 1 : 2 * n / 3 + 1;
+  return static_cast<uint32_t>(std::min<uint64_t>(t, UINT32_MAX));
+}
 
-uint32_t MinimumSafeThreshold(uint32_t num_invited) { return num_invited / 2 + 1; }
+std::string ThresholdRuleName(std::optional<uint32_t> assumed_colluders) {
+  if (!assumed_colluders.has_value()) return "floor(2n/3) + 1";
+  return absl::StrCat("floor((n + c)/2) + 1 with c = ", *assumed_colluders);
+}
+
+uint32_t MinimumSafeThreshold(uint32_t num_invited) {
+  return SafeThreshold(num_invited, std::nullopt);
+}
+
+uint32_t DefaultThreshold(uint32_t num_invited) { return MinimumSafeThreshold(num_invited); }
 
 }  // namespace tessera::secagg

@@ -13,6 +13,7 @@
 #define TESSERA_SECAGG_PROTOCOL_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -93,12 +94,42 @@ class MaskingGraph {
 // Every pair of distinct clients are neighbours.
 const MaskingGraph& CompleteGraph();
 
-// The threshold the coordinator proposes for n invited clients: floor(2n/3) + 1.
-uint32_t DefaultThreshold(uint32_t num_invited);
+// ---- thresholds ----
+//
+// Why t >= floor(2n/3) + 1. The coordinator may cheat in any way and collude with up to c
+// of the n invited sites. Its strongest attack on one session is a split view: it tells
+// one group of sites that the survivors are S1 and another group that they are S2, so
+// that one group releases a target's self-mask seed shares (the target "survived" in S1)
+// and the other its mask-key shares (the target "dropped" in S2); with both secrets the
+// target's masked input is unmasked. A site releases shares only after it has seen t
+// valid consistency signatures on the very set it signed itself, so the attack needs t
+// signatures on S1 and t on S2. An honest site signs one survivor set per session; a
+// colluding site can sign both. With h = n - c honest sites the two sets can gather at
+// most h + 2c = n + c signatures, so the split view needs n + c >= 2t. Any
+// t >= floor((n + c)/2) + 1 makes 2t > n + c and rules it out. Tessera's threat model
+// promises safety against c < n/3 colluding sites (c <= floor((n - 1)/3)); t > 2n/3, i.e.
+// t = floor(2n/3) + 1, gives 2t > 4n/3 > n + c for every such c. The same t also keeps
+// the sum over at least t sites' inputs and keeps the c colluders (fewer than t) from
+// rebuilding any honest site's secrets by themselves.
 
-// The least threshold a client accepts for n invited clients: a strict majority,
-// floor(n/2) + 1 (with fewer, a coordinator could split the cohort into two sessions).
+// The least threshold that is safe for `num_invited` sites. Unset `assumed_colluders`:
+// the default rule floor(2n/3) + 1 (a cheating coordinator plus any c < n/3 colluding
+// sites). Set to c: floor((n + c)/2) + 1, which is never below a strict majority (c = 0)
+// and may exceed n (then no threshold is safe). `assumed_colluders` is a protocol
+// parameter for analysis and tests; the daemons never set it.
+uint32_t SafeThreshold(uint32_t num_invited, std::optional<uint32_t> assumed_colluders);
+
+// The rule SafeThreshold applies, for messages: "floor(2n/3) + 1" or
+// "floor((n + c)/2) + 1 with c = 2".
+std::string ThresholdRuleName(std::optional<uint32_t> assumed_colluders);
+
+// The least threshold a site accepts by default: SafeThreshold(n, nullopt) =
+// floor(2n/3) + 1.
 uint32_t MinimumSafeThreshold(uint32_t num_invited);
+
+// The threshold the coordinator proposes for n invited sites: the least safe one,
+// floor(2n/3) + 1, so that up to n - t = ceil(n/3) - 1 sites may drop out.
+uint32_t DefaultThreshold(uint32_t num_invited);
 
 }  // namespace tessera::secagg
 

@@ -14,6 +14,9 @@
 // inputs it receives are indistinguishable from uniform words, and it removes only the
 // masks whose secrets t or more clients released.
 //
+// Durable sessions: Snapshot() at each step boundary and Restore() continue the same
+// session (same cohort, nonce and session id) after a coordinator restart.
+//
 // Not thread-safe: the caller serialises calls.
 #ifndef TESSERA_SECAGG_SERVER_H_
 #define TESSERA_SECAGG_SERVER_H_
@@ -22,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -30,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proto/secagg.pb.h"
+#include "proto/secagg_state.pb.h"
 
 namespace tessera::secagg {
 
@@ -40,6 +45,10 @@ enum class ServerState { kCollecting, kCompleted, kAborted };
 struct ServerOptions {
   // The federation CA every client's certificate must chain to.
   std::string ca_cert_pem;
+  // How many colluding sites the threshold must withstand besides a cheating coordinator
+  // (secagg/protocol.h SafeThreshold). Unset: the default rule, t >= floor(2n/3) + 1. A
+  // protocol parameter for analysis and tests; the daemons never set it.
+  std::optional<uint32_t> assumed_colluders;
   // When certificates are checked.
   absl::Time now;
   // Threads used to expand masks when unmasking (1 = the calling thread only).
@@ -56,9 +65,10 @@ struct ClientDrop {
 
 class SecAggServer {
  public:
-  // INVALID_ARGUMENT for a malformed setup (threshold above the invited count or below a
-  // strict majority, no invited clients, an encoding whose total words differ from
-  // vector_words or that could overflow for the invited count, a wrong nonce size).
+  // INVALID_ARGUMENT for a malformed setup (threshold above the invited count or below
+  // SafeThreshold(n, options.assumed_colluders) — by default floor(2n/3) + 1 — no invited
+  // clients, an encoding whose total words differ from vector_words or that could overflow
+  // for the invited count, a wrong nonce size) or options (no CA, no unmasking thread).
   static absl::StatusOr<std::unique_ptr<SecAggServer>> Create(const v1::SecAggSetup& setup,
                                                               ServerOptions options);
   ~SecAggServer();
@@ -107,6 +117,29 @@ class SecAggServer {
 
   // Stops the session (SECAGG_SERVER_CANCELLED) unless it already ended.
   void Cancel();
+
+  // The session at a step boundary, so that a restarted coordinator continues the same
+  // session (proto/secagg_state.proto). Only right after Create or CloseRound, before any
+  // answer of the current round was accepted (drops and refused answers may have happened
+  // since), or once aborted; FAILED_PRECONDITION otherwise, and always once completed (the
+  // unmasked sum is never in a snapshot). It holds no secret: public keys, certificates
+  // and signatures, share ciphertexts only clients can open, self-mask commitments, the
+  // running sum of masked inputs and the bookkeeping (who is expected, who was dropped,
+  // when and why) — never a plaintext unmasking share, which exists only while UNMASKING
+  // answers are being collected. Changes nothing.
+  absl::StatusOr<v1::SecAggServerSnapshot> Snapshot() const;
+
+  // A server that continues from `snapshot`: Outgoing() returns exactly what the original
+  // returned at that boundary (byte-identical under deterministic serialisation), and fed
+  // the same answers the session completes with the same sum. `options` as for Create (the
+  // masked-input observer is not restored). DATA_LOSS for a malformed or inconsistent
+  // snapshot: another version, a setup Create would refuse with these options, an unknown
+  // state or round, or bookkeeping that does not fit the round (a session id that does not
+  // match the clients' advertisements, a relay or share holder missing, a sum of the wrong
+  // size, an unmasking request for another survivor set). INTERNAL if the random source
+  // fails.
+  static absl::StatusOr<std::unique_ptr<SecAggServer>> Restore(
+      const v1::SecAggServerSnapshot& snapshot, ServerOptions options);
 
   // After kCompleted: the unmasked sum of the survivors' inputs (vector_words words) and
   // the survivors (clients whose inputs are in it), sorted.

@@ -83,27 +83,32 @@ absl::Status ValidateSegment(const v1::SecAggSegment& segment, size_t index) {
   return absl::OkStatus();
 }
 
-// WIDE: the signed integer range is [-2^(limbs*bits - 1), 2^(limbs*bits - 1)).
-absl::Status EncodeWide(std::span<const double> values, const v1::SecAggSegment& segment,
-                        size_t first_index, uint32_t* out) {
+// WIDE: the signed integer range is [-2^(limbs*bits - 1), 2^(limbs*bits - 1)). A value
+// beyond it saturates to the nearest edge, a non-finite one encodes as 0: the codec never
+// refuses a value, so nothing about a value can surface as an error.
+void EncodeWide(std::span<const double> values, const v1::SecAggSegment& segment, uint32_t* out) {
   const uint32_t bits = segment.bits();
   const uint32_t limbs = segment.limbs();
   const int total_bits = static_cast<int>(bits * limbs);
   const double limit = std::ldexp(1.0, total_bits - 1);
+  const Int128 largest = (static_cast<Int128>(1) << (total_bits - 1)) - 1;
+  const Int128 smallest = -(static_cast<Int128>(1) << (total_bits - 1));
   const uint32_t low_mask = (uint32_t{1} << bits) - 1;
   for (size_t i = 0; i < values.size(); ++i) {
     const double v = values[i];
-    if (!std::isfinite(v)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("value ", first_index + i, " is not finite (WIDE segment)"));
+    Int128 q = 0;
+    if (std::isfinite(v)) {
+      // Scaling by a power of two is exact unless it overflows to infinity, which
+      // saturates like any other value out of range.
+      const double scaled = std::round(std::ldexp(v, static_cast<int>(segment.fraction_bits())));
+      if (scaled >= limit) {
+        q = largest;
+      } else if (scaled < -limit) {
+        q = smallest;
+      } else {
+        q = IntegralDoubleToInt128(scaled);
+      }
     }
-    // Scaling by a power of two is exact unless it overflows, which the range check catches.
-    const double scaled = std::round(std::ldexp(v, static_cast<int>(segment.fraction_bits())));
-    if (!(scaled >= -limit && scaled < limit)) {
-      return absl::InvalidArgumentError(absl::StrCat("value ", first_index + i, " does not fit ",
-                                                     limbs, " limbs of ", bits, " bits"));
-    }
-    const Int128 q = IntegralDoubleToInt128(scaled);
     uint32_t* word = out + i * limbs;
     for (uint32_t j = 0; j + 1 < limbs; ++j) {
       word[j] = static_cast<uint32_t>(q >> (j * bits)) & low_mask;
@@ -111,7 +116,6 @@ absl::Status EncodeWide(std::span<const double> values, const v1::SecAggSegment&
     // The top limb keeps the sign: q >> ((limbs - 1) * bits), in [-2^(bits-1), 2^(bits-1)).
     word[limbs - 1] = static_cast<uint32_t>(static_cast<int32_t>(q >> ((limbs - 1) * bits)));
   }
-  return absl::OkStatus();
 }
 
 void DecodeWide(std::span<const uint32_t> words, const v1::SecAggSegment& segment, double* out) {
@@ -197,7 +201,7 @@ absl::StatusOr<std::vector<uint32_t>> EncodeVector(std::span<const double> value
       Quantize(part, SpecOf(segment), random,
                std::span<uint32_t>(words.data() + word_at, part.size()));
     } else {
-      RETURN_IF_ERROR(EncodeWide(part, segment, value_at, words.data() + word_at));
+      EncodeWide(part, segment, words.data() + word_at);
     }
     value_at += segment.length();
     word_at += static_cast<size_t>(segment.length()) * WordsPerValue(segment);

@@ -10,10 +10,10 @@
 // at most n parties wraps:
 //   - BOUNDED: each word is an integer in [-(2^(b-1) - 1), 2^(b-1) - 1]; n of them sum to
 //     less than n * 2^(b-1) <= 2^31 in magnitude: an exact int32.
-//   - WIDE: q = round(v * 2^f) must lie in [-2^(L*b - 1), 2^(L*b - 1)) (else EncodeVector
-//     refuses the value). Limb j < L-1 holds bits [j*b, (j+1)*b) of q as an unsigned value
-//     in [0, 2^b), so n of them sum to at most n * (2^b - 1) < 2^32: read as uint32. The top
-//     limb holds q >> ((L-1)*b) (arithmetic shift), in [-2^(b-1), 2^(b-1)), so n of them
+//   - WIDE: q = round(v * 2^f) lies in [-2^(L*b - 1), 2^(L*b - 1)) (EncodeVector saturates
+//     a value beyond it to the nearest edge). Limb j < L-1 holds bits [j*b, (j+1)*b) of q as an
+//     unsigned value in [0, 2^b), so n of them sum to at most n * (2^b - 1) < 2^32: read as uint32.
+//     The top limb holds q >> ((L-1)*b) (arithmetic shift), in [-2^(b-1), 2^(b-1)), so n of them
 //     sum to within [-2^31, 2^31): read as int32. The real sum is
 //     (sum_j limb_sum_j * 2^(j*b)) / 2^f, computed exactly in 128-bit integers (at most
 //     127 bits for any valid encoding) and rounded once to a double.
@@ -45,12 +45,15 @@ absl::Status ValidateEncoding(const v1::SecAggEncoding& encoding, uint32_t num_p
 size_t EncodedValues(const v1::SecAggEncoding& encoding);
 size_t EncodedWords(const v1::SecAggEncoding& encoding);
 
-// INVALID_ARGUMENT if `values` has the wrong length, a WIDE value is not finite or does not
-// fit its limbs (the message names the value's index, never its value). BOUNDED values are
-// clipped to the bound; a NaN there encodes as 0 (crypto/quantizer.h). WIDE values round to
-// the nearest multiple of 2^-f, halves away from zero. The encoding itself must be well
-// formed (INVALID_ARGUMENT as for ValidateEncoding); its overflow budget is not checked here.
-// INTERNAL if the random source fails.
+// Never declines a value, so that no error can tell anything about the data: BOUNDED
+// values are clipped to [-bound, bound] (a NaN encodes as 0; crypto/quantizer.h); WIDE
+// values round to the nearest multiple of 2^-f, halves away from zero, and a value beyond
+// the limbs' range saturates to the largest (smallest) representable value, a non-finite
+// one encodes as 0. Saturated values still obey the overflow rule above, so a sum over n
+// parties of them decodes to n times the edge. Fails only for the caller's own errors:
+// INVALID_ARGUMENT if `values` has the wrong length or the encoding is malformed (as for
+// ValidateEncoding; its overflow budget is not checked here), INTERNAL if the random
+// source fails.
 //
 // The stochastic rounding of BOUNDED values draws one word per value from AES-128-CTR under
 // `rounding_key` (16 bytes; value i uses keystream word i), or under a fresh random key if

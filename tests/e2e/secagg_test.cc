@@ -19,6 +19,7 @@
 #include "proto/config.pb.h"
 #include "proto/contribution_layout.h"
 #include "proto/model_layout.h"
+#include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 #include "tests/e2e/federation.h"
 #include "tests/testing/status_matchers.h"
@@ -80,7 +81,7 @@ class E2eSecureAggregationTest : public FederationTest {
     EXPECT_TRUE(outcome.contribution.has_value()) << outcome.decline.DebugString();
     if (!outcome.contribution.has_value()) return {};
     const v1::SecAggEncoding encoding =
-        coordinator::FitEncoding(global.size(), task.spec().secure_aggregation().clip(), invited);
+        secagg::FitEncoding(global.size(), task.spec().secure_aggregation().clip(), invited);
     const crypto::SecretBytes key =
         client::SecureSessions::RoundingKey(task.spec().seed(), round, v1::STAGE_FIT, name);
     auto words = secagg::EncodeVector(*outcome.contribution, encoding, &key);
@@ -148,7 +149,7 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
     for (size_t i = 0; i < words.size(); ++i) sum[i] += words[i];
   }
   const v1::SecAggEncoding encoding =
-      coordinator::FitEncoding(global0.size(), task.spec().secure_aggregation().clip(), invited);
+      secagg::FitEncoding(global0.size(), task.spec().secure_aggregation().clip(), invited);
   ASSERT_OK_AND_ASSIGN(std::vector<double> sums, secagg::DecodeSum(sum, encoding));
   ASSERT_OK_AND_ASSIGN(proto::AveragedUpdate update, proto::DecodeFit(sums, global0.size()));
   ASSERT_OK_AND_ASSIGN(auto strategy, coordinator::MakeStrategy(task.spec().strategy()));

@@ -33,7 +33,7 @@ using testing::SessionOptions;
 using testing::TestWords;
 
 constexpr uint32_t kWords = 64;
-constexpr uint32_t kThreshold = 3;
+constexpr uint32_t kThreshold = 4;
 
 using Tamper = std::function<void(v1::SecAggServerMessage&)>;
 
@@ -175,15 +175,36 @@ TEST_F(MaliciousCoordinatorTest, GenuineAdvertisementFromAnotherRoundIsAReplay) 
   ExpectCaught(*session, v1::SECAGG_REPLAYED_ADVERTISEMENT, v1::SECAGG_SHARE_KEYS);
 }
 
-TEST_F(MaliciousCoordinatorTest, DifferentSetupsForDifferentClientsBreakTheSession) {
-  // The coordinator shows the victim another model than everybody else, and lists its
-  // advertisement for the others anyway: they see an advertisement for another session.
+// The coordinator shows the victim a setup that differs in one field from everybody
+// else's (another model, spec, N or standardisation) and lists its advertisement for the
+// others anyway: they see an advertisement signed for another session, and so does the
+// victim when it is shown their list.
+class SetupFieldTest : public MaliciousCoordinatorTest,
+                       public ::testing::WithParamInterface<const char*> {
+ protected:
+  static void Change(const std::string& field, v1::SecAggSetup& setup) {
+    if (field == "model_hash") setup.set_model_hash(std::string(32, 'x'));
+    if (field == "spec_hash") setup.set_spec_hash(std::string(32, 'y'));
+    if (field == "pooled_rows") setup.set_pooled_rows(setup.pooled_rows() + 1);
+    if (field == "standardization_hash") setup.set_standardization_hash(std::string(32, 'z'));
+  }
+};
+
+TEST_P(SetupFieldTest, DifferentSetupsForDifferentClientsBreakTheSession) {
+  const std::string field = GetParam();
+  setup_.set_spec_hash(std::string(32, 's'));
+  setup_.set_pooled_rows(1234);
+  setup_.set_standardization_hash(std::string(32, 'h'));
+  v1::SecAggSetup other = setup_;
+  Change(field, other);
+  ASSERT_NE(SetupDigest(other), SetupDigest(setup_));
+
   SessionOptions options;
   v1::KeyAdvertisement victim_ad;
   options.to_client = [&](v1::SecAggRound round, const std::string& recipient,
                           v1::SecAggServerMessage& message) {
     if (round == v1::SECAGG_ADVERTISE_KEYS && recipient == victim_) {
-      message.mutable_setup()->set_model_hash(std::string(32, 'x'));
+      *message.mutable_setup() = other;
     }
     if (round == v1::SECAGG_SHARE_KEYS && recipient != victim_ && !victim_ad.signature().empty()) {
       auto* entries = message.mutable_advertisements()->mutable_entries();
@@ -204,11 +225,25 @@ TEST_F(MaliciousCoordinatorTest, DifferentSetupsForDifferentClientsBreakTheSessi
   Session session(*federation_, setup_, inputs_, options);
   ASSERT_OK(session.Init());
   session.Run();
+  EXPECT_EQ(victim_ad.setup_digest(), SetupDigest(other));
   for (size_t i = 1; i < ids_.size(); ++i) {
     EXPECT_EQ(session.client_abort(ids_[i]), v1::SECAGG_REPLAYED_ADVERTISEMENT) << ids_[i];
   }
   EXPECT_EQ(session.server().state(), ServerState::kAborted);
+  // The server refused the victim's advertisement (signed over another setup); shown the
+  // others' list, the victim finds their advertisements signed for another session.
+  SecAggClient* victim = session.client(victim_);
+  ASSERT_NE(victim, nullptr);
+  ASSERT_EQ(victim->state(), ClientState::kAdvertised);
+  const v1::SecAggServerMessage list = session.delivered().at(v1::SECAGG_SHARE_KEYS).at(ids_[1]);
+  EXPECT_THAT(victim->Handle(list), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(victim->abort_reason(), v1::SECAGG_REPLAYED_ADVERTISEMENT) << victim->abort_detail();
 }
+
+INSTANTIATE_TEST_SUITE_P(Fields, SetupFieldTest,
+                         ::testing::Values("model_hash", "spec_hash", "pooled_rows",
+                                           "standardization_hash"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST_F(MaliciousCoordinatorTest, ForeignCaCertificateIsUntrusted) {
   ASSERT_OK_AND_ASSIGN(Party foreign,
@@ -323,7 +358,8 @@ TEST_F(MaliciousCoordinatorTest, SurvivorSetBelowThresholdIsCaught) {
     auto* survivors = message.mutable_survivor_list()->mutable_survivors();
     survivors->Clear();
     survivors->Add(std::string(ids_[0]));
-    survivors->Add(std::string(ids_[1]));  // two, threshold three
+    survivors->Add(std::string(ids_[1]));
+    survivors->Add(std::string(ids_[2]));  // three, threshold four
   });
   ExpectCaught(*session, v1::SECAGG_TOO_FEW_CLIENTS, v1::SECAGG_CONSISTENCY_CHECK);
 }
@@ -360,8 +396,8 @@ TEST_F(MaliciousCoordinatorTest, SignaturesOnAnotherSurvivorSetAreMismatched) {
 TEST_F(MaliciousCoordinatorTest, TooFewValidSignaturesAreMismatched) {
   auto session = RunWith(v1::SECAGG_UNMASKING, [&](v1::SecAggServerMessage& message) {
     auto* signatures = message.mutable_unmasking_request()->mutable_signatures();
-    // Two signatures left, and the first repeated: still two distinct signers.
-    signatures->DeleteSubrange(2, signatures->size() - 2);
+    // Three signatures left, and the first repeated: still three distinct signers.
+    signatures->DeleteSubrange(3, signatures->size() - 3);
     *signatures->Add() = signatures->Get(0);
   });
   ExpectCaught(*session, v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES, v1::SECAGG_UNMASKING);
@@ -370,7 +406,7 @@ TEST_F(MaliciousCoordinatorTest, TooFewValidSignaturesAreMismatched) {
 TEST_F(MaliciousCoordinatorTest, DamagedSignaturesAreMismatched) {
   auto session = RunWith(v1::SECAGG_UNMASKING, [&](v1::SecAggServerMessage& message) {
     auto* signatures = message.mutable_unmasking_request()->mutable_signatures();
-    for (int i = 0; i < 3; ++i) (*signatures->Mutable(i)->mutable_signature())[8] ^= 1;
+    for (int i = 0; i < 2; ++i) (*signatures->Mutable(i)->mutable_signature())[8] ^= 1;
   });
   ExpectCaught(*session, v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES, v1::SECAGG_UNMASKING);
 }

@@ -4,7 +4,10 @@
 // covering every field they claim to).
 #include "secagg/protocol.h"
 
+#include <cstdint>
 #include <functional>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,7 +25,7 @@ using crypto::SecretBytes;
 using crypto::X25519PrivateKey;
 namespace {
 
-TEST(SecAggThresholdTest, DefaultIsTwoThirdsAndMinimumIsAStrictMajority) {
+TEST(SecAggThresholdTest, DefaultAndMinimumAreTwoThirdsPlusOne) {
   EXPECT_EQ(DefaultThreshold(1), 1u);
   EXPECT_EQ(DefaultThreshold(3), 3u);
   EXPECT_EQ(DefaultThreshold(5), 4u);
@@ -30,13 +33,48 @@ TEST(SecAggThresholdTest, DefaultIsTwoThirdsAndMinimumIsAStrictMajority) {
   EXPECT_EQ(DefaultThreshold(100), 67u);
   EXPECT_EQ(MinimumSafeThreshold(1), 1u);
   EXPECT_EQ(MinimumSafeThreshold(4), 3u);
-  EXPECT_EQ(MinimumSafeThreshold(5), 3u);
-  EXPECT_EQ(MinimumSafeThreshold(10), 6u);
+  EXPECT_EQ(MinimumSafeThreshold(5), 4u);
+  EXPECT_EQ(MinimumSafeThreshold(6), 5u);
+  EXPECT_EQ(MinimumSafeThreshold(10), 7u);
   for (uint32_t n = 1; n <= 200; ++n) {
-    EXPECT_GT(2 * MinimumSafeThreshold(n), n) << n;  // two sessions cannot both reach it
-    EXPECT_LE(MinimumSafeThreshold(n), DefaultThreshold(n)) << n;
+    EXPECT_EQ(MinimumSafeThreshold(n), DefaultThreshold(n)) << n;
+    EXPECT_EQ(MinimumSafeThreshold(n), SafeThreshold(n, std::nullopt)) << n;
     EXPECT_LE(DefaultThreshold(n), n) << n;
+    EXPECT_GT(3 * MinimumSafeThreshold(n), 2 * n) << n;        // t > 2n/3
+    EXPECT_LE(3 * (MinimumSafeThreshold(n) - 1), 2 * n) << n;  // and the least such
   }
+}
+
+TEST(SecAggThresholdTest, NoSplitViewWithFewerThanAThirdColluding) {
+  // A split view needs two survivor sets with t signatures each; the n - c honest sites
+  // sign one set, the c colluders both: it needs n + c >= 2t. For every c < n/3 the
+  // default threshold makes that impossible.
+  for (uint32_t n = 1; n <= 300; ++n) {
+    for (uint32_t c = 0; 3 * c < n; ++c) {
+      EXPECT_GT(2 * MinimumSafeThreshold(n), n + c) << n << " " << c;
+      EXPECT_LE(SafeThreshold(n, c), MinimumSafeThreshold(n)) << n << " " << c;
+    }
+  }
+  // The old strict-majority threshold does not: five sites, t = 3, one colluder.
+  EXPECT_LE(2 * 3u, 5u + 1u);
+}
+
+TEST(SecAggThresholdTest, ExplicitColludersRuleIsTheLeastSafeThreshold) {
+  EXPECT_EQ(SafeThreshold(5, 0), 3u);  // c = 0: a strict majority
+  EXPECT_EQ(SafeThreshold(5, 1), 4u);
+  EXPECT_EQ(SafeThreshold(10, 3), 7u);
+  EXPECT_EQ(SafeThreshold(4, 4), 5u);  // above n: no threshold is safe
+  for (uint32_t n = 1; n <= 100; ++n) {
+    for (uint32_t c = 0; c <= n; ++c) {
+      const uint32_t t = SafeThreshold(n, c);
+      EXPECT_GT(2 * t, n + c) << n << " " << c;        // safe
+      EXPECT_LE(2 * (t - 1), n + c) << n << " " << c;  // and the least safe
+      EXPECT_GE(t, n / 2 + 1) << n << " " << c;        // never below a strict majority
+    }
+  }
+  EXPECT_EQ(SafeThreshold(UINT32_MAX, UINT32_MAX), UINT32_MAX);
+  EXPECT_EQ(ThresholdRuleName(std::nullopt), "floor(2n/3) + 1");
+  EXPECT_EQ(ThresholdRuleName(2), "floor((n + c)/2) + 1 with c = 2");
 }
 
 TEST(SecAggMaskTest, SignIsAntisymmetric) {
@@ -155,6 +193,9 @@ v1::SecAggSetup SampleSetup() {
   segment->set_length(10);
   segment->set_bits(20);
   segment->set_bound(1);
+  setup.set_spec_hash(std::string(32, 'S'));
+  setup.set_pooled_rows(999);
+  setup.set_standardization_hash(std::string(32, 'Z'));
   return setup;
 }
 
@@ -176,11 +217,35 @@ TEST(SecAggDigestTest, SetupDigestCoversEveryField) {
       [](auto& s) { s.set_vector_words(11); },
       [](auto& s) { s.mutable_encoding()->mutable_segments(0)->set_bits(21); },
       [](auto& s) { s.mutable_encoding()->mutable_segments(0)->set_bound(2); },
+      [](auto& s) { s.set_spec_hash(std::string(32, 's')); },
+      [](auto& s) { s.set_pooled_rows(1000); },
+      [](auto& s) { s.set_standardization_hash(std::string(32, 'z')); },
   };
   for (size_t i = 0; i < changes.size(); ++i) {
     v1::SecAggSetup changed = setup;
     changes[i](changed);
     EXPECT_NE(SetupDigest(changed), digest) << "change " << i;
+  }
+}
+
+TEST(SecAggDigestTest, SetupDigestBindsTheSpecTheRowCountAndTheStandardization) {
+  // Each of the three differs in one byte, or is absent: every variant its own digest.
+  const v1::SecAggSetup setup = SampleSetup();
+  std::set<std::string> digests = {SetupDigest(setup)};
+  for (int field = 0; field < 3; ++field) {
+    for (int variant = 0; variant < 2; ++variant) {
+      v1::SecAggSetup changed = setup;
+      std::string* hash =
+          field == 0 ? changed.mutable_spec_hash() : changed.mutable_standardization_hash();
+      if (field == 1) {
+        changed.set_pooled_rows(variant == 0 ? 1000 : 0);
+      } else if (variant == 0) {
+        (*hash)[31] ^= 1;
+      } else {
+        hash->clear();
+      }
+      EXPECT_TRUE(digests.insert(SetupDigest(changed)).second) << field << " " << variant;
+    }
   }
 }
 

@@ -12,6 +12,8 @@
 #include "common/status.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "secagg/vector_codec.h"
 
 namespace tessera::secagg::testing {
@@ -119,12 +121,48 @@ absl::Status Session::Init() {
   server_options.ca_cert_pem = federation_.ca_cert_pem();
   server_options.now = absl::Now();
   server_options.unmasking_threads = options_.unmasking_threads;
+  server_options.assumed_colluders = options_.policy.assumed_colluders;
+  server_options_ = server_options;
   if (server_call_hook) server_call_hook(true);
   auto server = SecAggServer::Create(setup_, std::move(server_options));
   if (server_call_hook) server_call_hook(false);
   if (!server.ok()) return server.status();
   server_ = *std::move(server);
   return absl::OkStatus();
+}
+
+std::vector<std::string> Session::started_clients() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, client] : clients_) ids.push_back(id);
+  return ids;
+}
+
+absl::StatusOr<std::string> Session::RestartServer() {
+  ASSIGN_OR_RETURN(v1::SecAggServerSnapshot snapshot, server_->Snapshot());
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!snapshot.SerializeToCodedStream(&coded)) {
+      return absl::InternalError("the server snapshot does not serialise");
+    }
+  }
+  v1::SecAggServerSnapshot parsed;
+  if (!parsed.ParseFromString(bytes)) return absl::InternalError("the snapshot does not parse");
+  server_.reset();
+  ASSIGN_OR_RETURN(server_, SecAggServer::Restore(parsed, server_options_));
+  return bytes;
+}
+
+absl::StatusOr<std::string> Session::RestartClient(const std::string& id) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return absl::NotFoundError(id);
+  const SecretBytes snapshot = it->second->Snapshot();
+  it->second.reset();
+  ASSIGN_OR_RETURN(it->second,
+                   SecAggClient::Restore(federation_.Identity(id), options_.policy, snapshot));
+  return std::string(snapshot.view());
 }
 
 SecAggClient* Session::client(const std::string& id) {

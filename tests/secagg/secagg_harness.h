@@ -83,6 +83,7 @@ struct SessionOptions {
   std::function<void(v1::SecAggRound round, const std::string& sender,
                      v1::SecAggClientMessage& message)>
       to_server;
+  // Every client's policy. Its assumed_colluders also goes to the server's options.
   ClientPolicy policy;
   int unmasking_threads = 1;
   // If set, makes each client's input when it starts (instead of copying it from the
@@ -113,6 +114,20 @@ class Session {
   ServerState Run();
 
   SecAggServer& server() { return *server_; }
+  // The options Init created the server with (for SecAggServer::Restore).
+  const ServerOptions& server_options() const { return server_options_; }
+  // Swaps in another server or client object (a restored one) for the rest of the session.
+  void ReplaceServer(std::unique_ptr<SecAggServer> server) { server_ = std::move(server); }
+  void ReplaceClient(const std::string& id, std::unique_ptr<SecAggClient> client) {
+    clients_[id] = std::move(client);
+  }
+  // The clients started so far (some may have aborted since), sorted.
+  std::vector<std::string> started_clients() const;
+  // A restart of the server or of a client at this point: snapshot, serialise and parse
+  // (the server's proto deterministically), destroy, restore. The snapshot taken is
+  // returned (the server's serialised bytes; the client's SecretBytes copied out).
+  absl::StatusOr<std::string> RestartServer();
+  absl::StatusOr<std::string> RestartClient(const std::string& id);
   const v1::SecAggSetup& setup() const { return setup_; }
   // nullptr before the client started (or if its Start failed).
   SecAggClient* client(const std::string& id);
@@ -149,6 +164,7 @@ class Session {
   v1::SecAggSetup setup_;
   std::map<std::string, std::vector<uint32_t>> inputs_;
   SessionOptions options_;
+  ServerOptions server_options_;
   std::unique_ptr<SecAggServer> server_;
   std::map<std::string, std::unique_ptr<SecAggClient>> clients_;
   std::map<std::string, v1::SecAggClientAbort> aborts_;

@@ -48,7 +48,7 @@ constexpr uint32_t kWords = 1000;
 class SecAggSessionTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto federation = Federation::Create(14);
+    auto federation = Federation::Create(21);
     ASSERT_TRUE(federation.ok()) << federation.status();
     federation_ = federation->release();
   }
@@ -84,7 +84,7 @@ std::vector<std::string> Without(std::vector<std::string> ids,
 
 TEST_F(SecAggSessionTest, SumsEveryInputWithoutDropouts) {
   const auto ids = Ids(5);
-  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords));
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords));
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
   EXPECT_THAT(session.server().survivors(), ElementsAreArray(ids));
@@ -111,7 +111,7 @@ TEST_F(SecAggSessionTest, SumsWithUnmaskingSpreadOverThreads) {
   EXPECT_EQ(session.server().sum(), session.ExpectedSum(Without(ids, {ids[1]})));
 }
 
-// Two of seven clients stop answering at the given round.
+// Two of seven clients (threshold 5) stop answering at the given round.
 class DropoutAtEachStageTest : public SecAggSessionTest,
                                public ::testing::WithParamInterface<v1::SecAggRound> {};
 
@@ -121,7 +121,7 @@ TEST_P(DropoutAtEachStageTest, SumIsExactOverTheSurvivors) {
   const std::vector<std::string> gone = {ids[2], ids[5]};
   SessionOptions options;
   for (const std::string& id : gone) options.stop_at[id] = stage;
-  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
+  Session session(*federation_, MakeSetup(ids, 5, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
 
@@ -148,31 +148,31 @@ INSTANTIATE_TEST_SUITE_P(Stages, DropoutAtEachStageTest,
                          [](const auto& info) { return v1::SecAggRound_Name(info.param); });
 
 TEST_F(SecAggSessionTest, DropoutsAtSeveralStagesDownToExactlyThreshold) {
-  // Nine invited, threshold 5: one leaves before advertising, one after, two after sharing
-  // keys: exactly five masked inputs, consistency signatures and unmasking answers.
-  const auto ids = Ids(9);
+  // Thirteen invited, threshold 9: one leaves before advertising, one after, two after
+  // sharing keys: exactly nine masked inputs, consistency signatures and unmasking answers.
+  const auto ids = Ids(13);
   SessionOptions options;
   options.stop_at[ids[0]] = v1::SECAGG_ADVERTISE_KEYS;
   options.stop_at[ids[3]] = v1::SECAGG_SHARE_KEYS;
   options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
   options.stop_at[ids[8]] = v1::SECAGG_MASKED_INPUT;
-  Session session(*federation_, MakeSetup(ids, 5, kWords), Inputs(ids, kWords), options);
+  Session session(*federation_, MakeSetup(ids, 9, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
   const auto survivors = Without(ids, {ids[0], ids[3], ids[4], ids[8]});
-  ASSERT_EQ(survivors.size(), 5u);
+  ASSERT_EQ(survivors.size(), 9u);
   EXPECT_THAT(session.server().survivors(), ElementsAreArray(survivors));
   EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
 }
 
 TEST_F(SecAggSessionTest, DropoutsAfterMaskedInputDownToExactlyThreshold) {
-  // Seven invited, threshold 4: six masked inputs, five signatures, four unmasking answers.
-  const auto ids = Ids(7);
+  // Ten invited, threshold 7: nine masked inputs, eight signatures, seven unmasking answers.
+  const auto ids = Ids(10);
   SessionOptions options;
   options.stop_at[ids[6]] = v1::SECAGG_MASKED_INPUT;
   options.stop_at[ids[1]] = v1::SECAGG_CONSISTENCY_CHECK;
   options.stop_at[ids[2]] = v1::SECAGG_UNMASKING;
-  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
+  Session session(*federation_, MakeSetup(ids, 7, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
   const auto survivors = Without(ids, {ids[6]});
@@ -180,7 +180,7 @@ TEST_F(SecAggSessionTest, DropoutsAfterMaskedInputDownToExactlyThreshold) {
   EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
 }
 
-// Three of five clients (threshold 3) stop at the given round: the round ends with two.
+// Two of five clients (threshold 4) stop at the given round: the round ends with three.
 class AbortBelowThresholdTest : public SecAggSessionTest,
                                 public ::testing::WithParamInterface<v1::SecAggRound> {};
 
@@ -188,8 +188,8 @@ TEST_P(AbortBelowThresholdTest, ServerAbortsWithTooFewClients) {
   const v1::SecAggRound stage = GetParam();
   const auto ids = Ids(5);
   SessionOptions options;
-  for (int i : {0, 2, 4}) options.stop_at[ids[i]] = stage;
-  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords), options);
+  for (int i : {0, 2}) options.stop_at[ids[i]] = stage;
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   EXPECT_EQ(session.Run(), ServerState::kAborted);
   EXPECT_EQ(session.server().abort_reason(), v1::SECAGG_SERVER_TOO_FEW_CLIENTS);
@@ -249,7 +249,7 @@ TEST_F(SecAggSessionTest, RealVectorsSumThroughTheCodec) {
   }
   SessionOptions options;
   options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
-  Session session(*federation_, MakeSetup(ids, 4, encoding), inputs, options);
+  Session session(*federation_, MakeSetup(ids, 5, encoding), inputs, options);
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
   const auto survivors = Without(ids, {ids[4]});
@@ -275,8 +275,8 @@ TEST_F(SecAggSessionTest, RealVectorsSumThroughTheCodec) {
 // ---- the server drops misbehaving clients and goes on ----
 
 TEST_F(SecAggSessionTest, ServerDropsClientsWithMalformedAnswersAndGoesOn) {
-  // Fourteen clients, threshold 8: six misbehave, one per check, and eight remain.
-  const auto ids = Ids(14);
+  // Twenty-one clients, threshold 15: six misbehave, one per check, and fifteen remain.
+  const auto ids = Ids(21);
   SessionOptions options;
   options.to_server = [&](v1::SecAggRound round, const std::string& sender,
                           v1::SecAggClientMessage& message) {
@@ -299,7 +299,7 @@ TEST_F(SecAggSessionTest, ServerDropsClientsWithMalformedAnswersAndGoesOn) {
       message.mutable_unmasking()->mutable_shares()->RemoveLast();
     }
   };
-  Session session(*federation_, MakeSetup(ids, 8, kWords), Inputs(ids, kWords), options);
+  Session session(*federation_, MakeSetup(ids, 15, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
 
@@ -393,7 +393,7 @@ TEST_F(ServerAdvertisementCheckTest, DropsACertificateWithoutTheInstitutionRole)
   std::vector<std::string> ids = ids_;
   ids.push_back("console-op");
   std::sort(ids.begin(), ids.end());
-  setup_ = MakeSetup(ids, 3, 16);
+  setup_ = MakeSetup(ids, 4, 16);
   ServerOptions options;
   options.ca_cert_pem = federation_->ca_cert_pem();
   options.now = absl::Now();
@@ -462,9 +462,10 @@ void CorruptUnmaskingShare(v1::SecAggClientMessage& message, const std::string& 
 }
 
 TEST_F(SecAggSessionTest, SpareSharesOutvoteCorruptedUnmaskingShares) {
-  // Seven clients, threshold 4, one dropped after sharing keys: six answer the unmasking,
-  // two of them with a corrupted share of a self-mask seed and of the dropped mask key.
-  const auto ids = Ids(7);
+  // Ten clients, threshold 7, one dropped after sharing keys: nine answer the unmasking,
+  // two of them with a corrupted share of a self-mask seed and of the dropped mask key,
+  // which leaves exactly seven good shares of each.
+  const auto ids = Ids(10);
   SessionOptions options;
   options.stop_at[ids[6]] = v1::SECAGG_MASKED_INPUT;
   options.to_server = [&](v1::SecAggRound round, const std::string& sender,
@@ -475,7 +476,7 @@ TEST_F(SecAggSessionTest, SpareSharesOutvoteCorruptedUnmaskingShares) {
       CorruptUnmaskingShare(message, ids[6], v1::UnmaskingShare::MASK_KEY);
     }
   };
-  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
+  Session session(*federation_, MakeSetup(ids, 7, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
   const auto survivors = Without(ids, {ids[6]});
@@ -486,8 +487,12 @@ TEST_F(SecAggSessionTest, RandomSubsetsFindGoodSharesWhenWindowsCannot) {
   // Fourteen clients, threshold 8: two corrupted shares of one seed, seven places apart,
   // so no window of eight consecutive releasers avoids both and there are too many
   // subsets to try them all: the random subsets find one of the 495 clean ones of 3003.
+  // This tests the reconstruction search, not the threshold rule: at the default rule's
+  // threshold (10 of 14) clean subsets are too rare for the 50 random tries to find one
+  // reliably, so the test states c = 0 colluders, whose rule allows 8.
   const auto ids = Ids(14);
   SessionOptions options;
+  options.policy.assumed_colluders = 0;
   options.to_server = [&](v1::SecAggRound round, const std::string& sender,
                           v1::SecAggClientMessage& message) {
     if (round == v1::SECAGG_UNMASKING && (sender == ids[0] || sender == ids[7])) {
@@ -505,20 +510,19 @@ class CorruptedShareAtThresholdTest
       public ::testing::WithParamInterface<v1::UnmaskingShare::Kind> {};
 
 TEST_P(CorruptedShareAtThresholdTest, ReconstructionFails) {
-  // Five clients, threshold 3; one dropped after sharing keys, one after its consistency
-  // signature: exactly three unmasking answers, one of them corrupted.
+  // Five clients, threshold 4; one dropped after sharing keys: exactly four unmasking
+  // answers, one of them corrupted.
   const auto ids = Ids(5);
   const v1::UnmaskingShare::Kind kind = GetParam();
   SessionOptions options;
   options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
-  options.stop_at[ids[3]] = v1::SECAGG_UNMASKING;
   options.to_server = [&](v1::SecAggRound round, const std::string& sender,
                           v1::SecAggClientMessage& message) {
     if (round == v1::SECAGG_UNMASKING && sender == ids[1]) {
       CorruptUnmaskingShare(message, kind == v1::UnmaskingShare::MASK_KEY ? ids[4] : ids[0], kind);
     }
   };
-  Session session(*federation_, MakeSetup(ids, 3, kWords), Inputs(ids, kWords), options);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids, kWords), options);
   ASSERT_OK(session.Init());
   EXPECT_EQ(session.Run(), ServerState::kAborted);
   EXPECT_EQ(session.server().abort_reason(), v1::SECAGG_SERVER_RECONSTRUCTION_FAILED);
@@ -590,7 +594,7 @@ TEST_F(SecAggSessionTest, ServerOnlyEverSeesUniformWords) {
   const uint32_t words = 1u << 16;
   std::map<std::string, std::vector<uint32_t>> inputs;
   for (const std::string& id : ids) inputs[id] = std::vector<uint32_t>(words, 0);
-  Session session(*federation_, MakeSetup(ids, 6, words), inputs);
+  Session session(*federation_, MakeSetup(ids, 7, words), inputs);
   ASSERT_OK(session.Init());
   std::vector<uint32_t> seen;
   std::map<std::string, int> calls;
@@ -630,7 +634,7 @@ TEST_F(SecAggSessionTest, ServerSeesUniformWordsForAFixedNonZeroInput) {
   for (uint32_t i = 0; i < words; ++i) pattern[i] = i % 7 == 0 ? 0x7fffffffu : i;
   std::map<std::string, std::vector<uint32_t>> inputs;
   for (const std::string& id : ids) inputs[id] = pattern;
-  Session session(*federation_, MakeSetup(ids, 6, words), inputs);
+  Session session(*federation_, MakeSetup(ids, 7, words), inputs);
   ASSERT_OK(session.Init());
   std::vector<uint32_t> seen;
   session.server().set_masked_input_observer(

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "crypto/quantizer.h"
 #include "gmock/gmock.h"
@@ -22,7 +23,9 @@ namespace tessera::secagg {
 namespace {
 
 using ::tessera::testing::StatusIs;
+using ::testing::AllOf;
 using testing::Federation;
+using ::testing::HasSubstr;
 using testing::MakeSetup;
 using testing::Session;
 using testing::SessionOptions;
@@ -77,7 +80,7 @@ const char* KindName(v1::SecAggServerMessage::MessageCase kind) {
 class StateMachineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto federation = Federation::Create(5);
+    auto federation = Federation::Create(7);
     ASSERT_TRUE(federation.ok()) << federation.status();
     federation_ = federation->release();
   }
@@ -87,14 +90,15 @@ class StateMachineTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    ids_ = federation_->ids();
-    for (size_t i = 0; i < ids_.size(); ++i) inputs_[ids_[i]] = TestWords(i + 1, kWords);
+    const std::vector<std::string>& all = federation_->ids();
+    ids_.assign(all.begin(), all.begin() + 5);
+    for (size_t i = 0; i < all.size(); ++i) inputs_[all[i]] = TestWords(i + 1, kWords);
   }
 
-  // A session of the five clients (threshold 3) after `steps` rounds.
+  // A session of the first five clients (threshold 4) after `steps` rounds.
   std::unique_ptr<Session> SessionAfter(int steps, SessionOptions options = {}) {
     auto session =
-        std::make_unique<Session>(*federation_, MakeSetup(ids_, 3, kWords), inputs_, options);
+        std::make_unique<Session>(*federation_, MakeSetup(ids_, 4, kWords), inputs_, options);
     EXPECT_OK(session->Init());
     for (int i = 0; i < steps; ++i) session->Step();
     return session;
@@ -226,7 +230,7 @@ TEST_F(StateMachineTest, AbortedClientStaysAbortedWhateverComes) {
 
 TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
   const ClientIdentity identity = federation_->Identity(ids_[0]);
-  const v1::SecAggSetup good = MakeSetup(ids_, 3, kWords);
+  const v1::SecAggSetup good = MakeSetup(ids_, 4, kWords);
   struct Case {
     const char* name;
     std::function<void(v1::SecAggSetup&, ClientPolicy&)> change;
@@ -243,10 +247,12 @@ TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
        v1::SECAGG_BAD_SETUP},
       {"threshold above the cohort", [](auto& s, auto&) { s.set_threshold(6); },
        v1::SECAGG_BAD_SETUP},
-      {"threshold not a strict majority", [](auto& s, auto&) { s.set_threshold(2); },
+      {"threshold a strict majority but below floor(2n/3) + 1",
+       [](auto& s, auto&) { s.set_threshold(3); }, v1::SECAGG_BAD_SETUP},
+      {"threshold below the site's minimum", [](auto&, ClientPolicy& p) { p.min_threshold = 5; },
        v1::SECAGG_BAD_SETUP},
-      {"threshold below the site's minimum", [](auto&, ClientPolicy& p) { p.min_threshold = 4; },
-       v1::SECAGG_BAD_SETUP},
+      {"threshold below the explicit colluders' rule",
+       [](auto&, ClientPolicy& p) { p.assumed_colluders = 4; }, v1::SECAGG_BAD_SETUP},
       {"encoding could overflow",
        [](auto& s, auto&) { s.mutable_encoding()->mutable_segments(0)->set_bits(31); },
        v1::SECAGG_BAD_SETUP},
@@ -282,6 +288,98 @@ TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
   EXPECT_EQ(abort, v1::SECAGG_CLIENT_ABORT_UNSPECIFIED);
   EXPECT_TRUE(reply.has_advertisement());
   EXPECT_TRUE(client->session_id().empty());
+}
+
+// Invited lists of any size: this client ("site-00") and placeholders (Start checks no
+// other client's certificate).
+std::vector<std::string> Cohort(uint32_t n) {
+  std::vector<std::string> ids;
+  for (uint32_t i = 0; i < n; ++i) ids.push_back(absl::StrFormat("site-%02d", i));
+  return ids;
+}
+
+TEST_F(StateMachineTest, ClientAcceptsExactlyTheThresholdsOfTheTwoThirdsRule) {
+  const ClientIdentity identity = federation_->Identity("site-00");
+  ClientPolicy policy;
+  policy.min_threshold = 1;  // the rule alone
+  for (uint32_t n = 1; n <= 40; ++n) {
+    const std::vector<std::string> invited = Cohort(n);
+    for (uint32_t t = 1; t <= n; ++t) {
+      SCOPED_TRACE(absl::StrCat("n = ", n, ", t = ", t));
+      v1::SecAggClientMessage reply;
+      v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
+      auto client = SecAggClient::Start(identity, policy, MakeSetup(invited, t, kWords),
+                                        std::vector<uint32_t>(kWords), absl::Now(), &reply, &abort);
+      if (t >= 2 * n / 3 + 1) {
+        EXPECT_OK(client);
+      } else {
+        EXPECT_THAT(client,
+                    StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("floor(2n/3) + 1")));
+        EXPECT_EQ(abort, v1::SECAGG_BAD_SETUP);
+      }
+    }
+  }
+}
+
+TEST_F(StateMachineTest, ClientAndServerApplyTheExplicitColludersRule) {
+  // With c assumed colluders: t >= floor((n + c)/2) + 1, checked on both sides of the
+  // boundary (and beyond n, where no threshold is safe).
+  const ClientIdentity identity = federation_->Identity("site-00");
+  ServerOptions server_options;
+  server_options.ca_cert_pem = federation_->ca_cert_pem();
+  server_options.now = absl::Now();
+  for (uint32_t n = 1; n <= 40; ++n) {
+    const std::vector<std::string> invited = Cohort(n);
+    for (uint32_t c = 0; c <= n; ++c) {
+      const uint32_t rule = (n + c) / 2 + 1;
+      ClientPolicy policy;
+      policy.min_threshold = 1;
+      policy.assumed_colluders = c;
+      server_options.assumed_colluders = c;
+      for (uint32_t t : {rule - 1, rule}) {
+        if (t < 1 || t > n) continue;
+        SCOPED_TRACE(absl::StrCat("n = ", n, ", c = ", c, ", t = ", t));
+        const v1::SecAggSetup setup = MakeSetup(invited, t, kWords);
+        v1::SecAggClientMessage reply;
+        auto client = SecAggClient::Start(identity, policy, setup, std::vector<uint32_t>(kWords),
+                                          absl::Now(), &reply, nullptr);
+        auto server = SecAggServer::Create(setup, server_options);
+        if (t == rule) {
+          EXPECT_OK(client);
+          EXPECT_OK(server);
+        } else {
+          EXPECT_THAT(client, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                       HasSubstr(absl::StrCat("with c = ", c))));
+          EXPECT_THAT(server, StatusIs(absl::StatusCode::kInvalidArgument));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(StateMachineTest, ThresholdRefusalNamesTheRuleAndBothNumbers) {
+  v1::SecAggClientMessage reply;
+  v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
+  EXPECT_THAT(SecAggClient::Start(federation_->Identity(ids_[0]), ClientPolicy(),
+                                  MakeSetup(ids_, 3, kWords), inputs_[ids_[0]], absl::Now(), &reply,
+                                  &abort),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("threshold 3"), HasSubstr("safe threshold 4"),
+                             HasSubstr("floor(2n/3) + 1"))));
+  EXPECT_EQ(abort, v1::SECAGG_BAD_SETUP);
+  ClientPolicy strict;
+  strict.min_threshold = 5;
+  EXPECT_THAT(
+      SecAggClient::Start(federation_->Identity(ids_[0]), strict, MakeSetup(ids_, 4, kWords),
+                          inputs_[ids_[0]], absl::Now(), &reply, &abort),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               AllOf(HasSubstr("threshold 4"), HasSubstr("minimum cohort 5"))));
+  ServerOptions options;
+  options.ca_cert_pem = federation_->ca_cert_pem();
+  options.now = absl::Now();
+  EXPECT_THAT(SecAggServer::Create(MakeSetup(ids_, 3, kWords), options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("4..5"), HasSubstr("got 3"), HasSubstr("floor(2n/3) + 1"))));
 }
 
 // ---- server ----
@@ -425,9 +523,14 @@ TEST_F(StateMachineTest, ServerRefusesEverythingOnceTheSessionIsOver) {
 }
 
 TEST_F(StateMachineTest, ServerRecordsWhoWasDroppedWhenAndWhy) {
+  // Seven clients, threshold 5: two may go.
+  const std::vector<std::string>& ids = federation_->ids();
+  ASSERT_EQ(ids.size(), 7u);
   SessionOptions options;
   options.stop_at[ids_[4]] = v1::SECAGG_SHARE_KEYS;
-  auto session = SessionAfter(0, options);
+  auto session =
+      std::make_unique<Session>(*federation_, MakeSetup(ids, 5, kWords), inputs_, options);
+  ASSERT_OK(session->Init());
   session->Step();
   session->server().Drop(ids_[3], v1::SECAGG_DROP_CLIENT_ABORTED, "declined");
   EXPECT_FALSE(session->server().Pending().contains(ids_[3]));
@@ -439,11 +542,12 @@ TEST_F(StateMachineTest, ServerRecordsWhoWasDroppedWhenAndWhy) {
   EXPECT_EQ(session->server().drops()[1].client_id, ids_[4]);
   EXPECT_EQ(session->server().drops()[1].reason, v1::SECAGG_DROP_NO_ANSWER);
   EXPECT_EQ(session->server().drops()[1].round, v1::SECAGG_SHARE_KEYS);
-  EXPECT_EQ(session->server().sum(), session->ExpectedSum({ids_[0], ids_[1], ids_[2]}));
+  EXPECT_EQ(session->server().sum(),
+            session->ExpectedSum({ids[0], ids[1], ids[2], ids[5], ids[6]}));
 }
 
 TEST_F(StateMachineTest, ServerCreateChecksTheSetup) {
-  const v1::SecAggSetup good = MakeSetup(ids_, 3, kWords);
+  const v1::SecAggSetup good = MakeSetup(ids_, 4, kWords);
   ServerOptions options;
   options.ca_cert_pem = federation_->ca_cert_pem();
   options.now = absl::Now();
@@ -460,7 +564,9 @@ TEST_F(StateMachineTest, ServerCreateChecksTheSetup) {
       {"repeated", [](auto& s, auto&) { *s.mutable_invited(1) = s.invited(0); }},
       {"not a node id", [](auto& s, auto&) { *s.mutable_invited(4) = "z z"; }},
       {"threshold above n", [](auto& s, auto&) { s.set_threshold(6); }},
-      {"threshold not a majority", [](auto& s, auto&) { s.set_threshold(2); }},
+      {"threshold below floor(2n/3) + 1", [](auto& s, auto&) { s.set_threshold(3); }},
+      {"threshold below the explicit colluders' rule",
+       [](auto&, ServerOptions& o) { o.assumed_colluders = 4; }},
       {"overflowing encoding",
        [](auto& s, auto&) { s.mutable_encoding()->mutable_segments(0)->set_bits(30); }},
       {"no segments", [](auto& s, auto&) { s.mutable_encoding()->clear_segments(); }},

@@ -1,6 +1,6 @@
 // The vector codec: encoding checks, BOUNDED round trips and unbiasedness, WIDE exactness
 // (single values and sums over many parties, integers and fixed point, at the overflow
-// edge), refusal of values that do not fit.
+// edge), saturation of values that do not fit (never a refusal).
 #include "secagg/vector_codec.h"
 
 #include <algorithm>
@@ -223,8 +223,13 @@ TEST(VectorCodecTest, WideHoldsHugeValuesWithFourLimbs) {
   ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> words, EncodeVector(values, encoding));
   ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(words, encoding));
   for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(decoded[i], values[i]) << i;
-  EXPECT_THAT(EncodeVector(std::vector<double>{0, 0, std::ldexp(1.0, 123)}, encoding),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("value 2")));
+  // 2^123 is one past the largest value, 2^123 - 1, which rounds to 2^123 as a double.
+  ASSERT_OK_AND_ASSIGN(words,
+                       EncodeVector(std::vector<double>{0, 0, std::ldexp(1.0, 123)}, encoding));
+  for (int j = 8; j < 11; ++j) EXPECT_EQ(words[j], 0x7fffffffu) << j;  // low limbs all ones
+  EXPECT_EQ(words[11], 0x3fffffffu);  // the top limb: (2^123 - 1) >> 93 = 2^30 - 1
+  ASSERT_OK_AND_ASSIGN(decoded, DecodeSum(words, encoding));
+  EXPECT_EQ(decoded[2], std::ldexp(1.0, 123));
 }
 
 TEST(VectorCodecTest, WideSumsAreExactOverManyParties) {
@@ -286,18 +291,78 @@ TEST(VectorCodecTest, SumsDecodeExactlyAtTheOverflowEdge) {
   EXPECT_DOUBLE_EQ(bounded_sums[1], -64.0);
 }
 
-TEST(VectorCodecTest, WideRefusesValuesThatDoNotFitWithoutNamingThem) {
+TEST(VectorCodecTest, WideSaturatesValuesBeyondItsRangeAndZeroesNonFiniteOnes) {
   const v1::SecAggEncoding encoding = Encoding({Bounded(2, 20, 1), Wide(3, 20, 10, 2)});
-  // Range: [-2^39, 2^39) / 2^10 = [-2^29, 2^29).
-  const double limit = std::ldexp(1.0, 29);
-  EXPECT_OK(EncodeVector(std::vector<double>{0, 0, limit - 1.0 / 1024, -limit, 0}, encoding));
-  for (double bad :
-       {limit, -limit - 1.0 / 1024, 1e300, double{INFINITY}, double{-INFINITY}, double{NAN}}) {
-    EXPECT_THAT(EncodeVector(std::vector<double>{0, 0, 0, bad, 0}, encoding),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         AllOf(HasSubstr("value 3"), Not(HasSubstr("e+")))))
-        << bad;
+  // Range: [-2^39, 2^39 - 1] / 2^10 = [-2^29, 2^29 - 2^-10].
+  const double top = std::ldexp(1.0, 29) - 1.0 / 1024, bottom = -std::ldexp(1.0, 29);
+  struct Case {
+    double value;
+    double decoded;
+  };
+  const std::vector<Case> cases = {
+      {top, top},                     // the edges themselves
+      {bottom, bottom},               //
+      {top + 1.0 / 1024, top},        // one step beyond
+      {bottom - 1.0 / 1024, bottom},  //
+      {1e300, top},                   // far beyond
+      {-1e300, bottom},               //
+      {std::ldexp(1.0, 1023), top},   // scaling overflows to infinity
+      {INFINITY, 0},                  // not finite
+      {-INFINITY, 0},                 //
+      {NAN, 0},                       //
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.value);
+    ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> words,
+                         EncodeVector(std::vector<double>{0, 0, 0, c.value, 0}, encoding));
+    ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(words, encoding));
+    EXPECT_EQ(decoded[3], c.decoded);
+    EXPECT_EQ(decoded[2], 0);
+    EXPECT_EQ(decoded[4], 0);
   }
+}
+
+TEST(VectorCodecTest, BoundedClipsInfinitiesAndZeroesNaN) {
+  const v1::SecAggEncoding encoding = Encoding({Bounded(4, 20, 2.0)});
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<uint32_t> words,
+      EncodeVector(std::vector<double>{INFINITY, -INFINITY, NAN, 1e300}, encoding));
+  ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(words, encoding));
+  EXPECT_DOUBLE_EQ(decoded[0], 2.0);
+  EXPECT_DOUBLE_EQ(decoded[1], -2.0);
+  EXPECT_EQ(decoded[2], 0.0);
+  EXPECT_DOUBLE_EQ(decoded[3], 2.0);
+}
+
+TEST(VectorCodecTest, SumsOfSaturatedValuesDoNotOverflow) {
+  // 64 parties at the overflow budget (b = 26), every one far beyond the range: the sum is
+  // 64 times the range's edge, exactly, for two limbs and for four.
+  const uint32_t parties = 64;
+  for (uint32_t limbs : {2u, 4u}) {
+    SCOPED_TRACE(limbs);
+    const v1::SecAggEncoding wide = Encoding({Wide(3, 26, 8, limbs)});
+    ASSERT_OK(ValidateEncoding(wide, parties));
+    const int total = static_cast<int>(26 * limbs);
+    const Int128 largest = (static_cast<Int128>(1) << (total - 1)) - 1;
+    const Int128 smallest = -(static_cast<Int128>(1) << (total - 1));
+    const std::vector<std::vector<double>> inputs(parties, std::vector<double>{1e300, -1e300, NAN});
+    ASSERT_OK_AND_ASSIGN(std::vector<double> sums, DecodeSum(SumEncodings(inputs, wide), wide));
+    EXPECT_EQ(sums[0], std::ldexp(static_cast<double>(largest * parties), -8));
+    EXPECT_EQ(sums[1], std::ldexp(static_cast<double>(smallest * parties), -8));
+    EXPECT_EQ(sums[2], 0.0);
+    EXPECT_GT(sums[0], 0.0);
+    EXPECT_LT(sums[1], 0.0);
+  }
+}
+
+TEST(VectorCodecTest, EncodeFailsOnlyForTheCallersOwnErrors) {
+  const v1::SecAggEncoding encoding = Encoding({Bounded(2, 20, 1), Wide(3, 20, 10, 2)});
+  EXPECT_THAT(EncodeVector(std::vector<double>(4), encoding),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 4")));
+  v1::SecAggEncoding malformed = encoding;
+  malformed.mutable_segments(1)->set_limbs(7);
+  EXPECT_THAT(EncodeVector(std::vector<double>(5), malformed),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(VectorCodecTest, MixedSegmentsKeepTheirPlaces) {

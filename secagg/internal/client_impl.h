@@ -1,0 +1,168 @@
+// Private to secagg/: the state of a SecAggClient, shared by the files that implement it
+// (client.cc: set-up and the advertisement list; client_rounds.cc: the later rounds;
+// client_snapshot.cc: Snapshot and Restore).
+#ifndef TESSERA_SECAGG_INTERNAL_CLIENT_IMPL_H_
+#define TESSERA_SECAGG_INTERNAL_CLIENT_IMPL_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "crypto/aead.h"
+#include "crypto/key_agreement.h"
+#include "crypto/secret.h"
+#include "crypto/shamir.h"
+#include "crypto/signature.h"
+#include "proto/secagg.pb.h"
+#include "secagg/client.h"
+
+namespace tessera::v1 {
+class SecAggClientSnapshot;
+}  // namespace tessera::v1
+
+namespace tessera::secagg {
+
+namespace internal {
+
+inline constexpr size_t kDigestBytes = 32;
+
+// Ids non-empty, sorted, without repeats.
+template <typename Container>
+bool StrictlySorted(const Container& ids) {
+  for (size_t i = 0; i < static_cast<size_t>(ids.size()); ++i) {
+    if (ids[i].empty()) return false;
+    if (i > 0 && !(ids[i - 1] < ids[i])) return false;
+  }
+  return true;
+}
+
+// Why a setup is refused: the abort reason and a detail naming the check.
+struct SetupRefusal {
+  v1::SecAggClientAbort reason = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
+  std::string detail;
+};
+
+// The checks Start applies to a setup (and Restore to a snapshot's): this client invited,
+// a threshold within [max(SafeThreshold, policy.min_threshold), n], a well-formed encoding
+// that cannot overflow, vector_words matching it. nullopt if the setup is acceptable.
+std::optional<SetupRefusal> CheckSetup(const std::string& client_id, const ClientPolicy& policy,
+                                       const v1::SecAggSetup& setup);
+
+}  // namespace internal
+
+struct SecAggClient::Impl {
+  // A client of the advertisement list, as this client checked it.
+  struct Peer {
+    std::string id;
+    uint32_t point = 0;  // Shamir x: 1-based position in the list
+    std::optional<crypto::X25519PublicKey> channel_key;
+    std::optional<crypto::X25519PublicKey> mask_key;
+    std::optional<crypto::Verifier> verifier;  // unset for this client itself
+  };
+  // The shares another client sent this one (or this client kept of its own secrets).
+  struct HeldShares {
+    crypto::ShamirShare mask_key;
+    crypto::ShamirShare seed;
+  };
+
+  ClientIdentity identity;
+  ClientPolicy policy;
+  v1::SecAggSetup setup;
+  std::string setup_digest;
+  absl::Time now;
+  const MaskingGraph* graph = nullptr;
+
+  ClientState state = ClientState::kAdvertised;
+  v1::SecAggClientAbort abort_reason = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
+  std::string abort_detail;
+
+  // Secrets: wiped by WipeSecrets() on completion, abort and destruction.
+  std::vector<uint32_t> input;
+  std::optional<crypto::X25519PrivateKey> channel_key;
+  std::optional<crypto::X25519PrivateKey> mask_key;
+  crypto::SecretBytes seed;
+  std::map<std::string, HeldShares> held;  // by owner, this client included
+
+  v1::KeyAdvertisement own_advertisement;
+  std::string session_id;
+  std::vector<v1::AdvertisementEntry> entries;  // the advertisement list as checked
+  std::vector<Peer> peers;                      // in advertisement-list order
+  std::map<std::string, size_t> peer_index;
+  std::vector<std::string> share_holders;
+  std::vector<std::string> signed_survivors;
+
+  ~Impl() { WipeSecrets(); }
+
+  const std::string& self() const { return identity.client_id; }
+  uint32_t threshold() const { return setup.threshold(); }
+
+  void WipeSecrets() {
+    std::fill(input.begin(), input.end(), 0u);
+    input.clear();
+    channel_key.reset();
+    mask_key.reset();
+    seed = crypto::SecretBytes();
+    held.clear();
+  }
+
+  absl::Status Abort(v1::SecAggClientAbort reason, std::string detail) {
+    state = ClientState::kAborted;
+    abort_reason = reason;
+    abort_detail = std::move(detail);
+    WipeSecrets();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "secure aggregation aborted (", v1::SecAggClientAbort_Name(reason), "): ", abort_detail));
+  }
+
+  absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);
+  absl::StatusOr<v1::SecAggClientMessage> OnAdvertisements(const v1::AdvertisementList& list);
+  absl::StatusOr<v1::SecAggClientMessage> OnShareRelay(const v1::ShareRelay& relay);
+  absl::StatusOr<v1::SecAggClientMessage> OnSurvivors(const v1::SurvivorList& list);
+  absl::StatusOr<v1::SecAggClientMessage> OnUnmasking(const v1::UnmaskingRequest& request);
+
+  // OnAdvertisements' checks of the list's entries other than this client's: returns the
+  // checked peers in list order, or the abort.
+  absl::StatusOr<std::vector<Peer>> CheckEntries(
+      const google::protobuf::RepeatedPtrField<v1::AdvertisementEntry>& list);
+  // OnAdvertisements once the list passed: fixes the peers and the session id and makes
+  // the encrypted shares.
+  absl::StatusOr<v1::SecAggClientMessage> ShareKeys(std::vector<Peer> checked);
+  // OnShareRelay's checks of the shares: stores the shares addressed to this client, or
+  // aborts.
+  absl::Status TakeShares(const v1::ShareRelay& relay);
+  // y = x + self mask + sum over neighbouring share holders of +-pairwise mask.
+  absl::StatusOr<std::vector<uint32_t>> MaskedInput(
+      const google::protobuf::RepeatedPtrField<std::string>& holders);
+
+  // A peer from its checked entry at 1-based `point`: public keys parsed, a verifier made
+  // from its certificate unless it is this client. The caller has checked the certificate.
+  absl::StatusOr<Peer> PeerFrom(const v1::AdvertisementEntry& entry, uint32_t point) const;
+  // Fixes peers and peer_index from `checked` (list order).
+  void SetPeers(std::vector<Peer> checked);
+
+  // client_snapshot.cc: the snapshot of this state (secrets included), and this state
+  // from a snapshot (identity, policy and graph already set); DATA_LOSS if inconsistent.
+  void FillSnapshot(v1::SecAggClientSnapshot& snapshot) const;
+  absl::Status RestoreFrom(const v1::SecAggClientSnapshot& snapshot);
+  absl::Status RestoreSecrets(const v1::SecAggClientSnapshot& snapshot);
+  absl::Status RestoreList(const v1::SecAggClientSnapshot& snapshot);
+  absl::Status RestoreRounds(const v1::SecAggClientSnapshot& snapshot);
+
+  // The share channel with `peer` (an entry of the list other than this client).
+  absl::StatusOr<crypto::AesGcm256> Channel(const Peer& peer) const;
+  // The plaintext of a share ciphertext from `sender` to this client, or an error if it
+  // does not authenticate.
+  absl::StatusOr<crypto::SecretBytes> OpenShare(const Peer& sender,
+                                                const std::string& ciphertext) const;
+};
+
+}  // namespace tessera::secagg
+
+#endif  // TESSERA_SECAGG_INTERNAL_CLIENT_IMPL_H_

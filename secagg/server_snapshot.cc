@@ -1,0 +1,262 @@
+// SecAggServer::Snapshot and Restore: the server's state at a step boundary as a
+// v1::SecAggServerSnapshot. Nothing secret passes through here: the state at a boundary
+// holds no plaintext share (see server.h).
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "crypto/key_agreement.h"
+#include "crypto/signature.h"
+#include "proto/secagg_state.pb.h"
+#include "secagg/internal/server_impl.h"
+#include "secagg/internal/wire.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+
+namespace tessera::secagg {
+
+using crypto::Verifier;
+using crypto::X25519PrivateKey;
+using crypto::X25519PublicKey;
+namespace {
+
+constexpr uint32_t kServerSnapshotVersion = 1;
+constexpr size_t kDigestBytes = 32;
+
+absl::Status Loss(absl::string_view what) {
+  return absl::DataLossError(absl::StrCat("secure-aggregation server snapshot: ", what));
+}
+
+// Ids sorted, without repeats, each accepted by `known`.
+template <typename Container, typename Known>
+bool SortedKnown(const Container& ids, Known known) {
+  for (size_t i = 0; i < static_cast<size_t>(ids.size()); ++i) {
+    if (!known(ids[i]) || (i > 0 && !(ids[i - 1] < ids[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::SecAggServerSnapshot> SecAggServer::Snapshot() const {
+  const Impl& s = *impl_;
+  if (s.state == ServerState::kCompleted) {
+    return absl::FailedPreconditionError(
+        "a completed secure-aggregation session has no snapshot (it would hold the sum)");
+  }
+  if (s.state == ServerState::kCollecting && !s.answered.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a secure-aggregation snapshot is taken only at a step boundary; answers of ",
+                     v1::SecAggRound_Name(s.round), " were already accepted"));
+  }
+  v1::SecAggServerSnapshot snapshot;
+  s.FillSnapshot(snapshot);
+  return snapshot;
+}
+
+void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot) const {
+  snapshot.set_version(kServerSnapshotVersion);
+  *snapshot.mutable_setup() = setup;
+  snapshot.set_state(state == ServerState::kAborted ? v1::SECAGG_SERVER_ABORTED
+                                                    : v1::SECAGG_SERVER_COLLECTING);
+  snapshot.set_round(round);
+  snapshot.set_abort_reason(abort_reason);
+  snapshot.set_abort_detail(abort_detail);
+  for (const ClientDrop& drop : drops) {
+    v1::SecAggDropRecord* record = snapshot.add_drops();
+    record->set_client_id(drop.client_id);
+    record->set_round(drop.round);
+    record->set_reason(drop.reason);
+    record->set_detail(drop.detail);
+  }
+  snapshot.mutable_expected()->Add(expected.begin(), expected.end());
+  snapshot.mutable_dropped()->Add(dropped.begin(), dropped.end());
+  for (const auto& [id, client] : clients) {
+    v1::SecAggServerClient* out = snapshot.add_clients();
+    out->set_client_id(id);
+    *out->mutable_advertisement() = client.advertisement;
+    out->set_point(client.point);
+    out->set_self_mask_commitment(client.commitment);
+  }
+  snapshot.set_session_id(session_id);
+  snapshot.mutable_share_holders()->Add(holders.begin(), holders.end());
+  for (const auto& [receiver, relay] : relays) {
+    v1::SecAggShareRelayEntry* entry = snapshot.add_relays();
+    entry->set_receiver(receiver);
+    *entry->mutable_relay() = relay;
+  }
+  if (!sum.empty()) snapshot.set_masked_sum(internal::WordsToBytes(sum));
+  snapshot.mutable_survivors()->Add(survivors.begin(), survivors.end());
+  snapshot.mutable_dropped_holders()->Add(dropped_holders.begin(), dropped_holders.end());
+  if (round == v1::SECAGG_UNMASKING) *snapshot.mutable_unmasking_request() = unmasking_request;
+}
+
+absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Restore(
+    const v1::SecAggServerSnapshot& snapshot, ServerOptions options) {
+  if (snapshot.version() != kServerSnapshotVersion) {
+    return Loss(
+        absl::StrCat("version ", snapshot.version(), ", expected ", kServerSnapshotVersion));
+  }
+  if (absl::Status valid = internal::ValidateServerSetup(snapshot.setup(), options); !valid.ok()) {
+    return Loss(absl::StrCat("its setup is refused: ", valid.message()));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->graph = options.graph != nullptr ? options.graph : &CompleteGraph();
+  impl->options = std::move(options);
+  ASSIGN_OR_RETURN(X25519PrivateKey probe, X25519PrivateKey::Generate());
+  impl->probe.emplace(std::move(probe));
+  RETURN_IF_ERROR(impl->RestoreFrom(snapshot));
+  return std::unique_ptr<SecAggServer>(new SecAggServer(std::move(impl)));
+}
+
+absl::Status SecAggServer::Impl::RestoreFrom(const v1::SecAggServerSnapshot& snapshot) {
+  setup = snapshot.setup();
+  setup_digest = SetupDigest(setup);
+  if (snapshot.state() != v1::SECAGG_SERVER_COLLECTING &&
+      snapshot.state() != v1::SECAGG_SERVER_ABORTED) {
+    return Loss("the state is neither collecting nor aborted");
+  }
+  state = snapshot.state() == v1::SECAGG_SERVER_ABORTED ? ServerState::kAborted
+                                                        : ServerState::kCollecting;
+  if (snapshot.round() < v1::SECAGG_ADVERTISE_KEYS || snapshot.round() > v1::SECAGG_UNMASKING) {
+    return Loss("unknown round");
+  }
+  round = snapshot.round();
+  abort_reason = snapshot.abort_reason();
+  abort_detail = snapshot.abort_detail();
+  if ((state == ServerState::kAborted) != (abort_reason != v1::SECAGG_SERVER_ABORT_UNSPECIFIED)) {
+    return Loss("the abort reason does not match the state");
+  }
+  const auto invited = [this](const std::string& id) {
+    return std::binary_search(setup.invited().begin(), setup.invited().end(), id);
+  };
+  for (const v1::SecAggDropRecord& record : snapshot.drops()) {
+    if (!invited(record.client_id())) return Loss("a drop of a client never invited");
+    drops.push_back(
+        ClientDrop{record.client_id(), record.round(), record.reason(), record.detail()});
+  }
+  if (!SortedKnown(snapshot.expected(), invited) || !SortedKnown(snapshot.dropped(), invited)) {
+    return Loss("expected or dropped clients that were never invited");
+  }
+  expected.insert(snapshot.expected().begin(), snapshot.expected().end());
+  dropped.insert(snapshot.dropped().begin(), snapshot.dropped().end());
+  RETURN_IF_ERROR(RestoreClients(snapshot));
+  return RestoreRounds(snapshot);
+}
+
+absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& snapshot) {
+  const auto& listed = snapshot.clients();
+  if (state == ServerState::kCollecting && round == v1::SECAGG_ADVERTISE_KEYS && !listed.empty()) {
+    return Loss("advertisements accepted before the step boundary");
+  }
+  for (int i = 0; i < listed.size(); ++i) {
+    const v1::SecAggServerClient& record = listed[i];
+    const v1::KeyAdvertisement& ad = record.advertisement();
+    if (!std::binary_search(setup.invited().begin(), setup.invited().end(), record.client_id()) ||
+        (i > 0 && !(listed[i - 1].client_id() < record.client_id()))) {
+      return Loss("the clients are not sorted or were never invited");
+    }
+    auto verifier = Verifier::Create(ad.certificate());
+    if (!verifier.ok() || !X25519PublicKey::FromBytes(ad.channel_public_key()).ok() ||
+        !X25519PublicKey::FromBytes(ad.mask_public_key()).ok() ||
+        record.point() != static_cast<uint32_t>(i + 1) ||
+        (!record.self_mask_commitment().empty() &&
+         record.self_mask_commitment().size() != kDigestBytes)) {
+      return Loss(absl::StrCat("the record of ", record.client_id(), " is malformed"));
+    }
+    Client& client = clients[record.client_id()];
+    client.advertisement = ad;
+    client.verifier.emplace(*std::move(verifier));
+    client.point = record.point();
+    client.commitment = record.self_mask_commitment();
+    public_keys.insert(ad.channel_public_key());
+    public_keys.insert(ad.mask_public_key());
+  }
+  if (listed.empty() || snapshot.session_id().empty()) {
+    if (state == ServerState::kCollecting && round > v1::SECAGG_ADVERTISE_KEYS) {
+      return Loss("the advertised clients or the session id are missing");
+    }
+    return absl::OkStatus();
+  }
+  for (const auto& [id, client] : clients) {
+    v1::AdvertisementEntry* entry = advertisement_list.add_entries();
+    entry->set_client_id(id);
+    *entry->mutable_advertisement() = client.advertisement;
+  }
+  const std::vector<v1::AdvertisementEntry> entries(advertisement_list.entries().begin(),
+                                                    advertisement_list.entries().end());
+  session_id = SessionId(setup_digest, entries);
+  if (snapshot.session_id() != session_id) return Loss("the session id does not match");
+  // The list is posted only in SHARE_KEYS (CloseShareKeys clears it).
+  if (state != ServerState::kCollecting || round != v1::SECAGG_SHARE_KEYS) {
+    advertisement_list.Clear();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& snapshot) {
+  const bool collecting = state == ServerState::kCollecting;
+  const auto advertised = [this](const std::string& id) { return clients.contains(id); };
+  if (collecting && round > v1::SECAGG_ADVERTISE_KEYS &&
+      !std::all_of(expected.begin(), expected.end(), advertised)) {
+    return Loss("an expected client never advertised");
+  }
+  const auto& holder_ids = snapshot.share_holders();
+  const auto committed = [this](const std::string& id) {
+    return clients.contains(id) && clients.at(id).commitment.size() == kDigestBytes;
+  };
+  if (!SortedKnown(holder_ids, committed) ||
+      (collecting && (round >= v1::SECAGG_MASKED_INPUT) != !holder_ids.empty())) {
+    return Loss("the share holders do not fit the round");
+  }
+  holders.assign(holder_ids.begin(), holder_ids.end());
+  const auto is_holder = [this](const std::string& id) {
+    return std::binary_search(holders.begin(), holders.end(), id);
+  };
+  for (const v1::SecAggShareRelayEntry& entry : snapshot.relays()) {
+    if (!is_holder(entry.receiver()) || !relays.emplace(entry.receiver(), entry.relay()).second) {
+      return Loss("a relay for a client that is not a share holder");
+    }
+  }
+  if (collecting && round == v1::SECAGG_MASKED_INPUT && relays.size() != holders.size()) {
+    return Loss("a share holder's relay is missing");
+  }
+  const bool summing = collecting && round >= v1::SECAGG_MASKED_INPUT;
+  if (snapshot.masked_sum().size() != (summing ? size_t{setup.vector_words()} * 4 : 0)) {
+    return Loss("the running sum does not fit the round");
+  }
+  sum.resize(summing ? setup.vector_words() : 0);
+  internal::BytesToWords(snapshot.masked_sum(), sum);
+  // Survivors and dropped holders partition the share holders once the masked inputs
+  // are in (and the survivors are at least the threshold while collecting).
+  survivors.assign(snapshot.survivors().begin(), snapshot.survivors().end());
+  dropped_holders.assign(snapshot.dropped_holders().begin(), snapshot.dropped_holders().end());
+  const bool partitioned = !survivors.empty() || !dropped_holders.empty();
+  const bool disjoint =
+      std::none_of(dropped_holders.begin(), dropped_holders.end(), [this](const std::string& id) {
+        return std::binary_search(survivors.begin(), survivors.end(), id);
+      });
+  if (!SortedKnown(survivors, is_holder) || !SortedKnown(dropped_holders, is_holder) || !disjoint ||
+      (partitioned && survivors.size() + dropped_holders.size() != holders.size()) ||
+      (collecting &&
+       (round >= v1::SECAGG_CONSISTENCY_CHECK) != (survivors.size() >= threshold()))) {
+    return Loss("the survivors do not fit the round or the share holders");
+  }
+  const v1::UnmaskingRequest& request = snapshot.unmasking_request();
+  if (collecting && round == v1::SECAGG_UNMASKING &&
+      (!std::equal(request.survivors().begin(), request.survivors().end(), survivors.begin(),
+                   survivors.end()) ||
+       !std::equal(request.dropped().begin(), request.dropped().end(), dropped_holders.begin(),
+                   dropped_holders.end()) ||
+       static_cast<uint32_t>(request.signatures_size()) < threshold())) {
+    return Loss("the unmasking request does not fit the survivors");
+  }
+  if (round == v1::SECAGG_UNMASKING) unmasking_request = request;
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::secagg

@@ -1,0 +1,51 @@
+// How each stage's contribution vector (proto/contribution_layout.h) is encoded into the
+// 32-bit words secure aggregation sums (secagg/vector_codec.h), for `num_invited` clients.
+// The coordinator puts the encoding in the session setup and every site derives it again
+// from the spec itself and refuses a setup whose encoding differs, so the coordinator
+// cannot choose an encoding that makes a site's values saturate or tell anything.
+//
+//   STATISTICS  one WIDE segment, 24 fractional bits, 4 limbs (exact-enough sums and sums
+//               of squares of any realistic feature)
+//   FIT         BOUNDED weight in [0, 1], then BOUNDED weighted deltas in [-clip, clip]
+//   EVALUATE    one WIDE segment, 16 fractional bits, 3 limbs
+//   ANALYTICS   one WIDE segment, 40 fractional bits, 4 limbs (integer columns sum exactly,
+//               decimals to ~1e-12 relative)
+// with the most bits per word that cannot overflow for that many clients (WIDE words one
+// bit less than BOUNDED ones: their top limb is signed and the others unsigned).
+//
+// Pure functions; thread-safe.
+#ifndef TESSERA_SECAGG_STAGE_ENCODING_H_
+#define TESSERA_SECAGG_STAGE_ENCODING_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "proto/federation.pb.h"
+#include "proto/secagg.pb.h"
+#include "proto/task.pb.h"
+
+namespace tessera::secagg {
+
+// The encoding of `stage`'s vector for `spec` (with defaults applied) and `num_invited`
+// clients: the vector length from the proto layouts (STATISTICS: StatisticsLength of the
+// features plus the label when proto::StatisticsIncludeLabel; FIT: proto::NumParameters;
+// EVALUATE: proto::MakeEvaluationLayout; ANALYTICS: proto::AnalyticsLength), the clip
+// bound from spec.secure_aggregation().clip(). The result passes ValidateEncoding for
+// `num_invited` parties. INVALID_ARGUMENT for a stage without a secure-aggregation vector,
+// no invited clients, a clip that is not positive and finite, or a spec the layouts refuse
+// (or whose vector is empty).
+absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::Stage stage,
+                                                 uint32_t num_invited);
+
+// The encodings StageEncoding returns, from the vector's size: the number of columns pooled
+// (features, plus the label when pooled), of model parameters, of evaluation values and of
+// analytics values.
+v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited);
+v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);
+v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited);
+v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited);
+
+}  // namespace tessera::secagg
+
+#endif  // TESSERA_SECAGG_STAGE_ENCODING_H_

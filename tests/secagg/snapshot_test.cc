@@ -1,0 +1,545 @@
+// Durable sessions: both state machines snapshotted at every step boundary, serialised,
+// destroyed and restored continue the same session to the same sum; restored clients
+// answer like the originals; the server's snapshots never hold an unmasking share, a seed
+// or a key; corrupted or mismatched snapshots are refused with DATA_LOSS; dropouts and
+// aborts survive.
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "crypto/signature.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "gtest/gtest.h"
+#include "proto/secagg_state.pb.h"
+#include "secagg/client.h"
+#include "secagg/protocol.h"
+#include "secagg/server.h"
+#include "tests/secagg/secagg_harness.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::secagg {
+namespace {
+
+using ::tessera::testing::StatusIs;
+using ::testing::ElementsAreArray;
+using testing::Federation;
+using ::testing::IsEmpty;
+using testing::MakeSetup;
+using testing::Session;
+using testing::SessionOptions;
+using testing::TestWords;
+
+constexpr uint32_t kWords = 200;
+
+std::string Deterministic(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    EXPECT_TRUE(message.SerializeToCodedStream(&coded));
+  }
+  return bytes;
+}
+
+std::map<std::string, std::string> OutgoingBytes(const SecAggServer& server) {
+  std::map<std::string, std::string> out;
+  for (const auto& [id, message] : server.Outgoing()) out[id] = Deterministic(message);
+  return out;
+}
+
+v1::SecAggClientSnapshot ParseClient(const crypto::SecretBytes& bytes) {
+  v1::SecAggClientSnapshot snapshot;
+  EXPECT_TRUE(snapshot.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  return snapshot;
+}
+
+crypto::SecretBytes SerializeClient(const v1::SecAggClientSnapshot& snapshot) {
+  return crypto::SecretBytes(snapshot.SerializeAsString());
+}
+
+bool HasSecrets(const v1::SecAggClientSnapshot& snapshot) {
+  return !snapshot.input().empty() || !snapshot.channel_private_key().empty() ||
+         !snapshot.mask_private_key().empty() || !snapshot.self_mask_seed().empty() ||
+         snapshot.held_shares_size() > 0;
+}
+
+class SnapshotTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto federation = Federation::Create(7);
+    ASSERT_TRUE(federation.ok()) << federation.status();
+    federation_ = federation->release();
+  }
+  static void TearDownTestSuite() {
+    delete federation_;
+    federation_ = nullptr;
+  }
+
+  static std::vector<std::string> Ids(int n) {
+    return std::vector<std::string>(federation_->ids().begin(), federation_->ids().begin() + n);
+  }
+  static std::map<std::string, std::vector<uint32_t>> Inputs(const std::vector<std::string>& ids) {
+    std::map<std::string, std::vector<uint32_t>> inputs;
+    uint64_t seed = 100;
+    for (const std::string& id : ids) inputs[id] = TestWords(seed++, kWords);
+    return inputs;
+  }
+
+  // Restarts the server and every started client; the server posts the same messages.
+  static void RestartEverything(Session& session) {
+    const std::map<std::string, std::string> before = OutgoingBytes(session.server());
+    ASSERT_OK(session.RestartServer());
+    EXPECT_EQ(OutgoingBytes(session.server()), before);
+    for (const std::string& id : session.started_clients()) {
+      SCOPED_TRACE(id);
+      ASSERT_OK(session.RestartClient(id));
+    }
+  }
+
+  static Federation* federation_;
+};
+
+Federation* SnapshotTest::federation_ = nullptr;
+
+// ---- restarts at each step boundary ----
+
+// The boundary: 0 = right after Create, k = right after the k-th CloseRound.
+class BoundaryTest : public SnapshotTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(BoundaryTest, BothSidesRestartedContinueToTheSameSum) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(session.Init());
+  for (int k = 0; k < GetParam(); ++k) ASSERT_EQ(session.Step(), ServerState::kCollecting);
+  RestartEverything(session);
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(ids));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(ids));
+  for (const std::string& id : ids) {
+    EXPECT_EQ(session.client(id)->state(), ClientState::kCompleted) << id;
+  }
+}
+
+TEST_P(BoundaryTest, DropoutsSurviveARestart) {
+  // Seven clients, threshold 5: one gone after advertising, one after its masked input.
+  const auto ids = Ids(7);
+  SessionOptions options;
+  options.stop_at[ids[1]] = v1::SECAGG_SHARE_KEYS;
+  options.stop_at[ids[4]] = v1::SECAGG_CONSISTENCY_CHECK;
+  Session session(*federation_, MakeSetup(ids, 5, kWords), Inputs(ids), options);
+  ASSERT_OK(session.Init());
+  for (int k = 0; k < GetParam(); ++k) ASSERT_EQ(session.Step(), ServerState::kCollecting);
+  RestartEverything(session);
+  ASSERT_EQ(session.Run(), ServerState::kCompleted) << session.server().abort_detail();
+  const std::vector<std::string> survivors = {ids[0], ids[2], ids[3], ids[4], ids[5], ids[6]};
+  EXPECT_THAT(session.server().survivors(), ElementsAreArray(survivors));
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+  ASSERT_EQ(session.server().drops().size(), 2u);
+  EXPECT_EQ(session.server().drops()[0].client_id, ids[1]);
+  EXPECT_EQ(session.server().drops()[0].round, v1::SECAGG_SHARE_KEYS);
+  EXPECT_EQ(session.server().drops()[0].reason, v1::SECAGG_DROP_NO_ANSWER);
+  EXPECT_EQ(session.server().drops()[1].client_id, ids[4]);
+  EXPECT_EQ(session.server().drops()[1].round, v1::SECAGG_CONSISTENCY_CHECK);
+}
+
+std::string BoundaryName(const ::testing::TestParamInfo<int>& info) {
+  static const char* const kNames[] = {"AfterCreate", "BeforeShareKeys", "BeforeMaskedInput",
+                                       "BeforeConsistencyCheck", "BeforeUnmasking"};
+  return kNames[info.param];
+}
+
+INSTANTIATE_TEST_SUITE_P(Boundaries, BoundaryTest, ::testing::Range(0, 5), BoundaryName);
+
+TEST_F(SnapshotTest, RestartsAtEveryBoundaryOfOneSession) {
+  const auto ids = Ids(7);
+  SessionOptions options;
+  options.stop_at[ids[6]] = v1::SECAGG_MASKED_INPUT;  // a dropped share holder
+  Session session(*federation_, MakeSetup(ids, 5, kWords), Inputs(ids), options);
+  ASSERT_OK(session.Init());
+  while (session.server().state() == ServerState::kCollecting) {
+    RestartEverything(session);
+    session.Step();
+  }
+  ASSERT_EQ(session.server().state(), ServerState::kCompleted) << session.server().abort_detail();
+  const auto survivors = Ids(6);
+  EXPECT_EQ(session.server().sum(), session.ExpectedSum(survivors));
+  EXPECT_THAT(session.server().Snapshot(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// ---- restored clients answer like the originals ----
+
+TEST_F(SnapshotTest, RestoredClientsAnswerLikeTheOriginals) {
+  const auto ids = Ids(5);
+  for (int step = 1; step <= 4; ++step) {
+    SCOPED_TRACE(absl::StrCat("after step ", step));
+    Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+    ASSERT_OK(session.Init());
+    for (int k = 0; k < step; ++k) session.Step();
+    const v1::SecAggRound round = session.server().round();
+    const auto outgoing = session.server().Outgoing();
+    for (const std::string& id : ids) {
+      SCOPED_TRACE(id);
+      SecAggClient* original = session.client(id);
+      const crypto::SecretBytes snapshot = original->Snapshot();
+      ASSERT_OK_AND_ASSIGN(
+          std::unique_ptr<SecAggClient> copy,
+          SecAggClient::Restore(federation_->Identity(id), ClientPolicy(), snapshot));
+      EXPECT_EQ(copy->state(), original->state());
+      EXPECT_EQ(copy->session_id(), original->session_id());
+      ASSERT_OK_AND_ASSIGN(v1::SecAggClientMessage a, original->Handle(outgoing.at(id)));
+      ASSERT_OK_AND_ASSIGN(v1::SecAggClientMessage b, copy->Handle(outgoing.at(id)));
+      EXPECT_EQ(copy->state(), original->state());
+      switch (round) {
+        case v1::SECAGG_SHARE_KEYS: {
+          // Fresh Shamir coefficients and GCM nonces: the same shape, other ciphertexts.
+          EXPECT_EQ(a.share_keys().self_mask_commitment(), b.share_keys().self_mask_commitment());
+          ASSERT_EQ(a.share_keys().shares_size(), b.share_keys().shares_size());
+          for (int i = 0; i < a.share_keys().shares_size(); ++i) {
+            const v1::EncryptedShare& x = a.share_keys().shares(i);
+            const v1::EncryptedShare& y = b.share_keys().shares(i);
+            EXPECT_EQ(x.receiver(), y.receiver());
+            EXPECT_EQ(x.ciphertext().size(), y.ciphertext().size());
+            EXPECT_NE(x.ciphertext(), y.ciphertext());
+          }
+          break;
+        }
+        case v1::SECAGG_CONSISTENCY_CHECK: {
+          // ECDSA is randomised: two valid signatures over the same survivor set.
+          ASSERT_OK_AND_ASSIGN(crypto::Verifier verifier,
+                               crypto::Verifier::Create(federation_->party(id).cert_pem));
+          const std::vector<std::string> survivors(
+              outgoing.at(id).survivor_list().survivors().begin(),
+              outgoing.at(id).survivor_list().survivors().end());
+          const std::string input = ConsistencySigningInput(original->session_id(), survivors);
+          EXPECT_OK(verifier.Verify(input, a.consistency().signature()));
+          EXPECT_OK(verifier.Verify(input, b.consistency().signature()));
+          break;
+        }
+        default:
+          EXPECT_EQ(Deterministic(a), Deterministic(b));
+          // And the states they are left in are the same, secrets and all.
+          EXPECT_TRUE(original->Snapshot().Equals(copy->Snapshot()));
+          break;
+      }
+    }
+  }
+}
+
+TEST_F(SnapshotTest, RestoredClientsAbortLikeTheOriginals) {
+  const auto ids = Ids(5);
+  for (int step = 1; step <= 4; ++step) {
+    SCOPED_TRACE(absl::StrCat("after step ", step));
+    Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+    ASSERT_OK(session.Init());
+    for (int k = 0; k < step; ++k) session.Step();
+    const auto outgoing = session.server().Outgoing();
+    // ids[0] a message under another round label, ids[1] an emptied message, ids[2] its
+    // own message but for another client's view (what ids[3] was sent).
+    std::map<std::string, v1::SecAggServerMessage> tampered;
+    tampered[ids[0]] = outgoing.at(ids[0]);
+    tampered[ids[0]].set_round(v1::SECAGG_ADVERTISE_KEYS);
+    tampered[ids[1]].set_round(outgoing.at(ids[1]).round());
+    tampered[ids[2]] = outgoing.at(ids[3]);
+    for (const auto& [id, message] : tampered) {
+      SCOPED_TRACE(id);
+      SecAggClient* original = session.client(id);
+      ASSERT_OK_AND_ASSIGN(
+          std::unique_ptr<SecAggClient> copy,
+          SecAggClient::Restore(federation_->Identity(id), ClientPolicy(), original->Snapshot()));
+      const absl::Status a = original->Handle(message).status();
+      const absl::Status b = copy->Handle(message).status();
+      EXPECT_EQ(a, b);
+      EXPECT_EQ(copy->state(), original->state());
+      EXPECT_EQ(copy->abort_reason(), original->abort_reason());
+      EXPECT_EQ(copy->abort_detail(), original->abort_detail());
+    }
+  }
+}
+
+TEST_F(SnapshotTest, RestoredCompletedClientRefusesASecondUnmaskingRequest) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kCompleted);
+  ASSERT_OK_AND_ASSIGN(std::string bytes, session.RestartClient(ids[2]));
+  EXPECT_FALSE(HasSecrets(ParseClient(crypto::SecretBytes(std::move(bytes)))));
+  SecAggClient* client = session.client(ids[2]);
+  ASSERT_EQ(client->state(), ClientState::kCompleted);
+  EXPECT_THAT(client->Handle(session.delivered().at(v1::SECAGG_UNMASKING).at(ids[2])),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(client->abort_reason(), v1::SECAGG_SECOND_UNMASKING_REQUEST);
+}
+
+// ---- the server's snapshots hold nothing secret ----
+
+TEST_F(SnapshotTest, ServerSnapshotsNeverHoldAShareASeedOrAKey) {
+  // Seven clients, threshold 5, one dropped after sharing its keys: the unmasking
+  // releases shares of every survivor's seed and of the dropped client's mask key.
+  const auto ids = Ids(7);
+  SessionOptions options;
+  options.stop_at[ids[3]] = v1::SECAGG_MASKED_INPUT;
+  Session session(*federation_, MakeSetup(ids, 5, kWords), Inputs(ids), options);
+  ASSERT_OK(session.Init());
+  std::vector<std::string> server_snapshots;
+  std::set<std::string> secrets;
+  while (session.server().state() == ServerState::kCollecting) {
+    ASSERT_OK_AND_ASSIGN(std::string bytes, session.RestartServer());
+    server_snapshots.push_back(std::move(bytes));
+    for (const std::string& id : session.started_clients()) {
+      const v1::SecAggClientSnapshot client = ParseClient(session.client(id)->Snapshot());
+      for (const std::string& secret : {client.input(), client.channel_private_key(),
+                                        client.mask_private_key(), client.self_mask_seed()}) {
+        if (!secret.empty()) secrets.insert(secret);
+      }
+      for (const v1::SecAggHeldShares& held : client.held_shares()) {
+        secrets.insert(held.mask_key_share());
+        secrets.insert(held.seed_share());
+      }
+    }
+    session.Step();
+  }
+  ASSERT_EQ(session.server().state(), ServerState::kCompleted) << session.server().abort_detail();
+  size_t released = 0;
+  for (const auto& [id, message] : session.sent().at(v1::SECAGG_UNMASKING)) {
+    for (const v1::UnmaskingShare& share : message.unmasking().shares()) {
+      secrets.insert(share.share());
+      ++released;
+    }
+  }
+  EXPECT_EQ(released, 6u * 7u);  // six releasers: six seeds and one mask key each
+  ASSERT_EQ(server_snapshots.size(), 5u);
+  for (const std::string& secret : secrets) {
+    ASSERT_GE(secret.size(), 32u);
+    for (size_t i = 0; i < server_snapshots.size(); ++i) {
+      EXPECT_EQ(server_snapshots[i].find(secret), std::string::npos) << "snapshot " << i;
+    }
+  }
+}
+
+TEST_F(SnapshotTest, ServerSnapshotsOnlyAtAStepBoundary) {
+  const auto ids = Ids(5);
+  for (int step = 0; step < 5; ++step) {
+    SCOPED_TRACE(absl::StrCat("round after step ", step));
+    Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+    ASSERT_OK(session.Init());
+    for (int k = 0; k < step; ++k) session.Step();
+    // Answers held back and a client dropped: still a boundary.
+    session.Deliver({ids.begin(), ids.end()});
+    session.server().Drop(ids[4], v1::SECAGG_DROP_CLIENT_ABORTED, "declined");
+    ASSERT_OK(session.RestartServer());
+    EXPECT_FALSE(session.server().Pending().contains(ids[4]));
+    EXPECT_EQ(session.server().drops().size(), 1u);
+    // One answer accepted: mid-step (in UNMASKING it holds plaintext shares).
+    ASSERT_OK(session.server().Receive(ids[0], session.held().at(ids[0])));
+    EXPECT_THAT(session.server().Snapshot(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    for (const std::string& id : {ids[1], ids[2], ids[3]}) {
+      ASSERT_OK(session.server().Receive(id, session.held().at(id)));
+    }
+    EXPECT_NE(session.server().CloseRound(), ServerState::kAborted);
+  }
+}
+
+// ---- aborts survive ----
+
+TEST_F(SnapshotTest, AbortedServerStaysAbortedAfterARestart) {
+  const auto ids = Ids(5);
+  SessionOptions options;
+  options.stop_at[ids[0]] = v1::SECAGG_MASKED_INPUT;
+  options.stop_at[ids[1]] = v1::SECAGG_MASKED_INPUT;
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids), options);
+  ASSERT_OK(session.Init());
+  ASSERT_EQ(session.Run(), ServerState::kAborted);
+  const std::string detail = session.server().abort_detail();
+  const size_t drops = session.server().drops().size();
+  ASSERT_OK(session.RestartServer());
+  SecAggServer& server = session.server();
+  EXPECT_EQ(server.state(), ServerState::kAborted);
+  EXPECT_EQ(server.abort_reason(), v1::SECAGG_SERVER_TOO_FEW_CLIENTS);
+  EXPECT_EQ(server.abort_detail(), detail);
+  EXPECT_EQ(server.drops().size(), drops);
+  EXPECT_THAT(server.Outgoing(), IsEmpty());
+  EXPECT_THAT(server.sum(), IsEmpty());
+  EXPECT_THAT(server.Receive(ids[2], session.sent().at(v1::SECAGG_MASKED_INPUT).at(ids[2])),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  // A cancelled session too.
+  Session cancelled(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(cancelled.Init());
+  cancelled.Step();
+  cancelled.server().Cancel();
+  ASSERT_OK(cancelled.RestartServer());
+  EXPECT_EQ(cancelled.server().abort_reason(), v1::SECAGG_SERVER_CANCELLED);
+}
+
+TEST_F(SnapshotTest, AbortedClientStaysAbortedAfterARestart) {
+  const auto ids = Ids(5);
+  SessionOptions options;
+  options.to_client = [&](v1::SecAggRound round, const std::string& recipient,
+                          v1::SecAggServerMessage& message) {
+    if (round == v1::SECAGG_MASKED_INPUT && recipient == ids[0]) {
+      message.mutable_share_relay()->add_share_holders("zz-stranger");
+    }
+  };
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids), options);
+  ASSERT_OK(session.Init());
+  session.Run();
+  SecAggClient* victim = session.client(ids[0]);
+  ASSERT_EQ(victim->abort_reason(), v1::SECAGG_NOT_A_SUBSET);
+  const std::string detail = victim->abort_detail();
+  ASSERT_OK_AND_ASSIGN(std::string bytes, session.RestartClient(ids[0]));
+  EXPECT_FALSE(HasSecrets(ParseClient(crypto::SecretBytes(std::move(bytes)))));
+  victim = session.client(ids[0]);
+  EXPECT_EQ(victim->state(), ClientState::kAborted);
+  EXPECT_EQ(victim->abort_reason(), v1::SECAGG_NOT_A_SUBSET);
+  EXPECT_EQ(victim->abort_detail(), detail);
+  EXPECT_THAT(victim->Handle(session.delivered().at(v1::SECAGG_MASKED_INPUT).at(ids[0])),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(victim->abort_reason(), v1::SECAGG_NOT_A_SUBSET);
+}
+
+// ---- corrupted and mismatched snapshots ----
+
+TEST_F(SnapshotTest, ClientRefusesCorruptedOrMismatchedSnapshots) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(session.Init());
+  session.Step();
+  const v1::SecAggClientSnapshot advertised = ParseClient(session.client(ids[0])->Snapshot());
+  session.Step();
+  session.Step();
+  const v1::SecAggClientSnapshot relayed = ParseClient(session.client(ids[0])->Snapshot());
+  ASSERT_EQ(relayed.state(), v1::SECAGG_CLIENT_MASKED_INPUT_SENT);
+  const ClientIdentity identity = federation_->Identity(ids[0]);
+  EXPECT_OK(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(advertised)));
+  EXPECT_OK(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(relayed)));
+
+  using Change = std::function<void(v1::SecAggClientSnapshot&)>;
+  const std::vector<std::pair<const char*, Change>> changes = {
+      {"version", [](auto& s) { s.set_version(2); }},
+      {"client id", [](auto& s) { s.set_client_id("site-99"); }},
+      {"state", [](auto& s) { s.set_state(v1::SECAGG_CLIENT_STATE_UNSPECIFIED); }},
+      {"abort reason while running",
+       [](auto& s) { s.set_abort_reason(v1::SECAGG_CORRUPTED_SHARE); }},
+      {"setup threshold", [](auto& s) { s.mutable_setup()->set_threshold(3); }},
+      {"setup nonce", [](auto& s) { (*s.mutable_setup()->mutable_session_nonce())[0] ^= 1; }},
+      {"short key", [](auto& s) { s.mutable_mask_private_key()->pop_back(); }},
+      {"another key", [](auto& s) { (*s.mutable_channel_private_key())[9] ^= 1; }},
+      {"seed missing", [](auto& s) { s.clear_self_mask_seed(); }},
+      {"input left", [](auto& s) { s.set_input(std::string(4 * kWords, 'i')); }},
+      {"session id", [](auto& s) { (*s.mutable_session_id())[0] ^= 1; }},
+      {"list entry", [](auto& s) { s.mutable_advertisement_entries()->RemoveLast(); }},
+      {"own entry",
+       [](auto& s) {
+         (*s.mutable_advertisement_entries(0)->mutable_advertisement()->mutable_signature())[5] ^=
+             1;
+       }},
+      {"held share missing", [](auto& s) { s.mutable_held_shares()->RemoveLast(); }},
+      {"held share at another point",
+       [](auto& s) { (*s.mutable_held_shares(1)->mutable_seed_share())[0] ^= 3; }},
+      {"share holders", [](auto& s) { s.mutable_share_holders()->RemoveLast(); }},
+      {"signed survivors before signing", [](auto& s) { s.add_signed_survivors("site-00"); }},
+      {"wiped secrets", [](auto& s) { s.set_state(v1::SECAGG_CLIENT_COMPLETED); }},
+  };
+  for (const auto& [name, change] : changes) {
+    SCOPED_TRACE(name);
+    v1::SecAggClientSnapshot changed = relayed;
+    change(changed);
+    EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(changed)),
+                StatusIs(absl::StatusCode::kDataLoss));
+  }
+  // In ADVERTISED: the input is due, the list is not.
+  for (const auto& [name, change] : std::vector<std::pair<const char*, Change>>{
+           {"input short", [](auto& s) { s.mutable_input()->resize(4 * kWords - 4); }},
+           {"list early",
+            [&](auto& s) { *s.mutable_advertisement_entries() = relayed.advertisement_entries(); }},
+       }) {
+    SCOPED_TRACE(name);
+    v1::SecAggClientSnapshot changed = advertised;
+    change(changed);
+    EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(changed)),
+                StatusIs(absl::StatusCode::kDataLoss));
+  }
+  // Bytes that do not parse, another client, a policy that now refuses the setup.
+  EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(),
+                                    crypto::SecretBytes::CopyFrom("\x0a\xff\xff")),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(SecAggClient::Restore(federation_->Identity(ids[1]), ClientPolicy(),
+                                    SerializeClient(relayed)),
+              StatusIs(absl::StatusCode::kDataLoss));
+  ClientPolicy strict;
+  strict.min_threshold = 5;
+  EXPECT_THAT(SecAggClient::Restore(identity, strict, SerializeClient(relayed)),
+              StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST_F(SnapshotTest, ServerRefusesCorruptedOrMismatchedSnapshots) {
+  const auto ids = Ids(5);
+  SessionOptions options;
+  options.stop_at[ids[4]] = v1::SECAGG_MASKED_INPUT;
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids), options);
+  ASSERT_OK(session.Init());
+  std::map<v1::SecAggRound, v1::SecAggServerSnapshot> at;
+  while (session.server().state() == ServerState::kCollecting) {
+    ASSERT_OK_AND_ASSIGN(at[session.server().round()], session.server().Snapshot());
+    session.Step();
+  }
+  ASSERT_EQ(session.server().state(), ServerState::kCompleted);
+  const ServerOptions& server_options = session.server_options();
+  for (const auto& [round, snapshot] : at) {
+    EXPECT_OK(SecAggServer::Restore(snapshot, server_options)) << v1::SecAggRound_Name(round);
+  }
+
+  using Change = std::function<void(v1::SecAggServerSnapshot&)>;
+  struct Case {
+    const char* name;
+    v1::SecAggRound round;
+    Change change;
+  };
+  const std::vector<Case> cases = {
+      {"version", v1::SECAGG_SHARE_KEYS, [](auto& s) { s.set_version(0); }},
+      {"threshold", v1::SECAGG_SHARE_KEYS, [](auto& s) { s.mutable_setup()->set_threshold(3); }},
+      {"completed", v1::SECAGG_UNMASKING,
+       [](auto& s) { s.set_state(v1::SECAGG_SERVER_COMPLETED); }},
+      {"no round", v1::SECAGG_SHARE_KEYS,
+       [](auto& s) { s.set_round(v1::SECAGG_ROUND_UNSPECIFIED); }},
+      {"abort reason while collecting", v1::SECAGG_SHARE_KEYS,
+       [](auto& s) { s.set_abort_reason(v1::SECAGG_SERVER_CANCELLED); }},
+      {"uninvited expected", v1::SECAGG_ADVERTISE_KEYS, [](auto& s) { s.add_expected("zz"); }},
+      {"advertisements mid-step", v1::SECAGG_ADVERTISE_KEYS,
+       [&](auto& s) { *s.mutable_clients() = at.at(v1::SECAGG_SHARE_KEYS).clients(); }},
+      {"session id", v1::SECAGG_SHARE_KEYS, [](auto& s) { (*s.mutable_session_id())[3] ^= 1; }},
+      {"advertisement", v1::SECAGG_SHARE_KEYS,
+       [](auto& s) {
+         (*s.mutable_clients(2)->mutable_advertisement()->mutable_mask_public_key())[0] ^= 1;
+       }},
+      {"point", v1::SECAGG_SHARE_KEYS, [](auto& s) { s.mutable_clients(1)->set_point(7); }},
+      {"relay missing", v1::SECAGG_MASKED_INPUT, [](auto& s) { s.mutable_relays()->RemoveLast(); }},
+      {"sum size", v1::SECAGG_MASKED_INPUT, [](auto& s) { s.mutable_masked_sum()->pop_back(); }},
+      {"share holder without commitment", v1::SECAGG_MASKED_INPUT,
+       [](auto& s) { s.mutable_clients(0)->clear_self_mask_commitment(); }},
+      {"survivors", v1::SECAGG_CONSISTENCY_CHECK,
+       [](auto& s) { s.mutable_survivors()->RemoveLast(); }},
+      {"survivor also dropped", v1::SECAGG_CONSISTENCY_CHECK,
+       [](auto& s) { s.add_dropped_holders(s.survivors(0)); }},
+      {"request for another set", v1::SECAGG_UNMASKING,
+       [](auto& s) { s.mutable_unmasking_request()->mutable_survivors()->RemoveLast(); }},
+      {"too few signatures", v1::SECAGG_UNMASKING,
+       [](auto& s) { s.mutable_unmasking_request()->mutable_signatures()->RemoveLast(); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::SecAggServerSnapshot changed = at.at(c.round);
+    c.change(changed);
+    EXPECT_THAT(SecAggServer::Restore(changed, server_options),
+                StatusIs(absl::StatusCode::kDataLoss));
+  }
+}
+
+}  // namespace
+}  // namespace tessera::secagg
