@@ -141,6 +141,7 @@ class SecAggClient {
   // does not parse or is inconsistent: another version or client id, keys or shares of the
   // wrong size or not matching the advertisement, a session id that does not match the
   // list, data the state needs missing, or a setup this client's policy refuses.
+  // INVALID_ARGUMENT without a signer.
   static absl::StatusOr<std::unique_ptr<SecAggClient>> Restore(const ClientIdentity& identity,
                                                                const ClientPolicy& policy,
                                                                const crypto::SecretBytes& snapshot,

@@ -29,6 +29,7 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
 const std::vector<std::string>& FiveSites() {
@@ -37,18 +38,27 @@ const std::vector<std::string>& FiveSites() {
   return kSites;
 }
 
+const std::vector<std::string>& SevenSites() {
+  static const std::vector<std::string> kSites = {"hospital-1", "hospital-2", "hospital-3",
+                                                  "hospital-4", "hospital-5", "hospital-6",
+                                                  "hospital-7"};
+  return kSites;
+}
+
 constexpr char kExitBefore[] = "TESSERA_TEST_EXIT_BEFORE";
 
 class E2eSecureAggregationTest : public FederationTest {
  protected:
-  // The example task, shortened, for five sites with threshold 3 (a strict majority of 5).
+  // The example task, shortened, for five (or seven) sites with the default threshold
+  // floor(2n/3) + 1 for the n sites invited: 4 of 5, 5 of 7, 3 of 3. (An explicit 3 of 5 is
+  // below the rule; an explicit 4 would exceed the cohort once sites are gone.)
   v1::TaskSpec FiveSiteTask(uint32_t rounds) {
     auto spec = LoadExampleTask();
     EXPECT_OK(spec.status());
     spec->set_rounds(rounds);
     spec->set_min_clients(3);
     spec->set_round_deadline_seconds(30);
-    spec->mutable_secure_aggregation()->set_threshold(3);
+    spec->mutable_secure_aggregation()->set_threshold(0);
     spec->mutable_secure_aggregation()->set_step_deadline_seconds(5);
     return *spec;
   }
@@ -90,22 +100,22 @@ class E2eSecureAggregationTest : public FederationTest {
   }
 };
 
-// Five sites; in the first FIT session one crashes before sending its masked input and one
-// right after (before its consistency signature). The session completes with the three
-// that are left, and the committed model is exactly FedAvg over the inputs in the sum: the
-// three live sites' and the one that crashed after its masked input was summed (its self
-// mask is removed with the others' shares; the other crashed site's pairwise masks are
-// rebuilt from its shared key).
+// Seven sites (threshold 5 of 7); in the first FIT session one crashes before sending its
+// masked input and one right after (before its consistency signature). The session
+// completes with the five that are left — exactly the threshold — and the committed model
+// is exactly FedAvg over the inputs in the sum: the five live sites' and the one that
+// crashed after its masked input was summed (its self mask is removed with the others'
+// shares; the other crashed site's pairwise masks are rebuilt from its shared key).
 TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
-  ASSERT_OK(MakeTestPki(FiveSites()));
-  ASSERT_OK(SplitData(FiveSites()));
+  ASSERT_OK(MakeTestPki(SevenSites()));
+  ASSERT_OK(SplitData(SevenSites()));
   ASSERT_OK(StartCoordinator());
-  ASSERT_OK(StartClient("hospital-1"));
-  ASSERT_OK(StartClient("hospital-2"));
-  ASSERT_OK(StartClient("hospital-3"));
-  ASSERT_OK(StartClient("hospital-4", "", {{kExitBefore, "fit/masked_input"}}));
-  ASSERT_OK(StartClient("hospital-5", "", {{kExitBefore, "fit/consistency_check"}}));
-  for (const std::string& name : FiveSites()) ASSERT_OK(WaitClientReady(name));
+  for (const char* name : {"hospital-1", "hospital-2", "hospital-3", "hospital-4", "hospital-5"}) {
+    ASSERT_OK(StartClient(name));
+  }
+  ASSERT_OK(StartClient("hospital-6", "", {{kExitBefore, "fit/masked_input"}}));
+  ASSERT_OK(StartClient("hospital-7", "", {{kExitBefore, "fit/consistency_check"}}));
+  for (const std::string& name : SevenSites()) ASSERT_OK(WaitClientReady(name));
 
   ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(FiveSiteTask(2)));
   ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
@@ -113,7 +123,7 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
                        }));
   EXPECT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
   // The two crashed sites exited on their fault, not on a signal.
-  for (const char* name : {"hospital-4", "hospital-5"}) {
+  for (const char* name : {"hospital-6", "hospital-7"}) {
     ASSERT_OK_AND_ASSIGN(ExitStatus how, site(name).process->Wait(absl::Seconds(10)));
     EXPECT_TRUE(how.exited && how.code == 3) << name << ": " << how.ToString();
   }
@@ -123,24 +133,23 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
   ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, store->GetTask(task_id));
   ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, store->ListRounds(task_id));
   ASSERT_EQ(rounds.size(), 3u);
-  // All five took part in the statistics round.
-  EXPECT_THAT(rounds[0].fit_participants(),
-              ElementsAre("hospital-1", "hospital-2", "hospital-3", "hospital-4", "hospital-5"));
+  // All seven took part in the statistics round.
+  EXPECT_THAT(rounds[0].fit_participants(), ElementsAreArray(SevenSites()));
   const v1::RoundRecord& r1 = rounds[1];
   EXPECT_EQ(r1.attempts(), 1u);
-  EXPECT_THAT(r1.fit_participants(),
-              ElementsAre("hospital-1", "hospital-2", "hospital-3", "hospital-5"));
-  EXPECT_THAT(r1.drops(), Contains(HasSubstr("hospital-4: masked_input: SECAGG_DROP_NO_ANSWER")));
+  EXPECT_THAT(r1.fit_participants(), ElementsAre("hospital-1", "hospital-2", "hospital-3",
+                                                 "hospital-4", "hospital-5", "hospital-7"));
+  EXPECT_THAT(r1.drops(), Contains(HasSubstr("hospital-6: masked_input: SECAGG_DROP_NO_ANSWER")));
   EXPECT_THAT(r1.drops(),
-              Contains(HasSubstr("hospital-5: consistency_check: SECAGG_DROP_NO_ANSWER")));
-  // Round 1's evaluation and round 2 ran with the three sites that are left.
-  EXPECT_THAT(r1.eval_participants(), ElementsAre("hospital-1", "hospital-2", "hospital-3"));
-  EXPECT_THAT(rounds[2].fit_participants(), ElementsAre("hospital-1", "hospital-2", "hospital-3"));
+              Contains(HasSubstr("hospital-7: consistency_check: SECAGG_DROP_NO_ANSWER")));
+  // Round 1's evaluation and round 2 ran with the five sites that are left.
+  EXPECT_THAT(r1.eval_participants(), ElementsAreArray(FiveSites()));
+  EXPECT_THAT(rounds[2].fit_participants(), ElementsAreArray(FiveSites()));
 
   // Recompute round 1 from the sites' data: encode each summed site's FIT vector for the
-  // five invited sites, add the words, decode, FedAvg.
+  // seven invited sites, add the words, decode, FedAvg.
   ASSERT_OK_AND_ASSIGN(std::vector<float> global0, store->GetCheckpoint(task_id, 0));
-  const uint32_t invited = 5;
+  const uint32_t invited = 7;
   std::vector<uint32_t> sum;
   for (const std::string& name : r1.fit_participants()) {
     std::vector<uint32_t> words = FitInput(name, task, 1, global0, invited);
@@ -158,37 +167,42 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
   EXPECT_EQ(model1, expected) << "the committed model is not FedAvg over the summed inputs";
   EXPECT_EQ(r1.model_hash(), crypto::HashModel(expected));
 
-  // And it is not what the three live sites alone would give: the fourth input counts.
-  std::vector<uint32_t> three;
-  for (const char* name : {"hospital-1", "hospital-2", "hospital-3"}) {
+  // And it is not what the five live sites alone would give: the sixth input counts.
+  std::vector<uint32_t> live;
+  for (const std::string& name : FiveSites()) {
     std::vector<uint32_t> words = FitInput(name, task, 1, global0, invited);
-    if (three.empty()) three.assign(words.size(), 0);
-    for (size_t i = 0; i < words.size(); ++i) three[i] += words[i];
+    if (live.empty()) live.assign(words.size(), 0);
+    for (size_t i = 0; i < words.size(); ++i) live[i] += words[i];
   }
-  ASSERT_OK_AND_ASSIGN(std::vector<double> three_sums, secagg::DecodeSum(three, encoding));
-  ASSERT_OK_AND_ASSIGN(proto::AveragedUpdate three_update,
-                       proto::DecodeFit(three_sums, global0.size()));
+  ASSERT_OK_AND_ASSIGN(std::vector<double> live_sums, secagg::DecodeSum(live, encoding));
+  ASSERT_OK_AND_ASSIGN(proto::AveragedUpdate live_update,
+                       proto::DecodeFit(live_sums, global0.size()));
   ASSERT_OK_AND_ASSIGN(auto fresh, coordinator::MakeStrategy(task.spec().strategy()));
-  ASSERT_OK_AND_ASSIGN(std::vector<float> without, fresh->AggregateFit(1, global0, three_update));
+  ASSERT_OK_AND_ASSIGN(std::vector<float> without, fresh->AggregateFit(1, global0, live_update));
   EXPECT_NE(model1, without);
 }
 
-// Three of five sites crash before their masked inputs: two survivors are fewer than the
-// threshold (3), so the session aborts — recorded with its reason — and the round is
+// Two of five sites crash before their masked inputs: three survivors are fewer than the
+// threshold (4 of 5), so the session aborts — recorded with its reason — and the round is
 // attempted again. The crashed sites come back and the task goes on to completion.
-TEST_F(E2eSecureAggregationTest, ThreeOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn) {
+TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn) {
   ASSERT_OK(MakeTestPki(FiveSites()));
   ASSERT_OK(SplitData(FiveSites()));
   ASSERT_OK(StartCoordinator());
-  const std::vector<std::string> victims = {"hospital-3", "hospital-4", "hospital-5"};
+  const std::vector<std::string> victims = {"hospital-4", "hospital-5"};
   ASSERT_OK(StartClient("hospital-1"));
   ASSERT_OK(StartClient("hospital-2"));
+  ASSERT_OK(StartClient("hospital-3"));
   for (const std::string& v : victims) {
     ASSERT_OK(StartClient(v, "", {{kExitBefore, "fit/masked_input"}}));
   }
   for (const std::string& name : FiveSites()) ASSERT_OK(WaitClientReady(name));
 
-  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(FiveSiteTask(2)));
+  // min_clients 5: the retry waits for the crashed sites (three live sites would meet the
+  // default cohort of 3 and complete the round without them).
+  v1::TaskSpec spec = FiveSiteTask(2);
+  spec.set_min_clients(5);
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
   for (const std::string& v : victims) {
     ASSERT_OK_AND_ASSIGN(ExitStatus how, site(v).process->Wait(absl::Seconds(60)));
     ASSERT_TRUE(how.exited && how.code == 3) << v << ": " << how.ToString();
