@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/site_agent.h"
+#include "client/site_store.h"
 #include "client/update_sink.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -95,8 +95,9 @@ class GrpcUpdateSink final : public UpdateSink {
 
 class ClientDaemon {
  public:
-  ClientDaemon(const v1::ClientConfig& config, absl::Notification* stop)
-      : config_(config), stop_(stop), guard_(stop) {}
+  ClientDaemon(const v1::ClientConfig& config, absl::Notification* stop,
+               const ClientRunOptions& options)
+      : config_(config), stop_(stop), options_(options), guard_(stop) {}
 
   absl::Status Run() {
     RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
@@ -106,8 +107,10 @@ class ClientDaemon {
     client_id_ = tls.identity.node_id;
     ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));
     signer_ = std::make_unique<crypto::Signer>(std::move(signer));
+    // The site store first: a damaged one stops the daemon here, before anything is sent.
+    ASSIGN_OR_RETURN(std::unique_ptr<SiteStore> store, OpenSiteStore(config_.data_dir()));
     agent_ = std::make_unique<SiteAgent>(config_, client_id_, tls.cert_pem, tls.ca_cert_pem,
-                                         signer_.get());
+                                         signer_.get(), std::move(store));
     RETURN_IF_ERROR(agent_->Preload());
     crypto::ChannelOptions channel_options;
     channel_options.min_reconnect_backoff =
@@ -117,6 +120,7 @@ class ClientDaemon {
                                    channel_options);
     stub_ = v1::Federation::NewStub(channel_);
     sink_ = std::make_unique<GrpcUpdateSink>(stub_.get(), &guard_);
+    if (options_.wrap_sink) sink_ = options_.wrap_sink(std::move(sink_));
     common::LogInfo("client_started")
         .With("client", client_id_)
         .With("coordinator", config_.coordinator_address())
@@ -223,8 +227,8 @@ class ClientDaemon {
         .With("step", proto::StepLabel(step))
         .With("work", item.work_id());
     absl::Time started = absl::Now();
+    // Recorded in the site store before it is returned: only then may it leave.
     v1::PushResultRequest answer = agent_->Answer(item, started);
-    if (answer.has_secagg()) MaybeInjectFault(item);
     absl::Status sent = sink_->Send(item, answer);
     if (answer.has_secagg()) {
       common::LogInfo("work_answered")
@@ -244,22 +248,9 @@ class ClientDaemon {
     return absl::OkStatus();
   }
 
-  // Test facility for the end-to-end suite: TESSERA_TEST_EXIT_BEFORE=<stage>/<step> (e.g.
-  // "fit/masked_input") makes the daemon exit, as a crashed site would, right before it
-  // sends its answer to that step of the first session of that stage. A site's operator
-  // gains nothing from it that stopping the daemon would not give.
-  void MaybeInjectFault(const v1::WorkItem& item) {
-    const char* exit_before = std::getenv("TESSERA_TEST_EXIT_BEFORE");
-    if (exit_before == nullptr) return;
-    const std::string here =
-        absl::StrCat(proto::StageLabel(item.stage()), "/", proto::StepLabel(item.secagg().round()));
-    if (here != exit_before) return;
-    common::LogWarning("test_fault_exit").With("before", here).With("work", item.work_id());
-    std::_Exit(3);
-  }
-
   const v1::ClientConfig& config_;
   absl::Notification* const stop_;
+  const ClientRunOptions options_;
   CallGuard guard_;
   std::string client_id_;
   std::unique_ptr<crypto::Signer> signer_;
@@ -276,8 +267,9 @@ class ClientDaemon {
 
 const char* ClientVersion() { return "tessera-client/0.1.0"; }
 
-absl::Status RunClient(const v1::ClientConfig& config, absl::Notification* stop) {
-  ClientDaemon daemon(config, stop);
+absl::Status RunClient(const v1::ClientConfig& config, absl::Notification* stop,
+                       const ClientRunOptions& options) {
+  ClientDaemon daemon(config, stop, options);
   return daemon.Run();
 }
 

@@ -4,8 +4,12 @@
 #ifndef TESSERA_CLIENT_DAEMON_H_
 #define TESSERA_CLIENT_DAEMON_H_
 
+#include <functional>
+#include <memory>
+
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
+#include "client/update_sink.h"
 
 namespace tessera::v1 {
 class ClientConfig;
@@ -13,11 +17,20 @@ class ClientConfig;
 
 namespace tessera::client {
 
+struct ClientRunOptions {
+  // Wraps the sink through which every answer leaves the site (after the site store has
+  // recorded it): an egress recorder, or in tests a sink that stops the daemon at a chosen
+  // step. Unset: answers go straight to the coordinator.
+  std::function<std::unique_ptr<UpdateSink>(std::unique_ptr<UpdateSink>)> wrap_sink;
+};
+
 // Runs until `stop` is notified. `config` must be validated, defaults applied. Fails at
-// start (errors naming the file) if the TLS files or a configured dataset cannot be used;
-// after that, network errors are retried forever. Writes config.ready_file (with the
-// client id) after the first accepted Hello.
-absl::Status RunClient(const v1::ClientConfig& config, absl::Notification* stop);
+// start (errors naming the file or directory) if the TLS files, a configured dataset or the
+// site store (config.data_dir: FAILED_PRECONDITION if unsafe or in use, DATA_LOSS if
+// damaged) cannot be used; after that, network errors are retried forever. Writes
+// config.ready_file (with the client id) after the first accepted Hello.
+absl::Status RunClient(const v1::ClientConfig& config, absl::Notification* stop,
+                       const ClientRunOptions& options = {});
 
 // Version string reported in Hello.
 const char* ClientVersion();

@@ -1,116 +1,358 @@
 #include "client/secure_sessions.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/site_store.h"
 #include "common/log.h"
 #include "crypto/hash.h"
+#include "proto/site_state.pb.h"
+#include "secagg/protocol.h"
+#include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 
 namespace tessera::client {
 namespace {
 
-// A session may be left open this long after its step deadline (clock skew, slow steps).
-constexpr absl::Duration kGrace = absl::Minutes(5);
+// A session's record outlives its last step's deadline by this much, so that a coordinator
+// (or this site) restarted meanwhile can resume it; then it is deleted with its secrets.
+constexpr absl::Duration kRetention = absl::Hours(1);
+// Expired records are looked for at most this often.
+constexpr absl::Duration kExpiryInterval = absl::Minutes(1);
 
-SessionAnswer Declined(v1::Decline::Reason reason, std::string detail) {
-  SessionAnswer a;
-  a.decline.set_reason(reason);
-  a.decline.set_detail(std::move(detail));
-  return a;
+std::string RequestDigest(const v1::WorkItem& item) { return crypto::HashMessage(item.secagg()); }
+
+// The digest of the standardisation a work item carries, as the set-up binds it: empty for
+// stages that carry none.
+std::string StandardizationDigest(const v1::WorkItem& item) {
+  return item.has_standardization() ? crypto::HashMessage(item.standardization()) : std::string();
+}
+
+bool SameEncoding(const v1::SecAggEncoding& a, const v1::SecAggEncoding& b) {
+  return crypto::HashMessage(a) == crypto::HashMessage(b);
+}
+
+// Drops (and wipes) the record's snapshot.
+void DropMachine(v1::SiteSessionRecord& record) {
+  crypto::SecretBytes wiped(std::move(*record.mutable_machine()));
+  record.clear_machine();
 }
 
 }  // namespace
 
-SecureSessions::SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold)
-    : identity_(std::move(identity)), min_threshold_(min_threshold) {}
+SecureSessions::SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold,
+                               SiteStore* store)
+    : identity_(std::move(identity)), min_threshold_(min_threshold), store_(store) {}
 
 SecureSessions::~SecureSessions() = default;
 
-SessionAnswer SecureSessions::Abort(const std::string& session, v1::SecAggClientAbort reason,
-                                    const std::string& detail) {
-  sessions_.erase(session);
-  common::LogWarning("secagg_aborted")
-      .With("session", session)
-      .With("reason", v1::SecAggClientAbort_Name(reason))
-      .With("detail", detail);
-  return Declined(v1::Decline::SECURE_AGGREGATION_ABORTED,
-                  absl::StrCat(v1::SecAggClientAbort_Name(reason), ": ", detail));
+v1::PushResultRequest SecureSessions::Declined(const v1::WorkItem& item, v1::Decline::Reason reason,
+                                               std::string detail) {
+  v1::PushResultRequest answer;
+  answer.set_work_id(item.work_id());
+  answer.mutable_decline()->set_reason(reason);
+  answer.mutable_decline()->set_detail(std::move(detail));
+  return answer;
 }
 
-SessionAnswer SecureSessions::Start(const v1::WorkItem& item, std::span<const double> values,
-                                    absl::Time now) {
-  const std::string& session = item.secagg_session();
-  if (!item.secagg().has_setup() || item.secagg().round() != v1::SECAGG_ADVERTISE_KEYS) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "the first step carries no session set-up");
+v1::PushResultRequest SecureSessions::Abort(v1::SiteSessionRecord& record, const v1::WorkItem& item,
+                                            v1::SecAggClientAbort reason,
+                                            const std::string& detail) {
+  const std::string name = v1::SecAggClientAbort_Name(reason);
+  v1::PushResultRequest answer =
+      Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED, absl::StrCat(name, ": ", detail));
+  machines_.erase(record.session());
+  record.set_state(v1::SITE_SESSION_ABORTED);
+  record.set_abort_reason(name);
+  DropMachine(record);
+  v1::StepAnswer* step = record.add_answers();
+  step->set_step(item.secagg().round());
+  step->set_request_sha256(RequestDigest(item));
+  *step->mutable_answer() = answer;
+  step->set_recorded_unix_ms(absl::ToUnixMillis(absl::Now()));
+  if (absl::Status st = store_->PutSession(record, nullptr); !st.ok()) {
+    // The decline carries nothing of the site's; the session is over either way.
+    common::LogError("site_store_write_failed")
+        .With("session", record.session())
+        .With("error", st.ToString());
   }
+  common::LogWarning("secagg_aborted")
+      .With("session", record.session())
+      .With("reason", name)
+      .With("detail", detail);
+  return answer;
+}
+
+v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
+                                             const v1::WorkItem& item, v1::PushResultRequest answer,
+                                             bool contributes, absl::Time now) {
+  v1::StepAnswer* step = record.add_answers();
+  step->set_step(item.secagg().round());
+  step->set_request_sha256(RequestDigest(item));
+  *step->mutable_answer() = answer;
+  step->set_recorded_unix_ms(absl::ToUnixMillis(now));
+  v1::ContributionRecord contribution;
+  if (contributes) {
+    contribution.set_key(record.contribution_key());
+    contribution.set_session(record.session());
+    contribution.set_setup_digest(record.setup_digest());
+    contribution.set_sent_sha256(crypto::HashMessage(answer));
+    contribution.set_task_id(record.task_id());
+    contribution.set_round(record.round());
+    contribution.set_stage(record.stage());
+    contribution.set_dataset_id(record.dataset_id());
+    contribution.set_model_hash(record.model_hash());
+    contribution.set_recorded_unix_ms(absl::ToUnixMillis(now));
+  }
+  const absl::Status written = store_->PutSession(record, contributes ? &contribution : nullptr);
+  DropMachine(record);
+  if (written.code() == absl::StatusCode::kAlreadyExists) {
+    // Another session sent the masked input for this contribution already.
+    record.mutable_answers()->RemoveLast();
+    machines_.erase(record.session());
+    v1::PushResultRequest refused = Declined(
+        item, v1::Decline::ALREADY_CONTRIBUTED,
+        "this site already sent its contribution for this dataset, stage, global model and "
+        "training configuration in another session");
+    record.set_state(v1::SITE_SESSION_ABORTED);
+    record.set_abort_reason("ALREADY_CONTRIBUTED");
+    v1::StepAnswer* refusal = record.add_answers();
+    refusal->set_step(item.secagg().round());
+    refusal->set_request_sha256(RequestDigest(item));
+    *refusal->mutable_answer() = refused;
+    refusal->set_recorded_unix_ms(absl::ToUnixMillis(now));
+    (void)store_->PutSession(record, nullptr);
+    return refused;
+  }
+  if (!written.ok()) {
+    // Nothing unrecorded leaves: the step is not answered, and the machine in memory (which
+    // moved on) is dropped, so that a retry starts again from the last recorded state.
+    machines_.erase(record.session());
+    common::LogError("site_store_write_failed")
+        .With("session", record.session())
+        .With("error", written.ToString());
+    return Declined(item, v1::Decline::COMPUTE_ERROR,
+                    "the site could not record its answer, so it sent none (details in the "
+                    "site's log)");
+  }
+  auto cached = machines_.find(record.session());
+  if (cached != machines_.end()) {
+    if (record.state() == v1::SITE_SESSION_OPEN) {
+      cached->second.answers = record.answers_size();
+    } else {
+      machines_.erase(cached);
+    }
+  }
+  return answer;
+}
+
+std::optional<v1::PushResultRequest> SecureSessions::CheckSetup(const v1::WorkItem& item) const {
+  auto refuse = [&](std::string detail) {
+    return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
+                    absl::StrCat(v1::SecAggClientAbort_Name(v1::SECAGG_BAD_SETUP), ": ", detail));
+  };
   const v1::SecAggSetup& setup = item.secagg().setup();
-  // The set-up must describe this very work item.
   if (setup.task_id() != item.task_id() || setup.round() != item.round() ||
       setup.stage() != static_cast<uint32_t>(item.stage()) ||
       setup.model_hash() != item.model_hash()) {
-    return Abort(session, v1::SECAGG_BAD_SETUP, "the set-up does not match its work item");
+    return refuse("the set-up does not match its work item");
   }
-  if (secagg::EncodedValues(setup.encoding()) != values.size()) {
-    return Abort(session, v1::SECAGG_BAD_SETUP,
-                 absl::StrCat("the encoding holds ", secagg::EncodedValues(setup.encoding()),
-                              " values, this stage's vector has ", values.size()));
+  if (setup.spec_hash() != item.spec_hash()) {
+    return refuse("the set-up binds another task spec than the work item's");
   }
-  if (absl::Status valid =
-          secagg::ValidateEncoding(setup.encoding(), static_cast<uint32_t>(setup.invited_size()));
-      !valid.ok()) {
-    return Abort(session, v1::SECAGG_BAD_SETUP, std::string(valid.message()));
+  if (setup.pooled_rows() != item.standardization().num_train_rows()) {
+    return refuse("the set-up binds another pooled row count than the work item's");
   }
+  if (setup.standardization_hash() != StandardizationDigest(item)) {
+    return refuse("the set-up binds other pooled statistics than the work item's");
+  }
+  const uint32_t invited = static_cast<uint32_t>(setup.invited_size());
+  auto expected = secagg::StageEncoding(item.spec(), item.stage(), invited);
+  if (!expected.ok()) {
+    return Declined(item, v1::Decline::BAD_WORK_ITEM,
+                    absl::StrCat("no encoding for this stage: ", expected.status().message()));
+  }
+  if (!SameEncoding(*expected, setup.encoding())) {
+    return refuse("the set-up's encoding is not the one this site derives from the spec");
+  }
+  const uint32_t least = std::max(secagg::SafeThreshold(invited, std::nullopt), min_threshold_);
+  if (setup.threshold() < least) {
+    return refuse(absl::StrCat("threshold ", setup.threshold(), " is below ", least,
+                               ", the least this site accepts for ", invited,
+                               " invited sites (floor(2n/3) + 1, and its minimum cohort)"));
+  }
+  return std::nullopt;
+}
+
+std::optional<v1::PushResultRequest> SecureSessions::Precheck(const v1::WorkItem& item,
+                                                              const std::string& contribution_key) {
+  const std::string& label = item.secagg_session();
+  if (label.empty() || !item.secagg().has_setup() ||
+      item.secagg().round() != v1::SECAGG_ADVERTISE_KEYS) {
+    return Declined(item, v1::Decline::BAD_WORK_ITEM,
+                    "the first step must carry a session label and its set-up");
+  }
+  auto stored = store_->GetSession(label);
+  if (stored.ok()) {
+    if (stored->answers_size() > 0 && stored->answers(0).request_sha256() == RequestDigest(item)) {
+      return stored->answers(0).answer();  // a repeated request: the same answer
+    }
+    if (stored->state() == v1::SITE_SESSION_OPEN) {
+      return Abort(*stored, item, v1::SECAGG_REQUEST_CHANGED,
+                   "the session's set-up differs from the one this site already answered");
+    }
+    return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
+                    absl::StrCat(v1::SecAggClientAbort_Name(v1::SECAGG_REQUEST_CHANGED),
+                                 ": this site already answered this session with another set-up"));
+  }
+  if (stored.status().code() != absl::StatusCode::kNotFound) {
+    common::LogError("site_store_read_failed").With("error", stored.status().ToString());
+    return Declined(item, v1::Decline::COMPUTE_ERROR,
+                    "the site could not read its store (details in the site's log)");
+  }
+  if (auto refused = CheckSetup(item)) return refused;
+  auto contributed = store_->GetContribution(contribution_key);
+  if (contributed.ok()) {
+    return Declined(item, v1::Decline::ALREADY_CONTRIBUTED,
+                    "this site already sent its contribution for this dataset, stage, global "
+                    "model and training configuration in another session");
+  }
+  if (contributed.status().code() != absl::StatusCode::kNotFound) {
+    common::LogError("site_store_read_failed").With("error", contributed.status().ToString());
+    return Declined(item, v1::Decline::COMPUTE_ERROR,
+                    "the site could not read its store (details in the site's log)");
+  }
+  return std::nullopt;
+}
+
+v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
+                                            std::span<const double> values,
+                                            const std::string& contribution_key, absl::Time now) {
+  const v1::SecAggSetup& setup = item.secagg().setup();
+  v1::SiteSessionRecord record;
+  record.set_session(item.secagg_session());
+  record.set_setup_digest(secagg::SetupDigest(setup));
+  record.set_contribution_key(contribution_key);
+  record.set_task_id(item.task_id());
+  record.set_round(item.round());
+  record.set_stage(item.stage());
+  record.set_dataset_id(item.spec().dataset().id());
+  record.set_model_hash(item.model_hash());
+  record.set_expires_unix_ms(
+      absl::ToUnixMillis(absl::FromUnixMillis(item.deadline_unix_ms()) + kRetention));
+
   const crypto::SecretBytes rounding_key =
       RoundingKey(item.spec().seed(), item.round(), item.stage(), identity_.client_id);
   auto words = secagg::EncodeVector(values, setup.encoding(), &rounding_key);
   if (!words.ok()) {
-    // E.g. a value out of the encoding's range: said without the value.
-    return Declined(v1::Decline::COMPUTE_ERROR,
-                    absl::StrCat("cannot encode this site's vector: ", words.status().message()));
+    // The encoding is the site's own for the stage (CheckSetup), so only a length mismatch
+    // between the stage's layout and its encoding, a bug, gets here.
+    common::LogError("encode_failed")
+        .With("session", record.session())
+        .With("error", words.status().ToString());
+    return Declined(item, v1::Decline::COMPUTE_ERROR,
+                    "local computation failed (details in the site's log)");
   }
   secagg::ClientPolicy policy;
   policy.min_threshold = min_threshold_;
   v1::SecAggClientMessage reply;
   v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
-  auto client =
+  auto machine =
       secagg::SecAggClient::Start(identity_, policy, setup, std::move(*words), now, &reply, &abort);
-  if (!client.ok()) {
-    return Abort(session,
+  if (!machine.ok()) {
+    return Abort(record, item,
                  abort == v1::SECAGG_CLIENT_ABORT_UNSPECIFIED ? v1::SECAGG_BAD_SETUP : abort,
-                 std::string(client.status().message()));
+                 std::string(machine.status().message()));
   }
-  sessions_[session] =
-      Session{std::move(*client), absl::FromUnixMillis(item.deadline_unix_ms()) + kGrace};
-  SessionAnswer answer;
-  answer.message = std::move(reply);
-  return answer;
+  record.set_state(v1::SITE_SESSION_OPEN);
+  record.set_machine(std::string((*machine)->Snapshot().view()));
+  machines_[record.session()] = Cached{std::move(*machine), 0};
+  v1::PushResultRequest answer;
+  answer.set_work_id(item.work_id());
+  *answer.mutable_secagg() = std::move(reply);
+  return Record(record, item, std::move(answer), /*contributes=*/false, now);
 }
 
-SessionAnswer SecureSessions::Continue(const v1::WorkItem& item) {
-  const std::string& session = item.secagg_session();
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) {
-    // Restarted since the session began, or never took part: nothing to answer with.
-    return Declined(v1::Decline::SECURE_AGGREGATION_ABORTED,
-                    "no open session here (the site restarted or did not start it)");
+secagg::SecAggClient* SecureSessions::Machine(v1::SiteSessionRecord& record) {
+  auto it = machines_.find(record.session());
+  if (it != machines_.end() && it->second.answers == record.answers_size()) {
+    return it->second.machine.get();
   }
-  auto reply = it->second.client->Handle(item.secagg());
+  crypto::SecretBytes snapshot(std::move(*record.mutable_machine()));
+  secagg::ClientPolicy policy;
+  policy.min_threshold = min_threshold_;
+  auto restored = secagg::SecAggClient::Restore(identity_, policy, snapshot);
+  if (!restored.ok()) {
+    common::LogError("secagg_restore_failed")
+        .With("session", record.session())
+        .With("error", restored.status().ToString());
+    return nullptr;
+  }
+  Cached& cached = machines_[record.session()];
+  cached.machine = std::move(*restored);
+  cached.answers = record.answers_size();
+  return cached.machine.get();
+}
+
+v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::Time now) {
+  const std::string& label = item.secagg_session();
+  auto stored = store_->GetSession(label);
+  if (!stored.ok()) {
+    if (stored.status().code() != absl::StatusCode::kNotFound) {
+      common::LogError("site_store_read_failed").With("error", stored.status().ToString());
+    }
+    return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
+                    "no session of this site with this label (it never joined it, or the "
+                    "session's record expired)");
+  }
+  v1::SiteSessionRecord& record = *stored;
+  const std::string digest = RequestDigest(item);
+  for (const v1::StepAnswer& answered : record.answers()) {
+    if (answered.step() != static_cast<uint32_t>(item.secagg().round())) continue;
+    if (answered.request_sha256() == digest) return answered.answer();  // the same answer again
+    if (record.state() == v1::SITE_SESSION_OPEN) {
+      return Abort(record, item, v1::SECAGG_REQUEST_CHANGED,
+                   "a step this site already answered was asked again with another request");
+    }
+    return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
+                    absl::StrCat(v1::SecAggClientAbort_Name(v1::SECAGG_REQUEST_CHANGED),
+                                 ": this site already answered this step with another request"));
+  }
+  if (record.state() != v1::SITE_SESSION_OPEN) {
+    return Declined(
+        item, v1::Decline::SECURE_AGGREGATION_ABORTED,
+        record.state() == v1::SITE_SESSION_ABORTED
+            ? absl::StrCat("this site left the session earlier (", record.abort_reason(), ")")
+            : std::string("this site's part of the session is over"));
+  }
+  secagg::SecAggClient* machine = Machine(record);
+  if (machine == nullptr) {
+    return Abort(record, item, v1::SECAGG_MALFORMED_MESSAGE,
+                 "the session's stored state could not be restored (details in the site's log)");
+  }
+  auto reply = machine->Handle(item.secagg());
   if (!reply.ok()) {
-    v1::SecAggClientAbort reason = it->second.client->abort_reason();
-    std::string detail = it->second.client->abort_detail();
-    return Abort(session, reason, detail);
+    const v1::SecAggClientAbort reason = machine->abort_reason();
+    const std::string detail = machine->abort_detail();
+    return Abort(record, item, reason, detail);
   }
-  it->second.expires =
-      std::max(it->second.expires, absl::FromUnixMillis(item.deadline_unix_ms()) + kGrace);
-  if (it->second.client->state() == secagg::ClientState::kCompleted) {
-    // Keep a completed session until it expires: a second unmasking request must be
-    // refused as such, not mistaken for an unknown session.
-    common::LogInfo("secagg_completed").With("session", session);
+  const bool completed = machine->state() == secagg::ClientState::kCompleted;
+  record.set_state(completed ? v1::SITE_SESSION_COMPLETED : v1::SITE_SESSION_OPEN);
+  if (completed) {
+    DropMachine(record);
+    common::LogInfo("secagg_completed").With("session", label);
+  } else {
+    record.set_machine(std::string(machine->Snapshot().view()));
   }
-  SessionAnswer answer;
-  answer.message = std::move(*reply);
-  return answer;
+  record.set_expires_unix_ms(
+      std::max(record.expires_unix_ms(),
+               absl::ToUnixMillis(absl::FromUnixMillis(item.deadline_unix_ms()) + kRetention)));
+  v1::PushResultRequest answer;
+  answer.set_work_id(item.work_id());
+  *answer.mutable_secagg() = std::move(*reply);
+  return Record(record, item, std::move(answer),
+                /*contributes=*/item.secagg().round() == v1::SECAGG_MASKED_INPUT, now);
 }
 
 crypto::SecretBytes SecureSessions::RoundingKey(uint64_t task_seed, uint32_t round, v1::Stage stage,
@@ -122,12 +364,26 @@ crypto::SecretBytes SecureSessions::RoundingKey(uint64_t task_seed, uint32_t rou
 }
 
 void SecureSessions::ExpireBefore(absl::Time now) {
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    if (it->second.expires < now) {
-      it = sessions_.erase(it);
-    } else {
-      ++it;
+  if (now < next_expiry_) return;
+  next_expiry_ = now + kExpiryInterval;
+  auto sessions = store_->ListSessions();
+  if (!sessions.ok()) {
+    common::LogError("site_store_read_failed").With("error", sessions.status().ToString());
+    return;
+  }
+  for (v1::SiteSessionRecord& record : *sessions) {
+    DropMachine(record);  // the copy listed here holds secrets too
+    if (absl::FromUnixMillis(record.expires_unix_ms()) >= now) continue;
+    machines_.erase(record.session());
+    if (absl::Status st = store_->DeleteSession(record.session()); !st.ok()) {
+      common::LogError("site_store_write_failed")
+          .With("session", record.session())
+          .With("error", st.ToString());
+      continue;
     }
+    common::LogInfo("secagg_session_forgotten")
+        .With("session", record.session())
+        .With("state", v1::SiteSessionState_Name(record.state()));
   }
 }
 

@@ -1,15 +1,35 @@
-// The site's side of secure aggregation across the steps of each session. One SecAggClient
-// (secagg/client.h) per open session, keyed by the work item's session label: it
-// starts on the set-up step with the vector the WorkProcessor computed from local data,
-// encoded per the session's encoding, and answers the later steps. A session ends when it
-// completes or aborts, or when it outlives its deadline.
+// The site's side of secure aggregation across the steps of each session, durable in the
+// site store (client/site_store.h). One SecAggClient (secagg/client.h) per open session,
+// keyed by the work item's session label. The first step starts it with the vector the
+// WorkProcessor computed from local data; each later step continues it.
 //
-// Before starting a session the site checks that the set-up describes the work item it
-// came with (task, round, stage, model hash, vector length): a coordinator cannot attach a
-// foreign set-up to a work item. Every abort becomes a Decline naming the reason; nothing
-// secret or computed from data is ever put in one.
+// Every answer is recorded before it leaves. For each session the store holds the state
+// machine's snapshot (its secrets) and every answer given, per step, with the SHA-256 of
+// the request it answered:
+//   - a repeated request (a redelivery, a coordinator or site restart) gets the stored
+//     answer, byte for byte, and nothing is computed again;
+//   - a changed request for a step already answered aborts the session
+//     (SECAGG_REQUEST_CHANGED): a site answers each step of a session once;
+//   - a daemon restarted mid-session restores the machine from its snapshot and goes on
+//     with the same keys, shares and input.
+// The masked input is recorded together with its contribution key (client/
+// contribution_key.h) in one synced write; if the key was already sent in another session
+// the write is refused and the session aborts with ALREADY_CONTRIBUTED: a site never sends
+// two masked inputs for the same contribution.
 //
-// Not thread-safe: used by the daemon's one work loop.
+// Before starting a session the site checks that the set-up describes its work item: task,
+// round, stage, model hash, the spec hash, N and the standardisation it carries (all bound
+// into the signed set-up), the encoding the site derives itself from the spec for the
+// stage and the number of invited sites, and a threshold safe for that number
+// (secagg::SafeThreshold, at least the site's minimum cohort). A coordinator cannot attach a
+// foreign set-up, choose an encoding that makes a value overflow, or show different sites
+// different specs or statistics in one session.
+//
+// A session's record is kept until an hour after its last step's deadline (so that a
+// restarted coordinator can resume it), then deleted with its secrets. Every decline and
+// abort carries a fixed text and the abort reason; nothing secret or computed from data.
+//
+// Not thread-safe: used by one work loop. `store` is borrowed and must outlive this object.
 #ifndef TESSERA_CLIENT_SECURE_SESSIONS_H_
 #define TESSERA_CLIENT_SECURE_SESSIONS_H_
 
@@ -23,52 +43,76 @@
 #include "absl/time/time.h"
 #include "crypto/secret.h"
 #include "proto/federation.pb.h"
-#include "proto/secagg.pb.h"
 #include "secagg/client.h"
+
+namespace tessera::v1 {
+class SiteSessionRecord;
+}  // namespace tessera::v1
 
 namespace tessera::client {
 
-struct SessionAnswer {
-  // Set when the site answers the step.
-  std::optional<v1::SecAggClientMessage> message;
-  // Set (reason != REASON_UNSPECIFIED) when the site leaves the session.
-  v1::Decline decline;
-};
+class SiteStore;
 
 class SecureSessions {
  public:
-  // `identity.signer` must outlive this object. `min_threshold`: the site's minimum cohort.
-  SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold);
+  // `identity.signer` and `store` must outlive this object. `min_threshold`: the site's
+  // minimum cohort (no session with a smaller threshold).
+  SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold, SiteStore* store);
   ~SecureSessions();
 
-  // The set-up step: `values` is this site's contribution for the item's stage.
-  SessionAnswer Start(const v1::WorkItem& item, std::span<const double> values, absl::Time now);
+  // The first step, before anything is computed: the stored answer if this very request was
+  // answered before; else a decline if the request is for a session the site already
+  // answered with another set-up, if the set-up does not describe the item (above), or if
+  // the site already sent a masked input under `contribution_key`. nullopt: go on, compute
+  // the vector and call Start.
+  std::optional<v1::PushResultRequest> Precheck(const v1::WorkItem& item,
+                                                const std::string& contribution_key);
 
-  // A later step of an open session.
-  SessionAnswer Continue(const v1::WorkItem& item);
+  // The first step: joins the session with `values`, this site's vector for the item's
+  // stage (recorded before the answer is returned).
+  v1::PushResultRequest Start(const v1::WorkItem& item, std::span<const double> values,
+                              const std::string& contribution_key, absl::Time now);
 
-  // Forgets sessions whose last step deadline passed before `now` (wiping their secrets).
+  // A later step of a session.
+  v1::PushResultRequest Continue(const v1::WorkItem& item, absl::Time now);
+
+  // Deletes (with their secrets) the records of sessions whose retention ended before
+  // `now`. Runs at most once a minute.
   void ExpireBefore(absl::Time now);
-
-  size_t open_sessions() const { return sessions_.size(); }
 
   // The key of the stochastic rounding of this site's vector for a stage: the first 16 bytes
   // of SHA-256("tessera/rounding/v1", task seed, round, stage, site). Deterministic, so that
-  // with the same seeds the same task gives the same model; the rounding protects nothing.
+  // with the same seeds the same task gives the same model; the rounding protects nothing
+  // (the masks do), and the once-only rule means no vector is ever encoded twice.
   static crypto::SecretBytes RoundingKey(uint64_t task_seed, uint32_t round, v1::Stage stage,
                                          const std::string& client_id);
 
  private:
-  struct Session {
-    std::unique_ptr<secagg::SecAggClient> client;
-    absl::Time expires;
-  };
-  SessionAnswer Abort(const std::string& session, v1::SecAggClientAbort reason,
-                      const std::string& detail);
+  // The answer to `item`, a decline with `reason` and `detail`.
+  static v1::PushResultRequest Declined(const v1::WorkItem& item, v1::Decline::Reason reason,
+                                        std::string detail);
+  // Records the session as aborted (secrets dropped) with `answer` as the step's answer.
+  v1::PushResultRequest Abort(v1::SiteSessionRecord& record, const v1::WorkItem& item,
+                              v1::SecAggClientAbort reason, const std::string& detail);
+  // Records `record` (and the contribution, if any); the answer if that worked, else a
+  // decline saying the site could not record it (nothing else leaves).
+  v1::PushResultRequest Record(v1::SiteSessionRecord& record, const v1::WorkItem& item,
+                               v1::PushResultRequest answer, bool contributes, absl::Time now);
+  // The set-up's checks against the item (see the header comment); a decline or nullopt.
+  std::optional<v1::PushResultRequest> CheckSetup(const v1::WorkItem& item) const;
+  // The open machine of `record`: cached, or restored from its snapshot.
+  secagg::SecAggClient* Machine(v1::SiteSessionRecord& record);
 
   const secagg::ClientIdentity identity_;
   const uint32_t min_threshold_;
-  std::map<std::string, Session> sessions_;
+  SiteStore* const store_;
+  // Machines of open sessions by label, with the number of answers their state reflects.
+  struct Cached {
+    std::unique_ptr<secagg::SecAggClient> machine;
+    int answers = 0;
+  };
+  std::map<std::string, Cached> machines_;
+  absl::Time next_expiry_ = absl::InfinitePast();
 };
 
 }  // namespace tessera::client

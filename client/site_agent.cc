@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "client/contribution_key.h"
+
 namespace tessera::client {
 namespace {
 
@@ -18,37 +20,39 @@ secagg::ClientIdentity Identity(const std::string& client_id, std::string certif
 }  // namespace
 
 SiteAgent::SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
-                     std::string ca_cert_pem, const crypto::Signer* signer)
-    : processor_(client_id, config),
+                     std::string ca_cert_pem, const crypto::Signer* signer,
+                     std::unique_ptr<SiteStore> store)
+    : store_(std::move(store)),
+      processor_(client_id, config),
       sessions_(Identity(client_id, std::move(certificate_pem), std::move(ca_cert_pem), signer),
-                config.policy().min_cohort()) {}
+                config.policy().min_cohort(), store_.get()) {}
+
+SiteAgent::~SiteAgent() = default;
 
 v1::PushResultRequest SiteAgent::Answer(const v1::WorkItem& item, absl::Time now) {
   sessions_.ExpireBefore(now);
-  SessionAnswer answer;
   const v1::SecAggRound step = item.secagg().round();
   if (step == v1::SECAGG_ADVERTISE_KEYS) {
-    // The first step: decide on the task, compute this site's vector, join the session.
+    // The first step: the set-up and the store first (a repeated request is answered as
+    // before; a contribution already sent is refused before any data is read), then the
+    // task and the local data, then the session.
+    const std::string key = ContributionKey(item.spec(), item.stage(), item.model_hash());
+    if (auto early = sessions_.Precheck(item, key)) return *std::move(early);
     WorkOutcome outcome = processor_.Process(item);
     if (outcome.contribution.has_value()) {
-      answer = sessions_.Start(item, *outcome.contribution, now);
-    } else {
-      answer.decline = std::move(outcome.decline);
+      return sessions_.Start(item, *outcome.contribution, key, now);
     }
-  } else if (step != v1::SECAGG_ROUND_UNSPECIFIED) {
-    answer = sessions_.Continue(item);
-  } else {
-    answer.decline.set_reason(v1::Decline::BAD_WORK_ITEM);
-    answer.decline.set_detail("work item without a secure-aggregation step");
+    v1::PushResultRequest declined;
+    declined.set_work_id(item.work_id());
+    *declined.mutable_decline() = std::move(outcome.decline);
+    return declined;
   }
-  v1::PushResultRequest result;
-  result.set_work_id(item.work_id());
-  if (answer.message.has_value()) {
-    *result.mutable_secagg() = std::move(*answer.message);
-  } else {
-    *result.mutable_decline() = std::move(answer.decline);
-  }
-  return result;
+  if (step != v1::SECAGG_ROUND_UNSPECIFIED) return sessions_.Continue(item, now);
+  v1::PushResultRequest declined;
+  declined.set_work_id(item.work_id());
+  declined.mutable_decline()->set_reason(v1::Decline::BAD_WORK_ITEM);
+  declined.mutable_decline()->set_detail("work item without a secure-aggregation step");
+  return declined;
 }
 
 }  // namespace tessera::client

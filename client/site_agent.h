@@ -1,8 +1,10 @@
-// Everything a site decides and computes for one work item, apart from any transport: the
-// WorkProcessor's checks and computation on the first step of a session, the
-// SecureSessions' secure-aggregation steps after it. The daemon moves the answers over gRPC;
-// the simulator (coordinator/simulation.h) calls the coordinator in process. Both run this
-// same code.
+// Everything a site decides and computes for one work item, apart from any transport: on the
+// first step of a session, the SecureSessions' checks of the set-up and of the site store
+// (a repeated request, a contribution already sent), then the WorkProcessor's checks and
+// computation, then the session's start; on later steps the SecureSessions alone. Every
+// answer is recorded in the site store before Answer returns it. The daemon moves the
+// answers over gRPC; the simulator (simulation/simulation.h) calls the coordinator in
+// process. Both run this same code.
 //
 // Not thread-safe: one agent per site, one caller.
 #ifndef TESSERA_CLIENT_SITE_AGENT_H_
@@ -14,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/secure_sessions.h"
+#include "client/site_store.h"
 #include "client/work_processor.h"
 #include "proto/config.pb.h"
 #include "proto/federation.pb.h"
@@ -27,18 +30,23 @@ namespace tessera::client {
 class SiteAgent {
  public:
   // `signer` signs with the site's certificate key and must outlive the agent. `config`
-  // must be validated, defaults applied.
+  // must be validated, defaults applied. `store` is the site store (OpenSiteStore on
+  // config.data_dir for a daemon; an in-memory one for a simulation).
   SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
-            std::string ca_cert_pem, const crypto::Signer* signer);
+            std::string ca_cert_pem, const crypto::Signer* signer,
+            std::unique_ptr<SiteStore> store);
+  ~SiteAgent();
 
   // Loads every configured CSV once (errors name the file).
   absl::Status Preload() { return processor_.Preload(); }
 
   // This site's answer to `item`: its secure-aggregation message for the step, or a
-  // reasoned decline. `now` is when certificates are checked.
+  // reasoned decline, already recorded in the site store. `now` is when certificates are
+  // checked.
   v1::PushResultRequest Answer(const v1::WorkItem& item, absl::Time now);
 
  private:
+  std::unique_ptr<SiteStore> store_;
   WorkProcessor processor_;
   SecureSessions sessions_;
 };

@@ -17,6 +17,7 @@
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
+#include "proto/validation.h"
 
 namespace tessera::client {
 namespace {
@@ -143,9 +144,23 @@ absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
 
 WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   const v1::TaskSpec& spec = item.spec();
-  // 1. Integrity of what the coordinator sent.
+  // 1. Integrity of what the coordinator sent, and a spec the coordinator's own validator
+  // accepts, with every default explicit (so its hash says exactly what runs).
   if (crypto::HashTaskSpec(spec) != item.spec_hash()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, "spec hash does not match the spec");
+  }
+  if (std::vector<common::FieldError> errors = proto::ValidateTaskSpec(spec); !errors.empty()) {
+    return Declined(
+        v1::Decline::BAD_WORK_ITEM,
+        absl::StrCat("the task spec is invalid: ", errors[0].path, ": ", errors[0].message));
+  }
+  {
+    v1::TaskSpec defaulted = spec;
+    proto::ApplyTaskDefaults(&defaulted);
+    if (crypto::HashTaskSpec(defaulted) != item.spec_hash()) {
+      return Declined(v1::Decline::BAD_WORK_ITEM,
+                      "the task spec does not have its defaults made explicit");
+    }
   }
   // 2. Local policy.
   if (absl::Status policy = CheckPolicy(config_.policy(), item); !policy.ok()) {
@@ -188,6 +203,13 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   if (static_cast<size_t>(s.mean_size()) != d || static_cast<size_t>(s.stddev_size()) != d) {
     return Declined(v1::Decline::BAD_WORK_ITEM, "standardisation does not match the features");
   }
+  if (s.num_train_rows() == 0) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "the work item carries no pooled row count");
+  }
+  if (item.l2() != proto::ResolvedL2(spec.model(), s.num_train_rows())) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    "the L2 penalty is not the one the spec and the pooled row count give");
+  }
   auto m = MakeModel(spec.model(), d);
   if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
   const bool fit = item.stage() == v1::STAGE_FIT;
@@ -197,7 +219,9 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
     auto layout = proto::MakeEvaluationLayout(spec.model());
     if (!layout.ok())
       return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
-    return Contributed(std::vector<double>(layout->length, 0.0));
+    // With evaluation noise the zeros carry this site's share of the noise too, or the
+    // cohort's sum would be short of it.
+    return NoisedEvaluation(item, *layout, std::vector<double>(layout->length, 0.0));
   }
   const std::string& path = fit ? local->train_csv() : local->test_csv();
   auto rows = LoadRows(*local, /*test=*/!fit, spec.dataset());
@@ -242,19 +266,29 @@ WorkOutcome WorkProcessor::Fit(const v1::WorkItem& item, const Model& model, con
   options->l2 = item.l2();
   options->seed = LocalSeed(spec.seed(), item.round(), client_id_);
   std::vector<float> params = global;
-  auto report = Train(model, data, *options, params);
-  if (!report.ok()) {
-    return Declined(v1::Decline::COMPUTE_ERROR, std::string(report.status().message()));
+  std::vector<float> delta(params.size(), 0.0f);
+  uint64_t rows = data.num_rows;
+  if (auto report = Train(model, data, *options, params); report.ok()) {
+    for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - global[i];
+  } else {
+    // Whether local training diverged depends on the data: the site must not say so. It
+    // sends a zero update of weight 0 (it sits this round out inside the sum), and only its
+    // own log says why.
+    common::LogWarning("local_training_failed")
+        .With("task", item.task_id())
+        .With("round", item.round())
+        .With("error", std::string(report.status().message()));
+    rows = 0;
   }
-  std::vector<float> delta(params.size());
-  for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - global[i];
   const uint64_t pooled_rows = item.standardization().num_train_rows();
   std::vector<double> values =
-      proto::EncodeWeightedFit(data.num_rows, pooled_rows, delta, spec.secure_aggregation().clip());
+      proto::EncodeWeightedFit(rows, pooled_rows, delta, spec.secure_aggregation().clip());
   if (spec.has_privacy()) {
     const uint32_t threshold = std::max<uint32_t>(1, item.secagg().setup().threshold());
     if (absl::Status st = AddPrivacyNoise(spec.privacy(), threshold, &values); !st.ok()) {
-      return Declined(v1::Decline::COMPUTE_ERROR, std::string(st.message()));
+      common::LogError("privacy_noise_failed").With("error", st.ToString());
+      return Declined(v1::Decline::COMPUTE_ERROR,
+                      "local computation failed (details in the site's log)");
     }
   }
   return Contributed(std::move(values));
@@ -274,9 +308,24 @@ WorkOutcome WorkProcessor::Evaluate(const v1::WorkItem& item, const Model& model
   input.events = data.event;
   input.label_mean = item.standardization().label_mean();
   input.label_stddev = item.standardization().label_stddev();
+  input.for_noise = proto::EvaluationNoiseOn(item.spec());
   auto sums = proto::EncodeEvaluation(*layout, input);
   if (!sums.ok()) return DataDeclined(item, sums.status());
-  return Contributed(std::move(*sums));
+  return NoisedEvaluation(item, *layout, std::move(*sums));
+}
+
+WorkOutcome WorkProcessor::NoisedEvaluation(const v1::WorkItem& item,
+                                            const proto::EvaluationLayout& layout,
+                                            std::vector<double> sums) {
+  if (!proto::EvaluationNoiseOn(item.spec())) return Contributed(std::move(sums));
+  const uint32_t threshold = std::max<uint32_t>(1, item.secagg().setup().threshold());
+  if (absl::Status st = AddEvaluationNoise(item.spec().privacy(), layout, threshold, &sums);
+      !st.ok()) {
+    common::LogError("privacy_noise_failed").With("error", st.ToString());
+    return Declined(v1::Decline::COMPUTE_ERROR,
+                    "local computation failed (details in the site's log)");
+  }
+  return Contributed(std::move(sums));
 }
 
 WorkOutcome WorkProcessor::Analytics(const v1::WorkItem& item, const v1::LocalDataset& local) {

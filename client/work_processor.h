@@ -24,6 +24,7 @@
 #include "client/dataset.h"
 #include "client/model.h"
 #include "proto/config.pb.h"
+#include "proto/evaluation.h"
 #include "proto/federation.pb.h"
 
 namespace tessera::client {
@@ -64,6 +65,10 @@ class WorkProcessor {
   WorkOutcome Evaluate(const v1::WorkItem& item, const Model& model, const Dataset& data,
                        const std::vector<float>& params);
   WorkOutcome Analytics(const v1::WorkItem& item, const v1::LocalDataset& local);
+  // An evaluation vector with this site's share of the evaluation noise when the task asks
+  // for it (privacy.evaluation_noise_multiplier > 0), as is otherwise.
+  WorkOutcome NoisedEvaluation(const v1::WorkItem& item, const proto::EvaluationLayout& layout,
+                               std::vector<double> sums);
 
   const std::string client_id_;
   const v1::ClientConfig config_;

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "coordinator/internal/task_id.h"
 #include "coordinator/store.h"
 #include "proto/state.pb.h"
@@ -73,7 +74,53 @@ class MemoryStore final : public Store {
     rounds_[key] = round;
     models_[key].assign(model.begin(), model.end());
     it->second = task;
+    in_flight_.erase(task.task_id());
     return absl::OkStatus();
+  }
+
+  absl::Status PutInFlight(const v1::InFlightRound& record) override {
+    absl::MutexLock lock(&mu_);
+    if (FindTask(record.task_id()) == tasks_.end()) {
+      return TaskNotFound("PutInFlight", record.task_id());
+    }
+    in_flight_[record.task_id()] = record;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = in_flight_.find(task_id);
+    if (it == in_flight_.end()) {
+      return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
+    }
+    return it->second;
+  }
+
+  absl::Status DeleteInFlight(const std::string& task_id) override {
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(task_id);
+    return absl::OkStatus();
+  }
+
+  absl::Status PutStatistics(const v1::PooledStatisticsRecord& record) override {
+    ASSIGN_OR_RETURN(std::string key,
+                     internal::StatisticsKey(record.dataset_id(),
+                                             {record.columns().begin(), record.columns().end()}));
+    absl::MutexLock lock(&mu_);
+    statistics_[key] = record;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::PooledStatisticsRecord> GetStatistics(
+      const std::string& dataset_id, const std::vector<std::string>& columns) override {
+    ASSIGN_OR_RETURN(std::string key, internal::StatisticsKey(dataset_id, columns));
+    absl::MutexLock lock(&mu_);
+    auto it = statistics_.find(key);
+    if (it == statistics_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("GetStatistics: no pooled statistics for dataset ", dataset_id));
+    }
+    return it->second;
   }
 
   absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override {
@@ -142,6 +189,8 @@ class MemoryStore final : public Store {
   std::map<RoundKey, std::vector<float>> models_ ABSL_GUARDED_BY(mu_);
   // std::string orders bytewise (unsigned), like RocksDB's default comparator.
   std::map<std::string, v1::ClientRecord> clients_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::InFlightRound> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::PooledStatisticsRecord> statistics_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

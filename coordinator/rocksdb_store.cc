@@ -6,14 +6,17 @@
 //   models   same key as rounds                          -> v1::ModelParameters
 //   clients  client id                                   -> v1::ClientRecord
 //   meta     "last_task_seq"                             -> 8-byte big-endian n
+//   inflight task id                                     -> v1::InFlightRound
+//   statistics dataset id + '\0' + each column + '\0'     -> v1::PooledStatisticsRecord
 // Big-endian numbers make RocksDB's bytewise order numeric order: tasks list in creation
 // order and a prefix scan lists one task's rounds in round order. Task ids never contain
 // '\0', so the prefix of "task-1" never matches a key of "task-10".
 //
 // Every write is synced (WriteOptions::sync): a call that returned OK survives a crash of
 // the process or the machine. Writers that read before they write (CreateTask, UpdateTask,
-// CommitRound) are serialised by mu_; readers take no lock (RocksDB reads are
-// thread-safe, and records are never deleted).
+// CommitRound, PutInFlight) are serialised by mu_; readers take no lock (RocksDB reads
+// are thread-safe; the only records ever deleted are in-flight ones, which are read and
+// written by their task's runner alone).
 
 #include <algorithm>
 #include <cstdint>
@@ -52,6 +55,8 @@ constexpr char kRoundsCf[] = "rounds";
 constexpr char kModelsCf[] = "models";
 constexpr char kClientsCf[] = "clients";
 constexpr char kMetaCf[] = "meta";
+constexpr char kInFlightCf[] = "inflight";
+constexpr char kStatisticsCf[] = "statistics";
 constexpr char kLastTaskSeqKey[] = "last_task_seq";
 
 // ---- rocksdb::Status -> absl::Status, the one place where that happens.
@@ -160,6 +165,8 @@ class RocksDbStore final : public Store {
       if (name == kModelsCf) models_ = h;
       if (name == kClientsCf) clients_ = h;
       if (name == kMetaCf) meta_ = h;
+      if (name == kInFlightCf) in_flight_ = h;
+      if (name == kStatisticsCf) statistics_ = h;
     }
     write_options_.sync = true;
   }
@@ -176,7 +183,7 @@ class RocksDbStore final : public Store {
   // before the store is shared.
   absl::Status Init() {
     if (tasks_ == nullptr || rounds_ == nullptr || models_ == nullptr || clients_ == nullptr ||
-        meta_ == nullptr) {
+        meta_ == nullptr || in_flight_ == nullptr || statistics_ == nullptr) {
       return absl::InternalError(
           absl::StrCat("opening ", directory_, ": a column family is missing after open"));
     }
@@ -283,7 +290,73 @@ class RocksDbStore final : public Store {
     RETURN_IF_ERROR(FromRocksDb(batch.Put(rounds_, round_key, round_value), what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(models_, round_key, model_value), what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, task_key, task_value), what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(in_flight_, task.task_id()), what));
     return Write(&batch, what);
+  }
+
+  absl::Status PutInFlight(const v1::InFlightRound& record) override {
+    ASSIGN_OR_RETURN(std::string value, SerializeValue(record, "inflight"));
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
+    const std::string what = absl::StrCat("PutInFlight ", record.task_id());
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, record.task_id(), value), what));
+    return Write(&batch, what);
+  }
+
+  absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) override {
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(in_flight_, task_id, "GetInFlight " + task_id));
+    if (!value.has_value()) {
+      return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
+    }
+    ASSIGN_OR_RETURN(v1::InFlightRound record,
+                     ParseValue<v1::InFlightRound>(*value, "inflight", task_id));
+    if (record.task_id() != task_id) {
+      return absl::DataLossError(absl::StrCat("stored inflight record of ", task_id,
+                                              " has task_id \"", record.task_id(), "\""));
+    }
+    return record;
+  }
+
+  absl::Status DeleteInFlight(const std::string& task_id) override {
+    const std::string what = "DeleteInFlight " + task_id;
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(in_flight_, task_id), what));
+    absl::MutexLock lock(&mu_);
+    return Write(&batch, what);
+  }
+
+  absl::Status PutStatistics(const v1::PooledStatisticsRecord& record) override {
+    ASSIGN_OR_RETURN(std::string key,
+                     internal::StatisticsKey(record.dataset_id(),
+                                             {record.columns().begin(), record.columns().end()}));
+    ASSIGN_OR_RETURN(std::string value, SerializeValue(record, "statistics"));
+    const std::string what = "PutStatistics " + record.dataset_id();
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(statistics_, key, value), what));
+    absl::MutexLock lock(&mu_);
+    return Write(&batch, what);
+  }
+
+  absl::StatusOr<v1::PooledStatisticsRecord> GetStatistics(
+      const std::string& dataset_id, const std::vector<std::string>& columns) override {
+    ASSIGN_OR_RETURN(std::string key, internal::StatisticsKey(dataset_id, columns));
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(statistics_, key, "GetStatistics " + dataset_id));
+    if (!value.has_value()) {
+      return absl::NotFoundError(
+          absl::StrCat("GetStatistics: no pooled statistics for dataset ", dataset_id));
+    }
+    ASSIGN_OR_RETURN(v1::PooledStatisticsRecord record,
+                     ParseValue<v1::PooledStatisticsRecord>(*value, "statistics", dataset_id));
+    if (record.dataset_id() != dataset_id ||
+        !std::equal(record.columns().begin(), record.columns().end(), columns.begin(),
+                    columns.end())) {
+      return absl::DataLossError(absl::StrCat("stored statistics record of dataset ", dataset_id,
+                                              " names other columns or another dataset"));
+    }
+    return record;
   }
 
   absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override {
@@ -425,6 +498,8 @@ class RocksDbStore final : public Store {
   rocksdb::ColumnFamilyHandle* models_ = nullptr;
   rocksdb::ColumnFamilyHandle* clients_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* in_flight_ = nullptr;
+  rocksdb::ColumnFamilyHandle* statistics_ = nullptr;
   rocksdb::WriteOptions write_options_;
 
   // Serialises read-modify-write: the counter and the task-existence checks.
@@ -451,7 +526,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
   std::vector<std::string> names;
   if (!rocksdb::DB::ListColumnFamilies(options, directory, &names).ok()) names.clear();
   for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kTasksCf, kRoundsCf,
-                           kModelsCf, kClientsCf, kMetaCf}) {
+                           kModelsCf, kClientsCf, kMetaCf, kInFlightCf, kStatisticsCf}) {
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> families;

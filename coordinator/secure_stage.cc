@@ -1,11 +1,12 @@
 #include "coordinator/secure_stage.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 #include "crypto/random.h"
 #include "proto/labels.h"
 #include "secagg/protocol.h"
@@ -21,23 +22,33 @@ using secagg::ServerState;
 // flight when the session ends never touches a destroyed object.
 class SessionSink final : public ResultSink {
  public:
-  explicit SessionSink(std::unique_ptr<SecAggServer> server) : server_(std::move(server)) {}
+  SessionSink(std::unique_ptr<SecAggServer> server, std::string session, StageObserver* observer)
+      : server_(std::move(server)), session_(std::move(session)), observer_(observer) {}
 
   absl::Status Accept(const std::string& client_id, const v1::PushResultRequest& result) override {
-    absl::MutexLock lock(&mu_);
-    if (result.has_decline()) {
-      const v1::Decline& d = result.decline();
-      server_->Drop(
-          client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
-          absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ", d.detail().substr(0, 200)));
-      return absl::OkStatus();
+    v1::SecAggRound step = v1::SECAGG_ROUND_UNSPECIFIED;
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      step = server_->round();
+      if (result.has_decline()) {
+        const v1::Decline& d = result.decline();
+        if (d.reason() == v1::Decline::ALREADY_CONTRIBUTED) already_contributed_.insert(client_id);
+        server_->Drop(
+            client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
+            absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ", d.detail().substr(0, 200)));
+        return absl::OkStatus();
+      }
+      if (!result.has_secagg()) {
+        server_->Drop(client_id, v1::SECAGG_DROP_MALFORMED,
+                      "answer without a secure-aggregation message");
+        return absl::InvalidArgumentError("answers must carry a secure-aggregation message");
+      }
+      status = server_->Receive(client_id, result.secagg());
+      if (status.ok() && result.secagg().has_masked_input()) masked_inputs_.insert(client_id);
     }
-    if (!result.has_secagg()) {
-      server_->Drop(client_id, v1::SECAGG_DROP_MALFORMED,
-                    "answer without a secure-aggregation message");
-      return absl::InvalidArgumentError("answers must carry a secure-aggregation message");
-    }
-    return server_->Receive(client_id, result.secagg());
+    if (status.ok() && observer_ != nullptr) observer_->AnswerAccepted(session_, step, client_id);
+    return status;
   }
 
   // Waits until every client expected in the current step answered, `deadline` passes or
@@ -64,15 +75,62 @@ class SessionSink final : public ResultSink {
     return f(*server_);
   }
 
+  std::vector<std::string> MaskedInputs() {
+    absl::MutexLock lock(&mu_);
+    return {masked_inputs_.begin(), masked_inputs_.end()};
+  }
+  std::vector<std::string> AlreadyContributed() {
+    absl::MutexLock lock(&mu_);
+    return {already_contributed_.begin(), already_contributed_.end()};
+  }
+
  private:
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   const std::unique_ptr<SecAggServer> server_ ABSL_GUARDED_BY(mu_);
+  const std::string session_;
+  StageObserver* const observer_;
+  std::set<std::string> masked_inputs_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> already_contributed_ ABSL_GUARDED_BY(mu_);
 };
 
+namespace {
+
+// The set-up of a new session: nonce, what is summed, and what the first items carry (spec
+// hash, N, standardisation), all of which every site signs over.
+absl::StatusOr<v1::SecAggSetup> NewSetup(const SecureStageRequest& request) {
+  v1::SecAggSetup setup;
+  setup.set_protocol_version(secagg::kProtocolVersion);
+  auto nonce = crypto::RandomBytes(secagg::kSessionNonceBytes);
+  if (!nonce.ok()) return nonce.status();
+  setup.set_session_nonce(std::string(nonce->view()));
+  setup.set_task_id(request.task_id);
+  setup.set_round(request.round);
+  setup.set_stage(static_cast<uint32_t>(request.stage));
+  setup.set_attempt(request.attempt);
+  setup.set_model_hash(request.first_item.model_hash());
+  setup.set_threshold(request.threshold);
+  for (const std::string& c : request.cohort) setup.add_invited(c);
+  setup.set_vector_words(static_cast<uint32_t>(secagg::EncodedWords(request.encoding)));
+  *setup.mutable_encoding() = request.encoding;
+  setup.set_spec_hash(request.first_item.spec_hash());
+  setup.set_pooled_rows(request.first_item.standardization().num_train_rows());
+  if (request.first_item.has_standardization()) {
+    setup.set_standardization_hash(crypto::HashMessage(request.first_item.standardization()));
+  }
+  return setup;
+}
+
+}  // namespace
+
 SecureStageRunner::SecureStageRunner(WorkBoard* board, const common::Clock* clock,
-                                     std::string ca_cert_pem)
-    : board_(board), clock_(clock), ca_cert_pem_(std::move(ca_cert_pem)) {}
+                                     std::string ca_cert_pem, StageObserver* observer)
+    : board_(board), clock_(clock), ca_cert_pem_(std::move(ca_cert_pem)), observer_(observer) {}
+
+std::string SecureStageRunner::SessionLabel(const std::string& task_id, uint32_t round,
+                                            v1::Stage stage, uint32_t attempt) {
+  return absl::StrCat(task_id, "/r", round, "/", proto::StageLabel(stage), "/a", attempt);
+}
 
 void SecureStageRunner::Cancel() {
   std::shared_ptr<SessionSink> active;
@@ -86,38 +144,45 @@ void SecureStageRunner::Cancel() {
 
 SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   SecureStageResult result;
-  const std::string session = absl::StrCat(request.task_id, "/r", request.round, "/",
-                                           proto::StageLabel(request.stage), "/a", request.attempt);
-  v1::SecAggSetup setup;
-  setup.set_protocol_version(secagg::kProtocolVersion);
-  auto nonce = crypto::RandomBytes(secagg::kSessionNonceBytes);
-  if (!nonce.ok()) {
-    result.abort = absl::StrCat("no session nonce: ", nonce.status().message());
-    return result;
-  }
-  setup.set_session_nonce(std::string(nonce->view()));
-  setup.set_task_id(request.task_id);
-  setup.set_round(request.round);
-  setup.set_stage(static_cast<uint32_t>(request.stage));
-  setup.set_attempt(request.attempt);
-  setup.set_model_hash(request.first_item.model_hash());
-  setup.set_threshold(request.threshold);
-  for (const std::string& c : request.cohort) setup.add_invited(c);
-  setup.set_vector_words(static_cast<uint32_t>(secagg::EncodedWords(request.encoding)));
-  *setup.mutable_encoding() = request.encoding;
-
+  const std::string session =
+      SessionLabel(request.task_id, request.round, request.stage, request.attempt);
   secagg::ServerOptions options;
   options.ca_cert_pem = ca_cert_pem_;
   options.now = clock_->Now();
   options.unmasking_threads = 2;
-  auto server = SecAggServer::Create(setup, options);
+  absl::StatusOr<std::unique_ptr<SecAggServer>> server;
+  v1::SecAggEncoding encoding = request.encoding;
+  size_t invited = request.cohort.size();
+  if (request.resume.has_value()) {
+    server = SecAggServer::Restore(*request.resume, options);
+    encoding = request.resume->setup().encoding();
+    invited = static_cast<size_t>(request.resume->setup().invited_size());
+  } else {
+    absl::StatusOr<v1::SecAggSetup> setup = NewSetup(request);
+    if (!setup.ok()) {
+      result.abort = absl::StrCat("no session set-up: ", setup.status().message());
+      return result;
+    }
+    server = SecAggServer::Create(*setup, options);
+  }
   if (!server.ok()) {
     // The coordinator refuses a set-up it should not run (e.g. a bit budget that could
-    // overflow for this cohort): a bug or a task the cohort cannot serve.
-    result.abort = absl::StrCat("set-up refused: ", server.status().message());
+    // overflow for this cohort), or a stored snapshot it cannot continue.
+    result.abort = absl::StrCat(request.resume ? "stored session refused: " : "set-up refused: ",
+                                server.status().message());
     return result;
   }
-  auto sink = std::make_shared<SessionSink>(std::move(*server));
+  if (!request.resume.has_value() && request.persist) {
+    // The session's opening is recorded before its first step is posted.
+    absl::StatusOr<v1::SecAggServerSnapshot> snapshot = (*server)->Snapshot();
+    absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
+    if (!kept.ok()) {
+      result.stopped = kept;
+      result.abort = absl::StrCat("session not recorded: ", kept.message());
+      return result;
+    }
+  }
+  auto sink = std::make_shared<SessionSink>(std::move(*server), session, observer_);
   {
     absl::MutexLock lock(&mu_);
     if (cancelled_) {
@@ -127,12 +192,11 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
     active_ = sink;
   }
 
-  common::LogInfo("secagg_session_open")
+  common::LogInfo(request.resume ? "secagg_session_resumed" : "secagg_session_open")
       .With("session", session)
-      .With("invited", static_cast<uint64_t>(request.cohort.size()))
-      .With("threshold", request.threshold)
-      .With("words", setup.vector_words());
-  for (int step = 0;; ++step) {
+      .With("invited", static_cast<uint64_t>(invited))
+      .With("words", static_cast<uint64_t>(secagg::EncodedWords(encoding)));
+  while (true) {
     std::map<std::string, v1::SecAggServerMessage> outgoing;
     v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
     bool collecting = sink->With([&](SecAggServer& s) {
@@ -142,6 +206,8 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       return true;
     });
     if (!collecting) break;
+    if (observer_ != nullptr) observer_->StepPersisted(session, round);
+    const int step = static_cast<int>(round) - static_cast<int>(v1::SECAGG_ADVERTISE_KEYS);
     const absl::Time deadline =
         clock_->Now() + (step == 0 ? request.first_step_deadline : request.step_deadline);
     const std::string work_id = absl::StrCat(session, "/s", step);
@@ -153,7 +219,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       item.set_task_id(request.task_id);
       item.set_round(request.round);
       item.set_stage(request.stage);
-      item.set_cohort_size(static_cast<uint32_t>(request.cohort.size()));
+      item.set_cohort_size(static_cast<uint32_t>(invited));
       item.set_deadline_unix_ms(common::ToUnixMillis(deadline));
       item.set_secagg_session(session);
       *item.mutable_secagg() = std::move(message);
@@ -168,8 +234,11 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       sink->WaitForStep(deadline);
     }
     board_->Close(work_id);
-    ServerState state = sink->With([](SecAggServer& s) {
-      return s.state() == ServerState::kCollecting ? s.CloseRound() : s.state();
+    absl::StatusOr<v1::SecAggServerSnapshot> snapshot;
+    ServerState state = sink->With([&](SecAggServer& s) {
+      const ServerState after = s.state() == ServerState::kCollecting ? s.CloseRound() : s.state();
+      if (after == ServerState::kCollecting) snapshot = s.Snapshot();
+      return after;
     });
     common::LogInfo("secagg_step_closed")
         .With("session", session)
@@ -177,8 +246,20 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
         .With("state", state == ServerState::kCompleted ? "completed"
                        : state == ServerState::kAborted ? "aborted"
                                                         : "collecting");
+    if (state == ServerState::kCollecting && request.persist) {
+      absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
+      if (!kept.ok()) {
+        result.stopped = kept;
+        sink->Cancel();
+        common::LogWarning("secagg_session_stopped")
+            .With("session", session)
+            .With("why", std::string(kept.message()));
+      }
+    }
   }
 
+  result.masked_inputs = sink->MaskedInputs();
+  result.already_contributed = sink->AlreadyContributed();
   sink->With([&](SecAggServer& s) {
     for (const secagg::ClientDrop& d : s.drops()) {
       result.drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",
@@ -186,7 +267,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       if (d.reason == v1::SECAGG_DROP_NO_ANSWER) result.unresponsive.push_back(d.client_id);
     }
     if (s.state() == ServerState::kCompleted) {
-      auto sums = secagg::DecodeSum(s.sum(), request.encoding);
+      auto sums = secagg::DecodeSum(s.sum(), encoding);
       if (sums.ok()) {
         result.completed = true;
         result.sums = std::move(*sums);
@@ -194,6 +275,8 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       } else {
         result.abort = absl::StrCat("sum does not decode: ", sums.status().message());
       }
+    } else if (!result.stopped.ok()) {
+      result.abort = absl::StrCat("stopped before the next step: ", result.stopped.message());
     } else {
       result.abort =
           absl::StrCat(v1::SecAggServerAbort_Name(s.abort_reason()), ": ", s.abort_detail());

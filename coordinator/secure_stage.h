@@ -1,32 +1,61 @@
-// One stage of a round (statistics, fit or evaluate) run as one secure-aggregation session
-// over the work board: five steps, each one work item per client, each closed when every
-// expected client has answered or at the step's deadline. The SecAggServer state machine
-// (secagg/server.h) judges every answer; this runner only moves messages and time.
+// One stage of a round (statistics, fit, evaluate or analytics) run as one
+// secure-aggregation session over the work board: five steps, each one work item per
+// client, each closed when every expected client has answered or at the step's deadline.
+// The SecAggServer state machine (secagg/server.h) judges every answer; this runner only
+// moves messages and time.
+//
+// Durable: the server's snapshot is handed to the request's `persist` callback at every step
+// boundary — right after the session opens, and after each step closes — before the next
+// step's work items are posted, so nothing is asked of the sites that the coordinator's
+// store does not record. A request may instead resume a session from such a snapshot (after
+// a coordinator restart): the runner posts the step the snapshot stopped at again, under the
+// same work id, and the sites answer it from their own stores. A persist callback that
+// fails stops the session before anything more is posted (a privacy budget that cannot pay
+// for the unmasking, a store that cannot write).
 //
 // The first step's items carry the task spec, the global model and the standardisation, so
 // a client computes its contribution (trains) before it advertises its keys; that step has
-// the task's round deadline, later steps the (shorter) step deadline.
+// the task's round deadline, later steps the (shorter) step deadline. The set-up binds the
+// spec hash, N and the standardisation the first items carry.
 //
 // Thread-safe: Cancel may be called from any thread while Run blocks in another.
 #ifndef TESSERA_COORDINATOR_SECURE_STAGE_H_
 #define TESSERA_COORDINATOR_SECURE_STAGE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "coordinator/work_board.h"
 #include "proto/federation.pb.h"
 #include "proto/secagg.pb.h"
+#include "proto/secagg_state.pb.h"
 
 namespace tessera::coordinator {
 
 class SessionSink;
+
+// Told about the steps of every session: for logging and auditing, and for the end-to-end
+// suite, which stops the coordinator at chosen points with it. StepPersisted is called on
+// the runner's thread, AnswerAccepted on the thread that delivers the answer; neither under
+// a lock of the runner. Implementations must be thread-safe and quick.
+class StageObserver {
+ public:
+  virtual ~StageObserver() = default;
+  // The state before `step` is durable and the step's work items are about to be posted.
+  virtual void StepPersisted(const std::string& session, v1::SecAggRound step) = 0;
+  // The session accepted `client`'s answer to `step`.
+  virtual void AnswerAccepted(const std::string& session, v1::SecAggRound step,
+                              const std::string& client) = 0;
+};
 
 struct SecureStageRequest {
   std::string task_id;
@@ -42,6 +71,12 @@ struct SecureStageRequest {
   uint32_t threshold = 0;
   absl::Duration first_step_deadline = absl::Minutes(5);
   absl::Duration step_deadline = absl::Minutes(1);
+  // Continue this session (its snapshot at a step boundary) instead of opening a new one;
+  // cohort, threshold and encoding are then the snapshot's.
+  std::optional<v1::SecAggServerSnapshot> resume;
+  // Receives the server's snapshot at every step boundary, before that step is posted. A
+  // non-OK status stops the session there (SecureStageResult::stopped).
+  std::function<absl::Status(const v1::SecAggServerSnapshot&)> persist;
 };
 
 struct SecureStageResult {
@@ -50,29 +85,43 @@ struct SecureStageResult {
   std::vector<double> sums;
   // Clients whose inputs are in the sums, sorted.
   std::vector<std::string> survivors;
+  // Clients whose masked input the session accepted, whether or not it then completed:
+  // under the sites' once-only rule they cannot contribute to this stage again.
+  std::vector<std::string> masked_inputs;
+  // Clients that declined as having contributed to this stage already.
+  std::vector<std::string> already_contributed;
   // "client: step: reason: detail", one per dropped client.
   std::vector<std::string> drops;
   // Clients dropped because they did not answer a step in time.
   std::vector<std::string> unresponsive;
   // Why the session ended without a sum ("SECAGG_SERVER_TOO_FEW_CLIENTS: ...").
   std::string abort;
+  // Set when the persist callback refused a step boundary: the session stopped there.
+  absl::Status stopped;
 };
 
 class SecureStageRunner {
  public:
-  // `board` and `clock` must outlive the runner; `ca_cert_pem` is the federation CA.
-  SecureStageRunner(WorkBoard* board, const common::Clock* clock, std::string ca_cert_pem);
+  // `board` and `clock` must outlive the runner, and `observer` (may be null) too;
+  // `ca_cert_pem` is the federation CA.
+  SecureStageRunner(WorkBoard* board, const common::Clock* clock, std::string ca_cert_pem,
+                    StageObserver* observer = nullptr);
 
-  // Runs the session to its end (sum, abort, or cancellation).
+  // Runs the session to its end (sum, abort, a refused persist, or cancellation).
   SecureStageResult Run(const SecureStageRequest& request);
 
   // Ends the running session (if any) and every later one at once.
   void Cancel();
 
+  // The label of a stage's session: "<task>/r<round>/<stage>/a<attempt>".
+  static std::string SessionLabel(const std::string& task_id, uint32_t round, v1::Stage stage,
+                                  uint32_t attempt);
+
  private:
   WorkBoard* const board_;
   const common::Clock* const clock_;
   const std::string ca_cert_pem_;
+  StageObserver* const observer_;
 
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

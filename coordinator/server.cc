@@ -26,7 +26,8 @@ std::string HostOf(const std::string& address) {
 
 }  // namespace
 
-absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop) {
+absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop,
+                            StageObserver* observer) {
   const common::Clock* clock = common::Clock::Real();
   RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
   ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
@@ -37,6 +38,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   CoordinatorOptions options;
   options.ca_cert_pem = tls.ca_cert_pem;
   options.client_liveness = absl::Seconds(config.client_liveness_seconds());
+  options.runner.observer = observer;
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(std::move(store), clock, options));
 

@@ -11,12 +11,16 @@ class CoordinatorConfig;
 
 namespace tessera::coordinator {
 
+class StageObserver;
+
 // Runs until `stop` is notified, then shuts down in order (task runners, then the
 // server with a short grace period). `config` must be validated, defaults applied.
 // Writes config.ready_file with the bound "host:port" once calls are accepted, after
 // every unfinished task was resumed. Errors name what failed: TLS files, store directory,
-// address.
-absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop);
+// address. `observer` (may be null; must outlive the call) is told about every session
+// step (coordinator/secure_stage.h).
+absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop,
+                            StageObserver* observer = nullptr);
 
 }  // namespace tessera::coordinator
 

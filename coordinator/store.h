@@ -2,9 +2,12 @@
 // daemon, an in-memory one for tests, and a fault-injecting wrapper for crash tests.
 //
 // Kinds of records (one RocksDB column family each): tasks, rounds, models (one
-// checkpoint per task and round), clients (registry), meta (counters). A round commits
-// in one atomic write: its record, its checkpoint and the updated task record together,
-// so after a crash either all three are there or none is.
+// checkpoint per task and round), clients (registry), meta (counters), inflight (the round
+// a task is in the middle of: its secure-aggregation session at the last step boundary,
+// so that a restart continues the same session) and statistics (pooled statistics per
+// dataset and columns, shared by tasks). A round commits in one atomic write: its record,
+// its checkpoint, the updated task record and the removal of its in-flight record
+// together, so after a crash either all of them are there or none is.
 //
 // Implementations are thread-safe. Error codes: NOT_FOUND for a missing record,
 // ALREADY_EXISTS for a duplicate, DATA_LOSS for a stored record that does not parse,
@@ -28,6 +31,8 @@ namespace tessera::v1 {
 class TaskRecord;
 class RoundRecord;
 class ClientRecord;
+class InFlightRound;
+class PooledStatisticsRecord;
 }  // namespace tessera::v1
 
 namespace tessera::coordinator {
@@ -51,9 +56,9 @@ class Store {
   virtual absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() = 0;
 
   // One atomic write: `round` (keyed by task id and round number, replacing an earlier
-  // record of the same round), the model checkpoint for that round, and `task`.
-  // INVALID_ARGUMENT if round.task_id() != task.task_id(); NOT_FOUND if the task does not
-  // exist.
+  // record of the same round), the model checkpoint for that round, `task`, and the removal
+  // of the task's in-flight record. INVALID_ARGUMENT if round.task_id() != task.task_id();
+  // NOT_FOUND if the task does not exist.
   virtual absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
                                    std::span<const float> model) = 0;
 
@@ -63,6 +68,22 @@ class Store {
   // The checkpoint committed with `round`. NOT_FOUND if none.
   virtual absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
                                                            uint32_t round) = 0;
+
+  // Replaces the task's in-flight record (there is at most one per task). NOT_FOUND if the
+  // task does not exist.
+  virtual absl::Status PutInFlight(const v1::InFlightRound& record) = 0;
+  // NOT_FOUND if the task has no round in flight.
+  virtual absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) = 0;
+  // Removes it (a task that ends without committing the round); OK if there is none.
+  virtual absl::Status DeleteInFlight(const std::string& task_id) = 0;
+
+  // Pooled statistics of a dataset's columns, keyed by (dataset id, columns in order).
+  // Replaces an earlier record with the same key. INVALID_ARGUMENT if the dataset id or the
+  // columns are empty.
+  virtual absl::Status PutStatistics(const v1::PooledStatisticsRecord& record) = 0;
+  // NOT_FOUND if none.
+  virtual absl::StatusOr<v1::PooledStatisticsRecord> GetStatistics(
+      const std::string& dataset_id, const std::vector<std::string>& columns) = 0;
 
   // Inserts or replaces the registry entry of record.client_id(). INVALID_ARGUMENT if
   // the id is empty.
@@ -78,38 +99,6 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
 
 // A fresh, empty, in-memory store with the same semantics.
 std::unique_ptr<Store> NewMemoryStore();
-
-// Wraps `base` and fails writes on demand, for crash and error-path tests.
-class FaultInjectingStore : public Store {
- public:
-  explicit FaultInjectingStore(std::unique_ptr<Store> base);
-
-  // The next `n` writes succeed; every write after them fails with UNAVAILABLE (and
-  // changes nothing) until Heal(). Reads always pass through.
-  void FailWritesAfter(int n);
-  void Heal();
-
-  absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) override;
-  absl::Status UpdateTask(const v1::TaskRecord& record) override;
-  absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) override;
-  absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override;
-  absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                           std::span<const float> model) override;
-  absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override;
-  absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
-                                                   uint32_t round) override;
-  absl::Status PutClient(const v1::ClientRecord& record) override;
-  absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) override;
-  absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override;
-
- private:
-  absl::Status MaybeFail(const char* op) ABSL_LOCKS_EXCLUDED(mu_);
-
-  const std::unique_ptr<Store> base_;
-  absl::Mutex mu_;
-  // -1: never fail. Otherwise the number of writes still allowed.
-  int writes_left_ ABSL_GUARDED_BY(mu_) = -1;
-};
 
 }  // namespace tessera::coordinator
 

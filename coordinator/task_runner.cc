@@ -15,7 +15,6 @@
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
 #include "secagg/protocol.h"
-#include "secagg/stage_encoding.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -54,15 +53,6 @@ std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryRelease& q) {
   return out;
 }
 
-// The secure-aggregation threshold for `n` invited sites: the task's own, or floor(2n/3)+1,
-// never below min_clients nor a strict majority.
-uint32_t Threshold(const v1::TaskSpec& spec, uint32_t n) {
-  uint32_t t = spec.secure_aggregation().threshold() > 0 ? spec.secure_aggregation().threshold()
-                                                         : secagg::DefaultThreshold(n);
-  return std::max(
-      {t, spec.min_clients(), spec.analytics().min_cohort(), secagg::MinimumSafeThreshold(n)});
-}
-
 }  // namespace
 
 TaskRunner::TaskRunner(std::string task_id, Store* store, WorkBoard* board,
@@ -74,7 +64,7 @@ TaskRunner::TaskRunner(std::string task_id, Store* store, WorkBoard* board,
       registry_(registry),
       clock_(clock),
       options_(options),
-      secure_(board, clock, std::move(ca_cert_pem)) {}
+      secure_(board, clock, std::move(ca_cert_pem), options.observer) {}
 
 TaskRunner::~TaskRunner() { Stop(); }
 
@@ -147,23 +137,39 @@ absl::Status TaskRunner::Finish(v1::TaskRecord& task, v1::TaskState state,
   return absl::OkStatus();
 }
 
-bool TaskRunner::AttemptFailed(uint32_t round, uint32_t attempt, const absl::Status& why,
-                               std::vector<std::string>* drops) {
-  drops->push_back(absl::StrCat("attempt ", attempt, " failed: ", why.message()));
+bool TaskRunner::AttemptFailed(uint32_t round, uint32_t attempt, const std::string& why,
+                               v1::InFlightRound* in_flight) {
+  in_flight->add_drops(absl::StrCat("attempt ", attempt, " failed: ", why));
   common::LogWarning("attempt_failed")
       .With("task", task_id_)
       .With("round", round)
       .With("attempt", attempt)
-      .With("why", std::string(why.message()));
+      .With("why", why);
   return PauseOrHalt(options_.retry_pause);
 }
 
-absl::Status TaskRunner::EndWithoutCommit(v1::TaskRecord& task, const std::string& what) {
-  if (halt() == Halt::kCancel) return Finish(task, v1::TASK_CANCELLED, CancelReason());
-  if (halt() == Halt::kStop) return absl::OkStatus();
-  return Finish(
-      task, v1::TASK_FAILED,
-      absl::StrCat(what, " failed after ", task.spec().max_round_attempts(), " attempts"));
+absl::Status TaskRunner::EndStage(v1::TaskRecord& task, const StageEnd& end,
+                                  const std::string& what) {
+  switch (end.kind) {
+    case StageEnd::Kind::kHalted:
+      if (halt() == Halt::kCancel) {
+        RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
+        return Finish(task, v1::TASK_CANCELLED, CancelReason());
+      }
+      return absl::OkStatus();  // stopped: the round in flight resumes at the next start
+    case StageEnd::Kind::kBudget:
+      RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
+      return Finish(
+          task, v1::TASK_COMPLETED,
+          absl::StrCat(end.reason, "; ", task.last_committed_round(), " rounds committed"));
+    case StageEnd::Kind::kStoreError:
+      return absl::UnavailableError(absl::StrCat(what, ": ", end.reason));
+    case StageEnd::Kind::kFailed:
+    case StageEnd::Kind::kCompleted:
+      break;
+  }
+  RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
+  return Finish(task, v1::TASK_FAILED, absl::StrCat(what, " failed: ", end.reason));
 }
 
 absl::Status TaskRunner::RunTask() {
@@ -181,6 +187,15 @@ absl::Status TaskRunner::RunTask() {
       .With("task", task_id_)
       .With("name", task.spec().name())
       .With("last_committed_round", task.last_committed_round());
+  {
+    ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
+    committed_releases_.clear();
+    for (const v1::RoundRecord& r : rounds) {
+      for (const v1::PrivacyRelease& release : r.releases()) {
+        committed_releases_.push_back(release.noise_multiplier());
+      }
+    }
+  }
   if (task.spec().has_analytics()) return RunAnalytics(task);
   if (task.last_committed_round() < 0) {
     RETURN_IF_ERROR(RunStatisticsRound(task));
@@ -189,151 +204,128 @@ absl::Status TaskRunner::RunTask() {
   return RunTrainingRounds(task);
 }
 
-std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task) {
-  const v1::TaskSpec& spec = task.spec();
-  const uint32_t need = std::max(
-      {spec.min_clients(), spec.secure_aggregation().threshold(), spec.analytics().min_cohort()});
-  absl::Time next_log = absl::InfinitePast();
-  while (halt() == Halt::kNone) {
-    std::vector<std::string> cohort = registry_->Connected(spec.dataset().id());
-    if (cohort.size() >= need) return cohort;
-    if (clock_->Now() >= next_log) {
-      common::LogInfo("waiting_for_clients")
-          .With("task", task_id_)
-          .With("dataset", spec.dataset().id())
-          .With("connected", static_cast<uint64_t>(cohort.size()))
-          .With("needed", need);
-      next_log = clock_->Now() + absl::Seconds(30);
-    }
-    PauseOrHalt(options_.cohort_poll_interval);
-  }
-  return {};
-}
-
-SecureStageResult TaskRunner::RunStage(const v1::TaskRecord& task, v1::Stage stage, uint32_t round,
-                                       uint32_t attempt, const std::vector<std::string>& cohort,
-                                       v1::WorkItem first_item, v1::SecAggEncoding encoding) {
-  const v1::TaskSpec& spec = task.spec();
-  first_item.set_task_id(task_id_);
-  first_item.set_round(round);
-  first_item.set_stage(stage);
-  *first_item.mutable_spec() = spec;
-  first_item.set_spec_hash(task.spec_hash());
-  SecureStageRequest request;
-  request.task_id = task_id_;
-  request.round = round;
-  request.stage = stage;
-  request.attempt = attempt;
-  request.cohort = cohort;
-  request.first_item = std::move(first_item);
-  request.encoding = std::move(encoding);
-  request.threshold = Threshold(spec, static_cast<uint32_t>(cohort.size()));
-  request.first_step_deadline = absl::Seconds(spec.round_deadline_seconds());
-  request.step_deadline = absl::Seconds(spec.secure_aggregation().step_deadline_seconds());
-  SecureStageResult result = secure_.Run(request);
-  for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
-  for (const std::string& drop : result.drops) {
-    common::LogInfo("client_dropped").With("task", task_id_).With("round", round).With("why", drop);
-  }
-  return result;
-}
-
 absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
-  const size_t d = static_cast<size_t>(spec.dataset().features_size());
-  // Regression and survival tasks pool the label too, as one more column.
-  const bool with_label = proto::StatisticsIncludeLabel(spec.model());
-  const size_t columns = d + (with_label ? 1 : 0);
-  const absl::Time started = clock_->Now();
-  std::vector<std::string> drops;
-  for (uint32_t attempt = 1; attempt <= spec.max_round_attempts(); ++attempt) {
-    std::vector<std::string> cohort = WaitForCohort(task);
-    if (cohort.empty()) break;  // halted
-    SecureStageResult result =
-        RunStage(task, v1::STAGE_STATISTICS, 0, attempt, cohort, v1::WorkItem(),
-                 secagg::StatisticsEncoding(columns, static_cast<uint32_t>(cohort.size())));
-    drops.insert(drops.end(), result.drops.begin(), result.drops.end());
-    if (halt() != Halt::kNone) break;
+  std::vector<std::string> columns(spec.dataset().features().begin(),
+                                   spec.dataset().features().end());
+  if (proto::StatisticsIncludeLabel(spec.model())) columns.push_back(spec.dataset().label());
+  ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(0));
+  // Statistics of these columns pooled for an earlier task: the sites would not send theirs
+  // again, and need not.
+  absl::StatusOr<v1::PooledStatisticsRecord> cached =
+      store_->GetStatistics(spec.dataset().id(), columns);
+  if (cached.ok()) return CommitStatistics(task, *cached, in_flight, /*reused=*/true);
+  if (cached.status().code() != absl::StatusCode::kNotFound) return cached.status();
+
+  StagePlan plan;
+  plan.stage = v1::STAGE_STATISTICS;
+  plan.round = 0;
+  while (true) {
+    StageEnd end = RunDurableStage(task, in_flight, plan);
+    if (end.kind != StageEnd::Kind::kCompleted) {
+      // Another task may have pooled these columns meanwhile (its sites then refused ours).
+      cached = store_->GetStatistics(spec.dataset().id(), columns);
+      if (end.kind == StageEnd::Kind::kFailed && cached.ok()) {
+        return CommitStatistics(task, *cached, in_flight, /*reused=*/true);
+      }
+      return EndStage(task, end, "statistics round");
+    }
     absl::StatusOr<proto::PooledStatistics> pooled =
-        result.completed
-            ? proto::DecodeStatistics(result.sums, columns)
-            : absl::StatusOr<proto::PooledStatistics>(absl::AbortedError(result.abort));
+        proto::DecodeStatistics(end.result.sums, columns.size());
     if (!pooled.ok()) {
-      if (AttemptFailed(0, attempt, pooled.status(), &drops)) break;
+      in_flight.set_attempt(in_flight.attempt() + 1);
+      if (AttemptFailed(0, in_flight.attempt() - 1, std::string(pooled.status().message()),
+                        &in_flight)) {
+        return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "statistics round");
+      }
+      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
       continue;
     }
-    ASSIGN_OR_RETURN(std::vector<float> initial,
-                     proto::InitialParameters(spec.model(), d, spec.seed()));
-    v1::Standardization* s = task.mutable_standardization();
+    const size_t d = static_cast<size_t>(spec.dataset().features_size());
+    v1::PooledStatisticsRecord record;
+    record.set_dataset_id(spec.dataset().id());
+    *record.mutable_columns() = {columns.begin(), columns.end()};
+    v1::Standardization* s = record.mutable_standardization();
     s->mutable_mean()->Assign(pooled->mean.begin(), pooled->mean.begin() + d);
     s->mutable_stddev()->Assign(pooled->stddev.begin(), pooled->stddev.begin() + d);
     s->set_num_train_rows(pooled->num_rows);
-    if (with_label) {
+    if (columns.size() > d) {
       s->set_label_mean(pooled->mean[d]);
       s->set_label_stddev(pooled->stddev[d]);
     }
-    double l2 = spec.model().l2();
-    if (spec.model().inverse_regularization() > 0) {
-      l2 = 1.0 / (spec.model().inverse_regularization() * static_cast<double>(pooled->num_rows));
-    }
-    task.set_l2(l2);
-    task.set_last_committed_round(0);
-    task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
-
-    v1::RoundRecord record;
+    *record.mutable_participants() = {end.result.survivors.begin(), end.result.survivors.end()};
     record.set_task_id(task_id_);
-    record.set_round(0);
-    for (const std::string& c : result.survivors) record.add_fit_participants(c);
-    *record.add_metrics() = MakeMetric("num_train_rows", static_cast<double>(pooled->num_rows));
-    record.set_model_hash(crypto::HashModel(initial));
-    record.set_started_unix_ms(common::ToUnixMillis(started));
-    record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
-    record.set_attempts(attempt);
-    for (const std::string& drop : drops) record.add_drops(drop);
-    RETURN_IF_ERROR(store_->CommitRound(task, record, initial));
-    common::LogInfo("round_committed")
-        .With("task", task_id_)
-        .With("round", 0)
-        .With("sites", static_cast<uint64_t>(result.survivors.size()))
-        .With("train_rows", pooled->num_rows);
-    return absl::OkStatus();
+    record.set_created_unix_ms(common::ToUnixMillis(clock_->Now()));
+    RETURN_IF_ERROR(store_->PutStatistics(record));
+    return CommitStatistics(task, record, in_flight, /*reused=*/false);
   }
-  return EndWithoutCommit(task, "statistics round");
+}
+
+absl::Status TaskRunner::CommitStatistics(v1::TaskRecord& task,
+                                          const v1::PooledStatisticsRecord& pooled,
+                                          const v1::InFlightRound& in_flight, bool reused) {
+  const v1::TaskSpec& spec = task.spec();
+  const size_t d = static_cast<size_t>(spec.dataset().features_size());
+  ASSIGN_OR_RETURN(std::vector<float> initial,
+                   proto::InitialParameters(spec.model(), d, spec.seed()));
+  const uint64_t rows = pooled.standardization().num_train_rows();
+  *task.mutable_standardization() = pooled.standardization();
+  task.set_l2(proto::ResolvedL2(spec.model(), rows));
+  task.set_last_committed_round(0);
+  task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
+
+  v1::RoundRecord record;
+  record.set_task_id(task_id_);
+  record.set_round(0);
+  *record.mutable_fit_participants() = pooled.participants();
+  *record.add_metrics() = MakeMetric("num_train_rows", static_cast<double>(rows));
+  record.set_model_hash(crypto::HashModel(initial));
+  record.set_started_unix_ms(in_flight.started_unix_ms());
+  record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
+  record.set_attempts(reused ? 0 : in_flight.attempt());
+  *record.mutable_drops() = in_flight.drops();
+  if (reused) record.set_statistics_from(pooled.task_id());
+  RETURN_IF_ERROR(store_->CommitRound(task, record, initial));
+  common::LogInfo("round_committed")
+      .With("task", task_id_)
+      .With("round", 0)
+      .With("sites", static_cast<uint64_t>(pooled.participants_size()))
+      .With("train_rows", rows)
+      .With("statistics_from", reused ? pooled.task_id() : task_id_);
+  return absl::OkStatus();
 }
 
 absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
-  const v1::TaskSpec& spec = task.spec();
-  const v1::AnalyticsSpec& analytics = spec.analytics();
-  const size_t length = proto::AnalyticsLength(analytics);
-  const absl::Time started = clock_->Now();
-  std::vector<std::string> drops;
-  for (uint32_t attempt = 1; attempt <= spec.max_round_attempts(); ++attempt) {
-    std::vector<std::string> cohort = WaitForCohort(task);
-    if (cohort.empty()) break;  // halted
-    SecureStageResult result =
-        RunStage(task, v1::STAGE_ANALYTICS, 1, attempt, cohort, v1::WorkItem(),
-                 secagg::AnalyticsEncoding(length, static_cast<uint32_t>(cohort.size())));
-    drops.insert(drops.end(), result.drops.begin(), result.drops.end());
-    if (halt() != Halt::kNone) break;
+  const v1::AnalyticsSpec& analytics = task.spec().analytics();
+  ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(1));
+  StagePlan plan;
+  plan.stage = v1::STAGE_ANALYTICS;
+  plan.round = 1;
+  while (true) {
+    StageEnd end = RunDurableStage(task, in_flight, plan);
+    if (end.kind != StageEnd::Kind::kCompleted) return EndStage(task, end, "query");
     absl::StatusOr<std::vector<proto::QueryRelease>> answers =
-        result.completed
-            ? proto::ReleaseAnalytics(analytics, result.sums)
-            : absl::StatusOr<std::vector<proto::QueryRelease>>(absl::AbortedError(result.abort));
+        proto::ReleaseAnalytics(analytics, end.result.sums);
     // The secure-aggregation threshold already keeps every sum over at least min_cohort
     // sites; this is the release rule said once more where the answer is made.
-    if (answers.ok() && result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
+    if (answers.ok() && end.result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
       answers = absl::FailedPreconditionError(
-          absl::StrCat(result.survivors.size(), " sites in the sums, fewer than min_cohort ",
+          absl::StrCat(end.result.survivors.size(), " sites in the sums, fewer than min_cohort ",
                        analytics.min_cohort(), ": no answer released"));
     }
     if (!answers.ok()) {
-      if (AttemptFailed(1, attempt, answers.status(), &drops)) break;
+      in_flight.set_attempt(in_flight.attempt() + 1);
+      if (AttemptFailed(1, in_flight.attempt() - 1, std::string(answers.status().message()),
+                        &in_flight)) {
+        return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "query");
+      }
+      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
       continue;
     }
     v1::RoundRecord record;
     record.set_task_id(task_id_);
     record.set_round(1);
-    for (const std::string& c : result.survivors) record.add_fit_participants(c);
+    *record.mutable_fit_participants() = {end.result.survivors.begin(), end.result.survivors.end()};
     for (const proto::QueryRelease& q : *answers) {
       for (const v1::Metric& m : AnalyticsMetrics(q)) *record.add_metrics() = m;
     }
@@ -342,18 +334,114 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
     task.set_state_reason("query answered");
     task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
     record.set_model_hash(crypto::HashModel({}));
-    record.set_started_unix_ms(common::ToUnixMillis(started));
+    record.set_started_unix_ms(in_flight.started_unix_ms());
     record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
-    record.set_attempts(attempt);
-    for (const std::string& drop : drops) record.add_drops(drop);
+    record.set_attempts(in_flight.attempt());
+    *record.mutable_drops() = in_flight.drops();
     RETURN_IF_ERROR(store_->CommitRound(task, record, {}));
     common::LogInfo("query_answered")
         .With("task", task_id_)
-        .With("sites", static_cast<uint64_t>(result.survivors.size()))
+        .With("sites", static_cast<uint64_t>(end.result.survivors.size()))
         .With("queries", static_cast<uint64_t>(answers->size()));
     return absl::OkStatus();
   }
-  return EndWithoutCommit(task, "query");
+}
+
+absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                        uint32_t round, const std::vector<float>& global,
+                                        Strategy& strategy) {
+  const v1::TaskSpec& spec = task.spec();
+  const size_t num_params = global.size();
+  StagePlan plan;
+  plan.stage = v1::STAGE_FIT;
+  plan.round = round;
+  SetModel(global, &plan.first_item);
+  *plan.first_item.mutable_standardization() = task.standardization();
+  plan.first_item.set_l2(task.l2());
+  if (spec.has_privacy()) plan.noise_multiplier = spec.privacy().noise_multiplier();
+  while (true) {
+    StageEnd end = RunDurableStage(task, in_flight, plan);
+    if (end.kind != StageEnd::Kind::kCompleted) {
+      RETURN_IF_ERROR(EndStage(task, end, absl::StrCat("round ", round)));
+      return false;
+    }
+    absl::StatusOr<proto::AveragedUpdate> update = proto::DecodeFit(end.result.sums, num_params);
+    absl::StatusOr<std::vector<float>> next =
+        update.ok() ? strategy.AggregateFit(round, global, *update)
+                    : absl::StatusOr<std::vector<float>>(update.status());
+    if (!next.ok()) {
+      in_flight.set_attempt(in_flight.attempt() + 1);
+      if (AttemptFailed(round, in_flight.attempt() - 1, std::string(next.status().message()),
+                        &in_flight)) {
+        RETURN_IF_ERROR(EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""},
+                                 absl::StrCat("round ", round)));
+        return false;
+      }
+      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+      continue;
+    }
+    const double pooled_rows = static_cast<double>(task.standardization().num_train_rows());
+    in_flight.set_fit_done(true);
+    in_flight.mutable_next_model()->mutable_values()->Assign(next->begin(), next->end());
+    *in_flight.mutable_fit_participants() = {end.result.survivors.begin(),
+                                             end.result.survivors.end()};
+    *in_flight.add_metrics() =
+        MakeMetric("train_examples", std::round(update->total_examples * pooled_rows));
+    in_flight.set_strategy_state(strategy.SaveState());
+    RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+    return true;
+  }
+}
+
+absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                               uint32_t round, Strategy& strategy) {
+  const v1::TaskSpec& spec = task.spec();
+  ASSIGN_OR_RETURN(const proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
+  StagePlan plan;
+  plan.stage = v1::STAGE_EVALUATE;
+  plan.round = round;
+  const std::vector<float> next(in_flight.next_model().values().begin(),
+                                in_flight.next_model().values().end());
+  SetModel(next, &plan.first_item);
+  *plan.first_item.mutable_standardization() = task.standardization();
+  plan.first_item.set_l2(task.l2());
+  plan.retry = false;
+  plan.wait_for_cohort = false;
+  proto::EvaluationDecodeOptions decode;
+  if (proto::EvaluationNoiseOn(spec)) {
+    plan.noise_multiplier = spec.privacy().evaluation_noise_multiplier();
+    decode.noise_stddev = proto::EvaluationNoiseStddev(spec.privacy(), layout);
+    decode.label_stddev = task.standardization().label_stddev();
+  }
+  StageEnd end = RunDurableStage(task, in_flight, plan);
+  switch (end.kind) {
+    case StageEnd::Kind::kCompleted:
+      break;
+    case StageEnd::Kind::kFailed:
+      in_flight.add_drops(absl::StrCat("evaluation skipped: ", end.reason));
+      in_flight.set_eval_done(true);
+      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+      return true;
+    default:
+      RETURN_IF_ERROR(EndStage(task, end, absl::StrCat("round ", round)));
+      return false;
+  }
+  in_flight.set_eval_done(true);
+  auto decoded = proto::DecodeEvaluation(layout, end.result.sums, decode);
+  if (!decoded.ok()) {
+    in_flight.add_drops(absl::StrCat("evaluation skipped: ", decoded.status().message()));
+    RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+    return true;
+  }
+  std::vector<v1::Metric> metrics;
+  for (const auto& [name, value] : *decoded) metrics.push_back(MakeMetric(name, value));
+  for (const v1::Metric& m : strategy.AggregateEvaluate(round, std::move(metrics))) {
+    *in_flight.add_metrics() = m;
+  }
+  *in_flight.mutable_eval_participants() = {end.result.survivors.begin(),
+                                            end.result.survivors.end()};
+  RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+  return true;
 }
 
 absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
@@ -367,130 +455,89 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     return absl::DataLossError(absl::StrCat("checkpoint of ", task_id_, " round ", last, " has ",
                                             global.size(), " parameters, expected ", num_params));
   }
-  {
-    ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
-    if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
-  }
-  const double pooled_rows = static_cast<double>(task.standardization().num_train_rows());
-  ASSIGN_OR_RETURN(const proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
+  ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
+  if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
 
   for (uint32_t round = last + 1; round <= spec.rounds(); ++round) {
-    // With differential privacy, a round runs only if the budget covers it: every round is
-    // one Gaussian mechanism over the whole cohort (sampling rate 1).
-    absl::StatusOr<double> epsilon_after = 0.0;
-    if (spec.has_privacy()) {
-      epsilon_after =
-          GaussianEpsilon(spec.privacy().noise_multiplier(), 1.0, round, spec.privacy().delta());
-      if (!epsilon_after.ok()) return epsilon_after.status();
-      if (*epsilon_after > spec.privacy().epsilon_budget()) {
+    ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(round));
+    // With differential privacy a round starts only if the budget covers its releases: its
+    // model-update sum, and its evaluation sum when that is noised.
+    if (spec.has_privacy() && !in_flight.fit_done() && in_flight.releases().empty()) {
+      std::vector<double> charged = ChargedReleases(in_flight);
+      charged.push_back(spec.privacy().noise_multiplier());
+      if (spec.privacy().evaluation_noise_multiplier() > 0) {
+        charged.push_back(spec.privacy().evaluation_noise_multiplier());
+      }
+      ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
+      if (epsilon > spec.privacy().epsilon_budget()) {
+        RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
         return Finish(task, v1::TASK_COMPLETED,
                       absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ",
-                                   *epsilon_after, " > ", spec.privacy().epsilon_budget(), "; ",
-                                   round - 1, " rounds committed"));
+                                   epsilon, " > ", spec.privacy().epsilon_budget(), "; ", round - 1,
+                                   " rounds committed"));
       }
     }
-    const absl::Time started = clock_->Now();
-    std::vector<std::string> drops;
-    bool committed = false;
-    for (uint32_t attempt = 1; attempt <= spec.max_round_attempts() && !committed; ++attempt) {
-      std::vector<std::string> cohort = WaitForCohort(task);
-      if (cohort.empty()) break;
-      const uint32_t n = static_cast<uint32_t>(cohort.size());
-
-      v1::WorkItem fit;
-      SetModel(global, &fit);
-      *fit.mutable_standardization() = task.standardization();
-      fit.set_l2(task.l2());
-      SecureStageResult fitted =
-          RunStage(task, v1::STAGE_FIT, round, attempt, cohort, std::move(fit),
-                   secagg::FitEncoding(num_params, spec.secure_aggregation().clip(), n));
-      drops.insert(drops.end(), fitted.drops.begin(), fitted.drops.end());
-      if (halt() != Halt::kNone) break;
-      absl::StatusOr<proto::AveragedUpdate> update =
-          fitted.completed
-              ? proto::DecodeFit(fitted.sums, num_params)
-              : absl::StatusOr<proto::AveragedUpdate>(absl::AbortedError(fitted.abort));
-      absl::StatusOr<std::vector<float>> next =
-          update.ok() ? strategy->AggregateFit(round, global, *update)
-                      : absl::StatusOr<std::vector<float>>(update.status());
-      if (!next.ok()) {
-        if (AttemptFailed(round, attempt, next.status(), &drops)) break;
-        continue;
-      }
-
-      v1::RoundRecord record;
-      record.set_task_id(task_id_);
-      record.set_round(round);
-      for (const std::string& c : fitted.survivors) record.add_fit_participants(c);
-      *record.add_metrics() =
-          MakeMetric("train_examples", std::round(update->total_examples * pooled_rows));
-
-      if (strategy->ConfigureEvaluate(round)) {
-        std::vector<std::string> eval_cohort = registry_->Connected(spec.dataset().id());
-        v1::WorkItem eval;
-        SetModel(*next, &eval);
-        *eval.mutable_standardization() = task.standardization();
-        eval.set_l2(task.l2());
-        if (eval_cohort.size() >= spec.min_clients()) {
-          SecureStageResult evaluated = RunStage(
-              task, v1::STAGE_EVALUATE, round, attempt, eval_cohort, std::move(eval),
-              secagg::EvaluateEncoding(layout.length, static_cast<uint32_t>(eval_cohort.size())));
-          drops.insert(drops.end(), evaluated.drops.begin(), evaluated.drops.end());
-          if (halt() != Halt::kNone) break;
-          auto decoded = evaluated.completed
-                             ? proto::DecodeEvaluation(layout, evaluated.sums)
-                             : absl::StatusOr<std::vector<std::pair<std::string, double>>>(
-                                   absl::AbortedError(evaluated.abort));
-          if (decoded.ok()) {
-            std::vector<v1::Metric> metrics;
-            for (const auto& [name, value] : *decoded) metrics.push_back(MakeMetric(name, value));
-            for (const v1::Metric& m : strategy->AggregateEvaluate(round, std::move(metrics))) {
-              *record.add_metrics() = m;
-            }
-            for (const std::string& c : evaluated.survivors) record.add_eval_participants(c);
-          } else {
-            drops.push_back(absl::StrCat("evaluation skipped: ", decoded.status().message()));
-          }
-        } else {
-          drops.push_back(absl::StrCat("evaluation skipped: ", eval_cohort.size(),
-                                       " sites connected, ", spec.min_clients(), " needed"));
-        }
-      }
-      if (spec.has_privacy()) {
-        *record.add_metrics() = MakeMetric("epsilon", *epsilon_after);
-        *record.add_metrics() = MakeMetric("delta", spec.privacy().delta());
-      }
-
-      task.set_last_committed_round(static_cast<int32_t>(round));
-      task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
-      if (round == spec.rounds()) {
-        task.set_state(v1::TASK_COMPLETED);
-        task.set_state_reason("all rounds committed");
-      }
-      record.set_model_hash(crypto::HashModel(*next));
-      record.set_started_unix_ms(common::ToUnixMillis(started));
-      record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
-      record.set_attempts(attempt);
-      for (const std::string& drop : drops) record.add_drops(drop);
-      record.set_strategy_state(strategy->SaveState());
-      RETURN_IF_ERROR(store_->CommitRound(task, record, *next));
-      global = std::move(*next);
-      committed = true;
-
-      common::LogLine line(common::LogLevel::kInfo, "round_committed");
-      line.With("task", task_id_)
-          .With("round", round)
-          .With("sites", static_cast<uint64_t>(fitted.survivors.size()));
-      for (const v1::Metric& m : record.metrics()) line.With(m.name(), m.value());
+    if (in_flight.fit_done()) {
+      // Resumed after the update was applied: the strategy's state after it is stored.
+      RETURN_IF_ERROR(strategy->RestoreState(in_flight.strategy_state()));
+    } else {
+      ASSIGN_OR_RETURN(bool fitted, RunFit(task, in_flight, round, global, *strategy));
+      if (!fitted) return absl::OkStatus();
     }
-    if (committed) continue;
-    return EndWithoutCommit(task, absl::StrCat("round ", round));
+    if (strategy->ConfigureEvaluate(round) && !in_flight.eval_done()) {
+      ASSIGN_OR_RETURN(bool evaluated, RunEvaluation(task, in_flight, round, *strategy));
+      if (!evaluated) return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(CommitTrainingRound(task, in_flight, round));
+    global.assign(in_flight.next_model().values().begin(), in_flight.next_model().values().end());
   }
   if (task.state() == v1::TASK_COMPLETED) {
     common::LogInfo("task_finished")
         .With("task", task_id_)
         .With("state", v1::TaskState_Name(task.state()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status TaskRunner::CommitTrainingRound(v1::TaskRecord& task,
+                                             const v1::InFlightRound& in_flight, uint32_t round) {
+  const v1::TaskSpec& spec = task.spec();
+  const std::vector<float> next(in_flight.next_model().values().begin(),
+                                in_flight.next_model().values().end());
+  v1::RoundRecord record;
+  record.set_task_id(task_id_);
+  record.set_round(round);
+  *record.mutable_fit_participants() = in_flight.fit_participants();
+  *record.mutable_eval_participants() = in_flight.eval_participants();
+  *record.mutable_metrics() = in_flight.metrics();
+  if (spec.has_privacy()) {
+    ASSIGN_OR_RETURN(double epsilon,
+                     EpsilonOfReleases(ChargedReleases(in_flight), spec.privacy().delta()));
+    *record.add_metrics() = MakeMetric("epsilon", epsilon);
+    *record.add_metrics() = MakeMetric("delta", spec.privacy().delta());
+  }
+  record.set_model_hash(crypto::HashModel(next));
+  record.set_started_unix_ms(in_flight.started_unix_ms());
+  record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
+  record.set_attempts(in_flight.attempt());
+  *record.mutable_drops() = in_flight.drops();
+  record.set_strategy_state(in_flight.strategy_state());
+  *record.mutable_releases() = in_flight.releases();
+  task.set_last_committed_round(static_cast<int32_t>(round));
+  task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
+  if (round == spec.rounds()) {
+    task.set_state(v1::TASK_COMPLETED);
+    task.set_state_reason("all rounds committed");
+  }
+  RETURN_IF_ERROR(store_->CommitRound(task, record, next));
+  for (const v1::PrivacyRelease& r : in_flight.releases()) {
+    committed_releases_.push_back(r.noise_multiplier());
+  }
+  common::LogLine line(common::LogLevel::kInfo, "round_committed");
+  line.With("task", task_id_)
+      .With("round", round)
+      .With("sites", static_cast<uint64_t>(in_flight.fit_participants_size()));
+  for (const v1::Metric& m : record.metrics()) line.With(m.name(), m.value());
   return absl::OkStatus();
 }
 

@@ -1,20 +1,33 @@
-// Runs one task's rounds, on a thread of its own, from its last committed round.
+// Runs one task's rounds, on a thread of its own, from where it stopped.
 //
 // Round 0 is the statistics round: the sites' feature counts, sums and sums of squares
 // give the pooled mean and standard deviation every site then standardises with, and the
-// pooled row count resolves the L2 penalty. Each training round r then runs two stages —
-// FIT (sites train from the global model and send their weighted deltas) and EVALUATE
-// (sites evaluate the new model on their held-out rows) — and commits, in one store write,
-// the round record, the new checkpoint and the task record. A crash before the commit
-// redoes the round; nothing committed is lost.
+// pooled row count resolves the L2 penalty. Pooled statistics are computed once per dataset
+// and columns and kept in the store: a later task over the same columns reuses them (the
+// sites would refuse to send their statistics again). Each training round r then runs two
+// stages — FIT (sites train from the global model and send their weighted deltas) and
+// EVALUATE (sites evaluate the new model on their held-out rows) — and commits, in one
+// store write, the round record, the new checkpoint and the task record.
 //
 // Every stage is one secure-aggregation session (secure_stage.h): the coordinator learns
-// only the sum over the surviving sites, at least `threshold` of them. A stage asks every
-// connected site that holds the task's dataset (at least min_clients; the runner waits for
-// them). A session that aborts (fewer than threshold survivors, unrecoverable shares) is a
-// failed attempt, recorded, and the round is tried again with a fresh cohort, without the
-// sites that did not answer; after max_round_attempts the task fails. An aborted
-// evaluation leaves the round without metrics (it still commits).
+// only the sum over the surviving sites, at least `threshold` of them. The round in flight
+// is durable (v1::InFlightRound in the store, rewritten at every step boundary before the
+// step is posted): a restarted coordinator continues the very session it was in, with the
+// same cohort and nonce, instead of asking the sites again — they would refuse, since a site
+// sends each contribution once. For the same reason a failed attempt (a session that ends
+// without a sum) is retried only with sites that have not sent a masked input for the stage
+// yet, and the stage ends, naming the reason, as soon as too few such sites are left.
+// An aborted evaluation leaves the round without metrics (it still commits).
+//
+// Threshold: floor(2n/3) + 1 for n invited sites (secagg::SafeThreshold, what every site
+// requires), raised to min_clients and the analytics minimum cohort; a task's explicit
+// threshold below the rule for its cohort fails the stage at once with that reason.
+//
+// Privacy: every noised sum (model updates with `privacy`, evaluation sums with
+// evaluation noise) is charged to the task's ledger, durably, before the unmasking step of
+// its session is posted — failed attempts and crashes included; a round starts only if
+// the budget covers its releases, and a session whose release the budget cannot pay for
+// stops before its unmasking. The task's epsilon composes every charged release.
 //
 // Thread-safe: Cancel and Stop may be called from any thread.
 #ifndef TESSERA_COORDINATOR_TASK_RUNNER_H_
@@ -22,6 +35,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -35,6 +49,7 @@
 #include "coordinator/client_registry.h"
 #include "coordinator/secure_stage.h"
 #include "coordinator/store.h"
+#include "coordinator/strategy.h"
 #include "coordinator/work_board.h"
 #include "proto/state.pb.h"
 
@@ -45,6 +60,8 @@ struct TaskRunnerOptions {
   absl::Duration cohort_poll_interval = absl::Milliseconds(200);
   // Pause between a failed attempt and the next one.
   absl::Duration retry_pause = absl::Seconds(1);
+  // Told about every session step (may be null; must outlive the runner).
+  StageObserver* observer = nullptr;
 };
 
 class TaskRunner {
@@ -65,7 +82,8 @@ class TaskRunner {
   // or stage returns; nothing after the last commit is kept.
   void Cancel(const std::string& reason);
 
-  // Coordinator shutdown: stops without changing the task's stored state, joins.
+  // Coordinator shutdown: stops without changing the task's stored state (the round in
+  // flight stays where its last step boundary left it), joins.
   void Stop();
 
   // True once the thread has returned (task finished, failed, cancelled or stopped).
@@ -76,28 +94,76 @@ class TaskRunner {
  private:
   enum class Halt { kNone, kCancel, kStop };
 
+  // One stage as durable sessions (task_runner_stage.cc).
+  struct StagePlan {
+    v1::Stage stage = v1::STAGE_UNSPECIFIED;
+    uint32_t round = 0;
+    // What the first step's items carry besides the spec (model, standardisation, l2).
+    v1::WorkItem first_item;
+    // > 0: the stage's sum is noised with this multiplier and charged when it can be
+    // unmasked.
+    double noise_multiplier = 0;
+    // Whether failed attempts are retried (with sites that have not contributed yet).
+    bool retry = true;
+    // Whether to wait for enough connected sites; if not, too few is a failed stage.
+    bool wait_for_cohort = true;
+  };
+  struct StageEnd {
+    enum class Kind {
+      kCompleted,   // a session completed: `result.sums`
+      kFailed,      // no sum, and no attempt left or no cohort possible: `reason`
+      kHalted,      // cancelled or stopped meanwhile
+      kBudget,      // the privacy budget cannot pay for the release: `reason`
+      kStoreError,  // the in-flight record could not be written: `reason`
+    };
+    Kind kind = Kind::kFailed;
+    SecureStageResult result;
+    std::string reason;
+  };
+
   void Main();
   absl::Status RunTask();
   absl::Status RunStatisticsRound(v1::TaskRecord& task);
   absl::Status RunTrainingRounds(v1::TaskRecord& task);
   // A federated-analytics task: one secure sum of the queries' statistics (round 1).
   absl::Status RunAnalytics(v1::TaskRecord& task);
+  // The round's FIT stage up to an applied update, kept in `in_flight` (fit_done, the new
+  // model, the participants, train_examples, the strategy's state). false if the stage
+  // ended without one (the task's state says how).
+  absl::StatusOr<bool> RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight, uint32_t round,
+                              const std::vector<float>& global, Strategy& strategy);
+  // The round's evaluation of in_flight.next_model(); its metrics go into `in_flight`. A
+  // failed evaluation is a drop line, not a failed round. false if the task stopped.
+  absl::StatusOr<bool> RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                     uint32_t round, Strategy& strategy);
+  absl::Status CommitTrainingRound(v1::TaskRecord& task, const v1::InFlightRound& in_flight,
+                                   uint32_t round);
+  // Commits round 0 from pooled statistics (computed now or reused).
+  absl::Status CommitStatistics(v1::TaskRecord& task, const v1::PooledStatisticsRecord& pooled,
+                                const v1::InFlightRound& in_flight, bool reused);
 
-  // Waits until at least min_clients connected clients hold the dataset; returns them.
-  // Empty if halted meanwhile.
-  std::vector<std::string> WaitForCohort(const v1::TaskRecord& task);
-
-  // Runs `stage` of `round` as one secure-aggregation session over `cohort`.
-  SecureStageResult RunStage(const v1::TaskRecord& task, v1::Stage stage, uint32_t round,
-                             uint32_t attempt, const std::vector<std::string>& cohort,
-                             v1::WorkItem first_item, v1::SecAggEncoding encoding);
+  // Runs `plan` until a session completes, resuming the session `in_flight` holds, keeping
+  // `in_flight` in the store at every step boundary (task_runner_stage.cc).
+  StageEnd RunDurableStage(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                           const StagePlan& plan);
+  // Waits until at least the cohort the task needs is connected among the sites holding
+  // its dataset, leaving out `exclude`; returns them. Empty if halted meanwhile, or if too
+  // few known sites are left outside `exclude` (then `*unreachable` says why).
+  std::vector<std::string> WaitForCohort(const v1::TaskRecord& task,
+                                         const std::set<std::string>& exclude,
+                                         std::string* unreachable);
+  // The in-flight record of `round` (a fresh one if the store has none for it).
+  absl::StatusOr<v1::InFlightRound> InFlightOf(uint32_t round);
+  // The noise multipliers of every release charged to the task so far: committed rounds'
+  // and the round in flight's.
+  std::vector<double> ChargedReleases(const v1::InFlightRound& in_flight);
 
   // Records a failed attempt (drop line and log) and pauses before the next; true if the
   // runner was halted meanwhile.
-  bool AttemptFailed(uint32_t round, uint32_t attempt, const absl::Status& why,
-                     std::vector<std::string>* drops);
-  // After the attempts of a stage ran out without a commit: cancelled, stopped, or failed.
-  absl::Status EndWithoutCommit(v1::TaskRecord& task, const std::string& what);
+  bool AttemptFailed(uint32_t round, uint32_t attempt, const std::string& why,
+                     v1::InFlightRound* in_flight);
+  // A stage that ended without a sum: cancelled, stopped, out of budget or failed.
+  absl::Status EndStage(v1::TaskRecord& task, const StageEnd& end, const std::string& what);
 
   absl::Status Finish(v1::TaskRecord& task, v1::TaskState state, const std::string& reason);
   Halt halt() const;
@@ -111,6 +177,8 @@ class TaskRunner {
   ClientRegistry* const registry_;
   const common::Clock* const clock_;
   const TaskRunnerOptions options_;
+  // Noise multipliers of the releases of committed rounds (loaded when the task starts).
+  std::vector<double> committed_releases_;
 
   mutable absl::Mutex mu_;
   Halt halt_ ABSL_GUARDED_BY(mu_) = Halt::kNone;

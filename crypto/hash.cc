@@ -71,17 +71,19 @@ std::string ToHex(std::string_view bytes) {
   return out;
 }
 
-std::string HashTaskSpec(const v1::TaskSpec& spec) {
+std::string HashMessage(const google::protobuf::MessageLite& message) {
   std::string serialized;
   {
     google::protobuf::io::StringOutputStream stream(&serialized);
     google::protobuf::io::CodedOutputStream coded(&stream);
-    // Map entries in key order; without it two equal specs could hash differently.
+    // Map entries in key order; without it two equal messages could hash differently.
     coded.SetSerializationDeterministic(true);
-    if (!spec.SerializeToCodedStream(&coded) || coded.HadError()) DigestFailed();
+    if (!message.SerializeToCodedStream(&coded) || coded.HadError()) DigestFailed();
   }
   return Sha256(serialized);
 }
+
+std::string HashTaskSpec(const v1::TaskSpec& spec) { return HashMessage(spec); }
 
 std::string HashModel(std::span<const float> parameters) {
   static_assert(sizeof(float) == 4 && std::numeric_limits<float>::is_iec559,

@@ -7,6 +7,10 @@
 #include <string>
 #include <string_view>
 
+namespace google::protobuf {
+class MessageLite;
+}  // namespace google::protobuf
+
 namespace tessera::v1 {
 class TaskSpec;
 }  // namespace tessera::v1
@@ -18,6 +22,11 @@ std::string Sha256(std::string_view data);
 
 // Lowercase hex of any bytes (for fingerprints and hashes shown to people).
 std::string ToHex(std::string_view bytes);
+
+// SHA-256 of the deterministic serialisation of any message (32 raw bytes): the same field
+// values hash the same on every platform this build supports. Used for the digests the
+// federation agrees on (a secure-aggregation request, the pooled standardisation).
+std::string HashMessage(const google::protobuf::MessageLite& message);
 
 // SHA-256 of the deterministic serialisation of `spec` (32 raw bytes). Two specs with
 // the same field values hash the same on every platform this build supports.

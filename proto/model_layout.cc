@@ -171,4 +171,12 @@ bool StatisticsIncludeLabel(const v1::ModelSpec& spec) {
   }
 }
 
+double ResolvedL2(const v1::ModelSpec& spec, uint64_t pooled_rows) {
+  if (spec.inverse_regularization() > 0) {
+    if (pooled_rows == 0) return 0;
+    return 1.0 / (spec.inverse_regularization() * static_cast<double>(pooled_rows));
+  }
+  return spec.l2();
+}
+
 }  // namespace tessera::proto

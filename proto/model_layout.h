@@ -56,13 +56,19 @@ absl::StatusOr<size_t> NumParameters(const v1::ModelSpec& spec, size_t num_featu
 // NumParameters (and INVALID_ARGUMENT if `spec` is not an MLP).
 absl::StatusOr<std::vector<size_t>> MlpLayerWidths(const v1::ModelSpec& spec, size_t num_features);
 
-// The initial global model for `seed` (see above); the same on every platform. Same
-// errors as NumParameters.
+// The L2 penalty in force for a model trained on `pooled_rows` rows in all: spec.l2(), or
+// 1 / (inverse_regularization * pooled_rows) when scikit-learn's C is given (0 when
+// pooled_rows is 0). The coordinator sends it with every work item and each site computes it
+// again from the spec and N, which the session set-up binds.
+double ResolvedL2(const v1::ModelSpec& spec, uint64_t pooled_rows);
+
 // Whether the statistics round also pools the label (its mean and standard deviation scale
 // evaluation): regression models (LINEAR_REGRESSION, an MLP with a linear head) and
 // COX_PH (the time column).
 bool StatisticsIncludeLabel(const v1::ModelSpec& spec);
 
+// The initial global model for `seed` (see above); the same on every platform. Same
+// errors as NumParameters.
 absl::StatusOr<std::vector<float>> InitialParameters(const v1::ModelSpec& spec, size_t num_features,
                                                      uint64_t seed);
 

@@ -421,6 +421,11 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
   } else {
     CheckTls(config.tls(), "tls", &errors);
   }
+  if (config.data_dir().empty()) {
+    errors.push_back({"data_dir",
+                      "required: the directory of the site store, which records "
+                      "what this site sent"});
+  }
   if (config.datasets().empty()) {
     errors.push_back({"datasets", "at least one local dataset is required"});
   }

@@ -27,4 +27,18 @@ std::optional<uint64_t> ParseTaskId(std::string_view task_id) {
   return seq;
 }
 
+absl::StatusOr<std::string> StatisticsKey(const std::string& dataset_id,
+                                          const std::vector<std::string>& columns) {
+  if (dataset_id.empty() || columns.empty()) {
+    return absl::InvalidArgumentError("pooled statistics need a dataset id and columns");
+  }
+  std::string key = dataset_id;
+  key.push_back('\0');
+  for (const std::string& column : columns) {
+    key += column;
+    key.push_back('\0');
+  }
+  return key;
+}
+
 }  // namespace tessera::coordinator::internal

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "client/csv.h"
 #include "client/dataset.h"
+#include "client/site_store.h"
 #include "client/work_processor.h"
 #include "common/files.h"
 #include "common/proto_text.h"
@@ -93,6 +94,7 @@ absl::StatusOr<std::unique_ptr<AttackFederation>> AttackFederation::Create(int n
       RETURN_IF_ERROR(common::WriteFileAtomic(d->test_csv(), ToCsv(table, test)));
     }
     site.config.set_coordinator_address("127.0.0.1:1");  // never dialled here
+    site.config.set_data_dir(dir + "/store");            // a real RocksDB site store
     site.config.mutable_policy()->set_min_cohort(2);
     ASSIGN_OR_RETURN(v1::TlsFiles tls, f->pki_->IssueNode(site.id, crypto::Role::kInstitution));
     *site.config.mutable_tls() = tls;
@@ -110,9 +112,12 @@ absl::StatusOr<std::unique_ptr<AttackFederation>> AttackFederation::Create(int n
 }
 
 absl::Status AttackFederation::StartAgent(Site& site) {
-  site.agent.reset();  // a restart: the old agent is gone before the new one opens anything
-  site.agent = std::make_unique<client::SiteAgent>(site.config, site.id, site.certificate,
-                                                   pki_->ca().cert_pem, site.signer.get());
+  site.agent.reset();  // a restart: the old agent (and its store) is gone before the new one
+  ASSIGN_OR_RETURN(std::unique_ptr<client::SiteStore> store,
+                   client::OpenSiteStore(site.config.data_dir()));
+  site.agent =
+      std::make_unique<client::SiteAgent>(site.config, site.id, site.certificate,
+                                          pki_->ca().cert_pem, site.signer.get(), std::move(store));
   return site.agent->Preload();
 }
 

@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "coordinator/secure_stage.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "proto/analytics.h"
@@ -16,6 +15,7 @@
 #include "proto/model_layout.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
+#include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 
 namespace tessera::attack {
@@ -23,23 +23,9 @@ namespace tessera::attack {
 uint32_t DefaultThreshold(uint32_t n) { return secagg::DefaultThreshold(n); }
 
 v1::SecAggEncoding DefaultEncoding(const StagePlan& plan) {
-  const v1::TaskSpec& spec = plan.spec;
-  const uint32_t n = static_cast<uint32_t>(plan.cohort.size());
-  const size_t d = static_cast<size_t>(spec.dataset().features_size());
-  switch (plan.stage) {
-    case v1::STAGE_STATISTICS:
-      return coordinator::StatisticsEncoding(
-          d + (proto::StatisticsIncludeLabel(spec.model()) ? 1 : 0), n);
-    case v1::STAGE_FIT:
-      return coordinator::FitEncoding(*proto::NumParameters(spec.model(), d),
-                                      spec.secure_aggregation().clip(), n);
-    case v1::STAGE_EVALUATE:
-      return coordinator::EvaluateEncoding(proto::MakeEvaluationLayout(spec.model())->length, n);
-    case v1::STAGE_ANALYTICS:
-      return coordinator::AnalyticsEncoding(proto::AnalyticsLength(spec.analytics()), n);
-    default:
-      return v1::SecAggEncoding();
-  }
+  auto encoding =
+      secagg::StageEncoding(plan.spec, plan.stage, static_cast<uint32_t>(plan.cohort.size()));
+  return encoding.ok() ? *encoding : v1::SecAggEncoding();
 }
 
 v1::WorkItem FirstItem(const StagePlan& plan) {
@@ -53,12 +39,7 @@ v1::WorkItem FirstItem(const StagePlan& plan) {
     item.mutable_model()->mutable_values()->Assign(plan.model.begin(), plan.model.end());
     item.set_model_hash(crypto::HashModel(plan.model));
     *item.mutable_standardization() = plan.standardization;
-    double l2 = plan.spec.model().l2();
-    if (plan.spec.model().inverse_regularization() > 0) {
-      l2 = 1.0 / (plan.spec.model().inverse_regularization() *
-                  static_cast<double>(plan.standardization.num_train_rows()));
-    }
-    item.set_l2(l2);
+    item.set_l2(proto::ResolvedL2(plan.spec.model(), plan.standardization.num_train_rows()));
   } else {
     item.set_model_hash(crypto::HashModel({}));
   }
@@ -83,6 +64,14 @@ v1::SecAggSetup SetupFor(const StagePlan& plan) {
   for (const std::string& c : cohort) setup.add_invited(c);
   setup.set_vector_words(static_cast<uint32_t>(secagg::EncodedWords(encoding)));
   *setup.mutable_encoding() = encoding;
+  // What the real coordinator binds into every set-up: the spec, N and the standardisation
+  // the first items carry.
+  const v1::WorkItem first = FirstItem(plan);
+  setup.set_spec_hash(first.spec_hash());
+  setup.set_pooled_rows(first.standardization().num_train_rows());
+  if (first.has_standardization()) {
+    setup.set_standardization_hash(crypto::HashMessage(first.standardization()));
+  }
   return setup;
 }
 

@@ -32,51 +32,12 @@
 #include "proto/state.pb.h"
 #include "proto/validation.h"
 #include "tests/attack/attack_federation.h"
+#include "tests/coordinator/fault_injecting_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tessera::attack {
 namespace {
-
-// Forwards to a store the test owns; refuses the commit of one round, once.
-class CommitRefusingStore : public coordinator::Store {
- public:
-  CommitRefusingStore(coordinator::Store* base, int refuse_round)
-      : base_(base), refuse_round_(refuse_round) {}
-  bool refused() const { return refused_.load(); }
-
-  absl::StatusOr<std::string> CreateTask(v1::TaskRecord r) override { return base_->CreateTask(r); }
-  absl::Status UpdateTask(const v1::TaskRecord& r) override { return base_->UpdateTask(r); }
-  absl::StatusOr<v1::TaskRecord> GetTask(const std::string& id) override {
-    return base_->GetTask(id);
-  }
-  absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override { return base_->ListTasks(); }
-  absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                           std::span<const float> model) override {
-    if (static_cast<int>(round.round()) == refuse_round_ && !refused_.exchange(true)) {
-      return absl::UnavailableError("the coordinator crashed right before this commit");
-    }
-    return base_->CommitRound(task, round, model);
-  }
-  absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& id) override {
-    return base_->ListRounds(id);
-  }
-  absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& id, uint32_t r) override {
-    return base_->GetCheckpoint(id, r);
-  }
-  absl::Status PutClient(const v1::ClientRecord& r) override { return base_->PutClient(r); }
-  absl::StatusOr<v1::ClientRecord> GetClient(const std::string& id) override {
-    return base_->GetClient(id);
-  }
-  absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override {
-    return base_->ListClients();
-  }
-
- private:
-  coordinator::Store* const base_;
-  const int refuse_round_;
-  std::atomic<bool> refused_{false};
-};
 
 // The sites' loops against one coordinator: pull, answer with the real agent, push. Counts,
 // per FIT session, the sites that released unmasking shares and the session's threshold.
@@ -173,8 +134,14 @@ TEST(EpsilonAttack, ACrashBeforeTheCommitLeavesNoReleaseUncharged) {
                        coordinator::OpenRocksDbStore(dir.File("coordinator")));
 
   // First life: the commit of round 1 is refused, as if the process died right before it.
-  auto first_store = std::make_unique<CommitRefusingStore>(base.get(), 1);
-  CommitRefusingStore* refusing = first_store.get();
+  auto first_store = std::make_unique<coordinator::testing::FaultInjectingStore>(base.get());
+  std::atomic<bool> refused{false};
+  first_store->SetWriteHook([&refused](const std::string& op, int round) {
+    if (op == "CommitRound" && round == 1 && !refused.exchange(true)) {
+      return absl::UnavailableError("the coordinator crashed right before this commit");
+    }
+    return absl::OkStatus();
+  });
   ASSERT_OK_AND_ASSIGN(
       auto first, coordinator::Coordinator::Create(std::move(first_store), common::Clock::Real(),
                                                    Options(*federation)));
@@ -185,16 +152,17 @@ TEST(EpsilonAttack, ACrashBeforeTheCommitLeavesNoReleaseUncharged) {
     ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, first->SubmitTask("operator", spec));
     task_id = submitted.task_id();
     const absl::Time deadline = absl::Now() + absl::Seconds(120);
-    while (!refusing->refused() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-    ASSERT_TRUE(refusing->refused()) << "round 1 never reached its commit";
+    while (!refused.load() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    ASSERT_TRUE(refused.load()) << "round 1 never reached its commit";
     first->Shutdown();
   }
   first.reset();
 
   // Second life on the same store: the task resumes and runs to its end.
-  ASSERT_OK_AND_ASSIGN(auto second, coordinator::Coordinator::Create(
-                                        std::make_unique<CommitRefusingStore>(base.get(), -1),
-                                        common::Clock::Real(), Options(*federation)));
+  ASSERT_OK_AND_ASSIGN(auto second,
+                       coordinator::Coordinator::Create(
+                           std::make_unique<coordinator::testing::FaultInjectingStore>(base.get()),
+                           common::Clock::Real(), Options(*federation)));
   v1::GetTaskResponse done;
   {
     SiteLoops loops(federation.get(), second.get());

@@ -9,10 +9,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "crypto/signature.h"
@@ -57,6 +61,9 @@ struct SiteBehavior {
   bool silent_in_fit = false;             // never answers FIT sessions
   bool forges_advertisement = false;      // signs its FIT advertisement with garbage
   uint32_t silent_after_round = 1000000;  // answers no FIT session of a later round
+  // In the FIT session of this attempt (1-based; 0: none), stays silent from the masked
+  // input on: it advertised and shared its keys, then crashed.
+  uint32_t silent_from_masked_input_in_fit_attempt = 0;
 };
 
 // A site in a thread: Hello, then long-poll and answer every secure-aggregation step with
@@ -94,6 +101,11 @@ class FakeSite {
     if (thread_.joinable()) thread_.join();
   }
   int refused() const { return refused_; }
+  // The session labels of every work item this site received.
+  std::set<std::string> sessions_seen() const {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
 
  private:
   std::vector<double> Values(const v1::WorkItem& w) const {
@@ -146,6 +158,12 @@ class FakeSite {
       }
       return reply;
     }
+    if (fit && behavior_.silent_from_masked_input_in_fit_attempt > 0 &&
+        absl::EndsWith(w.secagg_session(),
+                       absl::StrCat("/a", behavior_.silent_from_masked_input_in_fit_attempt)) &&
+        w.secagg().round() >= v1::SECAGG_MASKED_INPUT) {
+      return std::nullopt;
+    }
     auto it = sessions_.find(w.secagg_session());
     if (it == sessions_.end()) return std::nullopt;
     auto reply = it->second->Handle(w.secagg());
@@ -157,6 +175,10 @@ class FakeSite {
     while (!stop_) {
       auto item = coordinator_->PullWork(id_, absl::Now() + absl::Milliseconds(20));
       if (!item.ok() || *item == nullptr) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        seen_.insert((*item)->secagg_session());
+      }
       std::optional<v1::SecAggClientMessage> reply = Step(**item);
       if (!reply.has_value()) continue;
       v1::PushResultRequest result;
@@ -174,6 +196,8 @@ class FakeSite {
   std::map<std::string, std::unique_ptr<secagg::SecAggClient>> sessions_;
   std::atomic<bool> stop_{false};
   std::atomic<int> refused_{0};
+  mutable absl::Mutex mu_;
+  std::set<std::string> seen_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
@@ -323,9 +347,78 @@ TEST_F(CoordinatorTest, TooFewSitesFailsTheTaskAfterMaxAttempts) {
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_FAILED);
-  EXPECT_THAT(got.task().state_reason(), HasSubstr("round 1 failed after 2 attempts"));
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("round 1 failed: no sum after 2 attempts"));
   EXPECT_EQ(got.task().last_committed_round(), 0) << "the statistics round did commit";
   EXPECT_EQ(got.rounds_size(), 1);
+}
+
+// A FIT session that aborts after three sites sent their masked inputs: under the sites'
+// once-only rule those three cannot contribute to this round's FIT again, so the retry
+// invites only the two that never sent theirs, and completes with them.
+TEST_F(CoordinatorTest, RetryInvitesOnlySitesThatHaveNotContributed) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 1});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = 1});
+  FakeSite d(coordinator_.get(), pki_.get(), "site-d",
+             {.train_rows = 10, .delta = 3, .silent_from_masked_input_in_fit_attempt = 1});
+  FakeSite e(coordinator_.get(), pki_.get(), "site-e",
+             {.train_rows = 10, .delta = 3, .silent_from_masked_input_in_fit_attempt = 1});
+  v1::TaskSpec spec = ToySpec(1, 2);
+  spec.mutable_secure_aggregation()->set_step_deadline_seconds(1);
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  ASSERT_EQ(got.task().state(), v1::TASK_COMPLETED) << got.task().state_reason();
+  const v1::RoundRecord& r1 = got.rounds(1);
+  EXPECT_EQ(r1.attempts(), 2u);
+  EXPECT_THAT(r1.fit_participants(), ElementsAre("site-d", "site-e"));
+  // The model moved by d's and e's delta only.
+  ASSERT_OK_AND_ASSIGN(std::vector<float> model,
+                       coordinator_->store()->GetCheckpoint(submitted.task_id(), 1));
+  EXPECT_THAT(model, Each(FloatNear(3.0f, 1e-5)));
+  const std::string retry = submitted.task_id() + "/r1/fit/a2";
+  for (const FakeSite* site : {&a, &b, &c}) EXPECT_FALSE(site->sessions_seen().contains(retry));
+  EXPECT_TRUE(d.sessions_seen().contains(retry));
+}
+
+// The same failure with min_clients 3: the two sites left cannot reach it, and the task ends
+// at once, naming the reason, instead of burning its attempts.
+TEST_F(CoordinatorTest, StageThatCanNoLongerReachItsMinimumEndsWithTheReason) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 1});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = 1});
+  FakeSite d(coordinator_.get(), pki_.get(), "site-d",
+             {.train_rows = 10, .silent_from_masked_input_in_fit_attempt = 1});
+  FakeSite e(coordinator_.get(), pki_.get(), "site-e",
+             {.train_rows = 10, .silent_from_masked_input_in_fit_attempt = 1});
+  v1::TaskSpec spec = ToySpec(1, 3);
+  spec.mutable_secure_aggregation()->set_step_deadline_seconds(1);
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_FAILED);
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("ALREADY_CONTRIBUTED"));
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("only 2 known sites"));
+  EXPECT_EQ(got.task().last_committed_round(), 0);
+}
+
+// An explicit threshold below floor(2n/3) + 1 for the cohort is refused by the coordinator
+// with the rule named (the sites would refuse it too).
+TEST_F(CoordinatorTest, UnsafeExplicitThresholdFailsTheTaskNamingTheRule) {
+  std::vector<std::unique_ptr<FakeSite>> sites;
+  for (const char* id : {"site-a", "site-b", "site-c", "site-d", "site-e"}) {
+    sites.push_back(std::make_unique<FakeSite>(coordinator_.get(), pki_.get(), id,
+                                               SiteBehavior{.train_rows = 10}));
+  }
+  v1::TaskSpec spec = ToySpec(1, 2);
+  spec.mutable_secure_aggregation()->set_threshold(3);
+  ASSERT_TRUE(Eventually([&] { return coordinator_->ListClients().size() == 5; }));
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_FAILED);
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("secure_aggregation.threshold 3 is below 4"));
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("floor(2n/3) + 1"));
 }
 
 TEST_F(CoordinatorTest, CancelEndsAWaitingTask) {

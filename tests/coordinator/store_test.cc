@@ -31,6 +31,7 @@
 #include "proto/state.pb.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "tests/coordinator/fault_injecting_store.h"
 #include "tests/testing/proto_matchers.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -40,6 +41,7 @@ extern char** environ;
 namespace tessera::coordinator {
 namespace {
 
+using ::tessera::coordinator::testing::FaultInjectingStore;
 using ::tessera::testing::EqualsProto;
 using ::tessera::testing::IsOkAndHolds;
 using ::tessera::testing::StatusIs;
@@ -367,6 +369,60 @@ TEST_P(StoreTest, ConcurrentCreateTaskHandsOutEveryIdOnce) {
   EXPECT_EQ(got, want);
   ASSERT_OK_AND_ASSIGN(std::vector<v1::TaskRecord> tasks, store_->ListTasks());
   EXPECT_THAT(tasks, SizeIs(kThreads * kPerThread));
+}
+
+TEST_P(StoreTest, InFlightRoundIsReplacedReadAndRemovedByTheCommit) {
+  ASSERT_OK_AND_ASSIGN(std::string id, store_->CreateTask(MakeTask("t")));
+  EXPECT_THAT(store_->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
+  v1::InFlightRound in_flight;
+  in_flight.set_task_id(id);
+  in_flight.set_round(1);
+  in_flight.set_attempt(1);
+  in_flight.set_session(id + "/r1/fit/a1");
+  in_flight.set_server_snapshot("snapshot-1");
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  in_flight.set_server_snapshot("snapshot-2");
+  in_flight.add_contributed("site-a");
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(in_flight)));
+
+  // The commit of the round removes it, in the same write.
+  v1::TaskRecord task = *store_->GetTask(id);
+  task.set_last_committed_round(1);
+  ASSERT_OK(store_->CommitRound(task, MakeRound(id, 1), std::vector<float>{1}));
+  EXPECT_THAT(store_->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
+
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  ASSERT_OK(store_->DeleteInFlight(id));
+  EXPECT_THAT(store_->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_OK(store_->DeleteInFlight(id));  // nothing to remove is fine
+}
+
+TEST_P(StoreTest, InFlightRoundOfUnknownTaskIsNotFound) {
+  v1::InFlightRound in_flight;
+  in_flight.set_task_id("task-9");
+  EXPECT_THAT(store_->PutInFlight(in_flight), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreTest, PooledStatisticsAreKeyedByDatasetAndColumnsInOrder) {
+  v1::PooledStatisticsRecord record;
+  record.set_dataset_id("heart");
+  record.add_columns("age");
+  record.add_columns("bp");
+  record.mutable_standardization()->add_mean(50);
+  record.add_participants("site-a");
+  record.set_task_id("task-1");
+  ASSERT_OK(store_->PutStatistics(record));
+  EXPECT_THAT(store_->GetStatistics("heart", {"age", "bp"}), IsOkAndHolds(EqualsProto(record)));
+  EXPECT_THAT(store_->GetStatistics("heart", {"bp", "age"}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetStatistics("heart", {"age"}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetStatistics("heart2", {"age", "bp"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  // A column list that would run into another key if it were only concatenated.
+  EXPECT_THAT(store_->GetStatistics("heart", {"agebp"}), StatusIs(absl::StatusCode::kNotFound));
+  v1::PooledStatisticsRecord empty;
+  empty.set_dataset_id("heart");
+  EXPECT_THAT(store_->PutStatistics(empty), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 INSTANTIATE_TEST_SUITE_P(

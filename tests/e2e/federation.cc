@@ -54,6 +54,8 @@ absl::Status WriteText(const std::string& path, const google::protobuf::Message&
 
 std::string CoordinatorBinary() { return TESSERA_COORDINATOR_BIN; }
 std::string ClientBinary() { return TESSERA_CLIENT_BIN; }
+std::string FaultyClientBinary() { return TESSERA_FAULTY_CLIENT_BIN; }
+std::string FaultyCoordinatorBinary() { return TESSERA_FAULTY_COORDINATOR_BIN; }
 std::string ConsoleBinary() { return TESSERA_CONSOLE_BIN; }
 std::string SourcePath(const std::string& relative) {
   return absl::StrCat(TESSERA_SOURCE_DIR, "/", relative);
@@ -220,7 +222,25 @@ absl::Status FederationTest::WriteConsoleConfig() {
   return WriteText(console_config_path_, config);
 }
 
-absl::Status FederationTest::StartCoordinator(const std::string& listen) {
+namespace {
+
+// Starts `argv` with env(1) and `env`, which then applies to that daemon only (the test's
+// own environment stays). True if `env` sets a TESSERA_TEST_* fault.
+bool EnvPrefix(const std::map<std::string, std::string>& env, std::vector<std::string>* argv) {
+  bool faulty = false;
+  if (env.empty()) return false;
+  argv->push_back("/usr/bin/env");
+  for (const auto& [key, value] : env) {
+    argv->push_back(key + "=" + value);
+    faulty = faulty || key.starts_with("TESSERA_TEST_");
+  }
+  return faulty;
+}
+
+}  // namespace
+
+absl::Status FederationTest::StartCoordinator(const std::string& listen,
+                                              const std::map<std::string, std::string>& env) {
   if (coordinator_ != nullptr && coordinator_->Running()) {
     return absl::FailedPreconditionError("a coordinator is already running");
   }
@@ -228,10 +248,12 @@ absl::Status FederationTest::StartCoordinator(const std::string& listen) {
   ++coordinator_starts_;
   if (coordinator_ != nullptr) old_coordinators_.push_back(std::move(coordinator_));
   const std::string ready = absl::StrCat(coordinator_dir_, "/ready-", coordinator_starts_);
-  ASSIGN_OR_RETURN(coordinator_,
-                   Process::Start({CoordinatorBinary(), "--config", coordinator_config_path_,
-                                   "--listen", listen, "--ready-file", ready},
-                                  absl::StrCat(coordinator_dir_, "/log-", coordinator_starts_)));
+  std::vector<std::string> argv;
+  const bool faulty = EnvPrefix(env, &argv);
+  argv.insert(argv.end(), {faulty ? FaultyCoordinatorBinary() : CoordinatorBinary(), "--config",
+                           coordinator_config_path_, "--listen", listen, "--ready-file", ready});
+  ASSIGN_OR_RETURN(coordinator_, Process::Start(argv, absl::StrCat(coordinator_dir_, "/log-",
+                                                                   coordinator_starts_)));
   ASSIGN_OR_RETURN(std::string bound, WaitForFile(ready, *coordinator_, kStartTimeout));
   address_ = std::string(absl::StripSuffix(bound, "\n"));
   size_t colon = address_.rfind(':');
@@ -279,14 +301,17 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   config.mutable_retry()->set_initial_backoff_ms(100);
   config.mutable_retry()->set_max_backoff_ms(500);
   config.set_ready_file(s.ready_path);
+  config.set_data_dir(s.dir + "/store");
   RETURN_IF_ERROR(WriteText(s.config_path, config));
   std::vector<std::string> argv;
-  if (!env.empty()) {
-    // env(1) adds the variables for this daemon only; the test's own environment stays.
-    argv.push_back("/usr/bin/env");
-    for (const auto& [key, value] : env) argv.push_back(key + "=" + value);
+  const bool faulty = EnvPrefix(env, &argv);
+  // A site with an injected fault runs the test build of the daemon (the same RunClient
+  // with a sink that stops it at the chosen step); tessera-client itself has no such hook.
+  if (faulty) {
+    argv.insert(argv.end(), {FaultyClientBinary(), "--config", s.config_path});
+  } else {
+    argv.insert(argv.end(), {ClientBinary(), "run", "--config", s.config_path});
   }
-  argv.insert(argv.end(), {ClientBinary(), "run", "--config", s.config_path});
   ASSIGN_OR_RETURN(s.process, Process::Start(argv, s.dir + "/log"));
   return absl::OkStatus();
 }

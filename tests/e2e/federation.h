@@ -40,6 +40,10 @@ namespace tessera::e2e {
 std::string CoordinatorBinary();
 std::string ClientBinary();
 std::string ConsoleBinary();
+// tessera-client-under-test: the site daemon with the faults of TESSERA_TEST_* variables.
+std::string FaultyClientBinary();
+// tessera-coordinator-under-test: the coordinator with the faults of TESSERA_TEST_* variables.
+std::string FaultyCoordinatorBinary();
 // `relative` under the source tree: "deploy/examples/breast_cancer_logistic.textproto".
 std::string SourcePath(const std::string& relative);
 
@@ -94,16 +98,20 @@ class FederationTest : public ::testing::Test {
   // CSV (round-robin over each), as deploy/demo.sh does.
   absl::Status SplitData(const std::vector<std::string>& sites = Sites());
 
-  // Writes the coordinator's config (once) and starts it listening on `listen`; waits for
-  // its ready file and sets address() and port(). Each start logs to its own file.
-  absl::Status StartCoordinator(const std::string& listen = "127.0.0.1:0");
+  // Writes the coordinator's config (once) and starts it listening on `listen`, with `env`
+  // added to its environment; waits for its ready file and sets address() and port(). Each
+  // start logs to its own file. A TESSERA_TEST_* variable (TESSERA_TEST_KILL_AT, ..._MID)
+  // starts the test build of the daemon (FaultyCoordinatorBinary) instead.
+  absl::Status StartCoordinator(const std::string& listen = "127.0.0.1:0",
+                                const std::map<std::string, std::string>& env = {});
   // SIGTERM; the coordinator must exit 0 within 30 s.
   absl::Status StopCoordinator();
 
   // Writes `site`'s client config (coordinator at `address`, default address(); a short
-  // retry policy; policy.min_cohort = `min_cohort`) and starts its daemon with `env` added
-  // to its environment (e.g. the TESSERA_TEST_EXIT_BEFORE fault). Needs the site's TLS
-  // files and data.
+  // retry policy; policy.min_cohort = `min_cohort`; its site store in <site dir>/store) and
+  // starts its daemon with `env` added to its environment. A TESSERA_TEST_* variable (a
+  // fault: TESSERA_TEST_EXIT_BEFORE, TESSERA_TEST_KILL_BEFORE_SEND) starts the test build of
+  // the daemon (FaultyClientBinary) instead. Needs the site's TLS files and data.
   absl::Status StartClient(const std::string& site, const std::string& address = "",
                            const std::map<std::string, std::string>& env = {},
                            uint32_t min_cohort = 3);

@@ -207,7 +207,7 @@ TEST_F(E2eFederationTest, ForeignCaClientIsRefusedAndOthersAreServed) {
 // (d) SIGKILL after round k: the restarted coordinator goes on from round k + 1 and every
 // committed round survives unchanged.
 TEST_F(E2eFederationTest, CoordinatorKilledAfterRoundKResumesFromNextRound) {
-  constexpr uint32_t kRounds = 300;  // rounds take milliseconds: leave room to stop mid-task
+  constexpr uint32_t kRounds = 60;  // rounds take ~0.1 s: leave room to stop mid-task
   ASSERT_OK(MakeTestPki());
   ASSERT_OK(SplitData());
   ASSERT_OK(StartCoordinator());
@@ -260,8 +260,11 @@ TEST_F(E2eFederationTest, CoordinatorKilledAfterRoundKResumesFromNextRound) {
         << "round " << r << " changed across the crash:\nbefore: " << before[r].ShortDebugString()
         << "\nafter:  " << after[r].ShortDebugString();
   }
-  // Round k + 1 was run by the restarted coordinator, from round k's checkpoint.
-  EXPECT_GE(after[k + 1].started_unix_ms(), restarted_ms);
+  // Round k + 1 was in flight at the kill: the restarted coordinator continued its very
+  // session (the sites never contribute twice) and committed it.
+  EXPECT_LT(after[k + 1].started_unix_ms(), restarted_ms);
+  EXPECT_GE(after[k + 1].committed_unix_ms(), restarted_ms);
+  EXPECT_THAT(coordinator()->Log(), HasSubstr("event=secagg_session_resumed"));
   ExpectRoundsConsistent(*store, task_id, after);
 }
 

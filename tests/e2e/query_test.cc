@@ -40,26 +40,49 @@ TEST_F(E2eQueryTest, QueryAnswerEqualsThePooledStatistics) {
   ASSERT_OK(SplitData());
   ASSERT_OK(StartCoordinator());
   ASSERT_OK(StartClients());
-  const std::string query = temp().File("query.textproto");
-  testing::WriteTestFile(query, R"pb(
-    # Malignant masses only: their mean radius and its distribution.
+  // The table: the mean radius of malignant masses and its distribution.
+  const std::string radius = temp().File("radius.textproto");
+  testing::WriteTestFile(radius, R"pb(
     name: "malignant-radius"
     dataset { id: "breast_cancer" }
     analytics {
       queries {
         column: "mean_radius"
-        histogram_edges: [ 5, 10, 15, 20, 25, 30 ]
+        histogram_edges: [ 15, 20 ]
+      }
+      filter { column: "malignant" op: EQ value: 1 }
+      min_cohort: 3
+    }
+    min_clients: 3
+  )pb");
+  ASSERT_OK_AND_ASSIGN(CommandResult table, Console({"query"}, {radius}));
+  ASSERT_EQ(table.exit_code(), 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("mean_radius"));
+  EXPECT_THAT(table.out, HasSubstr("SUPPRESSED CELLS"));
+  EXPECT_THAT(table.out, HasSubstr("histogram of mean_radius"));
+  // The same query again is the same contribution: the sites refuse to answer it twice.
+  ASSERT_OK_AND_ASSIGN(CommandResult again, Console({"query"}, {radius}));
+  EXPECT_NE(again.exit_code(), 0);
+  EXPECT_THAT(again.err, HasSubstr("ALREADY_CONTRIBUTED"));
+
+  // JSON: another query (two columns), so another contribution. Every cell holds at least
+  // 10 masses at every site (the minimum cell size), so nothing is suppressed.
+  const std::string query = temp().File("query.textproto");
+  testing::WriteTestFile(query, R"pb(
+    name: "malignant-radius-and-area"
+    dataset { id: "breast_cancer" }
+    analytics {
+      queries {
+        column: "mean_radius"
+        histogram_edges: [ 15, 20 ]
       }
       queries { column: "worst_area" }
       filter { column: "malignant" op: EQ value: 1 }
       min_cohort: 3
     }
     min_clients: 3
+    max_round_attempts: 1
   )pb");
-  ASSERT_OK_AND_ASSIGN(CommandResult table, Console({"query"}, {query}));
-  ASSERT_EQ(table.exit_code(), 0) << table.err;
-  EXPECT_THAT(table.out, HasSubstr("mean_radius"));
-  EXPECT_THAT(table.out, HasSubstr("histogram of mean_radius"));
   ASSERT_OK_AND_ASSIGN(CommandResult json, Console({"query"}, {query, "--json"}));
   ASSERT_EQ(json.exit_code(), 0) << json.err;
   std::map<std::string, double> answer = Answer(json.out);
@@ -76,14 +99,13 @@ TEST_F(E2eQueryTest, QueryAnswerEqualsThePooledStatistics) {
   const size_t malignant = column("malignant");
   for (const std::string name : {"mean_radius", "worst_area"}) {
     const size_t j = column(name);
-    double count = 0, sum = 0;
-    std::vector<double> bins(5, 0);
+    double count = 0, sum = 0, below = 0, inside = 0, above = 0;
     for (size_t r = 0; r < data.num_rows; ++r) {
       if (data.values[r * w + malignant] != 1) continue;
       const double v = data.values[r * w + j];
       count += 1;
       sum += v;
-      if (v >= 5 && v <= 30) bins[std::min<size_t>(4, static_cast<size_t>((v - 5) / 5))] += 1;
+      (v < 15 ? below : v > 20 ? above : inside) += 1;
     }
     const double mean = sum / count;
     double var = 0;
@@ -98,12 +120,11 @@ TEST_F(E2eQueryTest, QueryAnswerEqualsThePooledStatistics) {
     EXPECT_NEAR(answer[name + ".sum"], sum, 1e-12 * std::fabs(sum));
     EXPECT_NEAR(answer[name + ".mean"], mean, 1e-9 * std::fabs(mean));
     EXPECT_NEAR(answer[name + ".variance"], var, 1e-9 * var);
+    EXPECT_EQ(answer[name + ".suppressed_cells"], 0);
     if (name == "mean_radius") {
-      EXPECT_EQ(answer["mean_radius.bin[5,10)"], bins[0]);
-      EXPECT_EQ(answer["mean_radius.bin[10,15)"], bins[1]);
-      EXPECT_EQ(answer["mean_radius.bin[15,20)"], bins[2]);
-      EXPECT_EQ(answer["mean_radius.bin[20,25)"], bins[3]);
-      EXPECT_EQ(answer["mean_radius.bin[25,30]"], bins[4]);
+      EXPECT_EQ(answer["mean_radius.bin[15,20]"], inside);
+      EXPECT_EQ(answer["mean_radius.below"], below);
+      EXPECT_EQ(answer["mean_radius.above"], above);
     }
   }
   EXPECT_EQ(answer["mean_radius.count"], 212) << "the dataset has 212 malignant masses";

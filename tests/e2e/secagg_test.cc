@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/secure_sessions.h"
+#include "client/site_store.h"
 #include "client/work_processor.h"
 #include "coordinator/secure_stage.h"
 #include "coordinator/strategy.h"
@@ -19,6 +20,7 @@
 #include "proto/config.pb.h"
 #include "proto/contribution_layout.h"
 #include "proto/model_layout.h"
+#include "proto/site_state.pb.h"
 #include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 #include "tests/e2e/federation.h"
@@ -182,10 +184,11 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
   EXPECT_NE(model1, without);
 }
 
-// Two of five sites crash before their masked inputs: three survivors are fewer than the
-// threshold (4 of 5), so the session aborts — recorded with its reason — and the round is
-// attempted again. The crashed sites come back and the task goes on to completion.
-TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn) {
+// Two of five sites crash before sharing their keys: three left are fewer than the
+// threshold (4 of 5), so the session aborts — recorded with its reason — before any site
+// sent a masked input, and the round is attempted again. The crashed sites come back and the
+// task goes on to completion with all five.
+TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingBeforeSharingKeysAbortsAndTheTaskGoesOn) {
   ASSERT_OK(MakeTestPki(FiveSites()));
   ASSERT_OK(SplitData(FiveSites()));
   ASSERT_OK(StartCoordinator());
@@ -194,12 +197,11 @@ TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn
   ASSERT_OK(StartClient("hospital-2"));
   ASSERT_OK(StartClient("hospital-3"));
   for (const std::string& v : victims) {
-    ASSERT_OK(StartClient(v, "", {{kExitBefore, "fit/masked_input"}}));
+    ASSERT_OK(StartClient(v, "", {{kExitBefore, "fit/share_keys"}}));
   }
   for (const std::string& name : FiveSites()) ASSERT_OK(WaitClientReady(name));
 
-  // min_clients 5: the retry waits for the crashed sites (three live sites would meet the
-  // default cohort of 3 and complete the round without them).
+  // min_clients 5: the retry waits for the crashed sites.
   v1::TaskSpec spec = FiveSiteTask(2);
   spec.set_min_clients(5);
   ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
@@ -207,7 +209,6 @@ TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn
     ASSERT_OK_AND_ASSIGN(ExitStatus how, site(v).process->Wait(absl::Seconds(60)));
     ASSERT_TRUE(how.exited && how.code == 3) << v << ": " << how.ToString();
   }
-  // The aborted session is in the coordinator's log before anything else happens.
   ASSERT_OK(WaitFor(
       "the FIT session to abort",
       [&] {
@@ -219,10 +220,7 @@ TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn
   EXPECT_EQ(during.task().state(), v1::TASK_RUNNING);
   EXPECT_EQ(during.task().last_committed_round(), 0) << "round 1 must not commit below threshold";
 
-  // The sites come back (without the fault) and the task goes on.
-  for (const std::string& v : victims) {
-    ASSERT_OK(StartClient(v));
-  }
+  for (const std::string& v : victims) ASSERT_OK(StartClient(v));
   ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
                          return t.state() != v1::TASK_PENDING && t.state() != v1::TASK_RUNNING;
                        }));
@@ -235,6 +233,54 @@ TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingAbortsTheRoundAndTheTaskGoesOn
   EXPECT_THAT(rounds[1].drops(), Contains(HasSubstr("SECAGG_SERVER_TOO_FEW_CLIENTS")));
   EXPECT_THAT(rounds[1].fit_participants(),
               ElementsAre("hospital-1", "hospital-2", "hospital-3", "hospital-4", "hospital-5"));
+}
+
+// The availability cost of the once-only rule: two of five sites crash before their masked
+// inputs, after the three others sent theirs. The session aborts below the threshold; the
+// three cannot contribute to this round's FIT again (they would send the same update to
+// another sum), so with min_clients 5 the stage can no longer reach its minimum and the task
+// ends, naming the reason — and each of the three has recorded exactly one contribution.
+TEST_F(E2eSecureAggregationTest, AbortAfterMaskedInputsEndsTheStageAsAlreadyContributed) {
+  ASSERT_OK(MakeTestPki(FiveSites()));
+  ASSERT_OK(SplitData(FiveSites()));
+  ASSERT_OK(StartCoordinator());
+  const std::vector<std::string> victims = {"hospital-4", "hospital-5"};
+  for (const char* name : {"hospital-1", "hospital-2", "hospital-3"}) ASSERT_OK(StartClient(name));
+  for (const std::string& v : victims) {
+    ASSERT_OK(StartClient(v, "", {{kExitBefore, "fit/masked_input"}}));
+  }
+  for (const std::string& name : FiveSites()) ASSERT_OK(WaitClientReady(name));
+  v1::TaskSpec spec = FiveSiteTask(2);
+  spec.set_min_clients(5);
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
+  for (const std::string& v : victims) {
+    ASSERT_OK_AND_ASSIGN(ExitStatus how, site(v).process->Wait(absl::Seconds(60)));
+    ASSERT_TRUE(how.exited && how.code == 3) << v << ": " << how.ToString();
+  }
+  // (Restarted before the session's deadline, the two would have answered from their site
+  // stores, which recorded their masked inputs before they crashed, and the session would
+  // have completed. They stay down.)
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
+                         return t.state() != v1::TASK_PENDING && t.state() != v1::TASK_RUNNING;
+                       }));
+  EXPECT_EQ(done.state(), v1::TASK_FAILED);
+  EXPECT_THAT(done.state_reason(), HasSubstr("round 1 failed"));
+  EXPECT_THAT(done.state_reason(), HasSubstr("ALREADY_CONTRIBUTED"));
+  EXPECT_EQ(done.last_committed_round(), 0);
+  ASSERT_OK(StopCoordinator());
+
+  // Each live site's store holds its one FIT contribution of round 1 (and its statistics).
+  for (const char* name : {"hospital-1", "hospital-2", "hospital-3"}) {
+    Site& s = site(name);
+    ASSERT_OK(s.process->Kill(SIGTERM));
+    ASSERT_OK(s.process->Wait(absl::Seconds(30)).status());
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store,
+                         client::OpenSiteStore(s.dir + "/store"));
+    ASSERT_OK_AND_ASSIGN(std::vector<v1::ContributionRecord> sent, store->ListContributions());
+    int fit = 0;
+    for (const v1::ContributionRecord& c : sent) fit += c.stage() == v1::STAGE_FIT ? 1 : 0;
+    EXPECT_EQ(fit, 1) << name;
+  }
 }
 
 }  // namespace

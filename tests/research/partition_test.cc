@@ -1,16 +1,16 @@
-// The simulator's partitions of training rows over sites (coordinator/simulation.h).
+// The simulator's partitions of training rows over sites (simulation/simulation.h).
 #include <algorithm>
 #include <map>
 #include <numeric>
 #include <set>
 #include <vector>
 
-#include "coordinator/simulation.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "simulation/simulation.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::coordinator {
+namespace tessera::simulation {
 namespace {
 
 using ::tessera::testing::StatusIs;
@@ -110,4 +110,4 @@ TEST(PartitionRowsTest, DirichletSkewsLabelsAndNeedsClasses) {
 }
 
 }  // namespace
-}  // namespace tessera::coordinator
+}  // namespace tessera::simulation

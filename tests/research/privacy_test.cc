@@ -17,10 +17,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/privacy_accountant.h"
-#include "coordinator/simulation.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/task.pb.h"
+#include "simulation/simulation.h"
 #include "tests/research/research_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -92,7 +92,7 @@ TEST(PrivacySimulationTest, BreastCancerDpReportsEpsilonEachRoundAndStopsAtBudge
   ASSERT_LT(static_cast<uint32_t>(affordable), spec.rounds()) << "the budget does not bind";
 
   testing::TempDir temp;
-  ASSERT_OK_AND_ASSIGN(coordinator::SimulationResult result,
+  ASSERT_OK_AND_ASSIGN(simulation::SimulationResult result,
                        Simulate(spec, "breast_cancer_wisconsin", 5, "iid", temp.path()));
   Report("breast_cancer_dp", result);
   EXPECT_EQ(result.task.state(), v1::TASK_COMPLETED);

@@ -9,10 +9,10 @@
 #include "absl/strings/str_replace.h"
 #include "common/files.h"
 #include "common/proto_text.h"
-#include "coordinator/simulation.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/task.pb.h"
+#include "simulation/simulation.h"
 #include "tests/research/research_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -41,7 +41,7 @@ class RefusalTest : public ::testing::Test {
   absl::Status LoadAndSimulate(const std::string& path, const std::string& dataset) {
     v1::TaskSpec spec;
     if (absl::Status s = common::LoadProtoFile(path, &spec); !s.ok()) return s;
-    absl::StatusOr<coordinator::SimulationResult> result =
+    absl::StatusOr<simulation::SimulationResult> result =
         Simulate(spec, dataset, 5, "iid", temp_.File("work"));
     if (!result.ok()) return result.status();
     ADD_FAILURE() << "the task ran: " << v1::TaskState_Name(result->task.state());

@@ -16,7 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "coordinator/simulation.h"
+#include "simulation/simulation.h"
 #include "tests/research/research_util.h"
 
 namespace tessera::research {
@@ -37,14 +37,14 @@ void BM_FashionMnistFederation(benchmark::State& state) {
   }
   const std::filesystem::path work =
       std::filesystem::temp_directory_path() / absl::StrCat("research-bench-", ::getpid());
-  coordinator::SimulationResult last;
+  simulation::SimulationResult last;
   for (auto _ : state) {
-    coordinator::SimulationOptions options;
+    simulation::SimulationOptions options;
     options.spec = *spec;
     options.idx_dir = kFashionMnist;
     options.num_sites = sites;
     options.work_dir = work.string();
-    absl::StatusOr<coordinator::SimulationResult> result = coordinator::RunSimulation(options);
+    absl::StatusOr<simulation::SimulationResult> result = simulation::RunSimulation(options);
     std::error_code ec;
     std::filesystem::remove_all(work, ec);
     if (!result.ok()) {

@@ -33,19 +33,19 @@ std::string TestRowsPath(const std::string& dataset) {
   return SourcePath(absl::StrCat("deploy/data/splits/", dataset, ".test_rows.txt"));
 }
 
-absl::StatusOr<coordinator::SimulationResult> Simulate(const v1::TaskSpec& spec,
-                                                       const std::string& dataset, uint32_t sites,
-                                                       const std::string& partition,
-                                                       const std::string& work_dir,
-                                                       bool reference_split) {
-  coordinator::SimulationOptions options;
+absl::StatusOr<simulation::SimulationResult> Simulate(const v1::TaskSpec& spec,
+                                                      const std::string& dataset, uint32_t sites,
+                                                      const std::string& partition,
+                                                      const std::string& work_dir,
+                                                      bool reference_split) {
+  simulation::SimulationOptions options;
   options.spec = spec;
   options.data_csv = DataPath(dataset);
   options.num_sites = sites;
-  ASSIGN_OR_RETURN(options.partition, coordinator::ParsePartition(partition));
+  ASSIGN_OR_RETURN(options.partition, simulation::ParsePartition(partition));
   if (reference_split) options.test_rows_file = TestRowsPath(dataset);
   options.work_dir = absl::StrCat(work_dir, "/", spec.name());
-  return coordinator::RunSimulation(options);
+  return simulation::RunSimulation(options);
 }
 
 std::map<std::string, double> Metrics(const v1::RoundRecord& round) {
@@ -54,7 +54,7 @@ std::map<std::string, double> Metrics(const v1::RoundRecord& round) {
   return out;
 }
 
-void Report(const std::string& what, const coordinator::SimulationResult& result) {
+void Report(const std::string& what, const simulation::SimulationResult& result) {
   std::vector<std::string> parts;
   for (const auto& [name, value] : result.final_metrics) {
     parts.push_back(absl::StrFormat("%s=%.4f", name, value));

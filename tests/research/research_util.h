@@ -9,9 +9,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "coordinator/simulation.h"
 #include "proto/state.pb.h"
 #include "proto/task.pb.h"
+#include "simulation/simulation.h"
 
 namespace tessera::research {
 
@@ -29,17 +29,17 @@ std::string TestRowsPath(const std::string& dataset);
 // RunSimulation of `spec` over deploy/data/<dataset>.csv, `sites` sites, partition
 // `partition` ("iid", "dirichlet:0.3", ...), test rows from the reference split when
 // `reference_split` (else the seeded 80/20 split), in a fresh directory under `work_dir`.
-absl::StatusOr<coordinator::SimulationResult> Simulate(const v1::TaskSpec& spec,
-                                                       const std::string& dataset, uint32_t sites,
-                                                       const std::string& partition,
-                                                       const std::string& work_dir,
-                                                       bool reference_split = true);
+absl::StatusOr<simulation::SimulationResult> Simulate(const v1::TaskSpec& spec,
+                                                      const std::string& dataset, uint32_t sites,
+                                                      const std::string& partition,
+                                                      const std::string& work_dir,
+                                                      bool reference_split = true);
 
 // The metrics of a round record, by name.
 std::map<std::string, double> Metrics(const v1::RoundRecord& round);
 
 // One line on stdout with the task's final figures and wall time (kept in the test log).
-void Report(const std::string& what, const coordinator::SimulationResult& result);
+void Report(const std::string& what, const simulation::SimulationResult& result);
 
 }  // namespace tessera::research
 

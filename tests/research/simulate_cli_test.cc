@@ -14,11 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
-#include "coordinator/simulation.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "simulation/simulation.h"
 #include "tests/research/research_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -84,7 +84,7 @@ TEST_P(SimulateJsonTest, PrintsOneJsonObjectWhoseFinalHoldsTheMetrics) {
   // The same task through the library: the same numbers, to the last bit (the output
   // has 17 significant digits, and the run is deterministic).
   ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExample(c.example));
-  ASSERT_OK_AND_ASSIGN(coordinator::SimulationResult direct,
+  ASSERT_OK_AND_ASSIGN(simulation::SimulationResult direct,
                        Simulate(spec, c.dataset, 5, "iid", temp_.File("direct")));
   for (const std::string& name : c.metrics) {
     ASSERT_TRUE(final.fields().contains(name)) << name << " missing: " << run.out;

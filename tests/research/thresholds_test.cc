@@ -17,10 +17,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/csv.h"
-#include "coordinator/simulation.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/task.pb.h"
+#include "simulation/simulation.h"
 #include "tests/research/research_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -54,12 +54,12 @@ class ThresholdTest : public ::testing::Test {
   // Runs the example over `dataset` with 5 sites (`partition`) and the reference split, and
   // checks what every run must show: all rounds committed, every site in every round, the
   // pooled test rows evaluated and the pooled training rows trained on.
-  coordinator::SimulationResult Run(const std::string& example, const std::string& dataset,
-                                    Split split, const std::string& partition = "iid") {
+  simulation::SimulationResult Run(const std::string& example, const std::string& dataset,
+                                   Split split, const std::string& partition = "iid") {
     absl::StatusOr<v1::TaskSpec> spec = LoadExample(example);
     EXPECT_OK(spec.status());
     if (!spec.ok()) return {};
-    absl::StatusOr<coordinator::SimulationResult> result =
+    absl::StatusOr<simulation::SimulationResult> result =
         Simulate(*spec, dataset, kSites, partition, temp_.path());
     EXPECT_OK(result.status());
     if (!result.ok()) return {};
@@ -87,33 +87,33 @@ class ThresholdTest : public ::testing::Test {
 };
 
 TEST_F(ThresholdTest, BreastCancerLogisticAccuracyWithinOnePointOfCentralised) {
-  coordinator::SimulationResult r =
+  simulation::SimulationResult r =
       Run("breast_cancer_logistic", "breast_cancer_wisconsin", {455, 114});
   EXPECT_GE(r.final_metrics["accuracy"], kBreastCancerAccuracy - kAccuracyTolerance);
 }
 
 TEST_F(ThresholdTest, DigitsSoftmaxAccuracyWithinOnePointOfCentralised) {
-  coordinator::SimulationResult r = Run("digits_softmax", "digits", {1437, 360});
+  simulation::SimulationResult r = Run("digits_softmax", "digits", {1437, 360});
   EXPECT_GE(r.final_metrics["accuracy"], kDigitsSoftmaxAccuracy - kAccuracyTolerance);
 }
 
 TEST_F(ThresholdTest, DigitsMlpAccuracyWithinOnePointOfCentralised) {
-  coordinator::SimulationResult r = Run("digits_mlp", "digits", {1437, 360});
+  simulation::SimulationResult r = Run("digits_mlp", "digits", {1437, 360});
   EXPECT_GE(r.final_metrics["accuracy"], kDigitsMlpAccuracy - kAccuracyTolerance);
 }
 
 TEST_F(ThresholdTest, SmokingLogisticAucWithinOneHundredthOfCentralised) {
-  coordinator::SimulationResult r = Run("smoking_nhis_logistic", "smoking_nhis", {8000, 2000});
+  simulation::SimulationResult r = Run("smoking_nhis_logistic", "smoking_nhis", {8000, 2000});
   EXPECT_GE(r.final_metrics["auc"], kSmokingAuc - kAucTolerance);
 }
 
 TEST_F(ThresholdTest, DiabetesLinearR2WithinTwoHundredthsOfCentralised) {
-  coordinator::SimulationResult r = Run("diabetes_linear", "diabetes_progression", {353, 89});
+  simulation::SimulationResult r = Run("diabetes_linear", "diabetes_progression", {353, 89});
   EXPECT_GE(r.final_metrics["r2"], kDiabetesR2 - kR2Tolerance);
 }
 
 TEST_F(ThresholdTest, RotterdamCoxCIndexWithinOneHundredthOfCentralised) {
-  coordinator::SimulationResult r = Run("rotterdam_cox", "rotterdam_survival", {2385, 597});
+  simulation::SimulationResult r = Run("rotterdam_cox", "rotterdam_survival", {2385, 597});
   EXPECT_GE(r.final_metrics["c_index"], kRotterdamCIndex - kCIndexTolerance);
 }
 
@@ -140,10 +140,10 @@ double LargestLabelSkew(const v1::TaskSpec& spec) {
   for (size_t r = 0; r < table->num_rows; ++r) {
     if (!is_test[r]) train.push_back(r);
   }
-  absl::StatusOr<coordinator::Partition> partition = coordinator::ParsePartition("dirichlet:0.3");
+  absl::StatusOr<simulation::Partition> partition = simulation::ParsePartition("dirichlet:0.3");
   EXPECT_OK(partition.status());
   absl::StatusOr<std::vector<std::vector<size_t>>> sites =
-      coordinator::PartitionRows(train, labels, {}, *partition, kSites, spec.seed());
+      simulation::PartitionRows(train, labels, {}, *partition, kSites, spec.seed());
   EXPECT_OK(sites.status());
   if (!sites.ok()) return 0;
   std::vector<double> pooled(10, 0.0);
@@ -166,7 +166,7 @@ TEST_F(ThresholdTest, DigitsDirichletFedAdamReaches93PercentWithin50Rounds) {
   const double skew = LargestLabelSkew(spec);
   std::printf("[research] dirichlet:0.3 largest label skew (total variation): %.3f\n", skew);
   EXPECT_GE(skew, 0.3) << "the partition is not skewed";
-  coordinator::SimulationResult r =
+  simulation::SimulationResult r =
       Run("digits_dirichlet_fedadam", "digits", {1437, 360}, "dirichlet:0.3");
   EXPECT_GE(r.final_metrics["accuracy"], 0.93);
 }
@@ -179,7 +179,7 @@ TEST_F(ThresholdTest, DigitsDirichletFedProxReaches93PercentWithin50Rounds) {
   const double skew = LargestLabelSkew(spec);
   std::printf("[research] dirichlet:0.3 largest label skew (total variation): %.3f\n", skew);
   EXPECT_GE(skew, 0.3) << "the partition is not skewed";
-  coordinator::SimulationResult r =
+  simulation::SimulationResult r =
       Run("digits_dirichlet_fedprox", "digits", {1437, 360}, "dirichlet:0.3");
   EXPECT_GE(r.final_metrics["accuracy"], 0.93);
 }

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "coordinator/console/console.h"
+#include "console/console.h"
 
 namespace {
 

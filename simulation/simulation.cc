@@ -1,4 +1,4 @@
-#include "coordinator/simulation.h"
+#include "simulation/simulation.h"
 
 #include <algorithm>
 #include <atomic>
@@ -18,6 +18,7 @@
 #include "client/csv.h"
 #include "client/idx.h"
 #include "client/site_agent.h"
+#include "client/site_store.h"
 #include "common/clock.h"
 #include "common/files.h"
 #include "common/proto_text.h"
@@ -29,7 +30,12 @@
 #include "crypto/signature.h"
 #include "proto/validation.h"
 
-namespace tessera::coordinator {
+namespace tessera::simulation {
+
+using coordinator::Coordinator;
+using coordinator::CoordinatorOptions;
+using coordinator::NewMemoryStore;
+
 namespace {
 
 void Shuffle(common::SplitMix64& rng, std::vector<size_t>& v) {
@@ -373,6 +379,7 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
       RETURN_IF_ERROR(common::WriteFileAtomic(data->test_csv(), ToCsv(table, test_share)));
     }
     config.mutable_policy()->set_min_cohort(std::min<uint32_t>(2, num_sites));
+    proto::ApplyClientDefaults(&config);
     result.site_train_rows.push_back(site_rows[k].size());
     result.site_test_rows.push_back(test_share.size());
 
@@ -384,8 +391,10 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     ASSIGN_OR_RETURN(std::string cert, crypto::SignCsr(ca, csr, sign, absl::Now()));
     ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(key));
     site->signer = std::make_unique<crypto::Signer>(std::move(signer));
+    // Each site keeps its store in memory: a simulation lives and dies with its process.
     site->agent = std::make_unique<client::SiteAgent>(config, site->id, cert, ca.cert_pem,
-                                                      site->signer.get());
+                                                      site->signer.get(),
+                                                      client::NewMemorySiteStore());
     RETURN_IF_ERROR(site->agent->Preload());
     sites.push_back(std::move(site));
   }
@@ -464,4 +473,4 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
   return result;
 }
 
-}  // namespace tessera::coordinator
+}  // namespace tessera::simulation

@@ -18,8 +18,8 @@
 #include "common/flags.h"
 #include "common/proto_text.h"
 #include "common/status.h"
-#include "coordinator/console/console.h"
-#include "coordinator/console/internal.h"
+#include "console/console.h"
+#include "console/internal.h"
 #include "crypto/hash.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
@@ -419,7 +419,9 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
       "Submits a federated-analytics task (a TaskSpec with an `analytics` section:\n"
       "count, sum, mean, variance and histograms of named columns, optionally\n"
       "filtered), waits for its answer and prints it. The coordinator learns only\n"
-      "sums over at least analytics.min_cohort sites; below that no answer is released.");
+      "sums over at least analytics.min_cohort sites; below that no answer is released.\n"
+      "Every released cell holds at least analytics.min_cell_size rows (default 10);\n"
+      "smaller cells, and cells they could be derived from, are shown as suppressed.");
   conn.Register(flags);
   flags.AddBool("json", &json, "print the answer as JSON");
   flags.AddUint("timeout-seconds", &timeout_seconds, "give up waiting after this long");
@@ -476,23 +478,34 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
   std::map<std::string, double> values;
   for (const v1::Metric& m : answer.metrics()) values[m.name()] = m.value();
   std::printf("%s: %d sites\n", submitted.task_id().c_str(), answer.fit_participants_size());
-  std::vector<std::vector<std::string>> rows = {{"COLUMN", "COUNT", "SUM", "MEAN", "VARIANCE"}};
+  // A suppressed cell has no metric at all: it is shown as such, never as a number.
+  auto cell = [&](const std::string& name, const char* format) {
+    auto it = values.find(name);
+    return it == values.end() ? std::string("suppressed") : absl::StrFormat(format, it->second);
+  };
+  std::vector<std::vector<std::string>> rows = {
+      {"COLUMN", "COUNT", "SUM", "MEAN", "VARIANCE", "SUPPRESSED CELLS"}};
   for (const auto& q : spec.analytics().queries()) {
     const std::string& c = q.column();
-    rows.push_back({c, absl::StrFormat("%.0f", values[c + ".count"]),
-                    absl::StrFormat("%.10g", values[c + ".sum"]),
-                    absl::StrFormat("%.10g", values[c + ".mean"]),
-                    absl::StrFormat("%.10g", values[c + ".variance"])});
+    rows.push_back({c, cell(c + ".count", "%.0f"), cell(c + ".sum", "%.10g"),
+                    cell(c + ".mean", "%.10g"), cell(c + ".variance", "%.10g"),
+                    cell(c + ".suppressed_cells", "%.0f")});
   }
   PrintTable(rows);
   for (const auto& q : spec.analytics().queries()) {
-    if (q.histogram_edges().empty()) continue;
+    const int edges = q.histogram_edges_size();
+    if (edges == 0) continue;
     std::printf("\nhistogram of %s\n", q.column().c_str());
-    for (const v1::Metric& m : answer.metrics()) {
-      if (m.name().rfind(q.column() + ".bin", 0) == 0 || m.name() == q.column() + ".below" ||
-          m.name() == q.column() + ".above") {
-        std::printf("  %-32s %.0f\n", m.name().substr(q.column().size() + 1).c_str(), m.value());
-      }
+    std::vector<std::string> labels;
+    for (int i = 0; i + 1 < edges; ++i) {
+      labels.push_back(absl::StrCat("bin[", q.histogram_edges(i), ",", q.histogram_edges(i + 1),
+                                    i + 2 == edges ? "]" : ")"));
+    }
+    labels.push_back("below");
+    labels.push_back("above");
+    for (const std::string& label : labels) {
+      std::printf("  %-32s %s\n", label.c_str(),
+                  cell(q.column() + "." + label, "%.0f").c_str());
     }
   }
   return absl::OkStatus();

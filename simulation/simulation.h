@@ -14,8 +14,8 @@
 //
 // This library sits above both the coordinator and the client libraries, which otherwise
 // never depend on each other.
-#ifndef TESSERA_COORDINATOR_SIMULATION_H_
-#define TESSERA_COORDINATOR_SIMULATION_H_
+#ifndef TESSERA_SIMULATION_SIMULATION_H_
+#define TESSERA_SIMULATION_SIMULATION_H_
 
 #include <cstdint>
 #include <functional>
@@ -29,7 +29,7 @@
 #include "proto/state.pb.h"
 #include "proto/task.pb.h"
 
-namespace tessera::coordinator {
+namespace tessera::simulation {
 
 struct Partition {
   enum class Kind { kIid, kDirichlet, kByColumn };
@@ -89,6 +89,6 @@ struct SimulationResult {
 // reported in result.task.state.
 absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options);
 
-}  // namespace tessera::coordinator
+}  // namespace tessera::simulation
 
-#endif  // TESSERA_COORDINATOR_SIMULATION_H_
+#endif  // TESSERA_SIMULATION_SIMULATION_H_

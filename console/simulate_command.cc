@@ -1,5 +1,5 @@
 // `tessera simulate`: a whole federation in one process on a local CSV file
-// (coordinator/simulation.h), for researchers to try a task before any site joins.
+// (simulation/simulation.h), for researchers to try a task before any site joins.
 //
 // With --json, stdout carries exactly one JSON object (logs go to stderr):
 //   {"task": NAME, "state": "TASK_COMPLETED" | ..., "reason": TEXT, "clients": N,
@@ -28,9 +28,9 @@
 #include "common/flags.h"
 #include "common/proto_text.h"
 #include "common/status.h"
-#include "coordinator/console/console.h"
-#include "coordinator/console/internal.h"
-#include "coordinator/simulation.h"
+#include "console/console.h"
+#include "console/internal.h"
+#include "simulation/simulation.h"
 #include "proto/validation.h"
 
 namespace tessera::console {
@@ -97,15 +97,15 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
     return absl::InvalidArgumentError(
         "simulate needs TASK_FILE and either DATA.csv or --idx DIR (see --help)");
   }
-  coordinator::SimulationOptions options;
+  simulation::SimulationOptions options;
   common::TextLocations where;
   RETURN_IF_ERROR(common::LoadProtoFile(positional[0], &options.spec, &where));
   RETURN_IF_ERROR(
       common::FieldErrorsToStatus(proto::ValidateTaskSpec(options.spec), positional[0], &where));
   if (idx_dir.empty()) options.data_csv = positional[1];
   options.idx_dir = idx_dir;
-  ASSIGN_OR_RETURN(options.partition, coordinator::ParsePartition(partition_text));
-  if (clients == 0 && options.partition.kind != coordinator::Partition::Kind::kByColumn) {
+  ASSIGN_OR_RETURN(options.partition, simulation::ParsePartition(partition_text));
+  if (clients == 0 && options.partition.kind != simulation::Partition::Kind::kByColumn) {
     return absl::InvalidArgumentError("--clients N is required (N >= 1)");
   }
   if (clients > 1000) return absl::InvalidArgumentError("--clients: at most 1000 sites");
@@ -146,7 +146,7 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
       std::fflush(stdout);
     };
   }
-  absl::StatusOr<coordinator::SimulationResult> result = coordinator::RunSimulation(options);
+  absl::StatusOr<simulation::SimulationResult> result = simulation::RunSimulation(options);
   if (!temp.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(temp, ec);

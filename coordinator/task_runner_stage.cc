@@ -1,0 +1,268 @@
+// TaskRunner, part two: one stage of a round as durable secure-aggregation sessions —
+// cohorts without the sites that already contributed, the in-flight record at every step
+// boundary, resuming a session after a restart, and the privacy charge before unmasking.
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "coordinator/privacy_accountant.h"
+#include "coordinator/task_runner.h"
+#include "proto/labels.h"
+#include "secagg/protocol.h"
+#include "secagg/stage_encoding.h"
+
+namespace tessera::coordinator {
+namespace {
+
+// The threshold for `n` invited sites: the task's own, or floor(2n/3) + 1 (what every site
+// requires), raised to min_clients and the analytics minimum cohort. A task's own threshold
+// below floor(2n/3) + 1 is refused: the sites would refuse the session anyway.
+absl::StatusOr<uint32_t> Threshold(const v1::TaskSpec& spec, uint32_t n) {
+  const uint32_t safe = secagg::SafeThreshold(n, std::nullopt);
+  const uint32_t own = spec.secure_aggregation().threshold();
+  if (own > 0 && own < safe) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "secure_aggregation.threshold ", own, " is below ", safe, " = floor(2n/3) + 1 for the ", n,
+        " sites of the cohort: sites refuse it, as a threshold that low would let a "
+        "coordinator with one colluding site unmask a site (docs/secure-aggregation.md); "
+        "raise it, or leave it 0 for the default"));
+  }
+  return std::max({own > 0 ? own : safe, spec.min_clients(), spec.analytics().min_cohort()});
+}
+
+// The smallest cohort the task can run a stage with.
+uint32_t NeededSites(const v1::TaskSpec& spec) {
+  return std::max({spec.min_clients(), spec.secure_aggregation().threshold(),
+                   spec.analytics().min_cohort(), 1u});
+}
+
+void AddUnique(const std::vector<std::string>& ids, v1::InFlightRound* in_flight) {
+  std::set<std::string> have(in_flight->contributed().begin(), in_flight->contributed().end());
+  for (const std::string& id : ids) {
+    if (have.insert(id).second) in_flight->add_contributed(id);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<v1::InFlightRound> TaskRunner::InFlightOf(uint32_t round) {
+  absl::StatusOr<v1::InFlightRound> stored = store_->GetInFlight(task_id_);
+  if (stored.ok() && stored->round() == round) return stored;
+  if (!stored.ok() && stored.status().code() != absl::StatusCode::kNotFound) {
+    return stored.status();
+  }
+  v1::InFlightRound fresh;
+  fresh.set_task_id(task_id_);
+  fresh.set_round(round);
+  fresh.set_attempt(1);
+  fresh.set_started_unix_ms(common::ToUnixMillis(clock_->Now()));
+  return fresh;
+}
+
+std::vector<double> TaskRunner::ChargedReleases(const v1::InFlightRound& in_flight) {
+  std::vector<double> all = committed_releases_;
+  for (const v1::PrivacyRelease& r : in_flight.releases()) all.push_back(r.noise_multiplier());
+  return all;
+}
+
+std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task,
+                                                   const std::set<std::string>& exclude,
+                                                   std::string* unreachable) {
+  const v1::TaskSpec& spec = task.spec();
+  const uint32_t need = NeededSites(spec);
+  absl::Time next_log = absl::InfinitePast();
+  while (halt() == Halt::kNone) {
+    std::vector<std::string> cohort;
+    for (const std::string& id : registry_->Connected(spec.dataset().id())) {
+      if (!exclude.contains(id)) cohort.push_back(id);
+    }
+    if (cohort.size() >= need) return cohort;
+    if (!exclude.empty()) {
+      size_t known = 0;
+      for (const v1::ClientRecord& c : registry_->List()) {
+        const bool holds = std::find(c.dataset_ids().begin(), c.dataset_ids().end(),
+                                     spec.dataset().id()) != c.dataset_ids().end();
+        if (holds && !exclude.contains(c.client_id())) ++known;
+      }
+      if (known < need) {
+        *unreachable =
+            absl::StrCat("only ", known,
+                         " known sites holding the dataset have not contributed to this "
+                         "stage yet (",
+                         exclude.size(), " have: ALREADY_CONTRIBUTED), ", need, " needed");
+        return {};
+      }
+    }
+    if (clock_->Now() >= next_log) {
+      common::LogInfo("waiting_for_clients")
+          .With("task", task_id_)
+          .With("dataset", spec.dataset().id())
+          .With("connected", static_cast<uint64_t>(cohort.size()))
+          .With("needed", need);
+      next_log = clock_->Now() + absl::Seconds(30);
+    }
+    PauseOrHalt(options_.cohort_poll_interval);
+  }
+  return {};
+}
+
+TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                                 const StagePlan& plan) {
+  const v1::TaskSpec& spec = task.spec();
+  StageEnd end;
+  while (true) {
+    if (halt() != Halt::kNone) {
+      end.kind = StageEnd::Kind::kHalted;
+      return end;
+    }
+    SecureStageRequest request;
+    request.task_id = task_id_;
+    request.round = plan.round;
+    request.stage = plan.stage;
+    request.first_item = plan.first_item;
+    request.first_item.set_task_id(task_id_);
+    request.first_item.set_round(plan.round);
+    request.first_item.set_stage(plan.stage);
+    *request.first_item.mutable_spec() = spec;
+    request.first_item.set_spec_hash(task.spec_hash());
+    request.first_step_deadline = absl::Seconds(spec.round_deadline_seconds());
+    request.step_deadline = absl::Seconds(spec.secure_aggregation().step_deadline_seconds());
+
+    const bool resuming = in_flight.session_stage() == plan.stage &&
+                          !in_flight.server_snapshot().empty() && !in_flight.session().empty();
+    if (resuming) {
+      v1::SecAggServerSnapshot snapshot;
+      if (!snapshot.ParseFromString(in_flight.server_snapshot())) {
+        end.reason = "the stored session of this stage does not parse";
+        end.kind = StageEnd::Kind::kStoreError;
+        return end;
+      }
+      request.attempt = in_flight.attempt();
+      request.cohort.assign(in_flight.cohort().begin(), in_flight.cohort().end());
+      request.threshold = in_flight.threshold();
+      request.resume = std::move(snapshot);
+    } else {
+      if (plan.retry && in_flight.attempt() > spec.max_round_attempts()) {
+        end.reason = absl::StrCat("no sum after ", spec.max_round_attempts(), " attempts");
+        return end;
+      }
+      std::set<std::string> exclude;
+      if (plan.retry)
+        exclude.insert(in_flight.contributed().begin(), in_flight.contributed().end());
+      std::string unreachable;
+      std::vector<std::string> cohort;
+      if (plan.wait_for_cohort) {
+        cohort = WaitForCohort(task, exclude, &unreachable);
+      } else {
+        cohort = registry_->Connected(spec.dataset().id());
+        if (cohort.size() < NeededSites(spec)) {
+          unreachable =
+              absl::StrCat(cohort.size(), " sites connected, ", NeededSites(spec), " needed");
+          cohort.clear();
+        }
+      }
+      if (cohort.empty()) {
+        end.kind = unreachable.empty() ? StageEnd::Kind::kHalted : StageEnd::Kind::kFailed;
+        end.reason = unreachable;
+        return end;
+      }
+      const uint32_t n = static_cast<uint32_t>(cohort.size());
+      absl::StatusOr<uint32_t> threshold = Threshold(spec, n);
+      absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, plan.stage, n);
+      if (!threshold.ok() || !encoding.ok()) {
+        end.reason = std::string(!threshold.ok() ? threshold.status().message()
+                                                 : encoding.status().message());
+        return end;
+      }
+      request.attempt = in_flight.attempt();
+      request.cohort = std::move(cohort);
+      request.threshold = *threshold;
+      request.encoding = std::move(*encoding);
+      in_flight.set_session_stage(plan.stage);
+      in_flight.set_session(
+          SecureStageRunner::SessionLabel(task_id_, plan.round, plan.stage, request.attempt));
+      *in_flight.mutable_cohort() = {request.cohort.begin(), request.cohort.end()};
+      in_flight.set_threshold(request.threshold);
+      in_flight.clear_server_snapshot();
+    }
+    request.persist = [&](const v1::SecAggServerSnapshot& snapshot) -> absl::Status {
+      if (snapshot.round() == v1::SECAGG_UNMASKING && plan.noise_multiplier > 0) {
+        // Charged before the unmasking step is posted: from then on the coordinator could
+        // unmask the noised sum, whatever happens to the session.
+        std::vector<double> charged = ChargedReleases(in_flight);
+        charged.push_back(plan.noise_multiplier);
+        ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
+        if (epsilon > spec.privacy().epsilon_budget()) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "privacy budget spent: unmasking this ", proto::StageLabel(plan.stage),
+              " sum would reach epsilon ", epsilon, " > ", spec.privacy().epsilon_budget()));
+        }
+        v1::PrivacyRelease* release = in_flight.add_releases();
+        release->set_stage(plan.stage);
+        release->set_attempt(in_flight.attempt());
+        release->set_session(in_flight.session());
+        release->set_noise_multiplier(plan.noise_multiplier);
+        release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
+      }
+      in_flight.set_server_snapshot(snapshot.SerializeAsString());
+      return store_->PutInFlight(in_flight);
+    };
+    SecureStageResult result = secure_.Run(request);
+    for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
+    for (const std::string& drop : result.drops) {
+      common::LogInfo("client_dropped")
+          .With("task", task_id_)
+          .With("round", plan.round)
+          .With("why", drop);
+    }
+    if (halt() != Halt::kNone) {
+      // A shutdown keeps the in-flight record as the last step boundary left it: the
+      // restarted coordinator continues this very session.
+      end.kind = StageEnd::Kind::kHalted;
+      return end;
+    }
+    if (plan.retry) {
+      AddUnique(result.masked_inputs, &in_flight);
+      AddUnique(result.already_contributed, &in_flight);
+    }
+    for (const std::string& drop : result.drops) in_flight.add_drops(drop);
+    in_flight.set_session_stage(v1::STAGE_UNSPECIFIED);
+    in_flight.clear_session();
+    in_flight.clear_cohort();
+    in_flight.clear_threshold();
+    in_flight.clear_server_snapshot();
+    end.result = std::move(result);
+    if (!end.result.stopped.ok()) {
+      end.kind = end.result.stopped.code() == absl::StatusCode::kResourceExhausted
+                     ? StageEnd::Kind::kBudget
+                     : StageEnd::Kind::kStoreError;
+      end.reason = std::string(end.result.stopped.message());
+      return end;
+    }
+    if (end.result.completed) {
+      end.kind = StageEnd::Kind::kCompleted;
+      return end;
+    }
+    if (!plan.retry) {
+      end.kind = StageEnd::Kind::kFailed;
+      end.reason = end.result.abort;
+      return end;
+    }
+    in_flight.set_attempt(in_flight.attempt() + 1);
+    if (AttemptFailed(plan.round, in_flight.attempt() - 1, end.result.abort, &in_flight)) {
+      end.kind = StageEnd::Kind::kHalted;
+      return end;
+    }
+    if (absl::Status kept = store_->PutInFlight(in_flight); !kept.ok()) {
+      end.kind = StageEnd::Kind::kStoreError;
+      end.reason = std::string(kept.message());
+      return end;
+    }
+  }
+}
+
+}  // namespace tessera::coordinator

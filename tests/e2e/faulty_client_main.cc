@@ -1,0 +1,102 @@
+// tessera-client-under-test: the site daemon (client::RunClient, the very code
+// tessera-client runs) with faults the end-to-end suite injects, configured from the
+// environment. Test code only: it is never installed, and tessera-client has no such hook.
+//
+//   TESSERA_TEST_EXIT_BEFORE=<stage>/<step>   exit (status 3) right before sending the
+//                                             answer to that step of the first session of
+//                                             that stage, as a crashed site would
+//   TESSERA_TEST_KILL_BEFORE_SEND=<stage>/<step>
+//                                             SIGKILL itself at the same point: after the
+//                                             site store recorded the answer, before it left
+//
+// e.g. "fit/masked_input". Usage: tessera-client-under-test --config FILE
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "client/daemon.h"
+#include "client/update_sink.h"
+#include "common/log.h"
+#include "common/proto_text.h"
+#include "common/signals.h"
+#include "common/status.h"
+#include "proto/config.pb.h"
+#include "proto/federation.pb.h"
+#include "proto/labels.h"
+#include "proto/validation.h"
+
+namespace {
+
+// Stops the process before the answer to the chosen step leaves.
+class FaultySink final : public tessera::client::UpdateSink {
+ public:
+  FaultySink(std::unique_ptr<tessera::client::UpdateSink> inner, std::string exit_before,
+             std::string kill_before)
+      : inner_(std::move(inner)),
+        exit_before_(std::move(exit_before)),
+        kill_before_(std::move(kill_before)) {}
+
+  absl::Status Send(const tessera::v1::WorkItem& item,
+                    const tessera::v1::PushResultRequest& answer) override {
+    if (answer.has_secagg()) {
+      const std::string here = absl::StrCat(tessera::proto::StageLabel(item.stage()), "/",
+                                            tessera::proto::StepLabel(item.secagg().round()));
+      if (here == exit_before_) {
+        tessera::common::LogWarning("test_fault_exit").With("before", here);
+        std::_Exit(3);
+      }
+      if (here == kill_before_) {
+        tessera::common::LogWarning("test_fault_kill").With("before", here);
+        std::raise(SIGKILL);
+      }
+    }
+    return inner_->Send(item, answer);
+  }
+
+ private:
+  std::unique_ptr<tessera::client::UpdateSink> inner_;
+  const std::string exit_before_;
+  const std::string kill_before_;
+};
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+absl::Status Run(int argc, char** argv) {
+  if (argc != 3 || std::string(argv[1]) != "--config") {
+    return absl::InvalidArgumentError("usage: tessera-client-under-test --config FILE");
+  }
+  const std::string path = argv[2];
+  tessera::v1::ClientConfig config;
+  tessera::common::TextLocations where;
+  RETURN_IF_ERROR(tessera::common::LoadProtoFile(path, &config, &where));
+  RETURN_IF_ERROR(tessera::common::FieldErrorsToStatus(tessera::proto::ValidateClientConfig(config),
+                                                       path, &where));
+  tessera::proto::ApplyClientDefaults(&config);
+  tessera::client::ClientRunOptions options;
+  const std::string exit_before = Env("TESSERA_TEST_EXIT_BEFORE");
+  const std::string kill_before = Env("TESSERA_TEST_KILL_BEFORE_SEND");
+  options.wrap_sink = [=](std::unique_ptr<tessera::client::UpdateSink> inner) {
+    return std::make_unique<FaultySink>(std::move(inner), exit_before, kill_before);
+  };
+  static absl::Notification stop;
+  tessera::common::StopOnTerminationSignal(&stop);
+  return tessera::client::RunClient(config, &stop, options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::Status st = Run(argc, argv);
+  if (!st.ok()) {
+    std::fprintf(stderr, "tessera-client-under-test: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
