@@ -22,7 +22,7 @@ cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelW
 cmake --build "$build_dir" -j "$(nproc)" --target tessera tessera-coordinator tessera-client
 built_ms=$(date +%s%3N)
 
-tessera="$build_dir/coordinator/tessera"
+tessera="$build_dir/console/tessera"
 coordinatord="$build_dir/coordinator/tessera-coordinator"
 clientd="$build_dir/client/tessera-client"
 
@@ -99,6 +99,7 @@ tls { ca_cert: "$work/ca/ca.crt" cert: "$work/$site/$site.crt" key: "$work/$site
 datasets { id: "breast_cancer" train_csv: "$work/$site/train.csv" test_csv: "$work/$site/test.csv" }
 policy { min_cohort: 3 }
 ready_file: "$work/$site/ready"
+data_dir: "$work/$site/store"
 CONF
   "$clientd" run --config "$work/$site/config.textproto" 2>"$work/$site/log" &
   pids+=($!)
