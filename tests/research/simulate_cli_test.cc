@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "simulation/simulation.h"
 #include "tests/research/research_util.h"
@@ -139,6 +140,34 @@ TEST(SimulateJsonNullTest, UndefinedMetricIsNull) {
   EXPECT_EQ(final.fields().at("auc").kind_case(), google::protobuf::Value::kNullValue);
   EXPECT_EQ(final.fields().at("accuracy").kind_case(), google::protobuf::Value::kNumberValue);
   EXPECT_THAT(run.out, HasSubstr("\"auc\": null"));
+}
+
+// The interface check of the privacy issue: a training task whose
+// secure_aggregation.threshold is 3, simulated with 5 sites, does not complete — 3 of 5 is
+// below floor(2n/3) + 1 = 4, the threshold at which one colluding site and a cheating
+// coordinator can no longer unmask a site by a split view (tests/attack/
+// split_view_attack_test.cc) — and the reason names the rule. Nothing is released.
+TEST(SimulateThresholdAttack, ThreeOfFiveDoesNotCompleteAndSaysWhy) {
+  testing::TempDir temp;
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExample("breast_cancer_logistic"));
+  spec.mutable_secure_aggregation()->set_threshold(3);
+  const std::string task = temp.File("three_of_five.textproto");
+  std::string text;
+  ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(spec, &text));
+  ASSERT_OK(common::WriteFileAtomic(task, text));
+  const Output run =
+      RunConsole({"simulate", task, "--clients", "5", "--test-rows",
+                  TestRowsPath("breast_cancer_wisconsin"), DataPath("breast_cancer_wisconsin"),
+                  "--json"},
+                 temp.File("stderr"));
+  EXPECT_NE(run.exit_code, 0) << run.out;
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok()) << run.out;
+  EXPECT_EQ(json.fields().at("state").string_value(), "TASK_FAILED");
+  EXPECT_THAT(json.fields().at("reason").string_value(),
+              HasSubstr("secure_aggregation.threshold 3 is below 4 = floor(2n/3) + 1"));
+  EXPECT_EQ(json.fields().at("rounds").list_value().values_size(), 0) << run.out;
+  EXPECT_TRUE(json.fields().at("final").struct_value().fields().empty()) << run.out;
 }
 
 }  // namespace
