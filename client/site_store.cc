@@ -42,6 +42,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/file_checksum.h"
 #include "rocksdb/iterator.h"
+#include "rocksdb/metadata.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
@@ -49,6 +50,9 @@
 
 namespace tessera::client {
 namespace {
+
+// More table files than this in the contributions family are merged by the next scrub.
+constexpr uint64_t kMaxContributionFiles = 16;
 
 constexpr char kContributionsCf[] = "contributions";
 constexpr char kSessionsCf[] = "sessions";
@@ -443,6 +447,14 @@ class RocksDbSiteStore final : public SiteStore {
     compact.exclusive_manual_compaction = true;
     RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, sessions_, nullptr, nullptr), directory_,
                                 "scrub: compacting family sessions"));
+    // Each flush leaves the contributions family a small table file, and with keys that are
+    // hashes RocksDB moves them down a level without merging them: merge them once they add
+    // up, or a site that ran for years would hold a file per contribution (and keep every
+    // one open).
+    if (TableFiles(contributions_) > kMaxContributionFiles) {
+      RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, contributions_, nullptr, nullptr),
+                                  directory_, "scrub: compacting family contributions"));
+    }
     // Background jobs may still be deleting the files they made obsolete when Flush and
     // CompactRange return; re-enabling file deletions purges every obsolete file now, in
     // this thread.
@@ -452,6 +464,15 @@ class RocksDbSiteStore final : public SiteStore {
                                 "scrub: purging obsolete files"));
     scrub_pending_ = false;
     return absl::OkStatus();
+  }
+
+  // Table files of a family, on every level.
+  uint64_t TableFiles(rocksdb::ColumnFamilyHandle* family) {
+    uint64_t files = 0;
+    rocksdb::ColumnFamilyMetaData meta;
+    db_->GetColumnFamilyMetaData(family, &meta);
+    for (const rocksdb::LevelMetaData& level : meta.levels) files += level.files.size();
+    return files;
   }
 
   const std::string directory_;

@@ -31,6 +31,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "crypto/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/site_state.pb.h"
@@ -846,6 +847,31 @@ TEST_F(SiteStoreRocksDbTest, EndedSessionLeavesNoVersionOfItsSecretsInAnyFile) {
   // What left (the answers, the contribution) is kept.
   EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));
   EXPECT_THAT(store->GetContribution(Key(1)), IsOkAndHolds(EqualsProto(contribution)));
+}
+
+// Every session's end flushes the store (the scrub), leaving the contributions family a
+// small table file each time; they must not pile up (a site runs for years, and RocksDB keeps
+// every table file open).
+TEST_F(SiteStoreRocksDbTest, ContributionsStayInAFewFilesOverManySessions) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+  constexpr int kSessions = 120;
+  for (int i = 0; i < kSessions; ++i) {
+    const std::string label = absl::StrCat("s", i);
+    std::string key = crypto::Sha256(label);  // spread over the key space, as real keys are
+    ASSERT_OK(store->PutSession(MakeSession(label, key, 1000 + i), nullptr));
+    const v1::ContributionRecord contribution = MakeContribution(key, label);
+    v1::SiteSessionRecord ended = Sent(MakeSession(label, key));
+    ended.set_state(v1::SITE_SESSION_COMPLETED);
+    ended.clear_machine();
+    ASSERT_OK(store->PutSession(ended, &contribution));
+  }
+  int tables = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path())) {
+    if (entry.path().extension() == ".sst") ++tables;
+  }
+  EXPECT_LE(tables, 24) << "table files after " << kSessions << " sessions";
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::ContributionRecord> all, store->ListContributions());
+  EXPECT_EQ(all.size(), static_cast<size_t>(kSessions));
 }
 
 }  // namespace
