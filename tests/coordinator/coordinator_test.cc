@@ -421,6 +421,32 @@ TEST_F(CoordinatorTest, UnsafeExplicitThresholdFailsTheTaskNamingTheRule) {
   EXPECT_THAT(got.task().state_reason(), HasSubstr("floor(2n/3) + 1"));
 }
 
+// Pooled statistics are computed once per dataset and columns: a second task over the same
+// columns (another seed, so another model) reuses them from the store — the sites would not
+// send their statistics for those columns again — and asks the sites nothing for round 0.
+TEST_F(CoordinatorTest, SecondTaskOverTheSameColumnsReusesThePooledStatistics) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 30, .delta = 1});
+  ASSERT_OK_AND_ASSIGN(auto first, coordinator_->SubmitTask("op", ToySpec(1, 2)));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, first.task_id()); }));
+  v1::TaskSpec again = ToySpec(1, 2);
+  again.set_seed(7);
+  ASSERT_OK_AND_ASSIGN(auto second, coordinator_->SubmitTask("op", again));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, second.task_id()); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse one, coordinator_->GetTask(first.task_id()));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse two, coordinator_->GetTask(second.task_id()));
+  ASSERT_EQ(two.task().state(), v1::TASK_COMPLETED) << two.task().state_reason();
+  EXPECT_EQ(one.rounds(0).statistics_from(), "");
+  EXPECT_EQ(two.rounds(0).statistics_from(), first.task_id());
+  EXPECT_THAT(two.rounds(0).fit_participants(), ElementsAre("site-a", "site-b"));
+  EXPECT_EQ(two.task().standardization().SerializeAsString(),
+            one.task().standardization().SerializeAsString());
+  EXPECT_EQ(two.task().standardization().num_train_rows(), 40u);
+  const std::string statistics = second.task_id() + "/r0/statistics/a1";
+  EXPECT_FALSE(a.sessions_seen().contains(statistics));
+  EXPECT_FALSE(b.sessions_seen().contains(statistics));
+}
+
 TEST_F(CoordinatorTest, CancelEndsAWaitingTask) {
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(2, 2)));
   ASSERT_OK(coordinator_->CancelTask("op", submitted.task_id(), "wrong dataset"));
