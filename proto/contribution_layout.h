@@ -1,6 +1,6 @@
 // What each stage's contribution vector holds. A site's contribution is a vector of
-// doubles that the coordinator only ever sums over the cohort (the plain path adds them,
-// the secure-aggregation path will unmask the sum), so every quantity the coordinator
+// doubles that the coordinator only ever sees summed over the cohort (secure aggregation
+// unmasks only the sum), so every quantity the coordinator
 // needs must be a sum over sites. Both sides use these functions; nothing else knows the
 // layouts.
 //

@@ -329,6 +329,14 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
       errors.push_back({"secure_aggregation.threshold", "must be at most 10000"});
     } else if (sa.threshold() > 0 && sa.threshold() < spec.min_clients()) {
       errors.push_back({"secure_aggregation.threshold", "must be at least min_clients"});
+    } else if (const uint32_t n = spec.min_clients() > 0 ? spec.min_clients() : 2;
+               sa.threshold() > 0 && sa.threshold() < 2 * n / 3 + 1) {
+      // The sites' rule (secagg::SafeThreshold): no cohort of min_clients or more sites
+      // accepts a threshold below floor(2n/3) + 1.
+      errors.push_back({"secure_aggregation.threshold",
+                        absl::StrCat("must be at least ", 2 * n / 3 + 1,
+                                     " = floor(2n/3) + 1 for a cohort of min_clients = ", n,
+                                     " sites (docs/secure-aggregation.md); sites refuse less")});
     }
     if (!std::isfinite(sa.clip()) || sa.clip() < 0) {
       errors.push_back({"secure_aggregation.clip", "must be a finite number > 0"});

@@ -134,6 +134,13 @@ INSTANTIATE_TEST_SUITE_P(
                   s->mutable_secure_aggregation()->set_threshold(3);
                 },
                 "secure_aggregation.threshold"},
+        BadCase{"ThresholdNoCohortOfMinClientsAccepts",
+                [](v1::TaskSpec* s) {
+                  s->set_min_clients(6);
+                  // floor(2 * 6 / 3) + 1 = 5: no cohort of 6 or more sites accepts 4.
+                  s->mutable_secure_aggregation()->set_threshold(4);
+                },
+                "secure_aggregation.threshold"},
         BadCase{"BadFeatureRange",
                 [](v1::TaskSpec* s) { s->mutable_dataset()->add_features("px{9..3}"); },
                 "dataset.features[2]"}),
