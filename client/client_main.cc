@@ -6,11 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/csv.h"
 #include "client/daemon.h"
+#include "client/site_store.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/proto_text.h"
@@ -19,6 +21,7 @@
 #include "crypto/pki_files.h"
 #include "crypto/tls.h"
 #include "proto/config.pb.h"
+#include "proto/site_state.pb.h"
 #include "proto/validation.h"
 
 namespace {
@@ -82,7 +85,8 @@ absl::Status Check(const std::vector<std::string>& args) {
   std::string config_path;
   FlagParser flags("tessera-client check --config FILE",
                    "Checks the config file, the TLS files (key mode, chain to the federation CA,\n"
-                   "validity, role) and reads every local dataset, without connecting anywhere.");
+                   "validity, role), reads every local dataset and opens the site store (a\n"
+                   "damaged one is named, as the daemon would), without connecting anywhere.");
   flags.AddString("config", &config_path, "ClientConfig file (text format or .json)");
   flags.Require("config");
   ASSIGN_OR_RETURN(bool go, ParseFlags(flags, args));
@@ -103,6 +107,19 @@ absl::Status Check(const std::vector<std::string>& args) {
                   path == &d.train_csv() ? "train" : "test", path->c_str(), table.num_rows,
                   table.header.size());
     }
+  }
+  // The site store: a damaged one would stop the daemon, so say so here first.
+  auto store = tessera::client::OpenSiteStore(config.data_dir());
+  if (store.ok()) {
+    ASSIGN_OR_RETURN(auto contributions, (*store)->ListContributions());
+    ASSIGN_OR_RETURN(auto sessions, (*store)->ListSessions());
+    std::printf("site store:  %s: %zu contributions sent, %zu sessions on record\n",
+                config.data_dir().c_str(), contributions.size(), sessions.size());
+  } else if (store.status().code() == absl::StatusCode::kFailedPrecondition &&
+             absl::StrContains(store.status().message(), "in use")) {
+    std::printf("site store:  %s: in use (the daemon is running)\n", config.data_dir().c_str());
+  } else {
+    return store.status();
   }
   std::printf("ok\n");
   return absl::OkStatus();
