@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -290,6 +292,11 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   }
   s.config_path = s.dir + "/config.textproto";
   s.ready_path = s.dir + "/ready";
+  if (s.store_dir.empty()) s.store_dir = s.dir + "/store";
+  // A restart must not be taken as ready on the strength of the previous daemon's file.
+  if (std::remove(s.ready_path.c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(absl::StrCat("cannot remove ", s.ready_path));
+  }
   v1::ClientConfig config;
   config.set_coordinator_address(address.empty() ? address_ : address);
   *config.mutable_tls() = s.tls;
@@ -301,7 +308,7 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   config.mutable_retry()->set_initial_backoff_ms(100);
   config.mutable_retry()->set_max_backoff_ms(500);
   config.set_ready_file(s.ready_path);
-  config.set_data_dir(s.dir + "/store");
+  config.set_data_dir(s.store_dir);
   RETURN_IF_ERROR(WriteText(s.config_path, config));
   std::vector<std::string> argv;
   const bool faulty = EnvPrefix(env, &argv);
@@ -329,6 +336,18 @@ absl::Status FederationTest::WaitClientReady(const std::string& name) {
 absl::Status FederationTest::StartClients(const std::vector<std::string>& sites) {
   for (const std::string& name : sites) RETURN_IF_ERROR(StartClient(name));
   for (const std::string& name : sites) RETURN_IF_ERROR(WaitClientReady(name));
+  return absl::OkStatus();
+}
+
+absl::Status FederationTest::StopClient(const std::string& name) {
+  Site& s = sites_[name];
+  if (s.process == nullptr) return absl::FailedPreconditionError(name + " was not started");
+  RETURN_IF_ERROR(s.process->Kill(SIGTERM));
+  ASSIGN_OR_RETURN(ExitStatus how, s.process->Wait(kStopTimeout));
+  if (!how.Succeeded()) {
+    return absl::InternalError(absl::StrCat(name, " stopped with ", how.ToString(),
+                                            "; its log ends with:\n", s.process->LogTail()));
+  }
   return absl::OkStatus();
 }
 

@@ -76,6 +76,9 @@ class FederationTest : public ::testing::Test {
     int test_rows = 0;
     std::string config_path;
     std::string ready_path;
+    // The site store's directory (config data_dir); StartClient sets <dir>/store when empty.
+    // A test may point a restart elsewhere (a site that lost its store).
+    std::string store_dir;
     std::unique_ptr<Process> process;
   };
 
@@ -108,8 +111,10 @@ class FederationTest : public ::testing::Test {
   absl::Status StopCoordinator();
 
   // Writes `site`'s client config (coordinator at `address`, default address(); a short
-  // retry policy; policy.min_cohort = `min_cohort`; its site store in <site dir>/store) and
-  // starts its daemon with `env` added to its environment. A TESSERA_TEST_* variable (a
+  // retry policy; policy.min_cohort = `min_cohort`; its site store in the site's store_dir,
+  // <site dir>/store unless the test set another) and starts its daemon with `env` added to
+  // its environment. The ready file of an earlier start is removed first, so that
+  // WaitClientReady waits for this daemon's own Hello. A TESSERA_TEST_* variable (a
   // fault: TESSERA_TEST_EXIT_BEFORE, TESSERA_TEST_KILL_BEFORE_SEND) starts the test build of
   // the daemon (FaultyClientBinary) instead. Needs the site's TLS files and data.
   absl::Status StartClient(const std::string& site, const std::string& address = "",
@@ -119,6 +124,9 @@ class FederationTest : public ::testing::Test {
   absl::Status WaitClientReady(const std::string& site);
   // StartClient for each, then WaitClientReady for each.
   absl::Status StartClients(const std::vector<std::string>& sites = Sites());
+  // SIGTERM to the site's daemon; it must exit 0 within 30 s (INTERNAL with its log tail
+  // otherwise). Its store may then be opened by the test.
+  absl::Status StopClient(const std::string& site);
 
   // `tessera <words...> --config <console config> <args...>`.
   absl::StatusOr<CommandResult> Console(const std::vector<std::string>& words,
