@@ -35,6 +35,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -146,6 +147,21 @@ class TaskRunner {
   // `in_flight` in the store at every step boundary (task_runner_stage.cc).
   StageEnd RunDurableStage(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                            const StagePlan& plan);
+  // Fills `request` for the stage's next session: the one `in_flight` holds (to resume), or
+  // a new one over a cohort without the sites that already contributed. A StageEnd when
+  // there is none to run (halted, attempts out, no cohort possible, a refused threshold).
+  std::optional<StageEnd> OpenSession(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                      const StagePlan& plan, SecureStageRequest* request);
+  // The session's state at a step boundary into `in_flight` and the store, after charging
+  // the stage's release to the privacy budget if the next step is the unmasking.
+  // RESOURCE_EXHAUSTED if the budget cannot pay for it (the session stops there).
+  absl::Status PersistBoundary(const v1::TaskSpec& spec, const StagePlan& plan,
+                               const v1::SecAggServerSnapshot& snapshot,
+                               v1::InFlightRound& in_flight);
+  // Records a session's outcome in `in_flight`; the stage's end, or nullopt for another
+  // attempt (already recorded and paused for).
+  std::optional<StageEnd> CloseSession(v1::InFlightRound& in_flight, const StagePlan& plan,
+                                       SecureStageResult result);
   // Waits until at least the cohort the task needs is connected among the sites holding
   // its dataset, leaving out `exclude`; returns them. Empty if halted meanwhile, or if too
   // few known sites are left outside `exclude` (then `*unreachable` says why).

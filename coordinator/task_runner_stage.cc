@@ -2,6 +2,7 @@
 // cohorts without the sites that already contributed, the in-flight record at every step
 // boundary, resuming a session after a restart, and the privacy charge before unmasking.
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -110,157 +111,173 @@ std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task,
   return {};
 }
 
-TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFlightRound& in_flight,
-                                                 const StagePlan& plan) {
+std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task,
+                                                            v1::InFlightRound& in_flight,
+                                                            const StagePlan& plan,
+                                                            SecureStageRequest* request) {
   const v1::TaskSpec& spec = task.spec();
   StageEnd end;
-  while (true) {
-    if (halt() != Halt::kNone) {
-      end.kind = StageEnd::Kind::kHalted;
-      return end;
-    }
-    SecureStageRequest request;
-    request.task_id = task_id_;
-    request.round = plan.round;
-    request.stage = plan.stage;
-    request.first_item = plan.first_item;
-    request.first_item.set_task_id(task_id_);
-    request.first_item.set_round(plan.round);
-    request.first_item.set_stage(plan.stage);
-    *request.first_item.mutable_spec() = spec;
-    request.first_item.set_spec_hash(task.spec_hash());
-    request.first_step_deadline = absl::Seconds(spec.round_deadline_seconds());
-    request.step_deadline = absl::Seconds(spec.secure_aggregation().step_deadline_seconds());
-
-    const bool resuming = in_flight.session_stage() == plan.stage &&
-                          !in_flight.server_snapshot().empty() && !in_flight.session().empty();
-    if (resuming) {
-      v1::SecAggServerSnapshot snapshot;
-      if (!snapshot.ParseFromString(in_flight.server_snapshot())) {
-        end.reason = "the stored session of this stage does not parse";
-        end.kind = StageEnd::Kind::kStoreError;
-        return end;
-      }
-      request.attempt = in_flight.attempt();
-      request.cohort.assign(in_flight.cohort().begin(), in_flight.cohort().end());
-      request.threshold = in_flight.threshold();
-      request.resume = std::move(snapshot);
-    } else {
-      if (plan.retry && in_flight.attempt() > spec.max_round_attempts()) {
-        end.reason = absl::StrCat("no sum after ", spec.max_round_attempts(), " attempts");
-        return end;
-      }
-      std::set<std::string> exclude;
-      if (plan.retry)
-        exclude.insert(in_flight.contributed().begin(), in_flight.contributed().end());
-      std::string unreachable;
-      std::vector<std::string> cohort;
-      if (plan.wait_for_cohort) {
-        cohort = WaitForCohort(task, exclude, &unreachable);
-      } else {
-        cohort = registry_->Connected(spec.dataset().id());
-        if (cohort.size() < NeededSites(spec)) {
-          unreachable =
-              absl::StrCat(cohort.size(), " sites connected, ", NeededSites(spec), " needed");
-          cohort.clear();
-        }
-      }
-      if (cohort.empty()) {
-        end.kind = unreachable.empty() ? StageEnd::Kind::kHalted : StageEnd::Kind::kFailed;
-        end.reason = unreachable;
-        return end;
-      }
-      const uint32_t n = static_cast<uint32_t>(cohort.size());
-      absl::StatusOr<uint32_t> threshold = Threshold(spec, n);
-      absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, plan.stage, n);
-      if (!threshold.ok() || !encoding.ok()) {
-        end.reason = std::string(!threshold.ok() ? threshold.status().message()
-                                                 : encoding.status().message());
-        return end;
-      }
-      request.attempt = in_flight.attempt();
-      request.cohort = std::move(cohort);
-      request.threshold = *threshold;
-      request.encoding = std::move(*encoding);
-      in_flight.set_session_stage(plan.stage);
-      in_flight.set_session(
-          SecureStageRunner::SessionLabel(task_id_, plan.round, plan.stage, request.attempt));
-      *in_flight.mutable_cohort() = {request.cohort.begin(), request.cohort.end()};
-      in_flight.set_threshold(request.threshold);
-      in_flight.clear_server_snapshot();
-    }
-    request.persist = [&](const v1::SecAggServerSnapshot& snapshot) -> absl::Status {
-      if (snapshot.round() == v1::SECAGG_UNMASKING && plan.noise_multiplier > 0) {
-        // Charged before the unmasking step is posted: from then on the coordinator could
-        // unmask the noised sum, whatever happens to the session.
-        std::vector<double> charged = ChargedReleases(in_flight);
-        charged.push_back(plan.noise_multiplier);
-        ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
-        if (epsilon > spec.privacy().epsilon_budget()) {
-          return absl::ResourceExhaustedError(absl::StrCat(
-              "privacy budget spent: unmasking this ", proto::StageLabel(plan.stage),
-              " sum would reach epsilon ", epsilon, " > ", spec.privacy().epsilon_budget()));
-        }
-        v1::PrivacyRelease* release = in_flight.add_releases();
-        release->set_stage(plan.stage);
-        release->set_attempt(in_flight.attempt());
-        release->set_session(in_flight.session());
-        release->set_noise_multiplier(plan.noise_multiplier);
-        release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
-      }
-      in_flight.set_server_snapshot(snapshot.SerializeAsString());
-      return store_->PutInFlight(in_flight);
-    };
-    SecureStageResult result = secure_.Run(request);
-    for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
-    for (const std::string& drop : result.drops) {
-      common::LogInfo("client_dropped")
-          .With("task", task_id_)
-          .With("round", plan.round)
-          .With("why", drop);
-    }
-    if (halt() != Halt::kNone) {
-      // A shutdown keeps the in-flight record as the last step boundary left it: the
-      // restarted coordinator continues this very session.
-      end.kind = StageEnd::Kind::kHalted;
-      return end;
-    }
-    if (plan.retry) {
-      AddUnique(result.masked_inputs, &in_flight);
-      AddUnique(result.already_contributed, &in_flight);
-    }
-    for (const std::string& drop : result.drops) in_flight.add_drops(drop);
-    in_flight.set_session_stage(v1::STAGE_UNSPECIFIED);
-    in_flight.clear_session();
-    in_flight.clear_cohort();
-    in_flight.clear_threshold();
-    in_flight.clear_server_snapshot();
-    end.result = std::move(result);
-    if (!end.result.stopped.ok()) {
-      end.kind = end.result.stopped.code() == absl::StatusCode::kResourceExhausted
-                     ? StageEnd::Kind::kBudget
-                     : StageEnd::Kind::kStoreError;
-      end.reason = std::string(end.result.stopped.message());
-      return end;
-    }
-    if (end.result.completed) {
-      end.kind = StageEnd::Kind::kCompleted;
-      return end;
-    }
-    if (!plan.retry) {
-      end.kind = StageEnd::Kind::kFailed;
-      end.reason = end.result.abort;
-      return end;
-    }
-    in_flight.set_attempt(in_flight.attempt() + 1);
-    if (AttemptFailed(plan.round, in_flight.attempt() - 1, end.result.abort, &in_flight)) {
-      end.kind = StageEnd::Kind::kHalted;
-      return end;
-    }
-    if (absl::Status kept = store_->PutInFlight(in_flight); !kept.ok()) {
+  request->task_id = task_id_;
+  request->round = plan.round;
+  request->stage = plan.stage;
+  request->attempt = in_flight.attempt();
+  request->first_item = plan.first_item;
+  request->first_item.set_task_id(task_id_);
+  request->first_item.set_round(plan.round);
+  request->first_item.set_stage(plan.stage);
+  *request->first_item.mutable_spec() = spec;
+  request->first_item.set_spec_hash(task.spec_hash());
+  request->first_step_deadline = absl::Seconds(spec.round_deadline_seconds());
+  request->step_deadline = absl::Seconds(spec.secure_aggregation().step_deadline_seconds());
+  if (in_flight.session_stage() == plan.stage && !in_flight.server_snapshot().empty()) {
+    // The session this stage was in when the coordinator stopped: continue it.
+    v1::SecAggServerSnapshot snapshot;
+    if (!snapshot.ParseFromString(in_flight.server_snapshot())) {
       end.kind = StageEnd::Kind::kStoreError;
-      end.reason = std::string(kept.message());
+      end.reason = "the stored session of this stage does not parse";
       return end;
+    }
+    request->cohort.assign(in_flight.cohort().begin(), in_flight.cohort().end());
+    request->threshold = in_flight.threshold();
+    request->resume = std::move(snapshot);
+    return std::nullopt;
+  }
+  if (plan.retry && in_flight.attempt() > spec.max_round_attempts()) {
+    end.reason = absl::StrCat("no sum after ", spec.max_round_attempts(), " attempts");
+    return end;
+  }
+  std::set<std::string> exclude;
+  if (plan.retry) exclude.insert(in_flight.contributed().begin(), in_flight.contributed().end());
+  std::string unreachable;
+  std::vector<std::string> cohort;
+  if (plan.wait_for_cohort) {
+    cohort = WaitForCohort(task, exclude, &unreachable);
+  } else {
+    cohort = registry_->Connected(spec.dataset().id());
+    if (cohort.size() < NeededSites(spec)) {
+      unreachable = absl::StrCat(cohort.size(), " sites connected, ", NeededSites(spec), " needed");
+      cohort.clear();
+    }
+  }
+  if (cohort.empty()) {
+    end.kind = unreachable.empty() ? StageEnd::Kind::kHalted : StageEnd::Kind::kFailed;
+    end.reason = unreachable;
+    return end;
+  }
+  const uint32_t n = static_cast<uint32_t>(cohort.size());
+  absl::StatusOr<uint32_t> threshold = Threshold(spec, n);
+  absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, plan.stage, n);
+  if (!threshold.ok() || !encoding.ok()) {
+    end.reason =
+        std::string(!threshold.ok() ? threshold.status().message() : encoding.status().message());
+    return end;
+  }
+  request->cohort = std::move(cohort);
+  request->threshold = *threshold;
+  request->encoding = std::move(*encoding);
+  in_flight.set_session_stage(plan.stage);
+  in_flight.set_session(
+      SecureStageRunner::SessionLabel(task_id_, plan.round, plan.stage, request->attempt));
+  *in_flight.mutable_cohort() = {request->cohort.begin(), request->cohort.end()};
+  in_flight.set_threshold(request->threshold);
+  in_flight.clear_server_snapshot();
+  return std::nullopt;
+}
+
+absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePlan& plan,
+                                         const v1::SecAggServerSnapshot& snapshot,
+                                         v1::InFlightRound& in_flight) {
+  if (snapshot.round() == v1::SECAGG_UNMASKING && plan.noise_multiplier > 0) {
+    // Charged before the unmasking step is posted: from then on the coordinator could
+    // unmask the noised sum, whatever happens to the session.
+    std::vector<double> charged = ChargedReleases(in_flight);
+    charged.push_back(plan.noise_multiplier);
+    ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
+    if (epsilon > spec.privacy().epsilon_budget()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "privacy budget spent: unmasking this ", proto::StageLabel(plan.stage),
+          " sum would reach epsilon ", epsilon, " > ", spec.privacy().epsilon_budget()));
+    }
+    v1::PrivacyRelease* release = in_flight.add_releases();
+    release->set_stage(plan.stage);
+    release->set_attempt(in_flight.attempt());
+    release->set_session(in_flight.session());
+    release->set_noise_multiplier(plan.noise_multiplier);
+    release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
+  }
+  in_flight.set_server_snapshot(snapshot.SerializeAsString());
+  return store_->PutInFlight(in_flight);
+}
+
+std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::InFlightRound& in_flight,
+                                                             const StagePlan& plan,
+                                                             SecureStageResult result) {
+  StageEnd end;
+  for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
+  for (const std::string& drop : result.drops) {
+    common::LogInfo("client_dropped")
+        .With("task", task_id_)
+        .With("round", plan.round)
+        .With("why", drop);
+  }
+  if (halt() != Halt::kNone) {
+    // A shutdown keeps the in-flight record as the last step boundary left it: the
+    // restarted coordinator continues this very session.
+    end.kind = StageEnd::Kind::kHalted;
+    return end;
+  }
+  if (plan.retry) {
+    AddUnique(result.masked_inputs, &in_flight);
+    AddUnique(result.already_contributed, &in_flight);
+  }
+  for (const std::string& drop : result.drops) in_flight.add_drops(drop);
+  in_flight.set_session_stage(v1::STAGE_UNSPECIFIED);
+  in_flight.clear_session();
+  in_flight.clear_cohort();
+  in_flight.clear_threshold();
+  in_flight.clear_server_snapshot();
+  end.result = std::move(result);
+  if (!end.result.stopped.ok()) {
+    end.kind = end.result.stopped.code() == absl::StatusCode::kResourceExhausted
+                   ? StageEnd::Kind::kBudget
+                   : StageEnd::Kind::kStoreError;
+    end.reason = std::string(end.result.stopped.message());
+    return end;
+  }
+  if (end.result.completed) {
+    end.kind = StageEnd::Kind::kCompleted;
+    return end;
+  }
+  if (!plan.retry) {
+    end.kind = StageEnd::Kind::kFailed;
+    end.reason = end.result.abort;
+    return end;
+  }
+  // A failed attempt: the next one with the sites that have not contributed.
+  in_flight.set_attempt(in_flight.attempt() + 1);
+  if (AttemptFailed(plan.round, in_flight.attempt() - 1, end.result.abort, &in_flight)) {
+    end.kind = StageEnd::Kind::kHalted;
+    return end;
+  }
+  if (absl::Status kept = store_->PutInFlight(in_flight); !kept.ok()) {
+    end.kind = StageEnd::Kind::kStoreError;
+    end.reason = std::string(kept.message());
+    return end;
+  }
+  return std::nullopt;
+}
+
+TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                                 const StagePlan& plan) {
+  while (true) {
+    if (halt() != Halt::kNone) return StageEnd{StageEnd::Kind::kHalted, {}, ""};
+    SecureStageRequest request;
+    if (std::optional<StageEnd> end = OpenSession(task, in_flight, plan, &request)) return *end;
+    request.persist = [&](const v1::SecAggServerSnapshot& snapshot) {
+      return PersistBoundary(task.spec(), plan, snapshot, in_flight);
+    };
+    if (std::optional<StageEnd> end = CloseSession(in_flight, plan, secure_.Run(request))) {
+      return *std::move(end);
     }
   }
 }
