@@ -142,60 +142,46 @@ void SecureStageRunner::Cancel() {
   if (active != nullptr) active->Cancel();
 }
 
-SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
-  SecureStageResult result;
-  const std::string session =
-      SessionLabel(request.task_id, request.round, request.stage, request.attempt);
+absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(
+    const SecureStageRequest& request, SecureStageResult* result) {
   secagg::ServerOptions options;
   options.ca_cert_pem = ca_cert_pem_;
   options.now = clock_->Now();
   options.unmasking_threads = 2;
   absl::StatusOr<std::unique_ptr<SecAggServer>> server;
-  v1::SecAggEncoding encoding = request.encoding;
-  size_t invited = request.cohort.size();
   if (request.resume.has_value()) {
     server = SecAggServer::Restore(*request.resume, options);
-    encoding = request.resume->setup().encoding();
-    invited = static_cast<size_t>(request.resume->setup().invited_size());
   } else {
     absl::StatusOr<v1::SecAggSetup> setup = NewSetup(request);
     if (!setup.ok()) {
-      result.abort = absl::StrCat("no session set-up: ", setup.status().message());
-      return result;
+      result->abort = absl::StrCat("no session set-up: ", setup.status().message());
+      return setup.status();
     }
     server = SecAggServer::Create(*setup, options);
   }
   if (!server.ok()) {
     // The coordinator refuses a set-up it should not run (e.g. a bit budget that could
     // overflow for this cohort), or a stored snapshot it cannot continue.
-    result.abort = absl::StrCat(request.resume ? "stored session refused: " : "set-up refused: ",
-                                server.status().message());
-    return result;
+    result->abort = absl::StrCat(request.resume ? "stored session refused: " : "set-up refused: ",
+                                 server.status().message());
+    return server.status();
   }
   if (!request.resume.has_value() && request.persist) {
     // The session's opening is recorded before its first step is posted.
     absl::StatusOr<v1::SecAggServerSnapshot> snapshot = (*server)->Snapshot();
     absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
     if (!kept.ok()) {
-      result.stopped = kept;
-      result.abort = absl::StrCat("session not recorded: ", kept.message());
-      return result;
+      result->stopped = kept;
+      result->abort = absl::StrCat("session not recorded: ", kept.message());
+      return kept;
     }
   }
-  auto sink = std::make_shared<SessionSink>(std::move(*server), session, observer_);
-  {
-    absl::MutexLock lock(&mu_);
-    if (cancelled_) {
-      result.abort = "cancelled";
-      return result;
-    }
-    active_ = sink;
-  }
+  return server;
+}
 
-  common::LogInfo(request.resume ? "secagg_session_resumed" : "secagg_session_open")
-      .With("session", session)
-      .With("invited", static_cast<uint64_t>(invited))
-      .With("words", static_cast<uint64_t>(secagg::EncodedWords(encoding)));
+void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::string& session,
+                                 size_t invited, const std::shared_ptr<SessionSink>& sink,
+                                 SecureStageResult* result) {
   while (true) {
     std::map<std::string, v1::SecAggServerMessage> outgoing;
     v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
@@ -205,7 +191,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       round = s.round();
       return true;
     });
-    if (!collecting) break;
+    if (!collecting) return;
     if (observer_ != nullptr) observer_->StepPersisted(session, round);
     const int step = static_cast<int>(round) - static_cast<int>(v1::SECAGG_ADVERTISE_KEYS);
     const absl::Time deadline =
@@ -249,7 +235,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
     if (state == ServerState::kCollecting && request.persist) {
       absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
       if (!kept.ok()) {
-        result.stopped = kept;
+        result->stopped = kept;
         sink->Cancel();
         common::LogWarning("secagg_session_stopped")
             .With("session", session)
@@ -257,32 +243,62 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       }
     }
   }
+}
 
-  result.masked_inputs = sink->MaskedInputs();
-  result.already_contributed = sink->AlreadyContributed();
-  sink->With([&](SecAggServer& s) {
+void SecureStageRunner::Collect(SessionSink& sink, const v1::SecAggEncoding& encoding,
+                                SecureStageResult* result) {
+  result->masked_inputs = sink.MaskedInputs();
+  result->already_contributed = sink.AlreadyContributed();
+  sink.With([&](SecAggServer& s) {
     for (const secagg::ClientDrop& d : s.drops()) {
-      result.drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",
-                                          v1::SecAggDropReason_Name(d.reason), ": ", d.detail));
-      if (d.reason == v1::SECAGG_DROP_NO_ANSWER) result.unresponsive.push_back(d.client_id);
+      result->drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",
+                                           v1::SecAggDropReason_Name(d.reason), ": ", d.detail));
+      if (d.reason == v1::SECAGG_DROP_NO_ANSWER) result->unresponsive.push_back(d.client_id);
     }
     if (s.state() == ServerState::kCompleted) {
       auto sums = secagg::DecodeSum(s.sum(), encoding);
       if (sums.ok()) {
-        result.completed = true;
-        result.sums = std::move(*sums);
-        result.survivors = s.survivors();
+        result->completed = true;
+        result->sums = std::move(*sums);
+        result->survivors = s.survivors();
       } else {
-        result.abort = absl::StrCat("sum does not decode: ", sums.status().message());
+        result->abort = absl::StrCat("sum does not decode: ", sums.status().message());
       }
-    } else if (!result.stopped.ok()) {
-      result.abort = absl::StrCat("stopped before the next step: ", result.stopped.message());
+    } else if (!result->stopped.ok()) {
+      result->abort = absl::StrCat("stopped before the next step: ", result->stopped.message());
     } else {
-      result.abort =
+      result->abort =
           absl::StrCat(v1::SecAggServerAbort_Name(s.abort_reason()), ": ", s.abort_detail());
     }
     return 0;
   });
+}
+
+SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
+  SecureStageResult result;
+  const std::string session =
+      SessionLabel(request.task_id, request.round, request.stage, request.attempt);
+  absl::StatusOr<std::unique_ptr<SecAggServer>> server = OpenServer(request, &result);
+  if (!server.ok()) return result;
+  const v1::SecAggSetup& setup = request.resume ? request.resume->setup() : v1::SecAggSetup();
+  const v1::SecAggEncoding encoding = request.resume ? setup.encoding() : request.encoding;
+  const size_t invited =
+      request.resume ? static_cast<size_t>(setup.invited_size()) : request.cohort.size();
+  auto sink = std::make_shared<SessionSink>(std::move(*server), session, observer_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) {
+      result.abort = "cancelled";
+      return result;
+    }
+    active_ = sink;
+  }
+  common::LogInfo(request.resume ? "secagg_session_resumed" : "secagg_session_open")
+      .With("session", session)
+      .With("invited", static_cast<uint64_t>(invited))
+      .With("words", static_cast<uint64_t>(secagg::EncodedWords(encoding)));
+  RunSteps(request, session, invited, sink, &result);
+  Collect(*sink, encoding, &result);
   {
     absl::MutexLock lock(&mu_);
     active_.reset();

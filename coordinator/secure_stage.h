@@ -31,6 +31,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -38,6 +39,10 @@
 #include "proto/federation.pb.h"
 #include "proto/secagg.pb.h"
 #include "proto/secagg_state.pb.h"
+
+namespace tessera::secagg {
+class SecAggServer;
+}  // namespace tessera::secagg
 
 namespace tessera::coordinator {
 
@@ -118,6 +123,17 @@ class SecureStageRunner {
                                   uint32_t attempt);
 
  private:
+  // The request's server: created (its opening persisted) or restored. An error, with the
+  // abort (and `stopped`) set in `result`, if there is none.
+  absl::StatusOr<std::unique_ptr<secagg::SecAggServer>> OpenServer(
+      const SecureStageRequest& request, SecureStageResult* result);
+  // Posts each step, waits for it, closes it and persists the next boundary, until the
+  // session ends or a persist is refused.
+  void RunSteps(const SecureStageRequest& request, const std::string& session, size_t invited,
+                const std::shared_ptr<SessionSink>& sink, SecureStageResult* result);
+  // The session's outcome into `result`: drops, contributors, the decoded sum or the abort.
+  void Collect(SessionSink& sink, const v1::SecAggEncoding& encoding, SecureStageResult* result);
+
   WorkBoard* const board_;
   const common::Clock* const clock_;
   const std::string ca_cert_pem_;
