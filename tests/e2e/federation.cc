@@ -332,6 +332,18 @@ absl::Status FederationTest::StartClients(const std::vector<std::string>& sites)
   return absl::OkStatus();
 }
 
+absl::Status FederationTest::StopClient(const std::string& name) {
+  Site& s = sites_[name];
+  if (s.process == nullptr) return absl::FailedPreconditionError(name + " was not started");
+  RETURN_IF_ERROR(s.process->Kill(SIGTERM));
+  ASSIGN_OR_RETURN(ExitStatus how, s.process->Wait(kStopTimeout));
+  if (!how.Succeeded()) {
+    return absl::InternalError(absl::StrCat(name, " stopped with ", how.ToString(),
+                                            "; its log ends with:\n", s.process->LogTail()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CommandResult> FederationTest::Console(const std::vector<std::string>& words,
                                                       const std::vector<std::string>& args) {
   std::vector<std::string> argv = {ConsoleBinary()};

@@ -119,6 +119,8 @@ class FederationTest : public ::testing::Test {
   absl::Status WaitClientReady(const std::string& site);
   // StartClient for each, then WaitClientReady for each.
   absl::Status StartClients(const std::vector<std::string>& sites = Sites());
+  // SIGTERM; the site's daemon must exit 0 within 30 s (then its store may be opened).
+  absl::Status StopClient(const std::string& site);
 
   // `tessera <words...> --config <console config> <args...>`.
   absl::StatusOr<CommandResult> Console(const std::vector<std::string>& words,
