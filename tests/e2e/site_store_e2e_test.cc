@@ -1,0 +1,407 @@
+// The site store with real daemons (issue 7, "Must show"): it survives a SIGKILL between
+// "recorded" and "sent" — the restarted site sends the recorded masked input, once, and
+// never a second one — and a damaged store (a table file or the write-ahead log) stops the
+// daemon at start-up with an error naming the store and telling the operator to restore
+// it from a backup, before it says Hello to the coordinator.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/site_store.h"
+#include "crypto/hash.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/site_state.pb.h"
+#include "tests/e2e/federation.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::e2e {
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kKillBeforeSend[] = "TESSERA_TEST_KILL_BEFORE_SEND";
+
+bool Finished(const v1::TaskRecord& task) {
+  return task.state() == v1::TASK_COMPLETED || task.state() == v1::TASK_FAILED ||
+         task.state() == v1::TASK_CANCELLED;
+}
+
+// Where each logical record of a RocksDB write-ahead log starts (its format: 32 KiB blocks
+// of physical records, each a 7-byte header — CRC32C, length, type — and a payload; a block
+// tail shorter than a header is padding; types 1 FULL and 2 FIRST start a record).
+std::vector<uint64_t> LogRecordStarts(const std::string& path) {
+  constexpr uint64_t kBlock = 32768;
+  constexpr uint64_t kHeader = 7;
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint64_t> starts;
+  uint64_t at = 0;
+  while (at + kHeader <= bytes.size()) {
+    const uint64_t left_in_block = kBlock - at % kBlock;
+    if (left_in_block < kHeader) {
+      at += left_in_block;
+      continue;
+    }
+    const auto byte = [&](uint64_t i) { return static_cast<uint8_t>(bytes[at + i]); };
+    const uint64_t length = byte(4) | (static_cast<uint64_t>(byte(5)) << 8);
+    const uint8_t type = byte(6);
+    if (type == 0) break;  // zeroes: the end of what was written
+    if (type == 1 || type == 2) starts.push_back(at);
+    at += kHeader + length;
+  }
+  return starts;
+}
+
+// How many times `needle` occurs in `text`.
+int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// The RocksDB files of `dir` whose names are <number>.<ext>, newest (highest number) last.
+std::vector<std::string> NumberedFiles(const std::string& dir, const std::string& ext) {
+  std::vector<std::pair<uint64_t, std::string>> found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.ends_with("." + ext)) continue;
+    uint64_t number = 0;
+    if (!absl::SimpleAtoi(name.substr(0, name.size() - ext.size() - 1), &number)) continue;
+    found.emplace_back(number, entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& [number, path] : found) paths.push_back(path);
+  return paths;
+}
+
+uint64_t FileSize(const std::string& path) {
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  return error ? 0 : static_cast<uint64_t>(size);
+}
+
+// Inverts `count` bytes of `path` from `offset` on, in place.
+void FlipBytes(const std::string& path, uint64_t offset, int count) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f.is_open()) << path;
+  for (int i = 0; i < count; ++i) {
+    f.seekg(static_cast<std::streamoff>(offset + i));
+    char c = 0;
+    ASSERT_TRUE(f.get(c)) << path << " has no byte at " << offset + i;
+    f.seekp(static_cast<std::streamoff>(offset + i));
+    f.put(static_cast<char>(~c));
+  }
+  f.close();
+  ASSERT_FALSE(f.fail()) << path;
+}
+
+// The FIT contributions `store` recorded for `round`.
+std::vector<v1::ContributionRecord> FitContributions(client::SiteStore& store, uint32_t round) {
+  absl::StatusOr<std::vector<v1::ContributionRecord>> all = store.ListContributions();
+  EXPECT_OK(all.status());
+  std::vector<v1::ContributionRecord> fit;
+  if (!all.ok()) return fit;
+  for (const v1::ContributionRecord& c : *all) {
+    if (c.stage() == v1::STAGE_FIT && c.round() == round) fit.push_back(c);
+  }
+  return fit;
+}
+
+// The answer `store` recorded for `step` of `session`.
+absl::StatusOr<v1::PushResultRequest> StoredAnswer(client::SiteStore& store,
+                                                   const std::string& session,
+                                                   v1::SecAggRound step) {
+  absl::StatusOr<v1::SiteSessionRecord> record = store.GetSession(session);
+  if (!record.ok()) return record.status();
+  for (const v1::StepAnswer& a : record->answers()) {
+    if (a.step() == static_cast<uint32_t>(step)) return a.answer();
+  }
+  return absl::NotFoundError(absl::StrCat(session, " has no answer to step ", step));
+}
+
+class E2eSiteStoreTest : public FederationTest {
+ protected:
+  static v1::TaskSpec Spec(uint32_t rounds) {
+    absl::StatusOr<v1::TaskSpec> spec = LoadExampleTask();
+    EXPECT_OK(spec.status());
+    spec->set_rounds(rounds);
+    spec->set_min_clients(3);
+    spec->set_round_deadline_seconds(60);
+    // Long enough for a site's restart on a loaded machine; steps close as soon as every
+    // site has answered.
+    spec->mutable_secure_aggregation()->set_step_deadline_seconds(30);
+    return *spec;
+  }
+
+  // Restarts `name`'s daemon (tessera-client, no fault) on its damaged store and checks
+  // that it stops at once with an error that names the store and `damaged` (the damaged
+  // file) and says to restore the store from a backup, without ever saying Hello to the
+  // coordinator. A daemon that connects instead fails the test at once and is stopped.
+  void ExpectRefusesDamagedStore(const std::string& name, const std::string& damaged) {
+    Site& s = site(name);
+    const std::string store_dir = s.dir + "/store";
+    const size_t log_before = s.process->Log().size();
+    const int hellos_before =
+        Count(coordinator()->Log(), absl::StrCat("event=client_hello client=", name, " "));
+
+    const absl::Time started = absl::Now();
+    ASSERT_OK(StartClient(name));
+    ASSERT_OK(WaitFor(
+        absl::StrCat(name, " to exit (or connect)"),
+        [&] {
+          return !s.process->Running() ||
+                 s.process->Log().find("event=connected", log_before) != std::string::npos;
+        },
+        absl::Seconds(20)));
+    const absl::Duration took = absl::Now() - started;
+    if (s.process->Running()) {
+      ADD_FAILURE() << name << " opened its damaged store (" << damaged
+                    << ") and connected to the coordinator:\n"
+                    << s.process->Log().substr(log_before);
+      ASSERT_OK(StopClient(name));
+      return;
+    }
+    ASSERT_OK_AND_ASSIGN(ExitStatus how, s.process->Wait(absl::Seconds(1)));
+    std::fprintf(stderr, "%s with %s damaged exited after %s: %s\n", name.c_str(), damaged.c_str(),
+                 absl::FormatDuration(took).c_str(), how.ToString().c_str());
+    const std::string said = s.process->Log().substr(log_before);
+    EXPECT_TRUE(how.exited && how.code != 0) << how.ToString() << "\n" << said;
+    // tessera-client prints the status message; site_store.cc's DataLoss adds the advice.
+    EXPECT_THAT(said, HasSubstr(absl::StrCat("tessera-client: site store ", store_dir, ": ")));
+    EXPECT_THAT(said, HasSubstr(std::filesystem::path(damaged).filename().string()));
+    EXPECT_THAT(said, HasSubstr("restore it from a backup"));
+    EXPECT_THAT(said, HasSubstr("do not delete it"));
+    EXPECT_THAT(said, Not(HasSubstr("event=client_started")));
+    EXPECT_THAT(said, Not(HasSubstr("event=connected")));
+
+    // The coordinator never heard from it. (Its client list's last_seen_unix_ms is no
+    // witness: a long-poll PullWork of the daemon's previous life returns up to
+    // long_poll_seconds after that life ended and updates it then.)
+    EXPECT_EQ(Count(coordinator()->Log(), absl::StrCat("event=client_hello client=", name, " ")),
+              hellos_before);
+    EXPECT_TRUE(coordinator()->Running());
+
+    // The store was left as it was found: not deleted, not replaced by an empty one.
+    EXPECT_FALSE(NumberedFiles(store_dir, "sst").empty());
+  }
+};
+
+// A site SIGKILLs itself after its store recorded its FIT masked input and before the
+// input left (TESSERA_TEST_KILL_BEFORE_SEND). Restarted without the fault before the step's
+// deadline, it answers the redelivered request with the recorded message — sent once, by
+// the second life — and the session completes with all three sites. Its store holds
+// exactly one FIT contribution for the round: the one recorded before the kill, for the
+// message it sent.
+TEST_F(E2eSiteStoreTest, SiteKilledBetweenRecordedAndSentSendsItsMaskedInputOnce) {
+  const std::string victim = "hospital-b";
+  const std::string session = "task-1/r1/fit/a1";
+  const std::string work = session + "/s2";  // masked_input
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  ASSERT_OK(StartCoordinator());
+  for (const std::string& name : Sites()) {
+    ASSERT_OK(StartClient(
+        name, "",
+        name == victim ? std::map<std::string, std::string>{{kKillBeforeSend, "fit/masked_input"}}
+                       : std::map<std::string, std::string>{}));
+  }
+  for (const std::string& name : Sites()) ASSERT_OK(WaitClientReady(name));
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(Spec(2)));
+  ASSERT_EQ(task_id, "task-1");
+
+  Site& b = site(victim);
+  ASSERT_OK_AND_ASSIGN(ExitStatus how, b.process->Wait(absl::Seconds(90)));
+  ASSERT_TRUE(how.KilledBy(SIGKILL)) << how.ToString() << "\n" << b.process->LogTail();
+  const std::string first_life = b.process->Log();
+  EXPECT_THAT(first_life, HasSubstr("event=test_fault_kill before=fit/masked_input"));
+  EXPECT_EQ(Count(first_life, absl::StrCat("step=masked_input work=", work, "\n")), 1)
+      << first_life;
+  EXPECT_EQ(Count(first_life, absl::StrCat("event=work_answered work=", work, " ")), 0);
+  // The session waits for it: nothing committed yet.
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse during, GetTask(task_id));
+  EXPECT_EQ(during.task().state(), v1::TASK_RUNNING);
+  EXPECT_EQ(during.task().last_committed_round(), 0);
+
+  // What the store held between "recorded" and "sent", read from a copy (opening the store
+  // itself would recover its log before the daemon does).
+  v1::ContributionRecord recorded;
+  {
+    const std::string copy = temp().File("store-at-kill");
+    std::filesystem::copy(b.dir + "/store", copy, std::filesystem::copy_options::recursive);
+    ASSERT_EQ(::chmod(copy.c_str(), 0700), 0);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store, client::OpenSiteStore(copy));
+    std::vector<v1::ContributionRecord> fit = FitContributions(*store, 1);
+    ASSERT_EQ(fit.size(), 1u) << "the masked input must be recorded before it is sent";
+    recorded = fit[0];
+    EXPECT_EQ(recorded.session(), session);
+    ASSERT_OK_AND_ASSIGN(v1::PushResultRequest answer,
+                         StoredAnswer(*store, session, v1::SECAGG_MASKED_INPUT));
+    EXPECT_EQ(crypto::ToHex(recorded.sent_sha256()), crypto::ToHex(crypto::HashMessage(answer)));
+  }
+
+  ASSERT_OK(StartClient(victim));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished, absl::Seconds(90)));
+  ASSERT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
+  for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
+  ASSERT_OK(StopCoordinator());
+
+  // The second life sent the recorded masked input, once, and the coordinator took it.
+  const std::string second_life = b.process->Log().substr(first_life.size());
+  EXPECT_EQ(Count(second_life, absl::StrCat("event=work_answered work=", work, " ")), 1)
+      << second_life;
+  EXPECT_THAT(second_life,
+              HasSubstr(absl::StrCat("event=work_answered work=", work, " step=masked_input")));
+  EXPECT_THAT(second_life, Not(HasSubstr("event=work_declined")));
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<coordinator::Store> coordinator_store, OpenStore());
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, coordinator_store->ListRounds(task_id));
+  ASSERT_EQ(rounds.size(), 3u);
+  for (const v1::RoundRecord& r : rounds) {
+    SCOPED_TRACE(absl::StrCat("round ", r.round()));
+    EXPECT_THAT(r.fit_participants(), ElementsAreArray(Sites()));
+    EXPECT_EQ(r.attempts(), 1u);
+    EXPECT_THAT(r.drops(), IsEmpty());
+  }
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store,
+                       client::OpenSiteStore(b.dir + "/store"));
+  std::vector<v1::ContributionRecord> fit = FitContributions(*store, 1);
+  ASSERT_EQ(fit.size(), 1u);
+  // The record written before the kill, unchanged: nothing was computed again.
+  EXPECT_EQ(crypto::ToHex(fit[0].key()), crypto::ToHex(recorded.key()));
+  EXPECT_EQ(fit[0].session(), session);
+  EXPECT_EQ(crypto::ToHex(fit[0].sent_sha256()), crypto::ToHex(recorded.sent_sha256()));
+  EXPECT_EQ(fit[0].recorded_unix_ms(), recorded.recorded_unix_ms());
+  ASSERT_OK_AND_ASSIGN(v1::SiteSessionRecord record, store->GetSession(session));
+  EXPECT_EQ(record.state(), v1::SITE_SESSION_COMPLETED);
+  EXPECT_TRUE(record.machine().empty());
+  ASSERT_OK_AND_ASSIGN(v1::PushResultRequest answer,
+                       StoredAnswer(*store, session, v1::SECAGG_MASKED_INPUT));
+  EXPECT_EQ(crypto::ToHex(fit[0].sent_sha256()), crypto::ToHex(crypto::HashMessage(answer)));
+  // One per round in all.
+  EXPECT_EQ(FitContributions(*store, 2).size(), 1u);
+}
+
+// A flipped byte in the newest table file of a stopped site's store.
+TEST_F(E2eSiteStoreTest, DamagedTableFileStopsTheDaemonBeforeHello) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  ASSERT_OK(StartCoordinator());
+  ASSERT_OK(StartClients());
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(Spec(1)));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished, absl::Seconds(90)));
+  ASSERT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
+  ASSERT_OK(StopClient("hospital-a"));
+
+  const std::vector<std::string> tables = NumberedFiles(site("hospital-a").dir + "/store", "sst");
+  ASSERT_FALSE(tables.empty());
+  const std::string newest = tables.back();
+  const uint64_t size = FileSize(newest);
+  ASSERT_GT(size, 64u) << newest;
+  ASSERT_NO_FATAL_FAILURE(FlipBytes(newest, size / 2, 4));
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusesDamagedStore("hospital-a", newest));
+}
+
+// The sites' logs hold records only between a write and the next flush: a site killed in a
+// session (after recording its masked input) leaves them there.
+class E2eSiteStoreLogTest : public E2eSiteStoreTest {
+ protected:
+  // Runs a task in which hospital-a SIGKILLs itself after recording its answer to `step`
+  // of its first FIT session, before sending it; returns its newest write-ahead log file
+  // (non-empty).
+  void KillSiteInSession(const std::string& step, std::string* wal) {
+    ASSERT_OK(MakeTestPki());
+    ASSERT_OK(SplitData());
+    ASSERT_OK(StartCoordinator());
+    ASSERT_OK(StartClient("hospital-a", "", {{kKillBeforeSend, "fit/" + step}}));
+    ASSERT_OK(StartClient("hospital-b"));
+    ASSERT_OK(StartClient("hospital-c"));
+    for (const std::string& name : Sites()) ASSERT_OK(WaitClientReady(name));
+    ASSERT_OK(SubmitTask(Spec(1)).status());
+    ASSERT_OK_AND_ASSIGN(ExitStatus how, site("hospital-a").process->Wait(absl::Seconds(90)));
+    ASSERT_TRUE(how.KilledBy(SIGKILL)) << how.ToString();
+    const std::vector<std::string> logs = NumberedFiles(site("hospital-a").dir + "/store", "log");
+    ASSERT_FALSE(logs.empty());
+    *wal = logs.back();
+    ASSERT_GT(FileSize(*wal), 64u) << *wal << ": the session's records should be in the log";
+  }
+};
+
+// A flipped byte in the write-ahead log: the site's records of the session it was in.
+TEST_F(E2eSiteStoreLogTest, DamagedWriteAheadLogStopsTheDaemonBeforeHello) {
+  std::string wal;
+  ASSERT_NO_FATAL_FAILURE(KillSiteInSession("masked_input", &wal));
+  ASSERT_NO_FATAL_FAILURE(FlipBytes(wal, FileSize(wal) / 2, 1));
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusesDamagedStore("hospital-a", wal));
+}
+
+// The write-ahead log cut in the middle of its last record, as a torn write or a truncated
+// copy leaves it: absolute-consistency recovery refuses it rather than dropping the tail.
+TEST_F(E2eSiteStoreLogTest, TruncatedWriteAheadLogStopsTheDaemonBeforeHello) {
+  std::string wal;
+  ASSERT_NO_FATAL_FAILURE(KillSiteInSession("masked_input", &wal));
+  const uint64_t cut = FileSize(wal) - 10;
+  ASSERT_LT(LogRecordStarts(wal).back(), cut) << "the cut must fall inside the last record";
+  ASSERT_EQ(::truncate(wal.c_str(), static_cast<off_t>(cut)), 0) << wal;
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusesDamagedStore("hospital-a", wal));
+}
+
+// DISABLED: fails today (site store gap, see below). The site sent its FIT masked input
+// and was killed after recording its consistency-check answer. Its write-ahead log is then
+// cut at the start of the record that holds the masked input's contribution record (a
+// record boundary: what a file system that loses a file's tail, or a truncated copy of the
+// store, leaves). The store should refuse to open, as it does for a log cut mid-record.
+//
+// What happens: OpenSiteStore (client/site_store.cc) opens it without a word. RocksDB's
+// absolute-consistency recovery detects a damaged or torn record, but a log that ends
+// cleanly at a record boundary is indistinguishable from one whose later writes never
+// happened, so the records of the masked input (the ContributionRecord under its key) and
+// of the consistency-check answer are silently dropped. The restarted daemon connects,
+// answers the redelivered consistency check from its share_keys snapshot (and aborts:
+// SECAGG_UNEXPECTED_MESSAGE), and its store no longer holds the contribution it sent:
+// asked in another session, it would send a masked input for the same key again.
+// What should happen: DATA_LOSS at open naming the store (e.g. a synced high-water mark
+// of the last write's sequence number kept outside the log and checked against
+// GetLatestSequenceNumber after recovery), and the daemon stops before Hello.
+TEST_F(E2eSiteStoreLogTest, DISABLED_WriteAheadLogCutAtARecordBoundaryStopsTheDaemon) {
+  std::string wal;
+  ASSERT_NO_FATAL_FAILURE(KillSiteInSession("consistency_check", &wal));
+  const std::string work = "task-1/r1/fit/a1/s2";  // masked_input
+  ASSERT_THAT(site("hospital-a").process->Log(),
+              HasSubstr(absl::StrCat("event=work_answered work=", work, " step=masked_input")))
+      << "the masked input must have left the site";
+  // advertise_keys, share_keys, masked_input (with its contribution), consistency_check.
+  const std::vector<uint64_t> starts = LogRecordStarts(wal);
+  ASSERT_EQ(starts.size(), 4u) << wal;
+  ASSERT_EQ(::truncate(wal.c_str(), static_cast<off_t>(starts[2])), 0) << wal;
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusesDamagedStore("hospital-a", wal));
+
+  // The daemon is stopped (by now, whatever it did): what does its store remember?
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store,
+                       client::OpenSiteStore(site("hospital-a").dir + "/store"));
+  EXPECT_EQ(FitContributions(*store, 1).size(), 1u) << "the site forgot the masked input it sent";
+}
+
+}  // namespace
+}  // namespace tessera::e2e
