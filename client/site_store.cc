@@ -12,6 +12,7 @@
 
 #include "client/site_store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +51,10 @@
 
 namespace tessera::client {
 namespace {
+
+// Beside RocksDB's files: the sequence number of the last write that recorded a masked
+// input (site_store.h, "Never silently forget what left").
+constexpr char kHighWaterFile[] = "CONTRIBUTED_UP_TO";
 
 // More table files than this in the contributions family are merged by the next scrub.
 constexpr uint64_t kMaxContributionFiles = 16;
@@ -164,12 +169,8 @@ absl::Status CheckNewStoreIsEmpty(const std::string& directory) {
 // What to say Open was doing when it failed. RocksDB reports a damaged log record ("checksum
 // mismatch", "truncated record body") without naming the file, so for a corruption that
 // names none, name the write-ahead logs that open replays.
-std::string OpenContext(const rocksdb::Status& s, const std::string& directory) {
-  const std::string text = s.ToString();
-  if (!s.IsCorruption() || text.find(".sst") != std::string::npos ||
-      text.find("MANIFEST") != std::string::npos || text.find("CURRENT") != std::string::npos) {
-    return "opening";
-  }
+// The write-ahead log files in `directory`, sorted, comma-separated ("" if none).
+std::string LogFiles(const std::string& directory) {
   std::vector<std::string> children;
   std::vector<std::string> logs;
   if (rocksdb::Env::Default()->GetChildren(directory, &children).ok()) {
@@ -177,17 +178,31 @@ std::string OpenContext(const rocksdb::Status& s, const std::string& directory) 
       if (name.ends_with(".log")) logs.push_back(name);
     }
   }
-  if (logs.empty()) return "opening";
   std::sort(logs.begin(), logs.end());
+  return absl::StrJoin(logs, ", ");
+}
+
+std::string OpenContext(const rocksdb::Status& s, const std::string& directory) {
+  const std::string text = s.ToString();
+  if (!s.IsCorruption() || text.find(".sst") != std::string::npos ||
+      text.find("MANIFEST") != std::string::npos || text.find("CURRENT") != std::string::npos) {
+    return "opening";
+  }
+  const std::string logs = LogFiles(directory);
+  if (logs.empty()) return "opening";
   return absl::StrCat("opening (RocksDB names no file; the write-ahead logs replayed at open are ",
-                      absl::StrJoin(logs, ", "), ")");
+                      logs, ")");
 }
 
 class RocksDbSiteStore final : public SiteStore {
  public:
+  // `logs_at_open`: the write-ahead logs the open replayed (recovery replaces them).
   RocksDbSiteStore(std::string directory, rocksdb::DB* db,
-                   std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : directory_(std::move(directory)), db_(db), handles_(std::move(handles)) {
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string logs_at_open)
+      : directory_(std::move(directory)),
+        db_(db),
+        handles_(std::move(handles)),
+        logs_at_open_(std::move(logs_at_open)) {
     for (rocksdb::ColumnFamilyHandle* h : handles_) {
       if (h->GetName() == kContributionsCf) contributions_ = h;
       if (h->GetName() == kSessionsCf) sessions_ = h;
@@ -202,6 +217,7 @@ class RocksDbSiteStore final : public SiteStore {
       db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     }
     db_->Close().PermitUncheckedError();  // every write was synced already
+    if (high_water_fd_ >= 0) ::close(high_water_fd_);
   }
 
   // Checks everything stored (see site_store.h), writes the format version of a new store
@@ -248,6 +264,7 @@ class RocksDbSiteStore final : public SiteStore {
                                   "writing the format version"));
       RETURN_IF_ERROR(Write(&batch, "writing the format version"));
     }
+    RETURN_IF_ERROR(CheckHighWater(records));
     absl::MutexLock lock(&mu_);
     return Scrub();
   }
@@ -315,6 +332,11 @@ class RocksDbSiteStore final : public SiteStore {
     }
     RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
     RETURN_IF_ERROR(Write(&batch, what));
+    if (contribution != nullptr) {
+      // Outside the log, so that a log that lost this write at a record boundary (which
+      // recovery cannot tell from a log that never had it) is caught at the next open.
+      RETURN_IF_ERROR(WriteHighWater(db_->GetLatestSequenceNumber()));
+    }
 
     if (drops_secrets || scrub_pending_) {
       // The write is what the caller asked for and it is on disk; a failed scrub is
@@ -466,6 +488,62 @@ class RocksDbSiteStore final : public SiteStore {
     return absl::OkStatus();
   }
 
+  // The high-water mark: 8 bytes of the sequence number (big-endian), then the same bytes
+  // inverted, rewritten in place and synced after every write that records a masked input.
+  absl::Status WriteHighWater(uint64_t sequence) {
+    std::string bytes;
+    for (int shift = 56; shift >= 0; shift -= 8)
+      bytes.push_back(static_cast<char>(sequence >> shift));
+    for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(~bytes[i]));
+    const std::string path = directory_ + "/" + kHighWaterFile;
+    if (high_water_fd_ < 0) {
+      high_water_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (high_water_fd_ < 0) {
+        return absl::UnavailableError(absl::StrCat("site store ", directory_, ": cannot open ",
+                                                   path, ": ", std::strerror(errno)));
+      }
+      if (int dir = ::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+        ::fsync(dir);
+        ::close(dir);
+      }
+    }
+    if (::pwrite(high_water_fd_, bytes.data(), bytes.size(), 0) !=
+            static_cast<ssize_t>(bytes.size()) ||
+        ::fdatasync(high_water_fd_) != 0) {
+      return absl::UnavailableError(absl::StrCat("site store ", directory_, ": cannot write ", path,
+                                                 ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+
+  // The log must reach the high-water mark: a store whose log ends before the last write
+  // that recorded a masked input has lost the record of something that left the site.
+  absl::Status CheckHighWater(size_t records) {
+    const std::string path = directory_ + "/" + kHighWaterFile;
+    if (!common::PathExists(path)) {
+      // A store that never recorded a masked input (or written before the mark existed).
+      return records > 0 ? WriteHighWater(db_->GetLatestSequenceNumber()) : absl::OkStatus();
+    }
+    ASSIGN_OR_RETURN(std::string bytes, common::ReadFile(path));
+    bool intact = bytes.size() == 16;
+    uint64_t sequence = 0;
+    for (int i = 0; intact && i < 8; ++i) {
+      intact = static_cast<char>(~bytes[i]) == bytes[8 + i];
+      sequence = (sequence << 8) | static_cast<unsigned char>(bytes[i]);
+    }
+    if (!intact) return DataLoss(directory_, absl::StrCat(kHighWaterFile, " is damaged"));
+    const uint64_t latest = db_->GetLatestSequenceNumber();
+    if (latest < sequence) {
+      return DataLoss(directory_,
+                      absl::StrCat("its log ends at write ", latest, ", before write ", sequence,
+                                   ", the last that recorded a masked input this site sent (a "
+                                   "write-ahead log cut short, or a partial copy of the store; "
+                                   "logs replayed: ",
+                                   logs_at_open_, ")"));
+    }
+    return WriteHighWater(sequence);  // opens the file for the writes to come
+  }
+
   // Table files of a family, on every level.
   uint64_t TableFiles(rocksdb::ColumnFamilyHandle* family) {
     uint64_t files = 0;
@@ -483,6 +561,9 @@ class RocksDbSiteStore final : public SiteStore {
   rocksdb::ColumnFamilyHandle* sessions_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::WriteOptions write_options_;
+  const std::string logs_at_open_;
+  // The high-water mark file, open once the store recorded a masked input.
+  int high_water_fd_ = -1;
 
   // Serialises writers and the scrub.
   absl::Mutex mu_;
@@ -537,6 +618,7 @@ absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& dire
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
+  const std::string logs_at_open = LogFiles(directory);
   const rocksdb::Status s = rocksdb::DB::Open(options, directory, families, &handles, &db);
   if (IsLockConflict(s)) {
     return absl::FailedPreconditionError(
@@ -547,7 +629,7 @@ absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& dire
   }
   RETURN_IF_ERROR(FromRocksDb(s, directory, OpenContext(s, directory)));
 
-  auto store = std::make_unique<RocksDbSiteStore>(directory, db, std::move(handles));
+  auto store = std::make_unique<RocksDbSiteStore>(directory, db, std::move(handles), logs_at_open);
   RETURN_IF_ERROR(store->Init(missing));
   return store;
 }

@@ -41,6 +41,12 @@
 // write (before that write returned, hence before anything it records was sent) may also
 // make the next open fail with DATA_LOSS ("truncated record body" / "truncated header").
 // A process kill between writes, however abrupt, never does.
+// A log cut cleanly at a record boundary (a file system that lost a file's tail, a partial
+// copy of the store) looks to RocksDB like a log whose later writes never happened. So after
+// every write that records a masked input the store also syncs, beside RocksDB's files, a
+// high-water mark (CONTRIBUTED_UP_TO: that write's sequence number); an open whose log ends
+// before the mark — or an empty store put in place of the old one, the mark left behind —
+// is DATA_LOSS too.
 //
 // Access. The store holds session secrets: its directory is created with mode 0700, and
 // an existing directory that group or others may read, write or enter, or that belongs to

@@ -874,5 +874,21 @@ TEST_F(SiteStoreRocksDbTest, ContributionsStayInAFewFilesOverManySessions) {
   EXPECT_EQ(all.size(), static_cast<size_t>(kSessions));
 }
 
+// The store's files replaced by an empty store (RocksDB's files deleted, the directory kept):
+// the high-water mark beside them says a masked input was recorded at a later write than
+// the new store has, and the open refuses rather than forget it.
+TEST_F(SiteStoreRocksDbTest, StoreReplacedByAnEmptyOneIsDataLoss) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+    const v1::ContributionRecord contribution = MakeContribution(Key(1), "s1");
+    ASSERT_OK(store->PutSession(Sent(MakeSession("s1", Key(1))), &contribution));
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(path())) {
+    if (entry.path().filename() != "CONTRIBUTED_UP_TO") std::filesystem::remove_all(entry.path());
+  }
+  EXPECT_THAT(OpenSiteStore(path()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("recorded a masked input")));
+}
+
 }  // namespace
 }  // namespace tessera::client
