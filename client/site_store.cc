@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -212,6 +213,19 @@ class RocksDbSiteStore final : public SiteStore {
   }
 
   ~RocksDbSiteStore() override {
+    bool wanted = false;
+    {
+      absl::MutexLock lock(&scrub_mu_);
+      stopping_ = true;
+      wanted = scrub_wanted_;
+    }
+    if (scrubber_.joinable()) scrubber_.join();
+    // A scrub the thread had no time for (the next open would do it otherwise).
+    if (absl::Status st = wanted ? ScrubNow() : absl::OkStatus(); !st.ok()) {
+      common::LogWarning("site_store_scrub_failed")
+          .With("dir", directory_)
+          .With("error", st.ToString());
+    }
     for (rocksdb::ColumnFamilyHandle* h : handles_) {
       // Refused only for a handle the DB owns itself; nothing to do about it then.
       db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -265,8 +279,9 @@ class RocksDbSiteStore final : public SiteStore {
       RETURN_IF_ERROR(Write(&batch, "writing the format version"));
     }
     RETURN_IF_ERROR(CheckHighWater(records));
-    absl::MutexLock lock(&mu_);
-    return Scrub();
+    RETURN_IF_ERROR(ScrubNow());
+    scrubber_ = std::thread([this] { ScrubInTheBackground(); });
+    return absl::OkStatus();
   }
 
   absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override {
@@ -338,17 +353,18 @@ class RocksDbSiteStore final : public SiteStore {
       RETURN_IF_ERROR(WriteHighWater(db_->GetLatestSequenceNumber()));
     }
 
-    if (drops_secrets || scrub_pending_) {
-      // The write is what the caller asked for and it is on disk; a failed scrub is
-      // retried, not reported as a failed write (site_store.h).
-      const absl::Status scrubbed = Scrub();
-      if (!scrubbed.ok()) {
-        common::LogWarning("site_store_scrub_failed")
-            .With("dir", directory_)
-            .With("error", scrubbed.ToString());
-      }
+    if (drops_secrets) {
+      // Off the caller's path: the write is on disk, and the answer it records may leave
+      // while the old versions are scrubbed (site_store.h).
+      absl::MutexLock lock(&scrub_mu_);
+      scrub_wanted_ = true;
     }
     return absl::OkStatus();
+  }
+
+  absl::Status ScrubNow() override {
+    absl::MutexLock lock(&scrubbing_mu_);
+    return Scrub();
   }
 
   absl::Status DeleteSession(const std::string& session) override {
@@ -357,9 +373,9 @@ class RocksDbSiteStore final : public SiteStore {
     rocksdb::WriteBatch batch;
     RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
     RETURN_IF_ERROR(Write(&batch, what));
-    return common::Annotate(Scrub(), what +
-                                         ": the record is deleted, but scrubbing its old "
-                                         "versions from the store's files failed (retry)");
+    return common::Annotate(ScrubNow(), what +
+                                            ": the record is deleted, but scrubbing its old "
+                                            "versions from the store's files failed (retry)");
   }
 
  private:
@@ -458,8 +474,7 @@ class RocksDbSiteStore final : public SiteStore {
   // Removes dropped versions of session records from the store's files (site_store.h,
   // "Secrets on disk"): flush every family so the logs holding them become obsolete,
   // rewrite the sessions family down to the last level without them, then purge.
-  absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    scrub_pending_ = true;
+  absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrubbing_mu_) {
     rocksdb::FlushOptions flush;
     flush.wait = true;
     flush.allow_write_stall = true;
@@ -484,8 +499,32 @@ class RocksDbSiteStore final : public SiteStore {
         FromRocksDb(db_->DisableFileDeletions(), directory_, "scrub: pausing file deletions"));
     RETURN_IF_ERROR(FromRocksDb(db_->EnableFileDeletions(/*force=*/false), directory_,
                                 "scrub: purging obsolete files"));
-    scrub_pending_ = false;
     return absl::OkStatus();
+  }
+
+  // The scrubber thread: scrubs whenever a write dropped secrets; a failed scrub is logged
+  // and tried again a second later (and at close, and at the next open).
+  void ScrubInTheBackground() {
+    absl::MutexLock lock(&scrub_mu_);
+    while (true) {
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrub_mu_) {
+        return scrub_wanted_ || stopping_;
+      };
+      scrub_mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      scrub_wanted_ = false;
+      scrub_mu_.Unlock();
+      const absl::Status scrubbed = ScrubNow();
+      scrub_mu_.Lock();
+      if (!scrubbed.ok()) {
+        common::LogWarning("site_store_scrub_failed")
+            .With("dir", directory_)
+            .With("error", scrubbed.ToString());
+        scrub_wanted_ = true;
+        auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrub_mu_) { return stopping_; };
+        scrub_mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(1));
+      }
+    }
   }
 
   // The high-water mark: 8 bytes of the sequence number (big-endian), then the same bytes
@@ -565,10 +604,16 @@ class RocksDbSiteStore final : public SiteStore {
   // The high-water mark file, open once the store recorded a masked input.
   int high_water_fd_ = -1;
 
-  // Serialises writers and the scrub.
+  // Serialises writers.
   absl::Mutex mu_;
-  // A scrub failed (or is under way): the next write retries it.
-  bool scrub_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // One scrub at a time (writers go on meanwhile: RocksDB's flush and compaction run
+  // beside writes).
+  absl::Mutex scrubbing_mu_ ABSL_ACQUIRED_AFTER(scrub_mu_);
+  // Wakes the scrubber.
+  absl::Mutex scrub_mu_;
+  bool scrub_wanted_ ABSL_GUARDED_BY(scrub_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(scrub_mu_) = false;
+  std::thread scrubber_;
 };
 
 }  // namespace

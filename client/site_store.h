@@ -57,22 +57,27 @@
 //
 // Secrets on disk. A session's snapshot is written at every step, so several versions of
 // it sit in RocksDB's files: the write-ahead log, and table files once flushed. Whenever a
-// session's secrets are dropped — DeleteSession, or PutSession replacing a record that
-// held a snapshot with one whose `machine` is empty (a session that ended) — and at every
-// open, the store scrubs: it flushes every column family (so the write-ahead logs holding
-// old versions become obsolete and are unlinked), compacts the sessions family's range
-// down to the last level (so table files holding an old version are rewritten without it
-// and unlinked) and purges obsolete files before returning. The scrub at open covers a
-// crash between a write that dropped secrets and its scrub.
-// What this guarantees: once the call returned OK, no file in the store's directory holds
-// a dropped version (a table file still read by a concurrent List call's iterator is
-// unlinked when that call finishes). What it does not: unlinking does not overwrite disk
-// blocks; the filesystem's journal, a copy-on-write filesystem's snapshots, backups, and
-// an SSD's remapped flash pages may keep old copies until they are reused; nor is the
-// process's memory wiped. Put data_dir on an encrypted volume to protect those, and treat
-// backups of the store as secret. Every version of an open session's snapshot stays in
-// the files until the session's secrets are dropped, readable by anyone who can read the
-// directory. (The in-memory store keeps nothing on disk.)
+// session's secrets are dropped, the store scrubs: it flushes every column family (so the
+// write-ahead logs holding old versions become obsolete and are unlinked), compacts the
+// sessions family's range down to the last level (so table files holding an old version
+// are rewritten without it and unlinked) and purges obsolete files. DeleteSession and
+// ScrubNow scrub before they return, and so does every open (which covers a crash between
+// a write that dropped secrets and its scrub) and, if one is still due, the store's
+// destruction. PutSession
+// replacing a record that held a snapshot with one whose `machine` is empty (a session
+// that ended) leaves the scrub to the store's background thread, which starts it at once
+// (a few milliseconds; it takes ~10 ms and would otherwise delay the answer the write
+// records), so that an ended session's secrets normally leave the files within
+// milliseconds of its last answer.
+// What this guarantees: once a scrub returned OK, no file in the store's directory holds
+// a version dropped before it started (a table file still read by a concurrent List
+// call's iterator is unlinked when that call finishes). What it does not: unlinking does not
+// overwrite disk blocks; the filesystem's journal, a copy-on-write filesystem's snapshots, backups,
+// and an SSD's remapped flash pages may keep old copies until they are reused; nor is the process's
+// memory wiped. Put data_dir on an encrypted volume to protect those, and treat backups of the
+// store as secret. Every version of an open session's snapshot stays in the files until the
+// session's secrets are dropped, readable by anyone who can read the directory. (The in-memory
+// store keeps nothing on disk.)
 #ifndef TESSERA_CLIENT_SITE_STORE_H_
 #define TESSERA_CLIENT_SITE_STORE_H_
 
@@ -117,9 +122,9 @@ class SiteStore {
   // not have reached the disk: send nothing it records; reopening the store shows which.
   //
   // If the write drops secrets (the stored record had a `machine` snapshot and `session`
-  // has none), the store scrubs them (above) before returning. The write is what the
-  // status reports: a failed scrub is logged and retried by the next write and at the
-  // next open, and does not make the call fail.
+  // has none), the store's background thread scrubs them (above) right after; a failed
+  // scrub is logged and retried a second later, at destruction and at the next open. The
+  // status reports the write only.
   virtual absl::Status PutSession(const v1::SiteSessionRecord& session,
                                   const v1::ContributionRecord* contribution) = 0;
 
@@ -128,6 +133,10 @@ class SiteStore {
   // so when it fails (UNAVAILABLE or INTERNAL, saying so) a retry completes it.
   // Contributions are never removed.
   virtual absl::Status DeleteSession(const std::string& session) = 0;
+
+  // Scrubs the dropped secrets of every session from the store's files (above) before it
+  // returns. UNAVAILABLE or INTERNAL if it fails (a retry completes it).
+  virtual absl::Status ScrubNow() = 0;
 };
 
 // Opens the store in `directory`, creating the directory (mode 0700, missing parents too)

@@ -73,6 +73,9 @@ class MemorySiteStore final : public SiteStore {
     return absl::OkStatus();
   }
 
+  // Nothing is on disk to scrub.
+  absl::Status ScrubNow() override { return absl::OkStatus(); }
+
  private:
   absl::Mutex mu_;
   std::map<std::string, v1::ContributionRecord> contributions_ ABSL_GUARDED_BY(mu_);
