@@ -12,7 +12,10 @@
 //               the seed; the global model hash
 //   EVALUATE    dataset (id, features, label, event) and the model spec without its
 //               penalty; the global model hash
-//   ANALYTICS   dataset id, the queries and the filter; no model
+//   ANALYTICS   dataset id, the queries (columns, edges, value ranges) and the filter; no
+//               model (a noised query always has value ranges and an exact one never
+//               does, so the two never share a key; two noised tasks that differ only in
+//               their privacy settings do)
 // Deliberately left out, so that varying them cannot buy a second vector: the task's id,
 // name, description, rounds, cohort sizes, deadlines and attempts, the strategy, the
 // secure-aggregation settings (threshold, clip: the encoding), the privacy settings, N (the

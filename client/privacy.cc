@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "crypto/mask_generator.h"
 #include "crypto/random.h"
+#include "proto/analytics.h"
 #include "proto/evaluation.h"
 #include "proto/task.pb.h"
 
@@ -83,6 +84,32 @@ absl::Status AddEvaluationNoise(const v1::PrivacySpec& spec, const proto::Evalua
   const double stddev = sigma * proto::EvaluationRecordSensitivity(layout) /
                         std::sqrt(static_cast<double>(threshold));
   return AddGaussianNoise(stddev, *values);
+}
+
+absl::Status AddAnalyticsNoise(const v1::TaskSpec& spec, uint32_t threshold,
+                               std::vector<double>* statistics) {
+  if (!spec.has_analytics() || !spec.has_privacy()) {
+    return absl::InvalidArgumentError("analytics noise needs an analytics task with privacy");
+  }
+  if (threshold == 0) return absl::InvalidArgumentError("the threshold must be positive");
+  const proto::AnalyticsSensitivity sensitivity =
+      proto::AnalyticsRecordSensitivity(spec.analytics());
+  if (statistics->size() != sensitivity.per_statistic.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("analytics noise: ", statistics->size(),
+                                                   " values for ", sensitivity.per_statistic.size(),
+                                                   " statistics"));
+  }
+  // Unit normals first, so that a failure leaves `statistics` unchanged; then each scaled
+  // by its own standard deviation.
+  std::vector<double> noise(statistics->size(), 0.0);
+  RETURN_IF_ERROR(AddGaussianNoise(1.0, noise));
+  const double scale =
+      spec.privacy().noise_multiplier() *
+      std::sqrt(static_cast<double>(sensitivity.row_statistics) / static_cast<double>(threshold));
+  for (size_t i = 0; i < noise.size(); ++i) {
+    (*statistics)[i] += scale * sensitivity.per_statistic[i] * noise[i];
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tessera::client

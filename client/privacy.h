@@ -18,6 +18,16 @@
 // carries noise of standard deviation at least sigma_e * Delta. There is no site-level
 // guarantee for evaluation: a site's whole vector moves with its number of rows.
 //
+// Analytics answers (record-level DP, when an analytics task sets `privacy`, noise
+// multiplier sigma). Every query bounds its column (value_range [lo, hi]); one row changes
+// at most m of the site's statistics (counts, sums S, sums of squares Q, histogram cells),
+// statistic i by at most Delta_i (proto::AnalyticsRecordSensitivity: 1 for counts,
+// max(|lo|, |hi|) for S, max(lo^2, hi^2) for Q). The site withholds nothing and adds
+// Gaussian noise of standard deviation sigma sqrt(m) Delta_i / sqrt(t) to statistic i
+// before encoding (proto::EncodeNoisedAnalytics). Scaled by 1/(sqrt(m) Delta_i) the
+// statistics move by at most 1 in L2 per row, so a sum over at least t sites is the
+// Gaussian mechanism with noise multiplier sigma (the derivation is in proto/analytics.h).
+//
 // The noise comes from the system's CSPRNG (a fresh AES-CTR key from the DRBG for every
 // call), never from the task seed: the coordinator must not be able to subtract it, and two
 // calls never add the same noise.
@@ -37,6 +47,7 @@
 
 namespace tessera::v1 {
 class PrivacySpec;
+class TaskSpec;
 }  // namespace tessera::v1
 
 namespace tessera::proto {
@@ -61,6 +72,18 @@ absl::Status AddPrivacyNoise(const v1::PrivacySpec& spec, uint32_t threshold,
 // INTERNAL if the random source fails. `values` is unchanged on error.
 absl::Status AddEvaluationNoise(const v1::PrivacySpec& spec, const proto::EvaluationLayout& layout,
                                 uint32_t threshold, std::vector<double>* values);
+
+// Adds the site's share of analytics noise, N(0, (sigma sqrt(m) Delta_i)^2 / threshold),
+// to every statistic i of `statistics`, sigma = spec.privacy().noise_multiplier() and
+// (m, Delta) = proto::AnalyticsRecordSensitivity(spec.analytics()). `statistics` is in the
+// statistics order of proto/analytics.h (proto::AnalyticsStatisticsLength values); zeros
+// give the noise itself, which proto::EncodeNoisedAnalytics takes. Preconditions: `spec`
+// is a valid analytics task with privacy (every query has its value_range).
+// INVALID_ARGUMENT if spec has no analytics or no privacy, statistics->size() is not the
+// spec's statistics length, or threshold is 0; INTERNAL if the random source fails.
+// `statistics` is unchanged on error.
+absl::Status AddAnalyticsNoise(const v1::TaskSpec& spec, uint32_t threshold,
+                               std::vector<double>* statistics);
 
 }  // namespace tessera::client
 

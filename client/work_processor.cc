@@ -347,8 +347,22 @@ WorkOutcome WorkProcessor::Analytics(const v1::WorkItem& item, const v1::LocalDa
     num_rows += (*test)->num_rows;
   }
   proto::AnalyticsSkips skipped;
-  auto sums = proto::EncodeAnalytics(spec.analytics(), proto::MinCellSize(spec.analytics()),
-                                     (*train)->header, values, num_rows, &skipped);
+  absl::StatusOr<std::vector<double>> sums;
+  if (spec.has_privacy()) {
+    // Record-level DP: nothing withheld, the site's share of noise on every statistic.
+    std::vector<double> noise(proto::AnalyticsStatisticsLength(spec.analytics()), 0.0);
+    const uint32_t threshold = std::max<uint32_t>(1, item.secagg().setup().threshold());
+    if (absl::Status st = AddAnalyticsNoise(spec, threshold, &noise); !st.ok()) {
+      common::LogError("privacy_noise_failed").With("error", st.ToString());
+      return Declined(v1::Decline::COMPUTE_ERROR,
+                      "local computation failed (details in the site's log)");
+    }
+    sums = proto::EncodeNoisedAnalytics(spec.analytics(), noise, (*train)->header, values, num_rows,
+                                        &skipped);
+  } else {
+    sums = proto::EncodeAnalytics(spec.analytics(), proto::MinCellSize(spec.analytics()),
+                                  (*train)->header, values, num_rows, &skipped);
+  }
   if (!sums.ok()) return DataDeclined(item, sums.status());
   // Rows with a non-finite value are left out silently (the coordinator learns nothing of
   // them); the site's own log says how many, per column, never which or their values.

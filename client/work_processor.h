@@ -64,6 +64,9 @@ class WorkProcessor {
                   const std::vector<float>& global);
   WorkOutcome Evaluate(const v1::WorkItem& item, const Model& model, const Dataset& data,
                        const std::vector<float>& params);
+  // Every row the site holds for the dataset (training and held-out files): exact cells
+  // with small ones withheld, or, when the task has privacy, nothing withheld and this
+  // site's share of the noise on every statistic (client/privacy.h).
   WorkOutcome Analytics(const v1::WorkItem& item, const v1::LocalDataset& local);
   // An evaluation vector with this site's share of the evaluation noise when the task asks
   // for it (privacy.evaluation_noise_multiplier > 0), as is otherwise.

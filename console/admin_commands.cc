@@ -492,6 +492,12 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
                     cell(c + ".suppressed_cells", "%.0f")});
   }
   PrintTable(rows);
+  if (values.contains("epsilon")) {
+    std::printf(
+        "\nrecord-level differential privacy: every value carries noise; epsilon %.4g, "
+        "delta %.3g\n",
+        values["epsilon"], values["delta"]);
+  }
   for (const auto& q : spec.analytics().queries()) {
     const int edges = q.histogram_edges_size();
     if (edges == 0) continue;
@@ -504,8 +510,7 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
     labels.push_back("below");
     labels.push_back("above");
     for (const std::string& label : labels) {
-      std::printf("  %-32s %s\n", label.c_str(),
-                  cell(q.column() + "." + label, "%.0f").c_str());
+      std::printf("  %-32s %s\n", label.c_str(), cell(q.column() + "." + label, "%.0f").c_str());
     }
   }
   return absl::OkStatus();

@@ -50,9 +50,12 @@
 //     > 0. Record-level DP only: one row moves its site's vector by at most Δ, the
 //     layout's per-record sensitivity (proto/evaluation.h), and the noise is σ·Δ; a whole
 //     site's vector moves with its number of rows, so there is no site-level guarantee.
+//   - an analytics answer of a task with privacy, σ = PrivacySpec.noise_multiplier.
+//     Record-level DP only: one row moves the statistics, each scaled by 1/(√m Δ_i), by at
+//     most 1 in L2 (proto/analytics.h), and the noise is σ in those units.
 // Exact releases (evaluation sums with evaluation_noise_multiplier = 0, pooled statistics,
-// the FIT weight and train_examples, analytics answers) are not differentially private
-// and are not charged; docs/research.md lists every release.
+// the FIT weight and train_examples, analytics answers without privacy) are not
+// differentially private and are not charged; docs/research.md lists every release.
 // The task's ε composes every charged release, training and evaluation alike, at the
 // record level: RDP adds order by order (Mironov 2017, Prop. 1), RDP(α) = Σ_i α / (2σ_i²),
 // converted with kMironov on DefaultRdpOrders(). k releases at one σ give exactly

@@ -296,16 +296,42 @@ absl::Status TaskRunner::CommitStatistics(v1::TaskRecord& task,
 }
 
 absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
-  const v1::AnalyticsSpec& analytics = task.spec().analytics();
+  const v1::TaskSpec& spec = task.spec();
+  const v1::AnalyticsSpec& analytics = spec.analytics();
+  const bool noised = spec.has_privacy();
   ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(1));
   StagePlan plan;
   plan.stage = v1::STAGE_ANALYTICS;
   plan.round = 1;
+  if (noised) {
+    // The noised sum is one Gaussian-mechanism release, charged by RunDurableStage before
+    // it can be unmasked. As for a training round, the stage does not even start when the
+    // budget cannot pay for it (nothing charged yet): the sites then spend nothing on it.
+    plan.noise_multiplier = spec.privacy().noise_multiplier();
+    if (in_flight.releases().empty()) {
+      std::vector<double> charged = ChargedReleases(in_flight);
+      charged.push_back(plan.noise_multiplier);
+      ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
+      if (epsilon > spec.privacy().epsilon_budget()) {
+        RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
+        return Finish(
+            task, v1::TASK_FAILED,
+            absl::StrCat("privacy budget spent: the query's release would reach "
+                         "epsilon ",
+                         epsilon, " > ", spec.privacy().epsilon_budget(), "; no answer released"));
+      }
+    }
+  }
   while (true) {
     StageEnd end = RunDurableStage(task, in_flight, plan);
+    if (end.kind == StageEnd::Kind::kBudget) {
+      // Refused before the unmasking step was posted: nothing was released.
+      RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
+      return Finish(task, v1::TASK_FAILED, absl::StrCat(end.reason, "; no answer released"));
+    }
     if (end.kind != StageEnd::Kind::kCompleted) return EndStage(task, end, "query");
     absl::StatusOr<std::vector<proto::QueryRelease>> answers =
-        proto::ReleaseAnalytics(analytics, end.result.sums);
+        proto::ReleaseAnalytics(analytics, end.result.sums, noised);
     // The secure-aggregation threshold already keeps every sum over at least min_cohort
     // sites; this is the release rule said once more where the answer is made.
     if (answers.ok() && end.result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
@@ -322,29 +348,48 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
       RETURN_IF_ERROR(store_->PutInFlight(in_flight));
       continue;
     }
-    v1::RoundRecord record;
-    record.set_task_id(task_id_);
-    record.set_round(1);
-    *record.mutable_fit_participants() = {end.result.survivors.begin(), end.result.survivors.end()};
-    for (const proto::QueryRelease& q : *answers) {
-      for (const v1::Metric& m : AnalyticsMetrics(q)) *record.add_metrics() = m;
-    }
-    task.set_last_committed_round(1);
-    task.set_state(v1::TASK_COMPLETED);
-    task.set_state_reason("query answered");
-    task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
-    record.set_model_hash(crypto::HashModel({}));
-    record.set_started_unix_ms(in_flight.started_unix_ms());
-    record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
-    record.set_attempts(in_flight.attempt());
-    *record.mutable_drops() = in_flight.drops();
-    RETURN_IF_ERROR(store_->CommitRound(task, record, {}));
-    common::LogInfo("query_answered")
-        .With("task", task_id_)
-        .With("sites", static_cast<uint64_t>(end.result.survivors.size()))
-        .With("queries", static_cast<uint64_t>(answers->size()));
-    return absl::OkStatus();
+    return CommitAnalytics(task, in_flight, end.result.survivors, *answers);
   }
+}
+
+absl::Status TaskRunner::CommitAnalytics(v1::TaskRecord& task, const v1::InFlightRound& in_flight,
+                                         const std::vector<std::string>& survivors,
+                                         const std::vector<proto::QueryRelease>& answers) {
+  const v1::TaskSpec& spec = task.spec();
+  v1::RoundRecord record;
+  record.set_task_id(task_id_);
+  record.set_round(1);
+  *record.mutable_fit_participants() = {survivors.begin(), survivors.end()};
+  for (const proto::QueryRelease& q : answers) {
+    for (const v1::Metric& m : AnalyticsMetrics(q)) *record.add_metrics() = m;
+  }
+  if (spec.has_privacy()) {
+    // Every charged release of the task: this answer's, and those of attempts whose noised
+    // sum could be unmasked but gave no answer.
+    ASSIGN_OR_RETURN(double epsilon,
+                     EpsilonOfReleases(ChargedReleases(in_flight), spec.privacy().delta()));
+    *record.add_metrics() = MakeMetric("epsilon", epsilon);
+    *record.add_metrics() = MakeMetric("delta", spec.privacy().delta());
+  }
+  *record.mutable_releases() = in_flight.releases();
+  task.set_last_committed_round(1);
+  task.set_state(v1::TASK_COMPLETED);
+  task.set_state_reason("query answered");
+  task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
+  record.set_model_hash(crypto::HashModel({}));
+  record.set_started_unix_ms(in_flight.started_unix_ms());
+  record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
+  record.set_attempts(in_flight.attempt());
+  *record.mutable_drops() = in_flight.drops();
+  RETURN_IF_ERROR(store_->CommitRound(task, record, {}));
+  for (const v1::PrivacyRelease& r : in_flight.releases()) {
+    committed_releases_.push_back(r.noise_multiplier());
+  }
+  common::LogInfo("query_answered")
+      .With("task", task_id_)
+      .With("sites", static_cast<uint64_t>(survivors.size()))
+      .With("queries", static_cast<uint64_t>(answers.size()));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,

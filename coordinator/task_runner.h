@@ -24,10 +24,11 @@
 // threshold below the rule for its cohort fails the stage at once with that reason.
 //
 // Privacy: every noised sum (model updates with `privacy`, evaluation sums with
-// evaluation noise) is charged to the task's ledger, durably, before the unmasking step of
-// its session is posted — failed attempts and crashes included; a round starts only if
-// the budget covers its releases, and a session whose release the budget cannot pay for
-// stops before its unmasking. The task's epsilon composes every charged release.
+// evaluation noise, an analytics answer with `privacy`) is charged to the task's ledger, durably,
+// before the unmasking step of its session is posted — failed attempts and crashes included; a
+// round starts only if the budget covers its releases, and a session whose release the budget
+// cannot pay for stops before its unmasking (an analytics task then ends FAILED without an answer).
+// The task's epsilon composes every charged release.
 //
 // Thread-safe: Cancel and Stop may be called from any thread.
 #ifndef TESSERA_COORDINATOR_TASK_RUNNER_H_
@@ -53,6 +54,10 @@
 #include "coordinator/strategy.h"
 #include "coordinator/work_board.h"
 #include "proto/state.pb.h"
+
+namespace tessera::proto {
+struct QueryRelease;
+}  // namespace tessera::proto
 
 namespace tessera::coordinator {
 
@@ -126,8 +131,15 @@ class TaskRunner {
   absl::Status RunTask();
   absl::Status RunStatisticsRound(v1::TaskRecord& task);
   absl::Status RunTrainingRounds(v1::TaskRecord& task);
-  // A federated-analytics task: one secure sum of the queries' statistics (round 1).
+  // A federated-analytics task: one secure sum of the queries' statistics (round 1). With
+  // privacy the sum is noised and charged before it can be unmasked; a budget that cannot
+  // pay for it ends the task FAILED, "privacy budget spent: ...", with no answer.
   absl::Status RunAnalytics(v1::TaskRecord& task);
+  // Commits the answer (round 1) with its metrics (epsilon and delta with privacy) and
+  // the task's charged releases; the task is then COMPLETED.
+  absl::Status CommitAnalytics(v1::TaskRecord& task, const v1::InFlightRound& in_flight,
+                               const std::vector<std::string>& survivors,
+                               const std::vector<proto::QueryRelease>& answers);
   // The round's FIT stage up to an applied update, kept in `in_flight` (fit_done, the new
   // model, the participants, train_examples, the strategy's state). false if the stage
   // ended without one (the task's state says how).

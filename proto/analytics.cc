@@ -24,6 +24,26 @@ bool IsValidColumnName(const std::string& s) {
   return true;
 }
 
+void ValidateValueRange(const v1::AnalyticsSpec::Query& query, const std::string& path,
+                        std::vector<FieldError>* errors) {
+  if (query.value_range_size() == 0) return;
+  const std::string range_path = path + ".value_range";
+  if (query.value_range_size() != 2) {
+    errors->push_back({range_path, "must hold exactly two values, [lo, hi]"});
+    return;
+  }
+  const double lo = query.value_range(0), hi = query.value_range(1);
+  if (!(std::fabs(lo) <= kMaxValueRangeMagnitude && std::fabs(hi) <= kMaxValueRangeMagnitude)) {
+    errors->push_back({range_path, absl::StrCat("values must be finite, at most ",
+                                                kMaxValueRangeMagnitude, " in magnitude")});
+  } else if (!(lo < hi)) {
+    errors->push_back({range_path, "lo must be below hi"});
+  } else if (std::max(std::fabs(lo), std::fabs(hi)) < kMinValueRangeMagnitude) {
+    errors->push_back({range_path, absl::StrCat("lo or hi must be at least ",
+                                                kMinValueRangeMagnitude, " in magnitude")});
+  }
+}
+
 void ValidateQuery(const v1::AnalyticsSpec::Query& query, const std::string& path,
                    std::vector<FieldError>* errors) {
   if (query.column().empty()) {
@@ -48,6 +68,7 @@ void ValidateQuery(const v1::AnalyticsSpec::Query& query, const std::string& pat
       errors->push_back({edge_path, "edges must be strictly increasing"});
     }
   }
+  ValidateValueRange(query, path, errors);
 }
 
 void ValidateFilter(const v1::AnalyticsSpec::Filter& filter, const std::string& prefix,
@@ -163,42 +184,96 @@ std::vector<size_t> UsableKeptRows(const v1::AnalyticsSpec& spec, const TableVie
   return kept;
 }
 
-// One query's block of a site that holds min_cell_size or more of the kept rows (or none).
-void EncodeQuery(const v1::AnalyticsSpec::Query& query, const TableView& table, size_t column,
-                 const std::vector<size_t>& kept, uint32_t min_cell_size, double* block) {
+// One query's sums over a site's kept rows, each value clipped into the query's
+// value_range when it has one (the histogram bins the value itself).
+struct QuerySums {
+  DoubleDouble sum, sum_of_squares;
+  double plain_sum = 0;       // only the direction of an overflowing sum
+  std::vector<double> cells;  // bins, below, above
+};
+
+QuerySums SumQuery(const v1::AnalyticsSpec::Query& query, const TableView& table, size_t column,
+                   const std::vector<size_t>& kept) {
   const auto& edges = query.histogram_edges();
   const size_t cells = internal::HistogramCells(query);
   const size_t num_bins = cells == 0 ? 0 : cells - 2;
-  std::vector<double> counts(cells, 0.0);  // bins, below, above
-  DoubleDouble sum, sum_of_squares;
-  double plain_sum = 0;  // only the direction of an overflowing sum
+  const bool clip = query.value_range_size() == 2;
+  QuerySums out;
+  out.cells.assign(cells, 0.0);
   for (size_t r : kept) {
     const double x = table.at(r, column);
-    sum = internal::Add(sum, {x, 0.0});
-    sum_of_squares = internal::Add(sum_of_squares, internal::TwoProduct(x, x));
-    plain_sum += x;
+    const double v = clip ? std::clamp(x, query.value_range(0), query.value_range(1)) : x;
+    out.sum = internal::Add(out.sum, {v, 0.0});
+    out.sum_of_squares = internal::Add(out.sum_of_squares, internal::TwoProduct(v, v));
+    out.plain_sum += v;
     if (cells == 0) continue;
     if (x < edges[0]) {
-      counts[num_bins] += 1;
+      out.cells[num_bins] += 1;
     } else if (x > edges[edges.size() - 1]) {
-      counts[num_bins + 1] += 1;
+      out.cells[num_bins + 1] += 1;
     } else {
       const size_t upper =
           static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
-      counts[std::min(upper - 1, num_bins - 1)] += 1;  // the last bin is closed
+      out.cells[std::min(upper - 1, num_bins - 1)] += 1;  // the last bin is closed
     }
   }
-  block[internal::kCount] = static_cast<double>(kept.size());
-  internal::SplitSum(sum, plain_sum, block + internal::kSum);
-  internal::SplitSum(sum_of_squares, 1.0, block + internal::kSumOfSquares);
+  return out;
+}
+
+// One query's block of a site that holds min_cell_size or more of the kept rows (or none).
+void WriteQuery(const QuerySums& sums, size_t kept, uint32_t min_cell_size, double* block) {
+  block[internal::kCount] = static_cast<double>(kept);
+  internal::SplitSum(sums.sum, sums.plain_sum, block + internal::kSum);
+  internal::SplitSum(sums.sum_of_squares, 1.0, block + internal::kSumOfSquares);
   double* cell = block + internal::kMainValues;
-  for (size_t i = 0; i < cells; ++i, cell += internal::kCellValues) {
-    if (counts[i] >= 1 && counts[i] < min_cell_size) {
+  for (size_t i = 0; i < sums.cells.size(); ++i, cell += internal::kCellValues) {
+    if (sums.cells[i] >= 1 && sums.cells[i] < min_cell_size) {
       cell[1] = 1;  // withheld: count stays 0
     } else {
-      cell[0] = counts[i];
+      cell[0] = sums.cells[i];
     }
   }
+}
+
+// One query's noised block: `noise` holds the query's statistics' noise (count, S, Q,
+// cells). Nothing is withheld; S and Q travel scaled by 1/Delta.
+void WriteNoisedQuery(const v1::AnalyticsSpec::Query& query, const QuerySums& sums, size_t kept,
+                      const double* noise, double* block) {
+  block[internal::kCount] = static_cast<double>(kept) + noise[internal::kStatCount];
+  const DoubleDouble sum = internal::Divide(
+      internal::Add(sums.sum, {noise[internal::kStatSum], 0.0}), internal::SumSensitivity(query));
+  const DoubleDouble sum_of_squares = internal::Divide(
+      internal::Add(sums.sum_of_squares, {noise[internal::kStatSumOfSquares], 0.0}),
+      internal::SquareSensitivity(query));
+  internal::SplitSum(sum, sums.plain_sum + noise[internal::kStatSum], block + internal::kSum);
+  internal::SplitSum(sum_of_squares, 1.0, block + internal::kSumOfSquares);
+  double* cell = block + internal::kMainValues;
+  for (size_t i = 0; i < sums.cells.size(); ++i, cell += internal::kCellValues) {
+    cell[0] = sums.cells[i] + noise[internal::kStatCells + i];
+  }
+}
+
+// The columns and the usable kept rows of a site's table, checked against the spec.
+struct Prepared {
+  Columns columns;
+  std::vector<size_t> kept;
+};
+
+absl::StatusOr<Prepared> Prepare(const v1::AnalyticsSpec& spec, const TableView& table,
+                                 AnalyticsSkips* skipped) {
+  const size_t width = table.header.size();
+  if (table.values.size() != table.num_rows * width) {
+    return absl::InvalidArgumentError(absl::StrCat("analytics: ", table.values.size(),
+                                                   " values for ", table.num_rows, " rows of ",
+                                                   width, " columns"));
+  }
+  absl::StatusOr<Columns> columns = FindColumns(spec, table.header);
+  if (!columns.ok()) return columns.status();
+  AnalyticsSkips skips;
+  Prepared out{*std::move(columns), {}};
+  out.kept = UsableKeptRows(spec, table, out.columns, &skips);
+  if (skipped != nullptr) *skipped = std::move(skips);
+  return out;
 }
 
 }  // namespace
@@ -241,17 +316,10 @@ absl::StatusOr<std::vector<double>> EncodeAnalytics(const v1::AnalyticsSpec& spe
                                                     const std::vector<std::string>& header,
                                                     std::span<const double> values, size_t num_rows,
                                                     AnalyticsSkips* skipped) {
-  const size_t width = header.size();
-  if (values.size() != num_rows * width) {
-    return absl::InvalidArgumentError(absl::StrCat("analytics: ", values.size(), " values for ",
-                                                   num_rows, " rows of ", width, " columns"));
-  }
-  absl::StatusOr<Columns> columns = FindColumns(spec, header);
-  if (!columns.ok()) return columns.status();
   const TableView table{header, values, num_rows};
-  AnalyticsSkips skips;
-  const std::vector<size_t> kept = UsableKeptRows(spec, table, *columns, &skips);
-  if (skipped != nullptr) *skipped = std::move(skips);
+  absl::StatusOr<Prepared> prepared = Prepare(spec, table, skipped);
+  if (!prepared.ok()) return prepared.status();
+  const std::vector<size_t>& kept = prepared->kept;
 
   std::vector<double> out(AnalyticsLength(spec), 0.0);
   double* block = out.data();
@@ -266,10 +334,49 @@ absl::StatusOr<std::vector<double>> EncodeAnalytics(const v1::AnalyticsSpec& spe
         block[internal::kMainValues + i * internal::kCellValues + 1] = 1;
       }
     } else {
-      EncodeQuery(query, table, columns->queries[static_cast<size_t>(q)], kept, min_cell_size,
-                  block);
+      const QuerySums sums =
+          SumQuery(query, table, prepared->columns.queries[static_cast<size_t>(q)], kept);
+      WriteQuery(sums, kept.size(), min_cell_size, block);
     }
     block += internal::QueryLength(query);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<double>> EncodeNoisedAnalytics(const v1::AnalyticsSpec& spec,
+                                                          std::span<const double> noise,
+                                                          const std::vector<std::string>& header,
+                                                          std::span<const double> values,
+                                                          size_t num_rows,
+                                                          AnalyticsSkips* skipped) {
+  if (noise.size() != AnalyticsStatisticsLength(spec)) {
+    return absl::InvalidArgumentError(absl::StrCat("analytics: ", noise.size(),
+                                                   " noise values for ",
+                                                   AnalyticsStatisticsLength(spec), " statistics"));
+  }
+  for (double z : noise) {
+    if (!std::isfinite(z)) return absl::InvalidArgumentError("analytics: noise must be finite");
+  }
+  for (const auto& query : spec.queries()) {
+    if (!(internal::SumSensitivity(query) > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("analytics: noise needs the value_range of column '", query.column(), "'"));
+    }
+  }
+  const TableView table{header, values, num_rows};
+  absl::StatusOr<Prepared> prepared = Prepare(spec, table, skipped);
+  if (!prepared.ok()) return prepared.status();
+
+  std::vector<double> out(AnalyticsLength(spec), 0.0);
+  double* block = out.data();
+  const double* query_noise = noise.data();
+  for (int q = 0; q < spec.queries_size(); ++q) {
+    const v1::AnalyticsSpec::Query& query = spec.queries(q);
+    const QuerySums sums =
+        SumQuery(query, table, prepared->columns.queries[static_cast<size_t>(q)], prepared->kept);
+    WriteNoisedQuery(query, sums, prepared->kept.size(), query_noise, block);
+    block += internal::QueryLength(query);
+    query_noise += internal::QueryStatistics(query);
   }
   return out;
 }

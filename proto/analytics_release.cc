@@ -1,7 +1,8 @@
 // The coordinator's side of analytics: the release rule (proto/analytics.h) over the
-// cohort's summed vector.
+// cohort's summed vector, exact or noised.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "proto/analytics.h"
@@ -50,6 +51,43 @@ absl::StatusOr<MainCell> DecodeMain(const double* block) {
   return main;
 }
 
+// The main cell from noised sums (proto/analytics.h, "Differential privacy"): S and Q
+// scaled back by Delta, then clamped to what values in [lo, hi] allow. Precondition: the
+// block's count is the rounded noisy count, at least k >= 1; the query has a value_range.
+absl::StatusOr<MainCell> DecodeNoisedMain(const v1::AnalyticsSpec::Query& query,
+                                          const double* block) {
+  absl::StatusOr<DoubleDouble> sum = internal::JoinSum(block + internal::kSum);
+  if (!sum.ok()) return sum.status();
+  absl::StatusOr<DoubleDouble> sum_of_squares = internal::JoinSum(block + internal::kSumOfSquares);
+  if (!sum_of_squares.ok()) return sum_of_squares.status();
+  const double lo = query.value_range(0), hi = query.value_range(1);
+  MainCell main;
+  main.count = block[internal::kCount];
+  const double n = main.count;
+  const double s = internal::Multiply(*sum, {internal::SumSensitivity(query), 0.0}).hi;
+  const double q =
+      internal::Multiply(*sum_of_squares, {internal::SquareSensitivity(query), 0.0}).hi;
+  main.sum = std::clamp(s, n * lo, n * hi);
+  main.mean = std::clamp(main.sum / n, lo, hi);
+  const double half_width = (hi - lo) / 2;
+  main.variance = std::clamp(q / n - main.mean * main.mean, 0.0, half_width * half_width);
+  return main;
+}
+
+// A copy of a query's noised block with every count (the main cell's and each histogram
+// cell's) rounded to the nearest integer and clamped at 0; withheld entries as they are.
+std::vector<double> RoundedCounts(const v1::AnalyticsSpec::Query& query, const double* block) {
+  std::vector<double> out(block, block + internal::QueryLength(query));
+  auto round = [](double v) { return std::max(0.0, std::round(v)); };
+  out[internal::kCount] = round(out[internal::kCount]);
+  const size_t cells = internal::HistogramCells(query);
+  for (size_t i = 0; i < cells; ++i) {
+    double& n = out[internal::kMainValues + i * internal::kCellValues];
+    n = round(n);
+  }
+  return out;
+}
+
 // Which histogram cells of a query with a released main cell of `count` rows are released:
 // primary suppression, then complementary suppression until the suppressed cells' total,
 // derivable from the released ones, is at least k.
@@ -84,7 +122,12 @@ std::vector<bool> ReleasedCells(const double* cells, size_t num_cells, double co
 }
 
 absl::StatusOr<QueryRelease> ReleaseQuery(const v1::AnalyticsSpec::Query& query,
-                                          const double* block, double k) {
+                                          const double* block, double k, bool noised) {
+  std::vector<double> rounded;
+  if (noised) {
+    rounded = RoundedCounts(query, block);
+    block = rounded.data();
+  }
   QueryRelease out;
   out.column = query.column();
   out.edges.assign(query.histogram_edges().begin(), query.histogram_edges().end());
@@ -97,7 +140,7 @@ absl::StatusOr<QueryRelease> ReleaseQuery(const v1::AnalyticsSpec::Query& query,
     out.suppressed_cells = static_cast<uint32_t>(1 + num_cells);
     return out;
   }
-  absl::StatusOr<MainCell> main = DecodeMain(block);
+  absl::StatusOr<MainCell> main = noised ? DecodeNoisedMain(query, block) : DecodeMain(block);
   if (!main.ok()) return main.status();
   out.main = *main;
   const double* cells = block + internal::kMainValues;
@@ -122,7 +165,8 @@ absl::StatusOr<QueryRelease> ReleaseQuery(const v1::AnalyticsSpec::Query& query,
 }  // namespace
 
 absl::StatusOr<std::vector<QueryRelease>> ReleaseAnalytics(const v1::AnalyticsSpec& spec,
-                                                           std::span<const double> summed) {
+                                                           std::span<const double> summed,
+                                                           bool noised) {
   const size_t length = AnalyticsLength(spec);
   if (summed.size() != length) {
     return absl::InvalidArgumentError(
@@ -133,12 +177,20 @@ absl::StatusOr<std::vector<QueryRelease>> ReleaseAnalytics(const v1::AnalyticsSp
       return absl::InvalidArgumentError(absl::StrCat("analytics: value ", i, " is not finite"));
     }
   }
+  if (noised) {
+    for (const auto& query : spec.queries()) {
+      if (query.value_range_size() != 2) {
+        return absl::InvalidArgumentError(absl::StrCat("analytics: column '", query.column(),
+                                                       "' has no value_range, which noise needs"));
+      }
+    }
+  }
   const double k = MinCellSize(spec);
   std::vector<QueryRelease> results;
   results.reserve(static_cast<size_t>(spec.queries_size()));
   const double* block = summed.data();
   for (const auto& query : spec.queries()) {
-    absl::StatusOr<QueryRelease> result = ReleaseQuery(query, block, k);
+    absl::StatusOr<QueryRelease> result = ReleaseQuery(query, block, k, noised);
     if (!result.ok()) return result.status();
     results.push_back(std::move(*result));
     block += internal::QueryLength(query);

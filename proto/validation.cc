@@ -64,6 +64,67 @@ void CheckTls(const v1::TlsFiles& tls, const std::string& prefix, std::vector<Fi
   if (tls.key().empty()) errors->push_back({prefix + ".key", "required"});
 }
 
+void CheckBudget(const v1::PrivacySpec& p, std::vector<FieldError>* errors) {
+  if (!std::isfinite(p.epsilon_budget()) || p.epsilon_budget() <= 0) {
+    errors->push_back({"privacy.epsilon_budget", "required, a finite number > 0"});
+  }
+  if (!(p.delta() > 0 && p.delta() < 1)) {
+    errors->push_back({"privacy.delta", "required with an epsilon budget, in (0, 1)"});
+  }
+}
+
+// An analytics task's privacy (proto/analytics.h, "Differential privacy"): a noise
+// multiplier, a budget, and every query's value_range; no clip_norm (the ranges are the
+// sensitivity) and no evaluation noise (there is no evaluation).
+void ValidateAnalyticsPrivacy(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  const v1::PrivacySpec& p = spec.privacy();
+  if (p.clip_norm() != 0) {
+    errors->push_back({"privacy.clip_norm",
+                       "must be unset on an analytics task: the sensitivity comes from every "
+                       "query's value_range"});
+  }
+  if (!(p.noise_multiplier() > 0 && p.noise_multiplier() <= kMaxAnalyticsNoiseMultiplier)) {
+    errors->push_back(
+        {"privacy.noise_multiplier",
+         absl::StrCat("required, a finite number in (0, ", kMaxAnalyticsNoiseMultiplier, "]")});
+  }
+  CheckBudget(p, errors);
+  if (p.evaluation_noise_multiplier() != 0) {
+    errors->push_back({"privacy.evaluation_noise_multiplier",
+                       "must be unset: an analytics task has no evaluation"});
+  }
+  for (int i = 0; i < spec.analytics().queries_size(); ++i) {
+    if (spec.analytics().queries(i).value_range_size() == 0) {
+      errors->push_back({absl::StrCat("analytics.queries[", i, "].value_range"),
+                         "required with privacy: [lo, hi], the bounds of the column (values "
+                         "outside are clipped), which set the noise's scale"});
+    }
+  }
+}
+
+// An analytics task: no model, training or strategy, one round, a valid AnalyticsSpec, and
+// value ranges exactly when it has privacy.
+void ValidateAnalyticsTask(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if (spec.has_model()) errors->push_back({"model", "an analytics task has no model"});
+  if (spec.has_training()) errors->push_back({"training", "an analytics task has no training"});
+  if (spec.has_strategy()) errors->push_back({"strategy", "an analytics task has no strategy"});
+  if (spec.rounds() > 1) errors->push_back({"rounds", "an analytics task has one round"});
+  for (common::FieldError& e : ValidateAnalyticsSpec(spec.analytics(), "analytics")) {
+    errors->push_back(std::move(e));
+  }
+  if (spec.has_privacy()) {
+    ValidateAnalyticsPrivacy(spec, errors);
+    return;
+  }
+  for (int i = 0; i < spec.analytics().queries_size(); ++i) {
+    if (spec.analytics().queries(i).value_range_size() > 0) {
+      errors->push_back({absl::StrCat("analytics.queries[", i, "].value_range"),
+                         "applies to a task with privacy only (the noise's scale); exact "
+                         "answers are not clipped"});
+    }
+  }
+}
+
 // "px{0..63}" -> px0 .. px63 (prefix and suffix kept). Returns false (and leaves `out`
 // unchanged) if `entry` is not a range; sets `error` for a malformed or huge one.
 bool ExpandRange(const std::string& entry, std::vector<std::string>* out, std::string* error) {
@@ -164,16 +225,7 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
   }
 
   if (spec.has_analytics()) {
-    if (spec.has_model()) errors.push_back({"model", "an analytics task has no model"});
-    if (spec.has_training()) errors.push_back({"training", "an analytics task has no training"});
-    if (spec.has_strategy()) errors.push_back({"strategy", "an analytics task has no strategy"});
-    if (spec.has_privacy()) {
-      errors.push_back({"privacy", "differential privacy applies to model training only"});
-    }
-    if (spec.rounds() > 1) errors.push_back({"rounds", "an analytics task has one round"});
-    for (common::FieldError& e : ValidateAnalyticsSpec(spec.analytics(), "analytics")) {
-      errors.push_back(std::move(e));
-    }
+    ValidateAnalyticsTask(spec, &errors);
   } else if (!spec.has_model()) {
     errors.push_back({"model", "required"});
   } else {
@@ -290,7 +342,7 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
       errors.push_back({"strategy.tau", "must be a finite number > 0"});
     }
   }
-  if (spec.has_privacy()) {
+  if (spec.has_privacy() && !spec.has_analytics()) {
     const v1::PrivacySpec& p = spec.privacy();
     if (!std::isfinite(p.clip_norm()) || p.clip_norm() <= 0) {
       errors.push_back({"privacy.clip_norm", "required, a finite number > 0"});
@@ -298,12 +350,7 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
     if (!std::isfinite(p.noise_multiplier()) || p.noise_multiplier() <= 0) {
       errors.push_back({"privacy.noise_multiplier", "required, a finite number > 0"});
     }
-    if (!std::isfinite(p.epsilon_budget()) || p.epsilon_budget() <= 0) {
-      errors.push_back({"privacy.epsilon_budget", "required, a finite number > 0"});
-    }
-    if (!(p.delta() > 0 && p.delta() < 1)) {
-      errors.push_back({"privacy.delta", "required with an epsilon budget, in (0, 1)"});
-    }
+    CheckBudget(p, &errors);
     if (!(p.evaluation_noise_multiplier() >= 0 &&
           p.evaluation_noise_multiplier() <= kMaxEvaluationNoiseMultiplier)) {
       errors.push_back(

@@ -1,5 +1,6 @@
 #include "proto/internal/analytics_sums.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "proto/task.pb.h"
@@ -45,6 +46,20 @@ size_t HistogramCells(const v1::AnalyticsSpec::Query& query) {
 
 size_t QueryLength(const v1::AnalyticsSpec::Query& query) {
   return kMainValues + kCellValues * HistogramCells(query);
+}
+
+size_t QueryStatistics(const v1::AnalyticsSpec::Query& query) {
+  return kStatCells + HistogramCells(query);
+}
+
+double SumSensitivity(const v1::AnalyticsSpec::Query& query) {
+  if (query.value_range_size() != 2) return 0;
+  return std::max(std::fabs(query.value_range(0)), std::fabs(query.value_range(1)));
+}
+
+double SquareSensitivity(const v1::AnalyticsSpec::Query& query) {
+  const double m = SumSensitivity(query);
+  return m * m;
 }
 
 DoubleDouble TwoProduct(double a, double b) {

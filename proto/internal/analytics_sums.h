@@ -28,6 +28,18 @@ inline constexpr int kFractionBits = 40;    // the analytics stage's fixed point
 size_t HistogramCells(const v1::AnalyticsSpec_Query& query);
 // Values of one query in the vector.
 size_t QueryLength(const v1::AnalyticsSpec_Query& query);
+// Statistics of one query (proto/analytics.h): count, S, Q, then its histogram cells.
+inline constexpr size_t kStatCount = 0;
+inline constexpr size_t kStatSum = 1;
+inline constexpr size_t kStatSumOfSquares = 2;
+inline constexpr size_t kStatCells = 3;
+size_t QueryStatistics(const v1::AnalyticsSpec_Query& query);
+
+// Delta_S = max(|lo|, |hi|) and Delta_Q = Delta_S^2 of the query's value_range: what one
+// row can change S and Q by, and the scales of the noised transport. 0 without a
+// value_range.
+double SumSensitivity(const v1::AnalyticsSpec_Query& query);
+double SquareSensitivity(const v1::AnalyticsSpec_Query& query);
 
 // ---- Double-double arithmetic (Dekker, Knuth; as in Hida, Li & Bailey's QD) ----
 struct DoubleDouble {

@@ -1,21 +1,30 @@
 // The site's differential-privacy noise (client/privacy.h): the standard deviation each
 // site adds, and that a sum over t sites carries sigma * sensitivity; fresh noise on every
-// call; the weight and the evaluation encoding's within-site pair terms.
+// call; the weight and the evaluation encoding's within-site pair terms; analytics noise
+// per statistic, and a noised analytics answer that withholds nothing.
 #include "client/privacy.h"
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
+#include <string>
 #include <vector>
 
+#include "client/work_processor.h"
+#include "crypto/hash.h"
 #include "crypto/quantizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/analytics.h"
+#include "proto/config.pb.h"
 #include "proto/evaluation.h"
 #include "proto/secagg.pb.h"
 #include "proto/task.pb.h"
+#include "proto/validation.h"
 #include "secagg/vector_codec.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tessera::client {
 namespace {
@@ -251,6 +260,154 @@ TEST(SiteUpdateNoiseTest, UpdatesWithinTheClipAreNotScaledAndNoiseIsFresh) {
   EXPECT_THAT(AddPrivacyNoise(spec, 1, &empty), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(AddPrivacyNoise(spec, 0, &a), StatusIs(absl::StatusCode::kInvalidArgument));
 }
+
+// ---- Analytics noise ----
+
+namespace analytics {
+
+// x with a histogram over [0, 10, 20] in [-5, 30]; x again in [-40, 3]: m = 4 + 3 = 7,
+// Delta = (1, 30, 900, 1, 1, 1, 1, 1, 40, 1600).
+v1::TaskSpec Task(double sigma) {
+  v1::TaskSpec spec;
+  spec.set_name("q-dp");
+  spec.mutable_dataset()->set_id("d");
+  auto* q = spec.mutable_analytics()->add_queries();
+  q->set_column("x");
+  for (double e : {0.0, 10.0, 20.0}) q->add_histogram_edges(e);
+  q->add_value_range(-5);
+  q->add_value_range(30);
+  q = spec.mutable_analytics()->add_queries();
+  q->set_column("x");
+  q->add_value_range(-40);
+  q->add_value_range(3);
+  spec.mutable_privacy()->set_noise_multiplier(sigma);
+  spec.mutable_privacy()->set_epsilon_budget(10);
+  spec.mutable_privacy()->set_delta(1e-5);
+  return spec;
+}
+
+constexpr double kDelta[] = {1, 30, 900, 1, 1, 1, 1, 1, 40, 1600};
+
+TEST(SiteAnalyticsNoiseTest, EachStatisticGetsSigmaRootMDeltaOverRootT) {
+  for (double sigma : {0.5, 2.0}) {
+    for (uint32_t t : {1u, 4u}) {
+      const v1::TaskSpec spec = Task(sigma);
+      ASSERT_EQ(proto::AnalyticsStatisticsLength(spec.analytics()), std::size(kDelta));
+      std::vector<std::vector<double>> samples(std::size(kDelta));
+      for (int draw = 0; draw < 4000; ++draw) {
+        std::vector<double> values(std::size(kDelta), 0.0);
+        ASSERT_OK(AddAnalyticsNoise(spec, t, &values));
+        for (size_t i = 0; i < values.size(); ++i) samples[i].push_back(values[i]);
+      }
+      for (size_t i = 0; i < samples.size(); ++i) {
+        SCOPED_TRACE(::testing::Message()
+                     << "sigma " << sigma << ", t " << t << ", statistic " << i);
+        ExpectNormal(samples[i], sigma * std::sqrt(7.0 / t) * kDelta[i]);
+      }
+    }
+  }
+}
+
+TEST(SiteAnalyticsNoiseTest, FreshNoiseOnEveryCallAddedToTheValues) {
+  const v1::TaskSpec spec = Task(1);
+  const std::vector<double> base = {3, -7, 11, 1, 2, 0, 0, 3, 5, 8};
+  std::vector<double> a = base, b = base;
+  ASSERT_OK(AddAnalyticsNoise(spec, 3, &a));
+  ASSERT_OK(AddAnalyticsNoise(spec, 3, &b));
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NE(a[i], b[i]) << i;
+    EXPECT_NE(a[i], base[i]) << i;
+    // Within 6 standard deviations of the value it was added to.
+    EXPECT_LT(std::abs(a[i] - base[i]), 6 * std::sqrt(7.0 / 3) * kDelta[i]) << i;
+  }
+}
+
+TEST(SiteAnalyticsNoiseTest, RefusesBadArgumentsAndLeavesTheValues) {
+  std::vector<double> values(std::size(kDelta), 1.0);
+  const std::vector<double> before = values;
+  v1::TaskSpec no_privacy = Task(1);
+  no_privacy.clear_privacy();
+  EXPECT_THAT(AddAnalyticsNoise(no_privacy, 3, &values),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  v1::TaskSpec training = Task(1);
+  training.clear_analytics();
+  EXPECT_THAT(AddAnalyticsNoise(training, 3, &values),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(AddAnalyticsNoise(Task(1), 0, &values), StatusIs(absl::StatusCode::kInvalidArgument));
+  std::vector<double> short_values(3, 1.0);
+  EXPECT_THAT(AddAnalyticsNoise(Task(1), 3, &short_values),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(values, before);
+  EXPECT_EQ(short_values, std::vector<double>(3, 1.0));
+}
+
+// A site with 40 patients under 80 and 3 of 80 or more, asked for the glucose of those
+// of 80 or more (k = 10): the exact answer withholds the query, the noised one does not.
+TEST(SiteAnalyticsNoiseTest, NothingIsWithheldWithNoise) {
+  tessera::testing::TempDir temp;
+  const std::string csv = temp.File("site.csv");
+  std::string rows = "age,glucose\n";
+  for (int i = 0; i < 40; ++i)
+    rows += std::to_string(30 + i % 20) + "," + std::to_string(90 + i) + "\n";
+  rows += "81,131.5\n82,142.25\n85,150.75\n";
+  tessera::testing::WriteTestFile(csv, rows);
+  v1::ClientConfig config;
+  config.set_coordinator_address("localhost:1");
+  config.add_datasets()->set_id("clinic");
+  config.mutable_datasets(0)->set_train_csv(csv);
+  proto::ApplyClientDefaults(&config);
+  WorkProcessor site("site-a", config);
+
+  v1::WorkItem item;
+  item.set_task_id("task-1");
+  item.set_round(1);
+  item.set_stage(v1::STAGE_ANALYTICS);
+  item.set_cohort_size(5);
+  item.mutable_secagg()->mutable_setup()->set_threshold(4);
+  v1::TaskSpec& spec = *item.mutable_spec();
+  spec.set_name("over-80");
+  spec.mutable_dataset()->set_id("clinic");
+  auto* q = spec.mutable_analytics()->add_queries();
+  q->set_column("glucose");
+  q->add_value_range(0);
+  q->add_value_range(300);
+  spec.mutable_analytics()->mutable_filter()->set_column("age");
+  spec.mutable_analytics()->mutable_filter()->set_op(v1::AnalyticsSpec::Filter::GE);
+  spec.mutable_analytics()->mutable_filter()->set_value(80);
+  spec.mutable_privacy()->set_noise_multiplier(1);
+  spec.mutable_privacy()->set_epsilon_budget(10);
+  spec.mutable_privacy()->set_delta(1e-5);
+  proto::ApplyTaskDefaults(&spec);  // min_cell_size 10
+  item.set_spec_hash(crypto::HashTaskSpec(spec));
+
+  const WorkOutcome first = site.Process(item);
+  ASSERT_TRUE(first.contribution.has_value()) << first.decline.detail();
+  const WorkOutcome second = site.Process(item);
+  ASSERT_TRUE(second.contribution.has_value()) << second.decline.detail();
+  EXPECT_EQ(first.contribution->at(1), 0) << "the main cell is not withheld";
+  EXPECT_NE(*first.contribution, *second.contribution) << "fresh noise for every answer";
+  ASSERT_OK_AND_ASSIGN(std::vector<double> stats,
+                       proto::AnalyticsStatistics(spec.analytics(), *first.contribution, true));
+  // m = 3, t = 4: standard deviations sqrt(3/4) (count), 300 sqrt(3/4) (S) and
+  // 90000 sqrt(3/4) (Q) around 3, 424.5 and 60378.125.
+  const double s = std::sqrt(3.0 / 4);
+  EXPECT_NEAR(stats[0], 3, 6 * s);
+  EXPECT_NEAR(stats[1], 424.5, 6 * 300 * s);
+  EXPECT_NEAR(stats[2], 131.5 * 131.5 + 142.25 * 142.25 + 150.75 * 150.75, 6 * 90000 * s);
+  EXPECT_NE(stats[0], 3);
+
+  // Without privacy (and without the ranges it needs) the site withholds the query.
+  spec.clear_privacy();
+  spec.mutable_analytics()->mutable_queries(0)->clear_value_range();
+  item.set_spec_hash(crypto::HashTaskSpec(spec));
+  const WorkOutcome exact = site.Process(item);
+  ASSERT_TRUE(exact.contribution.has_value()) << exact.decline.detail();
+  std::vector<double> withheld(proto::AnalyticsLength(spec.analytics()), 0.0);
+  withheld[1] = 1;
+  EXPECT_EQ(*exact.contribution, withheld);
+}
+
+}  // namespace analytics
 
 }  // namespace
 }  // namespace tessera::client

@@ -224,6 +224,105 @@ TEST(ValidateTaskSpecTest, EvaluationNoiseMultiplierIsFiniteAndNonNegative) {
   }
 }
 
+// An analytics task with record-level DP: two queries, each with its value_range.
+v1::TaskSpec NoisedQuery() {
+  v1::TaskSpec spec;
+  spec.set_name("q-dp");
+  spec.mutable_dataset()->set_id("diabetes");
+  for (const char* column : {"bmi", "s5"}) {
+    auto* q = spec.mutable_analytics()->add_queries();
+    q->set_column(column);
+    q->add_value_range(0);
+    q->add_value_range(60);
+  }
+  v1::PrivacySpec* p = spec.mutable_privacy();
+  p->set_noise_multiplier(1);
+  p->set_epsilon_budget(6);
+  p->set_delta(1e-5);
+  return spec;
+}
+
+TEST(ValidateTaskSpecTest, AnalyticsPrivacyTakesNoiseBudgetAndRangesOnly) {
+  EXPECT_THAT(ValidateTaskSpec(NoisedQuery()), IsEmpty());
+  {
+    v1::TaskSpec spec = NoisedQuery();
+    ApplyTaskDefaults(&spec);
+    EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty()) << "defaults keep it valid";
+  }
+  // Training-only fields, each named.
+  v1::TaskSpec clip = NoisedQuery();
+  clip.mutable_privacy()->set_clip_norm(1);
+  EXPECT_THAT(Paths(ValidateTaskSpec(clip)), ::testing::ElementsAre("privacy.clip_norm"));
+  v1::TaskSpec evaluation = NoisedQuery();
+  evaluation.mutable_privacy()->set_evaluation_noise_multiplier(2);
+  EXPECT_THAT(Paths(ValidateTaskSpec(evaluation)),
+              ::testing::ElementsAre("privacy.evaluation_noise_multiplier"));
+  // The noise multiplier, budget and delta are required and bounded.
+  for (double sigma : {0.0, -1.0, 1e6 * (1 + 1e-12), std::numeric_limits<double>::quiet_NaN(),
+                       std::numeric_limits<double>::infinity()}) {
+    v1::TaskSpec spec = NoisedQuery();
+    spec.mutable_privacy()->set_noise_multiplier(sigma);
+    EXPECT_THAT(Paths(ValidateTaskSpec(spec)), ::testing::ElementsAre("privacy.noise_multiplier"))
+        << sigma;
+  }
+  v1::TaskSpec largest = NoisedQuery();
+  largest.mutable_privacy()->set_noise_multiplier(1e6);
+  EXPECT_THAT(ValidateTaskSpec(largest), IsEmpty());
+  v1::TaskSpec budget = NoisedQuery();
+  budget.mutable_privacy()->clear_epsilon_budget();
+  budget.mutable_privacy()->clear_delta();
+  EXPECT_THAT(Paths(ValidateTaskSpec(budget)),
+              ::testing::ElementsAre("privacy.epsilon_budget", "privacy.delta"));
+}
+
+TEST(ValidateTaskSpecTest, AnalyticsValueRangeIsRequiredWithNoiseAndWellFormed) {
+  v1::TaskSpec missing = NoisedQuery();
+  missing.mutable_analytics()->mutable_queries(1)->clear_value_range();
+  EXPECT_THAT(Paths(ValidateTaskSpec(missing)),
+              ::testing::ElementsAre("analytics.queries[1].value_range"));
+  // Without privacy a range is refused: exact answers are not clipped.
+  v1::TaskSpec exact = NoisedQuery();
+  exact.clear_privacy();
+  EXPECT_THAT(Paths(ValidateTaskSpec(exact)),
+              ::testing::ElementsAre("analytics.queries[0].value_range",
+                                     "analytics.queries[1].value_range"));
+  exact.mutable_analytics()->mutable_queries(0)->clear_value_range();
+  exact.mutable_analytics()->mutable_queries(1)->clear_value_range();
+  EXPECT_THAT(ValidateTaskSpec(exact), IsEmpty());
+  // Malformed ranges, each named (the filter's column needs none).
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::vector<double>> bad = {{1},
+                                                {1, 2, 3},
+                                                {2, 1},
+                                                {1, 1},
+                                                {0, inf},
+                                                {-inf, 0},
+                                                {0, std::numeric_limits<double>::quiet_NaN()},
+                                                {0, 1e101},
+                                                {0, 1e-101},
+                                                {-1e-101, 1e-101}};
+  for (const std::vector<double>& range : bad) {
+    v1::TaskSpec spec = NoisedQuery();
+    spec.mutable_analytics()->mutable_queries(0)->clear_value_range();
+    for (double v : range) spec.mutable_analytics()->mutable_queries(0)->add_value_range(v);
+    EXPECT_THAT(Paths(ValidateTaskSpec(spec)),
+                ::testing::ElementsAre("analytics.queries[0].value_range"))
+        << ::testing::PrintToString(range);
+  }
+  for (const std::vector<double>& range :
+       std::vector<std::vector<double>>{{-1e100, 1e100}, {0, 1e-100}, {-5, -4}, {-0.5, 0}}) {
+    v1::TaskSpec spec = NoisedQuery();
+    spec.mutable_analytics()->mutable_queries(0)->clear_value_range();
+    for (double v : range) spec.mutable_analytics()->mutable_queries(0)->add_value_range(v);
+    EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty()) << ::testing::PrintToString(range);
+  }
+  v1::TaskSpec filtered = NoisedQuery();
+  filtered.mutable_analytics()->mutable_filter()->set_column("age");
+  filtered.mutable_analytics()->mutable_filter()->set_op(v1::AnalyticsSpec::Filter::GE);
+  filtered.mutable_analytics()->mutable_filter()->set_value(40);
+  EXPECT_THAT(ValidateTaskSpec(filtered), IsEmpty());
+}
+
 TEST(ValidateClientConfigTest, NamesEveryBadField) {
   v1::ClientConfig config;
   config.set_coordinator_address("nohost");

@@ -1,6 +1,7 @@
 // The coordinator core driven by in-process fake sites (no gRPC): the round driver's
 // cohorts, stages, FedAvg, dropouts, failures, cancellation and resumption after a
-// restart, checked against what the store committed.
+// restart, and the privacy charge of a noised analytics answer, checked against what the
+// store committed.
 #include "coordinator/coordinator.h"
 
 #include <atomic>
@@ -19,9 +20,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "coordinator/privacy_accountant.h"
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
 #include "proto/state.pb.h"
@@ -131,6 +134,8 @@ class FakeSite {
         EXPECT_OK(sums.status());
         return sums.ok() ? *sums : std::vector<double>();
       }
+      case v1::STAGE_ANALYTICS:  // made-up: nobody's rows
+        return std::vector<double>(proto::AnalyticsLength(w.spec().analytics()), 0.0);
       default:
         return {};
     }
@@ -525,6 +530,68 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
     ASSERT_OK_AND_ASSIGN(std::vector<float> model, c->store()->GetCheckpoint(task_id, r));
     EXPECT_THAT(model, Each(FloatNear(static_cast<float>(r), 1e-5))) << "round " << r;
   }
+}
+
+// A noised analytics task whose budget pays for one release, not two, and whose ledger
+// already holds one (an earlier attempt's sum was charged, then the attempt failed): the
+// task runs its session and is stopped by the charge before the unmasking step — the
+// charge of RunDurableStage, not the check before the stage — and ends without an answer.
+TEST(CoordinatorPrivacyTest, AnalyticsReleaseTheBudgetCannotPayIsNeverUnmasked) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
+  v1::TaskSpec spec;
+  spec.set_name("toy-query-dp");
+  spec.mutable_dataset()->set_id("toy");
+  auto* q = spec.mutable_analytics()->add_queries();
+  q->set_column("x");
+  q->add_value_range(0);
+  q->add_value_range(1);
+  spec.set_min_clients(2);
+  spec.set_round_deadline_seconds(5);
+  ASSERT_OK_AND_ASSIGN(double one, GaussianEpsilon(1.0, 1.0, 1, 1e-5));
+  ASSERT_OK_AND_ASSIGN(double two, GaussianEpsilon(1.0, 1.0, 2, 1e-5));
+  spec.mutable_privacy()->set_noise_multiplier(1);
+  spec.mutable_privacy()->set_epsilon_budget((one + two) / 2);
+  spec.mutable_privacy()->set_delta(1e-5);
+  std::string task_id;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
+    ASSERT_OK_AND_ASSIGN(
+        auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
+    // No site yet: the task passes the budget check (one release fits) and waits.
+    ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", spec));
+    task_id = submitted.task_id();
+    ASSERT_TRUE(Eventually([&] { return StateOf(*c, task_id) == v1::TASK_RUNNING; }));
+    c->Shutdown();
+    v1::InFlightRound in_flight;
+    in_flight.set_task_id(task_id);
+    in_flight.set_round(1);
+    in_flight.set_attempt(2);
+    in_flight.add_drops("attempt 1 failed: (made up) a site dropped after the unmasking step");
+    v1::PrivacyRelease* charged = in_flight.add_releases();
+    charged->set_stage(v1::STAGE_ANALYTICS);
+    charged->set_attempt(1);
+    charged->set_session(task_id + "/r1/analytics/a1");
+    charged->set_noise_multiplier(1);
+    ASSERT_OK(c->store()->PutInFlight(in_flight));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
+  ASSERT_OK_AND_ASSIGN(
+      auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
+  ASSERT_OK(c->ResumeTasks());
+  FakeSite a(c.get(), pki.get(), "site-a", {});
+  FakeSite b(c.get(), pki.get(), "site-b", {});
+  ASSERT_TRUE(Eventually([&] { return Finished(*c, task_id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, c->GetTask(task_id));
+  EXPECT_EQ(got.task().state(), v1::TASK_FAILED);
+  EXPECT_THAT(got.task().state_reason(),
+              ::testing::StartsWith("privacy budget spent: unmasking this analytics sum would "
+                                    "reach epsilon"));
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("no answer released"));
+  EXPECT_THAT(got.rounds(), IsEmpty());
+  EXPECT_THAT(c->store()->GetInFlight(task_id), StatusIs(absl::StatusCode::kNotFound));
+  // The session ran up to its unmasking step: the sites were asked.
+  EXPECT_THAT(a.sessions_seen(), Contains(HasSubstr("/analytics/a2")));
 }
 
 }  // namespace
