@@ -573,12 +573,14 @@ class RocksDbSiteStore final : public SiteStore {
     if (!intact) return DataLoss(directory_, absl::StrCat(kHighWaterFile, " is damaged"));
     const uint64_t latest = db_->GetLatestSequenceNumber();
     if (latest < sequence) {
-      return DataLoss(directory_,
-                      absl::StrCat("its log ends at write ", latest, ", before write ", sequence,
-                                   ", the last that recorded a masked input this site sent (a "
-                                   "write-ahead log cut short, or a partial copy of the store; "
-                                   "logs replayed: ",
-                                   logs_at_open_, ")"));
+      return DataLoss(
+          directory_,
+          absl::StrCat("its log ends at write ", latest, ", before write ", sequence,
+                       ", the last that recorded a masked input this site sent (", kHighWaterFile,
+                       "; a "
+                       "write-ahead log cut short, or a partial copy of the store; "
+                       "logs replayed: ",
+                       logs_at_open_, ")"));
     }
     return WriteHighWater(sequence);  // opens the file for the writes to come
   }

@@ -126,10 +126,21 @@ void TaskRunner::Main() {
 
 absl::Status TaskRunner::Finish(v1::TaskRecord& task, v1::TaskState state,
                                 const std::string& reason) {
+  // The round in flight ends with the task: what it charged stays on the task's record.
+  absl::StatusOr<v1::InFlightRound> in_flight = store_->GetInFlight(task_id_);
+  if (!in_flight.ok() && in_flight.status().code() != absl::StatusCode::kNotFound) {
+    return in_flight.status();
+  }
+  if (in_flight.ok()) {
+    for (const v1::PrivacyRelease& r : in_flight->releases()) {
+      *task.add_uncommitted_releases() = r;
+    }
+  }
   task.set_state(state);
   task.set_state_reason(reason);
   task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
   RETURN_IF_ERROR(store_->UpdateTask(task));
+  if (in_flight.ok()) RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
   common::LogInfo("task_finished")
       .With("task", task_id_)
       .With("state", v1::TaskState_Name(state))
@@ -153,12 +164,10 @@ absl::Status TaskRunner::EndStage(v1::TaskRecord& task, const StageEnd& end,
   switch (end.kind) {
     case StageEnd::Kind::kHalted:
       if (halt() == Halt::kCancel) {
-        RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
         return Finish(task, v1::TASK_CANCELLED, CancelReason());
       }
       return absl::OkStatus();  // stopped: the round in flight resumes at the next start
     case StageEnd::Kind::kBudget:
-      RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
       return Finish(
           task, v1::TASK_COMPLETED,
           absl::StrCat(end.reason, "; ", task.last_committed_round(), " rounds committed"));
@@ -168,7 +177,6 @@ absl::Status TaskRunner::EndStage(v1::TaskRecord& task, const StageEnd& end,
     case StageEnd::Kind::kCompleted:
       break;
   }
-  RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
   return Finish(task, v1::TASK_FAILED, absl::StrCat(what, " failed: ", end.reason));
 }
 
@@ -313,7 +321,6 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
       charged.push_back(plan.noise_multiplier);
       ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
       if (epsilon > spec.privacy().epsilon_budget()) {
-        RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
         return Finish(
             task, v1::TASK_FAILED,
             absl::StrCat("privacy budget spent: the query's release would reach "
@@ -326,7 +333,6 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
     StageEnd end = RunDurableStage(task, in_flight, plan);
     if (end.kind == StageEnd::Kind::kBudget) {
       // Refused before the unmasking step was posted: nothing was released.
-      RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
       return Finish(task, v1::TASK_FAILED, absl::StrCat(end.reason, "; no answer released"));
     }
     if (end.kind != StageEnd::Kind::kCompleted) return EndStage(task, end, "query");
@@ -515,7 +521,6 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
       }
       ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
       if (epsilon > spec.privacy().epsilon_budget()) {
-        RETURN_IF_ERROR(store_->DeleteInFlight(task_id_));
         return Finish(task, v1::TASK_COMPLETED,
                       absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ",
                                    epsilon, " > ", spec.privacy().epsilon_budget(), "; ", round - 1,

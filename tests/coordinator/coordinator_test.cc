@@ -62,6 +62,7 @@ struct SiteBehavior {
   uint64_t train_rows = 10;
   float delta = 0;                        // every parameter moves by this much in FIT
   bool silent_in_fit = false;             // never answers FIT sessions
+  bool silent_in_evaluate = false;        // never answers EVALUATE sessions
   bool forges_advertisement = false;      // signs its FIT advertisement with garbage
   uint32_t silent_after_round = 1000000;  // answers no FIT session of a later round
   // In the FIT session of this attempt (1-based; 0: none), stays silent from the masked
@@ -145,6 +146,7 @@ class FakeSite {
   std::optional<v1::SecAggClientMessage> Step(const v1::WorkItem& w) {
     const bool fit = w.stage() == v1::STAGE_FIT;
     if (w.secagg().round() == v1::SECAGG_ADVERTISE_KEYS) {
+      if (w.stage() == v1::STAGE_EVALUATE && behavior_.silent_in_evaluate) return std::nullopt;
       if (fit && (behavior_.silent_in_fit || w.round() > behavior_.silent_after_round)) {
         return std::nullopt;
       }
@@ -450,6 +452,39 @@ TEST_F(CoordinatorTest, SecondTaskOverTheSameColumnsReusesThePooledStatistics) {
   const std::string statistics = second.task_id() + "/r0/statistics/a1";
   EXPECT_FALSE(a.sessions_seen().contains(statistics));
   EXPECT_FALSE(b.sessions_seen().contains(statistics));
+}
+
+// A model-update sum charged to the budget stays charged when the task ends before its round
+// commits: cancelled while the round's evaluation waits, the task's record keeps the
+// release (with the committed rounds', everything the coordinator could have unmasked).
+TEST_F(CoordinatorTest, ReleaseOfARoundThatNeverCommitsStaysOnTheTaskRecord) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a",
+             {.train_rows = 10, .delta = 0.01f, .silent_in_evaluate = true});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b",
+             {.train_rows = 10, .delta = 0.01f, .silent_in_evaluate = true});
+  v1::TaskSpec spec = ToySpec(3, 2);
+  spec.set_round_deadline_seconds(30);
+  v1::PrivacySpec* privacy = spec.mutable_privacy();
+  privacy->set_clip_norm(0.1);
+  privacy->set_noise_multiplier(1.5);
+  privacy->set_epsilon_budget(10);
+  privacy->set_delta(1e-5);
+  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
+  const std::string id = submitted.task_id();
+  ASSERT_TRUE(Eventually([&] {
+    auto in_flight = coordinator_->store()->GetInFlight(id);
+    return in_flight.ok() && in_flight->round() == 1 && in_flight->fit_done();
+  }));
+  ASSERT_OK(coordinator_->CancelTask("op", id, "enough"));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(id));
+  EXPECT_EQ(got.task().state(), v1::TASK_CANCELLED);
+  EXPECT_EQ(got.task().last_committed_round(), 0);
+  ASSERT_EQ(got.task().uncommitted_releases_size(), 1);
+  EXPECT_EQ(got.task().uncommitted_releases(0).stage(), v1::STAGE_FIT);
+  EXPECT_EQ(got.task().uncommitted_releases(0).session(), id + "/r1/fit/a1");
+  EXPECT_EQ(got.task().uncommitted_releases(0).noise_multiplier(), 1.5);
+  EXPECT_THAT(coordinator_->store()->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(CoordinatorTest, CancelEndsAWaitingTask) {
