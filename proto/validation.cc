@@ -151,6 +151,223 @@ bool ExpandRange(const std::string& entry, std::vector<std::string>* out, std::s
   return true;
 }
 
+// dataset: id, distinct feature columns, a label that is not a feature.
+void ValidateDataset(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if (!spec.has_dataset()) {
+    errors->push_back({"dataset", "required"});
+    return;
+  }
+  const v1::DatasetSpec& ds = spec.dataset();
+  if (ds.id().empty()) {
+    errors->push_back({"dataset.id", "required"});
+  } else if (!IsValidName(ds.id(), /*allow_upper=*/false)) {
+    errors->push_back({"dataset.id", "must be 1..64 characters from [a-z0-9._-]"});
+  }
+  if (ds.features().empty() && !spec.has_analytics()) {
+    errors->push_back({"dataset.features", "at least one feature column is required"});
+  } else if (ds.features_size() > 100000) {
+    errors->push_back({"dataset.features", "at most 100000 feature columns"});
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < ds.features_size(); ++i) {
+    const std::string& f = ds.features(i);
+    std::string path = absl::StrCat("dataset.features[", i, "]");
+    if (!IsValidColumnName(f)) {
+      errors->push_back({path, "must be a non-empty CSV header name without commas or quotes"});
+    } else if (!seen.insert(f).second) {
+      errors->push_back({path, absl::StrCat("column '", f, "' is listed twice")});
+    }
+  }
+  if (ds.label().empty()) {
+    if (!spec.has_analytics()) errors->push_back({"dataset.label", "required"});
+  } else if (!IsValidColumnName(ds.label())) {
+    errors->push_back({"dataset.label", "must be a CSV header name without commas or quotes"});
+  } else if (seen.count(ds.label()) > 0) {
+    errors->push_back(
+        {"dataset.label", absl::StrCat("column '", ds.label(), "' is also listed as a feature")});
+  }
+}
+
+// model: a known kind and the fields that kind takes (a training task only).
+void ValidateModel(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if (!spec.has_model()) {
+    errors->push_back({"model", "required"});
+    return;
+  }
+  const v1::ModelSpec& m = spec.model();
+  const bool known_kind = v1::ModelSpec::Kind_IsValid(m.kind());
+  if (m.kind() == v1::ModelSpec::KIND_UNSPECIFIED) {
+    errors->push_back({"model.kind",
+                       "required (LOGISTIC_REGRESSION, SOFTMAX_REGRESSION, LINEAR_REGRESSION, "
+                       "MLP or COX_PH)"});
+  } else if (!known_kind) {
+    errors->push_back({"model.kind", "unknown model kind"});
+  }
+  if (!std::isfinite(m.l2()) || m.l2() < 0) {
+    errors->push_back({"model.l2", "must be a finite number >= 0"});
+  }
+  if (!std::isfinite(m.inverse_regularization()) || m.inverse_regularization() < 0) {
+    errors->push_back({"model.inverse_regularization", "must be a finite number > 0"});
+  }
+  if (m.l2() > 0 && m.inverse_regularization() > 0) {
+    errors->push_back(
+        {"model.inverse_regularization", "set either l2 or inverse_regularization, not both"});
+  }
+  if (m.num_classes() > 10000) {
+    errors->push_back({"model.num_classes", "must be at most 10000"});
+  }
+  if (m.kind() == v1::ModelSpec::SOFTMAX_REGRESSION && m.num_classes() < 2) {
+    errors->push_back({"model.num_classes", "SOFTMAX_REGRESSION needs num_classes >= 2"});
+  }
+  if ((m.kind() == v1::ModelSpec::LOGISTIC_REGRESSION ||
+       m.kind() == v1::ModelSpec::LINEAR_REGRESSION || m.kind() == v1::ModelSpec::COX_PH) &&
+      m.num_classes() != 0) {
+    errors->push_back({"model.num_classes", "only SOFTMAX_REGRESSION and MLP take num_classes"});
+  }
+  if (m.kind() == v1::ModelSpec::MLP) {
+    if (m.hidden_layers_size() < 1 || m.hidden_layers_size() > 3) {
+      errors->push_back({"model.hidden_layers", "an MLP has 1 to 3 hidden layers"});
+    }
+    for (int i = 0; i < m.hidden_layers_size(); ++i) {
+      if (m.hidden_layers(i) < 1 || m.hidden_layers(i) > 4096) {
+        errors->push_back({absl::StrCat("model.hidden_layers[", i, "]"), "must be 1..4096 units"});
+      }
+    }
+  } else if (m.hidden_layers_size() > 0 && known_kind) {
+    errors->push_back({"model.hidden_layers", "only an MLP has hidden layers"});
+  }
+  if (spec.has_dataset()) {
+    const v1::DatasetSpec& ds = spec.dataset();
+    if (m.kind() == v1::ModelSpec::COX_PH) {
+      if (ds.event().empty()) {
+        errors->push_back({"dataset.event", "COX_PH needs the event column"});
+      } else if (ds.event() == ds.label() || std::find(ds.features().begin(), ds.features().end(),
+                                                       ds.event()) != ds.features().end()) {
+        errors->push_back({"dataset.event", "must differ from the label and the features"});
+      }
+    } else if (!ds.event().empty() && known_kind) {
+      errors->push_back({"dataset.event", "only COX_PH takes an event column"});
+    }
+  }
+}
+
+// training: the local optimiser (a training task only).
+void ValidateTraining(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if (!spec.has_training()) {
+    errors->push_back({"training", "required (learning_rate at least)"});
+    return;
+  }
+  const v1::TrainingSpec& t = spec.training();
+  if (t.local_epochs() > 1000) {
+    errors->push_back({"training.local_epochs", "must be 1..1000"});
+  }
+  if (t.batch_size() > 1000000) {
+    errors->push_back({"training.batch_size", "must be 1..1000000"});
+  }
+  if (!std::isfinite(t.learning_rate()) || t.learning_rate() <= 0) {
+    errors->push_back({"training.learning_rate", "must be a finite number > 0"});
+  }
+  if (!v1::TrainingSpec::Optimizer_IsValid(t.optimizer())) {
+    errors->push_back({"training.optimizer", "unknown optimizer (SGD, MOMENTUM or ADAM)"});
+  }
+  CheckUnitInterval(t.momentum(), "training.momentum", errors);
+  CheckUnitInterval(t.adam_beta1(), "training.adam_beta1", errors);
+  CheckUnitInterval(t.adam_beta2(), "training.adam_beta2", errors);
+  if (t.has_adam_epsilon() && (!std::isfinite(t.adam_epsilon()) || t.adam_epsilon() <= 0)) {
+    errors->push_back({"training.adam_epsilon", "must be a finite number > 0"});
+  }
+  if (!std::isfinite(t.proximal_mu()) || t.proximal_mu() < 0) {
+    errors->push_back({"training.proximal_mu", "must be a finite number >= 0"});
+  }
+}
+
+// Limits on rounds, cohort and deadlines; the server strategy.
+void ValidateRoundsAndStrategy(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if ((spec.rounds() == 0 && !spec.has_analytics()) || spec.rounds() > 100000) {
+    errors->push_back({"rounds", "must be 1..100000"});
+  }
+  if (spec.min_clients() > 10000) {
+    errors->push_back({"min_clients", "must be 1..10000"});
+  }
+  if (spec.round_deadline_seconds() > 86400) {
+    errors->push_back({"round_deadline_seconds", "must be 1..86400"});
+  }
+  if (spec.max_round_attempts() > 1000) {
+    errors->push_back({"max_round_attempts", "must be 1..1000"});
+  }
+  if (spec.has_strategy()) {
+    const v1::StrategySpec& s = spec.strategy();
+    if (!v1::StrategySpec::Kind_IsValid(s.kind())) {
+      errors->push_back({"strategy.kind", "unknown strategy"});
+    }
+    if (!std::isfinite(s.server_learning_rate()) || s.server_learning_rate() < 0) {
+      errors->push_back({"strategy.server_learning_rate", "must be a finite number > 0"});
+    }
+    CheckUnitInterval(s.server_momentum(), "strategy.server_momentum", errors);
+    CheckUnitInterval(s.beta1(), "strategy.beta1", errors);
+    CheckUnitInterval(s.beta2(), "strategy.beta2", errors);
+    if (s.has_tau() && (!std::isfinite(s.tau()) || s.tau() <= 0)) {
+      errors->push_back({"strategy.tau", "must be a finite number > 0"});
+    }
+  }
+}
+
+// privacy of a training task: clipping, noise, budget, and an encoding wide enough for the noise.
+void ValidateTrainingPrivacy(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if (!spec.has_privacy() || spec.has_analytics()) return;
+  const v1::PrivacySpec& p = spec.privacy();
+  if (!std::isfinite(p.clip_norm()) || p.clip_norm() <= 0) {
+    errors->push_back({"privacy.clip_norm", "required, a finite number > 0"});
+  }
+  if (!std::isfinite(p.noise_multiplier()) || p.noise_multiplier() <= 0) {
+    errors->push_back({"privacy.noise_multiplier", "required, a finite number > 0"});
+  }
+  CheckBudget(p, errors);
+  if (!(p.evaluation_noise_multiplier() >= 0 &&
+        p.evaluation_noise_multiplier() <= kMaxEvaluationNoiseMultiplier)) {
+    errors->push_back(
+        {"privacy.evaluation_noise_multiplier",
+         absl::StrCat("must be a finite number in [0, ", kMaxEvaluationNoiseMultiplier,
+                      "] (0 = evaluation sums released exactly)")});
+  }
+  // The secure-aggregation encoding clips every coordinate; it must not clip the noise.
+  const double clip =
+      spec.secure_aggregation().clip() > 0 ? spec.secure_aggregation().clip() : 10.0;
+  const double needed = p.clip_norm() * (1 + 6 * p.noise_multiplier());
+  if (std::isfinite(needed) && needed > 0 && clip < needed) {
+    errors->push_back(
+        {"secure_aggregation.clip",
+         absl::StrCat("must be at least privacy.clip_norm * (1 + 6 * "
+                      "noise_multiplier) = ",
+                      needed, " so that the encoding never clips the privacy noise")});
+  }
+}
+
+// secure_aggregation: a threshold the sites accept (secagg::SafeThreshold), clip, deadline.
+void ValidateSecureAggregation(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  if (!spec.has_secure_aggregation()) return;
+  const v1::SecureAggregationSpec& sa = spec.secure_aggregation();
+  if (sa.threshold() > 10000) {
+    errors->push_back({"secure_aggregation.threshold", "must be at most 10000"});
+  } else if (sa.threshold() > 0 && sa.threshold() < spec.min_clients()) {
+    errors->push_back({"secure_aggregation.threshold", "must be at least min_clients"});
+  } else if (const uint32_t n = spec.min_clients() > 0 ? spec.min_clients() : 2;
+             sa.threshold() > 0 && sa.threshold() < 2 * n / 3 + 1) {
+    // The sites' rule (secagg::SafeThreshold): no cohort of min_clients or more sites
+    // accepts a threshold below floor(2n/3) + 1.
+    errors->push_back({"secure_aggregation.threshold",
+                       absl::StrCat("must be at least ", 2 * n / 3 + 1,
+                                    " = floor(2n/3) + 1 for a cohort of min_clients = ", n,
+                                    " sites (docs/secure-aggregation.md); sites refuse less")});
+  }
+  if (!std::isfinite(sa.clip()) || sa.clip() < 0) {
+    errors->push_back({"secure_aggregation.clip", "must be a finite number > 0"});
+  }
+  if (sa.step_deadline_seconds() > 3600) {
+    errors->push_back({"secure_aggregation.step_deadline_seconds", "must be 1..3600"});
+  }
+}
+
 }  // namespace
 
 std::vector<FieldError> ExpandFeatureRanges(v1::TaskSpec* spec) {
@@ -190,208 +407,16 @@ std::vector<FieldError> ValidateTaskSpec(const v1::TaskSpec& original) {
     errors.push_back({"description", "must be at most 1024 bytes"});
   }
 
-  if (!spec.has_dataset()) {
-    errors.push_back({"dataset", "required"});
-  } else {
-    const v1::DatasetSpec& ds = spec.dataset();
-    if (ds.id().empty()) {
-      errors.push_back({"dataset.id", "required"});
-    } else if (!IsValidName(ds.id(), /*allow_upper=*/false)) {
-      errors.push_back({"dataset.id", "must be 1..64 characters from [a-z0-9._-]"});
-    }
-    if (ds.features().empty() && !spec.has_analytics()) {
-      errors.push_back({"dataset.features", "at least one feature column is required"});
-    } else if (ds.features_size() > 100000) {
-      errors.push_back({"dataset.features", "at most 100000 feature columns"});
-    }
-    std::set<std::string> seen;
-    for (int i = 0; i < ds.features_size(); ++i) {
-      const std::string& f = ds.features(i);
-      std::string path = absl::StrCat("dataset.features[", i, "]");
-      if (!IsValidColumnName(f)) {
-        errors.push_back({path, "must be a non-empty CSV header name without commas or quotes"});
-      } else if (!seen.insert(f).second) {
-        errors.push_back({path, absl::StrCat("column '", f, "' is listed twice")});
-      }
-    }
-    if (ds.label().empty()) {
-      if (!spec.has_analytics()) errors.push_back({"dataset.label", "required"});
-    } else if (!IsValidColumnName(ds.label())) {
-      errors.push_back({"dataset.label", "must be a CSV header name without commas or quotes"});
-    } else if (seen.count(ds.label()) > 0) {
-      errors.push_back(
-          {"dataset.label", absl::StrCat("column '", ds.label(), "' is also listed as a feature")});
-    }
-  }
-
+  ValidateDataset(spec, &errors);
   if (spec.has_analytics()) {
     ValidateAnalyticsTask(spec, &errors);
-  } else if (!spec.has_model()) {
-    errors.push_back({"model", "required"});
   } else {
-    const v1::ModelSpec& m = spec.model();
-    const bool known_kind = v1::ModelSpec::Kind_IsValid(m.kind());
-    if (m.kind() == v1::ModelSpec::KIND_UNSPECIFIED) {
-      errors.push_back({"model.kind",
-                        "required (LOGISTIC_REGRESSION, SOFTMAX_REGRESSION, LINEAR_REGRESSION, "
-                        "MLP or COX_PH)"});
-    } else if (!known_kind) {
-      errors.push_back({"model.kind", "unknown model kind"});
-    }
-    if (!std::isfinite(m.l2()) || m.l2() < 0) {
-      errors.push_back({"model.l2", "must be a finite number >= 0"});
-    }
-    if (!std::isfinite(m.inverse_regularization()) || m.inverse_regularization() < 0) {
-      errors.push_back({"model.inverse_regularization", "must be a finite number > 0"});
-    }
-    if (m.l2() > 0 && m.inverse_regularization() > 0) {
-      errors.push_back(
-          {"model.inverse_regularization", "set either l2 or inverse_regularization, not both"});
-    }
-    if (m.num_classes() > 10000) {
-      errors.push_back({"model.num_classes", "must be at most 10000"});
-    }
-    if (m.kind() == v1::ModelSpec::SOFTMAX_REGRESSION && m.num_classes() < 2) {
-      errors.push_back({"model.num_classes", "SOFTMAX_REGRESSION needs num_classes >= 2"});
-    }
-    if ((m.kind() == v1::ModelSpec::LOGISTIC_REGRESSION ||
-         m.kind() == v1::ModelSpec::LINEAR_REGRESSION || m.kind() == v1::ModelSpec::COX_PH) &&
-        m.num_classes() != 0) {
-      errors.push_back({"model.num_classes", "only SOFTMAX_REGRESSION and MLP take num_classes"});
-    }
-    if (m.kind() == v1::ModelSpec::MLP) {
-      if (m.hidden_layers_size() < 1 || m.hidden_layers_size() > 3) {
-        errors.push_back({"model.hidden_layers", "an MLP has 1 to 3 hidden layers"});
-      }
-      for (int i = 0; i < m.hidden_layers_size(); ++i) {
-        if (m.hidden_layers(i) < 1 || m.hidden_layers(i) > 4096) {
-          errors.push_back({absl::StrCat("model.hidden_layers[", i, "]"), "must be 1..4096 units"});
-        }
-      }
-    } else if (m.hidden_layers_size() > 0 && known_kind) {
-      errors.push_back({"model.hidden_layers", "only an MLP has hidden layers"});
-    }
-    if (spec.has_dataset()) {
-      const v1::DatasetSpec& ds = spec.dataset();
-      if (m.kind() == v1::ModelSpec::COX_PH) {
-        if (ds.event().empty()) {
-          errors.push_back({"dataset.event", "COX_PH needs the event column"});
-        } else if (ds.event() == ds.label() || std::find(ds.features().begin(), ds.features().end(),
-                                                         ds.event()) != ds.features().end()) {
-          errors.push_back({"dataset.event", "must differ from the label and the features"});
-        }
-      } else if (!ds.event().empty() && known_kind) {
-        errors.push_back({"dataset.event", "only COX_PH takes an event column"});
-      }
-    }
+    ValidateModel(spec, &errors);
+    ValidateTraining(spec, &errors);
   }
-
-  if (spec.has_analytics()) {
-    // Checked above.
-  } else if (!spec.has_training()) {
-    errors.push_back({"training", "required (learning_rate at least)"});
-  } else {
-    const v1::TrainingSpec& t = spec.training();
-    if (t.local_epochs() > 1000) {
-      errors.push_back({"training.local_epochs", "must be 1..1000"});
-    }
-    if (t.batch_size() > 1000000) {
-      errors.push_back({"training.batch_size", "must be 1..1000000"});
-    }
-    if (!std::isfinite(t.learning_rate()) || t.learning_rate() <= 0) {
-      errors.push_back({"training.learning_rate", "must be a finite number > 0"});
-    }
-    if (!v1::TrainingSpec::Optimizer_IsValid(t.optimizer())) {
-      errors.push_back({"training.optimizer", "unknown optimizer (SGD, MOMENTUM or ADAM)"});
-    }
-    CheckUnitInterval(t.momentum(), "training.momentum", &errors);
-    CheckUnitInterval(t.adam_beta1(), "training.adam_beta1", &errors);
-    CheckUnitInterval(t.adam_beta2(), "training.adam_beta2", &errors);
-    if (t.has_adam_epsilon() && (!std::isfinite(t.adam_epsilon()) || t.adam_epsilon() <= 0)) {
-      errors.push_back({"training.adam_epsilon", "must be a finite number > 0"});
-    }
-    if (!std::isfinite(t.proximal_mu()) || t.proximal_mu() < 0) {
-      errors.push_back({"training.proximal_mu", "must be a finite number >= 0"});
-    }
-  }
-
-  if ((spec.rounds() == 0 && !spec.has_analytics()) || spec.rounds() > 100000) {
-    errors.push_back({"rounds", "must be 1..100000"});
-  }
-  if (spec.min_clients() > 10000) {
-    errors.push_back({"min_clients", "must be 1..10000"});
-  }
-  if (spec.round_deadline_seconds() > 86400) {
-    errors.push_back({"round_deadline_seconds", "must be 1..86400"});
-  }
-  if (spec.max_round_attempts() > 1000) {
-    errors.push_back({"max_round_attempts", "must be 1..1000"});
-  }
-  if (spec.has_strategy()) {
-    const v1::StrategySpec& s = spec.strategy();
-    if (!v1::StrategySpec::Kind_IsValid(s.kind())) {
-      errors.push_back({"strategy.kind", "unknown strategy"});
-    }
-    if (!std::isfinite(s.server_learning_rate()) || s.server_learning_rate() < 0) {
-      errors.push_back({"strategy.server_learning_rate", "must be a finite number > 0"});
-    }
-    CheckUnitInterval(s.server_momentum(), "strategy.server_momentum", &errors);
-    CheckUnitInterval(s.beta1(), "strategy.beta1", &errors);
-    CheckUnitInterval(s.beta2(), "strategy.beta2", &errors);
-    if (s.has_tau() && (!std::isfinite(s.tau()) || s.tau() <= 0)) {
-      errors.push_back({"strategy.tau", "must be a finite number > 0"});
-    }
-  }
-  if (spec.has_privacy() && !spec.has_analytics()) {
-    const v1::PrivacySpec& p = spec.privacy();
-    if (!std::isfinite(p.clip_norm()) || p.clip_norm() <= 0) {
-      errors.push_back({"privacy.clip_norm", "required, a finite number > 0"});
-    }
-    if (!std::isfinite(p.noise_multiplier()) || p.noise_multiplier() <= 0) {
-      errors.push_back({"privacy.noise_multiplier", "required, a finite number > 0"});
-    }
-    CheckBudget(p, &errors);
-    if (!(p.evaluation_noise_multiplier() >= 0 &&
-          p.evaluation_noise_multiplier() <= kMaxEvaluationNoiseMultiplier)) {
-      errors.push_back(
-          {"privacy.evaluation_noise_multiplier",
-           absl::StrCat("must be a finite number in [0, ", kMaxEvaluationNoiseMultiplier,
-                        "] (0 = evaluation sums released exactly)")});
-    }
-    // The secure-aggregation encoding clips every coordinate; it must not clip the noise.
-    const double clip =
-        spec.secure_aggregation().clip() > 0 ? spec.secure_aggregation().clip() : 10.0;
-    const double needed = p.clip_norm() * (1 + 6 * p.noise_multiplier());
-    if (std::isfinite(needed) && needed > 0 && clip < needed) {
-      errors.push_back(
-          {"secure_aggregation.clip",
-           absl::StrCat("must be at least privacy.clip_norm * (1 + 6 * "
-                        "noise_multiplier) = ",
-                        needed, " so that the encoding never clips the privacy noise")});
-    }
-  }
-  if (spec.has_secure_aggregation()) {
-    const v1::SecureAggregationSpec& sa = spec.secure_aggregation();
-    if (sa.threshold() > 10000) {
-      errors.push_back({"secure_aggregation.threshold", "must be at most 10000"});
-    } else if (sa.threshold() > 0 && sa.threshold() < spec.min_clients()) {
-      errors.push_back({"secure_aggregation.threshold", "must be at least min_clients"});
-    } else if (const uint32_t n = spec.min_clients() > 0 ? spec.min_clients() : 2;
-               sa.threshold() > 0 && sa.threshold() < 2 * n / 3 + 1) {
-      // The sites' rule (secagg::SafeThreshold): no cohort of min_clients or more sites
-      // accepts a threshold below floor(2n/3) + 1.
-      errors.push_back({"secure_aggregation.threshold",
-                        absl::StrCat("must be at least ", 2 * n / 3 + 1,
-                                     " = floor(2n/3) + 1 for a cohort of min_clients = ", n,
-                                     " sites (docs/secure-aggregation.md); sites refuse less")});
-    }
-    if (!std::isfinite(sa.clip()) || sa.clip() < 0) {
-      errors.push_back({"secure_aggregation.clip", "must be a finite number > 0"});
-    }
-    if (sa.step_deadline_seconds() > 3600) {
-      errors.push_back({"secure_aggregation.step_deadline_seconds", "must be 1..3600"});
-    }
-  }
+  ValidateRoundsAndStrategy(spec, &errors);
+  ValidateTrainingPrivacy(spec, &errors);
+  ValidateSecureAggregation(spec, &errors);
   return errors;
 }
 
