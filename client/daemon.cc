@@ -127,8 +127,12 @@ class ClientDaemon {
         .With("datasets", static_cast<uint64_t>(config_.datasets_size()));
 
     // Cancels the call in flight as soon as a stop is requested.
-    std::thread canceller([this] {
-      stop_->WaitForNotification();
+    // It also ends when Run returns without a stop (a fatal site-side error).
+    absl::Notification run_ended;
+    std::thread canceller([this, &run_ended] {
+      while (!stop_->WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+        if (run_ended.HasBeenNotified()) return;
+      }
       guard_.CancelCurrent();
     });
 
@@ -138,6 +142,12 @@ class ClientDaemon {
     while (!stop_->HasBeenNotified()) {
       absl::Status st = Session();
       if (stop_->HasBeenNotified()) break;
+      if (!ready_error_.ok()) {
+        run_ended.Notify();
+        canceller.join();
+        common::LogError("client_stopped").With("error", ready_error_.ToString());
+        return ready_error_;
+      }
       if (session_ok_) {
         // The coordinator was there a moment ago: come back quickly.
         backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
@@ -195,7 +205,9 @@ class ClientDaemon {
         .With("client", welcome.client_id())
         .With("coordinator", config_.coordinator_address());
     if (!ready_written_ && !config_.ready_file().empty()) {
-      RETURN_IF_ERROR(common::WriteFileAtomic(config_.ready_file(), welcome.client_id() + "\n"));
+      // A site-side problem, not the coordinator's: the daemon stops with it (Run).
+      ready_error_ = common::WriteReadyFile(config_.ready_file(), welcome.client_id() + "\n");
+      RETURN_IF_ERROR(ready_error_);
       ready_written_ = true;
     }
     const absl::Duration pull_timeout =
@@ -260,6 +272,7 @@ class ClientDaemon {
   std::unique_ptr<UpdateSink> sink_;
   absl::BitGen bitgen_;
   bool ready_written_ = false;
+  absl::Status ready_error_;  // writing the ready file failed: the daemon stops
   bool session_ok_ = false;
 };
 

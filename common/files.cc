@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status.h"
 
 namespace tessera::common {
 namespace {
@@ -107,6 +108,13 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
     return st;
   }
   SyncDirectory(DirName(path));
+  return absl::OkStatus();
+}
+
+absl::Status WriteReadyFile(const std::string& path, std::string_view contents) {
+  absl::Status st = MakeDirectories(DirName(path), 0755);
+  if (st.ok()) st = WriteFileAtomic(path, contents, 0644);
+  if (!st.ok()) return Annotate(st, absl::StrCat("ready_file ", path));
   return absl::OkStatus();
 }
 

@@ -22,6 +22,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
                              mode_t mode = 0644);
 
+// A daemon's ready file (config `ready_file`): creates its folder (0755) when missing — as
+// systemd's RuntimeDirectory would — then writes `contents` with WriteFileAtomic. Errors
+// name the file as the ready_file, for a clear message at start-up.
+absl::Status WriteReadyFile(const std::string& path, std::string_view contents);
+
 // Like WriteFileAtomic, but fails with ALREADY_EXISTS rather than replace a file. For keys.
 absl::Status WriteNewFile(const std::string& path, std::string_view contents, mode_t mode);
 

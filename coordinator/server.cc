@@ -66,7 +66,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
 
   absl::Status resumed = coordinator->ResumeTasks();
   if (resumed.ok() && !config.ready_file().empty()) {
-    resumed = common::WriteFileAtomic(config.ready_file(), bound + "\n");
+    resumed = common::WriteReadyFile(config.ready_file(), bound + "\n");
   }
   if (!resumed.ok()) {
     coordinator->Shutdown();

@@ -165,5 +165,27 @@ TEST_F(E2eCliTest, CoordinatorRefusesGroupReadableKey) {
   EXPECT_FALSE(common::PathExists(ready));
 }
 
+// The ready file's folder (/run/tessera in docs/operations.md) need not exist: the
+// coordinator creates it, as systemd's RuntimeDirectory would.
+TEST_F(E2eCliTest, CoordinatorCreatesTheFolderOfItsReadyFile) {
+  ASSERT_OK(MakeTestPki({}));
+  v1::CoordinatorConfig config;
+  config.set_listen_address("127.0.0.1:0");
+  config.set_data_dir(temp().File("db"));
+  *config.mutable_tls() = coordinator_tls();
+  const std::string ready = temp().File("run/tessera/ready");
+  config.set_ready_file(ready);
+  const std::string config_path = temp().File("coordinator.textproto");
+  ASSERT_OK(common::WriteFileAtomic(config_path, common::ToTextProto(config)));
+  ASSERT_FALSE(common::PathExists(temp().File("run")));
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Process> coordinator,
+                       Process::Start({CoordinatorBinary(), "--config", config_path},
+                                      temp().File("coordinator.log")));
+  ASSERT_OK_AND_ASSIGN(std::string bound, WaitForFile(ready, *coordinator, absl::Seconds(60)));
+  EXPECT_THAT(bound, StartsWith("127.0.0.1:"));
+  EXPECT_TRUE(coordinator->Terminate(absl::Seconds(30)).Succeeded()) << coordinator->LogTail();
+}
+
 }  // namespace
 }  // namespace tessera::e2e

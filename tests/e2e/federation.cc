@@ -291,10 +291,10 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
     return absl::FailedPreconditionError(absl::StrCat(name, " is already running"));
   }
   s.config_path = s.dir + "/config.textproto";
-  s.ready_path = s.dir + "/ready";
+  if (s.ready_path.empty()) s.ready_path = s.dir + "/ready";
   if (s.store_dir.empty()) s.store_dir = s.dir + "/store";
   // A restart must not be taken as ready on the strength of the previous daemon's file.
-  if (std::remove(s.ready_path.c_str()) != 0 && errno != ENOENT) {
+  if (std::remove(s.ready_path.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
     return absl::InternalError(absl::StrCat("cannot remove ", s.ready_path));
   }
   v1::ClientConfig config;

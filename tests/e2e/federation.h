@@ -75,7 +75,7 @@ class FederationTest : public ::testing::Test {
     int train_rows = 0;
     int test_rows = 0;
     std::string config_path;
-    std::string ready_path;
+    std::string ready_path;  // <dir>/ready unless the test set another before StartClient
     // The site store's directory (config data_dir); StartClient sets <dir>/store when empty.
     // A test may point a restart elsewhere (a site that lost its store).
     std::string store_dir;

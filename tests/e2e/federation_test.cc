@@ -297,5 +297,30 @@ TEST_F(E2eFederationTest, ClientStartedBeforeCoordinatorConnectsOnceItIsUp) {
   EXPECT_THAT(clients.out, HasSubstr("hospital-a"));
 }
 
+// A site's ready file in a folder that does not exist yet is written there (the daemon
+// creates the folder); one that cannot be written is the site's own problem: the daemon
+// stops with an error naming the ready_file, instead of logging it as the coordinator's
+// refusal and retrying for ever.
+TEST_F(E2eFederationTest, SiteCreatesTheFolderOfItsReadyFileOrStopsNamingIt) {
+  ASSERT_OK(MakeTestPki({"hospital-a", "hospital-b"}));
+  ASSERT_OK(SplitData({"hospital-a", "hospital-b"}));
+  ASSERT_OK(StartCoordinator());
+  Site& a = site("hospital-a");
+  a.ready_path = temp().File("hospital-a-run/tessera/ready");
+  ASSERT_OK(StartClient("hospital-a"));
+  ASSERT_OK(WaitClientReady("hospital-a"));
+
+  Site& b = site("hospital-b");
+  const std::string not_a_folder = temp().File("hospital-b-run");
+  ASSERT_OK(common::WriteFileAtomic(not_a_folder, "a file where the folder should be\n"));
+  b.ready_path = not_a_folder + "/ready";
+  ASSERT_OK(StartClient("hospital-b"));
+  ASSERT_OK_AND_ASSIGN(ExitStatus how, b.process->Wait(absl::Seconds(60)));
+  EXPECT_TRUE(how.exited && how.code != 0) << how.ToString();
+  const std::string log = b.process->Log();
+  EXPECT_THAT(log, HasSubstr("ready_file " + b.ready_path)) << log;
+  EXPECT_THAT(log, Not(HasSubstr("coordinator_refused"))) << log;
+}
+
 }  // namespace
 }  // namespace tessera::e2e
