@@ -3,13 +3,21 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "proto/internal/ranking_metrics.h"
 #include "proto/task.pb.h"
 
 namespace tessera::proto {
 namespace {
+
+using internal::BinnedHarrell;
+using internal::DecodeAucBlock;
+using internal::EncodeAucBlock;
+using internal::ExactHarrell;
+using internal::IsSurvivalNoiseCell;
+using internal::PairCounts;
+using internal::SurvivalCell;
 
 constexpr double kProbabilityClip = 1e-15;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -27,20 +35,6 @@ constexpr size_t kSurvN = 0, kSurvEvents = 1, kSurvExactConc = 2, kSurvExactComp
                  kSurvBinnedConc = 4, kSurvBinnedComp = 5, kSurvGrid = 6;
 constexpr size_t kSurvivalCells = kSurvivalTimeBins * kSurvivalRiskBins;
 constexpr size_t kSurvivalLength = kSurvGrid + 2 * kSurvivalCells;
-// Inside an AUC block.
-constexpr size_t kAucExact = 0, kAucBinned = 1, kAucPos = 2, kAucNeg = 2 + kAucBins + 2;
-constexpr size_t kAucHistogram = kAucBins + 2;
-// Coarse AUC bins for noise: kAucNoiseBins bins, each represented by the fine bin that
-// holds its lower edge.
-static_assert(kAucBinsPerUnit % kAucNoiseBinsPerUnit == 0);
-static_assert(kAucNoiseLogitRange > 0 && kAucNoiseLogitRange <= kAucLogitRange);
-constexpr size_t kAucNoiseBins =
-    static_cast<size_t>(2 * kAucNoiseLogitRange) * kAucNoiseBinsPerUnit;
-constexpr size_t kAucNoiseStride = kAucBinsPerUnit / kAucNoiseBinsPerUnit;
-constexpr size_t kAucNoiseFirst =
-    1 + static_cast<size_t>(kAucLogitRange - kAucNoiseLogitRange) * kAucBinsPerUnit;
-static_assert(kSurvivalTimeBins % kSurvivalNoiseTimeStride == 0);
-static_assert(kSurvivalRiskBins % kSurvivalNoiseRiskStride == 0);
 
 size_t ExpectedLength(EvaluationKind kind, uint32_t num_classes) {
   switch (kind) {
@@ -84,234 +78,6 @@ double ClippedLogLoss(double p) {
 
 // A row's log-loss as the noise encoding sends it: at most kMaxRowLogLoss, in units of it.
 double ScaledLogLoss(double loss) { return std::min(loss, kMaxRowLogLoss) / kMaxRowLogLoss; }
-
-// ---- AUC ----
-
-// Histogram index of a probability: underflow 0, bins 1..kAucBins, overflow kAucBins + 1.
-size_t AucBin(double p) {
-  // logit(p); p = 0 and p = 1 give -inf and +inf, which land in the outer bins.
-  const double s = std::log(p) - std::log1p(-p);
-  if (!(s >= -kAucLogitRange)) return 0;
-  if (s >= kAucLogitRange) return kAucBins + 1;
-  const double u = std::floor((s + kAucLogitRange) * kAucBinsPerUnit);
-  return 1 + std::min(static_cast<size_t>(u), kAucBins - 1);
-}
-
-// The coarse bin of a probability when encoding for noise, as an index of the fine
-// histogram: underflow 0, the coarse bins' representatives, overflow kAucBins + 1.
-size_t AucNoiseBin(double p) {
-  const double s = std::log(p) - std::log1p(-p);
-  if (!(s >= -kAucNoiseLogitRange)) return 0;
-  if (s >= kAucNoiseLogitRange) return kAucBins + 1;
-  const double u = std::floor((s + kAucNoiseLogitRange) * kAucNoiseBinsPerUnit);
-  return kAucNoiseFirst + std::min(static_cast<size_t>(u), kAucNoiseBins - 1) * kAucNoiseStride;
-}
-
-// Whether fine bin b is read when decoding noisy sums.
-bool IsAucNoiseBin(size_t b) {
-  return b == 0 || b == kAucBins + 1 ||
-         (b >= kAucNoiseFirst && (b - kAucNoiseFirst) % kAucNoiseStride == 0 &&
-          (b - kAucNoiseFirst) / kAucNoiseStride < kAucNoiseBins);
-}
-
-// sum over (pos, neg) pairs of [bin_pos > bin_neg] + 1/2 [bin_pos = bin_neg].
-double BinnedAucNumerator(std::span<const double> pos, std::span<const double> neg) {
-  double numerator = 0, neg_below = 0;
-  for (size_t b = 0; b < pos.size(); ++b) {
-    numerator += pos[b] * (neg_below + 0.5 * neg[b]);
-    neg_below += neg[b];
-  }
-  return numerator;
-}
-
-// Exact Mann-Whitney numerator over the rows' own pairs; O(n log n).
-double ExactAucNumerator(std::span<const double> scores, std::span<const uint8_t> positive) {
-  std::vector<size_t> order(scores.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
-  double numerator = 0, neg_below = 0;
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    double pos_here = 0, neg_here = 0;
-    while (j < order.size() && scores[order[j]] == scores[order[i]]) {
-      (positive[order[j]] ? pos_here : neg_here) += 1;
-      ++j;
-    }
-    numerator += pos_here * (neg_below + 0.5 * neg_here);
-    neg_below += neg_here;
-    i = j;
-  }
-  return numerator;
-}
-
-// Fills an AUC block (kAucBlockLength values at `block`). For noise: coarse bins, and no
-// within-site numerators (they stay 0).
-void EncodeAucBlock(std::span<const double> scores, std::span<const uint8_t> positive,
-                    bool for_noise, double* block) {
-  double* pos = block + kAucPos;
-  double* neg = block + kAucNeg;
-  for (size_t r = 0; r < scores.size(); ++r) {
-    (positive[r] ? pos : neg)[for_noise ? AucNoiseBin(scores[r]) : AucBin(scores[r])] += 1;
-  }
-  if (for_noise) return;
-  block[kAucExact] = ExactAucNumerator(scores, positive);
-  block[kAucBinned] = BinnedAucNumerator({pos, kAucHistogram}, {neg, kAucHistogram});
-}
-
-double DecodeAucBlock(std::span<const double> block, bool noisy) {
-  std::vector<double> pos(block.begin() + kAucPos, block.begin() + kAucPos + kAucHistogram);
-  std::vector<double> neg(block.begin() + kAucNeg, block.begin() + kAucNeg + kAucHistogram);
-  double numerator = 0;
-  if (noisy) {
-    // Only the coarse bins hold rows; the others hold noise alone. The within-site terms
-    // were sent as 0 (noise again): the pooled coarse histograms are the whole estimate.
-    for (size_t b = 0; b < kAucHistogram; ++b) {
-      if (!IsAucNoiseBin(b)) pos[b] = neg[b] = 0;
-    }
-    numerator = BinnedAucNumerator(pos, neg);
-  } else {
-    numerator = BinnedAucNumerator(pos, neg) - block[kAucBinned] + block[kAucExact];
-  }
-  const double p = std::accumulate(pos.begin(), pos.end(), 0.0);
-  const double n = std::accumulate(neg.begin(), neg.end(), 0.0);
-  if (p <= 0 || n <= 0) return kNaN;
-  return std::clamp(numerator / (p * n), 0.0, 1.0);
-}
-
-// ---- Harrell's C ----
-
-struct PairCounts {
-  double concordant = 0;  // concordant + 1/2 per tied-risk comparable pair
-  double comparable = 0;
-};
-
-size_t TimeBin(double t, double mean, double stddev) {
-  const double z = (t - mean) / stddev;
-  const double u = 0.5 * std::erfc(-z / std::sqrt(2.0));  // Phi(z)
-  const double b = std::floor(u * static_cast<double>(kSurvivalTimeBins));
-  if (!(b >= 0)) return 0;
-  return std::min(static_cast<size_t>(b), kSurvivalTimeBins - 1);
-}
-
-size_t RiskBin(double eta) {
-  static const double kHalfWidth = std::asinh(kSurvivalRiskRange / kSurvivalRiskScale);
-  const double u = (std::asinh(eta / kSurvivalRiskScale) + kHalfWidth) / (2 * kHalfWidth);
-  const double b = std::floor(u * static_cast<double>(kSurvivalRiskBins));
-  if (!(b >= 0)) return 0;
-  return std::min(static_cast<size_t>(b), kSurvivalRiskBins - 1);
-}
-
-// A row's grid cell, coarse (fine bins rounded down to the strides) when for noise.
-size_t SurvivalCell(double t, double eta, double mean, double stddev, bool for_noise) {
-  size_t time_bin = TimeBin(t, mean, stddev), risk_bin = RiskBin(eta);
-  if (for_noise) {
-    time_bin -= time_bin % kSurvivalNoiseTimeStride;
-    risk_bin -= risk_bin % kSurvivalNoiseRiskStride;
-  }
-  return time_bin * kSurvivalRiskBins + risk_bin;
-}
-
-bool IsSurvivalNoiseCell(size_t cell) {
-  return (cell / kSurvivalRiskBins) % kSurvivalNoiseTimeStride == 0 &&
-         (cell % kSurvivalRiskBins) % kSurvivalNoiseRiskStride == 0;
-}
-
-// The binned estimate from grids E (events) and N (all rows), time-major.
-PairCounts BinnedHarrell(std::span<const double> events, std::span<const double> all) {
-  constexpr size_t kT = kSurvivalTimeBins, kR = kSurvivalRiskBins;
-  PairCounts out;
-  std::vector<double> later(kR, 0.0);  // rows per risk bin in later time bins
-  double later_total = 0;
-  for (size_t a = kT; a-- > 0;) {
-    const double* e = events.data() + a * kR;
-    const double* n = all.data() + a * kR;
-    double e_here = 0, n_here = 0;
-    double later_below = 0, here_below = 0;
-    for (size_t r = 0; r < kR; ++r) {
-      if (e[r] != 0) {
-        // Later time bins: comparable, concordant below, 1/2 at the same risk bin. The
-        // same time bin: comparable with weight 1/2, then the same; j != i.
-        out.concordant +=
-            e[r] * (later_below + 0.5 * later[r] + 0.5 * (here_below + 0.5 * (n[r] - 1)));
-      }
-      later_below += later[r];
-      here_below += n[r];
-      e_here += e[r];
-      n_here += n[r];
-    }
-    out.comparable += e_here * later_total + 0.5 * (e_here * n_here - e_here);
-    for (size_t r = 0; r < kR; ++r) later[r] += n[r];
-    later_total += n_here;
-  }
-  return out;
-}
-
-// Fenwick tree of counts over ranks 0..size-1.
-class CountTree {
- public:
-  explicit CountTree(size_t size) : tree_(size + 1, 0) {}
-  void Add(size_t rank) {
-    for (size_t i = rank + 1; i < tree_.size(); i += i & (~i + 1)) ++tree_[i];
-  }
-  // Number of entries with rank < `rank`.
-  uint64_t Below(size_t rank) const {
-    uint64_t total = 0;
-    for (size_t i = rank; i > 0; i -= i & (~i + 1)) total += tree_[i];
-    return total;
-  }
-
- private:
-  std::vector<uint64_t> tree_;
-};
-
-// Exact Harrell's C counts over the rows' own pairs; O(n log n).
-PairCounts ExactHarrell(std::span<const double> times, std::span<const double> etas,
-                        std::span<const double> events) {
-  const size_t n = times.size();
-  std::vector<double> sorted_etas(etas.begin(), etas.end());
-  std::sort(sorted_etas.begin(), sorted_etas.end());
-  sorted_etas.erase(std::unique(sorted_etas.begin(), sorted_etas.end()), sorted_etas.end());
-  std::vector<size_t> rank(n);
-  for (size_t i = 0; i < n; ++i) {
-    rank[i] = static_cast<size_t>(
-        std::lower_bound(sorted_etas.begin(), sorted_etas.end(), etas[i]) - sorted_etas.begin());
-  }
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return times[a] > times[b]; });
-
-  CountTree tree(sorted_etas.size());
-  uint64_t inserted = 0;
-  PairCounts out;
-  for (size_t g = 0; g < n;) {
-    size_t end = g;
-    while (end < n && times[order[end]] == times[order[g]]) ++end;
-    // Rows of later times are in the tree; add this time's censored rows (comparable with
-    // this time's events), query the events, then add the events.
-    for (size_t k = g; k < end; ++k) {
-      if (events[order[k]] == 0) {
-        tree.Add(rank[order[k]]);
-        ++inserted;
-      }
-    }
-    for (size_t k = g; k < end; ++k) {
-      const size_t i = order[k];
-      if (events[i] != 1) continue;
-      const uint64_t below = tree.Below(rank[i]);
-      const uint64_t tied = tree.Below(rank[i] + 1) - below;
-      out.concordant += static_cast<double>(below) + 0.5 * static_cast<double>(tied);
-      out.comparable += static_cast<double>(inserted);
-    }
-    for (size_t k = g; k < end; ++k) {
-      if (events[order[k]] == 1) {
-        tree.Add(rank[order[k]]);
-        ++inserted;
-      }
-    }
-    g = end;
-  }
-  return out;
-}
 
 // ---- Encoders per kind ----
 
