@@ -1,5 +1,9 @@
 #include "tests/e2e/doc_runner.h"
 
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -17,6 +21,11 @@
 
 namespace tessera::e2e {
 namespace {
+
+namespace fs = std::filesystem;
+
+constexpr absl::Duration kReadyTimeout = absl::Seconds(60);
+constexpr absl::Duration kStopTimeout = absl::Seconds(30);
 
 // "```sh" -> "sh"; nullopt for a line that is not a fence.
 std::optional<std::string> FenceInfo(const std::string& line) {
@@ -38,6 +47,18 @@ std::string ReplaceEach(const std::string& text, const std::regex& re, F replace
   }
   out.append(last, text.cend());
   return out;
+}
+
+// Why a documented command is not run on a test machine; nullopt if it is run.
+std::optional<std::string> NotRunReason(const std::string& command) {
+  const std::vector<std::string> w = Words(command);
+  if (w.size() >= 2 && w[0] == "bash" && w[1] == "deploy/install-deps.sh") {
+    return "installs Debian packages as root (apt-get); CI runs it in deploy/test.sh";
+  }
+  if (!w.empty() && (w[0] == "cmake" || w[0] == "ninja")) {
+    return "builds the programs; the test runs the ones CMake built for it";
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -113,6 +134,15 @@ std::vector<DocCommand> ShellCommands(const FencedBlock& block) {
     }
   }
   if (pending.has_value()) commands.push_back(std::move(*pending));
+  return commands;
+}
+
+std::vector<DocCommand> ShellCommands(const std::vector<FencedBlock>& blocks) {
+  std::vector<DocCommand> commands;
+  for (const FencedBlock& b : blocks) {
+    if (!b.IsShell()) continue;
+    for (DocCommand& c : ShellCommands(b)) commands.push_back(std::move(c));
+  }
   return commands;
 }
 
@@ -224,6 +254,127 @@ absl::StatusOr<std::string> ShellSession::Variable(const std::string& name) {
     return absl::InternalError(absl::StrCat("cannot read $", name, ": ", r.err));
   }
   return r.out;
+}
+
+std::string BuildDir() { return fs::path(ConsoleBinary()).parent_path().parent_path().string(); }
+
+bool NotRunHere(const FencedBlock& block, const DocCommand& command) {
+  std::optional<std::string> why = NotRunReason(command.text);
+  if (!why.has_value()) return false;
+  std::fprintf(stderr, "%s:%d: not run (%s): %s\n", block.file.c_str(), command.line, why->c_str(),
+               command.text.c_str());
+  return true;
+}
+
+std::string Where::ToString() const {
+  return absl::StrCat(block->file, ":", line, " (the ```", block->info, " block at line ",
+                      block->line, ")", site.empty() ? "" : absl::StrCat(", for site ", site),
+                      "\n  as written: ", as_written, "\n");
+}
+
+void Trace(const Where& where, const std::string& ran) {
+  std::fprintf(stderr, "%s:%d%s: %s\n", where.block->file.c_str(), where.line,
+               where.site.empty() ? "" : absl::StrCat(" [", where.site, "]").c_str(), ran.c_str());
+}
+
+absl::Status Failed(const Where& where, const std::string& ran, const std::string& cwd,
+                    const CommandResult& result, const std::string& why) {
+  return absl::InternalError(absl::StrCat(where.ToString(), "  ran:        ", ran,
+                                          "\n  in:         ", cwd, "\n  ", why,
+                                          "\n--- stdout (last 40 lines):\n", Tail(result.out, 40),
+                                          "\n--- stderr (last 40 lines):\n", Tail(result.err, 40)));
+}
+
+std::vector<std::string> QueryFiles(const std::vector<FencedBlock>& blocks) {
+  std::vector<std::string> files;
+  for (const DocCommand& c : ShellCommands(blocks)) {
+    std::vector<std::string> w = Words(c.text);
+    if (w.size() >= 3 && w[0] == "tessera" && w[1] == "query") files.push_back(w[2]);
+  }
+  return files;
+}
+
+absl::StatusOr<std::string> DatasetStem(const std::string& id) {
+  static const auto* kStems =
+      new std::map<std::string, std::string>{{"breast_cancer", "breast_cancer_wisconsin"},
+                                             {"diabetes", "diabetes_progression"},
+                                             {"digits", "digits"},
+                                             {"rotterdam", "rotterdam_survival"},
+                                             {"smoking_nhis", "smoking_nhis"}};
+  auto it = kStems->find(id);
+  if (it == kStems->end()) {
+    return absl::NotFoundError(absl::StrCat("dataset '", id, "': no CSV in deploy/data is known"));
+  }
+  return it->second;
+}
+
+absl::Status LinkDeploy(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directory_symlink(SourcePath("deploy"), dir + "/deploy", ec);
+  if (ec) return absl::InternalError("cannot link deploy/: " + ec.message());
+  return absl::OkStatus();
+}
+
+Daemon& DocDaemons::Add(const std::string& label, const std::string& command,
+                        const std::string& cwd, const std::string& ready_file) {
+  daemons_.push_back(std::make_unique<Daemon>(Daemon{label, command, cwd, ready_file, nullptr}));
+  return *daemons_.back();
+}
+
+absl::StatusOr<std::string> DocDaemons::Start(ShellSession& session, Daemon& d) {
+  if (std::remove(d.ready_file.c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError("cannot remove " + d.ready_file);
+  }
+  const std::string log = absl::StrCat(log_dir_, "/", d.label, ".log");
+  RETURN_IF_ERROR(common::MakeDirectories(log_dir_, 0755));
+  ASSIGN_OR_RETURN(d.process, session.Start(d.command, d.cwd, log));
+  return WaitForFile(d.ready_file, *d.process, kReadyTimeout);
+}
+
+absl::Status DocDaemons::Stop(Daemon& d) {
+  if (d.process == nullptr || !d.process->Running()) {
+    return absl::FailedPreconditionError(d.label + " is not running");
+  }
+  RETURN_IF_ERROR(d.process->Kill(SIGTERM));
+  ASSIGN_OR_RETURN(ExitStatus how, d.process->Wait(kStopTimeout));
+  if (!how.Succeeded()) {
+    return absl::InternalError(
+        absl::StrCat(d.label, " stopped with ", how.ToString(), "\n", d.process->LogTail()));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> DocDaemons::StopAll() {
+  std::vector<std::string> failures;
+  for (Daemon* d : StopOrder()) {
+    if (d->process == nullptr || !d->process->Running()) continue;
+    ExitStatus how = d->process->Terminate(kStopTimeout);
+    if (!how.Succeeded()) {
+      failures.push_back(absl::StrCat(d->label, " did not stop cleanly on SIGTERM: ",
+                                      how.ToString(), "\n", d->process->LogTail(30)));
+    }
+  }
+  return failures;
+}
+
+void DocDaemons::PrintLogs() const {
+  for (Daemon* d : StopOrder()) {
+    if (d->process == nullptr) continue;
+    std::fprintf(stderr, "---- %s (%s): last lines of %s\n%s\n", d->label.c_str(),
+                 d->command.c_str(), d->process->log_path().c_str(),
+                 d->process->LogTail(30).c_str());
+  }
+}
+
+std::vector<Daemon*> DocDaemons::StopOrder() const {
+  std::vector<Daemon*> order;
+  for (const auto& d : daemons_) {
+    if (d->label != "coordinator") order.push_back(d.get());
+  }
+  for (const auto& d : daemons_) {
+    if (d->label == "coordinator") order.push_back(d.get());
+  }
+  return order;
 }
 
 absl::StatusOr<std::vector<SiteShare>> SplitDataset(const std::string& stem, int sites) {

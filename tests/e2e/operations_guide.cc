@@ -1,0 +1,564 @@
+#include "tests/e2e/operations_guide.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <regex>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/files.h"
+#include "common/proto_text.h"
+#include "common/status.h"
+#include "proto/task.pb.h"
+#include "tests/e2e/federation.h"
+
+namespace tessera::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Status CopyFile(const std::string& from, const std::string& to) {
+  ASSIGN_OR_RETURN(std::string contents, common::ReadFile(from));
+  RETURN_IF_ERROR(common::MakeDirectories(fs::path(to).parent_path().string(), 0755));
+  return common::WriteFileAtomic(to, contents, 0644);
+}
+
+}  // namespace
+
+// --- Set-up --------------------------------------------------------------------------------
+
+absl::Status OperationsGuideWalk::Run() {
+  ASSIGN_OR_RETURN(blocks_,
+                   ReadFencedBlocks(SourcePath("docs/operations.md"), "docs/operations.md"));
+  RETURN_IF_ERROR(FindDocSite());
+  RETURN_IF_ERROR(MakeMachines());
+  RETURN_IF_ERROR(OpenSession());
+  int shell_blocks = 0;
+  for (const FencedBlock& block : blocks_) {
+    if (!block.IsShell()) continue;
+    ++shell_blocks;
+    RETURN_IF_ERROR(RunBlock(block));
+  }
+  if (shell_blocks == 0) return absl::NotFoundError("docs/operations.md has no ```sh block");
+  std::fprintf(stderr, "docs/operations.md: %d shell blocks, %d commands run\n", shell_blocks,
+               commands_run_);
+  return absl::OkStatus();
+}
+
+// A fresh machine root with what any Debian machine has (/etc, /root, /run, /var/lib),
+// and work/, where its commands run.
+absl::StatusOr<OperationsGuideWalk::Machine> OperationsGuideWalk::MakeMachine(
+    const std::string& name, const std::string& root) {
+  for (const char* dir : {"etc", "root", "run", "var/lib", "work"}) {
+    RETURN_IF_ERROR(common::MakeDirectories(absl::StrCat(root, "/", dir), 0755));
+  }
+  return Machine{name, root, root + "/work"};
+}
+
+// The institution the guide shows; the federation needs kDocSites, made the same way.
+absl::Status OperationsGuideWalk::FindDocSite() {
+  for (const DocCommand& c : ShellCommands(blocks_)) {
+    std::vector<std::string> w = Words(c.text);
+    if (doc_site_.empty() && w.size() >= 2 && w[0] == "tessera-client" && w[1] == "keygen") {
+      doc_site_ = FlagValue(w, "--name").value_or("");
+    }
+  }
+  if (doc_site_.empty()) {
+    return absl::NotFoundError("docs/operations.md shows no `tessera-client keygen --name ...`");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OperationsGuideWalk::MakeMachines() {
+  std::vector<std::string> names = {doc_site_};
+  for (const char* other : {"hospital-north", "hospital-south", "hospital-east", "hospital-west"}) {
+    if (names.size() < kDocSites && other != doc_site_) names.push_back(other);
+  }
+  ASSIGN_OR_RETURN(host_, MakeMachine("coordinator host", temp_.File("host")));
+  for (const std::string& name : names) {
+    ASSIGN_OR_RETURN(Machine m, MakeMachine(name, temp_.File("sites/" + name)));
+    sites_.push_back(m);
+  }
+  // The operator works in a clone of the repository (the guide's commands name
+  // deploy/examples/...): here a folder with a link to the source tree's deploy/.
+  RETURN_IF_ERROR(LinkDeploy(host_.cwd));
+  // The guide's task file: the example its section 5 names, as shipped.
+  return CopyFile(SourcePath("deploy/examples/breast_cancer_logistic.textproto"),
+                  host_.cwd + "/task.textproto");
+}
+
+absl::Status OperationsGuideWalk::OpenSession() {
+  const std::string home = host_.root + "/home/operator";
+  RETURN_IF_ERROR(common::MakeDirectories(home, 0755));
+  RETURN_IF_ERROR(common::MakeDirectories(temp_.File("tmp"), 0755));
+  // No programs on PATH yet: the guide's first block puts them there.
+  const char* path = std::getenv("PATH");
+  ASSIGN_OR_RETURN(session_,
+                   ShellSession::Create(temp_.File("shell"),
+                                        {{"HOME", home},
+                                         {"TMPDIR", temp_.File("tmp")},
+                                         {"PATH", path != nullptr ? path : "/usr/bin:/bin"}},
+                                        {"TESSERA_CONSOLE_CONFIG"}));
+  return absl::OkStatus();
+}
+
+// --- Running -------------------------------------------------------------------------------
+
+absl::Status OperationsGuideWalk::RunBlock(const FencedBlock& block) {
+  std::set<int> stopped;  // sites whose daemon this block stopped
+  for (const DocCommand& c : ShellCommands(block)) {
+    if (NotRunHere(block, c)) continue;
+    Where where{&block, c.line, c.text, ""};
+    // An institution's own command (its program, its paths) runs on each institution's
+    // machine; the operator's command for an institution (signing its CSR) runs once per
+    // institution on the operator's.
+    const bool institution = absl::StrContains(c.text, "tessera-client");
+    if (!institution && !absl::StrContains(c.text, doc_site_)) {
+      RETURN_IF_ERROR(RunGuideCommand(where, c.text, host_, -1));
+      continue;
+    }
+    RETURN_IF_ERROR(RunForEachSite(where, institution, stopped));
+  }
+  return RestartStopped(block, stopped);
+}
+
+// Runs `where.as_written` once per site, under the site's name; `institution`: on the site's
+// machine (else on the operator's). Adds to `stopped` the sites whose daemon it stopped.
+absl::Status OperationsGuideWalk::RunForEachSite(Where where, bool institution,
+                                                 std::set<int>& stopped) {
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    Machine& site = sites_[i];
+    where.site = site.name;
+    const std::string text = absl::StrReplaceAll(where.as_written, {{doc_site_, site.name}});
+    // tar and mv on the site store: "with tessera-client stopped".
+    if (institution && Words(text)[0] != "tessera-client" && site_daemons_.contains(site.name) &&
+        site_daemons_[site.name]->process->Running()) {
+      std::fprintf(stderr, "test [%s]: stopped (SIGTERM) for the site store's lines\n",
+                   site.name.c_str());
+      RETURN_IF_ERROR(DocDaemons::Stop(*site_daemons_[site.name]));
+      stopped.insert(static_cast<int>(i));
+    }
+    RETURN_IF_ERROR(RunGuideCommand(where, text, institution ? site : host_, static_cast<int>(i)));
+  }
+  return absl::OkStatus();
+}
+
+// The guide goes on with the sites running: start the stopped daemons again, with the
+// command the guide gave (on the restored store).
+absl::Status OperationsGuideWalk::RestartStopped(const FencedBlock& block,
+                                                 const std::set<int>& stopped) {
+  for (int i : stopped) {
+    Daemon& d = *site_daemons_[sites_[i].name];
+    std::fprintf(stderr, "test [%s]: started again after the block at line %d: %s\n",
+                 d.label.c_str(), block.line, d.command.c_str());
+    absl::StatusOr<std::string> ready = daemons_.Start(*session_, d);
+    if (!ready.ok()) {
+      return absl::InternalError(
+          absl::StrCat(block.file, ": the ```sh block at line ", block.line, " left ", d.label,
+                       " unable to start again: ", ready.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OperationsGuideWalk::RunGuideCommand(const Where& where, const std::string& as_written,
+                                                  Machine& machine, int site) {
+  ASSIGN_OR_RETURN(std::string command, RewriteCommand(where, as_written, machine));
+  std::vector<std::string> w = Words(command);
+  // A config file the guide shows as text is written from its block, for this machine.
+  if (std::optional<std::string> config = FlagValue(w, "--config");
+      config.has_value() && (w[0] == "tessera-coordinator" || w[0] == "tessera-client")) {
+    RETURN_IF_ERROR(WriteGuideConfig(where, w[0], *config, machine, site));
+  }
+  RETURN_IF_ERROR(CheckTaskIds(where, w));
+  if (w.size() >= 3 && w[0] == "tessera" && w[1] == "tasks" && w[2] == "cancel") {
+    ASSIGN_OR_RETURN(command, PrepareCancel(where, command));
+    w = Words(command);
+  }
+  // A daemon: started in the background; ready when its ready file is written.
+  if (w[0] == "tessera-coordinator" ||
+      (w.size() >= 2 && w[0] == "tessera-client" && w[1] == "run")) {
+    return StartGuideDaemon(where, command, w, machine);
+  }
+  Trace(where, command);
+  ASSIGN_OR_RETURN(CommandResult r, session_->Run(command, machine.cwd));
+  ++commands_run_;
+  if (!r.status.Succeeded()) return Failed(where, command, machine.cwd, r, r.status.ToString());
+  return AfterGuideCommand(where, w, r, machine);
+}
+
+// `as_written` for `machine`: the build folder, the machine's paths, the hosts.
+absl::StatusOr<std::string> OperationsGuideWalk::RewriteCommand(const Where& where,
+                                                                const std::string& as_written,
+                                                                const Machine& machine) const {
+  std::string command = MapMachinePaths(MapBuildDir(as_written, BuildDir()), machine.root);
+  absl::StatusOr<std::string> hosts = MapExampleHosts(command, address_);
+  if (!hosts.ok()) {
+    return absl::FailedPreconditionError(where.ToString() + hosts.status().ToString());
+  }
+  return *hosts;
+}
+
+// Every task id a console command names must be one a submit printed.
+absl::Status OperationsGuideWalk::CheckTaskIds(const Where& where,
+                                               const std::vector<std::string>& w) const {
+  static const std::regex kTaskId(R"(\btask-[0-9]+\b)");
+  for (const std::string& word : w) {
+    if (std::regex_match(word, kTaskId) && !task_ids_.contains(word)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          where.ToString(), "  names ", word, ", which no `tessera tasks submit` printed"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OperationsGuideWalk::StartGuideDaemon(const Where& where, const std::string& command,
+                                                   const std::vector<std::string>& w,
+                                                   const Machine& machine) {
+  const bool coordinator = w[0] == "tessera-coordinator";
+  const std::string config = machine.cwd + "/" + FlagValue(w, "--config").value_or("");
+  if (!ready_files_.contains(config)) {
+    return absl::FailedPreconditionError(where.ToString() + "  starts a daemon with no config");
+  }
+  Trace(where, command + "   (in the background)");
+  Daemon& d = daemons_.Add(coordinator ? "coordinator" : machine.name, command, machine.cwd,
+                           ready_files_[config]);
+  absl::StatusOr<std::string> ready = daemons_.Start(*session_, d);
+  if (!ready.ok()) {
+    return absl::InternalError(absl::StrCat(where.ToString(), "  ran:        ", command,
+                                            " (in the background)\n  ", ready.status().message()));
+  }
+  ++commands_run_;
+  if (coordinator) {
+    address_ = std::string(absl::StripAsciiWhitespace(*ready));
+  } else {
+    site_daemons_[machine.name] = &d;
+    if (*ready != machine.name + "\n") {
+      return absl::InternalError(absl::StrCat(where.ToString(), "  its ready file holds '", *ready,
+                                              "', not ", machine.name));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Runs a command of the walk's own (not from the guide) in the session; it must succeed.
+absl::StatusOr<CommandResult> OperationsGuideWalk::RunOwn(const std::string& command,
+                                                          const std::string& cwd) {
+  std::fprintf(stderr, "test: %s\n", command.c_str());
+  ASSIGN_OR_RETURN(CommandResult r, session_->Run(command, cwd));
+  if (!r.status.Succeeded()) {
+    return absl::InternalError(absl::StrCat("(the test's own step) ", command, " in ", cwd, ": ",
+                                            r.status.ToString(), "\n", r.out, r.err));
+  }
+  return r;
+}
+
+// The spec hash `tessera tasks submit --dry-run` prints for `file`.
+absl::StatusOr<std::string> OperationsGuideWalk::SpecHash(const std::string& file,
+                                                          const std::string& cwd) {
+  ASSIGN_OR_RETURN(CommandResult r, RunOwn("tessera tasks submit --dry-run " + file, cwd));
+  std::smatch m;
+  static const std::regex kHash("spec sha256 ([0-9a-f]{64})");
+  if (!std::regex_search(r.out, m, kHash)) {
+    return absl::InternalError("no spec hash in: " + r.out);
+  }
+  return m[1].str();
+}
+
+// --- Config files --------------------------------------------------------------------------
+
+absl::Status OperationsGuideWalk::WriteGuideConfig(const Where& where, const std::string& program,
+                                                   const std::string& name, const Machine& machine,
+                                                   int site) {
+  const std::string path = fs::path(name).is_absolute() ? name : machine.cwd + "/" + name;
+  if (fs::exists(path)) return absl::OkStatus();
+  const FencedBlock* block = FindFileBlock(blocks_, name);
+  if (block == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat(where.ToString(), "  names ", name, ", which the guide shows nowhere"));
+  }
+  const std::string origin = absl::StrCat(block->file, ":", block->line, " (", name, ")");
+  ASSIGN_OR_RETURN(std::string text, GuideConfigText(*block, origin, program, machine, site));
+  std::string ready_file;
+  if (program == "tessera-coordinator") {
+    v1::CoordinatorConfig config;
+    ASSIGN_OR_RETURN(ready_file,
+                     CompleteConfig(where, origin, path, program, machine, text, config));
+  } else {
+    v1::ClientConfig config;
+    ASSIGN_OR_RETURN(ready_file,
+                     CompleteConfig(where, origin, path, program, machine, text, config));
+    RETURN_IF_ERROR(DeliverSiteData(config, site));
+    RETURN_IF_ERROR(CheckSubmittedFiles(origin, config));
+  }
+  RETURN_IF_ERROR(common::WriteFileAtomic(path, text));
+  ready_files_[path] = ready_file;
+  return absl::OkStatus();
+}
+
+// The text of the config `block` shows, for `machine` (and under its name, for a site).
+absl::StatusOr<std::string> OperationsGuideWalk::GuideConfigText(const FencedBlock& block,
+                                                                 const std::string& origin,
+                                                                 const std::string& program,
+                                                                 const Machine& machine,
+                                                                 int site) const {
+  std::string text = block.Text();
+  if (site >= 0) text = absl::StrReplaceAll(text, {{doc_site_, machine.name}});
+  text = MapMachinePaths(text, machine.root);
+  if (program == "tessera-coordinator") {
+    static const std::regex kListen(R"re(listen_address:\s*"[^"]*")re");
+    text = std::regex_replace(text, kListen, "listen_address: \"127.0.0.1:0\"");
+  }
+  absl::StatusOr<std::string> hosts = MapExampleHosts(text, address_);
+  if (!hosts.ok()) return absl::FailedPreconditionError(origin + ": " + hosts.status().ToString());
+  return *hosts;
+}
+
+// Parses `text` into `config` and completes it for the test: a ready_file added to `text`
+// where it has none, its TLS files delivered. Returns the ready file.
+template <typename Config>
+absl::StatusOr<std::string> OperationsGuideWalk::CompleteConfig(
+    const Where& where, const std::string& origin, const std::string& path,
+    const std::string& program, const Machine& machine, std::string& text, Config& config) {
+  RETURN_IF_ERROR(common::Annotate(common::ParseTextProto(text, path, &config, nullptr), origin));
+  std::string ready_file = config.ready_file();
+  if (ready_file.empty()) {
+    // The guide's site.textproto has none; the test needs it to know when the daemon is in.
+    ready_file = absl::StrCat(machine.root, "/run/", program, ".ready");
+    absl::StrAppend(&text, "ready_file: \"", ready_file, "\"  # added by the test\n");
+  }
+  RETURN_IF_ERROR(DeliverTls(where, config.tls(), machine));
+  return ready_file;
+}
+
+absl::Status OperationsGuideWalk::DeliverTls(const Where& where, const v1::TlsFiles& tls,
+                                             const Machine& machine) {
+  auto absolute = [&](const std::string& p) {
+    return fs::path(p).is_absolute() ? p : machine.cwd + "/" + p;
+  };
+  // "ca.crt goes to every node" (section 1).
+  if (!fs::exists(absolute(tls.ca_cert()))) {
+    if (ca_dir_.empty()) {
+      return absl::FailedPreconditionError(where.ToString() +
+                                           "  needs ca.crt before the CA exists");
+    }
+    RETURN_IF_ERROR(CopyFile(ca_dir_ + "/ca.crt", absolute(tls.ca_cert())));
+  }
+  // The operator sends the signed certificate back to its node.
+  const std::string cert = absolute(tls.cert());
+  if (!fs::exists(cert)) {
+    const std::string signed_cert = host_.cwd + "/" + fs::path(cert).filename().string();
+    if (!fs::exists(signed_cert)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(where.ToString(), "  its config names the certificate ", tls.cert(),
+                       ", but the operator signed no ", fs::path(cert).filename().string()));
+    }
+    RETURN_IF_ERROR(CopyFile(signed_cert, cert));
+  }
+  return absl::OkStatus();
+}
+
+// The institution's own data, where its config says: its share of the shipped CSV.
+absl::Status OperationsGuideWalk::DeliverSiteData(const v1::ClientConfig& config, int site) {
+  for (const v1::LocalDataset& d : config.datasets()) {
+    ASSIGN_OR_RETURN(std::string stem, DatasetStem(d.id()));
+    ASSIGN_OR_RETURN(std::vector<SiteShare> shares,
+                     SplitDataset(stem, static_cast<int>(sites_.size())));
+    const SiteShare& share = shares[site];
+    RETURN_IF_ERROR(common::MakeDirectories(fs::path(d.train_csv()).parent_path().string(), 0755));
+    RETURN_IF_ERROR(
+        common::WriteFileAtomic(d.train_csv(), d.test_csv().empty() ? share.all : share.train));
+    if (!d.test_csv().empty()) RETURN_IF_ERROR(common::WriteFileAtomic(d.test_csv(), share.test));
+  }
+  return absl::OkStatus();
+}
+
+// The task files the guide sends to the sites: those of `tessera query FILE` and of
+// `tessera tasks submit FILE`.
+std::vector<std::string> OperationsGuideWalk::SubmittedFiles() const {
+  std::vector<std::string> files = QueryFiles(blocks_);
+  for (const DocCommand& c : ShellCommands(blocks_)) {
+    std::vector<std::string> w = Words(c.text);
+    if (w.size() == 4 && w[0] == "tessera" && w[1] == "tasks" && w[2] == "submit") {
+      files.push_back(w[3]);
+    }
+  }
+  return files;
+}
+
+// Every file the guide submits to the sites must name a dataset the site holds and, when
+// the policy lists spec hashes, be one of them: else every site declines it (or, for a
+// dataset no site holds, the task waits for sites forever).
+absl::Status OperationsGuideWalk::CheckSubmittedFiles(const std::string& origin,
+                                                      const v1::ClientConfig& config) {
+  for (const std::string& file : SubmittedFiles()) {
+    v1::TaskSpec spec;
+    RETURN_IF_ERROR(common::LoadProtoFile(host_.cwd + "/" + file, &spec));
+    const auto& held = config.datasets();
+    if (std::none_of(held.begin(), held.end(),
+                     [&](const v1::LocalDataset& d) { return d.id() == spec.dataset().id(); })) {
+      return absl::FailedPreconditionError(absl::StrCat(origin, ": holds no dataset '",
+                                                        spec.dataset().id(), "', which ", file,
+                                                        " (submitted by the guide) asks for"));
+    }
+    const auto& allowed = config.policy().allowed_spec_hashes();
+    if (allowed.empty()) continue;
+    ASSIGN_OR_RETURN(std::string hash, SpecHash(file, host_.cwd));
+    if (std::find(allowed.begin(), allowed.end(), hash) == allowed.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(origin, ": policy.allowed_spec_hashes does not list ", hash,
+                       ", the spec hash of ", file, " (`tessera tasks submit --dry-run ", file,
+                       "`), which the guide submits: every site would decline it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OperationsGuideWalk::WriteConsoleConfig(const std::string& path) {
+  // The guide shows the console config only as a sketch in comments ("..." for the CA);
+  // this is the minimal one: the coordinator's address and the operator's files where the
+  // guide's commands put them.
+  if (address_.empty() || operator_id_.empty() || !key_dirs_.contains(operator_id_)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the console config ", path,
+                     " is needed before the coordinator runs or the operator's "
+                     "certificate is signed"));
+  }
+  v1::ConsoleConfig config;
+  config.set_coordinator_address(address_);
+  config.mutable_tls()->set_ca_cert(ca_dir_ + "/ca.crt");
+  config.mutable_tls()->set_cert(absl::StrCat(host_.cwd, "/", operator_id_, ".crt"));
+  config.mutable_tls()->set_key(absl::StrCat(key_dirs_[operator_id_], "/", operator_id_, ".key"));
+  RETURN_IF_ERROR(common::MakeDirectories(fs::path(path).parent_path().string(), 0700));
+  return common::WriteFileAtomic(
+      path, absl::StrCat("# written by the test (docs/operations.md sketches it in comments)\n",
+                         common::ToTextProto(config)));
+}
+
+// --- After a command -----------------------------------------------------------------------
+
+absl::Status OperationsGuideWalk::AfterGuideCommand(const Where& where,
+                                                    const std::vector<std::string>& w,
+                                                    const CommandResult& r,
+                                                    const Machine& machine) {
+  RETURN_IF_ERROR(AfterPki(w, machine));
+  if (w.size() >= 2 && w[0] == "export") RETURN_IF_ERROR(AfterExport(where, w, machine));
+  if (w.size() >= 3 && w[0] == "tessera" && w[1] == "tasks") {
+    RETURN_IF_ERROR(AfterTasks(where, w, r));
+  }
+  return absl::OkStatus();
+}
+
+// `path` on `machine`: `~` is the session's HOME; a relative path is under the machine's
+// working directory.
+absl::StatusOr<std::string> OperationsGuideWalk::OnMachine(std::string path,
+                                                           const Machine& machine) {
+  if (absl::StartsWith(path, "~/") || path == "~") {
+    ASSIGN_OR_RETURN(std::string home, session_->Variable("HOME"));
+    path = home + path.substr(1);
+  }
+  return fs::path(path).is_absolute() ? path : machine.cwd + "/" + path;
+}
+
+// The CA's folder, each node's key folder and the operator's id, for the files that travel.
+absl::Status OperationsGuideWalk::AfterPki(const std::vector<std::string>& w,
+                                           const Machine& machine) {
+  const bool console = w.size() >= 3 && w[0] == "tessera";
+  if (console && w[1] == "pki" && w[2] == "init") {
+    ASSIGN_OR_RETURN(ca_dir_, OnMachine(FlagValue(w, "--dir").value_or("."), machine));
+  }
+  // Each node sends its CSR to the operator (section 2), who signs it where they work.
+  if ((console && w[1] == "pki" && w[2] == "keygen") ||
+      (w.size() >= 2 && w[0] == "tessera-client" && w[1] == "keygen")) {
+    const std::string id = FlagValue(w, "--name").value_or("");
+    ASSIGN_OR_RETURN(std::string dir, OnMachine(FlagValue(w, "--out-dir").value_or("."), machine));
+    key_dirs_[id] = dir;
+    const std::string csr = absl::StrCat(dir, "/", id, ".csr");
+    const std::string to = absl::StrCat(host_.cwd, "/", id, ".csr");
+    if (!fs::exists(to)) RETURN_IF_ERROR(CopyFile(csr, to));
+  }
+  if (console && w[1] == "pki" && w[2] == "sign" && FlagValue(w, "--role") == "operator") {
+    operator_id_ = fs::path(FlagValue(w, "--csr").value_or("")).stem().string();
+  }
+  return absl::OkStatus();
+}
+
+// After an `export`: the guide's PATH must find the programs CMake built; the console
+// config it names is written once it is needed.
+absl::Status OperationsGuideWalk::AfterExport(const Where& where, const std::vector<std::string>& w,
+                                              const Machine& machine) {
+  if (absl::StrContains(w[1], "PATH=")) {
+    ASSIGN_OR_RETURN(CommandResult found,
+                     RunOwn("command -v tessera tessera-coordinator tessera-client", machine.cwd));
+    std::vector<std::string> paths = absl::StrSplit(found.out, '\n', absl::SkipEmpty());
+    const std::vector<std::string> want = {ConsoleBinary(), CoordinatorBinary(), ClientBinary()};
+    for (size_t i = 0; i < want.size(); ++i) {
+      std::error_code ec;
+      if (i >= paths.size() || !fs::equivalent(paths[i], want[i], ec)) {
+        return Failed(where, absl::StrJoin(w, " "), machine.cwd, found,
+                      "after it, PATH does not lead to " + want[i]);
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(std::string console_config, session_->Variable("TESSERA_CONSOLE_CONFIG"));
+  if (!console_config.empty() && !fs::exists(console_config)) {
+    RETURN_IF_ERROR(WriteConsoleConfig(console_config));
+  }
+  return absl::OkStatus();
+}
+
+// After `tessera tasks ...`: the id a submit printed; a cancelled task must end CANCELLED.
+absl::Status OperationsGuideWalk::AfterTasks(const Where& where, const std::vector<std::string>& w,
+                                             const CommandResult& r) {
+  if (w[2] == "submit" && std::find(w.begin(), w.end(), "--dry-run") == w.end()) {
+    task_ids_.insert(std::string(absl::StripAsciiWhitespace(r.out)));
+    last_task_file_ = w.back();
+  }
+  if (w[2] == "cancel") {
+    // The cancelled task ends: `tasks wait` returns 1 and says so.
+    std::fprintf(stderr, "test: tessera tasks wait %s   (must end CANCELLED)\n", w[3].c_str());
+    ASSIGN_OR_RETURN(CommandResult ended, session_->Run("tessera tasks wait " + w[3], host_.cwd));
+    if (ended.exit_code() != 1 || !absl::StrContains(ended.err, "CANCELLED")) {
+      return Failed(where, "tessera tasks wait " + w[3], host_.cwd, ended,
+                    "the task it cancelled did not end as CANCELLED");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> OperationsGuideWalk::PrepareCancel(const Where& where,
+                                                               const std::string& command) {
+  // The guide cancels task-1, which its `tasks wait` has seen complete; a finished task
+  // cannot be cancelled. So the walk first submits a second task that stays running (it
+  // waits for one site more than the federation has) and cancels that one instead.
+  if (last_task_file_.empty()) {
+    return absl::FailedPreconditionError(where.ToString() + "  cancels before any submit");
+  }
+  v1::TaskSpec spec;
+  RETURN_IF_ERROR(common::LoadProtoFile(host_.cwd + "/" + last_task_file_, &spec));
+  spec.set_name(spec.name() + "-to-cancel");
+  spec.set_min_clients(static_cast<uint32_t>(sites_.size()) + 1);
+  RETURN_IF_ERROR(common::WriteFileAtomic(
+      host_.cwd + "/task-to-cancel.textproto",
+      absl::StrCat("# ", last_task_file_, " waiting for one site more than the federation has\n",
+                   common::ToTextProto(spec))));
+  ASSIGN_OR_RETURN(CommandResult r,
+                   RunOwn("tessera tasks submit task-to-cancel.textproto", host_.cwd));
+  const std::string id(absl::StripAsciiWhitespace(r.out));
+  std::vector<std::string> w = Words(command);
+  const std::string doc_id = w[3];
+  task_ids_.insert(id);
+  return absl::StrCat("tessera tasks cancel ", id,
+                      command.substr(command.find(doc_id) + doc_id.size()));
+}
+
+}  // namespace tessera::e2e
