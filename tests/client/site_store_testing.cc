@@ -8,8 +8,6 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
-#include "rocksdb/db.h"
-#include "rocksdb/options.h"
 
 namespace tessera::client::site_store_testing {
 
@@ -93,48 +91,6 @@ std::vector<std::string> Keys(const std::vector<v1::ContributionRecord>& contrib
   std::vector<std::string> keys;
   for (const auto& c : contributions) keys.push_back(c.key());
   return keys;
-}
-
-// Opens the (closed) database in `dir` with every column family and calls `body` with it
-// and the handles by family name.
-void WithRawDb(
-    const std::string& dir,
-    const std::function<void(rocksdb::DB*, std::map<std::string, rocksdb::ColumnFamilyHandle*>&)>&
-        body) {
-  rocksdb::DBOptions options;
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  const rocksdb::Status s = rocksdb::DB::Open(options, dir, families, &handles, &raw);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  std::unique_ptr<rocksdb::DB> db(raw);
-  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
-  for (rocksdb::ColumnFamilyHandle* h : handles) by_name[h->GetName()] = h;
-  body(db.get(), by_name);
-  for (rocksdb::ColumnFamilyHandle* h : handles) EXPECT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-}
-
-void PutRaw(const std::string& dir, const std::string& family, const std::string& key,
-            const std::string& value) {
-  WithRawDb(dir, [&](rocksdb::DB* db, auto& cf) {
-    ASSERT_TRUE(cf.count(family)) << "no column family " << family;
-    rocksdb::WriteOptions write_options;
-    write_options.sync = true;
-    const rocksdb::Status s = db->Put(write_options, cf[family], key, value);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-  });
-}
-
-void DeleteRaw(const std::string& dir, const std::string& family, const std::string& key) {
-  WithRawDb(dir, [&](rocksdb::DB* db, auto& cf) {
-    rocksdb::WriteOptions write_options;
-    write_options.sync = true;
-    const rocksdb::Status s = db->Delete(write_options, cf[family], key);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-  });
 }
 
 // Regular files of `dir` whose names end with `suffix`, sorted by name (RocksDB's file

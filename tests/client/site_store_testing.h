@@ -7,8 +7,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,13 +16,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/site_state.pb.h"
+#include "tests/testing/raw_rocksdb.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
-
-namespace rocksdb {
-class DB;
-class ColumnFamilyHandle;
-}  // namespace rocksdb
 
 namespace tessera::client::site_store_testing {
 
@@ -51,16 +45,12 @@ std::vector<std::string> Keys(const std::vector<v1::ContributionRecord>& contrib
 
 // ---- RocksDB only: a closed store, behind its back
 
-// Opens the (closed) database in `dir` with every column family and calls `body` with it
-// and the handles by family name.
-void WithRawDb(
-    const std::string& dir,
-    const std::function<void(rocksdb::DB*, std::map<std::string, rocksdb::ColumnFamilyHandle*>&)>&
-        body);
-// A synced Put / Delete in family `family`.
-void PutRaw(const std::string& dir, const std::string& family, const std::string& key,
-            const std::string& value);
-void DeleteRaw(const std::string& dir, const std::string& family, const std::string& key);
+// WithRawDb, PutRaw and DeleteRaw: tests/testing/raw_rocksdb.h.
+using ::tessera::testing::DeleteRaw;
+using ::tessera::testing::PutRaw;
+using ::tessera::testing::RawFamilies;
+using ::tessera::testing::WithRawDb;
+
 // Regular files of `dir` whose names end with `suffix`, sorted by name (RocksDB's file
 // numbers are zero-padded, so the last is the newest).
 std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix);
