@@ -65,10 +65,11 @@
 // a write that dropped secrets and its scrub) and, if one is still due, the store's
 // destruction. PutSession
 // replacing a record that held a snapshot with one whose `machine` is empty (a session
-// that ended) leaves the scrub to the store's background thread, which starts it at once
-// (a few milliseconds; it takes ~10 ms and would otherwise delay the answer the write
-// records), so that an ended session's secrets normally leave the files within
-// milliseconds of its last answer.
+// that ended) leaves the scrub to the store's background thread (a scrub takes ~10 ms and
+// would otherwise delay the answer the write records). That thread starts a scrub at once,
+// but at most one a second: sessions that end meanwhile share the next scrub. So an ended
+// session's secrets normally leave the files within a second and some milliseconds of its
+// last answer.
 // What this guarantees: once a scrub returned OK, no file in the store's directory holds
 // a version dropped before it started (a table file still read by a concurrent List
 // call's iterator is unlinked when that call finishes). What it does not: unlinking does not
@@ -122,8 +123,8 @@ class SiteStore {
   // not have reached the disk: send nothing it records; reopening the store shows which.
   //
   // If the write drops secrets (the stored record had a `machine` snapshot and `session`
-  // has none), the store's background thread scrubs them (above) right after; a failed
-  // scrub is logged and retried a second later, at destruction and at the next open. The
+  // has none), the store's background thread scrubs them (above) within about a second; a
+  // failed scrub is logged and retried a second later, at destruction and at the next open. The
   // status reports the write only.
   virtual absl::Status PutSession(const v1::SiteSessionRecord& session,
                                   const v1::ContributionRecord* contribution) = 0;
