@@ -10,6 +10,8 @@
 //     word-wise add, one stream, ns per word; and how far the client's masking round and
 //     the server's unmasking round are from (streams x d x limit);
 //   - bytes uploaded per client (serialized size of every message it sent) / (4 d);
+//   - BM_ServerSnapshot: the server's durable snapshot after the masked inputs (what the
+//     coordinator writes at that step boundary), time to take and serialise it, and its size;
 //   - the server's peak memory: the largest number of bytes live at once that were
 //     allocated inside server calls (Create, Receive, Drop, CloseRound), counted by a
 //     global operator new/delete that tags each allocation with whether it was made by the
@@ -33,6 +35,9 @@
 #include "crypto/mask_generator.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/secagg_state.pb.h"
 #include "secagg/client.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
@@ -252,6 +257,52 @@ void RegisterSessions() {
   // The expensive case again with the unmasking split over two threads.
   Register(100, 1000000, 10, 10, 2);
 }
+
+// ---- durable sessions ----
+
+// The server's snapshot after the masked inputs (the running sum, every share and
+// ciphertext): what the coordinator writes, synced, at that step boundary
+// (coordinator/secure_stage.h). Snapshot() plus its deterministic serialisation, per
+// call; bytes as a counter.
+void BM_ServerSnapshot(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const int d = static_cast<int>(state.range(1));
+  Federation& federation = SharedFederation();
+  std::vector<std::string> ids(federation.ids().begin(), federation.ids().begin() + n);
+  SessionOptions options;
+  options.make_input = [d](const std::string&) { return std::vector<uint32_t>(d, 1); };
+  std::map<std::string, std::vector<uint32_t>> inputs;
+  for (const std::string& id : ids) inputs[id];
+  Session session(federation, MakeSetup(ids, DefaultThreshold(n), d), std::move(inputs), options);
+  session.set_record_messages(false);
+  if (!session.Init().ok()) {
+    state.SkipWithError("init failed");
+    return;
+  }
+  for (int step = 0; step < 3; ++step) session.Step();  // advertise, share, masked input
+  size_t bytes = 0;
+  for (auto _ : state) {
+    absl::StatusOr<v1::SecAggServerSnapshot> snapshot = session.server().Snapshot();
+    if (!snapshot.ok()) {
+      state.SkipWithError("snapshot failed");
+      return;
+    }
+    std::string serialized;
+    google::protobuf::io::StringOutputStream out(&serialized);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    snapshot->SerializeToCodedStream(&coded);
+    coded.Trim();
+    bytes = serialized.size();
+    benchmark::DoNotOptimize(serialized.data());
+  }
+  state.counters["snapshot_MB"] = static_cast<double>(bytes) / (1 << 20);
+}
+BENCHMARK(BM_ServerSnapshot)
+    ->Args({10, 1000000})
+    ->Args({100, 10000})
+    ->Args({100, 1000000})
+    ->Unit(benchmark::kMillisecond);
 
 void PrintTable(double limit) {
   std::printf("\nmask-expansion limit (AES-128-CTR keystream + add, one stream): %.3f ns/word\n",
