@@ -2,6 +2,7 @@
 //   tessera-client keygen --name ID [--out-dir DIR]   key pair + CSR for the operator to sign
 //   tessera-client check --config FILE                 config, certificate and data check
 //   tessera-client run --config FILE                   the daemon
+//   tessera-client hash TASK_FILE                      a task file's spec hash (client/cli_hash.h)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "client/cli_hash.h"
 #include "client/csv.h"
 #include "client/daemon.h"
 #include "client/site_store.h"
@@ -35,7 +37,8 @@ constexpr char kUsage[] =
     "commands:\n"
     "  keygen   make this site's private key and a certificate signing request\n"
     "  check    check a config file, its certificate and every local dataset\n"
-    "  run      run the client daemon\n\n"
+    "  run      run the client daemon\n"
+    "  hash     print a task file's spec hash, as the coordinator logs it\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
@@ -164,9 +167,11 @@ int main(int argc, char** argv) {
     st = Check(args);
   } else if (command == "run") {
     st = Run(args);
+  } else if (command == "hash") {
+    st = tessera::client::HashCommand(args);
   } else {
     st = absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", command, "' (keygen, check or run; see --help)"));
+        absl::StrCat("unknown command '", command, "' (keygen, check, run, hash; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());
