@@ -1,4 +1,4 @@
-// The in-memory SiteStore (NewMemorySiteStore, client/site_store.h): two sorted maps under
+// The in-memory SiteStore (NewMemorySiteStore, client/site_store.h): sorted maps under
 // one mutex. std::map<std::string> orders keys bytewise (char_traits<char> compares as
 // unsigned char), like RocksDB, so both stores list in the same order.
 
@@ -12,9 +12,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client/internal/site_budget_records.h"
 #include "client/internal/site_store_rules.h"
 #include "client/site_store.h"
 #include "common/status.h"
+#include "proto/site_budget.pb.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client {
@@ -56,15 +58,7 @@ class MemorySiteStore final : public SiteStore {
                           const v1::ContributionRecord* contribution) override {
     RETURN_IF_ERROR(internal::CheckPutSession(session, contribution));
     absl::MutexLock lock(&mu_);
-    if (contribution != nullptr) {
-      auto it = contributions_.find(contribution->key());
-      if (it != contributions_.end()) {
-        RETURN_IF_ERROR(internal::CheckContributionOwner(it->second, session.session()));
-      }
-      contributions_[contribution->key()] = *contribution;
-    }
-    sessions_[session.session()] = session;
-    return absl::OkStatus();
+    return Put(session, contribution);
   }
 
   absl::Status DeleteSession(const std::string& session) override {
@@ -76,10 +70,44 @@ class MemorySiteStore final : public SiteStore {
   // Nothing is on disk to scrub.
   absl::Status ScrubNow() override { return absl::OkStatus(); }
 
+  absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::BudgetCharge> out;
+    out.reserve(charges_.size());
+    for (const auto& [key, charge] : charges_) out.push_back(charge);
+    return out;
+  }
+
+  absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
+                                 const v1::ContributionRecord& contribution,
+                                 const v1::BudgetCharge& charge) override {
+    RETURN_IF_ERROR(internal::CheckPutSession(session, &contribution));
+    RETURN_IF_ERROR(internal::CheckBudgetCharge(session, contribution, charge));
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Put(session, &contribution));
+    charges_[internal::BudgetChargeKey(charge)] = charge;
+    return absl::OkStatus();
+  }
+
  private:
+  // PutSession's write, arguments checked: all of it or (ALREADY_EXISTS) nothing.
+  absl::Status Put(const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (contribution != nullptr) {
+      auto it = contributions_.find(contribution->key());
+      if (it != contributions_.end()) {
+        RETURN_IF_ERROR(internal::CheckContributionOwner(it->second, session.session()));
+      }
+      contributions_[contribution->key()] = *contribution;
+    }
+    sessions_[session.session()] = session;
+    return absl::OkStatus();
+  }
+
   absl::Mutex mu_;
   std::map<std::string, v1::ContributionRecord> contributions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::SiteSessionRecord> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::BudgetCharge> charges_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
