@@ -3,6 +3,7 @@
 //   tessera-client check --config FILE                 config, certificate and data check
 //   tessera-client run --config FILE                   the daemon
 //   tessera-client hash TASK_FILE                      a task file's spec hash (client/cli_hash.h)
+//   tessera-client privacy [--config FILE | --store DIR] the site's privacy budget (cli_privacy.h)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/cli_hash.h"
+#include "client/cli_privacy.h"
 #include "client/csv.h"
 #include "client/daemon.h"
 #include "client/site_store.h"
@@ -38,7 +40,8 @@ constexpr char kUsage[] =
     "  keygen   make this site's private key and a certificate signing request\n"
     "  check    check a config file, its certificate and every local dataset\n"
     "  run      run the client daemon\n"
-    "  hash     print a task file's spec hash, as the coordinator logs it\n\n"
+    "  hash     print a task file's spec hash, as the coordinator logs it\n"
+    "  privacy  show this site's privacy budget per dataset\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
@@ -169,9 +172,11 @@ int main(int argc, char** argv) {
     st = Run(args);
   } else if (command == "hash") {
     st = tessera::client::HashCommand(args);
+  } else if (command == "privacy") {
+    st = tessera::client::PrivacyCommand(args);
   } else {
-    st = absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", command, "' (keygen, check, run, hash; see --help)"));
+    st = absl::InvalidArgumentError(absl::StrCat(
+        "unknown command '", command, "' (keygen, check, run, hash, privacy; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());

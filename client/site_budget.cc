@@ -51,8 +51,10 @@ std::optional<v1::LocalPolicy::SiteBudget> BudgetOf(const v1::LocalPolicy& polic
 
 absl::StatusOr<std::vector<DatasetAccount>> Accounts(const v1::LocalPolicy& policy,
                                                      std::span<const v1::BudgetCharge> charges,
-                                                     double default_delta) {
+                                                     double default_delta,
+                                                     std::span<const std::string> datasets) {
   std::map<std::string, std::vector<double>> by_dataset;
+  for (const std::string& id : datasets) by_dataset[id];
   for (const v1::LocalPolicy::SiteBudget& b : policy.site_budgets()) by_dataset[b.dataset()];
   for (const v1::BudgetCharge& c : charges) {
     by_dataset[c.dataset_id()].push_back(c.noise_multiplier());

@@ -62,11 +62,13 @@ struct DatasetAccount {
   std::optional<double> epsilon_budget;  // nullopt: not limited
 };
 
-// Every dataset that has charges or a site_budgets entry, sorted by id. INVALID_ARGUMENT
-// for a charge with a noise multiplier that is not finite and > 0, or δ out of (0, 1).
+// Every dataset that has charges, a site_budgets entry or is in `datasets` (a config's
+// datasets), sorted by id. INVALID_ARGUMENT for a charge with a noise multiplier that is
+// not finite and > 0, or δ out of (0, 1).
 absl::StatusOr<std::vector<DatasetAccount>> Accounts(const v1::LocalPolicy& policy,
                                                      std::span<const v1::BudgetCharge> charges,
-                                                     double default_delta = kDefaultAccountDelta);
+                                                     double default_delta = kDefaultAccountDelta,
+                                                     std::span<const std::string> datasets = {});
 
 // Whether one more release at `noise_multiplier` from `dataset` fits its budget, given
 // `charges` (every charge of the store; other datasets' are ignored, and so is one already

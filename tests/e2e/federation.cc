@@ -304,6 +304,7 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   data->set_id(kDatasetId);
   data->set_train_csv(s.train_csv);
   data->set_test_csv(s.test_csv);
+  *config.mutable_policy() = s.policy;
   config.mutable_policy()->set_min_cohort(min_cohort);
   config.mutable_retry()->set_initial_backoff_ms(100);
   config.mutable_retry()->set_max_backoff_ms(500);
