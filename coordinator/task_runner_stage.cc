@@ -337,7 +337,7 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
 }
 
 absl::Duration TaskRunner::ApprovalTimeout(const v1::TaskSpec& spec) {
-  // Tasks stored before the field existed have it unset: the default applies.
+  // Unset (ApplyTaskDefaults leaves it so, proto/validation.h): the default applies.
   const uint32_t seconds = spec.approval_timeout_seconds() > 0
                                ? spec.approval_timeout_seconds()
                                : proto::kDefaultApprovalTimeoutSeconds;

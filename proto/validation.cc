@@ -428,9 +428,6 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
   if (spec->min_clients() == 0) spec->set_min_clients(2);
   if (spec->round_deadline_seconds() == 0) spec->set_round_deadline_seconds(300);
   if (spec->max_round_attempts() == 0) spec->set_max_round_attempts(20);
-  if (spec->approval_timeout_seconds() == 0) {
-    spec->set_approval_timeout_seconds(kDefaultApprovalTimeoutSeconds);
-  }
   v1::SecureAggregationSpec* sa = spec->mutable_secure_aggregation();
   if (sa->clip() == 0) sa->set_clip(10.0);
   if (sa->step_deadline_seconds() == 0) sa->set_step_deadline_seconds(60);

@@ -23,6 +23,9 @@ class ConsoleConfig;
 namespace tessera::proto {
 
 // TaskSpec.approval_timeout_seconds: its default (72 hours) and its largest value (30 days).
+// ApplyTaskDefaults leaves the field unset (0 stands for the default): it is the
+// coordinator's to apply, and filling it in would change the spec hash of every task
+// written before it existed, which sites may have approved by hash.
 inline constexpr uint32_t kDefaultApprovalTimeoutSeconds = 72 * 3600;
 inline constexpr uint32_t kMaxApprovalTimeoutSeconds = 30 * 24 * 3600;
 
