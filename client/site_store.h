@@ -148,6 +148,19 @@ class SiteStore {
 // included. The messages name the directory.
 absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStore(const std::string& directory);
 
+// Opens the store in `directory` read-only, while its daemon may be running: for the
+// site's commands that only look (`tessera-client privacy`, `audit ...`, `tasks pending`).
+// The store shows the records as they were on disk at the open, the write-ahead log
+// included (a record the daemon was writing at that moment may be missing); it does not
+// follow later writes. Every write (PutSession, DeleteSession, ScrubNow) fails with
+// FAILED_PRECONDITION. It checks what OpenSiteStore checks and writes nothing (no scrub,
+// no format version, no high-water mark, no RocksDB info log). NOT_FOUND if the directory
+// or the store does not exist; FAILED_PRECONDITION if the directory's mode or owner is
+// unsafe or the store has a newer format; DATA_LOSS if anything is damaged; UNAVAILABLE or
+// INTERNAL if the open keeps failing (the daemon's compactions delete files: it is tried a
+// few times). Thread-safe like the writable store.
+absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStoreReadOnly(const std::string& directory);
+
 // A fresh, empty, in-memory store with the same semantics (the simulator, unit tests).
 std::unique_ptr<SiteStore> NewMemorySiteStore();
 

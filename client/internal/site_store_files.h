@@ -1,4 +1,4 @@
-// Private to client/site_store.cc: the RocksDB site store's directory checks, the checks
+// Private to the RocksDB site store (client/site_store.cc, client/internal/rocksdb_site_store*):
 // before RocksDB opens it, and the one place where a rocksdb::Status becomes an
 // absl::Status. Stateless functions; thread-safe.
 #ifndef TESSERA_CLIENT_INTERNAL_SITE_STORE_FILES_H_

@@ -85,6 +85,27 @@ class SiteStoreRocksDbTest : public ::testing::Test {
     return to;
   }
 
+  // For each table file of the closed store `original` and a few offsets in it (a data
+  // block, the index, the footer's unused bytes, which only the whole-file checksum covers,
+  // and the magic number): flips that byte in a fresh copy and expects `open(copy)` to be
+  // DATA_LOSS naming the copy and the file.
+  template <typename Open>
+  void ExpectEveryTableFlipIsDataLoss(const std::string& original, Open open) {
+    for (const std::string& table : FilesEndingWith(original, ".sst")) {
+      const std::string name = std::filesystem::path(table).filename().string();
+      const uint64_t size = std::filesystem::file_size(table);
+      for (uint64_t offset : {uint64_t{0}, size / 2, size - 40, size - 1}) {
+        const std::string copy = CopyOf(original);
+        FlipByte(copy + "/" + name, offset);
+        EXPECT_THAT(open(copy),
+                    ::tessera::testing::StatusIs(
+                        absl::StatusCode::kDataLoss,
+                        ::testing::AllOf(SaysRestore(copy), ::testing::HasSubstr(name))))
+            << name << " byte " << offset << " of " << size;
+      }
+    }
+  }
+
   testing::TempDir dir_;
   int copies_ = 0;
 };

@@ -1,0 +1,312 @@
+// The RocksDB SiteStore: open checks, the contribution and session records, the helpers
+// every part uses (client/internal/rocksdb_site_store.h).
+
+#include "client/internal/rocksdb_site_store.h"
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/internal/site_store_files.h"
+#include "client/internal/site_store_rules.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "proto/site_state.pb.h"
+#include "rocksdb/db.h"
+#include "rocksdb/iterator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/status.h"
+#include "rocksdb/write_batch.h"
+
+namespace tessera::client::internal {
+namespace {
+
+template <typename Message>
+absl::StatusOr<std::string> Serialize(const Message& message, const char* kind) {
+  if (message.ByteSizeLong() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat("PutSession: ", kind, " is larger than 2 GiB"));
+  }
+  std::string bytes;
+  if (!message.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("PutSession: cannot serialise ", kind));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+RocksDbSiteStore::RocksDbSiteStore(std::string directory, rocksdb::DB* db,
+                                   std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                                   std::string logs_at_open, bool read_only)
+    : directory_(std::move(directory)),
+      db_(db),
+      handles_(std::move(handles)),
+      logs_at_open_(std::move(logs_at_open)),
+      read_only_(read_only) {
+  contributions_ = Family(kContributionsCf);
+  sessions_ = Family(kSessionsCf);
+  meta_ = Family(kMetaCf);
+  write_options_.sync = true;
+}
+
+RocksDbSiteStore::~RocksDbSiteStore() {
+  StopScrubbing();
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    // Refused only for a handle the DB owns itself; nothing to do about it then.
+    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  db_->Close().PermitUncheckedError();  // every write was synced already
+  if (high_water_fd_ >= 0) ::close(high_water_fd_);
+}
+
+absl::Status RocksDbSiteStore::Init(const std::vector<std::string>& missing_core) {
+  if (read_only_) {
+    return absl::InternalError("site store: Init on a read-only store (use InitReadOnly)");
+  }
+  if (contributions_ == nullptr || sessions_ == nullptr || meta_ == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("site store ", directory_, ": a column family is missing after open"));
+  }
+  size_t records = 0;
+  ASSIGN_OR_RETURN(std::optional<std::string> version, CheckEverything(&records));
+  if (version.has_value() && !missing_core.empty()) {
+    return DataLoss(directory_,
+                    absl::StrCat("column family ", missing_core.front(), " is missing"));
+  }
+  if (!version.has_value()) {
+    // A new store, or one whose creation was interrupted before its first record.
+    if (records > 0) {
+      return DataLoss(directory_, absl::StrCat("family meta has no ", kFormatVersionKey,
+                                               " but the store holds ", records, " records"));
+    }
+    RETURN_IF_ERROR(WriteFormatVersion());
+  }
+  RETURN_IF_ERROR(CheckHighWater(records));
+  RETURN_IF_ERROR(ScrubNow());
+  scrubber_ = std::thread([this] { ScrubInTheBackground(); });
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbSiteStore::InitReadOnly(std::optional<uint64_t> mark) {
+  if (contributions_ == nullptr || sessions_ == nullptr || meta_ == nullptr) {
+    return DataLoss(directory_, "a column family is missing");
+  }
+  size_t records = 0;
+  RETURN_IF_ERROR(CheckEverything(&records).status());
+  const uint64_t latest = db_->GetLatestSequenceNumber();
+  if (mark.has_value() && latest < *mark) {
+    return DataLoss(directory_,
+                    absl::StrCat("its log ends at write ", latest, ", before write ", *mark,
+                                 ", the last that recorded a masked input this site sent (",
+                                 kHighWaterFile, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(size_t* records) {
+  RETURN_IF_ERROR(FromRocksDb(db_->VerifyChecksum(ReadAll()), directory_,
+                              "verifying the block checksums of the table files"));
+  RETURN_IF_ERROR(FromRocksDb(db_->VerifyFileChecksums(ReadAll()), directory_,
+                              "verifying the whole-file checksums of the table files"));
+  ASSIGN_OR_RETURN(std::optional<std::string> version, Get(meta_, kFormatVersionKey));
+  if (version.has_value()) RETURN_IF_ERROR(CheckFormatVersion(*version));
+  RETURN_IF_ERROR(ForEach(contributions_, [&](std::string_view key, std::string_view value) {
+    ++*records;
+    return ParseContribution(key, value).status();
+  }));
+  RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
+    ++*records;
+    return ParseSession(key, value).status();
+  }));
+  RETURN_IF_ERROR(CheckAddedFamilies());
+  return version;
+}
+
+absl::Status RocksDbSiteStore::CheckAddedFamilies() { return absl::OkStatus(); }
+
+absl::StatusOr<v1::ContributionRecord> RocksDbSiteStore::GetContribution(const std::string& key) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, Get(contributions_, key));
+  if (!value.has_value()) return NoContribution(key);
+  return ParseContribution(key, *value);
+}
+
+absl::StatusOr<std::vector<v1::ContributionRecord>> RocksDbSiteStore::ListContributions() {
+  std::vector<v1::ContributionRecord> out;
+  RETURN_IF_ERROR(ForEach(contributions_, [&](std::string_view key, std::string_view value) {
+    ASSIGN_OR_RETURN(v1::ContributionRecord record, ParseContribution(key, value));
+    out.push_back(std::move(record));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::GetSession(const std::string& session) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, Get(sessions_, session));
+  if (!value.has_value()) return NoSession(session);
+  return ParseSession(session, *value);
+}
+
+absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSessions() {
+  std::vector<v1::SiteSessionRecord> out;
+  RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
+    ASSIGN_OR_RETURN(v1::SiteSessionRecord record, ParseSession(key, value));
+    out.push_back(std::move(record));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status RocksDbSiteStore::PutSession(const v1::SiteSessionRecord& session,
+                                          const v1::ContributionRecord* contribution) {
+  RETURN_IF_ERROR(Writable("PutSession"));
+  RETURN_IF_ERROR(CheckPutSession(session, contribution));
+  const std::string& label = session.session();
+  ASSIGN_OR_RETURN(std::string session_value, Serialize(session, "the session record"));
+  std::string contribution_value;
+  if (contribution != nullptr) {
+    ASSIGN_OR_RETURN(contribution_value, Serialize(*contribution, "the contribution record"));
+  }
+  const std::string what = absl::StrCat("PutSession \"", label, "\"");
+
+  absl::MutexLock lock(&mu_);
+  bool drops_secrets = false;
+  ASSIGN_OR_RETURN(std::optional<std::string> stored_session, Get(sessions_, label));
+  if (stored_session.has_value()) {
+    ASSIGN_OR_RETURN(v1::SiteSessionRecord stored, ParseSession(label, *stored_session));
+    drops_secrets = DropsSecrets(stored, session);
+  }
+  rocksdb::WriteBatch batch;
+  if (contribution != nullptr) {
+    ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, contribution->key()));
+    if (stored.has_value()) {
+      ASSIGN_OR_RETURN(v1::ContributionRecord owner,
+                       ParseContribution(contribution->key(), *stored));
+      RETURN_IF_ERROR(CheckContributionOwner(owner, label));
+    }
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(contributions_, contribution->key(), contribution_value),
+                                directory_, what));
+  }
+  RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
+  RETURN_IF_ERROR(Write(&batch, what));
+  if (contribution != nullptr) {
+    // Outside the log, so that a log that lost this write at a record boundary (which
+    // recovery cannot tell from a log that never had it) is caught at the next open.
+    RETURN_IF_ERROR(WriteHighWater(db_->GetLatestSequenceNumber()));
+  }
+  // Off the caller's path: the write is on disk, and the answer it records may leave while
+  // the old versions are scrubbed (site_store.h).
+  if (drops_secrets) WantScrub();
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbSiteStore::ScrubNow() {
+  RETURN_IF_ERROR(Writable("ScrubNow"));
+  absl::MutexLock lock(&scrubbing_mu_);
+  return Scrub();
+}
+
+absl::Status RocksDbSiteStore::DeleteSession(const std::string& session) {
+  RETURN_IF_ERROR(Writable("DeleteSession"));
+  const std::string what = absl::StrCat("DeleteSession \"", session, "\"");
+  absl::MutexLock lock(&mu_);
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
+  RETURN_IF_ERROR(Write(&batch, what));
+  return common::Annotate(ScrubNow(), what +
+                                          ": the record is deleted, but scrubbing its old "
+                                          "versions from the store's files failed (retry)");
+}
+
+// ---- Shared helpers
+
+rocksdb::ColumnFamilyHandle* RocksDbSiteStore::Family(std::string_view name) const {
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    if (h->GetName() == name) return h;
+  }
+  return nullptr;
+}
+
+absl::Status RocksDbSiteStore::Writable(const char* call) const {
+  if (!read_only_) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("site store ", directory_, ": ", call,
+                   " on a store opened read-only (OpenSiteStoreReadOnly)"));
+}
+
+rocksdb::ReadOptions RocksDbSiteStore::ReadAll() {
+  rocksdb::ReadOptions options;
+  options.verify_checksums = true;
+  options.fill_cache = false;
+  return options;
+}
+
+absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::Get(rocksdb::ColumnFamilyHandle* cf,
+                                                                 const rocksdb::Slice& key) {
+  if (cf == nullptr) return std::nullopt;
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, key, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  RETURN_IF_ERROR(FromRocksDb(
+      s, directory_, absl::StrCat("reading family ", cf->GetName(), ", key ", Hex(View(key)))));
+  return value;
+}
+
+absl::Status RocksDbSiteStore::ForEachEnd(const rocksdb::Status& s,
+                                          rocksdb::ColumnFamilyHandle* cf) {
+  return FromRocksDb(s, directory_, absl::StrCat("reading family ", cf->GetName()));
+}
+
+absl::Status RocksDbSiteStore::Write(rocksdb::WriteBatch* batch, const std::string& what) {
+  return FromRocksDb(db_->Write(write_options_, batch), directory_, what);
+}
+
+absl::Status RocksDbSiteStore::Damaged(const char* family, std::string_view key,
+                                       const std::string& what) {
+  return DataLoss(directory_, absl::StrCat("family ", family, ", key ", Hex(key), ": ", what));
+}
+
+absl::StatusOr<v1::ContributionRecord> RocksDbSiteStore::ParseContribution(std::string_view key,
+                                                                           std::string_view bytes) {
+  if (key.size() != kContributionKeySize) {
+    return Damaged(kContributionsCf, key,
+                   absl::StrCat("the key has ", key.size(), " bytes, want ", kContributionKeySize));
+  }
+  v1::ContributionRecord record;
+  if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Damaged(kContributionsCf, key, "the record does not parse");
+  }
+  if (record.key() != key) {
+    return Damaged(kContributionsCf, key,
+                   absl::StrCat("the record is for key ", Hex(record.key())));
+  }
+  if (record.session().empty()) {
+    return Damaged(kContributionsCf, key, "the record names no session");
+  }
+  return record;
+}
+
+absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::ParseSession(std::string_view key,
+                                                                     std::string_view bytes) {
+  v1::SiteSessionRecord record;
+  if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Damaged(kSessionsCf, key, "the record does not parse");
+  }
+  if (key.empty() || record.session() != key) {
+    return Damaged(kSessionsCf, key,
+                   absl::StrCat("the record is for session ", Hex(record.session())));
+  }
+  return record;
+}
+
+}  // namespace tessera::client::internal

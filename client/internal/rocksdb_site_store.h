@@ -1,0 +1,208 @@
+// Private to the client library: the RocksDB SiteStore (client/site_store.h states what it
+// promises; OpenSiteStore and OpenSiteStoreReadOnly in client/site_store.cc make one).
+//
+// On-disk layout (one column family per kind; values are serialised protos):
+//   contributions  32-byte contribution key   -> v1::ContributionRecord (record.key == key)
+//   sessions       session label              -> v1::SiteSessionRecord (record.session == key)
+//   meta           "format_version"           -> 4-byte big-endian kFormatVersion
+// Keys sort bytewise, which is the order the List calls promise.
+//
+// Families. The core families (kCoreFamilies) exist in every store since format version 1:
+// a store that has a format version but lacks one is damaged. Families added later
+// (kAddedFamilies, each with its part's records) are created by the first writable open of
+// an older store; a read-only open of such a store opens them not at all, and reads them as
+// empty (Family() returns nullptr; Get and ForEach treat that as a family with no records).
+// To add a family: append its name to kAddedFamilies, append its methods to SiteStore and
+// define them in a file of their own (rocksdb_site_store_<part>.cc), and check its records
+// in CheckAddedFamilies.
+//
+// Implementation files: rocksdb_site_store.cc (open checks, records, the shared helpers),
+// rocksdb_site_store_upkeep.cc (format version, scrubbing, the high-water mark).
+//
+// Every write is synced. PutSession reads before it writes (the contribution's owner, the
+// stored snapshot) and the scrub must not interleave with writes, so writers are
+// serialised by mu_; readers take no lock (RocksDB reads are thread-safe).
+#ifndef TESSERA_CLIENT_INTERNAL_ROCKSDB_SITE_STORE_H_
+#define TESSERA_CLIENT_INTERNAL_ROCKSDB_SITE_STORE_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "client/site_store.h"
+#include "common/status.h"
+#include "rocksdb/db.h"
+#include "rocksdb/iterator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/write_batch.h"
+
+namespace tessera::client::internal {
+
+inline constexpr char kContributionsCf[] = "contributions";
+inline constexpr char kSessionsCf[] = "sessions";
+inline constexpr char kMetaCf[] = "meta";
+inline constexpr char kFormatVersionKey[] = "format_version";
+inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, kSessionsCf,
+                                                             kMetaCf};
+// Families added after format version 1, in the order they were added.
+inline constexpr std::array<const char*, 0> kAddedFamilies = {};
+
+// Beside RocksDB's files: the sequence number of the last write that recorded a masked
+// input (site_store.h, "Never silently forget what left").
+inline constexpr char kHighWaterFile[] = "CONTRIBUTED_UP_TO";
+
+// The high-water mark in `directory`, nullopt without one; DATA_LOSS if it is damaged.
+absl::StatusOr<std::optional<uint64_t>> ReadHighWater(const std::string& directory);
+
+inline std::string_view View(const rocksdb::Slice& s) {
+  return std::string_view(s.data(), s.size());
+}
+
+class RocksDbSiteStore final : public SiteStore {
+ public:
+  // Takes ownership of `db` and `handles` (every family opened). `logs_at_open`: the
+  // write-ahead logs the open replayed (recovery replaces them). `read_only`: opened by
+  // OpenSiteStoreReadOnly (writes refused, nothing scrubbed).
+  RocksDbSiteStore(std::string directory, rocksdb::DB* db,
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles, std::string logs_at_open,
+                   bool read_only);
+  ~RocksDbSiteStore() override;
+
+  // Checks everything stored (see site_store.h), writes the format version of a new store
+  // and scrubs. `missing_core` lists the core families that did not exist before this
+  // open. Called once, before the store is shared.
+  absl::Status Init(const std::vector<std::string>& missing_core);
+
+  // The read-only open's checks: the same as Init's, against the high-water mark read
+  // before the open (`mark`, nullopt without one), and nothing written: no format version,
+  // no mark, no scrub.
+  absl::Status InitReadOnly(std::optional<uint64_t> mark);
+
+  // ---- SiteStore
+  absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override;
+  absl::StatusOr<std::vector<v1::ContributionRecord>> ListContributions() override;
+  absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) override;
+  absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override;
+  absl::Status PutSession(const v1::SiteSessionRecord& session,
+                          const v1::ContributionRecord* contribution) override;
+  absl::Status ScrubNow() override;
+  absl::Status DeleteSession(const std::string& session) override;
+
+ private:
+  // ---- Shared helpers (rocksdb_site_store.cc)
+
+  // The family `name`, nullptr if this store has none (an added family on a read-only
+  // open of an older store).
+  rocksdb::ColumnFamilyHandle* Family(std::string_view name) const;
+
+  // FAILED_PRECONDITION naming `call` on a read-only store.
+  absl::Status Writable(const char* call) const;
+
+  static rocksdb::ReadOptions ReadAll();
+
+  // nullopt if the key (or the family) is absent.
+  absl::StatusOr<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                                 const rocksdb::Slice& key);
+
+  // Calls `visit(key, value)` for every record of `cf` (none if `cf` is null) in key
+  // order; stops at the first error.
+  template <typename Visit>
+  absl::Status ForEach(rocksdb::ColumnFamilyHandle* cf, Visit visit);
+
+  // ForEach's end: the iterator's status, naming the family.
+  absl::Status ForEachEnd(const rocksdb::Status& s, rocksdb::ColumnFamilyHandle* cf);
+
+  absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what);
+
+  // DATA_LOSS naming the family and the key (in hex).
+  absl::Status Damaged(const char* family, std::string_view key, const std::string& what);
+
+  // The checks Init and InitReadOnly share: checksums, the format version (nullopt if the
+  // store has none yet), every record. *records counts the contributions and sessions.
+  absl::StatusOr<std::optional<std::string>> CheckEverything(size_t* records);
+
+  // Every record of the added families parsed and checked (appended to by each part).
+  absl::Status CheckAddedFamilies();
+
+  absl::StatusOr<v1::ContributionRecord> ParseContribution(std::string_view key,
+                                                           std::string_view bytes);
+  absl::StatusOr<v1::SiteSessionRecord> ParseSession(std::string_view key, std::string_view bytes);
+
+  // ---- Upkeep (rocksdb_site_store_upkeep.cc)
+
+  absl::Status CheckFormatVersion(std::string_view bytes);
+  absl::Status WriteFormatVersion();
+
+  // Removes dropped versions of session records from the store's files (site_store.h,
+  // "Secrets on disk").
+  absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrubbing_mu_);
+
+  // The scrubber thread: scrubs whenever a write dropped secrets; a failed scrub is logged
+  // and tried again a second later (and at close, and at the next open).
+  void ScrubInTheBackground();
+
+  // Asks the scrubber thread for a scrub.
+  void WantScrub();
+
+  // Stops the scrubber thread, then scrubs if a scrub is still due.
+  void StopScrubbing();
+
+  // The high-water mark: 8 bytes of the sequence number (big-endian), then the same bytes
+  // inverted, rewritten in place and synced after every write that records a masked input.
+  absl::Status WriteHighWater(uint64_t sequence);
+
+  // The log must reach the high-water mark: a store whose log ends before the last write
+  // that recorded a masked input has lost the record of something that left the site.
+  absl::Status CheckHighWater(size_t records);
+
+  // Table files of a family, on every level.
+  uint64_t TableFiles(rocksdb::ColumnFamilyHandle* family);
+
+  const std::string directory_;
+  const std::unique_ptr<rocksdb::DB> db_;
+  // Every handle opened (ours and any family a newer version added); destroyed before db_.
+  const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* contributions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* sessions_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::WriteOptions write_options_;
+  const std::string logs_at_open_;
+  // The high-water mark file, open once the store recorded a masked input.
+  int high_water_fd_ = -1;
+  const bool read_only_;
+
+  // Serialises writers.
+  absl::Mutex mu_;
+  // One scrub at a time (writers go on meanwhile: RocksDB's flush and compaction run
+  // beside writes).
+  absl::Mutex scrubbing_mu_ ABSL_ACQUIRED_AFTER(scrub_mu_);
+  // Wakes the scrubber.
+  absl::Mutex scrub_mu_;
+  bool scrub_wanted_ ABSL_GUARDED_BY(scrub_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(scrub_mu_) = false;
+  std::thread scrubber_;
+};
+
+template <typename Visit>
+absl::Status RocksDbSiteStore::ForEach(rocksdb::ColumnFamilyHandle* cf, Visit visit) {
+  if (cf == nullptr) return absl::OkStatus();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadAll(), cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    RETURN_IF_ERROR(visit(View(it->key()), View(it->value())));
+  }
+  return ForEachEnd(it->status(), cf);
+}
+
+}  // namespace tessera::client::internal
+
+#endif  // TESSERA_CLIENT_INTERNAL_ROCKSDB_SITE_STORE_H_
