@@ -92,6 +92,8 @@
 namespace tessera::v1 {  // proto/site_state.proto
 class ContributionRecord;
 class SiteSessionRecord;
+class LedgerEntry;       // proto/site_ledger.proto
+class LedgerCheckpoint;  // proto/site_ledger.proto
 }  // namespace tessera::v1
 
 namespace tessera::client {
@@ -138,6 +140,29 @@ class SiteStore {
   // Scrubs the dropped secrets of every session from the store's files (above) before it
   // returns. UNAVAILABLE or INTERNAL if it fails (a retry completes it).
   virtual absl::Status ScrubNow() = 0;
+
+  // ---- The egress ledger (client/ledger.h; families `ledger` and `ledger_checkpoints`,
+  // keyed by the 8-byte big-endian sequence number). The store keeps the records and
+  // their order; the chain and the signatures are client/ledger.h's to make and check.
+
+  // Appends `entry` in one synced write. FAILED_PRECONDITION, writing nothing, unless
+  // entry.sequence() is one more than the last entry's (1 on an empty ledger);
+  // INVALID_ARGUMENT, writing nothing, unless sent_sha256 and prev_hash have 32 bytes.
+  virtual absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) = 0;
+
+  // The entry with the highest sequence. NOT_FOUND if the ledger is empty.
+  virtual absl::StatusOr<v1::LedgerEntry> LastLedgerEntry() = 0;
+
+  // Every entry, by sequence.
+  virtual absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() = 0;
+
+  // Stores `checkpoint` (synced), replacing one with the same sequence. INVALID_ARGUMENT,
+  // writing nothing, unless its sequence is that of a stored entry and head_hash has 32
+  // bytes.
+  virtual absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) = 0;
+
+  // Every checkpoint, by sequence.
+  virtual absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() = 0;
 };
 
 // Opens the store in `directory`, creating the directory (mode 0700, missing parents too)

@@ -534,6 +534,9 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
   if (config.policy().min_cell_size() > kMaxMinCellSize) {
     errors.push_back({"policy.min_cell_size", absl::StrCat("must be 1..", kMaxMinCellSize)});
   }
+  if (config.ledger().checkpoint_every() > 1000000) {
+    errors.push_back({"ledger.checkpoint_every", "must be 1..1000000"});
+  }
   if (config.retry().max_backoff_ms() != 0 &&
       config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
     errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});
@@ -553,6 +556,7 @@ void ApplyClientDefaults(v1::ClientConfig* config) {
     config->mutable_retry()->set_max_backoff_ms(
         std::max<uint32_t>(10000, config->retry().initial_backoff_ms()));
   }
+  if (config->ledger().checkpoint_every() == 0) config->mutable_ledger()->set_checkpoint_every(64);
 }
 
 std::vector<FieldError> ValidateConsoleConfig(const v1::ConsoleConfig& config) {

@@ -1,4 +1,4 @@
-// The in-memory SiteStore (NewMemorySiteStore, client/site_store.h): two sorted maps under
+// The in-memory SiteStore (NewMemorySiteStore, client/site_store.h): sorted maps under
 // one mutex. std::map<std::string> orders keys bytewise (char_traits<char> compares as
 // unsigned char), like RocksDB, so both stores list in the same order.
 
@@ -12,9 +12,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client/internal/site_store_ledger_rules.h"
 #include "client/internal/site_store_rules.h"
 #include "client/site_store.h"
 #include "common/status.h"
+#include "proto/site_ledger.pb.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client {
@@ -76,10 +78,48 @@ class MemorySiteStore final : public SiteStore {
   // Nothing is on disk to scrub.
   absl::Status ScrubNow() override { return absl::OkStatus(); }
 
+  absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) override {
+    absl::MutexLock lock(&mu_);
+    const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
+    RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(entry, last));
+    ledger_[entry.sequence()] = entry;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::LedgerEntry> LastLedgerEntry() override {
+    absl::MutexLock lock(&mu_);
+    if (ledger_.empty()) return internal::NoLedgerEntries();
+    return ledger_.rbegin()->second;
+  }
+
+  absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::LedgerEntry> out;
+    for (const auto& [sequence, entry] : ledger_) out.push_back(entry);
+    return out;
+  }
+
+  absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) override {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        internal::CheckPutLedgerCheckpoint(checkpoint, ledger_.contains(checkpoint.sequence())));
+    checkpoints_[checkpoint.sequence()] = checkpoint;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::LedgerCheckpoint> out;
+    for (const auto& [sequence, checkpoint] : checkpoints_) out.push_back(checkpoint);
+    return out;
+  }
+
  private:
   absl::Mutex mu_;
   std::map<std::string, v1::ContributionRecord> contributions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::SiteSessionRecord> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, v1::LedgerEntry> ledger_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, v1::LedgerCheckpoint> checkpoints_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

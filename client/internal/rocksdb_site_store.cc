@@ -133,7 +133,10 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
   return version;
 }
 
-absl::Status RocksDbSiteStore::CheckAddedFamilies() { return absl::OkStatus(); }
+absl::Status RocksDbSiteStore::CheckAddedFamilies() {
+  RETURN_IF_ERROR(CheckLedger());
+  return absl::OkStatus();
+}
 
 absl::StatusOr<v1::ContributionRecord> RocksDbSiteStore::GetContribution(const std::string& key) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, Get(contributions_, key));
