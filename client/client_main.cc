@@ -2,6 +2,7 @@
 //   tessera-client keygen --name ID [--out-dir DIR]   key pair + CSR for the operator to sign
 //   tessera-client check --config FILE                 config, certificate and data check
 //   tessera-client run --config FILE                   the daemon
+//   tessera-client audit verify|show|export            the egress ledger (cli_audit.cc)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@
 #include "proto/site_state.pb.h"
 #include "proto/validation.h"
 
+// Subcommand groups, each in its own file (client/cli_<name>.cc).
+namespace tessera::client {
+absl::Status AuditMain(const std::vector<std::string>& args);  // cli_audit.cc
+}  // namespace tessera::client
+
 namespace {
 
 using tessera::common::FlagParser;
@@ -35,7 +41,8 @@ constexpr char kUsage[] =
     "commands:\n"
     "  keygen   make this site's private key and a certificate signing request\n"
     "  check    check a config file, its certificate and every local dataset\n"
-    "  run      run the client daemon\n\n"
+    "  run      run the client daemon\n"
+    "  audit    verify, show and export the egress ledger (what left this site)\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
@@ -164,6 +171,8 @@ int main(int argc, char** argv) {
     st = Check(args);
   } else if (command == "run") {
     st = Run(args);
+  } else if (command == "audit") {
+    st = tessera::client::AuditMain(args);
   } else {
     st = absl::InvalidArgumentError(
         absl::StrCat("unknown command '", command, "' (keygen, check or run; see --help)"));
