@@ -1,7 +1,8 @@
 // The site's own store: what left this institution, kept by its tessera-client daemon in
 // its data_dir so that it outlives restarts, crashes and reinstalls of the binary.
 //
-// Two kinds of records (proto/site_state.proto):
+// Records (proto/site_state.proto; the egress ledger's in proto/site_ledger.proto, at the
+// end of the interface):
 //   contributions  one per masked input the site sent, keyed by its 32-byte contribution
 //                  key. Never removed: they are how the site refuses to send a second
 //                  masked input for the same key in another session.
@@ -24,9 +25,9 @@
 //
 // ---- The on-disk store (OpenSiteStore)
 //
-// A RocksDB database, one column family per kind (contributions, sessions, meta), every
-// write synced. `meta` holds the store's format version; a store written by a newer
-// version of tessera-client is refused (FAILED_PRECONDITION) rather than misread.
+// A RocksDB database, one column family per kind (contributions, sessions, meta, ledger,
+// ledger_checkpoints), every write synced. `meta` holds the store's format version; a store written
+// by a newer version of tessera-client is refused (FAILED_PRECONDITION) rather than misread.
 //
 // Never silently forget what left. Opening checks everything before the store is used:
 // RocksDB's paranoid checks; write-ahead-log recovery in absolute-consistency mode (the
