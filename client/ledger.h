@@ -6,6 +6,10 @@
 //
 // The ledger holds sizes and SHA-256 digests of the exact bytes sent, and metadata (task,
 // round, stage, session label, step): never a payload, a key, a share or a record.
+// An entry records an attempt: it is on disk before the call starts, and stays if the call
+// then fails (the bytes may or may not have reached the coordinator). The coordinator is
+// named by its configured address and the name its certificate must carry (the channel
+// refuses any other); the certificate actually presented is not known before the call.
 //
 // ---- Encodings (fixed, big-endian; `str` = u32 length then the bytes)
 //

@@ -199,6 +199,11 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
       absl::Seconds(120)));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse done, coordinator_->GetTask(task_id));
   ASSERT_EQ(done.task().state(), v1::TASK_COMPLETED) << done.task().state_reason();
+  // While the daemons run: the store is read read-only.
+  ASSERT_OK_AND_ASSIGN(CommandResult running,
+                       Audit({"verify", "--config", site("hospital-b").config_path}));
+  EXPECT_EQ(running.exit_code(), 0) << running.err;
+  EXPECT_THAT(running.out, HasSubstr("\nok\n"));
   for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
 
   for (const std::string& name : Sites()) {
