@@ -4,6 +4,7 @@
 //   tessera-client run --config FILE                   the daemon
 //   tessera-client hash TASK_FILE                      a task file's spec hash (client/cli_hash.h)
 //   tessera-client privacy [--config FILE | --store DIR] the site's privacy budget (cli_privacy.h)
+//   tessera-client audit verify|show|export            the egress ledger (cli_audit.cc)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@
 #include "proto/site_state.pb.h"
 #include "proto/validation.h"
 
+// Subcommand groups, each in its own file (client/cli_<name>.cc).
+namespace tessera::client {
+absl::Status AuditMain(const std::vector<std::string>& args);  // cli_audit.cc
+}  // namespace tessera::client
+
 namespace {
 
 using tessera::common::FlagParser;
@@ -42,6 +48,7 @@ constexpr char kUsage[] =
     "  run      run the client daemon\n"
     "  hash     print a task file's spec hash, as the coordinator logs it\n"
     "  privacy  show this site's privacy budget per dataset\n\n"
+    "  audit    verify, show and export the egress ledger (what left this site)\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
@@ -174,6 +181,8 @@ int main(int argc, char** argv) {
     st = tessera::client::HashCommand(args);
   } else if (command == "privacy") {
     st = tessera::client::PrivacyCommand(args);
+  } else if (command == "audit") {
+    st = tessera::client::AuditMain(args);
   } else {
     st = absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", command, "' (keygen, check, run, hash, privacy; see --help)"));

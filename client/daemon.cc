@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/ledger.h"
 #include "client/site_agent.h"
 #include "client/site_store.h"
 #include "client/update_sink.h"
@@ -19,6 +20,9 @@
 #include "common/status.h"
 #include "crypto/signature.h"
 #include "crypto/tls.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/config.pb.h"
 #include "proto/federation.grpc.pb.h"
@@ -73,24 +77,87 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
+// Every request leaves through here: serialised once (deterministically), recorded in the
+// egress ledger with the SHA-256 of those bytes, then handed to gRPC as those very bytes
+// (a generic call on a ByteBuffer), so that what the ledger hashed is what went on the wire.
+class RecordedCaller {
+ public:
+  RecordedCaller(std::shared_ptr<grpc::Channel> channel, EgressLedger* ledger, CallGuard* guard)
+      : stub_(std::move(channel)), ledger_(ledger), guard_(guard) {}
+
+  // `ctx` has its deadline set. An error recording the message is returned as INTERNAL
+  // (not transient: nothing was sent).
+  absl::Status Call(grpc::ClientContext* ctx, const char* method,
+                    const google::protobuf::MessageLite& request, const EgressMessage& what,
+                    google::protobuf::MessageLite* response) {
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream stream(&bytes);
+      google::protobuf::io::CodedOutputStream out(&stream);
+      out.SetSerializationDeterministic(true);
+      if (!request.SerializeToCodedStream(&out)) {
+        return absl::InternalError(absl::StrCat(method, ": cannot serialise the request"));
+      }
+    }
+    absl::Status recorded = ledger_->Record(what, bytes, absl::Now());
+    if (!recorded.ok()) {
+      return absl::InternalError(
+          absl::StrCat("egress ledger: ", recorded.message(), " (nothing sent)"));
+    }
+    grpc::Slice slice(bytes.data(), bytes.size());
+    grpc::ByteBuffer sent(&slice, 1);
+    grpc::ByteBuffer received;
+    if (!guard_->Enter(ctx)) return absl::CancelledError("stopping");
+    absl::Notification done;
+    grpc::Status st;
+    stub_.UnaryCall(ctx, method, grpc::StubOptions(), &sent, &received, [&](grpc::Status s) {
+      st = std::move(s);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    guard_->Leave();
+    RETURN_IF_ERROR(proto::FromGrpcStatus(st));
+    std::vector<grpc::Slice> slices;
+    std::string reply;
+    if (!received.Dump(&slices).ok()) return absl::InternalError("unreadable reply");
+    for (const grpc::Slice& s : slices) {
+      reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    if (!response->ParseFromString(reply)) {
+      return absl::InternalError(absl::StrCat(method, ": the reply does not parse"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  EgressLedger* const ledger_;
+  CallGuard* const guard_;
+};
+
 class GrpcUpdateSink final : public UpdateSink {
  public:
-  GrpcUpdateSink(v1::Federation::Stub* stub, CallGuard* guard) : stub_(stub), guard_(guard) {}
+  explicit GrpcUpdateSink(RecordedCaller* caller) : caller_(caller) {}
 
   absl::Status Send(const v1::WorkItem& item, const v1::PushResultRequest& answer) override {
     grpc::ClientContext ctx;
     absl::Duration left = absl::FromUnixMillis(item.deadline_unix_ms()) - absl::Now();
     SetDeadline(&ctx, std::max(left, kMinPushTimeout));
-    if (!guard_->Enter(&ctx)) return absl::CancelledError("stopping");
+    EgressMessage what;
+    what.kind = v1::LEDGER_PUSH_RESULT;
+    what.task_id = item.task_id();
+    what.round = item.round();
+    what.stage = item.stage();
+    what.session = item.secagg_session();
+    what.step = static_cast<uint32_t>(item.secagg().round());
+    what.declined = answer.has_decline();
+    what.ends_session = answer.has_decline() || item.secagg().round() == v1::SECAGG_UNMASKING;
     v1::PushResultResponse response;
-    grpc::Status st = stub_->PushResult(&ctx, answer, &response);
-    guard_->Leave();
-    return proto::FromGrpcStatus(st);
+    return caller_->Call(&ctx, "/tessera.v1.Federation/PushResult", answer, what, &response);
   }
 
  private:
-  v1::Federation::Stub* const stub_;
-  CallGuard* const guard_;
+  RecordedCaller* const caller_;
 };
 
 class ClientDaemon {
@@ -118,8 +185,15 @@ class ClientDaemon {
     channel_options.max_reconnect_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
     channel_ = crypto::MakeChannel(config_.coordinator_address(), config_.server_name(), tls,
                                    channel_options);
-    stub_ = v1::Federation::NewStub(channel_);
-    sink_ = std::make_unique<GrpcUpdateSink>(stub_.get(), &guard_);
+    EgressLedgerOptions ledger_options;
+    ledger_options.coordinator_address = config_.coordinator_address();
+    ledger_options.coordinator_name = ServerName();
+    ledger_options.checkpoint_every = config_.ledger().checkpoint_every();
+    ledger_options.certificate_pem = tls.cert_pem;
+    ASSIGN_OR_RETURN(
+        ledger_, EgressLedger::Open(&agent_->store(), signer_.get(), std::move(ledger_options)));
+    caller_ = std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_);
+    sink_ = std::make_unique<GrpcUpdateSink>(caller_.get());
     if (options_.wrap_sink) sink_ = options_.wrap_sink(std::move(sink_));
     common::LogInfo("client_started")
         .With("client", client_id_)
@@ -181,11 +255,25 @@ class ClientDaemon {
       backoff = std::min(backoff * 2, max_backoff);
     }
     canceller.join();
+    // Seals what left since the last checkpoint.
+    absl::Status sealed = ledger_->Checkpoint("stop", absl::Now());
+    if (!sealed.ok()) common::LogError("ledger_checkpoint_failed").With("error", sealed.ToString());
     common::LogInfo("client_stopped").With("client", client_id_);
     return absl::OkStatus();
   }
 
  private:
+  // The name the coordinator's certificate must carry (the channel checks it).
+  std::string ServerName() const {
+    if (!config_.server_name().empty()) return config_.server_name();
+    const std::string& address = config_.coordinator_address();
+    std::string host = address.substr(0, address.rfind(':'));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    return host;
+  }
+
   // One connection's life: Hello, then pull and answer until a call fails.
   absl::Status Session() {
     v1::HelloRequest hello;
@@ -195,10 +283,9 @@ class ClientDaemon {
     {
       grpc::ClientContext ctx;
       SetDeadline(&ctx, kHelloTimeout);
-      if (!guard_.Enter(&ctx)) return absl::CancelledError("stopping");
-      grpc::Status st = stub_->Hello(&ctx, hello, &welcome);
-      guard_.Leave();
-      RETURN_IF_ERROR(proto::FromGrpcStatus(st));
+      EgressMessage what;
+      what.kind = v1::LEDGER_HELLO;
+      RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/Hello", hello, what, &welcome));
     }
     session_ok_ = true;
     common::LogInfo("connected")
@@ -217,10 +304,10 @@ class ClientDaemon {
       {
         grpc::ClientContext ctx;
         SetDeadline(&ctx, pull_timeout);
-        if (!guard_.Enter(&ctx)) return absl::CancelledError("stopping");
-        grpc::Status st = stub_->PullWork(&ctx, v1::PullWorkRequest(), &response);
-        guard_.Leave();
-        RETURN_IF_ERROR(proto::FromGrpcStatus(st));
+        EgressMessage what;
+        what.kind = v1::LEDGER_PULL_WORK;
+        RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/PullWork",
+                                      v1::PullWorkRequest(), what, &response));
       }
       if (!response.has_work()) continue;
       RETURN_IF_ERROR(Answer(response.work()));
@@ -268,7 +355,8 @@ class ClientDaemon {
   std::unique_ptr<crypto::Signer> signer_;
   std::unique_ptr<SiteAgent> agent_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Federation::Stub> stub_;
+  std::unique_ptr<EgressLedger> ledger_;
+  std::unique_ptr<RecordedCaller> caller_;
   std::unique_ptr<UpdateSink> sink_;
   absl::BitGen bitgen_;
   bool ready_written_ = false;

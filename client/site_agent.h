@@ -45,6 +45,9 @@ class SiteAgent {
   // checked.
   v1::PushResultRequest Answer(const v1::WorkItem& item, absl::Time now);
 
+  // The site store the agent records in (the daemon's egress ledger shares it).
+  SiteStore& store() { return *store_; }
+
  private:
   std::unique_ptr<SiteStore> store_;
   WorkProcessor processor_;

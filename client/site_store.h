@@ -1,7 +1,8 @@
 // The site's own store: what left this institution, kept by its tessera-client daemon in
 // its data_dir so that it outlives restarts, crashes and reinstalls of the binary.
 //
-// Two kinds of records (proto/site_state.proto):
+// Records (proto/site_state.proto; the egress ledger's in proto/site_ledger.proto, at the
+// end of the interface):
 //   contributions  one per masked input the site sent, keyed by its 32-byte contribution
 //                  key. Never removed: they are how the site refuses to send a second
 //                  masked input for the same key in another session.
@@ -29,9 +30,9 @@
 //
 // ---- The on-disk store (OpenSiteStore)
 //
-// A RocksDB database, one column family per kind (contributions, sessions, meta), every
-// write synced. `meta` holds the store's format version; a store written by a newer
-// version of tessera-client is refused (FAILED_PRECONDITION) rather than misread.
+// A RocksDB database, one column family per kind (contributions, sessions, meta, ledger,
+// ledger_checkpoints), every write synced. `meta` holds the store's format version; a store written
+// by a newer version of tessera-client is refused (FAILED_PRECONDITION) rather than misread.
 //
 // Never silently forget what left. Opening checks everything before the store is used:
 // RocksDB's paranoid checks; write-ahead-log recovery in absolute-consistency mode (the
@@ -98,6 +99,8 @@ namespace tessera::v1 {  // proto/site_state.proto, proto/site_budget.proto
 class BudgetCharge;
 class ContributionRecord;
 class SiteSessionRecord;
+class LedgerEntry;       // proto/site_ledger.proto
+class LedgerCheckpoint;  // proto/site_ledger.proto
 }  // namespace tessera::v1
 
 namespace tessera::client {
@@ -160,6 +163,28 @@ class SiteStore {
   virtual absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
                                          const v1::ContributionRecord& contribution,
                                          const v1::BudgetCharge& charge) = 0;
+  // ---- The egress ledger (client/ledger.h; families `ledger` and `ledger_checkpoints`,
+  // keyed by the 8-byte big-endian sequence number). The store keeps the records and
+  // their order; the chain and the signatures are client/ledger.h's to make and check.
+
+  // Appends `entry` in one synced write. FAILED_PRECONDITION, writing nothing, unless
+  // entry.sequence() is one more than the last entry's (1 on an empty ledger);
+  // INVALID_ARGUMENT, writing nothing, unless sent_sha256 and prev_hash have 32 bytes.
+  virtual absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) = 0;
+
+  // The entry with the highest sequence. NOT_FOUND if the ledger is empty.
+  virtual absl::StatusOr<v1::LedgerEntry> LastLedgerEntry() = 0;
+
+  // Every entry, by sequence.
+  virtual absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() = 0;
+
+  // Stores `checkpoint` (synced), replacing one with the same sequence. INVALID_ARGUMENT,
+  // writing nothing, unless its sequence is that of a stored entry and head_hash has 32
+  // bytes.
+  virtual absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) = 0;
+
+  // Every checkpoint, by sequence.
+  virtual absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() = 0;
 };
 
 // Opens the store in `directory`, creating the directory (mode 0700, missing parents too)

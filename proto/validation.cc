@@ -508,6 +508,9 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
     if (d.train_csv().empty()) errors.push_back({prefix + ".train_csv", "required"});
   }
   internal::ValidateLocalPolicy(config.policy(), ids, &errors);
+  if (config.ledger().checkpoint_every() > 1000000) {
+    errors.push_back({"ledger.checkpoint_every", "must be 1..1000000"});
+  }
   if (config.retry().max_backoff_ms() != 0 &&
       config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
     errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});
@@ -527,6 +530,7 @@ void ApplyClientDefaults(v1::ClientConfig* config) {
     config->mutable_retry()->set_max_backoff_ms(
         std::max<uint32_t>(10000, config->retry().initial_backoff_ms()));
   }
+  if (config->ledger().checkpoint_every() == 0) config->mutable_ledger()->set_checkpoint_every(64);
 }
 
 std::vector<FieldError> ValidateConsoleConfig(const v1::ConsoleConfig& config) {

@@ -13,10 +13,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/site_budget_records.h"
+#include "client/internal/site_store_ledger_rules.h"
 #include "client/internal/site_store_rules.h"
 #include "client/site_store.h"
 #include "common/status.h"
 #include "proto/site_budget.pb.h"
+#include "proto/site_ledger.pb.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client {
@@ -89,6 +91,42 @@ class MemorySiteStore final : public SiteStore {
     return absl::OkStatus();
   }
 
+  absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) override {
+    absl::MutexLock lock(&mu_);
+    const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
+    RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(entry, last));
+    ledger_[entry.sequence()] = entry;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::LedgerEntry> LastLedgerEntry() override {
+    absl::MutexLock lock(&mu_);
+    if (ledger_.empty()) return internal::NoLedgerEntries();
+    return ledger_.rbegin()->second;
+  }
+
+  absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::LedgerEntry> out;
+    for (const auto& [sequence, entry] : ledger_) out.push_back(entry);
+    return out;
+  }
+
+  absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) override {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        internal::CheckPutLedgerCheckpoint(checkpoint, ledger_.contains(checkpoint.sequence())));
+    checkpoints_[checkpoint.sequence()] = checkpoint;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::LedgerCheckpoint> out;
+    for (const auto& [sequence, checkpoint] : checkpoints_) out.push_back(checkpoint);
+    return out;
+  }
+
  private:
   // PutSession's write, arguments checked: all of it or (ALREADY_EXISTS) nothing.
   absl::Status Put(const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution)
@@ -108,6 +146,8 @@ class MemorySiteStore final : public SiteStore {
   std::map<std::string, v1::ContributionRecord> contributions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::SiteSessionRecord> sessions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::BudgetCharge> charges_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, v1::LedgerEntry> ledger_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, v1::LedgerCheckpoint> checkpoints_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

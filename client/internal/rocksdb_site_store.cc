@@ -135,6 +135,7 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
 
 absl::Status RocksDbSiteStore::CheckAddedFamilies() {
   RETURN_IF_ERROR(CheckBudgetFamily());
+  RETURN_IF_ERROR(CheckLedger());
   return absl::OkStatus();
 }
 

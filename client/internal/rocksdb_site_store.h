@@ -6,6 +6,8 @@
 //   sessions       session label              -> v1::SiteSessionRecord (record.session == key)
 //   meta           "format_version"           -> 4-byte big-endian kFormatVersion
 //   budget         dataset id, 0, contribution key -> v1::BudgetCharge (added after v1)
+//   ledger         8-byte big-endian sequence -> v1::LedgerEntry (added after v1)
+//   ledger_checkpoints  the same key        -> v1::LedgerCheckpoint (added after v1)
 // Keys sort bytewise, which is the order the List calls promise.
 //
 // Families. The core families (kCoreFamilies) exist in every store since format version 1:
@@ -18,7 +20,8 @@
 // in CheckAddedFamilies.
 //
 // Implementation files: rocksdb_site_store.cc (open checks, records, the shared helpers),
-// rocksdb_site_store_upkeep.cc (format version, scrubbing, the high-water mark).
+// rocksdb_site_store_upkeep.cc (format version, scrubbing, the high-water mark),
+// rocksdb_site_store_ledger.cc (the egress ledger's families).
 //
 // Every write is synced. PutSession reads before it writes (the contribution's owner, the
 // stored snapshot) and the scrub must not interleave with writes, so writers are
@@ -57,9 +60,15 @@ inline constexpr char kMetaCf[] = "meta";
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, kSessionsCf,
                                                              kMetaCf};
+// The egress ledger (rocksdb_site_store_ledger.cc): entries and checkpoints, keyed by the
+// 8-byte big-endian sequence number.
+inline constexpr char kLedgerCf[] = "ledger";
+inline constexpr char kLedgerCheckpointsCf[] = "ledger_checkpoints";
 // Families added after format version 1, in the order they were added.
-inline constexpr std::array<const char*, 1> kAddedFamilies = {
+inline constexpr std::array<const char*, 3> kAddedFamilies = {
     kBudgetCf,  // rocksdb_site_store_budget.cc
+    kLedgerCf,  // rocksdb_site_store_ledger.cc
+    kLedgerCheckpointsCf,
 };
 
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
@@ -102,6 +111,11 @@ class RocksDbSiteStore final : public SiteStore {
                           const v1::ContributionRecord* contribution) override;
   absl::Status ScrubNow() override;
   absl::Status DeleteSession(const std::string& session) override;
+  absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) override;
+  absl::StatusOr<v1::LedgerEntry> LastLedgerEntry() override;
+  absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() override;
+  absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) override;
+  absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() override;
 
   // ---- The privacy budget (rocksdb_site_store_budget.cc)
   absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() override;
@@ -186,6 +200,14 @@ class RocksDbSiteStore final : public SiteStore {
 
   // Table files of a family, on every level.
   uint64_t TableFiles(rocksdb::ColumnFamilyHandle* family);
+
+  // ---- The egress ledger (rocksdb_site_store_ledger.cc)
+
+  // Every ledger record parsed and checked against its key (part of CheckAddedFamilies).
+  absl::Status CheckLedger();
+  absl::StatusOr<v1::LedgerEntry> ParseLedgerEntry(std::string_view key, std::string_view bytes);
+  absl::StatusOr<v1::LedgerCheckpoint> ParseLedgerCheckpoint(std::string_view key,
+                                                             std::string_view bytes);
 
   const std::string directory_;
   const std::unique_ptr<rocksdb::DB> db_;

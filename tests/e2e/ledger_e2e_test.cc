@@ -1,0 +1,331 @@
+// The egress ledger end to end (client/ledger.h): real site daemons run a task against a
+// coordinator hosted in this process — the real coordinator library and Federation service
+// behind a real mTLS gRPC server — whose gRPC server interceptor measures, independently
+// of the sites, every request message it received: the caller (from its TLS certificate),
+// the method, the received message's size and the SHA-256 of its deterministic
+// serialisation. The sites' ledgers must hold exactly those messages; `tessera-client audit
+// verify` passes on the stores and on an exported bundle checked elsewhere with only the
+// CA certificate, and fails naming the entry once one is flipped, deleted or moved.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/site_store.h"
+#include "common/clock.h"
+#include "common/files.h"
+#include "common/status.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/grpc_services.h"
+#include "crypto/hash.h"
+#include "crypto/tls.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/service_type.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "gtest/gtest.h"
+#include "proto/federation.pb.h"
+#include "proto/site_ledger.pb.h"
+#include "rocksdb/db.h"
+#include "tests/e2e/federation.h"
+#include "tests/testing/raw_rocksdb.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::e2e {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// What the coordinator received from one site: per method, the sizes and digests.
+struct Received {
+  std::map<std::string, uint64_t> messages;
+  std::map<std::string, uint64_t> bytes;
+  std::multiset<std::string> push_digests;
+};
+
+class Tally {
+ public:
+  void Add(const std::string& site, const std::string& method,
+           const google::protobuf::MessageLite& m) {
+    const std::string bytes = m.SerializeAsString();
+    absl::MutexLock lock(&mu_);
+    Received& r = sites_[site];
+    ++r.messages[method];
+    r.bytes[method] += m.ByteSizeLong();
+    if (method == "PushResult") r.push_digests.insert(crypto::HashMessage(m));
+  }
+  Received Of(const std::string& site) {
+    absl::MutexLock lock(&mu_);
+    return sites_[site];
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, Received> sites_ ABSL_GUARDED_BY(mu_);
+};
+
+class Measuring final : public grpc::experimental::Interceptor {
+ public:
+  Measuring(grpc::experimental::ServerRpcInfo* info, Tally* tally) : info_(info), tally_(tally) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      const std::string method = info_->method();
+      auto peer = crypto::PeerIdentity(*info_->server_context()->auth_context());
+      void* m = methods->GetRecvMessage();
+      const std::string site = peer.ok() ? peer->node_id : "?";
+      if (absl::EndsWith(method, "/Hello")) {
+        tally_->Add(site, "Hello", *static_cast<v1::HelloRequest*>(m));
+      } else if (absl::EndsWith(method, "/PullWork")) {
+        tally_->Add(site, "PullWork", *static_cast<v1::PullWorkRequest*>(m));
+      } else if (absl::EndsWith(method, "/PushResult")) {
+        tally_->Add(site, "PushResult", *static_cast<v1::PushResultRequest*>(m));
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* const info_;
+  Tally* const tally_;
+};
+
+class MeasuringFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MeasuringFactory(Tally* tally) : tally_(tally) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new Measuring(info, tally_);
+  }
+
+ private:
+  Tally* const tally_;
+};
+
+bool Finished(const v1::TaskRecord& task) {
+  return task.state() == v1::TASK_COMPLETED || task.state() == v1::TASK_FAILED ||
+         task.state() == v1::TASK_CANCELLED;
+}
+
+std::string LedgerKey(uint64_t sequence) {
+  std::string key(8, '\0');
+  key[7] = static_cast<char>(sequence);
+  return key;
+}
+
+class AuditE2eTest : public FederationTest {
+ protected:
+  // The coordinator in this process, listening on 127.0.0.1 with the fixture's
+  // coordinator certificate.
+  absl::Status StartMeasuredCoordinator() {
+    ASSIGN_OR_RETURN(
+        crypto::TlsMaterial tls,
+        crypto::LoadTlsMaterial(coordinator_tls(), crypto::Role::kCoordinator, absl::Now()));
+    coordinator::CoordinatorOptions options;
+    options.ca_cert_pem = tls.ca_cert_pem;
+    ASSIGN_OR_RETURN(coordinator_,
+                     coordinator::Coordinator::Create(coordinator::NewMemoryStore(),
+                                                      common::Clock::Real(), options));
+    service_ = coordinator::MakeFederationService(coordinator_.get(), 2);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", crypto::MakeServerCredentials(tls), &port);
+    builder.RegisterService(service_.get());
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+    factories.push_back(std::make_unique<MeasuringFactory>(&tally_));
+    builder.experimental().SetInterceptorCreators(std::move(factories));
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port == 0) return absl::InternalError("cannot start the server");
+    measured_address_ = absl::StrCat("127.0.0.1:", port);
+    return absl::OkStatus();
+  }
+
+  void TearDown() override {
+    FederationTest::TearDown();
+    if (coordinator_ != nullptr) coordinator_->Shutdown();
+    if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  }
+
+  absl::StatusOr<CommandResult> Audit(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {ClientBinary(), "audit"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  // A copy of `site`'s store (mode 0700), for damaging.
+  std::string CopyStore(const std::string& site, const std::string& name) {
+    const std::string copy = temp().File(name);
+    std::filesystem::copy(this->site(site).dir + "/store", copy,
+                          std::filesystem::copy_options::recursive);
+    EXPECT_EQ(::chmod(copy.c_str(), 0700), 0);
+    return copy;
+  }
+
+  Tally tally_;
+  std::unique_ptr<coordinator::Coordinator> coordinator_;
+  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string measured_address_;
+};
+
+TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifies) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  ASSERT_OK(StartMeasuredCoordinator());
+  for (const std::string& name : Sites()) ASSERT_OK(StartClient(name, measured_address_));
+  for (const std::string& name : Sites()) ASSERT_OK(WaitClientReady(name));
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
+  spec.set_rounds(2);
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
+                       coordinator_->SubmitTask("operator", spec));
+  const std::string task_id = submitted.task_id();
+  ASSERT_OK(WaitFor(
+      "the task to finish",
+      [&] {
+        auto task = coordinator_->GetTask(task_id);
+        return task.ok() && Finished(task->task());
+      },
+      absl::Seconds(120)));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse done, coordinator_->GetTask(task_id));
+  ASSERT_EQ(done.task().state(), v1::TASK_COMPLETED) << done.task().state_reason();
+  // While the daemons run: the store is read read-only.
+  ASSERT_OK_AND_ASSIGN(CommandResult running,
+                       Audit({"verify", "--config", site("hospital-b").config_path}));
+  EXPECT_EQ(running.exit_code(), 0) << running.err;
+  EXPECT_THAT(running.out, HasSubstr("\nok\n"));
+  for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
+
+  for (const std::string& name : Sites()) {
+    SCOPED_TRACE(name);
+    Site& s = site(name);
+    // The ledger, read directly, against what the coordinator measured.
+    Received ledger;
+    {
+      ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(s.dir + "/store"));
+      ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+      for (const v1::LedgerEntry& e : entries) {
+        const std::string kind = e.kind() == v1::LEDGER_HELLO       ? "Hello"
+                                 : e.kind() == v1::LEDGER_PULL_WORK ? "PullWork"
+                                                                    : "PushResult";
+        ++ledger.messages[kind];
+        ledger.bytes[kind] += e.byte_count();
+        if (kind == "PushResult") ledger.push_digests.insert(e.sent_sha256());
+      }
+    }
+    const Received received = tally_.Of(name);
+    EXPECT_GT(received.messages.at("PushResult"), 10u);
+    EXPECT_EQ(ledger.messages["Hello"], received.messages.at("Hello"));
+    EXPECT_EQ(ledger.bytes["Hello"], received.bytes.at("Hello"));
+    EXPECT_EQ(ledger.messages["PushResult"], received.messages.at("PushResult"));
+    EXPECT_EQ(ledger.bytes["PushResult"], received.bytes.at("PushResult"));
+    EXPECT_EQ(ledger.push_digests, received.push_digests);
+    // A PullWork in flight when the daemon stopped may or may not have been read.
+    EXPECT_LE(received.messages.at("PullWork"), ledger.messages["PullWork"]);
+    EXPECT_GE(received.messages.at("PullWork") + 1, ledger.messages["PullWork"]);
+
+    ASSERT_OK_AND_ASSIGN(CommandResult verify, Audit({"verify", "--config", s.config_path}));
+    EXPECT_EQ(verify.exit_code(), 0) << verify.err;
+    EXPECT_THAT(verify.out, HasSubstr("site:        " + name));
+    EXPECT_THAT(verify.out, HasSubstr("\nok\n"));
+    EXPECT_THAT(verify.out, Not(HasSubstr("unsigned")));  // the stop checkpoint seals all
+
+    ASSERT_OK_AND_ASSIGN(CommandResult show,
+                         Audit({"show", "--config", s.config_path, "--task", task_id, "--json"}));
+    ASSERT_EQ(show.exit_code(), 0) << show.err;
+    v1::AuditSummary summary;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(show.out, &summary).ok()) << show.out;
+    ASSERT_EQ(summary.tasks_size(), 1);
+    EXPECT_EQ(summary.tasks(0).bytes(), received.bytes.at("PushResult"));
+    EXPECT_THAT(summary.tasks(0).stages(), Contains("fit"));
+    ASSERT_GT(summary.tasks(0).sessions_size(), 0);
+    const v1::AuditSession& last = *summary.tasks(0).sessions().rbegin();
+    EXPECT_THAT(last.survivors(), ::testing::ElementsAre("hospital-a", "hospital-b", "hospital-c"));
+    EXPECT_EQ(last.state(), "SITE_SESSION_COMPLETED");
+    EXPECT_FALSE(last.consistency_signature().empty());
+    ASSERT_OK_AND_ASSIGN(CommandResult text, Audit({"show", "--config", s.config_path}));
+    EXPECT_THAT(text.out, HasSubstr(absl::StrCat("task ", task_id, ": ")));
+  }
+
+  // Flipping one byte, deleting an entry, moving one: verify fails naming the entry.
+  Site& a = site("hospital-a");
+  const std::string ca = pki()->ca_cert_path();
+  {
+    const std::string dir = CopyStore("hospital-a", "flipped");
+    std::string value;
+    testing::WithRawDb(dir, [&](rocksdb::DB* db, testing::RawFamilies& f) {
+      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(5), &value).ok());
+    });
+    v1::LedgerEntry entry;
+    ASSERT_TRUE(entry.ParseFromString(value));
+    const size_t at = value.find(entry.sent_sha256());
+    ASSERT_NE(at, std::string::npos);
+    value[at + 7] ^= 0x01;
+    testing::PutRaw(dir, "ledger", LedgerKey(5), value);
+    ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
+    EXPECT_EQ(r.exit_code(), 1);
+    EXPECT_THAT(r.err, HasSubstr("entry 5: changed"));
+  }
+  {
+    const std::string dir = CopyStore("hospital-a", "deleted");
+    testing::DeleteRaw(dir, "ledger", LedgerKey(7));
+    ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
+    EXPECT_EQ(r.exit_code(), 1);
+    EXPECT_THAT(r.err, HasSubstr("entry 7: missing"));
+  }
+  {
+    const std::string dir = CopyStore("hospital-a", "reordered");
+    std::string three, four;
+    testing::WithRawDb(dir, [&](rocksdb::DB* db, testing::RawFamilies& f) {
+      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(3), &three).ok());
+      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(4), &four).ok());
+    });
+    testing::PutRaw(dir, "ledger", LedgerKey(3), four);
+    testing::PutRaw(dir, "ledger", LedgerKey(4), three);
+    ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
+    EXPECT_EQ(r.exit_code(), 1);
+    EXPECT_THAT(r.err, HasSubstr("entry 3 holds the record of entry 4"));
+  }
+
+  // The exported bundle verifies in another directory with only the CA certificate.
+  const std::string bundle = temp().File("hospital-a.ledger");
+  ASSERT_OK_AND_ASSIGN(CommandResult exported,
+                       Audit({"export", "--config", a.config_path, "--out", bundle}));
+  ASSERT_EQ(exported.exit_code(), 0) << exported.err;
+  const std::string elsewhere = temp().File("dpo");
+  std::filesystem::create_directory(elsewhere);
+  std::filesystem::copy(bundle, elsewhere + "/bundle");
+  std::filesystem::copy(ca, elsewhere + "/ca.crt");
+  ASSERT_OK_AND_ASSIGN(CommandResult checked, Audit({"verify", "--bundle", elsewhere + "/bundle",
+                                                     "--ca", elsewhere + "/ca.crt"}));
+  EXPECT_EQ(checked.exit_code(), 0) << checked.err;
+  EXPECT_THAT(checked.out, HasSubstr("site:        hospital-a"));
+  v1::LedgerBundle tampered;
+  ASSERT_TRUE(tampered.ParseFromString(ReadFileOrEmpty(bundle)));
+  tampered.mutable_entries(5)->set_byte_count(tampered.entries(5).byte_count() + 1);
+  ASSERT_OK(common::WriteFileAtomic(elsewhere + "/tampered", tampered.SerializeAsString()));
+  ASSERT_OK_AND_ASSIGN(CommandResult refused, Audit({"verify", "--bundle", elsewhere + "/tampered",
+                                                     "--ca", elsewhere + "/ca.crt"}));
+  EXPECT_EQ(refused.exit_code(), 1);
+  EXPECT_THAT(refused.err, HasSubstr("entry 6: changed"));
+}
+
+TEST_F(AuditE2eTest, AuditHelpListsVerify) {
+  ASSERT_OK_AND_ASSIGN(CommandResult help, Audit({"--help"}));
+  EXPECT_EQ(help.exit_code(), 0);
+  EXPECT_THAT(help.out, HasSubstr("verify"));
+  EXPECT_THAT(help.out, HasSubstr("export"));
+}
+
+}  // namespace
+}  // namespace tessera::e2e
