@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/policy.h"
 #include "client/site_store.h"
 #include "common/log.h"
 #include "crypto/hash.h"
@@ -41,9 +42,9 @@ void DropMachine(v1::SiteSessionRecord& record) {
 
 }  // namespace
 
-SecureSessions::SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold,
+SecureSessions::SecureSessions(secagg::ClientIdentity identity, v1::LocalPolicy policy,
                                SiteStore* store)
-    : identity_(std::move(identity)), min_threshold_(min_threshold), store_(store) {}
+    : identity_(std::move(identity)), policy_(std::move(policy)), store_(store) {}
 
 SecureSessions::~SecureSessions() = default;
 
@@ -176,11 +177,15 @@ std::optional<v1::PushResultRequest> SecureSessions::CheckSetup(const v1::WorkIt
   if (!SameEncoding(*expected, setup.encoding())) {
     return refuse("the set-up's encoding is not the one this site derives from the spec");
   }
-  const uint32_t least = std::max(secagg::SafeThreshold(invited, std::nullopt), min_threshold_);
+  const uint32_t least =
+      std::max(secagg::SafeThreshold(invited, std::nullopt), policy_.min_cohort());
   if (setup.threshold() < least) {
     return refuse(absl::StrCat("threshold ", setup.threshold(), " is below ", least,
                                ", the least this site accepts for ", invited,
                                " invited sites (floor(2n/3) + 1, and its minimum cohort)"));
+  }
+  if (absl::Status st = CheckThreshold(policy_, setup.threshold(), invited); !st.ok()) {
+    return Declined(item, v1::Decline::POLICY_REFUSED, std::string(st.message()));
   }
   return std::nullopt;
 }
@@ -255,7 +260,7 @@ v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
                     "local computation failed (details in the site's log)");
   }
   secagg::ClientPolicy policy;
-  policy.min_threshold = min_threshold_;
+  policy.min_threshold = PolicyMinThreshold(policy_, static_cast<uint32_t>(setup.invited_size()));
   v1::SecAggClientMessage reply;
   v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
   auto machine =
@@ -281,7 +286,7 @@ secagg::SecAggClient* SecureSessions::Machine(v1::SiteSessionRecord& record) {
   }
   crypto::SecretBytes snapshot(std::move(*record.mutable_machine()));
   secagg::ClientPolicy policy;
-  policy.min_threshold = min_threshold_;
+  policy.min_threshold = policy_.min_cohort();
   auto restored = secagg::SecAggClient::Restore(identity_, policy, snapshot);
   if (!restored.ok()) {
     common::LogError("secagg_restore_failed")

@@ -21,7 +21,9 @@
 // round, stage, model hash, the spec hash, N and the standardisation it carries (all bound
 // into the signed set-up), the encoding the site derives itself from the spec for the
 // stage and the number of invited sites, and a threshold safe for that number
-// (secagg::SafeThreshold, at least the site's minimum cohort). A coordinator cannot attach a
+// (secagg::SafeThreshold, at least the site's minimum cohort) and at least the policy's
+// fraction of it (policy.min_threshold_fraction: a POLICY_REFUSED decline naming the rule,
+// client/policy.h). A coordinator cannot attach a
 // foreign set-up, choose an encoding that makes a value overflow, or show different sites
 // different specs or statistics in one session.
 //
@@ -42,6 +44,7 @@
 
 #include "absl/time/time.h"
 #include "crypto/secret.h"
+#include "proto/config.pb.h"
 #include "proto/federation.pb.h"
 #include "secagg/client.h"
 
@@ -55,9 +58,10 @@ class SiteStore;
 
 class SecureSessions {
  public:
-  // `identity.signer` and `store` must outlive this object. `min_threshold`: the site's
-  // minimum cohort (no session with a smaller threshold).
-  SecureSessions(secagg::ClientIdentity identity, uint32_t min_threshold, SiteStore* store);
+  // `identity.signer` and `store` must outlive this object. `policy`: the site's local
+  // policy (validated, defaults applied); its min_cohort and min_threshold_fraction bound
+  // the sessions' thresholds.
+  SecureSessions(secagg::ClientIdentity identity, v1::LocalPolicy policy, SiteStore* store);
   ~SecureSessions();
 
   // The first step, before anything is computed: the stored answer if this very request was
@@ -104,7 +108,7 @@ class SecureSessions {
   secagg::SecAggClient* Machine(v1::SiteSessionRecord& record);
 
   const secagg::ClientIdentity identity_;
-  const uint32_t min_threshold_;
+  const v1::LocalPolicy policy_;
   SiteStore* const store_;
   // Machines of open sessions by label, with the number of answers their state reflects.
   struct Cached {

@@ -25,7 +25,7 @@ SiteAgent::SiteAgent(v1::ClientConfig config, std::string client_id, std::string
     : store_(std::move(store)),
       processor_(client_id, config),
       sessions_(Identity(client_id, std::move(certificate_pem), std::move(ca_cert_pem), signer),
-                config.policy().min_cohort(), store_.get()) {}
+                config.policy(), store_.get()) {}
 
 SiteAgent::~SiteAgent() = default;
 

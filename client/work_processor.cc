@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/model.h"
+#include "client/policy.h"
 #include "client/privacy.h"
 #include "client/trainer.h"
 #include "common/log.h"
@@ -51,41 +52,6 @@ const v1::LocalDataset* FindDataset(const v1::ClientConfig& config, const std::s
     if (d.id() == id) return &d;
   }
   return nullptr;
-}
-
-// The policy's verdict on a task, or OK.
-absl::Status CheckPolicy(const v1::LocalPolicy& policy, const v1::WorkItem& item) {
-  const v1::TaskSpec& spec = item.spec();
-  if (spec.min_clients() < policy.min_cohort()) {
-    return absl::PermissionDeniedError(absl::StrCat("task min_clients ", spec.min_clients(),
-                                                    " is below this site's minimum cohort ",
-                                                    policy.min_cohort()));
-  }
-  if (item.cohort_size() < policy.min_cohort()) {
-    return absl::PermissionDeniedError(absl::StrCat("cohort of ", item.cohort_size(),
-                                                    " sites is below this site's minimum ",
-                                                    policy.min_cohort()));
-  }
-  if (spec.has_analytics() && proto::MinCellSize(spec.analytics()) < policy.min_cell_size()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("analytics.min_cell_size ", proto::MinCellSize(spec.analytics()),
-                     " is below this site's minimum cell size ", policy.min_cell_size()));
-  }
-  if (!policy.allowed_task_names().empty() &&
-      std::find(policy.allowed_task_names().begin(), policy.allowed_task_names().end(),
-                spec.name()) == policy.allowed_task_names().end()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("task name '", spec.name(), "' is not in this site's allowed list"));
-  }
-  if (!policy.allowed_spec_hashes().empty()) {
-    std::string hex = crypto::ToHex(item.spec_hash());
-    if (std::find(policy.allowed_spec_hashes().begin(), policy.allowed_spec_hashes().end(), hex) ==
-        policy.allowed_spec_hashes().end()) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("task spec ", hex, " is not in this site's allowed list"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -162,9 +128,10 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
                       "the task spec does not have its defaults made explicit");
     }
   }
-  // 2. Local policy.
-  if (absl::Status policy = CheckPolicy(config_.policy(), item); !policy.ok()) {
-    return Declined(v1::Decline::POLICY_REFUSED, std::string(policy.message()));
+  // 2. Local policy (client/policy.h): the refusal's text names the rule.
+  for (const absl::Status& policy : {CheckTaskPolicy(config_.policy(), spec),
+                                     CheckCohort(config_.policy(), item.cohort_size())}) {
+    if (!policy.ok()) return Declined(v1::Decline::POLICY_REFUSED, std::string(policy.message()));
   }
   // 3. Local data.
   const v1::LocalDataset* local = FindDataset(config_, spec.dataset().id());

@@ -2,8 +2,8 @@
 // (which SecureSessions then masks), or a reasoned decline. The whole local decision lives here,
 // apart from any transport:
 //   1. the item is intact: the spec and model hashes match their contents, sizes agree;
-//   2. the local policy accepts the task (minimum cohort, allowed names or spec hashes)
-//      and the cohort asked is not smaller than this site's minimum;
+//   2. the local policy accepts the task and the cohort asked (client/policy.h: a refusal is
+//      POLICY_REFUSED with a text naming the rule);
 //   3. the site holds the dataset and its columns match the task's schema;
 // only then are the local rows read and the stage computed. Nothing computed here is
 // logged; logs carry ids, counts and sizes only.

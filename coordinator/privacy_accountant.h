@@ -1,66 +1,12 @@
-// Rényi-differential-privacy accountant for the (subsampled) Gaussian mechanism: how much
-// privacy a run of noisy rounds has spent, as (ε, δ).
+// The coordinator's privacy accountant: the RDP math of dp/rdp.h (moved there so that the
+// sites' own budgets use the same code), under the names the round driver uses, and the
+// contract by which the round driver charges a task's releases.
 //
-// Mechanism. Each step releases f(D) + N(0, σ²·C²·I) where f has L2 sensitivity C (the
-// clipping norm) and σ = noise_multiplier; with sampling rate q each record takes part in a
-// step independently with probability q (Poisson sampling). Cross-silo rounds in which
-// every site's clipped contribution is summed are the case q = 1, one step per round.
-// Neighbouring datasets differ by adding or removing one record (or one site, when the
-// sensitivity is per site).
-//
-// RDP of one step at order α > 1 (Mironov 2017, "Rényi Differential Privacy", Prop. 7 and
-// Mironov, Talwar & Zhang 2019, "Rényi Differential Privacy of the Sampled Gaussian
-// Mechanism", Sections 3.2-3.3):
-//   q = 0            RDP(α) = 0
-//   q = 1            RDP(α) = α / (2σ²)                                   (exact)
-//   0 < q < 1        RDP(α) = log(A_α) / (α − 1), with
-//     integer α      A_α = Σ_{k=0..α} C(α,k) (1−q)^{α−k} q^k exp((k² − k) / (2σ²))
-//     fractional α   A_α = Σ_{k≥0} C(α,k) q^k (1−q)^{α−k} e^{(k²−k)/(2σ²)} ½erfc((k − z₀)/(√2σ))
-//                        + Σ_{k≥0} C(α,k) q^{α−k} (1−q)^k e^{((α−k)²−(α−k))/(2σ²)}
-//                                                            ½erfc((z₀ − (α−k))/(√2σ)),
-//                    z₀ = σ² log(1/q − 1) + ½   (MTZ §3.3; the series is summed until its
-//                    terms fall below 1e-14 of the total; if it does not converge, or
-//                    anything is not finite, the order's RDP is +∞, which is safe).
-// Everything is computed in log space. Composition over steps and over calls adds RDP
-// order by order (Mironov 2017, Prop. 1).
-//
-// Conversion to (ε, δ)-DP, minimised over the orders:
-//   kMironov (default)  ε = RDP(α) + log(1/δ) / (α − 1)               (Mironov 2017, Prop. 3)
-//   kBalle              ε = RDP(α) + log((α − 1)/α) − (log δ + log α) / (α − 1)
-//                       (Balle et al. 2020, "Hypothesis Testing Interpretations and Rényi
-//                       DP", Thm. 21; Canonne, Kamath & Steinke 2020); never larger than
-//                       kMironov; clamped at 0.
-// kMironov is what tensorflow_privacy's compute_dp_sgd_privacy reported (e.g. MNIST,
-// q = 256/60000, σ = 1.12, 60 epochs = 14063 steps, δ = 1e-5: ε = 2.92 on the orders
-// below); kBalle is what Google's dp_accounting and Opacus use today.
-//
-// Orders. DefaultRdpOrders() is tensorflow_privacy's grid plus 64:
-//   1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, ..., 64, 128, 256, 512.
-// Small orders matter for large ε, large ones for tiny ε; a finer grid can only lower ε.
-//
-// ---- A task's privacy ledger (EpsilonOfReleases, EpsilonAfterNextRelease) ----
-// What is charged. Every noised sum the coordinator can unmask is one release: a Gaussian
-// mechanism with sampling rate 1 (every record of every summed site is in it), described
-// by its noise multiplier σ alone (RDP α / (2σ²)):
-//   - a model-update sum, σ = PrivacySpec.noise_multiplier. Site-level DP: one site's whole
-//     clipped update moves the sum by at most clip_norm, and the noise is σ·clip_norm. It
-//     implies record-level DP with the same RDP: a record moves only its own site's
-//     clipped update, by at most clip_norm.
-//   - an evaluation sum with evaluation noise, σ = PrivacySpec.evaluation_noise_multiplier
-//     > 0. Record-level DP only: one row moves its site's vector by at most Δ, the
-//     layout's per-record sensitivity (proto/evaluation.h), and the noise is σ·Δ; a whole
-//     site's vector moves with its number of rows, so there is no site-level guarantee.
-//   - an analytics answer of a task with privacy, σ = PrivacySpec.noise_multiplier.
-//     Record-level DP only: one row moves the statistics, each scaled by 1/(√m Δ_i), by at
-//     most 1 in L2 (proto/analytics.h), and the noise is σ in those units.
-// Exact releases (evaluation sums with evaluation_noise_multiplier = 0, pooled statistics,
-// the FIT weight and train_examples, analytics answers without privacy) are not
-// differentially private and are not charged; docs/research.md lists every release.
-// The task's ε composes every charged release, training and evaluation alike, at the
-// record level: RDP adds order by order (Mironov 2017, Prop. 1), RDP(α) = Σ_i α / (2σ_i²),
-// converted with kMironov on DefaultRdpOrders(). k releases at one σ give exactly
-// GaussianEpsilon(σ, 1, k, δ). It is a record-level ε; the site-level guarantee covers
-// the model-update releases alone.
+// A task's privacy ledger. Every noised sum the coordinator can unmask is one release
+// (dp/rdp.h, "Releases": a model-update sum at σ = PrivacySpec.noise_multiplier, with
+// evaluation noise an evaluation sum at σ = PrivacySpec.evaluation_noise_multiplier, a
+// noised analytics answer at σ = PrivacySpec.noise_multiplier); exact releases are not
+// charged. The task's ε composes every charged release with EpsilonOfReleases.
 // Charging contract (for the round driver, which keeps the ledger: one σ per release,
 // in order). A release is charged durably in the task's ledger before the unmasking step
 // of its session is posted, and stays charged whatever happens next (the session fails,
@@ -68,99 +14,22 @@
 // coordinator could have unmasked. Before starting a stage the driver checks that the ε
 // after that stage's release (EpsilonAfterNextRelease) stays within epsilon_budget.
 //
-// Pure (no I/O, clock or logging). An RdpAccountant is a value: copyable, not thread-safe
-// for concurrent mutation; const methods may be called concurrently.
+// Pure, like dp/rdp.h.
 #ifndef TESSERA_COORDINATOR_PRIVACY_ACCOUNTANT_H_
 #define TESSERA_COORDINATOR_PRIVACY_ACCOUNTANT_H_
 
-#include <cstdint>
-#include <span>
-#include <string>
-#include <vector>
-
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
+#include "dp/rdp.h"
 
 namespace tessera::coordinator {
 
-// The default orders listed above, ascending.
-std::vector<double> DefaultRdpOrders();
-
-// RDP at `order` of one step of the sampled Gaussian mechanism (formulas above); may be
-// +∞. INVALID_ARGUMENT unless noise_multiplier is finite and > 0, sampling_rate is in
-// [0, 1] and order is in (1, 10000].
-absl::StatusOr<double> SampledGaussianRdp(double noise_multiplier, double sampling_rate,
-                                          double order);
-
-enum class RdpConversion { kMironov, kBalle };
-
-class RdpAccountant {
- public:
-  // With DefaultRdpOrders().
-  RdpAccountant();
-  // With the given orders, sorted and deduplicated. INVALID_ARGUMENT if there are none or
-  // one is not in (1, 10000].
-  static absl::StatusOr<RdpAccountant> WithOrders(std::vector<double> orders);
-
-  // Composes `steps` steps of the sampled Gaussian mechanism. INVALID_ARGUMENT (and no
-  // change) for arguments SampledGaussianRdp refuses or steps < 0.
-  absl::Status AddGaussianSteps(double noise_multiplier, double sampling_rate, int64_t steps);
-
-  // The smallest ε such that everything added so far is (ε, δ)-DP, by `conversion`;
-  // +∞ if every order's RDP is. INVALID_ARGUMENT unless 0 < δ < 1.
-  absl::StatusOr<double> Epsilon(double delta,
-                                 RdpConversion conversion = RdpConversion::kMironov) const;
-  // The order at which Epsilon(delta, conversion) is attained. Same errors.
-  absl::StatusOr<double> OptimalOrder(double delta,
-                                      RdpConversion conversion = RdpConversion::kMironov) const;
-
-  const std::vector<double>& orders() const { return orders_; }
-  // Accumulated RDP, one per order; 0 when nothing was added.
-  const std::vector<double>& rdp() const { return rdp_; }
-
-  // The accumulated RDP as bytes, for committing with a round. Version 1, little-endian:
-  //   "TRDP" | u8 version = 1 | u32 n | n × (f64 order, f64 rdp)
-  // Doubles are IEEE-754 binary64 bit patterns, so a restore is exact.
-  std::string SaveState() const;
-  // Replaces the accumulated RDP with one SaveState() made; "" means nothing spent.
-  // INVALID_ARGUMENT (and no change) if `state` is malformed, holds other orders than
-  // this accountant's, or holds a negative or NaN RDP.
-  absl::Status RestoreState(const std::string& state);
-
- private:
-  explicit RdpAccountant(std::vector<double> orders);
-
-  std::vector<double> orders_;
-  std::vector<double> rdp_;
-};
-
-// ε of `steps` steps at (noise_multiplier, sampling_rate) for `delta`, on the default
-// orders with the kMironov conversion. Errors as AddGaussianSteps and Epsilon.
-absl::StatusOr<double> GaussianEpsilon(double noise_multiplier, double sampling_rate, int64_t steps,
-                                       double delta);
-
-// ε of the composition of `noise_multipliers`, one Gaussian-mechanism release each
-// (sampling rate 1), for `delta`, on the default orders with the kMironov conversion (the
-// ledger section above). No release: 0 (nothing was spent). INVALID_ARGUMENT unless every
-// multiplier is finite and > 0 and 0 < δ < 1.
-absl::StatusOr<double> EpsilonOfReleases(std::span<const double> noise_multipliers, double delta);
-
-// The ε a task reaches from its ledger `charged` (the releases charged so far) with one
-// more release of each kind.
-struct NextReleaseEpsilon {
-  double now = 0;           // EpsilonOfReleases(charged)
-  double model_update = 0;  // plus one model-update sum
-  double evaluation = 0;    // plus one evaluation sum; = now when evaluation sums are exact
-  double round = 0;         // plus both: a round's model update and its evaluation
-};
-// update_noise_multiplier = PrivacySpec.noise_multiplier (finite, > 0);
-// evaluation_noise_multiplier = PrivacySpec.evaluation_noise_multiplier (finite, >= 0;
-// 0 = exact evaluation sums, not charged). INVALID_ARGUMENT as EpsilonOfReleases, or for
-// multipliers outside those ranges.
-absl::StatusOr<NextReleaseEpsilon> EpsilonAfterNextRelease(std::span<const double> charged,
-                                                           double update_noise_multiplier,
-                                                           double evaluation_noise_multiplier,
-                                                           double delta);
+using dp::DefaultRdpOrders;
+using dp::EpsilonAfterNextRelease;
+using dp::EpsilonOfReleases;
+using dp::GaussianEpsilon;
+using dp::NextReleaseEpsilon;
+using dp::RdpAccountant;
+using dp::RdpConversion;
+using dp::SampledGaussianRdp;
 
 }  // namespace tessera::coordinator
 

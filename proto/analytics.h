@@ -94,8 +94,9 @@
 //   CSPRNG: client/privacy.h); a sum over at least t honest sites carries, in the scaled
 //   units, noise of standard deviation at least sigma in every coordinate: the Gaussian
 //   mechanism with L2 sensitivity 1 and noise multiplier sigma, RDP alpha / (2 sigma^2),
-//   charged to the task's epsilon like one model-update sum (coordinator/
-//   privacy_accountant.h). Everything the coordinator derives from it is post-processing.
+//   charged to the task's epsilon like one model-update sum (dp/rdp.h,
+//   coordinator/privacy_accountant.h). Everything the coordinator derives from it is
+//   post-processing.
 //   Sites. With noise no site withholds anything (withheld entries are 0 and carry no
 //   noise): local withholding would make one row switch a whole cell's sums on or off, an
 //   unbounded sensitivity. Sites with no kept rows send noise alone.

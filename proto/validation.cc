@@ -11,6 +11,8 @@
 #include "proto/analytics.h"
 #include "proto/config.pb.h"
 #include "proto/evaluation.h"
+#include "proto/internal/names.h"
+#include "proto/internal/policy_validation.h"
 #include "proto/task.pb.h"
 
 namespace tessera::proto {
@@ -18,28 +20,8 @@ namespace {
 
 using common::FieldError;
 
-bool IsNameChar(char c, bool allow_upper) {
-  if (absl::ascii_isdigit(c) || absl::ascii_islower(c)) return true;
-  if (allow_upper && absl::ascii_isupper(c)) return true;
-  return c == '.' || c == '_' || c == '-';
-}
-
-// Empty-string check is the caller's; this checks length and characters.
-bool IsValidName(const std::string& s, bool allow_upper) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    if (!IsNameChar(c, allow_upper)) return false;
-  }
-  return true;
-}
-
-bool IsValidColumnName(const std::string& s) {
-  if (s.empty() || s.size() > 256) return false;
-  for (char c : s) {
-    if (c == ',' || c == '"' || static_cast<unsigned char>(c) < 0x20) return false;
-  }
-  return true;
-}
+using internal::IsValidColumnName;
+using internal::IsValidName;
 
 // "host:port" with a non-empty host and a port in 0..65535.
 bool IsValidAddress(const std::string& addr) {
@@ -522,18 +504,7 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
     }
     if (d.train_csv().empty()) errors.push_back({prefix + ".train_csv", "required"});
   }
-  for (int i = 0; i < config.policy().allowed_spec_hashes_size(); ++i) {
-    const std::string& h = config.policy().allowed_spec_hashes(i);
-    bool hex = h.size() == 64;
-    for (char c : h) hex = hex && absl::ascii_isxdigit(c) && !absl::ascii_isupper(c);
-    if (!hex) {
-      errors.push_back({absl::StrCat("policy.allowed_spec_hashes[", i, "]"),
-                        "must be 64 lowercase hex digits (SHA-256)"});
-    }
-  }
-  if (config.policy().min_cell_size() > kMaxMinCellSize) {
-    errors.push_back({"policy.min_cell_size", absl::StrCat("must be 1..", kMaxMinCellSize)});
-  }
+  internal::ValidateLocalPolicy(config.policy(), ids, &errors);
   if (config.retry().max_backoff_ms() != 0 &&
       config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
     errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});

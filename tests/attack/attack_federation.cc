@@ -131,6 +131,16 @@ v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::Wor
 
 absl::Status AttackFederation::Restart(const std::string& id) { return StartAgent(sites_.at(id)); }
 
+absl::Status AttackFederation::SetPolicy(const std::string& id, const v1::LocalPolicy& policy) {
+  Site& site = sites_.at(id);
+  v1::ClientConfig config = site.config;
+  *config.mutable_policy() = policy;
+  proto::ApplyClientDefaults(&config);
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateClientConfig(config)));
+  site.config = std::move(config);
+  return StartAgent(site);
+}
+
 std::vector<double> AttackFederation::TrueVector(const std::string& id, const v1::WorkItem& item,
                                                  v1::Decline* decline) const {
   client::WorkProcessor processor(id, site(id).config);

@@ -56,6 +56,10 @@ class AttackFederation {
   // directory: what a daemon restart does.
   absl::Status Restart(const std::string& site);
 
+  // Gives the site `policy` (defaults applied and validated as the daemon does with its
+  // config file; INVALID_ARGUMENT naming the field otherwise) and restarts its agent.
+  absl::Status SetPolicy(const std::string& site, const v1::LocalPolicy& policy);
+
   // The site's real-valued contribution for `item` (spec, model, standardisation as the
   // item says), computed by a fresh WorkProcessor on the site's data: what the site's
   // vector is before masking. Empty with the decline in `*decline` if it would decline.

@@ -1,4 +1,4 @@
-#include "coordinator/privacy_accountant.h"
+#include "dp/rdp.h"
 
 #include <algorithm>
 #include <bit>
@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace tessera::coordinator {
+namespace tessera::dp {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -380,4 +380,4 @@ absl::StatusOr<double> GaussianEpsilon(double noise_multiplier, double sampling_
   return accountant.Epsilon(delta);
 }
 
-}  // namespace tessera::coordinator
+}  // namespace tessera::dp

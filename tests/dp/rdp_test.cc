@@ -1,4 +1,4 @@
-#include "coordinator/privacy_accountant.h"
+#include "dp/rdp.h"
 
 #include <algorithm>
 #include <bit>
@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 
-namespace tessera::coordinator {
+namespace tessera::dp {
 namespace {
 
 using ::tessera::testing::StatusIs;
@@ -448,4 +448,4 @@ TEST(ReleaseLedgerTest, RefusesBadArguments) {
 }
 
 }  // namespace
-}  // namespace tessera::coordinator
+}  // namespace tessera::dp
