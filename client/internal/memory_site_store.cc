@@ -1,4 +1,4 @@
-// The in-memory SiteStore (NewMemorySiteStore, client/site_store.h): two sorted maps under
+// The in-memory SiteStore (NewMemorySiteStore, client/site_store.h): sorted maps under
 // one mutex. std::map<std::string> orders keys bytewise (char_traits<char> compares as
 // unsigned char), like RocksDB, so both stores list in the same order.
 
@@ -12,9 +12,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client/internal/approval_rules.h"
 #include "client/internal/site_store_rules.h"
 #include "client/site_store.h"
 #include "common/status.h"
+#include "proto/site_approval.pb.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client {
@@ -76,10 +78,38 @@ class MemorySiteStore final : public SiteStore {
   // Nothing is on disk to scrub.
   absl::Status ScrubNow() override { return absl::OkStatus(); }
 
+  absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
+                                                 const std::string& spec_hash) override {
+    RETURN_IF_ERROR(internal::CheckApprovalKey("GetApproval", task_id, spec_hash));
+    absl::MutexLock lock(&mu_);
+    auto it = approvals_.find(internal::ApprovalKey(task_id, spec_hash));
+    if (it == approvals_.end()) return internal::NoApproval(task_id, spec_hash);
+    return it->second;
+  }
+
+  absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::ApprovalRecord> out;
+    out.reserve(approvals_.size());
+    for (const auto& [key, record] : approvals_) out.push_back(record);
+    return out;
+  }
+
+  absl::Status PutApproval(const v1::ApprovalRecord& record) override {
+    RETURN_IF_ERROR(internal::CheckPutApproval(record));
+    const std::string key = internal::ApprovalKey(record.task_id(), record.spec_hash());
+    absl::MutexLock lock(&mu_);
+    auto it = approvals_.find(key);
+    if (it != approvals_.end()) RETURN_IF_ERROR(internal::CheckDecisionFinal(it->second, record));
+    approvals_[key] = record;
+    return absl::OkStatus();
+  }
+
  private:
   absl::Mutex mu_;
   std::map<std::string, v1::ContributionRecord> contributions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::SiteSessionRecord> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::ApprovalRecord> approvals_ ABSL_GUARDED_BY(mu_);  // by ApprovalKey
 };
 
 }  // namespace

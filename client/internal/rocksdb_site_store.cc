@@ -22,6 +22,7 @@
 #include "client/internal/site_store_rules.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "proto/site_approval.pb.h"
 #include "proto/site_state.pb.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
@@ -133,7 +134,12 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
   return version;
 }
 
-absl::Status RocksDbSiteStore::CheckAddedFamilies() { return absl::OkStatus(); }
+absl::Status RocksDbSiteStore::CheckAddedFamilies() {
+  RETURN_IF_ERROR(ForEach(Family(kApprovalsCf), [&](std::string_view key, std::string_view value) {
+    return ParseApproval(key, value).status();
+  }));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<v1::ContributionRecord> RocksDbSiteStore::GetContribution(const std::string& key) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, Get(contributions_, key));

@@ -5,6 +5,7 @@
 //   contributions  32-byte contribution key   -> v1::ContributionRecord (record.key == key)
 //   sessions       session label              -> v1::SiteSessionRecord (record.session == key)
 //   meta           "format_version"           -> 4-byte big-endian kFormatVersion
+//   approvals      task id, 0, 32-byte hash   -> v1::ApprovalRecord (added family)
 // Keys sort bytewise, which is the order the List calls promise.
 //
 // Families. The core families (kCoreFamilies) exist in every store since format version 1:
@@ -55,7 +56,8 @@ inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, kSessionsCf,
                                                              kMetaCf};
 // Families added after format version 1, in the order they were added.
-inline constexpr std::array<const char*, 0> kAddedFamilies = {};
+inline constexpr char kApprovalsCf[] = "approvals";  // rocksdb_site_store_approvals.cc
+inline constexpr std::array<const char*, 1> kAddedFamilies = {kApprovalsCf};
 
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
 // input (site_store.h, "Never silently forget what left").
@@ -97,6 +99,10 @@ class RocksDbSiteStore final : public SiteStore {
                           const v1::ContributionRecord* contribution) override;
   absl::Status ScrubNow() override;
   absl::Status DeleteSession(const std::string& session) override;
+  absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
+                                                 const std::string& spec_hash) override;
+  absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() override;
+  absl::Status PutApproval(const v1::ApprovalRecord& record) override;
 
  private:
   // ---- Shared helpers (rocksdb_site_store.cc)
@@ -133,6 +139,9 @@ class RocksDbSiteStore final : public SiteStore {
 
   // Every record of the added families parsed and checked (appended to by each part).
   absl::Status CheckAddedFamilies();
+
+  // An approvals record parsed and checked against its key (rocksdb_site_store_approvals.cc).
+  absl::StatusOr<v1::ApprovalRecord> ParseApproval(std::string_view key, std::string_view bytes);
 
   absl::StatusOr<v1::ContributionRecord> ParseContribution(std::string_view key,
                                                            std::string_view bytes);
