@@ -509,6 +509,11 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
       config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
     errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});
   }
+  // sockaddr_un.sun_path holds 108 bytes with the terminating 0; the default is checked
+  // when the daemon binds it.
+  if (config.control_socket().size() > 107) {
+    errors.push_back({"control_socket", "longer than 107 bytes (the limit of a Unix socket path)"});
+  }
   return errors;
 }
 
@@ -523,6 +528,9 @@ void ApplyClientDefaults(v1::ClientConfig* config) {
   if (config->retry().max_backoff_ms() == 0) {
     config->mutable_retry()->set_max_backoff_ms(
         std::max<uint32_t>(10000, config->retry().initial_backoff_ms()));
+  }
+  if (config->control_socket().empty() && !config->data_dir().empty()) {
+    config->set_control_socket(config->data_dir() + "/control.sock");
   }
 }
 
