@@ -2,6 +2,7 @@
 //   tessera-client keygen --name ID [--out-dir DIR]   key pair + CSR for the operator to sign
 //   tessera-client check --config FILE                 config, certificate and data check
 //   tessera-client run --config FILE                   the daemon
+//   tessera-client tasks pending|show|approve|reject|reload   the approval queue (cli_tasks.cc)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -10,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "client/cli_tasks.h"
+#include "client/config_reload.h"
 #include "client/csv.h"
 #include "client/daemon.h"
 #include "client/site_store.h"
@@ -35,7 +38,8 @@ constexpr char kUsage[] =
     "commands:\n"
     "  keygen   make this site's private key and a certificate signing request\n"
     "  check    check a config file, its certificate and every local dataset\n"
-    "  run      run the client daemon\n\n"
+    "  run      run the client daemon\n"
+    "  tasks    pending, show, approve, reject tasks; reload the policy (the running daemon)\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
@@ -54,13 +58,7 @@ absl::StatusOr<bool> ParseFlags(FlagParser& flags, const std::vector<std::string
 }
 
 absl::StatusOr<tessera::v1::ClientConfig> LoadConfig(const std::string& path) {
-  tessera::v1::ClientConfig config;
-  tessera::common::TextLocations where;
-  RETURN_IF_ERROR(tessera::common::LoadProtoFile(path, &config, &where));
-  RETURN_IF_ERROR(tessera::common::FieldErrorsToStatus(tessera::proto::ValidateClientConfig(config),
-                                                       path, &where));
-  tessera::proto::ApplyClientDefaults(&config);
-  return config;
+  return tessera::client::LoadClientConfig(path);
 }
 
 absl::Status Keygen(const std::vector<std::string>& args) {
@@ -144,7 +142,11 @@ absl::Status Run(const std::vector<std::string>& args) {
   if (!ready_file.empty()) config.set_ready_file(ready_file);
   static absl::Notification stop;
   tessera::common::StopOnTerminationSignal(&stop);
-  return tessera::client::RunClient(config, &stop);
+  tessera::common::BlockHangup();  // SIGHUP: reload the policy (the daemon takes it)
+  tessera::client::ClientRunOptions options;
+  options.config_path = config_path;
+  options.reload_on_hangup = true;
+  return tessera::client::RunClient(config, &stop, options);
 }
 
 }  // namespace
@@ -164,9 +166,10 @@ int main(int argc, char** argv) {
     st = Check(args);
   } else if (command == "run") {
     st = Run(args);
+  } else if (command == "tasks") {
+    st = tessera::client::TasksCommand(args);
   } else {
-    st = absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", command, "' (keygen, check or run; see --help)"));
+    st = absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "' (see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());
