@@ -141,8 +141,9 @@ absl::Status Run(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(tessera::v1::ClientConfig config, LoadConfig(config_path));
   if (!ready_file.empty()) config.set_ready_file(ready_file);
   static absl::Notification stop;
+  // SIGHUP: a policy reload the daemon takes; blocked before any thread starts.
+  tessera::common::BlockHangup();
   tessera::common::StopOnTerminationSignal(&stop);
-  tessera::common::BlockHangup();  // SIGHUP: reload the policy (the daemon takes it)
   tessera::client::ClientRunOptions options;
   options.config_path = config_path;
   options.reload_on_hangup = true;

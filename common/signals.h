@@ -14,7 +14,8 @@ namespace tessera::common {
 void StopOnTerminationSignal(absl::Notification* stop);
 
 // SIGHUP as a request (a daemon's reload): BlockHangup blocks it in the calling thread —
-// call it first in main(), before any thread starts — so that it stays pending until a
+// call it first in main(), before any thread starts, StopOnTerminationSignal's included —
+// so that it stays pending until a
 // thread takes it with WaitForHangup, which returns true if one arrived within `timeout`.
 void BlockHangup();
 bool WaitForHangup(absl::Duration timeout);

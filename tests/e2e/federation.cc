@@ -309,6 +309,7 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   config.mutable_retry()->set_max_backoff_ms(500);
   config.set_ready_file(s.ready_path);
   config.set_data_dir(s.store_dir);
+  if (s.edit_config) s.edit_config(config);
   RETURN_IF_ERROR(WriteText(s.config_path, config));
   std::vector<std::string> argv;
   const bool faulty = EnvPrefix(env, &argv);

@@ -80,6 +80,8 @@ class FederationTest : public ::testing::Test {
     // A test may point a restart elsewhere (a site that lost its store).
     std::string store_dir;
     std::unique_ptr<Process> process;
+    // Applied to the config StartClient writes, last (a test's own policy).
+    std::function<void(v1::ClientConfig&)> edit_config;
   };
 
   FederationTest();
