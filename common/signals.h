@@ -15,8 +15,8 @@ void StopOnTerminationSignal(absl::Notification* stop);
 
 // SIGHUP as a request (a daemon's reload): BlockHangup blocks it in the calling thread —
 // call it first in main(), before any thread starts, StopOnTerminationSignal's included —
-// so that it stays pending until a
-// thread takes it with WaitForHangup, which returns true if one arrived within `timeout`.
+// so that it stays pending until a thread takes it with WaitForHangup, which returns true if
+// one arrived within `timeout`.
 void BlockHangup();
 bool WaitForHangup(absl::Duration timeout);
 
