@@ -259,42 +259,45 @@ constexpr char kConfig[] = R"pb(
   policy { min_cohort: 3 }
 )pb";
 
-TEST(PolicyReloadTest, ValidFileSwapsInOnlyThePolicyAndNamesFieldsNeedingARestart) {
+// A LiveConfig loaded from kConfig in `path`.
+class PolicyReloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::WriteTestFile(path, kConfig);
+    ASSERT_OK_AND_ASSIGN(v1::ClientConfig config, LoadClientConfig(path));
+    live = std::make_unique<LiveConfig>(config);
+  }
   TempDir temp;
   const std::string path = temp.File("site.textproto");
-  testing::WriteTestFile(path, kConfig);
-  ASSERT_OK_AND_ASSIGN(v1::ClientConfig config, LoadClientConfig(path));
-  LiveConfig live(config);
+  std::unique_ptr<LiveConfig> live;
+};
+
+TEST_F(PolicyReloadTest, ValidFileSwapsInOnlyThePolicyAndNamesFieldsNeedingARestart) {
   testing::WriteTestFile(
       path, absl::StrReplaceAll(kConfig, {{"min_cohort: 3", "min_cohort: 4 require_approval: true"},
                                           {"7443", "7444"}}));
-  ASSERT_OK_AND_ASSIGN(std::vector<std::string> needs_restart, live.Reload(path));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> needs_restart, live->Reload(path));
   EXPECT_THAT(needs_restart, ElementsAre("coordinator_address"));
   uint64_t generation = 0;
-  v1::ClientConfig now = live.Get(&generation);
+  v1::ClientConfig now = live->Get(&generation);
   EXPECT_EQ(generation, 2u);
   EXPECT_EQ(now.policy().min_cohort(), 4u);
   EXPECT_TRUE(now.policy().require_approval());
   EXPECT_EQ(now.coordinator_address(), "127.0.0.1:7443");  // the running value stays
 }
 
-TEST(PolicyReloadTest, RefusedFileChangesNothingAndTheErrorNamesTheField) {
-  TempDir temp;
-  const std::string path = temp.File("site.textproto");
-  testing::WriteTestFile(path, kConfig);
-  ASSERT_OK_AND_ASSIGN(v1::ClientConfig config, LoadClientConfig(path));
-  LiveConfig live(config);
+TEST_F(PolicyReloadTest, RefusedFileChangesNothingAndTheErrorNamesTheField) {
   testing::WriteTestFile(
       path, absl::StrReplaceAll(kConfig, {{"min_cohort: 3", "min_threshold_fraction: 2"}}));
   EXPECT_THAT(
-      live.Reload(path),
+      live->Reload(path),
       StatusIs(absl::StatusCode::kInvalidArgument,
                ::testing::AllOf(HasSubstr(path), HasSubstr("policy.min_threshold_fraction"))));
   testing::WriteTestFile(path, "policy { no_such_field: 1 }");
-  EXPECT_THAT(live.Reload(path),
+  EXPECT_THAT(live->Reload(path),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no_such_field")));
-  EXPECT_EQ(live.generation(), 1u);
-  EXPECT_EQ(live.Get().policy().min_cohort(), 3u);
+  EXPECT_EQ(live->generation(), 1u);
+  EXPECT_EQ(live->Get().policy().min_cohort(), 3u);
 }
 
 }  // namespace
