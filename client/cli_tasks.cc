@@ -11,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "client/config_reload.h"
+#include "client/internal/cli_flags.h"
 #include "common/files.h"
 #include "common/flags.h"
 #include "common/status.h"
@@ -203,16 +204,13 @@ absl::Status TasksCommand(const std::vector<std::string>& args) {
     flags.AddString("reason", &reason, "why (required to reject; sent to the coordinator)");
     flags.AddString("hash", &hash, "the spec hash (lowercase hex) the decision binds");
   }
-  ASSIGN_OR_RETURN(std::vector<std::string> positional,
-                   flags.Parse(std::vector<std::string>(args.begin() + 1, args.end())));
-  if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return absl::OkStatus();
-  }
-  if (positional.size() != (needs_id ? 1u : 0u)) {
-    return absl::InvalidArgumentError(
-        needs_id ? absl::StrCat("tasks ", command, " needs exactly one task ID")
-                 : absl::StrCat("tasks ", command, " takes no argument"));
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseCliFlags(
+                                flags, std::vector<std::string>(args.begin() + 1, args.end()),
+                                &positional, needs_id ? 1 : 0));
+  if (!go) return absl::OkStatus();
+  if (needs_id && positional.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("tasks ", command, " needs a task ID"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<v1::SiteControl::Stub> stub, Connect(config_path, socket));
   if (command == "pending") return Pending(*stub);

@@ -2,6 +2,8 @@
 //   tessera-client keygen --name ID [--out-dir DIR]   key pair + CSR for the operator to sign
 //   tessera-client check --config FILE                 config, certificate and data check
 //   tessera-client run --config FILE                   the daemon
+//   tessera-client hash TASK_FILE                      a task file's spec hash (client/cli_hash.h)
+//   tessera-client privacy [--config FILE | --store DIR] the site's privacy budget (cli_privacy.h)
 //   tessera-client tasks pending|show|approve|reject|reload   the approval queue (cli_tasks.cc)
 #include <cstdio>
 #include <string>
@@ -11,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "client/cli_hash.h"
+#include "client/cli_privacy.h"
 #include "client/cli_tasks.h"
 #include "client/config_reload.h"
 #include "client/csv.h"
@@ -39,6 +43,8 @@ constexpr char kUsage[] =
     "  keygen   make this site's private key and a certificate signing request\n"
     "  check    check a config file, its certificate and every local dataset\n"
     "  run      run the client daemon\n"
+    "  hash     print a task file's spec hash, as the coordinator logs it\n"
+    "  privacy  show this site's privacy budget per dataset\n"
     "  tasks    pending, show, approve, reject tasks; reload the policy (the running daemon)\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
@@ -167,10 +173,15 @@ int main(int argc, char** argv) {
     st = Check(args);
   } else if (command == "run") {
     st = Run(args);
+  } else if (command == "hash") {
+    st = tessera::client::HashCommand(args);
+  } else if (command == "privacy") {
+    st = tessera::client::PrivacyCommand(args);
   } else if (command == "tasks") {
     st = tessera::client::TasksCommand(args);
   } else {
-    st = absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "' (see --help)"));
+    st = absl::InvalidArgumentError(absl::StrCat(
+        "unknown command '", command, "' (keygen, check, run, hash, privacy, tasks; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());

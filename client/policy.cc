@@ -94,9 +94,9 @@ Verdict CheckSize(const v1::LocalPolicy& policy, const v1::TaskSpec& spec) {
   if (spec.has_analytics()) {
     const uint32_t k = proto::MinCellSize(spec.analytics());
     if (k < policy.min_cell_size()) {
-      return Refuse("min_cell_size",
-                    absl::StrCat("the task's analytics.min_cell_size ", k,
-                                 " is below this site's minimum ", policy.min_cell_size()));
+      return Refuse("min_cell_size", absl::StrCat("the task's analytics.min_cell_size ", k,
+                                                  " is below this site's minimum cell size ",
+                                                  policy.min_cell_size()));
     }
     return std::nullopt;
   }

@@ -5,9 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/policy.h"
+#include "client/site_budget.h"
 #include "client/site_store.h"
 #include "common/log.h"
 #include "crypto/hash.h"
+#include "proto/site_budget.pb.h"
 #include "proto/site_state.pb.h"
 #include "secagg/protocol.h"
 #include "secagg/stage_encoding.h"
@@ -63,6 +65,16 @@ v1::PushResultRequest SecureSessions::Abort(v1::SiteSessionRecord& record, const
   const std::string name = v1::SecAggClientAbort_Name(reason);
   v1::PushResultRequest answer =
       Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED, absl::StrCat(name, ": ", detail));
+  End(record, item, answer, name);
+  common::LogWarning("secagg_aborted")
+      .With("session", record.session())
+      .With("reason", name)
+      .With("detail", detail);
+  return answer;
+}
+
+void SecureSessions::End(v1::SiteSessionRecord& record, const v1::WorkItem& item,
+                         const v1::PushResultRequest& answer, const std::string& name) {
   machines_.erase(record.session());
   record.set_state(v1::SITE_SESSION_ABORTED);
   record.set_abort_reason(name);
@@ -78,11 +90,28 @@ v1::PushResultRequest SecureSessions::Abort(v1::SiteSessionRecord& record, const
         .With("session", record.session())
         .With("error", st.ToString());
   }
-  common::LogWarning("secagg_aborted")
-      .With("session", record.session())
-      .With("reason", name)
-      .With("detail", detail);
-  return answer;
+}
+
+std::optional<v1::PushResultRequest> SecureSessions::CheckBudget(const v1::WorkItem& item,
+                                                                 const std::string& dataset,
+                                                                 const std::string& key,
+                                                                 double noise_multiplier) {
+  auto charges = store_->ListBudgetCharges();
+  if (!charges.ok()) {
+    common::LogError("site_store_read_failed").With("error", charges.status().ToString());
+    return Declined(item, v1::Decline::COMPUTE_ERROR,
+                    "the site could not read its store (details in the site's log)");
+  }
+  double epsilon_after = 0;
+  const absl::Status fits =
+      CheckSiteBudget(policy_, dataset, *charges, key, noise_multiplier, &epsilon_after);
+  if (fits.ok()) return std::nullopt;
+  // The numbers stay in the site's own log: the account spans other tasks.
+  common::LogWarning("site_budget_exhausted")
+      .With("task", item.task_id())
+      .With("dataset", dataset)
+      .With("epsilon_after", epsilon_after);
+  return Declined(item, v1::Decline::SITE_BUDGET_EXHAUSTED, std::string(fits.message()));
 }
 
 v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
@@ -106,7 +135,21 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
     contribution.set_model_hash(record.model_hash());
     contribution.set_recorded_unix_ms(absl::ToUnixMillis(now));
   }
-  const absl::Status written = store_->PutSession(record, contributes ? &contribution : nullptr);
+  absl::Status written;
+  if (contributes && record.noise_multiplier() > 0) {
+    v1::BudgetCharge charge;
+    charge.set_dataset_id(record.dataset_id());
+    charge.set_contribution_key(record.contribution_key());
+    charge.set_noise_multiplier(record.noise_multiplier());
+    charge.set_task_id(record.task_id());
+    charge.set_round(record.round());
+    charge.set_stage(record.stage());
+    charge.set_session(record.session());
+    charge.set_recorded_unix_ms(absl::ToUnixMillis(now));
+    written = store_->PutSessionCharged(record, contribution, charge);
+  } else {
+    written = store_->PutSession(record, contributes ? &contribution : nullptr);
+  }
   DropMachine(record);
   if (written.code() == absl::StatusCode::kAlreadyExists) {
     // Another session sent the masked input for this contribution already.
@@ -228,6 +271,10 @@ std::optional<v1::PushResultRequest> SecureSessions::Precheck(const v1::WorkItem
     return Declined(item, v1::Decline::COMPUTE_ERROR,
                     "the site could not read its store (details in the site's log)");
   }
+  // The site's own privacy budget, before anything is computed (client/site_budget.h).
+  if (std::optional<double> sigma = ReleaseNoiseMultiplier(item.spec(), item.stage())) {
+    return CheckBudget(item, item.spec().dataset().id(), contribution_key, *sigma);
+  }
   return std::nullopt;
 }
 
@@ -244,6 +291,7 @@ v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
   record.set_stage(item.stage());
   record.set_dataset_id(item.spec().dataset().id());
   record.set_model_hash(item.model_hash());
+  record.set_noise_multiplier(ReleaseNoiseMultiplier(item.spec(), item.stage()).value_or(0));
   record.set_expires_unix_ms(
       absl::ToUnixMillis(absl::FromUnixMillis(item.deadline_unix_ms()) + kRetention));
 
@@ -330,6 +378,15 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
         record.state() == v1::SITE_SESSION_ABORTED
             ? absl::StrCat("this site left the session earlier (", record.abort_reason(), ")")
             : std::string("this site's part of the session is over"));
+  }
+  if (item.secagg().round() == v1::SECAGG_MASKED_INPUT && record.noise_multiplier() > 0) {
+    // Again as the masked input is about to leave: another session may have spent the
+    // budget since this one started. Leaving now costs the session this site's input only.
+    if (auto refused = CheckBudget(item, record.dataset_id(), record.contribution_key(),
+                                   record.noise_multiplier())) {
+      End(record, item, *refused, v1::Decline::Reason_Name(v1::Decline::SITE_BUDGET_EXHAUSTED));
+      return *std::move(refused);
+    }
   }
   secagg::SecAggClient* machine = Machine(record);
   if (machine == nullptr) {

@@ -17,15 +17,22 @@
 // the write is refused and the session aborts with ALREADY_CONTRIBUTED: a site never sends
 // two masked inputs for the same contribution.
 //
+// The site's own privacy budget (client/site_budget.h): a session whose release is
+// differentially private is checked against the budget of its dataset at the first step
+// (before anything is computed) and again before its masked input leaves; past the budget
+// the site declines SITE_BUDGET_EXHAUSTED (naming the rule; the numbers only in its log)
+// and leaves the session. Otherwise the charge is written with the masked input's record,
+// in the same synced write (SiteStore::PutSessionCharged).
+//
 // Before starting a session the site checks that the set-up describes its work item: task,
 // round, stage, model hash, the spec hash, N and the standardisation it carries (all bound
 // into the signed set-up), the encoding the site derives itself from the spec for the
 // stage and the number of invited sites, and a threshold safe for that number
 // (secagg::SafeThreshold, at least the site's minimum cohort) and at least the policy's
 // fraction of it (policy.min_threshold_fraction: a POLICY_REFUSED decline naming the rule,
-// client/policy.h). A coordinator cannot attach a
-// foreign set-up, choose an encoding that makes a value overflow, or show different sites
-// different specs or statistics in one session.
+// client/policy.h). A coordinator cannot attach a foreign set-up, choose an encoding that
+// makes a value overflow, or show different sites different specs or statistics in one
+// session.
 //
 // A session's record is kept until an hour after its last step's deadline (so that a
 // restarted coordinator can resume it), then deleted with its secrets. Every decline and
@@ -101,7 +108,19 @@ class SecureSessions {
   // Records the session as aborted (secrets dropped) with `answer` as the step's answer.
   v1::PushResultRequest Abort(v1::SiteSessionRecord& record, const v1::WorkItem& item,
                               v1::SecAggClientAbort reason, const std::string& detail);
-  // Records `record` (and the contribution, if any); the answer if that worked, else a
+  // Ends the session: records it as aborted (`abort_reason`, secrets dropped) with `answer`
+  // as the step's answer; a failed write is logged (the answer leaves either way: it is a
+  // decline and carries nothing of the site's).
+  void End(v1::SiteSessionRecord& record, const v1::WorkItem& item,
+           const v1::PushResultRequest& answer, const std::string& abort_reason);
+  // The site's privacy budget for one more release at `noise_multiplier` from `dataset`
+  // (client/site_budget.h): nullopt if it fits, else the SITE_BUDGET_EXHAUSTED decline (or
+  // COMPUTE_ERROR if the store cannot be read).
+  std::optional<v1::PushResultRequest> CheckBudget(const v1::WorkItem& item,
+                                                   const std::string& dataset,
+                                                   const std::string& key, double noise_multiplier);
+  // Records `record` (and the contribution, if any, with its budget charge when the
+  // session's release is charged); the answer if that worked, else a
   // decline saying the site could not record it (nothing else leaves).
   v1::PushResultRequest Record(v1::SiteSessionRecord& record, const v1::WorkItem& item,
                                v1::PushResultRequest answer, bool contributes, absl::Time now);

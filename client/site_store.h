@@ -10,6 +10,11 @@
 //                  mask seed, shares, input) and every answer given, so that a restarted
 //                  daemon answers a repeated request with the stored answer and continues
 //                  the same session.
+// and, added after format version 1, each part's own (a store created before gains the
+// family at its first writable open; a read-only open reads it as empty):
+//   budget         (proto/site_budget.proto) one charge per differentially private
+//                  release the site contributed to, keyed by dataset id, a 0 byte and the
+//                  contribution key; written with the contribution, never removed.
 // The caller writes a record before the message it records leaves the site; a write that
 // returned OK is on disk (synced) and survives a crash of the process or the machine.
 //
@@ -89,7 +94,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace tessera::v1 {  // proto/site_state.proto
+namespace tessera::v1 {  // proto/site_state.proto, proto/site_budget.proto
+class BudgetCharge;
 class ContributionRecord;
 class SiteSessionRecord;
 class ApprovalRecord;  // proto/site_approval.proto
@@ -140,6 +146,21 @@ class SiteStore {
   // returns. UNAVAILABLE or INTERNAL if it fails (a retry completes it).
   virtual absl::Status ScrubNow() = 0;
 
+  // ---- The site's privacy budget (family `budget`, proto/site_budget.proto; the account
+  // itself: client/site_budget.h). Charges are never removed.
+
+  // Every budget charge, sorted by key (dataset id, a 0 byte, contribution key).
+  virtual absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() = 0;
+
+  // PutSession(session, &contribution) and, in the same atomic synced write, `charge`: the
+  // budget of the contribution's dataset pays for the release its masked input takes part
+  // in. Errors as PutSession's, writing nothing, and INVALID_ARGUMENT, writing nothing,
+  // unless charge.contribution_key() and charge.dataset_id() are the contribution's, its
+  // session is session.session() and its noise_multiplier is finite and > 0. The same
+  // session rewriting its contribution rewrites its charge (one charge per key).
+  virtual absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
+                                         const v1::ContributionRecord& contribution,
+                                         const v1::BudgetCharge& charge) = 0;
   // ---- Approvals (proto/site_approval.proto; client/approvals.h keeps the queue). One
   // record per (task id, spec hash); a decision, once recorded, is final.
 

@@ -18,6 +18,7 @@
 #include "common/flags.h"
 #include "common/proto_text.h"
 #include "common/status.h"
+#include "console/admin_client.h"
 #include "console/console.h"
 #include "console/internal.h"
 #include "crypto/hash.h"
@@ -49,58 +50,48 @@ absl::StatusOr<bool> ParseFlags(common::FlagParser& flags, const std::vector<std
 
 }  // namespace internal
 
-namespace {
+namespace internal {
 
-using common::FlagParser;
+void Connection::Register(common::FlagParser& flags) {
+  flags.AddString("config", &config, "ConsoleConfig file (default: $TESSERA_CONSOLE_CONFIG)");
+  flags.AddString("coordinator", &coordinator, "coordinator host:port (overrides the config)");
+  flags.AddString("server-name", &server_name, "name in the coordinator's certificate");
+  flags.AddString("ca", &ca, "federation CA certificate (overrides the config)");
+  flags.AddString("cert", &cert, "operator certificate (overrides the config)");
+  flags.AddString("key", &key, "operator private key (overrides the config)");
+}
 
-constexpr absl::Duration kCallTimeout = absl::Seconds(30);
-
-// Connection flags shared by every admin command.
-struct Connection {
-  std::string config;
-  std::string coordinator;
-  std::string server_name;
-  std::string ca;
-  std::string cert;
-  std::string key;
-
-  void Register(FlagParser& flags) {
-    flags.AddString("config", &config, "ConsoleConfig file (default: $TESSERA_CONSOLE_CONFIG)");
-    flags.AddString("coordinator", &coordinator, "coordinator host:port (overrides the config)");
-    flags.AddString("server-name", &server_name, "name in the coordinator's certificate");
-    flags.AddString("ca", &ca, "federation CA certificate (overrides the config)");
-    flags.AddString("cert", &cert, "operator certificate (overrides the config)");
-    flags.AddString("key", &key, "operator private key (overrides the config)");
+absl::StatusOr<v1::ConsoleConfig> Connection::Config() const {
+  v1::ConsoleConfig cc;
+  std::string path = config;
+  if (path.empty()) {
+    const char* env = std::getenv("TESSERA_CONSOLE_CONFIG");
+    if (env != nullptr) path = env;
   }
+  common::TextLocations where;
+  if (!path.empty()) RETURN_IF_ERROR(common::LoadProtoFile(path, &cc, &where));
+  if (!coordinator.empty()) cc.set_coordinator_address(coordinator);
+  if (!server_name.empty()) cc.set_server_name(server_name);
+  if (!ca.empty()) cc.mutable_tls()->set_ca_cert(ca);
+  if (!cert.empty()) cc.mutable_tls()->set_cert(cert);
+  if (!key.empty()) cc.mutable_tls()->set_key(key);
+  RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateConsoleConfig(cc),
+                                              path.empty() ? "console flags" : path, &where));
+  return cc;
+}
 
-  absl::StatusOr<std::unique_ptr<v1::Admin::Stub>> Connect() const {
-    v1::ConsoleConfig cc;
-    std::string path = config;
-    if (path.empty()) {
-      const char* env = std::getenv("TESSERA_CONSOLE_CONFIG");
-      if (env != nullptr) path = env;
-    }
-    common::TextLocations where;
-    if (!path.empty()) RETURN_IF_ERROR(common::LoadProtoFile(path, &cc, &where));
-    if (!coordinator.empty()) cc.set_coordinator_address(coordinator);
-    if (!server_name.empty()) cc.set_server_name(server_name);
-    if (!ca.empty()) cc.mutable_tls()->set_ca_cert(ca);
-    if (!cert.empty()) cc.mutable_tls()->set_cert(cert);
-    if (!key.empty()) cc.mutable_tls()->set_key(key);
-    RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateConsoleConfig(cc),
-                                                path.empty() ? "console flags" : path, &where));
-    RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
-    ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
-                     crypto::LoadTlsMaterial(cc.tls(), crypto::Role::kOperator, absl::Now()));
-    return v1::Admin::NewStub(crypto::MakeChannel(cc.coordinator_address(), cc.server_name(), tls));
-  }
-};
+absl::StatusOr<std::unique_ptr<v1::Admin::Stub>> Connection::Connect() const {
+  ASSIGN_OR_RETURN(v1::ConsoleConfig cc, Config());
+  RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
+  ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
+                   crypto::LoadTlsMaterial(cc.tls(), crypto::Role::kOperator, absl::Now()));
+  return v1::Admin::NewStub(crypto::MakeChannel(cc.coordinator_address(), cc.server_name(), tls));
+}
 
 void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
 }
 
-// Names the coordinator in transport errors, which gRPC words tersely.
 absl::Status CallStatus(const grpc::Status& st) {
   absl::Status s = proto::FromGrpcStatus(st);
   if (s.code() == absl::StatusCode::kUnavailable) {
@@ -113,6 +104,16 @@ std::string FormatMillis(int64_t ms) {
   if (ms <= 0) return "-";
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(ms), absl::UTCTimeZone());
 }
+
+}  // namespace internal
+
+namespace {
+
+using common::FlagParser;
+using internal::CallStatus;
+using internal::Connection;
+using internal::FormatMillis;
+using internal::SetDeadline;
 
 std::string ShortState(v1::TaskState s) {
   std::string name = v1::TaskState_Name(s);
@@ -206,6 +207,24 @@ void PrintTaskSummary(const v1::TaskRecord& t) {
               t.submitted_by().c_str());
 }
 
+// "AWAITING_APPROVAL" for SITE_AWAITING_APPROVAL: the decline reasons' words.
+std::string DecisionName(v1::SiteDecisionState state) {
+  std::string name = v1::SiteDecisionState_Name(state);
+  return name.rfind("SITE_", 0) == 0 ? name.substr(5) : name;
+}
+
+// Each site's decision on the task, as the coordinator last heard it.
+void PrintSiteDecisions(const v1::TaskRecord& t) {
+  if (t.site_decisions().empty()) return;
+  std::printf("\n");
+  std::vector<std::vector<std::string>> rows = {{"SITE", "DECISION", "SINCE (UTC)", "REASON"}};
+  for (const v1::SiteDecision& d : t.site_decisions()) {
+    rows.push_back({d.client_id(), DecisionName(d.state()), FormatMillis(d.since_unix_ms()),
+                    d.reason().empty() ? "-" : d.reason()});
+  }
+  PrintTable(rows);
+}
+
 absl::Status Submit(const std::vector<std::string>& args) {
   Connection conn;
   bool dry_run = false;
@@ -276,9 +295,10 @@ absl::Status Show(const std::vector<std::string>& args) {
   bool json = false;
   std::string metric;
   FlagParser flags("tessera tasks show [flags] TASK_ID",
-                   "Shows a task and the metrics of each committed round (round 0 is the\n"
-                   "statistics round). Metrics come from federated evaluation on the sites'\n"
-                   "held-out rows.");
+                   "Shows a task, each site's decision on it (APPROVED, AWAITING_APPROVAL,\n"
+                   "REJECTED with the site's reason, BUDGET_EXHAUSTED, POLICY_REFUSED) and the\n"
+                   "metrics of each committed round (round 0 is the statistics round). Metrics\n"
+                   "come from federated evaluation on the sites' held-out rows.");
   conn.Register(flags);
   flags.AddBool("json", &json, "print the task and its rounds as JSON");
   flags.AddString("metric", &metric,
@@ -306,6 +326,7 @@ absl::Status Show(const std::vector<std::string>& args) {
     return absl::OkStatus();
   }
   PrintTaskSummary(task.task());
+  PrintSiteDecisions(task.task());
   if (task.rounds().empty()) return absl::OkStatus();
   std::printf("\n");
   std::vector<std::string> names = MetricNames(task.rounds());
@@ -398,7 +419,7 @@ absl::Status Cancel(const std::vector<std::string>& args) {
 absl::Status TasksCommand(const std::vector<std::string>& args) {
   if (args.empty()) {
     return absl::InvalidArgumentError(
-        "tasks needs a subcommand: submit, list, show, wait or cancel");
+        "tasks needs a subcommand: submit, list, show, wait, cancel or provenance");
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "submit") return Submit(rest);
@@ -406,8 +427,9 @@ absl::Status TasksCommand(const std::vector<std::string>& args) {
   if (args[0] == "show") return Show(rest);
   if (args[0] == "wait") return Wait(rest);
   if (args[0] == "cancel") return Cancel(rest);
-  return absl::InvalidArgumentError(absl::StrCat("unknown tasks subcommand '", args[0],
-                                                 "' (submit, list, show, wait or cancel)"));
+  if (args[0] == "provenance") return internal::ProvenanceCommand(rest);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown tasks subcommand '", args[0], "' (submit, list, show, wait, cancel or provenance)"));
 }
 
 absl::Status QueryCommand(const std::vector<std::string>& args) {

@@ -14,7 +14,7 @@ namespace tessera::console {
 
 // `tessera pki init|keygen|sign ...`; args start after "pki".
 absl::Status PkiCommand(const std::vector<std::string>& args);
-// `tessera tasks submit|list|show|wait|cancel ...`; args start after "tasks".
+// `tessera tasks submit|list|show|wait|cancel|provenance ...`; args start after "tasks".
 absl::Status TasksCommand(const std::vector<std::string>& args);
 // `tessera clients list ...`; args start after "clients".
 absl::Status ClientsCommand(const std::vector<std::string>& args);

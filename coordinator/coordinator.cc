@@ -89,8 +89,22 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const std::string& task
   v1::GetTaskResponse response;
   ASSIGN_OR_RETURN(*response.mutable_task(), store_->GetTask(task_id));
   ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id));
-  for (v1::RoundRecord& r : rounds) *response.add_rounds() = std::move(r);
+  for (v1::RoundRecord& r : rounds) {
+    // Kept out of the task's view: certificates and signatures for every session of every
+    // round would make it large. GetRound has it.
+    r.clear_provenance();
+    *response.add_rounds() = std::move(r);
+  }
   return response;
+}
+
+absl::StatusOr<v1::RoundRecord> Coordinator::GetRound(const std::string& task_id, uint32_t round) {
+  RETURN_IF_ERROR(store_->GetTask(task_id).status());
+  ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id));
+  for (v1::RoundRecord& r : rounds) {
+    if (r.round() == round) return std::move(r);
+  }
+  return absl::NotFoundError(absl::StrCat(task_id, " has no committed round ", round));
 }
 
 absl::Status Coordinator::CancelTask(const std::string& operator_id, const std::string& task_id,

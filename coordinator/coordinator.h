@@ -57,7 +57,11 @@ class Coordinator {
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(const std::string& operator_id,
                                                     v1::TaskSpec spec);
   absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks();
+  // The task and its committed rounds, without the rounds' provenance.
   absl::StatusOr<v1::GetTaskResponse> GetTask(const std::string& task_id);
+  // One committed round with its provenance. NOT_FOUND for an unknown task or a round not
+  // committed.
+  absl::StatusOr<v1::RoundRecord> GetRound(const std::string& task_id, uint32_t round);
   // NOT_FOUND for an unknown task, FAILED_PRECONDITION for a finished one.
   absl::Status CancelTask(const std::string& operator_id, const std::string& task_id,
                           const std::string& reason);

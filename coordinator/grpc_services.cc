@@ -126,6 +126,16 @@ class AdminService final : public v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status GetRound(grpc::ServerContext* context, const v1::GetRoundRequest* request,
+                        v1::GetRoundResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto round = coordinator_->GetRound(request->task_id(), request->round());
+    if (!round.ok()) return ToGrpcStatus(round.status());
+    *response->mutable_round() = std::move(*round);
+    return grpc::Status::OK;
+  }
+
   grpc::Status CancelTask(grpc::ServerContext* context, const v1::CancelTaskRequest* request,
                           v1::CancelTaskResponse* response) override {
     auto caller = Caller(context, crypto::Role::kOperator);

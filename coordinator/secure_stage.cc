@@ -19,11 +19,16 @@ using secagg::SecAggServer;
 using secagg::ServerState;
 
 // The sink of one session: owns the server state machine, so that an answer still in
-// flight when the session ends never touches a destroyed object.
+// flight when the session ends never touches a destroyed object. It also keeps the sites'
+// decisions on the task heard in the session, and which sites await their staff's approval.
 class SessionSink final : public ResultSink {
  public:
-  SessionSink(std::unique_ptr<SecAggServer> server, std::string session, StageObserver* observer)
-      : server_(std::move(server)), session_(std::move(session)), observer_(observer) {}
+  SessionSink(std::unique_ptr<SecAggServer> server, std::string session, uint32_t threshold,
+              StageObserver* observer)
+      : server_(std::move(server)),
+        session_(std::move(session)),
+        threshold_(threshold),
+        observer_(observer) {}
 
   absl::Status Accept(const std::string& client_id, const v1::PushResultRequest& result) override {
     v1::SecAggRound step = v1::SECAGG_ROUND_UNSPECIFIED;
@@ -32,11 +37,7 @@ class SessionSink final : public ResultSink {
       absl::MutexLock lock(&mu_);
       step = server_->round();
       if (result.has_decline()) {
-        const v1::Decline& d = result.decline();
-        if (d.reason() == v1::Decline::ALREADY_CONTRIBUTED) already_contributed_.insert(client_id);
-        server_->Drop(
-            client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
-            absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ", d.detail().substr(0, 200)));
+        Declined(client_id, step, result.decline());
         return absl::OkStatus();
       }
       if (!result.has_secagg()) {
@@ -46,20 +47,53 @@ class SessionSink final : public ResultSink {
       }
       status = server_->Receive(client_id, result.secagg());
       if (status.ok() && result.secagg().has_masked_input()) masked_inputs_.insert(client_id);
+      if (status.ok() && step == v1::SECAGG_ADVERTISE_KEYS) {
+        awaiting_.erase(client_id);
+        ++advertised_;
+        v1::SiteDecision approved;
+        approved.set_client_id(client_id);
+        approved.set_state(v1::SITE_APPROVED);
+        Heard(approved);
+      }
     }
     if (status.ok() && observer_ != nullptr) observer_->AnswerAccepted(session_, step, client_id);
     return status;
   }
 
-  // Waits until every client expected in the current step answered, `deadline` passes or
-  // the session is cancelled.
-  void WaitForStep(absl::Time deadline) {
+  // Waits until the step is answered (below), `until` passes or the session is cancelled;
+  // true unless `until` passed first.
+  bool WaitForStep(absl::Time until) {
     absl::MutexLock lock(&mu_);
-    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return cancelled_ || server_->state() != ServerState::kCollecting ||
-             server_->Pending().empty();
-    };
-    mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return StepAnswered(); };
+    return mu_.AwaitWithDeadline(absl::Condition(&done), until);
+  }
+
+  // The sites that declined AWAITING_APPROVAL since the last call: their item is to be
+  // offered again.
+  std::vector<std::string> TakeReoffers() {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> out(to_reoffer_.begin(), to_reoffer_.end());
+    to_reoffer_.clear();
+    return out;
+  }
+
+  // The step closes: sites still awaiting approval leave the session (not as unresponsive).
+  void DropAwaiting() {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& id : awaiting_) {
+      server_->Drop(id, v1::SECAGG_DROP_CLIENT_ABORTED,
+                    absl::StrCat("AWAITING_APPROVAL: ", decisions_[id].reason().substr(0, 200)));
+    }
+    awaiting_.clear();
+    to_reoffer_.clear();
+  }
+
+  // The decisions heard so far if they changed since the last call with `only_if_changed`.
+  std::optional<SiteDecisions> Decisions(bool only_if_changed) {
+    absl::MutexLock lock(&mu_);
+    if (only_if_changed && reported_version_ == version_) return std::nullopt;
+    reported_version_ = version_;
+    return decisions_;
   }
 
   void Cancel() {
@@ -85,13 +119,63 @@ class SessionSink final : public ResultSink {
   }
 
  private:
+  void Declined(const std::string& client_id, v1::SecAggRound step, const v1::Decline& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (d.reason() == v1::Decline::ALREADY_CONTRIBUTED) already_contributed_.insert(client_id);
+    if (std::optional<v1::SiteDecision> decision = DecisionOf(client_id, d)) Heard(*decision);
+    if (d.reason() == v1::Decline::AWAITING_APPROVAL && step == v1::SECAGG_ADVERTISE_KEYS &&
+        server_->Pending().contains(client_id)) {
+      // Still expected: its item is offered again until the step closes.
+      awaiting_.insert(client_id);
+      to_reoffer_.insert(client_id);
+      return;
+    }
+    server_->Drop(
+        client_id, v1::SECAGG_DROP_CLIENT_ABORTED,
+        absl::StrCat(v1::Decline::Reason_Name(d.reason()), ": ", d.detail().substr(0, 200)));
+    if (d.reason() == v1::Decline::REJECTED_BY_SITE) {
+      // The site's staff said no: the task ends (task_runner.h), so the session stops now
+      // rather than summing without the site.
+      cancelled_ = true;
+      server_->Cancel();
+    }
+  }
+
+  void Heard(const v1::SiteDecision& decision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::SiteDecision& kept = decisions_[decision.client_id()];
+    if (kept.state() == decision.state() && kept.reason() == decision.reason()) return;
+    kept = decision;
+    ++version_;
+  }
+
+  // Every expected site answered, except sites awaiting approval when enough others
+  // advertised keys to reach the threshold without them.
+  bool StepAnswered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (cancelled_ || server_->state() != ServerState::kCollecting) return true;
+    bool waiting_for_approval = false;
+    for (const std::string& id : server_->Pending()) {
+      if (!awaiting_.contains(id)) return false;
+      waiting_for_approval = true;
+    }
+    return !waiting_for_approval || advertised_ >= threshold_;
+  }
+
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   const std::unique_ptr<SecAggServer> server_ ABSL_GUARDED_BY(mu_);
   const std::string session_;
+  const uint32_t threshold_;
   StageObserver* const observer_;
   std::set<std::string> masked_inputs_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> already_contributed_ ABSL_GUARDED_BY(mu_);
+  // First step: sites whose last answer was AWAITING_APPROVAL (still expected), those of
+  // them whose item is to be offered again, and how many advertisements were accepted.
+  std::set<std::string> awaiting_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> to_reoffer_ ABSL_GUARDED_BY(mu_);
+  uint32_t advertised_ ABSL_GUARDED_BY(mu_) = 0;
+  SiteDecisions decisions_ ABSL_GUARDED_BY(mu_);
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t reported_version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 namespace {
@@ -217,7 +301,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());
       sink->Cancel();
     } else {
-      sink->WaitForStep(deadline);
+      WaitForStep(request, work_id, deadline, step == 0, *sink);
     }
     board_->Close(work_id);
     absl::StatusOr<v1::SecAggServerSnapshot> snapshot;
@@ -245,10 +329,29 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
   }
 }
 
+void SecureStageRunner::WaitForStep(const SecureStageRequest& request, const std::string& work_id,
+                                    absl::Time deadline, bool first_step, SessionSink& sink) {
+  while (true) {
+    // The first step wakes up now and then to offer sites awaiting approval their item again.
+    const absl::Time wake =
+        first_step ? std::min(deadline, clock_->Now() + request.approval_poll) : deadline;
+    const bool answered = sink.WaitForStep(wake);
+    if (request.decisions_changed) {
+      if (std::optional<SiteDecisions> heard = sink.Decisions(/*only_if_changed=*/true)) {
+        request.decisions_changed(*heard);
+      }
+    }
+    if (answered || clock_->Now() >= deadline) break;
+    for (const std::string& client : sink.TakeReoffers()) board_->Reoffer(work_id, client);
+  }
+  sink.DropAwaiting();
+}
+
 void SecureStageRunner::Collect(SessionSink& sink, const v1::SecAggEncoding& encoding,
                                 SecureStageResult* result) {
   result->masked_inputs = sink.MaskedInputs();
   result->already_contributed = sink.AlreadyContributed();
+  result->decisions = *sink.Decisions(/*only_if_changed=*/false);
   sink.With([&](SecAggServer& s) {
     for (const secagg::ClientDrop& d : s.drops()) {
       result->drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",
@@ -261,6 +364,9 @@ void SecureStageRunner::Collect(SessionSink& sink, const v1::SecAggEncoding& enc
         result->completed = true;
         result->sums = std::move(*sums);
         result->survivors = s.survivors();
+        if (absl::StatusOr<v1::SessionProvenance> p = s.Provenance(); p.ok()) {
+          result->provenance = *std::move(p);
+        }
       } else {
         result->abort = absl::StrCat("sum does not decode: ", sums.status().message());
       }
@@ -284,7 +390,8 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   const v1::SecAggEncoding encoding = request.resume ? setup.encoding() : request.encoding;
   const size_t invited =
       request.resume ? static_cast<size_t>(setup.invited_size()) : request.cohort.size();
-  auto sink = std::make_shared<SessionSink>(std::move(*server), session, observer_);
+  const uint32_t threshold = request.resume ? setup.threshold() : request.threshold;
+  auto sink = std::make_shared<SessionSink>(std::move(*server), session, threshold, observer_);
   {
     absl::MutexLock lock(&mu_);
     if (cancelled_) {
@@ -299,6 +406,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       .With("words", static_cast<uint64_t>(secagg::EncodedWords(encoding)));
   RunSteps(request, session, invited, sink, &result);
   Collect(*sink, encoding, &result);
+  if (result.provenance.has_value()) result.provenance->set_session(session);
   {
     absl::MutexLock lock(&mu_);
     active_.reset();

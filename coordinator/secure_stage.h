@@ -18,6 +18,16 @@
 // the task's round deadline, later steps the (shorter) step deadline. The set-up binds the
 // spec hash, N and the standardisation the first items carry.
 //
+// Sites deciding on the task (site_decisions.h): a site that declines the first step with
+// AWAITING_APPROVAL is not dropped at once. It stays expected, and its item is offered to it
+// again every `approval_poll` until the step closes, so that its staff's approval takes
+// effect at its next poll and it joins this very session. The step closes as usual when every
+// other site has answered, if enough sites advertised keys to reach the threshold without the
+// ones still awaiting approval, or else at the step's deadline; sites still awaiting approval
+// are then dropped (SECAGG_DROP_CLIENT_ABORTED, not as unresponsive). A site that declines
+// REJECTED_BY_SITE ends the session at once, without a sum (its task is to fail). Every
+// decision heard is reported (`decisions_changed`) and returned with the result.
+//
 // Thread-safe: Cancel may be called from any thread while Run blocks in another.
 #ifndef TESSERA_COORDINATOR_SECURE_STAGE_H_
 #define TESSERA_COORDINATOR_SECURE_STAGE_H_
@@ -35,8 +45,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "coordinator/site_decisions.h"
 #include "coordinator/work_board.h"
 #include "proto/federation.pb.h"
+#include "proto/provenance.pb.h"
 #include "proto/secagg.pb.h"
 #include "proto/secagg_state.pb.h"
 
@@ -82,6 +94,12 @@ struct SecureStageRequest {
   // Receives the server's snapshot at every step boundary, before that step is posted. A
   // non-OK status stops the session there (SecureStageResult::stopped).
   std::function<absl::Status(const v1::SecAggServerSnapshot&)> persist;
+  // How often, while the first step is open, its item is offered again to the sites that
+  // declined it AWAITING_APPROVAL.
+  absl::Duration approval_poll = absl::Seconds(5);
+  // Told, on the runner's thread, every decision heard in this session so far, each time
+  // one changes (may be empty).
+  std::function<void(const SiteDecisions&)> decisions_changed;
 };
 
 struct SecureStageResult {
@@ -103,6 +121,11 @@ struct SecureStageResult {
   std::string abort;
   // Set when the persist callback refused a step boundary: the session stopped there.
   absl::Status stopped;
+  // The sites' decisions on the task heard in this session (site_decisions.h).
+  SiteDecisions decisions;
+  // When completed: which sites' inputs make up the sum, with their consistency signatures
+  // (secagg/provenance.h); `session` is the session's label.
+  std::optional<v1::SessionProvenance> provenance;
 };
 
 class SecureStageRunner {
@@ -131,6 +154,11 @@ class SecureStageRunner {
   // session ends or a persist is refused.
   void RunSteps(const SecureStageRequest& request, const std::string& session, size_t invited,
                 const std::shared_ptr<SessionSink>& sink, SecureStageResult* result);
+  // Waits for one posted step to be answered or its deadline; in the first step, offers
+  // the item again every request.approval_poll to the sites awaiting approval. Reports the
+  // decisions heard, and drops the sites still awaiting approval when the step closes.
+  void WaitForStep(const SecureStageRequest& request, const std::string& work_id,
+                   absl::Time deadline, bool first_step, SessionSink& sink);
   // The session's outcome into `result`: drops, contributors, the decoded sum or the abort.
   void Collect(SessionSink& sink, const v1::SecAggEncoding& encoding, SecureStageResult* result);
 

@@ -15,6 +15,7 @@
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
 #include "secagg/protocol.h"
+#include "secagg/provenance.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -51,6 +52,20 @@ std::vector<v1::Metric> AnalyticsMetrics(const proto::QueryRelease& q) {
   if (q.above) out.push_back(MakeMetric(q.column + ".above", *q.above));
   out.push_back(MakeMetric(q.column + ".suppressed_cells", q.suppressed_cells));
   return out;
+}
+
+// The round's provenance, from the record's task, round, model hash and commit time and the
+// sessions whose sums it used; set last, once the record has them.
+void SetProvenance(const google::protobuf::RepeatedPtrField<v1::SessionProvenance>& sessions,
+                   v1::RoundRecord* record) {
+  v1::RoundProvenance* p = record->mutable_provenance();
+  p->set_version(secagg::kProvenanceVersion);
+  p->set_task_id(record->task_id());
+  p->set_round(record->round());
+  p->set_model_hash(record->model_hash());
+  p->set_committed_unix_ms(record->committed_unix_ms());
+  *p->mutable_sessions() = sessions;
+  p->set_statistics_from(record->statistics_from());
 }
 
 }  // namespace
@@ -262,6 +277,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
       s->set_label_stddev(pooled->stddev[d]);
     }
     *record.mutable_participants() = {end.result.survivors.begin(), end.result.survivors.end()};
+    if (end.result.provenance.has_value()) *record.mutable_provenance() = *end.result.provenance;
     record.set_task_id(task_id_);
     record.set_created_unix_ms(common::ToUnixMillis(clock_->Now()));
     RETURN_IF_ERROR(store_->PutStatistics(record));
@@ -293,6 +309,14 @@ absl::Status TaskRunner::CommitStatistics(v1::TaskRecord& task,
   record.set_attempts(reused ? 0 : in_flight.attempt());
   *record.mutable_drops() = in_flight.drops();
   if (reused) record.set_statistics_from(pooled.task_id());
+  google::protobuf::RepeatedPtrField<v1::SessionProvenance> sessions;
+  // This task's own statistics session (also when it committed after a restart between
+  // storing the statistics and committing the round); a reused one is in its task's round 0.
+  if (pooled.task_id() == task_id_ && pooled.has_provenance()) {
+    *sessions.Add() = pooled.provenance();
+    record.clear_statistics_from();
+  }
+  SetProvenance(sessions, &record);
   RETURN_IF_ERROR(store_->CommitRound(task, record, initial));
   common::LogInfo("round_committed")
       .With("task", task_id_)
@@ -354,6 +378,7 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
       RETURN_IF_ERROR(store_->PutInFlight(in_flight));
       continue;
     }
+    if (end.result.provenance.has_value()) *in_flight.add_provenance() = *end.result.provenance;
     return CommitAnalytics(task, in_flight, end.result.survivors, *answers);
   }
 }
@@ -387,6 +412,7 @@ absl::Status TaskRunner::CommitAnalytics(v1::TaskRecord& task, const v1::InFligh
   record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
   record.set_attempts(in_flight.attempt());
   *record.mutable_drops() = in_flight.drops();
+  SetProvenance(in_flight.provenance(), &record);
   RETURN_IF_ERROR(store_->CommitRound(task, record, {}));
   for (const v1::PrivacyRelease& r : in_flight.releases()) {
     committed_releases_.push_back(r.noise_multiplier());
@@ -439,6 +465,7 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
     *in_flight.add_metrics() =
         MakeMetric("train_examples", std::round(update->total_examples * pooled_rows));
     in_flight.set_strategy_state(strategy.SaveState());
+    if (end.result.provenance.has_value()) *in_flight.add_provenance() = *end.result.provenance;
     RETURN_IF_ERROR(store_->PutInFlight(in_flight));
     return true;
   }
@@ -491,6 +518,7 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
   }
   *in_flight.mutable_eval_participants() = {end.result.survivors.begin(),
                                             end.result.survivors.end()};
+  if (end.result.provenance.has_value()) *in_flight.add_provenance() = *end.result.provenance;
   RETURN_IF_ERROR(store_->PutInFlight(in_flight));
   return true;
 }
@@ -573,6 +601,7 @@ absl::Status TaskRunner::CommitTrainingRound(v1::TaskRecord& task,
   *record.mutable_drops() = in_flight.drops();
   record.set_strategy_state(in_flight.strategy_state());
   *record.mutable_releases() = in_flight.releases();
+  SetProvenance(in_flight.provenance(), &record);
   task.set_last_committed_round(static_cast<int32_t>(round));
   task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
   if (round == spec.rounds()) {

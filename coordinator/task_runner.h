@@ -23,6 +23,26 @@
 // requires), raised to min_clients and the analytics minimum cohort; a task's explicit
 // threshold below the rule for its cohort fails the stage at once with that reason.
 //
+// Sites deciding on the task (site_decisions.h): each site's decision heard in a session's
+// first step is kept in the task record (TaskRecord.site_decisions, written as it changes).
+// A site awaiting its staff's approval is offered the work again while the first step is
+// open (secure_stage.h); a session that ends without a sum while sites were deciding does not
+// count toward max_round_attempts, and the stage waits for approvals — each new session's
+// first step then stays open up to approval_session_hold — until
+// TaskSpec.approval_timeout_seconds has passed since the first such session; then the task
+// fails naming the sites still awaiting approval. A site whose staff reject the task
+// (REJECTED_BY_SITE) ends it: the session stops and the task fails with the site's name and
+// reason ("site-b rejected the task: <reason>"); one site's veto is final, the task is not
+// quietly run without it. A site out of its own privacy budget (SITE_BUDGET_EXHAUSTED) is
+// left out of every later cohort of the task, which goes on if the other sites still reach
+// the stage's minimum and fails otherwise, naming the site and its reason ("site-b refused
+// the task: its privacy budget is exhausted: <reason>; only 2 known sites ...").
+//
+// Provenance: the provenance of every session whose sum a round uses (which sites' inputs
+// made it, with their consistency signatures, secagg/provenance.h) is kept in the in-flight
+// record as soon as the sum is used, and committed with the round (RoundRecord.provenance);
+// round 0's is kept with the pooled statistics.
+//
 // Privacy: every noised sum (model updates with `privacy`, evaluation sums with
 // evaluation noise, an analytics answer with `privacy`) is charged to the task's ledger, durably,
 // before the unmasking step of its session is posted — failed attempts and crashes included; a
@@ -50,6 +70,7 @@
 #include "common/clock.h"
 #include "coordinator/client_registry.h"
 #include "coordinator/secure_stage.h"
+#include "coordinator/site_decisions.h"
 #include "coordinator/store.h"
 #include "coordinator/strategy.h"
 #include "coordinator/work_board.h"
@@ -68,6 +89,13 @@ struct TaskRunnerOptions {
   absl::Duration retry_pause = absl::Seconds(1);
   // Told about every session step (may be null; must outlive the runner).
   StageObserver* observer = nullptr;
+  // How often, while a session's first step is open, a site that declined it
+  // AWAITING_APPROVAL is offered the work again.
+  absl::Duration approval_poll = absl::Seconds(5);
+  // While the task waits for approvals, how long the first step of each new session stays
+  // open (at least round_deadline_seconds, at most until the approval timeout): sites that
+  // approved do not compute their contribution again every few minutes.
+  absl::Duration approval_session_hold = absl::Hours(1);
 };
 
 class TaskRunner {
@@ -172,13 +200,26 @@ class TaskRunner {
                                v1::InFlightRound& in_flight);
   // Records a session's outcome in `in_flight`; the stage's end, or nullopt for another
   // attempt (already recorded and paused for).
-  std::optional<StageEnd> CloseSession(v1::InFlightRound& in_flight, const StagePlan& plan,
-                                       SecureStageResult result);
+  std::optional<StageEnd> CloseSession(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                       const StagePlan& plan, SecureStageResult result);
+  // TaskSpec.approval_timeout_seconds (its default when unset).
+  static absl::Duration ApprovalTimeout(const v1::TaskSpec& spec);
+  // Why the stage ends when its wait for approvals has lasted longer than the timeout,
+  // naming the sites still awaiting approval; nullopt otherwise.
+  std::optional<std::string> ApprovalOverdue(const v1::TaskRecord& task,
+                                             const v1::InFlightRound& in_flight) const;
+  // The first step's deadline of a new session: round_deadline_seconds, longer while the
+  // stage waits for approvals.
+  absl::Duration FirstStepDeadline(const v1::TaskSpec& spec,
+                                   const v1::InFlightRound& in_flight) const;
+  // Folds the decisions heard into the task record and writes it if one changed.
+  void NoteDecisions(v1::TaskRecord& task, const SiteDecisions& heard);
   // Waits until at least the cohort the task needs is connected among the sites holding
-  // its dataset, leaving out `exclude`; returns them. Empty if halted meanwhile, or if too
-  // few known sites are left outside `exclude` (then `*unreachable` says why).
+  // its dataset, leaving out `contributed` and the sites that rejected the task or are out
+  // of budget; returns them. Empty if halted meanwhile, or if too few known sites are left
+  // (then `*unreachable` says why, the sites' own reasons first).
   std::vector<std::string> WaitForCohort(const v1::TaskRecord& task,
-                                         const std::set<std::string>& exclude,
+                                         const std::set<std::string>& contributed,
                                          std::string* unreachable);
   // The in-flight record of `round` (a fresh one if the store has none for it).
   absl::StatusOr<v1::InFlightRound> InFlightOf(uint32_t round);

@@ -2,6 +2,7 @@
 // cohorts without the sites that already contributed, the in-flight record at every step
 // boundary, resuming a session after a restart, and the privacy charge before unmasking.
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -11,8 +12,10 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/privacy_accountant.h"
+#include "coordinator/site_decisions.h"
 #include "coordinator/task_runner.h"
 #include "proto/labels.h"
+#include "proto/validation.h"
 #include "secagg/protocol.h"
 #include "secagg/stage_encoding.h"
 
@@ -39,6 +42,20 @@ absl::StatusOr<uint32_t> Threshold(const v1::TaskSpec& spec, uint32_t n) {
 uint32_t NeededSites(const v1::TaskSpec& spec) {
   return std::max({spec.min_clients(), spec.secure_aggregation().threshold(),
                    spec.analytics().min_cohort(), 1u});
+}
+
+// Why a stage cannot gather `need` sites any more: the sites' own reasons first (a
+// rejection, an exhausted budget), then the count.
+std::string Unreachable(const v1::TaskRecord& task, size_t known, size_t contributed,
+                        uint32_t need) {
+  const std::string reasons = ExclusionReasons(task);
+  if (contributed == 0) {
+    return absl::StrCat(reasons, "; only ", known,
+                        " known sites holding the dataset can still take part, ", need, " needed");
+  }
+  return absl::StrCat(reasons, reasons.empty() ? "" : "; ", "only ", known,
+                      " known sites holding the dataset have not contributed to this stage yet (",
+                      contributed, " have: ALREADY_CONTRIBUTED), ", need, " needed");
 }
 
 void AddUnique(const std::vector<std::string>& ids, v1::InFlightRound* in_flight) {
@@ -71,30 +88,30 @@ std::vector<double> TaskRunner::ChargedReleases(const v1::InFlightRound& in_flig
 }
 
 std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task,
-                                                   const std::set<std::string>& exclude,
+                                                   const std::set<std::string>& contributed,
                                                    std::string* unreachable) {
   const v1::TaskSpec& spec = task.spec();
   const uint32_t need = NeededSites(spec);
+  const std::set<std::string> excluded = ExcludedSites(task);
+  auto left_out = [&](const std::string& id) {
+    return contributed.contains(id) || excluded.contains(id);
+  };
   absl::Time next_log = absl::InfinitePast();
   while (halt() == Halt::kNone) {
     std::vector<std::string> cohort;
     for (const std::string& id : registry_->Connected(spec.dataset().id())) {
-      if (!exclude.contains(id)) cohort.push_back(id);
+      if (!left_out(id)) cohort.push_back(id);
     }
     if (cohort.size() >= need) return cohort;
-    if (!exclude.empty()) {
+    if (!contributed.empty() || !excluded.empty()) {
       size_t known = 0;
       for (const v1::ClientRecord& c : registry_->List()) {
         const bool holds = std::find(c.dataset_ids().begin(), c.dataset_ids().end(),
                                      spec.dataset().id()) != c.dataset_ids().end();
-        if (holds && !exclude.contains(c.client_id())) ++known;
+        if (holds && !left_out(c.client_id())) ++known;
       }
       if (known < need) {
-        *unreachable =
-            absl::StrCat("only ", known,
-                         " known sites holding the dataset have not contributed to this "
-                         "stage yet (",
-                         exclude.size(), " have: ALREADY_CONTRIBUTED), ", need, " needed");
+        *unreachable = Unreachable(task, known, contributed.size(), need);
         return {};
       }
     }
@@ -127,7 +144,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
   request->first_item.set_stage(plan.stage);
   *request->first_item.mutable_spec() = spec;
   request->first_item.set_spec_hash(task.spec_hash());
-  request->first_step_deadline = absl::Seconds(spec.round_deadline_seconds());
+  request->first_step_deadline = FirstStepDeadline(spec, in_flight);
   request->step_deadline = absl::Seconds(spec.secure_aggregation().step_deadline_seconds());
   if (in_flight.session_stage() == plan.stage && !in_flight.server_snapshot().empty()) {
     // The session this stage was in when the coordinator stopped: continue it.
@@ -142,18 +159,34 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
     request->resume = std::move(snapshot);
     return std::nullopt;
   }
-  if (plan.retry && in_flight.attempt() > spec.max_round_attempts()) {
+  // A rejection heard before a restart ends the task all the same.
+  if (std::string rejected = RejectionReason(task); !rejected.empty()) {
+    end.reason = std::move(rejected);
+    return end;
+  }
+  // Sessions that failed while sites were deciding on the task are not counted.
+  if (plan.retry &&
+      in_flight.attempt() - in_flight.unspent_attempts() > spec.max_round_attempts()) {
     end.reason = absl::StrCat("no sum after ", spec.max_round_attempts(), " attempts");
     return end;
   }
-  std::set<std::string> exclude;
-  if (plan.retry) exclude.insert(in_flight.contributed().begin(), in_flight.contributed().end());
+  if (std::optional<std::string> overdue = ApprovalOverdue(task, in_flight)) {
+    end.reason = *std::move(overdue);
+    return end;
+  }
+  std::set<std::string> contributed;
+  if (plan.retry) {
+    contributed.insert(in_flight.contributed().begin(), in_flight.contributed().end());
+  }
   std::string unreachable;
   std::vector<std::string> cohort;
   if (plan.wait_for_cohort) {
-    cohort = WaitForCohort(task, exclude, &unreachable);
+    cohort = WaitForCohort(task, contributed, &unreachable);
   } else {
-    cohort = registry_->Connected(spec.dataset().id());
+    const std::set<std::string> excluded = ExcludedSites(task);
+    for (const std::string& id : registry_->Connected(spec.dataset().id())) {
+      if (!excluded.contains(id)) cohort.push_back(id);
+    }
     if (cohort.size() < NeededSites(spec)) {
       unreachable = absl::StrCat(cohort.size(), " sites connected, ", NeededSites(spec), " needed");
       cohort.clear();
@@ -209,10 +242,12 @@ absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePl
   return store_->PutInFlight(in_flight);
 }
 
-std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::InFlightRound& in_flight,
+std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& task,
+                                                             v1::InFlightRound& in_flight,
                                                              const StagePlan& plan,
                                                              SecureStageResult result) {
   StageEnd end;
+  NoteDecisions(task, result.decisions);
   for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
   for (const std::string& drop : result.drops) {
     common::LogInfo("client_dropped")
@@ -245,7 +280,13 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::InFlightRound& 
     return end;
   }
   if (end.result.completed) {
+    in_flight.set_approval_wait_started_unix_ms(0);
     end.kind = StageEnd::Kind::kCompleted;
+    return end;
+  }
+  if (std::string rejected = RejectionReason(task); !rejected.empty()) {
+    end.kind = StageEnd::Kind::kFailed;
+    end.reason = std::move(rejected);
     return end;
   }
   if (!plan.retry) {
@@ -253,9 +294,20 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::InFlightRound& 
     end.reason = end.result.abort;
     return end;
   }
-  // A failed attempt: the next one with the sites that have not contributed.
+  // A failed attempt: the next one with the sites that have not contributed. It does not
+  // count when sites were deciding on the task; a wait for approvals starts (or goes on).
+  const bool deciding = AnyDeciding(end.result.decisions);
+  if (!AnyAwaiting(end.result.decisions)) {
+    in_flight.set_approval_wait_started_unix_ms(0);
+  } else if (in_flight.approval_wait_started_unix_ms() == 0) {
+    in_flight.set_approval_wait_started_unix_ms(common::ToUnixMillis(clock_->Now()));
+  }
   in_flight.set_attempt(in_flight.attempt() + 1);
-  if (AttemptFailed(plan.round, in_flight.attempt() - 1, end.result.abort, &in_flight)) {
+  if (deciding) in_flight.set_unspent_attempts(in_flight.unspent_attempts() + 1);
+  const std::string why =
+      deciding ? absl::StrCat(end.result.abort, " (not counted: sites are deciding on the task)")
+               : end.result.abort;
+  if (AttemptFailed(plan.round, in_flight.attempt() - 1, why, &in_flight)) {
     end.kind = StageEnd::Kind::kHalted;
     return end;
   }
@@ -276,9 +328,70 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
     request.persist = [&](const v1::SecAggServerSnapshot& snapshot) {
       return PersistBoundary(task.spec(), plan, snapshot, in_flight);
     };
-    if (std::optional<StageEnd> end = CloseSession(in_flight, plan, secure_.Run(request))) {
+    request.approval_poll = options_.approval_poll;
+    request.decisions_changed = [&](const SiteDecisions& heard) { NoteDecisions(task, heard); };
+    if (std::optional<StageEnd> end = CloseSession(task, in_flight, plan, secure_.Run(request))) {
       return *std::move(end);
     }
+  }
+}
+
+absl::Duration TaskRunner::ApprovalTimeout(const v1::TaskSpec& spec) {
+  // Unset (ApplyTaskDefaults leaves it so, proto/validation.h): the default applies.
+  const uint32_t seconds = spec.approval_timeout_seconds() > 0
+                               ? spec.approval_timeout_seconds()
+                               : proto::kDefaultApprovalTimeoutSeconds;
+  return absl::Seconds(seconds);
+}
+
+std::optional<std::string> TaskRunner::ApprovalOverdue(const v1::TaskRecord& task,
+                                                       const v1::InFlightRound& in_flight) const {
+  const int64_t started = in_flight.approval_wait_started_unix_ms();
+  if (started == 0) return std::nullopt;
+  const absl::Duration timeout = ApprovalTimeout(task.spec());
+  if (clock_->Now() - absl::FromUnixMillis(started) < timeout) return std::nullopt;
+  const std::vector<std::string> pending = SitesAwaitingApproval(task);
+  return absl::StrCat("still awaiting approval after ", absl::ToInt64Seconds(timeout),
+                      " s (approval_timeout_seconds): ",
+                      pending.empty() ? "no site awaits it any more, but no session completed"
+                                      : absl::StrJoin(pending, ", "));
+}
+
+absl::Duration TaskRunner::FirstStepDeadline(const v1::TaskSpec& spec,
+                                             const v1::InFlightRound& in_flight) const {
+  const absl::Duration round_deadline = absl::Seconds(spec.round_deadline_seconds());
+  const int64_t started = in_flight.approval_wait_started_unix_ms();
+  if (started == 0) return round_deadline;
+  // Waiting for approvals: the step stays open longer (sites that approved computed their
+  // contribution already), but not past the approval timeout.
+  const absl::Duration left =
+      ApprovalTimeout(spec) - (clock_->Now() - absl::FromUnixMillis(started));
+  return std::max(round_deadline, std::min(options_.approval_session_hold, left));
+}
+
+void TaskRunner::NoteDecisions(v1::TaskRecord& task, const SiteDecisions& heard) {
+  if (heard.empty()) return;
+  std::map<std::string, v1::SiteDecision> before;
+  for (const v1::SiteDecision& d : task.site_decisions()) before[d.client_id()] = d;
+  if (!MergeDecisions(heard, common::ToUnixMillis(clock_->Now()), &task)) return;
+  for (const auto& [id, d] : heard) {
+    auto old = before.find(id);
+    if (old != before.end() && old->second.state() == d.state() &&
+        old->second.reason() == d.reason()) {
+      continue;
+    }
+    common::LogInfo("site_decision")
+        .With("task", task_id_)
+        .With("client", id)
+        .With("decision", v1::SiteDecisionState_Name(d.state()))
+        .With("reason", d.reason());
+  }
+  // Shown by `tessera tasks show` while the task waits; a failed write is retried with the
+  // next change (and the next commit carries the decisions anyway).
+  if (absl::Status kept = store_->UpdateTask(task); !kept.ok()) {
+    common::LogWarning("site_decisions_not_stored")
+        .With("task", task_id_)
+        .With("error", kept.ToString());
   }
 }
 

@@ -88,6 +88,15 @@ void WorkBoard::Redeliver(const std::string& client_id) {
   }
 }
 
+bool WorkBoard::Reoffer(const std::string& work_id, const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(work_id);
+  if (it == open_.end() || !it->second.items.contains(client_id)) return false;
+  it->second.pending.insert(client_id);
+  it->second.undelivered.insert(client_id);
+  return true;
+}
+
 int WorkBoard::WaitingPulls(const std::string& client_id) const {
   absl::MutexLock lock(&mu_);
   auto it = waiting_.find(client_id);

@@ -64,6 +64,12 @@ class WorkBoard {
   // and may have lost what it was working on).
   void Redeliver(const std::string& client_id);
 
+  // Offers `client_id` its item of `work_id` again, answered or not: its next Pull gets it
+  // and it may answer it once more (a site that declined for want of its staff's approval
+  // is asked again, so that an approval takes effect at its next poll). False if the work
+  // is closed or has no item for the client.
+  bool Reoffer(const std::string& work_id, const std::string& client_id);
+
   // Number of Pull calls waiting now for `client_id`.
   int WaitingPulls(const std::string& client_id) const;
 

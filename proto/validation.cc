@@ -277,6 +277,9 @@ void ValidateRoundsAndStrategy(const v1::TaskSpec& spec, std::vector<FieldError>
   if (spec.max_round_attempts() > 1000) {
     errors->push_back({"max_round_attempts", "must be 1..1000"});
   }
+  if (spec.approval_timeout_seconds() > kMaxApprovalTimeoutSeconds) {
+    errors->push_back({"approval_timeout_seconds", "must be 1..2592000 (30 days)"});
+  }
   if (spec.has_strategy()) {
     const v1::StrategySpec& s = spec.strategy();
     if (!v1::StrategySpec::Kind_IsValid(s.kind())) {

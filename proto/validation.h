@@ -8,6 +8,7 @@
 #ifndef TESSERA_PROTO_VALIDATION_H_
 #define TESSERA_PROTO_VALIDATION_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "common/proto_text.h"
@@ -20,6 +21,13 @@ class ConsoleConfig;
 }  // namespace tessera::v1
 
 namespace tessera::proto {
+
+// TaskSpec.approval_timeout_seconds: its default (72 hours) and its largest value (30 days).
+// ApplyTaskDefaults leaves the field unset (0 stands for the default): it is the
+// coordinator's to apply, and filling it in would change the spec hash of every task
+// written before it existed, which sites may have approved by hash.
+inline constexpr uint32_t kDefaultApprovalTimeoutSeconds = 72 * 3600;
+inline constexpr uint32_t kMaxApprovalTimeoutSeconds = 30 * 24 * 3600;
 
 std::vector<common::FieldError> ValidateTaskSpec(const v1::TaskSpec& spec);
 

@@ -33,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "proto/provenance.pb.h"
 #include "proto/secagg.pb.h"
 #include "proto/secagg_state.pb.h"
 
@@ -145,6 +146,14 @@ class SecAggServer {
   // the survivors (clients whose inputs are in it), sorted.
   const std::vector<uint32_t>& sum() const;
   const std::vector<std::string>& survivors() const;
+
+  // Once the consistency check has closed (collecting UNMASKING, restored there or not, or
+  // kCompleted): the session's provenance (proto/provenance.proto, checked by
+  // secagg/provenance.h) — its setup and digest, session id, threshold, every advertisement
+  // of the key list, the survivors and their consistency signatures — with task, round,
+  // stage, attempt and model hash from the setup; the caller sets `session` (its label).
+  // FAILED_PRECONDITION before, and once aborted. Implemented in provenance.cc.
+  absl::StatusOr<v1::SessionProvenance> Provenance() const;
 
   // After kAborted.
   v1::SecAggServerAbort abort_reason() const;

@@ -13,10 +13,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/approval_rules.h"
+#include "client/internal/site_budget_records.h"
 #include "client/internal/site_store_rules.h"
 #include "client/site_store.h"
 #include "common/status.h"
 #include "proto/site_approval.pb.h"
+#include "proto/site_budget.pb.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client {
@@ -58,15 +60,7 @@ class MemorySiteStore final : public SiteStore {
                           const v1::ContributionRecord* contribution) override {
     RETURN_IF_ERROR(internal::CheckPutSession(session, contribution));
     absl::MutexLock lock(&mu_);
-    if (contribution != nullptr) {
-      auto it = contributions_.find(contribution->key());
-      if (it != contributions_.end()) {
-        RETURN_IF_ERROR(internal::CheckContributionOwner(it->second, session.session()));
-      }
-      contributions_[contribution->key()] = *contribution;
-    }
-    sessions_[session.session()] = session;
-    return absl::OkStatus();
+    return Put(session, contribution);
   }
 
   absl::Status DeleteSession(const std::string& session) override {
@@ -77,6 +71,25 @@ class MemorySiteStore final : public SiteStore {
 
   // Nothing is on disk to scrub.
   absl::Status ScrubNow() override { return absl::OkStatus(); }
+
+  absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::BudgetCharge> out;
+    out.reserve(charges_.size());
+    for (const auto& [key, charge] : charges_) out.push_back(charge);
+    return out;
+  }
+
+  absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
+                                 const v1::ContributionRecord& contribution,
+                                 const v1::BudgetCharge& charge) override {
+    RETURN_IF_ERROR(internal::CheckPutSession(session, &contribution));
+    RETURN_IF_ERROR(internal::CheckBudgetCharge(session, contribution, charge));
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Put(session, &contribution));
+    charges_[internal::BudgetChargeKey(charge)] = charge;
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
                                                  const std::string& spec_hash) override {
@@ -106,9 +119,24 @@ class MemorySiteStore final : public SiteStore {
   }
 
  private:
+  // PutSession's write, arguments checked: all of it or (ALREADY_EXISTS) nothing.
+  absl::Status Put(const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (contribution != nullptr) {
+      auto it = contributions_.find(contribution->key());
+      if (it != contributions_.end()) {
+        RETURN_IF_ERROR(internal::CheckContributionOwner(it->second, session.session()));
+      }
+      contributions_[contribution->key()] = *contribution;
+    }
+    sessions_[session.session()] = session;
+    return absl::OkStatus();
+  }
+
   absl::Mutex mu_;
   std::map<std::string, v1::ContributionRecord> contributions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::SiteSessionRecord> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::BudgetCharge> charges_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::ApprovalRecord> approvals_ ABSL_GUARDED_BY(mu_);  // by ApprovalKey
 };
 

@@ -135,6 +135,7 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
 }
 
 absl::Status RocksDbSiteStore::CheckAddedFamilies() {
+  RETURN_IF_ERROR(CheckBudgetFamily());
   RETURN_IF_ERROR(ForEach(Family(kApprovalsCf), [&](std::string_view key, std::string_view value) {
     return ParseApproval(key, value).status();
   }));
@@ -177,6 +178,12 @@ absl::Status RocksDbSiteStore::PutSession(const v1::SiteSessionRecord& session,
                                           const v1::ContributionRecord* contribution) {
   RETURN_IF_ERROR(Writable("PutSession"));
   RETURN_IF_ERROR(CheckPutSession(session, contribution));
+  return PutSessionWith(session, contribution, nullptr);
+}
+
+absl::Status RocksDbSiteStore::PutSessionWith(
+    const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution,
+    const std::function<absl::Status(rocksdb::WriteBatch&)>& more) {
   const std::string& label = session.session();
   ASSIGN_OR_RETURN(std::string session_value, Serialize(session, "the session record"));
   std::string contribution_value;
@@ -204,6 +211,7 @@ absl::Status RocksDbSiteStore::PutSession(const v1::SiteSessionRecord& session,
                                 directory_, what));
   }
   RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
+  if (more) RETURN_IF_ERROR(more(batch));
   RETURN_IF_ERROR(Write(&batch, what));
   if (contribution != nullptr) {
     // Outside the log, so that a log that lost this write at a record boundary (which

@@ -5,6 +5,7 @@
 //   contributions  32-byte contribution key   -> v1::ContributionRecord (record.key == key)
 //   sessions       session label              -> v1::SiteSessionRecord (record.session == key)
 //   meta           "format_version"           -> 4-byte big-endian kFormatVersion
+//   budget         dataset id, 0, contribution key -> v1::BudgetCharge (added after v1)
 //   approvals      task id, 0, 32-byte hash   -> v1::ApprovalRecord (added family)
 // Keys sort bytewise, which is the order the List calls promise.
 //
@@ -28,6 +29,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client/internal/site_budget_records.h"
 #include "client/site_store.h"
 #include "common/status.h"
 #include "rocksdb/db.h"
@@ -56,8 +59,11 @@ inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, kSessionsCf,
                                                              kMetaCf};
 // Families added after format version 1, in the order they were added.
-inline constexpr char kApprovalsCf[] = "approvals";  // rocksdb_site_store_approvals.cc
-inline constexpr std::array<const char*, 1> kAddedFamilies = {kApprovalsCf};
+inline constexpr char kApprovalsCf[] = "approvals";
+inline constexpr std::array<const char*, 2> kAddedFamilies = {
+    kBudgetCf,     // rocksdb_site_store_budget.cc
+    kApprovalsCf,  // rocksdb_site_store_approvals.cc
+};
 
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
 // input (site_store.h, "Never silently forget what left").
@@ -104,6 +110,12 @@ class RocksDbSiteStore final : public SiteStore {
   absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() override;
   absl::Status PutApproval(const v1::ApprovalRecord& record) override;
 
+  // ---- The privacy budget (rocksdb_site_store_budget.cc)
+  absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() override;
+  absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
+                                 const v1::ContributionRecord& contribution,
+                                 const v1::BudgetCharge& charge) override;
+
  private:
   // ---- Shared helpers (rocksdb_site_store.cc)
 
@@ -130,6 +142,13 @@ class RocksDbSiteStore final : public SiteStore {
 
   absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what);
 
+  // PutSession's write (arguments already checked), with `more` (when set) adding other
+  // parts' records to the same batch, under the writers' lock: what another part writes
+  // with a contribution.
+  absl::Status PutSessionWith(const v1::SiteSessionRecord& session,
+                              const v1::ContributionRecord* contribution,
+                              const std::function<absl::Status(rocksdb::WriteBatch&)>& more);
+
   // DATA_LOSS naming the family and the key (in hex).
   absl::Status Damaged(const char* family, std::string_view key, const std::string& what);
 
@@ -139,6 +158,7 @@ class RocksDbSiteStore final : public SiteStore {
 
   // Every record of the added families parsed and checked (appended to by each part).
   absl::Status CheckAddedFamilies();
+  absl::Status CheckBudgetFamily();  // rocksdb_site_store_budget.cc
 
   // An approvals record parsed and checked against its key (rocksdb_site_store_approvals.cc).
   absl::StatusOr<v1::ApprovalRecord> ParseApproval(std::string_view key, std::string_view bytes);

@@ -97,6 +97,25 @@ TEST(WorkBoardTest, ClosedWorkIsWithdrawnAndLateAnswersRefused) {
   EXPECT_TRUE(sink->answers().empty());
 }
 
+TEST(WorkBoardTest, ReofferForApprovalDeliversTheItemAgainForOneMoreAnswer) {
+  WorkBoard board;
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_OK(board.Post("w1", ItemsFor("w1", {"a", "b"}), sink));
+  ASSERT_NE(board.Pull("a", absl::Now()), nullptr);
+  ASSERT_OK(board.Push("a", Answer("w1", "awaiting approval")));
+  EXPECT_FALSE(board.Reoffer("w1", "c")) << "no item for c";
+  EXPECT_FALSE(board.Reoffer("w2", "a")) << "no such work";
+  ASSERT_TRUE(board.Reoffer("w1", "a"));
+  auto again = board.Pull("a", absl::Now());
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->round(), 1u) << "the same item";
+  ASSERT_OK(board.Push("a", Answer("w1")));
+  EXPECT_THAT(board.Push("a", Answer("w1")), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(sink->answers(), ElementsAre(Pair("a", "w1"), Pair("a", "w1")));
+  board.Close("w1");
+  EXPECT_FALSE(board.Reoffer("w1", "a")) << "closed";
+}
+
 TEST(WorkBoardTest, ItemsMustCarryThePostedWorkId) {
   WorkBoard board;
   std::map<std::string, v1::WorkItem> items;

@@ -3,11 +3,9 @@
 // (a real process, through each daemon's control socket) shows it, `tasks show` prints the
 // coordinator's spec hash, both sites approve through the socket without a restart, and the
 // task completes. A reload (SIGHUP, and `tasks reload` through the socket) turns the queue on
-// in running daemons; a refused file changes nothing and the error names the field.
-//
-// The coordinator on this branch still counts an AWAITING_APPROVAL decline as a failed
-// attempt, so the tests approve as soon as `tasks pending` shows the task (polled with a
-// deadline) and give the task the most attempts a spec may have.
+// in running daemons; a refused file changes nothing and the error names the field. A
+// rejection through the socket ends the task with the site's reason. The coordinator shows
+// each site's decision (`tessera tasks show`) and keeps a pending task waiting.
 
 #include <signal.h>
 
@@ -43,11 +41,7 @@ class ApprovalE2eTest : public FederationTest {
     ASSERT_OK(StartCoordinator());
   }
 
-  void RequireApproval(const std::string& name) {
-    site(name).edit_config = [](v1::ClientConfig& config) {
-      config.mutable_policy()->set_require_approval(true);
-    };
-  }
+  void RequireApproval(const std::string& name) { site(name).policy.set_require_approval(true); }
 
   absl::StatusOr<CommandResult> Tasks(const std::string& name,
                                       const std::vector<std::string>& words) {
@@ -81,10 +75,22 @@ class ApprovalE2eTest : public FederationTest {
     return absl::DeadlineExceededError(absl::StrCat(name, "'s log never said ", text));
   }
 
+  // Polls the coordinator until it shows `name` waiting for its staff on `task_id`.
+  absl::Status WaitCoordinatorSeesWaiting(const std::string& task_id, const std::string& name) {
+    return WaitForTask(task_id,
+                       [&](const v1::TaskRecord& t) {
+                         for (const v1::SiteDecision& d : t.site_decisions()) {
+                           if (d.client_id() == name)
+                             return d.state() == v1::SITE_AWAITING_APPROVAL;
+                         }
+                         return false;
+                       })
+        .status();
+  }
+
   absl::StatusOr<std::string> Submit() {
     ASSIGN_OR_RETURN(v1::TaskSpec spec, LoadExampleTask());
     spec.set_rounds(3);
-    spec.set_max_round_attempts(1000);
     return SubmitTask(spec);
   }
 
@@ -94,6 +100,7 @@ class ApprovalE2eTest : public FederationTest {
     const std::string hash = crypto::ToHex(submitted.task().spec_hash());
     for (const std::string& name : sites) {
       ASSERT_OK(WaitPending(name, task_id));
+      ASSERT_OK(WaitCoordinatorSeesWaiting(task_id, name));
       ASSERT_OK_AND_ASSIGN(CommandResult shown, Tasks(name, {"show", task_id}));
       ASSERT_EQ(shown.exit_code(), 0) << shown.err;
       EXPECT_THAT(shown.out, HasSubstr("spec_sha256:  " + hash));
@@ -131,6 +138,31 @@ TEST_F(ApprovalE2eTest, TaskPendingAtTwoSitesIsApprovedThroughTheSocketAndComple
   ASSERT_OK_AND_ASSIGN(CommandResult after, Tasks("hospital-b", {"pending"}));
   EXPECT_THAT(after.out, HasSubstr("no task is waiting"));
   EXPECT_THAT(site("hospital-a").process->Log(), HasSubstr("reason=AWAITING_APPROVAL"));
+}
+
+TEST_F(ApprovalE2eTest, TaskRejectedThroughTheSocketEndsWithTheSitesReason) {
+  RequireApproval("hospital-c");
+  ASSERT_OK(StartClients());
+  ASSERT_OK_AND_ASSIGN(std::string task_id, Submit());
+  ASSERT_OK(WaitPending("hospital-c", task_id));
+  ASSERT_OK_AND_ASSIGN(CommandResult no_reason, Tasks("hospital-c", {"reject", task_id}));
+  EXPECT_EQ(no_reason.exit_code(), 2);
+  EXPECT_THAT(no_reason.err, HasSubstr("--reason"));
+  ASSERT_OK(WaitCoordinatorSeesWaiting(task_id, "hospital-c"));
+  ASSERT_OK_AND_ASSIGN(CommandResult shown_console, Console({"tasks", "show"}, {task_id}));
+  EXPECT_THAT(shown_console.out, HasSubstr("AWAITING_APPROVAL"));
+  ASSERT_OK_AND_ASSIGN(
+      CommandResult rejected,
+      Tasks("hospital-c", {"reject", task_id, "--reason", "outside our ethics approval"}));
+  ASSERT_EQ(rejected.exit_code(), 0) << rejected.err;
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
+                         return t.state() == v1::TASK_COMPLETED || t.state() == v1::TASK_FAILED;
+                       }));
+  EXPECT_EQ(done.state(), v1::TASK_FAILED);
+  EXPECT_THAT(done.state_reason(),
+              HasSubstr("hospital-c rejected the task: outside our ethics approval"));
+  ASSERT_OK_AND_ASSIGN(CommandResult shown, Tasks("hospital-c", {"show", task_id}));
+  EXPECT_THAT(shown.out, HasSubstr("rejected by root (uid 0)"));
 }
 
 TEST_F(ApprovalE2eTest, PolicyReloadBySighupAndSocketTakesEffectWithoutRestart) {

@@ -8,18 +8,30 @@
 //   TESSERA_TEST_KILL_BEFORE_SEND=<stage>/<step>
 //                                             SIGKILL itself at the same point: after the
 //                                             site store recorded the answer, before it left
+//   TESSERA_TEST_DECISION_FILE=<path>          a stand-in for the site staff's decision on
+//                                             every task: while the file reads "await", the
+//                                             site declines the first step of each session
+//                                             AWAITING_APPROVAL; "reject <reason>":
+//                                             REJECTED_BY_SITE with the reason; "budget":
+//                                             SITE_BUDGET_EXHAUSTED; missing or anything
+//                                             else: it answers (read at every answer, so a
+//                                             test "approves" by rewriting the file)
 //
 // e.g. "fit/masked_input". Usage: tessera-client-under-test --config FILE
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "client/daemon.h"
 #include "client/update_sink.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/proto_text.h"
 #include "common/signals.h"
@@ -35,13 +47,22 @@ namespace {
 class FaultySink final : public tessera::client::UpdateSink {
  public:
   FaultySink(std::unique_ptr<tessera::client::UpdateSink> inner, std::string exit_before,
-             std::string kill_before)
+             std::string kill_before, std::string decision_file)
       : inner_(std::move(inner)),
         exit_before_(std::move(exit_before)),
-        kill_before_(std::move(kill_before)) {}
+        kill_before_(std::move(kill_before)),
+        decision_file_(std::move(decision_file)) {}
 
   absl::Status Send(const tessera::v1::WorkItem& item,
                     const tessera::v1::PushResultRequest& answer) override {
+    if (answer.has_secagg() && item.secagg().round() == tessera::v1::SECAGG_ADVERTISE_KEYS) {
+      if (std::optional<tessera::v1::Decline> decline = Decision()) {
+        tessera::v1::PushResultRequest declined;
+        declined.set_work_id(answer.work_id());
+        *declined.mutable_decline() = *std::move(decline);
+        return inner_->Send(item, declined);
+      }
+    }
     if (answer.has_secagg()) {
       const std::string here = absl::StrCat(tessera::proto::StageLabel(item.stage()), "/",
                                             tessera::proto::StepLabel(item.secagg().round()));
@@ -58,9 +79,33 @@ class FaultySink final : public tessera::client::UpdateSink {
   }
 
  private:
+  // The staff's decision the decision file stands for, as the decline to send instead of
+  // the answer; nullopt to answer.
+  std::optional<tessera::v1::Decline> Decision() const {
+    if (decision_file_.empty()) return std::nullopt;
+    absl::StatusOr<std::string> text = tessera::common::ReadFile(decision_file_);
+    if (!text.ok()) return std::nullopt;
+    const std::string word(absl::StripAsciiWhitespace(*text));
+    tessera::v1::Decline d;
+    if (word == "await") {
+      d.set_reason(tessera::v1::Decline::AWAITING_APPROVAL);
+      d.set_detail("the site's staff have not decided on this task yet");
+    } else if (absl::StartsWith(word, "reject")) {
+      d.set_reason(tessera::v1::Decline::REJECTED_BY_SITE);
+      d.set_detail(std::string(absl::StripAsciiWhitespace(word.substr(6))));
+    } else if (word == "budget") {
+      d.set_reason(tessera::v1::Decline::SITE_BUDGET_EXHAUSTED);
+      d.set_detail("the dataset's privacy budget at this site is spent");
+    } else {
+      return std::nullopt;
+    }
+    return d;
+  }
+
   std::unique_ptr<tessera::client::UpdateSink> inner_;
   const std::string exit_before_;
   const std::string kill_before_;
+  const std::string decision_file_;
 };
 
 std::string Env(const char* name) {
@@ -82,8 +127,9 @@ absl::Status Run(int argc, char** argv) {
   tessera::client::ClientRunOptions options;
   const std::string exit_before = Env("TESSERA_TEST_EXIT_BEFORE");
   const std::string kill_before = Env("TESSERA_TEST_KILL_BEFORE_SEND");
+  const std::string decision_file = Env("TESSERA_TEST_DECISION_FILE");
   options.wrap_sink = [=](std::unique_ptr<tessera::client::UpdateSink> inner) {
-    return std::make_unique<FaultySink>(std::move(inner), exit_before, kill_before);
+    return std::make_unique<FaultySink>(std::move(inner), exit_before, kill_before, decision_file);
   };
   static absl::Notification stop;
   tessera::common::StopOnTerminationSignal(&stop);

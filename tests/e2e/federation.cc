@@ -304,12 +304,12 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   data->set_id(kDatasetId);
   data->set_train_csv(s.train_csv);
   data->set_test_csv(s.test_csv);
+  *config.mutable_policy() = s.policy;
   config.mutable_policy()->set_min_cohort(min_cohort);
   config.mutable_retry()->set_initial_backoff_ms(100);
   config.mutable_retry()->set_max_backoff_ms(500);
   config.set_ready_file(s.ready_path);
   config.set_data_dir(s.store_dir);
-  if (s.edit_config) s.edit_config(config);
   RETURN_IF_ERROR(WriteText(s.config_path, config));
   std::vector<std::string> argv;
   const bool faulty = EnvPrefix(env, &argv);

@@ -79,9 +79,10 @@ class FederationTest : public ::testing::Test {
     // The site store's directory (config data_dir); StartClient sets <dir>/store when empty.
     // A test may point a restart elsewhere (a site that lost its store).
     std::string store_dir;
+    // Policy settings StartClient writes into the site's config (merged, then min_cohort
+    // set on top).
+    v1::LocalPolicy policy;
     std::unique_ptr<Process> process;
-    // Applied to the config StartClient writes, last (a test's own policy).
-    std::function<void(v1::ClientConfig&)> edit_config;
   };
 
   FederationTest();

@@ -55,6 +55,9 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, BadTaskSpecTest,
     ::testing::Values(
         BadCase{"NoName", [](v1::TaskSpec* s) { s->clear_name(); }, "name"},
+        BadCase{"ApprovalTimeoutOverThirtyDays",
+                [](v1::TaskSpec* s) { s->set_approval_timeout_seconds(30 * 24 * 3600 + 1); },
+                "approval_timeout_seconds"},
         BadCase{"NameWithSpace", [](v1::TaskSpec* s) { s->set_name("a b"); }, "name"},
         BadCase{"NoDataset", [](v1::TaskSpec* s) { s->clear_dataset(); }, "dataset"},
         BadCase{"UppercaseDatasetId",
@@ -153,6 +156,8 @@ TEST(ApplyTaskDefaultsTest, FillsDefaultsAndIsIdempotent) {
   EXPECT_EQ(spec.training().batch_size(), 32u);
   EXPECT_EQ(spec.min_clients(), 2u);
   EXPECT_EQ(spec.round_deadline_seconds(), 300u);
+  // Not filled in: the spec hash of a task without it stays what it was.
+  EXPECT_EQ(spec.approval_timeout_seconds(), 0u);
   EXPECT_EQ(spec.strategy().kind(), v1::StrategySpec::FEDAVG);
   EXPECT_EQ(spec.strategy().server_learning_rate(), 1.0);
   v1::TaskSpec again = spec;

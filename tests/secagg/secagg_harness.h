@@ -48,6 +48,8 @@ class Federation {
   const std::vector<std::string>& ids() const { return ids_; }
   const Party& party(const std::string& id) const;
   const std::string& ca_cert_pem() const { return pki_->ca().cert_pem; }
+  // The foreign CA's certificate (another federation's).
+  const std::string& foreign_ca_cert_pem() const { return pki_->foreign_ca().cert_pem; }
   ClientIdentity Identity(const std::string& id) const;
 
  private:

@@ -1,0 +1,78 @@
+// The RocksDB SiteStore's privacy-budget part: the `budget` family (proto/site_budget.proto,
+// client/internal/rocksdb_site_store.h).
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "client/internal/rocksdb_site_store.h"
+#include "client/internal/site_budget_records.h"
+#include "client/internal/site_store_files.h"
+#include "client/internal/site_store_rules.h"
+#include "common/status.h"
+#include "proto/site_budget.pb.h"
+#include "proto/site_state.pb.h"
+
+namespace tessera::client::internal {
+namespace {
+
+// The charge stored under `key`, or DATA_LOSS naming the family and key (through `damaged`).
+template <typename Damaged>
+absl::StatusOr<v1::BudgetCharge> ParseCharge(std::string_view key, std::string_view bytes,
+                                             Damaged damaged) {
+  v1::BudgetCharge charge;
+  if (!charge.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return damaged("the record does not parse");
+  }
+  if (std::string problem = StoredChargeProblem(key, charge); !problem.empty()) {
+    return damaged(problem);
+  }
+  return charge;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::BudgetCharge>> RocksDbSiteStore::ListBudgetCharges() {
+  std::vector<v1::BudgetCharge> out;
+  RETURN_IF_ERROR(ForEach(Family(kBudgetCf), [&](std::string_view key, std::string_view value) {
+    ASSIGN_OR_RETURN(v1::BudgetCharge charge, ParseCharge(key, value, [&](const std::string& what) {
+                       return Damaged(kBudgetCf, key, what);
+                     }));
+    out.push_back(std::move(charge));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status RocksDbSiteStore::PutSessionCharged(const v1::SiteSessionRecord& session,
+                                                 const v1::ContributionRecord& contribution,
+                                                 const v1::BudgetCharge& charge) {
+  RETURN_IF_ERROR(Writable("PutSessionCharged"));
+  RETURN_IF_ERROR(CheckPutSession(session, &contribution));
+  RETURN_IF_ERROR(CheckBudgetCharge(session, contribution, charge));
+  rocksdb::ColumnFamilyHandle* budget = Family(kBudgetCf);
+  if (budget == nullptr) return absl::InternalError("PutSessionCharged: no budget family");
+  std::string value;
+  if (!charge.SerializeToString(&value)) {
+    return absl::InternalError("PutSessionCharged: cannot serialise the charge");
+  }
+  const std::string key = BudgetChargeKey(charge);
+  return PutSessionWith(session, &contribution, [&](rocksdb::WriteBatch& batch) {
+    return FromRocksDb(batch.Put(budget, key, value), directory_,
+                       absl::StrCat("PutSessionCharged \"", session.session(), "\""));
+  });
+}
+
+absl::Status RocksDbSiteStore::CheckBudgetFamily() {
+  return ForEach(Family(kBudgetCf), [&](std::string_view key, std::string_view value) {
+    return ParseCharge(key, value,
+                       [&](const std::string& what) { return Damaged(kBudgetCf, key, what); })
+        .status();
+  });
+}
+
+}  // namespace tessera::client::internal
