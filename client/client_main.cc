@@ -5,6 +5,7 @@
 //   tessera-client hash TASK_FILE                      a task file's spec hash (client/cli_hash.h)
 //   tessera-client privacy [--config FILE | --store DIR] the site's privacy budget (cli_privacy.h)
 //   tessera-client audit verify|show|export            the egress ledger (cli_audit.cc)
+//   tessera-client tasks pending|show|approve|reject|reload   the approval queue (cli_tasks.cc)
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "absl/time/clock.h"
 #include "client/cli_hash.h"
 #include "client/cli_privacy.h"
+#include "client/cli_tasks.h"
+#include "client/config_reload.h"
 #include "client/csv.h"
 #include "client/daemon.h"
 #include "client/site_store.h"
@@ -47,8 +50,9 @@ constexpr char kUsage[] =
     "  check    check a config file, its certificate and every local dataset\n"
     "  run      run the client daemon\n"
     "  hash     print a task file's spec hash, as the coordinator logs it\n"
-    "  privacy  show this site's privacy budget per dataset\n\n"
-    "  audit    verify, show and export the egress ledger (what left this site)\n\n"
+    "  privacy  show this site's privacy budget per dataset\n"
+    "  audit    verify, show and export the egress ledger (what left this site)\n"
+    "  tasks    pending, show, approve, reject tasks; reload the policy (the running daemon)\n\n"
     "Run 'tessera-client COMMAND --help' for a command's flags.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
@@ -67,13 +71,7 @@ absl::StatusOr<bool> ParseFlags(FlagParser& flags, const std::vector<std::string
 }
 
 absl::StatusOr<tessera::v1::ClientConfig> LoadConfig(const std::string& path) {
-  tessera::v1::ClientConfig config;
-  tessera::common::TextLocations where;
-  RETURN_IF_ERROR(tessera::common::LoadProtoFile(path, &config, &where));
-  RETURN_IF_ERROR(tessera::common::FieldErrorsToStatus(tessera::proto::ValidateClientConfig(config),
-                                                       path, &where));
-  tessera::proto::ApplyClientDefaults(&config);
-  return config;
+  return tessera::client::LoadClientConfig(path);
 }
 
 absl::Status Keygen(const std::vector<std::string>& args) {
@@ -156,8 +154,13 @@ absl::Status Run(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(tessera::v1::ClientConfig config, LoadConfig(config_path));
   if (!ready_file.empty()) config.set_ready_file(ready_file);
   static absl::Notification stop;
+  // SIGHUP: a policy reload the daemon takes; blocked before any thread starts.
+  tessera::common::BlockHangup();
   tessera::common::StopOnTerminationSignal(&stop);
-  return tessera::client::RunClient(config, &stop);
+  tessera::client::ClientRunOptions options;
+  options.config_path = config_path;
+  options.reload_on_hangup = true;
+  return tessera::client::RunClient(config, &stop, options);
 }
 
 }  // namespace
@@ -183,9 +186,11 @@ int main(int argc, char** argv) {
     st = tessera::client::PrivacyCommand(args);
   } else if (command == "audit") {
     st = tessera::client::AuditMain(args);
+  } else if (command == "tasks") {
+    st = tessera::client::TasksCommand(args);
   } else {
     st = absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", command, "' (keygen, check, run, hash, privacy; see --help)"));
+        "unknown command '", command, "' (keygen, check, run, hash, privacy, tasks; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());

@@ -9,14 +9,18 @@
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/ledger.h"
+#include "client/config_reload.h"
+#include "client/control_server.h"
 #include "client/site_agent.h"
 #include "client/site_store.h"
 #include "client/update_sink.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/status.h"
 #include "crypto/signature.h"
 #include "crypto/tls.h"
@@ -179,6 +183,15 @@ class ClientDaemon {
     agent_ = std::make_unique<SiteAgent>(config_, client_id_, tls.cert_pem, tls.ca_cert_pem,
                                          signer_.get(), std::move(store));
     RETURN_IF_ERROR(agent_->Preload());
+    live_ = std::make_unique<LiveConfig>(config_);
+    applied_generation_ = live_->generation();
+    if (!config_.control_socket().empty()) {
+      ControlHandlers handlers;
+      handlers.approvals = agent_->approvals();
+      handlers.config = [this] { return live_->Get(); };
+      handlers.reload = [this] { return Reload("control_socket"); };
+      ASSIGN_OR_RETURN(control_, ControlServer::Start(config_.control_socket(), handlers));
+    }
     crypto::ChannelOptions channel_options;
     channel_options.min_reconnect_backoff =
         absl::Milliseconds(config_.retry().initial_backoff_ms());
@@ -209,6 +222,23 @@ class ClientDaemon {
       }
       guard_.CancelCurrent();
     });
+    // SIGHUP: a policy reload, logged (there is no caller to answer).
+    std::thread hangups;
+    if (options_.reload_on_hangup) {
+      hangups = std::thread([this, &run_ended] {
+        while (!stop_->HasBeenNotified() && !run_ended.HasBeenNotified()) {
+          if (common::WaitForHangup(absl::Milliseconds(100))) Reload("SIGHUP").IgnoreError();
+        }
+      });
+    }
+    struct JoinAtExit {
+      std::thread* t;
+      absl::Notification* ended;
+      ~JoinAtExit() {
+        if (!ended->HasBeenNotified()) ended->Notify();
+        if (t->joinable()) t->join();
+      }
+    } join_hangups{&hangups, &run_ended};
 
     absl::Duration backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
     const absl::Duration max_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
@@ -315,6 +345,40 @@ class ClientDaemon {
     return absl::CancelledError("stopping");
   }
 
+  // Re-reads the config file and swaps in its policy (client/config_reload.h); the daemon's
+  // loop applies it before the next item. `via` names the request in the log.
+  absl::StatusOr<v1::ReloadPolicyResponse> Reload(const char* via) {
+    if (options_.config_path.empty()) {
+      return absl::FailedPreconditionError(
+          "this daemon was not started from a config file: nothing to reload");
+    }
+    absl::StatusOr<std::vector<std::string>> needs_restart = live_->Reload(options_.config_path);
+    if (!needs_restart.ok()) {
+      common::LogError("policy_reload_refused")
+          .With("via", via)
+          .With("error", std::string(needs_restart.status().message()));
+      return needs_restart.status();
+    }
+    v1::ReloadPolicyResponse response;
+    response.set_config_file(options_.config_path);
+    for (const std::string& field : *needs_restart) response.add_needs_restart(field);
+    auto log = common::LogInfo("policy_reloaded");
+    log.With("via", via).With("file", options_.config_path);
+    if (!needs_restart->empty()) {
+      log.With("needs_restart", absl::StrJoin(*needs_restart, ","));
+    }
+    return response;
+  }
+
+  // A policy reloaded since the last item goes to the agent now, between items.
+  void ApplyReloadedPolicy() {
+    uint64_t generation = 0;
+    v1::ClientConfig live = live_->Get(&generation);
+    if (generation == applied_generation_) return;
+    agent_->SetPolicy(live.policy());
+    applied_generation_ = generation;
+  }
+
   // Computes and sends the answer to one item. Returns an error only when the coordinator
   // could not be reached (the session then reconnects).
   absl::Status Answer(const v1::WorkItem& item) {
@@ -326,6 +390,7 @@ class ClientDaemon {
         .With("step", proto::StepLabel(step))
         .With("work", item.work_id());
     absl::Time started = absl::Now();
+    ApplyReloadedPolicy();
     // Recorded in the site store before it is returned: only then may it leave.
     v1::PushResultRequest answer = agent_->Answer(item, started);
     absl::Status sent = sink_->Send(item, answer);
@@ -354,6 +419,9 @@ class ClientDaemon {
   std::string client_id_;
   std::unique_ptr<crypto::Signer> signer_;
   std::unique_ptr<SiteAgent> agent_;
+  std::unique_ptr<LiveConfig> live_;
+  uint64_t applied_generation_ = 0;  // of the policy the agent runs (daemon loop only)
+  std::unique_ptr<ControlServer> control_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<EgressLedger> ledger_;
   std::unique_ptr<RecordedCaller> caller_;

@@ -71,6 +71,9 @@ class SecureSessions {
   SecureSessions(secagg::ClientIdentity identity, v1::LocalPolicy policy, SiteStore* store);
   ~SecureSessions();
 
+  // Replaces the policy (a reload): sessions started afterwards use the new one.
+  void SetPolicy(v1::LocalPolicy policy) { policy_ = std::move(policy); }
+
   // The first step, before anything is computed: the stored answer if this very request was
   // answered before; else a decline if the request is for a session the site already
   // answered with another set-up, if the set-up does not describe the item (above), or if
@@ -127,7 +130,7 @@ class SecureSessions {
   secagg::SecAggClient* Machine(v1::SiteSessionRecord& record);
 
   const secagg::ClientIdentity identity_;
-  const v1::LocalPolicy policy_;
+  v1::LocalPolicy policy_;
   SiteStore* const store_;
   // Machines of open sessions by label, with the number of answers their state reflects.
   struct Cached {

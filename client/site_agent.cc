@@ -23,13 +23,24 @@ SiteAgent::SiteAgent(v1::ClientConfig config, std::string client_id, std::string
                      std::string ca_cert_pem, const crypto::Signer* signer,
                      std::unique_ptr<SiteStore> store)
     : store_(std::move(store)),
+      approvals_(store_.get()),
       processor_(client_id, config),
       sessions_(Identity(client_id, std::move(certificate_pem), std::move(ca_cert_pem), signer),
-                config.policy(), store_.get()) {}
+                config.policy(), store_.get()) {
+  processor_.SetApprovalGate([this](const v1::WorkItem& item, const v1::LocalPolicy& policy) {
+    return approvals_.Admit(item.task_id(), item.spec(), item.spec_hash(), policy, now_);
+  });
+}
+
+void SiteAgent::SetPolicy(const v1::LocalPolicy& policy) {
+  processor_.SetPolicy(policy);
+  sessions_.SetPolicy(policy);
+}
 
 SiteAgent::~SiteAgent() = default;
 
 v1::PushResultRequest SiteAgent::Answer(const v1::WorkItem& item, absl::Time now) {
+  now_ = now;
   sessions_.ExpireBefore(now);
   const v1::SecAggRound step = item.secagg().round();
   if (step == v1::SECAGG_ADVERTISE_KEYS) {

@@ -1,10 +1,10 @@
 // Everything a site decides and computes for one work item, apart from any transport: on the
 // first step of a session, the SecureSessions' checks of the set-up and of the site store
-// (a repeated request, a contribution already sent), then the WorkProcessor's checks and
-// computation, then the session's start; on later steps the SecureSessions alone. Every
-// answer is recorded in the site store before Answer returns it. The daemon moves the
-// answers over gRPC; the simulator (simulation/simulation.h) calls the coordinator in
-// process. Both run this same code.
+// (a repeated request, a contribution already sent), then the WorkProcessor's checks (with
+// the approval queue's say, client/approvals.h) and computation, then the session's start; on later
+// steps the SecureSessions alone. Every answer is recorded in the site store before Answer returns
+// it. The daemon moves the answers over gRPC; the simulator (simulation/simulation.h) calls the
+// coordinator in process. Both run this same code.
 //
 // Not thread-safe: one agent per site, one caller.
 #ifndef TESSERA_CLIENT_SITE_AGENT_H_
@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/approvals.h"
 #include "client/secure_sessions.h"
 #include "client/site_store.h"
 #include "client/work_processor.h"
@@ -47,9 +48,18 @@ class SiteAgent {
 
   // The site store the agent records in (the daemon's egress ledger shares it).
   SiteStore& store() { return *store_; }
+  // Replaces the local policy (a reload, validated, defaults applied): items answered
+  // afterwards are checked against it. Same thread as Answer.
+  void SetPolicy(const v1::LocalPolicy& policy);
+
+  // The site's approval queue (client/approvals.h): thread-safe, so the control socket's
+  // threads may decide while Answer runs. Lives as long as the agent.
+  ApprovalQueue* approvals() { return &approvals_; }
 
  private:
   std::unique_ptr<SiteStore> store_;
+  ApprovalQueue approvals_;
+  absl::Time now_;  // of the Answer in progress, for the approval gate
   WorkProcessor processor_;
   SecureSessions sessions_;
 };

@@ -101,6 +101,7 @@ class ContributionRecord;
 class SiteSessionRecord;
 class LedgerEntry;       // proto/site_ledger.proto
 class LedgerCheckpoint;  // proto/site_ledger.proto
+class ApprovalRecord;  // proto/site_approval.proto
 }  // namespace tessera::v1
 
 namespace tessera::client {
@@ -185,6 +186,22 @@ class SiteStore {
 
   // Every checkpoint, by sequence.
   virtual absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() = 0;
+  // ---- Approvals (proto/site_approval.proto; client/approvals.h keeps the queue). One
+  // record per (task id, spec hash); a decision, once recorded, is final.
+
+  // The record of `task_id` with the 32-byte `spec_hash`. NOT_FOUND if none.
+  virtual absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
+                                                         const std::string& spec_hash) = 0;
+
+  // Every record, sorted by task id, then spec hash (bytewise).
+  virtual absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() = 0;
+
+  // Writes `record` (synced), replacing the record of its task id and spec hash.
+  // INVALID_ARGUMENT, writing nothing, if the task id is empty or holds a 0 byte, the spec
+  // hash is not 32 bytes, or a decision is not APPROVED or REJECTED, or a rejection has no
+  // reason. FAILED_PRECONDITION, writing nothing, if the stored record has a decision and
+  // `record` is not that same record (decisions are final).
+  virtual absl::Status PutApproval(const v1::ApprovalRecord& record) = 0;
 };
 
 // Opens the store in `directory`, creating the directory (mode 0700, missing parents too)

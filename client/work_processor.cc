@@ -133,6 +133,14 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
                                      CheckCohort(config_.policy(), item.cohort_size())}) {
     if (!policy.ok()) return Declined(v1::Decline::POLICY_REFUSED, std::string(policy.message()));
   }
+  // 2b. The site's approval queue, when it keeps one.
+  if (approval_gate_) {
+    if (std::optional<v1::Decline> decline = approval_gate_(item, config_.policy())) {
+      WorkOutcome out;
+      out.decline = *std::move(decline);
+      return out;
+    }
+  }
   // 3. Local data.
   const v1::LocalDataset* local = FindDataset(config_, spec.dataset().id());
   if (local == nullptr) {

@@ -14,6 +14,7 @@
 #define TESSERA_CLIENT_WORK_PROCESSOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,16 @@ class WorkProcessor {
 
   WorkOutcome Process(const v1::WorkItem& item);
 
+  // The approval queue's say (client/approvals.h), asked once the item is intact and the
+  // policy does not refuse it, before any local data is read: nullopt to go on, or the
+  // decline to send. Unset (the simulator): the processor alone decides.
+  using ApprovalGate =
+      std::function<std::optional<v1::Decline>(const v1::WorkItem&, const v1::LocalPolicy&)>;
+  void SetApprovalGate(ApprovalGate gate) { approval_gate_ = std::move(gate); }
+
+  // Replaces the local policy (a reload): items processed afterwards are checked against it.
+  void SetPolicy(const v1::LocalPolicy& policy) { *config_.mutable_policy() = policy; }
+
   // Seed of this site's local shuffling for a round: SHA-256 of (task seed, round, client id).
   static uint64_t LocalSeed(uint64_t task_seed, uint32_t round, const std::string& client_id);
 
@@ -74,7 +85,8 @@ class WorkProcessor {
                                std::vector<double> sums);
 
   const std::string client_id_;
-  const v1::ClientConfig config_;
+  v1::ClientConfig config_;
+  ApprovalGate approval_gate_;
 
   struct CachedTable {
     int64_t size = 0;

@@ -25,4 +25,19 @@ void StopOnTerminationSignal(absl::Notification* stop) {
   }).detach();
 }
 
+void BlockHangup() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+bool WaitForHangup(absl::Duration timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  const timespec wait = absl::ToTimespec(timeout);
+  return sigtimedwait(&set, nullptr, &wait) == SIGHUP;
+}
+
 }  // namespace tessera::common

@@ -515,6 +515,11 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
       config.retry().max_backoff_ms() < config.retry().initial_backoff_ms()) {
     errors.push_back({"retry.max_backoff_ms", "must be >= retry.initial_backoff_ms"});
   }
+  // sockaddr_un.sun_path holds 108 bytes with the terminating 0; the default is checked
+  // when the daemon binds it.
+  if (config.control_socket().size() > 107) {
+    errors.push_back({"control_socket", "longer than 107 bytes (the limit of a Unix socket path)"});
+  }
   return errors;
 }
 
@@ -531,6 +536,9 @@ void ApplyClientDefaults(v1::ClientConfig* config) {
         std::max<uint32_t>(10000, config->retry().initial_backoff_ms()));
   }
   if (config->ledger().checkpoint_every() == 0) config->mutable_ledger()->set_checkpoint_every(64);
+  if (config->control_socket().empty() && !config->data_dir().empty()) {
+    config->set_control_socket(config->data_dir() + "/control.sock");
+  }
 }
 
 std::vector<FieldError> ValidateConsoleConfig(const v1::ConsoleConfig& config) {

@@ -12,11 +12,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client/internal/approval_rules.h"
 #include "client/internal/site_budget_records.h"
 #include "client/internal/site_store_ledger_rules.h"
 #include "client/internal/site_store_rules.h"
 #include "client/site_store.h"
 #include "common/status.h"
+#include "proto/site_approval.pb.h"
 #include "proto/site_budget.pb.h"
 #include "proto/site_ledger.pb.h"
 #include "proto/site_state.pb.h"
@@ -127,6 +129,33 @@ class MemorySiteStore final : public SiteStore {
     return out;
   }
 
+  absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
+                                                 const std::string& spec_hash) override {
+    RETURN_IF_ERROR(internal::CheckApprovalKey("GetApproval", task_id, spec_hash));
+    absl::MutexLock lock(&mu_);
+    auto it = approvals_.find(internal::ApprovalKey(task_id, spec_hash));
+    if (it == approvals_.end()) return internal::NoApproval(task_id, spec_hash);
+    return it->second;
+  }
+
+  absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::ApprovalRecord> out;
+    out.reserve(approvals_.size());
+    for (const auto& [key, record] : approvals_) out.push_back(record);
+    return out;
+  }
+
+  absl::Status PutApproval(const v1::ApprovalRecord& record) override {
+    RETURN_IF_ERROR(internal::CheckPutApproval(record));
+    const std::string key = internal::ApprovalKey(record.task_id(), record.spec_hash());
+    absl::MutexLock lock(&mu_);
+    auto it = approvals_.find(key);
+    if (it != approvals_.end()) RETURN_IF_ERROR(internal::CheckDecisionFinal(it->second, record));
+    approvals_[key] = record;
+    return absl::OkStatus();
+  }
+
  private:
   // PutSession's write, arguments checked: all of it or (ALREADY_EXISTS) nothing.
   absl::Status Put(const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution)
@@ -148,6 +177,7 @@ class MemorySiteStore final : public SiteStore {
   std::map<std::string, v1::BudgetCharge> charges_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, v1::LedgerEntry> ledger_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, v1::LedgerCheckpoint> checkpoints_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::ApprovalRecord> approvals_ ABSL_GUARDED_BY(mu_);  // by ApprovalKey
 };
 
 }  // namespace

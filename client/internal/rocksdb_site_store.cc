@@ -22,6 +22,7 @@
 #include "client/internal/site_store_rules.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "proto/site_approval.pb.h"
 #include "proto/site_state.pb.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
@@ -136,6 +137,9 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
 absl::Status RocksDbSiteStore::CheckAddedFamilies() {
   RETURN_IF_ERROR(CheckBudgetFamily());
   RETURN_IF_ERROR(CheckLedger());
+  RETURN_IF_ERROR(ForEach(Family(kApprovalsCf), [&](std::string_view key, std::string_view value) {
+    return ParseApproval(key, value).status();
+  }));
   return absl::OkStatus();
 }
 

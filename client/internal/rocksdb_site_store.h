@@ -8,6 +8,7 @@
 //   budget         dataset id, 0, contribution key -> v1::BudgetCharge (added after v1)
 //   ledger         8-byte big-endian sequence -> v1::LedgerEntry (added after v1)
 //   ledger_checkpoints  the same key        -> v1::LedgerCheckpoint (added after v1)
+//   approvals      task id, 0, 32-byte hash   -> v1::ApprovalRecord (added family)
 // Keys sort bytewise, which is the order the List calls promise.
 //
 // Families. The core families (kCoreFamilies) exist in every store since format version 1:
@@ -65,10 +66,12 @@ inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, k
 inline constexpr char kLedgerCf[] = "ledger";
 inline constexpr char kLedgerCheckpointsCf[] = "ledger_checkpoints";
 // Families added after format version 1, in the order they were added.
-inline constexpr std::array<const char*, 3> kAddedFamilies = {
+inline constexpr char kApprovalsCf[] = "approvals";
+inline constexpr std::array<const char*, 4> kAddedFamilies = {
     kBudgetCf,  // rocksdb_site_store_budget.cc
     kLedgerCf,  // rocksdb_site_store_ledger.cc
     kLedgerCheckpointsCf,
+    kApprovalsCf,  // rocksdb_site_store_approvals.cc
 };
 
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
@@ -116,6 +119,10 @@ class RocksDbSiteStore final : public SiteStore {
   absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() override;
   absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) override;
   absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() override;
+  absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
+                                                 const std::string& spec_hash) override;
+  absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() override;
+  absl::Status PutApproval(const v1::ApprovalRecord& record) override;
 
   // ---- The privacy budget (rocksdb_site_store_budget.cc)
   absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() override;
@@ -166,6 +173,9 @@ class RocksDbSiteStore final : public SiteStore {
   // Every record of the added families parsed and checked (appended to by each part).
   absl::Status CheckAddedFamilies();
   absl::Status CheckBudgetFamily();  // rocksdb_site_store_budget.cc
+
+  // An approvals record parsed and checked against its key (rocksdb_site_store_approvals.cc).
+  absl::StatusOr<v1::ApprovalRecord> ParseApproval(std::string_view key, std::string_view bytes);
 
   absl::StatusOr<v1::ContributionRecord> ParseContribution(std::string_view key,
                                                            std::string_view bytes);

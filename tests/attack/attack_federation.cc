@@ -131,6 +131,10 @@ v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::Wor
 
 absl::Status AttackFederation::Restart(const std::string& id) { return StartAgent(sites_.at(id)); }
 
+client::ApprovalQueue* AttackFederation::approvals(const std::string& id) {
+  return sites_.at(id).agent->approvals();
+}
+
 absl::Status AttackFederation::SetPolicy(const std::string& id, const v1::LocalPolicy& policy) {
   Site& site = sites_.at(id);
   v1::ClientConfig config = site.config;

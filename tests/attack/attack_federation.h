@@ -60,6 +60,9 @@ class AttackFederation {
   // config file; INVALID_ARGUMENT naming the field otherwise) and restarts its agent.
   absl::Status SetPolicy(const std::string& site, const v1::LocalPolicy& policy);
 
+  // The site's approval queue (its agent's: valid until the next restart).
+  client::ApprovalQueue* approvals(const std::string& site);
+
   // The site's real-valued contribution for `item` (spec, model, standardisation as the
   // item says), computed by a fresh WorkProcessor on the site's data: what the site's
   // vector is before masking. Empty with the decline in `*decline` if it would decline.

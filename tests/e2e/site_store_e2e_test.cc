@@ -249,7 +249,11 @@ TEST_F(E2eSiteStoreTest, SiteKilledBetweenRecordedAndSentSendsItsMaskedInputOnce
   v1::ContributionRecord recorded;
   {
     const std::string copy = temp().File("store-at-kill");
-    std::filesystem::copy(b.dir + "/store", copy, std::filesystem::copy_options::recursive);
+    // Its files only: the killed daemon's control socket (store/control.sock) stays behind.
+    std::filesystem::create_directory(copy);
+    for (const auto& entry : std::filesystem::directory_iterator(b.dir + "/store")) {
+      if (entry.is_regular_file()) std::filesystem::copy(entry.path(), copy);
+    }
     ASSERT_EQ(::chmod(copy.c_str(), 0700), 0);
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store, client::OpenSiteStore(copy));
     std::vector<v1::ContributionRecord> fit = FitContributions(*store, 1);
