@@ -91,6 +91,7 @@ absl::Status OperationsGuideWalk::MakeMachines() {
   // The operator works in a clone of the repository (the guide's commands name
   // deploy/examples/...): here a folder with a link to the source tree's deploy/.
   RETURN_IF_ERROR(LinkDeploy(host_.cwd));
+  for (const Machine& site : sites_) RETURN_IF_ERROR(LinkDeploy(site.cwd));
   // The guide's task file: the example its section 5 names, as shipped.
   return CopyFile(SourcePath("deploy/examples/breast_cancer_logistic.textproto"),
                   host_.cwd + "/task.textproto");
@@ -180,6 +181,7 @@ absl::Status OperationsGuideWalk::RunGuideCommand(const Where& where, const std:
     RETURN_IF_ERROR(WriteGuideConfig(where, w[0], *config, machine, site));
   }
   RETURN_IF_ERROR(CheckTaskIds(where, w));
+  RETURN_IF_ERROR(BeforeSiteDecision(where, w, machine));
   if (w.size() >= 3 && w[0] == "tessera" && w[1] == "tasks" && w[2] == "cancel") {
     ASSIGN_OR_RETURN(command, PrepareCancel(where, command));
     w = Words(command);

@@ -30,6 +30,10 @@
 //   the background and waited for on their ready files; the test stops them with SIGTERM at
 //   the end (each must exit 0). Lines that touch a site store (tar, mv) run with that site's
 //   daemon stopped, as the guide says, and the daemon is started again after the block.
+// - A site's decision (`tessera-client tasks show|approve|reject ID`): the site must have
+//   seen the task first, which the guide's reader waits for with `tasks pending`; the walk
+//   polls `tessera-client tasks pending` (with a deadline) until it lists ID. The sites'
+//   working directories hold `deploy` too (the researcher sends them the task files).
 // - `tessera tasks cancel task-1`: by then task-1 has completed (the guide waited for it),
 //   and a finished task cannot be cancelled. The walk submits a second task that stays
 //   running (it waits for one site more than there are), cancels that one instead, and
@@ -133,6 +137,10 @@ class OperationsGuideWalk {
   absl::Status AfterTasks(const Where& where, const std::vector<std::string>& words,
                           const CommandResult& result);
   absl::StatusOr<std::string> PrepareCancel(const Where& where, const std::string& command);
+
+  // Chapter 6, for the site (operations_guide_site.cc).
+  absl::Status BeforeSiteDecision(const Where& where, const std::vector<std::string>& words,
+                                  const Machine& machine);
 
   testing::TempDir temp_;
   std::unique_ptr<ShellSession> session_;
