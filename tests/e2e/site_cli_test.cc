@@ -136,5 +136,53 @@ TEST_F(E2eSiteCliTest, PrivacyShowsTheSiteBudgetSpentByADpTask) {
   EXPECT_THAT(neither.err, HasSubstr("--store DIR or --config FILE"));
 }
 
+// The site's own budget through the real coordinator: a DP task spends most of each site's
+// ε; after the site daemons restart, a second DP task on the same dataset (another seed, so
+// not a repeat) is refused by every site with SITE_BUDGET_EXHAUSTED, the coordinator ends it
+// naming a site and the cause, and nothing more is charged.
+TEST_F(E2eSiteCliTest, SiteBudgetRefusesASecondDpTaskAfterARestart) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  ASSERT_OK(StartCoordinator());
+  for (const std::string& name : Sites()) {
+    v1::LocalPolicy::SiteBudget* budget = site(name).policy.add_site_budgets();
+    budget->set_dataset("breast_cancer");
+    budget->set_epsilon(4);  // one FIT release at σ = 1.5 costs ε ≈ 3.42; two do not fit
+    budget->set_delta(1e-5);
+  }
+  ASSERT_OK(StartClients());
+  v1::TaskSpec spec;
+  ASSERT_OK(common::LoadProtoFile(SourcePath("deploy/examples/breast_cancer_dp.textproto"), &spec));
+  spec.set_rounds(1);
+  auto finished = [](const v1::TaskRecord& t) {
+    return t.state() == v1::TASK_COMPLETED || t.state() == v1::TASK_FAILED;
+  };
+  ASSERT_OK_AND_ASSIGN(std::string first, SubmitTask(spec));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(first, finished));
+  ASSERT_EQ(done.state(), v1::TASK_COMPLETED) << done.ShortDebugString();
+
+  // The account lives in the site store: a restart changes nothing.
+  for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
+  ASSERT_OK(StartClients());
+  spec.set_seed(spec.seed() + 1);
+  spec.set_name(spec.name() + "-again");
+  ASSERT_OK_AND_ASSIGN(std::string second, SubmitTask(spec));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord refused, WaitForTask(second, finished));
+  EXPECT_EQ(refused.state(), v1::TASK_FAILED);
+  EXPECT_THAT(refused.state_reason(), HasSubstr("privacy budget is exhausted"));
+  EXPECT_THAT(refused.state_reason(), MatchesRegex(".*hospital-[a-z]+ refused the task.*"));
+
+  for (const std::string& name : Sites()) {
+    ASSERT_OK_AND_ASSIGN(CommandResult json, RunCommand({ClientBinary(), "privacy", "--config",
+                                                         site(name).config_path, "--json"}));
+    ASSERT_EQ(json.exit_code(), 0) << json.err;
+    google::protobuf::Struct parsed;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.out, &parsed).ok()) << json.out;
+    const auto& account =
+        parsed.fields().at("datasets").list_value().values(0).struct_value().fields();
+    EXPECT_EQ(account.at("releases").number_value(), 1) << name << ": " << json.out;
+  }
+}
+
 }  // namespace
 }  // namespace tessera::e2e
