@@ -119,16 +119,29 @@ absl::Status Check(const std::vector<std::string>& args) {
                   table.header.size());
     }
   }
-  // The site store: a damaged one would stop the daemon, so say so here first.
+  const tessera::v1::LocalPolicy& policy = config.policy();
+  std::printf("policy:      %s; %d automatic approval rule(s); %s\n",
+              policy.require_approval()
+                  ? "tasks no rule approves wait for the staff (tessera-client tasks)"
+                  : "require_approval is off: every task the policy allows runs without a "
+                    "decision",
+              policy.auto_approve_size(),
+              policy.site_budgets_size() > 0 || policy.has_default_site_budget()
+                  ? "privacy budget set"
+                  : "no privacy budget (the account is kept)");
+  std::printf("control:     %s\n", config.control_socket().c_str());
+  // The site store: a damaged one would stop the daemon, so say so here first. While the
+  // daemon runs, a read-only open checks it as well.
   auto store = tessera::client::OpenSiteStore(config.data_dir());
+  if (!store.ok() && store.status().code() == absl::StatusCode::kFailedPrecondition &&
+      absl::StrContains(store.status().message(), "in use")) {
+    store = tessera::client::OpenSiteStoreReadOnly(config.data_dir());
+  }
   if (store.ok()) {
     ASSIGN_OR_RETURN(auto contributions, (*store)->ListContributions());
     ASSIGN_OR_RETURN(auto sessions, (*store)->ListSessions());
     std::printf("site store:  %s: %zu contributions sent, %zu sessions on record\n",
                 config.data_dir().c_str(), contributions.size(), sessions.size());
-  } else if (store.status().code() == absl::StatusCode::kFailedPrecondition &&
-             absl::StrContains(store.status().message(), "in use")) {
-    std::printf("site store:  %s: in use (the daemon is running)\n", config.data_dir().c_str());
   } else {
     return store.status();
   }

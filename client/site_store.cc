@@ -14,6 +14,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/internal/rocksdb_site_store.h"
 #include "client/internal/site_store_files.h"
 #include "common/files.h"
@@ -35,6 +37,10 @@ using internal::LogFiles;
 using internal::OpenContext;
 using internal::PrepareDirectory;
 using internal::RocksDbSiteStore;
+
+// OpenSiteStoreReadOnly's attempts, beside a daemon that deletes table files.
+constexpr int kReadOnlyAttempts = 10;
+constexpr absl::Duration kReadOnlyRetryPause = absl::Milliseconds(20);
 
 // RocksDB's info log, dropped (the read-only open's: see OpenSiteStoreReadOnly).
 class DiscardLogger final : public rocksdb::Logger {
@@ -164,22 +170,27 @@ absl::StatusOr<std::unique_ptr<SiteStore>> OpenSiteStoreReadOnly(const std::stri
   // A read-only instance, not a secondary one: a secondary instance leaves out, without an
   // error, a table file it cannot open (damaged or deleted), and an audit must not. RocksDB
   // promises nothing more for a read-only instance beside a writer than that it usually
-  // works when opened briefly; the daemon's flushes and compactions may delete a file
-  // between reading the MANIFEST and opening the tables, so a failed open is tried again a
-  // few times before it is reported.
-  rocksdb::Status s;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* db = nullptr;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    handles.clear();
-    s = rocksdb::DB::OpenForReadOnly(options, directory, Descriptors(names), &handles, &db);
-    if (s.ok() || s.IsCorruption()) break;
+  // works when opened briefly: the daemon's flushes and compactions delete table files, and
+  // one deleted between reading the MANIFEST and opening (or checking) the tables fails the
+  // open, as a corruption naming the missing file. So a failed open or check is tried again
+  // a few times, a moment apart, before it is reported: a store that is really damaged
+  // fails every time.
+  absl::Status failed;
+  for (int attempt = 0; attempt < kReadOnlyAttempts; ++attempt) {
+    if (attempt > 0) absl::SleepFor(kReadOnlyRetryPause);
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    const rocksdb::Status s =
+        rocksdb::DB::OpenForReadOnly(options, directory, Descriptors(names), &handles, &db);
+    failed = FromRocksDb(s, directory, OpenContext(s, directory));
+    if (!failed.ok()) continue;
+    auto store = std::make_unique<RocksDbSiteStore>(directory, db, std::move(handles),
+                                                    LogFiles(directory), /*read_only=*/true);
+    failed = store->InitReadOnly(mark);
+    if (failed.ok()) return store;
+    if (failed.code() == absl::StatusCode::kFailedPrecondition) break;  // a newer format
   }
-  RETURN_IF_ERROR(FromRocksDb(s, directory, OpenContext(s, directory)));
-  auto store = std::make_unique<RocksDbSiteStore>(directory, db, std::move(handles),
-                                                  LogFiles(directory), /*read_only=*/true);
-  RETURN_IF_ERROR(store->InitReadOnly(mark));
-  return store;
+  return failed;
 }
 
 }  // namespace tessera::client
