@@ -304,8 +304,9 @@ absl::Status Provenance(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(std::unique_ptr<SiteStore> store, OpenSiteStoreReadOnly(where.store_dir));
   ASSIGN_OR_RETURN(v1::AuditSummary summary, SummariseEgress(*store, round.task_id(), site));
   if (!json) {
-    std::printf("provenance: %s: task %s round %u, %d sessions, verified with the CA\n",
-                path.c_str(), round.task_id().c_str(), round.round(), round.sessions_size());
+    std::printf("provenance: %s: task %s round %u, %d session%s, verified with the CA\n",
+                path.c_str(), round.task_id().c_str(), round.round(), round.sessions_size(),
+                round.sessions_size() == 1 ? "" : "s");
     std::printf("site:       %s\n", site.c_str());
   }
   return ReportCheck(CheckRoundProvenance(round, site, summary), json);
