@@ -1,11 +1,9 @@
-// tessera-client audit verify|show|export: the site's staff (and, with a bundle, a
-// data-protection officer elsewhere) check the egress ledger (client/ledger.h). Every
+// tessera-client audit verify|show|export|provenance: the site's staff (and, with a bundle,
+// a data-protection officer elsewhere) check the egress ledger (client/ledger.h), and the
+// coordinator's round provenance against it (client/provenance_check.h). Every
 // command reads the site store read-only (OpenSiteStoreReadOnly), so it works while the
 // daemon runs. Nothing printed is a payload: names, counts, sizes and digests.
-#include <algorithm>
 #include <cstdio>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -14,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "client/audit_summary.h"
 #include "client/ledger.h"
+#include "client/provenance_check.h"
 #include "client/site_store.h"
 #include "common/files.h"
 #include "common/flags.h"
@@ -26,9 +26,10 @@
 #include "crypto/tls.h"
 #include "proto/config.pb.h"
 #include "proto/labels.h"
+#include "proto/provenance.pb.h"
 #include "proto/site_ledger.pb.h"
-#include "proto/site_state.pb.h"
 #include "proto/validation.h"
+#include "secagg/provenance.h"
 
 namespace tessera::client {
 
@@ -43,9 +44,11 @@ constexpr char kAuditUsage[] =
     "The site's egress ledger: every message this site sent to the coordinator, recorded\n"
     "(hash-chained) before it left, sealed by checkpoints signed with the site's key.\n\n"
     "commands:\n"
-    "  verify   re-walk the chain and the signed checkpoints (of the store, or of a bundle)\n"
-    "  show     what left, per task: stages, messages, bytes, sessions and their cohorts\n"
-    "  export   write a signed bundle that verifies elsewhere with only the CA certificate\n\n"
+    "  verify      re-walk the chain and the signed checkpoints (of the store, or a bundle)\n"
+    "  show        what left, per task: stages, messages, bytes, sessions and their cohorts\n"
+    "  export      write a signed bundle that verifies elsewhere with only the CA certificate\n"
+    "  provenance  check a round's provenance from the coordinator ('tessera tasks\n"
+    "              provenance ID --round N --out FILE') against this site's own ledger\n\n"
     "Run 'tessera-client audit COMMAND --help' for a command's flags.\n";
 
 absl::StatusOr<bool> Parse(FlagParser& flags, const std::vector<std::string>& args) {
@@ -66,9 +69,10 @@ struct Where {
   std::string store_dir;
   std::string ca_path;
 
-  void AddFlags(FlagParser& flags) {
+  void AddFlags(FlagParser& flags, bool with_ca = false) {
     flags.AddString("config", &config_path, "the daemon's ClientConfig file (its data_dir and CA)");
     flags.AddString("store", &store_dir, "the site store's directory instead of --config");
+    if (with_ca) flags.AddString("ca", &ca_path, "the federation CA certificate (PEM)");
   }
 
   absl::StatusOr<v1::ClientConfig> Config() const {
@@ -79,6 +83,15 @@ struct Where {
         common::FieldErrorsToStatus(proto::ValidateClientConfig(config), config_path, &where));
     proto::ApplyClientDefaults(&config);
     return config;
+  }
+
+  // The site's name: from the config's certificate, else empty.
+  absl::StatusOr<std::string> SiteId() const {
+    if (config_path.empty()) return std::string();
+    ASSIGN_OR_RETURN(v1::ClientConfig config, Config());
+    ASSIGN_OR_RETURN(std::string cert, common::ReadFile(config.tls().cert()));
+    ASSIGN_OR_RETURN(crypto::CertificateInfo info, crypto::ParseCertificate(cert));
+    return info.node_id;
   }
 
   // Fills store_dir and ca_path from the config when one is given.
@@ -142,8 +155,7 @@ absl::Status Verify(const std::vector<std::string>& args) {
       "signature checks with a certificate of the federation (CA) over the chain at its\n"
       "entry. Exits non-zero naming the first entry that is changed, missing or moved.\n"
       "With --bundle, checks an exported bundle with only the CA certificate.");
-  where.AddFlags(flags);
-  flags.AddString("ca", &where.ca_path, "the federation CA certificate (PEM)");
+  where.AddFlags(flags, /*with_ca=*/true);
   flags.AddString("bundle", &bundle, "a bundle written by 'tessera-client audit export'");
   ASSIGN_OR_RETURN(bool go, Parse(flags, args));
   if (!go) return absl::OkStatus();
@@ -164,90 +176,6 @@ absl::Status Verify(const std::vector<std::string>& args) {
   std::printf("ledger:      %s\n", where.store_dir.c_str());
   PrintVerification(*verified);
   return absl::OkStatus();
-}
-
-// The cohort, survivors, dropped and the consistency signature, from the answers the
-// session record keeps (only what left the site; no share is copied).
-void FromSessionRecord(const v1::SiteSessionRecord& record, const std::string& site_id,
-                       v1::AuditSession* out) {
-  out->set_state(v1::SiteSessionState_Name(record.state()));
-  std::set<std::string> cohort;
-  std::set<std::string> survivors;
-  std::set<std::string> dropped;
-  for (const v1::StepAnswer& answer : record.answers()) {
-    if (!answer.answer().has_secagg()) continue;
-    const v1::SecAggClientMessage& m = answer.answer().secagg();
-    if (m.has_share_keys()) {
-      if (!site_id.empty()) cohort.insert(site_id);
-      for (const v1::EncryptedShare& s : m.share_keys().shares()) {
-        cohort.insert(s.sender());
-        cohort.insert(s.receiver());
-      }
-    } else if (m.has_masked_input()) {
-      out->set_masked_input_request_sha256(crypto::HashMessage(answer.answer()));
-    } else if (m.has_consistency()) {
-      out->set_consistency_signature(m.consistency().signature());
-    } else if (m.has_unmasking()) {
-      if (!site_id.empty()) survivors.insert(site_id);
-      for (const v1::UnmaskingShare& s : m.unmasking().shares()) {
-        (s.kind() == v1::UnmaskingShare::MASK_KEY ? dropped : survivors).insert(s.owner());
-      }
-    }
-  }
-  for (const std::string& id : cohort) out->add_cohort(id);
-  for (const std::string& id : survivors) out->add_survivors(id);
-  for (const std::string& id : dropped) out->add_dropped(id);
-}
-
-// What left, per task (in the order first sent) and per session.
-absl::StatusOr<v1::AuditSummary> Summarise(SiteStore& store, const std::string& task_filter,
-                                           const std::string& site_id) {
-  ASSIGN_OR_RETURN(std::vector<v1::LedgerEntry> entries, store.ListLedgerEntries());
-  v1::AuditSummary summary;
-  summary.set_entries(entries.size());
-  std::map<std::string, int> task_index;
-  std::map<std::pair<int, std::string>, int> session_index;
-  for (const v1::LedgerEntry& e : entries) {
-    if (e.task_id().empty()) {
-      summary.set_connection_messages(summary.connection_messages() + 1);
-      summary.set_connection_bytes(summary.connection_bytes() + e.byte_count());
-      continue;
-    }
-    if (!task_filter.empty() && e.task_id() != task_filter) continue;
-    auto [t, new_task] = task_index.emplace(e.task_id(), summary.tasks_size());
-    if (new_task) summary.add_tasks()->set_task_id(e.task_id());
-    v1::AuditTask* task = summary.mutable_tasks(t->second);
-    task->set_messages(task->messages() + 1);
-    task->set_bytes(task->bytes() + e.byte_count());
-    const std::string stage = proto::StageLabel(e.stage());
-    if (std::find(task->stages().begin(), task->stages().end(), stage) == task->stages().end()) {
-      task->add_stages(stage);
-    }
-    auto [s, new_session] =
-        session_index.emplace(std::make_pair(t->second, e.session()), task->sessions_size());
-    if (new_session) {
-      v1::AuditSession* session = task->add_sessions();
-      session->set_session(e.session());
-      session->set_round(e.round());
-      session->set_stage(e.stage());
-    }
-    v1::AuditSession* session = task->mutable_sessions(s->second);
-    session->set_messages(session->messages() + 1);
-    session->set_bytes(session->bytes() + e.byte_count());
-    session->set_last_step(std::max(session->last_step(), e.step()));
-    session->set_declined(session->declined() || e.declined());
-  }
-  for (v1::AuditTask& task : *summary.mutable_tasks()) {
-    for (v1::AuditSession& session : *task.mutable_sessions()) {
-      auto record = store.GetSession(session.session());
-      if (record.ok()) {
-        FromSessionRecord(*record, site_id, &session);
-      } else if (!absl::IsNotFound(record.status())) {
-        return record.status();
-      }
-    }
-  }
-  return summary;
 }
 
 std::string Members(const google::protobuf::RepeatedPtrField<std::string>& ids) {
@@ -292,15 +220,9 @@ absl::Status Show(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(bool go, Parse(flags, args));
   if (!go) return absl::OkStatus();
   RETURN_IF_ERROR(where.Resolve(/*need_ca=*/false));
-  std::string site_id;
-  if (!where.config_path.empty()) {
-    ASSIGN_OR_RETURN(v1::ClientConfig config, where.Config());
-    ASSIGN_OR_RETURN(std::string cert, common::ReadFile(config.tls().cert()));
-    ASSIGN_OR_RETURN(crypto::CertificateInfo info, crypto::ParseCertificate(cert));
-    site_id = info.node_id;
-  }
+  ASSIGN_OR_RETURN(std::string site_id, where.SiteId());
   ASSIGN_OR_RETURN(std::unique_ptr<SiteStore> store, OpenSiteStoreReadOnly(where.store_dir));
-  ASSIGN_OR_RETURN(v1::AuditSummary summary, Summarise(*store, task, site_id));
+  ASSIGN_OR_RETURN(v1::AuditSummary summary, SummariseEgress(*store, task, site_id));
   if (!task.empty() && summary.tasks().empty()) {
     return absl::NotFoundError(absl::StrCat("nothing left the site for task ", task));
   }
@@ -310,6 +232,84 @@ absl::Status Show(const std::vector<std::string>& args) {
     PrintSummary(summary);
   }
   return absl::OkStatus();
+}
+
+const char* OutcomeLabel(v1::ProvenanceSessionCheck::Outcome outcome) {
+  switch (outcome) {
+    case v1::ProvenanceSessionCheck::OK:
+      return "ok";
+    case v1::ProvenanceSessionCheck::MISMATCH:
+      return "mismatch";
+    default:
+      return "note";
+  }
+}
+
+// Exit 0 if `check` is ok; else FAILED_PRECONDITION naming the mismatched sessions.
+absl::Status ReportCheck(const v1::ProvenanceCheck& check, bool json) {
+  std::vector<std::string> mismatched;
+  for (const v1::ProvenanceSessionCheck& s : check.sessions()) {
+    if (s.outcome() == v1::ProvenanceSessionCheck::MISMATCH) mismatched.push_back(s.detail());
+    if (!json)
+      std::printf("%-9s %s: %s\n", OutcomeLabel(s.outcome()), s.session().c_str(),
+                  s.detail().c_str());
+  }
+  if (json) {
+    std::printf("%s\n", common::ToJson(check).c_str());
+  } else if (check.ok()) {
+    std::printf("ok\n");
+  }
+  if (check.ok()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("the coordinator's provenance of ", check.task_id(), " round ", check.round(),
+                   " does not match this site's ledger: ", absl::StrJoin(mismatched, "; ")));
+}
+
+absl::Status Provenance(const std::vector<std::string>& args) {
+  Where where;
+  std::string site;
+  bool json = false;
+  FlagParser flags(
+      "tessera-client audit provenance FILE [--config FILE | --store DIR --ca FILE --site NAME] "
+      "[--json]",
+      "Checks a round's provenance (written by 'tessera tasks provenance ID --round N --out\n"
+      "FILE') with the federation CA certificate, then against this site's own ledger and\n"
+      "session records: where this site sent a masked input, it must be a survivor and the\n"
+      "signature the coordinator holds for it must be the one it sent; where it sent none,\n"
+      "it must not be listed. Exits 1 naming each session that does not match.");
+  where.AddFlags(flags, /*with_ca=*/true);
+  flags.AddString("site", &site, "this site's name (default: from the config's certificate)");
+  flags.AddBool("json", &json, "print a ProvenanceCheck (proto/site_ledger.proto) as JSON");
+  ASSIGN_OR_RETURN(std::vector<std::string> positional, flags.Parse(args));
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return absl::OkStatus();
+  }
+  if (positional.size() != 1) {
+    return absl::InvalidArgumentError("give one provenance FILE (see --help)");
+  }
+  const std::string& path = positional[0];
+  RETURN_IF_ERROR(where.Resolve(/*need_ca=*/true));
+  if (site.empty()) {
+    ASSIGN_OR_RETURN(site, where.SiteId());
+  }
+  if (site.empty()) return absl::InvalidArgumentError("--store needs --site NAME");
+  v1::RoundProvenance round;
+  RETURN_IF_ERROR(common::LoadProtoFile(path, &round));
+  ASSIGN_OR_RETURN(std::string ca, common::ReadFile(where.ca_path));
+  if (absl::Status st = secagg::VerifyRoundProvenance(round, ca); !st.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("provenance ", path, " does not verify: ", st.message()));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SiteStore> store, OpenSiteStoreReadOnly(where.store_dir));
+  ASSIGN_OR_RETURN(v1::AuditSummary summary, SummariseEgress(*store, round.task_id(), site));
+  if (!json) {
+    std::printf("provenance: %s: task %s round %u, %d session%s, verified with the CA\n",
+                path.c_str(), round.task_id().c_str(), round.round(), round.sessions_size(),
+                round.sessions_size() == 1 ? "" : "s");
+    std::printf("site:       %s\n", site.c_str());
+  }
+  return ReportCheck(CheckRoundProvenance(round, site, summary), json);
 }
 
 absl::Status Export(const std::vector<std::string>& args) {
@@ -358,8 +358,9 @@ absl::Status AuditMain(const std::vector<std::string>& args) {
   if (args[0] == "verify") return Verify(rest);
   if (args[0] == "show") return Show(rest);
   if (args[0] == "export") return Export(rest);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown audit command '", args[0], "' (verify, show or export; see --help)"));
+  if (args[0] == "provenance") return Provenance(rest);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown audit command '", args[0], "' (verify, show, export or provenance; see --help)"));
 }
 
 }  // namespace tessera::client

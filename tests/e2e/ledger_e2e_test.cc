@@ -5,7 +5,8 @@
 // the method, the received message's size and the SHA-256 of its deterministic
 // serialisation. The sites' ledgers must hold exactly those messages; `tessera-client audit
 // verify` passes on the stores and on an exported bundle checked elsewhere with only the
-// CA certificate, and fails naming the entry once one is flipped, deleted or moved.
+// CA certificate, and fails naming the entry once one is flipped, deleted or moved. And
+// `tessera-client audit provenance` checks the coordinator's round provenance against it.
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "client/site_store.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "common/proto_text.h"
 #include "common/status.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
@@ -33,6 +35,7 @@
 #include "grpcpp/support/server_interceptor.h"
 #include "gtest/gtest.h"
 #include "proto/federation.pb.h"
+#include "proto/provenance.pb.h"
 #include "proto/site_ledger.pb.h"
 #include "rocksdb/db.h"
 #include "tests/e2e/federation.h"
@@ -42,6 +45,7 @@
 namespace tessera::e2e {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -326,11 +330,90 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
   EXPECT_THAT(refused.err, HasSubstr("entry 6: changed"));
 }
 
+// The coordinator's round provenance checked by each site against its own ledger: every
+// site's check of rounds 0 and 1 passes; a record whose signature for a site is another's
+// fails the CA check naming the session; the byte-for-byte comparison with the signature a
+// site sent catches what the CA check cannot (another site's ledger read as this site's).
+TEST_F(AuditE2eTest, ProvenanceOfEachRoundChecksAgainstEverySitesLedger) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  ASSERT_OK(StartCoordinator());
+  ASSERT_OK(StartClients());
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
+  spec.set_rounds(1);
+  ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(spec));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished));
+  ASSERT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
+  std::map<int, std::string> saved;
+  for (int round : {0, 1}) {
+    saved[round] = temp().File(absl::StrCat("round", round, ".provenance"));
+    ASSERT_OK_AND_ASSIGN(CommandResult r,
+                         Console({"tasks", "provenance"},
+                                 {task_id, "--round", absl::StrCat(round), "--out", saved[round]}));
+    ASSERT_EQ(r.exit_code(), 0) << r.out << r.err;
+  }
+  // While the daemons run (read-only opens), for every site and round.
+  for (const std::string& name : Sites()) {
+    for (int round : {0, 1}) {
+      SCOPED_TRACE(absl::StrCat(name, " round ", round));
+      ASSERT_OK_AND_ASSIGN(CommandResult r,
+                           Audit({"provenance", saved[round], "--config", site(name).config_path}));
+      EXPECT_EQ(r.exit_code(), 0) << r.out << r.err;
+      EXPECT_THAT(r.out, HasSubstr("site:       " + name));
+      EXPECT_THAT(r.out, HasSubstr("\nok\n"));
+      EXPECT_THAT(r.out, Not(HasSubstr("mismatch")));
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(CommandResult fit, Audit({"provenance", saved[1], "--config",
+                                                 site("hospital-b").config_path, "--json"}));
+  ASSERT_EQ(fit.exit_code(), 0) << fit.err;
+  v1::ProvenanceCheck check;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(fit.out, &check).ok()) << fit.out;
+  EXPECT_TRUE(check.ok());
+  ASSERT_GE(check.sessions_size(), 1);
+  EXPECT_EQ(check.sessions(0).session(), "task-1/r1/fit/a1");
+  EXPECT_EQ(check.sessions(0).outcome(), v1::ProvenanceSessionCheck::OK);
+  EXPECT_THAT(check.sessions(0).detail(), HasSubstr("signature is the one this site sent"));
+
+  // hospital-b's signature replaced by hospital-a's: the CA check names the session.
+  v1::RoundProvenance record;
+  ASSERT_OK(common::LoadProtoFile(saved[1], &record));
+  v1::SessionProvenance* session = record.mutable_sessions(0);
+  ASSERT_EQ(session->signatures(1).client_id(), "hospital-b");
+  session->mutable_signatures(1)->set_signature(session->signatures(0).signature());
+  const std::string swapped = temp().File("swapped.provenance");
+  ASSERT_OK(common::WriteFileAtomic(swapped, common::ToTextProto(record)));
+  ASSERT_OK_AND_ASSIGN(CommandResult refused,
+                       Audit({"provenance", swapped, "--config", site("hospital-b").config_path}));
+  EXPECT_EQ(refused.exit_code(), 1);
+  EXPECT_THAT(refused.err, AllOf(HasSubstr("does not verify"), HasSubstr("task-1/r1/fit/a1"),
+                                 HasSubstr("hospital-b")));
+
+  // A record that verifies, against a ledger whose signature is not hospital-b's.
+  ASSERT_OK_AND_ASSIGN(CommandResult other,
+                       Audit({"provenance", saved[1], "--store", site("hospital-a").dir + "/store",
+                              "--ca", pki()->ca_cert_path(), "--site", "hospital-b"}));
+  EXPECT_EQ(other.exit_code(), 1);
+  EXPECT_THAT(other.out, HasSubstr("mismatch  task-1/r1/fit/a1: the signature the coordinator "
+                                   "holds for hospital-b in task-1/r1/fit/a1 is not the one "
+                                   "this site sent"));
+  EXPECT_THAT(other.err, HasSubstr("does not match this site's ledger"));
+
+  // A file that does not parse is named with its line.
+  const std::string bad = temp().File("bad.provenance");
+  ASSERT_OK(common::WriteFileAtomic(bad, "task_id: \"task-1\"\nround: [\n"));
+  ASSERT_OK_AND_ASSIGN(CommandResult unparsed,
+                       Audit({"provenance", bad, "--config", site("hospital-b").config_path}));
+  EXPECT_EQ(unparsed.exit_code(), 2);
+  EXPECT_THAT(unparsed.err, HasSubstr(bad + ":2"));
+}
+
 TEST_F(AuditE2eTest, AuditHelpListsVerify) {
   ASSERT_OK_AND_ASSIGN(CommandResult help, Audit({"--help"}));
   EXPECT_EQ(help.exit_code(), 0);
   EXPECT_THAT(help.out, HasSubstr("verify"));
   EXPECT_THAT(help.out, HasSubstr("export"));
+  EXPECT_THAT(help.out, HasSubstr("provenance"));
 }
 
 }  // namespace

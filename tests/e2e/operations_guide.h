@@ -30,6 +30,8 @@
 //   the background and waited for on their ready files; the test stops them with SIGTERM at
 //   the end (each must exit 0). Lines that touch a site store (tar, mv) run with that site's
 //   daemon stopped, as the guide says, and the daemon is started again after the block.
+// - `tessera-client audit provenance FILE`: FILE, which the operator wrote, travels to the
+//   site's working directory.
 // - A site's decision (`tessera-client tasks show|approve|reject ID`): the site must have
 //   seen the task first, which the guide's reader waits for with `tasks pending`; the walk
 //   polls `tessera-client tasks pending` (with a deadline) until it lists ID. The sites'
@@ -141,6 +143,8 @@ class OperationsGuideWalk {
   // Chapter 6, for the site (operations_guide_site.cc).
   absl::Status BeforeSiteDecision(const Where& where, const std::vector<std::string>& words,
                                   const Machine& machine);
+  absl::Status DeliverProvenance(const Where& where, const std::string& file,
+                                 const Machine& machine);
 
   testing::TempDir temp_;
   std::unique_ptr<ShellSession> session_;

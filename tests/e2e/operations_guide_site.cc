@@ -11,17 +11,22 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/files.h"
 #include "common/status.h"
 #include "tests/e2e/operations_guide.h"
 
 namespace tessera::e2e {
 
-// Before `tessera-client tasks show|approve|reject ID --config FILE`: waits until the site's
+// Before `tessera-client audit provenance FILE`: the file travels to the site. Before
+// `tessera-client tasks show|approve|reject ID --config FILE`: waits until the site's
 // daemon lists ID as pending (it declines the task's work once it has seen it). Polls
 // `tessera-client tasks pending`, 100 ms apart, for up to 60 s.
 absl::Status OperationsGuideWalk::BeforeSiteDecision(const Where& where,
                                                      const std::vector<std::string>& w,
                                                      const Machine& machine) {
+  if (w.size() >= 4 && w[0] == "tessera-client" && w[1] == "audit" && w[2] == "provenance") {
+    return DeliverProvenance(where, w[3], machine);
+  }
   if (w.size() < 4 || w[0] != "tessera-client" || w[1] != "tasks") return absl::OkStatus();
   if (w[2] != "show" && w[2] != "approve" && w[2] != "reject") return absl::OkStatus();
   const std::optional<std::string> config = FlagValue(w, "--config");
@@ -45,6 +50,20 @@ absl::Status OperationsGuideWalk::BeforeSiteDecision(const Where& where,
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
+}
+
+// The round's provenance file the operator wrote travels to the site (the guide says so in
+// prose): copied from the operator's working directory to the site's.
+absl::Status OperationsGuideWalk::DeliverProvenance(const Where& where, const std::string& file,
+                                                    const Machine& machine) {
+  const std::string from = host_.cwd + "/" + file;
+  if (!common::PathExists(from)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        where.ToString(), "  checks ", file,
+        ", which the operator did not write (`tessera tasks provenance ... --out ", file, "`)"));
+  }
+  ASSIGN_OR_RETURN(std::string contents, common::ReadFile(from));
+  return common::WriteFileAtomic(machine.cwd + "/" + file, contents, 0644);
 }
 
 }  // namespace tessera::e2e
