@@ -26,6 +26,7 @@
 #include "common/proto_text.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "common/version.h"
 #include "crypto/pki_files.h"
 #include "crypto/tls.h"
 #include "proto/config.pb.h"
@@ -53,7 +54,7 @@ constexpr char kUsage[] =
     "  privacy  show this site's privacy budget per dataset\n"
     "  audit    verify, show and export the egress ledger (what left this site)\n"
     "  tasks    pending, show, approve, reject tasks; reload the policy (the running daemon)\n\n"
-    "Run 'tessera-client COMMAND --help' for a command's flags.\n";
+    "Run 'tessera-client COMMAND --help' for a command's flags, --version for the version.\n";
 
 // Parses flags; returns true when the command should go on (no --help).
 absl::StatusOr<bool> ParseFlags(FlagParser& flags, const std::vector<std::string>& args) {
@@ -184,6 +185,10 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
+  if (tessera::common::VersionRequested(args)) {
+    std::fputs(tessera::common::VersionLine("tessera-client").c_str(), stdout);
+    return 0;
+  }
   std::string command = args[0];
   args.erase(args.begin());
   absl::Status st;
@@ -202,8 +207,9 @@ int main(int argc, char** argv) {
   } else if (command == "tasks") {
     st = tessera::client::TasksCommand(args);
   } else {
-    st = absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", command, "' (keygen, check, run, hash, privacy, tasks; see --help)"));
+    st = absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", command,
+                     "' (keygen, check, run, hash, privacy, audit, tasks; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());

@@ -3,7 +3,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/version.h"
 #include "console/console.h"
 
 namespace {
@@ -26,18 +29,41 @@ constexpr char kUsage[] =
     "  simulate      try a task on a local CSV split among simulated sites\n\n"
     "Admin commands reach the coordinator with an operator certificate: --config FILE (a\n"
     "ConsoleConfig; default $TESSERA_CONSOLE_CONFIG) or --coordinator/--ca/--cert/--key.\n"
-    "Run 'tessera COMMAND SUBCOMMAND --help' for flags.\n";
+    "Run 'tessera COMMAND SUBCOMMAND --help' for flags, 'tessera --version' for the version.\n";
+
+bool IsHelp(const std::string& arg) { return arg == "-h" || arg == "--help" || arg == "help"; }
+
+// `tessera COMMAND --help` for a command with subcommands: kUsage's lines of that command.
+void PrintGroupUsage(const std::string& command) {
+  std::string lines;
+  for (absl::string_view line : absl::StrSplit(kUsage, '\n')) {
+    if (absl::StartsWith(line, "  " + command + " ")) absl::StrAppend(&lines, line, "\n");
+  }
+  std::printf(
+      "usage: tessera %s SUBCOMMAND [flags]\n\nsubcommands:\n%s\n"
+      "Run 'tessera %s SUBCOMMAND --help' for flags.\n",
+      command.c_str(), lines.c_str(), command.c_str());
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+  if (args.empty() || IsHelp(args[0])) {
     std::fputs(kUsage, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
+  if (tessera::common::VersionRequested(args)) {
+    std::fputs(tessera::common::VersionLine("tessera").c_str(), stdout);
+    return 0;
+  }
   std::string command = args[0];
   args.erase(args.begin());
+  if ((command == "pki" || command == "tasks" || command == "clients") && args.size() == 1 &&
+      IsHelp(args[0])) {
+    PrintGroupUsage(command);
+    return 0;
+  }
   absl::Status st;
   if (command == "pki") {
     st = tessera::console::PkiCommand(args);

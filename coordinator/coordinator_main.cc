@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/proto_text.h"
 #include "common/signals.h"
+#include "common/version.h"
 #include "coordinator/server.h"
 #include "proto/config.pb.h"
 #include "proto/validation.h"
@@ -66,6 +67,10 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (tessera::common::VersionRequested(std::vector<std::string>(argv + 1, argv + argc))) {
+    std::fputs(tessera::common::VersionLine("tessera-coordinator").c_str(), stdout);
+    return 0;
+  }
   bool help_shown = false;
   absl::Status st = Main(argc, argv, &help_shown);
   if (!st.ok()) {

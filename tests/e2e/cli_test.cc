@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -132,6 +133,34 @@ TEST_F(E2eCliTest, TasksShowHelpPrintsItsFlags) {
   EXPECT_EQ(r.exit_code(), 0) << r.err;
   EXPECT_THAT(r.out, AllOf(StartsWith("usage: tessera tasks show"), HasSubstr("--metric"),
                            HasSubstr("--json"), HasSubstr("--config")));
+}
+
+// Every program prints the project's version (CMakeLists.txt) and exits 0.
+TEST_F(E2eCliTest, EveryProgramPrintsItsVersion) {
+  for (const auto& [binary, name] : std::vector<std::pair<std::string, std::string>>{
+           {ConsoleBinary(), "tessera"},
+           {ClientBinary(), "tessera-client"},
+           {CoordinatorBinary(), "tessera-coordinator"}}) {
+    ASSERT_OK_AND_ASSIGN(CommandResult r, RunCommand({binary, "--version"}));
+    EXPECT_EQ(r.exit_code(), 0) << name << ": " << r.err;
+    EXPECT_EQ(r.out, absl::StrCat(name, " ", TESSERA_PROJECT_VERSION, "\n"));
+  }
+}
+
+// `tessera GROUP --help` lists the group's subcommands and exits 0 (it was an error).
+TEST_F(E2eCliTest, ConsoleGroupHelpListsItsSubcommands) {
+  const std::map<std::string, std::vector<std::string>> groups = {
+      {"tasks", {"submit", "list", "show", "wait", "cancel", "provenance"}},
+      {"pki", {"init", "keygen", "sign"}},
+      {"clients", {"list"}}};
+  for (const auto& [group, subcommands] : groups) {
+    ASSERT_OK_AND_ASSIGN(CommandResult r, RunCommand({ConsoleBinary(), group, "--help"}));
+    EXPECT_EQ(r.exit_code(), 0) << group << ": " << r.err;
+    EXPECT_THAT(r.out, StartsWith("usage: tessera " + group + " SUBCOMMAND"));
+    for (const std::string& sub : subcommands) {
+      EXPECT_THAT(r.out, HasSubstr("  " + group + " " + sub)) << group;
+    }
+  }
 }
 
 TEST_F(E2eCliTest, ClientRunWithMissingConfigNamesTheFile) {
