@@ -336,14 +336,27 @@ absl::Status Show(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+// A failed call that a coordinator restart (or a moment of network trouble) explains:
+// UNAVAILABLE while it is down, CANCELLED for a call its shutdown cut short,
+// DEADLINE_EXCEEDED while it is starting.
+bool RideOut(const absl::Status& st) {
+  return st.code() == absl::StatusCode::kUnavailable || st.code() == absl::StatusCode::kCancelled ||
+         st.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
 absl::Status Wait(const std::vector<std::string>& args) {
   Connection conn;
   uint64_t poll_ms = 1000;
+  uint64_t unreachable_seconds = 300;
   FlagParser flags("tessera tasks wait [flags] TASK_ID",
                    "Follows a task: prints each round's metrics as it commits, and returns when\n"
-                   "the task ends (exit 0 if it completed, 1 if it failed or was cancelled).");
+                   "the task ends. Rides out coordinator restarts. Exit 0 if the task completed,\n"
+                   "1 if it failed, 3 if it was cancelled, 4 if the coordinator stayed\n"
+                   "unreachable for --unreachable-seconds, 2 for bad input.");
   conn.Register(flags);
   flags.AddUint("poll-ms", &poll_ms, "how often to ask the coordinator, in milliseconds");
+  flags.AddUint("unreachable-seconds", &unreachable_seconds,
+                "give up (exit 4) when the coordinator has not answered for this long");
   std::vector<std::string> positional;
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
   if (!go) return absl::OkStatus();
@@ -353,16 +366,20 @@ absl::Status Wait(const std::vector<std::string>& args) {
   int printed = 0;  // last round printed; round 0 (statistics) is not a training round
   std::vector<std::string> names;
   std::vector<size_t> widths;
-  int transient_failures = 0;
+  absl::Time last_answer = absl::Now();
   while (true) {
     auto task = FetchTask(*stub, positional[0]);
     if (!task.ok()) {
       // Ride out a coordinator restart; give up on anything else.
-      if (task.status().code() != absl::StatusCode::kUnavailable || ++transient_failures > 120) {
-        return task.status();
+      if (!RideOut(task.status())) return task.status();
+      if (absl::Now() - last_answer > absl::Seconds(static_cast<int64_t>(unreachable_seconds))) {
+        return absl::UnavailableError(
+            absl::StrCat("the coordinator has not answered for ", unreachable_seconds,
+                         " s (--unreachable-seconds); ", positional[0],
+                         " may still be running: ", task.status().message()));
       }
     } else {
-      transient_failures = 0;
+      last_answer = absl::Now();
       for (const auto& r : task->rounds()) {
         if (static_cast<int>(r.round()) <= printed) continue;
         if (names.empty()) {
@@ -382,10 +399,10 @@ absl::Status Wait(const std::vector<std::string>& args) {
                     t.last_committed_round());
         return absl::OkStatus();
       }
-      if (t.state() == v1::TASK_FAILED || t.state() == v1::TASK_CANCELLED) {
-        return absl::AbortedError(
-            absl::StrCat(t.task_id(), " ", ShortState(t.state()), ": ", t.state_reason()));
-      }
+      const std::string ended =
+          absl::StrCat(t.task_id(), " ", ShortState(t.state()), ": ", t.state_reason());
+      if (t.state() == v1::TASK_FAILED) return absl::AbortedError(ended);
+      if (t.state() == v1::TASK_CANCELLED) return absl::CancelledError(ended);
     }
     absl::SleepFor(absl::Milliseconds(static_cast<int64_t>(poll_ms)));
   }

@@ -81,7 +81,17 @@ int main(int argc, char** argv) {
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());
-    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    // docs/operations.md, "Exit codes".
+    switch (st.code()) {
+      case absl::StatusCode::kInvalidArgument:
+        return 2;
+      case absl::StatusCode::kCancelled:
+        return 3;  // the task was cancelled (tasks wait)
+      case absl::StatusCode::kUnavailable:
+        return 4;  // the coordinator could not be reached
+      default:
+        return 1;
+    }
   }
   return 0;
 }

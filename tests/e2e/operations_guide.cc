@@ -526,10 +526,10 @@ absl::Status OperationsGuideWalk::AfterTasks(const Where& where, const std::vect
     last_task_file_ = w.back();
   }
   if (w[2] == "cancel") {
-    // The cancelled task ends: `tasks wait` returns 1 and says so.
+    // The cancelled task ends: `tasks wait` returns 3 and says so.
     std::fprintf(stderr, "test: tessera tasks wait %s   (must end CANCELLED)\n", w[3].c_str());
     ASSIGN_OR_RETURN(CommandResult ended, session_->Run("tessera tasks wait " + w[3], host_.cwd));
-    if (ended.exit_code() != 1 || !absl::StrContains(ended.err, "CANCELLED")) {
+    if (ended.exit_code() != 3 || !absl::StrContains(ended.err, "CANCELLED")) {
       return Failed(where, "tessera tasks wait " + w[3], host_.cwd, ended,
                     "the task it cancelled did not end as CANCELLED");
     }

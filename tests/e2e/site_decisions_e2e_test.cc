@@ -147,7 +147,7 @@ TEST_F(E2eSiteApprovalTest, RejectedBySiteFailsTheTaskWithTheSitesReason) {
   EXPECT_THAT(shown.out, HasSubstr("hospital-c  REJECTED"));
   EXPECT_THAT(shown.out, HasSubstr("not approved by our ethics board"));
   ASSERT_OK_AND_ASSIGN(CommandResult waited, Console({"tasks", "wait"}, {task_id}));
-  EXPECT_NE(waited.exit_code(), 0);
+  EXPECT_EQ(waited.exit_code(), 1);  // failed
   EXPECT_THAT(waited.err, HasSubstr("hospital-c rejected the task"));
 }
 
