@@ -26,6 +26,7 @@ namespace {
 
 using ::tessera::testing::StatusIs;
 using testing::Federation;
+using testing::FederationSuite;
 using testing::MakeSetup;
 using testing::Party;
 using testing::Session;
@@ -37,18 +38,8 @@ constexpr uint32_t kThreshold = 4;
 
 using Tamper = std::function<void(v1::SecAggServerMessage&)>;
 
-class MaliciousCoordinatorTest : public ::testing::Test {
+class MaliciousCoordinatorTest : public FederationSuite<5> {
  protected:
-  static void SetUpTestSuite() {
-    auto federation = Federation::Create(5);
-    ASSERT_TRUE(federation.ok()) << federation.status();
-    federation_ = federation->release();
-  }
-  static void TearDownTestSuite() {
-    delete federation_;
-    federation_ = nullptr;
-  }
-
   void SetUp() override {
     ids_ = federation_->ids();
     victim_ = ids_[0];
@@ -119,15 +110,12 @@ class MaliciousCoordinatorTest : public ::testing::Test {
     return reply.advertisement();
   }
 
-  static Federation* federation_;
   std::vector<std::string> ids_;
   std::string victim_;
   v1::SecAggSetup setup_;
   std::map<std::string, std::vector<uint32_t>> inputs_;
   Session* current_ = nullptr;  // the session RunWith is running
 };
-
-Federation* MaliciousCoordinatorTest::federation_ = nullptr;
 
 TEST_F(MaliciousCoordinatorTest, HonestRunCompletes) {
   auto session = RunWith(v1::SECAGG_SHARE_KEYS, [](v1::SecAggServerMessage&) {});

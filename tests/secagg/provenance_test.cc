@@ -23,6 +23,7 @@ using ::tessera::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::ElementsAreArray;
 using testing::Federation;
+using testing::FederationSuite;
 using ::testing::HasSubstr;
 using testing::MakeSetup;
 using testing::Session;
@@ -31,18 +32,8 @@ using testing::TestWords;
 
 constexpr uint32_t kWords = 64;
 
-class ProvenanceTest : public ::testing::Test {
+class ProvenanceTest : public FederationSuite<7> {
  protected:
-  static void SetUpTestSuite() {
-    auto federation = Federation::Create(7);
-    ASSERT_TRUE(federation.ok()) << federation.status();
-    federation_ = federation->release();
-  }
-  static void TearDownTestSuite() {
-    delete federation_;
-    federation_ = nullptr;
-  }
-
   // A completed session of the seven sites (threshold 5) in which the sites of `stop_at`
   // stopped answering at the given step; its provenance, labelled as the coordinator labels
   // it.
@@ -81,11 +72,7 @@ class ProvenanceTest : public ::testing::Test {
   static absl::Status Verify(const v1::SessionProvenance& session) {
     return VerifySessionProvenance(session, federation_->ca_cert_pem(), absl::Now());
   }
-
-  static Federation* federation_;
 };
-
-Federation* ProvenanceTest::federation_ = nullptr;
 
 TEST_F(ProvenanceTest, ProvenanceOfACompletedSessionVerifies) {
   const v1::SessionProvenance p = Completed({});

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "crypto/signature.h"
+#include "gtest/gtest.h"
 #include "proto/secagg.pb.h"
 #include "secagg/client.h"
 #include "secagg/server.h"
@@ -176,6 +177,24 @@ class Session {
   std::map<std::string, size_t> uploaded_;
   std::map<std::string, v1::SecAggClientMessage> held_;
   bool record_ = true;
+};
+
+// A test suite sharing one Federation of `N` members, made once per suite (key
+// generation and certificates are the slow part): derive from FederationSuite<N> and use
+// `federation_`. Not thread-safe, like the tests.
+template <int N>
+class FederationSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto federation = Federation::Create(N);
+    ASSERT_TRUE(federation.ok()) << federation.status();
+    federation_ = federation->release();
+  }
+  static void TearDownTestSuite() {
+    delete federation_;
+    federation_ = nullptr;
+  }
+  static inline Federation* federation_ = nullptr;
 };
 
 }  // namespace tessera::secagg::testing

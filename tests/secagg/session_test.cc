@@ -36,6 +36,7 @@ namespace {
 
 using ::testing::ElementsAreArray;
 using testing::Federation;
+using testing::FederationSuite;
 using ::testing::IsEmpty;
 using testing::MakeSetup;
 using testing::Session;
@@ -45,18 +46,8 @@ using ::testing::UnorderedElementsAreArray;
 
 constexpr uint32_t kWords = 1000;
 
-class SecAggSessionTest : public ::testing::Test {
+class SecAggSessionTest : public FederationSuite<21> {
  protected:
-  static void SetUpTestSuite() {
-    auto federation = Federation::Create(21);
-    ASSERT_TRUE(federation.ok()) << federation.status();
-    federation_ = federation->release();
-  }
-  static void TearDownTestSuite() {
-    delete federation_;
-    federation_ = nullptr;
-  }
-
   static std::vector<std::string> Ids(int n) {
     return std::vector<std::string>(federation_->ids().begin(), federation_->ids().begin() + n);
   }
@@ -68,11 +59,7 @@ class SecAggSessionTest : public ::testing::Test {
     for (const std::string& id : ids) inputs[id] = TestWords(seed++, words);
     return inputs;
   }
-
-  static Federation* federation_;
 };
-
-Federation* SecAggSessionTest::federation_ = nullptr;
 
 std::vector<std::string> Without(std::vector<std::string> ids,
                                  const std::vector<std::string>& gone) {

@@ -28,6 +28,7 @@ namespace {
 using ::tessera::testing::StatusIs;
 using ::testing::ElementsAreArray;
 using testing::Federation;
+using testing::FederationSuite;
 using ::testing::IsEmpty;
 using testing::MakeSetup;
 using testing::Session;
@@ -69,18 +70,8 @@ bool HasSecrets(const v1::SecAggClientSnapshot& snapshot) {
          snapshot.held_shares_size() > 0;
 }
 
-class SnapshotTest : public ::testing::Test {
+class SnapshotTest : public FederationSuite<7> {
  protected:
-  static void SetUpTestSuite() {
-    auto federation = Federation::Create(7);
-    ASSERT_TRUE(federation.ok()) << federation.status();
-    federation_ = federation->release();
-  }
-  static void TearDownTestSuite() {
-    delete federation_;
-    federation_ = nullptr;
-  }
-
   static std::vector<std::string> Ids(int n) {
     return std::vector<std::string>(federation_->ids().begin(), federation_->ids().begin() + n);
   }
@@ -101,11 +92,7 @@ class SnapshotTest : public ::testing::Test {
       ASSERT_OK(session.RestartClient(id));
     }
   }
-
-  static Federation* federation_;
 };
-
-Federation* SnapshotTest::federation_ = nullptr;
 
 // ---- restarts at each step boundary ----
 

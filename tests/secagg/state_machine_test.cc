@@ -25,6 +25,7 @@ namespace {
 using ::tessera::testing::StatusIs;
 using ::testing::AllOf;
 using testing::Federation;
+using testing::FederationSuite;
 using ::testing::HasSubstr;
 using testing::MakeSetup;
 using testing::Session;
@@ -77,18 +78,8 @@ const char* KindName(v1::SecAggServerMessage::MessageCase kind) {
   }
 }
 
-class StateMachineTest : public ::testing::Test {
+class StateMachineTest : public FederationSuite<7> {
  protected:
-  static void SetUpTestSuite() {
-    auto federation = Federation::Create(7);
-    ASSERT_TRUE(federation.ok()) << federation.status();
-    federation_ = federation->release();
-  }
-  static void TearDownTestSuite() {
-    delete federation_;
-    federation_ = nullptr;
-  }
-
   void SetUp() override {
     const std::vector<std::string>& all = federation_->ids();
     ids_.assign(all.begin(), all.begin() + 5);
@@ -139,12 +130,9 @@ class StateMachineTest : public ::testing::Test {
     return message;
   }
 
-  static Federation* federation_;
   std::vector<std::string> ids_;
   std::map<std::string, std::vector<uint32_t>> inputs_;
 };
-
-Federation* StateMachineTest::federation_ = nullptr;
 
 // ---- client ----
 
