@@ -27,6 +27,7 @@
 #include "common/signals.h"
 #include "common/status.h"
 #include "common/version.h"
+#include "crypto/grpc_log.h"
 #include "crypto/pki_files.h"
 #include "crypto/tls.h"
 #include "proto/config.pb.h"
@@ -154,6 +155,10 @@ absl::Status Run(const std::vector<std::string>& args) {
   std::string config_path;
   std::string ready_file;
   bool verbose = false;
+  std::string log_format;
+  std::string log_file;
+  std::string metrics_listen;
+  std::string metrics_ready_file;
   FlagParser flags("tessera-client run --config FILE [flags]",
                    "Runs the client daemon: connects out to the coordinator, trains on the local\n"
                    "datasets the config names when a task the local policy accepts asks for it,\n"
@@ -161,12 +166,26 @@ absl::Status Run(const std::vector<std::string>& args) {
   flags.AddString("config", &config_path, "ClientConfig file (text format or .json)");
   flags.AddString("ready-file", &ready_file, "override ready_file");
   flags.AddBool("verbose", &verbose, "log debug events too");
+  flags.AddString("log-format", &log_format, "override log_format: logfmt or json");
+  flags.AddString("log-file", &log_file, "override log_file (append; reopened on SIGHUP)");
+  flags.AddString("metrics-listen", &metrics_listen,
+                  "override metrics_listen_address (/metrics, /healthz, /readyz)");
+  flags.AddString("metrics-ready-file", &metrics_ready_file, "override metrics_ready_file");
   flags.Require("config");
   ASSIGN_OR_RETURN(bool go, ParseFlags(flags, args));
   if (!go) return absl::OkStatus();
   if (verbose) tessera::common::SetMinLogLevel(tessera::common::LogLevel::kDebug);
   ASSIGN_OR_RETURN(tessera::v1::ClientConfig config, LoadConfig(config_path));
   if (!ready_file.empty()) config.set_ready_file(ready_file);
+  if (!log_format.empty()) config.set_log_format(log_format);
+  if (!log_file.empty()) config.set_log_file(log_file);
+  if (!metrics_listen.empty()) config.set_metrics_listen_address(metrics_listen);
+  if (!metrics_ready_file.empty()) config.set_metrics_ready_file(metrics_ready_file);
+  // The flags' values checked as the file's would be.
+  RETURN_IF_ERROR(
+      tessera::common::FieldErrorsToStatus(tessera::proto::ValidateClientConfig(config), "flags"));
+  RETURN_IF_ERROR(tessera::common::ConfigureLogging(config.log_format(), config.log_file()));
+  tessera::crypto::RouteGrpcLogs();
   static absl::Notification stop;
   // SIGHUP: a policy reload the daemon takes; blocked before any thread starts.
   tessera::common::BlockHangup();

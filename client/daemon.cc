@@ -12,9 +12,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "client/ledger.h"
 #include "client/config_reload.h"
 #include "client/control_server.h"
+#include "client/ledger.h"
 #include "client/site_agent.h"
 #include "client/site_store.h"
 #include "client/update_sink.h"
@@ -222,12 +222,17 @@ class ClientDaemon {
       }
       guard_.CancelCurrent();
     });
-    // SIGHUP: a policy reload, logged (there is no caller to answer).
+    // SIGHUP: a policy reload, logged (there is no caller to answer), and the log file
+    // reopened (logrotate).
     std::thread hangups;
     if (options_.reload_on_hangup) {
       hangups = std::thread([this, &run_ended] {
         while (!stop_->HasBeenNotified() && !run_ended.HasBeenNotified()) {
-          if (common::WaitForHangup(absl::Milliseconds(100))) Reload("SIGHUP").IgnoreError();
+          if (!common::WaitForHangup(absl::Milliseconds(100))) continue;
+          if (absl::Status st = common::ReopenLogFile(); !st.ok()) {
+            common::LogError("log_reopen_failed").With("error", std::string(st.message()));
+          }
+          Reload("SIGHUP").IgnoreError();
         }
       });
     }

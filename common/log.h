@@ -1,8 +1,18 @@
-// The one logging facade: one line per event, `key=value` pairs, to stderr (or a sink
-// installed by tests). A line looks like
-//   2026-11-28T14:05:59.123Z level=info event=round_committed task=task-1 round=3
-// Values with spaces, quotes or '=' are quoted. Never pass a key, share, mask, model
-// update or data record as a value: log identifiers, counts and sizes only.
+// The one logging facade: one line per event, to stderr, a file (SetLogFile) or a sink
+// installed by tests, in one of two formats (SetLogFormat):
+//   logfmt (default): `key=value` pairs; values with spaces, quotes or '=' are quoted
+//     2026-11-28T14:05:59.123Z level=info event=round_committed task=task-1 round=3
+//   json: one JSON object per line (JSON Lines), strings escaped per RFC 8259, numbers and
+//     booleans unquoted, non-finite numbers as strings
+//     {"ts":"2026-11-28T14:05:59.123Z","level":"info","event":"round_committed","task":"task-1","round":3}
+// Under systemd (stderr is the journal: $JOURNAL_STREAM names stderr's device and inode),
+// logfmt lines written to stderr drop the timestamp, which the journal records itself, and
+// start with the level as a syslog priority ("<6>level=info event=..."), which journald
+// turns into the entry's PRIORITY. JSON lines are never changed.
+// gRPC's own log lines come through here too (proto/grpc_log.h).
+//
+// Never pass a key, share, mask, model update or data record as a value: log identifiers,
+// counts and sizes only.
 //
 // Thread-safe: lines from several threads never interleave.
 #ifndef TESSERA_COMMON_LOG_H_
@@ -12,6 +22,9 @@
 #include <functional>
 #include <string>
 #include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace tessera::common {
 
@@ -47,7 +60,12 @@ class LogLine {
   LogLine& With(std::string_view key, bool value);
 
  private:
+  void AppendKey(std::string_view key);
+  // A JSON number or literal (json format only), unquoted.
+  LogLine& WithRaw(std::string_view key, std::string_view literal);
+
   bool enabled_;
+  bool json_;
   std::string line_;
 };
 
@@ -60,9 +78,30 @@ inline LogLine LogError(std::string_view event) { return LogLine(LogLevel::kErro
 void SetMinLogLevel(LogLevel level);
 
 // Replaces where lines go (default: stderr, one write per line). The sink receives the
-// line without its trailing newline. Pass nullptr to restore stderr. For tests and for
-// daemons that log to a file.
+// line without its trailing newline. Pass nullptr to restore stderr. For tests.
 void SetLogSink(std::function<void(const std::string&)> sink);
+
+enum class LogFormat { kLogfmt, kJson };
+// "logfmt" or "json"; INVALID_ARGUMENT naming the value and the choices otherwise.
+absl::StatusOr<LogFormat> ParseLogFormat(std::string_view name);
+// For lines started after the call. Default kLogfmt.
+void SetLogFormat(LogFormat format);
+
+// Appends lines to `path` instead of stderr (created with mode 0640 if missing; O_APPEND,
+// so several writers and logrotate's copytruncate are safe). Errors name the file. An
+// empty path goes back to stderr.
+absl::Status SetLogFile(const std::string& path);
+// Opens the log file's path again (after logrotate moved the file away) and writes there
+// from now on; the daemons call it on SIGHUP. OK and nothing done when logging to stderr.
+absl::Status ReopenLogFile();
+
+// A daemon's logging set-up from its flags or config: `format` "" or "logfmt" or "json",
+// `file` "" (stderr) or a path. Errors as ParseLogFormat and SetLogFile.
+absl::Status ConfigureLogging(const std::string& format, const std::string& file);
+
+// Whether `fd` is the stream $JOURNAL_STREAM ("<device>:<inode>", `journal_stream`; null
+// when unset) names: systemd connected it to the journal. Exposed for tests.
+bool IsJournalStream(const char* journal_stream, int fd);
 
 }  // namespace tessera::common
 

@@ -40,4 +40,22 @@ bool WaitForHangup(absl::Duration timeout) {
   return sigtimedwait(&set, nullptr, &wait) == SIGHUP;
 }
 
+void ReopenLogFileOnHangup() {
+  std::thread([] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) return;
+      absl::Status reopened = ReopenLogFile();
+      if (!reopened.ok()) {
+        LogError("log_reopen_failed").With("error", std::string(reopened.message()));
+      } else {
+        LogInfo("log_reopened");
+      }
+    }
+  }).detach();
+}
+
 }  // namespace tessera::common

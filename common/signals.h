@@ -20,6 +20,11 @@ void StopOnTerminationSignal(absl::Notification* stop);
 void BlockHangup();
 bool WaitForHangup(absl::Duration timeout);
 
+// For a daemon that takes SIGHUP for nothing else: starts a detached thread that takes each
+// SIGHUP (BlockHangup first) and reopens the log file (common/log.h ReopenLogFile), logging
+// an error if that fails.
+void ReopenLogFileOnHangup();
+
 }  // namespace tessera::common
 
 #endif  // TESSERA_COMMON_SIGNALS_H_

@@ -10,6 +10,7 @@
 #include "common/signals.h"
 #include "common/version.h"
 #include "coordinator/server.h"
+#include "crypto/grpc_log.h"
 #include "proto/config.pb.h"
 #include "proto/validation.h"
 
@@ -22,6 +23,10 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   std::string ready_file;
   std::string data_dir;
   bool verbose = false;
+  std::string log_format;
+  std::string log_file;
+  std::string metrics_listen;
+  std::string metrics_ready_file;
   FlagParser flags(
       "tessera-coordinator --config FILE [flags]",
       "Runs the federation coordinator: one TLS 1.3 port with client certificates required,\n"
@@ -32,6 +37,11 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   flags.AddString("ready-file", &ready_file, "override ready_file");
   flags.AddString("data-dir", &data_dir, "override data_dir");
   flags.AddBool("verbose", &verbose, "log debug events too");
+  flags.AddString("log-format", &log_format, "override log_format: logfmt or json");
+  flags.AddString("log-file", &log_file, "override log_file (append; reopened on SIGHUP)");
+  flags.AddString("metrics-listen", &metrics_listen,
+                  "override metrics_listen_address (/metrics, /healthz, /readyz)");
+  flags.AddString("metrics-ready-file", &metrics_ready_file, "override metrics_ready_file");
   flags.Require("config");
   std::vector<std::string> args(argv + 1, argv + argc);
   auto positional = flags.Parse(args);
@@ -45,6 +55,7 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
     return absl::InvalidArgumentError("unexpected argument '" + positional->front() + "'");
   }
   if (verbose) tessera::common::SetMinLogLevel(tessera::common::LogLevel::kDebug);
+  tessera::crypto::RouteGrpcLogs();
 
   tessera::v1::CoordinatorConfig config;
   tessera::common::TextLocations where;
@@ -52,15 +63,26 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   if (!listen.empty()) config.set_listen_address(listen);
   if (!ready_file.empty()) config.set_ready_file(ready_file);
   if (!data_dir.empty()) config.set_data_dir(data_dir);
+  if (!log_format.empty()) config.set_log_format(log_format);
+  if (!log_file.empty()) config.set_log_file(log_file);
+  if (!metrics_listen.empty()) config.set_metrics_listen_address(metrics_listen);
+  if (!metrics_ready_file.empty()) config.set_metrics_ready_file(metrics_ready_file);
   if (auto st = tessera::common::FieldErrorsToStatus(
           tessera::proto::ValidateCoordinatorConfig(config), config_path, &where);
       !st.ok()) {
     return st;
   }
   tessera::proto::ApplyCoordinatorDefaults(&config);
+  if (auto st = tessera::common::ConfigureLogging(config.log_format(), config.log_file());
+      !st.ok()) {
+    return st;
+  }
 
   static absl::Notification stop;
+  // SIGHUP reopens the log file (logrotate); blocked before any thread starts.
+  tessera::common::BlockHangup();
   tessera::common::StopOnTerminationSignal(&stop);
+  tessera::common::ReopenLogFileOnHangup();
   return tessera::coordinator::RunCoordinator(config, &stop);
 }
 

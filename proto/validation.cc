@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proto/analytics.h"
@@ -33,6 +34,24 @@ bool IsValidAddress(const std::string& addr) {
     if (!absl::ascii_isdigit(c)) return false;
   }
   return std::stoi(port) <= 65535;
+}
+
+// Fields 20..24 of both daemons' configs: the metrics listener and the log.
+template <typename Config>
+void CheckMonitoring(const Config& config, std::vector<FieldError>* errors) {
+  const std::string& metrics = config.metrics_listen_address();
+  if (!metrics.empty() && !IsValidAddress(metrics)) {
+    errors->push_back({"metrics_listen_address", "must be host:port with a port in 0..65535"});
+  } else if (!metrics.empty() && !config.metrics_allow_remote() && !IsLoopbackAddress(metrics)) {
+    errors->push_back({"metrics_listen_address",
+                       "must be a loopback address (127.0.0.1, [::1] or localhost): the "
+                       "listener has no authentication; set metrics_allow_remote to serve "
+                       "another network"});
+  }
+  if (!config.log_format().empty() && config.log_format() != "logfmt" &&
+      config.log_format() != "json") {
+    errors->push_back({"log_format", "must be logfmt or json"});
+  }
 }
 
 // Unset (0) is allowed: the field's default applies.
@@ -465,7 +484,15 @@ std::vector<FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& c
   if (config.client_liveness_seconds() > 86400) {
     errors.push_back({"client_liveness_seconds", "must be 1..86400"});
   }
+  CheckMonitoring(config, &errors);
   return errors;
+}
+
+bool IsLoopbackAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  const std::string host = address.substr(0, colon);
+  return host == "localhost" || host == "[::1]" || absl::StartsWith(host, "127.");
 }
 
 void ApplyCoordinatorDefaults(v1::CoordinatorConfig* config) {
@@ -520,6 +547,7 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
   if (config.control_socket().size() > 107) {
     errors.push_back({"control_socket", "longer than 107 bytes (the limit of a Unix socket path)"});
   }
+  CheckMonitoring(config, &errors);
   return errors;
 }
 

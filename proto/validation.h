@@ -41,6 +41,9 @@ void ApplyTaskDefaults(v1::TaskSpec* spec);
 std::vector<common::FieldError> ExpandFeatureRanges(v1::TaskSpec* spec);
 
 std::vector<common::FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& config);
+
+// Whether "host:port" names a loopback host: localhost, [::1] or 127.0.0.0/8.
+bool IsLoopbackAddress(const std::string& address);
 void ApplyCoordinatorDefaults(v1::CoordinatorConfig* config);
 
 std::vector<common::FieldError> ValidateClientConfig(const v1::ClientConfig& config);
