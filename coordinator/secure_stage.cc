@@ -417,6 +417,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       .With("survivors", static_cast<uint64_t>(result.survivors.size()))
       .With("dropped", static_cast<uint64_t>(result.drops.size()))
       .With("abort", result.abort);
+  if (observer_ != nullptr) observer_->SessionEnded(session, result);
   return result;
 }
 

@@ -59,6 +59,7 @@ class SecAggServer;
 namespace tessera::coordinator {
 
 class SessionSink;
+struct SecureStageResult;
 
 // Told about the steps of every session: for logging and auditing, and for the end-to-end
 // suite, which stops the coordinator at chosen points with it. StepPersisted is called on
@@ -72,6 +73,9 @@ class StageObserver {
   // The session accepted `client`'s answer to `step`.
   virtual void AnswerAccepted(const std::string& session, v1::SecAggRound step,
                               const std::string& client) = 0;
+  // The session ended (with a sum or not): `result` is what Run returns. Called on the
+  // runner's thread. Default: nothing (metrics use it: coordinator/monitoring.h).
+  virtual void SessionEnded(const std::string& session, const SecureStageResult& result) {}
 };
 
 struct SecureStageRequest {

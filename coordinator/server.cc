@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -10,10 +11,15 @@
 #include "common/status.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/monitoring.h"
 #include "coordinator/store.h"
+#include "crypto/grpc_log.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/codegen/service_type.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "metrics/registry.h"
 #include "proto/config.pb.h"
 
 namespace tessera::coordinator {
@@ -35,18 +41,34 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   RETURN_IF_ERROR(common::MakeDirectories(config.data_dir(), 0700));
   ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenRocksDbStore(config.data_dir()));
 
+  // Metrics (coordinator/monitoring.h): declared before everything they observe, so they
+  // outlive it.
+  metrics::Registry registry;
+  CoordinatorMetrics meters(&registry);
+  crypto::SetHandshakeFailureHook([&meters] { meters.HandshakeFailed(); });
+  struct Unhook {
+    ~Unhook() { crypto::SetHandshakeFailureHook(nullptr); }
+  } unhook;
+
   CoordinatorOptions options;
   options.ca_cert_pem = tls.ca_cert_pem;
   options.client_liveness = absl::Seconds(config.client_liveness_seconds());
-  options.runner.observer = observer;
+  options.runner.observer = meters.Observer(observer);
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
-                   Coordinator::Create(std::move(store), clock, options));
+                   Coordinator::Create(meters.WrapStore(std::move(store)), clock, options));
+  meters.CollectFrom(coordinator.get(), options.client_liveness);
 
   std::unique_ptr<grpc::Service> federation =
       MakeFederationService(coordinator.get(), config.long_poll_seconds());
   std::unique_ptr<grpc::Service> admin = MakeAdminService(coordinator.get());
 
+  // The standard health service (grpc.health.v1.Health) on the same port, behind the same
+  // mutual TLS: SERVING once ready, NOT_SERVING while shutting down.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(meters.InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   int port = 0;
   builder.AddListeningPort(config.listen_address(), crypto::MakeServerCredentials(tls), &port);
   builder.RegisterService(federation.get());
@@ -63,6 +85,8 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
         absl::StrCat("cannot listen on ", config.listen_address(), " (address in use or invalid)"));
   }
   std::string bound = absl::StrCat(HostOf(config.listen_address()), ":", port);
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(false);
 
   absl::Status resumed = coordinator->ResumeTasks();
   if (resumed.ok() && !config.ready_file().empty()) {
@@ -73,6 +97,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     return resumed;
   }
+  if (health != nullptr) health->SetServingStatus(true);
   common::LogInfo("coordinator_ready")
       .With("address", bound)
       .With("identity", tls.identity.node_id)
@@ -81,6 +106,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
 
   stop->WaitForNotification();
   common::LogInfo("coordinator_stopping");
+  if (health != nullptr) health->SetServingStatus(false);
   // Runners first: they stop posting work and waiting on stages; waiting pulls wake up.
   coordinator->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "grpc/grpc.h"
 #include "grpc/support/log.h"
@@ -16,7 +17,8 @@ namespace {
 
 // Set once by RouteGrpcLogs, before gRPC runs; read-only afterwards.
 bool keep_tcp_trace = false;
-std::function<void()>* handshake_hook = nullptr;
+absl::Mutex hook_mu;
+std::function<void()>* handshake_hook ABSL_GUARDED_BY(hook_mu) = nullptr;
 
 // The peer of the last read or write the tcp tracer reported on this thread.
 thread_local std::string last_peer;
@@ -60,6 +62,7 @@ void Forward(gpr_log_func_args* args) {
     common::LogWarning("tls_handshake_failed")
         .With("peer", last_peer.empty() ? std::string("unknown") : last_peer)
         .With("error", std::string(error));
+    absl::MutexLock lock(&hook_mu);
     if (handshake_hook != nullptr) (*handshake_hook)();
     return;
   }
@@ -73,14 +76,16 @@ void Forward(gpr_log_func_args* args) {
 
 }  // namespace
 
-void RouteGrpcLogs(std::function<void()> on_handshake_failure) {
+void SetHandshakeFailureHook(std::function<void()> hook) {
+  absl::MutexLock lock(&hook_mu);
+  delete handshake_hook;
+  handshake_hook = hook ? new std::function<void()>(std::move(hook)) : nullptr;
+}
+
+void RouteGrpcLogs() {
   const char* trace = std::getenv("GRPC_TRACE");
   keep_tcp_trace =
       trace != nullptr && (absl::StrContains(trace, "tcp") || absl::StrContains(trace, "all"));
-  if (on_handshake_failure) {
-    // Lives as long as the process: gRPC may log until exit.
-    handshake_hook = new std::function<void()>(std::move(on_handshake_failure));
-  }
   gpr_set_log_function(&Forward);
   if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_verbosity(GPR_LOG_SEVERITY_INFO);
   grpc_tracer_set_enabled("tcp", 1);

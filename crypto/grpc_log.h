@@ -15,8 +15,9 @@
 // gRPC's minimum severity is set to INFO so that its hex dumps (DEBUG) are never formatted.
 // GRPC_VERBOSITY, when set, still decides gRPC's minimum severity.
 //
-// `on_handshake_failure`, if set, is called (on gRPC's thread, quickly) for each failure:
-// for a metrics counter. Call once in main(), before any gRPC object exists.
+// Call RouteGrpcLogs once in main(), before any gRPC object exists. SetHandshakeFailureHook
+// installs a function called (on gRPC's thread; it must be quick) for each failed handshake,
+// for a metrics counter; nullptr removes it. Thread-safe.
 #ifndef TESSERA_CRYPTO_GRPC_LOG_H_
 #define TESSERA_CRYPTO_GRPC_LOG_H_
 
@@ -24,7 +25,8 @@
 
 namespace tessera::crypto {
 
-void RouteGrpcLogs(std::function<void()> on_handshake_failure = nullptr);
+void RouteGrpcLogs();
+void SetHandshakeFailureHook(std::function<void()> hook);
 
 }  // namespace tessera::crypto
 
