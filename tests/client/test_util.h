@@ -103,6 +103,23 @@ inline GradientCheck CheckGradient(const Model& model, const std::vector<float>&
   return check;
 }
 
+// Two well separated clusters: x ~ +1 for label 1, -1 for label 0, with some spread.
+inline Dataset Separable(size_t rows) {
+  Dataset data;
+  data.num_rows = rows;
+  data.num_features = 2;
+  internal::SplitMix64 rng(99);
+  for (size_t r = 0; r < rows; ++r) {
+    const double y = r % 2;
+    const double sign = y == 1 ? 1 : -1;
+    for (int j = 0; j < 2; ++j) {
+      data.x.push_back(sign + (static_cast<double>(rng.Next() >> 11) * 0x1.0p-53 - 0.5));
+    }
+    data.y.push_back(y);
+  }
+  return data;
+}
+
 // A model spec of `kind` (classes and hidden layers where the kind takes them).
 inline v1::ModelSpec Spec(v1::ModelSpec::Kind kind, uint32_t num_classes = 0,
                           std::vector<uint32_t> hidden = {}) {
