@@ -12,6 +12,7 @@
 #include "coordinator/server.h"
 #include "crypto/grpc_log.h"
 #include "proto/config.pb.h"
+#include "proto/config_paths.h"
 #include "proto/validation.h"
 
 namespace {
@@ -60,6 +61,7 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   tessera::v1::CoordinatorConfig config;
   tessera::common::TextLocations where;
   if (auto st = tessera::common::LoadProtoFile(config_path, &config, &where); !st.ok()) return st;
+  tessera::proto::ResolveRelativePaths(config_path, &config);
   if (!listen.empty()) config.set_listen_address(listen);
   if (!ready_file.empty()) config.set_ready_file(ready_file);
   if (!data_dir.empty()) config.set_data_dir(data_dir);
