@@ -1,5 +1,6 @@
 #include "coordinator/server.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "grpcpp/support/server_interceptor.h"
+#include "metrics/endpoint.h"
 #include "metrics/registry.h"
 #include "proto/config.pb.h"
 
@@ -28,6 +30,35 @@ namespace {
 std::string HostOf(const std::string& address) {
   size_t colon = address.rfind(':');
   return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+// Where the daemon is in its life, for /readyz.
+enum class Phase { kStarting, kReady, kStopping };
+
+// The metrics and health listener when config.metrics_listen_address is set (null
+// otherwise). /readyz: ready between the ready file and the stop.
+absl::StatusOr<std::unique_ptr<metrics::Endpoint>> StartMetricsListener(
+    const v1::CoordinatorConfig& config, const metrics::Registry* registry,
+    const std::atomic<Phase>* phase) {
+  if (config.metrics_listen_address().empty()) return nullptr;
+  metrics::EndpointOptions options;
+  options.listen = config.metrics_listen_address();
+  options.ready_file = config.metrics_ready_file();
+  options.readiness = [phase]() -> std::string {
+    switch (phase->load()) {
+      case Phase::kStarting:
+        return "starting: resuming unfinished tasks";
+      case Phase::kReady:
+        return "";
+      case Phase::kStopping:
+        return "stopping";
+    }
+    return "unknown";
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<metrics::Endpoint> endpoint,
+                   metrics::Endpoint::Start(registry, std::move(options)));
+  common::LogInfo("metrics_listening").With("address", endpoint->address());
+  return endpoint;
 }
 
 }  // namespace
@@ -44,7 +75,9 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   // Metrics (coordinator/monitoring.h): declared before everything they observe, so they
   // outlive it.
   metrics::Registry registry;
+  metrics::RegisterProcessMetrics(&registry, "tessera-coordinator");
   CoordinatorMetrics meters(&registry);
+  std::atomic<Phase> phase{Phase::kStarting};
   crypto::SetHandshakeFailureHook([&meters] { meters.HandshakeFailed(); });
   struct Unhook {
     ~Unhook() { crypto::SetHandshakeFailureHook(nullptr); }
@@ -88,7 +121,10 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus(false);
 
-  absl::Status resumed = coordinator->ResumeTasks();
+  absl::StatusOr<std::unique_ptr<metrics::Endpoint>> listener =
+      StartMetricsListener(config, &registry, &phase);
+  absl::Status resumed = listener.status();
+  if (resumed.ok()) resumed = coordinator->ResumeTasks();
   if (resumed.ok() && !config.ready_file().empty()) {
     resumed = common::WriteReadyFile(config.ready_file(), bound + "\n");
   }
@@ -98,6 +134,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
     return resumed;
   }
   if (health != nullptr) health->SetServingStatus(true);
+  phase = Phase::kReady;
   common::LogInfo("coordinator_ready")
       .With("address", bound)
       .With("identity", tls.identity.node_id)
@@ -107,10 +144,12 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   stop->WaitForNotification();
   common::LogInfo("coordinator_stopping");
   if (health != nullptr) health->SetServingStatus(false);
+  phase = Phase::kStopping;
   // Runners first: they stop posting work and waiting on stages; waiting pulls wake up.
   coordinator->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
+  if (*listener != nullptr) (*listener)->Stop();
   common::LogInfo("coordinator_stopped");
   return absl::OkStatus();
 }
