@@ -15,6 +15,7 @@
 #include "client/config_reload.h"
 #include "client/control_server.h"
 #include "client/ledger.h"
+#include "client/monitoring.h"
 #include "client/site_agent.h"
 #include "client/site_store.h"
 #include "client/update_sink.h"
@@ -28,6 +29,8 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "metrics/endpoint.h"
+#include "metrics/registry.h"
 #include "proto/config.pb.h"
 #include "proto/federation.grpc.pb.h"
 #include "proto/grpc_status.h"
@@ -86,8 +89,9 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
 // (a generic call on a ByteBuffer), so that what the ledger hashed is what went on the wire.
 class RecordedCaller {
  public:
-  RecordedCaller(std::shared_ptr<grpc::Channel> channel, EgressLedger* ledger, CallGuard* guard)
-      : stub_(std::move(channel)), ledger_(ledger), guard_(guard) {}
+  RecordedCaller(std::shared_ptr<grpc::Channel> channel, EgressLedger* ledger, CallGuard* guard,
+                 ClientMetrics* meters)
+      : stub_(std::move(channel)), ledger_(ledger), guard_(guard), meters_(meters) {}
 
   // `ctx` has its deadline set. An error recording the message is returned as INTERNAL
   // (not transient: nothing was sent).
@@ -127,6 +131,7 @@ class RecordedCaller {
     for (const grpc::Slice& s : slices) {
       reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
+    meters_->Call(method, bytes.size(), reply.size());
     if (!response->ParseFromString(reply)) {
       return absl::InternalError(absl::StrCat(method, ": the reply does not parse"));
     }
@@ -137,6 +142,7 @@ class RecordedCaller {
   grpc::GenericStub stub_;
   EgressLedger* const ledger_;
   CallGuard* const guard_;
+  ClientMetrics* const meters_;
 };
 
 class GrpcUpdateSink final : public UpdateSink {
@@ -205,7 +211,8 @@ class ClientDaemon {
     ledger_options.certificate_pem = tls.cert_pem;
     ASSIGN_OR_RETURN(
         ledger_, EgressLedger::Open(&agent_->store(), signer_.get(), std::move(ledger_options)));
-    caller_ = std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_);
+    caller_ = std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_, &meters_);
+    RETURN_IF_ERROR(StartMetricsListener());
     sink_ = std::make_unique<GrpcUpdateSink>(caller_.get());
     if (options_.wrap_sink) sink_ = options_.wrap_sink(std::move(sink_));
     common::LogInfo("client_started")
@@ -250,6 +257,7 @@ class ClientDaemon {
     int failures = 0;
     while (!stop_->HasBeenNotified()) {
       absl::Status st = Session();
+      meters_.SetConnected(false);
       if (stop_->HasBeenNotified()) break;
       if (!ready_error_.ok()) {
         run_ended.Notify();
@@ -290,6 +298,7 @@ class ClientDaemon {
       backoff = std::min(backoff * 2, max_backoff);
     }
     canceller.join();
+    if (endpoint_ != nullptr) endpoint_->Stop();
     // Seals what left since the last checkpoint.
     absl::Status sealed = ledger_->Checkpoint("stop", absl::Now());
     if (!sealed.ok()) common::LogError("ledger_checkpoint_failed").With("error", sealed.ToString());
@@ -298,6 +307,22 @@ class ClientDaemon {
   }
 
  private:
+  // The metrics and health listener, when config.metrics_listen_address is set. /readyz:
+  // ready while the coordinator has accepted this site's Hello.
+  absl::Status StartMetricsListener() {
+    if (config_.metrics_listen_address().empty()) return absl::OkStatus();
+    metrics::RegisterProcessMetrics(&registry_, "tessera-client");
+    metrics::EndpointOptions options;
+    options.listen = config_.metrics_listen_address();
+    options.ready_file = config_.metrics_ready_file();
+    options.readiness = [this]() -> std::string {
+      return meters_.connected() ? "" : "not connected to the coordinator";
+    };
+    ASSIGN_OR_RETURN(endpoint_, metrics::Endpoint::Start(&registry_, std::move(options)));
+    common::LogInfo("metrics_listening").With("address", endpoint_->address());
+    return absl::OkStatus();
+  }
+
   // The name the coordinator's certificate must carry (the channel checks it).
   std::string ServerName() const {
     if (!config_.server_name().empty()) return config_.server_name();
@@ -323,6 +348,7 @@ class ClientDaemon {
       RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/Hello", hello, what, &welcome));
     }
     session_ok_ = true;
+    meters_.SetConnected(true);
     common::LogInfo("connected")
         .With("client", welcome.client_id())
         .With("coordinator", config_.coordinator_address());
@@ -395,10 +421,16 @@ class ClientDaemon {
         .With("step", proto::StepLabel(step))
         .With("work", item.work_id());
     absl::Time started = absl::Now();
+    const std::string stage = proto::StageLabel(item.stage());
+    meters_.WorkReceived(stage, proto::StepLabel(step));
     ApplyReloadedPolicy();
     // Recorded in the site store before it is returned: only then may it leave.
     v1::PushResultRequest answer = agent_->Answer(item, started);
     absl::Status sent = sink_->Send(item, answer);
+    meters_.Answered(
+        stage, proto::StepLabel(step),
+        answer.has_decline() ? v1::Decline::Reason_Name(answer.decline().reason()) : "",
+        absl::Now() - started, item.stage() == v1::STAGE_FIT && step == v1::SECAGG_ADVERTISE_KEYS);
     if (answer.has_secagg()) {
       common::LogInfo("work_answered")
           .With("work", item.work_id())
@@ -420,6 +452,10 @@ class ClientDaemon {
   const v1::ClientConfig& config_;
   absl::Notification* const stop_;
   const ClientRunOptions options_;
+  // Declared before everything that records into them, so they outlive it.
+  metrics::Registry registry_;
+  ClientMetrics meters_{&registry_};
+  std::unique_ptr<metrics::Endpoint> endpoint_;
   CallGuard guard_;
   std::string client_id_;
   std::unique_ptr<crypto::Signer> signer_;

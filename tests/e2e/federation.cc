@@ -214,6 +214,7 @@ absl::Status FederationTest::WriteCoordinatorConfig() {
   config.set_listen_address("127.0.0.1:0");  // each start passes --listen
   config.set_data_dir(data_dir_);
   *config.mutable_tls() = coordinator_tls_;
+  if (edit_coordinator_config_) edit_coordinator_config_(&config);
   return WriteText(coordinator_config_path_, config);
 }
 
@@ -310,6 +311,7 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   config.mutable_retry()->set_max_backoff_ms(500);
   config.set_ready_file(s.ready_path);
   config.set_data_dir(s.store_dir);
+  if (edit_client_config_) edit_client_config_(name, &config);
   RETURN_IF_ERROR(WriteText(s.config_path, config));
   std::vector<std::string> argv;
   const bool faulty = EnvPrefix(env, &argv);

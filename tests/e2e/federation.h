@@ -184,6 +184,13 @@ class FederationTest : public ::testing::Test {
   std::vector<std::unique_ptr<Process>> old_coordinators_;
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, Site> sites_;
+
+ protected:
+  // Set by a test before the daemons start: edits the coordinator's config when it is first
+  // written, and each site's config (with the site's name) before its daemon starts (the
+  // monitoring tests add metrics listeners and log options).
+  std::function<void(v1::CoordinatorConfig*)> edit_coordinator_config_;
+  std::function<void(const std::string& site, v1::ClientConfig*)> edit_client_config_;
 };
 
 }  // namespace tessera::e2e
