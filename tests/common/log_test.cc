@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -134,6 +135,30 @@ TEST(JournalTest, RecognisesTheStreamJournalStreamNames) {
   EXPECT_FALSE(IsJournalStream("garbage", fds[1]));
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+// In a fresh process (the journal check is made once per process): stderr is a pipe that
+// $JOURNAL_STREAM names, as systemd sets it up.
+int LogToFakeJournal() {
+  int fds[2];
+  if (::pipe(fds) != 0) return 10;
+  if (::dup2(fds[1], STDERR_FILENO) < 0) return 11;
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0) return 12;
+  ::setenv("JOURNAL_STREAM", absl::StrCat(st.st_dev, ":", st.st_ino).c_str(), 1);
+  LogWarning("disk_low").With("free_mb", 12);
+  char buf[256] = {};
+  const ssize_t n = ::read(fds[0], buf, sizeof(buf) - 1);
+  if (n <= 0) return 13;
+  // The level as a syslog priority, and no timestamp (the journal keeps its own).
+  return std::string(buf, static_cast<size_t>(n)) == "<4>level=warning event=disk_low free_mb=12\n"
+             ? 0
+             : 14;
+}
+
+TEST(JournalDeathTest, UnderTheJournalLinesCarryAPriorityAndNoTimestamp) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(std::exit(LogToFakeJournal()), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 namespace tessera::proto {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 v1::TaskSpec ValidSpec() {
@@ -351,6 +352,35 @@ TEST(ValidateCoordinatorConfigTest, RequiresDataDirAndTls) {
   config.mutable_tls()->set_cert("c.pem");
   config.mutable_tls()->set_key("k.pem");
   EXPECT_THAT(ValidateCoordinatorConfig(config), IsEmpty());
+}
+
+TEST(ValidateMonitoringConfigTest, MetricsListenerIsLoopbackUnlessAllowedAndLogFormatIsKnown) {
+  v1::CoordinatorConfig config;
+  config.set_data_dir("/tmp/x");
+  config.mutable_tls()->set_ca_cert("ca.pem");
+  config.mutable_tls()->set_cert("c.pem");
+  config.mutable_tls()->set_key("k.pem");
+  for (const char* ok : {"127.0.0.1:0", "127.0.0.1:9464", "localhost:9100", "[::1]:9464"}) {
+    config.set_metrics_listen_address(ok);
+    EXPECT_THAT(ValidateCoordinatorConfig(config), IsEmpty()) << ok;
+  }
+  config.set_metrics_listen_address("0.0.0.0:9464");
+  EXPECT_THAT(Paths(ValidateCoordinatorConfig(config)), ElementsAre("metrics_listen_address"));
+  config.set_metrics_allow_remote(true);
+  EXPECT_THAT(ValidateCoordinatorConfig(config), IsEmpty());
+  config.set_metrics_listen_address("no-port");
+  EXPECT_THAT(Paths(ValidateCoordinatorConfig(config)), ElementsAre("metrics_listen_address"));
+  config.set_metrics_listen_address("");
+  config.set_log_format("xml");
+  EXPECT_THAT(Paths(ValidateCoordinatorConfig(config)), ElementsAre("log_format"));
+  config.set_log_format("json");
+  EXPECT_THAT(ValidateCoordinatorConfig(config), IsEmpty());
+
+  v1::ClientConfig client;
+  client.set_metrics_listen_address("10.0.0.5:9464");
+  client.set_log_format("text");
+  EXPECT_THAT(Paths(ValidateClientConfig(client)),
+              ::testing::IsSupersetOf({"metrics_listen_address", "log_format"}));
 }
 
 }  // namespace
