@@ -56,39 +56,29 @@ void AppendLabels(std::string& out, const std::vector<std::string>& names, const
   out.push_back('}');
 }
 
+// Backslash and newline escaped, and the double quote too if `quote`.
+std::string Escape(std::string_view v, bool quote) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out.append("\\\\");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else if (c == '"' && quote) {
+      out.append("\\\"");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string EscapeLabelValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') {
-      out.append("\\\\");
-    } else if (c == '"') {
-      out.append("\\\"");
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
+std::string EscapeLabelValue(std::string_view v) { return Escape(v, /*quote=*/true); }
 
-std::string EscapeHelp(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') {
-      out.append("\\\\");
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
+std::string EscapeHelp(std::string_view v) { return Escape(v, /*quote=*/false); }
 
 std::string FormatValue(double v) {
   if (std::isnan(v)) return "NaN";

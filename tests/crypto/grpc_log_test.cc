@@ -2,11 +2,6 @@
 // real gRPC server with the federation's server credentials on loopback.
 #include "crypto/grpc_log.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/federation.grpc.pb.h"
+#include "tests/testing/raw_http.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -68,24 +64,6 @@ class LogCapture {
   std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
 };
 
-// Connects to 127.0.0.1:`port` from an OS-chosen local port, which it returns in `*local`.
-int Connect(int port, int* local) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  sockaddr_in me{};
-  socklen_t len = sizeof(me);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len);
-  *local = ntohs(me.sin_port);
-  return fd;
-}
-
 TEST(GrpcLogTest, FailedHandshakeIsOneWarningNamingThePeer) {
   RouteGrpcLogs();
   LogCapture log;
@@ -103,13 +81,12 @@ TEST(GrpcLogTest, FailedHandshakeIsOneWarningNamingThePeer) {
   ASSERT_NE(server, nullptr) << log.All();
 
   // Plain HTTP at a TLS port: the handshake fails at the first bytes.
-  int local = 0;
-  const int fd = Connect(port, &local);
-  ASSERT_GE(fd, 0);
-  const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  tessera::testing::RawHttpConnection peer(port);
+  ASSERT_TRUE(peer.ok());
+  const int local = peer.local_port();
+  ASSERT_TRUE(peer.Write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
   const std::string line = log.WaitFor("event=tls_handshake_failed", absl::Seconds(10));
-  ::close(fd);
+  peer.Close();
   server->Shutdown(std::chrono::system_clock::now());
 
   ASSERT_FALSE(line.empty()) << log.All();

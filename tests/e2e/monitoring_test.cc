@@ -2,11 +2,6 @@
 // /usr/bin/prometheus) scraping a running federation, the /metrics /healthz /readyz
 // listeners, the standard gRPC health service on the coordinator's port, and JSON logs
 // with a failed TLS handshake naming its peer.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <csignal>
 #include <map>
 #include <memory>
@@ -240,28 +235,13 @@ TEST_F(MonitoringTest, GrpcHealthServiceIsServingThenNotServingAtShutdown) {
   EXPECT_TRUE(how.Succeeded()) << how.ToString();
 }
 
-// Sends plain HTTP to the coordinator's TLS port from an OS-chosen local port; returns it.
+// Sends plain HTTP to the coordinator's TLS port; returns the local port it came from.
 int SendPlainHttp(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  sockaddr_in me{};
-  socklen_t len = sizeof(me);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len);
-  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  if (::write(fd, request.data(), request.size()) < 0) return -1;
-  char buf[64];
+  testing::RawHttpConnection peer(port);
+  if (!peer.ok() || !peer.Write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) return -1;
   // The coordinator hangs up on us; waiting for that orders its log line before our check.
-  while (::read(fd, buf, sizeof(buf)) > 0) {
-  }
-  ::close(fd);
-  return ntohs(me.sin_port);
+  peer.ReadUntilClosed(absl::Seconds(10));
+  return peer.local_port();
 }
 
 // Every line parses as one JSON object with ts, level and event.

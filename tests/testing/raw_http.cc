@@ -21,7 +21,15 @@ RawHttpConnection::RawHttpConnection(int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) Close();
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Close();
+    return;
+  }
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+    local_port_ = ntohs(local.sin_port);
+  }
 }
 
 RawHttpConnection::~RawHttpConnection() { Close(); }

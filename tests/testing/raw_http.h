@@ -20,6 +20,8 @@ class RawHttpConnection {
   RawHttpConnection& operator=(const RawHttpConnection&) = delete;
 
   bool ok() const { return fd_ >= 0; }
+  // This end's port (the peer sees 127.0.0.1:local_port()), 0 if not connected.
+  int local_port() const { return local_port_; }
   // Writes all of `bytes`; false on error (e.g. the server closed the connection).
   bool Write(std::string_view bytes);
   // Reads until `needle` has arrived (returns everything read so far, including it), the
@@ -32,6 +34,7 @@ class RawHttpConnection {
 
  private:
   int fd_ = -1;
+  int local_port_ = 0;
   bool closed_ = false;
   std::string buffered_;
 };
