@@ -153,6 +153,16 @@ class AdminService final : public v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ExportModel(grpc::ServerContext* context, const v1::ExportModelRequest* request,
+                           v1::ExportModelResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto exported = coordinator_->ExportModel(*request);
+    if (!exported.ok()) return ToGrpcStatus(exported.status());
+    *response = std::move(*exported);
+    return grpc::Status::OK;
+  }
+
  private:
   Coordinator* const coordinator_;
 };
