@@ -10,6 +10,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libabsl-dev
   libssl-dev
+  libonnx-dev python3-onnx python3-numpy
   libeigen3-dev
   librocksdb-dev
   libboost-dev libboost-system-dev
