@@ -100,6 +100,10 @@ TEST_F(E2eModelExportTest, DemoModelAsOnnxScoresTheTestRowsAsReportedAndItsProve
       Console({"models", "export"}, {task_id, "--format", "onnx", "--out", model}));
   ASSERT_EQ(exported.exit_code(), 0) << exported.err;
   EXPECT_THAT(exported.out, HasSubstr("wrote        " + model + " and " + model + ".provenance"));
+  // The coordinator logs who took which model out (hashes, never parameters).
+  EXPECT_THAT(ReadFileOrEmpty(coordinator()->log_path()),
+              HasSubstr(absl::StrCat("event=model_exported operator=operator task=", task_id,
+                                     " round=", spec.rounds(), " format=onnx")));
 
   // Debian's checker, and numpy's own arithmetic on the reference test rows.
   ASSERT_OK_AND_ASSIGN(google::protobuf::Struct scored,
