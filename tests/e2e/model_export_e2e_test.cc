@@ -21,7 +21,9 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
 #include "tests/e2e/federation.h"
 #include "tests/testing/status_matchers.h"
 
@@ -194,6 +196,18 @@ TEST_F(E2eModelExportTest, DemoModelAsOnnxScoresTheTestRowsAsReportedAndItsProve
   EXPECT_NE(bad_round.exit_code(), 0);
   EXPECT_THAT(bad_round.err, HasSubstr("has no committed round 99"));
   EXPECT_FALSE(common::PathExists(temp().File("x.onnx")));
+
+  // An institution's certificate may not take the model out.
+  ASSERT_OK_AND_ASSIGN(auto channel, ChannelAs(site(Sites()[0]).tls, crypto::Role::kInstitution));
+  auto admin = v1::Admin::NewStub(channel);
+  grpc::ClientContext ctx;
+  v1::ExportModelRequest request;
+  request.set_task_id(task_id);
+  request.set_format("onnx");
+  v1::ExportModelResponse response;
+  const grpc::Status refused = admin->ExportModel(&ctx, request, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED) << refused.error_message();
+  EXPECT_TRUE(response.file().empty());
 }
 
 TEST_F(E2eModelExportTest, SimulateExportWritesACheckerValidOnnxWithAVerifyingRecord) {
