@@ -5,7 +5,8 @@
 // reference test rows to the accuracy the federation reported for that round; `tessera
 // models verify` accepts it with the CA certificate and refuses one flipped byte in the
 // file or in the record; `tessera predict` gives the same predictions and accuracy. And
-// `tessera simulate --export` writes a checker-valid ONNX with a verifying record.
+// `tessera simulate --export` writes a checker-valid ONNX with a verifying record, and a
+// DP task's record carries the epsilon the task reported.
 #include <cmath>
 #include <map>
 #include <string>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
+#include "common/proto_text.h"
 #include "common/status.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -24,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/admin.grpc.pb.h"
+#include "proto/model_provenance.pb.h"
 #include "tests/e2e/federation.h"
 #include "tests/testing/status_matchers.h"
 
@@ -235,6 +238,42 @@ TEST_F(E2eModelExportTest, SimulateExportWritesACheckerValidOnnxWithAVerifyingRe
                                                           model, "--ca", pki()->ca_cert_path()}));
   EXPECT_EQ(foreign.exit_code(), 1);
   EXPECT_THAT(foreign.err, HasSubstr("certificate:"));
+}
+
+TEST_F(E2eModelExportTest, SimulateExportOfADpTaskRecordsTheEpsilonTheTaskReported) {
+  const std::string model = temp().File("dp.json");
+  ASSERT_OK_AND_ASSIGN(CommandResult run,
+                       RunCommand({ConsoleBinary(), "simulate",
+                                   SourcePath("deploy/examples/breast_cancer_dp.textproto"),
+                                   "--clients", "3", "--test-rows", SourcePath(kSplitFile),
+                                   "--json", "--export", model, SourcePath(kDemoCsv)}));
+  ASSERT_EQ(run.exit_code(), 0) << run.err;
+  google::protobuf::Struct summary;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &summary).ok()) << run.out;
+  const auto& final_metrics = summary.fields().at("final").struct_value().fields();
+  v1::ModelProvenance record;
+  ASSERT_OK(
+      common::ParseTextProto(ReadFileOrEmpty(model + ".provenance"), "record", &record, nullptr));
+  EXPECT_TRUE(record.body().differential_privacy());
+  EXPECT_EQ(record.body().epsilon_at_round(), final_metrics.at("epsilon").number_value());
+  EXPECT_EQ(record.body().delta(), final_metrics.at("delta").number_value());
+  EXPECT_EQ(record.body().export_format(), "json");
+  // The JSON export scores the test rows as the federation reported.
+  const std::string test_csv = temp().File("test.csv");
+  std::vector<std::string> lines = absl::StrSplit(ReadFileOrEmpty(SourcePath(kDemoCsv)), '\n');
+  std::string text = lines[0] + "\n";
+  const std::vector<std::string> rows =
+      absl::StrSplit(ReadFileOrEmpty(SourcePath(kSplitFile)), '\n', absl::SkipEmpty());
+  for (const std::string& row : rows) {
+    text += lines[std::stoi(row) + 1] + "\n";
+  }
+  ASSERT_OK(common::WriteFileAtomic(test_csv, text));
+  ASSERT_OK_AND_ASSIGN(CommandResult predicted,
+                       RunCommand({ConsoleBinary(), "predict", model, test_csv}));
+  ASSERT_EQ(predicted.exit_code(), 0) << predicted.err;
+  EXPECT_THAT(predicted.err,
+              HasSubstr(absl::StrFormat("rows=%d accuracy=%.17g", kTestRows,
+                                        final_metrics.at("accuracy").number_value())));
 }
 
 }  // namespace
