@@ -28,6 +28,7 @@
 #include "model_export/provenance.h"
 #include "model_export/scorer.h"
 #include "proto/config.pb.h"
+#include "proto/config_paths.h"
 
 namespace tessera::console {
 namespace {
@@ -58,7 +59,7 @@ absl::StatusOr<std::string> CaPath(const std::string& ca, const std::string& con
   if (cc.tls().ca_cert().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, " names no tls.ca_cert; give --ca"));
   }
-  return cc.tls().ca_cert();
+  return proto::ResolveConfigPath(path, cc.tls().ca_cert());  // relative to the config's folder
 }
 
 void PrintRecord(const v1::ModelProvenance& record, const std::string& file) {
