@@ -17,8 +17,8 @@ packages=(
   libbenchmark-dev
   zlib1g-dev
   dataset-fashion-mnist
-  # issue 9: ONNX export (schema and checker), the metrics test's Prometheus server, the
-  # dashboard test's headless browser
+  # the ONNX export (schema; checker and numpy for its tests), the metrics test's
+  # Prometheus server, the dashboard test's headless browser
   libonnx-dev python3-onnx python3-numpy
   prometheus
   chromium
