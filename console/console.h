@@ -23,6 +23,9 @@ absl::Status SimulateCommand(const std::vector<std::string>& args);
 // `tessera query FILE ...`; args start after "query".
 absl::Status QueryCommand(const std::vector<std::string>& args);
 
+// `tessera dashboard ...` (dashboard_command.cc); args start after "dashboard".
+absl::Status DashboardCommand(const std::vector<std::string>& args);
+
 }  // namespace tessera::console
 
 #endif  // TESSERA_COORDINATOR_CONSOLE_CONSOLE_H_
