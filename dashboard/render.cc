@@ -219,7 +219,9 @@ std::string RenderTask(const v1::GetTaskResponse& task) {
                                   " <span class=\"muted\">", EscapeHtml(t.spec().name()),
                                   "</span></h2><dl><dt>State</dt><dd>", StateBadge(t.state()));
   if (!t.state_reason().empty()) {
-    absl::StrAppend(&html, " <span class=\"reason\">", EscapeHtml(t.state_reason()), "</span>");
+    const bool bad = t.state() == v1::TASK_FAILED || t.state() == v1::TASK_CANCELLED;
+    absl::StrAppend(&html, " <span class=\"", bad ? "reason" : "muted", "\">",
+                    EscapeHtml(t.state_reason()), "</span>");
   }
   absl::StrAppend(&html, "</dd><dt>Rounds committed</dt><dd>", Progress(t), "</dd>",
                   "<dt>Dataset</dt><dd>", EscapeHtml(t.spec().dataset().id()), "</dd>",

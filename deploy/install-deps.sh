@@ -17,6 +17,7 @@ packages=(
   libbenchmark-dev
   zlib1g-dev
   dataset-fashion-mnist
+  chromium  # tests: the dashboard in headless Chromium (DashboardChromiumTest)
 )
 
 missing=()
