@@ -44,13 +44,17 @@ absl::Status DashboardCommand(const std::vector<std::string>& args) {
   }
   options.poll_ms = static_cast<int>(poll_ms);
   ASSIGN_OR_RETURN(auto stub, conn.Connect());
-  ASSIGN_OR_RETURN(auto board, dashboard::Dashboard::Start(
-                                   options, dashboard::GrpcAdminSource(std::move(stub))));
-  std::printf("tessera dashboard: %s (Ctrl-C to stop)\n", board->url().c_str());
+  auto board = dashboard::Dashboard::Start(options, dashboard::GrpcAdminSource(std::move(stub)));
+  if (board.status().code() == absl::StatusCode::kUnavailable) {
+    // The page's address could not be bound: not the coordinator's fault (exit 4 says that).
+    return absl::FailedPreconditionError(board.status().message());
+  }
+  if (!board.ok()) return board.status();
+  std::printf("tessera dashboard: %s (Ctrl-C to stop)\n", (*board)->url().c_str());
   std::fflush(stdout);
-  if (!ready_file.empty()) RETURN_IF_ERROR(common::WriteReadyFile(ready_file, board->url()));
+  if (!ready_file.empty()) RETURN_IF_ERROR(common::WriteReadyFile(ready_file, (*board)->url()));
   stop.WaitForNotification();
-  board->Stop();
+  (*board)->Stop();
   return absl::OkStatus();
 }
 

@@ -191,6 +191,9 @@ absl::Status Dashboard::Impl::Start() {
                 [this](const http::Request& r, http::EventStream& events) { Follow(r, events); });
   http::ServerOptions http_options;
   http_options.listen = options_.listen;
+  // A page waits on the coordinator in an I/O thread (streams have their own): a few, so
+  // that a slow coordinator does not hold up the script and stylesheet.
+  http_options.threads = 4;
   const bool loopback = options_.listen.rfind("127.", 0) == 0 ||
                         options_.listen.rfind("localhost:", 0) == 0 ||
                         options_.listen.rfind("[::1]:", 0) == 0;

@@ -79,6 +79,11 @@ std::string FormatEvent(std::string_view event, std::string_view data) {
 
 }  // namespace
 
+bool EventStream::Wait(int milliseconds) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+  return true;
+}
+
 std::vector<std::string> LoopbackHosts() {
   return {"127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}"};
 }

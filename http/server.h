@@ -60,8 +60,9 @@ class EventStream {
   // gone, a write timed out, or the server is stopping: the handler should then return.
   virtual bool Send(std::string_view event, std::string_view data) = 0;
   // Waits `milliseconds` (a poll interval); returns false early once the client has gone or
-  // the server is stopping, so a handler between events ends promptly.
-  virtual bool Wait(int milliseconds) = 0;
+  // the server is stopping, so a handler between events ends promptly. (The default, for
+  // test doubles, just sleeps and returns true.)
+  virtual bool Wait(int milliseconds);
 };
 
 using Handler = std::function<Response(const Request&)>;

@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/federation.h"
+#include "tests/testing/raw_http.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::e2e {
@@ -236,6 +237,50 @@ TEST_F(DashboardChromiumTest, ShowsARealRunsCurvesAndFollowsALiveTask) {
 
   // The dashboard stops cleanly on SIGTERM.
   EXPECT_TRUE(dashboard_->Terminate().Succeeded()) << dashboard_->LogTail();
+}
+
+// The command itself, without a browser: its flags, a page address already taken, and a
+// coordinator that is not there (the page says so; the dashboard keeps serving).
+class DashboardCommandTest : public FederationTest {};
+
+TEST_F(DashboardCommandTest, RefusesBadFlagsAndServesWhileTheCoordinatorIsAway) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK_AND_ASSIGN(int free_port, ReserveLoopbackPort());
+  const std::vector<std::string> tls = {
+      "--ca",  operator_tls().ca_cert(), "--cert",        operator_tls().cert(),
+      "--key", operator_tls().key(),     "--coordinator", absl::StrCat("127.0.0.1:", free_port)};
+  auto run = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {ConsoleBinary(), "dashboard"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), tls.begin(), tls.end());
+    return RunCommand(argv, absl::Seconds(30));
+  };
+  ASSERT_OK_AND_ASSIGN(CommandResult poll, run({"--poll-ms", "5"}));
+  EXPECT_EQ(poll.exit_code(), 2);
+  EXPECT_THAT(poll.err, HasSubstr("--poll-ms must be from 100"));
+  ASSERT_OK_AND_ASSIGN(CommandResult where, run({"--listen", "nowhere.example:80"}));
+  EXPECT_EQ(where.exit_code(), 2);
+  EXPECT_THAT(where.err, HasSubstr("listen address 'nowhere.example:80'"));
+
+  const std::string ready = absl::StrCat(temp().path(), "/dashboard.ready");
+  std::vector<std::string> argv = {ConsoleBinary(), "dashboard",    "--listen",
+                                   "127.0.0.1:0",   "--ready-file", ready};
+  argv.insert(argv.end(), tls.begin(), tls.end());
+  ASSERT_OK_AND_ASSIGN(auto board,
+                       Process::Start(argv, absl::StrCat(temp().path(), "/dashboard.log")));
+  ASSERT_OK_AND_ASSIGN(std::string url, WaitForFile(ready, *board, absl::Seconds(30)));
+  const std::string address = url.substr(7, url.size() - 8);  // http://ADDRESS/
+  const int port = std::stoi(address.substr(address.rfind(':') + 1));
+  std::string page = testing::RawHttpGet(port, "/");
+  EXPECT_EQ(testing::RawHttpStatus(page), 502) << page;
+  EXPECT_THAT(page, HasSubstr("coordinator unreachable"));
+  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(port, "/dashboard.js")), 200);
+
+  // A second dashboard on the same address: exit 1 naming it (not 4, "coordinator gone").
+  ASSERT_OK_AND_ASSIGN(CommandResult taken, run({"--listen", address}));
+  EXPECT_EQ(taken.exit_code(), 1) << taken.err;
+  EXPECT_THAT(taken.err, HasSubstr(address));
+  EXPECT_TRUE(board->Terminate().Succeeded()) << board->LogTail();
 }
 
 }  // namespace
