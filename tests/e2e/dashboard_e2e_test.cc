@@ -123,8 +123,10 @@ class DashboardChromiumTest : public FederationTest {
     }
     const char* update = std::getenv("TESSERA_UPDATE_SCREENSHOTS");
     if (update != nullptr && std::string(update) == "1") {
+      std::error_code ec;
       std::filesystem::copy_file(path, SourcePath("docs/images/" + name),
-                                 std::filesystem::copy_options::overwrite_existing);
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+      if (ec) return absl::InternalError(absl::StrCat("copying ", name, ": ", ec.message()));
     }
     return absl::OkStatus();
   }
@@ -144,6 +146,53 @@ class DashboardChromiumTest : public FederationTest {
                      Process::Start(argv, absl::StrCat(temp().path(), "/dashboard.log")));
     ASSIGN_OR_RETURN(url_, WaitForFile(ready, *dashboard_, absl::Seconds(30)));
     return absl::OkStatus();
+  }
+
+  // Submits `spec` for kLiveRounds rounds; freezes the sites once round 2 has committed,
+  // opens the task's page in Chromium, thaws them, and checks the DOM Chromium dumps when
+  // the task has ended: the page's script applied the stream's fragments up to the last
+  // round.
+  void FollowsALiveTask(v1::TaskSpec spec) {
+    constexpr int kLiveRounds = 8;
+    spec.set_rounds(kLiveRounds);
+    ASSERT_OK_AND_ASSIGN(std::string live, SubmitTask(spec));
+    ASSERT_OK_AND_ASSIGN(v1::TaskRecord at_k, WaitForTask(live, [](const v1::TaskRecord& t) {
+                           return t.last_committed_round() >= 2 || t.state() == v1::TASK_FAILED ||
+                                  t.state() == v1::TASK_CANCELLED;
+                         }));
+    ASSERT_EQ(at_k.state(), v1::TASK_RUNNING) << at_k.state_reason();
+    for (const std::string& site : Sites()) ASSERT_OK(this->site(site).process->Stop());
+    const std::string live_page = absl::StrCat(url_, "task?id=", live);
+    ASSERT_OK(Screenshot(live_page, "dashboard-running.png", "1280,760", false));
+    // The screenshot's page opened a stream too: wait for one more.
+    const std::string opened = absl::StrCat("event=dashboard_stream_opened task=", live);
+    const int streams_before = Count(dashboard_->Log(), opened);
+    ASSERT_OK_AND_ASSIGN(
+        auto browser,
+        Process::Start(Chromium({"--virtual-time-budget=120000", "--dump-dom", live_page}),
+                       absl::StrCat(temp().path(), "/chromium-live.log")));
+    ASSERT_OK(WaitFor(
+        "the page's event stream",
+        [&] { return Count(dashboard_->Log(), opened) > streams_before; }, absl::Seconds(60)));
+    for (const std::string& site : Sites()) ASSERT_OK(this->site(site).process->Continue());
+    ASSERT_OK_AND_ASSIGN(ExitStatus how, browser->Wait(absl::Seconds(120)));
+    ASSERT_TRUE(how.Succeeded()) << how.ToString() << "\n" << browser->LogTail();
+    const std::string live_dom = Document(browser->Log());
+    const std::string tag = LiveTag(live_dom);
+    ASSERT_FALSE(tag.empty()) << browser->LogTail();
+    const std::vector<std::string> initial = AttributeValues(tag, "data-initial-points");
+    const std::vector<std::string> updates = AttributeValues(tag, "data-updates");
+    ASSERT_EQ(initial.size(), 1u) << tag;
+    ASSERT_EQ(updates.size(), 1u) << tag;
+    EXPECT_GE(std::stoi(initial[0]), 2) << tag;
+    EXPECT_LT(std::stoi(initial[0]), kLiveRounds) << tag;
+    EXPECT_GE(std::stoi(updates[0]), 1) << tag;
+    const std::vector<std::string> final_points = AttributeValues(live_dom, "data-points");
+    ASSERT_GE(final_points.size(), 2u) << live_dom;
+    for (const std::string& p : final_points) EXPECT_EQ(p, absl::StrCat(kLiveRounds));
+    EXPECT_THAT(live_dom, HasSubstr("COMPLETED"));
+    std::printf("live page: loaded at %s of %d rounds, %s updates applied\n", initial[0].c_str(),
+                kLiveRounds, updates[0].c_str());
   }
 
   int chromium_runs_ = 0;
@@ -190,49 +239,11 @@ TEST_F(DashboardChromiumTest, ShowsARealRunsCurvesAndFollowsALiveTask) {
   ASSERT_OK(Screenshot(page, "dashboard-task.png", "1280,1300", true));
 
   // A running task: the page loads at k rounds (sites frozen) and follows it to the end.
-  constexpr int kLiveRounds = 8;
-  spec.set_rounds(kLiveRounds);
   spec.set_name("dashboard-live");
   // Another training configuration: a site contributes to one configuration once.
   spec.mutable_training()->set_learning_rate(0.25);
-  ASSERT_OK_AND_ASSIGN(std::string live, SubmitTask(spec));
-  ASSERT_OK_AND_ASSIGN(v1::TaskRecord at_k, WaitForTask(live, [](const v1::TaskRecord& t) {
-                         return t.last_committed_round() >= 2 || t.state() == v1::TASK_FAILED ||
-                                t.state() == v1::TASK_CANCELLED;
-                       }));
-  ASSERT_EQ(at_k.state(), v1::TASK_RUNNING) << at_k.state_reason();
-  for (const std::string& site : Sites()) ASSERT_OK(this->site(site).process->Stop());
-  const std::string live_page = absl::StrCat(url_, "task?id=", live);
-  ASSERT_OK(Screenshot(live_page, "dashboard-running.png", "1280,760", false));
-  // The screenshot's page opened a stream too: wait for one more.
-  const std::string opened = absl::StrCat("event=dashboard_stream_opened task=", live);
-  const int streams_before = Count(dashboard_->Log(), opened);
-  ASSERT_OK_AND_ASSIGN(
-      auto browser,
-      Process::Start(Chromium({"--virtual-time-budget=120000", "--dump-dom", live_page}),
-                     absl::StrCat(temp().path(), "/chromium-live.log")));
-  ASSERT_OK(WaitFor(
-      "the page's event stream", [&] { return Count(dashboard_->Log(), opened) > streams_before; },
-      absl::Seconds(60)));
-  for (const std::string& site : Sites()) ASSERT_OK(this->site(site).process->Continue());
-  ASSERT_OK_AND_ASSIGN(ExitStatus how, browser->Wait(absl::Seconds(120)));
-  ASSERT_TRUE(how.Succeeded()) << how.ToString() << "\n" << browser->LogTail();
-  const std::string live_dom = Document(browser->Log());
-  const std::string tag = LiveTag(live_dom);
-  ASSERT_FALSE(tag.empty()) << browser->LogTail();
-  const std::vector<std::string> initial = AttributeValues(tag, "data-initial-points");
-  const std::vector<std::string> updates = AttributeValues(tag, "data-updates");
-  ASSERT_EQ(initial.size(), 1u) << tag;
-  ASSERT_EQ(updates.size(), 1u) << tag;
-  EXPECT_GE(std::stoi(initial[0]), 2) << tag;
-  EXPECT_LT(std::stoi(initial[0]), kLiveRounds) << tag;
-  EXPECT_GE(std::stoi(updates[0]), 1) << tag;
-  const std::vector<std::string> final_points = AttributeValues(live_dom, "data-points");
-  ASSERT_GE(final_points.size(), 2u) << live_dom;
-  for (const std::string& p : final_points) EXPECT_EQ(p, absl::StrCat(kLiveRounds));
-  EXPECT_THAT(live_dom, HasSubstr("COMPLETED"));
-  std::printf("live page: loaded at %s of %d rounds, %s updates applied\n", initial[0].c_str(),
-              kLiveRounds, updates[0].c_str());
+  FollowsALiveTask(spec);
+  if (HasFatalFailure()) return;
   ASSERT_OK(Screenshot(url_, "dashboard-overview.png", "1280,560", false));
 
   // The dashboard stops cleanly on SIGTERM.
