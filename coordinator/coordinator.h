@@ -24,6 +24,7 @@
 #include "coordinator/store.h"
 #include "coordinator/task_runner.h"
 #include "coordinator/work_board.h"
+#include "crypto/signature.h"
 #include "proto/admin.pb.h"
 #include "proto/federation.pb.h"
 
@@ -36,6 +37,10 @@ struct CoordinatorOptions {
   // A client not heard from for this long is not picked into cohorts.
   absl::Duration client_liveness = absl::Seconds(90);
   TaskRunnerOptions runner;
+  // The coordinator's certificate (PEM) and a signer with its key, for the model provenance
+  // records of ExportModel. Unset (null): ExportModel is FAILED_PRECONDITION.
+  std::string certificate_pem;
+  std::shared_ptr<const crypto::Signer> signer;
 };
 
 class Coordinator {
@@ -66,6 +71,9 @@ class Coordinator {
   absl::Status CancelTask(const std::string& operator_id, const std::string& task_id,
                           const std::string& reason);
   std::vector<v1::ClientRecord> ListClients() const;
+  // A committed round's model as a file with its signed provenance record
+  // (proto/admin.proto ExportModel; model_export.cc). Errors as documented there.
+  absl::StatusOr<v1::ExportModelResponse> ExportModel(const v1::ExportModelRequest& request);
 
   // ---- Federation ----
   absl::StatusOr<v1::HelloResponse> Hello(const std::string& client_id,
