@@ -372,6 +372,12 @@ absl::Status Wait(const std::vector<std::string>& args) {
     if (!task.ok()) {
       // Ride out a coordinator restart; give up on anything else.
       if (!RideOut(task.status())) return task.status();
+      // The next call on a fresh channel. The old one, in TRANSIENT_FAILURE, fails calls at
+      // once, and between our calls nothing polls it: its reconnection's TLS handshake then
+      // only moves on gRPC's 5-s backup poller and times out (its connect timeout is the
+      // 250-ms minimum backoff, crypto/tls.h), so a restarted coordinator was seen again only
+      // 30-60 s later. A fresh channel's first call waits for its own handshake.
+      ASSIGN_OR_RETURN(stub, conn.Connect());
       if (absl::Now() - last_answer > absl::Seconds(static_cast<int64_t>(unreachable_seconds))) {
         return absl::UnavailableError(
             absl::StrCat("the coordinator has not answered for ", unreachable_seconds,
