@@ -218,9 +218,17 @@ class TaskRunner {
   // its dataset, leaving out `contributed` and the sites that rejected the task or are out
   // of budget; returns them. Empty if halted meanwhile, or if too few known sites are left
   // (then `*unreachable` says why, the sites' own reasons first).
-  std::vector<std::string> WaitForCohort(const v1::TaskRecord& task,
+  // While it waits, task.waiting says why (written when it changes, cleared at the end).
+  std::vector<std::string> WaitForCohort(v1::TaskRecord& task,
                                          const std::set<std::string>& contributed,
                                          std::string* unreachable);
+  // The wait for a cohort in words (site_answers.h): `cohort` are the connected sites that
+  // may take part, `need` the sites the stage needs.
+  v1::TaskWaiting Waiting(const v1::TaskRecord& task, const std::vector<std::string>& cohort,
+                          const std::set<std::string>& contributed,
+                          const std::set<std::string>& excluded, uint32_t need) const;
+  // Sets (or, with nullopt, clears) task.waiting and writes the task if it changed.
+  void NoteWaiting(v1::TaskRecord& task, const std::optional<v1::TaskWaiting>& waiting);
   // The in-flight record of `round` (a fresh one if the store has none for it).
   absl::StatusOr<v1::InFlightRound> InFlightOf(uint32_t round);
   // The noise multipliers of every release charged to the task so far: committed rounds'
