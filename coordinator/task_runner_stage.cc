@@ -227,7 +227,8 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
       in_flight.attempt() - in_flight.unspent_attempts() > spec.max_round_attempts()) {
     const std::string cause = FailureCause(in_flight.stage_attempts());
     end.reason = absl::StrCat("after ", spec.max_round_attempts(),
-                              " attempts: ", cause.empty() ? "no sum" : cause);
+                              spec.max_round_attempts() == 1 ? " attempt: " : " attempts: ",
+                              cause.empty() ? "no sum" : cause);
     return end;
   }
   if (std::optional<std::string> overdue = ApprovalOverdue(task, in_flight)) {

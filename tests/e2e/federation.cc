@@ -214,6 +214,7 @@ absl::Status FederationTest::WriteCoordinatorConfig() {
   config.set_listen_address("127.0.0.1:0");  // each start passes --listen
   config.set_data_dir(data_dir_);
   *config.mutable_tls() = coordinator_tls_;
+  config.MergeFrom(coordinator_overrides);
   return WriteText(coordinator_config_path_, config);
 }
 

@@ -162,6 +162,10 @@ class FederationTest : public ::testing::Test {
   const v1::TlsFiles& operator_tls() const { return operator_tls_; }
   const std::string& data_dir() const { return data_dir_; }
 
+  // Fields merged into the coordinator's config when StartCoordinator first writes it (e.g.
+  // a short long_poll_seconds); set before the first start.
+  v1::CoordinatorConfig coordinator_overrides;
+
  private:
   absl::Status WriteCoordinatorConfig();
   absl::Status WriteConsoleConfig();
