@@ -380,9 +380,11 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
 void SecureStageRunner::WaitForStep(const SecureStageRequest& request, const std::string& work_id,
                                     absl::Time deadline, bool first_step, SessionSink& sink) {
   while (true) {
-    // The first step wakes up now and then to offer sites awaiting approval their item again.
-    const absl::Time wake =
-        first_step ? std::min(deadline, clock_->Now() + request.approval_poll) : deadline;
+    // Every step wakes up now and then to report the sites' answers so far; the first step
+    // also to offer sites awaiting approval their item again.
+    absl::Duration nap = request.answers_report_interval;
+    if (first_step) nap = std::min(nap, request.approval_poll);
+    const absl::Time wake = std::min(deadline, clock_->Now() + nap);
     const bool answered = sink.WaitForStep(wake);
     if (request.decisions_changed) {
       if (std::optional<SiteDecisions> heard = sink.Decisions(/*only_if_changed=*/true)) {

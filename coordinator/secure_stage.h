@@ -106,6 +106,8 @@ struct SecureStageRequest {
   // while a step is open (seen at the step's wake-ups). The ended session's record is
   // SecureStageResult::attempt instead. May be empty.
   std::function<void(const v1::StageAttempt&)> attempt_changed;
+  // How often, while a step is open, attempt_changed is told of answers that arrived.
+  absl::Duration answers_report_interval = absl::Seconds(1);
   // When the session began, for a resumed one (its attempt record's started_unix_ms); 0:
   // now.
   int64_t resume_started_unix_ms = 0;

@@ -64,7 +64,11 @@ std::vector<v1::SiteAnswer> SiteAnswersOf(const SessionFacts& facts) {
     } else if (facts.running) {
       a.set_kind(v1::SITE_ANSWER_PENDING);
       a.set_step(facts.step);
-      if (facts.step == v1::SECAGG_ADVERTISE_KEYS && facts.pending.contains(id)) {
+      if (!facts.pending.contains(id)) {
+        a.set_detail("answered this step");
+      } else if (facts.step != v1::SECAGG_ADVERTISE_KEYS) {
+        a.set_detail("has not answered this step yet");
+      } else {
         a.set_detail(facts.fetched_first.contains(id) ? "computing its contribution"
                                                       : "has not fetched the work yet");
       }

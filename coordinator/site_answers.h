@@ -62,7 +62,10 @@ struct SessionFacts {
 //   - dropped for no answer in the first step      -> NOT_CONNECTED if it never fetched the
 //                                                     item, else NO_ANSWER;
 //   - dropped otherwise                            -> DROPPED (step, reason, detail);
-//   - still expected in a running session          -> PENDING (current step);
+//   - otherwise, in a running session              -> PENDING (current step; detail: "answered
+//                                                     this step", "computing its contribution",
+//                                                     "has not fetched the work yet", "has not
+//                                                     answered this step yet");
 //   - otherwise (the session ended without a sum)  -> NO_SUM.
 std::vector<v1::SiteAnswer> SiteAnswersOf(const SessionFacts& facts);
 

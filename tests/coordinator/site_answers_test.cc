@@ -72,12 +72,15 @@ TEST(SiteAnswersTest, CompletedSessionContributorsAndRunningSessionPending) {
   running.invited = {"site-a", "site-b"};
   running.running = true;
   running.step = v1::SECAGG_ADVERTISE_KEYS;
+  running.invited.push_back("site-c");
   running.pending = {"site-a", "site-b"};
-  running.fetched_first = {"site-a"};
+  running.fetched_first = {"site-a", "site-c"};
   std::vector<v1::SiteAnswer> answers = SiteAnswersOf(running);
   EXPECT_EQ(answers[0].kind(), v1::SITE_ANSWER_PENDING);
+  EXPECT_EQ(answers[0].step(), v1::SECAGG_ADVERTISE_KEYS);
   EXPECT_EQ(answers[0].detail(), "computing its contribution");
   EXPECT_EQ(answers[1].detail(), "has not fetched the work yet");
+  EXPECT_EQ(answers[2].detail(), "answered this step");
 }
 
 v1::StageAttempt Attempt(uint32_t n, const SessionFacts& facts, const std::string& outcome) {

@@ -63,6 +63,15 @@ TEST_F(E2eTasksWaitTest, RidesOutACoordinatorRestartThenExitsThreeWhenCancelled)
       Process::Start({ConsoleBinary(), "tasks", "wait", "--config",
                       temp().File("operator-console.textproto"), "--poll-ms", "100", task_id},
                      temp().File("wait.log")));
+  // The wait has heard from the first coordinator: it prints why the task waits.
+  ASSERT_OK(WaitFor(
+      "the wait's first answer",
+      [&] {
+        return wait->Log().find(task_id +
+                                ": waiting for 4 sites holding dataset breast_cancer "
+                                "(have 3)") != std::string::npos;
+      },
+      absl::Seconds(20)));
   ASSERT_OK(StopCoordinator());
   ASSERT_OK(StartCoordinator(absl::StrCat("127.0.0.1:", port())));
   ASSERT_OK_AND_ASSIGN(CommandResult cancelled, Console({"tasks", "cancel"}, {task_id}));

@@ -183,8 +183,21 @@ TEST_F(E2eDiagnosticsTest, FrozenSiteTurnsStaleAndFailsTheTaskAsNotConnected) {
   ASSERT_OK_AND_ASSIGN(CommandResult table, Console({"clients", "list"}));
   EXPECT_THAT(table.out, HasSubstr("hospital-c  STALE"));
 
-  // Still within the liveness window, it is invited, and never fetches the work.
+  // Still within the liveness window, it is invited, and never fetches the work: while the
+  // session's first step is open, the round in flight says so.
   ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(Spec(1)));
+  ASSERT_OK(WaitFor(
+      "hospital-c pending in the round in flight",
+      [&] {
+        absl::StatusOr<v1::GetTaskResponse> t = GetTask(task_id);
+        if (!t.ok() || t->in_flight().stage_attempts().empty()) return false;
+        const v1::StageAttempt& a = t->in_flight().stage_attempts(0);
+        const v1::SiteAnswer c = AnswerOf(a, "hospital-c");
+        return c.kind() == v1::SITE_ANSWER_PENDING &&
+               c.detail() == "has not fetched the work yet" &&
+               AnswerOf(a, "hospital-a").kind() == v1::SITE_ANSWER_PENDING;
+      },
+      absl::Seconds(20)));
   ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished, absl::Seconds(60)));
   ASSERT_EQ(done.state(), v1::TASK_FAILED) << done.state_reason();
   EXPECT_THAT(done.state_reason(),
