@@ -38,6 +38,15 @@
 // the stage's minimum and fails otherwise, naming the site and its reason ("site-b refused
 // the task: its privacy budget is exhausted: <reason>; only 2 known sites ...").
 //
+// Diagnostics (site_answers.h): each session's record with every invited site's answer is
+// kept in the in-flight record (InFlightRound.stage_attempts, rewritten as sites answer and
+// at every step boundary), committed with the round (RoundRecord.stage_attempts) and, when
+// the task fails, kept on the task (TaskRecord.failed_round_attempts); a stage that runs out
+// of attempts fails naming the sites and what they did ("statistics round failed after 20
+// attempts: site-c declined POLICY_REFUSED: <rule>; last session: ..."). While a stage waits
+// for its cohort, TaskRecord.waiting says why ("waiting for 3 sites holding dataset X (have
+// 2)"); it is cleared when the cohort is there or the task ends.
+//
 // Provenance: the provenance of every session whose sum a round uses (which sites' inputs
 // made it, with their consistency signatures, secagg/provenance.h) is kept in the in-flight
 // record as soon as the sum is used, and committed with the round (RoundRecord.provenance);
