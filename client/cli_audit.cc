@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/audit_summary.h"
+#include "client/config_reload.h"
 #include "client/ledger.h"
 #include "client/provenance_check.h"
 #include "client/site_store.h"
@@ -75,15 +76,7 @@ struct Where {
     if (with_ca) flags.AddString("ca", &ca_path, "the federation CA certificate (PEM)");
   }
 
-  absl::StatusOr<v1::ClientConfig> Config() const {
-    v1::ClientConfig config;
-    common::TextLocations where;
-    RETURN_IF_ERROR(common::LoadProtoFile(config_path, &config, &where));
-    RETURN_IF_ERROR(
-        common::FieldErrorsToStatus(proto::ValidateClientConfig(config), config_path, &where));
-    proto::ApplyClientDefaults(&config);
-    return config;
-  }
+  absl::StatusOr<v1::ClientConfig> Config() const { return LoadClientConfig(config_path); }
 
   // The site's name: from the config's certificate, else empty.
   absl::StatusOr<std::string> SiteId() const {

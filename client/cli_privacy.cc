@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "client/config_reload.h"
 #include "client/internal/cli_flags.h"
 #include "client/site_budget.h"
 #include "client/site_store.h"
@@ -91,10 +92,7 @@ absl::Status PrivacyCommand(const std::vector<std::string>& args) {
   v1::ClientConfig config;
   std::vector<std::string> datasets;
   if (!config_path.empty()) {
-    common::TextLocations where;
-    RETURN_IF_ERROR(common::LoadProtoFile(config_path, &config, &where));
-    RETURN_IF_ERROR(
-        common::FieldErrorsToStatus(proto::ValidateClientConfig(config), config_path, &where));
+    ASSIGN_OR_RETURN(config, LoadClientConfig(config_path));
     store_dir = config.data_dir();
     for (const v1::LocalDataset& d : config.datasets()) datasets.push_back(d.id());
   }

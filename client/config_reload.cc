@@ -6,6 +6,7 @@
 #include "common/status.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "proto/config_paths.h"
 #include "proto/validation.h"
 
 namespace tessera::client {
@@ -34,6 +35,7 @@ absl::StatusOr<v1::ClientConfig> LoadClientConfig(const std::string& path) {
   v1::ClientConfig config;
   common::TextLocations where;
   RETURN_IF_ERROR(common::LoadProtoFile(path, &config, &where));
+  proto::ResolveRelativePaths(path, &config);
   RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateClientConfig(config), path, &where));
   proto::ApplyClientDefaults(&config);
   return config;

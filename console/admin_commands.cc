@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/config.pb.h"
+#include "proto/config_paths.h"
 #include "proto/grpc_status.h"
 #include "proto/validation.h"
 
@@ -70,7 +71,10 @@ absl::StatusOr<v1::ConsoleConfig> Connection::Config() const {
     if (env != nullptr) path = env;
   }
   common::TextLocations where;
-  if (!path.empty()) RETURN_IF_ERROR(common::LoadProtoFile(path, &cc, &where));
+  if (!path.empty()) {
+    RETURN_IF_ERROR(common::LoadProtoFile(path, &cc, &where));
+    proto::ResolveRelativePaths(path, &cc);
+  }
   if (!coordinator.empty()) cc.set_coordinator_address(coordinator);
   if (!server_name.empty()) cc.set_server_name(server_name);
   if (!ca.empty()) cc.mutable_tls()->set_ca_cert(ca);

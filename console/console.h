@@ -22,6 +22,10 @@ absl::Status ClientsCommand(const std::vector<std::string>& args);
 absl::Status SimulateCommand(const std::vector<std::string>& args);
 // `tessera query FILE ...`; args start after "query".
 absl::Status QueryCommand(const std::vector<std::string>& args);
+// `tessera models export|verify ...`; args start after "models" (models_commands.cc).
+absl::Status ModelsCommand(const std::vector<std::string>& args);
+// `tessera predict MODEL DATA.csv ...`; args start after "predict" (predict_command.cc).
+absl::Status PredictCommand(const std::vector<std::string>& args);
 
 }  // namespace tessera::console
 

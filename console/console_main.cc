@@ -26,7 +26,10 @@ constexpr char kUsage[] =
     "  tasks provenance  which sites made a committed round's sums, verified with the CA\n"
     "  clients list  institutions known to the coordinator\n"
     "  query         run a federated-analytics query file and print its answer\n"
-    "  simulate      try a task on a local CSV split among simulated sites\n\n"
+    "  simulate      try a task on a local CSV split among simulated sites\n"
+    "  models export a committed model as onnx/json/csv with its signed provenance\n"
+    "  models verify check an exported model file against its provenance with the CA\n"
+    "  predict       score a CSV locally with an exported model (no network)\n\n"
     "Admin commands reach the coordinator with an operator certificate: --config FILE (a\n"
     "ConsoleConfig; default $TESSERA_CONSOLE_CONFIG) or --coordinator/--ca/--cert/--key.\n"
     "Run 'tessera COMMAND SUBCOMMAND --help' for flags, 'tessera --version' for the version.\n";
@@ -75,9 +78,14 @@ int main(int argc, char** argv) {
     st = tessera::console::QueryCommand(args);
   } else if (command == "simulate") {
     st = tessera::console::SimulateCommand(args);
+  } else if (command == "models") {
+    st = tessera::console::ModelsCommand(args);
+  } else if (command == "predict") {
+    st = tessera::console::PredictCommand(args);
   } else {
-    st = absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", command, "' (pki, tasks, clients, query or simulate; see --help)"));
+    st = absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", command,
+                     "' (pki, tasks, clients, query, simulate, models or predict; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());

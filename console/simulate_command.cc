@@ -30,8 +30,8 @@
 #include "common/status.h"
 #include "console/console.h"
 #include "console/internal.h"
-#include "simulation/simulation.h"
 #include "proto/validation.h"
+#include "simulation/simulation.h"
 
 namespace tessera::console {
 namespace {
@@ -74,6 +74,7 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   std::string work_dir;
   std::string idx_dir;
   bool json = false;
+  std::string export_path;
   common::FlagParser flags(
       "tessera simulate TASK_FILE --clients N [--partition P] [--test-rows ROWS] [--json] "
       "DATA.csv | --idx DIR",
@@ -90,6 +91,10 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
                   "instead of DATA.csv: an MNIST-style IDX directory (e.g. "
                   "/usr/share/datasets/fashion-mnist), official train/test split");
   flags.AddBool("json", &json, "print one JSON object instead of tables");
+  flags.AddString("export", &export_path,
+                  "write the final model to FILE.onnx|.json|.csv with FILE.provenance (signed "
+                  "by the simulation's throw-away CA, whose certificate goes to "
+                  "FILE.simulation-ca.pem)");
   std::vector<std::string> positional;
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 2));
   if (!go) return absl::OkStatus();
@@ -111,6 +116,9 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   if (clients > 1000) return absl::InvalidArgumentError("--clients: at most 1000 sites");
   options.num_sites = static_cast<uint32_t>(clients);
   options.test_rows_file = test_rows;
+  if (!export_path.empty()) {
+    ASSIGN_OR_RETURN(options.export_format, internal::ExportFormatOfPath(export_path));
+  }
   std::string temp;
   if (work_dir.empty()) {
     char pattern[] = "/tmp/tessera-simulate-XXXXXX";
@@ -184,6 +192,10 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
     for (const auto& [name, value] : result->final_metrics) {
       std::printf("final %s=%.4f\n", name.c_str(), value);
     }
+  }
+  if (!export_path.empty()) {
+    RETURN_IF_ERROR(internal::WriteSimulationExport(
+        export_path, result->export_file, result->export_provenance, result->ca_cert_pem));
   }
   if (task.state() == v1::TASK_FAILED || task.state() == v1::TASK_CANCELLED) {
     return absl::AbortedError(absl::StrCat(

@@ -24,6 +24,7 @@
 #include "coordinator/store.h"
 #include "coordinator/task_runner.h"
 #include "coordinator/work_board.h"
+#include "crypto/signature.h"
 #include "proto/admin.pb.h"
 #include "proto/federation.pb.h"
 
@@ -40,6 +41,10 @@ struct CoordinatorOptions {
   // long-poll time.
   absl::Duration client_stale_after = absl::Seconds(40);
   TaskRunnerOptions runner;
+  // The coordinator's certificate (PEM) and a signer with its key, for the model provenance
+  // records of ExportModel. Unset (null): ExportModel is FAILED_PRECONDITION.
+  std::string certificate_pem;
+  std::shared_ptr<const crypto::Signer> signer;
 };
 
 class Coordinator {
@@ -76,6 +81,9 @@ class Coordinator {
   // The status thresholds (ClientRegistry::stale_after, offline_after).
   absl::Duration client_stale_after() const { return registry_.stale_after(); }
   absl::Duration client_offline_after() const { return registry_.offline_after(); }
+  // A committed round's model as a file with its signed provenance record
+  // (proto/admin.proto ExportModel; model_export.cc). Errors as documented there.
+  absl::StatusOr<v1::ExportModelResponse> ExportModel(const v1::ExportModelRequest& request);
 
   // ---- Federation ----
   absl::StatusOr<v1::HelloResponse> Hello(const std::string& client_id,

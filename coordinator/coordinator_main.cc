@@ -11,6 +11,7 @@
 #include "common/version.h"
 #include "coordinator/server.h"
 #include "proto/config.pb.h"
+#include "proto/config_paths.h"
 #include "proto/validation.h"
 
 namespace {
@@ -49,6 +50,7 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   tessera::v1::CoordinatorConfig config;
   tessera::common::TextLocations where;
   if (auto st = tessera::common::LoadProtoFile(config_path, &config, &where); !st.ok()) return st;
+  tessera::proto::ResolveRelativePaths(config_path, &config);
   if (!listen.empty()) config.set_listen_address(listen);
   if (!ready_file.empty()) config.set_ready_file(ready_file);
   if (!data_dir.empty()) config.set_data_dir(data_dir);

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
+#include "crypto/hash.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/service_type.h"
@@ -152,6 +153,24 @@ class AdminService final : public v1::Admin::Service {
     response->set_now_unix_ms(absl::ToUnixMillis(absl::Now()));
     response->set_stale_after_ms(absl::ToInt64Milliseconds(coordinator_->client_stale_after()));
     response->set_offline_after_ms(absl::ToInt64Milliseconds(coordinator_->client_offline_after()));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ExportModel(grpc::ServerContext* context, const v1::ExportModelRequest* request,
+                           v1::ExportModelResponse* response) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto exported = coordinator_->ExportModel(*request);
+    if (!exported.ok()) return ToGrpcStatus(exported.status());
+    // Which operator took which model out: hashes only, never the parameters.
+    common::LogInfo("model_exported")
+        .With("operator", caller->node_id)
+        .With("task", request->task_id().substr(0, 128))
+        .With("round", exported->round())
+        .With("format", exported->provenance().body().export_format())
+        .With("file_sha256", crypto::ToHex(exported->provenance().body().export_sha256()))
+        .With("model_sha256", crypto::ToHex(exported->provenance().body().model_hash()));
+    *response = std::move(*exported);
     return grpc::Status::OK;
   }
 

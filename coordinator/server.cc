@@ -11,6 +11,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
 #include "coordinator/store.h"
+#include "crypto/signature.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/service_type.h"
@@ -41,6 +42,10 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   // Twice the long-poll: a healthy client re-polls at once when its long-poll returns.
   options.client_stale_after = absl::Seconds(2 * config.long_poll_seconds());
   options.runner.observer = observer;
+  // The key that signs model provenance records (ExportModel) is the TLS certificate's.
+  ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));
+  options.signer = std::make_shared<const crypto::Signer>(std::move(signer));
+  options.certificate_pem = tls.cert_pem;
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(std::move(store), clock, options));
 

@@ -17,6 +17,11 @@ packages=(
   libbenchmark-dev
   zlib1g-dev
   dataset-fashion-mnist
+  # the ONNX export (schema; checker and numpy for its tests), the metrics test's
+  # Prometheus server, the dashboard test's headless browser
+  libonnx-dev python3-onnx python3-numpy
+  prometheus
+  chromium
 )
 
 missing=()

@@ -392,9 +392,8 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(key));
     site->signer = std::make_unique<crypto::Signer>(std::move(signer));
     // Each site keeps its store in memory: a simulation lives and dies with its process.
-    site->agent = std::make_unique<client::SiteAgent>(config, site->id, cert, ca.cert_pem,
-                                                      site->signer.get(),
-                                                      client::NewMemorySiteStore());
+    site->agent = std::make_unique<client::SiteAgent>(
+        config, site->id, cert, ca.cert_pem, site->signer.get(), client::NewMemorySiteStore());
     RETURN_IF_ERROR(site->agent->Preload());
     sites.push_back(std::move(site));
   }
@@ -405,6 +404,19 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
   coordinator_options.client_liveness = absl::Hours(24);
   coordinator_options.runner.cohort_poll_interval = absl::Milliseconds(2);
   coordinator_options.runner.retry_pause = absl::Milliseconds(10);
+  if (!options.export_format.empty()) {
+    // The coordinator's own identity, only to sign the export's provenance record.
+    ASSIGN_OR_RETURN(crypto::SecretBytes key, crypto::GeneratePrivateKey());
+    ASSIGN_OR_RETURN(std::string csr, crypto::CreateCsr(key, "simulation-coordinator"));
+    crypto::SignOptions sign;
+    sign.role = crypto::Role::kCoordinator;
+    sign.validity_days = 2;
+    ASSIGN_OR_RETURN(coordinator_options.certificate_pem,
+                     crypto::SignCsr(ca, csr, sign, absl::Now()));
+    ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(key));
+    coordinator_options.signer = std::make_shared<const crypto::Signer>(std::move(signer));
+    result.ca_cert_pem = ca.cert_pem;
+  }
   ASSIGN_OR_RETURN(
       std::unique_ptr<Coordinator> coordinator,
       Coordinator::Create(NewMemoryStore(), common::Clock::Real(), coordinator_options));
@@ -462,6 +474,14 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
   }
   stop_sites();
   RETURN_IF_ERROR(outcome);
+  if (!options.export_format.empty() && result.task.last_committed_round() >= 1) {
+    v1::ExportModelRequest request;
+    request.set_task_id(task_id);
+    request.set_format(options.export_format);
+    ASSIGN_OR_RETURN(v1::ExportModelResponse exported, coordinator->ExportModel(request));
+    result.export_file = std::move(*exported.mutable_file());
+    result.export_provenance = std::move(*exported.mutable_provenance());
+  }
   for (auto it = result.rounds.rbegin(); it != result.rounds.rend(); ++it) {
     if (it->round() == 0 || it->metrics().empty()) continue;
     bool evaluated = !it->eval_participants().empty() || spec.has_analytics();

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "proto/model_provenance.pb.h"
 #include "proto/state.pb.h"
 #include "proto/task.pb.h"
 
@@ -71,6 +72,12 @@ struct SimulationOptions {
   std::string work_dir;
   // Called with every round as it commits (for progress output).
   std::function<void(const v1::RoundRecord&)> on_round;
+  // "onnx", "json" or "csv": also export the last committed round's model (as
+  // `tessera models export` would) into SimulationResult.export_*. Empty: no export. The
+  // in-process coordinator gets its own certificate (role coordinator) from the
+  // simulation's throw-away CA and signs the provenance record with it, so the record
+  // verifies with that CA's certificate (SimulationResult.ca_cert_pem) only.
+  std::string export_format;
 };
 
 struct SimulationResult {
@@ -82,6 +89,11 @@ struct SimulationResult {
   std::vector<size_t> site_train_rows;
   std::vector<size_t> site_test_rows;
   double wall_seconds = 0;
+  // With SimulationOptions.export_format, for a task that committed a training round: the
+  // file's bytes and its signed provenance record; and the throw-away CA's certificate.
+  std::string export_file;
+  v1::ModelProvenance export_provenance;
+  std::string ca_cert_pem;
 };
 
 // Runs the task to its end. INVALID_ARGUMENT for a bad spec (naming the field) or a column

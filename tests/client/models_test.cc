@@ -1,4 +1,5 @@
-// The models beyond binary logistic regression: softmax, linear, MLP and Cox. Every
+// The models beyond binary logistic regression: softmax, linear and MLP (Cox:
+// models_cox_test.cc). Every
 // analytic gradient is checked against central differences (in double arithmetic, with
 // and without l2, at random parameters on random rows with repeats); losses and outputs
 // against independent textbook formulas.
@@ -29,10 +30,12 @@ namespace {
 
 using ::tessera::client::test_util::AllRows;
 using ::tessera::client::test_util::CheckGradient;
+using ::tessera::client::test_util::ExpectGradientsMatch;
 using ::tessera::client::test_util::GradientCheck;
 using ::tessera::client::test_util::RandomFeatures;
 using ::tessera::client::test_util::RandomParams;
 using ::tessera::client::test_util::RandomRows;
+using ::tessera::client::test_util::Spec;
 using ::tessera::testing::StatusIs;
 using ::testing::HasSubstr;
 
@@ -56,42 +59,6 @@ Dataset RegressionData(size_t rows, size_t features, uint64_t seed) {
     data.y[r] = y + test_util::Uniform(rng, -0.5, 0.5);
   }
   return data;
-}
-
-// Integer times 1..10 (many ties), about 60% events.
-Dataset SurvivalData(size_t rows, size_t features, uint64_t seed) {
-  Dataset data = RandomFeatures(rows, features, seed);
-  internal::SplitMix64 rng(seed + 3000);
-  data.event.resize(rows);
-  for (size_t r = 0; r < rows; ++r) {
-    data.y[r] = static_cast<double>(1 + rng.Below(10));
-    data.event[r] = rng.NextUnit() < 0.6 ? 1 : 0;
-  }
-  return data;
-}
-
-v1::ModelSpec Spec(v1::ModelSpec::Kind kind, uint32_t num_classes = 0,
-                   std::vector<uint32_t> hidden = {}) {
-  v1::ModelSpec spec;
-  spec.set_kind(kind);
-  spec.set_num_classes(num_classes);
-  for (uint32_t h : hidden) spec.add_hidden_layers(h);
-  return spec;
-}
-
-// Gradient checks at 3 seeds x (l2 = 0, 0.3) on 40 random rows (with repeats) of 60.
-void ExpectGradientsMatch(const Model& model, const std::function<Dataset(uint64_t)>& make_data,
-                          double tolerance, float h = 1.0f / 16384) {
-  for (double l2 : {0.0, 0.3}) {
-    for (uint64_t seed : {1, 2, 3}) {
-      SCOPED_TRACE(::testing::Message() << "l2=" << l2 << " seed=" << seed);
-      const Dataset data = make_data(seed);
-      const std::vector<size_t> rows = RandomRows(data.num_rows, 40, seed + 50);
-      const std::vector<float> params = RandomParams(model.num_parameters(), seed + 100);
-      const GradientCheck check = CheckGradient(model, params, data, rows, l2, h);
-      EXPECT_LT(check.relative_error, tolerance);
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -566,109 +533,6 @@ TEST(MlpTest, Avx2KernelAgreesWithBaseline) {
   }
   EXPECT_LT(std::sqrt(diff / norm), 1e-5);
   for (size_t k = 0; k < 100 * 10; ++k) EXPECT_NEAR(z_avx2[k], z_base[k], 1e-4) << k;
-}
-
-// ---------------------------------------------------------------------------------------
-// Cox proportional hazards.
-
-// Breslow's negative log partial likelihood by its definition, O(n^2).
-double ReferenceCoxLoss(const std::vector<float>& w, const Dataset& data,
-                        const std::vector<size_t>& rows) {
-  const size_t d = data.num_features;
-  auto eta = [&](size_t r) {
-    double z = 0;
-    for (size_t j = 0; j < d; ++j) z += w[j] * data.x[r * d + j];
-    return z;
-  };
-  double log_likelihood = 0;
-  for (size_t i : rows) {
-    if (data.event[i] == 0) continue;
-    double risk = 0;
-    for (size_t j : rows) {
-      if (data.y[j] >= data.y[i]) risk += std::exp(eta(j));
-    }
-    log_likelihood += eta(i) - std::log(risk);
-  }
-  return -log_likelihood / static_cast<double>(rows.size());
-}
-
-TEST(CoxPhTest, GradientMatchesCentralDifferences) {
-  auto model = MakeCoxPh(4);
-  ExpectGradientsMatch(
-      *model, [](uint64_t seed) { return SurvivalData(60, 4, seed); }, 1e-7);
-}
-
-TEST(CoxPhTest, LossMatchesDefinitionWithTies) {
-  const Dataset data = SurvivalData(300, 3, 6);  // ties galore, more than one gather block
-  auto model = MakeCoxPh(3);
-  const std::vector<float> params = RandomParams(3, 7, 1.0);
-  for (const std::vector<size_t>& rows : {AllRows(data), RandomRows(300, 280, 8)}) {
-    std::vector<double> grad(3, 0.0);
-    EXPECT_NEAR(model->LossAndGradient(params, data, rows, 0, grad),
-                ReferenceCoxLoss(params, data, rows), 1e-12);
-  }
-  const EvaluationSums sums = model->Evaluate(params, data);
-  EXPECT_NEAR(sums.loss_sum, 300 * ReferenceCoxLoss(params, data, AllRows(data)), 1e-9);
-  EXPECT_EQ(sums.num_correct, 0u);
-  std::vector<double> eta(300);
-  model->Predict(params, data, eta);
-  EXPECT_NEAR(eta[5], params[0] * data.x[15] + params[1] * data.x[16] + params[2] * data.x[17],
-              1e-12);
-}
-
-TEST(CoxPhTest, AtZeroIsMinusSumOfLogRiskSetSizes) {
-  Dataset data = SurvivalData(4, 1, 1);
-  data.y = {5, 3, 3, 1};
-  data.event = {1, 1, 0, 1};
-  // Risk sets: t=5 {5}: 1; t=3 {5,3,3}: 3; t=1 all: 4. Loss = (log 1 + log 3 + log 4) / 4.
-  auto model = MakeCoxPh(1);
-  std::vector<double> grad(1, 0.0);
-  const std::vector<float> zero = {0.0f};
-  EXPECT_NEAR(model->LossAndGradient(zero, data, AllRows(data), 0, grad),
-              (std::log(3.0) + std::log(4.0)) / 4, 1e-15);
-}
-
-TEST(CoxPhTest, LargeAndUnequalPredictorsStayFinite) {
-  // eta spans +-700: a risk-set sum of plain exponentials would overflow or, after
-  // shifting by the largest eta, underflow to zero for the late rows.
-  Dataset data = SurvivalData(4, 1, 1);
-  data.x = {700, 1, -700, 0.5};
-  data.y = {1, 2, 3, 4};
-  data.event = {1, 1, 1, 1};
-  auto model = MakeCoxPh(1);
-  const std::vector<float> one = {1.0f};
-  std::vector<double> grad(1, 0.0);
-  const double loss = model->LossAndGradient(one, data, AllRows(data), 0, grad);
-  EXPECT_TRUE(std::isfinite(loss));
-  EXPECT_TRUE(std::isfinite(grad[0]));
-  // Only the t=3 group is hopeless: eta = -700 against the risk set {-700, 0.5}.
-  EXPECT_NEAR(loss, (0 + std::log1p(std::exp(-0.5)) + 700.5 + 0) / 4, 1e-9);
-}
-
-TEST(CoxPhTest, NoEventsMeansNoLoss) {
-  Dataset data = SurvivalData(5, 2, 2);
-  data.event.assign(5, 0);
-  auto model = MakeCoxPh(2);
-  const std::vector<float> params = {0.5f, -0.5f};
-  std::vector<double> grad(2, 0.0);
-  EXPECT_EQ(model->LossAndGradient(params, data, AllRows(data), 0, grad), 0.0);
-  EXPECT_EQ(grad[0], 0.0);
-  EXPECT_EQ(grad[1], 0.0);
-}
-
-TEST(CoxPhTest, CheckDataWantsEventsAndNonNegativeTimes) {
-  Dataset data = SurvivalData(5, 2, 2);
-  auto model = MakeCoxPh(2);
-  EXPECT_OK(model->CheckData(data, "s.csv"));
-  data.event[2] = 2;
-  EXPECT_THAT(model->CheckData(data, "s.csv"),
-              StatusIs(kInvalid, HasSubstr("s.csv: data row 2 (0-based, header not counted) "
-                                           "has event 2")));
-  data.event[2] = 1;
-  data.y[4] = -1;
-  EXPECT_THAT(model->CheckData(data, "s.csv"), StatusIs(kInvalid, HasSubstr("row 4")));
-  data.event.clear();
-  EXPECT_THAT(model->CheckData(data, "s.csv"), StatusIs(kInvalid, HasSubstr("event")));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "common/files.h"
 #include "common/proto_text.h"
 #include "common/status.h"
+#include "proto/config_paths.h"
 #include "proto/task.pb.h"
 #include "tests/e2e/federation.h"
 
@@ -25,12 +26,6 @@ namespace tessera::e2e {
 namespace {
 
 namespace fs = std::filesystem;
-
-absl::Status CopyFile(const std::string& from, const std::string& to) {
-  ASSIGN_OR_RETURN(std::string contents, common::ReadFile(from));
-  RETURN_IF_ERROR(common::MakeDirectories(fs::path(to).parent_path().string(), 0755));
-  return common::WriteFileAtomic(to, contents, 0644);
-}
 
 }  // namespace
 
@@ -92,9 +87,7 @@ absl::Status OperationsGuideWalk::MakeMachines() {
   // deploy/examples/...): here a folder with a link to the source tree's deploy/.
   RETURN_IF_ERROR(LinkDeploy(host_.cwd));
   for (const Machine& site : sites_) RETURN_IF_ERROR(LinkDeploy(site.cwd));
-  // The guide's task file: the example its section 5 names, as shipped.
-  return CopyFile(SourcePath("deploy/examples/breast_cancer_logistic.textproto"),
-                  host_.cwd + "/task.textproto");
+  return absl::OkStatus();
 }
 
 absl::Status OperationsGuideWalk::OpenSession() {
@@ -114,6 +107,23 @@ absl::Status OperationsGuideWalk::OpenSession() {
 
 // --- Running -------------------------------------------------------------------------------
 
+namespace {
+
+// Whether a command runs at an institution: its program or its paths are the site's
+// (tessera-client, /etc/tessera-client/...). An `scp` runs where its files are: on the
+// institution when it sends the site's files, on the operator's machine when it sends
+// certificates to the site.
+bool OnInstitution(const std::string& command) {
+  const std::vector<std::string> w = Words(command);
+  if (w.size() >= 3 && w[0] == "scp") {
+    return std::any_of(w.begin() + 1, w.end() - 1,
+                       [](const std::string& f) { return absl::StrContains(f, "tessera-client"); });
+  }
+  return absl::StrContains(command, "tessera-client");
+}
+
+}  // namespace
+
 absl::Status OperationsGuideWalk::RunBlock(const FencedBlock& block) {
   std::set<int> stopped;  // sites whose daemon this block stopped
   for (const DocCommand& c : ShellCommands(block)) {
@@ -122,7 +132,7 @@ absl::Status OperationsGuideWalk::RunBlock(const FencedBlock& block) {
     // An institution's own command (its program, its paths) runs on each institution's
     // machine; the operator's command for an institution (signing its CSR) runs once per
     // institution on the operator's.
-    const bool institution = absl::StrContains(c.text, "tessera-client");
+    const bool institution = OnInstitution(c.text);
     if (!institution && !absl::StrContains(c.text, doc_site_)) {
       RETURN_IF_ERROR(RunGuideCommand(where, c.text, host_, -1));
       continue;
@@ -202,12 +212,43 @@ absl::Status OperationsGuideWalk::RunGuideCommand(const Where& where, const std:
 absl::StatusOr<std::string> OperationsGuideWalk::RewriteCommand(const Where& where,
                                                                 const std::string& as_written,
                                                                 const Machine& machine) const {
+  if (absl::StartsWith(as_written, "scp ")) return RewriteCopy(where, as_written, machine);
   std::string command = MapMachinePaths(MapBuildDir(as_written, BuildDir()), machine.root);
   absl::StatusOr<std::string> hosts = MapExampleHosts(command, address_);
   if (!hosts.ok()) {
     return absl::FailedPreconditionError(where.ToString() + hosts.status().ToString());
   }
   return *hosts;
+}
+
+// `scp FILE... HOST:DIR/` as a copy between the machines' roots: the files from `machine`,
+// the folder on the machine HOST names (an institution by its name, else the coordinator
+// host's, which is also the CA's and the operator's workstation). `~` is the operator's
+// home; the folder must exist, as scp wants.
+absl::StatusOr<std::string> OperationsGuideWalk::RewriteCopy(const Where& where,
+                                                             const std::string& as_written,
+                                                             const Machine& machine) const {
+  const std::vector<std::string> w = Words(as_written);
+  const std::vector<std::string> to = absl::StrSplit(w.back(), absl::MaxSplits(':', 1));
+  if (w.size() < 3 || to.size() != 2 || !absl::StrContains(to[0], ".example.")) {
+    return absl::InvalidArgumentError(
+        where.ToString() + "  an scp the walk understands is `scp FILE... HOST.example.org:DIR/`");
+  }
+  const Machine* target = &host_;
+  for (const Machine& site : sites_) {
+    if (absl::StartsWith(to[0], site.name + ".")) target = &site;
+  }
+  std::string dir = to[1];
+  if (absl::StartsWith(dir, "~")) {
+    if (target != &host_) {
+      return absl::InvalidArgumentError(where.ToString() + "  `~` at an institution");
+    }
+  } else if (!fs::path(dir).is_absolute()) {
+    return absl::InvalidArgumentError(where.ToString() + "  scp to a relative folder");
+  }
+  std::vector<std::string> files(w.begin() + 1, w.end() - 1);
+  return absl::StrCat("cp ", MapMachinePaths(absl::StrJoin(files, " "), machine.root), " ",
+                      MapMachinePaths(dir, target->root));
 }
 
 // Every task id a console command names must be one a submit printed.
@@ -338,33 +379,21 @@ absl::StatusOr<std::string> OperationsGuideWalk::CompleteConfig(
     ready_file = absl::StrCat(machine.root, "/run/", program, ".ready");
     absl::StrAppend(&text, "ready_file: \"", ready_file, "\"  # added by the test\n");
   }
-  RETURN_IF_ERROR(DeliverTls(where, config.tls(), machine));
+  RETURN_IF_ERROR(CheckTlsFiles(where, path, config.tls()));
   return ready_file;
 }
 
-absl::Status OperationsGuideWalk::DeliverTls(const Where& where, const v1::TlsFiles& tls,
-                                             const Machine& machine) {
-  auto absolute = [&](const std::string& p) {
-    return fs::path(p).is_absolute() ? p : machine.cwd + "/" + p;
-  };
-  // "ca.crt goes to every node" (section 1).
-  if (!fs::exists(absolute(tls.ca_cert()))) {
-    if (ca_dir_.empty()) {
-      return absl::FailedPreconditionError(where.ToString() +
-                                           "  needs ca.crt before the CA exists");
-    }
-    RETURN_IF_ERROR(CopyFile(ca_dir_ + "/ca.crt", absolute(tls.ca_cert())));
-  }
-  // The operator sends the signed certificate back to its node.
-  const std::string cert = absolute(tls.cert());
-  if (!fs::exists(cert)) {
-    const std::string signed_cert = host_.cwd + "/" + fs::path(cert).filename().string();
-    if (!fs::exists(signed_cert)) {
+// The files a config names must be where the guide's commands put them (the walk copies
+// none): relative to the config file's folder when relative.
+absl::Status OperationsGuideWalk::CheckTlsFiles(const Where& where, const std::string& config_path,
+                                                const v1::TlsFiles& tls) {
+  for (const std::string& file : {tls.ca_cert(), tls.cert(), tls.key()}) {
+    const std::string path = proto::ResolveConfigPath(config_path, file);
+    if (!fs::exists(path)) {
       return absl::FailedPreconditionError(
-          absl::StrCat(where.ToString(), "  its config names the certificate ", tls.cert(),
-                       ", but the operator signed no ", fs::path(cert).filename().string()));
+          absl::StrCat(where.ToString(), "  its config ", config_path, " names ", file,
+                       ", which no command of the guide put there (", path, ")"));
     }
-    RETURN_IF_ERROR(CopyFile(signed_cert, cert));
   }
   return absl::OkStatus();
 }
@@ -386,12 +415,16 @@ absl::Status OperationsGuideWalk::DeliverSiteData(const v1::ClientConfig& config
 
 // The task files the guide sends to the sites: those of `tessera query FILE` and of
 // `tessera tasks submit FILE`.
+// A file the guide makes with `cp SRC FILE` before submitting it is SRC's copy: the sites'
+// configs are written before that line runs.
 std::vector<std::string> OperationsGuideWalk::SubmittedFiles() const {
   std::vector<std::string> files = QueryFiles(blocks_);
+  std::map<std::string, std::string> copied_from;
   for (const DocCommand& c : ShellCommands(blocks_)) {
     std::vector<std::string> w = Words(c.text);
+    if (w.size() == 3 && w[0] == "cp") copied_from[w[2]] = w[1];
     if (w.size() == 4 && w[0] == "tessera" && w[1] == "tasks" && w[2] == "submit") {
-      files.push_back(w[3]);
+      files.push_back(copied_from.contains(w[3]) ? copied_from[w[3]] : w[3]);
     }
   }
   return files;
@@ -425,25 +458,21 @@ absl::Status OperationsGuideWalk::CheckSubmittedFiles(const std::string& origin,
   return absl::OkStatus();
 }
 
+// The console config the guide shows (`console.textproto`), written where
+// TESSERA_CONSOLE_CONFIG names it, as the reader would with an editor.
 absl::Status OperationsGuideWalk::WriteConsoleConfig(const std::string& path) {
-  // The guide shows the console config only as a sketch in comments ("..." for the CA);
-  // this is the minimal one: the coordinator's address and the operator's files where the
-  // guide's commands put them.
-  if (address_.empty() || operator_id_.empty() || !key_dirs_.contains(operator_id_)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the console config ", path,
-                     " is needed before the coordinator runs or the operator's "
-                     "certificate is signed"));
+  const std::string name = fs::path(path).filename().string();
+  const FencedBlock* block = FindFileBlock(blocks_, name);
+  if (block == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("TESSERA_CONSOLE_CONFIG names ", path, ", but the guide shows no ", name));
   }
+  const std::string origin = absl::StrCat(block->file, ":", block->line, " (", name, ")");
+  ASSIGN_OR_RETURN(std::string text, GuideConfigText(*block, origin, "tessera", host_, -1));
   v1::ConsoleConfig config;
-  config.set_coordinator_address(address_);
-  config.mutable_tls()->set_ca_cert(ca_dir_ + "/ca.crt");
-  config.mutable_tls()->set_cert(absl::StrCat(host_.cwd, "/", operator_id_, ".crt"));
-  config.mutable_tls()->set_key(absl::StrCat(key_dirs_[operator_id_], "/", operator_id_, ".key"));
-  RETURN_IF_ERROR(common::MakeDirectories(fs::path(path).parent_path().string(), 0700));
-  return common::WriteFileAtomic(
-      path, absl::StrCat("# written by the test (docs/operations.md sketches it in comments)\n",
-                         common::ToTextProto(config)));
+  RETURN_IF_ERROR(common::Annotate(common::ParseTextProto(text, path, &config, nullptr), origin));
+  RETURN_IF_ERROR(CheckTlsFiles(Where{block, block->line, name, ""}, path, config.tls()));
+  return common::WriteFileAtomic(path, text, 0600);
 }
 
 // --- After a command -----------------------------------------------------------------------
@@ -452,44 +481,9 @@ absl::Status OperationsGuideWalk::AfterGuideCommand(const Where& where,
                                                     const std::vector<std::string>& w,
                                                     const CommandResult& r,
                                                     const Machine& machine) {
-  RETURN_IF_ERROR(AfterPki(w, machine));
   if (w.size() >= 2 && w[0] == "export") RETURN_IF_ERROR(AfterExport(where, w, machine));
   if (w.size() >= 3 && w[0] == "tessera" && w[1] == "tasks") {
     RETURN_IF_ERROR(AfterTasks(where, w, r));
-  }
-  return absl::OkStatus();
-}
-
-// `path` on `machine`: `~` is the session's HOME; a relative path is under the machine's
-// working directory.
-absl::StatusOr<std::string> OperationsGuideWalk::OnMachine(std::string path,
-                                                           const Machine& machine) {
-  if (absl::StartsWith(path, "~/") || path == "~") {
-    ASSIGN_OR_RETURN(std::string home, session_->Variable("HOME"));
-    path = home + path.substr(1);
-  }
-  return fs::path(path).is_absolute() ? path : machine.cwd + "/" + path;
-}
-
-// The CA's folder, each node's key folder and the operator's id, for the files that travel.
-absl::Status OperationsGuideWalk::AfterPki(const std::vector<std::string>& w,
-                                           const Machine& machine) {
-  const bool console = w.size() >= 3 && w[0] == "tessera";
-  if (console && w[1] == "pki" && w[2] == "init") {
-    ASSIGN_OR_RETURN(ca_dir_, OnMachine(FlagValue(w, "--dir").value_or("."), machine));
-  }
-  // Each node sends its CSR to the operator (section 2), who signs it where they work.
-  if ((console && w[1] == "pki" && w[2] == "keygen") ||
-      (w.size() >= 2 && w[0] == "tessera-client" && w[1] == "keygen")) {
-    const std::string id = FlagValue(w, "--name").value_or("");
-    ASSIGN_OR_RETURN(std::string dir, OnMachine(FlagValue(w, "--out-dir").value_or("."), machine));
-    key_dirs_[id] = dir;
-    const std::string csr = absl::StrCat(dir, "/", id, ".csr");
-    const std::string to = absl::StrCat(host_.cwd, "/", id, ".csr");
-    if (!fs::exists(to)) RETURN_IF_ERROR(CopyFile(csr, to));
-  }
-  if (console && w[1] == "pki" && w[2] == "sign" && FlagValue(w, "--role") == "operator") {
-    operator_id_ = fs::path(FlagValue(w, "--csr").value_or("")).stem().string();
   }
   return absl::OkStatus();
 }

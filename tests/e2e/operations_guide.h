@@ -15,15 +15,18 @@
 // - Hosts: *.example.org names become 127.0.0.1 (also in `--san`, so the coordinator's
 //   certificate names 127.0.0.1), "host:port" becomes the address the coordinator wrote
 //   to its ready_file, and its listen_address becomes "127.0.0.1:0" (a port the OS chooses).
-// - Files that travel between machines, as the guide says in prose: a CSR to the
-//   operator's working directory after each keygen; the signed certificate and ca.crt
-//   to where a node's config names them, when the config is written.
-// - Config files the guide shows (coordinator.textproto, site.textproto) are written from
-//   its own blocks, with the rewrites above, when a command first names them; the walk
-//   adds a ready_file where one is missing (site.textproto), and checks that the sites hold
-//   the datasets of, and allow the spec hashes of, the files the guide submits. The console
-//   config, which the guide only sketches in comments, is the minimal one the walk writes.
-//   Each site's CSVs are its share of the shipped deploy/data/*.csv (SplitDataset).
+// - Files travel between machines only by the guide's own `scp FILE... HOST:DIR/` lines,
+//   run as a copy from the machine the command runs on to the one HOST names (an
+//   institution by its name, else the coordinator host). The walk copies no CSR, no
+//   certificate and no task file itself: a file a config names that no command put there
+//   fails the walk, naming it.
+// - Config files the guide shows (coordinator.textproto, site.textproto, console.textproto)
+//   are written from its own blocks, with the rewrites above, when a command first names
+//   them (the console's: when TESSERA_CONSOLE_CONFIG names it), as the reader would with an
+//   editor; the walk adds a ready_file where one is missing (site.textproto), and checks
+//   that the sites hold the datasets of, and allow the spec hashes of, the files the guide
+//   submits. Each site's CSVs are its share of the shipped deploy/data/*.csv
+//   (SplitDataset), the one thing a test machine cannot have otherwise.
 // - The guide shows one institution; the federation needs kDocSites, made with the same
 //   commands under other names (a line naming the institution runs once per site).
 // - Daemons (`tessera-coordinator --config ...`, `tessera-client run ...`) are started in
@@ -106,6 +109,8 @@ class OperationsGuideWalk {
                                int site);
   absl::StatusOr<std::string> RewriteCommand(const Where& where, const std::string& as_written,
                                              const Machine& machine) const;
+  absl::StatusOr<std::string> RewriteCopy(const Where& where, const std::string& as_written,
+                                          const Machine& machine) const;
   absl::Status CheckTaskIds(const Where& where, const std::vector<std::string>& words) const;
   absl::Status StartGuideDaemon(const Where& where, const std::string& command,
                                 const std::vector<std::string>& words, const Machine& machine);
@@ -123,7 +128,8 @@ class OperationsGuideWalk {
                                              const std::string& path, const std::string& program,
                                              const Machine& machine, std::string& text,
                                              Config& config);
-  absl::Status DeliverTls(const Where& where, const v1::TlsFiles& tls, const Machine& machine);
+  absl::Status CheckTlsFiles(const Where& where, const std::string& config_path,
+                             const v1::TlsFiles& tls);
   absl::Status DeliverSiteData(const v1::ClientConfig& config, int site);
   std::vector<std::string> SubmittedFiles() const;
   absl::Status CheckSubmittedFiles(const std::string& origin, const v1::ClientConfig& config);
@@ -132,8 +138,6 @@ class OperationsGuideWalk {
   // After a command: what it made that the next ones need, and the checks it asks for.
   absl::Status AfterGuideCommand(const Where& where, const std::vector<std::string>& words,
                                  const CommandResult& result, const Machine& machine);
-  absl::StatusOr<std::string> OnMachine(std::string path, const Machine& machine);
-  absl::Status AfterPki(const std::vector<std::string>& words, const Machine& machine);
   absl::Status AfterExport(const Where& where, const std::vector<std::string>& words,
                            const Machine& machine);
   absl::Status AfterTasks(const Where& where, const std::vector<std::string>& words,
@@ -157,9 +161,6 @@ class OperationsGuideWalk {
   std::vector<Machine> sites_;
   std::map<std::string, Daemon*> site_daemons_;     // site -> its daemon (in daemons_)
   std::string address_;                             // where the coordinator listens
-  std::string ca_dir_;                              // `tessera pki init --dir`
-  std::string operator_id_;                         // the CSR signed with --role operator
-  std::map<std::string, std::string> key_dirs_;     // node id -> where its keygen wrote
   std::map<std::string, std::string> ready_files_;  // config path -> its daemon's ready file
   std::set<std::string> task_ids_;                  // ids a `tasks submit` printed
   std::string last_task_file_;                      // the last `tasks submit FILE`
