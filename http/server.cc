@@ -79,6 +79,11 @@ std::string FormatEvent(std::string_view event, std::string_view data) {
 
 }  // namespace
 
+bool EventStream::Wait(int milliseconds) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+  return true;
+}
+
 std::vector<std::string> LoopbackHosts() {
   return {"127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}"};
 }
@@ -148,7 +153,8 @@ class Server::Impl {
 // One connection: reads requests, answers them; or hands itself to an event stream.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Server::Impl* server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket socket, Server::Impl* server)
+      : stream_(std::move(socket)), server_(server), request_timer_(stream_.get_executor()) {}
   ~Session() { server_->RemoveConnection(this); }
 
   void Start(bool over_limit);
@@ -172,6 +178,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::atomic<bool> gone_{false};
   char hangup_byte_[64];
+  // The deadline of the request being read (a timer of its own rather than the stream's
+  // expiry, which would close the socket before a 408 could be written). Strand only.
+  net::steady_timer request_timer_;
+  bool reading_ = false;
+  bool request_timed_out_ = false;
 };
 
 // The EventStream a StreamHandler writes to.
@@ -217,13 +228,32 @@ void Session::DoRead() {
   parser_.emplace();
   parser_->body_limit(o.max_request_bytes);
   parser_->header_limit(static_cast<std::uint32_t>(o.max_header_bytes));
-  stream_.expires_after(std::chrono::milliseconds(o.request_timeout_ms));
+  stream_.expires_never();
+  reading_ = true;
+  request_timed_out_ = false;
+  request_timer_.expires_after(std::chrono::milliseconds(o.request_timeout_ms));
+  request_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || !self->reading_) return;  // cancelled, or the read completed first
+    self->request_timed_out_ = true;
+    beast::error_code ignored;
+    self->stream_.socket().cancel(ignored);
+  });
   bhttp::async_read(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
 }
 
 void Session::OnRead(beast::error_code ec) {
+  reading_ = false;
+  request_timer_.cancel();
+  if (request_timed_out_) {
+    // A request begun but not finished in time (a slowloris) is told so; an idle
+    // keep-alive connection is just closed.
+    if (parser_->got_some() || buffer_.size() > 0) {
+      return AnswerAndClose(Plain(408, "request not received in time"));
+    }
+    return Close();
+  }
   if (ec == bhttp::error::body_limit) return AnswerAndClose(Plain(413, "request body too large"));
   if (ec == bhttp::error::header_limit) {
     return AnswerAndClose(Plain(431, "request header fields too large"));
@@ -349,6 +379,7 @@ bool Session::WriteBlocking(std::string bytes) {
 void Session::Close() {
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     self->gone_ = true;
+    self->request_timer_.cancel();
     beast::error_code ec;
     self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     self->stream_.close();

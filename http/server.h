@@ -10,10 +10,10 @@
 // - 404 for an unknown path, 405 (with Allow: GET, HEAD) for another method on a known path.
 // - 400 for a malformed request or target, 413 for a body over max_request_bytes, 431 for a
 //   header block over max_header_bytes, 421 for a Host not in allowed_hosts, 503 when
-//   max_connections are already open. A request that has not fully arrived within
-//   request_timeout (a slowloris) is dropped with its connection; an idle keep-alive
-//   connection too. None of these crash or stall the server: each connection is served
-//   asynchronously and bounded in bytes and time.
+//   max_connections are already open, 408 (and the connection closed) for a request that
+//   has not fully arrived within request_timeout (a slowloris). An idle keep-alive
+//   connection is closed after request_timeout. None of these crash or stall the server: each
+//   connection is served asynchronously and bounded in bytes and time.
 // - A handler's exception (our code throws none; a library's might) becomes a 500.
 //
 // Threads: the server runs `threads` I/O threads; Handlers run on them and should be quick
@@ -60,8 +60,9 @@ class EventStream {
   // gone, a write timed out, or the server is stopping: the handler should then return.
   virtual bool Send(std::string_view event, std::string_view data) = 0;
   // Waits `milliseconds` (a poll interval); returns false early once the client has gone or
-  // the server is stopping, so a handler between events ends promptly.
-  virtual bool Wait(int milliseconds) = 0;
+  // the server is stopping, so a handler between events ends promptly. (The default, for
+  // test doubles, just sleeps and returns true.)
+  virtual bool Wait(int milliseconds);
 };
 
 using Handler = std::function<Response(const Request&)>;

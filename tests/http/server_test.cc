@@ -135,11 +135,27 @@ TEST(HttpServerTest, DropsASlowlorisWithoutStallingOthers) {
   const absl::Time start = absl::Now();
   EXPECT_EQ(RawHttpStatus(RawHttpGet(server->port(), "/hello")), 200);
   slow.Write("a");
-  slow.ReadUntilClosed(kDeadline);
+  EXPECT_EQ(RawHttpStatus(slow.ReadUntilClosed(kDeadline)), 408);
   EXPECT_TRUE(slow.closed());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   // An idle keep-alive connection is closed too.
   RawHttpConnection idle(server->port());
+  EXPECT_EQ(idle.ReadUntilClosed(kDeadline), "");
+  EXPECT_TRUE(idle.closed());
+}
+
+TEST(HttpServerTest, StopDoesNotWaitForIdleConnections) {
+  ServerOptions options;
+  options.request_timeout_ms = 60'000;
+  auto server = StartOrDie(options, HelloRoutes());
+  ASSERT_NE(server, nullptr);
+  RawHttpConnection idle(server->port());
+  RawHttpConnection partial(server->port());
+  ASSERT_TRUE(partial.Write("GET /hello HTTP/1.1\r\n"));
+  ASSERT_EQ(RawHttpStatus(RawHttpGet(server->port(), "/hello")), 200);  // both accepted by now
+  const absl::Time start = absl::Now();
+  server->Stop();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   idle.ReadUntilClosed(kDeadline);
   EXPECT_TRUE(idle.closed());
 }

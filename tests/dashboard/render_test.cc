@@ -1,0 +1,178 @@
+// The dashboard's HTML and SVG: escaping of everything from the coordinator, the curves'
+// geometry, and what a task page and the overview show.
+#include "dashboard/render.h"
+
+#include <cmath>
+#include <regex>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tessera::dashboard {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kEvil[] = "<script>alert('x')</script>&\"";
+constexpr char kEvilEscaped[] = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;";
+
+int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+v1::GetTaskResponse TaskWithRounds(int rounds) {
+  v1::GetTaskResponse t;
+  v1::TaskRecord* task = t.mutable_task();
+  task->set_task_id("task-7");
+  task->set_state(v1::TASK_RUNNING);
+  task->set_last_committed_round(rounds);
+  task->mutable_spec()->set_name("breast-cancer");
+  task->mutable_spec()->set_rounds(10);
+  task->mutable_spec()->mutable_dataset()->set_id("breast_cancer");
+  for (int r = 0; r <= rounds; ++r) {
+    v1::RoundRecord* rec = t.add_rounds();
+    rec->set_task_id("task-7");
+    rec->set_round(r);
+    rec->set_attempts(1);
+    rec->add_fit_participants("hospital-a");
+    rec->add_fit_participants("hospital-b");
+    if (r == 0) continue;
+    rec->add_eval_participants("hospital-a");
+    v1::Metric* loss = rec->add_metrics();
+    loss->set_name("loss");
+    loss->set_value(1.0 / r);
+    v1::Metric* n = rec->add_metrics();
+    n->set_name("num_examples");
+    n->set_value(114);
+  }
+  return t;
+}
+
+TEST(DashboardRenderTest, EscapesTheFiveCharacters) {
+  EXPECT_EQ(EscapeHtml(kEvil), kEvilEscaped);
+  EXPECT_EQ(EscapeHtml("plain text, é"), "plain text, é");
+  EXPECT_EQ(UrlEncode("task-1 &x=é"), "task-1%20%26x%3D%C3%A9");
+}
+
+TEST(DashboardRenderTest, ACurveHasOnePointPerRoundInRoundOrder) {
+  std::vector<CurvePoint> points = {{3, 0.5}, {1, 0.9}, {2, 0.7}, {4, 0.4}, {5, 0.3}};
+  std::string svg = MetricCurveSvg("loss", points);
+  EXPECT_THAT(svg, HasSubstr("data-points=\"5\""));
+  EXPECT_EQ(Count(svg, "<circle class=\"point\""), 5);
+  // First round at the left edge of the plot (x 64), last at the right (544); the highest
+  // value at the top (y 28), the lowest at the bottom (186).
+  EXPECT_THAT(svg, HasSubstr("d=\"M64.0,28.0 L184.0,"));
+  EXPECT_THAT(svg, HasSubstr(" L544.0,186.0\""));
+  EXPECT_EQ(Count(svg, " L"), 4);
+  EXPECT_THAT(svg, AllOf(HasSubstr(">round 1<"), HasSubstr(">round 5<"), HasSubstr(">0.9<"),
+                         HasSubstr(">0.3<"), HasSubstr("<title>round 3: 0.5</title>")));
+}
+
+TEST(DashboardRenderTest, ACurveLeavesOutNonFiniteValuesAndCentresOnePoint) {
+  std::string svg = MetricCurveSvg("auc", {{1, NAN}, {2, 0.8}, {3, INFINITY}});
+  EXPECT_THAT(svg, HasSubstr("data-points=\"1\""));
+  EXPECT_THAT(svg, HasSubstr("d=\"M304.0,107.0\""));  // the middle of the plot area
+  std::string empty = MetricCurveSvg("auc", {});
+  EXPECT_THAT(empty, HasSubstr("no committed round yet"));
+  EXPECT_THAT(empty, Not(HasSubstr("<path")));
+}
+
+TEST(DashboardRenderTest, ACurveEscapesItsName) {
+  std::string svg = MetricCurveSvg(kEvil, {{1, 1}});
+  EXPECT_THAT(svg, HasSubstr(kEvilEscaped));
+  EXPECT_THAT(svg, Not(HasSubstr("<script")));
+}
+
+TEST(DashboardRenderTest, CurvesSkipTheStatisticsRoundAndCounts) {
+  std::vector<MetricSeries> series = CurveSeries(TaskWithRounds(4));
+  ASSERT_EQ(series.size(), 1u);
+  EXPECT_EQ(series[0].name, "loss");
+  ASSERT_EQ(series[0].points.size(), 4u);
+  EXPECT_EQ(series[0].points[0].round, 1u);
+  EXPECT_EQ(series[0].points[3].round, 4u);
+}
+
+TEST(DashboardRenderTest, ATaskPageShowsProgressCurvesParticipationAndDecisions) {
+  v1::GetTaskResponse t = TaskWithRounds(3);
+  t.mutable_rounds(2)->add_drops(std::string("hospital-c dropped: ") + kEvil);
+  v1::SiteDecision* d = t.mutable_task()->add_site_decisions();
+  d->set_client_id("hospital-c");
+  d->set_state(v1::SITE_REJECTED);
+  d->set_reason(kEvil);
+  t.mutable_task()->set_state_reason(kEvil);
+  t.mutable_task()->mutable_spec()->set_name(kEvil);
+  std::string html = RenderTask(t);
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  EXPECT_EQ(Count(html, kEvilEscaped), 4);  // name, reason, drop, decision
+  EXPECT_THAT(html, HasSubstr("<progress max=\"10\" value=\"3\">"));
+  EXPECT_THAT(html, HasSubstr("data-points=\"3\""));
+  EXPECT_THAT(html, HasSubstr("no differential privacy"));
+  // hospital-a fit and evaluated, hospital-b fit only, hospital-c (declined) absent.
+  EXPECT_THAT(html, HasSubstr("<tr data-round=\"2\"><td>2</td><td>1</td><td class=\"took-part\">"
+                              "fit, eval</td><td class=\"took-part\">fit</td>"
+                              "<td class=\"absent\">—</td>"));
+  EXPECT_THAT(html, HasSubstr("<td>REJECTED</td>"));
+}
+
+TEST(DashboardRenderTest, EpsilonSpentIsTheLastRoundsEpsilon) {
+  v1::GetTaskResponse t = TaskWithRounds(2);
+  v1::PrivacySpec* p = t.mutable_task()->mutable_spec()->mutable_privacy();
+  p->set_epsilon_budget(8);
+  p->set_delta(1e-5);
+  for (int r = 1; r <= 2; ++r) {
+    v1::Metric* m = t.mutable_rounds(r)->add_metrics();
+    m->set_name("epsilon");
+    m->set_value(r * 1.5);
+  }
+  EXPECT_EQ(EpsilonSpent(t), "ε 3 of 8 (δ 1e-05)");
+  EXPECT_THAT(RenderTask(t), HasSubstr("ε 3 of 8 (δ 1e-05)"));
+}
+
+TEST(DashboardRenderTest, TheOverviewLinksTasksAndShowsLastSeen) {
+  v1::ListTasksResponse tasks;
+  v1::TaskRecord* t = tasks.add_tasks();
+  t->set_task_id("task-1");
+  t->set_state(v1::TASK_COMPLETED);
+  t->mutable_spec()->set_name(kEvil);
+  t->mutable_spec()->set_rounds(30);
+  t->set_last_committed_round(30);
+  v1::ListClientsResponse clients;
+  clients.set_now_unix_ms(1'800'000'065'000);
+  v1::ClientRecord* c = clients.add_clients();
+  c->set_client_id("hospital-a");
+  c->set_status(v1::CLIENT_ACTIVE);
+  c->set_last_seen_unix_ms(1'800'000'000'000);
+  c->add_dataset_ids("breast_cancer");
+  std::string html = RenderOverview(tasks, clients);
+  EXPECT_THAT(html, HasSubstr("<a href=\"/task?id=task-1\">task-1</a>"));
+  EXPECT_THAT(html, HasSubstr(kEvilEscaped));
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  EXPECT_THAT(html, HasSubstr("<span class=\"state state-completed\">COMPLETED</span>"));
+  EXPECT_THAT(html, HasSubstr("30 of 30"));
+  EXPECT_THAT(html, HasSubstr("<td>hospital-a</td><td>ACTIVE</td><td>breast_cancer</td>"
+                              "<td>65 s ago"));
+}
+
+TEST(DashboardRenderTest, APageLoadsNothingFromElsewhere) {
+  std::string page = RenderPage(kEvil, "/events?task=task-1", RenderTask(TaskWithRounds(2)));
+  EXPECT_THAT(page, HasSubstr(kEvilEscaped));
+  EXPECT_THAT(page, HasSubstr("<script src=\"/dashboard.js\" defer></script>"));
+  EXPECT_THAT(page, HasSubstr("<link rel=\"stylesheet\" href=\"/dashboard.css\">"));
+  EXPECT_THAT(page, HasSubstr("data-stream=\"/events?task=task-1\""));
+  // Every src and href is a path on this server.
+  std::regex ref("(src|href)=\"([^\"]*)\"");
+  for (auto it = std::sregex_iterator(page.begin(), page.end(), ref); it != std::sregex_iterator();
+       ++it) {
+    EXPECT_EQ((*it)[2].str().substr(0, 1), "/") << (*it)[0];
+  }
+  EXPECT_EQ(Count(page, "<script"), 1);
+  EXPECT_THAT(page, Not(HasSubstr("style=")));  // CSP: no inline style either
+}
+
+}  // namespace
+}  // namespace tessera::dashboard
