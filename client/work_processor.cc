@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/model.h"
 #include "client/policy.h"
@@ -31,12 +32,21 @@ WorkOutcome Declined(v1::Decline::Reason reason, std::string detail) {
 }
 
 // Local data problems are explained in the site's own log only: the coordinator learns
-// that the site cannot take part, not the file's paths, headers or cells.
+// that the site cannot take part, not the file's paths, headers or cells. One exception,
+// which names nothing of the site's: a column of the task (the task's own word) that the
+// local file lacks.
 WorkOutcome DataDeclined(const v1::WorkItem& item, const absl::Status& status) {
   common::LogWarning("local_data_error")
       .With("task", item.task_id())
       .With("round", item.round())
       .With("error", std::string(status.message()));
+  for (const std::string& column : TaskColumns(item.spec())) {
+    if (absl::StrContains(status.message(), absl::StrCat("column '", column, "' not found"))) {
+      return Declined(v1::Decline::DATA_ERROR,
+                      absl::StrCat("the task's column '", column,
+                                   "' is not in the local dataset (details in the site's log)"));
+    }
+  }
   return Declined(v1::Decline::DATA_ERROR,
                   "local data cannot be used for this task (details in the site's log)");
 }

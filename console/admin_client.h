@@ -51,6 +51,14 @@ std::string FormatMillis(int64_t ms);
 // "provenance".
 absl::Status ProvenanceCommand(const std::vector<std::string>& args);
 
+// GetTask: the task, its committed rounds and its round in flight.
+absl::StatusOr<v1::GetTaskResponse> FetchTask(v1::Admin::Stub& stub, const std::string& id);
+
+// `tessera tasks show ...` and `tessera tasks wait ...` (tasks_show_command.cc); args start
+// after "show" / "wait".
+absl::Status ShowCommand(const std::vector<std::string>& args);
+absl::Status WaitCommand(const std::vector<std::string>& args);
+
 }  // namespace tessera::console::internal
 
 #endif  // TESSERA_COORDINATOR_CONSOLE_ADMIN_CLIENT_H_

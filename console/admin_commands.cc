@@ -21,6 +21,7 @@
 #include "console/admin_client.h"
 #include "console/console.h"
 #include "console/internal.h"
+#include "console/task_tables.h"
 #include "crypto/hash.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
@@ -116,118 +117,11 @@ namespace {
 using common::FlagParser;
 using internal::CallStatus;
 using internal::Connection;
+using internal::FetchTask;
 using internal::FormatMillis;
+using internal::PrintTable;
 using internal::SetDeadline;
-
-std::string ShortState(v1::TaskState s) {
-  std::string name = v1::TaskState_Name(s);
-  return name.rfind("TASK_", 0) == 0 ? name.substr(5) : name;
-}
-
-std::string FormatMetric(const std::string& name, double v) {
-  if (name == "num_examples" || name == "train_examples" || name == "num_train_rows") {
-    return absl::StrFormat("%.0f", v);
-  }
-  return absl::StrFormat("%.4f", v);
-}
-
-// The metric names used across `rounds`, in first-seen order.
-std::vector<std::string> MetricNames(
-    const google::protobuf::RepeatedPtrField<v1::RoundRecord>& rounds) {
-  std::vector<std::string> names;
-  for (const auto& r : rounds) {
-    for (const auto& m : r.metrics()) {
-      if (std::find(names.begin(), names.end(), m.name()) == names.end()) names.push_back(m.name());
-    }
-  }
-  return names;
-}
-
-std::vector<std::string> RoundRow(const v1::RoundRecord& r, const std::vector<std::string>& names) {
-  std::vector<std::string> row = {absl::StrCat(r.round()), absl::StrCat(r.fit_participants_size()),
-                                  absl::StrCat(r.attempts())};
-  for (const std::string& n : names) {
-    std::string cell = "-";
-    for (const auto& m : r.metrics()) {
-      if (m.name() == n) cell = FormatMetric(n, m.value());
-    }
-    row.push_back(cell);
-  }
-  row.push_back(FormatMillis(r.committed_unix_ms()));
-  return row;
-}
-
-// Cells left-aligned in columns of the given widths, two spaces apart.
-std::string PadRow(const std::vector<std::string>& cells, const std::vector<size_t>& widths) {
-  std::string line;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    line += cells[i];
-    if (i + 1 < cells.size() && i < widths.size() && cells[i].size() < widths[i]) {
-      line += std::string(widths[i] - cells[i].size(), ' ');
-    }
-    if (i + 1 < cells.size()) line += "  ";
-  }
-  return line;
-}
-
-// Prints rows as an aligned table.
-void PrintTable(const std::vector<std::vector<std::string>>& rows) {
-  if (rows.empty()) return;
-  std::vector<size_t> width(rows[0].size(), 0);
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
-      width[i] = std::max(width[i], r[i].size());
-  }
-  for (const auto& r : rows) std::printf("%s\n", PadRow(r, width).c_str());
-}
-
-std::vector<std::string> RoundHeader(const std::vector<std::string>& names) {
-  std::vector<std::string> h = {"ROUND", "SITES", "ATTEMPTS"};
-  for (const std::string& n : names) h.push_back(absl::AsciiStrToUpper(n));
-  h.push_back("COMMITTED (UTC)");
-  return h;
-}
-
-absl::StatusOr<v1::GetTaskResponse> FetchTask(v1::Admin::Stub& stub, const std::string& id) {
-  v1::GetTaskRequest request;
-  request.set_task_id(id);
-  v1::GetTaskResponse response;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  RETURN_IF_ERROR(CallStatus(stub.GetTask(&ctx, request, &response)));
-  return response;
-}
-
-void PrintTaskSummary(const v1::TaskRecord& t) {
-  std::printf("task      %s (%s)\n", t.task_id().c_str(), t.spec().name().c_str());
-  std::printf("state     %s%s%s\n", ShortState(t.state()).c_str(),
-              t.state_reason().empty() ? "" : ": ", t.state_reason().c_str());
-  std::printf("rounds    %d of %u committed\n", std::max(0, t.last_committed_round()),
-              t.spec().rounds());
-  std::printf("dataset   %s (%d features, label %s)\n", t.spec().dataset().id().c_str(),
-              t.spec().dataset().features_size(), t.spec().dataset().label().c_str());
-  std::printf("spec      sha256 %s\n", crypto::ToHex(t.spec_hash()).c_str());
-  std::printf("submitted %s by %s\n", FormatMillis(t.created_unix_ms()).c_str(),
-              t.submitted_by().c_str());
-}
-
-// "AWAITING_APPROVAL" for SITE_AWAITING_APPROVAL: the decline reasons' words.
-std::string DecisionName(v1::SiteDecisionState state) {
-  std::string name = v1::SiteDecisionState_Name(state);
-  return name.rfind("SITE_", 0) == 0 ? name.substr(5) : name;
-}
-
-// Each site's decision on the task, as the coordinator last heard it.
-void PrintSiteDecisions(const v1::TaskRecord& t) {
-  if (t.site_decisions().empty()) return;
-  std::printf("\n");
-  std::vector<std::vector<std::string>> rows = {{"SITE", "DECISION", "SINCE (UTC)", "REASON"}};
-  for (const v1::SiteDecision& d : t.site_decisions()) {
-    rows.push_back({d.client_id(), DecisionName(d.state()), FormatMillis(d.since_unix_ms()),
-                    d.reason().empty() ? "-" : d.reason()});
-  }
-  PrintTable(rows);
-}
+using internal::ShortState;
 
 absl::Status Submit(const std::vector<std::string>& args) {
   Connection conn;
@@ -294,124 +188,6 @@ absl::Status List(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
-absl::Status Show(const std::vector<std::string>& args) {
-  Connection conn;
-  bool json = false;
-  std::string metric;
-  FlagParser flags("tessera tasks show [flags] TASK_ID",
-                   "Shows a task, each site's decision on it (APPROVED, AWAITING_APPROVAL,\n"
-                   "REJECTED with the site's reason, BUDGET_EXHAUSTED, POLICY_REFUSED) and the\n"
-                   "metrics of each committed round (round 0 is the statistics round). Metrics\n"
-                   "come from federated evaluation on the sites' held-out rows.");
-  conn.Register(flags);
-  flags.AddBool("json", &json, "print the task and its rounds as JSON");
-  flags.AddString("metric", &metric,
-                  "print only this metric of the last round that has it (e.g. accuracy)");
-  std::vector<std::string> positional;
-  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
-  if (!go) return absl::OkStatus();
-  if (positional.empty()) return absl::InvalidArgumentError("tasks show needs a TASK_ID");
-  ASSIGN_OR_RETURN(auto stub, conn.Connect());
-  ASSIGN_OR_RETURN(v1::GetTaskResponse task, FetchTask(*stub, positional[0]));
-  if (!metric.empty()) {
-    for (auto r = task.rounds().rbegin(); r != task.rounds().rend(); ++r) {
-      for (const auto& m : r->metrics()) {
-        if (m.name() == metric) {
-          std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
-          return absl::OkStatus();
-        }
-      }
-    }
-    return absl::NotFoundError(
-        absl::StrCat(positional[0], " has no committed round with metric '", metric, "'"));
-  }
-  if (json) {
-    std::printf("%s\n", common::ToJson(task).c_str());
-    return absl::OkStatus();
-  }
-  PrintTaskSummary(task.task());
-  PrintSiteDecisions(task.task());
-  if (task.rounds().empty()) return absl::OkStatus();
-  std::printf("\n");
-  std::vector<std::string> names = MetricNames(task.rounds());
-  std::vector<std::vector<std::string>> rows = {RoundHeader(names)};
-  for (const auto& r : task.rounds()) rows.push_back(RoundRow(r, names));
-  PrintTable(rows);
-  return absl::OkStatus();
-}
-
-// A failed call that a coordinator restart (or a moment of network trouble) explains:
-// UNAVAILABLE while it is down, CANCELLED for a call its shutdown cut short,
-// DEADLINE_EXCEEDED while it is starting.
-bool RideOut(const absl::Status& st) {
-  return st.code() == absl::StatusCode::kUnavailable || st.code() == absl::StatusCode::kCancelled ||
-         st.code() == absl::StatusCode::kDeadlineExceeded;
-}
-
-absl::Status Wait(const std::vector<std::string>& args) {
-  Connection conn;
-  uint64_t poll_ms = 1000;
-  uint64_t unreachable_seconds = 300;
-  FlagParser flags("tessera tasks wait [flags] TASK_ID",
-                   "Follows a task: prints each round's metrics as it commits, and returns when\n"
-                   "the task ends. Rides out coordinator restarts. Exit 0 if the task completed,\n"
-                   "1 if it failed, 3 if it was cancelled, 4 if the coordinator stayed\n"
-                   "unreachable for --unreachable-seconds, 2 for bad input.");
-  conn.Register(flags);
-  flags.AddUint("poll-ms", &poll_ms, "how often to ask the coordinator, in milliseconds");
-  flags.AddUint("unreachable-seconds", &unreachable_seconds,
-                "give up (exit 4) when the coordinator has not answered for this long");
-  std::vector<std::string> positional;
-  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
-  if (!go) return absl::OkStatus();
-  if (positional.empty()) return absl::InvalidArgumentError("tasks wait needs a TASK_ID");
-  if (poll_ms == 0) return absl::InvalidArgumentError("--poll-ms must be positive");
-  ASSIGN_OR_RETURN(auto stub, conn.Connect());
-  int printed = 0;  // last round printed; round 0 (statistics) is not a training round
-  std::vector<std::string> names;
-  std::vector<size_t> widths;
-  absl::Time last_answer = absl::Now();
-  while (true) {
-    auto task = FetchTask(*stub, positional[0]);
-    if (!task.ok()) {
-      // Ride out a coordinator restart; give up on anything else.
-      if (!RideOut(task.status())) return task.status();
-      if (absl::Now() - last_answer > absl::Seconds(static_cast<int64_t>(unreachable_seconds))) {
-        return absl::UnavailableError(
-            absl::StrCat("the coordinator has not answered for ", unreachable_seconds,
-                         " s (--unreachable-seconds); ", positional[0],
-                         " may still be running: ", task.status().message()));
-      }
-    } else {
-      last_answer = absl::Now();
-      for (const auto& r : task->rounds()) {
-        if (static_cast<int>(r.round()) <= printed) continue;
-        if (names.empty()) {
-          // Columns from the first training round; every round of a task has the same.
-          for (const auto& m : r.metrics()) names.push_back(m.name());
-          std::vector<std::string> header = RoundHeader(names);
-          for (const std::string& h : header) widths.push_back(std::max<size_t>(h.size(), 8));
-          std::printf("%s\n", PadRow(header, widths).c_str());
-        }
-        std::printf("%s\n", PadRow(RoundRow(r, names), widths).c_str());
-        std::fflush(stdout);
-        printed = static_cast<int>(r.round());
-      }
-      const v1::TaskRecord& t = task->task();
-      if (t.state() == v1::TASK_COMPLETED) {
-        std::printf("%s %s after %d rounds\n", t.task_id().c_str(), ShortState(t.state()).c_str(),
-                    t.last_committed_round());
-        return absl::OkStatus();
-      }
-      const std::string ended =
-          absl::StrCat(t.task_id(), " ", ShortState(t.state()), ": ", t.state_reason());
-      if (t.state() == v1::TASK_FAILED) return absl::AbortedError(ended);
-      if (t.state() == v1::TASK_CANCELLED) return absl::CancelledError(ended);
-    }
-    absl::SleepFor(absl::Milliseconds(static_cast<int64_t>(poll_ms)));
-  }
-}
-
 absl::Status Cancel(const std::vector<std::string>& args) {
   Connection conn;
   std::string reason;
@@ -445,8 +221,8 @@ absl::Status TasksCommand(const std::vector<std::string>& args) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "submit") return Submit(rest);
   if (args[0] == "list") return List(rest);
-  if (args[0] == "show") return Show(rest);
-  if (args[0] == "wait") return Wait(rest);
+  if (args[0] == "show") return internal::ShowCommand(rest);
+  if (args[0] == "wait") return internal::WaitCommand(rest);
   if (args[0] == "cancel") return Cancel(rest);
   if (args[0] == "provenance") return internal::ProvenanceCommand(rest);
   return absl::InvalidArgumentError(absl::StrCat(
@@ -567,8 +343,12 @@ absl::Status ClientsCommand(const std::vector<std::string>& args) {
   Connection conn;
   bool json = false;
   FlagParser flags("tessera clients list [flags]",
-                   "Lists the institutions that have connected: id, certificate fingerprint,\n"
-                   "datasets, and when they were last heard from.");
+                   "Lists the institutions that have connected: id, status, datasets, when\n"
+                   "they were last heard from, certificate fingerprint and version. STATUS is\n"
+                   "ACTIVE (a long-poll open, or a call within twice the coordinator's\n"
+                   "long_poll_seconds), STALE (none for longer: frozen, cut off, or computing\n"
+                   "a long answer) or OFFLINE (none for client_liveness_seconds: no longer\n"
+                   "invited). --json gives the thresholds (stale_after_ms, offline_after_ms).");
   conn.Register(flags);
   flags.AddBool("json", &json, "print JSON");
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, rest));

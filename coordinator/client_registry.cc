@@ -9,8 +9,13 @@
 namespace tessera::coordinator {
 
 ClientRegistry::ClientRegistry(Store* store, const common::Clock* clock, absl::Duration liveness,
-                               std::function<int(const std::string&)> waiting_pulls)
-    : store_(store), clock_(clock), liveness_(liveness), waiting_pulls_(std::move(waiting_pulls)) {}
+                               std::function<int(const std::string&)> waiting_pulls,
+                               absl::Duration stale_after)
+    : store_(store),
+      clock_(clock),
+      liveness_(liveness),
+      stale_after_(std::min(stale_after, liveness)),
+      waiting_pulls_(std::move(waiting_pulls)) {}
 
 absl::Status ClientRegistry::Load() {
   ASSIGN_OR_RETURN(std::vector<v1::ClientRecord> records, store_->ListClients());
@@ -127,10 +132,22 @@ std::vector<std::string> ClientRegistry::Connected(const std::string& dataset_id
 }
 
 std::vector<v1::ClientRecord> ClientRegistry::List() const {
-  absl::MutexLock lock(&mu_);
   std::vector<v1::ClientRecord> out;
-  out.reserve(clients_.size());
-  for (const auto& [id, record] : clients_) out.push_back(record);
+  {
+    absl::MutexLock lock(&mu_);
+    out.reserve(clients_.size());
+    for (const auto& [id, record] : clients_) out.push_back(record);
+  }
+  // Outside our lock: waiting_pulls_ takes the work board's.
+  const absl::Time now = clock_->Now();
+  for (v1::ClientRecord& r : out) {
+    const absl::Duration idle = now - absl::FromUnixMillis(r.last_seen_unix_ms());
+    if (waiting_pulls_(r.client_id()) > 0 || idle <= stale_after_) {
+      r.set_status(v1::CLIENT_ACTIVE);
+    } else {
+      r.set_status(idle > liveness_ ? v1::CLIENT_OFFLINE : v1::CLIENT_STALE);
+    }
+  }
   return out;
 }
 

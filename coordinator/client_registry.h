@@ -6,6 +6,15 @@
 // registry is loaded from the store at start, so a restarted coordinator knows every
 // client and picks cohorts again as soon as they poll.
 //
+// The status List() reports is computed when it is read (the stored one stays ACTIVE):
+// ACTIVE while a PullWork call is open or the client called within `stale_after`; STALE
+// past that; OFFLINE past the liveness window (then it is not picked into cohorts). A
+// healthy client always has a long-poll open except while it computes an answer, and its
+// last call ends at most a long-poll after it began; a frozen process (SIGSTOP: its TCP
+// connection stays open, but it never calls again once its open long-poll returns at the
+// coordinator's long-poll deadline) or a cut-off site turns STALE within long_poll +
+// stale_after. A site computing a long contribution may show STALE until it answers.
+//
 // Thread-safe.
 #ifndef TESSERA_COORDINATOR_CLIENT_REGISTRY_H_
 #define TESSERA_COORDINATOR_CLIENT_REGISTRY_H_
@@ -30,8 +39,10 @@ class ClientRegistry {
  public:
   // `store` and `clock` must outlive the registry. `waiting_pulls(id)` tells how many
   // PullWork calls of a client are waiting now.
+  // `stale_after` (clamped to at most `liveness`): see the status above.
   ClientRegistry(Store* store, const common::Clock* clock, absl::Duration liveness,
-                 std::function<int(const std::string&)> waiting_pulls);
+                 std::function<int(const std::string&)> waiting_pulls,
+                 absl::Duration stale_after = absl::Seconds(40));
 
   // Loads every known client from the store. Call once before serving.
   absl::Status Load();
@@ -56,13 +67,20 @@ class ClientRegistry {
   // Connected clients that hold `dataset_id`, sorted by id.
   std::vector<std::string> Connected(const std::string& dataset_id) const;
 
-  // Every record, sorted by id, with last-seen times as known in memory.
+  // Every record, sorted by id, with last-seen times as known in memory and the status as of
+  // now (ACTIVE, STALE or OFFLINE).
   std::vector<v1::ClientRecord> List() const;
+
+  // The thresholds of the status: STALE after stale_after(), OFFLINE after offline_after()
+  // (the liveness window) without an open long-poll or a call.
+  absl::Duration stale_after() const { return stale_after_; }
+  absl::Duration offline_after() const { return liveness_; }
 
  private:
   Store* const store_;
   const common::Clock* const clock_;
   const absl::Duration liveness_;
+  const absl::Duration stale_after_;
   const std::function<int(const std::string&)> waiting_pulls_;
 
   mutable absl::Mutex mu_;

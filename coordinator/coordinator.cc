@@ -16,8 +16,10 @@ Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* cloc
     : store_(std::move(store)),
       clock_(clock),
       options_(options),
-      registry_(store_.get(), clock, options.client_liveness,
-                [this](const std::string& id) { return board_.WaitingPulls(id); }) {}
+      registry_(
+          store_.get(), clock, options.client_liveness,
+          [this](const std::string& id) { return board_.WaitingPulls(id); },
+          options.client_stale_after) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(std::unique_ptr<Store> store,
                                                                  const common::Clock* clock,
@@ -94,6 +96,19 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const std::string& task
     // round would make it large. GetRound has it.
     r.clear_provenance();
     *response.add_rounds() = std::move(r);
+  }
+  absl::StatusOr<v1::InFlightRound> in_flight = store_->GetInFlight(task_id);
+  if (in_flight.ok()) {
+    // What the operator reads: attempts, cohort, drops, each site's answers. Not the
+    // session's snapshot (keys, encrypted shares, the masked running sum), the next model
+    // or the strategy's state.
+    in_flight->clear_server_snapshot();
+    in_flight->clear_next_model();
+    in_flight->clear_strategy_state();
+    in_flight->clear_provenance();
+    *response.mutable_in_flight() = *std::move(in_flight);
+  } else if (in_flight.status().code() != absl::StatusCode::kNotFound) {
+    return in_flight.status();
   }
   return response;
 }

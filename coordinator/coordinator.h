@@ -36,6 +36,10 @@ struct CoordinatorOptions {
   std::string ca_cert_pem;
   // A client not heard from for this long is not picked into cohorts.
   absl::Duration client_liveness = absl::Seconds(90);
+  // A client with no open long-poll and no call for this long shows STALE (at most
+  // client_liveness; after that, OFFLINE): client_registry.h. The daemon sets twice its
+  // long-poll time.
+  absl::Duration client_stale_after = absl::Seconds(40);
   TaskRunnerOptions runner;
   // The coordinator's certificate (PEM) and a signer with its key, for the model provenance
   // records of ExportModel. Unset (null): ExportModel is FAILED_PRECONDITION.
@@ -62,7 +66,9 @@ class Coordinator {
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(const std::string& operator_id,
                                                     v1::TaskSpec spec);
   absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks();
-  // The task and its committed rounds, without the rounds' provenance.
+  // The task and its committed rounds, without the rounds' provenance, and its round in
+  // flight (if any) without the session's snapshot, the next model, the strategy's state
+  // and the provenance.
   absl::StatusOr<v1::GetTaskResponse> GetTask(const std::string& task_id);
   // One committed round with its provenance. NOT_FOUND for an unknown task or a round not
   // committed.
@@ -70,7 +76,11 @@ class Coordinator {
   // NOT_FOUND for an unknown task, FAILED_PRECONDITION for a finished one.
   absl::Status CancelTask(const std::string& operator_id, const std::string& task_id,
                           const std::string& reason);
+  // Every known client with its status as of now (client_registry.h).
   std::vector<v1::ClientRecord> ListClients() const;
+  // The status thresholds (ClientRegistry::stale_after, offline_after).
+  absl::Duration client_stale_after() const { return registry_.stale_after(); }
+  absl::Duration client_offline_after() const { return registry_.offline_after(); }
   // A committed round's model as a file with its signed provenance record
   // (proto/admin.proto ExportModel; model_export.cc). Errors as documented there.
   absl::StatusOr<v1::ExportModelResponse> ExportModel(const v1::ExportModelRequest& request);

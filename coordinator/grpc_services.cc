@@ -151,6 +151,8 @@ class AdminService final : public v1::Admin::Service {
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     for (v1::ClientRecord& c : coordinator_->ListClients()) *response->add_clients() = std::move(c);
     response->set_now_unix_ms(absl::ToUnixMillis(absl::Now()));
+    response->set_stale_after_ms(absl::ToInt64Milliseconds(coordinator_->client_stale_after()));
+    response->set_offline_after_ms(absl::ToInt64Milliseconds(coordinator_->client_offline_after()));
     return grpc::Status::OK;
   }
 

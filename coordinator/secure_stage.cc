@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "coordinator/site_answers.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "proto/labels.h"
@@ -24,10 +26,11 @@ using secagg::ServerState;
 class SessionSink final : public ResultSink {
  public:
   SessionSink(std::unique_ptr<SecAggServer> server, std::string session, uint32_t threshold,
-              StageObserver* observer)
+              std::vector<std::string> invited, StageObserver* observer)
       : server_(std::move(server)),
         session_(std::move(session)),
         threshold_(threshold),
+        invited_(std::move(invited)),
         observer_(observer) {}
 
   absl::Status Accept(const std::string& client_id, const v1::PushResultRequest& result) override {
@@ -36,6 +39,7 @@ class SessionSink final : public ResultSink {
     {
       absl::MutexLock lock(&mu_);
       step = server_->round();
+      ++answers_version_;
       if (result.has_decline()) {
         Declined(client_id, step, result.decline());
         return absl::OkStatus();
@@ -47,6 +51,7 @@ class SessionSink final : public ResultSink {
       }
       status = server_->Receive(client_id, result.secagg());
       if (status.ok() && result.secagg().has_masked_input()) masked_inputs_.insert(client_id);
+      if (status.ok()) declines_.erase(client_id);
       if (status.ok() && step == v1::SECAGG_ADVERTISE_KEYS) {
         awaiting_.erase(client_id);
         ++advertised_;
@@ -113,6 +118,39 @@ class SessionSink final : public ResultSink {
     absl::MutexLock lock(&mu_);
     return {masked_inputs_.begin(), masked_inputs_.end()};
   }
+  // The sites that fetched the first step's item (WorkBoard::Fetched), as last told.
+  void SetFetchedFirst(std::set<std::string> fetched) {
+    absl::MutexLock lock(&mu_);
+    if (fetched != fetched_first_) ++answers_version_;
+    fetched_first_ = std::move(fetched);
+  }
+
+  // What the session saw so far (site_answers.h), if anything changed since the last call
+  // with `only_if_changed`.
+  std::optional<SessionFacts> Facts(bool only_if_changed) {
+    absl::MutexLock lock(&mu_);
+    const std::tuple<uint64_t, int, int, size_t> version = {
+        answers_version_, static_cast<int>(server_->state()), static_cast<int>(server_->round()),
+        server_->drops().size()};
+    if (only_if_changed && version == reported_facts_) return std::nullopt;
+    reported_facts_ = version;
+    SessionFacts f;
+    f.invited = invited_;
+    f.completed = server_->state() == ServerState::kCompleted;
+    if (f.completed) f.survivors = server_->survivors();
+    f.running = server_->state() == ServerState::kCollecting;
+    if (f.running) {
+      f.step = server_->round();
+      f.pending = server_->Pending();
+    }
+    f.declines = declines_;
+    for (const secagg::ClientDrop& d : server_->drops()) {
+      f.drops.push_back({d.client_id, d.round, d.reason, d.detail});
+    }
+    f.fetched_first = fetched_first_;
+    return f;
+  }
+
   std::vector<std::string> AlreadyContributed() {
     absl::MutexLock lock(&mu_);
     return {already_contributed_.begin(), already_contributed_.end()};
@@ -122,6 +160,7 @@ class SessionSink final : public ResultSink {
   void Declined(const std::string& client_id, v1::SecAggRound step, const v1::Decline& d)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (d.reason() == v1::Decline::ALREADY_CONTRIBUTED) already_contributed_.insert(client_id);
+    declines_[client_id] = SessionFacts::Declined{step, d};
     if (std::optional<v1::SiteDecision> decision = DecisionOf(client_id, d)) Heard(*decision);
     if (d.reason() == v1::Decline::AWAITING_APPROVAL && step == v1::SECAGG_ADVERTISE_KEYS &&
         server_->Pending().contains(client_id)) {
@@ -165,7 +204,15 @@ class SessionSink final : public ResultSink {
   const std::unique_ptr<SecAggServer> server_ ABSL_GUARDED_BY(mu_);
   const std::string session_;
   const uint32_t threshold_;
+  const std::vector<std::string> invited_;
   StageObserver* const observer_;
+  // Each site's last answer if it was a decline, the sites that fetched the first step's
+  // item, and a counter of answers (for reporting changes).
+  std::map<std::string, SessionFacts::Declined> declines_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> fetched_first_ ABSL_GUARDED_BY(mu_);
+  uint64_t answers_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::tuple<uint64_t, int, int, size_t> reported_facts_ ABSL_GUARDED_BY(mu_) = {~uint64_t{0}, 0, 0,
+                                                                                 0};
   std::set<std::string> masked_inputs_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> already_contributed_ ABSL_GUARDED_BY(mu_);
   // First step: sites whose last answer was AWAITING_APPROVAL (still expected), those of
@@ -316,6 +363,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
         .With("state", state == ServerState::kCompleted ? "completed"
                        : state == ServerState::kAborted ? "aborted"
                                                         : "collecting");
+    ReportAttempt(request, *sink, /*ended=*/state != ServerState::kCollecting);
     if (state == ServerState::kCollecting && request.persist) {
       absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
       if (!kept.ok()) {
@@ -332,23 +380,50 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
 void SecureStageRunner::WaitForStep(const SecureStageRequest& request, const std::string& work_id,
                                     absl::Time deadline, bool first_step, SessionSink& sink) {
   while (true) {
-    // The first step wakes up now and then to offer sites awaiting approval their item again.
-    const absl::Time wake =
-        first_step ? std::min(deadline, clock_->Now() + request.approval_poll) : deadline;
+    // Every step wakes up now and then to report the sites' answers so far; the first step
+    // also to offer sites awaiting approval their item again.
+    absl::Duration nap = request.answers_report_interval;
+    if (first_step) nap = std::min(nap, request.approval_poll);
+    const absl::Time wake = std::min(deadline, clock_->Now() + nap);
     const bool answered = sink.WaitForStep(wake);
     if (request.decisions_changed) {
       if (std::optional<SiteDecisions> heard = sink.Decisions(/*only_if_changed=*/true)) {
         request.decisions_changed(*heard);
       }
     }
+    if (first_step) sink.SetFetchedFirst(board_->Fetched(work_id));
+    ReportAttempt(request, sink, /*ended=*/false);
     if (answered || clock_->Now() >= deadline) break;
     for (const std::string& client : sink.TakeReoffers()) board_->Reoffer(work_id, client);
   }
   sink.DropAwaiting();
 }
 
-void SecureStageRunner::Collect(SessionSink& sink, const v1::SecAggEncoding& encoding,
-                                SecureStageResult* result) {
+v1::StageAttempt SecureStageRunner::AttemptOf(const SecureStageRequest& request,
+                                              const SessionFacts& facts) const {
+  v1::StageAttempt a;
+  a.set_round(request.round);
+  a.set_stage(request.stage);
+  a.set_attempt(request.attempt);
+  a.set_session(SessionLabel(request.task_id, request.round, request.stage, request.attempt));
+  a.set_threshold(request.resume ? request.resume->setup().threshold() : request.threshold);
+  a.set_started_unix_ms(started_unix_ms_);
+  for (v1::SiteAnswer& answer : SiteAnswersOf(facts)) *a.add_sites() = std::move(answer);
+  return a;
+}
+
+void SecureStageRunner::ReportAttempt(const SecureStageRequest& request, SessionSink& sink,
+                                      bool ended) {
+  // The ended session is reported by Run's result.
+  if (!request.attempt_changed || ended) return;
+  std::optional<SessionFacts> facts = sink.Facts(/*only_if_changed=*/true);
+  if (!facts.has_value()) return;
+  request.attempt_changed(AttemptOf(request, *facts));
+}
+
+void SecureStageRunner::Collect(const SecureStageRequest& request, SessionSink& sink,
+                                const v1::SecAggEncoding& encoding, SecureStageResult* result) {
+  result->attempt = AttemptOf(request, *sink.Facts(/*only_if_changed=*/false));
   result->masked_inputs = sink.MaskedInputs();
   result->already_contributed = sink.AlreadyContributed();
   result->decisions = *sink.Decisions(/*only_if_changed=*/false);
@@ -382,6 +457,8 @@ void SecureStageRunner::Collect(SessionSink& sink, const v1::SecAggEncoding& enc
 
 SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   SecureStageResult result;
+  started_unix_ms_ = request.resume_started_unix_ms > 0 ? request.resume_started_unix_ms
+                                                        : common::ToUnixMillis(clock_->Now());
   const std::string session =
       SessionLabel(request.task_id, request.round, request.stage, request.attempt);
   absl::StatusOr<std::unique_ptr<SecAggServer>> server = OpenServer(request, &result);
@@ -391,7 +468,11 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   const size_t invited =
       request.resume ? static_cast<size_t>(setup.invited_size()) : request.cohort.size();
   const uint32_t threshold = request.resume ? setup.threshold() : request.threshold;
-  auto sink = std::make_shared<SessionSink>(std::move(*server), session, threshold, observer_);
+  std::vector<std::string> invited_ids =
+      request.resume ? std::vector<std::string>(setup.invited().begin(), setup.invited().end())
+                     : request.cohort;
+  auto sink = std::make_shared<SessionSink>(std::move(*server), session, threshold,
+                                            std::move(invited_ids), observer_);
   {
     absl::MutexLock lock(&mu_);
     if (cancelled_) {
@@ -405,7 +486,11 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
       .With("invited", static_cast<uint64_t>(invited))
       .With("words", static_cast<uint64_t>(secagg::EncodedWords(encoding)));
   RunSteps(request, session, invited, sink, &result);
-  Collect(*sink, encoding, &result);
+  Collect(request, *sink, encoding, &result);
+  // A decoding failure or a refused persist ends a session the server saw complete.
+  result.attempt.set_completed(result.completed);
+  result.attempt.set_outcome(result.completed ? "" : result.abort);
+  result.attempt.set_ended_unix_ms(common::ToUnixMillis(clock_->Now()));
   if (result.provenance.has_value()) result.provenance->set_session(session);
   {
     absl::MutexLock lock(&mu_);

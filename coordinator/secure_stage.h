@@ -45,6 +45,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "coordinator/site_answers.h"
 #include "coordinator/site_decisions.h"
 #include "coordinator/work_board.h"
 #include "proto/federation.pb.h"
@@ -104,6 +105,16 @@ struct SecureStageRequest {
   // Told, on the runner's thread, every decision heard in this session so far, each time
   // one changes (may be empty).
   std::function<void(const SiteDecisions&)> decisions_changed;
+  // Told, on the runner's thread, the session's attempt record (each invited site's answer
+  // so far, site_answers.h) at every step boundary and whenever a site's answer changed
+  // while a step is open (seen at the step's wake-ups). The ended session's record is
+  // SecureStageResult::attempt instead. May be empty.
+  std::function<void(const v1::StageAttempt&)> attempt_changed;
+  // How often, while a step is open, attempt_changed is told of answers that arrived.
+  absl::Duration answers_report_interval = absl::Seconds(1);
+  // When the session began, for a resumed one (its attempt record's started_unix_ms); 0:
+  // now.
+  int64_t resume_started_unix_ms = 0;
 };
 
 struct SecureStageResult {
@@ -130,6 +141,8 @@ struct SecureStageResult {
   // When completed: which sites' inputs make up the sum, with their consistency signatures
   // (secagg/provenance.h); `session` is the session's label.
   std::optional<v1::SessionProvenance> provenance;
+  // The session with each invited site's answer (ended_unix_ms, completed, outcome set).
+  v1::StageAttempt attempt;
 };
 
 class SecureStageRunner {
@@ -164,12 +177,19 @@ class SecureStageRunner {
   void WaitForStep(const SecureStageRequest& request, const std::string& work_id,
                    absl::Time deadline, bool first_step, SessionSink& sink);
   // The session's outcome into `result`: drops, contributors, the decoded sum or the abort.
-  void Collect(SessionSink& sink, const v1::SecAggEncoding& encoding, SecureStageResult* result);
+  void Collect(const SecureStageRequest& request, SessionSink& sink,
+               const v1::SecAggEncoding& encoding, SecureStageResult* result);
+  // The session's attempt record from what the sink saw.
+  v1::StageAttempt AttemptOf(const SecureStageRequest& request, const SessionFacts& facts) const;
+  // Tells request.attempt_changed the running session's record if it changed.
+  void ReportAttempt(const SecureStageRequest& request, SessionSink& sink, bool ended);
 
   WorkBoard* const board_;
   const common::Clock* const clock_;
   const std::string ca_cert_pem_;
   StageObserver* const observer_;
+  // When the running session began (Run's thread only).
+  int64_t started_unix_ms_ = 0;
 
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

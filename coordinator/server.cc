@@ -87,6 +87,8 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   CoordinatorOptions options;
   options.ca_cert_pem = tls.ca_cert_pem;
   options.client_liveness = absl::Seconds(config.client_liveness_seconds());
+  // Twice the long-poll: a healthy client re-polls at once when its long-poll returns.
+  options.client_stale_after = absl::Seconds(2 * config.long_poll_seconds());
   options.runner.observer = meters.Observer(observer);
   // The key that signs model provenance records (ExportModel) is the TLS certificate's.
   ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));

@@ -150,7 +150,11 @@ absl::Status TaskRunner::Finish(v1::TaskRecord& task, v1::TaskState state,
     for (const v1::PrivacyRelease& r : in_flight->releases()) {
       *task.add_uncommitted_releases() = r;
     }
+    if (state == v1::TASK_FAILED) {
+      *task.mutable_failed_round_attempts() = in_flight->stage_attempts();
+    }
   }
+  task.clear_waiting();
   task.set_state(state);
   task.set_state_reason(reason);
   task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
@@ -192,7 +196,10 @@ absl::Status TaskRunner::EndStage(v1::TaskRecord& task, const StageEnd& end,
     case StageEnd::Kind::kCompleted:
       break;
   }
-  return Finish(task, v1::TASK_FAILED, absl::StrCat(what, " failed: ", end.reason));
+  // "round 3 failed after 20 attempts: site-c declined ...", "round 3 failed: <why>".
+  const bool attempts_out = end.reason.rfind("after ", 0) == 0;
+  return Finish(task, v1::TASK_FAILED,
+                absl::StrCat(what, " failed", attempts_out ? " " : ": ", end.reason));
 }
 
 absl::Status TaskRunner::RunTask() {
@@ -308,6 +315,7 @@ absl::Status TaskRunner::CommitStatistics(v1::TaskRecord& task,
   record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
   record.set_attempts(reused ? 0 : in_flight.attempt());
   *record.mutable_drops() = in_flight.drops();
+  *record.mutable_stage_attempts() = in_flight.stage_attempts();
   if (reused) record.set_statistics_from(pooled.task_id());
   google::protobuf::RepeatedPtrField<v1::SessionProvenance> sessions;
   // This task's own statistics session (also when it committed after a restart between
@@ -412,6 +420,7 @@ absl::Status TaskRunner::CommitAnalytics(v1::TaskRecord& task, const v1::InFligh
   record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
   record.set_attempts(in_flight.attempt());
   *record.mutable_drops() = in_flight.drops();
+  *record.mutable_stage_attempts() = in_flight.stage_attempts();
   SetProvenance(in_flight.provenance(), &record);
   RETURN_IF_ERROR(store_->CommitRound(task, record, {}));
   for (const v1::PrivacyRelease& r : in_flight.releases()) {
@@ -599,6 +608,7 @@ absl::Status TaskRunner::CommitTrainingRound(v1::TaskRecord& task,
   record.set_committed_unix_ms(common::ToUnixMillis(clock_->Now()));
   record.set_attempts(in_flight.attempt());
   *record.mutable_drops() = in_flight.drops();
+  *record.mutable_stage_attempts() = in_flight.stage_attempts();
   record.set_strategy_state(in_flight.strategy_state());
   *record.mutable_releases() = in_flight.releases();
   SetProvenance(in_flight.provenance(), &record);

@@ -38,6 +38,15 @@
 // the stage's minimum and fails otherwise, naming the site and its reason ("site-b refused
 // the task: its privacy budget is exhausted: <reason>; only 2 known sites ...").
 //
+// Diagnostics (site_answers.h): each session's record with every invited site's answer is
+// kept in the in-flight record (InFlightRound.stage_attempts, rewritten as sites answer and
+// at every step boundary), committed with the round (RoundRecord.stage_attempts) and, when
+// the task fails, kept on the task (TaskRecord.failed_round_attempts); a stage that runs out
+// of attempts fails naming the sites and what they did ("statistics round failed after 20
+// attempts: site-c declined POLICY_REFUSED: <rule>; last session: ..."). While a stage waits
+// for its cohort, TaskRecord.waiting says why ("waiting for 3 sites holding dataset X (have
+// 2)"); it is cleared when the cohort is there or the task ends.
+//
 // Provenance: the provenance of every session whose sum a round uses (which sites' inputs
 // made it, with their consistency signatures, secagg/provenance.h) is kept in the in-flight
 // record as soon as the sum is used, and committed with the round (RoundRecord.provenance);
@@ -218,9 +227,17 @@ class TaskRunner {
   // its dataset, leaving out `contributed` and the sites that rejected the task or are out
   // of budget; returns them. Empty if halted meanwhile, or if too few known sites are left
   // (then `*unreachable` says why, the sites' own reasons first).
-  std::vector<std::string> WaitForCohort(const v1::TaskRecord& task,
+  // While it waits, task.waiting says why (written when it changes, cleared at the end).
+  std::vector<std::string> WaitForCohort(v1::TaskRecord& task,
                                          const std::set<std::string>& contributed,
                                          std::string* unreachable);
+  // The wait for a cohort in words (site_answers.h): `cohort` are the connected sites that
+  // may take part, `need` the sites the stage needs.
+  v1::TaskWaiting Waiting(const v1::TaskRecord& task, const std::vector<std::string>& cohort,
+                          const std::set<std::string>& contributed,
+                          const std::set<std::string>& excluded, uint32_t need) const;
+  // Sets (or, with nullopt, clears) task.waiting and writes the task if it changed.
+  void NoteWaiting(v1::TaskRecord& task, const std::optional<v1::TaskWaiting>& waiting);
   // The in-flight record of `round` (a fresh one if the store has none for it).
   absl::StatusOr<v1::InFlightRound> InFlightOf(uint32_t round);
   // The noise multipliers of every release charged to the task so far: committed rounds'

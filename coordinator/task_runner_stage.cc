@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/privacy_accountant.h"
+#include "coordinator/site_answers.h"
 #include "coordinator/site_decisions.h"
 #include "coordinator/task_runner.h"
 #include "proto/labels.h"
@@ -67,6 +68,54 @@ void AddUnique(const std::vector<std::string>& ids, v1::InFlightRound* in_flight
 
 }  // namespace
 
+v1::TaskWaiting TaskRunner::Waiting(const v1::TaskRecord& task,
+                                    const std::vector<std::string>& cohort,
+                                    const std::set<std::string>& contributed,
+                                    const std::set<std::string>& excluded, uint32_t need) const {
+  const std::string& dataset = task.spec().dataset().id();
+  const std::set<std::string> connected(cohort.begin(), cohort.end());
+  std::vector<std::string> not_connected;
+  std::set<std::string> known_datasets;
+  size_t contributed_holders = 0;
+  size_t excluded_holders = 0;
+  for (const v1::ClientRecord& c : registry_->List()) {
+    known_datasets.insert(c.dataset_ids().begin(), c.dataset_ids().end());
+    if (std::find(c.dataset_ids().begin(), c.dataset_ids().end(), dataset) ==
+        c.dataset_ids().end()) {
+      continue;
+    }
+    if (contributed.contains(c.client_id())) {
+      ++contributed_holders;
+    } else if (excluded.contains(c.client_id())) {
+      ++excluded_holders;
+    } else if (!connected.contains(c.client_id())) {
+      not_connected.push_back(c.client_id());
+    }
+  }
+  return MakeWaiting(dataset, need, static_cast<uint32_t>(cohort.size()), not_connected,
+                     contributed_holders, excluded_holders, known_datasets);
+}
+
+void TaskRunner::NoteWaiting(v1::TaskRecord& task, const std::optional<v1::TaskWaiting>& waiting) {
+  if (!waiting.has_value()) {
+    if (!task.has_waiting()) return;
+    task.clear_waiting();
+  } else {
+    if (task.has_waiting() && SameWaiting(task.waiting(), *waiting)) return;
+    const int64_t since =
+        task.has_waiting() ? task.waiting().since_unix_ms() : common::ToUnixMillis(clock_->Now());
+    *task.mutable_waiting() = *waiting;
+    task.mutable_waiting()->set_since_unix_ms(since);
+    common::LogInfo("task_waiting").With("task", task_id_).With("why", waiting->message());
+  }
+  // Shown by `tessera tasks show`; a failed write is retried with the next change.
+  if (absl::Status kept = store_->UpdateTask(task); !kept.ok()) {
+    common::LogWarning("task_waiting_not_stored")
+        .With("task", task_id_)
+        .With("error", kept.ToString());
+  }
+}
+
 absl::StatusOr<v1::InFlightRound> TaskRunner::InFlightOf(uint32_t round) {
   absl::StatusOr<v1::InFlightRound> stored = store_->GetInFlight(task_id_);
   if (stored.ok() && stored->round() == round) return stored;
@@ -87,7 +136,7 @@ std::vector<double> TaskRunner::ChargedReleases(const v1::InFlightRound& in_flig
   return all;
 }
 
-std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task,
+std::vector<std::string> TaskRunner::WaitForCohort(v1::TaskRecord& task,
                                                    const std::set<std::string>& contributed,
                                                    std::string* unreachable) {
   const v1::TaskSpec& spec = task.spec();
@@ -102,7 +151,11 @@ std::vector<std::string> TaskRunner::WaitForCohort(const v1::TaskRecord& task,
     for (const std::string& id : registry_->Connected(spec.dataset().id())) {
       if (!left_out(id)) cohort.push_back(id);
     }
-    if (cohort.size() >= need) return cohort;
+    if (cohort.size() >= need) {
+      NoteWaiting(task, std::nullopt);
+      return cohort;
+    }
+    NoteWaiting(task, Waiting(task, cohort, contributed, excluded, need));
     if (!contributed.empty() || !excluded.empty()) {
       size_t known = 0;
       for (const v1::ClientRecord& c : registry_->List()) {
@@ -157,6 +210,11 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
     request->cohort.assign(in_flight.cohort().begin(), in_flight.cohort().end());
     request->threshold = in_flight.threshold();
     request->resume = std::move(snapshot);
+    for (const v1::StageAttempt& a : in_flight.stage_attempts()) {
+      if (a.session() == in_flight.session()) {
+        request->resume_started_unix_ms = a.started_unix_ms();
+      }
+    }
     return std::nullopt;
   }
   // A rejection heard before a restart ends the task all the same.
@@ -167,7 +225,10 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
   // Sessions that failed while sites were deciding on the task are not counted.
   if (plan.retry &&
       in_flight.attempt() - in_flight.unspent_attempts() > spec.max_round_attempts()) {
-    end.reason = absl::StrCat("no sum after ", spec.max_round_attempts(), " attempts");
+    const std::string cause = FailureCause(in_flight.stage_attempts());
+    end.reason = absl::StrCat("after ", spec.max_round_attempts(),
+                              spec.max_round_attempts() == 1 ? " attempt: " : " attempts: ",
+                              cause.empty() ? "no sum" : cause);
     return end;
   }
   if (std::optional<std::string> overdue = ApprovalOverdue(task, in_flight)) {
@@ -265,6 +326,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& tas
     AddUnique(result.masked_inputs, &in_flight);
     AddUnique(result.already_contributed, &in_flight);
   }
+  KeepAttempt(result.attempt, in_flight.mutable_stage_attempts());
   for (const std::string& drop : result.drops) in_flight.add_drops(drop);
   in_flight.set_session_stage(v1::STAGE_UNSPECIFIED);
   in_flight.clear_session();
@@ -287,11 +349,18 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& tas
   if (std::string rejected = RejectionReason(task); !rejected.empty()) {
     end.kind = StageEnd::Kind::kFailed;
     end.reason = std::move(rejected);
+    // The task ends with this session's answers (TaskRecord.failed_round_attempts).
+    if (absl::Status kept = store_->PutInFlight(in_flight); !kept.ok()) {
+      common::LogWarning("in_flight_not_stored")
+          .With("task", task_id_)
+          .With("error", kept.ToString());
+    }
     return end;
   }
   if (!plan.retry) {
     end.kind = StageEnd::Kind::kFailed;
-    end.reason = end.result.abort;
+    const std::string cause = FailureCause(in_flight.stage_attempts());
+    end.reason = cause.empty() ? end.result.abort : cause;
     return end;
   }
   // A failed attempt: the next one with the sites that have not contributed. It does not
@@ -330,6 +399,16 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
     };
     request.approval_poll = options_.approval_poll;
     request.decisions_changed = [&](const SiteDecisions& heard) { NoteDecisions(task, heard); };
+    request.attempt_changed = [&](const v1::StageAttempt& attempt) {
+      // Shown by `tessera tasks show` while the session runs; the next step boundary
+      // writes it again if this write fails.
+      KeepAttempt(attempt, in_flight.mutable_stage_attempts());
+      if (absl::Status kept = store_->PutInFlight(in_flight); !kept.ok()) {
+        common::LogWarning("in_flight_not_stored")
+            .With("task", task_id_)
+            .With("error", kept.ToString());
+      }
+    };
     if (std::optional<StageEnd> end = CloseSession(task, in_flight, plan, secure_.Run(request))) {
       return *std::move(end);
     }

@@ -59,6 +59,7 @@ std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id
   OpenWork* w = Deliverable(client_id);
   if (w == nullptr) return nullptr;
   w->undelivered.erase(client_id);
+  w->fetched.insert(client_id);
   return w->items.at(client_id);
 }
 
@@ -75,6 +76,7 @@ absl::Status WorkBoard::Push(const std::string& client_id, const v1::PushResultR
     // One answer per item, whatever the sink makes of it.
     it->second.pending.erase(client_id);
     it->second.undelivered.erase(client_id);
+    it->second.fetched.insert(client_id);
     sink = it->second.sink;
   }
   // Never call out under the lock: the sink may verify signatures or add large vectors.
@@ -95,6 +97,12 @@ bool WorkBoard::Reoffer(const std::string& work_id, const std::string& client_id
   it->second.pending.insert(client_id);
   it->second.undelivered.insert(client_id);
   return true;
+}
+
+std::set<std::string> WorkBoard::Fetched(const std::string& work_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(work_id);
+  return it == open_.end() ? std::set<std::string>() : it->second.fetched;
 }
 
 int WorkBoard::WaitingPulls(const std::string& client_id) const {

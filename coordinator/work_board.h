@@ -70,6 +70,10 @@ class WorkBoard {
   // is closed or has no item for the client.
   bool Reoffer(const std::string& work_id, const std::string& client_id);
 
+  // The clients `work_id`'s item was handed to at least once (empty once it is closed): the
+  // others never fetched it (not connected).
+  std::set<std::string> Fetched(const std::string& work_id) const;
+
   // Number of Pull calls waiting now for `client_id`.
   int WaitingPulls(const std::string& client_id) const;
 
@@ -83,6 +87,7 @@ class WorkBoard {
     std::shared_ptr<ResultSink> sink;
     std::set<std::string> undelivered;  // clients it was not handed to yet
     std::set<std::string> pending;      // clients that have not answered yet
+    std::set<std::string> fetched;      // clients it was handed to at least once
   };
   // The oldest open work with an undelivered item for `client_id`, or null.
   OpenWork* Deliverable(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

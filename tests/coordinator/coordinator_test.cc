@@ -354,9 +354,30 @@ TEST_F(CoordinatorTest, TooFewSitesFailsTheTaskAfterMaxAttempts) {
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_FAILED);
-  EXPECT_THAT(got.task().state_reason(), HasSubstr("round 1 failed: no sum after 2 attempts"));
+  // The reason names the site and what it did, from the sessions' answers.
+  EXPECT_THAT(got.task().state_reason(),
+              HasSubstr("round 1 failed after 2 attempts: site-b did not answer in time "
+                        "(every attempt); last session: SECAGG_SERVER_TOO_FEW_CLIENTS"));
   EXPECT_EQ(got.task().last_committed_round(), 0) << "the statistics round did commit";
   EXPECT_EQ(got.rounds_size(), 1);
+  // Each attempt with each site's answer, on the task record of the failed task.
+  ASSERT_EQ(got.task().failed_round_attempts_size(), 2);
+  for (const v1::StageAttempt& a : got.task().failed_round_attempts()) {
+    EXPECT_EQ(a.stage(), v1::STAGE_FIT);
+    EXPECT_FALSE(a.completed());
+    ASSERT_EQ(a.sites_size(), 2);
+    EXPECT_EQ(a.sites(0).client_id(), "site-a");
+    EXPECT_EQ(a.sites(0).kind(), v1::SITE_ANSWER_NO_SUM);
+    EXPECT_EQ(a.sites(1).kind(), v1::SITE_ANSWER_NO_ANSWER);
+  }
+  EXPECT_EQ(got.task().failed_round_attempts(1).attempt(), 2);
+  // The statistics round's one session, committed with it: both sites contributed.
+  ASSERT_EQ(got.rounds(0).stage_attempts_size(), 1);
+  EXPECT_TRUE(got.rounds(0).stage_attempts(0).completed());
+  for (const v1::SiteAnswer& s : got.rounds(0).stage_attempts(0).sites()) {
+    EXPECT_EQ(s.kind(), v1::SITE_ANSWER_CONTRIBUTED) << s.client_id();
+  }
+  EXPECT_FALSE(got.has_in_flight()) << "a finished task has no round in flight";
 }
 
 // A FIT session that aborts after three sites sent their masked inputs: under the sites'
@@ -489,11 +510,22 @@ TEST_F(CoordinatorTest, ReleaseOfARoundThatNeverCommitsStaysOnTheTaskRecord) {
 
 TEST_F(CoordinatorTest, CancelEndsAWaitingTask) {
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", ToySpec(2, 2)));
+  // No site holds the dataset: the task says so while it waits.
+  ASSERT_TRUE(Eventually([&] {
+    auto t = coordinator_->GetTask(submitted.task_id());
+    return t.ok() && t->task().has_waiting();
+  }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse waiting, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(waiting.task().waiting().message(),
+            "waiting for 2 sites holding dataset toy (have 0); no known site announces "
+            "dataset toy");
+  EXPECT_EQ(waiting.task().waiting().needed(), 2u);
   ASSERT_OK(coordinator_->CancelTask("op", submitted.task_id(), "wrong dataset"));
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_CANCELLED);
   EXPECT_EQ(got.task().state_reason(), "cancelled by op: wrong dataset");
+  EXPECT_FALSE(got.task().has_waiting()) << "an ended task waits for nothing";
   EXPECT_THAT(got.rounds(), IsEmpty());
   EXPECT_THAT(coordinator_->CancelTask("op", submitted.task_id(), ""),
               StatusIs(absl::StatusCode::kFailedPrecondition));

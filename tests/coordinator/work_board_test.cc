@@ -160,5 +160,21 @@ TEST(WorkBoardTest, WaitingPullWakesOnPostAndOnShutdown) {
   EXPECT_EQ(got, nullptr);
 }
 
+// Which clients fetched a work item (the others were not connected), kept through a
+// redelivery, and nothing once the work is closed.
+TEST(WorkBoardTest, FetchedNamesTheClientsAnItemWasHandedTo) {
+  WorkBoard board;
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_OK(board.Post("w1", ItemsFor("w1", {"a", "b", "c"}), sink));
+  EXPECT_TRUE(board.Fetched("w1").empty());
+  ASSERT_NE(board.Pull("a", absl::Now()), nullptr);
+  ASSERT_NE(board.Pull("b", absl::Now()), nullptr);
+  board.Redeliver("a");  // a reconnected: it still fetched the item once
+  EXPECT_THAT(board.Fetched("w1"), ElementsAre("a", "b"));
+  board.Close("w1");
+  EXPECT_TRUE(board.Fetched("w1").empty());
+  EXPECT_TRUE(board.Fetched("never-posted").empty());
+}
+
 }  // namespace
 }  // namespace tessera::coordinator

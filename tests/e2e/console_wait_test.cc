@@ -46,5 +46,43 @@ TEST_F(E2eTasksWaitTest, ExitsThreeForACancelledTaskAndFourWhenTheCoordinatorIsG
   EXPECT_THAT(gone.err, HasSubstr("has not answered for 1 s"));
 }
 
+// A restart of the coordinator while `tasks wait` follows a task: the wait rides it out and
+// sees the new coordinator at once (it took 30-60 s when the console polled its old channel,
+// longer than this test's deadline), and the task, resumed by the new coordinator, is
+// cancelled: exit 3.
+TEST_F(E2eTasksWaitTest, RidesOutACoordinatorRestartThenExitsThreeWhenCancelled) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  ASSERT_OK(StartCoordinator());
+  ASSERT_OK(StartClients());
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
+  spec.set_min_clients(static_cast<uint32_t>(Sites().size()) + 1);  // waits for a 4th site
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Process> wait,
+      Process::Start({ConsoleBinary(), "tasks", "wait", "--config",
+                      temp().File("operator-console.textproto"), "--poll-ms", "100", task_id},
+                     temp().File("wait.log")));
+  // The wait has heard from the first coordinator: it prints why the task waits.
+  ASSERT_OK(WaitFor(
+      "the wait's first answer",
+      [&] {
+        return wait->Log().find(task_id +
+                                ": waiting for 4 sites holding dataset breast_cancer "
+                                "(have 3)") != std::string::npos;
+      },
+      absl::Seconds(20)));
+  ASSERT_OK(StopCoordinator());
+  ASSERT_OK(StartCoordinator(absl::StrCat("127.0.0.1:", port())));
+  ASSERT_OK_AND_ASSIGN(CommandResult cancelled, Console({"tasks", "cancel"}, {task_id}));
+  ASSERT_EQ(cancelled.exit_code(), 0) << cancelled.err;
+  const absl::Time cancelled_at = absl::Now();
+  ASSERT_OK_AND_ASSIGN(ExitStatus how, wait->Wait(absl::Seconds(20)));
+  EXPECT_TRUE(how.exited && how.code == 3) << how.ToString() << "\n" << wait->Log();
+  EXPECT_THAT(wait->Log(), HasSubstr("CANCELLED"));
+  // Polled every 100 ms: the cancellation is seen well within the 10-s reconnect backoff.
+  EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(5));
+}
+
 }  // namespace
 }  // namespace tessera::e2e
