@@ -33,6 +33,8 @@ void ResolveRelativePaths(const std::string& config_path, v1::CoordinatorConfig*
   if (config->has_tls()) ResolveTls(config_path, config->mutable_tls());
   Resolve(config_path, config->mutable_ready_file());
   Resolve(config_path, config->mutable_data_dir());
+  Resolve(config_path, config->mutable_metrics_ready_file());
+  Resolve(config_path, config->mutable_log_file());
 }
 
 void ResolveRelativePaths(const std::string& config_path, v1::ClientConfig* config) {
@@ -40,6 +42,8 @@ void ResolveRelativePaths(const std::string& config_path, v1::ClientConfig* conf
   Resolve(config_path, config->mutable_ready_file());
   Resolve(config_path, config->mutable_data_dir());
   Resolve(config_path, config->mutable_control_socket());
+  Resolve(config_path, config->mutable_metrics_ready_file());
+  Resolve(config_path, config->mutable_log_file());
   for (v1::LocalDataset& d : *config->mutable_datasets()) {
     Resolve(config_path, d.mutable_train_csv());
     Resolve(config_path, d.mutable_test_csv());

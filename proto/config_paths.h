@@ -1,5 +1,5 @@
 // Relative paths in config files: a path written in a config file (TLS files, data_dir,
-// ready_file, control_socket, a dataset's CSVs) is relative to the folder of that file, not
+// ready_file, control_socket, a dataset's CSVs, metrics_ready_file, log_file) is relative to the folder of that file, not
 // to the working directory of whoever starts the program. So `cert: "alice.crt"` in
 // ~/.tessera/console.textproto means ~/.tessera/alice.crt from any directory, and a config
 // moved with its files keeps working.

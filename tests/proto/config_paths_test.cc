@@ -23,6 +23,8 @@ TEST(ConfigPathsTest, EveryPathOfASiteConfigIsResolvedAndEmptyOnesStayEmpty) {
   site.mutable_tls()->set_ca_cert("../ca.crt");
   site.set_data_dir("store");
   site.set_ready_file("/run/tessera-client/ready");
+  site.set_log_file("log/site.log");
+  site.set_metrics_ready_file("metrics.ready");
   v1::LocalDataset* d = site.add_datasets();
   d->set_train_csv("data/train.csv");
   ResolveRelativePaths("/etc/tessera-client/site.textproto", &site);
@@ -32,14 +34,18 @@ TEST(ConfigPathsTest, EveryPathOfASiteConfigIsResolvedAndEmptyOnesStayEmpty) {
   EXPECT_EQ(site.datasets(0).train_csv(), "/etc/tessera-client/data/train.csv");
   EXPECT_EQ(site.datasets(0).test_csv(), "");
   EXPECT_EQ(site.control_socket(), "");
+  EXPECT_EQ(site.log_file(), "/etc/tessera-client/log/site.log");
+  EXPECT_EQ(site.metrics_ready_file(), "/etc/tessera-client/metrics.ready");
 }
 
 TEST(ConfigPathsTest, AConfigWithoutTlsStaysWithoutTls) {
   v1::CoordinatorConfig config;
   config.set_data_dir("db");
+  config.set_log_file("coordinator.log");
   ResolveRelativePaths("/srv/coordinator.textproto", &config);
   EXPECT_FALSE(config.has_tls());
   EXPECT_EQ(config.data_dir(), "/srv/db");
+  EXPECT_EQ(config.log_file(), "/srv/coordinator.log");
 }
 
 TEST(ConfigPathsTest, ARelativeConfigFileIsTakenFromTheWorkingDirectory) {
