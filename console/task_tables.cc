@@ -114,12 +114,6 @@ std::string DecisionName(v1::SiteDecisionState state) {
   return name.rfind("SITE_", 0) == 0 ? name.substr(5) : name;
 }
 
-// "NOT_CONNECTED" for SITE_ANSWER_NOT_CONNECTED.
-std::string AnswerName(v1::SiteAnswerKind kind) {
-  std::string name = v1::SiteAnswerKind_Name(kind);
-  return name.rfind("SITE_ANSWER_", 0) == 0 ? name.substr(12) : name;
-}
-
 }  // namespace
 
 void PrintSiteDecisions(const v1::TaskRecord& t) {
@@ -133,27 +127,6 @@ void PrintSiteDecisions(const v1::TaskRecord& t) {
   PrintTable(rows);
 }
 
-std::string AnswerCell(const v1::SiteAnswer& a) {
-  std::string cell = AnswerName(a.kind());
-  switch (a.kind()) {
-    case v1::SITE_ANSWER_DECLINED:
-      absl::StrAppend(&cell, " ", v1::Decline::Reason_Name(a.decline_reason()));
-      break;
-    case v1::SITE_ANSWER_DROPPED: {
-      std::string reason = v1::SecAggDropReason_Name(a.drop_reason());
-      if (reason.rfind("SECAGG_DROP_", 0) == 0) reason = reason.substr(12);
-      absl::StrAppend(&cell, " at ", proto::StepLabel(a.step()), ": ", reason);
-      break;
-    }
-    case v1::SITE_ANSWER_PENDING:
-      absl::StrAppend(&cell, " at ", proto::StepLabel(a.step()));
-      break;
-    default:
-      break;
-  }
-  return cell;
-}
-
 void PrintAttempts(const std::string& title,
                    const google::protobuf::RepeatedPtrField<v1::StageAttempt>& attempts) {
   if (attempts.empty()) return;
@@ -164,7 +137,7 @@ void PrintAttempts(const std::string& title,
   for (const v1::StageAttempt& s : attempts) {
     for (const v1::SiteAnswer& a : s.sites()) {
       rows.push_back({absl::StrCat(s.round()), proto::StageLabel(s.stage()),
-                      absl::StrCat(s.attempt()), a.client_id(), AnswerCell(a),
+                      absl::StrCat(s.attempt()), a.client_id(), proto::SiteAnswerLabel(a),
                       a.detail().empty() ? "-" : a.detail()});
     }
     const std::string outcome = s.ended_unix_ms() == 0 ? "running"

@@ -32,8 +32,6 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows);
 void PrintTaskSummary(const v1::TaskRecord& t);
 // Each site's decision on the task, as the coordinator last heard it.
 void PrintSiteDecisions(const v1::TaskRecord& t);
-// "DECLINED POLICY_REFUSED", "DROPPED at masked_input: NO_ANSWER", "NOT_CONNECTED", ...
-std::string AnswerCell(const v1::SiteAnswer& a);
 // Under `title`, one row per site and session: ROUND STAGE ATTEMPT SITE ANSWER DETAIL, and
 // each session's outcome. Nothing when `attempts` is empty.
 void PrintAttempts(const std::string& title,

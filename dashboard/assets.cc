@@ -76,6 +76,18 @@ figure.curve text.title { font-weight: 600; font-size: 13px; fill: #1d2430; }
 figure.curve circle.point { fill: #0b63b5; }
 td.took-part { color: #17663a; } td.absent { color: #9b1c13; }
 tr.decision-declined td { color: #9b1c13; }
+.banner { padding: 6px 12px; border-radius: 4px; font-weight: 600; }
+.banner.failure { background: #fde0de; color: #9b1c13; }
+dd.waiting { color: #6d4b00; font-weight: 600; }
+.answer { display: block; font-size: 12px; }
+.answer-contributed { color: #17663a; }
+.answer-declined, .answer-dropped, .answer-no_answer, .answer-not_connected { color: #9b1c13; }
+.answer-no_sum { color: #6d4b00; } .answer-pending { color: #0b4f8a; }
+table.attempts td.outcome { color: #4a5260; }
+.client-status { padding: 1px 8px; border-radius: 9px; font-size: 12px; font-weight: 600; }
+.status-active { background: #dcf5e3; color: #17663a; }
+.status-stale { background: #f3e6c8; color: #6d4b00; }
+.status-offline { background: #fde0de; color: #9b1c13; }
 .problem { background: #fde0de; padding: 4px 16px; border-radius: 4px; }
 )CSS";
 

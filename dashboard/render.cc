@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "proto/labels.h"
 
 namespace tessera::dashboard {
 namespace {
@@ -51,6 +54,13 @@ std::string Progress(const v1::TaskRecord& t) {
                       t.spec().rounds(), "</span>");
 }
 
+// "ACTIVE", "STALE", "OFFLINE" in a badge whose class colours it.
+std::string ClientStatusBadge(v1::ClientStatus status) {
+  const std::string name = Short(v1::ClientStatus_Name(status), "CLIENT_");
+  return absl::StrCat("<span class=\"client-status status-", absl::AsciiStrToLower(name), "\">",
+                      EscapeHtml(name), "</span>");
+}
+
 std::string ClientsTable(const v1::ListClientsResponse& clients) {
   std::string html = absl::StrCat(
       "<table class=\"clients\"><thead>",
@@ -60,8 +70,7 @@ std::string ClientsTable(const v1::ListClientsResponse& clients) {
     const int64_t ago =
         std::max<int64_t>(0, (clients.now_unix_ms() - c.last_seen_unix_ms()) / 1000);
     absl::StrAppend(
-        &html, "<tr>", Cell(EscapeHtml(c.client_id())),
-        Cell(EscapeHtml(Short(v1::ClientStatus_Name(c.status()), "CLIENT_"))),
+        &html, "<tr>", Cell(EscapeHtml(c.client_id())), Cell(ClientStatusBadge(c.status())),
         Cell(EscapeHtml(absl::StrJoin(c.dataset_ids(), ", "))),
         Cell(absl::StrCat(ago, " s ago <span class=\"muted\">(", Time(c.last_seen_unix_ms()),
                           " UTC)</span>")),
@@ -71,7 +80,99 @@ std::string ClientsTable(const v1::ListClientsResponse& clients) {
   }
   if (clients.clients().empty())
     absl::StrAppend(&html, "<tr><td colspan=\"6\">no client has connected yet</td></tr>");
+  absl::StrAppend(&html, "</tbody></table>");
+  if (clients.stale_after_ms() > 0) {
+    absl::StrAppend(
+        &html, "<p class=\"muted thresholds\">STALE: no long-poll open and no call for ",
+        clients.stale_after_ms() / 1000, " s (still picked into cohorts); OFFLINE: the same ",
+        "for ", clients.offline_after_ms() / 1000, " s (not picked until it calls again).</p>");
+  }
+  return html;
+}
+
+using StageAttempts = google::protobuf::RepeatedPtrField<v1::StageAttempt>;
+
+// One answer of a site in one session, with the site's detail ("DECLINED POLICY_REFUSED:
+// the rule's text"), in a span whose class says its kind ("answer answer-declined").
+std::string AnswerHtml(const v1::SiteAnswer& a, const std::string& prefix) {
+  const std::string kind =
+      absl::AsciiStrToLower(Short(v1::SiteAnswerKind_Name(a.kind()), "SITE_ANSWER_"));
+  std::string text = absl::StrCat(prefix, proto::SiteAnswerLabel(a));
+  if (!a.detail().empty()) absl::StrAppend(&text, ": ", a.detail());
+  return absl::StrCat("<span class=\"answer answer-", EscapeHtml(kind), "\">", EscapeHtml(text),
+                      "</span>");
+}
+
+// A site's answers in a committed round's sessions, one line each ("fit 1: CONTRIBUTED");
+// empty when the round kept none (rounds committed before answers were recorded).
+std::string SiteSessions(const StageAttempts& attempts, const std::string& site) {
+  std::string html;
+  for (const v1::StageAttempt& s : attempts) {
+    for (const v1::SiteAnswer& a : s.sites()) {
+      if (a.client_id() != site) continue;
+      absl::StrAppend(
+          &html, AnswerHtml(a, absl::StrCat(proto::StageLabel(s.stage()), " ", s.attempt(), ": ")));
+    }
+  }
+  return html;
+}
+
+// How a session ended: "running", "sum", or "no sum: <why>".
+std::string SessionOutcome(const v1::StageAttempt& s) {
+  if (s.ended_unix_ms() == 0) return "running";
+  return s.completed() ? "sum" : absl::StrCat("no sum: ", s.outcome());
+}
+
+// One row per session (stage and attempt), one column per invited site with its answer, and
+// how the session ended.
+std::string AttemptsTable(const StageAttempts& attempts) {
+  std::set<std::string> sites;
+  for (const v1::StageAttempt& s : attempts) {
+    for (const v1::SiteAnswer& a : s.sites()) sites.insert(a.client_id());
+  }
+  std::vector<std::string> header = {"Stage", "Attempt", "Threshold"};
+  header.insert(header.end(), sites.begin(), sites.end());
+  header.push_back("Outcome");
+  std::string html =
+      absl::StrCat("<table class=\"attempts\"><thead>", HeaderRow(header), "</thead><tbody>");
+  for (const v1::StageAttempt& s : attempts) {
+    absl::StrAppend(&html, "<tr data-session=\"", EscapeHtml(s.session()), "\">",
+                    Cell(proto::StageLabel(s.stage())), Cell(absl::StrCat(s.attempt())),
+                    Cell(absl::StrCat(s.threshold())));
+    for (const std::string& site : sites) {
+      std::string cell = "<td class=\"absent\">not invited</td>";
+      for (const v1::SiteAnswer& a : s.sites()) {
+        if (a.client_id() == site) cell = Cell(AnswerHtml(a, ""));
+      }
+      absl::StrAppend(&html, cell);
+    }
+    absl::StrAppend(&html, "<td class=\"outcome\">", EscapeHtml(SessionOutcome(s)), "</td></tr>");
+  }
   return html + "</tbody></table>";
+}
+
+// The round in flight: its stage and attempt, each invited site's answer in each session so
+// far (PENDING with where the site is), and the drops so far.
+std::string InFlight(const v1::InFlightRound& f) {
+  v1::Stage stage = f.session_stage();
+  if (f.session().empty() && !f.stage_attempts().empty())
+    stage = f.stage_attempts(f.stage_attempts_size() - 1).stage();
+  std::string html = absl::StrCat("<section class=\"in-flight\"><h2>Round ", f.round(),
+                                  " in flight</h2><p>Attempt ", f.attempt(),
+                                  ", stage <strong class=\"stage\">", proto::StageLabel(stage),
+                                  "</strong>", f.fit_done() ? " (fit done, evaluating)" : "",
+                                  ", started ", Time(f.started_unix_ms()), " UTC</p>");
+  if (f.stage_attempts().empty()) {
+    absl::StrAppend(&html, "<p class=\"muted\">no session has opened yet</p>");
+  } else {
+    absl::StrAppend(&html, AttemptsTable(f.stage_attempts()));
+  }
+  if (!f.drops().empty()) {
+    std::vector<std::string> drops;
+    for (const std::string& d : f.drops()) drops.push_back(EscapeHtml(d));
+    absl::StrAppend(&html, "<p class=\"drops\">", absl::StrJoin(drops, "<br>"), "</p>");
+  }
+  return html + "</section>";
 }
 
 // Each site's part in each round: fit and/or eval, or nothing; and the round's drops.
@@ -82,6 +183,11 @@ std::string Participation(const v1::GetTaskResponse& task) {
     sites.insert(r.eval_participants().begin(), r.eval_participants().end());
   }
   for (const v1::SiteDecision& d : task.task().site_decisions()) sites.insert(d.client_id());
+  for (const v1::RoundRecord& r : task.rounds()) {
+    for (const v1::StageAttempt& a : r.stage_attempts()) {
+      for (const v1::SiteAnswer& answer : a.sites()) sites.insert(answer.client_id());
+    }
+  }
   std::vector<std::string> header = {"Round", "Attempts"};
   header.insert(header.end(), sites.begin(), sites.end());
   header.push_back("Drops");
@@ -97,7 +203,7 @@ std::string Participation(const v1::GetTaskResponse& task) {
       const bool eval = std::count(r.eval_participants().begin(), r.eval_participants().end(), s);
       const char* what = fit && eval ? "fit, eval" : fit ? "fit" : eval ? "eval" : "—";
       absl::StrAppend(&html, "<td class=\"", fit || eval ? "took-part" : "absent", "\">", what,
-                      "</td>");
+                      SiteSessions(r.stage_attempts(), s), "</td>");
     }
     std::vector<std::string> drops;
     for (const std::string& d : r.drops()) drops.push_back(EscapeHtml(d));
@@ -215,19 +321,37 @@ std::string RenderOverview(const v1::ListTasksResponse& tasks,
 
 std::string RenderTask(const v1::GetTaskResponse& task) {
   const v1::TaskRecord& t = task.task();
-  std::string html = absl::StrCat("<section class=\"summary\"><h2>", EscapeHtml(t.task_id()),
-                                  " <span class=\"muted\">", EscapeHtml(t.spec().name()),
-                                  "</span></h2><dl><dt>State</dt><dd>", StateBadge(t.state()));
-  if (!t.state_reason().empty()) {
-    const bool bad = t.state() == v1::TASK_FAILED || t.state() == v1::TASK_CANCELLED;
+  std::string html =
+      absl::StrCat("<section class=\"summary\"><h2>", EscapeHtml(t.task_id()),
+                   " <span class=\"muted\">", EscapeHtml(t.spec().name()), "</span></h2>");
+  const bool failed = t.state() == v1::TASK_FAILED;
+  if (failed) {
+    absl::StrAppend(&html, "<p class=\"banner failure\"><strong>Failed:</strong> ",
+                    EscapeHtml(t.state_reason().empty() ? "no reason recorded" : t.state_reason()),
+                    "</p>");
+  }
+  absl::StrAppend(&html, "<dl><dt>State</dt><dd>", StateBadge(t.state()));
+  if (!t.state_reason().empty() && !failed) {
+    const bool bad = t.state() == v1::TASK_CANCELLED;
     absl::StrAppend(&html, " <span class=\"", bad ? "reason" : "muted", "\">",
                     EscapeHtml(t.state_reason()), "</span>");
   }
-  absl::StrAppend(&html, "</dd><dt>Rounds committed</dt><dd>", Progress(t), "</dd>",
+  absl::StrAppend(&html, "</dd>");
+  if (t.has_waiting()) {
+    absl::StrAppend(&html, "<dt>Waiting</dt><dd class=\"waiting\">",
+                    EscapeHtml(t.waiting().message()), " <span class=\"muted\">(since ",
+                    Time(t.waiting().since_unix_ms()), " UTC)</span></dd>");
+  }
+  absl::StrAppend(&html, "<dt>Rounds committed</dt><dd>", Progress(t), "</dd>",
                   "<dt>Dataset</dt><dd>", EscapeHtml(t.spec().dataset().id()), "</dd>",
                   "<dt>Privacy spent</dt><dd class=\"epsilon\">", EscapeHtml(EpsilonSpent(task)),
                   "</dd><dt>Submitted</dt><dd>", Time(t.created_unix_ms()), " UTC by ",
                   EscapeHtml(t.submitted_by()), "</dd></dl></section>");
+  if (task.has_in_flight()) absl::StrAppend(&html, InFlight(task.in_flight()));
+  if (!t.failed_round_attempts().empty()) {
+    absl::StrAppend(&html, "<section class=\"failed-round\"><h2>The round the task failed in</h2>",
+                    AttemptsTable(t.failed_round_attempts()), "</section>");
+  }
   if (t.spec().has_analytics()) {
     absl::StrAppend(&html, "<section><h2>Answer</h2>", AnswerTable(task), "</section>");
   } else {

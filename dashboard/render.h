@@ -47,13 +47,18 @@ std::vector<MetricSeries> CurveSeries(const v1::GetTaskResponse& task);
 std::string EpsilonSpent(const v1::GetTaskResponse& task);
 
 // The live fragment of the overview: every task (linking to its page) and every client
-// with when it was last seen (against the coordinator's clock, now_unix_ms).
+// with its status (ACTIVE, STALE, OFFLINE in a badge of class "status-<status>", and the
+// thresholds behind them) and when it was last seen (against the coordinator's clock,
+// now_unix_ms).
 std::string RenderOverview(const v1::ListTasksResponse& tasks,
                            const v1::ListClientsResponse& clients);
 
-// The live fragment of one task: state and progress, ε spent, a curve per metric, each
-// site's participation per round (fit/eval) with the round's drops, and the sites'
-// decisions with their reasons.
+// The live fragment of one task: state and progress (a failed task's reason in a banner,
+// why it waits), ε spent, the round in flight (stage, attempt, each invited site's answer
+// per session: PENDING with where the site is, DECLINED with the site's reason, ...), the
+// sessions of the round a failed task failed in, a curve per metric, each site's
+// participation per committed round (fit/eval, and its answer in each session) with the
+// round's drops, and the sites' decisions with their reasons.
 std::string RenderTask(const v1::GetTaskResponse& task);
 
 // A short fragment for an error (coordinator unreachable, unknown task).

@@ -159,6 +159,35 @@ TEST_F(DashboardServerTest, TheStreamPushesEachCommittedRoundThenEnds) {
   EXPECT_THAT(all, HasSubstr("event: done\n"));
 }
 
+TEST_F(DashboardServerTest, TheStreamPushesEachSitesAnswerInTheRoundInFlight) {
+  auto answer = [&](v1::SiteAnswerKind kind, const std::string& detail) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    v1::InFlightRound* f = state_->task.mutable_in_flight();
+    f->set_round(3);
+    f->set_attempt(1);
+    f->set_session_stage(v1::STAGE_FIT);
+    f->clear_stage_attempts();
+    v1::StageAttempt* s = f->add_stage_attempts();
+    s->set_stage(v1::STAGE_FIT);
+    s->set_attempt(1);
+    s->set_session("task-7/r3/fit/a1");
+    v1::SiteAnswer* a = s->add_sites();
+    a->set_client_id("hospital-a");
+    a->set_kind(kind);
+    a->set_step(v1::SECAGG_SHARE_KEYS);
+    a->set_decline_reason(v1::Decline::POLICY_REFUSED);
+    a->set_detail(detail);
+  };
+  answer(v1::SITE_ANSWER_PENDING, "has not answered this step yet");
+  RawHttpConnection c(board_->port());
+  ASSERT_TRUE(c.Write(Get("/events?task=task-7")));
+  ASSERT_THAT(c.ReadUntil("PENDING at share_keys: has not answered this step yet", kDeadline),
+              HasSubstr("PENDING at share_keys: has not answered this step yet"));
+  answer(v1::SITE_ANSWER_DECLINED, "rule <7>");
+  EXPECT_THAT(c.ReadUntil("DECLINED POLICY_REFUSED: rule &lt;7&gt;", kDeadline),
+              HasSubstr("DECLINED POLICY_REFUSED: rule &lt;7&gt;"));
+}
+
 TEST_F(DashboardServerTest, StopEndsOpenStreams) {
   RawHttpConnection c(board_->port());
   ASSERT_TRUE(c.Write(Get("/events")));

@@ -154,8 +154,159 @@ TEST(DashboardRenderTest, TheOverviewLinksTasksAndShowsLastSeen) {
   EXPECT_THAT(html, Not(HasSubstr("<script")));
   EXPECT_THAT(html, HasSubstr("<span class=\"state state-completed\">COMPLETED</span>"));
   EXPECT_THAT(html, HasSubstr("30 of 30"));
-  EXPECT_THAT(html, HasSubstr("<td>hospital-a</td><td>ACTIVE</td><td>breast_cancer</td>"
+  EXPECT_THAT(html, HasSubstr("<td>hospital-a</td><td><span class=\"client-status "
+                              "status-active\">ACTIVE</span></td><td>breast_cancer</td>"
                               "<td>65 s ago"));
+}
+
+TEST(DashboardRenderTest, TheOverviewShowsStaleAndOfflineClientsAndTheThresholds) {
+  v1::ListClientsResponse clients;
+  clients.set_now_unix_ms(1'800'000'400'000);
+  clients.set_stale_after_ms(60'000);
+  clients.set_offline_after_ms(300'000);
+  for (auto [id, status] :
+       {std::pair{"hospital-b", v1::CLIENT_STALE}, std::pair{"hospital-c", v1::CLIENT_OFFLINE}}) {
+    v1::ClientRecord* c = clients.add_clients();
+    c->set_client_id(id);
+    c->set_status(status);
+    c->set_last_seen_unix_ms(1'800'000'000'000);
+  }
+  std::string html = RenderOverview({}, clients);
+  EXPECT_THAT(html, HasSubstr("<td>hospital-b</td><td><span class=\"client-status "
+                              "status-stale\">STALE</span></td>"));
+  EXPECT_THAT(html, HasSubstr("<td>hospital-c</td><td><span class=\"client-status "
+                              "status-offline\">OFFLINE</span></td>"));
+  EXPECT_THAT(html, HasSubstr("<td>400 s ago"));
+  EXPECT_THAT(html, HasSubstr("STALE: no long-poll open and no call for 60 s"));
+  EXPECT_THAT(html, HasSubstr("OFFLINE: the same for 300 s"));
+}
+
+v1::SiteAnswer* AddAnswer(v1::StageAttempt* s, const std::string& site, v1::SiteAnswerKind kind,
+                          v1::SecAggRound step = v1::SECAGG_ROUND_UNSPECIFIED,
+                          const std::string& detail = "") {
+  v1::SiteAnswer* a = s->add_sites();
+  a->set_client_id(site);
+  a->set_kind(kind);
+  a->set_step(step);
+  a->set_detail(detail);
+  return a;
+}
+
+// Round 4's FIT: attempt 1 ended without a sum (hospital-c refused with a hostile reason,
+// hospital-b dropped at share_keys), attempt 2 runs with hospital-a computing.
+google::protobuf::RepeatedPtrField<v1::StageAttempt> TwoFitAttempts() {
+  google::protobuf::RepeatedPtrField<v1::StageAttempt> attempts;
+  v1::StageAttempt* first = attempts.Add();
+  first->set_round(4);
+  first->set_stage(v1::STAGE_FIT);
+  first->set_attempt(1);
+  first->set_session("task-7/r4/fit/a1");
+  first->set_threshold(2);
+  first->set_ended_unix_ms(1'800'000'000'000);
+  first->set_outcome("SECAGG_SERVER_TOO_FEW_CLIENTS: 1 of 2");
+  AddAnswer(first, "hospital-a", v1::SITE_ANSWER_NO_SUM);
+  AddAnswer(first, "hospital-b", v1::SITE_ANSWER_DROPPED, v1::SECAGG_SHARE_KEYS)
+      ->set_drop_reason(v1::SECAGG_DROP_NO_ANSWER);
+  AddAnswer(first, "hospital-c", v1::SITE_ANSWER_DECLINED, v1::SECAGG_ADVERTISE_KEYS, kEvil)
+      ->set_decline_reason(v1::Decline::POLICY_REFUSED);
+  v1::StageAttempt* second = attempts.Add();
+  second->set_round(4);
+  second->set_stage(v1::STAGE_FIT);
+  second->set_attempt(2);
+  second->set_session("task-7/r4/fit/a2");
+  second->set_threshold(2);
+  AddAnswer(second, "hospital-a", v1::SITE_ANSWER_PENDING, v1::SECAGG_MASKED_INPUT,
+            "computing its contribution");
+  AddAnswer(second, "hospital-b", v1::SITE_ANSWER_PENDING, v1::SECAGG_MASKED_INPUT,
+            "answered this step");
+  return attempts;
+}
+
+TEST(DashboardRenderTest, ATaskPageShowsTheRoundInFlightWithEachSitesAnswer) {
+  v1::GetTaskResponse t = TaskWithRounds(3);
+  v1::InFlightRound* f = t.mutable_in_flight();
+  f->set_round(4);
+  f->set_attempt(2);
+  f->set_session_stage(v1::STAGE_FIT);
+  f->set_session("task-7/r4/fit/a2");
+  *f->mutable_stage_attempts() = TwoFitAttempts();
+  f->add_drops(std::string("hospital-b dropped at share_keys: ") + kEvil);
+  std::string html = RenderTask(t);
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  EXPECT_EQ(Count(html, kEvilEscaped), 2);  // the decline's detail, the drop line
+  EXPECT_THAT(html, HasSubstr("<h2>Round 4 in flight</h2><p>Attempt 2, stage <strong "
+                              "class=\"stage\">fit</strong>"));
+  EXPECT_THAT(html, HasSubstr("<tr data-session=\"task-7/r4/fit/a1\"><td>fit</td><td>1</td>"
+                              "<td>2</td><td><span class=\"answer answer-no_sum\">NO_SUM</span>"
+                              "</td><td><span class=\"answer answer-dropped\">DROPPED at "
+                              "share_keys: NO_ANSWER</span></td><td><span class=\"answer "
+                              "answer-declined\">DECLINED POLICY_REFUSED: " +
+                              std::string(kEvilEscaped) +
+                              "</span></td><td class=\"outcome\">no sum: "
+                              "SECAGG_SERVER_TOO_FEW_CLIENTS: 1 of 2</td></tr>"));
+  EXPECT_THAT(html, HasSubstr("<td><span class=\"answer answer-pending\">PENDING at "
+                              "masked_input: computing its contribution</span></td>"));
+  // hospital-c was not invited again in attempt 2; the session still runs.
+  EXPECT_THAT(html, HasSubstr("<td class=\"absent\">not invited</td><td class=\"outcome\">"
+                              "running</td>"));
+  // The committed rounds' rows are only those of the participation table.
+  EXPECT_EQ(Count(html, "data-round="), 4);
+}
+
+TEST(DashboardRenderTest, AFailedTaskShowsItsReasonAndTheRoundItFailedIn) {
+  v1::GetTaskResponse t = TaskWithRounds(3);
+  t.mutable_task()->set_state(v1::TASK_FAILED);
+  t.mutable_task()->set_state_reason(std::string("round 4 failed after 2 attempts: ") + kEvil);
+  *t.mutable_task()->mutable_failed_round_attempts() = TwoFitAttempts();
+  std::string html = RenderTask(t);
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  EXPECT_THAT(html, HasSubstr("<p class=\"banner failure\"><strong>Failed:</strong> round 4 "
+                              "failed after 2 attempts: " +
+                              std::string(kEvilEscaped) + "</p>"));
+  EXPECT_EQ(Count(html, kEvilEscaped), 2);  // the banner, the decline (not the state line too)
+  EXPECT_THAT(html, HasSubstr("<h2>The round the task failed in</h2><table class=\"attempts\">"));
+  EXPECT_THAT(html, HasSubstr("data-session=\"task-7/r4/fit/a2\""));
+  EXPECT_THAT(html, Not(HasSubstr("in flight")));
+}
+
+TEST(DashboardRenderTest, AWaitingTaskSaysWhatItWaitsFor) {
+  v1::GetTaskResponse t = TaskWithRounds(0);
+  t.mutable_task()->mutable_waiting()->set_message(
+      std::string("waiting for 3 sites holding dataset breast_cancer (have 2) ") + kEvil);
+  t.mutable_task()->mutable_waiting()->set_since_unix_ms(1'800'000'000'000);
+  std::string html = RenderTask(t);
+  EXPECT_THAT(html, HasSubstr("<dt>Waiting</dt><dd class=\"waiting\">waiting for 3 sites "
+                              "holding dataset breast_cancer (have 2) " +
+                              std::string(kEvilEscaped) +
+                              " <span class=\"muted\">(since "
+                              "2027-01-15 08:00:00 UTC)</span></dd>"));
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+}
+
+TEST(DashboardRenderTest, ACommittedRoundShowsEachSitesAnswerPerSession) {
+  v1::GetTaskResponse t = TaskWithRounds(1);
+  v1::RoundRecord* r = t.mutable_rounds(1);
+  v1::StageAttempt* fit = r->add_stage_attempts();
+  fit->set_stage(v1::STAGE_FIT);
+  fit->set_attempt(1);
+  AddAnswer(fit, "hospital-a", v1::SITE_ANSWER_CONTRIBUTED);
+  AddAnswer(fit, "hospital-b", v1::SITE_ANSWER_CONTRIBUTED);
+  v1::StageAttempt* eval = r->add_stage_attempts();
+  eval->set_stage(v1::STAGE_EVALUATE);
+  eval->set_attempt(1);
+  AddAnswer(eval, "hospital-a", v1::SITE_ANSWER_CONTRIBUTED);
+  AddAnswer(eval, "hospital-b", v1::SITE_ANSWER_DECLINED, v1::SECAGG_ADVERTISE_KEYS, kEvil)
+      ->set_decline_reason(v1::Decline::POLICY_REFUSED);
+  std::string html = RenderTask(t);
+  EXPECT_THAT(html,
+              HasSubstr("<td class=\"took-part\">fit, eval<span class=\"answer "
+                        "answer-contributed\">fit 1: CONTRIBUTED</span><span class=\"answer "
+                        "answer-contributed\">evaluate 1: CONTRIBUTED</span></td>"
+                        "<td class=\"took-part\">fit<span class=\"answer answer-contributed\">"
+                        "fit 1: CONTRIBUTED</span><span class=\"answer answer-declined\">"
+                        "evaluate 1: DECLINED POLICY_REFUSED: " +
+                        std::string(kEvilEscaped) + "</span></td>"));
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
 }
 
 TEST(DashboardRenderTest, APageLoadsNothingFromElsewhere) {

@@ -3,7 +3,8 @@
 // through the admin service with the operator's certificate.
 //
 // - The page of a finished task shows its metric curves with one point per committed
-//   training round, the values the federation reported, and each site's participation.
+//   training round, the values the federation reported, and each site's participation
+//   (its answer in each session of each round).
 // - A page opened while a task runs follows it: the sites are frozen (SIGSTOP) so that the
 //   page loads with k rounds, then thawed; Chromium's DOM, dumped once the task has ended
 //   and the page's event stream closed, shows every round (the page's script applied the
@@ -234,6 +235,15 @@ TEST_F(DashboardChromiumTest, ShowsARealRunsCurvesAndFollowsALiveTask) {
   EXPECT_THAT(dom, HasSubstr("<progress max=\"6\" value=\"6\">"));
   EXPECT_EQ(AttributeValues(dom, "data-round").size(), static_cast<size_t>(kRounds + 1));
   for (const std::string& site : Sites()) EXPECT_THAT(dom, HasSubstr("<th>" + site + "</th>"));
+  // Each site's answer in each session of each round: at least one contributed fit per
+  // training round.
+  const std::string contributed_fit = "<span class=\"answer answer-contributed\">fit ";
+  size_t fits = 0;
+  for (size_t at = dom.find(contributed_fit); at != std::string::npos;
+       at = dom.find(contributed_fit, at + 1)) {
+    ++fits;
+  }
+  EXPECT_GE(fits, static_cast<size_t>(kRounds)) << dom;
   EXPECT_THAT(dom, HasSubstr("task ended: no more updates"));  // the page's script ran
 
   ASSERT_OK(Screenshot(page, "dashboard-task.png", "1280,1300", true));
