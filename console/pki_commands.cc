@@ -88,6 +88,11 @@ absl::Status Sign(const std::vector<std::string>& args) {
   if (!sans.empty()) {
     options.subject_alt_names = absl::StrSplit(sans, ',', absl::SkipEmpty());
   }
+  if (options.role == crypto::Role::kCoordinator && options.subject_alt_names.empty()) {
+    return absl::InvalidArgumentError(
+        "a coordinator certificate needs --san: the DNS names and IP addresses clients "
+        "connect to (e.g. --san coordinator.example.org,10.0.0.5)");
+  }
   if (out.empty()) {
     out = csr.size() > 4 && csr.substr(csr.size() - 4) == ".csr"
               ? csr.substr(0, csr.size() - 4) + ".crt"

@@ -68,11 +68,15 @@ absl::StatusOr<KeyAndCsrPaths> WriteKeyAndCsr(const std::string& node_id,
 absl::StatusOr<CertificateInfo> SignCsrFile(const std::string& ca_dir, const std::string& csr_path,
                                             const SignOptions& options, const std::string& out_path,
                                             absl::Time now) {
+  if (common::PathExists(out_path)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        out_path, " already exists; refusing to overwrite a certificate (move it away first)"));
+  }
   ASSIGN_OR_RETURN(CertificateAuthority ca, LoadCertificateAuthorityDir(ca_dir));
   ASSIGN_OR_RETURN(std::string csr, common::ReadFile(csr_path));
   auto cert = SignCsr(ca, csr, options, now);
   if (!cert.ok()) return common::Annotate(cert.status(), csr_path);
-  RETURN_IF_ERROR(common::WriteFileAtomic(out_path, *cert, 0644));
+  RETURN_IF_ERROR(common::WriteNewFile(out_path, *cert, 0644));
   return ParseCertificate(*cert);
 }
 

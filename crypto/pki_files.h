@@ -34,7 +34,8 @@ absl::StatusOr<KeyAndCsrPaths> WriteKeyAndCsr(const std::string& node_id,
                                               const std::string& out_dir);
 
 // Signs the CSR in `csr_path` with the CA in `ca_dir` and writes the certificate to
-// `out_path`. Returns what was issued.
+// `out_path`, which must not exist: ALREADY_EXISTS otherwise, before anything is signed (a
+// certificate is never replaced silently). Returns what was issued.
 absl::StatusOr<CertificateInfo> SignCsrFile(const std::string& ca_dir, const std::string& csr_path,
                                             const SignOptions& options, const std::string& out_path,
                                             absl::Time now);

@@ -163,6 +163,43 @@ TEST_F(E2eCliTest, ConsoleGroupHelpListsItsSubcommands) {
   }
 }
 
+// `tessera pki sign` never replaces a certificate, and a coordinator certificate must name
+// the addresses clients connect to.
+TEST_F(E2eCliTest, PkiSignNeverOverwritesAndWantsSansForACoordinator) {
+  const std::string ca_dir = temp().File("ca");
+  const std::string dir = temp().File("node");
+  ASSERT_OK_AND_ASSIGN(CommandResult init, RunCommand({ConsoleBinary(), "pki", "init", "--dir",
+                                                       ca_dir, "--federation", "cli"}));
+  ASSERT_EQ(init.exit_code(), 0) << init.err;
+  ASSERT_OK_AND_ASSIGN(CommandResult keygen, RunCommand({ConsoleBinary(), "pki", "keygen", "--name",
+                                                         "coordinator", "--out-dir", dir}));
+  ASSERT_EQ(keygen.exit_code(), 0) << keygen.err;
+  const std::string csr = dir + "/coordinator.csr";
+  const std::string crt = dir + "/coordinator.crt";
+
+  ASSERT_OK_AND_ASSIGN(CommandResult no_san,
+                       RunCommand({ConsoleBinary(), "pki", "sign", "--ca-dir", ca_dir, "--csr", csr,
+                                   "--role", "coordinator"}));
+  EXPECT_EQ(no_san.exit_code(), 2) << no_san.err;
+  EXPECT_TRUE(IsOneLine(no_san.err)) << no_san.err;
+  EXPECT_THAT(no_san.err, HasSubstr("needs --san"));
+  EXPECT_FALSE(common::PathExists(crt));
+
+  const std::vector<std::string> sign = {ConsoleBinary(), "pki",   "sign",     "--ca-dir",
+                                         ca_dir,          "--csr", csr,        "--role",
+                                         "coordinator",   "--san", "127.0.0.1"};
+  ASSERT_OK_AND_ASSIGN(CommandResult first, RunCommand(sign));
+  ASSERT_EQ(first.exit_code(), 0) << first.err;
+  ASSERT_OK_AND_ASSIGN(std::string issued, common::ReadFile(crt));
+
+  ASSERT_OK_AND_ASSIGN(CommandResult again, RunCommand(sign));
+  EXPECT_NE(again.exit_code(), 0);
+  EXPECT_TRUE(IsOneLine(again.err)) << again.err;
+  EXPECT_THAT(again.err, AllOf(HasSubstr(crt), HasSubstr("refusing to overwrite")));
+  ASSERT_OK_AND_ASSIGN(std::string after, common::ReadFile(crt));
+  EXPECT_EQ(after, issued);
+}
+
 TEST_F(E2eCliTest, ClientRunWithMissingConfigNamesTheFile) {
   const std::string missing = temp().File("missing.textproto");
   ASSERT_OK_AND_ASSIGN(CommandResult r, RunCommand({ClientBinary(), "run", "--config", missing}));
