@@ -302,6 +302,11 @@ class ClientDaemon {
     // Seals what left since the last checkpoint.
     absl::Status sealed = ledger_->Checkpoint("stop", absl::Now());
     if (!sealed.ok()) common::LogError("ledger_checkpoint_failed").With("error", sealed.ToString());
+    for (const std::string& file : {config_.ready_file(), config_.metrics_ready_file()}) {
+      if (absl::Status st = common::RemoveReadyFile(file); !st.ok()) {
+        common::LogWarning("ready_file_not_removed").With("error", st.ToString());
+      }
+    }
     common::LogInfo("client_stopped").With("client", client_id_);
     return absl::OkStatus();
   }

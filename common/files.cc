@@ -118,6 +118,11 @@ absl::Status WriteReadyFile(const std::string& path, std::string_view contents) 
   return absl::OkStatus();
 }
 
+absl::Status RemoveReadyFile(const std::string& path) {
+  if (path.empty() || ::unlink(path.c_str()) == 0 || errno == ENOENT) return absl::OkStatus();
+  return ErrnoStatus(errno, absl::StrCat("cannot remove ready_file ", path));
+}
+
 absl::Status WriteNewFile(const std::string& path, std::string_view contents, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {

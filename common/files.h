@@ -26,6 +26,9 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
 // systemd's RuntimeDirectory would — then writes `contents` with WriteFileAtomic. Errors
 // name the file as the ready_file, for a clear message at start-up.
 absl::Status WriteReadyFile(const std::string& path, std::string_view contents);
+// Removes a daemon's ready file when it stops, so that nothing takes a stopped daemon for a
+// ready one. A missing file is fine; other errors name the file. No-op for an empty path.
+absl::Status RemoveReadyFile(const std::string& path);
 
 // Like WriteFileAtomic, but fails with ALREADY_EXISTS rather than replace a file. For keys.
 absl::Status WriteNewFile(const std::string& path, std::string_view contents, mode_t mode);

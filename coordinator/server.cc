@@ -157,6 +157,11 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
   if (*listener != nullptr) (*listener)->Stop();
+  for (const std::string& file : {config.ready_file(), config.metrics_ready_file()}) {
+    if (absl::Status st = common::RemoveReadyFile(file); !st.ok()) {
+      common::LogWarning("ready_file_not_removed").With("error", st.ToString());
+    }
+  }
   common::LogInfo("coordinator_stopped");
   return absl::OkStatus();
 }

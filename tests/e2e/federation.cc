@@ -250,7 +250,7 @@ absl::Status FederationTest::StartCoordinator(const std::string& listen,
   if (coordinator_starts_ == 0) RETURN_IF_ERROR(WriteCoordinatorConfig());
   ++coordinator_starts_;
   if (coordinator_ != nullptr) old_coordinators_.push_back(std::move(coordinator_));
-  const std::string ready = absl::StrCat(coordinator_dir_, "/ready-", coordinator_starts_);
+  const std::string ready = coordinator_ready_file();
   std::vector<std::string> argv;
   const bool faulty = EnvPrefix(env, &argv);
   argv.insert(argv.end(), {faulty ? FaultyCoordinatorBinary() : CoordinatorBinary(), "--config",

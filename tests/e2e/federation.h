@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "coordinator/store.h"
 #include "crypto/pki.h"
@@ -155,6 +156,10 @@ class FederationTest : public ::testing::Test {
   const std::string& address() const { return address_; }
   int port() const { return port_; }
   Process* coordinator() { return coordinator_.get(); }
+  // The ready file of the coordinator's last start.
+  std::string coordinator_ready_file() const {
+    return absl::StrCat(coordinator_dir_, "/ready-", coordinator_starts_);
+  }
   Site& site(const std::string& name) { return sites_[name]; }
   const testing::TempDir& temp() const { return temp_; }
   testing::TestPki* pki() { return pki_.get(); }

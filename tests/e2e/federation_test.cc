@@ -322,5 +322,24 @@ TEST_F(E2eFederationTest, SiteCreatesTheFolderOfItsReadyFileOrStopsNamingIt) {
   EXPECT_THAT(log, Not(HasSubstr("coordinator_refused"))) << log;
 }
 
+// A stopped daemon leaves no ready file behind: nothing (a supervisor, a script) takes a
+// stopped daemon for a ready one.
+TEST_F(E2eFederationTest, DaemonsRemoveTheirReadyFilesWhenStopped) {
+  ASSERT_OK(MakeTestPki({"hospital-a"}));
+  ASSERT_OK(SplitData({"hospital-a"}));
+  ASSERT_OK(StartCoordinator());
+  ASSERT_OK(StartClient("hospital-a"));
+  ASSERT_OK(WaitClientReady("hospital-a"));
+  const std::string site_ready = site("hospital-a").ready_path;
+  const std::string coordinator_ready = coordinator_ready_file();
+  ASSERT_TRUE(common::PathExists(site_ready));
+  ASSERT_TRUE(common::PathExists(coordinator_ready));
+
+  ASSERT_OK(StopClient("hospital-a"));
+  EXPECT_FALSE(common::PathExists(site_ready));
+  ASSERT_OK(StopCoordinator());
+  EXPECT_FALSE(common::PathExists(coordinator_ready));
+}
+
 }  // namespace
 }  // namespace tessera::e2e
