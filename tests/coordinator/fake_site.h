@@ -33,6 +33,7 @@
 #include "proto/task.pb.h"
 #include "secagg/client.h"
 #include "secagg/vector_codec.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -226,12 +227,7 @@ inline CoordinatorOptions FastOptions(const tessera::testing::TestPki& pki) {
 
 // Polls `done` until it holds or 30 s pass (a generous bound for a loaded CI machine).
 inline bool Eventually(const std::function<bool()>& done) {
-  absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < give_up) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
+  return tessera::testing::Eventually(done, absl::Seconds(30));
 }
 
 inline v1::TaskState StateOf(Coordinator& c, const std::string& id) {

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/raw_http.h"
 
 namespace tessera::http {
@@ -28,12 +29,7 @@ constexpr absl::Duration kDeadline = absl::Seconds(10);
 
 // Polls `done` until true or kDeadline.
 bool Eventually(const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + kDeadline;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
+  return tessera::testing::Eventually(done, kDeadline);
 }
 
 Routes HelloRoutes() {
