@@ -27,6 +27,9 @@ absl::Status ModelsCommand(const std::vector<std::string>& args);
 // `tessera predict MODEL DATA.csv ...`; args start after "predict" (predict_command.cc).
 absl::Status PredictCommand(const std::vector<std::string>& args);
 
+// `tessera admin backup ...` (admin_backup_command.cc); args start after "admin".
+absl::Status AdminCommand(const std::vector<std::string>& args);
+
 // `tessera dashboard ...` (dashboard_command.cc); args start after "dashboard".
 absl::Status DashboardCommand(const std::vector<std::string>& args);
 

@@ -30,7 +30,8 @@ constexpr char kUsage[] =
     "  models export a committed model as onnx/json/csv with its signed provenance\n"
     "  models verify check an exported model file against its provenance with the CA\n"
     "  predict       score a CSV locally with an exported model (no network)\n"
-    "  dashboard     serve the operator's web dashboard on this machine\n\n"
+    "  dashboard     serve the operator's web dashboard on this machine\n"
+    "  admin backup  copy the running coordinator's store into a new folder\n\n"
     "Admin commands reach the coordinator with an operator certificate: --config FILE (a\n"
     "ConsoleConfig; default $TESSERA_CONSOLE_CONFIG) or --coordinator/--ca/--cert/--key.\n"
     "Run 'tessera COMMAND SUBCOMMAND --help' for flags, 'tessera --version' for the version.\n";
@@ -85,10 +86,13 @@ int main(int argc, char** argv) {
     st = tessera::console::PredictCommand(args);
   } else if (command == "dashboard") {
     st = tessera::console::DashboardCommand(args);
+  } else if (command == "admin") {
+    st = tessera::console::AdminCommand(args);
   } else {
     st = absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", command,
-        "' (pki, tasks, clients, query, simulate, models, predict or dashboard; see --help)"));
+        "' (pki, tasks, clients, query, simulate, models, predict, dashboard or admin; see "
+        "--help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/proto_text.h"
 #include "common/status.h"
+#include "coordinator/store_backup.h"
 #include "crypto/hash.h"
 #include "proto/validation.h"
 
@@ -201,6 +202,14 @@ void Coordinator::Shutdown() {
   }
   board_.Shutdown();
   for (auto& [id, runner] : runners) runner->Stop();
+}
+
+absl::Status Coordinator::BackupStore(
+    const std::function<bool(const v1::BackupStoreChunk&)>& send) {
+  if (options_.backup_staging_dir.empty()) {
+    return absl::UnimplementedError("this coordinator has no durable store to back up");
+  }
+  return StreamStoreBackup(*store_, options_.backup_staging_dir, clock_->Now(), send);
 }
 
 }  // namespace tessera::coordinator

@@ -10,6 +10,7 @@
 #ifndef TESSERA_COORDINATOR_COORDINATOR_H_
 #define TESSERA_COORDINATOR_COORDINATOR_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +46,9 @@ struct CoordinatorOptions {
   // records of ExportModel. Unset (null): ExportModel is FAILED_PRECONDITION.
   std::string certificate_pem;
   std::shared_ptr<const crypto::Signer> signer;
+  // Where BackupStore stages its checkpoints (store_backup.h BackupStagingDir). Empty:
+  // BackupStore is UNIMPLEMENTED.
+  std::string backup_staging_dir;
 };
 
 class Coordinator {
@@ -84,6 +88,9 @@ class Coordinator {
   // A committed round's model as a file with its signed provenance record
   // (proto/admin.proto ExportModel; model_export.cc). Errors as documented there.
   absl::StatusOr<v1::ExportModelResponse> ExportModel(const v1::ExportModelRequest& request);
+  // A consistent backup of the store while everything runs, handed to `send` chunk by
+  // chunk (proto/admin.proto BackupStore; store_backup.h StreamStoreBackup).
+  absl::Status BackupStore(const std::function<bool(const v1::BackupStoreChunk&)>& send);
 
   // ---- Federation ----
   absl::StatusOr<v1::HelloResponse> Hello(const std::string& client_id,

@@ -4,18 +4,35 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/proto_text.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "coordinator/server.h"
+#include "coordinator/store_backup.h"
 #include "crypto/grpc_log.h"
 #include "proto/config.pb.h"
 #include "proto/config_paths.h"
 #include "proto/validation.h"
 
 namespace {
+
+// --restore-from: docs/operations.md, "Backup, restore and upgrade".
+absl::Status Restore(const std::string& backup_dir, const std::string& data_dir) {
+  auto restored = tessera::coordinator::RestoreStoreBackup(backup_dir, data_dir);
+  if (!restored.ok()) return restored.status();
+  std::printf(
+      "restored %s into %s: %u tasks (%u unfinished; they resume when the coordinator starts), "
+      "store schema version %u, backup taken by tessera-coordinator %s at %s\n",
+      backup_dir.c_str(), data_dir.c_str(), restored->tasks, restored->unfinished_tasks,
+      restored->manifest.schema_version(), restored->manifest.coordinator_version().c_str(),
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                       absl::FromUnixMillis(restored->manifest.created_ms()), absl::UTCTimeZone())
+          .c_str());
+  return absl::OkStatus();
+}
 
 absl::Status Main(int argc, char** argv, bool* help_shown) {
   using tessera::common::FlagParser;
@@ -28,6 +45,7 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   std::string log_file;
   std::string metrics_listen;
   std::string metrics_ready_file;
+  std::string restore_from;
   FlagParser flags(
       "tessera-coordinator --config FILE [flags]",
       "Runs the federation coordinator: one TLS 1.3 port with client certificates required,\n"
@@ -43,6 +61,8 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   flags.AddString("metrics-listen", &metrics_listen,
                   "override metrics_listen_address (/metrics, /healthz, /readyz)");
   flags.AddString("metrics-ready-file", &metrics_ready_file, "override metrics_ready_file");
+  flags.AddString("restore-from", &restore_from,
+                  "restore a backup (tessera admin backup) into the empty data_dir, then exit");
   flags.Require("config");
   std::vector<std::string> args(argv + 1, argv + argc);
   auto positional = flags.Parse(args);
@@ -75,6 +95,7 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
     return st;
   }
   tessera::proto::ApplyCoordinatorDefaults(&config);
+  if (!restore_from.empty()) return Restore(restore_from, config.data_dir());
   if (auto st = tessera::common::ConfigureLogging(config.log_format(), config.log_file());
       !st.ok()) {
     return st;

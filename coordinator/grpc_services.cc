@@ -174,6 +174,34 @@ class AdminService final : public v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status BackupStore(grpc::ServerContext* context, const v1::BackupStoreRequest* /*request*/,
+                           grpc::ServerWriter<v1::BackupStoreChunk>* writer) override {
+    auto caller = Caller(context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    const absl::Time started = absl::Now();
+    uint64_t bytes = 0;
+    v1::StoreBackupManifest manifest;
+    absl::Status st = coordinator_->BackupStore([&](const v1::BackupStoreChunk& chunk) {
+      if (context->IsCancelled()) return false;
+      bytes += chunk.data().size();
+      if (chunk.has_manifest()) manifest = chunk.manifest();
+      return writer->Write(chunk);
+    });
+    if (!st.ok()) {
+      common::LogWarning("store_backup_failed")
+          .With("operator", caller->node_id)
+          .With("error", std::string(st.message()));
+      return ToGrpcStatus(st);
+    }
+    common::LogInfo("store_backup_sent")
+        .With("operator", caller->node_id)
+        .With("files", manifest.files_size())
+        .With("bytes", bytes)
+        .With("tasks", manifest.tasks())
+        .With("ms", absl::ToInt64Milliseconds(absl::Now() - started));
+    return grpc::Status::OK;
+  }
+
  private:
   Coordinator* const coordinator_;
 };

@@ -170,6 +170,11 @@ class MemoryStore final : public Store {
     return out;
   }
 
+  absl::Status Checkpoint(const std::string& directory) override {
+    return absl::UnimplementedError(absl::StrCat(
+        "the in-memory coordinator store has nothing on disk to copy into ", directory));
+  }
+
  private:
   static absl::Status TaskNotFound(const char* op, const std::string& task_id) {
     return absl::NotFoundError(absl::StrCat(op, ": no task \"", task_id, "\""));

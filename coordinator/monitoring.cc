@@ -113,6 +113,9 @@ class CountingStore final : public Store {
   absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override {
     return inner_->ListClients();
   }
+  absl::Status Checkpoint(const std::string& directory) override {
+    return inner_->Checkpoint(directory);
+  }
 
  private:
   const std::unique_ptr<Store> inner_;

@@ -6,6 +6,7 @@
 //   models   same key as rounds                          -> v1::ModelParameters
 //   clients  client id                                   -> v1::ClientRecord
 //   meta     "last_task_seq"                             -> 8-byte big-endian n
+//            "schema_version"                            -> 4-byte big-endian version
 //   inflight task id                                     -> v1::InFlightRound
 //   statistics dataset id + '\0' + each column + '\0'     -> v1::PooledStatisticsRecord
 // Big-endian numbers make RocksDB's bytewise order numeric order: tasks list in creation
@@ -45,6 +46,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 namespace tessera::coordinator {
@@ -58,6 +60,7 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kInFlightCf[] = "inflight";
 constexpr char kStatisticsCf[] = "statistics";
 constexpr char kLastTaskSeqKey[] = "last_task_seq";
+constexpr char kSchemaVersionKey[] = "schema_version";
 
 // ---- rocksdb::Status -> absl::Status, the one place where that happens.
 
@@ -210,9 +213,20 @@ class RocksDbStore final : public Store {
       return absl::DataLossError(absl::StrCat("stored meta record last_task_seq in ", directory_,
                                               " is behind the stored tasks"));
     }
+    RETURN_IF_ERROR(CheckSchemaVersion());
     absl::MutexLock lock(&mu_);
     last_task_seq_ = last_seq;
     return absl::OkStatus();
+  }
+
+  absl::Status Checkpoint(const std::string& directory) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    const std::string what = "checkpoint of " + directory_ + " into " + directory;
+    RETURN_IF_ERROR(FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), what));
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    // Flushes the memtables first (log_size_for_flush 0), so the copy is the SST files and
+    // the MANIFEST alone, with no WAL to replay.
+    return FromRocksDb(checkpoint->CreateCheckpoint(directory, /*log_size_for_flush=*/0), what);
   }
 
   absl::StatusOr<std::string> CreateTask(v1::TaskRecord record) override {
@@ -438,6 +452,34 @@ class RocksDbStore final : public Store {
 
   static absl::Status CheckpointNotFound(const std::string& description) {
     return absl::NotFoundError(absl::StrCat("GetCheckpoint: no checkpoint for ", description));
+  }
+
+  // Refuses a store of a newer layout; stamps an unversioned one (a new store, or one from
+  // before versions existed: the same layout as version 1) with kStoreSchemaVersion.
+  absl::Status CheckSchemaVersion() {
+    ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                     Get(meta_, kSchemaVersionKey, "meta schema_version"));
+    if (stored.has_value()) {
+      if (stored->size() != 4) {
+        return absl::DataLossError(absl::StrCat("stored meta record schema_version in ", directory_,
+                                                " has ", stored->size(), " bytes, want 4"));
+      }
+      const uint64_t version = ReadBigEndian(*stored);
+      if (version > kStoreSchemaVersion) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("coordinator store ", directory_, " has schema version ", version,
+                         ", written by a newer tessera-coordinator; this one reads up to version ",
+                         kStoreSchemaVersion,
+                         ". Run the newer coordinator, or restore a backup made by "
+                         "this version (docs/operations.md, \"Upgrading\")"));
+      }
+      if (version == kStoreSchemaVersion) return absl::OkStatus();
+    }
+    std::string value;
+    AppendBigEndian(kStoreSchemaVersion, 4, &value);
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(meta_, kSchemaVersionKey, value), "schema_version"));
+    return Write(&batch, "writing schema_version in " + directory_);
   }
 
   // nullopt if the key is absent.

@@ -14,6 +14,7 @@
 #include "coordinator/grpc_services.h"
 #include "coordinator/monitoring.h"
 #include "coordinator/store.h"
+#include "coordinator/store_backup.h"
 #include "crypto/grpc_log.h"
 #include "crypto/signature.h"
 #include "crypto/tls.h"
@@ -72,6 +73,8 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
                    crypto::LoadTlsMaterial(config.tls(), crypto::Role::kCoordinator, clock->Now()));
   RETURN_IF_ERROR(common::MakeDirectories(config.data_dir(), 0700));
   ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenRocksDbStore(config.data_dir()));
+  // A backup interrupted by a crash leaves its checkpoint behind.
+  RETURN_IF_ERROR(RemoveBackupStaging(config.data_dir()));
 
   // Metrics (coordinator/monitoring.h): declared before everything they observe, so they
   // outlive it.
@@ -94,6 +97,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));
   options.signer = std::make_shared<const crypto::Signer>(std::move(signer));
   options.certificate_pem = tls.cert_pem;
+  options.backup_staging_dir = BackupStagingDir(config.data_dir());
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(meters.WrapStore(std::move(store)), clock, options));
   meters.CollectFrom(coordinator.get(), options.client_liveness);

@@ -37,6 +37,13 @@ class PooledStatisticsRecord;
 
 namespace tessera::coordinator {
 
+// The layout version of the coordinator's durable store (rocksdb_store.cc), kept in its
+// meta records. A coordinator opens a store of its own version or older (stamping an
+// unversioned store from before versions existed with 1) and refuses a newer one.
+// Raise it whenever a change makes the store unreadable for an older coordinator, with
+// the upgrade in OpenRocksDbStore and a note in docs/operations.md ("Upgrading").
+inline constexpr uint32_t kStoreSchemaVersion = 1;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -91,10 +98,18 @@ class Store {
   virtual absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) = 0;
   // All clients, sorted by id.
   virtual absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() = 0;
+
+  // Writes a consistent copy of the whole store, as of one instant, into `directory`,
+  // which must not exist yet (its parent must); concurrent writers go on meanwhile. On
+  // the same filesystem the copy hard-links the immutable files, so it is fast and small.
+  // UNIMPLEMENTED for a store that is not durable (the in-memory one).
+  virtual absl::Status Checkpoint(const std::string& directory) = 0;
 };
 
 // Opens (creating if needed) the RocksDB store in `directory`. FAILED_PRECONDITION if
-// another process holds it (RocksDB's LOCK file); the message names the directory.
+// another process holds it (RocksDB's LOCK file) or if it was written by a newer
+// coordinator (a schema version above kStoreSchemaVersion); the message names the
+// directory and, for the latter, both versions.
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& directory);
 
 // A fresh, empty, in-memory store with the same semantics.

@@ -54,6 +54,15 @@ class Sha256Hasher {
 
 }  // namespace
 
+struct Sha256Stream::Impl {
+  Sha256Hasher hasher;
+};
+
+Sha256Stream::Sha256Stream() : impl_(std::make_unique<Impl>()) {}
+Sha256Stream::~Sha256Stream() = default;
+void Sha256Stream::Update(std::string_view data) { impl_->hasher.Update(data.data(), data.size()); }
+std::string Sha256Stream::Finish() { return impl_->hasher.Finish(); }
+
 std::string Sha256(std::string_view data) {
   Sha256Hasher hasher;
   hasher.Update(data.data(), data.size());

@@ -3,6 +3,7 @@
 #ifndef TESSERA_CRYPTO_HASH_H_
 #define TESSERA_CRYPTO_HASH_H_
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +20,23 @@ namespace tessera::crypto {
 
 // 32 raw bytes.
 std::string Sha256(std::string_view data);
+
+// SHA-256 over data given in pieces (a file read in chunks). Not thread-safe; Finish once.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+
+  void Update(std::string_view data);
+  // 32 raw bytes.
+  std::string Finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Lowercase hex of any bytes (for fingerprints and hashes shown to people).
 std::string ToHex(std::string_view bytes);

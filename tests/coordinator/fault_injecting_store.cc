@@ -137,4 +137,8 @@ absl::StatusOr<std::vector<v1::ClientRecord>> FaultInjectingStore::ListClients()
   return base_->ListClients();
 }
 
+absl::Status FaultInjectingStore::Checkpoint(const std::string& directory) {
+  return base_->Checkpoint(directory);
+}
+
 }  // namespace tessera::coordinator::testing

@@ -58,6 +58,7 @@ class FaultInjectingStore : public Store {
   absl::Status PutClient(const v1::ClientRecord& record) override;
   absl::StatusOr<v1::ClientRecord> GetClient(const std::string& client_id) override;
   absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override;
+  absl::Status Checkpoint(const std::string& directory) override;
 
  private:
   absl::Status MaybeFail(const char* op, int round = -1) ABSL_LOCKS_EXCLUDED(mu_);

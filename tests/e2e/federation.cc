@@ -67,6 +67,11 @@ std::string ExampleTaskPath() {
   return SourcePath("deploy/examples/breast_cancer_logistic.textproto");
 }
 
+bool IsFinished(const v1::TaskRecord& task) {
+  return task.state() == v1::TASK_COMPLETED || task.state() == v1::TASK_FAILED ||
+         task.state() == v1::TASK_CANCELLED;
+}
+
 absl::StatusOr<v1::TaskSpec> LoadExampleTask() {
   v1::TaskSpec spec;
   RETURN_IF_ERROR(common::LoadProtoFile(ExampleTaskPath(), &spec));

@@ -52,6 +52,9 @@ std::string SourcePath(const std::string& relative);
 std::string ExampleTaskPath();
 absl::StatusOr<v1::TaskSpec> LoadExampleTask();
 
+// True once the task completed, failed or was cancelled.
+bool IsFinished(const v1::TaskRecord& task);
+
 // The three hospitals of the demo.
 inline const std::vector<std::string>& Sites() {
   static const std::vector<std::string> kSites = {"hospital-a", "hospital-b", "hospital-c"};
@@ -166,6 +169,8 @@ class FederationTest : public ::testing::Test {
   const v1::TlsFiles& coordinator_tls() const { return coordinator_tls_; }
   const v1::TlsFiles& operator_tls() const { return operator_tls_; }
   const std::string& data_dir() const { return data_dir_; }
+  // The coordinator's config file (written by the first StartCoordinator).
+  const std::string& coordinator_config_path() const { return coordinator_config_path_; }
 
  private:
   absl::Status WriteCoordinatorConfig();

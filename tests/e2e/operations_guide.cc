@@ -122,6 +122,9 @@ bool OnInstitution(const std::string& command) {
   return absl::StrContains(command, "tessera-client");
 }
 
+// The coordinator's data_dir in the guide's coordinator.textproto (section 3).
+constexpr char kCoordinatorDataDir[] = "/var/lib/tessera";
+
 }  // namespace
 
 absl::Status OperationsGuideWalk::RunBlock(const FencedBlock& block) {
@@ -134,12 +137,32 @@ absl::Status OperationsGuideWalk::RunBlock(const FencedBlock& block) {
     // institution on the operator's.
     const bool institution = OnInstitution(c.text);
     if (!institution && !absl::StrContains(c.text, doc_site_)) {
+      RETURN_IF_ERROR(StopCoordinatorForItsStore(where));
       RETURN_IF_ERROR(RunGuideCommand(where, c.text, host_, -1));
       continue;
     }
     RETURN_IF_ERROR(RunForEachSite(where, institution, stopped));
   }
   return RestartStopped(block, stopped);
+}
+
+// Section 7's restore: "stop the coordinator" before a line that touches its store (names
+// its data_dir, or restores into it); the guide starts it again itself.
+absl::Status OperationsGuideWalk::StopCoordinatorForItsStore(const Where& where) {
+  const std::vector<std::string> w = Words(where.as_written);
+  const bool touches_store =
+      std::find(w.begin(), w.end(), "--restore-from") != w.end() ||
+      std::any_of(w.begin(), w.end(), [](const std::string& word) {
+        return word == kCoordinatorDataDir ||
+               absl::StartsWith(word, absl::StrCat(kCoordinatorDataDir, "/"));
+      });
+  if (!touches_store || coordinator_daemon_ == nullptr ||
+      !coordinator_daemon_->process->Running()) {
+    return absl::OkStatus();
+  }
+  std::fprintf(stderr, "test [coordinator]: stopped (SIGTERM) for the store's line %d\n",
+               where.line);
+  return DocDaemons::Stop(*coordinator_daemon_);
 }
 
 // Runs `where.as_written` once per site, under the site's name; `institution`: on the site's
@@ -196,8 +219,10 @@ absl::Status OperationsGuideWalk::RunGuideCommand(const Where& where, const std:
     ASSIGN_OR_RETURN(command, PrepareCancel(where, command));
     w = Words(command);
   }
-  // A daemon: started in the background; ready when its ready file is written.
-  if (w[0] == "tessera-coordinator" ||
+  // A daemon: started in the background; ready when its ready file is written. (A restore
+  // with --restore-from is a command: it exits.)
+  const bool restore = std::find(w.begin(), w.end(), "--restore-from") != w.end();
+  if ((w[0] == "tessera-coordinator" && !restore) ||
       (w.size() >= 2 && w[0] == "tessera-client" && w[1] == "run")) {
     return StartGuideDaemon(where, command, w, machine);
   }
@@ -272,16 +297,20 @@ absl::Status OperationsGuideWalk::StartGuideDaemon(const Where& where, const std
   if (!ready_files_.contains(config)) {
     return absl::FailedPreconditionError(where.ToString() + "  starts a daemon with no config");
   }
-  Trace(where, command + "   (in the background)");
-  Daemon& d = daemons_.Add(coordinator ? "coordinator" : machine.name, command, machine.cwd,
+  // A coordinator started again comes back where the sites look for it.
+  const std::string as_run =
+      coordinator && coordinator_daemon_ != nullptr ? command + " --listen " + address_ : command;
+  Trace(where, as_run + "   (in the background)");
+  Daemon& d = daemons_.Add(coordinator ? "coordinator" : machine.name, as_run, machine.cwd,
                            ready_files_[config]);
   absl::StatusOr<std::string> ready = daemons_.Start(*session_, d);
   if (!ready.ok()) {
-    return absl::InternalError(absl::StrCat(where.ToString(), "  ran:        ", command,
+    return absl::InternalError(absl::StrCat(where.ToString(), "  ran:        ", as_run,
                                             " (in the background)\n  ", ready.status().message()));
   }
   ++commands_run_;
   if (coordinator) {
+    coordinator_daemon_ = &d;
     address_ = std::string(absl::StripAsciiWhitespace(*ready));
   } else {
     site_daemons_[machine.name] = &d;

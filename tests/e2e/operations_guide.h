@@ -43,6 +43,10 @@
 //   and a finished task cannot be cancelled. The walk submits a second task that stays
 //   running (it waits for one site more than there are), cancels that one instead, and
 //   checks that it ends CANCELLED.
+// - Section 7's restore: a line that touches the coordinator's store (names its data_dir,
+//   or `--restore-from`) runs with the coordinator stopped, as the guide says, and
+//   `tessera-coordinator --restore-from` runs as a command, not a daemon. A coordinator
+//   started again gets `--listen` with the address it had, where the sites look for it.
 //
 // Ownership: the walk owns its temporary directory (removed when the walk is destroyed,
 // unless TESSERA_KEEP_TEST_DIRS is set), its bash session and the daemons it started. A
@@ -112,6 +116,7 @@ class OperationsGuideWalk {
   absl::StatusOr<std::string> RewriteCopy(const Where& where, const std::string& as_written,
                                           const Machine& machine) const;
   absl::Status CheckTaskIds(const Where& where, const std::vector<std::string>& words) const;
+  absl::Status StopCoordinatorForItsStore(const Where& where);
   absl::Status StartGuideDaemon(const Where& where, const std::string& command,
                                 const std::vector<std::string>& words, const Machine& machine);
   absl::StatusOr<CommandResult> RunOwn(const std::string& command, const std::string& cwd);
@@ -160,6 +165,7 @@ class OperationsGuideWalk {
   Machine host_;          // the coordinator host, the CA and the operator's workstation
   std::vector<Machine> sites_;
   std::map<std::string, Daemon*> site_daemons_;     // site -> its daemon (in daemons_)
+  Daemon* coordinator_daemon_ = nullptr;            // its last start (in daemons_)
   std::string address_;                             // where the coordinator listens
   std::map<std::string, std::string> ready_files_;  // config path -> its daemon's ready file
   std::set<std::string> task_ids_;                  // ids a `tasks submit` printed
