@@ -72,6 +72,11 @@ endfunction()
 
 tessera_daemon_package(tessera-coordinator coordinator.textproto "Tessera coordinator")
 tessera_daemon_package(tessera-client client.textproto "Tessera site client")
+# More sites (or federations) on one host: tessera-client@SITE.service.
+configure_file("${tessera_debian_dir}/tessera-client@.service.in"
+               "${tessera_package_dir}/tessera-client/tessera-client@.service" @ONLY)
+install(FILES "${tessera_package_dir}/tessera-client/tessera-client@.service"
+        DESTINATION "${TESSERA_UNIT_DIR}" COMPONENT client)
 
 install(TARGETS tessera RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT console)
 tessera_package_docs(tessera-console console)
