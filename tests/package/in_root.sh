@@ -107,6 +107,9 @@ echo "task: $(($(date +%s%3N) - t0)) ms"
 echo "test_accuracy=$accuracy"
 awk -v a="$accuracy" 'BEGIN { exit !(a > 0.9) }' || fail "accuracy $accuracy"
 
+echo "== the site's control socket, from root, through the unit's sandbox (PrivateUsers)"
+tessera-client tasks pending --config /etc/tessera-client/client.textproto || fail "tasks pending"
+
 echo "== reload, logs, stop"
 systemctl reload tessera-coordinator tessera-client
 sleep_until_active() {  # systemctl reload returns once SIGHUP is sent; READY=1 ends the reload
