@@ -22,6 +22,12 @@ packages=(
   libonnx-dev python3-onnx python3-numpy
   prometheus
   chromium
+  # sd_notify (the daemons' readiness under systemd); the Debian packages' checks
+  # (deploy/package.sh, tests/package/) and the package test's Debian 12 root and its
+  # systemd-nspawn boot (TESSERA_PACKAGE_TEST=1)
+  libsystemd-dev
+  lintian
+  debootstrap systemd-container
 )
 
 missing=()
