@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -79,7 +80,7 @@ absl::Status Run(Flags& flags, absl::Notification& stop) {
     if (!flags.control_file.empty()) {
       RETURN_IF_ERROR(RunNewCommands(*relay, flags.control_file, &done));
     }
-    const std::string stats = relay->stats().ToString() + "\n";
+    const std::string stats = absl::StrCat(relay->stats().ToString(), " commands=", done, "\n");
     if (!flags.stats_file.empty() && stats != last_stats) {
       RETURN_IF_ERROR(common::WriteFileAtomic(flags.stats_file, stats));
       last_stats = stats;
