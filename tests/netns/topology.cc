@@ -32,8 +32,18 @@ absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) {
       absl::StrCat(absl::StrJoin(argv, " "), ": ", r.status.ToString(), ": ", r.err, r.out));
 }
 
+// Whether `pid` runs (a zombie no parent reaps does not).
+bool Alive(int pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  const std::string stat = e2e::ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t paren = stat.rfind(')');
+  return paren == std::string::npos || stat.compare(paren, 3, ") Z") != 0;
+}
+
 // Removes namespaces "tessera-<pid>-..." whose pid is no longer running (a run that was
-// killed before its destructor ran).
+// killed before its destructor ran, SIGKILL or a power cut), after killing the daemons and
+// relays that run left in them (`ip netns pids`): they hold a namespace, and with it the
+// test's leg, alive.
 void RemoveStaleNamespaces() {
   absl::StatusOr<std::string> list = Run({kIp, "netns", "list"});
   if (!list.ok()) return;
@@ -43,7 +53,12 @@ void RemoveStaleNamespaces() {
     std::vector<std::string> parts = absl::StrSplit(name, '-');
     int pid = 0;
     if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &pid) || pid <= 0) continue;
-    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (Alive(pid)) continue;
+    absl::StatusOr<std::string> pids = Run({kIp, "netns", "pids", name});
+    for (absl::string_view p : absl::StrSplit(pids.ok() ? *pids : "", '\n', absl::SkipEmpty())) {
+      int left = 0;
+      if (absl::SimpleAtoi(p, &left) && left > 1) kill(left, SIGKILL);
+    }
     (void)Run({kIp, "netns", "del", name});
   }
 }
