@@ -22,6 +22,8 @@ packages=(
   libonnx-dev python3-onnx python3-numpy
   prometheus
   chromium
+  # the network-namespace suite (tests/netns): ip netns, veth, bridge, tc tbf
+  iproute2
 )
 
 missing=()

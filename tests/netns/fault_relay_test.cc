@@ -13,20 +13,25 @@
 
 #include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/process.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tessera::testing {
 namespace {
@@ -182,6 +187,13 @@ class FaultRelayTest : public ::testing::Test {
     return std::move(*relay);
   }
 
+  // A connection to the relay (-1, with a failure, if it cannot be made).
+  static int Open(const FaultRelay& relay) {
+    int fd = Connect(relay.port());
+    EXPECT_GE(fd, 0) << "connect to the relay: " << strerror(errno);
+    return fd;
+  }
+
   // One byte there and back; the round-trip time.
   absl::Duration Ping(int fd) {
     const absl::Time t0 = absl::Now();
@@ -196,7 +208,7 @@ class FaultRelayTest : public ::testing::Test {
 TEST_F(FaultRelayTest, ForwardsBytesIntactAndInOrderUnderJitter) {
   // Jitter as large as the delay: chunks drawn later may be due earlier; none overtakes.
   auto relay = StartRelay("delay=5ms,jitter=5ms", "delay=5ms,jitter=5ms");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   const std::string data = RandomBytes(2 << 20, 7);
   std::thread writer([&] {
@@ -217,7 +229,7 @@ TEST_F(FaultRelayTest, ForwardsBytesIntactAndInOrderUnderJitter) {
 TEST_F(FaultRelayTest, DelayWithJitterIsWhatWasAsked) {
   // 50 ms ± 10 ms each way: every round trip within [80 ms, 120 ms] plus scheduling slack.
   auto relay = StartRelay("delay=50ms,jitter=10ms", "delay=50ms,jitter=10ms");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   absl::Duration total;
   absl::Duration least = absl::InfiniteDuration();
@@ -240,7 +252,7 @@ TEST_F(FaultRelayTest, DelayWithJitterIsWhatWasAsked) {
 
 TEST_F(FaultRelayTest, ResetAfterBytesReachesBothPeersAsRst) {
   auto relay = StartRelay("reset_after=1000", "", /*max_resets=*/1);
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(SendAll(fd, std::string(4000, 'a')));
   int error = 0;
@@ -252,7 +264,7 @@ TEST_F(FaultRelayTest, ResetAfterBytesReachesBothPeersAsRst) {
       << "the upstream did not see an RST";
   EXPECT_TRUE(Eventually([&] { return relay->stats().resets == 1; }, absl::Seconds(5)));
   // max_resets = 1: the next connection is left alone.
-  fd = Connect(relay->port());
+  fd = Open(*relay);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(SendAll(fd, std::string(4000, 'b')));
   EXPECT_EQ(Receive(fd, 4000, absl::Seconds(5)), std::string(4000, 'b'));
@@ -263,7 +275,7 @@ TEST_F(FaultRelayTest, ResetAfterBytesReachesBothPeersAsRst) {
 TEST_F(FaultRelayTest, BandwidthLimitHoldsWithinTenPercent) {
   // 16 Mbit/s = 2e6 bytes/s one way: 1 MiB takes 0.524 s.
   auto relay = StartRelay("rate=16mbit", "");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   const std::string data = RandomBytes(1 << 20, 3);
   const absl::Time t0 = absl::Now();
@@ -280,7 +292,7 @@ TEST_F(FaultRelayTest, BandwidthLimitHoldsWithinTenPercent) {
 
 TEST_F(FaultRelayTest, CutHoldsTrafficAndNewConnectionsUntilRestored) {
   auto relay = StartRelay("", "");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   Ping(fd);
   ASSERT_EQ(echo_.accepted(), 1);
@@ -288,7 +300,7 @@ TEST_F(FaultRelayTest, CutHoldsTrafficAndNewConnectionsUntilRestored) {
   ASSERT_TRUE(Eventually([&] { return relay->stats().cut; }, absl::Seconds(5)));
   ASSERT_TRUE(SendAll(fd, "held"));
   // Accepted by the relay's kernel, but not connected upstream while cut.
-  int late = Connect(relay->port());
+  int late = Open(*relay);
   ASSERT_GE(late, 0);
   ASSERT_TRUE(SendAll(late, "late"));
   EXPECT_EQ(Receive(fd, 4, absl::Milliseconds(300)), "") << "forwarded through a cut";
@@ -304,7 +316,7 @@ TEST_F(FaultRelayTest, CutHoldsTrafficAndNewConnectionsUntilRestored) {
 
 TEST_F(FaultRelayTest, RefuseResetsLiveConnectionsAndRefusesNewOnes) {
   auto relay = StartRelay("", "");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   Ping(fd);
   ASSERT_OK(relay->Command("refuse"));
@@ -335,7 +347,7 @@ TEST_F(FaultRelayTest, StallHoldsOneDirectionForItsWindow) {
   // Down stalls during the relay's first 400 ms: a ping sent at once comes back after it.
   const absl::Time start = absl::Now();
   auto relay = StartRelay("", "stall=0s+400ms");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(SendAll(fd, "s"));
   EXPECT_EQ(Receive(fd, 1, absl::Seconds(5)), "s");
@@ -367,7 +379,7 @@ TEST_F(FaultRelayTest, ScheduledResetHitsEveryLiveConnection) {
 
 TEST_F(FaultRelayTest, ChangedFaultsApplyToLaterData) {
   auto relay = StartRelay("", "");
-  int fd = Connect(relay->port());
+  int fd = Open(*relay);
   ASSERT_GE(fd, 0);
   EXPECT_LT(Ping(fd), absl::Milliseconds(50));
   ASSERT_OK(relay->Command("both delay=100ms"));
@@ -393,6 +405,54 @@ TEST(FaultRelayParseTest, ErrorsNameTheFaultAndItsValue) {
   RelayOptions bad;
   bad.upstream = "localhost:80";
   EXPECT_THAT(FaultRelay::Start(bad).status().message(), HasSubstr("numeric IP"));
+}
+
+// tessera-fault-relay, the program the network-namespace suite runs: its ready file, its
+// control file (executed line by line, counted in its stats file), a clean stop on SIGTERM,
+// and a refused fault that names itself.
+TEST_F(FaultRelayTest, ProgramTakesCommandsFromItsControlFileAndStopsCleanly) {
+  TempDir dir;
+  const std::string ready = dir.File("ready");
+  const std::string control = dir.File("control");
+  const std::string stats = dir.File("stats");
+  ASSERT_OK_AND_ASSIGN(auto relay,
+                       e2e::Process::Start({TESSERA_FAULT_RELAY_BIN, "--upstream", echo_.address(),
+                                            "--down", "delay=1ms", "--ready-file", ready,
+                                            "--control-file", control, "--stats-file", stats},
+                                           dir.File("log")));
+  ASSERT_OK_AND_ASSIGN(std::string bound, e2e::WaitForFile(ready, *relay));
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      bound.substr(bound.rfind(':') + 1, bound.size() - bound.rfind(':') - 2), &port))
+      << bound;
+  int fd = Connect(port);
+  ASSERT_GE(fd, 0);
+  Ping(fd);
+  auto append = [&](const std::string& line) {
+    std::ofstream(control, std::ios::app) << line << "\n";
+  };
+  append("cut");
+  ASSERT_OK(e2e::WaitFor(
+      "the cut",
+      [&] { return absl::StrContains(e2e::ReadFileOrEmpty(stats), "cut=true commands=1"); },
+      absl::Seconds(5)));
+  ASSERT_TRUE(SendAll(fd, "z"));
+  EXPECT_EQ(Receive(fd, 1, absl::Milliseconds(200)), "");
+  append("restore");
+  EXPECT_EQ(Receive(fd, 1, absl::Seconds(5)), "z");
+  close(fd);
+  const e2e::ExitStatus how = relay->Terminate();
+  EXPECT_TRUE(how.Succeeded()) << how.ToString() << relay->LogTail();
+  EXPECT_THAT(
+      e2e::ReadFileOrEmpty(stats),
+      HasSubstr("connections=1 resets=0 bytes_up=2 bytes_down=2 cuts=1 cut=false commands=2"));
+  EXPECT_FALSE(std::ifstream(ready).good()) << "the ready file outlived the relay";
+
+  ASSERT_OK_AND_ASSIGN(e2e::CommandResult bad,
+                       e2e::RunCommand({TESSERA_FAULT_RELAY_BIN, "--upstream", echo_.address(),
+                                        "--up", "delay=soon"}));
+  EXPECT_EQ(bad.exit_code(), 2);
+  EXPECT_THAT(bad.err, HasSubstr("delay: 'soon'"));
 }
 
 }  // namespace
