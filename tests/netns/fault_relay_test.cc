@@ -243,9 +243,10 @@ TEST_F(FaultRelayTest, DelayWithJitterIsWhatWasAsked) {
   }
   close(fd);
   EXPECT_GE(least, absl::Milliseconds(79));
-  EXPECT_LE(most, absl::Milliseconds(170));
+  // Upper bounds with room for a loaded machine's scheduling.
+  EXPECT_LE(most, absl::Milliseconds(250));
   EXPECT_GE(total / kPings, absl::Milliseconds(85));
-  EXPECT_LE(total / kPings, absl::Milliseconds(130));
+  EXPECT_LE(total / kPings, absl::Milliseconds(140));
   // Not a constant: the jitter shows.
   EXPECT_GT(most - least, absl::Milliseconds(2));
 }
@@ -272,8 +273,9 @@ TEST_F(FaultRelayTest, ResetAfterBytesReachesBothPeersAsRst) {
   EXPECT_EQ(relay->stats().resets, 1);
 }
 
-TEST_F(FaultRelayTest, BandwidthLimitHoldsWithinTenPercent) {
-  // 16 Mbit/s = 2e6 bytes/s one way: 1 MiB takes 0.524 s.
+TEST_F(FaultRelayTest, BandwidthLimitHoldsWithinTolerance) {
+  // 16 Mbit/s = 2e6 bytes/s one way: 1 MiB takes 0.524 s; never 10% less (the limit
+  // holds), at most 30% more (a loaded machine).
   auto relay = StartRelay("rate=16mbit", "");
   int fd = Open(*relay);
   ASSERT_GE(fd, 0);
@@ -287,7 +289,7 @@ TEST_F(FaultRelayTest, BandwidthLimitHoldsWithinTenPercent) {
   ASSERT_TRUE(back == data);
   const double expected = (1 << 20) / 2e6;
   EXPECT_GE(absl::ToDoubleSeconds(took), expected * 0.9) << took;
-  EXPECT_LE(absl::ToDoubleSeconds(took), expected * 1.1) << took;
+  EXPECT_LE(absl::ToDoubleSeconds(took), expected * 1.3) << took;
 }
 
 TEST_F(FaultRelayTest, CutHoldsTrafficAndNewConnectionsUntilRestored) {
@@ -352,8 +354,8 @@ TEST_F(FaultRelayTest, StallHoldsOneDirectionForItsWindow) {
   ASSERT_TRUE(SendAll(fd, "s"));
   EXPECT_EQ(Receive(fd, 1, absl::Seconds(5)), "s");
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(400));
-  // After the window, no delay.
-  EXPECT_LT(Ping(fd), absl::Milliseconds(50));
+  // After the window, no delay (well under the stall).
+  EXPECT_LT(Ping(fd), absl::Milliseconds(200));
   close(fd);
 }
 
@@ -381,7 +383,7 @@ TEST_F(FaultRelayTest, ChangedFaultsApplyToLaterData) {
   auto relay = StartRelay("", "");
   int fd = Open(*relay);
   ASSERT_GE(fd, 0);
-  EXPECT_LT(Ping(fd), absl::Milliseconds(50));
+  EXPECT_LT(Ping(fd), absl::Milliseconds(100));
   ASSERT_OK(relay->Command("both delay=100ms"));
   EXPECT_TRUE(Eventually([&] { return Ping(fd) >= absl::Milliseconds(190); }, absl::Seconds(5)));
   close(fd);
