@@ -95,8 +95,11 @@ void NetnsFederationTest::TearDown() {
   for (auto& [site, relay] : relays_) {
     if (relay.process == nullptr) continue;
     e2e::ExitStatus how = relay.process->Terminate();
-    EXPECT_TRUE(how.Succeeded()) << "relay of " << site << ": " << how.ToString() << "\n"
-                                 << relay.process->LogTail();
+    EXPECT_TRUE(how.Succeeded()) << "relay of " << site << ": " << how.ToString();
+    if (HasFailure()) {
+      std::fprintf(stderr, "---- relay of %s: last lines of %s\n%s\n", site.c_str(),
+                   relay.process->log_path().c_str(), relay.process->LogTail(10).c_str());
+    }
   }
   relays_.clear();
   topology_.reset();
@@ -232,6 +235,22 @@ absl::StatusOr<NetnsFederationTest::TaskRun> NetnsFederationTest::RunTask(
 void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) {
   const std::vector<std::string>& sites = NetnsSites();
   std::set<std::string> ids = {kDataset, kBaselineDataset};
+  // While they run: no site daemon has a file of another site's directory open (its
+  // store, its CSVs, its log are all its own).
+  for (const std::string& name : sites) {
+    Site& s = site(name);
+    ASSERT_NE(s.process, nullptr);
+    const std::string fds = absl::StrCat("/proc/", s.process->pid(), "/fd");
+    for (const auto& fd : std::filesystem::directory_iterator(fds)) {
+      std::error_code error;
+      const std::string target = std::filesystem::read_symlink(fd.path(), error).string();
+      for (const std::string& other : sites) {
+        if (other == name) continue;
+        EXPECT_FALSE(absl::StartsWith(target, site(other).dir + "/"))
+            << name << "'s daemon has " << target << " open";
+      }
+    }
+  }
   for (const std::string& name : sites) {
     Site& s = site(name);
     ASSERT_OK(StopClient(name));

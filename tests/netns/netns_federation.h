@@ -93,7 +93,9 @@ class NetnsFederationTest : public e2e::FederationTest {
       const v1::TaskSpec& spec, absl::Duration timeout,
       const std::function<void(const v1::GetTaskResponse&)>& during = nullptr);
 
-  // Checks that the sites kept apart: each site's store is in its own directory (mode 0700),
+  // Checks that the sites kept apart: no site daemon has a file of another site's
+  // directory open (/proc/PID/fd, while they run); each site's store is in its own
+  // directory (mode 0700),
   // and holds a contribution record (statistics, FIT) for exactly the rounds of `task` whose
   // participants name that site, from its own dataset ids; no site directory holds a file
   // named after another site. Stops the sites first (the stores are RocksDB).
