@@ -28,6 +28,8 @@ packages=(
   libsystemd-dev
   lintian
   debootstrap systemd-container
+  # the network-namespace suite (tests/netns): ip netns, veth, bridge, tc tbf
+  iproute2
 )
 
 missing=()

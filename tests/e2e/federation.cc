@@ -257,6 +257,7 @@ absl::Status FederationTest::StartCoordinator(const std::string& listen,
   if (coordinator_ != nullptr) old_coordinators_.push_back(std::move(coordinator_));
   const std::string ready = coordinator_ready_file();
   std::vector<std::string> argv;
+  if (command_prefix_) argv = command_prefix_("coordinator");
   const bool faulty = EnvPrefix(env, &argv);
   argv.insert(argv.end(), {faulty ? FaultyCoordinatorBinary() : CoordinatorBinary(), "--config",
                            coordinator_config_path_, "--listen", listen, "--ready-file", ready});
@@ -319,6 +320,7 @@ absl::Status FederationTest::StartClient(const std::string& name, const std::str
   if (edit_client_config_) edit_client_config_(name, &config);
   RETURN_IF_ERROR(WriteText(s.config_path, config));
   std::vector<std::string> argv;
+  if (command_prefix_) argv = command_prefix_(name);
   const bool faulty = EnvPrefix(env, &argv);
   // A site with an injected fault runs the test build of the daemon (the same RunClient
   // with a sink that stops it at the chosen step); tessera-client itself has no such hook.

@@ -201,6 +201,10 @@ class FederationTest : public ::testing::Test {
   // monitoring tests add metrics listeners and log options).
   std::function<void(v1::CoordinatorConfig*)> edit_coordinator_config_;
   std::function<void(const std::string& site, v1::ClientConfig*)> edit_client_config_;
+  // Set by a test before the daemons start: words put before each daemon's command line,
+  // by whom it starts ("coordinator" or the site's name). The network-namespace suite
+  // (tests/netns) runs each daemon on its own host with `ip netns exec NAME`.
+  std::function<std::vector<std::string>(const std::string& who)> command_prefix_;
 };
 
 }  // namespace tessera::e2e

@@ -1,0 +1,235 @@
+// The multi-host suite (issue 10): the federation across network namespaces, one host per
+// site and one for the coordinator, with faults on the sites' links (tests/netns/
+// netns_federation.h). Each scenario prints a NETNS_RESULT line (docs/operations.md, "Across
+// networks: the fault suite", has the table). Short by default (3 rounds, a small model,
+// about 10-20 s each); TESSERA_NETNS_LONG=1 runs more rounds of a bigger model.
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/netns/netns_federation.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::netns {
+namespace {
+
+using ::testing::Contains;
+using ::testing::Not;
+
+const v1::RoundRecord& LastRound(const v1::GetTaskResponse& task) {
+  return task.rounds(task.rounds_size() - 1);
+}
+
+std::string Summary(const v1::GetTaskResponse& task) {
+  std::string out =
+      absl::StrCat(v1::TaskState_Name(task.task().state()), " ", task.task().state_reason());
+  for (const v1::RoundRecord& r : task.rounds()) {
+    absl::StrAppend(&out, "\n  round ", r.round(), " attempts ", r.attempts(), " fit [",
+                    absl::StrJoin(r.fit_participants(), ","),
+                    "] drops: ", absl::StrJoin(r.drops(), " | "));
+  }
+  return out;
+}
+
+// (a) 50 ms ± 10 ms each way on every site's link: the task completes with the model of the
+// same task run without the delay (the same spec, seed and cohorts give the same bytes).
+TEST_F(NetnsFederationTest, NetnsDelayFiftyMsJitterTenMsGivesTheSameModel) {
+  ASSERT_OK(StartFederation());
+  const uint32_t n = static_cast<uint32_t>(NetnsSites().size());
+  ASSERT_OK_AND_ASSIGN(TaskRun baseline,
+                       RunTask(NetnsTask(kBaselineDataset, long_run(), n, 20), absl::Seconds(240)));
+  ASSERT_EQ(baseline.final.task().state(), v1::TASK_COMPLETED) << Summary(baseline.final);
+  for (const std::string& site : NetnsSites()) {
+    ASSERT_OK(RelayCommand(site, "both delay=50ms,jitter=10ms"));
+  }
+  ASSERT_OK_AND_ASSIGN(TaskRun delayed,
+                       RunTask(NetnsTask(kDataset, long_run(), n, 20), absl::Seconds(300)));
+  ASSERT_EQ(delayed.final.task().state(), v1::TASK_COMPLETED) << Summary(delayed.final);
+  Report("baseline", "none", baseline);
+  Report("delay", "50 ms +- 10 ms each way, every site", delayed);
+
+  EXPECT_EQ(delayed.final.task().last_committed_round(),
+            baseline.final.task().last_committed_round());
+  EXPECT_EQ(LastRound(delayed.final).model_hash(), LastRound(baseline.final).model_hash())
+      << "the delay changed the model";
+  for (const v1::RoundRecord& r : delayed.final.rounds()) {
+    EXPECT_EQ(r.fit_participants_size(), static_cast<int>(n));
+    EXPECT_EQ(r.attempts(), 1u) << Summary(delayed.final);
+  }
+  // Every step of every session waits for at least one round trip through a relay (80 ms
+  // at least): the delay was on the path.
+  EXPECT_GE(delayed.wall, delayed.sessions * 5 * absl::Milliseconds(80))
+      << delayed.sessions << " sessions";
+  EXPECT_GT(delayed.wall, baseline.wall);
+  ExpectSitesKeptApart(delayed.final);
+}
+
+// (b) Every site's connections are reset (RST) again and again while the task runs: each
+// site reconnects (Hello again) and gets its pending work again, answers from its store,
+// and the task completes. The protocol's word for it: a site that misses a step's deadline
+// is dropped, and a stage below the threshold is retried; here no site is even dropped.
+TEST_F(NetnsFederationTest, NetnsConnectionResetsSitesReconnectAndTheTaskCompletes) {
+  ASSERT_OK(StartFederation());
+  const std::vector<std::string>& sites = NetnsSites();
+  // A little delay, so that resets land inside sessions rather than between them.
+  for (const std::string& site : sites) {
+    ASSERT_OK(RelayCommand(site, "both delay=20ms"));
+  }
+  absl::Time next_reset = absl::Now() + absl::Milliseconds(300);
+  size_t turn = 0;
+  int resets_sent = 0;
+  ASSERT_OK_AND_ASSIGN(
+      TaskRun run, RunTask(NetnsTask(kDataset, long_run(), 3, 20, /*rounds=*/5), absl::Seconds(300),
+                           [&](const v1::GetTaskResponse&) {
+                             if (absl::Now() < next_reset) return;
+                             // One site at a time, every 300 ms, round-robin.
+                             EXPECT_OK(RelayCommand(sites[turn++ % sites.size()], "reset"));
+                             ++resets_sent;
+                             next_reset = absl::Now() + absl::Milliseconds(300);
+                           }));
+  Report("resets",
+         absl::StrCat(resets_sent,
+                      " reset commands (RST to both ends), one site every 300 ms, "
+                      "20 ms delay"),
+         run);
+  ASSERT_EQ(run.final.task().state(), v1::TASK_COMPLETED) << Summary(run.final);
+  EXPECT_GE(resets_sent, 4);
+  int64_t resets_seen = 0;
+  for (const std::string& site : sites) {
+    ASSERT_OK_AND_ASSIGN(testing::RelayStats stats, RelayCounts(site));
+    resets_seen += stats.resets;
+    // Each reset connection was replaced by a new one.
+    EXPECT_GT(stats.connections, 1) << site << ": " << stats.ToString();
+  }
+  EXPECT_GE(resets_seen, resets_sent / 2) << "resets that hit a live connection";
+  EXPECT_EQ(run.resets, resets_seen);
+  ExpectSitesKeptApart(run.final);
+}
+
+// (c) A 10 Mbit/s link (tbf, both ways) for every site, with a model big enough for it to
+// matter: the task completes with the model of the same task run without the limit, slower
+// by what the bytes take; the bytes each way and the times are reported.
+TEST_F(NetnsFederationTest, NetnsTenMbitLinksTheTaskCompletes) {
+  ASSERT_OK(StartFederation());
+  const uint32_t n = static_cast<uint32_t>(NetnsSites().size());
+  ASSERT_OK_AND_ASSIGN(TaskRun free,
+                       RunTask(NetnsBigTask(kBaselineDataset, long_run(), n), absl::Seconds(300)));
+  ASSERT_EQ(free.final.task().state(), v1::TASK_COMPLETED) << Summary(free.final);
+  std::map<std::string, Topology::LinkBytes> before;
+  for (const std::string& site : NetnsSites()) {
+    ASSERT_OK(topology().LimitRate(site, "10mbit"));
+    ASSERT_OK_AND_ASSIGN(before[site], topology().SiteLinkBytes(site));
+  }
+  ASSERT_OK_AND_ASSIGN(TaskRun limited,
+                       RunTask(NetnsBigTask(kDataset, long_run(), n), absl::Seconds(600)));
+  Report("big-model", "none (the model of the 10 Mbit/s run)", free);
+  Report("10mbit", "tbf 10 Mbit/s each way, every site", limited);
+  ASSERT_EQ(limited.final.task().state(), v1::TASK_COMPLETED) << Summary(limited.final);
+  EXPECT_EQ(LastRound(limited.final).model_hash(), LastRound(free.final).model_hash());
+  // The shaping held and mattered: no site's link carried more than 10 Mbit/s on average,
+  // and the busiest link's bytes alone take a good part of the time the task took (about
+  // half on an idle machine; less when other work slows the training).
+  double busiest = 0;
+  for (const std::string& site : NetnsSites()) {
+    ASSERT_OK_AND_ASSIGN(Topology::LinkBytes after, topology().SiteLinkBytes(site));
+    const double down = static_cast<double>(after.to_site - before[site].to_site);
+    const double up = static_cast<double>(after.from_site - before[site].from_site);
+    EXPECT_LE(down, 1.25e6 * absl::ToDoubleSeconds(limited.wall) * 1.05) << site;
+    EXPECT_LE(up, 1.25e6 * absl::ToDoubleSeconds(limited.wall) * 1.05) << site;
+    busiest = std::max({busiest, down, up});
+  }
+  EXPECT_GE(busiest / 1.25e6, 0.15 * absl::ToDoubleSeconds(limited.wall))
+      << "the link's bytes take " << busiest / 1.25e6 << " s of " << limited.wall;
+  EXPECT_GT(limited.wall, free.wall);
+  ExpectSitesKeptApart(limited.final);
+}
+
+// (d) One site's link is cut in the middle of a secure session, after it shared its keys and
+// before its masked input: the session drops it when the step's deadline passes and completes
+// with the other three (t = 3 of 4: its masks are rebuilt from the others' shares). The link
+// comes back once that round commits; the site calls again and is in a later round's sum.
+TEST_F(NetnsFederationTest, NetnsLinkCutMidSessionSiteDropsOutAndRejoins) {
+  ASSERT_OK(StartFederation());
+  const std::string victim = NetnsSites().back();
+  const uint32_t cut_round = 2;
+  bool delayed = false;
+  bool cut = false;
+  bool restored = false;
+  absl::Time cut_at;
+  absl::Duration cut_for;
+  ASSERT_OK_AND_ASSIGN(
+      TaskRun run,
+      RunTask(NetnsTask(kDataset, long_run(), 3, 3, /*rounds=*/5), absl::Seconds(300),
+              [&](const v1::GetTaskResponse& now) {
+                const v1::InFlightRound& f = now.in_flight();
+                // From the round before: 100 ms each way on the victim's link, time for the
+                // test to cut it between two steps.
+                if (!delayed && f.round() == cut_round - 1) {
+                  EXPECT_OK(RelayCommand(victim, "both delay=100ms"));
+                  delayed = true;
+                }
+                if (!cut && f.round() == cut_round && f.session_stage() == v1::STAGE_FIT &&
+                    f.stage_attempts_size() > 0) {
+                  for (const v1::SiteAnswer& a : f.stage_attempts().rbegin()->sites()) {
+                    if (a.client_id() == victim && a.kind() == v1::SITE_ANSWER_PENDING &&
+                        a.step() == v1::SECAGG_MASKED_INPUT) {
+                      EXPECT_OK(RelayCommand(victim, "cut"));
+                      cut = true;
+                      cut_at = absl::Now();
+                    }
+                  }
+                }
+                if (cut && !restored &&
+                    now.task().last_committed_round() >= static_cast<int>(cut_round)) {
+                  EXPECT_OK(RelayCommand(victim, "both delay=0ms"));
+                  EXPECT_OK(RelayCommand(victim, "restore"));
+                  restored = true;
+                  cut_for = absl::Now() - cut_at;
+                }
+              }));
+  Report("cut",
+         absl::StrCat("one site's link cut at round ", cut_round, " MASKED_INPUT for ",
+                      absl::FormatDuration(absl::Trunc(cut_for, absl::Milliseconds(100)))),
+         run);
+  ASSERT_TRUE(cut) << "never saw " << victim << " pending at MASKED_INPUT in round " << cut_round;
+  ASSERT_EQ(run.final.task().state(), v1::TASK_COMPLETED) << Summary(run.final);
+  const v1::RoundRecord* cut_record = nullptr;
+  for (const v1::RoundRecord& r : run.final.rounds()) {
+    if (r.round() == cut_round) cut_record = &r;
+  }
+  ASSERT_NE(cut_record, nullptr);
+  // The session went on without it: the FIT sum of that round is the other three's, in one
+  // attempt, and the victim is recorded as dropped at the masked-input step.
+  EXPECT_THAT(cut_record->fit_participants(), Not(Contains(victim))) << Summary(run.final);
+  EXPECT_EQ(cut_record->fit_participants_size(), 3);
+  bool dropped = false;
+  for (const v1::StageAttempt& a : cut_record->stage_attempts()) {
+    if (a.stage() != v1::STAGE_FIT || !a.completed()) continue;
+    for (const v1::SiteAnswer& s : a.sites()) {
+      if (s.client_id() != victim) continue;
+      EXPECT_EQ(s.kind(), v1::SITE_ANSWER_DROPPED) << s.DebugString();
+      EXPECT_EQ(s.step(), v1::SECAGG_MASKED_INPUT) << s.DebugString();
+      dropped = s.kind() == v1::SITE_ANSWER_DROPPED;
+    }
+  }
+  EXPECT_TRUE(dropped) << Summary(run.final);
+  // Back after the restore: in a later round's sum.
+  bool rejoined = false;
+  for (const v1::RoundRecord& r : run.final.rounds()) {
+    if (r.round() <= cut_round) continue;
+    rejoined = rejoined || std::find(r.fit_participants().begin(), r.fit_participants().end(),
+                                     victim) != r.fit_participants().end();
+  }
+  EXPECT_TRUE(rejoined) << Summary(run.final);
+  ExpectSitesKeptApart(run.final);
+}
+
+}  // namespace
+}  // namespace tessera::netns
