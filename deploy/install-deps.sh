@@ -22,6 +22,10 @@ packages=(
   libonnx-dev python3-onnx python3-numpy
   prometheus
   chromium
+  # the Kubernetes manifests' schema check (the API models of python3-kubernetes); the
+  # container images' build and run test (podman; a Debian 12 base from debootstrap)
+  python3-yaml python3-kubernetes
+  podman debootstrap
 )
 
 missing=()
