@@ -22,7 +22,8 @@ import re
 import sys
 from pathlib import Path
 
-from deploy_checks import report
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from deploy_checks import report  # noqa: E402
 
 IMAGES = {
     "coordinator": {"package": "tessera-coordinator", "binary": "/usr/bin/tessera-coordinator",

@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from deploy_checks import report
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from deploy_checks import report  # noqa: E402
 
 try:
     import kubernetes.client as k8s
