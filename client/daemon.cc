@@ -21,6 +21,7 @@
 #include "client/update_sink.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 #include "common/signals.h"
 #include "common/status.h"
 #include "crypto/signature.h"
@@ -227,6 +228,7 @@ class ClientDaemon {
       while (!stop_->WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
         if (run_ended.HasBeenNotified()) return;
       }
+      common::NotifyStopping();
       guard_.CancelCurrent();
     });
     // SIGHUP: a policy reload, logged (there is no caller to answer), and the log file
@@ -236,10 +238,12 @@ class ClientDaemon {
       hangups = std::thread([this, &run_ended] {
         while (!stop_->HasBeenNotified() && !run_ended.HasBeenNotified()) {
           if (!common::WaitForHangup(absl::Milliseconds(100))) continue;
+          common::NotifyReloading();
           if (absl::Status st = common::ReopenLogFile(); !st.ok()) {
             common::LogError("log_reopen_failed").With("error", std::string(st.message()));
           }
           Reload("SIGHUP").IgnoreError();
+          common::NotifyReloaded();
         }
       });
     }
@@ -275,12 +279,15 @@ class ClientDaemon {
         // E.g. PERMISSION_DENIED: our certificate is not welcome. Retrying slowly lets an
         // operator fix it without anyone restarting the site.
         common::LogError("coordinator_refused").With("error", st.ToString());
+        common::NotifyStatus(absl::StrCat("refused by the coordinator: ", st.message()));
       } else if (failures == 0 || failures % 10 == 0) {
         common::LogWarning("coordinator_unreachable")
             .With("address", config_.coordinator_address())
             .With("attempt", failures + 1)
             .With("retry_in_ms", absl::ToInt64Milliseconds(backoff))
             .With("error", st.ToString());
+        common::NotifyStatus(absl::StrCat("coordinator ", config_.coordinator_address(),
+                                          " unreachable (attempt ", failures + 1, ")"));
       }
       ++failures;
       // Wait out the backoff while watching the channel: gRPC advances a reconnect (TCP
@@ -363,6 +370,8 @@ class ClientDaemon {
       RETURN_IF_ERROR(ready_error_);
       ready_written_ = true;
     }
+    common::NotifyReady(
+        absl::StrCat("connected to ", config_.coordinator_address(), " as ", welcome.client_id()));
     const absl::Duration pull_timeout =
         absl::Seconds(std::max<uint32_t>(welcome.long_poll_seconds(), 1)) + kPullMargin;
     while (!stop_->HasBeenNotified()) {

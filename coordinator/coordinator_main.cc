@@ -7,6 +7,7 @@
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/proto_text.h"
+#include "common/service_notify.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "coordinator/server.h"
@@ -84,7 +85,8 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   // SIGHUP reopens the log file (logrotate); blocked before any thread starts.
   tessera::common::BlockHangup();
   tessera::common::StopOnTerminationSignal(&stop);
-  tessera::common::ReopenLogFileOnHangup();
+  tessera::common::ReopenLogFileOnHangup(tessera::common::NotifyReloading,
+                                         tessera::common::NotifyReloaded);
   return tessera::coordinator::RunCoordinator(config, &stop);
 }
 

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 #include "common/status.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
@@ -147,8 +148,10 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
       .With("identity", tls.identity.node_id)
       .With("federation", tls.identity.federation)
       .With("data_dir", config.data_dir());
+  common::NotifyReady(absl::StrCat("serving on ", bound, " as ", tls.identity.node_id));
 
   stop->WaitForNotification();
+  common::NotifyStopping();
   common::LogInfo("coordinator_stopping");
   if (health != nullptr) health->SetServingStatus(false);
   phase = Phase::kStopping;

@@ -22,10 +22,16 @@ packages=(
   libonnx-dev python3-onnx python3-numpy
   prometheus
   chromium
+  # sd_notify (the daemons' readiness under systemd); the Debian packages' checks
+  # (deploy/package.sh, tests/package/) and the package test's Debian 12 root and its
+  # systemd-nspawn boot (TESSERA_PACKAGE_TEST=1)
+  libsystemd-dev
+  lintian
+  debootstrap systemd-container
   # the Kubernetes manifests' schema check (the API models of python3-kubernetes); the
-  # container images' build and run test (podman; a Debian 12 base from debootstrap)
+  # container images' build and run test (podman; its Debian 12 base from debootstrap, above)
   python3-yaml python3-kubernetes
-  podman debootstrap
+  podman
 )
 
 missing=()
