@@ -5,8 +5,9 @@
 # root file system as its non-root user, no capabilities, no new privileges, its store on
 # a volume, its runtime folder and /tmp on tmpfs, its config and certificates mounted
 # read-only; the console image submits the breast-cancer task and waits for it. Asserts
-# the images' user and base, that the root file system refuses writes, the health checks,
-# that every site connects, the task's accuracy, and a graceful stop on SIGTERM (exit 0).
+# the images' user and base, that the root file system refuses writes, that a key of mode
+# 0640 is refused, the health checks, that every site connects, the task's accuracy, and a
+# graceful stop on SIGTERM (exit 0).
 # Prints the timings and image sizes docs/containers.md quotes.
 #   container_test.sh SOURCE_DIR TESSERA_BIN TESSERA_CLIENT_BIN
 # Environment: TESSERA_CONTAINER_TEST=1 runs it (otherwise exit 77 = skipped, with the
@@ -100,7 +101,7 @@ build_args=(--tag ctest)
 [ "${TESSERA_CONTAINER_REGISTRY_BASE:-0}" = 1 ] || build_args+=(--local-base)
 [ -z "${TESSERA_DEB_DIR:-}" ] || build_args+=(--debs "$TESSERA_DEB_DIR")
 bash "$src/deploy/container/build.sh" "${build_args[@]}" 2>&1 | tee "$work/build.log" |
-  grep '^build.sh:' || fail "build.sh: $(tail -20 "$work/build.log")"
+  grep -E '^(build|package)\.sh:' || fail "build.sh: $(tail -20 "$work/build.log")"
 built=$(ms)
 for image in coordinator:990 client:991 console:992; do
   name="localhost/tessera-${image%%:*}:ctest"
@@ -175,6 +176,19 @@ chown -R 992:992 "$etc_o"
 # What docs/containers.md asks of every daemon container.
 hardening=(--read-only --read-only-tmpfs=false --cap-drop=ALL
   --security-opt=no-new-privileges --tmpfs /tmp:rw,nosuid,nodev,mode=1777 "${limits[@]}")
+# A key readable by the group is refused, in the container as anywhere (why the Kubernetes
+# manifests copy it out of the Secret with mode 0600).
+cp -a "$etc_c" "$work/etc-loose"
+chmod 0640 "$work/etc-loose/tls/coordinator.key"
+if podman run --rm --no-healthcheck "${hardening[@]}" \
+  --tmpfs /run/tessera-coordinator:rw,nosuid,nodev,mode=0750,U \
+  -v "$work/etc-loose:/etc/tessera-coordinator:ro" localhost/tessera-coordinator:ctest \
+  >"$work/loose.log" 2>&1; then
+  fail "the coordinator started with a key of mode 0640"
+fi
+grep -q "must not be accessible by group or others" "$work/loose.log" ||
+  fail "no clear refusal of the 0640 key: $(tail -3 "$work/loose.log")"
+
 podman_quiet podman run -d --name "$id-coordinator" "${hardening[@]}" \
   --tmpfs /run/tessera-coordinator:rw,nosuid,nodev,mode=0750,U \
   -v "$etc_c:/etc/tessera-coordinator:ro" \
