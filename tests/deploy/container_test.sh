@@ -221,6 +221,9 @@ for site in "${sites[@]}"; do
   podman exec "$id-$site" test -s /run/tessera-client/ready || fail "$site: no ready file"
   podman healthcheck run "$id-$site" || fail "podman healthcheck run: $site unhealthy"
 done
+# The approval queue through the control socket on the store's volume, as documented.
+podman exec "$id-hospital-a" tessera-client tasks pending \
+  --config /etc/tessera-client/client.textproto || fail "tessera-client tasks pending failed"
 sites_ready=$(ms)
 
 console=(podman_quiet podman run --rm "${hardening[@]}" --add-host "tessera-coordinator:$ip"
