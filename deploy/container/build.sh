@@ -2,7 +2,7 @@
 # Builds Tessera's container images from its Debian packages (docs/containers.md):
 #   bash deploy/container/build.sh [--debs DIR] [--local-base] [--tag TAG] [IMAGE...]
 # IMAGE is coordinator, client or console (default: all three); each becomes
-# localhost/tessera-IMAGE:TAG (TAG default: the packages' version, e.g. 0.10.0-1).
+# localhost/tessera-IMAGE:TAG (TAG default: the packages' version, e.g. 0.1.0-1).
 #
 #   --debs DIR     take tessera-*_*.deb from DIR (default: build them now with
 #                  `OUT_DIR=... bash deploy/package.sh`)
@@ -43,7 +43,7 @@ while [ "$#" -gt 0 ]; do
     --local-base) local_base=1; shift ;;
     --tag) tag="${2:?--tag wants a tag}"; shift 2 ;;
     coordinator | client | console) images+=("$1"); shift ;;
-    -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done

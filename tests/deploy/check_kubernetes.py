@@ -202,6 +202,9 @@ def check_security(name, obj):
         image = c.get("image", "")
         if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
             errors.append(f"{where}: image {image!r} has no fixed tag")
+        elif image.rsplit(":", 1)[1] != package_version():
+            errors.append(f"{where}: image {image!r} is not the packages' version "
+                          f"{package_version()} (deploy/container/build.sh tags with it)")
     return errors
 
 
@@ -407,6 +410,12 @@ def selects(selector, labels):
         labels.get(k) == v for k, v in selector["matchLabels"].items())
 
 
+def package_version():
+    """The Debian packages' version: the project's, release 1 (deploy/package.sh)."""
+    text = (SOURCE / "CMakeLists.txt").read_text()
+    return re.search(r"project\(tessera VERSION ([0-9.]+)", text).group(1) + "-1"
+
+
 _uids = {}
 
 
@@ -555,6 +564,9 @@ def mutations(objects):
          set_(lambda o: find("StatefulSet", o)["spec"].update(replicas=2))),
         ("latest", "has no fixed tag",
          set_(lambda o: sts(o)["containers"][0].update(image="localhost/tessera-coordinator"))),
+        ("an old tag", "is not the packages' version",
+         set_(lambda o: sts(o)["containers"][0].update(
+             image="localhost/tessera-coordinator:0.0.9-1"))),
         ("ready file on the root", "on the read-only root",
          set_(lambda o: cfg(o, "/run/tessera-coordinator/ready", "/var/run/ready"))),
     ]

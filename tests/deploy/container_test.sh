@@ -174,6 +174,7 @@ chown -R 992:992 "$etc_o"
 
 # --- the federation ---------------------------------------------------------------------
 # What docs/containers.md asks of every daemon container.
+# shellcheck disable=SC2054  # the commas are tmpfs options
 hardening=(--read-only --read-only-tmpfs=false --cap-drop=ALL
   --security-opt=no-new-privileges --tmpfs /tmp:rw,nosuid,nodev,mode=1777 "${limits[@]}")
 # A key readable by the group is refused, in the container as anywhere (why the Kubernetes
