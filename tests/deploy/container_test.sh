@@ -109,6 +109,12 @@ for image in coordinator:990 client:991 console:992; do
   [ "$user" = "${image#*:}:${image#*:}" ] || fail "$name runs as '$user'"
   grep -q '^VERSION_CODENAME=bookworm$' <(podman run --rm --no-healthcheck "${limits[@]}" --entrypoint cat \
     "$name" /etc/os-release) || fail "$name is not Debian 12"
+  # Only runtime packages, nothing that can gain privileges.
+  content="$(podman run --rm --no-healthcheck "${limits[@]}" --entrypoint sh "$name" -c \
+    'dpkg-query -W -f "\${Package}\n" | grep -E -- "-dev\$|^(gcc|g\+\+|cpp|make|curl|wget)(-[0-9]+)?\$" ;
+     find / -xdev -type f -perm /6000 2>/dev/null; dpkg-query -W | wc -l')"
+  [ "$(echo "$content" | wc -l)" = 1 ] || fail "$name holds: $content"
+  echo "$name: $content Debian packages"
 done
 
 # --- PKI, configs, data (on the host, with the build's programs) ----------------------
