@@ -65,7 +65,8 @@ function(tessera_daemon_package name config_name gecos)
 
   string(TOUPPER "${component}" up)
   set(CPACK_DEBIAN_${up}_PACKAGE_NAME "${name}" PARENT_SCOPE)
-  set(CPACK_DEBIAN_${up}_PACKAGE_DEPENDS "adduser" PARENT_SCOPE)
+  # procps: /bin/kill, the units' ExecReload.
+  set(CPACK_DEBIAN_${up}_PACKAGE_DEPENDS "adduser, procps" PARENT_SCOPE)
   set(CPACK_DEBIAN_${up}_PACKAGE_CONTROL_EXTRA
       "${out}/conffiles;${out}/postinst;${out}/prerm;${out}/postrm" PARENT_SCOPE)
 endfunction()

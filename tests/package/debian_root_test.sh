@@ -14,7 +14,8 @@
 #      breast-cancer task over three hospitals, then powers the container off;
 #   5. the results (in_root.sh's log and its status file) are copied back and printed.
 # Prints one "timing <step> <seconds>" line per step. Exit status 0 only if every step and
-# every check of in_root.sh passed. KEEP=1 keeps the work folder.
+# every check of in_root.sh passed. KEEP=1 keeps the work folder; DEBS=DIR takes the .deb
+# from DIR instead of running package.sh (to try a change of in_root.sh quickly).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,8 +34,12 @@ timing() {
   step_started=$now
 }
 
-OUT_DIR="$work/debs" bash "$root/deploy/package.sh"
-timing package.sh
+if [ -n "${DEBS:-}" ]; then
+  mkdir -p "$work/debs" && cp "$DEBS"/tessera-*.deb "$work/debs/"
+else
+  OUT_DIR="$work/debs" bash "$root/deploy/package.sh"
+  timing package.sh
+fi
 
 if [ ! -x "$cache/lib/systemd/systemd" ]; then
   rm -rf "$cache.tmp"

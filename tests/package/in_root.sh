@@ -47,7 +47,7 @@ systemctl status --no-pager tessera-coordinator | head -12
 [ "$(systemctl show -P Type tessera-coordinator)" = notify ] || fail "not Type=notify"
 [ "$(cat /run/tessera-coordinator/ready)" = "127.0.0.1:7443" ] || fail "coordinator ready file"
 systemctl show -P StatusText tessera-coordinator | grep -q "serving on 127.0.0.1:7443" || fail "STATUS="
-[ "$(ps -o user= -p "$(systemctl show -P MainPID tessera-coordinator)")" = tessera-coordinator ] || fail "coordinator's user"
+[ "$(stat -c %U "/proc/$(systemctl show -P MainPID tessera-coordinator)")" = tessera-coordinator ] || fail "coordinator's user"
 
 echo "== the sites' data and configs, then systemctl start"
 awk -F, -v test_rows=breast_cancer_wisconsin.test_rows.txt '
@@ -64,6 +64,7 @@ awk -F, -v test_rows=breast_cancer_wisconsin.test_rows.txt '
   }' breast_cancer_wisconsin.csv
 chmod -R a+rX /srv/tessera-client
 etc=/etc/tessera-client
+cp "$etc/client.textproto" client.example.textproto  # the shipped example
 for site in "${sites[@]}"; do
   install -m 0644 ca/ca.crt "$etc/tls/ca.crt"
   install -m 0644 "$site/$site.crt" "$etc/tls/"
@@ -74,7 +75,7 @@ for site in "${sites[@]}"; do
   sed -e 's/coordinator.example.org:7443/127.0.0.1:7443/' -e "s#tls/site\.#tls/$site.#" \
     -e "s#/srv/tessera-client/breast_cancer/#/srv/tessera-client/$site/#" \
     -e "s#/run/tessera-client/ready#$run/ready#" -e "s#/var/lib/tessera-client/store#$state#" \
-    "$etc/client.textproto" >"$config.new"
+    client.example.textproto >"$config.new"
   mv "$config.new" "$config"
   chgrp tessera-client "$config"
   chmod 0640 "$config"
@@ -84,7 +85,9 @@ systemctl start tessera-client tessera-client@hospital-b tessera-client@hospital
 echo "systemctl start (three sites): $(($(date +%s%3N) - t0)) ms"
 for unit in tessera-client tessera-client@hospital-b tessera-client@hospital-c; do
   echo "$unit: $(systemctl is-active "$unit"), $(systemctl show -P StatusText "$unit")"
-  systemctl show -P StatusText "$unit" | grep -q "connected to 127.0.0.1:7443" || fail "$unit STATUS="
+  site=${unit#tessera-client@}
+  [ "$site" = tessera-client ] && site=hospital-a
+  systemctl show -P StatusText "$unit" | grep -q "connected to 127.0.0.1:7443 as $site" || fail "$unit STATUS="
 done
 [ -s /run/tessera-client/ready ] && [ -s /run/tessera-client-hospital-b/ready ] || fail "site ready files"
 stat -c '%a %U %n' /var/lib/tessera-client/store /var/lib/tessera-client/hospital-b
@@ -98,11 +101,14 @@ export TESSERA_CONSOLE_CONFIG=/root/demo/operator/console.textproto
 tessera clients list
 t0=$(date +%s%3N)
 task=$(tessera tasks submit breast_cancer_logistic.textproto)
-tessera tasks wait "$task" --poll-ms 200
+timeout 600 tessera tasks wait "$task" --poll-ms 200
 accuracy=$(tessera tasks show "$task" --metric accuracy)
 echo "task: $(($(date +%s%3N) - t0)) ms"
 echo "test_accuracy=$accuracy"
 awk -v a="$accuracy" 'BEGIN { exit !(a > 0.9) }' || fail "accuracy $accuracy"
+
+echo "== the site's control socket, from root, through the unit's sandbox (PrivateUsers)"
+tessera-client tasks pending --config /etc/tessera-client/client.textproto || fail "tasks pending"
 
 echo "== reload, logs, stop"
 systemctl reload tessera-coordinator tessera-client
