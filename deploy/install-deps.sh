@@ -30,6 +30,10 @@ packages=(
   debootstrap systemd-container
   # the network-namespace suite (tests/netns): ip netns, veth, bridge, tc tbf
   iproute2
+  # the Kubernetes manifests' schema check (the API models of python3-kubernetes); the
+  # container images' build and run test (podman; its Debian 12 base from debootstrap, above)
+  python3-yaml python3-kubernetes
+  podman
 )
 
 missing=()
