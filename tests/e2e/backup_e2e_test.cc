@@ -4,6 +4,7 @@
 // directory, and the restored coordinator resuming the task to the end.
 
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -71,6 +72,7 @@ TEST_F(E2eBackupTest, BackupTakenDuringARunningTaskRestoresAndTheTaskResumes) {
   ASSERT_EQ(backed_up.exit_code(), 0) << backed_up.err;
   EXPECT_THAT(backed_up.out, HasSubstr(absl::StrCat("backup written to ", backup)));
   EXPECT_THAT(backed_up.out, HasSubstr("1 tasks (1 unfinished)"));
+  std::fputs(backed_up.out.c_str(), stdout);  // the figures: files, bytes, milliseconds
   EXPECT_THAT(coordinator()->Log(), HasSubstr("event=store_backup_sent"));
   EXPECT_FALSE(fs::exists(coordinator::BackupStagingDir(data_dir())));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse at_backup, GetTask(task_id));
