@@ -18,6 +18,7 @@ constexpr char kUsage[] =
     "  pki init      create the federation CA\n"
     "  pki keygen    make a key and a CSR (for operators and the coordinator)\n"
     "  pki sign      sign a CSR with a role: institution, operator or coordinator\n"
+    "  pki revoke    revoke a certificate (writes the CA's CRL); pki list, pki crl\n"
     "  tasks submit  validate a task file and submit it\n"
     "  tasks list    list tasks\n"
     "  tasks show    a task, its sites' decisions and its rounds' metrics (or --json)\n"
