@@ -179,13 +179,15 @@ void AccessControl::PullStarted(const std::string& client_id, const std::string&
   if (it != bindings_.end() && it->second.instance_id == instance_id) ++it->second.open_pulls;
 }
 
-void AccessControl::PullEnded(const std::string& client_id, const std::string& instance_id) {
+void AccessControl::PullEnded(const std::string& client_id, const std::string& instance_id,
+                              bool cancelled) {
   absl::MutexLock lock(&mu_);
   auto it = bindings_.find(client_id);
-  if (it != bindings_.end() && it->second.instance_id == instance_id) {
-    if (it->second.open_pulls > 0) --it->second.open_pulls;
-    it->second.last_call = clock_->Now();
-  }
+  if (it == bindings_.end() || it->second.instance_id != instance_id) return;
+  if (it->second.open_pulls > 0) --it->second.open_pulls;
+  it->second.last_call = clock_->Now();
+  // The daemon went away (stopped, killed): a restarted one may bind at once.
+  if (cancelled && it->second.open_pulls == 0) bindings_.erase(it);
 }
 
 void AccessControl::Unbind(const std::string& client_id) {

@@ -10,9 +10,10 @@
 // Hello and every call. The first instance to call binds the identity; a call from another
 // instance is refused with ALREADY_EXISTS while the bound one is live: it has a PullWork
 // open, or it called within `instance_liveness`. A healthy daemon always has a long-poll
-// open except while it computes an answer, so the identity frees itself within
-// `instance_liveness` after the first daemon stops. Calls without an instance id (tools
-// and tests that speak the protocol directly) are not bound.
+// open except while it computes an answer. A daemon that stops or dies cancels its open
+// long-poll: when that call ends the identity is free at once; a daemon that dies while
+// computing frees it `instance_liveness` after its last call. Calls without an instance id
+// (tools and tests that speak the protocol directly) are not bound.
 //
 // Thread-safe.
 #ifndef TESSERA_COORDINATOR_ACCESS_CONTROL_H_
@@ -38,7 +39,7 @@ struct AccessControlOptions {
   // CoordinatorConfig.crl_file; empty: nothing is revoked.
   std::string crl_file;
   // How long a bound daemon instance stays live after its last call.
-  absl::Duration instance_liveness = absl::Seconds(40);
+  absl::Duration instance_liveness = absl::Seconds(10);
   // Certificates expiring within this are warned about (once per identity per day).
   absl::Duration expiry_warning = absl::Hours(24 * 30);
 };
@@ -65,7 +66,9 @@ class AccessControl {
                             const std::string& peer);
   // A PullWork of the bound instance began / ended (it is live while one is open).
   void PullStarted(const std::string& client_id, const std::string& instance_id);
-  void PullEnded(const std::string& client_id, const std::string& instance_id);
+  // `cancelled`: the caller gave up the call (the daemon stopped or died: its connection
+  // closed), which frees the identity at once.
+  void PullEnded(const std::string& client_id, const std::string& instance_id, bool cancelled);
   // Forgets the binding (the identity was revoked or disabled).
   void Unbind(const std::string& client_id);
 

@@ -229,8 +229,9 @@ void Coordinator::PullStarted(const std::string& client_id, const std::string& i
   access_.PullStarted(client_id, instance_id);
 }
 
-void Coordinator::PullEnded(const std::string& client_id, const std::string& instance_id) {
-  access_.PullEnded(client_id, instance_id);
+void Coordinator::PullEnded(const std::string& client_id, const std::string& instance_id,
+                            bool cancelled) {
+  access_.PullEnded(client_id, instance_id, cancelled);
 }
 
 std::vector<std::string> Coordinator::RefreshCrl(bool force) {

@@ -49,7 +49,7 @@ struct CoordinatorOptions {
   // Certificate lifecycle (coordinator/access_control.h): the CRL file (empty: none) and
   // how long a site's bound daemon instance stays live after its last call.
   std::string crl_file;
-  absl::Duration instance_liveness = absl::Seconds(40);
+  absl::Duration instance_liveness = absl::Seconds(10);
 };
 
 class Coordinator {
@@ -107,7 +107,7 @@ class Coordinator {
                      const std::string& peer);
   // A PullWork of an admitted institution began / ended (the instance binding's liveness).
   void PullStarted(const std::string& client_id, const std::string& instance_id);
-  void PullEnded(const std::string& client_id, const std::string& instance_id);
+  void PullEnded(const std::string& client_id, const std::string& instance_id, bool cancelled);
   // Re-reads the CRL file if it changed (or always, `force`); the live sessions of every
   // newly revoked client are dropped (DropClient). Returns those clients.
   std::vector<std::string> RefreshCrl(bool force);

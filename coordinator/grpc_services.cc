@@ -87,7 +87,7 @@ class FederationService final : public v1::Federation::Service {
     const std::string instance = InstanceOf(*context);
     coordinator_->PullStarted(caller->node_id, instance);
     auto item = coordinator_->PullWork(caller->node_id, deadline);
-    coordinator_->PullEnded(caller->node_id, instance);
+    coordinator_->PullEnded(caller->node_id, instance, context->IsCancelled());
     if (!item.ok()) return ToGrpcStatus(item.status());
     // The wait may have outlived the certificate, or the site was revoked or disabled
     // meanwhile (which wakes the wait): check again before anything is handed out.

@@ -1,5 +1,6 @@
 #include "coordinator/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -138,7 +139,7 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   options.crl_file = config.crl_file();
   // A site daemon always has a long-poll open except while it computes: its identity stays
   // bound to it this long after its last call (access_control.h).
-  options.instance_liveness = options.client_stale_after;
+  options.instance_liveness = std::min(options.client_stale_after, absl::Seconds(10));
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(meters.WrapStore(std::move(store)), clock, options));
   meters.CollectFrom(coordinator.get(), options.client_liveness);

@@ -10,6 +10,11 @@
 //     honest sites refuse its key advertisement ("revoked") and no sum is released.
 //   ExpiredWhileConnectedGetsNoWorkItem: a certificate valid for a few more seconds connects;
 //     after it expires its open long-poll and its next call are refused ("expired at").
+//   RenewWithoutStoppingTheFederationThenRevokeTheOldCertificate: during a task, a site
+//     runs `tessera-client renew`, the operator signs its CSR, the site installs the new
+//     certificate and key and restarts its daemon; the task goes on to the end; the old
+//     serial is revoked (by serial: the name is ambiguous now) and refused, the new one
+//     keeps working.
 //   BadCrlFilesAreRefused: garbage, another CA's CRL: the coordinator refuses to start
 //     naming the file; a bad new CRL while running is refused with a log, the old one kept.
 #include <sys/stat.h>
@@ -257,6 +262,77 @@ TEST_F(E2eRevocationTest, ExpiredWhileConnectedGetsNoWorkItem) {
   grpc::Status again = Hello(stub.get());
   EXPECT_EQ(again.error_code(), grpc::StatusCode::UNAUTHENTICATED) << again.error_message();
   EXPECT_THAT(again.error_message(), HasSubstr("hospital-x"));
+}
+
+TEST_F(E2eRevocationTest, RenewWithoutStoppingTheFederationThenRevokeTheOldCertificate) {
+  SetUpFederation(kFourSites);
+  ASSERT_OK(StartCoordinator());
+  for (const std::string& name : kFourSites) ASSERT_OK(StartClient(name));
+  for (const std::string& name : kFourSites) ASSERT_OK(WaitClientReady(name));
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
+  spec.set_rounds(8);
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
+  ASSERT_OK(WaitForTask(task_id, [](const v1::TaskRecord& t) {
+              return t.last_committed_round() >= 1;
+            }).status());
+
+  Site& a = site("hospital-a");
+  ASSERT_OK_AND_ASSIGN(CommandResult renew,
+                       RunCommand({ClientBinary(), "renew", "--config", a.config_path}));
+  ASSERT_EQ(renew.exit_code(), 0) << renew.err;
+  const std::string base = a.dir + "/hospital-a";
+  // Never overwrites: a second renew is refused while the first is under way.
+  ASSERT_OK_AND_ASSIGN(CommandResult again,
+                       RunCommand({ClientBinary(), "renew", "--config", a.config_path}));
+  EXPECT_NE(again.exit_code(), 0);
+  EXPECT_THAT(again.err, HasSubstr("already exists"));
+  ASSERT_OK_AND_ASSIGN(CommandResult sign,
+                       RunCommand({ConsoleBinary(), "pki", "sign", "--ca-dir", CaDir(), "--csr",
+                                   base + ".renew.csr", "--role", "institution"}));
+  ASSERT_EQ(sign.exit_code(), 0) << sign.err;
+  // The site installs the new certificate and key (keeping the old ones aside) and restarts
+  // its daemon; the others go on meanwhile.
+  ASSERT_OK_AND_ASSIGN(std::string old_pem, common::ReadFile(a.tls.cert()));
+  ASSERT_OK_AND_ASSIGN(crypto::CertificateInfo old_cert, crypto::ParseCertificate(old_pem));
+  ASSERT_EQ(std::rename(a.tls.cert().c_str(), (base + ".old.crt").c_str()), 0);
+  ASSERT_EQ(std::rename(a.tls.key().c_str(), (base + ".old.key").c_str()), 0);
+  ASSERT_EQ(std::rename((base + ".renew.crt").c_str(), a.tls.cert().c_str()), 0);
+  ASSERT_EQ(std::rename((base + ".renew.key").c_str(), a.tls.key().c_str()), 0);
+  ASSERT_OK(StopClient("hospital-a"));
+  ASSERT_OK(StartClient("hospital-a"));
+  ASSERT_OK(WaitClientReady("hospital-a"));
+
+  // The old serial: by name the revocation is ambiguous (two unrevoked certificates).
+  ASSERT_OK_AND_ASSIGN(CommandResult by_name, RunCommand({ConsoleBinary(), "pki", "revoke",
+                                                          "hospital-a", "--ca-dir", CaDir()}));
+  EXPECT_NE(by_name.exit_code(), 0);
+  EXPECT_THAT(by_name.err, HasSubstr(old_cert.serial_hex));
+  ASSERT_OK_AND_ASSIGN(CommandResult by_serial,
+                       RunCommand({ConsoleBinary(), "pki", "revoke", old_cert.serial_hex,
+                                   "--ca-dir", CaDir(), "--reason", "superseded"}));
+  ASSERT_EQ(by_serial.exit_code(), 0) << by_serial.err;
+
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
+                         return t.state() == v1::TASK_COMPLETED || t.state() == v1::TASK_FAILED;
+                       }));
+  ASSERT_EQ(done.state(), v1::TASK_COMPLETED) << done.ShortDebugString();
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse detail, GetTask(task_id));
+  // The renewed site took part in the last round, under its new certificate.
+  EXPECT_THAT(detail.rounds(detail.rounds_size() - 1).fit_participants(),
+              ::testing::Contains(std::string("hospital-a")));
+  // The old certificate is refused now (a new connection: at the handshake).
+  ASSERT_TRUE(
+      Eventually([&] { return coordinator()->Log().find("newly_revoked=1") != std::string::npos; },
+                 absl::Seconds(20)));
+  v1::TlsFiles old_tls = a.tls;
+  old_tls.set_cert(base + ".old.crt");
+  old_tls.set_key(base + ".old.key");
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> old_channel,
+                       ChannelAs(old_tls, crypto::Role::kInstitution));
+  std::unique_ptr<v1::Federation::Stub> old_stub = v1::Federation::NewStub(old_channel);
+  EXPECT_FALSE(Hello(old_stub.get()).ok());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<v1::Federation::Stub> new_stub, StubAs("hospital-a"));
+  EXPECT_TRUE(Hello(new_stub.get()).ok());
 }
 
 TEST_F(E2eRevocationTest, BadCrlFilesAreRefused) {
