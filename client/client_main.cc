@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "client/cli_hash.h"
 #include "client/cli_privacy.h"
+#include "client/cli_renew.h"
 #include "client/cli_tasks.h"
 #include "client/config_reload.h"
 #include "client/csv.h"
@@ -49,6 +50,7 @@ constexpr char kUsage[] =
     "aggregated updates to the coordinator. It opens no port; every connection goes out.\n\n"
     "commands:\n"
     "  keygen   make this site's private key and a certificate signing request\n"
+    "  renew    make a new key and request while the current certificate keeps working\n"
     "  check    check a config file, its certificate and every local dataset\n"
     "  run      run the client daemon\n"
     "  hash     print a task file's spec hash, as the coordinator logs it\n"
@@ -225,10 +227,12 @@ int main(int argc, char** argv) {
     st = tessera::client::AuditMain(args);
   } else if (command == "tasks") {
     st = tessera::client::TasksCommand(args);
+  } else if (command == "renew") {
+    st = tessera::client::RenewCommand(args);
   } else {
     st = absl::InvalidArgumentError(
         absl::StrCat("unknown command '", command,
-                     "' (keygen, check, run, hash, privacy, audit, tasks; see --help)"));
+                     "' (keygen, renew, check, run, hash, privacy, audit, tasks; see --help)"));
   }
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());

@@ -17,6 +17,7 @@
 #include "client/ledger.h"
 #include "client/monitoring.h"
 #include "client/site_agent.h"
+#include "client/site_crl.h"
 #include "client/site_store.h"
 #include "client/update_sink.h"
 #include "common/files.h"
@@ -90,9 +91,15 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
 // (a generic call on a ByteBuffer), so that what the ledger hashed is what went on the wire.
 class RecordedCaller {
  public:
+  // `instance_id` goes with every call (metadata "tessera-instance"): the coordinator binds
+  // this site's identity to this daemon (coordinator/access_control.h).
   RecordedCaller(std::shared_ptr<grpc::Channel> channel, EgressLedger* ledger, CallGuard* guard,
-                 ClientMetrics* meters)
-      : stub_(std::move(channel)), ledger_(ledger), guard_(guard), meters_(meters) {}
+                 ClientMetrics* meters, std::string instance_id)
+      : stub_(std::move(channel)),
+        ledger_(ledger),
+        guard_(guard),
+        meters_(meters),
+        instance_id_(std::move(instance_id)) {}
 
   // `ctx` has its deadline set. An error recording the message is returned as INTERNAL
   // (not transient: nothing was sent).
@@ -116,6 +123,7 @@ class RecordedCaller {
     grpc::Slice slice(bytes.data(), bytes.size());
     grpc::ByteBuffer sent(&slice, 1);
     grpc::ByteBuffer received;
+    ctx->AddMetadata("tessera-instance", instance_id_);
     if (!guard_->Enter(ctx)) return absl::CancelledError("stopping");
     absl::Notification done;
     grpc::Status st;
@@ -144,6 +152,7 @@ class RecordedCaller {
   EgressLedger* const ledger_;
   CallGuard* const guard_;
   ClientMetrics* const meters_;
+  const std::string instance_id_;
 };
 
 class GrpcUpdateSink final : public UpdateSink {
@@ -171,6 +180,12 @@ class GrpcUpdateSink final : public UpdateSink {
   RecordedCaller* const caller_;
 };
 
+std::string NewInstanceId() {
+  absl::BitGen gen;
+  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16),
+                      absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
+
 class ClientDaemon {
  public:
   ClientDaemon(const v1::ClientConfig& config, absl::Notification* stop,
@@ -185,10 +200,12 @@ class ClientDaemon {
     client_id_ = tls.identity.node_id;
     ASSIGN_OR_RETURN(crypto::Signer signer, crypto::Signer::Create(tls.key_pem));
     signer_ = std::make_unique<crypto::Signer>(std::move(signer));
+    WarnIfExpiringSoon(tls.identity);
     // The site store first: a damaged one stops the daemon here, before anything is sent.
     ASSIGN_OR_RETURN(std::unique_ptr<SiteStore> store, OpenSiteStore(config_.data_dir()));
+    ASSIGN_OR_RETURN(crl_, SiteCrl::Open(tls.ca_cert_pem, config_.data_dir(), config_.crl_file()));
     agent_ = std::make_unique<SiteAgent>(config_, client_id_, tls.cert_pem, tls.ca_cert_pem,
-                                         signer_.get(), std::move(store));
+                                         signer_.get(), std::move(store), crl_->list());
     RETURN_IF_ERROR(agent_->Preload());
     live_ = std::make_unique<LiveConfig>(config_);
     applied_generation_ = live_->generation();
@@ -212,13 +229,15 @@ class ClientDaemon {
     ledger_options.certificate_pem = tls.cert_pem;
     ASSIGN_OR_RETURN(
         ledger_, EgressLedger::Open(&agent_->store(), signer_.get(), std::move(ledger_options)));
-    caller_ = std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_, &meters_);
+    caller_ =
+        std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_, &meters_, instance_id_);
     RETURN_IF_ERROR(StartMetricsListener());
     sink_ = std::make_unique<GrpcUpdateSink>(caller_.get());
     if (options_.wrap_sink) sink_ = options_.wrap_sink(std::move(sink_));
     common::LogInfo("client_started")
         .With("client", client_id_)
         .With("coordinator", config_.coordinator_address())
+        .With("instance", instance_id_)
         .With("datasets", static_cast<uint64_t>(config_.datasets_size()));
 
     // Cancels the call in flight as soon as a stop is requested.
@@ -243,6 +262,7 @@ class ClientDaemon {
             common::LogError("log_reopen_failed").With("error", std::string(st.message()));
           }
           Reload("SIGHUP").IgnoreError();
+          crl_->ReloadFile();
           common::NotifyReloaded();
         }
       });
@@ -275,7 +295,15 @@ class ClientDaemon {
         failures = 0;
         session_ok_ = false;
       }
-      if (!IsTransient(st)) {
+      if (st.code() == absl::StatusCode::kAlreadyExists) {
+        // Another daemon holds this identity. Retrying (slowly) rather than exiting: when
+        // the other one stops (a replacement, a failover) this one takes over by itself.
+        common::LogError("duplicate_identity")
+            .With("client", client_id_)
+            .With("instance", instance_id_)
+            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff))
+            .With("error", std::string(st.message()));
+      } else if (!IsTransient(st)) {
         // E.g. PERMISSION_DENIED: our certificate is not welcome. Retrying slowly lets an
         // operator fix it without anyone restarting the site.
         common::LogError("coordinator_refused").With("error", st.ToString());
@@ -335,6 +363,17 @@ class ClientDaemon {
     return absl::OkStatus();
   }
 
+  // The site's own certificate: a warning when it expires within 30 days.
+  static void WarnIfExpiringSoon(const crypto::CertificateInfo& own) {
+    if (own.not_after - absl::Now() >= absl::Hours(24 * 30)) return;
+    common::LogWarning("own_certificate_expiring")
+        .With("identity", own.node_id)
+        .With("serial", own.serial_hex)
+        .With("not_after",
+              absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", own.not_after, absl::UTCTimeZone()))
+        .With("what_to_do", "tessera-client renew --config FILE, then have the CSR signed");
+  }
+
   // The name the coordinator's certificate must carry (the channel checks it).
   std::string ServerName() const {
     if (!config_.server_name().empty()) return config_.server_name();
@@ -350,6 +389,7 @@ class ClientDaemon {
   absl::Status Session() {
     v1::HelloRequest hello;
     hello.set_client_version(ClientVersion());
+    hello.set_instance_id(instance_id_);
     for (const v1::LocalDataset& d : config_.datasets()) hello.add_dataset_ids(d.id());
     v1::HelloResponse welcome;
     {
@@ -360,6 +400,7 @@ class ClientDaemon {
       RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/Hello", hello, what, &welcome));
     }
     session_ok_ = true;
+    crl_->Offer(welcome.crl_pem(), "coordinator");
     meters_.SetConnected(true);
     common::LogInfo("connected")
         .With("client", welcome.client_id())
@@ -437,6 +478,7 @@ class ClientDaemon {
     absl::Time started = absl::Now();
     const std::string stage = proto::StageLabel(item.stage());
     meters_.WorkReceived(stage, proto::StepLabel(step));
+    crl_->Offer(item.crl_pem(), "coordinator");
     ApplyReloadedPolicy();
     // Recorded in the site store before it is returned: only then may it leave.
     v1::PushResultRequest answer = agent_->Answer(item, started);
@@ -472,6 +514,9 @@ class ClientDaemon {
   std::unique_ptr<metrics::Endpoint> endpoint_;
   CallGuard guard_;
   std::string client_id_;
+  // Random per start: names this daemon to the coordinator (duplicate identities).
+  const std::string instance_id_ = NewInstanceId();
+  std::unique_ptr<SiteCrl> crl_;
   std::unique_ptr<crypto::Signer> signer_;
   std::unique_ptr<SiteAgent> agent_;
   std::unique_ptr<LiveConfig> live_;

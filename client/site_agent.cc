@@ -8,12 +8,14 @@ namespace tessera::client {
 namespace {
 
 secagg::ClientIdentity Identity(const std::string& client_id, std::string certificate_pem,
-                                std::string ca_cert_pem, const crypto::Signer* signer) {
+                                std::string ca_cert_pem, const crypto::Signer* signer,
+                                const crypto::RevocationList* revocations) {
   secagg::ClientIdentity identity;
   identity.client_id = client_id;
   identity.certificate_pem = std::move(certificate_pem);
   identity.signer = signer;
   identity.ca_cert_pem = std::move(ca_cert_pem);
+  identity.revocations = revocations;
   return identity;
 }
 
@@ -21,11 +23,12 @@ secagg::ClientIdentity Identity(const std::string& client_id, std::string certif
 
 SiteAgent::SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
                      std::string ca_cert_pem, const crypto::Signer* signer,
-                     std::unique_ptr<SiteStore> store)
+                     std::unique_ptr<SiteStore> store, const crypto::RevocationList* revocations)
     : store_(std::move(store)),
       approvals_(store_.get()),
       processor_(client_id, config),
-      sessions_(Identity(client_id, std::move(certificate_pem), std::move(ca_cert_pem), signer),
+      sessions_(Identity(client_id, std::move(certificate_pem), std::move(ca_cert_pem), signer,
+                         revocations),
                 config.policy(), store_.get()) {
   processor_.SetApprovalGate([this](const v1::WorkItem& item, const v1::LocalPolicy& policy) {
     return approvals_.Admit(item.task_id(), item.spec(), item.spec_hash(), policy, now_);

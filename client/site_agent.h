@@ -33,9 +33,11 @@ class SiteAgent {
   // `signer` signs with the site's certificate key and must outlive the agent. `config`
   // must be validated, defaults applied. `store` is the site store (OpenSiteStore on
   // config.data_dir for a daemon; an in-memory one for a simulation).
+  // `revocations` (may be null; must outlive the agent): the site's newest CRL, checked
+  // against every peer of a secure-aggregation session.
   SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
-            std::string ca_cert_pem, const crypto::Signer* signer,
-            std::unique_ptr<SiteStore> store);
+            std::string ca_cert_pem, const crypto::Signer* signer, std::unique_ptr<SiteStore> store,
+            const crypto::RevocationList* revocations = nullptr);
   ~SiteAgent();
 
   // Loads every configured CSV once (errors name the file).

@@ -1,4 +1,4 @@
-// `tessera tasks ...` and `tessera clients ...`: the admin service, reached with an
+// `tessera tasks ...`: the admin service, reached with an
 // operator certificate.
 #include <algorithm>
 #include <cstdio>
@@ -332,47 +332,6 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
       std::printf("  %-32s %s\n", label.c_str(), cell(q.column() + "." + label, "%.0f").c_str());
     }
   }
-  return absl::OkStatus();
-}
-
-absl::Status ClientsCommand(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] != "list") {
-    return absl::InvalidArgumentError("clients needs a subcommand: list");
-  }
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  Connection conn;
-  bool json = false;
-  FlagParser flags("tessera clients list [flags]",
-                   "Lists the institutions that have connected: id, status, datasets, when\n"
-                   "they were last heard from, certificate fingerprint and version. STATUS is\n"
-                   "ACTIVE (a long-poll open, or a call within twice the coordinator's\n"
-                   "long_poll_seconds), STALE (none for longer: frozen, cut off, or computing\n"
-                   "a long answer) or OFFLINE (none for client_liveness_seconds: no longer\n"
-                   "invited). --json gives the thresholds (stale_after_ms, offline_after_ms).");
-  conn.Register(flags);
-  flags.AddBool("json", &json, "print JSON");
-  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, rest));
-  if (!go) return absl::OkStatus();
-  ASSIGN_OR_RETURN(auto stub, conn.Connect());
-  v1::ListClientsResponse response;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  RETURN_IF_ERROR(CallStatus(stub->ListClients(&ctx, v1::ListClientsRequest(), &response)));
-  if (json) {
-    std::printf("%s\n", common::ToJson(response).c_str());
-    return absl::OkStatus();
-  }
-  std::vector<std::vector<std::string>> rows = {
-      {"CLIENT", "STATUS", "DATASETS", "LAST SEEN", "CERT SHA256", "VERSION"}};
-  for (const v1::ClientRecord& c : response.clients()) {
-    int64_t ago = (response.now_unix_ms() - c.last_seen_unix_ms()) / 1000;
-    std::string status = v1::ClientStatus_Name(c.status());
-    if (status.rfind("CLIENT_", 0) == 0) status = status.substr(7);
-    rows.push_back({c.client_id(), status, absl::StrJoin(c.dataset_ids(), ","),
-                    absl::StrCat(std::max<int64_t>(0, ago), "s ago"),
-                    c.cert_fingerprint().substr(0, 16), c.client_version()});
-  }
-  PrintTable(rows);
   return absl::OkStatus();
 }
 

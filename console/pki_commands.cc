@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "console/console.h"
 #include "console/internal.h"
+#include "crypto/ca_records.h"
 #include "crypto/hash.h"
 #include "crypto/pki.h"
 #include "crypto/pki_files.h"
@@ -107,18 +108,114 @@ absl::Status Sign(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+std::string Day(absl::Time t) { return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()); }
+
+absl::Status Revoke(const std::vector<std::string>& args) {
+  std::string ca_dir;
+  crypto::RevokeRequest request;
+  uint64_t days = crypto::kDefaultCrlDays;
+  FlagParser flags(
+      "tessera pki revoke NAME|SERIAL --ca-dir DIR [--reason R] [--crl-days N]",
+      "Revokes a certificate: writes DIR/crl.pem (atomically), a CRL signed by the CA that\n"
+      "keeps every earlier entry, with a CRL number one higher. NAME is a node id from the\n"
+      "CA's index of issued certificates ('tessera pki list'); a name with several\n"
+      "unrevoked certificates (after a renewal) must be revoked by SERIAL. Give crl.pem to\n"
+      "the coordinator (crl_file): it re-reads it on change and hands it to the sites.");
+  flags.AddString("ca-dir", &ca_dir, "directory made by 'tessera pki init'");
+  flags.AddString("reason", &request.reason,
+                  "unspecified, key-compromise, affiliation-changed, superseded or "
+                  "cessation-of-operation");
+  flags.AddUint("crl-days", &days, "nextUpdate of the CRL, in days from now (1..400)");
+  flags.Require("ca-dir");
+  std::vector<std::string> positional;
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
+  if (!go) return absl::OkStatus();
+  if (positional.size() != 1) {
+    return absl::InvalidArgumentError("pki revoke needs the NAME or SERIAL to revoke");
+  }
+  if (days == 0 || days > 400) return absl::InvalidArgumentError("--crl-days must be 1..400");
+  request.name_or_serial = positional.front();
+  request.crl_validity = absl::Hours(24 * static_cast<int64_t>(days));
+  ASSIGN_OR_RETURN(crypto::RevokeResult result,
+                   crypto::RevokeCertificate(ca_dir, request, absl::Now()));
+  std::printf("revoked %s%s%s (%s)\nCRL %s: number %llu, %zu revoked, next update %s\n",
+              result.entry.serial_hex.c_str(), result.node_id.empty() ? "" : " of ",
+              result.node_id.c_str(), result.entry.reason.c_str(), result.crl_path.c_str(),
+              static_cast<unsigned long long>(result.crl.number), result.crl.revoked.size(),
+              Day(result.crl.next_update).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status List(const std::vector<std::string>& args) {
+  std::string ca_dir;
+  FlagParser flags("tessera pki list --ca-dir DIR",
+                   "Lists the certificates the CA issued (its index) and their state: valid,\n"
+                   "expired or revoked; then the CRL's number and next update.");
+  flags.AddString("ca-dir", &ca_dir, "directory made by 'tessera pki init'");
+  flags.Require("ca-dir");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<crypto::IssuedCertificate> issued, crypto::ReadIssuedIndex(ca_dir));
+  ASSIGN_OR_RETURN(crypto::CrlInfo crl, crypto::ReadCaDirCrl(ca_dir));
+  const absl::Time now = absl::Now();
+  std::printf("%-32s  %-24s  %-11s  %-10s  %s\n", "SERIAL", "NAME", "ROLE", "NOT AFTER", "STATE");
+  for (const crypto::IssuedCertificate& c : issued) {
+    std::string state = c.not_after < now ? "expired" : "valid";
+    for (const crypto::RevokedCertificate& r : crl.revoked) {
+      if (r.serial_hex == c.serial_hex)
+        state = absl::StrCat("REVOKED ", Day(r.revoked_at), " ", r.reason);
+    }
+    std::printf("%-32s  %-24s  %-11s  %-10s  %s\n", c.serial_hex.c_str(), c.node_id.c_str(),
+                c.role.c_str(), Day(c.not_after).c_str(), state.c_str());
+  }
+  if (crl.number == 0) {
+    std::printf("no CRL yet (nothing revoked)\n");
+  } else {
+    std::printf("CRL number %llu, %zu revoked, next update %s%s\n",
+                static_cast<unsigned long long>(crl.number), crl.revoked.size(),
+                Day(crl.next_update).c_str(),
+                crl.next_update < now ? " (PAST: run 'tessera pki crl')" : "");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Crl(const std::vector<std::string>& args) {
+  std::string ca_dir;
+  uint64_t days = crypto::kDefaultCrlDays;
+  FlagParser flags("tessera pki crl --ca-dir DIR [--crl-days N]",
+                   "Re-issues DIR/crl.pem with the same entries, a CRL number one higher and a\n"
+                   "new next update; run it before the next update passes (e.g. weekly).");
+  flags.AddString("ca-dir", &ca_dir, "directory made by 'tessera pki init'");
+  flags.AddUint("crl-days", &days, "nextUpdate of the CRL, in days from now (1..400)");
+  flags.Require("ca-dir");
+  ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args));
+  if (!go) return absl::OkStatus();
+  if (days == 0 || days > 400) return absl::InvalidArgumentError("--crl-days must be 1..400");
+  ASSIGN_OR_RETURN(
+      crypto::CrlInfo crl,
+      crypto::ReissueCrl(ca_dir, absl::Hours(24 * static_cast<int64_t>(days)), absl::Now()));
+  std::printf("CRL number %llu, %zu revoked, next update %s\n",
+              static_cast<unsigned long long>(crl.number), crl.revoked.size(),
+              Day(crl.next_update).c_str());
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status PkiCommand(const std::vector<std::string>& args) {
   if (args.empty()) {
-    return absl::InvalidArgumentError("pki needs a subcommand: init, keygen or sign");
+    return absl::InvalidArgumentError(
+        "pki needs a subcommand: init, keygen, sign, revoke, list or crl");
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "init") return Init(rest);
   if (args[0] == "keygen") return Keygen(rest);
   if (args[0] == "sign") return Sign(rest);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown pki subcommand '", args[0], "' (init, keygen or sign)"));
+  if (args[0] == "revoke") return Revoke(rest);
+  if (args[0] == "list") return List(rest);
+  if (args[0] == "crl") return Crl(rest);
+  return absl::InvalidArgumentError(absl::StrCat("unknown pki subcommand '", args[0],
+                                                 "' (init, keygen, sign, revoke, list or crl)"));
 }
 
 }  // namespace tessera::console

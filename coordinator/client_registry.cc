@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -29,7 +30,8 @@ absl::Status ClientRegistry::Load() {
 
 absl::Status ClientRegistry::Hello(const std::string& client_id, const std::string& fingerprint,
                                    const std::vector<std::string>& dataset_ids,
-                                   const std::string& version) {
+                                   const std::string& version, const std::string& serial,
+                                   absl::Time not_after) {
   int64_t now = common::ToUnixMillis(clock_->Now());
   v1::ClientRecord record;
   {
@@ -49,6 +51,10 @@ absl::Status ClientRegistry::Hello(const std::string& client_id, const std::stri
         .With("new_fingerprint", fingerprint);
   }
   record.set_cert_fingerprint(fingerprint);
+  if (!serial.empty()) {
+    record.set_cert_serial(serial);
+    record.set_cert_not_after_unix_ms(common::ToUnixMillis(not_after));
+  }
   record.set_status(v1::CLIENT_ACTIVE);
   record.set_last_seen_unix_ms(now);
   record.clear_dataset_ids();
@@ -62,6 +68,7 @@ absl::Status ClientRegistry::Hello(const std::string& client_id, const std::stri
   absl::MutexLock lock(&mu_);
   clients_[client_id] = record;
   last_persisted_[client_id] = clock_->Now();
+  excluded_.erase(client_id);
   return absl::OkStatus();
 }
 
@@ -97,6 +104,62 @@ void ClientRegistry::Seen(const std::string& client_id) {
   }
 }
 
+absl::StatusOr<v1::ClientRecord> ClientRegistry::SetDisabled(const std::string& client_id,
+                                                             bool disabled, const std::string& by,
+                                                             const std::string& reason) {
+  v1::ClientRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = clients_.find(client_id);
+    if (it == clients_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("no client '", client_id, "' ('tessera clients list' shows them)"));
+    }
+    record = it->second;
+  }
+  record.set_disabled(disabled);
+  if (disabled) {
+    record.set_disabled_by(by);
+    record.set_disabled_unix_ms(common::ToUnixMillis(clock_->Now()));
+    record.set_disabled_reason(reason);
+  } else {
+    record.clear_disabled_by();
+    record.clear_disabled_unix_ms();
+    record.clear_disabled_reason();
+  }
+  // Persist first: a decision the store refused is not in force.
+  RETURN_IF_ERROR(store_->PutClient(record));
+  absl::MutexLock lock(&mu_);
+  // Keep what calls changed in memory meanwhile (last seen), with the new decision.
+  v1::ClientRecord& held = clients_[client_id];
+  held.set_disabled(record.disabled());
+  held.set_disabled_by(record.disabled_by());
+  held.set_disabled_unix_ms(record.disabled_unix_ms());
+  held.set_disabled_reason(record.disabled_reason());
+  return held;
+}
+
+std::optional<v1::ClientRecord> ClientRegistry::Disabled(const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end() || !it->second.disabled()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::string> ClientRegistry::WithSerial(const std::string& serial_hex) const {
+  std::vector<std::string> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, record] : clients_) {
+    if (record.cert_serial() == serial_hex) out.push_back(id);
+  }
+  return out;
+}
+
+void ClientRegistry::Exclude(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  excluded_.insert(client_id);
+}
+
 void ClientRegistry::MarkUnresponsive(const std::string& client_id) {
   absl::MutexLock lock(&mu_);
   if (clients_.count(client_id) > 0) unresponsive_.insert(client_id);
@@ -116,6 +179,7 @@ std::vector<std::string> ClientRegistry::Connected(const std::string& dataset_id
           record.dataset_ids().end()) {
         continue;
       }
+      if (record.disabled() || excluded_.count(id) > 0) continue;
       candidates.push_back({id, record.last_seen_unix_ms(), unresponsive_.count(id) > 0});
     }
   }

@@ -21,6 +21,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,8 +51,20 @@ class ClientRegistry {
   // A Hello from `client_id` whose certificate has `fingerprint`: creates or updates its
   // record (datasets, version, fingerprint) and persists it. A changed fingerprint (the site
   // re-keyed) is logged.
+  // `serial` and `not_after` of the certificate are kept for `tessera clients list` (empty /
+  // InfinitePast: not known). An operator's disable survives a Hello.
   absl::Status Hello(const std::string& client_id, const std::string& fingerprint,
-                     const std::vector<std::string>& dataset_ids, const std::string& version);
+                     const std::vector<std::string>& dataset_ids, const std::string& version,
+                     const std::string& serial = "", absl::Time not_after = absl::InfinitePast());
+
+  // An operator's decision (Admin.DisableClient/EnableClient), persisted in the client's
+  // record. NOT_FOUND for a client that never said Hello. Returns the updated record.
+  absl::StatusOr<v1::ClientRecord> SetDisabled(const std::string& client_id, bool disabled,
+                                               const std::string& by, const std::string& reason);
+  // The record of `client_id` if it is disabled.
+  std::optional<v1::ClientRecord> Disabled(const std::string& client_id) const;
+  // Clients whose last presented certificate has serial `serial_hex`.
+  std::vector<std::string> WithSerial(const std::string& serial_hex) const;
 
   // Whether `client_id` has a record (said Hello at some time).
   bool Known(const std::string& client_id) const;
@@ -64,7 +77,11 @@ class ClientRegistry {
   // (a crashed site would otherwise stall every stage until its liveness ran out).
   void MarkUnresponsive(const std::string& client_id);
 
-  // Connected clients that hold `dataset_id`, sorted by id.
+  // `client_id` was refused (revoked, expired, disabled): not picked into cohorts until its
+  // next accepted Hello.
+  void Exclude(const std::string& client_id);
+
+  // Connected clients that hold `dataset_id`, sorted by id (never a disabled one).
   std::vector<std::string> Connected(const std::string& dataset_id) const;
 
   // Every record, sorted by id, with last-seen times as known in memory and the status as of
@@ -87,6 +104,7 @@ class ClientRegistry {
   std::map<std::string, v1::ClientRecord> clients_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> last_persisted_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> unresponsive_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> excluded_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tessera::coordinator

@@ -20,13 +20,16 @@ Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* cloc
       registry_(
           store_.get(), clock, options.client_liveness,
           [this](const std::string& id) { return board_.WaitingPulls(id); },
-          options.client_stale_after) {}
+          options.client_stale_after),
+      access_(clock, AccessControlOptions{options.ca_cert_pem, options.crl_file,
+                                          options.instance_liveness}) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(std::unique_ptr<Store> store,
                                                                  const common::Clock* clock,
                                                                  CoordinatorOptions options) {
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(store), clock, options));
   RETURN_IF_ERROR(c->registry_.Load());
+  RETURN_IF_ERROR(c->access_.LoadCrl());
   return c;
 }
 
@@ -148,7 +151,8 @@ std::vector<v1::ClientRecord> Coordinator::ListClients() const { return registry
 absl::StatusOr<v1::HelloResponse> Coordinator::Hello(const std::string& client_id,
                                                      const std::string& cert_fingerprint,
                                                      const v1::HelloRequest& request,
-                                                     uint32_t long_poll_seconds) {
+                                                     uint32_t long_poll_seconds,
+                                                     const crypto::CertificateInfo* certificate) {
   if (request.dataset_ids_size() > 1000) {
     return absl::InvalidArgumentError("at most 1000 dataset ids");
   }
@@ -158,7 +162,10 @@ absl::StatusOr<v1::HelloResponse> Coordinator::Hello(const std::string& client_i
       return absl::InvalidArgumentError("dataset ids must be 1..64 characters");
     }
   }
-  RETURN_IF_ERROR(registry_.Hello(client_id, cert_fingerprint, datasets, request.client_version()));
+  RETURN_IF_ERROR(
+      registry_.Hello(client_id, cert_fingerprint, datasets, request.client_version(),
+                      certificate == nullptr ? "" : certificate->serial_hex,
+                      certificate == nullptr ? absl::InfinitePast() : certificate->not_after));
   // A client saying Hello again may have lost what it was handed before.
   board_.Redeliver(client_id);
   common::LogInfo("client_hello")
@@ -167,6 +174,7 @@ absl::StatusOr<v1::HelloResponse> Coordinator::Hello(const std::string& client_i
   v1::HelloResponse response;
   response.set_client_id(client_id);
   response.set_long_poll_seconds(long_poll_seconds);
+  response.set_crl_pem(access_.crl_pem());
   return response;
 }
 
@@ -190,6 +198,75 @@ absl::Status Coordinator::PushResult(const std::string& client_id,
   }
   registry_.Seen(client_id);
   return board_.Push(client_id, request);
+}
+
+absl::Status Coordinator::AdmitHandshake(const crypto::CertificateInfo& caller) {
+  if (std::optional<crypto::RevokedCertificate> entry = access_.crl().Find(caller.serial_hex)) {
+    return absl::UnauthenticatedError(crypto::DescribeRevocation(caller, *entry));
+  }
+  if (caller.role == crypto::Role::kInstitution && registry_.Disabled(caller.node_id)) {
+    return absl::PermissionDeniedError(absl::StrCat(caller.node_id, " is disabled"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Admit(const crypto::CertificateInfo& caller,
+                                const std::string& instance_id, const std::string& peer) {
+  RETURN_IF_ERROR(access_.CheckCertificate(caller));
+  if (caller.role != crypto::Role::kInstitution) return absl::OkStatus();
+  if (std::optional<v1::ClientRecord> off = registry_.Disabled(caller.node_id)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "site ", caller.node_id, " is disabled by the federation operator ", off->disabled_by(),
+        " since ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(off->disabled_unix_ms()),
+                         absl::UTCTimeZone()),
+        off->disabled_reason().empty() ? "" : absl::StrCat(": ", off->disabled_reason()),
+        " (ask them to run 'tessera clients enable ", caller.node_id, "')"));
+  }
+  return access_.BindInstance(caller.node_id, instance_id, peer);
+}
+
+void Coordinator::PullStarted(const std::string& client_id, const std::string& instance_id) {
+  access_.PullStarted(client_id, instance_id);
+}
+
+void Coordinator::PullEnded(const std::string& client_id, const std::string& instance_id,
+                            bool cancelled) {
+  access_.PullEnded(client_id, instance_id, cancelled);
+}
+
+std::vector<std::string> Coordinator::RefreshCrl(bool force) {
+  std::vector<std::string> dropped;
+  for (const crypto::RevokedCertificate& entry : access_.ReloadCrl(force)) {
+    for (const std::string& id : registry_.WithSerial(entry.serial_hex)) {
+      DropClient(id, absl::StrCat("certificate ", entry.serial_hex, " revoked"));
+      dropped.push_back(id);
+    }
+  }
+  return dropped;
+}
+
+absl::StatusOr<v1::ClientRecord> Coordinator::SetClientDisabled(const std::string& operator_id,
+                                                                const std::string& client_id,
+                                                                bool disabled,
+                                                                const std::string& reason) {
+  if (reason.size() > 200) return absl::InvalidArgumentError("reason: at most 200 characters");
+  ASSIGN_OR_RETURN(v1::ClientRecord record,
+                   registry_.SetDisabled(client_id, disabled, operator_id, reason));
+  common::LogWarning(disabled ? "client_disabled" : "client_enabled")
+      .With("client", client_id)
+      .With("operator", operator_id)
+      .With("reason", reason);
+  if (disabled) DropClient(client_id, "disabled by the operator");
+  return record;
+}
+
+void Coordinator::DropClient(const std::string& client_id, const std::string& why) {
+  common::LogWarning("client_sessions_dropped").With("client", client_id).With("why", why);
+  registry_.MarkUnresponsive(client_id);
+  registry_.Exclude(client_id);
+  access_.Unbind(client_id);
+  board_.Wake(client_id);
 }
 
 void Coordinator::Shutdown() {

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "coordinator/access_control.h"
 #include "coordinator/client_registry.h"
 #include "coordinator/store.h"
 #include "coordinator/task_runner.h"
@@ -49,6 +50,10 @@ struct CoordinatorOptions {
   // Where BackupStore stages its checkpoints (store_backup.h BackupStagingDir). Empty:
   // BackupStore is UNIMPLEMENTED.
   std::string backup_staging_dir;
+  // Certificate lifecycle (coordinator/access_control.h): the CRL file (empty: none) and
+  // how long a site's bound daemon instance stays live after its last call.
+  std::string crl_file;
+  absl::Duration instance_liveness = absl::Seconds(10);
 };
 
 class Coordinator {
@@ -96,7 +101,35 @@ class Coordinator {
   absl::StatusOr<v1::HelloResponse> Hello(const std::string& client_id,
                                           const std::string& cert_fingerprint,
                                           const v1::HelloRequest& request,
-                                          uint32_t long_poll_seconds);
+                                          uint32_t long_poll_seconds,
+                                          const crypto::CertificateInfo* certificate = nullptr);
+
+  // Certificate lifecycle (docs/pki.md). At the TLS handshake: the certificate is not
+  // revoked (OpenSSL checked the chain and validity) and its site not disabled.
+  absl::Status AdmitHandshake(const crypto::CertificateInfo& caller);
+  // At every call: not expired, not revoked, not disabled (PERMISSION_DENIED naming the
+  // operator's decision) and, for an institution sending `instance_id`, the identity's
+  // bound daemon (ALREADY_EXISTS for a second live one; access_control.h).
+  absl::Status Admit(const crypto::CertificateInfo& caller, const std::string& instance_id,
+                     const std::string& peer);
+  // A PullWork of an admitted institution began / ended (the instance binding's liveness).
+  void PullStarted(const std::string& client_id, const std::string& instance_id);
+  void PullEnded(const std::string& client_id, const std::string& instance_id, bool cancelled);
+  // Re-reads the CRL file if it changed (or always, `force`); the live sessions of every
+  // newly revoked client are dropped (DropClient). Returns those clients.
+  std::vector<std::string> RefreshCrl(bool force);
+  // Admin.DisableClient / EnableClient: persisted, logged; disabling drops live sessions.
+  absl::StatusOr<v1::ClientRecord> SetClientDisabled(const std::string& operator_id,
+                                                     const std::string& client_id, bool disabled,
+                                                     const std::string& reason);
+  // Ends what `client_id` has going: its waiting PullWork calls wake (and are refused when
+  // they re-check the caller), it is not picked into cohorts, its binding is forgotten. In a
+  // running secure session it never answers again, so it is dropped at the step's deadline
+  // and counts toward no later threshold.
+  // Also for a caller refused at a call (expired).
+  void DropClient(const std::string& client_id, const std::string& why);
+  // The CRL (PEM) handed to sites; "" if none.
+  std::string crl_pem() const { return access_.crl_pem(); }
   // FAILED_PRECONDITION if the client never said Hello. Null if no work before `deadline`.
   absl::StatusOr<std::shared_ptr<const v1::WorkItem>> PullWork(const std::string& client_id,
                                                                absl::Time deadline);
@@ -119,6 +152,7 @@ class Coordinator {
   const CoordinatorOptions options_;
   WorkBoard board_;
   ClientRegistry registry_;
+  AccessControl access_;
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

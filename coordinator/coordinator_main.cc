@@ -103,12 +103,11 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   }
 
   static absl::Notification stop;
-  // SIGHUP reopens the log file (logrotate); blocked before any thread starts.
+  // SIGHUP reopens the log file (logrotate) and re-reads crl_file; blocked before any
+  // thread starts.
   tessera::common::BlockHangup();
   tessera::common::StopOnTerminationSignal(&stop);
-  tessera::common::ReopenLogFileOnHangup(tessera::common::NotifyReloading,
-                                         tessera::common::NotifyReloaded);
-  return tessera::coordinator::RunCoordinator(config, &stop);
+  return tessera::coordinator::RunCoordinator(config, &stop, nullptr, /*reload_on_hangup=*/true);
 }
 
 }  // namespace

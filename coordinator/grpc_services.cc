@@ -21,8 +21,20 @@ namespace {
 
 using proto::ToGrpcStatus;
 
-// The caller's verified identity, if it has `role`.
-absl::StatusOr<crypto::CertificateInfo> Caller(grpc::ServerContext* context, crypto::Role role) {
+// The metadata key of a site daemon's instance id (access_control.h).
+constexpr char kInstanceKey[] = "tessera-instance";
+
+std::string InstanceOf(const grpc::ServerContext& context) {
+  auto it = context.client_metadata().find(kInstanceKey);
+  if (it == context.client_metadata().end()) return "";
+  return std::string(it->second.data(), std::min<size_t>(it->second.size(), 64));
+}
+
+// The caller's verified identity, if it has `role` and is admitted now: every call checks
+// expiry, revocation, an operator's disable and the instance binding (Coordinator::Admit),
+// so a live connection gets nothing once its certificate expires or is revoked.
+absl::StatusOr<crypto::CertificateInfo> Caller(Coordinator* coordinator,
+                                               grpc::ServerContext* context, crypto::Role role) {
   std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   if (auth == nullptr) return absl::UnauthenticatedError("no TLS peer");
   auto identity = crypto::PeerIdentity(*auth);
@@ -35,6 +47,14 @@ absl::StatusOr<crypto::CertificateInfo> Caller(grpc::ServerContext* context, cry
         .With("needed", crypto::RoleName(role));
     return allowed;
   }
+  absl::Status admitted = coordinator->Admit(*identity, InstanceOf(*context), context->peer());
+  if (!admitted.ok()) {
+    common::LogWarning("call_refused")
+        .With("peer", identity->node_id)
+        .With("serial", identity->serial_hex)
+        .With("error", std::string(admitted.message()));
+    return admitted;
+  }
   return identity;
 }
 
@@ -45,10 +65,11 @@ class FederationService final : public v1::Federation::Service {
 
   grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
                      v1::HelloResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kInstitution);
+    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto result = coordinator_->Hello(caller->node_id, caller->fingerprint_hex, *request,
-                                      static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)));
+    auto result =
+        coordinator_->Hello(caller->node_id, caller->fingerprint_hex, *request,
+                            static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)), &*caller);
     if (!result.ok()) return ToGrpcStatus(result.status());
     *response = std::move(*result);
     return grpc::Status::OK;
@@ -56,27 +77,40 @@ class FederationService final : public v1::Federation::Service {
 
   grpc::Status PullWork(grpc::ServerContext* context, const v1::PullWorkRequest* request,
                         v1::PullWorkResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kInstitution);
+    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     // Answer a little before the caller's own deadline, so an item is never handed to a
     // call that has already given up.
     absl::Time deadline = absl::Now() + long_poll_;
     absl::Time call_deadline = absl::FromChrono(context->deadline());
     deadline = std::min(deadline, call_deadline - absl::Seconds(2));
+    const std::string instance = InstanceOf(*context);
+    coordinator_->PullStarted(caller->node_id, instance);
     auto item = coordinator_->PullWork(caller->node_id, deadline);
+    coordinator_->PullEnded(caller->node_id, instance, context->IsCancelled());
     if (!item.ok()) return ToGrpcStatus(item.status());
+    // The wait may have outlived the certificate, or the site was revoked or disabled
+    // meanwhile (which wakes the wait): check again before anything is handed out.
+    if (auto still = Caller(coordinator_, context, crypto::Role::kInstitution); !still.ok()) {
+      if (*item != nullptr) coordinator_->ReturnUndelivered(caller->node_id);
+      if (absl::IsUnauthenticated(still.status()) || absl::IsPermissionDenied(still.status())) {
+        coordinator_->DropClient(caller->node_id, std::string(still.status().message()));
+      }
+      return ToGrpcStatus(still.status());
+    }
     if (*item == nullptr) return grpc::Status::OK;
     if (context->IsCancelled()) {
       coordinator_->ReturnUndelivered(caller->node_id);
       return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
     }
     *response->mutable_work() = **item;
+    response->mutable_work()->set_crl_pem(coordinator_->crl_pem());
     return grpc::Status::OK;
   }
 
   grpc::Status PushResult(grpc::ServerContext* context, const v1::PushResultRequest* request,
                           v1::PushResultResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kInstitution);
+    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     absl::Status st = coordinator_->PushResult(caller->node_id, *request);
     if (!st.ok()) {
@@ -99,7 +133,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status SubmitTask(grpc::ServerContext* context, const v1::SubmitTaskRequest* request,
                           v1::SubmitTaskResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     auto result = coordinator_->SubmitTask(caller->node_id, request->spec());
     if (!result.ok()) return ToGrpcStatus(result.status());
@@ -109,7 +143,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status ListTasks(grpc::ServerContext* context, const v1::ListTasksRequest* request,
                          v1::ListTasksResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     auto tasks = coordinator_->ListTasks();
     if (!tasks.ok()) return ToGrpcStatus(tasks.status());
@@ -119,7 +153,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
                        v1::GetTaskResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     auto task = coordinator_->GetTask(request->task_id());
     if (!task.ok()) return ToGrpcStatus(task.status());
@@ -129,7 +163,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status GetRound(grpc::ServerContext* context, const v1::GetRoundRequest* request,
                         v1::GetRoundResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     auto round = coordinator_->GetRound(request->task_id(), request->round());
     if (!round.ok()) return ToGrpcStatus(round.status());
@@ -139,7 +173,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status CancelTask(grpc::ServerContext* context, const v1::CancelTaskRequest* request,
                           v1::CancelTaskResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     return ToGrpcStatus(
         coordinator_->CancelTask(caller->node_id, request->task_id(), request->reason()));
@@ -147,7 +181,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status ListClients(grpc::ServerContext* context, const v1::ListClientsRequest* request,
                            v1::ListClientsResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     for (v1::ClientRecord& c : coordinator_->ListClients()) *response->add_clients() = std::move(c);
     response->set_now_unix_ms(absl::ToUnixMillis(absl::Now()));
@@ -158,7 +192,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status ExportModel(grpc::ServerContext* context, const v1::ExportModelRequest* request,
                            v1::ExportModelResponse* response) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     auto exported = coordinator_->ExportModel(*request);
     if (!exported.ok()) return ToGrpcStatus(exported.status());
@@ -176,7 +210,7 @@ class AdminService final : public v1::Admin::Service {
 
   grpc::Status BackupStore(grpc::ServerContext* context, const v1::BackupStoreRequest* /*request*/,
                            grpc::ServerWriter<v1::BackupStoreChunk>* writer) override {
-    auto caller = Caller(context, crypto::Role::kOperator);
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     const absl::Time started = absl::Now();
     uint64_t bytes = 0;
@@ -199,6 +233,27 @@ class AdminService final : public v1::Admin::Service {
         .With("bytes", bytes)
         .With("tasks", manifest.tasks())
         .With("ms", absl::ToInt64Milliseconds(absl::Now() - started));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DisableClient(grpc::ServerContext* context, const v1::DisableClientRequest* request,
+                             v1::DisableClientResponse* response) override {
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto record = coordinator_->SetClientDisabled(caller->node_id, request->client_id(), true,
+                                                  request->reason());
+    if (!record.ok()) return ToGrpcStatus(record.status());
+    *response->mutable_client() = std::move(*record);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status EnableClient(grpc::ServerContext* context, const v1::EnableClientRequest* request,
+                            v1::EnableClientResponse* response) override {
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto record = coordinator_->SetClientDisabled(caller->node_id, request->client_id(), false, "");
+    if (!record.ok()) return ToGrpcStatus(record.status());
+    *response->mutable_client() = std::move(*record);
     return grpc::Status::OK;
   }
 

@@ -1,8 +1,10 @@
 #include "coordinator/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +12,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "common/service_notify.h"
+#include "common/signals.h"
 #include "common/status.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
@@ -64,10 +67,51 @@ absl::StatusOr<std::unique_ptr<metrics::Endpoint>> StartMetricsListener(
   return endpoint;
 }
 
+// Re-reads the CRL file every crl_poll_seconds (and, with `hangups`, on SIGHUP, which also
+// reopens the log file) until `done`; warns daily about the coordinator's own certificate
+// when it expires within 30 days.
+std::thread StartCrlWatch(const v1::CoordinatorConfig& config, Coordinator* coordinator,
+                          const crypto::CertificateInfo& own, bool hangups,
+                          absl::Notification* done) {
+  return std::thread([&config, coordinator, own, hangups, done] {
+    const absl::Duration period = absl::Seconds(std::max<uint32_t>(config.crl_poll_seconds(), 1));
+    absl::Time next_poll = absl::Now() + period;
+    absl::Time next_expiry_check = absl::Now();
+    while (!done->HasBeenNotified()) {
+      bool hangup = false;
+      if (hangups) {
+        hangup = common::WaitForHangup(absl::Milliseconds(100));
+      } else {
+        done->WaitForNotificationWithTimeout(absl::Milliseconds(100));
+      }
+      if (hangup) {
+        common::NotifyReloading();
+        if (absl::Status st = common::ReopenLogFile(); !st.ok()) {
+          common::LogError("log_reopen_failed").With("error", std::string(st.message()));
+        }
+        coordinator->RefreshCrl(/*force=*/true);
+        common::NotifyReloaded();
+      } else if (absl::Now() >= next_poll) {
+        coordinator->RefreshCrl(/*force=*/false);
+        next_poll = absl::Now() + period;
+      }
+      if (absl::Now() >= next_expiry_check) {
+        if (own.not_after - absl::Now() < absl::Hours(24 * 30)) {
+          common::LogWarning("own_certificate_expiring")
+              .With("identity", own.node_id)
+              .With("not_after",
+                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", own.not_after, absl::UTCTimeZone()));
+        }
+        next_expiry_check = absl::Now() + absl::Hours(24);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop,
-                            StageObserver* observer) {
+                            StageObserver* observer, bool reload_on_hangup) {
   const common::Clock* clock = common::Clock::Real();
   RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
   ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
@@ -99,6 +143,10 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   options.signer = std::make_shared<const crypto::Signer>(std::move(signer));
   options.certificate_pem = tls.cert_pem;
   options.backup_staging_dir = BackupStagingDir(config.data_dir());
+  options.crl_file = config.crl_file();
+  // A site daemon always has a long-poll open except while it computes: its identity stays
+  // bound to it this long after its last call (access_control.h).
+  options.instance_liveness = std::min(options.client_stale_after, absl::Seconds(10));
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(meters.WrapStore(std::move(store)), clock, options));
   meters.CollectFrom(coordinator.get(), options.client_liveness);
@@ -115,7 +163,14 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   interceptors.push_back(meters.InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   int port = 0;
-  builder.AddListeningPort(config.listen_address(), crypto::MakeServerCredentials(tls), &port);
+  // Revoked certificates and disabled sites are refused at the handshake already.
+  Coordinator* admitting = coordinator.get();
+  builder.AddListeningPort(
+      config.listen_address(),
+      crypto::MakeServerCredentials(
+          tls,
+          [admitting](const crypto::CertificateInfo& c) { return admitting->AdmitHandshake(c); }),
+      &port);
   builder.RegisterService(federation.get());
   builder.RegisterService(admin.get());
   builder.SetMaxReceiveMessageSize(crypto::kMaxMessageBytes);
@@ -147,6 +202,9 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   }
   if (health != nullptr) health->SetServingStatus(true);
   phase = Phase::kReady;
+  absl::Notification watch_done;
+  std::thread crl_watch =
+      StartCrlWatch(config, coordinator.get(), tls.identity, reload_on_hangup, &watch_done);
   common::LogInfo("coordinator_ready")
       .With("address", bound)
       .With("identity", tls.identity.node_id)
@@ -156,6 +214,8 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
 
   stop->WaitForNotification();
   common::NotifyStopping();
+  watch_done.Notify();
+  crl_watch.join();
   common::LogInfo("coordinator_stopping");
   if (health != nullptr) health->SetServingStatus(false);
   phase = Phase::kStopping;

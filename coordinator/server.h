@@ -18,9 +18,10 @@ class StageObserver;
 // Writes config.ready_file with the bound "host:port" once calls are accepted, after
 // every unfinished task was resumed. Errors name what failed: TLS files, store directory,
 // address. `observer` (may be null; must outlive the call) is told about every session
-// step (coordinator/secure_stage.h).
+// step (coordinator/secure_stage.h). `reload_on_hangup`: take SIGHUP (blocked by
+// common::BlockHangup in main) to reopen the log file and re-read config.crl_file.
 absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop,
-                            StageObserver* observer = nullptr);
+                            StageObserver* observer = nullptr, bool reload_on_hangup = false);
 
 }  // namespace tessera::coordinator
 

@@ -49,13 +49,14 @@ std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id
                                                     absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   ++waiting_[client_id];
+  const uint64_t wakes = wakes_[client_id];
   // The condition only looks; absl may evaluate it on other threads.
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return shutdown_ || Deliverable(client_id) != nullptr;
+    return shutdown_ || wakes_[client_id] != wakes || Deliverable(client_id) != nullptr;
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   if (--waiting_[client_id] == 0) waiting_.erase(client_id);
-  if (shutdown_) return nullptr;
+  if (shutdown_ || wakes_[client_id] != wakes) return nullptr;
   OpenWork* w = Deliverable(client_id);
   if (w == nullptr) return nullptr;
   w->undelivered.erase(client_id);
@@ -109,6 +110,11 @@ int WorkBoard::WaitingPulls(const std::string& client_id) const {
   absl::MutexLock lock(&mu_);
   auto it = waiting_.find(client_id);
   return it == waiting_.end() ? 0 : it->second;
+}
+
+void WorkBoard::Wake(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  ++wakes_[client_id];
 }
 
 void WorkBoard::Shutdown() {

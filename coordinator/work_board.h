@@ -77,6 +77,10 @@ class WorkBoard {
   // Number of Pull calls waiting now for `client_id`.
   int WaitingPulls(const std::string& client_id) const;
 
+  // Wakes the waiting Pull calls of `client_id`, which return null (its identity was just
+  // revoked or disabled: the handler re-checks the caller before giving anything out).
+  void Wake(const std::string& client_id);
+
   // Wakes every Pull and makes later ones return at once.
   void Shutdown();
 
@@ -98,6 +102,7 @@ class WorkBoard {
   std::map<uint64_t, std::string> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, OpenWork> open_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> waiting_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> wakes_ ABSL_GUARDED_BY(mu_);  // Wake() calls per client
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

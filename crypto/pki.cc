@@ -24,48 +24,15 @@
 #include "common/status.h"
 #include "crypto/hash.h"
 #include "crypto/internal/openssl_util.h"
+#include "crypto/internal/x509_util.h"
 
 namespace tessera::crypto {
-namespace {
+namespace internal {
 
-using internal::BioContents;
-using internal::ClearOpenSslErrors;
-using internal::MemoryBio;
-using internal::OpenSslError;
-using internal::OpenSslInternal;
-using internal::UniqueAsn1Integer;
-using internal::UniqueBignum;
-using internal::UniqueBio;
-using internal::UniqueEvpPkey;
-using internal::UniqueGeneralName;
-using internal::UniqueGeneralNames;
-using internal::UniqueX509;
-using internal::UniqueX509Extension;
-using internal::UniqueX509Name;
-using internal::UniqueX509Req;
-using internal::UniqueX509Store;
-using internal::UniqueX509StoreCtx;
-
-// Certificates start a little in the past so a peer whose clock runs slightly behind
-// still accepts a certificate issued a moment ago.
-constexpr absl::Duration kBackdate = absl::Minutes(5);
-constexpr int kMaxValidityDays = 100 * 365;
-constexpr size_t kMaxFederationNameLength = 64;
-constexpr char kCaCommonName[] = "Tessera federation CA";
-
-// Passphrase callback for every PEM read: never prompt on a terminal, never decrypt.
 int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) { return -1; }
 
 std::string FormatUtc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
-absl::Status CheckValidityDays(int days) {
-  if (days < 1 || days > kMaxValidityDays) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("validity_days must be in 1..", kMaxValidityDays, ", got ", days));
-  }
-  return absl::OkStatus();
 }
 
 bool IsP256(const EVP_PKEY* key) {
@@ -74,25 +41,6 @@ bool IsP256(const EVP_PKEY* key) {
   size_t len = 0;
   if (EVP_PKEY_get_group_name(key, group, sizeof(group), &len) != 1) return false;
   return OBJ_txt2nid(group) == NID_X9_62_prime256v1;
-}
-
-absl::StatusOr<UniqueEvpPkey> GenerateP256Key() {
-  UniqueEvpPkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  if (key == nullptr) return OpenSslInternal("cannot generate an ECDSA P-256 key");
-  return key;
-}
-
-// PKCS#8 PEM, written through a secure-memory BIO (wiped when freed).
-absl::StatusOr<SecretBytes> PrivateKeyToPem(EVP_PKEY* key) {
-  UniqueBio bio(BIO_new(BIO_s_secmem()));
-  if (bio == nullptr ||
-      PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    return OpenSslInternal("cannot encode the private key");
-  }
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio.get(), &data);  // NOLINT(runtime/int)
-  if (size <= 0 || data == nullptr) return OpenSslInternal("cannot encode the private key");
-  return SecretBytes::CopyFrom(std::string_view(data, static_cast<size_t>(size)));
 }
 
 absl::StatusOr<UniqueEvpPkey> ParsePrivateKey(const SecretBytes& key_pem) {
@@ -120,6 +68,76 @@ absl::StatusOr<UniqueX509> ParseX509(const std::string& pem, const char* what) {
                         absl::StrCat(what, " is not a PEM certificate"));
   }
   return cert;
+}
+
+absl::Time Asn1TimeToAbsl(const ASN1_TIME* t) {
+  struct tm tm;
+  std::memset(&tm, 0, sizeof(tm));
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
+  return absl::FromTimeT(timegm(&tm));
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::Asn1TimeToAbsl;
+using internal::FormatUtc;
+using internal::IsP256;
+using internal::NoPassphrase;
+using internal::ParsePrivateKey;
+using internal::ParseX509;
+
+using internal::BioContents;
+using internal::ClearOpenSslErrors;
+using internal::MemoryBio;
+using internal::OpenSslError;
+using internal::OpenSslInternal;
+using internal::UniqueAsn1Integer;
+using internal::UniqueBignum;
+using internal::UniqueBio;
+using internal::UniqueEvpPkey;
+using internal::UniqueGeneralName;
+using internal::UniqueGeneralNames;
+using internal::UniqueX509;
+using internal::UniqueX509Extension;
+using internal::UniqueX509Name;
+using internal::UniqueX509Req;
+using internal::UniqueX509Store;
+using internal::UniqueX509StoreCtx;
+
+// Certificates start a little in the past so a peer whose clock runs slightly behind
+// still accepts a certificate issued a moment ago.
+constexpr absl::Duration kBackdate = absl::Minutes(5);
+constexpr int kMaxValidityDays = 100 * 365;
+constexpr size_t kMaxFederationNameLength = 64;
+constexpr char kCaCommonName[] = "Tessera federation CA";
+
+absl::Status CheckValidityDays(int days) {
+  if (days < 1 || days > kMaxValidityDays) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("validity_days must be in 1..", kMaxValidityDays, ", got ", days));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueEvpPkey> GenerateP256Key() {
+  UniqueEvpPkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  if (key == nullptr) return OpenSslInternal("cannot generate an ECDSA P-256 key");
+  return key;
+}
+
+// PKCS#8 PEM, written through a secure-memory BIO (wiped when freed).
+absl::StatusOr<SecretBytes> PrivateKeyToPem(EVP_PKEY* key) {
+  UniqueBio bio(BIO_new(BIO_s_secmem()));
+  if (bio == nullptr ||
+      PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return OpenSslInternal("cannot encode the private key");
+  }
+  char* data = nullptr;
+  long size = BIO_get_mem_data(bio.get(), &data);  // NOLINT(runtime/int)
+  if (size <= 0 || data == nullptr) return OpenSslInternal("cannot encode the private key");
+  return SecretBytes::CopyFrom(std::string_view(data, static_cast<size_t>(size)));
 }
 
 absl::StatusOr<UniqueX509Req> ParseCsr(const std::string& pem) {
@@ -199,13 +217,6 @@ absl::StatusOr<std::string> CertToPem(X509* cert) {
     return OpenSslInternal("cannot encode the certificate");
   }
   return BioContents(bio.get());
-}
-
-absl::Time Asn1TimeToAbsl(const ASN1_TIME* t) {
-  struct tm tm;
-  std::memset(&tm, 0, sizeof(tm));
-  if (ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
-  return absl::FromTimeT(timegm(&tm));
 }
 
 bool LooksLikeIpAddress(const std::string& name, int* family) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "crypto/ca_records.h"
 
 namespace tessera::crypto {
 namespace {
@@ -77,7 +78,11 @@ absl::StatusOr<CertificateInfo> SignCsrFile(const std::string& ca_dir, const std
   auto cert = SignCsr(ca, csr, options, now);
   if (!cert.ok()) return common::Annotate(cert.status(), csr_path);
   RETURN_IF_ERROR(common::WriteNewFile(out_path, *cert, 0644));
-  return ParseCertificate(*cert);
+  ASSIGN_OR_RETURN(CertificateInfo info, ParseCertificate(*cert));
+  // The record `pki revoke NAME` and `pki list` read (crypto/ca_records.h).
+  RETURN_IF_ERROR(common::Annotate(RecordIssued(ca_dir, info),
+                                   absl::StrCat(out_path, " was written but not recorded")));
+  return info;
 }
 
 }  // namespace tessera::crypto

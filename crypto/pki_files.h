@@ -35,7 +35,8 @@ absl::StatusOr<KeyAndCsrPaths> WriteKeyAndCsr(const std::string& node_id,
 
 // Signs the CSR in `csr_path` with the CA in `ca_dir` and writes the certificate to
 // `out_path`, which must not exist: ALREADY_EXISTS otherwise, before anything is signed (a
-// certificate is never replaced silently). Returns what was issued.
+// certificate is never replaced silently). Records it in the CA directory's index
+// (crypto/ca_records.h). Returns what was issued.
 absl::StatusOr<CertificateInfo> SignCsrFile(const std::string& ca_dir, const std::string& csr_path,
                                             const SignOptions& options, const std::string& out_path,
                                             absl::Time now);

@@ -19,6 +19,9 @@
 #include <grpcpp/security/auth_context.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
@@ -113,6 +116,34 @@ void WipeString(std::string& s) {
   s.clear();
 }
 
+// Runs the admission decision on each client certificate gRPC verified at the handshake.
+class AdmissionVerifier final : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  explicit AdmissionVerifier(HandshakeAdmission admit) : admit_(std::move(admit)) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
+    const grpc::string_ref pem = request->peer_cert();
+    absl::StatusOr<CertificateInfo> info = ParseCertificate(std::string(pem.data(), pem.size()));
+    absl::Status verdict = info.ok() ? admit_(*info) : info.status();
+    if (!verdict.ok()) {
+      common::LogWarning("handshake_refused")
+          .With("peer", info.ok() ? info->node_id : std::string("?"))
+          .With("error", std::string(verdict.message()));
+      *sync_status =
+          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(verdict.message()));
+    } else {
+      *sync_status = grpc::Status::OK;
+    }
+    return true;  // decided synchronously
+  }
+
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest* /*request*/) override {}
+
+ private:
+  const HandshakeAdmission admit_;
+};
+
 }  // namespace
 
 absl::Status RequireTls13ForProcess() {
@@ -164,6 +195,24 @@ std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial
   // gRPC keeps its own copy; ours goes now.
   WipeString(options.pem_key_cert_pairs.front().private_key);
   return credentials;
+}
+
+std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial& material,
+                                                               HandshakeAdmission admit) {
+  if (!admit) return MakeServerCredentials(material);
+  RequireTls13OrDie();
+  std::vector<grpc::experimental::IdentityKeyCertPair> pairs;
+  pairs.push_back({std::string(material.key_pem.view()), material.cert_pem});
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      material.ca_cert_pem, pairs);
+  WipeString(pairs.front().private_key);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.set_certificate_verifier(
+      grpc::experimental::ExternalCertificateVerifier::Create<AdmissionVerifier>(std::move(admit)));
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,

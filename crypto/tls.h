@@ -6,6 +6,7 @@
 #ifndef TESSERA_CRYPTO_TLS_H_
 #define TESSERA_CRYPTO_TLS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,16 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const v1::TlsFiles& files, Role want
 // rather than serve older versions; call RequireTls13ForProcess at start-up to get that
 // error as a status instead.
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial& material);
+
+// Decides at the TLS handshake whether a client certificate (already verified against the
+// CA, in its validity period) may connect: a non-OK status refuses the handshake. Called on
+// gRPC's threads; must be thread-safe and quick (no I/O).
+using HandshakeAdmission = std::function<absl::Status(const CertificateInfo& client)>;
+// As above, plus `admit` for every client certificate (revocation: docs/pki.md). Uses
+// gRPC's TLS credentials API (a certificate verifier run after the chain check); the
+// same TLS 1.3-only rule applies.
+std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial& material,
+                                                               HandshakeAdmission admit);
 
 // How a channel reconnects after the coordinator went away. gRPC's own defaults (1 s,
 // growing to 120 s) would make a site wait minutes after a long outage.

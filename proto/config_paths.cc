@@ -35,6 +35,7 @@ void ResolveRelativePaths(const std::string& config_path, v1::CoordinatorConfig*
   Resolve(config_path, config->mutable_data_dir());
   Resolve(config_path, config->mutable_metrics_ready_file());
   Resolve(config_path, config->mutable_log_file());
+  Resolve(config_path, config->mutable_crl_file());
 }
 
 void ResolveRelativePaths(const std::string& config_path, v1::ClientConfig* config) {
@@ -44,6 +45,7 @@ void ResolveRelativePaths(const std::string& config_path, v1::ClientConfig* conf
   Resolve(config_path, config->mutable_control_socket());
   Resolve(config_path, config->mutable_metrics_ready_file());
   Resolve(config_path, config->mutable_log_file());
+  Resolve(config_path, config->mutable_crl_file());
   for (v1::LocalDataset& d : *config->mutable_datasets()) {
     Resolve(config_path, d.mutable_train_csv());
     Resolve(config_path, d.mutable_test_csv());

@@ -484,6 +484,9 @@ std::vector<FieldError> ValidateCoordinatorConfig(const v1::CoordinatorConfig& c
   if (config.client_liveness_seconds() > 86400) {
     errors.push_back({"client_liveness_seconds", "must be 1..86400"});
   }
+  if (config.crl_poll_seconds() > 3600) {
+    errors.push_back({"crl_poll_seconds", "must be 1..3600"});
+  }
   CheckMonitoring(config, &errors);
   return errors;
 }
@@ -499,6 +502,7 @@ void ApplyCoordinatorDefaults(v1::CoordinatorConfig* config) {
   if (config->listen_address().empty()) config->set_listen_address("0.0.0.0:7443");
   if (config->long_poll_seconds() == 0) config->set_long_poll_seconds(20);
   if (config->client_liveness_seconds() == 0) config->set_client_liveness_seconds(90);
+  if (config->crl_poll_seconds() == 0) config->set_crl_poll_seconds(2);
 }
 
 std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "crypto/aead.h"
+#include "crypto/crl.h"
 #include "crypto/key_agreement.h"
 #include "crypto/pki.h"
 #include "crypto/random.h"
@@ -349,6 +350,14 @@ absl::StatusOr<std::vector<SecAggClient::Impl::Peer>> SecAggClient::Impl::CheckE
       }
       if (absl::Status role = RequireRole(*info, Role::kInstitution); !role.ok()) {
         return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(role.message()));
+      }
+      if (identity.revocations != nullptr) {
+        if (auto entry = identity.revocations->Find(info->serial_hex)) {
+          return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
+                       absl::StrCat("the advertisement of ", id, " is refused: the ",
+                                    crypto::DescribeRevocation(*info, *entry), " (CRL number ",
+                                    identity.revocations->number(), ")"));
+        }
       }
     }
     absl::StatusOr<Peer> peer = PeerFrom(entry, static_cast<uint32_t>(i + 1));

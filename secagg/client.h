@@ -13,7 +13,8 @@
 //
 // The checks that make a cheating coordinator fail loudly (each with its own reason):
 // every advertisement signed over this session's setup by a certificate of the federation
-// CA naming that client (FORGED / REPLAYED_ADVERTISEMENT, UNTRUSTED_CERTIFICATE); this
+// CA naming that client and not revoked by the site's newest CRL (FORGED /
+// REPLAYED_ADVERTISEMENT, UNTRUSTED_CERTIFICATE); this
 // client's own advertisement unchanged; distinct public keys; at least `threshold` clients
 // in every round and each round's set inside the previous one (TOO_FEW_CLIENTS,
 // NOT_A_SUBSET); shares addressed to this client from the sender they claim
@@ -50,6 +51,7 @@
 #include "proto/secagg.pb.h"
 
 namespace tessera::crypto {
+class RevocationList;
 class Signer;
 }  // namespace tessera::crypto
 
@@ -75,6 +77,11 @@ struct ClientIdentity {
   const crypto::Signer* signer = nullptr;
   // The federation CA every peer's certificate must chain to.
   std::string ca_cert_pem;
+  // The newest CRL of that CA the site holds (crypto/crl.h): a peer whose certificate it
+  // lists is refused (SECAGG_UNTRUSTED_CERTIFICATE, "... revoked"). Borrowed, may be null
+  // (nothing revoked); must outlive the client. The CA's signature on it is what makes
+  // it trustworthy, whoever relayed it.
+  const crypto::RevocationList* revocations = nullptr;
 };
 
 struct ClientPolicy {
