@@ -267,6 +267,10 @@ void Coordinator::DropClient(const std::string& client_id, const std::string& wh
   registry_.Exclude(client_id);
   access_.Unbind(client_id);
   board_.Wake(client_id);
+  // Its running sessions go on without it at once, rather than waiting for its answers
+  // until their steps' deadlines.
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, runner] : runners_) runner->Expel(client_id, why);
 }
 
 void Coordinator::Shutdown() {

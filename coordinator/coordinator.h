@@ -123,9 +123,10 @@ class Coordinator {
                                                      const std::string& client_id, bool disabled,
                                                      const std::string& reason);
   // Ends what `client_id` has going: its waiting PullWork calls wake (and are refused when
-  // they re-check the caller), it is not picked into cohorts, its binding is forgotten. In a
-  // running secure session it never answers again, so it is dropped at the step's deadline
-  // and counts toward no later threshold.
+  // they re-check the caller), it is not picked into cohorts, its binding is forgotten, and
+  // every running secure session drops it at once (SecureStageRunner::Expel; an input it
+  // sent before stays in that sum), so no step waits for it and it counts toward no later
+  // threshold.
   // Also for a caller refused at a call (expired).
   void DropClient(const std::string& client_id, const std::string& why);
   // The CRL (PEM) handed to sites; "" if none.

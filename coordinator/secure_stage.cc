@@ -1,6 +1,7 @@
 #include "coordinator/secure_stage.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -80,6 +81,19 @@ class SessionSink final : public ResultSink {
     std::vector<std::string> out(to_reoffer_.begin(), to_reoffer_.end());
     to_reoffer_.clear();
     return out;
+  }
+
+  // A site the coordinator no longer serves (certificate revoked or expired, disabled by an
+  // operator: Coordinator::DropClient) leaves the session now, and at every later step of
+  // it, rather than being waited for until the step's deadline.
+  void Expel(const std::string& client_id, const std::string& why) {
+    absl::MutexLock lock(&mu_);
+    expelled_[client_id] = why.substr(0, 200);
+    DropExpelledLocked();
+  }
+  void DropExpelled() {
+    absl::MutexLock lock(&mu_);
+    DropExpelledLocked();
   }
 
   // The step closes: sites still awaiting approval leave the session (not as unresponsive).
@@ -189,6 +203,14 @@ class SessionSink final : public ResultSink {
 
   // Every expected site answered, except sites awaiting approval when enough others
   // advertised keys to reach the threshold without them.
+  void DropExpelledLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [id, why] : expelled_) {
+      if (!server_->Pending().contains(id)) continue;
+      ++answers_version_;
+      server_->Drop(id, v1::SECAGG_DROP_BAD_CERTIFICATE, why);
+    }
+  }
+
   bool StepAnswered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (cancelled_ || server_->state() != ServerState::kCollecting) return true;
     bool waiting_for_approval = false;
@@ -218,6 +240,8 @@ class SessionSink final : public ResultSink {
   // First step: sites whose last answer was AWAITING_APPROVAL (still expected), those of
   // them whose item is to be offered again, and how many advertisements were accepted.
   std::set<std::string> awaiting_ ABSL_GUARDED_BY(mu_);
+  // Sites expelled from the session (Expel), with why.
+  std::map<std::string, std::string> expelled_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> to_reoffer_ ABSL_GUARDED_BY(mu_);
   uint32_t advertised_ ABSL_GUARDED_BY(mu_) = 0;
   SiteDecisions decisions_ ABSL_GUARDED_BY(mu_);
@@ -271,6 +295,15 @@ void SecureStageRunner::Cancel() {
     active = active_;
   }
   if (active != nullptr) active->Cancel();
+}
+
+void SecureStageRunner::Expel(const std::string& client_id, const std::string& why) {
+  std::shared_ptr<SessionSink> active;
+  {
+    absl::MutexLock lock(&mu_);
+    active = active_;
+  }
+  if (active != nullptr) active->Expel(client_id, why);
 }
 
 absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(
@@ -380,6 +413,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
 void SecureStageRunner::WaitForStep(const SecureStageRequest& request, const std::string& work_id,
                                     absl::Time deadline, bool first_step, SessionSink& sink) {
   while (true) {
+    sink.DropExpelled();
     // Every step wakes up now and then to report the sites' answers so far; the first step
     // also to offer sites awaiting approval their item again.
     absl::Duration nap = request.answers_report_interval;

@@ -158,6 +158,12 @@ class SecureStageRunner {
   // Ends the running session (if any) and every later one at once.
   void Cancel();
 
+  // Drops `client_id` from the running session (if any) now and at each of its later steps,
+  // with SECAGG_DROP_BAD_CERTIFICATE and `why`: the coordinator serves the site no more
+  // (revoked, expired, disabled). An input it sent before stays in the sum, as for any
+  // dropout after the masked-input step. Later sessions do not invite it (the registry).
+  void Expel(const std::string& client_id, const std::string& why);
+
   // The label of a stage's session: "<task>/r<round>/<stage>/a<attempt>".
   static std::string SessionLabel(const std::string& task_id, uint32_t round, v1::Stage stage,
                                   uint32_t attempt);

@@ -129,6 +129,12 @@ class TaskRunner {
   // flight stays where its last step boundary left it), joins.
   void Stop();
 
+  // Drops `client_id` from the running secure-aggregation session, if any
+  // (SecureStageRunner::Expel).
+  void Expel(const std::string& client_id, const std::string& why) {
+    secure_.Expel(client_id, why);
+  }
+
   // True once the thread has returned (task finished, failed, cancelled or stopped).
   bool Done() const;
 

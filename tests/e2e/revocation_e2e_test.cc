@@ -140,7 +140,9 @@ TEST_F(E2eRevocationTest, RevokedSiteIsRefusedAtHandshakeAtNextCallAndInSecureAg
   for (const std::string& name : kFourSites) ASSERT_OK(StartClient(name));
   for (const std::string& name : kFourSites) ASSERT_OK(WaitClientReady(name));
   ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
-  spec.set_rounds(6);
+  // Rounds take ~0.1-0.3 s: enough of them that the task is still running when the
+  // revocation takes effect, even on a loaded machine.
+  spec.set_rounds(30);
   // The session hospital-d is in when it is revoked waits for its answer until the step's
   // deadline (it never answers again): keep that short.
   spec.mutable_secure_aggregation()->set_step_deadline_seconds(8);
@@ -164,6 +166,9 @@ TEST_F(E2eRevocationTest, RevokedSiteIsRefusedAtHandshakeAtNextCallAndInSecureAg
       [&] { return coordinator()->Log().find("event=crl_reloaded") != std::string::npos; },
       absl::Seconds(20)))
       << coordinator()->LogTail();
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse at_revocation, GetTask(task_id));
+  ASSERT_EQ(at_revocation.task().state(), v1::TASK_RUNNING)
+      << "the task ended before the revocation took effect";
   // (1) At its next call on the live connection.
   v1::PullWorkResponse pulled;
   grpc::Status on_live = Pull(live.get(), &pulled);
