@@ -9,7 +9,9 @@
 #include <string>
 #include <utility>
 
+#include "common/status.h"
 #include "crypto/internal/openssl_util.h"
+#include "crypto/internal/x509_util.h"
 
 namespace tessera::crypto {
 namespace {
@@ -22,16 +24,10 @@ using internal::UniqueEvpMdCtx;
 using internal::UniqueEvpPkey;
 using internal::UniqueX509;
 
-// Passphrase callback for every PEM read: never prompt on a terminal, never decrypt.
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) { return -1; }
-
-bool IsP256(const EVP_PKEY* key) {
-  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return false;
-  char group[64];
-  size_t len = 0;
-  if (EVP_PKEY_get_group_name(key, group, sizeof(group), &len) != 1) return false;
-  return OBJ_txt2nid(group) == NID_X9_62_prime256v1;
-}
+// PEM reads never prompt on a terminal and never decrypt (internal::NoPassphrase); keys are
+// ECDSA P-256 (internal::IsP256, internal::ParsePrivateKey in pki.cc).
+using internal::IsP256;
+using internal::NoPassphrase;
 
 }  // namespace
 
@@ -49,18 +45,7 @@ Signer::Signer(Signer&&) noexcept = default;
 Signer& Signer::operator=(Signer&&) noexcept = default;
 
 absl::StatusOr<Signer> Signer::Create(const SecretBytes& private_key_pem) {
-  if (private_key_pem.empty()) return absl::InvalidArgumentError("private key is empty");
-  UniqueBio bio = MemoryBio(private_key_pem.view());
-  if (bio == nullptr) return OpenSslInternal("cannot read the private key");
-  UniqueEvpPkey key(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
-  if (key == nullptr) {
-    // The decoder's reasons never carry the key's bytes; still, keep them out entirely.
-    ClearOpenSslErrors();
-    return absl::InvalidArgumentError("private key is not an unencrypted PEM private key");
-  }
-  if (!IsP256(key.get())) {
-    return absl::InvalidArgumentError("private key is not an ECDSA P-256 key");
-  }
+  ASSIGN_OR_RETURN(UniqueEvpPkey key, internal::ParsePrivateKey(private_key_pem));
   return Signer(std::make_unique<Impl>(Impl{std::move(key)}));
 }
 
