@@ -41,24 +41,4 @@ bool WaitForHangup(absl::Duration timeout) {
   return sigtimedwait(&set, nullptr, &wait) == SIGHUP;
 }
 
-void ReopenLogFileOnHangup(std::function<void()> before, std::function<void()> after) {
-  std::thread([before = std::move(before), after = std::move(after)] {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    while (true) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) return;
-      if (before) before();
-      absl::Status reopened = ReopenLogFile();
-      if (!reopened.ok()) {
-        LogError("log_reopen_failed").With("error", std::string(reopened.message()));
-      } else {
-        LogInfo("log_reopened");
-      }
-      if (after) after();
-    }
-  }).detach();
-}
-
 }  // namespace tessera::common

@@ -2,8 +2,6 @@
 #ifndef TESSERA_COMMON_SIGNALS_H_
 #define TESSERA_COMMON_SIGNALS_H_
 
-#include <functional>
-
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
@@ -21,13 +19,6 @@ void StopOnTerminationSignal(absl::Notification* stop);
 // one arrived within `timeout`.
 void BlockHangup();
 bool WaitForHangup(absl::Duration timeout);
-
-// For a daemon that takes SIGHUP for nothing else: starts a detached thread that takes each
-// SIGHUP (BlockHangup first) and reopens the log file (common/log.h ReopenLogFile), logging
-// an error if that fails. `before` and `after` (optional) run on that thread around each
-// reopen — e.g. to tell the service manager that a reload runs (common/service_notify.h).
-void ReopenLogFileOnHangup(std::function<void()> before = nullptr,
-                           std::function<void()> after = nullptr);
 
 }  // namespace tessera::common
 

@@ -88,6 +88,8 @@ std::thread StartCrlWatch(const v1::CoordinatorConfig& config, Coordinator* coor
         common::NotifyReloading();
         if (absl::Status st = common::ReopenLogFile(); !st.ok()) {
           common::LogError("log_reopen_failed").With("error", std::string(st.message()));
+        } else {
+          common::LogInfo("log_reopened");
         }
         coordinator->RefreshCrl(/*force=*/true);
         common::NotifyReloaded();

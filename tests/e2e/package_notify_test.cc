@@ -164,6 +164,11 @@ TEST_F(PackageNotifyTest, DaemonsWithoutNotifySocketSendNothingAndRunAsBefore) {
   ASSERT_OK(MakeTestPki());
   ASSERT_OK(StartCoordinator());
   ASSERT_OK(coordinator()->Kill(SIGHUP));
+  // SIGHUP reopens the log (logrotate) and says so (the packages' journal check looks for it).
+  EXPECT_TRUE(tessera::testing::Eventually(
+      [&] { return coordinator()->Log().find("event=log_reopened") != std::string::npos; },
+      absl::Seconds(20)))
+      << coordinator()->LogTail();
   ASSERT_OK(StopCoordinator());
 }
 
