@@ -204,8 +204,10 @@ class SessionSink final : public ResultSink {
   // Every expected site answered, except sites awaiting approval when enough others
   // advertised keys to reach the threshold without them.
   void DropExpelledLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (expelled_.empty()) return;
+    const std::set<std::string> pending = server_->Pending();
     for (const auto& [id, why] : expelled_) {
-      if (!server_->Pending().contains(id)) continue;
+      if (!pending.contains(id)) continue;
       ++answers_version_;
       server_->Drop(id, v1::SECAGG_DROP_BAD_CERTIFICATE, why);
     }
