@@ -2,11 +2,14 @@
 // builds this file alone with -mavx2 -mfma, and client/mlp.cc calls it only on CPUs that
 // have both. Eigen picks its 8-wide float kernels from the compiler's target macros.
 //
-// Nothing compiled here may be shared with the baseline build: Eigen's namespace is
-// renamed below (its templates would otherwise have the same mangled names as the
-// baseline's instantiations, and the linker keeps one copy), and the kernel templates
-// live in an unnamed namespace (client/internal/mlp_kernel.h). The test
-// client_mlp_avx2_symbols checks that this object defines no other weak symbols.
+// Nothing compiled here may be shared with the baseline build: every inline function and
+// template instantiation this object defines (Eigen's, the kernel's, and the standard
+// library's, such as std::max<float> or std::exp(float) in a Debug build) is renamed
+// after compilation by client/privatize_avx2_symbols.cmake, so that the linker never
+// merges it with, or picks it for, baseline code. The Eigen namespace renaming and the
+// unnamed namespace of the kernel templates (client/internal/mlp_kernel.h) keep the
+// object's names apart too. The test client_mlp_avx2_symbols checks that the object in
+// the library defines no shareable symbol besides Avx2MlpKernels().
 #define Eigen tessera_avx2_Eigen
 #include "client/internal/mlp_dispatch.h"
 #include "client/internal/mlp_kernel.h"
