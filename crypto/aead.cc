@@ -93,15 +93,6 @@ absl::StatusOr<std::string> AesGcm256::Encrypt(std::string_view plaintext,
               plaintext, associated_data);
 }
 
-absl::StatusOr<std::string> AesGcm256::EncryptWithNonceForTesting(
-    std::string_view nonce, std::string_view plaintext, std::string_view associated_data) const {
-  if (nonce.size() != kNonceBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("AES-256-GCM nonce must be ", kNonceBytes, " bytes, got ", nonce.size()));
-  }
-  return Seal(key_, nonce, plaintext, associated_data);
-}
-
 absl::StatusOr<SecretBytes> AesGcm256::Decrypt(std::string_view ciphertext,
                                                std::string_view associated_data) const {
   if (ciphertext.size() < kNonceBytes + kTagBytes) {

@@ -32,11 +32,6 @@ class AesGcm256 {
   absl::StatusOr<SecretBytes> Decrypt(std::string_view ciphertext,
                                       std::string_view associated_data) const;
 
-  // With a caller-chosen nonce: for known-answer tests only (a reused nonce breaks GCM).
-  absl::StatusOr<std::string> EncryptWithNonceForTesting(std::string_view nonce,
-                                                         std::string_view plaintext,
-                                                         std::string_view associated_data) const;
-
  private:
   explicit AesGcm256(SecretBytes key) : key_(std::move(key)) {}
   SecretBytes key_;

@@ -1,11 +1,14 @@
 #include "crypto/aead.h"
 
+#include <openssl/evp.h>
+
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "crypto/hash.h"
+#include "crypto/internal/openssl_util.h"
 #include "crypto/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -59,21 +62,50 @@ const GcmVector kVectors[] = {
      "76fc6ece0f4e1768cddf8853bb2d551b"},
 };
 
+// AES-256-GCM with a chosen nonce, straight from OpenSSL's EVP API, in AesGcm256's format
+// (nonce || ciphertext || tag). AesGcm256 makes its own nonces and has no such entry
+// point, so the known-answer test checks this reference against the published vectors
+// and AesGcm256's output against this reference at the nonce AesGcm256 chose.
+std::string ReferenceSeal(std::string_view key, std::string_view nonce, std::string_view plaintext,
+                          std::string_view aad) {
+  const internal::UniqueEvpCipherCtx ctx(EVP_CIPHER_CTX_new());
+  const auto u = [](std::string_view s) {
+    return reinterpret_cast<const unsigned char*>(s.data());
+  };
+  std::string ciphertext(plaintext.size() + 16, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(ciphertext.data());
+  int len = 0;
+  int final_len = 0;
+  const bool ok =
+      ctx != nullptr && key.size() == 32 && nonce.size() == 12 &&
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, u(key), u(nonce)) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, u(aad), static_cast<int>(aad.size())) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), out, &len, u(plaintext), static_cast<int>(plaintext.size())) ==
+          1 &&
+      EVP_EncryptFinal_ex(ctx.get(), out + len, &final_len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, out + plaintext.size()) == 1;
+  if (!ok) ADD_FAILURE() << "the reference AES-256-GCM failed";
+  return std::string(nonce) + ciphertext;
+}
+
 TEST(AesGcm256Test, McGrewViegaKnownAnswers) {
   for (const GcmVector& v : kVectors) {
     SCOPED_TRACE(v.name);
-    ASSERT_OK_AND_ASSIGN(AesGcm256 aead, AesGcm256::Create(SecretFromHex(v.key)));
-    ASSERT_OK_AND_ASSIGN(
-        std::string sealed,
-        aead.EncryptWithNonceForTesting(FromHex(v.iv), FromHex(v.plaintext), FromHex(v.aad)));
+    const std::string published = std::string(v.iv) + v.ciphertext + v.tag;
     // nonce || ciphertext || tag
-    EXPECT_EQ(ToHex(sealed), std::string(v.iv) + v.ciphertext + v.tag);
-    ASSERT_OK_AND_ASSIGN(SecretBytes opened, aead.Decrypt(sealed, FromHex(v.aad)));
+    ASSERT_EQ(
+        ToHex(ReferenceSeal(FromHex(v.key), FromHex(v.iv), FromHex(v.plaintext), FromHex(v.aad))),
+        published);
+    ASSERT_OK_AND_ASSIGN(AesGcm256 aead, AesGcm256::Create(SecretFromHex(v.key)));
+    // The published ciphertext decrypts.
+    ASSERT_OK_AND_ASSIGN(SecretBytes opened, aead.Decrypt(FromHex(published), FromHex(v.aad)));
     EXPECT_EQ(ToHex(opened.view()), v.plaintext);
-    // The published ciphertext decrypts too (not only what we produced).
-    ASSERT_OK_AND_ASSIGN(
-        SecretBytes opened2,
-        aead.Decrypt(FromHex(std::string(v.iv) + v.ciphertext + v.tag), FromHex(v.aad)));
+    // What we produce is AES-256-GCM at the nonce we chose, and decrypts.
+    ASSERT_OK_AND_ASSIGN(std::string sealed, aead.Encrypt(FromHex(v.plaintext), FromHex(v.aad)));
+    EXPECT_EQ(ToHex(sealed),
+              ToHex(ReferenceSeal(FromHex(v.key), sealed.substr(0, AesGcm256::kNonceBytes),
+                                  FromHex(v.plaintext), FromHex(v.aad))));
+    ASSERT_OK_AND_ASSIGN(SecretBytes opened2, aead.Decrypt(sealed, FromHex(v.aad)));
     EXPECT_EQ(ToHex(opened2.view()), v.plaintext);
   }
 }
@@ -167,7 +199,7 @@ TEST_F(AesGcm256Fixture, EveryEncryptionUsesAFreshNonce) {
   EXPECT_EQ(ciphertexts.size(), 200u);
 }
 
-TEST(AesGcm256Test, WrongKeyAndNonceSizesAreRejected) {
+TEST(AesGcm256Test, WrongKeySizesAreRejected) {
   for (size_t size : {0, 16, 24, 31, 33}) {
     const std::string key(size, 'K');
     absl::StatusOr<AesGcm256> aead = AesGcm256::Create(SecretBytes::CopyFrom(key));
@@ -176,11 +208,6 @@ TEST(AesGcm256Test, WrongKeyAndNonceSizesAreRejected) {
       EXPECT_THAT(std::string(aead.status().message()), Not(HasSubstr(key)));
       EXPECT_THAT(std::string(aead.status().message()), Not(HasSubstr(ToHex(key))));
     }
-  }
-  ASSERT_OK_AND_ASSIGN(AesGcm256 aead, AesGcm256::Create(SecretBytes(std::string(32, 'K'))));
-  for (size_t size : {0, 8, 11, 13, 16}) {
-    EXPECT_THAT(aead.EncryptWithNonceForTesting(std::string(size, 'n'), "p", "a"),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("12 bytes")));
   }
 }
 
