@@ -113,7 +113,9 @@ TEST_F(SiteBudgetFederationTest, BudgetSpentDuringASessionStopsItsMaskedInputAnd
   ASSERT_OK(federation_->SetPolicy("site-1", Budget(4)));
   StagePlan plan = Task("task-1", 1);
   plan.tamper_first_item = [this](const std::string& site, v1::WorkItem&) {
-    if (site == "site-2") ASSERT_OK(federation_->SetPolicy("site-1", Budget(1)));
+    if (site == "site-2") {
+      ASSERT_OK(federation_->SetPolicy("site-1", Budget(1)));
+    }
   };
   const StageOutcome outcome = RunStage(*federation_, plan);
   ASSERT_TRUE(outcome.declines.contains("site-1"));

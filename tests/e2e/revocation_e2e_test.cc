@@ -195,7 +195,7 @@ TEST_F(E2eRevocationTest, RevokedSiteIsRefusedAtHandshakeAtNextCallAndInSecureAg
   EXPECT_THAT(detail.rounds(detail.rounds_size() - 1).fit_participants(),
               Not(::testing::Contains(std::string(kRevoked))));
   // Every honest site took the CA-signed CRL from the coordinator and kept it.
-  for (const std::string& name : {"hospital-a", "hospital-b", "hospital-c"}) {
+  for (const std::string name : {"hospital-a", "hospital-b", "hospital-c"}) {
     EXPECT_TRUE(Eventually(
         [&] { return site(name).process->Log().find("event=crl_updated") != std::string::npos; },
         absl::Seconds(20)))
@@ -214,7 +214,7 @@ TEST_F(E2eRevocationTest, RevokedSiteIsRefusedAtHandshakeAtNextCallAndInSecureAg
   std::string drops;
   for (const std::string& d : result.drops) drops += d + "\n";
   EXPECT_FALSE(result.completed) << drops;
-  for (const std::string& name : {"hospital-a", "hospital-b", "hospital-c"}) {
+  for (const std::string name : {"hospital-a", "hospital-b", "hospital-c"}) {
     EXPECT_THAT(
         site(name).process->Log(),
         ::testing::AllOf(HasSubstr("advertisement of hospital-d is refused"), HasSubstr("revoked")))

@@ -68,7 +68,7 @@ TEST(PackageUnitTest, UnitsAreNotifyServicesOfTheirOwnUserWithTheIssuesSandbox) 
     const std::string text = ReadFileOrEmpty(BuiltUnit(unit));
     ASSERT_FALSE(text.empty()) << BuiltUnit(unit);
     const std::string user = unit == "tessera-coordinator" ? unit : "tessera-client";
-    for (const std::string line : std::vector<std::string>{
+    for (const std::string& line : std::vector<std::string>{
              "Type=notify", "User=" + user, "ProtectSystem=strict", "PrivateTmp=yes",
              "NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service",
              "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
