@@ -67,9 +67,7 @@ absl::StatusOr<std::vector<std::string>> FlagParser::Parse(const std::vector<std
     }
     if (flag->kind == Kind::kBool) {
       bool* b = static_cast<bool*>(flag->target);
-      if (!has_value) {
-        *b = true;
-      } else if (value == "true" || value == "1" || value == "yes") {
+      if (!has_value || value == "true" || value == "1" || value == "yes") {
         *b = true;
       } else if (value == "false" || value == "0" || value == "no") {
         *b = false;

@@ -109,6 +109,7 @@ absl::StatusOr<RevokeResult> RevokeCertificate(const std::string& ca_dir,
     }
     if (live.size() > 1) {
       std::vector<std::string> lines;
+      lines.reserve(live.size());
       for (const IssuedCertificate* c : live) {
         lines.push_back(absl::StrCat(c->serial_hex, " (not after ", Utc(c->not_after), ")"));
       }

@@ -110,7 +110,7 @@ absl::Status AddRevoked(X509_CRL* crl, const RevokedCertificate& entry) {
       X509_CRL_add0_revoked(crl, revoked.get()) != 1) {
     return OpenSslInternal("cannot add a CRL entry");
   }
-  revoked.release();  // owned by the CRL now
+  static_cast<void>(revoked.release());  // owned by the CRL now
   return absl::OkStatus();
 }
 

@@ -281,7 +281,7 @@ absl::Status AddSubjectAltNames(X509* cert, const std::vector<std::string>& name
     if (sk_GENERAL_NAME_push(general_names.get(), entry.get()) == 0) {
       return OpenSslInternal("cannot add a subject alternative name");
     }
-    entry.release();  // now owned by general_names
+    static_cast<void>(entry.release());  // now owned by general_names
   }
   if (X509_add1_ext_i2d(cert, NID_subject_alt_name, general_names.get(), 0, X509V3_ADD_APPEND) !=
       1) {

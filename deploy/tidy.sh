@@ -22,8 +22,9 @@ fi
 if [[ ! -f "$build_dir/compile_commands.json" ]]; then
   cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
-# The generated protobuf sources and headers must exist for the rest to parse.
-cmake --build "$build_dir" --target tessera_proto -j "$jobs" >/dev/null
+# The generated protobuf headers must exist for the rest to parse (tessera_proto's, and
+# the end-to-end tests' health service).
+cmake --build "$build_dir" --target tessera_proto tests/e2e/health.pb.h -j "$jobs" >/dev/null
 
 dirs=("$@")
 if [[ ${#dirs[@]} -eq 0 ]]; then

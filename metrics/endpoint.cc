@@ -23,7 +23,7 @@ Endpoint::Endpoint(std::unique_ptr<http::Server> server) : server_(std::move(ser
 Endpoint::~Endpoint() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(const Registry* registry,
-                                                          EndpointOptions options) {
+                                                          const EndpointOptions& options) {
   http::Routes routes;
   routes.Get("/metrics", [registry](const http::Request&) {
     http::Response r;

@@ -40,7 +40,7 @@ class Endpoint {
   // UNAVAILABLE (naming the address) if it cannot be bound, INVALID_ARGUMENT if malformed;
   // the ready file's errors name the file.
   static absl::StatusOr<std::unique_ptr<Endpoint>> Start(const Registry* registry,
-                                                         EndpointOptions options);
+                                                         const EndpointOptions& options);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;

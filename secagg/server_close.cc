@@ -212,6 +212,7 @@ void SecAggServer::Impl::CloseUnmasking() {
   streams.reserve(survivors.size() + dropped_holders.size() * survivors.size());
   for (const std::string& owner : survivors) {
     std::vector<ShamirShare> shares;
+    shares.reserve(releasers.size());
     for (const std::string& id : releasers) shares.push_back(clients.at(id).seed_shares.at(owner));
     const std::string& commitment = clients.at(owner).commitment;
     std::optional<SecretBytes> seed = Rebuild(std::move(shares), [&](const SecretBytes& secret) {
@@ -227,6 +228,7 @@ void SecAggServer::Impl::CloseUnmasking() {
   }
   for (const std::string& owner : dropped_holders) {
     std::vector<ShamirShare> shares;
+    shares.reserve(releasers.size());
     for (const std::string& id : releasers) shares.push_back(clients.at(id).key_shares.at(owner));
     const std::string& public_key = clients.at(owner).advertisement.mask_public_key();
     std::optional<SecretBytes> secret = Rebuild(std::move(shares), [&](const SecretBytes& bytes) {
