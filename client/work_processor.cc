@@ -226,6 +226,22 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
   auto rows = LoadRows(local, /*test=*/false, spec.dataset());
   if (!rows.ok()) return DataDeclined(item, rows.status());
   const Dataset& data = **rows;
+  // One cohort per round: the sites whose statistics are pooled are the ones that train and
+  // evaluate on them, so the rows are checked here as training and evaluation will check
+  // them (the label too): a site that could not train declines now, not after it is counted.
+  auto model = MakeModel(spec.model(), data.num_features);
+  if (!model.ok())
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(model.status().message()));
+  if (auto st = (*model)->CheckData(data, local.train_csv()); !st.ok()) {
+    return DataDeclined(item, st);
+  }
+  if (!local.test_csv().empty()) {
+    auto test = LoadRows(local, /*test=*/true, spec.dataset());
+    if (!test.ok()) return DataDeclined(item, test.status());
+    if (auto st = (*model)->CheckData(**test, local.test_csv()); !st.ok()) {
+      return DataDeclined(item, st);
+    }
+  }
   LocalStatistics stats = ComputeStatistics(data);
   if (proto::StatisticsIncludeLabel(spec.model())) {
     // The label is pooled too (regression, survival): one more column.

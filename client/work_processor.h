@@ -5,8 +5,11 @@
 //   2. the local policy accepts the task and the cohort asked (client/policy.h: a refusal is
 //      POLICY_REFUSED with a text naming the rule);
 //   3. the site holds the dataset and its columns match the task's schema;
-// only then are the local rows read and the stage computed. Nothing computed here is
-// logged; logs carry ids, counts and sizes only.
+// only then are the local rows read and the stage computed. The statistics stage checks the
+// training and held-out rows as the model will (shape and labels): a site that could not
+// train or evaluate declines DATA_ERROR there, so it is not counted in the pooled statistics
+// (the coordinator then invites only the counted sites to train: coordinator/task_runner.h).
+// Nothing computed here is logged; logs carry ids, counts and sizes only.
 //
 // Loaded CSV files are cached (keyed by path, size and modification time), so rounds do
 // not re-read them. Not thread-safe: one processor per client daemon loop.

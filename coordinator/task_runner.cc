@@ -10,6 +10,7 @@
 #include "coordinator/internal/round_records.h"
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
+#include "coordinator/sum_checks.h"
 #include "crypto/hash.h"
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
@@ -128,6 +129,25 @@ absl::Status TaskRunner::Finish(v1::TaskRecord& task, v1::TaskState state,
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> TaskRunner::UnusableSum(v1::InFlightRound& in_flight, uint32_t round,
+                                             const SecureStageResult& result,
+                                             const std::string& why) {
+  for (v1::StageAttempt& a : *in_flight.mutable_stage_attempts()) {
+    if (a.session() != result.attempt.session()) continue;
+    a.set_completed(false);
+    a.set_outcome(why);
+  }
+  common::LogWarning("sum_unusable")
+      .With("task", task_id_)
+      .With("round", round)
+      .With("session", result.attempt.session())
+      .With("why", why);
+  in_flight.set_attempt(in_flight.attempt() + 1);
+  if (AttemptFailed(round, in_flight.attempt() - 1, why, &in_flight)) return true;
+  RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+  return false;
+}
+
 bool TaskRunner::AttemptFailed(uint32_t round, uint32_t attempt, const std::string& why,
                                v1::InFlightRound* in_flight) {
   in_flight->add_drops(absl::StrCat("attempt ", attempt, " failed: ", why));
@@ -213,20 +233,22 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
       RETURN_IF_ERROR(EndStage(task, end, absl::StrCat("round ", round)));
       return false;
     }
-    absl::StatusOr<proto::AveragedUpdate> update = proto::DecodeFit(end.result.sums, num_params);
+    const absl::Status checked =
+        CheckFitSum(end.result.sums, num_params, spec.secure_aggregation().clip(),
+                    static_cast<uint32_t>(end.result.survivors.size()), spec.has_privacy());
+    absl::StatusOr<proto::AveragedUpdate> update =
+        checked.ok() ? proto::DecodeFit(end.result.sums, num_params)
+                     : absl::StatusOr<proto::AveragedUpdate>(checked);
     absl::StatusOr<std::vector<float>> next =
         update.ok() ? strategy.AggregateFit(round, global, *update)
                     : absl::StatusOr<std::vector<float>>(update.status());
     if (!next.ok()) {
-      in_flight.set_attempt(in_flight.attempt() + 1);
-      if (AttemptFailed(round, in_flight.attempt() - 1, std::string(next.status().message()),
-                        &in_flight)) {
-        RETURN_IF_ERROR(EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""},
-                                 absl::StrCat("round ", round)));
-        return false;
-      }
-      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
-      continue;
+      ASSIGN_OR_RETURN(bool halted, UnusableSum(in_flight, round, end.result,
+                                                std::string(next.status().message())));
+      if (!halted) continue;
+      RETURN_IF_ERROR(
+          EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, absl::StrCat("round ", round)));
+      return false;
     }
     const double pooled_rows = static_cast<double>(task.standardization().num_train_rows());
     in_flight.set_fit_done(true);
@@ -276,8 +298,20 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
       return false;
   }
   in_flight.set_eval_done(true);
-  auto decoded = proto::DecodeEvaluation(layout, end.result.sums, decode);
+  using Metrics = std::vector<std::pair<std::string, double>>;
+  const absl::Status checked = CheckEvaluationSum(
+      spec.model(), end.result.sums, static_cast<uint32_t>(end.result.survivors.size()),
+      decode.noise_stddev > 0);
+  absl::StatusOr<Metrics> decoded = checked.ok()
+                                        ? proto::DecodeEvaluation(layout, end.result.sums, decode)
+                                        : absl::StatusOr<Metrics>(checked);
   if (!decoded.ok()) {
+    // Nothing of a refused sum is kept: the round commits without metrics.
+    for (v1::StageAttempt& a : *in_flight.mutable_stage_attempts()) {
+      if (a.session() != end.result.attempt.session()) continue;
+      a.set_completed(false);
+      a.set_outcome(std::string(decoded.status().message()));
+    }
     in_flight.add_drops(absl::StrCat("evaluation skipped: ", decoded.status().message()));
     RETURN_IF_ERROR(store_->PutInFlight(in_flight));
     return true;

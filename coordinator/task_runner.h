@@ -47,6 +47,28 @@
 // for its cohort, TaskRecord.waiting says why ("waiting for 3 sites holding dataset X (have
 // 2)"); it is cleared when the cohort is there or the task ends.
 //
+// One cohort per round: the sites whose statistics are in the pooled standardisation (round
+// 0's participants, TaskRecord.statistics_cohort) are the only ones invited to the task's
+// FIT and EVALUATE sessions, so no site trains or evaluates on rows the standardisation left
+// out. The statistics stage makes each site check its rows as training will (the label
+// too), so a site that could not train declines there and is not counted. A site that
+// declines a stage for a cause no retry can fix (DATASET_MISSING, DATA_ERROR,
+// POLICY_REFUSED) is out of the round (InFlightRound.sites_out, with the site and its reason,
+// in the round's drop lines and the task's diagnostics); when the sites left cannot reach
+// the stage's minimum, the stage ends at once naming each such site and its cause
+// ("statistics round failed: site-c declined DATA_ERROR: ...; only 2 known sites ...").
+//
+// Checked sums (sum_checks.h): every decoded sum is checked before it is used — a FIT sum
+// must hold summed row shares in [0, 1] and an averaged update within the spec's clip, the
+// statistics, evaluation and analytics sums must be consistent (integral non-negative
+// counts, non-negative sums of squares, correct <= count, ...). A refused sum is a failed
+// attempt (its StageAttempt says "sum refused (<check>): ...") and nothing of it is used:
+// no model is committed from it. Secure aggregation hides which site sent the bad input,
+// so the sites of the refused session are not blamed; under the once-only rule they cannot
+// contribute to that stage again, so the retry invites only sites that were not in it, and
+// the stage fails naming the refusal when too few are left. A refused evaluation sum
+// leaves the round without metrics (as an aborted evaluation does).
+//
 // Provenance: the provenance of every session whose sum a round uses (which sites' inputs
 // made it, with their consistency signatures, secagg/provenance.h) is kept in the in-flight
 // record as soon as the sum is used, and committed with the round (RoundRecord.provenance);
@@ -230,12 +252,13 @@ class TaskRunner {
   // Folds the decisions heard into the task record and writes it if one changed.
   void NoteDecisions(v1::TaskRecord& task, const SiteDecisions& heard);
   // Waits until at least the cohort the task needs is connected among the sites holding
-  // its dataset, leaving out `contributed` and the sites that rejected the task or are out
-  // of budget; returns them. Empty if halted meanwhile, or if too few known sites are left
-  // (then `*unreachable` says why, the sites' own reasons first).
-  // While it waits, task.waiting says why (written when it changes, cleared at the end).
-  std::vector<std::string> WaitForCohort(v1::TaskRecord& task,
-                                         const std::set<std::string>& contributed,
+  // its dataset, leaving out `contributed` and `excluded` (LeftOut); returns them. Empty if halted
+  // meanwhile, or if too few known sites are left (then `*unreachable` says why, the sites' own
+  // reasons first). While it waits, task.waiting says why (written when it changes, cleared at the
+  // end).
+  std::vector<std::string> WaitForCohort(v1::TaskRecord& task, const v1::InFlightRound& in_flight,
+                                         v1::Stage stage, const std::set<std::string>& contributed,
+                                         const std::set<std::string>& excluded,
                                          std::string* unreachable);
   // The wait for a cohort in words (site_answers.h): `cohort` are the connected sites that
   // may take part, `need` the sites the stage needs.
@@ -250,6 +273,19 @@ class TaskRunner {
   // and the round in flight's.
   std::vector<double> ChargedReleases(const v1::InFlightRound& in_flight);
 
+  // A completed session whose sum cannot be used (`why`: a refused check, a failed decode):
+  // its attempt record says so (not completed, outcome `why`), the attempt counts as failed
+  // (AttemptFailed) and `in_flight` is stored. true if the runner was halted meanwhile.
+  absl::StatusOr<bool> UnusableSum(v1::InFlightRound& in_flight, uint32_t round,
+                                   const SecureStageResult& result, const std::string& why);
+  // The sites a new session of `stage` leaves out besides those that contributed: sites that
+  // rejected the task or are out of budget, sites out of the round (in_flight.sites_out),
+  // and for FIT and EVALUATE the sites holding the dataset outside the statistics cohort.
+  std::set<std::string> LeftOut(const v1::TaskRecord& task, const v1::InFlightRound& in_flight,
+                                v1::Stage stage) const;
+  // Records in `in_flight` every site of `attempt` that declined for a cause no retry can
+  // fix: out of the round, with a drop line and a log line.
+  void NoteSitesOut(const v1::StageAttempt& attempt, v1::InFlightRound& in_flight);
   // Records a failed attempt (drop line and log) and pauses before the next; true if the
   // runner was halted meanwhile.
   bool AttemptFailed(uint32_t round, uint32_t attempt, const std::string& why,

@@ -45,18 +45,52 @@ uint32_t NeededSites(const v1::TaskSpec& spec) {
                    spec.analytics().min_cohort(), 1u});
 }
 
-// Why a stage cannot gather `need` sites any more: the sites' own reasons first (a
-// rejection, an exhausted budget), then the count.
-std::string Unreachable(const v1::TaskRecord& task, size_t known, size_t contributed,
-                        uint32_t need) {
-  const std::string reasons = ExclusionReasons(task);
-  if (contributed == 0) {
-    return absl::StrCat(reasons, "; only ", known,
-                        " known sites holding the dataset can still take part, ", need, " needed");
+// Declines that no retry of the round can change: the site lacks the dataset, its data
+// cannot serve the task, or its policy refuses it.
+bool Unfixable(const v1::SiteAnswer& a) {
+  if (a.kind() != v1::SITE_ANSWER_DECLINED) return false;
+  switch (a.decline_reason()) {
+    case v1::Decline::DATASET_MISSING:
+    case v1::Decline::DATA_ERROR:
+    case v1::Decline::POLICY_REFUSED:
+      return true;
+    default:
+      return false;
   }
-  return absl::StrCat(reasons, reasons.empty() ? "" : "; ", "only ", known,
-                      " known sites holding the dataset have not contributed to this stage yet (",
-                      contributed, " have: ALREADY_CONTRIBUTED), ", need, " needed");
+}
+
+// The outcome of the last ended session of `stage` when a check refused its sum, else "".
+std::string RefusedSum(const v1::InFlightRound& in_flight, v1::Stage stage) {
+  for (int i = in_flight.stage_attempts_size() - 1; i >= 0; --i) {
+    const v1::StageAttempt& a = in_flight.stage_attempts(i);
+    if (a.stage() != stage || a.ended_unix_ms() == 0) continue;
+    return a.outcome().rfind("sum refused", 0) == 0 ? a.outcome() : "";
+  }
+  return "";
+}
+
+// Why a stage cannot gather `need` sites any more: the sites' own reasons first (a
+// rejection, an exhausted budget, a cause no retry fixes), then the count, then a refused
+// sum of the stage's last session.
+std::string Unreachable(const v1::TaskRecord& task, const v1::InFlightRound& in_flight,
+                        v1::Stage stage, size_t known, size_t contributed, uint32_t need) {
+  std::vector<std::string> parts;
+  if (std::string excluded = ExclusionReasons(task); !excluded.empty()) {
+    parts.push_back(std::move(excluded));
+  }
+  for (const v1::SiteOut& out : in_flight.sites_out()) parts.push_back(out.reason());
+  if (contributed == 0) {
+    parts.push_back(absl::StrCat(
+        "only ", known, " known sites holding the dataset can still take part, ", need, " needed"));
+  } else {
+    parts.push_back(absl::StrCat(
+        "only ", known, " known sites holding the dataset have not contributed to this stage yet (",
+        contributed, " have: ALREADY_CONTRIBUTED), ", need, " needed"));
+  }
+  if (std::string refused = RefusedSum(in_flight, stage); !refused.empty()) {
+    parts.push_back(absl::StrCat("last session: ", refused));
+  }
+  return absl::StrJoin(parts, "; ");
 }
 
 void AddUnique(const std::vector<std::string>& ids, v1::InFlightRound* in_flight) {
@@ -136,12 +170,53 @@ std::vector<double> TaskRunner::ChargedReleases(const v1::InFlightRound& in_flig
   return all;
 }
 
+std::set<std::string> TaskRunner::LeftOut(const v1::TaskRecord& task,
+                                          const v1::InFlightRound& in_flight,
+                                          v1::Stage stage) const {
+  std::set<std::string> out = ExcludedSites(task);
+  for (const v1::SiteOut& site : in_flight.sites_out()) out.insert(site.client_id());
+  const bool uses_statistics = stage == v1::STAGE_FIT || stage == v1::STAGE_EVALUATE;
+  if (!uses_statistics || task.statistics_cohort().empty()) return out;
+  const std::set<std::string> cohort(task.statistics_cohort().begin(),
+                                     task.statistics_cohort().end());
+  for (const v1::ClientRecord& c : registry_->List()) {
+    if (!cohort.contains(c.client_id())) out.insert(c.client_id());
+  }
+  return out;
+}
+
+void TaskRunner::NoteSitesOut(const v1::StageAttempt& attempt, v1::InFlightRound& in_flight) {
+  std::map<std::string, std::string> out;
+  for (const v1::SiteOut& site : in_flight.sites_out()) out[site.client_id()] = site.reason();
+  bool changed = false;
+  for (const v1::SiteAnswer& a : attempt.sites()) {
+    if (!Unfixable(a) || out.contains(a.client_id())) continue;
+    out[a.client_id()] = DescribeAnswer(a);
+    changed = true;
+    in_flight.add_drops(absl::StrCat(a.client_id(), " is out of the round: ", DescribeAnswer(a)));
+    common::LogWarning("site_out_of_round")
+        .With("task", task_id_)
+        .With("round", attempt.round())
+        .With("client", a.client_id())
+        .With("why", DescribeAnswer(a));
+  }
+  if (!changed) return;
+  in_flight.clear_sites_out();
+  for (const auto& [id, reason] : out) {
+    v1::SiteOut* site = in_flight.add_sites_out();
+    site->set_client_id(id);
+    site->set_reason(reason);
+  }
+}
+
 std::vector<std::string> TaskRunner::WaitForCohort(v1::TaskRecord& task,
+                                                   const v1::InFlightRound& in_flight,
+                                                   v1::Stage stage,
                                                    const std::set<std::string>& contributed,
+                                                   const std::set<std::string>& excluded,
                                                    std::string* unreachable) {
   const v1::TaskSpec& spec = task.spec();
   const uint32_t need = NeededSites(spec);
-  const std::set<std::string> excluded = ExcludedSites(task);
   auto left_out = [&](const std::string& id) {
     return contributed.contains(id) || excluded.contains(id);
   };
@@ -164,7 +239,7 @@ std::vector<std::string> TaskRunner::WaitForCohort(v1::TaskRecord& task,
         if (holds && !left_out(c.client_id())) ++known;
       }
       if (known < need) {
-        *unreachable = Unreachable(task, known, contributed.size(), need);
+        *unreachable = Unreachable(task, in_flight, stage, known, contributed.size(), need);
         return {};
       }
     }
@@ -241,15 +316,16 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
   }
   std::string unreachable;
   std::vector<std::string> cohort;
+  const std::set<std::string> excluded = LeftOut(task, in_flight, plan.stage);
   if (plan.wait_for_cohort) {
-    cohort = WaitForCohort(task, contributed, &unreachable);
+    cohort = WaitForCohort(task, in_flight, plan.stage, contributed, excluded, &unreachable);
   } else {
-    const std::set<std::string> excluded = ExcludedSites(task);
     for (const std::string& id : registry_->Connected(spec.dataset().id())) {
       if (!excluded.contains(id)) cohort.push_back(id);
     }
     if (cohort.size() < NeededSites(spec)) {
-      unreachable = absl::StrCat(cohort.size(), " sites connected, ", NeededSites(spec), " needed");
+      unreachable = absl::StrCat(cohort.size(), " sites of the task's cohort connected, ",
+                                 NeededSites(spec), " needed");
       cohort.clear();
     }
   }
@@ -328,6 +404,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& tas
   }
   KeepAttempt(result.attempt, in_flight.mutable_stage_attempts());
   for (const std::string& drop : result.drops) in_flight.add_drops(drop);
+  NoteSitesOut(result.attempt, in_flight);
   in_flight.set_session_stage(v1::STAGE_UNSPECIFIED);
   in_flight.clear_session();
   in_flight.clear_cohort();

@@ -1,7 +1,5 @@
 // The task runner's rounds without training: the statistics round (round 0) and an
 // analytics task's answer (task_runner.cc has the task and the training rounds).
-#include "coordinator/task_runner.h"
-
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -12,6 +10,8 @@
 #include "coordinator/internal/round_records.h"
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
+#include "coordinator/sum_checks.h"
+#include "coordinator/task_runner.h"
 #include "crypto/hash.h"
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
@@ -52,16 +52,16 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
       }
       return EndStage(task, end, "statistics round");
     }
+    const absl::Status checked = CheckStatisticsSum(
+        end.result.sums, columns.size(), static_cast<uint32_t>(end.result.survivors.size()));
     absl::StatusOr<proto::PooledStatistics> pooled =
-        proto::DecodeStatistics(end.result.sums, columns.size());
+        checked.ok() ? proto::DecodeStatistics(end.result.sums, columns.size())
+                     : absl::StatusOr<proto::PooledStatistics>(checked);
     if (!pooled.ok()) {
-      in_flight.set_attempt(in_flight.attempt() + 1);
-      if (AttemptFailed(0, in_flight.attempt() - 1, std::string(pooled.status().message()),
-                        &in_flight)) {
-        return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "statistics round");
-      }
-      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
-      continue;
+      ASSIGN_OR_RETURN(bool halted, UnusableSum(in_flight, 0, end.result,
+                                                std::string(pooled.status().message())));
+      if (!halted) continue;
+      return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "statistics round");
     }
     const size_t d = static_cast<size_t>(spec.dataset().features_size());
     v1::PooledStatisticsRecord record;
@@ -93,6 +93,8 @@ absl::Status TaskRunner::CommitStatistics(v1::TaskRecord& task,
                    proto::InitialParameters(spec.model(), d, spec.seed()));
   const uint64_t rows = pooled.standardization().num_train_rows();
   *task.mutable_standardization() = pooled.standardization();
+  // One cohort: only the sites whose statistics are pooled train and evaluate on them.
+  *task.mutable_statistics_cohort() = pooled.participants();
   task.set_l2(proto::ResolvedL2(spec.model(), rows));
   task.set_last_committed_round(0);
   task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
@@ -160,8 +162,11 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
       return Finish(task, v1::TASK_FAILED, absl::StrCat(end.reason, "; no answer released"));
     }
     if (end.kind != StageEnd::Kind::kCompleted) return EndStage(task, end, "query");
+    const absl::Status checked = CheckAnalyticsSum(
+        analytics, end.result.sums, static_cast<uint32_t>(end.result.survivors.size()), noised);
     absl::StatusOr<std::vector<proto::QueryRelease>> answers =
-        proto::ReleaseAnalytics(analytics, end.result.sums, noised);
+        checked.ok() ? proto::ReleaseAnalytics(analytics, end.result.sums, noised)
+                     : absl::StatusOr<std::vector<proto::QueryRelease>>(checked);
     // The secure-aggregation threshold already keeps every sum over at least min_cohort
     // sites; this is the release rule said once more where the answer is made.
     if (answers.ok() && end.result.survivors.size() < std::max(analytics.min_cohort(), 1u)) {
@@ -170,13 +175,10 @@ absl::Status TaskRunner::RunAnalytics(v1::TaskRecord& task) {
                        analytics.min_cohort(), ": no answer released"));
     }
     if (!answers.ok()) {
-      in_flight.set_attempt(in_flight.attempt() + 1);
-      if (AttemptFailed(1, in_flight.attempt() - 1, std::string(answers.status().message()),
-                        &in_flight)) {
-        return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "query");
-      }
-      RETURN_IF_ERROR(store_->PutInFlight(in_flight));
-      continue;
+      ASSIGN_OR_RETURN(bool halted, UnusableSum(in_flight, 1, end.result,
+                                                std::string(answers.status().message())));
+      if (!halted) continue;
+      return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "query");
     }
     if (end.result.provenance.has_value()) *in_flight.add_provenance() = *end.result.provenance;
     return CommitAnalytics(task, in_flight, end.result.survivors, *answers);

@@ -61,6 +61,13 @@ struct SiteBehavior {
   // In the FIT session of this attempt (1-based; 0: none), stays silent from the masked
   // input on: it advertised and shared its keys, then crashed.
   uint32_t silent_from_masked_input_in_fit_attempt = 0;
+  // Declines every session of this stage (STAGE_UNSPECIFIED: none) at its first step with
+  // `decline` (e.g. DATA_ERROR, as a site missing a column does).
+  v1::Stage declines_stage = v1::STAGE_UNSPECIFIED;
+  v1::Decline decline = {};
+  // A malicious site: changes its encoded words of each stage's input before masking them
+  // (a shift within Z_2^32 the coordinator cannot see). Null: honest.
+  std::function<void(v1::Stage, std::vector<uint32_t>&)> tamper_words = nullptr;
 };
 
 // A site in a thread: Hello, then long-poll and answer every secure-aggregation step with
@@ -145,6 +152,7 @@ class FakeSite {
       }
       auto words = secagg::EncodeVector(Values(w), w.secagg().setup().encoding());
       EXPECT_OK(words.status());
+      if (behavior_.tamper_words) behavior_.tamper_words(w.stage(), *words);
       v1::SecAggClientMessage reply;
       v1::SecAggClientAbort abort;
       auto client =
@@ -179,11 +187,16 @@ class FakeSite {
         absl::MutexLock lock(&mu_);
         seen_.insert((*item)->secagg_session());
       }
-      std::optional<v1::SecAggClientMessage> reply = Step(**item);
-      if (!reply.has_value()) continue;
       v1::PushResultRequest result;
       result.set_work_id((*item)->work_id());
-      *result.mutable_secagg() = std::move(*reply);
+      if ((*item)->stage() == behavior_.declines_stage &&
+          (*item)->secagg().round() == v1::SECAGG_ADVERTISE_KEYS) {
+        *result.mutable_decline() = behavior_.decline;
+      } else {
+        std::optional<v1::SecAggClientMessage> reply = Step(**item);
+        if (!reply.has_value()) continue;
+        *result.mutable_secagg() = std::move(*reply);
+      }
       if (!coordinator_->PushResult(id_, result).ok()) ++refused_;
     }
   }
@@ -238,6 +251,17 @@ inline v1::TaskState StateOf(Coordinator& c, const std::string& id) {
 inline bool Finished(Coordinator& c, const std::string& id) {
   v1::TaskState s = StateOf(c, id);
   return s == v1::TASK_COMPLETED || s == v1::TASK_FAILED || s == v1::TASK_CANCELLED;
+}
+
+// Submits `spec` (as operator "op") and waits for the task to finish; the finished task.
+inline v1::GetTaskResponse RunToEnd(Coordinator& c, const v1::TaskSpec& spec) {
+  auto submitted = c.SubmitTask("op", spec);
+  EXPECT_OK(submitted.status());
+  if (!submitted.ok()) return {};
+  EXPECT_TRUE(Eventually([&] { return Finished(c, submitted->task_id()); }));
+  auto got = c.GetTask(submitted->task_id());
+  EXPECT_OK(got.status());
+  return got.ok() ? *got : v1::GetTaskResponse();
 }
 
 }  // namespace tessera::coordinator::fake
