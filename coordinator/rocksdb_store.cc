@@ -69,12 +69,12 @@ constexpr char kSchemaVersionKey[] = "schema_version";
 absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
   if (s.ok()) return absl::OkStatus();
   std::string message = absl::StrCat(context, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(std::move(message));
-  if (s.IsCorruption()) return absl::DataLossError(std::move(message));
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsCorruption()) return absl::DataLossError(message);
   if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
-    return absl::UnavailableError(std::move(message));
+    return absl::UnavailableError(message);
   }
-  return absl::InternalError(std::move(message));
+  return absl::InternalError(message);
 }
 
 // True if Open failed because the directory's LOCK file is held: by another process

@@ -62,7 +62,7 @@ absl::StatusOr<std::unique_ptr<metrics::Endpoint>> StartMetricsListener(
     return "unknown";
   };
   ASSIGN_OR_RETURN(std::unique_ptr<metrics::Endpoint> endpoint,
-                   metrics::Endpoint::Start(registry, std::move(options)));
+                   metrics::Endpoint::Start(registry, options));
   common::LogInfo("metrics_listening").With("address", endpoint->address());
   return endpoint;
 }

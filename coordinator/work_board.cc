@@ -6,6 +6,7 @@
 
 namespace tessera::coordinator {
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the items are moved into the board.
 absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                              std::shared_ptr<ResultSink> sink) {
   OpenWork work;
