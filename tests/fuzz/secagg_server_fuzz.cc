@@ -11,6 +11,7 @@
 // gives must restore.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #include "secagg/server.h"
@@ -27,8 +28,13 @@ void AtBoundary(const SecAggServer& server, const tessera::fuzz::SecAggWorld& wo
   (void)server.Pending();
   (void)server.Provenance();
   auto snapshot = server.Snapshot();
-  if (snapshot.ok() && !SecAggServer::Restore(*snapshot, world.ServerOptions()).ok()) {
-    std::abort();  // a snapshot the server gave does not restore
+  if (snapshot.ok()) {
+    auto restored = SecAggServer::Restore(*snapshot, world.ServerOptions());
+    if (!restored.ok()) {  // a snapshot the server gave does not restore
+      std::fprintf(stderr, "restore at step %d: %s\n", static_cast<int>(server.round()),
+                   restored.status().ToString().c_str());
+      std::abort();
+    }
   }
   if (server.state() == ServerState::kCompleted &&
       server.sum().size() != world.server_snapshots[0].setup().vector_words()) {
