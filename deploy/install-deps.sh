@@ -34,6 +34,9 @@ packages=(
   # container images' build and run test (podman; its Debian 12 base from debootstrap, above)
   python3-yaml python3-kubernetes
   podman
+  # the fuzz targets (deploy/fuzz.sh): clang and its runtime, which holds libFuzzer
+  # (-fsanitize=fuzzer), ASan and UBSan; libfuzzer-14-dev is not needed
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

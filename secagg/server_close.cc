@@ -81,10 +81,12 @@ void SecAggServer::Impl::CloseAdvertiseKeys() {
     it = std::binary_search(advertised.begin(), advertised.end(), it->first) ? std::next(it)
                                                                              : clients.erase(it);
   }
-  if (!EnoughOrAbort(advertised.size(), "advertisements")) return;
+  // Points before a possible abort: an aborted session's snapshot lists these clients, and
+  // Restore requires points 1..n in order.
   uint32_t point = 0;
+  for (auto& [id, client] : clients) client.point = ++point;
+  if (!EnoughOrAbort(advertised.size(), "advertisements")) return;
   for (auto& [id, client] : clients) {
-    client.point = ++point;
     v1::AdvertisementEntry* entry = advertisement_list.add_entries();
     entry->set_client_id(id);
     *entry->mutable_advertisement() = client.advertisement;
