@@ -16,7 +16,11 @@
 //                                             SITE_BUDGET_EXHAUSTED; missing or anything
 //                                             else: it answers (read at every answer, so a
 //                                             test "approves" by rewriting the file)
+//   TESSERA_TEST_CRASH_AT=<site crash point>   SIGKILL itself at a named point of the crash
+//                                             campaign (crash_points.h), e.g.
+//                                             "site/fit/masked_input/before_send"
 //
+// Built with the test-only flag TESSERA_TEST_CRASH_POINTS (tests/e2e/CMakeLists.txt).
 // e.g. "fit/masked_input". Usage: tessera-client-under-test --config FILE
 #include <csignal>
 #include <cstdio>
@@ -40,6 +44,7 @@
 #include "proto/federation.pb.h"
 #include "proto/labels.h"
 #include "proto/validation.h"
+#include "tests/e2e/crash_points.h"
 
 namespace {
 
@@ -108,6 +113,32 @@ class FaultySink final : public tessera::client::UpdateSink {
   const std::string decision_file_;
 };
 
+// Stops the process at its site crash point (crash_points.h): before the answer to the
+// point's step leaves (recorded, not sent), or right after it was delivered.
+class CrashingSink final : public tessera::client::UpdateSink {
+ public:
+  CrashingSink(std::unique_ptr<tessera::client::UpdateSink> inner, tessera::e2e::CrashPoint point)
+      : inner_(std::move(inner)), point_(std::move(point)) {}
+
+  absl::Status Send(const tessera::v1::WorkItem& item,
+                    const tessera::v1::PushResultRequest& answer) override {
+    const bool here = answer.has_secagg() && item.stage() == point_.stage &&
+                      item.round() == point_.Round() && item.secagg().round() == point_.step;
+    if (here && point_.moment == tessera::e2e::CrashMoment::kBeforeSend) {
+      tessera::e2e::CrashHere(point_);
+    }
+    absl::Status sent = inner_->Send(item, answer);
+    if (here && sent.ok() && point_.moment == tessera::e2e::CrashMoment::kAfterSend) {
+      tessera::e2e::CrashHere(point_);
+    }
+    return sent;
+  }
+
+ private:
+  std::unique_ptr<tessera::client::UpdateSink> inner_;
+  const tessera::e2e::CrashPoint point_;
+};
+
 std::string Env(const char* name) {
   const char* value = std::getenv(name);
   return value == nullptr ? std::string() : std::string(value);
@@ -128,8 +159,13 @@ absl::Status Run(int argc, char** argv) {
   const std::string exit_before = Env("TESSERA_TEST_EXIT_BEFORE");
   const std::string kill_before = Env("TESSERA_TEST_KILL_BEFORE_SEND");
   const std::string decision_file = Env("TESSERA_TEST_DECISION_FILE");
+  ASSIGN_OR_RETURN(std::optional<tessera::e2e::CrashPoint> crash_at,
+                   tessera::e2e::CrashPointFromEnvironment(tessera::e2e::CrashDaemon::kSite));
   options.wrap_sink = [=](std::unique_ptr<tessera::client::UpdateSink> inner) {
-    return std::make_unique<FaultySink>(std::move(inner), exit_before, kill_before, decision_file);
+    std::unique_ptr<tessera::client::UpdateSink> sink = std::make_unique<FaultySink>(
+        std::move(inner), exit_before, kill_before, decision_file);
+    if (crash_at.has_value()) sink = std::make_unique<CrashingSink>(std::move(sink), *crash_at);
+    return sink;
   };
   static absl::Notification stop;
   tessera::common::StopOnTerminationSignal(&stop);

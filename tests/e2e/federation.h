@@ -110,7 +110,7 @@ class FederationTest : public ::testing::Test {
 
   // Writes the coordinator's config (once) and starts it listening on `listen`, with `env`
   // added to its environment; waits for its ready file and sets address() and port(). Each
-  // start logs to its own file. A TESSERA_TEST_* variable (TESSERA_TEST_KILL_AT, ..._MID)
+  // start logs to its own file. A TESSERA_TEST_* variable (TESSERA_TEST_CRASH_AT, ...)
   // starts the test build of the daemon (FaultyCoordinatorBinary) instead.
   absl::Status StartCoordinator(const std::string& listen = "127.0.0.1:0",
                                 const std::map<std::string, std::string>& env = {});
