@@ -92,7 +92,8 @@ std::optional<v1::Decline> ApprovalQueue::Admit(const std::string& task_id,
         .With("rule", verdict.auto_approval_rule);
     return std::nullopt;
   }
-  if (!stored.ok()) {
+  // Only the value was moved out of `stored` above; its status is still there.
+  if (!stored.ok()) {  // NOLINT(bugprone-use-after-move)
     if (absl::Status st = store_->PutApproval(record); !st.ok()) return StoreFailed(task_id, st);
     common::LogInfo("task_pending")
         .With("task", task_id)
@@ -162,6 +163,7 @@ absl::StatusOr<v1::ApprovalRecord> ApprovalQueue::Decide(const std::string& task
   }
   if (candidates.size() > 1) {
     std::vector<std::string> hashes;
+    hashes.reserve(candidates.size());
     for (const v1::ApprovalRecord* r : candidates) hashes.push_back(crypto::ToHex(r->spec_hash()));
     return absl::FailedPreconditionError(
         absl::StrCat("task ", task_id, " has ", candidates.size(),

@@ -13,7 +13,7 @@
 namespace tessera::coordinator {
 
 Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* clock,
-                         CoordinatorOptions options)
+                         const CoordinatorOptions& options)
     : store_(std::move(store)),
       clock_(clock),
       options_(options),
@@ -24,9 +24,8 @@ Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* cloc
       access_(clock, AccessControlOptions{options.ca_cert_pem, options.crl_file,
                                           options.instance_liveness}) {}
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(std::unique_ptr<Store> store,
-                                                                 const common::Clock* clock,
-                                                                 CoordinatorOptions options) {
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
+    std::unique_ptr<Store> store, const common::Clock* clock, const CoordinatorOptions& options) {
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(store), clock, options));
   RETURN_IF_ERROR(c->registry_.Load());
   RETURN_IF_ERROR(c->access_.LoadCrl());

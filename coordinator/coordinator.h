@@ -61,7 +61,7 @@ class Coordinator {
   // Loads the client registry from `store`. Does not start any task (see ResumeTasks).
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(std::unique_ptr<Store> store,
                                                              const common::Clock* clock,
-                                                             CoordinatorOptions options);
+                                                             const CoordinatorOptions& options);
   // Shuts down (as Shutdown).
   ~Coordinator();
 
@@ -145,7 +145,8 @@ class Coordinator {
   Store* store() { return store_.get(); }
 
  private:
-  Coordinator(std::unique_ptr<Store> store, const common::Clock* clock, CoordinatorOptions options);
+  Coordinator(std::unique_ptr<Store> store, const common::Clock* clock,
+              const CoordinatorOptions& options);
   void StartRunner(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::unique_ptr<Store> store_;

@@ -315,6 +315,11 @@ double OrDefault(double value, double default_value) { return value == 0 ? defau
 
 }  // namespace
 
+std::vector<v1::Metric> Strategy::AggregateEvaluate(uint32_t round,
+                                                    std::vector<v1::Metric> metrics) const {
+  return metrics;
+}
+
 std::unique_ptr<Strategy> MakeFedAvg(double server_learning_rate) {
   return std::make_unique<FedAvg>(server_learning_rate);
 }

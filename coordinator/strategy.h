@@ -81,11 +81,9 @@ class Strategy {
 
   // The round's metrics, as decoded from the cohort's summed evaluation vector by the
   // task's evaluation layout (proto/evaluation.h). A strategy may add its own; the
-  // default keeps them as they are.
+  // default keeps them as they are. (Defined in strategy.cc, where v1::Metric is complete.)
   virtual std::vector<v1::Metric> AggregateEvaluate(uint32_t round,
-                                                    std::vector<v1::Metric> metrics) const {
-    return metrics;
-  }
+                                                    std::vector<v1::Metric> metrics) const;
 
   // Opaque state to commit with the round; empty for stateless strategies.
   virtual std::string SaveState() const { return ""; }

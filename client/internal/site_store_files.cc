@@ -39,11 +39,11 @@ absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& directory,
   if (s.ok()) return absl::OkStatus();
   if (s.IsCorruption()) return DataLoss(directory, absl::StrCat(context, ": ", s.ToString()));
   std::string message = absl::StrCat("site store ", directory, ": ", context, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(std::move(message));
+  if (s.IsNotFound()) return absl::NotFoundError(message);
   if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
-    return absl::UnavailableError(std::move(message));
+    return absl::UnavailableError(message);
   }
-  return absl::InternalError(std::move(message));
+  return absl::InternalError(message);
 }
 
 // True if Open failed because the directory's LOCK file is held: by another process
