@@ -220,6 +220,9 @@ class ClientDaemon {
     channel_options.min_reconnect_backoff =
         absl::Milliseconds(config_.retry().initial_backoff_ms());
     channel_options.max_reconnect_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
+    if (config_.max_message_bytes() != 0) {
+      channel_options.max_message_bytes = static_cast<int>(config_.max_message_bytes());
+    }
     channel_ = crypto::MakeChannel(config_.coordinator_address(), config_.server_name(), tls,
                                    channel_options);
     EgressLedgerOptions ledger_options;

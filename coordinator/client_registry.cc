@@ -34,16 +34,22 @@ absl::Status ClientRegistry::Hello(const std::string& client_id, const std::stri
                                    absl::Time not_after) {
   int64_t now = common::ToUnixMillis(clock_->Now());
   v1::ClientRecord record;
+  bool known = false;
+  absl::Time persisted = absl::InfinitePast();
   {
     absl::MutexLock lock(&mu_);
     auto it = clients_.find(client_id);
     if (it != clients_.end()) {
       record = it->second;
+      known = true;
+      if (auto p = last_persisted_.find(client_id); p != last_persisted_.end())
+        persisted = p->second;
     } else {
       record.set_client_id(client_id);
       record.set_first_seen_unix_ms(now);
     }
   }
+  const v1::ClientRecord before = record;
   if (!record.cert_fingerprint().empty() && record.cert_fingerprint() != fingerprint) {
     common::LogInfo("client_certificate_changed")
         .With("client", client_id)
@@ -63,11 +69,17 @@ absl::Status ClientRegistry::Hello(const std::string& client_id, const std::stri
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   for (const std::string& d : sorted) record.add_dataset_ids(d);
   record.set_client_version(version.substr(0, 64));
-  // Persist first: a Hello the store refused leaves the registry as it was.
-  RETURN_IF_ERROR(store_->PutClient(record));
+  // Persist first: a Hello the store refused leaves the registry as it was. A Hello that
+  // changes nothing but the last-seen time is written no more often than Seen writes it
+  // (a synced write per Hello would let one site keep the store busy).
+  v1::ClientRecord unchanged = before;
+  unchanged.set_last_seen_unix_ms(record.last_seen_unix_ms());
+  const bool changed = !known || unchanged.SerializeAsString() != record.SerializeAsString();
+  const bool write = changed || clock_->Now() - persisted >= absl::Minutes(1);
+  if (write) RETURN_IF_ERROR(store_->PutClient(record));
   absl::MutexLock lock(&mu_);
   clients_[client_id] = record;
-  last_persisted_[client_id] = clock_->Now();
+  if (write) last_persisted_[client_id] = clock_->Now();
   excluded_.erase(client_id);
   return absl::OkStatus();
 }

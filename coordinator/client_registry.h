@@ -49,8 +49,9 @@ class ClientRegistry {
   absl::Status Load();
 
   // A Hello from `client_id` whose certificate has `fingerprint`: creates or updates its
-  // record (datasets, version, fingerprint) and persists it. A changed fingerprint (the site
-  // re-keyed) is logged.
+  // record (datasets, version, fingerprint) and persists it when anything but the last-seen
+  // time changed (the last-seen time alone is persisted at most once a minute, as by Seen).
+  // A changed fingerprint (the site re-keyed) is logged.
   // `serial` and `not_after` of the certificate are kept for `tessera clients list` (empty /
   // InfinitePast: not known). An operator's disable survives a Hello.
   absl::Status Hello(const std::string& client_id, const std::string& fingerprint,

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/proto_text.h"
 #include "common/status.h"
+#include "coordinator/limits.h"
 #include "coordinator/store_backup.h"
 #include "crypto/hash.h"
 #include "proto/validation.h"
@@ -63,6 +64,7 @@ absl::StatusOr<v1::SubmitTaskResponse> Coordinator::SubmitTask(const std::string
                                                                v1::TaskSpec spec) {
   RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec)));
   proto::ApplyTaskDefaults(&spec);
+  RETURN_IF_ERROR(CheckTaskFitsMessages(spec, options_.max_message_bytes));
   v1::TaskRecord record;
   int64_t now = common::ToUnixMillis(clock_->Now());
   record.set_spec_hash(crypto::HashTaskSpec(spec));

@@ -27,6 +27,7 @@
 #include "coordinator/task_runner.h"
 #include "coordinator/work_board.h"
 #include "crypto/signature.h"
+#include "crypto/tls.h"
 #include "proto/admin.pb.h"
 #include "proto/federation.pb.h"
 
@@ -54,6 +55,9 @@ struct CoordinatorOptions {
   // how long a site's bound daemon instance stays live after its last call.
   std::string crl_file;
   absl::Duration instance_liveness = absl::Seconds(10);
+  // Largest gRPC message (limits.h): SubmitTask refuses a task whose model or
+  // secure-aggregation vector would not fit (INVALID_ARGUMENT naming both sizes).
+  size_t max_message_bytes = crypto::kDefaultMaxMessageBytes;
 };
 
 class Coordinator {

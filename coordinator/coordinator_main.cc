@@ -13,6 +13,7 @@
 #include "common/version.h"
 #include "coordinator/server.h"
 #include "coordinator/store_backup.h"
+#include "coordinator/store_repair.h"
 #include "crypto/grpc_log.h"
 #include "proto/config.pb.h"
 #include "proto/config_paths.h"
@@ -35,6 +36,14 @@ absl::Status Restore(const std::string& backup_dir, const std::string& data_dir)
   return absl::OkStatus();
 }
 
+// --repair-store: docs/operations.md, "A damaged store".
+absl::Status Repair(const std::string& data_dir, bool confirm) {
+  auto report = tessera::coordinator::RepairRocksDbStore(data_dir, confirm);
+  if (!report.ok()) return report.status();
+  std::fputs(report->c_str(), stdout);
+  return absl::OkStatus();
+}
+
 absl::Status Main(int argc, char** argv, bool* help_shown) {
   using tessera::common::FlagParser;
   std::string config_path;
@@ -47,6 +56,8 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   std::string metrics_listen;
   std::string metrics_ready_file;
   std::string restore_from;
+  bool repair_store = false;
+  bool confirm_data_loss = false;
   FlagParser flags(
       "tessera-coordinator --config FILE [flags]",
       "Runs the federation coordinator: one TLS 1.3 port with client certificates required,\n"
@@ -64,6 +75,12 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   flags.AddString("metrics-ready-file", &metrics_ready_file, "override metrics_ready_file");
   flags.AddString("restore-from", &restore_from,
                   "restore a backup (tessera admin backup) into the empty data_dir, then exit");
+  flags.AddBool("repair-store", &repair_store,
+                "a store whose write-ahead log is damaged: say what a repair keeps and drops, "
+                "then exit (changes nothing without --confirm-data-loss)");
+  flags.AddBool("confirm-data-loss", &confirm_data_loss,
+                "with --repair-store: repair, dropping the damaged log record and every later "
+                "one (logged)");
   flags.Require("config");
   std::vector<std::string> args(argv + 1, argv + argc);
   auto positional = flags.Parse(args);
@@ -101,6 +118,10 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
       !st.ok()) {
     return st;
   }
+  if (confirm_data_loss && !repair_store) {
+    return absl::InvalidArgumentError("--confirm-data-loss goes with --repair-store");
+  }
+  if (repair_store) return Repair(config.data_dir(), confirm_data_loss);
 
   static absl::Notification stop;
   // SIGHUP reopens the log file (logrotate) and re-reads crl_file; blocked before any

@@ -6,8 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/limits.h"
 #include "crypto/hash.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
@@ -58,15 +60,35 @@ absl::StatusOr<crypto::CertificateInfo> Caller(Coordinator* coordinator,
   return identity;
 }
 
+// A call refused by a per-site limit (coordinator/limits.h), logged at most every 10 s per
+// site and method.
+grpc::Status Limited(CallLimiter& limiter, const std::string& site, const char* method,
+                     const absl::Status& refusal) {
+  if (const int suppressed = limiter.TakeLogTurn(site, method); suppressed >= 0) {
+    common::LogWarning("call_limited")
+        .With("peer", site)
+        .With("method", method)
+        .With("error", std::string(refusal.message()))
+        .With("not_logged_since_last", static_cast<uint64_t>(suppressed));
+  }
+  return ToGrpcStatus(refusal);
+}
+
 class FederationService final : public v1::Federation::Service {
  public:
-  FederationService(Coordinator* coordinator, uint32_t long_poll_seconds)
-      : coordinator_(coordinator), long_poll_(absl::Seconds(long_poll_seconds)) {}
+  FederationService(Coordinator* coordinator, uint32_t long_poll_seconds,
+                    const ServerLimits& limits)
+      : coordinator_(coordinator),
+        long_poll_(absl::Seconds(long_poll_seconds)),
+        limiter_(limits.max_pulls_per_site, limits.max_hellos_per_minute, common::Clock::Real()) {}
 
   grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
                      v1::HelloResponse* response) override {
     auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
+    if (absl::Status allowed = limiter_.AdmitHello(caller->node_id); !allowed.ok()) {
+      return Limited(limiter_, caller->node_id, "Hello", allowed);
+    }
     auto result =
         coordinator_->Hello(caller->node_id, caller->fingerprint_hex, *request,
                             static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)), &*caller);
@@ -79,6 +101,9 @@ class FederationService final : public v1::Federation::Service {
                         v1::PullWorkResponse* response) override {
     auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
+    // Refused at once, not parked on a gRPC thread: a site's daemon holds one pull.
+    const CallLimiter::PullSlot slot = limiter_.BeginPull(caller->node_id);
+    if (!slot.status().ok()) return Limited(limiter_, caller->node_id, "PullWork", slot.status());
     // Answer a little before the caller's own deadline, so an item is never handed to a
     // call that has already given up.
     absl::Time deadline = absl::Now() + long_poll_;
@@ -125,6 +150,7 @@ class FederationService final : public v1::Federation::Service {
  private:
   Coordinator* const coordinator_;
   const absl::Duration long_poll_;
+  CallLimiter limiter_;
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -264,8 +290,9 @@ class AdminService final : public v1::Admin::Service {
 }  // namespace
 
 std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
-                                                     uint32_t long_poll_seconds) {
-  return std::make_unique<FederationService>(coordinator, long_poll_seconds);
+                                                     uint32_t long_poll_seconds,
+                                                     const ServerLimits& limits) {
+  return std::make_unique<FederationService>(coordinator, long_poll_seconds, limits);
 }
 
 std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator) {

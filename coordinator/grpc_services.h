@@ -2,6 +2,7 @@
 // verified TLS peer certificate (crypto::PeerIdentity), never from a message field.
 //   Federation: institution certificates only (others get PERMISSION_DENIED).
 //   Admin:      operator certificates only (others get PERMISSION_DENIED).
+// Per-site call limits (limits.h): PullWork calls waiting at once, Hello calls per minute.
 // Every handler turns errors into gRPC statuses; nothing a client sends can crash the
 // coordinator.
 #ifndef TESSERA_COORDINATOR_GRPC_SERVICES_H_
@@ -9,6 +10,8 @@
 
 #include <cstdint>
 #include <memory>
+
+#include "coordinator/limits.h"
 
 namespace grpc {
 class Service;
@@ -19,8 +22,11 @@ namespace tessera::coordinator {
 class Coordinator;
 
 // `coordinator` must outlive the services. `long_poll_seconds`: longest a PullWork is held.
+// `limits`: the per-site limits (limits.h) on waiting PullWork calls and on the Hello rate;
+// a call past them is refused at once with RESOURCE_EXHAUSTED naming the site and the limit.
 std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
-                                                     uint32_t long_poll_seconds);
+                                                     uint32_t long_poll_seconds,
+                                                     const ServerLimits& limits = {});
 std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator);
 
 }  // namespace tessera::coordinator

@@ -13,6 +13,9 @@
 // order and a prefix scan lists one task's rounds in round order. Task ids never contain
 // '\0', so the prefix of "task-1" never matches a key of "task-10".
 //
+// Opened with absolute-consistency WAL recovery (internal/store_files.h): a damaged log
+// record refuses the open (DATA_LOSS naming the log file) instead of silently dropping it and
+// every record after it; store_repair.h is the operator's explicit way out.
 // Every write is synced (WriteOptions::sync): a call that returned OK survives a crash of
 // the process or the machine. Writers that read before they write (CreateTask, UpdateTask,
 // CommitRound, PutInFlight) are serialised by mu_; readers take no lock (RocksDB reads
@@ -37,6 +40,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "coordinator/internal/store_files.h"
 #include "coordinator/internal/task_id.h"
 #include "coordinator/store.h"
 #include "proto/federation.pb.h"
@@ -556,11 +560,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
   RETURN_IF_ERROR(
       common::Annotate(common::MakeDirectories(directory, 0700), "opening coordinator store"));
 
-  rocksdb::DBOptions options;
+  rocksdb::DBOptions options = internal::StoreOpenOptions();
   options.create_if_missing = true;
   options.create_missing_column_families = true;
-  // RocksDB's own info LOG files, rotated on every open: keep a few for post-mortems.
-  options.keep_log_file_num = 10;
 
   // RocksDB refuses to open a database without naming every column family it has, so
   // families that a newer version added are opened too (and left alone). On a new
@@ -585,7 +587,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
                                                       " is in use by another coordinator process (",
                                                       s.ToString(), ")"));
   }
-  RETURN_IF_ERROR(FromRocksDb(s, "opening coordinator store " + directory));
+  RETURN_IF_ERROR(FromRocksDb(s, internal::StoreOpenContext(s, directory)));
 
   auto store = std::make_unique<RocksDbStore>(directory, db, std::move(handles));
   RETURN_IF_ERROR(store->Init());

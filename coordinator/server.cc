@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/limits.h"
 #include "coordinator/monitoring.h"
 #include "coordinator/store.h"
 #include "coordinator/store_backup.h"
@@ -25,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/codegen/service_type.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "metrics/endpoint.h"
 #include "metrics/registry.h"
@@ -115,6 +117,7 @@ std::thread StartCrlWatch(const v1::CoordinatorConfig& config, Coordinator* coor
 absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notification* stop,
                             StageObserver* observer, bool reload_on_hangup) {
   const common::Clock* clock = common::Clock::Real();
+  ASSIGN_OR_RETURN(const ServerLimits limits, ResolveServerLimits(config));
   RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
   ASSIGN_OR_RETURN(crypto::TlsMaterial tls,
                    crypto::LoadTlsMaterial(config.tls(), crypto::Role::kCoordinator, clock->Now()));
@@ -149,12 +152,13 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   // A site daemon always has a long-poll open except while it computes: its identity stays
   // bound to it this long after its last call (access_control.h).
   options.instance_liveness = std::min(options.client_stale_after, absl::Seconds(10));
+  options.max_message_bytes = limits.max_message_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                    Coordinator::Create(meters.WrapStore(std::move(store)), clock, options));
   meters.CollectFrom(coordinator.get(), options.client_liveness);
 
   std::unique_ptr<grpc::Service> federation =
-      MakeFederationService(coordinator.get(), config.long_poll_seconds());
+      MakeFederationService(coordinator.get(), config.long_poll_seconds(), limits);
   std::unique_ptr<grpc::Service> admin = MakeAdminService(coordinator.get());
 
   // The standard health service (grpc.health.v1.Health) on the same port, behind the same
@@ -175,8 +179,14 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
       &port);
   builder.RegisterService(federation.get());
   builder.RegisterService(admin.get());
-  builder.SetMaxReceiveMessageSize(crypto::kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(crypto::kMaxMessageBytes);
+  // Resource limits (limits.h): a message above the cap is refused with RESOURCE_EXHAUSTED;
+  // gRPC's threads and buffers are bounded, whatever a caller sends.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(limits.max_message_bytes));
+  grpc::ResourceQuota quota("tessera-coordinator");
+  quota.SetMaxThreads(limits.max_threads);
+  quota.Resize(limits.memory_quota_bytes);
+  builder.SetResourceQuota(quota);
   // Keep idle connections of long-polling clients healthy through NATs and firewalls.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

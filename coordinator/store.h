@@ -109,7 +109,9 @@ class Store {
 // Opens (creating if needed) the RocksDB store in `directory`. FAILED_PRECONDITION if
 // another process holds it (RocksDB's LOCK file) or if it was written by a newer
 // coordinator (a schema version above kStoreSchemaVersion); the message names the
-// directory and, for the latter, both versions.
+// directory and, for the latter, both versions. DATA_LOSS for damage, never silently
+// dropped: a damaged write-ahead log record (absolute-consistency recovery) names the log
+// file and the ways out (a backup, store_repair.h).
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& directory);
 
 // A fresh, empty, in-memory store with the same semantics.

@@ -230,9 +230,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   grpc::ChannelArguments args;
   // Without an override gRPC checks the host part of `address` against the SANs.
   if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
-  // Work items carry the whole model: gRPC's default 4 MiB is too small for large ones.
-  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  // Work items carry the whole model: the cap is the largest the federation allows.
+  const int cap = std::clamp(channel_options.max_message_bytes, 1 << 20, kMaxMessageBytes);
+  args.SetMaxReceiveMessageSize(cap);
+  args.SetMaxSendMessageSize(cap);
   // Long-polling clients keep their connection alive through NATs and firewalls; the
   // coordinator permits these pings (coordinator/server.cc).
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);

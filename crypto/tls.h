@@ -28,9 +28,14 @@ class TlsFiles;
 
 namespace tessera::crypto {
 
-// Largest gRPC message either side accepts: a work item or a contribution of a model with
-// tens of millions of parameters.
+// Largest gRPC message cap a config may set (CoordinatorConfig / ClientConfig
+// max_message_bytes).
 inline constexpr int kMaxMessageBytes = 512 * 1024 * 1024;
+// The default cap on one gRPC message, each way, on the coordinator's server and on every
+// channel: 8 MiB holds a work item or a masked input of a model of about 2 million
+// parameters (coordinator/limits.h refuses a larger task at submission). A message above
+// the cap is refused with RESOURCE_EXHAUSTED.
+inline constexpr int kDefaultMaxMessageBytes = 8 * 1024 * 1024;
 
 // A node's TLS identity, loaded and checked.
 struct TlsMaterial {
@@ -68,6 +73,8 @@ std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial
 struct ChannelOptions {
   absl::Duration min_reconnect_backoff = absl::Milliseconds(250);
   absl::Duration max_reconnect_backoff = absl::Seconds(10);
+  // Largest message the channel sends or receives, in bytes (1 MiB..kMaxMessageBytes).
+  int max_message_bytes = kDefaultMaxMessageBytes;
 };
 
 // A channel to `address` presenting `material`'s certificate and verifying the server's

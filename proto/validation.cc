@@ -551,6 +551,10 @@ std::vector<FieldError> ValidateClientConfig(const v1::ClientConfig& config) {
   if (config.control_socket().size() > 107) {
     errors.push_back({"control_socket", "longer than 107 bytes (the limit of a Unix socket path)"});
   }
+  if (config.max_message_bytes() != 0 &&
+      (config.max_message_bytes() < (1u << 20) || config.max_message_bytes() > (512u << 20))) {
+    errors.push_back({"max_message_bytes", "must be 1048576..536870912 (1 MiB..512 MiB)"});
+  }
   CheckMonitoring(config, &errors);
   return errors;
 }

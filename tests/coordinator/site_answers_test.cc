@@ -12,6 +12,7 @@
 #include "coordinator/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/manual_clock.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::coordinator {
@@ -142,21 +143,7 @@ TEST(SiteAnswersTest, WaitingSaysWhoIsMissingOrThatNoSiteHoldsTheDataset) {
   EXPECT_FALSE(SameWaiting(w, MakeWaiting("breast_cancr", 3, 1, {}, 0, 0, {})));
 }
 
-class ManualClock : public common::Clock {
- public:
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1700000000);
-};
+using ::tessera::testing::ManualClock;
 
 v1::ClientStatus StatusOf(const ClientRegistry& registry) {
   std::vector<v1::ClientRecord> all = registry.List();

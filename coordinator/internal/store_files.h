@@ -1,0 +1,37 @@
+// What the coordinator's RocksDB store (rocksdb_store.cc) and its repair (store_repair.cc)
+// share: the options the store is opened with and how a failed open is described.
+// Included only by those two .cc files (it brings in RocksDB's headers). Thread-safe.
+#ifndef TESSERA_COORDINATOR_INTERNAL_STORE_FILES_H_
+#define TESSERA_COORDINATOR_INTERNAL_STORE_FILES_H_
+
+#include <string>
+#include <vector>
+
+#include "rocksdb/options.h"
+#include "rocksdb/status.h"
+
+namespace tessera::coordinator::internal {
+
+// The store's options: paranoid checks and absolute-consistency WAL recovery, so that a
+// damaged or torn log record fails the open instead of being dropped with every record
+// after it (RocksDB's default, point-in-time recovery, drops them silently); a few of
+// RocksDB's info LOG files kept for post-mortems.
+rocksdb::DBOptions StoreOpenOptions();
+
+// Full paths of the write-ahead log files (*.log, RocksDB's info LOG excluded) in
+// `directory`, sorted; empty if none or the directory cannot be listed.
+std::vector<std::string> WalFiles(const std::string& directory);
+
+// True if `s` (from opening the store in `directory`) is a damaged write-ahead log: a
+// corruption that names no table file, MANIFEST or CURRENT, with log files present.
+bool IsDamagedWal(const rocksdb::Status& s, const std::string& directory);
+
+// The context of a failed open, for FromRocksDb: "opening coordinator store DIR", and for
+// a damaged write-ahead log (RocksDB does not name the file) the log files' paths, that the
+// coordinator does not start rather than forget what they hold, and the two ways out
+// (restore a backup; `tessera-coordinator --repair-store`).
+std::string StoreOpenContext(const rocksdb::Status& s, const std::string& directory);
+
+}  // namespace tessera::coordinator::internal
+
+#endif  // TESSERA_COORDINATOR_INTERNAL_STORE_FILES_H_

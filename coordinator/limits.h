@@ -1,0 +1,121 @@
+// The coordinator's resource limits (docs/operations.md, "Resource limits"): the largest gRPC
+// message, gRPC's resource quota (threads, memory), and per-site limits on waiting PullWork
+// calls and on the Hello rate, so that one site flooding the coordinator with calls cannot
+// slow the others down (a waiting PullWork holds a gRPC thread; a Hello writes the registry).
+//
+// ResolveServerLimits and the task-size functions are pure; CallLimiter is thread-safe.
+#ifndef TESSERA_COORDINATOR_LIMITS_H_
+#define TESSERA_COORDINATOR_LIMITS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "crypto/tls.h"
+
+namespace tessera::v1 {
+class CoordinatorConfig;
+class TaskSpec;
+}  // namespace tessera::v1
+
+namespace tessera::coordinator {
+
+// The limits in force: CoordinatorConfig fields 240..244; the defaults here are the config's.
+struct ServerLimits {
+  size_t max_message_bytes = crypto::kDefaultMaxMessageBytes;
+  int max_threads = 512;
+  size_t memory_quota_bytes = size_t{1024} << 20;
+  int max_pulls_per_site = 4;
+  int max_hellos_per_minute = 30;
+};
+
+// Applies the defaults (0 = default) and checks the ranges of config.proto; INVALID_ARGUMENT
+// naming the field otherwise.
+absl::StatusOr<ServerLimits> ResolveServerLimits(const v1::CoordinatorConfig& config);
+
+// Room left in every message for what does not grow with the model: the spec is counted
+// apart; hashes, ids, the CRL, a share relay (about 200 bytes per invited site).
+inline constexpr size_t kMessageOverheadBytes = size_t{256} << 10;
+
+// An upper bound on the largest message a task's sessions exchange, in bytes, for `spec`
+// with defaults applied: the first work item of a stage (the spec, the global model as
+// float32 and the pooled statistics) or a site's masked input (one 32-bit word per encoded
+// value, secagg/stage_encoding.h), plus kMessageOverheadBytes. INVALID_ARGUMENT for a spec
+// the model layouts refuse.
+absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec);
+
+// OK if every message of `spec`'s sessions fits `max_message_bytes`; otherwise
+// INVALID_ARGUMENT naming the size and the cap, and the config field that raises it. Large
+// vectors are not sent in chunks (yet): a task too large for the cap is refused at
+// submission rather than failing in its first round.
+absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_bytes);
+
+// Per-site limits on calls: how many PullWork calls a site may have waiting at once, and a
+// token bucket of Hello calls (a burst of max_hellos_per_minute, refilled at that rate).
+// Thread-safe; `clock` must outlive it.
+class CallLimiter {
+ public:
+  CallLimiter(int max_pulls_per_site, int max_hellos_per_minute, const common::Clock* clock);
+
+  // Counts a PullWork of `site` as waiting until the returned slot is destroyed; a slot
+  // that holds a RESOURCE_EXHAUSTED status (naming the site and the limit) when the site
+  // already has max_pulls_per_site waiting.
+  class PullSlot {
+   public:
+    PullSlot(PullSlot&& other) noexcept;
+    PullSlot& operator=(PullSlot&&) = delete;
+    ~PullSlot();
+    const absl::Status& status() const { return status_; }
+
+   private:
+    friend class CallLimiter;
+    PullSlot(CallLimiter* owner, std::string site, absl::Status status);
+    CallLimiter* owner_;  // null once moved from or when refused
+    std::string site_;
+    absl::Status status_;
+  };
+  PullSlot BeginPull(const std::string& site);
+
+  // OK if `site` may say Hello now (takes a token); RESOURCE_EXHAUSTED naming the site and
+  // the limit otherwise.
+  absl::Status AdmitHello(const std::string& site);
+
+  // Waiting PullWork calls of `site` (for tests and metrics).
+  int WaitingPulls(const std::string& site) const;
+
+  // Whether a refusal of `site`'s `method` should be logged now: the first one, then at
+  // most one every 10 s per (site, method), so that a flood does not flood the log too.
+  // Returns the number of refusals not logged since the last logged one, or -1 for "do not
+  // log this one".
+  int TakeLogTurn(const std::string& site, const std::string& method);
+
+ private:
+  struct HelloBucket {
+    double tokens = 0;
+    absl::Time refilled;
+  };
+  void EndPull(const std::string& site);
+
+  const int max_pulls_;
+  const int max_hellos_;
+  const common::Clock* const clock_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, int> pulls_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, HelloBucket> hellos_ ABSL_GUARDED_BY(mu_);
+  struct LogTurn {
+    absl::Time last = absl::InfinitePast();
+    int suppressed = 0;
+  };
+  std::map<std::string, LogTurn> log_turns_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::coordinator
+
+#endif  // TESSERA_COORDINATOR_LIMITS_H_
