@@ -16,7 +16,7 @@
 #include "proto/validation.h"
 #include "tests/coordinator/fake_site.h"
 #include "tests/coordinator/fault_injecting_store.h"
-#include "tests/testing/manual_clock.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -26,7 +26,7 @@ namespace {
 
 using fake::FastOptions;
 using fake::ToySpec;
-using ::tessera::testing::ManualClock;
+using ::tessera::testing::FakeClock;
 using ::tessera::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -111,7 +111,7 @@ TEST(TaskMessageSizeTest, SubmitTaskRefusesATaskAboveTheCapAndStoresNothing) {
 }
 
 TEST(CallLimiterTest, ExcessPullsAreRefusedAtOnceAndSlotsComeBack) {
-  ManualClock clock;
+  FakeClock clock;
   CallLimiter limiter(2, 30, &clock);
   {
     CallLimiter::PullSlot a = limiter.BeginPull("site-a");
@@ -131,7 +131,7 @@ TEST(CallLimiterTest, ExcessPullsAreRefusedAtOnceAndSlotsComeBack) {
 }
 
 TEST(CallLimiterTest, HellosBeyondTheRateAreRefusedUntilTokensRefill) {
-  ManualClock clock;
+  FakeClock clock;
   CallLimiter limiter(4, 6, &clock);  // a burst of 6, then one every 10 s
   for (int i = 0; i < 6; ++i) EXPECT_OK(limiter.AdmitHello("site-a")) << i;
   EXPECT_THAT(limiter.AdmitHello("site-a"),
@@ -146,7 +146,7 @@ TEST(CallLimiterTest, HellosBeyondTheRateAreRefusedUntilTokensRefill) {
 }
 
 TEST(CallLimiterTest, RefusalsAreLoggedOnceEveryTenSecondsPerSiteAndMethod) {
-  ManualClock clock;
+  FakeClock clock;
   CallLimiter limiter(4, 30, &clock);
   EXPECT_EQ(limiter.TakeLogTurn("site-a", "Hello"), 0);
   EXPECT_EQ(limiter.TakeLogTurn("site-a", "Hello"), -1);
@@ -158,7 +158,7 @@ TEST(CallLimiterTest, RefusalsAreLoggedOnceEveryTenSecondsPerSiteAndMethod) {
 }
 
 TEST(HelloWriteTest, AHelloThatChangesNothingIsNotAStoreWrite) {
-  ManualClock clock;
+  FakeClock clock;
   testing::FaultInjectingStore store(NewMemoryStore());
   int writes = 0;
   store.SetWriteHook([&](const std::string& op, int) {

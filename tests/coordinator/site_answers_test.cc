@@ -12,7 +12,7 @@
 #include "coordinator/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/manual_clock.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::coordinator {
@@ -143,7 +143,7 @@ TEST(SiteAnswersTest, WaitingSaysWhoIsMissingOrThatNoSiteHoldsTheDataset) {
   EXPECT_FALSE(SameWaiting(w, MakeWaiting("breast_cancr", 3, 1, {}, 0, 0, {})));
 }
 
-using ::tessera::testing::ManualClock;
+using ::tessera::testing::FakeClock;
 
 v1::ClientStatus StatusOf(const ClientRegistry& registry) {
   std::vector<v1::ClientRecord> all = registry.List();
@@ -151,7 +151,7 @@ v1::ClientStatus StatusOf(const ClientRegistry& registry) {
 }
 
 TEST(ClientStatusTest, ActiveWhilePollingThenStaleThenOffline) {
-  ManualClock clock;
+  FakeClock clock;
   std::unique_ptr<Store> store = NewMemoryStore();
   std::atomic<int> waiting{0};
   ClientRegistry registry(
@@ -184,7 +184,7 @@ TEST(ClientStatusTest, ActiveWhilePollingThenStaleThenOffline) {
 }
 
 TEST(ClientStatusTest, StaleThresholdIsAtMostTheLivenessWindow) {
-  ManualClock clock;
+  FakeClock clock;
   std::unique_ptr<Store> store = NewMemoryStore();
   ClientRegistry registry(
       store.get(), &clock, absl::Seconds(10), [](const std::string&) { return 0; },
