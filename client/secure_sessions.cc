@@ -60,16 +60,18 @@ v1::PushResultRequest SecureSessions::Declined(const v1::WorkItem& item, v1::Dec
 }
 
 v1::PushResultRequest SecureSessions::Abort(v1::SiteSessionRecord& record, const v1::WorkItem& item,
-                                            v1::SecAggClientAbort reason,
-                                            const std::string& detail) {
+                                            v1::SecAggClientAbort reason, const std::string& detail,
+                                            const std::string& culprit) {
   const std::string name = v1::SecAggClientAbort_Name(reason);
   v1::PushResultRequest answer =
       Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED, absl::StrCat(name, ": ", detail));
+  if (!culprit.empty()) answer.mutable_decline()->set_culprit(culprit);
   End(record, item, answer, name);
   common::LogWarning("secagg_aborted")
       .With("session", record.session())
       .With("reason", name)
-      .With("detail", detail);
+      .With("detail", detail)
+      .With("culprit", culprit);
   return answer;
 }
 
@@ -397,7 +399,7 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
   if (!reply.ok()) {
     const v1::SecAggClientAbort reason = machine->abort_reason();
     const std::string detail = machine->abort_detail();
-    return Abort(record, item, reason, detail);
+    return Abort(record, item, reason, detail, machine->culprit());
   }
   const bool completed = machine->state() == secagg::ClientState::kCompleted;
   record.set_state(completed ? v1::SITE_SESSION_COMPLETED : v1::SITE_SESSION_OPEN);

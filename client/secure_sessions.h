@@ -37,6 +37,9 @@
 // A session's record is kept until an hour after its last step's deadline (so that a
 // restarted coordinator can resume it), then deleted with its secrets. Every decline and
 // abort carries a fixed text and the abort reason; nothing secret or computed from data.
+// An abort whose blame is specific — a peer's share that does not authenticate or is
+// malformed inside (secagg::SecAggClient::culprit()) — also names that peer
+// (Decline.culprit), so that the coordinator can leave it out of later sessions.
 //
 // Not thread-safe: used by one work loop. `store` is borrowed and must outlive this object.
 #ifndef TESSERA_CLIENT_SECURE_SESSIONS_H_
@@ -105,9 +108,12 @@ class SecureSessions {
   // The answer to `item`, a decline with `reason` and `detail`.
   static v1::PushResultRequest Declined(const v1::WorkItem& item, v1::Decline::Reason reason,
                                         std::string detail);
-  // Records the session as aborted (secrets dropped) with `answer` as the step's answer.
+  // Records the session as aborted (secrets dropped) and returns its answer: a
+  // SECURE_AGGREGATION_ABORTED decline naming `reason` and `detail`, and `culprit` (the peer
+  // the state machine blames, secagg::SecAggClient::culprit(); may be empty).
   v1::PushResultRequest Abort(v1::SiteSessionRecord& record, const v1::WorkItem& item,
-                              v1::SecAggClientAbort reason, const std::string& detail);
+                              v1::SecAggClientAbort reason, const std::string& detail,
+                              const std::string& culprit = "");
   // Ends the session: records it as aborted (`abort_reason`, secrets dropped) with `answer`
   // as the step's answer; a failed write is logged (the answer leaves either way: it is a
   // decline and carries nothing of the site's).

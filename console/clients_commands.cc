@@ -1,5 +1,6 @@
-// `tessera clients list|disable|enable`: the institutions the coordinator knows, their
-// certificates' expiry, and the operator's decision to refuse one (docs/pki.md).
+// `tessera clients list|disable|enable|release`: the institutions the coordinator knows,
+// their certificates' expiry, the operator's decision to refuse one (docs/pki.md), and the
+// release of a site the coordinator quarantined (docs/operations.md).
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -50,7 +51,9 @@ absl::Status List(const std::vector<std::string>& args) {
                    "coordinator's long_poll_seconds), STALE (none for longer: frozen, cut off,\n"
                    "or computing a long answer), OFFLINE (none for client_liveness_seconds: no\n"
                    "longer invited) or DISABLED (refused by an operator: 'tessera clients\n"
-                   "enable'). CERT EXPIRES flags certificates expiring within 30 days (RENEW).\n"
+                   "enable'), or QUARANTINED (other sites named it as the sender of shares\n"
+                   "that do not authenticate; not invited until 'tessera clients release').\n"
+                   "CERT EXPIRES flags certificates expiring within 30 days (RENEW).\n"
                    "--json gives the thresholds (stale_after_ms, offline_after_ms).");
   conn.Register(flags);
   flags.AddBool("json", &json, "print JSON");
@@ -71,6 +74,7 @@ absl::Status List(const std::vector<std::string>& args) {
     int64_t ago = (response.now_unix_ms() - c.last_seen_unix_ms()) / 1000;
     std::string status = v1::ClientStatus_Name(c.status());
     if (status.rfind("CLIENT_", 0) == 0) status = status.substr(7);
+    if (c.has_quarantine()) status = "QUARANTINED";
     if (c.disabled()) status = "DISABLED";
     rows.push_back({c.client_id(), status, absl::StrJoin(c.dataset_ids(), ","),
                     absl::StrCat(std::max<int64_t>(0, ago), "s ago"),
@@ -83,22 +87,56 @@ absl::Status List(const std::vector<std::string>& args) {
     std::printf("%s disabled by %s: %s\n", c.client_id().c_str(), c.disabled_by().c_str(),
                 c.disabled_reason().empty() ? "(no reason given)" : c.disabled_reason().c_str());
   }
+  for (const v1::ClientRecord& c : response.clients()) {
+    if (!c.has_quarantine()) continue;
+    const v1::ClientQuarantine& q = c.quarantine();
+    std::printf(
+        "%s quarantined since %s, named by %s in session %s: %s ('tessera clients "
+        "release %s' to invite it again)\n",
+        c.client_id().c_str(),
+        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(q.since_unix_ms()),
+                         absl::UTCTimeZone())
+            .c_str(),
+        absl::StrJoin(q.named_by(), ", ").c_str(), q.session().c_str(), q.reason().c_str(),
+        c.client_id().c_str());
+  }
   return absl::OkStatus();
 }
 
-absl::Status SetDisabled(const std::vector<std::string>& args, bool disable) {
+// An operator's decision on one site: disable, enable (takes back a disable) or release (ends
+// a quarantine).
+enum class Decision { kDisable, kEnable, kRelease };
+
+FlagParser DecisionFlags(Decision decision) {
+  switch (decision) {
+    case Decision::kDisable:
+      return FlagParser(
+          "tessera clients disable ID [--reason TEXT] [flags]",
+          "Refuses the institution ID at every call (its live sessions end; it is not\n"
+          "invited again) until 'tessera clients enable ID'. Kept by the coordinator\n"
+          "across restarts. To refuse a stolen key for good, revoke its certificate\n"
+          "('tessera pki revoke').");
+    case Decision::kEnable:
+      return FlagParser("tessera clients enable ID [flags]",
+                        "Takes back 'tessera clients disable ID'.");
+    case Decision::kRelease:
+      break;
+  }
+  return FlagParser("tessera clients release ID [flags]",
+                    "Ends the quarantine of the institution ID: other sites named it as the\n"
+                    "sender of secure-aggregation shares that do not authenticate, so the\n"
+                    "coordinator stopped inviting it. Check (and repair) the site first; it is\n"
+                    "invited again from its next session.");
+}
+
+absl::Status Decide(const std::vector<std::string>& args, Decision decision) {
   Connection conn;
   std::string reason;
-  FlagParser flags(
-      disable ? "tessera clients disable ID [--reason TEXT] [flags]"
-              : "tessera clients enable ID [flags]",
-      disable ? "Refuses the institution ID at every call (its live sessions end; it is not\n"
-                "invited again) until 'tessera clients enable ID'. Kept by the coordinator\n"
-                "across restarts. To refuse a stolen key for good, revoke its certificate\n"
-                "('tessera pki revoke')."
-              : "Takes back 'tessera clients disable ID'.");
+  FlagParser flags = DecisionFlags(decision);
   conn.Register(flags);
-  if (disable) flags.AddString("reason", &reason, "why, shown to the site (at most 200 chars)");
+  if (decision == Decision::kDisable) {
+    flags.AddString("reason", &reason, "why, shown to the site (at most 200 chars)");
+  }
   std::vector<std::string> positional;
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
   if (!go) return absl::OkStatus();
@@ -107,21 +145,30 @@ absl::Status SetDisabled(const std::vector<std::string>& args, bool disable) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   v1::ClientRecord record;
-  if (disable) {
+  if (decision == Decision::kDisable) {
     v1::DisableClientRequest request;
     request.set_client_id(positional.front());
     request.set_reason(reason);
     v1::DisableClientResponse response;
     RETURN_IF_ERROR(CallStatus(stub->DisableClient(&ctx, request, &response)));
     record = response.client();
-  } else {
+  } else if (decision == Decision::kEnable) {
     v1::EnableClientRequest request;
     request.set_client_id(positional.front());
     v1::EnableClientResponse response;
     RETURN_IF_ERROR(CallStatus(stub->EnableClient(&ctx, request, &response)));
     record = response.client();
+  } else {
+    v1::ReleaseClientRequest request;
+    request.set_client_id(positional.front());
+    v1::ReleaseClientResponse response;
+    RETURN_IF_ERROR(CallStatus(stub->ReleaseClient(&ctx, request, &response)));
+    record = response.client();
   }
-  std::printf("%s %s\n", record.client_id().c_str(), record.disabled() ? "DISABLED" : "enabled");
+  std::printf("%s %s\n", record.client_id().c_str(),
+              decision == Decision::kRelease ? "released"
+              : record.disabled()            ? "DISABLED"
+                                             : "enabled");
   return absl::OkStatus();
 }
 
@@ -129,14 +176,16 @@ absl::Status SetDisabled(const std::vector<std::string>& args, bool disable) {
 
 absl::Status ClientsCommand(const std::vector<std::string>& args) {
   if (args.empty()) {
-    return absl::InvalidArgumentError("clients needs a subcommand: list, disable or enable");
+    return absl::InvalidArgumentError(
+        "clients needs a subcommand: list, disable, enable or release");
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "list") return List(rest);
-  if (args[0] == "disable") return SetDisabled(rest, true);
-  if (args[0] == "enable") return SetDisabled(rest, false);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown clients subcommand '", args[0], "' (list, disable or enable)"));
+  if (args[0] == "disable") return Decide(rest, Decision::kDisable);
+  if (args[0] == "enable") return Decide(rest, Decision::kEnable);
+  if (args[0] == "release") return Decide(rest, Decision::kRelease);
+  return absl::InvalidArgumentError(absl::StrCat("unknown clients subcommand '", args[0],
+                                                 "' (list, disable, enable or release)"));
 }
 
 }  // namespace tessera::console

@@ -27,6 +27,7 @@ constexpr char kUsage[] =
     "  tasks provenance  which sites made a committed round's sums, verified with the CA\n"
     "  clients list  institutions known to the coordinator, with certificate expiry\n"
     "  clients disable|enable  refuse an institution at every call, or take it back\n"
+    "  clients release  invite again an institution quarantined for bad shares\n"
     "  query         run a federated-analytics query file and print its answer\n"
     "  simulate      try a task on a local CSV split among simulated sites\n"
     "  models export a committed model as onnx/json/csv with its signed provenance\n"

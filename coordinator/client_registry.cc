@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -116,19 +117,64 @@ void ClientRegistry::Seen(const std::string& client_id) {
   }
 }
 
+absl::StatusOr<v1::ClientRecord> ClientRegistry::Record(const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no client '", client_id, "' ('tessera clients list' shows them)"));
+  }
+  return it->second;
+}
+
+absl::Status ClientRegistry::Quarantine(const std::string& client_id,
+                                        const v1::ClientQuarantine& why) {
+  ASSIGN_OR_RETURN(v1::ClientRecord record, Record(client_id));
+  if (record.has_quarantine()) return absl::OkStatus();
+  *record.mutable_quarantine() = why;
+  // Persist first: a quarantine the store refused is not in force (the next session's
+  // culprits name the site again).
+  RETURN_IF_ERROR(store_->PutClient(record));
+  {
+    absl::MutexLock lock(&mu_);
+    *clients_[client_id].mutable_quarantine() = why;
+  }
+  common::LogWarning("client_quarantined")
+      .With("client", client_id)
+      .With("named_by", absl::StrJoin(why.named_by(), ","))
+      .With("task", why.task_id())
+      .With("session", why.session())
+      .With("reason", why.reason());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ClientRecord> ClientRegistry::Release(const std::string& client_id,
+                                                         const std::string& by) {
+  ASSIGN_OR_RETURN(v1::ClientRecord record, Record(client_id));
+  if (!record.has_quarantine()) {
+    return absl::FailedPreconditionError(absl::StrCat(client_id, " is not quarantined"));
+  }
+  const v1::ClientQuarantine was = record.quarantine();
+  record.clear_quarantine();
+  RETURN_IF_ERROR(store_->PutClient(record));
+  v1::ClientRecord held;
+  {
+    absl::MutexLock lock(&mu_);
+    clients_[client_id].clear_quarantine();
+    held = clients_[client_id];
+  }
+  common::LogWarning("client_released")
+      .With("client", client_id)
+      .With("operator", by)
+      .With("quarantined_since_unix_ms", was.since_unix_ms())
+      .With("reason", was.reason());
+  return held;
+}
+
 absl::StatusOr<v1::ClientRecord> ClientRegistry::SetDisabled(const std::string& client_id,
                                                              bool disabled, const std::string& by,
                                                              const std::string& reason) {
-  v1::ClientRecord record;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = clients_.find(client_id);
-    if (it == clients_.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("no client '", client_id, "' ('tessera clients list' shows them)"));
-    }
-    record = it->second;
-  }
+  ASSIGN_OR_RETURN(v1::ClientRecord record, Record(client_id));
   record.set_disabled(disabled);
   if (disabled) {
     record.set_disabled_by(by);
@@ -191,7 +237,7 @@ std::vector<std::string> ClientRegistry::Connected(const std::string& dataset_id
           record.dataset_ids().end()) {
         continue;
       }
-      if (record.disabled() || excluded_.count(id) > 0) continue;
+      if (record.disabled() || record.has_quarantine() || excluded_.count(id) > 0) continue;
       candidates.push_back({id, record.last_seen_unix_ms(), unresponsive_.count(id) > 0});
     }
   }

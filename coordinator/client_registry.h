@@ -15,6 +15,12 @@
 // coordinator's long-poll deadline) or a cut-off site turns STALE within long_poll +
 // stale_after. A site computing a long contribution may show STALE until it answers.
 //
+// Two decisions keep a site out of cohorts, both in its stored record and surviving its
+// Hellos and coordinator restarts: an operator's disable (SetDisabled; every call refused)
+// and a quarantine (Quarantine: honest sites named it as the sender of shares that did not
+// authenticate, coordinator/culprits.h; its calls are served, it is invited to no session)
+// until an operator releases it (Release).
+//
 // Thread-safe.
 #ifndef TESSERA_COORDINATOR_CLIENT_REGISTRY_H_
 #define TESSERA_COORDINATOR_CLIENT_REGISTRY_H_
@@ -62,6 +68,15 @@ class ClientRegistry {
   // record. NOT_FOUND for a client that never said Hello. Returns the updated record.
   absl::StatusOr<v1::ClientRecord> SetDisabled(const std::string& client_id, bool disabled,
                                                const std::string& by, const std::string& reason);
+  // Quarantines `client_id` with `why` (reason, who named it, when, task and session),
+  // persisted first, logged: it is left out of Connected() until Release. A client already
+  // quarantined keeps its first quarantine. NOT_FOUND for a client that never said Hello.
+  absl::Status Quarantine(const std::string& client_id, const v1::ClientQuarantine& why);
+  // An operator (`by`) ends the quarantine of `client_id` (Admin.ReleaseClient): persisted,
+  // logged. Returns the updated record. NOT_FOUND for a client that never said Hello,
+  // FAILED_PRECONDITION for one not quarantined.
+  absl::StatusOr<v1::ClientRecord> Release(const std::string& client_id, const std::string& by);
+
   // The record of `client_id` if it is disabled.
   std::optional<v1::ClientRecord> Disabled(const std::string& client_id) const;
   // Clients whose last presented certificate has serial `serial_hex`.
@@ -82,7 +97,8 @@ class ClientRegistry {
   // next accepted Hello.
   void Exclude(const std::string& client_id);
 
-  // Connected clients that hold `dataset_id`, sorted by id (never a disabled one).
+  // Connected clients that hold `dataset_id`, sorted by id (never a disabled or quarantined
+  // one).
   std::vector<std::string> Connected(const std::string& dataset_id) const;
 
   // Every record, sorted by id, with last-seen times as known in memory and the status as of
@@ -106,6 +122,9 @@ class ClientRegistry {
   std::map<std::string, absl::Time> last_persisted_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> unresponsive_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> excluded_ ABSL_GUARDED_BY(mu_);
+
+  // The record of `client_id`, a copy; NOT_FOUND naming it if it never said Hello.
+  absl::StatusOr<v1::ClientRecord> Record(const std::string& client_id) const;
 };
 
 }  // namespace tessera::coordinator

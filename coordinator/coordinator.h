@@ -126,6 +126,11 @@ class Coordinator {
   absl::StatusOr<v1::ClientRecord> SetClientDisabled(const std::string& operator_id,
                                                      const std::string& client_id, bool disabled,
                                                      const std::string& reason);
+  // Admin.ReleaseClient: ends a quarantine (ClientRegistry::Release).
+  absl::StatusOr<v1::ClientRecord> ReleaseClient(const std::string& operator_id,
+                                                 const std::string& client_id) {
+    return registry_.Release(client_id, operator_id);
+  }
   // Ends what `client_id` has going: its waiting PullWork calls wake (and are refused when
   // they re-check the caller), it is not picked into cohorts, its binding is forgotten, and
   // every running secure session drops it at once (SecureStageRunner::Expel; an input it

@@ -283,6 +283,16 @@ class AdminService final : public v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ReleaseClient(grpc::ServerContext* context, const v1::ReleaseClientRequest* request,
+                             v1::ReleaseClientResponse* response) override {
+    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    auto record = coordinator_->ReleaseClient(caller->node_id, request->client_id());
+    if (!record.ok()) return ToGrpcStatus(record.status());
+    *response->mutable_client() = std::move(*record);
+    return grpc::Status::OK;
+  }
+
  private:
   Coordinator* const coordinator_;
 };

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "coordinator/culprits.h"
 #include "coordinator/site_answers.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
@@ -170,10 +171,21 @@ class SessionSink final : public ResultSink {
     return {already_contributed_.begin(), already_contributed_.end()};
   }
 
+  // Which site named which invited peer as the culprit of its abort (culprits.h).
+  std::map<std::string, Accusation> Accusations() {
+    absl::MutexLock lock(&mu_);
+    return accusations_;
+  }
+
  private:
   void Declined(const std::string& client_id, v1::SecAggRound step, const v1::Decline& d)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (d.reason() == v1::Decline::ALREADY_CONTRIBUTED) already_contributed_.insert(client_id);
+    if (d.reason() == v1::Decline::SECURE_AGGREGATION_ABORTED && !d.culprit().empty() &&
+        d.culprit() != client_id &&
+        std::find(invited_.begin(), invited_.end(), d.culprit()) != invited_.end()) {
+      accusations_[client_id] = {d.culprit(), CleanReason(d.detail()).substr(0, 200)};
+    }
     declines_[client_id] = SessionFacts::Declined{step, d};
     if (std::optional<v1::SiteDecision> decision = DecisionOf(client_id, d)) Heard(*decision);
     if (d.reason() == v1::Decline::AWAITING_APPROVAL && step == v1::SECAGG_ADVERTISE_KEYS &&
@@ -239,6 +251,8 @@ class SessionSink final : public ResultSink {
                                                                                  0};
   std::set<std::string> masked_inputs_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> already_contributed_ ABSL_GUARDED_BY(mu_);
+  // By naming site: the invited peer its abort named as the culprit.
+  std::map<std::string, Accusation> accusations_ ABSL_GUARDED_BY(mu_);
   // First step: sites whose last answer was AWAITING_APPROVAL (still expected), those of
   // them whose item is to be offered again, and how many advertisements were accepted.
   std::set<std::string> awaiting_ ABSL_GUARDED_BY(mu_);
@@ -463,6 +477,14 @@ void SecureStageRunner::Collect(const SecureStageRequest& request, SessionSink& 
   result->masked_inputs = sink.MaskedInputs();
   result->already_contributed = sink.AlreadyContributed();
   result->decisions = *sink.Decisions(/*only_if_changed=*/false);
+  for (const Verdict& v : JudgeCulprits(sink.Accusations())) {
+    v1::ClientQuarantine& q = result->quarantine[v.client_id];
+    q.set_reason(v.reason);
+    for (const std::string& id : v.named_by) q.add_named_by(id);
+    q.set_since_unix_ms(common::ToUnixMillis(clock_->Now()));
+    q.set_task_id(request.task_id);
+    q.set_session(SessionLabel(request.task_id, request.round, request.stage, request.attempt));
+  }
   sink.With([&](SecAggServer& s) {
     for (const secagg::ClientDrop& d : s.drops()) {
       result->drops.push_back(absl::StrCat(d.client_id, ": ", proto::StepLabel(d.round), ": ",

@@ -28,12 +28,17 @@
 // REJECTED_BY_SITE ends the session at once, without a sum (its task is to fail). Every
 // decision heard is reported (`decisions_changed`) and returned with the result.
 //
+// Culprits: a site that aborts naming an invited peer (Decline.culprit: the peer's share
+// did not authenticate) is heard; when the session ends, the peers named by sites that were
+// not named themselves (culprits.h) are returned as SecureStageResult::quarantine.
+//
 // Thread-safe: Cancel may be called from any thread while Run blocks in another.
 #ifndef TESSERA_COORDINATOR_SECURE_STAGE_H_
 #define TESSERA_COORDINATOR_SECURE_STAGE_H_
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -128,6 +133,10 @@ struct SecureStageResult {
   std::vector<std::string> masked_inputs;
   // Clients that declined as having contributed to this stage already.
   std::vector<std::string> already_contributed;
+  // Sites to quarantine, by client id: named as the culprit of their aborts by sites that
+  // were not named themselves (culprits.h), with the reason, who named them, when, and
+  // this task and session. The caller records them (ClientRegistry::Quarantine).
+  std::map<std::string, v1::ClientQuarantine> quarantine;
   // "client: step: reason: detail", one per dropped client.
   std::vector<std::string> drops;
   // Clients dropped because they did not answer a step in time.

@@ -17,6 +17,9 @@
 // sends each contribution once. For the same reason a failed attempt (a session that ends
 // without a sum) is retried only with sites that have not sent a masked input for the stage
 // yet, and the stage ends, naming the reason, as soon as too few such sites are left.
+// A site that honest sites named as the culprit of their aborts (a share from it did not
+// authenticate) is quarantined when the session ends (ClientRegistry::Quarantine,
+// coordinator/culprits.h): the retry, and every later session, runs without it.
 // An aborted evaluation leaves the round without metrics (it still commits).
 //
 // Threshold: floor(2n/3) + 1 for n invited sites (secagg::SafeThreshold, what every site

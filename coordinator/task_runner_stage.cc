@@ -386,6 +386,12 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& tas
   StageEnd end;
   NoteDecisions(task, result.decisions);
   for (const std::string& c : result.unresponsive) registry_->MarkUnresponsive(c);
+  // Sites that honest sites named as culprits are invited to no later session (culprits.h).
+  for (const auto& [id, why] : result.quarantine) {
+    if (absl::Status st = registry_->Quarantine(id, why); !st.ok()) {
+      common::LogError("quarantine_not_stored").With("client", id).With("error", st.ToString());
+    }
+  }
   for (const std::string& drop : result.drops) {
     common::LogInfo("client_dropped")
         .With("task", task_id_)

@@ -206,6 +206,7 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Handle(
 ClientState SecAggClient::state() const { return impl_->state; }
 v1::SecAggClientAbort SecAggClient::abort_reason() const { return impl_->abort_reason; }
 const std::string& SecAggClient::abort_detail() const { return impl_->abort_detail; }
+const std::string& SecAggClient::culprit() const { return impl_->culprit; }
 const std::string& SecAggClient::session_id() const { return impl_->session_id; }
 
 absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::Handle(

@@ -9,7 +9,8 @@
 //   kSharesSent   + ShareRelay        -> kMaskedInputSent   (reply: MaskedInputResponse)
 //   kMaskedInputSent + SurvivorList   -> kConsistencySent   (reply: ConsistencyResponse)
 //   kConsistencySent + UnmaskingRequest -> kCompleted       (reply: UnmaskingResponse)
-//   any state + a failed check        -> kAborted (terminal; abort_reason() says why)
+//   any state + a failed check        -> kAborted (terminal; abort_reason() says why,
+//                                        culprit() which peer is to blame, if one is)
 //
 // The checks that make a cheating coordinator fail loudly (each with its own reason):
 // every advertisement signed over this session's setup by a certificate of the federation
@@ -123,12 +124,20 @@ class SecAggClient {
   ClientState state() const;
   v1::SecAggClientAbort abort_reason() const;
   const std::string& abort_detail() const;
+  // Once aborted, the peer the abort blames; empty when the blame is not specific. Set only
+  // for a share from that peer that does not authenticate, is malformed inside, or names
+  // another sender or receiver inside (CORRUPTED_SHARE, RELABELLED_CIPHERTEXT): faults the
+  // AEAD pins on the sender — or on a coordinator that damaged the sender's ciphertext,
+  // which can thus only cost the sender its place (availability), never a secret. Never
+  // set for what only the coordinator can cause (a share relabelled to another sender or
+  // receiver, missing or repeated shares, an altered list).
+  const std::string& culprit() const;
 
   // The session id, once known (after the advertisement list); empty before.
   const std::string& session_id() const;
 
   // This client's whole state as a serialised v1::SecAggClientSnapshot
-  // (proto/secagg_state.proto): the setup, state, abort reason and detail, the certificate
+  // (proto/secagg_state.proto): the setup, state, abort reason, detail and culprit, the certificate
   // check time, this client's advertisement, the advertisement list it checked, the share
   // holders and the survivor set it signed, and — until the session ends — its secrets:
   // the input words, both X25519 private keys, the self-mask seed and the Shamir shares it

@@ -101,7 +101,9 @@ absl::Status SecAggClient::Impl::TakeShares(const v1::ShareRelay& relay) {
   }
 
   // Then every share must authenticate as from its claimed sender to this client, before
-  // the masked input leaves.
+  // the masked input leaves. A share that fails here, and was not relabelled, names its
+  // sender as the culprit (Blame): the AEAD binds sender and receiver, so only the sender
+  // (or a coordinator damaging its ciphertext in transit) can have caused it.
   const uint32_t my_point = peers[peer_index.at(self())].point;
   for (const auto& [sender_id, share] : by_sender) {
     const Peer& sender = peers[peer_index.at(sender_id)];
@@ -117,7 +119,7 @@ absl::Status SecAggClient::Impl::TakeShares(const v1::ShareRelay& relay) {
               absl::StrCat("the share labelled as from ", sender_id, " comes from ", other.id));
         }
       }
-      return Abort(v1::SECAGG_CORRUPTED_SHARE,
+      return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
                    absl::StrCat("the share from ", sender_id, " does not authenticate"));
     }
     FieldReader reader(plaintext->view());
@@ -126,19 +128,21 @@ absl::Status SecAggClient::Impl::TakeShares(const v1::ShareRelay& relay) {
     const auto key_bytes = reader.Next();
     const auto seed_bytes = reader.Next();
     if (!seed_bytes.has_value() || !reader.AtEnd()) {
-      return Abort(v1::SECAGG_CORRUPTED_SHARE,
+      return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
                    absl::StrCat("the share from ", sender_id, " is malformed"));
     }
     if (*from != sender_id || *to != self()) {
-      return Abort(
-          v1::SECAGG_RELABELLED_CIPHERTEXT,
+      // It authenticated under the channel with the sender and this client's pair of
+      // labels: only the sender can have written it.
+      return Blame(
+          sender_id, v1::SECAGG_RELABELLED_CIPHERTEXT,
           absl::StrCat("the share from ", sender_id, " names another sender or receiver inside"));
     }
     auto key_share = ShamirShare::Parse(*key_bytes);
     auto seed_share = ShamirShare::Parse(*seed_bytes);
     if (!key_share.ok() || !seed_share.ok() || key_share->x != my_point ||
         seed_share->x != my_point) {
-      return Abort(v1::SECAGG_CORRUPTED_SHARE,
+      return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
                    absl::StrCat("the share from ", sender_id, " holds no valid Shamir share for ",
                                 "this client's point"));
     }

@@ -130,6 +130,7 @@ void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot) const 
   snapshot.set_state(ToProto(state));
   snapshot.set_abort_reason(abort_reason);
   snapshot.set_abort_detail(abort_detail);
+  snapshot.set_abort_culprit(culprit);
   snapshot.set_certificate_check_unix_nanos(absl::ToUnixNanos(now));
   if (!input.empty()) {
     std::string* field = snapshot.mutable_input();
@@ -191,8 +192,12 @@ absl::Status SecAggClient::Impl::RestoreFrom(const v1::SecAggClientSnapshot& sna
   state = *restored_state;
   abort_reason = snapshot.abort_reason();
   abort_detail = snapshot.abort_detail();
+  culprit = snapshot.abort_culprit();
   if ((state == ClientState::kAborted) != (abort_reason != v1::SECAGG_CLIENT_ABORT_UNSPECIFIED)) {
     return Loss("the abort reason does not match the state");
+  }
+  if (!culprit.empty() && (state != ClientState::kAborted || culprit == self())) {
+    return Loss("a culprit without an abort, or this client itself");
   }
   own_advertisement = snapshot.own_advertisement();
   if (own_advertisement.setup_digest() != setup_digest) {

@@ -196,9 +196,12 @@ absl::Status SecAggServer::Receive(const std::string& client_id,
                     "an empty message");
   }
   if (message.message_case() != ExpectedKind(s.round)) {
-    // A late or early message (a retransmission, a reordering): refused, nothing changes.
-    return absl::FailedPreconditionError(
-        absl::StrCat("a message of another round than ", round_name, " from ", client_id));
+    // The driver hands this machine only answers to the current step's work (a late answer
+    // to a closed step never reaches it), and a client answers each step once: an answer
+    // of another kind is this client's answer, and a wrong one. Dropped now, so that the
+    // step does not wait for it until its deadline.
+    return s.Reject(client_id, v1::SECAGG_DROP_WRONG_ROUND, absl::StatusCode::kInvalidArgument,
+                    absl::StrCat("a message of another step than ", round_name));
   }
   absl::Status status;
   switch (s.round) {

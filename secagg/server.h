@@ -86,10 +86,12 @@ class SecAggServer {
 
   // A client's answer to the current round. OK if accepted. A message that fails a check
   // (or is empty) drops the client (recorded) and returns INVALID_ARGUMENT /
-  // UNAUTHENTICATED with the reason; FAILED_PRECONDITION, with nothing changed, if the
-  // client is not expected to answer now (not in the round's set, already answered or
-  // dropped, or the session is over) or the message is another round's answer (a late or
-  // repeated message: the driver may Drop the client with SECAGG_DROP_WRONG_ROUND).
+  // UNAUTHENTICATED with the reason; so does a message of another round's kind
+  // (SECAGG_DROP_WRONG_ROUND): the driver hands over only answers to the current round's
+  // work, one per client, so a wrong kind is the client's wrong answer and the round need
+  // not wait for it. FAILED_PRECONDITION, with nothing changed, if the client is not
+  // expected to answer now (not in the round's set, already answered or dropped, or the
+  // session is over).
   // Checks: ADVERTISE_KEYS — certificate of the federation CA, CN = `client_id`, role
   // institution; 32-byte keys that are not small-order points; signature over this
   // session's setup; keys distinct from every key accepted before. SHARE_KEYS — one

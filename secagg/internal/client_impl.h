@@ -82,6 +82,8 @@ struct SecAggClient::Impl {
   ClientState state = ClientState::kAdvertised;
   v1::SecAggClientAbort abort_reason = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
   std::string abort_detail;
+  // The peer the abort blames (SecAggClient::culprit()); empty if none.
+  std::string culprit;
 
   // Secrets: wiped by WipeSecrets() on completion, abort and destruction.
   std::vector<uint32_t> input;
@@ -119,6 +121,13 @@ struct SecAggClient::Impl {
     WipeSecrets();
     return absl::FailedPreconditionError(absl::StrCat(
         "secure aggregation aborted (", v1::SecAggClientAbort_Name(reason), "): ", abort_detail));
+  }
+  // Abort, naming `peer` as the culprit: only where the fault is the peer's alone (or a
+  // coordinator's that tampered with the peer's ciphertext), never for what only the
+  // coordinator can cause.
+  absl::Status Blame(const std::string& peer, v1::SecAggClientAbort reason, std::string detail) {
+    culprit = peer;
+    return Abort(reason, std::move(detail));
   }
 
   absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);

@@ -5,6 +5,7 @@
 #ifndef TESSERA_TESTS_COORDINATOR_FAKE_SITE_H_
 #define TESSERA_TESTS_COORDINATOR_FAKE_SITE_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -68,6 +69,10 @@ struct SiteBehavior {
   // A malicious site: changes its encoded words of each stage's input before masking them
   // (a shift within Z_2^32 the coordinator cannot see). Null: honest.
   std::function<void(v1::Stage, std::vector<uint32_t>&)> tamper_words = nullptr;
+  // Replaces every encrypted share it sends with zero bytes of the same size.
+  bool garbage_shares = false;
+  // Answers the masked-input step of FIT sessions with a consistency signature instead.
+  bool wrong_message_in_fit = false;
 };
 
 // A site in a thread: Hello, then long-poll and answer every secure-aggregation step with
@@ -175,7 +180,19 @@ class FakeSite {
     auto it = sessions_.find(w.secagg_session());
     if (it == sessions_.end()) return std::nullopt;
     auto reply = it->second->Handle(w.secagg());
-    if (!reply.ok()) return std::nullopt;
+    if (!reply.ok()) {
+      // As a real site: it declines, naming the peer its machine blames (if any).
+      aborted_ = it->second.get();
+      return std::nullopt;
+    }
+    if (behavior_.garbage_shares && reply->has_share_keys()) {
+      for (v1::EncryptedShare& s : *reply->mutable_share_keys()->mutable_shares()) {
+        std::fill(s.mutable_ciphertext()->begin(), s.mutable_ciphertext()->end(), '\0');
+      }
+    }
+    if (fit && behavior_.wrong_message_in_fit && w.secagg().round() == v1::SECAGG_MASKED_INPUT) {
+      reply->mutable_consistency()->set_signature("wrong");
+    }
     return *reply;
   }
 
@@ -193,9 +210,19 @@ class FakeSite {
           (*item)->secagg().round() == v1::SECAGG_ADVERTISE_KEYS) {
         *result.mutable_decline() = behavior_.decline;
       } else {
+        aborted_ = nullptr;
         std::optional<v1::SecAggClientMessage> reply = Step(**item);
-        if (!reply.has_value()) continue;
-        *result.mutable_secagg() = std::move(*reply);
+        if (reply.has_value()) {
+          *result.mutable_secagg() = std::move(*reply);
+        } else if (aborted_ != nullptr) {
+          result.mutable_decline()->set_reason(v1::Decline::SECURE_AGGREGATION_ABORTED);
+          result.mutable_decline()->set_detail(
+              absl::StrCat(v1::SecAggClientAbort_Name(aborted_->abort_reason()), ": ",
+                           aborted_->abort_detail()));
+          result.mutable_decline()->set_culprit(aborted_->culprit());
+        } else {
+          continue;
+        }
       }
       if (!coordinator_->PushResult(id_, result).ok()) ++refused_;
     }
@@ -207,6 +234,8 @@ class FakeSite {
   std::unique_ptr<crypto::Signer> signer_;
   secagg::ClientIdentity identity_;
   std::map<std::string, std::unique_ptr<secagg::SecAggClient>> sessions_;
+  // The machine that aborted on the item being answered (loop thread only).
+  const secagg::SecAggClient* aborted_ = nullptr;
   std::atomic<bool> stop_{false};
   std::atomic<int> refused_{0};
   mutable absl::Mutex mu_;

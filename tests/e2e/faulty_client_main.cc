@@ -19,6 +19,13 @@
 //   TESSERA_TEST_CRASH_AT=<site crash point>   SIGKILL itself at a named point of the crash
 //                                             campaign (crash_points.h), e.g.
 //                                             "site/fit/masked_input/before_send"
+//   TESSERA_TEST_GARBAGE_SHARES=1              replaces every encrypted share this site
+//                                             sends (its SHARE_KEYS answer) with random
+//                                             bytes of the same size: its peers' shares
+//                                             from it do not authenticate
+//   TESSERA_TEST_WRONG_MESSAGE=<stage>/<step>  answers that step with a message of another
+//                                             step's kind (a consistency signature, or a
+//                                             masked input at the consistency check)
 //
 // Built with the test-only flag TESSERA_TEST_CRASH_POINTS (tests/e2e/CMakeLists.txt).
 // e.g. "fit/masked_input". Usage: tessera-client-under-test --config FILE
@@ -27,6 +34,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -52,11 +60,14 @@ namespace {
 class FaultySink final : public tessera::client::UpdateSink {
  public:
   FaultySink(std::unique_ptr<tessera::client::UpdateSink> inner, std::string exit_before,
-             std::string kill_before, std::string decision_file)
+             std::string kill_before, std::string decision_file, bool garbage_shares = false,
+             std::string wrong_message = "")
       : inner_(std::move(inner)),
         exit_before_(std::move(exit_before)),
         kill_before_(std::move(kill_before)),
-        decision_file_(std::move(decision_file)) {}
+        decision_file_(std::move(decision_file)),
+        garbage_shares_(garbage_shares),
+        wrong_message_(std::move(wrong_message)) {}
 
   absl::Status Send(const tessera::v1::WorkItem& item,
                     const tessera::v1::PushResultRequest& answer) override {
@@ -78,6 +89,9 @@ class FaultySink final : public tessera::client::UpdateSink {
       if (here == kill_before_) {
         tessera::common::LogWarning("test_fault_kill").With("before", here);
         std::raise(SIGKILL);
+      }
+      if (here == wrong_message_ || (garbage_shares_ && answer.secagg().has_share_keys())) {
+        return inner_->Send(item, Tampered(answer, here == wrong_message_));
       }
     }
     return inner_->Send(item, answer);
@@ -107,10 +121,34 @@ class FaultySink final : public tessera::client::UpdateSink {
     return d;
   }
 
+  // The answer with garbage shares, or (`wrong_kind`) with a message of another kind.
+  static tessera::v1::PushResultRequest Tampered(const tessera::v1::PushResultRequest& answer,
+                                                 bool wrong_kind) {
+    tessera::v1::PushResultRequest out = answer;
+    if (wrong_kind) {
+      tessera::common::LogWarning("test_fault_wrong_message");
+      if (answer.secagg().has_consistency()) {
+        out.mutable_secagg()->mutable_masked_input()->set_masked_input("wrong");
+      } else {
+        out.mutable_secagg()->mutable_consistency()->set_signature("wrong");
+      }
+      return out;
+    }
+    tessera::common::LogWarning("test_fault_garbage_shares");
+    std::random_device random;
+    for (tessera::v1::EncryptedShare& share :
+         *out.mutable_secagg()->mutable_share_keys()->mutable_shares()) {
+      for (char& c : *share.mutable_ciphertext()) c = static_cast<char>(random());
+    }
+    return out;
+  }
+
   std::unique_ptr<tessera::client::UpdateSink> inner_;
   const std::string exit_before_;
   const std::string kill_before_;
   const std::string decision_file_;
+  const bool garbage_shares_;
+  const std::string wrong_message_;
 };
 
 // Stops the process at its site crash point (crash_points.h): before the answer to the
@@ -161,9 +199,12 @@ absl::Status Run(int argc, char** argv) {
   const std::string decision_file = Env("TESSERA_TEST_DECISION_FILE");
   ASSIGN_OR_RETURN(std::optional<tessera::e2e::CrashPoint> crash_at,
                    tessera::e2e::CrashPointFromEnvironment(tessera::e2e::CrashDaemon::kSite));
+  const bool garbage_shares = Env("TESSERA_TEST_GARBAGE_SHARES") == "1";
+  const std::string wrong_message = Env("TESSERA_TEST_WRONG_MESSAGE");
   options.wrap_sink = [=](std::unique_ptr<tessera::client::UpdateSink> inner) {
-    std::unique_ptr<tessera::client::UpdateSink> sink = std::make_unique<FaultySink>(
-        std::move(inner), exit_before, kill_before, decision_file);
+    std::unique_ptr<tessera::client::UpdateSink> sink =
+        std::make_unique<FaultySink>(std::move(inner), exit_before, kill_before, decision_file,
+                                     garbage_shares, wrong_message);
     if (crash_at.has_value()) sink = std::make_unique<CrashingSink>(std::move(sink), *crash_at);
     return sink;
   };

@@ -448,10 +448,18 @@ TEST_F(StateMachineTest, ServerAcceptsOnlyTheCurrentRoundsMessage) {
         EXPECT_EQ(server.drops()[0].reason, v1::SECAGG_DROP_MALFORMED);
         EXPECT_TRUE(server.Pending().empty());
       } else {
-        EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
-        EXPECT_EQ(Snapshot(server), before);
-        // The genuine answer is still welcome.
-        EXPECT_OK(server.Receive(ids_[0], session->held().at(ids_[0])));
+        // Another step's kind is this client's (one) answer, and a wrong one: the client
+        // is dropped at once, so that the step need not wait for it until its deadline.
+        EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("SECAGG_DROP_WRONG_ROUND")));
+        ASSERT_EQ(server.drops().size(), 1u);
+        EXPECT_EQ(server.drops()[0].client_id, ids_[0]);
+        EXPECT_EQ(server.drops()[0].reason, v1::SECAGG_DROP_WRONG_ROUND);
+        EXPECT_EQ(server.drops()[0].round, round);
+        EXPECT_TRUE(server.Pending().empty());
+        // Its genuine answer after that is refused: it is out of the session.
+        EXPECT_THAT(server.Receive(ids_[0], session->held().at(ids_[0])),
+                    StatusIs(absl::StatusCode::kFailedPrecondition));
       }
     }
   }
