@@ -16,6 +16,7 @@
 #include "client/control_server.h"
 #include "client/ledger.h"
 #include "client/monitoring.h"
+#include "client/reconnect_backoff.h"
 #include "client/site_agent.h"
 #include "client/site_crl.h"
 #include "client/site_store.h"
@@ -279,8 +280,9 @@ class ClientDaemon {
       }
     } join_hangups{&hangups, &run_ended};
 
-    absl::Duration backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
-    const absl::Duration max_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
+    ReconnectBackoff backoff(common::Clock::Real(),
+                             absl::Milliseconds(config_.retry().initial_backoff_ms()),
+                             absl::Milliseconds(config_.retry().max_backoff_ms()));
     int failures = 0;
     while (!stop_->HasBeenNotified()) {
       absl::Status st = Session();
@@ -294,7 +296,7 @@ class ClientDaemon {
       }
       if (session_ok_) {
         // The coordinator was there a moment ago: come back quickly.
-        backoff = absl::Milliseconds(config_.retry().initial_backoff_ms());
+        backoff.Reset();
         failures = 0;
         session_ok_ = false;
       }
@@ -304,7 +306,7 @@ class ClientDaemon {
         common::LogError("duplicate_identity")
             .With("client", client_id_)
             .With("instance", instance_id_)
-            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff))
+            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff.step()))
             .With("error", std::string(st.message()));
       } else if (!IsTransient(st)) {
         // E.g. PERMISSION_DENIED: our certificate is not welcome. Retrying slowly lets an
@@ -315,7 +317,7 @@ class ClientDaemon {
         common::LogWarning("coordinator_unreachable")
             .With("address", config_.coordinator_address())
             .With("attempt", failures + 1)
-            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff))
+            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff.step()))
             .With("error", st.ToString());
         common::NotifyStatus(absl::StrCat("coordinator ", config_.coordinator_address(),
                                           " unreachable (attempt ", failures + 1, ")"));
@@ -325,15 +327,15 @@ class ClientDaemon {
       // connect, TLS handshake) only while something polls the channel, and between our
       // fail-fast calls nothing does but its 5 s backup poller, which made a reconnect take
       // ~15 s. Slices of 100 ms keep a stop request prompt.
-      const absl::Time until = absl::Now() + backoff * absl::Uniform(bitgen_, 0.5, 1.0);
-      while (!stop_->HasBeenNotified() && absl::Now() < until) {
-        const absl::Time slice = std::min(until, absl::Now() + absl::Milliseconds(100));
+      // (gRPC's wait takes real time: the backoff's clock is the real one here.)
+      const absl::Time until = backoff.NextAttempt();
+      while (!stop_->HasBeenNotified() && backoff.clock()->Now() < until) {
+        const absl::Time slice = std::min(until, backoff.clock()->Now() + absl::Milliseconds(100));
         if (channel_->WaitForConnected(absl::ToChronoTime(slice))) {
-          stop_->WaitForNotificationWithTimeout(until - absl::Now());
+          backoff.WaitUntil(until, stop_);
           break;
         }
       }
-      backoff = std::min(backoff * 2, max_backoff);
     }
     canceller.join();
     if (endpoint_ != nullptr) endpoint_->Stop();
@@ -529,7 +531,6 @@ class ClientDaemon {
   std::unique_ptr<EgressLedger> ledger_;
   std::unique_ptr<RecordedCaller> caller_;
   std::unique_ptr<UpdateSink> sink_;
-  absl::BitGen bitgen_;
   bool ready_written_ = false;
   absl::Status ready_error_;  // writing the ready file failed: the daemon stops
   bool session_ok_ = false;

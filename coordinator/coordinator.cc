@@ -18,6 +18,7 @@ Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* cloc
     : store_(std::move(store)),
       clock_(clock),
       options_(options),
+      board_(clock),
       registry_(
           store_.get(), clock, options.client_liveness,
           [this](const std::string& id) { return board_.WaitingPulls(id); },

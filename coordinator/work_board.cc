@@ -55,7 +55,7 @@ std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return shutdown_ || wakes_[client_id] != wakes || Deliverable(client_id) != nullptr;
   };
-  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  clock_->AwaitWithDeadline(&mu_, absl::Condition(&ready), deadline);
   if (--waiting_[client_id] == 0) waiting_.erase(client_id);
   if (shutdown_ || wakes_[client_id] != wakes) return nullptr;
   OpenWork* w = Deliverable(client_id);

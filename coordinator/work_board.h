@@ -8,6 +8,8 @@
 //
 // A client that pushes for work it was not given gets an error; a client may answer each
 // item once. Nothing a client sends can crash the coordinator: the sink judges content.
+// A long-poll's deadline is a time of the board's clock (common/clock.h), which also waits
+// for it.
 //
 // Thread-safe.
 #ifndef TESSERA_COORDINATOR_WORK_BOARD_H_
@@ -22,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "proto/federation.pb.h"
 
 namespace tessera::coordinator {
@@ -38,7 +41,8 @@ class ResultSink {
 
 class WorkBoard {
  public:
-  WorkBoard() = default;
+  // `clock` must outlive the board.
+  explicit WorkBoard(const common::Clock* clock = common::Clock::Real()) : clock_(clock) {}
   WorkBoard(const WorkBoard&) = delete;
   WorkBoard& operator=(const WorkBoard&) = delete;
 
@@ -52,7 +56,7 @@ class WorkBoard {
   void Close(const std::string& work_id);
 
   // The oldest work item not yet handed to `client_id`; waits until one is posted,
-  // `deadline` passes (null) or Shutdown() (null).
+  // the clock reaches `deadline` (null) or Shutdown() (null).
   std::shared_ptr<const v1::WorkItem> Pull(const std::string& client_id, absl::Time deadline);
 
   // Routes an answer to the work's sink. FAILED_PRECONDITION if `client_id` has no open
@@ -96,6 +100,7 @@ class WorkBoard {
   // The oldest open work with an undelivered item for `client_id`, or null.
   OpenWork* Deliverable(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const common::Clock* const clock_;
   mutable absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   // Ordered by posting sequence, so clients get the oldest work first.

@@ -17,10 +17,11 @@ void RequireForward(bool forward) {
 
 }  // namespace
 
-FakeClock::FakeClock(absl::Time start) : now_ns_(absl::ToUnixNanos(start)) {}
+FakeClock::FakeClock(absl::Time start) : now_(start) {}
 
 absl::Time FakeClock::Now() const {
-  return absl::FromUnixNanos(now_ns_.load(std::memory_order_acquire));
+  absl::MutexLock lock(&time_mu_);
+  return now_;
 }
 
 void FakeClock::Register(absl::Mutex* mu) const {
@@ -61,7 +62,10 @@ bool FakeClock::WaitForNotification(absl::Notification* notification, absl::Time
 void FakeClock::Advance(absl::Duration d) {
   RequireForward(d >= absl::ZeroDuration());
   absl::MutexLock lock(&mu_);
-  now_ns_.fetch_add(absl::ToInt64Nanoseconds(d), std::memory_order_acq_rel);
+  {
+    absl::MutexLock time_lock(&time_mu_);
+    now_ += d;
+  }
   ++generation_;
   // Unlocking a waiter's mutex makes absl evaluate its condition again. TryLock: a waiter
   // holds its mutex while it registers with us, so blocking here could deadlock; a busy

@@ -12,7 +12,6 @@
 #ifndef TESSERA_TESTS_TESTING_FAKE_CLOCK_H_
 #define TESSERA_TESTS_TESTING_FAKE_CLOCK_H_
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 
@@ -50,7 +49,10 @@ class FakeClock final : public common::Clock {
   void Unregister(absl::Mutex* mu) const;
   bool Reached(absl::Time deadline) const { return Now() >= deadline; }
 
-  std::atomic<int64_t> now_ns_;
+  // A leaf lock (nothing is locked under it): conditions evaluated under a waiter's mutex
+  // read the time. absl::Time, not nanoseconds: a deadline may fall between two.
+  mutable absl::Mutex time_mu_;
+  absl::Time now_ ABSL_GUARDED_BY(time_mu_);
   mutable absl::Mutex mu_;
   // Waiters by the mutex they wait under (the clock's own for notification waits).
   mutable std::map<absl::Mutex*, int> waiting_ ABSL_GUARDED_BY(mu_);
