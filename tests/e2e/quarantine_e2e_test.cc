@@ -117,7 +117,7 @@ TEST_F(E2eQuarantineTest, GarbageSharesSiteIsQuarantinedAndTaskCompletes) {
   EXPECT_THAT(d.quarantine().named_by(), ElementsAre("hospital-a", "hospital-b", "hospital-c"));
   EXPECT_EQ(d.quarantine().task_id(), task_id);
   EXPECT_GT(d.quarantine().since_unix_ms(), 0);
-  for (const std::string& honest : {"hospital-a", "hospital-b", "hospital-c"}) {
+  for (const char* honest : {"hospital-a", "hospital-b", "hospital-c"}) {
     ASSERT_OK_AND_ASSIGN(v1::ClientRecord c, Client(honest));
     EXPECT_FALSE(c.has_quarantine()) << honest;
   }
