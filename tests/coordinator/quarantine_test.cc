@@ -142,7 +142,11 @@ TEST_F(QuarantineTest, GarbageSharesSiteIsQuarantinedAndTheRetryCompletesWithout
   EXPECT_FALSE(released.has_quarantine());
   EXPECT_THAT(coordinator_->ReleaseClient("op", "site-d"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not quarantined")));
+  // Other columns, so that the task pools its own statistics with site-d in the cohort (a
+  // task reusing the first task's pooled statistics invites only their cohort).
   spec.set_name("toy-again");
+  spec.mutable_dataset()->set_features(0, "z1");
+  spec.mutable_dataset()->set_features(1, "z2");
   ASSERT_OK_AND_ASSIGN(auto again, coordinator_->SubmitTask("op", spec));
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, again.task_id()); }));
   ASSERT_OK_AND_ASSIGN(got, coordinator_->GetTask(again.task_id()));
