@@ -191,6 +191,15 @@ absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
   return item;
 }
 
+absl::StatusOr<uint64_t> Coordinator::StartPull(const std::string& client_id, absl::Time deadline,
+                                                WorkBoard::PullDone done) {
+  if (!registry_.Known(client_id)) {
+    return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
+  }
+  registry_.Seen(client_id);
+  return board_.PullAsync(client_id, deadline, std::move(done));
+}
+
 void Coordinator::ReturnUndelivered(const std::string& client_id) { board_.Redeliver(client_id); }
 
 absl::Status Coordinator::PushResult(const std::string& client_id,

@@ -143,6 +143,16 @@ class Coordinator {
   // FAILED_PRECONDITION if the client never said Hello. Null if no work before `deadline`.
   absl::StatusOr<std::shared_ptr<const v1::WorkItem>> PullWork(const std::string& client_id,
                                                                absl::Time deadline);
+  // PullWork without a waiting thread (WorkBoard::PullAsync): FAILED_PRECONDITION if the
+  // client never said Hello (and `done` does not run); otherwise `done` runs exactly once,
+  // with the item or null, on the thread that ends the wait (this one if an item is ready;
+  // it should be quick). Returns a ticket for CancelPull (0 if `done` already ran).
+  absl::StatusOr<uint64_t> StartPull(const std::string& client_id, absl::Time deadline,
+                                     WorkBoard::PullDone done);
+  // Ends pull `ticket` now with null (its caller went away); nothing if it already ended.
+  void CancelPull(uint64_t ticket) { board_.CancelPull(ticket); }
+  // The client called (registry liveness, "last seen").
+  void Seen(const std::string& client_id) { registry_.Seen(client_id); }
   // Puts a work item the transport could not deliver back on the board for `client_id`.
   void ReturnUndelivered(const std::string& client_id);
   absl::Status PushResult(const std::string& client_id, const v1::PushResultRequest& request);

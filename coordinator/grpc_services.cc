@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/worker_pool.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/limits.h"
 #include "crypto/hash.h"
@@ -26,7 +31,7 @@ using proto::ToGrpcStatus;
 // The metadata key of a site daemon's instance id (access_control.h).
 constexpr char kInstanceKey[] = "tessera-instance";
 
-std::string InstanceOf(const grpc::ServerContext& context) {
+std::string InstanceOf(const grpc::ServerContextBase& context) {
   auto it = context.client_metadata().find(kInstanceKey);
   if (it == context.client_metadata().end()) return "";
   return std::string(it->second.data(), std::min<size_t>(it->second.size(), 64));
@@ -36,7 +41,8 @@ std::string InstanceOf(const grpc::ServerContext& context) {
 // expiry, revocation, an operator's disable and the instance binding (Coordinator::Admit),
 // so a live connection gets nothing once its certificate expires or is revoked.
 absl::StatusOr<crypto::CertificateInfo> Caller(Coordinator* coordinator,
-                                               grpc::ServerContext* context, crypto::Role role) {
+                                               grpc::ServerContextBase* context,
+                                               crypto::Role role) {
   std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   if (auth == nullptr) return absl::UnauthenticatedError("no TLS peer");
   auto identity = crypto::PeerIdentity(*auth);
@@ -74,84 +80,229 @@ grpc::Status Limited(CallLimiter& limiter, const std::string& site, const char* 
   return ToGrpcStatus(refusal);
 }
 
-class FederationService final : public v1::Federation::Service {
+// The site calls run on gRPC's callback API, so that no call holds a thread while it
+// waits: a waiting PullWork is a ticket on the work board (WorkBoard::PullAsync), and a
+// call refused by a check or a per-site limit is answered at once on gRPC's own thread.
+// Everything that may block or take long (the registry's store writes, the
+// secure-aggregation state machines, copying a model into a response) runs on the
+// service's worker pool, never on gRPC's few callback threads.
+class FederationService final : public v1::Federation::CallbackService {
  public:
   FederationService(Coordinator* coordinator, uint32_t long_poll_seconds,
                     const ServerLimits& limits)
       : coordinator_(coordinator),
         long_poll_(absl::Seconds(long_poll_seconds)),
-        limiter_(limits.max_pulls_per_site, limits.max_hellos_per_minute, common::Clock::Real()) {}
+        limiter_(limits.max_pulls_per_site, limits.max_hellos_per_minute, common::Clock::Real()),
+        workers_(WorkerThreads(), "tessera-rpc") {}
 
-  grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
-                     v1::HelloResponse* response) override {
+  grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* context,
+                                  const v1::HelloRequest* request,
+                                  v1::HelloResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    if (!caller.ok()) {
+      reactor->Finish(ToGrpcStatus(caller.status()));
+      return reactor;
+    }
     if (absl::Status allowed = limiter_.AdmitHello(caller->node_id); !allowed.ok()) {
-      return Limited(limiter_, caller->node_id, "Hello", allowed);
+      reactor->Finish(Limited(limiter_, caller->node_id, "Hello", allowed));
+      return reactor;
     }
-    auto result =
-        coordinator_->Hello(caller->node_id, caller->fingerprint_hex, *request,
-                            static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)), &*caller);
-    if (!result.ok()) return ToGrpcStatus(result.status());
-    *response = std::move(*result);
-    return grpc::Status::OK;
+    workers_.Schedule([this, reactor, request, response, caller = *std::move(caller)] {
+      auto result =
+          coordinator_->Hello(caller.node_id, caller.fingerprint_hex, *request,
+                              static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)), &caller);
+      if (result.ok()) *response = std::move(*result);
+      reactor->Finish(result.ok() ? grpc::Status::OK : ToGrpcStatus(result.status()));
+    });
+    return reactor;
   }
 
-  grpc::Status PullWork(grpc::ServerContext* context, const v1::PullWorkRequest* request,
-                        v1::PullWorkResponse* response) override {
+  grpc::ServerUnaryReactor* PullWork(grpc::CallbackServerContext* context,
+                                     const v1::PullWorkRequest* /*request*/,
+                                     v1::PullWorkResponse* response) override;
+
+  grpc::ServerUnaryReactor* PushResult(grpc::CallbackServerContext* context,
+                                       const v1::PushResultRequest* request,
+                                       v1::PushResultResponse* /*response*/) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    // Refused at once, not parked on a gRPC thread: a site's daemon holds one pull.
-    const CallLimiter::PullSlot slot = limiter_.BeginPull(caller->node_id);
-    if (!slot.status().ok()) return Limited(limiter_, caller->node_id, "PullWork", slot.status());
-    // Answer a little before the caller's own deadline, so an item is never handed to a
-    // call that has already given up.
-    absl::Time deadline = absl::Now() + long_poll_;
-    absl::Time call_deadline = absl::FromChrono(context->deadline());
-    deadline = std::min(deadline, call_deadline - absl::Seconds(2));
-    const std::string instance = InstanceOf(*context);
-    coordinator_->PullStarted(caller->node_id, instance);
-    auto item = coordinator_->PullWork(caller->node_id, deadline);
-    coordinator_->PullEnded(caller->node_id, instance, context->IsCancelled());
-    if (!item.ok()) return ToGrpcStatus(item.status());
-    // The wait may have outlived the certificate, or the site was revoked or disabled
-    // meanwhile (which wakes the wait): check again before anything is handed out.
-    if (auto still = Caller(coordinator_, context, crypto::Role::kInstitution); !still.ok()) {
-      if (*item != nullptr) coordinator_->ReturnUndelivered(caller->node_id);
-      if (absl::IsUnauthenticated(still.status()) || absl::IsPermissionDenied(still.status())) {
-        coordinator_->DropClient(caller->node_id, std::string(still.status().message()));
+    if (!caller.ok()) {
+      reactor->Finish(ToGrpcStatus(caller.status()));
+      return reactor;
+    }
+    workers_.Schedule([this, reactor, request, site = caller->node_id] {
+      absl::Status st = coordinator_->PushResult(site, *request);
+      if (!st.ok()) {
+        common::LogWarning("result_refused")
+            .With("client", site)
+            .With("work", request->work_id().substr(0, 128))
+            .With("error", st.ToString());
       }
-      return ToGrpcStatus(still.status());
-    }
-    if (*item == nullptr) return grpc::Status::OK;
-    if (context->IsCancelled()) {
-      coordinator_->ReturnUndelivered(caller->node_id);
-      return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
-    }
-    *response->mutable_work() = **item;
-    response->mutable_work()->set_crl_pem(coordinator_->crl_pem());
-    return grpc::Status::OK;
-  }
-
-  grpc::Status PushResult(grpc::ServerContext* context, const v1::PushResultRequest* request,
-                          v1::PushResultResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    absl::Status st = coordinator_->PushResult(caller->node_id, *request);
-    if (!st.ok()) {
-      common::LogWarning("result_refused")
-          .With("client", caller->node_id)
-          .With("work", request->work_id().substr(0, 128))
-          .With("error", st.ToString());
-    }
-    return ToGrpcStatus(st);
+      reactor->Finish(ToGrpcStatus(st));
+    });
+    return reactor;
   }
 
  private:
+  class PullCall;
+
+  // Enough threads for the CPU (the work is mostly CPU: decoding and adding masked
+  // vectors) and for a store write or two in flight; a fixed number, whatever arrives.
+  static int WorkerThreads() {
+    return std::clamp(2 * static_cast<int>(std::thread::hardware_concurrency()), 4, 16);
+  }
+
   Coordinator* const coordinator_;
   const absl::Duration long_poll_;
   CallLimiter limiter_;
+  // Last member: destroyed (drained and joined) first, while the rest is still there.
+  common::WorkerPool workers_;
 };
+
+// One PullWork call, from its admission to its answer. gRPC owns the reactor (deleted in
+// OnDone, after Finish); what the board's callback and the worker pool need lives in the
+// shared State, so that neither ever touches a deleted reactor:
+//   gRPC thread:  admitted (identity checked, a per-site pull slot taken) -> Begin queued;
+//   worker:       Begin: the board's ticket (or the answer at once);
+//   any thread:   the wait ends (an item, the deadline, a wake, OnCancel, shutdown) ->
+//                 Complete queued;
+//   worker:       Complete: the caller checked again, the response, Finish.
+class FederationService::PullCall final : public grpc::ServerUnaryReactor {
+ public:
+  PullCall(FederationService* service, grpc::CallbackServerContext* context,
+           v1::PullWorkResponse* response, crypto::CertificateInfo caller,
+           CallLimiter::PullSlot slot)
+      : state_(std::make_shared<State>(service, context, response, this, std::move(caller),
+                                       std::move(slot))) {
+    // Answer a little before the caller's own deadline, so an item is never handed to a
+    // call that has already given up.
+    state_->deadline = std::min(absl::Now() + service->long_poll_,
+                                absl::FromChrono(context->deadline()) - absl::Seconds(2));
+    state_->instance = InstanceOf(*context);
+    service->workers_.Schedule([state = state_] { Begin(state); });
+  }
+
+  void OnCancel() override {
+    uint64_t ticket = 0;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->cancelled = true;
+      ticket = state_->ticket;
+    }
+    if (ticket != 0) state_->service->coordinator_->CancelPull(ticket);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct State {
+    State(FederationService* service, grpc::CallbackServerContext* context,
+          v1::PullWorkResponse* response, grpc::ServerUnaryReactor* reactor,
+          crypto::CertificateInfo caller, CallLimiter::PullSlot slot)
+        : service(service),
+          context(context),
+          response(response),
+          reactor(reactor),
+          caller(std::move(caller)),
+          slot(std::move(slot)) {}
+    FederationService* const service;
+    // Valid until the reactor's OnDone, which comes only after Finish.
+    grpc::CallbackServerContext* const context;
+    v1::PullWorkResponse* const response;
+    grpc::ServerUnaryReactor* const reactor;
+    const crypto::CertificateInfo caller;
+    std::optional<CallLimiter::PullSlot> slot;  // released just before Finish
+    std::string instance;
+    absl::Time deadline;
+    absl::Mutex mu;
+    uint64_t ticket ABSL_GUARDED_BY(mu) = 0;
+    bool cancelled ABSL_GUARDED_BY(mu) = false;
+  };
+
+  static void Begin(const std::shared_ptr<State>& state) {
+    Coordinator* coordinator = state->service->coordinator_;
+    const std::string& site = state->caller.node_id;
+    bool gone = false;
+    {
+      absl::MutexLock lock(&state->mu);
+      gone = state->cancelled;
+    }
+    if (gone) return Finish(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+    coordinator->PullStarted(site, state->instance);
+    auto ticket = coordinator->StartPull(
+        site, state->deadline, [state](std::shared_ptr<const v1::WorkItem> item) {
+          state->service->workers_.Schedule(
+              [state, item = std::move(item)] { Complete(state, item); });
+        });
+    if (!ticket.ok()) {
+      coordinator->PullEnded(site, state->instance, state->context->IsCancelled());
+      return Finish(state, ToGrpcStatus(ticket.status()));
+    }
+    bool cancelled = false;
+    {
+      absl::MutexLock lock(&state->mu);
+      state->ticket = *ticket;
+      cancelled = state->cancelled;
+    }
+    // Cancelled between the check above and the ticket: end the wait now.
+    if (cancelled && *ticket != 0) coordinator->CancelPull(*ticket);
+  }
+
+  static void Complete(const std::shared_ptr<State>& state,
+                       const std::shared_ptr<const v1::WorkItem>& item) {
+    Coordinator* coordinator = state->service->coordinator_;
+    grpc::CallbackServerContext* context = state->context;
+    const std::string& site = state->caller.node_id;
+    coordinator->PullEnded(site, state->instance, context->IsCancelled());
+    coordinator->Seen(site);
+    // The wait may have outlived the certificate, or the site was revoked or disabled
+    // meanwhile (which wakes the wait): check again before anything is handed out.
+    if (auto still = Caller(coordinator, context, crypto::Role::kInstitution); !still.ok()) {
+      if (item != nullptr) coordinator->ReturnUndelivered(site);
+      if (absl::IsUnauthenticated(still.status()) || absl::IsPermissionDenied(still.status())) {
+        coordinator->DropClient(site, std::string(still.status().message()));
+      }
+      return Finish(state, ToGrpcStatus(still.status()));
+    }
+    if (item == nullptr) return Finish(state, grpc::Status::OK);
+    if (context->IsCancelled()) {
+      coordinator->ReturnUndelivered(site);
+      return Finish(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+    }
+    *state->response->mutable_work() = *item;
+    state->response->mutable_work()->set_crl_pem(coordinator->crl_pem());
+    Finish(state, grpc::Status::OK);
+  }
+
+  // The call's one answer. The reactor may be deleted as soon as Finish is called.
+  static void Finish(const std::shared_ptr<State>& state, const grpc::Status& status) {
+    state->slot.reset();
+    state->reactor->Finish(status);
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContext* context,
+                                                      const v1::PullWorkRequest* /*request*/,
+                                                      v1::PullWorkResponse* response) {
+  auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
+  if (!caller.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  // Refused at once on this thread: a site's daemon holds one pull.
+  CallLimiter::PullSlot slot = limiter_.BeginPull(caller->node_id);
+  if (!slot.status().ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(Limited(limiter_, caller->node_id, "PullWork", slot.status()));
+    return reactor;
+  }
+  // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
+  return new PullCall(this, context, response, *std::move(caller), std::move(slot));
+}
 
 class AdminService final : public v1::Admin::Service {
  public:

@@ -5,6 +5,14 @@
 // Per-site call limits (limits.h): PullWork calls waiting at once, Hello calls per minute.
 // Every handler turns errors into gRPC statuses; nothing a client sends can crash the
 // coordinator.
+//
+// Threads: Federation uses gRPC's callback API and holds no thread per call. A waiting
+// PullWork is a ticket on the work board (WorkBoard::PullAsync). Identity checks and the
+// per-site limits run on gRPC's callback threads, so a refused call is answered at once
+// there; the rest (store writes, the secure-aggregation state machines, copying a model
+// into a response) runs on the service's fixed worker pool (twice the cores, 4 to 16
+// threads, named tessera-rpc), never on gRPC's few callback threads. Admin is a synchronous
+// service (gRPC's thread pool, bounded by ServerLimits::max_threads).
 #ifndef TESSERA_COORDINATOR_GRPC_SERVICES_H_
 #define TESSERA_COORDINATOR_GRPC_SERVICES_H_
 

@@ -1,7 +1,8 @@
 // The coordinator's resource limits (docs/operations.md, "Resource limits"): the largest gRPC
 // message, gRPC's resource quota (threads, memory), and per-site limits on waiting PullWork
 // calls and on the Hello rate, so that one site flooding the coordinator with calls cannot
-// slow the others down (a waiting PullWork holds a gRPC thread; a Hello writes the registry).
+// slow the others down (a Hello may write the registry; waiting PullWork calls are held
+// by the work board, each with its response and a place in the board's timer).
 //
 // ResolveServerLimits and the task-size functions are pure; CallLimiter is thread-safe.
 #ifndef TESSERA_COORDINATOR_LIMITS_H_

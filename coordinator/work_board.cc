@@ -20,14 +20,30 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
   }
   work.pending = work.undelivered;
   work.sink = std::move(sink);
-  absl::MutexLock lock(&mu_);
-  if (open_.count(work_id) > 0) {
-    return absl::InvalidArgumentError(absl::StrCat("work ", work_id, " is already open"));
+  const std::set<std::string> clients = work.undelivered;
+  Ended ended;
+  {
+    absl::MutexLock lock(&mu_);
+    if (open_.count(work_id) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat("work ", work_id, " is already open"));
+    }
+    work.seq = next_seq_++;
+    order_[work.seq] = work_id;
+    open_.emplace(work_id, std::move(work));
+    for (const std::string& client : clients) MatchLocked(client, &ended);
   }
-  work.seq = next_seq_++;
-  order_[work.seq] = work_id;
-  open_.emplace(work_id, std::move(work));
+  RunEnded(ended);
   return absl::OkStatus();
+}
+
+WorkBoard::~WorkBoard() {
+  Shutdown();
+  std::thread timer;
+  {
+    absl::MutexLock lock(&mu_);
+    timer.swap(timer_);
+  }
+  if (timer.joinable()) timer.join();
 }
 
 void WorkBoard::Close(const std::string& work_id) {
@@ -65,6 +81,88 @@ std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id
   return w->items.at(client_id);
 }
 
+uint64_t WorkBoard::PullAsync(const std::string& client_id, absl::Time deadline, PullDone done) {
+  std::shared_ptr<const v1::WorkItem> now;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!shutdown_) {
+      OpenWork* w = Deliverable(client_id);
+      if (w == nullptr) {
+        const uint64_t ticket = next_ticket_++;
+        if (deadlines_.empty() || deadline < deadlines_.begin()->first) ++timer_generation_;
+        deadlines_.emplace(deadline, ticket);
+        async_of_[client_id].insert(ticket);
+        async_.emplace(ticket, AsyncPull{client_id, deadline, std::move(done)});
+        if (!timer_.joinable()) timer_ = std::thread([this] { ExpireLoop(); });
+        return ticket;
+      }
+      w->undelivered.erase(client_id);
+      w->fetched.insert(client_id);
+      now = w->items.at(client_id);
+    }
+  }
+  done(std::move(now));
+  return 0;
+}
+
+void WorkBoard::CancelPull(uint64_t ticket) {
+  Ended ended;
+  {
+    absl::MutexLock lock(&mu_);
+    if (async_.contains(ticket)) EndLocked(ticket, nullptr, &ended);
+  }
+  RunEnded(ended);
+}
+
+void WorkBoard::MatchLocked(const std::string& client_id, Ended* ended) {
+  auto waiting = async_of_.find(client_id);
+  while (waiting != async_of_.end()) {
+    OpenWork* w = Deliverable(client_id);
+    if (w == nullptr) return;
+    w->undelivered.erase(client_id);
+    w->fetched.insert(client_id);
+    const uint64_t oldest = *waiting->second.begin();
+    EndLocked(oldest, w->items.at(client_id), ended);  // may erase `waiting`
+    waiting = async_of_.find(client_id);
+  }
+}
+
+void WorkBoard::EndLocked(uint64_t ticket, std::shared_ptr<const v1::WorkItem> item, Ended* ended) {
+  auto it = async_.find(ticket);
+  deadlines_.erase({it->second.deadline, ticket});
+  auto of = async_of_.find(it->second.client_id);
+  of->second.erase(ticket);
+  if (of->second.empty()) async_of_.erase(of);
+  ended->emplace_back(std::move(it->second.done), std::move(item));
+  async_.erase(it);
+}
+
+void WorkBoard::RunEnded(Ended& ended) {
+  for (auto& [done, item] : ended) done(std::move(item));
+}
+
+void WorkBoard::ExpireLoop() {
+  mu_.Lock();
+  while (!shutdown_) {
+    const uint64_t generation = timer_generation_;
+    const absl::Time next = deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
+    auto replan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return shutdown_ || timer_generation_ != generation;
+    };
+    clock_->AwaitWithDeadline(&mu_, absl::Condition(&replan), next);
+    Ended ended;
+    const absl::Time now = clock_->Now();
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      EndLocked(deadlines_.begin()->second, nullptr, &ended);
+    }
+    if (ended.empty()) continue;
+    mu_.Unlock();  // never call out under the lock
+    RunEnded(ended);
+    mu_.Lock();
+  }
+  mu_.Unlock();
+}
+
 absl::Status WorkBoard::Push(const std::string& client_id, const v1::PushResultRequest& result) {
   std::shared_ptr<ResultSink> sink;
   {
@@ -86,18 +184,28 @@ absl::Status WorkBoard::Push(const std::string& client_id, const v1::PushResultR
 }
 
 void WorkBoard::Redeliver(const std::string& client_id) {
-  absl::MutexLock lock(&mu_);
-  for (auto& [id, work] : open_) {
-    if (work.pending.count(client_id) > 0) work.undelivered.insert(client_id);
+  Ended ended;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, work] : open_) {
+      if (work.pending.count(client_id) > 0) work.undelivered.insert(client_id);
+    }
+    MatchLocked(client_id, &ended);
   }
+  RunEnded(ended);
 }
 
 bool WorkBoard::Reoffer(const std::string& work_id, const std::string& client_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = open_.find(work_id);
-  if (it == open_.end() || !it->second.items.contains(client_id)) return false;
-  it->second.pending.insert(client_id);
-  it->second.undelivered.insert(client_id);
+  Ended ended;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(work_id);
+    if (it == open_.end() || !it->second.items.contains(client_id)) return false;
+    it->second.pending.insert(client_id);
+    it->second.undelivered.insert(client_id);
+    MatchLocked(client_id, &ended);
+  }
+  RunEnded(ended);
   return true;
 }
 
@@ -110,17 +218,32 @@ std::set<std::string> WorkBoard::Fetched(const std::string& work_id) const {
 int WorkBoard::WaitingPulls(const std::string& client_id) const {
   absl::MutexLock lock(&mu_);
   auto it = waiting_.find(client_id);
-  return it == waiting_.end() ? 0 : it->second;
+  auto async = async_of_.find(client_id);
+  return (it == waiting_.end() ? 0 : it->second) +
+         (async == async_of_.end() ? 0 : static_cast<int>(async->second.size()));
 }
 
 void WorkBoard::Wake(const std::string& client_id) {
-  absl::MutexLock lock(&mu_);
-  ++wakes_[client_id];
+  Ended ended;
+  {
+    absl::MutexLock lock(&mu_);
+    ++wakes_[client_id];
+    while (async_of_.contains(client_id)) {
+      EndLocked(*async_of_.at(client_id).begin(), nullptr, &ended);
+    }
+  }
+  RunEnded(ended);
 }
 
 void WorkBoard::Shutdown() {
-  absl::MutexLock lock(&mu_);
-  shutdown_ = true;
+  Ended ended;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    ++timer_generation_;
+    while (!async_.empty()) EndLocked(async_.begin()->first, nullptr, &ended);
+  }
+  RunEnded(ended);
 }
 
 }  // namespace tessera::coordinator

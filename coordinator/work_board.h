@@ -3,22 +3,28 @@
 // A round driver posts one work item per client of a step (the items of one step share a
 // work id but may differ per client: secure aggregation sends each client its own
 // shares), with a ResultSink that receives the clients' answers; it waits on the sink and
-// then closes the work id. The federation service's handlers, on gRPC threads, hand work
-// out (Pull, a long-poll) and route answers in (Push).
+// then closes the work id. The federation service's handlers hand work out (a long-poll:
+// PullAsync, which holds no thread while it waits, or the blocking Pull) and route answers
+// in (Push).
 //
 // A client that pushes for work it was not given gets an error; a client may answer each
 // item once. Nothing a client sends can crash the coordinator: the sink judges content.
 // A long-poll's deadline is a time of the board's clock (common/clock.h), which also waits
-// for it.
+// for it (PullAsync's deadlines on one timer thread of the board's, started by the first).
 //
 // Thread-safe.
 #ifndef TESSERA_COORDINATOR_WORK_BOARD_H_
 #define TESSERA_COORDINATOR_WORK_BOARD_H_
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -45,6 +51,7 @@ class WorkBoard {
   explicit WorkBoard(const common::Clock* clock = common::Clock::Real()) : clock_(clock) {}
   WorkBoard(const WorkBoard&) = delete;
   WorkBoard& operator=(const WorkBoard&) = delete;
+  ~WorkBoard();  // Shutdown(), then joins the timer thread
 
   // Makes items[c] available to each client c; answers go to `sink` until Close(work_id).
   // Every item's work_id must equal `work_id`. INVALID_ARGUMENT if the work id is already
@@ -58,6 +65,23 @@ class WorkBoard {
   // The oldest work item not yet handed to `client_id`; waits until one is posted,
   // the clock reaches `deadline` (null) or Shutdown() (null).
   std::shared_ptr<const v1::WorkItem> Pull(const std::string& client_id, absl::Time deadline);
+
+  // What an asynchronous pull ends with: the item handed out, or null (the deadline
+  // passed, the client was woken, the pull was cancelled or the board shut down).
+  using PullDone = std::function<void(std::shared_ptr<const v1::WorkItem>)>;
+
+  // Pull without a waiting thread: `done` runs exactly once, with what Pull would return,
+  // never under the board's lock, on the thread that ends the wait: this one if an item is
+  // deliverable now or the board is shut down (then the result is 0); otherwise the one
+  // posting, redelivering or re-offering the item, waking the client, cancelling or
+  // shutting down, or the board's timer thread at `deadline`. `done` should be quick (it
+  // may run on a round driver's thread); it may call the board. Returns a ticket for
+  // CancelPull. Waiting async pulls are served oldest first, and count in WaitingPulls.
+  uint64_t PullAsync(const std::string& client_id, absl::Time deadline, PullDone done);
+
+  // Ends the async pull `ticket` now with null (its caller went away); nothing if it has
+  // already ended.
+  void CancelPull(uint64_t ticket);
 
   // Routes an answer to the work's sink. FAILED_PRECONDITION if `client_id` has no open
   // item with that work id (never given, closed, or already answered); otherwise the
@@ -78,14 +102,14 @@ class WorkBoard {
   // others never fetched it (not connected).
   std::set<std::string> Fetched(const std::string& work_id) const;
 
-  // Number of Pull calls waiting now for `client_id`.
+  // Number of Pull and PullAsync calls waiting now for `client_id`.
   int WaitingPulls(const std::string& client_id) const;
 
-  // Wakes the waiting Pull calls of `client_id`, which return null (its identity was just
-  // revoked or disabled: the handler re-checks the caller before giving anything out).
+  // Wakes the waiting Pull and PullAsync calls of `client_id`, which end with null (its identity
+  // was just revoked or disabled: the handler re-checks the caller before giving anything out).
   void Wake(const std::string& client_id);
 
-  // Wakes every Pull and makes later ones return at once.
+  // Wakes every Pull and PullAsync and makes later ones end at once.
   void Shutdown();
 
  private:
@@ -97,8 +121,24 @@ class WorkBoard {
     std::set<std::string> pending;      // clients that have not answered yet
     std::set<std::string> fetched;      // clients it was handed to at least once
   };
+  struct AsyncPull {
+    std::string client_id;
+    absl::Time deadline;
+    PullDone done;
+  };
+  // Async pulls that ended, with what each gets; run (outside the lock) by RunEnded.
+  using Ended = std::vector<std::pair<PullDone, std::shared_ptr<const v1::WorkItem>>>;
+
   // The oldest open work with an undelivered item for `client_id`, or null.
   OpenWork* Deliverable(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `client_id`'s deliverable items to its waiting async pulls, oldest first.
+  void MatchLocked(const std::string& client_id, Ended* ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends async pull `ticket` with `item`.
+  void EndLocked(uint64_t ticket, std::shared_ptr<const v1::WorkItem> item, Ended* ended)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void RunEnded(Ended& ended);
+  // The timer thread: ends async pulls whose deadline has passed, until Shutdown.
+  void ExpireLoop();
 
   const common::Clock* const clock_;
   mutable absl::Mutex mu_;
@@ -109,6 +149,14 @@ class WorkBoard {
   std::map<std::string, int> waiting_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> wakes_ ABSL_GUARDED_BY(mu_);  // Wake() calls per client
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Async pulls by ticket (oldest first), by client, and by deadline.
+  std::map<uint64_t, AsyncPull> async_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::set<uint64_t>> async_of_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, uint64_t>> deadlines_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  // Bumped when the earliest deadline moves earlier or at Shutdown: the timer re-plans.
+  uint64_t timer_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread timer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tessera::coordinator

@@ -6,7 +6,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "coordinator/access_control.h"
 #include "coordinator/client_registry.h"
@@ -53,6 +55,48 @@ TEST(WorkBoardClockTest, LongPollEndsWhenTheClockReachesItsDeadline) {
       << "the long-poll outlived its deadline";
   puller.join();
   EXPECT_EQ(got, nullptr);
+  EXPECT_EQ(board.WaitingPulls("a"), 0);
+}
+
+// An async long-poll holds no thread: the board's timer ends it when the clock reaches its
+// deadline, and a later pull with an earlier deadline ends first.
+TEST(WorkBoardClockTest, AsyncLongPollEndsWhenTheClockReachesItsDeadline) {
+  FakeClock clock;
+  WorkBoard board(&clock);
+  absl::Mutex mu;
+  std::vector<std::string> ended;
+  auto recorder = [&](const std::string& name) {
+    return [&, name](std::shared_ptr<const v1::WorkItem> item) {
+      absl::MutexLock lock(&mu);
+      ended.push_back(item == nullptr ? name : name + ": an item");
+    };
+  };
+  auto ended_now = [&] {
+    absl::MutexLock lock(&mu);
+    return ended;
+  };
+  board.PullAsync("a", clock.Now() + absl::Seconds(30), recorder("late"));
+  ASSERT_TRUE(clock.AwaitWaiters(1));  // the timer thread waits for the 30 s deadline
+  board.PullAsync("b", clock.Now() + absl::Seconds(10), recorder("early"));
+  clock.Advance(absl::Seconds(9));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(ended_now().empty()) << "a long-poll ended before its deadline";
+  clock.Advance(absl::Seconds(1));
+  {
+    absl::MutexLock lock(&mu);
+    auto one = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return ended.size() >= 1; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&one), absl::Seconds(10)));
+  }
+  EXPECT_THAT(ended_now(), ::testing::ElementsAre("early"));
+  EXPECT_EQ(board.WaitingPulls("a"), 1);
+  clock.Advance(absl::Seconds(20));
+  {
+    absl::MutexLock lock(&mu);
+    auto two = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return ended.size() >= 2; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&two), absl::Seconds(10)))
+        << "the long-poll outlived its deadline";
+  }
+  EXPECT_THAT(ended_now(), ::testing::ElementsAre("early", "late"));
   EXPECT_EQ(board.WaitingPulls("a"), 0);
 }
 

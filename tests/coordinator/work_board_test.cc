@@ -176,5 +176,112 @@ TEST(WorkBoardTest, FetchedNamesTheClientsAnItemWasHandedTo) {
   EXPECT_TRUE(board.Fetched("never-posted").empty());
 }
 
+// What async pulls ended with, in order: the work id handed out, or "" for null.
+class PullLog {
+ public:
+  WorkBoard::PullDone Recorder(const std::string& name) {
+    return [this, name](std::shared_ptr<const v1::WorkItem> item) {
+      absl::MutexLock lock(&mu_);
+      ended_.emplace_back(name, item == nullptr ? "" : item->work_id());
+    };
+  }
+  std::vector<std::pair<std::string, std::string>> ended() {
+    absl::MutexLock lock(&mu_);
+    return ended_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::pair<std::string, std::string>> ended_;
+};
+
+TEST(WorkBoardAsyncTest, AnItemDeliverableNowEndsThePullBeforeItReturns) {
+  WorkBoard board;
+  PullLog log;
+  ASSERT_OK(board.Post("w", ItemsFor("w", {"a"}), std::make_shared<RecordingSink>()));
+  EXPECT_EQ(board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("p1")), 0u);
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("p1", "w")));
+  EXPECT_EQ(board.Pull("a", absl::Now()), nullptr) << "handed out once";
+}
+
+// Waiting async pulls hold no thread; a post hands each client's item to its oldest
+// waiting pull, and only to that client's.
+TEST(WorkBoardAsyncTest, PostEndsTheOldestWaitingPullOfEachClientItIsFor) {
+  WorkBoard board;
+  PullLog log;
+  const uint64_t a1 = board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("a1"));
+  const uint64_t a2 = board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("a2"));
+  board.PullAsync("b", absl::InfiniteFuture(), log.Recorder("b1"));
+  EXPECT_NE(a1, 0u);
+  EXPECT_NE(a2, a1);
+  EXPECT_EQ(board.WaitingPulls("a"), 2);
+  EXPECT_TRUE(log.ended().empty());
+
+  ASSERT_OK(board.Post("w1", ItemsFor("w1", {"a"}), std::make_shared<RecordingSink>()));
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("a1", "w1")));
+  EXPECT_EQ(board.WaitingPulls("a"), 1);
+  ASSERT_OK(board.Post("w2", ItemsFor("w2", {"a", "b"}), std::make_shared<RecordingSink>()));
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("a1", "w1"), Pair("a2", "w2"), Pair("b1", "w2")));
+  EXPECT_EQ(board.WaitingPulls("a"), 0);
+  EXPECT_EQ(board.WaitingPulls("b"), 0);
+}
+
+TEST(WorkBoardAsyncTest, CancelledPullEndsOnceWithNothingAndTakesNoLaterItem) {
+  WorkBoard board;
+  PullLog log;
+  const uint64_t ticket = board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("gone"));
+  board.CancelPull(ticket);
+  board.CancelPull(ticket);  // already ended: nothing
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("gone", "")));
+  ASSERT_OK(board.Post("w", ItemsFor("w", {"a"}), std::make_shared<RecordingSink>()));
+  EXPECT_EQ(log.ended().size(), 1u);
+  ASSERT_NE(board.Pull("a", absl::Now()), nullptr) << "the item waits for the next pull";
+}
+
+TEST(WorkBoardAsyncTest, RedeliverAndReofferEndAWaitingPullWithTheItem) {
+  WorkBoard board;
+  PullLog log;
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_OK(board.Post("w", ItemsFor("w", {"a"}), sink));
+  ASSERT_NE(board.Pull("a", absl::Now()), nullptr);
+  board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("after-reconnect"));
+  board.Redeliver("a");  // a said Hello again: its unanswered item comes back
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("after-reconnect", "w")));
+
+  ASSERT_OK(board.Push("a", Answer("w")));
+  board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("asked-again"));
+  EXPECT_TRUE(board.Reoffer("w", "a"));
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("after-reconnect", "w"), Pair("asked-again", "w")));
+}
+
+TEST(WorkBoardAsyncTest, WakeEndsOnlyThatClientsPullsAndShutdownEndsAllAndLaterOnes) {
+  WorkBoard board;
+  PullLog log;
+  board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("a1"));
+  board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("a2"));
+  board.PullAsync("b", absl::InfiniteFuture(), log.Recorder("b1"));
+  board.Wake("a");
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("a1", ""), Pair("a2", "")));
+  EXPECT_EQ(board.WaitingPulls("b"), 1);
+  board.Shutdown();
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("a1", ""), Pair("a2", ""), Pair("b1", "")));
+  EXPECT_EQ(board.PullAsync("b", absl::InfiniteFuture(), log.Recorder("late")), 0u);
+  EXPECT_EQ(log.ended().back(), std::make_pair(std::string("late"), std::string("")));
+}
+
+// The done callback may call the board (the federation service re-queues a pull).
+TEST(WorkBoardAsyncTest, DoneMayCallTheBoard) {
+  WorkBoard board;
+  PullLog log;
+  board.PullAsync("a", absl::InfiniteFuture(), [&](std::shared_ptr<const v1::WorkItem> item) {
+    ASSERT_NE(item, nullptr);
+    board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("second"));
+  });
+  ASSERT_OK(board.Post("w1", ItemsFor("w1", {"a"}), std::make_shared<RecordingSink>()));
+  EXPECT_EQ(board.WaitingPulls("a"), 1);
+  ASSERT_OK(board.Post("w2", ItemsFor("w2", {"a"}), std::make_shared<RecordingSink>()));
+  EXPECT_THAT(log.ended(), ElementsAre(Pair("second", "w2")));
+}
+
 }  // namespace
 }  // namespace tessera::coordinator
