@@ -153,22 +153,35 @@ std::string FailureCause(const google::protobuf::RepeatedPtrField<v1::StageAttem
 
 v1::TaskWaiting MakeWaiting(const std::string& dataset_id, uint32_t needed, uint32_t have,
                             const std::vector<std::string>& not_connected, size_t contributed,
-                            size_t excluded, const std::set<std::string>& known_datasets) {
+                            size_t excluded, const std::set<std::string>& known_datasets,
+                            const std::vector<std::string>& quarantined,
+                            const std::vector<std::string>& disabled) {
   v1::TaskWaiting w;
   w.set_dataset_id(dataset_id);
   w.set_needed(needed);
   w.set_have(have);
   *w.mutable_not_connected() = {not_connected.begin(), not_connected.end()};
+  *w.mutable_quarantined() = {quarantined.begin(), quarantined.end()};
+  *w.mutable_disabled() = {disabled.begin(), disabled.end()};
   std::string message = absl::StrCat("waiting for ", needed, " sites holding dataset ", dataset_id,
                                      " (have ", have, ")");
   if (!not_connected.empty()) {
     absl::StrAppend(&message, "; known but not connected: ", absl::StrJoin(not_connected, ", "));
   }
+  if (!quarantined.empty()) {
+    absl::StrAppend(&message, "; quarantined: ", absl::StrJoin(quarantined, ", "),
+                    " (named by honest sites; 'tessera clients release ID' lets one back in)");
+  }
+  if (!disabled.empty()) {
+    absl::StrAppend(&message, "; disabled by an operator: ", absl::StrJoin(disabled, ", "),
+                    " ('tessera clients enable ID')");
+  }
   if (contributed > 0) {
     absl::StrAppend(&message, "; ", contributed, " already contributed to this stage");
   }
   if (excluded > 0) absl::StrAppend(&message, "; ", excluded, " left out (see the decisions)");
-  if (have == 0 && not_connected.empty() && contributed == 0 && excluded == 0) {
+  if (have == 0 && not_connected.empty() && contributed == 0 && excluded == 0 &&
+      quarantined.empty() && disabled.empty()) {
     absl::StrAppend(&message, "; no known site announces dataset ", dataset_id);
     std::set<std::string> others = known_datasets;
     others.erase(dataset_id);

@@ -87,11 +87,15 @@ std::string DescribeAnswer(const v1::SiteAnswer& answer);
 std::string FailureCause(const google::protobuf::RepeatedPtrField<v1::StageAttempt>& attempts);
 
 // The wait for a cohort in words: "waiting for 3 sites holding dataset X (have 2); known but
-// not connected: hospital-c". With no known site holding the dataset, says so and names the
-// datasets the known sites do announce (`known_datasets`), to catch a misspelt id.
+// not connected: hospital-c; quarantined: hospital-d (...)". With no known site holding the
+// dataset, says so and names the datasets the known sites do announce (`known_datasets`), to
+// catch a misspelt id. `quarantined` and `disabled`: holders an operator's decision keeps
+// out (each says how to let it back in).
 v1::TaskWaiting MakeWaiting(const std::string& dataset_id, uint32_t needed, uint32_t have,
                             const std::vector<std::string>& not_connected, size_t contributed,
-                            size_t excluded, const std::set<std::string>& known_datasets);
+                            size_t excluded, const std::set<std::string>& known_datasets,
+                            const std::vector<std::string>& quarantined = {},
+                            const std::vector<std::string>& disabled = {});
 
 // Whether two waits say the same (ignores since_unix_ms).
 bool SameWaiting(const v1::TaskWaiting& a, const v1::TaskWaiting& b);

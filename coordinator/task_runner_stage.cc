@@ -109,6 +109,8 @@ v1::TaskWaiting TaskRunner::Waiting(const v1::TaskRecord& task,
   const std::string& dataset = task.spec().dataset().id();
   const std::set<std::string> connected(cohort.begin(), cohort.end());
   std::vector<std::string> not_connected;
+  std::vector<std::string> quarantined;
+  std::vector<std::string> disabled;
   std::set<std::string> known_datasets;
   size_t contributed_holders = 0;
   size_t excluded_holders = 0;
@@ -122,12 +124,16 @@ v1::TaskWaiting TaskRunner::Waiting(const v1::TaskRecord& task,
       ++contributed_holders;
     } else if (excluded.contains(c.client_id())) {
       ++excluded_holders;
+    } else if (c.has_quarantine()) {
+      quarantined.push_back(c.client_id());
+    } else if (c.disabled()) {
+      disabled.push_back(c.client_id());
     } else if (!connected.contains(c.client_id())) {
       not_connected.push_back(c.client_id());
     }
   }
   return MakeWaiting(dataset, need, static_cast<uint32_t>(cohort.size()), not_connected,
-                     contributed_holders, excluded_holders, known_datasets);
+                     contributed_holders, excluded_holders, known_datasets, quarantined, disabled);
 }
 
 void TaskRunner::NoteWaiting(v1::TaskRecord& task, const std::optional<v1::TaskWaiting>& waiting) {

@@ -14,6 +14,9 @@ rocksdb::DBOptions StoreOpenOptions() {
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kAbsoluteConsistency;
   // RocksDB's own info LOG files, rotated on every open: keep a few for post-mortems.
   options.keep_log_file_num = 10;
+  // Open the table files on this thread: the store has a handful per family, and RocksDB's
+  // default starts 16 opening threads per family at every open.
+  options.max_file_opening_threads = 1;
   return options;
 }
 

@@ -136,6 +136,25 @@ TEST_F(QuarantineTest, GarbageSharesSiteIsQuarantinedAndTheRetryCompletesWithout
   }
   EXPECT_TRUE(stored_quarantine);
 
+  // A task needing all four sites waits, naming site-d as quarantined (not as a site that
+  // is not connected) and how to let it back in.
+  v1::TaskSpec four = ToySpec(1, 4);
+  four.set_name("toy-four");
+  four.mutable_dataset()->set_features(0, "w1");
+  four.mutable_dataset()->set_features(1, "w2");
+  ASSERT_OK_AND_ASSIGN(auto waits, coordinator_->SubmitTask("op", four));
+  ASSERT_TRUE(Eventually([&] {
+    auto t = coordinator_->GetTask(waits.task_id());
+    return t.ok() && t->task().has_waiting();
+  }));
+  ASSERT_OK_AND_ASSIGN(got, coordinator_->GetTask(waits.task_id()));
+  EXPECT_THAT(got.task().waiting().quarantined(), ElementsAre("site-d"));
+  EXPECT_THAT(got.task().waiting().not_connected(), ::testing::IsEmpty());
+  EXPECT_THAT(got.task().waiting().message(),
+              HasSubstr("quarantined: site-d (named by honest sites; 'tessera clients release "
+                        "ID' lets one back in)"));
+  ASSERT_OK(coordinator_->CancelTask("op", waits.task_id(), "needs site-d"));
+
   // Released by an operator, it is invited again (and, still sending garbage, named again).
   EXPECT_THAT(coordinator_->ReleaseClient("op", "site-z"), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_OK_AND_ASSIGN(v1::ClientRecord released, coordinator_->ReleaseClient("op", "site-d"));

@@ -143,6 +143,24 @@ TEST(SiteAnswersTest, WaitingSaysWhoIsMissingOrThatNoSiteHoldsTheDataset) {
   EXPECT_FALSE(SameWaiting(w, MakeWaiting("breast_cancr", 3, 1, {}, 0, 0, {})));
 }
 
+// Sites an operator's decision keeps out are named as such, with how to let them back in,
+// not as sites that are not connected.
+TEST(SiteAnswersTest, WaitingNamesQuarantinedAndDisabledHoldersApart) {
+  v1::TaskWaiting w = MakeWaiting("breast_cancer", 4, 2, {"hospital-c"}, 0, 0, {"breast_cancer"},
+                                  {"hospital-d"}, {"hospital-e"});
+  EXPECT_EQ(w.message(),
+            "waiting for 4 sites holding dataset breast_cancer (have 2); known but not "
+            "connected: hospital-c; quarantined: hospital-d (named by honest sites; 'tessera "
+            "clients release ID' lets one back in); disabled by an operator: hospital-e "
+            "('tessera clients enable ID')");
+  EXPECT_THAT(w.not_connected(), ElementsAre("hospital-c"));
+  EXPECT_THAT(w.quarantined(), ElementsAre("hospital-d"));
+  EXPECT_THAT(w.disabled(), ElementsAre("hospital-e"));
+  // Only quarantined holders: the dataset is known, so no "no known site" hint.
+  w = MakeWaiting("breast_cancer", 3, 0, {}, 0, 0, {"breast_cancer"}, {"hospital-d"});
+  EXPECT_THAT(w.message(), Not(HasSubstr("no known site")));
+}
+
 using ::tessera::testing::FakeClock;
 
 v1::ClientStatus StatusOf(const ClientRegistry& registry) {

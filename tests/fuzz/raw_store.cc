@@ -41,6 +41,9 @@ struct OpenDb {
 
 absl::Status Open(const std::string& dir, OpenDb* out) {
   rocksdb::DBOptions options;
+  options.max_file_opening_threads = 1;
+  options.allow_fallocate = false;
+  options.info_log_level = rocksdb::InfoLogLevel::FATAL_LEVEL;
   if (!rocksdb::DB::ListColumnFamilies(options, dir, &out->names).ok()) {
     return absl::InternalError("no database in " + dir);
   }
