@@ -276,7 +276,10 @@ CoordinatorMetrics::CoordinatorMetrics(metrics::Registry* registry)
       tasks_(registry->Gauge("tessera_tasks", "Tasks by state.", {"state"})),
       clients_(registry->Gauge("tessera_clients", "Registered clients by status.", {"status"})),
       clients_live_(registry->Gauge("tessera_clients_connected",
-                                    "Clients heard from within client_liveness_seconds.")) {}
+                                    "Clients heard from within client_liveness_seconds.")),
+      clients_held_back_(registry->Gauge(
+          "tessera_clients_held_back",
+          "Clients an operator's decision keeps out of every cohort, by reason.", {"reason"})) {}
 
 CoordinatorMetrics::~CoordinatorMetrics() = default;
 
@@ -308,15 +311,21 @@ void CoordinatorMetrics::CollectFrom(Coordinator* coordinator, absl::Duration li
     for (const auto& [state, n] : by_state) tasks_.With({state}).Set(n);
     std::map<std::string, double> by_status;
     double live = 0;
+    double quarantined = 0;
+    double disabled = 0;
     const int64_t now_ms = absl::ToUnixMillis(absl::Now());
     const int64_t liveness_ms = absl::ToInt64Milliseconds(liveness);
     for (const v1::ClientRecord& c : coordinator->ListClients()) {
       by_status[v1::ClientStatus_Name(c.status())] += 1;
       if (now_ms - c.last_seen_unix_ms() <= liveness_ms) live += 1;
+      if (c.has_quarantine()) quarantined += 1;
+      if (c.disabled()) disabled += 1;
     }
     clients_.Clear();
     for (const auto& [status, n] : by_status) clients_.With({status}).Set(n);
     clients_live_.With({}).Set(live);
+    clients_held_back_.With({"quarantined"}).Set(quarantined);
+    clients_held_back_.With({"disabled"}).Set(disabled);
   });
 }
 

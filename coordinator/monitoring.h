@@ -78,6 +78,7 @@ class CoordinatorMetrics {
   metrics::GaugeFamily& tasks_;
   metrics::GaugeFamily& clients_;
   metrics::GaugeFamily& clients_live_;
+  metrics::GaugeFamily& clients_held_back_;
   std::unique_ptr<StepTimer> observer_;
 };
 

@@ -15,11 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "common/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/federation.h"
+#include "tests/testing/raw_http.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::e2e {
@@ -72,6 +76,10 @@ class E2eQuarantineTest : public FederationTest {
   void StartFederation(const std::map<std::string, std::string>& fault) {
     ASSERT_OK(MakeTestPki(FourSites()));
     ASSERT_OK(SplitData(FourSites()));
+    edit_coordinator_config_ = [this](v1::CoordinatorConfig* c) {
+      c->set_metrics_listen_address("127.0.0.1:0");
+      c->set_metrics_ready_file(temp().File("coordinator-metrics"));
+    };
     ASSERT_OK(StartCoordinator());
     for (const std::string& name : FourSites()) {
       ASSERT_OK(StartClient(name, "",
@@ -79,6 +87,18 @@ class E2eQuarantineTest : public FederationTest {
                             /*min_cohort=*/3));
     }
     for (const std::string& name : FourSites()) ASSERT_OK(WaitClientReady(name));
+  }
+
+  // The coordinator's /metrics page.
+  absl::StatusOr<std::string> Metrics() {
+    ASSIGN_OR_RETURN(std::string bound,
+                     WaitForFile(temp().File("coordinator-metrics"), *coordinator()));
+    int port = 0;
+    std::string address(absl::StripSuffix(bound, "\n"));
+    if (!absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port)) {
+      return absl::InternalError(absl::StrCat("no port in ", address));
+    }
+    return testing::RawHttpBody(testing::RawHttpGet(port, "/metrics"));
   }
 
   absl::StatusOr<v1::ClientRecord> Client(const std::string& id) {
@@ -128,6 +148,9 @@ TEST_F(E2eQuarantineTest, GarbageSharesSiteIsQuarantinedAndTaskCompletes) {
                                 HasSubstr("named by hospital-a, hospital-b, hospital-c"),
                                 HasSubstr("the share from hospital-d does not authenticate"),
                                 HasSubstr("tessera clients release hospital-d")));
+  ASSERT_OK_AND_ASSIGN(std::string metrics, Metrics());
+  EXPECT_THAT(metrics, HasSubstr("tessera_clients_held_back{reason=\"quarantined\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("tessera_clients_held_back{reason=\"disabled\"} 0\n"));
 
   // Repaired and released, it is invited again: a new task (other columns, so that its
   // statistics are pooled anew) runs with all four.
@@ -141,6 +164,8 @@ TEST_F(E2eQuarantineTest, GarbageSharesSiteIsQuarantinedAndTaskCompletes) {
   EXPECT_FALSE(d.has_quarantine());
   ASSERT_OK_AND_ASSIGN(listed, Console({"clients", "list"}));
   EXPECT_THAT(listed.out, Not(HasSubstr("QUARANTINED")));
+  ASSERT_OK_AND_ASSIGN(metrics, Metrics());
+  EXPECT_THAT(metrics, HasSubstr("tessera_clients_held_back{reason=\"quarantined\"} 0\n"));
   ASSERT_OK_AND_ASSIGN(CommandResult again, Console({"clients", "release"}, {"hospital-d"}));
   EXPECT_NE(again.exit_code(), 0);
   EXPECT_THAT(again.err, HasSubstr("hospital-d is not quarantined"));
