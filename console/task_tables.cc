@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "console/admin_client.h"
 #include "crypto/hash.h"
@@ -101,6 +102,10 @@ void PrintTaskSummary(const v1::TaskRecord& t) {
               t.spec().rounds());
   std::printf("dataset   %s (%d features, label %s)\n", t.spec().dataset().id().c_str(),
               t.spec().dataset().features_size(), t.spec().dataset().label().c_str());
+  if (!t.statistics_cohort().empty()) {
+    std::printf("cohort    %s (the sites in the pooled statistics: only they train)\n",
+                absl::StrJoin(t.statistics_cohort(), ", ").c_str());
+  }
   std::printf("spec      sha256 %s\n", crypto::ToHex(t.spec_hash()).c_str());
   std::printf("submitted %s by %s\n", FormatMillis(t.created_unix_ms()).c_str(),
               t.submitted_by().c_str());

@@ -88,6 +88,7 @@ table.attempts td.outcome { color: #4a5260; }
 .status-active { background: #dcf5e3; color: #17663a; }
 .status-stale { background: #f3e6c8; color: #6d4b00; }
 .status-offline { background: #fde0de; color: #9b1c13; }
+.status-held { background: #e8e0f5; color: #4b2a85; }
 .problem { background: #fde0de; padding: 4px 16px; border-radius: 4px; }
 )CSS";
 

@@ -61,6 +61,28 @@ std::string ClientStatusBadge(v1::ClientStatus status) {
                       EscapeHtml(name), "</span>");
 }
 
+// The operator's decisions that keep a client out of every cohort, after its status:
+// QUARANTINED (who named it and why) and DISABLED (by whom and why).
+std::string HeldBack(const v1::ClientRecord& c) {
+  std::string html;
+  if (c.has_quarantine()) {
+    absl::StrAppend(&html, " <span class=\"client-status status-held\">QUARANTINED</span>",
+                    "<br><span class=\"muted\">named by ",
+                    EscapeHtml(absl::StrJoin(c.quarantine().named_by(), ", ")), ": ",
+                    EscapeHtml(c.quarantine().reason()), " (since ",
+                    Time(c.quarantine().since_unix_ms()), " UTC; <code>tessera clients release ",
+                    EscapeHtml(c.client_id()), "</code>)</span>");
+  }
+  if (c.disabled()) {
+    absl::StrAppend(&html, " <span class=\"client-status status-held\">DISABLED</span>",
+                    "<br><span class=\"muted\">by ", EscapeHtml(c.disabled_by()),
+                    c.disabled_reason().empty() ? "" : ": ", EscapeHtml(c.disabled_reason()),
+                    " (<code>tessera clients enable ", EscapeHtml(c.client_id()),
+                    "</code>)</span>");
+  }
+  return html;
+}
+
 std::string ClientsTable(const v1::ListClientsResponse& clients) {
   std::string html = absl::StrCat(
       "<table class=\"clients\"><thead>",
@@ -70,7 +92,8 @@ std::string ClientsTable(const v1::ListClientsResponse& clients) {
     const int64_t ago =
         std::max<int64_t>(0, (clients.now_unix_ms() - c.last_seen_unix_ms()) / 1000);
     absl::StrAppend(
-        &html, "<tr>", Cell(EscapeHtml(c.client_id())), Cell(ClientStatusBadge(c.status())),
+        &html, "<tr>", Cell(EscapeHtml(c.client_id())),
+        Cell(absl::StrCat(ClientStatusBadge(c.status()), HeldBack(c))),
         Cell(EscapeHtml(absl::StrJoin(c.dataset_ids(), ", "))),
         Cell(absl::StrCat(ago, " s ago <span class=\"muted\">(", Time(c.last_seen_unix_ms()),
                           " UTC)</span>")),

@@ -181,6 +181,40 @@ TEST(DashboardRenderTest, TheOverviewShowsStaleAndOfflineClientsAndTheThresholds
   EXPECT_THAT(html, HasSubstr("OFFLINE: the same for 300 s"));
 }
 
+// A quarantined or disabled client says so after its status, with who decided, why, and
+// the command that lets it back in; the reason text is escaped.
+TEST(DashboardRenderTest, TheOverviewShowsQuarantinedAndDisabledClients) {
+  v1::ListClientsResponse clients;
+  clients.set_now_unix_ms(1'800'000'400'000);
+  v1::ClientRecord* d = clients.add_clients();
+  d->set_client_id("hospital-d");
+  d->set_status(v1::CLIENT_ACTIVE);
+  d->mutable_quarantine()->set_reason("SECAGG_CORRUPTED_SHARE: <b>x</b>");
+  d->mutable_quarantine()->add_named_by("hospital-a");
+  d->mutable_quarantine()->add_named_by("hospital-b");
+  v1::ClientRecord* e = clients.add_clients();
+  e->set_client_id("hospital-e");
+  e->set_status(v1::CLIENT_OFFLINE);
+  e->set_disabled(true);
+  e->set_disabled_by("operator-1");
+  e->set_disabled_reason("key leaked");
+  v1::ClientRecord* a = clients.add_clients();
+  a->set_client_id("hospital-a");
+  a->set_status(v1::CLIENT_ACTIVE);
+  std::string html = RenderOverview({}, clients);
+  EXPECT_THAT(html, HasSubstr("ACTIVE</span> <span class=\"client-status status-held\">"
+                              "QUARANTINED</span><br><span class=\"muted\">named by hospital-a, "
+                              "hospital-b: SECAGG_CORRUPTED_SHARE: &lt;b&gt;x&lt;/b&gt;"));
+  EXPECT_THAT(html, HasSubstr("<code>tessera clients release hospital-d</code>"));
+  EXPECT_THAT(html, HasSubstr("OFFLINE</span> <span class=\"client-status status-held\">"
+                              "DISABLED</span><br><span class=\"muted\">by operator-1: key leaked "
+                              "(<code>tessera clients enable hospital-e</code>)"));
+  EXPECT_THAT(html, Not(HasSubstr("<b>x</b>")));
+  // hospital-a: its status only.
+  EXPECT_THAT(html, HasSubstr("<td>hospital-a</td><td><span class=\"client-status "
+                              "status-active\">ACTIVE</span></td>"));
+}
+
 v1::SiteAnswer* AddAnswer(v1::StageAttempt* s, const std::string& site, v1::SiteAnswerKind kind,
                           v1::SecAggRound step = v1::SECAGG_ROUND_UNSPECIFIED,
                           const std::string& detail = "") {

@@ -127,6 +127,9 @@ TEST_F(E2eQuarantineTest, GarbageSharesSiteIsQuarantinedAndTaskCompletes) {
   }
   const std::set<std::string> invited = SessionsInviting(got, "hospital-d");
   EXPECT_EQ(invited.size(), 1u) << absl::StrJoin(invited, ", ");
+  ASSERT_OK_AND_ASSIGN(CommandResult shown, Console({"tasks", "show"}, {task_id}));
+  EXPECT_THAT(shown.out, HasSubstr("cohort    hospital-a, hospital-b, hospital-c (the sites in "
+                                   "the pooled statistics: only they train)"));
 
   // Quarantined, with the reason, who named it and where.
   ASSERT_OK_AND_ASSIGN(v1::ClientRecord d, Client("hospital-d"));
