@@ -52,7 +52,7 @@ if [[ -n "$sanitize" ]]; then
   # Stop at the first finding, with a stack; leaks are findings too (ASan's LeakSanitizer).
   export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/testing/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 fi
 
 bash "$root/deploy/install-deps.sh"

@@ -12,11 +12,13 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -214,6 +216,12 @@ absl::StatusOr<ExitStatus> Process::Wait(absl::Duration timeout) {
 
 ExitStatus Process::Terminate(absl::Duration grace) {
   if (Reap()) return *exit_;
+  // Sanitizer builds (deploy/test.sh --sanitize) run everything several times slower,
+  // stopping a daemon too.
+  if (const char* m = std::getenv("TESSERA_TEST_TIMEOUT_MULTIPLIER"); m != nullptr) {
+    int multiplier = 1;
+    if (absl::SimpleAtoi(m, &multiplier) && multiplier > 1) grace *= multiplier;
+  }
   ::kill(pid_, SIGTERM);
   ::kill(pid_, SIGCONT);  // a stopped child only acts on SIGTERM once it runs again
   if (Wait(grace).ok()) return *exit_;

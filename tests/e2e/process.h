@@ -72,8 +72,9 @@ class Process {
   // True until the child has ended (reaps it without blocking if it has).
   bool Running();
 
-  // SIGTERM (and SIGCONT), waits up to `grace`, then SIGKILL and waits. Returns how the
-  // child ended. Idempotent.
+  // SIGTERM (and SIGCONT), waits up to `grace` (times TESSERA_TEST_TIMEOUT_MULTIPLIER when
+  // set, as in sanitizer runs), then SIGKILL and waits. Returns how the child ended.
+  // Idempotent.
   ExitStatus Terminate(absl::Duration grace = absl::Seconds(10));
 
   // The whole log, and its last `lines` lines.

@@ -44,6 +44,22 @@ F Real(const char* rest, bool is_const = false) {
 void Acquire(const void* addr) { __tsan_acquire(const_cast<void*>(addr)); }
 void Release(const void* addr) { __tsan_release(const_cast<void*>(addr)); }
 
+// A condition the library evaluates with the mutex held, inside Await or LockWhen (after it
+// re-took the mutex, or on the thread unlocking it), and may release the mutex right after,
+// unseen: TSan must know the mutex is held there too, or it reports what the condition reads
+// as a race with the writers before and after.
+struct Watched {
+  const absl::Condition* condition;
+  const absl::Mutex* mu;
+};
+bool EvalHolding(void* arg) {
+  const auto* w = static_cast<const Watched*>(arg);
+  Acquire(w->mu);
+  const bool holds = w->condition->Eval();
+  Release(w->mu);
+  return holds;
+}
+
 }  // namespace
 
 namespace absl {
@@ -90,21 +106,27 @@ void Mutex::ReaderUnlock() {
 void Mutex::LockWhen(const Condition& cond) {
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("5Mutex8LockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
+  real(this, watched);
   Acquire(this);
 }
 
 void Mutex::ReaderLockWhen(const Condition& cond) {
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("5Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
+  real(this, watched);
   Acquire(this);
 }
 
 bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const bool held = real(this, cond, timeout);
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
+  const bool held = real(this, watched, timeout);
   Acquire(this);  // the mutex is held either way
   return held;
 }
@@ -112,7 +134,9 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
 bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Time)>(
       "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const bool held = real(this, cond, deadline);
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
+  const bool held = real(this, watched, deadline);
   Acquire(this);
   return held;
 }
@@ -120,7 +144,9 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
 bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  const bool held = real(this, cond, timeout);
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
+  const bool held = real(this, watched, timeout);
   Acquire(this);
   return held;
 }
@@ -128,7 +154,9 @@ bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
 bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Time)>(
       "5Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  const bool held = real(this, cond, deadline);
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
+  const bool held = real(this, watched, deadline);
   Acquire(this);
   return held;
 }
@@ -136,16 +164,20 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
 void Mutex::Await(const Condition& cond) {
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("5Mutex5AwaitERKNS0_9ConditionE");
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
   Release(this);
-  real(this, cond);
+  real(this, watched);
   Acquire(this);
 }
 
 bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
   Release(this);
-  const bool met = real(this, cond, timeout);
+  const bool met = real(this, watched, timeout);
   Acquire(this);
   return met;
 }
@@ -153,8 +185,10 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
 bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Time)>(
       "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  Watched w{&cond, this};
+  const Condition watched(&EvalHolding, &w);
   Release(this);
-  const bool met = real(this, cond, deadline);
+  const bool met = real(this, watched, deadline);
   Acquire(this);
   return met;
 }
