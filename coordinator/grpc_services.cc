@@ -92,7 +92,8 @@ class FederationService final : public v1::Federation::CallbackService {
                     const ServerLimits& limits)
       : coordinator_(coordinator),
         long_poll_(absl::Seconds(long_poll_seconds)),
-        limiter_(limits.max_pulls_per_site, limits.max_hellos_per_minute, common::Clock::Real()),
+        limiter_(limits.max_pulls_per_site, limits.max_hellos_per_minute, common::Clock::Real(),
+                 limits.max_pushes_per_site),
         workers_(WorkerThreads(), "tessera-rpc") {}
 
   grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* context,
@@ -131,8 +132,16 @@ class FederationService final : public v1::Federation::CallbackService {
       reactor->Finish(ToGrpcStatus(caller.status()));
       return reactor;
     }
-    workers_.Schedule([this, reactor, request, site = caller->node_id] {
+    // Refused at once: a site's daemon sends one answer at a time, and each call in
+    // progress holds its message (up to max_message_bytes) until it is handled.
+    auto slot = std::make_shared<CallLimiter::PullSlot>(limiter_.BeginPush(caller->node_id));
+    if (!slot->status().ok()) {
+      reactor->Finish(Limited(limiter_, caller->node_id, "PushResult", slot->status()));
+      return reactor;
+    }
+    workers_.Schedule([this, reactor, request, site = caller->node_id, slot]() mutable {
       absl::Status st = coordinator_->PushResult(site, *request);
+      slot.reset();
       if (!st.ok()) {
         common::LogWarning("result_refused")
             .With("client", site)

@@ -2,7 +2,8 @@
 // verified TLS peer certificate (crypto::PeerIdentity), never from a message field.
 //   Federation: institution certificates only (others get PERMISSION_DENIED).
 //   Admin:      operator certificates only (others get PERMISSION_DENIED).
-// Per-site call limits (limits.h): PullWork calls waiting at once, Hello calls per minute.
+// Per-site call limits (limits.h): PullWork calls waiting and PushResult calls in progress
+// at once, Hello calls per minute.
 // Every handler turns errors into gRPC statuses; nothing a client sends can crash the
 // coordinator.
 //
@@ -30,7 +31,8 @@ namespace tessera::coordinator {
 class Coordinator;
 
 // `coordinator` must outlive the services. `long_poll_seconds`: longest a PullWork is held.
-// `limits`: the per-site limits (limits.h) on waiting PullWork calls and on the Hello rate;
+// `limits`: the per-site limits (limits.h) on waiting PullWork calls, PushResult calls in
+// progress and the Hello rate;
 // a call past them is refused at once with RESOURCE_EXHAUSTED naming the site and the limit.
 std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
                                                      uint32_t long_poll_seconds,

@@ -49,6 +49,9 @@ absl::StatusOr<ServerLimits> ResolveServerLimits(const v1::CoordinatorConfig& co
   ASSIGN_OR_RETURN(limits.max_hellos_per_minute,
                    InRange(config.max_hellos_per_minute(), limits.max_hellos_per_minute, 1, 6000,
                            "max_hellos_per_minute"));
+  ASSIGN_OR_RETURN(limits.max_pushes_per_site,
+                   InRange(config.max_pushes_per_site(), limits.max_pushes_per_site, 1, 64,
+                           "max_pushes_per_site"));
   return limits;
 }
 
@@ -85,39 +88,54 @@ absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_
 }
 
 CallLimiter::CallLimiter(int max_pulls_per_site, int max_hellos_per_minute,
-                         const common::Clock* clock)
-    : max_pulls_(max_pulls_per_site), max_hellos_(max_hellos_per_minute), clock_(clock) {}
+                         const common::Clock* clock, int max_pushes_per_site)
+    : max_pulls_(max_pulls_per_site),
+      max_hellos_(max_hellos_per_minute),
+      max_pushes_(max_pushes_per_site),
+      clock_(clock) {}
 
-CallLimiter::PullSlot::PullSlot(CallLimiter* owner, std::string site, absl::Status status)
-    : owner_(owner), site_(std::move(site)), status_(std::move(status)) {}
+CallLimiter::PullSlot::PullSlot(CallLimiter* owner, std::map<std::string, int>* counts,
+                                std::string site, absl::Status status)
+    : owner_(owner), counts_(counts), site_(std::move(site)), status_(std::move(status)) {}
 
 CallLimiter::PullSlot::PullSlot(PullSlot&& other) noexcept
     : owner_(std::exchange(other.owner_, nullptr)),
+      counts_(other.counts_),
       site_(std::move(other.site_)),
       status_(std::move(other.status_)) {}
 
 CallLimiter::PullSlot::~PullSlot() {
-  if (owner_ != nullptr) owner_->EndPull(site_);
+  if (owner_ != nullptr) owner_->End(counts_, site_);
 }
 
 CallLimiter::PullSlot CallLimiter::BeginPull(const std::string& site) {
-  absl::MutexLock lock(&mu_);
-  int& waiting = pulls_[site];
-  if (waiting >= max_pulls_) {
-    return PullSlot(nullptr, site,
-                    absl::ResourceExhaustedError(absl::StrCat(
-                        site, " already has ", waiting, " PullWork calls waiting, the most a site ",
-                        "may have (max_pulls_per_site); this one is refused")));
-  }
-  ++waiting;
-  return PullSlot(this, site, absl::OkStatus());
+  return Begin(&pulls_, max_pulls_, site, "PullWork calls waiting", "max_pulls_per_site");
 }
 
-void CallLimiter::EndPull(const std::string& site) {
+CallLimiter::PullSlot CallLimiter::BeginPush(const std::string& site) {
+  return Begin(&pushes_, max_pushes_, site, "PushResult calls in progress", "max_pushes_per_site");
+}
+
+CallLimiter::PullSlot CallLimiter::Begin(std::map<std::string, int>* counts, int most,
+                                         const std::string& site, const char* what,
+                                         const char* field) {
   absl::MutexLock lock(&mu_);
-  auto it = pulls_.find(site);
-  if (it == pulls_.end()) return;
-  if (--it->second <= 0) pulls_.erase(it);
+  int& now = (*counts)[site];
+  if (now >= most) {
+    return PullSlot(nullptr, counts, site,
+                    absl::ResourceExhaustedError(absl::StrCat(site, " already has ", now, " ", what,
+                                                              ", the most a site may have (", field,
+                                                              "); this one is refused")));
+  }
+  ++now;
+  return PullSlot(this, counts, site, absl::OkStatus());
+}
+
+void CallLimiter::End(std::map<std::string, int>* counts, const std::string& site) {
+  absl::MutexLock lock(&mu_);
+  auto it = counts->find(site);
+  if (it == counts->end()) return;
+  if (--it->second <= 0) counts->erase(it);
 }
 
 int CallLimiter::WaitingPulls(const std::string& site) const {

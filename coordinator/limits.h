@@ -28,13 +28,14 @@ class TaskSpec;
 
 namespace tessera::coordinator {
 
-// The limits in force: CoordinatorConfig fields 240..244; the defaults here are the config's.
+// The limits in force: CoordinatorConfig fields 240..245; the defaults here are the config's.
 struct ServerLimits {
   size_t max_message_bytes = crypto::kDefaultMaxMessageBytes;
   int max_threads = 512;
   size_t memory_quota_bytes = size_t{1024} << 20;
   int max_pulls_per_site = 4;
   int max_hellos_per_minute = 30;
+  int max_pushes_per_site = 4;
 };
 
 // Applies the defaults (0 = default) and checks the ranges of config.proto; INVALID_ARGUMENT
@@ -58,16 +59,18 @@ absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec);
 // submission rather than failing in its first round.
 absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_bytes);
 
-// Per-site limits on calls: how many PullWork calls a site may have waiting at once, and a
-// token bucket of Hello calls (a burst of max_hellos_per_minute, refilled at that rate).
+// Per-site limits on calls: how many PullWork calls a site may have waiting and how many
+// PushResult calls in progress at once, and a token bucket of Hello calls (a burst of
+// max_hellos_per_minute, refilled at that rate).
 // Thread-safe; `clock` must outlive it.
 class CallLimiter {
  public:
-  CallLimiter(int max_pulls_per_site, int max_hellos_per_minute, const common::Clock* clock);
+  CallLimiter(int max_pulls_per_site, int max_hellos_per_minute, const common::Clock* clock,
+              int max_pushes_per_site = 4);
 
-  // Counts a PullWork of `site` as waiting until the returned slot is destroyed; a slot
+  // Counts a call of `site` as in progress until the returned slot is destroyed; a slot
   // that holds a RESOURCE_EXHAUSTED status (naming the site and the limit) when the site
-  // already has max_pulls_per_site waiting.
+  // already has the most its limit allows.
   class PullSlot {
    public:
     PullSlot(PullSlot&& other) noexcept;
@@ -77,12 +80,17 @@ class CallLimiter {
 
    private:
     friend class CallLimiter;
-    PullSlot(CallLimiter* owner, std::string site, absl::Status status);
-    CallLimiter* owner_;  // null once moved from or when refused
+    PullSlot(CallLimiter* owner, std::map<std::string, int>* counts, std::string site,
+             absl::Status status);
+    CallLimiter* owner_;                  // null once moved from or when refused
+    std::map<std::string, int>* counts_;  // the owner's count it holds a place in
     std::string site_;
     absl::Status status_;
   };
+  // A waiting PullWork (max_pulls_per_site).
   PullSlot BeginPull(const std::string& site);
+  // A PushResult in progress (max_pushes_per_site).
+  PullSlot BeginPush(const std::string& site);
 
   // OK if `site` may say Hello now (takes a token); RESOURCE_EXHAUSTED naming the site and
   // the limit otherwise.
@@ -102,13 +110,17 @@ class CallLimiter {
     double tokens = 0;
     absl::Time refilled;
   };
-  void EndPull(const std::string& site);
+  PullSlot Begin(std::map<std::string, int>* counts, int most, const std::string& site,
+                 const char* what, const char* field);
+  void End(std::map<std::string, int>* counts, const std::string& site);
 
   const int max_pulls_;
   const int max_hellos_;
+  const int max_pushes_;
   const common::Clock* const clock_;
   mutable absl::Mutex mu_;
   std::map<std::string, int> pulls_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> pushes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, HelloBucket> hellos_ ABSL_GUARDED_BY(mu_);
   struct LogTurn {
     absl::Time last = absl::InfinitePast();

@@ -39,6 +39,14 @@ TEST(ServerLimitsTest, DefaultsAndRangesNameTheField) {
   EXPECT_EQ(limits.memory_quota_bytes, size_t{1024} << 20);
   EXPECT_EQ(limits.max_pulls_per_site, 4);
   EXPECT_EQ(limits.max_hellos_per_minute, 30);
+  EXPECT_EQ(limits.max_pushes_per_site, 4);
+  config.set_max_pushes_per_site(65);
+  EXPECT_THAT(ResolveServerLimits(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_pushes_per_site")));
+  config.set_max_pushes_per_site(1);
+  ASSERT_OK_AND_ASSIGN(limits, ResolveServerLimits(config));
+  EXPECT_EQ(limits.max_pushes_per_site, 1);
+  config.clear_max_pushes_per_site();
   config.set_max_message_bytes(16 << 20);
   config.set_max_pulls_per_site(2);
   ASSERT_OK_AND_ASSIGN(limits, ResolveServerLimits(config));
@@ -128,6 +136,30 @@ TEST(CallLimiterTest, ExcessPullsAreRefusedAtOnceAndSlotsComeBack) {
   }
   EXPECT_EQ(limiter.WaitingPulls("site-a"), 0);
   EXPECT_OK(limiter.BeginPull("site-a").status());
+}
+
+// Pushes in progress have their own count: a site at its pull limit may still push, and
+// the reverse.
+TEST(CallLimiterTest, ExcessPushesAreRefusedAtOnceApartFromPulls) {
+  FakeClock clock;
+  CallLimiter limiter(1, 30, &clock, /*max_pushes_per_site=*/2);
+  {
+    CallLimiter::PullSlot pull = limiter.BeginPull("site-a");
+    CallLimiter::PullSlot a = limiter.BeginPush("site-a");
+    CallLimiter::PullSlot b = limiter.BeginPush("site-a");
+    EXPECT_OK(pull.status());
+    EXPECT_OK(a.status());
+    EXPECT_OK(b.status());
+    CallLimiter::PullSlot c = limiter.BeginPush("site-a");
+    EXPECT_THAT(c.status(),
+                StatusIs(absl::StatusCode::kResourceExhausted,
+                         AllOf(HasSubstr("site-a already has 2 PushResult calls in progress"),
+                               HasSubstr("max_pushes_per_site"))));
+    EXPECT_OK(limiter.BeginPush("site-b").status());
+    EXPECT_EQ(limiter.WaitingPulls("site-a"), 1);
+  }
+  EXPECT_OK(limiter.BeginPush("site-a").status());
+  EXPECT_EQ(limiter.WaitingPulls("site-a"), 0);
 }
 
 TEST(CallLimiterTest, HellosBeyondTheRateAreRefusedUntilTokensRefill) {
