@@ -21,6 +21,7 @@ std::vector<Verdict> JudgeCulprits(const std::map<std::string, Accusation>& accu
     v.named_by.push_back(accuser);  // sorted: the map is
   }
   std::vector<Verdict> out;
+  out.reserve(verdicts.size());
   for (auto& [id, v] : verdicts) out.push_back(std::move(v));
   return out;
 }

@@ -40,6 +40,7 @@ absl::Status OpenRecovered(const std::string& directory, bool read_only, RawStor
   std::vector<std::string> names;
   rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, directory, &names);
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.reserve(names.size());
   for (const std::string& name : names) {
     families.emplace_back(name, rocksdb::ColumnFamilyOptions());
   }
