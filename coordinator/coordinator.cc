@@ -180,11 +180,14 @@ absl::StatusOr<v1::HelloResponse> Coordinator::Hello(const std::string& client_i
   return response;
 }
 
+absl::Status Coordinator::RequireHello(const std::string& client_id) const {
+  if (registry_.Known(client_id)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
+}
+
 absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
     const std::string& client_id, absl::Time deadline) {
-  if (!registry_.Known(client_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
-  }
+  RETURN_IF_ERROR(RequireHello(client_id));
   registry_.Seen(client_id);
   auto item = board_.Pull(client_id, deadline);
   registry_.Seen(client_id);
@@ -193,9 +196,7 @@ absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
 
 absl::StatusOr<uint64_t> Coordinator::StartPull(const std::string& client_id, absl::Time deadline,
                                                 WorkBoard::PullDone done) {
-  if (!registry_.Known(client_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
-  }
+  RETURN_IF_ERROR(RequireHello(client_id));
   registry_.Seen(client_id);
   return board_.PullAsync(client_id, deadline, std::move(done));
 }
@@ -204,9 +205,7 @@ void Coordinator::ReturnUndelivered(const std::string& client_id) { board_.Redel
 
 absl::Status Coordinator::PushResult(const std::string& client_id,
                                      const v1::PushResultRequest& request) {
-  if (!registry_.Known(client_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(client_id, " must call Hello first"));
-  }
+  RETURN_IF_ERROR(RequireHello(client_id));
   registry_.Seen(client_id);
   return board_.Push(client_id, request);
 }

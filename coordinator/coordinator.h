@@ -167,6 +167,8 @@ class Coordinator {
   Coordinator(std::unique_ptr<Store> store, const common::Clock* clock,
               const CoordinatorOptions& options);
   void StartRunner(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION unless `client_id` said Hello (the site calls other than Hello).
+  absl::Status RequireHello(const std::string& client_id) const;
 
   const std::unique_ptr<Store> store_;
   const common::Clock* const clock_;

@@ -75,7 +75,10 @@ std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id
   if (--waiting_[client_id] == 0) waiting_.erase(client_id);
   if (shutdown_ || wakes_[client_id] != wakes) return nullptr;
   OpenWork* w = Deliverable(client_id);
-  if (w == nullptr) return nullptr;
+  return w == nullptr ? nullptr : HandOut(w, client_id);
+}
+
+std::shared_ptr<const v1::WorkItem> WorkBoard::HandOut(OpenWork* w, const std::string& client_id) {
   w->undelivered.erase(client_id);
   w->fetched.insert(client_id);
   return w->items.at(client_id);
@@ -96,9 +99,7 @@ uint64_t WorkBoard::PullAsync(const std::string& client_id, absl::Time deadline,
         if (!timer_.joinable()) timer_ = std::thread([this] { ExpireLoop(); });
         return ticket;
       }
-      w->undelivered.erase(client_id);
-      w->fetched.insert(client_id);
-      now = w->items.at(client_id);
+      now = HandOut(w, client_id);
     }
   }
   done(std::move(now));
@@ -119,10 +120,8 @@ void WorkBoard::MatchLocked(const std::string& client_id, Ended* ended) {
   while (waiting != async_of_.end()) {
     OpenWork* w = Deliverable(client_id);
     if (w == nullptr) return;
-    w->undelivered.erase(client_id);
-    w->fetched.insert(client_id);
     const uint64_t oldest = *waiting->second.begin();
-    EndLocked(oldest, w->items.at(client_id), ended);  // may erase `waiting`
+    EndLocked(oldest, HandOut(w, client_id), ended);  // may erase `waiting`
     waiting = async_of_.find(client_id);
   }
 }

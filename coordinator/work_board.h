@@ -131,6 +131,9 @@ class WorkBoard {
 
   // The oldest open work with an undelivered item for `client_id`, or null.
   OpenWork* Deliverable(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `w`'s item for `client_id` handed out (and fetched) and returns it.
+  std::shared_ptr<const v1::WorkItem> HandOut(OpenWork* w, const std::string& client_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `client_id`'s deliverable items to its waiting async pulls, oldest first.
   void MatchLocked(const std::string& client_id, Ended* ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends async pull `ticket` with `item`.
