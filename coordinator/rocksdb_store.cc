@@ -41,6 +41,7 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "coordinator/internal/store_files.h"
+#include "coordinator/internal/store_records.h"
 #include "coordinator/internal/task_id.h"
 #include "coordinator/store.h"
 #include "proto/federation.pb.h"
@@ -55,6 +56,12 @@
 
 namespace tessera::coordinator {
 namespace {
+
+using internal::AppendBigEndian;
+using internal::ReadBigEndian;
+using internal::RoundKey;
+using internal::RoundPrefix;
+using internal::TaskKey;
 
 constexpr char kTasksCf[] = "tasks";
 constexpr char kRoundsCf[] = "rounds";
@@ -91,52 +98,9 @@ bool IsLockConflict(const rocksdb::Status& s) {
          text.find("While lock file") != std::string::npos;
 }
 
-// ---- keys
-
-void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
-  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>((value >> shift) & 0xff));
-  }
-}
-
-uint64_t ReadBigEndian(std::string_view bytes) {
-  uint64_t value = 0;
-  for (char c : bytes) value = (value << 8) | static_cast<unsigned char>(c);
-  return value;
-}
-
-std::string TaskKey(uint64_t seq) {
-  std::string key;
-  AppendBigEndian(seq, 8, &key);
-  return key;
-}
-
-std::string RoundPrefix(const std::string& task_id) {
-  std::string prefix = task_id;
-  prefix.push_back('\0');
-  return prefix;
-}
-
-std::string RoundKey(const std::string& task_id, uint32_t round) {
-  std::string key = RoundPrefix(task_id);
-  AppendBigEndian(round, 4, &key);
-  return key;
-}
-
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 // ---- values
-
-template <typename Message>
-absl::StatusOr<Message> ParseValue(std::string_view bytes, const char* kind,
-                                   const std::string& key_description) {
-  Message message;
-  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::DataLossError(
-        absl::StrCat("stored ", kind, " record of ", key_description, " does not parse"));
-  }
-  return message;
-}
 
 template <typename Message>
 absl::StatusOr<std::string> SerializeValue(const Message& message, const char* kind) {
@@ -148,16 +112,6 @@ absl::StatusOr<std::string> SerializeValue(const Message& message, const char* k
     return absl::InternalError(absl::StrCat("cannot serialise ", kind, " record"));
   }
   return bytes;
-}
-
-absl::Status ParseRoundKey(std::string_view key, size_t prefix_size, uint32_t* round,
-                           const std::string& task_id, const char* kind) {
-  if (key.size() != prefix_size + 4) {
-    return absl::DataLossError(
-        absl::StrCat("stored ", kind, " key of ", task_id, " has length ", key.size()));
-  }
-  *round = static_cast<uint32_t>(ReadBigEndian(key.substr(prefix_size)));
-  return absl::OkStatus();
 }
 
 class RocksDbStore final : public Store {
@@ -198,11 +152,7 @@ class RocksDbStore final : public Store {
                      Get(meta_, kLastTaskSeqKey, "meta last_task_seq"));
     uint64_t last_seq = 0;
     if (counter.has_value()) {
-      if (counter->size() != 8) {
-        return absl::DataLossError(absl::StrCat("stored meta record last_task_seq in ", directory_,
-                                                " has ", counter->size(), " bytes, want 8"));
-      }
-      last_seq = ReadBigEndian(*counter);
+      ASSIGN_OR_RETURN(last_seq, internal::DecodeLastTaskSeq(directory_, *counter));
     }
     // The counter and the newest task are written in one batch; a newer task than the
     // counter would let an id be handed out twice.
@@ -268,19 +218,15 @@ class RocksDbStore final : public Store {
     ASSIGN_OR_RETURN(std::optional<std::string> value,
                      Get(tasks_, TaskKey(*seq), "GetTask " + task_id));
     if (!value.has_value()) return TaskNotFound("GetTask", task_id);
-    return ParseTask(*seq, *value);
+    return internal::DecodeTask(TaskKey(*seq), *value);
   }
 
   absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override {
     std::vector<v1::TaskRecord> out;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), tasks_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 8) {
-        return absl::DataLossError(
-            absl::StrCat("stored tasks key has length ", it->key().size(), ", want 8"));
-      }
       ASSIGN_OR_RETURN(v1::TaskRecord record,
-                       ParseTask(ReadBigEndian(View(it->key())), View(it->value())));
+                       internal::DecodeTask(View(it->key()), View(it->value())));
       out.push_back(std::move(record));
     }
     RETURN_IF_ERROR(FromRocksDb(it->status(), "ListTasks"));
@@ -328,13 +274,7 @@ class RocksDbStore final : public Store {
     if (!value.has_value()) {
       return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
     }
-    ASSIGN_OR_RETURN(v1::InFlightRound record,
-                     ParseValue<v1::InFlightRound>(*value, "inflight", task_id));
-    if (record.task_id() != task_id) {
-      return absl::DataLossError(absl::StrCat("stored inflight record of ", task_id,
-                                              " has task_id \"", record.task_id(), "\""));
-    }
-    return record;
+    return internal::DecodeInFlight(task_id, *value);
   }
 
   absl::Status DeleteInFlight(const std::string& task_id) override {
@@ -366,15 +306,7 @@ class RocksDbStore final : public Store {
       return absl::NotFoundError(
           absl::StrCat("GetStatistics: no pooled statistics for dataset ", dataset_id));
     }
-    ASSIGN_OR_RETURN(v1::PooledStatisticsRecord record,
-                     ParseValue<v1::PooledStatisticsRecord>(*value, "statistics", dataset_id));
-    if (record.dataset_id() != dataset_id ||
-        !std::equal(record.columns().begin(), record.columns().end(), columns.begin(),
-                    columns.end())) {
-      return absl::DataLossError(absl::StrCat("stored statistics record of dataset ", dataset_id,
-                                              " names other columns or another dataset"));
-    }
-    return record;
+    return internal::DecodeStatistics(dataset_id, columns, *value);
   }
 
   absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override {
@@ -390,15 +322,8 @@ class RocksDbStore final : public Store {
     options.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, rounds_));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      uint32_t round = 0;
-      RETURN_IF_ERROR(ParseRoundKey(View(it->key()), prefix.size(), &round, task_id, "rounds"));
-      const std::string description = absl::StrCat(task_id, " round ", round);
       ASSIGN_OR_RETURN(v1::RoundRecord record,
-                       ParseValue<v1::RoundRecord>(View(it->value()), "rounds", description));
-      if (record.task_id() != task_id || record.round() != round) {
-        return absl::DataLossError(absl::StrCat("stored rounds record of ", description, " is for ",
-                                                record.task_id(), " round ", record.round()));
-      }
+                       internal::DecodeRound(task_id, View(it->key()), View(it->value())));
       out.push_back(std::move(record));
     }
     RETURN_IF_ERROR(FromRocksDb(it->status(), "ListRounds " + task_id));
@@ -412,9 +337,7 @@ class RocksDbStore final : public Store {
     ASSIGN_OR_RETURN(std::optional<std::string> value,
                      Get(models_, RoundKey(task_id, round), "GetCheckpoint " + description));
     if (!value.has_value()) return CheckpointNotFound(description);
-    ASSIGN_OR_RETURN(v1::ModelParameters parameters,
-                     ParseValue<v1::ModelParameters>(*value, "models", description));
-    return std::vector<float>(parameters.values().begin(), parameters.values().end());
+    return internal::DecodeCheckpoint(description, *value);
   }
 
   absl::Status PutClient(const v1::ClientRecord& record) override {
@@ -434,7 +357,7 @@ class RocksDbStore final : public Store {
     if (!value.has_value()) {
       return absl::NotFoundError(absl::StrCat("GetClient: no client \"", client_id, "\""));
     }
-    return ParseClient(client_id, *value);
+    return internal::DecodeClient(client_id, *value);
   }
 
   absl::StatusOr<std::vector<v1::ClientRecord>> ListClients() override {
@@ -442,7 +365,7 @@ class RocksDbStore final : public Store {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), clients_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       ASSIGN_OR_RETURN(v1::ClientRecord record,
-                       ParseClient(std::string(View(it->key())), View(it->value())));
+                       internal::DecodeClient(std::string(View(it->key())), View(it->value())));
       out.push_back(std::move(record));
     }
     RETURN_IF_ERROR(FromRocksDb(it->status(), "ListClients"));
@@ -464,11 +387,7 @@ class RocksDbStore final : public Store {
     ASSIGN_OR_RETURN(std::optional<std::string> stored,
                      Get(meta_, kSchemaVersionKey, "meta schema_version"));
     if (stored.has_value()) {
-      if (stored->size() != 4) {
-        return absl::DataLossError(absl::StrCat("stored meta record schema_version in ", directory_,
-                                                " has ", stored->size(), " bytes, want 4"));
-      }
-      const uint64_t version = ReadBigEndian(*stored);
+      ASSIGN_OR_RETURN(const uint64_t version, internal::DecodeSchemaVersion(directory_, *stored));
       if (version > kStoreSchemaVersion) {
         return absl::FailedPreconditionError(
             absl::StrCat("coordinator store ", directory_, " has schema version ", version,
@@ -511,28 +430,6 @@ class RocksDbStore final : public Store {
                      Get(tasks_, key, absl::StrCat(op, " ", task_id)));
     if (!value.has_value()) return TaskNotFound(op, task_id);
     return key;
-  }
-
-  static absl::StatusOr<v1::TaskRecord> ParseTask(uint64_t seq, std::string_view bytes) {
-    const std::string id = internal::FormatTaskId(seq);
-    ASSIGN_OR_RETURN(v1::TaskRecord record, ParseValue<v1::TaskRecord>(bytes, "tasks", id));
-    if (record.task_id() != id) {
-      return absl::DataLossError(
-          absl::StrCat("stored tasks record of ", id, " has task_id \"", record.task_id(), "\""));
-    }
-    return record;
-  }
-
-  static absl::StatusOr<v1::ClientRecord> ParseClient(const std::string& client_id,
-                                                      std::string_view bytes) {
-    const std::string description = "client \"" + client_id + "\"";
-    ASSIGN_OR_RETURN(v1::ClientRecord record,
-                     ParseValue<v1::ClientRecord>(bytes, "clients", description));
-    if (record.client_id() != client_id) {
-      return absl::DataLossError(absl::StrCat("stored clients record of ", description,
-                                              " has client_id \"", record.client_id(), "\""));
-    }
-    return record;
   }
 
   const std::string directory_;

@@ -82,7 +82,6 @@ absl::Time Asn1TimeToAbsl(const ASN1_TIME* t) {
 namespace {
 
 using internal::Asn1TimeToAbsl;
-using internal::FormatUtc;
 using internal::IsP256;
 using internal::NoPassphrase;
 using internal::ParsePrivateKey;
@@ -103,8 +102,6 @@ using internal::UniqueX509;
 using internal::UniqueX509Extension;
 using internal::UniqueX509Name;
 using internal::UniqueX509Req;
-using internal::UniqueX509Store;
-using internal::UniqueX509StoreCtx;
 
 // Certificates start a little in the past so a peer whose clock runs slightly behind
 // still accepts a certificate issued a moment ago.
@@ -335,24 +332,6 @@ absl::StatusOr<CertificateInfo> InfoFromX509(X509* cert) {
   return info;
 }
 
-bool IsSignerError(int error) {
-  switch (error) {
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_AKID_SKID_MISMATCH:
-    case X509_V_ERR_AKID_ISSUER_SERIAL_MISMATCH:
-    case X509_V_ERR_SUBJECT_ISSUER_MISMATCH:
-    case X509_V_ERR_CERT_UNTRUSTED:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // The CSR, its signature verified, and its node id.
 struct VerifiedCsr {
   UniqueX509Req req;
@@ -380,6 +359,10 @@ absl::StatusOr<VerifiedCsr> ParseAndVerifyCsr(const std::string& csr_pem) {
 }
 
 }  // namespace
+
+namespace internal {
+absl::StatusOr<CertificateInfo> CertificateInfoOf(X509* cert) { return InfoFromX509(cert); }
+}  // namespace internal
 
 const char* RoleName(Role role) {
   switch (role) {
@@ -545,58 +528,6 @@ absl::StatusOr<std::string> SignCsr(const CertificateAuthority& ca, const std::s
 absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem) {
   ASSIGN_OR_RETURN(UniqueX509 cert, ParseX509(cert_pem, "certificate"));
   return InfoFromX509(cert.get());
-}
-
-absl::StatusOr<CertificateInfo> VerifyCertificate(const std::string& cert_pem,
-                                                  const std::string& ca_cert_pem, absl::Time now) {
-  ASSIGN_OR_RETURN(UniqueX509 cert, ParseX509(cert_pem, "certificate"));
-  ASSIGN_OR_RETURN(CertificateInfo info, InfoFromX509(cert.get()));
-  ASSIGN_OR_RETURN(UniqueX509 ca_cert, ParseX509(ca_cert_pem, "federation CA certificate"));
-
-  UniqueX509Store store(X509_STORE_new());
-  UniqueX509StoreCtx ctx(X509_STORE_CTX_new());
-  if (store == nullptr || ctx == nullptr || X509_STORE_add_cert(store.get(), ca_cert.get()) != 1 ||
-      X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
-    return OpenSslInternal("cannot set up certificate verification");
-  }
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_time(param, absl::ToTimeT(now));
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
-  // Every Tessera leaf is a TLS client; this also checks the CA may sign for that use.
-  if (X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT) != 1) {
-    return OpenSslInternal("cannot set up certificate verification");
-  }
-  const int verified = X509_verify_cert(ctx.get());
-  ClearOpenSslErrors();
-  if (verified == 1) return info;
-
-  const int error = X509_STORE_CTX_get_error(ctx.get());
-  const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
-  const std::string who = absl::StrCat("node '", info.node_id, "': ");
-  if (depth > 0 &&
-      (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID)) {
-    const bool expired = error == X509_V_ERR_CERT_HAS_EXPIRED;
-    return absl::UnauthenticatedError(
-        absl::StrCat(who, "the federation CA certificate ",
-                     expired ? "has expired (not after " : "is not yet valid (not before ",
-                     FormatUtc(Asn1TimeToAbsl(expired ? X509_get0_notAfter(ca_cert.get())
-                                                      : X509_get0_notBefore(ca_cert.get()))),
-                     ")"));
-  }
-  if (error == X509_V_ERR_CERT_HAS_EXPIRED) {
-    return absl::UnauthenticatedError(
-        absl::StrCat(who, "certificate has expired (not after ", FormatUtc(info.not_after), ")"));
-  }
-  if (error == X509_V_ERR_CERT_NOT_YET_VALID) {
-    return absl::UnauthenticatedError(absl::StrCat(who, "certificate is not yet valid (not before ",
-                                                   FormatUtc(info.not_before), ")"));
-  }
-  if (IsSignerError(error)) {
-    return absl::UnauthenticatedError(
-        absl::StrCat(who, "certificate is not signed by the federation CA"));
-  }
-  return absl::UnauthenticatedError(
-      absl::StrCat(who, "certificate verification failed: ", X509_verify_cert_error_string(error)));
 }
 
 absl::Status RequireRole(const CertificateInfo& info, Role want) {

@@ -81,6 +81,10 @@ absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem);
 // Parses and verifies `cert_pem` against the federation CA at time `now`:
 // UNAUTHENTICATED "... certificate has expired (not after ...)" / "... not yet valid" /
 // "... not signed by the federation CA"; INVALID_ARGUMENT if malformed.
+// A certificate that verified is remembered per process with the span in which both it and
+// the CA are valid: the same question with `now` inside that span is answered without
+// parsing or checking again (what a secure-aggregation session asks about every peer).
+// Refusals are never remembered. Revocation is not part of this check (crypto/crl.h).
 absl::StatusOr<CertificateInfo> VerifyCertificate(const std::string& cert_pem,
                                                   const std::string& ca_cert_pem, absl::Time now);
 

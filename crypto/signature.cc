@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/status.h"
+#include "crypto/internal/certificate_cache.h"
 #include "crypto/internal/openssl_util.h"
 #include "crypto/internal/x509_util.h"
 
@@ -75,6 +76,10 @@ Verifier::Verifier(Verifier&&) noexcept = default;
 Verifier& Verifier::operator=(Verifier&&) noexcept = default;
 
 absl::StatusOr<Verifier> Verifier::Create(const std::string& cert_pem) {
+  internal::PublicKeys& keys = internal::PublicKeys::Instance();
+  if (UniqueEvpPkey key = keys.Find(cert_pem)) {
+    return Verifier(std::make_unique<Impl>(Impl{std::move(key)}));
+  }
   UniqueBio bio = MemoryBio(cert_pem);
   if (bio == nullptr) return OpenSslInternal("cannot read the certificate");
   UniqueX509 cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
@@ -90,6 +95,7 @@ absl::StatusOr<Verifier> Verifier::Create(const std::string& cert_pem) {
   if (!IsP256(key.get())) {
     return absl::InvalidArgumentError("certificate key is not an ECDSA P-256 key");
   }
+  keys.Insert(cert_pem, key.get());
   return Verifier(std::make_unique<Impl>(Impl{std::move(key)}));
 }
 

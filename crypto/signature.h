@@ -34,7 +34,9 @@ class Signer {
 class Verifier {
  public:
   // From a PEM certificate; only its public key is used here (check the certificate's chain
-  // and identity with VerifyCertificate first). INVALID_ARGUMENT if malformed.
+  // and identity with VerifyCertificate first). INVALID_ARGUMENT if malformed. The key
+  // parsed from a certificate is kept per process, so a peer's certificate seen again is
+  // not parsed again.
   static absl::StatusOr<Verifier> Create(const std::string& cert_pem);
   ~Verifier();
   Verifier(Verifier&&) noexcept;

@@ -124,11 +124,11 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
   if (version.has_value()) RETURN_IF_ERROR(CheckFormatVersion(*version));
   RETURN_IF_ERROR(ForEach(contributions_, [&](std::string_view key, std::string_view value) {
     ++*records;
-    return ParseContribution(key, value).status();
+    return DecodeContribution(directory_, key, value).status();
   }));
   RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
     ++*records;
-    return ParseSession(key, value).status();
+    return DecodeSession(directory_, key, value).status();
   }));
   RETURN_IF_ERROR(CheckAddedFamilies());
   return version;
@@ -138,7 +138,7 @@ absl::Status RocksDbSiteStore::CheckAddedFamilies() {
   RETURN_IF_ERROR(CheckBudgetFamily());
   RETURN_IF_ERROR(CheckLedger());
   RETURN_IF_ERROR(ForEach(Family(kApprovalsCf), [&](std::string_view key, std::string_view value) {
-    return ParseApproval(key, value).status();
+    return DecodeApproval(directory_, key, value).status();
   }));
   return absl::OkStatus();
 }
@@ -146,13 +146,13 @@ absl::Status RocksDbSiteStore::CheckAddedFamilies() {
 absl::StatusOr<v1::ContributionRecord> RocksDbSiteStore::GetContribution(const std::string& key) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, Get(contributions_, key));
   if (!value.has_value()) return NoContribution(key);
-  return ParseContribution(key, *value);
+  return DecodeContribution(directory_, key, *value);
 }
 
 absl::StatusOr<std::vector<v1::ContributionRecord>> RocksDbSiteStore::ListContributions() {
   std::vector<v1::ContributionRecord> out;
   RETURN_IF_ERROR(ForEach(contributions_, [&](std::string_view key, std::string_view value) {
-    ASSIGN_OR_RETURN(v1::ContributionRecord record, ParseContribution(key, value));
+    ASSIGN_OR_RETURN(v1::ContributionRecord record, DecodeContribution(directory_, key, value));
     out.push_back(std::move(record));
     return absl::OkStatus();
   }));
@@ -162,13 +162,13 @@ absl::StatusOr<std::vector<v1::ContributionRecord>> RocksDbSiteStore::ListContri
 absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::GetSession(const std::string& session) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, Get(sessions_, session));
   if (!value.has_value()) return NoSession(session);
-  return ParseSession(session, *value);
+  return DecodeSession(directory_, session, *value);
 }
 
 absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSessions() {
   std::vector<v1::SiteSessionRecord> out;
   RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
-    ASSIGN_OR_RETURN(v1::SiteSessionRecord record, ParseSession(key, value));
+    ASSIGN_OR_RETURN(v1::SiteSessionRecord record, DecodeSession(directory_, key, value));
     out.push_back(std::move(record));
     return absl::OkStatus();
   }));
@@ -197,7 +197,8 @@ absl::Status RocksDbSiteStore::PutSessionWith(
   bool drops_secrets = false;
   ASSIGN_OR_RETURN(std::optional<std::string> stored_session, Get(sessions_, label));
   if (stored_session.has_value()) {
-    ASSIGN_OR_RETURN(v1::SiteSessionRecord stored, ParseSession(label, *stored_session));
+    ASSIGN_OR_RETURN(v1::SiteSessionRecord stored,
+                     DecodeSession(directory_, label, *stored_session));
     drops_secrets = DropsSecrets(stored, session);
   }
   rocksdb::WriteBatch batch;
@@ -205,7 +206,7 @@ absl::Status RocksDbSiteStore::PutSessionWith(
     ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, contribution->key()));
     if (stored.has_value()) {
       ASSIGN_OR_RETURN(v1::ContributionRecord owner,
-                       ParseContribution(contribution->key(), *stored));
+                       DecodeContribution(directory_, contribution->key(), *stored));
       RETURN_IF_ERROR(CheckContributionOwner(owner, label));
     }
     RETURN_IF_ERROR(FromRocksDb(batch.Put(contributions_, contribution->key(), contribution_value),
@@ -284,44 +285,6 @@ absl::Status RocksDbSiteStore::ForEachEnd(const rocksdb::Status& s,
 
 absl::Status RocksDbSiteStore::Write(rocksdb::WriteBatch* batch, const std::string& what) {
   return FromRocksDb(db_->Write(write_options_, batch), directory_, what);
-}
-
-absl::Status RocksDbSiteStore::Damaged(const char* family, std::string_view key,
-                                       const std::string& what) {
-  return DataLoss(directory_, absl::StrCat("family ", family, ", key ", Hex(key), ": ", what));
-}
-
-absl::StatusOr<v1::ContributionRecord> RocksDbSiteStore::ParseContribution(std::string_view key,
-                                                                           std::string_view bytes) {
-  if (key.size() != kContributionKeySize) {
-    return Damaged(kContributionsCf, key,
-                   absl::StrCat("the key has ", key.size(), " bytes, want ", kContributionKeySize));
-  }
-  v1::ContributionRecord record;
-  if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Damaged(kContributionsCf, key, "the record does not parse");
-  }
-  if (record.key() != key) {
-    return Damaged(kContributionsCf, key,
-                   absl::StrCat("the record is for key ", Hex(record.key())));
-  }
-  if (record.session().empty()) {
-    return Damaged(kContributionsCf, key, "the record names no session");
-  }
-  return record;
-}
-
-absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::ParseSession(std::string_view key,
-                                                                     std::string_view bytes) {
-  v1::SiteSessionRecord record;
-  if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Damaged(kSessionsCf, key, "the record does not parse");
-  }
-  if (key.empty() || record.session() != key) {
-    return Damaged(kSessionsCf, key,
-                   absl::StrCat("the record is for session ", Hex(record.session())));
-  }
-  return record;
 }
 
 }  // namespace tessera::client::internal

@@ -45,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/site_budget_records.h"
+#include "client/internal/site_store_records.h"
 #include "client/site_store.h"
 #include "common/status.h"
 #include "rocksdb/db.h"
@@ -55,18 +56,11 @@
 
 namespace tessera::client::internal {
 
-inline constexpr char kContributionsCf[] = "contributions";
-inline constexpr char kSessionsCf[] = "sessions";
-inline constexpr char kMetaCf[] = "meta";
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, kSessionsCf,
                                                              kMetaCf};
-// The egress ledger (rocksdb_site_store_ledger.cc): entries and checkpoints, keyed by the
-// 8-byte big-endian sequence number.
-inline constexpr char kLedgerCf[] = "ledger";
-inline constexpr char kLedgerCheckpointsCf[] = "ledger_checkpoints";
-// Families added after format version 1, in the order they were added.
-inline constexpr char kApprovalsCf[] = "approvals";
+// The families (site_store_records.h) of format version 1, and those added after it, in the
+// order they were added.
 inline constexpr std::array<const char*, 4> kAddedFamilies = {
     kBudgetCf,  // rocksdb_site_store_budget.cc
     kLedgerCf,  // rocksdb_site_store_ledger.cc
@@ -163,9 +157,6 @@ class RocksDbSiteStore final : public SiteStore {
                               const v1::ContributionRecord* contribution,
                               const std::function<absl::Status(rocksdb::WriteBatch&)>& more);
 
-  // DATA_LOSS naming the family and the key (in hex).
-  absl::Status Damaged(const char* family, std::string_view key, const std::string& what);
-
   // The checks Init and InitReadOnly share: checksums, the format version (nullopt if the
   // store has none yet), every record. *records counts the contributions and sessions.
   absl::StatusOr<std::optional<std::string>> CheckEverything(size_t* records);
@@ -173,13 +164,6 @@ class RocksDbSiteStore final : public SiteStore {
   // Every record of the added families parsed and checked (appended to by each part).
   absl::Status CheckAddedFamilies();
   absl::Status CheckBudgetFamily();  // rocksdb_site_store_budget.cc
-
-  // An approvals record parsed and checked against its key (rocksdb_site_store_approvals.cc).
-  absl::StatusOr<v1::ApprovalRecord> ParseApproval(std::string_view key, std::string_view bytes);
-
-  absl::StatusOr<v1::ContributionRecord> ParseContribution(std::string_view key,
-                                                           std::string_view bytes);
-  absl::StatusOr<v1::SiteSessionRecord> ParseSession(std::string_view key, std::string_view bytes);
 
   // ---- Upkeep (rocksdb_site_store_upkeep.cc)
 
@@ -215,9 +199,6 @@ class RocksDbSiteStore final : public SiteStore {
 
   // Every ledger record parsed and checked against its key (part of CheckAddedFamilies).
   absl::Status CheckLedger();
-  absl::StatusOr<v1::LedgerEntry> ParseLedgerEntry(std::string_view key, std::string_view bytes);
-  absl::StatusOr<v1::LedgerCheckpoint> ParseLedgerCheckpoint(std::string_view key,
-                                                             std::string_view bytes);
 
   const std::string directory_;
   const std::unique_ptr<rocksdb::DB> db_;

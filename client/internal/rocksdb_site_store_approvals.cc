@@ -21,31 +21,19 @@
 
 namespace tessera::client::internal {
 
-absl::StatusOr<v1::ApprovalRecord> RocksDbSiteStore::ParseApproval(std::string_view key,
-                                                                   std::string_view bytes) {
-  v1::ApprovalRecord record;
-  if (!record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Damaged(kApprovalsCf, key, "the record does not parse");
-  }
-  if (const std::string problem = ApprovalRecordProblem(key, record); !problem.empty()) {
-    return Damaged(kApprovalsCf, key, problem);
-  }
-  return record;
-}
-
 absl::StatusOr<v1::ApprovalRecord> RocksDbSiteStore::GetApproval(const std::string& task_id,
                                                                  const std::string& spec_hash) {
   RETURN_IF_ERROR(CheckApprovalKey("GetApproval", task_id, spec_hash));
   const std::string key = ApprovalKey(task_id, spec_hash);
   ASSIGN_OR_RETURN(std::optional<std::string> value, Get(Family(kApprovalsCf), key));
   if (!value.has_value()) return NoApproval(task_id, spec_hash);
-  return ParseApproval(key, *value);
+  return DecodeApproval(directory_, key, *value);
 }
 
 absl::StatusOr<std::vector<v1::ApprovalRecord>> RocksDbSiteStore::ListApprovals() {
   std::vector<v1::ApprovalRecord> out;
   RETURN_IF_ERROR(ForEach(Family(kApprovalsCf), [&](std::string_view key, std::string_view value) {
-    ASSIGN_OR_RETURN(v1::ApprovalRecord record, ParseApproval(key, value));
+    ASSIGN_OR_RETURN(v1::ApprovalRecord record, DecodeApproval(directory_, key, value));
     out.push_back(std::move(record));
     return absl::OkStatus();
   }));
@@ -69,7 +57,7 @@ absl::Status RocksDbSiteStore::PutApproval(const v1::ApprovalRecord& record) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(family, key));
   if (stored.has_value()) {
-    ASSIGN_OR_RETURN(v1::ApprovalRecord previous, ParseApproval(key, *stored));
+    ASSIGN_OR_RETURN(v1::ApprovalRecord previous, DecodeApproval(directory_, key, *stored));
     RETURN_IF_ERROR(CheckDecisionFinal(previous, record));
   }
   rocksdb::WriteBatch batch;

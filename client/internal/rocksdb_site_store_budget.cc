@@ -18,30 +18,10 @@
 #include "proto/site_state.pb.h"
 
 namespace tessera::client::internal {
-namespace {
-
-// The charge stored under `key`, or DATA_LOSS naming the family and key (through `damaged`).
-template <typename Damaged>
-absl::StatusOr<v1::BudgetCharge> ParseCharge(std::string_view key, std::string_view bytes,
-                                             Damaged damaged) {
-  v1::BudgetCharge charge;
-  if (!charge.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return damaged("the record does not parse");
-  }
-  if (std::string problem = StoredChargeProblem(key, charge); !problem.empty()) {
-    return damaged(problem);
-  }
-  return charge;
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<v1::BudgetCharge>> RocksDbSiteStore::ListBudgetCharges() {
   std::vector<v1::BudgetCharge> out;
   RETURN_IF_ERROR(ForEach(Family(kBudgetCf), [&](std::string_view key, std::string_view value) {
-    ASSIGN_OR_RETURN(v1::BudgetCharge charge, ParseCharge(key, value, [&](const std::string& what) {
-                       return Damaged(kBudgetCf, key, what);
-                     }));
+    ASSIGN_OR_RETURN(v1::BudgetCharge charge, DecodeBudgetCharge(directory_, key, value));
     out.push_back(std::move(charge));
     return absl::OkStatus();
   }));
@@ -69,9 +49,7 @@ absl::Status RocksDbSiteStore::PutSessionCharged(const v1::SiteSessionRecord& se
 
 absl::Status RocksDbSiteStore::CheckBudgetFamily() {
   return ForEach(Family(kBudgetCf), [&](std::string_view key, std::string_view value) {
-    return ParseCharge(key, value,
-                       [&](const std::string& what) { return Damaged(kBudgetCf, key, what); })
-        .status();
+    return DecodeBudgetCharge(directory_, key, value).status();
   });
 }
 

@@ -21,45 +21,11 @@ namespace tessera::client::internal {
 
 absl::Status RocksDbSiteStore::CheckLedger() {
   RETURN_IF_ERROR(ForEach(Family(kLedgerCf), [&](std::string_view key, std::string_view value) {
-    return ParseLedgerEntry(key, value).status();
+    return DecodeLedgerEntry(directory_, key, value).status();
   }));
   return ForEach(Family(kLedgerCheckpointsCf), [&](std::string_view key, std::string_view value) {
-    return ParseLedgerCheckpoint(key, value).status();
+    return DecodeLedgerCheckpoint(directory_, key, value).status();
   });
-}
-
-absl::StatusOr<v1::LedgerEntry> RocksDbSiteStore::ParseLedgerEntry(std::string_view key,
-                                                                   std::string_view bytes) {
-  const std::optional<uint64_t> sequence = LedgerKeySequence(key);
-  if (!sequence.has_value()) return Damaged(kLedgerCf, key, "the key is not 8 bytes");
-  v1::LedgerEntry entry;
-  if (!entry.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Damaged(kLedgerCf, key, absl::StrCat("entry ", *sequence, " does not parse"));
-  }
-  if (entry.sequence() != *sequence) {
-    return Damaged(
-        kLedgerCf, key,
-        absl::StrCat("entry ", *sequence, " holds the record of entry ", entry.sequence()));
-  }
-  return entry;
-}
-
-absl::StatusOr<v1::LedgerCheckpoint> RocksDbSiteStore::ParseLedgerCheckpoint(
-    std::string_view key, std::string_view bytes) {
-  const std::optional<uint64_t> sequence = LedgerKeySequence(key);
-  if (!sequence.has_value()) return Damaged(kLedgerCheckpointsCf, key, "the key is not 8 bytes");
-  v1::LedgerCheckpoint checkpoint;
-  if (!checkpoint.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Damaged(kLedgerCheckpointsCf, key,
-                   absl::StrCat("checkpoint at entry ", *sequence, " does not parse"));
-  }
-  if (checkpoint.sequence() != *sequence) {
-    return Damaged(
-        kLedgerCheckpointsCf, key,
-        absl::StrCat("checkpoint at entry ", *sequence,
-                     " holds the record of the checkpoint at entry ", checkpoint.sequence()));
-  }
-  return checkpoint;
 }
 
 absl::Status RocksDbSiteStore::AppendLedgerEntry(const v1::LedgerEntry& entry) {
@@ -91,13 +57,13 @@ absl::StatusOr<v1::LedgerEntry> RocksDbSiteStore::LastLedgerEntry() {
     RETURN_IF_ERROR(ForEachEnd(it->status(), cf));
     return NoLedgerEntries();
   }
-  return ParseLedgerEntry(View(it->key()), View(it->value()));
+  return DecodeLedgerEntry(directory_, View(it->key()), View(it->value()));
 }
 
 absl::StatusOr<std::vector<v1::LedgerEntry>> RocksDbSiteStore::ListLedgerEntries() {
   std::vector<v1::LedgerEntry> out;
   RETURN_IF_ERROR(ForEach(Family(kLedgerCf), [&](std::string_view key, std::string_view value) {
-    ASSIGN_OR_RETURN(v1::LedgerEntry entry, ParseLedgerEntry(key, value));
+    ASSIGN_OR_RETURN(v1::LedgerEntry entry, DecodeLedgerEntry(directory_, key, value));
     out.push_back(std::move(entry));
     return absl::OkStatus();
   }));
@@ -125,7 +91,8 @@ absl::StatusOr<std::vector<v1::LedgerCheckpoint>> RocksDbSiteStore::ListLedgerCh
   std::vector<v1::LedgerCheckpoint> out;
   RETURN_IF_ERROR(
       ForEach(Family(kLedgerCheckpointsCf), [&](std::string_view key, std::string_view value) {
-        ASSIGN_OR_RETURN(v1::LedgerCheckpoint checkpoint, ParseLedgerCheckpoint(key, value));
+        ASSIGN_OR_RETURN(v1::LedgerCheckpoint checkpoint,
+                         DecodeLedgerCheckpoint(directory_, key, value));
         out.push_back(std::move(checkpoint));
         return absl::OkStatus();
       }));

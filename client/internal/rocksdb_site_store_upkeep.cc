@@ -54,12 +54,13 @@ absl::StatusOr<std::optional<uint64_t>> ReadHighWater(const std::string& directo
 
 absl::Status RocksDbSiteStore::CheckFormatVersion(std::string_view bytes) {
   if (bytes.size() != 4) {
-    return Damaged(kMetaCf, kFormatVersionKey,
-                   absl::StrCat("the format version has ", bytes.size(), " bytes, want 4"));
+    return DamagedRecord(directory_, kMetaCf, kFormatVersionKey,
+                         absl::StrCat("the format version has ", bytes.size(), " bytes, want 4"));
   }
   uint32_t version = 0;
   for (char c : bytes) version = (version << 8) | static_cast<unsigned char>(c);
-  if (version == 0) return Damaged(kMetaCf, kFormatVersionKey, "the format version is 0");
+  if (version == 0)
+    return DamagedRecord(directory_, kMetaCf, kFormatVersionKey, "the format version is 0");
   if (version > kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "site store ", directory_, " has format version ", version,

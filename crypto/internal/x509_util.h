@@ -1,4 +1,5 @@
-// X.509 helpers shared by crypto/pki.cc and crypto/crl.cc (private to tessera_crypto).
+// X.509 helpers shared by crypto/pki*.cc, crypto/crl.cc and crypto/signature.cc (private to
+// tessera_crypto).
 #ifndef TESSERA_CRYPTO_INTERNAL_X509_UTIL_H_
 #define TESSERA_CRYPTO_INTERNAL_X509_UTIL_H_
 
@@ -10,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "crypto/internal/openssl_util.h"
+#include "crypto/pki.h"
 #include "crypto/secret.h"
 
 namespace tessera::crypto::internal {
@@ -25,6 +27,9 @@ absl::StatusOr<UniqueEvpPkey> ParsePrivateKey(const SecretBytes& key_pem);
 absl::StatusOr<UniqueX509> ParseX509(const std::string& pem, const char* what);
 // InfinitePast if unreadable.
 absl::Time Asn1TimeToAbsl(const ASN1_TIME* t);
+// The node id, role, federation, fingerprint, serial and validity of `cert` (pki.cc);
+// INVALID_ARGUMENT if its subject names no node id and role.
+absl::StatusOr<CertificateInfo> CertificateInfoOf(X509* cert);
 
 }  // namespace tessera::crypto::internal
 

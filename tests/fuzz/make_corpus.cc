@@ -305,14 +305,19 @@ absl::Status MakeIdxCorpus(Out& out) {
 
 // ---- Stores
 
-absl::Status SeedStore(Out& out, const std::string& target, const std::string& dir) {
+// The seeds of a store target, and of its records target (same input layout), from the
+// records of the store in `dir`: all of them, then each family's alone.
+absl::Status SeedStore(Out& out, const std::string& store_target, const std::string& records_target,
+                       const std::string& dir) {
   const std::vector<RawRecord> records = ReadAll(dir);
   const std::vector<std::string> families = Families(dir);
-  RETURN_IF_ERROR(out.Seed(target, "all", EncodeRecords(records, families)));
   std::map<std::string, std::vector<RawRecord>> by_family;
   for (const RawRecord& r : records) by_family[r.family].push_back(r);
-  for (const auto& [family, list] : by_family) {
-    RETURN_IF_ERROR(out.Seed(target, family, EncodeRecords(list, families)));
+  for (const std::string& target : {store_target, records_target}) {
+    RETURN_IF_ERROR(out.Seed(target, "all", EncodeRecords(records, families)));
+    for (const auto& [family, list] : by_family) {
+      RETURN_IF_ERROR(out.Seed(target, family, EncodeRecords(list, families)));
+    }
   }
   return absl::OkStatus();
 }
@@ -357,7 +362,7 @@ absl::Status MakeCoordinatorStoreCorpus(Out& out, const std::string& server_snap
     statistics.add_participants("site-00");
     RETURN_IF_ERROR(store->PutStatistics(statistics));
   }
-  return SeedStore(out, "coordinator_store", path);
+  return SeedStore(out, "coordinator_store", "coordinator_records", path);
 }
 
 absl::Status MakeSiteStoreCorpus(Out& out, const Pki& p, const std::string& client_snapshot,
@@ -401,7 +406,7 @@ absl::Status MakeSiteStoreCorpus(Out& out, const Pki& p, const std::string& clie
       RETURN_IF_ERROR(ledger->Record(message, absl::StrCat("answer ", step), now));
     }
   }
-  return SeedStore(out, "site_store", path);
+  return SeedStore(out, "site_store", "site_records", path);
 }
 
 absl::Status Run(const std::string& root) {

@@ -1,0 +1,149 @@
+#include "coordinator/internal/store_records.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "coordinator/internal/task_id.h"
+
+namespace tessera::coordinator::internal {
+namespace {
+
+template <typename Message>
+absl::StatusOr<Message> ParseValue(std::string_view bytes, const char* kind,
+                                   const std::string& key_description) {
+  Message message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(
+        absl::StrCat("stored ", kind, " record of ", key_description, " does not parse"));
+  }
+  return message;
+}
+
+}  // namespace
+
+void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+uint64_t ReadBigEndian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (char c : bytes) value = (value << 8) | static_cast<unsigned char>(c);
+  return value;
+}
+
+std::string TaskKey(uint64_t seq) {
+  std::string key;
+  AppendBigEndian(seq, 8, &key);
+  return key;
+}
+
+std::string RoundPrefix(const std::string& task_id) {
+  std::string prefix = task_id;
+  prefix.push_back('\0');
+  return prefix;
+}
+
+std::string RoundKey(const std::string& task_id, uint32_t round) {
+  std::string key = RoundPrefix(task_id);
+  AppendBigEndian(round, 4, &key);
+  return key;
+}
+
+absl::StatusOr<v1::TaskRecord> DecodeTask(std::string_view key, std::string_view value) {
+  if (key.size() != 8) {
+    return absl::DataLossError(
+        absl::StrCat("stored tasks key has length ", key.size(), ", want 8"));
+  }
+  const std::string id = FormatTaskId(ReadBigEndian(key));
+  ASSIGN_OR_RETURN(v1::TaskRecord record, ParseValue<v1::TaskRecord>(value, "tasks", id));
+  if (record.task_id() != id) {
+    return absl::DataLossError(
+        absl::StrCat("stored tasks record of ", id, " has task_id \"", record.task_id(), "\""));
+  }
+  return record;
+}
+
+absl::StatusOr<v1::RoundRecord> DecodeRound(const std::string& task_id, std::string_view key,
+                                            std::string_view value) {
+  const std::string prefix = RoundPrefix(task_id);
+  if (key.size() != prefix.size() + 4 || key.substr(0, prefix.size()) != prefix) {
+    return absl::DataLossError(
+        absl::StrCat("stored rounds key of ", task_id, " has length ", key.size()));
+  }
+  const auto round = static_cast<uint32_t>(ReadBigEndian(key.substr(prefix.size())));
+  const std::string description = absl::StrCat(task_id, " round ", round);
+  ASSIGN_OR_RETURN(v1::RoundRecord record,
+                   ParseValue<v1::RoundRecord>(value, "rounds", description));
+  if (record.task_id() != task_id || record.round() != round) {
+    return absl::DataLossError(absl::StrCat("stored rounds record of ", description, " is for ",
+                                            record.task_id(), " round ", record.round()));
+  }
+  return record;
+}
+
+absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& description,
+                                                    std::string_view value) {
+  ASSIGN_OR_RETURN(v1::ModelParameters parameters,
+                   ParseValue<v1::ModelParameters>(value, "models", description));
+  return std::vector<float>(parameters.values().begin(), parameters.values().end());
+}
+
+absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,
+                                                 std::string_view value) {
+  ASSIGN_OR_RETURN(v1::InFlightRound record,
+                   ParseValue<v1::InFlightRound>(value, "inflight", task_id));
+  if (record.task_id() != task_id) {
+    return absl::DataLossError(absl::StrCat("stored inflight record of ", task_id,
+                                            " has task_id \"", record.task_id(), "\""));
+  }
+  return record;
+}
+
+absl::StatusOr<v1::ClientRecord> DecodeClient(const std::string& client_id,
+                                              std::string_view value) {
+  const std::string description = "client \"" + client_id + "\"";
+  ASSIGN_OR_RETURN(v1::ClientRecord record,
+                   ParseValue<v1::ClientRecord>(value, "clients", description));
+  if (record.client_id() != client_id) {
+    return absl::DataLossError(absl::StrCat("stored clients record of ", description,
+                                            " has client_id \"", record.client_id(), "\""));
+  }
+  return record;
+}
+
+absl::StatusOr<v1::PooledStatisticsRecord> DecodeStatistics(const std::string& dataset_id,
+                                                            const std::vector<std::string>& columns,
+                                                            std::string_view value) {
+  ASSIGN_OR_RETURN(v1::PooledStatisticsRecord record,
+                   ParseValue<v1::PooledStatisticsRecord>(value, "statistics", dataset_id));
+  if (record.dataset_id() != dataset_id ||
+      !std::equal(record.columns().begin(), record.columns().end(), columns.begin(),
+                  columns.end())) {
+    return absl::DataLossError(absl::StrCat("stored statistics record of dataset ", dataset_id,
+                                            " names other columns or another dataset"));
+  }
+  return record;
+}
+
+absl::StatusOr<uint64_t> DecodeLastTaskSeq(const std::string& directory, std::string_view value) {
+  if (value.size() != 8) {
+    return absl::DataLossError(absl::StrCat("stored meta record last_task_seq in ", directory,
+                                            " has ", value.size(), " bytes, want 8"));
+  }
+  return ReadBigEndian(value);
+}
+
+absl::StatusOr<uint64_t> DecodeSchemaVersion(const std::string& directory, std::string_view value) {
+  if (value.size() != 4) {
+    return absl::DataLossError(absl::StrCat("stored meta record schema_version in ", directory,
+                                            " has ", value.size(), " bytes, want 4"));
+  }
+  return ReadBigEndian(value);
+}
+
+}  // namespace tessera::coordinator::internal

@@ -1,0 +1,71 @@
+// How the coordinator's RocksDB store (coordinator/rocksdb_store.cc, which documents the
+// layout) spells its keys and reads its records back: pure functions, so that what a
+// damaged record does is decided here, tested and fuzzed (tests/fuzz/
+// coordinator_records_fuzz.cc) without a database.
+//
+// Every decoder checks that the record parses and that it is the record of the key it is
+// stored under; otherwise DATA_LOSS "stored <family> record of <key> ..." (or "... key
+// ..."), naming the family and the key, never quoting the value. Thread-safe (no state).
+#ifndef TESSERA_COORDINATOR_INTERNAL_STORE_RECORDS_H_
+#define TESSERA_COORDINATOR_INTERNAL_STORE_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/federation.pb.h"
+#include "proto/state.pb.h"
+
+namespace tessera::coordinator::internal {
+
+// ---- keys
+
+// Appends the low `bytes` bytes of `value`, most significant first.
+void AppendBigEndian(uint64_t value, int bytes, std::string* out);
+// The number `bytes` (at most 8) holds, most significant first.
+uint64_t ReadBigEndian(std::string_view bytes);
+
+// tasks: the 8-byte big-endian sequence number.
+std::string TaskKey(uint64_t seq);
+// rounds and models: the task id, a NUL, the 4-byte big-endian round.
+std::string RoundPrefix(const std::string& task_id);
+std::string RoundKey(const std::string& task_id, uint32_t round);
+
+// ---- records
+
+// A tasks record stored under `key` (8 bytes; the record's task_id must be the one the key
+// numbers).
+absl::StatusOr<v1::TaskRecord> DecodeTask(std::string_view key, std::string_view value);
+
+// A rounds record of `task_id` stored under `key` (RoundPrefix(task_id) + 4 bytes; the
+// record must name that task and round).
+absl::StatusOr<v1::RoundRecord> DecodeRound(const std::string& task_id, std::string_view key,
+                                            std::string_view value);
+
+// A models record: the parameters of the checkpoint `description` ("task-3 round 7").
+absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& description,
+                                                    std::string_view value);
+
+// An inflight record stored under `task_id`.
+absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,
+                                                 std::string_view value);
+
+// A clients record stored under `client_id`.
+absl::StatusOr<v1::ClientRecord> DecodeClient(const std::string& client_id, std::string_view value);
+
+// A statistics record stored under StatisticsKey(dataset_id, columns) (task_id.h): it must
+// name that dataset and those columns, in order.
+absl::StatusOr<v1::PooledStatisticsRecord> DecodeStatistics(const std::string& dataset_id,
+                                                            const std::vector<std::string>& columns,
+                                                            std::string_view value);
+
+// The meta records of the store in `directory`: last_task_seq (8 bytes) and schema_version
+// (4 bytes).
+absl::StatusOr<uint64_t> DecodeLastTaskSeq(const std::string& directory, std::string_view value);
+absl::StatusOr<uint64_t> DecodeSchemaVersion(const std::string& directory, std::string_view value);
+
+}  // namespace tessera::coordinator::internal
+
+#endif  // TESSERA_COORDINATOR_INTERNAL_STORE_RECORDS_H_

@@ -1,0 +1,109 @@
+// The coordinator store's keys and record decoding as pure functions
+// (coordinator/internal/store_records.h); the same checks through RocksDB are in
+// rocksdb_store_test.cc.
+#include "coordinator/internal/store_records.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::coordinator::internal {
+namespace {
+
+using ::tessera::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(StoreRecordsTest, KeysAreBigEndianSoThatByteOrderIsNumericOrder) {
+  EXPECT_EQ(TaskKey(1), std::string("\0\0\0\0\0\0\0\x01", 8));
+  EXPECT_LT(TaskKey(255), TaskKey(256));
+  EXPECT_EQ(ReadBigEndian(TaskKey(0x0102030405060708)), 0x0102030405060708u);
+  EXPECT_EQ(RoundKey("task-1", 258), std::string("task-1\0\0\0\x01\x02", 11));
+  EXPECT_LT(RoundKey("task-1", 9), RoundKey("task-1", 10));
+  // A task id never matches the prefix of a longer one.
+  EXPECT_NE(RoundKey("task-10", 1).rfind(RoundPrefix("task-1"), 0), 0u);
+}
+
+TEST(StoreRecordsTest, ARecordDecodesUnderItsOwnKeyOnly) {
+  v1::TaskRecord task;
+  task.set_task_id("task-7");
+  const std::string bytes = task.SerializeAsString();
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord decoded, DecodeTask(TaskKey(7), bytes));
+  EXPECT_EQ(decoded.task_id(), "task-7");
+  EXPECT_THAT(DecodeTask(TaskKey(1), bytes),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("of task-1 has task_id \"task-7\"")));
+  EXPECT_THAT(DecodeTask("short", bytes),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("length 5, want 8")));
+  EXPECT_THAT(DecodeTask(TaskKey(7), "\xff\xff"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not parse")));
+
+  v1::RoundRecord round;
+  round.set_task_id("task-7");
+  round.set_round(3);
+  ASSERT_OK(DecodeRound("task-7", RoundKey("task-7", 3), round.SerializeAsString()));
+  EXPECT_THAT(
+      DecodeRound("task-7", RoundKey("task-7", 4), round.SerializeAsString()),
+      StatusIs(absl::StatusCode::kDataLoss, HasSubstr("task-7 round 4 is for task-7 round 3")));
+  EXPECT_THAT(DecodeRound("task-8", RoundKey("task-7", 3), round.SerializeAsString()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("rounds key of task-8")));
+
+  v1::ClientRecord client;
+  client.set_client_id("hospital-a");
+  ASSERT_OK(DecodeClient("hospital-a", client.SerializeAsString()));
+  EXPECT_THAT(DecodeClient("hospital-b", client.SerializeAsString()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("has client_id \"hospital-a\"")));
+
+  v1::InFlightRound in_flight;
+  in_flight.set_task_id("task-7");
+  ASSERT_OK(DecodeInFlight("task-7", in_flight.SerializeAsString()));
+  EXPECT_THAT(DecodeInFlight("task-1", in_flight.SerializeAsString()),
+              StatusIs(absl::StatusCode::kDataLoss));
+
+  v1::PooledStatisticsRecord statistics;
+  statistics.set_dataset_id("diabetes");
+  statistics.add_columns("age");
+  statistics.add_columns("bmi");
+  ASSERT_OK(DecodeStatistics("diabetes", {"age", "bmi"}, statistics.SerializeAsString()));
+  EXPECT_THAT(DecodeStatistics("diabetes", {"bmi", "age"}, statistics.SerializeAsString()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("names other columns")));
+  EXPECT_THAT(DecodeStatistics("diabetes", {"age"}, statistics.SerializeAsString()),
+              StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST(StoreRecordsTest, CheckpointsAndMetaRecords) {
+  v1::ModelParameters parameters;
+  parameters.add_values(1.5f);
+  parameters.add_values(-2.0f);
+  ASSERT_OK_AND_ASSIGN(std::vector<float> values,
+                       DecodeCheckpoint("task-1 round 2", parameters.SerializeAsString()));
+  EXPECT_THAT(values, ElementsAre(1.5f, -2.0f));
+  EXPECT_THAT(DecodeCheckpoint("task-1 round 2", "\x0a\xff"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("models record of task-1 round 2")));
+
+  std::string counter;
+  AppendBigEndian(42, 8, &counter);
+  EXPECT_THAT(DecodeLastTaskSeq("/srv/store", counter), ::tessera::testing::IsOkAndHolds(42u));
+  EXPECT_THAT(DecodeLastTaskSeq("/srv/store", "1234"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("/srv/store has 4 bytes, want 8")));
+  std::string version;
+  AppendBigEndian(1, 4, &version);
+  EXPECT_THAT(DecodeSchemaVersion("/srv/store", version), ::tessera::testing::IsOkAndHolds(1u));
+  EXPECT_THAT(DecodeSchemaVersion("/srv/store", counter), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+// An unparseable record is named by its family and key, never quoted.
+TEST(StoreRecordsTest, AnUnparseableRecordIsNamedNotQuoted) {
+  const std::string secret = "\x0a\x08SECRETSS\xff";
+  for (const absl::Status& status :
+       {DecodeTask(TaskKey(1), secret).status(), DecodeClient("c", secret).status(),
+        DecodeInFlight("task-1", secret).status(), DecodeCheckpoint("d", secret).status()}) {
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss, Not(HasSubstr("SECRETSS"))));
+  }
+}
+
+}  // namespace
+}  // namespace tessera::coordinator::internal
