@@ -67,12 +67,12 @@ class SessionSink final : public ResultSink {
     return status;
   }
 
-  // Waits until the step is answered (below), `until` passes or the session is cancelled;
-  // true unless `until` passed first.
-  bool WaitForStep(absl::Time until) {
+  // Waits until the step is answered (below), `clock` reaches `until` or the session is
+  // cancelled; true unless `until` came first.
+  bool WaitForStep(const common::Clock& clock, absl::Time until) {
     absl::MutexLock lock(&mu_);
     auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return StepAnswered(); };
-    return mu_.AwaitWithDeadline(absl::Condition(&done), until);
+    return clock.AwaitWithDeadline(&mu_, absl::Condition(&done), until);
   }
 
   // The sites that declined AWAITING_APPROVAL since the last call: their item is to be
@@ -435,7 +435,7 @@ void SecureStageRunner::WaitForStep(const SecureStageRequest& request, const std
     absl::Duration nap = request.answers_report_interval;
     if (first_step) nap = std::min(nap, request.approval_poll);
     const absl::Time wake = std::min(deadline, clock_->Now() + nap);
-    const bool answered = sink.WaitForStep(wake);
+    const bool answered = sink.WaitForStep(*clock_, wake);
     if (request.decisions_changed) {
       if (std::optional<SiteDecisions> heard = sink.Decisions(/*only_if_changed=*/true)) {
         request.decisions_changed(*heard);

@@ -87,7 +87,8 @@ std::string TaskRunner::CancelReason() const {
 bool TaskRunner::PauseOrHalt(absl::Duration d) {
   absl::MutexLock lock(&mu_);
   auto halted = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return halt_ != Halt::kNone; };
-  return mu_.AwaitWithTimeout(absl::Condition(&halted), d);
+  // On the runner's clock, as every other wait of the task (a fake clock's in tests).
+  return clock_->AwaitWithDeadline(&mu_, absl::Condition(&halted), clock_->Now() + d);
 }
 
 void TaskRunner::Main() {

@@ -1,7 +1,8 @@
 // The coordinator's parts whose behaviour is about time, on a fake clock
 // (tests/testing/fake_clock.h): a long-poll's deadline (WorkBoard), a client's status going
 // ACTIVE -> STALE -> OFFLINE (ClientRegistry), a certificate's expiry and an instance
-// binding's liveness (AccessControl). Each moves the clock past a threshold and checks the
+// binding's liveness (AccessControl), a secure-aggregation step's deadline
+// (SecureStageRunner). Each moves the clock past a threshold and checks the
 // behaviour changes there and not a second before; none waits for real time to pass.
 #include <memory>
 #include <string>
@@ -12,10 +13,12 @@
 #include "absl/synchronization/notification.h"
 #include "coordinator/access_control.h"
 #include "coordinator/client_registry.h"
+#include "coordinator/secure_stage.h"
 #include "coordinator/store.h"
 #include "coordinator/work_board.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/secagg/secagg_harness.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 
@@ -206,6 +209,46 @@ TEST(AccessControlClockTest, BindingIsFreedInstanceLivenessAfterTheLastCall) {
   EXPECT_THAT(access.BindInstance("site-a", "instance-1", "ipv4:10.0.0.1:1"),
               StatusIs(absl::StatusCode::kAlreadyExists))
       << "the new instance holds it now";
+}
+
+// A secure-aggregation step waits on the runner's clock: sites that never answer are
+// dropped as unresponsive when the clock reaches the step's deadline, not a second before,
+// and the wait is the clock's (a waiter the fake clock sees), not a real-time one that a
+// fake clock could only end by spinning.
+TEST(SecureStageClockTest, AStepNobodyAnswersEndsWhenTheClockReachesItsDeadline) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(3));
+  FakeClock clock;
+  WorkBoard board(&clock);
+  SecureStageRunner runner(&board, &clock, federation->ca_cert_pem());
+  SecureStageRequest request;
+  request.task_id = "task-1";
+  request.round = 1;
+  request.stage = v1::STAGE_FIT;
+  request.cohort = federation->ids();
+  request.threshold = 3;
+  request.encoding = secagg::testing::MakeSetup(request.cohort, 3, 8).encoding();
+  request.first_step_deadline = absl::Minutes(5);
+  // No wake-ups before the deadline: the only wait is the step's.
+  request.answers_report_interval = absl::Hours(1);
+  request.approval_poll = absl::Hours(1);
+  SecureStageResult result;
+  absl::Notification done;
+  std::thread run([&] {
+    result = runner.Run(request);
+    done.Notify();
+  });
+  ASSERT_TRUE(clock.AwaitWaiters(1)) << "the step does not wait on the runner's clock";
+  clock.Advance(absl::Minutes(5) - absl::Seconds(1));
+  EXPECT_FALSE(done.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
+      << "the step ended before its deadline";
+  clock.Advance(absl::Seconds(1));
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)))
+      << "the step outlived its deadline";
+  run.join();
+  EXPECT_FALSE(result.completed);
+  EXPECT_THAT(result.unresponsive, ::testing::ElementsAreArray(request.cohort));
+  EXPECT_THAT(result.abort, HasSubstr("TOO_FEW"));
 }
 
 }  // namespace
