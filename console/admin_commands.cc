@@ -298,17 +298,21 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
   for (const v1::Metric& m : answer.metrics()) values[m.name()] = m.value();
   std::printf("%s: %d sites\n", submitted.task_id().c_str(), answer.fit_participants_size());
   // A suppressed cell has no metric at all: it is shown as such, never as a number.
-  auto cell = [&](const std::string& name, const char* format) {
+  // Counts as whole numbers, the rest with ten significant digits.
+  enum class Shown { kWhole, kTenDigits };
+  auto cell = [&](const std::string& name, Shown shown) {
     auto it = values.find(name);
-    return it == values.end() ? std::string("suppressed") : absl::StrFormat(format, it->second);
+    if (it == values.end()) return std::string("suppressed");
+    return shown == Shown::kWhole ? absl::StrFormat("%.0f", it->second)
+                                  : absl::StrFormat("%.10g", it->second);
   };
   std::vector<std::vector<std::string>> rows = {
       {"COLUMN", "COUNT", "SUM", "MEAN", "VARIANCE", "SUPPRESSED CELLS"}};
   for (const auto& q : spec.analytics().queries()) {
     const std::string& c = q.column();
-    rows.push_back({c, cell(c + ".count", "%.0f"), cell(c + ".sum", "%.10g"),
-                    cell(c + ".mean", "%.10g"), cell(c + ".variance", "%.10g"),
-                    cell(c + ".suppressed_cells", "%.0f")});
+    rows.push_back({c, cell(c + ".count", Shown::kWhole), cell(c + ".sum", Shown::kTenDigits),
+                    cell(c + ".mean", Shown::kTenDigits), cell(c + ".variance", Shown::kTenDigits),
+                    cell(c + ".suppressed_cells", Shown::kWhole)});
   }
   PrintTable(rows);
   if (values.contains("epsilon")) {
@@ -329,7 +333,8 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
     labels.push_back("below");
     labels.push_back("above");
     for (const std::string& label : labels) {
-      std::printf("  %-32s %s\n", label.c_str(), cell(q.column() + "." + label, "%.0f").c_str());
+      std::printf("  %-32s %s\n", label.c_str(),
+                  cell(q.column() + "." + label, Shown::kWhole).c_str());
     }
   }
   return absl::OkStatus();

@@ -235,6 +235,7 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const s
                                                        groups.size(), " values, not ", num_sites));
       }
       std::vector<std::vector<size_t>> sites;
+      sites.reserve(groups.size());
       for (auto& [value, members] : groups) sites.push_back(std::move(members));
       return sites;
     }
