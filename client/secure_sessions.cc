@@ -66,12 +66,14 @@ v1::PushResultRequest SecureSessions::Abort(v1::SiteSessionRecord& record, const
   v1::PushResultRequest answer =
       Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED, absl::StrCat(name, ": ", detail));
   if (!culprit.empty()) answer.mutable_decline()->set_culprit(culprit);
-  End(record, item, answer, name);
+  // Logged before End, which drops the session's machine: `detail` and `culprit` may be
+  // the machine's own strings.
   common::LogWarning("secagg_aborted")
       .With("session", record.session())
       .With("reason", name)
       .With("detail", detail)
       .With("culprit", culprit);
+  End(record, item, answer, name);
   return answer;
 }
 
@@ -194,7 +196,7 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
 }
 
 std::optional<v1::PushResultRequest> SecureSessions::CheckSetup(const v1::WorkItem& item) const {
-  auto refuse = [&](std::string detail) {
+  auto refuse = [&](const std::string& detail) {
     return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
                     absl::StrCat(v1::SecAggClientAbort_Name(v1::SECAGG_BAD_SETUP), ": ", detail));
   };
@@ -397,9 +399,11 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
   }
   auto reply = machine->Handle(item.secagg());
   if (!reply.ok()) {
+    // Copies: Abort drops the machine.
     const v1::SecAggClientAbort reason = machine->abort_reason();
     const std::string detail = machine->abort_detail();
-    return Abort(record, item, reason, detail, machine->culprit());
+    const std::string culprit = machine->culprit();
+    return Abort(record, item, reason, detail, culprit);
   }
   const bool completed = machine->state() == secagg::ClientState::kCompleted;
   record.set_state(completed ? v1::SITE_SESSION_COMPLETED : v1::SITE_SESSION_OPEN);
