@@ -111,7 +111,7 @@ void PrintVerification(const LedgerVerification& v) {
               static_cast<unsigned long long>(v.signed_through));
   if (v.signed_through < v.entries) {
     std::printf("unsigned:    entries %llu..%llu (chained; the next checkpoint signs them)\n",
-                static_cast<unsigned long long>(v.signed_through + 1),
+                static_cast<unsigned long long>(v.signed_through) + 1,
                 static_cast<unsigned long long>(v.entries));
   }
   if (!v.site_id.empty()) std::printf("site:        %s\n", v.site_id.c_str());

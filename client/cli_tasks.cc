@@ -185,7 +185,7 @@ absl::Status TasksCommand(const std::vector<std::string>& args) {
     return args.empty() ? absl::InvalidArgumentError("tasks: a command is required")
                         : absl::OkStatus();
   }
-  const std::string command = args[0];
+  const std::string& command = args[0];
   const bool needs_id = command == "show" || command == "approve" || command == "reject";
   if (!needs_id && command != "pending" && command != "reload") {
     return absl::InvalidArgumentError(absl::StrCat("unknown tasks command '", command,

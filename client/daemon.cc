@@ -363,7 +363,7 @@ class ClientDaemon {
     options.readiness = [this]() -> std::string {
       return meters_.connected() ? "" : "not connected to the coordinator";
     };
-    ASSIGN_OR_RETURN(endpoint_, metrics::Endpoint::Start(&registry_, std::move(options)));
+    ASSIGN_OR_RETURN(endpoint_, metrics::Endpoint::Start(&registry_, options));
     common::LogInfo("metrics_listening").With("address", endpoint_->address());
     return absl::OkStatus();
   }

@@ -14,7 +14,7 @@ namespace {
 
 using Verdict = std::optional<PolicyRefusal>;
 
-Verdict Refuse(const char* rule, std::string text) {
+Verdict Refuse(const char* rule, const std::string& text) {
   return PolicyRefusal{rule, absl::StrCat("policy.", rule, ": ", text)};
 }
 

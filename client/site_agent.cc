@@ -21,9 +21,10 @@ secagg::ClientIdentity Identity(const std::string& client_id, std::string certif
 
 }  // namespace
 
-SiteAgent::SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
-                     std::string ca_cert_pem, const crypto::Signer* signer,
-                     std::unique_ptr<SiteStore> store, const crypto::RevocationList* revocations)
+SiteAgent::SiteAgent(const v1::ClientConfig& config, const std::string& client_id,
+                     std::string certificate_pem, std::string ca_cert_pem,
+                     const crypto::Signer* signer, std::unique_ptr<SiteStore> store,
+                     const crypto::RevocationList* revocations)
     : store_(std::move(store)),
       approvals_(store_.get()),
       processor_(client_id, config),

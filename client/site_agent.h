@@ -35,9 +35,9 @@ class SiteAgent {
   // config.data_dir for a daemon; an in-memory one for a simulation).
   // `revocations` (may be null; must outlive the agent): the site's newest CRL, checked
   // against every peer of a secure-aggregation session.
-  SiteAgent(v1::ClientConfig config, std::string client_id, std::string certificate_pem,
-            std::string ca_cert_pem, const crypto::Signer* signer, std::unique_ptr<SiteStore> store,
-            const crypto::RevocationList* revocations = nullptr);
+  SiteAgent(const v1::ClientConfig& config, const std::string& client_id,
+            std::string certificate_pem, std::string ca_cert_pem, const crypto::Signer* signer,
+            std::unique_ptr<SiteStore> store, const crypto::RevocationList* revocations = nullptr);
   ~SiteAgent();
 
   // Loads every configured CSV once (errors name the file).
