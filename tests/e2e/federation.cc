@@ -433,6 +433,7 @@ absl::StatusOr<std::vector<v1::ClientRecord>> FederationTest::ListClients() {
 absl::StatusOr<v1::TaskRecord> FederationTest::WaitForTask(
     const std::string& task_id, const std::function<bool(const v1::TaskRecord&)>& done,
     absl::Duration timeout) {
+  timeout *= TimeoutMultiplier();  // sanitizer runs are slower
   const absl::Time deadline = absl::Now() + timeout;
   v1::TaskRecord last;
   while (true) {

@@ -128,7 +128,9 @@ int64_t StatusField(int pid, const std::string& key) {
   std::string line;
   while (std::getline(in, line)) {
     if (!absl::StartsWith(line, key + ":")) continue;
-    absl::string_view value = absl::StripAsciiWhitespace(line.substr(key.size() + 1));
+    // A view of `line`, not of a temporary substring.
+    absl::string_view value =
+        absl::StripAsciiWhitespace(absl::string_view(line).substr(key.size() + 1));
     value = absl::StripSuffix(value, " kB");
     int64_t number = 0;
     if (absl::SimpleAtoi(value, &number)) return number;

@@ -201,7 +201,16 @@ TEST_F(E2eFloodTest, OneSiteFloodingLeavesOtherSitesRoundTimeWithinTwiceNormal) 
       normal_ms, flooded_ms, flooded_ms / normal_ms, normal_threads, flooded_threads,
       flood.issued(), flood_rate, absl::StrJoin(codes, ", ").c_str());
 
-  EXPECT_LE(flooded_ms, 2 * normal_ms);
+  // The bound is a claim about the ordinary build. Under a sanitizer (TimeoutMultiplier() >
+  // 1) every refused call costs several times more CPU in our instrumented code while the
+  // sites' training does not slow down alike: the flood runs for its memory and undefined-
+  // behaviour checks and the refusals below, the ratio is printed only.
+  if (TimeoutMultiplier() == 1) {
+    EXPECT_LE(flooded_ms, 2 * normal_ms);
+  } else {
+    std::printf("flood ratio not checked: sanitizer build (TESSERA_TEST_TIMEOUT_MULTIPLIER=%d)\n",
+                TimeoutMultiplier());
+  }
   // No thread per call: waiting pulls are tickets on the work board, refusals are
   // answered on gRPC's own threads, the rest runs on a fixed worker pool.
   EXPECT_LE(flooded_threads, normal_threads + 8);

@@ -214,14 +214,18 @@ absl::StatusOr<ExitStatus> Process::Wait(absl::Duration timeout) {
   return *exit_;
 }
 
+int TimeoutMultiplier() {
+  int multiplier = 1;
+  if (const char* m = std::getenv("TESSERA_TEST_TIMEOUT_MULTIPLIER"); m != nullptr) {
+    if (!absl::SimpleAtoi(m, &multiplier) || multiplier < 1) multiplier = 1;
+  }
+  return multiplier;
+}
+
 ExitStatus Process::Terminate(absl::Duration grace) {
   if (Reap()) return *exit_;
-  // Sanitizer builds (deploy/test.sh --sanitize) run everything several times slower,
-  // stopping a daemon too.
-  if (const char* m = std::getenv("TESSERA_TEST_TIMEOUT_MULTIPLIER"); m != nullptr) {
-    int multiplier = 1;
-    if (absl::SimpleAtoi(m, &multiplier) && multiplier > 1) grace *= multiplier;
-  }
+  // Sanitizer builds run everything several times slower, stopping a daemon too.
+  grace *= TimeoutMultiplier();
   ::kill(pid_, SIGTERM);
   ::kill(pid_, SIGCONT);  // a stopped child only acts on SIGTERM once it runs again
   if (Wait(grace).ok()) return *exit_;

@@ -41,6 +41,11 @@ struct ExitStatus {
   std::string ToString() const;
 };
 
+// The factor on the tests' waits for daemons: TESSERA_TEST_TIMEOUT_MULTIPLIER when set to a
+// whole number above 1 (deploy/test.sh --sanitize exports it: sanitizer builds run several
+// times slower), else 1.
+int TimeoutMultiplier();
+
 class Process {
  public:
   // Starts argv[0] (a path; no PATH lookup) with stdout and stderr appended to `log_path`.
@@ -72,8 +77,8 @@ class Process {
   // True until the child has ended (reaps it without blocking if it has).
   bool Running();
 
-  // SIGTERM (and SIGCONT), waits up to `grace` (times TESSERA_TEST_TIMEOUT_MULTIPLIER when
-  // set, as in sanitizer runs), then SIGKILL and waits. Returns how the child ended.
+  // SIGTERM (and SIGCONT), waits up to `grace` (times TimeoutMultiplier()), then SIGKILL
+  // and waits. Returns how the child ended.
   // Idempotent.
   ExitStatus Terminate(absl::Duration grace = absl::Seconds(10));
 
