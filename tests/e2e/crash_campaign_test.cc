@@ -4,7 +4,8 @@
 // must complete with a model bit-identical to an uninterrupted run: every round's model hash
 // and metrics, and the last checkpoint's floats bit for bit. The points walk every (stage x
 // secure-aggregation step) of the statistics (round 0), fit and evaluate sessions (round 2)
-// for both daemons: the coordinator right after the state before the step is durable, a
+// for both daemons, and every step of a query's analytics session (round 1 of a task of its
+// own): the coordinator right after the state before the step is durable, a
 // site after recording its answer and before sending it; plus, per stage, the coordinator
 // mid-step (after the first masked input was accepted) and after the session had its sum
 // but stored nothing of it, and a site right after its masked input was delivered. The
@@ -34,6 +35,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/proto_text.h"
 #include "crypto/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -67,6 +69,7 @@ const char* const kDefaultPoints[] = {
     "coordinator/statistics/session_ended",
     "site/fit/consistency_check/before_send",
     "site/evaluate/masked_input/after_send",
+    "coordinator/analytics/share_keys/step_persisted",
 };
 
 bool ByDefault(const CrashPoint& point) {
@@ -82,7 +85,6 @@ std::string TestName(const CrashPoint& point) {
   std::replace(name.begin(), name.end(), '/', '_');
   return name;
 }
-
 
 bool LongTests() {
   const char* v = std::getenv("TESSERA_LONG_TESTS");
@@ -106,13 +108,31 @@ bool Finished(const v1::TaskRecord& task) {
 // What a completed run committed.
 struct Outcome {
   std::vector<v1::RoundRecord> rounds;
-  std::vector<float> last_checkpoint;
+  std::vector<float> last_checkpoint;  // empty for a query
 };
 
-// The uninterrupted run, made once per process.
-std::optional<Outcome>& Reference() {
-  static std::optional<Outcome> reference;
-  return reference;
+// The query of the analytics points: a filter and a histogram, so counts, sums and sums of
+// squares are in the sum.
+constexpr char kQuery[] = R"pb(
+  name: "malignant-radius"
+  dataset { id: "breast_cancer" }
+  analytics {
+    queries {
+      column: "mean_radius"
+      histogram_edges: [ 15, 20 ]
+    }
+    queries { column: "worst_area" }
+    filter { column: "malignant" op: EQ value: 1 }
+    min_cohort: 3
+  }
+)pb";
+
+bool IsQuery(const CrashPoint& point) { return point.stage == v1::STAGE_ANALYTICS; }
+
+// The uninterrupted run of the training task or of the query, made once per process each.
+std::optional<Outcome>& Reference(bool query) {
+  static std::optional<Outcome> training, analytics;
+  return query ? analytics : training;
 }
 
 // Bit-identical floats: the same bytes, not merely == (which would take -0 for +0).
@@ -123,36 +143,51 @@ bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
 class E2eCrashCampaignTest : public FederationTest,
                              public ::testing::WithParamInterface<CrashPoint> {
  protected:
-  // The example task, three rounds; deadlines long enough for a restart on a loaded machine
-  // (steps close as soon as every site answered, so they cost nothing when all goes well).
-  static v1::TaskSpec Spec() {
-    absl::StatusOr<v1::TaskSpec> spec = LoadExampleTask();
-    EXPECT_OK(spec.status());
-    spec->set_rounds(kRounds);
-    spec->set_min_clients(3);
-    spec->set_round_deadline_seconds(60);
-    spec->mutable_secure_aggregation()->set_step_deadline_seconds(30);
-    return *spec;
+  // The example task, three rounds, or (for an analytics point) a query of the same data:
+  // deadlines long enough for a restart on a loaded machine (steps close as soon as every
+  // site answered, so they cost nothing when all goes well).
+  static v1::TaskSpec Spec(bool query) {
+    v1::TaskSpec spec;
+    if (query) {
+      EXPECT_OK(common::ParseTextProto(kQuery, "query", &spec, nullptr));
+    } else {
+      absl::StatusOr<v1::TaskSpec> example = LoadExampleTask();
+      EXPECT_OK(example.status());
+      if (example.ok()) spec = *example;
+      spec.set_rounds(kRounds);
+    }
+    spec.set_min_clients(3);
+    spec.set_round_deadline_seconds(60);
+    spec.mutable_secure_aggregation()->set_step_deadline_seconds(30);
+    return spec;
   }
 
-  // Stops every site and the coordinator (each must exit 0) and reads what was committed.
-  void StopAndRead(const std::string& task_id, Outcome* out) {
+  // Stops every site and the coordinator (each must exit 0) and reads what was committed:
+  // rounds 0 to kRounds and the last checkpoint of the training task, round 1 of a query.
+  void StopAndRead(const std::string& task_id, bool query, Outcome* out) {
     for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
     ASSERT_OK(StopCoordinator());
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<coordinator::Store> store, OpenStore());
     ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, store->GetTask(task_id));
     EXPECT_EQ(task.state(), v1::TASK_COMPLETED) << task.state_reason();
-    EXPECT_EQ(task.last_committed_round(), static_cast<int>(kRounds));
+    const uint32_t last = query ? kAnalyticsRound : kRounds;
+    EXPECT_EQ(task.last_committed_round(), static_cast<int>(last));
     ASSERT_OK_AND_ASSIGN(out->rounds, store->ListRounds(task_id));
-    ASSERT_EQ(out->rounds.size(), kRounds + 1);
-    ASSERT_OK_AND_ASSIGN(out->last_checkpoint, store->GetCheckpoint(task_id, kRounds));
+    if (query) {
+      ASSERT_EQ(out->rounds.size(), 1u);
+      EXPECT_EQ(out->rounds[0].round(), kAnalyticsRound);
+      EXPECT_GT(out->rounds[0].metrics_size(), 0);
+    } else {
+      ASSERT_EQ(out->rounds.size(), kRounds + 1);
+      ASSERT_OK_AND_ASSIGN(out->last_checkpoint, store->GetCheckpoint(task_id, kRounds));
+    }
     for (const v1::RoundRecord& r : out->rounds) {
       SCOPED_TRACE(absl::StrCat("round ", r.round()));
       // One session per stage, nobody dropped: a session interrupted by a kill was continued.
       EXPECT_EQ(r.attempts(), 1u);
       EXPECT_THAT(r.drops(), IsEmpty());
       EXPECT_THAT(r.fit_participants(), ElementsAreArray(Sites()));
-      if (r.round() > 0) {
+      if (!query && r.round() > 0) {
         EXPECT_THAT(r.eval_participants(), ElementsAreArray(Sites()));
       }
     }
@@ -161,17 +196,17 @@ class E2eCrashCampaignTest : public FederationTest,
   // The uninterrupted run; then the stores of the coordinator and the sites are wiped so
   // that the run under test starts from nothing as well (the sites would otherwise refuse
   // to contribute again, and the coordinator would reuse its pooled statistics).
-  void RunReference() {
-    if (Reference().has_value()) return;
+  void RunReference(bool query) {
+    if (Reference(query).has_value()) return;
     const absl::Time start = absl::Now();
     ASSERT_OK(StartCoordinator());
     ASSERT_OK(StartClients());
-    ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(Spec()));
+    ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(Spec(query)));
     ASSERT_EQ(task_id, "task-1");
     ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished, absl::Seconds(90)));
     ASSERT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
     Outcome outcome;
-    ASSERT_NO_FATAL_FAILURE(StopAndRead(task_id, &outcome));
+    ASSERT_NO_FATAL_FAILURE(StopAndRead(task_id, query, &outcome));
     std::error_code error;
     std::filesystem::remove_all(data_dir(), error);
     ASSERT_FALSE(error) << error.message();
@@ -179,8 +214,9 @@ class E2eCrashCampaignTest : public FederationTest,
       std::filesystem::remove_all(site(name).dir + "/store", error);
       ASSERT_FALSE(error) << error.message();
     }
-    Reference() = std::move(outcome);
-    std::fprintf(stderr, "reference run: %s\n", absl::FormatDuration(absl::Now() - start).c_str());
+    Reference(query) = std::move(outcome);
+    std::fprintf(stderr, "reference run (%s): %s\n", query ? "query" : "training task",
+                 absl::FormatDuration(absl::Now() - start).c_str());
   }
 };
 
@@ -193,8 +229,9 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
   }
   ASSERT_OK(MakeTestPki());
   ASSERT_OK(SplitData());
-  ASSERT_NO_FATAL_FAILURE(RunReference());
-  const Outcome& reference = *Reference();
+  const bool query = IsQuery(point);
+  ASSERT_NO_FATAL_FAILURE(RunReference(query));
+  const Outcome& reference = *Reference(query);
   const absl::Time start = absl::Now();
 
   const bool site_point = point.daemon == CrashDaemon::kSite;
@@ -210,7 +247,7 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
         name, "", site_point && name == kVictim ? fault : std::map<std::string, std::string>()));
   }
   for (const std::string& name : Sites()) ASSERT_OK(WaitClientReady(name));
-  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(Spec()));
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(Spec(query)));
   const std::string session = point.Session(task_id);
   const std::string work_id = point.WorkId(task_id);
 
@@ -265,7 +302,7 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
     EXPECT_THAT(coordinator()->Log(), Not(HasSubstr("event=test_crash")));
   }
   Outcome outcome;
-  ASSERT_NO_FATAL_FAILURE(StopAndRead(task_id, &outcome));
+  ASSERT_NO_FATAL_FAILURE(StopAndRead(task_id, query, &outcome));
   std::fprintf(stderr, "run crashed at %s: %s\n", point.Name().c_str(),
                absl::FormatDuration(absl::Now() - start).c_str());
 
@@ -275,6 +312,7 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
     const v1::RoundRecord& want = reference.rounds[r];
     const v1::RoundRecord& got = outcome.rounds[r];
     EXPECT_EQ(crypto::ToHex(got.model_hash()), crypto::ToHex(want.model_hash()));
+    EXPECT_THAT(got.fit_participants(), ElementsAreArray(want.fit_participants()));
     ASSERT_EQ(got.metrics_size(), want.metrics_size());
     for (int m = 0; m < want.metrics_size(); ++m) {
       EXPECT_EQ(got.metrics(m).name(), want.metrics(m).name());
@@ -286,9 +324,9 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
       << "round " << kRounds << "'s checkpoint differs from the uninterrupted run's";
 }
 
-// The set walks what the issue asks: every (stage x step) for both daemons, a mid-step
-// point per stage for both, and each name is found again (an unknown one is refused, naming
-// the set).
+// The set walks what the issue asks: every (stage x step) for both daemons, the analytics
+// stage's included, a mid-step point per stage for both, and each name is found again (an unknown
+// one is refused, naming the set).
 TEST(E2eCrashCampaignPointsTest, EveryStageAndStepHasAPointForBothDaemons) {
   std::set<std::string> names;
   for (const CrashPoint& point : AllCrashPoints()) {
@@ -296,7 +334,7 @@ TEST(E2eCrashCampaignPointsTest, EveryStageAndStepHasAPointForBothDaemons) {
     ASSERT_OK_AND_ASSIGN(CrashPoint found, FindCrashPoint(point.Name()));
     EXPECT_EQ(found.Name(), point.Name());
   }
-  for (const char* stage : {"statistics", "fit", "evaluate"}) {
+  for (const char* stage : {"statistics", "fit", "evaluate", "analytics"}) {
     for (const char* step :
          {"advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"}) {
       EXPECT_EQ(names.count(absl::StrCat("coordinator/", stage, "/", step, "/step_persisted")), 1u);
@@ -306,7 +344,7 @@ TEST(E2eCrashCampaignPointsTest, EveryStageAndStepHasAPointForBothDaemons) {
     EXPECT_EQ(names.count(absl::StrCat("site/", stage, "/masked_input/after_send")), 1u);
     EXPECT_EQ(names.count(absl::StrCat("coordinator/", stage, "/session_ended")), 1u);
   }
-  EXPECT_EQ(names.size(), 39u);
+  EXPECT_EQ(names.size(), 52u);  // 13 per stage
   for (const char* name : kDefaultPoints) EXPECT_EQ(names.count(name), 1u) << name;
   EXPECT_THAT(FindCrashPoint("coordinator/fit/nowhere"),
               StatusIs(absl::StatusCode::kInvalidArgument,

@@ -15,7 +15,8 @@
 namespace tessera::e2e {
 namespace {
 
-constexpr v1::Stage kStages[] = {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE};
+constexpr v1::Stage kStages[] = {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE,
+                                 v1::STAGE_ANALYTICS};
 constexpr v1::SecAggRound kSteps[] = {v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHARE_KEYS,
                                       v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
                                       v1::SECAGG_UNMASKING};
@@ -67,7 +68,16 @@ std::string CrashPoint::Name() const {
                       MomentLabel(moment));
 }
 
-uint32_t CrashPoint::Round() const { return stage == v1::STAGE_STATISTICS ? 0 : kCrashRound; }
+uint32_t CrashPoint::Round() const {
+  switch (stage) {
+    case v1::STAGE_STATISTICS:
+      return 0;
+    case v1::STAGE_ANALYTICS:
+      return kAnalyticsRound;
+    default:
+      return kCrashRound;
+  }
+}
 
 std::string CrashPoint::Session(const std::string& task_id) const {
   return absl::StrCat(task_id, "/r", Round(), "/", proto::StageLabel(stage), "/a1");

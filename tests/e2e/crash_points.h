@@ -20,9 +20,10 @@
 //   site/<stage>/<step>/after_send             the answer was delivered; the site dies
 //                                              before it hears the step close
 //
-// <stage>: statistics, fit, evaluate; <step>: advertise_keys, share_keys, masked_input,
-// consistency_check, unmasking. The daemon stops in the session of the point's round (0 for
-// statistics, kCrashRound for fit and evaluate) by SIGKILL, after logging
+// <stage>: statistics, fit, evaluate (a training task's), analytics (a query's); <step>:
+// advertise_keys, share_keys, masked_input, consistency_check, unmasking. The daemon stops in
+// the session of the point's round (0 for statistics, kCrashRound for fit and evaluate,
+// kAnalyticsRound for analytics) by SIGKILL, after logging
 // "event=test_crash point=<name>"; with TESSERA_TEST_CRASH_ONCE_FILE=<path> only if that file
 // did not exist (it is created first), so that a daemon restarted with the same environment
 // runs on.
@@ -48,6 +49,8 @@ inline constexpr char kCrashAtVariable[] = "TESSERA_TEST_CRASH_AT";
 inline constexpr char kCrashOnceFileVariable[] = "TESSERA_TEST_CRASH_ONCE_FILE";
 // The training round whose fit and evaluate sessions the points stop (a task of three).
 inline constexpr uint32_t kCrashRound = 2;
+// The round of a query's only session (coordinator/task_runner_statistics.cc).
+inline constexpr uint32_t kAnalyticsRound = 1;
 
 enum class CrashDaemon { kCoordinator, kSite };
 enum class CrashMoment { kStepPersisted, kMidStep, kSessionEnded, kBeforeSend, kAfterSend };
