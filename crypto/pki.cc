@@ -16,13 +16,16 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "crypto/hash.h"
+#include "crypto/internal/certificate_cache.h"
 #include "crypto/internal/openssl_util.h"
 #include "crypto/internal/x509_util.h"
 
@@ -526,8 +529,12 @@ absl::StatusOr<std::string> SignCsr(const CertificateAuthority& ca, const std::s
 }
 
 absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem) {
+  internal::ParsedCertificates& parsed_before = internal::ParsedCertificates::Instance();
+  if (std::optional<CertificateInfo> info = parsed_before.Find(cert_pem)) return *std::move(info);
   ASSIGN_OR_RETURN(UniqueX509 cert, ParseX509(cert_pem, "certificate"));
-  return InfoFromX509(cert.get());
+  ASSIGN_OR_RETURN(CertificateInfo info, InfoFromX509(cert.get()));
+  parsed_before.Insert(cert_pem, info);
+  return info;
 }
 
 absl::Status RequireRole(const CertificateInfo& info, Role want) {

@@ -76,6 +76,8 @@ struct CertificateInfo {
 
 // Parses a certificate without checking who signed it (for a peer gRPC already
 // verified). INVALID_ARGUMENT if malformed or if CN/OU do not name a node id and role.
+// What a certificate that parsed gives is remembered per process (the result depends on
+// its bytes only), so the identity of a caller read on each call costs a digest, not a parse.
 absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem);
 
 // Parses and verifies `cert_pem` against the federation CA at time `now`:

@@ -90,4 +90,30 @@ uint64_t PublicKeys::hits() {
   return hits_;
 }
 
+ParsedCertificates& ParsedCertificates::Instance() {
+  static ParsedCertificates* const instance = new ParsedCertificates;
+  return *instance;
+}
+
+std::optional<CertificateInfo> ParsedCertificates::Find(std::string_view cert_pem) {
+  const std::string key = Sha256(cert_pem);
+  absl::MutexLock lock(&mu_);
+  auto it = infos_.find(key);
+  if (it == infos_.end()) return std::nullopt;
+  ++hits_;
+  return it->second;
+}
+
+void ParsedCertificates::Insert(std::string_view cert_pem, const CertificateInfo& info) {
+  const std::string key = Sha256(cert_pem);
+  absl::MutexLock lock(&mu_);
+  if (!infos_.contains(key)) MakeRoom(infos_);
+  infos_[key] = info;
+}
+
+uint64_t ParsedCertificates::hits() {
+  absl::MutexLock lock(&mu_);
+  return hits_;
+}
+
 }  // namespace tessera::crypto::internal

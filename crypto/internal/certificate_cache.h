@@ -10,6 +10,12 @@
 //    span gives exactly what a full verification would. Failures are never remembered:
 //    every refusal is computed in full, with its precise reason.
 //  - PublicKeys remembers the public key parsed from a certificate (Verifier::Create).
+//  - ParsedCertificates remembers what ParseCertificate read from a certificate: the
+//    coordinator reads its caller's identity from the TLS peer's certificate on every call
+//    (crypto::PeerIdentity), and OpenSSL 3's decoder made that parse most of the CPU a
+//    refused call costs (a flood of 3,000 calls a second from one site took 1.3 of the
+//    machine's 2 cores, 70 % of it in the parse: docs/operations.md, "Resource limits").
+//    Malformed certificates are never remembered.
 //
 // Keys are SHA-256 digests of the PEM texts (a different byte is a different entry). Both
 // are bounded (kMaxEntries each, a few hundred bytes per verified certificate and about a
@@ -80,6 +86,23 @@ class PublicKeys {
  private:
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, UniqueEvpPkey> keys_ ABSL_GUARDED_BY(mu_);
+  uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class ParsedCertificates {
+ public:
+  static ParsedCertificates& Instance();
+
+  // The CertificateInfo remembered for this certificate PEM, or nullopt.
+  std::optional<CertificateInfo> Find(std::string_view cert_pem);
+  // Remembers a certificate that parsed.
+  void Insert(std::string_view cert_pem, const CertificateInfo& info);
+
+  uint64_t hits();
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, CertificateInfo> infos_ ABSL_GUARDED_BY(mu_);
   uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -1,4 +1,4 @@
-// The per-process memo of certificate verifications and parsed public keys
+// The per-process memo of certificate verifications, parsed certificates and public keys
 // (crypto/internal/certificate_cache.h): a remembered answer must be the answer a full
 // verification gives, at every time, for every CA; refusals are always computed.
 #include "crypto/internal/certificate_cache.h"
@@ -17,6 +17,7 @@
 namespace tessera::crypto {
 namespace {
 
+using internal::ParsedCertificates;
 using internal::PublicKeys;
 using internal::VerifiedCertificates;
 using ::tessera::testing::StatusIs;
@@ -127,6 +128,43 @@ TEST(CertificateCacheTest, RefusalsAreNeverRemembered) {
   }
   EXPECT_EQ(VerifiedCertificates::Instance().hits(), hits);
   EXPECT_EQ(VerifiedCertificates::Instance().size(), size);
+}
+
+// A caller's identity is read from its certificate on every call (PeerIdentity): the second
+// parse of the same PEM is answered from memory, equal to the first; a different byte is a
+// different certificate, and a malformed one is refused every time, never remembered.
+TEST(CertificateCacheTest, AParsedCertificateIsRememberedAndAMalformedOneIsNot) {
+  ASSERT_OK_AND_ASSIGN(CertificateAuthority ca, CreateCertificateAuthority("Fed", 365, kNow));
+  const Issued site = Issue(ca, "hospital-d", 30, kNow);
+  const Issued other = Issue(ca, "hospital-e", 30, kNow);
+  const uint64_t hits = ParsedCertificates::Instance().hits();
+  ASSERT_OK_AND_ASSIGN(CertificateInfo first, ParseCertificate(site.cert_pem));
+  EXPECT_EQ(ParsedCertificates::Instance().hits(), hits);
+  ASSERT_OK_AND_ASSIGN(CertificateInfo second, ParseCertificate(site.cert_pem));
+  EXPECT_EQ(ParsedCertificates::Instance().hits(), hits + 1);
+  EXPECT_EQ(second.node_id, "hospital-d");
+  EXPECT_EQ(second.role, first.role);
+  EXPECT_EQ(second.federation, first.federation);
+  EXPECT_EQ(second.fingerprint_hex, first.fingerprint_hex);
+  EXPECT_EQ(second.serial_hex, first.serial_hex);
+  EXPECT_EQ(second.not_before, first.not_before);
+  EXPECT_EQ(second.not_after, first.not_after);
+
+  ASSERT_OK_AND_ASSIGN(CertificateInfo e, ParseCertificate(other.cert_pem));
+  EXPECT_EQ(e.node_id, "hospital-e");
+  EXPECT_EQ(ParsedCertificates::Instance().hits(), hits + 1);
+
+  std::string broken = site.cert_pem;
+  broken[broken.size() / 2] = broken[broken.size() / 2] == 'A' ? 'B' : 'A';
+  absl::StatusOr<CertificateInfo> changed = ParseCertificate(broken);
+  if (changed.ok()) {
+    EXPECT_NE(changed->fingerprint_hex, first.fingerprint_hex);
+  }
+  EXPECT_EQ(ParsedCertificates::Instance().hits(), hits + 1);
+
+  EXPECT_THAT(ParseCertificate("not a certificate"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseCertificate("not a certificate"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(ParsedCertificates::Instance().hits(), hits + 1);
 }
 
 TEST(CertificateCacheTest, TheMemoryIsBounded) {
