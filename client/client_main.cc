@@ -201,6 +201,11 @@ absl::Status Run(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
+  if (absl::Status st = tessera::crypto::KeepOpenSslUntilExit(); !st.ok()) {
+    std::fprintf(stderr, "tessera-client: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

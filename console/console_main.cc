@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "common/version.h"
 #include "console/console.h"
+#include "crypto/tls.h"
 
 namespace {
 
@@ -56,6 +57,11 @@ void PrintGroupUsage(const std::string& command) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
+  if (absl::Status st = tessera::crypto::KeepOpenSslUntilExit(); !st.ok()) {
+    std::fprintf(stderr, "tessera: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || IsHelp(args[0])) {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

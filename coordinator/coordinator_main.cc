@@ -15,6 +15,7 @@
 #include "coordinator/store_backup.h"
 #include "coordinator/store_repair.h"
 #include "crypto/grpc_log.h"
+#include "crypto/tls.h"
 #include "proto/config.pb.h"
 #include "proto/config_paths.h"
 #include "proto/validation.h"
@@ -134,6 +135,11 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
+  if (absl::Status st = tessera::crypto::KeepOpenSslUntilExit(); !st.ok()) {
+    std::fprintf(stderr, "tessera-coordinator: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
   if (tessera::common::VersionRequested(std::vector<std::string>(argv + 1, argv + argc))) {
     std::fputs(tessera::common::VersionLine("tessera-coordinator").c_str(), stdout);
     return 0;

@@ -152,6 +152,13 @@ absl::Status RequireTls13ForProcess() {
   return status;
 }
 
+absl::Status KeepOpenSslUntilExit() {
+  if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr) != 1) {
+    return OpenSslInternal("cannot initialise OpenSSL");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const v1::TlsFiles& files, Role want_role,
                                             absl::Time now) {
   if (files.ca_cert().empty()) return absl::InvalidArgumentError("tls.ca_cert is required");

@@ -98,6 +98,16 @@ absl::StatusOr<CertificateInfo> PeerIdentity(const grpc::AuthContext& auth_conte
 // config afterwards (it would replace the system_default section).
 absl::Status RequireTls13ForProcess();
 
+// Tells OpenSSL not to tear itself down at exit (OPENSSL_INIT_NO_ATEXIT). By default
+// OpenSSL frees its global state and deletes its thread-local keys in an atexit handler,
+// while gRPC's threads may still be running: a thread that then uses OpenSSL (a reconnect's
+// handshake) finds it torn down, and one that ends afterwards never frees what OpenSSL kept
+// for it (LeakSanitizer reported those at a site daemon's exit). The operating system
+// reclaims the memory at exit anyway. Call it first thing in a daemon's main(), before
+// anything else uses OpenSSL (the first initialization decides); INTERNAL if OpenSSL
+// refused.
+absl::Status KeepOpenSslUntilExit();
+
 }  // namespace tessera::crypto
 
 #endif  // TESSERA_CRYPTO_TLS_H_

@@ -48,6 +48,7 @@
 #include "common/proto_text.h"
 #include "common/signals.h"
 #include "common/status.h"
+#include "crypto/tls.h"
 #include "proto/config.pb.h"
 #include "proto/federation.pb.h"
 #include "proto/labels.h"
@@ -202,9 +203,8 @@ absl::Status Run(int argc, char** argv) {
   const bool garbage_shares = Env("TESSERA_TEST_GARBAGE_SHARES") == "1";
   const std::string wrong_message = Env("TESSERA_TEST_WRONG_MESSAGE");
   options.wrap_sink = [=](std::unique_ptr<tessera::client::UpdateSink> inner) {
-    std::unique_ptr<tessera::client::UpdateSink> sink =
-        std::make_unique<FaultySink>(std::move(inner), exit_before, kill_before, decision_file,
-                                     garbage_shares, wrong_message);
+    std::unique_ptr<tessera::client::UpdateSink> sink = std::make_unique<FaultySink>(
+        std::move(inner), exit_before, kill_before, decision_file, garbage_shares, wrong_message);
     if (crash_at.has_value()) sink = std::make_unique<CrashingSink>(std::move(sink), *crash_at);
     return sink;
   };
@@ -216,6 +216,11 @@ absl::Status Run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
+  if (absl::Status st = tessera::crypto::KeepOpenSslUntilExit(); !st.ok()) {
+    std::fprintf(stderr, "tessera-client-under-test: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
   absl::Status st = Run(argc, argv);
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-client-under-test: %s\n", std::string(st.message()).c_str());
