@@ -246,6 +246,7 @@ std::string Process::LogTail(int lines) const { return Tail(Log(), lines); }
 
 absl::StatusOr<std::string> WaitForFile(const std::string& path, Process& owner,
                                         absl::Duration timeout) {
+  timeout *= TimeoutMultiplier();  // sanitizer runs are slower
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     std::string contents = ReadFileOrEmpty(path);
@@ -267,6 +268,7 @@ absl::StatusOr<std::string> WaitForFile(const std::string& path, Process& owner,
 
 absl::Status WaitFor(const std::string& what, const std::function<bool()>& condition,
                      absl::Duration timeout) {
+  timeout *= TimeoutMultiplier();  // sanitizer runs are slower
   const absl::Time deadline = absl::Now() + timeout;
   while (!condition()) {
     if (absl::Now() >= deadline) {

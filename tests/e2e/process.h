@@ -99,12 +99,13 @@ class Process {
 
 // Polls every few milliseconds until `path` exists and is non-empty, and returns its
 // contents. Fails fast if `owner` (the process expected to write it) has ended, and with
-// DEADLINE_EXCEEDED after `timeout`; both messages carry the owner's log tail.
+// DEADLINE_EXCEEDED after `timeout` (times TimeoutMultiplier()); both messages carry the
+// owner's log tail.
 absl::StatusOr<std::string> WaitForFile(const std::string& path, Process& owner,
                                         absl::Duration timeout = absl::Seconds(60));
 
 // Polls `condition` every few milliseconds until it returns true; DEADLINE_EXCEEDED
-// naming `what` after `timeout`.
+// naming `what` after `timeout` (times TimeoutMultiplier()).
 absl::Status WaitFor(const std::string& what, const std::function<bool()>& condition,
                      absl::Duration timeout);
 
