@@ -5,7 +5,9 @@
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "crypto/aead.h"
 #include "crypto/key_agreement.h"
@@ -68,6 +70,18 @@ v1::SecAggClientMessage::MessageCase ExpectedKind(v1::SecAggRound round) {
 
 }  // namespace
 
+absl::StatusOr<const X25519PrivateKey*> internal::SmallOrderProbe() {
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
+  static const X25519PrivateKey* probe ABSL_GUARDED_BY(mu) = nullptr;
+  absl::MutexLock lock(&mu);
+  if (probe == nullptr) {
+    ASSIGN_OR_RETURN(X25519PrivateKey key, X25519PrivateKey::Generate());
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): kept for the process's lifetime.
+    probe = new X25519PrivateKey(std::move(key));
+  }
+  return probe;
+}
+
 absl::Status internal::ValidateServerSetup(const v1::SecAggSetup& setup,
                                            const ServerOptions& options) {
   if (setup.protocol_version() != kProtocolVersion) {
@@ -120,8 +134,7 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Create(const v1::Sec
   impl->setup_digest = SetupDigest(setup);
   impl->graph = options.graph != nullptr ? options.graph : &CompleteGraph();
   impl->options = std::move(options);
-  ASSIGN_OR_RETURN(X25519PrivateKey probe, X25519PrivateKey::Generate());
-  impl->probe.emplace(std::move(probe));
+  ASSIGN_OR_RETURN(impl->probe, internal::SmallOrderProbe());
   impl->expected.insert(setup.invited().begin(), setup.invited().end());
   return std::unique_ptr<SecAggServer>(new SecAggServer(std::move(impl)));
 }

@@ -107,8 +107,7 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Restore(
   auto impl = std::make_unique<Impl>();
   impl->graph = options.graph != nullptr ? options.graph : &CompleteGraph();
   impl->options = std::move(options);
-  ASSIGN_OR_RETURN(X25519PrivateKey probe, X25519PrivateKey::Generate());
-  impl->probe.emplace(std::move(probe));
+  ASSIGN_OR_RETURN(impl->probe, internal::SmallOrderProbe());
   RETURN_IF_ERROR(impl->RestoreFrom(snapshot));
   return std::unique_ptr<SecAggServer>(new SecAggServer(std::move(impl)));
 }

@@ -36,6 +36,12 @@ namespace internal {
 // INVALID_ARGUMENT naming the field.
 absl::Status ValidateServerSetup(const v1::SecAggSetup& setup, const ServerOptions& options);
 
+// The key every server of this process agrees with a client's public keys to refuse
+// small-order points (the agreement is all zeros for those whatever the private scalar, so
+// one random key serves every session). Made at the first call and kept; INTERNAL only if
+// no key could be generated. Thread-safe (X25519PrivateKey::Agree is const).
+absl::StatusOr<const crypto::X25519PrivateKey*> SmallOrderProbe();
+
 }  // namespace internal
 
 // One mask stream to take out of the sum.
@@ -62,7 +68,8 @@ struct SecAggServer::Impl {
   std::string setup_digest;
   ServerOptions options;
   const MaskingGraph* graph = nullptr;
-  std::optional<crypto::X25519PrivateKey> probe;  // to refuse small-order public keys
+  // To refuse small-order public keys: the process's one probe (SmallOrderProbe).
+  const crypto::X25519PrivateKey* probe = nullptr;
 
   ServerState state = ServerState::kCollecting;
   v1::SecAggRound round = v1::SECAGG_ADVERTISE_KEYS;

@@ -7,12 +7,14 @@
 //   0x80..0xbf: CloseRound;
 //   0xc0..0xff: Drop client (byte % 4).
 // After each CloseRound the server's outgoing messages, snapshot and provenance are taken
-// (as the round driver does). The server must refuse or drop, never crash; a snapshot it
-// gives must restore.
+// (as the round driver does), unless nothing happened since the last such check (no
+// message or drop, the same step and state: a CloseRound of an ended session). The server
+// must refuse or drop, never crash; a snapshot it gives must restore.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "secagg/server.h"
 #include "tests/fuzz/fuzz_input.h"
@@ -51,6 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int start = in.Byte() % fuzz::kServerSnapshots;
   auto server = SecAggServer::Restore(world.server_snapshots[start], world.ServerOptions());
   if (!server.ok()) std::abort();  // the fixed snapshots restore
+  bool acted = true;               // a message or a drop since the last check
+  std::pair<ServerState, int> checked_at{ServerState::kCollecting, -1};
   while (!in.empty()) {
     const uint8_t op = in.Byte();
     const std::string& client = world.ids[op % fuzz::kWorldSites];
@@ -59,11 +63,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const std::string_view bytes = in.Chunk16();
       if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
       (void)(*server)->Receive(client, message);
+      acted = true;
     } else if (op < 0xc0) {
       (*server)->CloseRound();
-      AtBoundary(**server, world);
+      const std::pair<ServerState, int> now{(*server)->state(),
+                                            static_cast<int>((*server)->round())};
+      if (acted || now != checked_at) AtBoundary(**server, world);
+      acted = false;
+      checked_at = now;
     } else {
       (*server)->Drop(client, v1::SECAGG_DROP_NO_ANSWER, "fuzz");
+      acted = true;
     }
   }
   return 0;
