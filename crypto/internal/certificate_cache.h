@@ -17,9 +17,10 @@
 //    machine's 2 cores, 70 % of it in the parse: docs/operations.md, "Resource limits").
 //    Malformed certificates are never remembered.
 //
-// Keys are SHA-256 digests of the PEM texts (a different byte is a different entry). Both
-// are bounded (kMaxEntries each, a few hundred bytes per verified certificate and about a
-// kilobyte per key); when full, an arbitrary entry is dropped for the new one. Thread-safe.
+// Keys are SHA-256 digests of the PEM texts (a different byte is a different entry). All
+// three are bounded (kMaxEntries each, a few hundred bytes per verified or parsed
+// certificate and about a kilobyte per key); when full, an arbitrary entry is dropped for
+// the new one. Thread-safe.
 #ifndef TESSERA_CRYPTO_INTERNAL_CERTIFICATE_CACHE_H_
 #define TESSERA_CRYPTO_INTERNAL_CERTIFICATE_CACHE_H_
 
