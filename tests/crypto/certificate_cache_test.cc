@@ -89,6 +89,7 @@ TEST(CertificateCacheTest, RememberedAnswersEqualFullVerificationAtEveryBoundary
                                          ca_not_after - absl::Milliseconds(1)};
   // Before anything is remembered: a fresh CA and certificate, so no entry exists yet.
   std::vector<std::string> full;
+  full.reserve(times.size());
   for (absl::Time t : times)
     full.push_back(Outcome(VerifyCertificate(site.cert_pem, ca.cert_pem, t)));
   // Some of those succeeded, so the certificate is now remembered.
@@ -188,10 +189,12 @@ TEST(CertificateCacheTest, ManyThreadsVerifyTheSamePeersAtOnce) {
   ASSERT_OK_AND_ASSIGN(CertificateAuthority ca, CreateCertificateAuthority("Fed", 365, kNow));
   ASSERT_OK_AND_ASSIGN(CertificateAuthority other, CreateCertificateAuthority("Fed", 365, kNow));
   std::vector<Issued> sites;
+  sites.reserve(4);
   for (int i = 0; i < 4; ++i) sites.push_back(Issue(ca, "site-" + std::to_string(i), 30, kNow));
   const Issued intruder = Issue(other, "intruder", 30, kNow);
   std::vector<int> failures(8, 0);
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 100; ++i) {
@@ -237,6 +240,7 @@ TEST(PublicKeyCacheTest, AVerifierOutlivesItsKeyBeingDropped) {
   ASSERT_OK_AND_ASSIGN(Verifier verifier, Verifier::Create(a.cert_pem));
   // Fill the memory with other certificates' keys until this one is certainly dropped.
   std::vector<Issued> others;
+  others.reserve(3);
   for (int i = 0; i < 3; ++i) others.push_back(Issue(ca, "filler-" + std::to_string(i), 30, kNow));
   for (size_t i = 0; i < internal::kMaxEntries + 10; ++i) {
     ASSERT_OK(Verifier::Create(others[i % 3].cert_pem + std::string(i, '\n')));

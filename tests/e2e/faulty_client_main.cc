@@ -157,7 +157,7 @@ class FaultySink final : public tessera::client::UpdateSink {
 class CrashingSink final : public tessera::client::UpdateSink {
  public:
   CrashingSink(std::unique_ptr<tessera::client::UpdateSink> inner, tessera::e2e::CrashPoint point)
-      : inner_(std::move(inner)), point_(std::move(point)) {}
+      : inner_(std::move(inner)), point_(point) {}
 
   absl::Status Send(const tessera::v1::WorkItem& item,
                     const tessera::v1::PushResultRequest& answer) override {

@@ -163,6 +163,11 @@ class FederationTest : public ::testing::Test {
   std::string coordinator_ready_file() const {
     return absl::StrCat(coordinator_dir_, "/ready-", coordinator_starts_);
   }
+  // The ready file the coordinator's next start will write (for a thread that watches it
+  // while the start runs; coordinator_ready_file() changes during StartCoordinator).
+  std::string next_coordinator_ready_file() const {
+    return absl::StrCat(coordinator_dir_, "/ready-", coordinator_starts_ + 1);
+  }
   Site& site(const std::string& name) { return sites_[name]; }
   const testing::TempDir& temp() const { return temp_; }
   testing::TestPki* pki() { return pki_.get(); }

@@ -126,8 +126,8 @@ TEST_F(PackageNotifyTest, CoordinatorNotifiesReadyAfterItsReadyFileReloadingAndS
   ASSERT_OK(MakeTestPki());
   NotifySocket notify(sockets_.File("notify"));
   ASSERT_TRUE(notify.bound()) << sockets_.File("notify");
-  // The fixture names the file after the start it is in; the path is asked at each arrival.
-  notify.Watch([this] { return coordinator_ready_file(); });
+  // The fixture names the file after the start it is in: the one this start will write.
+  notify.Watch([path = next_coordinator_ready_file()] { return path; });
   ASSERT_OK(StartCoordinator("127.0.0.1:0", {{"NOTIFY_SOCKET", sockets_.File("notify")}}));
 
   const int ready = notify.WaitFor("READY=1");

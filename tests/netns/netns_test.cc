@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/process.h"
 #include "tests/netns/netns_federation.h"
 #include "tests/testing/status_matchers.h"
 
@@ -145,8 +146,12 @@ TEST_F(NetnsFederationTest, NetnsTenMbitLinksTheTaskCompletes) {
     EXPECT_LE(up, 1.25e6 * absl::ToDoubleSeconds(limited.wall) * 1.05) << site;
     busiest = std::max({busiest, down, up});
   }
-  EXPECT_GE(busiest / 1.25e6, 0.15 * absl::ToDoubleSeconds(limited.wall))
-      << "the link's bytes take " << busiest / 1.25e6 << " s of " << limited.wall;
+  // A claim about the ordinary build: under a sanitizer (TimeoutMultiplier() > 1) the
+  // training takes several times longer while the bytes do not (7 % under TSan).
+  if (e2e::TimeoutMultiplier() == 1) {
+    EXPECT_GE(busiest / 1.25e6, 0.15 * absl::ToDoubleSeconds(limited.wall))
+        << "the link's bytes take " << busiest / 1.25e6 << " s of " << limited.wall;
+  }
   EXPECT_GT(limited.wall, free.wall);
   ExpectSitesKeptApart(limited.final);
 }

@@ -143,7 +143,7 @@ std::string RelayStats::ToString() const {
 }
 
 // Everything below runs on the relay's thread, except the public methods (which post to it)
-// and stats (under mu_).
+// and stats and the bound address (under mu_).
 class FaultRelay::Impl {
  public:
   class Connection;
@@ -167,7 +167,9 @@ class FaultRelay::Impl {
                                                  endpoint.address().to_string(), ":",
                                                  endpoint.port(), ": ", ec.message()));
     }
-    bound_ = acceptor_.local_endpoint();
+    const tcp::endpoint bound = acceptor_.local_endpoint();
+    absl::MutexLock lock(&mu_);
+    bound_ = bound;
     return absl::OkStatus();
   }
 
@@ -201,7 +203,11 @@ class FaultRelay::Impl {
     absl::MutexLock lock(&mu_);
     return stats_;
   }
-  const tcp::endpoint& bound() const { return bound_; }
+  // Read by the test's thread while the relay's thread may listen again (Restore).
+  tcp::endpoint bound() const {
+    absl::MutexLock lock(&mu_);
+    return bound_;
+  }
 
   // For connections.
   asio::io_context& io() { return io_; }
@@ -249,7 +255,7 @@ class FaultRelay::Impl {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
   tcp::acceptor acceptor_{io_};
-  tcp::endpoint bound_;
+  tcp::endpoint bound_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   Clock::time_point start_;
   std::mt19937_64 rng_;
@@ -484,7 +490,7 @@ void FaultRelay::Impl::Cut(bool refuse) {
 void FaultRelay::Impl::Restore() {
   if (refused_) {
     refused_ = false;
-    absl::Status listening = Listen(bound_);
+    absl::Status listening = Listen(bound());
     if (listening.ok()) Accept();
   }
   cut_ = false;
@@ -532,7 +538,7 @@ FaultRelay::FaultRelay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FaultRelay::~FaultRelay() { impl_->Stop(); }
 
 std::string FaultRelay::address() const {
-  const tcp::endpoint& e = impl_->bound();
+  const tcp::endpoint e = impl_->bound();
   const std::string host = e.address().to_string();
   return e.address().is_v6() ? absl::StrCat("[", host, "]:", e.port())
                              : absl::StrCat(host, ":", e.port());

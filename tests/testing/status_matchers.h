@@ -59,9 +59,12 @@ MATCHER_P(IsOkAndHolds, inner, "is OK and holds a matching value") {
 #define TESSERA_TEST_CONCAT_(a, b) TESSERA_TEST_CONCAT_INNER_(a, b)
 #define ASSERT_OK_AND_ASSIGN(lhs, expr) \
   ASSERT_OK_AND_ASSIGN_IMPL_(TESSERA_TEST_CONCAT_(statusor_, __LINE__), lhs, expr)
+// `so` names a variable and `lhs` may be a declaration: neither can be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSERT_OK_AND_ASSIGN_IMPL_(so, lhs, expr) \
   auto so = (expr);                               \
   ASSERT_TRUE(so.ok()) << so.status();            \
   lhs = std::move(so).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // TESSERA_TESTS_TESTING_STATUS_MATCHERS_H_
