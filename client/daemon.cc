@@ -218,7 +218,7 @@ class ClientDaemon {
       ASSIGN_OR_RETURN(control_, ControlServer::Start(config_.control_socket(), handlers));
     }
     crypto::ChannelOptions channel_options;
-    channel_options.min_reconnect_backoff =
+    channel_options.initial_reconnect_backoff =
         absl::Milliseconds(config_.retry().initial_backoff_ms());
     channel_options.max_reconnect_backoff = absl::Milliseconds(config_.retry().max_backoff_ms());
     if (config_.max_message_bytes() != 0) {

@@ -246,14 +246,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  const int min_backoff_ms =
-      static_cast<int>(absl::ToInt64Milliseconds(channel_options.min_reconnect_backoff));
+  const int initial_backoff_ms =
+      static_cast<int>(absl::ToInt64Milliseconds(channel_options.initial_reconnect_backoff));
   const int max_backoff_ms =
       static_cast<int>(std::max(absl::ToInt64Milliseconds(channel_options.max_reconnect_backoff),
-                                static_cast<int64_t>(min_backoff_ms)));
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_backoff_ms);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, min_backoff_ms);
+                                static_cast<int64_t>(initial_backoff_ms)));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, initial_backoff_ms);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
+  // Despite its name, gRPC's "min reconnect backoff" is the least time a connection
+  // attempt is given (its deadline is the later of this and the next backoff).
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(channel_options.connect_timeout)));
   return grpc::CreateCustomChannel(address, credentials, args);
 }
 

@@ -68,11 +68,18 @@ using HandshakeAdmission = std::function<absl::Status(const CertificateInfo& cli
 std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial& material,
                                                                HandshakeAdmission admit);
 
-// How a channel reconnects after the coordinator went away. gRPC's own defaults (1 s,
-// growing to 120 s) would make a site wait minutes after a long outage.
+// How a channel connects and reconnects. gRPC's own backoff (1 s, growing to 120 s) would
+// make a site wait minutes after a long outage.
 struct ChannelOptions {
-  absl::Duration min_reconnect_backoff = absl::Milliseconds(250);
+  // The pause after the first failed connection attempt, growing 1.6× per failure up to
+  // the maximum.
+  absl::Duration initial_reconnect_backoff = absl::Milliseconds(250);
   absl::Duration max_reconnect_backoff = absl::Seconds(10);
+  // The least time one attempt (TCP, TLS 1.3 handshake, HTTP/2 settings) is given before it
+  // is abandoned, whatever the backoff. gRPC names this GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
+  // it once held the 250 ms backoff here, and a link slower than that to handshake made
+  // attempt after attempt fail (TlsTest.ASlowLinkConnectsOnTheFirstAttempt).
+  absl::Duration connect_timeout = absl::Seconds(20);
   // Largest message the channel sends or receives, in bytes (1 MiB..kMaxMessageBytes).
   int max_message_bytes = kDefaultMaxMessageBytes;
 };

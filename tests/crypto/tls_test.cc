@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "proto/config.pb.h"
 #include "proto/federation.grpc.pb.h"
+#include "tests/testing/fault_relay.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -223,6 +224,27 @@ TEST_F(TlsTest, MutualTlsHandshakeCarriesTheClientIdentity) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(client_id, "alice");
   EXPECT_EQ(server->service->last_role(), Role::kOperator);
+}
+
+// A link with 300 ms of delay each way (a satellite or congested line) needs about 1.5 s
+// for TCP, TLS 1.3 and HTTP/2's first SETTINGS. The channel must give its first attempt
+// that long, not abandon handshake after handshake while its reconnect backoff grows.
+TEST_F(TlsTest, ASlowLinkConnectsOnTheFirstAttempt) {
+  std::unique_ptr<RunningServer> server = StartServer(MakeServerCredentials(coordinator_));
+  ASSERT_NE(server, nullptr);
+  testing::RelayOptions options;
+  options.upstream = server->address();
+  options.up.delay = absl::Milliseconds(300);
+  options.down.delay = absl::Milliseconds(300);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<testing::FaultRelay> relay,
+                       testing::FaultRelay::Start(options));
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(relay->address(), "localhost", site_);
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(kRpcDeadlineSeconds)));
+  EXPECT_EQ(relay->stats().connections, 1) << relay->stats().ToString();
+  std::string client_id;
+  EXPECT_TRUE(CallHello(channel, &client_id).ok());
+  EXPECT_EQ(client_id, "hospital-a");
 }
 
 TEST_F(TlsTest, ClientCertificateFromAForeignCaIsRefusedAtTheHandshake) {
