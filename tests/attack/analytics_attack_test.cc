@@ -92,7 +92,7 @@ class AnalyticsAttack : public ::testing::Test {
   // count, the number of sites that withheld it, then the parts of the sum and of the sum of
   // squares.
   static std::vector<double> MainCell(const std::vector<double>& sums, int q) {
-    if (sums.size() < static_cast<size_t>(10 * (q + 1))) return {};
+    if (sums.size() < 10 * (static_cast<size_t>(q) + 1)) return {};
     return std::vector<double>(sums.begin() + 10 * q, sums.begin() + 10 * (q + 1));
   }
 

@@ -75,7 +75,7 @@ class MaliciousSiteAttack : public ::testing::Test {
 
   // Three honest sites (10 rows, delta 1) and `malicious`, a 2-round task with min_clients
   // 3; the finished task.
-  v1::GetTaskResponse Run(const SiteBehavior& malicious, v1::TaskSpec spec = ToySpec(2, 3)) {
+  v1::GetTaskResponse Run(const SiteBehavior& malicious, const v1::TaskSpec& spec = ToySpec(2, 3)) {
     FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
     FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 1});
     FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = 1});

@@ -179,6 +179,7 @@ TEST(ModelLayoutTest, MlpInitialisationIsPinned) {
   const double a1 = std::sqrt(6.0 / 3), a2 = std::sqrt(6.0 / 4);
   internal::SplitMix64 rng(0);
   std::vector<float> expected;
+  expected.reserve(8);
   for (int i = 0; i < 6; ++i) {
     expected.push_back(static_cast<float>((2.0 * rng.NextUnit() - 1.0) * a1));
   }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "client/site_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -57,7 +58,7 @@ TEST_F(SiteStoreRocksDbTest, FlippedByteInTheWriteAheadLogIsDataLoss) {
   const uint64_t size = fs::file_size(logs.back());
   for (uint64_t offset : {uint64_t{0}, uint64_t{6}, size / 2, size - 1}) {
     const std::string copy = CopyOf(original);
-    FlipByte(copy + "/" + newest, offset);
+    FlipByte(absl::StrCat(copy, "/", newest), offset);
     EXPECT_THAT(OpenSiteStore(copy),
                 StatusIs(absl::StatusCode::kDataLoss, AllOf(SaysRestore(copy), HasSubstr(".log"))))
         << newest << " byte " << offset << " of " << size;

@@ -146,6 +146,7 @@ pid_t SpawnSelf(const std::string& test, const std::vector<std::string>& env) {
   std::vector<std::string> env_strings = env;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
@@ -411,7 +412,7 @@ TEST_F(SiteStoreRocksDbTest, ReadOnlyOpenRefusesADamagedOrMissingTableFile) {
   for (const std::string& table : tables) {
     const std::string name = fs::path(table).filename().string();
     const std::string copy = CopyOf(original);
-    fs::remove(copy + "/" + name);
+    fs::remove(absl::StrCat(copy, "/", name));
     EXPECT_THAT(OpenSiteStoreReadOnly(copy), ::testing::Not(::tessera::testing::IsOk()))
         << name << " deleted";
   }

@@ -197,6 +197,7 @@ TEST_P(SiteStoreTest, ConcurrentSessionsRacingForOneKeyLeaveExactlyOneOwner) {
   constexpr int kThreads = 4;
   std::vector<absl::Status> results(kThreads);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([this, t, &results] {
       const std::string label = absl::StrCat("racer-", t);

@@ -83,12 +83,14 @@ v1::SiteSessionRecord Sent(v1::SiteSessionRecord session) {
 
 std::vector<std::string> Labels(const std::vector<v1::SiteSessionRecord>& sessions) {
   std::vector<std::string> labels;
+  labels.reserve(sessions.size());
   for (const auto& s : sessions) labels.push_back(s.session());
   return labels;
 }
 
 std::vector<std::string> Keys(const std::vector<v1::ContributionRecord>& contributions) {
   std::vector<std::string> keys;
+  keys.reserve(contributions.size());
   for (const auto& c : contributions) keys.push_back(c.key());
   return keys;
 }

@@ -79,7 +79,7 @@ class SiteStoreRocksDbTest : public ::testing::Test {
 
   // A copy of `from` at a new path (mode kept), for one damage case each.
   std::string CopyOf(const std::string& from) {
-    const std::string to = dir_.File(absl::StrCat("copy-", copies_++));
+    std::string to = dir_.File(absl::StrCat("copy-", copies_++));
     std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
     std::filesystem::permissions(to, std::filesystem::perms::owner_all);
     return to;
@@ -96,7 +96,7 @@ class SiteStoreRocksDbTest : public ::testing::Test {
       const uint64_t size = std::filesystem::file_size(table);
       for (uint64_t offset : {uint64_t{0}, size / 2, size - 40, size - 1}) {
         const std::string copy = CopyOf(original);
-        FlipByte(copy + "/" + name, offset);
+        FlipByte(absl::StrCat(copy, "/", name), offset);
         EXPECT_THAT(open(copy),
                     ::tessera::testing::StatusIs(
                         absl::StatusCode::kDataLoss,

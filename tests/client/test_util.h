@@ -122,7 +122,7 @@ inline Dataset Separable(size_t rows) {
 
 // A model spec of `kind` (classes and hidden layers where the kind takes them).
 inline v1::ModelSpec Spec(v1::ModelSpec::Kind kind, uint32_t num_classes = 0,
-                          std::vector<uint32_t> hidden = {}) {
+                          const std::vector<uint32_t>& hidden = {}) {
   v1::ModelSpec spec;
   spec.set_kind(kind);
   spec.set_num_classes(num_classes);

@@ -93,7 +93,7 @@ TrainingOptions WithOptimizer(Optimizer optimizer) {
   options.optimizer = optimizer;
   options.epochs = 20;
   options.batch_size = 16;
-  options.learning_rate = optimizer == Optimizer::kAdam ? 0.05 : 0.05;
+  options.learning_rate = 0.05;
   options.seed = 3;
   return options;
 }

@@ -69,7 +69,7 @@ TEST(WorkBoardClockTest, AsyncLongPollEndsWhenTheClockReachesItsDeadline) {
   absl::Mutex mu;
   std::vector<std::string> ended;
   auto recorder = [&](const std::string& name) {
-    return [&, name](std::shared_ptr<const v1::WorkItem> item) {
+    return [&, name](const std::shared_ptr<const v1::WorkItem>& item) {
       absl::MutexLock lock(&mu);
       ended.push_back(item == nullptr ? name : name + ": an item");
     };

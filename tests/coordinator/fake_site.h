@@ -83,7 +83,7 @@ class FakeSite {
   // Issues the site's certificate from `pki` the first time a site of this name is made.
   FakeSite(Coordinator* coordinator, tessera::testing::TestPki* pki, std::string id,
            SiteBehavior behavior)
-      : coordinator_(coordinator), id_(std::move(id)), behavior_(behavior) {
+      : coordinator_(coordinator), id_(std::move(id)), behavior_(std::move(behavior)) {
     const std::string cert_path = pki->dir() + "/" + id_ + ".crt";
     if (!common::PathExists(cert_path)) {
       EXPECT_OK(pki->IssueNode(id_, crypto::Role::kInstitution).status());

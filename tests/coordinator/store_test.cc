@@ -277,6 +277,7 @@ TEST_P(StoreTest, ConcurrentCreateTaskHandsOutEveryIdOnce) {
   constexpr int kPerThread = 8;
   std::vector<std::vector<std::string>> ids(kThreads);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([this, t, &ids] {
       for (int i = 0; i < kPerThread; ++i) {

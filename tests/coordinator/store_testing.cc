@@ -44,24 +44,28 @@ v1::ClientRecord MakeClient(const std::string& id, const std::string& fingerprin
 
 std::vector<uint32_t> Bits(const std::vector<float>& values) {
   std::vector<uint32_t> bits;
+  bits.reserve(values.size());
   for (float v : values) bits.push_back(std::bit_cast<uint32_t>(v));
   return bits;
 }
 
 std::vector<std::string> TaskIds(const std::vector<v1::TaskRecord>& tasks) {
   std::vector<std::string> ids;
+  ids.reserve(tasks.size());
   for (const auto& t : tasks) ids.push_back(t.task_id());
   return ids;
 }
 
 std::vector<uint32_t> RoundNumbers(const std::vector<v1::RoundRecord>& rounds) {
   std::vector<uint32_t> numbers;
+  numbers.reserve(rounds.size());
   for (const auto& r : rounds) numbers.push_back(r.round());
   return numbers;
 }
 
 std::vector<std::string> ClientIds(const std::vector<v1::ClientRecord>& clients) {
   std::vector<std::string> ids;
+  ids.reserve(clients.size());
   for (const auto& c : clients) ids.push_back(c.client_id());
   return ids;
 }

@@ -74,6 +74,7 @@ BENCHMARK(BM_MaskAddTo)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
 void BM_MaskClientVector(benchmark::State& state) {
   const int masks = static_cast<int>(state.range(0));
   std::vector<MaskGenerator> gens;
+  gens.reserve(static_cast<size_t>(masks));
   for (int i = 0; i < masks; ++i) gens.push_back(Generator());
   std::vector<uint32_t> acc(static_cast<size_t>(state.range(1)), 1);
   for (auto _ : state) {

@@ -41,6 +41,7 @@ SecretBytes RandomSecret() {
 std::vector<ShamirShare> Pick(const std::vector<ShamirShare>& shares,
                               const std::vector<size_t>& indices) {
   std::vector<ShamirShare> out;
+  out.reserve(indices.size());
   for (size_t i : indices) out.push_back(shares[i]);
   return out;
 }

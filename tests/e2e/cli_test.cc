@@ -60,7 +60,7 @@ class E2eTaskValidationTest : public FederationTest {
     const std::string text = absl::StrReplaceAll(example, {{from, to}});
     *line = LineOf(text, to);
     EXPECT_GT(*line, 0);
-    const std::string path = temp().File(name);
+    std::string path = temp().File(name);
     EXPECT_OK(common::WriteFileAtomic(path, text));
     return path;
   }
@@ -158,7 +158,7 @@ TEST_F(E2eCliTest, ConsoleGroupHelpListsItsSubcommands) {
     EXPECT_EQ(r.exit_code(), 0) << group << ": " << r.err;
     EXPECT_THAT(r.out, StartsWith("usage: tessera " + group + " SUBCOMMAND"));
     for (const std::string& sub : subcommands) {
-      EXPECT_THAT(r.out, HasSubstr("  " + group + " " + sub)) << group;
+      EXPECT_THAT(r.out, HasSubstr(absl::StrCat("  ", group, " ", sub))) << group;
     }
   }
 }

@@ -114,7 +114,7 @@ class E2eDocsTest : public ::testing::Test {
     std::set<std::string> datasets;
     for (const std::string& file : QueryFiles(blocks)) {
       v1::TaskSpec spec;
-      RETURN_IF_ERROR(common::LoadProtoFile(cwd + "/" + file, &spec));
+      RETURN_IF_ERROR(common::LoadProtoFile(absl::StrCat(cwd, "/", file), &spec));
       datasets.insert(spec.dataset().id());
     }
     return datasets;

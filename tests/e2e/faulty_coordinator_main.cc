@@ -30,7 +30,7 @@ using ::tessera::e2e::CrashPoint;
 // Stops the process at its crash point (if any).
 class Crasher final : public tessera::coordinator::StageObserver {
  public:
-  explicit Crasher(std::optional<CrashPoint> point) : point_(std::move(point)) {}
+  explicit Crasher(std::optional<CrashPoint> point) : point_(point) {}
 
   void StepPersisted(const std::string& session, tessera::v1::SecAggRound step) override {
     At(CrashMoment::kStepPersisted, session, step);
@@ -75,7 +75,7 @@ absl::Status Run(int argc, char** argv) {
   tessera::proto::ApplyCoordinatorDefaults(&config);
   ASSIGN_OR_RETURN(std::optional<CrashPoint> point, tessera::e2e::CrashPointFromEnvironment(
                                                         tessera::e2e::CrashDaemon::kCoordinator));
-  static Crasher* crasher = new Crasher(std::move(point));  // observes until exit
+  static Crasher* crasher = new Crasher(point);  // observes until exit
   static absl::Notification stop;
   tessera::common::StopOnTerminationSignal(&stop);
   return tessera::coordinator::RunCoordinator(config, &stop, crasher);

@@ -155,11 +155,11 @@ absl::Status FederationTest::MakeCliPki(const std::vector<std::string>& sites) {
     const std::string dir = temp_.File(name);
     RETURN_IF_ERROR(RunOk({ClientBinary(), "keygen", "--name", name, "--out-dir", dir}));
     RETURN_IF_ERROR(RunOk({tessera, "pki", "sign", "--ca-dir", ca_dir, "--csr",
-                           dir + "/" + name + ".csr", "--role", "institution"}));
+                           absl::StrCat(dir, "/", name, ".csr"), "--role", "institution"}));
     v1::TlsFiles& tls = sites_[name].tls;
     tls.set_ca_cert(ca_cert);
-    tls.set_cert(dir + "/" + name + ".crt");
-    tls.set_key(dir + "/" + name + ".key");
+    tls.set_cert(absl::StrCat(dir, "/", name, ".crt"));
+    tls.set_key(absl::StrCat(dir, "/", name, ".key"));
   }
   return absl::OkStatus();
 }
@@ -240,7 +240,7 @@ bool EnvPrefix(const std::map<std::string, std::string>& env, std::vector<std::s
   if (env.empty()) return false;
   argv->push_back("/usr/bin/env");
   for (const auto& [key, value] : env) {
-    argv->push_back(key + "=" + value);
+    argv->push_back(absl::StrCat(key, "=", value));
     faulty = faulty || key.starts_with("TESSERA_TEST_");
   }
   return faulty;

@@ -41,6 +41,7 @@ bool Finished(const v1::TaskRecord& task) {
 
 std::vector<std::string> Ids(const std::vector<v1::ClientRecord>& clients) {
   std::vector<std::string> ids;
+  ids.reserve(clients.size());
   for (const v1::ClientRecord& c : clients) ids.push_back(c.client_id());
   return ids;
 }

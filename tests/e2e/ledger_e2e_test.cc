@@ -170,7 +170,7 @@ class AuditE2eTest : public FederationTest {
 
   // A copy of `site`'s store (mode 0700), for damaging.
   std::string CopyStore(const std::string& site, const std::string& name) {
-    const std::string copy = temp().File(name);
+    std::string copy = temp().File(name);
     std::filesystem::copy(this->site(site).dir + "/store", copy,
                           std::filesystem::copy_options::recursive);
     EXPECT_EQ(::chmod(copy.c_str(), 0700), 0);
@@ -194,7 +194,7 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
   spec.set_rounds(2);
   ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
                        coordinator_->SubmitTask("operator", spec));
-  const std::string task_id = submitted.task_id();
+  const std::string& task_id = submitted.task_id();
   ASSERT_OK(WaitFor(
       "the task to finish",
       [&] {

@@ -263,7 +263,7 @@ absl::StatusOr<std::string> OperationsGuideWalk::RewriteCopy(const Where& where,
   for (const Machine& site : sites_) {
     if (absl::StartsWith(to[0], site.name + ".")) target = &site;
   }
-  std::string dir = to[1];
+  const std::string& dir = to[1];
   if (absl::StartsWith(dir, "~")) {
     if (target != &host_) {
       return absl::InvalidArgumentError(where.ToString() + "  `~` at an institution");

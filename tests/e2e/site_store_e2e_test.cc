@@ -92,6 +92,7 @@ std::vector<std::string> NumberedFiles(const std::string& dir, const std::string
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> paths;
+  paths.reserve(found.size());
   for (auto& [number, path] : found) paths.push_back(path);
   return paths;
 }
@@ -321,7 +322,7 @@ TEST_F(E2eSiteStoreTest, DamagedTableFileStopsTheDaemonBeforeHello) {
 
   const std::vector<std::string> tables = NumberedFiles(site("hospital-a").dir + "/store", "sst");
   ASSERT_FALSE(tables.empty());
-  const std::string newest = tables.back();
+  const std::string& newest = tables.back();
   const uint64_t size = FileSize(newest);
   ASSERT_GT(size, 64u) << newest;
   ASSERT_NO_FATAL_FAILURE(FlipBytes(newest, size / 2, 4));

@@ -43,7 +43,7 @@ Routes HelloRoutes() {
   return routes;
 }
 
-std::unique_ptr<Server> StartOrDie(ServerOptions options, Routes routes) {
+std::unique_ptr<Server> StartOrDie(const ServerOptions& options, Routes routes) {
   auto server = Server::Start(options, std::move(routes));
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;

@@ -127,6 +127,7 @@ TEST(MetricsRegistryTest, ConcurrentUpdatesAreAllCounted) {
   CounterFamily& c = r.Counter("tessera_c_total", "C.", {"t"});
   HistogramFamily& h = r.Histogram("tessera_h_seconds", "H.", {}, DurationBuckets());
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10000; ++i) {

@@ -41,7 +41,7 @@ struct Case {
 };
 
 v1::ModelSpec Spec(v1::ModelSpec::Kind kind, uint32_t classes = 0,
-                   std::vector<uint32_t> hidden = {}) {
+                   const std::vector<uint32_t>& hidden = {}) {
   v1::ModelSpec m;
   m.set_kind(kind);
   m.set_num_classes(classes);

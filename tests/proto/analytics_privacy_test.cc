@@ -42,7 +42,7 @@ struct Site {
 };
 
 v1::AnalyticsSpec::Query* AddQuery(v1::AnalyticsSpec* spec, double lo, double hi,
-                                   std::vector<double> edges = {}) {
+                                   const std::vector<double>& edges = {}) {
   auto* q = spec->add_queries();
   q->set_column("x");
   q->add_value_range(lo);

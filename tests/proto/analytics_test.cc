@@ -430,6 +430,7 @@ TEST(AnalyticsTest, OnlyTheSchemaIsAnError) {
 
 std::vector<std::string> Paths(const std::vector<common::FieldError>& errors) {
   std::vector<std::string> paths;
+  paths.reserve(errors.size());
   for (const auto& e : errors) paths.push_back(e.path);
   return paths;
 }

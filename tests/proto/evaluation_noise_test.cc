@@ -62,7 +62,7 @@ double L2Distance(const std::vector<double>& a, const std::vector<double>& b) {
 
 TEST(EvaluationNoiseTest, SensitivityPerLayout) {
   EXPECT_DOUBLE_EQ(kMaxRowLogLoss, -std::log(1e-15));
-  auto delta = [](v1::ModelSpec model) {
+  auto delta = [](const v1::ModelSpec& model) {
     auto layout = MakeEvaluationLayout(model);
     EXPECT_TRUE(layout.ok());
     return EvaluationRecordSensitivity(*layout);

@@ -61,7 +61,7 @@ TEST(EvaluationLayoutTest, KindsAndLengths) {
 }
 
 TEST(EvaluationLayoutTest, MetricNamesInOrder) {
-  auto names = [](v1::ModelSpec model, const EvaluationInput& in) {
+  auto names = [](const v1::ModelSpec& model, const EvaluationInput& in) {
     std::vector<std::string> out;
     auto layout = MakeEvaluationLayout(model);
     EXPECT_TRUE(layout.ok());

@@ -30,6 +30,7 @@ v1::TaskSpec ValidSpec() {
 
 std::vector<std::string> Paths(const std::vector<common::FieldError>& errors) {
   std::vector<std::string> out;
+  out.reserve(errors.size());
   for (const auto& e : errors) out.push_back(e.path);
   return out;
 }

@@ -155,7 +155,7 @@ TEST(AnalyticsPrivacyTest, NoisedDiabetesQueryIsCloseToThePooledValuesAndReports
     SCOPED_TRACE(q.column());
     const Pooled p = PoolQuery(table, spec.analytics(), q);
     const Spread s = SpreadOf(p, q, sigma, statistics);
-    const std::string c = q.column();
+    const std::string& c = q.column();
     // Every cell holds 74 or more patients, k = 10: 17 standard deviations above it.
     EXPECT_EQ(m[c + ".suppressed_cells"], 0);
     // Rounding the count adds at most 1/2.

@@ -32,7 +32,7 @@ class RefusalTest : public ::testing::Test {
     absl::StatusOr<std::string> text = common::ReadFile(ExamplePath(example));
     EXPECT_OK(text.status());
     EXPECT_THAT(*text, HasSubstr(from)) << example;
-    const std::string path = temp_.File(example + ".wrong.textproto");
+    std::string path = temp_.File(example + ".wrong.textproto");
     EXPECT_OK(common::WriteFileAtomic(path, absl::StrReplaceAll(*text, {{from, to}})));
     return path;
   }

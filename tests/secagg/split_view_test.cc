@@ -53,7 +53,7 @@ class SplitViewTest : public ::testing::Test {
 
   // An honest session of the five sites up to the consistency check: every masked input
   // is in the server's sum.
-  std::unique_ptr<Session> UpToConsistency(uint32_t threshold, SessionOptions options) {
+  std::unique_ptr<Session> UpToConsistency(uint32_t threshold, const SessionOptions& options) {
     auto session = std::make_unique<Session>(*federation_, MakeSetup(ids_, threshold, kWords),
                                              inputs_, options);
     EXPECT_OK(session->Init());

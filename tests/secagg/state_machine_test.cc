@@ -87,7 +87,7 @@ class StateMachineTest : public FederationSuite<7> {
   }
 
   // A session of the first five clients (threshold 4) after `steps` rounds.
-  std::unique_ptr<Session> SessionAfter(int steps, SessionOptions options = {}) {
+  std::unique_ptr<Session> SessionAfter(int steps, const SessionOptions& options = {}) {
     auto session =
         std::make_unique<Session>(*federation_, MakeSetup(ids_, 4, kWords), inputs_, options);
     EXPECT_OK(session->Init());
