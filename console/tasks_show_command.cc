@@ -81,8 +81,7 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
                                task.in_flight().attempt(), ": each site's answer"),
                   task.in_flight().stage_attempts());
     for (const v1::SiteOut& out : task.in_flight().sites_out()) {
-      std::printf("out of round %u: %s: %s\n", task.in_flight().round(), out.client_id().c_str(),
-                  out.reason().c_str());
+      std::printf("out of round %u: %s\n", task.in_flight().round(), out.reason().c_str());
     }
   }
   PrintAttempts("the round the task failed in: each site's answer",

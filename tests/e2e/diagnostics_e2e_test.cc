@@ -2,14 +2,15 @@
 // --json` and `tessera clients list --json`, with real daemons on loopback. Checked, each
 // within one deadline (polled, never slept): a site whose local policy refuses the task (the
 // task fails after its first session naming the site, POLICY_REFUSED and the rule, and the
-// attempt lists each site's answer); a task over a dataset no site holds (it waits, saying so and naming the
-// datasets the sites do announce); a column the sites lack (DATA_ERROR named); and a frozen
-// site (SIGSTOP: its TCP connection stays open) that turns STALE, then fails the task as
-// not connected.
+// attempt lists each site's answer); a task over a dataset no site holds (it waits, saying so and
+// naming the datasets the sites do announce); a column the sites lack (DATA_ERROR named); and a
+// frozen site (SIGSTOP: its TCP connection stays open) that turns STALE, then fails the task as not
+// connected.
 #include <csignal>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -109,6 +110,43 @@ TEST_F(E2eDiagnosticsTest, PolicyRefusalFailsTheTaskNamingTheSiteAndTheRule) {
   // And in the table.
   ASSERT_OK_AND_ASSIGN(CommandResult table, Console({"tasks", "show"}, {task_id}));
   EXPECT_THAT(table.out, HasSubstr("hospital-c  DECLINED POLICY_REFUSED"));
+}
+
+TEST_F(E2eDiagnosticsTest, ASiteOutOfTheRoundInFlightIsShownWithItsReason) {
+  // Four sites, three needed: hospital-d refuses the task by policy, hospital-c is frozen
+  // (SIGSTOP) yet still invited. The first attempt ends at the step deadline with hospital-d
+  // out of the round; the second waits for hospital-c, and meanwhile `tasks show` says who
+  // is out and why.
+  const std::vector<std::string> sites = {"hospital-a", "hospital-b", "hospital-c", "hospital-d"};
+  site("hospital-d").policy.add_allowed_task_names("another-task");
+  ASSERT_OK(MakeTestPki(sites));
+  ASSERT_OK(SplitData(sites));
+  ASSERT_OK(StartCoordinator());
+  ASSERT_OK(StartClients(sites));
+  ASSERT_OK(site("hospital-c").process->Stop());
+  v1::TaskSpec spec = Spec(2);
+  spec.mutable_secure_aggregation()->set_step_deadline_seconds(4);
+  ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(spec));
+
+  std::string table;
+  ASSERT_OK(WaitFor(
+      "hospital-d out of the round in flight",
+      [&] {
+        absl::StatusOr<CommandResult> shown = Console({"tasks", "show"}, {task_id});
+        if (!shown.ok() || shown->exit_code() != 0) return false;
+        table = shown->out;
+        return absl::StrContains(table, ": hospital-d declined POLICY_REFUSED");
+      },
+      absl::Seconds(60)));
+  EXPECT_THAT(table,
+              ::testing::ContainsRegex("out of round [0-9]+: hospital-d declined POLICY_REFUSED: "
+                                       "policy.allowed_task_names: "));
+  EXPECT_THAT(table, ::testing::Not(HasSubstr(": hospital-c declined")));
+  // The same in the JSON, and only hospital-d.
+  v1::GetTaskResponse shown = ShowJson(task_id);
+  ASSERT_EQ(shown.in_flight().sites_out_size(), 1) << table;
+  EXPECT_EQ(shown.in_flight().sites_out(0).client_id(), "hospital-d");
+  ASSERT_OK(site("hospital-c").process->Continue());
 }
 
 TEST_F(E2eDiagnosticsTest, DatasetNoSiteHoldsKeepsTheTaskWaitingAndSaysWhy) {
