@@ -139,7 +139,9 @@ TEST_F(DeclineOracleAttack, DeclinesAreTheSameWhateverTheData) {
     plan.spec = spec_;
     plan.model = model_;
     plan.standardization = standardization_;
-    plan.tamper_first_item = [&](const std::string&, v1::WorkItem& item) { tamper(item); };
+    plan.tamper_first_item = [&tamper = tamper](const std::string&, v1::WorkItem& item) {
+      tamper(item);
+    };
     plan.attempt = attempt++;
     const std::string a = Observed(AskFirstStep(*federation_, plan, "site-1"));
     plan.attempt = attempt++;

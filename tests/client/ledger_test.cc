@@ -120,6 +120,7 @@ TEST_F(LedgerTest, ChainAndCheckpointsVerify) {
   EXPECT_EQ(entries[2].byte_count(), std::string("bytes of message 3").size());
   ASSERT_OK_AND_ASSIGN(auto checkpoints, store->ListLedgerCheckpoints());
   std::vector<uint64_t> at;
+  at.reserve(checkpoints.size());
   for (const auto& c : checkpoints) at.push_back(c.sequence());
   EXPECT_EQ(at, (std::vector<uint64_t>{4, 6, 8}));
   EXPECT_EQ(checkpoints[1].reason(), "session_end");

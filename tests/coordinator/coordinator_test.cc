@@ -326,7 +326,7 @@ TEST_F(CoordinatorTest, ReleaseOfARoundThatNeverCommitsStaysOnTheTaskRecord) {
   privacy->set_epsilon_budget(10);
   privacy->set_delta(1e-5);
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
-  const std::string id = submitted.task_id();
+  const std::string& id = submitted.task_id();
   ASSERT_TRUE(Eventually([&] {
     auto in_flight = coordinator_->store()->GetInFlight(id);
     return in_flight.ok() && in_flight->round() == 1 && in_flight->fit_done();

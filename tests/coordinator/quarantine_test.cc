@@ -106,7 +106,7 @@ TEST_F(QuarantineTest, GarbageSharesSiteIsQuarantinedAndTheRetryCompletesWithout
   v1::TaskSpec spec = ToySpec(2, 3);
   spec.set_max_round_attempts(2);
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
-  const std::string task = submitted.task_id();
+  const std::string& task = submitted.task_id();
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, task); }));
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(task));
   ASSERT_EQ(got.task().state(), v1::TASK_COMPLETED) << got.task().state_reason();

@@ -195,6 +195,7 @@ TEST_F(RocksDbStoreTest, CommittedRoundSurvivesSigkill) {
   std::vector<std::string> env_strings = {absl::StrCat(kCrashDirEnv, "=", path())};
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 

@@ -180,7 +180,7 @@ TEST(WorkBoardTest, FetchedNamesTheClientsAnItemWasHandedTo) {
 class PullLog {
  public:
   WorkBoard::PullDone Recorder(const std::string& name) {
-    return [this, name](std::shared_ptr<const v1::WorkItem> item) {
+    return [this, name](const std::shared_ptr<const v1::WorkItem>& item) {
       absl::MutexLock lock(&mu_);
       ended_.emplace_back(name, item == nullptr ? "" : item->work_id());
     };
@@ -273,10 +273,11 @@ TEST(WorkBoardAsyncTest, WakeEndsOnlyThatClientsPullsAndShutdownEndsAllAndLaterO
 TEST(WorkBoardAsyncTest, DoneMayCallTheBoard) {
   WorkBoard board;
   PullLog log;
-  board.PullAsync("a", absl::InfiniteFuture(), [&](std::shared_ptr<const v1::WorkItem> item) {
-    ASSERT_NE(item, nullptr);
-    board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("second"));
-  });
+  board.PullAsync("a", absl::InfiniteFuture(),
+                  [&](const std::shared_ptr<const v1::WorkItem>& item) {
+                    ASSERT_NE(item, nullptr);
+                    board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("second"));
+                  });
   ASSERT_OK(board.Post("w1", ItemsFor("w1", {"a"}), std::make_shared<RecordingSink>()));
   EXPECT_EQ(board.WaitingPulls("a"), 1);
   ASSERT_OK(board.Post("w2", ItemsFor("w2", {"a"}), std::make_shared<RecordingSink>()));

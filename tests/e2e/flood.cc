@@ -62,7 +62,7 @@ void Flood::Drive() {
     c.context->AddMetadata("tessera-instance", "flooding-instance");
     c.issued = absl::Now();
     c.in_flight = true;
-    void* tag = reinterpret_cast<void*>(i);
+    void* tag = &c;  // the call itself: its index is its place in `calls`
     if (c.hello) {
       v1::HelloRequest request;
       request.set_client_version("flood");
@@ -89,7 +89,7 @@ void Flood::Drive() {
     const auto next =
         queue.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + absl::Milliseconds(20)));
     if (next == grpc::CompletionQueue::GOT_EVENT) {
-      Call& c = calls[reinterpret_cast<size_t>(tag)];
+      Call& c = *static_cast<Call*>(tag);
       c.in_flight = false;
       --in_flight;
       {
@@ -99,7 +99,7 @@ void Flood::Drive() {
           refusals_[c.hello ? "Hello" : "PullWork"] = c.status.error_message();
         }
       }
-      due.push_back(reinterpret_cast<size_t>(tag));
+      due.push_back(static_cast<size_t>(&c - calls.data()));
     }
     if (stop_ && !cancelled) {
       for (Call& c : calls) {

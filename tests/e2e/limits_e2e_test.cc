@@ -315,13 +315,14 @@ TEST_F(E2eLimitsTest, OversizeCertificateAndMaskedInputAreRefusedNamingTheCap) {
   v1::PushResultRequest certificate;
   certificate.set_work_id("w1");
   certificate.mutable_secagg()->mutable_advertisement()->set_certificate(
-      std::string(100'000'000, 'C'));
+      std::string(100'000'000, 'C'));  // NOLINT(bugprone-string-constructor): the oversize input
   const grpc::Status refused_certificate = Push(stub.get(), certificate);
   certificate.Clear();
 
   v1::PushResultRequest masked;
   masked.set_work_id("w1");
-  masked.mutable_secagg()->mutable_masked_input()->set_masked_input(std::string(200'000'000, 'M'));
+  masked.mutable_secagg()->mutable_masked_input()->set_masked_input(
+      std::string(200'000'000, 'M'));  // NOLINT(bugprone-string-constructor): the oversize input
   const grpc::Status refused_input = Push(stub.get(), masked);
   masked.Clear();
   const int64_t grown = PeakResidentBytes(coordinator()->pid()) - peak_before;

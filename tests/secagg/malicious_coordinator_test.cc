@@ -48,7 +48,7 @@ class MaliciousCoordinatorTest : public FederationSuite<5> {
   }
 
   // Runs the session with `tamper` applied to the victim's message of `round`.
-  std::unique_ptr<Session> RunWith(v1::SecAggRound round, Tamper tamper,
+  std::unique_ptr<Session> RunWith(v1::SecAggRound round, const Tamper& tamper,
                                    SessionOptions options = {}) {
     options.to_client = [this, round, tamper](v1::SecAggRound r, const std::string& recipient,
                                               v1::SecAggServerMessage& message) {

@@ -251,7 +251,8 @@ void Session::Deliver(const std::set<std::string>& hold_back) {
 
     const auto server_start = std::chrono::steady_clock::now();
     if (!status.ok()) {
-      server_call([&] {
+      // clang before 16 cannot capture a structured binding: capture it by name.
+      server_call([&, &id = id] {
         server_->Drop(id, v1::SECAGG_DROP_CLIENT_ABORTED, std::string(status.message()));
         return 0;
       });
@@ -261,7 +262,7 @@ void Session::Deliver(const std::set<std::string>& hold_back) {
       if (options_.to_server) options_.to_server(round, id, reply);
       uploaded_[id] += reply.ByteSizeLong();
       if (record_) sent_[round][id] = reply;
-      receive_status_[id] = server_call([&] { return server_->Receive(id, reply); });
+      receive_status_[id] = server_call([&, &id = id] { return server_->Receive(id, reply); });
     }
     server_seconds[round] += Seconds(server_start);
   }

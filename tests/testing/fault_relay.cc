@@ -148,7 +148,7 @@ class FaultRelay::Impl {
  public:
   class Connection;
 
-  Impl(const RelayOptions& options, tcp::endpoint upstream)
+  Impl(const RelayOptions& options, const tcp::endpoint& upstream)
       : options_(options), upstream_(upstream), rng_(options.seed) {
     faults_[0] = options.up;
     faults_[1] = options.down;
