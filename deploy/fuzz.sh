@@ -8,7 +8,10 @@
 # per input of the final corpus. Exits 1 if any target found something.
 #   bash deploy/fuzz.sh [SECONDS] [TARGET...]      e.g. bash deploy/fuzz.sh 10
 # TARGET: names as in tests/fuzz/CMakeLists.txt (csv, secagg_client, ...); default all.
-# Environment: BUILD_DIR (default: build-fuzz), JOBS (default: number of cores).
+# Environment: BUILD_DIR (default: build-fuzz), JOBS (default: number of cores),
+# FUZZ_CORPUS_DIR (default: none): a folder that keeps each target's corpus from one run to
+# the next (FUZZ_CORPUS_DIR/<target>/): a run starts from it as well as from the seeds, and
+# leaves its final corpus there, so that runs add up as on a fuzzing service.
 # Needs clang-14 and libclang-rt-14-dev (deploy/install-deps.sh installs them).
 set -euo pipefail
 
@@ -17,6 +20,7 @@ seconds="${1:-60}"
 shift || true
 build_dir="${BUILD_DIR:-$root/build-fuzz}"
 jobs="${JOBS:-$(nproc)}"
+keep="${FUZZ_CORPUS_DIR:-}"
 case "$seconds" in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2; exit 2 ;; esac
 
 CXX=clang++-14 CC=clang-14 cmake -S "$root" -B "$build_dir" -G Ninja \
@@ -42,6 +46,9 @@ for target in "${targets[@]}"; do
   if [ -d "$root/tests/fuzz/regressions/$target" ]; then
     cp "$root/tests/fuzz/regressions/$target"/* "$work/corpus/"
   fi
+  if [ -n "$keep" ] && [ -d "$keep/$target" ]; then
+    cp -r "$keep/$target/." "$work/corpus/"
+  fi
   status=0
   extra=()
   case "$target" in
@@ -61,6 +68,11 @@ for target in "${targets[@]}"; do
     "$binary" -runs=0 -timeout=30 -rss_limit_mb=2048 -detect_leaks=1 \
       -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/leaks.log" 2>&1 || status=$?
     cat "$work/leaks.log" >>"$work/log"
+  fi
+  if [ -n "$keep" ]; then
+    rm -rf "$keep/$target"
+    mkdir -p "$keep/$target"
+    cp -r "$work/corpus/." "$keep/$target/"
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
   runs="${runs:-0}"
