@@ -99,8 +99,10 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const std::string& task
   ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id));
   for (v1::RoundRecord& r : rounds) {
     // Kept out of the task's view: certificates and signatures for every session of every
-    // round would make it large. GetRound has it.
+    // round would make it large (GetRound has them), and so would the strategy's state (an
+    // adaptive strategy's moments: two floats per model parameter, in every round).
     r.clear_provenance();
+    r.clear_strategy_state();
     *response.add_rounds() = std::move(r);
   }
   absl::StatusOr<v1::InFlightRound> in_flight = store_->GetInFlight(task_id);

@@ -110,6 +110,29 @@ TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
   }
 }
 
+// An adaptive strategy keeps two floats per parameter in every round's record; the task's
+// view (what `tasks show` and the dashboard poll) leaves them out, the store keeps them.
+TEST_F(CoordinatorTest, TheTaskViewLeavesOutTheStrategysState) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 5});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = -1});
+  v1::TaskSpec spec = ToySpec(2, 3);
+  spec.mutable_strategy()->set_kind(v1::StrategySpec::FEDADAM);
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, coordinator_->SubmitTask("op", spec));
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, submitted.task_id()); }));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> stored,
+                       coordinator_->store()->ListRounds(submitted.task_id()));
+  ASSERT_EQ(stored.size(), 3u);
+  EXPECT_FALSE(stored.back().strategy_state().empty());
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
+  ASSERT_EQ(got.rounds_size(), 3);
+  for (const v1::RoundRecord& round : got.rounds()) {
+    EXPECT_TRUE(round.strategy_state().empty()) << "round " << round.round();
+  }
+}
+
 TEST_F(CoordinatorTest, SilentSiteIsDroppedAtTheDeadlineAndTheRoundGoesOn) {
   // Four sites: the threshold is floor(2*4/3)+1 = 3, so losing one is tolerated.
   FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
