@@ -2,8 +2,9 @@
 // --json` and `tessera clients list --json`, with real daemons on loopback. Checked, each
 // within one deadline (polled, never slept): a site whose local policy refuses the task (the
 // task fails after its first session naming the site, POLICY_REFUSED and the rule, and the
-// attempt lists each site's answer); a task over a dataset no site holds (it waits, saying so and
-// naming the datasets the sites do announce); a column the sites lack (DATA_ERROR named); and a
+// attempt lists each site's answer); a site out of the round in flight (`tasks show` names it
+// and its reason while the round goes on); a task over a dataset no site holds (it waits, saying so
+// and naming the datasets the sites do announce); a column the sites lack (DATA_ERROR named); and a
 // frozen site (SIGSTOP: its TCP connection stays open) that turns STALE, then fails the task as not
 // connected.
 #include <csignal>
@@ -128,14 +129,19 @@ TEST_F(E2eDiagnosticsTest, ASiteOutOfTheRoundInFlightIsShownWithItsReason) {
   spec.mutable_secure_aggregation()->set_step_deadline_seconds(4);
   ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(spec));
 
+  // The table and the JSON, both taken while hospital-d is out of the round in flight (the
+  // round ends at the next step deadline).
   std::string table;
+  v1::GetTaskResponse shown;
   ASSERT_OK(WaitFor(
       "hospital-d out of the round in flight",
       [&] {
-        absl::StatusOr<CommandResult> shown = Console({"tasks", "show"}, {task_id});
-        if (!shown.ok() || shown->exit_code() != 0) return false;
-        table = shown->out;
-        return absl::StrContains(table, ": hospital-d declined POLICY_REFUSED");
+        absl::StatusOr<CommandResult> printed = Console({"tasks", "show"}, {task_id});
+        if (!printed.ok() || printed->exit_code() != 0) return false;
+        table = printed->out;
+        if (!absl::StrContains(table, ": hospital-d declined POLICY_REFUSED")) return false;
+        shown = ShowJson(task_id);
+        return shown.in_flight().sites_out_size() > 0;
       },
       absl::Seconds(60)));
   EXPECT_THAT(table,
@@ -143,7 +149,6 @@ TEST_F(E2eDiagnosticsTest, ASiteOutOfTheRoundInFlightIsShownWithItsReason) {
                                        "policy.allowed_task_names: "));
   EXPECT_THAT(table, ::testing::Not(HasSubstr(": hospital-c declined")));
   // The same in the JSON, and only hospital-d.
-  v1::GetTaskResponse shown = ShowJson(task_id);
   ASSERT_EQ(shown.in_flight().sites_out_size(), 1) << table;
   EXPECT_EQ(shown.in_flight().sites_out(0).client_id(), "hospital-d");
   ASSERT_OK(site("hospital-c").process->Continue());
