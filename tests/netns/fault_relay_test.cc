@@ -316,6 +316,29 @@ TEST_F(FaultRelayTest, CutHoldsTrafficAndNewConnectionsUntilRestored) {
   close(late);
 }
 
+TEST_F(FaultRelayTest, CutAfterBytesLetsExactlyThatManyPassThenCutsTheLink) {
+  auto relay = StartRelay("", "");
+  int fd = Open(*relay);
+  ASSERT_GE(fd, 0);
+  Ping(fd);  // before the fault: not counted
+  ASSERT_OK(relay->Command("up cut_after=1000"));
+  // One write larger than the budget: the chunk that crosses it is split, and exactly the
+  // budget goes upstream before the link is cut (both ways: the echo waits too).
+  ASSERT_TRUE(SendAll(fd, std::string(1000, 'a') + std::string(3000, 'b')));
+  ASSERT_TRUE(Eventually([&] { return relay->stats().cut; }, absl::Seconds(5)))
+      << relay->stats().ToString();
+  EXPECT_EQ(relay->stats().bytes_up, 1 + 1000);
+  EXPECT_EQ(relay->stats().cuts, 1);
+  EXPECT_EQ(Receive(fd, 1, absl::Milliseconds(300)), "") << "forwarded through the cut";
+  EXPECT_EQ(relay->stats().bytes_up, 1 + 1000) << "forwarded past the count";
+  // Restored, everything arrives in order, and the spent count does not cut again.
+  relay->Restore();
+  EXPECT_EQ(Receive(fd, 4000, absl::Seconds(5)), std::string(1000, 'a') + std::string(3000, 'b'));
+  EXPECT_LT(Ping(fd), absl::Seconds(5));
+  EXPECT_EQ(relay->stats().cuts, 1);
+  close(fd);
+}
+
 TEST_F(FaultRelayTest, RefuseResetsLiveConnectionsAndRefusesNewOnes) {
   auto relay = StartRelay("", "");
   int fd = Open(*relay);
@@ -394,6 +417,8 @@ TEST(FaultRelayParseTest, ErrorsNameTheFaultAndItsValue) {
   EXPECT_THAT(ParseDirectionFaults("rate=10").status().message(), HasSubstr("rate: '10'"));
   EXPECT_THAT(ParseDirectionFaults("rate=-1mbit").status().message(), HasSubstr("rate"));
   EXPECT_THAT(ParseDirectionFaults("reset_after=0").status().message(), HasSubstr("reset_after"));
+  EXPECT_THAT(ParseDirectionFaults("cut_after=-5").status().message(),
+              HasSubstr("cut_after: '-5'"));
   EXPECT_THAT(ParseDirectionFaults("stall=2s").status().message(), HasSubstr("AT+FOR"));
   EXPECT_THAT(ParseDirectionFaults("loss=1%").status().message(),
               HasSubstr("unknown fault 'loss'"));

@@ -66,6 +66,8 @@ class NetnsFederationTest : public e2e::FederationTest {
     int64_t bytes_up = 0;  // sites → coordinator
     int64_t bytes_down = 0;
     int64_t resets = 0;
+    int polls = 0;                // GetTask calls while it ran
+    absl::Duration slowest_poll;  // the longest of them
   };
 
   void SetUp() override;
@@ -96,9 +98,10 @@ class NetnsFederationTest : public e2e::FederationTest {
   // Checks that the sites kept apart: no site daemon has a file of another site's
   // directory open (/proc/PID/fd, while they run); each site's store is in its own
   // directory (mode 0700),
-  // and holds a contribution record (statistics, FIT) for exactly the rounds of `task` whose
-  // participants name that site, from its own dataset ids; no site directory holds a file
-  // named after another site. Stops the sites first (the stores are RocksDB).
+  // and holds a contribution record (statistics, FIT), from its own dataset ids, for every
+  // round of `task` whose participants name that site and otherwise only for rounds that
+  // dropped it at or after its masked input; no site directory holds a file named after
+  // another site. Stops the sites first (the stores are RocksDB).
   void ExpectSitesKeptApart(const v1::GetTaskResponse& task);
 
   // One line for the docs table and the log: "NETNS_RESULT scenario=... ".

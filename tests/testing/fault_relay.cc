@@ -97,6 +97,11 @@ absl::StatusOr<DirectionFaults> ParseDirectionFaults(absl::string_view text) {
         return absl::InvalidArgumentError(
             absl::StrCat("reset_after: '", value, "' is not a positive byte count"));
       }
+    } else if (key == "cut_after") {
+      if (!absl::SimpleAtoi(value, &faults.cut_after_bytes) || faults.cut_after_bytes <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cut_after: '", value, "' is not a positive byte count"));
+      }
     } else if (key == "stall") {
       std::vector<absl::string_view> parts = absl::StrSplit(value, '+');
       if (parts.size() != 2) {
@@ -110,7 +115,7 @@ absl::StatusOr<DirectionFaults> ParseDirectionFaults(absl::string_view text) {
       faults.stalls.push_back({*at, *length});
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown fault '", key, "' (known: delay, jitter, rate, reset_after, stall)"));
+          "unknown fault '", key, "' (known: delay, jitter, rate, reset_after, cut_after, stall)"));
     }
   }
   return faults;
@@ -197,7 +202,10 @@ class FaultRelay::Impl {
   void Cut(bool refuse);
   void Restore();
   void ResetAll();
-  void SetFaults(int direction, const DirectionFaults& faults) { faults_[direction] = faults; }
+  void SetFaults(int direction, const DirectionFaults& faults) {
+    faults_[direction] = faults;
+    cut_budget_[direction] = faults.cut_after_bytes;
+  }
 
   RelayStats stats() const {
     absl::MutexLock lock(&mu_);
@@ -226,6 +234,16 @@ class FaultRelay::Impl {
     if (options_.max_resets >= 0 && byte_resets_ >= options_.max_resets) return false;
     ++byte_resets_;
     return true;
+  }
+  // Bytes the direction may still forward before a cut_after cut; -1 for no such cut.
+  int64_t CutBudget(int direction) const {
+    return cut_budget_[direction] > 0 ? cut_budget_[direction] : -1;
+  }
+  // Counts forwarded bytes against a cut_after budget; cuts the link when it is spent.
+  void SpendCutBudget(int direction, int64_t bytes) {
+    if (cut_budget_[direction] <= 0) return;
+    cut_budget_[direction] -= std::min(bytes, cut_budget_[direction]);
+    if (cut_budget_[direction] == 0) Cut(/*refuse=*/false);
   }
   void Count(int direction, int64_t bytes) {
     absl::MutexLock lock(&mu_);
@@ -260,6 +278,7 @@ class FaultRelay::Impl {
   Clock::time_point start_;
   std::mt19937_64 rng_;
   DirectionFaults faults_[2];
+  int64_t cut_budget_[2] = {0, 0};
   bool cut_ = false;
   bool refused_ = false;
   bool stopping_ = false;
@@ -414,6 +433,14 @@ class FaultRelay::Impl::Connection : public std::enable_shared_from_this<Connect
     }
     const Clock::time_point now = Clock::now();
     const Clock::time_point ready = std::max(p.queue.front().due, StallEnd(d, now));
+    // A cut_after budget smaller than the chunk: the rest of the chunk stays behind.
+    const int64_t budget = relay_->CutBudget(d);
+    if (budget > 0 && static_cast<int64_t>(p.queue.front().data.size()) > budget) {
+      Chunk& front = p.queue.front();
+      Chunk rest{std::vector<char>(front.data.begin() + budget, front.data.end()), front.due};
+      front.data.resize(static_cast<size_t>(budget));
+      p.queue.insert(p.queue.begin() + 1, std::move(rest));
+    }
     p.writing = true;
     if (ready > now) {
       p.timer.expires_at(ready);
@@ -434,6 +461,7 @@ class FaultRelay::Impl::Connection : public std::enable_shared_from_this<Connect
           p.queued -= n;
           p.forwarded += static_cast<int64_t>(n);
           self->relay_->Count(d, static_cast<int64_t>(n));
+          self->relay_->SpendCutBudget(d, static_cast<int64_t>(n));
           const int64_t limit = self->relay_->faults(d).reset_after_bytes;
           if (limit > 0 && p.forwarded >= limit && self->relay_->TakeReset()) {
             return self->Close(/*reset=*/true, /*injected=*/true);

@@ -10,6 +10,10 @@
 // - connection resets: a connection is reset (RST to both peers: SO_LINGER 0, then close)
 //   once a direction has forwarded `reset_after_bytes`, at most `max_resets` times in all, or
 //   every live connection at given times, or on command;
+// - a link cut after a byte count: once a direction has forwarded `cut_after_bytes` (over
+//   all connections, counted from when the faults were set), the whole link is cut as on
+//   command; the chunk that crosses the count is split, so that exactly that many bytes
+//   pass (a message in flight arrives in part, as on a cable pulled mid-transfer);
 // - a link cut: on a schedule or on command, nothing is forwarded any more (the data waits,
 //   as TCP would retransmit it) and new connections are accepted but not connected upstream;
 //   on restore everything resumes. `refuse` instead closes the listener and resets every
@@ -47,6 +51,8 @@ struct DirectionFaults {
   double rate_bytes_per_second = 0;
   // Reset a connection once this direction forwarded this many bytes on it; 0 for never.
   int64_t reset_after_bytes = 0;
+  // Cut the link once this direction forwarded this many more bytes; 0 for never.
+  int64_t cut_after_bytes = 0;
   struct Stall {
     absl::Duration at;  // from the relay's start
     absl::Duration for_;
@@ -54,8 +60,8 @@ struct DirectionFaults {
   std::vector<Stall> stalls;
 };
 
-// Parses "delay=50ms,jitter=10ms,rate=10mbit,reset_after=65536,stall=2s+500ms" (every key
-// optional; "" is no fault). rate takes bit/s with a kbit, mbit or gbit suffix (10mbit =
+// Parses "delay=50ms,jitter=10ms,rate=10mbit,reset_after=65536,cut_after=16384,stall=2s+500ms"
+// (every key optional; "" is no fault). rate takes bit/s with a kbit, mbit or gbit suffix (10mbit =
 // 1.25e6 bytes/s); stall is AT+FOR and may repeat. INVALID_ARGUMENT naming the key or value.
 absl::StatusOr<DirectionFaults> ParseDirectionFaults(absl::string_view text);
 
