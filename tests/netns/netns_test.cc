@@ -146,13 +146,15 @@ TEST_F(NetnsFederationTest, NetnsTenMbitLinksTheTaskCompletes) {
     EXPECT_LE(up, 1.25e6 * absl::ToDoubleSeconds(limited.wall) * 1.05) << site;
     busiest = std::max({busiest, down, up});
   }
-  // A claim about the ordinary build: under a sanitizer (TimeoutMultiplier() > 1) the
-  // training takes several times longer while the bytes do not (7 % under TSan).
+  // Claims about the ordinary build: under a sanitizer (TimeoutMultiplier() > 1) the
+  // training takes several times longer while the bytes do not (7 % under TSan), so the
+  // limit's 2.6 s per site are lost in the noise of a loaded machine (under TSan beside
+  // clang-tidy, the unlimited run once took 24.7 s and the limited one 21.4 s).
   if (e2e::TimeoutMultiplier() == 1) {
     EXPECT_GE(busiest / 1.25e6, 0.15 * absl::ToDoubleSeconds(limited.wall))
         << "the link's bytes take " << busiest / 1.25e6 << " s of " << limited.wall;
+    EXPECT_GT(limited.wall, free.wall);
   }
-  EXPECT_GT(limited.wall, free.wall);
   ExpectSitesKeptApart(limited.final);
 }
 
