@@ -164,22 +164,24 @@ absl::Status FederationTest::MakeCliPki(const std::vector<std::string>& sites) {
   return absl::OkStatus();
 }
 
-absl::Status FederationTest::SplitData(const std::vector<std::string>& sites) {
+absl::Status FederationTest::SplitData(const std::vector<std::string>& sites,
+                                       const std::string& csv_name) {
   if (sites.empty()) return absl::InvalidArgumentError("no sites");
   std::set<int> test_rows;
   {
     std::istringstream in(
-        ReadFileOrEmpty(SourcePath("deploy/data/splits/breast_cancer_wisconsin.test_rows.txt")));
+        ReadFileOrEmpty(SourcePath("deploy/data/splits/" + csv_name + ".test_rows.txt")));
     std::string line;
     while (std::getline(in, line)) {
       int row;
       if (absl::SimpleAtoi(line, &row)) test_rows.insert(row);
     }
   }
-  std::istringstream csv(ReadFileOrEmpty(SourcePath("deploy/data/breast_cancer_wisconsin.csv")));
+  std::istringstream csv(ReadFileOrEmpty(SourcePath("deploy/data/" + csv_name + ".csv")));
   std::string header;
   if (test_rows.empty() || !std::getline(csv, header)) {
-    return absl::NotFoundError("demo data set or its split file is missing or empty");
+    return absl::NotFoundError(
+        absl::StrCat("deploy/data/", csv_name, ".csv or its split file is missing or empty"));
   }
   std::vector<std::string> train(sites.size(), header + "\n");
   std::vector<std::string> test(sites.size(), header + "\n");

@@ -104,9 +104,12 @@ class FederationTest : public ::testing::Test {
   // `tessera pki sign --role ...`. Every command must exit 0.
   absl::Status MakeCliPki(const std::vector<std::string>& sites = Sites());
 
-  // Gives each site a third of the training rows and a third of the test rows of the demo
-  // CSV (round-robin over each), as deploy/demo.sh does.
-  absl::Status SplitData(const std::vector<std::string>& sites = Sites());
+  // Gives each site an equal share of the training rows and of the test rows (round-robin
+  // over each) of deploy/data/<csv_name>.csv, whose test rows are listed in
+  // deploy/data/splits/<csv_name>.test_rows.txt: by default the demo CSV, a third each to
+  // the three demo sites, as deploy/demo.sh does.
+  absl::Status SplitData(const std::vector<std::string>& sites = Sites(),
+                         const std::string& csv_name = "breast_cancer_wisconsin");
 
   // Writes the coordinator's config (once) and starts it listening on `listen`, with `env`
   // added to its environment; waits for its ready file and sets address() and port(). Each

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# What a secure round costs on this machine, with real processes (docs/performance.md):
+# builds a Release tree and runs
+#   - federation_bench (tests/e2e/federation_bench.cc): a coordinator and N site daemons on
+#     loopback, mutual TLS, real stores; the digits MLP 64-1333-10 (d = 99,985) over N
+#     sites for two rounds (round time, FIT session time, bytes per site per round over
+#     4d, site CPU per session), the same with 64-13333-10 (d = 1,000,005) for one round
+#     (the coordinator's peak memory), and the demo's logistic regression over three
+#     sites for 20 rounds (time in rounds, a site daemon's peak memory);
+#   - client_bench's MLP 784-128-10 training on Fashion-MNIST (batch 32, one thread).
+# It prints the machine (cores, CPU, load average before and after each part) and a table.
+#
+#   bash deploy/bench.sh                 # every row, N = 50
+#   bash deploy/bench.sh --sites 100     # the secure rows with 100 sites
+#   bash deploy/bench.sh --quick         # a smoke run: 4 sites, small models, a few rounds
+#
+# Environment: BUILD_DIR (default build-release; configured as Release with benchmarks if
+# it has no CMakeCache.txt, else built as it is), JOBS (default: number of cores).
+# Exits non-zero if a part fails or prints no figures. Wants an idle machine: every site
+# and the coordinator share its cores.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${BUILD_DIR:-$root/build-release}"
+jobs="${JOBS:-$(nproc)}"
+sites=50
+quick=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --sites)
+      [[ $# -ge 2 && "$2" =~ ^[0-9]+$ && "$2" -ge 3 ]] || {
+        echo "bench.sh: --sites takes a number of sites, at least 3" >&2
+        exit 2
+      }
+      sites="$2"
+      shift 2
+      ;;
+    --quick) quick=1; shift ;;
+    *) echo "bench.sh: unknown argument '$1' (--sites N, --quick)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DTESSERA_BUILD_BENCHMARKS=ON >/dev/null
+fi
+cmake --build "$build_dir" -j "$jobs" --target federation_bench client_bench tessera-coordinator \
+  tessera-client >/dev/null
+build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build_dir/CMakeCache.txt")"
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)," \
+  "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo); build: $build_type" \
+  "($build_dir)"
+
+out="$(mktemp)"
+trap 'rm -f "$out" "$out.log" "$out.train"' EXIT
+# One federation_bench scenario with its environment; its BENCH line goes to $out.
+federation() {
+  local filter="$1"
+  shift
+  echo "load before $filter ($*): $(load)"
+  env "$@" "$build_dir/tests/e2e/federation_bench" --gtest_filter="FederationBench.$filter" \
+    >"$out.log" 2>&1 || { cat "$out.log" >&2; echo "bench.sh: $filter failed" >&2; exit 1; }
+  grep '^BENCH ' "$out.log" >>"$out" || { echo "bench.sh: $filter printed no figures" >&2; exit 1; }
+  echo "load after: $(load)"
+}
+
+if [[ $quick == 1 ]]; then
+  federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES=4 TESSERA_BENCH_HIDDEN=32 \
+    TESSERA_BENCH_ROUNDS=1
+  federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=3
+  training_filter='BM_TrainMlpFashionMnist/0'
+  training_time='--benchmark_min_time=0.1'
+else
+  federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES="$sites" TESSERA_BENCH_HIDDEN=1333 \
+    TESSERA_BENCH_ROUNDS=2
+  federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES="$sites" TESSERA_BENCH_HIDDEN=13333 \
+    TESSERA_BENCH_ROUNDS=1
+  federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=20
+  training_filter='BM_TrainMlpFashionMnist/0'
+  training_time='--benchmark_min_time=2'
+fi
+
+echo "load before local training: $(load)"
+"$build_dir/tests/client/client_bench" --benchmark_filter="$training_filter" "$training_time" \
+  --benchmark_format=csv >"$out.train" 2>"$out.log" || {
+  cat "$out.log" >&2
+  echo "bench.sh: client_bench failed" >&2
+  exit 1
+}
+echo "load after: $(load)"
+# CSV: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,...
+samples="$(awk -F, '/^"BM_TrainMlpFashionMnist/ {printf "%.0f", $7}' "$out.train")"
+[[ -n "$samples" ]] || { echo "bench.sh: no training figure (Fashion-MNIST missing?)" >&2; exit 1; }
+
+# The table: one row per figure, from the BENCH lines.
+/usr/bin/python3 - "$out" "$samples" <<'EOF'
+import shlex, sys
+rows = []
+for line in open(sys.argv[1]):
+    fields = dict(w.split("=", 1) for w in shlex.split(line)[1:])
+    rows.append(fields)
+secure = [r for r in rows if r["scenario"] == "secure-mlp"]
+logistic = [r for r in rows if r["scenario"] == "logistic"]
+print()
+print("| measure | value |")
+print("|---|---|")
+for r in secure:
+    n, d = r["sites"], r["d"]
+    print(f"| secure round, n={n}, d={d} ({r['what']}): round time | {r['round_s']} s "
+          f"(FIT session {r['fit_session_s']} s) |")
+    print(f"| bytes per site per round / 4d, n={n}, d={d} | {r['bytes_over_4d']} "
+          f"(up {r['up_over_4d']}, down {r['down_over_4d']}) |")
+    print(f"| site daemon CPU per secure session, n={n}, d={d} (training included) | "
+          f"{r['site_cpu_ms_per_session']} ms |")
+    print(f"| coordinator peak RSS, n={n}, d={d} | {r['coordinator_peak_mib']} MiB |")
+for r in logistic:
+    print(f"| {r['rounds']}-round logistic regression, {r['sites']} sites: time in rounds | "
+          f"{r['rounds_total_s']} s (median round {r['round_median_s']} s) |")
+    print(f"| site daemon peak RSS, logistic regression | {r['site_peak_mib']} MiB |")
+print(f"| MLP 784-128-10 local training, batch 32, 1 thread | {int(sys.argv[2]):,} samples/s |")
+EOF
+echo "bench.sh: done"
