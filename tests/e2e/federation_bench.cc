@@ -141,10 +141,11 @@ double Median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-std::string Range(const std::vector<double>& v, const char* format) {
+// "lo-hi", two decimals.
+std::string Range(const std::vector<double>& v) {
   if (v.empty()) return "-";
   const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return absl::StrCat(absl::StrFormat(format, *lo), "-", absl::StrFormat(format, *hi));
+  return absl::StrFormat("%.2f-%.2f", *lo, *hi);
 }
 
 class FederationBench : public FederationTest {
@@ -238,8 +239,8 @@ class FederationBench : public FederationTest {
         "down_over_4d=%.2f bytes_over_4d=%.2f site_cpu_ms_per_session=%.1f "
         "coordinator_peak_mib=%.1f site_peak_mib=%.1f\n",
         scenario.c_str(), what.c_str(), sites, parameters, r.rounds, r.sessions,
-        Range(r.round_seconds, "%.2f").c_str(), Median(r.round_seconds),
-        Range(r.fit_session_seconds, "%.2f").c_str(), r.rounds_seconds, r.up_per_round_over_4d,
+        Range(r.round_seconds).c_str(), Median(r.round_seconds),
+        Range(r.fit_session_seconds).c_str(), r.rounds_seconds, r.up_per_round_over_4d,
         r.down_per_round_over_4d, (r.up_per_round_over_4d + r.down_per_round_over_4d) / 2,
         r.site_cpu_ms_per_session, r.coordinator_peak_mib, r.site_peak_mib);
     std::fflush(stdout);
@@ -278,7 +279,8 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   spec.set_seed(1);
   spec.set_round_deadline_seconds(600);
   spec.mutable_secure_aggregation()->set_step_deadline_seconds(120);
-  const size_t d = static_cast<size_t>(64 * hidden + hidden + hidden * 10 + 10);
+  const size_t h = static_cast<size_t>(hidden);
+  const size_t d = 64 * h + h + h * 10 + 10;
   ASSERT_OK_AND_ASSIGN(Result r, Run(SiteNames(n), "digits", "digits", spec, d));
   Print("secure-mlp", absl::StrCat("digits MLP 64-", hidden, "-10, fit + evaluate"), n, d, r);
 }
