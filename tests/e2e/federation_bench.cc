@@ -16,6 +16,7 @@
 // Not run by ctest: deploy/bench.sh builds it in a Release tree and runs it. Scenarios
 // take their size from the environment: TESSERA_BENCH_SITES (default 50),
 // TESSERA_BENCH_HIDDEN (hidden units of the digits MLP, default 1333: d = 99,985),
+// TESSERA_BENCH_HIDDEN2 (a second hidden layer, default none),
 // TESSERA_BENCH_ROUNDS (default 2), TESSERA_BENCH_LR_ROUNDS (default 20).
 #include <unistd.h>
 
@@ -254,12 +255,16 @@ std::vector<std::string> SiteNames(int n) {
   return names;
 }
 
-// The digits MLP 64-H-10 over n sites, secure aggregation as always: the table's "secure
-// round" rows (H = 1333: d = 99,985) and its coordinator-memory row (H = 13,333: d =
-// 1,000,005).
+// The digits MLP 64-H-10 (or 64-H-H2-10) over n sites, secure aggregation as always: the
+// table's "secure round" rows (H = 1333: d = 99,985) and its coordinator-memory row
+// (H = 1000, H2 = 925: d = 1,000,185; a layer has at most 4,096 units).
 TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   const int n = EnvInt("TESSERA_BENCH_SITES", 50);
-  const int hidden = EnvInt("TESSERA_BENCH_HIDDEN", 1333);
+  std::vector<size_t> layers = {64, static_cast<size_t>(EnvInt("TESSERA_BENCH_HIDDEN", 1333))};
+  if (const int h2 = EnvInt("TESSERA_BENCH_HIDDEN2", 0); h2 > 0) {
+    layers.push_back(static_cast<size_t>(h2));
+  }
+  layers.push_back(10);
   const int rounds = EnvInt("TESSERA_BENCH_ROUNDS", 2);
   v1::TaskSpec spec;
   spec.set_name("bench-digits-mlp");
@@ -268,7 +273,11 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   spec.mutable_dataset()->set_label("digit");
   v1::ModelSpec& model = *spec.mutable_model();
   model.set_kind(v1::ModelSpec::MLP);
-  model.add_hidden_layers(hidden);
+  size_t d = 0;
+  for (size_t i = 1; i < layers.size(); ++i) {
+    if (i + 1 < layers.size()) model.add_hidden_layers(static_cast<uint32_t>(layers[i]));
+    d += layers[i - 1] * layers[i] + layers[i];
+  }
   model.set_num_classes(10);
   v1::TrainingSpec& training = *spec.mutable_training();
   training.set_local_epochs(1);
@@ -279,10 +288,9 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   spec.set_seed(1);
   spec.set_round_deadline_seconds(600);
   spec.mutable_secure_aggregation()->set_step_deadline_seconds(120);
-  const size_t h = static_cast<size_t>(hidden);
-  const size_t d = 64 * h + h + h * 10 + 10;
   ASSERT_OK_AND_ASSIGN(Result r, Run(SiteNames(n), "digits", "digits", spec, d));
-  Print("secure-mlp", absl::StrCat("digits MLP 64-", hidden, "-10, fit + evaluate"), n, d, r);
+  Print("secure-mlp", absl::StrCat("digits MLP ", absl::StrJoin(layers, "-"), ", fit + evaluate"),
+        n, d, r);
 }
 
 // The demo's logistic regression (deploy/examples/breast_cancer_logistic.textproto, 31
