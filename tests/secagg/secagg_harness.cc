@@ -160,9 +160,14 @@ absl::StatusOr<std::string> Session::RestartClient(const std::string& id) {
   if (it == clients_.end()) return absl::NotFoundError(id);
   const SecretBytes snapshot = it->second->Snapshot();
   it->second.reset();
-  ASSIGN_OR_RETURN(it->second,
-                   SecAggClient::Restore(federation_.Identity(id), options_.policy, snapshot));
+  ASSIGN_OR_RETURN(it->second, SecAggClient::Restore(IdentityOf(id), options_.policy, snapshot));
   return std::string(snapshot.view());
+}
+
+ClientIdentity Session::IdentityOf(const std::string& id) const {
+  ClientIdentity identity = federation_.Identity(id);
+  if (options_.edit_identity) options_.edit_identity(id, &identity);
+  return identity;
 }
 
 SecAggClient* Session::client(const std::string& id) {
@@ -227,7 +232,7 @@ void Session::Deliver(const std::set<std::string>& hold_back) {
     if (round == v1::SECAGG_ADVERTISE_KEYS) {
       v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
       auto client =
-          SecAggClient::Start(federation_.Identity(id), options_.policy, message.setup(),
+          SecAggClient::Start(IdentityOf(id), options_.policy, message.setup(),
                               options_.make_input ? options_.make_input(id) : inputs_.at(id),
                               absl::Now(), &reply, &abort);
       if (client.ok()) {

@@ -49,6 +49,8 @@ class Federation {
   const std::vector<std::string>& ids() const { return ids_; }
   const Party& party(const std::string& id) const;
   const std::string& ca_cert_pem() const { return pki_->ca().cert_pem; }
+  // The federation CA itself (its key signs CRLs).
+  const crypto::CertificateAuthority& ca() const { return pki_->ca(); }
   // The foreign CA's certificate (another federation's).
   const std::string& foreign_ca_cert_pem() const { return pki_->foreign_ca().cert_pem; }
   ClientIdentity Identity(const std::string& id) const;
@@ -88,6 +90,9 @@ struct SessionOptions {
       to_server;
   // Every client's policy. Its assumed_colluders also goes to the server's options.
   ClientPolicy policy;
+  // If set, changes a client's identity before it starts or is restored (a site holding
+  // a CRL: identity->revocations).
+  std::function<void(const std::string& id, ClientIdentity* identity)> edit_identity;
   int unmasking_threads = 1;
   // If set, makes each client's input when it starts (instead of copying it from the
   // `inputs` map, whose vectors may then be empty): keeps big benchmarks from holding
@@ -163,6 +168,9 @@ class Session {
   std::function<void(bool entering)> server_call_hook;
 
  private:
+  // The federation's identity for `id`, edited by options_.edit_identity.
+  ClientIdentity IdentityOf(const std::string& id) const;
+
   const Federation& federation_;
   v1::SecAggSetup setup_;
   std::map<std::string, std::vector<uint32_t>> inputs_;
