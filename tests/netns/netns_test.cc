@@ -214,8 +214,9 @@ TEST_F(NetnsFederationTest, NetnsLinkCutMidSessionSiteDropsOutAndRejoins) {
               }));
   Report("cut",
          absl::StrCat("one site's link cut ", kCutAfterBytes >> 10, " KiB after round ", cut_round,
-                      "'s FIT began (in its masked input) for ",
-                      absl::FormatDuration(absl::Trunc(cut_for, absl::Milliseconds(100)))),
+                      "'s FIT began (in its masked input), restored ",
+                      absl::FormatDuration(absl::Trunc(cut_for, absl::Milliseconds(100))),
+                      " after it was armed"),
          run);
   ASSERT_NE(cut_round, 0u) << "never saw " << victim << " before its masked input in a FIT "
                            << "session of round 2 or later";
