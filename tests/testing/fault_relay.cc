@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "boost/asio.hpp"
 
 namespace tessera::testing {
@@ -196,6 +197,16 @@ class FaultRelay::Impl {
   template <typename F>
   void Post(F f) {
     asio::post(io_, std::move(f));
+  }
+  // Runs `f` on the relay's thread and returns once it has run (never from that thread).
+  template <typename F>
+  void RunAndWait(F f) {
+    absl::Notification done;
+    asio::post(io_, [&] {
+      f();
+      done.Notify();
+    });
+    done.WaitForNotification();
   }
 
   // Relay-thread operations.
@@ -575,22 +586,22 @@ std::string FaultRelay::address() const {
 int FaultRelay::port() const { return impl_->bound().port(); }
 
 void FaultRelay::Cut() {
-  impl_->Post([impl = impl_.get()] { impl->Cut(/*refuse=*/false); });
+  impl_->RunAndWait([impl = impl_.get()] { impl->Cut(/*refuse=*/false); });
 }
 void FaultRelay::Refuse() {
-  impl_->Post([impl = impl_.get()] { impl->Cut(/*refuse=*/true); });
+  impl_->RunAndWait([impl = impl_.get()] { impl->Cut(/*refuse=*/true); });
 }
 void FaultRelay::Restore() {
-  impl_->Post([impl = impl_.get()] { impl->Restore(); });
+  impl_->RunAndWait([impl = impl_.get()] { impl->Restore(); });
 }
 void FaultRelay::ResetAll() {
-  impl_->Post([impl = impl_.get()] { impl->ResetAll(); });
+  impl_->RunAndWait([impl = impl_.get()] { impl->ResetAll(); });
 }
 void FaultRelay::SetUp(const DirectionFaults& faults) {
-  impl_->Post([impl = impl_.get(), faults] { impl->SetFaults(0, faults); });
+  impl_->RunAndWait([impl = impl_.get(), &faults] { impl->SetFaults(0, faults); });
 }
 void FaultRelay::SetDown(const DirectionFaults& faults) {
-  impl_->Post([impl = impl_.get(), faults] { impl->SetFaults(1, faults); });
+  impl_->RunAndWait([impl = impl_.get(), &faults] { impl->SetFaults(1, faults); });
 }
 
 absl::Status FaultRelay::Command(absl::string_view line) {

@@ -20,10 +20,10 @@
 //   connection (a host that answers with RST), until restore.
 //
 // The relay runs one thread of its own, which owns the connections and the faults in force.
-// Every public method is thread-safe: the commands (Cut, Restore, SetUp, ...) are posted to
-// that thread and take effect there shortly after, in the order given; stats() shows their
-// effect (cuts, cut). A change of faults applies to data read after it. Errors are
-// absl::Status values; nothing throws out of it.
+// Every public method is thread-safe: the commands (Cut, Restore, SetUp, ...) run on that
+// thread, in the order given, and return once they have taken effect, so stats() read after
+// one shows it (a reset's connections counted, a cut). A change of faults applies to data
+// read after it. Errors are absl::Status values; nothing throws out of it.
 //
 // The command-line program tests/netns/fault_relay_main.cc (tessera-fault-relay) wraps it and
 // takes commands from a control file, one per line: "cut", "restore", "refuse", "reset",
