@@ -80,6 +80,9 @@ absl::Status Run(Flags& flags, absl::Notification& stop) {
     if (!flags.control_file.empty()) {
       RETURN_IF_ERROR(RunNewCommands(*relay, flags.control_file, &done));
     }
+    // The last counts are taken once the relay has stopped: a write it finished just before
+    // is then counted (its peer may already have the bytes).
+    if (stopping) relay->Stop();
     const std::string stats = absl::StrCat(relay->stats().ToString(), " commands=", done, "\n");
     if (!flags.stats_file.empty() && stats != last_stats) {
       RETURN_IF_ERROR(common::WriteFileAtomic(flags.stats_file, stats));

@@ -466,12 +466,16 @@ class FaultRelay::Impl::Connection : public std::enable_shared_from_this<Connect
         [self = shared_from_this(), d](const boost::system::error_code& ec, size_t n) {
           Pipe& p = self->pipes_[d];
           p.writing = false;
+          // Written is written, even if the relay closed the connection meanwhile (a stop):
+          // the peer may already have the bytes, and the counts must say so.
+          if (!ec) {
+            p.forwarded += static_cast<int64_t>(n);
+            self->relay_->Count(d, static_cast<int64_t>(n));
+          }
           if (self->closed_) return;
           if (ec) return self->Close(/*reset=*/true, /*injected=*/false);
           p.queue.pop_front();
           p.queued -= n;
-          p.forwarded += static_cast<int64_t>(n);
-          self->relay_->Count(d, static_cast<int64_t>(n));
           self->relay_->SpendCutBudget(d, static_cast<int64_t>(n));
           const int64_t limit = self->relay_->faults(d).reset_after_bytes;
           if (limit > 0 && p.forwarded >= limit && self->relay_->TakeReset()) {
@@ -575,6 +579,8 @@ absl::StatusOr<std::unique_ptr<FaultRelay>> FaultRelay::Start(const RelayOptions
 FaultRelay::FaultRelay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 FaultRelay::~FaultRelay() { impl_->Stop(); }
+
+void FaultRelay::Stop() { impl_->Stop(); }
 
 std::string FaultRelay::address() const {
   const tcp::endpoint e = impl_->bound();

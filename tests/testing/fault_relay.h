@@ -108,6 +108,9 @@ class FaultRelay {
   static absl::StatusOr<std::unique_ptr<FaultRelay>> Start(const RelayOptions& options);
   // Stops: closes the listener and every connection, joins the thread.
   ~FaultRelay();
+  // The same stop, early: afterwards stats() still answers, with every byte the relay
+  // wrote counted. No command may follow it. Idempotent.
+  void Stop();
   FaultRelay(const FaultRelay&) = delete;
   FaultRelay& operator=(const FaultRelay&) = delete;
 
