@@ -17,10 +17,11 @@
 // record refuses the open (DATA_LOSS naming the log file) instead of silently dropping it and
 // every record after it; store_repair.h is the operator's explicit way out.
 // Every write is synced (WriteOptions::sync): a call that returned OK survives a crash of
-// the process or the machine. Writers that read before they write (CreateTask, UpdateTask,
-// CommitRound, PutInFlight) are serialised by mu_; readers take no lock (RocksDB reads
-// are thread-safe; the only records ever deleted are in-flight ones, which are read and
-// written by their task's runner alone).
+// the process or the machine. Every write holds mu_: writers that read before they write
+// (CreateTask, UpdateTask, CommitRound, PutInFlight) are serialised by it, and Checkpoint
+// takes it to copy a write-ahead log no write is appending to. Readers take no lock
+// (RocksDB reads are thread-safe; the only records ever deleted are in-flight ones, which
+// are read and written by their task's runner alone).
 
 #include <algorithm>
 #include <cstdint>
@@ -178,8 +179,13 @@ class RocksDbStore final : public Store {
     const std::string what = "checkpoint of " + directory_ + " into " + directory;
     RETURN_IF_ERROR(FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), what));
     std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-    // Flushes the memtables first (log_size_for_flush 0), so the copy is the SST files and
-    // the MANIFEST alone, with no WAL to replay.
+    // Flushes the memtables first (log_size_for_flush 0). RocksDB still copies the live
+    // write-ahead log, up to the size it had when listed: a write appending to it at that
+    // moment would leave the copy ending in a torn record, which the absolute-consistency
+    // recovery then refuses as damage (seen in CI: "truncated record body" in a restored
+    // backup). Every write holds mu_, so holding it here leaves the log still while it is
+    // copied; writers wait for the checkpoint (a flush and hard links: milliseconds).
+    absl::MutexLock lock(&mu_);
     return FromRocksDb(checkpoint->CreateCheckpoint(directory, /*log_size_for_flush=*/0), what);
   }
 
@@ -348,6 +354,7 @@ class RocksDbStore final : public Store {
     rocksdb::WriteBatch batch;
     const std::string what = "PutClient " + record.client_id();
     RETURN_IF_ERROR(FromRocksDb(batch.Put(clients_, record.client_id(), value), what));
+    absl::MutexLock lock(&mu_);
     return Write(&batch, what);
   }
 
@@ -402,6 +409,7 @@ class RocksDbStore final : public Store {
     AppendBigEndian(kStoreSchemaVersion, 4, &value);
     rocksdb::WriteBatch batch;
     RETURN_IF_ERROR(FromRocksDb(batch.Put(meta_, kSchemaVersionKey, value), "schema_version"));
+    absl::MutexLock lock(&mu_);
     return Write(&batch, "writing schema_version in " + directory_);
   }
 
@@ -416,7 +424,9 @@ class RocksDbStore final : public Store {
     return value;
   }
 
-  absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what) {
+  // Every write holds mu_: Checkpoint relies on it to copy a log no write is appending to.
+  absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return FromRocksDb(db_->Write(write_options_, batch), what);
   }
 
