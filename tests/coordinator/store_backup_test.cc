@@ -69,6 +69,21 @@ class StoreBackupTest : public ::testing::Test {
     return std::move(*store);
   }
 
+  // A thread committing task-1's rounds 2, 3, ... (models of `floats` values) into `store`
+  // as fast as it can, until `stop`.
+  static std::thread CommitUntil(Store& store, const std::atomic<bool>& stop, size_t floats) {
+    return std::thread([&store, &stop, floats] {
+      for (uint32_t round = 2; !stop; ++round) {
+        v1::TaskRecord task = MakeTask("t1");
+        task.set_task_id("task-1");
+        task.set_state(v1::TASK_RUNNING);
+        task.set_last_committed_round(round);
+        ASSERT_OK(store.CommitRound(task, MakeRound("task-1", round),
+                                    std::vector<float>(floats, static_cast<float>(round))));
+      }
+    });
+  }
+
   // Streams a backup of `store` into backup_dir() through a BackupWriter, as the console.
   absl::Status Backup(Store& store) {
     auto writer = BackupWriter::Create(backup_dir());
@@ -99,15 +114,7 @@ TEST_F(StoreBackupTest, BackupWhileWritersGoOnRestoresToAConsistentEqualStore) {
   std::unique_ptr<Store> store = Populated(3);
   // Writers keep committing while the checkpoint is taken: the backup is one instant.
   std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    for (uint32_t round = 2; !stop; ++round) {
-      v1::TaskRecord task = MakeTask("t1");
-      task.set_task_id("task-1");
-      task.set_state(v1::TASK_RUNNING);
-      task.set_last_committed_round(round);
-      ASSERT_OK(store->CommitRound(task, MakeRound("task-1", round), std::vector<float>{1, 2}));
-    }
-  });
+  std::thread writer = CommitUntil(*store, stop, 2);
   absl::Status backed_up = Backup(*store);
   stop = true;
   writer.join();
@@ -146,16 +153,7 @@ TEST_F(StoreBackupTest, BackupWhileWritersGoOnRestoresToAConsistentEqualStore) {
 TEST_F(StoreBackupTest, EveryBackupTakenWhileAWriterCommitsRestores) {
   std::unique_ptr<Store> store = Populated(1);
   std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    for (uint32_t round = 2; !stop; ++round) {
-      v1::TaskRecord task = MakeTask("t1");
-      task.set_task_id("task-1");
-      task.set_state(v1::TASK_RUNNING);
-      task.set_last_committed_round(round);
-      ASSERT_OK(store->CommitRound(task, MakeRound("task-1", round),
-                                   std::vector<float>(4096, static_cast<float>(round))));
-    }
-  });
+  std::thread writer = CommitUntil(*store, stop, 4096);
   constexpr int kBackups = 25;
   int restored_ok = 0;
   for (int i = 0; i < kBackups; ++i) {
