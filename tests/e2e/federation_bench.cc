@@ -24,7 +24,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,42 +45,30 @@
 namespace tessera::e2e {
 namespace {
 
+// A positive integer from the environment, or `fallback` if the variable is unset; any
+// other value fails the test, naming the variable.
 int EnvInt(const char* name, int fallback) {
   const char* value = std::getenv(name);
+  if (value == nullptr) return fallback;
   int parsed = 0;
-  if (value != nullptr && absl::SimpleAtoi(value, &parsed) && parsed > 0) return parsed;
+  if (absl::SimpleAtoi(value, &parsed) && parsed > 0) return parsed;
+  ADD_FAILURE() << name << "='" << value << "' is not a positive integer";
   return fallback;
 }
 
-// User + system CPU seconds of a live process, and its peak resident set in KiB.
+// A live process's CPU time so far and its peak resident set (tests/e2e/process.h).
 struct ProcessUsage {
   double cpu_seconds = 0;
-  int64_t peak_rss_kib = 0;
+  double peak_mib = 0;
 };
 
 absl::StatusOr<ProcessUsage> ReadUsage(pid_t pid) {
-  const std::string stat = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
-  // The command name (field 2) is in parentheses and may hold spaces: count from its end.
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return absl::NotFoundError(absl::StrCat("no process ", pid));
-  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-  // After the name: state is field 3, utime field 14, stime field 15.
-  int64_t utime = 0;
-  int64_t stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return absl::InternalError(absl::StrCat("/proc/", pid, "/stat: unexpected format"));
+  const double cpu = CpuSeconds(pid);
+  const int64_t peak = PeakResidentBytes(pid);
+  if (cpu < 0 || peak < 0) {
+    return absl::NotFoundError(absl::StrCat("no /proc figures for process ", pid));
   }
-  ProcessUsage usage;
-  usage.cpu_seconds =
-      static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  std::istringstream status(ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/status")));
-  for (std::string line; std::getline(status, line);) {
-    if (!absl::StartsWith(line, "VmHWM:")) continue;
-    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (words.size() >= 2) (void)absl::SimpleAtoi(words[1], &usage.peak_rss_kib);
-  }
-  return usage;
+  return ProcessUsage{cpu, static_cast<double>(peak) / (1 << 20)};
 }
 
 // Bytes on every established TCP connection of each process, by "pid local-address":
@@ -225,10 +212,10 @@ class FederationBench : public FederationTest {
       ASSIGN_OR_RETURN(ProcessUsage after, ReadUsage(pid));
       const double cpu = after.cpu_seconds - usage_before[s].cpu_seconds;
       result.site_cpu_ms_per_session += 1000 * cpu / std::max(invited[s], 1) / sites.size();
-      result.site_peak_mib = std::max(result.site_peak_mib, after.peak_rss_kib / 1024.0);
+      result.site_peak_mib = std::max(result.site_peak_mib, after.peak_mib);
     }
     ASSIGN_OR_RETURN(ProcessUsage coordinator_usage, ReadUsage(coordinator()->pid()));
-    result.coordinator_peak_mib = coordinator_usage.peak_rss_kib / 1024.0;
+    result.coordinator_peak_mib = coordinator_usage.peak_mib;
     return result;
   }
 
@@ -266,6 +253,7 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   }
   layers.push_back(10);
   const int rounds = EnvInt("TESSERA_BENCH_ROUNDS", 2);
+  ASSERT_FALSE(HasFailure()) << "a TESSERA_BENCH_ variable is not a positive integer";
   v1::TaskSpec spec;
   spec.set_name("bench-digits-mlp");
   spec.mutable_dataset()->set_id("digits");
@@ -299,6 +287,7 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
 TEST_F(FederationBench, LogisticRegressionRounds) {
   ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
   spec.set_rounds(EnvInt("TESSERA_BENCH_LR_ROUNDS", 20));
+  ASSERT_FALSE(HasFailure()) << "TESSERA_BENCH_LR_ROUNDS is not a positive integer";
   ASSERT_OK_AND_ASSIGN(Result r, Run(Sites(), "breast_cancer_wisconsin", "breast_cancer", spec,
                                      kExampleModelParameters));
   Print("logistic", "breast cancer logistic regression, 3 sites", Sites().size(),

@@ -1,14 +1,10 @@
 #include "tests/e2e/flood.h"
 
 #include <deque>
-#include <fstream>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/federation.grpc.pb.h"
 
@@ -118,33 +114,6 @@ void Flood::Drive() {
   bool ok = false;
   while (queue.Next(&tag, &ok)) {
   }
-}
-
-namespace {
-
-// The value of `key` ("Threads", "VmHWM") in /proc/PID/status, -1 if none.
-int64_t StatusField(int pid, const std::string& key) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!absl::StartsWith(line, key + ":")) continue;
-    // A view of `line`, not of a temporary substring.
-    absl::string_view value =
-        absl::StripAsciiWhitespace(absl::string_view(line).substr(key.size() + 1));
-    value = absl::StripSuffix(value, " kB");
-    int64_t number = 0;
-    if (absl::SimpleAtoi(value, &number)) return number;
-  }
-  return -1;
-}
-
-}  // namespace
-
-int ThreadCount(int pid) { return static_cast<int>(StatusField(pid, "Threads")); }
-
-int64_t PeakResidentBytes(int pid) {
-  const int64_t kib = StatusField(pid, "VmHWM");
-  return kib < 0 ? -1 : kib * 1024;
 }
 
 }  // namespace tessera::e2e

@@ -55,12 +55,6 @@ class Flood {
   std::map<std::string, std::string> refusals_ ABSL_GUARDED_BY(mu_);
 };
 
-// The number of threads of process `pid` (/proc/PID/status "Threads"), -1 if unreadable.
-int ThreadCount(int pid);
-// The peak resident set size of process `pid` in bytes (/proc/PID/status "VmHWM"), -1 if
-// unreadable.
-int64_t PeakResidentBytes(int pid);
-
 }  // namespace tessera::e2e
 
 #endif  // TESSERA_TESTS_E2E_FLOOD_H_

@@ -43,6 +43,7 @@
 #include "proto/federation.grpc.pb.h"
 #include "tests/e2e/federation.h"
 #include "tests/e2e/flood.h"
+#include "tests/e2e/process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::e2e {

@@ -17,9 +17,13 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 extern char** environ;
@@ -363,6 +367,49 @@ absl::StatusOr<int> ReserveLoopbackPort() {
   }
   ::close(fd);
   return static_cast<int>(ntohs(addr.sin_port));
+}
+
+namespace {
+
+// The value of `key` ("Threads", "VmHWM") in /proc/PID/status, -1 if none.
+int64_t StatusField(int pid, const std::string& key) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!absl::StartsWith(line, key + ":")) continue;
+    // A view of `line`, not of a temporary substring.
+    absl::string_view value =
+        absl::StripAsciiWhitespace(absl::string_view(line).substr(key.size() + 1));
+    value = absl::StripSuffix(value, " kB");
+    int64_t number = 0;
+    if (absl::SimpleAtoi(value, &number)) return number;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int ThreadCount(int pid) { return static_cast<int>(StatusField(pid, "Threads")); }
+
+int64_t PeakResidentBytes(int pid) {
+  const int64_t kib = StatusField(pid, "VmHWM");
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+double CpuSeconds(int pid) {
+  const std::string stat = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
+  // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+  // After it come the state (field 3) ... utime (field 14) and stime (field 15).
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  int64_t utime = 0;
+  int64_t stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace tessera::e2e

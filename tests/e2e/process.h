@@ -133,6 +133,13 @@ std::string ReadFileOrEmpty(const std::string& path);
 // The last `lines` lines of `text`.
 std::string Tail(const std::string& text, int lines);
 
+// What /proc says of a live process: its number of threads and its peak resident set size
+// in bytes (/proc/PID/status "Threads", "VmHWM"), -1 if unreadable; its user + system CPU
+// time so far in seconds (/proc/PID/stat), -1 if unreadable.
+int ThreadCount(int pid);
+int64_t PeakResidentBytes(int pid);
+double CpuSeconds(int pid);
+
 }  // namespace tessera::e2e
 
 #endif  // TESSERA_TESTS_E2E_PROCESS_H_

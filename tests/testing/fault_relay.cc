@@ -194,10 +194,6 @@ class FaultRelay::Impl {
     if (thread_.joinable()) thread_.join();
   }
 
-  template <typename F>
-  void Post(F f) {
-    asio::post(io_, std::move(f));
-  }
   // Runs `f` on the relay's thread and returns once it has run (never from that thread).
   template <typename F>
   void RunAndWait(F f) {
