@@ -191,9 +191,10 @@ absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
     const std::string& client_id, absl::Time deadline) {
   RETURN_IF_ERROR(RequireHello(client_id));
   registry_.Seen(client_id);
-  auto item = board_.Pull(client_id, deadline);
+  std::shared_ptr<const PostedItem> item = board_.Pull(client_id, deadline);
   registry_.Seen(client_id);
-  return item;
+  if (item == nullptr) return std::shared_ptr<const v1::WorkItem>();
+  return std::make_shared<const v1::WorkItem>(item->Whole());
 }
 
 absl::StatusOr<uint64_t> Coordinator::StartPull(const std::string& client_id, absl::Time deadline,

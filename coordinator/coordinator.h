@@ -141,6 +141,7 @@ class Coordinator {
   // The CRL (PEM) handed to sites; "" if none.
   std::string crl_pem() const { return access_.crl_pem(); }
   // FAILED_PRECONDITION if the client never said Hello. Null if no work before `deadline`.
+  // The whole item (PostedItem::Whole), for in-process sites (simulation, tests).
   absl::StatusOr<std::shared_ptr<const v1::WorkItem>> PullWork(const std::string& client_id,
                                                                absl::Time deadline);
   // PullWork without a waiting thread (WorkBoard::PullAsync): FAILED_PRECONDITION if the

@@ -15,6 +15,7 @@
 #include "common/worker_pool.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/limits.h"
+#include "coordinator/work_wire.h"
 #include "crypto/hash.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
@@ -86,7 +87,13 @@ grpc::Status Limited(CallLimiter& limiter, const std::string& site, const char* 
 // Everything that may block or take long (the registry's store writes, the
 // secure-aggregation state machines, copying a model into a response) runs on the
 // service's worker pool, never on gRPC's few callback threads.
-class FederationService final : public v1::Federation::CallbackService {
+// PullWork is a raw method: its response is built from the posted item's bytes, the model
+// shared by every site's item of a step, not copied into each response (work_wire.h).
+using FederationBase =
+    v1::Federation::WithCallbackMethod_Hello<v1::Federation::WithRawCallbackMethod_PullWork<
+        v1::Federation::WithCallbackMethod_PushResult<v1::Federation::Service>>>;
+
+class FederationService final : public FederationBase {
  public:
   FederationService(Coordinator* coordinator, uint32_t long_poll_seconds,
                     const ServerLimits& limits)
@@ -120,8 +127,8 @@ class FederationService final : public v1::Federation::CallbackService {
   }
 
   grpc::ServerUnaryReactor* PullWork(grpc::CallbackServerContext* context,
-                                     const v1::PullWorkRequest* /*request*/,
-                                     v1::PullWorkResponse* response) override;
+                                     const grpc::ByteBuffer* /*request*/,
+                                     grpc::ByteBuffer* response) override;
 
   grpc::ServerUnaryReactor* PushResult(grpc::CallbackServerContext* context,
                                        const v1::PushResultRequest* request,
@@ -180,8 +187,7 @@ class FederationService final : public v1::Federation::CallbackService {
 class FederationService::PullCall final : public grpc::ServerUnaryReactor {
  public:
   PullCall(FederationService* service, grpc::CallbackServerContext* context,
-           v1::PullWorkResponse* response, crypto::CertificateInfo caller,
-           CallLimiter::PullSlot slot)
+           grpc::ByteBuffer* response, crypto::CertificateInfo caller, CallLimiter::PullSlot slot)
       : state_(std::make_shared<State>(service, context, response, this, std::move(caller),
                                        std::move(slot))) {
     // Answer a little before the caller's own deadline, so an item is never handed to a
@@ -207,7 +213,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
  private:
   struct State {
     State(FederationService* service, grpc::CallbackServerContext* context,
-          v1::PullWorkResponse* response, grpc::ServerUnaryReactor* reactor,
+          grpc::ByteBuffer* response, grpc::ServerUnaryReactor* reactor,
           crypto::CertificateInfo caller, CallLimiter::PullSlot slot)
         : service(service),
           context(context),
@@ -218,7 +224,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
     FederationService* const service;
     // Valid until the reactor's OnDone, which comes only after Finish.
     grpc::CallbackServerContext* const context;
-    v1::PullWorkResponse* const response;
+    grpc::ByteBuffer* const response;  // a serialized v1::PullWorkResponse
     grpc::ServerUnaryReactor* const reactor;
     const crypto::CertificateInfo caller;
     std::optional<CallLimiter::PullSlot> slot;  // released just before Finish
@@ -240,7 +246,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
     if (gone) return Finish(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     coordinator->PullStarted(site, state->instance);
     auto ticket = coordinator->StartPull(
-        site, state->deadline, [state](std::shared_ptr<const v1::WorkItem> item) {
+        site, state->deadline, [state](std::shared_ptr<const PostedItem> item) {
           state->service->workers_.Schedule(
               [state, item = std::move(item)] { Complete(state, item); });
         });
@@ -259,7 +265,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
   }
 
   static void Complete(const std::shared_ptr<State>& state,
-                       const std::shared_ptr<const v1::WorkItem>& item) {
+                       const std::shared_ptr<const PostedItem>& item) {
     Coordinator* coordinator = state->service->coordinator_;
     grpc::CallbackServerContext* context = state->context;
     const std::string& site = state->caller.node_id;
@@ -274,13 +280,16 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
       }
       return Finish(state, ToGrpcStatus(still.status()));
     }
-    if (item == nullptr) return Finish(state, grpc::Status::OK);
+    if (item == nullptr) {
+      // No work yet: an empty PullWorkResponse (zero bytes; a raw response must be set).
+      *state->response = EmptyPullWorkResponse();
+      return Finish(state, grpc::Status::OK);
+    }
     if (context->IsCancelled()) {
       coordinator->ReturnUndelivered(site);
       return Finish(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     }
-    *state->response->mutable_work() = *item;
-    state->response->mutable_work()->set_crl_pem(coordinator->crl_pem());
+    *state->response = PullWorkResponseBytes(*item, coordinator->crl_pem());
     Finish(state, grpc::Status::OK);
   }
 
@@ -294,8 +303,8 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
 };
 
 grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContext* context,
-                                                      const v1::PullWorkRequest* /*request*/,
-                                                      v1::PullWorkResponse* response) {
+                                                      const grpc::ByteBuffer* /*request*/,
+                                                      grpc::ByteBuffer* response) {
   auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
   if (!caller.ok()) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -468,5 +477,7 @@ std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
 std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator) {
   return std::make_unique<AdminService>(coordinator);
 }
+
+bool IsRawMethod(std::string_view method) { return method == "/tessera.v1.Federation/PullWork"; }
 
 }  // namespace tessera::coordinator

@@ -10,8 +10,8 @@
 // Threads: Federation uses gRPC's callback API and holds no thread per call. A waiting
 // PullWork is a ticket on the work board (WorkBoard::PullAsync). Identity checks and the
 // per-site limits run on gRPC's callback threads, so a refused call is answered at once
-// there; the rest (store writes, the secure-aggregation state machines, copying a model
-// into a response) runs on the service's fixed worker pool (twice the cores, 4 to 16
+// there; the rest (store writes, the secure-aggregation state machines, serializing a
+// site's own part of a response) runs on the service's fixed worker pool (twice the cores, 4 to 16
 // threads, named tessera-rpc), never on gRPC's few callback threads. Admin is a synchronous
 // service (gRPC's thread pool, bounded by ServerLimits::max_threads).
 #ifndef TESSERA_COORDINATOR_GRPC_SERVICES_H_
@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "coordinator/limits.h"
 
@@ -38,6 +39,11 @@ std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
                                                      uint32_t long_poll_seconds,
                                                      const ServerLimits& limits = {});
 std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator);
+
+// The methods implemented raw: their handler's request and response are grpc::ByteBuffer,
+// not protobuf messages (an interceptor must not take them for messages). PullWork is one:
+// its response is built from the step's shared bytes (work_wire.h).
+bool IsRawMethod(std::string_view method);
 
 }  // namespace tessera::coordinator
 

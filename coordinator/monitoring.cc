@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/grpc_services.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message_lite.h"
 #include "grpcpp/grpcpp.h"
@@ -146,10 +147,14 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
 
  private:
   void Received(void* message) {
-    // Only our own services' requests are protobuf messages here (the health service's are
-    // byte buffers). gRPC hands over the request object its handler declared, whose
-    // MessageLite base is its first and only base subobject.
+    // Only our own services' requests are protobuf messages here (the health service's and
+    // our raw methods' are byte buffers). gRPC hands over the request object its handler declared,
+    // whose MessageLite base is its first and only base subobject.
     if (message == nullptr || !absl::StartsWith(method_, "/tessera.v1.")) return;
+    if (IsRawMethod(method_)) {
+      metrics_->Received(method_, static_cast<const grpc::ByteBuffer*>(message)->Length());
+      return;
+    }
     const auto* request = static_cast<const google::protobuf::MessageLite*>(message);
     metrics_->Received(method_, request->ByteSizeLong());
     if (method_ == "/tessera.v1.Federation/PushResult") {

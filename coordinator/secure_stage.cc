@@ -292,6 +292,22 @@ absl::StatusOr<v1::SecAggSetup> NewSetup(const SecureStageRequest& request) {
   return setup;
 }
 
+// What every site's first item carries alike (spec, model, their hashes, standardisation,
+// l2), as WorkItem wire bytes without any field the step sets per site (PostedItem::shared).
+std::shared_ptr<const std::string> SharedSetupBytes(const v1::WorkItem& first) {
+  v1::WorkItem fields = first;
+  fields.clear_work_id();
+  fields.clear_task_id();
+  fields.clear_round();
+  fields.clear_stage();
+  fields.clear_cohort_size();
+  fields.clear_deadline_unix_ms();
+  fields.clear_secagg();
+  fields.clear_secagg_session();
+  fields.clear_crl_pem();
+  return std::make_shared<const std::string>(fields.SerializeAsString());
+}
+
 }  // namespace
 
 SecureStageRunner::SecureStageRunner(WorkBoard* board, const common::Clock* clock,
@@ -377,10 +393,13 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     const absl::Time deadline =
         clock_->Now() + (step == 0 ? request.first_step_deadline : request.step_deadline);
     const std::string work_id = absl::StrCat(session, "/s", step);
+    // The set-up's spec, model and standardisation: serialized once, shared by every
+    // site's first item (a step to n sites holds one copy of the model).
+    std::shared_ptr<const std::string> shared;
+    if (step == 0) shared = SharedSetupBytes(request.first_item);
     std::map<std::string, v1::WorkItem> items;
     for (auto& [client, message] : outgoing) {
       v1::WorkItem item;
-      if (step == 0) item = request.first_item;
       item.set_work_id(work_id);
       item.set_task_id(request.task_id);
       item.set_round(request.round);
@@ -391,7 +410,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       *item.mutable_secagg() = std::move(message);
       items[client] = std::move(item);
     }
-    absl::Status posted = board_->Post(work_id, std::move(items), sink);
+    absl::Status posted = board_->Post(work_id, std::move(items), sink, shared);
     if (!posted.ok()) {
       // Work ids are unique per session step; a clash is a bug here.
       common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());

@@ -6,9 +6,16 @@
 
 namespace tessera::coordinator {
 
+v1::WorkItem PostedItem::Whole() const {
+  v1::WorkItem whole = own;
+  if (shared != nullptr && !whole.MergeFromString(*shared)) return own;
+  return whole;
+}
+
 // NOLINTNEXTLINE(performance-unnecessary-value-param): the items are moved into the board.
 absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
-                             std::shared_ptr<ResultSink> sink) {
+                             std::shared_ptr<ResultSink> sink,
+                             const std::shared_ptr<const std::string>& shared) {
   OpenWork work;
   for (auto& [client, item] : items) {
     if (item.work_id() != work_id) {
@@ -16,7 +23,7 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
                                                      item.work_id(), ", not ", work_id));
     }
     work.undelivered.insert(client);
-    work.items[client] = std::make_shared<const v1::WorkItem>(std::move(item));
+    work.items[client] = std::make_shared<const PostedItem>(PostedItem{std::move(item), shared});
   }
   work.pending = work.undelivered;
   work.sink = std::move(sink);
@@ -62,8 +69,8 @@ WorkBoard::OpenWork* WorkBoard::Deliverable(const std::string& client_id) {
   return nullptr;
 }
 
-std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id,
-                                                    absl::Time deadline) {
+std::shared_ptr<const PostedItem> WorkBoard::Pull(const std::string& client_id,
+                                                  absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   ++waiting_[client_id];
   const uint64_t wakes = wakes_[client_id];
@@ -78,14 +85,14 @@ std::shared_ptr<const v1::WorkItem> WorkBoard::Pull(const std::string& client_id
   return w == nullptr ? nullptr : HandOut(w, client_id);
 }
 
-std::shared_ptr<const v1::WorkItem> WorkBoard::HandOut(OpenWork* w, const std::string& client_id) {
+std::shared_ptr<const PostedItem> WorkBoard::HandOut(OpenWork* w, const std::string& client_id) {
   w->undelivered.erase(client_id);
   w->fetched.insert(client_id);
   return w->items.at(client_id);
 }
 
 uint64_t WorkBoard::PullAsync(const std::string& client_id, absl::Time deadline, PullDone done) {
-  std::shared_ptr<const v1::WorkItem> now;
+  std::shared_ptr<const PostedItem> now;
   {
     absl::MutexLock lock(&mu_);
     if (!shutdown_) {
@@ -126,7 +133,7 @@ void WorkBoard::MatchLocked(const std::string& client_id, Ended* ended) {
   }
 }
 
-void WorkBoard::EndLocked(uint64_t ticket, std::shared_ptr<const v1::WorkItem> item, Ended* ended) {
+void WorkBoard::EndLocked(uint64_t ticket, std::shared_ptr<const PostedItem> item, Ended* ended) {
   auto it = async_.find(ticket);
   deadlines_.erase({it->second.deadline, ticket});
   auto of = async_of_.find(it->second.client_id);

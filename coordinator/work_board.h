@@ -35,6 +35,23 @@
 
 namespace tessera::coordinator {
 
+// One client's work item as the board hands it out. What every client's item of a step
+// carries alike (the set-up's spec, model and standardisation: megabytes for a large model)
+// is kept once per step, serialized, in `shared`, and never copied into each client's item:
+// a step posted to n clients holds one copy of the model, and the federation service sends
+// those bytes as they are (coordinator/work_wire.h). Immutable once posted.
+struct PostedItem {
+  // The client's own fields (work id, its secure-aggregation message, ...).
+  v1::WorkItem own;
+  // WorkItem wire bytes with none of `own`'s fields, or null. The whole item is `own`
+  // followed by these bytes on the wire (protobuf concatenation = merge).
+  std::shared_ptr<const std::string> shared;
+
+  // The whole item: `own` with `shared` merged in (a copy, for in-process callers). An
+  // unparsable `shared` is a bug of the poster; the result then holds `own` only.
+  v1::WorkItem Whole() const;
+};
+
 // Receives the answers to one posted work id. Implementations are thread-safe.
 class ResultSink {
  public:
@@ -54,21 +71,23 @@ class WorkBoard {
   ~WorkBoard();  // Shutdown(), then joins the timer thread
 
   // Makes items[c] available to each client c; answers go to `sink` until Close(work_id).
-  // Every item's work_id must equal `work_id`. INVALID_ARGUMENT if the work id is already
-  // open or an item carries another id.
+  // Every item's work_id must equal `work_id`. `shared` (PostedItem::shared), if not null,
+  // is part of every client's item. INVALID_ARGUMENT if the work id is already open or an
+  // item carries another id.
   absl::Status Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
-                    std::shared_ptr<ResultSink> sink);
+                    std::shared_ptr<ResultSink> sink,
+                    const std::shared_ptr<const std::string>& shared = nullptr);
 
   // Withdraws the work: queued items disappear and later answers are refused.
   void Close(const std::string& work_id);
 
   // The oldest work item not yet handed to `client_id`; waits until one is posted,
   // the clock reaches `deadline` (null) or Shutdown() (null).
-  std::shared_ptr<const v1::WorkItem> Pull(const std::string& client_id, absl::Time deadline);
+  std::shared_ptr<const PostedItem> Pull(const std::string& client_id, absl::Time deadline);
 
   // What an asynchronous pull ends with: the item handed out, or null (the deadline
   // passed, the client was woken, the pull was cancelled or the board shut down).
-  using PullDone = std::function<void(std::shared_ptr<const v1::WorkItem>)>;
+  using PullDone = std::function<void(std::shared_ptr<const PostedItem>)>;
 
   // Pull without a waiting thread: `done` runs exactly once, with what Pull would return,
   // never under the board's lock, on the thread that ends the wait: this one if an item is
@@ -115,7 +134,7 @@ class WorkBoard {
  private:
   struct OpenWork {
     uint64_t seq = 0;
-    std::map<std::string, std::shared_ptr<const v1::WorkItem>> items;
+    std::map<std::string, std::shared_ptr<const PostedItem>> items;
     std::shared_ptr<ResultSink> sink;
     std::set<std::string> undelivered;  // clients it was not handed to yet
     std::set<std::string> pending;      // clients that have not answered yet
@@ -127,17 +146,17 @@ class WorkBoard {
     PullDone done;
   };
   // Async pulls that ended, with what each gets; run (outside the lock) by RunEnded.
-  using Ended = std::vector<std::pair<PullDone, std::shared_ptr<const v1::WorkItem>>>;
+  using Ended = std::vector<std::pair<PullDone, std::shared_ptr<const PostedItem>>>;
 
   // The oldest open work with an undelivered item for `client_id`, or null.
   OpenWork* Deliverable(const std::string& client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks `w`'s item for `client_id` handed out (and fetched) and returns it.
-  std::shared_ptr<const v1::WorkItem> HandOut(OpenWork* w, const std::string& client_id)
+  std::shared_ptr<const PostedItem> HandOut(OpenWork* w, const std::string& client_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `client_id`'s deliverable items to its waiting async pulls, oldest first.
   void MatchLocked(const std::string& client_id, Ended* ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends async pull `ticket` with `item`.
-  void EndLocked(uint64_t ticket, std::shared_ptr<const v1::WorkItem> item, Ended* ended)
+  void EndLocked(uint64_t ticket, std::shared_ptr<const PostedItem> item, Ended* ended)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RunEnded(Ended& ended);
   // The timer thread: ends async pulls whose deadline has passed, until Shutdown.

@@ -42,7 +42,7 @@ TEST(WorkBoardClockTest, LongPollEndsWhenTheClockReachesItsDeadline) {
   FakeClock clock;
   WorkBoard board(&clock);
   const absl::Time deadline = clock.Now() + absl::Seconds(30);
-  std::shared_ptr<const v1::WorkItem> got;
+  std::shared_ptr<const PostedItem> got;
   absl::Notification returned;
   std::thread puller([&] {
     got = board.Pull("a", deadline);
@@ -69,7 +69,7 @@ TEST(WorkBoardClockTest, AsyncLongPollEndsWhenTheClockReachesItsDeadline) {
   absl::Mutex mu;
   std::vector<std::string> ended;
   auto recorder = [&](const std::string& name) {
-    return [&, name](const std::shared_ptr<const v1::WorkItem>& item) {
+    return [&, name](const std::shared_ptr<const PostedItem>& item) {
       absl::MutexLock lock(&mu);
       ended.push_back(item == nullptr ? name : name + ": an item");
     };
@@ -107,7 +107,7 @@ TEST(WorkBoardClockTest, AsyncLongPollEndsWhenTheClockReachesItsDeadline) {
 TEST(WorkBoardClockTest, WorkPostedDuringTheLongPollIsHandedOutWithoutTheClockMoving) {
   FakeClock clock;
   WorkBoard board(&clock);
-  std::shared_ptr<const v1::WorkItem> got;
+  std::shared_ptr<const PostedItem> got;
   std::thread puller([&] { got = board.Pull("a", clock.Now() + absl::Seconds(30)); });
   ASSERT_TRUE(clock.AwaitWaiters(1));
   v1::WorkItem item;
@@ -115,7 +115,7 @@ TEST(WorkBoardClockTest, WorkPostedDuringTheLongPollIsHandedOutWithoutTheClockMo
   ASSERT_OK(board.Post("w", {{"a", item}}, std::make_shared<NullSink>()));
   puller.join();
   ASSERT_NE(got, nullptr);
-  EXPECT_EQ(got->work_id(), "w");
+  EXPECT_EQ(got->own.work_id(), "w");
 }
 
 class ClientRegistryClockTest : public ::testing::Test {

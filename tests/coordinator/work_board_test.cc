@@ -73,8 +73,8 @@ TEST(WorkBoardTest, EachClientGetsItsOwnItemOnceAndAnswersOnce) {
   auto got_b = board.Pull("b", absl::Now());
   ASSERT_NE(got_a, nullptr);
   ASSERT_NE(got_b, nullptr);
-  EXPECT_EQ(got_a->round(), 1u) << "each client gets the item made for it";
-  EXPECT_EQ(got_b->round(), 2u);
+  EXPECT_EQ(got_a->own.round(), 1u) << "each client gets the item made for it";
+  EXPECT_EQ(got_b->own.round(), 2u);
   EXPECT_EQ(board.Pull("a", absl::Now()), nullptr) << "delivered once";
   EXPECT_EQ(board.Pull("c", absl::Now()), nullptr) << "no item for c";
 
@@ -108,7 +108,7 @@ TEST(WorkBoardTest, ReofferForApprovalDeliversTheItemAgainForOneMoreAnswer) {
   ASSERT_TRUE(board.Reoffer("w1", "a"));
   auto again = board.Pull("a", absl::Now());
   ASSERT_NE(again, nullptr);
-  EXPECT_EQ(again->round(), 1u) << "the same item";
+  EXPECT_EQ(again->own.round(), 1u) << "the same item";
   ASSERT_OK(board.Push("a", Answer("w1")));
   EXPECT_THAT(board.Push("a", Answer("w1")), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(sink->answers(), ElementsAre(Pair("a", "w1"), Pair("a", "w1")));
@@ -140,19 +140,19 @@ TEST(WorkBoardTest, OldestWorkFirst) {
   auto sink = std::make_shared<RecordingSink>();
   ASSERT_OK(board.Post("z-first", ItemsFor("z-first", {"a"}), sink));
   ASSERT_OK(board.Post("a-second", ItemsFor("a-second", {"a"}), sink));
-  EXPECT_EQ(board.Pull("a", absl::Now())->work_id(), "z-first");
-  EXPECT_EQ(board.Pull("a", absl::Now())->work_id(), "a-second");
+  EXPECT_EQ(board.Pull("a", absl::Now())->own.work_id(), "z-first");
+  EXPECT_EQ(board.Pull("a", absl::Now())->own.work_id(), "a-second");
 }
 
 TEST(WorkBoardTest, WaitingPullWakesOnPostAndOnShutdown) {
   WorkBoard board;
-  std::shared_ptr<const v1::WorkItem> got;
+  std::shared_ptr<const PostedItem> got;
   std::thread puller([&] { got = board.Pull("a", absl::InfiniteFuture()); });
   // The post can land before or after the pull starts waiting; either way it is found.
   ASSERT_OK(board.Post("w", ItemsFor("w", {"a"}), std::make_shared<RecordingSink>()));
   puller.join();
   ASSERT_NE(got, nullptr);
-  EXPECT_EQ(got->work_id(), "w");
+  EXPECT_EQ(got->own.work_id(), "w");
 
   std::thread waiter([&] { got = board.Pull("b", absl::InfiniteFuture()); });
   board.Shutdown();
@@ -180,9 +180,9 @@ TEST(WorkBoardTest, FetchedNamesTheClientsAnItemWasHandedTo) {
 class PullLog {
  public:
   WorkBoard::PullDone Recorder(const std::string& name) {
-    return [this, name](const std::shared_ptr<const v1::WorkItem>& item) {
+    return [this, name](const std::shared_ptr<const PostedItem>& item) {
       absl::MutexLock lock(&mu_);
-      ended_.emplace_back(name, item == nullptr ? "" : item->work_id());
+      ended_.emplace_back(name, item == nullptr ? "" : item->own.work_id());
     };
   }
   std::vector<std::pair<std::string, std::string>> ended() {
@@ -273,11 +273,10 @@ TEST(WorkBoardAsyncTest, WakeEndsOnlyThatClientsPullsAndShutdownEndsAllAndLaterO
 TEST(WorkBoardAsyncTest, DoneMayCallTheBoard) {
   WorkBoard board;
   PullLog log;
-  board.PullAsync("a", absl::InfiniteFuture(),
-                  [&](const std::shared_ptr<const v1::WorkItem>& item) {
-                    ASSERT_NE(item, nullptr);
-                    board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("second"));
-                  });
+  board.PullAsync("a", absl::InfiniteFuture(), [&](const std::shared_ptr<const PostedItem>& item) {
+    ASSERT_NE(item, nullptr);
+    board.PullAsync("a", absl::InfiniteFuture(), log.Recorder("second"));
+  });
   ASSERT_OK(board.Post("w1", ItemsFor("w1", {"a"}), std::make_shared<RecordingSink>()));
   EXPECT_EQ(board.WaitingPulls("a"), 1);
   ASSERT_OK(board.Post("w2", ItemsFor("w2", {"a"}), std::make_shared<RecordingSink>()));

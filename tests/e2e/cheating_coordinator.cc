@@ -59,14 +59,14 @@ class BoardFederationService final : public v1::Federation::Service {
     registry_->Seen(caller->node_id);
     const absl::Time deadline = std::min(absl::Now() + absl::Seconds(long_poll_seconds_),
                                          absl::FromChrono(context->deadline()) - absl::Seconds(2));
-    std::shared_ptr<const v1::WorkItem> item = board_->Pull(caller->node_id, deadline);
+    std::shared_ptr<const coordinator::PostedItem> item = board_->Pull(caller->node_id, deadline);
     if (item == nullptr) return grpc::Status::OK;
     if (context->IsCancelled()) {
       // The daemon that asked is gone (stopped, restarted): the item waits for the next one.
       board_->Redeliver(caller->node_id);
       return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
     }
-    *response->mutable_work() = *item;
+    *response->mutable_work() = item->Whole();
     return grpc::Status::OK;
   }
 

@@ -93,7 +93,18 @@ class Measuring final : public grpc::experimental::Interceptor {
       if (absl::EndsWith(method, "/Hello")) {
         tally_->Add(site, "Hello", *static_cast<v1::HelloRequest*>(m));
       } else if (absl::EndsWith(method, "/PullWork")) {
-        tally_->Add(site, "PullWork", *static_cast<v1::PullWorkRequest*>(m));
+        // A raw method (coordinator::IsRawMethod): the request is its bytes.
+        EXPECT_TRUE(coordinator::IsRawMethod(method));
+        std::vector<grpc::Slice> slices;
+        std::string wire;
+        if (static_cast<grpc::ByteBuffer*>(m)->Dump(&slices).ok()) {
+          for (const grpc::Slice& s : slices) {
+            wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
+          }
+        }
+        v1::PullWorkRequest request;
+        EXPECT_TRUE(request.ParseFromString(wire));
+        tally_->Add(site, "PullWork", request);
       } else if (absl::EndsWith(method, "/PushResult")) {
         tally_->Add(site, "PushResult", *static_cast<v1::PushResultRequest*>(m));
       }

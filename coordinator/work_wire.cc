@@ -1,0 +1,58 @@
+#include "coordinator/work_wire.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpcpp/support/slice.h"
+
+namespace tessera::coordinator {
+namespace {
+
+// PullWorkResponse.work: field 1, length-delimited.
+constexpr char kWorkTag = 0x0A;
+
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7F) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// A slice over `bytes` that holds a reference to them until gRPC releases it.
+grpc::Slice SharedSlice(const std::shared_ptr<const std::string>& bytes) {
+  auto* keep = new std::shared_ptr<const std::string>(bytes);
+  return grpc::Slice(
+      // gRPC only reads a slice it is given to send.
+      const_cast<char*>(bytes->data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+      bytes->size(),
+      [](void* user_data) { delete static_cast<std::shared_ptr<const std::string>*>(user_data); },
+      keep);
+}
+
+}  // namespace
+
+grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view crl_pem) {
+  v1::WorkItem own = item.own;
+  own.set_crl_pem(std::string(crl_pem));
+  const std::string own_bytes = own.SerializeAsString();
+  const bool shared = item.shared != nullptr && !item.shared->empty();
+  std::string head;
+  head.reserve(own_bytes.size() + 11);
+  head.push_back(kWorkTag);
+  AppendVarint(own_bytes.size() + (shared ? item.shared->size() : 0), &head);
+  head += own_bytes;
+  std::vector<grpc::Slice> slices;
+  slices.emplace_back(head);
+  if (shared) slices.push_back(SharedSlice(item.shared));
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+grpc::ByteBuffer EmptyPullWorkResponse() {
+  grpc::Slice nothing;
+  return grpc::ByteBuffer(&nothing, 1);
+}
+
+}  // namespace tessera::coordinator

@@ -1,0 +1,137 @@
+#include "coordinator/work_wire.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/work_board.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "proto/federation.pb.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::coordinator {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+
+// A site's own fields of a first step: the work id and its secure-aggregation message.
+v1::WorkItem Own(const std::string& work_id, const std::string& session) {
+  v1::WorkItem own;
+  own.set_work_id(work_id);
+  own.set_task_id("t1");
+  own.set_round(3);
+  own.set_stage(v1::STAGE_FIT);
+  own.set_cohort_size(50);
+  own.set_secagg_session(session);
+  own.mutable_secagg()->mutable_setup()->set_session_nonce(std::string(32, 'n'));
+  return own;
+}
+
+// The set-up's shared fields, with a model large enough to need a multi-byte length.
+std::shared_ptr<const std::string> Shared(size_t weights) {
+  v1::WorkItem fields;
+  fields.mutable_spec()->set_name("digits");
+  fields.set_spec_hash(std::string(32, 's'));
+  fields.set_model_hash(std::string(32, 'm'));
+  fields.set_l2(0.25);
+  fields.mutable_standardization()->set_num_train_rows(1234);
+  auto* model = fields.mutable_model();
+  for (size_t i = 0; i < weights; ++i) model->add_values(static_cast<float>(i) * 0.5F);
+  return std::make_shared<const std::string>(fields.SerializeAsString());
+}
+
+v1::PullWorkResponse Parse(const grpc::ByteBuffer& bytes) {
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(bytes.Dump(&slices).ok());
+  std::string wire;
+  for (const grpc::Slice& s : slices)
+    wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  v1::PullWorkResponse response;
+  EXPECT_TRUE(response.ParseFromString(wire));
+  return response;
+}
+
+TEST(WorkWireTest, TheResponseIsTheWholeItemWithTheCrl) {
+  const PostedItem item{Own("t1/r3/fit/a1/s0", "t1/r3/fit/a1"), Shared(100'000)};
+  const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, "-----CRL-----"));
+  ASSERT_TRUE(response.has_work());
+  v1::WorkItem expected = item.Whole();
+  expected.set_crl_pem("-----CRL-----");
+  EXPECT_TRUE(MessageDifferencer::Equals(response.work(), expected))
+      << response.work().ShortDebugString().substr(0, 400);
+  EXPECT_EQ(response.work().model().values_size(), 100'000);
+  EXPECT_EQ(response.work().model().values(99'999), 99'999 * 0.5F);
+  EXPECT_EQ(response.work().secagg_session(), "t1/r3/fit/a1") << "the site's own fields kept";
+  EXPECT_EQ(response.work().standardization().num_train_rows(), 1234u);
+}
+
+TEST(WorkWireTest, EverySitesResponseSendsTheOneSharedCopyOfTheModel) {
+  const std::shared_ptr<const std::string> shared = Shared(10'000);
+  const PostedItem a{Own("w/s0", "w"), shared};
+  const PostedItem b{Own("w/s0", "w"), shared};
+  for (const PostedItem* item : {&a, &b}) {
+    grpc::ByteBuffer bytes = PullWorkResponseBytes(*item, "");
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(bytes.Dump(&slices).ok());
+    ASSERT_EQ(slices.size(), 2u);
+    EXPECT_EQ(static_cast<const void*>(slices[1].begin()), static_cast<const void*>(shared->data()))
+        << "the shared bytes are referenced, not copied";
+    EXPECT_EQ(slices[1].size(), shared->size());
+  }
+}
+
+TEST(WorkWireTest, TheSharedBytesOutliveTheBoardWhileGrpcHoldsThem) {
+  auto shared = std::make_shared<const std::string>(*Shared(1'000));
+  const std::string copy = *shared;
+  grpc::ByteBuffer bytes;
+  {
+    const PostedItem item{Own("w/s0", "w"), shared};
+    bytes = PullWorkResponseBytes(item, "");
+  }
+  std::weak_ptr<const std::string> watch = shared;
+  shared.reset();  // the board closed the step
+  EXPECT_FALSE(watch.expired()) << "the response still references the bytes";
+  const v1::PullWorkResponse response = Parse(bytes);
+  EXPECT_EQ(response.work().model().values_size(), 1'000);
+  bytes.Clear();
+  EXPECT_TRUE(watch.expired()) << "released with the response";
+}
+
+TEST(WorkWireTest, AnItemWithNothingSharedIsItsOwnFields) {
+  const PostedItem item{Own("w/s2", "w"), nullptr};
+  const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, ""));
+  EXPECT_TRUE(MessageDifferencer::Equals(response.work(), item.own));
+  EXPECT_FALSE(response.work().has_model());
+}
+
+TEST(WorkWireTest, NoWorkIsAValidEmptyResponse) {
+  grpc::ByteBuffer bytes = EmptyPullWorkResponse();
+  EXPECT_TRUE(bytes.Valid());
+  EXPECT_EQ(bytes.Length(), 0u);
+  EXPECT_FALSE(Parse(bytes).has_work());
+}
+
+TEST(WorkWireTest, ABoardStepToManySitesHoldsOneCopyOfTheSharedBytes) {
+  WorkBoard board;
+  class NullSink : public ResultSink {
+    absl::Status Accept(const std::string&, const v1::PushResultRequest&) override {
+      return absl::OkStatus();
+    }
+  };
+  const std::shared_ptr<const std::string> shared = Shared(1'000);
+  std::map<std::string, v1::WorkItem> items;
+  for (int i = 0; i < 50; ++i) items["site-" + std::to_string(i)] = Own("w/s0", "w");
+  ASSERT_OK(board.Post("w/s0", std::move(items), std::make_shared<NullSink>(), shared));
+  std::shared_ptr<const PostedItem> first = board.Pull("site-0", absl::Now());
+  std::shared_ptr<const PostedItem> last = board.Pull("site-49", absl::Now());
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(first->shared.get(), shared.get());
+  EXPECT_EQ(last->shared.get(), shared.get());
+  EXPECT_EQ(first->Whole().model().values_size(), 1'000);
+}
+
+}  // namespace
+}  // namespace tessera::coordinator
