@@ -1,4 +1,6 @@
 // tessera-coordinator: the federation's coordinator daemon.
+#include <malloc.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -135,6 +137,12 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Vectors of a megabyte or more (models, masked inputs in assembly) are mapped and
+  // returned to the system when freed. glibc's default raises this threshold at the first
+  // such free, after which freed vectors stay in the heap of whichever worker thread held
+  // them: with uploads handled on several threads, that kept some 80 MiB more resident than
+  // was ever live (docs/performance.md).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
   if (absl::Status st = tessera::crypto::KeepOpenSslUntilExit(); !st.ok()) {
     std::fprintf(stderr, "tessera-coordinator: %s\n", std::string(st.message()).c_str());

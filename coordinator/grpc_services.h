@@ -3,7 +3,8 @@
 //   Federation: institution certificates only (others get PERMISSION_DENIED).
 //   Admin:      operator certificates only (others get PERMISSION_DENIED).
 // Per-site call limits (limits.h): PullWork calls waiting and PushResult calls in progress
-// at once, Hello calls per minute.
+// at once, Hello calls per minute. Large answers come as PushResultChunked, of which two are
+// read at a time (upload_gate.h); the others wait unread in their streams' flow control.
 // Every handler turns errors into gRPC statuses; nothing a client sends can crash the
 // coordinator.
 //

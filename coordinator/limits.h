@@ -54,9 +54,10 @@ inline constexpr size_t kMessageOverheadBytes = size_t{256} << 10;
 absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec);
 
 // OK if every message of `spec`'s sessions fits `max_message_bytes`; otherwise
-// INVALID_ARGUMENT naming the size and the cap, and the config field that raises it. Large
-// vectors are not sent in chunks (yet): a task too large for the cap is refused at
-// submission rather than failing in its first round.
+// INVALID_ARGUMENT naming the size and the cap, and the config field that raises it. A
+// site's masked input goes in chunks (Federation.PushResultChunked), but the first work
+// item, which carries the model, is still one message: a task too large for the cap is
+// refused at submission rather than failing in its first round.
 absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_bytes);
 
 // Per-site limits on calls: how many PullWork calls a site may have waiting and how many

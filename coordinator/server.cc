@@ -191,6 +191,13 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Every stream may hold this much unread: a chunked upload waiting at the upload gate
+  // (upload_gate.h) holds no more than that here, whatever the number of sites sending at
+  // once. Without the bandwidth-delay probe, which would grow every stream's window to the
+  // link's (on loopback: megabytes each). 256 KiB a stream carries about 5 MB/s per call
+  // over a 50 ms round trip.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 256 << 10);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(
