@@ -84,7 +84,7 @@ absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_
       " bytes (", Mib(largest), "), more than the coordinator's message cap of ", max_message_bytes,
       " bytes (", Mib(max_message_bytes),
       "); raise max_message_bytes in the coordinator's and the sites' configs, or make the "
-      "model smaller (vectors are not sent in chunks)"));
+      "model smaller (the model is sent in one message)"));
 }
 
 CallLimiter::CallLimiter(int max_pulls_per_site, int max_hellos_per_minute,

@@ -100,7 +100,7 @@ TEST(TaskMessageSizeTest, ATaskAboveTheCapIsRefusedNamingBothSizes) {
   EXPECT_THAT(CheckTaskFitsMessages(spec, size_t{8} << 20),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("8388608 bytes"), HasSubstr("max_message_bytes"),
-                             HasSubstr("not sent in chunks"))));
+                             HasSubstr("the model is sent in one message"))));
   EXPECT_OK(CheckTaskFitsMessages(spec, size_t{32} << 20));
   EXPECT_OK(CheckTaskFitsMessages(Mlp(100, 1024), size_t{8} << 20));
 }
