@@ -126,10 +126,7 @@ class RecordedCaller {
     grpc::Status st;
     if (std::string_view(method) == kPushResultMethod && bytes.size() > kUploadChunkBytes) {
       // A masked input: the same bytes, in chunks (chunked_upload.h).
-      ctx->AddMetadata("tessera-instance", instance_id_);
-      if (!guard_->Enter(ctx)) return absl::CancelledError("stopping");
-      st = CallChunked(stub_, ctx, bytes, &received);
-      guard_->Leave();
+      st = Guarded(ctx, [&] { return CallChunked(stub_, ctx, bytes, &received); });
       if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
         // A coordinator that predates chunked uploads: the answer goes whole.
         grpc::ClientContext whole;
@@ -159,15 +156,25 @@ class RecordedCaller {
                      grpc::ByteBuffer* received) {
     grpc::Slice slice(bytes.data(), bytes.size());
     grpc::ByteBuffer sent(&slice, 1);
+    return Guarded(ctx, [&] {
+      absl::Notification done;
+      grpc::Status st;
+      stub_.UnaryCall(ctx, method, grpc::StubOptions(), &sent, received, [&](grpc::Status s) {
+        st = std::move(s);
+        done.Notify();
+      });
+      done.WaitForNotification();
+      return st;
+    });
+  }
+
+  // Runs the call `send` makes on `ctx` as this daemon's instance, as the call in flight
+  // (cancelled when the daemon stops); CANCELLED without calling if it is stopping.
+  template <typename Send>
+  grpc::Status Guarded(grpc::ClientContext* ctx, Send send) {
     ctx->AddMetadata("tessera-instance", instance_id_);
     if (!guard_->Enter(ctx)) return grpc::Status(grpc::StatusCode::CANCELLED, "stopping");
-    absl::Notification done;
-    grpc::Status st;
-    stub_.UnaryCall(ctx, method, grpc::StubOptions(), &sent, received, [&](grpc::Status s) {
-      st = std::move(s);
-      done.Notify();
-    });
-    done.WaitForNotification();
+    grpc::Status st = send();
     guard_->Leave();
     return st;
   }

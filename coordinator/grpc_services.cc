@@ -345,7 +345,9 @@ class FederationService::UploadCall final : public grpc::ServerReadReactor<v1::P
                                         absl::StrCat("an upload announced ", s.total,
                                                      " bytes (1 to ", kMaxUploadBytes, ")")));
       }
-      s.bytes.reserve(s.total);
+      // Grown as bytes arrive, never reserved on the site's word: an announcement alone
+      // must not make the coordinator allocate.
+      s.bytes.reserve(std::min<uint64_t>(s.total, s.chunk.data().size()));
     }
     if (s.bytes.size() + s.chunk.data().size() > s.total) {
       return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
