@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,7 +37,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
 
 Coordinator::~Coordinator() { Shutdown(); }
 
-void Coordinator::StartRunner(const std::string& task_id) {
+void Coordinator::StartRunner(const std::string& task_id, const v1::TaskSpec& spec) {
+  // A spec the layouts refuse fails its task; meanwhile it needs no more than the cap.
+  absl::StatusOr<size_t> largest = LargestTaskMessageBytes(spec);
+  largest_message_[task_id] = largest.ok() ? *largest : 0;
   auto runner = std::make_unique<TaskRunner>(task_id, store_.get(), &board_, &registry_, clock_,
                                              options_.ca_cert_pem, options_.runner);
   runner->Start();
@@ -56,7 +60,7 @@ absl::Status Coordinator::ResumeTasks() {
     common::LogInfo("task_resumed")
         .With("task", t.task_id())
         .With("last_committed_round", t.last_committed_round());
-    StartRunner(t.task_id());
+    StartRunner(t.task_id(), t.spec());
   }
   return absl::OkStatus();
 }
@@ -84,7 +88,7 @@ absl::StatusOr<v1::SubmitTaskResponse> Coordinator::SubmitTask(const std::string
       .With("name", record.spec().name())
       .With("operator", operator_id)
       .With("spec_sha256", crypto::ToHex(record.spec_hash()));
-  StartRunner(task_id);
+  StartRunner(task_id, record.spec());
   v1::SubmitTaskResponse response;
   response.set_task_id(task_id);
   response.set_spec_hash(record.spec_hash());
@@ -205,6 +209,17 @@ absl::StatusOr<uint64_t> Coordinator::StartPull(const std::string& client_id, ab
 }
 
 void Coordinator::ReturnUndelivered(const std::string& client_id) { board_.Redeliver(client_id); }
+
+size_t Coordinator::LargestAnswerBytes() const {
+  absl::MutexLock lock(&mu_);
+  size_t largest = options_.max_message_bytes;
+  for (const auto& [task_id, runner] : runners_) {
+    if (runner->Done()) continue;
+    auto it = largest_message_.find(task_id);
+    if (it != largest_message_.end()) largest = std::max(largest, it->second);
+  }
+  return largest;
+}
 
 absl::Status Coordinator::PushResult(const std::string& client_id,
                                      const v1::PushResultRequest& request) {

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/worker_pool.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/internal/upload_call.h"
 #include "coordinator/limits.h"
 #include "coordinator/upload_gate.h"
 #include "coordinator/work_wire.h"
@@ -94,8 +95,6 @@ using FederationBase = v1::Federation::WithCallbackMethod_Hello<
     v1::Federation::WithRawCallbackMethod_PullWork<v1::Federation::WithCallbackMethod_PushResult<
         v1::Federation::WithCallbackMethod_PushResultChunked<v1::Federation::Service>>>>;
 
-// The largest answer PushResultChunked assembles (protobuf parses at most 2 GiB).
-constexpr uint64_t kMaxUploadBytes = uint64_t{1} << 30;
 // Chunked uploads read at once (UploadGate): each holds its answer twice while it is
 // assembled and parsed, so the coordinator holds at most this many masked inputs in flight.
 constexpr int kUploadsAtOnce = 2;
@@ -108,6 +107,13 @@ class FederationService final : public FederationBase {
         long_poll_(absl::Seconds(long_poll_seconds)),
         limiter_(limits.max_pulls_per_site, limits.max_hellos_per_minute, common::Clock::Real(),
                  limits.max_pushes_per_site),
+        uploads_(kUploadsAtOnce, limits.upload_timeout, limits.min_upload_bytes_per_second,
+                 common::Clock::Real()),
+        upload_context_{&uploads_, &workers_, limits.upload_timeout,
+                        limits.min_upload_bytes_per_second,
+                        [this](const std::string& site, const v1::PushResultRequest& request) {
+                          return Push(site, request);
+                        }},
         workers_(WorkerThreads(), "tessera-rpc") {}
 
   grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* context,
@@ -166,7 +172,6 @@ class FederationService final : public FederationBase {
 
  private:
   class PullCall;
-  class UploadCall;
 
   // Handles one whole answer, on a worker thread; logs a refusal.
   absl::Status Push(const std::string& site, const v1::PushResultRequest& request) {
@@ -189,7 +194,8 @@ class FederationService final : public FederationBase {
   Coordinator* const coordinator_;
   const absl::Duration long_poll_;
   CallLimiter limiter_;
-  UploadGate uploads_{kUploadsAtOnce};
+  UploadGate uploads_;
+  const internal::Uploads upload_context_;  // for the upload calls (internal/upload_call.h)
   // Last member: destroyed (drained and joined) first, while the rest is still there.
   common::WorkerPool workers_;
 };
@@ -320,129 +326,6 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
   std::shared_ptr<State> state_;
 };
 
-// One PushResultChunked call. It waits for a place at the upload gate before it reads
-// anything, so that its bytes stay at the site meanwhile; then it assembles the serialized
-// answer chunk by chunk, parses it on a worker and hands it to the coordinator as
-// PushResult would. What the gate's callback, gRPC's callbacks and the worker share lives in
-// State; the reactor is touched only while the call is not finished.
-class FederationService::UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
- public:
-  UploadCall(FederationService* service, std::string site, CallLimiter::PullSlot slot)
-      : state_(std::make_shared<State>(service, this, std::move(site), std::move(slot))) {
-    const uint64_t ticket = service->uploads_.Acquire([state = state_] { Admitted(state); });
-    absl::MutexLock lock(&state_->mu);
-    state_->ticket = ticket;
-  }
-
-  void OnReadDone(bool ok) override {
-    State& s = *state_;
-    if (!ok) return Assembled(state_);
-    if (s.first) {
-      s.first = false;
-      s.total = s.chunk.total_bytes();
-      if (s.total == 0 || s.total > kMaxUploadBytes) {
-        return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                        absl::StrCat("an upload announced ", s.total,
-                                                     " bytes (1 to ", kMaxUploadBytes, ")")));
-      }
-      // Grown as bytes arrive, never reserved on the site's word: an announcement alone
-      // must not make the coordinator allocate.
-      s.bytes.reserve(std::min<uint64_t>(s.total, s.chunk.data().size()));
-    }
-    if (s.bytes.size() + s.chunk.data().size() > s.total) {
-      return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                      absl::StrCat("the upload's chunks pass the ", s.total,
-                                                   " bytes it announced")));
-    }
-    s.bytes += s.chunk.data();
-    s.chunk.Clear();
-    StartRead(&s.chunk);
-  }
-
-  void OnCancel() override {
-    bool withdrawn = false;
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->cancelled = true;
-      if (!state_->admitted) withdrawn = state_->service->uploads_.Withdraw(state_->ticket);
-    }
-    // Still waiting at the gate: it ends here. Otherwise its read or its worker ends it.
-    if (withdrawn) End(state_, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  struct State {
-    State(FederationService* service, UploadCall* reactor, std::string site,
-          CallLimiter::PullSlot slot)
-        : service(service), reactor(reactor), site(std::move(site)), slot(std::move(slot)) {}
-    FederationService* const service;
-    UploadCall* const reactor;  // valid until OnDone, which comes only after Finish
-    const std::string site;
-    std::optional<CallLimiter::PullSlot> slot;  // released at Finish
-    absl::Mutex mu;
-    uint64_t ticket ABSL_GUARDED_BY(mu) = 0;
-    bool admitted ABSL_GUARDED_BY(mu) = false;  // holds a place at the gate
-    bool cancelled ABSL_GUARDED_BY(mu) = false;
-    bool finished ABSL_GUARDED_BY(mu) = false;
-    // The reads' own (gRPC runs one reactor callback at a time, and the worker only after
-    // the last read).
-    v1::PushResultChunk chunk;
-    std::string bytes;
-    uint64_t total = 0;
-    bool first = true;
-  };
-
-  // The gate's callback: a place is this call's.
-  static void Admitted(const std::shared_ptr<State>& state) {
-    bool cancelled = false;
-    {
-      absl::MutexLock lock(&state->mu);
-      state->admitted = true;
-      cancelled = state->cancelled;
-      if (!cancelled && !state->finished) state->reactor->StartRead(&state->chunk);
-    }
-    if (cancelled) End(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
-  }
-
-  // The site ended its stream (or the call broke): a whole answer goes to the coordinator.
-  static void Assembled(const std::shared_ptr<State>& state) {
-    if (state->total == 0 || state->bytes.size() != state->total) {
-      return End(state,
-                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              absl::StrCat("the upload ended after ", state->bytes.size(),
-                                           " of the ", state->total, " bytes it announced")));
-    }
-    state->service->workers_.Schedule([state] {
-      v1::PushResultRequest request;
-      const bool parsed = request.ParseFromString(state->bytes);
-      std::string().swap(state->bytes);
-      if (!parsed) {
-        return End(state, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                       "the uploaded answer does not parse"));
-      }
-      End(state, ToGrpcStatus(state->service->Push(state->site, request)));
-    });
-  }
-
-  // The call's one answer; frees its place at the gate.
-  static void End(const std::shared_ptr<State>& state, const grpc::Status& status) {
-    bool release = false;
-    {
-      absl::MutexLock lock(&state->mu);
-      if (state->finished) return;
-      state->finished = true;
-      release = state->admitted;
-    }
-    state->slot.reset();
-    if (release) state->service->uploads_.Release();
-    state->reactor->Finish(status);
-  }
-
-  std::shared_ptr<State> state_;
-};
-
 grpc::ServerReadReactor<v1::PushResultChunk>* FederationService::PushResultChunked(
     grpc::CallbackServerContext* context, v1::PushResultResponse* /*response*/) {
   // Refused at once, like PushResult, by the caller's identity and its pushes in progress.
@@ -467,8 +350,8 @@ grpc::ServerReadReactor<v1::PushResultChunk>* FederationService::PushResultChunk
     // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves.
     return new Refused(refused);
   }
-  // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
-  return new UploadCall(this, caller->node_id, *std::move(slot));
+  return internal::StartUpload(&upload_context_, caller->node_id, *std::move(slot),
+                               coordinator_->LargestAnswerBytes());
 }
 
 grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContext* context,

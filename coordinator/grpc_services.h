@@ -4,7 +4,8 @@
 //   Admin:      operator certificates only (others get PERMISSION_DENIED).
 // Per-site call limits (limits.h): PullWork calls waiting and PushResult calls in progress
 // at once, Hello calls per minute. Large answers come as PushResultChunked, of which two are
-// read at a time (upload_gate.h); the others wait unread in their streams' flow control.
+// read at a time, one per site, each for a bounded time (upload_gate.h,
+// internal/upload_call.h); the others wait unread in their streams' flow control.
 // Every handler turns errors into gRPC statuses; nothing a client sends can crash the
 // coordinator.
 //

@@ -52,6 +52,15 @@ absl::StatusOr<ServerLimits> ResolveServerLimits(const v1::CoordinatorConfig& co
   ASSIGN_OR_RETURN(limits.max_pushes_per_site,
                    InRange(config.max_pushes_per_site(), limits.max_pushes_per_site, 1, 64,
                            "max_pushes_per_site"));
+  ASSIGN_OR_RETURN(
+      const uint64_t upload_seconds,
+      InRange(config.upload_timeout_seconds(), absl::ToInt64Seconds(limits.upload_timeout), 1, 3600,
+              "upload_timeout_seconds"));
+  limits.upload_timeout = absl::Seconds(upload_seconds);
+  ASSIGN_OR_RETURN(const uint64_t kib, InRange(config.min_upload_kib_per_second(),
+                                               limits.min_upload_bytes_per_second >> 10, 1, 1048576,
+                                               "min_upload_kib_per_second"));
+  limits.min_upload_bytes_per_second = kib << 10;
   return limits;
 }
 

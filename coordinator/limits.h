@@ -28,7 +28,7 @@ class TaskSpec;
 
 namespace tessera::coordinator {
 
-// The limits in force: CoordinatorConfig fields 240..245; the defaults here are the config's.
+// The limits in force: CoordinatorConfig fields 240..247; the defaults here are the config's.
 struct ServerLimits {
   size_t max_message_bytes = crypto::kDefaultMaxMessageBytes;
   int max_threads = 512;
@@ -36,6 +36,10 @@ struct ServerLimits {
   int max_pulls_per_site = 4;
   int max_hellos_per_minute = 30;
   int max_pushes_per_site = 4;
+  // A chunked upload is read for at most upload_timeout plus the time its bytes received so
+  // far take at min_upload_bytes_per_second (grpc_services.cc).
+  absl::Duration upload_timeout = absl::Seconds(30);
+  uint64_t min_upload_bytes_per_second = uint64_t{64} << 10;
 };
 
 // Applies the defaults (0 = default) and checks the ranges of config.proto; INVALID_ARGUMENT

@@ -1,51 +1,107 @@
 // Admits a bounded number of large uploads at once (Federation.PushResultChunked, see
-// grpc_services.cc). An upload not admitted is not read: its bytes wait at the sending site,
-// held back by its stream's HTTP/2 flow control, so that the coordinator holds at most
-// `capacity` masked inputs in assembly whatever the number of sites sending at once (the
-// running sum itself is O(d), secagg/server.h).
+// grpc_services.cc), and bounds how long each may keep its place. An upload not admitted
+// is not read: its bytes wait at the sending site, held back by its stream's HTTP/2 flow
+// control, so that the coordinator holds at most `capacity` masked inputs in assembly
+// whatever the number of sites sending at once (the running sum itself is O(d),
+// secagg/server.h).
 //
-// Waiting uploads are admitted oldest first. Thread-safe; the callbacks run outside the
-// gate's lock.
+// Fair to the other sites:
+//   - one place per site: a site's second upload waits while its first is read, even if a
+//     place is free, so that one site cannot take every place;
+//   - waiting uploads are admitted oldest first among the sites that hold no place;
+//   - an admitted upload overstays once it has been read for longer than `timeout` plus the
+//     time its bytes received so far take at `min_bytes_per_second` (as Apache's
+//     mod_reqtimeout reads a request body): a stalled or trickling site is told so (the
+//     `overstayed` callback, which is to end the call and Release its place) instead of
+//     keeping the other sites' answers waiting.
+//
+// Thread-safe. Callbacks run outside the gate's lock: `admitted` on the thread of the
+// Acquire or Release that admits it, `overstayed` on the gate's own watcher thread.
 #ifndef TESSERA_COORDINATOR_UPLOAD_GATE_H_
 #define TESSERA_COORDINATOR_UPLOAD_GATE_H_
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
+#include <string>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
 
 namespace tessera::coordinator {
 
 class UploadGate {
  public:
-  // `capacity` >= 1.
-  explicit UploadGate(int capacity);
+  // How long an admitted upload has been read, and the bytes it had sent by then.
+  using Overstayed = std::function<void(absl::Duration read_for, uint64_t received)>;
+
+  // `capacity` >= 1 (a smaller value means 1), `min_bytes_per_second` >= 1. `clock` must
+  // outlive the gate. Starts the watcher thread.
+  UploadGate(int capacity, absl::Duration timeout, uint64_t min_bytes_per_second,
+             const common::Clock* clock);
+  // Stops the watcher; an overstay not yet reported is not.
+  ~UploadGate();
   UploadGate(const UploadGate&) = delete;
   UploadGate& operator=(const UploadGate&) = delete;
 
-  // Runs `admitted` exactly once when a place is free: at once on this thread if one is,
-  // otherwise on the thread of the Release that frees it. Unless withdrawn, the caller
-  // then holds a place until it calls Release. Returns a ticket for Withdraw.
-  uint64_t Acquire(std::function<void()> admitted);
+  // Runs `admitted` exactly once when a place is free and `site` holds none: at once on
+  // this thread if so, otherwise on the thread of the Release that frees one. Unless
+  // withdrawn, the caller then holds the place until it calls Release(ticket); `overstayed`
+  // runs at most once, if it holds it too long. Returns the upload's ticket.
+  // `admitted` is given the ticket (it may run before Acquire returns it).
+  uint64_t Acquire(const std::string& site, std::function<void(uint64_t ticket)> admitted,
+                   Overstayed overstayed);
 
-  // True if `ticket` was still waiting: it is removed and its callback never runs. False
-  // if it was admitted (its callback ran or is running; its place is released by Release).
+  // `bytes` more of the admitted upload `ticket` were received (its allowance grows).
+  void Received(uint64_t ticket, uint64_t bytes);
+
+  // True if `ticket` was still waiting: it is removed and its callbacks never run. False
+  // if it was admitted (its place is released by Release).
   bool Withdraw(uint64_t ticket);
 
-  // Frees a place; the oldest waiting upload, if any, is admitted.
-  void Release();
+  // Frees the place of the admitted upload `ticket`; the oldest waiting upload of a site
+  // without a place, if any, is admitted. Unknown tickets are ignored.
+  void Release(uint64_t ticket);
 
   int admitted() const;
   int waiting() const;
 
  private:
+  struct Waiting {
+    std::string site;
+    std::function<void(uint64_t)> admitted;
+    Overstayed overstayed;
+  };
+  struct Reading {
+    std::string site;
+    Overstayed overstayed;  // emptied once run
+    absl::Time since;
+    uint64_t received = 0;
+  };
+
+  // When `r` overstays.
+  absl::Time DeadlineOf(const Reading& r) const;
+  // Admits the oldest waiting upload that may take a place; returns its callback bound to
+  // its ticket (empty if none).
+  std::function<void()> AdmitNext(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Watch();
+
   const int capacity_;
+  const absl::Duration timeout_;
+  const uint64_t min_bytes_per_second_;
+  const common::Clock* const clock_;
   mutable absl::Mutex mu_;
-  int admitted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<uint64_t, std::function<void()>> waiting_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Reading> reading_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> sites_reading_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Waiting> waiting_ ABSL_GUARDED_BY(mu_);
+  uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // wakes the watcher
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread watcher_;  // last: started once the rest exists
 };
 
 }  // namespace tessera::coordinator

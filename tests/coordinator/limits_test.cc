@@ -65,6 +65,25 @@ TEST(ServerLimitsTest, DefaultsAndRangesNameTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_threads")));
 }
 
+TEST(ServerLimitsTest, UploadTimeoutAndMinimumRate) {
+  v1::CoordinatorConfig config;
+  ASSERT_OK_AND_ASSIGN(ServerLimits limits, ResolveServerLimits(config));
+  EXPECT_EQ(limits.upload_timeout, absl::Seconds(30));
+  EXPECT_EQ(limits.min_upload_bytes_per_second, uint64_t{64} << 10);
+  config.set_upload_timeout_seconds(5);
+  config.set_min_upload_kib_per_second(1024);
+  ASSERT_OK_AND_ASSIGN(limits, ResolveServerLimits(config));
+  EXPECT_EQ(limits.upload_timeout, absl::Seconds(5));
+  EXPECT_EQ(limits.min_upload_bytes_per_second, uint64_t{1} << 20);
+  config.set_upload_timeout_seconds(3601);
+  EXPECT_THAT(ResolveServerLimits(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("upload_timeout_seconds")));
+  config.clear_upload_timeout_seconds();
+  config.set_min_upload_kib_per_second(1048577);
+  EXPECT_THAT(ResolveServerLimits(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_upload_kib_per_second")));
+}
+
 // An MLP on `features` inputs with hidden layers of `width`, softmax over 10 classes.
 v1::TaskSpec Mlp(int features, uint32_t width) {
   v1::TaskSpec spec = ToySpec(1, 3);

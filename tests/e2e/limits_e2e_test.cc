@@ -12,6 +12,9 @@
 //     RESOURCE_EXHAUSTED without the coordinator holding them (its peak
 //     resident memory grows by far less than either); a task whose model would
 //     not fit the message cap is refused at submission, naming both sizes.
+//   E2eChunkedUploadTest: chunked masked inputs (PushResultChunked): malformed ones are
+//     refused naming what is wrong; many large ones at once are read two at a time; two
+//     sites stalling their uploads cannot keep a third site's answer waiting.
 //   E2eStoreTest: random bytes in the coordinator store's write-ahead log: the
 //   real
 //     coordinator refuses to start, naming the log file; `--repair-store` says
@@ -26,6 +29,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -33,6 +37,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/chunked_upload.h"
@@ -476,7 +481,9 @@ TEST_F(E2eChunkedUploadTest, AMalformedUploadIsRefusedNamingWhatIsWrongAndTheCoo
   };
   const std::vector<Case> cases = {
       {"nothing announced", {Chunk(0, "abc")}, "announced 0 bytes"},
-      {"more than the cap", {Chunk(uint64_t{1} << 40, "abc")}, "announced 1099511627776"},
+      {"more than any running task needs",
+       {Chunk((8 << 20) + 1, "abc")},
+       "announced 8388609 bytes (1 to 8388608, the largest answer the running tasks need)"},
       {"past the announced size",
        {Chunk(10, answer.substr(0, 8)), Chunk(0, answer.substr(8, 8))},
        "pass the 10 bytes"},
@@ -509,6 +516,11 @@ TEST_F(E2eChunkedUploadTest, ManyLargeUploadsAtOnceAreReadAFewAtATime) {
   sites.reserve(kSites);
   for (int i = 0; i < kSites; ++i) sites.push_back(absl::StrCat("hospital-", i));
   ASSERT_OK(MakeTestPki(sites));
+  // Answers this large are accepted only when a running task needs them, or up to the
+  // message cap: raised here, with no task.
+  edit_coordinator_config_ = [](v1::CoordinatorConfig *config) {
+    config->set_max_message_bytes(32 << 20);
+  };
   ASSERT_OK(StartCoordinator());
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   channels.reserve(sites.size());
@@ -558,6 +570,111 @@ TEST_F(E2eChunkedUploadTest, ManyLargeUploadsAtOnceAreReadAFewAtATime) {
   // waiting hold only their flow-control windows (256 KiB each, coordinator/server.cc). All
   // 16 read together would be 512 MiB.
   EXPECT_LT(grown, int64_t{112} << 20);
+}
+
+// A site that opens an upload and then trickles (or stalls) must not hold a place at the
+// gate for long: the coordinator reads an upload for at most upload_timeout_seconds plus
+// the time its bytes so far take at min_upload_kib_per_second, then refuses it. Two
+// stalled uploads from two sites take both places; a third site's answer must still go
+// through quickly.
+class Trickler {
+ public:
+  // Opens an upload announcing `announced` bytes on `channel`, sends `sent` of them and
+  // stops sending, the stream left open until the coordinator ends it (or the test does).
+  Trickler(const std::shared_ptr<grpc::Channel> &channel, uint64_t announced, size_t sent)
+      : thread_([this, channel, announced, sent] {
+          auto stub = v1::Federation::NewStub(channel);
+          context_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(90)));
+          context_.AddMetadata("tessera-instance", kInstance);
+          v1::PushResultResponse response;
+          auto writer = stub->PushResultChunked(&context_, &response);
+          constexpr size_t kPiece = 64 << 10;
+          bool ok = true;
+          for (size_t done = 0; ok && done < sent; done += kPiece) {
+            ok = writer->Write(Chunk(done == 0 ? announced : 0, std::string(kPiece, 'T')));
+          }
+          // Each Write returns once flow control let its bytes go: past the stream's
+          // 256 KiB window, only once the coordinator reads this upload.
+          if (ok) written_.Notify();
+          status_ = writer->Finish();
+          const absl::MutexLock lock(&mu_);
+          ended_ = absl::Now();
+        }) {}
+  ~Trickler() {
+    context_.TryCancel();
+    thread_.join();
+  }
+  Trickler(const Trickler &) = delete;
+  Trickler &operator=(const Trickler &) = delete;
+
+  // True once all of its bytes left, that is once the coordinator admitted it.
+  bool WaitWritten(absl::Duration timeout) {
+    return written_.WaitForNotificationWithTimeout(timeout);
+  }
+  // Its status, once the call ended.
+  std::optional<grpc::Status> Ended(absl::Duration timeout) {
+    const absl::MutexLock lock(&mu_);
+    auto ended = [this] { return ended_ != absl::InfinitePast(); };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&ended), timeout)) return std::nullopt;
+    return status_;
+  }
+
+ private:
+  grpc::ClientContext context_;
+  absl::Notification written_;
+  absl::Mutex mu_;
+  absl::Time ended_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  grpc::Status status_;  // set before ended_
+  std::thread thread_;   // last: starts once the rest exists
+};
+
+TEST_F(E2eChunkedUploadTest, TricklingSitesCannotHoldTheGateFromOtherSites) {
+  ASSERT_OK(MakeTestPki({"hospital-a", "hospital-b", "hospital-c"}));
+  edit_coordinator_config_ = [](v1::CoordinatorConfig *config) {
+    config->set_upload_timeout_seconds(2);
+    config->set_min_upload_kib_per_second(1024);
+  };
+  ASSERT_OK(StartCoordinator());
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
+  for (const char *s : {"hospital-a", "hospital-b", "hospital-c"}) {
+    ASSERT_OK_AND_ASSIGN(channels[s], ChannelAs(site(s).tls, crypto::Role::kInstitution));
+    ASSERT_TRUE(Hello(v1::Federation::NewStub(channels[s]).get()).ok());
+  }
+  // Two sites each send 1 MiB of an announced 6 MiB and stop: both are read (their bytes
+  // pass the flow-control window), so they hold both places at the gate.
+  std::vector<std::unique_ptr<Trickler>> tricklers;
+  for (const char *s : {"hospital-a", "hospital-b"}) {
+    tricklers.push_back(std::make_unique<Trickler>(channels[s], uint64_t{6} << 20, 1 << 20));
+    ASSERT_TRUE(tricklers.back()->WaitWritten(absl::Seconds(30))) << s << " was never read";
+  }
+  // A third site's 2 MiB answer gets through in seconds, not after the tricklers give up.
+  const absl::Time start = absl::Now();
+  grpc::GenericStub stub(channels["hospital-c"]);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(start + absl::Seconds(30)));
+  context.AddMetadata("tessera-instance", kInstance);
+  grpc::ByteBuffer reply;
+  const grpc::Status honest =
+      client::CallChunked(stub, &context, MaskedAnswer("w-honest", 2 << 20), &reply);
+  const absl::Duration took = absl::Now() - start;
+  std::printf("trickle figures: the third site's upload took %.2f s\n",
+              absl::ToDoubleSeconds(took));
+  EXPECT_EQ(honest.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << honest.error_message();
+  EXPECT_THAT(honest.error_message(), HasSubstr("no open work w-honest "));
+  EXPECT_LT(took, absl::Seconds(15));
+  // The tricklers were refused, naming what they did and the limit.
+  for (const auto &t : tricklers) {
+    std::optional<grpc::Status> status = t->Ended(absl::Seconds(30));
+    ASSERT_TRUE(status.has_value()) << "a stalled upload was never ended";
+    EXPECT_EQ(status->error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status->error_message();
+    EXPECT_THAT(status->error_message(), HasSubstr("min_upload_kib_per_second"));
+    EXPECT_THAT(status->error_message(), HasSubstr("sent 1048576 of the 6291456 bytes"));
+  }
+  // The operator sees which sites were too slow.
+  const std::string log = coordinator()->Log();
+  EXPECT_THAT(log, HasSubstr("event=upload_too_slow client=hospital-a received_bytes=1048576"));
+  EXPECT_THAT(log, HasSubstr("event=upload_too_slow client=hospital-b received_bytes=1048576"));
+  EXPECT_TRUE(coordinator()->Running());
 }
 
 }  // namespace

@@ -1,0 +1,199 @@
+#include "coordinator/internal/upload_call.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log.h"
+#include "proto/grpc_status.h"
+
+namespace tessera::coordinator::internal {
+namespace {
+
+// The call, from the site's first chunk to its answer. What the gate's callbacks, gRPC's
+// callbacks and the worker share lives in State; the reactor is touched only while the
+// call is not finished (gRPC deletes it in OnDone, which comes only after Finish).
+class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
+ public:
+  UploadCall(const Uploads* uploads, std::string site, CallLimiter::PullSlot slot,
+             uint64_t max_bytes)
+      : state_(
+            std::make_shared<State>(uploads, this, std::move(site), std::move(slot), max_bytes)) {
+    const uint64_t ticket = uploads->gate->Acquire(
+        state_->site, [state = state_](uint64_t ticket) { Admitted(state, ticket); },
+        [state = state_](absl::Duration read_for, uint64_t received) {
+          Overstayed(state, read_for, received);
+        });
+    absl::MutexLock lock(&state_->mu);
+    state_->ticket = ticket;
+  }
+
+  void OnReadDone(bool ok) override {
+    State& s = *state_;
+    if (!ok) return Assembled(state_);
+    if (s.first) {
+      s.first = false;
+      s.total = s.chunk.total_bytes();
+      s.announced = s.total;
+      if (s.total == 0 || s.total > s.max_bytes) {
+        return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        absl::StrCat("an upload announced ", s.total,
+                                                     " bytes (1 to ", s.max_bytes,
+                                                     ", the largest answer the running tasks "
+                                                     "need)")));
+      }
+      // Grown as bytes arrive, never reserved on the site's word: an announcement alone
+      // must not make the coordinator allocate.
+      s.bytes.reserve(std::min<uint64_t>(s.total, s.chunk.data().size()));
+    }
+    if (s.bytes.size() + s.chunk.data().size() > s.total) {
+      return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                      absl::StrCat("the upload's chunks pass the ", s.total,
+                                                   " bytes it announced")));
+    }
+    s.bytes += s.chunk.data();
+    const uint64_t received = s.chunk.data().size();
+    s.chunk.Clear();
+    absl::MutexLock lock(&s.mu);
+    if (s.finished) return;  // ended meanwhile (overstayed): read no more
+    s.uploads->gate->Received(s.ticket, received);
+    StartRead(&s.chunk);
+  }
+
+  void OnCancel() override {
+    bool withdrawn = false;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->cancelled = true;
+      if (!state_->admitted) withdrawn = state_->uploads->gate->Withdraw(state_->ticket);
+    }
+    // Still waiting at the gate: it ends here. Otherwise its read or its worker ends it.
+    if (withdrawn) End(state_, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct State {
+    State(const Uploads* uploads, UploadCall* reactor, std::string site, CallLimiter::PullSlot slot,
+          uint64_t max_bytes)
+        : uploads(uploads),
+          reactor(reactor),
+          site(std::move(site)),
+          max_bytes(max_bytes),
+          slot(std::move(slot)) {}
+    const Uploads* const uploads;
+    UploadCall* const reactor;  // valid until OnDone, which comes only after Finish
+    const std::string site;
+    const uint64_t max_bytes;
+    std::optional<CallLimiter::PullSlot> slot;  // released at Finish
+    absl::Mutex mu;
+    uint64_t ticket ABSL_GUARDED_BY(mu) = 0;
+    bool admitted ABSL_GUARDED_BY(mu) = false;  // holds a place at the gate
+    bool cancelled ABSL_GUARDED_BY(mu) = false;
+    bool assembled ABSL_GUARDED_BY(mu) = false;  // read whole: no longer the site's time
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    std::atomic<uint64_t> announced{0};  // total, for a refusal's message
+    // The reads' own (gRPC runs one reactor callback at a time, and the worker only after
+    // the last read).
+    v1::PushResultChunk chunk;
+    std::string bytes;
+    uint64_t total = 0;
+    bool first = true;
+  };
+
+  // The gate's callback: a place is this call's.
+  static void Admitted(const std::shared_ptr<State>& state, uint64_t ticket) {
+    bool cancelled = false;
+    {
+      absl::MutexLock lock(&state->mu);
+      state->ticket = ticket;  // perhaps before the constructor stores it
+      state->admitted = true;
+      cancelled = state->cancelled;
+      if (!cancelled && !state->finished) state->reactor->StartRead(&state->chunk);
+    }
+    if (cancelled) End(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+  }
+
+  // The gate's watcher: the site took too long. Refused unless its bytes are all in (what
+  // follows, parsing and adding, is the coordinator's time).
+  static void Overstayed(const std::shared_ptr<State>& state, absl::Duration read_for,
+                         uint64_t received) {
+    const Uploads& u = *state->uploads;
+    common::LogWarning("upload_too_slow")
+        .With("client", state->site)
+        .With("received_bytes", received)
+        .With("announced_bytes", state->announced.load())
+        .With("ms", absl::ToInt64Milliseconds(read_for));
+    End(state,
+        grpc::Status(
+            grpc::StatusCode::DEADLINE_EXCEEDED,
+            absl::StrFormat("the upload sent %d of the %d bytes it announced in %.1f s, slower "
+                            "than the coordinator reads an upload: %d s "
+                            "(upload_timeout_seconds) plus its bytes at %d KiB/s "
+                            "(min_upload_kib_per_second)",
+                            received, state->announced.load(), absl::ToDoubleSeconds(read_for),
+                            absl::ToInt64Seconds(u.timeout), u.min_bytes_per_second >> 10)),
+        /*unless_assembled=*/true);
+  }
+
+  // The site ended its stream (or the call broke): a whole answer goes to the coordinator.
+  static void Assembled(const std::shared_ptr<State>& state) {
+    {
+      absl::MutexLock lock(&state->mu);
+      if (state->finished) return;
+      state->assembled = true;
+    }
+    if (state->total == 0 || state->bytes.size() != state->total) {
+      return End(state,
+                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              absl::StrCat("the upload ended after ", state->bytes.size(),
+                                           " of the ", state->total, " bytes it announced")));
+    }
+    state->uploads->workers->Schedule([state] {
+      v1::PushResultRequest request;
+      const bool parsed = request.ParseFromString(state->bytes);
+      std::string().swap(state->bytes);
+      if (!parsed) {
+        return End(state, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "the uploaded answer does not parse"));
+      }
+      End(state, proto::ToGrpcStatus(state->uploads->push(state->site, request)));
+    });
+  }
+
+  // The call's one answer; frees its place at the gate. With `unless_assembled`, nothing
+  // happens if the site's bytes are all in.
+  static void End(const std::shared_ptr<State>& state, const grpc::Status& status,
+                  bool unless_assembled = false) {
+    uint64_t release = 0;
+    {
+      absl::MutexLock lock(&state->mu);
+      if (state->finished || (unless_assembled && state->assembled)) return;
+      state->finished = true;
+      if (state->admitted) release = state->ticket;
+    }
+    state->slot.reset();
+    if (release != 0) state->uploads->gate->Release(release);
+    state->reactor->Finish(status);
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::PushResultChunk>* StartUpload(const Uploads* uploads, std::string site,
+                                                          CallLimiter::PullSlot slot,
+                                                          uint64_t max_bytes) {
+  // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
+  return new UploadCall(uploads, std::move(site), std::move(slot), max_bytes);
+}
+
+}  // namespace tessera::coordinator::internal

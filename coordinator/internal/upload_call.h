@@ -1,0 +1,50 @@
+// One Federation.PushResultChunked call on the coordinator (grpc_services.cc): a site's
+// serialized answer, larger than one message, arriving in chunks.
+//
+// The call waits for a place at the upload gate (upload_gate.h) before it reads anything,
+// so that its bytes stay at the site meanwhile; then it assembles the answer chunk by
+// chunk, parses it on a worker and hands it on as PushResult would. Refused, naming what is
+// wrong, with INVALID_ARGUMENT: an announced size of 0 or above the largest answer the
+// running tasks need (Coordinator::LargestAnswerBytes), chunks past the announced size, a
+// stream that ends short, bytes that do not parse; with DEADLINE_EXCEEDED: an upload read
+// for longer than the gate allows (a stalled or trickling site). Nothing is logged with
+// the answer's contents.
+//
+// Thread-safe as gRPC reactors are: gRPC runs one of a call's reactions at a time; what the
+// gate's callbacks, gRPC and the worker share is guarded.
+#ifndef TESSERA_COORDINATOR_INTERNAL_UPLOAD_CALL_H_
+#define TESSERA_COORDINATOR_INTERNAL_UPLOAD_CALL_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/worker_pool.h"
+#include "coordinator/limits.h"
+#include "coordinator/upload_gate.h"
+#include "grpcpp/support/server_callback.h"
+#include "proto/federation.pb.h"
+
+namespace tessera::coordinator::internal {
+
+// What every upload call of a service shares; must outlive every call.
+struct Uploads {
+  UploadGate* gate;
+  common::WorkerPool* workers;
+  // The reading limits the gate applies, named in a refusal.
+  absl::Duration timeout;
+  uint64_t min_bytes_per_second;
+  // Hands a whole answer to the coordinator (on a worker); its status is the call's.
+  std::function<absl::Status(const std::string& site, const v1::PushResultRequest& request)> push;
+};
+
+// A reactor for one upload from `site`, announcing at most `max_bytes`; it holds `slot` (the
+// site's push in progress) until it finishes. gRPC owns it (deleted in OnDone).
+grpc::ServerReadReactor<v1::PushResultChunk>* StartUpload(const Uploads* uploads, std::string site,
+                                                          CallLimiter::PullSlot slot,
+                                                          uint64_t max_bytes);
+
+}  // namespace tessera::coordinator::internal
+
+#endif  // TESSERA_COORDINATOR_INTERNAL_UPLOAD_CALL_H_
