@@ -7,7 +7,10 @@
 #     4d, site CPU per session), the same with 64-1000-925-10 (d = 1,000,185) for one
 #     round (the coordinator's peak memory), and the demo's logistic regression over three
 #     sites for 20 rounds (time in rounds, a site daemon's peak memory);
-#   - client_bench's MLP 784-128-10 training on Fashion-MNIST (batch 32, one thread).
+#   - client_bench's MLP 784-128-10 training on Fashion-MNIST (batch 32, one thread);
+#   - secagg_bench's scaling in n (tests/secagg/secagg_bench.cc): whole Bonawitz sessions in
+#     one process for n = 25..400 sites at d = 10^4 and 10^5, and the exponent b of
+#     time ~ n^b for the session, a client and the server, and of the server's memory.
 # It prints the machine (cores, CPU, load average before and after each part) and a table.
 #
 #   bash deploy/bench.sh                 # every row, N = 50
@@ -44,8 +47,8 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
   cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DTESSERA_BUILD_BENCHMARKS=ON >/dev/null
 fi
-cmake --build "$build_dir" -j "$jobs" --target federation_bench client_bench tessera-coordinator \
-  tessera-client >/dev/null
+cmake --build "$build_dir" -j "$jobs" --target federation_bench client_bench secagg_bench \
+  tessera-coordinator tessera-client >/dev/null
 build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build_dir/CMakeCache.txt")"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -54,7 +57,7 @@ echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | 
   "($build_dir)"
 
 out="$(mktemp)"
-trap 'rm -f "$out" "$out.log" "$out.train"' EXIT
+trap 'rm -f "$out" "$out.log" "$out.train" "$out.scaling"' EXIT
 # One federation_bench scenario with its environment; its BENCH line goes to $out.
 federation() {
   local filter="$1"
@@ -72,6 +75,8 @@ if [[ $quick == 1 ]]; then
   federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=3
   training_filter='BM_TrainMlpFashionMnist/0'
   training_time='--benchmark_min_time=0.1'
+  scaling_n=10,20,40
+  scaling_d=1000
 else
   federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES="$sites" TESSERA_BENCH_HIDDEN=1333 \
     TESSERA_BENCH_ROUNDS=2
@@ -80,6 +85,8 @@ else
   federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=20
   training_filter='BM_TrainMlpFashionMnist/0'
   training_time='--benchmark_min_time=2'
+  scaling_n=25,50,100,200,400
+  scaling_d=10000,100000
 fi
 
 echo "load before local training: $(load)"
@@ -93,6 +100,20 @@ echo "load after: $(load)"
 # CSV: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,...
 samples="$(awk -F, '/^"BM_TrainMlpFashionMnist/ {printf "%.0f", $7}' "$out.train")"
 [[ -n "$samples" ]] || { echo "bench.sh: no training figure (Fashion-MNIST missing?)" >&2; exit 1; }
+
+echo "load before secure-aggregation scaling: $(load)"
+TESSERA_SECAGG_SCALING="$scaling_n" TESSERA_SECAGG_SCALING_D="$scaling_d" \
+  "$build_dir/tests/secagg/secagg_bench" --benchmark_filter=BM_Session >"$out.scaling" \
+  2>"$out.log" || {
+  cat "$out.log" >&2
+  echo "bench.sh: secagg_bench failed" >&2
+  exit 1
+}
+echo "load after: $(load)"
+grep -q '^| [0-9]* | [0-9.]*\.\.' "$out.scaling" || {
+  echo "bench.sh: secagg_bench printed no scaling exponents" >&2
+  exit 1
+}
 
 # The table: one row per figure, from the BENCH lines.
 /usr/bin/python3 - "$out" "$samples" <<'EOF'
@@ -121,4 +142,7 @@ for r in logistic:
     print(f"| site daemon peak RSS, logistic regression | {r['site_peak_mib']} MiB |")
 print(f"| MLP 784-128-10 local training, batch 32, 1 thread | {int(sys.argv[2]):,} samples/s |")
 EOF
+echo
+echo "Secure aggregation alone (secagg_bench, in one process), by n:"
+sed -n '/^| n | d | dropped/,$p' "$out.scaling"
 echo "bench.sh: done"

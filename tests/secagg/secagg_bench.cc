@@ -22,15 +22,24 @@
 // Google Benchmark runs the mask-expansion micro-benchmarks and one entry per session
 // configuration (manual time = the whole session); a Markdown table of every figure
 // follows. --benchmark_filter selects configurations as usual, e.g. 'n:10/'.
+//
+// Scaling in n: TESSERA_SECAGG_SCALING=25,50,100,200,400 (and TESSERA_SECAGG_SCALING_D=
+// 10000,100000; default 10000) runs sessions without dropouts for those n and d instead
+// of the grid, and prints, for each d, the least-squares exponent b of y ~ n^b for the
+// session's time, a client's time per session, the server's time and its peak memory.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
 #include "crypto/mask_generator.h"
 #include "crypto/quantizer.h"
@@ -102,9 +111,12 @@ constexpr v1::SecAggRound kRounds[] = {v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHA
                                        v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
                                        v1::SECAGG_UNMASKING};
 
+// The largest n registered (RegisterSessions sets it before the first session).
+int g_max_n = 100;
+
 Federation& SharedFederation() {
   static Federation* federation = [] {
-    auto created = Federation::Create(100);
+    auto created = Federation::Create(g_max_n);
     if (!created.ok()) {
       std::fprintf(stderr, "cannot make the test federation: %s\n",
                    std::string(created.status().message()).c_str());
@@ -193,7 +205,11 @@ Result RunSession(int n, int d, int dropped, int threads) {
   g_server_peak = g_server_live.load();
   const int64_t base = g_server_live.load();
   const auto start = std::chrono::steady_clock::now();
-  if (!session.Init().ok()) return result;
+  if (absl::Status init = session.Init(); !init.ok()) {
+    std::fprintf(stderr, "n=%d d=%d: session set-up failed: %s\n", n, d,
+                 std::string(init.message()).c_str());
+    return result;
+  }
   const ServerState state = session.Run();
   result.session_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -245,7 +261,42 @@ void Register(int n, int d, int dropped, int percent, int threads) {
       ->Unit(benchmark::kMillisecond);
 }
 
+// A comma-separated list of positive integers from the environment variable `name`; empty
+// if it is unset. Exits naming the variable on anything else.
+std::vector<int> ListFromEnv(const char* name) {
+  std::vector<int> values;
+  const char* text = std::getenv(name);
+  if (text == nullptr) return values;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int value = 0;
+    if (!absl::SimpleAtoi(part, &value) || value < 3) {
+      std::fprintf(stderr, "%s: \"%s\" is not a list of integers >= 3\n", name, text);
+      std::exit(2);
+    }
+    values.push_back(value);
+  }
+  return values;
+}
+
+// TESSERA_SECAGG_SCALING=n1,n2,... (and TESSERA_SECAGG_SCALING_D=d1,..., default 10000):
+// sessions without dropouts for each n and d instead of the usual grid, and the scaling
+// exponents in n printed after the table.
+std::vector<int> g_scaling_n;
+std::vector<int> g_scaling_d;
+
 void RegisterSessions() {
+  g_scaling_n = ListFromEnv("TESSERA_SECAGG_SCALING");
+  if (!g_scaling_n.empty()) {
+    g_scaling_d = ListFromEnv("TESSERA_SECAGG_SCALING_D");
+    if (g_scaling_d.empty()) g_scaling_d = {10000};
+    for (int d : g_scaling_d) {
+      for (int n : g_scaling_n) {
+        g_max_n = std::max(g_max_n, n);
+        Register(n, d, 0, 0, 1);
+      }
+    }
+    return;
+  }
   for (int n : {10, 50, 100}) {
     for (int d : {10000, 100000, 1000000}) {
       for (int percent : {0, 10}) {
@@ -314,6 +365,10 @@ void PrintTable(double limit) {
       "unmask | server unmask vs limit | upload / 4d | server peak MB |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : g_results) {
+    if (r.client_ms.empty()) {  // the session could not start (its error is on stderr)
+      std::printf("| %d | %d | %d (FAILED) | %d | | | | | | | |\n", r.n, r.d, r.dropped, r.threads);
+      continue;
+    }
     // Client: one self mask + (holders - 1) pairwise masks over d words.
     const double client_limit_ms = r.n * static_cast<double>(r.d) * limit * 1e-6;
     const double server_limit_ms = r.server_streams * static_cast<double>(r.d) * limit * 1e-6;
@@ -333,6 +388,49 @@ void PrintTable(double limit) {
   }
 }
 
+// The least-squares slope of log(y) against log(x): the exponent b of y ~ x^b.
+double Exponent(const std::vector<double>& x, const std::vector<double>& y) {
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    mx += std::log(x[i]);
+    my += std::log(y[i]);
+  }
+  mx /= static_cast<double>(x.size());
+  my /= static_cast<double>(y.size());
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sxy += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
+    sxx += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
+  }
+  return sxx > 0 ? sxy / sxx : 0;
+}
+
+void PrintScaling() {
+  if (g_scaling_n.size() < 2) return;
+  std::printf(
+      "\n| d | n | exponent in n: session time | a client's time per session | the server's time "
+      "per session | server peak memory |\n|---|---|---|---|---|---|\n");
+  for (int d : g_scaling_d) {
+    std::vector<double> n, session, client, server, peak;
+    for (const Result& r : g_results) {
+      if (r.d != d || !r.ok) continue;
+      double c = 0, sv = 0;
+      for (v1::SecAggRound round : kRounds) {
+        c += r.client_ms.at(round);
+        sv += r.server_ms.at(round);
+      }
+      n.push_back(r.n);
+      session.push_back(r.session_s);
+      client.push_back(c);
+      server.push_back(sv);
+      peak.push_back(std::max(r.server_peak_mb, 1e-3));
+    }
+    if (n.size() < 2) continue;
+    std::printf("| %d | %g..%g | %.2f | %.2f | %.2f | %.2f |\n", d, n.front(), n.back(),
+                Exponent(n, session), Exponent(n, client), Exponent(n, server), Exponent(n, peak));
+  }
+}
+
 }  // namespace
 }  // namespace tessera::secagg
 
@@ -345,5 +443,6 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   PrintTable(g_limit_ns_per_word);
+  PrintScaling();
   return 0;
 }

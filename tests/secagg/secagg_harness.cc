@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -44,8 +45,10 @@ absl::StatusOr<std::unique_ptr<Federation>> Federation::Create(int n) {
   std::unique_ptr<Federation> federation(new Federation());
   federation->dir_ = std::make_unique<tessera::testing::TempDir>();
   ASSIGN_OR_RETURN(federation->pki_, tessera::testing::TestPki::Create(federation->dir_->path()));
+  // Zero-padded so that ids() is sorted, as a session's invited list must be.
+  const int width = n <= 100 ? 2 : static_cast<int>(std::to_string(n - 1).size());
   for (int i = 0; i < n; ++i) {
-    const std::string id = absl::StrFormat("site-%02d", i);
+    const std::string id = absl::StrFormat("site-%0*d", width, i);
     ASSIGN_OR_RETURN(Party party, federation->Issue(id, Role::kInstitution));
     federation->parties_.emplace(id, std::move(party));
     federation->ids_.push_back(id);
