@@ -568,8 +568,13 @@ TEST_F(E2eChunkedUploadTest, ManyLargeUploadsAtOnceAreReadAFewAtATime) {
   }
   // Two uploads read at once hold 2 x (16 MiB assembled + 16 MiB parsed); the streams left
   // waiting hold only their flow-control windows (256 KiB each, coordinator/server.cc). All
-  // 16 read together would be 512 MiB.
-  EXPECT_LT(grown, int64_t{112} << 20);
+  // 16 read together would be 512 MiB. A claim about the ordinary build: a sanitizer's own
+  // allocator keeps what is freed (measured under TSan: +403 MB), so there it is printed only.
+  if (TimeoutMultiplier() == 1) {
+    EXPECT_LT(grown, int64_t{112} << 20);
+  } else {
+    std::printf("memory bound not checked: sanitizer build\n");
+  }
 }
 
 // A site that opens an upload and then trickles (or stalls) must not hold a place at the
