@@ -10,6 +10,7 @@
 #ifndef TESSERA_COORDINATOR_COORDINATOR_H_
 #define TESSERA_COORDINATOR_COORDINATOR_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -159,7 +160,8 @@ class Coordinator {
   absl::Status PushResult(const std::string& client_id, const v1::PushResultRequest& request);
   // The largest answer a site may need to send now: the message cap, or the largest
   // message of a task still running here (LargestTaskMessageBytes) if that is larger. A
-  // chunked upload announcing more is refused before any of it is read.
+  // chunked upload announcing more is refused before any of it is read. Never waits (a
+  // busy coordinator answers with its last value).
   size_t LargestAnswerBytes() const;
 
   // Stops every runner (tasks keep their stored state) and wakes every waiting pull.
@@ -188,6 +190,9 @@ class Coordinator {
   std::map<std::string, std::unique_ptr<TaskRunner>> runners_ ABSL_GUARDED_BY(mu_);
   // Each runner's largest message (LargestTaskMessageBytes), for LargestAnswerBytes.
   std::map<std::string, size_t> largest_message_ ABSL_GUARDED_BY(mu_);
+  // LargestAnswerBytes's last result (raised at once when a task starts), for when mu_ is
+  // busy.
+  mutable std::atomic<size_t> largest_answer_;
 };
 
 }  // namespace tessera::coordinator
