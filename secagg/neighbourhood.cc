@@ -1,0 +1,160 @@
+#include "secagg/neighbourhood.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "crypto/hash.h"
+
+namespace tessera::secagg {
+namespace {
+
+constexpr double kNegativeInfinity = -std::numeric_limits<double>::infinity();
+
+double LogChoose(double n, double r) {
+  return std::lgamma(n + 1) - std::lgamma(r + 1) - std::lgamma(n - r + 1);
+}
+
+// Uniform 64-bit words from SHA-256(seed || label || counter): a random-oracle stream.
+class SeededStream {
+ public:
+  explicit SeededStream(std::string_view seed) : seed_(seed) {}
+
+  uint64_t Next() {
+    if (used_ == 4) Refill();
+    uint64_t word = 0;
+    std::memcpy(&word, block_.data() + 8 * used_, 8);
+    ++used_;
+    return word;
+  }
+
+  // Uniform in [0, bound), bound >= 1, without modulo bias (rejection sampling).
+  uint64_t Below(uint64_t bound) {
+    const uint64_t limit =
+        std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
+    uint64_t word = Next();
+    while (word >= limit) word = Next();
+    return word % bound;
+  }
+
+ private:
+  void Refill() {
+    std::string input = absl::StrCat(seed_, "tessera secagg+ neighbourhoods v1");
+    for (int i = 0; i < 8; ++i) input.push_back(static_cast<char>((counter_ >> (8 * i)) & 0xff));
+    block_ = crypto::Sha256(input);
+    ++counter_;
+    used_ = 0;
+  }
+
+  const std::string seed_;
+  std::string block_;
+  uint64_t counter_ = 0;
+  int used_ = 4;
+};
+
+}  // namespace
+
+double Log2HypergeometricTail(uint32_t population, uint32_t marked, uint32_t draws, uint32_t x) {
+  if (x == 0) return 0;
+  const uint32_t most = std::min(marked, draws);
+  const uint32_t unmarked = population - marked;
+  // At least draws - unmarked marked items are always drawn.
+  const uint32_t least = draws > unmarked ? draws - unmarked : 0;
+  if (x > most) return kNegativeInfinity;
+  if (x <= least) return 0;
+  const double total = LogChoose(population, draws);
+  double max_term = kNegativeInfinity;
+  std::vector<double> terms;
+  terms.reserve(most - x + 1);
+  for (uint32_t i = x; i <= most; ++i) {
+    const double term = LogChoose(marked, i) + LogChoose(unmarked, draws - i) - total;
+    terms.push_back(term);
+    max_term = std::max(max_term, term);
+  }
+  double sum = 0;
+  for (double term : terms) sum += std::exp(term - max_term);
+  return std::min(0.0, (max_term + std::log(sum)) / std::log(2.0));
+}
+
+absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double gamma, double delta,
+                                                            uint32_t sigma, uint32_t eta) {
+  if (n < 3) return absl::InvalidArgumentError(absl::StrCat("n must be at least 3, got ", n));
+  if (!(gamma >= 0 && gamma < 1.0 / 3)) {
+    return absl::InvalidArgumentError(absl::StrCat("gamma must be in [0, 1/3), got ", gamma));
+  }
+  if (!(delta >= 0 && delta < 1) || !(gamma + delta < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("delta must be in [0, 1) with gamma + delta < 1, got ", delta));
+  }
+  if (sigma < 1 || sigma > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("sigma must be in 1..256, got ", sigma));
+  }
+  if (eta < 1 || eta > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("eta must be in 1..256, got ", eta));
+  }
+  const auto colluders = static_cast<uint32_t>(std::floor(gamma * n));
+  const auto lost = static_cast<uint32_t>(std::floor((gamma + delta) * n));
+  const double log2_n = std::log2(static_cast<double>(n));
+  NeighbourhoodParameters p;
+  for (uint32_t k = 2; k < n - 1; k += 2) {
+    const uint32_t t = 2 * k / 3 + 1;
+    // The other n - 1 sites hold every colluder (a colluding site's own neighbourhood is
+    // not at stake), and every site lost to collusion or dropout.
+    const double security =
+        log2_n + Log2HypergeometricTail(n - 1, std::min(colluders, n - 1), k, (k + 2) / 3);
+    const double correctness =
+        log2_n + Log2HypergeometricTail(n - 1, std::min(lost, n - 1), k, k - t + 1);
+    if (security <= -static_cast<double>(sigma) && correctness <= -static_cast<double>(eta)) {
+      p.k = k;
+      p.t = t;
+      p.log2_security_failure = security;
+      p.log2_correctness_failure = correctness;
+      return p;
+    }
+  }
+  p.k = n - 1;
+  p.t = 2 * (n - 1) / 3 + 1;
+  p.complete = true;
+  p.log2_security_failure = kNegativeInfinity;
+  p.log2_correctness_failure = kNegativeInfinity;
+  return p;
+}
+
+absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_view seed, uint32_t n,
+                                                                  uint32_t k) {
+  if (n < 2 || k < 2 || (k % 2 != 0 && k < n - 1) || seed.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "neighbourhoods need n >= 2, an even k >= 2 (or k >= n - 1) and a seed; got n = ", n,
+        ", k = ", k, seed.empty() ? ", no seed" : ""));
+  }
+  std::vector<std::vector<uint32_t>> out(n);
+  if (k >= n - 1) {  // the complete graph
+    for (uint32_t i = 0; i < n; ++i) {
+      for (uint32_t j = 0; j < n; ++j) {
+        if (j != i) out[i].push_back(j);
+      }
+    }
+    return out;
+  }
+  // ring[r]: the position at place r of the ring (Fisher-Yates from the seeded stream).
+  std::vector<uint32_t> ring(n);
+  std::iota(ring.begin(), ring.end(), 0U);
+  SeededStream stream(seed);
+  for (uint32_t i = n - 1; i > 0; --i) {
+    std::swap(ring[i], ring[static_cast<uint32_t>(stream.Below(uint64_t{i} + 1))]);
+  }
+  for (uint32_t r = 0; r < n; ++r) {
+    for (uint32_t step = 1; step <= k / 2; ++step) {
+      out[ring[r]].push_back(ring[(r + step) % n]);
+      out[ring[r]].push_back(ring[(r + n - step) % n]);
+    }
+  }
+  for (std::vector<uint32_t>& neighbours : out) std::sort(neighbours.begin(), neighbours.end());
+  return out;
+}
+
+}  // namespace tessera::secagg

@@ -1,0 +1,61 @@
+// SecAgg+'s sparse communication graph and its parameters (Bell, Bonawitz, Gascón, Lepoint,
+// Raykova, CCS 2020; docs/secure-aggregation.md, "SecAgg+ for large cohorts"). The first
+// part of SecAgg+: the sessions' state machines (client.h, server.h) do not use it yet.
+//
+// The graph. The n invited sites, at positions 0..n-1 of the session's sorted invited
+// list, are placed on a ring in a pseudo-random order drawn from `seed` (the session id,
+// which no party chooses alone), and each is joined to the k/2 nearest sites on either side
+// of it on that ring: a Harary graph H(n, k) over a random permutation. k is even; k >= n - 1
+// gives the complete graph (plain Bonawitz). Every site computes the graph itself.
+//
+// The parameters. For n sites of which at most a fraction gamma collude with the
+// coordinator and at most a fraction delta drop out, the smallest even k, with the
+// per-neighbourhood threshold t = floor(2k/3) + 1 (the collusion bound of the complete
+// graph, applied within each neighbourhood), such that, over the random placement:
+//   (1) security: P[some neighbourhood holds at least ceil(k/3) colluders] <= 2^-sigma;
+//   (2) correctness: P[some neighbourhood keeps fewer than t sites that neither collude nor
+//       drop] <= 2^-eta;
+// each from the exact hypergeometric tail (a neighbourhood is k sites drawn without
+// replacement from the n - 1 others) and a union bound over the n sites. The third
+// condition of the design (the honest survivors' graph stays connected) is not part of
+// this choice yet.
+//
+// Pure functions; thread-safe.
+#ifndef TESSERA_SECAGG_NEIGHBOURHOOD_H_
+#define TESSERA_SECAGG_NEIGHBOURHOOD_H_
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tessera::secagg {
+
+struct NeighbourhoodParameters {
+  uint32_t k = 0;         // neighbours per site: even, or n - 1 for the complete graph
+  uint32_t t = 0;         // shares needed to rebuild a site's secrets: floor(2k/3) + 1
+  bool complete = false;  // no sparse graph meets the conditions: k = n - 1
+  // log2 of the two failure probabilities (union bounds) at this k; -inf when impossible.
+  double log2_security_failure = 0;
+  double log2_correctness_failure = 0;
+};
+
+// INVALID_ARGUMENT unless n >= 3, 0 <= gamma < 1/3, 0 <= delta < 1, gamma + delta < 1,
+// and sigma and eta in 1..256 (each named).
+absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double gamma, double delta,
+                                                            uint32_t sigma, uint32_t eta);
+
+// log2 P[X >= x] for X hypergeometric: `draws` drawn without replacement from `population`
+// items of which `marked` are marked. -inf when x exceeds what can be drawn; 0 when x <= 0.
+// Requires marked <= population and draws <= population.
+double Log2HypergeometricTail(uint32_t population, uint32_t marked, uint32_t draws, uint32_t x);
+
+// For every position 0..n-1, its neighbours' positions, ascending. INVALID_ARGUMENT unless
+// n >= 2, k >= 2, and k is even or k >= n - 1, and seed is non-empty.
+absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_view seed, uint32_t n,
+                                                                  uint32_t k);
+
+}  // namespace tessera::secagg
+
+#endif  // TESSERA_SECAGG_NEIGHBOURHOOD_H_

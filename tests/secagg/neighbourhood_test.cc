@@ -1,0 +1,189 @@
+#include "secagg/neighbourhood.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <queue>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::secagg {
+namespace {
+
+using ::tessera::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// P[X >= x] by Pascal's triangle, exactly (in double, for small numbers): independent of
+// the log-space sum under test.
+double TailByCounting(uint32_t population, uint32_t marked, uint32_t draws, uint32_t x) {
+  std::vector<std::vector<double>> c(population + 1, std::vector<double>(population + 1, 0));
+  for (uint32_t a = 0; a <= population; ++a) {
+    c[a][0] = 1;
+    for (uint32_t b = 1; b <= a; ++b) c[a][b] = c[a - 1][b - 1] + (b <= a - 1 ? c[a - 1][b] : 0);
+  }
+  double hits = 0;
+  for (uint32_t i = x; i <= std::min(marked, draws); ++i) {
+    if (draws - i <= population - marked) hits += c[marked][i] * c[population - marked][draws - i];
+  }
+  return hits / c[population][draws];
+}
+
+TEST(NeighbourhoodTest, HypergeometricTailMatchesCounting) {
+  for (uint32_t population : {10U, 25U, 40U}) {
+    for (uint32_t marked : {0U, 3U, 8U, 12U}) {
+      if (marked > population) continue;
+      for (uint32_t draws : {1U, 6U, 9U}) {
+        for (uint32_t x = 0; x <= draws + 1; ++x) {
+          const double want = TailByCounting(population, marked, draws, x);
+          const double got = Log2HypergeometricTail(population, marked, draws, x);
+          if (want == 0) {
+            EXPECT_EQ(got, -INFINITY) << population << " " << marked << " " << draws << " " << x;
+          } else {
+            EXPECT_NEAR(std::exp2(got), want, 1e-12 + 1e-9 * want)
+                << population << " " << marked << " " << draws << " " << x;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(NeighbourhoodTest, ChosenParametersMeetBothConditionsAndTheNextSmallerDoesNot) {
+  for (uint32_t n : {30U, 200U, 1000U}) {
+    for (double rate : {0.05, 0.1}) {
+      ASSERT_OK_AND_ASSIGN(NeighbourhoodParameters p, ChooseNeighbourhood(n, rate, rate, 40, 30));
+      SCOPED_TRACE(absl::StrCat("n = ", n, ", gamma = delta = ", rate, ": k = ", p.k));
+      EXPECT_EQ(p.t, 2 * p.k / 3 + 1);
+      if (p.complete) {
+        EXPECT_EQ(p.k, n - 1);
+        continue;
+      }
+      EXPECT_EQ(p.k % 2, 0U);
+      EXPECT_LT(p.k, n - 1);
+      EXPECT_LE(p.log2_security_failure, -40);
+      EXPECT_LE(p.log2_correctness_failure, -30);
+      // Recomputed here from the definition, at k and at k - 2.
+      const auto colluders = static_cast<uint32_t>(std::floor(rate * n));
+      const auto lost = static_cast<uint32_t>(std::floor(2 * rate * n));
+      auto fails = [&](uint32_t k) {
+        const uint32_t t = 2 * k / 3 + 1;
+        const double security =
+            std::log2(n) + Log2HypergeometricTail(n - 1, colluders, k, (k + 2) / 3);
+        const double correctness = std::log2(n) + Log2HypergeometricTail(n - 1, lost, k, k - t + 1);
+        return security > -40 || correctness > -30;
+      };
+      EXPECT_FALSE(fails(p.k));
+      if (p.k > 2) {
+        EXPECT_TRUE(fails(p.k - 2)) << "not the smallest";
+      }
+    }
+  }
+}
+
+TEST(NeighbourhoodTest, LargeCohortsNeedAFractionOfTheSites) {
+  ASSERT_OK_AND_ASSIGN(NeighbourhoodParameters p, ChooseNeighbourhood(1000, 0.05, 0.05, 40, 30));
+  EXPECT_FALSE(p.complete);
+  EXPECT_LT(p.k, 150U) << "about a tenth of the cohort";
+  ASSERT_OK_AND_ASSIGN(NeighbourhoodParameters more, ChooseNeighbourhood(1000, 0.1, 0.1, 40, 30));
+  EXPECT_GT(more.k, p.k) << "more colluders and dropouts need larger neighbourhoods";
+  // Ten sites, three colluding and three more dropping: no sparse graph will do.
+  ASSERT_OK_AND_ASSIGN(NeighbourhoodParameters small, ChooseNeighbourhood(10, 0.3, 0.3, 40, 30));
+  EXPECT_TRUE(small.complete);
+  EXPECT_EQ(small.k, 9U);
+  EXPECT_EQ(small.t, 7U);
+  // The table of docs/secure-aggregation.md ("SecAgg+ for large cohorts").
+  for (uint32_t n : {200U, 1000U, 10000U}) {
+    for (double rate : {0.05, 0.1}) {
+      ASSERT_OK_AND_ASSIGN(NeighbourhoodParameters q, ChooseNeighbourhood(n, rate, rate, 40, 30));
+      std::printf("secagg+ parameters: n=%u gamma=delta=%.2f k=%u t=%u%s\n", n, rate, q.k, q.t,
+                  q.complete ? " (complete)" : "");
+    }
+  }
+}
+
+TEST(NeighbourhoodTest, RefusesParametersOutOfRangeNamingThem) {
+  EXPECT_THAT(ChooseNeighbourhood(2, 0.1, 0.1, 40, 30),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("n must")));
+  EXPECT_THAT(ChooseNeighbourhood(100, 0.34, 0.1, 40, 30),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("gamma")));
+  EXPECT_THAT(ChooseNeighbourhood(100, 0.1, 0.95, 40, 30),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("delta")));
+  EXPECT_THAT(ChooseNeighbourhood(100, 0.1, 0.1, 0, 30),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sigma")));
+  EXPECT_THAT(ChooseNeighbourhood(100, 0.1, 0.1, 40, 300),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("eta")));
+  EXPECT_THAT(Neighbourhoods("seed", 10, 3),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("even k")));
+  EXPECT_THAT(Neighbourhoods("", 10, 4), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(NeighbourhoodTest, EverySiteHasKNeighboursSymmetricallyAndTheGraphIsConnected) {
+  const uint32_t n = 101;
+  const uint32_t k = 8;
+  ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods("session-id", n, k));
+  ASSERT_EQ(graph.size(), n);
+  for (uint32_t u = 0; u < n; ++u) {
+    ASSERT_EQ(graph[u].size(), k) << u;
+    EXPECT_TRUE(std::is_sorted(graph[u].begin(), graph[u].end()));
+    EXPECT_EQ(std::set<uint32_t>(graph[u].begin(), graph[u].end()).size(), k) << "no repeats";
+    for (uint32_t v : graph[u]) {
+      EXPECT_NE(v, u) << "no self-loop";
+      EXPECT_TRUE(std::binary_search(graph[v].begin(), graph[v].end(), u)) << u << "-" << v;
+    }
+  }
+  std::vector<bool> seen(n, false);
+  std::queue<uint32_t> next;
+  next.push(0);
+  seen[0] = true;
+  uint32_t reached = 1;
+  while (!next.empty()) {
+    const uint32_t u = next.front();
+    next.pop();
+    for (uint32_t v : graph[u]) {
+      if (!seen[v]) {
+        seen[v] = true;
+        ++reached;
+        next.push(v);
+      }
+    }
+  }
+  EXPECT_EQ(reached, n);
+}
+
+TEST(NeighbourhoodTest, TheSeedDecidesTheGraphAndEveryPairIsEquallyLikely) {
+  ASSERT_OK_AND_ASSIGN(auto a, Neighbourhoods("session-a", 40, 6));
+  ASSERT_OK_AND_ASSIGN(auto again, Neighbourhoods("session-a", 40, 6));
+  ASSERT_OK_AND_ASSIGN(auto b, Neighbourhoods("session-b", 40, 6));
+  EXPECT_EQ(a, again) << "every site computes the same graph";
+  EXPECT_NE(a, b);
+  // Over many seeds, site 0 is joined to each other site with probability k / (n - 1).
+  const uint32_t n = 20;
+  const uint32_t k = 4;
+  const int trials = 4000;
+  std::vector<int> joined(n, 0);
+  for (int s = 0; s < trials; ++s) {
+    ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods(absl::StrCat("seed-", s), n, k));
+    for (uint32_t v : graph[0]) ++joined[v];
+  }
+  const double expected = static_cast<double>(trials) * k / (n - 1);  // ~842
+  for (uint32_t v = 1; v < n; ++v) {
+    EXPECT_NEAR(joined[v], expected, 5 * std::sqrt(expected)) << "site " << v;
+  }
+  EXPECT_EQ(joined[0], 0);
+}
+
+TEST(NeighbourhoodTest, KAtLeastNMinusOneIsTheCompleteGraph) {
+  ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods("seed", 5, 4));
+  for (uint32_t u = 0; u < 5; ++u) EXPECT_EQ(graph[u].size(), 4U);
+  ASSERT_OK_AND_ASSIGN(auto odd, Neighbourhoods("seed", 6, 5));
+  for (uint32_t u = 0; u < 6; ++u) EXPECT_EQ(odd[u].size(), 5U);
+}
+
+}  // namespace
+}  // namespace tessera::secagg
