@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -26,8 +25,11 @@ class SeededStream {
 
   uint64_t Next() {
     if (used_ == 4) Refill();
+    // Little-endian whatever the machine: every site must draw the same graph.
     uint64_t word = 0;
-    std::memcpy(&word, block_.data() + 8 * used_, 8);
+    for (int i = 7; i >= 0; --i) {
+      word = (word << 8) | static_cast<unsigned char>(block_[8 * used_ + i]);
+    }
     ++used_;
     return word;
   }

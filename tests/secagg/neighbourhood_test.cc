@@ -178,6 +178,19 @@ TEST(NeighbourhoodTest, TheSeedDecidesTheGraphAndEveryPairIsEquallyLikely) {
   EXPECT_EQ(joined[0], 0);
 }
 
+// A known answer: sites of different versions or machines must draw the same graph from
+// the same session id, so the drawing (the SHA-256 stream, its byte order, Fisher-Yates
+// with rejection sampling, the ring) must not change silently.
+TEST(NeighbourhoodTest, TheDrawingIsFixedAcrossVersionsAndMachines) {
+  ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods("tessera known answer", 8, 2));
+  std::string drawn;
+  for (const std::vector<uint32_t>& neighbours : graph) {
+    absl::StrAppend(&drawn, "{", neighbours[0], ",", neighbours[1], "}");
+  }
+  // One ring of 8: 0-3-7-1-2-4-6-5-0.
+  EXPECT_EQ(drawn, "{3,5}{2,7}{1,4}{0,7}{2,6}{0,6}{4,5}{1,3}");
+}
+
 TEST(NeighbourhoodTest, KAtLeastNMinusOneIsTheCompleteGraph) {
   ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods("seed", 5, 4));
   for (uint32_t u = 0; u < 5; ++u) EXPECT_EQ(graph[u].size(), 4U);
