@@ -1,6 +1,5 @@
 #include "coordinator/coordinator.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -25,8 +24,7 @@ Coordinator::Coordinator(std::unique_ptr<Store> store, const common::Clock* cloc
           [this](const std::string& id) { return board_.WaitingPulls(id); },
           options.client_stale_after),
       access_(clock, AccessControlOptions{options.ca_cert_pem, options.crl_file,
-                                          options.instance_liveness}),
-      largest_answer_(options.max_message_bytes) {}
+                                          options.instance_liveness}) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     std::unique_ptr<Store> store, const common::Clock* clock, const CoordinatorOptions& options) {
@@ -38,13 +36,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
 
 Coordinator::~Coordinator() { Shutdown(); }
 
-void Coordinator::StartRunner(const std::string& task_id, const v1::TaskSpec& spec) {
-  // A spec the layouts refuse fails its task; meanwhile it needs no more than the cap.
-  absl::StatusOr<size_t> largest = LargestTaskMessageBytes(spec);
-  largest_message_[task_id] = largest.ok() ? *largest : 0;
-  if (largest.ok() && *largest > largest_answer_.load(std::memory_order_relaxed)) {
-    largest_answer_.store(*largest, std::memory_order_relaxed);
-  }
+void Coordinator::StartRunner(const std::string& task_id) {
   auto runner = std::make_unique<TaskRunner>(task_id, store_.get(), &board_, &registry_, clock_,
                                              options_.ca_cert_pem, options_.runner);
   runner->Start();
@@ -64,7 +56,7 @@ absl::Status Coordinator::ResumeTasks() {
     common::LogInfo("task_resumed")
         .With("task", t.task_id())
         .With("last_committed_round", t.last_committed_round());
-    StartRunner(t.task_id(), t.spec());
+    StartRunner(t.task_id());
   }
   return absl::OkStatus();
 }
@@ -92,7 +84,7 @@ absl::StatusOr<v1::SubmitTaskResponse> Coordinator::SubmitTask(const std::string
       .With("name", record.spec().name())
       .With("operator", operator_id)
       .With("spec_sha256", crypto::ToHex(record.spec_hash()));
-  StartRunner(task_id, record.spec());
+  StartRunner(task_id);
   v1::SubmitTaskResponse response;
   response.set_task_id(task_id);
   response.set_spec_hash(record.spec_hash());
@@ -213,21 +205,6 @@ absl::StatusOr<uint64_t> Coordinator::StartPull(const std::string& client_id, ab
 }
 
 void Coordinator::ReturnUndelivered(const std::string& client_id) { board_.Redeliver(client_id); }
-
-size_t Coordinator::LargestAnswerBytes() const {
-  // Called on gRPC's callback threads, which must not wait: while mu_ is held (a task being
-  // submitted writes the store under it), the last value computed serves.
-  if (!mu_.TryLock()) return largest_answer_.load(std::memory_order_relaxed);
-  size_t largest = options_.max_message_bytes;
-  for (const auto& [task_id, runner] : runners_) {
-    if (runner->Done()) continue;
-    auto it = largest_message_.find(task_id);
-    if (it != largest_message_.end()) largest = std::max(largest, it->second);
-  }
-  largest_answer_.store(largest, std::memory_order_relaxed);
-  mu_.Unlock();
-  return largest;
-}
 
 absl::Status Coordinator::PushResult(const std::string& client_id,
                                      const v1::PushResultRequest& request) {

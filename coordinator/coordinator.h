@@ -10,7 +10,6 @@
 #ifndef TESSERA_COORDINATOR_COORDINATOR_H_
 #define TESSERA_COORDINATOR_COORDINATOR_H_
 
-#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -158,11 +157,6 @@ class Coordinator {
   // Puts a work item the transport could not deliver back on the board for `client_id`.
   void ReturnUndelivered(const std::string& client_id);
   absl::Status PushResult(const std::string& client_id, const v1::PushResultRequest& request);
-  // The largest answer a site may need to send now: the message cap, or the largest
-  // message of a task still running here (LargestTaskMessageBytes) if that is larger. A
-  // chunked upload announcing more is refused before any of it is read. Never waits (a
-  // busy coordinator answers with its last value).
-  size_t LargestAnswerBytes() const;
 
   // Stops every runner (tasks keep their stored state) and wakes every waiting pull.
   // Idempotent.
@@ -173,8 +167,7 @@ class Coordinator {
  private:
   Coordinator(std::unique_ptr<Store> store, const common::Clock* clock,
               const CoordinatorOptions& options);
-  void StartRunner(const std::string& task_id, const v1::TaskSpec& spec)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartRunner(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FAILED_PRECONDITION unless `client_id` said Hello (the site calls other than Hello).
   absl::Status RequireHello(const std::string& client_id) const;
 
@@ -185,14 +178,9 @@ class Coordinator {
   ClientRegistry registry_;
   AccessControl access_;
 
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::unique_ptr<TaskRunner>> runners_ ABSL_GUARDED_BY(mu_);
-  // Each runner's largest message (LargestTaskMessageBytes), for LargestAnswerBytes.
-  std::map<std::string, size_t> largest_message_ ABSL_GUARDED_BY(mu_);
-  // LargestAnswerBytes's last result (raised at once when a task starts), for when mu_ is
-  // busy.
-  mutable std::atomic<size_t> largest_answer_;
 };
 
 }  // namespace tessera::coordinator

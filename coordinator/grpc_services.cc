@@ -109,8 +109,7 @@ class FederationService final : public FederationBase {
                  limits.max_pushes_per_site),
         uploads_(kUploadsAtOnce, limits.upload_timeout, limits.min_upload_bytes_per_second,
                  common::Clock::Real()),
-        upload_context_{&uploads_, &workers_, limits.upload_timeout,
-                        limits.min_upload_bytes_per_second,
+        upload_context_{&uploads_, &workers_, limits.max_message_bytes,
                         [this](const std::string& site, const v1::PushResultRequest& request) {
                           return Push(site, request);
                         }},
@@ -350,8 +349,7 @@ grpc::ServerReadReactor<v1::PushResultChunk>* FederationService::PushResultChunk
     // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves.
     return new Refused(refused);
   }
-  return internal::StartUpload(&upload_context_, caller->node_id, *std::move(slot),
-                               coordinator_->LargestAnswerBytes());
+  return internal::StartUpload(&upload_context_, caller->node_id, *std::move(slot));
 }
 
 grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContext* context,

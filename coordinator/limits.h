@@ -37,7 +37,7 @@ struct ServerLimits {
   int max_hellos_per_minute = 30;
   int max_pushes_per_site = 4;
   // A chunked upload is read for at most upload_timeout plus the time its bytes received so
-  // far take at min_upload_bytes_per_second (grpc_services.cc).
+  // far take at min_upload_bytes_per_second (upload_gate.h).
   absl::Duration upload_timeout = absl::Seconds(30);
   uint64_t min_upload_bytes_per_second = uint64_t{64} << 10;
 };

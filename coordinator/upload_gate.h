@@ -69,6 +69,9 @@ class UploadGate {
 
   int admitted() const;
   int waiting() const;
+  // The reading limits, as constructed (for a refusal's message).
+  absl::Duration timeout() const { return timeout_; }
+  uint64_t min_bytes_per_second() const { return min_bytes_per_second_; }
 
  private:
   struct Waiting {

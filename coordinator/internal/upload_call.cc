@@ -21,10 +21,8 @@ namespace {
 // call is not finished (gRPC deletes it in OnDone, which comes only after Finish).
 class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
  public:
-  UploadCall(const Uploads* uploads, std::string site, CallLimiter::PullSlot slot,
-             uint64_t max_bytes)
-      : state_(
-            std::make_shared<State>(uploads, this, std::move(site), std::move(slot), max_bytes)) {
+  UploadCall(const Uploads* uploads, std::string site, CallLimiter::PullSlot slot)
+      : state_(std::make_shared<State>(uploads, this, std::move(site), std::move(slot))) {
     const uint64_t ticket = uploads->gate->Acquire(
         state_->site, [state = state_](uint64_t ticket) { Admitted(state, ticket); },
         [state = state_](absl::Duration read_for, uint64_t received) {
@@ -41,12 +39,11 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
       s.first = false;
       s.total = s.chunk.total_bytes();
       s.announced = s.total;
-      if (s.total == 0 || s.total > s.max_bytes) {
-        return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                        absl::StrCat("an upload announced ", s.total,
-                                                     " bytes (1 to ", s.max_bytes,
-                                                     ", the largest answer the running tasks "
-                                                     "need)")));
+      if (s.total == 0 || s.total > s.uploads->max_bytes) {
+        return End(state_,
+                   grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                absl::StrCat("an upload announced ", s.total, " bytes (1 to ",
+                                             s.uploads->max_bytes, ", max_message_bytes)")));
       }
       // Grown as bytes arrive, never reserved on the site's word: an announcement alone
       // must not make the coordinator allocate.
@@ -81,17 +78,11 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
 
  private:
   struct State {
-    State(const Uploads* uploads, UploadCall* reactor, std::string site, CallLimiter::PullSlot slot,
-          uint64_t max_bytes)
-        : uploads(uploads),
-          reactor(reactor),
-          site(std::move(site)),
-          max_bytes(max_bytes),
-          slot(std::move(slot)) {}
+    State(const Uploads* uploads, UploadCall* reactor, std::string site, CallLimiter::PullSlot slot)
+        : uploads(uploads), reactor(reactor), site(std::move(site)), slot(std::move(slot)) {}
     const Uploads* const uploads;
     UploadCall* const reactor;  // valid until OnDone, which comes only after Finish
     const std::string site;
-    const uint64_t max_bytes;
     std::optional<CallLimiter::PullSlot> slot;  // released at Finish
     absl::Mutex mu;
     uint64_t ticket ABSL_GUARDED_BY(mu) = 0;
@@ -125,21 +116,21 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
   // follows, parsing and adding, is the coordinator's time).
   static void Overstayed(const std::shared_ptr<State>& state, absl::Duration read_for,
                          uint64_t received) {
-    const Uploads& u = *state->uploads;
+    const UploadGate& gate = *state->uploads->gate;
     common::LogWarning("upload_too_slow")
         .With("client", state->site)
         .With("received_bytes", received)
         .With("announced_bytes", state->announced.load())
         .With("ms", absl::ToInt64Milliseconds(read_for));
     End(state,
-        grpc::Status(
-            grpc::StatusCode::DEADLINE_EXCEEDED,
-            absl::StrFormat("the upload sent %d of the %d bytes it announced in %.1f s, slower "
-                            "than the coordinator reads an upload: %d s "
-                            "(upload_timeout_seconds) plus its bytes at %d KiB/s "
-                            "(min_upload_kib_per_second)",
-                            received, state->announced.load(), absl::ToDoubleSeconds(read_for),
-                            absl::ToInt64Seconds(u.timeout), u.min_bytes_per_second >> 10)),
+        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                     absl::StrFormat(
+                         "the upload sent %d of the %d bytes it announced in %.1f s, slower "
+                         "than the coordinator reads an upload: %d s "
+                         "(upload_timeout_seconds) plus its bytes at %d KiB/s "
+                         "(min_upload_kib_per_second)",
+                         received, state->announced.load(), absl::ToDoubleSeconds(read_for),
+                         absl::ToInt64Seconds(gate.timeout()), gate.min_bytes_per_second() >> 10)),
         /*unless_assembled=*/true);
   }
 
@@ -190,10 +181,9 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
 }  // namespace
 
 grpc::ServerReadReactor<v1::PushResultChunk>* StartUpload(const Uploads* uploads, std::string site,
-                                                          CallLimiter::PullSlot slot,
-                                                          uint64_t max_bytes) {
+                                                          CallLimiter::PullSlot slot) {
   // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
-  return new UploadCall(uploads, std::move(site), std::move(slot), max_bytes);
+  return new UploadCall(uploads, std::move(site), std::move(slot));
 }
 
 }  // namespace tessera::coordinator::internal

@@ -4,8 +4,9 @@
 // The call waits for a place at the upload gate (upload_gate.h) before it reads anything,
 // so that its bytes stay at the site meanwhile; then it assembles the answer chunk by
 // chunk, parses it on a worker and hands it on as PushResult would. Refused, naming what is
-// wrong, with INVALID_ARGUMENT: an announced size of 0 or above the largest answer the
-// running tasks need (Coordinator::LargestAnswerBytes), chunks past the announced size, a
+// wrong, with INVALID_ARGUMENT: an announced size of 0 or above max_message_bytes (every
+// task's answers fit it: a task whose messages do not is refused at submission,
+// limits.h CheckTaskFitsMessages), chunks past the announced size, a
 // stream that ends short, bytes that do not parse; with DEADLINE_EXCEEDED: an upload read
 // for longer than the gate allows (a stalled or trickling site). Nothing is logged with
 // the answer's contents.
@@ -32,18 +33,16 @@ namespace tessera::coordinator::internal {
 struct Uploads {
   UploadGate* gate;
   common::WorkerPool* workers;
-  // The reading limits the gate applies, named in a refusal.
-  absl::Duration timeout;
-  uint64_t min_bytes_per_second;
+  // The largest upload announced that is read: the message cap.
+  uint64_t max_bytes;
   // Hands a whole answer to the coordinator (on a worker); its status is the call's.
   std::function<absl::Status(const std::string& site, const v1::PushResultRequest& request)> push;
 };
 
-// A reactor for one upload from `site`, announcing at most `max_bytes`; it holds `slot` (the
-// site's push in progress) until it finishes. gRPC owns it (deleted in OnDone).
+// A reactor for one upload from `site`; it holds `slot` (the site's push in progress) until
+// it finishes. gRPC owns it (deleted in OnDone).
 grpc::ServerReadReactor<v1::PushResultChunk>* StartUpload(const Uploads* uploads, std::string site,
-                                                          CallLimiter::PullSlot slot,
-                                                          uint64_t max_bytes);
+                                                          CallLimiter::PullSlot slot);
 
 }  // namespace tessera::coordinator::internal
 

@@ -481,9 +481,9 @@ TEST_F(E2eChunkedUploadTest, AMalformedUploadIsRefusedNamingWhatIsWrongAndTheCoo
   };
   const std::vector<Case> cases = {
       {"nothing announced", {Chunk(0, "abc")}, "announced 0 bytes"},
-      {"more than any running task needs",
+      {"more than the message cap",
        {Chunk((8 << 20) + 1, "abc")},
-       "announced 8388609 bytes (1 to 8388608, the largest answer the running tasks need)"},
+       "announced 8388609 bytes (1 to 8388608, max_message_bytes)"},
       {"past the announced size",
        {Chunk(10, answer.substr(0, 8)), Chunk(0, answer.substr(8, 8))},
        "pass the 10 bytes"},
@@ -516,8 +516,8 @@ TEST_F(E2eChunkedUploadTest, ManyLargeUploadsAtOnceAreReadAFewAtATime) {
   sites.reserve(kSites);
   for (int i = 0; i < kSites; ++i) sites.push_back(absl::StrCat("hospital-", i));
   ASSERT_OK(MakeTestPki(sites));
-  // Answers this large are accepted only when a running task needs them, or up to the
-  // message cap: raised here, with no task.
+  // Answers this large are read only under a message cap that lets a task need them
+  // (a task whose messages pass the cap is refused at submission): raised here.
   edit_coordinator_config_ = [](v1::CoordinatorConfig *config) {
     config->set_max_message_bytes(32 << 20);
   };

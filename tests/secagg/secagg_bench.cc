@@ -261,8 +261,8 @@ void Register(int n, int d, int dropped, int percent, int threads) {
       ->Unit(benchmark::kMillisecond);
 }
 
-// A comma-separated list of positive integers from the environment variable `name`; empty
-// if it is unset. Exits naming the variable on anything else.
+// A comma-separated list of integers >= 3 from the environment variable `name`; empty if
+// it is unset. Exits naming the variable on anything else.
 std::vector<int> ListFromEnv(const char* name) {
   std::vector<int> values;
   const char* text = std::getenv(name);
