@@ -6,6 +6,7 @@
 //   tessera-client privacy [--config FILE | --store DIR] the site's privacy budget (cli_privacy.h)
 //   tessera-client audit verify|show|export            the egress ledger (cli_audit.cc)
 //   tessera-client tasks pending|show|approve|reject|reload   the approval queue (cli_tasks.cc)
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -144,8 +145,13 @@ absl::Status Check(const std::vector<std::string>& args) {
   if (store.ok()) {
     ASSIGN_OR_RETURN(auto contributions, (*store)->ListContributions());
     ASSIGN_OR_RETURN(auto sessions, (*store)->ListSessions());
+    // A vector that spent several parts is recorded once per part: count it once.
+    const size_t sent = std::count_if(contributions.begin(), contributions.end(),
+                                      [](const tessera::v1::ContributionRecord& c) {
+                                        return c.part_keys().empty() || c.key() == c.part_keys(0);
+                                      });
     std::printf("site store:  %s: %zu contributions sent, %zu sessions on record\n",
-                config.data_dir().c_str(), contributions.size(), sessions.size());
+                config.data_dir().c_str(), sent, sessions.size());
   } else {
     return store.status();
   }

@@ -55,4 +55,13 @@ std::string ContributionKey(const v1::TaskSpec& spec, int stage, const std::stri
       absl::StrCat("tessera/contribution/v1/", stage, "/", model.size(), ":", model, spec_hash));
 }
 
+std::vector<std::string> ContributionKeys(const v1::TaskSpec& spec, int stage,
+                                          const std::string& model_hash) {
+  if (stage == v1::STAGE_FIT_EVALUATE) {
+    return {ContributionKey(spec, v1::STAGE_FIT, model_hash),
+            ContributionKey(spec, v1::STAGE_EVALUATE, model_hash)};
+  }
+  return {ContributionKey(spec, stage, model_hash)};
+}
+
 }  // namespace tessera::client

@@ -12,6 +12,8 @@
 //               the seed; the global model hash
 //   EVALUATE    dataset (id, features, label, event) and the model spec without its
 //               penalty; the global model hash
+//   FIT_EVALUATE  not a key of its own: the vector spends the FIT and the EVALUATE key of
+//               its model (ContributionKeys)
 //   ANALYTICS   dataset id, the queries (columns, edges, value ranges) and the filter; no
 //               model (a noised query always has value ranges and an exact one never
 //               does, so the two never share a key; two noised tasks that differ only in
@@ -28,6 +30,7 @@
 #define TESSERA_CLIENT_CONTRIBUTION_KEY_H_
 
 #include <string>
+#include <vector>
 
 namespace tessera::v1 {
 class TaskSpec;
@@ -38,6 +41,13 @@ namespace tessera::client {
 // 32 raw bytes. `stage` is a v1::Stage value; `model_hash` the SHA-256 of the global model
 // (ignored for STATISTICS and ANALYTICS). `spec` has its defaults applied.
 std::string ContributionKey(const v1::TaskSpec& spec, int stage, const std::string& model_hash);
+
+// The keys a stage's vector spends, the first being the one it is recorded under: the FIT
+// and the EVALUATE key of the model for STAGE_FIT_EVALUATE (its vector holds both: a site
+// that sent either part of a model in another session must not send it again inside the
+// other), ContributionKey(spec, stage, model_hash) alone for every other stage.
+std::vector<std::string> ContributionKeys(const v1::TaskSpec& spec, int stage,
+                                          const std::string& model_hash);
 
 }  // namespace tessera::client
 

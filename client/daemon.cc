@@ -521,7 +521,9 @@ class ClientDaemon {
     meters_.Answered(
         stage, proto::StepLabel(step),
         answer.has_decline() ? v1::Decline::Reason_Name(answer.decline().reason()) : "",
-        absl::Now() - started, item.stage() == v1::STAGE_FIT && step == v1::SECAGG_ADVERTISE_KEYS);
+        absl::Now() - started,
+        (item.stage() == v1::STAGE_FIT || item.stage() == v1::STAGE_FIT_EVALUATE) &&
+            step == v1::SECAGG_ADVERTISE_KEYS);
     if (answer.has_secagg()) {
       common::LogInfo("work_answered")
           .With("work", item.work_id())

@@ -129,6 +129,7 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
   v1::ContributionRecord contribution;
   if (contributes) {
     contribution.set_key(record.contribution_key());
+    *contribution.mutable_part_keys() = record.part_keys();
     contribution.set_session(record.session());
     contribution.set_setup_digest(record.setup_digest());
     contribution.set_sent_sha256(crypto::HashMessage(answer));
@@ -237,8 +238,9 @@ std::optional<v1::PushResultRequest> SecureSessions::CheckSetup(const v1::WorkIt
   return std::nullopt;
 }
 
-std::optional<v1::PushResultRequest> SecureSessions::Precheck(const v1::WorkItem& item,
-                                                              const std::string& contribution_key) {
+std::optional<v1::PushResultRequest> SecureSessions::Precheck(
+    const v1::WorkItem& item, std::span<const std::string> contribution_keys) {
+  const std::string& contribution_key = contribution_keys.front();
   const std::string& label = item.secagg_session();
   if (label.empty() || !item.secagg().has_setup() ||
       item.secagg().round() != v1::SECAGG_ADVERTISE_KEYS) {
@@ -264,16 +266,18 @@ std::optional<v1::PushResultRequest> SecureSessions::Precheck(const v1::WorkItem
                     "the site could not read its store (details in the site's log)");
   }
   if (auto refused = CheckSetup(item)) return refused;
-  auto contributed = store_->GetContribution(contribution_key);
-  if (contributed.ok()) {
-    return Declined(item, v1::Decline::ALREADY_CONTRIBUTED,
-                    "this site already sent its contribution for this dataset, stage, global "
-                    "model and training configuration in another session");
-  }
-  if (contributed.status().code() != absl::StatusCode::kNotFound) {
-    common::LogError("site_store_read_failed").With("error", contributed.status().ToString());
-    return Declined(item, v1::Decline::COMPUTE_ERROR,
-                    "the site could not read its store (details in the site's log)");
+  for (const std::string& key : contribution_keys) {
+    auto contributed = store_->GetContribution(key);
+    if (contributed.ok()) {
+      return Declined(item, v1::Decline::ALREADY_CONTRIBUTED,
+                      "this site already sent its contribution for this dataset, stage, global "
+                      "model and training configuration in another session");
+    }
+    if (contributed.status().code() != absl::StatusCode::kNotFound) {
+      common::LogError("site_store_read_failed").With("error", contributed.status().ToString());
+      return Declined(item, v1::Decline::COMPUTE_ERROR,
+                      "the site could not read its store (details in the site's log)");
+    }
   }
   // The site's own privacy budget, before anything is computed (client/site_budget.h).
   if (std::optional<double> sigma = ReleaseNoiseMultiplier(item.spec(), item.stage())) {
@@ -284,12 +288,16 @@ std::optional<v1::PushResultRequest> SecureSessions::Precheck(const v1::WorkItem
 
 v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
                                             std::span<const double> values,
-                                            const std::string& contribution_key, absl::Time now) {
+                                            std::span<const std::string> contribution_keys,
+                                            absl::Time now) {
   const v1::SecAggSetup& setup = item.secagg().setup();
   v1::SiteSessionRecord record;
   record.set_session(item.secagg_session());
   record.set_setup_digest(secagg::SetupDigest(setup));
-  record.set_contribution_key(contribution_key);
+  record.set_contribution_key(contribution_keys.front());
+  if (contribution_keys.size() > 1) {
+    for (const std::string& key : contribution_keys) record.add_part_keys(key);
+  }
   record.set_task_id(item.task_id());
   record.set_round(item.round());
   record.set_stage(item.stage());

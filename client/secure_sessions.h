@@ -80,15 +80,16 @@ class SecureSessions {
   // The first step, before anything is computed: the stored answer if this very request was
   // answered before; else a decline if the request is for a session the site already
   // answered with another set-up, if the set-up does not describe the item (above), or if
-  // the site already sent a masked input under `contribution_key`. nullopt: go on, compute
-  // the vector and call Start.
+  // the site already sent a masked input under any of `contribution_keys` (ContributionKeys:
+  // the vector is recorded under the first). nullopt: go on, compute the vector and call
+  // Start.
   std::optional<v1::PushResultRequest> Precheck(const v1::WorkItem& item,
-                                                const std::string& contribution_key);
+                                                std::span<const std::string> contribution_keys);
 
   // The first step: joins the session with `values`, this site's vector for the item's
-  // stage (recorded before the answer is returned).
+  // stage (recorded before the answer is returned), which spends `contribution_keys`.
   v1::PushResultRequest Start(const v1::WorkItem& item, std::span<const double> values,
-                              const std::string& contribution_key, absl::Time now);
+                              std::span<const std::string> contribution_keys, absl::Time now);
 
   // A later step of a session.
   v1::PushResultRequest Continue(const v1::WorkItem& item, absl::Time now);

@@ -1,6 +1,8 @@
 #include "client/site_agent.h"
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "client/contribution_key.h"
 
@@ -51,11 +53,12 @@ v1::PushResultRequest SiteAgent::Answer(const v1::WorkItem& item, absl::Time now
     // The first step: the set-up and the store first (a repeated request is answered as
     // before; a contribution already sent is refused before any data is read), then the
     // task and the local data, then the session.
-    const std::string key = ContributionKey(item.spec(), item.stage(), item.model_hash());
-    if (auto early = sessions_.Precheck(item, key)) return *std::move(early);
+    const std::vector<std::string> keys =
+        ContributionKeys(item.spec(), item.stage(), item.model_hash());
+    if (auto early = sessions_.Precheck(item, keys)) return *std::move(early);
     WorkOutcome outcome = processor_.Process(item);
     if (outcome.contribution.has_value()) {
-      return sessions_.Start(item, *outcome.contribution, key, now);
+      return sessions_.Start(item, *outcome.contribution, keys, now);
     }
     v1::PushResultRequest declined;
     declined.set_work_id(item.work_id());

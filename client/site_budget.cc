@@ -31,6 +31,9 @@ std::optional<double> ReleaseNoiseMultiplier(const v1::TaskSpec& spec, v1::Stage
   switch (stage) {
     case v1::STAGE_FIT:
     case v1::STAGE_ANALYTICS:
+    // Its evaluation part is never noised: the coordinator asks for one only without
+    // evaluation noise, and the site refuses it otherwise (work_processor.h).
+    case v1::STAGE_FIT_EVALUATE:
       return spec.privacy().noise_multiplier();
     case v1::STAGE_EVALUATE:
       if (proto::EvaluationNoiseOn(spec)) return spec.privacy().evaluation_noise_multiplier();

@@ -101,7 +101,7 @@ class ContributionRecord;
 class SiteSessionRecord;
 class LedgerEntry;       // proto/site_ledger.proto
 class LedgerCheckpoint;  // proto/site_ledger.proto
-class ApprovalRecord;  // proto/site_approval.proto
+class ApprovalRecord;    // proto/site_approval.proto
 }  // namespace tessera::v1
 
 namespace tessera::client {
@@ -125,8 +125,10 @@ class SiteStore {
   // One atomic, synced write: `session` (replacing the record with that label) and, when
   // `contribution` is non-null, the contribution under its key. OK means both are on disk.
   //
-  // ALREADY_EXISTS, writing nothing, if a contribution with that key is recorded for
-  // another session (the same session may rewrite its own). INVALID_ARGUMENT, writing
+  // A contribution with part keys (ContributionRecord.part_keys) is recorded under each
+  // of them (RecordsPerKey). ALREADY_EXISTS, writing nothing, if a contribution with that
+  // key, or any of them, is recorded for another session (the same session may rewrite its
+  // own). INVALID_ARGUMENT, writing
   // nothing, if session.session() is empty, or, with a contribution, if its key is not
   // 32 bytes, its session is not session.session() or session.contribution_key() is not
   // its key. On a storage error (UNAVAILABLE, INTERNAL, DATA_LOSS) the write may or may

@@ -166,6 +166,7 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
       return Statistics(item, *local);
     case v1::STAGE_FIT:
     case v1::STAGE_EVALUATE:
+    case v1::STAGE_FIT_EVALUATE:
       break;
     default:
       return Declined(v1::Decline::BAD_WORK_ITEM,
@@ -197,28 +198,72 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   }
   auto m = MakeModel(spec.model(), d);
   if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
+  if (item.stage() == v1::STAGE_FIT_EVALUATE) return FitEvaluate(item, **m, *local, model);
   const bool fit = item.stage() == v1::STAGE_FIT;
-  if (!fit && local->test_csv().empty()) {
-    // A site without held-out rows still answers, with zeros, so that the cohort's sums
-    // stay sums over the same sites.
-    auto layout = proto::MakeEvaluationLayout(spec.model());
-    if (!layout.ok())
-      return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
-    // With evaluation noise the zeros carry this site's share of the noise too, or the
-    // cohort's sum would be short of it.
-    return NoisedEvaluation(item, *layout, std::vector<double>(layout->length, 0.0));
+  if (!fit && local->test_csv().empty()) return EmptyEvaluation(item);
+  Dataset data;
+  if (auto declined = PrepareRows(item, *local, **m, /*test=*/!fit, &data)) {
+    return *std::move(declined);
   }
-  const std::string& path = fit ? local->train_csv() : local->test_csv();
-  auto rows = LoadRows(*local, /*test=*/!fit, spec.dataset());
+  return fit ? Fit(item, **m, data, model) : Evaluate(item, **m, data, model);
+}
+
+std::optional<WorkOutcome> WorkProcessor::PrepareRows(const v1::WorkItem& item,
+                                                      const v1::LocalDataset& local,
+                                                      const Model& model, bool test, Dataset* out) {
+  auto rows = LoadRows(local, test, item.spec().dataset());
   if (!rows.ok()) return DataDeclined(item, rows.status());
-  Dataset data = **rows;
+  *out = **rows;
+  const v1::Standardization& s = item.standardization();
   std::vector<double> mean(s.mean().begin(), s.mean().end());
   std::vector<double> stddev(s.stddev().begin(), s.stddev().end());
-  if (auto st = Standardize(mean, stddev, &data); !st.ok()) {
+  if (auto st = Standardize(mean, stddev, out); !st.ok()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, std::string(st.message()));
   }
-  if (auto st = (*m)->CheckData(data, path); !st.ok()) return DataDeclined(item, st);
-  return fit ? Fit(item, **m, data, model) : Evaluate(item, **m, data, model);
+  if (auto st = model.CheckData(*out, test ? local.test_csv() : local.train_csv()); !st.ok()) {
+    return DataDeclined(item, st);
+  }
+  return std::nullopt;
+}
+
+WorkOutcome WorkProcessor::EmptyEvaluation(const v1::WorkItem& item) {
+  auto layout = proto::MakeEvaluationLayout(item.spec().model());
+  if (!layout.ok()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(layout.status().message()));
+  }
+  // With evaluation noise the zeros carry this site's share of the noise too, or the
+  // cohort's sum would be short of it.
+  return NoisedEvaluation(item, *layout, std::vector<double>(layout->length, 0.0));
+}
+
+WorkOutcome WorkProcessor::FitEvaluate(const v1::WorkItem& item, const Model& model,
+                                       const v1::LocalDataset& local,
+                                       const std::vector<float>& params) {
+  if (proto::EvaluationNoiseOn(item.spec())) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    "the task noises its evaluations (evaluation_noise_multiplier): they are "
+                    "releases of their own and cannot travel in a fit_evaluate session");
+  }
+  WorkOutcome evaluation;
+  if (local.test_csv().empty()) {
+    evaluation = EmptyEvaluation(item);
+  } else {
+    Dataset test;
+    if (auto declined = PrepareRows(item, local, model, /*test=*/true, &test)) {
+      return *std::move(declined);
+    }
+    evaluation = Evaluate(item, model, test, params);
+  }
+  if (!evaluation.contribution.has_value()) return evaluation;
+  Dataset train;
+  if (auto declined = PrepareRows(item, local, model, /*test=*/false, &train)) {
+    return *std::move(declined);
+  }
+  WorkOutcome out = Fit(item, model, train, params);
+  if (!out.contribution.has_value()) return out;
+  out.contribution->insert(out.contribution->end(), evaluation.contribution->begin(),
+                           evaluation.contribution->end());
+  return out;
 }
 
 WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalDataset& local) {

@@ -78,6 +78,20 @@ class WorkProcessor {
                   const std::vector<float>& global);
   WorkOutcome Evaluate(const v1::WorkItem& item, const Model& model, const Dataset& data,
                        const std::vector<float>& params);
+  // One session per round (STAGE_FIT_EVALUATE): the EVALUATE vector of `params` on the
+  // held-out rows (zeros without them) appended to the FIT vector trained from `params`.
+  // Declined BAD_WORK_ITEM when the task noises its evaluations: a noised evaluation is a
+  // release of its own, so it is asked for in sessions of its own.
+  WorkOutcome FitEvaluate(const v1::WorkItem& item, const Model& model,
+                          const v1::LocalDataset& local, const std::vector<float>& params);
+  // The held-out (`test`) or training rows of the item's dataset, standardised with the
+  // item's statistics and checked as `model` reads them, into `*out`; else the decline.
+  std::optional<WorkOutcome> PrepareRows(const v1::WorkItem& item, const v1::LocalDataset& local,
+                                         const Model& model, bool test, Dataset* out);
+  // The EVALUATE vector of a site without held-out rows: zeros (with its share of the
+  // evaluation noise when the task asks for it), so the cohort's sums stay sums over the
+  // same sites.
+  WorkOutcome EmptyEvaluation(const v1::WorkItem& item);
   // Every row the site holds for the dataset (training and held-out files): exact cells
   // with small ones withheld, or, when the task has privacy, nothing withheld and this
   // site's share of the noise on every statistic (client/privacy.h).

@@ -15,6 +15,8 @@ const char* StageLabel(v1::Stage stage) {
       return "evaluate";
     case v1::STAGE_ANALYTICS:
       return "analytics";
+    case v1::STAGE_FIT_EVALUATE:
+      return "fit_evaluate";
     default:
       return "unknown";
   }

@@ -53,6 +53,11 @@ absl::StatusOr<size_t> VectorLength(const v1::TaskSpec& spec, v1::Stage stage) {
     }
     case v1::STAGE_ANALYTICS:
       return proto::AnalyticsLength(spec.analytics());
+    case v1::STAGE_FIT_EVALUATE: {
+      ASSIGN_OR_RETURN(const size_t fit, VectorLength(spec, v1::STAGE_FIT));
+      ASSIGN_OR_RETURN(const size_t evaluate, VectorLength(spec, v1::STAGE_EVALUATE));
+      return fit + evaluate;
+    }
     default:
       break;
   }
@@ -79,12 +84,19 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
     case v1::STAGE_STATISTICS:
       encoding = StatisticsEncoding(*length, num_invited);
       break;
-    case v1::STAGE_FIT: {
+    case v1::STAGE_FIT:
+    case v1::STAGE_FIT_EVALUATE: {
       const double clip = spec.secure_aggregation().clip();
       if (!std::isfinite(clip) || clip <= 0) {
         return absl::InvalidArgumentError("secure_aggregation.clip must be positive and finite");
       }
-      encoding = FitEncoding(*length, clip, num_invited);
+      if (stage == v1::STAGE_FIT) {
+        encoding = FitEncoding(*length, clip, num_invited);
+        break;
+      }
+      // VectorLength checked both parts.
+      const size_t fit = *VectorLength(spec, v1::STAGE_FIT);
+      encoding = FitEvaluateEncoding(fit, *length - fit, clip, num_invited);
       break;
     }
     case v1::STAGE_EVALUATE:
@@ -116,6 +128,14 @@ v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_
 v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited) {
   v1::SecAggEncoding e;
   *e.add_segments() = Wide(length, 16, 3, num_invited);
+  return e;
+}
+
+v1::SecAggEncoding FitEvaluateEncoding(size_t num_parameters, size_t evaluation_length, double clip,
+                                       uint32_t num_invited) {
+  v1::SecAggEncoding e = FitEncoding(num_parameters, clip, num_invited);
+  const v1::SecAggEncoding evaluation = EvaluateEncoding(evaluation_length, num_invited);
+  for (const v1::SecAggSegment& s : evaluation.segments()) *e.add_segments() = s;
   return e;
 }
 

@@ -8,6 +8,8 @@
 //               of squares of any realistic feature)
 //   FIT         BOUNDED weight in [0, 1], then BOUNDED weighted deltas in [-clip, clip]
 //   EVALUATE    one WIDE segment, 16 fractional bits, 3 limbs
+//   FIT_EVALUATE  FIT's segments, then EVALUATE's (one session per round: the vector is
+//               the FIT vector followed by the EVALUATE vector of the same model)
 //   ANALYTICS   one WIDE segment, 40 fractional bits, 4 limbs (integer columns sum exactly,
 //               decimals to ~1e-12 relative)
 // with the most bits per word that cannot overflow for that many clients (WIDE words one
@@ -30,8 +32,8 @@ namespace tessera::secagg {
 // The encoding of `stage`'s vector for `spec` (with defaults applied) and `num_invited`
 // clients: the vector length from the proto layouts (STATISTICS: StatisticsLength of the
 // features plus the label when proto::StatisticsIncludeLabel; FIT: proto::NumParameters;
-// EVALUATE: proto::MakeEvaluationLayout; ANALYTICS: proto::AnalyticsLength), the clip
-// bound from spec.secure_aggregation().clip(). The result passes ValidateEncoding for
+// EVALUATE: proto::MakeEvaluationLayout; FIT_EVALUATE: both; ANALYTICS: proto::AnalyticsLength),
+// the clip bound from spec.secure_aggregation().clip(). The result passes ValidateEncoding for
 // `num_invited` parties. INVALID_ARGUMENT for a stage without a secure-aggregation vector,
 // no invited clients, a clip that is not positive and finite, or a spec the layouts refuse
 // (or whose vector is empty).
@@ -44,6 +46,8 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
 v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited);
 v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);
 v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited);
+v1::SecAggEncoding FitEvaluateEncoding(size_t num_parameters, size_t evaluation_length, double clip,
+                                       uint32_t num_invited);
 v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited);
 
 }  // namespace tessera::secagg

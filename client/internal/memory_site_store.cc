@@ -161,11 +161,14 @@ class MemorySiteStore final : public SiteStore {
   absl::Status Put(const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (contribution != nullptr) {
-      auto it = contributions_.find(contribution->key());
-      if (it != contributions_.end()) {
-        RETURN_IF_ERROR(internal::CheckContributionOwner(it->second, session.session()));
+      const std::vector<v1::ContributionRecord> records = internal::RecordsPerKey(*contribution);
+      for (const v1::ContributionRecord& record : records) {
+        auto it = contributions_.find(record.key());
+        if (it != contributions_.end()) {
+          RETURN_IF_ERROR(internal::CheckContributionOwner(it->second, session.session()));
+        }
       }
-      contributions_[contribution->key()] = *contribution;
+      for (const v1::ContributionRecord& record : records) contributions_[record.key()] = record;
     }
     sessions_[session.session()] = session;
     return absl::OkStatus();

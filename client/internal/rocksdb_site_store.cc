@@ -187,9 +187,13 @@ absl::Status RocksDbSiteStore::PutSessionWith(
     const std::function<absl::Status(rocksdb::WriteBatch&)>& more) {
   const std::string& label = session.session();
   ASSIGN_OR_RETURN(std::string session_value, Serialize(session, "the session record"));
-  std::string contribution_value;
+  // One record per key the contribution spends (one, or each part's), all or none written.
+  std::vector<std::pair<std::string, std::string>> contribution_values;
   if (contribution != nullptr) {
-    ASSIGN_OR_RETURN(contribution_value, Serialize(*contribution, "the contribution record"));
+    for (const v1::ContributionRecord& record : RecordsPerKey(*contribution)) {
+      ASSIGN_OR_RETURN(std::string value, Serialize(record, "the contribution record"));
+      contribution_values.emplace_back(record.key(), std::move(value));
+    }
   }
   const std::string what = absl::StrCat("PutSession \"", label, "\"");
 
@@ -202,15 +206,13 @@ absl::Status RocksDbSiteStore::PutSessionWith(
     drops_secrets = DropsSecrets(stored, session);
   }
   rocksdb::WriteBatch batch;
-  if (contribution != nullptr) {
-    ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, contribution->key()));
+  for (const auto& [key, value] : contribution_values) {
+    ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, key));
     if (stored.has_value()) {
-      ASSIGN_OR_RETURN(v1::ContributionRecord owner,
-                       DecodeContribution(directory_, contribution->key(), *stored));
+      ASSIGN_OR_RETURN(v1::ContributionRecord owner, DecodeContribution(directory_, key, *stored));
       RETURN_IF_ERROR(CheckContributionOwner(owner, label));
     }
-    RETURN_IF_ERROR(FromRocksDb(batch.Put(contributions_, contribution->key(), contribution_value),
-                                directory_, what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(contributions_, key, value), directory_, what));
   }
   RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
   if (more) RETURN_IF_ERROR(more(batch));

@@ -1,7 +1,10 @@
 #include "client/internal/site_store_rules.h"
 
+#include <algorithm>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
@@ -35,7 +38,37 @@ absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
         absl::StrCat(what, "the session's contribution_key ", Hex(session.contribution_key()),
                      " is not the contribution's key ", Hex(contribution->key())));
   }
+  const auto& parts = contribution->part_keys();
+  if (parts.empty()) return absl::OkStatus();
+  if (parts.size() < 2 || parts[0] != contribution->key()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what,
+                     "the contribution's part keys must be at least two, the first "
+                     "being its key"));
+  }
+  if (!std::equal(parts.begin(), parts.end(), session.part_keys().begin(),
+                  session.part_keys().end())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, "the contribution's part keys are not the session's"));
+  }
+  std::set<std::string> seen;
+  for (const std::string& key : parts) {
+    if (key.size() != kContributionKeySize || !seen.insert(key).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "part key ", Hex(key), " is not a distinct ", kContributionKeySize, "-byte key"));
+    }
+  }
   return absl::OkStatus();
+}
+
+std::vector<v1::ContributionRecord> RecordsPerKey(const v1::ContributionRecord& contribution) {
+  if (contribution.part_keys().empty()) return {contribution};
+  std::vector<v1::ContributionRecord> out;
+  for (const std::string& key : contribution.part_keys()) {
+    out.push_back(contribution);
+    out.back().set_key(key);
+  }
+  return out;
 }
 
 absl::Status CheckContributionOwner(const v1::ContributionRecord& stored,

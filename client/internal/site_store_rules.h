@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "proto/site_state.pb.h"
@@ -20,10 +21,15 @@ inline constexpr size_t kContributionKeySize = 32;
 std::string Hex(std::string_view bytes);
 
 // INVALID_ARGUMENT unless PutSession's arguments are well formed: a non-empty label and,
-// with a contribution, a 32-byte key, the same label and session.contribution_key() equal
-// to the key.
+// with a contribution, a 32-byte key, the same label, session.contribution_key() equal
+// to the key, and part keys that are either none or distinct 32-byte keys starting with
+// the key and equal to the session's.
 absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
                              const v1::ContributionRecord* contribution);
+
+// The records a contribution is stored as, one per key it spends: itself for a one-part
+// contribution, else one copy per part key (its `key` set to that part key).
+std::vector<v1::ContributionRecord> RecordsPerKey(const v1::ContributionRecord& contribution);
 
 // ALREADY_EXISTS unless `stored` (the contribution recorded under the new one's key) was
 // recorded by `session`.

@@ -35,7 +35,8 @@ v1::WorkItem FirstItem(const StagePlan& plan) {
   item.set_stage(plan.stage);
   *item.mutable_spec() = plan.spec;
   item.set_spec_hash(crypto::HashTaskSpec(plan.spec));
-  if (plan.stage == v1::STAGE_FIT || plan.stage == v1::STAGE_EVALUATE) {
+  if (plan.stage == v1::STAGE_FIT || plan.stage == v1::STAGE_EVALUATE ||
+      plan.stage == v1::STAGE_FIT_EVALUATE) {
     item.mutable_model()->mutable_values()->Assign(plan.model.begin(), plan.model.end());
     item.set_model_hash(crypto::HashModel(plan.model));
     *item.mutable_standardization() = plan.standardization;

@@ -9,11 +9,13 @@
 // Each test checks both halves: the sites refuse, and nothing the coordinator received lets
 // it recover any one site's vector (no released sum, nor the difference of two, is within
 // the quantisation error of a single site's true vector).
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/contribution_layout.h"
 #include "proto/model_layout.h"
 #include "tests/attack/attack_federation.h"
 #include "tests/attack/cheating_coordinator.h"
@@ -109,6 +111,37 @@ class DifferenceAttack : public ::testing::Test {
     ExpectAlreadyContributed(two, small);
   }
 
+  // One session per round puts a model's FIT and EVALUATE vectors into one FIT_EVALUATE
+  // vector. Runs `first` over {1..3} then `second` over {1, 2} on the same model, and
+  // checks that `part` of site 3's vector (FIT or EVALUATE) cannot be had from the parts
+  // of the released sums: sites 1 and 2 refuse the second session.
+  void RunMixedStages(v1::Stage first_stage, v1::Stage second_stage, v1::Stage part) {
+    const std::vector<std::string> big = {"site-1", "site-2", "site-3"};
+    const StagePlan first = Plan(first_stage, big, 1);
+    const StagePlan second = Plan(second_stage, {"site-1", "site-2"}, 2);
+    const std::vector<double> target =
+        federation_->TrueVector("site-3", FirstItem(Plan(part, big, 1)));
+    ASSERT_FALSE(target.empty());
+
+    const StageOutcome one = RunStage(*federation_, first);
+    ASSERT_TRUE(one.completed) << one.abort;
+    const StageOutcome two = RunStage(*federation_, second);
+    std::vector<std::vector<double>> released = {PartOf(one.sums, first_stage, part)};
+    if (two.completed) released.push_back(PartOf(two.sums, second_stage, part));
+    ExpectNoSiteRecoverable(released, {{"site-3", target}});
+    EXPECT_FALSE(two.completed) << "the second cohort's sum was released";
+    ExpectAlreadyContributed(two, {"site-1", "site-2"});
+  }
+
+  // The `part` (FIT or EVALUATE) of a sum of `stage`: a FIT_EVALUATE sum is the FIT sum
+  // followed by the EVALUATE sum.
+  std::vector<double> PartOf(const std::vector<double>& sums, v1::Stage stage, v1::Stage part) {
+    if (stage != v1::STAGE_FIT_EVALUATE) return sums;
+    const size_t fit = proto::FitLength(model_.size());
+    if (part == v1::STAGE_FIT) return {sums.begin(), sums.begin() + std::min(fit, sums.size())};
+    return {sums.begin() + std::min(fit, sums.size()), sums.end()};
+  }
+
   std::unique_ptr<AttackFederation> federation_;
   v1::TaskSpec spec_;
   v1::Standardization standardization_;
@@ -123,6 +156,24 @@ TEST_F(DifferenceAttack, StatisticsTwoCohortsDoNotRevealTheFifthSite) {
 
 TEST_F(DifferenceAttack, EvaluateTwoCohortsDoNotRevealTheThirdSite) {
   RunTwoCohorts(v1::STAGE_EVALUATE, 3);
+}
+
+// One session per round: a FIT_EVALUATE vector spends both parts of its model, and a part
+// sent alone spends that part of a FIT_EVALUATE vector, whichever session comes first.
+TEST_F(DifferenceAttack, EvaluateAfterFitEvaluateDoesNotRevealTheThirdSitesEvaluation) {
+  RunMixedStages(v1::STAGE_FIT_EVALUATE, v1::STAGE_EVALUATE, v1::STAGE_EVALUATE);
+}
+
+TEST_F(DifferenceAttack, FitAfterFitEvaluateDoesNotRevealTheThirdSitesUpdate) {
+  RunMixedStages(v1::STAGE_FIT_EVALUATE, v1::STAGE_FIT, v1::STAGE_FIT);
+}
+
+TEST_F(DifferenceAttack, FitEvaluateAfterEvaluateDoesNotRevealTheThirdSitesEvaluation) {
+  RunMixedStages(v1::STAGE_EVALUATE, v1::STAGE_FIT_EVALUATE, v1::STAGE_EVALUATE);
+}
+
+TEST_F(DifferenceAttack, FitEvaluateAfterFitDoesNotRevealTheThirdSitesUpdate) {
+  RunMixedStages(v1::STAGE_FIT, v1::STAGE_FIT_EVALUATE, v1::STAGE_FIT);
 }
 
 // A second task (another id and name) with the same spec and initial model is the same

@@ -111,6 +111,38 @@ TEST_P(SiteStoreTest, ContributionKeyOfAnotherSessionIsAlreadyExistsAndWritesNot
   EXPECT_THAT(store_->GetSession("s3"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// A vector that holds two stages' contributions (FIT_EVALUATE) is recorded under each
+// part's key, and refused whole when any part is another session's.
+TEST_P(SiteStoreTest, PartKeysAreEachRecordedAndAnyTakenPartRefusesTheWhole) {
+  v1::SiteSessionRecord both = Sent(MakeSession("s1", Key(1)));
+  both.add_part_keys(Key(1));
+  both.add_part_keys(Key(2));
+  v1::ContributionRecord parts = MakeContribution(Key(1), "s1");
+  *parts.mutable_part_keys() = both.part_keys();
+  ASSERT_OK(store_->PutSession(both, &parts));
+  EXPECT_THAT(store_->GetContribution(Key(1)), IsOkAndHolds(EqualsProto(parts)));
+  v1::ContributionRecord second_part = parts;
+  second_part.set_key(Key(2));
+  EXPECT_THAT(store_->GetContribution(Key(2)), IsOkAndHolds(EqualsProto(second_part)));
+
+  // Another session spending Key(3) and the taken Key(2): refused, nothing written.
+  v1::SiteSessionRecord overlapping = Sent(MakeSession("s2", Key(3)));
+  overlapping.add_part_keys(Key(3));
+  overlapping.add_part_keys(Key(2));
+  v1::ContributionRecord overlapping_parts = MakeContribution(Key(3), "s2");
+  *overlapping_parts.mutable_part_keys() = overlapping.part_keys();
+  EXPECT_THAT(store_->PutSession(overlapping, &overlapping_parts),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       AllOf(HasSubstr(Hex(Key(2))), HasSubstr("\"s1\""))));
+  EXPECT_THAT(store_->GetContribution(Key(3)), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetSession("s2"), StatusIs(absl::StatusCode::kNotFound));
+  // A one-part contribution under a taken part key is refused as well.
+  const v1::ContributionRecord alone = MakeContribution(Key(2), "s3");
+  EXPECT_THAT(store_->PutSession(Sent(MakeSession("s3", Key(2))), &alone),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->ListContributions(), IsOkAndHolds(SizeIs(2)));
+}
+
 TEST_P(SiteStoreTest, SameSessionMayRewriteItsContribution) {
   const v1::ContributionRecord first = MakeContribution(Key(4), "s1");
   ASSERT_OK(store_->PutSession(Sent(MakeSession("s1", Key(4))), &first));
@@ -146,6 +178,30 @@ TEST_P(SiteStoreTest, MalformedPutSessionIsInvalidArgumentAndWritesNothing) {
   other_key.set_contribution_key(Key(2));
   cases.push_back(
       {"contribution_key differs", other_key, MakeContribution(Key(1), "s1"), "contribution_key"});
+  // Part keys: at least two, the first the key, the session's, distinct 32-byte keys.
+  auto with_parts = [&](std::vector<std::string> keys, bool in_session) {
+    Case c{"parts", session, MakeContribution(Key(1), "s1"), ""};
+    for (const std::string& k : keys) {
+      c.contribution.add_part_keys(k);
+      if (in_session) c.session.add_part_keys(k);
+    }
+    return c;
+  };
+  Case one_part = with_parts({Key(1)}, true);
+  one_part.message = "at least two";
+  cases.push_back(one_part);
+  Case not_first = with_parts({Key(2), Key(1)}, true);
+  not_first.message = "the first being its key";
+  cases.push_back(not_first);
+  Case not_the_sessions = with_parts({Key(1), Key(2)}, false);
+  not_the_sessions.message = "not the session's";
+  cases.push_back(not_the_sessions);
+  Case repeated = with_parts({Key(1), Key(1)}, true);
+  repeated.message = "distinct";
+  cases.push_back(repeated);
+  Case short_part = with_parts({Key(1), Key(2).substr(1)}, true);
+  short_part.message = "32-byte";
+  cases.push_back(short_part);
   for (const Case& c : cases) {
     EXPECT_THAT(store_->PutSession(c.session, &c.contribution),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))

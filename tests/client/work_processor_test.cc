@@ -4,13 +4,16 @@
 // on. Before the fix it contributed its statistics and then declined every FIT.
 #include "client/work_processor.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "crypto/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config.pb.h"
 #include "proto/federation.pb.h"
+#include "proto/model_layout.h"
 #include "proto/task.pb.h"
 #include "proto/validation.h"
 #include "tests/testing/temp_dir.h"
@@ -19,6 +22,28 @@ namespace tessera::client {
 namespace {
 
 using ::testing::HasSubstr;
+
+// A work item of task-1 over dataset "clinic" (age, bmi -> outcome), a logistic regression
+// of `rounds` rounds for a cohort of 3; the spec without its defaults applied yet.
+v1::WorkItem ClinicItem(v1::Stage stage, uint32_t round, uint32_t rounds) {
+  v1::WorkItem item;
+  item.set_task_id("task-1");
+  item.set_round(round);
+  item.set_stage(stage);
+  item.set_cohort_size(3);
+  item.mutable_secagg()->mutable_setup()->set_threshold(3);
+  v1::TaskSpec& spec = *item.mutable_spec();
+  spec.set_name("clinic-logistic");
+  spec.mutable_dataset()->set_id("clinic");
+  spec.mutable_dataset()->add_features("age");
+  spec.mutable_dataset()->add_features("bmi");
+  spec.mutable_dataset()->set_label("outcome");
+  spec.mutable_model()->set_kind(v1::ModelSpec::LOGISTIC_REGRESSION);
+  spec.mutable_training()->set_learning_rate(0.1);
+  spec.set_rounds(rounds);
+  spec.set_min_clients(3);
+  return item;
+}
 
 class StatisticsStageChecksTest : public ::testing::Test {
  protected:
@@ -37,22 +62,8 @@ class StatisticsStageChecksTest : public ::testing::Test {
     proto::ApplyClientDefaults(&config);
     WorkProcessor site("site-a", config);
 
-    v1::WorkItem item;
-    item.set_task_id("task-1");
-    item.set_round(0);
-    item.set_stage(v1::STAGE_STATISTICS);
-    item.set_cohort_size(3);
-    item.mutable_secagg()->mutable_setup()->set_threshold(3);
+    v1::WorkItem item = ClinicItem(v1::STAGE_STATISTICS, 0, 1);
     v1::TaskSpec& spec = *item.mutable_spec();
-    spec.set_name("clinic-logistic");
-    spec.mutable_dataset()->set_id("clinic");
-    spec.mutable_dataset()->add_features("age");
-    spec.mutable_dataset()->add_features("bmi");
-    spec.mutable_dataset()->set_label("outcome");
-    spec.mutable_model()->set_kind(v1::ModelSpec::LOGISTIC_REGRESSION);
-    spec.mutable_training()->set_learning_rate(0.1);
-    spec.set_rounds(1);
-    spec.set_min_clients(3);
     proto::ApplyTaskDefaults(&spec);
     item.set_spec_hash(crypto::HashTaskSpec(spec));
     return site.Process(item);
@@ -91,6 +102,87 @@ TEST_F(StatisticsStageChecksTest, MissingColumnDeclinesNamingTheColumn) {
   EXPECT_FALSE(out.contribution.has_value());
   EXPECT_EQ(out.decline.reason(), v1::Decline::DATA_ERROR);
   EXPECT_THAT(out.decline.detail(), HasSubstr("column 'age'"));
+}
+
+// One session per round: a FIT_EVALUATE vector is exactly the FIT vector followed by the
+// EVALUATE vector of the same model, each as the site computes it alone.
+class FitEvaluateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.set_coordinator_address("localhost:1");
+    v1::LocalDataset* local = config_.add_datasets();
+    local->set_id("clinic");
+    local->set_train_csv(temp_.File("train.csv"));
+    local->set_test_csv(temp_.File("test.csv"));
+    tessera::testing::WriteTestFile(local->train_csv(), kGood);
+    tessera::testing::WriteTestFile(local->test_csv(), "age,bmi,outcome\n58,24.0,0\n40,31.5,1\n");
+    proto::ApplyClientDefaults(&config_);
+  }
+
+  v1::WorkItem Item(v1::Stage stage, double evaluation_noise = 0) const {
+    v1::WorkItem item = ClinicItem(stage, 2, 3);
+    v1::TaskSpec& spec = *item.mutable_spec();
+    if (evaluation_noise > 0) {
+      v1::PrivacySpec& privacy = *spec.mutable_privacy();
+      privacy.set_noise_multiplier(1.0);
+      privacy.set_clip_norm(1.0);
+      privacy.set_epsilon_budget(100);
+      privacy.set_delta(1e-5);
+      privacy.set_evaluation_noise_multiplier(evaluation_noise);
+    }
+    proto::ApplyTaskDefaults(&spec);
+    item.set_spec_hash(crypto::HashTaskSpec(spec));
+    const std::vector<float> model = {0.1f, -0.2f, 0.05f};
+    item.mutable_model()->mutable_values()->Assign(model.begin(), model.end());
+    item.set_model_hash(crypto::HashModel(model));
+    v1::Standardization& s = *item.mutable_standardization();
+    s.add_mean(52);
+    s.add_mean(27);
+    s.add_stddev(7);
+    s.add_stddev(3);
+    s.set_num_train_rows(9);
+    item.set_l2(proto::ResolvedL2(spec.model(), 9));
+    return item;
+  }
+
+  tessera::testing::TempDir temp_;
+  v1::ClientConfig config_;
+};
+
+TEST_F(FitEvaluateTest, TheVectorIsTheFitVectorThenTheEvaluateVector) {
+  WorkProcessor site("site-a", config_);
+  const WorkOutcome fit = site.Process(Item(v1::STAGE_FIT));
+  const WorkOutcome evaluate = site.Process(Item(v1::STAGE_EVALUATE));
+  const WorkOutcome both = site.Process(Item(v1::STAGE_FIT_EVALUATE));
+  ASSERT_TRUE(fit.contribution.has_value()) << fit.decline.detail();
+  ASSERT_TRUE(evaluate.contribution.has_value()) << evaluate.decline.detail();
+  ASSERT_TRUE(both.contribution.has_value()) << both.decline.detail();
+  std::vector<double> expected = *fit.contribution;
+  expected.insert(expected.end(), evaluate.contribution->begin(), evaluate.contribution->end());
+  EXPECT_EQ(*both.contribution, expected);
+}
+
+TEST_F(FitEvaluateTest, WithoutHeldOutRowsTheEvaluationPartIsZeros) {
+  config_.mutable_datasets(0)->clear_test_csv();
+  WorkProcessor site("site-a", config_);
+  const WorkOutcome fit = site.Process(Item(v1::STAGE_FIT));
+  const WorkOutcome both = site.Process(Item(v1::STAGE_FIT_EVALUATE));
+  ASSERT_TRUE(both.contribution.has_value()) << both.decline.detail();
+  ASSERT_TRUE(fit.contribution.has_value());
+  ASSERT_GT(both.contribution->size(), fit.contribution->size());
+  EXPECT_TRUE(
+      std::equal(fit.contribution->begin(), fit.contribution->end(), both.contribution->begin()));
+  for (size_t i = fit.contribution->size(); i < both.contribution->size(); ++i) {
+    EXPECT_EQ(both.contribution->at(i), 0.0) << i;
+  }
+}
+
+TEST_F(FitEvaluateTest, NoisedEvaluationsAreRefusedInACombinedSession) {
+  WorkProcessor site("site-a", config_);
+  const WorkOutcome out = site.Process(Item(v1::STAGE_FIT_EVALUATE, /*evaluation_noise=*/2.0));
+  EXPECT_FALSE(out.contribution.has_value());
+  EXPECT_EQ(out.decline.reason(), v1::Decline::BAD_WORK_ITEM);
+  EXPECT_THAT(out.decline.detail(), HasSubstr("evaluation_noise_multiplier"));
 }
 
 }  // namespace

@@ -116,6 +116,25 @@ TEST(StageEncodingTest, EvaluateFollowsTheEvaluationLayout) {
   }
 }
 
+// One session per round: FIT's segments, then EVALUATE's, of the same spec and cohort.
+TEST(StageEncodingTest, FitEvaluateIsTheFitEncodingThenTheEvaluateEncoding) {
+  for (v1::ModelSpec::Kind kind :
+       {v1::ModelSpec::LOGISTIC_REGRESSION, v1::ModelSpec::SOFTMAX_REGRESSION,
+        v1::ModelSpec::LINEAR_REGRESSION, v1::ModelSpec::COX_PH}) {
+    SCOPED_TRACE(v1::ModelSpec::Kind_Name(kind));
+    v1::TaskSpec spec = Spec(kind);
+    spec.mutable_secure_aggregation()->set_clip(0.5);
+    ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding fit, StageEncoding(spec, v1::STAGE_FIT, 7));
+    ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding evaluate, StageEncoding(spec, v1::STAGE_EVALUATE, 7));
+    ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding both, StageEncoding(spec, v1::STAGE_FIT_EVALUATE, 7));
+    v1::SecAggEncoding expected = fit;
+    for (const v1::SecAggSegment& s : evaluate.segments()) *expected.add_segments() = s;
+    EXPECT_EQ(both.SerializeAsString(), expected.SerializeAsString());
+    EXPECT_EQ(EncodedWords(both), EncodedWords(fit) + EncodedWords(evaluate));
+    EXPECT_OK(ValidateEncoding(both, 7));
+  }
+}
+
 TEST(StageEncodingTest, AnalyticsFollowsTheQueries) {
   const v1::TaskSpec spec = AnalyticsSpec();
   ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding encoding, StageEncoding(spec, v1::STAGE_ANALYTICS, 4));
