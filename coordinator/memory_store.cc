@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
+#include "coordinator/internal/store_records.h"
 #include "coordinator/internal/task_id.h"
 #include "coordinator/store.h"
 #include "proto/state.pb.h"
@@ -61,15 +62,16 @@ class MemoryStore final : public Store {
   }
 
   absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                           std::span<const float> model) override {
-    if (round.task_id() != task.task_id()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("CommitRound: round.task_id \"", round.task_id(),
-                       "\" differs from task.task_id \"", task.task_id(), "\""));
-    }
+                           std::span<const float> model, const v1::RoundRecord* previous) override {
+    RETURN_IF_ERROR(internal::CheckCommitRound(task, round, previous));
     absl::MutexLock lock(&mu_);
     auto it = FindTask(task.task_id());
     if (it == tasks_.end()) return TaskNotFound("CommitRound", task.task_id());
+    if (previous != nullptr) {
+      const RoundKey previous_key(task.task_id(), previous->round());
+      if (!rounds_.contains(previous_key)) return internal::PreviousNotCommitted(*previous);
+      rounds_[previous_key] = *previous;
+    }
     RoundKey key(task.task_id(), round.round());
     rounds_[key] = round;
     models_[key].assign(model.begin(), model.end());

@@ -77,8 +77,8 @@ class CountingStore final : public Store {
   }
   absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override { return inner_->ListTasks(); }
   absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                           std::span<const float> model) override {
-    absl::Status st = inner_->CommitRound(task, round, model);
+                           std::span<const float> model, const v1::RoundRecord* previous) override {
+    absl::Status st = inner_->CommitRound(task, round, model, previous);
     if (st.ok() && round.round() > 0) committed_->Increment();
     return st;
   }

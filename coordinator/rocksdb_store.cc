@@ -240,23 +240,29 @@ class RocksDbStore final : public Store {
   }
 
   absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                           std::span<const float> model) override {
-    if (round.task_id() != task.task_id()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("CommitRound: round.task_id \"", round.task_id(),
-                       "\" differs from task.task_id \"", task.task_id(), "\""));
-    }
+                           std::span<const float> model, const v1::RoundRecord* previous) override {
+    RETURN_IF_ERROR(internal::CheckCommitRound(task, round, previous));
     v1::ModelParameters parameters;
     parameters.mutable_values()->Add(model.begin(), model.end());
     ASSIGN_OR_RETURN(std::string model_value, SerializeValue(parameters, "models"));
     ASSIGN_OR_RETURN(std::string round_value, SerializeValue(round, "rounds"));
     ASSIGN_OR_RETURN(std::string task_value, SerializeValue(task, "tasks"));
+    std::string previous_value;
+    if (previous != nullptr) {
+      ASSIGN_OR_RETURN(previous_value, SerializeValue(*previous, "rounds"));
+    }
 
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(std::string task_key, ExistingTaskKey("CommitRound", task.task_id()));
     const std::string round_key = RoundKey(task.task_id(), round.round());
     const std::string what = absl::StrCat("CommitRound ", task.task_id(), " round ", round.round());
     rocksdb::WriteBatch batch;
+    if (previous != nullptr) {
+      const std::string previous_key = RoundKey(task.task_id(), previous->round());
+      ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(rounds_, previous_key, what));
+      if (!stored.has_value()) return internal::PreviousNotCommitted(*previous);
+      RETURN_IF_ERROR(FromRocksDb(batch.Put(rounds_, previous_key, previous_value), what));
+    }
     RETURN_IF_ERROR(FromRocksDb(batch.Put(rounds_, round_key, round_value), what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(models_, round_key, model_value), what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, task_key, task_value), what));

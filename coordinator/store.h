@@ -63,11 +63,19 @@ class Store {
   virtual absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() = 0;
 
   // One atomic write: `round` (keyed by task id and round number, replacing an earlier
-  // record of the same round), the model checkpoint for that round, `task`, and the removal
-  // of the task's in-flight record. INVALID_ARGUMENT if round.task_id() != task.task_id();
-  // NOT_FOUND if the task does not exist.
+  // record of the same round), the model checkpoint for that round, `task`, the removal
+  // of the task's in-flight record and, when `previous` is not null, `previous` replacing
+  // the committed record of round round.round() - 1 (one session per round: that round's
+  // evaluation arrives with this one). INVALID_ARGUMENT if round.task_id() !=
+  // task.task_id(), or `previous` is not of that task and round or that round is not
+  // committed; NOT_FOUND if the task does not exist. Nothing is written on an error.
   virtual absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                                   std::span<const float> model) = 0;
+                                   std::span<const float> model,
+                                   const v1::RoundRecord* previous) = 0;
+  absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                           std::span<const float> model) {
+    return CommitRound(task, round, model, nullptr);
+  }
 
   // Committed rounds of a task in round order (empty if none).
   virtual absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) = 0;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -218,11 +220,11 @@ absl::Status TaskRunner::RunTask() {
 
 absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                         uint32_t round, const std::vector<float>& global,
-                                        Strategy& strategy) {
+                                        Strategy& strategy, bool evaluate_previous) {
   const v1::TaskSpec& spec = task.spec();
   const size_t num_params = global.size();
   StagePlan plan;
-  plan.stage = v1::STAGE_FIT;
+  plan.stage = evaluate_previous ? v1::STAGE_FIT_EVALUATE : v1::STAGE_FIT;
   plan.round = round;
   SetModel(global, &plan.first_item);
   *plan.first_item.mutable_standardization() = task.standardization();
@@ -234,11 +236,19 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
       RETURN_IF_ERROR(EndStage(task, end, absl::StrCat("round ", round)));
       return false;
     }
-    const absl::Status checked =
-        CheckFitSum(end.result.sums, num_params, spec.secure_aggregation().clip(),
-                    static_cast<uint32_t>(end.result.survivors.size()), spec.has_privacy());
+    // A FIT_EVALUATE sum is the FIT sum followed by the previous model's EVALUATE sum.
+    std::span<const double> fit_sums = end.result.sums;
+    std::span<const double> evaluation_sums;
+    if (evaluate_previous) {
+      const size_t fit_length = std::min(proto::FitLength(num_params), fit_sums.size());
+      evaluation_sums = fit_sums.subspan(fit_length);
+      fit_sums = fit_sums.first(fit_length);
+    }
+    const auto survivors = static_cast<uint32_t>(end.result.survivors.size());
+    const absl::Status checked = CheckFitSum(fit_sums, num_params, spec.secure_aggregation().clip(),
+                                             survivors, spec.has_privacy());
     absl::StatusOr<proto::AveragedUpdate> update =
-        checked.ok() ? proto::DecodeFit(end.result.sums, num_params)
+        checked.ok() ? proto::DecodeFit(fit_sums, num_params)
                      : absl::StatusOr<proto::AveragedUpdate>(checked);
     absl::StatusOr<std::vector<float>> next =
         update.ok() ? strategy.AggregateFit(round, global, *update)
@@ -259,16 +269,50 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
     *in_flight.add_metrics() =
         MakeMetric("train_examples", std::round(update->total_examples * pooled_rows));
     in_flight.set_strategy_state(strategy.SaveState());
+    if (evaluate_previous) {
+      // The previous round's metrics: kept for its record, which this round's commit
+      // rewrites. A refused evaluation part costs the metrics only, as a refused EVALUATE
+      // sum does.
+      in_flight.set_previous_evaluated(true);
+      absl::StatusOr<std::vector<v1::Metric>> metrics =
+          EvaluationMetrics(task, round - 1, evaluation_sums, survivors, strategy);
+      if (metrics.ok()) {
+        *in_flight.mutable_previous_metrics() = {metrics->begin(), metrics->end()};
+        *in_flight.mutable_previous_eval_participants() = {end.result.survivors.begin(),
+                                                           end.result.survivors.end()};
+      } else {
+        in_flight.set_previous_skipped(std::string(metrics.status().message()));
+      }
+    }
     if (end.result.provenance.has_value()) *in_flight.add_provenance() = *end.result.provenance;
     RETURN_IF_ERROR(store_->PutInFlight(in_flight));
     return true;
   }
 }
 
+absl::StatusOr<std::vector<v1::Metric>> TaskRunner::EvaluationMetrics(const v1::TaskRecord& task,
+                                                                      uint32_t round,
+                                                                      std::span<const double> sums,
+                                                                      uint32_t survivors,
+                                                                      Strategy& strategy) const {
+  const v1::TaskSpec& spec = task.spec();
+  ASSIGN_OR_RETURN(const proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
+  proto::EvaluationDecodeOptions decode;
+  if (proto::EvaluationNoiseOn(spec)) {
+    decode.noise_stddev = proto::EvaluationNoiseStddev(spec.privacy(), layout);
+    decode.label_stddev = task.standardization().label_stddev();
+  }
+  RETURN_IF_ERROR(CheckEvaluationSum(spec.model(), sums, survivors, decode.noise_stddev > 0));
+  ASSIGN_OR_RETURN(auto decoded, proto::DecodeEvaluation(layout, sums, decode));
+  std::vector<v1::Metric> metrics;
+  metrics.reserve(decoded.size());
+  for (const auto& [name, value] : decoded) metrics.push_back(MakeMetric(name, value));
+  return strategy.AggregateEvaluate(round, std::move(metrics));
+}
+
 absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                                uint32_t round, Strategy& strategy) {
   const v1::TaskSpec& spec = task.spec();
-  ASSIGN_OR_RETURN(const proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
   StagePlan plan;
   plan.stage = v1::STAGE_EVALUATE;
   plan.round = round;
@@ -279,11 +323,8 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
   plan.first_item.set_l2(task.l2());
   plan.retry = false;
   plan.wait_for_cohort = false;
-  proto::EvaluationDecodeOptions decode;
   if (proto::EvaluationNoiseOn(spec)) {
     plan.noise_multiplier = spec.privacy().evaluation_noise_multiplier();
-    decode.noise_stddev = proto::EvaluationNoiseStddev(spec.privacy(), layout);
-    decode.label_stddev = task.standardization().label_stddev();
   }
   StageEnd end = RunDurableStage(task, in_flight, plan);
   switch (end.kind) {
@@ -299,29 +340,20 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
       return false;
   }
   in_flight.set_eval_done(true);
-  using Metrics = std::vector<std::pair<std::string, double>>;
-  const absl::Status checked = CheckEvaluationSum(
-      spec.model(), end.result.sums, static_cast<uint32_t>(end.result.survivors.size()),
-      decode.noise_stddev > 0);
-  absl::StatusOr<Metrics> decoded = checked.ok()
-                                        ? proto::DecodeEvaluation(layout, end.result.sums, decode)
-                                        : absl::StatusOr<Metrics>(checked);
-  if (!decoded.ok()) {
+  absl::StatusOr<std::vector<v1::Metric>> metrics = EvaluationMetrics(
+      task, round, end.result.sums, static_cast<uint32_t>(end.result.survivors.size()), strategy);
+  if (!metrics.ok()) {
     // Nothing of a refused sum is kept: the round commits without metrics.
     for (v1::StageAttempt& a : *in_flight.mutable_stage_attempts()) {
       if (a.session() != end.result.attempt.session()) continue;
       a.set_completed(false);
-      a.set_outcome(std::string(decoded.status().message()));
+      a.set_outcome(std::string(metrics.status().message()));
     }
-    in_flight.add_drops(absl::StrCat("evaluation skipped: ", decoded.status().message()));
+    in_flight.add_drops(absl::StrCat("evaluation skipped: ", metrics.status().message()));
     RETURN_IF_ERROR(store_->PutInFlight(in_flight));
     return true;
   }
-  std::vector<v1::Metric> metrics;
-  for (const auto& [name, value] : *decoded) metrics.push_back(MakeMetric(name, value));
-  for (const v1::Metric& m : strategy.AggregateEvaluate(round, std::move(metrics))) {
-    *in_flight.add_metrics() = m;
-  }
+  for (v1::Metric& m : *metrics) *in_flight.add_metrics() = std::move(m);
   *in_flight.mutable_eval_participants() = {end.result.survivors.begin(),
                                             end.result.survivors.end()};
   if (end.result.provenance.has_value()) *in_flight.add_provenance() = *end.result.provenance;
@@ -342,18 +374,17 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   }
   ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
   if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
+  // The last committed round's record: one session per round adds its evaluation to it.
+  std::optional<v1::RoundRecord> previous;
+  if (!rounds.empty()) previous = std::move(rounds.back());
+  rounds.clear();
 
   for (uint32_t round = last + 1; round <= spec.rounds(); ++round) {
     ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(round));
     // With differential privacy a round starts only if the budget covers its releases: its
     // model-update sum, and its evaluation sum when that is noised.
     if (spec.has_privacy() && !in_flight.fit_done() && in_flight.releases().empty()) {
-      std::vector<double> charged = ChargedReleases(in_flight);
-      charged.push_back(spec.privacy().noise_multiplier());
-      if (spec.privacy().evaluation_noise_multiplier() > 0) {
-        charged.push_back(spec.privacy().evaluation_noise_multiplier());
-      }
-      ASSIGN_OR_RETURN(double epsilon, EpsilonOfReleases(charged, spec.privacy().delta()));
+      ASSIGN_OR_RETURN(double epsilon, EpsilonWithRound(spec, in_flight));
       if (epsilon > spec.privacy().epsilon_budget()) {
         return Finish(task, v1::TASK_COMPLETED,
                       absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ",
@@ -365,14 +396,25 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
       // Resumed after the update was applied: the strategy's state after it is stored.
       RETURN_IF_ERROR(strategy->RestoreState(in_flight.strategy_state()));
     } else {
-      ASSIGN_OR_RETURN(bool fitted, RunFit(task, in_flight, round, global, *strategy));
+      const bool evaluate_previous =
+          OneSessionPerRound(spec) && previous.has_value() && EvaluatedLater(*previous, *strategy);
+      ASSIGN_OR_RETURN(bool fitted,
+                       RunFit(task, in_flight, round, global, *strategy, evaluate_previous));
       if (!fitted) return absl::OkStatus();
     }
-    if (strategy->ConfigureEvaluate(round) && !in_flight.eval_done()) {
+    // The round's own evaluation session: every round's when evaluations are noised (or
+    // one session per round is off), else only the last round's model, which no later
+    // session carries.
+    ASSIGN_OR_RETURN(const bool last_round, LastRound(spec, in_flight, round));
+    if ((!OneSessionPerRound(spec) || last_round) && strategy->ConfigureEvaluate(round) &&
+        !in_flight.eval_done()) {
       ASSIGN_OR_RETURN(bool evaluated, RunEvaluation(task, in_flight, round, *strategy));
       if (!evaluated) return absl::OkStatus();
     }
-    RETURN_IF_ERROR(CommitTrainingRound(task, in_flight, round));
+    ASSIGN_OR_RETURN(
+        v1::RoundRecord committed,
+        CommitTrainingRound(task, in_flight, round, previous.has_value() ? &*previous : nullptr));
+    previous = std::move(committed);
     global.assign(in_flight.next_model().values().begin(), in_flight.next_model().values().end());
   }
   if (task.state() == v1::TASK_COMPLETED) {
@@ -383,8 +425,43 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   return absl::OkStatus();
 }
 
-absl::Status TaskRunner::CommitTrainingRound(v1::TaskRecord& task,
-                                             const v1::InFlightRound& in_flight, uint32_t round) {
+bool TaskRunner::OneSessionPerRound(const v1::TaskSpec& spec) {
+  return !proto::EvaluationNoiseOn(spec);
+}
+
+bool TaskRunner::EvaluatedLater(const v1::RoundRecord& previous, const Strategy& strategy) {
+  if (previous.round() == 0 || !strategy.ConfigureEvaluate(previous.round())) return false;
+  // A round that ran its own evaluation session (the last round of a run, or one
+  // committed by an older coordinator) is not evaluated again: the sites would refuse.
+  for (const v1::StageAttempt& a : previous.stage_attempts()) {
+    if (a.stage() == v1::STAGE_EVALUATE) return false;
+  }
+  return previous.evaluated_in_round() == 0;
+}
+
+absl::StatusOr<double> TaskRunner::EpsilonWithRound(const v1::TaskSpec& spec,
+                                                    const v1::InFlightRound& in_flight) {
+  std::vector<double> charged = ChargedReleases(in_flight);
+  charged.push_back(spec.privacy().noise_multiplier());
+  if (spec.privacy().evaluation_noise_multiplier() > 0) {
+    charged.push_back(spec.privacy().evaluation_noise_multiplier());
+  }
+  return EpsilonOfReleases(charged, spec.privacy().delta());
+}
+
+absl::StatusOr<bool> TaskRunner::LastRound(const v1::TaskSpec& spec,
+                                           const v1::InFlightRound& in_flight, uint32_t round) {
+  if (round >= spec.rounds()) return true;
+  if (!spec.has_privacy()) return false;
+  // The next round would not start: its releases on top of this round's exceed the budget.
+  ASSIGN_OR_RETURN(const double epsilon, EpsilonWithRound(spec, in_flight));
+  return epsilon > spec.privacy().epsilon_budget();
+}
+
+absl::StatusOr<v1::RoundRecord> TaskRunner::CommitTrainingRound(v1::TaskRecord& task,
+                                                                const v1::InFlightRound& in_flight,
+                                                                uint32_t round,
+                                                                const v1::RoundRecord* previous) {
   const v1::TaskSpec& spec = task.spec();
   const std::vector<float> next(in_flight.next_model().values().begin(),
                                 in_flight.next_model().values().end());
@@ -415,16 +492,60 @@ absl::Status TaskRunner::CommitTrainingRound(v1::TaskRecord& task,
     task.set_state(v1::TASK_COMPLETED);
     task.set_state_reason("all rounds committed");
   }
-  RETURN_IF_ERROR(store_->CommitRound(task, record, next));
+  // One session per round: the previous round's evaluation came with this round's fit.
+  std::optional<v1::RoundRecord> evaluated;
+  if (in_flight.previous_evaluated() && previous != nullptr && previous->round() + 1 == round) {
+    evaluated = *previous;
+    AddEvaluation(in_flight.previous_metrics(), &*evaluated);
+    *evaluated->mutable_eval_participants() = in_flight.previous_eval_participants();
+    evaluated->set_evaluated_in_round(round);
+    // The session that evaluated it is in its provenance too (it ran on its model).
+    for (const v1::SessionProvenance& session : in_flight.provenance()) {
+      if (session.stage() != v1::STAGE_FIT_EVALUATE) continue;
+      if (in_flight.previous_skipped().empty()) {
+        *evaluated->mutable_provenance()->add_sessions() = session;
+      }
+    }
+    if (!in_flight.previous_skipped().empty()) {
+      evaluated->add_drops(absl::StrCat("evaluation skipped: ", in_flight.previous_skipped(),
+                                        " (in round ", round, "'s fit_evaluate session)"));
+    }
+  }
+  RETURN_IF_ERROR(
+      store_->CommitRound(task, record, next, evaluated.has_value() ? &*evaluated : nullptr));
   for (const v1::PrivacyRelease& r : in_flight.releases()) {
     committed_releases_.push_back(r.noise_multiplier());
+  }
+  if (evaluated.has_value() && evaluated->eval_participants_size() > 0) {
+    common::LogLine line(common::LogLevel::kInfo, "round_evaluated");
+    line.With("task", task_id_).With("round", evaluated->round()).With("in_round", round);
+    for (const v1::Metric& m : in_flight.previous_metrics()) line.With(m.name(), m.value());
   }
   common::LogLine line(common::LogLevel::kInfo, "round_committed");
   line.With("task", task_id_)
       .With("round", round)
       .With("sites", static_cast<uint64_t>(in_flight.fit_participants_size()));
   for (const v1::Metric& m : record.metrics()) line.With(m.name(), m.value());
-  return absl::OkStatus();
+  return record;
+}
+
+void TaskRunner::AddEvaluation(const google::protobuf::RepeatedPtrField<v1::Metric>& metrics,
+                               v1::RoundRecord* record) {
+  // Where a round's own evaluation puts them: after the fit's metrics, before the
+  // privacy accounting's (epsilon, delta).
+  google::protobuf::RepeatedPtrField<v1::Metric> merged;
+  bool added = false;
+  for (const v1::Metric& m : record->metrics()) {
+    if (!added && m.name() == "epsilon") {
+      for (const v1::Metric& e : metrics) *merged.Add() = e;
+      added = true;
+    }
+    *merged.Add() = m;
+  }
+  if (!added) {
+    for (const v1::Metric& e : metrics) *merged.Add() = e;
+  }
+  record->mutable_metrics()->Swap(&merged);
 }
 
 }  // namespace tessera::coordinator

@@ -4,10 +4,23 @@
 // give the pooled mean and standard deviation every site then standardises with, and the
 // pooled row count resolves the L2 penalty. Pooled statistics are computed once per dataset
 // and columns and kept in the store: a later task over the same columns reuses them (the
-// sites would refuse to send their statistics again). Each training round r then runs two
-// stages — FIT (sites train from the global model and send their weighted deltas) and
-// EVALUATE (sites evaluate the new model on their held-out rows) — and commits, in one
-// store write, the round record, the new checkpoint and the task record.
+// sites would refuse to send their statistics again). Each training round r then commits,
+// in one store write, the round record, the new checkpoint and the task record, after
+// FIT (sites train from the global model and send their weighted deltas) and EVALUATE
+// (sites evaluate a model on their held-out rows).
+//
+// One session per round: round r's session is a FIT_EVALUATE one — each site evaluates the
+// model it receives (round r - 1's) and trains from it, in one vector — so the model
+// travels once and the n-dependent key work is paid once per round. Round r - 1's metrics
+// are added to its record in the same write that commits round r (CommitRound with
+// `previous`; RoundRecord.evaluated_in_round). Round 1 is a plain FIT (the initial model
+// is not evaluated), and the last round — the spec's last, or with privacy the last the
+// budget pays for — evaluates its own model in an EVALUATE session before it commits. A
+// task with evaluation noise runs FIT and EVALUATE as two sessions per round (each noised
+// sum is a release of its own), and a round that already ran its own EVALUATE session (a
+// task resumed from an older coordinator) is not evaluated again. A refused evaluation
+// part leaves the evaluated round without metrics (a drop line in its record says why);
+// the fit part is used as from a FIT session.
 //
 // Every stage is one secure-aggregation session (secure_stage.h): the coordinator learns
 // only the sum over the surviving sites, at least `threshold` of them. The round in flight
@@ -211,14 +224,47 @@ class TaskRunner {
   // The round's FIT stage up to an applied update, kept in `in_flight` (fit_done, the new
   // model, the participants, train_examples, the strategy's state). false if the stage
   // ended without one (the task's state says how).
+  // With `evaluate_previous` the session is a FIT_EVALUATE one: it also evaluates `global`,
+  // the previous round's model, whose metrics and evaluators it keeps in `in_flight`
+  // (previous_evaluated; a refused evaluation part is a drop line, the fit goes on).
   absl::StatusOr<bool> RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight, uint32_t round,
-                              const std::vector<float>& global, Strategy& strategy);
+                              const std::vector<float>& global, Strategy& strategy,
+                              bool evaluate_previous);
+  // The metrics of round `round`'s model from an evaluation sum over `survivors` sites:
+  // checked (sum_checks.h), decoded and passed through the strategy; the refusal otherwise.
+  absl::StatusOr<std::vector<v1::Metric>> EvaluationMetrics(const v1::TaskRecord& task,
+                                                            uint32_t round,
+                                                            std::span<const double> sums,
+                                                            uint32_t survivors,
+                                                            Strategy& strategy) const;
+  // Whether a training round's evaluation travels with the next round's fit (one session
+  // per round, STAGE_FIT_EVALUATE): unless the task noises its evaluations, which are
+  // releases of their own.
+  static bool OneSessionPerRound(const v1::TaskSpec& spec);
+  // Whether the next round's session evaluates `previous`'s model: a training round the
+  // strategy evaluates, which ran no evaluation session of its own and was not evaluated yet.
+  static bool EvaluatedLater(const v1::RoundRecord& previous, const Strategy& strategy);
+  // The task's epsilon if one more round's releases (its fit, and its evaluation when
+  // noised) were charged on top of those so far.
+  absl::StatusOr<double> EpsilonWithRound(const v1::TaskSpec& spec,
+                                          const v1::InFlightRound& in_flight);
+  // Whether `round` is the task's last: the spec's last round, or with privacy the budget
+  // cannot pay for another. Its model is then evaluated in a session of its own.
+  absl::StatusOr<bool> LastRound(const v1::TaskSpec& spec, const v1::InFlightRound& in_flight,
+                                 uint32_t round);
+  // `metrics` (an evaluation's) into `record`'s, where the round's own evaluation puts them.
+  static void AddEvaluation(const google::protobuf::RepeatedPtrField<v1::Metric>& metrics,
+                            v1::RoundRecord* record);
   // The round's evaluation of in_flight.next_model(); its metrics go into `in_flight`. A
   // failed evaluation is a drop line, not a failed round. false if the task stopped.
   absl::StatusOr<bool> RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                      uint32_t round, Strategy& strategy);
-  absl::Status CommitTrainingRound(v1::TaskRecord& task, const v1::InFlightRound& in_flight,
-                                   uint32_t round);
+  // Commits `round` and, when its session evaluated the previous round's model, `previous`
+  // (round - 1's committed record) with those metrics, in one write; returns the record.
+  absl::StatusOr<v1::RoundRecord> CommitTrainingRound(v1::TaskRecord& task,
+                                                      const v1::InFlightRound& in_flight,
+                                                      uint32_t round,
+                                                      const v1::RoundRecord* previous);
   // Commits round 0 from pooled statistics (computed now or reused).
   absl::Status CommitStatistics(v1::TaskRecord& task, const v1::PooledStatisticsRecord& pooled,
                                 const v1::InFlightRound& in_flight, bool reused);

@@ -184,7 +184,25 @@ absl::Status VerifyRoundProvenance(const v1::RoundProvenance& round,
                                                    ", expected ", kProvenanceVersion));
   }
   std::set<int> stages;
+  bool evaluated_later = false;
   for (const v1::SessionProvenance& session : round.sessions()) {
+    // One session per round: the next round's FIT_EVALUATE session evaluated this round's
+    // model (it ran on it: its setup's model hash, signed by the sites, is the round's).
+    const bool evaluation_of_this_round = session.stage() == v1::STAGE_FIT_EVALUATE &&
+                                          session.round() == round.round() + 1 &&
+                                          session.task_id() == round.task_id();
+    if (evaluation_of_this_round) {
+      if (session.model_hash() != round.model_hash()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": ", SessionName(session), " did not run on the round's model"));
+      }
+      if (evaluated_later) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": two fit_evaluate sessions of round ", session.round()));
+      }
+      evaluated_later = true;
+      continue;
+    }
     if (session.task_id() != round.task_id() || session.round() != round.round()) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": ", SessionName(session), " is of ",
                                                      session.task_id(), " round ",
@@ -202,7 +220,7 @@ absl::Status VerifyRoundProvenance(const v1::RoundProvenance& round,
         absl::StrCat(name, ": round 0 has no statistics session and reused no statistics"));
   }
   if (round.round() > 0 && !stages.contains(v1::STAGE_FIT) &&
-      !stages.contains(v1::STAGE_ANALYTICS)) {
+      !stages.contains(v1::STAGE_FIT_EVALUATE) && !stages.contains(v1::STAGE_ANALYTICS)) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": the round has neither a fit nor an analytics session"));
   }

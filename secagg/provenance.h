@@ -21,9 +21,12 @@
 //      ConsistencySigningInput(session_id, survivors), and at least `threshold` of them.
 // VerifyRoundProvenance checks the round's version; that each session is of its task and
 // round (stages not repeated); that round 0 has a STATISTICS session (or names the task it
-// reused statistics from) and a later round a FIT or an ANALYTICS session; that an EVALUATE
-// session ran on the round's model (its setup's model hash is the round's model_hash, so
-// the committed checkpoint is bound by the sites' signatures); then each session as above,
+// reused statistics from) and a later round a FIT, FIT_EVALUATE or ANALYTICS session; that
+// an EVALUATE session ran on the round's model (its setup's model hash is the round's
+// model_hash, so the committed checkpoint is bound by the sites' signatures; a FIT_EVALUATE
+// session runs on the previous round's model, whose evaluation it carries: that round's
+// record holds it too, and it must be of round + 1 with the round's model_hash); then each
+// session as above,
 // certificates as of the round's commit time.
 //
 // Errors are INVALID_ARGUMENT (a record that is incomplete or inconsistent) or

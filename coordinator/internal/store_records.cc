@@ -146,4 +146,26 @@ absl::StatusOr<uint64_t> DecodeSchemaVersion(const std::string& directory, std::
   return ReadBigEndian(value);
 }
 
+absl::Status CheckCommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                              const v1::RoundRecord* previous) {
+  if (round.task_id() != task.task_id()) {
+    return absl::InvalidArgumentError(absl::StrCat("CommitRound: round.task_id \"", round.task_id(),
+                                                   "\" differs from task.task_id \"",
+                                                   task.task_id(), "\""));
+  }
+  if (previous != nullptr && (previous->task_id() != task.task_id() || round.round() == 0 ||
+                              previous->round() != round.round() - 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CommitRound: the previous record (", previous->task_id(), " round ", previous->round(),
+        ") is not of ", task.task_id(), " round ", round.round(), " - 1"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PreviousNotCommitted(const v1::RoundRecord& previous) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("CommitRound: ", previous.task_id(), " round ", previous.round(),
+                   " is not committed: its record cannot be replaced"));
+}
+
 }  // namespace tessera::coordinator::internal

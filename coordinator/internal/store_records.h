@@ -66,6 +66,15 @@ absl::StatusOr<v1::PooledStatisticsRecord> DecodeStatistics(const std::string& d
 absl::StatusOr<uint64_t> DecodeLastTaskSeq(const std::string& directory, std::string_view value);
 absl::StatusOr<uint64_t> DecodeSchemaVersion(const std::string& directory, std::string_view value);
 
+// ---- arguments both stores (RocksDB and memory) check alike
+
+// INVALID_ARGUMENT unless Store::CommitRound's records agree: `round` of `task`, and
+// `previous` (may be null) of the same task and the round before.
+absl::Status CheckCommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
+                              const v1::RoundRecord* previous);
+// INVALID_ARGUMENT: CommitRound was given a `previous` record of a round not committed.
+absl::Status PreviousNotCommitted(const v1::RoundRecord& previous);
+
 }  // namespace tessera::coordinator::internal
 
 #endif  // TESSERA_COORDINATOR_INTERNAL_STORE_RECORDS_H_

@@ -40,7 +40,8 @@ namespace tessera::attack {
 namespace {
 
 // The sites' loops against one coordinator: pull, answer with the real agent, push. Counts,
-// per FIT session, the sites that released unmasking shares and the session's threshold.
+// per FIT (or FIT_EVALUATE) session, the sites that released unmasking shares and the session's
+// threshold.
 class SiteLoops {
  public:
   SiteLoops(AttackFederation* federation, coordinator::Coordinator* coordinator)
@@ -76,7 +77,9 @@ class SiteLoops {
       if (!item.ok() || *item == nullptr) continue;
       const v1::WorkItem& work = **item;
       const v1::PushResultRequest answer = federation_->Ask(site, work);
-      if (work.stage() == v1::STAGE_FIT) Count(work, answer);
+      if (work.stage() == v1::STAGE_FIT || work.stage() == v1::STAGE_FIT_EVALUATE) {
+        Count(work, answer);  // a FIT_EVALUATE session is the round's fit
+      }
       (void)coordinator_->PushResult(site, answer);
     }
   }

@@ -110,6 +110,94 @@ TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
   }
 }
 
+// One session per round: round r's FIT_EVALUATE session carries the evaluation of round
+// r - 1's model, which is added to round r - 1's record when round r commits; round 1 is a
+// plain FIT and the last round's model gets an EVALUATE session of its own. Every round
+// still ends with its own model's metrics.
+TEST_F(CoordinatorTest, OneSessionPerRoundCarriesThePreviousRoundsEvaluation) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 5});
+  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = -1});
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
+                       coordinator_->SubmitTask("op", ToySpec(3, 3)));
+  const std::string& id = submitted.task_id();
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(id));
+  ASSERT_EQ(got.task().state(), v1::TASK_COMPLETED) << got.task().state_reason();
+  for (const FakeSite* site : {&a, &b, &c}) {
+    EXPECT_THAT(site->sessions_seen(),
+                ::testing::UnorderedElementsAre(
+                    id + "/r0/statistics/a1", id + "/r1/fit/a1", id + "/r2/fit_evaluate/a1",
+                    id + "/r3/fit_evaluate/a1", id + "/r3/evaluate/a1"));
+  }
+  ASSERT_EQ(got.rounds_size(), 4);
+  EXPECT_EQ(got.rounds(1).evaluated_in_round(), 2u);
+  EXPECT_EQ(got.rounds(2).evaluated_in_round(), 3u);
+  EXPECT_EQ(got.rounds(3).evaluated_in_round(), 0u) << "its own evaluate session";
+  for (int r = 1; r <= 3; ++r) {
+    std::vector<std::string> names;
+    for (const v1::Metric& m : got.rounds(r).metrics()) names.push_back(m.name());
+    // The fit's metric first, then the evaluation's, as a round's own evaluation puts them.
+    EXPECT_THAT(
+        names, ElementsAre("train_examples", "num_examples", "loss", "log_loss", "accuracy", "auc"))
+        << "round " << r;
+    EXPECT_THAT(got.rounds(r).eval_participants(), ElementsAre("site-a", "site-b", "site-c"));
+  }
+}
+
+// Noised evaluations are releases of their own: FIT and EVALUATE stay two sessions a round.
+TEST_F(CoordinatorTest, NoisedEvaluationsKeepTwoSessionsPerRound) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 0.01f});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 30, .delta = 0.01f});
+  v1::TaskSpec spec = ToySpec(2, 2);
+  v1::PrivacySpec* privacy = spec.mutable_privacy();
+  privacy->set_clip_norm(0.1);
+  privacy->set_noise_multiplier(1.5);
+  privacy->set_evaluation_noise_multiplier(1.5);
+  privacy->set_epsilon_budget(100);
+  privacy->set_delta(1e-5);
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, coordinator_->SubmitTask("op", spec));
+  const std::string& id = submitted.task_id();
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(id));
+  ASSERT_EQ(got.task().state(), v1::TASK_COMPLETED) << got.task().state_reason();
+  EXPECT_THAT(a.sessions_seen(),
+              ::testing::UnorderedElementsAre(id + "/r0/statistics/a1", id + "/r1/fit/a1",
+                                              id + "/r1/evaluate/a1", id + "/r2/fit/a1",
+                                              id + "/r2/evaluate/a1"));
+}
+
+// With privacy, the last round the budget pays for is the last: its model is evaluated in a
+// session of its own, so the task ends with that round's metrics.
+TEST_F(CoordinatorTest, TheLastRoundTheBudgetPaysForEvaluatesItsOwnModel) {
+  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 0.01f});
+  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 30, .delta = 0.01f});
+  v1::TaskSpec spec = ToySpec(5, 2);
+  v1::PrivacySpec* privacy = spec.mutable_privacy();
+  privacy->set_clip_norm(0.1);
+  privacy->set_noise_multiplier(1.5);
+  privacy->set_delta(1e-5);
+  // Between what two and three model-update releases cost.
+  ASSERT_OK_AND_ASSIGN(double two, coordinator::GaussianEpsilon(1.5, 1.0, 2, 1e-5));
+  ASSERT_OK_AND_ASSIGN(double three, coordinator::GaussianEpsilon(1.5, 1.0, 3, 1e-5));
+  privacy->set_epsilon_budget((two + three) / 2);
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, coordinator_->SubmitTask("op", spec));
+  const std::string& id = submitted.task_id();
+  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(id));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
+  EXPECT_THAT(got.task().state_reason(), HasSubstr("privacy budget spent"));
+  ASSERT_EQ(got.rounds_size(), 3);
+  EXPECT_THAT(a.sessions_seen(),
+              ::testing::UnorderedElementsAre(id + "/r0/statistics/a1", id + "/r1/fit/a1",
+                                              id + "/r2/fit_evaluate/a1", id + "/r2/evaluate/a1"));
+  for (int r = 1; r <= 2; ++r) {
+    bool accuracy = false;
+    for (const v1::Metric& m : got.rounds(r).metrics()) accuracy |= m.name() == "accuracy";
+    EXPECT_TRUE(accuracy) << "round " << r;
+  }
+}
+
 // An adaptive strategy keeps two floats per parameter in every round's record; the task's
 // view (what `tasks show` and the dashboard poll) leaves them out, the store keeps them.
 TEST_F(CoordinatorTest, TheTaskViewLeavesOutTheStrategysState) {
@@ -334,14 +422,15 @@ TEST_F(CoordinatorTest, SecondTaskOverTheSameColumnsReusesThePooledStatistics) {
 }
 
 // A model-update sum charged to the budget stays charged when the task ends before its round
-// commits: cancelled while the round's evaluation waits, the task's record keeps the
-// release (with the committed rounds', everything the coordinator could have unmasked).
+// commits: cancelled while the round's evaluation waits (the last round's model is
+// evaluated in a session of its own), the task's record keeps the release (with the
+// committed rounds', everything the coordinator could have unmasked).
 TEST_F(CoordinatorTest, ReleaseOfARoundThatNeverCommitsStaysOnTheTaskRecord) {
   FakeSite a(coordinator_.get(), pki_.get(), "site-a",
              {.train_rows = 10, .delta = 0.01f, .silent_in_evaluate = true});
   FakeSite b(coordinator_.get(), pki_.get(), "site-b",
              {.train_rows = 10, .delta = 0.01f, .silent_in_evaluate = true});
-  v1::TaskSpec spec = ToySpec(3, 2);
+  v1::TaskSpec spec = ToySpec(1, 2);
   spec.set_round_deadline_seconds(30);
   v1::PrivacySpec* privacy = spec.mutable_privacy();
   privacy->set_clip_norm(0.1);

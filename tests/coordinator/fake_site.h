@@ -140,6 +140,16 @@ class FakeSite {
         EXPECT_OK(sums.status());
         return sums.ok() ? *sums : std::vector<double>();
       }
+      case v1::STAGE_FIT_EVALUATE: {  // one session per round: FIT, then EVALUATE
+        v1::WorkItem fit = w;
+        fit.set_stage(v1::STAGE_FIT);
+        v1::WorkItem evaluate = w;
+        evaluate.set_stage(v1::STAGE_EVALUATE);
+        std::vector<double> values = Values(fit);
+        const std::vector<double> evaluation = Values(evaluate);
+        values.insert(values.end(), evaluation.begin(), evaluation.end());
+        return values;
+      }
       case v1::STAGE_ANALYTICS:  // made-up: nobody's rows
         return std::vector<double>(proto::AnalyticsLength(w.spec().analytics()), 0.0);
       default:
@@ -147,9 +157,29 @@ class FakeSite {
     }
   }
 
+  // The behaviour's tampering, stage by stage: a FIT_EVALUATE vector's FIT words (its
+  // first two segments) as FIT's, the rest as EVALUATE's.
+  void Tamper(const v1::WorkItem& w, std::vector<uint32_t>& words) const {
+    if (w.stage() != v1::STAGE_FIT_EVALUATE) {
+      behavior_.tamper_words(w.stage(), words);
+      return;
+    }
+    v1::SecAggEncoding fit_segments;
+    for (int i = 0; i < 2; ++i)
+      *fit_segments.add_segments() = w.secagg().setup().encoding().segments(i);
+    const size_t fit_words = std::min(words.size(), secagg::EncodedWords(fit_segments));
+    std::vector<uint32_t> fit(words.begin(), words.begin() + fit_words);
+    std::vector<uint32_t> evaluate(words.begin() + fit_words, words.end());
+    behavior_.tamper_words(v1::STAGE_FIT, fit);
+    behavior_.tamper_words(v1::STAGE_EVALUATE, evaluate);
+    words = fit;
+    words.insert(words.end(), evaluate.begin(), evaluate.end());
+  }
+
   // The answer to one step, or nullopt to stay silent.
   std::optional<v1::SecAggClientMessage> Step(const v1::WorkItem& w) {
-    const bool fit = w.stage() == v1::STAGE_FIT;
+    // A FIT_EVALUATE session is the round's fit (one session per round).
+    const bool fit = w.stage() == v1::STAGE_FIT || w.stage() == v1::STAGE_FIT_EVALUATE;
     if (w.secagg().round() == v1::SECAGG_ADVERTISE_KEYS) {
       if (w.stage() == v1::STAGE_EVALUATE && behavior_.silent_in_evaluate) return std::nullopt;
       if (fit && (behavior_.silent_in_fit || w.round() > behavior_.silent_after_round)) {
@@ -157,7 +187,7 @@ class FakeSite {
       }
       auto words = secagg::EncodeVector(Values(w), w.secagg().setup().encoding());
       EXPECT_OK(words.status());
-      if (behavior_.tamper_words) behavior_.tamper_words(w.stage(), *words);
+      if (behavior_.tamper_words) Tamper(w, *words);
       v1::SecAggClientMessage reply;
       v1::SecAggClientAbort abort;
       auto client =

@@ -85,9 +85,10 @@ absl::StatusOr<std::vector<v1::TaskRecord>> FaultInjectingStore::ListTasks() {
 
 absl::Status FaultInjectingStore::CommitRound(const v1::TaskRecord& task,
                                               const v1::RoundRecord& round,
-                                              std::span<const float> model) {
+                                              std::span<const float> model,
+                                              const v1::RoundRecord* previous) {
   RETURN_IF_ERROR(MaybeFail("CommitRound", static_cast<int>(round.round())));
-  return base_->CommitRound(task, round, model);
+  return base_->CommitRound(task, round, model, previous);
 }
 
 absl::StatusOr<std::vector<v1::RoundRecord>> FaultInjectingStore::ListRounds(

@@ -44,8 +44,9 @@ class FaultInjectingStore : public Store {
   absl::Status UpdateTask(const v1::TaskRecord& record) override;
   absl::StatusOr<v1::TaskRecord> GetTask(const std::string& task_id) override;
   absl::StatusOr<std::vector<v1::TaskRecord>> ListTasks() override;
+  using Store::CommitRound;
   absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
-                           std::span<const float> model) override;
+                           std::span<const float> model, const v1::RoundRecord* previous) override;
   absl::StatusOr<std::vector<v1::RoundRecord>> ListRounds(const std::string& task_id) override;
   absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
                                                    uint32_t round) override;

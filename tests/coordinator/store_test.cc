@@ -218,6 +218,39 @@ TEST_P(StoreTest, CommitRoundReplacesEarlierRecordOfTheSameRound) {
   EXPECT_THAT(store_->GetCheckpoint("task-1", 1), IsOkAndHolds(ElementsAre(2.0f, 3.0f)));
 }
 
+// One session per round: the next round's commit carries the previous round's evaluation
+// and rewrites that round's record in the same write.
+TEST_P(StoreTest, CommitRoundRewritesThePreviousRoundInTheSameWrite) {
+  v1::TaskRecord task = CreateTasks(1);
+  ASSERT_OK(store_->CommitRound(task, MakeRound("task-1", 1), std::vector<float>{1.0f}));
+  v1::RoundRecord evaluated = MakeRound("task-1", 1);
+  evaluated.add_eval_participants("site-a");
+  evaluated.set_evaluated_in_round(2);
+  const v1::RoundRecord second = MakeRound("task-1", 2);
+  task.set_last_committed_round(2);
+  ASSERT_OK(store_->CommitRound(task, second, std::vector<float>{2.0f}, &evaluated));
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, store_->ListRounds("task-1"));
+  EXPECT_THAT(rounds, ElementsAre(EqualsProto(evaluated), EqualsProto(second)));
+  EXPECT_THAT(store_->GetTask("task-1"), IsOkAndHolds(EqualsProto(task)));
+}
+
+TEST_P(StoreTest, CommitRoundRefusesAPreviousRecordOfAnotherRoundOrOneNotCommitted) {
+  v1::TaskRecord task = CreateTasks(1);
+  ASSERT_OK(store_->CommitRound(task, MakeRound("task-1", 1), std::vector<float>{1.0f}));
+  v1::RoundRecord wrong_round = MakeRound("task-1", 0);
+  EXPECT_THAT(
+      store_->CommitRound(task, MakeRound("task-1", 2), std::vector<float>{2.0f}, &wrong_round),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("round 2 - 1")));
+  const v1::RoundRecord not_committed = MakeRound("task-1", 2);
+  EXPECT_THAT(
+      store_->CommitRound(task, MakeRound("task-1", 3), std::vector<float>{3.0f}, &not_committed),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not committed")));
+  // Neither wrote anything: round 1 alone, unchanged.
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, store_->ListRounds("task-1"));
+  EXPECT_THAT(rounds, ElementsAre(EqualsProto(MakeRound("task-1", 1))));
+  EXPECT_THAT(store_->GetCheckpoint("task-1", 3), StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST_P(StoreTest, CommitRoundWithMismatchedTaskIdIsInvalidAndWritesNothing) {
   CreateTasks(2);
   v1::TaskRecord task = MakeTask("t1");

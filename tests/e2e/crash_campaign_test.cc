@@ -61,13 +61,14 @@ constexpr uint32_t kRounds = 3;
 constexpr char kOnceFile[] = "crash-once";
 constexpr char kVictim[] = "hospital-b";
 
-// The points that run without TESSERA_LONG_TESTS=1: one of each kind, over the three stages.
+// The points that run without TESSERA_LONG_TESTS=1: one of each kind, over the stages.
 const char* const kDefaultPoints[] = {
     "coordinator/fit/masked_input/step_persisted",
     "coordinator/evaluate/consistency_check/step_persisted",
-    "coordinator/fit/masked_input/mid_step",
+    "coordinator/fit_evaluate/masked_input/mid_step",
     "coordinator/statistics/session_ended",
-    "site/fit/consistency_check/before_send",
+    "site/fit_evaluate/consistency_check/before_send",
+    "site/fit_evaluate/masked_input/after_send",
     "site/evaluate/masked_input/after_send",
     "coordinator/analytics/share_keys/step_persisted",
 };
@@ -336,7 +337,7 @@ TEST(E2eCrashCampaignPointsTest, EveryStageAndStepHasAPointForBothDaemons) {
     ASSERT_OK_AND_ASSIGN(CrashPoint found, FindCrashPoint(point.Name()));
     EXPECT_EQ(found.Name(), point.Name());
   }
-  for (const char* stage : {"statistics", "fit", "evaluate", "analytics"}) {
+  for (const char* stage : {"statistics", "fit", "fit_evaluate", "evaluate", "analytics"}) {
     for (const char* step :
          {"advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"}) {
       EXPECT_EQ(names.count(absl::StrCat("coordinator/", stage, "/", step, "/step_persisted")), 1u);
@@ -346,7 +347,7 @@ TEST(E2eCrashCampaignPointsTest, EveryStageAndStepHasAPointForBothDaemons) {
     EXPECT_EQ(names.count(absl::StrCat("site/", stage, "/masked_input/after_send")), 1u);
     EXPECT_EQ(names.count(absl::StrCat("coordinator/", stage, "/session_ended")), 1u);
   }
-  EXPECT_EQ(names.size(), 52u);  // 13 per stage
+  EXPECT_EQ(names.size(), 65u);  // 13 per stage
   for (const char* name : kDefaultPoints) EXPECT_EQ(names.count(name), 1u) << name;
   EXPECT_THAT(FindCrashPoint("coordinator/fit/nowhere"),
               StatusIs(absl::StatusCode::kInvalidArgument,

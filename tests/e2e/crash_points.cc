@@ -15,8 +15,8 @@
 namespace tessera::e2e {
 namespace {
 
-constexpr v1::Stage kStages[] = {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE,
-                                 v1::STAGE_ANALYTICS};
+constexpr v1::Stage kStages[] = {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_FIT_EVALUATE,
+                                 v1::STAGE_EVALUATE, v1::STAGE_ANALYTICS};
 constexpr v1::SecAggRound kSteps[] = {v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHARE_KEYS,
                                       v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
                                       v1::SECAGG_UNMASKING};
@@ -74,6 +74,10 @@ uint32_t CrashPoint::Round() const {
       return 0;
     case v1::STAGE_ANALYTICS:
       return kAnalyticsRound;
+    case v1::STAGE_FIT:
+      return kFitRound;
+    case v1::STAGE_EVALUATE:
+      return kEvaluateRound;
     default:
       return kCrashRound;
   }

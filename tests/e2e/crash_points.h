@@ -20,10 +20,11 @@
 //   site/<stage>/<step>/after_send             the answer was delivered; the site dies
 //                                              before it hears the step close
 //
-// <stage>: statistics, fit, evaluate (a training task's), analytics (a query's); <step>:
-// advertise_keys, share_keys, masked_input, consistency_check, unmasking. The daemon stops in
-// the session of the point's round (0 for statistics, kCrashRound for fit and evaluate,
-// kAnalyticsRound for analytics) by SIGKILL, after logging
+// <stage>: statistics, fit, fit_evaluate, evaluate (a training task's), analytics (a
+// query's); <step>: advertise_keys, share_keys, masked_input, consistency_check, unmasking.
+// The daemon stops in the session of the point's round (0 for statistics, kFitRound for fit,
+// kCrashRound for fit_evaluate, kEvaluateRound for evaluate, kAnalyticsRound for analytics)
+// by SIGKILL, after logging
 // "event=test_crash point=<name>"; with TESSERA_TEST_CRASH_ONCE_FILE=<path> only if that file
 // did not exist (it is created first), so that a daemon restarted with the same environment
 // runs on.
@@ -47,8 +48,12 @@ namespace tessera::e2e {
 
 inline constexpr char kCrashAtVariable[] = "TESSERA_TEST_CRASH_AT";
 inline constexpr char kCrashOnceFileVariable[] = "TESSERA_TEST_CRASH_ONCE_FILE";
-// The training round whose fit and evaluate sessions the points stop (a task of three).
+// The rounds of the campaign's three-round training task whose sessions the points stop
+// (one session per round): round 1 is a plain fit (no earlier model to evaluate), round 2
+// a fit_evaluate, and round 3, the last, is followed by its model's own evaluate session.
+inline constexpr uint32_t kFitRound = 1;
 inline constexpr uint32_t kCrashRound = 2;
+inline constexpr uint32_t kEvaluateRound = 3;
 // The round of a query's only session (coordinator/task_runner_statistics.cc).
 inline constexpr uint32_t kAnalyticsRound = 1;
 

@@ -149,7 +149,9 @@ class DashboardChromiumTest : public FederationTest {
     return absl::OkStatus();
   }
 
-  // Submits `spec` for kLiveRounds rounds; freezes the sites once round 2 has committed,
+  // Submits `spec` for kLiveRounds rounds; freezes the sites once round 3 has committed
+  // (rounds 1 and 2 then have their metrics: one session per round brings a round's
+  // evaluation with the next round's fit),
   // opens the task's page in Chromium, thaws them, and checks the DOM Chromium dumps when
   // the task has ended: the page's script applied the stream's fragments up to the last
   // round.
@@ -158,7 +160,7 @@ class DashboardChromiumTest : public FederationTest {
     spec.set_rounds(kLiveRounds);
     ASSERT_OK_AND_ASSIGN(std::string live, SubmitTask(spec));
     ASSERT_OK_AND_ASSIGN(v1::TaskRecord at_k, WaitForTask(live, [](const v1::TaskRecord& t) {
-                           return t.last_committed_round() >= 2 || t.state() == v1::TASK_FAILED ||
+                           return t.last_committed_round() >= 3 || t.state() == v1::TASK_FAILED ||
                                   t.state() == v1::TASK_CANCELLED;
                          }));
     ASSERT_EQ(at_k.state(), v1::TASK_RUNNING) << at_k.state_reason();
@@ -235,9 +237,9 @@ TEST_F(DashboardChromiumTest, ShowsARealRunsCurvesAndFollowsALiveTask) {
   EXPECT_THAT(dom, HasSubstr("<progress max=\"6\" value=\"6\">"));
   EXPECT_EQ(AttributeValues(dom, "data-round").size(), static_cast<size_t>(kRounds + 1));
   for (const std::string& site : Sites()) EXPECT_THAT(dom, HasSubstr("<th>" + site + "</th>"));
-  // Each site's answer in each session of each round: at least one contributed fit per
-  // training round.
-  const std::string contributed_fit = "<span class=\"answer answer-contributed\">fit ";
+  // Each site's answer in each session of each round: at least one contributed fit (or
+  // fit_evaluate: one session per round) per training round.
+  const std::string contributed_fit = "<span class=\"answer answer-contributed\">fit";
   size_t fits = 0;
   for (size_t at = dom.find(contributed_fit); at != std::string::npos;
        at = dom.find(contributed_fit, at + 1)) {

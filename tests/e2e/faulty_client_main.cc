@@ -23,9 +23,10 @@
 //                                             sends (its SHARE_KEYS answer) with random
 //                                             bytes of the same size: its peers' shares
 //                                             from it do not authenticate
-//   TESSERA_TEST_WRONG_MESSAGE=<stage>/<step>  answers that step with a message of another
-//                                             step's kind (a consistency signature, or a
-//                                             masked input at the consistency check)
+//   TESSERA_TEST_WRONG_MESSAGE=<stage>/<step>[,...]  answers those steps with a message
+//                                             of another step's kind (a consistency
+//                                             signature, or a masked input at the
+//                                             consistency check)
 //
 // Built with the test-only flag TESSERA_TEST_CRASH_POINTS (tests/e2e/CMakeLists.txt).
 // e.g. "fit/masked_input". Usage: tessera-client-under-test --config FILE
@@ -40,6 +41,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "client/daemon.h"
 #include "client/update_sink.h"
@@ -56,6 +58,14 @@
 #include "tests/e2e/crash_points.h"
 
 namespace {
+
+// Whether `here` ("<stage>/<step>") is one of the comma-separated `points`.
+bool OneOf(const std::string& points, const std::string& here) {
+  for (absl::string_view point : absl::StrSplit(points, ',')) {
+    if (!point.empty() && point == here) return true;
+  }
+  return false;
+}
 
 // Stops the process before the answer to the chosen step leaves.
 class FaultySink final : public tessera::client::UpdateSink {
@@ -91,8 +101,9 @@ class FaultySink final : public tessera::client::UpdateSink {
         tessera::common::LogWarning("test_fault_kill").With("before", here);
         std::raise(SIGKILL);
       }
-      if (here == wrong_message_ || (garbage_shares_ && answer.secagg().has_share_keys())) {
-        return inner_->Send(item, Tampered(answer, here == wrong_message_));
+      const bool wrong = OneOf(wrong_message_, here);
+      if (wrong || (garbage_shares_ && answer.secagg().has_share_keys())) {
+        return inner_->Send(item, Tampered(answer, wrong));
       }
     }
     return inner_->Send(item, answer);

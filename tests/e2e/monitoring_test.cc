@@ -145,7 +145,9 @@ TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
       [&] {
         site_items = QueryValue(prometheus_port, "sum(tessera_client_work_items_total)");
         int n = 0;
-        return absl::SimpleAtoi(site_items, &n) && n >= static_cast<int>(kRounds) * 2 * 5;
+        // Five steps in each session: statistics, one per round (one session per round),
+        // and the last round's evaluation.
+        return absl::SimpleAtoi(site_items, &n) && n >= (static_cast<int>(kRounds) + 2) * 5;
       },
       absl::Seconds(30)))
       << site_items;
@@ -154,11 +156,18 @@ TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
   // The coordinator's own page: what the rounds did, in a valid exposition.
   const std::string page = testing::RawHttpBody(testing::RawHttpGet(coordinator_port, "/metrics"));
   EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_rounds_committed_total ", kRounds, "\n")));
-  EXPECT_THAT(page, HasSubstr(absl::StrCat(
-                        "tessera_secagg_sessions_total{stage=\"fit\",outcome=\"completed\"} ",
-                        kRounds, "\n")));
-  EXPECT_THAT(page, HasSubstr("tessera_secagg_step_duration_seconds_count{stage=\"fit\","
-                              "step=\"masked_input\"} 3\n"));
+  // One session per round: round 1 a fit, the later rounds fit_evaluate (each carrying the
+  // previous round's evaluation), and the last round's model its own evaluate session.
+  EXPECT_THAT(page, HasSubstr("tessera_secagg_sessions_total{stage=\"fit\",outcome=\"completed\"} "
+                              "1\n"));
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_secagg_sessions_total{stage=\"fit_evaluate\","
+                                           "outcome=\"completed\"} ",
+                                           kRounds - 1, "\n")));
+  EXPECT_THAT(page, HasSubstr("tessera_secagg_sessions_total{stage=\"evaluate\",outcome="
+                              "\"completed\"} 1\n"));
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_secagg_step_duration_seconds_count{stage=\""
+                                           "fit_evaluate\",step=\"masked_input\"} ",
+                                           kRounds - 1, "\n")));
   EXPECT_THAT(page, HasSubstr("tessera_tasks{state=\"TASK_COMPLETED\"} 1\n"));
   EXPECT_THAT(page, HasSubstr("tessera_clients_connected 3\n"));
   EXPECT_THAT(page, HasSubstr("tessera_grpc_server_handled_total{method=\"/tessera.v1.Federation/"

@@ -5,7 +5,7 @@
 //     quarantines it, the retry runs with the three honest sites and the task completes;
 //     `tessera clients list` shows it QUARANTINED with the reason, and once released (and
 //     repaired) it is invited again.
-//   - TESSERA_TEST_WRONG_MESSAGE=fit/masked_input: it answers that step with a message of
+//   - TESSERA_TEST_WRONG_MESSAGE=fit/masked_input,...: it answers those steps with a message of
 //     another kind. The coordinator drops it at once, so the step closes when the three
 //     others answered, not at its 120 s deadline.
 #include <algorithm>
@@ -185,7 +185,9 @@ TEST_F(E2eQuarantineTest, GarbageSharesSiteIsQuarantinedAndTaskCompletes) {
 }
 
 TEST_F(E2eQuarantineTest, WrongMessageTypeSiteIsDroppedAtOnceNotAtTheDeadline) {
-  ASSERT_NO_FATAL_FAILURE(StartFederation({{"TESSERA_TEST_WRONG_MESSAGE", "fit/masked_input"}}));
+  // Round 1 is a fit session, round 2 a fit_evaluate one (one session per round).
+  ASSERT_NO_FATAL_FAILURE(StartFederation(
+      {{"TESSERA_TEST_WRONG_MESSAGE", "fit/masked_input,fit_evaluate/masked_input"}}));
   const absl::Time start = absl::Now();
   ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(Spec(2)));
   // Each FIT session would wait out its 120 s step deadline if the site were not dropped.
@@ -199,7 +201,9 @@ TEST_F(E2eQuarantineTest, WrongMessageTypeSiteIsDroppedAtOnceNotAtTheDeadline) {
     EXPECT_THAT(round.drops(), ::testing::Contains(AllOf(HasSubstr("hospital-d: masked_input: "),
                                                          HasSubstr("SECAGG_DROP_WRONG_ROUND"))));
     for (const v1::StageAttempt& a : round.stage_attempts()) {
-      if (a.stage() != v1::STAGE_FIT || !a.completed()) continue;
+      if ((a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE) || !a.completed()) {
+        continue;
+      }
       const int64_t ms = a.ended_unix_ms() - a.started_unix_ms();
       std::printf("round %d: FIT session %s took %lld ms\n", r, a.session().c_str(),
                   static_cast<long long>(ms));

@@ -203,7 +203,9 @@ TEST_F(E2eProvenanceTest, CompletedTaskProvenanceVerifiesAndTamperingIsNamed) {
   ASSERT_EQ(shown.exit_code(), 0) << shown.out << shown.err;
   EXPECT_THAT(shown.out, HasSubstr("task       task-1 round 1"));
   EXPECT_THAT(shown.out, HasSubstr("fit session task-1/r1/fit/a1"));
-  EXPECT_THAT(shown.out, HasSubstr("evaluate session task-1/r1/evaluate/a1"));
+  // Round 1's model was evaluated in round 2's session (one session per round), which ran
+  // on it: round 1's provenance holds that session too.
+  EXPECT_THAT(shown.out, HasSubstr("fit_evaluate session task-1/r2/fit_evaluate/a1"));
   EXPECT_THAT(shown.out, HasSubstr("survivors   hospital-a, hospital-b, hospital-c"));
   EXPECT_THAT(shown.out, HasSubstr("signed by   hospital-a, hospital-b, hospital-c"));
   EXPECT_THAT(shown.out, HasSubstr("verified   every certificate and signature checks out"));
@@ -269,7 +271,7 @@ TEST_F(E2eProvenanceTest, CompletedTaskProvenanceVerifiesAndTamperingIsNamed) {
   (*sig)[sig->size() / 2] ^= 0x01;
   r = verify_tampered(forged);
   EXPECT_NE(r.exit_code(), 0);
-  EXPECT_THAT(r.err, AllOf(HasSubstr("evaluate session task-1/r1/evaluate/a1: hospital-b"),
+  EXPECT_THAT(r.err, AllOf(HasSubstr("fit_evaluate session task-1/r2/fit_evaluate/a1: hospital-b"),
                            HasSubstr("the consistency signature does not verify")));
 }
 

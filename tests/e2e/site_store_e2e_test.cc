@@ -125,7 +125,11 @@ std::vector<v1::ContributionRecord> FitContributions(client::SiteStore& store, u
   std::vector<v1::ContributionRecord> fit;
   if (!all.ok()) return fit;
   for (const v1::ContributionRecord& c : *all) {
-    if (c.stage() == v1::STAGE_FIT && c.round() == round) fit.push_back(c);
+    // A FIT_EVALUATE vector (one session per round) is the round's fit; it is recorded
+    // once per part: its record under its first key stands for it.
+    const bool fit_stage = c.stage() == v1::STAGE_FIT || c.stage() == v1::STAGE_FIT_EVALUATE;
+    const bool first_part = c.part_keys().empty() || c.key() == c.part_keys(0);
+    if (fit_stage && first_part && c.round() == round) fit.push_back(c);
   }
   return fit;
 }

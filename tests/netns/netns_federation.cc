@@ -284,7 +284,8 @@ void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) 
             << name << "'s directory holds " << entry.path();
       }
     }
-    // Its records of the task's sums (statistics in round 0, FIT after): one for every round
+    // Its records of the task's sums (statistics in round 0, FIT or FIT_EVALUATE after): one
+    // for every round
     // whose sum the coordinator says it is in, and besides those only for rounds in which the
     // coordinator dropped it at or after the masked-input step (a masked input it recorded
     // and then sent in part or not at all: a link cut while it was on the wire).
@@ -295,7 +296,10 @@ void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) 
         if (p == name) participated.insert(r.round());
       }
       for (const v1::StageAttempt& a : r.stage_attempts()) {
-        if (a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_STATISTICS) continue;
+        if (a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE &&
+            a.stage() != v1::STAGE_STATISTICS) {
+          continue;
+        }
         for (const v1::SiteAnswer& answer : a.sites()) {
           if (answer.client_id() == name && answer.kind() == v1::SITE_ANSWER_DROPPED &&
               answer.step() >= v1::SECAGG_MASKED_INPUT) {
@@ -313,7 +317,8 @@ void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) 
     for (const v1::ContributionRecord& c : *records) {
       EXPECT_TRUE(ids.contains(c.dataset_id())) << name << " holds a record of " << c.dataset_id();
       if (c.task_id() == task.task().task_id() &&
-          (c.stage() == v1::STAGE_FIT || c.stage() == v1::STAGE_STATISTICS)) {
+          (c.stage() == v1::STAGE_FIT || c.stage() == v1::STAGE_FIT_EVALUATE ||
+           c.stage() == v1::STAGE_STATISTICS)) {
         recorded.insert(c.round());
       }
     }

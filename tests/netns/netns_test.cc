@@ -192,7 +192,9 @@ TEST_F(NetnsFederationTest, NetnsLinkCutMidSessionSiteDropsOutAndRejoins) {
                   delayed = true;
                 }
                 if (cut_round == 0 && f.round() >= 2 && f.round() < now.task().spec().rounds() &&
-                    f.session_stage() == v1::STAGE_FIT && f.stage_attempts_size() > 0) {
+                    (f.session_stage() == v1::STAGE_FIT ||
+                     f.session_stage() == v1::STAGE_FIT_EVALUATE) &&
+                    f.stage_attempts_size() > 0) {
                   for (const v1::SiteAnswer& a : f.stage_attempts().rbegin()->sites()) {
                     if (a.client_id() == victim && a.kind() == v1::SITE_ANSWER_PENDING &&
                         a.step() < v1::SECAGG_MASKED_INPUT) {
@@ -234,7 +236,9 @@ TEST_F(NetnsFederationTest, NetnsLinkCutMidSessionSiteDropsOutAndRejoins) {
   EXPECT_EQ(cut_record->fit_participants_size(), 3);
   bool dropped = false;
   for (const v1::StageAttempt& a : cut_record->stage_attempts()) {
-    if (a.stage() != v1::STAGE_FIT || !a.completed()) continue;
+    if ((a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE) || !a.completed()) {
+      continue;
+    }
     for (const v1::SiteAnswer& s : a.sites()) {
       if (s.client_id() != victim) continue;
       EXPECT_EQ(s.kind(), v1::SITE_ANSWER_DROPPED) << s.DebugString();

@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/labels.h"
 #include "proto/provenance.pb.h"
 #include "secagg/server.h"
 #include "tests/secagg/secagg_harness.h"
@@ -37,13 +39,16 @@ class ProvenanceTest : public FederationSuite<7> {
   // A completed session of the seven sites (threshold 5) in which the sites of `stop_at`
   // stopped answering at the given step; its provenance, labelled as the coordinator labels
   // it.
-  static v1::SessionProvenance Completed(const std::map<std::string, v1::SecAggRound>& stop_at) {
+  static v1::SessionProvenance Completed(const std::map<std::string, v1::SecAggRound>& stop_at,
+                                         v1::Stage stage = v1::STAGE_FIT, uint32_t round = 2,
+                                         const std::string& model_hash = "") {
     const std::vector<std::string>& ids = federation_->ids();
     v1::SecAggSetup setup = MakeSetup(ids, 5, kWords);
     setup.set_task_id("task-1");
-    setup.set_round(2);
-    setup.set_stage(v1::STAGE_FIT);
+    setup.set_round(round);
+    setup.set_stage(stage);
     setup.set_attempt(1);
+    if (!model_hash.empty()) setup.set_model_hash(model_hash);
     std::map<std::string, std::vector<uint32_t>> inputs;
     uint64_t seed = 1;
     for (const std::string& id : ids) inputs[id] = TestWords(seed++, kWords);
@@ -55,7 +60,7 @@ class ProvenanceTest : public FederationSuite<7> {
     absl::StatusOr<v1::SessionProvenance> p = session.server().Provenance();
     EXPECT_OK(p.status());
     if (!p.ok()) return {};
-    p->set_session("task-1/r2/fit/a1");
+    p->set_session(absl::StrCat("task-1/r", round, "/", proto::StageLabel(stage), "/a1"));
     return *p;
   }
 
@@ -183,6 +188,32 @@ TEST_F(ProvenanceTest, RoundProvenanceRefusesASessionOfAnotherRound) {
   round.set_version(2);
   EXPECT_THAT(VerifyRoundProvenance(round, federation_->ca_cert_pem()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("provenance version 2")));
+}
+
+// One session per round: round 2's model is evaluated in round 3's FIT_EVALUATE session,
+// which round 2's record holds too; it must have run on round 2's model.
+TEST_F(ProvenanceTest, RoundProvenanceTakesTheNextRoundsFitEvaluateSessionOnItsModelOnly) {
+  const std::string model(32, '\x2a');
+  v1::RoundProvenance round = Round(Completed({}));
+  round.set_model_hash(model);
+  *round.add_sessions() = Completed({}, v1::STAGE_FIT_EVALUATE, 3, model);
+  EXPECT_OK(VerifyRoundProvenance(round, federation_->ca_cert_pem()));
+
+  v1::RoundProvenance other_model = round;
+  other_model.set_model_hash(std::string(32, '\x2b'));
+  EXPECT_THAT(VerifyRoundProvenance(other_model, federation_->ca_cert_pem()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("task-1/r3/fit_evaluate/a1"),
+                             HasSubstr("did not run on the round's model"))));
+  v1::RoundProvenance twice = round;
+  *twice.add_sessions() = round.sessions(1);
+  EXPECT_THAT(VerifyRoundProvenance(twice, federation_->ca_cert_pem()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("two fit_evaluate sessions")));
+  // A FIT_EVALUATE session two rounds on is of another round.
+  v1::RoundProvenance later = round;
+  *later.mutable_sessions(1) = Completed({}, v1::STAGE_FIT_EVALUATE, 4, model);
+  EXPECT_THAT(VerifyRoundProvenance(later, federation_->ca_cert_pem()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is of task-1 round 4")));
 }
 
 TEST_F(ProvenanceTest, RoundProvenanceWithItsSessionsLeftOutFails) {
