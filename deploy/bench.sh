@@ -78,8 +78,10 @@ if [[ $quick == 1 ]]; then
   scaling_n=10,20,40
   scaling_d=1000
 else
+  # Three rounds: round 1 is a plain fit, round 2 the steady state (one fit_evaluate
+  # session), round 3 adds the last model's own evaluation; round_median_s is round 2's.
   federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES="$sites" TESSERA_BENCH_HIDDEN=1333 \
-    TESSERA_BENCH_ROUNDS=2
+    TESSERA_BENCH_ROUNDS=3
   federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES="$sites" TESSERA_BENCH_HIDDEN=1000 \
     TESSERA_BENCH_HIDDEN2=925 TESSERA_BENCH_ROUNDS=1
   federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=20

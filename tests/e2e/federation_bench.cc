@@ -5,7 +5,8 @@
 // processes:
 //
 //   - round_s: each training round's wall time, committed_unix_ms - started_unix_ms of its
-//     record (fit and evaluate sessions together); fit_session_s: its FIT session's;
+//     record (its sessions together: one FIT_EVALUATE a round); fit_session_s: its FIT or
+//     FIT_EVALUATE session's;
 //   - bytes up and down per site per round over 4d (d = the model's parameters): what the
 //     kernel counted on each site daemon's TCP connections (`ss -tinp`: bytes_acked and
 //     bytes_received, TLS and HTTP/2 included), from just before the task to its end;
@@ -140,7 +141,7 @@ class FederationBench : public FederationTest {
  protected:
   struct Result {
     std::vector<double> round_seconds;        // training rounds (1..)
-    std::vector<double> fit_session_seconds;  // their FIT sessions
+    std::vector<double> fit_session_seconds;  // their FIT (or FIT_EVALUATE) sessions
     double rounds_seconds = 0;                // first round started -> last committed
     double up_per_round_over_4d = 0;          // mean over sites
     double down_per_round_over_4d = 0;
@@ -187,7 +188,10 @@ class FederationBench : public FederationTest {
       for (const v1::StageAttempt& a : r.stage_attempts()) {
         ++result.sessions;
         for (const v1::SiteAnswer& s : a.sites()) ++invited[s.client_id()];
-        if (r.round() >= 1 && a.stage() == v1::STAGE_FIT && a.completed()) {
+        // The round's fit session: FIT in round 1, FIT_EVALUATE (one session per round,
+        // carrying the previous model's evaluation) after.
+        const bool fit = a.stage() == v1::STAGE_FIT || a.stage() == v1::STAGE_FIT_EVALUATE;
+        if (r.round() >= 1 && fit && a.completed()) {
           result.fit_session_seconds.push_back(
               static_cast<double>(a.ended_unix_ms() - a.started_unix_ms()) / 1000);
         }
