@@ -82,6 +82,19 @@ double Log2HypergeometricTail(uint32_t population, uint32_t marked, uint32_t dra
   return std::min(0.0, (max_term + std::log(sum)) / std::log(2.0));
 }
 
+double Log2IsolationBound(uint32_t n, uint32_t lost, uint32_t k) {
+  const uint32_t run = k / 2;
+  // P[`places` given places all lost]: every draw of them from the n is a lost site.
+  auto all_lost = [&](uint32_t places) {
+    if (places > lost) return kNegativeInfinity;
+    return (LogChoose(lost, places) - LogChoose(n, places)) / std::log(2.0);
+  };
+  const double log2_n = std::log2(static_cast<double>(n));
+  const double one_run = log2_n + all_lost(run);
+  const double two_runs = 2 * log2_n + all_lost(2 * run);
+  return std::min(0.0, std::min(one_run, two_runs));
+}
+
 absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double gamma, double delta,
                                                             uint32_t sigma, uint32_t eta) {
   if (n < 3) return absl::InvalidArgumentError(absl::StrCat("n must be at least 3, got ", n));
@@ -110,11 +123,14 @@ absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double g
         log2_n + Log2HypergeometricTail(n - 1, std::min(colluders, n - 1), k, (k + 2) / 3);
     const double correctness =
         log2_n + Log2HypergeometricTail(n - 1, std::min(lost, n - 1), k, k - t + 1);
-    if (security <= -static_cast<double>(sigma) && correctness <= -static_cast<double>(eta)) {
+    const double isolation = Log2IsolationBound(n, std::min(lost, n), k);
+    if (security <= -static_cast<double>(sigma) && correctness <= -static_cast<double>(eta) &&
+        isolation <= -static_cast<double>(sigma)) {
       p.k = k;
       p.t = t;
       p.log2_security_failure = security;
       p.log2_correctness_failure = correctness;
+      p.log2_isolation_failure = isolation;
       return p;
     }
   }
@@ -123,6 +139,7 @@ absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double g
   p.complete = true;
   p.log2_security_failure = kNegativeInfinity;
   p.log2_correctness_failure = kNegativeInfinity;
+  p.log2_isolation_failure = kNegativeInfinity;
   return p;
 }
 

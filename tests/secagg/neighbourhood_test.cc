@@ -1,9 +1,13 @@
 #include "secagg/neighbourhood.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
+#include <numeric>
 #include <queue>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -68,6 +72,7 @@ TEST(NeighbourhoodTest, ChosenParametersMeetBothConditionsAndTheNextSmallerDoesN
       EXPECT_LT(p.k, n - 1);
       EXPECT_LE(p.log2_security_failure, -40);
       EXPECT_LE(p.log2_correctness_failure, -30);
+      EXPECT_LE(p.log2_isolation_failure, -40);
       // Recomputed here from the definition, at k and at k - 2.
       const auto colluders = static_cast<uint32_t>(std::floor(rate * n));
       const auto lost = static_cast<uint32_t>(std::floor(2 * rate * n));
@@ -76,7 +81,7 @@ TEST(NeighbourhoodTest, ChosenParametersMeetBothConditionsAndTheNextSmallerDoesN
         const double security =
             std::log2(n) + Log2HypergeometricTail(n - 1, colluders, k, (k + 2) / 3);
         const double correctness = std::log2(n) + Log2HypergeometricTail(n - 1, lost, k, k - t + 1);
-        return security > -40 || correctness > -30;
+        return security > -40 || correctness > -30 || Log2IsolationBound(n, lost, k) > -40;
       };
       EXPECT_FALSE(fails(p.k));
       if (p.k > 2) {
@@ -84,6 +89,53 @@ TEST(NeighbourhoodTest, ChosenParametersMeetBothConditionsAndTheNextSmallerDoesN
       }
     }
   }
+}
+
+// Condition (3): the bound is above what removing `lost` random sites from the ring graph
+// actually does, counted over many draws where falling apart is likely enough to see.
+TEST(NeighbourhoodTest, IsolationBoundIsAboveTheMeasuredRate) {
+  constexpr uint32_t kSites = 60;
+  constexpr uint32_t kLost = 12;
+  constexpr int kDraws = 20000;
+  for (uint32_t k : {4U, 6U}) {
+    SCOPED_TRACE(absl::StrCat("k = ", k));
+    const double bound = Log2IsolationBound(kSites, kLost, k);
+    std::mt19937 random(k);
+    int apart = 0;
+    for (int draw = 0; draw < kDraws; ++draw) {
+      ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods(absl::StrCat("draw ", draw), kSites, k));
+      std::vector<uint32_t> order(kSites);
+      std::iota(order.begin(), order.end(), 0U);
+      std::shuffle(order.begin(), order.end(), random);
+      std::vector<bool> gone(kSites, false);
+      for (uint32_t i = 0; i < kLost; ++i) gone[order[i]] = true;
+      // Breadth-first over the sites left, from the first of them.
+      std::vector<bool> seen(kSites, false);
+      std::vector<uint32_t> queue = {order[kLost]};
+      seen[order[kLost]] = true;
+      uint32_t reached = 0;
+      while (!queue.empty()) {
+        const uint32_t at = queue.back();
+        queue.pop_back();
+        ++reached;
+        for (uint32_t next : graph[at]) {
+          if (gone[next] || seen[next]) continue;
+          seen[next] = true;
+          queue.push_back(next);
+        }
+      }
+      if (reached < kSites - kLost) ++apart;
+    }
+    const double rate = static_cast<double>(apart) / kDraws;
+    std::printf("isolation: n=%u lost=%u k=%u measured %.5f, bound %.5f\n", kSites, kLost, k, rate,
+                std::exp2(bound));
+    EXPECT_LE(rate, std::exp2(bound));
+    if (k == 4) {
+      EXPECT_GT(apart, 0) << "a case where falling apart is seen at all";
+    }
+  }
+  EXPECT_EQ(Log2IsolationBound(1000, 10, 40), -std::numeric_limits<double>::infinity())
+      << "fewer lost sites than a run";
 }
 
 TEST(NeighbourhoodTest, LargeCohortsNeedAFractionOfTheSites) {
