@@ -339,6 +339,25 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeNoisy(
 
 }  // namespace
 
+std::vector<std::pair<size_t, size_t>> EvaluationCountRanges(const EvaluationLayout& layout) {
+  // The AUC block at `at`: two numerators (multiples of 1/2), then the two histograms.
+  auto histograms = [](size_t at) {
+    return std::pair<size_t, size_t>(at + 2, at + kAucBlockLength);
+  };
+  switch (layout.kind) {
+    case EvaluationKind::kBinary:
+      return {histograms(kBinAuc)};
+    case EvaluationKind::kMulticlass:
+      if (layout.num_classes != 2) return {};
+      return {histograms(kMcClasses + 3 * static_cast<size_t>(layout.num_classes))};
+    case EvaluationKind::kRegression:
+      return {};
+    case EvaluationKind::kSurvival:
+      return {{kSurvGrid, kSurvGrid + 2 * kSurvivalCells}};
+  }
+  return {};
+}
+
 absl::StatusOr<EvaluationLayout> MakeEvaluationLayout(const v1::ModelSpec& model) {
   EvaluationLayout layout;
   const uint32_t k = model.num_classes();

@@ -6,7 +6,9 @@
 // aggregation (unmasking the sum) give the same metrics. The stage is encoded as fixed
 // point with 16 fractional bits: every entry below is an integer count, a multiple of
 // 1/4, or a real sum of moderate size (log-losses, squared errors in units of the label's
-// standard deviation), so counts add exactly and real sums to ~1e-5 absolute.
+// standard deviation), so counts add exactly and real sums to ~1e-5 absolute; the ranges
+// of row counts (EvaluationCountRanges) go as integers, in two words each instead of three
+// (secagg/stage_encoding.h).
 //
 // Layouts (n = rows, K = classes, "AUC block" and the survival grid below):
 //
@@ -252,6 +254,13 @@ double EvaluationRecordSensitivity(const EvaluationLayout& layout);
 // added their share: privacy.evaluation_noise_multiplier * EvaluationRecordSensitivity(
 // layout); 0 when evaluation noise is off. m >= t honest sites give sqrt(m / t) times this.
 double EvaluationNoiseStddev(const v1::PrivacySpec& privacy, const EvaluationLayout& layout);
+
+// The entries of `layout`'s vector that count rows whatever the data — the AUC block's
+// two histograms, the survival grids (E and N) — as [begin, end) ranges, in order. Encoded
+// without noise they are non-negative integers, so the stage encoding carries them exactly
+// in fewer words than the real sums around them (secagg/stage_encoding.h); with noise they
+// are real numbers like the rest. Pure.
+std::vector<std::pair<size_t, size_t>> EvaluationCountRanges(const EvaluationLayout& layout);
 
 // Client side: the site's evaluation sums over its held-out rows (zero rows give a vector
 // of zeros), encoded for noise when input.for_noise. INVALID_ARGUMENT on a layout whose length does

@@ -94,13 +94,16 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
         encoding = FitEncoding(*length, clip, num_invited);
         break;
       }
-      // VectorLength checked both parts.
+      // VectorLength checked both parts. A combined vector never carries noised
+      // evaluations (the sites refuse one: client/work_processor.h).
       const size_t fit = *VectorLength(spec, v1::STAGE_FIT);
-      encoding = FitEvaluateEncoding(fit, *length - fit, clip, num_invited);
+      encoding =
+          FitEvaluateEncoding(fit, *proto::MakeEvaluationLayout(spec.model()), clip, num_invited);
       break;
     }
-    case v1::STAGE_EVALUATE:
-      encoding = EvaluateEncoding(*length, num_invited);
+    case v1::STAGE_EVALUATE:  // VectorLength made the layout already
+      encoding = EvaluateEncoding(*proto::MakeEvaluationLayout(spec.model()),
+                                  proto::EvaluationNoiseOn(spec), num_invited);
       break;
     default:  // VectorLength refused every other stage
       encoding = AnalyticsEncoding(*length, num_invited);
@@ -125,17 +128,28 @@ v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_
   return e;
 }
 
-v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited) {
+v1::SecAggEncoding EvaluateEncoding(const proto::EvaluationLayout& layout, bool noised,
+                                    uint32_t num_invited) {
   v1::SecAggEncoding e;
-  *e.add_segments() = Wide(length, 16, 3, num_invited);
+  size_t at = 0;
+  if (!noised) {
+    for (const auto& [begin, end] : proto::EvaluationCountRanges(layout)) {
+      if (begin > at) *e.add_segments() = Wide(begin - at, 16, 3, num_invited);
+      *e.add_segments() = Wide(end - begin, 0, 2, num_invited);
+      at = end;
+    }
+  }
+  if (layout.length > at) *e.add_segments() = Wide(layout.length - at, 16, 3, num_invited);
   return e;
 }
 
-v1::SecAggEncoding FitEvaluateEncoding(size_t num_parameters, size_t evaluation_length, double clip,
+v1::SecAggEncoding FitEvaluateEncoding(size_t num_parameters,
+                                       const proto::EvaluationLayout& evaluation, double clip,
                                        uint32_t num_invited) {
   v1::SecAggEncoding e = FitEncoding(num_parameters, clip, num_invited);
-  const v1::SecAggEncoding evaluation = EvaluateEncoding(evaluation_length, num_invited);
-  for (const v1::SecAggSegment& s : evaluation.segments()) *e.add_segments() = s;
+  const v1::SecAggEncoding evaluation_part =
+      EvaluateEncoding(evaluation, /*noised=*/false, num_invited);
+  for (const v1::SecAggSegment& s : evaluation_part.segments()) *e.add_segments() = s;
   return e;
 }
 

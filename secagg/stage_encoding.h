@@ -7,7 +7,11 @@
 //   STATISTICS  one WIDE segment, 24 fractional bits, 4 limbs (exact-enough sums and sums
 //               of squares of any realistic feature)
 //   FIT         BOUNDED weight in [0, 1], then BOUNDED weighted deltas in [-clip, clip]
-//   EVALUATE    one WIDE segment, 16 fractional bits, 3 limbs
+//   EVALUATE    WIDE segments, 16 fractional bits, 3 limbs, except the ranges that count
+//               rows (proto::EvaluationCountRanges: AUC histograms, survival grids), which
+//               are integers and go as WIDE segments with 0 fractional bits and 2 limbs
+//               (exact, a third fewer words); with evaluation noise one WIDE segment, 16
+//               fractional bits, 3 limbs (noised counts are real numbers)
 //   FIT_EVALUATE  FIT's segments, then EVALUATE's (one session per round: the vector is
 //               the FIT vector followed by the EVALUATE vector of the same model)
 //   ANALYTICS   one WIDE segment, 40 fractional bits, 4 limbs (integer columns sum exactly,
@@ -23,6 +27,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "proto/evaluation.h"
 #include "proto/federation.pb.h"
 #include "proto/secagg.pb.h"
 #include "proto/task.pb.h"
@@ -41,12 +46,15 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
                                                  uint32_t num_invited);
 
 // The encodings StageEncoding returns, from the vector's size: the number of columns pooled
-// (features, plus the label when pooled), of model parameters, of evaluation values and of
-// analytics values.
+// (features, plus the label when pooled), of model parameters, the evaluation layout, and
+// the number of analytics values.
 v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited);
 v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);
-v1::SecAggEncoding EvaluateEncoding(size_t length, uint32_t num_invited);
-v1::SecAggEncoding FitEvaluateEncoding(size_t num_parameters, size_t evaluation_length, double clip,
+// `noised`: the task noises its evaluations (proto::EvaluationNoiseOn).
+v1::SecAggEncoding EvaluateEncoding(const proto::EvaluationLayout& layout, bool noised,
+                                    uint32_t num_invited);
+v1::SecAggEncoding FitEvaluateEncoding(size_t num_parameters,
+                                       const proto::EvaluationLayout& evaluation, double clip,
                                        uint32_t num_invited);
 v1::SecAggEncoding AnalyticsEncoding(size_t length, uint32_t num_invited);
 

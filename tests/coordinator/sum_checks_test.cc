@@ -172,7 +172,7 @@ std::vector<std::vector<double>> EvaluationVectors(const proto::EvaluationLayout
 
 TEST(SumChecksTest, HonestEvaluationPassesTamperedIsRefused) {
   ASSERT_OK_AND_ASSIGN(const proto::EvaluationLayout layout, proto::MakeEvaluationLayout(Binary()));
-  const v1::SecAggEncoding encoding = secagg::EvaluateEncoding(layout.length, kSites);
+  const v1::SecAggEncoding encoding = secagg::EvaluateEncoding(layout, /*noised=*/false, kSites);
   EXPECT_OK(CheckEvaluationSum(Binary(), Sum(EvaluationVectors(layout), encoding), kSites, false));
   for (Tamper t : {Tamper::kShift, Tamper::kRandom}) {
     const std::vector<double> sums = Sum(EvaluationVectors(layout), encoding, t);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crypto/quantizer.h"
@@ -103,16 +104,80 @@ TEST(StageEncodingTest, FitIsTheWeightThenTheClippedParameters) {
   EXPECT_EQ(fit.segments(1).length(), 4u);  // 3 weights and an intercept
 }
 
+// Real sums in 16-fractional-bit, 3-limb WIDE segments; the row counts of the AUC
+// histograms and survival grids (integers) exactly, in 2-limb WIDE segments without
+// fractional bits: a third fewer words. With evaluation noise, one WIDE segment.
 TEST(StageEncodingTest, EvaluateFollowsTheEvaluationLayout) {
   for (v1::ModelSpec::Kind kind :
        {v1::ModelSpec::LOGISTIC_REGRESSION, v1::ModelSpec::SOFTMAX_REGRESSION,
         v1::ModelSpec::LINEAR_REGRESSION, v1::ModelSpec::COX_PH}) {
     SCOPED_TRACE(v1::ModelSpec::Kind_Name(kind));
-    const v1::TaskSpec spec = Spec(kind);
+    v1::TaskSpec spec = Spec(kind);
     ASSERT_OK_AND_ASSIGN(proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
     ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding encoding, StageEncoding(spec, v1::STAGE_EVALUATE, 6));
-    ASSERT_EQ(encoding.segments_size(), 1);
-    ExpectWide(encoding.segments(0), layout.length, 16, 3, 6);
+    const std::vector<std::pair<size_t, size_t>> counts = proto::EvaluationCountRanges(layout);
+    size_t at = 0;
+    int i = 0;
+    for (const auto& [begin, end] : counts) {
+      ASSERT_LT(i + 1, encoding.segments_size());
+      ExpectWide(encoding.segments(i++), begin - at, 16, 3, 6);
+      ExpectWide(encoding.segments(i++), end - begin, 0, 2, 6);
+      at = end;
+    }
+    if (at < layout.length) {
+      ASSERT_LT(i, encoding.segments_size());
+      ExpectWide(encoding.segments(i++), layout.length - at, 16, 3, 6);
+    }
+    EXPECT_EQ(encoding.segments_size(), i);
+    EXPECT_EQ(EncodedValues(encoding), layout.length);
+    if (kind == v1::ModelSpec::LOGISTIC_REGRESSION) {
+      // The AUC histograms: 2 * 2050 counts after n, the log-loss, the correct count and
+      // the two within-site numerators; 12,315 words before, 8,215 now.
+      ASSERT_EQ(counts.size(), 1u);
+      EXPECT_EQ(counts[0].first, 5u);
+      EXPECT_EQ(counts[0].second - counts[0].first, 2 * (proto::kAucBins + 2));
+      EXPECT_EQ(EncodedWords(encoding), 3 * 5 + 2 * 2 * (proto::kAucBins + 2));
+    }
+    if (kind == v1::ModelSpec::LINEAR_REGRESSION) {
+      EXPECT_TRUE(counts.empty());
+    }
+
+    // With evaluation noise the counts are noised reals: one WIDE segment.
+    spec.mutable_privacy()->set_noise_multiplier(1.0);
+    spec.mutable_privacy()->set_clip_norm(1.0);
+    spec.mutable_privacy()->set_epsilon_budget(10);
+    spec.mutable_privacy()->set_delta(1e-5);
+    spec.mutable_privacy()->set_evaluation_noise_multiplier(2.0);
+    ASSERT_TRUE(proto::EvaluationNoiseOn(spec));
+    ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding noised, StageEncoding(spec, v1::STAGE_EVALUATE, 6));
+    ASSERT_EQ(noised.segments_size(), 1);
+    ExpectWide(noised.segments(0), layout.length, 16, 3, 6);
+  }
+}
+
+// The counts go exactly: an evaluation vector of real rows survives encoding, summing over
+// many parties and decoding, to the last count.
+TEST(StageEncodingTest, EvaluationCountsSumExactly) {
+  const v1::TaskSpec spec = Spec(v1::ModelSpec::LOGISTIC_REGRESSION);
+  ASSERT_OK_AND_ASSIGN(proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
+  constexpr uint32_t kParties = 1000;
+  ASSERT_OK_AND_ASSIGN(v1::SecAggEncoding encoding,
+                       StageEncoding(spec, v1::STAGE_EVALUATE, kParties));
+  proto::EvaluationInput input;
+  const std::vector<double> scores = {0.1, 0.9, 0.35, 0.35, 0.999999, 0.6};
+  const std::vector<double> labels = {0, 1, 0, 1, 1, 0};
+  input.predictions = scores;
+  input.labels = labels;
+  ASSERT_OK_AND_ASSIGN(std::vector<double> one, proto::EncodeEvaluation(layout, input));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> words, EncodeVector(one, encoding));
+  std::vector<uint32_t> sum(words.size(), 0);
+  for (uint32_t p = 0; p < kParties; ++p) {
+    for (size_t i = 0; i < words.size(); ++i) sum[i] += words[i];
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<double> decoded, DecodeSum(sum, encoding));
+  ASSERT_EQ(decoded.size(), one.size());
+  for (const auto& [begin, end] : proto::EvaluationCountRanges(layout)) {
+    for (size_t i = begin; i < end; ++i) EXPECT_EQ(decoded[i], kParties * one[i]) << i;
   }
 }
 
