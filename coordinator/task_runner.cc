@@ -499,14 +499,14 @@ absl::StatusOr<v1::RoundRecord> TaskRunner::CommitTrainingRound(v1::TaskRecord& 
     AddEvaluation(in_flight.previous_metrics(), &*evaluated);
     *evaluated->mutable_eval_participants() = in_flight.previous_eval_participants();
     evaluated->set_evaluated_in_round(round);
-    // The session that evaluated it is in its provenance too (it ran on its model).
-    for (const v1::SessionProvenance& session : in_flight.provenance()) {
-      if (session.stage() != v1::STAGE_FIT_EVALUATE) continue;
-      if (in_flight.previous_skipped().empty()) {
-        *evaluated->mutable_provenance()->add_sessions() = session;
+    if (in_flight.previous_skipped().empty()) {
+      // The session that evaluated it is in its provenance too (it ran on its model).
+      for (const v1::SessionProvenance& session : in_flight.provenance()) {
+        if (session.stage() == v1::STAGE_FIT_EVALUATE) {
+          *evaluated->mutable_provenance()->add_sessions() = session;
+        }
       }
-    }
-    if (!in_flight.previous_skipped().empty()) {
+    } else {
       evaluated->add_drops(absl::StrCat("evaluation skipped: ", in_flight.previous_skipped(),
                                         " (in round ", round, "'s fit_evaluate session)"));
     }

@@ -110,6 +110,17 @@ TEST_F(CoordinatorTest, ThreeSitesTrainEveryRoundWithExampleWeightedFedAvg) {
   }
 }
 
+// `spec` with noised model updates (clip_norm 0.1, noise multiplier 1.5, delta 1e-5) and
+// `budget` as its epsilon budget.
+v1::TaskSpec WithUpdateNoise(v1::TaskSpec spec, double budget) {
+  v1::PrivacySpec* privacy = spec.mutable_privacy();
+  privacy->set_clip_norm(0.1);
+  privacy->set_noise_multiplier(1.5);
+  privacy->set_epsilon_budget(budget);
+  privacy->set_delta(1e-5);
+  return spec;
+}
+
 // One session per round: round r's FIT_EVALUATE session carries the evaluation of round
 // r - 1's model, which is added to round r - 1's record when round r commits; round 1 is a
 // plain FIT and the last round's model gets an EVALUATE session of its own. Every round
@@ -149,13 +160,8 @@ TEST_F(CoordinatorTest, OneSessionPerRoundCarriesThePreviousRoundsEvaluation) {
 TEST_F(CoordinatorTest, NoisedEvaluationsKeepTwoSessionsPerRound) {
   FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 0.01f});
   FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 30, .delta = 0.01f});
-  v1::TaskSpec spec = ToySpec(2, 2);
-  v1::PrivacySpec* privacy = spec.mutable_privacy();
-  privacy->set_clip_norm(0.1);
-  privacy->set_noise_multiplier(1.5);
-  privacy->set_evaluation_noise_multiplier(1.5);
-  privacy->set_epsilon_budget(100);
-  privacy->set_delta(1e-5);
+  v1::TaskSpec spec = WithUpdateNoise(ToySpec(2, 2), 100);
+  spec.mutable_privacy()->set_evaluation_noise_multiplier(1.5);
   ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, coordinator_->SubmitTask("op", spec));
   const std::string& id = submitted.task_id();
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
@@ -172,15 +178,10 @@ TEST_F(CoordinatorTest, NoisedEvaluationsKeepTwoSessionsPerRound) {
 TEST_F(CoordinatorTest, TheLastRoundTheBudgetPaysForEvaluatesItsOwnModel) {
   FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 0.01f});
   FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 30, .delta = 0.01f});
-  v1::TaskSpec spec = ToySpec(5, 2);
-  v1::PrivacySpec* privacy = spec.mutable_privacy();
-  privacy->set_clip_norm(0.1);
-  privacy->set_noise_multiplier(1.5);
-  privacy->set_delta(1e-5);
-  // Between what two and three model-update releases cost.
+  // A budget between what two and three model-update releases cost.
   ASSERT_OK_AND_ASSIGN(double two, coordinator::GaussianEpsilon(1.5, 1.0, 2, 1e-5));
   ASSERT_OK_AND_ASSIGN(double three, coordinator::GaussianEpsilon(1.5, 1.0, 3, 1e-5));
-  privacy->set_epsilon_budget((two + three) / 2);
+  const v1::TaskSpec spec = WithUpdateNoise(ToySpec(5, 2), (two + three) / 2);
   ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, coordinator_->SubmitTask("op", spec));
   const std::string& id = submitted.task_id();
   ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
@@ -430,13 +431,8 @@ TEST_F(CoordinatorTest, ReleaseOfARoundThatNeverCommitsStaysOnTheTaskRecord) {
              {.train_rows = 10, .delta = 0.01f, .silent_in_evaluate = true});
   FakeSite b(coordinator_.get(), pki_.get(), "site-b",
              {.train_rows = 10, .delta = 0.01f, .silent_in_evaluate = true});
-  v1::TaskSpec spec = ToySpec(1, 2);
+  v1::TaskSpec spec = WithUpdateNoise(ToySpec(1, 2), 10);
   spec.set_round_deadline_seconds(30);
-  v1::PrivacySpec* privacy = spec.mutable_privacy();
-  privacy->set_clip_norm(0.1);
-  privacy->set_noise_multiplier(1.5);
-  privacy->set_epsilon_budget(10);
-  privacy->set_delta(1e-5);
   ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
   const std::string& id = submitted.task_id();
   ASSERT_TRUE(Eventually([&] {
@@ -495,6 +491,57 @@ TEST_F(CoordinatorTest, WorkIsOnlyForSitesThatSaidHello) {
   r.set_work_id("task-1/r1/fit/a1");
   EXPECT_THAT(coordinator_->PushResult("stranger", r),
               StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// A task resumed from an older coordinator's store: its last committed round ran an
+// evaluation session of its own, so the next round does not evaluate that model again
+// (the sites would refuse: they sent its evaluation already) and runs a plain FIT.
+TEST(CoordinatorRestartTest, ARoundEvaluatedInItsOwnSessionIsNotEvaluatedAgain) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
+  std::string task_id;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
+    ASSERT_OK_AND_ASSIGN(
+        auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
+    FakeSite a(c.get(), pki.get(), "site-a",
+               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    FakeSite b(c.get(), pki.get(), "site-b",
+               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+    ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(3, 2)));
+    task_id = submitted.task_id();
+    ASSERT_TRUE(Eventually([&] {
+      auto t = c->GetTask(task_id);
+      return t.ok() && t->task().last_committed_round() == 2;
+    }));
+    c->Shutdown();
+    a.Stop();
+    b.Stop();
+    // Round 2 as an older coordinator committed it: with its own evaluate session.
+    ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, c->store()->ListRounds(task_id));
+    ASSERT_EQ(rounds.size(), 3u);
+    v1::RoundRecord old = rounds[2];
+    v1::StageAttempt* evaluate = old.add_stage_attempts();
+    evaluate->set_round(2);
+    evaluate->set_stage(v1::STAGE_EVALUATE);
+    evaluate->set_session(task_id + "/r2/evaluate/a1");
+    evaluate->set_completed(true);
+    ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, c->store()->GetTask(task_id));
+    ASSERT_OK_AND_ASSIGN(std::vector<float> model, c->store()->GetCheckpoint(task_id, 2));
+    ASSERT_OK(c->store()->CommitRound(task, old, model));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
+  ASSERT_OK_AND_ASSIGN(
+      auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
+  ASSERT_OK(c->ResumeTasks());
+  FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 1});
+  ASSERT_TRUE(Eventually([&] { return Finished(*c, task_id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, c->GetTask(task_id));
+  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED) << got.task().state_reason();
+  EXPECT_THAT(a.sessions_seen(),
+              ::testing::UnorderedElementsAre(task_id + "/r3/fit/a1", task_id + "/r3/evaluate/a1"));
+  EXPECT_EQ(got.rounds(2).evaluated_in_round(), 0u);
 }
 
 TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRounds) {

@@ -40,6 +40,11 @@ v1::TaskSpec Spec(v1::ModelSpec::Kind kind) {
   return spec;
 }
 
+// A model kind of each evaluation layout (binary, multiclass, regression, survival).
+constexpr v1::ModelSpec::Kind kEvaluatedKinds[] = {
+    v1::ModelSpec::LOGISTIC_REGRESSION, v1::ModelSpec::SOFTMAX_REGRESSION,
+    v1::ModelSpec::LINEAR_REGRESSION, v1::ModelSpec::COX_PH};
+
 v1::TaskSpec AnalyticsSpec() {
   v1::TaskSpec spec = Spec(v1::ModelSpec::LOGISTIC_REGRESSION);
   v1::AnalyticsSpec* analytics = spec.mutable_analytics();
@@ -108,9 +113,7 @@ TEST(StageEncodingTest, FitIsTheWeightThenTheClippedParameters) {
 // histograms and survival grids (integers) exactly, in 2-limb WIDE segments without
 // fractional bits: a third fewer words. With evaluation noise, one WIDE segment.
 TEST(StageEncodingTest, EvaluateFollowsTheEvaluationLayout) {
-  for (v1::ModelSpec::Kind kind :
-       {v1::ModelSpec::LOGISTIC_REGRESSION, v1::ModelSpec::SOFTMAX_REGRESSION,
-        v1::ModelSpec::LINEAR_REGRESSION, v1::ModelSpec::COX_PH}) {
+  for (v1::ModelSpec::Kind kind : kEvaluatedKinds) {
     SCOPED_TRACE(v1::ModelSpec::Kind_Name(kind));
     v1::TaskSpec spec = Spec(kind);
     ASSERT_OK_AND_ASSIGN(proto::EvaluationLayout layout, proto::MakeEvaluationLayout(spec.model()));
@@ -183,9 +186,7 @@ TEST(StageEncodingTest, EvaluationCountsSumExactly) {
 
 // One session per round: FIT's segments, then EVALUATE's, of the same spec and cohort.
 TEST(StageEncodingTest, FitEvaluateIsTheFitEncodingThenTheEvaluateEncoding) {
-  for (v1::ModelSpec::Kind kind :
-       {v1::ModelSpec::LOGISTIC_REGRESSION, v1::ModelSpec::SOFTMAX_REGRESSION,
-        v1::ModelSpec::LINEAR_REGRESSION, v1::ModelSpec::COX_PH}) {
+  for (v1::ModelSpec::Kind kind : kEvaluatedKinds) {
     SCOPED_TRACE(v1::ModelSpec::Kind_Name(kind));
     v1::TaskSpec spec = Spec(kind);
     spec.mutable_secure_aggregation()->set_clip(0.5);
