@@ -493,6 +493,27 @@ TEST_F(CoordinatorTest, WorkIsOnlyForSitesThatSaidHello) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+// A coordinator on the RocksDB store in `db` runs a `rounds`-round toy task with two sites
+// that stop answering after round 2, and is shut down once round 2 has committed (round 3
+// is then open); the task's id into `*task_id`. The store is closed on return.
+void RunUntilRoundTwoCommits(const std::string& db, tessera::testing::TestPki& pki, uint32_t rounds,
+                             std::string* task_id) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(db));
+  ASSERT_OK_AND_ASSIGN(
+      auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(pki)));
+  FakeSite a(c.get(), &pki, "site-a", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+  FakeSite b(c.get(), &pki, "site-b", {.train_rows = 10, .delta = 1, .silent_after_round = 2});
+  ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(rounds, 2)));
+  *task_id = submitted.task_id();
+  ASSERT_TRUE(Eventually([&] {
+    auto t = c->GetTask(*task_id);
+    return t.ok() && t->task().last_committed_round() == 2;
+  }));
+  c->Shutdown();
+  a.Stop();
+  b.Stop();
+}
+
 // A task resumed from an older coordinator's store: its last committed round ran an
 // evaluation session of its own, so the next round does not evaluate that model again
 // (the sites would refuse: they sent its evaluation already) and runs a plain FIT.
@@ -500,25 +521,11 @@ TEST(CoordinatorRestartTest, ARoundEvaluatedInItsOwnSessionIsNotEvaluatedAgain) 
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
   std::string task_id;
+  ASSERT_NO_FATAL_FAILURE(RunUntilRoundTwoCommits(dir.File("db"), *pki, 3, &task_id));
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
-    ASSERT_OK_AND_ASSIGN(
-        auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
-    FakeSite a(c.get(), pki.get(), "site-a",
-               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
-    FakeSite b(c.get(), pki.get(), "site-b",
-               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
-    ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(3, 2)));
-    task_id = submitted.task_id();
-    ASSERT_TRUE(Eventually([&] {
-      auto t = c->GetTask(task_id);
-      return t.ok() && t->task().last_committed_round() == 2;
-    }));
-    c->Shutdown();
-    a.Stop();
-    b.Stop();
     // Round 2 as an older coordinator committed it: with its own evaluate session.
-    ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, c->store()->ListRounds(task_id));
+    ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, store->ListRounds(task_id));
     ASSERT_EQ(rounds.size(), 3u);
     v1::RoundRecord old = rounds[2];
     v1::StageAttempt* evaluate = old.add_stage_attempts();
@@ -526,9 +533,9 @@ TEST(CoordinatorRestartTest, ARoundEvaluatedInItsOwnSessionIsNotEvaluatedAgain) 
     evaluate->set_stage(v1::STAGE_EVALUATE);
     evaluate->set_session(task_id + "/r2/evaluate/a1");
     evaluate->set_completed(true);
-    ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, c->store()->GetTask(task_id));
-    ASSERT_OK_AND_ASSIGN(std::vector<float> model, c->store()->GetCheckpoint(task_id, 2));
-    ASSERT_OK(c->store()->CommitRound(task, old, model));
+    ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, store->GetTask(task_id));
+    ASSERT_OK_AND_ASSIGN(std::vector<float> model, store->GetCheckpoint(task_id, 2));
+    ASSERT_OK(store->CommitRound(task, old, model));
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
   ASSERT_OK_AND_ASSIGN(
@@ -549,28 +556,14 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
   ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
   std::string task_id;
   std::vector<v1::RoundRecord> before;
+  // The sites stop answering after round 2, so the coordinator is stopped while round 3 is
+  // open.
+  ASSERT_NO_FATAL_FAILURE(RunUntilRoundTwoCommits(dir.File("db"), *pki, 6, &task_id));
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
-    ASSERT_OK_AND_ASSIGN(
-        auto c, Coordinator::Create(std::move(store), common::Clock::Real(), FastOptions(*pki)));
-    // The sites stop answering after round 2, so the coordinator is stopped while round 3
-    // is open.
-    FakeSite a(c.get(), pki.get(), "site-a",
-               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
-    FakeSite b(c.get(), pki.get(), "site-b",
-               {.train_rows = 10, .delta = 1, .silent_after_round = 2});
-    ASSERT_OK_AND_ASSIGN(auto submitted, c->SubmitTask("op", ToySpec(6, 2)));
-    task_id = submitted.task_id();
-    ASSERT_TRUE(Eventually([&] {
-      auto t = c->GetTask(task_id);
-      return t.ok() && t->task().last_committed_round() == 2;
-    }));
-    c->Shutdown();
-    ASSERT_OK_AND_ASSIGN(before, c->store()->ListRounds(task_id));
-    ASSERT_OK_AND_ASSIGN(v1::TaskRecord stopped, c->store()->GetTask(task_id));
+    ASSERT_OK_AND_ASSIGN(before, store->ListRounds(task_id));
+    ASSERT_OK_AND_ASSIGN(v1::TaskRecord stopped, store->GetTask(task_id));
     EXPECT_EQ(stopped.state(), v1::TASK_RUNNING) << "a shutdown does not end the task";
-    a.Stop();
-    b.Stop();
   }
   ASSERT_EQ(before.size(), 3u);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(dir.File("db")));
