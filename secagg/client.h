@@ -6,6 +6,9 @@
 //
 //   Start(setup)           -> kAdvertised          (reply: KeyAdvertisement)
 //   kAdvertised   + AdvertisementList -> kSharesSent        (reply: ShareKeysResponse)
+//   SecAgg+ (setup.sparse) instead:
+//   kAdvertised   + AdvertisementList -> kCoinRevealed      (reply: CoinReveal)
+//   kCoinRevealed + CoinList          -> kSharesSent        (reply: ShareKeysResponse)
 //   kSharesSent   + ShareRelay        -> kMaskedInputSent   (reply: MaskedInputResponse)
 //   kMaskedInputSent + SurvivorList   -> kConsistencySent   (reply: ConsistencyResponse)
 //   kConsistencySent + UnmaskingRequest -> kCompleted       (reply: UnmaskingResponse)
@@ -30,6 +33,20 @@
 // floor(2n/3) + 1, which no split view by a cheating coordinator and fewer than n/3
 // colluding sites can satisfy twice (secagg/protocol.h has the derivation).
 //
+// SecAgg+ (a setup with `sparse`, docs/secure-aggregation.md): the advertisement commits
+// to 32 random coin bytes, revealed once the list is fixed; every listed client's coin must
+// match its commitment (WRONG_COIN); the graph is drawn from the session id and the coins;
+// then certificates and advertisements are checked for this client's k neighbours (and,
+// at unmasking, for the signers of the survivor set), shares go to and come from
+// neighbours only (a share from another: MALFORMED_MESSAGE), split t_k-of-(k + 1) with t_k
+// = floor(2k/3) + 1, masks are pairwise with neighbours only, and the unmasking releases
+// shares of neighbours only — after the same check as the complete graph: `threshold`
+// valid signatures on the very survivor set this client signed. The setup check adds: k at
+// least what ChooseNeighbourhood gives for the setup's gamma, delta, sigma and eta, which
+// must be at least the policy's; SmallestLearnableGroup(k) at least the policy's
+// min_threshold; and, once the list is fixed, k still enough for the listed count
+// (TOO_FEW_CLIENTS otherwise).
+//
 // Durable sessions: Snapshot() captures everything needed to continue and Restore() makes
 // a client that continues exactly like the original (the site keeps a snapshot with each
 // answer it gives, so that a restart resumes the same session).
@@ -50,6 +67,7 @@
 #include "absl/time/time.h"
 #include "crypto/secret.h"
 #include "proto/secagg.pb.h"
+#include "secagg/neighbourhood.h"
 
 namespace tessera::crypto {
 class RevocationList;
@@ -58,10 +76,9 @@ class Signer;
 
 namespace tessera::secagg {
 
-class MaskingGraph;
-
 enum class ClientState {
   kAdvertised,
+  kCoinRevealed,  // SecAgg+ only
   kSharesSent,
   kMaskedInputSent,
   kConsistencySent,
@@ -94,6 +111,12 @@ struct ClientPolicy {
   // floor((n + c)/2) + 1. A protocol parameter for analysis and tests; the daemons never
   // set it.
   std::optional<uint32_t> assumed_colluders;
+  // SecAgg+ sessions: the least colluding fraction (gamma) and security bits (sigma) the
+  // setup's k must have been chosen for. A setup stating less is refused (BAD_SETUP).
+  double sparse_min_colluding_fraction = 0.05;
+  uint32_t sparse_min_security_bits = kSecAggPlusSecurityBits;
+  // false: every SecAgg+ setup is refused (BAD_SETUP).
+  bool allow_sparse = true;
 };
 
 class SecAggClient {
@@ -110,7 +133,7 @@ class SecAggClient {
   static absl::StatusOr<std::unique_ptr<SecAggClient>> Start(
       const ClientIdentity& identity, const ClientPolicy& policy, const v1::SecAggSetup& setup,
       std::vector<uint32_t> input, absl::Time now, v1::SecAggClientMessage* reply,
-      v1::SecAggClientAbort* abort, const MaskingGraph* graph = nullptr);
+      v1::SecAggClientAbort* abort);
   ~SecAggClient();
 
   // Handles the server's message for the current round. Returns this client's reply, or
@@ -152,16 +175,16 @@ class SecAggClient {
   // Shamir coefficients and GCM nonces) and the CONSISTENCY_CHECK signature (ECDSA is
   // randomised); both are equally valid. The site therefore stores every answer it gave
   // and never recomputes a step. Makes no new randomness: peers' verifiers are re-created
-  // from their certificates, nothing is re-checked against the clock. `identity` and
-  // `graph` as for Start (the identity must be this client's). DATA_LOSS if the snapshot
+  // from their certificates, nothing is re-checked against the clock. `identity` as for
+  // Start (it must be this client's). DATA_LOSS if the snapshot
   // does not parse or is inconsistent: another version or client id, keys or shares of the
   // wrong size or not matching the advertisement, a session id that does not match the
-  // list, data the state needs missing, or a setup this client's policy refuses.
+  // list, coins that do not match their commitments, data the state needs missing, or a
+  // setup this client's policy refuses.
   // INVALID_ARGUMENT without a signer.
   static absl::StatusOr<std::unique_ptr<SecAggClient>> Restore(const ClientIdentity& identity,
                                                                const ClientPolicy& policy,
-                                                               const crypto::SecretBytes& snapshot,
-                                                               const MaskingGraph* graph = nullptr);
+                                                               const crypto::SecretBytes& snapshot);
 
  private:
   struct Impl;

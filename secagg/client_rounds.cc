@@ -49,7 +49,7 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
                  "the share holders are not sorted or repeat a client");
   }
   for (const std::string& id : holders) {
-    if (!peer_index.contains(id)) {
+    if (!Listed(id)) {
       return Abort(v1::SECAGG_NOT_A_SUBSET,
                    absl::StrCat("share holder ", id, " is not in the advertisement list"));
     }
@@ -60,6 +60,17 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
   if (static_cast<uint32_t>(holders.size()) < threshold()) {
     return Abort(v1::SECAGG_TOO_FEW_CLIENTS,
                  absl::StrCat(holders.size(), " share holders, threshold ", threshold()));
+  }
+  if (sparse()) {
+    // This client's own secrets are rebuilt from its neighbourhood only.
+    const auto holding =
+        std::count_if(holders.begin(), holders.end(),
+                      [this](const std::string& id) { return id == self() || IsNeighbour(id); });
+    if (static_cast<uint32_t>(holding) < share_threshold()) {
+      return Abort(v1::SECAGG_TOO_FEW_CLIENTS,
+                   absl::StrCat(holding, " share holders in this client's neighbourhood, ",
+                                "neighbourhood threshold ", share_threshold()));
+    }
   }
 
   RETURN_IF_ERROR(TakeShares(relay));
@@ -90,12 +101,17 @@ absl::Status SecAggClient::Impl::TakeShares(const v1::ShareRelay& relay) {
                    absl::StrCat("a share claims to come from ", share.sender(),
                                 ", who is not another share holder"));
     }
+    if (!IsNeighbour(share.sender())) {
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
+                   absl::StrCat("a share from ", share.sender(),
+                                ", who is not a neighbour of this client in the session's graph"));
+    }
     if (!by_sender.emplace(share.sender(), &share).second) {
       return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("two shares from ", share.sender()));
     }
   }
   for (const std::string& id : holders) {
-    if (id != self() && !by_sender.contains(id)) {
+    if (IsNeighbour(id) && !by_sender.contains(id)) {
       return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("no share from ", id));
     }
   }
@@ -163,7 +179,7 @@ absl::StatusOr<std::vector<uint32_t>> SecAggClient::Impl::MaskedInput(
     generator.AddTo(0, masked);
   }
   for (const std::string& id : holders) {
-    if (id == self() || !graph->AreNeighbors(self(), id)) continue;
+    if (!IsNeighbour(id)) continue;
     auto shared = mask_key->Agree(*peers[peer_index.at(id)].mask_key);
     if (!shared.ok()) {
       return Abort(v1::SECAGG_MALFORMED_MESSAGE,
@@ -246,16 +262,7 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
                             signature.client_id())) {
       continue;
     }
-    if (signature.client_id() == self()) {
-      // This client's own signature: check it like any other (its key is its certificate's).
-      auto verifier = Verifier::Create(identity.certificate_pem);
-      if (verifier.ok() && verifier->Verify(signed_input, signature.signature()).ok()) {
-        valid.insert(signature.client_id());
-      }
-      continue;
-    }
-    const Peer& peer = peers[peer_index.at(signature.client_id())];
-    if (peer.verifier->Verify(signed_input, signature.signature()).ok()) {
+    if (SignatureValid(signature.client_id(), signed_input, signature.signature())) {
       valid.insert(signature.client_id());
     }
   }
@@ -267,13 +274,16 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
 
   v1::SecAggClientMessage reply;
   v1::UnmaskingResponse* response = reply.mutable_unmasking();
+  // The shares this client holds: of itself and its neighbours.
   for (const std::string& id : signed_survivors) {
+    if (id != self() && !IsNeighbour(id)) continue;
     v1::UnmaskingShare* share = response->add_shares();
     share->set_owner(id);
     share->set_kind(v1::UnmaskingShare::SELF_MASK_SEED);
     share->set_share(std::string(held.at(id).seed.Serialize().view()));
   }
   for (const std::string& id : dropped) {
+    if (!IsNeighbour(id)) continue;
     v1::UnmaskingShare* share = response->add_shares();
     share->set_owner(id);
     share->set_kind(v1::UnmaskingShare::MASK_KEY);

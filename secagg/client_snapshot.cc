@@ -17,6 +17,7 @@
 #include "secagg/internal/check.h"
 #include "secagg/internal/client_impl.h"
 #include "secagg/internal/wire.h"
+#include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 
 namespace tessera::secagg {
@@ -33,6 +34,8 @@ v1::SecAggClientState ToProto(ClientState state) {
   switch (state) {
     case ClientState::kAdvertised:
       return v1::SECAGG_CLIENT_ADVERTISED;
+    case ClientState::kCoinRevealed:
+      return v1::SECAGG_CLIENT_COIN_REVEALED;
     case ClientState::kSharesSent:
       return v1::SECAGG_CLIENT_SHARES_SENT;
     case ClientState::kMaskedInputSent:
@@ -51,6 +54,8 @@ std::optional<ClientState> FromProto(v1::SecAggClientState state) {
   switch (state) {
     case v1::SECAGG_CLIENT_ADVERTISED:
       return ClientState::kAdvertised;
+    case v1::SECAGG_CLIENT_COIN_REVEALED:
+      return ClientState::kCoinRevealed;
     case v1::SECAGG_CLIENT_SHARES_SENT:
       return ClientState::kSharesSent;
     case v1::SECAGG_CLIENT_MASKED_INPUT_SENT:
@@ -94,7 +99,7 @@ void SetSecret(std::string* field, const SecretBytes& secret) {
 bool Same(const v1::KeyAdvertisement& a, const v1::KeyAdvertisement& b) {
   return a.certificate() == b.certificate() && a.channel_public_key() == b.channel_public_key() &&
          a.mask_public_key() == b.mask_public_key() && a.setup_digest() == b.setup_digest() &&
-         a.signature() == b.signature();
+         a.signature() == b.signature() && a.coin_commitment() == b.coin_commitment();
 }
 
 absl::Status Loss(absl::string_view what) {
@@ -154,12 +159,13 @@ void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot) const 
   for (const v1::AdvertisementEntry& entry : entries) *snapshot.add_advertisement_entries() = entry;
   snapshot.mutable_share_holders()->Add(share_holders.begin(), share_holders.end());
   snapshot.mutable_signed_survivors()->Add(signed_survivors.begin(), signed_survivors.end());
+  snapshot.set_coin(coin);
+  if (coins.coins_size() > 0) *snapshot.mutable_coins() = coins;
 }
 
 absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Restore(const ClientIdentity& identity,
                                                                     const ClientPolicy& policy,
-                                                                    const SecretBytes& snapshot,
-                                                                    const MaskingGraph* graph) {
+                                                                    const SecretBytes& snapshot) {
   if (identity.signer == nullptr) {
     return absl::InvalidArgumentError("SecAggClient::Restore needs a signer");
   }
@@ -168,7 +174,6 @@ absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Restore(const Client
   auto impl = std::make_unique<Impl>();
   impl->identity = identity;
   impl->policy = policy;
-  impl->graph = graph != nullptr ? graph : &CompleteGraph();
   const absl::Status restored = ok ? impl->RestoreFrom(parsed) : Loss("does not parse");
   WipeSecretFields(parsed);
   if (!restored.ok()) return restored;
@@ -203,6 +208,12 @@ absl::Status SecAggClient::Impl::RestoreFrom(const v1::SecAggClientSnapshot& sna
   if (own_advertisement.setup_digest() != setup_digest) {
     return Loss("this client's advertisement is for another setup");
   }
+  coin = snapshot.coin();
+  if (sparse() ? coin.size() != kCoinBytes || CoinCommitment(setup_digest, self(), coin) !=
+                                                  own_advertisement.coin_commitment()
+               : !coin.empty() || !own_advertisement.coin_commitment().empty()) {
+    return Loss("the coin does not match this client's advertisement or the setup");
+  }
   RETURN_IF_ERROR(RestoreSecrets(snapshot));
   RETURN_IF_ERROR(RestoreList(snapshot));
   return RestoreRounds(snapshot);
@@ -224,7 +235,8 @@ absl::Status SecAggClient::Impl::RestoreSecrets(const v1::SecAggClientSnapshot& 
     return Loss("the self-mask seed has the wrong size");
   }
   seed = SecretBytes::CopyFrom(snapshot.self_mask_seed());
-  const bool input_due = state == ClientState::kAdvertised || state == ClientState::kSharesSent;
+  const bool input_due = state == ClientState::kAdvertised || state == ClientState::kCoinRevealed ||
+                         state == ClientState::kSharesSent;
   const size_t input_bytes = input_due ? size_t{setup.vector_words()} * 4 : 0;
   if (snapshot.input().size() != input_bytes) {
     return Loss(input_due ? "the input has the wrong size" : "the input is still there");
@@ -240,12 +252,11 @@ absl::Status SecAggClient::Impl::RestoreList(const v1::SecAggClientSnapshot& sna
   const auto& listed = snapshot.advertisement_entries();
   if (listed.empty()) {
     if (state == ClientState::kAdvertised || state == ClientState::kAborted) {
-      return absl::OkStatus();
+      return snapshot.coins().coins().empty() ? absl::OkStatus() : Loss("coins without a list");
     }
     return Loss("the advertisement list is missing");
   }
   if (state == ClientState::kAdvertised) return Loss("an advertisement list before it came");
-  std::vector<Peer> restored;
   bool own_found = false;
   for (int i = 0; i < listed.size(); ++i) {
     const v1::AdvertisementEntry& entry = listed[i];
@@ -253,15 +264,42 @@ absl::Status SecAggClient::Impl::RestoreList(const v1::SecAggClientSnapshot& sna
       return Loss("the advertisement list is not sorted");
     }
     if (entry.client_id() == self()) own_found = Same(entry.advertisement(), own_advertisement);
+  }
+  if (!own_found) return Loss("this client's advertisement is not in the list as sent");
+  entries.assign(listed.begin(), listed.end());
+  session_id = SessionId(setup_digest, entries);
+  if (snapshot.session_id() != session_id) return Loss("the session id does not match the list");
+
+  // SecAgg+: the coins, from SHARES_SENT on (an aborted session may have them or not).
+  const bool coins_due = sparse() && state != ClientState::kCoinRevealed &&
+                         (state != ClientState::kAborted || !snapshot.coins().coins().empty());
+  if (!coins_due && !snapshot.coins().coins().empty()) return Loss("coins before they came");
+  if (coins_due) {
+    const v1::CoinList& list = snapshot.coins();
+    if (static_cast<size_t>(list.coins_size()) != entries.size()) return Loss("coins missing");
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const v1::ListedCoin& listed_coin = list.coins(static_cast<int>(i));
+      const std::string& id = entries[i].client_id();
+      if (listed_coin.client_id() != id || CoinCommitment(setup_digest, id, listed_coin.coin()) !=
+                                               entries[i].advertisement().coin_commitment()) {
+        return Loss(absl::StrCat("the coin of ", id, " does not match its commitment"));
+      }
+    }
+    coins = list;
+    if (!DrawNeighbours().ok()) return Loss("no graph can be drawn from the coins");
+  }
+
+  // The peers this client works with: every listed client, or in SecAgg+ its neighbours
+  // (none before the coins).
+  std::vector<Peer> restored;
+  for (int i = 0; i < listed.size(); ++i) {
+    const v1::AdvertisementEntry& entry = listed[i];
+    if (entry.client_id() != self() && !IsNeighbour(entry.client_id())) continue;
     absl::StatusOr<Peer> peer = PeerFrom(entry, static_cast<uint32_t>(i + 1));
     if (!peer.ok()) return Loss(absl::StrCat("the entry of ", entry.client_id(), " is malformed"));
     restored.push_back(*std::move(peer));
   }
-  if (!own_found) return Loss("this client's advertisement is not in the list as sent");
-  entries.assign(listed.begin(), listed.end());
   SetPeers(std::move(restored));
-  session_id = SessionId(setup_digest, entries);
-  if (snapshot.session_id() != session_id) return Loss("the session id does not match the list");
   return absl::OkStatus();
 }
 
@@ -269,7 +307,7 @@ absl::Status SecAggClient::Impl::RestoreRounds(const v1::SecAggClientSnapshot& s
   const bool running = state != ClientState::kCompleted && state != ClientState::kAborted;
   const bool relayed =
       state == ClientState::kMaskedInputSent || state == ClientState::kConsistencySent || !running;
-  const auto in_list = [this](const std::string& id) { return peer_index.contains(id); };
+  const auto in_list = [this](const std::string& id) { return Listed(id); };
   const auto& holders = snapshot.share_holders();
   if (!StrictlySorted(holders) || !std::all_of(holders.begin(), holders.end(), in_list) ||
       (!relayed && !holders.empty()) ||
@@ -294,7 +332,11 @@ absl::Status SecAggClient::Impl::RestoreRounds(const v1::SecAggClientSnapshot& s
   // The shares held: this client's own from SHARES_SENT on, every holder's once relayed.
   std::set<std::string> want;
   if (state == ClientState::kSharesSent) want.insert(self());
-  if (relayed) want.insert(share_holders.begin(), share_holders.end());
+  if (relayed) {
+    for (const std::string& id : share_holders) {
+      if (id == self() || IsNeighbour(id)) want.insert(id);
+    }
+  }
   for (const v1::SecAggHeldShares& shares : snapshot.held_shares()) {
     auto key_share = ShamirShare::Parse(shares.mask_key_share());
     auto seed_share = ShamirShare::Parse(shares.seed_share());

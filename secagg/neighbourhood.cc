@@ -4,15 +4,25 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "crypto/hash.h"
+#include "proto/secagg.pb.h"
+#include "secagg/protocol.h"
 
 namespace tessera::secagg {
 namespace {
 
 constexpr double kNegativeInfinity = -std::numeric_limits<double>::infinity();
+
+// The colluding fraction among `listed` sites of `colluders` (a whole number): half a site
+// above it, so that ChooseNeighbourhood's floor(gamma * listed) is `colluders` exactly
+// whatever the rounding.
+double ListedFraction(double colluders, uint32_t listed) { return (colluders + 0.5) / listed; }
 
 double LogChoose(double n, double r) {
   return std::lgamma(n + 1) - std::lgamma(r + 1) - std::lgamma(n - r + 1);
@@ -95,6 +105,44 @@ double Log2IsolationBound(uint32_t n, uint32_t lost, uint32_t k) {
   return std::min(0.0, std::min(one_run, two_runs));
 }
 
+namespace {
+
+// The failure probabilities of H(n, k) with `colluders` colluding and `lost` sites lost to
+// collusion or dropout (k even, 2 <= k < n - 1).
+NeighbourhoodParameters AtK(uint32_t n, uint32_t colluders, uint32_t lost, uint32_t k) {
+  const double log2_n = std::log2(static_cast<double>(n));
+  NeighbourhoodParameters p;
+  p.k = k;
+  p.t = NeighbourhoodThreshold(k);
+  // The other n - 1 sites hold every colluder (a colluding site's own neighbourhood is not
+  // at stake), and every site lost to collusion or dropout.
+  p.log2_security_failure =
+      log2_n + Log2HypergeometricTail(n - 1, std::min(colluders, n - 1), k, (k + 2) / 3);
+  p.log2_correctness_failure =
+      log2_n + Log2HypergeometricTail(n - 1, std::min(lost, n - 1), k, k - p.t + 1);
+  p.log2_isolation_failure = Log2IsolationBound(n, std::min(lost, n), k);
+  return p;
+}
+
+bool Meets(const NeighbourhoodParameters& p, uint32_t sigma, uint32_t eta) {
+  return p.log2_security_failure <= -static_cast<double>(sigma) &&
+         p.log2_correctness_failure <= -static_cast<double>(eta) &&
+         p.log2_isolation_failure <= -static_cast<double>(sigma);
+}
+
+// Whether k meets the conditions for `listed` sites of which `colluders` collude, with
+// dropout fraction delta.
+bool MeetsListed(uint32_t listed, double colluders, double delta, uint32_t sigma, uint32_t eta,
+                 uint32_t k) {
+  if (k >= listed - 1) return true;  // the complete graph
+  const auto c = static_cast<uint32_t>(colluders);
+  // As ChooseNeighbourhood counts them for gamma = ListedFraction(colluders, listed).
+  const auto lost = static_cast<uint32_t>(std::floor(colluders + 0.5 + delta * listed));
+  return Meets(AtK(listed, c, lost, k), sigma, eta);
+}
+
+}  // namespace
+
 absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double gamma, double delta,
                                                             uint32_t sigma, uint32_t eta) {
   if (n < 3) return absl::InvalidArgumentError(absl::StrCat("n must be at least 3, got ", n));
@@ -113,26 +161,10 @@ absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double g
   }
   const auto colluders = static_cast<uint32_t>(std::floor(gamma * n));
   const auto lost = static_cast<uint32_t>(std::floor((gamma + delta) * n));
-  const double log2_n = std::log2(static_cast<double>(n));
   NeighbourhoodParameters p;
   for (uint32_t k = 2; k < n - 1; k += 2) {
-    const uint32_t t = 2 * k / 3 + 1;
-    // The other n - 1 sites hold every colluder (a colluding site's own neighbourhood is
-    // not at stake), and every site lost to collusion or dropout.
-    const double security =
-        log2_n + Log2HypergeometricTail(n - 1, std::min(colluders, n - 1), k, (k + 2) / 3);
-    const double correctness =
-        log2_n + Log2HypergeometricTail(n - 1, std::min(lost, n - 1), k, k - t + 1);
-    const double isolation = Log2IsolationBound(n, std::min(lost, n), k);
-    if (security <= -static_cast<double>(sigma) && correctness <= -static_cast<double>(eta) &&
-        isolation <= -static_cast<double>(sigma)) {
-      p.k = k;
-      p.t = t;
-      p.log2_security_failure = security;
-      p.log2_correctness_failure = correctness;
-      p.log2_isolation_failure = isolation;
-      return p;
-    }
+    p = AtK(n, colluders, lost, k);
+    if (Meets(p, sigma, eta)) return p;
   }
   p.k = n - 1;
   p.t = 2 * (n - 1) / 3 + 1;
@@ -173,6 +205,112 @@ absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_vi
     }
   }
   for (std::vector<uint32_t>& neighbours : out) std::sort(neighbours.begin(), neighbours.end());
+  return out;
+}
+
+uint32_t NeighbourhoodThreshold(uint32_t k) { return 2 * k / 3 + 1; }
+
+uint32_t SmallestLearnableGroup(uint32_t k) {
+  const uint32_t colluders = (k + 2) / 3 - 1;  // ceil(k/3) - 1
+  return NeighbourhoodThreshold(k) - colluders;
+}
+
+absl::Status ValidateSparse(const v1::SecAggSparse& sparse, uint32_t invited, uint32_t listed) {
+  const uint32_t k = sparse.neighbours();
+  if (k < 2 || k % 2 != 0 || invited < 4 || k >= invited - 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setup.sparse.neighbours must be even and in 2..n - 2 for n = ", invited,
+                     " invited clients, got ", k));
+  }
+  if (sparse.neighbour_threshold() != NeighbourhoodThreshold(k)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "setup.sparse.neighbour_threshold must be floor(2k/3) + 1 = ", NeighbourhoodThreshold(k),
+        " for k = ", k, ", got ", sparse.neighbour_threshold()));
+  }
+  if (listed < 3 || listed > invited) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(listed, " listed clients out of ", invited, " invited"));
+  }
+  // The colluders are a count of the invited sites; among fewer listed ones they weigh more.
+  const double colluders = std::floor(sparse.colluding_fraction() * invited);
+  const double gamma = ListedFraction(colluders, listed);
+  absl::StatusOr<NeighbourhoodParameters> want = ChooseNeighbourhood(
+      listed, gamma, sparse.dropout_fraction(), sparse.security_bits(), sparse.correctness_bits());
+  if (!want.ok()) {
+    if (listed == invited) {
+      return absl::InvalidArgumentError(absl::StrCat("setup.sparse: ", want.status().message()));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "setup.sparse: ", colluders, " colluders of ", invited, " invited sites are too many for ",
+        listed, " listed: ", want.status().message()));
+  }
+  if (!MeetsListed(listed, colluders, sparse.dropout_fraction(), sparse.security_bits(),
+                   sparse.correctness_bits(), k)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "setup.sparse.neighbours ", k, " is below what ", listed, " listed sites need with ",
+        colluders, " colluding, delta = ", sparse.dropout_fraction(),
+        ", sigma = ", sparse.security_bits(), ", eta = ", sparse.correctness_bits(),
+        " (the least k is ", want->k, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<v1::SecAggSparse>> SparseSetup(uint32_t n, double gamma, double delta,
+                                                            uint32_t sigma, uint32_t eta) {
+  ASSIGN_OR_RETURN(NeighbourhoodParameters p, ChooseNeighbourhood(n, gamma, delta, sigma, eta));
+  if (p.complete) return std::optional<v1::SecAggSparse>();
+  // A k that still holds when the list is as short as the threshold allows: colluders are
+  // a count of the invited sites, and weigh more among fewer listed ones.
+  const double colluders = std::floor(gamma * n);
+  if (ListedFraction(colluders, DefaultThreshold(n)) >= 1.0 / 3) {
+    return std::optional<v1::SecAggSparse>();
+  }
+  uint32_t k = p.k;
+  for (uint32_t listed = DefaultThreshold(n); listed <= n && k < n - 1; ++listed) {
+    while (k < n - 1 && !MeetsListed(listed, colluders, delta, sigma, eta, k)) k += 2;
+  }
+  if (k >= n - 1) return std::optional<v1::SecAggSparse>();
+  v1::SecAggSparse sparse;
+  sparse.set_neighbours(k);
+  sparse.set_neighbour_threshold(NeighbourhoodThreshold(k));
+  sparse.set_colluding_fraction(gamma);
+  sparse.set_dropout_fraction(delta);
+  sparse.set_security_bits(sigma);
+  sparse.set_correctness_bits(eta);
+  return std::optional<v1::SecAggSparse>(std::move(sparse));
+}
+
+absl::StatusOr<NeighbourGraph> NeighbourGraph::Create(std::string_view seed,
+                                                      std::vector<std::string> ids, uint32_t k) {
+  for (size_t i = 1; i < ids.size(); ++i) {
+    if (!(ids[i - 1] < ids[i])) {
+      return absl::InvalidArgumentError("a neighbour graph needs sorted ids without repeats");
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<std::vector<uint32_t>> adjacency,
+                   Neighbourhoods(seed, static_cast<uint32_t>(ids.size()), k));
+  return NeighbourGraph(std::move(ids), std::move(adjacency));
+}
+
+int64_t NeighbourGraph::Position(const std::string& id) const {
+  auto it = std::lower_bound(ids_.begin(), ids_.end(), id);
+  if (it == ids_.end() || *it != id) return -1;
+  return it - ids_.begin();
+}
+
+bool NeighbourGraph::AreNeighbors(const std::string& a, const std::string& b) const {
+  const int64_t pa = Position(a);
+  const int64_t pb = Position(b);
+  if (pa < 0 || pb < 0) return false;
+  const std::vector<uint32_t>& row = adjacency_[static_cast<size_t>(pa)];
+  return std::binary_search(row.begin(), row.end(), static_cast<uint32_t>(pb));
+}
+
+std::vector<std::string> NeighbourGraph::Neighbours(const std::string& id) const {
+  std::vector<std::string> out;
+  const int64_t p = Position(id);
+  if (p < 0) return out;
+  for (uint32_t q : adjacency_[static_cast<size_t>(p)]) out.push_back(ids_[q]);
   return out;
 }
 

@@ -1,6 +1,6 @@
 // SecAgg+'s sparse communication graph and its parameters (Bell, Bonawitz, Gascón, Lepoint,
-// Raykova, CCS 2020; docs/secure-aggregation.md, "SecAgg+ for large cohorts"). The first
-// part of SecAgg+: the sessions' state machines (client.h, server.h) do not use it yet.
+// Raykova, CCS 2020; docs/secure-aggregation.md, "SecAgg+ for large cohorts"), which the
+// sessions' state machines (client.h, server.h) use when a setup carries `sparse`.
 //
 // The graph. The n listed sites, at positions 0..n-1 of the session's sorted list, are
 // placed on a ring in a pseudo-random order drawn from `seed`, and each is joined to the
@@ -33,12 +33,25 @@
 #define TESSERA_SECAGG_NEIGHBOURHOOD_H_
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 
+namespace tessera::v1 {
+class SecAggSparse;
+}  // namespace tessera::v1
+
 namespace tessera::secagg {
+
+// The security and correctness parameters (bits) the daemons choose k for: sigma = 40, so
+// that even 2^20 sessions keep the failure below 2^-20, and eta = 30 (a failed reconstruction
+// costs one session attempt, never privacy).
+inline constexpr uint32_t kSecAggPlusSecurityBits = 40;
+inline constexpr uint32_t kSecAggPlusCorrectnessBits = 30;
 
 struct NeighbourhoodParameters {
   uint32_t k = 0;         // neighbours per site: even, or n - 1 for the complete graph
@@ -70,6 +83,60 @@ double Log2IsolationBound(uint32_t n, uint32_t lost, uint32_t k);
 // n >= 2, k >= 2, and k is even or k >= n - 1, and seed is non-empty.
 absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_view seed, uint32_t n,
                                                                   uint32_t k);
+
+// t_k = floor(2k/3) + 1: the shares that rebuild a secret shared in a neighbourhood of k.
+uint32_t NeighbourhoodThreshold(uint32_t k);
+
+// The fewest honest sites whose inputs' sum a cheating coordinator can learn on its own in a
+// SecAgg+ session with neighbourhoods of k, as long as no neighbourhood holds ceil(k/3)
+// colluders (condition 1): a survivor's self-mask seed needs t_k shares from its closed
+// neighbourhood, of which at most ceil(k/3) - 1 come from colluders, so a group the
+// coordinator can unmask apart from the rest holds t_k - ceil(k/3) + 1 honest sites
+// (docs/secure-aggregation.md, "What the coordinator can learn").
+uint32_t SmallestLearnableGroup(uint32_t k);
+
+// The checks both ends apply to a setup's `sparse` for `listed` clients out of `invited`
+// (at the setup, listed = invited; once the list is fixed, its size): INVALID_ARGUMENT
+// naming the field unless k is even with 2 <= k < invited - 1, t_k is
+// NeighbourhoodThreshold(k), and the fractions and bits are ones ChooseNeighbourhood
+// accepts; FAILED_PRECONDITION when k is below what ChooseNeighbourhood gives for `listed`
+// sites of which floor(gamma * invited) collude (a coordinator that lists fewer sites
+// raises the colluding fraction among them), with the least k it accepts in the message.
+absl::Status ValidateSparse(const v1::SecAggSparse& sparse, uint32_t invited, uint32_t listed);
+
+// The `sparse` of a setup for n invited sites: the least k that ChooseNeighbourhood accepts
+// for every list the session may end up with — n sites down to DefaultThreshold(n), with
+// floor(gamma * n) colluders among them (ValidateSparse) — t_k = NeighbourhoodThreshold(k),
+// and the parameters themselves; nullopt when no sparse graph meets the conditions for
+// every such list (the complete graph, full Bonawitz, is then used). INVALID_ARGUMENT as
+// ChooseNeighbourhood. Costs up to n/3 ChooseNeighbourhood calls (about 0.1 s at n =
+// 1,000).
+absl::StatusOr<std::optional<v1::SecAggSparse>> SparseSetup(uint32_t n, double gamma, double delta,
+                                                            uint32_t sigma, uint32_t eta);
+
+// A SecAgg+ session's graph over its listed clients, by id: Neighbourhoods(seed, n, k) over
+// the clients' positions in the (sorted) list. Immutable; thread-safe.
+class NeighbourGraph {
+ public:
+  // `ids`: the listed clients, sorted without repeats. INVALID_ARGUMENT as Neighbourhoods,
+  // or for unsorted ids.
+  static absl::StatusOr<NeighbourGraph> Create(std::string_view seed, std::vector<std::string> ids,
+                                               uint32_t k);
+
+  // Whether a and b are joined (false for an id not listed, and for a = b).
+  bool AreNeighbors(const std::string& a, const std::string& b) const;
+  // The neighbours of `id`, sorted; empty for an id not listed.
+  std::vector<std::string> Neighbours(const std::string& id) const;
+
+ private:
+  NeighbourGraph(std::vector<std::string> ids, std::vector<std::vector<uint32_t>> adjacency)
+      : ids_(std::move(ids)), adjacency_(std::move(adjacency)) {}
+  // The position of `id` in ids_, or -1.
+  int64_t Position(const std::string& id) const;
+
+  std::vector<std::string> ids_;
+  std::vector<std::vector<uint32_t>> adjacency_;  // sorted positions
+};
 
 }  // namespace tessera::secagg
 

@@ -35,6 +35,8 @@ constexpr char kShareChannelTag[] = "tessera/secagg/v1/share-channel";
 constexpr char kPairwiseMaskTag[] = "tessera/secagg/v1/pairwise-mask";
 constexpr char kSelfMaskKeyTag[] = "tessera/secagg/v1/self-mask-key";
 constexpr char kSelfMaskTag[] = "tessera/secagg/v1/self-mask";
+constexpr char kCoinTag[] = "tessera/secagg/v1/coin";
+constexpr char kGraphTag[] = "tessera/secagg/v1/graph";
 
 constexpr size_t kShareChannelKeyBytes = 32;  // AES-256-GCM
 
@@ -63,16 +65,60 @@ std::string SetupDigest(const v1::SecAggSetup& setup) {
   return Sha256(serialized);
 }
 
+int StepIndex(v1::SecAggRound step) {
+  switch (step) {
+    case v1::SECAGG_ADVERTISE_KEYS:
+      return 0;
+    case v1::SECAGG_REVEAL_COINS:
+      return 1;
+    case v1::SECAGG_SHARE_KEYS:
+      return 2;
+    case v1::SECAGG_MASKED_INPUT:
+      return 3;
+    case v1::SECAGG_CONSISTENCY_CHECK:
+      return 4;
+    case v1::SECAGG_UNMASKING:
+      return 5;
+    default:
+      break;
+  }
+  return -1;
+}
+
 std::string AdvertisementSigningInput(const std::string& setup_digest, const std::string& client_id,
                                       const std::string& channel_public_key,
-                                      const std::string& mask_public_key) {
+                                      const std::string& mask_public_key,
+                                      const std::string& coin_commitment) {
   std::string out;
   AppendField(&out, kAdvertiseTag);
   AppendField(&out, setup_digest);
   AppendField(&out, client_id);
   AppendField(&out, channel_public_key);
   AppendField(&out, mask_public_key);
+  if (!coin_commitment.empty()) AppendField(&out, coin_commitment);
   return out;
+}
+
+std::string CoinCommitment(const std::string& setup_digest, const std::string& client_id,
+                           const std::string& coin) {
+  std::string out;
+  AppendField(&out, kCoinTag);
+  AppendField(&out, setup_digest);
+  AppendField(&out, client_id);
+  AppendField(&out, coin);
+  return Sha256(out);
+}
+
+std::string GraphSeed(const std::string& session_id, std::span<const v1::ListedCoin> coins) {
+  std::string out;
+  AppendField(&out, kGraphTag);
+  AppendField(&out, session_id);
+  AppendUint32(&out, static_cast<uint32_t>(coins.size()));
+  for (const v1::ListedCoin& coin : coins) {
+    AppendField(&out, coin.client_id());
+    AppendField(&out, coin.coin());
+  }
+  return Sha256(out);
 }
 
 std::string SessionId(const std::string& setup_digest,
@@ -89,6 +135,7 @@ std::string SessionId(const std::string& setup_digest,
     AppendField(&out, ad.setup_digest());
     AppendField(&out, ad.signature());
     AppendField(&out, Sha256(ad.certificate()));
+    if (!ad.coin_commitment().empty()) AppendField(&out, ad.coin_commitment());
   }
   return Sha256(out);
 }
@@ -152,20 +199,6 @@ std::string SelfMaskCommitment(const std::string& session_id, const std::string&
 
 int PairwiseMaskSign(const std::string& self, const std::string& peer) {
   return self < peer ? +1 : -1;
-}
-
-namespace {
-
-class CompleteMaskingGraph final : public MaskingGraph {
- public:
-  bool AreNeighbors(const std::string& a, const std::string& b) const override { return a != b; }
-};
-
-}  // namespace
-
-const MaskingGraph& CompleteGraph() {
-  static const CompleteMaskingGraph* const graph = new CompleteMaskingGraph();
-  return *graph;
 }
 
 uint32_t SafeThreshold(uint32_t num_invited, std::optional<uint32_t> assumed_colluders) {

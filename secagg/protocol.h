@@ -24,6 +24,8 @@
 namespace tessera::v1 {
 class SecAggSetup;
 class AdvertisementEntry;
+class ListedCoin;
+enum SecAggRound : int;
 }  // namespace tessera::v1
 
 namespace tessera::secagg {
@@ -31,20 +33,41 @@ namespace tessera::secagg {
 inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kSessionNonceBytes = 32;
 inline constexpr size_t kSelfMaskSeedBytes = 32;
+// SecAgg+: the random bytes each client commits to in its advertisement.
+inline constexpr size_t kCoinBytes = 32;
+
+// The steps in the order a session runs them: ADVERTISE_KEYS 0, REVEAL_COINS 1 (SecAgg+
+// only), SHARE_KEYS 2, MASKED_INPUT 3, CONSISTENCY_CHECK 4, UNMASKING 5; -1 for any other
+// value. Compare steps with this, never by enum value (REVEAL_COINS is 6 on the wire).
+int StepIndex(v1::SecAggRound step);
 
 // SHA-256 of the setup's deterministic serialisation.
 std::string SetupDigest(const v1::SecAggSetup& setup);
 
-// What a client signs in ADVERTISE_KEYS.
+// What a client signs in ADVERTISE_KEYS; `coin_commitment` (SecAgg+ only) is appended when
+// non-empty.
 std::string AdvertisementSigningInput(const std::string& setup_digest, const std::string& client_id,
                                       const std::string& channel_public_key,
-                                      const std::string& mask_public_key);
+                                      const std::string& mask_public_key,
+                                      const std::string& coin_commitment = {});
+
+// SecAgg+: a client's commitment to its coin, SHA-256 over "tessera/secagg/v1/coin" |
+// setup digest | client id | coin.
+std::string CoinCommitment(const std::string& setup_digest, const std::string& client_id,
+                           const std::string& coin);
+
+// SecAgg+: the seed of the session's graph, SHA-256 over "tessera/secagg/v1/graph" |
+// session id | every listed client's id and coin in list order. The coordinator fixes the
+// list (the session id) before any honest coin is revealed, and colluders commit to theirs
+// before they see the honest ones, so no party can steer the graph; all it can do is
+// abort the session (docs/secure-aggregation.md, "The graph").
+std::string GraphSeed(const std::string& session_id, std::span<const v1::ListedCoin> coins);
 
 // The session id: SHA-256 over the setup digest and every entry of the advertisement list
 // in order (client id, both public keys, the digest it signed, its signature, SHA-256 of
-// its certificate). Every client computes it from what it received, so a coordinator that
-// shows different clients different setups or lists splits them into sessions whose
-// shares do not decrypt and whose signatures do not match.
+// its certificate, and its coin commitment when there is one). Every client computes it from what
+// it received, so a coordinator that shows different clients different setups or lists splits them
+// into sessions whose shares do not decrypt and whose signatures do not match.
 std::string SessionId(const std::string& setup_digest,
                       std::span<const v1::AdvertisementEntry> entries);
 
@@ -81,18 +104,6 @@ std::string SelfMaskCommitment(const std::string& session_id, const std::string&
 // +1 if `self` adds the pairwise mask it shares with `peer`, -1 if it subtracts it: the
 // client whose id sorts first adds. Summed over both ends the masks cancel.
 int PairwiseMaskSign(const std::string& self, const std::string& peer);
-
-// Which pairs of clients share masks and shares. Bonawitz et al. use the complete graph;
-// SecAgg+ (Bell et al. 2020) uses a sparse random graph, which can come later behind this
-// interface.
-class MaskingGraph {
- public:
-  virtual ~MaskingGraph() = default;
-  virtual bool AreNeighbors(const std::string& a, const std::string& b) const = 0;
-};
-
-// Every pair of distinct clients are neighbours.
-const MaskingGraph& CompleteGraph();
 
 // ---- thresholds ----
 //

@@ -102,7 +102,7 @@ absl::Status CheckAdvertisements(const v1::SessionProvenance& p, const std::stri
     }
     if (!verifier
              ->Verify(AdvertisementSigningInput(p.setup_digest(), id, ad.channel_public_key(),
-                                                ad.mask_public_key()),
+                                                ad.mask_public_key(), ad.coin_commitment()),
                       ad.signature())
              .ok()) {
       return err.Unauthenticated(id, "the key advertisement's signature does not verify");

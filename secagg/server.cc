@@ -17,6 +17,7 @@
 #include "secagg/internal/check.h"
 #include "secagg/internal/server_impl.h"
 #include "secagg/internal/wire.h"
+#include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 #include "secagg/vector_codec.h"
 
@@ -54,6 +55,8 @@ v1::SecAggClientMessage::MessageCase ExpectedKind(v1::SecAggRound round) {
   switch (round) {
     case v1::SECAGG_ADVERTISE_KEYS:
       return v1::SecAggClientMessage::kAdvertisement;
+    case v1::SECAGG_REVEAL_COINS:
+      return v1::SecAggClientMessage::kCoin;
     case v1::SECAGG_SHARE_KEYS:
       return v1::SecAggClientMessage::kShareKeys;
     case v1::SECAGG_MASKED_INPUT:
@@ -117,6 +120,11 @@ absl::Status internal::ValidateServerSetup(const v1::SecAggSetup& setup,
                                                    " but the encoding holds ",
                                                    EncodedWords(setup.encoding()), " words"));
   }
+  if (setup.has_sparse()) {
+    if (absl::Status valid = ValidateSparse(setup.sparse(), invited, invited); !valid.ok()) {
+      return absl::InvalidArgumentError(valid.message());
+    }
+  }
   if (options.unmasking_threads < 1) {
     return absl::InvalidArgumentError("unmasking_threads must be at least 1");
   }
@@ -132,7 +140,6 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Create(const v1::Sec
   auto impl = std::make_unique<Impl>();
   impl->setup = setup;
   impl->setup_digest = SetupDigest(setup);
-  impl->graph = options.graph != nullptr ? options.graph : &CompleteGraph();
   impl->options = std::move(options);
   ASSIGN_OR_RETURN(impl->probe, internal::SmallOrderProbe());
   impl->expected.insert(setup.invited().begin(), setup.invited().end());
@@ -157,8 +164,15 @@ std::map<std::string, v1::SecAggServerMessage> SecAggServer::Outgoing() const {
       case v1::SECAGG_ADVERTISE_KEYS:
         *message.mutable_setup() = s.setup;
         break;
-      case v1::SECAGG_SHARE_KEYS:
+      case v1::SECAGG_REVEAL_COINS:
         *message.mutable_advertisements() = s.advertisement_list;
+        break;
+      case v1::SECAGG_SHARE_KEYS:
+        if (s.sparse()) {
+          *message.mutable_coins() = s.coin_list;
+        } else {
+          *message.mutable_advertisements() = s.advertisement_list;
+        }
         break;
       case v1::SECAGG_MASKED_INPUT:
         *message.mutable_share_relay() = s.relays.at(id);
@@ -221,6 +235,9 @@ absl::Status SecAggServer::Receive(const std::string& client_id,
     case v1::SECAGG_ADVERTISE_KEYS:
       status = s.OnAdvertisement(client_id, message.advertisement());
       break;
+    case v1::SECAGG_REVEAL_COINS:
+      status = s.OnCoin(client_id, message.coin());
+      break;
     case v1::SECAGG_SHARE_KEYS:
       status = s.OnShareKeys(client_id, message.share_keys());
       break;
@@ -261,6 +278,11 @@ absl::Status SecAggServer::Impl::OnAdvertisement(const std::string& id,
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                   "keys or setup digest of the wrong size");
   }
+  if (ad.coin_commitment().size() != (sparse() ? kDigestBytes : 0)) {
+    return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
+                  sparse() ? "the coin commitment is not 32 bytes"
+                           : "a coin commitment in a session without SecAgg+");
+  }
   auto verifier = Verifier::Create(ad.certificate());
   if (!verifier.ok()) {
     return Reject(id, v1::SECAGG_DROP_BAD_CERTIFICATE, absl::StatusCode::kUnauthenticated,
@@ -268,7 +290,7 @@ absl::Status SecAggServer::Impl::OnAdvertisement(const std::string& id,
   }
   if (!verifier
            ->Verify(AdvertisementSigningInput(ad.setup_digest(), id, ad.channel_public_key(),
-                                              ad.mask_public_key()),
+                                              ad.mask_public_key(), ad.coin_commitment()),
                     ad.signature())
            .ok()) {
     return Reject(id, v1::SECAGG_DROP_BAD_SIGNATURE, absl::StatusCode::kUnauthenticated,
@@ -295,21 +317,34 @@ absl::Status SecAggServer::Impl::OnAdvertisement(const std::string& id,
   return absl::OkStatus();
 }
 
+absl::Status SecAggServer::Impl::OnCoin(const std::string& id, const v1::CoinReveal& reveal) {
+  if (reveal.coin().size() != kCoinBytes || CoinCommitment(setup_digest, id, reveal.coin()) !=
+                                                clients.at(id).advertisement.coin_commitment()) {
+    return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
+                  "the coin does not match the commitment of the advertisement");
+  }
+  clients.at(id).coin = reveal.coin();
+  return absl::OkStatus();
+}
+
 absl::Status SecAggServer::Impl::OnShareKeys(const std::string& id,
                                              const v1::ShareKeysResponse& response) {
   if (response.self_mask_commitment().size() != kDigestBytes) {
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                   "the self-mask commitment is not 32 bytes");
   }
-  if (static_cast<size_t>(response.shares_size()) + 1 != expected.size()) {
+  const auto receivers = static_cast<size_t>(
+      std::count_if(expected.begin(), expected.end(),
+                    [&](const std::string& other) { return AreNeighbours(id, other); }));
+  if (static_cast<size_t>(response.shares_size()) != receivers) {
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
-                  absl::StrCat(response.shares_size(), " shares for ", expected.size() - 1,
-                               " other clients"));
+                  absl::StrCat(response.shares_size(), " shares for ", receivers,
+                               sparse() ? " neighbours" : " other clients"));
   }
   std::map<std::string, v1::EncryptedShare> outbox;
   for (const v1::EncryptedShare& share : response.shares()) {
-    if (share.sender() != id || share.receiver() == id || !expected.contains(share.receiver()) ||
-        outbox.contains(share.receiver())) {
+    if (share.sender() != id || !AreNeighbours(id, share.receiver()) ||
+        !expected.contains(share.receiver()) || outbox.contains(share.receiver())) {
       return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                     "a share with wrong routing labels or a repeated receiver");
     }
@@ -363,12 +398,18 @@ absl::Status SecAggServer::Impl::OnConsistency(const std::string& id,
 absl::Status SecAggServer::Impl::OnUnmasking(const std::string& id,
                                              const v1::UnmaskingResponse& response) {
   const uint32_t point = clients.at(id).point;
+  // The shares this client holds: of itself and its neighbours.
+  const auto holds = [&](const std::string& owner) {
+    return owner == id || AreNeighbours(id, owner);
+  };
   std::map<std::string, ShamirShare> seed_shares;
   std::map<std::string, ShamirShare> key_shares;
   for (const v1::UnmaskingShare& share : response.shares()) {
     std::map<std::string, ShamirShare>* into = nullptr;
-    if (share.kind() == v1::UnmaskingShare::SELF_MASK_SEED &&
-        std::binary_search(survivors.begin(), survivors.end(), share.owner())) {
+    if (!holds(share.owner())) {
+      into = nullptr;
+    } else if (share.kind() == v1::UnmaskingShare::SELF_MASK_SEED &&
+               std::binary_search(survivors.begin(), survivors.end(), share.owner())) {
       into = &seed_shares;
     } else if (share.kind() == v1::UnmaskingShare::MASK_KEY &&
                std::binary_search(dropped_holders.begin(), dropped_holders.end(), share.owner())) {
@@ -386,7 +427,10 @@ absl::Status SecAggServer::Impl::OnUnmasking(const std::string& id,
     }
     into->emplace(share.owner(), *parsed);
   }
-  if (seed_shares.size() != survivors.size() || key_shares.size() != dropped_holders.size()) {
+  if (seed_shares.size() !=
+          static_cast<size_t>(std::count_if(survivors.begin(), survivors.end(), holds)) ||
+      key_shares.size() != static_cast<size_t>(std::count_if(dropped_holders.begin(),
+                                                             dropped_holders.end(), holds))) {
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                   "shares missing for some survivors or dropped clients");
   }

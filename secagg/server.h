@@ -3,7 +3,8 @@
 // when everyone expected has answered or the round's deadline has passed, and posts the
 // messages it produces.
 //
-//   kCollecting(ADVERTISE_KEYS) --CloseRound--> kCollecting(SHARE_KEYS) --> ... -->
+//   kCollecting(ADVERTISE_KEYS) --CloseRound--> [kCollecting(REVEAL_COINS), SecAgg+ only]
+//   --CloseRound--> kCollecting(SHARE_KEYS) --> ... -->
 //   kCollecting(UNMASKING) --CloseRound--> kCompleted (sum available)
 //   any kCollecting --CloseRound with fewer than threshold clients left,
 //                  or unrecoverable shares, or Cancel()--> kAborted (abort_reason())
@@ -13,6 +14,14 @@
 // O(vector length), not O(clients x length)); it never sees an unmasked input: the masked
 // inputs it receives are indistinguishable from uniform words, and it removes only the
 // masks whose secrets t or more clients released.
+//
+// SecAgg+ (setup.sparse): REVEAL_COINS posts the advertisement list and collects every
+// listed client's coin (checked against its commitment); a listed client without one
+// aborts the session (SECAGG_SERVER_COIN_MISSING: no share was sent, a new attempt without
+// it can start). SHARE_KEYS then posts the coins; the graph is drawn as the clients draw
+// it; shares are expected for, and relayed between, neighbours only; unmasking answers
+// hold shares of the answering client's neighbours (and its own), and each secret is
+// rebuilt from t_k of its owner's neighbourhood.
 //
 // Durable sessions: Snapshot() at each step boundary and Restore() continue the same
 // session (same cohort, nonce and session id) after a coordinator restart.
@@ -39,8 +48,6 @@
 
 namespace tessera::secagg {
 
-class MaskingGraph;
-
 enum class ServerState { kCollecting, kCompleted, kAborted };
 
 struct ServerOptions {
@@ -54,7 +61,6 @@ struct ServerOptions {
   absl::Time now;
   // Threads used to expand masks when unmasking (1 = the calling thread only).
   int unmasking_threads = 1;
-  const MaskingGraph* graph = nullptr;  // default: complete graph
 };
 
 struct ClientDrop {

@@ -56,6 +56,9 @@ ServerState SecAggServer::CloseRound() {
     case v1::SECAGG_ADVERTISE_KEYS:
       s.CloseAdvertiseKeys();
       break;
+    case v1::SECAGG_REVEAL_COINS:
+      s.CloseRevealCoins();
+      break;
     case v1::SECAGG_SHARE_KEYS:
       s.CloseShareKeys();
       break;
@@ -97,7 +100,49 @@ void SecAggServer::Impl::CloseAdvertiseKeys() {
   session_id = SessionId(setup_digest, entries);
   expected = std::set<std::string>(advertised.begin(), advertised.end());
   answered.clear();
+  round = sparse() ? v1::SECAGG_REVEAL_COINS : v1::SECAGG_SHARE_KEYS;
+}
+
+void SecAggServer::Impl::CloseRevealCoins() {
+  // Every listed client's coin goes into the graph's seed: without one there is no graph.
+  std::vector<std::string> missing;
+  for (const auto& [id, client] : clients) {
+    if (!answered.contains(id) || dropped.contains(id)) missing.push_back(id);
+  }
+  if (!missing.empty()) {
+    std::string names;
+    for (size_t i = 0; i < missing.size() && i < 5; ++i) {
+      absl::StrAppend(&names, i > 0 ? ", " : "", missing[i]);
+    }
+    if (missing.size() > 5) absl::StrAppend(&names, " and ", missing.size() - 5, " more");
+    Abort(v1::SECAGG_SERVER_COIN_MISSING,
+          absl::StrCat(missing.size(), " listed client(s) revealed no valid coin: ", names));
+    return;
+  }
+  for (const auto& [id, client] : clients) {
+    v1::ListedCoin* coin = coin_list.add_coins();
+    coin->set_client_id(id);
+    coin->set_coin(client.coin);
+  }
+  if (absl::Status drawn = DrawGraph(); !drawn.ok()) {
+    Abort(v1::SECAGG_SERVER_COIN_MISSING, std::string(drawn.message()));
+    return;
+  }
+  advertisement_list.Clear();
+  answered.clear();
   round = v1::SECAGG_SHARE_KEYS;
+}
+
+absl::Status SecAggServer::Impl::DrawGraph() {
+  std::vector<std::string> ids;
+  ids.reserve(clients.size());
+  for (const auto& [id, client] : clients) ids.push_back(id);
+  const std::vector<v1::ListedCoin> coins(coin_list.coins().begin(), coin_list.coins().end());
+  absl::StatusOr<NeighbourGraph> drawn = NeighbourGraph::Create(
+      GraphSeed(session_id, coins), std::move(ids), setup.sparse().neighbours());
+  if (!drawn.ok()) return drawn.status();
+  graph.emplace(*std::move(drawn));
+  return absl::OkStatus();
 }
 
 void SecAggServer::Impl::CloseShareKeys() {
@@ -107,7 +152,7 @@ void SecAggServer::Impl::CloseShareKeys() {
     v1::ShareRelay& relay = relays[receiver];
     relay.mutable_share_holders()->Add(holders.begin(), holders.end());
     for (const std::string& sender : holders) {
-      if (sender == receiver) continue;
+      if (!AreNeighbours(sender, receiver)) continue;
       *relay.add_shares() = std::move(clients.at(sender).outbox.at(receiver));
     }
   }
@@ -154,7 +199,7 @@ void SecAggServer::Impl::CloseConsistency() {
 
 std::optional<SecretBytes> SecAggServer::Impl::Rebuild(
     std::vector<ShamirShare> shares, const std::function<bool(const SecretBytes&)>& check) const {
-  const size_t t = threshold();
+  const size_t t = share_threshold();
   const size_t m = shares.size();
   TESSERA_SECAGG_CHECK(m >= t);
   std::vector<ShamirShare> subset(t);
@@ -210,14 +255,30 @@ void SecAggServer::Impl::CloseUnmasking() {
   const std::vector<std::string> releasers = Answered();
   if (!EnoughOrAbort(releasers.size(), "unmasking answers")) return;
 
+  // The shares of `owner`'s secrets came from the releasers in its closed neighbourhood;
+  // fewer than share_threshold() of them and it cannot be rebuilt.
+  const auto owner_shares = [&](const std::string& owner, bool seed,
+                                std::vector<ShamirShare>& shares) {
+    shares.clear();
+    for (const std::string& id : releasers) {
+      if (id != owner && !AreNeighbours(id, owner)) continue;
+      const Client& releaser = clients.at(id);
+      shares.push_back(seed ? releaser.seed_shares.at(owner) : releaser.key_shares.at(owner));
+    }
+    if (shares.size() >= share_threshold()) return true;
+    Abort(v1::SECAGG_SERVER_RECONSTRUCTION_FAILED,
+          absl::StrCat("the ", seed ? "self-mask seed of " : "mask key of dropped client ", owner,
+                       " has ", shares.size(), " shares released, ", share_threshold(), " needed"));
+    return false;
+  };
   std::vector<MaskStream> streams;
-  streams.reserve(survivors.size() + dropped_holders.size() * survivors.size());
+  const size_t degree = sparse() ? setup.sparse().neighbours() : survivors.size();
+  streams.reserve(survivors.size() + dropped_holders.size() * std::min(degree, survivors.size()));
+  std::vector<ShamirShare> shares;
   for (const std::string& owner : survivors) {
-    std::vector<ShamirShare> shares;
-    shares.reserve(releasers.size());
-    for (const std::string& id : releasers) shares.push_back(clients.at(id).seed_shares.at(owner));
+    if (!owner_shares(owner, /*seed=*/true, shares)) return;
     const std::string& commitment = clients.at(owner).commitment;
-    std::optional<SecretBytes> seed = Rebuild(std::move(shares), [&](const SecretBytes& secret) {
+    std::optional<SecretBytes> seed = Rebuild(shares, [&](const SecretBytes& secret) {
       return SelfMaskCommitment(session_id, owner, secret) == commitment;
     });
     if (!seed.has_value()) {
@@ -229,11 +290,9 @@ void SecAggServer::Impl::CloseUnmasking() {
         MaskStream{GeneratorFrom(SelfMaskKey(*seed, session_id, owner)), /*subtract=*/true});
   }
   for (const std::string& owner : dropped_holders) {
-    std::vector<ShamirShare> shares;
-    shares.reserve(releasers.size());
-    for (const std::string& id : releasers) shares.push_back(clients.at(id).key_shares.at(owner));
+    if (!owner_shares(owner, /*seed=*/false, shares)) return;
     const std::string& public_key = clients.at(owner).advertisement.mask_public_key();
-    std::optional<SecretBytes> secret = Rebuild(std::move(shares), [&](const SecretBytes& bytes) {
+    std::optional<SecretBytes> secret = Rebuild(shares, [&](const SecretBytes& bytes) {
       auto key = X25519PrivateKey::FromBytes(bytes);
       return key.ok() && key->public_key().bytes() == public_key;
     });
@@ -245,7 +304,7 @@ void SecAggServer::Impl::CloseUnmasking() {
     auto private_key = X25519PrivateKey::FromBytes(*secret);
     TESSERA_SECAGG_CHECK(private_key.ok());
     for (const std::string& survivor : survivors) {
-      if (!graph->AreNeighbors(survivor, owner)) continue;
+      if (!AreNeighbours(survivor, owner)) continue;
       auto peer = X25519PublicKey::FromBytes(clients.at(survivor).advertisement.mask_public_key());
       TESSERA_SECAGG_CHECK(peer.ok());
       // The survivor's key passed the small-order probe, so the agreement succeeds.

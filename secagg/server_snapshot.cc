@@ -81,6 +81,7 @@ void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot) const 
     *out->mutable_advertisement() = client.advertisement;
     out->set_point(client.point);
     out->set_self_mask_commitment(client.commitment);
+    out->set_coin(client.coin);
   }
   snapshot.set_session_id(session_id);
   snapshot.mutable_share_holders()->Add(holders.begin(), holders.end());
@@ -105,7 +106,6 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecAggServer::Restore(
     return Loss(absl::StrCat("its setup is refused: ", valid.message()));
   }
   auto impl = std::make_unique<Impl>();
-  impl->graph = options.graph != nullptr ? options.graph : &CompleteGraph();
   impl->options = std::move(options);
   ASSIGN_OR_RETURN(impl->probe, internal::SmallOrderProbe());
   RETURN_IF_ERROR(impl->RestoreFrom(snapshot));
@@ -121,7 +121,8 @@ absl::Status SecAggServer::Impl::RestoreFrom(const v1::SecAggServerSnapshot& sna
   }
   state = snapshot.state() == v1::SECAGG_SERVER_ABORTED ? ServerState::kAborted
                                                         : ServerState::kCollecting;
-  if (snapshot.round() < v1::SECAGG_ADVERTISE_KEYS || snapshot.round() > v1::SECAGG_UNMASKING) {
+  if (StepIndex(snapshot.round()) < 0 ||
+      (snapshot.round() == v1::SECAGG_REVEAL_COINS && !setup.has_sparse())) {
     return Loss("unknown round");
   }
   round = snapshot.round();
@@ -164,7 +165,9 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
         !X25519PublicKey::FromBytes(ad.mask_public_key()).ok() ||
         record.point() != static_cast<uint32_t>(i + 1) ||
         (!record.self_mask_commitment().empty() &&
-         record.self_mask_commitment().size() != kDigestBytes)) {
+         record.self_mask_commitment().size() != kDigestBytes) ||
+        (!record.coin().empty() &&
+         CoinCommitment(setup_digest, record.client_id(), record.coin()) != ad.coin_commitment())) {
       return Loss(absl::StrCat("the record of ", record.client_id(), " is malformed"));
     }
     Client& client = clients[record.client_id()];
@@ -172,11 +175,12 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
     client.verifier.emplace(*std::move(verifier));
     client.point = record.point();
     client.commitment = record.self_mask_commitment();
+    client.coin = record.coin();
     public_keys.insert(ad.channel_public_key());
     public_keys.insert(ad.mask_public_key());
   }
   if (listed.empty() || snapshot.session_id().empty()) {
-    if (state == ServerState::kCollecting && round > v1::SECAGG_ADVERTISE_KEYS) {
+    if (state == ServerState::kCollecting && StepIndex(round) > 0) {
       return Loss("the advertised clients or the session id are missing");
     }
     return absl::OkStatus();
@@ -190,9 +194,19 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
                                                     advertisement_list.entries().end());
   session_id = SessionId(setup_digest, entries);
   if (snapshot.session_id() != session_id) return Loss("the session id does not match");
-  // The list is posted only in SHARE_KEYS (CloseShareKeys clears it).
-  if (state != ServerState::kCollecting || round != v1::SECAGG_SHARE_KEYS) {
-    advertisement_list.Clear();
+  // The list is posted only in SHARE_KEYS, or REVEAL_COINS in SecAgg+ (the next close
+  // clears it).
+  const v1::SecAggRound posted = sparse() ? v1::SECAGG_REVEAL_COINS : v1::SECAGG_SHARE_KEYS;
+  if (state != ServerState::kCollecting || round != posted) advertisement_list.Clear();
+  // SecAgg+: from SHARE_KEYS on every listed client's coin is in, and the graph follows.
+  if (sparse() && state == ServerState::kCollecting && StepIndex(round) >= 2) {
+    for (const auto& [id, client] : clients) {
+      if (client.coin.empty()) return Loss(absl::StrCat("the coin of ", id, " is missing"));
+      v1::ListedCoin* coin = coin_list.add_coins();
+      coin->set_client_id(id);
+      coin->set_coin(client.coin);
+    }
+    if (!DrawGraph().ok()) return Loss("no graph can be drawn from the coins");
   }
   return absl::OkStatus();
 }
@@ -200,7 +214,7 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
 absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& snapshot) {
   const bool collecting = state == ServerState::kCollecting;
   const auto advertised = [this](const std::string& id) { return clients.contains(id); };
-  if (collecting && round > v1::SECAGG_ADVERTISE_KEYS &&
+  if (collecting && StepIndex(round) > 0 &&
       !std::all_of(expected.begin(), expected.end(), advertised)) {
     return Loss("an expected client never advertised");
   }
@@ -209,7 +223,7 @@ absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& s
     return clients.contains(id) && clients.at(id).commitment.size() == kDigestBytes;
   };
   if (!SortedKnown(holder_ids, committed) ||
-      (collecting && (round >= v1::SECAGG_MASKED_INPUT) != !holder_ids.empty())) {
+      (collecting && (StepIndex(round) >= 3) != !holder_ids.empty())) {
     return Loss("the share holders do not fit the round");
   }
   holders.assign(holder_ids.begin(), holder_ids.end());
@@ -224,7 +238,7 @@ absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& s
   if (collecting && round == v1::SECAGG_MASKED_INPUT && relays.size() != holders.size()) {
     return Loss("a share holder's relay is missing");
   }
-  const bool summing = collecting && round >= v1::SECAGG_MASKED_INPUT;
+  const bool summing = collecting && StepIndex(round) >= 3;
   if (snapshot.masked_sum().size() != (summing ? size_t{setup.vector_words()} * 4 : 0)) {
     return Loss("the running sum does not fit the round");
   }
@@ -241,8 +255,7 @@ absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& s
       });
   if (!SortedKnown(survivors, is_holder) || !SortedKnown(dropped_holders, is_holder) || !disjoint ||
       (partitioned && survivors.size() + dropped_holders.size() != holders.size()) ||
-      (collecting &&
-       (round >= v1::SECAGG_CONSISTENCY_CHECK) != (survivors.size() >= threshold()))) {
+      (collecting && (StepIndex(round) >= 4) != (survivors.size() >= threshold()))) {
     return Loss("the survivors do not fit the round or the share holders");
   }
   const v1::UnmaskingRequest& request = snapshot.unmasking_request();

@@ -1,6 +1,7 @@
 // Private to secagg/: the state of a SecAggClient, shared by the files that implement it
-// (client.cc: set-up and the advertisement list; client_rounds.cc: the later rounds;
-// client_snapshot.cc: Snapshot and Restore).
+// (client.cc: set-up and dispatch; client_list.cc: the advertisement list, the coins and
+// the shares sent; client_rounds.cc: the later rounds; client_snapshot.cc: Snapshot and
+// Restore).
 #ifndef TESSERA_SECAGG_INTERNAL_CLIENT_IMPL_H_
 #define TESSERA_SECAGG_INTERNAL_CLIENT_IMPL_H_
 
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,7 +79,6 @@ struct SecAggClient::Impl {
   v1::SecAggSetup setup;
   std::string setup_digest;
   absl::Time now;
-  const MaskingGraph* graph = nullptr;
 
   ClientState state = ClientState::kAdvertised;
   v1::SecAggClientAbort abort_reason = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
@@ -99,11 +100,33 @@ struct SecAggClient::Impl {
   std::map<std::string, size_t> peer_index;
   std::vector<std::string> share_holders;
   std::vector<std::string> signed_survivors;
+  // SecAgg+ only: this client's coin (secret until revealed: the coordinator must fix the
+  // list without knowing it), the coin list checked, and this client's neighbours.
+  std::string coin;
+  v1::CoinList coins;
+  std::set<std::string> neighbours;
 
   ~Impl() { WipeSecrets(); }
 
   const std::string& self() const { return identity.client_id; }
   uint32_t threshold() const { return setup.threshold(); }
+  bool sparse() const { return setup.has_sparse(); }
+  // How many shares rebuild a secret: t_k in SecAgg+, threshold otherwise.
+  uint32_t share_threshold() const {
+    return sparse() ? setup.sparse().neighbour_threshold() : threshold();
+  }
+  // Whether `id` is in the advertisement list this client checked.
+  bool Listed(const std::string& id) const {
+    auto it = std::lower_bound(entries.begin(), entries.end(), id,
+                               [](const v1::AdvertisementEntry& e, const std::string& key) {
+                                 return e.client_id() < key;
+                               });
+    return it != entries.end() && it->client_id() == id;
+  }
+  // Whether this client shares and masks with `id` (another listed client).
+  bool IsNeighbour(const std::string& id) const {
+    return id != self() && (!sparse() || neighbours.contains(id));
+  }
 
   void WipeSecrets() {
     std::fill(input.begin(), input.end(), 0u);
@@ -132,19 +155,32 @@ struct SecAggClient::Impl {
 
   absl::StatusOr<v1::SecAggClientMessage> Handle(const v1::SecAggServerMessage& message);
   absl::StatusOr<v1::SecAggClientMessage> OnAdvertisements(const v1::AdvertisementList& list);
+  absl::StatusOr<v1::SecAggClientMessage> OnCoins(const v1::CoinList& list);
   absl::StatusOr<v1::SecAggClientMessage> OnShareRelay(const v1::ShareRelay& relay);
   absl::StatusOr<v1::SecAggClientMessage> OnSurvivors(const v1::SurvivorList& list);
   absl::StatusOr<v1::SecAggClientMessage> OnUnmasking(const v1::UnmaskingRequest& request);
 
-  // OnAdvertisements' checks of the list's entries other than this client's: returns the
-  // checked peers in list order, or the abort.
-  absl::StatusOr<std::vector<Peer>> CheckEntries(
-      const google::protobuf::RepeatedPtrField<v1::AdvertisementEntry>& list);
-  // OnAdvertisements once the list passed: fixes the peers and the session id and makes
-  // the encrypted shares.
+  // The checks of one entry of the list at 1-based `point` (this client's own is only
+  // parsed): certificate of the federation CA naming that client with the institution role
+  // and not revoked, signature over this session's setup. Returns the peer or the abort.
+  absl::StatusOr<Peer> CheckEntry(const v1::AdvertisementEntry& entry, uint32_t point);
+  // CheckEntry for every entry of `entries` this client works with (all of them; in
+  // SecAgg+ this client and its neighbours), in list order.
+  absl::StatusOr<std::vector<Peer>> CheckEntries();
+  // Once the entries this client works with passed: fixes the peers and makes the
+  // encrypted shares for its neighbours.
   absl::StatusOr<v1::SecAggClientMessage> ShareKeys(std::vector<Peer> checked);
-  // OnShareRelay's checks of the shares: stores the shares addressed to this client, or
-  // aborts.
+  // SecAgg+: `neighbours` from the coin list (checked) and the session id; the abort if the
+  // graph cannot be drawn.
+  absl::Status DrawNeighbours();
+  // Whether `signature` by listed client `id` verifies over `message`: with the peer's
+  // verifier, or (SecAgg+, a listed client this client does not work with) once its
+  // certificate passes the checks CheckEntry applies. False for a client not listed or
+  // whose certificate is refused (the signature then does not count).
+  bool SignatureValid(const std::string& id, const std::string& message,
+                      const std::string& signature) const;
+  // OnShareRelay's checks of the shares: stores the shares addressed to this client by its
+  // neighbours, or aborts.
   absl::Status TakeShares(const v1::ShareRelay& relay);
   // y = x + self mask + sum over neighbouring share holders of +-pairwise mask.
   absl::StatusOr<std::vector<uint32_t>> MaskedInput(
@@ -157,7 +193,7 @@ struct SecAggClient::Impl {
   void SetPeers(std::vector<Peer> checked);
 
   // client_snapshot.cc: the snapshot of this state (secrets included), and this state
-  // from a snapshot (identity, policy and graph already set); DATA_LOSS if inconsistent.
+  // from a snapshot (identity and policy already set); DATA_LOSS if inconsistent.
   void FillSnapshot(v1::SecAggClientSnapshot& snapshot) const;
   absl::Status RestoreFrom(const v1::SecAggClientSnapshot& snapshot);
   absl::Status RestoreSecrets(const v1::SecAggClientSnapshot& snapshot);

@@ -22,6 +22,7 @@
 #include "crypto/shamir.h"
 #include "crypto/signature.h"
 #include "proto/secagg.pb.h"
+#include "secagg/neighbourhood.h"
 #include "secagg/server.h"
 
 namespace tessera::v1 {
@@ -56,6 +57,7 @@ struct SecAggServer::Impl {
     std::optional<crypto::Verifier> verifier;
     uint32_t point = 0;  // Shamir x, once the advertisement list is fixed
     std::string commitment;
+    std::string coin;  // SecAgg+: revealed in REVEAL_COINS
     // SHARE_KEYS: the shares this client sent, by receiver (cleared once relayed).
     std::map<std::string, v1::EncryptedShare> outbox;
     std::string consistency_signature;
@@ -67,7 +69,9 @@ struct SecAggServer::Impl {
   v1::SecAggSetup setup;
   std::string setup_digest;
   ServerOptions options;
-  const MaskingGraph* graph = nullptr;
+  // SecAgg+: the session's graph, once every listed client revealed its coin.
+  std::optional<NeighbourGraph> graph;
+  v1::CoinList coin_list;
   // To refuse small-order public keys: the process's one probe (SmallOrderProbe).
   const crypto::X25519PrivateKey* probe = nullptr;
 
@@ -96,6 +100,15 @@ struct SecAggServer::Impl {
   std::function<void(const std::string&, std::span<const uint32_t>)> observer;
 
   uint32_t threshold() const { return setup.threshold(); }
+  bool sparse() const { return setup.has_sparse(); }
+  // How many shares rebuild a secret: t_k in SecAgg+, threshold otherwise.
+  uint32_t share_threshold() const {
+    return sparse() ? setup.sparse().neighbour_threshold() : threshold();
+  }
+  // Whether two distinct listed clients share and mask with each other.
+  bool AreNeighbours(const std::string& a, const std::string& b) const {
+    return a != b && (!graph.has_value() || graph->AreNeighbors(a, b));
+  }
 
   void Record(const std::string& id, v1::SecAggDropReason reason, std::string detail) {
     ClientDrop drop;
@@ -157,19 +170,23 @@ struct SecAggServer::Impl {
   }
 
   absl::Status OnAdvertisement(const std::string& id, const v1::KeyAdvertisement& ad);
+  absl::Status OnCoin(const std::string& id, const v1::CoinReveal& reveal);
   absl::Status OnShareKeys(const std::string& id, const v1::ShareKeysResponse& response);
   absl::Status OnMaskedInput(const std::string& id, const v1::MaskedInputResponse& response);
   absl::Status OnConsistency(const std::string& id, const v1::ConsistencyResponse& response);
   absl::Status OnUnmasking(const std::string& id, const v1::UnmaskingResponse& response);
 
   void CloseAdvertiseKeys();
+  void CloseRevealCoins();
+  // SecAgg+: the graph from coin_list and the session id (both checked).
+  absl::Status DrawGraph();
   void CloseShareKeys();
   void CloseMaskedInput();
   void CloseConsistency();
   void CloseUnmasking();
 
-  // Rebuilds a secret from `shares` (at least threshold), trying threshold-subsets until
-  // `check` accepts one. nullopt if none does within the attempt budget.
+  // Rebuilds a secret from `shares` (at least share_threshold()), trying subsets of that
+  // size until `check` accepts one. nullopt if none does within the attempt budget.
   std::optional<crypto::SecretBytes> Rebuild(
       std::vector<crypto::ShamirShare> shares,
       const std::function<bool(const crypto::SecretBytes&)>& check) const;
@@ -177,8 +194,8 @@ struct SecAggServer::Impl {
   // options.unmasking_threads threads.
   void RemoveMasks(const std::vector<MaskStream>& streams);
 
-  // server_snapshot.cc: this state as a snapshot, and from one (options, graph and probe
-  // already set); DATA_LOSS if inconsistent.
+  // server_snapshot.cc: this state as a snapshot, and from one (options and probe already
+  // set); DATA_LOSS if inconsistent.
   void FillSnapshot(v1::SecAggServerSnapshot& snapshot) const;
   absl::Status RestoreFrom(const v1::SecAggServerSnapshot& snapshot);
   absl::Status RestoreClients(const v1::SecAggServerSnapshot& snapshot);

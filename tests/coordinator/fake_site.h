@@ -33,6 +33,7 @@
 #include "proto/state.pb.h"
 #include "proto/task.pb.h"
 #include "secagg/client.h"
+#include "secagg/protocol.h"
 #include "secagg/vector_codec.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/status_matchers.h"
@@ -204,7 +205,7 @@ class FakeSite {
     if (fit && behavior_.silent_from_masked_input_in_fit_attempt > 0 &&
         absl::EndsWith(w.secagg_session(),
                        absl::StrCat("/a", behavior_.silent_from_masked_input_in_fit_attempt)) &&
-        w.secagg().round() >= v1::SECAGG_MASKED_INPUT) {
+        secagg::StepIndex(w.secagg().round()) >= secagg::StepIndex(v1::SECAGG_MASKED_INPUT)) {
       return std::nullopt;
     }
     auto it = sessions_.find(w.secagg_session());

@@ -20,6 +20,7 @@
 #include "client/site_store.h"
 #include "common/status.h"
 #include "proto/site_state.pb.h"
+#include "secagg/protocol.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::netns {
@@ -302,7 +303,7 @@ void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) 
         }
         for (const v1::SiteAnswer& answer : a.sites()) {
           if (answer.client_id() == name && answer.kind() == v1::SITE_ANSWER_DROPPED &&
-              answer.step() >= v1::SECAGG_MASKED_INPUT) {
+              secagg::StepIndex(answer.step()) >= secagg::StepIndex(v1::SECAGG_MASKED_INPUT)) {
             dropped_late.insert(r.round());
           }
         }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <queue>
 #include <random>
 #include <set>
@@ -15,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/secagg.pb.h"
+#include "secagg/protocol.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::secagg {
@@ -156,6 +159,82 @@ TEST(NeighbourhoodTest, LargeCohortsNeedAFractionOfTheSites) {
       std::printf("secagg+ parameters: n=%u gamma=delta=%.2f k=%u t=%u%s\n", n, rate, q.k, q.t,
                   q.complete ? " (complete)" : "");
     }
+  }
+}
+
+TEST(NeighbourhoodTest, ASparseSetupHoldsForEveryListTheThresholdAllows) {
+  // At n = 1,000 with 5 % colluding, the k that 1,000 listed sites need is not enough when
+  // the coordinator lists only the threshold's 667: the 50 colluders are then 7.5 %.
+  const uint32_t n = 1000;
+  ASSERT_OK_AND_ASSIGN(NeighbourhoodParameters plain, ChooseNeighbourhood(n, 0.05, 0.05, 40, 30));
+  v1::SecAggSparse naive;
+  naive.set_neighbours(plain.k);
+  naive.set_neighbour_threshold(NeighbourhoodThreshold(plain.k));
+  naive.set_colluding_fraction(0.05);
+  naive.set_dropout_fraction(0.05);
+  naive.set_security_bits(40);
+  naive.set_correctness_bits(30);
+  EXPECT_OK(ValidateSparse(naive, n, n));
+  EXPECT_THAT(ValidateSparse(naive, n, DefaultThreshold(n)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("below what 667 listed sites need")));
+  // SparseSetup's k holds for every list from 667 to 1,000 sites.
+  ASSERT_OK_AND_ASSIGN(std::optional<v1::SecAggSparse> sparse, SparseSetup(n, 0.05, 0.05, 40, 30));
+  ASSERT_TRUE(sparse.has_value());
+  EXPECT_GT(sparse->neighbours(), plain.k);
+  EXPECT_EQ(sparse->neighbour_threshold(), NeighbourhoodThreshold(sparse->neighbours()));
+  for (uint32_t listed = DefaultThreshold(n); listed <= n; ++listed) {
+    ASSERT_OK(ValidateSparse(*sparse, n, listed)) << listed;
+  }
+  // Too few sites for any sparse graph: none.
+  ASSERT_OK_AND_ASSIGN(std::optional<v1::SecAggSparse> none, SparseSetup(10, 0.3, 0.3, 40, 30));
+  EXPECT_FALSE(none.has_value());
+  // The table of docs/secure-aggregation.md ("SecAgg+ for large cohorts").
+  for (uint32_t size : {200U, 1000U, 10000U}) {
+    for (double rate : {0.05, 0.1}) {
+      ASSERT_OK_AND_ASSIGN(std::optional<v1::SecAggSparse> q,
+                           SparseSetup(size, rate, rate, 40, 30));
+      if (q.has_value()) {
+        std::printf("secagg+ setup: n=%u gamma=delta=%.2f k=%u t_k=%u smallest group %u\n", size,
+                    rate, q->neighbours(), q->neighbour_threshold(),
+                    SmallestLearnableGroup(q->neighbours()));
+      } else {
+        std::printf("secagg+ setup: n=%u gamma=delta=%.2f complete graph\n", size, rate);
+      }
+    }
+  }
+}
+
+TEST(NeighbourhoodTest, TheGraphByIdIsTheGraphByPosition) {
+  const std::vector<std::string> ids = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  ASSERT_OK_AND_ASSIGN(NeighbourGraph graph, NeighbourGraph::Create("seed", ids, 2));
+  ASSERT_OK_AND_ASSIGN(auto positions, Neighbourhoods("seed", 8, 2));
+  for (uint32_t u = 0; u < 8; ++u) {
+    std::vector<std::string> want;
+    for (uint32_t v : positions[u]) want.push_back(ids[v]);
+    EXPECT_EQ(graph.Neighbours(ids[u]), want);
+    for (uint32_t v = 0; v < 8; ++v) {
+      const bool joined = std::binary_search(positions[u].begin(), positions[u].end(), v);
+      EXPECT_EQ(graph.AreNeighbors(ids[u], ids[v]), joined) << u << " " << v;
+    }
+  }
+  EXPECT_FALSE(graph.AreNeighbors("a", "unlisted"));
+  EXPECT_TRUE(graph.Neighbours("unlisted").empty());
+  EXPECT_THAT(NeighbourGraph::Create("seed", {"b", "a", "c"}, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sorted")));
+}
+
+TEST(NeighbourhoodTest, SmallestLearnableGroupIsTKLessTheColludersANeighbourhoodMayHold) {
+  // k = 6: t_k = 5, at most ceil(6/3) - 1 = 1 colluder: 5 - 1 = 4 shares from honest
+  // sites, the owner's own among them.
+  EXPECT_EQ(NeighbourhoodThreshold(6), 5U);
+  EXPECT_EQ(SmallestLearnableGroup(6), 4U);
+  EXPECT_EQ(SmallestLearnableGroup(106), 71U - 35U);
+  for (uint32_t k = 2; k < 400; k += 2) {
+    const uint32_t colluders = (k + 2) / 3 - 1;  // fewer than k/3
+    EXPECT_LT(3 * colluders, k);
+    EXPECT_EQ(SmallestLearnableGroup(k) + colluders, NeighbourhoodThreshold(k));
+    EXPECT_GT(SmallestLearnableGroup(k), k / 3);
   }
 }
 

@@ -27,6 +27,9 @@
 // 10000,100000; default 10000) runs sessions without dropouts for those n and d instead
 // of the grid, and prints, for each d, the least-squares exponent b of y ~ n^b for the
 // session's time, a client's time per session, the server's time and its peak memory.
+// TESSERA_SECAGG_SPARSE=gamma (e.g. 0.05) makes every session SecAgg+ with the graph
+// SparseSetup(n, gamma, gamma, 40, 30) gives (full Bonawitz where it gives none); the
+// table's k column says which (n - 1: the complete graph).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +52,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proto/secagg_state.pb.h"
 #include "secagg/client.h"
+#include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
 #include "tests/secagg/secagg_harness.h"
@@ -107,9 +112,13 @@ using testing::MakeSetup;
 using testing::Session;
 using testing::SessionOptions;
 
-constexpr v1::SecAggRound kRounds[] = {v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHARE_KEYS,
-                                       v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
-                                       v1::SECAGG_UNMASKING};
+constexpr v1::SecAggRound kRounds[] = {v1::SECAGG_ADVERTISE_KEYS,    v1::SECAGG_REVEAL_COINS,
+                                       v1::SECAGG_SHARE_KEYS,        v1::SECAGG_MASKED_INPUT,
+                                       v1::SECAGG_CONSISTENCY_CHECK, v1::SECAGG_UNMASKING};
+
+// TESSERA_SECAGG_SPARSE=gamma: SecAgg+ sessions, with the graph SparseSetup(n, gamma,
+// gamma, 40, 30) gives (full Bonawitz where it gives none); unset: full Bonawitz.
+double g_sparse_gamma = 0;
 
 // The largest n registered (RegisterSessions sets it before the first session).
 int g_max_n = 100;
@@ -166,6 +175,7 @@ double MeasureLimit() {
 struct Result {
   int n = 0;
   int d = 0;
+  int k = 0;  // neighbours: n - 1 for full Bonawitz
   int dropped = 0;
   int threads = 1;
   bool ok = false;
@@ -193,11 +203,21 @@ Result RunSession(int n, int d, int dropped, int threads) {
   };
   std::map<std::string, std::vector<uint32_t>> inputs;
   for (const std::string& id : ids) inputs[id];
-  Session session(federation, MakeSetup(ids, threshold, d), std::move(inputs), options);
+  v1::SecAggSetup setup = MakeSetup(ids, threshold, d);
+  Result result;
+  result.k = n - 1;
+  if (g_sparse_gamma > 0) {
+    absl::StatusOr<std::optional<v1::SecAggSparse>> sparse =
+        SparseSetup(n, g_sparse_gamma, g_sparse_gamma, 40, 30);
+    if (sparse.ok() && sparse->has_value()) {
+      *setup.mutable_sparse() = **sparse;
+      result.k = static_cast<int>((*sparse)->neighbours());
+    }
+  }
+  Session session(federation, setup, std::move(inputs), options);
   session.set_record_messages(false);
   session.server_call_hook = [](bool entering) { t_in_server = entering; };
 
-  Result result;
   result.n = n;
   result.d = d;
   result.dropped = dropped;
@@ -225,14 +245,16 @@ Result RunSession(int n, int d, int dropped, int threads) {
   }
   const int survivors = n - dropped;
   for (v1::SecAggRound round : kRounds) {
-    const int participants = round <= v1::SECAGG_MASKED_INPUT ? n : survivors;
+    const int participants = StepIndex(round) <= StepIndex(v1::SECAGG_MASKED_INPUT) ? n : survivors;
     result.client_ms[round] = 1e3 * session.client_seconds[round] / participants;
     result.server_ms[round] = 1e3 * session.server_seconds[round];
   }
   double upload = 0;
   for (int i = 0; i < survivors; ++i) upload += session.uploaded_bytes().at(ids[i]);
   result.upload_ratio = upload / survivors / (4.0 * d);
-  result.server_streams = survivors + static_cast<size_t>(survivors) * dropped;
+  // Each dropped client's pairwise masks with its surviving neighbours (at most k).
+  result.server_streams =
+      survivors + static_cast<size_t>(std::min(survivors, result.k)) * static_cast<size_t>(dropped);
   return result;
 }
 
@@ -285,6 +307,13 @@ std::vector<int> g_scaling_n;
 std::vector<int> g_scaling_d;
 
 void RegisterSessions() {
+  if (const char* gamma = std::getenv("TESSERA_SECAGG_SPARSE"); gamma != nullptr) {
+    if (!absl::SimpleAtod(gamma, &g_sparse_gamma) ||
+        !(g_sparse_gamma > 0 && g_sparse_gamma < 0.3)) {
+      std::fprintf(stderr, "TESSERA_SECAGG_SPARSE: \"%s\" is not a fraction in (0, 0.3)\n", gamma);
+      std::exit(2);
+    }
+  }
   g_scaling_n = ListFromEnv("TESSERA_SECAGG_SCALING");
   if (!g_scaling_n.empty()) {
     g_scaling_d = ListFromEnv("TESSERA_SECAGG_SCALING_D");
@@ -359,31 +388,31 @@ void PrintTable(double limit) {
   std::printf("\nmask-expansion limit (AES-128-CTR keystream + add, one stream): %.3f ns/word\n",
               limit);
   std::printf(
-      "\n| n | d | dropped | unmask threads | session s | client ms/round: adv / share / masked / "
-      "consist / "
-      "unmask | client masked vs limit | server ms/round: adv / share / masked / consist / "
-      "unmask | server unmask vs limit | upload / 4d | server peak MB |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "\n| n | k | d | dropped | unmask threads | session s | client ms/round: adv / coins / share "
+      "/ "
+      "masked / consist / unmask | client masked vs limit | server ms/round: adv / coins / share / "
+      "masked / consist / unmask | server unmask vs limit | upload / 4d | server peak MB |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : g_results) {
     if (r.client_ms.empty()) {  // the session could not start (its error is on stderr)
-      std::printf("| %d | %d | %d (FAILED) | %d | | | | | | | |\n", r.n, r.d, r.dropped, r.threads);
+      std::printf("| %d | %d | %d | %d (FAILED) | %d | | | | | | | |\n", r.n, r.k, r.d, r.dropped,
+                  r.threads);
       continue;
     }
-    // Client: one self mask + (holders - 1) pairwise masks over d words.
-    const double client_limit_ms = r.n * static_cast<double>(r.d) * limit * 1e-6;
+    // Client: one self mask + k pairwise masks over d words.
+    const double client_limit_ms = (r.k + 1) * static_cast<double>(r.d) * limit * 1e-6;
     const double server_limit_ms = r.server_streams * static_cast<double>(r.d) * limit * 1e-6;
     std::printf(
-        "| %d | %d | %d%s | %d | %.2f | %.1f / %.1f / %.1f / %.2f / %.2f | %.2fx | %.1f / %.1f / "
-        "%.1f / "
-        "%.1f / %.1f | %.2fx | %.4f | %.1f |\n",
-        r.n, r.d, r.dropped, r.ok ? "" : " (FAILED)", r.threads, r.session_s,
-        r.client_ms.at(v1::SECAGG_ADVERTISE_KEYS), r.client_ms.at(v1::SECAGG_SHARE_KEYS),
-        r.client_ms.at(v1::SECAGG_MASKED_INPUT), r.client_ms.at(v1::SECAGG_CONSISTENCY_CHECK),
-        r.client_ms.at(v1::SECAGG_UNMASKING),
+        "| %d | %d | %d | %d%s | %d | %.2f | %.1f / %.1f / %.1f / %.1f / %.2f / %.2f | %.2fx | "
+        "%.1f / %.1f / %.1f / %.1f / %.1f / %.1f | %.2fx | %.4f | %.1f |\n",
+        r.n, r.k, r.d, r.dropped, r.ok ? "" : " (FAILED)", r.threads, r.session_s,
+        r.client_ms.at(v1::SECAGG_ADVERTISE_KEYS), r.client_ms.at(v1::SECAGG_REVEAL_COINS),
+        r.client_ms.at(v1::SECAGG_SHARE_KEYS), r.client_ms.at(v1::SECAGG_MASKED_INPUT),
+        r.client_ms.at(v1::SECAGG_CONSISTENCY_CHECK), r.client_ms.at(v1::SECAGG_UNMASKING),
         r.client_ms.at(v1::SECAGG_MASKED_INPUT) / client_limit_ms,
-        r.server_ms.at(v1::SECAGG_ADVERTISE_KEYS), r.server_ms.at(v1::SECAGG_SHARE_KEYS),
-        r.server_ms.at(v1::SECAGG_MASKED_INPUT), r.server_ms.at(v1::SECAGG_CONSISTENCY_CHECK),
-        r.server_ms.at(v1::SECAGG_UNMASKING),
+        r.server_ms.at(v1::SECAGG_ADVERTISE_KEYS), r.server_ms.at(v1::SECAGG_REVEAL_COINS),
+        r.server_ms.at(v1::SECAGG_SHARE_KEYS), r.server_ms.at(v1::SECAGG_MASKED_INPUT),
+        r.server_ms.at(v1::SECAGG_CONSISTENCY_CHECK), r.server_ms.at(v1::SECAGG_UNMASKING),
         r.server_ms.at(v1::SECAGG_UNMASKING) / server_limit_ms, r.upload_ratio, r.server_peak_mb);
   }
 }

@@ -15,6 +15,7 @@
 #include "crypto/random.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "secagg/protocol.h"
 #include "secagg/vector_codec.h"
 
 namespace tessera::secagg::testing {
@@ -226,7 +227,7 @@ void Session::Deliver(const std::set<std::string>& hold_back) {
     if (options_.to_client) options_.to_client(round, id, message);
     if (record_) delivered_[round][id] = message;
     auto stop = options_.stop_at.find(id);
-    if (stop != options_.stop_at.end() && stop->second <= round) continue;
+    if (stop != options_.stop_at.end() && StepIndex(stop->second) <= StepIndex(round)) continue;
     if (!inputs_.contains(id)) continue;  // invited, but not a party of this test
 
     v1::SecAggClientMessage reply;

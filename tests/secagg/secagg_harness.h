@@ -76,7 +76,8 @@ std::vector<uint32_t> TestWords(uint64_t seed, size_t count);
 
 struct SessionOptions {
   // A client listed here stops answering from that round on (it sends nothing for it):
-  // ADVERTISE_KEYS = gone before advertising, SHARE_KEYS = after advertising,
+  // ADVERTISE_KEYS = gone before advertising, REVEAL_COINS (SecAgg+) = after advertising,
+  // SHARE_KEYS = after advertising (SecAgg+: after revealing its coin),
   // MASKED_INPUT = after sharing keys, CONSISTENCY_CHECK = after its masked input,
   // UNMASKING = after its consistency signature.
   std::map<std::string, v1::SecAggRound> stop_at;

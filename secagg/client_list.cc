@@ -1,0 +1,335 @@
+// The client's advertisement list step and, in SecAgg+, the coin list: the checks of the
+// list's entries (certificates, signatures, keys, coins), the graph, and the shares it
+// sends its neighbours (or, in full Bonawitz, every other listed client).
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "crypto/aead.h"
+#include "crypto/crl.h"
+#include "crypto/key_agreement.h"
+#include "crypto/pki.h"
+#include "crypto/shamir.h"
+#include "crypto/signature.h"
+#include "secagg/client.h"
+#include "secagg/internal/client_impl.h"
+#include "secagg/internal/wire.h"
+#include "secagg/neighbourhood.h"
+#include "secagg/protocol.h"
+
+namespace tessera::secagg {
+
+using crypto::kShamirShareBytes;
+using crypto::RequireRole;
+using crypto::Role;
+using crypto::SecretBytes;
+using crypto::ShamirShare;
+using crypto::ShamirSplit;
+using crypto::Verifier;
+using crypto::VerifyCertificate;
+using crypto::X25519PublicKey;
+using internal::kDigestBytes;
+namespace {
+
+using internal::AppendField;
+
+// The share plaintext: sender | receiver | mask-key share | seed share, length-prefixed.
+SecretBytes SharePlaintext(const std::string& sender, const std::string& receiver,
+                           const ShamirShare& key_share, const ShamirShare& seed_share) {
+  std::string plaintext;
+  // Reserved up front so that no reallocation leaves a copy of the shares behind unwiped.
+  plaintext.reserve(4 * 4 + sender.size() + receiver.size() + 2 * kShamirShareBytes);
+  AppendField(&plaintext, sender);
+  AppendField(&plaintext, receiver);
+  AppendField(&plaintext, key_share.Serialize().view());
+  AppendField(&plaintext, seed_share.Serialize().view());
+  return SecretBytes(std::move(plaintext));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
+    const v1::AdvertisementList& list) {
+  const auto& listed = list.entries();
+  for (int i = 0; i < listed.size(); ++i) {
+    if (listed[i].client_id().empty() ||
+        (i > 0 && !(listed[i - 1].client_id() < listed[i].client_id()))) {
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
+                   "the advertisement list is not sorted by client id or repeats a client");
+    }
+  }
+  for (const v1::AdvertisementEntry& entry : listed) {
+    if (!std::binary_search(setup.invited().begin(), setup.invited().end(), entry.client_id())) {
+      return Abort(v1::SECAGG_NOT_A_SUBSET,
+                   absl::StrCat("the advertisement list names ", entry.client_id(),
+                                ", who was not invited"));
+    }
+  }
+  if (static_cast<uint32_t>(listed.size()) < threshold()) {
+    return Abort(v1::SECAGG_TOO_FEW_CLIENTS,
+                 absl::StrCat(listed.size(), " advertisements, threshold ", threshold()));
+  }
+
+  // This client's own entry must be exactly what it sent.
+  const v1::AdvertisementEntry* own = nullptr;
+  for (const v1::AdvertisementEntry& entry : listed) {
+    if (entry.client_id() == self()) own = &entry;
+  }
+  if (own == nullptr) {
+    return Abort(v1::SECAGG_OWN_ADVERTISEMENT_ALTERED,
+                 "this client's advertisement is missing from the list");
+  }
+  const v1::KeyAdvertisement& mine = own->advertisement();
+  if (mine.certificate() != own_advertisement.certificate() ||
+      mine.channel_public_key() != own_advertisement.channel_public_key() ||
+      mine.mask_public_key() != own_advertisement.mask_public_key() ||
+      mine.setup_digest() != own_advertisement.setup_digest() ||
+      mine.signature() != own_advertisement.signature() ||
+      mine.coin_commitment() != own_advertisement.coin_commitment()) {
+    return Abort(v1::SECAGG_OWN_ADVERTISEMENT_ALTERED,
+                 "this client's advertisement in the list differs from the one it sent");
+  }
+
+  // Every entry well-formed (the certificates and signatures are checked for the entries
+  // this client works with, CheckEntries) and every key distinct.
+  for (const v1::AdvertisementEntry& entry : listed) {
+    const v1::KeyAdvertisement& ad = entry.advertisement();
+    if (!X25519PublicKey::FromBytes(ad.channel_public_key()).ok() ||
+        !X25519PublicKey::FromBytes(ad.mask_public_key()).ok() ||
+        ad.setup_digest().size() != kDigestBytes ||
+        ad.coin_commitment().size() != (sparse() ? kDigestBytes : 0)) {
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
+                   absl::StrCat("the advertisement of ", entry.client_id(),
+                                " has keys, a digest or a coin commitment of the wrong size"));
+    }
+  }
+  const auto distinct_keys = [&]() -> absl::Status {
+    std::set<std::string> keys;
+    for (const v1::AdvertisementEntry& entry : listed) {
+      const v1::KeyAdvertisement& ad = entry.advertisement();
+      if (!keys.insert(ad.channel_public_key()).second ||
+          !keys.insert(ad.mask_public_key()).second) {
+        return Abort(v1::SECAGG_DUPLICATE_KEYS,
+                     absl::StrCat("the advertisement of ", entry.client_id(),
+                                  " repeats a public key of the list"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  entries.assign(listed.begin(), listed.end());
+  session_id = SessionId(setup_digest, entries);
+  if (!sparse()) {
+    ASSIGN_OR_RETURN(std::vector<Peer> checked, CheckEntries());
+    RETURN_IF_ERROR(distinct_keys());
+    return ShareKeys(std::move(checked));
+  }
+  RETURN_IF_ERROR(distinct_keys());
+  // SecAgg+: k must still be enough for the sites listed, then the coin goes out.
+  if (absl::Status enough =
+          ValidateSparse(setup.sparse(), static_cast<uint32_t>(setup.invited_size()),
+                         static_cast<uint32_t>(listed.size()));
+      !enough.ok()) {
+    return Abort(v1::SECAGG_TOO_FEW_CLIENTS, std::string(enough.message()));
+  }
+  v1::SecAggClientMessage reply;
+  reply.mutable_coin()->set_coin(coin);
+  state = ClientState::kCoinRevealed;
+  return reply;
+}
+
+absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnCoins(const v1::CoinList& list) {
+  if (static_cast<size_t>(list.coins_size()) != entries.size()) {
+    return Abort(v1::SECAGG_WRONG_COIN,
+                 absl::StrCat(list.coins_size(), " coins for ", entries.size(), " listed clients"));
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const v1::ListedCoin& listed = list.coins(static_cast<int>(i));
+    const std::string& id = entries[i].client_id();
+    if (listed.client_id() != id) {
+      return Abort(v1::SECAGG_WRONG_COIN,
+                   absl::StrCat("coin ", i + 1, " is labelled ", listed.client_id(),
+                                ", the list has ", id, " there"));
+    }
+    if (listed.coin().size() != kCoinBytes || CoinCommitment(setup_digest, id, listed.coin()) !=
+                                                  entries[i].advertisement().coin_commitment()) {
+      return Abort(v1::SECAGG_WRONG_COIN,
+                   absl::StrCat("the coin of ", id, " does not match its commitment"));
+    }
+  }
+  coins = list;
+  RETURN_IF_ERROR(DrawNeighbours());
+  ASSIGN_OR_RETURN(std::vector<Peer> checked, CheckEntries());
+  return ShareKeys(std::move(checked));
+}
+
+absl::Status SecAggClient::Impl::DrawNeighbours() {
+  std::vector<std::string> ids;
+  ids.reserve(entries.size());
+  for (const v1::AdvertisementEntry& entry : entries) ids.push_back(entry.client_id());
+  const std::vector<v1::ListedCoin> listed(coins.coins().begin(), coins.coins().end());
+  absl::StatusOr<NeighbourGraph> graph = NeighbourGraph::Create(
+      GraphSeed(session_id, listed), std::move(ids), setup.sparse().neighbours());
+  if (!graph.ok()) {
+    return Abort(v1::SECAGG_MALFORMED_MESSAGE,
+                 absl::StrCat("no graph for this list: ", graph.status().message()));
+  }
+  const std::vector<std::string> mine = graph->Neighbours(self());
+  neighbours = std::set<std::string>(mine.begin(), mine.end());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SecAggClient::Impl::Peer>> SecAggClient::Impl::CheckEntries() {
+  std::vector<Peer> checked;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string& id = entries[i].client_id();
+    if (id != self() && !IsNeighbour(id)) continue;
+    ASSIGN_OR_RETURN(Peer peer, CheckEntry(entries[i], static_cast<uint32_t>(i + 1)));
+    checked.push_back(std::move(peer));
+  }
+  return checked;
+}
+
+absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::CheckEntry(
+    const v1::AdvertisementEntry& entry, uint32_t point) {
+  // Certificate of the federation CA naming that client, signature over the setup it
+  // claims, and that setup being this session's.
+  const v1::KeyAdvertisement& ad = entry.advertisement();
+  const std::string& id = entry.client_id();
+  if (id != self()) {
+    auto info = VerifyCertificate(ad.certificate(), identity.ca_cert_pem, now);
+    if (!info.ok()) {
+      return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
+                   absl::StrCat("the certificate of ", id, ": ", info.status().message()));
+    }
+    if (info->node_id != id) {
+      return Abort(
+          v1::SECAGG_UNTRUSTED_CERTIFICATE,
+          absl::StrCat("the entry for ", id, " carries a certificate for ", info->node_id));
+    }
+    if (absl::Status role = RequireRole(*info, Role::kInstitution); !role.ok()) {
+      return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(role.message()));
+    }
+    if (identity.revocations != nullptr) {
+      if (auto revoked = identity.revocations->Find(info->serial_hex)) {
+        return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
+                     absl::StrCat("the advertisement of ", id, " is refused: the ",
+                                  crypto::DescribeRevocation(*info, *revoked), " (CRL number ",
+                                  identity.revocations->number(), ")"));
+      }
+    }
+  }
+  absl::StatusOr<Peer> peer = PeerFrom(entry, point);
+  if (!peer.ok()) {
+    return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
+                 absl::StrCat("the certificate of ", id, ": ", peer.status().message()));
+  }
+  if (id != self()) {
+    if (!peer->verifier
+             ->Verify(AdvertisementSigningInput(ad.setup_digest(), id, ad.channel_public_key(),
+                                                ad.mask_public_key(), ad.coin_commitment()),
+                      ad.signature())
+             .ok()) {
+      return Abort(
+          v1::SECAGG_FORGED_ADVERTISEMENT,
+          absl::StrCat("the advertisement of ", id, " is not signed by its certificate key"));
+    }
+    if (ad.setup_digest() != setup_digest) {
+      return Abort(v1::SECAGG_REPLAYED_ADVERTISEMENT,
+                   absl::StrCat("the advertisement of ", id, " was signed for another session"));
+    }
+  }
+  return peer;
+}
+
+bool SecAggClient::Impl::SignatureValid(const std::string& id, const std::string& message,
+                                        const std::string& signature) const {
+  if (auto it = peer_index.find(id); it != peer_index.end() && peers[it->second].verifier) {
+    return peers[it->second].verifier->Verify(message, signature).ok();
+  }
+  std::string pem;
+  if (id == self()) {
+    pem = identity.certificate_pem;  // its key is its certificate's
+  } else {
+    // SecAgg+: a listed client this client does not work with; its certificate checked now.
+    auto entry = std::lower_bound(entries.begin(), entries.end(), id,
+                                  [](const v1::AdvertisementEntry& e, const std::string& key) {
+                                    return e.client_id() < key;
+                                  });
+    if (entry == entries.end() || entry->client_id() != id) return false;
+    pem = entry->advertisement().certificate();
+    auto info = VerifyCertificate(pem, identity.ca_cert_pem, now);
+    if (!info.ok() || info->node_id != id || !RequireRole(*info, Role::kInstitution).ok() ||
+        (identity.revocations != nullptr && identity.revocations->Find(info->serial_hex))) {
+      return false;
+    }
+  }
+  auto verifier = Verifier::Create(pem);
+  return verifier.ok() && verifier->Verify(message, signature).ok();
+}
+
+absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::PeerFrom(
+    const v1::AdvertisementEntry& entry, uint32_t point) const {
+  const v1::KeyAdvertisement& ad = entry.advertisement();
+  Peer peer;
+  peer.id = entry.client_id();
+  peer.point = point;
+  ASSIGN_OR_RETURN(X25519PublicKey channel, X25519PublicKey::FromBytes(ad.channel_public_key()));
+  ASSIGN_OR_RETURN(X25519PublicKey mask, X25519PublicKey::FromBytes(ad.mask_public_key()));
+  peer.channel_key.emplace(std::move(channel));
+  peer.mask_key.emplace(std::move(mask));
+  if (peer.id != self()) {
+    ASSIGN_OR_RETURN(Verifier verifier, Verifier::Create(ad.certificate()));
+    peer.verifier.emplace(std::move(verifier));
+  }
+  return peer;
+}
+
+void SecAggClient::Impl::SetPeers(std::vector<Peer> checked) {
+  peers = std::move(checked);
+  peer_index.clear();
+  for (size_t i = 0; i < peers.size(); ++i) peer_index[peers[i].id] = i;
+}
+
+absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::ShareKeys(std::vector<Peer> checked) {
+  SetPeers(std::move(checked));
+  const Peer& me = peers[peer_index.at(self())];
+
+  // Shares at every listed point (x = 1-based list position); neighbours get theirs.
+  const int n = static_cast<int>(entries.size());
+  const int t = static_cast<int>(share_threshold());
+  ASSIGN_OR_RETURN(std::vector<ShamirShare> key_shares, ShamirSplit(mask_key->bytes(), t, n));
+  ASSIGN_OR_RETURN(std::vector<ShamirShare> seed_shares, ShamirSplit(seed, t, n));
+
+  v1::SecAggClientMessage reply;
+  v1::ShareKeysResponse* response = reply.mutable_share_keys();
+  for (const Peer& peer : peers) {
+    if (!IsNeighbour(peer.id)) continue;
+    auto channel = Channel(peer);
+    if (!channel.ok()) {
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("no share channel with ", peer.id,
+                                                              ": ", channel.status().message()));
+    }
+    const SecretBytes plaintext =
+        SharePlaintext(self(), peer.id, key_shares[peer.point - 1], seed_shares[peer.point - 1]);
+    ASSIGN_OR_RETURN(
+        std::string ciphertext,
+        channel->Encrypt(plaintext.view(), ShareAssociatedData(session_id, self(), peer.id)));
+    v1::EncryptedShare* share = response->add_shares();
+    share->set_sender(self());
+    share->set_receiver(peer.id);
+    share->set_ciphertext(std::move(ciphertext));
+  }
+  HeldShares& kept = held[self()];
+  kept.mask_key = key_shares[me.point - 1];
+  kept.seed = seed_shares[me.point - 1];
+  response->set_self_mask_commitment(SelfMaskCommitment(session_id, self(), seed));
+  state = ClientState::kSharesSent;
+  return reply;
+}
+
+}  // namespace tessera::secagg
