@@ -36,6 +36,17 @@ bool SameEncoding(const v1::SecAggEncoding& a, const v1::SecAggEncoding& b) {
   return crypto::HashMessage(a) == crypto::HashMessage(b);
 }
 
+// The state machine's policy from the site's: SecAgg+ settings (min_threshold is set by
+// the caller).
+secagg::ClientPolicy SecAggPolicy(const v1::LocalPolicy& policy) {
+  secagg::ClientPolicy out;
+  out.allow_sparse = !policy.refuse_secagg_plus();
+  if (policy.min_secagg_plus_colluding_fraction() > 0) {
+    out.sparse_min_colluding_fraction = policy.min_secagg_plus_colluding_fraction();
+  }
+  return out;
+}
+
 // Drops (and wipes) the record's snapshot.
 void DropMachine(v1::SiteSessionRecord& record) {
   crypto::SecretBytes wiped(std::move(*record.mutable_machine()));
@@ -319,7 +330,7 @@ v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
     return Declined(item, v1::Decline::COMPUTE_ERROR,
                     "local computation failed (details in the site's log)");
   }
-  secagg::ClientPolicy policy;
+  secagg::ClientPolicy policy = SecAggPolicy(policy_);
   policy.min_threshold = PolicyMinThreshold(policy_, static_cast<uint32_t>(setup.invited_size()));
   v1::SecAggClientMessage reply;
   v1::SecAggClientAbort abort = v1::SECAGG_CLIENT_ABORT_UNSPECIFIED;
@@ -345,7 +356,7 @@ secagg::SecAggClient* SecureSessions::Machine(v1::SiteSessionRecord& record) {
     return it->second.machine.get();
   }
   crypto::SecretBytes snapshot(std::move(*record.mutable_machine()));
-  secagg::ClientPolicy policy;
+  secagg::ClientPolicy policy = SecAggPolicy(policy_);
   policy.min_threshold = policy_.min_cohort();
   auto restored = secagg::SecAggClient::Restore(identity_, policy, snapshot);
   if (!restored.ok()) {

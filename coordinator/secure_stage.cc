@@ -13,6 +13,7 @@
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "proto/labels.h"
+#include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
 #include "secagg/vector_codec.h"
@@ -281,6 +282,7 @@ absl::StatusOr<v1::SecAggSetup> NewSetup(const SecureStageRequest& request) {
   setup.set_attempt(request.attempt);
   setup.set_model_hash(request.first_item.model_hash());
   setup.set_threshold(request.threshold);
+  if (request.sparse.has_value()) *setup.mutable_sparse() = *request.sparse;
   for (const std::string& c : request.cohort) setup.add_invited(c);
   setup.set_vector_words(static_cast<uint32_t>(secagg::EncodedWords(request.encoding)));
   *setup.mutable_encoding() = request.encoding;
@@ -291,6 +293,19 @@ absl::StatusOr<v1::SecAggSetup> NewSetup(const SecureStageRequest& request) {
   }
   return setup;
 }
+
+}  // namespace
+
+absl::StatusOr<std::optional<v1::SecAggSparse>> SessionSparseSetup(const v1::TaskSpec& spec,
+                                                                   uint32_t invited) {
+  const v1::SecureAggregationSpec& sa = spec.secure_aggregation();
+  if (!sa.has_secagg_plus() || invited < sa.secagg_plus().min_sites()) return std::nullopt;
+  return secagg::SparseSetup(invited, sa.secagg_plus().colluding_fraction(),
+                             sa.secagg_plus().dropout_fraction(), secagg::kSecAggPlusSecurityBits,
+                             secagg::kSecAggPlusCorrectnessBits);
+}
+
+namespace {
 
 // What every site's first item carries alike (spec, model, their hashes, standardisation,
 // l2), as WorkItem wire bytes without any field the step sets per site (PostedItem::shared).

@@ -57,6 +57,7 @@
 #include "proto/provenance.pb.h"
 #include "proto/secagg.pb.h"
 #include "proto/secagg_state.pb.h"
+#include "proto/task.pb.h"
 
 namespace tessera::secagg {
 class SecAggServer;
@@ -96,6 +97,8 @@ struct SecureStageRequest {
   v1::WorkItem first_item;
   v1::SecAggEncoding encoding;
   uint32_t threshold = 0;
+  // SecAgg+'s graph parameters (secagg/neighbourhood.h SparseSetup); unset: full Bonawitz.
+  std::optional<v1::SecAggSparse> sparse;
   absl::Duration first_step_deadline = absl::Minutes(5);
   absl::Duration step_deadline = absl::Minutes(1);
   // Continue this session (its snapshot at a step boundary) instead of opening a new one;
@@ -153,6 +156,14 @@ struct SecureStageResult {
   // The session with each invited site's answer (ended_unix_ms, completed, outcome set).
   v1::StageAttempt attempt;
 };
+
+// The `sparse` of a session inviting `invited` sites under `spec`: SecAgg+'s parameters
+// when spec.secure_aggregation.secagg_plus is set, `invited` is at least its min_sites and
+// a sparse graph meets the conditions for every list the session may end up with
+// (secagg::SparseSetup, sigma = 40, eta = 30); nullopt (full Bonawitz) otherwise.
+// INVALID_ARGUMENT for fractions SparseSetup refuses (validation keeps them out).
+absl::StatusOr<std::optional<v1::SecAggSparse>> SessionSparseSetup(const v1::TaskSpec& spec,
+                                                                   uint32_t invited);
 
 class SecureStageRunner {
  public:

@@ -349,6 +349,13 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
         std::string(!threshold.ok() ? threshold.status().message() : encoding.status().message());
     return end;
   }
+  // SecAgg+ above the spec's cohort size, when a sparse graph meets its conditions.
+  absl::StatusOr<std::optional<v1::SecAggSparse>> sparse = SessionSparseSetup(spec, n);
+  if (!sparse.ok()) {
+    end.reason = absl::StrCat("secure_aggregation.secagg_plus: ", sparse.status().message());
+    return end;
+  }
+  request->sparse = *std::move(sparse);
   request->cohort = std::move(cohort);
   request->threshold = *threshold;
   request->encoding = std::move(*encoding);

@@ -370,6 +370,22 @@ void ValidateSecureAggregation(const v1::TaskSpec& spec, std::vector<FieldError>
   if (sa.step_deadline_seconds() > 3600) {
     errors->push_back({"secure_aggregation.step_deadline_seconds", "must be 1..3600"});
   }
+  if (sa.has_secagg_plus()) {
+    const v1::SecAggPlusSpec& plus = sa.secagg_plus();
+    if (plus.min_sites() < 4 || plus.min_sites() > 100000) {
+      errors->push_back({"secure_aggregation.secagg_plus.min_sites", "must be 4..100000"});
+    }
+    const double gamma = plus.colluding_fraction();
+    const double delta = plus.dropout_fraction();
+    if (!(gamma > 0 && gamma < 1.0 / 3)) {
+      errors->push_back(
+          {"secure_aggregation.secagg_plus.colluding_fraction", "must be in (0, 1/3)"});
+    }
+    if (!(delta >= 0 && delta < 1) || !(gamma + delta < 1)) {
+      errors->push_back({"secure_aggregation.secagg_plus.dropout_fraction",
+                         "must be in [0, 1) with colluding_fraction + dropout_fraction < 1"});
+    }
+  }
 }
 
 }  // namespace
@@ -432,6 +448,11 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
   v1::SecureAggregationSpec* sa = spec->mutable_secure_aggregation();
   if (sa->clip() == 0) sa->set_clip(10.0);
   if (sa->step_deadline_seconds() == 0) sa->set_step_deadline_seconds(60);
+  if (sa->has_secagg_plus()) {
+    v1::SecAggPlusSpec* plus = sa->mutable_secagg_plus();
+    if (plus->colluding_fraction() == 0) plus->set_colluding_fraction(0.05);
+    if (plus->dropout_fraction() == 0) plus->set_dropout_fraction(0.05);
+  }
   if (spec->has_analytics()) {
     spec->set_rounds(1);
     v1::AnalyticsSpec* a = spec->mutable_analytics();

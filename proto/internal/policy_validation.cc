@@ -111,6 +111,11 @@ void CheckPrivacyRules(const LocalPolicy& policy, std::vector<FieldError>* error
       policy.min_threshold_fraction() > 1) {
     errors->push_back({"policy.min_threshold_fraction", "must be in [0, 1]"});
   }
+  if (const double gamma = policy.min_secagg_plus_colluding_fraction();
+      gamma != 0 && !(gamma >= 0.05 && gamma < 1.0 / 3)) {
+    errors->push_back(
+        {"policy.min_secagg_plus_colluding_fraction", "must be in [0.05, 1/3) (or 0: 0.05)"});
+  }
   CheckLimit(policy.max_clip_norm(), "policy.max_clip_norm", errors);
   CheckLimit(policy.min_noise_multiplier(), "policy.min_noise_multiplier", errors);
   CheckLimit(policy.max_epsilon(), "policy.max_epsilon", errors);

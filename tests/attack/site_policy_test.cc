@@ -5,15 +5,20 @@
 // POLICY_REFUSED and a reason naming the rule, and nothing but that decline leaves the site
 // (no keys: the session cannot go on with it). The same site answers the task the rule
 // allows. The rules as pure functions: tests/client/policy_test.cc.
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_format.h"
 #include "common/proto_text.h"
 #include "common/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/model_layout.h"
 #include "proto/validation.h"
+#include "secagg/neighbourhood.h"
 #include "tests/attack/attack_federation.h"
 #include "tests/attack/cheating_coordinator.h"
 #include "tests/testing/status_matchers.h"
@@ -124,6 +129,38 @@ TEST_F(SitePolicyTest, ThresholdBelowTheFractionIsRefusedByTheSite) {
   StagePlan full = Plan(spec_);
   full.threshold = 4;
   ExpectRefusal("min_threshold_fraction: 1", "min_threshold_fraction", low, full);
+}
+
+TEST_F(SitePolicyTest, SecAggPlusBelowTheSitesAssumptionsIsRefusedByTheSite) {
+  // A session of 300 invited sites (site-1 among them) run as SecAgg+ with the k the real
+  // coordinator picks for 5 % colluding and dropping.
+  StagePlan plan = Plan(spec_);
+  for (int i = 0; i < 296; ++i) plan.cohort.push_back(absl::StrFormat("zz-site-%03d", i));
+  std::sort(plan.cohort.begin(), plan.cohort.end());
+  ASSERT_OK_AND_ASSIGN(std::optional<v1::SecAggSparse> sparse,
+                       secagg::SparseSetup(300, 0.05, 0.05, 40, 30));
+  ASSERT_TRUE(sparse.has_value());
+  plan.tamper_first_item = [&](const std::string&, v1::WorkItem& item) {
+    *item.mutable_secagg()->mutable_setup()->mutable_sparse() = *sparse;
+  };
+  // The default policy takes part: its keys come with a commitment to its coin.
+  const v1::PushResultRequest taken = AskFirstStep(*federation_, plan, "site-1");
+  ASSERT_TRUE(taken.has_secagg()) << taken.ShortDebugString();
+  EXPECT_EQ(taken.secagg().advertisement().coin_commitment().size(), 32u);
+  // A site assuming more colluders than the set-up was chosen for, or none of SecAgg+,
+  // declines before any key leaves.
+  for (const auto& [policy, says] : std::vector<std::pair<std::string, std::string>>{
+           {"min_secagg_plus_colluding_fraction: 0.1", "requires gamma >= 0.1"},
+           {"refuse_secagg_plus: true", "no SecAgg+ session"}}) {
+    ASSERT_OK(federation_->SetPolicy("site-1", Policy(policy)));
+    plan.task_id = "task-" + std::to_string(++tasks_);
+    const v1::PushResultRequest answer = AskFirstStep(*federation_, plan, "site-1");
+    ASSERT_TRUE(answer.has_decline()) << policy << ": " << answer.ShortDebugString();
+    EXPECT_FALSE(answer.has_secagg()) << policy;
+    EXPECT_EQ(answer.decline().reason(), v1::Decline::SECURE_AGGREGATION_ABORTED) << policy;
+    EXPECT_THAT(answer.decline().detail(), ::testing::HasSubstr("SECAGG_BAD_SETUP")) << policy;
+    EXPECT_THAT(answer.decline().detail(), ::testing::HasSubstr(says)) << policy;
+  }
 }
 
 TEST_F(SitePolicyTest, CellSizeBelowTheMinimumIsRefusedByTheSite) {

@@ -146,6 +146,26 @@ INSTANTIATE_TEST_SUITE_P(
                   s->mutable_secure_aggregation()->set_threshold(4);
                 },
                 "secure_aggregation.threshold"},
+        BadCase{"SecAggPlusFewerThanFourSites",
+                [](v1::TaskSpec* s) {
+                  s->mutable_secure_aggregation()->mutable_secagg_plus()->set_min_sites(3);
+                },
+                "secure_aggregation.secagg_plus.min_sites"},
+        BadCase{"SecAggPlusAThirdColluding",
+                [](v1::TaskSpec* s) {
+                  auto* plus = s->mutable_secure_aggregation()->mutable_secagg_plus();
+                  plus->set_min_sites(200);
+                  plus->set_colluding_fraction(0.34);
+                },
+                "secure_aggregation.secagg_plus.colluding_fraction"},
+        BadCase{"SecAggPlusDropoutNotAFraction",
+                [](v1::TaskSpec* s) {
+                  auto* plus = s->mutable_secure_aggregation()->mutable_secagg_plus();
+                  plus->set_min_sites(200);
+                  plus->set_colluding_fraction(0.05);
+                  plus->set_dropout_fraction(1);
+                },
+                "secure_aggregation.secagg_plus.dropout_fraction"},
         BadCase{"BadFeatureRange",
                 [](v1::TaskSpec* s) { s->mutable_dataset()->add_features("px{9..3}"); },
                 "dataset.features[2]"}),
@@ -165,6 +185,17 @@ TEST(ApplyTaskDefaultsTest, FillsDefaultsAndIsIdempotent) {
   v1::TaskSpec again = spec;
   ApplyTaskDefaults(&again);
   EXPECT_EQ(again.SerializeAsString(), spec.SerializeAsString());
+  EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty());
+}
+
+TEST(ApplyTaskDefaultsTest, SecAggPlusGetsFivePercentOfEachAndValidates) {
+  v1::TaskSpec spec = ValidSpec();
+  spec.mutable_secure_aggregation()->mutable_secagg_plus()->set_min_sites(200);
+  EXPECT_THAT(Paths(ValidateTaskSpec(spec)),
+              ::testing::Contains("secure_aggregation.secagg_plus.colluding_fraction"));
+  ApplyTaskDefaults(&spec);
+  EXPECT_EQ(spec.secure_aggregation().secagg_plus().colluding_fraction(), 0.05);
+  EXPECT_EQ(spec.secure_aggregation().secagg_plus().dropout_fraction(), 0.05);
   EXPECT_THAT(ValidateTaskSpec(spec), IsEmpty());
 }
 
@@ -337,9 +368,11 @@ TEST(ValidateClientConfigTest, NamesEveryBadField) {
   d->set_id("x");
   config.add_datasets()->set_id("x");
   config.mutable_policy()->add_allowed_spec_hashes("ABC");
+  config.mutable_policy()->set_min_secagg_plus_colluding_fraction(0.01);
   auto paths = Paths(ValidateClientConfig(config));
   EXPECT_THAT(paths, ::testing::IsSupersetOf({"coordinator_address", "tls", "datasets[0].train_csv",
-                                              "datasets[1].id", "policy.allowed_spec_hashes[0]"}));
+                                              "datasets[1].id", "policy.allowed_spec_hashes[0]",
+                                              "policy.min_secagg_plus_colluding_fraction"}));
 }
 
 TEST(ValidateCoordinatorConfigTest, RequiresDataDirAndTls) {
