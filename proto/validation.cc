@@ -375,8 +375,9 @@ void ValidateSecureAggregation(const v1::TaskSpec& spec, std::vector<FieldError>
     if (plus.min_sites() < 4 || plus.min_sites() > 100000) {
       errors->push_back({"secure_aggregation.secagg_plus.min_sites", "must be 4..100000"});
     }
-    const double gamma = plus.colluding_fraction();
-    const double delta = plus.dropout_fraction();
+    // 0 stands for the default (ApplyTaskDefaults).
+    const double gamma = plus.colluding_fraction() == 0 ? 0.05 : plus.colluding_fraction();
+    const double delta = plus.dropout_fraction() == 0 ? 0.05 : plus.dropout_fraction();
     if (!(gamma > 0 && gamma < 1.0 / 3)) {
       errors->push_back(
           {"secure_aggregation.secagg_plus.colluding_fraction", "must be in (0, 1/3)"});

@@ -21,6 +21,7 @@
 #include "proto/contribution_layout.h"
 #include "proto/model_layout.h"
 #include "proto/site_state.pb.h"
+#include "secagg/provenance.h"
 #include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 #include "tests/e2e/federation.h"
@@ -188,6 +189,44 @@ TEST_F(E2eSecureAggregationTest, TwoDropoutsInAFitSessionAndTheModelIsExact) {
 // threshold (4 of 5), so the session aborts — recorded with its reason — before any site
 // sent a masked input, and the round is attempted again. The crashed sites come back and the
 // task goes on to completion with all five.
+TEST_F(E2eSecureAggregationTest, SecAggPlusRoundsWithFourteenSiteDaemons) {
+  // 14 sites, a task that asks for SecAgg+ from 14 sites on with 5 % colluding and 10 %
+  // dropping: k = 8 neighbours (SparseSetup), a group of at least 4 sites is the least a
+  // coordinator could unmask apart, which the sites' minimum cohort (3) accepts.
+  std::vector<std::string> sites;
+  for (int i = 1; i <= 14; ++i) sites.push_back(absl::StrCat("hospital-", i < 10 ? "0" : "", i));
+  ASSERT_OK(MakeTestPki(sites));
+  ASSERT_OK(SplitData(sites));
+  ASSERT_OK(StartCoordinator());
+  ASSERT_OK(StartClients(sites));
+  v1::TaskSpec spec = FiveSiteTask(2);
+  spec.set_min_clients(14);
+  v1::SecAggPlusSpec* plus = spec.mutable_secure_aggregation()->mutable_secagg_plus();
+  plus->set_min_sites(14);
+  plus->set_dropout_fraction(0.1);
+  ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
+                         return t.state() != v1::TASK_PENDING && t.state() != v1::TASK_RUNNING;
+                       }));
+  EXPECT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
+  ASSERT_OK(StopCoordinator());
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<coordinator::Store> store, OpenStore());
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, store->ListRounds(task_id));
+  ASSERT_EQ(rounds.size(), 3u);
+  for (const v1::RoundRecord& round : rounds) {
+    EXPECT_THAT(round.fit_participants(), ElementsAreArray(sites)) << round.round();
+    // Every session that made the round ran as SecAgg+ and verifies from its record.
+    ASSERT_GT(round.provenance().sessions_size(), 0) << round.round();
+    for (const v1::SessionProvenance& session : round.provenance().sessions()) {
+      EXPECT_EQ(session.setup().sparse().neighbours(), 8u) << session.session();
+      EXPECT_EQ(session.advertisements(0).advertisement().coin_commitment().size(), 32u);
+    }
+    EXPECT_OK(secagg::VerifyRoundProvenance(round.provenance(), pki()->ca().cert_pem))
+        << round.round();
+  }
+}
+
 TEST_F(E2eSecureAggregationTest, TwoOfFiveDroppingBeforeSharingKeysAbortsAndTheTaskGoesOn) {
   ASSERT_OK(MakeTestPki(FiveSites()));
   ASSERT_OK(SplitData(FiveSites()));
