@@ -168,18 +168,20 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnCoins(const v1::Co
 }
 
 absl::Status SecAggClient::Impl::DrawNeighbours() {
-  std::vector<std::string> ids;
-  ids.reserve(entries.size());
-  for (const v1::AdvertisementEntry& entry : entries) ids.push_back(entry.client_id());
+  // This client's row of the graph only: O(n), where the whole graph is O(n k).
+  const auto self_entry = std::lower_bound(
+      entries.begin(), entries.end(), self(),
+      [](const v1::AdvertisementEntry& e, const std::string& key) { return e.client_id() < key; });
   const std::vector<v1::ListedCoin> listed(coins.coins().begin(), coins.coins().end());
-  absl::StatusOr<NeighbourGraph> graph = NeighbourGraph::Create(
-      GraphSeed(session_id, listed), std::move(ids), setup.sparse().neighbours());
-  if (!graph.ok()) {
+  absl::StatusOr<std::vector<uint32_t>> mine = NeighboursOf(
+      GraphSeed(session_id, listed), static_cast<uint32_t>(entries.size()),
+      setup.sparse().neighbours(), static_cast<uint32_t>(self_entry - entries.begin()));
+  if (!mine.ok()) {
     return Abort(v1::SECAGG_MALFORMED_MESSAGE,
-                 absl::StrCat("no graph for this list: ", graph.status().message()));
+                 absl::StrCat("no graph for this list: ", mine.status().message()));
   }
-  const std::vector<std::string> mine = graph->Neighbours(self());
-  neighbours = std::set<std::string>(mine.begin(), mine.end());
+  neighbours.clear();
+  for (uint32_t position : *mine) neighbours.insert(entries[position].client_id());
   return absl::OkStatus();
 }
 

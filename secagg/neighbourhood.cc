@@ -175,13 +175,57 @@ absl::StatusOr<NeighbourhoodParameters> ChooseNeighbourhood(uint32_t n, double g
   return p;
 }
 
-absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_view seed, uint32_t n,
-                                                                  uint32_t k) {
+namespace {
+
+absl::Status CheckGraphArguments(std::string_view seed, uint32_t n, uint32_t k) {
   if (n < 2 || k < 2 || (k % 2 != 0 && k < n - 1) || seed.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "neighbourhoods need n >= 2, an even k >= 2 (or k >= n - 1) and a seed; got n = ", n,
         ", k = ", k, seed.empty() ? ", no seed" : ""));
   }
+  return absl::OkStatus();
+}
+
+// ring[r]: the position at place r of the ring (Fisher-Yates from the seeded stream).
+std::vector<uint32_t> Ring(std::string_view seed, uint32_t n) {
+  std::vector<uint32_t> ring(n);
+  std::iota(ring.begin(), ring.end(), 0U);
+  SeededStream stream(seed);
+  for (uint32_t i = n - 1; i > 0; --i) {
+    std::swap(ring[i], ring[static_cast<uint32_t>(stream.Below(uint64_t{i} + 1))]);
+  }
+  return ring;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint32_t>> NeighboursOf(std::string_view seed, uint32_t n, uint32_t k,
+                                                   uint32_t position) {
+  RETURN_IF_ERROR(CheckGraphArguments(seed, n, k));
+  if (position >= n) {
+    return absl::InvalidArgumentError(absl::StrCat("position ", position, " of ", n, " sites"));
+  }
+  std::vector<uint32_t> out;
+  if (k >= n - 1) {  // the complete graph
+    for (uint32_t j = 0; j < n; ++j) {
+      if (j != position) out.push_back(j);
+    }
+    return out;
+  }
+  const std::vector<uint32_t> ring = Ring(seed, n);
+  const auto r =
+      static_cast<uint32_t>(std::find(ring.begin(), ring.end(), position) - ring.begin());
+  for (uint32_t step = 1; step <= k / 2; ++step) {
+    out.push_back(ring[(r + step) % n]);
+    out.push_back(ring[(r + n - step) % n]);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_view seed, uint32_t n,
+                                                                  uint32_t k) {
+  RETURN_IF_ERROR(CheckGraphArguments(seed, n, k));
   std::vector<std::vector<uint32_t>> out(n);
   if (k >= n - 1) {  // the complete graph
     for (uint32_t i = 0; i < n; ++i) {
@@ -191,13 +235,7 @@ absl::StatusOr<std::vector<std::vector<uint32_t>>> Neighbourhoods(std::string_vi
     }
     return out;
   }
-  // ring[r]: the position at place r of the ring (Fisher-Yates from the seeded stream).
-  std::vector<uint32_t> ring(n);
-  std::iota(ring.begin(), ring.end(), 0U);
-  SeededStream stream(seed);
-  for (uint32_t i = n - 1; i > 0; --i) {
-    std::swap(ring[i], ring[static_cast<uint32_t>(stream.Below(uint64_t{i} + 1))]);
-  }
+  const std::vector<uint32_t> ring = Ring(seed, n);
   for (uint32_t r = 0; r < n; ++r) {
     for (uint32_t step = 1; step <= k / 2; ++step) {
       out[ring[r]].push_back(ring[(r + step) % n]);

@@ -104,6 +104,11 @@ uint32_t SmallestLearnableGroup(uint32_t k);
 // raises the colluding fraction among them), with the least k it accepts in the message.
 absl::Status ValidateSparse(const v1::SecAggSparse& sparse, uint32_t invited, uint32_t listed);
 
+// Neighbourhoods(seed, n, k)[position] alone, in O(n) time and memory (what one site
+// needs). INVALID_ARGUMENT as Neighbourhoods, or for a position >= n.
+absl::StatusOr<std::vector<uint32_t>> NeighboursOf(std::string_view seed, uint32_t n, uint32_t k,
+                                                   uint32_t position);
+
 // The `sparse` of a setup for n invited sites: the least k that ChooseNeighbourhood accepts
 // for every list the session may end up with — n sites down to DefaultThreshold(n), with
 // floor(gamma * n) colluders among them (ValidateSparse) — t_k = NeighbourhoodThreshold(k),

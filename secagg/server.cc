@@ -333,9 +333,13 @@ absl::Status SecAggServer::Impl::OnShareKeys(const std::string& id,
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                   "the self-mask commitment is not 32 bytes");
   }
-  const auto receivers = static_cast<size_t>(
-      std::count_if(expected.begin(), expected.end(),
-                    [&](const std::string& other) { return AreNeighbours(id, other); }));
+  size_t receivers = expected.size() - 1;
+  if (graph.has_value()) {
+    const std::vector<std::string> neighbours = graph->Neighbours(id);
+    receivers = static_cast<size_t>(
+        std::count_if(neighbours.begin(), neighbours.end(),
+                      [&](const std::string& other) { return expected.contains(other); }));
+  }
   if (static_cast<size_t>(response.shares_size()) != receivers) {
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                   absl::StrCat(response.shares_size(), " shares for ", receivers,
@@ -427,10 +431,17 @@ absl::Status SecAggServer::Impl::OnUnmasking(const std::string& id,
     }
     into->emplace(share.owner(), *parsed);
   }
-  if (seed_shares.size() !=
-          static_cast<size_t>(std::count_if(survivors.begin(), survivors.end(), holds)) ||
-      key_shares.size() != static_cast<size_t>(std::count_if(dropped_holders.begin(),
-                                                             dropped_holders.end(), holds))) {
+  // How many of a sorted set this client holds shares of: all of it, or in SecAgg+ those
+  // in its closed neighbourhood.
+  const auto held = [&](const std::vector<std::string>& ids) {
+    if (!graph.has_value()) return ids.size();
+    size_t count = std::binary_search(ids.begin(), ids.end(), id) ? 1 : 0;
+    for (const std::string& neighbour : graph->Neighbours(id)) {
+      if (std::binary_search(ids.begin(), ids.end(), neighbour)) ++count;
+    }
+    return count;
+  };
+  if (seed_shares.size() != held(survivors) || key_shares.size() != held(dropped_holders)) {
     return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                   "shares missing for some survivors or dropped clients");
   }

@@ -151,8 +151,13 @@ void SecAggServer::Impl::CloseShareKeys() {
   for (const std::string& receiver : holders) {
     v1::ShareRelay& relay = relays[receiver];
     relay.mutable_share_holders()->Add(holders.begin(), holders.end());
-    for (const std::string& sender : holders) {
-      if (!AreNeighbours(sender, receiver)) continue;
+    // From every other holder, or in SecAgg+ every holder among its neighbours.
+    const std::vector<std::string> senders =
+        graph.has_value() ? graph->Neighbours(receiver) : holders;
+    for (const std::string& sender : senders) {
+      if (sender == receiver || !std::binary_search(holders.begin(), holders.end(), sender)) {
+        continue;
+      }
       *relay.add_shares() = std::move(clients.at(sender).outbox.at(receiver));
     }
   }
@@ -260,8 +265,13 @@ void SecAggServer::Impl::CloseUnmasking() {
   const auto owner_shares = [&](const std::string& owner, bool seed,
                                 std::vector<ShamirShare>& shares) {
     shares.clear();
-    for (const std::string& id : releasers) {
-      if (id != owner && !AreNeighbours(id, owner)) continue;
+    std::vector<std::string> holding;
+    if (graph.has_value()) {
+      holding = graph->Neighbours(owner);
+      holding.push_back(owner);
+    }
+    for (const std::string& id : graph.has_value() ? holding : releasers) {
+      if (!std::binary_search(releasers.begin(), releasers.end(), id)) continue;
       const Client& releaser = clients.at(id);
       shares.push_back(seed ? releaser.seed_shares.at(owner) : releaser.key_shares.at(owner));
     }
@@ -303,8 +313,11 @@ void SecAggServer::Impl::CloseUnmasking() {
     }
     auto private_key = X25519PrivateKey::FromBytes(*secret);
     TESSERA_SECAGG_CHECK(private_key.ok());
-    for (const std::string& survivor : survivors) {
-      if (!AreNeighbours(survivor, owner)) continue;
+    // Its pairwise masks were with every survivor, or in SecAgg+ with its neighbours.
+    const std::vector<std::string> joined =
+        graph.has_value() ? graph->Neighbours(owner) : survivors;
+    for (const std::string& survivor : joined) {
+      if (!std::binary_search(survivors.begin(), survivors.end(), survivor)) continue;
       auto peer = X25519PublicKey::FromBytes(clients.at(survivor).advertisement.mask_public_key());
       TESSERA_SECAGG_CHECK(peer.ok());
       // The survivor's key passed the small-order probe, so the agreement succeeds.

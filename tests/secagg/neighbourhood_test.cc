@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -203,6 +204,20 @@ TEST(NeighbourhoodTest, ASparseSetupHoldsForEveryListTheThresholdAllows) {
       }
     }
   }
+}
+
+TEST(NeighbourhoodTest, OneSitesRowIsItsRowOfTheWholeGraph) {
+  for (const auto& [n, k] :
+       std::vector<std::pair<uint32_t, uint32_t>>{{8, 2}, {40, 6}, {101, 12}, {7, 6}, {9, 8}}) {
+    ASSERT_OK_AND_ASSIGN(auto graph, Neighbourhoods("row seed", n, k));
+    for (uint32_t u = 0; u < n; ++u) {
+      ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> row, NeighboursOf("row seed", n, k, u));
+      EXPECT_EQ(row, graph[u]) << "n " << n << " k " << k << " site " << u;
+    }
+  }
+  EXPECT_THAT(NeighboursOf("row seed", 8, 2, 8),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("position 8 of 8")));
+  EXPECT_THAT(NeighboursOf("", 8, 2, 0), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(NeighbourhoodTest, TheGraphByIdIsTheGraphByPosition) {
