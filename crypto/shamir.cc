@@ -2,8 +2,11 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -12,6 +15,28 @@
 #include "crypto/random.h"
 
 namespace tessera::crypto {
+namespace {
+
+// INVALID_ARGUMENT unless 1 <= threshold <= points.size() and the points are distinct and
+// in 1..65535.
+absl::Status CheckPoints(int threshold, std::span<const uint32_t> points) {
+  if (threshold < 1 || static_cast<size_t>(threshold) > points.size() || points.size() > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Shamir sharing needs 1 <= threshold <= points <= 65535, got threshold ",
+                     threshold, " and ", points.size(), " points"));
+  }
+  std::vector<uint32_t> sorted(points.begin(), points.end());
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted[i] < 1 || sorted[i] > 65535 || (i > 0 && sorted[i] == sorted[i - 1])) {
+      return absl::InvalidArgumentError("Shamir points must be distinct and in 1..65535");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 namespace internal {
 
 uint64_t GfAdd(uint64_t a, uint64_t b) {
@@ -59,15 +84,24 @@ SecretBytes PiecesToSecret(const std::array<uint64_t, kShamirPieces>& pieces) {
 absl::StatusOr<std::vector<ShamirShare>> ShamirSplitWithCoefficients(
     const SecretBytes& secret, int threshold, int num_shares,
     std::span<const std::array<uint64_t, kShamirPieces>> higher) {
-  if (secret.size() != kShamirSecretBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("a Shamir secret must be ", kShamirSecretBytes,
-                                                   " bytes, got ", secret.size()));
-  }
   if (threshold < 1 || threshold > num_shares || num_shares > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("Shamir sharing needs 1 <= threshold <= num_shares <= 65535, got threshold ",
                      threshold, " and num_shares ", num_shares));
   }
+  std::vector<uint32_t> points(static_cast<size_t>(num_shares));
+  for (size_t i = 0; i < points.size(); ++i) points[i] = static_cast<uint32_t>(i + 1);
+  return ShamirSplitAtWithCoefficients(secret, threshold, points, higher);
+}
+
+absl::StatusOr<std::vector<ShamirShare>> ShamirSplitAtWithCoefficients(
+    const SecretBytes& secret, int threshold, std::span<const uint32_t> points,
+    std::span<const std::array<uint64_t, kShamirPieces>> higher) {
+  if (secret.size() != kShamirSecretBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("a Shamir secret must be ", kShamirSecretBytes,
+                                                   " bytes, got ", secret.size()));
+  }
+  if (absl::Status valid = CheckPoints(threshold, points); !valid.ok()) return valid;
   if (higher.size() != static_cast<size_t>(threshold - 1)) {
     return absl::InvalidArgumentError(absl::StrCat("threshold ", threshold, " needs ",
                                                    threshold - 1, " coefficients per piece, got ",
@@ -79,10 +113,10 @@ absl::StatusOr<std::vector<ShamirShare>> ShamirSplitWithCoefficients(
     }
   }
   std::array<uint64_t, kShamirPieces> pieces = SecretToPieces(secret);
-  std::vector<ShamirShare> shares(static_cast<size_t>(num_shares));
-  for (int i = 0; i < num_shares; ++i) {
-    ShamirShare& share = shares[static_cast<size_t>(i)];
-    share.x = static_cast<uint32_t>(i + 1);
+  std::vector<ShamirShare> shares(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    ShamirShare& share = shares[i];
+    share.x = points[i];
     for (size_t j = 0; j < kShamirPieces; ++j) {
       // Horner: f(x) = (...(a_{t-1} x + a_{t-2}) x + ...) x + a_0.
       uint64_t y = 0;
@@ -167,6 +201,18 @@ absl::StatusOr<ShamirShare> ShamirShare::Parse(std::string_view bytes) {
     }
   }
   return share;
+}
+
+absl::StatusOr<std::vector<ShamirShare>> ShamirSplitAt(const SecretBytes& secret, int threshold,
+                                                       std::span<const uint32_t> points) {
+  // Validate before drawing randomness; the core checks the same again.
+  if (secret.size() != kShamirSecretBytes || !CheckPoints(threshold, points).ok()) {
+    return internal::ShamirSplitAtWithCoefficients(secret, threshold, points, {});
+  }
+  ASSIGN_OR_RETURN(auto coefficients, RandomCoefficients(static_cast<size_t>(threshold - 1)));
+  auto shares = internal::ShamirSplitAtWithCoefficients(secret, threshold, points, coefficients);
+  Wipe(coefficients);
+  return shares;
 }
 
 absl::StatusOr<std::vector<ShamirShare>> ShamirSplit(const SecretBytes& secret, int threshold,

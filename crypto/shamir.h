@@ -49,6 +49,14 @@ struct ShamirShare {
 absl::StatusOr<std::vector<ShamirShare>> ShamirSplit(const SecretBytes& secret, int threshold,
                                                      int num_shares);
 
+// Shares of `secret` at the given x values only, in their order (a sharing among some of
+// a larger group, whose members' points are their places in it): any `threshold` of them
+// rebuild it, and ShamirCombine takes them as any other shares. O(points x threshold).
+// INVALID_ARGUMENT unless 1 <= threshold <= points.size() and the points are distinct and
+// in 1..65535.
+absl::StatusOr<std::vector<ShamirShare>> ShamirSplitAt(const SecretBytes& secret, int threshold,
+                                                       std::span<const uint32_t> points);
+
 // Rebuilds the secret by Lagrange interpolation at 0 from the first `threshold` of `shares`.
 // INVALID_ARGUMENT with fewer shares than `threshold`, a repeated or zero x, or a value out
 // of the field; FAILED_PRECONDITION if the rebuilt pieces do not form a 32-byte secret (a

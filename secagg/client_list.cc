@@ -29,7 +29,7 @@ using crypto::RequireRole;
 using crypto::Role;
 using crypto::SecretBytes;
 using crypto::ShamirShare;
-using crypto::ShamirSplit;
+using crypto::ShamirSplitAt;
 using crypto::Verifier;
 using crypto::VerifyCertificate;
 using crypto::X25519PublicKey;
@@ -299,25 +299,28 @@ void SecAggClient::Impl::SetPeers(std::vector<Peer> checked) {
 
 absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::ShareKeys(std::vector<Peer> checked) {
   SetPeers(std::move(checked));
-  const Peer& me = peers[peer_index.at(self())];
 
-  // Shares at every listed point (x = 1-based list position); neighbours get theirs.
-  const int n = static_cast<int>(entries.size());
+  // Shares at the points (1-based list positions) of the peers, this client included: every
+  // listed client, or in SecAgg+ its closed neighbourhood. In `peers` order.
+  std::vector<uint32_t> points;
+  points.reserve(peers.size());
+  for (const Peer& peer : peers) points.push_back(peer.point);
   const int t = static_cast<int>(share_threshold());
-  ASSIGN_OR_RETURN(std::vector<ShamirShare> key_shares, ShamirSplit(mask_key->bytes(), t, n));
-  ASSIGN_OR_RETURN(std::vector<ShamirShare> seed_shares, ShamirSplit(seed, t, n));
+  ASSIGN_OR_RETURN(std::vector<ShamirShare> key_shares,
+                   ShamirSplitAt(mask_key->bytes(), t, points));
+  ASSIGN_OR_RETURN(std::vector<ShamirShare> seed_shares, ShamirSplitAt(seed, t, points));
 
   v1::SecAggClientMessage reply;
   v1::ShareKeysResponse* response = reply.mutable_share_keys();
-  for (const Peer& peer : peers) {
+  for (size_t i = 0; i < peers.size(); ++i) {
+    const Peer& peer = peers[i];
     if (!IsNeighbour(peer.id)) continue;
     auto channel = Channel(peer);
     if (!channel.ok()) {
       return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("no share channel with ", peer.id,
                                                               ": ", channel.status().message()));
     }
-    const SecretBytes plaintext =
-        SharePlaintext(self(), peer.id, key_shares[peer.point - 1], seed_shares[peer.point - 1]);
+    const SecretBytes plaintext = SharePlaintext(self(), peer.id, key_shares[i], seed_shares[i]);
     ASSIGN_OR_RETURN(
         std::string ciphertext,
         channel->Encrypt(plaintext.view(), ShareAssociatedData(session_id, self(), peer.id)));
@@ -326,9 +329,10 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::ShareKeys(std::vecto
     share->set_receiver(peer.id);
     share->set_ciphertext(std::move(ciphertext));
   }
+  const size_t me = peer_index.at(self());
   HeldShares& kept = held[self()];
-  kept.mask_key = key_shares[me.point - 1];
-  kept.seed = seed_shares[me.point - 1];
+  kept.mask_key = key_shares[me];
+  kept.seed = seed_shares[me];
   response->set_self_mask_commitment(SelfMaskCommitment(session_id, self(), seed));
   state = ClientState::kSharesSent;
   return reply;

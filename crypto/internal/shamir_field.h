@@ -35,6 +35,11 @@ absl::StatusOr<std::vector<ShamirShare>> ShamirSplitWithCoefficients(
     const SecretBytes& secret, int threshold, int num_shares,
     std::span<const std::array<uint64_t, kShamirPieces>> higher);
 
+// The same at the given points (ShamirSplitAt's), in their order.
+absl::StatusOr<std::vector<ShamirShare>> ShamirSplitAtWithCoefficients(
+    const SecretBytes& secret, int threshold, std::span<const uint32_t> points,
+    std::span<const std::array<uint64_t, kShamirPieces>> higher);
+
 }  // namespace tessera::crypto::internal
 
 #endif  // TESSERA_CRYPTO_INTERNAL_SHAMIR_FIELD_H_

@@ -338,6 +338,30 @@ TEST(ShamirTest, ACorruptedShareNeverRebuildsTheSecret) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("corrupted")));
 }
 
+TEST(ShamirTest, SharesAtGivenPointsRebuildTheSecretAndMatchTheWholeSharing) {
+  const SecretBytes secret = RandomSecret();
+  const std::vector<uint32_t> points = {17, 3, 250, 9, 1000};
+  ASSERT_OK_AND_ASSIGN(std::vector<ShamirShare> shares, ShamirSplitAt(secret, 3, points));
+  ASSERT_EQ(shares.size(), points.size());
+  for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(shares[i].x, points[i]);
+  for (const std::vector<size_t>& pick :
+       std::vector<std::vector<size_t>>{{0, 1, 2}, {4, 2, 0}, {1, 3, 4}, {0, 3, 4}}) {
+    ASSERT_OK_AND_ASSIGN(SecretBytes rebuilt, ShamirCombine(Pick(shares, pick), 3));
+    EXPECT_EQ(rebuilt.view(), secret.view());
+  }
+  // The same polynomial as ShamirSplit's at those points.
+  const std::vector<Row> higher = {Row{5, 6, 7, 8, 9}, Row{1, 2, 3, 4, 5}};
+  ASSERT_OK_AND_ASSIGN(auto all, internal::ShamirSplitWithCoefficients(secret, 3, 1000, higher));
+  ASSERT_OK_AND_ASSIGN(auto some,
+                       internal::ShamirSplitAtWithCoefficients(secret, 3, points, higher));
+  for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(some[i].y, all[points[i] - 1].y) << i;
+  for (const std::vector<uint32_t>& bad :
+       std::vector<std::vector<uint32_t>>{{1, 2, 2}, {0, 1, 2}, {1, 2, 65536}, {1, 2}}) {
+    EXPECT_THAT(ShamirSplitAt(secret, 3, bad), StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad.size();
+  }
+}
+
 TEST(ShamirTest, InvalidArgumentsAreRejected) {
   const SecretBytes secret = RandomSecret();
   for (auto [t, n] :
