@@ -394,11 +394,20 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
                                  size_t invited, const std::shared_ptr<SessionSink>& sink,
                                  SecureStageResult* result) {
   while (true) {
+    // The step's message: one for every site (then kept once, in the shared bytes), or one
+    // each (the share relays).
+    std::optional<v1::SecAggServerMessage> broadcast;
+    std::vector<std::string> recipients;
     std::map<std::string, v1::SecAggServerMessage> outgoing;
     v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
     bool collecting = sink->With([&](SecAggServer& s) {
       if (s.state() != ServerState::kCollecting) return false;
-      outgoing = s.Outgoing();
+      broadcast = s.Broadcast();
+      if (broadcast.has_value()) {
+        recipients = s.Recipients();
+      } else {
+        outgoing = s.Outgoing();
+      }
       round = s.round();
       return true;
     });
@@ -412,6 +421,17 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     // site's first item (a step to n sites holds one copy of the model).
     std::shared_ptr<const std::string> shared;
     if (step == 0) shared = SharedSetupBytes(request.first_item);
+    const bool shared_message = broadcast.has_value();
+    if (shared_message) {
+      // A message every site gets alike (the set-up, the advertisement list, the coins, the
+      // survivors, the unmasking request) is serialized once too.
+      v1::WorkItem fields;
+      *fields.mutable_secagg() = *std::move(broadcast);
+      std::string bytes = shared != nullptr ? *shared : std::string();
+      fields.AppendToString(&bytes);
+      shared = std::make_shared<const std::string>(std::move(bytes));
+      for (const std::string& client : recipients) outgoing[client];  // no message of its own
+    }
     std::map<std::string, v1::WorkItem> items;
     for (auto& [client, message] : outgoing) {
       v1::WorkItem item;
@@ -422,7 +442,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       item.set_cohort_size(static_cast<uint32_t>(invited));
       item.set_deadline_unix_ms(common::ToUnixMillis(deadline));
       item.set_secagg_session(session);
-      *item.mutable_secagg() = std::move(message);
+      if (!shared_message) *item.mutable_secagg() = std::move(message);
       items[client] = std::move(item);
     }
     absl::Status posted = board_->Post(work_id, std::move(items), sink, shared);

@@ -156,39 +156,61 @@ std::map<std::string, v1::SecAggServerMessage> SecAggServer::Outgoing() const {
   std::map<std::string, v1::SecAggServerMessage> out;
   const Impl& s = *impl_;
   if (s.state != ServerState::kCollecting) return out;
-  for (const std::string& id : s.expected) {
-    if (s.dropped.contains(id)) continue;
+  std::optional<v1::SecAggServerMessage> common = Broadcast();
+  for (const std::string& id : Recipients()) {
+    if (common.has_value()) {
+      out[id] = *common;
+      continue;
+    }
     v1::SecAggServerMessage& message = out[id];
     message.set_round(s.round);
-    switch (s.round) {
-      case v1::SECAGG_ADVERTISE_KEYS:
-        *message.mutable_setup() = s.setup;
-        break;
-      case v1::SECAGG_REVEAL_COINS:
-        *message.mutable_advertisements() = s.advertisement_list;
-        break;
-      case v1::SECAGG_SHARE_KEYS:
-        if (s.sparse()) {
-          *message.mutable_coins() = s.coin_list;
-        } else {
-          *message.mutable_advertisements() = s.advertisement_list;
-        }
-        break;
-      case v1::SECAGG_MASKED_INPUT:
-        *message.mutable_share_relay() = s.relays.at(id);
-        break;
-      case v1::SECAGG_CONSISTENCY_CHECK:
-        message.mutable_survivor_list()->mutable_survivors()->Add(s.survivors.begin(),
-                                                                  s.survivors.end());
-        break;
-      case v1::SECAGG_UNMASKING:
-        *message.mutable_unmasking_request() = s.unmasking_request;
-        break;
-      default:
-        TESSERA_SECAGG_CHECK(false);
-    }
+    *message.mutable_share_relay() = s.relays.at(id);
   }
   return out;
+}
+
+std::vector<std::string> SecAggServer::Recipients() const {
+  std::vector<std::string> ids;
+  const Impl& s = *impl_;
+  if (s.state != ServerState::kCollecting) return ids;
+  for (const std::string& id : s.expected) {
+    if (!s.dropped.contains(id)) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::optional<v1::SecAggServerMessage> SecAggServer::Broadcast() const {
+  const Impl& s = *impl_;
+  if (s.state != ServerState::kCollecting || s.round == v1::SECAGG_MASKED_INPUT) {
+    return std::nullopt;
+  }
+  v1::SecAggServerMessage message;
+  message.set_round(s.round);
+  switch (s.round) {
+    case v1::SECAGG_ADVERTISE_KEYS:
+      *message.mutable_setup() = s.setup;
+      break;
+    case v1::SECAGG_REVEAL_COINS:
+      *message.mutable_advertisements() = s.advertisement_list;
+      break;
+    case v1::SECAGG_SHARE_KEYS:
+      if (s.sparse()) {
+        *message.mutable_coins() = s.coin_list;
+      } else {
+        *message.mutable_advertisements() = s.advertisement_list;
+      }
+      break;
+    case v1::SECAGG_CONSISTENCY_CHECK:
+      message.mutable_survivor_list()->mutable_survivors()->Add(s.survivors.begin(),
+                                                                s.survivors.end());
+      break;
+    case v1::SECAGG_UNMASKING:
+      *message.mutable_unmasking_request() = s.unmasking_request;
+      break;
+    default:
+      TESSERA_SECAGG_CHECK(false);
+  }
+  return message;
 }
 
 std::set<std::string> SecAggServer::Pending() const {

@@ -87,6 +87,15 @@ class SecAggServer {
   // The messages of the current round, one per client expected to answer it.
   std::map<std::string, v1::SecAggServerMessage> Outgoing() const;
 
+  // The current round's one message when every client expected to answer it gets the same
+  // (every round but MASKED_INPUT, whose share relays differ): what Outgoing() gives each
+  // of Recipients(), made once — for a large cohort the advertisement list is n
+  // certificates, and n copies of it would be O(n^2). nullopt for MASKED_INPUT and once
+  // the session is over.
+  std::optional<v1::SecAggServerMessage> Broadcast() const;
+  // The clients Outgoing() has a message for, sorted; empty once the session is over.
+  std::vector<std::string> Recipients() const;
+
   // The clients expected to answer the current round that have not yet answered.
   std::set<std::string> Pending() const;
 

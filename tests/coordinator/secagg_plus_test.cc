@@ -1,15 +1,29 @@
 // When the coordinator runs a session as SecAgg+ (SessionSparseSetup): only for a task that
 // asks for it, only from its min_sites on, only when a sparse graph meets the conditions
 // for every list the session may end up with, and with the spec's fractions in the set-up
-// (which every site checks against its own minimum).
+// (which every site checks against its own minimum). And how the session's steps are
+// posted: a message every site gets alike (the advertisement list is n certificates) is
+// held once, not once per site.
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "coordinator/secure_stage.h"
+#include "coordinator/work_board.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/validation.h"
+#include "secagg/client.h"
 #include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
+#include "tests/secagg/secagg_harness.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::coordinator {
@@ -42,6 +56,84 @@ TEST(SessionSparseSetupTest, FullBonawitzUnlessTheSpecAsksAndTheCohortIsLargeEno
   // Whatever list of 667..1000 sites the session ends up with, every site accepts k.
   for (uint32_t listed : {secagg::DefaultThreshold(1000), 800u, 1000u}) {
     EXPECT_OK(secagg::ValidateSparse(*sparse, 1000, listed)) << listed;
+  }
+}
+
+// Five in-process sites answer a FIT session pulled from a real work board. Every step but
+// the share relay is posted once: no site's own item carries the message, and every site's
+// item holds the same shared bytes; the session completes with the sum of the inputs.
+TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(5));
+  WorkBoard board;
+  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+  SecureStageRequest request;
+  request.task_id = "task-1";
+  request.round = 1;
+  request.stage = v1::STAGE_ANALYTICS;
+  request.cohort = federation->ids();
+  request.threshold = 4;
+  request.encoding = secagg::testing::MakeSetup(request.cohort, 4, 8).encoding();
+  request.first_step_deadline = absl::Seconds(30);
+  request.step_deadline = absl::Seconds(30);
+  SecureStageResult result;
+  absl::Notification done;
+  std::thread run([&] {
+    result = runner.Run(request);
+    done.Notify();
+  });
+  // However the test ends, the session ends and its thread is joined.
+  absl::Cleanup stop = [&] {
+    runner.Cancel();
+    run.join();
+  };
+
+  struct Posted {
+    bool own_message = false;
+    const std::string* shared = nullptr;
+  };
+  std::map<v1::SecAggRound, std::map<std::string, Posted>> posted;
+  std::map<std::string, std::unique_ptr<secagg::SecAggClient>> clients;
+  std::set<std::string> finished;
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (finished.size() < request.cohort.size() && absl::Now() < give_up) {
+    for (const std::string& id : request.cohort) {
+      if (finished.contains(id)) continue;
+      std::shared_ptr<const PostedItem> item = board.Pull(id, absl::Now() + absl::Milliseconds(50));
+      if (item == nullptr) continue;
+      const v1::WorkItem whole = item->Whole();
+      const v1::SecAggRound step = whole.secagg().round();
+      posted[step][id] = Posted{item->own.has_secagg(), item->shared.get()};
+      v1::PushResultRequest answer;
+      answer.set_work_id(whole.work_id());
+      if (step == v1::SECAGG_ADVERTISE_KEYS) {
+        ASSERT_OK_AND_ASSIGN(clients[id], secagg::SecAggClient::Start(
+                                              federation->Identity(id), secagg::ClientPolicy(),
+                                              whole.secagg().setup(), std::vector<uint32_t>(8, 1),
+                                              absl::Now(), answer.mutable_secagg(), nullptr));
+      } else {
+        ASSERT_OK_AND_ASSIGN(*answer.mutable_secagg(), clients[id]->Handle(whole.secagg()));
+        if (step == v1::SECAGG_UNMASKING) finished.insert(id);
+      }
+      ASSERT_OK(board.Push(id, answer));
+    }
+  }
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::move(stop).Invoke();
+  EXPECT_TRUE(result.completed) << result.abort;
+  ASSERT_EQ(posted.size(), 5u);
+  for (const auto& [step, items] : posted) {
+    ASSERT_EQ(items.size(), request.cohort.size()) << secagg::StepIndex(step);
+    const std::string* first = items.begin()->second.shared;
+    for (const auto& [id, p] : items) {
+      if (step == v1::SECAGG_MASKED_INPUT) {
+        EXPECT_TRUE(p.own_message) << id << ": a share relay is each site's own";
+        continue;
+      }
+      EXPECT_FALSE(p.own_message) << id << " at step " << secagg::StepIndex(step);
+      EXPECT_NE(p.shared, nullptr);
+      EXPECT_EQ(p.shared, first) << id << ": one copy for every site";
+    }
   }
 }
 

@@ -360,6 +360,33 @@ TEST_F(SparseSessionTest, ItsProvenanceVerifiesAndBindsTheCoinCommitments) {
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr(ids_[2])));
 }
 
+TEST_F(SparseSessionTest, EveryStepButTheRelayIsOneMessageForAll) {
+  options_.stop_at[ids_[6]] = v1::SECAGG_CONSISTENCY_CHECK;
+  Session session(*federation_, Setup(), inputs_, options_);
+  ASSERT_OK(session.Init());
+  int steps = 0;
+  while (session.server().state() == ServerState::kCollecting) {
+    const SecAggServer& server = session.server();
+    const std::map<std::string, v1::SecAggServerMessage> outgoing = server.Outgoing();
+    std::vector<std::string> keys;
+    for (const auto& [id, message] : outgoing) keys.push_back(id);
+    EXPECT_EQ(server.Recipients(), keys);
+    const std::optional<v1::SecAggServerMessage> common = server.Broadcast();
+    EXPECT_EQ(common.has_value(), server.round() != v1::SECAGG_MASKED_INPUT);
+    if (common.has_value()) {
+      for (const auto& [id, message] : outgoing) {
+        EXPECT_EQ(message.SerializeAsString(), common->SerializeAsString()) << id;
+      }
+    }
+    session.Step();
+    ++steps;
+  }
+  EXPECT_EQ(steps, 6);
+  EXPECT_EQ(session.server().state(), ServerState::kCompleted);
+  EXPECT_FALSE(session.server().Broadcast().has_value());
+  EXPECT_TRUE(session.server().Recipients().empty());
+}
+
 TEST_F(SparseSessionTest, ASessionSurvivesRestartsAtEveryStep) {
   options_.stop_at[ids_[4]] = v1::SECAGG_MASKED_INPUT;  // its mask key is rebuilt
   Session session(*federation_, Setup(), inputs_, options_);
