@@ -142,24 +142,28 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
   return reply;
 }
 
-absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnCoins(const v1::CoinList& list) {
+std::optional<std::string> SecAggClient::Impl::WrongCoin(const v1::CoinList& list) const {
   if (static_cast<size_t>(list.coins_size()) != entries.size()) {
-    return Abort(v1::SECAGG_WRONG_COIN,
-                 absl::StrCat(list.coins_size(), " coins for ", entries.size(), " listed clients"));
+    return absl::StrCat(list.coins_size(), " coins for ", entries.size(), " listed clients");
   }
   for (size_t i = 0; i < entries.size(); ++i) {
     const v1::ListedCoin& listed = list.coins(static_cast<int>(i));
     const std::string& id = entries[i].client_id();
     if (listed.client_id() != id) {
-      return Abort(v1::SECAGG_WRONG_COIN,
-                   absl::StrCat("coin ", i + 1, " is labelled ", listed.client_id(),
-                                ", the list has ", id, " there"));
+      return absl::StrCat("coin ", i + 1, " is labelled ", listed.client_id(), ", the list has ",
+                          id, " there");
     }
     if (listed.coin().size() != kCoinBytes || CoinCommitment(setup_digest, id, listed.coin()) !=
                                                   entries[i].advertisement().coin_commitment()) {
-      return Abort(v1::SECAGG_WRONG_COIN,
-                   absl::StrCat("the coin of ", id, " does not match its commitment"));
+      return absl::StrCat("the coin of ", id, " does not match its commitment");
     }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnCoins(const v1::CoinList& list) {
+  if (std::optional<std::string> wrong = WrongCoin(list)) {
+    return Abort(v1::SECAGG_WRONG_COIN, *std::move(wrong));
   }
   coins = list;
   RETURN_IF_ERROR(DrawNeighbours());
@@ -169,13 +173,11 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnCoins(const v1::Co
 
 absl::Status SecAggClient::Impl::DrawNeighbours() {
   // This client's row of the graph only: O(n), where the whole graph is O(n k).
-  const auto self_entry = std::lower_bound(
-      entries.begin(), entries.end(), self(),
-      [](const v1::AdvertisementEntry& e, const std::string& key) { return e.client_id() < key; });
+  const v1::AdvertisementEntry* self_entry = EntryOf(self());
   const std::vector<v1::ListedCoin> listed(coins.coins().begin(), coins.coins().end());
-  absl::StatusOr<std::vector<uint32_t>> mine = NeighboursOf(
-      GraphSeed(session_id, listed), static_cast<uint32_t>(entries.size()),
-      setup.sparse().neighbours(), static_cast<uint32_t>(self_entry - entries.begin()));
+  absl::StatusOr<std::vector<uint32_t>> mine =
+      NeighboursOf(GraphSeed(session_id, listed), static_cast<uint32_t>(entries.size()),
+                   setup.sparse().neighbours(), static_cast<uint32_t>(self_entry - entries.data()));
   if (!mine.ok()) {
     return Abort(v1::SECAGG_MALFORMED_MESSAGE,
                  absl::StrCat("no graph for this list: ", mine.status().message()));
@@ -203,26 +205,8 @@ absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::CheckEntry(
   const v1::KeyAdvertisement& ad = entry.advertisement();
   const std::string& id = entry.client_id();
   if (id != self()) {
-    auto info = VerifyCertificate(ad.certificate(), identity.ca_cert_pem, now);
-    if (!info.ok()) {
-      return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
-                   absl::StrCat("the certificate of ", id, ": ", info.status().message()));
-    }
-    if (info->node_id != id) {
-      return Abort(
-          v1::SECAGG_UNTRUSTED_CERTIFICATE,
-          absl::StrCat("the entry for ", id, " carries a certificate for ", info->node_id));
-    }
-    if (absl::Status role = RequireRole(*info, Role::kInstitution); !role.ok()) {
-      return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(role.message()));
-    }
-    if (identity.revocations != nullptr) {
-      if (auto revoked = identity.revocations->Find(info->serial_hex)) {
-        return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE,
-                     absl::StrCat("the advertisement of ", id, " is refused: the ",
-                                  crypto::DescribeRevocation(*info, *revoked), " (CRL number ",
-                                  identity.revocations->number(), ")"));
-      }
+    if (absl::Status trusted = CheckCertificate(id, ad.certificate()); !trusted.ok()) {
+      return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(trusted.message()));
     }
   }
   absl::StatusOr<Peer> peer = PeerFrom(entry, point);
@@ -248,6 +232,29 @@ absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::CheckEntry(
   return peer;
 }
 
+absl::Status SecAggClient::Impl::CheckCertificate(const std::string& id,
+                                                  const std::string& pem) const {
+  auto info = VerifyCertificate(pem, identity.ca_cert_pem, now);
+  if (!info.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the certificate of ", id, ": ", info.status().message()));
+  }
+  if (info->node_id != id) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the entry for ", id, " carries a certificate for ", info->node_id));
+  }
+  RETURN_IF_ERROR(RequireRole(*info, Role::kInstitution));
+  if (identity.revocations != nullptr) {
+    if (auto revoked = identity.revocations->Find(info->serial_hex)) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("the advertisement of ", id, " is refused: the ",
+                       crypto::DescribeRevocation(*info, *revoked), " (CRL number ",
+                       identity.revocations->number(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 bool SecAggClient::Impl::SignatureValid(const std::string& id, const std::string& message,
                                         const std::string& signature) const {
   if (auto it = peer_index.find(id); it != peer_index.end() && peers[it->second].verifier) {
@@ -258,17 +265,10 @@ bool SecAggClient::Impl::SignatureValid(const std::string& id, const std::string
     pem = identity.certificate_pem;  // its key is its certificate's
   } else {
     // SecAgg+: a listed client this client does not work with; its certificate checked now.
-    auto entry = std::lower_bound(entries.begin(), entries.end(), id,
-                                  [](const v1::AdvertisementEntry& e, const std::string& key) {
-                                    return e.client_id() < key;
-                                  });
-    if (entry == entries.end() || entry->client_id() != id) return false;
+    const v1::AdvertisementEntry* entry = EntryOf(id);
+    if (entry == nullptr) return false;
     pem = entry->advertisement().certificate();
-    auto info = VerifyCertificate(pem, identity.ca_cert_pem, now);
-    if (!info.ok() || info->node_id != id || !RequireRole(*info, Role::kInstitution).ok() ||
-        (identity.revocations != nullptr && identity.revocations->Find(info->serial_hex))) {
-      return false;
-    }
+    if (!CheckCertificate(id, pem).ok()) return false;
   }
   auto verifier = Verifier::Create(pem);
   return verifier.ok() && verifier->Verify(message, signature).ok();

@@ -276,15 +276,7 @@ absl::Status SecAggClient::Impl::RestoreList(const v1::SecAggClientSnapshot& sna
   if (!coins_due && !snapshot.coins().coins().empty()) return Loss("coins before they came");
   if (coins_due) {
     const v1::CoinList& list = snapshot.coins();
-    if (static_cast<size_t>(list.coins_size()) != entries.size()) return Loss("coins missing");
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const v1::ListedCoin& listed_coin = list.coins(static_cast<int>(i));
-      const std::string& id = entries[i].client_id();
-      if (listed_coin.client_id() != id || CoinCommitment(setup_digest, id, listed_coin.coin()) !=
-                                               entries[i].advertisement().coin_commitment()) {
-        return Loss(absl::StrCat("the coin of ", id, " does not match its commitment"));
-      }
-    }
+    if (std::optional<std::string> wrong = WrongCoin(list)) return Loss(*wrong);
     coins = list;
     if (!DrawNeighbours().ok()) return Loss("no graph can be drawn from the coins");
   }

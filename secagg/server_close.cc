@@ -119,11 +119,6 @@ void SecAggServer::Impl::CloseRevealCoins() {
           absl::StrCat(missing.size(), " listed client(s) revealed no valid coin: ", names));
     return;
   }
-  for (const auto& [id, client] : clients) {
-    v1::ListedCoin* coin = coin_list.add_coins();
-    coin->set_client_id(id);
-    coin->set_coin(client.coin);
-  }
   if (absl::Status drawn = DrawGraph(); !drawn.ok()) {
     Abort(v1::SECAGG_SERVER_COIN_MISSING, std::string(drawn.message()));
     return;
@@ -136,7 +131,13 @@ void SecAggServer::Impl::CloseRevealCoins() {
 absl::Status SecAggServer::Impl::DrawGraph() {
   std::vector<std::string> ids;
   ids.reserve(clients.size());
-  for (const auto& [id, client] : clients) ids.push_back(id);
+  coin_list.Clear();
+  for (const auto& [id, client] : clients) {
+    ids.push_back(id);
+    v1::ListedCoin* coin = coin_list.add_coins();
+    coin->set_client_id(id);
+    coin->set_coin(client.coin);
+  }
   const std::vector<v1::ListedCoin> coins(coin_list.coins().begin(), coin_list.coins().end());
   absl::StatusOr<NeighbourGraph> drawn = NeighbourGraph::Create(
       GraphSeed(session_id, coins), std::move(ids), setup.sparse().neighbours());

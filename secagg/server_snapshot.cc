@@ -202,9 +202,6 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
   if (sparse() && state == ServerState::kCollecting && StepIndex(round) >= 2) {
     for (const auto& [id, client] : clients) {
       if (client.coin.empty()) return Loss(absl::StrCat("the coin of ", id, " is missing"));
-      v1::ListedCoin* coin = coin_list.add_coins();
-      coin->set_client_id(id);
-      coin->set_coin(client.coin);
     }
     if (!DrawGraph().ok()) return Loss("no graph can be drawn from the coins");
   }

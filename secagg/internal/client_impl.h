@@ -115,14 +115,15 @@ struct SecAggClient::Impl {
   uint32_t share_threshold() const {
     return sparse() ? setup.sparse().neighbour_threshold() : threshold();
   }
-  // Whether `id` is in the advertisement list this client checked.
-  bool Listed(const std::string& id) const {
+  // The entry of `id` in the advertisement list this client checked (sorted), or null.
+  const v1::AdvertisementEntry* EntryOf(const std::string& id) const {
     auto it = std::lower_bound(entries.begin(), entries.end(), id,
                                [](const v1::AdvertisementEntry& e, const std::string& key) {
                                  return e.client_id() < key;
                                });
-    return it != entries.end() && it->client_id() == id;
+    return it != entries.end() && it->client_id() == id ? &*it : nullptr;
   }
+  bool Listed(const std::string& id) const { return EntryOf(id) != nullptr; }
   // Whether this client shares and masks with `id` (another listed client).
   bool IsNeighbour(const std::string& id) const {
     return id != self() && (!sparse() || neighbours.contains(id));
@@ -173,6 +174,12 @@ struct SecAggClient::Impl {
   // SecAgg+: `neighbours` from the coin list (checked) and the session id; the abort if the
   // graph cannot be drawn.
   absl::Status DrawNeighbours();
+  // OK if `pem` is a certificate of the federation CA naming `id`, with the institution
+  // role, not revoked by the site's CRL; otherwise why not (for an abort's detail).
+  absl::Status CheckCertificate(const std::string& id, const std::string& pem) const;
+  // Why a coin list is not the listed clients' coins in list order, each matching its
+  // commitment; nullopt if it is.
+  std::optional<std::string> WrongCoin(const v1::CoinList& list) const;
   // Whether `signature` by listed client `id` verifies over `message`: with the peer's
   // verifier, or (SecAgg+, a listed client this client does not work with) once its
   // certificate passes the checks CheckEntry applies. False for a client not listed or

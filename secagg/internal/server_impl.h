@@ -178,7 +178,8 @@ struct SecAggServer::Impl {
 
   void CloseAdvertiseKeys();
   void CloseRevealCoins();
-  // SecAgg+: the graph from coin_list and the session id (both checked).
+  // SecAgg+: coin_list from every listed client's coin (all checked against their
+  // commitments), and the graph from it and the session id.
   absl::Status DrawGraph();
   void CloseShareKeys();
   void CloseMaskedInput();

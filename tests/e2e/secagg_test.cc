@@ -205,9 +205,7 @@ TEST_F(E2eSecureAggregationTest, SecAggPlusRoundsWithFourteenSiteDaemons) {
   plus->set_min_sites(14);
   plus->set_dropout_fraction(0.1);
   ASSERT_OK_AND_ASSIGN(std::string task_id, SubmitTask(spec));
-  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, [](const v1::TaskRecord& t) {
-                         return t.state() != v1::TASK_PENDING && t.state() != v1::TASK_RUNNING;
-                       }));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, IsFinished));
   EXPECT_EQ(done.state(), v1::TASK_COMPLETED) << done.state_reason();
   ASSERT_OK(StopCoordinator());
 

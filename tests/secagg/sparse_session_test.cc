@@ -2,10 +2,9 @@
 // sum is exact with and without dropouts while every site shares with, masks against and
 // releases shares of its k neighbours only; the graph comes from every listed site's coin,
 // so a coin missing or altered stops the session before any share leaves; shares from
-// outside a site's neighbourhood, a k too small for the cohort and a setup below the
-// site's policy are refused (a list too short for k: neighbourhood_test.cc); the survivor set still
-// needs `threshold` valid signatures, non-neighbours' included; and sessions survive restarts at
-// every step.
+// outside a site's neighbourhood, a k too small for the cohort or for the list, and a
+// setup below the site's policy are refused; the survivor set still needs `threshold`
+// valid signatures, non-neighbours' included; and sessions survive restarts at every step.
 #include <algorithm>
 #include <functional>
 #include <map>
@@ -318,6 +317,34 @@ TEST_F(SparseSessionTest, ASetupBelowWhatTheCohortOrThePolicyNeedsIsRefused) {
   server_options.now = absl::Now();
   EXPECT_THAT(SecAggServer::Create(setup, server_options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is below what")));
+}
+
+TEST_F(SparseSessionTest, AListShorterThanKWasChosenForIsRefusedBeforeTheCoin) {
+  // A set-up that holds for the 24 invited sites (a quarter colluding, k = 20) and a
+  // coordinator that lists only the threshold's 17: the 6 colluders are then more than a
+  // third of the list. Sites whose policy accepts the set-up refuse the list.
+  v1::SecAggSetup setup = Setup();
+  v1::SecAggSparse* sparse = setup.mutable_sparse();
+  sparse->set_colluding_fraction(0.25);
+  sparse->set_dropout_fraction(0.0001);
+  sparse->set_security_bits(1);
+  sparse->set_correctness_bits(1);
+  sparse->set_neighbours(20);
+  sparse->set_neighbour_threshold(NeighbourhoodThreshold(20));
+  ASSERT_OK(ValidateSparse(*sparse, kSites, kSites));
+  options_.policy.sparse_min_colluding_fraction = 0.25;
+  options_.policy.sparse_min_security_bits = 1;
+  const uint32_t listed = DefaultThreshold(kSites);
+  for (size_t i = listed; i < ids_.size(); ++i)
+    options_.stop_at[ids_[i]] = v1::SECAGG_ADVERTISE_KEYS;
+  Session session(*federation_, setup, inputs_, options_);
+  ASSERT_OK(session.Init());
+  session.Run();
+  for (size_t i = 0; i < listed; ++i) {
+    EXPECT_EQ(session.client_abort(ids_[i]), v1::SECAGG_TOO_FEW_CLIENTS) << ids_[i];
+    EXPECT_THAT(session.client(ids_[i])->abort_detail(), HasSubstr("too many for 17 listed"));
+  }
+  EXPECT_FALSE(session.sent().contains(v1::SECAGG_REVEAL_COINS)) << "no coin left a site";
 }
 
 TEST_F(SparseSessionTest, TooFewValidSignaturesOnTheSurvivorSetReleaseNothing) {
