@@ -51,14 +51,30 @@ double Total(std::span<const double> part) {
   return t;
 }
 
-// The AUC block: [exact numerator, binned numerator, positives (kAucBins + 2), negatives].
+// The AUC block: [exact numerator, binned numerator, positives (kAucBins + 2), negatives,
+// positives' offsets (kAucBins + 2), negatives' offsets]. An offset sum is an integer of at
+// most kAucOffsetSteps - 1 per row of its bin.
 bool AucBlockConsistent(std::span<const double> block, double n) {
   const size_t bins = proto::kAucBins + 2;
   const std::span<const double> pos = block.subspan(2, bins);
   const std::span<const double> neg = block.subspan(2 + bins, bins);
-  // Pair counts are multiples of 1/2, never negative.
-  if (block[0] < 0 || block[1] < 0 || std::floor(2 * block[0]) != 2 * block[0]) return false;
-  return AllCounts(pos, n) && AllCounts(neg, n) && Total(pos) + Total(neg) == n;
+  const std::span<const double> pos_offsets = block.subspan(2 + 2 * bins, bins);
+  const std::span<const double> neg_offsets = block.subspan(2 + 3 * bins, bins);
+  // The exact pair count is a multiple of 1/2, never negative; the binned one a multiple of
+  // 1/kAucOffsetSteps (offsets can make it negative).
+  constexpr double kSteps = proto::kAucOffsetSteps;
+  if (block[0] < 0 || std::floor(2 * block[0]) != 2 * block[0] ||
+      std::floor(kSteps * block[1]) != kSteps * block[1]) {
+    return false;
+  }
+  if (!AllCounts(pos, n) || !AllCounts(neg, n) || Total(pos) + Total(neg) != n) return false;
+  for (size_t b = 0; b < bins; ++b) {
+    if (!IsCount(pos_offsets[b], (kSteps - 1) * pos[b]) ||
+        !IsCount(neg_offsets[b], (kSteps - 1) * neg[b])) {
+      return false;
+    }
+  }
+  return true;
 }
 
 bool MulticlassConsistent(std::span<const double> sums, size_t k, double n) {

@@ -12,7 +12,7 @@
 //
 // Layouts (n = rows, K = classes, "AUC block" and the survival grid below):
 //
-//   BINARY      [n, sum log-loss, correct, AUC block]                      3 + 4102 values
+//   BINARY      [n, sum log-loss, correct, AUC block]                      3 + 522 values
 //   MULTICLASS  [n, sum log-loss, true_k (K), predicted_k (K), tp_k (K)]   2 + 3K values
 //               (+ AUC block on the class-1 probability when K = 2)
 //   REGRESSION  [n, n*s, sum ((yhat - y)/s)^2, sum (y - m)/s, sum ((y - m)/s)^2]   5 values
@@ -48,27 +48,36 @@
 //
 // ---- AUC block (binary; multiclass K = 2) ----
 //   [exact within-site numerator, binned within-site numerator,
-//    positives by score bin (kAucBins + 2), negatives by score bin (kAucBins + 2)]
-// The score is the logit of P(y = 1). Bins are 1/64 wide in logit space over [-16, 16]
-// (2048 bins, p in about [1.1e-7, 1 - 1.1e-7]), plus one underflow and one overflow bin.
+//    positives by score bin (kAucBins + 2), negatives by score bin (kAucBins + 2),
+//    positives' offsets by score bin (kAucBins + 2), negatives' offsets (kAucBins + 2)]
+// The score is the logit s of P(y = 1). The kAucBins bins are uniform in
+// asinh(s / kAucScoreScale) over s in [-kAucLogitRange, kAucLogitRange], plus one underflow
+// and one overflow bin: 0.023 logit wide at s = 0, 0.09 at |s| = 1, 0.36 at |s| = 4 (about
+// 9 % of |s| beyond), so a model whose scores crowd into a narrow range and one whose
+// scores spread over tens of logits are both resolved; p in about [4e-18, 1 - 4e-18]. A
+// row's offset is its position inside its bin in kAucOffsetSteps steps (0 .. steps - 1,
+// from the bin's lower edge in the asinh scale; 0 in the outer bins); the offset ranges
+// sum these integers.
 // AUC = (pairs (pos, neg) with s_pos > s_neg + 1/2 pairs with s_pos = s_neg) / (P N). From
-// the pooled histograms a pair in different bins is ordered exactly and a pair in the same
-// bin counts 1/2. Each site also sends the exact numerator over its own (pos, neg) pairs
-// and the binned estimate of that same numerator from its own histograms, and the
+// the pooled histograms a pair in different bins is ordered exactly; a pair (i, j) in the
+// same bin counts 1/2 + (o_i - o_j) / kAucOffsetSteps, o the offsets: summed over a bin,
+// 1/2 P_b N_b + (N_b O+_b - P_b O-_b) / steps from the bin's counts and offset sums alone.
+// That term is the best linear predictor of [s_i > s_j] for two uniform positions in a bin
+// (and exact for tied scores, which share the offset), so densities that rise or fall
+// across a bin no longer bias the estimate: the error left is second order in the bin
+// width. Each site also sends the exact numerator over its own (pos, neg) pairs and the
+// binned estimate of that same numerator from its own histograms and offsets, and the
 // coordinator swaps one for the other: only cross-site pairs are estimated, and only those
-// that share a bin contribute error. Exact ties (the same score) share a bin and count 1/2
-// both ways, so they are exact.
-// Error bound: |AUC_est - AUC| <= (1/2) * (cross-site pairs sharing a bin) / (P N)
-// <= (1/2) * sum_b pos_b neg_b / (P N), about (w / 2) * integral f+ f- for score densities
-// f+, f- in logit space and bin width w = 1/64 (~0.002 when both classes' logits crowd
-// into a range of ~2). The actual error is far smaller: a pair inside a 1/64-logit bin is
-// ordered almost at random, so its 1/2 is right on average, and tied scores (frequent with
-// discrete features) are exact. Measured (tests/common/evaluation_test.cc, a logistic
-// scorer, 3-5 sites): breast_cancer_wisconsin 0 on the test split, 7e-6 on all 569 rows;
-// smoking_nhis (weak signal, logits in [-3, -0.2]) 6e-5..7e-5 on the test split, 1e-5..2e-5
-// on all 10,000 rows. One site gives the exact AUC. Overflow bins only matter for
-// probabilities beyond 1 - 1.1e-7 (or below 1.1e-7) on both classes at different sites.
-//
+// that share a bin contribute error, at most 1/2 each (|1/2 + o_i - o_j - [s_i > s_j]| <=
+// 1/2).
+// Error bound: |AUC_est - AUC| <= (1/2) * (cross-site pairs sharing a bin) / (P N).
+// Measured (tests/proto/evaluation_test.cc, a logistic scorer, 3 and 5 sites, its logits
+// also scaled by 0.05, 0.2 and 5 to crowd or spread them): at most 8e-5 in all 32 cases
+// (breast_cancer_wisconsin and smoking_nhis, test split and all rows); the 2,048 uniform
+// 1/64-logit bins over [-16, 16] this replaced erred by up to 2.9e-3 (smoking's logits
+// times 0.05) and 9.4e-4 (breast cancer's times 5, beyond their range), in 4 times the
+// words. One site gives the exact AUC.
+
 // ---- Survival: Harrell's C ----
 // A pair (i, j) is comparable if event_i = 1 and t_i < t_j, or t_i = t_j with event_j = 0;
 // it is concordant if eta_i > eta_j, and counts 1/2 if eta_i = eta_j.
@@ -133,11 +142,12 @@
 // change of a site's vector when one of its rows is added or removed (not always tight:
 // a correct binary row has a log-loss of at most log 2).
 // Coarse cells: AUC scores (logits) in kAucNoiseBinsPerUnit bins per logit unit over
-// [-kAucNoiseLogitRange, kAucNoiseLogitRange] (the fine bin holding each coarse bin's lower
-// edge), plus the underflow and overflow bins; survival grids every
+// [-kAucNoiseLogitRange, kAucNoiseLogitRange], plus the underflow and overflow bins, the
+// coarse bin c counted at index c of each histogram (the first 2 * kAucNoiseLogitRange *
+// kAucNoiseBinsPerUnit + 2 entries; no offsets); survival grids every
 // kSurvivalNoiseTimeStride-th time bin by every kSurvivalNoiseRiskStride-th risk bin (a
-// row's fine bin rounded down to the stride). Pairs in a shared coarse cell count 1/2, as
-// for the fine bins; now also within a site. The cell sizes trade the binning error
+// row's fine bin rounded down to the stride). Pairs in a shared coarse cell count 1/2 (no
+// offsets), now also within a site. The cell sizes trade the binning error
 // (smaller cells) against the noise summed over the cells (fewer cells); measured
 // (tests/common/evaluation_test.cc, all rows, 5 sites), rms error at sigma_e = 0 / 1 / 5:
 // AUC smoking_nhis 0.011 / 0.011 / 0.016, breast_cancer_wisconsin 8e-5 / 0.010 / 0.050;
@@ -181,12 +191,14 @@ struct EvaluationLayout {
   size_t length = 0;         // values in the vector
 };
 
-// AUC bins: uniform in logit over [-kAucLogitRange, kAucLogitRange], kAucBinsPerUnit per
-// logit unit, plus an underflow and an overflow bin.
-inline constexpr double kAucLogitRange = 16.0;
-inline constexpr int kAucBinsPerUnit = 64;
-inline constexpr size_t kAucBins = 2048;
-inline constexpr size_t kAucBlockLength = 2 + 2 * (kAucBins + 2);
+// AUC bins: uniform in asinh(logit / kAucScoreScale) over logits in [-kAucLogitRange,
+// kAucLogitRange], plus an underflow and an overflow bin; a row's offset inside its bin in
+// kAucOffsetSteps steps.
+inline constexpr double kAucScoreScale = 0.25;
+inline constexpr double kAucLogitRange = 40.0;
+inline constexpr size_t kAucBins = 128;
+inline constexpr int kAucOffsetSteps = 64;
+inline constexpr size_t kAucBlockLength = 2 + 4 * (kAucBins + 2);
 // Survival grid.
 inline constexpr size_t kSurvivalTimeBins = 100;
 inline constexpr size_t kSurvivalRiskBins = 100;

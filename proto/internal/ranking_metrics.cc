@@ -14,53 +14,59 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Inside an AUC block.
-constexpr size_t kAucExact = 0, kAucBinned = 1, kAucPos = 2, kAucNeg = 2 + kAucBins + 2;
+// Inside an AUC block: counts and offset sums per bin, positives then negatives.
 constexpr size_t kAucHistogram = kAucBins + 2;
-// Coarse AUC bins for noise: kAucNoiseBins bins, each represented by the fine bin that
-// holds its lower edge.
-static_assert(kAucBinsPerUnit % kAucNoiseBinsPerUnit == 0);
-static_assert(kAucNoiseLogitRange > 0 && kAucNoiseLogitRange <= kAucLogitRange);
+constexpr size_t kAucExact = 0, kAucBinned = 1, kAucPos = 2, kAucNeg = kAucPos + kAucHistogram,
+                 kAucPosOffsets = kAucNeg + kAucHistogram,
+                 kAucNegOffsets = kAucPosOffsets + kAucHistogram;
+static_assert(kAucNegOffsets + kAucHistogram == kAucBlockLength);
+// Coarse AUC bins for noise, counted at indices 0 (underflow), 1..kAucNoiseBins, and
+// kAucNoiseBins + 1 (overflow) of each histogram.
 constexpr size_t kAucNoiseBins =
     static_cast<size_t>(2 * kAucNoiseLogitRange) * kAucNoiseBinsPerUnit;
-constexpr size_t kAucNoiseStride = kAucBinsPerUnit / kAucNoiseBinsPerUnit;
-constexpr size_t kAucNoiseFirst =
-    1 + static_cast<size_t>(kAucLogitRange - kAucNoiseLogitRange) * kAucBinsPerUnit;
-static_assert(kSurvivalTimeBins % kSurvivalNoiseTimeStride == 0);
-static_assert(kSurvivalRiskBins % kSurvivalNoiseRiskStride == 0);
+static_assert(kAucNoiseBins + 2 <= kAucHistogram);
+static_assert(kAucOffsetSteps > 0 && (kAucOffsetSteps & (kAucOffsetSteps - 1)) == 0,
+              "offsets in steps of a power of two are exact in the stage's fixed point");
 
-// Histogram index of a probability: underflow 0, bins 1..kAucBins, overflow kAucBins + 1.
-size_t AucBin(double p) {
-  // logit(p); p = 0 and p = 1 give -inf and +inf, which land in the outer bins.
-  const double s = std::log(p) - std::log1p(-p);
-  if (!(s >= -kAucLogitRange)) return 0;
-  if (s >= kAucLogitRange) return kAucBins + 1;
-  const double u = std::floor((s + kAucLogitRange) * kAucBinsPerUnit);
-  return 1 + std::min(static_cast<size_t>(u), kAucBins - 1);
+// logit(p); p = 0 and p = 1 give -inf and +inf, which land in the outer bins.
+double Logit(double p) { return std::log(p) - std::log1p(-p); }
+
+struct AucPlace {
+  size_t bin = 0;     // underflow 0, bins 1..kAucBins, overflow kAucBins + 1
+  double offset = 0;  // 0 .. kAucOffsetSteps - 1 inside the bin; 0 in the outer bins
+};
+
+AucPlace AucBin(double p) {
+  static const double kHalfWidth = std::asinh(kAucLogitRange / kAucScoreScale);
+  const double u = (std::asinh(Logit(p) / kAucScoreScale) + kHalfWidth) / (2 * kHalfWidth) *
+                   static_cast<double>(kAucBins);
+  if (!(u >= 0)) return {};
+  if (u >= static_cast<double>(kAucBins)) return {kAucBins + 1, 0};
+  const size_t b = std::min(static_cast<size_t>(std::floor(u)), kAucBins - 1);
+  const double inside = (u - static_cast<double>(b)) * kAucOffsetSteps;
+  return {1 + b, std::clamp(std::floor(inside), 0.0, double{kAucOffsetSteps - 1})};
 }
 
-// The coarse bin of a probability when encoding for noise, as an index of the fine
-// histogram: underflow 0, the coarse bins' representatives, overflow kAucBins + 1.
+// The coarse bin of a probability when encoding for noise.
 size_t AucNoiseBin(double p) {
-  const double s = std::log(p) - std::log1p(-p);
+  const double s = Logit(p);
   if (!(s >= -kAucNoiseLogitRange)) return 0;
-  if (s >= kAucNoiseLogitRange) return kAucBins + 1;
+  if (s >= kAucNoiseLogitRange) return kAucNoiseBins + 1;
   const double u = std::floor((s + kAucNoiseLogitRange) * kAucNoiseBinsPerUnit);
-  return kAucNoiseFirst + std::min(static_cast<size_t>(u), kAucNoiseBins - 1) * kAucNoiseStride;
+  return 1 + std::min(static_cast<size_t>(u), kAucNoiseBins - 1);
 }
 
-// Whether fine bin b is read when decoding noisy sums.
-bool IsAucNoiseBin(size_t b) {
-  return b == 0 || b == kAucBins + 1 ||
-         (b >= kAucNoiseFirst && (b - kAucNoiseFirst) % kAucNoiseStride == 0 &&
-          (b - kAucNoiseFirst) / kAucNoiseStride < kAucNoiseBins);
-}
-
-// sum over (pos, neg) pairs of [bin_pos > bin_neg] + 1/2 [bin_pos = bin_neg].
-double BinnedAucNumerator(std::span<const double> pos, std::span<const double> neg) {
+// sum over (pos, neg) pairs of [bin_pos > bin_neg] + [bin_pos = bin_neg] (1/2 + (o_pos -
+// o_neg) / kAucOffsetSteps), from the counts and offset sums per bin (empty offsets: 0).
+double BinnedAucNumerator(std::span<const double> pos, std::span<const double> neg,
+                          std::span<const double> pos_offsets,
+                          std::span<const double> neg_offsets) {
   double numerator = 0, neg_below = 0;
   for (size_t b = 0; b < pos.size(); ++b) {
     numerator += pos[b] * (neg_below + 0.5 * neg[b]);
+    if (!pos_offsets.empty()) {
+      numerator += (neg[b] * pos_offsets[b] - pos[b] * neg_offsets[b]) / kAucOffsetSteps;
+    }
     neg_below += neg[b];
   }
   return numerator;
@@ -122,36 +128,50 @@ class CountTree {
 
 }  // namespace
 
-// Fills an AUC block (kAucBlockLength values at `block`). For noise: coarse bins, and no
-// within-site numerators (they stay 0).
+// Fills an AUC block (kAucBlockLength values at `block`). For noise: coarse bins, no
+// offsets, and no within-site numerators (they stay 0).
 void EncodeAucBlock(std::span<const double> scores, std::span<const uint8_t> positive,
                     bool for_noise, double* block) {
   double* pos = block + kAucPos;
   double* neg = block + kAucNeg;
-  for (size_t r = 0; r < scores.size(); ++r) {
-    (positive[r] ? pos : neg)[for_noise ? AucNoiseBin(scores[r]) : AucBin(scores[r])] += 1;
+  if (for_noise) {
+    for (size_t r = 0; r < scores.size(); ++r)
+      (positive[r] ? pos : neg)[AucNoiseBin(scores[r])] += 1;
+    return;
   }
-  if (for_noise) return;
+  double* pos_offsets = block + kAucPosOffsets;
+  double* neg_offsets = block + kAucNegOffsets;
+  for (size_t r = 0; r < scores.size(); ++r) {
+    const AucPlace place = AucBin(scores[r]);
+    (positive[r] ? pos : neg)[place.bin] += 1;
+    (positive[r] ? pos_offsets : neg_offsets)[place.bin] += place.offset;
+  }
   block[kAucExact] = ExactAucNumerator(scores, positive);
-  block[kAucBinned] = BinnedAucNumerator({pos, kAucHistogram}, {neg, kAucHistogram});
+  block[kAucBinned] =
+      BinnedAucNumerator({pos, kAucHistogram}, {neg, kAucHistogram}, {pos_offsets, kAucHistogram},
+                         {neg_offsets, kAucHistogram});
 }
 
 double DecodeAucBlock(std::span<const double> block, bool noisy) {
-  std::vector<double> pos(block.begin() + kAucPos, block.begin() + kAucPos + kAucHistogram);
-  std::vector<double> neg(block.begin() + kAucNeg, block.begin() + kAucNeg + kAucHistogram);
-  double numerator = 0;
+  double numerator = 0, p = 0, n = 0;
   if (noisy) {
-    // Only the coarse bins hold rows; the others hold noise alone. The within-site terms
-    // were sent as 0 (noise again): the pooled coarse histograms are the whole estimate.
-    for (size_t b = 0; b < kAucHistogram; ++b) {
-      if (!IsAucNoiseBin(b)) pos[b] = neg[b] = 0;
-    }
-    numerator = BinnedAucNumerator(pos, neg);
+    // Only the coarse bins hold rows; the rest of the block holds noise alone. The
+    // within-site terms were sent as 0 (noise again): the pooled coarse histograms are the
+    // whole estimate.
+    const auto pos = block.subspan(kAucPos, kAucNoiseBins + 2);
+    const auto neg = block.subspan(kAucNeg, kAucNoiseBins + 2);
+    numerator = BinnedAucNumerator(pos, neg, {}, {});
+    p = std::accumulate(pos.begin(), pos.end(), 0.0);
+    n = std::accumulate(neg.begin(), neg.end(), 0.0);
   } else {
-    numerator = BinnedAucNumerator(pos, neg) - block[kAucBinned] + block[kAucExact];
+    const auto pos = block.subspan(kAucPos, kAucHistogram);
+    const auto neg = block.subspan(kAucNeg, kAucHistogram);
+    numerator = BinnedAucNumerator(pos, neg, block.subspan(kAucPosOffsets, kAucHistogram),
+                                   block.subspan(kAucNegOffsets, kAucHistogram)) -
+                block[kAucBinned] + block[kAucExact];
+    p = std::accumulate(pos.begin(), pos.end(), 0.0);
+    n = std::accumulate(neg.begin(), neg.end(), 0.0);
   }
-  const double p = std::accumulate(pos.begin(), pos.end(), 0.0);
-  const double n = std::accumulate(neg.begin(), neg.end(), 0.0);
   if (p <= 0 || n <= 0) return kNaN;
   return std::clamp(numerator / (p * n), 0.0, 1.0);
 }

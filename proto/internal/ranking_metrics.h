@@ -1,7 +1,7 @@
 // Private to proto/evaluation.cc: the ranking metrics of the evaluation stage — the AUC
-// block (a binned score histogram per class plus, without noise, the exact and binned
-// within-site numerators) and the survival grid of Harrell's C — as proto/evaluation.h
-// describes them. Pure functions; thread-safe.
+// block (a binned score histogram per class with, without noise, the offset sums inside
+// the bins and the exact and binned within-site numerators) and the survival grid of Harrell's C —
+// as proto/evaluation.h describes them. Pure functions; thread-safe.
 #ifndef TESSERA_PROTO_INTERNAL_RANKING_METRICS_H_
 #define TESSERA_PROTO_INTERNAL_RANKING_METRICS_H_
 

@@ -134,12 +134,14 @@ TEST(StageEncodingTest, EvaluateFollowsTheEvaluationLayout) {
     EXPECT_EQ(encoding.segments_size(), i);
     EXPECT_EQ(EncodedValues(encoding), layout.length);
     if (kind == v1::ModelSpec::LOGISTIC_REGRESSION) {
-      // The AUC histograms: 2 * 2050 counts after n, the log-loss, the correct count and
-      // the two within-site numerators; 12,315 words before, 8,215 now.
+      // The AUC histograms and their offsets: 4 * 130 integers after n, the log-loss, the
+      // correct count and the two within-site numerators; 12,315 words with three words a
+      // count, 8,215 with two, 1,055 since the histograms have 130 bins instead of 2,050.
       ASSERT_EQ(counts.size(), 1u);
       EXPECT_EQ(counts[0].first, 5u);
-      EXPECT_EQ(counts[0].second - counts[0].first, 2 * (proto::kAucBins + 2));
-      EXPECT_EQ(EncodedWords(encoding), 3 * 5 + 2 * 2 * (proto::kAucBins + 2));
+      EXPECT_EQ(counts[0].second - counts[0].first, 4 * (proto::kAucBins + 2));
+      EXPECT_EQ(EncodedWords(encoding), 3 * 5 + 2 * 4 * (proto::kAucBins + 2));
+      EXPECT_EQ(EncodedWords(encoding), 1055u);
     }
     if (kind == v1::ModelSpec::LINEAR_REGRESSION) {
       EXPECT_TRUE(counts.empty());
