@@ -89,18 +89,26 @@ bool MulticlassConsistent(std::span<const double> sums, size_t k, double n) {
   return k != 2 || AucBlockConsistent(sums.subspan(2 + 3 * k, proto::kAucBlockLength), n);
 }
 
-// [n, events, exact C terms (2), binned C terms (2), E grid, N grid].
+// [n, events, exact C terms (2), binned C terms (2), E, N, E_t, N_t, E_r, N_r]: counts
+// per cell, events among the rows, and position sums of at most kSurvivalOffsetSteps - 1
+// per row, the events' within all rows'.
 bool SurvivalConsistent(std::span<const double> sums, double n) {
   const size_t cells = proto::kSurvivalTimeBins * proto::kSurvivalRiskBins;
+  constexpr double kMaxStep = proto::kSurvivalOffsetSteps - 1;
   if (!IsCount(sums[1], n)) return false;
-  for (size_t i = 2; i < 6; ++i) {
-    if (sums[i] < 0) return false;
-  }
-  const std::span<const double> events = sums.subspan(6, cells);
-  const std::span<const double> rows = sums.subspan(6 + cells, cells);
+  // The exact pair counts are never negative (the binned ones can be, with positions).
+  if (sums[2] < 0 || sums[3] < 0) return false;
+  const auto grid = [&](size_t g) { return sums.subspan(6 + g * cells, cells); };
+  const std::span<const double> events = grid(0), rows = grid(1);
   if (!AllCounts(events, n) || !AllCounts(rows, n)) return false;
   for (size_t c = 0; c < cells; ++c) {
     if (events[c] > rows[c]) return false;
+    for (size_t g : {2, 4}) {  // time, then risk positions: events', all rows'
+      const double e = grid(g)[c], all = grid(g + 1)[c];
+      if (!IsCount(e, kMaxStep * events[c]) || !IsCount(all, kMaxStep * rows[c]) || e > all) {
+        return false;
+      }
+    }
   }
   return Total(rows) == n && Total(events) == sums[1];
 }

@@ -11,13 +11,13 @@
 namespace tessera::proto {
 namespace {
 
+using internal::AddSurvivalRow;
 using internal::BinnedHarrell;
 using internal::DecodeAucBlock;
 using internal::EncodeAucBlock;
 using internal::ExactHarrell;
-using internal::IsSurvivalNoiseCell;
+using internal::NoisyBinnedHarrell;
 using internal::PairCounts;
-using internal::SurvivalCell;
 
 constexpr double kProbabilityClip = 1e-15;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -33,8 +33,7 @@ constexpr size_t kRegressionLength = 5;
 // Survival.
 constexpr size_t kSurvN = 0, kSurvEvents = 1, kSurvExactConc = 2, kSurvExactComp = 3,
                  kSurvBinnedConc = 4, kSurvBinnedComp = 5, kSurvGrid = 6;
-constexpr size_t kSurvivalCells = kSurvivalTimeBins * kSurvivalRiskBins;
-constexpr size_t kSurvivalLength = kSurvGrid + 2 * kSurvivalCells;
+constexpr size_t kSurvivalLength = kSurvGrid + internal::kSurvivalGridsLength;
 
 size_t ExpectedLength(EvaluationKind kind, uint32_t num_classes) {
   switch (kind) {
@@ -208,24 +207,19 @@ absl::StatusOr<std::vector<double>> EncodeSurvival(const EvaluationLayout& layou
         absl::StrCat("evaluation: ", in.events.size(), " events for ", rows, " rows"));
   }
   std::vector<double> out(layout.length, 0.0);
-  double* e_grid = out.data() + kSurvGrid;
-  double* n_grid = e_grid + kSurvivalCells;
   for (size_t r = 0; r < rows; ++r) {
     const double t = in.labels[r], ev = in.events[r], eta = in.predictions[r];
     if (!std::isfinite(t)) return RowError(r, "time is not finite");
     if (ev != 0 && ev != 1) return RowError(r, "event is not 0 or 1");
     if (!std::isfinite(eta)) return RowError(r, "prediction is not finite");
-    const size_t cell = SurvivalCell(t, eta, in.label_mean, in.label_stddev, in.for_noise);
-    n_grid[cell] += 1;
-    if (ev == 1) {
-      e_grid[cell] += 1;
-      out[kSurvEvents] += 1;
-    }
+    AddSurvivalRow(t, eta, ev == 1, in.label_mean, in.label_stddev, in.for_noise,
+                   out.data() + kSurvGrid);
+    if (ev == 1) out[kSurvEvents] += 1;
   }
   out[kSurvN] = static_cast<double>(rows);
   if (in.for_noise) return out;  // no within-site pair terms
   const PairCounts exact = ExactHarrell(in.labels, in.predictions, in.events);
-  const PairCounts binned = BinnedHarrell({e_grid, kSurvivalCells}, {n_grid, kSurvivalCells});
+  const PairCounts binned = BinnedHarrell({out.data() + kSurvGrid, internal::kSurvivalGridsLength});
   out[kSurvExactConc] = exact.concordant;
   out[kSurvExactComp] = exact.comparable;
   out[kSurvBinnedConc] = binned.concordant;
@@ -318,14 +312,8 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeNoisy(
       break;
     }
     case EvaluationKind::kSurvival: {
-      std::vector<double> events(summed.begin() + kSurvGrid,
-                                 summed.begin() + kSurvGrid + kSurvivalCells);
-      std::vector<double> all(summed.begin() + kSurvGrid + kSurvivalCells,
-                              summed.begin() + kSurvGrid + 2 * kSurvivalCells);
-      for (size_t c = 0; c < kSurvivalCells; ++c) {
-        if (!IsSurvivalNoiseCell(c)) events[c] = all[c] = 0;  // noise only
-      }
-      const PairCounts binned = BinnedHarrell(events, all);
+      const PairCounts binned =
+          NoisyBinnedHarrell(summed.subspan(kSurvGrid, internal::kSurvivalGridsLength));
       metrics.emplace_back("num_events", std::max(0.0, std::round(summed[kSurvEvents])));
       metrics.emplace_back("c_index",
                            binned.comparable > 0
@@ -353,7 +341,7 @@ std::vector<std::pair<size_t, size_t>> EvaluationCountRanges(const EvaluationLay
     case EvaluationKind::kRegression:
       return {};
     case EvaluationKind::kSurvival:
-      return {{kSurvGrid, kSurvGrid + 2 * kSurvivalCells}};
+      return {{kSurvGrid, kSurvivalLength}};
   }
   return {};
 }
@@ -509,8 +497,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> DecodeEvaluation(
     }
     case EvaluationKind::kSurvival: {
       const PairCounts binned =
-          BinnedHarrell(summed.subspan(kSurvGrid, kSurvivalCells),
-                        summed.subspan(kSurvGrid + kSurvivalCells, kSurvivalCells));
+          BinnedHarrell(summed.subspan(kSurvGrid, internal::kSurvivalGridsLength));
       const double concordant =
           binned.concordant - summed[kSurvBinnedConc] + summed[kSurvExactConc];
       const double comparable =

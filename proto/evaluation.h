@@ -17,8 +17,8 @@
 //               (+ AUC block on the class-1 probability when K = 2)
 //   REGRESSION  [n, n*s, sum ((yhat - y)/s)^2, sum (y - m)/s, sum ((y - m)/s)^2]   5 values
 //               m, s = label_mean, label_stddev of the statistics round
-//   SURVIVAL    [n, events, exact C terms (2), binned C terms (2), E grid (T*R),
-//                N grid (T*R)]                                            6 + 20000 values
+//   SURVIVAL    [n, events, exact C terms (2), binned C terms (2), grids E, N,
+//                E_t, N_t, E_r, N_r (T*R each)]                           6 + 4800 values
 //
 // Multiclass sums the confusion matrix's diagonal and margins rather than the K x K
 // matrix: they are all that accuracy and macro-F1 need, and K may be up to 10000.
@@ -82,28 +82,39 @@
 // A pair (i, j) is comparable if event_i = 1 and t_i < t_j, or t_i = t_j with event_j = 0;
 // it is concordant if eta_i > eta_j, and counts 1/2 if eta_i = eta_j.
 // C = (concordant + ties / 2) / comparable.
-// Grid: kSurvivalTimeBins (100) time bins uniform in Phi(z), z = (t - label_mean) /
-// label_stddev and Phi the normal CDF (about equal-mass bins for the pooled times, so few
-// pairs share a time bin), times kSurvivalRiskBins (100) risk bins uniform in
-// asinh(eta / 0.25) over eta in [-16, 16] (fine near 0, where a Cox linear predictor on
-// standardised features lives, and relative width ~7% for large |eta|, so the resolution
-// scales with the model's spread), outer bins open-ended. E counts events and N all rows
-// per (time bin, risk bin) cell.
-// From the pooled grids, for an event i and a row j != i:
+// Grids: kSurvivalTimeBins (20) time bins uniform in Phi(z), z = (t - label_mean) /
+// label_stddev and Phi the normal CDF (about equal-mass bins for the pooled times), times
+// kSurvivalRiskBins (40) risk bins uniform in asinh(eta / kSurvivalRiskScale) over eta in
+// [-kSurvivalRiskRange, kSurvivalRiskRange] (0.009 wide at eta = 0, 0.44 at |eta| = 1 and
+// 44 % of |eta| beyond: a Cox linear predictor crowded near 0 and one spread over tens of
+// units are both resolved, the positions inside the bins doing the rest; the outer bins
+// open-ended).
+// Per (time bin, risk bin) cell: E counts events and N all rows; E_t and N_t sum the
+// events' and all rows' positions inside their time bin, E_r and N_r inside their risk
+// bin, each in kSurvivalOffsetSteps integer steps (rows beyond the risk range at step 0
+// below it, at the last step above it). Layout: [n, events, exact C terms (2), binned C
+// terms (2), E, N, E_t, N_t, E_r, N_r], each grid time-major: 6 + 6 * 800 values.
+// From the pooled grids, for an event i and a row j != i, with positions tau (time) and
+// rho (risk) in units of a bin, (steps + 1/2) / kSurvivalOffsetSteps:
 //   - different time bins: comparable iff j's bin is later; concordant iff i's risk bin is
-//     higher, 1/2 in the same risk bin;
-//   - the same time bin: comparable with weight 1/2 (either may come first), and then
-//     concordant as above.
+//     higher, 1/2 + rho_i - rho_j in the same risk bin;
+//   - the same time bin: comparable with weight 1/2 + tau_j - tau_i, and then concordant
+//     with that weight in a lower risk bin, with weight 1/4 + (tau_j - tau_i) / 2 +
+//     (rho_i - rho_j) / 2 in the same cell (the product of the two, first order).
+// Every term is linear in the positions, so the cells' position sums give each sum over
+// pairs; as for the AUC's offsets, the estimate is unbiased to first order when the times
+// or risks crowd towards one side of a bin, and tied times or risks share a position.
 // As for AUC, each site adds its exact concordant and comparable counts over its own
 // pairs and their binned estimates, so that only cross-site pairs are estimated.
-// Error: pairs sharing a risk bin are close in risk, so their true concordance is near
-// 1/2 (error ~bin width / 12 per pair); pairs of events sharing a time bin lose their
-// order, which biases them towards 1/2 (they are ~1/T of the comparable pairs with
-// equal-mass bins). One site gives the exact C. Measured on rotterdam with the reference
-// Cox model (tests/common/evaluation_test.cc), 2-5 sites: error 1.0e-4..1.4e-4 on the test
-// split (C 0.7094) and on the training split (C 0.6915); with eta scaled by 0.2, 5 or 20,
-// at most 1e-3.
-//
+// Measured on rotterdam with the reference Cox model (tests/proto/evaluation_test.cc), 2,
+// 3 and 5 sites, test split and training rows, eta also scaled by 0.05, 0.2, 5 and 20:
+// error at most 2.6e-4 (2.7e-5..1.9e-4 at scale 1; C 0.7094 on the test split, 0.6915 on
+// the training rows).
+// The 100 x 100 grids without positions before 4 December 2026 (20,006 values instead of
+// 4,806) erred by 1.0e-4..1.4e-4 at scale 1, up to 9.9e-4 at scale 0.2, 6.1e-4 at 20 and
+// 1.6e-2 at 0.05.
+// One site gives the exact C.
+
 // ---- Evaluation under differential privacy (EvaluationInput::for_noise) ----
 // With PrivacySpec.evaluation_noise_multiplier = sigma_e > 0 every evaluation sum is a
 // Gaussian mechanism at the record level: each site encodes for noise, then adds noise of
@@ -144,9 +155,12 @@
 // Coarse cells: AUC scores (logits) in kAucNoiseBinsPerUnit bins per logit unit over
 // [-kAucNoiseLogitRange, kAucNoiseLogitRange], plus the underflow and overflow bins, the
 // coarse bin c counted at index c of each histogram (the first 2 * kAucNoiseLogitRange *
-// kAucNoiseBinsPerUnit + 2 entries; no offsets); survival grids every
-// kSurvivalNoiseTimeStride-th time bin by every kSurvivalNoiseRiskStride-th risk bin (a
-// row's fine bin rounded down to the stride). Pairs in a shared coarse cell count 1/2 (no
+// kAucNoiseBinsPerUnit + 2 entries; no offsets); survival cells of
+// kSurvivalNoiseTimeBins time bins uniform in Phi(z) by kSurvivalNoiseRiskBins risk bins
+// uniform in asinh(eta / kSurvivalNoiseRiskScale) over [-kSurvivalNoiseRiskRange,
+// kSurvivalNoiseRiskRange], the coarse cell (a, r)
+// counted at index a * kSurvivalNoiseRiskBins + r of the E and N grids (no positions).
+// Pairs in a shared coarse cell count 1/2 (no
 // offsets), now also within a site. The cell sizes trade the binning error
 // (smaller cells) against the noise summed over the cells (fewer cells); measured
 // (tests/common/evaluation_test.cc, all rows, 5 sites), rms error at sigma_e = 0 / 1 / 5:
@@ -200,10 +214,11 @@ inline constexpr size_t kAucBins = 128;
 inline constexpr int kAucOffsetSteps = 64;
 inline constexpr size_t kAucBlockLength = 2 + 4 * (kAucBins + 2);
 // Survival grid.
-inline constexpr size_t kSurvivalTimeBins = 100;
-inline constexpr size_t kSurvivalRiskBins = 100;
-inline constexpr double kSurvivalRiskScale = 0.25;
-inline constexpr double kSurvivalRiskRange = 16.0;
+inline constexpr size_t kSurvivalTimeBins = 20;
+inline constexpr size_t kSurvivalRiskBins = 40;
+inline constexpr double kSurvivalRiskScale = 0.02;
+inline constexpr double kSurvivalRiskRange = 64.0;
+inline constexpr int kSurvivalOffsetSteps = 64;
 // Upper bound on num_classes (ValidateTaskSpec's).
 inline constexpr uint32_t kMaxEvaluationClasses = 10000;
 
@@ -216,8 +231,10 @@ inline constexpr double kRegressionNoiseClip = 3.0;
 inline constexpr double kAucNoiseLogitRange = 8.0;
 inline constexpr int kAucNoiseBinsPerUnit = 2;
 // Survival: 10 time bins x 20 risk bins.
-inline constexpr size_t kSurvivalNoiseTimeStride = 10;
-inline constexpr size_t kSurvivalNoiseRiskStride = 5;
+inline constexpr size_t kSurvivalNoiseTimeBins = 10;
+inline constexpr size_t kSurvivalNoiseRiskBins = 20;
+inline constexpr double kSurvivalNoiseRiskScale = 0.25;
+inline constexpr double kSurvivalNoiseRiskRange = 16.0;
 // Upper bound on PrivacySpec.evaluation_noise_multiplier (ValidateTaskSpec's). Far beyond
 // any useful setting; it keeps a site's noise (standard deviation <= 1e6 * sqrt(6) per
 // entry) thousands of standard deviations inside the evaluation stage's fixed-point range

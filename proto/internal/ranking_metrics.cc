@@ -92,21 +92,40 @@ double ExactAucNumerator(std::span<const double> scores, std::span<const uint8_t
   return numerator;
 }
 
-size_t TimeBin(double t, double mean, double stddev) {
-  const double z = (t - mean) / stddev;
-  const double u = 0.5 * std::erfc(-z / std::sqrt(2.0));  // Phi(z)
-  const double b = std::floor(u * static_cast<double>(kSurvivalTimeBins));
-  if (!(b >= 0)) return 0;
-  return std::min(static_cast<size_t>(b), kSurvivalTimeBins - 1);
+// Where a value falls on `bins` bins of [0, bins) in `u`: the bin (clamped to the outer
+// ones) and the step of its position inside it (0 below the range, the last step above).
+struct GridPlace {
+  size_t bin = 0;
+  double step = 0;
+};
+
+GridPlace Place(double u, size_t bins) {
+  if (!(u >= 0)) return {};
+  if (u >= static_cast<double>(bins)) return {bins - 1, kSurvivalOffsetSteps - 1};
+  const size_t b = std::min(static_cast<size_t>(std::floor(u)), bins - 1);
+  const double inside = std::floor((u - static_cast<double>(b)) * kSurvivalOffsetSteps);
+  return {b, std::clamp(inside, 0.0, double{kSurvivalOffsetSteps - 1})};
 }
 
-size_t RiskBin(double eta) {
-  static const double kHalfWidth = std::asinh(kSurvivalRiskRange / kSurvivalRiskScale);
-  const double u = (std::asinh(eta / kSurvivalRiskScale) + kHalfWidth) / (2 * kHalfWidth);
-  const double b = std::floor(u * static_cast<double>(kSurvivalRiskBins));
-  if (!(b >= 0)) return 0;
-  return std::min(static_cast<size_t>(b), kSurvivalRiskBins - 1);
+// Phi((t - mean) / stddev) in [0, 1], Phi the normal CDF.
+double TimeQuantile(double t, double mean, double stddev) {
+  return 0.5 * std::erfc(-((t - mean) / stddev) / std::sqrt(2.0));
 }
+
+// asinh(eta / scale) over eta in [-range, range], as [0, 1].
+double RiskQuantile(double eta, double scale, double range) {
+  const double half_width = std::asinh(range / scale);
+  return (std::asinh(eta / scale) + half_width) / (2 * half_width);
+}
+
+// The estimator on one set of grids of `time_bins` x `risk_bins` cells: counts E, N and,
+// unless empty, the position sums (integer steps). Empty position spans: every pair in a
+// shared bin counts 1/2.
+struct GridView {
+  size_t time_bins = 0, risk_bins = 0;
+  std::span<const double> events, all;
+  std::span<const double> events_time, all_time, events_risk, all_risk;  // may be empty
+};
 
 // Fenwick tree of counts over ranks 0..size-1.
 class CountTree {
@@ -176,49 +195,120 @@ double DecodeAucBlock(std::span<const double> block, bool noisy) {
   return std::clamp(numerator / (p * n), 0.0, 1.0);
 }
 
-// A row's grid cell, coarse (fine bins rounded down to the strides) when for noise.
-size_t SurvivalCell(double t, double eta, double mean, double stddev, bool for_noise) {
-  size_t time_bin = TimeBin(t, mean, stddev), risk_bin = RiskBin(eta);
+void AddSurvivalRow(double t, double eta, bool event, double mean, double stddev, bool for_noise,
+                    double* grids) {
+  constexpr size_t kCells = kSurvivalTimeBins * kSurvivalRiskBins;
+  double* events = grids;
+  double* all = grids + kCells;
+  const double time_quantile = TimeQuantile(t, mean, stddev);
   if (for_noise) {
-    time_bin -= time_bin % kSurvivalNoiseTimeStride;
-    risk_bin -= risk_bin % kSurvivalNoiseRiskStride;
+    const size_t a = Place(time_quantile * kSurvivalNoiseTimeBins, kSurvivalNoiseTimeBins).bin;
+    const size_t r = Place(RiskQuantile(eta, kSurvivalNoiseRiskScale, kSurvivalNoiseRiskRange) *
+                               kSurvivalNoiseRiskBins,
+                           kSurvivalNoiseRiskBins)
+                         .bin;
+    const size_t cell = a * kSurvivalNoiseRiskBins + r;
+    all[cell] += 1;
+    if (event) events[cell] += 1;
+    return;
   }
-  return time_bin * kSurvivalRiskBins + risk_bin;
+  const GridPlace time = Place(time_quantile * kSurvivalTimeBins, kSurvivalTimeBins);
+  const GridPlace risk =
+      Place(RiskQuantile(eta, kSurvivalRiskScale, kSurvivalRiskRange) * kSurvivalRiskBins,
+            kSurvivalRiskBins);
+  const size_t cell = time.bin * kSurvivalRiskBins + risk.bin;
+  all[cell] += 1;
+  grids[3 * kCells + cell] += time.step;
+  grids[5 * kCells + cell] += risk.step;
+  if (event) {
+    events[cell] += 1;
+    grids[2 * kCells + cell] += time.step;
+    grids[4 * kCells + cell] += risk.step;
+  }
 }
 
-bool IsSurvivalNoiseCell(size_t cell) {
-  return (cell / kSurvivalRiskBins) % kSurvivalNoiseTimeStride == 0 &&
-         (cell % kSurvivalRiskBins) % kSurvivalNoiseRiskStride == 0;
+namespace {
+
+// Sum of positions inside the bins, in units of a bin: (steps + 1/2 per row) / steps.
+double Positions(std::span<const double> steps, size_t cell, double rows) {
+  return (steps[cell] + 0.5 * rows) / kSurvivalOffsetSteps;
 }
 
-// The binned estimate from grids E (events) and N (all rows), time-major.
-PairCounts BinnedHarrell(std::span<const double> events, std::span<const double> all) {
-  constexpr size_t kT = kSurvivalTimeBins, kR = kSurvivalRiskBins;
+PairCounts GridHarrell(const GridView& g) {
+  const size_t kR = g.risk_bins;
+  const bool positions = !g.events_time.empty();
   PairCounts out;
-  std::vector<double> later(kR, 0.0);  // rows per risk bin in later time bins
+  // Rows per risk bin in later time bins, and their risk positions.
+  std::vector<double> later(kR, 0.0), later_risk(kR, 0.0);
   double later_total = 0;
-  for (size_t a = kT; a-- > 0;) {
-    const double* e = events.data() + a * kR;
-    const double* n = all.data() + a * kR;
-    double e_here = 0, n_here = 0;
-    double later_below = 0, here_below = 0;
+  for (size_t a = g.time_bins; a-- > 0;) {
+    double e_here = 0, n_here = 0, e_time_here = 0, n_time_here = 0;
+    double later_below = 0, here_below = 0, here_time_below = 0;
     for (size_t r = 0; r < kR; ++r) {
-      if (e[r] != 0) {
-        // Later time bins: comparable, concordant below, 1/2 at the same risk bin. The
-        // same time bin: comparable with weight 1/2, then the same; j != i.
+      const size_t c = a * kR + r;
+      const double e = g.events[c], n = g.all[c];
+      // Positions; with none, every row sits mid-bin and the position terms cancel.
+      const double e_time = positions ? Positions(g.events_time, c, e) : 0.5 * e;
+      const double n_time = positions ? Positions(g.all_time, c, n) : 0.5 * n;
+      const double e_risk = positions ? Positions(g.events_risk, c, e) : 0.5 * e;
+      const double n_risk = positions ? Positions(g.all_risk, c, n) : 0.5 * n;
+      if (e != 0) {
+        // Later time bins: concordant below; in the same risk bin 1/2 + rho_i - rho_j.
         out.concordant +=
-            e[r] * (later_below + 0.5 * later[r] + 0.5 * (here_below + 0.5 * (n[r] - 1)));
+            e * later_below + 0.5 * e * later[r] + later[r] * e_risk - e * later_risk[r];
+        // The same time bin, lower risk bins: comparable with weight 1/2 + tau_j - tau_i.
+        out.concordant += 0.5 * e * here_below + e * here_time_below - e_time * here_below;
+        // The same cell, j != i: 1/4 + (tau_j - tau_i) / 2 + (rho_i - rho_j) / 2.
+        out.concordant +=
+            0.25 * e * (n - 1) + 0.5 * (e * n_time - n * e_time) + 0.5 * (n * e_risk - e * n_risk);
       }
       later_below += later[r];
-      here_below += n[r];
-      e_here += e[r];
-      n_here += n[r];
+      here_below += n;
+      here_time_below += n_time;
+      e_here += e;
+      n_here += n;
+      e_time_here += e_time;
+      n_time_here += n_time;
     }
-    out.comparable += e_here * later_total + 0.5 * (e_here * n_here - e_here);
-    for (size_t r = 0; r < kR; ++r) later[r] += n[r];
+    // Later time bins: comparable; the same time bin, j != i: 1/2 + tau_j - tau_i.
+    out.comparable += e_here * later_total + 0.5 * e_here * (n_here - 1) +
+                      (e_here * n_time_here - n_here * e_time_here);
+    for (size_t r = 0; r < kR; ++r) {
+      const size_t c = a * kR + r;
+      later[r] += g.all[c];
+      later_risk[r] += positions ? Positions(g.all_risk, c, g.all[c]) : 0.5 * g.all[c];
+    }
     later_total += n_here;
   }
   return out;
+}
+
+}  // namespace
+
+PairCounts BinnedHarrell(std::span<const double> grids) {
+  constexpr size_t kCells = kSurvivalTimeBins * kSurvivalRiskBins;
+  return GridHarrell({.time_bins = kSurvivalTimeBins,
+                      .risk_bins = kSurvivalRiskBins,
+                      .events = grids.subspan(0, kCells),
+                      .all = grids.subspan(kCells, kCells),
+                      .events_time = grids.subspan(2 * kCells, kCells),
+                      .all_time = grids.subspan(3 * kCells, kCells),
+                      .events_risk = grids.subspan(4 * kCells, kCells),
+                      .all_risk = grids.subspan(5 * kCells, kCells)});
+}
+
+PairCounts NoisyBinnedHarrell(std::span<const double> grids) {
+  constexpr size_t kCells = kSurvivalTimeBins * kSurvivalRiskBins;
+  constexpr size_t kCoarse = kSurvivalNoiseTimeBins * kSurvivalNoiseRiskBins;
+  static_assert(kCoarse <= kCells);
+  return GridHarrell({.time_bins = kSurvivalNoiseTimeBins,
+                      .risk_bins = kSurvivalNoiseRiskBins,
+                      .events = grids.subspan(0, kCoarse),
+                      .all = grids.subspan(kCells, kCoarse),
+                      .events_time = {},
+                      .all_time = {},
+                      .events_risk = {},
+                      .all_risk = {}});
 }
 
 // Exact Harrell's C counts over the rows' own pairs; O(n log n).

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <span>
 
+#include "proto/evaluation.h"
+
 namespace tessera::proto::internal {
 
 // ---- AUC ----
@@ -31,16 +33,22 @@ struct PairCounts {
   double comparable = 0;
 };
 
-// A row's cell in the time-major survival grid (kSurvivalTimeBins x kSurvivalRiskBins),
-// time standardised by (mean, stddev); coarse (fine bins rounded down to the strides) when
-// `for_noise`.
-size_t SurvivalCell(double t, double eta, double mean, double stddev, bool for_noise);
+// The six survival grids of an evaluation vector (proto/evaluation.h): E, N, E_t, N_t,
+// E_r, N_r, each kSurvivalTimeBins x kSurvivalRiskBins, time-major.
+inline constexpr size_t kSurvivalGridsLength = 6 * kSurvivalTimeBins * kSurvivalRiskBins;
 
-// Whether `cell` is one of the coarse cells read when decoding noisy sums.
-bool IsSurvivalNoiseCell(size_t cell);
+// Adds one row (time t, linear predictor eta, event or censored) to `grids`
+// (kSurvivalGridsLength values), time standardised by (mean, stddev). For noise: its coarse
+// cell counted in E and N, no positions.
+void AddSurvivalRow(double t, double eta, bool event, double mean, double stddev, bool for_noise,
+                    double* grids);
 
-// The binned estimate from grids E (events) and N (all rows), time-major.
-PairCounts BinnedHarrell(std::span<const double> events, std::span<const double> all);
+// The binned estimate from fine grids with their position sums.
+PairCounts BinnedHarrell(std::span<const double> grids);
+
+// The binned estimate from the coarse cells of grids encoded for noise (the rest is noise
+// alone and is not read).
+PairCounts NoisyBinnedHarrell(std::span<const double> grids);
 
 // Exact Harrell's C counts over the rows' own pairs; O(n log n).
 PairCounts ExactHarrell(std::span<const double> times, std::span<const double> etas,

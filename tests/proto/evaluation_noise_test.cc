@@ -242,14 +242,16 @@ TEST(EvaluationNoiseTest, EncodingForNoiseSendsNoPairTermsAndFillsOnlyCoarseCell
     EXPECT_EQ(noisy[0], static_cast<double>(s.all.labels.size()));
     EXPECT_GT(noisy[1], 0);
     for (size_t i = 2; i < 6; ++i) EXPECT_EQ(noisy[i], 0) << i;
+    // Coarse cells at the first entries of E and N; no positions.
     const size_t cells = kSurvivalTimeBins * kSurvivalRiskBins;
     double events = 0, rows = 0;
-    for (size_t c = 0; c < cells; ++c) {
-      events += noisy[6 + c];
-      rows += noisy[6 + cells + c];
-      if (noisy[6 + c] == 0 && noisy[6 + cells + c] == 0) continue;
-      EXPECT_EQ(c / kSurvivalRiskBins % kSurvivalNoiseTimeStride, 0u) << c;
-      EXPECT_EQ(c % kSurvivalRiskBins % kSurvivalNoiseRiskStride, 0u) << c;
+    for (size_t i = 0; i < 6 * cells; ++i) {
+      const size_t grid = i / cells, c = i % cells;
+      if (grid == 0) events += noisy[6 + i];
+      if (grid == 1) rows += noisy[6 + i];
+      if (noisy[6 + i] == 0) continue;
+      EXPECT_LT(grid, 2u) << "position entry " << i;
+      EXPECT_LT(c, kSurvivalNoiseTimeBins * kSurvivalNoiseRiskBins) << "cell " << c;
     }
     EXPECT_EQ(events, noisy[1]);
     EXPECT_EQ(rows, noisy[0]);

@@ -49,7 +49,8 @@ TEST(EvaluationLayoutTest, KindsAndLengths) {
 
   ASSERT_OK_AND_ASSIGN(auto cox, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
   EXPECT_EQ(cox.kind, EvaluationKind::kSurvival);
-  EXPECT_EQ(cox.length, 6 + 2 * kSurvivalTimeBins * kSurvivalRiskBins);
+  EXPECT_EQ(cox.length, 6 + 6 * kSurvivalTimeBins * kSurvivalRiskBins);
+  EXPECT_EQ(cox.length, 4806u);
   EXPECT_LE(cox.length, 20010u);
 
   EXPECT_THAT(MakeEvaluationLayout(Model(v1::ModelSpec::KIND_UNSPECIFIED)),
@@ -353,30 +354,37 @@ TEST(SurvivalEvaluationTest, RotterdamCIndexFromSites) {
       if (k == 1) {
         EXPECT_NEAR(m["c_index"], exact, 1e-12);
       } else {
-        EXPECT_NEAR(m["c_index"], exact, 0.005);
+        EXPECT_NEAR(m["c_index"], exact, 5e-4);  // measured at most 2.6e-4
       }
       std::printf("[ measured ] rotterdam %s sites=%zu C exact %.6f federated %.6f error %.2e\n",
                   test_split ? "test" : "train", k, exact, m["c_index"], m["c_index"] - exact);
       auto q = Federated(layout, s.all, Sites(rows, k), 1, s.time_mean, s.time_sd, true);
-      EXPECT_EQ(q["c_index"], m["c_index"]);  // every entry is a multiple of 1/4
+      // Every entry is a multiple of 1/256 (positions are multiples of 1/128).
+      EXPECT_EQ(q["c_index"], m["c_index"]);
     }
   }
 }
 
+// Risks that crowd near 0 (eta times 0.05 or 0.2) or spread far (times 5 or 20): the risk
+// bins' asinh scale and the positions inside the bins keep C within 5e-4. The 100 x 100
+// grids without positions before them erred by up to 1.6e-2 here (times 0.05).
 TEST(SurvivalEvaluationTest, RobustToTheModelsScale) {
   Survival s = RotterdamWithReferenceModel();
   ASSERT_OK_AND_ASSIGN(auto layout, MakeEvaluationLayout(Model(v1::ModelSpec::COX_PH)));
-  const std::vector<size_t> rows = MaskRows(s.test, true);
-  for (double scale : {0.2, 5.0, 20.0}) {
-    Rows scaled = s.all;
-    for (double& eta : scaled.predictions) eta *= scale;
-    const double exact = ExactHarrellC(scaled.labels, scaled.predictions, scaled.events, rows);
-    for (size_t k : {2, 3, 5}) {
-      SCOPED_TRACE(::testing::Message() << "scale=" << scale << " sites=" << k);
-      auto m = Federated(layout, scaled, Sites(rows, k), 1, s.time_mean, s.time_sd);
-      EXPECT_NEAR(m["c_index"], exact, 0.005);
-      std::printf("[ measured ] rotterdam test eta*%g sites=%zu C error %.2e\n", scale, k,
-                  m["c_index"] - exact);
+  for (bool test_split : {true, false}) {
+    const std::vector<size_t> rows = MaskRows(s.test, test_split);
+    for (double scale : {0.05, 0.2, 5.0, 20.0}) {
+      Rows scaled = s.all;
+      for (double& eta : scaled.predictions) eta *= scale;
+      const double exact = ExactHarrellC(scaled.labels, scaled.predictions, scaled.events, rows);
+      for (size_t k : {2, 3, 5}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "scale=" << scale << " test_split=" << test_split << " sites=" << k);
+        auto m = Federated(layout, scaled, Sites(rows, k), 1, s.time_mean, s.time_sd);
+        EXPECT_NEAR(m["c_index"], exact, 5e-4);
+        std::printf("[ measured ] rotterdam %s eta*%g sites=%zu C error %.2e\n",
+                    test_split ? "test" : "train", scale, k, m["c_index"] - exact);
+      }
     }
   }
 }
