@@ -176,10 +176,11 @@ std::string Members(const google::protobuf::RepeatedPtrField<std::string>& ids) 
 }
 
 void PrintSummary(const v1::AuditSummary& summary) {
-  std::printf("entries: %llu; connection (Hello, PullWork): %llu messages, %llu bytes\n",
-              static_cast<unsigned long long>(summary.entries()),
-              static_cast<unsigned long long>(summary.connection_messages()),
-              static_cast<unsigned long long>(summary.connection_bytes()));
+  std::printf(
+      "entries: %llu; connection (Hello, PullWork, PullModelChunk): %llu messages, %llu bytes\n",
+      static_cast<unsigned long long>(summary.entries()),
+      static_cast<unsigned long long>(summary.connection_messages()),
+      static_cast<unsigned long long>(summary.connection_bytes()));
   for (const v1::AuditTask& task : summary.tasks()) {
     std::printf("task %s: %llu messages, %llu bytes, stages %s, %d sessions\n",
                 task.task_id().c_str(), static_cast<unsigned long long>(task.messages()),

@@ -16,6 +16,7 @@
 #include "client/config_reload.h"
 #include "client/control_server.h"
 #include "client/ledger.h"
+#include "client/model_download.h"
 #include "client/monitoring.h"
 #include "client/reconnect_backoff.h"
 #include "client/site_agent.h"
@@ -47,6 +48,9 @@ constexpr absl::Duration kHelloTimeout = absl::Seconds(15);
 // A PullWork call's deadline is the coordinator's long-poll time plus this margin, so the
 // coordinator always answers first.
 constexpr absl::Duration kPullMargin = absl::Seconds(15);
+// A model chunk's deadline is the step's closing time, but at least this.
+constexpr absl::Duration kModelChunkMinTimeout = absl::Seconds(30);
+constexpr char kPullModelChunkMethod[] = "/tessera.v1.Federation/PullModelChunk";
 // Minimum time given to a PushResult even when the stage deadline is near.
 constexpr absl::Duration kMinPushTimeout = absl::Seconds(10);
 
@@ -461,9 +465,53 @@ class ClientDaemon {
                                       v1::PullWorkRequest(), what, &response));
       }
       if (!response.has_work()) continue;
+      if (response.work().model_size() > 0 && !response.work().has_model()) {
+        absl::Status fetched = FetchModelApart(response.mutable_work());
+        if (absl::IsNotFound(fetched)) {
+          // The step closed meanwhile (or the item is not this site's): nothing to answer.
+          common::LogInfo("model_download_closed")
+              .With("work", response.work().work_id())
+              .With("error", std::string(fetched.message()));
+          continue;
+        }
+        RETURN_IF_ERROR(fetched);
+      }
       RETURN_IF_ERROR(Answer(response.work()));
     }
     return absl::CancelledError("stopping");
+  }
+
+  // Fetches the model `item` announces apart (client/model_download.h), each request
+  // recorded in the ledger first (it carries the work id and an offset, nothing of the
+  // site's). Returns the transport's error when a request fails (NOT_FOUND: the step was
+  // closed; otherwise the session reconnects and is handed the item again). A model that
+  // does not add up is logged and left out: the work processor then declines the item.
+  absl::Status FetchModelApart(v1::WorkItem* item) {
+    const absl::Time step_closes = absl::FromUnixMillis(item->deadline_unix_ms());
+    absl::Status transport;
+    absl::Status fetched =
+        FetchModel(item, [&](uint64_t offset) -> absl::StatusOr<v1::PullModelChunkResponse> {
+          v1::PullModelChunkRequest request;
+          request.set_work_id(item->work_id());
+          request.set_offset(offset);
+          grpc::ClientContext ctx;
+          // Chunks wait their turn at the coordinator; none is of use after the step closes.
+          SetDeadline(&ctx, std::max(step_closes - absl::Now(), kModelChunkMinTimeout));
+          EgressMessage what;
+          what.kind = v1::LEDGER_PULL_MODEL;
+          v1::PullModelChunkResponse response;
+          transport = caller_->Call(&ctx, kPullModelChunkMethod, request, what, &response);
+          if (!transport.ok()) return transport;
+          return response;
+        });
+    RETURN_IF_ERROR(transport);
+    if (!fetched.ok()) {
+      common::LogWarning("model_download_refused")
+          .With("task", item->task_id())
+          .With("work", item->work_id())
+          .With("error", std::string(fetched.message()));
+    }
+    return absl::OkStatus();
   }
 
   // Re-reads the config file and swaps in its policy (client/config_reload.h); the daemon's

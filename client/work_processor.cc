@@ -176,6 +176,11 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   if (!num_params.ok()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, std::string(num_params.status().message()));
   }
+  if (item.model_size() > 0) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    absl::StrCat("the model sent apart (", item.model_size(),
+                                 " bytes) did not add up (the site's log names what)"));
+  }
   std::vector<float> model(item.model().values().begin(), item.model().values().end());
   if (model.size() != *num_params) {
     return Declined(

@@ -197,6 +197,17 @@ absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
   return std::make_shared<const v1::WorkItem>(item->Whole());
 }
 
+absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelFor(
+    const std::string& client_id, const std::string& work_id) const {
+  RETURN_IF_ERROR(RequireHello(client_id));
+  std::shared_ptr<const std::string> model = board_.ModelFor(work_id, client_id);
+  if (model == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("work ", work_id, " is closed, not yours, or carries no model apart"));
+  }
+  return model;
+}
+
 absl::StatusOr<uint64_t> Coordinator::StartPull(const std::string& client_id, absl::Time deadline,
                                                 WorkBoard::PullDone done) {
   RETURN_IF_ERROR(RequireHello(client_id));

@@ -152,6 +152,11 @@ class Coordinator {
                                      WorkBoard::PullDone done);
   // Ends pull `ticket` now with null (its caller went away); nothing if it already ended.
   void CancelPull(uint64_t ticket) { board_.CancelPull(ticket); }
+  // The model `work_id` carries apart for `client_id` to fetch (WorkBoard::ModelFor):
+  // FAILED_PRECONDITION if the client never said Hello; NOT_FOUND if the work is closed,
+  // was not handed to the client, or carries no model apart.
+  absl::StatusOr<std::shared_ptr<const std::string>> ModelFor(const std::string& client_id,
+                                                              const std::string& work_id) const;
   // The client called (registry liveness, "last seen").
   void Seen(const std::string& client_id) { registry_.Seen(client_id); }
   // Puts a work item the transport could not deliver back on the board for `client_id`.

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/worker_pool.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/internal/model_download_call.h"
 #include "coordinator/internal/upload_call.h"
 #include "coordinator/limits.h"
 #include "coordinator/upload_gate.h"
@@ -93,7 +94,8 @@ grpc::Status Limited(CallLimiter& limiter, const std::string& site, const char* 
 // shared by every site's item of a step, not copied into each response (work_wire.h).
 using FederationBase = v1::Federation::WithCallbackMethod_Hello<
     v1::Federation::WithRawCallbackMethod_PullWork<v1::Federation::WithCallbackMethod_PushResult<
-        v1::Federation::WithCallbackMethod_PushResultChunked<v1::Federation::Service>>>>;
+        v1::Federation::WithCallbackMethod_PushResultChunked<
+            v1::Federation::WithRawCallbackMethod_PullModelChunk<v1::Federation::Service>>>>>;
 
 // Chunked uploads read at once (UploadGate): each holds its answer twice while it is
 // assembled and parsed, so the coordinator holds at most this many masked inputs in flight.
@@ -113,6 +115,12 @@ class FederationService final : public FederationBase {
                         [this](const std::string& site, const v1::PushResultRequest& request) {
                           return Push(site, request);
                         }},
+        downloads_(limits.max_model_downloads, limits.upload_timeout,
+                   limits.min_upload_bytes_per_second, common::Clock::Real()),
+        download_context_{&downloads_,
+                          [this](const std::string& site, const std::string& work_id) {
+                            return coordinator_->ModelFor(site, work_id);
+                          }},
         workers_(WorkerThreads(), "tessera-rpc") {}
 
   grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* context,
@@ -144,6 +152,19 @@ class FederationService final : public FederationBase {
 
   grpc::ServerReadReactor<v1::PushResultChunk>* PushResultChunked(
       grpc::CallbackServerContext* context, v1::PushResultResponse* /*response*/) override;
+
+  grpc::ServerUnaryReactor* PullModelChunk(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override {
+    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
+    if (!caller.ok()) {
+      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+      reactor->Finish(ToGrpcStatus(caller.status()));
+      return reactor;
+    }
+    return internal::StartModelDownload(&download_context_, context, request, response,
+                                        caller->node_id);
+  }
 
   grpc::ServerUnaryReactor* PushResult(grpc::CallbackServerContext* context,
                                        const v1::PushResultRequest* request,
@@ -195,6 +216,9 @@ class FederationService final : public FederationBase {
   CallLimiter limiter_;
   UploadGate uploads_;
   const internal::Uploads upload_context_;  // for the upload calls (internal/upload_call.h)
+  // Model chunks sent at once (internal/model_download_call.h).
+  UploadGate downloads_;
+  const internal::Downloads download_context_;
   // Last member: destroyed (drained and joined) first, while the rest is still there.
   common::WorkerPool workers_;
 };
@@ -528,6 +552,9 @@ std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator) {
   return std::make_unique<AdminService>(coordinator);
 }
 
-bool IsRawMethod(std::string_view method) { return method == "/tessera.v1.Federation/PullWork"; }
+bool IsRawMethod(std::string_view method) {
+  return method == "/tessera.v1.Federation/PullWork" ||
+         method == "/tessera.v1.Federation/PullModelChunk";
+}
 
 }  // namespace tessera::coordinator

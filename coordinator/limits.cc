@@ -9,6 +9,7 @@
 #include "proto/config.pb.h"
 #include "proto/model_layout.h"
 #include "proto/task.pb.h"
+#include "proto/transfer.h"
 #include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 
@@ -61,17 +62,21 @@ absl::StatusOr<ServerLimits> ResolveServerLimits(const v1::CoordinatorConfig& co
                                                limits.min_upload_bytes_per_second >> 10, 1, 1048576,
                                                "min_upload_kib_per_second"));
   limits.min_upload_bytes_per_second = kib << 10;
+  ASSIGN_OR_RETURN(limits.max_model_downloads,
+                   InRange(config.max_model_downloads(), limits.max_model_downloads, 1, 1024,
+                           "max_model_downloads"));
   return limits;
 }
 
 absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec) {
   const size_t features = static_cast<size_t>(spec.dataset().features_size());
-  // The first work item of a stage: the spec, the global model (float32) and the pooled
-  // mean and standard deviation of every column (double).
+  // The first work item of a stage: the spec, the global model (float32; a model above
+  // proto::kModelChunkBytes travels apart, in chunks of that size) and the pooled mean and
+  // standard deviation of every column (double).
   size_t work_item = 16 * (features + 1);
   if (spec.has_model()) {
     ASSIGN_OR_RETURN(const size_t parameters, proto::NumParameters(spec.model(), features));
-    work_item += 4 * parameters;
+    work_item += std::min(proto::MaxSerializedModelBytes(parameters), proto::kModelChunkBytes);
   }
   // A masked input: one 32-bit word per encoded value. A stage the task does not run has
   // no encoding.
@@ -93,7 +98,7 @@ absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_
       " bytes (", Mib(largest), "), more than the coordinator's message cap of ", max_message_bytes,
       " bytes (", Mib(max_message_bytes),
       "); raise max_message_bytes in the coordinator's and the sites' configs, or make the "
-      "model smaller (the model is sent in one message)"));
+      "model smaller (a site's masked input is assembled whole)"));
 }
 
 CallLimiter::CallLimiter(int max_pulls_per_site, int max_hellos_per_minute,

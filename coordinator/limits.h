@@ -28,7 +28,7 @@ class TaskSpec;
 
 namespace tessera::coordinator {
 
-// The limits in force: CoordinatorConfig fields 240..247; the defaults here are the config's.
+// The limits in force: CoordinatorConfig fields 240..248; the defaults here are the config's.
 struct ServerLimits {
   size_t max_message_bytes = crypto::kDefaultMaxMessageBytes;
   int max_threads = 512;
@@ -40,6 +40,9 @@ struct ServerLimits {
   // far take at min_upload_bytes_per_second (upload_gate.h).
   absl::Duration upload_timeout = absl::Seconds(30);
   uint64_t min_upload_bytes_per_second = uint64_t{64} << 10;
+  // Model chunks sent at once, over all sites (internal/model_download_call.h); the same
+  // timeout and minimum rate bound how long one may take.
+  int max_model_downloads = 4;
 };
 
 // Applies the defaults (0 = default) and checks the ranges of config.proto; INVALID_ARGUMENT
@@ -52,8 +55,10 @@ inline constexpr size_t kMessageOverheadBytes = size_t{256} << 10;
 
 // An upper bound on the largest message a task's sessions exchange, in bytes, for `spec`
 // with defaults applied: the first work item of a stage (the spec, the global model as
-// float32 and the pooled statistics) or a site's masked input (one 32-bit word per encoded
-// value, secagg/stage_encoding.h), plus kMessageOverheadBytes. INVALID_ARGUMENT for a spec
+// float32 up to proto::kModelChunkBytes — a larger one travels apart in chunks of that
+// size — and the pooled statistics) or a site's masked input (one 32-bit word per encoded
+// value, secagg/stage_encoding.h; it arrives in chunks but is assembled whole, so it must
+// fit the cap), plus kMessageOverheadBytes. INVALID_ARGUMENT for a spec
 // the model layouts refuse.
 absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec);
 

@@ -13,6 +13,7 @@
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "proto/labels.h"
+#include "proto/transfer.h"
 #include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
@@ -308,8 +309,15 @@ absl::StatusOr<std::optional<v1::SecAggSparse>> SessionSparseSetup(const v1::Tas
 namespace {
 
 // What every site's first item carries alike (spec, model, their hashes, standardisation,
-// l2), as WorkItem wire bytes without any field the step sets per site (PostedItem::shared).
-std::shared_ptr<const std::string> SharedSetupBytes(const v1::WorkItem& first) {
+// l2), as WorkItem wire bytes without any field the step sets per site (PostedItem::shared);
+// a model above proto::kModelChunkBytes serialized goes apart (PostedItem::model), the
+// item naming its size.
+struct SetupBytes {
+  std::shared_ptr<const std::string> shared;
+  std::shared_ptr<const std::string> model;  // null: the model is in `shared`
+};
+
+SetupBytes SharedSetupBytes(const v1::WorkItem& first) {
   v1::WorkItem fields = first;
   fields.clear_work_id();
   fields.clear_task_id();
@@ -320,7 +328,14 @@ std::shared_ptr<const std::string> SharedSetupBytes(const v1::WorkItem& first) {
   fields.clear_secagg();
   fields.clear_secagg_session();
   fields.clear_crl_pem();
-  return std::make_shared<const std::string>(fields.SerializeAsString());
+  SetupBytes out;
+  if (fields.model().ByteSizeLong() > proto::kModelChunkBytes) {
+    out.model = std::make_shared<const std::string>(fields.model().SerializeAsString());
+    fields.clear_model();
+    fields.set_model_size(out.model->size());
+  }
+  out.shared = std::make_shared<const std::string>(fields.SerializeAsString());
+  return out;
 }
 
 }  // namespace
@@ -419,8 +434,12 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     const std::string work_id = absl::StrCat(session, "/s", step);
     // The set-up's spec, model and standardisation: serialized once, shared by every
     // site's first item (a step to n sites holds one copy of the model).
-    std::shared_ptr<const std::string> shared;
-    if (step == 0) shared = SharedSetupBytes(request.first_item);
+    std::shared_ptr<const std::string> shared, model;
+    if (step == 0) {
+      SetupBytes setup = SharedSetupBytes(request.first_item);
+      shared = std::move(setup.shared);
+      model = std::move(setup.model);
+    }
     const bool shared_message = broadcast.has_value();
     if (shared_message) {
       // A message every site gets alike (the set-up, the advertisement list, the coins, the
@@ -445,7 +464,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       if (!shared_message) *item.mutable_secagg() = std::move(message);
       items[client] = std::move(item);
     }
-    absl::Status posted = board_->Post(work_id, std::move(items), sink, shared);
+    absl::Status posted = board_->Post(work_id, std::move(items), sink, shared, model);
     if (!posted.ok()) {
       // Work ids are unique per session step; a clash is a bug here.
       common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());

@@ -9,13 +9,18 @@ namespace tessera::coordinator {
 v1::WorkItem PostedItem::Whole() const {
   v1::WorkItem whole = own;
   if (shared != nullptr && !whole.MergeFromString(*shared)) return own;
+  if (model != nullptr) {
+    if (!whole.mutable_model()->ParseFromString(*model)) return own;
+    whole.clear_model_size();
+  }
   return whole;
 }
 
 // NOLINTNEXTLINE(performance-unnecessary-value-param): the items are moved into the board.
 absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                              std::shared_ptr<ResultSink> sink,
-                             const std::shared_ptr<const std::string>& shared) {
+                             const std::shared_ptr<const std::string>& shared,
+                             const std::shared_ptr<const std::string>& model) {
   OpenWork work;
   for (auto& [client, item] : items) {
     if (item.work_id() != work_id) {
@@ -23,7 +28,8 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
                                                      item.work_id(), ", not ", work_id));
     }
     work.undelivered.insert(client);
-    work.items[client] = std::make_shared<const PostedItem>(PostedItem{std::move(item), shared});
+    work.items[client] =
+        std::make_shared<const PostedItem>(PostedItem{std::move(item), shared, model});
   }
   work.pending = work.undelivered;
   work.sink = std::move(sink);
@@ -59,6 +65,15 @@ void WorkBoard::Close(const std::string& work_id) {
   if (it == open_.end()) return;
   order_.erase(it->second.seq);
   open_.erase(it);
+}
+
+std::shared_ptr<const std::string> WorkBoard::ModelFor(const std::string& work_id,
+                                                       const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(work_id);
+  if (it == open_.end() || it->second.fetched.count(client_id) == 0) return nullptr;
+  auto item = it->second.items.find(client_id);
+  return item == it->second.items.end() ? nullptr : item->second->model;
 }
 
 WorkBoard::OpenWork* WorkBoard::Deliverable(const std::string& client_id) {

@@ -46,9 +46,13 @@ struct PostedItem {
   // WorkItem wire bytes with none of `own`'s fields, or null. The whole item is `own`
   // followed by these bytes on the wire (protobuf concatenation = merge).
   std::shared_ptr<const std::string> shared;
+  // The step's model as serialized ModelParameters when it travels apart from the item
+  // (WorkItem.model_size, Federation.PullModelChunk), or null.
+  std::shared_ptr<const std::string> model;
 
-  // The whole item: `own` with `shared` merged in (a copy, for in-process callers). An
-  // unparsable `shared` is a bug of the poster; the result then holds `own` only.
+  // The whole item: `own` with `shared` merged in and the model apart put back in (then
+  // model_size is cleared): a copy, for in-process callers. An unparsable `shared` or
+  // `model` is a bug of the poster; the result then holds `own` only.
   v1::WorkItem Whole() const;
 };
 
@@ -71,12 +75,18 @@ class WorkBoard {
   ~WorkBoard();  // Shutdown(), then joins the timer thread
 
   // Makes items[c] available to each client c; answers go to `sink` until Close(work_id).
-  // Every item's work_id must equal `work_id`. `shared` (PostedItem::shared), if not null,
-  // is part of every client's item. INVALID_ARGUMENT if the work id is already open or an
-  // item carries another id.
+  // Every item's work_id must equal `work_id`. `shared` (PostedItem::shared) and `model`
+  // (PostedItem::model), if not null, are part of every client's item. INVALID_ARGUMENT if
+  // the work id is already open or an item carries another id.
   absl::Status Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                     std::shared_ptr<ResultSink> sink,
-                    const std::shared_ptr<const std::string>& shared = nullptr);
+                    const std::shared_ptr<const std::string>& shared = nullptr,
+                    const std::shared_ptr<const std::string>& model = nullptr);
+
+  // The model `work_id` carries apart, for `client_id` to fetch: null unless the work is
+  // open and has an item for the client that was handed to it, with a model apart.
+  std::shared_ptr<const std::string> ModelFor(const std::string& work_id,
+                                              const std::string& client_id) const;
 
   // Withdraws the work: queued items disappear and later answers are refused.
   void Close(const std::string& work_id);

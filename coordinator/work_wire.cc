@@ -1,17 +1,22 @@
 #include "coordinator/work_wire.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "grpcpp/support/slice.h"
+#include "proto/transfer.h"
 
 namespace tessera::coordinator {
 namespace {
 
 // PullWorkResponse.work: field 1, length-delimited.
 constexpr char kWorkTag = 0x0A;
+// PullModelChunkResponse.total: field 1, varint; .data: field 2, length-delimited.
+constexpr char kTotalTag = 0x08;
+constexpr char kDataTag = 0x12;
 
 void AppendVarint(uint64_t value, std::string* out) {
   while (value >= 0x80) {
@@ -21,13 +26,15 @@ void AppendVarint(uint64_t value, std::string* out) {
   out->push_back(static_cast<char>(value));
 }
 
-// A slice over `bytes` that holds a reference to them until gRPC releases it.
-grpc::Slice SharedSlice(const std::shared_ptr<const std::string>& bytes) {
+// A slice over bytes [offset, offset + size) of `bytes` that holds a reference to them
+// until gRPC releases it.
+grpc::Slice SharedSlice(const std::shared_ptr<const std::string>& bytes, size_t offset,
+                        size_t size) {
   auto* keep = new std::shared_ptr<const std::string>(bytes);
   return grpc::Slice(
       // gRPC only reads a slice it is given to send.
-      const_cast<char*>(bytes->data()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
-      bytes->size(),
+      const_cast<char*>(bytes->data() + offset),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+      size,
       [](void* user_data) { delete static_cast<std::shared_ptr<const std::string>*>(user_data); },
       keep);
 }
@@ -46,7 +53,21 @@ grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view 
   head += own_bytes;
   std::vector<grpc::Slice> slices;
   slices.emplace_back(head);
-  if (shared) slices.push_back(SharedSlice(item.shared));
+  if (shared) slices.push_back(SharedSlice(item.shared, 0, item.shared->size()));
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+grpc::ByteBuffer ModelChunkResponseBytes(const std::shared_ptr<const std::string>& model,
+                                         uint64_t offset) {
+  const size_t size = std::min<size_t>(proto::kModelChunkBytes, model->size() - offset);
+  std::string head;
+  head.push_back(kTotalTag);
+  AppendVarint(model->size(), &head);
+  head.push_back(kDataTag);
+  AppendVarint(size, &head);
+  std::vector<grpc::Slice> slices;
+  slices.emplace_back(head);
+  slices.push_back(SharedSlice(model, offset, size));
   return grpc::ByteBuffer(slices.data(), slices.size());
 }
 

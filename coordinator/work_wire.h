@@ -7,11 +7,17 @@
 // board's copy. Protobuf merges concatenated fields, so the client parses an ordinary
 // PullWorkResponse. A step sent to n sites thus holds the model once, not n times.
 //
-// Thread-safe (a pure function; the slice keeps the shared bytes alive until gRPC has sent
+// A model sent apart (PostedItem::model) goes the same way, a chunk at a time: the
+// PullModelChunk response's data is a slice over the board's one copy.
+//
+// Thread-safe (pure functions; a slice keeps the shared bytes alive until gRPC has sent
 // them).
 #ifndef TESSERA_COORDINATOR_WORK_WIRE_H_
 #define TESSERA_COORDINATOR_WORK_WIRE_H_
 
+#include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "coordinator/work_board.h"
@@ -21,6 +27,12 @@ namespace tessera::coordinator {
 
 // The serialized v1::PullWorkResponse whose `work` is `item.Whole()` with `crl_pem` set.
 grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view crl_pem);
+
+// The serialized v1::PullModelChunkResponse for bytes [offset, offset + proto::
+// kModelChunkBytes) of `model` (cut at its end), the data as a reference-counted slice over
+// `model`, not a copy. `offset` must be below model->size().
+grpc::ByteBuffer ModelChunkResponseBytes(const std::shared_ptr<const std::string>& model,
+                                         uint64_t offset);
 
 // The serialized empty v1::PullWorkResponse (no work yet): zero bytes, but a valid buffer,
 // which an answered raw method must have.

@@ -185,5 +185,19 @@ TEST_F(FitEvaluateTest, NoisedEvaluationsAreRefusedInACombinedSession) {
   EXPECT_THAT(out.decline.detail(), HasSubstr("evaluation_noise_multiplier"));
 }
 
+// A model announced apart that the daemon could not fetch (client/model_download.h left it
+// out) is declined naming that, not trained on.
+TEST_F(FitEvaluateTest, AModelApartThatDidNotArriveIsDeclinedNamingIt) {
+  WorkProcessor site("site-a", config_);
+  v1::WorkItem item = Item(v1::STAGE_FIT_EVALUATE);
+  item.clear_model();
+  item.set_model_size(1 << 21);
+  const WorkOutcome out = site.Process(item);
+  EXPECT_FALSE(out.contribution.has_value());
+  EXPECT_EQ(out.decline.reason(), v1::Decline::BAD_WORK_ITEM);
+  EXPECT_THAT(out.decline.detail(),
+              HasSubstr("the model sent apart (2097152 bytes) did not add up"));
+}
+
 }  // namespace
 }  // namespace tessera::client

@@ -18,6 +18,7 @@
 #include "coordinator/work_board.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/coordinator/secure_stage_testing.h"
 #include "tests/secagg/secagg_harness.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
@@ -221,14 +222,9 @@ TEST(SecureStageClockTest, AStepNobodyAnswersEndsWhenTheClockReachesItsDeadline)
   FakeClock clock;
   WorkBoard board(&clock);
   SecureStageRunner runner(&board, &clock, federation->ca_cert_pem());
-  SecureStageRequest request;
-  request.task_id = "task-1";
-  request.round = 1;
-  request.stage = v1::STAGE_FIT;
-  request.cohort = federation->ids();
-  request.threshold = 3;
-  request.encoding = secagg::testing::MakeSetup(request.cohort, 3, 8).encoding();
+  SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_FIT, 3);
   request.first_step_deadline = absl::Minutes(5);
+  request.step_deadline = absl::Minutes(1);
   // No wake-ups before the deadline: the only wait is the step's.
   request.answers_report_interval = absl::Hours(1);
   request.approval_poll = absl::Hours(1);

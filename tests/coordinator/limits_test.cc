@@ -63,6 +63,14 @@ TEST(ServerLimitsTest, DefaultsAndRangesNameTheField) {
   config.set_max_threads(8);
   EXPECT_THAT(ResolveServerLimits(config),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_threads")));
+  config.clear_max_threads();
+  EXPECT_EQ(limits.max_model_downloads, 4);
+  config.set_max_model_downloads(1025);
+  EXPECT_THAT(ResolveServerLimits(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_model_downloads")));
+  config.set_max_model_downloads(1);
+  ASSERT_OK_AND_ASSIGN(limits, ResolveServerLimits(config));
+  EXPECT_EQ(limits.max_model_downloads, 1);
 }
 
 TEST(ServerLimitsTest, UploadTimeoutAndMinimumRate) {
@@ -103,7 +111,8 @@ TEST(TaskMessageSizeTest, GrowsWithTheModelAndBoundsItsVectors) {
   const size_t parameters = 100 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10;
   v1::TaskSpec spec = Mlp(100, 1024);
   ASSERT_OK_AND_ASSIGN(size_t largest, LargestTaskMessageBytes(spec));
-  // The model as float32 (work item) or one word per parameter (masked input), plus room.
+  // One word per parameter (masked input), plus room; the model itself travels apart in
+  // chunks (proto/transfer.h), so the work item is not the largest message.
   EXPECT_GE(largest, 4 * (parameters + 1));
   EXPECT_LE(largest, 4 * (parameters + 1) + spec.ByteSizeLong() + kMessageOverheadBytes + 4096);
   // The toy model is tiny: its largest message is the fixed room and its evaluation
@@ -119,7 +128,7 @@ TEST(TaskMessageSizeTest, ATaskAboveTheCapIsRefusedNamingBothSizes) {
   EXPECT_THAT(CheckTaskFitsMessages(spec, size_t{8} << 20),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("8388608 bytes"), HasSubstr("max_message_bytes"),
-                             HasSubstr("the model is sent in one message"))));
+                             HasSubstr("a site's masked input is assembled whole"))));
   EXPECT_OK(CheckTaskFitsMessages(spec, size_t{32} << 20));
   EXPECT_OK(CheckTaskFitsMessages(Mlp(100, 1024), size_t{8} << 20));
 }

@@ -19,10 +19,12 @@
 #include "coordinator/work_board.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/transfer.h"
 #include "proto/validation.h"
 #include "secagg/client.h"
 #include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
+#include "tests/coordinator/secure_stage_testing.h"
 #include "tests/secagg/secagg_harness.h"
 #include "tests/testing/status_matchers.h"
 
@@ -67,15 +69,7 @@ TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
                        secagg::testing::Federation::Create(5));
   WorkBoard board;
   SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
-  SecureStageRequest request;
-  request.task_id = "task-1";
-  request.round = 1;
-  request.stage = v1::STAGE_ANALYTICS;
-  request.cohort = federation->ids();
-  request.threshold = 4;
-  request.encoding = secagg::testing::MakeSetup(request.cohort, 4, 8).encoding();
-  request.first_step_deadline = absl::Seconds(30);
-  request.step_deadline = absl::Seconds(30);
+  const SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 4);
   SecureStageResult result;
   absl::Notification done;
   std::thread run([&] {
@@ -134,6 +128,51 @@ TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
       EXPECT_NE(p.shared, nullptr);
       EXPECT_EQ(p.shared, first) << id << ": one copy for every site";
     }
+  }
+}
+
+// A set-up whose model is above one chunk (proto::kModelChunkBytes) posts it apart: the
+// items' shared bytes announce its size and carry no model, every site's item holds the one
+// copy, and the whole item (in process) has it back. A model of one chunk or less stays in
+// the shared bytes.
+TEST(SecureStagePostingTest, AModelAboveOneChunkTravelsApartFromTheSetUp) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(3));
+  for (const size_t parameters : {size_t{1000}, proto::kModelChunkBytes / 4 + 1}) {
+    SCOPED_TRACE(parameters);
+    WorkBoard board;
+    SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+    SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 3);
+    for (size_t i = 0; i < parameters; ++i) {
+      request.first_item.mutable_model()->add_values(static_cast<float>(i));
+    }
+    request.first_item.set_model_hash(std::string(32, 'h'));
+    std::thread run([&] { runner.Run(request); });
+    absl::Cleanup stop = [&] {
+      runner.Cancel();
+      run.join();
+    };
+    std::vector<std::shared_ptr<const PostedItem>> items;
+    for (const std::string& id : request.cohort) {
+      items.push_back(board.Pull(id, absl::Now() + absl::Seconds(30)));
+      ASSERT_NE(items.back(), nullptr) << id;
+    }
+    v1::WorkItem shared;
+    ASSERT_TRUE(shared.ParseFromString(*items[0]->shared));
+    const bool apart = parameters * 4 > proto::kModelChunkBytes;
+    EXPECT_EQ(items[0]->model != nullptr, apart);
+    EXPECT_EQ(shared.has_model(), !apart);
+    if (apart) {
+      EXPECT_EQ(shared.model_size(), items[0]->model->size());
+      EXPECT_GT(shared.model_size(), proto::kModelChunkBytes);
+      for (const auto& item : items) EXPECT_EQ(item->model.get(), items[0]->model.get());
+      EXPECT_EQ(board.ModelFor(items[0]->own.work_id(), request.cohort[0]).get(),
+                items[0]->model.get());
+    }
+    const v1::WorkItem whole = items[0]->Whole();
+    EXPECT_EQ(whole.model().values_size(), static_cast<int>(parameters));
+    EXPECT_EQ(whole.model_size(), 0u);
+    EXPECT_EQ(whole.model_hash(), std::string(32, 'h'));
   }
 }
 

@@ -9,6 +9,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "proto/federation.pb.h"
+#include "proto/transfer.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::coordinator {
@@ -54,7 +55,7 @@ v1::PullWorkResponse Parse(const grpc::ByteBuffer& bytes) {
 }
 
 TEST(WorkWireTest, TheResponseIsTheWholeItemWithTheCrl) {
-  const PostedItem item{Own("t1/r3/fit/a1/s0", "t1/r3/fit/a1"), Shared(100'000)};
+  const PostedItem item{Own("t1/r3/fit/a1/s0", "t1/r3/fit/a1"), Shared(100'000), nullptr};
   const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, "-----CRL-----"));
   ASSERT_TRUE(response.has_work());
   v1::WorkItem expected = item.Whole();
@@ -69,8 +70,8 @@ TEST(WorkWireTest, TheResponseIsTheWholeItemWithTheCrl) {
 
 TEST(WorkWireTest, EverySitesResponseSendsTheOneSharedCopyOfTheModel) {
   const std::shared_ptr<const std::string> shared = Shared(10'000);
-  const PostedItem a{Own("w/s0", "w"), shared};
-  const PostedItem b{Own("w/s0", "w"), shared};
+  const PostedItem a{Own("w/s0", "w"), shared, nullptr};
+  const PostedItem b{Own("w/s0", "w"), shared, nullptr};
   for (const PostedItem* item : {&a, &b}) {
     grpc::ByteBuffer bytes = PullWorkResponseBytes(*item, "");
     std::vector<grpc::Slice> slices;
@@ -87,7 +88,7 @@ TEST(WorkWireTest, TheSharedBytesOutliveTheBoardWhileGrpcHoldsThem) {
   const std::string copy = *shared;
   grpc::ByteBuffer bytes;
   {
-    const PostedItem item{Own("w/s0", "w"), shared};
+    const PostedItem item{Own("w/s0", "w"), shared, nullptr};
     bytes = PullWorkResponseBytes(item, "");
   }
   std::weak_ptr<const std::string> watch = shared;
@@ -100,7 +101,7 @@ TEST(WorkWireTest, TheSharedBytesOutliveTheBoardWhileGrpcHoldsThem) {
 }
 
 TEST(WorkWireTest, AnItemWithNothingSharedIsItsOwnFields) {
-  const PostedItem item{Own("w/s2", "w"), nullptr};
+  const PostedItem item{Own("w/s2", "w"), nullptr, nullptr};
   const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, ""));
   EXPECT_TRUE(MessageDifferencer::Equals(response.work(), item.own));
   EXPECT_FALSE(response.work().has_model());
@@ -131,6 +132,75 @@ TEST(WorkWireTest, ABoardStepToManySitesHoldsOneCopyOfTheSharedBytes) {
   EXPECT_EQ(first->shared.get(), shared.get());
   EXPECT_EQ(last->shared.get(), shared.get());
   EXPECT_EQ(first->Whole().model().values_size(), 1'000);
+}
+
+// A model sent apart: each chunk's response is its range of the one copy, the last one cut
+// at the model's end, and it parses as an ordinary PullModelChunkResponse.
+TEST(WorkWireTest, AModelChunkIsItsRangeOfTheOneCopy) {
+  std::string bytes(2 * proto::kModelChunkBytes + 12345, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) ^ (i >> 9));
+  auto model = std::make_shared<const std::string>(bytes);
+  std::weak_ptr<const std::string> watch = model;
+  std::string assembled;
+  grpc::ByteBuffer last;
+  for (uint64_t offset = 0; offset < bytes.size(); offset += proto::kModelChunkBytes) {
+    last = ModelChunkResponseBytes(model, offset);
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(last.Dump(&slices).ok());
+    std::string wire;
+    for (const grpc::Slice& s : slices) {
+      wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    v1::PullModelChunkResponse chunk;
+    ASSERT_TRUE(chunk.ParseFromString(wire)) << offset;
+    EXPECT_EQ(chunk.total(), bytes.size());
+    EXPECT_EQ(chunk.data(), bytes.substr(offset, proto::kModelChunkBytes)) << offset;
+    assembled += chunk.data();
+  }
+  EXPECT_EQ(assembled, bytes);
+  model.reset();
+  EXPECT_FALSE(watch.expired()) << "the last response still references the model";
+  last.Clear();
+  EXPECT_TRUE(watch.expired()) << "released with the response";
+}
+
+// The board gives a model apart only to a site its item was handed to, while the work is
+// open; in process, the whole item has the model back.
+TEST(WorkWireTest, ABoardModelApartGoesOnlyToTheSitesItsItemWasHandedTo) {
+  WorkBoard board;
+  class NullSink : public ResultSink {
+    absl::Status Accept(const std::string&, const v1::PushResultRequest&) override {
+      return absl::OkStatus();
+    }
+  };
+  v1::WorkItem fields;
+  fields.set_model_hash(std::string(32, 'm'));
+  v1::ModelParameters parameters;
+  for (int i = 0; i < 1000; ++i) parameters.add_values(static_cast<float>(i));
+  auto model = std::make_shared<const std::string>(parameters.SerializeAsString());
+  fields.set_model_size(model->size());
+  auto shared = std::make_shared<const std::string>(fields.SerializeAsString());
+  std::map<std::string, v1::WorkItem> items;
+  items["site-0"] = Own("w/s0", "w");
+  items["site-1"] = Own("w/s0", "w");
+  ASSERT_OK(board.Post("w/s0", std::move(items), std::make_shared<NullSink>(), shared, model));
+  EXPECT_EQ(board.ModelFor("w/s0", "site-0"), nullptr) << "not handed out yet";
+  std::shared_ptr<const PostedItem> item = board.Pull("site-0", absl::Now());
+  ASSERT_NE(item, nullptr);
+  EXPECT_EQ(board.ModelFor("w/s0", "site-0").get(), model.get());
+  EXPECT_EQ(board.ModelFor("w/s0", "site-1"), nullptr) << "site-1 has not pulled it";
+  EXPECT_EQ(board.ModelFor("w/s0", "stranger"), nullptr);
+  EXPECT_EQ(board.ModelFor("w/other", "site-0"), nullptr);
+  // On the wire the item announces the model's size and carries none.
+  const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(*item, ""));
+  EXPECT_FALSE(response.work().has_model());
+  EXPECT_EQ(response.work().model_size(), model->size());
+  // In process, the whole item has it back.
+  const v1::WorkItem whole = item->Whole();
+  EXPECT_EQ(whole.model().values_size(), 1000);
+  EXPECT_EQ(whole.model_size(), 0u);
+  board.Close("w/s0");
+  EXPECT_EQ(board.ModelFor("w/s0", "site-0"), nullptr) << "closed";
 }
 
 }  // namespace

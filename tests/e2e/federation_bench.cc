@@ -18,7 +18,8 @@
 // take their size from the environment: TESSERA_BENCH_SITES (default 50),
 // TESSERA_BENCH_HIDDEN (hidden units of the digits MLP, default 1333: d = 99,985),
 // TESSERA_BENCH_HIDDEN2 (a second hidden layer, default none),
-// TESSERA_BENCH_ROUNDS (default 2), TESSERA_BENCH_LR_ROUNDS (default 20).
+// TESSERA_BENCH_ROUNDS (default 2), TESSERA_BENCH_LR_ROUNDS (default 20),
+// TESSERA_BENCH_MODEL_DOWNLOADS (the coordinator's max_model_downloads, default its own).
 #include <unistd.h>
 
 #include <algorithm>
@@ -162,6 +163,14 @@ class FederationBench : public FederationTest {
     };
     RETURN_IF_ERROR(MakeTestPki(sites));
     RETURN_IF_ERROR(SplitData(sites, csv_name));
+    // TESSERA_BENCH_MODEL_DOWNLOADS: the coordinator's max_model_downloads (an A/B of the
+    // download gate: 1024 lets every site's chunk go at once).
+    if (const char* downloads = std::getenv("TESSERA_BENCH_MODEL_DOWNLOADS")) {
+      const int most = std::atoi(downloads);
+      edit_coordinator_config_ = [most](v1::CoordinatorConfig* config) {
+        config->set_max_model_downloads(static_cast<uint32_t>(most));
+      };
+    }
     RETURN_IF_ERROR(StartCoordinator());
     for (const std::string& s : sites) RETURN_IF_ERROR(StartClient(s, "", {}, 3));
     for (const std::string& s : sites) RETURN_IF_ERROR(WaitClientReady(s));

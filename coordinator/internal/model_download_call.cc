@@ -1,0 +1,141 @@
+#include "coordinator/internal/model_download_call.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "coordinator/work_wire.h"
+#include "proto/federation.pb.h"
+#include "proto/grpc_status.h"
+#include "proto/transfer.h"
+
+namespace tessera::coordinator::internal {
+namespace {
+
+// What the gate's callbacks share with the reactor; they may outlive it (the gate's watcher
+// may report an overstay just as the call ends).
+struct CallState {
+  absl::Mutex mu;
+  grpc::CallbackServerContext* context ABSL_GUARDED_BY(mu);  // null once the call is done
+  bool admitted ABSL_GUARDED_BY(mu) = false;
+  uint64_t ticket ABSL_GUARDED_BY(mu) = 0;
+};
+
+class ModelChunkCall final : public grpc::ServerUnaryReactor {
+ public:
+  ModelChunkCall(UploadGate* gate, grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
+                 std::string site, std::shared_ptr<const std::string> model, uint64_t offset)
+      : gate_(gate),
+        response_(response),
+        site_(std::move(site)),
+        model_(std::move(model)),
+        offset_(offset),
+        state_(std::make_shared<CallState>()) {
+    absl::MutexLock lock(&state_->mu);
+    state_->context = context;
+  }
+
+  // Asks for a place; the chunk goes once one is free.
+  void Start() {
+    const uint64_t bytes = std::min<uint64_t>(proto::kModelChunkBytes, model_->size() - offset_);
+    std::shared_ptr<CallState> state = state_;
+    const uint64_t ticket = gate_->Acquire(
+        site_,
+        // Runs once, before Finish: the reactor is alive.
+        [this, state, bytes](uint64_t admitted) {
+          {
+            absl::MutexLock lock(&state->mu);
+            state->admitted = true;
+            state->ticket = admitted;
+          }
+          gate_->Received(admitted, bytes);  // its allowance covers the chunk's bytes
+          *response_ = ModelChunkResponseBytes(model_, offset_);
+          Finish(grpc::Status::OK);
+        },
+        [state](absl::Duration /*held*/, uint64_t /*bytes*/) {
+          absl::MutexLock lock(&state->mu);
+          if (state->context != nullptr) state->context->TryCancel();
+        });
+    // `this` may be gone already (admitted at once, finished and done): only `state` here.
+    absl::MutexLock lock(&state->mu);
+    if (!state->admitted) state->ticket = ticket;
+  }
+
+  void OnCancel() override {
+    uint64_t ticket = 0;
+    {
+      absl::MutexLock lock(&state_->mu);
+      if (state_->admitted) return;  // the admitted callback finishes the call
+      ticket = state_->ticket;
+    }
+    if (gate_->Withdraw(ticket))
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+  }
+
+  void OnDone() override {
+    bool admitted = false;
+    uint64_t ticket = 0;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->context = nullptr;
+      admitted = state_->admitted;
+      ticket = state_->ticket;
+    }
+    if (admitted) gate_->Release(ticket);
+    delete this;  // NOLINT(cppcoreguidelines-owning-memory): gRPC reactors delete themselves.
+  }
+
+ private:
+  UploadGate* const gate_;
+  grpc::ByteBuffer* const response_;
+  const std::string site_;
+  const std::shared_ptr<const std::string> model_;
+  const uint64_t offset_;
+  const std::shared_ptr<CallState> state_;
+};
+
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(proto::ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* StartModelDownload(const Downloads* downloads,
+                                             grpc::CallbackServerContext* context,
+                                             const grpc::ByteBuffer* request,
+                                             grpc::ByteBuffer* response, std::string site) {
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (request == nullptr || !request->Dump(&slices).ok()) {
+    return Refuse(context, absl::InvalidArgumentError("PullModelChunk: unreadable request"));
+  }
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  v1::PullModelChunkRequest parsed;
+  if (!parsed.ParseFromString(bytes)) {
+    return Refuse(context,
+                  absl::InvalidArgumentError("PullModelChunk: the request does not parse"));
+  }
+  absl::StatusOr<std::shared_ptr<const std::string>> model =
+      downloads->model_for(site, parsed.work_id());
+  if (!model.ok()) return Refuse(context, model.status());
+  if (parsed.offset() >= (*model)->size()) {
+    return Refuse(context, absl::OutOfRangeError(
+                               absl::StrCat("PullModelChunk: offset ", parsed.offset(),
+                                            " is past the model's ", (*model)->size(), " bytes")));
+  }
+  // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
+  auto* call = new ModelChunkCall(downloads->gate, context, response, std::move(site),
+                                  *std::move(model), parsed.offset());
+  call->Start();
+  return call;
+}
+
+}  // namespace tessera::coordinator::internal
