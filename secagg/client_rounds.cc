@@ -2,21 +2,25 @@
 // the masked input), the survivor list (the consistency signature) and the unmasking
 // request (the shares released).
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "crypto/aead.h"
 #include "crypto/key_agreement.h"
 #include "crypto/mask_generator.h"
+#include "crypto/random.h"
 #include "crypto/shamir.h"
 #include "crypto/signature.h"
 #include "secagg/client.h"
 #include "secagg/internal/client_impl.h"
 #include "secagg/internal/wire.h"
+#include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 
 namespace tessera::secagg {
@@ -224,6 +228,76 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnSurvivors(
   return reply;
 }
 
+namespace {
+
+// `count` distinct indices below `population`, uniformly at random (a partial Fisher-Yates
+// shuffle on the system's CSPRNG; rejection sampling keeps each draw unbiased).
+absl::StatusOr<std::vector<size_t>> SampleIndices(size_t population, size_t count) {
+  std::vector<size_t> order(population);
+  for (size_t i = 0; i < population; ++i) order[i] = i;
+  for (size_t i = 0; i < count && i + 1 < population; ++i) {
+    const uint64_t range = population - i;
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
+    uint64_t draw = 0;
+    do {
+      ASSIGN_OR_RETURN(draw, crypto::RandomUint64());
+    } while (draw >= limit);
+    std::swap(order[i], order[i + draw % range]);
+  }
+  order.resize(std::min(count, population));
+  return order;
+}
+
+}  // namespace
+
+absl::Status SecAggClient::Impl::CheckConsistencySignatures(const v1::UnmaskingRequest& request) {
+  const std::string signed_input = ConsistencySigningInput(session_id, signed_survivors);
+  // One signature per distinct survivor (a repeat is ignored).
+  std::vector<const v1::ConsistencySignature*> listed;
+  std::set<std::string> signers;
+  for (const v1::ConsistencySignature& signature : request.signatures()) {
+    if (std::binary_search(signed_survivors.begin(), signed_survivors.end(),
+                           signature.client_id()) &&
+        signers.insert(signature.client_id()).second) {
+      listed.push_back(&signature);
+    }
+  }
+  const uint32_t sample =
+      sparse() ? ConsistencySampleSize(setup.sparse(), static_cast<uint32_t>(setup.invited_size()),
+                                       static_cast<uint32_t>(entries.size()), threshold())
+               : threshold();
+  if (listed.size() >= threshold() && sample < listed.size()) {
+    // SecAgg+: a random sample must all verify (ConsistencySampleSize).
+    // No randomness is this client's trouble, not the coordinator's: an error, no abort.
+    ASSIGN_OR_RETURN(const std::vector<size_t> drawn, SampleIndices(listed.size(), sample));
+    for (size_t i : drawn) {
+      if (!SignatureValid(listed[i]->client_id(), signed_input, listed[i]->signature())) {
+        return Abort(v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES,
+                     absl::StrCat("the consistency signature of ", listed[i]->client_id(),
+                                  " does not verify over the survivor set"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  std::set<std::string> valid;
+  for (const v1::ConsistencySignature& signature : request.signatures()) {
+    if (valid.contains(signature.client_id()) ||
+        !std::binary_search(signed_survivors.begin(), signed_survivors.end(),
+                            signature.client_id())) {
+      continue;
+    }
+    if (SignatureValid(signature.client_id(), signed_input, signature.signature())) {
+      valid.insert(signature.client_id());
+    }
+  }
+  if (valid.size() < threshold()) {
+    return Abort(v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES,
+                 absl::StrCat(valid.size(), " valid signatures on the survivor set, threshold ",
+                              threshold()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
     const v1::UnmaskingRequest& request) {
   if (!std::equal(request.survivors().begin(), request.survivors().end(), signed_survivors.begin(),
@@ -254,23 +328,7 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnUnmasking(
   }
 
   // At least `threshold` distinct survivors must have signed this very set.
-  const std::string signed_input = ConsistencySigningInput(session_id, signed_survivors);
-  std::set<std::string> valid;
-  for (const v1::ConsistencySignature& signature : request.signatures()) {
-    if (valid.contains(signature.client_id()) ||
-        !std::binary_search(signed_survivors.begin(), signed_survivors.end(),
-                            signature.client_id())) {
-      continue;
-    }
-    if (SignatureValid(signature.client_id(), signed_input, signature.signature())) {
-      valid.insert(signature.client_id());
-    }
-  }
-  if (valid.size() < threshold()) {
-    return Abort(v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES,
-                 absl::StrCat(valid.size(), " valid signatures on the survivor set, threshold ",
-                              threshold()));
-  }
+  RETURN_IF_ERROR(CheckConsistencySignatures(request));
 
   v1::SecAggClientMessage reply;
   v1::UnmaskingResponse* response = reply.mutable_unmasking();

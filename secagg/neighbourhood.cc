@@ -253,6 +253,16 @@ uint32_t SmallestLearnableGroup(uint32_t k) {
   return NeighbourhoodThreshold(k) - colluders;
 }
 
+uint32_t ConsistencySampleSize(const v1::SecAggSparse& sparse, uint32_t invited, uint32_t listed,
+                               uint32_t threshold) {
+  const double colluders = std::floor(sparse.colluding_fraction() * static_cast<double>(invited));
+  const double r =
+      (static_cast<double>(listed) + colluders) / (2.0 * static_cast<double>(threshold));
+  if (!(r > 0) || r >= 1) return threshold;
+  const double s = std::ceil(static_cast<double>(sparse.security_bits()) / -std::log2(r));
+  return s >= static_cast<double>(threshold) ? threshold : static_cast<uint32_t>(s);
+}
+
 absl::Status ValidateSparse(const v1::SecAggSparse& sparse, uint32_t invited, uint32_t listed) {
   const uint32_t k = sparse.neighbours();
   if (k < 2 || k % 2 != 0 || invited < 4 || k >= invited - 1) {

@@ -95,6 +95,20 @@ uint32_t NeighbourhoodThreshold(uint32_t k);
 // (docs/secure-aggregation.md, "What the coordinator can learn").
 uint32_t SmallestLearnableGroup(uint32_t k);
 
+// SecAgg+: how many of the consistency signatures on the survivor set a site verifies, a
+// uniform random sample it draws once the coordinator has listed them (any invalid one
+// aborts: an honest coordinator forwards only signatures it verified). A coordinator that
+// shows two groups of sites two survivor sets (to learn a site's self-mask seed from one
+// group and its mask key from the other) has at most listed + c valid signatures over both
+// sets together (c = floor(colluding_fraction * invited) colluders sign both), so one
+// group's set carries at most the share r = (listed + c) / (2 threshold) of valid ones
+// among any threshold listed; a site of it accepts with probability at most r^s. s =
+// ceil(security_bits / -log2 r) makes that at most 2^-security_bits; `threshold` (verify
+// until threshold are valid, as full Bonawitz) when r >= 1 or s would reach it. 116 at
+// listed = 1,000, threshold = 667, 5 % colluders, 40 bits.
+uint32_t ConsistencySampleSize(const v1::SecAggSparse& sparse, uint32_t invited, uint32_t listed,
+                               uint32_t threshold);
+
 // The checks both ends apply to a setup's `sparse` for `listed` clients out of `invited`
 // (at the setup, listed = invited; once the list is fixed, its size): INVALID_ARGUMENT
 // naming the field unless k is even with 2 <= k < invited - 1, t_k is

@@ -160,6 +160,12 @@ struct SecAggClient::Impl {
   absl::StatusOr<v1::SecAggClientMessage> OnShareRelay(const v1::ShareRelay& relay);
   absl::StatusOr<v1::SecAggClientMessage> OnSurvivors(const v1::SurvivorList& list);
   absl::StatusOr<v1::SecAggClientMessage> OnUnmasking(const v1::UnmaskingRequest& request);
+  // That `request` carries valid consistency signatures of at least threshold distinct
+  // survivors over the signed survivor set: all of them checked until threshold are valid
+  // or, in SecAgg+ when ConsistencySampleSize is below their number, a random sample of
+  // that size, every one of which must verify. The Abort (MISMATCHED_CONSISTENCY_SIGNATURES)
+  // otherwise; INTERNAL, with no abort, if the system has no randomness to draw with.
+  absl::Status CheckConsistencySignatures(const v1::UnmaskingRequest& request);
 
   // The checks of one entry of the list at 1-based `point` (this client's own is only
   // parsed): certificate of the federation CA naming that client with the institution role

@@ -253,6 +253,37 @@ TEST(NeighbourhoodTest, SmallestLearnableGroupIsTKLessTheColludersANeighbourhood
   }
 }
 
+// A site checks a sample of the consistency signatures whose size does not grow with n:
+// about 116 at 40 bits and 5 % colluders, for every cohort large enough that the threshold
+// exceeds it; the whole threshold below that. The sample bounds a site's acceptance of a
+// split view by r^s <= 2^-40, r the largest share of valid signatures both groups can see.
+TEST(NeighbourhoodTest, ConsistencySampleSizeIsConstantInNAndMeetsTheBound) {
+  v1::SecAggSparse sparse;
+  sparse.set_colluding_fraction(0.05);
+  sparse.set_security_bits(40);
+  EXPECT_EQ(ConsistencySampleSize(sparse, 1000, 1000, 667), 116U);
+  for (uint32_t n : {200U, 400U, 1000U, 10000U, 100000U}) {
+    const uint32_t t = DefaultThreshold(n);
+    const uint32_t s = ConsistencySampleSize(sparse, n, n, t);
+    EXPECT_GE(s, 112U) << n;
+    EXPECT_LE(s, 117U) << n;
+    const double r = (n + std::floor(0.05 * n)) / (2.0 * t);
+    EXPECT_LE(s * std::log2(r), -40.0) << n;
+    EXPECT_GT((s - 1) * std::log2(r), -40.0) << n << ": the least such sample";
+  }
+  // Small cohorts: the sample would reach the threshold, which is then checked whole.
+  EXPECT_EQ(ConsistencySampleSize(sparse, 100, 100, DefaultThreshold(100)), DefaultThreshold(100));
+  // More colluders, a larger sample; at 1/3 the two groups' valid signatures reach t.
+  sparse.set_colluding_fraction(0.3);
+  EXPECT_GT(ConsistencySampleSize(sparse, 1000, 1000, 667), 116U);
+  sparse.set_colluding_fraction(0.34);
+  EXPECT_EQ(ConsistencySampleSize(sparse, 1000, 1000, 667), 667U);
+  // A list shorter than the invited raises nothing by itself: fewer listed, fewer valid.
+  sparse.set_colluding_fraction(0.05);
+  EXPECT_LE(ConsistencySampleSize(sparse, 1000, 700, 667),
+            ConsistencySampleSize(sparse, 1000, 1000, 667));
+}
+
 TEST(NeighbourhoodTest, RefusesParametersOutOfRangeNamingThem) {
   EXPECT_THAT(ChooseNeighbourhood(2, 0.1, 0.1, 40, 30),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("n must")));

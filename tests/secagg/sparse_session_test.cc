@@ -370,6 +370,49 @@ TEST_F(SparseSessionTest, TooFewValidSignaturesOnTheSurvivorSetReleaseNothing) {
   EXPECT_EQ(session.client(target)->abort_reason(), v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES);
 }
 
+// Each site verifies a random sample of the consistency signatures (ConsistencySampleSize:
+// 11 of the 24 here), drawn once the list is in hand. One forged signature among 24: a site
+// aborts naming it when its sample drew it (probability 11/24) and goes on otherwise — no
+// site at all would abort only with probability (13/24)^24 ~ 4e-7, every site only with
+// (11/24)^24 ~ 8e-9. Forging more than 24 - 11 of them leaves no sample without one: every
+// site aborts. (A coordinator that splits the sites' views needs about a third of the
+// signatures forged in one group's set: ConsistencySampleSize.)
+TEST_F(SparseSessionTest, SitesCheckARandomSampleOfTheConsistencySignatures) {
+  for (int forged : {1, 14}) {
+    SCOPED_TRACE(forged);
+    Session session(*federation_, Setup(), inputs_, options_);
+    ASSERT_OK(session.Init());
+    while (session.server().round() != v1::SECAGG_UNMASKING) session.Step();
+    const uint32_t sample =
+        ConsistencySampleSize(sparse_, kSites, kSites, session.setup().threshold());
+    ASSERT_EQ(sample, 11U);
+    int aborted = 0, went_on = 0;
+    for (const std::string& id : ids_) {
+      v1::SecAggServerMessage message = session.server().Outgoing().at(id);
+      auto* signatures = message.mutable_unmasking_request()->mutable_signatures();
+      ASSERT_EQ(signatures->size(), kSites);
+      for (int i = 0; i < forged; ++i) {
+        std::string* bytes = signatures->Mutable(i)->mutable_signature();
+        (*bytes)[bytes->size() / 2] ^= 0x01;
+      }
+      if (session.client(id)->Handle(message).ok()) {
+        ++went_on;
+        continue;
+      }
+      ++aborted;
+      EXPECT_EQ(session.client(id)->abort_reason(), v1::SECAGG_MISMATCHED_CONSISTENCY_SIGNATURES);
+      EXPECT_THAT(session.client(id)->abort_detail(),
+                  HasSubstr("does not verify over the survivor set"));
+    }
+    if (forged == 1) {
+      EXPECT_GT(aborted, 0) << "no sample drew the forged signature";
+      EXPECT_GT(went_on, 0) << "every site checked every signature";
+    } else {
+      EXPECT_EQ(aborted, kSites);
+    }
+  }
+}
+
 TEST_F(SparseSessionTest, ItsProvenanceVerifiesAndBindsTheCoinCommitments) {
   Session session(*federation_, Setup(), inputs_, options_);
   ASSERT_OK(session.Init());
