@@ -16,11 +16,12 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
+#include "proto/transfer.h"
 
 namespace tessera::client {
 
 // Answers up to this size go as one PushResult; larger ones in chunks of this size.
-inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
+inline constexpr size_t kUploadChunkBytes = proto::kUploadChunkBytes;
 
 inline constexpr char kPushResultMethod[] = "/tessera.v1.Federation/PushResult";
 inline constexpr char kPushResultChunkedMethod[] = "/tessera.v1.Federation/PushResultChunked";

@@ -152,6 +152,10 @@ class Coordinator {
                                      WorkBoard::PullDone done);
   // Ends pull `ticket` now with null (its caller went away); nothing if it already ended.
   void CancelPull(uint64_t ticket) { board_.CancelPull(ticket); }
+  // The largest answer `client_id`'s open work may need (WorkBoard::LargestAnswer).
+  uint64_t LargestAnswer(const std::string& client_id) const {
+    return board_.LargestAnswer(client_id);
+  }
   // The model `work_id` carries apart for `client_id` to fetch (WorkBoard::ModelFor):
   // FAILED_PRECONDITION if the client never said Hello; NOT_FOUND if the work is closed,
   // was not handed to the client, or carries no model apart.

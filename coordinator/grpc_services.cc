@@ -111,10 +111,12 @@ class FederationService final : public FederationBase {
                  limits.max_pushes_per_site),
         uploads_(kUploadsAtOnce, limits.upload_timeout, limits.min_upload_bytes_per_second,
                  common::Clock::Real()),
-        upload_context_{&uploads_, &workers_, limits.max_message_bytes,
-                        [this](const std::string& site, const v1::PushResultRequest& request) {
-                          return Push(site, request);
-                        }},
+        upload_context_{
+            &uploads_, &workers_, limits.max_message_bytes,
+            [this](const std::string& site) { return coordinator_->LargestAnswer(site); },
+            [this](const std::string& site, const v1::PushResultRequest& request) {
+              return Push(site, request);
+            }},
         downloads_(limits.max_model_downloads, limits.upload_timeout,
                    limits.min_upload_bytes_per_second, common::Clock::Real()),
         download_context_{&downloads_,

@@ -78,8 +78,9 @@ absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec) {
     ASSIGN_OR_RETURN(const size_t parameters, proto::NumParameters(spec.model(), features));
     work_item += std::min(proto::MaxSerializedModelBytes(parameters), proto::kModelChunkBytes);
   }
-  // A masked input: one 32-bit word per encoded value. A stage the task does not run has
-  // no encoding.
+  // A masked input: one 32-bit word per encoded value; above proto::kUploadChunkBytes it
+  // arrives in chunks of that size (and is assembled under the bound the site's open work
+  // sets, not the cap). A stage the task does not run has no encoding.
   size_t masked_input = 0;
   const uint32_t invited = std::max<uint32_t>(spec.min_clients(), 2);
   for (v1::Stage stage : {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE,
@@ -87,6 +88,7 @@ absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec) {
     absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, stage, invited);
     if (encoding.ok()) masked_input = std::max(masked_input, 4 * secagg::EncodedWords(*encoding));
   }
+  masked_input = std::min(masked_input, proto::kUploadChunkBytes);
   return std::max(work_item, masked_input) + spec.ByteSizeLong() + kMessageOverheadBytes;
 }
 
@@ -94,11 +96,12 @@ absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_
   ASSIGN_OR_RETURN(const size_t largest, LargestTaskMessageBytes(spec));
   if (largest <= max_message_bytes) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      "the task's largest message (its model or secure-aggregation vector) needs up to ", largest,
+      "the task's largest message (a stage's first work item, or one chunk of its model or of a "
+      "masked input) needs up to ", largest,
       " bytes (", Mib(largest), "), more than the coordinator's message cap of ", max_message_bytes,
       " bytes (", Mib(max_message_bytes),
       "); raise max_message_bytes in the coordinator's and the sites' configs, or make the "
-      "model smaller (a site's masked input is assembled whole)"));
+      "spec smaller (models and masked inputs travel in chunks)"));
 }
 
 CallLimiter::CallLimiter(int max_pulls_per_site, int max_hellos_per_minute,

@@ -57,8 +57,9 @@ inline constexpr size_t kMessageOverheadBytes = size_t{256} << 10;
 // with defaults applied: the first work item of a stage (the spec, the global model as
 // float32 up to proto::kModelChunkBytes — a larger one travels apart in chunks of that
 // size — and the pooled statistics) or a site's masked input (one 32-bit word per encoded
-// value, secagg/stage_encoding.h; it arrives in chunks but is assembled whole, so it must
-// fit the cap), plus kMessageOverheadBytes. INVALID_ARGUMENT for a spec
+// value, secagg/stage_encoding.h, up to proto::kUploadChunkBytes — a larger one goes in
+// chunks of that size), plus kMessageOverheadBytes. Whatever the model's size, then,
+// about 1.3 MiB plus the spec. INVALID_ARGUMENT for a spec
 // the model layouts refuse.
 absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec);
 

@@ -464,7 +464,12 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       if (!shared_message) *item.mutable_secagg() = std::move(message);
       items[client] = std::move(item);
     }
-    absl::Status posted = board_->Post(work_id, std::move(items), sink, shared, model);
+    // No answer of this session is larger than a masked input (4 bytes a word) with room
+    // for its framing and for the per-peer parts (shares: about 200 bytes a peer).
+    const uint64_t largest_answer = 4 * uint64_t{secagg::EncodedWords(request.encoding)} +
+                                    uint64_t{2048} * invited + (uint64_t{256} << 10);
+    absl::Status posted =
+        board_->Post(work_id, std::move(items), sink, shared, model, largest_answer);
     if (!posted.ok()) {
       // Work ids are unique per session step; a clash is a bug here.
       common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());

@@ -1,5 +1,6 @@
 #include "coordinator/work_board.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +21,8 @@ v1::WorkItem PostedItem::Whole() const {
 absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                              std::shared_ptr<ResultSink> sink,
                              const std::shared_ptr<const std::string>& shared,
-                             const std::shared_ptr<const std::string>& model) {
+                             const std::shared_ptr<const std::string>& model,
+                             uint64_t largest_answer) {
   OpenWork work;
   for (auto& [client, item] : items) {
     if (item.work_id() != work_id) {
@@ -33,6 +35,7 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
   }
   work.pending = work.undelivered;
   work.sink = std::move(sink);
+  work.largest_answer = largest_answer;
   const std::set<std::string> clients = work.undelivered;
   Ended ended;
   {
@@ -65,6 +68,15 @@ void WorkBoard::Close(const std::string& work_id) {
   if (it == open_.end()) return;
   order_.erase(it->second.seq);
   open_.erase(it);
+}
+
+uint64_t WorkBoard::LargestAnswer(const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  uint64_t largest = 0;
+  for (const auto& [id, work] : open_) {
+    if (work.pending.contains(client_id)) largest = std::max(largest, work.largest_answer);
+  }
+  return largest;
 }
 
 std::shared_ptr<const std::string> WorkBoard::ModelFor(const std::string& work_id,

@@ -78,10 +78,17 @@ class WorkBoard {
   // Every item's work_id must equal `work_id`. `shared` (PostedItem::shared) and `model`
   // (PostedItem::model), if not null, are part of every client's item. INVALID_ARGUMENT if
   // the work id is already open or an item carries another id.
+  // `largest_answer` bounds the size of one client's answer to this work (0: nothing
+  // beyond the message cap), for LargestAnswer.
   absl::Status Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                     std::shared_ptr<ResultSink> sink,
                     const std::shared_ptr<const std::string>& shared = nullptr,
-                    const std::shared_ptr<const std::string>& model = nullptr);
+                    const std::shared_ptr<const std::string>& model = nullptr,
+                    uint64_t largest_answer = 0);
+
+  // The largest answer, in bytes, that open work still awaiting `client_id`'s answer may
+  // need (the largest `largest_answer` posted with it); 0 if none.
+  uint64_t LargestAnswer(const std::string& client_id) const;
 
   // The model `work_id` carries apart, for `client_id` to fetch: null unless the work is
   // open and has an item for the client that was handed to it, with a model apart.
@@ -149,6 +156,7 @@ class WorkBoard {
     std::set<std::string> undelivered;  // clients it was not handed to yet
     std::set<std::string> pending;      // clients that have not answered yet
     std::set<std::string> fetched;      // clients it was handed to at least once
+    uint64_t largest_answer = 0;
   };
   struct AsyncPull {
     std::string client_id;

@@ -1,6 +1,7 @@
-// How a work item's model travels when it is large (proto/federation.proto: WorkItem.model_size,
-// Federation.PullModelChunk): both the coordinator, which decides, and the site, which fetches,
-// use these sizes.
+// How large vectors travel (proto/federation.proto): a work item's model above one chunk goes
+// apart (WorkItem.model_size, Federation.PullModelChunk), a site's answer above one chunk in
+// chunks (Federation.PushResultChunked). Both ends use these sizes; no message needs to hold
+// a whole model or masked input.
 #ifndef TESSERA_PROTO_TRANSFER_H_
 #define TESSERA_PROTO_TRANSFER_H_
 
@@ -11,6 +12,9 @@ namespace tessera::proto {
 // A model whose serialized ModelParameters exceed this travels apart from its work item, in
 // chunks of at most this size (a model of about 262,000 parameters or more).
 inline constexpr size_t kModelChunkBytes = size_t{1} << 20;
+
+// A site's answer (a serialized PushResultRequest) above this size goes in chunks of it.
+inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 
 // The largest serialized ModelParameters of `num_parameters` float32 values: the packed
 // field's tag, its length (a varint of at most 10 bytes) and 4 bytes per value.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
+#include "crypto/tls.h"
 #include "proto/grpc_status.h"
 
 namespace tessera::coordinator::internal {
@@ -39,11 +40,21 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
       s.first = false;
       s.total = s.chunk.total_bytes();
       s.announced = s.total;
-      if (s.total == 0 || s.total > s.uploads->max_bytes) {
-        return End(state_,
-                   grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                absl::StrCat("an upload announced ", s.total, " bytes (1 to ",
-                                             s.uploads->max_bytes, ", max_message_bytes)")));
+      // The cap, or the largest answer the site's open work expects if that is more.
+      uint64_t most = s.uploads->max_bytes;
+      const char* bound = "max_message_bytes";
+      if (s.uploads->largest_answer) {
+        const uint64_t expected =
+            std::min<uint64_t>(s.uploads->largest_answer(s.site), crypto::kMaxMessageBytes);
+        if (expected > most) {
+          most = expected;
+          bound = "the largest answer this site's open work expects";
+        }
+      }
+      if (s.total == 0 || s.total > most) {
+        return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        absl::StrCat("an upload announced ", s.total,
+                                                     " bytes (1 to ", most, ", ", bound, ")")));
       }
       // Grown as bytes arrive, never reserved on the site's word: an announcement alone
       // must not make the coordinator allocate.

@@ -4,9 +4,9 @@
 // The call waits for a place at the upload gate (upload_gate.h) before it reads anything,
 // so that its bytes stay at the site meanwhile; then it assembles the answer chunk by
 // chunk, parses it on a worker and hands it on as PushResult would. Refused, naming what is
-// wrong, with INVALID_ARGUMENT: an announced size of 0 or above max_message_bytes (every
-// task's answers fit it: a task whose messages do not is refused at submission,
-// limits.h CheckTaskFitsMessages), chunks past the announced size, a
+// wrong, with INVALID_ARGUMENT: an announced size of 0 or above both max_message_bytes and
+// the largest answer the site's open work expects (a masked input, whatever the cap),
+// chunks past the announced size, a
 // stream that ends short, bytes that do not parse; with DEADLINE_EXCEEDED: an upload read
 // for longer than the gate allows (a stalled or trickling site). Nothing is logged with
 // the answer's contents.
@@ -33,8 +33,11 @@ namespace tessera::coordinator::internal {
 struct Uploads {
   UploadGate* gate;
   common::WorkerPool* workers;
-  // The largest upload announced that is read: the message cap.
+  // The largest upload announced that is read: the message cap, or more when the site's
+  // open work expects a larger answer (largest_answer, a masked input: Coordinator::
+  // LargestAnswer), up to crypto::kMaxMessageBytes.
   uint64_t max_bytes;
+  std::function<uint64_t(const std::string& site)> largest_answer;
   // Hands a whole answer to the coordinator (on a worker); its status is the call's.
   std::function<absl::Status(const std::string& site, const v1::PushResultRequest& request)> push;
 };

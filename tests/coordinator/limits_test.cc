@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config.pb.h"
+#include "proto/transfer.h"
 #include "proto/validation.h"
 #include "tests/coordinator/fake_site.h"
 #include "tests/coordinator/fault_injecting_store.h"
@@ -106,17 +107,17 @@ v1::TaskSpec Mlp(int features, uint32_t width) {
   return spec;
 }
 
-TEST(TaskMessageSizeTest, GrowsWithTheModelAndBoundsItsVectors) {
-  // 100 features, two layers of 1024: 100*1024 + 1024 + 1024*1024 + 1024 + 1024*10 + 10.
-  const size_t parameters = 100 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10;
+TEST(TaskMessageSizeTest, TheLargestMessageNoLongerGrowsWithTheModel) {
+  // 100 features, two layers of 1024: 1.17 M parameters, 4.7 MB as float32 — sent apart in
+  // chunks, as is the masked input: the largest message holds at most one chunk of either.
   v1::TaskSpec spec = Mlp(100, 1024);
   ASSERT_OK_AND_ASSIGN(size_t largest, LargestTaskMessageBytes(spec));
-  // One word per parameter (masked input), plus room; the model itself travels apart in
-  // chunks (proto/transfer.h), so the work item is not the largest message.
-  EXPECT_GE(largest, 4 * (parameters + 1));
-  EXPECT_LE(largest, 4 * (parameters + 1) + spec.ByteSizeLong() + kMessageOverheadBytes + 4096);
-  // The toy model is tiny: its largest message is the fixed room and its evaluation
-  // vector (the AUC histograms, a few thousand values).
+  EXPECT_GE(largest, proto::kModelChunkBytes);
+  EXPECT_LE(largest,
+            proto::kModelChunkBytes + 16 * 101 + spec.ByteSizeLong() + kMessageOverheadBytes);
+  ASSERT_OK_AND_ASSIGN(size_t larger, LargestTaskMessageBytes(Mlp(100, 2048)));
+  EXPECT_LE(larger, largest + 64) << "4.4 M parameters need no larger message";
+  // The toy model is tiny: its largest message is the fixed room and its vectors.
   v1::TaskSpec toy = ToySpec(1, 3);
   proto::ApplyTaskDefaults(&toy);
   ASSERT_OK_AND_ASSIGN(size_t small, LargestTaskMessageBytes(toy));
@@ -124,24 +125,24 @@ TEST(TaskMessageSizeTest, GrowsWithTheModelAndBoundsItsVectors) {
 }
 
 TEST(TaskMessageSizeTest, ATaskAboveTheCapIsRefusedNamingBothSizes) {
-  v1::TaskSpec spec = Mlp(100, 2048);  // ~4.4 M parameters: ~17.6 MB per message
-  EXPECT_THAT(CheckTaskFitsMessages(spec, size_t{8} << 20),
+  v1::TaskSpec spec = Mlp(100, 2048);  // ~4.4 M parameters: ~17.6 MB as float32
+  EXPECT_THAT(CheckTaskFitsMessages(spec, size_t{1} << 20),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("8388608 bytes"), HasSubstr("max_message_bytes"),
-                             HasSubstr("a site's masked input is assembled whole"))));
-  EXPECT_OK(CheckTaskFitsMessages(spec, size_t{32} << 20));
-  EXPECT_OK(CheckTaskFitsMessages(Mlp(100, 1024), size_t{8} << 20));
+                       AllOf(HasSubstr("1048576 bytes"), HasSubstr("max_message_bytes"),
+                             HasSubstr("models and masked inputs travel in chunks"))));
+  EXPECT_OK(CheckTaskFitsMessages(spec, size_t{2} << 20));
+  EXPECT_OK(CheckTaskFitsMessages(spec, size_t{8} << 20));
 }
 
 TEST(TaskMessageSizeTest, SubmitTaskRefusesATaskAboveTheCapAndStoresNothing) {
   tessera::testing::TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
   CoordinatorOptions options = FastOptions(*pki);
-  options.max_message_bytes = size_t{4} << 20;
+  options.max_message_bytes = size_t{1} << 20;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Coordinator> coordinator,
                        Coordinator::Create(NewMemoryStore(), common::Clock::Real(), options));
   EXPECT_THAT(coordinator->SubmitTask("op", Mlp(100, 1024)),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("4194304 bytes")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1048576 bytes")));
   EXPECT_THAT(coordinator->ListTasks(), ::tessera::testing::IsOkAndHolds(::testing::IsEmpty()));
   coordinator->Shutdown();
 }

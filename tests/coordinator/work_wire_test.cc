@@ -203,5 +203,37 @@ TEST(WorkWireTest, ABoardModelApartGoesOnlyToTheSitesItsItemWasHandedTo) {
   EXPECT_EQ(board.ModelFor("w/s0", "site-0"), nullptr) << "closed";
 }
 
+// The largest answer a site's open work expects bounds what the coordinator reads of its
+// chunked uploads beyond the message cap: the largest posted with work still awaiting the
+// site's answer.
+TEST(WorkWireTest, TheLargestAnswerIsThatOfTheWorkStillAwaitingTheSite) {
+  WorkBoard board;
+  class NullSink : public ResultSink {
+    absl::Status Accept(const std::string&, const v1::PushResultRequest&) override {
+      return absl::OkStatus();
+    }
+  };
+  std::map<std::string, v1::WorkItem> small, large;
+  small["site-0"] = Own("a/s0", "a");
+  large["site-0"] = Own("b/s2", "b");
+  large["site-1"] = Own("b/s2", "b");
+  ASSERT_OK(
+      board.Post("a/s0", std::move(small), std::make_shared<NullSink>(), nullptr, nullptr, 1000));
+  ASSERT_OK(board.Post("b/s2", std::move(large), std::make_shared<NullSink>(), nullptr, nullptr,
+                       uint64_t{5} << 20));
+  EXPECT_EQ(board.LargestAnswer("site-0"), uint64_t{5} << 20);
+  EXPECT_EQ(board.LargestAnswer("site-1"), uint64_t{5} << 20);
+  EXPECT_EQ(board.LargestAnswer("stranger"), 0u);
+  ASSERT_NE(board.Pull("site-0", absl::Now()), nullptr);
+  ASSERT_NE(board.Pull("site-0", absl::Now()), nullptr);
+  v1::PushResultRequest answer;
+  answer.set_work_id("b/s2");
+  ASSERT_OK(board.Push("site-0", answer));
+  EXPECT_EQ(board.LargestAnswer("site-0"), 1000u) << "answered: only the small work awaits it";
+  board.Close("a/s0");
+  EXPECT_EQ(board.LargestAnswer("site-0"), 0u);
+  EXPECT_EQ(board.LargestAnswer("site-1"), uint64_t{5} << 20);
+}
+
 }  // namespace
 }  // namespace tessera::coordinator

@@ -2,9 +2,12 @@
 // the real daemons:
 //
 //   E2eModelDownloadTest.AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompletes: an MLP of
-//     323,730 parameters (1.3 MB serialized) over three site daemons; every site trains on
-//     it (its hash checked), the task completes with every site in every round, and each
-//     site's ledger records its chunk requests (before they left) as connection messages.
+//     651,650 parameters (2.6 MB as float32) over three site daemons, every message capped
+//     at 2 MiB on both ends: the model goes down and the masked inputs up in chunks (the
+//     coordinator reads an upload up to what the site's open work expects), every site
+//     trains on the model (its hash checked), the task completes with every site in every
+//     round, and each site's ledger records its chunk requests (before they left) as
+//     connection messages.
 //     Meanwhile a fourth site, in the federation but not in the cohort, asks for the same
 //     step's model again and again and never gets a byte of it; a request that does not
 //     parse is refused, and the coordinator goes on.
@@ -82,10 +85,18 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
   pki.push_back(kStranger);
   ASSERT_OK(MakeTestPki(pki));
   ASSERT_OK(SplitData());
+  // Messages of at most 2 MiB each way, on the coordinator and at every site.
+  constexpr uint32_t kCap = 2 << 20;
+  edit_coordinator_config_ = [](v1::CoordinatorConfig* config) {
+    config->set_max_message_bytes(kCap);
+  };
+  edit_client_config_ = [](const std::string&, v1::ClientConfig* config) {
+    config->set_max_message_bytes(kCap);
+  };
   ASSERT_OK(StartCoordinator());
   ASSERT_OK(StartClients());
 
-  // 30 features -> 4096 -> 48 -> 2 classes: 323,730 parameters, 1,294,920 bytes as float32.
+  // 30 features -> 4096 -> 128 -> 2 classes: 651,650 parameters, 2,606,600 bytes as float32.
   ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
   spec.set_name("large-mlp");
   spec.set_rounds(1);
@@ -93,10 +104,10 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
   model->Clear();
   model->set_kind(v1::ModelSpec::MLP);
   model->add_hidden_layers(4096);
-  model->add_hidden_layers(48);
+  model->add_hidden_layers(128);
   model->set_num_classes(2);
   spec.mutable_training()->set_local_epochs(1);
-  ASSERT_GT(4 * 323'730, static_cast<int>(proto::kModelChunkBytes));
+  ASSERT_GT(4 * 651'650, static_cast<int>(kCap));
 
   // The stranger is in the federation (it said Hello) but holds no data: never in a cohort.
   ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> stranger,
@@ -157,9 +168,9 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
       EXPECT_TRUE(e.task_id().empty()) << "a connection message";
       EXPECT_LT(e.byte_count(), 200u) << "a work id and an offset";
     }
-    // Two sessions sent the model (round 1's fit_evaluate, the final evaluate), two
+    // Two sessions sent the model (round 1's fit_evaluate, the final evaluate), three
     // chunks each.
-    EXPECT_GE(chunk_requests, 4);
+    EXPECT_GE(chunk_requests, 6);
   }
   EXPECT_TRUE(coordinator()->Running());
 }
