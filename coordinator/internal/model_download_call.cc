@@ -8,6 +8,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/log.h"
 #include "coordinator/work_wire.h"
 #include "proto/federation.pb.h"
 #include "proto/grpc_status.h"
@@ -20,24 +22,33 @@ namespace {
 // may report an overstay just as the call ends).
 struct CallState {
   absl::Mutex mu;
-  grpc::CallbackServerContext* context ABSL_GUARDED_BY(mu);  // null once the call is done
   bool admitted ABSL_GUARDED_BY(mu) = false;
+  bool released ABSL_GUARDED_BY(mu) = false;  // its place given back (overstayed or done)
   uint64_t ticket ABSL_GUARDED_BY(mu) = 0;
 };
 
+// Gives the call's place back once (from the overstay report or from OnDone).
+void ReleaseOnce(UploadGate* gate, CallState* state) {
+  uint64_t ticket = 0;
+  {
+    absl::MutexLock lock(&state->mu);
+    if (!state->admitted || state->released) return;
+    state->released = true;
+    ticket = state->ticket;
+  }
+  gate->Release(ticket);
+}
+
 class ModelChunkCall final : public grpc::ServerUnaryReactor {
  public:
-  ModelChunkCall(UploadGate* gate, grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
-                 std::string site, std::shared_ptr<const std::string> model, uint64_t offset)
+  ModelChunkCall(UploadGate* gate, grpc::ByteBuffer* response, std::string site,
+                 std::shared_ptr<const std::string> model, uint64_t offset)
       : gate_(gate),
         response_(response),
         site_(std::move(site)),
         model_(std::move(model)),
         offset_(offset),
-        state_(std::make_shared<CallState>()) {
-    absl::MutexLock lock(&state_->mu);
-    state_->context = context;
-  }
+        state_(std::make_shared<CallState>()) {}
 
   // Asks for a place; the chunk goes once one is free.
   void Start() {
@@ -56,9 +67,14 @@ class ModelChunkCall final : public grpc::ServerUnaryReactor {
           *response_ = ModelChunkResponseBytes(model_, offset_);
           Finish(grpc::Status::OK);
         },
-        [state](absl::Duration /*held*/, uint64_t /*bytes*/) {
-          absl::MutexLock lock(&state->mu);
-          if (state->context != nullptr) state->context->TryCancel();
+        // Too slow a reader: its chunk still goes, but its place goes to the next request
+        // (no cancel from here: gRPC may run the call's reactions inline in a cancel).
+        [gate = gate_, state, site = site_](absl::Duration held, uint64_t bytes) {
+          common::LogWarning("model_download_too_slow")
+              .With("client", site)
+              .With("bytes", bytes)
+              .With("ms", absl::ToInt64Milliseconds(held));
+          ReleaseOnce(gate, state.get());
         });
     // `this` may be gone already (admitted at once, finished and done): only `state` here.
     absl::MutexLock lock(&state->mu);
@@ -77,15 +93,7 @@ class ModelChunkCall final : public grpc::ServerUnaryReactor {
   }
 
   void OnDone() override {
-    bool admitted = false;
-    uint64_t ticket = 0;
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->context = nullptr;
-      admitted = state_->admitted;
-      ticket = state_->ticket;
-    }
-    if (admitted) gate_->Release(ticket);
+    ReleaseOnce(gate_, state_.get());
     delete this;  // NOLINT(cppcoreguidelines-owning-memory): gRPC reactors delete themselves.
   }
 
@@ -132,8 +140,8 @@ grpc::ServerUnaryReactor* StartModelDownload(const Downloads* downloads,
                                             " is past the model's ", (*model)->size(), " bytes")));
   }
   // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
-  auto* call = new ModelChunkCall(downloads->gate, context, response, std::move(site),
-                                  *std::move(model), parsed.offset());
+  auto* call = new ModelChunkCall(downloads->gate, response, std::move(site), *std::move(model),
+                                  parsed.offset());
   call->Start();
   return call;
 }

@@ -6,9 +6,10 @@
 // handed to gRPC, and holds the place until gRPC is done sending it (OnDone), so that the
 // coordinator's transport buffers hold a few chunks whatever the number of sites fetching
 // at once. A chunk still unsent after the gate's timeout plus its size at the gate's
-// minimum rate is cancelled (the site asks again), so that a slow or stalled site cannot
-// keep its place. The chunk's data is a slice over the board's one copy of the model
-// (work_wire.h). Refused at once with INVALID_ARGUMENT for a request that does not parse,
+// minimum rate gives its place to the next request (logged: model_download_too_slow; the
+// chunk itself still goes, as slowly as the site reads it), so that a slow or stalled site
+// cannot keep the others waiting. The chunk's data is a slice over the board's one copy of the
+// model (work_wire.h). Refused at once with INVALID_ARGUMENT for a request that does not parse,
 // NOT_FOUND when the work is closed, not the caller's or carries no model apart,
 // OUT_OF_RANGE for an offset at or past the model's end.
 //
