@@ -47,7 +47,7 @@ void ForwardBaseline(const MlpDims& dims, const float* params, const MlpRows& ro
 }
 
 constexpr MlpFloatKernels kBaselineKernels = {"baseline", &LossAndGradientBaseline,
-                                              &ForwardBaseline};
+                                              &ForwardBaseline, &SgdStep};
 
 }  // namespace
 

@@ -27,7 +27,7 @@ void ForwardAvx2(const MlpDims& dims, const float* params, const MlpRows& rows, 
   GatherAndForward<float>(dims, params, rows, begin, m, ws);
 }
 
-constexpr MlpFloatKernels kAvx2Kernels = {"avx2", &LossAndGradientAvx2, &ForwardAvx2};
+constexpr MlpFloatKernels kAvx2Kernels = {"avx2", &LossAndGradientAvx2, &ForwardAvx2, &SgdStep};
 
 }  // namespace
 

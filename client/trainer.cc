@@ -11,6 +11,7 @@
 #include "Eigen/Core"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "client/internal/mlp_dispatch.h"
 #include "client/internal/random.h"
 #include "proto/task.pb.h"
 
@@ -197,6 +198,9 @@ absl::StatusOr<TrainingReport> Train(const Model& model, const Dataset& data,
   Eigen::Map<Eigen::ArrayXd> g(grad.data(), size);
   Eigen::Map<Eigen::ArrayXf> out(params.data(), size);
   Stepper stepper(options, size);
+  // Plain SGD (no proximal term) goes through the dispatched step (SgdStep).
+  const bool plain_sgd = options.optimizer == Optimizer::kSgd && options.proximal_mu == 0;
+  const internal::MlpFloatKernels& kernels = internal::SelectedMlpKernels();
   std::vector<size_t> order(data.num_rows);
   internal::SplitMix64 rng(options.seed);
 
@@ -225,7 +229,16 @@ absl::StatusOr<TrainingReport> Train(const Model& model, const Dataset& data,
       stepper.BeginStep(report.steps);
       double proximal = 0;  // sum of (w - w_global)^2 before the step
       bool finite = true;
-      for (Eigen::Index b = 0; b < size; b += kUpdateBlock) {
+      if (plain_sgd) {
+        // The same arithmetic, in one pass the CPU's widest vectors can run (AVX2 here).
+        for (Eigen::Index b = 0; b < size; b += kUpdateBlock) {
+          const Eigen::Index len = std::min(kUpdateBlock, size - b);
+          finite = kernels.sgd_step(options.learning_rate, master.data() + b, grad.data() + b,
+                                    params.data() + b, static_cast<size_t>(len)) &&
+                   finite;
+        }
+      }
+      for (Eigen::Index b = 0; !plain_sgd && b < size; b += kUpdateBlock) {
         const Eigen::Index len = std::min(kUpdateBlock, size - b);
         auto gb = g.segment(b, len);
         auto wb = master.segment(b, len);

@@ -19,6 +19,9 @@ struct MlpFloatKernels {
   // pass: head outputs (logits) in ws.logits.
   void (*forward)(const MlpDims& dims, const float* params, const MlpRows& rows, size_t begin,
                   size_t m, const MlpWorkspace<float>& ws);
+  // The trainer's plain SGD step on a block of n parameters, for every model (SgdStep in
+  // client/internal/mlp_kernel.h): bit-identical in every variant.
+  bool (*sgd_step)(double learning_rate, double* w, double* g, float* out, size_t n);
 };
 
 const MlpFloatKernels& BaselineMlpKernels();

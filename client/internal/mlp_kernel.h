@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "Eigen/Core"
 #include "client/internal/check.h"
@@ -198,6 +199,32 @@ void GatherAndForward(const MlpDims& dims, const T* params, const MlpRows& rows,
                       size_t m, const MlpWorkspace<T>& ws) {
   Gather(dims, rows, begin, m, ws);
   Forward(dims, params, m, ws);
+}
+
+// One plain SGD step on n parameters (client/trainer.cc, any model): w -= lr * g in
+// double, out = w rounded to float, g zeroed for the next step; false if an out value is
+// not finite. No fused multiply-add (the AVX2 build's compiler would contract lr * g into
+// w's subtraction): every variant rounds alike, so a step gives bit-identical parameters
+// with and without AVX2. Written so that the compiler vectorises it (the finiteness test is
+// an integer OR over the float's exponent bits, not a float sum).
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+bool SgdStep(double learning_rate, double* w, double* g, float* out, size_t n) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+  uint32_t not_finite = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double step = learning_rate * g[i];
+    w[i] -= step;
+    out[i] = static_cast<float>(w[i]);
+    uint32_t bits = 0;
+    std::memcpy(&bits, &out[i], sizeof bits);
+    not_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    g[i] = 0;
+  }
+  return not_finite == 0;
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "client/internal/mlp_dispatch.h"
@@ -479,6 +480,44 @@ TEST(MlpTest, AddsIntoGradientAndHandlesNoRows) {
   std::vector<double> none(params.size(), 0.0);
   EXPECT_EQ(model->LossAndGradient(params, data, {}, 0, none), 0.0);
   EXPECT_THAT(none, ::testing::Each(0.0));
+}
+
+// The trainer's plain SGD step (SgdStep, dispatched with the MLP kernels) gives the same
+// bits in every variant, and the same bits as the step written out: w - lr * g rounded
+// once, then to float. A non-finite result is reported; the gradient is zeroed.
+TEST(MlpTest, SgdStepIsBitIdenticalInEveryVariant) {
+  std::mt19937 random(17);
+  std::uniform_real_distribution<double> value(-3, 3);
+  const size_t n = 1037;  // not a multiple of any vector width
+  std::vector<double> w0(n), g0(n);
+  for (size_t i = 0; i < n; ++i) {
+    w0[i] = value(random);
+    g0[i] = value(random) * 1e-3;
+  }
+  const double lr = 0.0137;
+  std::vector<const internal::MlpFloatKernels*> variants = {&internal::BaselineMlpKernels()};
+#if defined(__x86_64__)
+  if (internal::Avx2MlpKernels() != nullptr && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma")) {
+    variants.push_back(internal::Avx2MlpKernels());
+  }
+#endif
+  for (const internal::MlpFloatKernels* kernels : variants) {
+    SCOPED_TRACE(kernels->name);
+    std::vector<double> w = w0, g = g0;
+    std::vector<float> out(n);
+    ASSERT_TRUE(kernels->sgd_step(lr, w.data(), g.data(), out.data(), n));
+    for (size_t i = 0; i < n; ++i) {
+      const double step = lr * g0[i];
+      const double want = w0[i] - step;
+      ASSERT_EQ(w[i], want) << i;
+      ASSERT_EQ(out[i], static_cast<float>(want)) << i;
+      ASSERT_EQ(g[i], 0.0) << i;
+    }
+    g = g0;
+    g[n - 2] = 1e300;  // w - lr * g overflows float
+    EXPECT_FALSE(kernels->sgd_step(lr, w.data(), g.data(), out.data(), n));
+  }
 }
 
 // The float kernels exist once per instruction set (client/mlp_avx2.cc); the process
