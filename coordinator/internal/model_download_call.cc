@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/status.h"
 #include "coordinator/work_wire.h"
 #include "proto/federation.pb.h"
 #include "proto/grpc_status.h"
@@ -106,42 +107,46 @@ class ModelChunkCall final : public grpc::ServerUnaryReactor {
   const std::shared_ptr<CallState> state_;
 };
 
-grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(proto::ToGrpcStatus(status));
-  return reactor;
-}
-
 }  // namespace
 
-grpc::ServerUnaryReactor* StartModelDownload(const Downloads* downloads,
-                                             grpc::CallbackServerContext* context,
-                                             const grpc::ByteBuffer* request,
-                                             grpc::ByteBuffer* response, std::string site) {
+absl::StatusOr<ChunkRequest> CheckChunkRequest(const Downloads& downloads, const std::string& site,
+                                               const grpc::ByteBuffer* request) {
   std::vector<grpc::Slice> slices;
-  std::string bytes;
   if (request == nullptr || !request->Dump(&slices).ok()) {
-    return Refuse(context, absl::InvalidArgumentError("PullModelChunk: unreadable request"));
+    return absl::InvalidArgumentError("PullModelChunk: unreadable request");
   }
+  std::string bytes;
   for (const grpc::Slice& s : slices) {
     bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   v1::PullModelChunkRequest parsed;
   if (!parsed.ParseFromString(bytes)) {
-    return Refuse(context,
-                  absl::InvalidArgumentError("PullModelChunk: the request does not parse"));
+    return absl::InvalidArgumentError("PullModelChunk: the request does not parse");
   }
-  absl::StatusOr<std::shared_ptr<const std::string>> model =
-      downloads->model_for(site, parsed.work_id());
-  if (!model.ok()) return Refuse(context, model.status());
-  if (parsed.offset() >= (*model)->size()) {
-    return Refuse(context, absl::OutOfRangeError(
-                               absl::StrCat("PullModelChunk: offset ", parsed.offset(),
-                                            " is past the model's ", (*model)->size(), " bytes")));
+  ChunkRequest chunk;
+  ASSIGN_OR_RETURN(chunk.model, downloads.model_for(site, parsed.work_id()));
+  if (parsed.offset() >= chunk.model->size()) {
+    return absl::OutOfRangeError(absl::StrCat("PullModelChunk: offset ", parsed.offset(),
+                                              " is past the model's ", chunk.model->size(),
+                                              " bytes"));
+  }
+  chunk.offset = parsed.offset();
+  return chunk;
+}
+
+grpc::ServerUnaryReactor* StartModelDownload(const Downloads* downloads,
+                                             grpc::CallbackServerContext* context,
+                                             const grpc::ByteBuffer* request,
+                                             grpc::ByteBuffer* response, std::string site) {
+  absl::StatusOr<ChunkRequest> chunk = CheckChunkRequest(*downloads, site, request);
+  if (!chunk.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(proto::ToGrpcStatus(chunk.status()));
+    return reactor;
   }
   // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
-  auto* call = new ModelChunkCall(downloads->gate, response, std::move(site), *std::move(model),
-                                  parsed.offset());
+  auto* call = new ModelChunkCall(downloads->gate, response, std::move(site),
+                                  std::move(chunk->model), chunk->offset);
   call->Start();
   return call;
 }

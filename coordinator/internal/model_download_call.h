@@ -17,6 +17,7 @@
 #ifndef TESSERA_COORDINATOR_INTERNAL_MODEL_DOWNLOAD_CALL_H_
 #define TESSERA_COORDINATOR_INTERNAL_MODEL_DOWNLOAD_CALL_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,6 +38,17 @@ struct Downloads {
                                                                    const std::string& work_id)>
       model_for;
 };
+
+// What a PullModelChunk request from `site` asks for: the model and the offset, once the
+// request's bytes parse (INVALID_ARGUMENT otherwise), the model is one `site` may fetch
+// (model_for's error otherwise, NOT_FOUND) and the offset is inside it (OUT_OF_RANGE
+// otherwise). Nothing is allocated on the request's word.
+struct ChunkRequest {
+  std::shared_ptr<const std::string> model;
+  uint64_t offset = 0;
+};
+absl::StatusOr<ChunkRequest> CheckChunkRequest(const Downloads& downloads, const std::string& site,
+                                               const grpc::ByteBuffer* request);
 
 // A reactor for one PullModelChunk call from `site` (a serialized v1::PullModelChunkRequest
 // in `request`; the reply goes to `response`). gRPC owns it.

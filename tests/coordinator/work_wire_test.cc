@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/internal/model_download_call.h"
 #include "coordinator/work_board.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "proto/federation.pb.h"
@@ -16,6 +18,8 @@ namespace tessera::coordinator {
 namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
+using ::tessera::testing::StatusIs;
+using ::testing::HasSubstr;
 
 // A site's own fields of a first step: the work id and its secure-aggregation message.
 v1::WorkItem Own(const std::string& work_id, const std::string& session) {
@@ -162,6 +166,48 @@ TEST(WorkWireTest, AModelChunkIsItsRangeOfTheOneCopy) {
   EXPECT_FALSE(watch.expired()) << "the last response still references the model";
   last.Clear();
   EXPECT_TRUE(watch.expired()) << "released with the response";
+}
+
+grpc::ByteBuffer Bytes(const std::string& wire) {
+  grpc::Slice slice(wire.data(), wire.size());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// A site's PullModelChunk request is refused, naming what is wrong, unless it parses, asks
+// for a model the site may fetch, and starts inside it.
+TEST(WorkWireTest, AChunkRequestIsCheckedBeforeAnythingIsSent) {
+  auto model = std::make_shared<const std::string>(3000, 'm');
+  internal::Downloads downloads{
+      nullptr,
+      [&](const std::string& site,
+          const std::string& work_id) -> absl::StatusOr<std::shared_ptr<const std::string>> {
+        if (site == "site-0" && work_id == "w/s0") return model;
+        return absl::NotFoundError("work " + work_id +
+                                   " is closed, not yours, or carries no model apart");
+      }};
+  auto request = [](const std::string& work_id, uint64_t offset) {
+    v1::PullModelChunkRequest r;
+    r.set_work_id(work_id);
+    r.set_offset(offset);
+    return Bytes(r.SerializeAsString());
+  };
+  grpc::ByteBuffer ok = request("w/s0", 2999);
+  ASSERT_OK_AND_ASSIGN(internal::ChunkRequest chunk,
+                       internal::CheckChunkRequest(downloads, "site-0", &ok));
+  EXPECT_EQ(chunk.model.get(), model.get());
+  EXPECT_EQ(chunk.offset, 2999u);
+  grpc::ByteBuffer past = request("w/s0", 3000);
+  EXPECT_THAT(internal::CheckChunkRequest(downloads, "site-0", &past),
+              StatusIs(absl::StatusCode::kOutOfRange,
+                       HasSubstr("offset 3000 is past the model's 3000 bytes")));
+  grpc::ByteBuffer other = request("w/s0", 0);
+  EXPECT_THAT(internal::CheckChunkRequest(downloads, "site-1", &other),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not yours")));
+  grpc::ByteBuffer garbage = Bytes(std::string("\xff\xff\xff", 3));
+  EXPECT_THAT(internal::CheckChunkRequest(downloads, "site-0", &garbage),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not parse")));
+  EXPECT_THAT(internal::CheckChunkRequest(downloads, "site-0", nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unreadable")));
 }
 
 // The board gives a model apart only to a site its item was handed to, while the work is

@@ -3,14 +3,13 @@
 //
 //   E2eModelDownloadTest.AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompletes: an MLP of
 //     651,650 parameters (2.6 MB as float32) over three site daemons, every message capped
-//     at 2 MiB on both ends: the model goes down and the masked inputs up in chunks (the
-//     coordinator reads an upload up to what the site's open work expects), every site
-//     trains on the model (its hash checked), the task completes with every site in every
-//     round, and each site's ledger records its chunk requests (before they left) as
-//     connection messages.
-//     Meanwhile a fourth site, in the federation but not in the cohort, asks for the same
-//     step's model again and again and never gets a byte of it; a request that does not
-//     parse is refused, and the coordinator goes on.
+//     at 2 MiB on both ends and one model chunk in flight at a time (the sites queue): the model
+//     goes down and the masked inputs up in chunks (the coordinator reads an upload up to what the
+//     site's open work expects), every site trains on the model (its hash checked), the task
+//     completes with every site in every round, and each site's ledger records its chunk requests
+//     (before they left) as connection messages. Meanwhile a fourth site, in the federation but not
+//     in the cohort, asks for the same step's model again and again and never gets a byte of it; a
+//     request that does not parse is refused, and the coordinator goes on.
 #include <atomic>
 #include <map>
 #include <memory>
@@ -89,6 +88,8 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
   constexpr uint32_t kCap = 2 << 20;
   edit_coordinator_config_ = [](v1::CoordinatorConfig* config) {
     config->set_max_message_bytes(kCap);
+    // One chunk in flight at a time: the three sites' requests queue at the gate.
+    config->set_max_model_downloads(1);
   };
   edit_client_config_ = [](const std::string&, v1::ClientConfig* config) {
     config->set_max_message_bytes(kCap);
