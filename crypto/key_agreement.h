@@ -10,11 +10,14 @@
 #define TESSERA_CRYPTO_KEY_AGREEMENT_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 #include "crypto/secret.h"
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY, kept out of this header
 
 namespace tessera::crypto {
 
@@ -49,14 +52,20 @@ class X25519PrivateKey {
   const SecretBytes& bytes() const { return bytes_; }
 
   // The 32-byte shared secret with `peer`. INVALID_ARGUMENT if it is all zeros (the peer
-  // sent a small-order point; RFC 7748 section 6.1 says to refuse it).
+  // sent a small-order point; RFC 7748 section 6.1 says to refuse it). The key is loaded
+  // into OpenSSL once, when the object is made, not at each agreement (a session agrees
+  // with every peer two or three times).
   absl::StatusOr<SecretBytes> Agree(const X25519PublicKey& peer) const;
 
  private:
-  X25519PrivateKey(SecretBytes bytes, X25519PublicKey public_key)
-      : bytes_(std::move(bytes)), public_key_(std::move(public_key)) {}
+  X25519PrivateKey(SecretBytes bytes, X25519PublicKey public_key, std::shared_ptr<evp_pkey_st> key)
+      : bytes_(std::move(bytes)), public_key_(std::move(public_key)), key_(std::move(key)) {}
+
   SecretBytes bytes_;
   X25519PublicKey public_key_;
+  // The key pair as OpenSSL holds it, freed (and wiped by OpenSSL) with the last copy of
+  // the handle. Only read after creation.
+  std::shared_ptr<evp_pkey_st> key_;
 };
 
 }  // namespace tessera::crypto
