@@ -135,8 +135,10 @@ for r in secure:
           f"(FIT session {r['fit_session_s']} s) |")
     print(f"| bytes per site per round / 4d, n={n}, d={d} | {r['bytes_over_4d']} "
           f"(up {r['up_over_4d']}, down {r['down_over_4d']}) |")
+    later = (f"{r['site_cpu_ms_per_later_session']} ms" if int(r["rounds"]) > 1
+             else "one round only")
     print(f"| site daemon CPU per secure session, n={n}, d={d} (training included) | "
-          f"{r['site_cpu_ms_per_session']} ms |")
+          f"{r['site_cpu_ms_per_session']} ms (after round 1: {later}) |")
     print(f"| coordinator peak RSS, n={n}, d={d} | {r['coordinator_peak_mib']} MiB |")
 for r in logistic:
     print(f"| {r['rounds']}-round logistic regression, {r['sites']} sites: time in rounds | "
