@@ -65,8 +65,11 @@
 // it sit in RocksDB's files: the write-ahead log, and table files once flushed. Whenever a
 // session's secrets are dropped, the store scrubs: it flushes every column family (so the
 // write-ahead logs holding old versions become obsolete and are unlinked), compacts the
-// sessions family's range down to the last level (so table files holding an old version
-// are rewritten without it and unlinked) and purges obsolete files. DeleteSession and
+// family of the snapshots down to the last level (so table files holding an old version
+// are rewritten without it and unlinked) and purges obsolete files. The snapshots are kept
+// apart from the session records (which stay an hour after their session, masked input
+// answer included), so a scrub rewrites only the open sessions' snapshots, whatever the
+// number of sessions the store retains. DeleteSession and
 // ScrubNow scrub before they return, and so does every open (which covers a crash between
 // a write that dropped secrets and its scrub) and, if one is still due, the store's
 // destruction. PutSession

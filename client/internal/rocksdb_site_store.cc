@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "client/internal/site_store_rules.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "crypto/secret.h"
 #include "proto/site_approval.pb.h"
 #include "proto/site_state.pb.h"
 #include "rocksdb/db.h"
@@ -45,6 +47,15 @@ absl::StatusOr<std::string> Serialize(const Message& message, const char* kind) 
   return bytes;
 }
 
+// The record's wire bytes without its snapshot (`machine`), which is stored apart.
+absl::StatusOr<std::string> SerializeWithoutSnapshot(const v1::SiteSessionRecord& session) {
+  if (session.machine().empty()) return Serialize(session, "the session record");
+  v1::SiteSessionRecord rest = session;
+  crypto::SecretBytes wiped(std::move(*rest.mutable_machine()));  // the copy's, wiped here
+  rest.clear_machine();
+  return Serialize(rest, "the session record");
+}
+
 }  // namespace
 
 RocksDbSiteStore::RocksDbSiteStore(std::string directory, rocksdb::DB* db,
@@ -58,6 +69,7 @@ RocksDbSiteStore::RocksDbSiteStore(std::string directory, rocksdb::DB* db,
   contributions_ = Family(kContributionsCf);
   sessions_ = Family(kSessionsCf);
   meta_ = Family(kMetaCf);
+  machines_ = Family(kSessionMachinesCf);
   write_options_.sync = true;
 }
 
@@ -75,7 +87,8 @@ absl::Status RocksDbSiteStore::Init(const std::vector<std::string>& missing_core
   if (read_only_) {
     return absl::InternalError("site store: Init on a read-only store (use InitReadOnly)");
   }
-  if (contributions_ == nullptr || sessions_ == nullptr || meta_ == nullptr) {
+  if (contributions_ == nullptr || sessions_ == nullptr || meta_ == nullptr ||
+      machines_ == nullptr) {
     return absl::InternalError(
         absl::StrCat("site store ", directory_, ": a column family is missing after open"));
   }
@@ -94,6 +107,7 @@ absl::Status RocksDbSiteStore::Init(const std::vector<std::string>& missing_core
     RETURN_IF_ERROR(WriteFormatVersion());
   }
   RETURN_IF_ERROR(CheckHighWater(records));
+  RETURN_IF_ERROR(MoveSnapshotsOut());
   RETURN_IF_ERROR(ScrubNow());
   scrubber_ = std::thread([this] { ScrubInTheBackground(); });
   return absl::OkStatus();
@@ -126,9 +140,27 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
     ++*records;
     return DecodeContribution(directory_, key, value).status();
   }));
+  std::set<std::string, std::less<>> with_inline_snapshot;
   RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
     ++*records;
-    return DecodeSession(directory_, key, value).status();
+    ASSIGN_OR_RETURN(v1::SiteSessionRecord record, DecodeSession(directory_, key, value));
+    if (!record.machine().empty()) with_inline_snapshot.emplace(key);
+    return absl::OkStatus();
+  }));
+  // Every snapshot apart belongs to a session record that holds none itself (they are
+  // written and deleted together).
+  RETURN_IF_ERROR(ForEach(machines_, [&](std::string_view key, std::string_view value) {
+    ASSIGN_OR_RETURN(std::optional<std::string> record, Get(sessions_, key));
+    if (!record.has_value()) {
+      return DamagedRecord(directory_, kSessionMachinesCf, key,
+                           "a session snapshot without its session record");
+    }
+    if (value.empty() || with_inline_snapshot.contains(key)) {
+      return DamagedRecord(directory_, kSessionMachinesCf, key,
+                           value.empty() ? "an empty session snapshot"
+                                         : "a second snapshot of a session whose record holds one");
+    }
+    return absl::OkStatus();
   }));
   RETURN_IF_ERROR(CheckAddedFamilies());
   return version;
@@ -162,7 +194,9 @@ absl::StatusOr<std::vector<v1::ContributionRecord>> RocksDbSiteStore::ListContri
 absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::GetSession(const std::string& session) {
   ASSIGN_OR_RETURN(std::optional<std::string> value, Get(sessions_, session));
   if (!value.has_value()) return NoSession(session);
-  return DecodeSession(directory_, session, *value);
+  ASSIGN_OR_RETURN(v1::SiteSessionRecord record, DecodeSession(directory_, session, *value));
+  RETURN_IF_ERROR(AddSnapshot(record));
+  return record;
 }
 
 absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSessions() {
@@ -172,7 +206,47 @@ absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSession
     out.push_back(std::move(record));
     return absl::OkStatus();
   }));
+  // The few open sessions' snapshots, by key order as the records.
+  auto next = out.begin();
+  RETURN_IF_ERROR(ForEach(machines_, [&](std::string_view key, std::string_view value) {
+    while (next != out.end() && next->session() < key) ++next;
+    if (next != out.end() && next->session() == key) next->set_machine(std::string(value));
+    return absl::OkStatus();
+  }));
   return out;
+}
+
+absl::Status RocksDbSiteStore::AddSnapshot(v1::SiteSessionRecord& record) {
+  ASSIGN_OR_RETURN(std::optional<std::string> machine, Get(machines_, record.session()));
+  if (machine.has_value()) record.set_machine(*std::move(machine));
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbSiteStore::MoveSnapshotsOut() {
+  rocksdb::WriteBatch batch;
+  const char* what = "moving the sessions' snapshots out of their records (format version 2)";
+  int moved = 0;
+  RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
+    ASSIGN_OR_RETURN(v1::SiteSessionRecord record, DecodeSession(directory_, key, value));
+    if (record.machine().empty()) return absl::OkStatus();
+    std::string machine = std::move(*record.mutable_machine());
+    record.clear_machine();
+    ASSIGN_OR_RETURN(std::string bytes, Serialize(record, "the session record"));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(machines_, key, machine), directory_, what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, key, bytes), directory_, what));
+    ++moved;
+    return absl::OkStatus();
+  }));
+  ASSIGN_OR_RETURN(std::optional<std::string> version, Get(meta_, kFormatVersionKey));
+  if (moved == 0 && version.has_value() && *version == FormatVersionBytes()) {
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(
+      FromRocksDb(batch.Put(meta_, kFormatVersionKey, FormatVersionBytes()), directory_, what));
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Write(&batch, what));
+  if (moved > 0) common::LogInfo("site_store_snapshots_moved").With("sessions", moved);
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbSiteStore::PutSession(const v1::SiteSessionRecord& session,
@@ -186,7 +260,8 @@ absl::Status RocksDbSiteStore::PutSessionWith(
     const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution,
     const std::function<absl::Status(rocksdb::WriteBatch&)>& more) {
   const std::string& label = session.session();
-  ASSIGN_OR_RETURN(std::string session_value, Serialize(session, "the session record"));
+  // The record without its snapshot, which goes to the snapshots' family.
+  ASSIGN_OR_RETURN(std::string session_value, SerializeWithoutSnapshot(session));
   // One record per key the contribution spends (one, or each part's), all or none written.
   std::vector<std::pair<std::string, std::string>> contribution_values;
   if (contribution != nullptr) {
@@ -198,13 +273,10 @@ absl::Status RocksDbSiteStore::PutSessionWith(
   const std::string what = absl::StrCat("PutSession \"", label, "\"");
 
   absl::MutexLock lock(&mu_);
-  bool drops_secrets = false;
-  ASSIGN_OR_RETURN(std::optional<std::string> stored_session, Get(sessions_, label));
-  if (stored_session.has_value()) {
-    ASSIGN_OR_RETURN(v1::SiteSessionRecord stored,
-                     DecodeSession(directory_, label, *stored_session));
-    drops_secrets = DropsSecrets(stored, session);
-  }
+  // A snapshot replaced by none: its versions are scrubbed (format version 2: no record in
+  // the sessions family holds one after Init).
+  ASSIGN_OR_RETURN(std::optional<std::string> stored_machine, Get(machines_, label));
+  const bool drops_secrets = stored_machine.has_value() && session.machine().empty();
   rocksdb::WriteBatch batch;
   for (const auto& [key, value] : contribution_values) {
     ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, key));
@@ -215,6 +287,10 @@ absl::Status RocksDbSiteStore::PutSessionWith(
     RETURN_IF_ERROR(FromRocksDb(batch.Put(contributions_, key, value), directory_, what));
   }
   RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
+  RETURN_IF_ERROR(FromRocksDb(session.machine().empty()
+                                  ? batch.Delete(machines_, label)
+                                  : batch.Put(machines_, label, session.machine()),
+                              directory_, what));
   if (more) RETURN_IF_ERROR(more(batch));
   RETURN_IF_ERROR(Write(&batch, what));
   if (contribution != nullptr) {
@@ -240,6 +316,7 @@ absl::Status RocksDbSiteStore::DeleteSession(const std::string& session) {
   absl::MutexLock lock(&mu_);
   rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
+  RETURN_IF_ERROR(FromRocksDb(batch.Delete(machines_, session), directory_, what));
   RETURN_IF_ERROR(Write(&batch, what));
   return common::Annotate(ScrubNow(), what +
                                           ": the record is deleted, but scrubbing its old "

@@ -3,13 +3,24 @@
 //
 // On-disk layout (one column family per kind; values are serialised protos):
 //   contributions  32-byte contribution key   -> v1::ContributionRecord (record.key == key)
-//   sessions       session label              -> v1::SiteSessionRecord (record.session == key)
+//   sessions       session label              -> v1::SiteSessionRecord (record.session == key),
+//                  `machine` empty (from format version 2)
+//   session_machines  session label           -> the record's `machine` (SECRET), only while
+//                  it is not empty: an open session's (added in format version 2)
 //   meta           "format_version"           -> 4-byte big-endian kFormatVersion
 //   budget         dataset id, 0, contribution key -> v1::BudgetCharge (added after v1)
 //   ledger         8-byte big-endian sequence -> v1::LedgerEntry (added after v1)
 //   ledger_checkpoints  the same key        -> v1::LedgerCheckpoint (added after v1)
 //   approvals      task id, 0, 32-byte hash   -> v1::ApprovalRecord (added family)
 // Keys sort bytewise, which is the order the List calls promise.
+//
+// Why the snapshots live apart (format version 2): a scrub compacts the family that held
+// the dropped secrets, rewriting every record in it. With the snapshots inside the session
+// records, that was every retained session's record, masked input answer included (an
+// hour of sessions: up to gigabytes rewritten once a second); now it is the few open
+// sessions' snapshots. A version 1 store is converted by its first writable open (every
+// snapshot moved out, then the sessions family compacted once by the open's scrub); the
+// read-only open reads either layout.
 //
 // Families. The core families (kCoreFamilies) exist in every store since format version 1:
 // a store that has a format version but lacks one is damaged. Families added later
@@ -61,11 +72,12 @@ inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, k
                                                              kMetaCf};
 // The families (site_store_records.h) of format version 1, and those added after it, in the
 // order they were added.
-inline constexpr std::array<const char*, 4> kAddedFamilies = {
+inline constexpr std::array<const char*, 5> kAddedFamilies = {
     kBudgetCf,  // rocksdb_site_store_budget.cc
     kLedgerCf,  // rocksdb_site_store_ledger.cc
     kLedgerCheckpointsCf,
-    kApprovalsCf,  // rocksdb_site_store_approvals.cc
+    kApprovalsCf,        // rocksdb_site_store_approvals.cc
+    kSessionMachinesCf,  // format version 2: the sessions' snapshots (this file)
 };
 
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
@@ -168,11 +180,21 @@ class RocksDbSiteStore final : public SiteStore {
   // ---- Upkeep (rocksdb_site_store_upkeep.cc)
 
   absl::Status CheckFormatVersion(std::string_view bytes);
+  // kFormatVersion as stored: 4 bytes, big-endian.
+  static std::string FormatVersionBytes();
   absl::Status WriteFormatVersion();
 
-  // Removes dropped versions of session records from the store's files (site_store.h,
-  // "Secrets on disk").
+  // Removes dropped versions of session snapshots from the store's files (site_store.h,
+  // "Secrets on disk"): the snapshots' family, and the sessions family too while it may
+  // still hold a version 1 record's snapshot (until the first scrub after the open).
   absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrubbing_mu_);
+
+  // Format version 2: moves every snapshot still inside its session record (a version 1
+  // store) to the snapshots' family, in one write, and records format version 2.
+  absl::Status MoveSnapshotsOut();
+
+  // `record` with its snapshot from the snapshots' family, if it has one there.
+  absl::Status AddSnapshot(v1::SiteSessionRecord& record);
 
   // The scrubber thread: scrubs whenever a write dropped secrets; a failed scrub is logged
   // and tried again a second later (and at close, and at the next open).
@@ -207,6 +229,8 @@ class RocksDbSiteStore final : public SiteStore {
   rocksdb::ColumnFamilyHandle* contributions_ = nullptr;
   rocksdb::ColumnFamilyHandle* sessions_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  // session_machines; null on a read-only open of a version 1 store.
+  rocksdb::ColumnFamilyHandle* machines_ = nullptr;
   rocksdb::WriteOptions write_options_;
   const std::string logs_at_open_;
   // The high-water mark file, open once the store recorded a masked input.
@@ -221,6 +245,9 @@ class RocksDbSiteStore final : public SiteStore {
   // Wakes the scrubber.
   absl::Mutex scrub_mu_;
   bool scrub_wanted_ ABSL_GUARDED_BY(scrub_mu_) = false;
+  // The sessions family may hold a snapshot (a version 1 record's): until the open's
+  // scrub compacted it.
+  bool sessions_hold_snapshots_ ABSL_GUARDED_BY(scrubbing_mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(scrub_mu_) = false;
   std::thread scrubber_;
 };

@@ -28,7 +28,8 @@
 namespace tessera::client::internal {
 namespace {
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: the sessions' snapshots live apart from their records (rocksdb_site_store.h).
+constexpr uint32_t kFormatVersion = 2;
 
 // The background scrubs start at least this far apart (site_store.h, "Secrets on disk").
 constexpr absl::Duration kScrubInterval = absl::Seconds(1);
@@ -71,19 +72,24 @@ absl::Status RocksDbSiteStore::CheckFormatVersion(std::string_view bytes) {
   return absl::OkStatus();
 }
 
-absl::Status RocksDbSiteStore::WriteFormatVersion() {
+std::string RocksDbSiteStore::FormatVersionBytes() {
   std::string bytes;
   for (int shift = 24; shift >= 0; shift -= 8) {
     bytes.push_back(static_cast<char>((kFormatVersion >> shift) & 0xff));
   }
+  return bytes;
+}
+
+absl::Status RocksDbSiteStore::WriteFormatVersion() {
   rocksdb::WriteBatch batch;
-  RETURN_IF_ERROR(FromRocksDb(batch.Put(meta_, kFormatVersionKey, bytes), directory_,
+  RETURN_IF_ERROR(FromRocksDb(batch.Put(meta_, kFormatVersionKey, FormatVersionBytes()), directory_,
                               "writing the format version"));
   return Write(&batch, "writing the format version");
 }
 
 // Flush every family so the logs holding dropped versions become obsolete, rewrite the
-// sessions family down to the last level without them, then purge.
+// snapshots' family (and, after a version 1 store's open, the sessions family) down to
+// the last level without them, then purge.
 absl::Status RocksDbSiteStore::Scrub() {
   rocksdb::FlushOptions flush;
   flush.wait = true;
@@ -92,8 +98,13 @@ absl::Status RocksDbSiteStore::Scrub() {
   rocksdb::CompactRangeOptions compact;
   compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   compact.exclusive_manual_compaction = true;
-  RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, sessions_, nullptr, nullptr), directory_,
-                              "scrub: compacting family sessions"));
+  RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, machines_, nullptr, nullptr), directory_,
+                              "scrub: compacting family session_machines"));
+  if (sessions_hold_snapshots_) {
+    RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, sessions_, nullptr, nullptr), directory_,
+                                "scrub: compacting family sessions"));
+    sessions_hold_snapshots_ = false;
+  }
   // Each flush leaves the contributions family a small table file, and with keys that are
   // hashes RocksDB moves them down a level without merging them: merge them once they add
   // up, or a site that ran for years would hold a file per contribution (and keep every

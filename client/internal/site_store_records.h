@@ -28,6 +28,9 @@ inline constexpr char kMetaCf[] = "meta";
 inline constexpr char kLedgerCf[] = "ledger";
 inline constexpr char kLedgerCheckpointsCf[] = "ledger_checkpoints";
 inline constexpr char kApprovalsCf[] = "approvals";
+// The open sessions' secure-aggregation snapshots (SiteSessionRecord.machine), apart from
+// their records (format version 2).
+inline constexpr char kSessionMachinesCf[] = "session_machines";
 
 // DATA_LOSS naming the store, the family and the key (in hex).
 absl::Status DamagedRecord(const std::string& directory, const char* family, std::string_view key,

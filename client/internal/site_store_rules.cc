@@ -80,10 +80,6 @@ absl::Status CheckContributionOwner(const v1::ContributionRecord& stored,
                    "\": this site sent a masked input for it in that session"));
 }
 
-bool DropsSecrets(const v1::SiteSessionRecord& stored, const v1::SiteSessionRecord& next) {
-  return !stored.machine().empty() && next.machine().empty();
-}
-
 absl::Status NoContribution(const std::string& key) {
   return absl::NotFoundError(absl::StrCat("GetContribution: no contribution under key ", Hex(key)));
 }

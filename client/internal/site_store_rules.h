@@ -36,9 +36,6 @@ std::vector<v1::ContributionRecord> RecordsPerKey(const v1::ContributionRecord& 
 absl::Status CheckContributionOwner(const v1::ContributionRecord& stored,
                                     const std::string& session);
 
-// True if replacing `stored` by `next` drops a state-machine snapshot (secrets).
-bool DropsSecrets(const v1::SiteSessionRecord& stored, const v1::SiteSessionRecord& next);
-
 absl::Status NoContribution(const std::string& key);
 absl::Status NoSession(const std::string& session);
 

@@ -122,12 +122,21 @@ TEST_F(SiteStoreRocksDbTest, RecordUnderTheWrongKeyIsDataLossNamingFamilyAndKey)
                              HasSubstr("key " + Hex("s9")), HasSubstr(Hex("s2")))));
 }
 
+TEST_F(SiteStoreRocksDbTest, SnapshotWithoutItsSessionRecordIsDataLoss) {
+  Populate(path());
+  PutRaw(path(), "session_machines", "s9", "a snapshot");
+  EXPECT_THAT(OpenSiteStore(path()),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(SaysRestore(path()), HasSubstr("family session_machines"),
+                             HasSubstr("key " + Hex("s9")), HasSubstr("without its session"))));
+}
+
 TEST_F(SiteStoreRocksDbTest, NewerFormatVersionIsRefused) {
   Populate(path());
-  PutRaw(path(), "meta", "format_version", std::string("\0\0\0\x02", 4));
+  PutRaw(path(), "meta", "format_version", std::string("\0\0\0\x03", 4));
   EXPECT_THAT(OpenSiteStore(path()),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr(path()), HasSubstr("format version 2"),
+                       AllOf(HasSubstr(path()), HasSubstr("format version 3"),
                              HasSubstr("newer tessera-client"))));
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/site_store.h"
@@ -25,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/site_state.pb.h"
+#include "rocksdb/db.h"
 #include "tests/client/site_store_testing.h"
 #include "tests/testing/proto_matchers.h"
 #include "tests/testing/status_matchers.h"
@@ -322,6 +324,82 @@ TEST_F(SiteStoreRocksDbTest, EndedSessionLeavesNoVersionOfItsSecretsInAnyFile) {
   // What left (the answers, the contribution) is kept.
   EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));
   EXPECT_THAT(store->GetContribution(Key(1)), IsOkAndHolds(EqualsProto(contribution)));
+}
+
+// A scrub rewrites the open sessions' snapshots, not the records the store retains: a site
+// keeps an hour of sessions (their masked input answers included), and rewriting them all
+// at each session's end made a session's cost grow with the sessions before it.
+TEST_F(SiteStoreRocksDbTest, ScrubDoesNotRewriteTheRetainedSessionRecords) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+  // A mark of each retained record, found verbatim in the table file that holds it
+  // (incompressible bytes: the files are compressed).
+  const auto marker = [](uint64_t secret) { return Secret(secret + 100000); };
+  const auto end_session = [&](const std::string& label, uint64_t secret) {
+    const std::string key = crypto::Sha256(label);
+    ASSERT_OK(store->PutSession(MakeSession(label, key, secret), nullptr));
+    v1::SiteSessionRecord ended = Sent(MakeSession(label, key));
+    ended.set_state(v1::SITE_SESSION_COMPLETED);
+    ended.clear_machine();
+    ended.set_model_hash(marker(secret));
+    ASSERT_OK(store->PutSession(ended, nullptr));
+  };
+  for (int i = 0; i < 20; ++i) end_session(absl::StrCat("r", i), 3000 + i);
+  ASSERT_OK(store->ScrubNow());
+  const std::vector<std::string> holding = FilesHolding(path(), marker(3007));
+  ASSERT_EQ(holding.size(), 1u);
+  ASSERT_TRUE(absl::EndsWith(holding[0], ".sst")) << holding[0];
+
+  end_session("r20", 3020);
+  ASSERT_OK(store->ScrubNow());
+  EXPECT_THAT(FilesHolding(path(), Secret(3020)), IsEmpty());  // scrubbed
+  EXPECT_THAT(FilesHolding(path(), marker(3007)), ElementsAre(holding[0]))
+      << "the retained records' table file was rewritten by the scrub";
+  EXPECT_THAT(store->GetSession("r7"),
+              IsOkAndHolds(::testing::Property(&v1::SiteSessionRecord::model_hash, marker(3007))));
+}
+
+// A store written before format version 2 kept each open session's snapshot inside its
+// record: the read-only open reads it there, the first writable open moves it apart (and
+// records version 2), and its old versions still leave every file when the session ends.
+TEST_F(SiteStoreRocksDbTest, VersionOneStoreIsConvertedAndKeepsItsOpenSession) {
+  Populate(path());
+  const v1::SiteSessionRecord open = MakeSession("s2", Key(2), 2);
+  PutRaw(path(), "sessions", "s2", open.SerializeAsString());  // the snapshot inline
+  DeleteRaw(path(), "session_machines", "s2");
+  PutRaw(path(), "meta", "format_version", std::string("\0\0\0\x01", 4));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> reader, OpenSiteStoreReadOnly(path()));
+    EXPECT_THAT(reader->GetSession("s2"), IsOkAndHolds(EqualsProto(open)));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+    EXPECT_THAT(store->GetSession("s2"), IsOkAndHolds(EqualsProto(open)));
+    ASSERT_OK_AND_ASSIGN(std::vector<v1::SiteSessionRecord> all, store->ListSessions());
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_THAT(all[1], EqualsProto(open));
+  }
+  WithRawDb(path(), [](rocksdb::DB* db, RawFamilies& families) {
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), families.at("meta"), "format_version", &value).ok());
+    EXPECT_EQ(value, std::string("\0\0\0\x02", 4));
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), families.at("sessions"), "s2", &value).ok());
+    v1::SiteSessionRecord record;
+    ASSERT_TRUE(record.ParseFromString(value));
+    EXPECT_TRUE(record.machine().empty());
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), families.at("session_machines"), "s2", &value).ok());
+    EXPECT_EQ(value, Secret(2));
+  });
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+  v1::SiteSessionRecord ended = Sent(MakeSession("s2", Key(2)));
+  ended.set_state(v1::SITE_SESSION_ABORTED);
+  ended.clear_machine();
+  ASSERT_OK(store->PutSession(ended, nullptr));
+  ASSERT_OK(store->ScrubNow());
+  EXPECT_THAT(FilesHolding(path(), Secret(2)), IsEmpty());
+  EXPECT_THAT(store->GetSession("s2"), IsOkAndHolds(EqualsProto(ended)));
 }
 
 // Every session's end flushes the store (the scrub), leaving the contributions family a
