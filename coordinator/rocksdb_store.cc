@@ -47,11 +47,13 @@
 #include "coordinator/store.h"
 #include "proto/federation.pb.h"
 #include "proto/state.pb.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
+#include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
@@ -470,6 +472,8 @@ class RocksDbStore final : public Store {
 
 // All the coordinator store's memtables together (see OpenRocksDbStore).
 constexpr size_t kMemtableBytes = size_t{16} << 20;
+// The one block cache all families share (see OpenRocksDbStore).
+constexpr size_t kBlockCacheBytes = size_t{4} << 20;
 
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& directory) {
   // The store holds the client registry: keep it private to the coordinator's user.
@@ -497,6 +501,13 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
   options.db_write_buffer_size = kMemtableBytes;
   rocksdb::ColumnFamilyOptions family_options;
   family_options.write_buffer_size = kMemtableBytes / 2;
+  // Block cache: without one set, RocksDB gives each family its own 8 MiB cache, which
+  // reads of models and round records (megabytes each at d = 10^6) fill one family after
+  // another, so the coordinator grew with the rounds it had run. One small cache for all:
+  // the store's reads are a record at a time, not hot loops.
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   families.reserve(names.size());
   for (const std::string& name : names) families.emplace_back(name, family_options);
