@@ -19,7 +19,9 @@
 // TESSERA_BENCH_HIDDEN (hidden units of the digits MLP, default 1333: d = 99,985),
 // TESSERA_BENCH_HIDDEN2 (a second hidden layer, default none),
 // TESSERA_BENCH_ROUNDS (default 2), TESSERA_BENCH_LR_ROUNDS (default 20),
-// TESSERA_BENCH_MODEL_DOWNLOADS (the coordinator's max_model_downloads, default its own).
+// TESSERA_BENCH_MODEL_DOWNLOADS (the coordinator's max_model_downloads, default its own),
+// TESSERA_BENCH_SECAGG_PLUS (1: the MLP task's sessions are SecAgg+ with the default
+// colluding and dropout fractions, min_sites = the number of sites; default full Bonawitz).
 #include <unistd.h>
 
 #include <algorithm>
@@ -318,8 +320,16 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   spec.set_seed(1);
   spec.set_round_deadline_seconds(600);
   spec.mutable_secure_aggregation()->set_step_deadline_seconds(120);
+  const bool plus = std::getenv("TESSERA_BENCH_SECAGG_PLUS") != nullptr &&
+                    std::string(std::getenv("TESSERA_BENCH_SECAGG_PLUS")) == "1";
+  if (plus) {
+    spec.mutable_secure_aggregation()->mutable_secagg_plus()->set_min_sites(
+        static_cast<uint32_t>(n));
+  }
   ASSERT_OK_AND_ASSIGN(Result r, Run(SiteNames(n), "digits", "digits", spec, d));
-  Print("secure-mlp", absl::StrCat("digits MLP ", absl::StrJoin(layers, "-"), ", fit + evaluate"),
+  Print("secure-mlp",
+        absl::StrCat("digits MLP ", absl::StrJoin(layers, "-"), ", fit + evaluate",
+                     plus ? ", SecAgg+" : ""),
         n, d, r);
 }
 
