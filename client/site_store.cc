@@ -21,10 +21,12 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/file_checksum.h"
 #include "rocksdb/options.h"
 #include "rocksdb/status.h"
+#include "rocksdb/table.h"
 
 namespace tessera::client {
 namespace {
@@ -49,9 +51,14 @@ class DiscardLogger final : public rocksdb::Logger {
   void Logv(const char* /*format*/, va_list /*ap*/) override {}
 };
 
+// All the store's memtables together, and its block cache.
+constexpr size_t kMemtableBytes = size_t{8} << 20;
+constexpr size_t kBlockCacheBytes = size_t{2} << 20;
+
 // The options both opens share (site_store.h).
 rocksdb::DBOptions StoreOptions() {
   rocksdb::DBOptions options;
+  options.db_write_buffer_size = kMemtableBytes;
   options.paranoid_checks = true;
   // A damaged or torn log record fails the open instead of being dropped with every
   // record after it (site_store.h).
@@ -73,6 +80,16 @@ rocksdb::DBOptions StoreOptions() {
 rocksdb::ColumnFamilyOptions FamilyOptions() {
   rocksdb::ColumnFamilyOptions family_options;
   family_options.paranoid_file_checks = true;  // re-read every table file written
+  // Small memtables, flushed as they fill: nothing else flushes them (a session's end
+  // unlinks its key; it flushes nothing), and RocksDB's default is 64 MiB per family.
+  family_options.write_buffer_size = kMemtableBytes / 2;
+  // One small block cache for every family (RocksDB's default: 8 MiB each).
+  static const std::shared_ptr<rocksdb::TableFactory> table = [] {
+    rocksdb::BlockBasedTableOptions options;
+    options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+    return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(options));
+  }();
+  family_options.table_factory = table;
   return family_options;
 }
 

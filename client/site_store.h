@@ -62,32 +62,30 @@
 // in this one) gets FAILED_PRECONDITION naming the directory.
 //
 // Secrets on disk. A session's snapshot is written at every step, so several versions of
-// it sit in RocksDB's files: the write-ahead log, and table files once flushed. Whenever a
-// session's secrets are dropped, the store scrubs: it flushes every column family (so the
-// write-ahead logs holding old versions become obsolete and are unlinked), compacts the
-// family of the snapshots down to the last level (so table files holding an old version
-// are rewritten without it and unlinked) and purges obsolete files. The snapshots are kept
-// apart from the session records (which stay an hour after their session, masked input
-// answer included), so a scrub rewrites only the open sessions' snapshots, whatever the
-// number of sessions the store retains. DeleteSession and
-// ScrubNow scrub before they return, and so does every open (which covers a crash between
-// a write that dropped secrets and its scrub) and, if one is still due, the store's
-// destruction. PutSession
+// it sit in RocksDB's files: the write-ahead log, and table files once flushed. None is
+// ever written in plaintext: each is sealed (AES-256-GCM) under a key of the session's
+// own, which lives in one slot of the file SESSION_KEYS beside RocksDB's, written and
+// synced before the first snapshot sealed under it. Whenever a session's secrets are
+// dropped, the store scrubs: it overwrites with zeros (and syncs) the key of every session
+// that no longer has a snapshot, after which every version sealed under it is noise,
+// wherever RocksDB keeps it. DeleteSession and ScrubNow scrub before they return, and so
+// does every open (which covers a crash between a write that dropped secrets and its
+// scrub; the open also flushes and compacts the families that a version 1 store kept
+// plaintext snapshots in) and, if one is still due, the store's destruction. PutSession
 // replacing a record that held a snapshot with one whose `machine` is empty (a session
-// that ended) leaves the scrub to the store's background thread (a scrub takes ~10 ms and
-// would otherwise delay the answer the write records). That thread starts a scrub at once,
-// but at most one a second: sessions that end meanwhile share the next scrub. So an ended
-// session's secrets normally leave the files within a second and some milliseconds of its
-// last answer.
-// What this guarantees: once a scrub returned OK, no file in the store's directory holds
-// a version dropped before it started (a table file still read by a concurrent List
-// call's iterator is unlinked when that call finishes). What it does not: unlinking does not
-// overwrite disk blocks; the filesystem's journal, a copy-on-write filesystem's snapshots, backups,
-// and an SSD's remapped flash pages may keep old copies until they are reused; nor is the process's
-// memory wiped. Put data_dir on an encrypted volume to protect those, and treat backups of the
-// store as secret. Every version of an open session's snapshot stays in the files until the
-// session's secrets are dropped, readable by anyone who can read the directory. (The in-memory
-// store keeps nothing on disk.)
+// that ended) leaves the scrub to the store's background thread, off the answer's path.
+// That thread starts a scrub at once, but at most one a second: sessions that end
+// meanwhile share the next scrub. So an ended session's snapshots become unreadable within
+// a second and some milliseconds of its last answer.
+// What this guarantees: once a scrub returned OK, SESSION_KEYS no longer holds the key of
+// a session dropped before it started, and no file of the store ever held a snapshot in
+// plaintext. What it does not: overwriting a file in place need not overwrite the disk
+// blocks that held it (a copy-on-write filesystem, its snapshots, the filesystem's
+// journal, backups and an SSD's remapped flash pages may keep the old key until they are
+// reused); nor is the process's memory wiped. Put data_dir on an encrypted volume to
+// protect those, and treat backups of the store as secret: an open session's key and its
+// snapshots are both in the directory, readable by anyone who can read it. (The
+// in-memory store keeps nothing on disk.)
 #ifndef TESSERA_CLIENT_SITE_STORE_H_
 #define TESSERA_CLIENT_SITE_STORE_H_
 

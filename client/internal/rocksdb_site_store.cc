@@ -81,6 +81,8 @@ RocksDbSiteStore::~RocksDbSiteStore() {
   }
   db_->Close().PermitUncheckedError();  // every write was synced already
   if (high_water_fd_ >= 0) ::close(high_water_fd_);
+  absl::MutexLock lock(&keys_mu_);
+  if (keys_fd_ >= 0) ::close(keys_fd_);
 }
 
 absl::Status RocksDbSiteStore::Init(const std::vector<std::string>& missing_core) {
@@ -160,7 +162,16 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
                            value.empty() ? "an empty session snapshot"
                                          : "a second snapshot of a session whose record holds one");
     }
-    return absl::OkStatus();
+    // Its key must be there and open it (a read-only open runs beside the daemon, which
+    // may drop a key meanwhile: it does not check them).
+    if (read_only_) return absl::OkStatus();
+    absl::StatusOr<crypto::SecretBytes> opened = OpenSnapshot(std::string(key), value);
+    if (opened.status().code() == absl::StatusCode::kNotFound) {
+      return DamagedRecord(
+          directory_, kSessionMachinesCf, key,
+          absl::StrCat("the key of this session's snapshot is missing from ", kSessionKeysFile));
+    }
+    return opened.status();
   }));
   RETURN_IF_ERROR(CheckAddedFamilies());
   return version;
@@ -206,33 +217,40 @@ absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSession
     out.push_back(std::move(record));
     return absl::OkStatus();
   }));
-  // The few open sessions' snapshots, by key order as the records.
-  auto next = out.begin();
-  RETURN_IF_ERROR(ForEach(machines_, [&](std::string_view key, std::string_view value) {
-    while (next != out.end() && next->session() < key) ++next;
-    if (next != out.end() && next->session() == key) next->set_machine(std::string(value));
-    return absl::OkStatus();
-  }));
+  // The few open sessions' snapshots.
+  for (v1::SiteSessionRecord& record : out) RETURN_IF_ERROR(AddSnapshot(record));
   return out;
 }
 
 absl::Status RocksDbSiteStore::AddSnapshot(v1::SiteSessionRecord& record) {
-  ASSIGN_OR_RETURN(std::optional<std::string> machine, Get(machines_, record.session()));
-  if (machine.has_value()) record.set_machine(*std::move(machine));
+  ASSIGN_OR_RETURN(std::optional<std::string> sealed, Get(machines_, record.session()));
+  if (!sealed.has_value()) return absl::OkStatus();
+  absl::StatusOr<crypto::SecretBytes> machine = OpenSnapshot(record.session(), *sealed);
+  if (read_only_ && machine.status().code() == absl::StatusCode::kNotFound) {
+    return absl::OkStatus();  // the session ended after the read
+  }
+  if (machine.status().code() == absl::StatusCode::kNotFound) {
+    return DamagedRecord(directory_, kSessionMachinesCf, record.session(),
+                         std::string(machine.status().message()));
+  }
+  RETURN_IF_ERROR(machine.status());
+  record.set_machine(std::string(machine->view()));
   return absl::OkStatus();
 }
 
 absl::Status RocksDbSiteStore::MoveSnapshotsOut() {
+  absl::MutexLock lock(&mu_);
   rocksdb::WriteBatch batch;
   const char* what = "moving the sessions' snapshots out of their records (format version 2)";
   int moved = 0;
   RETURN_IF_ERROR(ForEach(sessions_, [&](std::string_view key, std::string_view value) {
     ASSIGN_OR_RETURN(v1::SiteSessionRecord record, DecodeSession(directory_, key, value));
     if (record.machine().empty()) return absl::OkStatus();
-    std::string machine = std::move(*record.mutable_machine());
+    crypto::SecretBytes machine(std::move(*record.mutable_machine()));
     record.clear_machine();
     ASSIGN_OR_RETURN(std::string bytes, Serialize(record, "the session record"));
-    RETURN_IF_ERROR(FromRocksDb(batch.Put(machines_, key, machine), directory_, what));
+    ASSIGN_OR_RETURN(std::string sealed, SealSnapshot(record.session(), machine.view()));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(machines_, key, sealed), directory_, what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, key, bytes), directory_, what));
     ++moved;
     return absl::OkStatus();
@@ -243,7 +261,6 @@ absl::Status RocksDbSiteStore::MoveSnapshotsOut() {
   }
   RETURN_IF_ERROR(
       FromRocksDb(batch.Put(meta_, kFormatVersionKey, FormatVersionBytes()), directory_, what));
-  absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(Write(&batch, what));
   if (moved > 0) common::LogInfo("site_store_snapshots_moved").With("sessions", moved);
   return absl::OkStatus();
@@ -273,10 +290,14 @@ absl::Status RocksDbSiteStore::PutSessionWith(
   const std::string what = absl::StrCat("PutSession \"", label, "\"");
 
   absl::MutexLock lock(&mu_);
-  // A snapshot replaced by none: its versions are scrubbed (format version 2: no record in
-  // the sessions family holds one after Init).
+  // A snapshot replaced by none: its key is unlinked by the next scrub (format version 2:
+  // no record in the sessions family holds a snapshot after Init).
   ASSIGN_OR_RETURN(std::optional<std::string> stored_machine, Get(machines_, label));
   const bool drops_secrets = stored_machine.has_value() && session.machine().empty();
+  std::string sealed;
+  if (!session.machine().empty()) {
+    ASSIGN_OR_RETURN(sealed, SealSnapshot(label, session.machine()));
+  }
   rocksdb::WriteBatch batch;
   for (const auto& [key, value] : contribution_values) {
     ASSIGN_OR_RETURN(std::optional<std::string> stored, Get(contributions_, key));
@@ -287,10 +308,9 @@ absl::Status RocksDbSiteStore::PutSessionWith(
     RETURN_IF_ERROR(FromRocksDb(batch.Put(contributions_, key, value), directory_, what));
   }
   RETURN_IF_ERROR(FromRocksDb(batch.Put(sessions_, label, session_value), directory_, what));
-  RETURN_IF_ERROR(FromRocksDb(session.machine().empty()
-                                  ? batch.Delete(machines_, label)
-                                  : batch.Put(machines_, label, session.machine()),
-                              directory_, what));
+  RETURN_IF_ERROR(FromRocksDb(
+      sealed.empty() ? batch.Delete(machines_, label) : batch.Put(machines_, label, sealed),
+      directory_, what));
   if (more) RETURN_IF_ERROR(more(batch));
   RETURN_IF_ERROR(Write(&batch, what));
   if (contribution != nullptr) {
@@ -313,14 +333,17 @@ absl::Status RocksDbSiteStore::ScrubNow() {
 absl::Status RocksDbSiteStore::DeleteSession(const std::string& session) {
   RETURN_IF_ERROR(Writable("DeleteSession"));
   const std::string what = absl::StrCat("DeleteSession \"", session, "\"");
-  absl::MutexLock lock(&mu_);
-  rocksdb::WriteBatch batch;
-  RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
-  RETURN_IF_ERROR(FromRocksDb(batch.Delete(machines_, session), directory_, what));
-  RETURN_IF_ERROR(Write(&batch, what));
+  {
+    absl::MutexLock lock(&mu_);
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(machines_, session), directory_, what));
+    RETURN_IF_ERROR(Write(&batch, what));
+  }
+  // The scrub takes the writers' lock after its own (rocksdb_site_store.h).
   return common::Annotate(ScrubNow(), what +
-                                          ": the record is deleted, but scrubbing its old "
-                                          "versions from the store's files failed (retry)");
+                                          ": the record is deleted, but unlinking its "
+                                          "session's key failed (retry)");
 }
 
 // ---- Shared helpers

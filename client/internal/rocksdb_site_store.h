@@ -5,8 +5,13 @@
 //   contributions  32-byte contribution key   -> v1::ContributionRecord (record.key == key)
 //   sessions       session label              -> v1::SiteSessionRecord (record.session == key),
 //                  `machine` empty (from format version 2)
-//   session_machines  session label           -> the record's `machine` (SECRET), only while
-//                  it is not empty: an open session's (added in format version 2)
+//   session_machines  session label           -> the record's `machine`, sealed (AES-256-GCM)
+//                  under the session's own key, only while it is not empty: an open
+//                  session's (added in format version 2)
+// Beside RocksDB's files, SESSION_KEYS: a slot of 64 bytes per open session, the SHA-256 of
+// its label and its 32-byte key (SECRET), written (synced) before the first snapshot
+// sealed under it and overwritten with zeros once the session's snapshot is gone
+// (rocksdb_site_store_keys.cc).
 //   meta           "format_version"           -> 4-byte big-endian kFormatVersion
 //   budget         dataset id, 0, contribution key -> v1::BudgetCharge (added after v1)
 //   ledger         8-byte big-endian sequence -> v1::LedgerEntry (added after v1)
@@ -14,13 +19,18 @@
 //   approvals      task id, 0, 32-byte hash   -> v1::ApprovalRecord (added family)
 // Keys sort bytewise, which is the order the List calls promise.
 //
-// Why the snapshots live apart (format version 2): a scrub compacts the family that held
-// the dropped secrets, rewriting every record in it. With the snapshots inside the session
-// records, that was every retained session's record, masked input answer included (an
-// hour of sessions: up to gigabytes rewritten once a second); now it is the few open
-// sessions' snapshots. A version 1 store is converted by its first writable open (every
-// snapshot moved out, then the sessions family compacted once by the open's scrub); the
-// read-only open reads either layout.
+// Why the snapshots are sealed, each session under a key of its own (format version 2):
+// a session's snapshot is written at every step, so old versions of it sit in RocksDB's
+// write-ahead logs and table files. Version 1 kept them in plaintext inside the session
+// records and scrubbed them when the session ended: it flushed every family and compacted
+// the sessions family, which rewrote every session record kept for the hour (masked input
+// answers included) and created a table file per family at every session's end: at
+// d = 10^5 most of a site's CPU per session. Now no snapshot is ever on disk in
+// plaintext; when a session ends its key is overwritten (the scrub), and every version
+// sealed under it is noise, wherever RocksDB keeps it. A version 1 store is converted by
+// its first writable open (every open session's snapshot sealed and moved out, then the
+// sessions family flushed and compacted once by the open's scrub); the read-only open
+// reads either layout.
 //
 // Families. The core families (kCoreFamilies) exist in every store since format version 1:
 // a store that has a format version but lacks one is damaged. Families added later
@@ -52,6 +62,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -59,6 +70,7 @@
 #include "client/internal/site_store_records.h"
 #include "client/site_store.h"
 #include "common/status.h"
+#include "crypto/secret.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
@@ -83,6 +95,8 @@ inline constexpr std::array<const char*, 5> kAddedFamilies = {
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
 // input (site_store.h, "Never silently forget what left").
 inline constexpr char kHighWaterFile[] = "CONTRIBUTED_UP_TO";
+// Beside RocksDB's files: the open sessions' keys (rocksdb_site_store_keys.cc).
+inline constexpr char kSessionKeysFile[] = "SESSION_KEYS";
 
 // The high-water mark in `directory`, nullopt without one; DATA_LOSS if it is damaged.
 absl::StatusOr<std::optional<uint64_t>> ReadHighWater(const std::string& directory);
@@ -184,17 +198,38 @@ class RocksDbSiteStore final : public SiteStore {
   static std::string FormatVersionBytes();
   absl::Status WriteFormatVersion();
 
-  // Removes dropped versions of session snapshots from the store's files (site_store.h,
-  // "Secrets on disk"): the snapshots' family, and the sessions family too while it may
-  // still hold a version 1 record's snapshot (until the first scrub after the open).
+  // Makes dropped snapshots unreadable (site_store.h, "Secrets on disk"): overwrites the
+  // key of every session without a snapshot; after a version 1 store's open, first flushes
+  // every family and compacts the sessions and snapshots families, so that no plaintext
+  // snapshot stays in any file.
   absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrubbing_mu_);
 
-  // Format version 2: moves every snapshot still inside its session record (a version 1
-  // store) to the snapshots' family, in one write, and records format version 2.
+  // Format version 2: seals every snapshot still inside its session record (a version 1
+  // store) and moves it to the snapshots' family, in one write, and records format
+  // version 2.
   absl::Status MoveSnapshotsOut();
 
-  // `record` with its snapshot from the snapshots' family, if it has one there.
+  // `record` with its snapshot from the snapshots' family, opened, if it has one there. A
+  // read-only store leaves `machine` empty if the key is gone (the session ended after
+  // the read).
   absl::Status AddSnapshot(v1::SiteSessionRecord& record);
+
+  // ---- Session keys (rocksdb_site_store_keys.cc)
+
+  // `machine` sealed under session `label`'s key, made (and written to SESSION_KEYS,
+  // synced) if the session has none yet.
+  absl::StatusOr<std::string> SealSnapshot(const std::string& label, std::string_view machine)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The snapshot `sealed` of session `label`. NOT_FOUND if its key is not in SESSION_KEYS,
+  // DATA_LOSS (naming the family and key) if it does not open under the key.
+  absl::StatusOr<crypto::SecretBytes> OpenSnapshot(const std::string& label,
+                                                   std::string_view sealed);
+  // Overwrites (synced) the key of every session that has no snapshot.
+  absl::Status ForgetEndedKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads SESSION_KEYS (once; a read-only store at every call, to see the daemon's new
+  // keys), creating it in a writable store.
+  absl::Status LoadKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(keys_mu_);
+  std::string KeysPath() const;
 
   // The scrubber thread: scrubs whenever a write dropped secrets; a failed scrub is logged
   // and tried again a second later (and at close, and at the next open).
@@ -213,9 +248,6 @@ class RocksDbSiteStore final : public SiteStore {
   // The log must reach the high-water mark: a store whose log ends before the last write
   // that recorded a masked input has lost the record of something that left the site.
   absl::Status CheckHighWater(size_t records);
-
-  // Table files of a family, on every level.
-  uint64_t TableFiles(rocksdb::ColumnFamilyHandle* family);
 
   // ---- The egress ledger (rocksdb_site_store_ledger.cc)
 
@@ -237,11 +269,18 @@ class RocksDbSiteStore final : public SiteStore {
   int high_water_fd_ = -1;
   const bool read_only_;
 
-  // Serialises writers.
-  absl::Mutex mu_;
+  // Serialises writers, and key files' creation and removal.
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(scrubbing_mu_);
   // One scrub at a time (writers go on meanwhile: RocksDB's flush and compaction run
   // beside writes).
   absl::Mutex scrubbing_mu_ ABSL_ACQUIRED_AFTER(scrub_mu_);
+  // SESSION_KEYS as read: its file, the label digest in each slot (empty: free), and the
+  // keys by label digest.
+  absl::Mutex keys_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  int keys_fd_ ABSL_GUARDED_BY(keys_mu_) = -1;
+  bool keys_loaded_ ABSL_GUARDED_BY(keys_mu_) = false;
+  std::vector<std::string> key_slots_ ABSL_GUARDED_BY(keys_mu_);
+  absl::flat_hash_map<std::string, crypto::SecretBytes> keys_ ABSL_GUARDED_BY(keys_mu_);
   // Wakes the scrubber.
   absl::Mutex scrub_mu_;
   bool scrub_wanted_ ABSL_GUARDED_BY(scrub_mu_) = false;

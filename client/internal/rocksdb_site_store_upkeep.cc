@@ -34,9 +34,6 @@ constexpr uint32_t kFormatVersion = 2;
 // The background scrubs start at least this far apart (site_store.h, "Secrets on disk").
 constexpr absl::Duration kScrubInterval = absl::Seconds(1);
 
-// More table files than this in the contributions family are merged by the next scrub.
-constexpr uint64_t kMaxContributionFiles = 16;
-
 }  // namespace
 
 absl::StatusOr<std::optional<uint64_t>> ReadHighWater(const std::string& directory) {
@@ -87,40 +84,34 @@ absl::Status RocksDbSiteStore::WriteFormatVersion() {
   return Write(&batch, "writing the format version");
 }
 
-// Flush every family so the logs holding dropped versions become obsolete, rewrite the
-// snapshots' family (and, after a version 1 store's open, the sessions family) down to
-// the last level without them, then purge.
+// After an open (when a version 1 store may have left plaintext snapshots in the sessions
+// family, or its conversion sealed them): flush every family so that the logs holding
+// old versions become obsolete, rewrite the sessions and snapshots families down to the
+// last level without them, purge. Then, always: unlink the keys of ended sessions.
 absl::Status RocksDbSiteStore::Scrub() {
-  rocksdb::FlushOptions flush;
-  flush.wait = true;
-  flush.allow_write_stall = true;
-  RETURN_IF_ERROR(FromRocksDb(db_->Flush(flush, handles_), directory_, "scrub: flushing"));
-  rocksdb::CompactRangeOptions compact;
-  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  compact.exclusive_manual_compaction = true;
-  RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, machines_, nullptr, nullptr), directory_,
-                              "scrub: compacting family session_machines"));
   if (sessions_hold_snapshots_) {
-    RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, sessions_, nullptr, nullptr), directory_,
-                                "scrub: compacting family sessions"));
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    flush.allow_write_stall = true;
+    RETURN_IF_ERROR(FromRocksDb(db_->Flush(flush, handles_), directory_, "scrub: flushing"));
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    compact.exclusive_manual_compaction = true;
+    for (rocksdb::ColumnFamilyHandle* family : {sessions_, machines_}) {
+      RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, family, nullptr, nullptr), directory_,
+                                  absl::StrCat("scrub: compacting family ", family->GetName())));
+    }
+    // Background jobs may still be deleting the files they made obsolete when Flush and
+    // CompactRange return; re-enabling file deletions purges every obsolete file now, in
+    // this thread.
+    RETURN_IF_ERROR(
+        FromRocksDb(db_->DisableFileDeletions(), directory_, "scrub: pausing file deletions"));
+    RETURN_IF_ERROR(FromRocksDb(db_->EnableFileDeletions(/*force=*/false), directory_,
+                                "scrub: purging obsolete files"));
     sessions_hold_snapshots_ = false;
   }
-  // Each flush leaves the contributions family a small table file, and with keys that are
-  // hashes RocksDB moves them down a level without merging them: merge them once they add
-  // up, or a site that ran for years would hold a file per contribution (and keep every
-  // one open).
-  if (TableFiles(contributions_) > kMaxContributionFiles) {
-    RETURN_IF_ERROR(FromRocksDb(db_->CompactRange(compact, contributions_, nullptr, nullptr),
-                                directory_, "scrub: compacting family contributions"));
-  }
-  // Background jobs may still be deleting the files they made obsolete when Flush and
-  // CompactRange return; re-enabling file deletions purges every obsolete file now, in
-  // this thread.
-  RETURN_IF_ERROR(
-      FromRocksDb(db_->DisableFileDeletions(), directory_, "scrub: pausing file deletions"));
-  RETURN_IF_ERROR(FromRocksDb(db_->EnableFileDeletions(/*force=*/false), directory_,
-                              "scrub: purging obsolete files"));
-  return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return ForgetEndedKeys();
 }
 
 void RocksDbSiteStore::ScrubInTheBackground() {
@@ -214,14 +205,6 @@ absl::Status RocksDbSiteStore::CheckHighWater(size_t records) {
                      logs_at_open_, ")"));
   }
   return WriteHighWater(sequence);  // opens the file for the writes to come
-}
-
-uint64_t RocksDbSiteStore::TableFiles(rocksdb::ColumnFamilyHandle* family) {
-  uint64_t files = 0;
-  rocksdb::ColumnFamilyMetaData meta;
-  db_->GetColumnFamilyMetaData(family, &meta);
-  for (const rocksdb::LevelMetaData& level : meta.levels) files += level.files.size();
-  return files;
 }
 
 }  // namespace tessera::client::internal

@@ -41,7 +41,7 @@ TEST_F(SiteStoreRocksDbTest, FlippedByteInATableFileIsDataLoss) {
   { ASSERT_OK(OpenSiteStore(original)); }
   const std::vector<std::string> tables = FilesEndingWith(original, ".sst");
   ASSERT_THAT(tables, SizeIs(::testing::Ge(3)));  // one per family at least
-  ASSERT_THAT(FilesHolding(original, Secret(2)), ::testing::Contains(HasSubstr(".sst")));
+  ASSERT_THAT(FilesHolding(original, RecordMark(2)), ::testing::Contains(HasSubstr(".sst")));
   // (A flip of any byte of a table file was checked once to be caught.)
   ExpectEveryTableFlipIsDataLoss(
       original, [](const std::string& copy) { return OpenSiteStore(copy).status(); });
@@ -52,7 +52,7 @@ TEST_F(SiteStoreRocksDbTest, FlippedByteInTheWriteAheadLogIsDataLoss) {
   Populate(original);  // closed without a flush: the records are in the log only
   const std::vector<std::string> logs = FilesEndingWith(original, ".log");
   ASSERT_THAT(logs, ::testing::Not(IsEmpty()));
-  ASSERT_THAT(FilesHolding(original, Secret(2)),
+  ASSERT_THAT(FilesHolding(original, RecordMark(2)),
               ElementsAre(fs::path(logs.back()).filename().string()));
   const std::string newest = fs::path(logs.back()).filename().string();
   const uint64_t size = fs::file_size(logs.back());
@@ -129,6 +129,37 @@ TEST_F(SiteStoreRocksDbTest, SnapshotWithoutItsSessionRecordIsDataLoss) {
               StatusIs(absl::StatusCode::kDataLoss,
                        AllOf(SaysRestore(path()), HasSubstr("family session_machines"),
                              HasSubstr("key " + Hex("s9")), HasSubstr("without its session"))));
+}
+
+TEST_F(SiteStoreRocksDbTest, SnapshotWhoseKeyIsMissingOrThatDoesNotOpenIsDataLoss) {
+  Populate(path());  // s2 is open: its snapshot sealed under its key
+  const std::string altered = CopyOf(path());
+  WithRawDb(altered, [](rocksdb::DB* db, RawFamilies& families) {
+    std::string sealed;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), families.at("session_machines"), "s2", &sealed).ok());
+    sealed[sealed.size() / 2] ^= 0x5a;
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), families.at("session_machines"), "s2", sealed).ok());
+  });
+  EXPECT_THAT(OpenSiteStore(altered),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(SaysRestore(altered), HasSubstr("family session_machines"),
+                             HasSubstr("key " + Hex("s2")), HasSubstr("does not open"))));
+
+  const std::string keyless = CopyOf(path());
+  ASSERT_THAT(HeldKeys(keyless), SizeIs(2));  // s1's and s2's
+  fs::remove(keyless + "/SESSION_KEYS");
+  EXPECT_THAT(OpenSiteStore(keyless),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(SaysRestore(keyless), HasSubstr("family session_machines"),
+                             HasSubstr("key of this session's snapshot is missing"))));
+
+  const std::string torn = CopyOf(path());
+  fs::resize_file(torn + "/SESSION_KEYS", 100);
+  EXPECT_THAT(OpenSiteStore(torn),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(SaysRestore(torn), HasSubstr("SESSION_KEYS has 100 bytes"))));
 }
 
 TEST_F(SiteStoreRocksDbTest, NewerFormatVersionIsRefused) {

@@ -276,7 +276,9 @@ TEST_F(SiteStoreRocksDbTest, SessionAndContributionSurviveSigkillRightAfterPutSe
 
 // ---- secrets on disk
 
-TEST_F(SiteStoreRocksDbTest, DeletedSessionLeavesNoVersionOfItsSecretsInAnyFile) {
+// No snapshot is ever on disk in plaintext: each is sealed under its session's own key,
+// whose file is the one thing a scrub removes.
+TEST_F(SiteStoreRocksDbTest, DeletedSessionLeavesNoReadableVersionOfItsSecrets) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
   // Five versions of s1's snapshot, some flushed to table files by a reopen.
   for (uint64_t step = 1; step <= 3; ++step) {
@@ -288,37 +290,43 @@ TEST_F(SiteStoreRocksDbTest, DeletedSessionLeavesNoVersionOfItsSecretsInAnyFile)
   for (uint64_t step = 4; step <= 5; ++step) {
     ASSERT_OK(store->PutSession(MakeSession("s1", Key(1), 100 + step), nullptr));
   }
-  EXPECT_THAT(FilesHolding(path(), Secret(105)), ::testing::Not(IsEmpty()));
-  EXPECT_THAT(FilesHolding(path(), Secret(103)), ::testing::Not(IsEmpty()));
-
-  ASSERT_OK(store->DeleteSession("s1"));
   for (uint64_t step = 1; step <= 5; ++step) {
     EXPECT_THAT(FilesHolding(path(), Secret(100 + step)), IsEmpty()) << "version " << step;
   }
-  // The open session's secrets are still there, and so is its record.
-  EXPECT_THAT(FilesHolding(path(), Secret(200)), ::testing::Not(IsEmpty()));
+  EXPECT_THAT(FilesHolding(path(), RecordMark(105)), ::testing::Not(IsEmpty()));  // stored
+  EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(MakeSession("s1", Key(1), 105))));
+  ASSERT_THAT(HeldKeys(path()), ::testing::SizeIs(2));
+
+  ASSERT_OK(store->DeleteSession("s1"));
+  // s1's key is gone, s2's stays with its session.
+  ASSERT_THAT(HeldKeys(path()), ::testing::SizeIs(1));
+  EXPECT_THAT(FilesHolding(path(), Secret(200)), IsEmpty());
   store.reset();
   ASSERT_OK_AND_ASSIGN(store, OpenSiteStore(path()));
   EXPECT_THAT(store->GetSession("s2"), IsOkAndHolds(EqualsProto(MakeSession("s2", Key(2), 200))));
+  EXPECT_THAT(store->GetSession("s1"), StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(SiteStoreRocksDbTest, EndedSessionLeavesNoVersionOfItsSecretsInAnyFile) {
+TEST_F(SiteStoreRocksDbTest, EndedSessionLeavesNoReadableVersionOfItsSecrets) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
   ASSERT_OK(store->PutSession(MakeSession("s1", Key(1), 301), nullptr));
   const v1::ContributionRecord contribution = MakeContribution(Key(1), "s1");
   ASSERT_OK(store->PutSession(Sent(MakeSession("s1", Key(1), 302)), &contribution));
-  EXPECT_THAT(FilesHolding(path(), Secret(302)), ::testing::Not(IsEmpty()));
+  ASSERT_THAT(HeldKeys(path()), ::testing::SizeIs(1));
+  const std::string key = HeldKeys(path())[0];
 
   v1::SiteSessionRecord completed = Sent(MakeSession("s1", Key(1)));
   completed.set_state(v1::SITE_SESSION_COMPLETED);
   completed.clear_machine();
   ASSERT_OK(store->PutSession(completed, nullptr));
-  // The store's scrubber thread removes them right after the write, off the caller's path.
+  // The store's scrubber thread unlinks the key right after the write, off the caller's
+  // path.
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline && !(FilesHolding(path(), Secret(301)).empty() &&
-                                     FilesHolding(path(), Secret(302)).empty())) {
+  while (absl::Now() < deadline && !HeldKeys(path()).empty()) {
     absl::SleepFor(absl::Milliseconds(5));
   }
+  EXPECT_THAT(HeldKeys(path()), IsEmpty());
+  EXPECT_THAT(FilesHolding(path(), key), IsEmpty());
   EXPECT_THAT(FilesHolding(path(), Secret(301)), IsEmpty());
   EXPECT_THAT(FilesHolding(path(), Secret(302)), IsEmpty());
   // What left (the answers, the contribution) is kept.
@@ -344,14 +352,15 @@ TEST_F(SiteStoreRocksDbTest, ScrubDoesNotRewriteTheRetainedSessionRecords) {
     ASSERT_OK(store->PutSession(ended, nullptr));
   };
   for (int i = 0; i < 20; ++i) end_session(absl::StrCat("r", i), 3000 + i);
-  ASSERT_OK(store->ScrubNow());
+  store.reset();  // the open's scrub flushes them to table files
+  ASSERT_OK_AND_ASSIGN(store, OpenSiteStore(path()));
   const std::vector<std::string> holding = FilesHolding(path(), marker(3007));
   ASSERT_EQ(holding.size(), 1u);
   ASSERT_TRUE(absl::EndsWith(holding[0], ".sst")) << holding[0];
 
   end_session("r20", 3020);
   ASSERT_OK(store->ScrubNow());
-  EXPECT_THAT(FilesHolding(path(), Secret(3020)), IsEmpty());  // scrubbed
+  EXPECT_THAT(HeldKeys(path()), IsEmpty());  // scrubbed
   EXPECT_THAT(FilesHolding(path(), marker(3007)), ElementsAre(holding[0]))
       << "the retained records' table file was rewritten by the scrub";
   EXPECT_THAT(store->GetSession("r7"),
@@ -389,8 +398,12 @@ TEST_F(SiteStoreRocksDbTest, VersionOneStoreIsConvertedAndKeepsItsOpenSession) {
     EXPECT_TRUE(record.machine().empty());
     ASSERT_TRUE(
         db->Get(rocksdb::ReadOptions(), families.at("session_machines"), "s2", &value).ok());
-    EXPECT_EQ(value, Secret(2));
+    EXPECT_EQ(value.size(), Secret(2).size() + 28);  // sealed: nonce, ciphertext, tag
   });
+  // The open's scrub removed the plaintext versions; the sealed ones have their keys
+  // (s1's and s2's: Populate leaves both open).
+  EXPECT_THAT(FilesHolding(path(), Secret(2)), IsEmpty());
+  EXPECT_THAT(HeldKeys(path()), ::testing::SizeIs(2));
 
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
   v1::SiteSessionRecord ended = Sent(MakeSession("s2", Key(2)));
@@ -398,7 +411,7 @@ TEST_F(SiteStoreRocksDbTest, VersionOneStoreIsConvertedAndKeepsItsOpenSession) {
   ended.clear_machine();
   ASSERT_OK(store->PutSession(ended, nullptr));
   ASSERT_OK(store->ScrubNow());
-  EXPECT_THAT(FilesHolding(path(), Secret(2)), IsEmpty());
+  EXPECT_THAT(HeldKeys(path()), ::testing::SizeIs(1));  // s1's
   EXPECT_THAT(store->GetSession("s2"), IsOkAndHolds(EqualsProto(ended)));
 }
 
@@ -500,8 +513,8 @@ TEST_F(SiteStoreRocksDbTest, ReadOnlyOpenChangesNoFileOfTheStore) {
   Populate(path());
   auto listing = [&] {
     std::map<std::string, std::string> files;  // name -> contents
-    for (const auto& e : fs::directory_iterator(path())) {
-      files[e.path().filename().string()] = ReadAll(e.path().string());
+    for (const auto& e : fs::recursive_directory_iterator(path())) {
+      if (e.is_regular_file()) files[fs::relative(e.path(), path())] = ReadAll(e.path().string());
     }
     return files;
   };

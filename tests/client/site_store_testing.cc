@@ -32,6 +32,8 @@ std::string Secret(uint64_t seed) {
   return out;
 }
 
+std::string RecordMark(uint64_t seed) { return Secret(seed + 1'000'000); }
+
 v1::StepAnswer Answer(uint32_t step) {
   v1::StepAnswer answer;
   answer.set_step(step);
@@ -54,6 +56,7 @@ v1::SiteSessionRecord MakeSession(const std::string& label, const std::string& k
   session.set_round(2);
   session.set_stage(v1::STAGE_FIT);
   session.set_machine(Secret(secret_seed));
+  session.set_model_hash(RecordMark(secret_seed));
   *session.add_answers() = Answer(1);
   session.set_expires_unix_ms(1700000600000);
   return session;
@@ -126,13 +129,22 @@ void FlipByte(const std::string& path, uint64_t offset) {
 // Names of the files in `dir` holding `needle` anywhere in their bytes.
 std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
   std::vector<std::string> out;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
     if (ReadAll(e.path().string()).find(needle) != std::string::npos) {
-      out.push_back(e.path().filename().string());
+      out.push_back(fs::relative(e.path(), dir).string());
     }
   }
   return out;
+}
+
+std::vector<std::string> HeldKeys(const std::string& dir) {
+  const std::string bytes = ReadAll(dir + "/SESSION_KEYS");
+  std::vector<std::string> keys;
+  for (size_t at = 0; at + 64 <= bytes.size(); at += 64) {
+    if (bytes.substr(at, 32) != std::string(32, '\0')) keys.push_back(bytes.substr(at + 32, 32));
+  }
+  return keys;
 }
 
 std::string Mode(const std::string& path) {

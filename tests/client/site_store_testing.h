@@ -31,10 +31,13 @@ std::string Hex(const std::string& bytes);
 // Incompressible bytes standing in for a state-machine snapshot, distinct per `seed`, so a
 // scan of the store's files finds them verbatim.
 std::string Secret(uint64_t seed);
+// Incompressible bytes that a session record made with `seed` carries in the clear (its
+// model hash), to find the files holding the record.
+std::string RecordMark(uint64_t seed);
 // The recorded answer to SecAgg step `step`.
 v1::StepAnswer Answer(uint32_t step);
-// An open session `label` for contribution `key`, its snapshot Secret(secret_seed), one
-// step answered.
+// An open session `label` for contribution `key`, its snapshot Secret(secret_seed), its
+// model hash RecordMark(secret_seed), one step answered.
 v1::SiteSessionRecord MakeSession(const std::string& label, const std::string& key,
                                   uint64_t secret_seed = 1);
 v1::ContributionRecord MakeContribution(const std::string& key, const std::string& label);
@@ -57,8 +60,11 @@ std::vector<std::string> FilesEndingWith(const std::string& dir, const std::stri
 std::string ReadAll(const std::string& path);
 // XORs the byte at `offset` of `path` with 0x5a.
 void FlipByte(const std::string& path, uint64_t offset);
-// Names of the files in `dir` holding `needle` anywhere in their bytes.
+// Paths, relative to `dir`, of the files under `dir` holding `needle` anywhere in their
+// bytes.
 std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle);
+// The keys the store in `dir` holds for its open sessions (SESSION_KEYS' used slots).
+std::vector<std::string> HeldKeys(const std::string& dir);
 // "0700", or "missing".
 std::string Mode(const std::string& path);
 // What every DATA_LOSS must say besides the specifics.
