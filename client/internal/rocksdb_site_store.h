@@ -43,7 +43,8 @@
 //
 // Implementation files: rocksdb_site_store.cc (open checks, records, the shared helpers),
 // rocksdb_site_store_upkeep.cc (format version, scrubbing, the high-water mark),
-// rocksdb_site_store_ledger.cc (the egress ledger's families).
+// rocksdb_site_store_ledger.cc (the egress ledger's families), rocksdb_site_store_keys.cc
+// (the sessions' keys, SESSION_KEYS).
 //
 // Every write is synced. PutSession reads before it writes (the contribution's owner, the
 // stored snapshot) and the scrub must not interleave with writes, so writers are

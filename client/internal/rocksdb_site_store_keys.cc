@@ -11,6 +11,7 @@
 // follow each other quickly.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -68,16 +69,21 @@ absl::Status RocksDbSiteStore::LoadKeys() {
       return Unavailable(path, "open");
     }
   }
-  std::string bytes;
-  char buffer[4096];
-  for (off_t offset = 0;;) {
-    const ssize_t n = ::pread(keys_fd_, buffer, sizeof(buffer), offset);
+  struct stat st;
+  if (::fstat(keys_fd_, &st) != 0) return Unavailable(path, "stat");
+  // Read straight into the string that is wiped when this function returns.
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n =
+        ::pread(keys_fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
     if (n < 0) return Unavailable(path, "read");
-    if (n == 0) break;
-    bytes.append(buffer, static_cast<size_t>(n));
-    offset += n;
+    if (n == 0) {  // shorter than it was a moment ago: read what is there
+      bytes.resize(done);
+      break;
+    }
+    done += static_cast<size_t>(n);
   }
-  crypto::SecretBytes held(std::move(bytes));  // wiped when this function returns
+  crypto::SecretBytes held(std::move(bytes));
   if (held.size() % kSlotBytes != 0) {
     return DataLoss(directory_,
                     absl::StrCat(kSessionKeysFile, " has ", held.size(),
