@@ -290,7 +290,7 @@ absl::Status RocksDbSiteStore::PutSessionWith(
   const std::string what = absl::StrCat("PutSession \"", label, "\"");
 
   absl::MutexLock lock(&mu_);
-  // A snapshot replaced by none: its key is unlinked by the next scrub (format version 2:
+  // A snapshot replaced by none: its key is cleared by the next scrub (format version 2:
   // no record in the sessions family holds a snapshot after Init).
   ASSIGN_OR_RETURN(std::optional<std::string> stored_machine, Get(machines_, label));
   const bool drops_secrets = stored_machine.has_value() && session.machine().empty();
@@ -342,7 +342,7 @@ absl::Status RocksDbSiteStore::DeleteSession(const std::string& session) {
   }
   // The scrub takes the writers' lock after its own (rocksdb_site_store.h).
   return common::Annotate(ScrubNow(), what +
-                                          ": the record is deleted, but unlinking its "
+                                          ": the record is deleted, but clearing its "
                                           "session's key failed (retry)");
 }
 

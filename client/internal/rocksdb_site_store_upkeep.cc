@@ -87,7 +87,7 @@ absl::Status RocksDbSiteStore::WriteFormatVersion() {
 // After an open (when a version 1 store may have left plaintext snapshots in the sessions
 // family, or its conversion sealed them): flush every family so that the logs holding
 // old versions become obsolete, rewrite the sessions and snapshots families down to the
-// last level without them, purge. Then, always: unlink the keys of ended sessions.
+// last level without them, purge. Then, always: clear the keys of ended sessions.
 absl::Status RocksDbSiteStore::Scrub() {
   if (sessions_hold_snapshots_) {
     rocksdb::FlushOptions flush;
