@@ -315,15 +315,17 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::ShareKeys(std::vecto
   for (size_t i = 0; i < peers.size(); ++i) {
     const Peer& peer = peers[i];
     if (!IsNeighbour(peer.id)) continue;
-    auto channel = Channel(peer);
-    if (!channel.ok()) {
-      return Abort(v1::SECAGG_MALFORMED_MESSAGE, absl::StrCat("no share channel with ", peer.id,
-                                                              ": ", channel.status().message()));
+    absl::StatusOr<SecretBytes> key = ChannelKey(peer);
+    if (!key.ok()) {
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
+                   absl::StrCat("no share channel with ", peer.id, ": ", key.status().message()));
     }
+    channel_keys.insert_or_assign(peer.id, key->Clone());
+    ASSIGN_OR_RETURN(crypto::AesGcm256 channel, crypto::AesGcm256::Create(*std::move(key)));
     const SecretBytes plaintext = SharePlaintext(self(), peer.id, key_shares[i], seed_shares[i]);
     ASSIGN_OR_RETURN(
         std::string ciphertext,
-        channel->Encrypt(plaintext.view(), ShareAssociatedData(session_id, self(), peer.id)));
+        channel.Encrypt(plaintext.view(), ShareAssociatedData(session_id, self(), peer.id)));
     v1::EncryptedShare* share = response->add_shares();
     share->set_sender(self());
     share->set_receiver(peer.id);

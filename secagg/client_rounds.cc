@@ -33,9 +33,16 @@ using crypto::Verifier;
 using internal::FieldReader;
 using internal::StrictlySorted;
 
-absl::StatusOr<AesGcm256> SecAggClient::Impl::Channel(const Peer& peer) const {
+absl::StatusOr<SecretBytes> SecAggClient::Impl::ChannelKey(const Peer& peer) const {
+  if (auto kept = channel_keys.find(peer.id); kept != channel_keys.end()) {
+    return kept->second.Clone();
+  }
   ASSIGN_OR_RETURN(SecretBytes shared, channel_key->Agree(*peer.channel_key));
-  ASSIGN_OR_RETURN(SecretBytes key, ShareChannelKey(shared, session_id, self(), peer.id));
+  return ShareChannelKey(shared, session_id, self(), peer.id);
+}
+
+absl::StatusOr<AesGcm256> SecAggClient::Impl::Channel(const Peer& peer) const {
+  ASSIGN_OR_RETURN(SecretBytes key, ChannelKey(peer));
   return AesGcm256::Create(std::move(key));
 }
 
@@ -81,6 +88,7 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnShareRelay(
   ASSIGN_OR_RETURN(std::vector<uint32_t> masked, MaskedInput(holders));
   std::fill(input.begin(), input.end(), 0u);
   input.clear();
+  channel_keys.clear();  // every share this client will get has been opened
   share_holders.assign(holders.begin(), holders.end());
 
   v1::SecAggClientMessage reply;

@@ -84,12 +84,13 @@ void WipeSecretFields(v1::SecAggClientSnapshot& snapshot) {
     Wipe(held.mutable_mask_key_share());
     Wipe(held.mutable_seed_share());
   }
+  for (v1::SecAggChannelKey& key : *snapshot.mutable_channel_keys()) Wipe(key.mutable_key());
 }
 
 bool HasSecretFields(const v1::SecAggClientSnapshot& snapshot) {
   return !snapshot.input().empty() || !snapshot.channel_private_key().empty() ||
          !snapshot.mask_private_key().empty() || !snapshot.self_mask_seed().empty() ||
-         snapshot.held_shares_size() > 0;
+         snapshot.held_shares_size() > 0 || snapshot.channel_keys_size() > 0;
 }
 
 void SetSecret(std::string* field, const SecretBytes& secret) {
@@ -153,6 +154,11 @@ void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot) const 
     out->set_owner(owner);
     SetSecret(out->mutable_mask_key_share(), shares.mask_key.Serialize());
     SetSecret(out->mutable_seed_share(), shares.seed.Serialize());
+  }
+  for (const auto& [peer, key] : channel_keys) {
+    v1::SecAggChannelKey* out = snapshot.add_channel_keys();
+    out->set_client_id(peer);
+    SetSecret(out->mutable_key(), key);
   }
   *snapshot.mutable_own_advertisement() = own_advertisement;
   snapshot.set_session_id(session_id);
@@ -340,6 +346,16 @@ absl::Status SecAggClient::Impl::RestoreRounds(const v1::SecAggClientSnapshot& s
     held[shares.owner()] = HeldShares{*key_share, *seed_share};
   }
   if (held.size() != want.size()) return Loss("held shares are missing");
+  // The share channels' keys, in SHARES_SENT only (a snapshot without them, taken before
+  // they were kept, has the channels agreed again).
+  for (const v1::SecAggChannelKey& key : snapshot.channel_keys()) {
+    if (state != ClientState::kSharesSent || !Listed(key.client_id()) ||
+        !IsNeighbour(key.client_id()) || channel_keys.contains(key.client_id()) ||
+        key.key().size() != crypto::AesGcm256::kKeyBytes) {
+      return Loss("a share channel key is malformed, repeated or not this client's");
+    }
+    channel_keys.insert_or_assign(key.client_id(), SecretBytes::CopyFrom(key.key()));
+  }
   return absl::OkStatus();
 }
 

@@ -92,6 +92,9 @@ struct SecAggClient::Impl {
   std::optional<crypto::X25519PrivateKey> mask_key;
   crypto::SecretBytes seed;
   std::map<std::string, HeldShares> held;  // by owner, this client included
+  // The share channel's key with each peer, from share_keys until the masked input: the
+  // agreement made to encrypt a peer's share also opens the peer's (ChannelKey).
+  std::map<std::string, crypto::SecretBytes> channel_keys;
 
   v1::KeyAdvertisement own_advertisement;
   std::string session_id;
@@ -136,6 +139,7 @@ struct SecAggClient::Impl {
     mask_key.reset();
     seed = crypto::SecretBytes();
     held.clear();
+    channel_keys.clear();
   }
 
   absl::Status Abort(v1::SecAggClientAbort reason, std::string detail) {
@@ -213,7 +217,10 @@ struct SecAggClient::Impl {
   absl::Status RestoreList(const v1::SecAggClientSnapshot& snapshot);
   absl::Status RestoreRounds(const v1::SecAggClientSnapshot& snapshot);
 
-  // The share channel with `peer` (an entry of the list other than this client).
+  // The share channel's key with `peer` (an entry of the list other than this client):
+  // the one kept in channel_keys, else agreed now.
+  absl::StatusOr<crypto::SecretBytes> ChannelKey(const Peer& peer) const;
+  // The share channel with `peer`.
   absl::StatusOr<crypto::AesGcm256> Channel(const Peer& peer) const;
   // The plaintext of a share ciphertext from `sender` to this client, or an error if it
   // does not authenticate.

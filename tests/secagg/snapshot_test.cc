@@ -67,7 +67,7 @@ crypto::SecretBytes SerializeClient(const v1::SecAggClientSnapshot& snapshot) {
 bool HasSecrets(const v1::SecAggClientSnapshot& snapshot) {
   return !snapshot.input().empty() || !snapshot.channel_private_key().empty() ||
          !snapshot.mask_private_key().empty() || !snapshot.self_mask_seed().empty() ||
-         snapshot.held_shares_size() > 0;
+         snapshot.held_shares_size() > 0 || snapshot.channel_keys_size() > 0;
 }
 
 class SnapshotTest : public FederationSuite<7> {
@@ -216,6 +216,61 @@ TEST_F(SnapshotTest, RestoredClientsAnswerLikeTheOriginals) {
       }
     }
   }
+}
+
+// The share channel's key with each peer is agreed once, in share_keys, and kept until the
+// masked input: a snapshot in SHARES_SENT holds one per peer, later ones none; a snapshot
+// without them (taken before they were kept) agrees them again and answers the same.
+TEST_F(SnapshotTest, ShareChannelKeysAreKeptOnlyUntilTheSharesAreOpened) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(session.Init());
+  session.Step();
+  session.Step();
+  const ClientIdentity identity = federation_->Identity(ids[0]);
+  const v1::SecAggClientSnapshot shared = ParseClient(session.client(ids[0])->Snapshot());
+  ASSERT_EQ(shared.state(), v1::SECAGG_CLIENT_SHARES_SENT);
+  ASSERT_EQ(shared.channel_keys_size(), static_cast<int>(ids.size()) - 1);
+  for (int i = 0; i < shared.channel_keys_size(); ++i) {
+    EXPECT_EQ(shared.channel_keys(i).client_id(), ids[i + 1]);
+    EXPECT_EQ(shared.channel_keys(i).key().size(), 32u);
+  }
+
+  // With and without the kept keys, the relay gets the same masked input.
+  v1::SecAggClientSnapshot without = shared;
+  without.clear_channel_keys();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SecAggClient> kept,
+                       SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(shared)));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SecAggClient> agreed,
+                       SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(without)));
+  const v1::SecAggServerMessage relay = session.server().Outgoing().at(ids[0]);
+  ASSERT_OK_AND_ASSIGN(v1::SecAggClientMessage a, kept->Handle(relay));
+  ASSERT_OK_AND_ASSIGN(v1::SecAggClientMessage b, agreed->Handle(relay));
+  ASSERT_TRUE(a.has_masked_input());
+  EXPECT_EQ(Deterministic(a), Deterministic(b));
+  EXPECT_EQ(ParseClient(kept->Snapshot()).channel_keys_size(), 0);
+
+  // Kept keys that do not fit are refused.
+  using Change = std::function<void(v1::SecAggClientSnapshot&)>;
+  for (const auto& [name, change] : std::vector<std::pair<const char*, Change>>{
+           {"short key", [](auto& s) { s.mutable_channel_keys(0)->mutable_key()->pop_back(); }},
+           {"own key", [&](auto& s) { s.mutable_channel_keys(0)->set_client_id(ids[0]); }},
+           {"unlisted peer", [](auto& s) { s.mutable_channel_keys(0)->set_client_id("site-99"); }},
+           {"repeated peer", [](auto& s) { *s.add_channel_keys() = s.channel_keys(0); }},
+       }) {
+    SCOPED_TRACE(name);
+    v1::SecAggClientSnapshot changed = shared;
+    change(changed);
+    EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(changed)),
+                StatusIs(absl::StatusCode::kDataLoss));
+  }
+  session.Step();
+  v1::SecAggClientSnapshot relayed = ParseClient(session.client(ids[0])->Snapshot());
+  ASSERT_EQ(relayed.state(), v1::SECAGG_CLIENT_MASKED_INPUT_SENT);
+  EXPECT_EQ(relayed.channel_keys_size(), 0);
+  *relayed.mutable_channel_keys() = shared.channel_keys();
+  EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(relayed)),
+              StatusIs(absl::StatusCode::kDataLoss));
 }
 
 TEST_F(SnapshotTest, RestoredClientsAbortLikeTheOriginals) {
