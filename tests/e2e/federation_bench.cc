@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -320,8 +321,8 @@ TEST_F(FederationBench, SecureRoundsDigitsMlp) {
   spec.set_seed(1);
   spec.set_round_deadline_seconds(600);
   spec.mutable_secure_aggregation()->set_step_deadline_seconds(120);
-  const bool plus = std::getenv("TESSERA_BENCH_SECAGG_PLUS") != nullptr &&
-                    std::string(std::getenv("TESSERA_BENCH_SECAGG_PLUS")) == "1";
+  const char* secagg_plus = std::getenv("TESSERA_BENCH_SECAGG_PLUS");
+  const bool plus = secagg_plus != nullptr && std::string_view(secagg_plus) == "1";
   if (plus) {
     spec.mutable_secure_aggregation()->mutable_secagg_plus()->set_min_sites(
         static_cast<uint32_t>(n));
