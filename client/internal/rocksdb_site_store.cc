@@ -109,8 +109,15 @@ absl::Status RocksDbSiteStore::Init(const std::vector<std::string>& missing_core
     RETURN_IF_ERROR(WriteFormatVersion());
   }
   RETURN_IF_ERROR(CheckHighWater(records));
-  RETURN_IF_ERROR(MoveSnapshotsOut());
+  ASSIGN_OR_RETURN(const bool version_1, MoveSnapshotsOut());
+  {
+    absl::MutexLock lock(&scrubbing_mu_);
+    sessions_hold_snapshots_ = version_1;
+  }
   RETURN_IF_ERROR(ScrubNow());
+  // Only once no plaintext snapshot is left in any file: a crash before this write has
+  // the next open scrub again.
+  if (version_1) RETURN_IF_ERROR(WriteFormatVersion());
   scrubber_ = std::thread([this] { ScrubInTheBackground(); });
   return absl::OkStatus();
 }
@@ -238,7 +245,7 @@ absl::Status RocksDbSiteStore::AddSnapshot(v1::SiteSessionRecord& record) {
   return absl::OkStatus();
 }
 
-absl::Status RocksDbSiteStore::MoveSnapshotsOut() {
+absl::StatusOr<bool> RocksDbSiteStore::MoveSnapshotsOut() {
   absl::MutexLock lock(&mu_);
   rocksdb::WriteBatch batch;
   const char* what = "moving the sessions' snapshots out of their records (format version 2)";
@@ -256,14 +263,11 @@ absl::Status RocksDbSiteStore::MoveSnapshotsOut() {
     return absl::OkStatus();
   }));
   ASSIGN_OR_RETURN(std::optional<std::string> version, Get(meta_, kFormatVersionKey));
-  if (moved == 0 && version.has_value() && *version == FormatVersionBytes()) {
-    return absl::OkStatus();
-  }
-  RETURN_IF_ERROR(
-      FromRocksDb(batch.Put(meta_, kFormatVersionKey, FormatVersionBytes()), directory_, what));
+  const bool version_1 = version.has_value() && *version != FormatVersionBytes();
+  if (moved == 0) return version_1;
   RETURN_IF_ERROR(Write(&batch, what));
-  if (moved > 0) common::LogInfo("site_store_snapshots_moved").With("sessions", moved);
-  return absl::OkStatus();
+  common::LogInfo("site_store_snapshots_moved").With("sessions", moved);
+  return version_1;
 }
 
 absl::Status RocksDbSiteStore::PutSession(const v1::SiteSessionRecord& session,

@@ -200,15 +200,16 @@ class RocksDbSiteStore final : public SiteStore {
   absl::Status WriteFormatVersion();
 
   // Makes dropped snapshots unreadable (site_store.h, "Secrets on disk"): overwrites the
-  // key of every session without a snapshot; after a version 1 store's open, first flushes
+  // key of every session without a snapshot; at a version 1 store's open, first flushes
   // every family and compacts the sessions and snapshots families, so that no plaintext
   // snapshot stays in any file.
   absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrubbing_mu_);
 
   // Format version 2: seals every snapshot still inside its session record (a version 1
-  // store) and moves it to the snapshots' family, in one write, and records format
+  // store) and moves it to the snapshots' family, in one write. True for a version 1
+  // store: Init then scrubs the plaintext versions out of the files and only then records
   // version 2.
-  absl::Status MoveSnapshotsOut();
+  absl::StatusOr<bool> MoveSnapshotsOut();
 
   // `record` with its snapshot from the snapshots' family, opened, if it has one there. A
   // read-only store leaves `machine` empty if the key is gone (the session ended after
@@ -285,9 +286,9 @@ class RocksDbSiteStore final : public SiteStore {
   // Wakes the scrubber.
   absl::Mutex scrub_mu_;
   bool scrub_wanted_ ABSL_GUARDED_BY(scrub_mu_) = false;
-  // The sessions family may hold a snapshot (a version 1 record's): until the open's
-  // scrub compacted it.
-  bool sessions_hold_snapshots_ ABSL_GUARDED_BY(scrubbing_mu_) = true;
+  // The files may hold a plaintext snapshot (a version 1 store's): until the open's scrub
+  // flushed and compacted them. A version 2 store's open rewrites nothing.
+  bool sessions_hold_snapshots_ ABSL_GUARDED_BY(scrubbing_mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(scrub_mu_) = false;
   std::thread scrubber_;
 };

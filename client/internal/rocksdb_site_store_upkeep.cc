@@ -84,8 +84,8 @@ absl::Status RocksDbSiteStore::WriteFormatVersion() {
   return Write(&batch, "writing the format version");
 }
 
-// After an open (when a version 1 store may have left plaintext snapshots in the sessions
-// family, or its conversion sealed them): flush every family so that the logs holding
+// At a version 1 store's open (its plaintext snapshots, now sealed, may still be in the
+// logs and the sessions family's tables): flush every family so that the logs holding
 // old versions become obsolete, rewrite the sessions and snapshots families down to the
 // last level without them, purge. Then, always: clear the keys of ended sessions.
 absl::Status RocksDbSiteStore::Scrub() {

@@ -367,6 +367,18 @@ TEST_F(SiteStoreRocksDbTest, ScrubDoesNotRewriteTheRetainedSessionRecords) {
               IsOkAndHolds(::testing::Property(&v1::SiteSessionRecord::model_hash, marker(3007))));
 }
 
+// Opening a version 2 store rewrites none of its table files (only a version 1 store's
+// open flushes and compacts, to scrub its plaintext snapshots): a site's start does not
+// grow with the sessions it keeps.
+TEST_F(SiteStoreRocksDbTest, OpeningAVersionTwoStoreRewritesNoTableFile) {
+  Populate(path());
+  { ASSERT_OK(OpenSiteStore(path())); }  // recovery leaves the log's records in tables
+  const std::vector<std::string> tables = FilesEndingWith(path(), ".sst");
+  ASSERT_THAT(tables, ::testing::Not(IsEmpty()));
+  { ASSERT_OK(OpenSiteStore(path())); }
+  EXPECT_EQ(FilesEndingWith(path(), ".sst"), tables);
+}
+
 // A store written before format version 2 kept each open session's snapshot inside its
 // record: the read-only open reads it there, the first writable open moves it apart (and
 // records version 2), and its old versions still leave every file when the session ends.
