@@ -177,7 +177,8 @@ std::string Members(const google::protobuf::RepeatedPtrField<std::string>& ids) 
 
 void PrintSummary(const v1::AuditSummary& summary) {
   std::printf(
-      "entries: %llu; connection (Hello, PullWork, PullModelChunk): %llu messages, %llu bytes\n",
+      "entries: %llu; connection (Hello, PullWork, PullModelChunk, FetchCertificates): %llu "
+      "messages, %llu bytes\n",
       static_cast<unsigned long long>(summary.entries()),
       static_cast<unsigned long long>(summary.connection_messages()),
       static_cast<unsigned long long>(summary.connection_bytes()));

@@ -18,6 +18,7 @@
 #include "client/ledger.h"
 #include "client/model_download.h"
 #include "client/monitoring.h"
+#include "client/peer_certificates.h"
 #include "client/reconnect_backoff.h"
 #include "client/site_agent.h"
 #include "client/site_crl.h"
@@ -51,6 +52,9 @@ constexpr absl::Duration kPullMargin = absl::Seconds(15);
 // A model chunk's deadline is the step's closing time, but at least this.
 constexpr absl::Duration kModelChunkMinTimeout = absl::Seconds(30);
 constexpr char kPullModelChunkMethod[] = "/tessera.v1.Federation/PullModelChunk";
+constexpr char kFetchCertificatesMethod[] = "/tessera.v1.Federation/FetchCertificates";
+// A FetchCertificates call's deadline (a thousand certificates are about 1.3 MB).
+constexpr absl::Duration kFetchCertificatesTimeout = absl::Seconds(30);
 // Minimum time given to a PushResult even when the stage deadline is near.
 constexpr absl::Duration kMinPushTimeout = absl::Seconds(10);
 
@@ -241,6 +245,7 @@ class ClientDaemon {
     ASSIGN_OR_RETURN(crl_, SiteCrl::Open(tls.ca_cert_pem, config_.data_dir(), config_.crl_file()));
     agent_ = std::make_unique<SiteAgent>(config_, client_id_, tls.cert_pem, tls.ca_cert_pem,
                                          signer_.get(), std::move(store), crl_->list());
+    certificates_.Add(tls.cert_pem);
     RETURN_IF_ERROR(agent_->Preload());
     live_ = std::make_unique<LiveConfig>(config_);
     applied_generation_ = live_->generation();
@@ -476,6 +481,7 @@ class ClientDaemon {
         }
         RETURN_IF_ERROR(fetched);
       }
+      RETURN_IF_ERROR(CompleteCertificates(response.mutable_work()));
       RETURN_IF_ERROR(Answer(response.work()));
     }
     return absl::CancelledError("stopping");
@@ -510,6 +516,41 @@ class ClientDaemon {
           .With("task", item->task_id())
           .With("work", item->work_id())
           .With("error", std::string(fetched.message()));
+    }
+    return absl::OkStatus();
+  }
+
+  // Completes the advertisement list `item` may carry (client/peer_certificates.h), each
+  // fetch recorded in the ledger first (it carries digests the coordinator sent, nothing of
+  // the site's). A transport error that may pass is returned (the session reconnects and is
+  // handed the item again). Any other refusal is logged and leaves the entries without their
+  // certificates: the site's state machine then declines the session, naming the peer.
+  absl::Status CompleteCertificates(v1::WorkItem* item) {
+    absl::StatusOr<CompletedList> done = certificates_.Complete(
+        item,
+        [&](const std::vector<std::string>& sha256s) -> absl::StatusOr<std::vector<std::string>> {
+          const v1::FetchCertificatesRequest request = FetchRequestFor(*item, sha256s);
+          grpc::ClientContext ctx;
+          SetDeadline(&ctx, kFetchCertificatesTimeout);
+          EgressMessage what;
+          what.kind = v1::LEDGER_FETCH_CERTIFICATES;
+          v1::FetchCertificatesResponse response;
+          RETURN_IF_ERROR(caller_->Call(&ctx, kFetchCertificatesMethod, request, what, &response));
+          return FetchedCertificates(response);
+        });
+    if (!done.ok()) {
+      if (IsTransient(done.status())) return done.status();
+      common::LogWarning("certificates_not_fetched")
+          .With("session", item->secagg_session())
+          .With("error", std::string(done.status().message()));
+      return absl::OkStatus();
+    }
+    if (done->fetched > 0 || !done->refused.empty()) {
+      common::LogInfo("certificates_fetched")
+          .With("session", item->secagg_session())
+          .With("fetched", static_cast<int64_t>(done->fetched))
+          .With("held", static_cast<int64_t>(done->from_cache))
+          .With("refused", static_cast<int64_t>(done->refused.size()));
     }
     return absl::OkStatus();
   }
@@ -604,6 +645,7 @@ class ClientDaemon {
   std::unique_ptr<SiteCrl> crl_;
   std::unique_ptr<crypto::Signer> signer_;
   std::unique_ptr<SiteAgent> agent_;
+  PeerCertificates certificates_;  // the peers' certificates seen, by SHA-256
   std::unique_ptr<LiveConfig> live_;
   uint64_t applied_generation_ = 0;  // of the policy the agent runs (daemon loop only)
   std::unique_ptr<ControlServer> control_;

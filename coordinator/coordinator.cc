@@ -9,6 +9,7 @@
 #include "coordinator/limits.h"
 #include "coordinator/store_backup.h"
 #include "crypto/hash.h"
+#include "proto/transfer.h"
 #include "proto/validation.h"
 
 namespace tessera::coordinator {
@@ -283,6 +284,37 @@ absl::StatusOr<v1::ClientRecord> Coordinator::SetClientDisabled(const std::strin
       .With("reason", reason);
   if (disabled) DropClient(client_id, "disabled by the operator");
   return record;
+}
+
+absl::StatusOr<v1::FetchCertificatesResponse> Coordinator::FetchCertificates(
+    const std::string& client_id, const v1::FetchCertificatesRequest& request) {
+  const auto& digests = request.certificate_sha256();
+  if (digests.empty() || static_cast<size_t>(digests.size()) > proto::kMaxCertificatesPerFetch) {
+    return absl::InvalidArgumentError(absl::StrCat("a request names 1 to ",
+                                                   proto::kMaxCertificatesPerFetch,
+                                                   " certificates, not ", digests.size()));
+  }
+  for (const std::string& digest : digests) {
+    if (digest.size() != 32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a certificate digest is 32 bytes (SHA-256), not ", digest.size()));
+    }
+  }
+  const std::vector<std::string> sha256s(digests.begin(), digests.end());
+  absl::StatusOr<std::vector<std::string>> pems;
+  {
+    absl::MutexLock lock(&mu_);
+    auto runner = runners_.find(request.task_id());
+    if (runner == runners_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("task ", request.task_id().substr(0, 128), " is not running"));
+    }
+    pems = runner->second->ListedCertificates(request.secagg_session(), client_id, sha256s);
+  }
+  RETURN_IF_ERROR(pems.status());
+  v1::FetchCertificatesResponse response;
+  for (std::string& pem : *pems) response.add_certificates(std::move(pem));
+  return response;
 }
 
 void Coordinator::DropClient(const std::string& client_id, const std::string& why) {

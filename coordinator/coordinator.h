@@ -138,6 +138,12 @@ class Coordinator {
   // threshold.
   // Also for a caller refused at a call (expired).
   void DropClient(const std::string& client_id, const std::string& why);
+  // Federation.FetchCertificates: the certificates of the advertisement list of `request`'s
+  // running session, for `client_id`, a site listed in it. INVALID_ARGUMENT for no digest,
+  // more than proto::kMaxCertificatesPerFetch or one not 32 bytes; NOT_FOUND if the task
+  // or session is not running; otherwise SecAggServer::ListedCertificates's answer.
+  absl::StatusOr<v1::FetchCertificatesResponse> FetchCertificates(
+      const std::string& client_id, const v1::FetchCertificatesRequest& request);
   // The CRL (PEM) handed to sites; "" if none.
   std::string crl_pem() const { return access_.crl_pem(); }
   // FAILED_PRECONDITION if the client never said Hello. Null if no work before `deadline`.

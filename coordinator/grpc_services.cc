@@ -95,7 +95,8 @@ grpc::Status Limited(CallLimiter& limiter, const std::string& site, const char* 
 using FederationBase = v1::Federation::WithCallbackMethod_Hello<
     v1::Federation::WithRawCallbackMethod_PullWork<v1::Federation::WithCallbackMethod_PushResult<
         v1::Federation::WithCallbackMethod_PushResultChunked<
-            v1::Federation::WithRawCallbackMethod_PullModelChunk<v1::Federation::Service>>>>>;
+            v1::Federation::WithRawCallbackMethod_PullModelChunk<
+                v1::Federation::WithCallbackMethod_FetchCertificates<v1::Federation::Service>>>>>>;
 
 // Chunked uploads read at once (UploadGate): each holds its answer twice while it is
 // assembled and parsed, so the coordinator holds at most this many masked inputs in flight.
@@ -168,23 +169,33 @@ class FederationService final : public FederationBase {
                                         caller->node_id);
   }
 
+  grpc::ServerUnaryReactor* FetchCertificates(grpc::CallbackServerContext* context,
+                                              const v1::FetchCertificatesRequest* request,
+                                              v1::FetchCertificatesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    // One call in flight per site, like its answers: a reply holds up to ~1.3 MB.
+    std::optional<Admitted> admitted = AdmitOneCall(context, reactor, "FetchCertificates");
+    if (!admitted.has_value()) return reactor;
+    workers_.Schedule([this, reactor, request, response, admitted = *admitted]() mutable {
+      auto result = coordinator_->FetchCertificates(admitted.site, *request);
+      admitted.slot.reset();
+      const absl::Status status = result.status();
+      if (result.ok()) *response = *std::move(result);
+      reactor->Finish(ToGrpcStatus(status));
+    });
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* PushResult(grpc::CallbackServerContext* context,
                                        const v1::PushResultRequest* request,
                                        v1::PushResultResponse* /*response*/) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
-    if (!caller.ok()) {
-      reactor->Finish(ToGrpcStatus(caller.status()));
-      return reactor;
-    }
     // Refused at once: a site's daemon sends one answer at a time, and each call in
     // progress holds its message (up to max_message_bytes) until it is handled.
-    auto slot = std::make_shared<CallLimiter::PullSlot>(limiter_.BeginPush(caller->node_id));
-    if (!slot->status().ok()) {
-      reactor->Finish(Limited(limiter_, caller->node_id, "PushResult", slot->status()));
-      return reactor;
-    }
-    workers_.Schedule([this, reactor, request, site = caller->node_id, slot]() mutable {
+    std::optional<Admitted> admitted = AdmitOneCall(context, reactor, "PushResult");
+    if (!admitted.has_value()) return reactor;
+    workers_.Schedule([this, reactor, request, site = admitted->site,
+                       slot = std::move(admitted->slot)]() mutable {
       absl::Status st = Push(site, *request);
       slot.reset();
       reactor->Finish(ToGrpcStatus(st));
@@ -194,6 +205,28 @@ class FederationService final : public FederationBase {
 
  private:
   class PullCall;
+
+  // A call admitted by AdmitOneCall: the calling site and its one call slot.
+  struct Admitted {
+    std::string site;
+    std::shared_ptr<CallLimiter::PullSlot> slot;
+  };
+  // The calling institution, holding its site's one slot for calls that carry a message
+  // (CallLimiter::BeginPush); nullopt once `reactor` was finished with the refusal.
+  std::optional<Admitted> AdmitOneCall(grpc::CallbackServerContext* context,
+                                       grpc::ServerUnaryReactor* reactor, const char* method) {
+    auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
+    if (!caller.ok()) {
+      reactor->Finish(ToGrpcStatus(caller.status()));
+      return std::nullopt;
+    }
+    auto slot = std::make_shared<CallLimiter::PullSlot>(limiter_.BeginPush(caller->node_id));
+    if (!slot->status().ok()) {
+      reactor->Finish(Limited(limiter_, caller->node_id, method, slot->status()));
+      return std::nullopt;
+    }
+    return Admitted{caller->node_id, std::move(slot)};
+  }
 
   // Handles one whole answer, on a worker thread; logs a refusal.
   absl::Status Push(const std::string& site, const v1::PushResultRequest& request) {

@@ -124,6 +124,8 @@ class SessionSink final : public ResultSink {
     server_->Cancel();
   }
 
+  const std::string& session() const { return session_; }
+
   // Runs `f(server)` under the sink's lock.
   template <typename F>
   auto With(F f) {
@@ -366,6 +368,21 @@ void SecureStageRunner::Expel(const std::string& client_id, const std::string& w
     active = active_;
   }
   if (active != nullptr) active->Expel(client_id, why);
+}
+
+absl::StatusOr<std::vector<std::string>> SecureStageRunner::ListedCertificates(
+    const std::string& session, const std::string& requester,
+    const std::vector<std::string>& sha256s) {
+  std::shared_ptr<SessionSink> active;
+  {
+    absl::MutexLock lock(&mu_);
+    active = active_;
+  }
+  if (active == nullptr || active->session() != session) {
+    return absl::NotFoundError(absl::StrCat("session ", session.substr(0, 128), " is not running"));
+  }
+  return active->With(
+      [&](const SecAggServer& s) { return s.ListedCertificates(requester, sha256s); });
 }
 
 absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(

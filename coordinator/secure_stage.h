@@ -184,6 +184,13 @@ class SecureStageRunner {
   // dropout after the masked-input step. Later sessions do not invite it (the registry).
   void Expel(const std::string& client_id, const std::string& why);
 
+  // The certificates of the running session `session`'s advertisement list by SHA-256, for
+  // listed site `requester` (SecAggServer::ListedCertificates); NOT_FOUND if that session is
+  // not the one running.
+  absl::StatusOr<std::vector<std::string>> ListedCertificates(
+      const std::string& session, const std::string& requester,
+      const std::vector<std::string>& sha256s);
+
   // The label of a stage's session: "<task>/r<round>/<stage>/a<attempt>".
   static std::string SessionLabel(const std::string& task_id, uint32_t round, v1::Stage stage,
                                   uint32_t attempt);

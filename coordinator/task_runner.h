@@ -173,6 +173,13 @@ class TaskRunner {
     secure_.Expel(client_id, why);
   }
 
+  // SecureStageRunner::ListedCertificates of this task's running session.
+  absl::StatusOr<std::vector<std::string>> ListedCertificates(
+      const std::string& session, const std::string& requester,
+      const std::vector<std::string>& sha256s) {
+    return secure_.ListedCertificates(session, requester, sha256s);
+  }
+
   // True once the thread has returned (task finished, failed, cancelled or stopped).
   bool Done() const;
 

@@ -16,6 +16,10 @@ inline constexpr size_t kModelChunkBytes = size_t{1} << 20;
 // A site's answer (a serialized PushResultRequest) above this size goes in chunks of it.
 inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 
+// The most certificates one Federation.FetchCertificates call asks for (a larger list is
+// fetched in several calls): about 1.3 MB of PEM in one reply.
+inline constexpr size_t kMaxCertificatesPerFetch = 1024;
+
 // The largest serialized ModelParameters of `num_parameters` float32 values: the packed
 // field's tag, its length (a varint of at most 10 bytes) and 4 bytes per value.
 constexpr size_t MaxSerializedModelBytes(size_t num_parameters) {

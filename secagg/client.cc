@@ -112,7 +112,8 @@ std::optional<SetupRefusal> internal::CheckSetup(const std::string& client_id,
   auto refuse = [](v1::SecAggClientAbort reason, std::string detail) {
     return SetupRefusal{reason, std::move(detail)};
   };
-  if (setup.protocol_version() != kProtocolVersion) {
+  if (setup.protocol_version() < kOldestProtocolVersion ||
+      setup.protocol_version() > kProtocolVersion) {
     return refuse(v1::SECAGG_BAD_SETUP,
                   absl::StrCat("unknown protocol version ", setup.protocol_version()));
   }

@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "crypto/aead.h"
 #include "crypto/crl.h"
+#include "crypto/hash.h"
 #include "crypto/key_agreement.h"
 #include "crypto/pki.h"
 #include "crypto/shamir.h"
@@ -28,6 +29,7 @@ using crypto::kShamirShareBytes;
 using crypto::RequireRole;
 using crypto::Role;
 using crypto::SecretBytes;
+using crypto::Sha256;
 using crypto::ShamirShare;
 using crypto::ShamirSplitAt;
 using crypto::Verifier;
@@ -85,8 +87,14 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
                  "this client's advertisement is missing from the list");
   }
   const v1::KeyAdvertisement& mine = own->advertisement();
-  if (mine.certificate() != own_advertisement.certificate() ||
-      mine.channel_public_key() != own_advertisement.channel_public_key() ||
+  // The list may name the certificate by its digest (protocol version 2), which goes into
+  // the session id: both, when given, must be this client's.
+  const bool own_certificate =
+      (mine.certificate().empty() || mine.certificate() == own_advertisement.certificate()) &&
+      (mine.certificate_sha256().empty() ||
+       mine.certificate_sha256() == Sha256(own_advertisement.certificate())) &&
+      !(mine.certificate().empty() && mine.certificate_sha256().empty());
+  if (!own_certificate || mine.channel_public_key() != own_advertisement.channel_public_key() ||
       mine.mask_public_key() != own_advertisement.mask_public_key() ||
       mine.setup_digest() != own_advertisement.setup_digest() ||
       mine.signature() != own_advertisement.signature() ||
@@ -102,10 +110,16 @@ absl::StatusOr<v1::SecAggClientMessage> SecAggClient::Impl::OnAdvertisements(
     if (!X25519PublicKey::FromBytes(ad.channel_public_key()).ok() ||
         !X25519PublicKey::FromBytes(ad.mask_public_key()).ok() ||
         ad.setup_digest().size() != kDigestBytes ||
-        ad.coin_commitment().size() != (sparse() ? kDigestBytes : 0)) {
+        ad.coin_commitment().size() != (sparse() ? kDigestBytes : 0) ||
+        (ad.certificate_sha256().size() != kDigestBytes && !ad.certificate_sha256().empty())) {
       return Abort(v1::SECAGG_MALFORMED_MESSAGE,
                    absl::StrCat("the advertisement of ", entry.client_id(),
                                 " has keys, a digest or a coin commitment of the wrong size"));
+    }
+    if (ad.certificate().empty() && ad.certificate_sha256().empty()) {
+      return Abort(v1::SECAGG_MALFORMED_MESSAGE,
+                   absl::StrCat("the advertisement of ", entry.client_id(),
+                                " has neither a certificate nor its digest"));
     }
   }
   const auto distinct_keys = [&]() -> absl::Status {
@@ -205,7 +219,7 @@ absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::CheckEntry(
   const v1::KeyAdvertisement& ad = entry.advertisement();
   const std::string& id = entry.client_id();
   if (id != self()) {
-    if (absl::Status trusted = CheckCertificate(id, ad.certificate()); !trusted.ok()) {
+    if (absl::Status trusted = CheckCertificate(id, ListedCertificate(entry)); !trusted.ok()) {
       return Abort(v1::SECAGG_UNTRUSTED_CERTIFICATE, std::string(trusted.message()));
     }
   }
@@ -232,8 +246,23 @@ absl::StatusOr<SecAggClient::Impl::Peer> SecAggClient::Impl::CheckEntry(
   return peer;
 }
 
+std::string SecAggClient::Impl::ListedCertificate(const v1::AdvertisementEntry& entry) const {
+  const v1::KeyAdvertisement& ad = entry.advertisement();
+  if (entry.client_id() == self()) return identity.certificate_pem;
+  if (!ad.certificate_sha256().empty() && Sha256(ad.certificate()) != ad.certificate_sha256()) {
+    return std::string();
+  }
+  return ad.certificate();
+}
+
 absl::Status SecAggClient::Impl::CheckCertificate(const std::string& id,
                                                   const std::string& pem) const {
+  if (pem.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "no certificate of ", id,
+        " matches the digest the advertisement list gives (the site could not get it, or got "
+        "another one)"));
+  }
   auto info = VerifyCertificate(pem, identity.ca_cert_pem, now);
   if (!info.ok()) {
     return absl::UnauthenticatedError(
@@ -267,7 +296,7 @@ bool SecAggClient::Impl::SignatureValid(const std::string& id, const std::string
     // SecAgg+: a listed client this client does not work with; its certificate checked now.
     const v1::AdvertisementEntry* entry = EntryOf(id);
     if (entry == nullptr) return false;
-    pem = entry->advertisement().certificate();
+    pem = ListedCertificate(*entry);
     if (!CheckCertificate(id, pem).ok()) return false;
   }
   auto verifier = Verifier::Create(pem);

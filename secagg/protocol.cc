@@ -134,7 +134,8 @@ std::string SessionId(const std::string& setup_digest,
     AppendField(&out, ad.mask_public_key());
     AppendField(&out, ad.setup_digest());
     AppendField(&out, ad.signature());
-    AppendField(&out, Sha256(ad.certificate()));
+    AppendField(
+        &out, ad.certificate_sha256().empty() ? Sha256(ad.certificate()) : ad.certificate_sha256());
     if (!ad.coin_commitment().empty()) AppendField(&out, ad.coin_commitment());
   }
   return Sha256(out);

@@ -30,7 +30,11 @@ enum SecAggRound : int;
 
 namespace tessera::secagg {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+// The protocol version a server sets up sessions with. Version 2 names each certificate of
+// the advertisement list by its SHA-256 (KeyAdvertisement.certificate_sha256) instead of
+// carrying it; version 1, which carries them, is still accepted by clients and servers.
+inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kOldestProtocolVersion = 1;
 inline constexpr size_t kSessionNonceBytes = 32;
 inline constexpr size_t kSelfMaskSeedBytes = 32;
 // SecAgg+: the random bytes each client commits to in its advertisement.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/hash.h"
 #include "crypto/pki.h"
 #include "crypto/signature.h"
 #include "proto/labels.h"
@@ -95,6 +96,10 @@ absl::Status CheckAdvertisements(const v1::SessionProvenance& p, const std::stri
     }
     if (ad.setup_digest() != p.setup_digest()) {
       return err.Invalid(id, "the advertisement was signed for another setup");
+    }
+    if (!ad.certificate_sha256().empty() &&
+        ad.certificate_sha256() != crypto::Sha256(ad.certificate())) {
+      return err.Invalid(id, "the certificate digest is not the certificate's SHA-256");
     }
     absl::StatusOr<crypto::Verifier> verifier = crypto::Verifier::Create(ad.certificate());
     if (!verifier.ok()) {
@@ -263,6 +268,7 @@ absl::StatusOr<v1::SessionProvenance> SecAggServer::Provenance() const {
     v1::AdvertisementEntry* entry = p.add_advertisements();
     entry->set_client_id(id);
     *entry->mutable_advertisement() = client.advertisement;
+    entry->mutable_advertisement()->clear_certificate_sha256();  // the certificate is there
   }
   p.mutable_survivors()->Add(s.survivors.begin(), s.survivors.end());
   *p.mutable_signatures() = s.unmasking_request.signatures();

@@ -6,10 +6,12 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "crypto/aead.h"
+#include "crypto/hash.h"
 #include "crypto/key_agreement.h"
 #include "crypto/pki.h"
 #include "crypto/shamir.h"
@@ -28,6 +30,7 @@ using crypto::IsValidNodeId;
 using crypto::kShamirShareBytes;
 using crypto::RequireRole;
 using crypto::Role;
+using crypto::Sha256;
 using crypto::ShamirShare;
 using crypto::Verifier;
 using crypto::VerifyCertificate;
@@ -87,9 +90,10 @@ absl::StatusOr<const X25519PrivateKey*> internal::SmallOrderProbe() {
 
 absl::Status internal::ValidateServerSetup(const v1::SecAggSetup& setup,
                                            const ServerOptions& options) {
-  if (setup.protocol_version() != kProtocolVersion) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("setup.protocol_version must be ", kProtocolVersion));
+  if (setup.protocol_version() < kOldestProtocolVersion ||
+      setup.protocol_version() > kProtocolVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "setup.protocol_version must be ", kOldestProtocolVersion, " to ", kProtocolVersion));
   }
   if (setup.session_nonce().size() != kSessionNonceBytes) {
     return absl::InvalidArgumentError(
@@ -167,6 +171,28 @@ std::map<std::string, v1::SecAggServerMessage> SecAggServer::Outgoing() const {
     *message.mutable_share_relay() = s.relays.at(id);
   }
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> SecAggServer::ListedCertificates(
+    const std::string& requester, std::span<const std::string> sha256s) const {
+  const Impl& s = *impl_;
+  if (!s.clients.contains(requester)) {
+    return absl::PermissionDeniedError(absl::StrCat(requester, " is not listed in this session"));
+  }
+  if (s.session_id.empty()) {
+    return absl::FailedPreconditionError("the session's advertisement list is not fixed yet");
+  }
+  std::vector<std::string> pems;
+  pems.reserve(sha256s.size());
+  for (const std::string& digest : sha256s) {
+    auto owner = s.certificate_owners.find(digest);
+    if (owner == s.certificate_owners.end()) {
+      return absl::NotFoundError(absl::StrCat("no listed certificate has SHA-256 ",
+                                              absl::BytesToHexString(digest.substr(0, 8)), "..."));
+    }
+    pems.push_back(s.clients.at(owner->second).advertisement.certificate());
+  }
+  return pems;
 }
 
 std::vector<std::string> SecAggServer::Recipients() const {
@@ -335,6 +361,8 @@ absl::Status SecAggServer::Impl::OnAdvertisement(const std::string& id,
   public_keys.insert(ad.mask_public_key());
   Client& client = clients[id];
   client.advertisement = ad;
+  // The server's own digest, whatever the client put there.
+  client.advertisement.set_certificate_sha256(Sha256(ad.certificate()));
   client.verifier.emplace(*std::move(verifier));
   return absl::OkStatus();
 }

@@ -136,6 +136,16 @@ class SecAggServer {
   // Stops the session (SECAGG_SERVER_CANCELLED) unless it already ended.
   void Cancel();
 
+  // The certificates (PEM) of listed clients with SHA-256 `sha256s` (the digests the list
+  // gives in protocol version 2), in that order, for listed client `requester`, who needs
+  // them to check its peers (Federation.FetchCertificates). Certificates are public, but
+  // only a session's own clients get its list's: PERMISSION_DENIED if `requester` is not
+  // listed (or, before the list is fixed, has no accepted advertisement), then
+  // FAILED_PRECONDITION before the list is fixed, NOT_FOUND (naming the digest's
+  // first bytes) for a digest that is not a listed certificate's. Any state, even ended.
+  absl::StatusOr<std::vector<std::string>> ListedCertificates(
+      const std::string& requester, std::span<const std::string> sha256s) const;
+
   // The session at a step boundary, so that a restarted coordinator continues the same
   // session (proto/secagg_state.proto). Only right after Create or CloseRound, before any
   // answer of the current round was accepted (drops and refused answers may have happened

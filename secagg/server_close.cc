@@ -89,18 +89,31 @@ void SecAggServer::Impl::CloseAdvertiseKeys() {
   uint32_t point = 0;
   for (auto& [id, client] : clients) client.point = ++point;
   if (!EnoughOrAbort(advertised.size(), "advertisements")) return;
+  BuildList();
+  expected = std::set<std::string>(advertised.begin(), advertised.end());
+  answered.clear();
+  round = sparse() ? v1::SECAGG_REVEAL_COINS : v1::SECAGG_SHARE_KEYS;
+}
+
+void SecAggServer::Impl::BuildList() {
+  advertisement_list.Clear();
+  certificate_owners.clear();
   for (auto& [id, client] : clients) {
     v1::AdvertisementEntry* entry = advertisement_list.add_entries();
     entry->set_client_id(id);
     *entry->mutable_advertisement() = client.advertisement;
+    certificate_owners[client.advertisement.certificate_sha256()] = id;
   }
-  // SessionId takes a contiguous span; a RepeatedPtrField is not one.
+  // SessionId takes a contiguous span; a RepeatedPtrField is not one. It hashes the
+  // certificates' digests, so the list with or without the certificates gives the same id.
   const std::vector<v1::AdvertisementEntry> entries(advertisement_list.entries().begin(),
                                                     advertisement_list.entries().end());
   session_id = SessionId(setup_digest, entries);
-  expected = std::set<std::string>(advertised.begin(), advertised.end());
-  answered.clear();
-  round = sparse() ? v1::SECAGG_REVEAL_COINS : v1::SECAGG_SHARE_KEYS;
+  if (setup.protocol_version() >= 2) {
+    for (v1::AdvertisementEntry& entry : *advertisement_list.mutable_entries()) {
+      entry.mutable_advertisement()->clear_certificate();
+    }
+  }
 }
 
 void SecAggServer::Impl::CloseRevealCoins() {

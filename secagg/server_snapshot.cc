@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "crypto/hash.h"
 #include "crypto/key_agreement.h"
 #include "crypto/signature.h"
 #include "proto/secagg_state.pb.h"
@@ -172,6 +173,7 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
     }
     Client& client = clients[record.client_id()];
     client.advertisement = ad;
+    client.advertisement.set_certificate_sha256(crypto::Sha256(ad.certificate()));
     client.verifier.emplace(*std::move(verifier));
     client.point = record.point();
     client.commitment = record.self_mask_commitment();
@@ -185,14 +187,7 @@ absl::Status SecAggServer::Impl::RestoreClients(const v1::SecAggServerSnapshot& 
     }
     return absl::OkStatus();
   }
-  for (const auto& [id, client] : clients) {
-    v1::AdvertisementEntry* entry = advertisement_list.add_entries();
-    entry->set_client_id(id);
-    *entry->mutable_advertisement() = client.advertisement;
-  }
-  const std::vector<v1::AdvertisementEntry> entries(advertisement_list.entries().begin(),
-                                                    advertisement_list.entries().end());
-  session_id = SessionId(setup_digest, entries);
+  BuildList();
   if (snapshot.session_id() != session_id) return Loss("the session id does not match");
   // The list is posted only in SHARE_KEYS, or REVEAL_COINS in SecAgg+ (the next close
   // clears it).

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "client/csv.h"
 #include "client/idx.h"
+#include "client/peer_certificates.h"
 #include "client/site_agent.h"
 #include "client/site_store.h"
 #include "common/clock.h"
@@ -180,6 +181,7 @@ struct SimulatedSite {
   std::string id;
   std::unique_ptr<crypto::Signer> signer;
   std::unique_ptr<client::SiteAgent> agent;
+  client::PeerCertificates certificates;  // as a daemon keeps them
   std::thread thread;
 };
 
@@ -396,6 +398,7 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     site->agent = std::make_unique<client::SiteAgent>(
         config, site->id, cert, ca.cert_pem, site->signer.get(), client::NewMemorySiteStore());
     RETURN_IF_ERROR(site->agent->Preload());
+    site->certificates.Add(cert);
     sites.push_back(std::move(site));
   }
 
@@ -436,7 +439,23 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
         if (!item.ok() || *item == nullptr) continue;
         // A refused answer is the coordinator's verdict on this site (it is dropped from
         // the session); the simulation's outcome shows it.
-        (void)c->PushResult(s->id, s->agent->Answer(**item, absl::Now()));
+        if (!(*item)->secagg().has_advertisements()) {
+          (void)c->PushResult(s->id, s->agent->Answer(**item, absl::Now()));
+          continue;
+        }
+        // An advertisement list names certificates by digest: completed as a daemon does
+        // (a refusal leaves entries without certificates, which the site then declines).
+        v1::WorkItem listed = **item;
+        (void)s->certificates.Complete(
+            &listed,
+            [&](const std::vector<std::string>& sha256s)
+                -> absl::StatusOr<std::vector<std::string>> {
+              ASSIGN_OR_RETURN(
+                  v1::FetchCertificatesResponse response,
+                  c->FetchCertificates(s->id, client::FetchRequestFor(listed, sha256s)));
+              return client::FetchedCertificates(response);
+            });
+        (void)c->PushResult(s->id, s->agent->Answer(listed, absl::Now()));
       }
     });
   }

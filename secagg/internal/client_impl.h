@@ -184,6 +184,10 @@ struct SecAggClient::Impl {
   // SecAgg+: `neighbours` from the coin list (checked) and the session id; the abort if the
   // graph cannot be drawn.
   absl::Status DrawNeighbours();
+  // The certificate `entry` of the list stands for: this client's own for its own entry;
+  // else the entry's, if it hashes to the entry's certificate_sha256 when that is set;
+  // else empty (CheckCertificate then refuses it).
+  std::string ListedCertificate(const v1::AdvertisementEntry& entry) const;
   // OK if `pem` is a certificate of the federation CA naming `id`, with the institution
   // role, not revoked by the site's CRL; otherwise why not (for an abort's detail).
   absl::Status CheckCertificate(const std::string& id, const std::string& pem) const;

@@ -88,7 +88,10 @@ struct SecAggServer::Impl {
   std::map<std::string, Client> clients;  // advertised (accepted in ADVERTISE_KEYS)
   std::set<std::string> public_keys;      // every key accepted so far
   std::string session_id;
+  // The list as posted (in protocol version 2 each certificate replaced by its digest), and
+  // which listed client each certificate digest belongs to.
   v1::AdvertisementList advertisement_list;
+  std::map<std::string, std::string> certificate_owners;
   std::vector<std::string> holders;  // answered SHARE_KEYS
   std::map<std::string, v1::ShareRelay> relays;
   std::vector<std::uint32_t> sum;            // running sum of masked inputs
@@ -177,6 +180,9 @@ struct SecAggServer::Impl {
   absl::Status OnUnmasking(const std::string& id, const v1::UnmaskingResponse& response);
 
   void CloseAdvertiseKeys();
+  // From `clients` (points set): advertisement_list (certificates replaced by their digests
+  // from protocol version 2 on), certificate_owners and session_id.
+  void BuildList();
   void CloseRevealCoins();
   // SecAgg+: coin_list from every listed client's coin (all checked against their
   // commitments), and the graph from it and the session id.

@@ -105,6 +105,7 @@ absl::StatusOr<std::unique_ptr<AttackFederation>> AttackFederation::Create(int n
                      crypto::Signer::Create(crypto::SecretBytes(std::move(key))));
     site.signer = std::make_unique<crypto::Signer>(std::move(signer));
     RETURN_IF_ERROR(f->StartAgent(site));
+    site.certificates.Add(site.certificate);
     f->ids_.push_back(site.id);
     f->sites_.emplace(site.id, std::move(site));
   }
@@ -125,8 +126,17 @@ const AttackFederation::Site& AttackFederation::site(const std::string& id) cons
   return sites_.at(id);
 }
 
-v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::WorkItem& item) {
-  return sites_.at(id).agent->Answer(item, absl::Now());
+v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::WorkItem& item,
+                                            const client::FetchCertificatesCall& fetch) {
+  Site& site = sites_.at(id);
+  if (!item.secagg().has_advertisements()) return site.agent->Answer(item, absl::Now());
+  v1::WorkItem listed = item;
+  const client::FetchCertificatesCall none =
+      [](const std::vector<std::string>&) -> absl::StatusOr<std::vector<std::string>> {
+    return std::vector<std::string>();
+  };
+  (void)site.certificates.Complete(&listed, fetch ? fetch : none);
+  return site.agent->Answer(listed, absl::Now());
 }
 
 absl::Status AttackFederation::Restart(const std::string& id) { return StartAgent(sites_.at(id)); }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/peer_certificates.h"
 #include "client/site_agent.h"
 #include "crypto/signature.h"
 #include "proto/config.pb.h"
@@ -49,8 +50,12 @@ class AttackFederation {
   const std::string& ca_cert_pem() const { return pki_->ca().cert_pem; }
   const std::string& dataset_id() const { return data_.dataset_id; }
 
-  // The site's answer to `item`, from its real agent.
-  v1::PushResultRequest Ask(const std::string& site, const v1::WorkItem& item);
+  // The site's answer to `item`, from its real agent. An advertisement list naming
+  // certificates by digest is completed first as the site's daemon does
+  // (client/peer_certificates.h), with `fetch` for those it does not hold (null: none
+  // fetched, the entries stay without certificates).
+  v1::PushResultRequest Ask(const std::string& site, const v1::WorkItem& item,
+                            const client::FetchCertificatesCall& fetch = nullptr);
 
   // Destroys the site's agent and builds a new one from the same config, key and store
   // directory: what a daemon restart does.
@@ -91,6 +96,7 @@ class AttackFederation {
     std::string certificate;
     std::unique_ptr<crypto::Signer> signer;
     std::unique_ptr<client::SiteAgent> agent;
+    client::PeerCertificates certificates;
     size_t train_rows = 0;
   };
   AttackFederation() = default;

@@ -122,7 +122,10 @@ StageOutcome RunStage(AttackFederation& federation, const StagePlan& plan) {
     for (auto& [site, message] : (*server)->Outgoing()) {
       v1::WorkItem item = StepItem(plan, step, message);
       if (step == 0 && plan.tamper_first_item) plan.tamper_first_item(site, item);
-      const v1::PushResultRequest answer = federation.Ask(site, item);
+      const v1::PushResultRequest answer =
+          federation.Ask(site, item, [&, site = site](const std::vector<std::string>& sha256s) {
+            return (*server)->ListedCertificates(site, sha256s);
+          });
       if (answer.has_decline()) {
         out.declines.emplace(site, answer.decline());
         (*server)->Drop(site, v1::SECAGG_DROP_CLIENT_ABORTED, answer.decline().detail());

@@ -76,7 +76,14 @@ class SiteLoops {
       auto item = coordinator_->PullWork(site, absl::Now() + absl::Milliseconds(50));
       if (!item.ok() || *item == nullptr) continue;
       const v1::WorkItem& work = **item;
-      const v1::PushResultRequest answer = federation_->Ask(site, work);
+      const v1::PushResultRequest answer = federation_->Ask(
+          site, work,
+          [&](const std::vector<std::string>& sha256s) -> absl::StatusOr<std::vector<std::string>> {
+            ASSIGN_OR_RETURN(
+                v1::FetchCertificatesResponse response,
+                coordinator_->FetchCertificates(site, client::FetchRequestFor(work, sha256s)));
+            return client::FetchedCertificates(response);
+          });
       if (work.stage() == v1::STAGE_FIT || work.stage() == v1::STAGE_FIT_EVALUATE) {
         Count(work, answer);  // a FIT_EVALUATE session is the round's fit
       }

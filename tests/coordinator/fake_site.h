@@ -227,6 +227,30 @@ class FakeSite {
     return *reply;
   }
 
+  // The advertisement list's certificates, fetched from the coordinator as a daemon would
+  // (without keeping them: a fake site asks for every list's).
+  void CompleteCertificates(v1::WorkItem* w) {
+    v1::FetchCertificatesRequest request;
+    request.set_task_id(w->task_id());
+    request.set_secagg_session(w->secagg_session());
+    auto* entries = w->mutable_secagg()->mutable_advertisements()->mutable_entries();
+    for (const v1::AdvertisementEntry& e : *entries) {
+      if (e.advertisement().certificate().empty()) {
+        request.add_certificate_sha256(e.advertisement().certificate_sha256());
+      }
+    }
+    if (request.certificate_sha256().empty()) return;
+    auto response = coordinator_->FetchCertificates(id_, request);
+    if (!response.ok()) return;  // the entries stay without: the machine refuses them
+    int next = 0;
+    for (v1::AdvertisementEntry& e : *entries) {
+      if (!e.advertisement().certificate().empty()) continue;
+      if (next < response->certificates_size()) {
+        e.mutable_advertisement()->set_certificate(response->certificates(next++));
+      }
+    }
+  }
+
   void Loop() {
     while (!stop_) {
       auto item = coordinator_->PullWork(id_, absl::Now() + absl::Milliseconds(20));
@@ -234,6 +258,11 @@ class FakeSite {
       {
         absl::MutexLock lock(&mu_);
         seen_.insert((*item)->secagg_session());
+      }
+      if ((*item)->secagg().has_advertisements()) {
+        v1::WorkItem listed = **item;
+        CompleteCertificates(&listed);
+        *item = std::make_shared<const v1::WorkItem>(std::move(listed));
       }
       v1::PushResultRequest result;
       result.set_work_id((*item)->work_id());

@@ -95,8 +95,19 @@ TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
       if (finished.contains(id)) continue;
       std::shared_ptr<const PostedItem> item = board.Pull(id, absl::Now() + absl::Milliseconds(50));
       if (item == nullptr) continue;
-      const v1::WorkItem whole = item->Whole();
+      v1::WorkItem whole = item->Whole();
       const v1::SecAggRound step = whole.secagg().round();
+      if (whole.secagg().has_advertisements()) {
+        // The list names certificates by digest: the site fetches them (Federation.
+        // FetchCertificates does this for a daemon).
+        for (v1::AdvertisementEntry& e :
+             *whole.mutable_secagg()->mutable_advertisements()->mutable_entries()) {
+          const std::string digest = e.advertisement().certificate_sha256();
+          ASSERT_OK_AND_ASSIGN(std::vector<std::string> pem,
+                               runner.ListedCertificates(whole.secagg_session(), id, {digest}));
+          e.mutable_advertisement()->set_certificate(pem.front());
+        }
+      }
       posted[step][id] = Posted{item->own.has_secagg(), item->shared.get()};
       v1::PushResultRequest answer;
       answer.set_work_id(whole.work_id());

@@ -31,8 +31,11 @@ absl::StatusOr<crypto::CertificateInfo> Institution(grpc::ServerContext* context
 class BoardFederationService final : public v1::Federation::Service {
  public:
   BoardFederationService(coordinator::WorkBoard* board, coordinator::ClientRegistry* registry,
-                         uint32_t long_poll_seconds)
-      : board_(board), registry_(registry), long_poll_seconds_(long_poll_seconds) {}
+                         coordinator::SecureStageRunner* runner, uint32_t long_poll_seconds)
+      : board_(board),
+        registry_(registry),
+        runner_(runner),
+        long_poll_seconds_(long_poll_seconds) {}
 
   grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
                      v1::HelloResponse* response) override {
@@ -81,9 +84,24 @@ class BoardFederationService final : public v1::Federation::Service {
     return ToGrpcStatus(board_->Push(caller->node_id, *request));
   }
 
+  // As Coordinator::FetchCertificates, from the session this coordinator runs.
+  grpc::Status FetchCertificates(grpc::ServerContext* context,
+                                 const v1::FetchCertificatesRequest* request,
+                                 v1::FetchCertificatesResponse* response) override {
+    auto caller = Institution(context);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    const std::vector<std::string> digests(request->certificate_sha256().begin(),
+                                           request->certificate_sha256().end());
+    auto pems = runner_->ListedCertificates(request->secagg_session(), caller->node_id, digests);
+    if (!pems.ok()) return ToGrpcStatus(pems.status());
+    for (std::string& pem : *pems) response->add_certificates(std::move(pem));
+    return grpc::Status::OK;
+  }
+
  private:
   coordinator::WorkBoard* const board_;
   coordinator::ClientRegistry* const registry_;
+  coordinator::SecureStageRunner* const runner_;
   const uint32_t long_poll_seconds_;
 };
 
@@ -97,7 +115,8 @@ CheatingCoordinator::CheatingCoordinator(std::string ca_cert_pem,
       registry_(store_.get(), common::Clock::Real(), absl::Seconds(90),
                 [this](const std::string& id) { return board_.WaitingPulls(id); }),
       runner_(&board_, common::Clock::Real(), ca_cert_pem_),
-      service_(std::make_unique<BoardFederationService>(&board_, &registry_, long_poll_seconds)) {}
+      service_(std::make_unique<BoardFederationService>(&board_, &registry_, &runner_,
+                                                        long_poll_seconds)) {}
 
 absl::StatusOr<std::unique_ptr<CheatingCoordinator>> CheatingCoordinator::Start(
     const v1::TlsFiles& tls, uint32_t long_poll_seconds) {

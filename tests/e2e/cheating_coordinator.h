@@ -1,9 +1,9 @@
 // A coordinator under the attacker's control, hosted by the end-to-end test itself, for real
 // site daemons to connect to. It serves the real Federation wire service (Hello, PullWork,
-// PushResult) on 127.0.0.1 over gRPC with the coordinator's TLS identity — TLS 1.3, client
-// certificates required and verified against the federation CA, the caller's identity read
-// from its certificate — over the coordinator library's own WorkBoard and ClientRegistry,
-// and runs secure-aggregation sessions with the real session driver
+// PushResult, FetchCertificates) on 127.0.0.1 over gRPC with the coordinator's TLS identity —
+// TLS 1.3, client certificates required and verified against the federation CA, the caller's
+// identity read from its certificate — over the coordinator library's own WorkBoard and
+// ClientRegistry, and runs secure-aggregation sessions with the real session driver
 // (coordinator::SecureStageRunner). What it leaves out is the honest part: no task runner,
 // no store of what it asked before, so the test chooses every session — cohort, attempt,
 // stage, the first items — as a cheating operator could.

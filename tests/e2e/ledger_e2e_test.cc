@@ -54,7 +54,7 @@ using ::testing::Not;
 struct Received {
   std::map<std::string, uint64_t> messages;
   std::map<std::string, uint64_t> bytes;
-  // Per kind (Hello, PushResult): SHA-256 of each distinct message -> its size.
+  // Per kind (Hello, PushResult, FetchCertificates): SHA-256 of each distinct message -> its size.
   std::map<std::string, std::map<std::string, uint64_t>> distinct;
 };
 
@@ -107,6 +107,8 @@ class Measuring final : public grpc::experimental::Interceptor {
         tally_->Add(site, "PullWork", request);
       } else if (absl::EndsWith(method, "/PushResult")) {
         tally_->Add(site, "PushResult", *static_cast<v1::PushResultRequest*>(m));
+      } else if (absl::EndsWith(method, "/FetchCertificates")) {
+        tally_->Add(site, "FetchCertificates", *static_cast<v1::FetchCertificatesRequest*>(m));
       }
     }
     methods->Proceed();
@@ -231,9 +233,10 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
       ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(s.dir + "/store"));
       ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
       for (const v1::LedgerEntry& e : entries) {
-        const std::string kind = e.kind() == v1::LEDGER_HELLO       ? "Hello"
-                                 : e.kind() == v1::LEDGER_PULL_WORK ? "PullWork"
-                                                                    : "PushResult";
+        const std::string kind = e.kind() == v1::LEDGER_HELLO                ? "Hello"
+                                 : e.kind() == v1::LEDGER_PULL_WORK          ? "PullWork"
+                                 : e.kind() == v1::LEDGER_FETCH_CERTIFICATES ? "FetchCertificates"
+                                                                             : "PushResult";
         ++ledger.messages[kind];
         ledger.bytes[kind] += e.byte_count();
         if (kind != "PullWork") ledger.distinct[kind][e.sent_sha256()] = e.byte_count();
@@ -246,7 +249,9 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
     // entry records an attempt: a call that failed before its bytes left (a channel still
     // connecting; a loaded machine) is retried with the same bytes, so the ledger may hold
     // more attempts of a message than the coordinator received, never fewer.
-    for (const char* kind : {"Hello", "PushResult"}) {
+    // The site's first list named its two peers' certificates: one fetch, then none.
+    EXPECT_EQ(received.messages.at("FetchCertificates"), 1u);
+    for (const char* kind : {"Hello", "PushResult", "FetchCertificates"}) {
       SCOPED_TRACE(kind);
       EXPECT_EQ(ledger.distinct[kind], received.distinct.at(kind));
       EXPECT_GE(ledger.messages[kind], received.messages.at(kind));

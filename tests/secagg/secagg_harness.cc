@@ -65,7 +65,8 @@ absl::StatusOr<Party> Federation::Issue(const std::string& id, Role role, bool f
   party.id = id;
   ASSIGN_OR_RETURN(party.cert_pem, common::ReadFile(files.cert()));
   ASSIGN_OR_RETURN(std::string key_pem, common::ReadFile(files.key()));
-  ASSIGN_OR_RETURN(Signer signer, Signer::Create(SecretBytes(std::move(key_pem))));
+  party.key_pem = SecretBytes(std::move(key_pem));
+  ASSIGN_OR_RETURN(Signer signer, Signer::Create(party.key_pem.Clone()));
   party.signer = std::make_unique<Signer>(std::move(signer));
   return party;
 }
@@ -133,6 +134,18 @@ absl::Status Session::Init() {
   if (!server.ok()) return server.status();
   server_ = *std::move(server);
   return absl::OkStatus();
+}
+
+void Session::CompleteCertificates(const std::string& recipient,
+                                   v1::SecAggServerMessage& message) const {
+  if (!message.has_advertisements()) return;
+  for (v1::AdvertisementEntry& entry : *message.mutable_advertisements()->mutable_entries()) {
+    v1::KeyAdvertisement* ad = entry.mutable_advertisement();
+    if (!ad->certificate().empty() || ad->certificate_sha256().empty()) continue;
+    const std::string digest = ad->certificate_sha256();
+    auto pems = server_->ListedCertificates(recipient, {&digest, 1});
+    if (pems.ok()) ad->set_certificate(pems->front());  // else left out, as a daemon would
+  }
 }
 
 std::vector<std::string> Session::started_clients() const {
@@ -226,6 +239,7 @@ void Session::Deliver(const std::set<std::string>& hold_back) {
   for (auto& [id, message] : outgoing) {
     if (options_.to_client) options_.to_client(round, id, message);
     if (record_) delivered_[round][id] = message;
+    CompleteCertificates(id, message);
     auto stop = options_.stop_at.find(id);
     if (stop != options_.stop_at.end() && StepIndex(stop->second) <= StepIndex(round)) continue;
     if (!inputs_.contains(id)) continue;  // invited, but not a party of this test

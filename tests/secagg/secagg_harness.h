@@ -32,6 +32,7 @@ using crypto::Signer;
 struct Party {
   std::string id;
   std::string cert_pem;
+  crypto::SecretBytes key_pem;  // to certify the same key again (certificate swaps)
   std::unique_ptr<Signer> signer;
 
   ClientIdentity Identity(const std::string& ca_cert_pem) const;
@@ -81,7 +82,9 @@ struct SessionOptions {
   // MASKED_INPUT = after sharing keys, CONSISTENCY_CHECK = after its masked input,
   // UNMASKING = after its consistency signature.
   std::map<std::string, v1::SecAggRound> stop_at;
-  // Called on every message the server sends, per recipient, before the client sees it.
+  // Called on every message the server sends, per recipient, before the client sees it
+  // (and, for an advertisement list naming certificates by digest, before the runner
+  // completes it from the server's ListedCertificates, as a site's daemon does).
   std::function<void(v1::SecAggRound round, const std::string& recipient,
                      v1::SecAggServerMessage& message)>
       to_client;
@@ -169,6 +172,9 @@ class Session {
   std::function<void(bool entering)> server_call_hook;
 
  private:
+  // What a site's daemon does with an advertisement list naming certificates by digest
+  // (client/peer_certificates.h): the certificates filled in from the server.
+  void CompleteCertificates(const std::string& recipient, v1::SecAggServerMessage& message) const;
   // The federation's identity for `id`, edited by options_.edit_identity.
   ClientIdentity IdentityOf(const std::string& id) const;
 

@@ -225,7 +225,8 @@ TEST_F(StateMachineTest, ClientStartChecksTheSetup) {
     v1::SecAggClientAbort want;
   };
   const std::vector<Case> cases = {
-      {"unknown version", [](auto& s, auto&) { s.set_protocol_version(2); }, v1::SECAGG_BAD_SETUP},
+      {"unknown version", [](auto& s, auto&) { s.set_protocol_version(kProtocolVersion + 1); },
+       v1::SECAGG_BAD_SETUP},
       {"short nonce", [](auto& s, auto&) { s.set_session_nonce("short"); },
        v1::SECAGG_MALFORMED_MESSAGE},
       {"unsorted invited", [](auto& s, auto&) { s.mutable_invited()->SwapElements(0, 1); },
