@@ -1,0 +1,110 @@
+# Reference fits for issue 13's federated GLM and Cox models: R's own glm() and
+# survival::coxph() on the pooled *training* rows of the public datasets in ../shared/data
+# (every row not listed in splits/<name>.test_rows.txt), every column as given (no
+# transform, no standardisation). A federated fit over any number of sites must give these
+# coefficients and standard errors to 1e-6 relative.
+#
+# Regenerate (Debian 12: r-base-core, r-cran-survival), from the repository's root:
+#   Rscript tests/research/reference/glm_reference.R ../shared/data tests/research/reference
+# It writes glm_coefficients.csv (one row per model and term) and glm_models.csv (one row
+# per model: family, rows, deviance, AIC, iterations, R and survival versions).
+#
+# Conventions (what the C++ side reports as `statistic`, `p_value`, `ci_low`, `ci_high`):
+#   - binomial, poisson: Wald z = estimate / SE, two-sided normal p, estimate +- z_0.975 SE
+#     (summary.glm and confint.default);
+#   - gaussian: SE with the dispersion estimated as the Pearson chi-square / (n - p), t with
+#     n - p degrees of freedom, two-sided t p, estimate +- t_{0.975, n-p} SE (summary.glm;
+#     confint.lm's interval);
+#   - Cox: Wald z on log hazard ratios, normal p and CI (summary.coxph); ties by Breslow's
+#     method and by Efron's (R's default), both given.
+# The intercept is named "(Intercept)", as R names it.
+
+args <- commandArgs(trailingOnly = TRUE)
+if (length(args) != 2) stop("usage: glm_reference.R DATA_DIR OUT_DIR")
+data_dir <- args[1]
+out_dir <- args[2]
+suppressPackageStartupMessages(library(survival))
+
+training_rows <- function(name) {
+  data <- read.csv(file.path(data_dir, paste0(name, ".csv")), check.names = FALSE)
+  test <- scan(file.path(data_dir, "splits", paste0(name, ".test_rows.txt")), quiet = TRUE)
+  data[-(test + 1), , drop = FALSE]  # the split's indices are 0-based data rows
+}
+
+coefficients_rows <- list()
+model_rows <- list()
+
+add_glm <- function(model, fit, family) {
+  s <- summary(fit)
+  table <- s$coefficients
+  if (family == "gaussian") {
+    q <- qt(0.975, df = fit$df.residual)
+  } else {
+    q <- qnorm(0.975)
+  }
+  coefficients_rows[[length(coefficients_rows) + 1]] <<- data.frame(
+    model = model, term = rownames(table), estimate = table[, 1], std_error = table[, 2],
+    statistic = table[, 3], p_value = table[, 4],
+    ci_low = table[, 1] - q * table[, 2], ci_high = table[, 1] + q * table[, 2])
+  model_rows[[length(model_rows) + 1]] <<- data.frame(
+    model = model, family = family, rows = nrow(fit$model), deviance = fit$deviance,
+    null_deviance = fit$null.deviance, aic = fit$aic, iterations = fit$iter,
+    df_residual = fit$df.residual, dispersion = s$dispersion, loglik = NA_real_,
+    r_version = R.version.string, survival_version = as.character(packageVersion("survival")))
+}
+
+add_cox <- function(model, fit) {
+  table <- summary(fit)$coefficients  # coef, exp(coef), se(coef), z, Pr(>|z|)
+  q <- qnorm(0.975)
+  coefficients_rows[[length(coefficients_rows) + 1]] <<- data.frame(
+    model = model, term = rownames(table), estimate = table[, 1], std_error = table[, 3],
+    statistic = table[, 4], p_value = table[, 5],
+    ci_low = table[, 1] - q * table[, 3], ci_high = table[, 1] + q * table[, 3])
+  model_rows[[length(model_rows) + 1]] <<- data.frame(
+    model = model, family = "cox", rows = fit$n, deviance = NA_real_, null_deviance = NA_real_,
+    aic = NA_real_, iterations = fit$iter, df_residual = NA_real_, dispersion = NA_real_,
+    loglik = fit$loglik[2], r_version = R.version.string,
+    survival_version = as.character(packageVersion("survival")))
+}
+
+# Binomial: all columns but the label as raw features (deploy/examples/smoking_nhis_glm.textproto).
+smoking <- training_rows("smoking_nhis")
+add_glm("smoking_nhis_binomial", glm(smoker ~ ., family = binomial(), data = smoking,
+                                     control = glm.control(epsilon = 1e-14, maxit = 100)),
+        "binomial")
+
+# Gaussian: likewise (deploy/examples/diabetes_glm.textproto).
+diabetes <- training_rows("diabetes_progression")
+add_glm("diabetes_gaussian", glm(progression ~ ., family = gaussian(), data = diabetes,
+                                 control = glm.control(epsilon = 1e-14, maxit = 100)),
+        "gaussian")
+
+# Poisson: the count of positive lymph nodes from the other baseline covariates, and the
+# death rate (events per day of follow-up: offset log(time)).
+rotterdam <- training_rows("rotterdam_survival")
+baseline <- setdiff(names(rotterdam), c("nodes", "time", "event"))
+add_glm("rotterdam_nodes_poisson",
+        glm(reformulate(baseline, "nodes"), family = poisson(), data = rotterdam,
+            control = glm.control(epsilon = 1e-14, maxit = 100)),
+        "poisson")
+covariates <- setdiff(names(rotterdam), c("time", "event"))
+add_glm("rotterdam_rate_poisson",
+        glm(reformulate(covariates, "event"), family = poisson(), data = rotterdam,
+            offset = log(time), control = glm.control(epsilon = 1e-14, maxit = 100)),
+        "poisson")
+
+# Cox proportional hazards on overall survival, both tie methods.
+for (ties in c("breslow", "efron")) {
+  fit <- coxph(reformulate(covariates, "Surv(time, event)"), data = rotterdam, ties = ties,
+               control = coxph.control(eps = 1e-10, iter.max = 100))
+  add_cox(paste0("rotterdam_cox_", ties), fit)
+}
+
+write_rows <- function(rows, file) {
+  table <- do.call(rbind, rows)
+  numeric <- vapply(table, is.numeric, logical(1))
+  table[numeric] <- lapply(table[numeric], function(x) ifelse(is.na(x), "", sprintf("%.17g", x)))
+  write.csv(table, file.path(out_dir, file), row.names = FALSE, quote = FALSE)
+}
+write_rows(coefficients_rows, "glm_coefficients.csv")
+write_rows(model_rows, "glm_models.csv")
