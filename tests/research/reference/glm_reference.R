@@ -1,11 +1,11 @@
 # Reference fits for issue 13's federated GLM and Cox models: R's own glm() and
-# survival::coxph() on the pooled *training* rows of the public datasets in ../shared/data
+# survival::coxph() on the pooled *training* rows of the public datasets in deploy/data
 # (every row not listed in splits/<name>.test_rows.txt), every column as given (no
 # transform, no standardisation). A federated fit over any number of sites must give these
 # coefficients and standard errors to 1e-6 relative.
 #
 # Regenerate (Debian 12: r-base-core, r-cran-survival), from the repository's root:
-#   Rscript tests/research/reference/glm_reference.R ../shared/data tests/research/reference
+#   Rscript tests/research/reference/glm_reference.R deploy/data tests/research/reference
 # It writes glm_coefficients.csv (one row per model and term) and glm_models.csv (one row
 # per model: family, rows, deviance, AIC, iterations, R and survival versions).
 #
