@@ -7,7 +7,8 @@
 # Regenerate (Debian 12: r-base-core, r-cran-survival), from the repository's root:
 #   Rscript tests/research/reference/glm_reference.R deploy/data tests/research/reference
 # It writes glm_coefficients.csv (one row per model and term) and glm_models.csv (one row
-# per model: family, rows, deviance, AIC, iterations, R and survival versions).
+# per model: family, rows, deviance, AIC, iterations, R and survival versions). Site fixed
+# effects' terms are named siteSITE_1 .. as R names a factor's levels.
 #
 # Conventions (what the C++ side reports as `statistic`, `p_value`, `ci_low`, `ci_high`):
 #   - binomial, poisson: Wald z = estimate / SE, two-sided normal p, estimate +- z_0.975 SE
@@ -98,6 +99,36 @@ for (ties in c("breslow", "efron")) {
   fit <- coxph(reformulate(covariates, "Surv(time, event)"), data = rotterdam, ties = ties,
                control = coxph.control(eps = 1e-10, iter.max = 100))
   add_cox(paste0("rotterdam_cox_", ties), fit)
+}
+
+# Site fixed effects (one intercept per site, the ds.glm way) and a Cox model stratified by
+# site, for 3 and 5 sites: the training rows are dealt round-robin, in file order (the i-th
+# training row, counting from 0, goes to site i mod k, named site_1 .. site_k).
+dealt <- function(data, k) {
+  data$site <- factor(paste0("site_", (seq_len(nrow(data)) - 1) %% k + 1))
+  data
+}
+for (k in c(3, 5)) {
+  fe <- function(data, label) {
+    features <- setdiff(names(data), c(label, "site"))
+    reformulate(c("0", "site", features), label)
+  }
+  s <- dealt(smoking, k)
+  add_glm(paste0("smoking_nhis_binomial_site_fe_", k),
+          glm(fe(s, "smoker"), family = binomial(), data = s,
+              control = glm.control(epsilon = 1e-14, maxit = 100)),
+          "binomial")
+  d <- dealt(diabetes, k)
+  add_glm(paste0("diabetes_gaussian_site_fe_", k),
+          glm(fe(d, "progression"), family = gaussian(), data = d,
+              control = glm.control(epsilon = 1e-14, maxit = 100)),
+          "gaussian")
+  r <- dealt(rotterdam, k)
+  for (ties in c("breslow", "efron")) {
+    fit <- coxph(reformulate(c(covariates, "strata(site)"), "Surv(time, event)"), data = r,
+                 ties = ties, control = coxph.control(eps = 1e-10, iter.max = 100))
+    add_cox(paste0("rotterdam_cox_", ties, "_site_strata_", k), fit)
+  }
 }
 
 write_rows <- function(rows, file) {
