@@ -1,0 +1,194 @@
+#include "glm/cox.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include "Eigen/Cholesky"
+#include "absl/strings/str_cat.h"
+#include "boost/math/distributions/normal.hpp"
+
+namespace tessera::glm {
+namespace {
+
+absl::StatusOr<Eigen::LLT<Eigen::MatrixXd>> FactorInformation(const Eigen::MatrixXd& information) {
+  Eigen::LLT<Eigen::MatrixXd> llt(information);
+  if (llt.info() != Eigen::Success) {
+    return absl::FailedPreconditionError(
+        "the information matrix is not positive definite: two covariates are collinear, or "
+        "one does not vary within the risk sets");
+  }
+  return llt;
+}
+
+// The risk-set sums over some rows: Σ r, Σ r·x, Σ r·x·x' with r = e^(η − c).
+struct RiskSums {
+  explicit RiskSums(Eigen::Index p)
+      : s1(Eigen::VectorXd::Zero(p)), s2(Eigen::MatrixXd::Zero(p, p)) {}
+  void Add(double r, const Eigen::VectorXd& x) {
+    s0 += r;
+    s1 += r * x;
+    s2.selfadjointView<Eigen::Lower>().rankUpdate(x, r);
+  }
+  double s0 = 0;
+  Eigen::VectorXd s1;
+  Eigen::MatrixXd s2;  // lower triangle
+};
+
+// One term of the partial likelihood: −(log s0 + c), −s1/s0, + s2/s0 − (s1/s0)(s1/s0)',
+// `times` over (each tie under Breslow's method).
+void SubtractRiskTerm(double s0, const Eigen::VectorXd& s1, const Eigen::MatrixXd& s2_lower,
+                      double c, double times, CoxSums& out) {
+  const Eigen::VectorXd mean = s1 / s0;
+  out.log_likelihood -= times * (std::log(s0) + c);
+  out.score -= times * mean;
+  Eigen::MatrixXd s2 = s2_lower.selfadjointView<Eigen::Lower>();
+  out.information += times * (s2 / s0 - mean * mean.transpose());
+}
+
+}  // namespace
+
+absl::StatusOr<CoxSums> CoxStratumContribution(Ties ties, const Eigen::MatrixXd& x,
+                                               const Eigen::VectorXd& time,
+                                               const Eigen::VectorXd& event,
+                                               const Eigen::VectorXd& beta) {
+  const Eigen::Index n = x.rows();
+  const Eigen::Index p = x.cols();
+  if (time.size() != n || event.size() != n || beta.size() != p) {
+    return absl::InvalidArgumentError(absl::StrCat("sizes do not match: X is ", n, " x ", p,
+                                                   ", time ", time.size(), ", event ", event.size(),
+                                                   ", beta ", beta.size()));
+  }
+  if (!x.allFinite() || !beta.allFinite()) {
+    return absl::InvalidArgumentError("a covariate or coefficient is not finite");
+  }
+  for (Eigen::Index i = 0; i < n; ++i) {
+    if (!std::isfinite(time(i)) || time(i) <= 0) {
+      return absl::InvalidArgumentError("a follow-up time is not a positive number");
+    }
+    if (event(i) != 0 && event(i) != 1) {
+      return absl::InvalidArgumentError("an event indicator is neither 0 nor 1");
+    }
+  }
+  CoxSums out;
+  out.score = Eigen::VectorXd::Zero(p);
+  out.information = Eigen::MatrixXd::Zero(p, p);
+  out.rows = n;
+  if (n == 0) return out;
+  const Eigen::VectorXd eta = x * beta;
+  const double c = eta.maxCoeff();
+  std::vector<Eigen::Index> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), Eigen::Index{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](Eigen::Index a, Eigen::Index b) { return time(a) > time(b); });
+  RiskSums at_risk(p);
+  for (size_t start = 0; start < order.size();) {
+    // The rows with this time join the risk set; its events are then the ties.
+    size_t end = start;
+    const double t = time(order[start]);
+    RiskSums tied(p);
+    double tied_eta = 0;
+    Eigen::VectorXd tied_x = Eigen::VectorXd::Zero(p);
+    int64_t deaths = 0;
+    while (end < order.size() && time(order[end]) == t) {
+      const Eigen::Index i = order[end];
+      const Eigen::VectorXd xi = x.row(i).transpose();
+      const double r = std::exp(eta(i) - c);
+      at_risk.Add(r, xi);
+      if (event(i) == 1) {
+        tied.Add(r, xi);
+        tied_eta += eta(i);
+        tied_x += xi;
+        ++deaths;
+      }
+      ++end;
+    }
+    if (deaths > 0) {
+      out.events += deaths;
+      out.log_likelihood += tied_eta;
+      out.score += tied_x;
+      if (ties == Ties::kBreslow) {
+        SubtractRiskTerm(at_risk.s0, at_risk.s1, at_risk.s2, c, static_cast<double>(deaths), out);
+      } else {
+        for (int64_t k = 0; k < deaths; ++k) {
+          const double f = static_cast<double>(k) / static_cast<double>(deaths);
+          SubtractRiskTerm(at_risk.s0 - f * tied.s0, at_risk.s1 - f * tied.s1,
+                           at_risk.s2 - f * tied.s2, c, 1.0, out);
+        }
+      }
+    }
+    start = end;
+  }
+  return out;
+}
+
+absl::Status Add(CoxSums& total, const CoxSums& stratum) {
+  if (total.score.size() == 0 && total.rows == 0) {
+    total = stratum;
+    return absl::OkStatus();
+  }
+  if (total.score.size() != stratum.score.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("a stratum's sums have ", stratum.score.size(),
+                                                   " coefficients, the total ",
+                                                   total.score.size()));
+  }
+  total.log_likelihood += stratum.log_likelihood;
+  total.score += stratum.score;
+  total.information += stratum.information;
+  total.rows += stratum.rows;
+  total.events += stratum.events;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Eigen::VectorXd> CoxNewtonStep(const CoxSums& total, const Eigen::VectorXd& beta) {
+  if (total.score.size() != beta.size() || total.information.rows() != beta.size()) {
+    return absl::InvalidArgumentError("the sums and the coefficients do not have matching sizes");
+  }
+  auto llt = FactorInformation(total.information);
+  if (!llt.ok()) return llt.status();
+  Eigen::VectorXd next = beta + llt->solve(total.score);
+  if (!next.allFinite()) return absl::FailedPreconditionError("the Newton step is not finite");
+  return next;
+}
+
+bool CoxConverged(double log_likelihood, double previous, double epsilon) {
+  return std::abs(1 - previous / log_likelihood) <= epsilon;
+}
+
+absl::StatusOr<CoxReport> MakeCoxReport(const CoxSums& at_estimate, const Eigen::VectorXd& beta,
+                                        const std::vector<std::string>& names) {
+  const Eigen::Index p = beta.size();
+  if (static_cast<Eigen::Index>(names.size()) != p || at_estimate.score.size() != p) {
+    return absl::InvalidArgumentError(absl::StrCat(names.size(), " names and sums of ",
+                                                   at_estimate.score.size(), " for ", p,
+                                                   " coefficients"));
+  }
+  auto llt = FactorInformation(at_estimate.information);
+  if (!llt.ok()) return llt.status();
+  const Eigen::MatrixXd covariance = llt->solve(Eigen::MatrixXd::Identity(p, p));
+  const boost::math::normal normal;
+  const double quantile = boost::math::quantile(normal, 0.975);
+  CoxReport report;
+  report.log_likelihood = at_estimate.log_likelihood;
+  report.rows = at_estimate.rows;
+  report.events = at_estimate.events;
+  for (Eigen::Index j = 0; j < p; ++j) {
+    Coefficient c;
+    c.name = names[static_cast<size_t>(j)];
+    c.estimate = beta(j);
+    c.std_error = std::sqrt(covariance(j, j));
+    c.statistic = c.estimate / c.std_error;
+    c.p_value = 2 * boost::math::cdf(boost::math::complement(normal, std::abs(c.statistic)));
+    c.ci_low = c.estimate - quantile * c.std_error;
+    c.ci_high = c.estimate + quantile * c.std_error;
+    report.hazard_ratios.push_back(std::exp(c.estimate));
+    report.hazard_ratio_low.push_back(std::exp(c.ci_low));
+    report.hazard_ratio_high.push_back(std::exp(c.ci_high));
+    report.coefficients.push_back(std::move(c));
+  }
+  return report;
+}
+
+}  // namespace tessera::glm
