@@ -69,6 +69,7 @@ std::string MetricsJson(const google::protobuf::RepeatedPtrField<v1::Metric>& me
 
 absl::Status SimulateCommand(const std::vector<std::string>& args) {
   uint64_t clients = 0;
+  uint64_t max_sites = 50;
   std::string partition_text = "iid";
   std::string test_rows;
   std::string work_dir;
@@ -83,8 +84,12 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
       "out). Training rows are partitioned over the sites; test rows (from --test-rows, 0-based\n"
       "data-row indices, or a seeded 80/20 split) are dealt to them round robin, so each site\n"
       "evaluates on its share. Prints each round's federated metrics and the final ones.");
-  flags.AddUint("clients", &clients, "number of simulated sites (by-column: 0 = one per value)");
-  flags.AddString("partition", &partition_text, "iid, dirichlet:ALPHA or by-column:NAME");
+  flags.AddUint("clients", &clients,
+                "number of simulated sites (by-column, by-quantile: 0 = as the partition makes)");
+  flags.AddString("partition", &partition_text,
+                  "iid, dirichlet:ALPHA, by-column:NAME or by-quantile:NAME:K");
+  flags.AddUint("max-sites", &max_sites,
+                "by-column: refuse a column with more distinct values than this (default 50)");
   flags.AddString("test-rows", &test_rows, "file of 0-based test-row indices");
   flags.AddString("work-dir", &work_dir, "where the sites' files go (default: a temporary dir)");
   flags.AddString("idx", &idx_dir,
@@ -110,7 +115,12 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   if (idx_dir.empty()) options.data_csv = positional[1];
   options.idx_dir = idx_dir;
   ASSIGN_OR_RETURN(options.partition, simulation::ParsePartition(partition_text));
-  if (clients == 0 && options.partition.kind != simulation::Partition::Kind::kByColumn) {
+  if (max_sites == 0 || max_sites > 1000) {
+    return absl::InvalidArgumentError("--max-sites: from 1 to 1000 sites");
+  }
+  options.partition.max_sites = static_cast<uint32_t>(max_sites);
+  if (clients == 0 && options.partition.kind != simulation::Partition::Kind::kByColumn &&
+      options.partition.kind != simulation::Partition::Kind::kByQuantile) {
     return absl::InvalidArgumentError("--clients N is required (N >= 1)");
   }
   if (clients > 1000) return absl::InvalidArgumentError("--clients: at most 1000 sites");

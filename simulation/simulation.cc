@@ -203,8 +203,23 @@ absl::StatusOr<Partition> ParsePartition(const std::string& text) {
     p.column = text.substr(10);
     return p;
   }
+  if (text.rfind("by-quantile:", 0) == 0) {
+    const std::string rest = text.substr(12);
+    const size_t colon = rest.rfind(':');
+    uint32_t bins = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(rest.substr(colon + 1), &bins) || bins < 2 || bins > 1000) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--partition '", text, "': by-quantile needs NAME:K with K from 2 to 1000 bins"));
+    }
+    p.kind = Partition::Kind::kByQuantile;
+    p.column = rest.substr(0, colon);
+    p.bins = bins;
+    return p;
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("--partition '", text, "': expected iid, dirichlet:ALPHA or by-column:NAME"));
+      absl::StrCat("--partition '", text,
+                   "': expected iid, dirichlet:ALPHA, by-column:NAME or by-quantile:NAME:K"));
 }
 
 absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const size_t> train_rows,
@@ -228,9 +243,13 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const s
     case Partition::Kind::kByColumn: {
       std::map<double, std::vector<size_t>> groups;
       for (size_t r : rows) groups[column[r]].push_back(r);
-      if (groups.size() > 1000) {
+      if (groups.size() > partition.max_sites) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "column '", partition.column, "' has ", groups.size(), " values; at most 1000 sites"));
+            "column '", partition.column, "' has ", groups.size(),
+            " distinct values on the training rows, more than the ", partition.max_sites,
+            " sites --max-sites allows (a continuous column would make as many tiny sites): "
+            "partition by-quantile:",
+            partition.column, ":K to bin it, or raise --max-sites"));
       }
       if (num_sites != 0 && num_sites != groups.size()) {
         return absl::InvalidArgumentError(absl::StrCat("column '", partition.column, "' has ",
@@ -239,6 +258,33 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const s
       std::vector<std::vector<size_t>> sites;
       sites.reserve(groups.size());
       for (auto& [value, members] : groups) sites.push_back(std::move(members));
+      return sites;
+    }
+    case Partition::Kind::kByQuantile: {
+      if (num_sites != 0 && num_sites != partition.bins) {
+        return absl::InvalidArgumentError(absl::StrCat("by-quantile makes ", partition.bins,
+                                                       " sites, not ", num_sites, " (--clients)"));
+      }
+      std::vector<double> sorted;
+      sorted.reserve(rows.size());
+      for (size_t r : rows) sorted.push_back(column[r]);
+      std::sort(sorted.begin(), sorted.end());
+      std::vector<double> cuts;
+      for (uint32_t j = 1; j < partition.bins; ++j) {
+        cuts.push_back(sorted[j * sorted.size() / partition.bins]);
+      }
+      std::vector<std::vector<size_t>> sites(partition.bins);
+      for (size_t r : rows) {
+        const auto bin = std::upper_bound(cuts.begin(), cuts.end(), column[r]) - cuts.begin();
+        sites[static_cast<size_t>(bin)].push_back(r);
+      }
+      size_t empty = 0;
+      for (const auto& site : sites) empty += site.empty() ? 1 : 0;
+      if (empty > 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "column '", partition.column, "' cut at ", partition.bins, " quantiles leaves ", empty,
+            " of the bins empty (too many equal values): ask for fewer bins"));
+      }
       return sites;
     }
     case Partition::Kind::kDirichlet: {
@@ -341,7 +387,8 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     for (size_t r = 0; r < table.num_rows; ++r) labels[r] = table.values[r * width + label_index];
   }
   std::vector<double> column(table.num_rows, 0.0);
-  if (options.partition.kind == Partition::Kind::kByColumn) {
+  if (options.partition.kind == Partition::Kind::kByColumn ||
+      options.partition.kind == Partition::Kind::kByQuantile) {
     const int index = ColumnIndex(table, options.partition.column);
     if (index < 0) {
       return absl::InvalidArgumentError(

@@ -14,6 +14,7 @@ namespace tessera::simulation {
 namespace {
 
 using ::tessera::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 std::vector<size_t> Iota(size_t n) {
@@ -30,7 +31,7 @@ void ExpectExactCover(const std::vector<std::vector<size_t>>& sites,
   EXPECT_EQ(seen, std::multiset<size_t>(rows.begin(), rows.end()));
 }
 
-TEST(ParsePartitionTest, AcceptsTheThreeFormsAndNamesThemOnError) {
+TEST(ParsePartitionTest, AcceptsTheFourFormsAndNamesThemOnError) {
   ASSERT_OK_AND_ASSIGN(Partition iid, ParsePartition("iid"));
   EXPECT_EQ(iid.kind, Partition::Kind::kIid);
   ASSERT_OK_AND_ASSIGN(Partition dir, ParsePartition("dirichlet:0.3"));
@@ -40,8 +41,19 @@ TEST(ParsePartitionTest, AcceptsTheThreeFormsAndNamesThemOnError) {
   EXPECT_EQ(col.kind, Partition::Kind::kByColumn);
   EXPECT_EQ(col.column, "hospital");
   EXPECT_THAT(ParsePartition("dirichlet:-1"), StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK_AND_ASSIGN(Partition quantile, ParsePartition("by-quantile:age:5"));
+  EXPECT_EQ(quantile.kind, Partition::Kind::kByQuantile);
+  EXPECT_EQ(quantile.column, "age");
+  EXPECT_EQ(quantile.bins, 5u);
+  for (const char* bad : {"by-quantile:age", "by-quantile:age:1", "by-quantile:age:1001",
+                          "by-quantile::4", "by-quantile:age:x"}) {
+    EXPECT_THAT(ParsePartition(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NAME:K")))
+        << bad;
+  }
   EXPECT_THAT(ParsePartition("random"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("by-column:NAME")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("by-column:NAME"), HasSubstr("by-quantile:NAME:K"))));
 }
 
 TEST(PartitionRowsTest, IidDealsEvenlyAndIsSeeded) {
@@ -73,6 +85,71 @@ TEST(PartitionRowsTest, ByColumnMakesOneSitePerValue) {
   EXPECT_EQ(sites[2], (std::vector<size_t>{0, 2, 5}));  // value 3
   EXPECT_THAT(PartitionRows(rows, labels, hospital, p, 4, 1),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("3 values, not 4")));
+}
+
+TEST(PartitionRowsTest, ByColumnRefusesAContinuousColumnNamingItAndTheWayOut) {
+  // 46 distinct ages: 46 one-row sites before this refusal.
+  const std::vector<size_t> rows = Iota(46);
+  const std::vector<double> labels(46, 0.0);
+  std::vector<double> age(46);
+  for (size_t i = 0; i < age.size(); ++i) age[i] = 30 + 0.5 * static_cast<double>(i);
+  Partition p;
+  p.kind = Partition::Kind::kByColumn;
+  p.column = "age";
+  p.max_sites = 20;
+  EXPECT_THAT(PartitionRows(rows, labels, age, p, 0, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("column 'age' has 46 distinct values"),
+                             HasSubstr("by-quantile:age:K"), HasSubstr("--max-sites"))));
+  p.max_sites = 46;
+  ASSERT_OK_AND_ASSIGN(auto sites, PartitionRows(rows, labels, age, p, 0, 1));
+  EXPECT_EQ(sites.size(), 46u);
+}
+
+TEST(PartitionRowsTest, ByQuantileBinsAContinuousColumnKeepingEqualValuesTogether) {
+  // 100 rows: ages 0..99, with rows 100..109 repeating age 50.
+  const std::vector<size_t> rows = Iota(110);
+  const std::vector<double> labels(110, 0.0);
+  std::vector<double> age(110);
+  for (size_t i = 0; i < 100; ++i) age[i] = static_cast<double>(i);
+  for (size_t i = 100; i < 110; ++i) age[i] = 50;
+  ASSERT_OK_AND_ASSIGN(Partition p, ParsePartition("by-quantile:age:4"));
+  ASSERT_OK_AND_ASSIGN(auto sites, PartitionRows(rows, labels, age, p, 0, 1));
+  ASSERT_EQ(sites.size(), 4u);
+  size_t total = 0;
+  double previous_max = -1;
+  for (const auto& site : sites) {
+    ASSERT_FALSE(site.empty());
+    total += site.size();
+    EXPECT_GE(site.size(), 20u);
+    EXPECT_LE(site.size(), 40u);
+    double lo = 1e9, hi = -1;
+    for (size_t r : site) {
+      lo = std::min(lo, age[r]);
+      hi = std::max(hi, age[r]);
+    }
+    EXPECT_GT(lo, previous_max) << "bins are ordered ranges of the column";
+    previous_max = hi;
+  }
+  EXPECT_EQ(total, rows.size());
+  // Every row of age 50 is in one site.
+  std::set<size_t> holding;
+  for (size_t s = 0; s < sites.size(); ++s) {
+    for (size_t r : sites[s]) {
+      if (age[r] == 50) holding.insert(s);
+    }
+  }
+  EXPECT_EQ(holding.size(), 1u);
+  // --clients must agree; too many equal values for the bins is refused.
+  EXPECT_THAT(PartitionRows(rows, labels, age, p, 3, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("makes 4 sites, not 3")));
+  const std::vector<double> mostly_equal = [] {
+    std::vector<double> v(110, 1.0);
+    v[0] = 0;
+    return v;
+  }();
+  EXPECT_THAT(PartitionRows(rows, labels, mostly_equal, p, 0, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ask for fewer bins")));
 }
 
 TEST(PartitionRowsTest, DirichletSkewsLabelsAndNeedsClasses) {

@@ -1,7 +1,9 @@
 // The interface the checks rely on: `tessera simulate TASK --clients N --partition iid
 // --test-rows ROWS.txt DATA.csv --json` prints one JSON object on stdout (logs go to
 // stderr) whose "final" field maps each metric name to its value on the test rows, the
-// same values RunSimulation gives; a metric the cohort cannot define is null.
+// same values RunSimulation gives; a metric the cohort cannot define is null. And the
+// partitions that could make a simulation meaningless: a by-column partition on a
+// continuous column is refused; by-quantile bins it.
 #include <sys/wait.h>
 
 #include <array>
@@ -16,8 +18,8 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "simulation/simulation.h"
 #include "tests/research/research_util.h"
@@ -155,11 +157,10 @@ TEST(SimulateThresholdAttack, ThreeOfFiveDoesNotCompleteAndSaysWhy) {
   std::string text;
   ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(spec, &text));
   ASSERT_OK(common::WriteFileAtomic(task, text));
-  const Output run =
-      RunConsole({"simulate", task, "--clients", "5", "--test-rows",
-                  TestRowsPath("breast_cancer_wisconsin"), DataPath("breast_cancer_wisconsin"),
-                  "--json"},
-                 temp.File("stderr"));
+  const Output run = RunConsole(
+      {"simulate", task, "--clients", "5", "--test-rows", TestRowsPath("breast_cancer_wisconsin"),
+       DataPath("breast_cancer_wisconsin"), "--json"},
+      temp.File("stderr"));
   EXPECT_NE(run.exit_code, 0) << run.out;
   google::protobuf::Struct json;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok()) << run.out;
@@ -168,6 +169,40 @@ TEST(SimulateThresholdAttack, ThreeOfFiveDoesNotCompleteAndSaysWhy) {
               HasSubstr("secure_aggregation.threshold 3 is below 4 = floor(2n/3) + 1"));
   EXPECT_EQ(json.fields().at("rounds").list_value().values_size(), 0) << run.out;
   EXPECT_TRUE(json.fields().at("final").struct_value().fields().empty()) << run.out;
+}
+
+// A by-column partition on a continuous column (the diabetes file's age: dozens of
+// values) is refused before anything runs, naming the column, its count and the way out;
+// by-quantile on the same column runs, with the sites it asked for.
+TEST(SimulatePartitionTest, ContinuousColumnIsRefusedByColumnAndBinnedByQuantile) {
+  testing::TempDir temp;
+  const std::string example = ExamplePath("diabetes_linear");
+  const Output refused = RunConsole(
+      {"simulate", example, "--clients", "0", "--partition", "by-column:age", "--test-rows",
+       TestRowsPath("diabetes_progression"), DataPath("diabetes_progression"), "--json"},
+      temp.File("refused.stderr"));
+  EXPECT_NE(refused.exit_code, 0);
+  ASSERT_OK_AND_ASSIGN(std::string why, common::ReadFile(temp.File("refused.stderr")));
+  EXPECT_THAT(why, HasSubstr("column 'age' has"));
+  EXPECT_THAT(why, HasSubstr("by-quantile:age:K"));
+
+  const Output binned = RunConsole(
+      {"simulate", example, "--clients", "0", "--partition", "by-quantile:age:4", "--test-rows",
+       TestRowsPath("diabetes_progression"), DataPath("diabetes_progression"), "--json"},
+      temp.File("binned.stderr"));
+  EXPECT_EQ(binned.exit_code, 0) << binned.out;
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(binned.out, &json).ok()) << binned.out;
+  EXPECT_EQ(json.fields().at("clients").number_value(), 4);
+  EXPECT_EQ(json.fields().at("state").string_value(), "TASK_COMPLETED");
+
+  const Output bad_flag =
+      RunConsole({"simulate", example, "--clients", "0", "--partition", "by-column:sex",
+                  "--max-sites", "0", DataPath("diabetes_progression")},
+                 temp.File("flag.stderr"));
+  EXPECT_NE(bad_flag.exit_code, 0);
+  ASSERT_OK_AND_ASSIGN(std::string flag_why, common::ReadFile(temp.File("flag.stderr")));
+  EXPECT_THAT(flag_why, HasSubstr("--max-sites"));
 }
 
 }  // namespace
