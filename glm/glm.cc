@@ -132,6 +132,60 @@ absl::StatusOr<SiteSums> SiteContribution(Family family, const Eigen::MatrixXd& 
   return sums;
 }
 
+size_t FlatSize(int p) {
+  const auto n = static_cast<size_t>(std::max(p, 0));
+  return n * (n + 1) / 2 + n + 8;
+}
+
+std::vector<double> Flatten(const SiteSums& sums) {
+  const auto p = static_cast<int>(sums.xtwz.size());
+  std::vector<double> flat;
+  flat.reserve(FlatSize(p));
+  for (int i = 0; i < p; ++i) {
+    for (int j = i; j < p; ++j) flat.push_back(sums.xtwx(i, j));
+  }
+  for (int i = 0; i < p; ++i) flat.push_back(sums.xtwz(i));
+  for (double v :
+       {sums.deviance, sums.pearson, sums.log_likelihood, sums.weight_sum, sums.weighted_y,
+        sums.weighted_offset, sums.weighted_exposure, static_cast<double>(sums.rows)}) {
+    flat.push_back(v);
+  }
+  return flat;
+}
+
+absl::StatusOr<SiteSums> Unflatten(const std::vector<double>& flat, int p) {
+  if (p <= 0 || flat.size() != FlatSize(p)) {
+    return absl::InvalidArgumentError(absl::StrCat("a flat vector of ", flat.size(),
+                                                   " values does not hold the sums of ", p,
+                                                   " coefficients"));
+  }
+  SiteSums sums;
+  sums.xtwx.resize(p, p);
+  sums.xtwz.resize(p);
+  size_t k = 0;
+  for (int i = 0; i < p; ++i) {
+    for (int j = i; j < p; ++j) {
+      sums.xtwx(i, j) = flat[k];
+      sums.xtwx(j, i) = flat[k];
+      ++k;
+    }
+  }
+  for (int i = 0; i < p; ++i) sums.xtwz(i) = flat[k++];
+  sums.deviance = flat[k++];
+  sums.pearson = flat[k++];
+  sums.log_likelihood = flat[k++];
+  sums.weight_sum = flat[k++];
+  sums.weighted_y = flat[k++];
+  sums.weighted_offset = flat[k++];
+  sums.weighted_exposure = flat[k++];
+  const double rows = flat[k];
+  if (!(rows >= 0) || rows != std::floor(rows) || rows > 9.0e15) {
+    return absl::InvalidArgumentError("the row count is not a non-negative integer");
+  }
+  sums.rows = static_cast<int64_t>(rows);
+  return sums;
+}
+
 absl::Status Add(SiteSums& total, const SiteSums& site) {
   if (total.xtwx.size() == 0 && total.rows == 0) {
     total = site;

@@ -35,6 +35,7 @@
 #ifndef TESSERA_GLM_GLM_H_
 #define TESSERA_GLM_GLM_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -60,6 +61,16 @@ struct SiteSums {
   double weighted_exposure = 0;  // Σ weight·e^offset (Σ weight without an offset)
   int64_t rows = 0;              // with a positive prior weight
 };
+
+// SiteSums as one vector of reals, for secure aggregation (a WIDE segment of
+// secagg/vector_codec.h adds them exactly): X'WX's upper triangle row by row (i <= j), X'Wz,
+// then deviance, Pearson χ², log-likelihood, Σ weight, Σ weight·y, Σ weight·offset,
+// Σ weight·e^offset and the rows. FlatSize(p) = p(p+1)/2 + p + 8 values.
+size_t FlatSize(int p);
+std::vector<double> Flatten(const SiteSums& sums);
+// The sums of p coefficients from a flat vector (a sum of Flatten's). INVALID_ARGUMENT if
+// its length is not FlatSize(p), or the row count is not a non-negative integer.
+absl::StatusOr<SiteSums> Unflatten(const std::vector<double>& flat, int p);
 
 // The sums of one site's rows at `beta`. `x` is n × p (the intercept column included by
 // the caller), `y` n; `offset` and `weights` are empty or n long (weights ≥ 0, finite).
