@@ -118,10 +118,19 @@ absl::Status Check(const std::vector<std::string>& args) {
   for (const auto& d : config.datasets()) {
     for (const std::string* path : {&d.train_csv(), &d.test_csv()}) {
       if (path->empty()) continue;
-      ASSIGN_OR_RETURN(tessera::client::CsvTable table, tessera::client::LoadCsv(*path));
+      ASSIGN_OR_RETURN(
+          tessera::client::CsvTable table,
+          tessera::client::LoadCsv(*path, tessera::client::CellPolicy::kMarkNonNumeric));
       std::printf("dataset %-12s %-5s %s: %zu rows, %zu columns\n", d.id().c_str(),
                   path == &d.train_csv() ? "train" : "test", path->c_str(), table.num_rows,
                   table.header.size());
+      for (size_t c = 0; c < table.header.size(); ++c) {
+        if (table.non_numeric_cells[c] == 0) continue;
+        std::printf(
+            "  column %s: %zu cells that are not numbers (first on line %zu): tasks "
+            "that use it are declined\n",
+            table.header[c].c_str(), table.non_numeric_cells[c], table.first_non_numeric_line[c]);
+      }
     }
   }
   const tessera::v1::LocalPolicy& policy = config.policy();

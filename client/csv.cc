@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -148,12 +149,13 @@ absl::Status RaggedRowError(const std::string& source, size_t line, const char* 
 
 }  // namespace
 
-absl::StatusOr<CsvTable> LoadCsv(const std::string& path) {
+absl::StatusOr<CsvTable> LoadCsv(const std::string& path, CellPolicy cells) {
   ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
-  return ParseCsv(text, path);
+  return ParseCsv(text, path, cells);
 }
 
-absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& source_name) {
+absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& source_name,
+                                  CellPolicy cells) {
   const char* p = text.data();
   const char* const end = p + text.size();
   // A UTF-8 byte-order mark (spreadsheets write one) would otherwise become part of the
@@ -169,6 +171,11 @@ absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& so
   RETURN_IF_ERROR(ParseHeader(std::string_view(p, static_cast<size_t>(line_end - p)), source_name,
                               &table.header));
   const size_t num_columns = table.header.size();
+  const bool mark = cells == CellPolicy::kMarkNonNumeric;
+  if (mark) {
+    table.non_numeric_cells.assign(num_columns, 0);
+    table.first_non_numeric_line.assign(num_columns, 0);
+  }
 
   // One pass to size the output: the number of lines left bounds the number of rows.
   const char* body = newline == end ? end : newline + 1;
@@ -201,7 +208,15 @@ absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& so
       auto [next, ec] = std::from_chars(cell, line_end, value);
       const bool at_cell_end = next == line_end || *next == ',';
       if (ec != std::errc() || !at_cell_end || !std::isfinite(value)) {
-        return CellError(source_name, line, column, CellAt(cell, line_end), ec, at_cell_end);
+        if (!mark) {
+          return CellError(source_name, line, column, CellAt(cell, line_end), ec, at_cell_end);
+        }
+        // Kept as NaN and counted; the cell ends at the next comma.
+        if (table.non_numeric_cells[column - 1]++ == 0) {
+          table.first_non_numeric_line[column - 1] = line;
+        }
+        value = std::numeric_limits<double>::quiet_NaN();
+        next = std::find(cell, line_end, ',');
       }
       table.values.push_back(value);
       if (next == line_end) break;

@@ -1,6 +1,10 @@
-// Strict CSV loading for local datasets: one header row, comma separated, numbers only,
-// no quoting, '\n' or "\r\n" line ends, no missing values. Every error names the file
-// and, where it applies, the line and column:
+// CSV loading for local datasets: one header row, comma separated, no quoting, '\n' or
+// "\r\n" line ends. Strict (the default): numbers only, no missing values. With
+// CellPolicy::kMarkNonNumeric a cell that is not a finite number (empty, NA, text, inf) is
+// kept as NaN and counted per column instead, so that a file may carry columns a task
+// never uses (notes, codes, missing values); whoever selects columns refuses those with
+// such cells (client/dataset.h SelectColumns). Every error names the file and, where it
+// applies, the line and column:
 //   "site1/train.csv: file is empty (no header row)"
 //   "site1/train.csv:14: row has 29 cells, the header has 31"
 //   "site1/train.csv:14:3: 'abc' is not a number"
@@ -23,15 +27,26 @@ struct CsvTable {
   size_t num_rows = 0;
   // Row-major: value (r, c) is values[r * header.size() + c].
   std::vector<double> values;
+  // Per column (header order), with CellPolicy::kMarkNonNumeric: the cells that are not
+  // finite numbers (NaN in `values`) and the file line of the first (0 if none). Empty
+  // for a strict load.
+  std::vector<size_t> non_numeric_cells;
+  std::vector<size_t> first_non_numeric_line;
+};
+
+enum class CellPolicy {
+  kStrict,          // a cell that is not a finite number is an error
+  kMarkNonNumeric,  // kept as NaN, counted per column
 };
 
 // NOT_FOUND / PERMISSION_DENIED if the file cannot be read; INVALID_ARGUMENT for an
 // empty file, a header with an empty or duplicate name, a file with no data rows, a
-// ragged row, or a cell that is not a finite number.
-absl::StatusOr<CsvTable> LoadCsv(const std::string& path);
+// ragged row, or (kStrict) a cell that is not a finite number.
+absl::StatusOr<CsvTable> LoadCsv(const std::string& path, CellPolicy cells = CellPolicy::kStrict);
 
 // Same rules on text already in memory; `source_name` prefixes errors.
-absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& source_name);
+absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& source_name,
+                                  CellPolicy cells = CellPolicy::kStrict);
 
 }  // namespace tessera::client
 

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status.h"
 
 namespace tessera::client {
 namespace {
@@ -77,6 +78,20 @@ absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
     if (!column.ok()) return column.status();
     event_column = *column;
   }
+
+  auto clean = [&](size_t column) -> absl::Status {
+    if (column < table.non_numeric_cells.size() && table.non_numeric_cells[column] > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": column '", table.header[column], "' has ",
+                       table.non_numeric_cells[column],
+                       " cells that are not finite numbers (empty, NA or text; the first on line ",
+                       table.first_non_numeric_line[column], ")"));
+    }
+    return absl::OkStatus();
+  };
+  for (size_t column : feature_columns) RETURN_IF_ERROR(clean(column));
+  RETURN_IF_ERROR(clean(*label_column));
+  if (!event.empty()) RETURN_IF_ERROR(clean(event_column));
 
   Dataset data;
   data.num_rows = table.num_rows;

@@ -28,7 +28,10 @@ struct Dataset {
 };
 
 // INVALID_ARGUMENT "<source>: column 'foo' not found (the file has: a, b, ...)" for a
-// missing column (the listing is cut after 10 names).
+// missing column (the listing is cut after 10 names), and "<source>: column 'foo' has 3
+// cells that are not finite numbers (empty, NA or text; the first on line 14)" for a
+// selected column with such cells (CellPolicy::kMarkNonNumeric); other columns may have
+// them. The message never quotes a cell.
 absl::StatusOr<Dataset> SelectColumns(const CsvTable& table,
                                       const std::vector<std::string>& features,
                                       const std::string& label, const std::string& source_name);

@@ -46,6 +46,13 @@ WorkOutcome DataDeclined(const v1::WorkItem& item, const absl::Status& status) {
                       absl::StrCat("the task's column '", column,
                                    "' is not in the local dataset (details in the site's log)"));
     }
+    if (absl::StrContains(status.message(), absl::StrCat("column '", column, "' has ")) &&
+        absl::StrContains(status.message(), "not finite numbers")) {
+      return Declined(v1::Decline::DATA_ERROR,
+                      absl::StrCat("the task's column '", column,
+                                   "' has cells that are not numbers (empty, NA or text) in the "
+                                   "local dataset (details in the site's log)"));
+    }
   }
   return Declined(v1::Decline::DATA_ERROR,
                   "local data cannot be used for this task (details in the site's log)");
@@ -96,13 +103,23 @@ absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadTable(const s
   if (it != tables_.end() && it->second.size == st.st_size && it->second.mtime_ns == mtime_ns) {
     return it->second.table;
   }
-  ASSIGN_OR_RETURN(CsvTable table, LoadCsv(path));
+  // Columns a task never uses may hold anything (notes, codes, missing values): a task that
+  // uses one with cells that are not numbers is declined, naming the column.
+  ASSIGN_OR_RETURN(CsvTable table, LoadCsv(path, CellPolicy::kMarkNonNumeric));
   auto shared = std::make_shared<const CsvTable>(std::move(table));
   tables_[path] = CachedTable{static_cast<int64_t>(st.st_size), mtime_ns, shared};
   common::LogInfo("dataset_loaded")
       .With("file", path)
       .With("rows", static_cast<uint64_t>(shared->num_rows))
       .With("columns", static_cast<uint64_t>(shared->header.size()));
+  for (size_t c = 0; c < shared->header.size(); ++c) {
+    if (shared->non_numeric_cells[c] == 0) continue;
+    common::LogInfo("dataset_column_not_numeric")
+        .With("file", path)
+        .With("column", shared->header[c])
+        .With("cells", static_cast<uint64_t>(shared->non_numeric_cells[c]))
+        .With("first_line", static_cast<uint64_t>(shared->first_non_numeric_line[c]));
+  }
   return shared;
 }
 

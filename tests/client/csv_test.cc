@@ -216,5 +216,23 @@ TEST(LoadCsvTest, ShippedBreastCancerData) {
   EXPECT_DOUBLE_EQ(table.values[1], 10.38);
 }
 
+TEST(ParseCsvTest, MarkNonNumericKeepsOtherCellsAndCountsEachColumn) {
+  const std::string text = "a,note,b\n1,x,2\n3,,NA\n5,inf,6\n";
+  EXPECT_THAT(ParseCsv(text, "f.csv"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("f.csv:2:2")));
+  ASSERT_OK_AND_ASSIGN(CsvTable t, ParseCsv(text, "f.csv", CellPolicy::kMarkNonNumeric));
+  ASSERT_EQ(t.num_rows, 3u);
+  EXPECT_EQ(t.non_numeric_cells, (std::vector<size_t>{0, 3, 1}));
+  EXPECT_EQ(t.first_non_numeric_line, (std::vector<size_t>{0, 2, 3}));
+  EXPECT_EQ(t.values[0], 1);
+  EXPECT_TRUE(std::isnan(t.values[1]));
+  EXPECT_EQ(t.values[2], 2);
+  EXPECT_TRUE(std::isnan(t.values[5]));  // NA
+  EXPECT_EQ(t.values[8], 6);
+  // The file's shape is still checked.
+  EXPECT_THAT(ParseCsv("a,b\n1,x,3\n", "f.csv", CellPolicy::kMarkNonNumeric),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row has 3 cells")));
+}
+
 }  // namespace
 }  // namespace tessera::client

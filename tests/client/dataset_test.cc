@@ -198,5 +198,18 @@ TEST(CheckSurvivalDataTest, NeedsZeroOneEventsAndNonNegativeTimes) {
       StatusIs(kInvalid, HasSubstr("data row 1 (0-based, header not counted) has time -1")));
 }
 
+TEST(SelectColumnsTest, AColumnWithNonNumericCellsIsRefusedOnlyWhenSelected) {
+  ASSERT_OK_AND_ASSIGN(CsvTable table, ParseCsv("a,note,y\n1,abc,0\n2,,1\n3,NA,1\n", "f.csv",
+                                                CellPolicy::kMarkNonNumeric));
+  ASSERT_OK_AND_ASSIGN(Dataset data, SelectColumns(table, {"a"}, "y", "f.csv"));
+  EXPECT_EQ(data.x, (std::vector<double>{1, 2, 3}));
+  const auto refused = SelectColumns(table, {"a", "note"}, "y", "f.csv");
+  EXPECT_THAT(refused,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("column 'note' has 3 cells that are not finite numbers")));
+  EXPECT_THAT(refused.status().message(), HasSubstr("line 2"));
+  EXPECT_THAT(refused.status().message(), ::testing::Not(HasSubstr("abc")));
+}
+
 }  // namespace
 }  // namespace tessera::client

@@ -104,6 +104,30 @@ TEST_F(StatisticsStageChecksTest, MissingColumnDeclinesNamingTheColumn) {
   EXPECT_THAT(out.decline.detail(), HasSubstr("column 'age'"));
 }
 
+// Columns the task does not use may hold anything (a text column, NA, empty cells): the
+// site contributes as if they were not there. A task that uses such a column is declined,
+// naming the column and never a cell.
+constexpr char kWithNotes[] =
+    "age,bmi,notes,smoker,outcome\n50,22.5,seen twice,NA,1\n61,30.1,,1,0\n45,27.0,ok,0,1\n";
+
+TEST_F(StatisticsStageChecksTest, TextAndMissingCellsInUnusedColumnsAreIgnored) {
+  const WorkOutcome with_notes = Statistics(kWithNotes, kWithNotes);
+  ASSERT_TRUE(with_notes.contribution.has_value()) << with_notes.decline.detail();
+  const WorkOutcome plain = Statistics(kGood, kGood);
+  ASSERT_TRUE(plain.contribution.has_value());
+  EXPECT_EQ(*with_notes.contribution, *plain.contribution);
+}
+
+TEST_F(StatisticsStageChecksTest, AUsedColumnWithMissingCellsDeclinesNamingOnlyTheColumn) {
+  const WorkOutcome out = Statistics("age,bmi,outcome\n50,22.5,1\n61,NA,0\n45,seven,1\n");
+  EXPECT_FALSE(out.contribution.has_value());
+  EXPECT_EQ(out.decline.reason(), v1::Decline::DATA_ERROR);
+  EXPECT_THAT(out.decline.detail(), HasSubstr("column 'bmi'"));
+  EXPECT_THAT(out.decline.detail(), HasSubstr("not numbers"));
+  EXPECT_THAT(out.decline.detail(), ::testing::Not(HasSubstr("seven")));
+  EXPECT_THAT(out.decline.detail(), ::testing::Not(HasSubstr("line")));
+}
+
 // One session per round: a FIT_EVALUATE vector is exactly the FIT vector followed by the
 // EVALUATE vector of the same model, each as the site computes it alone.
 class FitEvaluateTest : public ::testing::Test {
