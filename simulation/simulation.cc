@@ -265,6 +265,10 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const s
         return absl::InvalidArgumentError(absl::StrCat("by-quantile makes ", partition.bins,
                                                        " sites, not ", num_sites, " (--clients)"));
       }
+      if (rows.size() < partition.bins) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cannot cut ", rows.size(), " training rows into ", partition.bins, " quantile bins"));
+      }
       std::vector<double> sorted;
       sorted.reserve(rows.size());
       for (size_t r : rows) sorted.push_back(column[r]);

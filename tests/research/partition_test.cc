@@ -150,6 +150,10 @@ TEST(PartitionRowsTest, ByQuantileBinsAContinuousColumnKeepingEqualValuesTogethe
   }();
   EXPECT_THAT(PartitionRows(rows, labels, mostly_equal, p, 0, 1),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ask for fewer bins")));
+  const std::vector<size_t> three = {0, 1, 2};
+  EXPECT_THAT(PartitionRows(three, labels, age, p, 0, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("cannot cut 3 training rows into 4 quantile bins")));
 }
 
 TEST(PartitionRowsTest, DirichletSkewsLabelsAndNeedsClasses) {
