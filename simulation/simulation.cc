@@ -80,7 +80,9 @@ std::string ToCsv(const client::CsvTable& table, std::span<const size_t> rows) {
   for (size_t r : rows) {
     for (size_t j = 0; j < width; ++j) {
       if (j > 0) out.push_back(',');
-      out += absl::StrFormat("%.17g", table.values[r * width + j]);
+      // A cell that was not a number goes back as NA, which the site's loader marks again.
+      const double v = table.values[r * width + j];
+      out += std::isnan(v) ? std::string("NA") : absl::StrFormat("%.17g", v);
     }
     out.push_back('\n');
   }
@@ -97,23 +99,37 @@ std::vector<common::FieldError> CheckColumns(const v1::TaskSpec& spec,
                                              const client::CsvTable& table,
                                              const std::string& file) {
   std::vector<common::FieldError> errors;
-  auto need = [&](const std::string& column, const std::string& path) {
-    if (!column.empty() && ColumnIndex(table, column) < 0) {
+  // `numeric`: the column is trained on, so every cell must be a number (analytics skips
+  // the rows whose cell is not).
+  auto need = [&](const std::string& column, const std::string& path, bool numeric) {
+    if (column.empty()) return;
+    const int index = ColumnIndex(table, column);
+    if (index < 0) {
       errors.push_back({path, absl::StrCat("column '", column, "' is not in ", file)});
+      return;
+    }
+    const auto c = static_cast<size_t>(index);
+    if (numeric && c < table.non_numeric_cells.size() && table.non_numeric_cells[c] > 0) {
+      errors.push_back({path, absl::StrCat("column '", column, "' of ", file, " has ",
+                                           table.non_numeric_cells[c],
+                                           " cells that are not numbers (the first on line ",
+                                           table.first_non_numeric_line[c], ")")});
     }
   };
   const v1::DatasetSpec& ds = spec.dataset();
+  const bool trains = !spec.has_analytics();
   for (int i = 0; i < ds.features_size(); ++i) {
-    need(ds.features(i), absl::StrCat("dataset.features[", i, "]"));
+    need(ds.features(i), absl::StrCat("dataset.features[", i, "]"), trains);
   }
-  need(ds.label(), "dataset.label");
-  need(ds.event(), "dataset.event");
+  need(ds.label(), "dataset.label", trains);
+  need(ds.event(), "dataset.event", trains);
   if (spec.has_analytics()) {
     for (int i = 0; i < spec.analytics().queries_size(); ++i) {
-      need(spec.analytics().queries(i).column(), absl::StrCat("analytics.queries[", i, "].column"));
+      need(spec.analytics().queries(i).column(), absl::StrCat("analytics.queries[", i, "].column"),
+           false);
     }
     if (spec.analytics().has_filter()) {
-      need(spec.analytics().filter().column(), "analytics.filter.column");
+      need(spec.analytics().filter().column(), "analytics.filter.column", false);
     }
   }
   return errors;
@@ -360,7 +376,8 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     table = std::move(idx.table);
     for (size_t r = idx.train_rows; r < table.num_rows; ++r) test_rows.push_back(r);
   } else {
-    ASSIGN_OR_RETURN(table, client::LoadCsv(options.data_csv));
+    // Columns the task does not use may hold text, empty or NA cells (as at a site).
+    ASSIGN_OR_RETURN(table, client::LoadCsv(options.data_csv, client::CellPolicy::kMarkNonNumeric));
   }
   RETURN_IF_ERROR(common::FieldErrorsToStatus(CheckColumns(spec, table, source)));
   const size_t width = table.header.size();
@@ -397,6 +414,12 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     if (index < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("--partition: column '", options.partition.column, "' is not in ", source));
+    }
+    if (!table.non_numeric_cells.empty() &&
+        table.non_numeric_cells[static_cast<size_t>(index)] > 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--partition: column '",
+                                                     options.partition.column, "' of ", source,
+                                                     " has cells that are not numbers"));
     }
     for (size_t r = 0; r < table.num_rows; ++r) column[r] = table.values[r * width + index];
   }

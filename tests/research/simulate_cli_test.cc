@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -203,6 +204,57 @@ TEST(SimulatePartitionTest, ContinuousColumnIsRefusedByColumnAndBinnedByQuantile
   EXPECT_NE(bad_flag.exit_code, 0);
   ASSERT_OK_AND_ASSIGN(std::string flag_why, common::ReadFile(temp.File("flag.stderr")));
   EXPECT_THAT(flag_why, HasSubstr("--max-sites"));
+}
+
+// A CSV with a text column and NA cells in columns the task does not use simulates exactly
+// as the same file without them; a task that uses the NA column is refused before anything
+// runs, naming the column.
+TEST(SimulateCellsTest, TextAndNaInUnusedColumnsChangeNothingAndAUsedOneIsNamed) {
+  testing::TempDir temp;
+  ASSERT_OK_AND_ASSIGN(std::string csv, common::ReadFile(DataPath("breast_cancer_wisconsin")));
+  std::string with_notes;
+  int line = 0;
+  for (absl::string_view row : absl::StrSplit(csv, '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&with_notes, row,
+                    line == 0        ? ",notes,spare"
+                    : line % 7 == 0  ? ",seen twice,NA"
+                    : line % 11 == 0 ? ",,"
+                                     : ",ok,1",
+                    "\n");
+    ++line;
+  }
+  const std::string noted = temp.File("noted.csv");
+  ASSERT_OK(common::WriteFileAtomic(noted, with_notes));
+  const std::string example = ExamplePath("breast_cancer_logistic");
+  const std::vector<std::string> common_args = {"--clients", "3", "--test-rows",
+                                                TestRowsPath("breast_cancer_wisconsin")};
+  auto run = [&](const std::string& task, const std::string& data, const std::string& err) {
+    std::vector<std::string> args = {"simulate", task};
+    args.insert(args.end(), common_args.begin(), common_args.end());
+    args.push_back(data);
+    args.push_back("--json");
+    return RunConsole(args, temp.File(err));
+  };
+  const Output plain = run(example, DataPath("breast_cancer_wisconsin"), "plain.stderr");
+  const Output with = run(example, noted, "noted.stderr");
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  ASSERT_EQ(with.exit_code, 0) << with.out;
+  google::protobuf::Struct a, b;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(plain.out, &a).ok()) << plain.out;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(with.out, &b).ok()) << with.out;
+  EXPECT_EQ(a.fields().at("final").DebugString(), b.fields().at("final").DebugString());
+
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExample("breast_cancer_logistic"));
+  spec.mutable_dataset()->add_features("spare");
+  std::string text;
+  ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(spec, &text));
+  const std::string uses_spare = temp.File("uses_spare.textproto");
+  ASSERT_OK(common::WriteFileAtomic(uses_spare, text));
+  const Output refused = run(uses_spare, noted, "refused.stderr");
+  EXPECT_NE(refused.exit_code, 0);
+  ASSERT_OK_AND_ASSIGN(std::string why, common::ReadFile(temp.File("refused.stderr")));
+  EXPECT_THAT(why, HasSubstr("column 'spare'"));
+  EXPECT_THAT(why, HasSubstr("not numbers"));
 }
 
 }  // namespace
