@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -255,6 +256,31 @@ TEST(SimulateCellsTest, TextAndNaInUnusedColumnsChangeNothingAndAUsedOneIsNamed)
   ASSERT_OK_AND_ASSIGN(std::string why, common::ReadFile(temp.File("refused.stderr")));
   EXPECT_THAT(why, HasSubstr("column 'spare'"));
   EXPECT_THAT(why, HasSubstr("not numbers"));
+}
+
+// When the cohort rules cannot be met (one of the three sites the task needs cannot use
+// its data: a label of 2 for a logistic regression), the simulation stops at once with the
+// reason, naming the site; it does not wait for anything.
+TEST(SimulateCohortTest, ASiteThatCannotTakePartStopsTheRunNamingIt) {
+  testing::TempDir temp;
+  ASSERT_OK_AND_ASSIGN(std::string csv, common::ReadFile(DataPath("breast_cancer_wisconsin")));
+  std::vector<std::string> rows = absl::StrSplit(csv, '\n', absl::SkipEmpty());
+  ASSERT_GT(rows.size(), 5u);
+  rows[4] = rows[4].substr(0, rows[4].rfind(',')) + ",2";  // data row 3: label 2
+  const std::string bad = temp.File("bad_label.csv");
+  ASSERT_OK(common::WriteFileAtomic(bad, absl::StrJoin(rows, "\n") + "\n"));
+  const absl::Time start = absl::Now();
+  const Output run = RunConsole(
+      {"simulate", ExamplePath("breast_cancer_logistic"), "--clients", "3", bad, "--json"},
+      temp.File("stderr"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  EXPECT_NE(run.exit_code, 0) << run.out;
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok()) << run.out;
+  EXPECT_EQ(json.fields().at("state").string_value(), "TASK_FAILED");
+  EXPECT_THAT(json.fields().at("reason").string_value(), HasSubstr("site-0"));
+  EXPECT_THAT(json.fields().at("reason").string_value(), HasSubstr("declined DATA_ERROR"));
+  EXPECT_THAT(json.fields().at("reason").string_value(), HasSubstr("3 needed"));
 }
 
 }  // namespace
