@@ -15,6 +15,7 @@
 #include "client/chunked_upload.h"
 #include "client/config_reload.h"
 #include "client/control_server.h"
+#include "client/internal/recorded_caller.h"
 #include "client/ledger.h"
 #include "client/model_download.h"
 #include "client/monitoring.h"
@@ -31,9 +32,6 @@
 #include "common/status.h"
 #include "crypto/signature.h"
 #include "crypto/tls.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "metrics/endpoint.h"
 #include "metrics/registry.h"
@@ -53,7 +51,7 @@ constexpr absl::Duration kPullMargin = absl::Seconds(15);
 constexpr absl::Duration kModelChunkMinTimeout = absl::Seconds(30);
 constexpr char kPullModelChunkMethod[] = "/tessera.v1.Federation/PullModelChunk";
 constexpr char kFetchCertificatesMethod[] = "/tessera.v1.Federation/FetchCertificates";
-// A FetchCertificates call's deadline (a thousand certificates are about 1.3 MB).
+// A FetchCertificates call's deadline (1,024 certificates are about 0.8 MB).
 constexpr absl::Duration kFetchCertificatesTimeout = absl::Seconds(30);
 // Minimum time given to a PushResult even when the stage deadline is near.
 constexpr absl::Duration kMinPushTimeout = absl::Seconds(10);
@@ -64,135 +62,9 @@ bool IsTransient(const absl::Status& st) {
          st.code() == absl::StatusCode::kCancelled || st.code() == absl::StatusCode::kAborted;
 }
 
-// Lets the stop path cancel whatever call is in flight, so SIGTERM never waits out a
-// long-poll.
-class CallGuard {
- public:
-  explicit CallGuard(absl::Notification* stop) : stop_(stop) {}
-
-  // Registers `ctx` as the call in flight; returns false if already stopping.
-  bool Enter(grpc::ClientContext* ctx) {
-    absl::MutexLock lock(&mu_);
-    if (stop_->HasBeenNotified()) return false;
-    current_ = ctx;
-    return true;
-  }
-  void Leave() {
-    absl::MutexLock lock(&mu_);
-    current_ = nullptr;
-  }
-  void CancelCurrent() {
-    absl::MutexLock lock(&mu_);
-    if (current_ != nullptr) current_->TryCancel();
-  }
-
- private:
-  absl::Notification* const stop_;
-  absl::Mutex mu_;
-  grpc::ClientContext* current_ ABSL_GUARDED_BY(mu_) = nullptr;
-};
-
-void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-}
-
-// Every request leaves through here: serialised once (deterministically), recorded in the
-// egress ledger with the SHA-256 of those bytes, then handed to gRPC as those very bytes
-// (a generic call on a ByteBuffer), so that what the ledger hashed is what went on the wire.
-class RecordedCaller {
- public:
-  // `instance_id` goes with every call (metadata "tessera-instance"): the coordinator binds
-  // this site's identity to this daemon (coordinator/access_control.h).
-  RecordedCaller(std::shared_ptr<grpc::Channel> channel, EgressLedger* ledger, CallGuard* guard,
-                 ClientMetrics* meters, std::string instance_id)
-      : stub_(std::move(channel)),
-        ledger_(ledger),
-        guard_(guard),
-        meters_(meters),
-        instance_id_(std::move(instance_id)) {}
-
-  // `ctx` has its deadline set. An error recording the message is returned as INTERNAL
-  // (not transient: nothing was sent).
-  absl::Status Call(grpc::ClientContext* ctx, const char* method,
-                    const google::protobuf::MessageLite& request, const EgressMessage& what,
-                    google::protobuf::MessageLite* response) {
-    std::string bytes;
-    {
-      google::protobuf::io::StringOutputStream stream(&bytes);
-      google::protobuf::io::CodedOutputStream out(&stream);
-      out.SetSerializationDeterministic(true);
-      if (!request.SerializeToCodedStream(&out)) {
-        return absl::InternalError(absl::StrCat(method, ": cannot serialise the request"));
-      }
-    }
-    absl::Status recorded = ledger_->Record(what, bytes, absl::Now());
-    if (!recorded.ok()) {
-      return absl::InternalError(
-          absl::StrCat("egress ledger: ", recorded.message(), " (nothing sent)"));
-    }
-    grpc::ByteBuffer received;
-    grpc::Status st;
-    if (std::string_view(method) == kPushResultMethod && bytes.size() > kUploadChunkBytes) {
-      // A masked input: the same bytes, in chunks (chunked_upload.h).
-      st = Guarded(ctx, [&] { return CallChunked(stub_, ctx, bytes, &received); });
-      if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-        // A coordinator that predates chunked uploads: the answer goes whole.
-        grpc::ClientContext whole;
-        whole.set_deadline(ctx->deadline());
-        st = Unary(&whole, method, bytes, &received);
-      }
-    } else {
-      st = Unary(ctx, method, bytes, &received);
-    }
-    RETURN_IF_ERROR(proto::FromGrpcStatus(st));
-    std::vector<grpc::Slice> slices;
-    std::string reply;
-    if (!received.Dump(&slices).ok()) return absl::InternalError("unreadable reply");
-    for (const grpc::Slice& s : slices) {
-      reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-    meters_->Call(method, bytes.size(), reply.size());
-    if (!response->ParseFromString(reply)) {
-      return absl::InternalError(absl::StrCat(method, ": the reply does not parse"));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  // `bytes` as one message of `method`, on `ctx` (its deadline set).
-  grpc::Status Unary(grpc::ClientContext* ctx, const char* method, const std::string& bytes,
-                     grpc::ByteBuffer* received) {
-    grpc::Slice slice(bytes.data(), bytes.size());
-    grpc::ByteBuffer sent(&slice, 1);
-    return Guarded(ctx, [&] {
-      absl::Notification done;
-      grpc::Status st;
-      stub_.UnaryCall(ctx, method, grpc::StubOptions(), &sent, received, [&](grpc::Status s) {
-        st = std::move(s);
-        done.Notify();
-      });
-      done.WaitForNotification();
-      return st;
-    });
-  }
-
-  // Runs the call `send` makes on `ctx` as this daemon's instance, as the call in flight
-  // (cancelled when the daemon stops); CANCELLED without calling if it is stopping.
-  template <typename Send>
-  grpc::Status Guarded(grpc::ClientContext* ctx, Send send) {
-    ctx->AddMetadata("tessera-instance", instance_id_);
-    if (!guard_->Enter(ctx)) return grpc::Status(grpc::StatusCode::CANCELLED, "stopping");
-    grpc::Status st = send();
-    guard_->Leave();
-    return st;
-  }
-
-  grpc::GenericStub stub_;
-  EgressLedger* const ledger_;
-  CallGuard* const guard_;
-  ClientMetrics* const meters_;
-  const std::string instance_id_;
-};
+using internal::CallGuard;
+using internal::RecordedCaller;
+using internal::SetDeadline;
 
 class GrpcUpdateSink final : public UpdateSink {
  public:

@@ -173,7 +173,7 @@ class FederationService final : public FederationBase {
                                               const v1::FetchCertificatesRequest* request,
                                               v1::FetchCertificatesResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    // One call in flight per site, like its answers: a reply holds up to ~1.3 MB.
+    // One call in flight per site, like its answers: a reply holds up to ~0.8 MB.
     std::optional<Admitted> admitted = AdmitOneCall(context, reactor, "FetchCertificates");
     if (!admitted.has_value()) return reactor;
     workers_.Schedule([this, reactor, request, response, admitted = *admitted]() mutable {

@@ -17,7 +17,7 @@ inline constexpr size_t kModelChunkBytes = size_t{1} << 20;
 inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 
 // The most certificates one Federation.FetchCertificates call asks for (a larger list is
-// fetched in several calls): about 1.3 MB of PEM in one reply.
+// fetched in several calls): about 0.8 MB of PEM in one reply.
 inline constexpr size_t kMaxCertificatesPerFetch = 1024;
 
 // The largest serialized ModelParameters of `num_parameters` float32 values: the packed
