@@ -6,21 +6,16 @@
 #include <utility>
 #include <vector>
 
-#include "Eigen/Cholesky"
 #include "absl/strings/str_cat.h"
-#include "boost/math/distributions/normal.hpp"
+#include "glm/internal/wald.h"
 
 namespace tessera::glm {
 namespace {
 
 absl::StatusOr<Eigen::LLT<Eigen::MatrixXd>> FactorInformation(const Eigen::MatrixXd& information) {
-  Eigen::LLT<Eigen::MatrixXd> llt(information);
-  if (llt.info() != Eigen::Success) {
-    return absl::FailedPreconditionError(
-        "the information matrix is not positive definite: two covariates are collinear, or "
-        "one does not vary within the risk sets");
-  }
-  return llt;
+  return internal::Factor(information,
+                          "the information matrix is not positive definite: two covariates are "
+                          "collinear, or one does not vary within the risk sets");
 }
 
 // The risk-set sums over some rows: Σ r, Σ r·x, Σ r·x·x' with r = e^(η − c).
@@ -168,25 +163,16 @@ absl::StatusOr<CoxReport> MakeCoxReport(const CoxSums& at_estimate, const Eigen:
   auto llt = FactorInformation(at_estimate.information);
   if (!llt.ok()) return llt.status();
   const Eigen::MatrixXd covariance = llt->solve(Eigen::MatrixXd::Identity(p, p));
-  const boost::math::normal normal;
-  const double quantile = boost::math::quantile(normal, 0.975);
   CoxReport report;
   report.log_likelihood = at_estimate.log_likelihood;
   report.rows = at_estimate.rows;
   report.events = at_estimate.events;
-  for (Eigen::Index j = 0; j < p; ++j) {
-    Coefficient c;
-    c.name = names[static_cast<size_t>(j)];
-    c.estimate = beta(j);
-    c.std_error = std::sqrt(covariance(j, j));
-    c.statistic = c.estimate / c.std_error;
-    c.p_value = 2 * boost::math::cdf(boost::math::complement(normal, std::abs(c.statistic)));
-    c.ci_low = c.estimate - quantile * c.std_error;
-    c.ci_high = c.estimate + quantile * c.std_error;
+  report.coefficients = internal::WaldCoefficients(beta, covariance, names,
+                                                   /*t_degrees_of_freedom=*/0);  // z
+  for (const Coefficient& c : report.coefficients) {
     report.hazard_ratios.push_back(std::exp(c.estimate));
     report.hazard_ratio_low.push_back(std::exp(c.ci_low));
     report.hazard_ratio_high.push_back(std::exp(c.ci_high));
-    report.coefficients.push_back(std::move(c));
   }
   return report;
 }

@@ -4,13 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
-#include <optional>
 #include <utility>
 
-#include "Eigen/Cholesky"
 #include "absl/strings/str_cat.h"
-#include "boost/math/distributions/normal.hpp"
-#include "boost/math/distributions/students_t.hpp"
+#include "glm/internal/wald.h"
 
 namespace tessera::glm {
 namespace {
@@ -75,13 +72,9 @@ absl::Status CheckLabel(Family family, double y) {
 
 // The Cholesky factor of a symmetric X'WX, or FAILED_PRECONDITION.
 absl::StatusOr<Eigen::LLT<Eigen::MatrixXd>> Factor(const Eigen::MatrixXd& xtwx) {
-  Eigen::LLT<Eigen::MatrixXd> llt(xtwx);
-  if (llt.info() != Eigen::Success) {
-    return absl::FailedPreconditionError(
-        "X'WX is not positive definite: two columns are collinear, or one is zero on every "
-        "row with a weight");
-  }
-  return llt;
+  return internal::Factor(xtwx,
+                          "X'WX is not positive definite: two columns are collinear, or one is "
+                          "zero on every row with a weight");
 }
 
 }  // namespace
@@ -286,26 +279,9 @@ absl::StatusOr<Report> MakeReport(Family family, const SiteSums& at_estimate,
   if (!llt.ok()) return llt.status();
   const Eigen::MatrixXd covariance =
       report.dispersion * llt->solve(Eigen::MatrixXd::Identity(p, p));
-  const boost::math::normal normal;
-  double quantile = boost::math::quantile(normal, 0.975);
-  std::optional<boost::math::students_t> t;
-  if (gaussian) {
-    t.emplace(static_cast<double>(report.df_residual));
-    quantile = boost::math::quantile(*t, 0.975);
-  }
-  for (Eigen::Index j = 0; j < p; ++j) {
-    Coefficient c;
-    c.name = names[static_cast<size_t>(j)];
-    c.estimate = beta(j);
-    c.std_error = std::sqrt(covariance(j, j));
-    c.statistic = c.estimate / c.std_error;
-    const double tail = std::abs(c.statistic);
-    c.p_value = gaussian ? 2 * boost::math::cdf(boost::math::complement(*t, tail))
-                         : 2 * boost::math::cdf(boost::math::complement(normal, tail));
-    c.ci_low = c.estimate - quantile * c.std_error;
-    c.ci_high = c.estimate + quantile * c.std_error;
-    report.coefficients.push_back(std::move(c));
-  }
+  // Gaussian: t with the residual degrees of freedom; binomial and Poisson: z.
+  report.coefficients = internal::WaldCoefficients(
+      beta, covariance, names, gaussian ? static_cast<double>(report.df_residual) : 0);
   return report;
 }
 

@@ -230,21 +230,32 @@ void ExpectRelative(double got, double want, double tolerance, const std::string
 class GlmAgainstR : public ::testing::TestWithParam<int> {
  protected:
   // Fits `model` over GetParam() sites (with site fixed effects or not) and compares it
-  // with R's fit named `reference`.
-  void ExpectAsR(const Model& model, bool fixed_effects, const std::string& reference);
+  // with R's fit named `reference`; `*compared` is how many of R's coefficients were
+  // compared (0 if the reference has none of that name).
+  void ExpectAsR(const Model& model, bool fixed_effects, const std::string& reference,
+                 int* compared);
 };
 
 TEST_P(GlmAgainstR, EveryModelEqualsRsGlmOnThePooledRows) {
-  for (const Model& model : Models()) ExpectAsR(model, /*fixed_effects=*/false, model.name);
+  for (const Model& model : Models()) {
+    int compared = 0;
+    ExpectAsR(model, /*fixed_effects=*/false, model.name, &compared);
+    EXPECT_GT(compared, 1) << model.name << ": R's reference has no coefficients to compare";
+  }
 }
 
 TEST_P(GlmAgainstR, SiteFixedEffectsEqualRsGlmWithOneInterceptPerSite) {
   const std::string k = std::to_string(GetParam());
-  ExpectAsR(Models()[0], /*fixed_effects=*/true, "smoking_nhis_binomial_site_fe_" + k);
-  ExpectAsR(Models()[1], /*fixed_effects=*/true, "diabetes_gaussian_site_fe_" + k);
+  int compared = 0;
+  ExpectAsR(Models()[0], /*fixed_effects=*/true, "smoking_nhis_binomial_site_fe_" + k, &compared);
+  EXPECT_EQ(compared, GetParam() + 9) << "one intercept per site and the 9 features";
+  ExpectAsR(Models()[1], /*fixed_effects=*/true, "diabetes_gaussian_site_fe_" + k, &compared);
+  EXPECT_EQ(compared, GetParam() + 10) << "one intercept per site and the 10 features";
 }
 
-void GlmAgainstR::ExpectAsR(const Model& model, bool fixed_effects, const std::string& reference) {
+void GlmAgainstR::ExpectAsR(const Model& model, bool fixed_effects, const std::string& reference,
+                            int* compared) {
+  *compared = 0;
   const int sites = GetParam();
   SCOPED_TRACE(reference + ", " + std::to_string(sites) + " sites");
   const Table coefficients = ReadCsv(Source("tests/research/reference/glm_coefficients.csv"));
@@ -273,6 +284,7 @@ void GlmAgainstR::ExpectAsR(const Model& model, bool fixed_effects, const std::s
     ExpectRelative(got->ci_high, want("ci_high"), 1e-6, term + " ci_high");
   }
   EXPECT_EQ(matched, static_cast<int>(fit.report.coefficients.size()));
+  *compared = matched;
   for (const std::vector<std::string>& row : models.rows) {
     if (row[0] != reference) continue;
     const auto want = [&](const char* column) { return Number(row[models.Column(column)]); };
