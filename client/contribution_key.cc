@@ -18,6 +18,7 @@ v1::TaskSpec Determinants(const v1::TaskSpec& spec, v1::Stage stage) {
     case v1::STAGE_STATISTICS:
       *dataset->mutable_features() = spec.dataset().features();
       if (proto::StatisticsIncludeLabel(spec.model())) dataset->set_label(spec.dataset().label());
+      *dataset->mutable_prepare() = spec.dataset().prepare();
       break;
     case v1::STAGE_FIT:
       *dataset = spec.dataset();
@@ -30,6 +31,12 @@ v1::TaskSpec Determinants(const v1::TaskSpec& spec, v1::Stage stage) {
       *kept.mutable_model() = spec.model();
       kept.mutable_model()->clear_l2();
       kept.mutable_model()->clear_inverse_regularization();
+      break;
+    case v1::STAGE_GLM:
+      // The tolerance only decides when the rounds stop, not what a vector holds.
+      *dataset = spec.dataset();
+      *kept.mutable_model() = spec.model();
+      kept.mutable_model()->mutable_glm()->clear_epsilon();
       break;
     case v1::STAGE_ANALYTICS:
       *kept.mutable_analytics()->mutable_queries() = spec.analytics().queries();
@@ -47,7 +54,7 @@ v1::TaskSpec Determinants(const v1::TaskSpec& spec, v1::Stage stage) {
 
 std::string ContributionKey(const v1::TaskSpec& spec, int stage, const std::string& model_hash) {
   const v1::Stage s = static_cast<v1::Stage>(stage);
-  const bool with_model = s == v1::STAGE_FIT || s == v1::STAGE_EVALUATE;
+  const bool with_model = s == v1::STAGE_FIT || s == v1::STAGE_EVALUATE || s == v1::STAGE_GLM;
   // Every part has a fixed size or is length-prefixed, so no two inputs collide.
   const std::string spec_hash = crypto::HashTaskSpec(Determinants(spec, s));
   const std::string model = with_model ? model_hash : std::string();

@@ -7,11 +7,14 @@
 // The key is SHA-256 over "tessera/contribution/v1", the stage, the global model hash and
 // the deterministic serialisation of the spec fields the vector depends on:
 //   STATISTICS  dataset id and the columns pooled (features, then the label when the model
-//               pools it); no model
+//               pools it) with the dataset's preparation (what the columns hold); no model
 //   FIT         dataset (id, features, label, event), the model spec, the training spec and
 //               the seed; the global model hash
 //   EVALUATE    dataset (id, features, label, event) and the model spec without its
 //               penalty; the global model hash
+//   GLM         dataset (id, features, label, event) and the model spec (family, link,
+//               fixed effects, offset, weights, ties) without its tolerance; the global
+//               model hash (the coefficients)
 //   FIT_EVALUATE  not a key of its own: the vector spends the FIT and the EVALUATE key of
 //               its model (ContributionKeys)
 //   ANALYTICS   dataset id, the queries (columns, edges, value ranges) and the filter; no

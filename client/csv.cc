@@ -217,6 +217,7 @@ absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& so
         }
         value = std::numeric_limits<double>::quiet_NaN();
         next = std::find(cell, line_end, ',');
+        table.cell_text.emplace(table.values.size(), std::string(cell, next));
       }
       table.values.push_back(value);
       if (next == line_end) break;

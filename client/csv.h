@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,6 +33,10 @@ struct CsvTable {
   // for a strict load.
   std::vector<size_t> non_numeric_cells;
   std::vector<size_t> first_non_numeric_line;
+  // With CellPolicy::kMarkNonNumeric: the text of each such cell (empty for an empty one),
+  // by its index in `values` — what a categorical column's levels are matched against
+  // (client/prepare.h).
+  std::unordered_map<size_t, std::string> cell_text;
 };
 
 enum class CellPolicy {

@@ -88,6 +88,10 @@ absl::StatusOr<std::unique_ptr<Model>> MakeModel(const v1::ModelSpec& spec, size
     case v1::ModelSpec::COX_PH:
       model = MakeCoxPh(num_features);
       break;
+    case v1::ModelSpec::GLM:
+      return absl::InvalidArgumentError(
+          "model.kind GLM is an exact regression, fitted by Newton rounds (client/glm_work.h), "
+          "not trained locally");
     default:
       break;
   }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/hash.h"
 #include "proto/analytics.h"
+#include "proto/preparation.h"
 
 namespace tessera::client {
 namespace {
@@ -115,6 +116,11 @@ Verdict CheckSize(const v1::LocalPolicy& policy, const v1::TaskSpec& spec) {
 // require_dp_for_training, max_clip_norm, min_noise_multiplier, max_epsilon, max_delta.
 Verdict CheckPrivacy(const v1::LocalPolicy& policy, const v1::TaskSpec& spec) {
   const bool training = TaskKindOf(spec) == v1::LocalPolicy::TRAINING;
+  if (spec.model().glm().site_fixed_effects() && !policy.allow_site_fixed_effects()) {
+    return Refuse("allow_site_fixed_effects",
+                  "the task fits site fixed effects, whose sums include this site's own row "
+                  "count and column sums; this site's policy does not allow them");
+  }
   if (!spec.has_privacy()) {
     if (training && policy.require_dp_for_training()) {
       return Refuse("require_dp_for_training",
@@ -188,17 +194,8 @@ v1::LocalPolicy::TaskKind TaskKindOf(const v1::TaskSpec& spec) {
 }
 
 std::vector<std::string> TaskColumns(const v1::TaskSpec& spec) {
-  std::set<std::string> columns;
-  if (spec.has_analytics()) {
-    for (const v1::AnalyticsSpec::Query& q : spec.analytics().queries()) columns.insert(q.column());
-    if (spec.analytics().has_filter()) columns.insert(spec.analytics().filter().column());
-  } else {
-    const v1::DatasetSpec& d = spec.dataset();
-    columns.insert(d.features().begin(), d.features().end());
-    if (!d.label().empty()) columns.insert(d.label());
-    if (!d.event().empty()) columns.insert(d.event());
-  }
-  return {columns.begin(), columns.end()};
+  // The file's columns: a derived feature ("sex=male") is its column's ("sex").
+  return proto::FileColumns(spec);
 }
 
 namespace {

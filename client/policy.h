@@ -46,8 +46,9 @@ namespace tessera::client {
 // TRAINING or ANALYTICS.
 v1::LocalPolicy::TaskKind TaskKindOf(const v1::TaskSpec& spec);
 
-// Every column the task touches, sorted and unique: features, label and event column of a
-// training task; query and filter columns of an analytics task.
+// Every file column the task touches, sorted and unique (proto::FileColumns): the columns
+// of its features (a derived "sex=male" is "sex"), label, event, GLM offset and weights and
+// prepared columns; query and filter columns of an analytics task.
 std::vector<std::string> TaskColumns(const v1::TaskSpec& spec);
 
 // A rule that refuses a task: `rule` is the policy field ("allowed_columns"), `reason` the

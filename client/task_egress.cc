@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/policy.h"
 #include "proto/evaluation.h"
+#include "proto/glm_layout.h"
 #include "proto/model_layout.h"
 #include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
@@ -53,6 +54,19 @@ void TrainingStages(const v1::TaskSpec& spec, const v1::LocalDataset* local,
                          label ? " and the label" : "",
                          " (round 0; not asked again when earlier pooled statistics are reused)"));
   *out->add_stages() = std::move(stats);
+
+  if (proto::IsGlmTask(spec)) {
+    const bool cox = spec.model().glm().family() == v1::GlmSpec::COX;
+    *out->add_stages() = Stage(
+        spec, v1::STAGE_GLM, "glm",
+        absl::StrCat(cox ? "partial log-likelihood, score and information matrix of the "
+                           "training rows (this site's stratum)"
+                         : "X'WX, X'Wz, deviance, Pearson chi-square and log-likelihood of the "
+                           "training rows, with their row count and weighted totals",
+                     " at the round's coefficients, every round (at most ", spec.rounds(),
+                     "; exact sums, no noise)"));
+    return;
+  }
 
   const auto params = proto::NumParameters(spec.model(), features);
   v1::StageEgress fit =

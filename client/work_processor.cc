@@ -8,8 +8,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/glm_work.h"
 #include "client/model.h"
 #include "client/policy.h"
+#include "client/prepare.h"
 #include "client/privacy.h"
 #include "client/trainer.h"
 #include "common/log.h"
@@ -18,6 +20,7 @@
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
+#include "proto/glm_layout.h"
 #include "proto/model_layout.h"
 #include "proto/validation.h"
 
@@ -46,7 +49,18 @@ WorkOutcome DataDeclined(const v1::WorkItem& item, const absl::Status& status) {
                       absl::StrCat("the task's column '", column,
                                    "' is not in the local dataset (details in the site's log)"));
     }
-    if (absl::StrContains(status.message(), absl::StrCat("column '", column, "' has ")) &&
+    const std::string has = absl::StrCat("column '", column, "' has ");
+    for (const auto& [says, means] : std::vector<std::pair<const char*, const char*>>{
+             {"declared levels", "a cell that is not one of its declared levels"},
+             {"domain", "a cell outside its transform's domain"},
+             {"cells that are missing", "missing cells, which the task refuses"}}) {
+      if (absl::StrContains(status.message(), has) && absl::StrContains(status.message(), says)) {
+        return Declined(v1::Decline::DATA_ERROR,
+                        absl::StrCat("the task's column '", column, "' has ", means,
+                                     " in the local dataset (details in the site's log)"));
+      }
+    }
+    if (absl::StrContains(status.message(), has) &&
         absl::StrContains(status.message(), "not finite numbers")) {
       return Declined(v1::Decline::DATA_ERROR,
                       absl::StrCat("the task's column '", column,
@@ -62,6 +76,16 @@ WorkOutcome Contributed(std::vector<double> values) {
   WorkOutcome out;
   out.contribution = std::move(values);
   return out;
+}
+
+// A statistics vector followed by the present cells of each IMPUTE_MEAN column
+// (proto::AppendPresentCounts).
+std::vector<double> WithPresentCounts(std::vector<double> statistics, uint64_t rows,
+                                      const std::vector<uint64_t>& imputed_cells) {
+  for (uint64_t missing : imputed_cells) {
+    statistics.push_back(static_cast<double>(rows - missing));
+  }
+  return statistics;
 }
 
 const v1::LocalDataset* FindDataset(const v1::ClientConfig& config, const std::string& id) {
@@ -123,10 +147,22 @@ absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadTable(const s
   return shared;
 }
 
-absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
-    const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema) {
-  const std::string& path = test ? local.test_csv() : local.train_csv();
+absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadPrepared(
+    const std::string& path, const v1::DatasetSpec& schema, std::span<const double> imputed_means,
+    std::vector<uint64_t>* imputed_cells) {
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table, LoadTable(path));
+  if (schema.prepare_size() == 0) return table;
+  ASSIGN_OR_RETURN(PreparedTable prepared, PrepareTable(*table, schema, imputed_means, path));
+  if (imputed_cells != nullptr) *imputed_cells = std::move(prepared.imputed_cells);
+  return std::make_shared<const CsvTable>(std::move(prepared.table));
+}
+
+absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
+    const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema,
+    std::span<const double> imputed_means, std::vector<uint64_t>* imputed_cells) {
+  const std::string& path = test ? local.test_csv() : local.train_csv();
+  ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table,
+                   LoadPrepared(path, schema, imputed_means, imputed_cells));
   std::vector<std::string> features(schema.features().begin(), schema.features().end());
   ASSIGN_OR_RETURN(Dataset data,
                    schema.event().empty()
@@ -181,6 +217,8 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   switch (item.stage()) {
     case v1::STAGE_STATISTICS:
       return Statistics(item, *local);
+    case v1::STAGE_GLM:
+      return Glm(item, *local);
     case v1::STAGE_FIT:
     case v1::STAGE_EVALUATE:
     case v1::STAGE_FIT_EVALUATE:
@@ -233,7 +271,9 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
 std::optional<WorkOutcome> WorkProcessor::PrepareRows(const v1::WorkItem& item,
                                                       const v1::LocalDataset& local,
                                                       const Model& model, bool test, Dataset* out) {
-  auto rows = LoadRows(local, test, item.spec().dataset());
+  const auto& means = item.standardization().imputed_means();
+  auto rows = LoadRows(local, test, item.spec().dataset(),
+                       {means.data(), static_cast<size_t>(means.size())});
   if (!rows.ok()) return DataDeclined(item, rows.status());
   *out = **rows;
   const v1::Standardization& s = item.standardization();
@@ -290,12 +330,26 @@ WorkOutcome WorkProcessor::FitEvaluate(const v1::WorkItem& item, const Model& mo
 
 WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalDataset& local) {
   const v1::TaskSpec& spec = item.spec();
-  auto rows = LoadRows(local, /*test=*/false, spec.dataset());
+  // Round 0: the pooled means of IMPUTE_MEAN columns are not known yet; their missing cells
+  // count as 0 here and their present counts go with the sums (ImputedColumnCounts).
+  std::vector<uint64_t> imputed_cells;
+  auto rows = LoadRows(local, /*test=*/false, spec.dataset(), {}, &imputed_cells);
   if (!rows.ok()) return DataDeclined(item, rows.status());
   const Dataset& data = **rows;
   // One cohort per round: the sites whose statistics are pooled are the ones that train and
   // evaluate on them, so the rows are checked here as training and evaluation will check
   // them (the label too): a site that could not train declines now, not after it is counted.
+  if (proto::IsGlmTask(spec)) {
+    auto table = LoadPrepared(local.train_csv(), spec.dataset(), {}, nullptr);
+    if (!table.ok()) return DataDeclined(item, table.status());
+    if (auto st = CheckGlmRows(spec, **table, local.train_csv()); !st.ok()) {
+      return DataDeclined(item, st);
+    }
+    LocalStatistics stats = ComputeStatistics(data);
+    return Contributed(WithPresentCounts(
+        proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares), stats.num_rows,
+        imputed_cells));
+  }
   auto model = MakeModel(spec.model(), data.num_features);
   if (!model.ok())
     return Declined(v1::Decline::BAD_WORK_ITEM, std::string(model.status().message()));
@@ -303,7 +357,7 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
     return DataDeclined(item, st);
   }
   if (!local.test_csv().empty()) {
-    auto test = LoadRows(local, /*test=*/true, spec.dataset());
+    auto test = LoadRows(local, /*test=*/true, spec.dataset(), {});
     if (!test.ok()) return DataDeclined(item, test.status());
     if (auto st = (*model)->CheckData(**test, local.test_csv()); !st.ok()) {
       return DataDeclined(item, st);
@@ -321,7 +375,46 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
     stats.sums.push_back(sum);
     stats.sums_of_squares.push_back(sum_sq);
   }
-  return Contributed(proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares));
+  return Contributed(
+      WithPresentCounts(proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares),
+                        stats.num_rows, imputed_cells));
+}
+
+WorkOutcome WorkProcessor::Glm(const v1::WorkItem& item, const v1::LocalDataset& local) {
+  const v1::TaskSpec& spec = item.spec();
+  if (!proto::IsGlmTask(spec)) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "a glm stage for a task that is not a GLM");
+  }
+  if (item.model_size() > 0 || item.model().values_size() > 0) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    "a GLM's coefficients travel in glm_coefficients, not as a model");
+  }
+  const std::vector<double> beta(item.glm_coefficients().begin(), item.glm_coefficients().end());
+  if (crypto::HashCoefficients(beta) != item.model_hash()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the coefficients");
+  }
+  GlmSitePlace place;
+  place.own_site = client_id_;
+  if (spec.model().glm().site_fixed_effects()) {
+    place.sites.assign(item.glm_sites().begin(), item.glm_sites().end());
+    if (place.sites.size() != item.cohort_size()) {
+      return Declined(
+          v1::Decline::BAD_WORK_ITEM,
+          absl::StrCat("the item names ", place.sites.size(),
+                       " sites for site fixed effects, the session invites ", item.cohort_size()));
+    }
+  }
+  const auto& means = item.standardization().imputed_means();
+  auto table = LoadPrepared(local.train_csv(), spec.dataset(),
+                            {means.data(), static_cast<size_t>(means.size())}, nullptr);
+  if (!table.ok()) return DataDeclined(item, table.status());
+  absl::StatusOr<std::vector<double>> sums =
+      GlmContribution(spec, **table, local.train_csv(), beta, place);
+  if (sums.ok()) return Contributed(*std::move(sums));
+  if (absl::IsFailedPrecondition(sums.status())) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(sums.status().message()));
+  }
+  return DataDeclined(item, sums.status());
 }
 
 WorkOutcome WorkProcessor::Fit(const v1::WorkItem& item, const Model& model, const Dataset& data,

@@ -21,10 +21,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/csv.h"
 #include "client/dataset.h"
 #include "client/model.h"
 #include "proto/config.pb.h"
@@ -68,14 +70,25 @@ class WorkProcessor {
  private:
   // The dataset `id`'s training or test rows, selected by the task's schema, not
   // standardised. INVALID_ARGUMENT/NOT_FOUND naming the file on a mismatch.
-  absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(const v1::LocalDataset& local, bool test,
-                                                          const v1::DatasetSpec& schema);
+  // With the schema's preparation (client/prepare.h) applied first; `imputed_means` as
+  // PrepareTable takes them, and `imputed_cells` (optional) gets its counts.
+  absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(
+      const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema,
+      std::span<const double> imputed_means, std::vector<uint64_t>* imputed_cells = nullptr);
+  // The table at `path`, prepared as the schema says (the file's own table when it
+  // prepares nothing).
+  absl::StatusOr<std::shared_ptr<const CsvTable>> LoadPrepared(
+      const std::string& path, const v1::DatasetSpec& schema, std::span<const double> imputed_means,
+      std::vector<uint64_t>* imputed_cells);
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadTable(const std::string& path);
 
   // The stages' computations, after the common checks.
   WorkOutcome Statistics(const v1::WorkItem& item, const v1::LocalDataset& local);
   WorkOutcome Fit(const v1::WorkItem& item, const Model& model, const Dataset& data,
                   const std::vector<float>& global);
+  // One Newton round of an exact regression (client/glm_work.h) on the training rows, at
+  // the item's coefficients.
+  WorkOutcome Glm(const v1::WorkItem& item, const v1::LocalDataset& local);
   WorkOutcome Evaluate(const v1::WorkItem& item, const Model& model, const Dataset& data,
                        const std::vector<float>& params);
   // One session per round (STAGE_FIT_EVALUATE): the EVALUATE vector of `params` on the

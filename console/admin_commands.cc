@@ -28,6 +28,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/config.pb.h"
 #include "proto/config_paths.h"
+#include "proto/glm_layout.h"
 #include "proto/grpc_status.h"
 #include "proto/validation.h"
 
@@ -119,6 +120,7 @@ using internal::CallStatus;
 using internal::Connection;
 using internal::FetchTask;
 using internal::FormatMillis;
+using internal::PrintGlmReport;
 using internal::PrintTable;
 using internal::SetDeadline;
 using internal::ShortState;
@@ -240,7 +242,10 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
       "filtered), waits for its answer and prints it. The coordinator learns only\n"
       "sums over at least analytics.min_cohort sites; below that no answer is released.\n"
       "Every released cell holds at least analytics.min_cell_size rows (default 10);\n"
-      "smaller cells, and cells they could be derived from, are shown as suppressed.");
+      "smaller cells, and cells they could be derived from, are shown as suppressed.\n"
+      "An exact regression (a TaskSpec with `model { glm { ... } }`) is asked the same\n"
+      "way: it prints the fit's coefficients with standard errors, p-values and 95%\n"
+      "confidence intervals, as R's summary() does.");
   conn.Register(flags);
   flags.AddBool("json", &json, "print the answer as JSON");
   flags.AddUint("timeout-seconds", &timeout_seconds, "give up waiting after this long");
@@ -252,9 +257,12 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
   v1::TaskSpec spec;
   common::TextLocations where;
   RETURN_IF_ERROR(common::LoadProtoFile(path, &spec, &where));
-  if (!spec.has_analytics()) {
+  const bool regression = !spec.has_analytics() && proto::IsGlmTask(spec);
+  if (!spec.has_analytics() && !regression) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": a query file needs an `analytics { ... }` section"));
+        absl::StrCat(path,
+                     ": a query file needs an `analytics { ... }` section or an exact regression "
+                     "(`model { glm { ... } }`)"));
   }
   RETURN_IF_ERROR(common::FieldErrorsToStatus(proto::ValidateTaskSpec(spec), path, &where));
   ASSIGN_OR_RETURN(auto stub, conn.Connect());
@@ -283,6 +291,19 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
                        ShortState(state), "); see 'tessera tasks show ", submitted.task_id(), "'"));
     }
     absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (regression) {
+    if (!task.task().has_glm_report()) {
+      return absl::InternalError("completed regression without a report");
+    }
+    if (json) {
+      std::printf("%s\n", common::ToJson(task.task().glm_report()).c_str());
+    } else {
+      std::printf("%s: %d sites\n", submitted.task_id().c_str(),
+                  task.task().statistics_cohort_size());
+      PrintGlmReport(task.task().glm_report());
+    }
+    return absl::OkStatus();
   }
   if (task.rounds().empty()) return absl::InternalError("completed query without an answer");
   const v1::RoundRecord& answer = task.rounds(task.rounds_size() - 1);

@@ -5,7 +5,17 @@
 //   {"task": NAME, "state": "TASK_COMPLETED" | ..., "reason": TEXT, "clients": N,
 //    "partition": TEXT, "site_train_rows": [..], "site_test_rows": [..],
 //    "rounds": [{"round": R, "sites": S, "metrics": {NAME: VALUE, ..}}, ..],
-//    "final": {NAME: VALUE, ..}, "wall_seconds": SECONDS}
+//    "final": {NAME: VALUE, ..}, "wall_seconds": SECONDS,
+//    "coefficients": [{"name": TERM, "estimate": B, "std_error": SE, "statistic": Z,
+//                      "p_value": P, "ci_low": LO, "ci_high": HI}, ..],
+//    "warnings": [TEXT, ..],
+//    "glm": {"family": F, "statistic": "z"|"t", "rows": N, "events": E, "deviance": D,
+//            "null_deviance": D0, "aic": A, "dispersion": PHI, "df_residual": DF,
+//            "log_likelihood": L, "iterations": I, "rounds": R, "converged": true|false}}
+// "warnings" (simulation/diagnostics.h: client drift, small sites) is always there, maybe
+// empty. "coefficients" and "glm" only for an exact regression (model.glm) that reported:
+// R's summary on the pooled training rows, the intercept "(Intercept)", on the columns'
+// own scale.
 // A training task's "rounds" start with round 0 (the statistics round: num_train_rows);
 // a query has one round. "final" holds the last evaluated round's metrics (accuracy, auc,
 // log_loss, macro_f1, rmse, r2, c_index, ... as the model kind defines them,
@@ -30,7 +40,9 @@
 #include "common/status.h"
 #include "console/console.h"
 #include "console/internal.h"
+#include "console/task_tables.h"
 #include "proto/validation.h"
+#include "simulation/diagnostics.h"
 #include "simulation/simulation.h"
 
 namespace tessera::console {
@@ -65,6 +77,27 @@ std::string MetricsJson(const google::protobuf::RepeatedPtrField<v1::Metric>& me
   return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
 }
 
+// ",\n \"coefficients\": [..],\n \"glm\": {..}" for an exact regression's report.
+std::string GlmJson(const v1::GlmReport& r) {
+  std::vector<std::string> coefficients;
+  for (const v1::GlmCoefficient& c : r.coefficients()) {
+    coefficients.push_back(absl::StrCat(
+        "{\"name\": ", JsonString(c.name()), ", \"estimate\": ", Json(c.estimate()),
+        ", \"std_error\": ", Json(c.std_error()), ", \"statistic\": ", Json(c.statistic()),
+        ", \"p_value\": ", Json(c.p_value()), ", \"ci_low\": ", Json(c.ci_low()),
+        ", \"ci_high\": ", Json(c.ci_high()), "}"));
+  }
+  return absl::StrCat(
+      ",\n \"coefficients\": [", absl::StrJoin(coefficients, ",\n  "), "],\n \"glm\": {",
+      "\"family\": ", JsonString(r.family()), ", \"statistic\": ", JsonString(r.statistic()),
+      ", \"rows\": ", r.rows(), ", \"events\": ", r.events(),
+      ", \"deviance\": ", Json(r.deviance()), ", \"null_deviance\": ", Json(r.null_deviance()),
+      ", \"aic\": ", Json(r.aic()), ", \"dispersion\": ", Json(r.dispersion()),
+      ", \"df_residual\": ", r.df_residual(), ", \"log_likelihood\": ", Json(r.log_likelihood()),
+      ", \"iterations\": ", r.iterations(), ", \"rounds\": ", r.rounds(),
+      ", \"converged\": ", r.converged() ? "true" : "false", "}");
+}
+
 }  // namespace
 
 absl::Status SimulateCommand(const std::vector<std::string>& args) {
@@ -87,7 +120,7 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   flags.AddUint("clients", &clients,
                 "number of simulated sites (by-column, by-quantile: 0 = as the partition makes)");
   flags.AddString("partition", &partition_text,
-                  "iid, dirichlet:ALPHA, by-column:NAME or by-quantile:NAME:K");
+                  "iid, round-robin, dirichlet:ALPHA, by-column:NAME or by-quantile:NAME:K");
   flags.AddUint("max-sites", &max_sites,
                 "by-column: refuse a column with more distinct values than this (default 50)");
   flags.AddString("test-rows", &test_rows, "file of 0-based test-row indices");
@@ -138,16 +171,32 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   }
   options.work_dir = work_dir;
   std::vector<size_t> widths;
+  std::vector<std::string> header;
   if (!json) {
     options.on_round = [&](const v1::RoundRecord& r) {
       if (r.round() == 0) return;
+      // The columns are the first round's metrics; a metric a later round adds (an exact
+      // regression's null deviance) follows as NAME=VALUE.
+      if (header.empty()) {
+        header = {"ROUND", "SITES"};
+        for (const v1::Metric& m : r.metrics()) header.push_back(m.name());
+      }
       std::vector<std::string> cells = {absl::StrCat(r.round()),
                                         absl::StrCat(r.fit_participants_size())};
-      std::vector<std::string> header = {"ROUND", "SITES"};
-      for (const v1::Metric& m : r.metrics()) {
-        header.push_back(m.name());
-        cells.push_back(absl::StrFormat("%.4f", m.value()));
+      std::vector<std::string> extra;
+      for (size_t i = 2; i < header.size(); ++i) {
+        std::string cell = "-";
+        for (const v1::Metric& m : r.metrics()) {
+          if (m.name() == header[i]) cell = absl::StrFormat("%.4f", m.value());
+        }
+        cells.push_back(cell);
       }
+      for (const v1::Metric& m : r.metrics()) {
+        if (std::find(header.begin() + 2, header.end(), m.name()) == header.end()) {
+          extra.push_back(absl::StrFormat("%s=%.4f", m.name(), m.value()));
+        }
+      }
+      if (!extra.empty()) cells.push_back(absl::StrJoin(extra, " "));
       if (widths.empty()) {
         for (const std::string& h : header) widths.push_back(std::max<size_t>(h.size(), 8));
         std::string line;
@@ -171,7 +220,13 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   }
   if (!result.ok()) return common::Annotate(result.status(), positional[0]);
   const v1::TaskRecord& task = result->task;
+  std::vector<std::string> warnings = simulation::DriftWarnings(task.spec(), result->rounds);
+  for (std::string& w : simulation::SmallSiteWarnings(task.spec(), result->site_train_rows)) {
+    warnings.push_back(std::move(w));
+  }
   if (json) {
+    std::vector<std::string> quoted_warnings;
+    for (const std::string& w : warnings) quoted_warnings.push_back(JsonString(w));
     std::vector<std::string> rounds;
     for (const v1::RoundRecord& r : result->rounds) {
       rounds.push_back(absl::StrCat("{\"round\": ", r.round(),
@@ -188,13 +243,15 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
     std::printf(
         "{\"task\": %s, \"state\": %s, \"reason\": %s, \"clients\": %zu, \"partition\": %s,\n"
         " \"site_train_rows\": [%s], \"site_test_rows\": [%s],\n"
-        " \"rounds\": [%s],\n \"final\": {%s},\n \"wall_seconds\": %s}\n",
+        " \"rounds\": [%s],\n \"final\": {%s},\n \"wall_seconds\": %s,\n \"warnings\": [%s]%s}\n",
         JsonString(task.spec().name()).c_str(),
         JsonString(v1::TaskState_Name(task.state())).c_str(),
         JsonString(task.state_reason()).c_str(), result->site_train_rows.size(),
         JsonString(partition_text).c_str(), absl::StrJoin(train_rows, ", ").c_str(),
         absl::StrJoin(test_counts, ", ").c_str(), absl::StrJoin(rounds, ",\n  ").c_str(),
-        absl::StrJoin(final_parts, ", ").c_str(), Json(result->wall_seconds).c_str());
+        absl::StrJoin(final_parts, ", ").c_str(), Json(result->wall_seconds).c_str(),
+        absl::StrJoin(quoted_warnings, ", ").c_str(),
+        task.has_glm_report() ? GlmJson(task.glm_report()).c_str() : "");
   } else {
     std::printf("%s %s after %d rounds in %.1f s (%zu sites, %s)\n", task.spec().name().c_str(),
                 v1::TaskState_Name(task.state()).c_str(), task.last_committed_round(),
@@ -202,6 +259,8 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
     for (const auto& [name, value] : result->final_metrics) {
       std::printf("final %s=%.4f\n", name.c_str(), value);
     }
+    if (task.has_glm_report()) internal::PrintGlmReport(task.glm_report());
+    for (const std::string& w : warnings) std::printf("warning: %s\n", w.c_str());
   }
   if (!export_path.empty()) {
     RETURN_IF_ERROR(internal::WriteSimulationExport(

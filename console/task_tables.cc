@@ -1,6 +1,7 @@
 #include "console/task_tables.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
@@ -153,6 +154,50 @@ void PrintAttempts(const std::string& title,
   }
   PrintTable(rows);
   for (const std::string& o : outcomes) std::printf("%s\n", o.c_str());
+}
+
+void PrintGlmReport(const v1::GlmReport& report) {
+  const std::string ratio = report.family() == "binomial"  ? "ODDS_RATIO"
+                            : report.family() == "poisson" ? "RATE_RATIO"
+                            : report.family() == "cox"     ? "HAZARD_RATIO"
+                                                           : "";
+  std::vector<std::string> header = {
+      "TERM", "ESTIMATE", "STD_ERROR", report.statistic() == "t" ? "T" : "Z",
+      "P",    "CI_LOW",   "CI_HIGH"};
+  if (!ratio.empty()) header.push_back(ratio + " (95% CI)");
+  std::vector<std::vector<std::string>> rows = {header};
+  for (const v1::GlmCoefficient& c : report.coefficients()) {
+    std::vector<std::string> row = {c.name(),
+                                    absl::StrFormat("%.6g", c.estimate()),
+                                    absl::StrFormat("%.6g", c.std_error()),
+                                    absl::StrFormat("%.4f", c.statistic()),
+                                    absl::StrFormat("%.4g", c.p_value()),
+                                    absl::StrFormat("%.6g", c.ci_low()),
+                                    absl::StrFormat("%.6g", c.ci_high())};
+    if (!ratio.empty()) {
+      row.push_back(absl::StrFormat("%.4g (%.4g, %.4g)", std::exp(c.estimate()),
+                                    std::exp(c.ci_low()), std::exp(c.ci_high())));
+    }
+    rows.push_back(std::move(row));
+  }
+  std::printf("\n%s regression on %lld rows%s: %s after %u rounds (%u Newton steps)\n",
+              report.family().c_str(), static_cast<long long>(report.rows()),
+              report.family() == "cox"
+                  ? absl::StrCat(", ", report.events(), " events, stratified by site").c_str()
+                  : "",
+              report.converged() ? "converged" : "NOT converged", report.rounds(),
+              report.iterations());
+  PrintTable(rows);
+  if (report.family() == "cox") {
+    std::printf("partial log-likelihood %.6f\n", report.log_likelihood());
+  } else {
+    std::printf("residual deviance %.6f on %lld degrees of freedom", report.deviance(),
+                static_cast<long long>(report.df_residual()));
+    if (report.null_deviance() != 0) std::printf(" (null deviance %.6f)", report.null_deviance());
+    std::printf("; AIC %.6f", report.aic());
+    if (report.family() == "gaussian") std::printf("; dispersion %.6g", report.dispersion());
+    std::printf("\n");
+  }
 }
 
 }  // namespace tessera::console::internal

@@ -37,6 +37,12 @@ void PrintSiteDecisions(const v1::TaskRecord& t);
 void PrintAttempts(const std::string& title,
                    const google::protobuf::RepeatedPtrField<v1::StageAttempt>& attempts);
 
+// An exact regression's report as R's summary prints it: one row per coefficient (TERM
+// ESTIMATE STD_ERROR Z|T P CI_LOW CI_HIGH, and for binomial, Poisson and Cox the ratio
+// exp(estimate) with its interval: ODDS_RATIO, RATE_RATIO, HAZARD_RATIO), then the fit's
+// deviance, AIC and iterations (the partial log-likelihood and events for Cox).
+void PrintGlmReport(const v1::GlmReport& report);
+
 }  // namespace tessera::console::internal
 
 #endif  // TESSERA_COORDINATOR_CONSOLE_TASK_TABLES_H_

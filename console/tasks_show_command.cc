@@ -16,6 +16,7 @@
 #include "console/internal.h"
 #include "console/task_tables.h"
 #include "proto/admin.grpc.pb.h"
+#include "simulation/diagnostics.h"
 
 namespace tessera::console::internal {
 namespace {
@@ -75,6 +76,12 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
     return absl::OkStatus();
   }
   PrintTaskSummary(task.task());
+  {
+    const std::vector<v1::RoundRecord> rounds(task.rounds().begin(), task.rounds().end());
+    for (const std::string& w : simulation::DriftWarnings(task.task().spec(), rounds)) {
+      std::printf("warning   %s\n", w.c_str());
+    }
+  }
   PrintSiteDecisions(task.task());
   if (task.has_in_flight()) {
     PrintAttempts(absl::StrCat("round ", task.in_flight().round(), " in flight, attempt ",
@@ -97,6 +104,7 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
   std::vector<std::vector<std::string>> rows = {RoundHeader(names)};
   for (const auto& r : task.rounds()) rows.push_back(RoundRow(r, names));
   PrintTable(rows);
+  if (task.task().has_glm_report()) PrintGlmReport(task.task().glm_report());
   return absl::OkStatus();
 }
 

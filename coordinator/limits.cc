@@ -84,7 +84,7 @@ absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec) {
   size_t masked_input = 0;
   const uint32_t invited = std::max<uint32_t>(spec.min_clients(), 2);
   for (v1::Stage stage : {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE,
-                          v1::STAGE_FIT_EVALUATE, v1::STAGE_ANALYTICS}) {
+                          v1::STAGE_FIT_EVALUATE, v1::STAGE_ANALYTICS, v1::STAGE_GLM}) {
     absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, stage, invited);
     if (encoding.ok()) masked_input = std::max(masked_input, 4 * secagg::EncodedWords(*encoding));
   }
@@ -97,9 +97,9 @@ absl::Status CheckTaskFitsMessages(const v1::TaskSpec& spec, size_t max_message_
   if (largest <= max_message_bytes) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "the task's largest message (a stage's first work item, or one chunk of its model or of a "
-      "masked input) needs up to ", largest,
-      " bytes (", Mib(largest), "), more than the coordinator's message cap of ", max_message_bytes,
-      " bytes (", Mib(max_message_bytes),
+      "masked input) needs up to ",
+      largest, " bytes (", Mib(largest), "), more than the coordinator's message cap of ",
+      max_message_bytes, " bytes (", Mib(max_message_bytes),
       "); raise max_message_bytes in the coordinator's and the sites' configs, or make the "
       "spec smaller (models and masked inputs travel in chunks)"));
 }

@@ -17,6 +17,7 @@
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
+#include "proto/glm_layout.h"
 #include "proto/model_layout.h"
 #include "secagg/protocol.h"
 #include "secagg/provenance.h"
@@ -215,6 +216,7 @@ absl::Status TaskRunner::RunTask() {
     RETURN_IF_ERROR(RunStatisticsRound(task));
     if (task.state() != v1::TASK_RUNNING || halt() != Halt::kNone) return absl::OkStatus();
   }
+  if (proto::IsGlmTask(task.spec())) return RunGlmRounds(task);
   return RunTrainingRounds(task);
 }
 
@@ -484,11 +486,12 @@ absl::StatusOr<v1::RoundRecord> TaskRunner::CommitTrainingRound(v1::TaskRecord& 
   *record.mutable_drops() = in_flight.drops();
   *record.mutable_stage_attempts() = in_flight.stage_attempts();
   record.set_strategy_state(in_flight.strategy_state());
+  *record.mutable_glm_coefficients() = in_flight.glm_next();
   *record.mutable_releases() = in_flight.releases();
   SetProvenance(in_flight.provenance(), &record);
   task.set_last_committed_round(static_cast<int32_t>(round));
   task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
-  if (round == spec.rounds()) {
+  if (round == spec.rounds() && task.state() != v1::TASK_COMPLETED) {
     task.set_state(v1::TASK_COMPLETED);
     task.set_state_reason("all rounds committed");
   }

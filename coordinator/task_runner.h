@@ -219,6 +219,20 @@ class TaskRunner {
   absl::Status RunTask();
   absl::Status RunStatisticsRound(v1::TaskRecord& task);
   absl::Status RunTrainingRounds(v1::TaskRecord& task);
+  // An exact regression (ModelSpec.GlmSpec, task_runner_glm.cc): one STAGE_GLM session a
+  // round over every site of the statistics cohort (threshold: all of them; a retry is
+  // possible only while no site has sent its input, so a site lost mid-round fails the
+  // task, naming the stage's cause), the Newton step of glm_rounds.h, the report committed
+  // into TaskRecord.glm_report with the round the fit converged in (or the last), which
+  // ends the task COMPLETED. A collinear design or a diverging fit fails the task.
+  absl::Status RunGlmRounds(v1::TaskRecord& task);
+  // One round's session and step up to the next coefficients (and the report), kept in
+  // `in_flight`; false if the task ended meanwhile (its state says how).
+  absl::StatusOr<bool> RunGlmStage(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                   uint32_t round, const std::vector<std::string>& sites,
+                                   const std::vector<double>& beta,
+                                   const std::vector<double>& history,
+                                   std::optional<double> null_deviance);
   // A federated-analytics task: one secure sum of the queries' statistics (round 1). With
   // privacy the sum is noised and charged before it can be unmasked; a budget that cannot
   // pay for it ends the task FAILED, "privacy budget spent: ...", with no answer.

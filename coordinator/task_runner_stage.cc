@@ -181,8 +181,8 @@ std::set<std::string> TaskRunner::LeftOut(const v1::TaskRecord& task,
                                           v1::Stage stage) const {
   std::set<std::string> out = ExcludedSites(task);
   for (const v1::SiteOut& site : in_flight.sites_out()) out.insert(site.client_id());
-  const bool uses_statistics =
-      stage == v1::STAGE_FIT || stage == v1::STAGE_EVALUATE || stage == v1::STAGE_FIT_EVALUATE;
+  const bool uses_statistics = stage == v1::STAGE_FIT || stage == v1::STAGE_EVALUATE ||
+                               stage == v1::STAGE_FIT_EVALUATE || stage == v1::STAGE_GLM;
   if (!uses_statistics || task.statistics_cohort().empty()) return out;
   const std::set<std::string> cohort(task.statistics_cohort().begin(),
                                      task.statistics_cohort().end());
@@ -223,7 +223,12 @@ std::vector<std::string> TaskRunner::WaitForCohort(v1::TaskRecord& task,
                                                    const std::set<std::string>& excluded,
                                                    std::string* unreachable) {
   const v1::TaskSpec& spec = task.spec();
-  const uint32_t need = NeededSites(spec);
+  // An exact regression's round needs every site of the cohort (a sum over fewer would be
+  // another population's).
+  const uint32_t need =
+      stage == v1::STAGE_GLM
+          ? std::max(NeededSites(spec), static_cast<uint32_t>(task.statistics_cohort_size()))
+          : NeededSites(spec);
   auto left_out = [&](const std::string& id) {
     return contributed.contains(id) || excluded.contains(id);
   };
@@ -342,7 +347,8 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
     return end;
   }
   const uint32_t n = static_cast<uint32_t>(cohort.size());
-  absl::StatusOr<uint32_t> threshold = Threshold(spec, n);
+  // An exact regression's sum must hold every invited site (the whole cohort).
+  absl::StatusOr<uint32_t> threshold = plan.stage == v1::STAGE_GLM ? n : Threshold(spec, n);
   absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, plan.stage, n);
   if (!threshold.ok() || !encoding.ok()) {
     end.reason =

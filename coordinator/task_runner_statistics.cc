@@ -2,10 +2,13 @@
 // analytics task's answer (task_runner.cc has the task and the training rounds).
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/proto_text.h"
 #include "common/status.h"
 #include "coordinator/internal/round_records.h"
 #include "coordinator/privacy_accountant.h"
@@ -17,6 +20,7 @@
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
+#include "proto/preparation.h"
 #include "secagg/protocol.h"
 #include "secagg/provenance.h"
 
@@ -26,16 +30,33 @@ using internal::AnalyticsMetrics;
 using internal::MakeMetric;
 using internal::SetProvenance;
 
+namespace {
+
+// "#prepare:<SHA-256 of the entries in text format>": the preparation in a statistics key.
+std::string PreparationKey(const v1::DatasetSpec& dataset) {
+  std::string text;
+  for (const v1::ColumnPreparation& p : dataset.prepare()) {
+    absl::StrAppend(&text, common::ToTextProto(p), "\n--\n");
+  }
+  return absl::StrCat("#prepare:", absl::BytesToHexString(crypto::Sha256(text)));
+}
+
+}  // namespace
+
 absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
   std::vector<std::string> columns(spec.dataset().features().begin(),
                                    spec.dataset().features().end());
   if (proto::StatisticsIncludeLabel(spec.model())) columns.push_back(spec.dataset().label());
+  // The pooled statistics' key: the columns, and the preparation they were computed after
+  // (the same names can hold other values under another preparation).
+  std::vector<std::string> key = columns;
+  if (spec.dataset().prepare_size() > 0) key.push_back(PreparationKey(spec.dataset()));
   ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(0));
   // Statistics of these columns pooled for an earlier task: the sites would not send theirs
   // again, and need not.
   absl::StatusOr<v1::PooledStatisticsRecord> cached =
-      store_->GetStatistics(spec.dataset().id(), columns);
+      store_->GetStatistics(spec.dataset().id(), key);
   if (cached.ok()) return CommitStatistics(task, *cached, in_flight, /*reused=*/true);
   if (cached.status().code() != absl::StatusCode::kNotFound) return cached.status();
 
@@ -46,17 +67,33 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     StageEnd end = RunDurableStage(task, in_flight, plan);
     if (end.kind != StageEnd::Kind::kCompleted) {
       // Another task may have pooled these columns meanwhile (its sites then refused ours).
-      cached = store_->GetStatistics(spec.dataset().id(), columns);
+      cached = store_->GetStatistics(spec.dataset().id(), key);
       if (end.kind == StageEnd::Kind::kFailed && cached.ok()) {
         return CommitStatistics(task, *cached, in_flight, /*reused=*/true);
       }
       return EndStage(task, end, "statistics round");
     }
+    // The statistics, then (with IMPUTE_MEAN columns) their present cells.
+    const std::span<const double> all = end.result.sums;
+    const std::span<const double> sums =
+        all.first(std::min(all.size(), proto::StatisticsLength(columns.size())));
     const absl::Status checked = CheckStatisticsSum(
-        end.result.sums, columns.size(), static_cast<uint32_t>(end.result.survivors.size()));
+        sums, columns.size(), static_cast<uint32_t>(end.result.survivors.size()));
     absl::StatusOr<proto::PooledStatistics> pooled =
-        checked.ok() ? proto::DecodeStatistics(end.result.sums, columns.size())
+        checked.ok() ? proto::DecodeStatistics(sums, columns.size())
                      : absl::StatusOr<proto::PooledStatistics>(checked);
+    std::vector<double> imputed_means;
+    if (pooled.ok() && spec.dataset().prepare_size() > 0) {
+      absl::StatusOr<std::vector<double>> means =
+          proto::PooledImputedMeans(spec.dataset(), all, columns.size(), &*pooled);
+      if (means.ok()) {
+        imputed_means = *std::move(means);
+      } else {
+        pooled = means.status();
+      }
+    } else if (pooled.ok() && all.size() != sums.size()) {
+      pooled = absl::InvalidArgumentError("statistics: a longer vector than the columns need");
+    }
     if (!pooled.ok()) {
       ASSIGN_OR_RETURN(bool halted, UnusableSum(in_flight, 0, end.result,
                                                 std::string(pooled.status().message())));
@@ -66,7 +103,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     const size_t d = static_cast<size_t>(spec.dataset().features_size());
     v1::PooledStatisticsRecord record;
     record.set_dataset_id(spec.dataset().id());
-    *record.mutable_columns() = {columns.begin(), columns.end()};
+    *record.mutable_columns() = {key.begin(), key.end()};
     v1::Standardization* s = record.mutable_standardization();
     s->mutable_mean()->Assign(pooled->mean.begin(), pooled->mean.begin() + d);
     s->mutable_stddev()->Assign(pooled->stddev.begin(), pooled->stddev.begin() + d);
@@ -75,6 +112,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
       s->set_label_mean(pooled->mean[d]);
       s->set_label_stddev(pooled->stddev[d]);
     }
+    s->mutable_imputed_means()->Assign(imputed_means.begin(), imputed_means.end());
     *record.mutable_participants() = {end.result.survivors.begin(), end.result.survivors.end()};
     if (end.result.provenance.has_value()) *record.mutable_provenance() = *end.result.provenance;
     record.set_task_id(task_id_);

@@ -116,4 +116,19 @@ std::string HashModel(std::span<const float> parameters) {
   return hasher.Finish();
 }
 
+std::string HashCoefficients(std::span<const double> coefficients) {
+  static_assert(sizeof(double) == 8 && std::numeric_limits<double>::is_iec559,
+                "HashCoefficients needs IEEE-754 binary64 doubles");
+  Sha256Hasher hasher;
+  static constexpr char kDomain[] = "tessera/glm-coefficients/v1";
+  hasher.Update(reinterpret_cast<const unsigned char*>(kDomain), sizeof(kDomain) - 1);
+  for (double value : coefficients) {
+    const uint64_t bits = std::bit_cast<uint64_t>(value);
+    std::array<unsigned char, 8> word;
+    for (size_t i = 0; i < word.size(); ++i) word[i] = static_cast<unsigned char>(bits >> (8 * i));
+    hasher.Update(word.data(), word.size());
+  }
+  return hasher.Finish();
+}
+
 }  // namespace tessera::crypto

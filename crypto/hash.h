@@ -53,6 +53,10 @@ std::string HashTaskSpec(const v1::TaskSpec& spec);
 // SHA-256 over the parameters as little-endian IEEE-754 float32 words (32 raw bytes).
 std::string HashModel(std::span<const float> parameters);
 
+// SHA-256 over "tessera/glm-coefficients/v1" and the coefficients of an exact regression as
+// little-endian IEEE-754 binary64 words (32 raw bytes): WorkItem.model_hash of a glm stage.
+std::string HashCoefficients(std::span<const double> coefficients);
+
 }  // namespace tessera::crypto
 
 #endif  // TESSERA_CRYPTO_HASH_H_

@@ -119,6 +119,57 @@ absl::StatusOr<CoxSums> CoxStratumContribution(Ties ties, const Eigen::MatrixXd&
   return out;
 }
 
+size_t CoxFlatSize(int p) {
+  const auto n = static_cast<size_t>(p);
+  return 1 + n + n * (n + 1) / 2 + 2;
+}
+
+std::vector<double> FlattenCox(const CoxSums& sums) {
+  const auto p = static_cast<int>(sums.score.size());
+  std::vector<double> flat;
+  flat.reserve(CoxFlatSize(p));
+  flat.push_back(sums.log_likelihood);
+  for (int i = 0; i < p; ++i) flat.push_back(sums.score(i));
+  for (int i = 0; i < p; ++i) {
+    for (int j = i; j < p; ++j) flat.push_back(sums.information(i, j));
+  }
+  flat.push_back(static_cast<double>(sums.rows));
+  flat.push_back(static_cast<double>(sums.events));
+  return flat;
+}
+
+absl::StatusOr<CoxSums> UnflattenCox(const std::vector<double>& flat, int p) {
+  if (p <= 0 || flat.size() != CoxFlatSize(p)) {
+    return absl::InvalidArgumentError(absl::StrCat("a flat vector of ", flat.size(),
+                                                   " values does not hold the Cox sums of ", p,
+                                                   " coefficients"));
+  }
+  CoxSums sums;
+  sums.score.resize(p);
+  sums.information.resize(p, p);
+  size_t k = 0;
+  sums.log_likelihood = flat[k++];
+  for (int i = 0; i < p; ++i) sums.score(i) = flat[k++];
+  for (int i = 0; i < p; ++i) {
+    for (int j = i; j < p; ++j) {
+      sums.information(i, j) = flat[k];
+      sums.information(j, i) = flat[k];
+      ++k;
+    }
+  }
+  const double rows = flat[k++];
+  const double events = flat[k];
+  for (double count : {rows, events}) {
+    if (!(count >= 0) || count != std::floor(count) || count > 9.0e15) {
+      return absl::InvalidArgumentError("the row or event count is not a non-negative integer");
+    }
+  }
+  if (events > rows) return absl::InvalidArgumentError("more events than rows");
+  sums.rows = static_cast<int64_t>(rows);
+  sums.events = static_cast<int64_t>(events);
+  return sums;
+}
+
 absl::Status Add(CoxSums& total, const CoxSums& stratum) {
   if (total.score.size() == 0 && total.rows == 0) {
     total = stratum;

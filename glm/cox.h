@@ -18,6 +18,7 @@
 #ifndef TESSERA_GLM_COX_H_
 #define TESSERA_GLM_COX_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,6 +46,16 @@ absl::StatusOr<CoxSums> CoxStratumContribution(Ties ties, const Eigen::MatrixXd&
                                                const Eigen::VectorXd& time,
                                                const Eigen::VectorXd& event,
                                                const Eigen::VectorXd& beta);
+
+// CoxSums as one vector of reals, for secure aggregation: the partial log-likelihood, U,
+// I's upper triangle row by row (i <= j), the rows and the events. CoxFlatSize(p) =
+// 1 + p + p(p+1)/2 + 2 values.
+size_t CoxFlatSize(int p);
+std::vector<double> FlattenCox(const CoxSums& sums);
+// The sums of p coefficients from a flat vector (a sum of FlattenCox's). INVALID_ARGUMENT if
+// its length is not CoxFlatSize(p), or the row or event count is not a non-negative integer
+// (events at most rows).
+absl::StatusOr<CoxSums> UnflattenCox(const std::vector<double>& flat, int p);
 
 // total += stratum. INVALID_ARGUMENT if their sizes differ (an empty total takes it).
 absl::Status Add(CoxSums& total, const CoxSums& stratum);

@@ -17,6 +17,8 @@ const char* StageLabel(v1::Stage stage) {
       return "analytics";
     case v1::STAGE_FIT_EVALUATE:
       return "fit_evaluate";
+    case v1::STAGE_GLM:
+      return "glm";
     default:
       return "unknown";
   }

@@ -43,6 +43,7 @@ absl::Status CheckSpec(const v1::ModelSpec& spec, size_t num_features) {
     case v1::ModelSpec::LOGISTIC_REGRESSION:
     case v1::ModelSpec::LINEAR_REGRESSION:
     case v1::ModelSpec::COX_PH:
+    case v1::ModelSpec::GLM:
       if (k != 0) return BadNumClasses(spec, "no num_classes (0)");
       return absl::OkStatus();
     case v1::ModelSpec::SOFTMAX_REGRESSION:
@@ -98,6 +99,11 @@ absl::StatusOr<size_t> Count(const v1::ModelSpec& spec, size_t num_features) {
       break;
     case v1::ModelSpec::COX_PH:
       ok = AddProduct(num_features, 1, &total);
+      break;
+    case v1::ModelSpec::GLM:
+      // One intercept (none for COX); with site fixed effects the coefficients are
+      // proto::GlmCoefficientCount's, known once the cohort is.
+      ok = AddProduct(num_features + (spec.glm().family() == v1::GlmSpec::COX ? 0 : 1), 1, &total);
       break;
     case v1::ModelSpec::MLP: {
       const std::vector<size_t> widths = Widths(spec, num_features);

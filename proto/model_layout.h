@@ -17,6 +17,9 @@
 //                        W_l (out_l x in_l) followed by b_l (out_l); in_1 = d,
 //                        in_l = h_(l-1), the head has out = K (softmax, K >= 2) or 1
 //                        (linear head for regression, K = 0 or 1).
+//   GLM                  [b_0, w_1..w_d] (COX: [w_1..w_d])     d + 1 (d)   zeros
+//                        with site fixed effects one intercept per site of the cohort
+//                        first: proto/glm_layout.h (the coefficients of an exact regression)
 //
 // The convex models start at zero whatever the seed. The MLP's weights are drawn from
 // common::SplitMix64(seed), one 64-bit output per weight in layout order (biases, which

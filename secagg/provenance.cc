@@ -225,9 +225,10 @@ absl::Status VerifyRoundProvenance(const v1::RoundProvenance& round,
         absl::StrCat(name, ": round 0 has no statistics session and reused no statistics"));
   }
   if (round.round() > 0 && !stages.contains(v1::STAGE_FIT) &&
-      !stages.contains(v1::STAGE_FIT_EVALUATE) && !stages.contains(v1::STAGE_ANALYTICS)) {
+      !stages.contains(v1::STAGE_FIT_EVALUATE) && !stages.contains(v1::STAGE_ANALYTICS) &&
+      !stages.contains(v1::STAGE_GLM)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": the round has neither a fit nor an analytics session"));
+        absl::StrCat(name, ": the round has neither a fit, a glm nor an analytics session"));
   }
   for (const v1::SessionProvenance& session : round.sessions()) {
     // The evaluation ran on the round's new model: its setup, which the sites signed,

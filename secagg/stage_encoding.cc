@@ -9,7 +9,9 @@
 #include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
+#include "proto/glm_layout.h"
 #include "proto/model_layout.h"
+#include "proto/preparation.h"
 #include "secagg/vector_codec.h"
 
 namespace tessera::secagg {
@@ -38,11 +40,23 @@ v1::SecAggSegment Bounded(size_t length, double bound, uint32_t n) {
   return s;
 }
 
-// The length of `stage`'s vector for `spec`, from the proto layouts.
-absl::StatusOr<size_t> VectorLength(const v1::TaskSpec& spec, v1::Stage stage) {
+// The length of `stage`'s vector for `spec` and `num_invited` sites, from the proto layouts.
+absl::StatusOr<size_t> VectorLength(const v1::TaskSpec& spec, v1::Stage stage,
+                                    uint32_t num_invited) {
   const size_t d = static_cast<size_t>(spec.dataset().features_size());
+  // An exact regression has Newton rounds only (and its statistics round).
+  if (proto::IsGlmTask(spec) && stage != v1::STAGE_STATISTICS && stage != v1::STAGE_GLM) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an exact regression (model.glm) has no ", v1::Stage_Name(stage), " stage"));
+  }
   switch (stage) {
+    case v1::STAGE_GLM: {
+      ASSIGN_OR_RETURN(const size_t p, proto::GlmCoefficientCount(spec, num_invited));
+      return proto::GlmContributionLength(spec, p);
+    }
     case v1::STAGE_STATISTICS:
+      // The columns pooled; then, with IMPUTE_MEAN preparation, each such column's present
+      // cells (proto/preparation.h): StatisticsEncoding adds them as extra values.
       return d + (proto::StatisticsIncludeLabel(spec.model()) ? 1 : 0);
     case v1::STAGE_FIT:
       return proto::NumParameters(spec.model(), d);
@@ -54,8 +68,8 @@ absl::StatusOr<size_t> VectorLength(const v1::TaskSpec& spec, v1::Stage stage) {
     case v1::STAGE_ANALYTICS:
       return proto::AnalyticsLength(spec.analytics());
     case v1::STAGE_FIT_EVALUATE: {
-      ASSIGN_OR_RETURN(const size_t fit, VectorLength(spec, v1::STAGE_FIT));
-      ASSIGN_OR_RETURN(const size_t evaluate, VectorLength(spec, v1::STAGE_EVALUATE));
+      ASSIGN_OR_RETURN(const size_t fit, VectorLength(spec, v1::STAGE_FIT, num_invited));
+      ASSIGN_OR_RETURN(const size_t evaluate, VectorLength(spec, v1::STAGE_EVALUATE, num_invited));
       return fit + evaluate;
     }
     default:
@@ -72,7 +86,7 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
   if (num_invited == 0) {
     return absl::InvalidArgumentError("a stage encoding needs at least one invited client");
   }
-  absl::StatusOr<size_t> length = VectorLength(spec, stage);
+  absl::StatusOr<size_t> length = VectorLength(spec, stage, num_invited);
   if (!length.ok()) return absl::InvalidArgumentError(length.status().message());
   // At most 4 words per value (WIDE limbs) must fit a uint32 word count.
   if (*length == 0 || *length > (UINT32_MAX - 1) / 4) {
@@ -82,7 +96,8 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
   v1::SecAggEncoding encoding;
   switch (stage) {
     case v1::STAGE_STATISTICS:
-      encoding = StatisticsEncoding(*length, num_invited);
+      encoding = StatisticsEncoding(*length, num_invited,
+                                    proto::ImputedMeanEntries(spec.dataset()).size());
       break;
     case v1::STAGE_FIT:
     case v1::STAGE_FIT_EVALUATE: {
@@ -96,7 +111,7 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
       }
       // VectorLength checked both parts. A combined vector never carries noised
       // evaluations (the sites refuse one: client/work_processor.h).
-      const size_t fit = *VectorLength(spec, v1::STAGE_FIT);
+      const size_t fit = *VectorLength(spec, v1::STAGE_FIT, num_invited);
       encoding =
           FitEvaluateEncoding(fit, *proto::MakeEvaluationLayout(spec.model()), clip, num_invited);
       break;
@@ -105,7 +120,7 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
       encoding = EvaluateEncoding(*proto::MakeEvaluationLayout(spec.model()),
                                   proto::EvaluationNoiseOn(spec), num_invited);
       break;
-    default:  // VectorLength refused every other stage
+    default:  // ANALYTICS and GLM (VectorLength refused every other stage)
       encoding = AnalyticsEncoding(*length, num_invited);
       break;
   }
@@ -115,9 +130,11 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
   return encoding;
 }
 
-v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited) {
+v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited,
+                                      size_t present_counts) {
   v1::SecAggEncoding e;
-  *e.add_segments() = Wide(proto::StatisticsLength(num_columns), 24, 4, num_invited);
+  *e.add_segments() =
+      Wide(proto::StatisticsLength(num_columns) + present_counts, 24, 4, num_invited);
   return e;
 }
 

@@ -16,6 +16,9 @@
 //               the FIT vector followed by the EVALUATE vector of the same model)
 //   ANALYTICS   one WIDE segment, 40 fractional bits, 4 limbs (integer columns sum exactly,
 //               decimals to ~1e-12 relative)
+//   GLM         the same: one WIDE segment, 40 fractional bits, 4 limbs, of
+//               proto::GlmContributionLength values (with site fixed effects the number of
+//               coefficients depends on the invited sites, every site of the cohort)
 // with the most bits per word that cannot overflow for that many clients (WIDE words one
 // bit less than BOUNDED ones: their top limb is signed and the others unsigned).
 //
@@ -48,7 +51,10 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
 // The encodings StageEncoding returns, from the vector's size: the number of columns pooled
 // (features, plus the label when pooled), of model parameters, the evaluation layout, and
 // the number of analytics values.
-v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited);
+// `present_counts`: the IMPUTE_MEAN columns whose present cells follow the statistics
+// (proto::PooledImputedMeans).
+v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited,
+                                      size_t present_counts = 0);
 v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);
 // `noised`: the task noises its evaluations (proto::EvaluationNoiseOn).
 v1::SecAggEncoding EvaluateEncoding(const proto::EvaluationLayout& layout, bool noised,

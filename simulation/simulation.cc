@@ -29,13 +29,21 @@
 #include "coordinator/store.h"
 #include "crypto/pki.h"
 #include "crypto/signature.h"
+#include "proto/preparation.h"
 #include "proto/validation.h"
+#include "simulation/internal/data_files.h"
 
 namespace tessera::simulation {
 
 using coordinator::Coordinator;
 using coordinator::CoordinatorOptions;
 using coordinator::NewMemoryStore;
+using internal::CheckColumns;
+using internal::ColumnIndex;
+using internal::IdxData;
+using internal::LoadIdxTable;
+using internal::ReadTestRows;
+using internal::ToCsv;
 
 namespace {
 
@@ -68,131 +76,6 @@ double Gamma(common::SplitMix64& rng, double shape) {
   }
 }
 
-// Rows of `table` (indices) written as a CSV with the table's header.
-std::string ToCsv(const client::CsvTable& table, std::span<const size_t> rows) {
-  std::string out;
-  for (size_t j = 0; j < table.header.size(); ++j) {
-    if (j > 0) out.push_back(',');
-    out += table.header[j];
-  }
-  out.push_back('\n');
-  const size_t width = table.header.size();
-  for (size_t r : rows) {
-    for (size_t j = 0; j < width; ++j) {
-      if (j > 0) out.push_back(',');
-      // A cell that was not a number goes back as NA, which the site's loader marks again.
-      const double v = table.values[r * width + j];
-      out += std::isnan(v) ? std::string("NA") : absl::StrFormat("%.17g", v);
-    }
-    out.push_back('\n');
-  }
-  return out;
-}
-
-int ColumnIndex(const client::CsvTable& table, const std::string& name) {
-  auto it = std::find(table.header.begin(), table.header.end(), name);
-  return it == table.header.end() ? -1 : static_cast<int>(it - table.header.begin());
-}
-
-// Every column the spec names must be in the file: errors name the field path.
-std::vector<common::FieldError> CheckColumns(const v1::TaskSpec& spec,
-                                             const client::CsvTable& table,
-                                             const std::string& file) {
-  std::vector<common::FieldError> errors;
-  // `numeric`: the column is trained on, so every cell must be a number (analytics skips
-  // the rows whose cell is not).
-  auto need = [&](const std::string& column, const std::string& path, bool numeric) {
-    if (column.empty()) return;
-    const int index = ColumnIndex(table, column);
-    if (index < 0) {
-      errors.push_back({path, absl::StrCat("column '", column, "' is not in ", file)});
-      return;
-    }
-    const auto c = static_cast<size_t>(index);
-    if (numeric && c < table.non_numeric_cells.size() && table.non_numeric_cells[c] > 0) {
-      errors.push_back({path, absl::StrCat("column '", column, "' of ", file, " has ",
-                                           table.non_numeric_cells[c],
-                                           " cells that are not numbers (the first on line ",
-                                           table.first_non_numeric_line[c], ")")});
-    }
-  };
-  const v1::DatasetSpec& ds = spec.dataset();
-  const bool trains = !spec.has_analytics();
-  for (int i = 0; i < ds.features_size(); ++i) {
-    need(ds.features(i), absl::StrCat("dataset.features[", i, "]"), trains);
-  }
-  need(ds.label(), "dataset.label", trains);
-  need(ds.event(), "dataset.event", trains);
-  if (spec.has_analytics()) {
-    for (int i = 0; i < spec.analytics().queries_size(); ++i) {
-      need(spec.analytics().queries(i).column(), absl::StrCat("analytics.queries[", i, "].column"),
-           false);
-    }
-    if (spec.analytics().has_filter()) {
-      need(spec.analytics().filter().column(), "analytics.filter.column", false);
-    }
-  }
-  return errors;
-}
-
-absl::StatusOr<std::vector<size_t>> ReadTestRows(const std::string& path, size_t num_rows) {
-  ASSIGN_OR_RETURN(std::string text, common::ReadFile(path));
-  std::vector<size_t> rows;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    uint64_t row = 0;
-    if (!absl::SimpleAtoi(line, &row) || row >= num_rows) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_number, ": not a data-row index below ", num_rows));
-    }
-    rows.push_back(static_cast<size_t>(row));
-  }
-  std::sort(rows.begin(), rows.end());
-  if (std::adjacent_find(rows.begin(), rows.end()) != rows.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": a row index is listed twice"));
-  }
-  if (rows.empty() || rows.size() >= num_rows) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": the test rows must be some, but not all, of the file's rows"));
-  }
-  return rows;
-}
-
-struct IdxData {
-  client::CsvTable table;
-  size_t train_rows = 0;
-};
-
-// The training then the test images of an MNIST-style directory as one table.
-absl::StatusOr<IdxData> LoadIdxTable(const std::string& dir) {
-  IdxData out;
-  for (const char* part : {"train", "t10k"}) {
-    ASSIGN_OR_RETURN(client::Dataset data,
-                     client::LoadIdxDataset(absl::StrCat(dir, "/", part, "-images-idx3-ubyte.gz"),
-                                            absl::StrCat(dir, "/", part, "-labels-idx1-ubyte.gz")));
-    if (out.table.header.empty()) {
-      for (size_t j = 0; j < data.num_features; ++j)
-        out.table.header.push_back(absl::StrCat("px", j));
-      out.table.header.push_back("label");
-    } else if (out.table.header.size() != data.num_features + 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(dir, ": training and test images differ in size"));
-    }
-    for (size_t r = 0; r < data.num_rows; ++r) {
-      out.table.values.insert(out.table.values.end(),
-                              data.x.begin() + static_cast<long>(r * data.num_features),
-                              data.x.begin() + static_cast<long>((r + 1) * data.num_features));
-      out.table.values.push_back(data.y[r]);
-    }
-    out.table.num_rows += data.num_rows;
-    if (out.train_rows == 0) out.train_rows = out.table.num_rows;
-  }
-  return out;
-}
-
 struct SimulatedSite {
   std::string id;
   std::unique_ptr<crypto::Signer> signer;
@@ -206,6 +89,10 @@ struct SimulatedSite {
 absl::StatusOr<Partition> ParsePartition(const std::string& text) {
   Partition p;
   if (text == "iid") return p;
+  if (text == "round-robin") {
+    p.kind = Partition::Kind::kRoundRobin;
+    return p;
+  }
   if (text.rfind("dirichlet:", 0) == 0) {
     p.kind = Partition::Kind::kDirichlet;
     if (!absl::SimpleAtod(text.substr(10), &p.alpha) || !std::isfinite(p.alpha) || p.alpha <= 0) {
@@ -235,7 +122,8 @@ absl::StatusOr<Partition> ParsePartition(const std::string& text) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--partition '", text,
-                   "': expected iid, dirichlet:ALPHA, by-column:NAME or by-quantile:NAME:K"));
+                   "': expected iid, round-robin, dirichlet:ALPHA, by-column:NAME or "
+                   "by-quantile:NAME:K"));
 }
 
 absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const size_t> train_rows,
@@ -246,12 +134,13 @@ absl::StatusOr<std::vector<std::vector<size_t>>> PartitionRows(std::span<const s
   common::SplitMix64 rng(seed ^ 0x7061727469746e6fULL);
   std::vector<size_t> rows(train_rows.begin(), train_rows.end());
   switch (partition.kind) {
-    case Partition::Kind::kIid: {
+    case Partition::Kind::kIid:
+    case Partition::Kind::kRoundRobin: {
       if (num_sites == 0 || num_sites > rows.size()) {
         return absl::InvalidArgumentError(
             absl::StrCat("cannot deal ", rows.size(), " training rows to ", num_sites, " sites"));
       }
-      Shuffle(rng, rows);
+      if (partition.kind == Partition::Kind::kIid) Shuffle(rng, rows);
       std::vector<std::vector<size_t>> sites(num_sites);
       for (size_t i = 0; i < rows.size(); ++i) sites[i % num_sites].push_back(rows[i]);
       return sites;
@@ -456,6 +345,8 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
       RETURN_IF_ERROR(common::WriteFileAtomic(data->test_csv(), ToCsv(table, test_share)));
     }
     config.mutable_policy()->set_min_cohort(std::min<uint32_t>(2, num_sites));
+    // The researcher's own file: per-site sums of a fixed-effects regression stay with them.
+    config.mutable_policy()->set_allow_site_fixed_effects(true);
     proto::ApplyClientDefaults(&config);
     result.site_train_rows.push_back(site_rows[k].size());
     result.site_test_rows.push_back(test_share.size());

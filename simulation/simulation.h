@@ -33,7 +33,9 @@
 namespace tessera::simulation {
 
 struct Partition {
-  enum class Kind { kIid, kDirichlet, kByColumn, kByQuantile };
+  // kRoundRobin: the i-th training row (in file order, from 0) to site i mod K, unshuffled —
+  // a partition another tool can reproduce (tests/research/reference/glm_reference.R).
+  enum class Kind { kIid, kRoundRobin, kDirichlet, kByColumn, kByQuantile };
   Kind kind = Kind::kIid;
   // kDirichlet: the concentration alpha > 0 (smaller is more skewed).
   double alpha = 1.0;
@@ -47,8 +49,8 @@ struct Partition {
   uint32_t bins = 0;
 };
 
-// "iid", "dirichlet:ALPHA", "by-column:NAME" or "by-quantile:NAME:K". INVALID_ARGUMENT
-// naming the accepted forms.
+// "iid", "round-robin", "dirichlet:ALPHA", "by-column:NAME" or "by-quantile:NAME:K".
+// INVALID_ARGUMENT naming the accepted forms.
 absl::StatusOr<Partition> ParsePartition(const std::string& text);
 
 // Training rows (indices into `labels`) per site. `labels`: the label of every row (used by

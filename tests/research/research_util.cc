@@ -1,5 +1,8 @@
 #include "tests/research/research_util.h"
 
+#include <sys/wait.h>
+
+#include <array>
 #include <cstdio>
 #include <vector>
 
@@ -63,6 +66,26 @@ void Report(const std::string& what, const simulation::SimulationResult& result)
               v1::TaskState_Name(result.task.state()).c_str(), result.task.last_committed_round(),
               result.wall_seconds, absl::StrJoin(parts, " ").c_str());
   std::fflush(stdout);
+}
+
+CommandOutput RunCommand(const std::string& binary, const std::vector<std::string>& args,
+                         const std::string& err_path) {
+  auto quote = [](const std::string& s) { return absl::StrCat("'", s, "'"); };
+  std::vector<std::string> quoted = {quote(binary)};
+  for (const std::string& a : args) quoted.push_back(quote(a));
+  const std::string command =
+      absl::StrCat(absl::StrJoin(quoted, " "), " 2>", quote(err_path), " </dev/null");
+  CommandOutput result;
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
+    result.out.append(buffer.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 }  // namespace tessera::research

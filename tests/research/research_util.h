@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/state.pb.h"
@@ -34,6 +35,15 @@ absl::StatusOr<simulation::SimulationResult> Simulate(const v1::TaskSpec& spec,
                                                       const std::string& partition,
                                                       const std::string& work_dir,
                                                       bool reference_split = true);
+
+// A program run as a user runs it: `binary` with `args` (each shell-quoted), stdin empty,
+// stderr into `err_path`; its stdout and exit code (-1 if a signal ended it).
+struct CommandOutput {
+  int exit_code = -1;
+  std::string out;
+};
+CommandOutput RunCommand(const std::string& binary, const std::vector<std::string>& args,
+                         const std::string& err_path);
 
 // The metrics of a round record, by name.
 std::map<std::string, double> Metrics(const v1::RoundRecord& round);

@@ -4,10 +4,6 @@
 // same values RunSimulation gives; a metric the cohort cannot define is null. And the
 // partitions that could make a simulation meaningless: a by-column partition on a
 // continuous column is refused; by-quantile bins it.
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <map>
 #include <ostream>
 #include <string>
@@ -33,30 +29,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Quote(const std::string& s) { return absl::StrCat("'", s, "'"); }
-
-struct Output {
-  int exit_code = -1;
-  std::string out;
-};
+using Output = CommandOutput;
 
 // Runs the console with `args`, stdout captured, stderr into `err_path`.
 Output RunConsole(const std::vector<std::string>& args, const std::string& err_path) {
-  std::vector<std::string> quoted = {Quote(TESSERA_CONSOLE_BIN)};
-  for (const std::string& a : args) quoted.push_back(Quote(a));
-  const std::string command =
-      absl::StrCat(absl::StrJoin(quoted, " "), " 2>", Quote(err_path), " </dev/null");
-  Output result;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    result.out.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return RunCommand(TESSERA_CONSOLE_BIN, args, err_path);
 }
 
 struct Case {

@@ -221,7 +221,7 @@ TEST_F(ProvenanceTest, RoundProvenanceWithItsSessionsLeftOutFails) {
   round.clear_sessions();
   EXPECT_THAT(VerifyRoundProvenance(round, federation_->ca_cert_pem()),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("neither a fit nor an analytics session")));
+                       HasSubstr("neither a fit, a glm nor an analytics session")));
   round.set_round(0);
   EXPECT_THAT(VerifyRoundProvenance(round, federation_->ca_cert_pem()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no statistics session")));
