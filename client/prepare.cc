@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/federation.pb.h"
 #include "proto/preparation.h"
 #include "proto/task.pb.h"
 
@@ -24,6 +25,7 @@ struct Entry {
   size_t column = 0;                   // in the raw table
   size_t first_output = 0;             // its first derived column in the output
   int imputed = -1;                    // its index among the IMPUTE_MEAN entries
+  int mode = -1;                       // its index among the IMPUTE_MODE entries
   std::vector<double> numeric_levels;  // each level's value, NaN if it is no number
 };
 
@@ -100,20 +102,33 @@ absl::StatusOr<double> Transform(const Entry& e, double v, size_t row, const std
 }  // namespace
 
 absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::DatasetSpec& dataset,
-                                           std::span<const double> imputed_means,
+                                           const v1::Standardization* pooled,
                                            const std::string& source) {
   const size_t width = raw.header.size();
-  const size_t means_needed = proto::ImputedMeanEntries(dataset).size();
-  if (!imputed_means.empty() && imputed_means.size() != means_needed) {
-    return absl::FailedPreconditionError(absl::StrCat("the task imputes ", means_needed,
-                                                      " columns with pooled means; the item "
-                                                      "carries ",
-                                                      imputed_means.size()));
+  const std::vector<const Prep*> mode_entries = proto::ImputedModeEntries(dataset);
+  if (pooled != nullptr) {
+    const size_t means = proto::ImputedMeanEntries(dataset).size();
+    if (static_cast<size_t>(pooled->imputed_means_size()) != means ||
+        static_cast<size_t>(pooled->imputed_modes_size()) != mode_entries.size()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the task imputes ", means, " columns with pooled means and ",
+                       mode_entries.size(), " with pooled modes; the item carries ",
+                       pooled->imputed_means_size(), " and ", pooled->imputed_modes_size()));
+    }
+    for (size_t k = 0; k < mode_entries.size(); ++k) {
+      if (pooled->imputed_modes(static_cast<int>(k)) >=
+          static_cast<uint32_t>(mode_entries[k]->levels_size())) {
+        return absl::FailedPreconditionError(absl::StrCat("the item's mode of column '",
+                                                          mode_entries[k]->column(),
+                                                          "' is not one of its levels"));
+      }
+    }
   }
   PreparedTable out;
   out.table.header = raw.header;
   std::vector<Entry> entries;
   int imputed = 0;
+  int modes = 0;
   for (const Prep& p : dataset.prepare()) {
     Entry e;
     e.prep = &p;
@@ -129,6 +144,7 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
     }
     if (p.missing() == Prep::INDICATOR) out.table.header.push_back(p.column() + ":missing");
     if (p.missing() == Prep::IMPUTE_MEAN) e.imputed = imputed++;
+    if (p.missing() == Prep::IMPUTE_MODE) e.mode = modes++;
     for (const std::string& level : p.levels()) {
       double v = std::numeric_limits<double>::quiet_NaN();
       if (!absl::SimpleAtod(level, &v) || !std::isfinite(v)) {
@@ -138,7 +154,10 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
     }
     entries.push_back(std::move(e));
   }
-  out.imputed_cells.assign(static_cast<size_t>(imputed), 0);
+  // Present counts of IMPUTE_MEAN columns, then of each level of IMPUTE_MODE columns.
+  std::vector<double> present(static_cast<size_t>(imputed), 0.0);
+  std::vector<std::vector<double>> level_counts;
+  for (const Prep* e : mode_entries) level_counts.emplace_back(e->levels_size(), 0.0);
   const size_t out_width = out.table.header.size();
   // Per output column: cells still not numbers (the raw ones, minus the prepared columns').
   out.table.non_numeric_cells.assign(out_width, 0);
@@ -172,8 +191,13 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
       if (cell.missing) {
         switch (p.missing()) {
           case Prep::IMPUTE_MEAN:
-            cells[e.column] = imputed_means.empty() ? 0.0 : imputed_means[e.imputed];
-            ++out.imputed_cells[static_cast<size_t>(e.imputed)];
+            cells[e.column] = pooled == nullptr ? 0.0 : pooled->imputed_means(e.imputed);
+            break;
+          case Prep::IMPUTE_MODE:
+            if (pooled != nullptr) {
+              const uint32_t level = pooled->imputed_modes(e.mode);
+              if (level >= 1) cells[e.first_output + level - 1] = 1.0;
+            }
             break;
           case Prep::IMPUTE_CONSTANT:
           case Prep::INDICATOR:
@@ -184,6 +208,9 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
             break;
         }
       } else if (p.levels_size() > 0) {
+        if (cell.level >= 0 && e.mode >= 0) {
+          ++level_counts[static_cast<size_t>(e.mode)][static_cast<size_t>(cell.level)];
+        }
         if (cell.level < 0) {
           return absl::InvalidArgumentError(
               absl::StrCat(source, ": column '", p.column(), "' has a cell that is not one of its ",
@@ -194,6 +221,7 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
         absl::StatusOr<double> v = Transform(e, cell.value, row, source);
         if (!v.ok()) return v.status();
         cells[e.column] = *v;
+        if (e.imputed >= 0) ++present[static_cast<size_t>(e.imputed)];
       }
       if (indicator) {
         const size_t at = e.first_output + static_cast<size_t>(std::max(0, p.levels_size() - 1));
@@ -208,6 +236,10 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
         source, ": column '", entries[k].prep->column(), "' has ", refused[k],
         " cells that are missing (empty, NA or text; the first on line ", refused_line[k],
         "): the task refuses them (set its prepare entry's `missing`)"));
+  }
+  out.imputation_counts = std::move(present);
+  for (const std::vector<double>& counts : level_counts) {
+    out.imputation_counts.insert(out.imputation_counts.end(), counts.begin(), counts.end());
   }
   if (out.table.num_rows == 0) {
     return absl::InvalidArgumentError(

@@ -22,7 +22,6 @@
 #define TESSERA_CLIENT_PREPARE_H_
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -31,22 +30,26 @@
 
 namespace tessera::v1 {
 class DatasetSpec;
+class Standardization;
 }  // namespace tessera::v1
 
 namespace tessera::client {
 
 struct PreparedTable {
   CsvTable table;
-  // Per IMPUTE_MEAN entry (proto::ImputedMeanEntries order): the cells that were missing
-  // on the rows kept, and filled.
-  std::vector<uint64_t> imputed_cells;
+  // What round 0 appends to the statistics (proto::ImputationCountLength values): per
+  // IMPUTE_MEAN entry its present cells on the rows kept, then per IMPUTE_MODE entry its
+  // present cells of each level.
+  std::vector<double> imputation_counts;
 };
 
-// `imputed_means`: Standardization.imputed_means (one per IMPUTE_MEAN entry), or empty in
-// round 0, before they are known: IMPUTE_MEAN cells are then filled with 0 and counted, so
-// that the column's sums are those of its present cells.
+// `pooled`: the task's pooled statistics with their imputed means and modes, or null in
+// round 0, before they are known: missing IMPUTE_MEAN cells are then 0 and missing
+// IMPUTE_MODE cells in no level, so that the columns' sums are those of their present
+// cells. FAILED_PRECONDITION if `pooled` does not carry one mean (mode) per IMPUTE_MEAN
+// (IMPUTE_MODE) entry, or a mode outside the entry's levels.
 absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::DatasetSpec& dataset,
-                                           std::span<const double> imputed_means,
+                                           const v1::Standardization* pooled,
                                            const std::string& source);
 
 }  // namespace tessera::client

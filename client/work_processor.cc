@@ -78,13 +78,11 @@ WorkOutcome Contributed(std::vector<double> values) {
   return out;
 }
 
-// A statistics vector followed by the present cells of each IMPUTE_MEAN column
-// (proto::AppendPresentCounts).
-std::vector<double> WithPresentCounts(std::vector<double> statistics, uint64_t rows,
-                                      const std::vector<uint64_t>& imputed_cells) {
-  for (uint64_t missing : imputed_cells) {
-    statistics.push_back(static_cast<double>(rows - missing));
-  }
+// A statistics vector followed by the imputed columns' present counts
+// (proto::PoolImputations).
+std::vector<double> WithImputationCounts(std::vector<double> statistics,
+                                         const std::vector<double>& counts) {
+  statistics.insert(statistics.end(), counts.begin(), counts.end());
   return statistics;
 }
 
@@ -148,21 +146,21 @@ absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadTable(const s
 }
 
 absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadPrepared(
-    const std::string& path, const v1::DatasetSpec& schema, std::span<const double> imputed_means,
-    std::vector<uint64_t>* imputed_cells) {
+    const std::string& path, const v1::DatasetSpec& schema, const v1::Standardization* pooled,
+    std::vector<double>* imputation_counts) {
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table, LoadTable(path));
   if (schema.prepare_size() == 0) return table;
-  ASSIGN_OR_RETURN(PreparedTable prepared, PrepareTable(*table, schema, imputed_means, path));
-  if (imputed_cells != nullptr) *imputed_cells = std::move(prepared.imputed_cells);
+  ASSIGN_OR_RETURN(PreparedTable prepared, PrepareTable(*table, schema, pooled, path));
+  if (imputation_counts != nullptr) *imputation_counts = std::move(prepared.imputation_counts);
   return std::make_shared<const CsvTable>(std::move(prepared.table));
 }
 
 absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
     const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema,
-    std::span<const double> imputed_means, std::vector<uint64_t>* imputed_cells) {
+    const v1::Standardization* pooled, std::vector<double>* imputation_counts) {
   const std::string& path = test ? local.test_csv() : local.train_csv();
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table,
-                   LoadPrepared(path, schema, imputed_means, imputed_cells));
+                   LoadPrepared(path, schema, pooled, imputation_counts));
   std::vector<std::string> features(schema.features().begin(), schema.features().end());
   ASSIGN_OR_RETURN(Dataset data,
                    schema.event().empty()
@@ -271,9 +269,7 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
 std::optional<WorkOutcome> WorkProcessor::PrepareRows(const v1::WorkItem& item,
                                                       const v1::LocalDataset& local,
                                                       const Model& model, bool test, Dataset* out) {
-  const auto& means = item.standardization().imputed_means();
-  auto rows = LoadRows(local, test, item.spec().dataset(),
-                       {means.data(), static_cast<size_t>(means.size())});
+  auto rows = LoadRows(local, test, item.spec().dataset(), &item.standardization());
   if (!rows.ok()) return DataDeclined(item, rows.status());
   *out = **rows;
   const v1::Standardization& s = item.standardization();
@@ -330,25 +326,26 @@ WorkOutcome WorkProcessor::FitEvaluate(const v1::WorkItem& item, const Model& mo
 
 WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalDataset& local) {
   const v1::TaskSpec& spec = item.spec();
-  // Round 0: the pooled means of IMPUTE_MEAN columns are not known yet; their missing cells
-  // count as 0 here and their present counts go with the sums (ImputedColumnCounts).
-  std::vector<uint64_t> imputed_cells;
-  auto rows = LoadRows(local, /*test=*/false, spec.dataset(), {}, &imputed_cells);
+  // Round 0: the pooled means and modes of imputed columns are not known yet; their missing
+  // cells count as 0 here and their present counts go with the sums
+  // (proto::PoolImputations).
+  std::vector<double> imputation_counts;
+  auto rows = LoadRows(local, /*test=*/false, spec.dataset(), nullptr, &imputation_counts);
   if (!rows.ok()) return DataDeclined(item, rows.status());
   const Dataset& data = **rows;
   // One cohort per round: the sites whose statistics are pooled are the ones that train and
   // evaluate on them, so the rows are checked here as training and evaluation will check
   // them (the label too): a site that could not train declines now, not after it is counted.
   if (proto::IsGlmTask(spec)) {
-    auto table = LoadPrepared(local.train_csv(), spec.dataset(), {}, nullptr);
+    auto table = LoadPrepared(local.train_csv(), spec.dataset(), nullptr, nullptr);
     if (!table.ok()) return DataDeclined(item, table.status());
     if (auto st = CheckGlmRows(spec, **table, local.train_csv()); !st.ok()) {
       return DataDeclined(item, st);
     }
     LocalStatistics stats = ComputeStatistics(data);
-    return Contributed(WithPresentCounts(
-        proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares), stats.num_rows,
-        imputed_cells));
+    return Contributed(WithImputationCounts(
+        proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares),
+        imputation_counts));
   }
   auto model = MakeModel(spec.model(), data.num_features);
   if (!model.ok())
@@ -357,7 +354,7 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
     return DataDeclined(item, st);
   }
   if (!local.test_csv().empty()) {
-    auto test = LoadRows(local, /*test=*/true, spec.dataset(), {});
+    auto test = LoadRows(local, /*test=*/true, spec.dataset(), nullptr);
     if (!test.ok()) return DataDeclined(item, test.status());
     if (auto st = (*model)->CheckData(**test, local.test_csv()); !st.ok()) {
       return DataDeclined(item, st);
@@ -375,9 +372,9 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
     stats.sums.push_back(sum);
     stats.sums_of_squares.push_back(sum_sq);
   }
-  return Contributed(
-      WithPresentCounts(proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares),
-                        stats.num_rows, imputed_cells));
+  return Contributed(WithImputationCounts(
+      proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares),
+      imputation_counts));
 }
 
 WorkOutcome WorkProcessor::Glm(const v1::WorkItem& item, const v1::LocalDataset& local) {
@@ -404,9 +401,7 @@ WorkOutcome WorkProcessor::Glm(const v1::WorkItem& item, const v1::LocalDataset&
                        " sites for site fixed effects, the session invites ", item.cohort_size()));
     }
   }
-  const auto& means = item.standardization().imputed_means();
-  auto table = LoadPrepared(local.train_csv(), spec.dataset(),
-                            {means.data(), static_cast<size_t>(means.size())}, nullptr);
+  auto table = LoadPrepared(local.train_csv(), spec.dataset(), &item.standardization(), nullptr);
   if (!table.ok()) return DataDeclined(item, table.status());
   absl::StatusOr<std::vector<double>> sums =
       GlmContribution(spec, **table, local.train_csv(), beta, place);

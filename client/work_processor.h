@@ -70,16 +70,17 @@ class WorkProcessor {
  private:
   // The dataset `id`'s training or test rows, selected by the task's schema, not
   // standardised. INVALID_ARGUMENT/NOT_FOUND naming the file on a mismatch.
-  // With the schema's preparation (client/prepare.h) applied first; `imputed_means` as
-  // PrepareTable takes them, and `imputed_cells` (optional) gets its counts.
+  // With the schema's preparation (client/prepare.h) applied first; `pooled` as
+  // PrepareTable takes it (null in round 0), and `imputation_counts` (optional) gets its
+  // counts.
   absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(
       const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema,
-      std::span<const double> imputed_means, std::vector<uint64_t>* imputed_cells = nullptr);
+      const v1::Standardization* pooled, std::vector<double>* imputation_counts = nullptr);
   // The table at `path`, prepared as the schema says (the file's own table when it
   // prepares nothing).
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadPrepared(
-      const std::string& path, const v1::DatasetSpec& schema, std::span<const double> imputed_means,
-      std::vector<uint64_t>* imputed_cells);
+      const std::string& path, const v1::DatasetSpec& schema, const v1::Standardization* pooled,
+      std::vector<double>* imputation_counts);
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadTable(const std::string& path);
 
   // The stages' computations, after the common checks.

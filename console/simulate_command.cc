@@ -41,6 +41,7 @@
 #include "console/console.h"
 #include "console/internal.h"
 #include "console/task_tables.h"
+#include "proto/glm_layout.h"
 #include "proto/validation.h"
 #include "simulation/diagnostics.h"
 #include "simulation/simulation.h"
@@ -160,6 +161,11 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   options.num_sites = static_cast<uint32_t>(clients);
   options.test_rows_file = test_rows;
   if (!export_path.empty()) {
+    if (proto::IsGlmTask(options.spec)) {
+      return absl::InvalidArgumentError(
+          "--export: an exact regression's result is its report (the coefficients with their "
+          "standard errors: --json, or the table printed), not a model to export");
+    }
     ASSIGN_OR_RETURN(options.export_format, internal::ExportFormatOfPath(export_path));
   }
   std::string temp;

@@ -82,14 +82,14 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
     absl::StatusOr<proto::PooledStatistics> pooled =
         checked.ok() ? proto::DecodeStatistics(sums, columns.size())
                      : absl::StatusOr<proto::PooledStatistics>(checked);
-    std::vector<double> imputed_means;
+    proto::PooledImputations imputations;
     if (pooled.ok() && spec.dataset().prepare_size() > 0) {
-      absl::StatusOr<std::vector<double>> means =
-          proto::PooledImputedMeans(spec.dataset(), all, columns.size(), &*pooled);
-      if (means.ok()) {
-        imputed_means = *std::move(means);
+      absl::StatusOr<proto::PooledImputations> pooled_imputations =
+          proto::PoolImputations(spec.dataset(), all, columns.size(), &*pooled);
+      if (pooled_imputations.ok()) {
+        imputations = *std::move(pooled_imputations);
       } else {
-        pooled = means.status();
+        pooled = pooled_imputations.status();
       }
     } else if (pooled.ok() && all.size() != sums.size()) {
       pooled = absl::InvalidArgumentError("statistics: a longer vector than the columns need");
@@ -112,7 +112,8 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
       s->set_label_mean(pooled->mean[d]);
       s->set_label_stddev(pooled->stddev[d]);
     }
-    s->mutable_imputed_means()->Assign(imputed_means.begin(), imputed_means.end());
+    s->mutable_imputed_means()->Assign(imputations.means.begin(), imputations.means.end());
+    s->mutable_imputed_modes()->Assign(imputations.modes.begin(), imputations.modes.end());
     *record.mutable_participants() = {end.result.survivors.begin(), end.result.survivors.end()};
     if (end.result.provenance.has_value()) *record.mutable_provenance() = *end.result.provenance;
     record.set_task_id(task_id_);

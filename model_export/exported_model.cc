@@ -82,8 +82,14 @@ absl::Status AddLayers(const v1::ModelSpec& spec, size_t d, std::span<const floa
       return absl::OkStatus();
     }
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("model kind ", static_cast<int>(spec.kind()), " cannot be exported"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model kind ",
+          v1::ModelSpec::Kind_IsValid(spec.kind()) ? v1::ModelSpec::Kind_Name(spec.kind())
+                                                   : absl::StrCat(static_cast<int>(spec.kind())),
+          " cannot be exported",
+          spec.kind() == v1::ModelSpec::GLM
+              ? ": an exact regression's result is its report (tessera tasks show)"
+              : ""));
   }
 }
 

@@ -47,7 +47,7 @@ void ValidateEntry(const v1::TaskSpec& spec, int i, std::set<std::string>* seen,
   if (!v1::ColumnPreparation::Missing_IsValid(p.missing())) {
     errors->push_back({at + ".missing",
                        "unknown (MISSING_REFUSE, DROP_ROW, IMPUTE_MEAN, "
-                       "IMPUTE_CONSTANT or INDICATOR)"});
+                       "IMPUTE_CONSTANT, INDICATOR or IMPUTE_MODE)"});
   }
   if (!v1::ColumnPreparation::Transform_IsValid(p.transform())) {
     errors->push_back({at + ".transform", "unknown (LOG, LOG1P or SQRT)"});
@@ -78,8 +78,10 @@ void ValidateEntry(const v1::TaskSpec& spec, int i, std::set<std::string>* seen,
         p.missing() == v1::ColumnPreparation::IMPUTE_CONSTANT) {
       errors->push_back({at + ".missing",
                          "a categorical column's missing cells are refused, "
-                         "dropped or marked (INDICATOR)"});
+                         "dropped, marked (INDICATOR) or take the mode (IMPUTE_MODE)"});
     }
+  } else if (p.missing() == v1::ColumnPreparation::IMPUTE_MODE) {
+    errors->push_back({at + ".missing", "IMPUTE_MODE imputes a categorical column (levels)"});
   }
   if (p.clip_size() > 0 && (p.clip_size() != 2 || !std::isfinite(p.clip(0)) ||
                             !std::isfinite(p.clip(1)) || !(p.clip(0) < p.clip(1)))) {
@@ -90,7 +92,8 @@ void ValidateEntry(const v1::TaskSpec& spec, int i, std::set<std::string>* seen,
                     p.column() == glm.offset() || p.column() == glm.weights();
   const bool imputes = p.missing() == v1::ColumnPreparation::IMPUTE_MEAN ||
                        p.missing() == v1::ColumnPreparation::IMPUTE_CONSTANT ||
-                       p.missing() == v1::ColumnPreparation::INDICATOR;
+                       p.missing() == v1::ColumnPreparation::INDICATOR ||
+                       p.missing() == v1::ColumnPreparation::IMPUTE_MODE;
   if (role && (imputes || categorical)) {
     errors->push_back({at + ".missing",
                        "the label, event, offset and weights are neither "
@@ -184,46 +187,111 @@ std::vector<const v1::ColumnPreparation*> ImputedMeanEntries(const v1::DatasetSp
   return out;
 }
 
-absl::StatusOr<std::vector<double>> PooledImputedMeans(const v1::DatasetSpec& dataset,
-                                                       std::span<const double> summed,
-                                                       size_t num_columns,
-                                                       PooledStatistics* pooled) {
-  const std::vector<const v1::ColumnPreparation*> entries = ImputedMeanEntries(dataset);
+std::vector<const v1::ColumnPreparation*> ImputedModeEntries(const v1::DatasetSpec& dataset) {
+  std::vector<const v1::ColumnPreparation*> out;
+  for (const v1::ColumnPreparation& p : dataset.prepare()) {
+    if (p.missing() == v1::ColumnPreparation::IMPUTE_MODE) out.push_back(&p);
+  }
+  return out;
+}
+
+size_t ImputationCountLength(const v1::DatasetSpec& dataset) {
+  size_t length = ImputedMeanEntries(dataset).size();
+  for (const v1::ColumnPreparation* e : ImputedModeEntries(dataset)) {
+    length += static_cast<size_t>(e->levels_size());
+  }
+  return length;
+}
+
+namespace {
+
+// Makes `pooled`'s mean and standard deviation of feature `j` those of a column with sum
+// `sum` and sum of squares `sum_sq` over all N rows.
+void SetPooled(size_t j, double sum, double sum_sq, PooledStatistics* pooled) {
+  const double n = static_cast<double>(pooled->num_rows);
+  const double mean = sum / n;
+  double var = sum_sq / n - mean * mean;
+  if (var < 0) var = 0;
+  double sd = std::sqrt(var);
+  if (sd <= 1e-12 * std::max(1.0, std::fabs(mean))) sd = 1.0;
+  pooled->mean[j] = mean;
+  pooled->stddev[j] = sd;
+}
+
+absl::Status CheckCount(double count, double n, const std::string& column) {
+  if (!(count >= 0) || count > n || count != std::floor(count)) {
+    return absl::InvalidArgumentError(absl::StrCat("statistics: the present cells of column '",
+                                                   column, "' are not a count in [0, N]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PooledImputations> PoolImputations(const v1::DatasetSpec& dataset,
+                                                  std::span<const double> summed,
+                                                  size_t num_columns, PooledStatistics* pooled) {
   const size_t base = StatisticsLength(num_columns);
-  if (summed.size() != base + entries.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("statistics: ", summed.size(), " values, expected ", base + entries.size()));
+  if (summed.size() != base + ImputationCountLength(dataset)) {
+    return absl::InvalidArgumentError(absl::StrCat("statistics: ", summed.size(),
+                                                   " values, expected ",
+                                                   base + ImputationCountLength(dataset)));
   }
   const double n = static_cast<double>(pooled->num_rows);
-  std::vector<double> means;
-  for (size_t k = 0; k < entries.size(); ++k) {
-    const std::string& column = entries[k]->column();
-    const double present = summed[base + k];
-    if (!(present >= 0) || present > n || present != std::floor(present)) {
-      return absl::InvalidArgumentError(absl::StrCat("statistics: the present cells of column '",
-                                                     column, "' are not a count in [0, N]"));
-    }
-    if (present == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("column '", column, "' has no present cell at any site: no mean to impute"));
-    }
-    const auto it = std::find(dataset.features().begin(), dataset.features().end(), column);
+  auto feature = [&](const std::string& name) -> std::optional<size_t> {
+    const auto it = std::find(dataset.features().begin(), dataset.features().end(), name);
     const auto j = static_cast<size_t>(it - dataset.features().begin());
-    if (it == dataset.features().end() || j >= pooled->mean.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("IMPUTE_MEAN column '", column, "' is not a feature"));
+    if (it == dataset.features().end() || j >= pooled->mean.size()) return std::nullopt;
+    return j;
+  };
+  PooledImputations out;
+  size_t at = base;
+  for (const v1::ColumnPreparation* e : ImputedMeanEntries(dataset)) {
+    const double present = summed[at++];
+    if (absl::Status st = CheckCount(present, n, e->column()); !st.ok()) return st;
+    if (present == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column '", e->column(), "' has no present cell at any site: no mean to impute"));
     }
-    const double mean = summed[1 + j] / present;
+    const std::optional<size_t> j = feature(e->column());
+    if (!j.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("IMPUTE_MEAN column '", e->column(), "' is not a feature"));
+    }
+    const double mean = summed[1 + *j] / present;
     // Imputed rows sit at the mean: Σx² over all rows gains (N − present)·mean².
-    double var = (summed[1 + num_columns + j] + (n - present) * mean * mean) / n - mean * mean;
-    if (var < 0) var = 0;
-    double sd = std::sqrt(var);
-    if (sd <= 1e-12 * std::max(1.0, std::fabs(mean))) sd = 1.0;
-    pooled->mean[j] = mean;
-    pooled->stddev[j] = sd;
-    means.push_back(mean);
+    SetPooled(*j, summed[1 + *j] + (n - present) * mean,
+              summed[1 + num_columns + *j] + (n - present) * mean * mean, pooled);
+    out.means.push_back(mean);
   }
-  return means;
+  for (const v1::ColumnPreparation* e : ImputedModeEntries(dataset)) {
+    std::vector<double> counts(summed.begin() + static_cast<std::ptrdiff_t>(at),
+                               summed.begin() + static_cast<std::ptrdiff_t>(at) + e->levels_size());
+    at += static_cast<size_t>(e->levels_size());
+    double present = 0;
+    for (double c : counts) {
+      if (absl::Status st = CheckCount(c, n, e->column()); !st.ok()) return st;
+      present += c;
+    }
+    if (absl::Status st = CheckCount(present, n, e->column()); !st.ok()) return st;
+    if (present == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column '", e->column(), "' has no present cell at any site: no level to impute"));
+    }
+    // The first of the most frequent levels.
+    const auto mode =
+        static_cast<uint32_t>(std::max_element(counts.begin(), counts.end()) - counts.begin());
+    out.modes.push_back(mode);
+    // The one-hot column of the mode gains the missing cells (0/1 values: Σx² = Σx).
+    for (int level = 1; level < e->levels_size(); ++level) {
+      const std::optional<size_t> j = feature(absl::StrCat(e->column(), "=", e->levels(level)));
+      if (!j.has_value()) continue;
+      const double sum = counts[static_cast<size_t>(level)] +
+                         (mode == static_cast<uint32_t>(level) ? n - present : 0);
+      SetPooled(*j, sum, sum, pooled);
+    }
+  }
+  return out;
 }
 
 void ValidatePreparation(const v1::TaskSpec& spec, std::vector<common::FieldError>* errors) {

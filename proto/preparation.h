@@ -50,21 +50,34 @@ const v1::ColumnPreparation* PreparationOf(const v1::DatasetSpec& dataset,
 // columns). Sorted, unique.
 std::vector<std::string> FileColumns(const v1::TaskSpec& spec);
 
-// The IMPUTE_MEAN entries, in order (Standardization.imputed_means follows it).
+// The IMPUTE_MEAN entries, in order (Standardization.imputed_means follows it), and the
+// IMPUTE_MODE ones (Standardization.imputed_modes).
 std::vector<const v1::ColumnPreparation*> ImputedMeanEntries(const v1::DatasetSpec& dataset);
+std::vector<const v1::ColumnPreparation*> ImputedModeEntries(const v1::DatasetSpec& dataset);
 
-// Round 0 with IMPUTE_MEAN columns: every site's statistics vector (its missing cells of
-// such a column counted as 0) is followed by each such column's present cells, in
-// ImputedMeanEntries order. From the summed vector (StatisticsLength(num_columns) + those
-// counts) this gives the pooled means of the present cells (what sites impute) and makes
-// `pooled`'s mean and standard deviation of those features the imputed columns' (the mean
-// is unchanged by imputing it; the spread is that of the present cells over all rows).
-// INVALID_ARGUMENT for a wrong length, a count that is not an integer in [0, N], or a column
-// with no present cell in the cohort.
-absl::StatusOr<std::vector<double>> PooledImputedMeans(const v1::DatasetSpec& dataset,
-                                                       std::span<const double> summed,
-                                                       size_t num_columns,
-                                                       PooledStatistics* pooled);
+// The counts a site appends to its round-0 statistics: one per IMPUTE_MEAN entry (its
+// present cells), then one per level of each IMPUTE_MODE entry (its present cells of that
+// level).
+size_t ImputationCountLength(const v1::DatasetSpec& dataset);
+
+struct PooledImputations {
+  std::vector<double> means;    // per IMPUTE_MEAN entry
+  std::vector<uint32_t> modes;  // per IMPUTE_MODE entry: the level's index
+};
+
+// Round 0 with imputation: every site's statistics vector (its missing cells of an
+// IMPUTE_MEAN column counted as 0, of an IMPUTE_MODE column in no level) is followed by the
+// ImputationCountLength counts. From the summed vector (StatisticsLength(num_columns) + the
+// counts) this gives the pooled means of the present cells and the pooled most frequent
+// levels (what sites impute), and makes `pooled`'s mean and standard deviation of the
+// features concerned the imputed columns' (an IMPUTE_MEAN column keeps its mean and the
+// spread of its present cells over all rows; a one-hot column of an IMPUTE_MODE entry gains
+// the missing cells when its level is the mode). INVALID_ARGUMENT for a wrong length, a
+// count that is not an integer in [0, N] (a column's counts together at most N), or a
+// column with no present cell in the cohort.
+absl::StatusOr<PooledImputations> PoolImputations(const v1::DatasetSpec& dataset,
+                                                  std::span<const double> summed,
+                                                  size_t num_columns, PooledStatistics* pooled);
 
 // Errors of dataset.prepare, by field path ("dataset.prepare[2].levels"): a missing or
 // repeated column, levels (2..1000, unique, non-empty) with a transform, clip, IMPUTE_MEAN

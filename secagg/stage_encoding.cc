@@ -55,8 +55,8 @@ absl::StatusOr<size_t> VectorLength(const v1::TaskSpec& spec, v1::Stage stage,
       return proto::GlmContributionLength(spec, p);
     }
     case v1::STAGE_STATISTICS:
-      // The columns pooled; then, with IMPUTE_MEAN preparation, each such column's present
-      // cells (proto/preparation.h): StatisticsEncoding adds them as extra values.
+      // The columns pooled; then, with IMPUTE_MEAN or IMPUTE_MODE preparation, the imputed
+      // columns' present counts (proto/preparation.h): StatisticsEncoding adds them.
       return d + (proto::StatisticsIncludeLabel(spec.model()) ? 1 : 0);
     case v1::STAGE_FIT:
       return proto::NumParameters(spec.model(), d);
@@ -97,7 +97,7 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
   switch (stage) {
     case v1::STAGE_STATISTICS:
       encoding = StatisticsEncoding(*length, num_invited,
-                                    proto::ImputedMeanEntries(spec.dataset()).size());
+                                    proto::ImputationCountLength(spec.dataset()));
       break;
     case v1::STAGE_FIT:
     case v1::STAGE_FIT_EVALUATE: {

@@ -51,8 +51,8 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
 // The encodings StageEncoding returns, from the vector's size: the number of columns pooled
 // (features, plus the label when pooled), of model parameters, the evaluation layout, and
 // the number of analytics values.
-// `present_counts`: the IMPUTE_MEAN columns whose present cells follow the statistics
-// (proto::PooledImputedMeans).
+// `present_counts`: the imputed columns' counts that follow the statistics
+// (proto::ImputationCountLength, proto::PoolImputations).
 v1::SecAggEncoding StatisticsEncoding(size_t num_columns, uint32_t num_invited,
                                       size_t present_counts = 0);
 v1::SecAggEncoding FitEncoding(size_t num_parameters, double clip, uint32_t num_invited);

@@ -10,6 +10,7 @@
 #include "client/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/federation.pb.h"
 #include "proto/task.pb.h"
 #include "tests/testing/status_matchers.h"
 
@@ -63,7 +64,7 @@ TEST(PrepareTest, LevelsBecomeOneHotColumnsAgainstTheFirstByTextOrValue) {
   Prep age = Entry("age");
   age.set_missing(Prep::DROP_ROW);
   *ds.add_prepare() = age;
-  ASSERT_OK_AND_ASSIGN(PreparedTable p, PrepareTable(Table(kRows), ds, {}, "site.csv"));
+  ASSERT_OK_AND_ASSIGN(PreparedTable p, PrepareTable(Table(kRows), ds, nullptr, "site.csv"));
   EXPECT_EQ(p.table.num_rows, 2u);  // the rows without an age are dropped
   EXPECT_THAT(Column(p.table, "sex=female"), ElementsAre(1, 1));
   EXPECT_THAT(Column(p.table, "grade=2"), ElementsAre(0, 0));
@@ -88,12 +89,13 @@ TEST(PrepareTest, MissingCellsAreImputedOrMarkedAndMeanImputationCountsThem) {
   income.add_clip(7);
   *ds.add_prepare() = income;
   // Round 0: no mean yet, missing cells count 0 and are counted.
-  ASSERT_OK_AND_ASSIGN(PreparedTable zero, PrepareTable(Table(kRows), ds, {}, "site.csv"));
+  ASSERT_OK_AND_ASSIGN(PreparedTable zero, PrepareTable(Table(kRows), ds, nullptr, "site.csv"));
   EXPECT_THAT(Column(zero.table, "age"), ElementsAre(40, 0, 60, 0));
-  EXPECT_THAT(zero.imputed_cells, ElementsAre(2));
+  EXPECT_THAT(zero.imputation_counts, ElementsAre(2));  // age's present cells
   // Later: the pooled mean.
-  const std::vector<double> means = {47.5};
-  ASSERT_OK_AND_ASSIGN(PreparedTable p, PrepareTable(Table(kRows), ds, means, "site.csv"));
+  v1::Standardization pooled;
+  pooled.add_imputed_means(47.5);
+  ASSERT_OK_AND_ASSIGN(PreparedTable p, PrepareTable(Table(kRows), ds, &pooled, "site.csv"));
   EXPECT_THAT(Column(p.table, "age"), ElementsAre(40, 47.5, 60, 47.5));
   EXPECT_THAT(Column(p.table, "income:missing"), ElementsAre(0, 1, 0, 0));
   // log(1000) = 6.9; log(10) = 2.3 clipped to 3; missing: the fill; log(100) = 4.6.
@@ -102,7 +104,8 @@ TEST(PrepareTest, MissingCellsAreImputedOrMarkedAndMeanImputationCountsThem) {
   EXPECT_EQ(income_values[1], -1);
   EXPECT_EQ(income_values[2], 3);
   EXPECT_NEAR(income_values[3], std::log(100.0), 1e-12);
-  EXPECT_THAT(PrepareTable(Table(kRows), ds, std::vector<double>{1, 2}, "site.csv").status(),
+  pooled.add_imputed_means(1);  // one mean too many
+  EXPECT_THAT(PrepareTable(Table(kRows), ds, &pooled, "site.csv").status(),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
@@ -112,7 +115,7 @@ TEST(PrepareTest, RefusalsNameTheColumnAndLineNeverTheCell) {
   sex.add_levels("female");
   sex.add_levels("other");  // "male" is not declared
   *ds.add_prepare() = sex;
-  const absl::Status level = PrepareTable(Table(kRows), ds, {}, "site.csv").status();
+  const absl::Status level = PrepareTable(Table(kRows), ds, nullptr, "site.csv").status();
   EXPECT_THAT(level, StatusIs(absl::StatusCode::kInvalidArgument,
                               HasSubstr("column 'sex' has a cell that is not one of its")));
   EXPECT_THAT(std::string(level.message()), HasSubstr("line 3"));
@@ -120,7 +123,7 @@ TEST(PrepareTest, RefusalsNameTheColumnAndLineNeverTheCell) {
 
   v1::DatasetSpec refuse;
   *refuse.add_prepare() = Entry("age");  // MISSING_REFUSE
-  EXPECT_THAT(PrepareTable(Table(kRows), refuse, {}, "site.csv").status(),
+  EXPECT_THAT(PrepareTable(Table(kRows), refuse, nullptr, "site.csv").status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("column 'age' has 2 cells that are missing")));
 
@@ -128,13 +131,13 @@ TEST(PrepareTest, RefusalsNameTheColumnAndLineNeverTheCell) {
   Prep income = Entry("y");
   income.set_transform(Prep::LOG);
   *domain.add_prepare() = income;
-  const absl::Status log = PrepareTable(Table(kRows), domain, {}, "site.csv").status();
+  const absl::Status log = PrepareTable(Table(kRows), domain, nullptr, "site.csv").status();
   EXPECT_THAT(log, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("column 'y'")));
   EXPECT_THAT(std::string(log.message()), HasSubstr("LOG's domain"));
 
   v1::DatasetSpec absent;
   *absent.add_prepare() = Entry("weight");
-  EXPECT_THAT(PrepareTable(Table(kRows), absent, {}, "site.csv").status(),
+  EXPECT_THAT(PrepareTable(Table(kRows), absent, nullptr, "site.csv").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'weight' not found")));
 
   v1::DatasetSpec all_dropped;
@@ -144,12 +147,34 @@ TEST(PrepareTest, RefusalsNameTheColumnAndLineNeverTheCell) {
   Prep age_drop = Entry("age");
   age_drop.set_missing(Prep::DROP_ROW);
   *all_dropped.add_prepare() = age_drop;
-  ASSERT_OK_AND_ASSIGN(PreparedTable kept, PrepareTable(Table(kRows), all_dropped, {}, "site.csv"));
+  ASSERT_OK_AND_ASSIGN(PreparedTable kept,
+                       PrepareTable(Table(kRows), all_dropped, nullptr, "site.csv"));
   EXPECT_EQ(kept.table.num_rows, 2u);
   v1::DatasetSpec only_age;
   *only_age.add_prepare() = age_drop;
-  EXPECT_THAT(PrepareTable(Table("age,y\nNA,1\n,0\n"), only_age, {}, "site.csv").status(),
+  EXPECT_THAT(PrepareTable(Table("age,y\nNA,1\n,0\n"), only_age, nullptr, "site.csv").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no row is left")));
+}
+
+TEST(PrepareTest, AMissingLevelTakesThePooledModeOnceKnown) {
+  v1::DatasetSpec ds;
+  Prep sex = Entry("sex");
+  sex.add_levels("male");
+  sex.add_levels("female");
+  sex.set_missing(Prep::IMPUTE_MODE);
+  *ds.add_prepare() = sex;
+  const CsvTable table = Table("sex,y\nfemale,1\nNA,0\nmale,1\nfemale,0\n,1\n");
+  // Round 0: each level's present cells; the missing ones in no level.
+  ASSERT_OK_AND_ASSIGN(PreparedTable zero, PrepareTable(table, ds, nullptr, "site.csv"));
+  EXPECT_THAT(zero.imputation_counts, ElementsAre(1, 2));
+  EXPECT_THAT(Column(zero.table, "sex=female"), ElementsAre(1, 0, 0, 1, 0));
+  v1::Standardization pooled;
+  pooled.add_imputed_modes(1);
+  ASSERT_OK_AND_ASSIGN(PreparedTable p, PrepareTable(table, ds, &pooled, "site.csv"));
+  EXPECT_THAT(Column(p.table, "sex=female"), ElementsAre(1, 1, 0, 1, 1));
+  pooled.set_imputed_modes(0, 2);  // no such level
+  EXPECT_THAT(PrepareTable(table, ds, &pooled, "site.csv").status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // validation and the pooled means of IMPUTE_MEAN columns.
 #include "proto/preparation.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -147,19 +148,51 @@ TEST(PreparationTest, PooledMeansAreThoseOfThePresentCellsAndTheSpreadIsOverAllR
   pooled.num_rows = 4;
   pooled.mean.assign(d, 0);
   pooled.stddev.assign(d, 1);
-  absl::StatusOr<std::vector<double>> means =
-      PooledImputedMeans(spec.dataset(), summed, d, &pooled);
-  ASSERT_TRUE(means.ok()) << means.status();
-  EXPECT_THAT(*means, ElementsAre(3.0));
+  absl::StatusOr<PooledImputations> pooled_imputations =
+      PoolImputations(spec.dataset(), summed, d, &pooled);
+  ASSERT_TRUE(pooled_imputations.ok()) << pooled_imputations.status();
+  EXPECT_THAT(pooled_imputations->means, ElementsAre(3.0));
+  EXPECT_THAT(pooled_imputations->modes, IsEmpty());
   EXPECT_EQ(pooled.mean[3], 3.0);
   // Imputed column {2, 4, 3, 3}: variance 0.5.
   EXPECT_DOUBLE_EQ(pooled.stddev[3], std::sqrt(0.5));
   summed.back() = 0;
-  EXPECT_FALSE(PooledImputedMeans(spec.dataset(), summed, d, &pooled).ok());
+  EXPECT_FALSE(PoolImputations(spec.dataset(), summed, d, &pooled).ok());
   summed.back() = 2.5;
-  EXPECT_FALSE(PooledImputedMeans(spec.dataset(), summed, d, &pooled).ok());
+  EXPECT_FALSE(PoolImputations(spec.dataset(), summed, d, &pooled).ok());
   summed.pop_back();
-  EXPECT_FALSE(PooledImputedMeans(spec.dataset(), summed, d, &pooled).ok());
+  EXPECT_FALSE(PoolImputations(spec.dataset(), summed, d, &pooled).ok());
+}
+
+TEST(PreparationTest, PooledModeIsTheMostFrequentLevelAndItsOneHotColumnGainsTheMissing) {
+  v1::TaskSpec spec = Spec();
+  spec.mutable_dataset()->mutable_prepare(1)->set_missing(Prep::IMPUTE_MODE);
+  spec.mutable_dataset()->mutable_prepare(2)->set_missing(Prep::DROP_ROW);
+  ASSERT_THAT(ValidateTaskSpec(spec), IsEmpty());
+  EXPECT_EQ(ImputationCountLength(spec.dataset()), 2u);  // sex's two levels
+  // 10 rows: 3 male, 5 female, 2 missing; feature 2 is "sex=female" (its sum 5 so far).
+  const size_t d = 4;
+  std::vector<double> summed =
+      EncodeStatistics(10, std::vector<double>{1, 1, 5, 1}, std::vector<double>{1, 1, 5, 1});
+  summed.push_back(3);
+  summed.push_back(5);
+  PooledStatistics pooled;
+  pooled.num_rows = 10;
+  pooled.mean.assign(d, 0);
+  pooled.stddev.assign(d, 1);
+  absl::StatusOr<PooledImputations> out = PoolImputations(spec.dataset(), summed, d, &pooled);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->modes, ElementsAre(1u));  // female
+  EXPECT_DOUBLE_EQ(pooled.mean[2], 0.7);     // 5 + the 2 imputed, of 10
+  EXPECT_DOUBLE_EQ(pooled.stddev[2], std::sqrt(0.7 * 0.3));
+  // A tie goes to the level declared first; more counts than rows are refused.
+  summed[summed.size() - 2] = 5;
+  EXPECT_THAT(PoolImputations(spec.dataset(), summed, d, &pooled)->modes, ElementsAre(0u));
+  summed[summed.size() - 2] = 8;
+  EXPECT_FALSE(PoolImputations(spec.dataset(), summed, d, &pooled).ok());
+  v1::TaskSpec numeric = Spec();
+  numeric.mutable_dataset()->mutable_prepare(2)->set_missing(Prep::IMPUTE_MODE);
+  EXPECT_THAT(Paths(numeric), Contains("dataset.prepare[2].missing"));
 }
 
 }  // namespace

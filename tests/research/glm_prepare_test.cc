@@ -3,8 +3,9 @@
 // written by glm_reference.R) goes through `tessera simulate` — five sites, each preparing
 // its own rows, the imputed mean pooled under secure aggregation in round 0 — into an exact
 // regression whose coefficients are R's after the same preparation done centrally on the
-// pooled training rows (mean imputation of age over the present training ages, education
-// and sex one-hot against their reference levels), to 1e-6. And the refusals: a missing
+// pooled training rows (age imputed with the mean of the present training ages, education
+// with its most frequent training level, both pooled under secure aggregation in round 0;
+// education and sex one-hot against their reference levels), to 1e-6. And the refusals: a missing
 // cell the task does not handle, and a level the task does not declare, end the simulation
 // naming the column — never the cell.
 #include <cmath>
@@ -58,7 +59,11 @@ dataset {
   features: "sex=female"
   label: "smoker"
   prepare { column: "age" missing: IMPUTE_MEAN }
-  prepare { column: "education" levels: ["none", "hs_grad", "some_college", "college", "master"] }
+  prepare {
+    column: "education"
+    levels: ["none", "hs_grad", "some_college", "college", "master"]
+    missing: IMPUTE_MODE
+  }
   prepare { column: "sex" levels: ["male", "female"] }
 }
 model { glm { family: BINOMIAL } }

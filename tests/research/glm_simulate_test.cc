@@ -187,6 +187,18 @@ TEST_P(GlmSimulateTest, CoefficientsEqualRsOnThePooledTrainingRows) {
   }
 }
 
+TEST(GlmSimulateExportTest, AnExactRegressionHasNoModelToExportAndSaysSoBeforeRunning) {
+  testing::TempDir temp;
+  int exit_code = -1;
+  RunConsole({"simulate", ExamplePath("diabetes_glm"), "--clients", "3", "--export",
+              temp.File("model.onnx"), DataPath("diabetes_progression")},
+             temp.File("stderr"), &exit_code);
+  EXPECT_EQ(exit_code, 2);
+  const std::string err = common::ReadFile(temp.File("stderr")).value_or("");
+  EXPECT_THAT(err, ::testing::HasSubstr("an exact regression's result is its report"));
+  EXPECT_THAT(err, ::testing::Not(::testing::HasSubstr("round_committed")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, GlmSimulateTest, ::testing::ValuesIn(Cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.name;

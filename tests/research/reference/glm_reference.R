@@ -132,12 +132,13 @@ for (k in c(3, 5)) {
 }
 
 # Data preparation (DatasetSpec.prepare): a messy copy of smoking_nhis — education and sex
-# as text categories, every 23rd age missing (NA), a free-text notes column that no task
-# uses — written to OUT_DIR/smoking_nhis_messy.csv (the same rows, so the same test-row
-# split), and R's fit after the preparation the task declares
+# as text categories, every 23rd age and every 29th education missing (NA), a free-text
+# notes column that no task uses — written to OUT_DIR/smoking_nhis_messy.csv (the same rows,
+# so the same test-row split), and R's fit after the preparation the task declares
 # (tests/research/glm_prepare_test.cc): age's missing cells take the mean of the present
-# training ages, education is one-hot against "none", sex against "male". Terms are named
-# as Tessera names the one-hot columns: education=hs_grad, sex=female.
+# training ages, education's the most frequent training level (the first declared on a
+# tie), education is one-hot against "none", sex against "male". Terms are named as Tessera
+# names the one-hot columns: education=hs_grad, sex=female.
 raw <- read.csv(file.path(data_dir, "smoking_nhis.csv"))
 education <- ifelse(raw$edu_master == 1, "master",
              ifelse(raw$edu_college == 1, "college",
@@ -145,6 +146,7 @@ education <- ifelse(raw$edu_master == 1, "master",
              ifelse(raw$edu_hs_grad == 1, "hs_grad", "none"))))
 age <- raw$age
 age[seq(5, nrow(raw), by = 23)] <- NA
+education[seq(11, nrow(raw), by = 29)] <- NA
 messy <- data.frame(ban = raw$ban, age = age, education = education, afam = raw$afam,
                     hispanic = raw$hispanic, sex = ifelse(raw$female == 1, "female", "male"),
                     notes = ifelse(seq_len(nrow(raw)) %% 7 == 0, "follow-up call", ""),
@@ -154,8 +156,10 @@ write.csv(messy, file.path(out_dir, "smoking_nhis_messy.csv"), row.names = FALSE
 test <- scan(file.path(data_dir, "splits", "smoking_nhis.test_rows.txt"), quiet = TRUE)
 m <- messy[-(test + 1), ]
 m$age[is.na(m$age)] <- mean(m$age, na.rm = TRUE)
-m$education <- factor(m$education,
-                      levels = c("none", "hs_grad", "some_college", "college", "master"))
+levels_education <- c("none", "hs_grad", "some_college", "college", "master")
+counts <- table(factor(m$education, levels = levels_education))
+m$education[is.na(m$education)] <- names(counts)[which.max(counts)]
+m$education <- factor(m$education, levels = levels_education)
 m$sex <- factor(m$sex, levels = c("male", "female"))
 add_glm("smoking_nhis_messy_prepared_binomial",
         glm(smoker ~ ban + age + education + afam + hispanic + sex, family = binomial(),
