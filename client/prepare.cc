@@ -156,8 +156,10 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
   }
   // Present counts of IMPUTE_MEAN columns, then of each level of IMPUTE_MODE columns.
   std::vector<double> present(static_cast<size_t>(imputed), 0.0);
-  std::vector<std::vector<double>> level_counts;
-  for (const Prep* e : mode_entries) level_counts.emplace_back(e->levels_size(), 0.0);
+  std::vector<std::vector<double>> level_counts(mode_entries.size());
+  for (size_t k = 0; k < mode_entries.size(); ++k) {
+    level_counts[k].assign(static_cast<size_t>(mode_entries[k]->levels_size()), 0.0);
+  }
   const size_t out_width = out.table.header.size();
   // Per output column: cells still not numbers (the raw ones, minus the prepared columns').
   out.table.non_numeric_cells.assign(out_width, 0);
