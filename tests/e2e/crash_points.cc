@@ -78,6 +78,8 @@ uint32_t CrashPoint::Round() const {
       return kFitRound;
     case v1::STAGE_EVALUATE:
       return kEvaluateRound;
+    case v1::STAGE_GLM:
+      return kGlmRound;
     default:
       return kCrashRound;
   }
@@ -103,11 +105,28 @@ const std::vector<CrashPoint>& AllCrashPoints() {
   return *all;
 }
 
+const std::vector<CrashPoint>& GlmCrashPoints() {
+  static const std::vector<CrashPoint>* glm = [] {
+    auto* points = new std::vector<CrashPoint>;
+    for (v1::SecAggRound step : kSteps) {
+      points->push_back(
+          {CrashDaemon::kCoordinator, v1::STAGE_GLM, step, CrashMoment::kStepPersisted});
+      points->push_back({CrashDaemon::kSite, v1::STAGE_GLM, step, CrashMoment::kBeforeSend});
+    }
+    points->push_back({CrashDaemon::kCoordinator, v1::STAGE_GLM, v1::SECAGG_UNMASKING,
+                       CrashMoment::kSessionEnded});
+    return points;
+  }();
+  return *glm;
+}
+
 absl::StatusOr<CrashPoint> FindCrashPoint(const std::string& name) {
   std::vector<std::string> names;
-  for (const CrashPoint& point : AllCrashPoints()) {
-    if (point.Name() == name) return point;
-    names.push_back(point.Name());
+  for (const std::vector<CrashPoint>* points : {&AllCrashPoints(), &GlmCrashPoints()}) {
+    for (const CrashPoint& point : *points) {
+      if (point.Name() == name) return point;
+      names.push_back(point.Name());
+    }
   }
   return absl::InvalidArgumentError(
       absl::StrCat("no crash point \"", name, "\"; the points: ", absl::StrJoin(names, ", ")));

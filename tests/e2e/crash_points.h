@@ -56,6 +56,9 @@ inline constexpr uint32_t kCrashRound = 2;
 inline constexpr uint32_t kEvaluateRound = 3;
 // The round of a query's only session (coordinator/task_runner_statistics.cc).
 inline constexpr uint32_t kAnalyticsRound = 1;
+// The Newton round of an exact regression whose glm session a point stops: the first after
+// the start (round 1 at beta = 0, round 2 at the start).
+inline constexpr uint32_t kGlmRound = 3;
 
 enum class CrashDaemon { kCoordinator, kSite };
 enum class CrashMoment { kStepPersisted, kMidStep, kSessionEnded, kBeforeSend, kAfterSend };
@@ -84,7 +87,13 @@ struct CrashPoint {
 // (stage x step) at before_send and an after_send at masked_input per stage.
 const std::vector<CrashPoint>& AllCrashPoints();
 
-// The point named `name`; INVALID_ARGUMENT listing the names if there is none.
+// Points in an exact regression's glm sessions (round kGlmRound), named as the others
+// ("coordinator/glm/masked_input/step_persisted"): recognised by the test daemons for the
+// GLM tests (glm_e2e_test.cc), not walked by the campaign (its task is a training one).
+const std::vector<CrashPoint>& GlmCrashPoints();
+
+// The point named `name` (of AllCrashPoints or GlmCrashPoints); INVALID_ARGUMENT listing the
+// names if there is none.
 absl::StatusOr<CrashPoint> FindCrashPoint(const std::string& name);
 
 // The point kCrashAtVariable names for a daemon of kind `daemon`: nullopt when the variable

@@ -9,8 +9,14 @@
 //   E2eGlmTest.ASiteLostInARoundFailsTheTaskInsteadOfFittingFewerSites: a site that dies
 //     before its masked input of the first Newton round: the task fails (a sum over two of
 //     the three sites would be another population's fit), naming the round.
+//   E2eGlmTest.ACoordinatorKilledMidRoundResumesThatSessionAndTheFitIsRs: the coordinator is
+//     SIGKILLed in round 3's session (its state before the masked-input step durable, or
+//     with the sum unmasked but not stored); restarted, it continues the very session (the
+//     sites would refuse to send the same coefficients' sums again), and the report is R's.
 #include <cmath>
+#include <csignal>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/task.pb.h"
+#include "tests/e2e/crash_points.h"
 #include "tests/e2e/federation.h"
 #include "tests/testing/status_matchers.h"
 
@@ -139,6 +146,50 @@ TEST_F(E2eGlmTest, ASiteLostInARoundFailsTheTaskInsteadOfFittingFewerSites) {
     EXPECT_EQ(round.round(), 0u) << "a Newton round committed without every site";
   }
 }
+
+class E2eGlmCrashTest : public FederationTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(E2eGlmCrashTest, ACoordinatorKilledMidRoundResumesThatSessionAndTheFitIsRs) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData(Sites(), "smoking_nhis"));
+  const std::map<std::string, std::string> fault = {
+      {kCrashAtVariable, GetParam()}, {kCrashOnceFileVariable, temp().File("crashed-once")}};
+  ASSERT_OK(StartCoordinator("127.0.0.1:0", fault));
+  const std::string coordinator_address = address();
+  ASSERT_OK(StartClients());
+  ASSERT_OK_AND_ASSIGN(const std::string id, SubmitTask(SmokingGlm()));
+  ASSERT_OK_AND_ASSIGN(ExitStatus how, coordinator()->Wait(absl::Seconds(90)));
+  ASSERT_TRUE(how.KilledBy(SIGKILL)) << how.ToString() << "\n" << coordinator()->LogTail();
+  EXPECT_THAT(coordinator()->Log(), HasSubstr("event=test_crash point=" + GetParam()));
+  ASSERT_OK(StartCoordinator(coordinator_address, fault));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, WaitForTask(id, [](const v1::TaskRecord& t) {
+                         return t.state() == v1::TASK_COMPLETED || t.state() == v1::TASK_FAILED;
+                       }));
+  ASSERT_EQ(task.state(), v1::TASK_COMPLETED) << task.state_reason();
+  const std::map<std::string, std::vector<double>> r = RCoefficients();
+  ASSERT_EQ(task.glm_report().coefficients_size(), static_cast<int>(r.size()));
+  for (const v1::GlmCoefficient& c : task.glm_report().coefficients()) {
+    ExpectRelative(c.estimate(), r.at(c.name())[0], 1e-6, c.name() + " estimate");
+    ExpectRelative(c.std_error(), r.at(c.name())[1], 1e-6, c.name() + " std_error");
+  }
+  // Round 3 took one attempt: the restarted coordinator went on with its session.
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, GetTask(id));
+  ASSERT_GT(got.rounds_size(), 3);
+  EXPECT_EQ(got.rounds(3).round(), 3u);
+  EXPECT_EQ(got.rounds(3).attempts(), 1u);
+  EXPECT_EQ(got.rounds(3).fit_participants_size(), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, E2eGlmCrashTest,
+                         ::testing::Values("coordinator/glm/masked_input/step_persisted",
+                                           "coordinator/glm/session_ended"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '/') c = '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace tessera::e2e
