@@ -64,7 +64,11 @@ void TrainingStages(const v1::TaskSpec& spec, const v1::LocalDataset* local,
                          : "X'WX, X'Wz, deviance, Pearson chi-square and log-likelihood of the "
                            "training rows, with their row count and weighted totals",
                      " at the round's coefficients, every round (at most ", spec.rounds(),
-                     "; exact sums, no noise)"));
+                     "; exact sums, no noise)",
+                     spec.model().glm().site_fixed_effects()
+                         ? "; with site fixed effects the sums on this site's intercept are over "
+                           "this site's rows alone (policy.allow_site_fixed_effects)"
+                         : ""));
     return;
   }
 

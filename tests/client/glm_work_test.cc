@@ -10,11 +10,13 @@
 #include "client/contribution_key.h"
 #include "client/csv.h"
 #include "client/policy.h"
+#include "client/task_egress.h"
 #include "glm/glm.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config.pb.h"
 #include "proto/federation.pb.h"
+#include "proto/site_control.pb.h"
 #include "proto/task.pb.h"
 #include "proto/validation.h"
 #include "tests/testing/status_matchers.h"
@@ -137,6 +139,21 @@ TEST(GlmWorkTest, ARoundsKeyIsItsCoefficientsAndDesignNotTheTolerance) {
   EXPECT_NE(key, ContributionKey(offset, v1::STAGE_GLM, "coefficients-a"));
   // Not a FIT key of the same model either.
   EXPECT_NE(key, ContributionKey(spec, v1::STAGE_FIT, "coefficients-a"));
+}
+
+TEST(GlmWorkTest, TheSitesTaskViewSaysWhatEachRoundSendsAndWhatFixedEffectsReveal) {
+  v1::ClientConfig config;
+  v1::LocalDataset* d = config.add_datasets();
+  d->set_id("d");
+  d->set_train_csv("train.csv");
+  v1::ShowTaskResponse shown;
+  DescribeTask(Spec(true), config, &shown);
+  ASSERT_EQ(shown.stages_size(), 2);  // statistics, glm
+  EXPECT_EQ(shown.stages(1).stage(), "glm");
+  EXPECT_THAT(shown.stages(1).holds(), HasSubstr("X'WX"));
+  EXPECT_THAT(shown.stages(1).holds(), HasSubstr("this site's rows alone"));
+  EXPECT_GT(shown.stages(1).values(), 0u);
+  EXPECT_THAT(shown.policy(), HasSubstr("allow_site_fixed_effects"));
 }
 
 }  // namespace
