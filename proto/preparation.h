@@ -1,8 +1,8 @@
 // The columns a task's data preparation (DatasetSpec.prepare) makes, and the rules every
 // side applies to it: which file columns a task reads, what a feature name stands for, and
 // the validation of the entries. The preparation itself runs at the sites
-// (client/prepare.h); the coordinator only pools the IMPUTE_MEAN columns' present counts
-// in round 0 (proto/contribution_layout.h).
+// (client/prepare.h); the coordinator only pools, in round 0, the imputed columns' counts
+// that give the pooled means and modes (PoolImputations).
 //
 // Derived columns: for a categorical entry (levels L_0..L_k) "<column>=<L_i>", i >= 1 (L_0
 // is the reference); for an INDICATOR entry "<column>:missing". A numeric entry keeps its
