@@ -116,6 +116,12 @@ absl::StatusOr<std::vector<double>> GlmContribution(const v1::TaskSpec& spec, co
                                                       " coefficients, the task ", p, " for ",
                                                       place.sites.size(), " sites"));
   }
+  // The coordinator's coefficients: a non-finite one is a bad item, not bad local data.
+  for (double b : coefficients) {
+    if (!std::isfinite(b)) {
+      return absl::FailedPreconditionError("the item's coefficients are not all finite numbers");
+    }
+  }
   const int intercepts = g.family() == v1::GlmSpec::COX ? 0
                          : fixed                        ? static_cast<int>(place.sites.size())
                                                         : 1;

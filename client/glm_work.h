@@ -9,7 +9,7 @@
 // row but never a value (a label outside the family's range, a non-positive offset under
 // log_offset, a negative weight, a time that is not > 0, an event that is not 0 or 1) —
 // the site declines DATA_ERROR with it; FAILED_PRECONDITION for an item that does not fit
-// the task (the coefficients' count, the site list) — BAD_WORK_ITEM.
+// the task (the coefficients' count or a non-finite one, the site list) — BAD_WORK_ITEM.
 //
 // Thread-compatible: pure functions of their arguments.
 #ifndef TESSERA_CLIENT_GLM_WORK_H_

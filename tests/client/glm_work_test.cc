@@ -3,6 +3,7 @@
 // and the contribution key of a Newton round.
 #include "client/glm_work.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,9 @@ TEST(GlmWorkTest, AnItemThatDoesNotPlaceThisSiteOrDoesNotFitIsAFailedPreconditio
     EXPECT_THAT(GlmContribution(Spec(true), Table(kRows), "site.csv", four, place).status(),
                 StatusIs(absl::StatusCode::kFailedPrecondition));
   }
+  const std::vector<double> not_finite = {0.0, std::nan("")};
+  EXPECT_THAT(GlmContribution(Spec(), Table(kRows), "site.csv", not_finite, {}).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("finite")));
   const std::vector<double> three(3, 0.0);
   EXPECT_THAT(GlmContribution(Spec(), Table(kRows), "site.csv", three, {}).status(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("coefficients")));
