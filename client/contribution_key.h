@@ -7,11 +7,16 @@
 // The key is SHA-256 over "tessera/contribution/v1", the stage, the global model hash and
 // the deterministic serialisation of the spec fields the vector depends on:
 //   STATISTICS  dataset id and the columns pooled (features, then the label when the model
-//               pools it) with the dataset's preparation (what the columns hold); no model
-//   FIT         dataset (id, features, label, event), the model spec, the training spec and
-//               the seed; the global model hash
+//               pools it) with the dataset's preparation (what the columns hold); with a
+//               validation split, its fraction and the seed (the rows pooled); no model
+//   FIT         dataset (id, features, label, event), the model spec, the training spec
+//               without early_stopping (the split with it), and the seed; the global model
+//               hash
 //   EVALUATE    dataset (id, features, label, event) and the model spec without its
-//               penalty; the global model hash
+//               penalty; with a validation split, its fraction and the seed (the rows are
+//               the validation rows); the global model hash
+//   TEST        the key of EVALUATE without a split (the same vector: the test rows), so a
+//               model evaluated on the test rows once, in either stage, is never again
 //   GLM         dataset (id, features, label, event) and the model spec (family, link,
 //               fixed effects, offset, weights, ties) without its tolerance; the global
 //               model hash (the coefficients)

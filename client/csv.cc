@@ -236,4 +236,32 @@ absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& so
   return table;
 }
 
+CsvTable SelectTableRows(const CsvTable& table, const std::vector<bool>& rows, bool keep) {
+  CsvTable out;
+  out.header = table.header;
+  const size_t width = table.header.size();
+  const bool marked = !table.non_numeric_cells.empty();
+  if (marked) {
+    out.non_numeric_cells.assign(width, 0);
+    out.first_non_numeric_line.assign(width, 0);
+  }
+  for (size_t r = 0; r < table.num_rows && r < rows.size(); ++r) {
+    if (rows[r] != keep) continue;
+    const size_t from = r * width;
+    const size_t to = out.num_rows * width;
+    out.values.insert(out.values.end(), table.values.begin() + static_cast<std::ptrdiff_t>(from),
+                      table.values.begin() + static_cast<std::ptrdiff_t>(from + width));
+    if (marked) {
+      for (size_t c = 0; c < width; ++c) {
+        if (!std::isnan(table.values[from + c])) continue;
+        if (out.non_numeric_cells[c]++ == 0) out.first_non_numeric_line[c] = r + 2;
+        auto text = table.cell_text.find(from + c);
+        if (text != table.cell_text.end()) out.cell_text.emplace(to + c, text->second);
+      }
+    }
+    ++out.num_rows;
+  }
+  return out;
+}
+
 }  // namespace tessera::client

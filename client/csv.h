@@ -50,6 +50,12 @@ enum class CellPolicy {
 absl::StatusOr<CsvTable> LoadCsv(const std::string& path, CellPolicy cells = CellPolicy::kStrict);
 
 // Same rules on text already in memory; `source_name` prefixes errors.
+// The rows r of `table` with rows[r] == keep, in file order (a validation split,
+// proto/validation_split.h). Non-numeric cells are recounted over them;
+// first_non_numeric_line stays a line of the file (data row r is line r + 2: a file has no
+// empty lines). `rows` has one entry per row of `table`.
+CsvTable SelectTableRows(const CsvTable& table, const std::vector<bool>& rows, bool keep);
+
 absl::StatusOr<CsvTable> ParseCsv(const std::string& text, const std::string& source_name,
                                   CellPolicy cells = CellPolicy::kStrict);
 

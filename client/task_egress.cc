@@ -9,6 +9,7 @@
 #include "proto/evaluation.h"
 #include "proto/glm_layout.h"
 #include "proto/model_layout.h"
+#include "proto/validation_split.h"
 #include "secagg/stage_encoding.h"
 #include "secagg/vector_codec.h"
 
@@ -84,17 +85,33 @@ void TrainingStages(const v1::TaskSpec& spec, const v1::LocalDataset* local,
   }
   *out->add_stages() = std::move(fit);
 
-  v1::StageEgress eval = Stage(spec, v1::STAGE_EVALUATE, "evaluate",
-                               "loss and metric sums over the held-out rows, every round");
+  const bool split = proto::HasValidationSplit(spec);
+  v1::StageEgress eval =
+      Stage(spec, v1::STAGE_EVALUATE, "evaluate",
+            split ? absl::StrCat("loss and metric sums over the validation rows (",
+                                 spec.training().validation_fraction() * 100,
+                                 "% of the training file's rows, never trained on), every round")
+                  : "loss and metric sums over the held-out rows, every round");
   if (proto::EvaluationNoiseOn(spec)) {
     eval.set_dp(true);
     eval.set_dp_detail(
         absl::StrCat("evaluation_noise_multiplier ", spec.privacy().evaluation_noise_multiplier()));
   }
-  if (local != nullptr && local->test_csv().empty()) {
+  const bool no_test_file = local != nullptr && local->test_csv().empty();
+  if (no_test_file && !split) {
     eval.set_skipped("this site has no test_csv for the dataset: it sends nothing here");
   }
   *out->add_stages() = std::move(eval);
+  if (!split) return;
+  v1::StageEgress test =
+      Stage(spec, v1::STAGE_TEST, "test",
+            absl::StrCat("loss and metric sums over the held-out rows (test_csv), once: the "
+                         "model of the round with the best validation ",
+                         proto::SelectionMetric(spec)));
+  if (no_test_file) {
+    test.set_skipped("this site has no test_csv for the dataset: it sends nothing here");
+  }
+  *out->add_stages() = std::move(test);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "proto/glm_layout.h"
 #include "proto/model_layout.h"
 #include "proto/validation.h"
+#include "proto/validation_split.h"
 
 namespace tessera::client {
 namespace {
@@ -145,10 +146,29 @@ absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadTable(const s
   return shared;
 }
 
+const std::string& WorkProcessor::PathOf(const v1::LocalDataset& local, RowSet rows) {
+  return rows == RowSet::kTest ? local.test_csv() : local.train_csv();
+}
+
 absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadPrepared(
-    const std::string& path, const v1::DatasetSpec& schema, const v1::Standardization* pooled,
-    std::vector<double>* imputation_counts) {
+    const v1::LocalDataset& local, RowSet rows, const v1::TaskSpec& spec,
+    const v1::Standardization* pooled, std::vector<double>* imputation_counts) {
+  const std::string& path = PathOf(local, rows);
+  const v1::DatasetSpec& schema = spec.dataset();
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table, LoadTable(path));
+  if (rows != RowSet::kTest && proto::HasValidationSplit(spec)) {
+    const double fraction = spec.training().validation_fraction();
+    const std::vector<bool> validation =
+        proto::ValidationMask(table->num_rows, fraction, spec.seed());
+    const size_t held_out = proto::ValidationRowCount(table->num_rows, fraction);
+    if (held_out == 0 || held_out == table->num_rows) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": too few rows for training.validation_fraction ", fraction,
+                       " (every site keeps at least one training and one validation row)"));
+    }
+    table = std::make_shared<const CsvTable>(
+        SelectTableRows(*table, validation, /*keep=*/rows == RowSet::kValidation));
+  }
   if (schema.prepare_size() == 0) return table;
   ASSIGN_OR_RETURN(PreparedTable prepared, PrepareTable(*table, schema, pooled, path));
   if (imputation_counts != nullptr) *imputation_counts = std::move(prepared.imputation_counts);
@@ -156,11 +176,12 @@ absl::StatusOr<std::shared_ptr<const CsvTable>> WorkProcessor::LoadPrepared(
 }
 
 absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
-    const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema,
+    const v1::LocalDataset& local, RowSet rows, const v1::TaskSpec& spec,
     const v1::Standardization* pooled, std::vector<double>* imputation_counts) {
-  const std::string& path = test ? local.test_csv() : local.train_csv();
+  const std::string& path = PathOf(local, rows);
+  const v1::DatasetSpec& schema = spec.dataset();
   ASSIGN_OR_RETURN(std::shared_ptr<const CsvTable> table,
-                   LoadPrepared(path, schema, pooled, imputation_counts));
+                   LoadPrepared(local, rows, spec, pooled, imputation_counts));
   std::vector<std::string> features(schema.features().begin(), schema.features().end());
   ASSIGN_OR_RETURN(Dataset data,
                    schema.event().empty()
@@ -220,6 +241,7 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
     case v1::STAGE_FIT:
     case v1::STAGE_EVALUATE:
     case v1::STAGE_FIT_EVALUATE:
+    case v1::STAGE_TEST:
       break;
     default:
       return Declined(v1::Decline::BAD_WORK_ITEM,
@@ -257,19 +279,41 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   auto m = MakeModel(spec.model(), d);
   if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
   if (item.stage() == v1::STAGE_FIT_EVALUATE) return FitEvaluate(item, **m, *local, model);
-  const bool fit = item.stage() == v1::STAGE_FIT;
-  if (!fit && local->test_csv().empty()) return EmptyEvaluation(item);
+  if (item.stage() == v1::STAGE_TEST && !proto::HasValidationSplit(spec)) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    "a test session is only for a task with a validation split");
+  }
+  if (item.stage() != v1::STAGE_FIT) {
+    return EvaluateRows(item, **m, *local, EvaluationRows(item), model);
+  }
   Dataset data;
-  if (auto declined = PrepareRows(item, *local, **m, /*test=*/!fit, &data)) {
+  if (auto declined = PrepareRows(item, *local, **m, RowSet::kTraining, &data)) {
     return *std::move(declined);
   }
-  return fit ? Fit(item, **m, data, model) : Evaluate(item, **m, data, model);
+  return Fit(item, **m, data, model);
+}
+
+WorkProcessor::RowSet WorkProcessor::EvaluationRows(const v1::WorkItem& item) {
+  if (item.stage() != v1::STAGE_TEST && proto::HasValidationSplit(item.spec())) {
+    return RowSet::kValidation;
+  }
+  return RowSet::kTest;
+}
+
+WorkOutcome WorkProcessor::EvaluateRows(const v1::WorkItem& item, const Model& model,
+                                        const v1::LocalDataset& local, RowSet rows,
+                                        const std::vector<float>& params) {
+  if (rows == RowSet::kTest && local.test_csv().empty()) return EmptyEvaluation(item);
+  Dataset data;
+  if (auto declined = PrepareRows(item, local, model, rows, &data)) return *std::move(declined);
+  return Evaluate(item, model, data, params);
 }
 
 std::optional<WorkOutcome> WorkProcessor::PrepareRows(const v1::WorkItem& item,
                                                       const v1::LocalDataset& local,
-                                                      const Model& model, bool test, Dataset* out) {
-  auto rows = LoadRows(local, test, item.spec().dataset(), &item.standardization());
+                                                      const Model& model, RowSet set,
+                                                      Dataset* out) {
+  auto rows = LoadRows(local, set, item.spec(), &item.standardization());
   if (!rows.ok()) return DataDeclined(item, rows.status());
   *out = **rows;
   const v1::Standardization& s = item.standardization();
@@ -278,7 +322,7 @@ std::optional<WorkOutcome> WorkProcessor::PrepareRows(const v1::WorkItem& item,
   if (auto st = Standardize(mean, stddev, out); !st.ok()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, std::string(st.message()));
   }
-  if (auto st = model.CheckData(*out, test ? local.test_csv() : local.train_csv()); !st.ok()) {
+  if (auto st = model.CheckData(*out, PathOf(local, set)); !st.ok()) {
     return DataDeclined(item, st);
   }
   return std::nullopt;
@@ -302,19 +346,10 @@ WorkOutcome WorkProcessor::FitEvaluate(const v1::WorkItem& item, const Model& mo
                     "the task noises its evaluations (evaluation_noise_multiplier): they are "
                     "releases of their own and cannot travel in a fit_evaluate session");
   }
-  WorkOutcome evaluation;
-  if (local.test_csv().empty()) {
-    evaluation = EmptyEvaluation(item);
-  } else {
-    Dataset test;
-    if (auto declined = PrepareRows(item, local, model, /*test=*/true, &test)) {
-      return *std::move(declined);
-    }
-    evaluation = Evaluate(item, model, test, params);
-  }
+  WorkOutcome evaluation = EvaluateRows(item, model, local, EvaluationRows(item), params);
   if (!evaluation.contribution.has_value()) return evaluation;
   Dataset train;
-  if (auto declined = PrepareRows(item, local, model, /*test=*/false, &train)) {
+  if (auto declined = PrepareRows(item, local, model, RowSet::kTraining, &train)) {
     return *std::move(declined);
   }
   WorkOutcome out = Fit(item, model, train, params);
@@ -330,14 +365,14 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
   // cells count as 0 here and their present counts go with the sums
   // (proto::PoolImputations).
   std::vector<double> imputation_counts;
-  auto rows = LoadRows(local, /*test=*/false, spec.dataset(), nullptr, &imputation_counts);
+  auto rows = LoadRows(local, RowSet::kTraining, spec, nullptr, &imputation_counts);
   if (!rows.ok()) return DataDeclined(item, rows.status());
   const Dataset& data = **rows;
   // One cohort per round: the sites whose statistics are pooled are the ones that train and
   // evaluate on them, so the rows are checked here as training and evaluation will check
   // them (the label too): a site that could not train declines now, not after it is counted.
   if (proto::IsGlmTask(spec)) {
-    auto table = LoadPrepared(local.train_csv(), spec.dataset(), nullptr, nullptr);
+    auto table = LoadPrepared(local, RowSet::kTraining, spec, nullptr, nullptr);
     if (!table.ok()) return DataDeclined(item, table.status());
     if (auto st = CheckGlmRows(spec, **table, local.train_csv()); !st.ok()) {
       return DataDeclined(item, st);
@@ -353,8 +388,15 @@ WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalD
   if (auto st = (*model)->CheckData(data, local.train_csv()); !st.ok()) {
     return DataDeclined(item, st);
   }
+  if (proto::HasValidationSplit(spec)) {
+    auto validation = LoadRows(local, RowSet::kValidation, spec, nullptr);
+    if (!validation.ok()) return DataDeclined(item, validation.status());
+    if (auto st = (*model)->CheckData(**validation, local.train_csv()); !st.ok()) {
+      return DataDeclined(item, st);
+    }
+  }
   if (!local.test_csv().empty()) {
-    auto test = LoadRows(local, /*test=*/true, spec.dataset(), nullptr);
+    auto test = LoadRows(local, RowSet::kTest, spec, nullptr);
     if (!test.ok()) return DataDeclined(item, test.status());
     if (auto st = (*model)->CheckData(**test, local.test_csv()); !st.ok()) {
       return DataDeclined(item, st);
@@ -401,7 +443,7 @@ WorkOutcome WorkProcessor::Glm(const v1::WorkItem& item, const v1::LocalDataset&
                        " sites for site fixed effects, the session invites ", item.cohort_size()));
     }
   }
-  auto table = LoadPrepared(local.train_csv(), spec.dataset(), &item.standardization(), nullptr);
+  auto table = LoadPrepared(local, RowSet::kTraining, spec, &item.standardization(), nullptr);
   if (!table.ok()) return DataDeclined(item, table.status());
   absl::StatusOr<std::vector<double>> sums =
       GlmContribution(spec, **table, local.train_csv(), beta, place);

@@ -68,19 +68,24 @@ class WorkProcessor {
   static uint64_t LocalSeed(uint64_t task_seed, uint32_t round, const std::string& client_id);
 
  private:
-  // The dataset `id`'s training or test rows, selected by the task's schema, not
-  // standardised. INVALID_ARGUMENT/NOT_FOUND naming the file on a mismatch.
-  // With the schema's preparation (client/prepare.h) applied first; `pooled` as
-  // PrepareTable takes it (null in round 0), and `imputation_counts` (optional) gets its
-  // counts.
+  // Which rows of a dataset a stage reads: the training file's rows outside the task's
+  // validation split (all of them without one), its rows inside it, or the test file's.
+  enum class RowSet { kTraining, kValidation, kTest };
+  static const std::string& PathOf(const v1::LocalDataset& local, RowSet rows);
+
+  // The dataset's `rows`, selected by the task's schema, not standardised.
+  // INVALID_ARGUMENT/NOT_FOUND naming the file on a mismatch. With the schema's preparation
+  // (client/prepare.h) applied first; `pooled` as PrepareTable takes it (null in round 0),
+  // and `imputation_counts` (optional) gets its counts.
   absl::StatusOr<std::shared_ptr<const Dataset>> LoadRows(
-      const v1::LocalDataset& local, bool test, const v1::DatasetSpec& schema,
+      const v1::LocalDataset& local, RowSet rows, const v1::TaskSpec& spec,
       const v1::Standardization* pooled, std::vector<double>* imputation_counts = nullptr);
-  // The table at `path`, prepared as the schema says (the file's own table when it
-  // prepares nothing).
+  // The table of `rows` (the task's validation split applied), prepared as the schema says
+  // (the file's own table when it splits and prepares nothing). INVALID_ARGUMENT when the
+  // split leaves the site no training or no validation row.
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadPrepared(
-      const std::string& path, const v1::DatasetSpec& schema, const v1::Standardization* pooled,
-      std::vector<double>* imputation_counts);
+      const v1::LocalDataset& local, RowSet rows, const v1::TaskSpec& spec,
+      const v1::Standardization* pooled, std::vector<double>* imputation_counts);
   absl::StatusOr<std::shared_ptr<const CsvTable>> LoadTable(const std::string& path);
 
   // The stages' computations, after the common checks.
@@ -98,10 +103,18 @@ class WorkProcessor {
   // release of its own, so it is asked for in sessions of its own.
   WorkOutcome FitEvaluate(const v1::WorkItem& item, const Model& model,
                           const v1::LocalDataset& local, const std::vector<float>& params);
-  // The held-out (`test`) or training rows of the item's dataset, standardised with the
-  // item's statistics and checked as `model` reads them, into `*out`; else the decline.
+  // The item's dataset's `rows`, standardised with the item's statistics and checked as
+  // `model` reads them, into `*out`; else the decline.
   std::optional<WorkOutcome> PrepareRows(const v1::WorkItem& item, const v1::LocalDataset& local,
-                                         const Model& model, bool test, Dataset* out);
+                                         const Model& model, RowSet rows, Dataset* out);
+  // The rows an evaluation of `item` reads: the validation rows for EVALUATE and
+  // FIT_EVALUATE in a task with a validation split, else (and for TEST) the test rows.
+  static RowSet EvaluationRows(const v1::WorkItem& item);
+  // An evaluation of `params` on `rows` (EmptyEvaluation when they are the test rows and
+  // the site has no test file).
+  WorkOutcome EvaluateRows(const v1::WorkItem& item, const Model& model,
+                           const v1::LocalDataset& local, RowSet rows,
+                           const std::vector<float>& params);
   // The EVALUATE vector of a site without held-out rows: zeros (with its share of the
   // evaluation noise when the task asks for it), so the cohort's sums stay sums over the
   // same sites.

@@ -19,6 +19,8 @@ const char* StageLabel(v1::Stage stage) {
       return "fit_evaluate";
     case v1::STAGE_GLM:
       return "glm";
+    case v1::STAGE_TEST:
+      return "test";
     default:
       return "unknown";
   }

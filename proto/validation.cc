@@ -18,6 +18,7 @@
 #include "proto/internal/policy_validation.h"
 #include "proto/preparation.h"
 #include "proto/task.pb.h"
+#include "proto/validation_split.h"
 
 namespace tessera::proto {
 namespace {
@@ -247,6 +248,7 @@ void ValidateTraining(const v1::TaskSpec& spec, std::vector<FieldError>* errors)
   if (!std::isfinite(t.proximal_mu()) || t.proximal_mu() < 0) {
     errors->push_back({"training.proximal_mu", "must be a finite number >= 0"});
   }
+  ValidateValidationSplit(spec, errors);
 }
 
 // Limits on rounds, cohort and deadlines; the server strategy.
@@ -448,6 +450,7 @@ void ApplyTaskDefaults(v1::TaskSpec* spec) {
     if (!t->has_adam_beta2()) t->set_adam_beta2(0.999);
     if (!t->has_adam_epsilon()) t->set_adam_epsilon(1e-8);
   }
+  ApplyValidationSplitDefaults(spec);
   v1::StrategySpec* s = spec->mutable_strategy();
   if (s->kind() == v1::StrategySpec::KIND_UNSPECIFIED) s->set_kind(v1::StrategySpec::FEDAVG);
   const bool adaptive = s->kind() == v1::StrategySpec::FEDADAGRAD ||

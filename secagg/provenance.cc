@@ -231,11 +231,13 @@ absl::Status VerifyRoundProvenance(const v1::RoundProvenance& round,
         absl::StrCat(name, ": the round has neither a fit, a glm nor an analytics session"));
   }
   for (const v1::SessionProvenance& session : round.sessions()) {
-    // The evaluation ran on the round's new model: its setup, which the sites signed,
-    // binds the committed checkpoint.
-    if (session.stage() == v1::STAGE_EVALUATE && session.model_hash() != round.model_hash()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, ": the evaluate session's model is not the round's model"));
+    // The evaluation (and the test session of a round a validation split selected) ran on
+    // the round's new model: its setup, which the sites signed, binds the checkpoint.
+    if ((session.stage() == v1::STAGE_EVALUATE || session.stage() == v1::STAGE_TEST) &&
+        session.model_hash() != round.model_hash()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": the ",
+                                                     proto::StageLabel(session.stage()),
+                                                     " session's model is not the round's model"));
     }
   }
   const absl::Time at = absl::FromUnixMillis(round.committed_unix_ms());

@@ -60,7 +60,8 @@ absl::StatusOr<size_t> VectorLength(const v1::TaskSpec& spec, v1::Stage stage,
       return d + (proto::StatisticsIncludeLabel(spec.model()) ? 1 : 0);
     case v1::STAGE_FIT:
       return proto::NumParameters(spec.model(), d);
-    case v1::STAGE_EVALUATE: {
+    case v1::STAGE_EVALUATE:
+    case v1::STAGE_TEST: {
       ASSIGN_OR_RETURN(const proto::EvaluationLayout layout,
                        proto::MakeEvaluationLayout(spec.model()));
       return layout.length;
@@ -96,8 +97,8 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
   v1::SecAggEncoding encoding;
   switch (stage) {
     case v1::STAGE_STATISTICS:
-      encoding = StatisticsEncoding(*length, num_invited,
-                                    proto::ImputationCountLength(spec.dataset()));
+      encoding =
+          StatisticsEncoding(*length, num_invited, proto::ImputationCountLength(spec.dataset()));
       break;
     case v1::STAGE_FIT:
     case v1::STAGE_FIT_EVALUATE: {
@@ -117,6 +118,7 @@ absl::StatusOr<v1::SecAggEncoding> StageEncoding(const v1::TaskSpec& spec, v1::S
       break;
     }
     case v1::STAGE_EVALUATE:  // VectorLength made the layout already
+    case v1::STAGE_TEST:
       encoding = EvaluateEncoding(*proto::MakeEvaluationLayout(spec.model()),
                                   proto::EvaluationNoiseOn(spec), num_invited);
       break;

@@ -107,6 +107,40 @@ TEST(ContributionKeyTest, EvaluationIgnoresThePenaltyAndTraining) {
   EXPECT_EQ(eval, ContributionKey(other, v1::STAGE_EVALUATE, kModel));
 }
 
+// A validation split: the statistics, fit and evaluation vectors sum over other rows, so
+// they are other keys; the test session's vector (the test rows) is the one an EVALUATE
+// without a split sends, so it is the same key: a model evaluated on the test rows in one
+// stage is never evaluated on them again in the other. Patience and the metric change no
+// vector and buy nothing.
+TEST(ContributionKeyTest, AValidationSplitKeysItsRowsAndTheTestSessionIsTheTestRowsKey) {
+  v1::TaskSpec split = Spec();
+  split.mutable_training()->set_validation_fraction(0.2);
+  for (v1::Stage stage : {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE}) {
+    EXPECT_NE(ContributionKey(Spec(), stage, kModel), ContributionKey(split, stage, kModel))
+        << v1::Stage_Name(stage);
+  }
+  v1::TaskSpec other_seed = split;
+  other_seed.set_seed(99);
+  EXPECT_NE(ContributionKey(split, v1::STAGE_EVALUATE, kModel),
+            ContributionKey(other_seed, v1::STAGE_EVALUATE, kModel));
+  EXPECT_NE(ContributionKey(split, v1::STAGE_STATISTICS, kModel),
+            ContributionKey(other_seed, v1::STAGE_STATISTICS, kModel));
+
+  EXPECT_EQ(ContributionKey(split, v1::STAGE_TEST, kModel),
+            ContributionKey(Spec(), v1::STAGE_EVALUATE, kModel));
+  EXPECT_NE(ContributionKey(split, v1::STAGE_TEST, kModel),
+            ContributionKey(split, v1::STAGE_EVALUATE, kModel));
+
+  v1::TaskSpec stopping = split;
+  stopping.mutable_training()->mutable_early_stopping()->set_patience(7);
+  stopping.mutable_training()->mutable_early_stopping()->set_metric("auc");
+  for (v1::Stage stage :
+       {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE, v1::STAGE_TEST}) {
+    EXPECT_EQ(ContributionKey(split, stage, kModel), ContributionKey(stopping, stage, kModel))
+        << v1::Stage_Name(stage);
+  }
+}
+
 TEST(ContributionKeyTest, AnalyticsDependsOnQueriesAndFilterNotOnCellSize) {
   v1::TaskSpec spec;
   spec.mutable_dataset()->set_id("d");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "crypto/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -16,6 +17,7 @@
 #include "proto/model_layout.h"
 #include "proto/task.pb.h"
 #include "proto/validation.h"
+#include "proto/validation_split.h"
 #include "tests/testing/temp_dir.h"
 
 namespace tessera::client {
@@ -221,6 +223,98 @@ TEST_F(FitEvaluateTest, AModelApartThatDidNotArriveIsDeclinedNamingIt) {
   EXPECT_EQ(out.decline.reason(), v1::Decline::BAD_WORK_ITEM);
   EXPECT_THAT(out.decline.detail(),
               HasSubstr("the model sent apart (2097152 bytes) did not add up"));
+}
+
+// A validation split (TrainingSpec.validation_fraction): FIT trains on the training file's
+// rows outside the split, EVALUATE (and FIT_EVALUATE's evaluation) reads the rows inside
+// it, and TEST reads the test file — each exactly the vector a task without a split sends
+// on those rows alone.
+class ValidationSplitTest : public FitEvaluateTest {
+ protected:
+  static constexpr double kFraction = 0.3;
+  static constexpr char kTrain[] =
+      "age,bmi,outcome\n50,22.5,1\n61,30.1,0\n45,27.0,1\n38,21.0,0\n70,33.3,1\n"
+      "55,25.5,0\n47,29.9,1\n66,24.4,0\n59,28.8,1\n42,23.1,0\n";
+  static constexpr char kTest[] = "age,bmi,outcome\n58,24.0,0\n40,31.5,1\n";
+
+  void SetUp() override {
+    FitEvaluateTest::SetUp();
+    tessera::testing::WriteTestFile(config_.datasets(0).train_csv(), kTrain);
+    tessera::testing::WriteTestFile(config_.datasets(0).test_csv(), kTest);
+  }
+
+  v1::WorkItem SplitItem(v1::Stage stage) const {
+    v1::WorkItem item = Item(stage);
+    item.mutable_spec()->mutable_training()->set_validation_fraction(kFraction);
+    item.set_spec_hash(crypto::HashTaskSpec(item.spec()));
+    return item;
+  }
+
+  // The lines of kTrain inside (or outside) the split, as a file of their own.
+  std::string Part(bool validation) const {
+    const std::vector<std::string> lines = absl::StrSplit(kTrain, '\n', absl::SkipEmpty());
+    const std::vector<bool> mask =
+        proto::ValidationMask(lines.size() - 1, kFraction, Item(v1::STAGE_FIT).spec().seed());
+    std::string out = lines[0] + "\n";
+    for (size_t r = 0; r + 1 < lines.size(); ++r) {
+      if (mask[r] == validation) out += lines[r + 1] + "\n";
+    }
+    return out;
+  }
+
+  // A site whose dataset holds `train` and `test` as its files.
+  WorkProcessor SiteWith(const std::string& train, const std::string& test) {
+    v1::ClientConfig config = config_;
+    v1::LocalDataset* local = config.mutable_datasets(0);
+    local->set_train_csv(temp_.File("part-train.csv"));
+    local->set_test_csv(temp_.File("part-test.csv"));
+    tessera::testing::WriteTestFile(local->train_csv(), train);
+    tessera::testing::WriteTestFile(local->test_csv(), test);
+    return WorkProcessor("site-a", config);
+  }
+};
+
+TEST_F(ValidationSplitTest, EachStageReadsItsOwnRows) {
+  ASSERT_EQ(proto::ValidationRowCount(10, kFraction), 3u);
+  WorkProcessor site("site-a", config_);
+  const WorkOutcome fit = site.Process(SplitItem(v1::STAGE_FIT));
+  const WorkOutcome validation = site.Process(SplitItem(v1::STAGE_EVALUATE));
+  const WorkOutcome test = site.Process(SplitItem(v1::STAGE_TEST));
+  const WorkOutcome both = site.Process(SplitItem(v1::STAGE_FIT_EVALUATE));
+  for (const WorkOutcome* out : {&fit, &validation, &test, &both}) {
+    ASSERT_TRUE(out->contribution.has_value()) << out->decline.detail();
+  }
+  // The same vectors from files holding only those rows, without a split.
+  WorkProcessor training_rows = SiteWith(Part(false), Part(true));
+  const WorkOutcome plain_fit = training_rows.Process(Item(v1::STAGE_FIT));
+  const WorkOutcome plain_validation = training_rows.Process(Item(v1::STAGE_EVALUATE));
+  ASSERT_TRUE(plain_fit.contribution.has_value()) << plain_fit.decline.detail();
+  ASSERT_TRUE(plain_validation.contribution.has_value());
+  EXPECT_EQ(*fit.contribution, *plain_fit.contribution);
+  EXPECT_EQ(*validation.contribution, *plain_validation.contribution);
+  EXPECT_EQ(validation.contribution->at(0), 3) << "the validation rows' count";
+  WorkProcessor whole = SiteWith(kTrain, kTest);
+  const WorkOutcome plain_test = whole.Process(Item(v1::STAGE_EVALUATE));
+  ASSERT_TRUE(plain_test.contribution.has_value());
+  EXPECT_EQ(*test.contribution, *plain_test.contribution);
+  EXPECT_NE(*test.contribution, *validation.contribution);
+  std::vector<double> expected = *fit.contribution;
+  expected.insert(expected.end(), validation.contribution->begin(), validation.contribution->end());
+  EXPECT_EQ(*both.contribution, expected);
+}
+
+TEST_F(ValidationSplitTest, ATestSessionWithoutASplitAndASiteTooSmallToSplitAreDeclined) {
+  WorkProcessor site("site-a", config_);
+  const WorkOutcome no_split = site.Process(Item(v1::STAGE_TEST));
+  EXPECT_FALSE(no_split.contribution.has_value());
+  EXPECT_EQ(no_split.decline.reason(), v1::Decline::BAD_WORK_ITEM);
+  EXPECT_THAT(no_split.decline.detail(), HasSubstr("validation split"));
+
+  // One row: 30% of it rounds to none held out.
+  WorkProcessor tiny = SiteWith("age,bmi,outcome\n50,22.5,1\n", kTest);
+  const WorkOutcome out = tiny.Process(SplitItem(v1::STAGE_FIT));
+  EXPECT_FALSE(out.contribution.has_value());
+  EXPECT_EQ(out.decline.reason(), v1::Decline::DATA_ERROR);
 }
 
 }  // namespace
