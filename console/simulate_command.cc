@@ -5,7 +5,8 @@
 //   {"task": NAME, "state": "TASK_COMPLETED" | ..., "reason": TEXT, "clients": N,
 //    "partition": TEXT, "site_train_rows": [..], "site_test_rows": [..],
 //    "rounds": [{"round": R, "sites": S, "metrics": {NAME: VALUE, ..}}, ..],
-//    "final": {NAME: VALUE, ..}, "wall_seconds": SECONDS,
+//    "final": {NAME: VALUE, ..}, "selected_round": R, "selection": TEXT,
+//    "site_validation_rows": [..], "wall_seconds": SECONDS,
 //    "coefficients": [{"name": TERM, "estimate": B, "std_error": SE, "statistic": Z,
 //                      "p_value": P, "ci_low": LO, "ci_high": HI}, ..],
 //    "warnings": [TEXT, ..],
@@ -19,7 +20,11 @@
 // A training task's "rounds" start with round 0 (the statistics round: num_train_rows);
 // a query has one round. "final" holds the last evaluated round's metrics (accuracy, auc,
 // log_loss, macro_f1, rmse, r2, c_index, ... as the model kind defines them,
-// proto/evaluation.h), or an analytics task's answer. Numbers have 17 significant digits
+// proto/evaluation.h), or an analytics task's answer. With a validation split
+// (training.validation_fraction) the rounds' metrics are on the validation rows, "final"
+// holds the test metrics of the round "selected_round" (0 without a split), "selection"
+// says why it was selected, and "site_train_rows" counts the rows each site trains on
+// ("site_validation_rows" those it holds out). Numbers have 17 significant digits
 // (they read back exactly); a metric that is not a finite number (NaN: undefined for the
 // cohort) is null.
 #include <stdlib.h>  // mkdtemp
@@ -243,27 +248,34 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
     for (const auto& [name, value] : result->final_metrics) {
       final_parts.push_back(absl::StrCat(JsonString(name), ": ", Json(value)));
     }
-    std::vector<std::string> train_rows, test_counts;
+    std::vector<std::string> train_rows, validation_counts, test_counts;
     for (size_t n : result->site_train_rows) train_rows.push_back(absl::StrCat(n));
+    for (size_t n : result->site_validation_rows) validation_counts.push_back(absl::StrCat(n));
     for (size_t n : result->site_test_rows) test_counts.push_back(absl::StrCat(n));
     std::printf(
         "{\"task\": %s, \"state\": %s, \"reason\": %s, \"clients\": %zu, \"partition\": %s,\n"
-        " \"site_train_rows\": [%s], \"site_test_rows\": [%s],\n"
-        " \"rounds\": [%s],\n \"final\": {%s},\n \"wall_seconds\": %s,\n \"warnings\": [%s]%s}\n",
+        " \"site_train_rows\": [%s], \"site_validation_rows\": [%s], \"site_test_rows\": [%s],\n"
+        " \"rounds\": [%s],\n \"final\": {%s},\n \"selected_round\": %u, \"selection\": %s,\n"
+        " \"wall_seconds\": %s,\n \"warnings\": [%s]%s}\n",
         JsonString(task.spec().name()).c_str(),
         JsonString(v1::TaskState_Name(task.state())).c_str(),
         JsonString(task.state_reason()).c_str(), result->site_train_rows.size(),
         JsonString(partition_text).c_str(), absl::StrJoin(train_rows, ", ").c_str(),
-        absl::StrJoin(test_counts, ", ").c_str(), absl::StrJoin(rounds, ",\n  ").c_str(),
-        absl::StrJoin(final_parts, ", ").c_str(), Json(result->wall_seconds).c_str(),
-        absl::StrJoin(quoted_warnings, ", ").c_str(),
+        absl::StrJoin(validation_counts, ", ").c_str(), absl::StrJoin(test_counts, ", ").c_str(),
+        absl::StrJoin(rounds, ",\n  ").c_str(), absl::StrJoin(final_parts, ", ").c_str(),
+        task.selected_round(), JsonString(task.selection()).c_str(),
+        Json(result->wall_seconds).c_str(), absl::StrJoin(quoted_warnings, ", ").c_str(),
         task.has_glm_report() ? GlmJson(task.glm_report()).c_str() : "");
   } else {
     std::printf("%s %s after %d rounds in %.1f s (%zu sites, %s)\n", task.spec().name().c_str(),
                 v1::TaskState_Name(task.state()).c_str(), task.last_committed_round(),
                 result->wall_seconds, result->site_train_rows.size(), partition_text.c_str());
+    if (task.selected_round() > 0) {
+      std::printf("selected round %u: %s\n", task.selected_round(), task.selection().c_str());
+    }
     for (const auto& [name, value] : result->final_metrics) {
-      std::printf("final %s=%.4f\n", name.c_str(), value);
+      std::printf("final %s=%.4f%s\n", name.c_str(), value,
+                  task.selected_round() > 0 ? " (test rows)" : "");
     }
     if (task.has_glm_report()) internal::PrintGlmReport(task.glm_report());
     for (const std::string& w : warnings) std::printf("warning: %s\n", w.c_str());

@@ -12,6 +12,7 @@
 #include "console/admin_client.h"
 #include "crypto/hash.h"
 #include "proto/labels.h"
+#include "proto/validation_split.h"
 
 namespace tessera::console::internal {
 
@@ -198,6 +199,23 @@ void PrintGlmReport(const v1::GlmReport& report) {
     if (report.family() == "gaussian") std::printf("; dispersion %.6g", report.dispersion());
     std::printf("\n");
   }
+}
+
+void PrintSelection(const v1::TaskRecord& t) {
+  if (!proto::HasValidationSplit(t.spec())) return;
+  std::printf(
+      "\nvalidation  %g%% of each site's training rows held out; the rounds' metrics are "
+      "on them; rounds selected on validation %s\n",
+      t.spec().training().validation_fraction() * 100, proto::SelectionMetric(t.spec()).c_str());
+  if (t.selected_round() == 0) return;
+  std::printf("selected    round %u: %s\n", t.selected_round(), t.selection().c_str());
+  if (t.test_metrics().empty()) return;
+  std::vector<std::string> parts;
+  for (const v1::Metric& m : t.test_metrics()) {
+    parts.push_back(absl::StrCat(m.name(), "=", FormatMetric(m.name(), m.value())));
+  }
+  std::printf("test        round %u on the test rows of %d sites: %s\n", t.selected_round(),
+              t.test_participants_size(), absl::StrJoin(parts, " ").c_str());
 }
 
 }  // namespace tessera::console::internal

@@ -47,12 +47,14 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
       "(CONTRIBUTED, DECLINED <reason>, DROPPED at <step>, NOT_CONNECTED, NO_ANSWER, ...)\n"
       "and of the round a failed task failed in, and the metrics of each committed round\n"
       "(round 0 is the statistics round). Metrics come from federated evaluation on the\n"
-      "sites' held-out rows.");
+      "sites' held-out rows; with a validation split (training.validation_fraction) on\n"
+      "their validation rows, then the selected round and its test metrics.");
   conn.Register(flags);
   flags.AddBool("json", &json, "print the task, its rounds and its round in flight as JSON");
   flags.AddBool("sites", &sites, "also print each site's answers in every committed round");
   flags.AddString("metric", &metric,
-                  "print only this metric of the last round that has it (e.g. accuracy)");
+                  "print only this metric of the last round that has it (e.g. accuracy); with a "
+                  "validation split, the test metric once there is one");
   std::vector<std::string> positional;
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 1));
   if (!go) return absl::OkStatus();
@@ -60,6 +62,12 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(auto stub, conn.Connect());
   ASSIGN_OR_RETURN(v1::GetTaskResponse task, FetchTask(*stub, positional[0]));
   if (!metric.empty()) {
+    for (const auto& m : task.task().test_metrics()) {
+      if (m.name() == metric) {
+        std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
+        return absl::OkStatus();
+      }
+    }
     for (auto r = task.rounds().rbegin(); r != task.rounds().rend(); ++r) {
       for (const auto& m : r->metrics()) {
         if (m.name() == metric) {
@@ -84,7 +92,9 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
   }
   PrintSiteDecisions(task.task());
   if (task.has_in_flight()) {
-    PrintAttempts(absl::StrCat("round ", task.in_flight().round(), " in flight, attempt ",
+    PrintAttempts(absl::StrCat(task.in_flight().final_test() ? "the test session of round "
+                                                              : "round ",
+                               task.in_flight().round(), " in flight, attempt ",
                                task.in_flight().attempt(), ": each site's answer"),
                   task.in_flight().stage_attempts());
     for (const v1::SiteOut& out : task.in_flight().sites_out()) {
@@ -105,6 +115,7 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
   for (const auto& r : task.rounds()) rows.push_back(RoundRow(r, names));
   PrintTable(rows);
   if (task.task().has_glm_report()) PrintGlmReport(task.task().glm_report());
+  PrintSelection(task.task());
   return absl::OkStatus();
 }
 
@@ -175,6 +186,7 @@ absl::Status WaitCommand(const std::vector<std::string>& args) {
       if (t.state() == v1::TASK_COMPLETED) {
         std::printf("%s %s after %d rounds\n", t.task_id().c_str(), ShortState(t.state()).c_str(),
                     t.last_committed_round());
+        PrintSelection(t);
         return absl::OkStatus();
       }
       const std::string ended =

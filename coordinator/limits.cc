@@ -83,8 +83,9 @@ absl::StatusOr<size_t> LargestTaskMessageBytes(const v1::TaskSpec& spec) {
   // sets, not the cap). A stage the task does not run has no encoding.
   size_t masked_input = 0;
   const uint32_t invited = std::max<uint32_t>(spec.min_clients(), 2);
-  for (v1::Stage stage : {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE,
-                          v1::STAGE_FIT_EVALUATE, v1::STAGE_ANALYTICS, v1::STAGE_GLM}) {
+  for (v1::Stage stage :
+       {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE, v1::STAGE_FIT_EVALUATE,
+        v1::STAGE_ANALYTICS, v1::STAGE_GLM, v1::STAGE_TEST}) {
     absl::StatusOr<v1::SecAggEncoding> encoding = secagg::StageEncoding(spec, stage, invited);
     if (encoding.ok()) masked_input = std::max(masked_input, 4 * secagg::EncodedWords(*encoding));
   }

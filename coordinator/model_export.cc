@@ -34,7 +34,9 @@ absl::StatusOr<v1::ExportModelResponse> Coordinator::ExportModel(
       return absl::FailedPreconditionError(
           absl::StrCat(task.task_id(), " has no committed training round yet"));
     }
-    round = static_cast<uint32_t>(task.last_committed_round());
+    // With a validation split, the round it selected (the tested model) once there is one.
+    round = task.selected_round() > 0 ? task.selected_round()
+                                      : static_cast<uint32_t>(task.last_committed_round());
   }
   ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task.task_id()));
   const v1::RoundRecord* exported = nullptr;

@@ -19,6 +19,7 @@
 #include "proto/evaluation.h"
 #include "proto/glm_layout.h"
 #include "proto/model_layout.h"
+#include "proto/validation_split.h"
 #include "secagg/protocol.h"
 #include "secagg/provenance.h"
 
@@ -376,6 +377,14 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   }
   ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
   if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
+  // With a validation split: the selection metric's curve so far; training may be over
+  // already (a restart after the round that ended it).
+  const bool split = proto::HasValidationSplit(spec);
+  std::vector<proto::RoundValue> curve;
+  if (split) {
+    curve = ValidationCurve(spec, rounds);
+    if (TrainingOver(task, curve)) return EndTraining(task, curve, "");
+  }
   // The last committed round's record: one session per round adds its evaluation to it.
   std::optional<v1::RoundRecord> previous;
   if (!rounds.empty()) previous = std::move(rounds.back());
@@ -388,10 +397,11 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     if (spec.has_privacy() && !in_flight.fit_done() && in_flight.releases().empty()) {
       ASSIGN_OR_RETURN(double epsilon, EpsilonWithRound(spec, in_flight));
       if (epsilon > spec.privacy().epsilon_budget()) {
-        return Finish(task, v1::TASK_COMPLETED,
-                      absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ",
-                                   epsilon, " > ", spec.privacy().epsilon_budget(), "; ", round - 1,
-                                   " rounds committed"));
+        const std::string spent = absl::StrCat(
+            "privacy budget spent: round ", round, " would reach epsilon ", epsilon, " > ",
+            spec.privacy().epsilon_budget(), "; ", round - 1, " rounds committed");
+        if (split) return EndTraining(task, curve, spent);
+        return Finish(task, v1::TASK_COMPLETED, spent);
       }
     }
     if (in_flight.fit_done()) {
@@ -418,6 +428,13 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
         CommitTrainingRound(task, in_flight, round, previous.has_value() ? &*previous : nullptr));
     previous = std::move(committed);
     global.assign(in_flight.next_model().values().begin(), in_flight.next_model().values().end());
+    if (split) {
+      if (in_flight.previous_evaluated() && in_flight.previous_skipped().empty()) {
+        ExtendCurve(spec, round - 1, in_flight.previous_metrics(), &curve);
+      }
+      ExtendCurve(spec, round, previous->metrics(), &curve);
+      if (TrainingOver(task, curve)) return EndTraining(task, curve, "");
+    }
   }
   if (task.state() == v1::TASK_COMPLETED) {
     common::LogInfo("task_finished")
@@ -491,7 +508,9 @@ absl::StatusOr<v1::RoundRecord> TaskRunner::CommitTrainingRound(v1::TaskRecord& 
   SetProvenance(in_flight.provenance(), &record);
   task.set_last_committed_round(static_cast<int32_t>(round));
   task.set_updated_unix_ms(common::ToUnixMillis(clock_->Now()));
-  if (round == spec.rounds() && task.state() != v1::TASK_COMPLETED) {
+  // With a validation split the task completes when its test session commits.
+  if (round == spec.rounds() && task.state() != v1::TASK_COMPLETED &&
+      !proto::HasValidationSplit(spec)) {
     task.set_state(v1::TASK_COMPLETED);
     task.set_state_reason("all rounds committed");
   }

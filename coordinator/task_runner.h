@@ -122,6 +122,7 @@
 #include "coordinator/strategy.h"
 #include "coordinator/work_board.h"
 #include "proto/state.pb.h"
+#include "proto/validation_split.h"
 
 namespace tessera::proto {
 struct QueryRelease;
@@ -219,6 +220,28 @@ class TaskRunner {
   absl::Status RunTask();
   absl::Status RunStatisticsRound(v1::TaskRecord& task);
   absl::Status RunTrainingRounds(v1::TaskRecord& task);
+  // A task with a validation split (TrainingSpec.validation_fraction;
+  // task_runner_selection.cc). The selection metric's value of every evaluated round
+  // committed so far, in round order.
+  static std::vector<proto::RoundValue> ValidationCurve(const v1::TaskSpec& spec,
+                                                        std::span<const v1::RoundRecord> rounds);
+  // Appends `round`'s value of the selection metric when `metrics` has it.
+  static void ExtendCurve(const v1::TaskSpec& spec, uint32_t round,
+                          const google::protobuf::RepeatedPtrField<v1::Metric>& metrics,
+                          std::vector<proto::RoundValue>* curve);
+  // Whether training is over: a round already selected, the last round committed, or early
+  // stopping's patience run out on `curve`.
+  static bool TrainingOver(const v1::TaskRecord& task, std::span<const proto::RoundValue> curve);
+  // Ends training (`why`: what ended it, "" to derive it): selects the round on `curve`
+  // (the last committed round when none was evaluated), writes task.selected_round and
+  // .selection, and runs the test session.
+  absl::Status EndTraining(v1::TaskRecord& task, std::span<const proto::RoundValue> curve,
+                           const std::string& why);
+  // The STAGE_TEST session on the selected round's checkpoint, retried as a fit is; its
+  // metrics into task.test_metrics and its session into the selected round's record, in
+  // one commit that completes the task. A failed session or a refused sum completes the
+  // task without test metrics, its state_reason saying why.
+  absl::Status RunTestStage(v1::TaskRecord& task);
   // An exact regression (ModelSpec.GlmSpec, task_runner_glm.cc): one STAGE_GLM session a
   // round over every site of the statistics cohort (threshold: all of them; a retry is
   // possible only while no site has sent its input, so a site lost mid-round fails the

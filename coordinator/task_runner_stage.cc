@@ -182,7 +182,8 @@ std::set<std::string> TaskRunner::LeftOut(const v1::TaskRecord& task,
   std::set<std::string> out = ExcludedSites(task);
   for (const v1::SiteOut& site : in_flight.sites_out()) out.insert(site.client_id());
   const bool uses_statistics = stage == v1::STAGE_FIT || stage == v1::STAGE_EVALUATE ||
-                               stage == v1::STAGE_FIT_EVALUATE || stage == v1::STAGE_GLM;
+                               stage == v1::STAGE_FIT_EVALUATE || stage == v1::STAGE_GLM ||
+                               stage == v1::STAGE_TEST;
   if (!uses_statistics || task.statistics_cohort().empty()) return out;
   const std::set<std::string> cohort(task.statistics_cohort().begin(),
                                      task.statistics_cohort().end());

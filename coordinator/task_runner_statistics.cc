@@ -21,6 +21,7 @@
 #include "proto/evaluation.h"
 #include "proto/model_layout.h"
 #include "proto/preparation.h"
+#include "proto/validation_split.h"
 #include "secagg/protocol.h"
 #include "secagg/provenance.h"
 
@@ -49,9 +50,15 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
                                    spec.dataset().features().end());
   if (proto::StatisticsIncludeLabel(spec.model())) columns.push_back(spec.dataset().label());
   // The pooled statistics' key: the columns, and the preparation they were computed after
-  // (the same names can hold other values under another preparation).
+  // (the same names can hold other values under another preparation), and the rows.
   std::vector<std::string> key = columns;
   if (spec.dataset().prepare_size() > 0) key.push_back(PreparationKey(spec.dataset()));
+  // And the rows: with a validation split, the training rows it leaves (its fraction and
+  // seed say which).
+  if (proto::HasValidationSplit(spec)) {
+    key.push_back(
+        absl::StrCat("#validation:", spec.training().validation_fraction(), ":", spec.seed()));
+  }
   ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(0));
   // Statistics of these columns pooled for an earlier task: the sites would not send theirs
   // again, and need not.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "proto/glm_layout.h"
 #include "proto/model_layout.h"
+#include "proto/validation_split.h"
 
 namespace tessera::simulation {
 namespace {
@@ -35,13 +36,19 @@ std::vector<std::string> DriftWarnings(const v1::TaskSpec& spec,
   auto earlier = std::prev(before);
   const bool rising = last->second > before->second && before->second > earlier->second;
   if (!rising || !(last->second > best->second * (1 + kDriftRise))) return {};
+  // With a validation split the rounds' loss is the validation loss (the test rows are
+  // evaluated once, at the end).
+  const bool split = proto::HasValidationSplit(spec);
   return {absl::StrFormat(
-      "client drift: the evaluation loss rose from %.4g at round %u to %.4g at round %u "
+      "client drift: the %s loss rose from %.4g at round %u to %.4g at round %u "
       "(+%.1f%%) with %u local epochs a round; the sites' local optima pull the model apart "
       "(typical of a skewed partition): try fewer local epochs, FedProx "
-      "(training.proximal_mu) or a smaller learning rate",
-      best->second, best->first, last->second, last->first,
-      100.0 * (last->second / best->second - 1), spec.training().local_epochs())};
+      "(training.proximal_mu) or a smaller learning rate%s",
+      split ? "validation" : "evaluation", best->second, best->first, last->second, last->first,
+      100.0 * (last->second / best->second - 1), spec.training().local_epochs(),
+      split ? ""
+            : "; or hold out validation rows (training.validation_fraction) so that the "
+              "best round is the one tested")};
 }
 
 std::vector<std::string> SmallSiteWarnings(const v1::TaskSpec& spec,

@@ -31,6 +31,7 @@
 #include "crypto/signature.h"
 #include "proto/preparation.h"
 #include "proto/validation.h"
+#include "proto/validation_split.h"
 #include "simulation/internal/data_files.h"
 
 namespace tessera::simulation {
@@ -348,7 +349,13 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     // The researcher's own file: per-site sums of a fixed-effects regression stay with them.
     config.mutable_policy()->set_allow_site_fixed_effects(true);
     proto::ApplyClientDefaults(&config);
-    result.site_train_rows.push_back(site_rows[k].size());
+    // With a validation split the site trains on the rows it leaves.
+    const size_t validation =
+        proto::HasValidationSplit(spec)
+            ? proto::ValidationRowCount(site_rows[k].size(), spec.training().validation_fraction())
+            : 0;
+    result.site_train_rows.push_back(site_rows[k].size() - validation);
+    result.site_validation_rows.push_back(validation);
     result.site_test_rows.push_back(test_share.size());
 
     ASSIGN_OR_RETURN(crypto::SecretBytes key, crypto::GeneratePrivateKey());
@@ -386,9 +393,11 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     coordinator_options.signer = std::make_shared<const crypto::Signer>(std::move(signer));
     result.ca_cert_pem = ca.cert_pem;
   }
+  std::unique_ptr<coordinator::Store> store = NewMemoryStore();
+  coordinator::Store* const checkpoints = store.get();  // owned by the coordinator
   ASSIGN_OR_RETURN(
       std::unique_ptr<Coordinator> coordinator,
-      Coordinator::Create(NewMemoryStore(), common::Clock::Real(), coordinator_options));
+      Coordinator::Create(std::move(store), common::Clock::Real(), coordinator_options));
   for (auto& site : sites) {
     v1::HelloRequest hello;
     hello.add_dataset_ids(spec.dataset().id());
@@ -446,11 +455,16 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
       outcome = got.status();
       break;
     }
-    for (; reported < static_cast<size_t>(got->rounds_size()); ++reported) {
+    const v1::TaskState state = got->task().state();
+    const bool ended =
+        state == v1::TASK_COMPLETED || state == v1::TASK_FAILED || state == v1::TASK_CANCELLED;
+    // A round is reported once its record is final: its evaluation travels with the next
+    // round's fit (one session per round), so the last committed round waits for the end.
+    const auto complete = static_cast<size_t>(std::max(0, got->rounds_size() - (ended ? 0 : 1)));
+    for (; reported < complete; ++reported) {
       if (options.on_round) options.on_round(got->rounds(static_cast<int>(reported)));
     }
-    const v1::TaskState state = got->task().state();
-    if (state == v1::TASK_COMPLETED || state == v1::TASK_FAILED || state == v1::TASK_CANCELLED) {
+    if (ended) {
       result.task = got->task();
       result.rounds.assign(got->rounds().begin(), got->rounds().end());
       break;
@@ -459,6 +473,13 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
   }
   stop_sites();
   RETURN_IF_ERROR(outcome);
+  if (options.keep_checkpoints) {
+    for (int32_t r = 0; r <= result.task.last_committed_round(); ++r) {
+      ASSIGN_OR_RETURN(std::vector<float> model,
+                       checkpoints->GetCheckpoint(task_id, static_cast<uint32_t>(r)));
+      result.checkpoints.push_back(std::move(model));
+    }
+  }
   if (!options.export_format.empty() && result.task.last_committed_round() >= 1) {
     v1::ExportModelRequest request;
     request.set_task_id(task_id);
@@ -467,7 +488,13 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
     result.export_file = std::move(*exported.mutable_file());
     result.export_provenance = std::move(*exported.mutable_provenance());
   }
+  // With a validation split: the selected round's test metrics (none if its test failed).
+  if (proto::HasValidationSplit(spec)) {
+    for (const v1::Metric& m : result.task.test_metrics())
+      result.final_metrics[m.name()] = m.value();
+  }
   for (auto it = result.rounds.rbegin(); it != result.rounds.rend(); ++it) {
+    if (proto::HasValidationSplit(spec)) break;
     if (it->round() == 0 || it->metrics().empty()) continue;
     bool evaluated = !it->eval_participants().empty() || spec.has_analytics();
     if (!evaluated) continue;

@@ -83,24 +83,36 @@ struct SimulationOptions {
   std::string test_rows_file;
   // Where the sites' CSV files and the throwaway PKI go (created; must be writable).
   std::string work_dir;
-  // Called with every round as it commits (for progress output).
+  // Called with every round once its record is final (for progress output): when the next
+  // round commits (which brings its evaluation) or the task ends.
   std::function<void(const v1::RoundRecord&)> on_round;
-  // "onnx", "json" or "csv": also export the last committed round's model (as
+  // "onnx", "json" or "csv": also export the last committed round's (with a validation
+  // split, the selected round's) model (as
   // `tessera models export` would) into SimulationResult.export_*. Empty: no export. The
   // in-process coordinator gets its own certificate (role coordinator) from the
   // simulation's throw-away CA and signs the provenance record with it, so the record
   // verifies with that CA's certificate (SimulationResult.ca_cert_pem) only.
   std::string export_format;
+  // Keep every committed round's model (SimulationResult.checkpoints).
+  bool keep_checkpoints = false;
 };
 
 struct SimulationResult {
   v1::TaskRecord task;
   std::vector<v1::RoundRecord> rounds;
-  // The last round's evaluation metrics (or an analytics task's answer).
+  // The last round's evaluation metrics (or an analytics task's answer); with a validation
+  // split the selected round's test metrics (task.selected_round, task.test_metrics).
   std::map<std::string, double> final_metrics;
-  // Training rows per site, in site order.
+  // Training rows per site (those it trains on: without its validation rows), in site
+  // order; its validation rows (TrainingSpec.validation_fraction; 0 without a split) and
+  // its test rows. A site's files are <work_dir>/site-NN/train.csv (training and validation
+  // rows, in the order of the data file) and test.csv.
   std::vector<size_t> site_train_rows;
+  std::vector<size_t> site_validation_rows;
   std::vector<size_t> site_test_rows;
+  // With SimulationOptions.keep_checkpoints: the model of every committed round, by round
+  // (0: the initial model).
+  std::vector<std::vector<float>> checkpoints;
   double wall_seconds = 0;
   // With SimulationOptions.export_format, for a task that committed a training round: the
   // file's bytes and its signed provenance record; and the throw-away CA's certificate.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 
@@ -57,6 +58,19 @@ std::vector<CrashPoint> MakeAll() {
   return all;
 }
 
+// A stage's points outside the campaign: the coordinator at every step's boundary and at
+// the session's end, a site before each step's answer leaves.
+std::vector<CrashPoint> StagePoints(v1::Stage stage) {
+  std::vector<CrashPoint> points;
+  for (v1::SecAggRound step : kSteps) {
+    points.push_back({CrashDaemon::kCoordinator, stage, step, CrashMoment::kStepPersisted});
+    points.push_back({CrashDaemon::kSite, stage, step, CrashMoment::kBeforeSend});
+  }
+  points.push_back(
+      {CrashDaemon::kCoordinator, stage, v1::SECAGG_UNMASKING, CrashMoment::kSessionEnded});
+  return points;
+}
+
 }  // namespace
 
 std::string CrashPoint::Name() const {
@@ -95,8 +109,11 @@ std::string CrashPoint::WorkId(const std::string& task_id) const {
 }
 
 bool CrashPoint::InSession(const std::string& session, v1::SecAggRound at) const {
-  // "<task>/r<round>/<stage>/a<attempt>": any task, any attempt.
-  const std::string middle = absl::StrCat("/r", Round(), "/", proto::StageLabel(stage), "/a");
+  // "<task>/r<round>/<stage>/a<attempt>": any task, any attempt (a test session: any round,
+  // the selected one).
+  const std::string middle = stage == v1::STAGE_TEST
+                                 ? std::string("/test/a")
+                                 : absl::StrCat("/r", Round(), "/", proto::StageLabel(stage), "/a");
   return at == step && session.find(middle) != std::string::npos;
 }
 
@@ -106,23 +123,26 @@ const std::vector<CrashPoint>& AllCrashPoints() {
 }
 
 const std::vector<CrashPoint>& GlmCrashPoints() {
-  static const std::vector<CrashPoint>* glm = [] {
-    auto* points = new std::vector<CrashPoint>;
-    for (v1::SecAggRound step : kSteps) {
-      points->push_back(
-          {CrashDaemon::kCoordinator, v1::STAGE_GLM, step, CrashMoment::kStepPersisted});
-      points->push_back({CrashDaemon::kSite, v1::STAGE_GLM, step, CrashMoment::kBeforeSend});
-    }
-    points->push_back({CrashDaemon::kCoordinator, v1::STAGE_GLM, v1::SECAGG_UNMASKING,
-                       CrashMoment::kSessionEnded});
-    return points;
-  }();
+  static const std::vector<CrashPoint>* glm =
+      new std::vector<CrashPoint>(StagePoints(v1::STAGE_GLM));
   return *glm;
+}
+
+const std::vector<CrashPoint>& TestStageCrashPoints() {
+  static const std::vector<CrashPoint>* test =
+      new std::vector<CrashPoint>(StagePoints(v1::STAGE_TEST));
+  return *test;
+}
+
+std::string CrashPointTestName(std::string name) {
+  std::replace(name.begin(), name.end(), '/', '_');
+  return name;
 }
 
 absl::StatusOr<CrashPoint> FindCrashPoint(const std::string& name) {
   std::vector<std::string> names;
-  for (const std::vector<CrashPoint>* points : {&AllCrashPoints(), &GlmCrashPoints()}) {
+  for (const std::vector<CrashPoint>* points :
+       {&AllCrashPoints(), &GlmCrashPoints(), &TestStageCrashPoints()}) {
     for (const CrashPoint& point : *points) {
       if (point.Name() == name) return point;
       names.push_back(point.Name());

@@ -72,7 +72,7 @@ struct CrashPoint {
 
   // "coordinator/fit/masked_input/step_persisted" (see above).
   std::string Name() const;
-  // The round whose session it stops.
+  // The round whose session it stops (a test session's is the selected round: any).
   uint32_t Round() const;
   // The session it stops, "<task>/r<round>/<stage>/a1".
   std::string Session(const std::string& task_id) const;
@@ -92,8 +92,16 @@ const std::vector<CrashPoint>& AllCrashPoints();
 // GLM tests (glm_e2e_test.cc), not walked by the campaign (its task is a training one).
 const std::vector<CrashPoint>& GlmCrashPoints();
 
-// The point named `name` (of AllCrashPoints or GlmCrashPoints); INVALID_ARGUMENT listing the
-// names if there is none.
+// Points in the test session of a task with a validation split (whatever round it
+// selected: InSession matches any), named "coordinator/test/masked_input/step_persisted" and
+// so on: for early_stopping_e2e_test.cc, not walked by the campaign.
+const std::vector<CrashPoint>& TestStageCrashPoints();
+
+// A point's name as a gtest parameter name: "coordinator_glm_session_ended".
+std::string CrashPointTestName(std::string name);
+
+// The point named `name` (of AllCrashPoints, GlmCrashPoints or TestStageCrashPoints);
+// INVALID_ARGUMENT listing the names if there is none.
 absl::StatusOr<CrashPoint> FindCrashPoint(const std::string& name);
 
 // The point kCrashAtVariable names for a daemon of kind `daemon`: nullopt when the variable

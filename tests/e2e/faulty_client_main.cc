@@ -173,7 +173,8 @@ class CrashingSink final : public tessera::client::UpdateSink {
   absl::Status Send(const tessera::v1::WorkItem& item,
                     const tessera::v1::PushResultRequest& answer) override {
     const bool here = answer.has_secagg() && item.stage() == point_.stage &&
-                      item.round() == point_.Round() && item.secagg().round() == point_.step;
+                      (item.round() == point_.Round() || point_.stage == tessera::v1::STAGE_TEST) &&
+                      item.secagg().round() == point_.step;
     if (here && point_.moment == tessera::e2e::CrashMoment::kBeforeSend) {
       tessera::e2e::CrashHere(point_);
     }

@@ -184,11 +184,7 @@ INSTANTIATE_TEST_SUITE_P(Points, E2eGlmCrashTest,
                          ::testing::Values("coordinator/glm/masked_input/step_persisted",
                                            "coordinator/glm/session_ended"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string name = info.param;
-                           for (char& c : name) {
-                             if (c == '/') c = '_';
-                           }
-                           return name;
+                           return CrashPointTestName(info.param);
                          });
 
 }  // namespace
