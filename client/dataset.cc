@@ -117,12 +117,14 @@ Dataset SelectRows(const Dataset& data, std::span<const size_t> rows) {
   out.x.resize(rows.size() * d);
   out.y.resize(rows.size());
   if (!data.event.empty()) out.event.resize(rows.size());
+  if (!data.weight.empty()) out.weight.resize(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     const size_t r = rows[i];
     std::copy_n(data.x.begin() + static_cast<std::ptrdiff_t>(r * d), d,
                 out.x.begin() + static_cast<std::ptrdiff_t>(i * d));
     out.y[i] = data.y[r];
     if (!data.event.empty()) out.event[i] = data.event[r];
+    if (!data.weight.empty()) out.weight[i] = data.weight[r];
   }
   return out;
 }

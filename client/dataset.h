@@ -25,6 +25,11 @@ struct Dataset {
   std::vector<double> y;
   // Survival data only (COX_PH), else empty: 1 = event observed at time y, 0 = censored.
   std::vector<double> event;
+  // Training rows of a task with class weights (TrainingSpec.class_weights), else empty:
+  // each row's weight in the training loss, the weight of its class. The classification
+  // models' LossAndGradient multiply each row's loss (and gradient) by it, keeping the mean
+  // over the rows' count; evaluation ignores it.
+  std::vector<double> weight;
 };
 
 // INVALID_ARGUMENT "<source>: column 'foo' not found (the file has: a, b, ...)" for a

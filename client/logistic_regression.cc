@@ -95,10 +95,12 @@ class LogisticRegression final : public Model {
       auto residual_m = residual.head(static_cast<Eigen::Index>(m));
       z_m.noalias() = x * w;
       for (size_t i = 0; i < m; ++i) {
-        const ExampleTerms t = Terms(z_m[i] + b, data.y[rows[start + i]]);
-        loss_sum += t.loss;
-        residual_m[i] = t.residual;
-        grad_b += t.residual;
+        const size_t row = rows[start + i];
+        const ExampleTerms t = Terms(z_m[i] + b, data.y[row]);
+        const double weight = data.weight.empty() ? 1.0 : data.weight[row];
+        loss_sum += weight * t.loss;
+        residual_m[i] = weight * t.residual;
+        grad_b += weight * t.residual;
       }
       grad_w.noalias() += x.transpose() * residual_m;
     }

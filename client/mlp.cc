@@ -206,7 +206,8 @@ class Mlp final : public Model {
     internal::CheckShapes(num_features(), num_parameters(), params, data);
     TESSERA_CLIENT_CHECK(grad.size() == num_parameters());
     for (size_t r : rows) TESSERA_CLIENT_CHECK(r < data.num_rows);
-    const MlpRows call = {data.x.data(), data.y.data(), rows.data(), rows.size()};
+    const MlpRows call = {data.x.data(), data.y.data(), rows.data(), rows.size(),
+                          data.weight.empty() ? nullptr : data.weight.data()};
     return precision_ == Precision::kFloat ? LossAndGradientAs<float>(params, call, l2, grad)
                                            : LossAndGradientAs<double>(params, call, l2, grad);
   }

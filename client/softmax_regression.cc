@@ -57,8 +57,10 @@ class SoftmaxRegression final : public Model {
                              RowMajorMatrixXd z = x * w.transpose();
                              z.rowwise() += b;
                              loss_sum += Probabilities(data, chunk, &z);
-                             for (size_t i = 0; i < chunk.size(); ++i)
+                             for (size_t i = 0; i < chunk.size(); ++i) {
                                z(Rows(i), Label(data, chunk[i])) -= 1.0;
+                               if (!data.weight.empty()) z.row(Rows(i)) *= data.weight[chunk[i]];
+                             }
                              grad_w.noalias() += z.transpose() * x;
                              grad_b += z.colwise().sum();
                            });
@@ -146,7 +148,11 @@ class SoftmaxRegression final : public Model {
           labels.empty() ? 0.0 : row[Label(data, labels[static_cast<size_t>(i)])] - m;
       row.array() = (row.array() - m).exp();
       const double sum = row.sum();  // >= 1: the maximum contributes exp(0)
-      if (!labels.empty()) loss_sum += std::log(sum) - shifted_label_logit;
+      if (!labels.empty()) {
+        const double weight =
+            data.weight.empty() ? 1.0 : data.weight[labels[static_cast<size_t>(i)]];
+        loss_sum += weight * (std::log(sum) - shifted_label_logit);
+      }
       row /= sum;
     }
     return loss_sum;

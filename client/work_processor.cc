@@ -325,6 +325,19 @@ std::optional<WorkOutcome> WorkProcessor::PrepareRows(const v1::WorkItem& item,
   if (auto st = model.CheckData(*out, PathOf(local, set)); !st.ok()) {
     return DataDeclined(item, st);
   }
+  const auto& class_weights = item.spec().training().class_weights();
+  if (set == RowSet::kTraining && !class_weights.empty()) {
+    // CheckData made every label a class of the model; the spec has one weight per class.
+    out->weight.resize(out->num_rows);
+    for (size_t r = 0; r < out->num_rows; ++r) {
+      const auto label = static_cast<int>(out->y[r]);
+      if (label < 0 || label >= class_weights.size()) {
+        return Declined(v1::Decline::BAD_WORK_ITEM,
+                        "training.class_weights does not have a weight for every class");
+      }
+      out->weight[r] = class_weights[label];
+    }
+  }
   return std::nullopt;
 }
 

@@ -220,6 +220,34 @@ void ValidateModel(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
   }
 }
 
+// training.class_weights: one per class of a classification model, each in (0, 1e6].
+void ValidateClassWeights(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
+  const v1::TrainingSpec& t = spec.training();
+  if (t.class_weights().empty()) return;
+  const absl::StatusOr<EvaluationLayout> layout = MakeEvaluationLayout(spec.model());
+  const bool classifier = layout.ok() && (layout->kind == EvaluationKind::kBinary ||
+                                          layout->kind == EvaluationKind::kMulticlass);
+  if (!classifier) {
+    errors->push_back({"training.class_weights",
+                       "only for a classification model (logistic, softmax, a classifying MLP)"});
+    return;
+  }
+  if (static_cast<uint32_t>(t.class_weights_size()) != layout->num_classes) {
+    errors->push_back(
+        {"training.class_weights", absl::StrCat("has ", t.class_weights_size(),
+                                                " entries; the model has ", layout->num_classes,
+                                                " classes (one weight each, class 0 "
+                                                "first)")});
+  }
+  for (int i = 0; i < t.class_weights_size(); ++i) {
+    const double w = t.class_weights(i);
+    if (!(std::isfinite(w) && w > 0 && w <= 1e6)) {
+      errors->push_back(
+          {absl::StrCat("training.class_weights[", i, "]"), "must be a finite number in (0, 1e6]"});
+    }
+  }
+}
+
 // training: the local optimiser (a training task only).
 void ValidateTraining(const v1::TaskSpec& spec, std::vector<FieldError>* errors) {
   if (!spec.has_training()) {
@@ -249,6 +277,7 @@ void ValidateTraining(const v1::TaskSpec& spec, std::vector<FieldError>* errors)
     errors->push_back({"training.proximal_mu", "must be a finite number >= 0"});
   }
   ValidateValidationSplit(spec, errors);
+  ValidateClassWeights(spec, errors);
 }
 
 // Limits on rounds, cohort and deadlines; the server strategy.

@@ -118,7 +118,9 @@ double SoftmaxRows(const MlpDims& dims, const MlpRows* rows, size_t begin, size_
     z.array() = (z.array() - max).exp();
     const T sum = z.sum();  // >= 1
     // -log p_y = log sum exp(z - max) - (z_y - max), before exp can underflow.
-    loss_sum += std::log(static_cast<double>(sum)) - shifted_label_logit;
+    const double weight =
+        rows != nullptr && rows->weight != nullptr ? rows->weight[RowOf(*rows, begin + i)] : 1.0;
+    loss_sum += weight * (std::log(static_cast<double>(sum)) - shifted_label_logit);
     z /= sum;
   }
   return rows != nullptr ? loss_sum : 0.0;
@@ -145,12 +147,15 @@ double LossAndGradient(const MlpDims& dims, const T* params, const MlpRows& rows
       loss_sum += SoftmaxRows(dims, &rows, begin, m, ws);
       for (size_t i = 0; i < m; ++i) {
         d_out(MlpIndex(i), MlpIndex(ClassOf(rows.y[RowOf(rows, begin + i)], outputs))) -= T(1);
+        if (rows.weight != nullptr)
+          d_out.row(MlpIndex(i)) *= T(rows.weight[RowOf(rows, begin + i)]);
       }
     } else {
       for (size_t i = 0; i < m; ++i) {
+        const double weight = rows.weight != nullptr ? rows.weight[RowOf(rows, begin + i)] : 1.0;
         const double residual = static_cast<double>(ws.logits[i]) - rows.y[RowOf(rows, begin + i)];
-        loss_sum += 0.5 * residual * residual;
-        ws.logits[i] = static_cast<T>(residual);
+        loss_sum += 0.5 * weight * residual * residual;
+        ws.logits[i] = static_cast<T>(weight * residual);
       }
     }
     d_out *= scale;

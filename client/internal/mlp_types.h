@@ -38,6 +38,8 @@ struct MlpRows {
   const double* y;  // its labels
   const size_t* rows;
   size_t count;
+  // Each data row's weight in the training loss (Dataset.weight), or null for 1.
+  const double* weight = nullptr;
 };
 
 }  // namespace tessera::client::internal

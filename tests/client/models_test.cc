@@ -577,3 +577,73 @@ TEST(MlpTest, Avx2KernelAgreesWithBaseline) {
 
 }  // namespace
 }  // namespace tessera::client
+
+namespace tessera::client {
+namespace {
+
+// Class weights (TrainingSpec.class_weights, Dataset.weight): a weighted loss and gradient
+// are the mean over the rows of each row's own loss and gradient times its weight — checked
+// row by row against the unweighted model on that row alone, for every classification
+// model (logistic, softmax, the MLP in double and in float with its dispatched kernels).
+void ExpectWeightedIsRowByRowMean(const Model& model, Dataset data, double tolerance) {
+  const std::vector<float> params = test_util::RandomParams(model.num_parameters(), 9);
+  const std::vector<double> class_weights = {0.5, 3.0, 1.25};
+  data.weight.resize(data.num_rows);
+  for (size_t r = 0; r < data.num_rows; ++r) {
+    data.weight[r] = class_weights[static_cast<size_t>(data.y[r])];
+  }
+  std::vector<size_t> rows(data.num_rows);
+  std::iota(rows.begin(), rows.end(), size_t{0});
+  rows.push_back(3);  // a repeat counts twice, with its weight each time
+  std::vector<double> grad(model.num_parameters(), 0.0);
+  const double loss = model.LossAndGradient(params, data, rows, 0.0, grad);
+
+  Dataset plain = data;
+  plain.weight.clear();
+  double expected_loss = 0;
+  std::vector<double> expected_grad(model.num_parameters(), 0.0);
+  for (size_t r : rows) {
+    std::vector<double> g(model.num_parameters(), 0.0);
+    const size_t one[] = {r};
+    const double l = model.LossAndGradient(params, plain, one, 0.0, g);
+    expected_loss += data.weight[r] * l / static_cast<double>(rows.size());
+    for (size_t j = 0; j < g.size(); ++j) {
+      expected_grad[j] += data.weight[r] * g[j] / static_cast<double>(rows.size());
+    }
+  }
+  EXPECT_NEAR(loss, expected_loss, tolerance * std::abs(expected_loss));
+  for (size_t j = 0; j < grad.size(); ++j) {
+    EXPECT_NEAR(grad[j], expected_grad[j], tolerance * (1 + std::abs(expected_grad[j]))) << j;
+  }
+  // And weights of 1 are no weights.
+  Dataset ones = plain;
+  ones.weight.assign(ones.num_rows, 1.0);
+  std::vector<double> g1(model.num_parameters(), 0.0), g0(model.num_parameters(), 0.0);
+  EXPECT_EQ(model.LossAndGradient(params, ones, rows, 0.2, g1),
+            model.LossAndGradient(params, plain, rows, 0.2, g0));
+  EXPECT_EQ(g1, g0);
+}
+
+TEST(ClassWeightsTest, WeightedLossIsTheMeanOfWeightedRowLosses) {
+  {
+    SCOPED_TRACE("logistic");
+    ExpectWeightedIsRowByRowMean(*MakeLogisticRegression(4), ClassData(30, 4, 2, 5), 1e-12);
+  }
+  {
+    SCOPED_TRACE("softmax");
+    ExpectWeightedIsRowByRowMean(*MakeSoftmaxRegression(4, 3), ClassData(30, 4, 3, 6), 1e-12);
+  }
+  const std::vector<uint32_t> hidden = {6, 5};
+  {
+    SCOPED_TRACE("mlp double");
+    ExpectWeightedIsRowByRowMean(*MakeMlp(4, hidden, 3, Precision::kDouble), ClassData(30, 4, 3, 7),
+                                 1e-12);
+  }
+  {
+    SCOPED_TRACE("mlp float");
+    ExpectWeightedIsRowByRowMean(*MakeMlp(4, hidden, 3), ClassData(30, 4, 3, 8), 1e-4);
+  }
+}
+
+}  // namespace
+}  // namespace tessera::client

@@ -225,6 +225,32 @@ TEST_F(FitEvaluateTest, AModelApartThatDidNotArriveIsDeclinedNamingIt) {
               HasSubstr("the model sent apart (2097152 bytes) did not add up"));
 }
 
+// Class weights (TrainingSpec.class_weights) weigh the training loss only: weights of 1 are
+// no weights, others change the FIT vector, and evaluation is unweighted.
+TEST_F(FitEvaluateTest, ClassWeightsWeighTheTrainingRowsOnly) {
+  WorkProcessor site("site-a", config_);
+  auto weighted = [&](v1::Stage stage, double w0, double w1) {
+    v1::WorkItem item = Item(stage);
+    item.mutable_spec()->mutable_training()->add_class_weights(w0);
+    item.mutable_spec()->mutable_training()->add_class_weights(w1);
+    item.set_spec_hash(crypto::HashTaskSpec(item.spec()));
+    return site.Process(item);
+  };
+  const WorkOutcome plain = site.Process(Item(v1::STAGE_FIT));
+  const WorkOutcome ones = weighted(v1::STAGE_FIT, 1, 1);
+  const WorkOutcome skewed = weighted(v1::STAGE_FIT, 1, 3);
+  for (const WorkOutcome* out : {&plain, &ones, &skewed}) {
+    ASSERT_TRUE(out->contribution.has_value()) << out->decline.detail();
+  }
+  EXPECT_EQ(*ones.contribution, *plain.contribution);
+  EXPECT_NE(*skewed.contribution, *plain.contribution);
+  EXPECT_EQ(skewed.contribution->at(0), plain.contribution->at(0)) << "the example weight";
+  const WorkOutcome evaluation = site.Process(Item(v1::STAGE_EVALUATE));
+  const WorkOutcome weighted_evaluation = weighted(v1::STAGE_EVALUATE, 1, 3);
+  ASSERT_TRUE(weighted_evaluation.contribution.has_value());
+  EXPECT_EQ(*weighted_evaluation.contribution, *evaluation.contribution);
+}
+
 // A validation split (TrainingSpec.validation_fraction): FIT trains on the training file's
 // rows outside the split, EVALUATE (and FIT_EVALUATE's evaluation) reads the rows inside
 // it, and TEST reads the test file — each exactly the vector a task without a split sends

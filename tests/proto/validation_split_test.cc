@@ -167,5 +167,31 @@ TEST(ValidationSplitTest, RefusesWhatCannotSelectARoundNamingTheField) {
                                                  "privacy.evaluation_noise_multiplier")));
 }
 
+// training.class_weights: one weight per class of a classification model.
+TEST(ClassWeightsValidationTest, OneFinitePositiveWeightPerClassOfAClassifier) {
+  v1::TaskSpec binary = Spec();
+  binary.mutable_training()->clear_validation_fraction();
+  binary.mutable_training()->add_class_weights(1);
+  binary.mutable_training()->add_class_weights(4);
+  EXPECT_THAT(Errors(binary), IsEmpty());
+  binary.mutable_training()->add_class_weights(2);
+  EXPECT_THAT(
+      Errors(binary),
+      Contains(HasSubstr("training.class_weights: has 3 entries; the model has 2 classes")));
+
+  v1::TaskSpec softmax = Spec(v1::ModelSpec::SOFTMAX_REGRESSION);
+  softmax.mutable_model()->set_num_classes(3);
+  for (double w : {1.0, 0.0, std::numeric_limits<double>::infinity()}) {
+    softmax.mutable_training()->add_class_weights(w);
+  }
+  EXPECT_THAT(Errors(softmax), Contains(HasSubstr("training.class_weights[1]: must be a finite")));
+  EXPECT_THAT(Errors(softmax), Contains(HasSubstr("training.class_weights[2]: must be a finite")));
+
+  v1::TaskSpec regression = Spec(v1::ModelSpec::LINEAR_REGRESSION);
+  regression.mutable_training()->add_class_weights(1);
+  EXPECT_THAT(Errors(regression),
+              Contains(HasSubstr("training.class_weights: only for a classification model")));
+}
+
 }  // namespace
 }  // namespace tessera::proto
