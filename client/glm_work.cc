@@ -73,8 +73,23 @@ absl::StatusOr<Rows> LoadRows(const v1::TaskSpec& spec, const CsvTable& table,
 }
 
 absl::StatusOr<std::vector<double>> Sums(const v1::TaskSpec& spec, const Rows& rows,
-                                         const Eigen::VectorXd& beta) {
+                                         const Eigen::VectorXd& beta,
+                                         std::span<const double> feature_means) {
   const v1::GlmSpec& g = spec.model().glm();
+  if (const std::optional<glm::CoxGrid> grid = glm::PooledGridOf(g)) {
+    // Centred by the pooled means: the same shift at every site keeps the pooled risk sets'
+    // ratios, and e^eta near 1.
+    if (feature_means.size() != static_cast<size_t>(rows.x.cols())) {
+      return absl::FailedPreconditionError(
+          "the item's standardisation has no mean for every feature (a pooled Cox model "
+          "centres by them)");
+    }
+    Eigen::MatrixXd centred = rows.x;
+    for (Eigen::Index j = 0; j < centred.cols(); ++j) {
+      centred.col(j).array() -= feature_means[static_cast<size_t>(j)];
+    }
+    return glm::PooledCoxSiteSums(*grid, centred, rows.y, rows.event, beta);
+  }
   if (g.family() == v1::GlmSpec::COX) {
     const glm::Ties ties = glm::TiesOf(g.ties());
     ASSIGN_OR_RETURN(glm::CoxSums sums,
@@ -128,7 +143,7 @@ absl::StatusOr<std::vector<double>> GlmContribution(const v1::TaskSpec& spec, co
   ASSIGN_OR_RETURN(Rows rows, LoadRows(spec, table, source, intercepts, own));
   Eigen::VectorXd beta(static_cast<Eigen::Index>(p));
   for (size_t i = 0; i < p; ++i) beta(static_cast<Eigen::Index>(i)) = coefficients[i];
-  absl::StatusOr<std::vector<double>> flat = Sums(spec, rows, beta);
+  absl::StatusOr<std::vector<double>> flat = Sums(spec, rows, beta, place.feature_means);
   if (!flat.ok()) return WithSource(source, flat.status());
   return flat;
 }
@@ -139,7 +154,9 @@ absl::Status CheckGlmRows(const v1::TaskSpec& spec, const CsvTable& table,
   ASSIGN_OR_RETURN(Rows rows, LoadRows(spec, table, source, cox ? 0 : 1, -1));
   if (rows.x.rows() == 0) return absl::InvalidArgumentError(absl::StrCat(source, ": no rows"));
   const Eigen::VectorXd zero = Eigen::VectorXd::Zero(rows.x.cols());
-  return WithSource(source, Sums(spec, rows, zero).status());
+  // At zero coefficients the centring changes nothing (round 0 has no pooled means yet).
+  const std::vector<double> no_means(static_cast<size_t>(rows.x.cols()), 0.0);
+  return WithSource(source, Sums(spec, rows, zero, no_means).status());
 }
 
 }  // namespace tessera::client

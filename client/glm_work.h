@@ -32,6 +32,9 @@ namespace tessera::client {
 struct GlmSitePlace {
   std::vector<std::string> sites;
   std::string own_site;
+  // A pooled Cox model (GlmSpec.pooled_time_grid): the pooled means of the features (the
+  // item's standardisation), by which every site centres its covariates.
+  std::vector<double> feature_means;
 };
 
 // The flat sums of `table`'s rows at `coefficients` (glm::Flatten or glm::FlattenCox).

@@ -58,12 +58,18 @@ void TrainingStages(const v1::TaskSpec& spec, const v1::LocalDataset* local,
 
   if (proto::IsGlmTask(spec)) {
     const bool cox = spec.model().glm().family() == v1::GlmSpec::COX;
+    const bool pooled = cox && spec.model().glm().has_pooled_time_grid();
     *out->add_stages() = Stage(
         spec, v1::STAGE_GLM, "glm",
-        absl::StrCat(cox ? "partial log-likelihood, score and information matrix of the "
-                           "training rows (this site's stratum)"
-                         : "X'WX, X'Wz, deviance, Pearson chi-square and log-likelihood of the "
-                           "training rows, with their row count and weighted totals",
+        absl::StrCat(pooled ? absl::StrCat("for each of the ",
+                                           spec.model().glm().pooled_time_grid().points(),
+                                           " grid times, the sums of e^eta, e^eta*x and "
+                                           "e^eta*x*x' over the training rows at risk and over "
+                                           "the events there, with the event count")
+                     : cox  ? "partial log-likelihood, score and information matrix of the "
+                              "training rows (this site's stratum)"
+                            : "X'WX, X'Wz, deviance, Pearson chi-square and log-likelihood of the "
+                              "training rows, with their row count and weighted totals",
                      " at the round's coefficients, every round (at most ", spec.rounds(),
                      "; exact sums, no noise)",
                      spec.model().glm().site_fixed_effects()

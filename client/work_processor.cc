@@ -447,6 +447,8 @@ WorkOutcome WorkProcessor::Glm(const v1::WorkItem& item, const v1::LocalDataset&
   }
   GlmSitePlace place;
   place.own_site = client_id_;
+  place.feature_means.assign(item.standardization().mean().begin(),
+                             item.standardization().mean().end());
   if (spec.model().glm().site_fixed_effects()) {
     place.sites.assign(item.glm_sites().begin(), item.glm_sites().end());
     if (place.sites.size() != item.cohort_size()) {

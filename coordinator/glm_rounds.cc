@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <utility>
 
 #include "Eigen/Core"
@@ -60,7 +61,12 @@ absl::StatusOr<GlmRoundOutput> CoxRound(const GlmRoundInput& in, const Eigen::Ve
                                         const std::vector<std::string>& names) {
   const v1::GlmSpec& g = in.spec->model().glm();
   const std::vector<double> flat(in.sum.begin(), in.sum.end());
-  ASSIGN_OR_RETURN(glm::CoxSums sums, glm::UnflattenCox(flat, static_cast<int>(beta.size())));
+  const std::optional<glm::CoxGrid> grid = glm::PooledGridOf(g);
+  // Pooled: the sites' sums at each grid time make the pooled risk sets' (glm/cox.h).
+  ASSIGN_OR_RETURN(glm::CoxSums sums,
+                   grid.has_value() ? glm::PooledCoxFromSums(glm::TiesOf(g.ties()), *grid, flat,
+                                                             static_cast<int>(beta.size()))
+                                    : glm::UnflattenCox(flat, static_cast<int>(beta.size())));
   RETURN_IF_ERROR(CheckRows(sums.rows, in.pooled_rows, false));
   GlmRoundOutput out;
   out.objective = sums.log_likelihood;

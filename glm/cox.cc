@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "glm/internal/wald.h"
 
 namespace tessera::glm {
@@ -32,23 +33,10 @@ struct RiskSums {
   Eigen::MatrixXd s2;  // lower triangle
 };
 
-// One term of the partial likelihood: −(log s0 + c), −s1/s0, + s2/s0 − (s1/s0)(s1/s0)',
-// `times` over (each tie under Breslow's method).
-void SubtractRiskTerm(double s0, const Eigen::VectorXd& s1, const Eigen::MatrixXd& s2_lower,
-                      double c, double times, CoxSums& out) {
-  const Eigen::VectorXd mean = s1 / s0;
-  out.log_likelihood -= times * (std::log(s0) + c);
-  out.score -= times * mean;
-  Eigen::MatrixXd s2 = s2_lower.selfadjointView<Eigen::Lower>();
-  out.information += times * (s2 / s0 - mean * mean.transpose());
-}
-
-}  // namespace
-
-absl::StatusOr<CoxSums> CoxStratumContribution(Ties ties, const Eigen::MatrixXd& x,
-                                               const Eigen::VectorXd& time,
-                                               const Eigen::VectorXd& event,
-                                               const Eigen::VectorXd& beta) {
+// Sizes that match, finite covariates and coefficients, times > 0 and 0/1 events; the
+// refusal names what is wrong, never a value.
+absl::Status CheckSurvivalInputs(const Eigen::MatrixXd& x, const Eigen::VectorXd& time,
+                                 const Eigen::VectorXd& event, const Eigen::VectorXd& beta) {
   const Eigen::Index n = x.rows();
   const Eigen::Index p = x.cols();
   if (time.size() != n || event.size() != n || beta.size() != p) {
@@ -67,6 +55,29 @@ absl::StatusOr<CoxSums> CoxStratumContribution(Ties ties, const Eigen::MatrixXd&
       return absl::InvalidArgumentError("an event indicator is neither 0 nor 1");
     }
   }
+  return absl::OkStatus();
+}
+
+// One term of the partial likelihood: −(log s0 + c), −s1/s0, + s2/s0 − (s1/s0)(s1/s0)',
+// `times` over (each tie under Breslow's method).
+void SubtractRiskTerm(double s0, const Eigen::VectorXd& s1, const Eigen::MatrixXd& s2_lower,
+                      double c, double times, CoxSums& out) {
+  const Eigen::VectorXd mean = s1 / s0;
+  out.log_likelihood -= times * (std::log(s0) + c);
+  out.score -= times * mean;
+  Eigen::MatrixXd s2 = s2_lower.selfadjointView<Eigen::Lower>();
+  out.information += times * (s2 / s0 - mean * mean.transpose());
+}
+
+}  // namespace
+
+absl::StatusOr<CoxSums> CoxStratumContribution(Ties ties, const Eigen::MatrixXd& x,
+                                               const Eigen::VectorXd& time,
+                                               const Eigen::VectorXd& event,
+                                               const Eigen::VectorXd& beta) {
+  RETURN_IF_ERROR(CheckSurvivalInputs(x, time, event, beta));
+  const Eigen::Index n = x.rows();
+  const Eigen::Index p = x.cols();
   CoxSums out;
   out.score = Eigen::VectorXd::Zero(p);
   out.information = Eigen::MatrixXd::Zero(p, p);
@@ -226,6 +237,163 @@ absl::StatusOr<CoxReport> MakeCoxReport(const CoxSums& at_estimate, const Eigen:
     report.hazard_ratio_high.push_back(std::exp(c.ci_high));
   }
   return report;
+}
+
+// ---- Pooled on a grid ----
+
+GridTime OnGrid(const CoxGrid& grid, double time, double event) {
+  const double k = std::ceil(time / grid.unit);
+  GridTime out;
+  if (k > grid.points) {
+    out.k = grid.points;  // censored at the grid's end
+    return out;
+  }
+  out.k = std::max(1, static_cast<int>(k));
+  out.event = event == 1;
+  return out;
+}
+
+size_t PooledCoxFlatSize(int p, int points) {
+  const auto n = static_cast<size_t>(p);
+  return 1 + n + 2 + static_cast<size_t>(points) * (3 + 2 * n + n * (n + 1));
+}
+
+namespace {
+
+void AppendTriangle(const Eigen::MatrixXd& lower, std::vector<double>* out) {
+  for (Eigen::Index i = 0; i < lower.rows(); ++i) {
+    for (Eigen::Index j = i; j < lower.cols(); ++j) out->push_back(lower(j, i));
+  }
+}
+
+// Reads n values at *at into a vector, a triangle into a symmetric (lower-filled) matrix.
+Eigen::VectorXd ReadVector(const std::vector<double>& flat, size_t* at, int n) {
+  Eigen::VectorXd v(n);
+  for (int i = 0; i < n; ++i) v(i) = flat[(*at)++];
+  return v;
+}
+Eigen::MatrixXd ReadTriangle(const std::vector<double>& flat, size_t* at, int p) {
+  Eigen::MatrixXd m(p, p);
+  for (int i = 0; i < p; ++i) {
+    for (int j = i; j < p; ++j) {
+      m(i, j) = flat[*at];
+      m(j, i) = flat[*at];
+      ++*at;
+    }
+  }
+  return m;
+}
+
+bool IsCount(double v) { return v >= 0 && v == std::floor(v) && v <= 9.0e15; }
+
+}  // namespace
+
+absl::StatusOr<std::vector<double>> PooledCoxSiteSums(const CoxGrid& grid, const Eigen::MatrixXd& x,
+                                                      const Eigen::VectorXd& time,
+                                                      const Eigen::VectorXd& event,
+                                                      const Eigen::VectorXd& beta) {
+  RETURN_IF_ERROR(CheckSurvivalInputs(x, time, event, beta));
+  const Eigen::Index n = x.rows();
+  const Eigen::Index p = x.cols();
+  if (!(grid.unit > 0) || grid.points < 1) {
+    return absl::InvalidArgumentError("the time grid needs a positive unit and points");
+  }
+  const auto points = static_cast<size_t>(grid.points);
+  // Per grid time: the rows whose (grid) time is τ_k, and the events among them.
+  std::vector<RiskSums> at_time(points, RiskSums(p));
+  std::vector<RiskSums> events_at(points, RiskSums(p));
+  std::vector<int64_t> deaths(points, 0);
+  double event_eta = 0;
+  Eigen::VectorXd event_x = Eigen::VectorXd::Zero(p);
+  int64_t events = 0;
+  const Eigen::VectorXd eta = x * beta;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double r = std::exp(eta(i));
+    if (!std::isfinite(r)) {
+      return absl::InvalidArgumentError("the linear predictor is too large to exponentiate");
+    }
+    const GridTime g = OnGrid(grid, time(i), event(i));
+    const auto k = static_cast<size_t>(g.k - 1);
+    const Eigen::VectorXd xi = x.row(i).transpose();
+    at_time[k].Add(r, xi);
+    if (g.event) {
+      events_at[k].Add(r, xi);
+      ++deaths[k];
+      event_eta += eta(i);
+      event_x += xi;
+      ++events;
+    }
+  }
+  std::vector<double> flat;
+  flat.reserve(PooledCoxFlatSize(static_cast<int>(p), grid.points));
+  flat.push_back(event_eta);
+  for (Eigen::Index j = 0; j < p; ++j) flat.push_back(event_x(j));
+  flat.push_back(static_cast<double>(n));
+  flat.push_back(static_cast<double>(events));
+  // The risk set at τ_k: every row whose time is τ_k or later (cumulated from the end).
+  std::vector<RiskSums> at_risk(points, RiskSums(p));
+  RiskSums running(p);
+  for (size_t k = points; k-- > 0;) {
+    running.s0 += at_time[k].s0;
+    running.s1 += at_time[k].s1;
+    running.s2 += at_time[k].s2;
+    at_risk[k] = running;
+  }
+  for (size_t k = 0; k < points; ++k) {
+    flat.push_back(static_cast<double>(deaths[k]));
+    flat.push_back(at_risk[k].s0);
+    flat.push_back(events_at[k].s0);
+    for (Eigen::Index j = 0; j < p; ++j) flat.push_back(at_risk[k].s1(j));
+    for (Eigen::Index j = 0; j < p; ++j) flat.push_back(events_at[k].s1(j));
+    AppendTriangle(at_risk[k].s2, &flat);
+    AppendTriangle(events_at[k].s2, &flat);
+  }
+  return flat;
+}
+
+absl::StatusOr<CoxSums> PooledCoxFromSums(Ties ties, const CoxGrid& grid,
+                                          const std::vector<double>& flat, int p) {
+  if (p <= 0 || grid.points < 1 || flat.size() != PooledCoxFlatSize(p, grid.points)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a flat vector of ", flat.size(), " values does not hold the pooled Cox sums of ", p,
+        " coefficients on ", grid.points, " grid times"));
+  }
+  CoxSums out;
+  size_t at = 0;
+  out.log_likelihood = flat[at++];
+  out.score = ReadVector(flat, &at, p);
+  out.information = Eigen::MatrixXd::Zero(p, p);
+  const double rows = flat[at++];
+  const double events = flat[at++];
+  if (!IsCount(rows) || !IsCount(events) || events > rows) {
+    return absl::InvalidArgumentError("the row or event count is not a non-negative integer");
+  }
+  out.rows = static_cast<int64_t>(rows);
+  out.events = static_cast<int64_t>(events);
+  for (int k = 0; k < grid.points; ++k) {
+    const double d = flat[at++];
+    const double s0 = flat[at++];
+    const double e0 = flat[at++];
+    const Eigen::VectorXd s1 = ReadVector(flat, &at, p);
+    const Eigen::VectorXd e1 = ReadVector(flat, &at, p);
+    const Eigen::MatrixXd s2 = ReadTriangle(flat, &at, p);
+    const Eigen::MatrixXd e2 = ReadTriangle(flat, &at, p);
+    if (!IsCount(d)) return absl::InvalidArgumentError("an event count is not an integer");
+    if (d == 0) continue;
+    if (!(s0 > 0) || !(e0 > 0) || e0 > s0 * (1 + 1e-9)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("grid time ", k + 1, " has events but no positive risk-set sum"));
+    }
+    if (ties == Ties::kBreslow) {
+      SubtractRiskTerm(s0, s1, s2, 0, d, out);
+    } else {
+      for (int64_t l = 0; l < static_cast<int64_t>(d); ++l) {
+        const double f = static_cast<double>(l) / d;
+        SubtractRiskTerm(s0 - f * e0, s1 - f * e1, s2 - f * e2, 0, 1.0, out);
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace tessera::glm

@@ -1,4 +1,5 @@
-// Exact federated Cox proportional hazards, stratified by site: each site is a stratum
+// Exact federated Cox proportional hazards, stratified by site (or pooled on a declared time
+// grid: the end of this file): each site is a stratum
 // (its own baseline hazard) and contributes its partial log-likelihood, score and
 // information at β; the coordinator adds them and takes the Newton step
 // β' = β + I(β)⁻¹ U(β) until R's rule |1 − ℓ_previous / ℓ| ≤ ε holds. The result is R's
@@ -79,6 +80,52 @@ struct CoxReport {
 // The inference at the estimate `beta`, from the sums taken at it; `names` has p entries.
 absl::StatusOr<CoxReport> MakeCoxReport(const CoxSums& at_estimate, const Eigen::VectorXd& beta,
                                         const std::vector<std::string>& names);
+
+// ---- Pooled (unstratified) Cox on a declared time grid ----
+//
+// One baseline hazard over every site needs the risk sets of the pooled rows at every event
+// time, which no site can form alone, and sharing the event times themselves would disclose
+// them. So the times are put on a grid the task declares: a row's time t becomes
+// τ_k = k·unit with k = ⌈t / unit⌉, and a row with k > points is censored at τ_points (R:
+// time2 = pmin(ceiling(time / unit), points) * unit, event2 = ifelse(ceiling(time / unit) >
+// points, 0, event)). Each site then sends, for every grid time, its sums over its rows at
+// risk there (time ≥ τ_k) and over its events there; their sum is the pooled risk sets'.
+// The fit is R's coxph(Surv(time2, event2) ~ x) on the pooled rows, Breslow or Efron.
+//
+// The linear predictor is taken on covariates centred by the pooled means (the sites share
+// them from the statistics round): the partial likelihood does not change, and e^η stays
+// within what the fixed-point encoding carries.
+struct CoxGrid {
+  double unit = 1;
+  int points = 1;
+};
+
+// A row's grid index k in 1..points and whether its event counts (false when censored at
+// the grid's end or not an event).
+struct GridTime {
+  int k = 1;
+  bool event = false;
+};
+GridTime OnGrid(const CoxGrid& grid, double time, double event);
+
+// The flat vector of a site (or the sum of the sites'): [Σ_events η, Σ_events x (p), rows,
+// events], then for each grid time k = 1..points [events d_k, S0_k, E0_k, S1_k (p), E1_k (p),
+// S2_k (p(p+1)/2), E2_k (p(p+1)/2)] — S over the rows at risk at τ_k, E over the events at
+// τ_k, of e^η, e^η·x and e^η·x·x' (upper triangles row by row).
+size_t PooledCoxFlatSize(int p, int points);
+
+// A site's flat vector at `beta`: `x` n × p centred covariates, `time` (> 0), `event` (0/1).
+// INVALID_ARGUMENT as CoxStratumContribution, or if e^η is not finite.
+absl::StatusOr<std::vector<double>> PooledCoxSiteSums(const CoxGrid& grid, const Eigen::MatrixXd& x,
+                                                      const Eigen::VectorXd& time,
+                                                      const Eigen::VectorXd& event,
+                                                      const Eigen::VectorXd& beta);
+
+// The pooled partial likelihood's sums (log-likelihood, U, I, rows, events) from the sum
+// of the sites' vectors. INVALID_ARGUMENT if its length is not PooledCoxFlatSize, a count
+// is not a non-negative integer, or a grid time with events has no positive risk sum.
+absl::StatusOr<CoxSums> PooledCoxFromSums(Ties ties, const CoxGrid& grid,
+                                          const std::vector<double>& flat, int p);
 
 }  // namespace tessera::glm
 

@@ -17,4 +17,9 @@ Ties TiesOf(v1::GlmSpec::Ties ties) {
   return ties == v1::GlmSpec::BRESLOW ? Ties::kBreslow : Ties::kEfron;
 }
 
+std::optional<CoxGrid> PooledGridOf(const v1::GlmSpec& glm) {
+  if (glm.family() != v1::GlmSpec::COX || !glm.has_pooled_time_grid()) return std::nullopt;
+  return CoxGrid{glm.pooled_time_grid().unit(), static_cast<int>(glm.pooled_time_grid().points())};
+}
+
 }  // namespace tessera::glm

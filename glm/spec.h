@@ -4,6 +4,8 @@
 #ifndef TESSERA_GLM_SPEC_H_
 #define TESSERA_GLM_SPEC_H_
 
+#include <optional>
+
 #include "glm/cox.h"
 #include "glm/glm.h"
 #include "proto/task.pb.h"
@@ -16,6 +18,9 @@ Family FamilyOf(v1::GlmSpec::Family family);
 
 // BRESLOW, or Efron's (R's default) for everything else.
 Ties TiesOf(v1::GlmSpec::Ties ties);
+
+// A pooled Cox model's grid (GlmSpec.pooled_time_grid), or nullopt for a stratified one.
+std::optional<CoxGrid> PooledGridOf(const v1::GlmSpec& glm);
 
 }  // namespace tessera::glm
 

@@ -42,7 +42,14 @@ absl::StatusOr<std::vector<std::string>> GlmCoefficientNames(
 size_t GlmContributionLength(const v1::TaskSpec& spec, size_t num_coefficients) {
   const size_t p = num_coefficients;
   const size_t triangle = p * (p + 1) / 2;
-  if (spec.model().glm().family() == v1::GlmSpec::COX) return 1 + p + triangle + 2;
+  const v1::GlmSpec& g = spec.model().glm();
+  if (g.family() == v1::GlmSpec::COX && g.has_pooled_time_grid()) {
+    // glm::PooledCoxFlatSize: the event sums and counts, then per grid time the event
+    // count, S0, E0, S1, E1 and the two triangles.
+    return 1 + p + 2 +
+           static_cast<size_t>(g.pooled_time_grid().points()) * (3 + 2 * p + 2 * triangle);
+  }
+  if (g.family() == v1::GlmSpec::COX) return 1 + p + triangle + 2;
   return triangle + p + 8;
 }
 

@@ -78,8 +78,27 @@ void ValidateGlmSpec(const v1::TaskSpec& spec, std::vector<FieldError>* errors) 
     if (spec.dataset().event().empty()) {
       errors->push_back({"dataset.event", "COX needs the event column"});
     }
+    if (g.has_pooled_time_grid()) {
+      const v1::CoxTimeGrid& grid = g.pooled_time_grid();
+      if (!(std::isfinite(grid.unit()) && grid.unit() > 0)) {
+        errors->push_back({"model.glm.pooled_time_grid.unit", "must be a finite number > 0"});
+      }
+      if (grid.points() < 1 || grid.points() > kMaxCoxGridPoints) {
+        errors->push_back(
+            {"model.glm.pooled_time_grid.points", absl::StrCat("must be 1..", kMaxCoxGridPoints)});
+      }
+      const auto p = static_cast<uint64_t>(spec.dataset().features_size());
+      if (static_cast<uint64_t>(grid.points()) * (p + 1) * (p + 2) > kMaxCoxGridValues) {
+        errors->push_back({"model.glm.pooled_time_grid.points",
+                           absl::StrCat("with ", p, " features each round would carry more than ",
+                                        kMaxCoxGridValues, " values a site: fewer grid times")});
+      }
+    }
   } else if (!spec.dataset().event().empty()) {
     errors->push_back({"dataset.event", "only COX takes an event column"});
+  }
+  if (!cox && g.has_pooled_time_grid()) {
+    errors->push_back({"model.glm.pooled_time_grid", "only COX has a baseline hazard to pool"});
   }
   if (g.log_offset() && g.offset().empty()) {
     errors->push_back({"model.glm.log_offset", "needs model.glm.offset"});

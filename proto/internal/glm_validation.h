@@ -3,6 +3,7 @@
 #ifndef TESSERA_PROTO_INTERNAL_GLM_VALIDATION_H_
 #define TESSERA_PROTO_INTERNAL_GLM_VALIDATION_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "common/proto_text.h"
@@ -13,6 +14,10 @@ namespace tessera::proto::internal {
 // The most features an exact regression takes: its contribution grows with p², so 1,000
 // features are about 500,000 values a round.
 inline constexpr int kMaxGlmFeatures = 1000;
+// A pooled Cox model's grid (GlmSpec.pooled_time_grid): at most this many grid times, and
+// at most this many values a site per round (points * (p + 1) * (p + 2), about its vector).
+inline constexpr uint32_t kMaxCoxGridPoints = 1000;
+inline constexpr uint64_t kMaxCoxGridValues = 4000000;
 
 // model.glm and everything a GLM task leaves out (training, strategy, privacy, the
 // penalty); rounds 1..100 when set. For a task whose model is a GLM (IsGlmTask).

@@ -94,7 +94,7 @@ TEST(GlmWorkTest, ALabelOutsideTheFamilysRangeIsRefusedForTheStatisticsRound) {
 
 TEST(GlmWorkTest, FixedEffectsPutOnesInThisSitesInterceptOnly) {
   const std::vector<double> beta = {0.0, 0.0, 0.0, 0.0};
-  GlmSitePlace place{{"site-a", "site-b", "site-c"}, "site-b"};
+  GlmSitePlace place{{"site-a", "site-b", "site-c"}, "site-b", {}};
   ASSERT_OK_AND_ASSIGN(std::vector<double> flat,
                        GlmContribution(Spec(true), Table(kRows), "site.csv", beta, place));
   ASSERT_OK_AND_ASSIGN(glm::SiteSums sums, glm::Unflatten(flat, 4));
@@ -107,9 +107,9 @@ TEST(GlmWorkTest, FixedEffectsPutOnesInThisSitesInterceptOnly) {
 
 TEST(GlmWorkTest, AnItemThatDoesNotPlaceThisSiteOrDoesNotFitIsAFailedPrecondition) {
   const std::vector<double> four(4, 0.0);
-  for (const GlmSitePlace& place : {GlmSitePlace{{"site-a", "site-c", "site-d"}, "site-b"},
-                                    GlmSitePlace{{"site-c", "site-b", "site-a"}, "site-b"},
-                                    GlmSitePlace{{"site-a", "site-b", "site-b"}, "site-b"}}) {
+  for (const GlmSitePlace& place : {GlmSitePlace{{"site-a", "site-c", "site-d"}, "site-b", {}},
+                                    GlmSitePlace{{"site-c", "site-b", "site-a"}, "site-b", {}},
+                                    GlmSitePlace{{"site-a", "site-b", "site-b"}, "site-b", {}}}) {
     EXPECT_THAT(GlmContribution(Spec(true), Table(kRows), "site.csv", four, place).status(),
                 StatusIs(absl::StatusCode::kFailedPrecondition));
   }

@@ -111,6 +111,27 @@ INSTANTIATE_TEST_SUITE_P(
             "model.glm.log_offset"},
         Bad{"EventWithoutCox", [](v1::TaskSpec* s) { s->mutable_dataset()->set_event("e"); },
             "dataset.event"},
+        Bad{"PooledGridWithoutCox",
+            [](v1::TaskSpec* s) {
+              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_unit(30);
+              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_points(10);
+            },
+            "model.glm.pooled_time_grid"},
+        Bad{"PooledGridWithoutAUnit",
+            [](v1::TaskSpec* s) {
+              s->mutable_model()->mutable_glm()->set_family(v1::GlmSpec::COX);
+              s->mutable_dataset()->set_event("e");
+              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_points(10);
+            },
+            "model.glm.pooled_time_grid.unit"},
+        Bad{"PooledGridTooFine",
+            [](v1::TaskSpec* s) {
+              s->mutable_model()->mutable_glm()->set_family(v1::GlmSpec::COX);
+              s->mutable_dataset()->set_event("e");
+              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_unit(1);
+              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_points(1001);
+            },
+            "model.glm.pooled_time_grid.points"},
         Bad{"CoxWithoutEvent",
             [](v1::TaskSpec* s) {
               s->mutable_model()->mutable_glm()->set_family(v1::GlmSpec::COX);

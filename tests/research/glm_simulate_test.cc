@@ -114,7 +114,23 @@ std::vector<Case> Cases() {
       "name: \"cox-breslow\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
       " label: \"time\" event: \"event\" } model { glm { family: COX ties: BRESLOW } } "
       "min_clients: 3");
+  // One baseline hazard over all sites, on a 30-day grid of 200 times (GlmSpec.
+  // pooled_time_grid): R's coxph without strata on the gridded pooled rows.
+  const std::string cox_pooled = absl::StrCat(
+      "name: \"cox-pooled\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
+      " label: \"time\" event: \"event\" } model { glm { family: COX ",
+      "pooled_time_grid { unit: 30 points: 200 } } } min_clients: 3");
+  const std::string cox_pooled_breslow = absl::StrCat(
+      "name: \"cox-pooled-breslow\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
+      " label: \"time\" event: \"event\" } model { glm { family: COX ties: BRESLOW ",
+      "pooled_time_grid { unit: 30 points: 200 } } } min_clients: 3");
   return {
+      {"rotterdam_cox_efron_pooled_grid_3", cox_pooled, "rotterdam_survival", 3, "iid",
+       "rotterdam_cox_efron_pooled_grid"},
+      {"rotterdam_cox_efron_pooled_grid_5", cox_pooled, "rotterdam_survival", 5, "iid",
+       "rotterdam_cox_efron_pooled_grid"},
+      {"rotterdam_cox_breslow_pooled_grid_3", cox_pooled_breslow, "rotterdam_survival", 3,
+       "round-robin", "rotterdam_cox_breslow_pooled_grid"},
       {"smoking_binomial_example", "smoking_nhis_glm", "smoking_nhis", 5, "iid",
        "smoking_nhis_binomial"},
       {"diabetes_gaussian_example", "diabetes_glm", "diabetes_progression", 5, "iid",
