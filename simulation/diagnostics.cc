@@ -69,6 +69,13 @@ std::vector<std::string> SmallSiteWarnings(const v1::TaskSpec& spec,
     }
   }
   if (small.empty()) return {};
+  // A by-column partition can make hundreds: the first ten, and how many more.
+  constexpr size_t kListed = 10;
+  if (small.size() > kListed) {
+    const size_t more = small.size() - kListed;
+    small.resize(kListed);
+    small.push_back(absl::StrCat("and ", more, " more"));
+  }
   return {absl::StrCat("small sites: ", absl::StrJoin(small, ", "),
                        " hold fewer training rows than ", least,
                        " (10, or the model's parameters: below that a site's update is mostly "

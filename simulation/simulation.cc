@@ -317,10 +317,16 @@ absl::StatusOr<SimulationResult> RunSimulation(const SimulationOptions& options)
       std::vector<std::vector<size_t>> site_rows,
       PartitionRows(train_rows, labels, column, options.partition, options.num_sites, spec.seed()));
   const uint32_t num_sites = static_cast<uint32_t>(site_rows.size());
-  if (spec.min_clients() > num_sites) {
-    return absl::InvalidArgumentError(absl::StrCat("min_clients: the task needs ",
-                                                   spec.min_clients(),
-                                                   " sites, the simulation has ", num_sites));
+  // Rules no simulated site can change: the task would wait for sites forever.
+  const std::pair<const char*, uint32_t> needs[] = {
+      {"min_clients", spec.min_clients()},
+      {"secure_aggregation.threshold", spec.secure_aggregation().threshold()},
+      {"analytics.min_cohort", spec.analytics().min_cohort()}};
+  for (const auto& [field, need] : needs) {
+    if (need > num_sites) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": the task needs ", need, " sites, the simulation has ", num_sites));
+    }
   }
 
   // Files and identities of the sites.

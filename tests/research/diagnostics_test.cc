@@ -63,6 +63,12 @@ TEST(DiagnosticsTest, SitesWithFewerRowsThanTheModelHasParametersAreNamed) {
   EXPECT_THAT(simulation::SmallSiteWarnings(Spec(1), {50, 9, 10, 3}),
               ElementsAre(HasSubstr("site-02 (9 rows), site-04 (3 rows)")));
   EXPECT_THAT(simulation::SmallSiteWarnings(Spec(1), {50, 10}), IsEmpty());
+  // Hundreds of one-row sites (a by-column partition): ten named, the rest counted.
+  const std::vector<std::string> many =
+      simulation::SmallSiteWarnings(Spec(1), std::vector<size_t>(300, 1));
+  ASSERT_THAT(many, SizeIs(1));
+  EXPECT_THAT(many[0], HasSubstr("site-10 (1 rows), and 290 more hold fewer"));
+  EXPECT_THAT(many[0], ::testing::Not(HasSubstr("site-11")));
 }
 
 TEST(DiagnosticsTest, SimulateWarnsOfSitesTooSmallForTheModel) {

@@ -86,6 +86,22 @@ TEST_F(RefusalTest, ColumnMissingFromTheDataNamesTheFieldAndTheFile) {
                        HasSubstr("analytics.queries[1].column: column 'lymph_nodes' is not in ")));
 }
 
+// Cohort rules five simulated sites cannot meet end the simulation at once, naming the field
+// (a real federation would wait for more sites; a simulation has no more to wait for).
+TEST_F(RefusalTest, CohortRulesTheSitesCannotMeetAreRefusedNotWaitedFor) {
+  const std::string threshold = WriteVariant("breast_cancer_logistic", "min_clients: 3",
+                                             "min_clients: 3\nsecure_aggregation { threshold: 7 }");
+  EXPECT_THAT(LoadAndSimulate(threshold, "breast_cancer_wisconsin"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("secure_aggregation.threshold: the task needs 7 sites, the "
+                                 "simulation has 5")));
+  const std::string clients =
+      WriteVariant("breast_cancer_logistic", "min_clients: 3", "min_clients: 6");
+  EXPECT_THAT(
+      LoadAndSimulate(clients, "breast_cancer_wisconsin"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_clients: the task needs 6")));
+}
+
 TEST_F(RefusalTest, NegativeLearningRateNamesTheField) {
   const std::string path =
       WriteVariant("breast_cancer_logistic", "learning_rate: 0.3", "learning_rate: -0.3");
