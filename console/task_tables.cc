@@ -181,13 +181,18 @@ void PrintGlmReport(const v1::GlmReport& report) {
     }
     rows.push_back(std::move(row));
   }
-  std::printf("\n%s regression on %lld rows%s: %s after %u rounds (%u Newton steps)\n",
-              report.family().c_str(), static_cast<long long>(report.rows()),
-              report.family() == "cox"
-                  ? absl::StrCat(", ", report.events(), " events, stratified by site").c_str()
-                  : "",
-              report.converged() ? "converged" : "NOT converged", report.rounds(),
-              report.iterations());
+  std::printf(
+      "\n%s regression on %lld rows%s: %s after %u rounds (%u Newton steps)\n",
+      report.family().c_str(), static_cast<long long>(report.rows()),
+      report.family() == "cox"
+          ? absl::StrCat(
+                ", ", report.events(), " events, ",
+                report.pooled_grid_points() > 0
+                    ? absl::StrCat("pooled on a grid of ", report.pooled_grid_points(), " times")
+                    : std::string("stratified by site"))
+                .c_str()
+          : "",
+      report.converged() ? "converged" : "NOT converged", report.rounds(), report.iterations());
   PrintTable(rows);
   if (report.family() == "cox") {
     std::printf("partial log-likelihood %.6f\n", report.log_likelihood());

@@ -81,6 +81,7 @@ absl::StatusOr<GlmRoundOutput> CoxRound(const GlmRoundInput& in, const Eigen::Ve
     ASSIGN_OR_RETURN(glm::CoxReport report, glm::MakeCoxReport(sums, next, names));
     v1::GlmReport r;
     r.set_family("cox");
+    if (grid.has_value()) r.set_pooled_grid_points(static_cast<uint32_t>(grid->points));
     r.set_statistic("z");
     CopyCoefficients(report.coefficients, &r);
     r.set_rows(report.rows);

@@ -16,7 +16,7 @@ namespace tessera::proto::internal {
 inline constexpr int kMaxGlmFeatures = 1000;
 // A pooled Cox model's grid (GlmSpec.pooled_time_grid): at most this many grid times, and
 // at most this many values a site per round (points * (p + 1) * (p + 2), about its vector).
-inline constexpr uint32_t kMaxCoxGridPoints = 1000;
+inline constexpr uint32_t kMaxCoxGridPoints = 100000;
 inline constexpr uint64_t kMaxCoxGridValues = 4000000;
 
 // model.glm and everything a GLM task leaves out (training, strategy, privacy, the

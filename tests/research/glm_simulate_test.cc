@@ -124,7 +124,15 @@ std::vector<Case> Cases() {
       "name: \"cox-pooled-breslow\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
       " label: \"time\" event: \"event\" } model { glm { family: COX ties: BRESLOW ",
       "pooled_time_grid { unit: 30 points: 200 } } } min_clients: 3");
+  // A grid of one day over the whole follow-up (the times are whole days up to 7043): the
+  // exact pooled partial likelihood, R's coxph on the raw pooled rows.
+  const std::string cox_pooled_daily = absl::StrCat(
+      "name: \"cox-pooled-daily\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
+      " label: \"time\" event: \"event\" } model { glm { family: COX ",
+      "pooled_time_grid { unit: 1 points: 7100 } } } min_clients: 3");
   return {
+      {"rotterdam_cox_efron_pooled_daily_3", cox_pooled_daily, "rotterdam_survival", 3, "iid",
+       "rotterdam_cox_efron"},
       {"rotterdam_cox_efron_pooled_grid_3", cox_pooled, "rotterdam_survival", 3, "iid",
        "rotterdam_cox_efron_pooled_grid"},
       {"rotterdam_cox_efron_pooled_grid_5", cox_pooled, "rotterdam_survival", 5, "iid",
