@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "proto/federation.pb.h"
 #include "proto/preparation.h"
 #include "proto/task.pb.h"
@@ -97,6 +98,29 @@ absl::StatusOr<double> Transform(const Entry& e, double v, size_t row, const std
   }
   if (p.clip_size() == 2) v = std::clamp(v, p.clip(0), p.clip(1));
   return v;
+}
+
+// Entries with `standardize`: (v - mean) / sd with the pooled values of their feature.
+absl::Status StandardizeColumns(const v1::DatasetSpec& dataset, const v1::Standardization& pooled,
+                                const std::vector<Entry>& entries, CsvTable* table) {
+  const size_t width = table->header.size();
+  for (const Entry& e : entries) {
+    if (!e.prep->standardize()) continue;
+    const auto it =
+        std::find(dataset.features().begin(), dataset.features().end(), e.prep->column());
+    const auto j = static_cast<int>(it - dataset.features().begin());
+    if (it == dataset.features().end() || j >= pooled.mean_size() || j >= pooled.stddev_size() ||
+        !(pooled.stddev(j) > 0)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the item has no pooled mean and standard deviation of feature '",
+                       e.prep->column(), "' to standardise it"));
+    }
+    for (size_t row = 0; row < table->num_rows; ++row) {
+      double& v = table->values[row * width + e.column];
+      v = (v - pooled.mean(j)) / pooled.stddev(j);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -247,6 +271,7 @@ absl::StatusOr<PreparedTable> PrepareTable(const CsvTable& raw, const v1::Datase
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": no row is left after dropping the rows with missing cells"));
   }
+  if (pooled != nullptr) RETURN_IF_ERROR(StandardizeColumns(dataset, *pooled, entries, &out.table));
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "proto/glm_layout.h"
 #include "proto/internal/names.h"
 
 namespace tessera::proto {
@@ -98,6 +99,17 @@ void ValidateEntry(const v1::TaskSpec& spec, int i, std::set<std::string>* seen,
     errors->push_back({at + ".missing",
                        "the label, event, offset and weights are neither "
                        "imputed nor categorical (DROP_ROW drops their rows)"});
+  }
+  if (p.standardize()) {
+    if (!IsGlmTask(spec)) {
+      errors->push_back({at + ".standardize",
+                         "only for an exact regression (model.glm): a trained model "
+                         "standardises every feature already"});
+    } else if (categorical || !IsFeature(ds, p.column())) {
+      errors->push_back({at + ".standardize",
+                         "standardises a numeric feature: list the column itself in "
+                         "dataset.features"});
+    }
   }
   if (p.missing() == v1::ColumnPreparation::IMPUTE_MEAN && !IsFeature(ds, p.column())) {
     errors->push_back({at + ".missing",

@@ -94,6 +94,18 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"PreparedTwice",
             [](v1::TaskSpec* s) { *s->mutable_dataset()->add_prepare() = *Entry(s, 0); },
             "dataset.prepare[3].column"},
+        Bad{"StandardizeForATrainedModel",
+            [](v1::TaskSpec* s) { Entry(s, 2)->set_standardize(true); },
+            "dataset.prepare[2].standardize"},
+        Bad{"StandardizeACategoricalColumn",
+            [](v1::TaskSpec* s) {
+              s->clear_training();
+              s->mutable_model()->Clear();
+              s->mutable_model()->mutable_glm()->set_family(v1::GlmSpec::BINOMIAL);
+              s->set_rounds(0);
+              Entry(s, 1)->set_standardize(true);
+            },
+            "dataset.prepare[1].standardize"},
         Bad{"OneLevel", [](v1::TaskSpec* s) { Entry(s, 1)->mutable_levels()->RemoveLast(); },
             "dataset.prepare[1].levels"},
         Bad{"RepeatedLevel", [](v1::TaskSpec* s) { Entry(s, 1)->add_levels("male"); },

@@ -5,16 +5,21 @@
 // glm_reference.R) to 1e-6 relative, within 10 rounds: binomial and Gaussian (the example
 // tasks, the interface the checks rely on), Poisson with and without an offset, site fixed
 // effects and Cox stratified by site (round-robin dealing, as the R script deals).
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -227,6 +232,88 @@ INSTANTIATE_TEST_SUITE_P(Models, GlmSimulateTest, ::testing::ValuesIn(Cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.name;
                          });
+
+}  // namespace
+}  // namespace tessera::research
+
+namespace tessera::research {
+namespace {
+
+// ColumnPreparation's `standardize` on an exact regression: age standardised by its pooled
+// training mean m and population sd s is the same fit per standard deviation — by the
+// invariance of the maximum-likelihood fit to a linear change of a covariate, age's
+// estimate and standard error are R's times s (its z and p R's), the intercept R's plus
+// age's estimate times m, every other coefficient R's.
+TEST(GlmStandardizeTest, AStandardizedCovariateIsRsFitPerStandardDeviation) {
+  testing::TempDir temp;
+  std::string task = common::ReadFile(ExamplePath("smoking_nhis_glm")).value_or("");
+  ASSERT_THAT(task, ::testing::HasSubstr("  label: \"smoker\"\n}"));
+  task = absl::StrReplaceAll(
+      task, {{"  label: \"smoker\"\n}",
+              "  label: \"smoker\"\n  prepare { column: \"age\" standardize: true }\n}"}});
+  ASSERT_OK(common::WriteFileAtomic(temp.File("task.textproto"), task));
+  int exit_code = -1;
+  const std::string out =
+      RunConsole({"simulate", temp.File("task.textproto"), "--clients", "5", "--test-rows",
+                  TestRowsPath("smoking_nhis"), DataPath("smoking_nhis"), "--json"},
+                 temp.File("stderr"), &exit_code);
+  ASSERT_EQ(exit_code, 0) << common::ReadFile(temp.File("stderr")).value_or("");
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out, &json).ok()) << out;
+
+  // m and s over the pooled training rows.
+  std::set<int> test;
+  {
+    std::ifstream in(TestRowsPath("smoking_nhis"));
+    int row = 0;
+    while (in >> row) test.insert(row);
+  }
+  std::ifstream csv(DataPath("smoking_nhis"));
+  std::string line;
+  std::getline(csv, line);
+  const std::vector<std::string> header = absl::StrSplit(line, ',');
+  const auto age = std::find(header.begin(), header.end(), "age") - header.begin();
+  double sum = 0, sum_sq = 0;
+  int n = 0;
+  for (int row = 0; std::getline(csv, line); ++row) {
+    if (test.contains(row)) continue;
+    const std::vector<std::string> cells = absl::StrSplit(line, ',');
+    double v = 0;
+    ASSERT_TRUE(absl::SimpleAtod(cells[static_cast<size_t>(age)], &v));
+    sum += v;
+    sum_sq += v * v;
+    ++n;
+  }
+  const double m = sum / n;
+  const double s = std::sqrt(sum_sq / n - m * m);
+
+  std::map<std::string, std::map<std::string, double>> r;
+  const Reference ref = ReadReference("smoking_nhis_binomial");
+  for (const std::vector<std::string>& row : ref.rows) {
+    for (size_t c = 2; c < ref.header.size(); ++c) {
+      ASSERT_TRUE(absl::SimpleAtod(row[c], &r[row[1]][ref.header[c]]));
+    }
+  }
+  ASSERT_TRUE(r.contains("age") && r.contains("(Intercept)"));
+  const auto& got = json.fields().at("coefficients").list_value().values();
+  ASSERT_EQ(got.size(), static_cast<int>(r.size())) << out;
+  for (const google::protobuf::Value& v : got) {
+    const auto& f = v.struct_value().fields();
+    const std::string name = f.at("name").string_value();
+    std::map<std::string, double> want = r.at(name);
+    if (name == "age") {
+      want["estimate"] *= s;
+      want["std_error"] *= s;
+    } else if (name == "(Intercept)") {
+      want["estimate"] += r.at("age").at("estimate") * m;
+    }
+    for (const char* field : {"estimate", "std_error", "statistic", "p_value"}) {
+      if (name == "(Intercept)" && std::string(field) != "estimate") continue;  // they change
+      ExpectRelative(f.at(field).number_value(), want.at(field),
+                     std::string(field) == "p_value" ? 1e-5 : 1e-6, name + " " + field);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace tessera::research
