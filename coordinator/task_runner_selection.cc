@@ -92,7 +92,9 @@ absl::Status TaskRunner::RunTestStage(v1::TaskRecord& task) {
   absl::StatusOr<v1::InFlightRound> stored = store_->GetInFlight(task_id_);
   if (stored.ok() && (stored->round() != selected || !stored->final_test()) &&
       stored->releases_size() > 0) {
-    // A round that never committed but charged a release: the charge stays on the task.
+    // A round that never committed but charged a release: the charge stays on the task. (A
+    // crash before the test session's record replaces that one charges them again at the
+    // restart: the task's epsilon may be over-counted, never under.)
     for (const v1::PrivacyRelease& r : stored->releases()) *task.add_uncommitted_releases() = r;
     RETURN_IF_ERROR(store_->UpdateTask(task));
   }

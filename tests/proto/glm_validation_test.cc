@@ -129,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(
               s->mutable_model()->mutable_glm()->set_family(v1::GlmSpec::COX);
               s->mutable_dataset()->set_event("e");
               s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_unit(1);
-              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_points(1001);
+              s->mutable_model()->mutable_glm()->mutable_pooled_time_grid()->set_points(100001);
             },
             "model.glm.pooled_time_grid.points"},
         Bad{"CoxWithoutEvent",
