@@ -266,6 +266,26 @@ std::string AnswerTable(const v1::GetTaskResponse& task) {
   return html + "</tbody></table>";
 }
 
+// A task with a validation split (TrainingSpec.validation_fraction): the round it selected,
+// why, and that round's model on the sites' test rows — the task's reported figures.
+std::string SelectionSection(const v1::TaskRecord& t) {
+  if (t.selected_round() == 0) return "";
+  std::string html = absl::StrCat("<section class=\"test\"><h2>Test: round ", t.selected_round(),
+                                  "</h2><p class=\"muted\">", EscapeHtml(t.selection()), "</p>");
+  if (t.test_metrics().empty()) {
+    return html + "<p class=\"muted\">no test metrics (yet)</p></section>";
+  }
+  absl::StrAppend(
+      &html, "<table class=\"answer\"><thead>",
+      HeaderRow({"Metric", absl::StrCat("Test rows of ", t.test_participants_size(), " sites")}),
+      "</thead><tbody>");
+  for (const v1::Metric& m : t.test_metrics()) {
+    absl::StrAppend(&html, "<tr>", Cell(EscapeHtml(m.name())),
+                    Cell(absl::StrFormat("%.10g", m.value())), "</tr>");
+  }
+  return html + "</tbody></table></section>";
+}
+
 }  // namespace
 
 std::string EscapeHtml(std::string_view text) {
@@ -378,7 +398,9 @@ std::string RenderTask(const v1::GetTaskResponse& task) {
   if (t.spec().has_analytics()) {
     absl::StrAppend(&html, "<section><h2>Answer</h2>", AnswerTable(task), "</section>");
   } else {
-    absl::StrAppend(&html, "<section class=\"curves\"><h2>Federated evaluation</h2>");
+    absl::StrAppend(
+        &html, SelectionSection(t), "<section class=\"curves\"><h2>Federated evaluation",
+        t.spec().training().validation_fraction() > 0 ? " (validation rows)" : "", "</h2>");
     const std::vector<MetricSeries> series = CurveSeries(task);
     if (series.empty()) absl::StrAppend(&html, MetricCurveSvg("metrics", {}));
     for (const MetricSeries& s : series) absl::StrAppend(&html, MetricCurveSvg(s.name, s.points));

@@ -119,6 +119,30 @@ TEST(DashboardRenderTest, ATaskPageShowsProgressCurvesParticipationAndDecisions)
   EXPECT_THAT(html, HasSubstr("<td>REJECTED</td>"));
 }
 
+// A validation split: the curves are validation curves, and the selected round's test
+// metrics are shown with why it was selected (escaped like everything else).
+TEST(DashboardRenderTest, ATaskWithAValidationSplitShowsTheSelectedRoundsTestMetrics) {
+  v1::GetTaskResponse t = TaskWithRounds(3);
+  EXPECT_THAT(RenderTask(t), Not(HasSubstr("Test: round")));
+  v1::TaskRecord* task = t.mutable_task();
+  task->mutable_spec()->mutable_training()->set_validation_fraction(0.25);
+  task->set_selected_round(2);
+  task->set_selection(std::string("round 2 has the best validation loss ") + kEvil);
+  std::string html = RenderTask(t);
+  EXPECT_THAT(html, HasSubstr("Federated evaluation (validation rows)"));
+  EXPECT_THAT(html, HasSubstr("<h2>Test: round 2</h2>"));
+  EXPECT_THAT(html, HasSubstr("no test metrics (yet)"));
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  v1::Metric* auc = task->add_test_metrics();
+  auc->set_name("auc");
+  auc->set_value(0.9942);
+  task->add_test_participants("hospital-a");
+  task->add_test_participants("hospital-b");
+  html = RenderTask(t);
+  EXPECT_THAT(html, HasSubstr("Test rows of 2 sites"));
+  EXPECT_THAT(html, HasSubstr("<td>auc</td><td>0.9942</td>"));
+}
+
 TEST(DashboardRenderTest, EpsilonSpentIsTheLastRoundsEpsilon) {
   v1::GetTaskResponse t = TaskWithRounds(2);
   v1::PrivacySpec* p = t.mutable_task()->mutable_spec()->mutable_privacy();
