@@ -4,9 +4,9 @@
 //   E2eEarlyStoppingTest.SitesHoldOutRowsTheRoundIsSelectedAndTestedOnceAndEverySiteVerifiesIt:
 //     the example task stops early, selects a round, and evaluates that round's model once
 //     on the test rows (a STAGE_TEST session over the three sites); `tessera tasks show`
-//     prints the selection and the test metrics; the selected round's provenance record
-//     (with the test session) verifies against each site's own ledger; and `tessera models
-//     export` exports the selected round's model.
+//     prints the selection and the test metrics (`--metric` the test metric); the selected
+//     round's provenance record (with the test session) verifies against each site's own
+//     ledger; and `tessera models export` exports the selected round's model.
 //   E2eEarlyStoppingCrashTest.ACoordinatorKilledInTheTestSessionResumesIt: SIGKILLed in the
 //     test session (before the masked input, or with the sum unmasked but not stored), the
 //     restarted coordinator continues that very session and commits the test metrics.
@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/proto_text.h"
@@ -96,6 +97,11 @@ TEST_F(E2eEarlyStoppingTest,
                                                 selected, " has the best validation loss")));
   EXPECT_THAT(shown.out, HasSubstr(absl::StrCat("test        round ", selected,
                                                 " on the test rows of 3 sites: ")));
+
+  // `--metric` answers with the task's reported figure: the test metric.
+  ASSERT_OK_AND_ASSIGN(CommandResult metric, Console({"tasks", "show"}, {id, "--metric", "auc"}));
+  ASSERT_EQ(metric.exit_code(), 0) << metric.err;
+  EXPECT_EQ(metric.out, absl::StrFormat("%.4f\n", test["auc"]));
 
   // The selected round's record carries the test session; each site verifies it.
   const std::string record = temp().File("selected.provenance");
