@@ -98,7 +98,8 @@ class WorkProcessor {
   WorkOutcome Evaluate(const v1::WorkItem& item, const Model& model, const Dataset& data,
                        const std::vector<float>& params);
   // One session per round (STAGE_FIT_EVALUATE): the EVALUATE vector of `params` on the
-  // held-out rows (zeros without them) appended to the FIT vector trained from `params`.
+  // held-out rows (zeros without them; the validation rows with a split) appended to the FIT
+  // vector trained from `params`.
   // Declined BAD_WORK_ITEM when the task noises its evaluations: a noised evaluation is a
   // release of its own, so it is asked for in sessions of its own.
   WorkOutcome FitEvaluate(const v1::WorkItem& item, const Model& model,

@@ -22,6 +22,13 @@
 // part leaves the evaluated round without metrics (a drop line in its record says why);
 // the fit part is used as from a FIT session.
 //
+// A validation split (TrainingSpec.validation_fraction; task_runner_selection.cc): the
+// evaluations are on the sites' validation rows; after each commit the round with the best
+// validation metric is kept, early stopping ends training when its patience runs out, and
+// then the task records the selected round and one STAGE_TEST session evaluates that
+// round's checkpoint on the test rows; its commit rewrites the selected round's record and
+// completes the task with TaskRecord.test_metrics.
+//
 // Every stage is one secure-aggregation session (secure_stage.h): the coordinator learns
 // only the sum over the surviving sites, at least `threshold` of them. The round in flight
 // is durable (v1::InFlightRound in the store, rewritten at every step boundary before the
