@@ -36,7 +36,7 @@ v1::WorkItem FirstItem(const StagePlan& plan) {
   *item.mutable_spec() = plan.spec;
   item.set_spec_hash(crypto::HashTaskSpec(plan.spec));
   if (plan.stage == v1::STAGE_FIT || plan.stage == v1::STAGE_EVALUATE ||
-      plan.stage == v1::STAGE_FIT_EVALUATE) {
+      plan.stage == v1::STAGE_FIT_EVALUATE || plan.stage == v1::STAGE_TEST) {
     item.mutable_model()->mutable_values()->Assign(plan.model.begin(), plan.model.end());
     item.set_model_hash(crypto::HashModel(plan.model));
     *item.mutable_standardization() = plan.standardization;

@@ -176,6 +176,42 @@ TEST_F(DifferenceAttack, FitEvaluateAfterFitDoesNotRevealTheThirdSitesUpdate) {
   RunMixedStages(v1::STAGE_FIT, v1::STAGE_FIT_EVALUATE, v1::STAGE_FIT);
 }
 
+// A validation split's test session (STAGE_TEST) evaluates a model on the test rows: the
+// vector an EVALUATE of that model sends in a task without a split. A coordinator that asks
+// for both — either order, the second over one site fewer, under a "split" task of another
+// name — would difference site 3's test-row sums out; the sites refuse the second.
+TEST_F(DifferenceAttack, ATestSessionAfterAnEvaluationOfTheModelDoesNotRevealTheThirdSite) {
+  for (const bool test_first : {false, true}) {
+    SCOPED_TRACE(test_first ? "test session first" : "evaluation first");
+    if (test_first) {  // fresh site stores: the first order spent the keys
+      ASSERT_OK_AND_ASSIGN(federation_, AttackFederation::Create(5));
+    }
+    const std::vector<std::string> big = {"site-1", "site-2", "site-3"};
+    StagePlan evaluate = Plan(v1::STAGE_EVALUATE, big, 1);
+    StagePlan test = Plan(v1::STAGE_TEST, big, 1);
+    test.task_id = "task-2";
+    test.spec.set_name("split-task");
+    test.spec.mutable_training()->set_validation_fraction(0.2);
+    const std::vector<double> target = federation_->TrueVector("site-3", FirstItem(evaluate));
+    ASSERT_FALSE(target.empty());
+    v1::Decline declined;
+    ASSERT_EQ(federation_->TrueVector("site-3", FirstItem(test), &declined), target)
+        << "the test session's vector is the evaluation's; " << declined.ShortDebugString();
+    StagePlan& first = test_first ? test : evaluate;
+    StagePlan& second = test_first ? evaluate : test;
+    second.cohort = {"site-1", "site-2"};
+    second.attempt = 2;
+    const StageOutcome one = RunStage(*federation_, first);
+    ASSERT_TRUE(one.completed) << one.abort;
+    const StageOutcome two = RunStage(*federation_, second);
+    std::vector<std::vector<double>> released = {one.sums};
+    if (two.completed) released.push_back(two.sums);
+    ExpectNoSiteRecoverable(released, {{"site-3", target}});
+    EXPECT_FALSE(two.completed) << "the second cohort's sum was released";
+    ExpectAlreadyContributed(two, {"site-1", "site-2"});
+  }
+}
+
 // A second task (another id and name) with the same spec and initial model is the same
 // contribution: it gets nothing either.
 TEST_F(DifferenceAttack, SecondTaskWithTheSameSpecAndModelGetsNothing) {

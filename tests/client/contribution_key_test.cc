@@ -38,7 +38,8 @@ using Edit = std::function<void(v1::TaskSpec&)>;
 
 // For every stage: the key is unchanged by `edit`.
 void ExpectSameKey(const Edit& edit, const char* what) {
-  for (v1::Stage stage : {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE}) {
+  for (v1::Stage stage :
+       {v1::STAGE_STATISTICS, v1::STAGE_FIT, v1::STAGE_EVALUATE, v1::STAGE_TEST}) {
     v1::TaskSpec changed = Spec();
     edit(changed);
     EXPECT_EQ(ContributionKey(Spec(), stage, kModel), ContributionKey(changed, stage, kModel))

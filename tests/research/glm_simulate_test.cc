@@ -112,29 +112,25 @@ std::vector<Case> Cases() {
       "name: \"rate\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
       " label: \"event\" } model { glm { family: POISSON offset: \"time\" log_offset: true } } "
       "min_clients: 3");
-  const std::string cox = absl::StrCat(
-      "name: \"cox\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
-      " label: \"time\" event: \"event\" } model { glm { family: COX } } min_clients: 3");
-  const std::string cox_breslow = absl::StrCat(
-      "name: \"cox-breslow\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
-      " label: \"time\" event: \"event\" } model { glm { family: COX ties: BRESLOW } } "
-      "min_clients: 3");
+  // A Cox task on Rotterdam: `glm` holds the family's other fields.
+  const auto cox_task = [](const std::string& name, const std::string& glm) {
+    return absl::StrCat("name: \"", name, "\" dataset { id: \"rotterdam\"",
+                        Features(RotterdamCovariates()),
+                        " label: \"time\" event: \"event\" } model { glm { family: COX ", glm,
+                        " } } min_clients: 3");
+  };
+  const std::string cox = cox_task("cox", "");
+  const std::string cox_breslow = cox_task("cox-breslow", "ties: BRESLOW");
   // One baseline hazard over all sites, on a 30-day grid of 200 times (GlmSpec.
   // pooled_time_grid): R's coxph without strata on the gridded pooled rows.
-  const std::string cox_pooled = absl::StrCat(
-      "name: \"cox-pooled\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
-      " label: \"time\" event: \"event\" } model { glm { family: COX ",
-      "pooled_time_grid { unit: 30 points: 200 } } } min_clients: 3");
-  const std::string cox_pooled_breslow = absl::StrCat(
-      "name: \"cox-pooled-breslow\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
-      " label: \"time\" event: \"event\" } model { glm { family: COX ties: BRESLOW ",
-      "pooled_time_grid { unit: 30 points: 200 } } } min_clients: 3");
+  const std::string cox_pooled =
+      cox_task("cox-pooled", "pooled_time_grid { unit: 30 points: 200 }");
+  const std::string cox_pooled_breslow =
+      cox_task("cox-pooled-breslow", "ties: BRESLOW pooled_time_grid { unit: 30 points: 200 }");
   // A grid of one day over the whole follow-up (the times are whole days up to 7043): the
   // exact pooled partial likelihood, R's coxph on the raw pooled rows.
-  const std::string cox_pooled_daily = absl::StrCat(
-      "name: \"cox-pooled-daily\" dataset { id: \"rotterdam\"", Features(RotterdamCovariates()),
-      " label: \"time\" event: \"event\" } model { glm { family: COX ",
-      "pooled_time_grid { unit: 1 points: 7100 } } } min_clients: 3");
+  const std::string cox_pooled_daily =
+      cox_task("cox-pooled-daily", "pooled_time_grid { unit: 1 points: 7100 }");
   return {
       {"rotterdam_cox_efron_pooled_daily_3", cox_pooled_daily, "rotterdam_survival", 3, "iid",
        "rotterdam_cox_efron"},
