@@ -4,12 +4,15 @@
 // networks: the fault suite", has the table). Short by default (3 rounds, a small model,
 // about 10-20 s each); TESSERA_NETNS_LONG=1 runs more rounds of a bigger model.
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -257,6 +260,113 @@ TEST_F(NetnsFederationTest, NetnsLinkCutMidSessionSiteDropsOutAndRejoins) {
   }
   EXPECT_TRUE(rejoined) << Summary(run.final);
   ExpectSitesKeptApart(run.final);
+}
+
+// When the first line of the daemon log at `path` holding every one of `words` was written
+// (logfmt: each line starts with its UTC time); NOT_FOUND when no line does.
+absl::StatusOr<absl::Time> FirstLogTime(const std::string& path,
+                                        const std::vector<std::string>& words) {
+  for (absl::string_view line : absl::StrSplit(e2e::ReadFileOrEmpty(path), '\n')) {
+    if (!std::all_of(words.begin(), words.end(),
+                     [&](const std::string& w) { return absl::StrContains(line, w); })) {
+      continue;
+    }
+    absl::Time at;
+    std::string error;
+    const std::string stamp(line.substr(0, line.find(' ')));
+    if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", stamp, &at, &error)) {
+      return absl::InternalError(absl::StrCat(path, ": no time in '", line, "': ", error));
+    }
+    return at;
+  }
+  return absl::NotFoundError(absl::StrCat(path, " has no line with ", absl::StrJoin(words, " ")));
+}
+
+// (e) A site behind a slow link cannot keep the others from the model (the coordinator's
+// download gate, coordinator/internal/model_download_call.h). One model download at a time
+// (max_model_downloads 1); the victim's link delivers 75 KB/s down and the others' are 400
+// ms behind, so the victim asks first and its first chunk (1 MiB) is admitted first. The
+// chunk is still on its way after the gate's limit (upload_timeout_seconds 1 plus 1 MiB at
+// min_upload_kib_per_second 1024: 2 s), so its place goes to the next site, and the others
+// have the model within a few seconds while the victim's takes some fourteen. The sockets'
+// buffers are capped at the coordinator and in the network (64 KiB each): with the
+// kernels' defaults (megabytes) the whole chunk leaves the coordinator at once whatever
+// the link, and a place is never held long enough to matter.
+TEST_F(NetnsFederationTest, NetnsSlowSiteGivesUpItsModelDownloadPlace) {
+  ASSERT_OK(topology().CapSocketBuffers(topology().coordinator_ns(), 64 << 10));
+  ASSERT_OK(topology().CapSocketBuffers(topology().network_ns(), 64 << 10));
+  edit_coordinator_config_ = [](v1::CoordinatorConfig* config) {
+    config->set_max_model_downloads(1);
+    config->set_upload_timeout_seconds(1);
+    config->set_min_upload_kib_per_second(1024);
+  };
+  ASSERT_OK(StartFederation());
+  const std::string victim = NetnsSites().front();
+  for (const std::string& s : NetnsSites()) {
+    ASSERT_OK(RelayCommand(s, s == victim ? "down rate=600kbit" : "down delay=400ms"));
+  }
+  v1::TaskSpec spec = NetnsTask(kDataset, /*long_run=*/false, 4, 120, /*rounds=*/1);
+  // 279,554 parameters: 1.07 MiB of model, a full chunk and a small one.
+  spec.mutable_model()->clear_hidden_layers();
+  spec.mutable_model()->add_hidden_layers(512);
+  spec.mutable_model()->add_hidden_layers(512);
+  // Once the fit is done, the victim's link is freed: the last model's evaluation need not
+  // take as long again.
+  bool freed = false;
+  ASSERT_OK_AND_ASSIGN(TaskRun run,
+                       RunTask(spec, absl::Seconds(300), [&](const v1::GetTaskResponse& now) {
+                         if (!freed && now.in_flight().fit_done()) {
+                           EXPECT_OK(RelayCommand(victim, "down delay=0ms"));
+                           freed = true;
+                         }
+                       }));
+  Report("slow-download",
+         "one site's link 600 kbit/s down, the others' 400 ms behind; one model download at a "
+         "time",
+         run);
+  ASSERT_EQ(run.final.task().state(), v1::TASK_COMPLETED) << Summary(run.final);
+  // The first session with the model: round 1's fit (after the statistics round).
+  const v1::StageAttempt* fit = nullptr;
+  for (const v1::RoundRecord& r : run.final.rounds()) {
+    for (const v1::StageAttempt& a : r.stage_attempts()) {
+      if (fit == nullptr && (a.stage() == v1::STAGE_FIT || a.stage() == v1::STAGE_FIT_EVALUATE)) {
+        fit = &a;
+      }
+    }
+  }
+  ASSERT_NE(fit, nullptr) << Summary(run.final);
+  const v1::StageAttempt& session = *fit;
+  const absl::Time opened = absl::FromUnixMillis(session.started_unix_ms());
+  // How long after the session opened each site had the model: it logs the item's
+  // work_received once every chunk is in.
+  std::map<std::string, absl::Duration> had_model;
+  for (const std::string& s : NetnsSites()) {
+    ASSERT_OK_AND_ASSIGN(absl::Time at, FirstLogTime(site(s).process->log_path(),
+                                                     {"event=work_received", "step=advertise_keys",
+                                                      "work=" + session.session()}));
+    had_model[s] = at - opened;
+  }
+  std::string times;
+  for (const auto& [s, d] : had_model) {
+    absl::StrAppend(&times, s, " ", absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(10))),
+                    "; ");
+  }
+  std::printf("model in hand after the session opened: %s\n", times.c_str());
+  // The victim's link was slow enough for its place to matter: its 1.07 MiB take about 15 s.
+  EXPECT_GE(had_model[victim], absl::Seconds(8)) << times;
+  // The others did not wait for its first chunk to drain: without the gate's limit they
+  // would have had the model only just before the victim.
+  for (const std::string& s : NetnsSites()) {
+    if (s == victim) continue;
+    EXPECT_LT(had_model[s], had_model[victim] / 2) << times;
+  }
+  // The coordinator said so, naming only the victim.
+  const std::string log = e2e::ReadFileOrEmpty(coordinator()->log_path());
+  EXPECT_TRUE(absl::StrContains(log, "event=model_download_too_slow client=" + victim)) << times;
+  for (const std::string& s : NetnsSites()) {
+    if (s == victim) continue;
+    EXPECT_FALSE(absl::StrContains(log, "event=model_download_too_slow client=" + s)) << s;
+  }
 }
 
 }  // namespace

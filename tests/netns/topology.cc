@@ -22,6 +22,7 @@ namespace {
 
 constexpr char kIp[] = "/usr/sbin/ip";
 constexpr char kTc[] = "/usr/sbin/tc";
+constexpr char kSysctl[] = "/usr/sbin/sysctl";
 constexpr char kPrefix[] = "tessera-";
 
 // Runs a command that must succeed; INTERNAL with its output otherwise.
@@ -201,6 +202,15 @@ absl::Status Topology::LimitRate(const std::string& site, const std::string& rat
                                    "replace", "dev", site_port_.at(site)};
   down.insert(down.end(), tbf.begin(), tbf.end());
   return Run(down).status();
+}
+
+absl::Status Topology::CapSocketBuffers(const std::string& ns, int max_bytes) {
+  for (const char* key : {"net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem"}) {
+    std::vector<std::string> argv = Exec(ns);
+    argv.insert(argv.end(), {kSysctl, "-q", "-w", absl::StrCat(key, "=4096 16384 ", max_bytes)});
+    RETURN_IF_ERROR(Run(argv).status());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Topology::SetLinkUp(const std::string& site, bool up) {

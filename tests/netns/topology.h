@@ -54,6 +54,11 @@ class Topology {
   // A token-bucket (tbf) limit of `rate` ("10mbit") on the site's link, both ways: on the
   // site's own end (uploads) and on its bridge port (downloads).
   absl::Status LimitRate(const std::string& site, const std::string& rate);
+  // Caps TCP's send and receive buffers of every socket made from now on in namespace `ns`
+  // (net.ipv4.tcp_wmem and tcp_rmem: 4 KiB, 16 KiB, `max_bytes`), so that a slow reader
+  // holds its data in the sender's process instead of the kernels' buffers, which by
+  // default take megabytes at once.
+  absl::Status CapSocketBuffers(const std::string& ns, int max_bytes);
   // Brings the site's bridge port down (a cut cable) or up again.
   absl::Status SetLinkUp(const std::string& site, bool up);
   // Bytes the site's link carried so far: sent by the site (tx of its end) and to it (rx).
