@@ -131,8 +131,8 @@ print("| measure | value |")
 print("|---|---|")
 for r in secure:
     n, d = r["sites"], r["d"]
-    print(f"| secure round, n={n}, d={d} ({r['what']}): round time | {r['round_s']} s "
-          f"(FIT session {r['fit_session_s']} s) |")
+    print(f"| secure round, n={n}, d={d} ({r['what']}): round time | {r['round_s']} s, "
+          f"median {r['round_median_s']} s (FIT session {r['fit_session_s']} s) |")
     print(f"| bytes per site per round / 4d, n={n}, d={d} | {r['bytes_over_4d']} "
           f"(up {r['up_over_4d']}, down {r['down_over_4d']}) |")
     later = (f"{r['site_cpu_ms_per_later_session']} ms" if int(r["rounds"]) > 1
@@ -148,5 +148,11 @@ print(f"| MLP 784-128-10 local training, batch 32, 1 thread | {int(sys.argv[2]):
 EOF
 echo
 echo "Secure aggregation alone (secagg_bench, in one process), by n:"
-sed -n '/^| n | d | dropped/,$p' "$out.scaling"
+# From the sessions' table (its header starts "| n | k | d |") to the exponents.
+scaling_table="$(sed -n '/^| n | k | d |/,$p' "$out.scaling")"
+[[ -n "$scaling_table" ]] || {
+  echo "bench.sh: secagg_bench printed no sessions table" >&2
+  exit 1
+}
+echo "$scaling_table"
 echo "bench.sh: done"
