@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -118,6 +119,11 @@ TEST_F(E2eFederationTest, ThreeSitesTrainExampleTaskToCompletion) {
   double shown_accuracy = 0;
   ASSERT_TRUE(absl::SimpleAtod(absl::StripAsciiWhitespace(shown.out), &shown_accuracy))
       << shown.out;
+  // The interface scripts rely on (issue 12's benchmarks among them): `tasks show --json`
+  // gives every round's started_unix_ms and committed_unix_ms under those names; compared
+  // with the store's records below.
+  ASSERT_OK_AND_ASSIGN(CommandResult shown_json, Console({"tasks", "show"}, {"--json", task_id}));
+  ASSERT_EQ(shown_json.exit_code(), 0) << shown_json.err;
 
   ASSERT_OK(StopCoordinator());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<coordinator::Store> store, OpenStore());
@@ -134,6 +140,16 @@ TEST_F(E2eFederationTest, ThreeSitesTrainExampleTaskToCompletion) {
   ASSERT_OK_AND_ASSIGN(std::vector<v1::RoundRecord> rounds, store->ListRounds(task_id));
   ASSERT_EQ(rounds.size(), 31u);
   ExpectRoundsConsistent(*store, task_id, rounds);
+  // JSON writes int64 values as strings, with a space after the colon when indented.
+  const auto has_field = [&](const std::string& name, int64_t value) {
+    const std::string quoted = absl::StrCat("\"", value, "\"");
+    return absl::StrContains(shown_json.out, absl::StrCat("\"", name, "\": ", quoted)) ||
+           absl::StrContains(shown_json.out, absl::StrCat("\"", name, "\":", quoted));
+  };
+  for (const v1::RoundRecord& r : rounds) {
+    EXPECT_TRUE(has_field("started_unix_ms", r.started_unix_ms())) << "round " << r.round();
+    EXPECT_TRUE(has_field("committed_unix_ms", r.committed_unix_ms())) << "round " << r.round();
+  }
   for (const v1::RoundRecord& r : rounds) {
     EXPECT_EQ(r.attempts(), 1u) << "round " << r.round();
     EXPECT_THAT(r.drops(), ::testing::IsEmpty()) << "round " << r.round();
