@@ -35,7 +35,9 @@ void FromSessionRecord(const v1::SiteSessionRecord& record, const std::string& s
         cohort.insert(s.receiver());
       }
     } else if (m.has_masked_input()) {
-      out->set_masked_input_request_sha256(crypto::HashMessage(answer.answer()));
+      out->set_masked_input_request_sha256(answer.sent_sha256().empty()
+                                               ? crypto::HashMessage(answer.answer())
+                                               : answer.sent_sha256());
     } else if (m.has_consistency()) {
       out->set_consistency_signature(m.consistency().signature());
     } else if (m.has_unmasking()) {

@@ -53,6 +53,17 @@ void DropMachine(v1::SiteSessionRecord& record) {
   record.clear_machine();
 }
 
+// Once the session is past the masked input, the record keeps its digest instead of its
+// words (StepAnswer.sent_sha256): the coordinator never asks for that step again, and the
+// record, rewritten at every later step, no longer carries a model-sized vector.
+void ForgetSentVectors(v1::SiteSessionRecord& record) {
+  for (v1::StepAnswer& step : *record.mutable_answers()) {
+    if (!step.sent_sha256().empty() || !step.answer().secagg().has_masked_input()) continue;
+    step.set_sent_sha256(crypto::HashMessage(step.answer()));
+    step.mutable_answer()->mutable_secagg()->mutable_masked_input()->clear_masked_input();
+  }
+}
+
 }  // namespace
 
 SecureSessions::SecureSessions(secagg::ClientIdentity identity, v1::LocalPolicy policy,
@@ -132,6 +143,9 @@ std::optional<v1::PushResultRequest> SecureSessions::CheckBudget(const v1::WorkI
 v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
                                              const v1::WorkItem& item, v1::PushResultRequest answer,
                                              bool contributes, absl::Time now) {
+  if (secagg::StepIndex(item.secagg().round()) > secagg::StepIndex(v1::SECAGG_MASKED_INPUT)) {
+    ForgetSentVectors(record);
+  }
   v1::StepAnswer* step = record.add_answers();
   step->set_step(item.secagg().round());
   step->set_request_sha256(RequestDigest(item));
@@ -386,7 +400,15 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
   const std::string digest = RequestDigest(item);
   for (const v1::StepAnswer& answered : record.answers()) {
     if (answered.step() != static_cast<uint32_t>(item.secagg().round())) continue;
-    if (answered.request_sha256() == digest) return answered.answer();  // the same answer again
+    if (answered.request_sha256() == digest) {
+      if (!answered.sent_sha256().empty()) {
+        // Only a coordinator that went back (restored from an old backup) asks for it now.
+        return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
+                        "this site's answer to that step is no longer kept: the session had "
+                        "moved past it");
+      }
+      return answered.answer();  // the same answer again
+    }
     if (record.state() == v1::SITE_SESSION_OPEN) {
       return Abort(record, item, v1::SECAGG_REQUEST_CHANGED,
                    "a step this site already answered was asked again with another request");

@@ -7,7 +7,11 @@
 // machine's snapshot (its secrets) and every answer given, per step, with the SHA-256 of
 // the request it answered:
 //   - a repeated request (a redelivery, a coordinator or site restart) gets the stored
-//     answer, byte for byte, and nothing is computed again;
+//     answer, byte for byte, and nothing is computed again; except the masked input once
+//     the site has answered a later step of the session: the coordinator records a step's
+//     end before it posts the next, so only a coordinator that went back (restored from an
+//     old backup) asks for it then, and the record keeps only its SHA-256
+//     (StepAnswer.sent_sha256): such a request is declined, sending nothing of it;
 //   - a changed request for a step already answered aborts the session
 //     (SECAGG_REQUEST_CHANGED): a site answers each step of a session once;
 //   - a daemon restarted mid-session restores the machine from its snapshot and goes on

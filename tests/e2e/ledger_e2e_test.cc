@@ -279,6 +279,16 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
     EXPECT_THAT(last.survivors(), ::testing::ElementsAre("hospital-a", "hospital-b", "hospital-c"));
     EXPECT_EQ(last.state(), "SITE_SESSION_COMPLETED");
     EXPECT_FALSE(last.consistency_signature().empty());
+    // Each session's masked input as the audit names it (from the session record, which
+    // keeps only its digest once the session moved past it) is a message the ledger holds.
+    int masked = 0;
+    for (const v1::AuditSession& session : summary.tasks(0).sessions()) {
+      if (session.masked_input_request_sha256().empty()) continue;
+      ++masked;
+      EXPECT_TRUE(ledger.distinct["PushResult"].contains(session.masked_input_request_sha256()))
+          << session.session();
+    }
+    EXPECT_GT(masked, 0);
     ASSERT_OK_AND_ASSIGN(CommandResult text, Audit({"show", "--config", s.config_path}));
     EXPECT_THAT(text.out, HasSubstr(absl::StrCat("task ", task_id, ": ")));
   }

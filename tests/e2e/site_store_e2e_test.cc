@@ -147,13 +147,12 @@ std::vector<v1::ContributionRecord> FitContributions(client::SiteStore& store, u
 }
 
 // The answer `store` recorded for `step` of `session`.
-absl::StatusOr<v1::PushResultRequest> StoredAnswer(client::SiteStore& store,
-                                                   const std::string& session,
-                                                   v1::SecAggRound step) {
+absl::StatusOr<v1::StepAnswer> StoredAnswer(client::SiteStore& store, const std::string& session,
+                                            v1::SecAggRound step) {
   absl::StatusOr<v1::SiteSessionRecord> record = store.GetSession(session);
   if (!record.ok()) return record.status();
   for (const v1::StepAnswer& a : record->answers()) {
-    if (a.step() == static_cast<uint32_t>(step)) return a.answer();
+    if (a.step() == static_cast<uint32_t>(step)) return a;
   }
   return absl::NotFoundError(absl::StrCat(session, " has no answer to step ", step));
 }
@@ -284,9 +283,12 @@ TEST_F(E2eSiteStoreTest, SiteKilledBetweenRecordedAndSentSendsItsMaskedInputOnce
     ASSERT_EQ(fit.size(), 1u) << "the masked input must be recorded before it is sent";
     recorded = fit[0];
     EXPECT_EQ(recorded.session(), session);
-    ASSERT_OK_AND_ASSIGN(v1::PushResultRequest answer,
+    ASSERT_OK_AND_ASSIGN(v1::StepAnswer answer,
                          StoredAnswer(*store, session, v1::SECAGG_MASKED_INPUT));
-    EXPECT_EQ(crypto::ToHex(recorded.sent_sha256()), crypto::ToHex(crypto::HashMessage(answer)));
+    // Before the next step the record keeps the masked input itself.
+    EXPECT_TRUE(answer.sent_sha256().empty());
+    EXPECT_EQ(crypto::ToHex(recorded.sent_sha256()),
+              crypto::ToHex(crypto::HashMessage(answer.answer())));
   }
 
   ASSERT_OK(StartClient(victim));
@@ -325,9 +327,11 @@ TEST_F(E2eSiteStoreTest, SiteKilledBetweenRecordedAndSentSendsItsMaskedInputOnce
   ASSERT_OK_AND_ASSIGN(v1::SiteSessionRecord record, store->GetSession(session));
   EXPECT_EQ(record.state(), v1::SITE_SESSION_COMPLETED);
   EXPECT_TRUE(record.machine().empty());
-  ASSERT_OK_AND_ASSIGN(v1::PushResultRequest answer,
+  ASSERT_OK_AND_ASSIGN(v1::StepAnswer answer,
                        StoredAnswer(*store, session, v1::SECAGG_MASKED_INPUT));
-  EXPECT_EQ(crypto::ToHex(fit[0].sent_sha256()), crypto::ToHex(crypto::HashMessage(answer)));
+  // Past the masked input the record keeps its digest, not its words.
+  EXPECT_EQ(crypto::ToHex(fit[0].sent_sha256()), crypto::ToHex(answer.sent_sha256()));
+  EXPECT_TRUE(answer.answer().secagg().masked_input().masked_input().empty());
   // One per round in all.
   EXPECT_EQ(FitContributions(*store, 2).size(), 1u);
 }
