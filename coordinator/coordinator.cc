@@ -106,14 +106,12 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const std::string& task
     r.clear_strategy_state();
     *response.add_rounds() = std::move(r);
   }
-  absl::StatusOr<v1::InFlightRound> in_flight = store_->GetInFlight(task_id);
+  // What the operator reads: attempts, cohort, drops, each site's answers. Not the
+  // session's snapshot (keys, encrypted shares, the masked running sum), the next model or
+  // the strategy's state, which the store does not even read here (megabytes at d = 10^6,
+  // at every poll of a console or dashboard).
+  absl::StatusOr<v1::InFlightRound> in_flight = store_->GetInFlightShown(task_id);
   if (in_flight.ok()) {
-    // What the operator reads: attempts, cohort, drops, each site's answers. Not the
-    // session's snapshot (keys, encrypted shares, the masked running sum), the next model
-    // or the strategy's state.
-    in_flight->clear_server_snapshot();
-    in_flight->clear_next_model();
-    in_flight->clear_strategy_state();
     in_flight->clear_provenance();
     *response.mutable_in_flight() = *std::move(in_flight);
   } else if (in_flight.status().code() != absl::StatusCode::kNotFound) {

@@ -92,6 +92,12 @@ class CountingStore final : public Store {
   absl::Status PutInFlight(const v1::InFlightRound& record) override {
     return inner_->PutInFlight(record);
   }
+  absl::Status PutInFlightProgress(const v1::InFlightRound& record) override {
+    return inner_->PutInFlightProgress(record);
+  }
+  absl::StatusOr<v1::InFlightRound> GetInFlightShown(const std::string& task_id) override {
+    return inner_->GetInFlightShown(task_id);
+  }
   absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) override {
     return inner_->GetInFlight(task_id);
   }

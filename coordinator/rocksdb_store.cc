@@ -7,7 +7,10 @@
 //   clients  client id                                   -> v1::ClientRecord
 //   meta     "last_task_seq"                             -> 8-byte big-endian n
 //            "schema_version"                            -> 4-byte big-endian version
-//   inflight task id                                     -> v1::InFlightRound
+//   inflight task id                                     -> v1::InFlightRound without its
+//                                                           model-sized fields (schema 2)
+//            task id + '\0' + "bulk"                     -> those fields: server_snapshot,
+//                                                           next_model, strategy_state
 //   statistics dataset id + '\0' + each column + '\0'     -> v1::PooledStatisticsRecord
 // Big-endian numbers make RocksDB's bytewise order numeric order: tasks list in creation
 // order and a prefix scan lists one task's rounds in round order. Task ids never contain
@@ -35,6 +38,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -269,33 +273,55 @@ class RocksDbStore final : public Store {
     RETURN_IF_ERROR(FromRocksDb(batch.Put(models_, round_key, model_value), what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, task_key, task_value), what));
     RETURN_IF_ERROR(FromRocksDb(batch.Delete(in_flight_, task.task_id()), what));
+    RETURN_IF_ERROR(
+        FromRocksDb(batch.Delete(in_flight_, internal::InFlightBulkKey(task.task_id())), what));
+    bulk_written_.erase(task.task_id());
     return Write(&batch, what);
   }
 
   absl::Status PutInFlight(const v1::InFlightRound& record) override {
-    ASSIGN_OR_RETURN(std::string value, SerializeValue(record, "inflight"));
-    absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
-    const std::string what = absl::StrCat("PutInFlight ", record.task_id());
-    rocksdb::WriteBatch batch;
-    RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, record.task_id(), value), what));
-    return Write(&batch, what);
+    return WriteInFlight(record, /*with_bulk=*/true);
+  }
+
+  absl::Status PutInFlightProgress(const v1::InFlightRound& record) override {
+    return WriteInFlight(record, /*with_bulk=*/false);
   }
 
   absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) override {
+    const std::string what = "GetInFlight " + task_id;
+    ASSIGN_OR_RETURN(std::optional<std::string> value, Get(in_flight_, task_id, what));
+    if (!value.has_value()) {
+      return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
+    }
+    // The two parts concatenated parse as the whole record (a version 1 record has no bulk
+    // value: it is whole already).
+    ASSIGN_OR_RETURN(std::optional<std::string> bulk,
+                     Get(in_flight_, internal::InFlightBulkKey(task_id), what));
+    if (bulk.has_value()) value->append(*bulk);
+    return internal::DecodeInFlight(task_id, *value);
+  }
+
+  absl::StatusOr<v1::InFlightRound> GetInFlightShown(const std::string& task_id) override {
     ASSIGN_OR_RETURN(std::optional<std::string> value,
                      Get(in_flight_, task_id, "GetInFlight " + task_id));
     if (!value.has_value()) {
       return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
     }
-    return internal::DecodeInFlight(task_id, *value);
+    ASSIGN_OR_RETURN(v1::InFlightRound record, internal::DecodeInFlight(task_id, *value));
+    record.clear_server_snapshot();  // a version 1 record holds them
+    record.clear_next_model();
+    record.clear_strategy_state();
+    return record;
   }
 
   absl::Status DeleteInFlight(const std::string& task_id) override {
     const std::string what = "DeleteInFlight " + task_id;
     rocksdb::WriteBatch batch;
     RETURN_IF_ERROR(FromRocksDb(batch.Delete(in_flight_, task_id), what));
+    RETURN_IF_ERROR(
+        FromRocksDb(batch.Delete(in_flight_, internal::InFlightBulkKey(task_id)), what));
     absl::MutexLock lock(&mu_);
+    bulk_written_.erase(task_id);
     return Write(&batch, what);
   }
 
@@ -392,6 +418,30 @@ class RocksDbStore final : public Store {
     return absl::NotFoundError(absl::StrCat(op, ": no task \"", task_id, "\""));
   }
 
+  // The in-flight record as its two values (internal/store_records.h, SplitInFlight): the
+  // model-sized fields only `with_bulk`, or when this process has not yet written them for
+  // the task (a progress write right after an upgrade or a restart: the stored record may
+  // be whole, version 1, and would lose them).
+  absl::Status WriteInFlight(const v1::InFlightRound& record, bool with_bulk) {
+    ASSIGN_OR_RETURN(const std::string value, SerializeValue(record, "inflight"));
+    ASSIGN_OR_RETURN(const internal::InFlightParts parts, internal::SplitInFlight(value));
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
+    const std::string what = absl::StrCat("PutInFlight ", record.task_id());
+    rocksdb::WriteBatch batch;
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, record.task_id(), parts.light), what));
+    if (with_bulk || !bulk_written_.contains(record.task_id())) {
+      const std::string bulk_key = internal::InFlightBulkKey(record.task_id());
+      RETURN_IF_ERROR(FromRocksDb(parts.has_bulk ? batch.Put(in_flight_, bulk_key, parts.bulk)
+                                                 : batch.Delete(in_flight_, bulk_key),
+                                  what));
+      RETURN_IF_ERROR(Write(&batch, what));
+      bulk_written_.insert(record.task_id());
+      return absl::OkStatus();
+    }
+    return Write(&batch, what);
+  }
+
   static absl::Status CheckpointNotFound(const std::string& description) {
     return absl::NotFoundError(absl::StrCat("GetCheckpoint: no checkpoint for ", description));
   }
@@ -460,6 +510,8 @@ class RocksDbStore final : public Store {
   rocksdb::ColumnFamilyHandle* clients_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* in_flight_ = nullptr;
+  // Tasks whose in-flight bulk value this process has written (WriteInFlight).
+  absl::flat_hash_set<std::string> bulk_written_ ABSL_GUARDED_BY(mu_);
   rocksdb::ColumnFamilyHandle* statistics_ = nullptr;
   rocksdb::WriteOptions write_options_;
 

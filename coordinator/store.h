@@ -42,7 +42,9 @@ namespace tessera::coordinator {
 // unversioned store from before versions existed with 1) and refuses a newer one.
 // Raise it whenever a change makes the store unreadable for an older coordinator, with
 // the upgrade in OpenRocksDbStore and a note in docs/operations.md ("Upgrading").
-inline constexpr uint32_t kStoreSchemaVersion = 1;
+// Version 2 (5 December 2026): an in-flight record's model-sized fields are a value of their
+// own (rocksdb_store.cc); version 1 records are read as they are.
+inline constexpr uint32_t kStoreSchemaVersion = 2;
 
 class Store {
  public:
@@ -87,8 +89,18 @@ class Store {
   // Replaces the task's in-flight record (there is at most one per task). NOT_FOUND if the
   // task does not exist.
   virtual absl::Status PutInFlight(const v1::InFlightRound& record) = 0;
+  // PutInFlight for a record whose server_snapshot, next_model and strategy_state are
+  // those of the task's last PutInFlight (only what an operator is shown changed: the
+  // running session's answers). An implementation may leave the stored model-sized fields
+  // as they are and write the rest: at d = 10^6 they are megabytes. By default PutInFlight.
+  virtual absl::Status PutInFlightProgress(const v1::InFlightRound& record) {
+    return PutInFlight(record);
+  }
   // NOT_FOUND if the task has no round in flight.
   virtual absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) = 0;
+  // GetInFlight without server_snapshot, next_model and strategy_state (what an operator is
+  // shown); an implementation may skip reading them. By default GetInFlight, then cleared.
+  virtual absl::StatusOr<v1::InFlightRound> GetInFlightShown(const std::string& task_id);
   // Removes it (a task that ends without committing the round); OK if there is none.
   virtual absl::Status DeleteInFlight(const std::string& task_id) = 0;
 

@@ -507,7 +507,8 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
       // Shown by `tessera tasks show` while the session runs; the next step boundary
       // writes it again if this write fails.
       KeepAttempt(attempt, in_flight.mutable_stage_attempts());
-      if (absl::Status kept = store_->PutInFlight(in_flight); !kept.ok()) {
+      // The session's snapshot is the last boundary's: only the answers are written again.
+      if (absl::Status kept = store_->PutInFlightProgress(in_flight); !kept.ok()) {
         common::LogWarning("in_flight_not_stored")
             .With("task", task_id_)
             .With("error", kept.ToString());

@@ -1,12 +1,15 @@
 #include "coordinator/internal/store_records.h"
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "coordinator/internal/task_id.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace tessera::coordinator::internal {
 namespace {
@@ -91,6 +94,47 @@ absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& descripti
   ASSIGN_OR_RETURN(v1::ModelParameters parameters,
                    ParseValue<v1::ModelParameters>(value, "models", description));
   return std::vector<float>(parameters.values().begin(), parameters.values().end());
+}
+
+std::string InFlightBulkKey(const std::string& task_id) {
+  // A NUL never occurs in a task id ("task-<n>").
+  return task_id + std::string("\0bulk", 5);
+}
+
+absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized) {
+  using google::protobuf::internal::WireFormatLite;
+  const int bulk_fields[] = {v1::InFlightRound::kServerSnapshotFieldNumber,
+                             v1::InFlightRound::kNextModelFieldNumber,
+                             v1::InFlightRound::kStrategyStateFieldNumber};
+  google::protobuf::io::CodedInputStream input(reinterpret_cast<const uint8_t*>(serialized.data()),
+                                               static_cast<int>(serialized.size()));
+  input.SetTotalBytesLimit(static_cast<int>(serialized.size()));
+  InFlightParts parts;
+  while (true) {
+    const int start = input.CurrentPosition();
+    const uint32_t tag = input.ReadTag();
+    if (tag == 0) break;
+    if (!WireFormatLite::SkipField(&input, tag)) {
+      return absl::InternalError("SplitInFlight: the record's bytes are not a message");
+    }
+    const std::string_view field = serialized.substr(
+        static_cast<size_t>(start), static_cast<size_t>(input.CurrentPosition() - start));
+    const int number = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    if (number == v1::InFlightRound::kTaskIdFieldNumber) {
+      parts.light.append(field);
+      parts.bulk.append(field);
+    } else if (std::find(std::begin(bulk_fields), std::end(bulk_fields), number) !=
+               std::end(bulk_fields)) {
+      parts.bulk.append(field);
+      parts.has_bulk = true;
+    } else {
+      parts.light.append(field);
+    }
+  }
+  if (input.CurrentPosition() != static_cast<int>(serialized.size())) {
+    return absl::InternalError("SplitInFlight: the record's bytes are not a message");
+  }
+  return parts;
 }
 
 absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,

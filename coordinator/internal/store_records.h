@@ -52,6 +52,20 @@ absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& descripti
 absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,
                                                  std::string_view value);
 
+// inflight (schema version 2): a record is kept as two values, the record without its
+// model-sized fields (server_snapshot, next_model, strategy_state) under the task id, and
+// those fields under InFlightBulkKey(task id), each with the task id, so that each parses
+// as an InFlightRound of the task and their concatenation as the whole record.
+std::string InFlightBulkKey(const std::string& task_id);
+struct InFlightParts {
+  std::string light;
+  std::string bulk;  // the task id only when the record has none of those fields
+  bool has_bulk = false;
+};
+// Splits a serialised InFlightRound, field by field and in its order, without parsing the
+// fields themselves. INTERNAL if the bytes are not a protobuf message.
+absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized);
+
 // A clients record stored under `client_id`.
 absl::StatusOr<v1::ClientRecord> DecodeClient(const std::string& client_id, std::string_view value);
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -279,6 +280,87 @@ TEST_F(RocksDbStoreTest, TaskCounterBehindStoredTasksIsDataLossAtOpen) {
   PutRaw(path(), "meta", "last_task_seq", std::string(8, '\0'));
   EXPECT_THAT(OpenRocksDbStore(path()),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("last_task_seq")));
+}
+
+// Schema version 2: a round in flight is two values, the record without its model-sized
+// fields under the task id and those fields under the task id + '\0' + "bulk".
+v1::InFlightRound BigInFlight(const std::string& task_id, size_t snapshot_bytes) {
+  v1::InFlightRound r;
+  r.set_task_id(task_id);
+  r.set_round(1);
+  r.set_session(task_id + "/r1/fit/a1");
+  r.set_server_snapshot(std::string(snapshot_bytes, 's'));
+  r.mutable_next_model()->add_values(2.5f);
+  r.add_cohort("site-a");
+  return r;
+}
+
+// Bytes in the store's write-ahead logs.
+int64_t WalBytes(const std::string& dir) {
+  int64_t total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".log") total += static_cast<int64_t>(entry.file_size());
+  }
+  return total;
+}
+
+TEST_F(RocksDbStoreTest, InFlightModelSizedFieldsAreAValueOfTheirOwnAndProgressLeavesThem) {
+  constexpr size_t kSnapshot = size_t{2} << 20;
+  v1::InFlightRound in_flight = BigInFlight("task-1", kSnapshot);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    ASSERT_OK(store->CreateTask(MakeTask("t1")).status());
+    int64_t before = WalBytes(path());
+    ASSERT_OK(store->PutInFlight(in_flight));
+    EXPECT_GE(WalBytes(path()) - before, static_cast<int64_t>(kSnapshot));
+    // Ten progress writes (answers arriving) write the answers, not the snapshot again.
+    before = WalBytes(path());
+    for (int i = 0; i < 10; ++i) {
+      in_flight.add_drops(absl::StrCat("drop ", i));
+      ASSERT_OK(store->PutInFlightProgress(in_flight));
+    }
+    EXPECT_LT(WalBytes(path()) - before, 64 << 10);
+  }
+  tessera::testing::WithRawDb(path(), [&](rocksdb::DB* db, tessera::testing::RawFamilies& f) {
+    std::string light, bulk;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["inflight"], "task-1", &light).ok());
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), f["inflight"], std::string("task-1\0bulk", 11), &bulk)
+            .ok());
+    v1::InFlightRound light_record, bulk_record;
+    ASSERT_TRUE(light_record.ParseFromString(light));
+    ASSERT_TRUE(bulk_record.ParseFromString(bulk));
+    EXPECT_TRUE(light_record.server_snapshot().empty());
+    EXPECT_FALSE(light_record.has_next_model());
+    EXPECT_EQ(light_record.drops_size(), 10);
+    EXPECT_EQ(bulk_record.task_id(), "task-1");
+    EXPECT_EQ(bulk_record.server_snapshot().size(), kSnapshot);
+    EXPECT_EQ(bulk_record.next_model().values_size(), 1);
+    EXPECT_EQ(bulk_record.drops_size(), 0);
+  });
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+}
+
+// A store of schema version 1 holds a round in flight whole under its task id: it reads as
+// it is, and the first progress write of a coordinator of version 2 (which has not yet
+// written that task's model-sized fields apart) keeps them.
+TEST_F(RocksDbStoreTest, AVersionOneInFlightRecordIsReadWholeAndKeptByAProgressWrite) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    ASSERT_OK(store->CreateTask(MakeTask("t1")).status());
+  }
+  v1::InFlightRound in_flight = BigInFlight("task-1", 1000);
+  PutRaw(path(), "inflight", "task-1", in_flight.SerializeAsString());
+  PutRaw(path(), "meta", "schema_version", std::string("\0\0\0\x01", 4));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+    in_flight.add_drops("site-b: no answer");
+    ASSERT_OK(store->PutInFlightProgress(in_flight));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
 }
 
 TEST_F(RocksDbStoreTest, OpensDatabaseWithColumnFamiliesItDoesNotKnow) {

@@ -357,6 +357,51 @@ TEST_P(StoreTest, InFlightRoundIsReplacedReadAndRemovedByTheCommit) {
   EXPECT_OK(store_->DeleteInFlight(id));  // nothing to remove is fine
 }
 
+// While a session runs only its answers change between step boundaries: a progress write
+// keeps the stored model-sized fields, and what an operator is shown leaves them out.
+TEST_P(StoreTest, ProgressWritesKeepTheSnapshotAndTheShownRecordLeavesTheModelSizedFieldsOut) {
+  ASSERT_OK_AND_ASSIGN(std::string id, store_->CreateTask(MakeTask("t")));
+  v1::InFlightRound in_flight;
+  in_flight.set_task_id(id);
+  in_flight.set_round(2);
+  in_flight.set_session(id + "/r2/fit_evaluate/a1");
+  in_flight.set_server_snapshot(std::string(4096, 's'));
+  in_flight.mutable_next_model()->add_values(1.5f);
+  in_flight.set_strategy_state("moments");
+  in_flight.add_cohort("site-a");
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  in_flight.add_stage_attempts()->set_session(in_flight.session());
+  in_flight.add_drops("site-b: no answer");
+  ASSERT_OK(store_->PutInFlightProgress(in_flight));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(in_flight)));
+  v1::InFlightRound shown = in_flight;
+  shown.clear_server_snapshot();
+  shown.clear_next_model();
+  shown.clear_strategy_state();
+  EXPECT_THAT(store_->GetInFlightShown(id), IsOkAndHolds(EqualsProto(shown)));
+  // A boundary's write replaces them; a record without them has none.
+  in_flight.set_server_snapshot("next step");
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(in_flight)));
+  in_flight.clear_server_snapshot();
+  in_flight.clear_next_model();
+  in_flight.clear_strategy_state();
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(in_flight)));
+
+  // The commit removes it all, and so does a delete.
+  in_flight.set_server_snapshot("again");
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  v1::TaskRecord task = *store_->GetTask(id);
+  task.set_last_committed_round(2);
+  ASSERT_OK(store_->CommitRound(task, MakeRound(id, 2), std::vector<float>{1}));
+  EXPECT_THAT(store_->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetInFlightShown(id), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK(store_->PutInFlight(in_flight));
+  ASSERT_OK(store_->DeleteInFlight(id));
+  EXPECT_THAT(store_->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST_P(StoreTest, InFlightRoundOfUnknownTaskIsNotFound) {
   v1::InFlightRound in_flight;
   in_flight.set_task_id("task-9");
