@@ -294,7 +294,8 @@ class RocksDbStore final : public Store {
       return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
     }
     // The two parts concatenated parse as the whole record (a version 1 record has no bulk
-    // value: it is whole already).
+    // value: it is whole already). Two reads: only the task's runner reads the whole record,
+    // and it is the only writer of it (GetInFlightShown reads one value).
     ASSIGN_OR_RETURN(std::optional<std::string> bulk,
                      Get(in_flight_, internal::InFlightBulkKey(task_id), what));
     if (bulk.has_value()) value->append(*bulk);
