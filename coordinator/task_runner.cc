@@ -518,6 +518,10 @@ absl::StatusOr<v1::RoundRecord> TaskRunner::CommitTrainingRound(v1::TaskRecord& 
   std::optional<v1::RoundRecord> evaluated;
   if (in_flight.previous_evaluated() && previous != nullptr && previous->round() + 1 == round) {
     evaluated = *previous;
+    // A restart resumes the strategy from the last committed round's state alone: the one
+    // before (an adaptive strategy's moments, two floats per parameter) is dropped as this
+    // commit rewrites its round, instead of staying in every round's record.
+    evaluated->clear_strategy_state();
     AddEvaluation(in_flight.previous_metrics(), &*evaluated);
     *evaluated->mutable_eval_participants() = in_flight.previous_eval_participants();
     evaluated->set_evaluated_in_round(round);

@@ -199,8 +199,10 @@ TEST_F(CoordinatorTest, TheLastRoundTheBudgetPaysForEvaluatesItsOwnModel) {
   }
 }
 
-// An adaptive strategy keeps two floats per parameter in every round's record; the task's
-// view (what `tasks show` and the dashboard poll) leaves them out, the store keeps them.
+// An adaptive strategy keeps two floats per parameter in the last committed round's record
+// (a restart resumes from it; a round's commit drops the previous round's, rewriting that
+// record with its evaluation); the task's view (what `tasks show` and the dashboard poll)
+// leaves them out.
 TEST_F(CoordinatorTest, TheTaskViewLeavesOutTheStrategysState) {
   FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
   FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 5});
@@ -214,6 +216,8 @@ TEST_F(CoordinatorTest, TheTaskViewLeavesOutTheStrategysState) {
                        coordinator_->store()->ListRounds(submitted.task_id()));
   ASSERT_EQ(stored.size(), 3u);
   EXPECT_FALSE(stored.back().strategy_state().empty());
+  EXPECT_EQ(stored[1].evaluated_in_round(), 2u);
+  EXPECT_TRUE(stored[1].strategy_state().empty()) << "round 1 kept the moments";
   ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(submitted.task_id()));
   EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
   ASSERT_EQ(got.rounds_size(), 3);
