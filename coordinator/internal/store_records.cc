@@ -119,7 +119,12 @@ absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized) {
     }
     const std::string_view field = serialized.substr(
         static_cast<size_t>(start), static_cast<size_t>(input.CurrentPosition() - start));
-    const int number = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    // A field of another wire type than its declaration's parses as an unknown field: it
+    // stays with the rest.
+    const int number =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED
+            ? static_cast<int>(WireFormatLite::GetTagFieldNumber(tag))
+            : 0;
     if (number == v1::InFlightRound::kTaskIdFieldNumber) {
       parts.light.append(field);
       parts.bulk.append(field);
