@@ -53,13 +53,21 @@ void DropMachine(v1::SiteSessionRecord& record) {
   record.clear_machine();
 }
 
-// Once the session is past the masked input, the record keeps its digest instead of its
-// words (StepAnswer.sent_sha256): the coordinator never asks for that step again, and the
-// record, rewritten at every later step, no longer carries a model-sized vector.
+// Whether `step` answered with a masked input whose words the record no longer keeps.
+bool VectorForgotten(const v1::StepAnswer& step) {
+  return step.answer().secagg().has_masked_input() &&
+         step.answer().secagg().masked_input().masked_input().empty();
+}
+
+// Once the session is past the masked input, the record keeps its digest
+// (StepAnswer.sent_sha256, written with the answer) instead of its words: the coordinator
+// never asks for that step again, and the record, rewritten at every later step, no longer
+// carries a model-sized vector.
 void ForgetSentVectors(v1::SiteSessionRecord& record) {
   for (v1::StepAnswer& step : *record.mutable_answers()) {
-    if (!step.sent_sha256().empty() || !step.answer().secagg().has_masked_input()) continue;
-    step.set_sent_sha256(crypto::HashMessage(step.answer()));
+    if (!step.answer().secagg().has_masked_input() || VectorForgotten(step)) continue;
+    // A record from before the digest was written with the answer.
+    if (step.sent_sha256().empty()) step.set_sent_sha256(crypto::HashMessage(step.answer()));
     step.mutable_answer()->mutable_secagg()->mutable_masked_input()->clear_masked_input();
   }
 }
@@ -151,13 +159,17 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
   step->set_request_sha256(RequestDigest(item));
   *step->mutable_answer() = answer;
   step->set_recorded_unix_ms(absl::ToUnixMillis(now));
+  // A masked input's digest, hashed once: the step keeps it for when its words are
+  // dropped, the contribution record names what was sent with it.
+  if (answer.secagg().has_masked_input()) step->set_sent_sha256(crypto::HashMessage(answer));
   v1::ContributionRecord contribution;
   if (contributes) {
     contribution.set_key(record.contribution_key());
     *contribution.mutable_part_keys() = record.part_keys();
     contribution.set_session(record.session());
     contribution.set_setup_digest(record.setup_digest());
-    contribution.set_sent_sha256(crypto::HashMessage(answer));
+    contribution.set_sent_sha256(step->sent_sha256().empty() ? crypto::HashMessage(answer)
+                                                             : step->sent_sha256());
     contribution.set_task_id(record.task_id());
     contribution.set_round(record.round());
     contribution.set_stage(record.stage());
@@ -401,7 +413,7 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
   for (const v1::StepAnswer& answered : record.answers()) {
     if (answered.step() != static_cast<uint32_t>(item.secagg().round())) continue;
     if (answered.request_sha256() == digest) {
-      if (!answered.sent_sha256().empty()) {
+      if (VectorForgotten(answered)) {
         // Only a coordinator that went back (restored from an old backup) asks for it now.
         return Declined(item, v1::Decline::SECURE_AGGREGATION_ABORTED,
                         "this site's answer to that step is no longer kept: the session had "
