@@ -338,10 +338,25 @@ class ClientDaemon {
         SetDeadline(&ctx, pull_timeout);
         EgressMessage what;
         what.kind = v1::LEDGER_PULL_WORK;
-        RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/PullWork",
-                                      v1::PullWorkRequest(), what, &response));
+        // The hashes of the models last sent to this site (the coordinator's own): the next
+        // model may come as a delta from one of them.
+        v1::PullWorkRequest pull;
+        held_models_.ListIn(&pull);
+        RETURN_IF_ERROR(
+            caller_->Call(&ctx, "/tessera.v1.Federation/PullWork", pull, what, &response));
       }
       if (!response.has_work()) continue;
+      const bool delta = response.work().has_model_delta();
+      if (delta) {
+        absl::Status applied = ApplyModelDelta(response.mutable_work());
+        if (absl::IsNotFound(applied)) {
+          common::LogInfo("model_download_closed")
+              .With("work", response.work().work_id())
+              .With("error", std::string(applied.message()));
+          continue;
+        }
+        RETURN_IF_ERROR(applied);
+      }
       if (response.work().model_size() > 0 && !response.work().has_model()) {
         absl::Status fetched = FetchModelApart(response.mutable_work());
         if (absl::IsNotFound(fetched)) {
@@ -353,10 +368,52 @@ class ClientDaemon {
         }
         RETURN_IF_ERROR(fetched);
       }
+      if (response.work().model().values_size() > 0) {
+        meters_.ModelReceived(delta ? ClientMetrics::ModelForm::kDelta
+                                    : ClientMetrics::ModelForm::kWhole);
+        held_models_.Remember(response.work());
+      }
       RETURN_IF_ERROR(CompleteCertificates(response.mutable_work()));
       RETURN_IF_ERROR(Answer(response.work()));
     }
     return absl::CancelledError("stopping");
+  }
+
+  // Decodes the model `item` carries as a delta from a model this site holds
+  // (client/model_download.h HeldModels), fetching its data when it travels apart (each
+  // request recorded in the ledger first, as for a model apart). A transport error is
+  // returned as is (NOT_FOUND: the step was closed). A delta that does not add up is logged,
+  // the task's held model forgotten and UNAVAILABLE returned: the session reconnects and the
+  // coordinator, told of no model held, hands the item again with the model whole.
+  absl::Status ApplyModelDelta(v1::WorkItem* item) {
+    const uint64_t data_bytes = item->model_delta().data_size() > 0
+                                    ? item->model_delta().data_size()
+                                    : item->model_delta().data().size();
+    absl::Status transport;
+    absl::Status applied = held_models_.Apply(
+        item, [&](uint64_t offset) -> absl::StatusOr<v1::PullModelChunkResponse> {
+          absl::StatusOr<v1::PullModelChunkResponse> chunk =
+              PullChunk(*item, offset, /*delta=*/true);
+          transport = chunk.status();
+          return chunk;
+        });
+    RETURN_IF_ERROR(transport);
+    if (applied.ok()) {
+      common::LogInfo("model_delta_applied")
+          .With("work", item->work_id())
+          .With("delta_bytes", static_cast<int64_t>(data_bytes))
+          .With("model_bytes", static_cast<int64_t>(4 * item->model().values_size()));
+      return applied;
+    }
+    common::LogWarning("model_delta_refused")
+        .With("task", item->task_id())
+        .With("work", item->work_id())
+        .With("error", std::string(applied.message()));
+    held_models_.Forget(item->task_id());
+    meters_.ModelReceived(ClientMetrics::ModelForm::kDeltaRefused);
+    return absl::UnavailableError(absl::StrCat("the model delta of ", item->work_id(),
+                                               " did not add up (", applied.message(),
+                                               "); asking for the whole model"));
   }
 
   // Fetches the model `item` announces apart (client/model_download.h), each request
@@ -365,22 +422,13 @@ class ClientDaemon {
   // closed; otherwise the session reconnects and is handed the item again). A model that
   // does not add up is logged and left out: the work processor then declines the item.
   absl::Status FetchModelApart(v1::WorkItem* item) {
-    const absl::Time step_closes = absl::FromUnixMillis(item->deadline_unix_ms());
     absl::Status transport;
     absl::Status fetched =
         FetchModel(item, [&](uint64_t offset) -> absl::StatusOr<v1::PullModelChunkResponse> {
-          v1::PullModelChunkRequest request;
-          request.set_work_id(item->work_id());
-          request.set_offset(offset);
-          grpc::ClientContext ctx;
-          // Chunks wait their turn at the coordinator; none is of use after the step closes.
-          SetDeadline(&ctx, std::max(step_closes - absl::Now(), kModelChunkMinTimeout));
-          EgressMessage what;
-          what.kind = v1::LEDGER_PULL_MODEL;
-          v1::PullModelChunkResponse response;
-          transport = caller_->Call(&ctx, kPullModelChunkMethod, request, what, &response);
-          if (!transport.ok()) return transport;
-          return response;
+          absl::StatusOr<v1::PullModelChunkResponse> chunk =
+              PullChunk(*item, offset, /*delta=*/false);
+          transport = chunk.status();
+          return chunk;
         });
     RETURN_IF_ERROR(transport);
     if (!fetched.ok()) {
@@ -390,6 +438,26 @@ class ClientDaemon {
           .With("error", std::string(fetched.message()));
     }
     return absl::OkStatus();
+  }
+
+  // One PullModelChunk call for `item`'s model (or with `delta`, its model delta's data)
+  // from `offset`, recorded in the ledger first (it carries the work id and an offset,
+  // nothing of the site's); its error is the transport's.
+  absl::StatusOr<v1::PullModelChunkResponse> PullChunk(const v1::WorkItem& item, uint64_t offset,
+                                                       bool delta) {
+    v1::PullModelChunkRequest request;
+    request.set_work_id(item.work_id());
+    request.set_offset(offset);
+    request.set_delta(delta);
+    grpc::ClientContext ctx;
+    // Chunks wait their turn at the coordinator; none is of use after the step closes.
+    const absl::Time step_closes = absl::FromUnixMillis(item.deadline_unix_ms());
+    SetDeadline(&ctx, std::max(step_closes - absl::Now(), kModelChunkMinTimeout));
+    EgressMessage what;
+    what.kind = v1::LEDGER_PULL_MODEL;
+    v1::PullModelChunkResponse response;
+    RETURN_IF_ERROR(caller_->Call(&ctx, kPullModelChunkMethod, request, what, &response));
+    return response;
   }
 
   // Completes the advertisement list `item` may carry (client/peer_certificates.h), each
@@ -518,6 +586,7 @@ class ClientDaemon {
   std::unique_ptr<crypto::Signer> signer_;
   std::unique_ptr<SiteAgent> agent_;
   PeerCertificates certificates_;  // the peers' certificates seen, by SHA-256
+  HeldModels held_models_;         // the last model sent for each task (Session's thread)
   std::unique_ptr<LiveConfig> live_;
   uint64_t applied_generation_ = 0;  // of the policy the agent runs (daemon loop only)
   std::unique_ptr<ControlServer> control_;

@@ -22,6 +22,10 @@ ClientMetrics::ClientMetrics(metrics::Registry* registry)
       received_bytes_(registry->Counter(
           "tessera_client_received_bytes_total",
           "Reply message bytes received from the coordinator, by method.", {"method"})),
+      models_(registry->Counter("tessera_client_models_received_total",
+                                "Work items' models received: whole, as a delta from the model "
+                                "the site held, or a delta refused (then sent whole).",
+                                {"form"})),
       connected_(registry
                      ->Gauge("tessera_client_connected",
                              "1 while the coordinator has accepted this site's Hello, else 0.")
@@ -40,6 +44,20 @@ void ClientMetrics::Answered(const std::string& stage, const std::string& step,
   if (!declined.empty()) declines_.With({declined}).Increment();
   step_seconds_.With({stage, step}).Observe(absl::ToDoubleSeconds(took));
   if (training && declined.empty()) training_seconds_.With({}).Observe(absl::ToDoubleSeconds(took));
+}
+
+void ClientMetrics::ModelReceived(ModelForm form) {
+  switch (form) {
+    case ModelForm::kWhole:
+      models_.With({"whole"}).Increment();
+      break;
+    case ModelForm::kDelta:
+      models_.With({"delta"}).Increment();
+      break;
+    case ModelForm::kDeltaRefused:
+      models_.With({"delta_refused"}).Increment();
+      break;
+  }
 }
 
 void ClientMetrics::Call(const std::string& method, size_t sent, size_t received) {

@@ -1,8 +1,8 @@
 // The client daemon's Prometheus metrics (docs/monitoring.md lists each with its labels):
 // work items by stage and step, declines by reason, message bytes sent and received by
-// method, the time each answer took, local training time, and whether the daemon is
-// connected to the coordinator. Only counts, durations, sizes and enum names: nothing
-// computed from the site's data.
+// method, models received whole or as deltas, the time each answer took, local training time, and
+// whether the daemon is connected to the coordinator. Only counts, durations, sizes and enum names:
+// nothing computed from the site's data.
 //
 // Thread-safe (atomics); the registry must outlive this object.
 #ifndef TESSERA_CLIENT_MONITORING_H_
@@ -29,6 +29,10 @@ class ClientMetrics {
                 absl::Duration took, bool training);
   // One call's request and reply sizes, by method ("/tessera.v1.Federation/PushResult").
   void Call(const std::string& method, size_t sent, size_t received);
+  // A work item's model arrived: whole (inline or apart) or as a delta from the model the
+  // site held (WorkItem.model_delta); `refused` for a delta that did not add up.
+  enum class ModelForm { kWhole, kDelta, kDeltaRefused };
+  void ModelReceived(ModelForm form);
   // The coordinator accepted a Hello (true) or a call failed and the daemon reconnects.
   void SetConnected(bool connected);
   bool connected() const;
@@ -40,6 +44,7 @@ class ClientMetrics {
   metrics::HistogramFamily& training_seconds_;
   metrics::CounterFamily& sent_bytes_;
   metrics::CounterFamily& received_bytes_;
+  metrics::CounterFamily& models_;
   metrics::Gauge& connected_;
   metrics::Counter& connects_;
 };

@@ -197,12 +197,13 @@ absl::StatusOr<std::shared_ptr<const v1::WorkItem>> Coordinator::PullWork(
 }
 
 absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::ModelFor(
-    const std::string& client_id, const std::string& work_id) const {
+    const std::string& client_id, const std::string& work_id, bool delta) const {
   RETURN_IF_ERROR(RequireHello(client_id));
-  std::shared_ptr<const std::string> model = board_.ModelFor(work_id, client_id);
+  std::shared_ptr<const std::string> model = board_.ModelFor(work_id, client_id, delta);
   if (model == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("work ", work_id, " is closed, not yours, or carries no model apart"));
+    return absl::NotFoundError(absl::StrCat("work ", work_id,
+                                            " is closed, not yours, or carries no ",
+                                            delta ? "model delta" : "model", " apart"));
   }
   return model;
 }

@@ -162,11 +162,13 @@ class Coordinator {
   uint64_t LargestAnswer(const std::string& client_id) const {
     return board_.LargestAnswer(client_id);
   }
-  // The model `work_id` carries apart for `client_id` to fetch (WorkBoard::ModelFor):
-  // FAILED_PRECONDITION if the client never said Hello; NOT_FOUND if the work is closed,
-  // was not handed to the client, or carries no model apart.
+  // The model `work_id` carries apart for `client_id` to fetch (WorkBoard::ModelFor; with
+  // `delta`, its model delta's data): FAILED_PRECONDITION if the client never said Hello;
+  // NOT_FOUND if the work is closed, was not handed to the client, or carries no such bytes
+  // apart.
   absl::StatusOr<std::shared_ptr<const std::string>> ModelFor(const std::string& client_id,
-                                                              const std::string& work_id) const;
+                                                              const std::string& work_id,
+                                                              bool delta = false) const;
   // The client called (registry liveness, "last seen").
   void Seen(const std::string& client_id) { registry_.Seen(client_id); }
   // Puts a work item the transport could not deliver back on the board for `client_id`.

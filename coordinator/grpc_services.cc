@@ -26,6 +26,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/federation.grpc.pb.h"
 #include "proto/grpc_status.h"
+#include "proto/transfer.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -121,8 +122,8 @@ class FederationService final : public FederationBase {
         downloads_(limits.max_model_downloads, limits.upload_timeout,
                    limits.min_upload_bytes_per_second, common::Clock::Real()),
         download_context_{&downloads_,
-                          [this](const std::string& site, const std::string& work_id) {
-                            return coordinator_->ModelFor(site, work_id);
+                          [this](const std::string& site, const std::string& work_id, bool delta) {
+                            return coordinator_->ModelFor(site, work_id, delta);
                           }},
         workers_(WorkerThreads(), "tessera-rpc") {}
 
@@ -269,9 +270,11 @@ class FederationService final : public FederationBase {
 class FederationService::PullCall final : public grpc::ServerUnaryReactor {
  public:
   PullCall(FederationService* service, grpc::CallbackServerContext* context,
-           grpc::ByteBuffer* response, crypto::CertificateInfo caller, CallLimiter::PullSlot slot)
+           v1::PullWorkRequest request, grpc::ByteBuffer* response, crypto::CertificateInfo caller,
+           CallLimiter::PullSlot slot)
       : state_(std::make_shared<State>(service, context, response, this, std::move(caller),
                                        std::move(slot))) {
+    state_->request = std::move(request);
     // Answer a little before the caller's own deadline, so an item is never handed to a
     // call that has already given up.
     state_->deadline = std::min(absl::Now() + service->long_poll_,
@@ -310,6 +313,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
     grpc::ServerUnaryReactor* const reactor;
     const crypto::CertificateInfo caller;
     std::optional<CallLimiter::PullSlot> slot;  // released just before Finish
+    v1::PullWorkRequest request;                // the models the site holds
     std::string instance;
     absl::Time deadline;
     absl::Mutex mu;
@@ -371,7 +375,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
       coordinator->ReturnUndelivered(site);
       return Finish(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     }
-    *state->response = PullWorkResponseBytes(*item, coordinator->crl_pem());
+    *state->response = PullWorkResponseBytes(*item, coordinator->crl_pem(), state->request);
     Finish(state, grpc::Status::OK);
   }
 
@@ -412,13 +416,20 @@ grpc::ServerReadReactor<v1::PushResultChunk>* FederationService::PushResultChunk
 }
 
 grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContext* context,
-                                                      const grpc::ByteBuffer* /*request*/,
+                                                      const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
   auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
-  if (!caller.ok()) {
+  v1::PullWorkRequest parsed;
+  absl::Status refused = caller.status();
+  if (refused.ok()) refused = ParseRequest(request, "PullWork", &parsed);
+  if (!refused.ok()) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(caller.status()));
+    reactor->Finish(ToGrpcStatus(refused));
     return reactor;
+  }
+  // Only the first few held models count (work_wire.h); the rest is not kept.
+  while (parsed.held_model_hashes_size() > static_cast<int>(proto::kMaxHeldModels)) {
+    parsed.mutable_held_model_hashes()->RemoveLast();
   }
   // Refused at once on this thread: a site's daemon holds one pull.
   CallLimiter::PullSlot slot = limiter_.BeginPull(caller->node_id);
@@ -428,7 +439,8 @@ grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContex
     return reactor;
   }
   // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
-  return new PullCall(this, context, response, *std::move(caller), std::move(slot));
+  return new PullCall(this, context, std::move(parsed), response, *std::move(caller),
+                      std::move(slot));
 }
 
 class AdminService final : public v1::Admin::Service {

@@ -317,9 +317,12 @@ namespace {
 struct SetupBytes {
   std::shared_ptr<const std::string> shared;
   std::shared_ptr<const std::string> model;  // null: the model is in `shared`
+  // The same with the model as a delta (null: none); its `shared` as `shared` above.
+  std::shared_ptr<ModelDeltaVariant> delta;
 };
 
-SetupBytes SharedSetupBytes(const v1::WorkItem& first) {
+SetupBytes SharedSetupBytes(const v1::WorkItem& first,
+                            const std::shared_ptr<const v1::ModelDelta>& model_delta) {
   v1::WorkItem fields = first;
   fields.clear_work_id();
   fields.clear_task_id();
@@ -337,6 +340,23 @@ SetupBytes SharedSetupBytes(const v1::WorkItem& first) {
     fields.set_model_size(out.model->size());
   }
   out.shared = std::make_shared<const std::string>(fields.SerializeAsString());
+  if (model_delta != nullptr) {
+    // The same fields with the delta in the model's place; its data apart above one chunk.
+    auto variant = std::make_shared<ModelDeltaVariant>();
+    variant->base_hash = model_delta->base_hash();
+    fields.clear_model();
+    fields.clear_model_size();
+    v1::ModelDelta& delta = *fields.mutable_model_delta();
+    delta.set_base_hash(model_delta->base_hash());
+    if (model_delta->data().size() > proto::kModelChunkBytes) {
+      variant->data = std::make_shared<const std::string>(model_delta->data());
+      delta.set_data_size(variant->data->size());
+    } else {
+      delta.set_data(model_delta->data());
+    }
+    variant->shared = std::make_shared<const std::string>(fields.SerializeAsString());
+    out.delta = std::move(variant);
+  }
   return out;
 }
 
@@ -452,10 +472,12 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     // The set-up's spec, model and standardisation: serialized once, shared by every
     // site's first item (a step to n sites holds one copy of the model).
     std::shared_ptr<const std::string> shared, model;
+    std::shared_ptr<ModelDeltaVariant> delta;
     if (step == 0) {
-      SetupBytes setup = SharedSetupBytes(request.first_item);
+      SetupBytes setup = SharedSetupBytes(request.first_item, request.model_delta);
       shared = std::move(setup.shared);
       model = std::move(setup.model);
+      delta = std::move(setup.delta);
     }
     const bool shared_message = broadcast.has_value();
     if (shared_message) {
@@ -466,6 +488,11 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       std::string bytes = shared != nullptr ? *shared : std::string();
       fields.AppendToString(&bytes);
       shared = std::make_shared<const std::string>(std::move(bytes));
+      if (delta != nullptr) {
+        bytes = *delta->shared;
+        fields.AppendToString(&bytes);
+        delta->shared = std::make_shared<const std::string>(std::move(bytes));
+      }
       for (const std::string& client : recipients) outgoing[client];  // no message of its own
     }
     std::map<std::string, v1::WorkItem> items;
@@ -486,7 +513,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     const uint64_t largest_answer = 4 * uint64_t{secagg::EncodedWords(request.encoding)} +
                                     uint64_t{2048} * invited + (uint64_t{256} << 10);
     absl::Status posted =
-        board_->Post(work_id, std::move(items), sink, shared, model, largest_answer);
+        board_->Post(work_id, std::move(items), sink, shared, model, largest_answer, delta);
     if (!posted.ok()) {
       // Work ids are unique per session step; a clash is a bug here.
       common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());

@@ -95,6 +95,9 @@ struct SecureStageRequest {
   // What every client's first item carries besides the session set-up: spec, spec hash,
   // model and its hash, standardisation, l2.
   v1::WorkItem first_item;
+  // first_item's model as its delta from the model the cohort was sent last (data inline),
+  // for the sites that hold that one (work_board.h ModelDeltaVariant); null: none.
+  std::shared_ptr<const v1::ModelDelta> model_delta;
   v1::SecAggEncoding encoding;
   uint32_t threshold = 0;
   // SecAgg+'s graph parameters (secagg/neighbourhood.h SparseSetup); unset: full Bonawitz.

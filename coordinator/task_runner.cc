@@ -18,6 +18,7 @@
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
 #include "proto/glm_layout.h"
+#include "proto/model_delta.h"
 #include "proto/model_layout.h"
 #include "proto/validation_split.h"
 #include "secagg/protocol.h"
@@ -32,6 +33,18 @@ namespace {
 void SetModel(std::span<const float> model, v1::WorkItem* item) {
   item->mutable_model()->mutable_values()->Assign(model.begin(), model.end());
   item->set_model_hash(crypto::HashModel(model));
+}
+
+// `next` as a delta from `base`, the model the cohort was sent last (proto/model_delta.h),
+// for the sites that hold it; null if the encoding fails or saves nothing.
+std::shared_ptr<const v1::ModelDelta> ModelDeltaOf(std::span<const float> base,
+                                                   std::span<const float> next) {
+  absl::StatusOr<std::string> data = proto::EncodeModelDelta(base, next);
+  if (!data.ok() || data->size() >= 4 * next.size()) return nullptr;
+  auto delta = std::make_shared<v1::ModelDelta>();
+  delta->set_base_hash(crypto::HashModel(base));
+  delta->set_data(*std::move(data));
+  return delta;
 }
 
 }  // namespace
@@ -223,13 +236,15 @@ absl::Status TaskRunner::RunTask() {
 
 absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                         uint32_t round, const std::vector<float>& global,
-                                        Strategy& strategy, bool evaluate_previous) {
+                                        Strategy& strategy, bool evaluate_previous,
+                                        std::shared_ptr<const v1::ModelDelta> delta) {
   const v1::TaskSpec& spec = task.spec();
   const size_t num_params = global.size();
   StagePlan plan;
   plan.stage = evaluate_previous ? v1::STAGE_FIT_EVALUATE : v1::STAGE_FIT;
   plan.round = round;
   SetModel(global, &plan.first_item);
+  plan.model_delta = std::move(delta);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());
   if (spec.has_privacy()) plan.noise_multiplier = spec.privacy().noise_multiplier();
@@ -314,7 +329,8 @@ absl::StatusOr<std::vector<v1::Metric>> TaskRunner::EvaluationMetrics(const v1::
 }
 
 absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
-                                               uint32_t round, Strategy& strategy) {
+                                               uint32_t round, Strategy& strategy,
+                                               const std::vector<float>& global) {
   const v1::TaskSpec& spec = task.spec();
   StagePlan plan;
   plan.stage = v1::STAGE_EVALUATE;
@@ -322,6 +338,7 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
   const std::vector<float> next(in_flight.next_model().values().begin(),
                                 in_flight.next_model().values().end());
   SetModel(next, &plan.first_item);
+  plan.model_delta = ModelDeltaOf(global, next);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());
   plan.retry = false;
@@ -389,6 +406,9 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   std::optional<v1::RoundRecord> previous;
   if (!rounds.empty()) previous = std::move(rounds.back());
   rounds.clear();
+  // `global` as a delta from the model the cohort was sent last, from round 2 on; after a
+  // restart the first round's model goes whole.
+  std::shared_ptr<const v1::ModelDelta> delta;
 
   for (uint32_t round = last + 1; round <= spec.rounds(); ++round) {
     ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(round));
@@ -410,24 +430,31 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     } else {
       const bool evaluate_previous =
           OneSessionPerRound(spec) && previous.has_value() && EvaluatedLater(*previous, *strategy);
-      ASSIGN_OR_RETURN(bool fitted,
-                       RunFit(task, in_flight, round, global, *strategy, evaluate_previous));
+      ASSIGN_OR_RETURN(bool fitted, RunFit(task, in_flight, round, global, *strategy,
+                                           evaluate_previous, std::move(delta)));
       if (!fitted) return absl::OkStatus();
     }
     // The round's own evaluation session: every round's when evaluations are noised (or
     // one session per round is off), else only the last round's model, which no later
     // session carries.
     ASSIGN_OR_RETURN(const bool last_round, LastRound(spec, in_flight, round));
-    if ((!OneSessionPerRound(spec) || last_round) && strategy->ConfigureEvaluate(round) &&
-        !in_flight.eval_done()) {
-      ASSIGN_OR_RETURN(bool evaluated, RunEvaluation(task, in_flight, round, *strategy));
+    const bool evaluates =
+        (!OneSessionPerRound(spec) || last_round) && strategy->ConfigureEvaluate(round);
+    if (evaluates && !in_flight.eval_done()) {
+      ASSIGN_OR_RETURN(bool evaluated, RunEvaluation(task, in_flight, round, *strategy, global));
       if (!evaluated) return absl::OkStatus();
     }
     ASSIGN_OR_RETURN(
         v1::RoundRecord committed,
         CommitTrainingRound(task, in_flight, round, previous.has_value() ? &*previous : nullptr));
     previous = std::move(committed);
-    global.assign(in_flight.next_model().values().begin(), in_flight.next_model().values().end());
+    {
+      // The cohort was sent this round's fit model, then the new one if a session evaluated it.
+      const std::span<const float> next(in_flight.next_model().values().data(),
+                                        static_cast<size_t>(in_flight.next_model().values_size()));
+      delta = ModelDeltaOf(evaluates ? next : std::span<const float>(global), next);
+      global.assign(next.begin(), next.end());
+    }
     if (split) {
       if (in_flight.previous_evaluated() && in_flight.previous_skipped().empty()) {
         ExtendCurve(spec, round - 1, in_flight.previous_metrics(), &curve);

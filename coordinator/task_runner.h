@@ -202,6 +202,8 @@ class TaskRunner {
     uint32_t round = 0;
     // What the first step's items carry besides the spec (model, standardisation, l2).
     v1::WorkItem first_item;
+    // Its model as a delta for the sites that hold the base (SecureStageRequest::model_delta).
+    std::shared_ptr<const v1::ModelDelta> model_delta;
     // > 0: the stage's sum is noised with this multiplier and charged when it can be
     // unmasked.
     double noise_multiplier = 0;
@@ -278,9 +280,11 @@ class TaskRunner {
   // With `evaluate_previous` the session is a FIT_EVALUATE one: it also evaluates `global`,
   // the previous round's model, whose metrics and evaluators it keeps in `in_flight`
   // (previous_evaluated; a refused evaluation part is a drop line, the fit goes on).
+  // `delta`: `global` as a delta for the sites that hold the model the cohort was sent
+  // last (null: none).
   absl::StatusOr<bool> RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight, uint32_t round,
                               const std::vector<float>& global, Strategy& strategy,
-                              bool evaluate_previous);
+                              bool evaluate_previous, std::shared_ptr<const v1::ModelDelta> delta);
   // The metrics of round `round`'s model from an evaluation sum over `survivors` sites:
   // checked (sum_checks.h), decoded and passed through the strategy; the refusal otherwise.
   absl::StatusOr<std::vector<v1::Metric>> EvaluationMetrics(const v1::TaskRecord& task,
@@ -308,8 +312,11 @@ class TaskRunner {
                             v1::RoundRecord* record);
   // The round's evaluation of in_flight.next_model(); its metrics go into `in_flight`. A
   // failed evaluation is a drop line, not a failed round. false if the task stopped.
+  // `global` is the round's fit model, which the cohort holds: the evaluated model goes as
+  // a delta from it to the sites that say so.
   absl::StatusOr<bool> RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
-                                     uint32_t round, Strategy& strategy);
+                                     uint32_t round, Strategy& strategy,
+                                     const std::vector<float>& global);
   // Commits `round` and, when its session evaluated the previous round's model, `previous`
   // (round - 1's committed record) with those metrics, in one write; returns the record.
   absl::StatusOr<v1::RoundRecord> CommitTrainingRound(v1::TaskRecord& task,

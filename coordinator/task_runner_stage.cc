@@ -280,6 +280,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
   request->stage = plan.stage;
   request->attempt = in_flight.attempt();
   request->first_item = plan.first_item;
+  request->model_delta = plan.model_delta;
   request->first_item.set_task_id(task_id_);
   request->first_item.set_round(plan.round);
   request->first_item.set_stage(plan.stage);

@@ -22,7 +22,8 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
                              std::shared_ptr<ResultSink> sink,
                              const std::shared_ptr<const std::string>& shared,
                              const std::shared_ptr<const std::string>& model,
-                             uint64_t largest_answer) {
+                             uint64_t largest_answer,
+                             const std::shared_ptr<const ModelDeltaVariant>& delta) {
   OpenWork work;
   for (auto& [client, item] : items) {
     if (item.work_id() != work_id) {
@@ -31,7 +32,7 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
     }
     work.undelivered.insert(client);
     work.items[client] =
-        std::make_shared<const PostedItem>(PostedItem{std::move(item), shared, model});
+        std::make_shared<const PostedItem>(PostedItem{std::move(item), shared, model, delta});
   }
   work.pending = work.undelivered;
   work.sink = std::move(sink);
@@ -80,12 +81,15 @@ uint64_t WorkBoard::LargestAnswer(const std::string& client_id) const {
 }
 
 std::shared_ptr<const std::string> WorkBoard::ModelFor(const std::string& work_id,
-                                                       const std::string& client_id) const {
+                                                       const std::string& client_id,
+                                                       bool delta) const {
   absl::MutexLock lock(&mu_);
   auto it = open_.find(work_id);
   if (it == open_.end() || it->second.fetched.count(client_id) == 0) return nullptr;
   auto item = it->second.items.find(client_id);
-  return item == it->second.items.end() ? nullptr : item->second->model;
+  if (item == it->second.items.end()) return nullptr;
+  if (!delta) return item->second->model;
+  return item->second->delta == nullptr ? nullptr : item->second->delta->data;
 }
 
 WorkBoard::OpenWork* WorkBoard::Deliverable(const std::string& client_id) {

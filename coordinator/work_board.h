@@ -35,6 +35,18 @@
 
 namespace tessera::coordinator {
 
+// A step's model as its difference from the model the cohort was sent last
+// (WorkItem.model_delta, proto/model_delta.h), for the sites that say they hold that model
+// (PullWorkRequest.held_model_hashes): about half the model's bytes. Immutable once posted.
+struct ModelDeltaVariant {
+  // model_hash of the base.
+  std::string base_hash;
+  // As PostedItem::shared, with model_delta in place of the model (or of model_size).
+  std::shared_ptr<const std::string> shared;
+  // The delta's data when it travels apart (ModelDelta.data_size), or null.
+  std::shared_ptr<const std::string> data;
+};
+
 // One client's work item as the board hands it out. What every client's item of a step
 // carries alike (the set-up's spec, model and standardisation: megabytes for a large model)
 // is kept once per step, serialized, in `shared`, and never copied into each client's item:
@@ -49,6 +61,8 @@ struct PostedItem {
   // The step's model as serialized ModelParameters when it travels apart from the item
   // (WorkItem.model_size, Federation.PullModelChunk), or null.
   std::shared_ptr<const std::string> model;
+  // The step's model as a delta, for sites that hold its base, or null.
+  std::shared_ptr<const ModelDeltaVariant> delta;
 
   // The whole item: `own` with `shared` merged in and the model apart put back in (then
   // model_size is cleared): a copy, for in-process callers. An unparsable `shared` or
@@ -79,21 +93,25 @@ class WorkBoard {
   // (PostedItem::model), if not null, are part of every client's item. INVALID_ARGUMENT if
   // the work id is already open or an item carries another id.
   // `largest_answer` bounds the size of one client's answer to this work (0: nothing
-  // beyond the message cap), for LargestAnswer.
+  // beyond the message cap), for LargestAnswer. `delta` (PostedItem::delta), if not null,
+  // goes with every client's item too.
   absl::Status Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                     std::shared_ptr<ResultSink> sink,
                     const std::shared_ptr<const std::string>& shared = nullptr,
                     const std::shared_ptr<const std::string>& model = nullptr,
-                    uint64_t largest_answer = 0);
+                    uint64_t largest_answer = 0,
+                    const std::shared_ptr<const ModelDeltaVariant>& delta = nullptr);
 
   // The largest answer, in bytes, that open work still awaiting `client_id`'s answer may
   // need (the largest `largest_answer` posted with it); 0 if none.
   uint64_t LargestAnswer(const std::string& client_id) const;
 
   // The model `work_id` carries apart, for `client_id` to fetch: null unless the work is
-  // open and has an item for the client that was handed to it, with a model apart.
+  // open and has an item for the client that was handed to it, with a model apart. With
+  // `delta`: the item's model delta's data apart (ModelDeltaVariant::data) instead.
   std::shared_ptr<const std::string> ModelFor(const std::string& work_id,
-                                              const std::string& client_id) const;
+                                              const std::string& client_id,
+                                              bool delta = false) const;
 
   // Withdraws the work: queued items disappear and later answers are refused.
   void Close(const std::string& work_id);

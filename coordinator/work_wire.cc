@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "grpcpp/support/slice.h"
 #include "proto/transfer.h"
 
@@ -41,19 +42,48 @@ grpc::Slice SharedSlice(const std::shared_ptr<const std::string>& bytes, size_t 
 
 }  // namespace
 
-grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view crl_pem) {
+absl::Status ParseRequest(const grpc::ByteBuffer* request, const char* method,
+                          google::protobuf::MessageLite* message) {
+  std::vector<grpc::Slice> slices;
+  if (request == nullptr || !request->Dump(&slices).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(method, ": unreadable request"));
+  }
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (!message->ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(method, ": the request does not parse"));
+  }
+  return absl::OkStatus();
+}
+
+bool TakesDelta(const PostedItem& item, const v1::PullWorkRequest& request) {
+  if (item.delta == nullptr || !request.accepts_model_delta()) return false;
+  const int listed =
+      std::min(request.held_model_hashes_size(), static_cast<int>(proto::kMaxHeldModels));
+  for (int i = 0; i < listed; ++i) {
+    if (request.held_model_hashes(i) == item.delta->base_hash) return true;
+  }
+  return false;
+}
+
+grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view crl_pem,
+                                       const v1::PullWorkRequest& request) {
   v1::WorkItem own = item.own;
   own.set_crl_pem(std::string(crl_pem));
   const std::string own_bytes = own.SerializeAsString();
-  const bool shared = item.shared != nullptr && !item.shared->empty();
+  const std::shared_ptr<const std::string>& tail =
+      TakesDelta(item, request) ? item.delta->shared : item.shared;
+  const bool shared = tail != nullptr && !tail->empty();
   std::string head;
   head.reserve(own_bytes.size() + 11);
   head.push_back(kWorkTag);
-  AppendVarint(own_bytes.size() + (shared ? item.shared->size() : 0), &head);
+  AppendVarint(own_bytes.size() + (shared ? tail->size() : 0), &head);
   head += own_bytes;
   std::vector<grpc::Slice> slices;
   slices.emplace_back(head);
-  if (shared) slices.push_back(SharedSlice(item.shared, 0, item.shared->size()));
+  if (shared) slices.push_back(SharedSlice(tail, 0, tail->size()));
   return grpc::ByteBuffer(slices.data(), slices.size());
 }
 

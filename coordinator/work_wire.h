@@ -20,13 +20,25 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "coordinator/work_board.h"
 #include "grpcpp/support/byte_buffer.h"
 
 namespace tessera::coordinator {
 
-// The serialized v1::PullWorkResponse whose `work` is `item.Whole()` with `crl_pem` set.
-grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view crl_pem);
+// The serialized v1::PullWorkResponse whose `work` is `item.Whole()` with `crl_pem` set;
+// with the model as a delta (item.delta) instead when `request` accepts one and lists its
+// base among its first proto::kMaxHeldModels held models.
+grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view crl_pem,
+                                       const v1::PullWorkRequest& request = {});
+
+// A raw request's message, or INVALID_ARGUMENT (`method` named) if its bytes cannot be read
+// or do not parse as `message`.
+absl::Status ParseRequest(const grpc::ByteBuffer* request, const char* method,
+                          google::protobuf::MessageLite* message);
+
+// Whether `request` takes `item`'s model as its delta (see PullWorkResponseBytes).
+bool TakesDelta(const PostedItem& item, const v1::PullWorkRequest& request);
 
 // The serialized v1::PullModelChunkResponse for bytes [offset, offset + proto::
 // kModelChunkBytes) of `model` (cut at its end), the data as a reference-counted slice over

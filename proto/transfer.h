@@ -13,6 +13,10 @@ namespace tessera::proto {
 // chunks of at most this size (a model of about 262,000 parameters or more).
 inline constexpr size_t kModelChunkBytes = size_t{1} << 20;
 
+// The most model hashes a site lists in PullWorkRequest.held_model_hashes (and the most a
+// coordinator reads).
+inline constexpr size_t kMaxHeldModels = 8;
+
 // A site's answer (a serialized PushResultRequest) above this size goes in chunks of it.
 inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 

@@ -111,20 +111,10 @@ class ModelChunkCall final : public grpc::ServerUnaryReactor {
 
 absl::StatusOr<ChunkRequest> CheckChunkRequest(const Downloads& downloads, const std::string& site,
                                                const grpc::ByteBuffer* request) {
-  std::vector<grpc::Slice> slices;
-  if (request == nullptr || !request->Dump(&slices).ok()) {
-    return absl::InvalidArgumentError("PullModelChunk: unreadable request");
-  }
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
   v1::PullModelChunkRequest parsed;
-  if (!parsed.ParseFromString(bytes)) {
-    return absl::InvalidArgumentError("PullModelChunk: the request does not parse");
-  }
+  RETURN_IF_ERROR(ParseRequest(request, "PullModelChunk", &parsed));
   ChunkRequest chunk;
-  ASSIGN_OR_RETURN(chunk.model, downloads.model_for(site, parsed.work_id()));
+  ASSIGN_OR_RETURN(chunk.model, downloads.model_for(site, parsed.work_id(), parsed.delta()));
   if (parsed.offset() >= chunk.model->size()) {
     return absl::OutOfRangeError(absl::StrCat("PullModelChunk: offset ", parsed.offset(),
                                               " is past the model's ", chunk.model->size(),

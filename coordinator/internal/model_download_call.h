@@ -33,9 +33,10 @@ namespace tessera::coordinator::internal {
 // What every download call of a service shares; must outlive every call.
 struct Downloads {
   UploadGate* gate;
-  // The model `work_id` carries apart for `site` (Coordinator::ModelFor).
-  std::function<absl::StatusOr<std::shared_ptr<const std::string>>(const std::string& site,
-                                                                   const std::string& work_id)>
+  // The model (or with `delta`, the model delta's data) `work_id` carries apart for `site`
+  // (Coordinator::ModelFor).
+  std::function<absl::StatusOr<std::shared_ptr<const std::string>>(
+      const std::string& site, const std::string& work_id, bool delta)>
       model_for;
 };
 

@@ -1,7 +1,9 @@
 // Fetching a model sent apart (client/model_download.h) from a fake coordinator's chunks:
 // the model arrives whole through chunks of any size; every way the coordinator's side
 // can fail to add up is refused with DATA_LOSS naming it, and the item is left as it was;
-// a transport error is handed back as is.
+// a transport error is handed back as is. A model sent as a delta from the one a site holds
+// (HeldModels) decodes to the very model, inline or apart, and is refused, changing nothing,
+// whenever it does not add up.
 #include "client/model_download.h"
 
 #include <cstdint>
@@ -9,10 +11,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "crypto/hash.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "proto/federation.pb.h"
+#include "proto/model_delta.h"
 #include "proto/model_layout.h"
 #include "proto/transfer.h"
 #include "tests/testing/status_matchers.h"
@@ -131,6 +136,160 @@ TEST(FetchModelTest, AnItemWithoutAModelApartIsNotFetched) {
   EXPECT_THAT(FetchModel(&item, Serving("", 1, &calls)),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(calls, 0);
+}
+
+// A model of `n` values for task `task`, inline, with its hash.
+v1::WorkItem WithModel(const std::string& task, const std::vector<float>& model) {
+  v1::WorkItem item;
+  item.set_task_id(task);
+  item.set_work_id(task + "/r2/fit_evaluate/a1/s0");
+  item.mutable_model()->mutable_values()->Assign(model.begin(), model.end());
+  item.set_model_hash(crypto::HashModel(model));
+  return item;
+}
+
+std::vector<float> Values(size_t n, float scale) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>(i % 97) / 97.0F;
+  return v;
+}
+
+// `next` for `task` as a delta from `base`, inline.
+v1::WorkItem AsDelta(const std::string& task, const std::vector<float>& base,
+                     const std::vector<float>& next) {
+  v1::WorkItem item = WithModel(task, next);
+  item.clear_model();
+  item.mutable_model_delta()->set_base_hash(crypto::HashModel(base));
+  item.mutable_model_delta()->set_data(*proto::EncodeModelDelta(base, next));
+  return item;
+}
+
+FetchModelChunk NoFetch(int* calls) {
+  return [calls](uint64_t) -> absl::StatusOr<v1::PullModelChunkResponse> {
+    ++*calls;
+    return absl::UnavailableError("not expected");
+  };
+}
+
+TEST(HeldModelsTest, ListsTheLastModelOfEachTask) {
+  HeldModels held;
+  v1::PullWorkRequest request;
+  held.ListIn(&request);
+  EXPECT_TRUE(request.accepts_model_delta());
+  EXPECT_EQ(request.held_model_hashes_size(), 0);
+  held.Remember(WithModel("t1", Values(10, 1)));
+  held.Remember(WithModel("t2", Values(10, 2)));
+  held.Remember(WithModel("t1", Values(10, 3)));  // replaces t1's
+  request.Clear();
+  held.ListIn(&request);
+  EXPECT_THAT(request.held_model_hashes(),
+              ::testing::UnorderedElementsAre(crypto::HashModel(Values(10, 2)),
+                                              crypto::HashModel(Values(10, 3))));
+  held.Forget("t2");
+  request.Clear();
+  held.ListIn(&request);
+  EXPECT_THAT(request.held_model_hashes(),
+              ::testing::ElementsAre(crypto::HashModel(Values(10, 3))));
+}
+
+TEST(HeldModelsTest, HoldsAtMostEightTasksForgettingTheLeastRecentlySent) {
+  HeldModels held;
+  for (int t = 0; t < 10; ++t) held.Remember(WithModel(absl::StrCat("t", t), Values(4, t)));
+  EXPECT_EQ(held.size(), proto::kMaxHeldModels);
+  v1::PullWorkRequest request;
+  held.ListIn(&request);
+  EXPECT_THAT(request.held_model_hashes(),
+              ::testing::Not(::testing::Contains(crypto::HashModel(Values(4, 0)))));
+  EXPECT_THAT(request.held_model_hashes(), ::testing::Contains(crypto::HashModel(Values(4, 9))));
+}
+
+TEST(HeldModelsTest, AnItemWithoutModelOrHashIsNotHeld) {
+  HeldModels held;
+  v1::WorkItem no_hash = WithModel("t1", Values(4, 1));
+  no_hash.clear_model_hash();
+  held.Remember(no_hash);
+  v1::WorkItem later_step;
+  later_step.set_task_id("t1");
+  held.Remember(later_step);
+  EXPECT_EQ(held.size(), 0u);
+}
+
+TEST(HeldModelsTest, ADeltaInlineDecodesToTheModel) {
+  const std::vector<float> base = Values(1000, 1);
+  const std::vector<float> next = Values(1000, 1.001F);
+  HeldModels held;
+  held.Remember(WithModel("t1", base));
+  v1::WorkItem item = AsDelta("t1", base, next);
+  int calls = 0;
+  ASSERT_OK(held.Apply(&item, NoFetch(&calls)));
+  EXPECT_EQ(calls, 0);
+  EXPECT_FALSE(item.has_model_delta());
+  EXPECT_TRUE(MessageDifferencer::Equals(item, WithModel("t1", next)));
+}
+
+TEST(HeldModelsTest, ADeltaApartArrivesThroughChunks) {
+  const std::vector<float> base = Values(1000, 1);
+  const std::vector<float> next = Values(1000, 1.001F);
+  HeldModels held;
+  held.Remember(WithModel("t1", base));
+  v1::WorkItem item = AsDelta("t1", base, next);
+  const std::string data = item.model_delta().data();
+  item.mutable_model_delta()->clear_data();
+  item.mutable_model_delta()->set_data_size(data.size());
+  int calls = 0;
+  ASSERT_OK(held.Apply(&item, Serving(data, 100, &calls)));
+  EXPECT_EQ(calls, static_cast<int>((data.size() + 99) / 100));
+  EXPECT_TRUE(MessageDifferencer::Equals(item, WithModel("t1", next)));
+}
+
+TEST(HeldModelsTest, ADeltaThatDoesNotAddUpIsRefusedAndNothingChanges) {
+  const std::vector<float> base = Values(1000, 1);
+  const std::vector<float> next = Values(1000, 1.001F);
+  HeldModels held;
+  held.Remember(WithModel("t1", base));
+  struct Case {
+    const char* name;
+    v1::WorkItem item;
+    const char* says;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"a base the site does not hold", AsDelta("t1", Values(1000, 5), next),
+                   "its base is not the model this site holds"});
+  cases.push_back({"another task's base", AsDelta("t2", base, next),
+                   "its base is not the model this site holds"});
+  v1::WorkItem wrong_hash = AsDelta("t1", base, next);
+  wrong_hash.set_model_hash(crypto::HashModel(base));
+  cases.push_back(
+      {"a model that does not hash to model_hash", wrong_hash, "does not hash to model_hash"});
+  v1::WorkItem garbage = AsDelta("t1", base, next);
+  garbage.mutable_model_delta()->set_data("not zlib");
+  cases.push_back({"data that does not decode", garbage, "not a whole zlib stream"});
+  v1::WorkItem huge = AsDelta("t1", base, next);
+  huge.mutable_model_delta()->clear_data();
+  huge.mutable_model_delta()->set_data_size(4001);
+  cases.push_back({"more bytes apart than the model", huge, "4001 bytes announced apart"});
+  for (Case& c : cases) {
+    const v1::WorkItem before = c.item;
+    int calls = 0;
+    EXPECT_THAT(held.Apply(&c.item, NoFetch(&calls)),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr(c.says)))
+        << c.name;
+    EXPECT_EQ(calls, 0) << c.name;
+    EXPECT_TRUE(MessageDifferencer::Equals(c.item, before)) << c.name;
+  }
+}
+
+TEST(HeldModelsTest, ATransportErrorFetchingADeltaIsHandedBackAsIs) {
+  const std::vector<float> base = Values(1000, 1);
+  HeldModels held;
+  held.Remember(WithModel("t1", base));
+  v1::WorkItem item = AsDelta("t1", base, Values(1000, 2));
+  item.mutable_model_delta()->set_data_size(item.model_delta().data().size());
+  item.mutable_model_delta()->clear_data();
+  int calls = 0;
+  EXPECT_THAT(held.Apply(&item, NoFetch(&calls)), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(item.has_model_delta());
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ v1::PullWorkResponse Parse(const grpc::ByteBuffer& bytes) {
 }
 
 TEST(WorkWireTest, TheResponseIsTheWholeItemWithTheCrl) {
-  const PostedItem item{Own("t1/r3/fit/a1/s0", "t1/r3/fit/a1"), Shared(100'000), nullptr};
+  const PostedItem item{Own("t1/r3/fit/a1/s0", "t1/r3/fit/a1"), Shared(100'000), nullptr, nullptr};
   const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, "-----CRL-----"));
   ASSERT_TRUE(response.has_work());
   v1::WorkItem expected = item.Whole();
@@ -74,8 +74,8 @@ TEST(WorkWireTest, TheResponseIsTheWholeItemWithTheCrl) {
 
 TEST(WorkWireTest, EverySitesResponseSendsTheOneSharedCopyOfTheModel) {
   const std::shared_ptr<const std::string> shared = Shared(10'000);
-  const PostedItem a{Own("w/s0", "w"), shared, nullptr};
-  const PostedItem b{Own("w/s0", "w"), shared, nullptr};
+  const PostedItem a{Own("w/s0", "w"), shared, nullptr, nullptr};
+  const PostedItem b{Own("w/s0", "w"), shared, nullptr, nullptr};
   for (const PostedItem* item : {&a, &b}) {
     grpc::ByteBuffer bytes = PullWorkResponseBytes(*item, "");
     std::vector<grpc::Slice> slices;
@@ -92,7 +92,7 @@ TEST(WorkWireTest, TheSharedBytesOutliveTheBoardWhileGrpcHoldsThem) {
   const std::string copy = *shared;
   grpc::ByteBuffer bytes;
   {
-    const PostedItem item{Own("w/s0", "w"), shared, nullptr};
+    const PostedItem item{Own("w/s0", "w"), shared, nullptr, nullptr};
     bytes = PullWorkResponseBytes(item, "");
   }
   std::weak_ptr<const std::string> watch = shared;
@@ -105,7 +105,7 @@ TEST(WorkWireTest, TheSharedBytesOutliveTheBoardWhileGrpcHoldsThem) {
 }
 
 TEST(WorkWireTest, AnItemWithNothingSharedIsItsOwnFields) {
-  const PostedItem item{Own("w/s2", "w"), nullptr, nullptr};
+  const PostedItem item{Own("w/s2", "w"), nullptr, nullptr, nullptr};
   const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, ""));
   EXPECT_TRUE(MessageDifferencer::Equals(response.work(), item.own));
   EXPECT_FALSE(response.work().has_model());
@@ -177,11 +177,13 @@ grpc::ByteBuffer Bytes(const std::string& wire) {
 // for a model the site may fetch, and starts inside it.
 TEST(WorkWireTest, AChunkRequestIsCheckedBeforeAnythingIsSent) {
   auto model = std::make_shared<const std::string>(3000, 'm');
+  auto delta_data = std::make_shared<const std::string>(1500, 'd');
   internal::Downloads downloads{
       nullptr,
-      [&](const std::string& site,
-          const std::string& work_id) -> absl::StatusOr<std::shared_ptr<const std::string>> {
-        if (site == "site-0" && work_id == "w/s0") return model;
+      [&](const std::string& site, const std::string& work_id,
+          bool delta) -> absl::StatusOr<std::shared_ptr<const std::string>> {
+        if (site == "site-0" && work_id == "w/s0" && !delta) return model;
+        if (site == "site-0" && work_id == "w/s0" && delta) return delta_data;
         return absl::NotFoundError("work " + work_id +
                                    " is closed, not yours, or carries no model apart");
       }};
@@ -196,6 +198,14 @@ TEST(WorkWireTest, AChunkRequestIsCheckedBeforeAnythingIsSent) {
                        internal::CheckChunkRequest(downloads, "site-0", &ok));
   EXPECT_EQ(chunk.model.get(), model.get());
   EXPECT_EQ(chunk.offset, 2999u);
+  v1::PullModelChunkRequest of_delta;
+  of_delta.set_work_id("w/s0");
+  of_delta.set_offset(10);
+  of_delta.set_delta(true);
+  grpc::ByteBuffer delta_request = Bytes(of_delta.SerializeAsString());
+  ASSERT_OK_AND_ASSIGN(internal::ChunkRequest delta_chunk,
+                       internal::CheckChunkRequest(downloads, "site-0", &delta_request));
+  EXPECT_EQ(delta_chunk.model.get(), delta_data.get()) << "the delta's data, not the model";
   grpc::ByteBuffer past = request("w/s0", 3000);
   EXPECT_THAT(internal::CheckChunkRequest(downloads, "site-0", &past),
               StatusIs(absl::StatusCode::kOutOfRange,
@@ -279,6 +289,61 @@ TEST(WorkWireTest, TheLargestAnswerIsThatOfTheWorkStillAwaitingTheSite) {
   board.Close("a/s0");
   EXPECT_EQ(board.LargestAnswer("site-0"), 0u);
   EXPECT_EQ(board.LargestAnswer("site-1"), uint64_t{5} << 20);
+}
+
+// A step's model as a delta goes only to a site that accepts deltas and lists the delta's
+// base among the first eight models it holds; every other site gets the model whole. Its
+// data apart is served only when asked for with `delta`.
+TEST(WorkWireTest, TheModelGoesAsADeltaOnlyToSitesThatHoldItsBase) {
+  WorkBoard board;
+  class NullSink : public ResultSink {
+    absl::Status Accept(const std::string&, const v1::PushResultRequest&) override {
+      return absl::OkStatus();
+    }
+  };
+  const std::shared_ptr<const std::string> shared = Shared(1000);
+  v1::WorkItem delta_fields;
+  delta_fields.set_model_hash(std::string(32, 'm'));
+  delta_fields.mutable_model_delta()->set_base_hash(std::string(32, 'b'));
+  delta_fields.mutable_model_delta()->set_data_size(5000);
+  auto variant = std::make_shared<ModelDeltaVariant>();
+  variant->base_hash = std::string(32, 'b');
+  variant->shared = std::make_shared<const std::string>(delta_fields.SerializeAsString());
+  variant->data = std::make_shared<const std::string>(5000, 'd');
+  std::map<std::string, v1::WorkItem> items;
+  items["site-0"] = Own("w/s0", "w");
+  ASSERT_OK(board.Post("w/s0", std::move(items), std::make_shared<NullSink>(), shared, nullptr, 0,
+                       variant));
+  std::shared_ptr<const PostedItem> item = board.Pull("site-0", absl::Now());
+  ASSERT_NE(item, nullptr);
+
+  v1::PullWorkRequest holds;
+  holds.set_accepts_model_delta(true);
+  holds.add_held_model_hashes(std::string(32, 'x'));
+  holds.add_held_model_hashes(std::string(32, 'b'));
+  v1::PullWorkResponse response = Parse(PullWorkResponseBytes(*item, "", holds));
+  EXPECT_FALSE(response.work().has_model());
+  EXPECT_EQ(response.work().model_delta().base_hash(), std::string(32, 'b'));
+  EXPECT_EQ(response.work().model_delta().data_size(), 5000u);
+  EXPECT_EQ(response.work().secagg_session(), "w") << "the site's own fields kept";
+
+  v1::PullWorkRequest old_site;  // accepts nothing: a daemon from before deltas
+  v1::PullWorkRequest not_accepting = holds;
+  not_accepting.set_accepts_model_delta(false);
+  v1::PullWorkRequest other_base;
+  other_base.set_accepts_model_delta(true);
+  other_base.add_held_model_hashes(std::string(32, 'x'));
+  v1::PullWorkRequest listed_ninth;
+  listed_ninth.set_accepts_model_delta(true);
+  for (int i = 0; i < 8; ++i) listed_ninth.add_held_model_hashes(std::string(32, 'x'));
+  listed_ninth.add_held_model_hashes(std::string(32, 'b'));
+  for (const v1::PullWorkRequest* r : {&old_site, &not_accepting, &other_base, &listed_ninth}) {
+    response = Parse(PullWorkResponseBytes(*item, "", *r));
+    EXPECT_FALSE(response.work().has_model_delta()) << r->ShortDebugString().substr(0, 80);
+    EXPECT_EQ(response.work().model().values_size(), 1000);
+  }
+  EXPECT_EQ(board.ModelFor("w/s0", "site-0", /*delta=*/true).get(), variant->data.get());
+  EXPECT_EQ(board.ModelFor("w/s0", "site-0", /*delta=*/false), nullptr) << "no model apart";
 }
 
 }  // namespace

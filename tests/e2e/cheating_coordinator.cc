@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "coordinator/work_wire.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/federation.grpc.pb.h"
@@ -68,6 +69,15 @@ class BoardFederationService final : public v1::Federation::Service {
       // The daemon that asked is gone (stopped, restarted): the item waits for the next one.
       board_->Redeliver(caller->node_id);
       return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
+    }
+    if (coordinator::TakesDelta(*item, *request)) {
+      // The model as the delta the session was given (inline), as the real service sends it.
+      v1::WorkItem work = item->own;
+      if (!work.MergeFromString(*item->delta->shared)) {
+        return grpc::Status(grpc::StatusCode::INTERNAL, "delta variant does not parse");
+      }
+      *response->mutable_work() = std::move(work);
+      return grpc::Status::OK;
     }
     *response->mutable_work() = item->Whole();
     return grpc::Status::OK;

@@ -41,6 +41,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/contribution_layout.h"
+#include "proto/model_delta.h"
 #include "proto/model_layout.h"
 #include "proto/site_state.pb.h"
 #include "proto/validation.h"
@@ -353,6 +354,45 @@ TEST_F(E2eDifferenceAttack, ASiteThatForgetsItsStoreLeaksItsVector) {
     EXPECT_EQ(before[0].session(), Label(1)) << name;
     EXPECT_EQ(after[0].session(), Label(2)) << name;
     EXPECT_EQ(before[0].key(), after[0].key()) << name << ": the same contribution, sent twice";
+  }
+}
+
+// A coordinator that sends a model as a delta that does not add up — the data encodes the
+// model against another base than the one it names, so the site's decoding gives a model
+// that does not hash to the item's model_hash — gets no answer computed on a wrong model: each
+// site refuses the delta, forgets the model it held and reconnects, is handed the item
+// again with the model whole (it lists no model now) and answers; the session completes.
+TEST_F(E2eDifferenceAttack, ABadModelDeltaIsRefusedAndTheModelTakenWhole) {
+  // Round 1: the model whole; every site then holds it.
+  const coordinator::SecureStageResult first = cheater_->RunSession(FitSession(Sites(), 1));
+  ASSERT_TRUE(first.completed) << Describe(first);
+
+  // "Round 2" on a moved model, sent as a delta named after the model the sites hold but
+  // encoded against another.
+  const std::vector<float> held(fit_item_.model().values().begin(),
+                                fit_item_.model().values().end());
+  std::vector<float> moved = held;
+  std::vector<float> other = held;
+  for (size_t i = 0; i < moved.size(); ++i) {
+    moved[i] += 0.01F * static_cast<float>(i + 1);
+    other[i] += 1.0F;
+  }
+  coordinator::SecureStageRequest second = FitSession(Sites(), 1);
+  second.round = 2;
+  second.first_item.set_round(2);
+  second.first_item.mutable_model()->mutable_values()->Assign(moved.begin(), moved.end());
+  second.first_item.set_model_hash(crypto::HashModel(moved));
+  auto delta = std::make_shared<v1::ModelDelta>();
+  delta->set_base_hash(crypto::HashModel(held));
+  ASSERT_OK_AND_ASSIGN(*delta->mutable_data(), proto::EncodeModelDelta(other, moved));
+  second.model_delta = delta;
+  const coordinator::SecureStageResult result = cheater_->RunSession(second);
+  EXPECT_TRUE(result.completed) << Describe(result);
+  EXPECT_EQ(result.survivors.size(), Sites().size()) << Describe(result);
+  for (const std::string& name : Sites()) {
+    const std::string log = site(name).process->Log();
+    EXPECT_THAT(log, HasSubstr("event=model_delta_refused")) << name;
+    EXPECT_THAT(log, HasSubstr("does not hash to model_hash")) << name;
   }
 }
 

@@ -186,6 +186,21 @@ TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
   EXPECT_THAT(site_page, HasSubstr("tessera_client_training_duration_seconds_count "));
   EXPECT_THAT(site_page, HasSubstr("tessera_client_sent_bytes_total{method=\"/tessera.v1."
                                    "Federation/PushResult\"}"));
+  // Every model the site was sent is counted, whole (round 1's at least) or as a delta from
+  // the model it held: rounds 2 and 3 and the last round's own evaluation may each go either
+  // way (a 31-parameter model's delta saves a few bytes or none, and is then not sent).
+  int whole = 0, delta = 0;
+  for (absl::string_view line : absl::StrSplit(site_page, '\n')) {
+    if (absl::ConsumePrefix(&line, "tessera_client_models_received_total{form=\"whole\"} ")) {
+      EXPECT_TRUE(absl::SimpleAtoi(line, &whole)) << line;
+    }
+    if (absl::ConsumePrefix(&line, "tessera_client_models_received_total{form=\"delta\"} ")) {
+      EXPECT_TRUE(absl::SimpleAtoi(line, &delta)) << line;
+    }
+  }
+  EXPECT_GE(whole, 1);
+  EXPECT_EQ(whole + delta, static_cast<int>(kRounds) + 1);
+  EXPECT_THAT(site_page, Not(HasSubstr("delta_refused")));
   EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(site_port, "/healthz")), 200);
   EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(site_port, "/readyz")), 200);
   EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(coordinator_port, "/readyz")), 200);
