@@ -346,28 +346,22 @@ class ClientDaemon {
             caller_->Call(&ctx, "/tessera.v1.Federation/PullWork", pull, what, &response));
       }
       if (!response.has_work()) continue;
+      // The model as a delta from the one this site holds, or apart from the item.
       const bool delta = response.work().has_model_delta();
+      absl::Status fetched;
       if (delta) {
-        absl::Status applied = ApplyModelDelta(response.mutable_work());
-        if (absl::IsNotFound(applied)) {
-          common::LogInfo("model_download_closed")
-              .With("work", response.work().work_id())
-              .With("error", std::string(applied.message()));
-          continue;
-        }
-        RETURN_IF_ERROR(applied);
+        fetched = ApplyModelDelta(response.mutable_work());
+      } else if (response.work().model_size() > 0 && !response.work().has_model()) {
+        fetched = FetchModelApart(response.mutable_work());
       }
-      if (response.work().model_size() > 0 && !response.work().has_model()) {
-        absl::Status fetched = FetchModelApart(response.mutable_work());
-        if (absl::IsNotFound(fetched)) {
-          // The step closed meanwhile (or the item is not this site's): nothing to answer.
-          common::LogInfo("model_download_closed")
-              .With("work", response.work().work_id())
-              .With("error", std::string(fetched.message()));
-          continue;
-        }
-        RETURN_IF_ERROR(fetched);
+      if (absl::IsNotFound(fetched)) {
+        // The step closed meanwhile (or the item is not this site's): nothing to answer.
+        common::LogInfo("model_download_closed")
+            .With("work", response.work().work_id())
+            .With("error", std::string(fetched.message()));
+        continue;
       }
+      RETURN_IF_ERROR(fetched);
       if (response.work().model().values_size() > 0) {
         meters_.ModelReceived(delta ? ClientMetrics::ModelForm::kDelta
                                     : ClientMetrics::ModelForm::kWhole);

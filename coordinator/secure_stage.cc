@@ -322,7 +322,7 @@ struct SetupBytes {
 };
 
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
-                            const std::shared_ptr<const v1::ModelDelta>& model_delta) {
+                            const std::shared_ptr<const ModelDeltaBytes>& model_delta) {
   v1::WorkItem fields = first;
   fields.clear_work_id();
   fields.clear_task_id();
@@ -343,16 +343,16 @@ SetupBytes SharedSetupBytes(const v1::WorkItem& first,
   if (model_delta != nullptr) {
     // The same fields with the delta in the model's place; its data apart above one chunk.
     auto variant = std::make_shared<ModelDeltaVariant>();
-    variant->base_hash = model_delta->base_hash();
+    variant->base_hash = model_delta->base_hash;
     fields.clear_model();
     fields.clear_model_size();
     v1::ModelDelta& delta = *fields.mutable_model_delta();
-    delta.set_base_hash(model_delta->base_hash());
-    if (model_delta->data().size() > proto::kModelChunkBytes) {
-      variant->data = std::make_shared<const std::string>(model_delta->data());
+    delta.set_base_hash(model_delta->base_hash);
+    if (model_delta->data->size() > proto::kModelChunkBytes) {
+      variant->data = model_delta->data;  // shared, not copied
       delta.set_data_size(variant->data->size());
     } else {
-      delta.set_data(model_delta->data());
+      delta.set_data(*model_delta->data);
     }
     variant->shared = std::make_shared<const std::string>(fields.SerializeAsString());
     out.delta = std::move(variant);

@@ -85,6 +85,12 @@ class StageObserver {
   virtual void SessionEnded(const std::string& session, const SecureStageResult& result) {}
 };
 
+// A model as its delta from another (proto/model_delta.h).
+struct ModelDeltaBytes {
+  std::string base_hash;                    // model_hash of the base
+  std::shared_ptr<const std::string> data;  // the encoding; not null
+};
+
 struct SecureStageRequest {
   std::string task_id;
   uint32_t round = 0;
@@ -95,9 +101,9 @@ struct SecureStageRequest {
   // What every client's first item carries besides the session set-up: spec, spec hash,
   // model and its hash, standardisation, l2.
   v1::WorkItem first_item;
-  // first_item's model as its delta from the model the cohort was sent last (data inline),
-  // for the sites that hold that one (work_board.h ModelDeltaVariant); null: none.
-  std::shared_ptr<const v1::ModelDelta> model_delta;
+  // first_item's model as its delta from the model the cohort was sent last, for the sites
+  // that hold that one (work_board.h ModelDeltaVariant); null: none.
+  std::shared_ptr<const ModelDeltaBytes> model_delta;
   v1::SecAggEncoding encoding;
   uint32_t threshold = 0;
   // SecAgg+'s graph parameters (secagg/neighbourhood.h SparseSetup); unset: full Bonawitz.

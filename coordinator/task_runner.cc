@@ -37,14 +37,12 @@ void SetModel(std::span<const float> model, v1::WorkItem* item) {
 
 // `next` as a delta from `base`, the model the cohort was sent last (proto/model_delta.h),
 // for the sites that hold it; null if the encoding fails or saves nothing.
-std::shared_ptr<const v1::ModelDelta> ModelDeltaOf(std::span<const float> base,
-                                                   std::span<const float> next) {
+std::shared_ptr<const ModelDeltaBytes> ModelDeltaOf(std::span<const float> base,
+                                                    std::span<const float> next) {
   absl::StatusOr<std::string> data = proto::EncodeModelDelta(base, next);
   if (!data.ok() || data->size() >= 4 * next.size()) return nullptr;
-  auto delta = std::make_shared<v1::ModelDelta>();
-  delta->set_base_hash(crypto::HashModel(base));
-  delta->set_data(*std::move(data));
-  return delta;
+  return std::make_shared<const ModelDeltaBytes>(ModelDeltaBytes{
+      crypto::HashModel(base), std::make_shared<const std::string>(*std::move(data))});
 }
 
 }  // namespace
@@ -237,7 +235,7 @@ absl::Status TaskRunner::RunTask() {
 absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                         uint32_t round, const std::vector<float>& global,
                                         Strategy& strategy, bool evaluate_previous,
-                                        std::shared_ptr<const v1::ModelDelta> delta) {
+                                        std::shared_ptr<const ModelDeltaBytes> delta) {
   const v1::TaskSpec& spec = task.spec();
   const size_t num_params = global.size();
   StagePlan plan;
@@ -408,7 +406,7 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   rounds.clear();
   // `global` as a delta from the model the cohort was sent last, from round 2 on; after a
   // restart the first round's model goes whole.
-  std::shared_ptr<const v1::ModelDelta> delta;
+  std::shared_ptr<const ModelDeltaBytes> delta;
 
   for (uint32_t round = last + 1; round <= spec.rounds(); ++round) {
     ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(round));

@@ -203,7 +203,7 @@ class TaskRunner {
     // What the first step's items carry besides the spec (model, standardisation, l2).
     v1::WorkItem first_item;
     // Its model as a delta for the sites that hold the base (SecureStageRequest::model_delta).
-    std::shared_ptr<const v1::ModelDelta> model_delta;
+    std::shared_ptr<const ModelDeltaBytes> model_delta;
     // > 0: the stage's sum is noised with this multiplier and charged when it can be
     // unmasked.
     double noise_multiplier = 0;
@@ -284,7 +284,7 @@ class TaskRunner {
   // last (null: none).
   absl::StatusOr<bool> RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight, uint32_t round,
                               const std::vector<float>& global, Strategy& strategy,
-                              bool evaluate_previous, std::shared_ptr<const v1::ModelDelta> delta);
+                              bool evaluate_previous, std::shared_ptr<const ModelDeltaBytes> delta);
   // The metrics of round `round`'s model from an evaluation sum over `survivors` sites:
   // checked (sum_checks.h), decoded and passed through the strategy; the refusal otherwise.
   absl::StatusOr<std::vector<v1::Metric>> EvaluationMetrics(const v1::TaskRecord& task,

@@ -382,10 +382,10 @@ TEST_F(E2eDifferenceAttack, ABadModelDeltaIsRefusedAndTheModelTakenWhole) {
   second.first_item.set_round(2);
   second.first_item.mutable_model()->mutable_values()->Assign(moved.begin(), moved.end());
   second.first_item.set_model_hash(crypto::HashModel(moved));
-  auto delta = std::make_shared<v1::ModelDelta>();
-  delta->set_base_hash(crypto::HashModel(held));
-  ASSERT_OK_AND_ASSIGN(*delta->mutable_data(), proto::EncodeModelDelta(other, moved));
-  second.model_delta = delta;
+  ASSERT_OK_AND_ASSIGN(std::string data, proto::EncodeModelDelta(other, moved));
+  second.model_delta =
+      std::make_shared<const coordinator::ModelDeltaBytes>(coordinator::ModelDeltaBytes{
+          crypto::HashModel(held), std::make_shared<const std::string>(std::move(data))});
   const coordinator::SecureStageResult result = cheater_->RunSession(second);
   EXPECT_TRUE(result.completed) << Describe(result);
   EXPECT_EQ(result.survivors.size(), Sites().size()) << Describe(result);
