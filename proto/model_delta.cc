@@ -11,8 +11,8 @@
 namespace tessera::proto {
 namespace {
 
-// Fast: the coordinator encodes a model once a round, on the round's path; the best level
-// saves about 3 % more at several times the time (docs/performance.md).
+// Fast: the coordinator encodes a model once a round, on the round's path; the default
+// level saves 2-4 % more at about three times the time (docs/performance.md).
 constexpr int kLevel = Z_BEST_SPEED;
 
 uint32_t WordOf(std::span<const float> v, size_t i) { return std::bit_cast<uint32_t>(v[i]); }
