@@ -396,7 +396,7 @@ class ClientDaemon {
       common::LogInfo("model_delta_applied")
           .With("work", item->work_id())
           .With("delta_bytes", static_cast<int64_t>(data_bytes))
-          .With("model_bytes", static_cast<int64_t>(4 * item->model().values_size()));
+          .With("model_bytes", 4 * static_cast<int64_t>(item->model().values_size()));
       return applied;
     }
     common::LogWarning("model_delta_refused")

@@ -76,7 +76,7 @@ TEST(FetchModelTest, ACoordinatorWhoseChunksDoNotAddUpIsRefusedAndNothingChanges
     FetchModelChunk fetch;
     const char* says;
   };
-  auto reply = [](uint64_t total, std::string data) {
+  auto reply = [](uint64_t total, const std::string& data) {
     return [total, data](uint64_t) -> absl::StatusOr<v1::PullModelChunkResponse> {
       v1::PullModelChunkResponse response;
       response.set_total(total);
