@@ -9,11 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "coordinator/culprits.h"
+#include "coordinator/internal/setup_bytes.h"
 #include "coordinator/site_answers.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "proto/labels.h"
-#include "proto/transfer.h"
 #include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
@@ -308,60 +308,6 @@ absl::StatusOr<std::optional<v1::SecAggSparse>> SessionSparseSetup(const v1::Tas
                              secagg::kSecAggPlusCorrectnessBits);
 }
 
-namespace {
-
-// What every site's first item carries alike (spec, model, their hashes, standardisation,
-// l2), as WorkItem wire bytes without any field the step sets per site (PostedItem::shared);
-// a model above proto::kModelChunkBytes serialized goes apart (PostedItem::model), the
-// item naming its size.
-struct SetupBytes {
-  std::shared_ptr<const std::string> shared;
-  std::shared_ptr<const std::string> model;  // null: the model is in `shared`
-  // The same with the model as a delta (null: none); its `shared` as `shared` above.
-  std::shared_ptr<ModelDeltaVariant> delta;
-};
-
-SetupBytes SharedSetupBytes(const v1::WorkItem& first,
-                            const std::shared_ptr<const ModelDeltaBytes>& model_delta) {
-  v1::WorkItem fields = first;
-  fields.clear_work_id();
-  fields.clear_task_id();
-  fields.clear_round();
-  fields.clear_stage();
-  fields.clear_cohort_size();
-  fields.clear_deadline_unix_ms();
-  fields.clear_secagg();
-  fields.clear_secagg_session();
-  fields.clear_crl_pem();
-  SetupBytes out;
-  if (fields.model().ByteSizeLong() > proto::kModelChunkBytes) {
-    out.model = std::make_shared<const std::string>(fields.model().SerializeAsString());
-    fields.clear_model();
-    fields.set_model_size(out.model->size());
-  }
-  out.shared = std::make_shared<const std::string>(fields.SerializeAsString());
-  if (model_delta != nullptr) {
-    // The same fields with the delta in the model's place; its data apart above one chunk.
-    auto variant = std::make_shared<ModelDeltaVariant>();
-    variant->base_hash = model_delta->base_hash;
-    fields.clear_model();
-    fields.clear_model_size();
-    v1::ModelDelta& delta = *fields.mutable_model_delta();
-    delta.set_base_hash(model_delta->base_hash);
-    if (model_delta->data->size() > proto::kModelChunkBytes) {
-      variant->data = model_delta->data;  // shared, not copied
-      delta.set_data_size(variant->data->size());
-    } else {
-      delta.set_data(*model_delta->data);
-    }
-    variant->shared = std::make_shared<const std::string>(fields.SerializeAsString());
-    out.delta = std::move(variant);
-  }
-  return out;
-}
-
-}  // namespace
-
 SecureStageRunner::SecureStageRunner(WorkBoard* board, const common::Clock* clock,
                                      std::string ca_cert_pem, StageObserver* observer)
     : board_(board), clock_(clock), ca_cert_pem_(std::move(ca_cert_pem)), observer_(observer) {}
@@ -474,7 +420,8 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     std::shared_ptr<const std::string> shared, model;
     std::shared_ptr<ModelDeltaVariant> delta;
     if (step == 0) {
-      SetupBytes setup = SharedSetupBytes(request.first_item, request.model_delta);
+      internal::SetupBytes setup =
+          internal::SharedSetupBytes(request.first_item, request.model_delta);
       shared = std::move(setup.shared);
       model = std::move(setup.model);
       delta = std::move(setup.delta);

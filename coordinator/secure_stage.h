@@ -85,12 +85,6 @@ class StageObserver {
   virtual void SessionEnded(const std::string& session, const SecureStageResult& result) {}
 };
 
-// A model as its delta from another (proto/model_delta.h).
-struct ModelDeltaBytes {
-  std::string base_hash;                    // model_hash of the base
-  std::shared_ptr<const std::string> data;  // the encoding; not null
-};
-
 struct SecureStageRequest {
   std::string task_id;
   uint32_t round = 0;

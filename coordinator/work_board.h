@@ -35,6 +35,12 @@
 
 namespace tessera::coordinator {
 
+// A model as its delta from another (proto/model_delta.h).
+struct ModelDeltaBytes {
+  std::string base_hash;                    // model_hash of the base
+  std::shared_ptr<const std::string> data;  // the encoding; not null
+};
+
 // A step's model as its difference from the model the cohort was sent last
 // (WorkItem.model_delta, proto/model_delta.h), for the sites that say they hold that model
 // (PullWorkRequest.held_model_hashes): about half the model's bytes. Immutable once posted.
