@@ -73,6 +73,12 @@ void HeldModels::ListIn(v1::PullWorkRequest* request) const {
 
 void HeldModels::Remember(const v1::WorkItem& item) {
   if (item.model().values().empty() || item.model_hash().empty()) return;
+  // Only a model of the size its task's spec gives: a coordinator cannot make the site keep
+  // more than its tasks' models.
+  const v1::TaskSpec& spec = item.spec();
+  absl::StatusOr<size_t> parameters =
+      proto::NumParameters(spec.model(), static_cast<size_t>(spec.dataset().features_size()));
+  if (!parameters.ok() || *parameters != static_cast<size_t>(item.model().values_size())) return;
   Held& held = by_task_[item.task_id()];
   held.hash = item.model_hash();
   held.values.assign(item.model().values().begin(), item.model().values().end());

@@ -48,7 +48,8 @@ class HeldModels {
 
   // `item`'s model (inline) becomes the one held for its task, under its model_hash as
   // sent: a model that does not hash to it is declined by the work processor, and a delta
-  // against it then fails its own check. Nothing if the item carries no model or no hash.
+  // against it then fails its own check. Nothing if the item carries no model or no hash,
+  // or a model of another size than its spec gives.
   void Remember(const v1::WorkItem& item);
 
   // Holds nothing for `task_id` any more: its next model comes whole.

@@ -138,9 +138,13 @@ TEST(FetchModelTest, AnItemWithoutAModelApartIsNotFetched) {
   EXPECT_EQ(calls, 0);
 }
 
-// A model of `n` values for task `task`, inline, with its hash.
+// `model` for task `task`, inline, with its hash and a spec whose model has its size (a
+// logistic regression on model.size() - 1 features).
 v1::WorkItem WithModel(const std::string& task, const std::vector<float>& model) {
   v1::WorkItem item;
+  item.mutable_spec()->mutable_model()->set_kind(v1::ModelSpec::LOGISTIC_REGRESSION);
+  for (size_t i = 1; i < model.size(); ++i)
+    item.mutable_spec()->mutable_dataset()->add_features("f");
   item.set_task_id(task);
   item.set_work_id(task + "/r2/fit_evaluate/a1/s0");
   item.mutable_model()->mutable_values()->Assign(model.begin(), model.end());
@@ -203,7 +207,7 @@ TEST(HeldModelsTest, HoldsAtMostEightTasksForgettingTheLeastRecentlySent) {
   EXPECT_THAT(request.held_model_hashes(), ::testing::Contains(crypto::HashModel(Values(4, 9))));
 }
 
-TEST(HeldModelsTest, AnItemWithoutModelOrHashIsNotHeld) {
+TEST(HeldModelsTest, AnItemWithoutModelOrHashOrWithAModelNotItsSpecsIsNotHeld) {
   HeldModels held;
   v1::WorkItem no_hash = WithModel("t1", Values(4, 1));
   no_hash.clear_model_hash();
@@ -211,6 +215,12 @@ TEST(HeldModelsTest, AnItemWithoutModelOrHashIsNotHeld) {
   v1::WorkItem later_step;
   later_step.set_task_id("t1");
   held.Remember(later_step);
+  // A model larger than its spec's: a coordinator cannot make the site keep more.
+  v1::WorkItem oversize = WithModel("t1", Values(4, 1));
+  oversize.mutable_model()->add_values(1.0F);
+  oversize.set_model_hash(crypto::HashModel(
+      std::vector<float>(oversize.model().values().begin(), oversize.model().values().end())));
+  held.Remember(oversize);
   EXPECT_EQ(held.size(), 0u);
 }
 
