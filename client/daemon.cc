@@ -384,13 +384,7 @@ class ClientDaemon {
                                     ? item->model_delta().data_size()
                                     : item->model_delta().data().size();
     absl::Status transport;
-    absl::Status applied = held_models_.Apply(
-        item, [&](uint64_t offset) -> absl::StatusOr<v1::PullModelChunkResponse> {
-          absl::StatusOr<v1::PullModelChunkResponse> chunk =
-              PullChunk(*item, offset, /*delta=*/true);
-          transport = chunk.status();
-          return chunk;
-        });
+    absl::Status applied = held_models_.Apply(item, Chunks(*item, /*delta=*/true, &transport));
     RETURN_IF_ERROR(transport);
     if (applied.ok()) {
       common::LogInfo("model_delta_applied")
@@ -417,13 +411,7 @@ class ClientDaemon {
   // does not add up is logged and left out: the work processor then declines the item.
   absl::Status FetchModelApart(v1::WorkItem* item) {
     absl::Status transport;
-    absl::Status fetched =
-        FetchModel(item, [&](uint64_t offset) -> absl::StatusOr<v1::PullModelChunkResponse> {
-          absl::StatusOr<v1::PullModelChunkResponse> chunk =
-              PullChunk(*item, offset, /*delta=*/false);
-          transport = chunk.status();
-          return chunk;
-        });
+    absl::Status fetched = FetchModel(item, Chunks(*item, /*delta=*/false, &transport));
     RETURN_IF_ERROR(transport);
     if (!fetched.ok()) {
       common::LogWarning("model_download_refused")
@@ -432,6 +420,17 @@ class ClientDaemon {
           .With("error", std::string(fetched.message()));
     }
     return absl::OkStatus();
+  }
+
+  // PullChunk calls for `item`'s model (or its delta's data), each call's transport status
+  // left in `*transport` (which must outlive the result's use), so that a caller can tell the
+  // transport's errors from the checks' on what arrived.
+  FetchModelChunk Chunks(const v1::WorkItem& item, bool delta, absl::Status* transport) {
+    return [this, &item, delta, transport](uint64_t offset) {
+      absl::StatusOr<v1::PullModelChunkResponse> chunk = PullChunk(item, offset, delta);
+      *transport = chunk.status();
+      return chunk;
+    };
   }
 
   // One PullModelChunk call for `item`'s model (or with `delta`, its model delta's data)

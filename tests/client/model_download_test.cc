@@ -224,39 +224,46 @@ TEST(HeldModelsTest, AnItemWithoutModelOrHashOrWithAModelNotItsSpecsIsNotHeld) {
   EXPECT_EQ(held.size(), 0u);
 }
 
-TEST(HeldModelsTest, ADeltaInlineDecodesToTheModel) {
-  const std::vector<float> base = Values(1000, 1);
-  const std::vector<float> next = Values(1000, 1.001F);
-  HeldModels held;
-  held.Remember(WithModel("t1", base));
-  v1::WorkItem item = AsDelta("t1", base, next);
+// A site holding task t1's model `base`, sent `next`.
+class HeldDeltaTest : public ::testing::Test {
+ protected:
+  HeldDeltaTest() { held_.Remember(WithModel("t1", base_)); }
+
+  // `item` with its delta's data apart; returns the data.
+  static std::string Apart(v1::WorkItem* item) {
+    std::string data = item->model_delta().data();
+    item->mutable_model_delta()->clear_data();
+    item->mutable_model_delta()->set_data_size(data.size());
+    return data;
+  }
+
+  const std::vector<float> base_ = Values(1000, 1);
+  const std::vector<float> next_ = Values(1000, 1.001F);
+  HeldModels held_;
+};
+
+TEST_F(HeldDeltaTest, ADeltaInlineDecodesToTheModel) {
+  v1::WorkItem item = AsDelta("t1", base_, next_);
   int calls = 0;
-  ASSERT_OK(held.Apply(&item, NoFetch(&calls)));
+  ASSERT_OK(held_.Apply(&item, NoFetch(&calls)));
   EXPECT_EQ(calls, 0);
   EXPECT_FALSE(item.has_model_delta());
-  EXPECT_TRUE(MessageDifferencer::Equals(item, WithModel("t1", next)));
+  EXPECT_TRUE(MessageDifferencer::Equals(item, WithModel("t1", next_)));
 }
 
-TEST(HeldModelsTest, ADeltaApartArrivesThroughChunks) {
-  const std::vector<float> base = Values(1000, 1);
-  const std::vector<float> next = Values(1000, 1.001F);
-  HeldModels held;
-  held.Remember(WithModel("t1", base));
-  v1::WorkItem item = AsDelta("t1", base, next);
-  const std::string data = item.model_delta().data();
-  item.mutable_model_delta()->clear_data();
-  item.mutable_model_delta()->set_data_size(data.size());
+TEST_F(HeldDeltaTest, ADeltaApartArrivesThroughChunks) {
+  v1::WorkItem item = AsDelta("t1", base_, next_);
+  const std::string data = Apart(&item);
   int calls = 0;
-  ASSERT_OK(held.Apply(&item, Serving(data, 100, &calls)));
+  ASSERT_OK(held_.Apply(&item, Serving(data, 100, &calls)));
   EXPECT_EQ(calls, static_cast<int>((data.size() + 99) / 100));
-  EXPECT_TRUE(MessageDifferencer::Equals(item, WithModel("t1", next)));
+  EXPECT_TRUE(MessageDifferencer::Equals(item, WithModel("t1", next_)));
 }
 
-TEST(HeldModelsTest, ADeltaThatDoesNotAddUpIsRefusedAndNothingChanges) {
-  const std::vector<float> base = Values(1000, 1);
-  const std::vector<float> next = Values(1000, 1.001F);
-  HeldModels held;
-  held.Remember(WithModel("t1", base));
+TEST_F(HeldDeltaTest, ADeltaThatDoesNotAddUpIsRefusedAndNothingChanges) {
+  const std::vector<float>& base = base_;
+  const std::vector<float>& next = next_;
+  HeldModels& held = held_;
   struct Case {
     const char* name;
     v1::WorkItem item;
@@ -275,7 +282,7 @@ TEST(HeldModelsTest, ADeltaThatDoesNotAddUpIsRefusedAndNothingChanges) {
   garbage.mutable_model_delta()->set_data("not zlib");
   cases.push_back({"data that does not decode", garbage, "not a whole zlib stream"});
   v1::WorkItem huge = AsDelta("t1", base, next);
-  huge.mutable_model_delta()->clear_data();
+  Apart(&huge);
   huge.mutable_model_delta()->set_data_size(4001);
   cases.push_back({"more bytes apart than the model", huge, "4001 bytes announced apart"});
   for (Case& c : cases) {
@@ -289,15 +296,11 @@ TEST(HeldModelsTest, ADeltaThatDoesNotAddUpIsRefusedAndNothingChanges) {
   }
 }
 
-TEST(HeldModelsTest, ATransportErrorFetchingADeltaIsHandedBackAsIs) {
-  const std::vector<float> base = Values(1000, 1);
-  HeldModels held;
-  held.Remember(WithModel("t1", base));
-  v1::WorkItem item = AsDelta("t1", base, Values(1000, 2));
-  item.mutable_model_delta()->set_data_size(item.model_delta().data().size());
-  item.mutable_model_delta()->clear_data();
+TEST_F(HeldDeltaTest, ATransportErrorFetchingADeltaIsHandedBackAsIs) {
+  v1::WorkItem item = AsDelta("t1", base_, next_);
+  Apart(&item);
   int calls = 0;
-  EXPECT_THAT(held.Apply(&item, NoFetch(&calls)), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(held_.Apply(&item, NoFetch(&calls)), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(item.has_model_delta());
 }

@@ -52,9 +52,9 @@ grpc::Status Hello(v1::Federation::Stub* stub) {
   return stub->Hello(&context, request, &response);
 }
 
-// PullModelChunk with `request` as its exact bytes.
-grpc::Status PullChunk(const std::shared_ptr<grpc::Channel>& channel, const std::string& request,
-                       std::string* reply) {
+// Federation method `method` with `request` as its exact bytes.
+grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const char* method,
+                     const std::string& request, std::string* reply) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
@@ -64,11 +64,10 @@ grpc::Status PullChunk(const std::shared_ptr<grpc::Channel>& channel, const std:
   grpc::ByteBuffer received;
   absl::Notification done;
   grpc::Status status;
-  stub.UnaryCall(&context, "/tessera.v1.Federation/PullModelChunk", grpc::StubOptions(), &sent,
-                 &received, [&](grpc::Status s) {
-                   status = std::move(s);
-                   done.Notify();
-                 });
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &sent, &received, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
   done.WaitForNotification();
   std::vector<grpc::Slice> slices;
   if (status.ok() && received.Dump(&slices).ok()) {
@@ -76,6 +75,11 @@ grpc::Status PullChunk(const std::shared_ptr<grpc::Channel>& channel, const std:
       reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   return status;
+}
+
+grpc::Status PullChunk(const std::shared_ptr<grpc::Channel>& channel, const std::string& request,
+                       std::string* reply) {
+  return RawCall(channel, "/tessera.v1.Federation/PullModelChunk", request, reply);
 }
 
 using E2eModelDownloadTest = FederationTest;
@@ -119,6 +123,11 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
   const grpc::Status garbage = PullChunk(stranger, std::string("\xff\xff\xff", 3), &reply);
   EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << garbage.error_message();
   EXPECT_THAT(garbage.error_message(), HasSubstr("does not parse"));
+  // A PullWork request that does not parse (it lists the models a site holds) is refused too.
+  const grpc::Status bad_pull =
+      RawCall(stranger, "/tessera.v1.Federation/PullWork", std::string("\xff\xff\xff", 3), &reply);
+  EXPECT_EQ(bad_pull.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad_pull.error_message();
+  EXPECT_THAT(bad_pull.error_message(), HasSubstr("PullWork: the request does not parse"));
 
   ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(spec));
   // While the task runs, the stranger asks for its training round's model, the step every
