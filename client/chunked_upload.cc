@@ -14,12 +14,13 @@ namespace {
 // Writes the chunks one after another, reads the one reply, and reports the call's end.
 class Upload final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  explicit Upload(const std::string& bytes) : bytes_(bytes) {}
+  Upload(const std::string& bytes, bool wait_for_admission)
+      : bytes_(bytes), wait_for_admission_(wait_for_admission) {}
 
   grpc::Status Run(grpc::GenericStub& stub, grpc::ClientContext* ctx, grpc::ByteBuffer* reply) {
     stub.PrepareBidiStreamingCall(ctx, kPushResultChunkedMethod, grpc::StubOptions(), this);
     StartRead(reply);
-    WriteNext();
+    if (!wait_for_admission_) WriteNext();
     StartCall();
     done_.WaitForNotification();
     return status_;
@@ -28,6 +29,10 @@ class Upload final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::Byte
   void OnWriteDone(bool ok) override {
     // Not ok: the call is over (refused, cancelled, broken); OnDone tells how.
     if (ok) WriteNext();
+  }
+  // The coordinator admitted the upload (or, not ok, the call is over: OnDone tells how).
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (ok && wait_for_admission_) WriteNext();
   }
   void OnReadDone(bool /*ok*/) override {}
   void OnDone(const grpc::Status& status) override {
@@ -53,6 +58,7 @@ class Upload final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::Byte
   }
 
   const std::string& bytes_;
+  const bool wait_for_admission_;
   size_t offset_ = 0;
   grpc::ByteBuffer current_;  // the chunk being written
   grpc::Status status_;
@@ -62,8 +68,9 @@ class Upload final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::Byte
 }  // namespace
 
 grpc::Status CallChunked(grpc::GenericStub& stub, grpc::ClientContext* ctx,
-                         const std::string& request_bytes, grpc::ByteBuffer* reply) {
-  Upload upload(request_bytes);
+                         const std::string& request_bytes, bool wait_for_admission,
+                         grpc::ByteBuffer* reply) {
+  Upload upload(request_bytes, wait_for_admission);
   return upload.Run(stub, ctx, reply);
 }
 

@@ -316,6 +316,7 @@ class ClientDaemon {
       RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/Hello", hello, what, &welcome));
     }
     session_ok_ = true;
+    caller_->SetUploadsWaitForAdmission(welcome.uploads_wait_for_admission());
     crl_->Offer(welcome.crl_pem(), "coordinator");
     meters_.SetConnected(true);
     common::LogInfo("connected")

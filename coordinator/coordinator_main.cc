@@ -148,6 +148,8 @@ int main(int argc, char** argv) {
   // memory: at n = 50, d = 10^5 the coordinator's peak grew with the rounds it ran (104 MiB
   // after 4 rounds, 130 after 12); with two heaps 106, with one 98 (docs/performance.md).
   mallopt(M_ARENA_MAX, 2);
+  // Read buffers sized by each read, not by a connection's largest ones (crypto/tls.h).
+  tessera::crypto::KeepGrpcReadBuffersSmall();
   // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
   if (absl::Status st = tessera::crypto::KeepOpenSslUntilExit(); !st.ok()) {
     std::fprintf(stderr, "tessera-coordinator: %s\n", std::string(st.message()).c_str());

@@ -144,7 +144,11 @@ class FederationService final : public FederationBase {
       auto result =
           coordinator_->Hello(caller.node_id, caller.fingerprint_hex, *request,
                               static_cast<uint32_t>(absl::ToInt64Seconds(long_poll_)), &caller);
-      if (result.ok()) *response = std::move(*result);
+      if (result.ok()) {
+        *response = std::move(*result);
+        // internal/upload_call.h: an upload's initial metadata comes when it is admitted.
+        response->set_uploads_wait_for_admission(true);
+      }
       reactor->Finish(result.ok() ? grpc::Status::OK : ToGrpcStatus(result.status()));
     });
     return reactor;

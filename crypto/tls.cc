@@ -34,7 +34,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -157,6 +160,25 @@ absl::Status KeepOpenSslUntilExit() {
     return OpenSslInternal("cannot initialise OpenSSL");
   }
   return absl::OkStatus();
+}
+
+std::string GrpcExperimentsWithSmallReads(std::string_view current) {
+  // Debian's abseil has its own string_view.
+  const absl::string_view value(current.data(), current.size());
+  constexpr absl::string_view kExperiment = "tcp_read_chunks";
+  for (absl::string_view entry : absl::StrSplit(value, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (absl::ConsumePrefix(&entry, "-")) entry = absl::StripLeadingAsciiWhitespace(entry);
+    if (entry == kExperiment) return std::string(value);
+  }
+  if (absl::StripAsciiWhitespace(value).empty()) return absl::StrCat("-", kExperiment);
+  return absl::StrCat(value, ",-", kExperiment);
+}
+
+void KeepGrpcReadBuffersSmall() {
+  const char* current = std::getenv("GRPC_EXPERIMENTS");
+  const std::string value = GrpcExperimentsWithSmallReads(current == nullptr ? "" : current);
+  setenv("GRPC_EXPERIMENTS", value.c_str(), /*overwrite=*/1);
 }
 
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const v1::TlsFiles& files, Role want_role,

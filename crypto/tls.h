@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -114,6 +115,21 @@ absl::Status RequireTls13ForProcess();
 // anything else uses OpenSSL (the first initialization decides); INTERNAL if OpenSSL
 // refused.
 absl::Status KeepOpenSslUntilExit();
+
+// The GRPC_EXPERIMENTS value that keeps a gRPC server's per-connection read buffers small,
+// given the one in the environment (`current`, perhaps empty). gRPC 1.51 (Debian 12) reads
+// by default ("tcp_read_chunks") into as many 64 KiB blocks as the connection's recent reads
+// suggest, whatever GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE says, and keeps the part a read did not
+// fill for the next one: a connection that carried a masked input or a model keeps up to
+// megabytes while it idles in a long-poll, and a coordinator's memory grows with its sites
+// (docs/performance.md, "gRPC's read buffers"). "-tcp_read_chunks" is appended unless
+// `current` already names tcp_read_chunks (an operator's choice, kept). Pure.
+std::string GrpcExperimentsWithSmallReads(std::string_view current);
+
+// Sets GRPC_EXPERIMENTS to GrpcExperimentsWithSmallReads of its value. Call it in main(),
+// before any thread starts (it changes the environment) and before gRPC is used (gRPC reads
+// the variable once).
+void KeepGrpcReadBuffersSmall();
 
 }  // namespace tessera::crypto
 

@@ -1,7 +1,7 @@
 // How large vectors travel (proto/federation.proto): a work item's model above one chunk goes
 // apart (WorkItem.model_size, Federation.PullModelChunk), a site's answer above one chunk in
-// chunks (Federation.PushResultChunked). Both ends use these sizes; no message needs to hold
-// a whole model or masked input.
+// chunks (Federation.PushResultChunked; above 64 KiB to a coordinator that admits uploads).
+// Both ends use these sizes; no message needs to hold a whole model or masked input.
 #ifndef TESSERA_PROTO_TRANSFER_H_
 #define TESSERA_PROTO_TRANSFER_H_
 
@@ -19,6 +19,12 @@ inline constexpr size_t kMaxHeldModels = 8;
 
 // A site's answer (a serialized PushResultRequest) above this size goes in chunks of it.
 inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
+
+// To a coordinator that admits uploads (HelloResponse.uploads_wait_for_admission), an answer
+// above this size goes chunked too, so that it waits for its turn at the site rather than in
+// the coordinator's memory: a masked input of 16,000 values or more. Smaller answers (a
+// logistic regression's) go as one PushResult, without the admission's round trip.
+inline constexpr size_t kAdmittedUploadBytes = size_t{64} << 10;
 
 // The most certificates one Federation.FetchCertificates call asks for (a larger list is
 // fetched in several calls): about 0.8 MB of PEM in one reply.

@@ -11,6 +11,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proto/grpc_status.h"
+#include "proto/transfer.h"
 
 namespace tessera::client::internal {
 
@@ -63,9 +64,11 @@ absl::Status RecordedCaller::Call(grpc::ClientContext* ctx, const char* method,
   }
   grpc::ByteBuffer received;
   grpc::Status st;
-  if (std::string_view(method) == kPushResultMethod && bytes.size() > kUploadChunkBytes) {
+  const bool admitted = uploads_wait_for_admission_.load();
+  const size_t chunked_above = admitted ? proto::kAdmittedUploadBytes : kUploadChunkBytes;
+  if (std::string_view(method) == kPushResultMethod && bytes.size() > chunked_above) {
     // A masked input: the same bytes, in chunks (chunked_upload.h).
-    st = Guarded(ctx, [&] { return CallChunked(stub_, ctx, bytes, &received); });
+    st = Guarded(ctx, [&] { return CallChunked(stub_, ctx, bytes, admitted, &received); });
     if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
       // A coordinator that predates chunked uploads: the answer goes whole.
       grpc::ClientContext whole;

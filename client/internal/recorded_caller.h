@@ -2,7 +2,7 @@
 // leaves through RecordedCaller: serialised once (deterministically), recorded in the
 // egress ledger with the SHA-256 of those bytes, then handed to gRPC as those very bytes (a
 // generic call on a ByteBuffer), so that what the ledger hashed is what went on the wire.
-// A PushResult above one chunk goes in chunks (client/chunked_upload.h). CallGuard lets the
+// A large PushResult goes in chunks (client/chunked_upload.h). CallGuard lets the
 // daemon's stop path cancel the call in flight, so SIGTERM never waits out a long-poll.
 //
 // Thread safety: CallGuard is thread-safe; RecordedCaller is for the daemon's one loop
@@ -10,6 +10,7 @@
 #ifndef TESSERA_CLIENT_INTERNAL_RECORDED_CALLER_H_
 #define TESSERA_CLIENT_INTERNAL_RECORDED_CALLER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -63,6 +64,11 @@ class RecordedCaller {
                     const google::protobuf::MessageLite& request, const EgressMessage& what,
                     google::protobuf::MessageLite* response);
 
+  // What the coordinator's Hello said (HelloResponse.uploads_wait_for_admission): answers
+  // above proto::kAdmittedUploadBytes then go chunked, each written once the coordinator
+  // admits it (chunked_upload.h). False until set: above kUploadChunkBytes, written at once.
+  void SetUploadsWaitForAdmission(bool wait) { uploads_wait_for_admission_.store(wait); }
+
  private:
   // `bytes` as one message of `method`, on `ctx` (its deadline set).
   grpc::Status Unary(grpc::ClientContext* ctx, const char* method, const std::string& bytes,
@@ -84,6 +90,7 @@ class RecordedCaller {
   CallGuard* const guard_;
   ClientMetrics* const meters_;
   const std::string instance_id_;
+  std::atomic<bool> uploads_wait_for_admission_{false};
 };
 
 }  // namespace tessera::client::internal

@@ -118,7 +118,11 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
       state->ticket = ticket;  // perhaps before the constructor stores it
       state->admitted = true;
       cancelled = state->cancelled;
-      if (!cancelled && !state->finished) state->reactor->StartRead(&state->chunk);
+      if (!cancelled && !state->finished) {
+        // The site's go-ahead (upload_call.h); Finish then sends only the status.
+        state->reactor->StartSendInitialMetadata();
+        state->reactor->StartRead(&state->chunk);
+      }
     }
     if (cancelled) End(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
   }

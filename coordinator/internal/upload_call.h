@@ -2,7 +2,10 @@
 // serialized answer, larger than one message, arriving in chunks.
 //
 // The call waits for a place at the upload gate (upload_gate.h) before it reads anything,
-// so that its bytes stay at the site meanwhile; then it assembles the answer chunk by
+// so that its bytes stay at the site meanwhile; when admitted it sends the call's initial
+// metadata, which a site told so at Hello (HelloResponse.uploads_wait_for_admission) waits
+// for before it writes its first chunk (an older site's first chunks wait meanwhile in the
+// stream's flow control window, 256 KiB); then it assembles the answer chunk by
 // chunk, parses it on a worker and hands it on as PushResult would. Refused, naming what is
 // wrong, with INVALID_ARGUMENT: an announced size of 0 or above both max_message_bytes and
 // the largest answer the site's open work expects (a masked input, whatever the cap),

@@ -530,5 +530,17 @@ TEST_F(TlsTest, RawTls12ClientWorksAgainstAPermissiveServer) {
   EXPECT_EQ(outcome.version, TLS1_2_VERSION);
 }
 
+// The coordinator turns gRPC's tcp_read_chunks experiment off, keeping whatever else the
+// operator set, and leaves the experiment as the operator named it if they did.
+TEST(GrpcExperimentsTest, TurnsTcpReadChunksOffUnlessTheOperatorNamedIt) {
+  EXPECT_EQ(GrpcExperimentsWithSmallReads(""), "-tcp_read_chunks");
+  EXPECT_EQ(GrpcExperimentsWithSmallReads("  "), "-tcp_read_chunks");
+  EXPECT_EQ(GrpcExperimentsWithSmallReads("tcp_rcv_lowat"), "tcp_rcv_lowat,-tcp_read_chunks");
+  EXPECT_EQ(GrpcExperimentsWithSmallReads("tcp_read_chunks"), "tcp_read_chunks");
+  EXPECT_EQ(GrpcExperimentsWithSmallReads("a, -tcp_read_chunks"), "a, -tcp_read_chunks");
+  EXPECT_EQ(GrpcExperimentsWithSmallReads("tcp_read_chunks_x"),
+            "tcp_read_chunks_x,-tcp_read_chunks");
+}
+
 }  // namespace
 }  // namespace tessera::crypto

@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "coordinator/secure_stage.h"
 #include "coordinator/server.h"
+#include "crypto/tls.h"
 #include "proto/config.pb.h"
 #include "proto/validation.h"
 #include "tests/e2e/crash_points.h"
@@ -84,6 +85,7 @@ absl::Status Run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tessera::crypto::KeepGrpcReadBuffersSmall();  // as tessera-coordinator does
   absl::Status st = Run(argc, argv);
   if (!st.ok()) {
     std::fprintf(stderr, "tessera-coordinator-under-test: %s\n", std::string(st.message()).c_str());

@@ -55,6 +55,17 @@ class MonitoringTest : public FederationTest {
     };
   }
 
+  // The PKI, the data split, the coordinator and the sites with the listeners above; the
+  // coordinator's metrics port.
+  absl::StatusOr<int> StartMonitoredFederation() {
+    AddMetricsListeners();
+    RETURN_IF_ERROR(MakeTestPki());
+    RETURN_IF_ERROR(SplitData());
+    RETURN_IF_ERROR(StartCoordinator());
+    RETURN_IF_ERROR(StartClients());
+    return MetricsPort(temp().File("coordinator-metrics"), *coordinator());
+  }
+
   absl::StatusOr<int> MetricsPort(const std::string& ready_file, Process& owner) {
     ASSIGN_OR_RETURN(std::string bound, WaitForFile(ready_file, owner, absl::Seconds(30)));
     return PortOf(bound);
@@ -94,13 +105,7 @@ std::string QueryValue(int prometheus_port, const std::string& query) {
 
 TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
   constexpr uint32_t kRounds = 3;
-  AddMetricsListeners();
-  ASSERT_OK(MakeTestPki());
-  ASSERT_OK(SplitData());
-  ASSERT_OK(StartCoordinator());
-  ASSERT_OK(StartClients());
-  ASSERT_OK_AND_ASSIGN(int coordinator_port,
-                       MetricsPort(temp().File("coordinator-metrics"), *coordinator()));
+  ASSERT_OK_AND_ASSIGN(int coordinator_port, StartMonitoredFederation());
   ASSERT_OK_AND_ASSIGN(int site_port,
                        MetricsPort(temp().File("site-metrics"), *site(kMonitoredSite).process));
 
@@ -309,6 +314,36 @@ TEST_F(MonitoringTest, JsonLogsOnBothDaemonsAndHandshakeFailuresNameThePeer) {
   EXPECT_THAT(coordinator_log, HasSubstr("\"event\":\"round_committed\""));
   ExpectJsonLines(site(kMonitoredSite).process->Log(), kMonitoredSite);
   EXPECT_THAT(site(kMonitoredSite).process->Log(), HasSubstr("\"event\":\"work_answered\""));
+}
+
+// A masked input between 64 KiB and 1 MiB goes as PushResultChunked, waiting for its turn
+// at the site (HelloResponse.uploads_wait_for_admission; client/chunked_upload.h), not as one
+// PushResult that every site sends at once: the coordinator's page counts the chunked calls.
+TEST_F(MonitoringTest, AMidSizeMaskedInputGoesChunkedToACoordinatorThatAdmitsUploads) {
+  ASSERT_OK_AND_ASSIGN(int coordinator_port, StartMonitoredFederation());
+  // 30 features -> 600 -> 2 classes: 19,802 parameters, a masked input of about 80 KB.
+  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
+  spec.set_rounds(1);
+  v1::ModelSpec* model = spec.mutable_model();
+  model->Clear();
+  model->set_kind(v1::ModelSpec::MLP);
+  model->add_hidden_layers(600);
+  model->set_num_classes(2);
+  ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(spec));
+  ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, WaitForTask(task_id, IsFinished, absl::Seconds(120)));
+  ASSERT_EQ(task.state(), v1::TASK_COMPLETED) << task.state_reason();
+  const std::string page = testing::RawHttpBody(testing::RawHttpGet(coordinator_port, "/metrics"));
+  int chunked = 0;
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (absl::ConsumePrefix(&line,
+                            "tessera_grpc_server_handled_total{method=\"/tessera.v1."
+                            "Federation/PushResultChunked\",code=\"OK\"} ")) {
+      EXPECT_TRUE(absl::SimpleAtoi(line, &chunked)) << line;
+    }
+  }
+  // Every site's masked input of the round's session (the evaluation session's vector, of
+  // the AUC sketch and counts, is small).
+  EXPECT_EQ(chunked, static_cast<int>(Sites().size())) << page;
 }
 
 }  // namespace

@@ -396,6 +396,11 @@ int64_t PeakResidentBytes(int pid) {
   return kib < 0 ? -1 : kib * 1024;
 }
 
+int64_t ResidentBytes(int pid) {
+  const int64_t kib = StatusField(pid, "VmRSS");
+  return kib < 0 ? -1 : kib * 1024;
+}
+
 double CpuSeconds(int pid) {
   const std::string stat = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
   // The command name (field 2) is in parentheses and may hold spaces: count from its end.

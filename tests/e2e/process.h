@@ -138,6 +138,8 @@ std::string Tail(const std::string& text, int lines);
 // time so far in seconds (/proc/PID/stat), -1 if unreadable.
 int ThreadCount(int pid);
 int64_t PeakResidentBytes(int pid);
+// Its resident set size now in bytes (/proc/PID/status "VmRSS"), -1 if unreadable.
+int64_t ResidentBytes(int pid);
 double CpuSeconds(int pid);
 
 }  // namespace tessera::e2e
