@@ -1,6 +1,7 @@
 #include "client/chunked_upload.h"
 
 #include <algorithm>
+#include <string>
 #include <string_view>
 
 #include "absl/synchronization/notification.h"
@@ -18,6 +19,8 @@ class Upload final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::Byte
       : bytes_(bytes), wait_for_admission_(wait_for_admission) {}
 
   grpc::Status Run(grpc::GenericStub& stub, grpc::ClientContext* ctx, grpc::ByteBuffer* reply) {
+    // Its size, so that the coordinator may read it alongside other small ones.
+    ctx->AddMetadata(proto::kDeclaredUploadBytesMetadata, std::to_string(bytes_.size()));
     stub.PrepareBidiStreamingCall(ctx, kPushResultChunkedMethod, grpc::StubOptions(), this);
     StartRead(reply);
     if (!wait_for_admission_) WriteNext();

@@ -7,8 +7,9 @@
 namespace tessera::coordinator {
 
 UploadGate::UploadGate(int capacity, absl::Duration timeout, uint64_t min_bytes_per_second,
-                       const common::Clock* clock)
+                       const common::Clock* clock, uint64_t declared_budget_bytes)
     : capacity_(std::max(capacity, 1)),
+      declared_budget_bytes_(declared_budget_bytes),
       timeout_(timeout),
       min_bytes_per_second_(std::max<uint64_t>(min_bytes_per_second, 1)),
       clock_(clock),
@@ -25,21 +26,22 @@ UploadGate::~UploadGate() {
 
 uint64_t UploadGate::Acquire(const std::string& site, std::function<void(uint64_t ticket)> admitted,
                              Overstayed overstayed) {
+  return Acquire(site, 0, std::move(admitted), std::move(overstayed));
+}
+
+uint64_t UploadGate::Acquire(const std::string& site, uint64_t declared_bytes,
+                             std::function<void(uint64_t ticket)> admitted, Overstayed overstayed) {
   uint64_t ticket = 0;
+  std::vector<std::function<void()>> now_admitted;
   {
     absl::MutexLock lock(&mu_);
     ticket = next_ticket_++;
-    // No older upload waits for a free place it may take: Release hands each freed place
-    // on at once.
-    if (static_cast<int>(reading_.size()) >= capacity_ || sites_reading_.count(site) > 0) {
-      waiting_.emplace(ticket, Waiting{site, std::move(admitted), std::move(overstayed)});
-      return ticket;
-    }
-    sites_reading_.insert(site);
-    reading_.emplace(ticket, Reading{site, std::move(overstayed), clock_->Now(), 0});
-    ++changes_;
+    // Behind any older upload still waiting (AdmitWaiting keeps their order).
+    waiting_.emplace(ticket,
+                     Waiting{site, declared_bytes, std::move(admitted), std::move(overstayed)});
+    now_admitted = AdmitWaiting(clock_->Now());
   }
-  admitted(ticket);
+  for (auto& run : now_admitted) run();
   return ticket;
 }
 
@@ -56,30 +58,45 @@ bool UploadGate::Withdraw(uint64_t ticket) {
 }
 
 void UploadGate::Release(uint64_t ticket) {
-  std::function<void()> next;
+  std::vector<std::function<void()>> next;
   {
     absl::MutexLock lock(&mu_);
     auto it = reading_.find(ticket);
     if (it == reading_.end()) return;
     sites_reading_.erase(it->second.site);
+    declared_reading_bytes_ -= it->second.declared_bytes;
     reading_.erase(it);
-    next = AdmitNext(clock_->Now());
+    next = AdmitWaiting(clock_->Now());
     ++changes_;
   }
-  if (next) next();
+  for (auto& run : next) run();
 }
 
-std::function<void()> UploadGate::AdmitNext(absl::Time now) {
-  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-    if (sites_reading_.count(it->second.site) > 0) continue;
+bool UploadGate::Fits(uint64_t declared_bytes) const {
+  if (static_cast<int>(reading_.size()) < capacity_) return true;
+  return declared_bytes > 0 && declared_reading_bytes_ + declared_bytes <= declared_budget_bytes_;
+}
+
+std::vector<std::function<void()>> UploadGate::AdmitWaiting(absl::Time now) {
+  std::vector<std::function<void()>> admitted_now;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (sites_reading_.count(it->second.site) > 0) {
+      ++it;  // its site's other upload is being read
+      continue;
+    }
+    // The oldest upload that may take a place: none younger passes it.
+    if (!Fits(it->second.declared_bytes)) break;
     const uint64_t ticket = it->first;
     std::function<void(uint64_t)> admitted = std::move(it->second.admitted);
     sites_reading_.insert(it->second.site);
-    reading_.emplace(ticket, Reading{it->second.site, std::move(it->second.overstayed), now, 0});
-    waiting_.erase(it);
-    return [admitted = std::move(admitted), ticket] { admitted(ticket); };
+    declared_reading_bytes_ += it->second.declared_bytes;
+    reading_.emplace(ticket, Reading{it->second.site, it->second.declared_bytes,
+                                     std::move(it->second.overstayed), now, 0});
+    it = waiting_.erase(it);
+    ++changes_;
+    admitted_now.push_back([admitted = std::move(admitted), ticket] { admitted(ticket); });
   }
-  return nullptr;
+  return admitted_now;
 }
 
 absl::Time UploadGate::DeadlineOf(const Reading& r) const {

@@ -5,6 +5,12 @@
 // whatever the number of sites sending at once (the running sum itself is O(d),
 // secagg/server.h).
 //
+// Beyond those `capacity` places, uploads whose size the site declared (PushResultChunked's
+// "tessera-upload-bytes" metadata, checked against what it then sends) are read together as
+// long as their declared sizes add up to at most `declared_budget_bytes`: a cohort's masked
+// inputs of a few hundred kilobytes go ten at a time, not two, while megabyte ones still go
+// two at a time.
+//
 // Fair to the other sites:
 //   - one place per site: a site's second upload waits while its first is read, even if a
 //     place is free, so that one site cannot take every place;
@@ -26,6 +32,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -40,9 +47,10 @@ class UploadGate {
   using Overstayed = std::function<void(absl::Duration read_for, uint64_t received)>;
 
   // `capacity` >= 1 (a smaller value means 1), `min_bytes_per_second` >= 1. `clock` must
-  // outlive the gate. Starts the watcher thread.
+  // outlive the gate. `declared_budget_bytes`: see above (0: `capacity` places only).
+  // Starts the watcher thread.
   UploadGate(int capacity, absl::Duration timeout, uint64_t min_bytes_per_second,
-             const common::Clock* clock);
+             const common::Clock* clock, uint64_t declared_budget_bytes = 0);
   // Stops the watcher; an overstay not yet reported is not.
   ~UploadGate();
   UploadGate(const UploadGate&) = delete;
@@ -55,6 +63,11 @@ class UploadGate {
   // `admitted` is given the ticket (it may run before Acquire returns it).
   uint64_t Acquire(const std::string& site, std::function<void(uint64_t ticket)> admitted,
                    Overstayed overstayed);
+  // The same for an upload of `declared_bytes` (0: not declared), which may then also be
+  // admitted within the declared budget; admissions keep the order of arrival: an upload
+  // that fits nowhere yet holds back younger ones of other sites.
+  uint64_t Acquire(const std::string& site, uint64_t declared_bytes,
+                   std::function<void(uint64_t ticket)> admitted, Overstayed overstayed);
 
   // `bytes` more of the admitted upload `ticket` were received (its allowance grows).
   void Received(uint64_t ticket, uint64_t bytes);
@@ -76,11 +89,13 @@ class UploadGate {
  private:
   struct Waiting {
     std::string site;
+    uint64_t declared_bytes = 0;
     std::function<void(uint64_t)> admitted;
     Overstayed overstayed;
   };
   struct Reading {
     std::string site;
+    uint64_t declared_bytes = 0;
     Overstayed overstayed;  // emptied once run
     absl::Time since;
     uint64_t received = 0;
@@ -88,12 +103,16 @@ class UploadGate {
 
   // When `r` overstays.
   absl::Time DeadlineOf(const Reading& r) const;
-  // Admits the oldest waiting upload that may take a place; returns its callback bound to
-  // its ticket (empty if none).
-  std::function<void()> AdmitNext(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether an upload of `declared_bytes` may be read now.
+  bool Fits(uint64_t declared_bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Admits waiting uploads, oldest first among sites that hold no place, until the oldest
+  // such one does not fit; returns their callbacks bound to their tickets.
+  std::vector<std::function<void()>> AdmitWaiting(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Watch();
 
   const int capacity_;
+  const uint64_t declared_budget_bytes_;
   const absl::Duration timeout_;
   const uint64_t min_bytes_per_second_;
   const common::Clock* const clock_;
@@ -101,6 +120,7 @@ class UploadGate {
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Reading> reading_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> sites_reading_ ABSL_GUARDED_BY(mu_);
+  uint64_t declared_reading_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, Waiting> waiting_ ABSL_GUARDED_BY(mu_);
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // wakes the watcher
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

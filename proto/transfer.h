@@ -26,6 +26,11 @@ inline constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 // logistic regression's) go as one PushResult, without the admission's round trip.
 inline constexpr size_t kAdmittedUploadBytes = size_t{64} << 10;
 
+// The PushResultChunked call metadata in which a site declares its answer's size in bytes
+// (decimal; what the first chunk then announces): the coordinator may read several small
+// declared uploads at once (coordinator/upload_gate.h).
+inline constexpr char kDeclaredUploadBytesMetadata[] = "tessera-upload-bytes";
+
 // The most certificates one Federation.FetchCertificates call asks for (a larger list is
 // fetched in several calls): about 0.8 MB of PEM in one reply.
 inline constexpr size_t kMaxCertificatesPerFetch = 1024;

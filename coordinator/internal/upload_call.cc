@@ -7,12 +7,14 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "crypto/tls.h"
 #include "proto/grpc_status.h"
+#include "proto/transfer.h"
 
 namespace tessera::coordinator::internal {
 namespace {
@@ -22,10 +24,13 @@ namespace {
 // call is not finished (gRPC deletes it in OnDone, which comes only after Finish).
 class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
  public:
-  UploadCall(const Uploads* uploads, std::string site, CallLimiter::PullSlot slot)
+  UploadCall(const Uploads* uploads, std::string site, CallLimiter::PullSlot slot,
+             uint64_t declared_bytes)
       : state_(std::make_shared<State>(uploads, this, std::move(site), std::move(slot))) {
+    state_->declared = declared_bytes;
     const uint64_t ticket = uploads->gate->Acquire(
-        state_->site, [state = state_](uint64_t ticket) { Admitted(state, ticket); },
+        state_->site, declared_bytes,
+        [state = state_](uint64_t ticket) { Admitted(state, ticket); },
         [state = state_](absl::Duration read_for, uint64_t received) {
           Overstayed(state, read_for, received);
         });
@@ -50,6 +55,13 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
           most = expected;
           bound = "the largest answer this site's open work expects";
         }
+      }
+      if (s.declared != 0 && s.total != s.declared) {
+        return End(state_,
+                   grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                absl::StrCat("an upload announced ", s.total, " bytes, not the ",
+                                             s.declared, " its call declared (",
+                                             proto::kDeclaredUploadBytesMetadata, ")")));
       }
       if (s.total == 0 || s.total > most) {
         return End(state_, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -107,6 +119,7 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
     v1::PushResultChunk chunk;
     std::string bytes;
     uint64_t total = 0;
+    uint64_t declared = 0;  // set before the first read
     bool first = true;
   };
 
@@ -195,10 +208,21 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
 
 }  // namespace
 
+uint64_t DeclaredUploadBytes(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  const auto it = metadata.find(proto::kDeclaredUploadBytesMetadata);
+  if (it == metadata.end()) return 0;
+  uint64_t bytes = 0;
+  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &bytes)) {
+    return 0;
+  }
+  return bytes;
+}
+
 grpc::ServerReadReactor<v1::PushResultChunk>* StartUpload(const Uploads* uploads, std::string site,
-                                                          CallLimiter::PullSlot slot) {
+                                                          CallLimiter::PullSlot slot,
+                                                          uint64_t declared_bytes) {
   // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves (OnDone).
-  return new UploadCall(uploads, std::move(site), std::move(slot));
+  return new UploadCall(uploads, std::move(site), std::move(slot), declared_bytes);
 }
 
 }  // namespace tessera::coordinator::internal

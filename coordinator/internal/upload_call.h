@@ -14,6 +14,10 @@
 // for longer than the gate allows (a stalled or trickling site). Nothing is logged with
 // the answer's contents.
 //
+// A site that declares its upload's size (proto::kDeclaredUploadBytesMetadata) may be read
+// alongside more uploads of other sites (upload_gate.h); its first chunk must then announce
+// exactly that size.
+//
 // Thread-safe as gRPC reactors are: gRPC runs one of a call's reactions at a time; what the
 // gate's callbacks, gRPC and the worker share is guarded.
 #ifndef TESSERA_COORDINATOR_INTERNAL_UPLOAD_CALL_H_
@@ -21,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -28,6 +33,7 @@
 #include "coordinator/limits.h"
 #include "coordinator/upload_gate.h"
 #include "grpcpp/support/server_callback.h"
+#include "grpcpp/support/string_ref.h"
 #include "proto/federation.pb.h"
 
 namespace tessera::coordinator::internal {
@@ -45,10 +51,18 @@ struct Uploads {
   std::function<absl::Status(const std::string& site, const v1::PushResultRequest& request)> push;
 };
 
+// The size a site declared for its upload in the call's metadata
+// (proto::kDeclaredUploadBytesMetadata, decimal), or 0 if it declared none or not a size (the
+// upload then takes only the gate's counted places).
+uint64_t DeclaredUploadBytes(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+
 // A reactor for one upload from `site`; it holds `slot` (the site's push in progress) until
-// it finishes. gRPC owns it (deleted in OnDone).
+// it finishes. gRPC owns it (deleted in OnDone). With `declared_bytes` (0: none), the
+// upload may be read within the gate's declared budget, and is refused with
+// INVALID_ARGUMENT if it announces another size.
 grpc::ServerReadReactor<v1::PushResultChunk>* StartUpload(const Uploads* uploads, std::string site,
-                                                          CallLimiter::PullSlot slot);
+                                                          CallLimiter::PullSlot slot,
+                                                          uint64_t declared_bytes = 0);
 
 }  // namespace tessera::coordinator::internal
 

@@ -77,6 +77,36 @@ TEST_F(UploadGateTest, AdmitsUpToItsCapacityThenTheOldestWaitingAsPlacesFree) {
   EXPECT_EQ(gate.waiting(), 0);
 }
 
+// Beyond the counted places, uploads of declared sizes share a budget of bytes; the order
+// of arrival holds (an upload that fits nowhere holds back younger ones), and undeclared
+// uploads take counted places only.
+TEST_F(UploadGateTest, DeclaredUploadsShareAByteBudgetBeyondTheCountedPlaces) {
+  UploadGate gate(2, absl::Seconds(30), 1024, &clock_, /*declared_budget_bytes=*/1000);
+  std::vector<uint64_t> small;
+  for (const char* s : {"a", "b", "c", "d", "e", "f"}) {
+    small.push_back(gate.Acquire(absl::StrCat("site-", s), 200, Note(s), Overstay(s)));
+  }
+  // a..e: 1,000 bytes in all; f would pass the budget.
+  EXPECT_THAT(admitted(), ElementsAre("a", "b", "c", "d", "e"));
+  EXPECT_EQ(gate.waiting(), 1);
+  const uint64_t big = gate.Acquire("site-g", 900, Note("g"), Overstay("g"));
+  const uint64_t undeclared = gate.Acquire("site-h", Note("h"), Overstay("h"));
+  gate.Release(small[0]);
+  EXPECT_THAT(admitted(), ElementsAre("a", "b", "c", "d", "e", "f")) << "f fits again";
+  gate.Release(small[1]);
+  gate.Release(small[2]);
+  EXPECT_EQ(gate.admitted(), 3) << "g (900 bytes) does not fit beside 600, nor may h pass it";
+  gate.Release(small[3]);
+  gate.Release(small[4]);
+  EXPECT_THAT(admitted(), ElementsAre("a", "b", "c", "d", "e", "f", "g"))
+      << "g takes a counted place; h needs one too";
+  gate.Release(small[5]);
+  EXPECT_THAT(admitted(), ElementsAre("a", "b", "c", "d", "e", "f", "g", "h"));
+  gate.Release(big);
+  gate.Release(undeclared);
+  EXPECT_EQ(gate.admitted(), 0);
+}
+
 TEST_F(UploadGateTest, AWithdrawnUploadIsNeverAdmittedAndAnAdmittedOneCannotWithdraw) {
   UploadGate gate(1, absl::Seconds(30), 1024, &clock_);
   const uint64_t first = gate.Acquire("site-a", Note("first"), Overstay("first"));

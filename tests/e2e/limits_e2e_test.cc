@@ -52,6 +52,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/federation.grpc.pb.h"
+#include "proto/transfer.h"
 #include "tests/e2e/federation.h"
 #include "tests/e2e/flood.h"
 #include "tests/e2e/process.h"
@@ -439,11 +440,14 @@ TEST_F(E2eStoreTest, CoordinatorRefusesADamagedWalNamingTheFileUntilAConfirmedRe
 
 constexpr char kInstance[] = "test-instance";
 
-// Writes `chunks` on one PushResultChunked call and returns its status.
-grpc::Status Upload(v1::Federation::Stub *stub, const std::vector<v1::PushResultChunk> &chunks) {
+// Writes `chunks` on one PushResultChunked call, declaring `declared` as its size if given,
+// and returns its status.
+grpc::Status Upload(v1::Federation::Stub *stub, const std::vector<v1::PushResultChunk> &chunks,
+                    const std::string &declared = "") {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
   context.AddMetadata("tessera-instance", kInstance);
+  if (!declared.empty()) context.AddMetadata(proto::kDeclaredUploadBytesMetadata, declared);
   v1::PushResultResponse response;
   auto writer = stub->PushResultChunked(&context, &response);
   for (const v1::PushResultChunk &chunk : chunks) {
@@ -484,23 +488,34 @@ TEST_F(E2eChunkedUploadTest, AMalformedUploadIsRefusedNamingWhatIsWrongAndTheCoo
     const char *what;
     std::vector<v1::PushResultChunk> chunks;
     const char *says;
+    std::string declared;
   };
   const std::vector<Case> cases = {
-      {"nothing announced", {Chunk(0, "abc")}, "announced 0 bytes"},
+      {"nothing announced", {Chunk(0, "abc")}, "announced 0 bytes", ""},
+      {"another size than the call declared",
+       {Chunk(answer.size(), answer)},
+       "not the 100 its call declared (tessera-upload-bytes)",
+       "100"},
       {"more than the message cap",
        {Chunk((8 << 20) + 1, "abc")},
-       "announced 8388609 bytes (1 to 8388608, max_message_bytes)"},
+       "announced 8388609 bytes (1 to 8388608, max_message_bytes)",
+       ""},
       {"past the announced size",
        {Chunk(10, answer.substr(0, 8)), Chunk(0, answer.substr(8, 8))},
-       "pass the 10 bytes"},
-      {"ended short", {Chunk(answer.size(), answer.substr(0, 1000))}, "ended after 1000 of the"},
-      {"no chunk at all", {}, "ended after 0 of the 0"},
+       "pass the 10 bytes",
+       ""},
+      {"ended short",
+       {Chunk(answer.size(), answer.substr(0, 1000))},
+       "ended after 1000 of the",
+       ""},
+      {"no chunk at all", {}, "ended after 0 of the 0", ""},
       {"bytes that do not parse",
        {Chunk(6, std::string("\xff\xff\xff\xff\xff\xff", 6))},
-       "does not parse"},
+       "does not parse",
+       ""},
   };
   for (const Case &c : cases) {
-    const grpc::Status status = Upload(stub.get(), c.chunks);
+    const grpc::Status status = Upload(stub.get(), c.chunks, c.declared);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
         << c.what << ": " << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr(c.says)) << c.what;
@@ -659,7 +674,9 @@ TEST_F(E2eChunkedUploadTest, TricklingSitesCannotHoldTheGateFromOtherSites) {
     tricklers.push_back(std::make_unique<Trickler>(channels[s], uint64_t{6} << 20, 1 << 20));
     ASSERT_TRUE(tricklers.back()->WaitWritten(absl::Seconds(30))) << s << " was never read";
   }
-  // A third site's 2 MiB answer gets through in seconds, not after the tricklers give up.
+  // A third site's 2 MiB answer gets through in seconds, not after the tricklers give up:
+  // declared, it is read beside them within the declared budget (an undeclared one waits
+  // for one of them to be refused: AnUploadIsToldWhenItIsAdmittedAndNotBefore).
   const absl::Time start = absl::Now();
   grpc::GenericStub stub(channels["hospital-c"]);
   grpc::ClientContext context;
