@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/csv.h"
 #include "client/dataset.h"
@@ -49,6 +51,8 @@
 #include "secagg/stage_encoding.h"
 #include "tests/e2e/cheating_coordinator.h"
 #include "tests/e2e/federation.h"
+#include "tests/e2e/process.h"
+#include "tests/testing/raw_http.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::e2e {
@@ -115,6 +119,12 @@ class E2eDifferenceAttack : public FederationTest {
     ASSERT_OK(MakeTestPki());
     ASSERT_OK(SplitData());
     ASSERT_OK_AND_ASSIGN(cheater_, CheatingCoordinator::Start(coordinator_tls()));
+    // One site's metrics, on a port of the system's choosing.
+    edit_client_config_ = [this](const std::string& name, v1::ClientConfig* config) {
+      if (name != Sites().front()) return;
+      config->set_metrics_listen_address("127.0.0.1:0");
+      config->set_metrics_ready_file(temp().File("site-metrics"));
+    };
     // min_cohort 2 at every site: each of the two cohorts meets every site's minimum, so
     // nothing but the once-only rule stands in the attack's way.
     for (const std::string& name : Sites()) ASSERT_OK(StartSite(name));
@@ -394,6 +404,18 @@ TEST_F(E2eDifferenceAttack, ABadModelDeltaIsRefusedAndTheModelTakenWhole) {
     EXPECT_THAT(log, HasSubstr("event=model_delta_refused")) << name;
     EXPECT_THAT(log, HasSubstr("does not hash to model_hash")) << name;
   }
+  // The operator sees it too: the site counts the refused delta, and the model it took whole
+  // instead beside round 1's.
+  ASSERT_OK_AND_ASSIGN(
+      std::string bound,
+      WaitForFile(temp().File("site-metrics"), *site(Sites().front()).process, absl::Seconds(30)));
+  int port = 0;
+  const std::string address(absl::StripSuffix(bound, "\n"));
+  ASSERT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port)) << bound;
+  const std::string page = testing::RawHttpBody(testing::RawHttpGet(port, "/metrics"));
+  EXPECT_THAT(page, HasSubstr("tessera_client_models_received_total{form=\"delta_refused\"} 1\n"))
+      << page;
+  EXPECT_THAT(page, HasSubstr("tessera_client_models_received_total{form=\"whole\"} 2\n")) << page;
 }
 
 }  // namespace
