@@ -401,9 +401,13 @@ grpc::ServerReadReactor<v1::PushResultChunk>* FederationService::PushResultChunk
   // Refused at once, like PushResult, by the caller's identity and its pushes in progress.
   absl::Status refused;
   auto caller = Caller(coordinator_, context, crypto::Role::kInstitution);
+  const absl::StatusOr<uint64_t> declared =
+      internal::DeclaredUploadBytes(context->client_metadata());
   std::optional<CallLimiter::PullSlot> slot;
   if (!caller.ok()) {
     refused = caller.status();
+  } else if (!declared.ok()) {
+    refused = declared.status();
   } else {
     slot.emplace(limiter_.BeginPush(caller->node_id));
     if (!slot->status().ok()) {
@@ -420,8 +424,7 @@ grpc::ServerReadReactor<v1::PushResultChunk>* FederationService::PushResultChunk
     // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): gRPC reactors delete themselves.
     return new Refused(refused);
   }
-  return internal::StartUpload(&upload_context_, caller->node_id, *std::move(slot),
-                               internal::DeclaredUploadBytes(context->client_metadata()));
+  return internal::StartUpload(&upload_context_, caller->node_id, *std::move(slot), *declared);
 }
 
 grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContext* context,

@@ -64,11 +64,11 @@ absl::Status RecordedCaller::Call(grpc::ClientContext* ctx, const char* method,
   }
   grpc::ByteBuffer received;
   grpc::Status st;
-  const bool admitted = uploads_wait_for_admission_.load();
-  const size_t chunked_above = admitted ? proto::kAdmittedUploadBytes : kUploadChunkBytes;
+  const bool admits_uploads = uploads_wait_for_admission_.load();
+  const size_t chunked_above = admits_uploads ? proto::kAdmittedUploadBytes : kUploadChunkBytes;
   if (std::string_view(method) == kPushResultMethod && bytes.size() > chunked_above) {
     // A masked input: the same bytes, in chunks (chunked_upload.h).
-    st = Guarded(ctx, [&] { return CallChunked(stub_, ctx, bytes, admitted, &received); });
+    st = Guarded(ctx, [&] { return CallChunked(stub_, ctx, bytes, admits_uploads, &received); });
     if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
       // A coordinator that predates chunked uploads: the answer goes whole.
       grpc::ClientContext whole;

@@ -208,12 +208,16 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
 
 }  // namespace
 
-uint64_t DeclaredUploadBytes(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+absl::StatusOr<uint64_t> DeclaredUploadBytes(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
   const auto it = metadata.find(proto::kDeclaredUploadBytesMetadata);
   if (it == metadata.end()) return 0;
   uint64_t bytes = 0;
-  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &bytes)) {
-    return 0;
+  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &bytes) ||
+      bytes == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("the call's ",
+                                                   proto::kDeclaredUploadBytesMetadata,
+                                                   " metadata is not a size of 1 byte or more"));
   }
   return bytes;
 }

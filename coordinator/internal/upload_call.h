@@ -29,6 +29,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/worker_pool.h"
 #include "coordinator/limits.h"
 #include "coordinator/upload_gate.h"
@@ -52,9 +53,11 @@ struct Uploads {
 };
 
 // The size a site declared for its upload in the call's metadata
-// (proto::kDeclaredUploadBytesMetadata, decimal), or 0 if it declared none or not a size (the
-// upload then takes only the gate's counted places).
-uint64_t DeclaredUploadBytes(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+// (proto::kDeclaredUploadBytesMetadata, decimal), or 0 if it declared none (the upload then
+// takes only the gate's counted places). INVALID_ARGUMENT naming the metadata if it is not
+// a size of at least 1 byte.
+absl::StatusOr<uint64_t> DeclaredUploadBytes(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
 // A reactor for one upload from `site`; it holds `slot` (the site's push in progress) until
 // it finishes. gRPC owns it (deleted in OnDone). With `declared_bytes` (0: none), the

@@ -473,7 +473,37 @@ std::string MaskedAnswer(const std::string &work_id, size_t bytes) {
   return answer.SerializeAsString();
 }
 
-using E2eChunkedUploadTest = FederationTest;
+class E2eChunkedUploadTest : public FederationTest {
+ protected:
+  // hospital-a..c, each with a channel of its own (channels_) and having said Hello
+  // (hospital-c's answer in welcome_), to a coordinator that reads an upload for
+  // `timeout_seconds` plus its bytes at 1 MiB/s.
+  absl::Status StartThreeSites(uint32_t timeout_seconds) {
+    RETURN_IF_ERROR(MakeTestPki({"hospital-a", "hospital-b", "hospital-c"}));
+    edit_coordinator_config_ = [timeout_seconds](v1::CoordinatorConfig *config) {
+      config->set_upload_timeout_seconds(timeout_seconds);
+      config->set_min_upload_kib_per_second(1024);
+    };
+    RETURN_IF_ERROR(StartCoordinator());
+    for (const char *s : {"hospital-a", "hospital-b", "hospital-c"}) {
+      ASSIGN_OR_RETURN(channels_[s], ChannelAs(site(s).tls, crypto::Role::kInstitution));
+      const grpc::Status said = Hello(v1::Federation::NewStub(channels_[s]).get(), kInstance,
+                                      std::string(s) == "hospital-c" ? &welcome_ : nullptr);
+      if (!said.ok())
+        return absl::InternalError(absl::StrCat(s, "'s Hello: ", said.error_message()));
+    }
+    return absl::OkStatus();
+  }
+
+  // The channels close before the coordinator stops, which would otherwise wait for them.
+  void TearDown() override {
+    channels_.clear();
+    FederationTest::TearDown();
+  }
+
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  v1::HelloResponse welcome_;
+};
 
 TEST_F(E2eChunkedUploadTest, AMalformedUploadIsRefusedNamingWhatIsWrongAndTheCoordinatorGoesOn) {
   ASSERT_OK(MakeTestPki({"hospital-a"}));
@@ -514,6 +544,14 @@ TEST_F(E2eChunkedUploadTest, AMalformedUploadIsRefusedNamingWhatIsWrongAndTheCoo
        "does not parse",
        ""},
   };
+  // A declared size that is no size: refused before anything is read.
+  for (const char *declared : {"many", "0", "-5"}) {
+    const grpc::Status status = Upload(stub.get(), {Chunk(answer.size(), answer)}, declared);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << declared;
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("tessera-upload-bytes metadata is not a size of 1 byte or more"))
+        << declared;
+  }
   for (const Case &c : cases) {
     const grpc::Status status = Upload(stub.get(), c.chunks, c.declared);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
@@ -656,17 +694,8 @@ class Trickler {
 };
 
 TEST_F(E2eChunkedUploadTest, TricklingSitesCannotHoldTheGateFromOtherSites) {
-  ASSERT_OK(MakeTestPki({"hospital-a", "hospital-b", "hospital-c"}));
-  edit_coordinator_config_ = [](v1::CoordinatorConfig *config) {
-    config->set_upload_timeout_seconds(2);
-    config->set_min_upload_kib_per_second(1024);
-  };
-  ASSERT_OK(StartCoordinator());
-  std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
-  for (const char *s : {"hospital-a", "hospital-b", "hospital-c"}) {
-    ASSERT_OK_AND_ASSIGN(channels[s], ChannelAs(site(s).tls, crypto::Role::kInstitution));
-    ASSERT_TRUE(Hello(v1::Federation::NewStub(channels[s]).get()).ok());
-  }
+  ASSERT_OK(StartThreeSites(/*timeout_seconds=*/2));
+  auto &channels = channels_;
   // Two sites each send 1 MiB of an announced 6 MiB and stop: both are read (their bytes
   // pass the flow-control window), so they hold both places at the gate.
   std::vector<std::unique_ptr<Trickler>> tricklers;
@@ -710,23 +739,10 @@ TEST_F(E2eChunkedUploadTest, TricklingSitesCannotHoldTheGateFromOtherSites) {
 // admits uploads, sends an upload's initial metadata when a place at the gate is its, and
 // not before: a site waiting for it sends nothing meanwhile.
 TEST_F(E2eChunkedUploadTest, AnUploadIsToldWhenItIsAdmittedAndNotBefore) {
-  ASSERT_OK(MakeTestPki({"hospital-a", "hospital-b", "hospital-c"}));
-  edit_coordinator_config_ = [](v1::CoordinatorConfig *config) {
-    config->set_upload_timeout_seconds(5);
-    config->set_min_upload_kib_per_second(1024);
-  };
-  ASSERT_OK(StartCoordinator());
-  std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
-  for (const char *s : {"hospital-a", "hospital-b", "hospital-c"}) {
-    ASSERT_OK_AND_ASSIGN(channels[s], ChannelAs(site(s).tls, crypto::Role::kInstitution));
-  }
+  ASSERT_OK(StartThreeSites(/*timeout_seconds=*/5));
+  auto &channels = channels_;
   auto stub = v1::Federation::NewStub(channels["hospital-c"]);
-  v1::HelloResponse welcome;
-  ASSERT_TRUE(Hello(stub.get(), kInstance, &welcome).ok());
-  EXPECT_TRUE(welcome.uploads_wait_for_admission());
-  for (const char *s : {"hospital-a", "hospital-b"}) {
-    ASSERT_TRUE(Hello(v1::Federation::NewStub(channels[s]).get()).ok());
-  }
+  EXPECT_TRUE(welcome_.uploads_wait_for_admission());
   // Opens an upload that writes nothing and waits for its go-ahead; how long that took.
   auto wait_for_admission = [&stub]() {
     grpc::ClientContext context;
