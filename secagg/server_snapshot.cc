@@ -91,7 +91,10 @@ void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot) const 
     entry->set_receiver(receiver);
     *entry->mutable_relay() = relay;
   }
-  if (!sum.empty()) snapshot.set_masked_sum(internal::WordsToBytes(sum));
+  // At the masked-input boundary the sum is zero by construction (no answer yet): it is
+  // not written (vector_words zero words, megabytes for a large model).
+  const bool zero_sum = state == ServerState::kCollecting && round == v1::SECAGG_MASKED_INPUT;
+  if (!sum.empty() && !zero_sum) snapshot.set_masked_sum(internal::WordsToBytes(sum));
   snapshot.mutable_survivors()->Add(survivors.begin(), survivors.end());
   snapshot.mutable_dropped_holders()->Add(dropped_holders.begin(), dropped_holders.end());
   if (round == v1::SECAGG_UNMASKING) *snapshot.mutable_unmasking_request() = unmasking_request;
@@ -231,11 +234,14 @@ absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& s
     return Loss("a share holder's relay is missing");
   }
   const bool summing = collecting && StepIndex(round) >= 3;
-  if (snapshot.masked_sum().size() != (summing ? size_t{setup.vector_words()} * 4 : 0)) {
+  const size_t sum_bytes = summing ? size_t{setup.vector_words()} * 4 : 0;
+  // At the masked-input boundary the zero sum is left out (earlier versions wrote it).
+  const bool zero_sum = collecting && round == v1::SECAGG_MASKED_INPUT;
+  if (snapshot.masked_sum().size() != sum_bytes && !(zero_sum && snapshot.masked_sum().empty())) {
     return Loss("the running sum does not fit the round");
   }
-  sum.resize(summing ? setup.vector_words() : 0);
-  internal::BytesToWords(snapshot.masked_sum(), sum);
+  sum.assign(summing ? setup.vector_words() : 0, 0u);
+  if (!snapshot.masked_sum().empty()) internal::BytesToWords(snapshot.masked_sum(), sum);
   // Survivors and dropped holders partition the share holders once the masked inputs
   // are in (and the survivors are at least the threshold while collecting).
   survivors.assign(snapshot.survivors().begin(), snapshot.survivors().end());
