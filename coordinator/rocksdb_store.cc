@@ -423,24 +423,48 @@ class RocksDbStore final : public Store {
   // model-sized fields only `with_bulk`, or when this process has not yet written them for
   // the task (a progress write right after an upgrade or a restart: the stored record may
   // be whole, version 1, and would lose them).
+  // A progress write serialises only the light fields (the snapshot, megabytes, is not
+  // copied); a whole write serialises the record once and writes both parts as views of
+  // those bytes. Only the task's runner writes its record, so what bulk_written_ says of it
+  // does not change between the two looks.
   absl::Status WriteInFlight(const v1::InFlightRound& record, bool with_bulk) {
+    const std::string what = absl::StrCat("PutInFlight ", record.task_id());
+    bool light_only = false;
+    if (!with_bulk) {
+      absl::MutexLock lock(&mu_);
+      light_only = bulk_written_.contains(record.task_id());
+    }
+    if (light_only) {
+      ASSIGN_OR_RETURN(const std::string light,
+                       SerializeValue(internal::InFlightWithoutBulk(record), "inflight"));
+      absl::MutexLock lock(&mu_);
+      RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
+      rocksdb::WriteBatch batch;
+      RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, record.task_id(), light), what));
+      return Write(&batch, what);
+    }
     ASSIGN_OR_RETURN(const std::string value, SerializeValue(record, "inflight"));
     ASSIGN_OR_RETURN(const internal::InFlightParts parts, internal::SplitInFlight(value));
+    const std::vector<rocksdb::Slice> light(parts.light.begin(), parts.light.end());
+    const std::vector<rocksdb::Slice> bulk(parts.bulk.begin(), parts.bulk.end());
+    const std::string& light_key = record.task_id();
+    const std::string bulk_key = internal::InFlightBulkKey(record.task_id());
+    const rocksdb::Slice light_key_slice(light_key), bulk_key_slice(bulk_key);
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
-    const std::string what = absl::StrCat("PutInFlight ", record.task_id());
     rocksdb::WriteBatch batch;
-    RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, record.task_id(), parts.light), what));
-    if (with_bulk || !bulk_written_.contains(record.task_id())) {
-      const std::string bulk_key = internal::InFlightBulkKey(record.task_id());
-      RETURN_IF_ERROR(FromRocksDb(parts.has_bulk ? batch.Put(in_flight_, bulk_key, parts.bulk)
-                                                 : batch.Delete(in_flight_, bulk_key),
-                                  what));
-      RETURN_IF_ERROR(Write(&batch, what));
-      bulk_written_.insert(record.task_id());
-      return absl::OkStatus();
-    }
-    return Write(&batch, what);
+    RETURN_IF_ERROR(
+        FromRocksDb(batch.Put(in_flight_, rocksdb::SliceParts(&light_key_slice, 1),
+                              rocksdb::SliceParts(light.data(), static_cast<int>(light.size()))),
+                    what));
+    RETURN_IF_ERROR(FromRocksDb(
+        parts.has_bulk ? batch.Put(in_flight_, rocksdb::SliceParts(&bulk_key_slice, 1),
+                                   rocksdb::SliceParts(bulk.data(), static_cast<int>(bulk.size())))
+                       : batch.Delete(in_flight_, bulk_key),
+        what));
+    RETURN_IF_ERROR(Write(&batch, what));
+    bulk_written_.insert(record.task_id());
+    return absl::OkStatus();
   }
 
   static absl::Status CheckpointNotFound(const std::string& description) {

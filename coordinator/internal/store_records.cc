@@ -8,7 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "coordinator/internal/task_id.h"
+#include "google/protobuf/field_mask.pb.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/wire_format_lite.h"
 
 namespace tessera::coordinator::internal {
@@ -101,11 +104,27 @@ std::string InFlightBulkKey(const std::string& task_id) {
   return task_id + std::string("\0bulk", 5);
 }
 
+namespace {
+
+bool IsBulkField(int number) {
+  return number == v1::InFlightRound::kServerSnapshotFieldNumber ||
+         number == v1::InFlightRound::kNextModelFieldNumber ||
+         number == v1::InFlightRound::kStrategyStateFieldNumber;
+}
+
+// Appends `field` to `pieces`, joined to the last piece if it follows it in memory.
+void AppendPiece(std::string_view field, std::vector<std::string_view>& pieces) {
+  if (!pieces.empty() && pieces.back().data() + pieces.back().size() == field.data()) {
+    pieces.back() = std::string_view(pieces.back().data(), pieces.back().size() + field.size());
+  } else {
+    pieces.push_back(field);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized) {
   using google::protobuf::internal::WireFormatLite;
-  const int bulk_fields[] = {v1::InFlightRound::kServerSnapshotFieldNumber,
-                             v1::InFlightRound::kNextModelFieldNumber,
-                             v1::InFlightRound::kStrategyStateFieldNumber};
   google::protobuf::io::CodedInputStream input(reinterpret_cast<const uint8_t*>(serialized.data()),
                                                static_cast<int>(serialized.size()));
   input.SetTotalBytesLimit(static_cast<int>(serialized.size()));
@@ -126,20 +145,37 @@ absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized) {
             ? static_cast<int>(WireFormatLite::GetTagFieldNumber(tag))
             : 0;
     if (number == v1::InFlightRound::kTaskIdFieldNumber) {
-      parts.light.append(field);
-      parts.bulk.append(field);
-    } else if (std::find(std::begin(bulk_fields), std::end(bulk_fields), number) !=
-               std::end(bulk_fields)) {
-      parts.bulk.append(field);
+      AppendPiece(field, parts.light);
+      AppendPiece(field, parts.bulk);
+    } else if (IsBulkField(number)) {
+      AppendPiece(field, parts.bulk);
       parts.has_bulk = true;
     } else {
-      parts.light.append(field);
+      AppendPiece(field, parts.light);
     }
   }
   if (input.CurrentPosition() != static_cast<int>(serialized.size())) {
     return absl::InternalError("SplitInFlight: the record's bytes are not a message");
   }
   return parts;
+}
+
+v1::InFlightRound InFlightWithoutBulk(const v1::InFlightRound& record) {
+  static const google::protobuf::FieldMask* const kLight = [] {
+    auto* mask = new google::protobuf::FieldMask;
+    const google::protobuf::Descriptor* descriptor = v1::InFlightRound::descriptor();
+    for (int i = 0; i < descriptor->field_count(); ++i) {
+      const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+      if (!IsBulkField(field->number())) mask->add_paths(field->name());
+    }
+    return mask;
+  }();
+  v1::InFlightRound light;
+  google::protobuf::util::FieldMaskUtil::MergeMessageTo(
+      record, *kLight, google::protobuf::util::FieldMaskUtil::MergeOptions(), &light);
+  light.GetReflection()->MutableUnknownFields(&light)->MergeFrom(
+      record.GetReflection()->GetUnknownFields(record));
+  return light;
 }
 
 absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,

@@ -57,14 +57,21 @@ absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,
 // those fields under InFlightBulkKey(task id), each with the task id, so that each parses
 // as an InFlightRound of the task and their concatenation as the whole record.
 std::string InFlightBulkKey(const std::string& task_id);
+// Each part as pieces of the serialised record, in order (views into it, adjacent fields
+// joined; rocksdb::SliceParts writes them without a copy).
 struct InFlightParts {
-  std::string light;
-  std::string bulk;  // the task id only when the record has none of those fields
+  std::vector<std::string_view> light;
+  std::vector<std::string_view> bulk;  // the task id only when the record has none of those
   bool has_bulk = false;
 };
 // Splits a serialised InFlightRound, field by field and in its order, without parsing the
-// fields themselves. INTERNAL if the bytes are not a protobuf message.
+// fields themselves. INTERNAL if the bytes are not a protobuf message. The parts view
+// `serialized`, which must outlive them.
 absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized);
+
+// `record` without its model-sized fields (the light part's content, unknown fields
+// kept), copied without copying those fields: what a progress write serialises.
+v1::InFlightRound InFlightWithoutBulk(const v1::InFlightRound& record);
 
 // A clients record stored under `client_id`.
 absl::StatusOr<v1::ClientRecord> DecodeClient(const std::string& client_id, std::string_view value);

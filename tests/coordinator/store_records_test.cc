@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 
@@ -103,6 +104,55 @@ TEST(StoreRecordsTest, AnUnparseableRecordIsNamedNotQuoted) {
         DecodeInFlight("task-1", secret).status(), DecodeCheckpoint("d", secret).status()}) {
     EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss, Not(HasSubstr("SECRETSS"))));
   }
+}
+
+// The two parts of an in-flight record: views into its bytes that together parse as the
+// whole, the model-sized fields in the bulk part only; the light part's content is what
+// InFlightWithoutBulk copies (a progress write), unknown fields included.
+std::string Joined(const std::vector<std::string_view>& pieces) {
+  std::string out;
+  for (std::string_view piece : pieces) out.append(piece);
+  return out;
+}
+
+TEST(StoreRecordsTest, AnInFlightRecordSplitsIntoALightAndABulkPart) {
+  v1::InFlightRound record;
+  record.set_task_id("task-3");
+  record.set_round(4);
+  record.set_server_snapshot(std::string(1000, 's'));
+  record.add_cohort("site-a");
+  record.mutable_next_model()->add_values(2.5f);
+  record.set_strategy_state("state");
+  record.add_drops("site-b");
+  // An unknown field (from a newer version), field 9999 as a varint.
+  record.GetReflection()->MutableUnknownFields(&record)->AddVarint(9999, 7);
+  const std::string bytes = record.SerializeAsString();
+
+  ASSERT_OK_AND_ASSIGN(const InFlightParts parts, SplitInFlight(bytes));
+  EXPECT_TRUE(parts.has_bulk);
+  for (const auto* pieces : {&parts.light, &parts.bulk}) {
+    for (std::string_view piece : *pieces) {
+      EXPECT_GE(piece.data(), bytes.data());
+      EXPECT_LE(piece.data() + piece.size(), bytes.data() + bytes.size());
+    }
+  }
+  v1::InFlightRound light, bulk, joined;
+  ASSERT_TRUE(light.ParseFromString(Joined(parts.light)));
+  ASSERT_TRUE(bulk.ParseFromString(Joined(parts.bulk)));
+  ASSERT_TRUE(joined.ParseFromString(Joined(parts.light) + Joined(parts.bulk)));
+  EXPECT_EQ(joined.SerializeAsString(), bytes);
+  EXPECT_EQ(bulk.task_id(), "task-3");
+  EXPECT_EQ(bulk.server_snapshot().size(), 1000u);
+  EXPECT_EQ(bulk.cohort_size(), 0);
+  EXPECT_TRUE(light.server_snapshot().empty());
+  EXPECT_FALSE(light.has_next_model());
+  EXPECT_TRUE(light.strategy_state().empty());
+
+  const v1::InFlightRound copied = InFlightWithoutBulk(record);
+  EXPECT_EQ(copied.SerializeAsString(), light.SerializeAsString());
+  EXPECT_EQ(copied.GetReflection()->GetUnknownFields(copied).field_count(), 1);
+  EXPECT_EQ(copied.cohort(0), "site-a");
+  EXPECT_EQ(copied.drops(0), "site-b");
 }
 
 }  // namespace

@@ -24,6 +24,12 @@ namespace {
 using namespace tessera;
 namespace records = coordinator::internal;
 
+std::string Joined(const std::vector<std::string_view>& pieces) {
+  std::string out;
+  for (std::string_view piece : pieces) out.append(piece);
+  return out;
+}
+
 // The families of a fresh coordinator store, sorted by name (raw_store.h's Families).
 const std::vector<std::string>& Families() {
   static const std::vector<std::string>* const families = new std::vector<std::string>{
@@ -50,7 +56,7 @@ void DecodeOne(const std::string& family, const std::string& key, const std::str
     v1::InFlightRound whole;
     if (whole.ParseFromString(value)) {
       v1::InFlightRound joined;
-      if (!parts.ok() || !joined.ParseFromString(parts->light + parts->bulk) ||
+      if (!parts.ok() || !joined.ParseFromString(Joined(parts->light) + Joined(parts->bulk)) ||
           joined.SerializeAsString() != whole.SerializeAsString()) {
         std::abort();
       }
