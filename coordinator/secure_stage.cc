@@ -421,7 +421,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     std::shared_ptr<ModelDeltaVariant> delta;
     if (step == 0) {
       internal::SetupBytes setup =
-          internal::SharedSetupBytes(request.first_item, request.model_delta);
+          internal::SharedSetupBytes(request.first_item, request.model, request.model_delta);
       shared = std::move(setup.shared);
       model = std::move(setup.model);
       delta = std::move(setup.delta);

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/internal/round_records.h"
+#include "coordinator/internal/setup_bytes.h"
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
 #include "coordinator/sum_checks.h"
@@ -30,11 +31,6 @@ using internal::MakeMetric;
 using internal::SetProvenance;
 namespace {
 
-void SetModel(std::span<const float> model, v1::WorkItem* item) {
-  item->mutable_model()->mutable_values()->Assign(model.begin(), model.end());
-  item->set_model_hash(crypto::HashModel(model));
-}
-
 // `next` as a delta from `base`, the model the cohort was sent last (proto/model_delta.h),
 // for the sites that hold it; null if the encoding fails or saves nothing.
 std::shared_ptr<const ModelDeltaBytes> ModelDeltaOf(std::span<const float> base,
@@ -46,6 +42,11 @@ std::shared_ptr<const ModelDeltaBytes> ModelDeltaOf(std::span<const float> base,
 }
 
 }  // namespace
+
+void TaskRunner::StagePlan::SetModel(std::span<const float> values) {
+  model = internal::SerializedModel(values);
+  first_item.set_model_hash(crypto::HashModel(values));
+}
 
 TaskRunner::TaskRunner(std::string task_id, Store* store, WorkBoard* board,
                        ClientRegistry* registry, const common::Clock* clock,
@@ -241,7 +242,7 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
   StagePlan plan;
   plan.stage = evaluate_previous ? v1::STAGE_FIT_EVALUATE : v1::STAGE_FIT;
   plan.round = round;
-  SetModel(global, &plan.first_item);
+  plan.SetModel(global);
   plan.model_delta = std::move(delta);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());
@@ -252,19 +253,21 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
       RETURN_IF_ERROR(EndStage(task, end, absl::StrCat("round ", round)));
       return false;
     }
-    // A FIT_EVALUATE sum is the FIT sum followed by the previous model's EVALUATE sum.
-    std::span<const double> fit_sums = end.result.sums;
-    std::span<const double> evaluation_sums;
+    // A FIT_EVALUATE sum is the FIT sum followed by the previous model's EVALUATE sum. The
+    // FIT part is moved into the update (DecodeFit), not copied.
+    std::vector<double> fit_sums = std::move(end.result.sums);
+    std::vector<double> evaluation_sums;
     if (evaluate_previous) {
       const size_t fit_length = std::min(proto::FitLength(num_params), fit_sums.size());
-      evaluation_sums = fit_sums.subspan(fit_length);
-      fit_sums = fit_sums.first(fit_length);
+      evaluation_sums.assign(fit_sums.begin() + static_cast<std::ptrdiff_t>(fit_length),
+                             fit_sums.end());
+      fit_sums.resize(fit_length);
     }
     const auto survivors = static_cast<uint32_t>(end.result.survivors.size());
     const absl::Status checked = CheckFitSum(fit_sums, num_params, spec.secure_aggregation().clip(),
                                              survivors, spec.has_privacy());
     absl::StatusOr<proto::AveragedUpdate> update =
-        checked.ok() ? proto::DecodeFit(fit_sums, num_params)
+        checked.ok() ? proto::DecodeFit(std::move(fit_sums), num_params)
                      : absl::StatusOr<proto::AveragedUpdate>(checked);
     absl::StatusOr<std::vector<float>> next =
         update.ok() ? strategy.AggregateFit(round, global, *update)
@@ -333,9 +336,9 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
   StagePlan plan;
   plan.stage = v1::STAGE_EVALUATE;
   plan.round = round;
-  const std::vector<float> next(in_flight.next_model().values().begin(),
-                                in_flight.next_model().values().end());
-  SetModel(next, &plan.first_item);
+  const std::span<const float> next(in_flight.next_model().values().data(),
+                                    static_cast<size_t>(in_flight.next_model().values_size()));
+  plan.SetModel(next);
   plan.model_delta = ModelDeltaOf(global, next);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());

@@ -200,8 +200,12 @@ class TaskRunner {
   struct StagePlan {
     v1::Stage stage = v1::STAGE_UNSPECIFIED;
     uint32_t round = 0;
-    // What the first step's items carry besides the spec (model, standardisation, l2).
+    // What the first step's items carry besides the spec (model hash, standardisation, l2).
     v1::WorkItem first_item;
+    // The model, serialized once and shared (SecureStageRequest::model); set by SetModel.
+    std::shared_ptr<const std::string> model;
+    // Sets `model` and first_item's model hash.
+    void SetModel(std::span<const float> values);
     // Its model as a delta for the sites that hold the base (SecureStageRequest::model_delta).
     std::shared_ptr<const ModelDeltaBytes> model_delta;
     // > 0: the stage's sum is noised with this multiplier and charged when it can be

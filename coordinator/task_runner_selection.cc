@@ -10,7 +10,6 @@
 #include "common/status.h"
 #include "coordinator/internal/round_records.h"
 #include "coordinator/task_runner.h"
-#include "crypto/hash.h"
 #include "proto/model_layout.h"
 #include "proto/validation_split.h"
 
@@ -108,8 +107,7 @@ absl::Status TaskRunner::RunTestStage(v1::TaskRecord& task) {
   StagePlan plan;
   plan.stage = v1::STAGE_TEST;
   plan.round = selected;
-  plan.first_item.mutable_model()->mutable_values()->Assign(model.begin(), model.end());
-  plan.first_item.set_model_hash(crypto::HashModel(model));
+  plan.SetModel(model);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());
   const std::string what = absl::StrCat("test session (round ", selected, "'s model)");

@@ -100,6 +100,12 @@ void AddUnique(const std::vector<std::string>& ids, v1::InFlightRound* in_flight
   }
 }
 
+// Clears the in-flight record's session snapshot and frees its bytes (clear() would keep
+// the string's capacity: the running sum's size, megabytes, for the rest of the round).
+void ReleaseServerSnapshot(v1::InFlightRound& in_flight) {
+  std::string().swap(*in_flight.mutable_server_snapshot());
+}
+
 }  // namespace
 
 v1::TaskWaiting TaskRunner::Waiting(const v1::TaskRecord& task,
@@ -280,6 +286,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
   request->stage = plan.stage;
   request->attempt = in_flight.attempt();
   request->first_item = plan.first_item;
+  request->model = plan.model;
   request->model_delta = plan.model_delta;
   request->first_item.set_task_id(task_id_);
   request->first_item.set_round(plan.round);
@@ -372,7 +379,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
       SecureStageRunner::SessionLabel(task_id_, plan.round, plan.stage, request->attempt));
   *in_flight.mutable_cohort() = {request->cohort.begin(), request->cohort.end()};
   in_flight.set_threshold(request->threshold);
-  in_flight.clear_server_snapshot();
+  ReleaseServerSnapshot(in_flight);
   return std::nullopt;
 }
 
@@ -437,7 +444,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& tas
   in_flight.clear_session();
   in_flight.clear_cohort();
   in_flight.clear_threshold();
-  in_flight.clear_server_snapshot();
+  ReleaseServerSnapshot(in_flight);
   end.result = std::move(result);
   if (!end.result.stopped.ok()) {
     end.kind = end.result.stopped.code() == absl::StatusCode::kResourceExhausted

@@ -93,7 +93,7 @@ std::vector<double> EncodeWeightedFit(uint64_t num_examples, uint64_t pooled_row
   return out;
 }
 
-absl::StatusOr<AveragedUpdate> DecodeFit(std::span<const double> summed, size_t num_parameters) {
+absl::StatusOr<AveragedUpdate> DecodeFit(std::vector<double> summed, size_t num_parameters) {
   if (auto st = CheckLength(summed, FitLength(num_parameters), "fit"); !st.ok()) return st;
   if (auto st = CheckFinite(summed, "fit"); !st.ok()) return st;
   if (summed[0] <= 0) {
@@ -101,8 +101,9 @@ absl::StatusOr<AveragedUpdate> DecodeFit(std::span<const double> summed, size_t 
   }
   AveragedUpdate out;
   out.total_examples = summed[0];
-  out.mean_delta.resize(num_parameters);
-  for (size_t i = 0; i < num_parameters; ++i) out.mean_delta[i] = summed[1 + i] / summed[0];
+  for (size_t i = 0; i < num_parameters; ++i) summed[i] = summed[1 + i] / out.total_examples;
+  summed.pop_back();
+  out.mean_delta = std::move(summed);
   return out;
 }
 

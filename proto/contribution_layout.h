@@ -62,8 +62,9 @@ struct AveragedUpdate {
   // Example-weighted mean of the sites' deltas.
   std::vector<double> mean_delta;
 };
-// INVALID_ARGUMENT on a wrong length, a zero total, or non-finite values.
-absl::StatusOr<AveragedUpdate> DecodeFit(std::span<const double> summed, size_t num_parameters);
+// INVALID_ARGUMENT on a wrong length, a zero total, or non-finite values. `summed` is taken
+// by value: moved in, its buffer becomes mean_delta (no second model-sized vector).
+absl::StatusOr<AveragedUpdate> DecodeFit(std::vector<double> summed, size_t num_parameters);
 
 }  // namespace tessera::proto
 

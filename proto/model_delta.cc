@@ -42,6 +42,7 @@ absl::StatusOr<std::string> EncodeModelDelta(std::span<const float> base,
                           reinterpret_cast<const Bytef*>(planes.data()), planes.size(), kLevel);
   if (z != Z_OK) return absl::InternalError(absl::StrCat("zlib compress2 failed (", z, ")"));
   out.resize(size);
+  out.shrink_to_fit();  // compressBound's room, a model's size, is not kept with the delta
   return out;
 }
 

@@ -1,14 +1,53 @@
 #include "coordinator/internal/setup_bytes.h"
 
+#include <bit>
+#include <cstdint>
 #include <utility>
 
 #include "proto/transfer.h"
 
 namespace tessera::coordinator::internal {
 
+namespace {
+
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// A length-delimited field's tag (wire type 2).
+char LengthDelimitedTag(int field_number) { return static_cast<char>((field_number << 3) | 2); }
+
+}  // namespace
+
+std::shared_ptr<const std::string> SerializedModel(std::span<const float> values) {
+  auto out = std::make_shared<std::string>();
+  if (values.empty()) return out;  // an empty packed field is not written
+  const size_t bytes = 4 * values.size();
+  out->reserve(proto::MaxSerializedModelBytes(values.size()));
+  out->push_back(LengthDelimitedTag(v1::ModelParameters::kValuesFieldNumber));
+  AppendVarint(bytes, out.get());
+  const size_t start = out->size();
+  out->resize(start + bytes);
+  // float32 little-endian, as protobuf writes a packed float field.
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto word = std::bit_cast<uint32_t>(values[i]);
+    char* at = out->data() + start + 4 * i;
+    at[0] = static_cast<char>(word & 0xff);
+    at[1] = static_cast<char>((word >> 8) & 0xff);
+    at[2] = static_cast<char>((word >> 16) & 0xff);
+    at[3] = static_cast<char>(word >> 24);
+  }
+  return out;
+}
+
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
+                            const std::shared_ptr<const std::string>& model,
                             const std::shared_ptr<const ModelDeltaBytes>& model_delta) {
-  v1::WorkItem fields = first;
+  v1::WorkItem fields = first;  // a few kilobytes when the model is apart
   fields.clear_work_id();
   fields.clear_task_id();
   fields.clear_round();
@@ -19,12 +58,23 @@ SetupBytes SharedSetupBytes(const v1::WorkItem& first,
   fields.clear_secagg_session();
   fields.clear_crl_pem();
   SetupBytes out;
-  if (fields.model().ByteSizeLong() > proto::kModelChunkBytes) {
+  std::string inline_model;  // the model's field, when it goes inside `shared`
+  if (model != nullptr) {
+    fields.clear_model();
+    if (model->size() > proto::kModelChunkBytes) {
+      out.model = model;  // shared, not copied
+      fields.set_model_size(model->size());
+    } else {
+      inline_model.push_back(LengthDelimitedTag(v1::WorkItem::kModelFieldNumber));
+      AppendVarint(model->size(), &inline_model);
+      inline_model += *model;
+    }
+  } else if (fields.model().ByteSizeLong() > proto::kModelChunkBytes) {
     out.model = std::make_shared<const std::string>(fields.model().SerializeAsString());
     fields.clear_model();
     fields.set_model_size(out.model->size());
   }
-  out.shared = std::make_shared<const std::string>(fields.SerializeAsString());
+  out.shared = std::make_shared<const std::string>(fields.SerializeAsString() + inline_model);
   if (model_delta != nullptr) {
     // The same fields with the delta in the model's place; its data apart above one chunk.
     auto variant = std::make_shared<ModelDeltaVariant>();

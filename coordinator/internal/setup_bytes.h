@@ -4,6 +4,7 @@
 #define TESSERA_COORDINATOR_INTERNAL_SETUP_BYTES_H_
 
 #include <memory>
+#include <span>
 #include <string>
 
 #include "coordinator/work_board.h"
@@ -22,8 +23,16 @@ struct SetupBytes {
   std::shared_ptr<ModelDeltaVariant> delta;
 };
 
+// `model`, if not null, is the first item's model as serialized v1::ModelParameters kept
+// apart from `first` (SerializedModel): shared, never copied, as PostedItem::model when it
+// goes apart, else written into `shared`. Otherwise first.model, if any, is the model.
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
+                            const std::shared_ptr<const std::string>& model,
                             const std::shared_ptr<const ModelDeltaBytes>& model_delta);
+
+// `values` as serialized v1::ModelParameters (the packed field), written straight from the
+// floats: no RepeatedField copy. Equal to ModelParameters{values}.SerializeAsString().
+std::shared_ptr<const std::string> SerializedModel(std::span<const float> values);
 
 }  // namespace tessera::coordinator::internal
 
