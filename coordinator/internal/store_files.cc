@@ -35,8 +35,8 @@ std::vector<std::string> WalFiles(const std::string& directory) {
 bool IsDamagedWal(const rocksdb::Status& s, const std::string& directory) {
   if (!s.IsCorruption()) return false;
   const std::string text = s.ToString();
-  if (text.find(".sst") != std::string::npos || text.find("MANIFEST") != std::string::npos ||
-      text.find("CURRENT") != std::string::npos) {
+  if (text.find(".sst") != std::string::npos || text.find(".blob") != std::string::npos ||
+      text.find("MANIFEST") != std::string::npos || text.find("CURRENT") != std::string::npos) {
     return false;
   }
   return !WalFiles(directory).empty();

@@ -170,6 +170,40 @@ TEST_F(StoreBackupTest, EveryBackupTakenWhileAWriterCommitsRestores) {
   EXPECT_EQ(restored_ok, kBackups);
 }
 
+// Models above the store's blob size (64 KiB) go to blob files when their memtable is
+// flushed (rocksdb_store.cc): a backup carries those files, and the restored store reads
+// every checkpoint back.
+TEST_F(StoreBackupTest, ModelsInBlobFilesAreBackedUpAndRestored) {
+  std::unique_ptr<Store> store = Populated(1);
+  constexpr size_t kFloats = 100000;  // 400 KB a checkpoint
+  constexpr uint32_t kRounds = 30;    // 12 MB: past the memtables, so some are flushed
+  for (uint32_t round = 2; round <= kRounds; ++round) {
+    v1::TaskRecord task = MakeTask("t1");
+    task.set_task_id("task-1");
+    task.set_state(v1::TASK_RUNNING);
+    task.set_last_committed_round(round);
+    ASSERT_OK(store->CommitRound(task, MakeRound("task-1", round),
+                                 std::vector<float>(kFloats, static_cast<float>(round))));
+  }
+  bool blob_file = false;
+  for (const auto& entry : fs::directory_iterator(data_dir())) {
+    blob_file |= entry.path().extension() == ".blob";
+  }
+  EXPECT_TRUE(blob_file) << "no model went to a blob file";
+
+  ASSERT_OK(Backup(*store));
+  EXPECT_FALSE(StoreFile(".blob").empty());
+  const std::string restored = dir_.File("restored");
+  ASSERT_OK(RestoreStoreBackup(backup_dir(), restored).status());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> copy, OpenRocksDbStore(restored));
+  for (uint32_t round = 2; round <= kRounds; ++round) {
+    ASSERT_OK_AND_ASSIGN(std::vector<float> model, copy->GetCheckpoint("task-1", round));
+    ASSERT_EQ(model.size(), kFloats) << round;
+    EXPECT_EQ(model.front(), static_cast<float>(round));
+    EXPECT_EQ(model.back(), static_cast<float>(round));
+  }
+}
+
 TEST_F(StoreBackupTest, BackupIntoAFolderThatIsNotEmptyIsRefusedAndTouchesNothing) {
   std::unique_ptr<Store> store = Populated(1);
   ASSERT_OK(common::MakeDirectories(backup_dir(), 0700));
