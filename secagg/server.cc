@@ -168,7 +168,31 @@ std::map<std::string, v1::SecAggServerMessage> SecAggServer::Outgoing() const {
     }
     v1::SecAggServerMessage& message = out[id];
     message.set_round(s.round);
-    *message.mutable_share_relay() = s.relays.at(id);
+    // Built by CloseShareKeys or restored from a parsed snapshot: it parses.
+    if (!message.mutable_share_relay()->ParseFromString(s.relays.at(id)))
+      message.clear_share_relay();
+  }
+  return out;
+}
+
+std::map<std::string, std::string> SecAggServer::OutgoingBytes() const {
+  std::map<std::string, std::string> out;
+  const Impl& s = *impl_;
+  if (s.state != ServerState::kCollecting) return out;
+  if (std::optional<v1::SecAggServerMessage> common = Broadcast()) {
+    const std::string bytes = common->SerializeAsString();
+    for (const std::string& id : Recipients()) out[id] = bytes;
+    return out;
+  }
+  v1::SecAggServerMessage head;
+  head.set_round(s.round);
+  const std::string head_bytes = head.SerializeAsString();
+  for (const std::string& id : Recipients()) {
+    const std::string& relay = s.relays.at(id);
+    std::string& bytes = out[id];
+    bytes.reserve(head_bytes.size() + 11 + relay.size());
+    bytes = head_bytes;
+    internal::AppendProtoField(v1::SecAggServerMessage::kShareRelayFieldNumber, relay, &bytes);
   }
   return out;
 }
@@ -395,7 +419,7 @@ absl::Status SecAggServer::Impl::OnShareKeys(const std::string& id,
                   absl::StrCat(response.shares_size(), " shares for ", receivers,
                                sparse() ? " neighbours" : " other clients"));
   }
-  std::map<std::string, v1::EncryptedShare> outbox;
+  std::map<std::string, std::string> outbox;
   for (const v1::EncryptedShare& share : response.shares()) {
     if (share.sender() != id || !AreNeighbours(id, share.receiver()) ||
         !expected.contains(share.receiver()) || outbox.contains(share.receiver())) {
@@ -406,7 +430,7 @@ absl::Status SecAggServer::Impl::OnShareKeys(const std::string& id,
       return Reject(id, v1::SECAGG_DROP_MALFORMED, absl::StatusCode::kInvalidArgument,
                     absl::StrCat("the share for ", share.receiver(), " has the wrong size"));
     }
-    outbox.emplace(share.receiver(), share);
+    outbox.emplace(share.receiver(), share.SerializeAsString());
   }
   Client& client = clients.at(id);
   client.outbox = std::move(outbox);

@@ -86,6 +86,9 @@ class SecAggServer {
 
   // The messages of the current round, one per client expected to answer it.
   std::map<std::string, v1::SecAggServerMessage> Outgoing() const;
+  // The same messages serialized, the share relays written from the bytes they are kept in
+  // (no message copy of n² shares). Each parses as Outgoing()'s message for its client.
+  std::map<std::string, std::string> OutgoingBytes() const;
 
   // The current round's one message when every client expected to answer it gets the same
   // (every round but MASKED_INPUT, whose share relays differ): what Outgoing() gives each
@@ -156,6 +159,11 @@ class SecAggServer {
   // when and why) — never a plaintext unmasking share, which exists only while UNMASKING
   // answers are being collected. Changes nothing.
   absl::StatusOr<v1::SecAggServerSnapshot> Snapshot() const;
+
+  // Snapshot(), serialized: what a caller that stores it needs, built without a message
+  // copy of the share relays (n² shares at the masked-input boundary, kept here as bytes).
+  // Parses as the message Snapshot() returns (its fields in another order); same errors.
+  absl::StatusOr<std::string> SnapshotBytes() const;
 
   // A server that continues from `snapshot`: Outgoing() returns exactly what the original
   // returned at that boundary (byte-identical under deterministic serialisation), and fed

@@ -14,6 +14,7 @@
 #include "crypto/shamir.h"
 #include "secagg/internal/check.h"
 #include "secagg/internal/server_impl.h"
+#include "secagg/internal/wire.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
 
@@ -162,17 +163,29 @@ absl::Status SecAggServer::Impl::DrawGraph() {
 void SecAggServer::Impl::CloseShareKeys() {
   holders = Answered();
   if (!EnoughOrAbort(holders.size(), "clients shared their keys")) return;
+  v1::ShareRelay head;
+  head.mutable_share_holders()->Add(holders.begin(), holders.end());
+  const std::string head_bytes = head.SerializeAsString();
   for (const std::string& receiver : holders) {
-    v1::ShareRelay& relay = relays[receiver];
-    relay.mutable_share_holders()->Add(holders.begin(), holders.end());
     // From every other holder, or in SecAgg+ every holder among its neighbours.
+    std::vector<std::string*> shares;
     const std::vector<std::string> senders =
         graph.has_value() ? graph->Neighbours(receiver) : holders;
     for (const std::string& sender : senders) {
-      if (sender == receiver || !std::binary_search(holders.begin(), holders.end(), sender)) {
-        continue;
+      if (sender != receiver && std::binary_search(holders.begin(), holders.end(), sender)) {
+        shares.push_back(&clients.at(sender).outbox.at(receiver));
       }
-      *relay.add_shares() = std::move(clients.at(sender).outbox.at(receiver));
+    }
+    // The relay's wire bytes, in a buffer of their size: its share holders, then each share
+    // as a `shares` field (a tag, a length of at most 10 bytes).
+    size_t size = head_bytes.size();
+    for (const std::string* share : shares) size += 11 + share->size();
+    std::string& relay = relays[receiver];
+    relay.reserve(size);
+    relay = head_bytes;
+    for (std::string* share : shares) {
+      internal::AppendProtoField(v1::ShareRelay::kSharesFieldNumber, *share, &relay);
+      std::string().swap(*share);
     }
   }
   for (auto& [id, client] : clients) client.outbox.clear();

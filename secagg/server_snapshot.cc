@@ -59,7 +59,27 @@ absl::StatusOr<v1::SecAggServerSnapshot> SecAggServer::Snapshot() const {
   return snapshot;
 }
 
-void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot) const {
+absl::StatusOr<std::string> SecAggServer::SnapshotBytes() const {
+  const Impl& s = *impl_;
+  if (s.state == ServerState::kCompleted ||
+      (s.state == ServerState::kCollecting && !s.answered.empty())) {
+    return Snapshot().status();  // the same refusal
+  }
+  v1::SecAggServerSnapshot snapshot;
+  s.FillSnapshot(snapshot, /*relays=*/false);
+  std::string bytes = snapshot.SerializeAsString();
+  // Each relay as a `relays` entry: its receiver, then the relay's bytes as they are.
+  std::string entry;
+  for (const auto& [receiver, relay] : s.relays) {
+    entry.clear();
+    internal::AppendProtoField(v1::SecAggShareRelayEntry::kReceiverFieldNumber, receiver, &entry);
+    internal::AppendProtoField(v1::SecAggShareRelayEntry::kRelayFieldNumber, relay, &entry);
+    internal::AppendProtoField(v1::SecAggServerSnapshot::kRelaysFieldNumber, entry, &bytes);
+  }
+  return bytes;
+}
+
+void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool with_relays) const {
   snapshot.set_version(kServerSnapshotVersion);
   *snapshot.mutable_setup() = setup;
   snapshot.set_state(state == ServerState::kAborted ? v1::SECAGG_SERVER_ABORTED
@@ -87,9 +107,10 @@ void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot) const 
   snapshot.set_session_id(session_id);
   snapshot.mutable_share_holders()->Add(holders.begin(), holders.end());
   for (const auto& [receiver, relay] : relays) {
+    if (!with_relays) break;
     v1::SecAggShareRelayEntry* entry = snapshot.add_relays();
     entry->set_receiver(receiver);
-    *entry->mutable_relay() = relay;
+    if (!entry->mutable_relay()->ParseFromString(relay)) entry->clear_relay();  // it parses
   }
   // At the masked-input boundary the sum is zero by construction (no answer yet): it is
   // not written (vector_words zero words, megabytes for a large model).
@@ -226,7 +247,8 @@ absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& s
     return std::binary_search(holders.begin(), holders.end(), id);
   };
   for (const v1::SecAggShareRelayEntry& entry : snapshot.relays()) {
-    if (!is_holder(entry.receiver()) || !relays.emplace(entry.receiver(), entry.relay()).second) {
+    if (!is_holder(entry.receiver()) ||
+        !relays.emplace(entry.receiver(), entry.relay().SerializeAsString()).second) {
       return Loss("a relay for a client that is not a share holder");
     }
   }

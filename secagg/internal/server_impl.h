@@ -58,8 +58,10 @@ struct SecAggServer::Impl {
     uint32_t point = 0;  // Shamir x, once the advertisement list is fixed
     std::string commitment;
     std::string coin;  // SecAgg+: revealed in REVEAL_COINS
-    // SHARE_KEYS: the shares this client sent, by receiver (cleared once relayed).
-    std::map<std::string, v1::EncryptedShare> outbox;
+    // SHARE_KEYS: the shares this client sent, by receiver, each a serialized
+    // v1::EncryptedShare (cleared once relayed). Bytes, not messages: n² of them pass
+    // through the server, and a message with its three strings takes about twice the room.
+    std::map<std::string, std::string> outbox;
     std::string consistency_signature;
     // UNMASKING: the shares this client released, by owner.
     std::map<std::string, crypto::ShamirShare> seed_shares;
@@ -93,7 +95,8 @@ struct SecAggServer::Impl {
   v1::AdvertisementList advertisement_list;
   std::map<std::string, std::string> certificate_owners;
   std::vector<std::string> holders;  // answered SHARE_KEYS
-  std::map<std::string, v1::ShareRelay> relays;
+  // MASKED_INPUT: each share holder's relay, a serialized v1::ShareRelay.
+  std::map<std::string, std::string> relays;
   std::vector<std::uint32_t> sum;            // running sum of masked inputs
   std::vector<std::string> survivors;        // inputs in the sum
   std::vector<std::string> dropped_holders;  // holders not among the survivors
@@ -203,7 +206,8 @@ struct SecAggServer::Impl {
 
   // server_snapshot.cc: this state as a snapshot, and from one (options and probe already
   // set); DATA_LOSS if inconsistent.
-  void FillSnapshot(v1::SecAggServerSnapshot& snapshot) const;
+  // Without `relays` the share relays are left out (SnapshotBytes appends them).
+  void FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool relays = true) const;
   absl::Status RestoreFrom(const v1::SecAggServerSnapshot& snapshot);
   absl::Status RestoreClients(const v1::SecAggServerSnapshot& snapshot);
   absl::Status RestoreRounds(const v1::SecAggServerSnapshot& snapshot);

@@ -403,11 +403,43 @@ TEST_F(SnapshotTest, ServerSnapshotsOnlyAtAStepBoundary) {
     // One answer accepted: mid-step (in UNMASKING it holds plaintext shares).
     ASSERT_OK(session.server().Receive(ids[0], session.held().at(ids[0])));
     EXPECT_THAT(session.server().Snapshot(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(session.server().SnapshotBytes(), StatusIs(absl::StatusCode::kFailedPrecondition));
     for (const std::string& id : {ids[1], ids[2], ids[3]}) {
       ASSERT_OK(session.server().Receive(id, session.held().at(id)));
     }
     EXPECT_NE(session.server().CloseRound(), ServerState::kAborted);
   }
+}
+
+// SnapshotBytes and OutgoingBytes, which write the share relays from the bytes the server
+// keeps them in, parse as the messages Snapshot() and Outgoing() return, at every
+// boundary; SnapshotBytes is refused with Snapshot.
+TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(session.Init());
+  bool relays = false;
+  while (session.server().state() == ServerState::kCollecting) {
+    SCOPED_TRACE(v1::SecAggRound_Name(session.server().round()));
+    ASSERT_OK_AND_ASSIGN(const v1::SecAggServerSnapshot snapshot, session.server().Snapshot());
+    ASSERT_OK_AND_ASSIGN(const std::string bytes, session.server().SnapshotBytes());
+    v1::SecAggServerSnapshot parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes));
+    EXPECT_EQ(Deterministic(parsed), Deterministic(snapshot));
+    relays |= snapshot.relays_size() > 0;
+    const std::map<std::string, std::string> messages = session.server().OutgoingBytes();
+    std::map<std::string, std::string> reparsed;
+    for (const auto& [id, message_bytes] : messages) {
+      v1::SecAggServerMessage message;
+      ASSERT_TRUE(message.ParseFromString(message_bytes)) << id;
+      reparsed[id] = Deterministic(message);
+    }
+    EXPECT_EQ(reparsed, OutgoingBytes(session.server()));
+    session.Step();
+  }
+  EXPECT_TRUE(relays) << "no boundary had share relays";
+  ASSERT_EQ(session.server().state(), ServerState::kCompleted);
+  EXPECT_THAT(session.server().SnapshotBytes(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 // ---- aborts survive ----
