@@ -377,8 +377,9 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(
   }
   if (!request.resume.has_value() && request.persist) {
     // The session's opening is recorded before its first step is posted.
-    absl::StatusOr<v1::SecAggServerSnapshot> snapshot = (*server)->Snapshot();
-    absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
+    absl::StatusOr<std::string> snapshot = (*server)->SnapshotBytes();
+    absl::Status kept = snapshot.ok() ? request.persist((*server)->round(), *std::move(snapshot))
+                                      : snapshot.status();
     if (!kept.ok()) {
       result->stopped = kept;
       result->abort = absl::StrCat("session not recorded: ", kept.message());
@@ -396,7 +397,8 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     // each (the share relays).
     std::optional<v1::SecAggServerMessage> broadcast;
     std::vector<std::string> recipients;
-    std::map<std::string, v1::SecAggServerMessage> outgoing;
+    // Each site's own message, serialized (the share relays: n shares each).
+    std::map<std::string, std::string> outgoing;
     v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
     bool collecting = sink->With([&](SecAggServer& s) {
       if (s.state() != ServerState::kCollecting) return false;
@@ -404,7 +406,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       if (broadcast.has_value()) {
         recipients = s.Recipients();
       } else {
-        outgoing = s.Outgoing();
+        outgoing = s.OutgoingBytes();
       }
       round = s.round();
       return true;
@@ -443,6 +445,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       for (const std::string& client : recipients) outgoing[client];  // no message of its own
     }
     std::map<std::string, v1::WorkItem> items;
+    std::map<std::string, std::string> tails;
     for (auto& [client, message] : outgoing) {
       v1::WorkItem item;
       item.set_work_id(work_id);
@@ -452,15 +455,20 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       item.set_cohort_size(static_cast<uint32_t>(invited));
       item.set_deadline_unix_ms(common::ToUnixMillis(deadline));
       item.set_secagg_session(session);
-      if (!shared_message) *item.mutable_secagg() = std::move(message);
+      if (!shared_message) {
+        std::string& tail = tails[client];
+        tail.reserve(message.size() + 11);
+        internal::AppendMessageField(v1::WorkItem::kSecaggFieldNumber, message, &tail);
+        std::string().swap(message);
+      }
       items[client] = std::move(item);
     }
     // No answer of this session is larger than a masked input (4 bytes a word) with room
     // for its framing and for the per-peer parts (shares: about 200 bytes a peer).
     const uint64_t largest_answer = 4 * uint64_t{secagg::EncodedWords(request.encoding)} +
                                     uint64_t{2048} * invited + (uint64_t{256} << 10);
-    absl::Status posted =
-        board_->Post(work_id, std::move(items), sink, shared, model, largest_answer, delta);
+    absl::Status posted = board_->Post(work_id, std::move(items), sink, shared, model,
+                                       largest_answer, delta, std::move(tails));
     if (!posted.ok()) {
       // Work ids are unique per session step; a clash is a bug here.
       common::LogError("secagg_post_failed").With("work", work_id).With("error", posted.ToString());
@@ -469,10 +477,14 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       WaitForStep(request, work_id, deadline, step == 0, *sink);
     }
     board_->Close(work_id);
-    absl::StatusOr<v1::SecAggServerSnapshot> snapshot;
+    absl::StatusOr<std::string> snapshot;
+    v1::SecAggRound next = v1::SECAGG_ROUND_UNSPECIFIED;
     ServerState state = sink->With([&](SecAggServer& s) {
       const ServerState after = s.state() == ServerState::kCollecting ? s.CloseRound() : s.state();
-      if (after == ServerState::kCollecting) snapshot = s.Snapshot();
+      if (after == ServerState::kCollecting) {
+        snapshot = s.SnapshotBytes();
+        next = s.round();
+      }
       return after;
     });
     common::LogInfo("secagg_step_closed")
@@ -483,7 +495,8 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
                                                         : "collecting");
     ReportAttempt(request, *sink, /*ended=*/state != ServerState::kCollecting);
     if (state == ServerState::kCollecting && request.persist) {
-      absl::Status kept = snapshot.ok() ? request.persist(*snapshot) : snapshot.status();
+      absl::Status kept =
+          snapshot.ok() ? request.persist(next, *std::move(snapshot)) : snapshot.status();
       if (!kept.ok()) {
         result->stopped = kept;
         sink->Cancel();

@@ -111,9 +111,10 @@ struct SecureStageRequest {
   // Continue this session (its snapshot at a step boundary) instead of opening a new one;
   // cohort, threshold and encoding are then the snapshot's.
   std::optional<v1::SecAggServerSnapshot> resume;
-  // Receives the server's snapshot at every step boundary, before that step is posted. A
-  // non-OK status stops the session there (SecureStageResult::stopped).
-  std::function<absl::Status(const v1::SecAggServerSnapshot&)> persist;
+  // Receives the server's snapshot at every step boundary, before that step is posted:
+  // the round it opens and the snapshot serialized (SecAggServer::SnapshotBytes). A non-OK
+  // status stops the session there (SecureStageResult::stopped).
+  std::function<absl::Status(v1::SecAggRound round, std::string snapshot)> persist;
   // How often, while the first step is open, its item is offered again to the sites that
   // declined it AWAITING_APPROVAL.
   absl::Duration approval_poll = absl::Seconds(5);

@@ -340,11 +340,12 @@ class TaskRunner {
   // there is none to run (halted, attempts out, no cohort possible, a refused threshold).
   std::optional<StageEnd> OpenSession(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                       const StagePlan& plan, SecureStageRequest* request);
-  // The session's state at a step boundary into `in_flight` and the store, after charging
-  // the stage's release to the privacy budget if the next step is the unmasking.
-  // RESOURCE_EXHAUSTED if the budget cannot pay for it (the session stops there).
+  // The session's state at a step boundary (the serialized snapshot before `round`) into
+  // `in_flight` and the store, after charging the stage's release to the privacy budget if
+  // `round` is the unmasking. RESOURCE_EXHAUSTED if the budget cannot pay for it (the
+  // session stops there).
   absl::Status PersistBoundary(const v1::TaskSpec& spec, const StagePlan& plan,
-                               const v1::SecAggServerSnapshot& snapshot,
+                               v1::SecAggRound round, std::string snapshot,
                                v1::InFlightRound& in_flight);
   // Records a session's outcome in `in_flight`; the stage's end, or nullopt for another
   // attempt (already recorded and paused for).

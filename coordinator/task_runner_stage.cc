@@ -384,9 +384,9 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
 }
 
 absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePlan& plan,
-                                         const v1::SecAggServerSnapshot& snapshot,
+                                         v1::SecAggRound round, std::string snapshot,
                                          v1::InFlightRound& in_flight) {
-  if (snapshot.round() == v1::SECAGG_UNMASKING && plan.noise_multiplier > 0) {
+  if (round == v1::SECAGG_UNMASKING && plan.noise_multiplier > 0) {
     // Charged before the unmasking step is posted: from then on the coordinator could
     // unmask the noised sum, whatever happens to the session.
     std::vector<double> charged = ChargedReleases(in_flight);
@@ -404,7 +404,7 @@ absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePl
     release->set_noise_multiplier(plan.noise_multiplier);
     release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
   }
-  in_flight.set_server_snapshot(snapshot.SerializeAsString());
+  in_flight.set_server_snapshot(std::move(snapshot));
   return store_->PutInFlight(in_flight);
 }
 
@@ -506,8 +506,8 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
     if (halt() != Halt::kNone) return StageEnd{StageEnd::Kind::kHalted, {}, ""};
     SecureStageRequest request;
     if (std::optional<StageEnd> end = OpenSession(task, in_flight, plan, &request)) return *end;
-    request.persist = [&](const v1::SecAggServerSnapshot& snapshot) {
-      return PersistBoundary(task.spec(), plan, snapshot, in_flight);
+    request.persist = [&](v1::SecAggRound round, std::string snapshot) {
+      return PersistBoundary(task.spec(), plan, round, std::move(snapshot), in_flight);
     };
     request.approval_poll = options_.approval_poll;
     request.decisions_changed = [&](const SiteDecisions& heard) { NoteDecisions(task, heard); };

@@ -62,17 +62,21 @@ struct PostedItem {
   // The client's own fields (work id, its secure-aggregation message, ...).
   v1::WorkItem own;
   // WorkItem wire bytes with none of `own`'s fields, or null. The whole item is `own`
-  // followed by these bytes on the wire (protobuf concatenation = merge).
+  // (and own_tail) followed by these bytes on the wire (protobuf concatenation = merge).
   std::shared_ptr<const std::string> shared;
   // The step's model as serialized ModelParameters when it travels apart from the item
   // (WorkItem.model_size, Federation.PullModelChunk), or null.
   std::shared_ptr<const std::string> model;
   // The step's model as a delta, for sites that hold its base, or null.
   std::shared_ptr<const ModelDeltaVariant> delta;
+  // More of the client's own fields as WorkItem wire bytes, or empty: its share relay (n
+  // shares), kept serialized rather than as a message. The client's part is `own`
+  // followed by these bytes.
+  std::string own_tail = {};
 
-  // The whole item: `own` with `shared` merged in and the model apart put back in (then
-  // model_size is cleared): a copy, for in-process callers. An unparsable `shared` or
-  // `model` is a bug of the poster; the result then holds `own` only.
+  // The whole item: `own` with `own_tail` and `shared` merged in and the model apart put
+  // back in (then model_size is cleared): a copy, for in-process callers. An unparsable
+  // `own_tail`, `shared` or `model` is a bug of the poster; the result then holds `own` only.
   v1::WorkItem Whole() const;
 };
 
@@ -100,13 +104,15 @@ class WorkBoard {
   // the work id is already open or an item carries another id.
   // `largest_answer` bounds the size of one client's answer to this work (0: nothing
   // beyond the message cap), for LargestAnswer. `delta` (PostedItem::delta), if not null,
-  // goes with every client's item too.
+  // goes with every client's item too. `own_tails[c]`, if any, is client c's
+  // PostedItem::own_tail.
   absl::Status Post(const std::string& work_id, std::map<std::string, v1::WorkItem> items,
                     std::shared_ptr<ResultSink> sink,
                     const std::shared_ptr<const std::string>& shared = nullptr,
                     const std::shared_ptr<const std::string>& model = nullptr,
                     uint64_t largest_answer = 0,
-                    const std::shared_ptr<const ModelDeltaVariant>& delta = nullptr);
+                    const std::shared_ptr<const ModelDeltaVariant>& delta = nullptr,
+                    std::map<std::string, std::string> own_tails = {});
 
   // The largest answer, in bytes, that open work still awaiting `client_id`'s answer may
   // need (the largest `largest_answer` posted with it); 0 if none.

@@ -72,7 +72,8 @@ grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view 
                                        const v1::PullWorkRequest& request) {
   v1::WorkItem own = item.own;
   own.set_crl_pem(std::string(crl_pem));
-  const std::string own_bytes = own.SerializeAsString();
+  std::string own_bytes = own.SerializeAsString();
+  own_bytes += item.own_tail;
   const std::shared_ptr<const std::string>& tail =
       TakesDelta(item, request) ? item.delta->shared : item.shared;
   const bool shared = tail != nullptr && !tail->empty();

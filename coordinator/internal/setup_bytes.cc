@@ -23,6 +23,12 @@ char LengthDelimitedTag(int field_number) { return static_cast<char>((field_numb
 
 }  // namespace
 
+void AppendMessageField(int field_number, std::string_view bytes, std::string* out) {
+  out->push_back(LengthDelimitedTag(field_number));
+  AppendVarint(bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
+}
+
 std::shared_ptr<const std::string> SerializedModel(std::span<const float> values) {
   auto out = std::make_shared<std::string>();
   if (values.empty()) return out;  // an empty packed field is not written
@@ -65,9 +71,7 @@ SetupBytes SharedSetupBytes(const v1::WorkItem& first,
       out.model = model;  // shared, not copied
       fields.set_model_size(model->size());
     } else {
-      inline_model.push_back(LengthDelimitedTag(v1::WorkItem::kModelFieldNumber));
-      AppendVarint(model->size(), &inline_model);
-      inline_model += *model;
+      AppendMessageField(v1::WorkItem::kModelFieldNumber, *model, &inline_model);
     }
   } else if (fields.model().ByteSizeLong() > proto::kModelChunkBytes) {
     out.model = std::make_shared<const std::string>(fields.model().SerializeAsString());

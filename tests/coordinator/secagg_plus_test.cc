@@ -108,7 +108,8 @@ TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
           e.mutable_advertisement()->set_certificate(pem.front());
         }
       }
-      posted[step][id] = Posted{item->own.has_secagg(), item->shared.get()};
+      posted[step][id] =
+          Posted{item->own.has_secagg() || !item->own_tail.empty(), item->shared.get()};
       v1::PushResultRequest answer;
       answer.set_work_id(whole.work_id());
       if (step == v1::SECAGG_ADVERTISE_KEYS) {

@@ -111,6 +111,31 @@ TEST(WorkWireTest, AnItemWithNothingSharedIsItsOwnFields) {
   EXPECT_FALSE(response.work().has_model());
 }
 
+// A share relay kept serialized (PostedItem::own_tail) goes out as the item's secagg field.
+TEST(WorkWireTest, ASitesMessageKeptAsBytesIsPartOfItsItem) {
+  v1::SecAggServerMessage relay;
+  relay.set_round(v1::SECAGG_MASKED_INPUT);
+  relay.mutable_share_relay()->add_share_holders("site-a");
+  v1::EncryptedShare* share = relay.mutable_share_relay()->add_shares();
+  share->set_sender("site-b");
+  share->set_receiver("site-a");
+  share->set_ciphertext(std::string(80, 'c'));
+  v1::WorkItem tail;
+  *tail.mutable_secagg() = relay;
+  v1::WorkItem own = Own("w/s3", "w");
+  own.clear_secagg();  // the site's message is the tail
+  const PostedItem item{own, Shared(10), nullptr, nullptr, tail.SerializeAsString()};
+  const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, "-----CRL-----"));
+  EXPECT_TRUE(MessageDifferencer::Equals(response.work().secagg(), relay))
+      << response.work().secagg().ShortDebugString();
+  EXPECT_EQ(response.work().work_id(), "w/s3");
+  EXPECT_EQ(response.work().model().values_size(), 10);
+  v1::WorkItem expected = item.Whole();
+  expected.set_crl_pem("-----CRL-----");
+  EXPECT_TRUE(MessageDifferencer::Equals(response.work(), expected));
+  EXPECT_TRUE(MessageDifferencer::Equals(item.Whole().secagg(), relay));
+}
+
 TEST(WorkWireTest, NoWorkIsAValidEmptyResponse) {
   grpc::ByteBuffer bytes = EmptyPullWorkResponse();
   EXPECT_TRUE(bytes.Valid());
