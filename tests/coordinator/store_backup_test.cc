@@ -195,13 +195,27 @@ TEST_F(StoreBackupTest, ModelsInBlobFilesAreBackedUpAndRestored) {
   EXPECT_FALSE(StoreFile(".blob").empty());
   const std::string restored = dir_.File("restored");
   ASSERT_OK(RestoreStoreBackup(backup_dir(), restored).status());
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> copy, OpenRocksDbStore(restored));
-  for (uint32_t round = 2; round <= kRounds; ++round) {
-    ASSERT_OK_AND_ASSIGN(std::vector<float> model, copy->GetCheckpoint("task-1", round));
-    ASSERT_EQ(model.size(), kFloats) << round;
-    EXPECT_EQ(model.front(), static_cast<float>(round));
-    EXPECT_EQ(model.back(), static_cast<float>(round));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> copy, OpenRocksDbStore(restored));
+    for (uint32_t round = 2; round <= kRounds; ++round) {
+      ASSERT_OK_AND_ASSIGN(std::vector<float> model, copy->GetCheckpoint("task-1", round));
+      ASSERT_EQ(model.size(), kFloats) << round;
+      EXPECT_EQ(model.front(), static_cast<float>(round));
+      EXPECT_EQ(model.back(), static_cast<float>(round));
+    }
   }
+  // RocksDB opened without blob options (as by an earlier coordinator, or the store's
+  // repair) reads them too: every model, the first one flushed among them.
+  tessera::testing::WithRawDb(restored, [&](rocksdb::DB* db, tessera::testing::RawFamilies& f) {
+    for (uint32_t round = 2; round <= kRounds; ++round) {
+      std::string value;
+      const std::string key = std::string("task-1") + '\0' + BigEndian32(round);
+      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["models"], key, &value).ok()) << round;
+      v1::ModelParameters model;
+      ASSERT_TRUE(model.ParseFromString(value));
+      EXPECT_EQ(model.values_size(), static_cast<int>(kFloats));
+    }
+  });
 }
 
 TEST_F(StoreBackupTest, BackupIntoAFolderThatIsNotEmptyIsRefusedAndTouchesNothing) {
