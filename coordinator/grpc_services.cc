@@ -14,16 +14,15 @@
 #include "common/log.h"
 #include "common/worker_pool.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/internal/call_identity.h"
 #include "coordinator/internal/model_download_call.h"
 #include "coordinator/internal/upload_call.h"
 #include "coordinator/limits.h"
 #include "coordinator/upload_gate.h"
 #include "coordinator/work_wire.h"
-#include "crypto/hash.h"
 #include "crypto/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/service_type.h"
-#include "proto/admin.grpc.pb.h"
 #include "proto/federation.grpc.pb.h"
 #include "proto/grpc_status.h"
 #include "proto/transfer.h"
@@ -31,45 +30,9 @@
 namespace tessera::coordinator {
 namespace {
 
+using internal::Caller;
+using internal::InstanceOf;
 using proto::ToGrpcStatus;
-
-// The metadata key of a site daemon's instance id (access_control.h).
-constexpr char kInstanceKey[] = "tessera-instance";
-
-std::string InstanceOf(const grpc::ServerContextBase& context) {
-  auto it = context.client_metadata().find(kInstanceKey);
-  if (it == context.client_metadata().end()) return "";
-  return std::string(it->second.data(), std::min<size_t>(it->second.size(), 64));
-}
-
-// The caller's verified identity, if it has `role` and is admitted now: every call checks
-// expiry, revocation, an operator's disable and the instance binding (Coordinator::Admit),
-// so a live connection gets nothing once its certificate expires or is revoked.
-absl::StatusOr<crypto::CertificateInfo> Caller(Coordinator* coordinator,
-                                               grpc::ServerContextBase* context,
-                                               crypto::Role role) {
-  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-  if (auth == nullptr) return absl::UnauthenticatedError("no TLS peer");
-  auto identity = crypto::PeerIdentity(*auth);
-  if (!identity.ok()) return identity.status();
-  absl::Status allowed = crypto::RequireRole(*identity, role);
-  if (!allowed.ok()) {
-    common::LogWarning("call_refused")
-        .With("peer", identity->node_id)
-        .With("role", crypto::RoleName(identity->role))
-        .With("needed", crypto::RoleName(role));
-    return allowed;
-  }
-  absl::Status admitted = coordinator->Admit(*identity, InstanceOf(*context), context->peer());
-  if (!admitted.ok()) {
-    common::LogWarning("call_refused")
-        .With("peer", identity->node_id)
-        .With("serial", identity->serial_hex)
-        .With("error", std::string(admitted.message()));
-    return admitted;
-  }
-  return identity;
-}
 
 // A call refused by a per-site limit (coordinator/limits.h), logged at most every 10 s per
 // site and method.
@@ -455,160 +418,12 @@ grpc::ServerUnaryReactor* FederationService::PullWork(grpc::CallbackServerContex
                       std::move(slot));
 }
 
-class AdminService final : public v1::Admin::Service {
- public:
-  explicit AdminService(Coordinator* coordinator) : coordinator_(coordinator) {}
-
-  grpc::Status SubmitTask(grpc::ServerContext* context, const v1::SubmitTaskRequest* request,
-                          v1::SubmitTaskResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto result = coordinator_->SubmitTask(caller->node_id, request->spec());
-    if (!result.ok()) return ToGrpcStatus(result.status());
-    *response = std::move(*result);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ListTasks(grpc::ServerContext* context, const v1::ListTasksRequest* request,
-                         v1::ListTasksResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto tasks = coordinator_->ListTasks();
-    if (!tasks.ok()) return ToGrpcStatus(tasks.status());
-    for (v1::TaskRecord& t : *tasks) *response->add_tasks() = std::move(t);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
-                       v1::GetTaskResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto task = coordinator_->GetTask(request->task_id());
-    if (!task.ok()) return ToGrpcStatus(task.status());
-    *response = std::move(*task);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GetRound(grpc::ServerContext* context, const v1::GetRoundRequest* request,
-                        v1::GetRoundResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto round = coordinator_->GetRound(request->task_id(), request->round());
-    if (!round.ok()) return ToGrpcStatus(round.status());
-    *response->mutable_round() = std::move(*round);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status CancelTask(grpc::ServerContext* context, const v1::CancelTaskRequest* request,
-                          v1::CancelTaskResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    return ToGrpcStatus(
-        coordinator_->CancelTask(caller->node_id, request->task_id(), request->reason()));
-  }
-
-  grpc::Status ListClients(grpc::ServerContext* context, const v1::ListClientsRequest* request,
-                           v1::ListClientsResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    for (v1::ClientRecord& c : coordinator_->ListClients()) *response->add_clients() = std::move(c);
-    response->set_now_unix_ms(absl::ToUnixMillis(absl::Now()));
-    response->set_stale_after_ms(absl::ToInt64Milliseconds(coordinator_->client_stale_after()));
-    response->set_offline_after_ms(absl::ToInt64Milliseconds(coordinator_->client_offline_after()));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ExportModel(grpc::ServerContext* context, const v1::ExportModelRequest* request,
-                           v1::ExportModelResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto exported = coordinator_->ExportModel(*request);
-    if (!exported.ok()) return ToGrpcStatus(exported.status());
-    // Which operator took which model out: hashes only, never the parameters.
-    common::LogInfo("model_exported")
-        .With("operator", caller->node_id)
-        .With("task", request->task_id().substr(0, 128))
-        .With("round", exported->round())
-        .With("format", exported->provenance().body().export_format())
-        .With("file_sha256", crypto::ToHex(exported->provenance().body().export_sha256()))
-        .With("model_sha256", crypto::ToHex(exported->provenance().body().model_hash()));
-    *response = std::move(*exported);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status BackupStore(grpc::ServerContext* context, const v1::BackupStoreRequest* /*request*/,
-                           grpc::ServerWriter<v1::BackupStoreChunk>* writer) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    const absl::Time started = absl::Now();
-    uint64_t bytes = 0;
-    v1::StoreBackupManifest manifest;
-    absl::Status st = coordinator_->BackupStore([&](const v1::BackupStoreChunk& chunk) {
-      if (context->IsCancelled()) return false;
-      bytes += chunk.data().size();
-      if (chunk.has_manifest()) manifest = chunk.manifest();
-      return writer->Write(chunk);
-    });
-    if (!st.ok()) {
-      common::LogWarning("store_backup_failed")
-          .With("operator", caller->node_id)
-          .With("error", std::string(st.message()));
-      return ToGrpcStatus(st);
-    }
-    common::LogInfo("store_backup_sent")
-        .With("operator", caller->node_id)
-        .With("files", manifest.files_size())
-        .With("bytes", bytes)
-        .With("tasks", manifest.tasks())
-        .With("ms", absl::ToInt64Milliseconds(absl::Now() - started));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status DisableClient(grpc::ServerContext* context, const v1::DisableClientRequest* request,
-                             v1::DisableClientResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto record = coordinator_->SetClientDisabled(caller->node_id, request->client_id(), true,
-                                                  request->reason());
-    if (!record.ok()) return ToGrpcStatus(record.status());
-    *response->mutable_client() = std::move(*record);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status EnableClient(grpc::ServerContext* context, const v1::EnableClientRequest* request,
-                            v1::EnableClientResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto record = coordinator_->SetClientDisabled(caller->node_id, request->client_id(), false, "");
-    if (!record.ok()) return ToGrpcStatus(record.status());
-    *response->mutable_client() = std::move(*record);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ReleaseClient(grpc::ServerContext* context, const v1::ReleaseClientRequest* request,
-                             v1::ReleaseClientResponse* response) override {
-    auto caller = Caller(coordinator_, context, crypto::Role::kOperator);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    auto record = coordinator_->ReleaseClient(caller->node_id, request->client_id());
-    if (!record.ok()) return ToGrpcStatus(record.status());
-    *response->mutable_client() = std::move(*record);
-    return grpc::Status::OK;
-  }
-
- private:
-  Coordinator* const coordinator_;
-};
-
 }  // namespace
 
 std::unique_ptr<grpc::Service> MakeFederationService(Coordinator* coordinator,
                                                      uint32_t long_poll_seconds,
                                                      const ServerLimits& limits) {
   return std::make_unique<FederationService>(coordinator, long_poll_seconds, limits);
-}
-
-std::unique_ptr<grpc::Service> MakeAdminService(Coordinator* coordinator) {
-  return std::make_unique<AdminService>(coordinator);
 }
 
 bool IsRawMethod(std::string_view method) {
