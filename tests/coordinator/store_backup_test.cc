@@ -218,6 +218,39 @@ TEST_F(StoreBackupTest, ModelsInBlobFilesAreBackedUpAndRestored) {
   });
 }
 
+// The same while a writer commits models that go to blob files (400 KB each): every
+// backup restores, with the checkpoint its task record names.
+TEST_F(StoreBackupTest, EveryBackupTakenWhileBlobFilesAreWrittenRestores) {
+  std::unique_ptr<Store> store = Populated(1);
+  std::atomic<bool> stop{false};
+  std::thread writer = CommitUntil(*store, stop, 100000);
+  constexpr int kBackups = 4;
+  int restored_ok = 0;
+  bool blob_backed_up = false;
+  for (int i = 0; i < kBackups; ++i) {
+    fs::remove_all(backup_dir());
+    ASSERT_OK(Backup(*store)) << "backup " << i;
+    for (const auto& entry : fs::directory_iterator(fs::path(backup_dir()) / kBackupStoreFolder)) {
+      blob_backed_up |= entry.path().extension() == ".blob";
+    }
+    const std::string restored = dir_.File(absl::StrCat("restored-", i));
+    if (RestoreStoreBackup(backup_dir(), restored).ok()) {
+      auto copy = OpenRocksDbStore(restored);
+      ASSERT_OK(copy.status()) << "backup " << i;
+      ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, (*copy)->GetTask("task-1"));
+      ASSERT_OK_AND_ASSIGN(std::vector<float> model,
+                           (*copy)->GetCheckpoint("task-1", task.last_committed_round()));
+      EXPECT_EQ(model.size(), task.last_committed_round() > 1 ? 100000u : 2u) << "backup " << i;
+      ++restored_ok;
+    }
+    fs::remove_all(restored);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(restored_ok, kBackups);
+  EXPECT_TRUE(blob_backed_up) << "no backup held a blob file";
+}
+
 TEST_F(StoreBackupTest, BackupIntoAFolderThatIsNotEmptyIsRefusedAndTouchesNothing) {
   std::unique_ptr<Store> store = Populated(1);
   ASSERT_OK(common::MakeDirectories(backup_dir(), 0700));
