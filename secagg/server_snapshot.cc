@@ -68,13 +68,21 @@ absl::StatusOr<std::string> SecAggServer::SnapshotBytes() const {
   v1::SecAggServerSnapshot snapshot;
   s.FillSnapshot(snapshot, /*relays=*/false);
   std::string bytes = snapshot.SerializeAsString();
-  // Each relay as a `relays` entry: its receiver, then the relay's bytes as they are.
-  std::string entry;
+  // Each relay as a `relays` entry: its receiver, then the relay's bytes as they are, into
+  // a buffer of the snapshot's size (three field headers of at most 11 bytes an entry).
+  size_t size = bytes.size();
+  for (const auto& [receiver, relay] : s.relays) size += 33 + receiver.size() + relay.size();
+  bytes.reserve(size);
+  std::string head;
   for (const auto& [receiver, relay] : s.relays) {
-    entry.clear();
-    internal::AppendProtoField(v1::SecAggShareRelayEntry::kReceiverFieldNumber, receiver, &entry);
-    internal::AppendProtoField(v1::SecAggShareRelayEntry::kRelayFieldNumber, relay, &entry);
-    internal::AppendProtoField(v1::SecAggServerSnapshot::kRelaysFieldNumber, entry, &bytes);
+    head.clear();
+    internal::AppendProtoField(v1::SecAggShareRelayEntry::kReceiverFieldNumber, receiver, &head);
+    internal::AppendProtoFieldHeader(v1::SecAggShareRelayEntry::kRelayFieldNumber, relay.size(),
+                                     &head);
+    internal::AppendProtoFieldHeader(v1::SecAggServerSnapshot::kRelaysFieldNumber,
+                                     head.size() + relay.size(), &bytes);
+    bytes += head;
+    bytes += relay;
   }
   return bytes;
 }

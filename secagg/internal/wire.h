@@ -45,18 +45,24 @@ class FieldReader {
   std::string_view data_;
 };
 
-// Appends a length-delimited protobuf field (its tag, a varint length, the bytes): how a
-// bytes, string or message field is written, so that messages can be assembled from bytes
-// kept serialized.
-inline void AppendProtoField(int field_number, std::string_view bytes, std::string* out) {
+// Appends a length-delimited protobuf field's tag and length, for `size` bytes the caller
+// appends next.
+inline void AppendProtoFieldHeader(int field_number, size_t size, std::string* out) {
   for (uint64_t value :
-       {(static_cast<uint64_t>(field_number) << 3) | 2, static_cast<uint64_t>(bytes.size())}) {
+       {(static_cast<uint64_t>(field_number) << 3) | 2, static_cast<uint64_t>(size)}) {
     while (value >= 0x80) {
       out->push_back(static_cast<char>((value & 0x7f) | 0x80));
       value >>= 7;
     }
     out->push_back(static_cast<char>(value));
   }
+}
+
+// Appends a length-delimited protobuf field (its tag, a varint length, the bytes): how a
+// bytes, string or message field is written, so that messages can be assembled from bytes
+// kept serialized.
+inline void AppendProtoField(int field_number, std::string_view bytes, std::string* out) {
+  AppendProtoFieldHeader(field_number, bytes.size(), out);
   out->append(bytes.data(), bytes.size());
 }
 
