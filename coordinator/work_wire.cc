@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/internal/setup_bytes.h"
 #include "grpcpp/support/slice.h"
 #include "proto/transfer.h"
 
@@ -18,14 +19,6 @@ constexpr char kWorkTag = 0x0A;
 // PullModelChunkResponse.total: field 1, varint; .data: field 2, length-delimited.
 constexpr char kTotalTag = 0x08;
 constexpr char kDataTag = 0x12;
-
-void AppendVarint(uint64_t value, std::string* out) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7F) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
 
 // A slice over bytes [offset, offset + size) of `bytes` that holds a reference to them
 // until gRPC releases it.
@@ -80,7 +73,7 @@ grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view 
   std::string head;
   head.reserve(own_bytes.size() + 11);
   head.push_back(kWorkTag);
-  AppendVarint(own_bytes.size() + (shared ? tail->size() : 0), &head);
+  internal::AppendVarint(own_bytes.size() + (shared ? tail->size() : 0), &head);
   head += own_bytes;
   std::vector<grpc::Slice> slices;
   slices.emplace_back(head);
@@ -93,9 +86,9 @@ grpc::ByteBuffer ModelChunkResponseBytes(const std::shared_ptr<const std::string
   const size_t size = std::min<size_t>(proto::kModelChunkBytes, model->size() - offset);
   std::string head;
   head.push_back(kTotalTag);
-  AppendVarint(model->size(), &head);
+  internal::AppendVarint(model->size(), &head);
   head.push_back(kDataTag);
-  AppendVarint(size, &head);
+  internal::AppendVarint(size, &head);
   std::vector<grpc::Slice> slices;
   slices.emplace_back(head);
   slices.push_back(SharedSlice(model, offset, size));

@@ -10,6 +10,11 @@ namespace tessera::coordinator::internal {
 
 namespace {
 
+// A length-delimited field's tag (wire type 2).
+char LengthDelimitedTag(int field_number) { return static_cast<char>((field_number << 3) | 2); }
+
+}  // namespace
+
 void AppendVarint(uint64_t value, std::string* out) {
   while (value >= 0x80) {
     out->push_back(static_cast<char>((value & 0x7f) | 0x80));
@@ -17,11 +22,6 @@ void AppendVarint(uint64_t value, std::string* out) {
   }
   out->push_back(static_cast<char>(value));
 }
-
-// A length-delimited field's tag (wire type 2).
-char LengthDelimitedTag(int field_number) { return static_cast<char>((field_number << 3) | 2); }
-
-}  // namespace
 
 void AppendMessageField(int field_number, std::string_view bytes, std::string* out) {
   out->push_back(LengthDelimitedTag(field_number));

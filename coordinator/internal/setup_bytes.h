@@ -3,6 +3,7 @@
 #ifndef TESSERA_COORDINATOR_INTERNAL_SETUP_BYTES_H_
 #define TESSERA_COORDINATOR_INTERNAL_SETUP_BYTES_H_
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -30,6 +31,9 @@ struct SetupBytes {
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
                             const std::shared_ptr<const std::string>& model,
                             const std::shared_ptr<const ModelDeltaBytes>& model_delta);
+
+// Appends `value` as a protobuf varint (a length, or a varint field's value after its tag).
+void AppendVarint(uint64_t value, std::string* out);
 
 // Appends a length-delimited protobuf field (its tag, a varint length, `bytes`) to `out`:
 // how a message kept serialized is put into another's wire bytes.

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -99,6 +100,34 @@ class StoreBackupTest : public ::testing::Test {
     return streamed;
   }
 
+  // Takes `backups` backups of `store` while a thread commits task-1's rounds with models
+  // of `floats` values, restores each into a folder of its own and hands that folder to
+  // `check` (the backup is still in backup_dir()); returns how many restored.
+  int RestoredBackupsWhileCommitting(Store& store, size_t floats, int backups,
+                                     const std::function<void(const std::string&)>& check) {
+    std::atomic<bool> stop{false};
+    std::thread writer = CommitUntil(store, stop, floats);
+    int restored_ok = 0;
+    for (int i = 0; i < backups; ++i) {
+      SCOPED_TRACE(absl::StrCat("backup ", i));
+      fs::remove_all(backup_dir());
+      const absl::Status backed_up = Backup(store);
+      EXPECT_OK(backed_up);
+      if (!backed_up.ok()) continue;
+      const std::string restored = dir_.File(absl::StrCat("restored-", i));
+      const absl::Status summary = RestoreStoreBackup(backup_dir(), restored).status();
+      EXPECT_OK(summary);
+      if (summary.ok()) {
+        check(restored);
+        ++restored_ok;
+      }
+      fs::remove_all(restored);
+    }
+    stop = true;
+    writer.join();
+    return restored_ok;
+  }
+
   std::string StoreFile(const std::string& suffix) const {
     for (const auto& entry : fs::directory_iterator(fs::path(backup_dir()) / kBackupStoreFolder)) {
       if (entry.path().filename().string().ends_with(suffix)) return entry.path().string();
@@ -152,22 +181,7 @@ TEST_F(StoreBackupTest, BackupWhileWritersGoOnRestoresToAConsistentEqualStore) {
 // seen once in CI, in E2eBackupTest.)
 TEST_F(StoreBackupTest, EveryBackupTakenWhileAWriterCommitsRestores) {
   std::unique_ptr<Store> store = Populated(1);
-  std::atomic<bool> stop{false};
-  std::thread writer = CommitUntil(*store, stop, 4096);
-  constexpr int kBackups = 25;
-  int restored_ok = 0;
-  for (int i = 0; i < kBackups; ++i) {
-    fs::remove_all(backup_dir());
-    ASSERT_OK(Backup(*store)) << "backup " << i;
-    const std::string restored = dir_.File(absl::StrCat("restored-", i));
-    absl::StatusOr<RestoreSummary> summary = RestoreStoreBackup(backup_dir(), restored);
-    EXPECT_OK(summary.status()) << "backup " << i;
-    if (summary.ok()) ++restored_ok;
-    fs::remove_all(restored);
-  }
-  stop = true;
-  writer.join();
-  EXPECT_EQ(restored_ok, kBackups);
+  EXPECT_EQ(RestoredBackupsWhileCommitting(*store, 4096, 25, [](const std::string&) {}), 25);
 }
 
 // Models above the store's blob size (64 KiB) go to blob files when their memtable is
@@ -222,32 +236,21 @@ TEST_F(StoreBackupTest, ModelsInBlobFilesAreBackedUpAndRestored) {
 // backup restores, with the checkpoint its task record names.
 TEST_F(StoreBackupTest, EveryBackupTakenWhileBlobFilesAreWrittenRestores) {
   std::unique_ptr<Store> store = Populated(1);
-  std::atomic<bool> stop{false};
-  std::thread writer = CommitUntil(*store, stop, 100000);
-  constexpr int kBackups = 4;
-  int restored_ok = 0;
   bool blob_backed_up = false;
-  for (int i = 0; i < kBackups; ++i) {
-    fs::remove_all(backup_dir());
-    ASSERT_OK(Backup(*store)) << "backup " << i;
-    for (const auto& entry : fs::directory_iterator(fs::path(backup_dir()) / kBackupStoreFolder)) {
-      blob_backed_up |= entry.path().extension() == ".blob";
-    }
-    const std::string restored = dir_.File(absl::StrCat("restored-", i));
-    if (RestoreStoreBackup(backup_dir(), restored).ok()) {
-      auto copy = OpenRocksDbStore(restored);
-      ASSERT_OK(copy.status()) << "backup " << i;
-      ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, (*copy)->GetTask("task-1"));
-      ASSERT_OK_AND_ASSIGN(std::vector<float> model,
-                           (*copy)->GetCheckpoint("task-1", task.last_committed_round()));
-      EXPECT_EQ(model.size(), task.last_committed_round() > 1 ? 100000u : 2u) << "backup " << i;
-      ++restored_ok;
-    }
-    fs::remove_all(restored);
-  }
-  stop = true;
-  writer.join();
-  EXPECT_EQ(restored_ok, kBackups);
+  const int restored =
+      RestoredBackupsWhileCommitting(*store, 100000, 4, [&](const std::string& restored_dir) {
+        for (const auto& entry :
+             fs::directory_iterator(fs::path(backup_dir()) / kBackupStoreFolder)) {
+          blob_backed_up |= entry.path().extension() == ".blob";
+        }
+        auto copy = OpenRocksDbStore(restored_dir);
+        ASSERT_OK(copy.status());
+        ASSERT_OK_AND_ASSIGN(v1::TaskRecord task, (*copy)->GetTask("task-1"));
+        ASSERT_OK_AND_ASSIGN(std::vector<float> model,
+                             (*copy)->GetCheckpoint("task-1", task.last_committed_round()));
+        EXPECT_EQ(model.size(), task.last_committed_round() > 1 ? 100000u : 2u);
+      });
+  EXPECT_EQ(restored, 4);
   EXPECT_TRUE(blob_backed_up) << "no backup held a blob file";
 }
 
