@@ -66,13 +66,20 @@ absl::StatusOr<std::string> SecAggServer::SnapshotBytes() const {
     return Snapshot().status();  // the same refusal
   }
   v1::SecAggServerSnapshot snapshot;
-  s.FillSnapshot(snapshot, /*relays=*/false);
+  s.FillSnapshot(snapshot, /*bulk=*/false);
   std::string bytes = snapshot.SerializeAsString();
-  // Each relay as a `relays` entry: its receiver, then the relay's bytes as they are, into
-  // a buffer of the snapshot's size (three field headers of at most 11 bytes an entry).
-  size_t size = bytes.size();
+  // The sum's words, then each relay as a `relays` entry (its receiver, then the relay's
+  // bytes as they are), into a buffer of the snapshot's size (field headers of at most 11
+  // bytes: one for the sum, three a relay entry).
+  const bool with_sum = s.SumInSnapshot();
+  size_t size = bytes.size() + (with_sum ? 11 + 4 * s.sum.size() : 0);
   for (const auto& [receiver, relay] : s.relays) size += 33 + receiver.size() + relay.size();
   bytes.reserve(size);
+  if (with_sum) {
+    internal::AppendProtoFieldHeader(v1::SecAggServerSnapshot::kMaskedSumFieldNumber,
+                                     4 * s.sum.size(), &bytes);
+    internal::AppendWordsAsBytes(s.sum, &bytes);
+  }
   std::string head;
   for (const auto& [receiver, relay] : s.relays) {
     head.clear();
@@ -87,7 +94,11 @@ absl::StatusOr<std::string> SecAggServer::SnapshotBytes() const {
   return bytes;
 }
 
-void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool with_relays) const {
+bool SecAggServer::Impl::SumInSnapshot() const {
+  return !sum.empty() && !(state == ServerState::kCollecting && round == v1::SECAGG_MASKED_INPUT);
+}
+
+void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool bulk) const {
   snapshot.set_version(kServerSnapshotVersion);
   *snapshot.mutable_setup() = setup;
   snapshot.set_state(state == ServerState::kAborted ? v1::SECAGG_SERVER_ABORTED
@@ -115,15 +126,12 @@ void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool w
   snapshot.set_session_id(session_id);
   snapshot.mutable_share_holders()->Add(holders.begin(), holders.end());
   for (const auto& [receiver, relay] : relays) {
-    if (!with_relays) break;
+    if (!bulk) break;
     v1::SecAggShareRelayEntry* entry = snapshot.add_relays();
     entry->set_receiver(receiver);
     if (!entry->mutable_relay()->ParseFromString(relay)) entry->clear_relay();  // it parses
   }
-  // At the masked-input boundary the sum is zero by construction (no answer yet): it is
-  // not written (vector_words zero words, megabytes for a large model).
-  const bool zero_sum = state == ServerState::kCollecting && round == v1::SECAGG_MASKED_INPUT;
-  if (!sum.empty() && !zero_sum) snapshot.set_masked_sum(internal::WordsToBytes(sum));
+  if (bulk && SumInSnapshot()) snapshot.set_masked_sum(internal::WordsToBytes(sum));
   snapshot.mutable_survivors()->Add(survivors.begin(), survivors.end());
   snapshot.mutable_dropped_holders()->Add(dropped_holders.begin(), dropped_holders.end());
   if (round == v1::SECAGG_UNMASKING) *snapshot.mutable_unmasking_request() = unmasking_request;

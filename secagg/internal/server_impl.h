@@ -206,8 +206,12 @@ struct SecAggServer::Impl {
 
   // server_snapshot.cc: this state as a snapshot, and from one (options and probe already
   // set); DATA_LOSS if inconsistent.
-  // Without `relays` the share relays are left out (SnapshotBytes appends them).
-  void FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool relays = true) const;
+  // Without `bulk` the share relays and the running sum are left out (SnapshotBytes
+  // appends them as they are, without a copy of each in the message).
+  void FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool bulk = true) const;
+  // Whether a snapshot holds the running sum: not at the masked-input boundary, where it
+  // is zero by construction (no answer yet; megabytes for a large model).
+  bool SumInSnapshot() const;
   absl::Status RestoreFrom(const v1::SecAggServerSnapshot& snapshot);
   absl::Status RestoreClients(const v1::SecAggServerSnapshot& snapshot);
   absl::Status RestoreRounds(const v1::SecAggServerSnapshot& snapshot);

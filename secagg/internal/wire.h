@@ -66,12 +66,20 @@ inline void AppendProtoField(int field_number, std::string_view bytes, std::stri
   out->append(bytes.data(), bytes.size());
 }
 
+// Appends `words` as little-endian bytes to `out`.
+inline void AppendWordsAsBytes(std::span<const uint32_t> words, std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + words.size() * 4);
+  char* at = out->data() + start;
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (int b = 0; b < 4; ++b) at[4 * i + b] = static_cast<char>(words[i] >> (8 * b));
+  }
+}
+
 // `words` as little-endian bytes.
 inline std::string WordsToBytes(std::span<const uint32_t> words) {
-  std::string out(words.size() * 4, '\0');
-  for (size_t i = 0; i < words.size(); ++i) {
-    for (int b = 0; b < 4; ++b) out[4 * i + b] = static_cast<char>(words[i] >> (8 * b));
-  }
+  std::string out;
+  AppendWordsAsBytes(words, &out);
   return out;
 }
 

@@ -419,6 +419,7 @@ TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
   Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
   ASSERT_OK(session.Init());
   bool relays = false;
+  bool sum = false;
   while (session.server().state() == ServerState::kCollecting) {
     SCOPED_TRACE(v1::SecAggRound_Name(session.server().round()));
     ASSERT_OK_AND_ASSIGN(const v1::SecAggServerSnapshot snapshot, session.server().Snapshot());
@@ -426,7 +427,10 @@ TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
     v1::SecAggServerSnapshot parsed;
     ASSERT_TRUE(parsed.ParseFromString(bytes));
     EXPECT_EQ(Deterministic(parsed), Deterministic(snapshot));
+    // Each field once (a bytes field written twice would parse as its last).
+    EXPECT_EQ(bytes.size(), snapshot.ByteSizeLong());
     relays |= snapshot.relays_size() > 0;
+    sum |= !snapshot.masked_sum().empty();
     const std::map<std::string, std::string> messages = session.server().OutgoingBytes();
     std::map<std::string, std::string> reparsed;
     for (const auto& [id, message_bytes] : messages) {
@@ -438,6 +442,7 @@ TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
     session.Step();
   }
   EXPECT_TRUE(relays) << "no boundary had share relays";
+  EXPECT_TRUE(sum) << "no boundary had a running sum";
   ASSERT_EQ(session.server().state(), ServerState::kCompleted);
   EXPECT_THAT(session.server().SnapshotBytes(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
