@@ -132,9 +132,9 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(
   }
   if (!request.resume.has_value() && request.persist) {
     // The session's opening is recorded before its first step is posted.
-    absl::StatusOr<std::string> snapshot = (*server)->SnapshotBytes();
-    absl::Status kept = snapshot.ok() ? request.persist((*server)->round(), *std::move(snapshot))
-                                      : snapshot.status();
+    SecAggServer& opened = **server;
+    absl::Status kept =
+        request.persist(opened.round(), [&opened] { return opened.SnapshotBytes(); });
     if (!kept.ok()) {
       result->stopped = kept;
       result->abort = absl::StrCat("session not recorded: ", kept.message());
@@ -232,14 +232,10 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       WaitForStep(request, work_id, deadline, step == 0, *sink);
     }
     board_->Close(work_id);
-    absl::StatusOr<std::string> snapshot;
     v1::SecAggRound next = v1::SECAGG_ROUND_UNSPECIFIED;
     ServerState state = sink->With([&](SecAggServer& s) {
       const ServerState after = s.state() == ServerState::kCollecting ? s.CloseRound() : s.state();
-      if (after == ServerState::kCollecting) {
-        snapshot = s.SnapshotBytes();
-        next = s.round();
-      }
+      if (after == ServerState::kCollecting) next = s.round();
       return after;
     });
     common::LogInfo("secagg_step_closed")
@@ -250,8 +246,9 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
                                                         : "collecting");
     ReportAttempt(request, *sink, /*ended=*/state != ServerState::kCollecting);
     if (state == ServerState::kCollecting && request.persist) {
-      absl::Status kept =
-          snapshot.ok() ? request.persist(next, *std::move(snapshot)) : snapshot.status();
+      // The step is closed and the next not posted: the server does not change until then.
+      absl::Status kept = request.persist(
+          next, [&sink] { return sink->With([](SecAggServer& s) { return s.SnapshotBytes(); }); });
       if (!kept.ok()) {
         result->stopped = kept;
         sink->Cancel();

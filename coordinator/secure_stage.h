@@ -112,9 +112,13 @@ struct SecureStageRequest {
   // cohort, threshold and encoding are then the snapshot's.
   std::optional<v1::SecAggServerSnapshot> resume;
   // Receives the server's snapshot at every step boundary, before that step is posted:
-  // the round it opens and the snapshot serialized (SecAggServer::SnapshotBytes). A non-OK
-  // status stops the session there (SecureStageResult::stopped).
-  std::function<absl::Status(v1::SecAggRound round, std::string snapshot)> persist;
+  // the round it opens and where to take the snapshot serialized from
+  // (SecAggServer::SnapshotBytes), to be called once, after the callback has let go of the
+  // previous boundary's (megabytes each for a large model: never two held at once). A
+  // non-OK status, the source's included, stops the session there
+  // (SecureStageResult::stopped).
+  using SnapshotSource = std::function<absl::StatusOr<std::string>()>;
+  std::function<absl::Status(v1::SecAggRound round, const SnapshotSource& snapshot)> persist;
   // How often, while the first step is open, its item is offered again to the sites that
   // declined it AWAITING_APPROVAL.
   absl::Duration approval_poll = absl::Seconds(5);

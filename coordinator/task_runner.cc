@@ -41,6 +41,12 @@ std::shared_ptr<const ModelDeltaBytes> ModelDeltaOf(std::span<const float> base,
       crypto::HashModel(base), std::make_shared<const std::string>(*std::move(data))});
 }
 
+// The update's result, held by the record from the fit's end.
+std::span<const float> NextModel(const v1::InFlightRound& in_flight) {
+  return {in_flight.next_model().values().data(),
+          static_cast<size_t>(in_flight.next_model().values_size())};
+}
+
 }  // namespace
 
 void TaskRunner::StagePlan::SetModel(std::span<const float> values) {
@@ -335,15 +341,13 @@ absl::StatusOr<std::vector<v1::Metric>> TaskRunner::EvaluationMetrics(const v1::
 
 absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                                uint32_t round, Strategy& strategy,
-                                               const std::vector<float>& global) {
+                                               std::shared_ptr<const ModelDeltaBytes> model_delta) {
   const v1::TaskSpec& spec = task.spec();
   StagePlan plan;
   plan.stage = v1::STAGE_EVALUATE;
   plan.round = round;
-  const std::span<const float> next(in_flight.next_model().values().data(),
-                                    static_cast<size_t>(in_flight.next_model().values_size()));
-  plan.SetModel(next);
-  plan.model_delta = ModelDeltaOf(global, next);
+  plan.SetModel(NextModel(in_flight));
+  plan.model_delta = std::move(model_delta);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());
   plan.retry = false;
@@ -446,7 +450,13 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     const bool evaluates =
         (!OneSessionPerRound(spec) || last_round) && strategy->ConfigureEvaluate(round);
     if (evaluates && !in_flight.eval_done()) {
-      ASSIGN_OR_RETURN(bool evaluated, RunEvaluation(task, in_flight, round, *strategy, global));
+      // The evaluated model goes as a delta from the fit's; the fit's model is not needed
+      // after that (the round ends with the evaluated one): not held through the session.
+      std::shared_ptr<const ModelDeltaBytes> eval_delta =
+          ModelDeltaOf(global, NextModel(in_flight));
+      std::vector<float>().swap(global);
+      ASSIGN_OR_RETURN(bool evaluated,
+                       RunEvaluation(task, in_flight, round, *strategy, std::move(eval_delta)));
       if (!evaluated) return absl::OkStatus();
     }
     ASSIGN_OR_RETURN(
@@ -455,8 +465,7 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     previous = std::move(committed);
     {
       // The cohort was sent this round's fit model, then the new one if a session evaluated it.
-      const std::span<const float> next(in_flight.next_model().values().data(),
-                                        static_cast<size_t>(in_flight.next_model().values_size()));
+      const std::span<const float> next = NextModel(in_flight);
       delta = ModelDeltaOf(evaluates ? next : std::span<const float>(global), next);
       global.assign(next.begin(), next.end());
     }
@@ -514,8 +523,7 @@ absl::StatusOr<v1::RoundRecord> TaskRunner::CommitTrainingRound(v1::TaskRecord& 
                                                                 uint32_t round,
                                                                 const v1::RoundRecord* previous) {
   const v1::TaskSpec& spec = task.spec();
-  const std::vector<float> next(in_flight.next_model().values().begin(),
-                                in_flight.next_model().values().end());
+  const std::span<const float> next = NextModel(in_flight);
   v1::RoundRecord record;
   record.set_task_id(task_id_);
   record.set_round(round);

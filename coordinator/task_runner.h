@@ -316,11 +316,11 @@ class TaskRunner {
                             v1::RoundRecord* record);
   // The round's evaluation of in_flight.next_model(); its metrics go into `in_flight`. A
   // failed evaluation is a drop line, not a failed round. false if the task stopped.
-  // `global` is the round's fit model, which the cohort holds: the evaluated model goes as
-  // a delta from it to the sites that say so.
+  // `model_delta` is the evaluated model as a delta from the round's fit model, which the
+  // cohort holds (null: none), for the sites that say so.
   absl::StatusOr<bool> RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                      uint32_t round, Strategy& strategy,
-                                     const std::vector<float>& global);
+                                     std::shared_ptr<const ModelDeltaBytes> model_delta);
   // Commits `round` and, when its session evaluated the previous round's model, `previous`
   // (round - 1's committed record) with those metrics, in one write; returns the record.
   absl::StatusOr<v1::RoundRecord> CommitTrainingRound(v1::TaskRecord& task,
@@ -340,12 +340,13 @@ class TaskRunner {
   // there is none to run (halted, attempts out, no cohort possible, a refused threshold).
   std::optional<StageEnd> OpenSession(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                       const StagePlan& plan, SecureStageRequest* request);
-  // The session's state at a step boundary (the serialized snapshot before `round`) into
-  // `in_flight` and the store, after charging the stage's release to the privacy budget if
-  // `round` is the unmasking. RESOURCE_EXHAUSTED if the budget cannot pay for it (the
-  // session stops there).
+  // The session's state at a step boundary (the serialized snapshot before `round`, taken
+  // from `snapshot` once the previous one is let go of) into `in_flight` and the store,
+  // after charging the stage's release to the privacy budget if `round` is the unmasking.
+  // RESOURCE_EXHAUSTED if the budget cannot pay for it (the session stops there).
   absl::Status PersistBoundary(const v1::TaskSpec& spec, const StagePlan& plan,
-                               v1::SecAggRound round, std::string snapshot,
+                               v1::SecAggRound round,
+                               const SecureStageRequest::SnapshotSource& snapshot,
                                v1::InFlightRound& in_flight);
   // Records a session's outcome in `in_flight`; the stage's end, or nullopt for another
   // attempt (already recorded and paused for).

@@ -384,7 +384,8 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
 }
 
 absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePlan& plan,
-                                         v1::SecAggRound round, std::string snapshot,
+                                         v1::SecAggRound round,
+                                         const SecureStageRequest::SnapshotSource& snapshot,
                                          v1::InFlightRound& in_flight) {
   if (round == v1::SECAGG_UNMASKING && plan.noise_multiplier > 0) {
     // Charged before the unmasking step is posted: from then on the coordinator could
@@ -404,7 +405,10 @@ absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePl
     release->set_noise_multiplier(plan.noise_multiplier);
     release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
   }
-  in_flight.set_server_snapshot(std::move(snapshot));
+  // The previous boundary's snapshot (stored) is let go of before this one is taken.
+  ReleaseServerSnapshot(in_flight);
+  ASSIGN_OR_RETURN(std::string taken, snapshot());
+  in_flight.set_server_snapshot(std::move(taken));
   return store_->PutInFlight(in_flight);
 }
 
@@ -506,8 +510,9 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
     if (halt() != Halt::kNone) return StageEnd{StageEnd::Kind::kHalted, {}, ""};
     SecureStageRequest request;
     if (std::optional<StageEnd> end = OpenSession(task, in_flight, plan, &request)) return *end;
-    request.persist = [&](v1::SecAggRound round, std::string snapshot) {
-      return PersistBoundary(task.spec(), plan, round, std::move(snapshot), in_flight);
+    request.persist = [&](v1::SecAggRound round,
+                          const SecureStageRequest::SnapshotSource& snapshot) {
+      return PersistBoundary(task.spec(), plan, round, snapshot, in_flight);
     };
     request.approval_poll = options_.approval_poll;
     request.decisions_changed = [&](const SiteDecisions& heard) { NoteDecisions(task, heard); };
