@@ -9,8 +9,10 @@
 //            "schema_version"                            -> 4-byte big-endian version
 //   inflight task id                                     -> v1::InFlightRound without its
 //                                                           model-sized fields (schema 2)
-//            task id + '\0' + "bulk"                     -> those fields: server_snapshot,
-//                                                           next_model, strategy_state
+//            task id + '\0' + "bulk"                     -> server_snapshot, strategy_state
+//                                                           (schema 2: next_model too)
+//            task id + '\0' + "model"                    -> next_model (schema 3), written
+//                                                           only when it changes
 //   statistics dataset id + '\0' + each column + '\0'     -> v1::PooledStatisticsRecord
 // Values of 64 KiB or more live in RocksDB's blob files (*.blob) once flushed; a backup
 // carries them like the table files.
@@ -41,7 +43,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -52,6 +54,7 @@
 #include "coordinator/internal/store_records.h"
 #include "coordinator/internal/task_id.h"
 #include "coordinator/store.h"
+#include "crypto/hash.h"
 #include "proto/federation.pb.h"
 #include "proto/state.pb.h"
 #include "rocksdb/cache.h"
@@ -112,11 +115,17 @@ std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(
 
 // ---- values
 
-template <typename Message>
-absl::StatusOr<std::string> SerializeValue(const Message& message, const char* kind) {
-  if (message.ByteSizeLong() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+// A record must parse back: protobuf reads at most 2 GiB.
+absl::Status CheckRecordSize(size_t bytes, const char* kind) {
+  if (bytes > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return absl::InvalidArgumentError(absl::StrCat(kind, " record is larger than 2 GiB"));
   }
+  return absl::OkStatus();
+}
+
+template <typename Message>
+absl::StatusOr<std::string> SerializeValue(const Message& message, const char* kind) {
+  RETURN_IF_ERROR(CheckRecordSize(message.ByteSizeLong(), kind));
   std::string bytes;
   if (!message.SerializeToString(&bytes)) {
     return absl::InternalError(absl::StrCat("cannot serialise ", kind, " record"));
@@ -260,9 +269,9 @@ class RocksDbStore final : public Store {
   absl::Status CommitRound(const v1::TaskRecord& task, const v1::RoundRecord& round,
                            std::span<const float> model, const v1::RoundRecord* previous) override {
     RETURN_IF_ERROR(internal::CheckCommitRound(task, round, previous));
-    v1::ModelParameters parameters;
-    parameters.mutable_values()->Add(model.begin(), model.end());
-    ASSIGN_OR_RETURN(std::string model_value, SerializeValue(parameters, "models"));
+    // The checkpoint is written as views of `model` (no copy of it serialised).
+    const internal::ModelPieces model_value(model);
+    RETURN_IF_ERROR(CheckRecordSize(model_value.size(), "models"));
     ASSIGN_OR_RETURN(std::string round_value, SerializeValue(round, "rounds"));
     ASSIGN_OR_RETURN(std::string task_value, SerializeValue(task, "tasks"));
     std::string previous_value;
@@ -284,12 +293,16 @@ class RocksDbStore final : public Store {
       RETURN_IF_ERROR(FromRocksDb(batch.Put(rounds_, previous_key, previous_value), what));
     }
     RETURN_IF_ERROR(FromRocksDb(batch.Put(rounds_, round_key, round_value), what));
-    RETURN_IF_ERROR(FromRocksDb(batch.Put(models_, round_key, model_value), what));
+    const rocksdb::Slice round_key_slice(round_key);
+    const std::vector<rocksdb::Slice> model_slices(model_value.pieces().begin(),
+                                                   model_value.pieces().end());
+    RETURN_IF_ERROR(FromRocksDb(
+        batch.Put(models_, rocksdb::SliceParts(&round_key_slice, 1),
+                  rocksdb::SliceParts(model_slices.data(), static_cast<int>(model_slices.size()))),
+        what));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(tasks_, task_key, task_value), what));
-    RETURN_IF_ERROR(FromRocksDb(batch.Delete(in_flight_, task.task_id()), what));
-    RETURN_IF_ERROR(
-        FromRocksDb(batch.Delete(in_flight_, internal::InFlightBulkKey(task.task_id())), what));
-    bulk_written_.erase(task.task_id());
+    RETURN_IF_ERROR(DeleteInFlightValues(task.task_id(), &batch, what));
+    in_flight_written_.erase(task.task_id());
     return Write(&batch, what);
   }
 
@@ -307,12 +320,15 @@ class RocksDbStore final : public Store {
     if (!value.has_value()) {
       return absl::NotFoundError(absl::StrCat("GetInFlight: no round in flight for ", task_id));
     }
-    // The two parts concatenated parse as the whole record (a version 1 record has no bulk
-    // value: it is whole already). Two reads: only the task's runner reads the whole record,
-    // and it is the only writer of it (GetInFlightShown reads one value).
-    ASSIGN_OR_RETURN(std::optional<std::string> bulk,
-                     Get(in_flight_, internal::InFlightBulkKey(task_id), what));
-    if (bulk.has_value()) value->append(*bulk);
+    // The values concatenated parse as the whole record (a version 1 record has neither
+    // other value: it is whole already; a version 2 record has its model in the bulk
+    // value). Three reads: only the task's runner reads the whole record, and it is the only
+    // writer of it (GetInFlightShown reads one value).
+    for (const std::string& key :
+         {internal::InFlightBulkKey(task_id), internal::InFlightModelKey(task_id)}) {
+      ASSIGN_OR_RETURN(std::optional<std::string> part, Get(in_flight_, key, what));
+      if (part.has_value()) value->append(*part);
+    }
     return internal::DecodeInFlight(task_id, *value);
   }
 
@@ -332,11 +348,9 @@ class RocksDbStore final : public Store {
   absl::Status DeleteInFlight(const std::string& task_id) override {
     const std::string what = "DeleteInFlight " + task_id;
     rocksdb::WriteBatch batch;
-    RETURN_IF_ERROR(FromRocksDb(batch.Delete(in_flight_, task_id), what));
-    RETURN_IF_ERROR(
-        FromRocksDb(batch.Delete(in_flight_, internal::InFlightBulkKey(task_id)), what));
+    RETURN_IF_ERROR(DeleteInFlightValues(task_id, &batch, what));
     absl::MutexLock lock(&mu_);
-    bulk_written_.erase(task_id);
+    in_flight_written_.erase(task_id);
     return Write(&batch, what);
   }
 
@@ -433,53 +447,79 @@ class RocksDbStore final : public Store {
     return absl::NotFoundError(absl::StrCat(op, ": no task \"", task_id, "\""));
   }
 
-  // The in-flight record as its two values (internal/store_records.h, SplitInFlight): the
-  // model-sized fields only `with_bulk`, or when this process has not yet written them for
-  // the task (a progress write right after an upgrade or a restart: the stored record may
-  // be whole, version 1, and would lose them).
-  // A progress write serialises only the light fields (the snapshot, megabytes, is not
-  // copied); a whole write serialises the record once and writes both parts as views of
-  // those bytes. Only the task's runner writes its record, so what bulk_written_ says of it
-  // does not change between the two looks.
+  // The in-flight record as its values (internal/store_records.h, InFlightBulkPieces): the
+  // light part always; the snapshot and strategy state `with_bulk`, or when this process
+  // has not yet written them for the task (a progress write right after an upgrade or a
+  // restart: the stored record may be whole, version 1, and would lose them); the next
+  // model when it differs from the one this process last wrote for the task (its SHA-256:
+  // the model is the same through the steps of the evaluation that follows an update).
+  // Only the light part is serialised; the model-sized fields are written as views of the
+  // record (InFlightBulkPieces). Only the task's runner writes its record, so what
+  // in_flight_written_ says of it does not change between the two looks.
   absl::Status WriteInFlight(const v1::InFlightRound& record, bool with_bulk) {
-    const std::string what = absl::StrCat("PutInFlight ", record.task_id());
+    const std::string& task_id = record.task_id();
+    const std::string what = absl::StrCat("PutInFlight ", task_id);
     bool light_only = false;
     if (!with_bulk) {
       absl::MutexLock lock(&mu_);
-      light_only = bulk_written_.contains(record.task_id());
+      light_only = in_flight_written_.contains(task_id);
     }
+    ASSIGN_OR_RETURN(const std::string light,
+                     SerializeValue(internal::InFlightWithoutBulk(record), "inflight"));
     if (light_only) {
-      ASSIGN_OR_RETURN(const std::string light,
-                       SerializeValue(internal::InFlightWithoutBulk(record), "inflight"));
       absl::MutexLock lock(&mu_);
-      RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
+      RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", task_id).status());
       rocksdb::WriteBatch batch;
-      RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, record.task_id(), light), what));
+      RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, task_id, light), what));
       return Write(&batch, what);
     }
-    ASSIGN_OR_RETURN(const std::string value, SerializeValue(record, "inflight"));
-    ASSIGN_OR_RETURN(const internal::InFlightParts parts, internal::SplitInFlight(value));
-    const std::vector<rocksdb::Slice> light(parts.light.begin(), parts.light.end());
-    const std::vector<rocksdb::Slice> bulk(parts.bulk.begin(), parts.bulk.end());
-    const std::string& light_key = record.task_id();
-    const std::string bulk_key = internal::InFlightBulkKey(record.task_id());
-    const rocksdb::Slice light_key_slice(light_key), bulk_key_slice(bulk_key);
+    const internal::InFlightBulkPieces pieces(record);
+    // Read back as one message (GetInFlight).
+    RETURN_IF_ERROR(CheckRecordSize(
+        light.size() + internal::PiecesSize(pieces.bulk()) + internal::PiecesSize(pieces.model()),
+        "inflight"));
+    crypto::Sha256Stream model_hash;
+    for (std::string_view piece : pieces.model()) model_hash.Update(piece);
+    const std::string model_sha256 = pieces.model().empty() ? "" : model_hash.Finish();
+    const std::string bulk_key = internal::InFlightBulkKey(task_id);
+    const std::string model_key = internal::InFlightModelKey(task_id);
+
     absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", record.task_id()).status());
-    // The two parts hold the task id twice.
+    RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", task_id).status());
+    const auto written = in_flight_written_.find(task_id);
+    const bool model_stored =
+        written != in_flight_written_.end() && written->second == model_sha256;
+    const size_t model_bytes = model_stored ? 0 : internal::PiecesSize(pieces.model());
     rocksdb::WriteBatch batch(
-        BatchBytes({value.size(), 2 * light_key.size(), bulk_key.size(), bulk_key.size()}));
-    RETURN_IF_ERROR(
-        FromRocksDb(batch.Put(in_flight_, rocksdb::SliceParts(&light_key_slice, 1),
-                              rocksdb::SliceParts(light.data(), static_cast<int>(light.size()))),
-                    what));
-    RETURN_IF_ERROR(FromRocksDb(
-        parts.has_bulk ? batch.Put(in_flight_, rocksdb::SliceParts(&bulk_key_slice, 1),
-                                   rocksdb::SliceParts(bulk.data(), static_cast<int>(bulk.size())))
-                       : batch.Delete(in_flight_, bulk_key),
-        what));
+        BatchBytes({light.size(), internal::PiecesSize(pieces.bulk()), model_bytes, task_id.size(),
+                    bulk_key.size(), model_key.size()}));
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, task_id, light), what));
+    RETURN_IF_ERROR(PutPiecesOrDelete(bulk_key, pieces.bulk(), &batch, what));
+    if (!model_stored) RETURN_IF_ERROR(PutPiecesOrDelete(model_key, pieces.model(), &batch, what));
     RETURN_IF_ERROR(Write(&batch, what));
-    bulk_written_.insert(record.task_id());
+    in_flight_written_[task_id] = model_sha256;
+    return absl::OkStatus();
+  }
+
+  // Puts `pieces` under `key` of inflight in `batch`, or deletes the key if there are none.
+  absl::Status PutPiecesOrDelete(const std::string& key, std::span<const std::string_view> pieces,
+                                 rocksdb::WriteBatch* batch, const std::string& what) {
+    if (pieces.empty()) return FromRocksDb(batch->Delete(in_flight_, key), what);
+    const rocksdb::Slice key_slice(key);
+    const std::vector<rocksdb::Slice> slices(pieces.begin(), pieces.end());
+    return FromRocksDb(
+        batch->Put(in_flight_, rocksdb::SliceParts(&key_slice, 1),
+                   rocksdb::SliceParts(slices.data(), static_cast<int>(slices.size()))),
+        what);
+  }
+
+  // Deletes every value of a task's in-flight record in `batch`.
+  absl::Status DeleteInFlightValues(const std::string& task_id, rocksdb::WriteBatch* batch,
+                                    const std::string& what) {
+    for (const std::string& key :
+         {task_id, internal::InFlightBulkKey(task_id), internal::InFlightModelKey(task_id)}) {
+      RETURN_IF_ERROR(FromRocksDb(batch->Delete(in_flight_, key), what));
+    }
     return absl::OkStatus();
   }
 
@@ -551,8 +591,9 @@ class RocksDbStore final : public Store {
   rocksdb::ColumnFamilyHandle* clients_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* in_flight_ = nullptr;
-  // Tasks whose in-flight bulk value this process has written (WriteInFlight).
-  absl::flat_hash_set<std::string> bulk_written_ ABSL_GUARDED_BY(mu_);
+  // Tasks whose in-flight record this process has written whole (WriteInFlight), each with
+  // the SHA-256 of the next model it wrote ("" for none).
+  absl::flat_hash_map<std::string, std::string> in_flight_written_ ABSL_GUARDED_BY(mu_);
   rocksdb::ColumnFamilyHandle* statistics_ = nullptr;
   rocksdb::WriteOptions write_options_;
 

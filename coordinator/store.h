@@ -44,7 +44,10 @@ namespace tessera::coordinator {
 // the upgrade in OpenRocksDbStore and a note in docs/operations.md ("Upgrading").
 // Version 2 (5 December 2026): an in-flight record's model-sized fields are a value of their
 // own (rocksdb_store.cc); version 1 records are read as they are.
-inline constexpr uint32_t kStoreSchemaVersion = 2;
+// Version 3 (6 December 2026): the next model of a round in flight is a value of its own,
+// written only when it changes; version 2 records (the model with the snapshot) are read
+// as they are.
+inline constexpr uint32_t kStoreSchemaVersion = 3;
 
 class Store {
  public:

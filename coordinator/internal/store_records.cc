@@ -1,6 +1,8 @@
 #include "coordinator/internal/store_records.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -104,6 +106,10 @@ std::string InFlightBulkKey(const std::string& task_id) {
   return task_id + std::string("\0bulk", 5);
 }
 
+std::string InFlightModelKey(const std::string& task_id) {
+  return task_id + std::string("\0model", 6);
+}
+
 namespace {
 
 bool IsBulkField(int number) {
@@ -112,52 +118,72 @@ bool IsBulkField(int number) {
          number == v1::InFlightRound::kStrategyStateFieldNumber;
 }
 
-// Appends `field` to `pieces`, joined to the last piece if it follows it in memory.
-void AppendPiece(std::string_view field, std::vector<std::string_view>& pieces) {
-  if (!pieces.empty() && pieces.back().data() + pieces.back().size() == field.data()) {
-    pieces.back() = std::string_view(pieces.back().data(), pieces.back().size() + field.size());
-  } else {
-    pieces.push_back(field);
-  }
+// A length-delimited field's tag and `length`, as protobuf writes them.
+std::string LengthDelimitedHeader(int field_number, size_t length) {
+  using google::protobuf::internal::WireFormatLite;
+  using google::protobuf::io::CodedOutputStream;
+  uint8_t buffer[20];  // a tag and a length: two varints of at most 10 bytes
+  uint8_t* end = CodedOutputStream::WriteTagToArray(
+      WireFormatLite::MakeTag(field_number, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), buffer);
+  end = CodedOutputStream::WriteVarint64ToArray(length, end);
+  return std::string(reinterpret_cast<const char*>(buffer), static_cast<size_t>(end - buffer));
 }
 
 }  // namespace
 
-absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized) {
-  using google::protobuf::internal::WireFormatLite;
-  google::protobuf::io::CodedInputStream input(reinterpret_cast<const uint8_t*>(serialized.data()),
-                                               static_cast<int>(serialized.size()));
-  input.SetTotalBytesLimit(static_cast<int>(serialized.size()));
-  InFlightParts parts;
-  while (true) {
-    const int start = input.CurrentPosition();
-    const uint32_t tag = input.ReadTag();
-    if (tag == 0) break;
-    if (!WireFormatLite::SkipField(&input, tag)) {
-      return absl::InternalError("SplitInFlight: the record's bytes are not a message");
+size_t PiecesSize(std::span<const std::string_view> pieces) {
+  size_t total = 0;
+  for (std::string_view piece : pieces) total += piece.size();
+  return total;
+}
+
+ModelPieces::ModelPieces(std::span<const float> values) {
+  static_assert(std::endian::native == std::endian::little,
+                "the floats' bytes are their wire bytes only on a little-endian machine");
+  if (values.empty()) return;  // an empty packed field is not written
+  const std::string_view floats(reinterpret_cast<const char*>(values.data()),
+                                sizeof(float) * values.size());
+  header_ = LengthDelimitedHeader(v1::ModelParameters::kValuesFieldNumber, floats.size());
+  pieces_ = {header_, floats};
+}
+
+size_t ModelPieces::size() const { return PiecesSize(pieces_); }
+
+InFlightBulkPieces::InFlightBulkPieces(const v1::InFlightRound& record) {
+  task_id_field_ =
+      LengthDelimitedHeader(v1::InFlightRound::kTaskIdFieldNumber, record.task_id().size()) +
+      record.task_id();
+  const std::string& snapshot = record.server_snapshot();
+  const std::string& strategy = record.strategy_state();
+  if (!snapshot.empty() || !strategy.empty()) {
+    bulk_.push_back(task_id_field_);
+    if (!snapshot.empty()) {
+      snapshot_header_ =
+          LengthDelimitedHeader(v1::InFlightRound::kServerSnapshotFieldNumber, snapshot.size());
+      bulk_.insert(bulk_.end(), {snapshot_header_, snapshot});
     }
-    const std::string_view field = serialized.substr(
-        static_cast<size_t>(start), static_cast<size_t>(input.CurrentPosition() - start));
-    // A field of another wire type than its declaration's parses as an unknown field: it
-    // stays with the rest.
-    const int number =
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED
-            ? static_cast<int>(WireFormatLite::GetTagFieldNumber(tag))
-            : 0;
-    if (number == v1::InFlightRound::kTaskIdFieldNumber) {
-      AppendPiece(field, parts.light);
-      AppendPiece(field, parts.bulk);
-    } else if (IsBulkField(number)) {
-      AppendPiece(field, parts.bulk);
-      parts.has_bulk = true;
-    } else {
-      AppendPiece(field, parts.light);
+    if (!strategy.empty()) {
+      strategy_header_ =
+          LengthDelimitedHeader(v1::InFlightRound::kStrategyStateFieldNumber, strategy.size());
+      bulk_.insert(bulk_.end(), {strategy_header_, strategy});
     }
   }
-  if (input.CurrentPosition() != static_cast<int>(serialized.size())) {
-    return absl::InternalError("SplitInFlight: the record's bytes are not a message");
+  if (!record.has_next_model()) return;
+  const v1::ModelParameters& next = record.next_model();
+  model_.push_back(task_id_field_);
+  if (next.GetReflection()->GetUnknownFields(next).empty()) {
+    model_values_.emplace(
+        std::span<const float>(next.values().data(), static_cast<size_t>(next.values_size())));
+    model_header_ =
+        LengthDelimitedHeader(v1::InFlightRound::kNextModelFieldNumber, model_values_->size());
+    model_.push_back(model_header_);
+    model_.insert(model_.end(), model_values_->pieces().begin(), model_values_->pieces().end());
+  } else {
+    model_serialized_ = next.SerializeAsString();
+    model_header_ =
+        LengthDelimitedHeader(v1::InFlightRound::kNextModelFieldNumber, model_serialized_.size());
+    model_.insert(model_.end(), {model_header_, model_serialized_});
   }
-  return parts;
 }
 
 v1::InFlightRound InFlightWithoutBulk(const v1::InFlightRound& record) {

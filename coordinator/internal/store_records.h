@@ -9,7 +9,10 @@
 #ifndef TESSERA_COORDINATOR_INTERNAL_STORE_RECORDS_H_
 #define TESSERA_COORDINATOR_INTERNAL_STORE_RECORDS_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,22 +55,63 @@ absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& descripti
 absl::StatusOr<v1::InFlightRound> DecodeInFlight(const std::string& task_id,
                                                  std::string_view value);
 
-// inflight (schema version 2): a record is kept as two values, the record without its
-// model-sized fields (server_snapshot, next_model, strategy_state) under the task id, and
-// those fields under InFlightBulkKey(task id), each with the task id, so that each parses
-// as an InFlightRound of the task and their concatenation as the whole record.
+// inflight (schema version 3): a record is kept as up to three values, each an
+// InFlightRound with the task id, so that each parses as a record of the task and their
+// concatenation as the whole record:
+//   task id                 the record without its model-sized fields (InFlightWithoutBulk)
+//   InFlightBulkKey(id)     server_snapshot and strategy_state (schema 2: next_model too)
+//   InFlightModelKey(id)    next_model (schema 3), written only when it changes
 std::string InFlightBulkKey(const std::string& task_id);
-// Each part as pieces of the serialised record, in order (views into it, adjacent fields
-// joined; rocksdb::SliceParts writes them without a copy).
-struct InFlightParts {
-  std::vector<std::string_view> light;
-  std::vector<std::string_view> bulk;  // the task id only when the record has none of those
-  bool has_bulk = false;
+std::string InFlightModelKey(const std::string& task_id);
+
+// Values written as pieces (rocksdb::SliceParts): field headers owned here, model-sized
+// bytes viewed where they already are, never copied. A packed float field's wire bytes are
+// the floats in little-endian order, which is how this machine holds them.
+//
+// `values` as serialized v1::ModelParameters: equal to
+// ModelParameters{values}.SerializeAsString(). Views `values`, which must outlive it; not
+// movable (its pieces view its own header).
+class ModelPieces {
+ public:
+  explicit ModelPieces(std::span<const float> values);
+  ModelPieces(const ModelPieces&) = delete;
+  ModelPieces& operator=(const ModelPieces&) = delete;
+
+  const std::vector<std::string_view>& pieces() const { return pieces_; }
+  size_t size() const;
+
+ private:
+  std::string header_;
+  std::vector<std::string_view> pieces_;
 };
-// Splits a serialised InFlightRound, field by field and in its order, without parsing the
-// fields themselves. INTERNAL if the bytes are not a protobuf message. The parts view
-// `serialized`, which must outlive them.
-absl::StatusOr<InFlightParts> SplitInFlight(std::string_view serialized);
+
+// The bulk and model values of `record` (schema version 3) as pieces, without copying the
+// snapshot, the strategy's state or the model. Views `record`, which must outlive it and
+// stay unchanged; not movable.
+class InFlightBulkPieces {
+ public:
+  explicit InFlightBulkPieces(const v1::InFlightRound& record);
+  InFlightBulkPieces(const InFlightBulkPieces&) = delete;
+  InFlightBulkPieces& operator=(const InFlightBulkPieces&) = delete;
+
+  // Empty when the record has neither a snapshot nor a strategy state.
+  const std::vector<std::string_view>& bulk() const { return bulk_; }
+  // Empty when the record has no next model.
+  const std::vector<std::string_view>& model() const { return model_; }
+
+ private:
+  std::string task_id_field_;
+  std::string snapshot_header_;
+  std::string strategy_header_;
+  std::string model_header_;
+  std::optional<ModelPieces> model_values_;
+  std::string model_serialized_;  // only when the model has unknown fields (a newer version)
+  std::vector<std::string_view> bulk_;
+  std::vector<std::string_view> model_;
+};
+
+// Bytes in `pieces`.
+size_t PiecesSize(std::span<const std::string_view> pieces);
 
 // `record` without its model-sized fields (the light part's content, unknown fields
 // kept), copied without copying those fields: what a progress write serialises.

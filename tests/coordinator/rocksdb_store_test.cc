@@ -327,16 +327,25 @@ TEST_F(RocksDbStoreTest, InFlightModelSizedFieldsAreAValueOfTheirOwnAndProgressL
     ASSERT_TRUE(
         db->Get(rocksdb::ReadOptions(), f["inflight"], std::string("task-1\0bulk", 11), &bulk)
             .ok());
-    v1::InFlightRound light_record, bulk_record;
+    std::string model;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), f["inflight"], std::string("task-1\0model", 12), &model)
+            .ok());
+    v1::InFlightRound light_record, bulk_record, model_record;
     ASSERT_TRUE(light_record.ParseFromString(light));
     ASSERT_TRUE(bulk_record.ParseFromString(bulk));
+    ASSERT_TRUE(model_record.ParseFromString(model));
     EXPECT_TRUE(light_record.server_snapshot().empty());
     EXPECT_FALSE(light_record.has_next_model());
     EXPECT_EQ(light_record.drops_size(), 10);
     EXPECT_EQ(bulk_record.task_id(), "task-1");
     EXPECT_EQ(bulk_record.server_snapshot().size(), kSnapshot);
-    EXPECT_EQ(bulk_record.next_model().values_size(), 1);
+    EXPECT_FALSE(bulk_record.has_next_model());
     EXPECT_EQ(bulk_record.drops_size(), 0);
+    // Schema version 3: the next model is a value of its own.
+    EXPECT_EQ(model_record.task_id(), "task-1");
+    EXPECT_EQ(model_record.next_model().values_size(), 1);
+    EXPECT_TRUE(model_record.server_snapshot().empty());
   });
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
   EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
@@ -359,6 +368,95 @@ TEST_F(RocksDbStoreTest, AVersionOneInFlightRecordIsReadWholeAndKeptByAProgressW
     in_flight.add_drops("site-b: no answer");
     ASSERT_OK(store->PutInFlightProgress(in_flight));
   }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+}
+
+// Schema version 3: the next model (4 MB at d = 10^6) is written when it changes, not at
+// every step boundary of the evaluation session that follows the update.
+TEST_F(RocksDbStoreTest, TheNextModelIsWrittenOnlyWhenItChanges) {
+  constexpr int kParameters = 1 << 19;  // 2 MiB
+  v1::InFlightRound in_flight = BigInFlight("task-1", 1000);
+  in_flight.mutable_next_model()->mutable_values()->Resize(kParameters, 0.5f);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    ASSERT_OK(store->CreateTask(MakeTask("t1")).status());
+    int64_t before = WalBytes(path());
+    ASSERT_OK(store->PutInFlight(in_flight));
+    EXPECT_GE(WalBytes(path()) - before, int64_t{4} * kParameters);
+    // Step boundaries: a new snapshot each, the same model.
+    before = WalBytes(path());
+    for (int i = 0; i < 4; ++i) {
+      in_flight.set_server_snapshot(std::string(1000, static_cast<char>('a' + i)));
+      ASSERT_OK(store->PutInFlight(in_flight));
+    }
+    EXPECT_LT(WalBytes(path()) - before, 64 << 10);
+    // One parameter changes: the model is written again.
+    in_flight.mutable_next_model()->set_values(kParameters - 1, 0.25f);
+    before = WalBytes(path());
+    ASSERT_OK(store->PutInFlight(in_flight));
+    EXPECT_GE(WalBytes(path()) - before, int64_t{4} * kParameters);
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+  }
+  {
+    // Another process (a restart) writes it whole once, then only when it changes.
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+    int64_t before = WalBytes(path());
+    ASSERT_OK(store->PutInFlight(in_flight));
+    EXPECT_GE(WalBytes(path()) - before, int64_t{4} * kParameters);
+    // A record without a next model (a retried round) has none once read back.
+    in_flight.clear_next_model();
+    ASSERT_OK(store->PutInFlight(in_flight));
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+}
+
+// A store of schema version 2 keeps the next model with the snapshot: it reads whole, and
+// once a coordinator of version 3 writes the record, the model is under its own key alone
+// (read together, the values never hold it twice).
+TEST_F(RocksDbStoreTest, AVersionTwoRecordIsReadWholeAndItsModelMovesToItsOwnValue) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    ASSERT_OK(store->CreateTask(MakeTask("t1")).status());
+  }
+  v1::InFlightRound in_flight = BigInFlight("task-1", 1000);
+  in_flight.mutable_next_model()->add_values(-1.5f);
+  v1::InFlightRound light = in_flight;
+  light.clear_server_snapshot();
+  light.clear_next_model();
+  v1::InFlightRound bulk;
+  bulk.set_task_id("task-1");
+  bulk.set_server_snapshot(in_flight.server_snapshot());
+  *bulk.mutable_next_model() = in_flight.next_model();
+  PutRaw(path(), "inflight", "task-1", light.SerializeAsString());
+  PutRaw(path(), "inflight", std::string("task-1\0bulk", 11), bulk.SerializeAsString());
+  PutRaw(path(), "meta", "schema_version", std::string("\0\0\0\x02", 4));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+    in_flight.add_drops("site-b: no answer");
+    ASSERT_OK(store->PutInFlightProgress(in_flight));
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+    in_flight.set_server_snapshot("next step");
+    ASSERT_OK(store->PutInFlight(in_flight));
+    in_flight.set_server_snapshot("the step after");
+    ASSERT_OK(store->PutInFlight(in_flight));
+    EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+  }
+  tessera::testing::WithRawDb(path(), [&](rocksdb::DB* db, tessera::testing::RawFamilies& f) {
+    std::string stored;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), f["inflight"], std::string("task-1\0bulk", 11), &stored)
+            .ok());
+    v1::InFlightRound stored_bulk;
+    ASSERT_TRUE(stored_bulk.ParseFromString(stored));
+    EXPECT_FALSE(stored_bulk.has_next_model());
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["meta"], "schema_version", &stored).ok());
+    EXPECT_EQ(stored, std::string("\0\0\0\x03", 4));
+  });
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
   EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
 }

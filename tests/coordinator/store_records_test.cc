@@ -4,6 +4,7 @@
 #include "coordinator/internal/store_records.h"
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -106,53 +107,94 @@ TEST(StoreRecordsTest, AnUnparseableRecordIsNamedNotQuoted) {
   }
 }
 
-// The two parts of an in-flight record: views into its bytes that together parse as the
-// whole, the model-sized fields in the bulk part only; the light part's content is what
-// InFlightWithoutBulk copies (a progress write), unknown fields included.
+// The values of an in-flight record (schema version 3): the light part is what
+// InFlightWithoutBulk copies (a progress write), unknown fields included; the bulk and
+// model parts view the record's own bytes (nothing model-sized copied); together they parse
+// as the whole record.
 std::string Joined(const std::vector<std::string_view>& pieces) {
   std::string out;
   for (std::string_view piece : pieces) out.append(piece);
   return out;
 }
 
-TEST(StoreRecordsTest, AnInFlightRecordSplitsIntoALightAndABulkPart) {
+// Whether `piece` lies within `bytes`.
+bool Within(std::string_view piece, std::string_view bytes) {
+  return piece.data() >= bytes.data() && piece.data() + piece.size() <= bytes.data() + bytes.size();
+}
+
+TEST(StoreRecordsTest, AnInFlightRecordIsALightPartAndViewsOfItsModelSizedFields) {
   v1::InFlightRound record;
   record.set_task_id("task-3");
   record.set_round(4);
   record.set_server_snapshot(std::string(1000, 's'));
   record.add_cohort("site-a");
-  record.mutable_next_model()->add_values(2.5f);
+  for (int i = 0; i < 300; ++i) record.mutable_next_model()->add_values(0.5f * i - 7.25f);
   record.set_strategy_state("state");
   record.add_drops("site-b");
   // An unknown field (from a newer version), field 9999 as a varint.
   record.GetReflection()->MutableUnknownFields(&record)->AddVarint(9999, 7);
-  const std::string bytes = record.SerializeAsString();
 
-  ASSERT_OK_AND_ASSIGN(const InFlightParts parts, SplitInFlight(bytes));
-  EXPECT_TRUE(parts.has_bulk);
-  for (const auto* pieces : {&parts.light, &parts.bulk}) {
-    for (std::string_view piece : *pieces) {
-      EXPECT_GE(piece.data(), bytes.data());
-      EXPECT_LE(piece.data() + piece.size(), bytes.data() + bytes.size());
-    }
-  }
-  v1::InFlightRound light, bulk, joined;
-  ASSERT_TRUE(light.ParseFromString(Joined(parts.light)));
-  ASSERT_TRUE(bulk.ParseFromString(Joined(parts.bulk)));
-  ASSERT_TRUE(joined.ParseFromString(Joined(parts.light) + Joined(parts.bulk)));
-  EXPECT_EQ(joined.SerializeAsString(), bytes);
+  const InFlightBulkPieces pieces(record);
+  EXPECT_TRUE(Within(pieces.bulk()[2], record.server_snapshot()));
+  const std::string_view floats(reinterpret_cast<const char*>(record.next_model().values().data()),
+                                4 * 300);
+  EXPECT_TRUE(Within(pieces.model().back(), floats));
+  const std::string light_bytes = InFlightWithoutBulk(record).SerializeAsString();
+  v1::InFlightRound light, bulk, model, joined;
+  ASSERT_TRUE(light.ParseFromString(light_bytes));
+  ASSERT_TRUE(bulk.ParseFromString(Joined(pieces.bulk())));
+  ASSERT_TRUE(model.ParseFromString(Joined(pieces.model())));
+  ASSERT_TRUE(joined.ParseFromString(light_bytes + Joined(pieces.bulk()) + Joined(pieces.model())));
+  EXPECT_EQ(joined.SerializeAsString(), record.SerializeAsString());
   EXPECT_EQ(bulk.task_id(), "task-3");
   EXPECT_EQ(bulk.server_snapshot().size(), 1000u);
+  EXPECT_EQ(bulk.strategy_state(), "state");
+  EXPECT_FALSE(bulk.has_next_model());
   EXPECT_EQ(bulk.cohort_size(), 0);
+  EXPECT_EQ(model.task_id(), "task-3");
+  EXPECT_EQ(model.next_model().SerializeAsString(), record.next_model().SerializeAsString());
+  EXPECT_TRUE(model.server_snapshot().empty());
   EXPECT_TRUE(light.server_snapshot().empty());
   EXPECT_FALSE(light.has_next_model());
   EXPECT_TRUE(light.strategy_state().empty());
+  EXPECT_EQ(light.GetReflection()->GetUnknownFields(light).field_count(), 1);
+  EXPECT_EQ(light.cohort(0), "site-a");
+  EXPECT_EQ(light.drops(0), "site-b");
+}
 
-  const v1::InFlightRound copied = InFlightWithoutBulk(record);
-  EXPECT_EQ(copied.SerializeAsString(), light.SerializeAsString());
-  EXPECT_EQ(copied.GetReflection()->GetUnknownFields(copied).field_count(), 1);
-  EXPECT_EQ(copied.cohort(0), "site-a");
-  EXPECT_EQ(copied.drops(0), "site-b");
+TEST(StoreRecordsTest, InFlightPiecesOfARecordWithoutModelSizedFieldsAreEmpty) {
+  v1::InFlightRound record;
+  record.set_task_id("task-3");
+  record.set_round(1);
+  const InFlightBulkPieces none(record);
+  EXPECT_TRUE(none.bulk().empty());
+  EXPECT_TRUE(none.model().empty());
+  // A model with no parameters is still a model (has_next_model), and one with a field of
+  // a newer version keeps it.
+  record.mutable_next_model();
+  const InFlightBulkPieces empty_model(record);
+  v1::InFlightRound parsed;
+  ASSERT_TRUE(parsed.ParseFromString(Joined(empty_model.model())));
+  EXPECT_TRUE(parsed.has_next_model());
+  record.mutable_next_model()->add_values(1.0f);
+  record.mutable_next_model()
+      ->GetReflection()
+      ->MutableUnknownFields(record.mutable_next_model())
+      ->AddVarint(99, 3);
+  const InFlightBulkPieces newer(record);
+  ASSERT_TRUE(parsed.ParseFromString(Joined(newer.model())));
+  EXPECT_EQ(parsed.next_model().SerializeAsString(), record.next_model().SerializeAsString());
+}
+
+TEST(StoreRecordsTest, ModelPiecesAreTheSerializedModel) {
+  for (const std::vector<float>& values :
+       {std::vector<float>{}, std::vector<float>{1.5f}, std::vector<float>(40000, -0.125f)}) {
+    v1::ModelParameters parameters;
+    parameters.mutable_values()->Add(values.begin(), values.end());
+    const ModelPieces pieces(values);
+    EXPECT_EQ(Joined(pieces.pieces()), parameters.SerializeAsString());
+    EXPECT_EQ(pieces.size(), parameters.ByteSizeLong());
+  }
 }
 
 }  // namespace

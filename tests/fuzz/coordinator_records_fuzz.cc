@@ -50,13 +50,14 @@ void DecodeOne(const std::string& family, const std::string& key, const std::str
   } else if (family == "models") {
     RequireDataLossOrOk(records::DecodeCheckpoint(key.substr(0, key.find('\0')), value).status());
   } else if (family == "inflight") {
-    // Split into the record and its model-sized fields (schema version 2): whatever the
-    // bytes, never a crash; for a message, the two parts together parse as the whole.
-    absl::StatusOr<records::InFlightParts> parts = records::SplitInFlight(value);
+    // Written as its values (schema version 3): for a message, whatever its fields, the
+    // light part and the pieces of the model-sized fields together parse as the whole.
     v1::InFlightRound whole;
     if (whole.ParseFromString(value)) {
+      const records::InFlightBulkPieces pieces(whole);
       v1::InFlightRound joined;
-      if (!parts.ok() || !joined.ParseFromString(Joined(parts->light) + Joined(parts->bulk)) ||
+      if (!joined.ParseFromString(records::InFlightWithoutBulk(whole).SerializeAsString() +
+                                  Joined(pieces.bulk()) + Joined(pieces.model())) ||
           joined.SerializeAsString() != whole.SerializeAsString()) {
         std::abort();
       }
