@@ -4,6 +4,8 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -13,6 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "crypto/tls.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "proto/grpc_status.h"
 #include "proto/transfer.h"
 
@@ -176,14 +180,10 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
                                            " of the ", state->total, " bytes it announced")));
     }
     state->uploads->workers->Schedule([state] {
-      v1::PushResultRequest request;
-      const bool parsed = request.ParseFromString(state->bytes);
-      std::string().swap(state->bytes);
-      if (!parsed) {
-        return End(state, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                       "the uploaded answer does not parse"));
-      }
-      End(state, proto::ToGrpcStatus(state->uploads->push(state->site, request)));
+      absl::StatusOr<v1::PushResultRequest> request =
+          ParseUploadedAnswer(std::exchange(state->bytes, std::string()));
+      if (!request.ok()) return End(state, proto::ToGrpcStatus(request.status()));
+      End(state, proto::ToGrpcStatus(state->uploads->push(state->site, *request)));
     });
   }
 
@@ -207,6 +207,90 @@ class UploadCall final : public grpc::ServerReadReactor<v1::PushResultChunk> {
 };
 
 }  // namespace
+
+namespace {
+
+// Where a length-delimited field lies in a message's bytes: its tag at `field`, its
+// payload in [begin, end).
+struct FieldRange {
+  size_t field = 0;
+  size_t begin = 0;
+  size_t end = 0;
+};
+
+// The one length-delimited field `number` of the message `bytes`, if the message holds it
+// exactly once and nothing else but length-delimited fields `other` (0: none); otherwise
+// nullopt (the caller then parses the usual way). Offsets are within `bytes`.
+std::optional<FieldRange> SoleField(std::string_view bytes, uint32_t number, uint32_t other) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream input(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                               static_cast<int>(bytes.size()));
+  std::optional<FieldRange> found;
+  while (true) {
+    const size_t field = static_cast<size_t>(input.CurrentPosition());
+    const uint32_t tag = input.ReadTag();
+    if (tag == 0) break;
+    const uint32_t field_number = WireFormatLite::GetTagFieldNumber(tag);
+    uint32_t length = 0;
+    if (WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED ||
+        field_number == 0 || (field_number != number && field_number != other) ||
+        !input.ReadVarint32(&length)) {
+      return std::nullopt;
+    }
+    const size_t begin = static_cast<size_t>(input.CurrentPosition());
+    if (!input.Skip(static_cast<int>(length))) return std::nullopt;
+    if (field_number == number) {
+      if (found.has_value()) return std::nullopt;
+      found = FieldRange{field, begin, begin + length};
+    }
+  }
+  if (static_cast<size_t>(input.CurrentPosition()) != bytes.size()) return std::nullopt;
+  return found;
+}
+
+// The range of a masked input's words in an answer's bytes, if the answer is a work id and
+// a masked input and nothing else (how a site sends one); `secagg` is the answer's
+// SecAggClientMessage field.
+std::optional<FieldRange> MaskedInputWords(std::string_view bytes, FieldRange* secagg) {
+  const std::optional<FieldRange> message = SoleField(
+      bytes, v1::PushResultRequest::kSecaggFieldNumber, v1::PushResultRequest::kWorkIdFieldNumber);
+  if (!message.has_value()) return std::nullopt;
+  const std::string_view message_bytes =
+      bytes.substr(message->begin, message->end - message->begin);
+  const std::optional<FieldRange> response =
+      SoleField(message_bytes, v1::SecAggClientMessage::kMaskedInputFieldNumber, 0);
+  if (!response.has_value()) return std::nullopt;
+  const std::optional<FieldRange> words =
+      SoleField(message_bytes.substr(response->begin, response->end - response->begin),
+                v1::MaskedInputResponse::kMaskedInputFieldNumber, 0);
+  if (!words.has_value()) return std::nullopt;
+  *secagg = *message;
+  const size_t offset = message->begin + response->begin;
+  return FieldRange{offset + words->field, offset + words->begin, offset + words->end};
+}
+
+}  // namespace
+
+absl::StatusOr<v1::PushResultRequest> ParseUploadedAnswer(std::string bytes) {
+  v1::PushResultRequest request;
+  FieldRange secagg;
+  const std::optional<FieldRange> words = MaskedInputWords(bytes, &secagg);
+  if (!words.has_value()) {
+    if (!request.ParseFromString(bytes)) {
+      return absl::InvalidArgumentError("the uploaded answer does not parse");
+    }
+    return request;
+  }
+  // The answer without its SecAggClientMessage (the work id), then the words in place.
+  const std::string rest = bytes.substr(0, secagg.field) + bytes.substr(secagg.end);
+  if (!request.ParseFromString(rest)) {
+    return absl::InvalidArgumentError("the uploaded answer does not parse");
+  }
+  bytes.erase(0, words->begin);
+  bytes.resize(words->end - words->begin);
+  request.mutable_secagg()->mutable_masked_input()->set_masked_input(std::move(bytes));
+  return request;
+}
 
 absl::StatusOr<uint64_t> DeclaredUploadBytes(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {

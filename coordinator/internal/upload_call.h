@@ -59,6 +59,12 @@ struct Uploads {
 absl::StatusOr<uint64_t> DeclaredUploadBytes(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
+// The assembled answer's bytes as the PushResultRequest they serialise, as
+// ParseFromString would read them. A masked input's words (the answer's bulk: 4 MB at
+// d = 10^6) are not copied: they are moved out of `bytes`, whose buffer becomes the
+// message's field. INVALID_ARGUMENT if the bytes do not parse.
+absl::StatusOr<v1::PushResultRequest> ParseUploadedAnswer(std::string bytes);
+
 // A reactor for one upload from `site`; it holds `slot` (the site's push in progress) until
 // it finishes. gRPC owns it (deleted in OnDone). With `declared_bytes` (0: none), the
 // upload may be read within the gate's declared budget, and is refused with
