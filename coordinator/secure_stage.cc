@@ -177,8 +177,8 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     std::shared_ptr<const std::string> shared, model;
     std::shared_ptr<ModelDeltaVariant> delta;
     if (step == 0) {
-      internal::SetupBytes setup =
-          internal::SharedSetupBytes(request.first_item, request.model, request.model_delta);
+      internal::SetupBytes setup = internal::SharedSetupBytes(
+          request.first_item, request.model ? request.model() : nullptr, request.model_delta);
       shared = std::move(setup.shared);
       model = std::move(setup.model);
       delta = std::move(setup.delta);

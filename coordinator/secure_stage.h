@@ -95,10 +95,12 @@ struct SecureStageRequest {
   // What every client's first item carries besides the session set-up: spec, spec hash,
   // model and its hash, standardisation, l2.
   v1::WorkItem first_item;
-  // first_item's model as serialized v1::ModelParameters, kept apart and shared (not copied
-  // per step or per site; internal/setup_bytes.h SerializedModel); first_item then holds
-  // only the model's hash. Null: first_item.model, if any.
-  std::shared_ptr<const std::string> model;
+  // Makes first_item's model as serialized v1::ModelParameters (internal/setup_bytes.h
+  // SerializedModel): called when the first step is posted, kept apart and shared by its
+  // items (not copied per site), and let go of once that step closes (megabytes for a large
+  // model, not held through the later steps); first_item then holds only the model's
+  // hash. Null: first_item.model, if any.
+  std::function<std::shared_ptr<const std::string>()> model;
   // first_item's model as its delta from the model the cohort was sent last, for the sites
   // that hold that one (work_board.h ModelDeltaVariant); null: none.
   std::shared_ptr<const ModelDeltaBytes> model_delta;

@@ -10,7 +10,6 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/internal/round_records.h"
-#include "coordinator/internal/setup_bytes.h"
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
 #include "coordinator/sum_checks.h"
@@ -50,7 +49,7 @@ std::span<const float> NextModel(const v1::InFlightRound& in_flight) {
 }  // namespace
 
 void TaskRunner::StagePlan::SetModel(std::span<const float> values) {
-  model = internal::SerializedModel(values);
+  model = values;
   first_item.set_model_hash(crypto::HashModel(values));
 }
 

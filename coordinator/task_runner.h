@@ -202,8 +202,10 @@ class TaskRunner {
     uint32_t round = 0;
     // What the first step's items carry besides the spec (model hash, standardisation, l2).
     v1::WorkItem first_item;
-    // The model, serialized once and shared (SecureStageRequest::model); set by SetModel.
-    std::shared_ptr<const std::string> model;
+    // The model, a view of the caller's vector (which outlives the stage): each session
+    // serializes it when it posts its first step (SecureStageRequest::model). Set by
+    // SetModel.
+    std::span<const float> model;
     // Sets `model` and first_item's model hash.
     void SetModel(std::span<const float> values);
     // Its model as a delta for the sites that hold the base (SecureStageRequest::model_delta).

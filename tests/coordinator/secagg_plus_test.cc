@@ -15,6 +15,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "coordinator/internal/setup_bytes.h"
 #include "coordinator/secure_stage.h"
 #include "coordinator/work_board.h"
 #include "gmock/gmock.h"
@@ -186,6 +187,82 @@ TEST(SecureStagePostingTest, AModelAboveOneChunkTravelsApartFromTheSetUp) {
     EXPECT_EQ(whole.model_size(), 0u);
     EXPECT_EQ(whole.model_hash(), std::string(32, 'h'));
   }
+}
+
+// The model is serialized when the first step is posted and let go of once that step
+// closes: the later steps of a session (4 MB of model at d = 10^6) do not hold it.
+TEST(SecureStagePostingTest, TheSerializedModelIsLetGoOfOnceTheFirstStepCloses) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(3));
+  WorkBoard board;
+  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+  SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 3);
+  const std::vector<float> values(proto::kModelChunkBytes / 4 + 1, 0.5f);
+  std::weak_ptr<const std::string> made;
+  int calls = 0;
+  request.model = [&] {
+    std::shared_ptr<const std::string> model = internal::SerializedModel(values);
+    made = model;
+    ++calls;
+    return model;
+  };
+  request.first_item.set_model_hash(std::string(32, 'h'));
+  SecureStageResult result;
+  absl::Notification done;
+  std::thread run([&] {
+    result = runner.Run(request);
+    done.Notify();
+  });
+  absl::Cleanup stop = [&] {
+    runner.Cancel();
+    run.join();
+  };
+  std::map<std::string, std::unique_ptr<secagg::SecAggClient>> clients;
+  std::set<std::string> finished;
+  std::set<v1::SecAggRound> later_steps;
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (finished.size() < request.cohort.size() && absl::Now() < give_up) {
+    for (const std::string& id : request.cohort) {
+      if (finished.contains(id)) continue;
+      std::shared_ptr<const PostedItem> item = board.Pull(id, absl::Now() + absl::Milliseconds(50));
+      if (item == nullptr) continue;
+      v1::WorkItem whole = item->Whole();
+      const v1::SecAggRound step = whole.secagg().round();
+      if (step == v1::SECAGG_ADVERTISE_KEYS) {
+        EXPECT_EQ(item->model, made.lock());
+      } else {
+        EXPECT_TRUE(made.expired()) << v1::SecAggRound_Name(step);
+        later_steps.insert(step);
+      }
+      if (whole.secagg().has_advertisements()) {
+        for (v1::AdvertisementEntry& e :
+             *whole.mutable_secagg()->mutable_advertisements()->mutable_entries()) {
+          const std::string digest = e.advertisement().certificate_sha256();
+          ASSERT_OK_AND_ASSIGN(std::vector<std::string> pem,
+                               runner.ListedCertificates(whole.secagg_session(), id, {digest}));
+          e.mutable_advertisement()->set_certificate(pem.front());
+        }
+      }
+      item.reset();
+      v1::PushResultRequest answer;
+      answer.set_work_id(whole.work_id());
+      if (step == v1::SECAGG_ADVERTISE_KEYS) {
+        ASSERT_OK_AND_ASSIGN(clients[id], secagg::SecAggClient::Start(
+                                              federation->Identity(id), secagg::ClientPolicy(),
+                                              whole.secagg().setup(), std::vector<uint32_t>(8, 1),
+                                              absl::Now(), answer.mutable_secagg(), nullptr));
+      } else {
+        ASSERT_OK_AND_ASSIGN(*answer.mutable_secagg(), clients[id]->Handle(whole.secagg()));
+        if (step == v1::SECAGG_UNMASKING) finished.insert(id);
+      }
+      ASSERT_OK(board.Push(id, answer));
+    }
+  }
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::move(stop).Invoke();
+  EXPECT_TRUE(result.completed) << result.abort;
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(later_steps.size(), 4u);  // share keys, masked input, consistency, unmasking
 }
 
 }  // namespace
