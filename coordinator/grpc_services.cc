@@ -62,8 +62,9 @@ using FederationBase = v1::Federation::WithCallbackMethod_Hello<
             v1::Federation::WithRawCallbackMethod_PullModelChunk<
                 v1::Federation::WithCallbackMethod_FetchCertificates<v1::Federation::Service>>>>>>;
 
-// Chunked uploads read at once (UploadGate): each holds its answer twice while it is
-// assembled and parsed, so the coordinator holds at most this many masked inputs in flight,
+// Chunked uploads read at once (UploadGate): each holds its answer once while it is
+// assembled, parsed (the words move into the message: ParseUploadedAnswer) and added to the
+// sum, so the coordinator holds at most this many masked inputs in flight,
 // and besides those, uploads whose sizes the sites declared (internal/upload_call.h) up to
 // this many bytes in all: at d = 10^5 (400 KB) ten masked inputs at a time instead of two
 // (two at a time made a round at n = 50 about 10 % slower), at d = 10^6 still two.
