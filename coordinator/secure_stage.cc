@@ -177,8 +177,18 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     std::shared_ptr<const std::string> shared, model;
     std::shared_ptr<ModelDeltaVariant> delta;
     if (step == 0) {
-      internal::SetupBytes setup = internal::SharedSetupBytes(
-          request.first_item, request.model ? request.model() : nullptr, request.model_delta);
+      absl::StatusOr<std::shared_ptr<const std::string>> made =
+          request.model ? request.model() : nullptr;
+      if (!made.ok()) {
+        result->stopped = made.status();
+        sink->Cancel();
+        common::LogWarning("secagg_session_stopped")
+            .With("session", session)
+            .With("why", std::string(made.status().message()));
+        continue;  // the cancelled server ends the session
+      }
+      internal::SetupBytes setup =
+          internal::SharedSetupBytes(request.first_item, *made, request.model_delta);
       shared = std::move(setup.shared);
       model = std::move(setup.model);
       delta = std::move(setup.delta);

@@ -99,8 +99,10 @@ struct SecureStageRequest {
   // SerializedModel): called when the first step is posted, kept apart and shared by its
   // items (not copied per site), and let go of once that step closes (megabytes for a large
   // model, not held through the later steps); first_item then holds only the model's
-  // hash. Null: first_item.model, if any.
-  std::function<std::shared_ptr<const std::string>()> model;
+  // hash. An error (a model read back from the store) stops the session before its first
+  // step (SecureStageResult::stopped). Null: first_item.model, if any.
+  using ModelSource = std::function<absl::StatusOr<std::shared_ptr<const std::string>>()>;
+  ModelSource model;
   // first_item's model as its delta from the model the cohort was sent last, for the sites
   // that hold that one (work_board.h ModelDeltaVariant); null: none.
   std::shared_ptr<const ModelDeltaBytes> model_delta;

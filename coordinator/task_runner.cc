@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/internal/round_records.h"
+#include "coordinator/internal/setup_bytes.h"
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/strategy.h"
 #include "coordinator/sum_checks.h"
@@ -49,7 +50,9 @@ std::span<const float> NextModel(const v1::InFlightRound& in_flight) {
 }  // namespace
 
 void TaskRunner::StagePlan::SetModel(std::span<const float> values) {
-  model = values;
+  model = [values]() -> absl::StatusOr<std::shared_ptr<const std::string>> {
+    return internal::SerializedModel(values);
+  };
   first_item.set_model_hash(crypto::HashModel(values));
 }
 
@@ -238,8 +241,18 @@ absl::Status TaskRunner::RunTask() {
   return RunTrainingRounds(task);
 }
 
+absl::StatusOr<std::vector<float>> TaskRunner::StoredFitModel(uint32_t round,
+                                                              const std::string& hash) {
+  ASSIGN_OR_RETURN(std::vector<float> stored, store_->GetCheckpoint(task_id_, round - 1));
+  if (crypto::HashModel(stored) != hash) {
+    return absl::DataLossError(absl::StrCat("checkpoint of ", task_id_, " round ", round - 1,
+                                            " is not the model round ", round, " was sent"));
+  }
+  return stored;
+}
+
 absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
-                                        uint32_t round, const std::vector<float>& global,
+                                        uint32_t round, std::vector<float>& global,
                                         Strategy& strategy, bool evaluate_previous,
                                         std::shared_ptr<const ModelDeltaBytes> delta) {
   const v1::TaskSpec& spec = task.spec();
@@ -247,7 +260,14 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
   StagePlan plan;
   plan.stage = evaluate_previous ? v1::STAGE_FIT_EVALUATE : v1::STAGE_FIT;
   plan.round = round;
-  plan.SetModel(global);
+  const std::string hash = crypto::HashModel(global);
+  plan.first_item.set_model_hash(hash);
+  plan.model = [this, round, &hash]() -> absl::StatusOr<std::shared_ptr<const std::string>> {
+    ASSIGN_OR_RETURN(const std::vector<float> stored, StoredFitModel(round, hash));
+    return internal::SerializedModel(stored);
+  };
+  // Not held while the sessions run: read back for the update.
+  std::vector<float>().swap(global);
   plan.model_delta = std::move(delta);
   *plan.first_item.mutable_standardization() = task.standardization();
   plan.first_item.set_l2(task.l2());
@@ -274,6 +294,9 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
     absl::StatusOr<proto::AveragedUpdate> update =
         checked.ok() ? proto::DecodeFit(std::move(fit_sums), num_params)
                      : absl::StatusOr<proto::AveragedUpdate>(checked);
+    if (update.ok() && global.empty()) {
+      ASSIGN_OR_RETURN(global, StoredFitModel(round, hash));
+    }
     absl::StatusOr<std::vector<float>> next =
         update.ok() ? strategy.AggregateFit(round, global, *update)
                     : absl::StatusOr<std::vector<float>>(update.status());

@@ -202,11 +202,11 @@ class TaskRunner {
     uint32_t round = 0;
     // What the first step's items carry besides the spec (model hash, standardisation, l2).
     v1::WorkItem first_item;
-    // The model, a view of the caller's vector (which outlives the stage): each session
-    // serializes it when it posts its first step (SecureStageRequest::model). Set by
-    // SetModel.
-    std::span<const float> model;
-    // Sets `model` and first_item's model hash.
+    // Makes the model serialized when a session posts its first step
+    // (SecureStageRequest::model); first_item holds its hash. Set by SetModel, or by RunFit
+    // to read the round's model back from the store.
+    SecureStageRequest::ModelSource model;
+    // The model is `values`, a view of the caller's vector (which outlives the stage).
     void SetModel(std::span<const float> values);
     // Its model as a delta for the sites that hold the base (SecureStageRequest::model_delta).
     std::shared_ptr<const ModelDeltaBytes> model_delta;
@@ -288,9 +288,16 @@ class TaskRunner {
   // (previous_evaluated; a refused evaluation part is a drop line, the fit goes on).
   // `delta`: `global` as a delta for the sites that hold the model the cohort was sent
   // last (null: none).
+  // `global` (round - 1's checkpoint) is let go of while the sessions run (4 MB at
+  // d = 10^6) and read back from the store: each session's first step serializes it from
+  // there, and the update is applied to it; it holds the model again once RunFit returns
+  // true. A checkpoint that does not read back as `global` is DATA_LOSS.
   absl::StatusOr<bool> RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight, uint32_t round,
-                              const std::vector<float>& global, Strategy& strategy,
+                              std::vector<float>& global, Strategy& strategy,
                               bool evaluate_previous, std::shared_ptr<const ModelDeltaBytes> delta);
+  // Round `round`'s fit model read back from the store (the checkpoint of round - 1), if
+  // its hash is `hash`; DATA_LOSS otherwise.
+  absl::StatusOr<std::vector<float>> StoredFitModel(uint32_t round, const std::string& hash);
   // The metrics of round `round`'s model from an evaluation sum over `survivors` sites:
   // checked (sum_checks.h), decoded and passed through the strategy; the refusal otherwise.
   absl::StatusOr<std::vector<v1::Metric>> EvaluationMetrics(const v1::TaskRecord& task,

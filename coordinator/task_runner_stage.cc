@@ -11,7 +11,6 @@
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "coordinator/internal/setup_bytes.h"
 #include "coordinator/privacy_accountant.h"
 #include "coordinator/site_answers.h"
 #include "coordinator/site_decisions.h"
@@ -287,9 +286,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
   request->stage = plan.stage;
   request->attempt = in_flight.attempt();
   request->first_item = plan.first_item;
-  if (!plan.model.empty()) {
-    request->model = [values = plan.model] { return internal::SerializedModel(values); };
-  }
+  request->model = plan.model;
   request->model_delta = plan.model_delta;
   request->first_item.set_task_id(task_id_);
   request->first_item.set_round(plan.round);

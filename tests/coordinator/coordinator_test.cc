@@ -15,11 +15,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "common/log.h"
+#include "common/status.h"
 #include "coordinator/privacy_accountant.h"
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
@@ -32,6 +35,7 @@
 #include "secagg/client.h"
 #include "secagg/vector_codec.h"
 #include "tests/coordinator/fake_site.h"
+#include "tests/coordinator/fault_injecting_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
@@ -588,6 +592,62 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
     ASSERT_OK_AND_ASSIGN(std::vector<float> model, c->store()->GetCheckpoint(task_id, r));
     EXPECT_THAT(model, Each(FloatNear(static_cast<float>(r), 1e-5))) << "round " << r;
   }
+}
+
+// A store whose checkpoint of round 0 reads back changed after its first read, as damage
+// would leave it.
+class ChangingCheckpointStore : public testing::FaultInjectingStore {
+ public:
+  using FaultInjectingStore::FaultInjectingStore;
+  absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
+                                                   uint32_t round) override {
+    ASSIGN_OR_RETURN(std::vector<float> model, FaultInjectingStore::GetCheckpoint(task_id, round));
+    if (round == 0 && reads_.fetch_add(1) > 0 && !model.empty()) model[0] += 1;
+    return model;
+  }
+
+ private:
+  std::atomic<int> reads_{0};
+};
+
+// A round's fit model is not held while its sessions run: each session's first step reads
+// it back from the store, checked against the hash the round was planned with. One that
+// reads back otherwise stops the task's runner with DATA_LOSS naming the checkpoint, and
+// nothing is sent or committed on it.
+TEST(CoordinatorStoreTest, AFitModelThatReadsBackChangedStopsTheRoundNamingTheCheckpoint) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
+  absl::Mutex mu;
+  std::vector<std::string> lines;
+  common::SetLogSink([&](const std::string& line) {
+    absl::MutexLock lock(&mu);
+    lines.push_back(line);
+  });
+  absl::Cleanup no_sink = [] { common::SetLogSink(nullptr); };
+  ASSERT_OK_AND_ASSIGN(
+      auto c, Coordinator::Create(std::make_unique<ChangingCheckpointStore>(NewMemoryStore()),
+                                  common::Clock::Real(), FastOptions(*pki)));
+  FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 10, .delta = 1});
+  FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 1});
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, c->SubmitTask("op", ToySpec(2, 2)));
+  const auto stopped = [&] {
+    absl::MutexLock lock(&mu);
+    for (const std::string& line : lines) {
+      if (line.find("task_runner_stopped") != std::string::npos &&
+          line.find("checkpoint of " + submitted.task_id() +
+                    " round 0 is not the model round 1 "
+                    "was sent") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(Eventually(stopped));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, c->GetTask(submitted.task_id()));
+  EXPECT_EQ(got.task().state(), v1::TASK_RUNNING) << "a store error leaves the task to resume";
+  EXPECT_EQ(got.task().last_committed_round(), 0);
+  EXPECT_THAT(c->store()->GetCheckpoint(submitted.task_id(), 1),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 // A noised analytics task whose budget pays for one release, not two, and whose ledger
