@@ -2,9 +2,12 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -26,23 +29,47 @@ absl::StatusOr<std::string> EncodeModelDelta(std::span<const float> base,
         "a model delta needs models of one size: ", base.size(), " and ", next.size(), " values"));
   }
   const size_t n = next.size();
+  z_stream z{};
+  if (deflateInit(&z, kLevel) != Z_OK) return absl::InternalError("zlib deflateInit failed");
   // Byte k of every word, then byte k + 1: the XOR's high bytes (sign, exponent) are long
-  // runs of zeros.
-  std::string planes(4 * n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t x = WordOf(base, i) ^ std::bit_cast<uint32_t>(next[i]);
-    planes[i] = static_cast<char>(x & 0xff);
-    planes[n + i] = static_cast<char>((x >> 8) & 0xff);
-    planes[2 * n + i] = static_cast<char>((x >> 16) & 0xff);
-    planes[3 * n + i] = static_cast<char>(x >> 24);
+  // runs of zeros. One plane (a quarter of the model) at a time, compressed as it is made,
+  // into output pieces joined once at the end: the encoder holds a plane and the delta, not
+  // the four planes, a model-sized output buffer and a copy (10 MB at d = 10^6). The same
+  // zlib stream as one compress2 call over the planes.
+  constexpr size_t kPieceBytes = size_t{256} << 10;
+  std::string plane(n, '\0');
+  std::vector<std::string> pieces;
+  size_t total = 0;
+  int z_status = Z_OK;
+  for (int k = 0; k < 4; ++k) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t x = WordOf(base, i) ^ std::bit_cast<uint32_t>(next[i]);
+      plane[i] = static_cast<char>((x >> (8 * k)) & 0xff);
+    }
+    z.next_in = reinterpret_cast<Bytef*>(plane.data());
+    z.avail_in = static_cast<uInt>(n);
+    const int flush = k == 3 ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      if (pieces.empty() || z.avail_out == 0) {
+        pieces.emplace_back(kPieceBytes, '\0');
+        z.next_out = reinterpret_cast<Bytef*>(pieces.back().data());
+        z.avail_out = static_cast<uInt>(kPieceBytes);
+      }
+      z_status = deflate(&z, flush);
+      if (z_status != Z_OK && z_status != Z_STREAM_END && z_status != Z_BUF_ERROR) break;
+    } while (z.avail_in > 0 || (flush == Z_FINISH && z_status != Z_STREAM_END));
+    if (z_status != Z_OK && z_status != Z_STREAM_END && z_status != Z_BUF_ERROR) break;
   }
-  uLongf size = compressBound(planes.size());
-  std::string out(size, '\0');
-  const int z = compress2(reinterpret_cast<Bytef*>(out.data()), &size,
-                          reinterpret_cast<const Bytef*>(planes.data()), planes.size(), kLevel);
-  if (z != Z_OK) return absl::InternalError(absl::StrCat("zlib compress2 failed (", z, ")"));
-  out.resize(size);
-  out.shrink_to_fit();  // compressBound's room, a model's size, is not kept with the delta
+  total = z.total_out;
+  deflateEnd(&z);
+  if (z_status != Z_STREAM_END) {
+    return absl::InternalError(absl::StrCat("zlib deflate failed (", z_status, ")"));
+  }
+  std::string out;
+  out.reserve(total);
+  for (const std::string& piece : pieces) {
+    out.append(piece, 0, std::min(piece.size(), total - out.size()));
+  }
   return out;
 }
 
