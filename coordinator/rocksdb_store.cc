@@ -57,13 +57,11 @@
 #include "crypto/hash.h"
 #include "proto/federation.pb.h"
 #include "proto/state.pb.h"
-#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
-#include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
@@ -71,6 +69,7 @@ namespace tessera::coordinator {
 namespace {
 
 using internal::AppendBigEndian;
+using internal::FromRocksDb;
 using internal::ReadBigEndian;
 using internal::RoundKey;
 using internal::RoundPrefix;
@@ -85,31 +84,6 @@ constexpr char kInFlightCf[] = "inflight";
 constexpr char kStatisticsCf[] = "statistics";
 constexpr char kLastTaskSeqKey[] = "last_task_seq";
 constexpr char kSchemaVersionKey[] = "schema_version";
-
-// ---- rocksdb::Status -> absl::Status, the one place where that happens.
-
-// Disk full and contention are conditions an operator or a retry can clear (UNAVAILABLE);
-// other I/O errors and misuse are INTERNAL; checksum mismatches are DATA_LOSS.
-absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
-  if (s.ok()) return absl::OkStatus();
-  std::string message = absl::StrCat(context, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(message);
-  if (s.IsCorruption()) return absl::DataLossError(message);
-  if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
-    return absl::UnavailableError(message);
-  }
-  return absl::InternalError(message);
-}
-
-// True if Open failed because the directory's LOCK file is held: by another process
-// (fcntl fails: "While lock file: <dir>/LOCK: Resource temporarily unavailable") or by
-// another open store in this process ("lock hold by current process").
-bool IsLockConflict(const rocksdb::Status& s) {
-  if (!s.IsIOError()) return false;
-  const std::string text = s.ToString();
-  return text.find("lock hold by current process") != std::string::npos ||
-         text.find("While lock file") != std::string::npos;
-}
 
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
@@ -604,13 +578,6 @@ class RocksDbStore final : public Store {
 
 }  // namespace
 
-// All the coordinator store's memtables together (see OpenRocksDbStore).
-constexpr size_t kMemtableBytes = size_t{8} << 20;
-// Values this large or larger are kept in blob files (see OpenRocksDbStore).
-constexpr uint64_t kBlobBytes = uint64_t{64} << 10;
-// The one block cache all families share (see OpenRocksDbStore).
-constexpr size_t kBlockCacheBytes = size_t{4} << 20;
-
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& directory) {
   // The store holds the client registry: keep it private to the coordinator's user.
   RETURN_IF_ERROR(
@@ -629,30 +596,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
                            kModelsCf, kClientsCf, kMetaCf, kInFlightCf, kStatisticsCf}) {
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
-  // Memtables: RocksDB's default is 64 MiB per family, which a run's models and session
-  // snapshots (each up to a few times the model's size) fill before the first flush: the
-  // largest part of the coordinator's memory at d = 10^6 (66 of its 161 MiB of heap,
-  // measured with heaptrack). Small ones, flushed as they fill, bound it to
-  // db_write_buffer_size whatever the number of rounds; writes are still synced to the log.
-  // 8 MiB since large values flush to blob files (below): 16 MiB held 17 of 56 MiB of heap.
-  options.db_write_buffer_size = kMemtableBytes;
-  rocksdb::ColumnFamilyOptions family_options;
-  family_options.write_buffer_size = kMemtableBytes / 2;
-  // Values of 64 KiB or more (models, session snapshots, the in-flight record's bulk) go to
-  // blob files when their memtable is flushed: written as they are, not copied into a table
-  // block (whose builder held about three times a 4 MB value at once: 17 of the
-  // coordinator's 58 MiB of heap at d = 10^6, heaptrack). Garbage collection rewrites the
-  // oldest blob files' live values at compaction, so replaced in-flight records go away.
-  family_options.enable_blob_files = true;
-  family_options.min_blob_size = kBlobBytes;
-  family_options.enable_blob_garbage_collection = true;
-  // Block cache: without one set, RocksDB gives each family its own 8 MiB cache, which
-  // reads of models and round records (megabytes each at d = 10^6) fill one family after
-  // another, so the coordinator grew with the rounds it had run. One small cache for all:
-  // the store's reads are a record at a time, not hot loops.
-  rocksdb::BlockBasedTableOptions table_options;
-  table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
-  family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  // Small memtables, large values in blob files, one block cache (internal/store_files.h).
+  const rocksdb::ColumnFamilyOptions family_options = internal::StoreFamilyOptions();
+  options.db_write_buffer_size = internal::kStoreMemtableBytes;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   families.reserve(names.size());
   for (const std::string& name : names) families.emplace_back(name, family_options);
@@ -660,7 +606,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, directory, families, &handles, &db);
-  if (IsLockConflict(s)) {
+  if (internal::IsLockConflict(s)) {
     return absl::FailedPreconditionError(absl::StrCat("coordinator store ", directory,
                                                       " is in use by another coordinator process (",
                                                       s.ToString(), ")"));

@@ -295,6 +295,8 @@ class TaskRunner {
   absl::StatusOr<bool> RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight, uint32_t round,
                               std::vector<float>& global, Strategy& strategy,
                               bool evaluate_previous, std::shared_ptr<const ModelDeltaBytes> delta);
+  // The update's result, held by the record from the fit's end (a view of it).
+  static std::span<const float> NextModel(const v1::InFlightRound& in_flight);
   // Round `round`'s fit model read back from the store (the checkpoint of round - 1), if
   // its hash is `hash`; DATA_LOSS otherwise.
   absl::StatusOr<std::vector<float>> StoredFitModel(uint32_t round, const std::string& hash);

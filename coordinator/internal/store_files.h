@@ -1,12 +1,15 @@
 // What the coordinator's RocksDB store (rocksdb_store.cc) and its repair (store_repair.cc)
-// share: the options the store is opened with and how a failed open is described.
+// share: the options the store is opened with, how RocksDB's statuses become absl ones
+// and how a failed open is described.
 // Included only by those two .cc files (it brings in RocksDB's headers). Thread-safe.
 #ifndef TESSERA_COORDINATOR_INTERNAL_STORE_FILES_H_
 #define TESSERA_COORDINATOR_INTERNAL_STORE_FILES_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "rocksdb/options.h"
 #include "rocksdb/status.h"
 
@@ -17,6 +20,25 @@ namespace tessera::coordinator::internal {
 // after it (RocksDB's default, point-in-time recovery, drops them silently); a few of
 // RocksDB's info LOG files kept for post-mortems.
 rocksdb::DBOptions StoreOpenOptions();
+
+// All the store's memtables together (DBOptions::db_write_buffer_size).
+inline constexpr size_t kStoreMemtableBytes = size_t{8} << 20;
+
+// Every column family's options: half of kStoreMemtableBytes of memtable, values of
+// 64 KiB or more in blob files once flushed (with garbage collection), one small block
+// cache shared by every family (store_files.cc says what each was measured to save).
+rocksdb::ColumnFamilyOptions StoreFamilyOptions();
+
+// rocksdb::Status -> absl::Status, the one place where that happens: disk full and
+// contention are conditions an operator or a retry can clear (UNAVAILABLE); other I/O
+// errors and misuse are INTERNAL; checksum mismatches are DATA_LOSS. The message is
+// "<context>: <RocksDB's text>".
+absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context);
+
+// True if Open failed because the directory's LOCK file is held: by another process
+// (fcntl fails: "While lock file: <dir>/LOCK: Resource temporarily unavailable") or by
+// another open store in this process ("lock hold by current process").
+bool IsLockConflict(const rocksdb::Status& s);
 
 // Full paths of the write-ahead log files (*.log, RocksDB's info LOG excluded) in
 // `directory`, sorted; empty if none or the directory cannot be listed.
