@@ -282,8 +282,9 @@ TEST_F(RocksDbStoreTest, TaskCounterBehindStoredTasksIsDataLossAtOpen) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("last_task_seq")));
 }
 
-// Schema version 2: a round in flight is two values, the record without its model-sized
-// fields under the task id and those fields under the task id + '\0' + "bulk".
+// A round in flight is several values: the record without its model-sized fields under
+// the task id, the snapshot and strategy state under the task id + '\0' + "bulk" (schema
+// version 2) and the next model under the task id + '\0' + "model" (schema version 3).
 v1::InFlightRound BigInFlight(const std::string& task_id, size_t snapshot_bytes) {
   v1::InFlightRound r;
   r.set_task_id(task_id);
