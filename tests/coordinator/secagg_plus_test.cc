@@ -4,6 +4,7 @@
 // (which every site checks against its own minimum). And how the session's steps are
 // posted: a message every site gets alike (the advertisement list is n certificates) is
 // held once, not once per site.
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,45 +63,28 @@ TEST(SessionSparseSetupTest, FullBonawitzUnlessTheSpecAsksAndTheCohortIsLargeEno
   }
 }
 
-// Five in-process sites answer a FIT session pulled from a real work board. Every step but
-// the share relay is posted once: no site's own item carries the message, and every site's
-// item holds the same shared bytes; the session completes with the sum of the inputs.
-TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
-                       secagg::testing::Federation::Create(5));
-  WorkBoard board;
-  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
-  const SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 4);
-  SecureStageResult result;
-  absl::Notification done;
-  std::thread run([&] {
-    result = runner.Run(request);
-    done.Notify();
-  });
-  // However the test ends, the session ends and its thread is joined.
-  absl::Cleanup stop = [&] {
-    runner.Cancel();
-    run.join();
-  };
-
-  struct Posted {
-    bool own_message = false;
-    const std::string* shared = nullptr;
-  };
-  std::map<v1::SecAggRound, std::map<std::string, Posted>> posted;
+// In-process sites of `federation` answer the items of `cohort` pulled from `board`, step
+// by step (the advertisement list's certificates fetched from `runner`, as
+// Federation.FetchCertificates does for a daemon), until each has answered the unmasking or
+// a minute has passed. `seen` sees each item as it is pulled, before the site lets go of it.
+void AnswerAsSites(WorkBoard& board, SecureStageRunner& runner,
+                   const secagg::testing::Federation& federation,
+                   const std::vector<std::string>& cohort,
+                   const std::function<void(const std::string& id, const PostedItem& item,
+                                            v1::SecAggRound step)>& seen) {
   std::map<std::string, std::unique_ptr<secagg::SecAggClient>> clients;
   std::set<std::string> finished;
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (finished.size() < request.cohort.size() && absl::Now() < give_up) {
-    for (const std::string& id : request.cohort) {
+  while (finished.size() < cohort.size() && absl::Now() < give_up) {
+    for (const std::string& id : cohort) {
       if (finished.contains(id)) continue;
       std::shared_ptr<const PostedItem> item = board.Pull(id, absl::Now() + absl::Milliseconds(50));
       if (item == nullptr) continue;
       v1::WorkItem whole = item->Whole();
       const v1::SecAggRound step = whole.secagg().round();
+      seen(id, *item, step);
+      item.reset();
       if (whole.secagg().has_advertisements()) {
-        // The list names certificates by digest: the site fetches them (Federation.
-        // FetchCertificates does this for a daemon).
         for (v1::AdvertisementEntry& e :
              *whole.mutable_secagg()->mutable_advertisements()->mutable_entries()) {
           const std::string digest = e.advertisement().certificate_sha256();
@@ -109,13 +93,11 @@ TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
           e.mutable_advertisement()->set_certificate(pem.front());
         }
       }
-      posted[step][id] =
-          Posted{item->own.has_secagg() || !item->own_tail.empty(), item->shared.get()};
       v1::PushResultRequest answer;
       answer.set_work_id(whole.work_id());
       if (step == v1::SECAGG_ADVERTISE_KEYS) {
         ASSERT_OK_AND_ASSIGN(clients[id], secagg::SecAggClient::Start(
-                                              federation->Identity(id), secagg::ClientPolicy(),
+                                              federation.Identity(id), secagg::ClientPolicy(),
                                               whole.secagg().setup(), std::vector<uint32_t>(8, 1),
                                               absl::Now(), answer.mutable_secagg(), nullptr));
       } else {
@@ -125,8 +107,52 @@ TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
       ASSERT_OK(board.Push(id, answer));
     }
   }
+}
+
+// Runs `request`'s session on `runner` while in-process sites answer it (AnswerAsSites,
+// `seen` as there) and returns its result once it has ended (waiting 30 s at most after the
+// sites' last answer, then cancelled: the session's thread is always joined).
+SecureStageResult RunWithSites(
+    WorkBoard& board, SecureStageRunner& runner, const secagg::testing::Federation& federation,
+    const SecureStageRequest& request,
+    const std::function<void(const std::string& id, const PostedItem& item, v1::SecAggRound step)>&
+        seen) {
+  SecureStageResult result;
+  absl::Notification done;
+  std::thread run([&] {
+    result = runner.Run(request);
+    done.Notify();
+  });
+  absl::Cleanup stop = [&] {
+    runner.Cancel();
+    run.join();
+  };
+  AnswerAsSites(board, runner, federation, request.cohort, seen);
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   std::move(stop).Invoke();
+  return result;
+}
+
+// Five in-process sites answer a FIT session pulled from a real work board. Every step but
+// the share relay is posted once: no site's own item carries the message, and every site's
+// item holds the same shared bytes; the session completes with the sum of the inputs.
+TEST(SecureStagePostingTest, AMessageEverySiteGetsIsHeldOnceForAllOfThem) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(5));
+  WorkBoard board;
+  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+  const SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 4);
+  struct Posted {
+    bool own_message = false;
+    const std::string* shared = nullptr;
+  };
+  std::map<v1::SecAggRound, std::map<std::string, Posted>> posted;
+  const SecureStageResult result =
+      RunWithSites(board, runner, *federation, request,
+                   [&](const std::string& id, const PostedItem& item, v1::SecAggRound step) {
+                     posted[step][id] =
+                         Posted{item.own.has_secagg() || !item.own_tail.empty(), item.shared.get()};
+                   });
   EXPECT_TRUE(result.completed) << result.abort;
   ASSERT_EQ(posted.size(), 5u);
   for (const auto& [step, items] : posted) {
@@ -207,59 +233,17 @@ TEST(SecureStagePostingTest, TheSerializedModelIsLetGoOfOnceTheFirstStepCloses) 
     return model;
   };
   request.first_item.set_model_hash(std::string(32, 'h'));
-  SecureStageResult result;
-  absl::Notification done;
-  std::thread run([&] {
-    result = runner.Run(request);
-    done.Notify();
-  });
-  absl::Cleanup stop = [&] {
-    runner.Cancel();
-    run.join();
-  };
-  std::map<std::string, std::unique_ptr<secagg::SecAggClient>> clients;
-  std::set<std::string> finished;
   std::set<v1::SecAggRound> later_steps;
-  const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (finished.size() < request.cohort.size() && absl::Now() < give_up) {
-    for (const std::string& id : request.cohort) {
-      if (finished.contains(id)) continue;
-      std::shared_ptr<const PostedItem> item = board.Pull(id, absl::Now() + absl::Milliseconds(50));
-      if (item == nullptr) continue;
-      v1::WorkItem whole = item->Whole();
-      const v1::SecAggRound step = whole.secagg().round();
-      if (step == v1::SECAGG_ADVERTISE_KEYS) {
-        EXPECT_EQ(item->model, made.lock());
-      } else {
-        EXPECT_TRUE(made.expired()) << v1::SecAggRound_Name(step);
-        later_steps.insert(step);
-      }
-      if (whole.secagg().has_advertisements()) {
-        for (v1::AdvertisementEntry& e :
-             *whole.mutable_secagg()->mutable_advertisements()->mutable_entries()) {
-          const std::string digest = e.advertisement().certificate_sha256();
-          ASSERT_OK_AND_ASSIGN(std::vector<std::string> pem,
-                               runner.ListedCertificates(whole.secagg_session(), id, {digest}));
-          e.mutable_advertisement()->set_certificate(pem.front());
-        }
-      }
-      item.reset();
-      v1::PushResultRequest answer;
-      answer.set_work_id(whole.work_id());
-      if (step == v1::SECAGG_ADVERTISE_KEYS) {
-        ASSERT_OK_AND_ASSIGN(clients[id], secagg::SecAggClient::Start(
-                                              federation->Identity(id), secagg::ClientPolicy(),
-                                              whole.secagg().setup(), std::vector<uint32_t>(8, 1),
-                                              absl::Now(), answer.mutable_secagg(), nullptr));
-      } else {
-        ASSERT_OK_AND_ASSIGN(*answer.mutable_secagg(), clients[id]->Handle(whole.secagg()));
-        if (step == v1::SECAGG_UNMASKING) finished.insert(id);
-      }
-      ASSERT_OK(board.Push(id, answer));
-    }
-  }
-  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  std::move(stop).Invoke();
+  const SecureStageResult result =
+      RunWithSites(board, runner, *federation, request,
+                   [&](const std::string&, const PostedItem& item, v1::SecAggRound step) {
+                     if (step == v1::SECAGG_ADVERTISE_KEYS) {
+                       EXPECT_EQ(item.model, made.lock());
+                     } else {
+                       EXPECT_TRUE(made.expired()) << v1::SecAggRound_Name(step);
+                       later_steps.insert(step);
+                     }
+                   });
   EXPECT_TRUE(result.completed) << result.abort;
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(later_steps.size(), 4u);  // share keys, masked input, consistency, unmasking
