@@ -8,34 +8,12 @@
 
 namespace tessera::coordinator::internal {
 
-namespace {
-
-// A length-delimited field's tag (wire type 2).
-char LengthDelimitedTag(int field_number) { return static_cast<char>((field_number << 3) | 2); }
-
-}  // namespace
-
-void AppendVarint(uint64_t value, std::string* out) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
-
-void AppendMessageField(int field_number, std::string_view bytes, std::string* out) {
-  out->push_back(LengthDelimitedTag(field_number));
-  AppendVarint(bytes.size(), out);
-  out->append(bytes.data(), bytes.size());
-}
-
 std::shared_ptr<const std::string> SerializedModel(std::span<const float> values) {
   auto out = std::make_shared<std::string>();
   if (values.empty()) return out;  // an empty packed field is not written
   const size_t bytes = 4 * values.size();
   out->reserve(proto::MaxSerializedModelBytes(values.size()));
-  out->push_back(LengthDelimitedTag(v1::ModelParameters::kValuesFieldNumber));
-  AppendVarint(bytes, out.get());
+  AppendFieldHeader(v1::ModelParameters::kValuesFieldNumber, bytes, out.get());
   const size_t start = out->size();
   out->resize(start + bytes);
   // float32 little-endian, as protobuf writes a packed float field.

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "coordinator/internal/wire_fields.h"  // AppendVarint, AppendMessageField
 #include "coordinator/work_board.h"
 #include "proto/federation.pb.h"
 
@@ -31,13 +32,6 @@ struct SetupBytes {
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
                             const std::shared_ptr<const std::string>& model,
                             const std::shared_ptr<const ModelDeltaBytes>& model_delta);
-
-// Appends `value` as a protobuf varint (a length, or a varint field's value after its tag).
-void AppendVarint(uint64_t value, std::string* out);
-
-// Appends a length-delimited protobuf field (its tag, a varint length, `bytes`) to `out`:
-// how a message kept serialized is put into another's wire bytes.
-void AppendMessageField(int field_number, std::string_view bytes, std::string* out);
 
 // `values` as serialized v1::ModelParameters (the packed field), written straight from the
 // floats: no RepeatedField copy. Equal to ModelParameters{values}.SerializeAsString().

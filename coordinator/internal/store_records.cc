@@ -10,11 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "coordinator/internal/task_id.h"
+#include "coordinator/internal/wire_fields.h"
 #include "google/protobuf/field_mask.pb.h"
-#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/field_mask_util.h"
-#include "google/protobuf/wire_format_lite.h"
 
 namespace tessera::coordinator::internal {
 namespace {
@@ -118,15 +117,11 @@ bool IsBulkField(int number) {
          number == v1::InFlightRound::kStrategyStateFieldNumber;
 }
 
-// A length-delimited field's tag and `length`, as protobuf writes them.
+// A length-delimited field's tag and `length`.
 std::string LengthDelimitedHeader(int field_number, size_t length) {
-  using google::protobuf::internal::WireFormatLite;
-  using google::protobuf::io::CodedOutputStream;
-  uint8_t buffer[20];  // a tag and a length: two varints of at most 10 bytes
-  uint8_t* end = CodedOutputStream::WriteTagToArray(
-      WireFormatLite::MakeTag(field_number, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), buffer);
-  end = CodedOutputStream::WriteVarint64ToArray(length, end);
-  return std::string(reinterpret_cast<const char*>(buffer), static_cast<size_t>(end - buffer));
+  std::string header;
+  AppendFieldHeader(field_number, length, &header);
+  return header;
 }
 
 }  // namespace
