@@ -15,11 +15,10 @@
 #include "client/chunked_upload.h"
 #include "client/config_reload.h"
 #include "client/control_server.h"
+#include "client/internal/item_downloads.h"
 #include "client/internal/recorded_caller.h"
 #include "client/ledger.h"
-#include "client/model_download.h"
 #include "client/monitoring.h"
-#include "client/peer_certificates.h"
 #include "client/reconnect_backoff.h"
 #include "client/site_agent.h"
 #include "client/site_crl.h"
@@ -47,22 +46,12 @@ constexpr absl::Duration kHelloTimeout = absl::Seconds(15);
 // A PullWork call's deadline is the coordinator's long-poll time plus this margin, so the
 // coordinator always answers first.
 constexpr absl::Duration kPullMargin = absl::Seconds(15);
-// A model chunk's deadline is the step's closing time, but at least this.
-constexpr absl::Duration kModelChunkMinTimeout = absl::Seconds(30);
-constexpr char kPullModelChunkMethod[] = "/tessera.v1.Federation/PullModelChunk";
-constexpr char kFetchCertificatesMethod[] = "/tessera.v1.Federation/FetchCertificates";
-// A FetchCertificates call's deadline (1,024 certificates are about 0.8 MB).
-constexpr absl::Duration kFetchCertificatesTimeout = absl::Seconds(30);
 // Minimum time given to a PushResult even when the stage deadline is near.
 constexpr absl::Duration kMinPushTimeout = absl::Seconds(10);
 
-bool IsTransient(const absl::Status& st) {
-  return st.code() == absl::StatusCode::kUnavailable ||
-         st.code() == absl::StatusCode::kDeadlineExceeded ||
-         st.code() == absl::StatusCode::kCancelled || st.code() == absl::StatusCode::kAborted;
-}
-
 using internal::CallGuard;
+using internal::IsTransient;
+using internal::ItemDownloads;
 using internal::RecordedCaller;
 using internal::SetDeadline;
 
@@ -104,6 +93,44 @@ class ClientDaemon {
       : config_(config), stop_(stop), options_(options), guard_(stop) {}
 
   absl::Status Run() {
+    RETURN_IF_ERROR(Start());
+    // Cancels the call in flight as soon as a stop is requested.
+    // It also ends when Run returns without a stop (a fatal site-side error).
+    absl::Notification run_ended;
+    std::thread canceller([this, &run_ended] {
+      while (!stop_->WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+        if (run_ended.HasBeenNotified()) return;
+      }
+      common::NotifyStopping();
+      guard_.CancelCurrent();
+    });
+    std::thread hangups;
+    if (options_.reload_on_hangup) hangups = WatchHangups(&run_ended);
+    struct JoinAtExit {
+      std::thread* t;
+      absl::Notification* ended;
+      ~JoinAtExit() {
+        if (!ended->HasBeenNotified()) ended->Notify();
+        if (t->joinable()) t->join();
+      }
+    } join_hangups{&hangups, &run_ended};
+
+    if (absl::Status st = Sessions(); !st.ok()) {
+      run_ended.Notify();
+      canceller.join();
+      common::LogError("client_stopped").With("error", st.ToString());
+      return st;
+    }
+    canceller.join();
+    Stop();
+    return absl::OkStatus();
+  }
+
+ private:
+  // Everything a session needs, in order: TLS material, the site store (a damaged one
+  // stops the daemon here, before anything is sent), the agent, the control socket, the
+  // channel, the egress ledger and the metrics listener.
+  absl::Status Start() {
     RETURN_IF_ERROR(crypto::RequireTls13ForProcess());
     ASSIGN_OR_RETURN(
         crypto::TlsMaterial tls,
@@ -117,7 +144,6 @@ class ClientDaemon {
     ASSIGN_OR_RETURN(crl_, SiteCrl::Open(tls.ca_cert_pem, config_.data_dir(), config_.crl_file()));
     agent_ = std::make_unique<SiteAgent>(config_, client_id_, tls.cert_pem, tls.ca_cert_pem,
                                          signer_.get(), std::move(store), crl_->list());
-    certificates_.Add(tls.cert_pem);
     RETURN_IF_ERROR(agent_->Preload());
     live_ = std::make_unique<LiveConfig>(config_);
     applied_generation_ = live_->generation();
@@ -146,6 +172,8 @@ class ClientDaemon {
         ledger_, EgressLedger::Open(&agent_->store(), signer_.get(), std::move(ledger_options)));
     caller_ =
         std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_, &meters_, instance_id_);
+    downloads_ = std::make_unique<ItemDownloads>(caller_.get(), &meters_);
+    downloads_->AddOwnCertificate(tls.cert_pem);
     RETURN_IF_ERROR(StartMetricsListener());
     sink_ = std::make_unique<GrpcUpdateSink>(caller_.get());
     if (options_.wrap_sink) sink_ = options_.wrap_sink(std::move(sink_));
@@ -154,43 +182,29 @@ class ClientDaemon {
         .With("coordinator", config_.coordinator_address())
         .With("instance", instance_id_)
         .With("datasets", static_cast<uint64_t>(config_.datasets_size()));
+    return absl::OkStatus();
+  }
 
-    // Cancels the call in flight as soon as a stop is requested.
-    // It also ends when Run returns without a stop (a fatal site-side error).
-    absl::Notification run_ended;
-    std::thread canceller([this, &run_ended] {
-      while (!stop_->WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
-        if (run_ended.HasBeenNotified()) return;
-      }
-      common::NotifyStopping();
-      guard_.CancelCurrent();
-    });
-    // SIGHUP: a policy reload, logged (there is no caller to answer), and the log file
-    // reopened (logrotate).
-    std::thread hangups;
-    if (options_.reload_on_hangup) {
-      hangups = std::thread([this, &run_ended] {
-        while (!stop_->HasBeenNotified() && !run_ended.HasBeenNotified()) {
-          if (!common::WaitForHangup(absl::Milliseconds(100))) continue;
-          common::NotifyReloading();
-          if (absl::Status st = common::ReopenLogFile(); !st.ok()) {
-            common::LogError("log_reopen_failed").With("error", std::string(st.message()));
-          }
-          Reload("SIGHUP").IgnoreError();
-          crl_->ReloadFile();
-          common::NotifyReloaded();
+  // SIGHUP: a policy reload, logged (there is no caller to answer), and the log file
+  // reopened (logrotate). The thread ends on a stop or once `run_ended` is notified.
+  std::thread WatchHangups(absl::Notification* run_ended) {
+    return std::thread([this, run_ended] {
+      while (!stop_->HasBeenNotified() && !run_ended->HasBeenNotified()) {
+        if (!common::WaitForHangup(absl::Milliseconds(100))) continue;
+        common::NotifyReloading();
+        if (absl::Status st = common::ReopenLogFile(); !st.ok()) {
+          common::LogError("log_reopen_failed").With("error", std::string(st.message()));
         }
-      });
-    }
-    struct JoinAtExit {
-      std::thread* t;
-      absl::Notification* ended;
-      ~JoinAtExit() {
-        if (!ended->HasBeenNotified()) ended->Notify();
-        if (t->joinable()) t->join();
+        Reload("SIGHUP").IgnoreError();
+        crl_->ReloadFile();
+        common::NotifyReloaded();
       }
-    } join_hangups{&hangups, &run_ended};
+    });
+  }
 
+  // Sessions one after the other, with a backoff between failed ones, until a stop is
+  // requested (OK) or the ready file cannot be written (that error: the daemon stops).
+  absl::Status Sessions() {
     ReconnectBackoff backoff(common::Clock::Real(),
                              absl::Milliseconds(config_.retry().initial_backoff_ms()),
                              absl::Milliseconds(config_.retry().max_backoff_ms()));
@@ -199,56 +213,66 @@ class ClientDaemon {
       absl::Status st = Session();
       meters_.SetConnected(false);
       if (stop_->HasBeenNotified()) break;
-      if (!ready_error_.ok()) {
-        run_ended.Notify();
-        canceller.join();
-        common::LogError("client_stopped").With("error", ready_error_.ToString());
-        return ready_error_;
-      }
+      if (!ready_error_.ok()) return ready_error_;
       if (session_ok_) {
         // The coordinator was there a moment ago: come back quickly.
         backoff.Reset();
         failures = 0;
         session_ok_ = false;
       }
-      if (st.code() == absl::StatusCode::kAlreadyExists) {
-        // Another daemon holds this identity. Retrying (slowly) rather than exiting: when
-        // the other one stops (a replacement, a failover) this one takes over by itself.
-        common::LogError("duplicate_identity")
-            .With("client", client_id_)
-            .With("instance", instance_id_)
-            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff.step()))
-            .With("error", std::string(st.message()));
-      } else if (!IsTransient(st)) {
-        // E.g. PERMISSION_DENIED: our certificate is not welcome. Retrying slowly lets an
-        // operator fix it without anyone restarting the site.
-        common::LogError("coordinator_refused").With("error", st.ToString());
-        common::NotifyStatus(absl::StrCat("refused by the coordinator: ", st.message()));
-      } else if (failures == 0 || failures % 10 == 0) {
-        common::LogWarning("coordinator_unreachable")
-            .With("address", config_.coordinator_address())
-            .With("attempt", failures + 1)
-            .With("retry_in_ms", absl::ToInt64Milliseconds(backoff.step()))
-            .With("error", st.ToString());
-        common::NotifyStatus(absl::StrCat("coordinator ", config_.coordinator_address(),
-                                          " unreachable (attempt ", failures + 1, ")"));
-      }
+      LogSessionEnd(st, failures, backoff.step());
       ++failures;
-      // Wait out the backoff while watching the channel: gRPC advances a reconnect (TCP
-      // connect, TLS handshake) only while something polls the channel, and between our
-      // fail-fast calls nothing does but its 5 s backup poller, which made a reconnect take
-      // ~15 s. Slices of 100 ms keep a stop request prompt.
-      // (gRPC's wait takes real time: the backoff's clock is the real one here.)
-      const absl::Time until = backoff.NextAttempt();
-      while (!stop_->HasBeenNotified() && backoff.clock()->Now() < until) {
-        const absl::Time slice = std::min(until, backoff.clock()->Now() + absl::Milliseconds(100));
-        if (channel_->WaitForConnected(absl::ToChronoTime(slice))) {
-          backoff.WaitUntil(until, stop_);
-          break;
-        }
+      WaitToReconnect(&backoff);
+    }
+    return absl::OkStatus();
+  }
+
+  // Why a session ended, for the operator: the `failures` before it in a row, and the
+  // wait before the next.
+  void LogSessionEnd(const absl::Status& st, int failures, absl::Duration retry_in) const {
+    if (st.code() == absl::StatusCode::kAlreadyExists) {
+      // Another daemon holds this identity. Retrying (slowly) rather than exiting: when
+      // the other one stops (a replacement, a failover) this one takes over by itself.
+      common::LogError("duplicate_identity")
+          .With("client", client_id_)
+          .With("instance", instance_id_)
+          .With("retry_in_ms", absl::ToInt64Milliseconds(retry_in))
+          .With("error", std::string(st.message()));
+    } else if (!IsTransient(st)) {
+      // E.g. PERMISSION_DENIED: our certificate is not welcome. Retrying slowly lets an
+      // operator fix it without anyone restarting the site.
+      common::LogError("coordinator_refused").With("error", st.ToString());
+      common::NotifyStatus(absl::StrCat("refused by the coordinator: ", st.message()));
+    } else if (failures == 0 || failures % 10 == 0) {
+      common::LogWarning("coordinator_unreachable")
+          .With("address", config_.coordinator_address())
+          .With("attempt", failures + 1)
+          .With("retry_in_ms", absl::ToInt64Milliseconds(retry_in))
+          .With("error", st.ToString());
+      common::NotifyStatus(absl::StrCat("coordinator ", config_.coordinator_address(),
+                                        " unreachable (attempt ", failures + 1, ")"));
+    }
+  }
+
+  // Waits out the backoff while watching the channel: gRPC advances a reconnect (TCP
+  // connect, TLS handshake) only while something polls the channel, and between our
+  // fail-fast calls nothing does but its 5 s backup poller, which made a reconnect take
+  // ~15 s. Slices of 100 ms keep a stop request prompt.
+  // (gRPC's wait takes real time: the backoff's clock is the real one here.)
+  void WaitToReconnect(ReconnectBackoff* backoff) {
+    const absl::Time until = backoff->NextAttempt();
+    while (!stop_->HasBeenNotified() && backoff->clock()->Now() < until) {
+      const absl::Time slice = std::min(until, backoff->clock()->Now() + absl::Milliseconds(100));
+      if (channel_->WaitForConnected(absl::ToChronoTime(slice))) {
+        backoff->WaitUntil(until, stop_);
+        break;
       }
     }
-    canceller.join();
+  }
+
+  // After the last session: the metrics listener stopped, the ledger sealed, the ready
+  // files removed.
+  void Stop() {
     if (endpoint_ != nullptr) endpoint_->Stop();
     // Seals what left since the last checkpoint.
     absl::Status sealed = ledger_->Checkpoint("stop", absl::Now());
@@ -259,10 +283,8 @@ class ClientDaemon {
       }
     }
     common::LogInfo("client_stopped").With("client", client_id_);
-    return absl::OkStatus();
   }
 
- private:
   // The metrics and health listener, when config.metrics_listen_address is set. /readyz:
   // ready while the coordinator has accepted this site's Hello.
   absl::Status StartMetricsListener() {
@@ -342,151 +364,23 @@ class ClientDaemon {
         // The hashes of the models last sent to this site (the coordinator's own): the next
         // model may come as a delta from one of them.
         v1::PullWorkRequest pull;
-        held_models_.ListIn(&pull);
+        downloads_->ListHeldModels(&pull);
         RETURN_IF_ERROR(
             caller_->Call(&ctx, "/tessera.v1.Federation/PullWork", pull, what, &response));
       }
       if (!response.has_work()) continue;
-      // The model as a delta from the one this site holds, or apart from the item.
-      const bool delta = response.work().has_model_delta();
-      absl::Status fetched;
-      if (delta) {
-        fetched = ApplyModelDelta(response.mutable_work());
-      } else if (response.work().model_size() > 0 && !response.work().has_model()) {
-        fetched = FetchModelApart(response.mutable_work());
-      }
-      if (absl::IsNotFound(fetched)) {
+      absl::Status completed = downloads_->Complete(response.mutable_work());
+      if (absl::IsNotFound(completed)) {
         // The step closed meanwhile (or the item is not this site's): nothing to answer.
         common::LogInfo("model_download_closed")
             .With("work", response.work().work_id())
-            .With("error", std::string(fetched.message()));
+            .With("error", std::string(completed.message()));
         continue;
       }
-      RETURN_IF_ERROR(fetched);
-      if (response.work().model().values_size() > 0) {
-        meters_.ModelReceived(delta ? ClientMetrics::ModelForm::kDelta
-                                    : ClientMetrics::ModelForm::kWhole);
-        held_models_.Remember(response.work());
-      }
-      RETURN_IF_ERROR(CompleteCertificates(response.mutable_work()));
+      RETURN_IF_ERROR(completed);
       RETURN_IF_ERROR(Answer(response.work()));
     }
     return absl::CancelledError("stopping");
-  }
-
-  // Decodes the model `item` carries as a delta from a model this site holds
-  // (client/model_download.h HeldModels), fetching its data when it travels apart (each
-  // request recorded in the ledger first, as for a model apart). A transport error is
-  // returned as is (NOT_FOUND: the step was closed). A delta that does not add up is logged,
-  // the task's held model forgotten and UNAVAILABLE returned: the session reconnects and the
-  // coordinator, told of no model held, hands the item again with the model whole.
-  absl::Status ApplyModelDelta(v1::WorkItem* item) {
-    const uint64_t data_bytes = item->model_delta().data_size() > 0
-                                    ? item->model_delta().data_size()
-                                    : item->model_delta().data().size();
-    absl::Status transport;
-    absl::Status applied = held_models_.Apply(item, Chunks(*item, /*delta=*/true, &transport));
-    RETURN_IF_ERROR(transport);
-    if (applied.ok()) {
-      common::LogInfo("model_delta_applied")
-          .With("work", item->work_id())
-          .With("delta_bytes", static_cast<int64_t>(data_bytes))
-          .With("model_bytes", 4 * static_cast<int64_t>(item->model().values_size()));
-      return applied;
-    }
-    common::LogWarning("model_delta_refused")
-        .With("task", item->task_id())
-        .With("work", item->work_id())
-        .With("error", std::string(applied.message()));
-    held_models_.Forget(item->task_id());
-    meters_.ModelReceived(ClientMetrics::ModelForm::kDeltaRefused);
-    return absl::UnavailableError(absl::StrCat("the model delta of ", item->work_id(),
-                                               " did not add up (", applied.message(),
-                                               "); asking for the whole model"));
-  }
-
-  // Fetches the model `item` announces apart (client/model_download.h), each request
-  // recorded in the ledger first (it carries the work id and an offset, nothing of the
-  // site's). Returns the transport's error when a request fails (NOT_FOUND: the step was
-  // closed; otherwise the session reconnects and is handed the item again). A model that
-  // does not add up is logged and left out: the work processor then declines the item.
-  absl::Status FetchModelApart(v1::WorkItem* item) {
-    absl::Status transport;
-    absl::Status fetched = FetchModel(item, Chunks(*item, /*delta=*/false, &transport));
-    RETURN_IF_ERROR(transport);
-    if (!fetched.ok()) {
-      common::LogWarning("model_download_refused")
-          .With("task", item->task_id())
-          .With("work", item->work_id())
-          .With("error", std::string(fetched.message()));
-    }
-    return absl::OkStatus();
-  }
-
-  // PullChunk calls for `item`'s model (or its delta's data), each call's transport status
-  // left in `*transport` (which must outlive the result's use), so that a caller can tell the
-  // transport's errors from the checks' on what arrived.
-  FetchModelChunk Chunks(const v1::WorkItem& item, bool delta, absl::Status* transport) {
-    return [this, &item, delta, transport](uint64_t offset) {
-      absl::StatusOr<v1::PullModelChunkResponse> chunk = PullChunk(item, offset, delta);
-      *transport = chunk.status();
-      return chunk;
-    };
-  }
-
-  // One PullModelChunk call for `item`'s model (or with `delta`, its model delta's data)
-  // from `offset`, recorded in the ledger first (it carries the work id and an offset,
-  // nothing of the site's); its error is the transport's.
-  absl::StatusOr<v1::PullModelChunkResponse> PullChunk(const v1::WorkItem& item, uint64_t offset,
-                                                       bool delta) {
-    v1::PullModelChunkRequest request;
-    request.set_work_id(item.work_id());
-    request.set_offset(offset);
-    request.set_delta(delta);
-    grpc::ClientContext ctx;
-    // Chunks wait their turn at the coordinator; none is of use after the step closes.
-    const absl::Time step_closes = absl::FromUnixMillis(item.deadline_unix_ms());
-    SetDeadline(&ctx, std::max(step_closes - absl::Now(), kModelChunkMinTimeout));
-    EgressMessage what;
-    what.kind = v1::LEDGER_PULL_MODEL;
-    v1::PullModelChunkResponse response;
-    RETURN_IF_ERROR(caller_->Call(&ctx, kPullModelChunkMethod, request, what, &response));
-    return response;
-  }
-
-  // Completes the advertisement list `item` may carry (client/peer_certificates.h), each
-  // fetch recorded in the ledger first (it carries digests the coordinator sent, nothing of
-  // the site's). A transport error that may pass is returned (the session reconnects and is
-  // handed the item again). Any other refusal is logged and leaves the entries without their
-  // certificates: the site's state machine then declines the session, naming the peer.
-  absl::Status CompleteCertificates(v1::WorkItem* item) {
-    absl::StatusOr<CompletedList> done = certificates_.Complete(
-        item,
-        [&](const std::vector<std::string>& sha256s) -> absl::StatusOr<std::vector<std::string>> {
-          const v1::FetchCertificatesRequest request = FetchRequestFor(*item, sha256s);
-          grpc::ClientContext ctx;
-          SetDeadline(&ctx, kFetchCertificatesTimeout);
-          EgressMessage what;
-          what.kind = v1::LEDGER_FETCH_CERTIFICATES;
-          v1::FetchCertificatesResponse response;
-          RETURN_IF_ERROR(caller_->Call(&ctx, kFetchCertificatesMethod, request, what, &response));
-          return FetchedCertificates(response);
-        });
-    if (!done.ok()) {
-      if (IsTransient(done.status())) return done.status();
-      common::LogWarning("certificates_not_fetched")
-          .With("session", item->secagg_session())
-          .With("error", std::string(done.status().message()));
-      return absl::OkStatus();
-    }
-    if (done->fetched > 0 || !done->refused.empty()) {
-      common::LogInfo("certificates_fetched")
-          .With("session", item->secagg_session())
-          .With("fetched", static_cast<int64_t>(done->fetched))
-          .With("held", static_cast<int64_t>(done->from_cache))
-          .With("refused", static_cast<int64_t>(done->refused.size()));
-    }
-    return absl::OkStatus();
   }
 
   // Re-reads the config file and swaps in its policy (client/config_reload.h); the daemon's
@@ -579,14 +473,13 @@ class ClientDaemon {
   std::unique_ptr<SiteCrl> crl_;
   std::unique_ptr<crypto::Signer> signer_;
   std::unique_ptr<SiteAgent> agent_;
-  PeerCertificates certificates_;  // the peers' certificates seen, by SHA-256
-  HeldModels held_models_;         // the last model sent for each task (Session's thread)
   std::unique_ptr<LiveConfig> live_;
   uint64_t applied_generation_ = 0;  // of the policy the agent runs (daemon loop only)
   std::unique_ptr<ControlServer> control_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<EgressLedger> ledger_;
   std::unique_ptr<RecordedCaller> caller_;
+  std::unique_ptr<ItemDownloads> downloads_;  // Session's thread
   std::unique_ptr<UpdateSink> sink_;
   bool ready_written_ = false;
   absl::Status ready_error_;  // writing the ready file failed: the daemon stops
