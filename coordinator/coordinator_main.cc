@@ -1,8 +1,10 @@
 // tessera-coordinator: the federation's coordinator daemon.
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -137,17 +139,19 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Vectors of a megabyte or more (models, masked inputs in assembly) are mapped and
-  // returned to the system when freed. glibc's default raises this threshold at the first
-  // such free, after which freed vectors stay in the heap of whichever worker thread held
-  // them: with uploads handled on several threads, that kept some 80 MiB more resident than
-  // was ever live (docs/performance.md).
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  // Two heaps for all threads instead of glibc's up to 8 per core: gRPC's threads read the
+  // Blocks of 256 KiB or more (models, masked inputs in assembly, even those of a
+  // 10^5-parameter model) are mapped and returned to the system when freed. glibc's default raises
+  // this threshold at the first such free, after which freed vectors stay in the heap of whichever
+  // worker thread held them: with uploads handled on several threads, that kept some 80 MiB more
+  // resident than was ever live; at 1 MiB instead of 256 KiB the blocks in between stayed in the
+  // heaps as free memory (docs/performance.md, "Coordinator memory, 6 December 2026 (noon)").
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  // One heap per two cores instead of glibc's up to 8 per core: gRPC's threads read the
   // sites' messages into buffers freed by other threads, and each heap kept its own free
   // memory: at n = 50, d = 10^5 the coordinator's peak grew with the rounds it ran (104 MiB
-  // after 4 rounds, 130 after 12); with two heaps 106, with one 98 (docs/performance.md).
-  mallopt(M_ARENA_MAX, 2);
+  // after 4 rounds, 130 after 12; with two heaps 106, with one 98). On two cores, one:
+  // threads that cannot run at once do not contend for it (docs/performance.md).
+  mallopt(M_ARENA_MAX, static_cast<int>(std::max(1U, std::thread::hardware_concurrency() / 2)));
   // Read buffers sized by each read, not by a connection's largest ones (crypto/tls.h).
   tessera::crypto::KeepGrpcReadBuffersSmall();
   // First, before anything uses OpenSSL: it stays up until the process ends (crypto/tls.h).
