@@ -89,6 +89,10 @@ class CountingStore final : public Store {
                                                    uint32_t round) override {
     return inner_->GetCheckpoint(task_id, round);
   }
+  absl::StatusOr<std::string> GetCheckpointBytes(const std::string& task_id,
+                                                 uint32_t round) override {
+    return inner_->GetCheckpointBytes(task_id, round);
+  }
   absl::Status PutInFlight(const v1::InFlightRound& record) override {
     return inner_->PutInFlight(record);
   }

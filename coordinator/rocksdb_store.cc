@@ -50,6 +50,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "coordinator/internal/model_bytes.h"
 #include "coordinator/internal/store_files.h"
 #include "coordinator/internal/store_records.h"
 #include "coordinator/internal/task_id.h"
@@ -376,11 +377,20 @@ class RocksDbStore final : public Store {
   absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
                                                    uint32_t round) override {
     const std::string description = absl::StrCat(task_id, " round ", round);
-    if (!internal::ParseTaskId(task_id).has_value()) return CheckpointNotFound(description);
-    ASSIGN_OR_RETURN(std::optional<std::string> value,
-                     Get(models_, RoundKey(task_id, round), "GetCheckpoint " + description));
-    if (!value.has_value()) return CheckpointNotFound(description);
-    return internal::DecodeCheckpoint(description, *value);
+    ASSIGN_OR_RETURN(const std::string value, CheckpointValue(task_id, round, description));
+    return internal::DecodeCheckpoint(description, value);
+  }
+
+  // The stored value as it is when it is written as SerializedModel writes one (every
+  // checkpoint this store writes: ModelPieces); otherwise decoded and written so.
+  absl::StatusOr<std::string> GetCheckpointBytes(const std::string& task_id,
+                                                 uint32_t round) override {
+    const std::string description = absl::StrCat(task_id, " round ", round);
+    ASSIGN_OR_RETURN(std::string value, CheckpointValue(task_id, round, description));
+    if (internal::PackedModelWords(value).has_value()) return value;
+    ASSIGN_OR_RETURN(const std::vector<float> values,
+                     internal::DecodeCheckpoint(description, value));
+    return *internal::SerializedModel(values);
   }
 
   absl::Status PutClient(const v1::ClientRecord& record) override {
@@ -495,6 +505,16 @@ class RocksDbStore final : public Store {
       RETURN_IF_ERROR(FromRocksDb(batch->Delete(in_flight_, key), what));
     }
     return absl::OkStatus();
+  }
+
+  // The models value of the checkpoint `description` of `task_id`'s `round`, or NOT_FOUND.
+  absl::StatusOr<std::string> CheckpointValue(const std::string& task_id, uint32_t round,
+                                              const std::string& description) {
+    if (!internal::ParseTaskId(task_id).has_value()) return CheckpointNotFound(description);
+    ASSIGN_OR_RETURN(std::optional<std::string> value,
+                     Get(models_, RoundKey(task_id, round), "GetCheckpoint " + description));
+    if (!value.has_value()) return CheckpointNotFound(description);
+    return *std::move(value);
   }
 
   static absl::Status CheckpointNotFound(const std::string& description) {

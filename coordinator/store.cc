@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "coordinator/internal/model_bytes.h"
 #include "proto/state.pb.h"
 
 namespace tessera::coordinator {
@@ -13,6 +14,12 @@ absl::StatusOr<v1::InFlightRound> Store::GetInFlightShown(const std::string& tas
   record->clear_next_model();
   record->clear_strategy_state();
   return record;
+}
+
+absl::StatusOr<std::string> Store::GetCheckpointBytes(const std::string& task_id, uint32_t round) {
+  absl::StatusOr<std::vector<float>> values = GetCheckpoint(task_id, round);
+  if (!values.ok()) return values.status();
+  return *internal::SerializedModel(*values);
 }
 
 }  // namespace tessera::coordinator

@@ -88,6 +88,12 @@ class Store {
   // The checkpoint committed with `round`. NOT_FOUND if none.
   virtual absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
                                                            uint32_t round) = 0;
+  // The same checkpoint as the bytes of a serialized v1::ModelParameters, exactly as
+  // internal::SerializedModel writes its values (one packed field; internal/setup_bytes.h):
+  // what the sites are sent, read without decoding the floats. Errors as GetCheckpoint.
+  // By default GetCheckpoint, serialized.
+  virtual absl::StatusOr<std::string> GetCheckpointBytes(const std::string& task_id,
+                                                         uint32_t round);
 
   // Replaces the task's in-flight record (there is at most one per task). NOT_FOUND if the
   // task does not exist.

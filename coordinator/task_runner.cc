@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "coordinator/internal/model_bytes.h"
 #include "coordinator/internal/round_records.h"
 #include "coordinator/internal/setup_bytes.h"
 #include "coordinator/privacy_accountant.h"
@@ -250,6 +254,18 @@ absl::StatusOr<std::vector<float>> TaskRunner::StoredFitModel(uint32_t round,
   return stored;
 }
 
+absl::StatusOr<std::shared_ptr<const std::string>> TaskRunner::StoredFitModelBytes(
+    uint32_t round, const std::string& hash) {
+  ASSIGN_OR_RETURN(std::string stored, store_->GetCheckpointBytes(task_id_, round - 1));
+  // HashModel is the SHA-256 of the floats' little-endian words: the packed field's bytes.
+  const std::optional<std::string_view> words = internal::PackedModelWords(stored);
+  if (!words.has_value() || crypto::Sha256(*words) != hash) {
+    return absl::DataLossError(absl::StrCat("checkpoint of ", task_id_, " round ", round - 1,
+                                            " is not the model round ", round, " was sent"));
+  }
+  return std::make_shared<const std::string>(std::move(stored));
+}
+
 absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                         uint32_t round, std::vector<float>& global,
                                         Strategy& strategy, bool evaluate_previous,
@@ -262,8 +278,7 @@ absl::StatusOr<bool> TaskRunner::RunFit(v1::TaskRecord& task, v1::InFlightRound&
   const std::string hash = crypto::HashModel(global);
   plan.first_item.set_model_hash(hash);
   plan.model = [this, round, &hash]() -> absl::StatusOr<std::shared_ptr<const std::string>> {
-    ASSIGN_OR_RETURN(const std::vector<float> stored, StoredFitModel(round, hash));
-    return internal::SerializedModel(stored);
+    return StoredFitModelBytes(round, hash);
   };
   // Not held while the sessions run: read back for the update.
   std::vector<float>().swap(global);

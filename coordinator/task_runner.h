@@ -300,6 +300,10 @@ class TaskRunner {
   // Round `round`'s fit model read back from the store (the checkpoint of round - 1), if
   // its hash is `hash`; DATA_LOSS otherwise.
   absl::StatusOr<std::vector<float>> StoredFitModel(uint32_t round, const std::string& hash);
+  // The same model as the sites are sent it (internal::SerializedModel's bytes), read
+  // without decoding its floats: the store's bytes themselves when they are written so.
+  absl::StatusOr<std::shared_ptr<const std::string>> StoredFitModelBytes(uint32_t round,
+                                                                         const std::string& hash);
   // The metrics of round `round`'s model from an evaluation sum over `survivors` sites:
   // checked (sum_checks.h), decoded and passed through the strategy; the refusal otherwise.
   absl::StatusOr<std::vector<v1::Metric>> EvaluationMetrics(const v1::TaskRecord& task,

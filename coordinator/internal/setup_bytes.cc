@@ -8,26 +8,6 @@
 
 namespace tessera::coordinator::internal {
 
-std::shared_ptr<const std::string> SerializedModel(std::span<const float> values) {
-  auto out = std::make_shared<std::string>();
-  if (values.empty()) return out;  // an empty packed field is not written
-  const size_t bytes = 4 * values.size();
-  out->reserve(proto::MaxSerializedModelBytes(values.size()));
-  AppendFieldHeader(v1::ModelParameters::kValuesFieldNumber, bytes, out.get());
-  const size_t start = out->size();
-  out->resize(start + bytes);
-  // float32 little-endian, as protobuf writes a packed float field.
-  for (size_t i = 0; i < values.size(); ++i) {
-    const auto word = std::bit_cast<uint32_t>(values[i]);
-    char* at = out->data() + start + 4 * i;
-    at[0] = static_cast<char>(word & 0xff);
-    at[1] = static_cast<char>((word >> 8) & 0xff);
-    at[2] = static_cast<char>((word >> 16) & 0xff);
-    at[3] = static_cast<char>(word >> 24);
-  }
-  return out;
-}
-
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
                             const std::shared_ptr<const std::string>& model,
                             const std::shared_ptr<const ModelDeltaBytes>& model_delta) {

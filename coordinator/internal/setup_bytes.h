@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "coordinator/internal/model_bytes.h"  // SerializedModel
 #include "coordinator/internal/wire_fields.h"  // AppendVarint, AppendMessageField
 #include "coordinator/work_board.h"
 #include "proto/federation.pb.h"
@@ -32,10 +33,6 @@ struct SetupBytes {
 SetupBytes SharedSetupBytes(const v1::WorkItem& first,
                             const std::shared_ptr<const std::string>& model,
                             const std::shared_ptr<const ModelDeltaBytes>& model_delta);
-
-// `values` as serialized v1::ModelParameters (the packed field), written straight from the
-// floats: no RepeatedField copy. Equal to ModelParameters{values}.SerializeAsString().
-std::shared_ptr<const std::string> SerializedModel(std::span<const float> values);
 
 }  // namespace tessera::coordinator::internal
 

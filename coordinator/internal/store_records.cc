@@ -4,7 +4,9 @@
 #include <bit>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +97,17 @@ absl::StatusOr<v1::RoundRecord> DecodeRound(const std::string& task_id, std::str
 
 absl::StatusOr<std::vector<float>> DecodeCheckpoint(const std::string& description,
                                                     std::string_view value) {
+  if (const std::optional<std::string_view> words = PackedModelWords(value)) {
+    // The floats straight from the words: no parsed message (a model-sized copy) between.
+    std::vector<float> values(words->size() / 4);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const auto* at = reinterpret_cast<const unsigned char*>(words->data() + 4 * i);
+      values[i] = std::bit_cast<float>(
+          static_cast<uint32_t>(at[0]) | (static_cast<uint32_t>(at[1]) << 8) |
+          (static_cast<uint32_t>(at[2]) << 16) | (static_cast<uint32_t>(at[3]) << 24));
+    }
+    return values;
+  }
   ASSIGN_OR_RETURN(v1::ModelParameters parameters,
                    ParseValue<v1::ModelParameters>(value, "models", description));
   return std::vector<float>(parameters.values().begin(), parameters.values().end());
@@ -131,18 +144,6 @@ size_t PiecesSize(std::span<const std::string_view> pieces) {
   for (std::string_view piece : pieces) total += piece.size();
   return total;
 }
-
-ModelPieces::ModelPieces(std::span<const float> values) {
-  static_assert(std::endian::native == std::endian::little,
-                "the floats' bytes are their wire bytes only on a little-endian machine");
-  if (values.empty()) return;  // an empty packed field is not written
-  const std::string_view floats(reinterpret_cast<const char*>(values.data()),
-                                sizeof(float) * values.size());
-  header_ = LengthDelimitedHeader(v1::ModelParameters::kValuesFieldNumber, floats.size());
-  pieces_ = {header_, floats};
-}
-
-size_t ModelPieces::size() const { return PiecesSize(pieces_); }
 
 InFlightBulkPieces::InFlightBulkPieces(const v1::InFlightRound& record) {
   task_id_field_ =

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/internal/model_bytes.h"
 #include "proto/federation.pb.h"
 #include "proto/state.pb.h"
 
@@ -65,25 +66,8 @@ std::string InFlightBulkKey(const std::string& task_id);
 std::string InFlightModelKey(const std::string& task_id);
 
 // Values written as pieces (rocksdb::SliceParts): field headers owned here, model-sized
-// bytes viewed where they already are, never copied. A packed float field's wire bytes are
-// the floats in little-endian order, which is how this machine holds them.
-//
-// `values` as serialized v1::ModelParameters: equal to
-// ModelParameters{values}.SerializeAsString(). Views `values`, which must outlive it; not
-// movable (its pieces view its own header).
-class ModelPieces {
- public:
-  explicit ModelPieces(std::span<const float> values);
-  ModelPieces(const ModelPieces&) = delete;
-  ModelPieces& operator=(const ModelPieces&) = delete;
-
-  const std::vector<std::string_view>& pieces() const { return pieces_; }
-  size_t size() const;
-
- private:
-  std::string header_;
-  std::vector<std::string_view> pieces_;
-};
+// bytes viewed where they already are, never copied (a model's: ModelPieces,
+// model_bytes.h).
 
 // The bulk and model values of `record` (schema version 3) as pieces, without copying the
 // snapshot, the strategy's state or the model. Views `record`, which must outlive it and

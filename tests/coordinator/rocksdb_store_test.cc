@@ -255,6 +255,28 @@ TEST_F(RocksDbStoreTest, CorruptCheckpointIsDataLoss) {
   EXPECT_THAT(store->GetCheckpoint("task-1", 0),
               StatusIs(absl::StatusCode::kDataLoss,
                        ::testing::AllOf(HasSubstr("models"), HasSubstr("task-1 round 0"))));
+  EXPECT_THAT(store->GetCheckpointBytes("task-1", 0),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       ::testing::AllOf(HasSubstr("models"), HasSubstr("task-1 round 0"))));
+}
+
+// A checkpoint stored in another encoding protobuf reads (each float a field of its own,
+// as an older writer could have left it) is handed out as the sites are sent a model: the
+// one packed field.
+TEST_F(RocksDbStoreTest, ACheckpointInAnotherEncodingIsReadAsTheSerializedModel) {
+  Populate();
+  const std::vector<float> values = {7.0f, -8.5f};
+  std::string unpacked;
+  for (float v : values) {
+    unpacked += '\x0d';  // field 1, 32-bit
+    unpacked.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  PutRaw(path(), "models", RoundKey("task-1", 0), unpacked);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  EXPECT_THAT(store->GetCheckpoint("task-1", 0), IsOkAndHolds(ElementsAre(7.0f, -8.5f)));
+  v1::ModelParameters packed;
+  packed.mutable_values()->Add(values.begin(), values.end());
+  EXPECT_THAT(store->GetCheckpointBytes("task-1", 0), IsOkAndHolds(packed.SerializeAsString()));
 }
 
 TEST_F(RocksDbStoreTest, CorruptClientRecordIsDataLoss) {

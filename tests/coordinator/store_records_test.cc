@@ -186,6 +186,52 @@ TEST(StoreRecordsTest, InFlightPiecesOfARecordWithoutModelSizedFieldsAreEmpty) {
   EXPECT_EQ(parsed.next_model().SerializeAsString(), record.next_model().SerializeAsString());
 }
 
+// A checkpoint written as the store writes one is read from its words (PackedModelWords);
+// any other encoding protobuf accepts still decodes, to the same floats.
+TEST(StoreRecordsTest, CheckpointsAreReadFromTheirWordsOrParsedAsProtobufReadsThem) {
+  const std::vector<float> values = {1.5f, -2.0f, 0.25f};
+  v1::ModelParameters parameters;
+  parameters.mutable_values()->Add(values.begin(), values.end());
+  const std::string canonical = parameters.SerializeAsString();
+  ASSERT_TRUE(PackedModelWords(canonical).has_value());
+  EXPECT_EQ(*PackedModelWords(canonical), canonical.substr(2));
+  EXPECT_THAT(PackedModelWords(""), ::testing::Optional(std::string_view()));
+  const std::vector<float> big(40000, -0.125f);  // a length of three varint bytes
+  v1::ModelParameters big_parameters;
+  big_parameters.mutable_values()->Add(big.begin(), big.end());
+  ASSERT_TRUE(PackedModelWords(big_parameters.SerializeAsString()).has_value());
+  EXPECT_EQ(PackedModelWords(big_parameters.SerializeAsString())->size(), 4 * big.size());
+  EXPECT_THAT(DecodeCheckpoint("task-1 round 2", big_parameters.SerializeAsString()),
+              ::tessera::testing::IsOkAndHolds(big));
+
+  // Other encodings of the same message: the length as a longer varint, the floats one
+  // field each (unpacked), an unknown field after them.
+  const std::string longer_varint = std::string("\x0a\x8c\x00", 3) + canonical.substr(2);
+  std::string unpacked;
+  for (float v : values) {
+    unpacked += '\x0d';
+    unpacked.append(reinterpret_cast<const char*>(&v), 4);
+  }
+  const std::string with_unknown = canonical + std::string("\x10\x01", 2);
+  for (const std::string& other : {longer_varint, unpacked, with_unknown}) {
+    EXPECT_FALSE(PackedModelWords(other).has_value());
+    EXPECT_THAT(DecodeCheckpoint("task-1 round 2", other),
+                ::tessera::testing::IsOkAndHolds(values));
+  }
+  // An empty packed field is no parameters, as protobuf reads it (none is written).
+  EXPECT_FALSE(PackedModelWords(std::string("\x0a\x00", 2)).has_value());
+  EXPECT_THAT(DecodeCheckpoint("task-1 round 2", std::string("\x0a\x00", 2)),
+              ::tessera::testing::IsOkAndHolds(::testing::IsEmpty()));
+  // Not a model: refused as it was.
+  for (const std::string& broken :
+       {std::string("\x0a\x0b", 2) + canonical.substr(2),
+        std::string("\x0a\x0d", 2) + canonical.substr(2), canonical.substr(0, 5)}) {
+    EXPECT_FALSE(PackedModelWords(broken).has_value());
+    EXPECT_THAT(DecodeCheckpoint("task-1 round 2", broken),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr("task-1 round 2")));
+  }
+}
+
 TEST(StoreRecordsTest, ModelPiecesAreTheSerializedModel) {
   for (const std::vector<float>& values :
        {std::vector<float>{}, std::vector<float>{1.5f}, std::vector<float>(40000, -0.125f)}) {

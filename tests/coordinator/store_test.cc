@@ -158,11 +158,18 @@ TEST_P(StoreTest, CommitRoundStoresRoundCheckpointAndTaskTogether) {
   ASSERT_OK_AND_ASSIGN(std::vector<float> checkpoint, store_->GetCheckpoint("task-1", 0));
   EXPECT_EQ(Bits(checkpoint), Bits(model));
   EXPECT_THAT(store_->GetTask("task-1"), IsOkAndHolds(EqualsProto(task)));
+  // As bytes: the serialized parameters, bit for bit.
+  v1::ModelParameters parameters;
+  parameters.mutable_values()->Add(model.begin(), model.end());
+  EXPECT_THAT(store_->GetCheckpointBytes("task-1", 0),
+              IsOkAndHolds(parameters.SerializeAsString()));
 
   EXPECT_THAT(store_->GetCheckpoint("task-1", 1),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("task-1 round 1")));
   EXPECT_THAT(store_->GetCheckpoint("task-2", 0),
               StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(store_->GetCheckpointBytes("task-1", 1),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("task-1 round 1")));
 }
 
 TEST_P(StoreTest, EmptyCheckpointIsStoredNotMissing) {
@@ -170,6 +177,7 @@ TEST_P(StoreTest, EmptyCheckpointIsStoredNotMissing) {
   ASSERT_OK(store_->CommitRound(task, MakeRound("task-1", 0), {}));
   ASSERT_OK_AND_ASSIGN(std::vector<float> checkpoint, store_->GetCheckpoint("task-1", 0));
   EXPECT_THAT(checkpoint, IsEmpty());
+  EXPECT_THAT(store_->GetCheckpointBytes("task-1", 0), IsOkAndHolds(IsEmpty()));
 }
 
 TEST_P(StoreTest, ListRoundsIsInRoundOrderAndPerTask) {

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,7 +50,25 @@ void DecodeOne(const std::string& family, const std::string& key, const std::str
         [&](std::string_view k, std::string_view v) { return records::DecodeRound(task_id, k, v); },
         key, value);
   } else if (family == "models") {
-    RequireDataLossOrOk(records::DecodeCheckpoint(key.substr(0, key.find('\0')), value).status());
+    const absl::StatusOr<std::vector<float>> values =
+        records::DecodeCheckpoint(key.substr(0, key.find('\0')), value);
+    RequireDataLossOrOk(values.status());
+    if (values.ok()) {
+      // Read from its words or parsed, the floats protobuf reads, bit for bit; serialized
+      // again, the words are found, and they are the value's own when it had them.
+      v1::ModelParameters parsed;
+      if (!parsed.ParseFromString(value) ||
+          static_cast<size_t>(parsed.values_size()) != values->size() ||
+          (!values->empty() &&
+           std::memcmp(parsed.values().data(), values->data(), 4 * values->size()) != 0)) {
+        std::abort();
+      }
+      const std::shared_ptr<const std::string> bytes = records::SerializedModel(*values);
+      if (!records::PackedModelWords(*bytes).has_value() ||
+          (records::PackedModelWords(value).has_value() && *bytes != value)) {
+        std::abort();
+      }
+    }
   } else if (family == "inflight") {
     // Written as its values (schema version 3): for a message, whatever its fields, the
     // light part and the pieces of the model-sized fields together parse as the whole.
