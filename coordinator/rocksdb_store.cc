@@ -32,8 +32,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <initializer_list>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -53,6 +51,7 @@
 #include "coordinator/internal/model_bytes.h"
 #include "coordinator/internal/store_files.h"
 #include "coordinator/internal/store_records.h"
+#include "coordinator/internal/store_writes.h"
 #include "coordinator/internal/task_id.h"
 #include "coordinator/store.h"
 #include "crypto/hash.h"
@@ -70,10 +69,14 @@ namespace tessera::coordinator {
 namespace {
 
 using internal::AppendBigEndian;
+using internal::BatchBytes;
+using internal::CheckRecordSize;
 using internal::FromRocksDb;
+using internal::PutPiecesOrDelete;
 using internal::ReadBigEndian;
 using internal::RoundKey;
 using internal::RoundPrefix;
+using internal::SerializeValue;
 using internal::TaskKey;
 
 constexpr char kTasksCf[] = "tasks";
@@ -87,35 +90,6 @@ constexpr char kLastTaskSeqKey[] = "last_task_seq";
 constexpr char kSchemaVersionKey[] = "schema_version";
 
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
-// ---- values
-
-// A record must parse back: protobuf reads at most 2 GiB.
-absl::Status CheckRecordSize(size_t bytes, const char* kind) {
-  if (bytes > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return absl::InvalidArgumentError(absl::StrCat(kind, " record is larger than 2 GiB"));
-  }
-  return absl::OkStatus();
-}
-
-template <typename Message>
-absl::StatusOr<std::string> SerializeValue(const Message& message, const char* kind) {
-  RETURN_IF_ERROR(CheckRecordSize(message.ByteSizeLong(), kind));
-  std::string bytes;
-  if (!message.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialise ", kind, " record"));
-  }
-  return bytes;
-}
-
-// A write batch's buffer, reserved at once for these keys and values (each with room for
-// its record's framing: a tag, a family id, a length). Grown by appends instead, a batch
-// holding a 4 MB value briefly held twice that while its buffer doubled.
-size_t BatchBytes(std::initializer_list<size_t> sizes) {
-  size_t total = 12;  // the batch's header
-  for (const size_t size : sizes) total += size + 16;
-  return total;
-}
 
 class RocksDbStore final : public Store {
  public:
@@ -478,23 +452,12 @@ class RocksDbStore final : public Store {
         BatchBytes({light.size(), internal::PiecesSize(pieces.bulk()), model_bytes, task_id.size(),
                     bulk_key.size(), model_key.size()}));
     RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, task_id, light), what));
-    RETURN_IF_ERROR(PutPiecesOrDelete(bulk_key, pieces.bulk(), &batch, what));
-    if (!model_stored) RETURN_IF_ERROR(PutPiecesOrDelete(model_key, pieces.model(), &batch, what));
+    RETURN_IF_ERROR(PutPiecesOrDelete(in_flight_, bulk_key, pieces.bulk(), &batch, what));
+    if (!model_stored)
+      RETURN_IF_ERROR(PutPiecesOrDelete(in_flight_, model_key, pieces.model(), &batch, what));
     RETURN_IF_ERROR(Write(&batch, what));
     in_flight_written_[task_id] = model_sha256;
     return absl::OkStatus();
-  }
-
-  // Puts `pieces` under `key` of inflight in `batch`, or deletes the key if there are none.
-  absl::Status PutPiecesOrDelete(const std::string& key, std::span<const std::string_view> pieces,
-                                 rocksdb::WriteBatch* batch, const std::string& what) {
-    if (pieces.empty()) return FromRocksDb(batch->Delete(in_flight_, key), what);
-    const rocksdb::Slice key_slice(key);
-    const std::vector<rocksdb::Slice> slices(pieces.begin(), pieces.end());
-    return FromRocksDb(
-        batch->Put(in_flight_, rocksdb::SliceParts(&key_slice, 1),
-                   rocksdb::SliceParts(slices.data(), static_cast<int>(slices.size()))),
-        what);
   }
 
   // Deletes every value of a task's in-flight record in `batch`.
