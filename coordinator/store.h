@@ -89,7 +89,7 @@ class Store {
   virtual absl::StatusOr<std::vector<float>> GetCheckpoint(const std::string& task_id,
                                                            uint32_t round) = 0;
   // The same checkpoint as the bytes of a serialized v1::ModelParameters, exactly as
-  // internal::SerializedModel writes its values (one packed field; internal/setup_bytes.h):
+  // internal::SerializedModel writes its values (one packed field; internal/model_bytes.h):
   // what the sites are sent, read without decoding the floats. Errors as GetCheckpoint.
   // By default GetCheckpoint, serialized.
   virtual absl::StatusOr<std::string> GetCheckpointBytes(const std::string& task_id,

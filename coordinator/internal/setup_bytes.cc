@@ -1,7 +1,5 @@
 #include "coordinator/internal/setup_bytes.h"
 
-#include <bit>
-#include <cstdint>
 #include <utility>
 
 #include "proto/transfer.h"
