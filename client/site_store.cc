@@ -27,6 +27,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/status.h"
 #include "rocksdb/table.h"
+#include "rocksdb_status/rocksdb_status.h"
 
 namespace tessera::client {
 namespace {
@@ -34,11 +35,11 @@ namespace {
 using internal::CheckNewStoreIsEmpty;
 using internal::DataLoss;
 using internal::FromRocksDb;
-using internal::IsLockConflict;
 using internal::LogFiles;
 using internal::OpenContext;
 using internal::PrepareDirectory;
 using internal::RocksDbSiteStore;
+using rocksdb_status::IsLockConflict;
 
 // OpenSiteStoreReadOnly's attempts, beside a daemon that deletes table files.
 constexpr int kReadOnlyAttempts = 10;

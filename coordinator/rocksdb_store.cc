@@ -64,6 +64,7 @@
 #include "rocksdb/status.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
+#include "rocksdb_status/rocksdb_status.h"
 
 namespace tessera::coordinator {
 namespace {
@@ -589,7 +590,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& direc
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, directory, families, &handles, &db);
-  if (internal::IsLockConflict(s)) {
+  if (rocksdb_status::IsLockConflict(s)) {
     return absl::FailedPreconditionError(absl::StrCat("coordinator store ", directory,
                                                       " is in use by another coordinator process (",
                                                       s.ToString(), ")"));

@@ -17,6 +17,7 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "rocksdb/env.h"
+#include "rocksdb_status/rocksdb_status.h"
 
 namespace tessera::client::internal {
 namespace {
@@ -32,28 +33,13 @@ absl::Status DataLoss(const std::string& directory, const std::string& what) {
   return absl::DataLossError(absl::StrCat("site store ", directory, ": ", what, kRestoreAdvice));
 }
 
-// Corruption is DATA_LOSS (with the advice); disk full and contention are conditions an
-// operator or a retry can clear (UNAVAILABLE); other I/O errors and misuse are INTERNAL.
+// Corruption is DATA_LOSS with the advice; the other codes as rocksdb_status::CodeOf.
 absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& directory,
                          const std::string& context) {
   if (s.ok()) return absl::OkStatus();
   if (s.IsCorruption()) return DataLoss(directory, absl::StrCat(context, ": ", s.ToString()));
-  std::string message = absl::StrCat("site store ", directory, ": ", context, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(message);
-  if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
-    return absl::UnavailableError(message);
-  }
-  return absl::InternalError(message);
-}
-
-// True if Open failed because the directory's LOCK file is held: by another process
-// (fcntl fails: "While lock file: <dir>/LOCK: Resource temporarily unavailable") or by
-// another open store in this process ("lock hold by current process").
-bool IsLockConflict(const rocksdb::Status& s) {
-  if (!s.IsIOError()) return false;
-  const std::string text = s.ToString();
-  return text.find("lock hold by current process") != std::string::npos ||
-         text.find("While lock file") != std::string::npos;
+  return absl::Status(rocksdb_status::CodeOf(s),
+                      absl::StrCat("site store ", directory, ": ", context, ": ", s.ToString()));
 }
 
 // The directory exists (created 0700 if it did not), is ours and only ours.

@@ -21,10 +21,6 @@ absl::Status DataLoss(const std::string& directory, const std::string& what);
 absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& directory,
                          const std::string& context);
 
-// True if Open failed because the directory's LOCK file is held: by another process or by
-// another open store in this process.
-bool IsLockConflict(const rocksdb::Status& s);
-
 // The directory exists (created 0700 if it did not), belongs to this process's user and
 // is closed to group and others; FAILED_PRECONDITION (naming the fix) otherwise.
 absl::Status PrepareDirectory(const std::string& directory);

@@ -8,6 +8,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/env.h"
 #include "rocksdb/table.h"
+#include "rocksdb_status/rocksdb_status.h"
 
 namespace tessera::coordinator::internal {
 
@@ -49,20 +50,7 @@ rocksdb::ColumnFamilyOptions StoreFamilyOptions() {
 
 absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {
   if (s.ok()) return absl::OkStatus();
-  std::string message = absl::StrCat(context, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(message);
-  if (s.IsCorruption()) return absl::DataLossError(message);
-  if (s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsShutdownInProgress()) {
-    return absl::UnavailableError(message);
-  }
-  return absl::InternalError(message);
-}
-
-bool IsLockConflict(const rocksdb::Status& s) {
-  if (!s.IsIOError()) return false;
-  const std::string text = s.ToString();
-  return text.find("lock hold by current process") != std::string::npos ||
-         text.find("While lock file") != std::string::npos;
+  return absl::Status(rocksdb_status::CodeOf(s), absl::StrCat(context, ": ", s.ToString()));
 }
 
 rocksdb::DBOptions StoreOpenOptions() {

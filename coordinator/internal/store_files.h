@@ -29,16 +29,10 @@ inline constexpr size_t kStoreMemtableBytes = size_t{8} << 20;
 // cache shared by every family (store_files.cc says what each was measured to save).
 rocksdb::ColumnFamilyOptions StoreFamilyOptions();
 
-// rocksdb::Status -> absl::Status, the one place where that happens: disk full and
-// contention are conditions an operator or a retry can clear (UNAVAILABLE); other I/O
-// errors and misuse are INTERNAL; checksum mismatches are DATA_LOSS. The message is
+// rocksdb::Status -> absl::Status (rocksdb_status/rocksdb_status.h: disk full and
+// contention UNAVAILABLE, checksum mismatches DATA_LOSS, ...). The message is
 // "<context>: <RocksDB's text>".
 absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context);
-
-// True if Open failed because the directory's LOCK file is held: by another process
-// (fcntl fails: "While lock file: <dir>/LOCK: Resource temporarily unavailable") or by
-// another open store in this process ("lock hold by current process").
-bool IsLockConflict(const rocksdb::Status& s);
 
 // Full paths of the write-ahead log files (*.log, RocksDB's info LOG excluded) in
 // `directory`, sorted; empty if none or the directory cannot be listed.
