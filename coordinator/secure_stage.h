@@ -95,7 +95,7 @@ struct SecureStageRequest {
   // What every client's first item carries besides the session set-up: spec, spec hash,
   // model and its hash, standardisation, l2.
   v1::WorkItem first_item;
-  // Makes first_item's model as serialized v1::ModelParameters (internal/setup_bytes.h
+  // Makes first_item's model as serialized v1::ModelParameters (internal/model_bytes.h
   // SerializedModel): called when the first step is posted, kept apart and shared by its
   // items (not copied per site), and let go of once that step closes (megabytes for a large
   // model, not held through the later steps); first_item then holds only the model's

@@ -1,6 +1,6 @@
 // The bytes a secure session's first step shares between every site's item
-// (coordinator/internal/setup_bytes.h): a model serialized once, straight from its floats,
-// and handed to the board as it is, not copied.
+// (coordinator/internal/setup_bytes.h, model_bytes.h): a model serialized once, straight from its
+// floats, and handed to the board as it is, not copied.
 #include "coordinator/internal/setup_bytes.h"
 
 #include <cmath>
