@@ -134,7 +134,7 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(
     // The session's opening is recorded before its first step is posted.
     SecAggServer& opened = **server;
     absl::Status kept =
-        request.persist(opened.round(), [&opened] { return opened.SnapshotBytes(); });
+        request.persist(opened.round(), std::nullopt, [&opened] { return opened.SnapshotBytes(); });
     if (!kept.ok()) {
       result->stopped = kept;
       result->abort = absl::StrCat("session not recorded: ", kept.message());
@@ -254,11 +254,14 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
         .With("state", state == ServerState::kCompleted ? "completed"
                        : state == ServerState::kAborted ? "aborted"
                                                         : "collecting");
-    ReportAttempt(request, *sink, /*ended=*/state != ServerState::kCollecting);
-    if (state == ServerState::kCollecting && request.persist) {
+    if (state != ServerState::kCollecting || !request.persist) {
+      ReportAttempt(request, *sink, /*ended=*/state != ServerState::kCollecting);
+    } else {
       // The step is closed and the next not posted: the server does not change until then.
-      absl::Status kept = request.persist(
-          next, [&sink] { return sink->With([](SecAggServer& s) { return s.SnapshotBytes(); }); });
+      // Its answers go with the boundary, in one write.
+      absl::Status kept = request.persist(next, ChangedAttempt(request, *sink), [&sink] {
+        return sink->With([](SecAggServer& s) { return s.SnapshotBytes(); });
+      });
       if (!kept.ok()) {
         result->stopped = kept;
         sink->Cancel();
@@ -286,8 +289,10 @@ void SecureStageRunner::WaitForStep(const SecureStageRequest& request, const std
       }
     }
     if (first_step) sink.SetFetchedFirst(board_->Fetched(work_id));
-    ReportAttempt(request, sink, /*ended=*/false);
+    // The step's last answers are reported with its close (RunSteps), in the boundary's
+    // write.
     if (answered || clock_->Now() >= deadline) break;
+    ReportAttempt(request, sink, /*ended=*/false);
     for (const std::string& client : sink.TakeReoffers()) board_->Reoffer(work_id, client);
   }
   sink.DropAwaiting();
@@ -310,9 +315,16 @@ void SecureStageRunner::ReportAttempt(const SecureStageRequest& request, Session
                                       bool ended) {
   // The ended session is reported by Run's result.
   if (!request.attempt_changed || ended) return;
+  if (std::optional<v1::StageAttempt> changed = ChangedAttempt(request, sink)) {
+    request.attempt_changed(*changed);
+  }
+}
+
+std::optional<v1::StageAttempt> SecureStageRunner::ChangedAttempt(const SecureStageRequest& request,
+                                                                  SessionSink& sink) {
   std::optional<SessionFacts> facts = sink.Facts(/*only_if_changed=*/true);
-  if (!facts.has_value()) return;
-  request.attempt_changed(AttemptOf(request, *facts));
+  if (!facts.has_value()) return std::nullopt;
+  return AttemptOf(request, *facts);
 }
 
 void SecureStageRunner::Collect(const SecureStageRequest& request, SessionSink& sink,

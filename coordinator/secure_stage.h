@@ -116,13 +116,17 @@ struct SecureStageRequest {
   // cohort, threshold and encoding are then the snapshot's.
   std::optional<v1::SecAggServerSnapshot> resume;
   // Receives the server's snapshot at every step boundary, before that step is posted:
-  // the round it opens and where to take the snapshot serialized from
-  // (SecAggServer::SnapshotBytes), to be called once, after the callback has let go of the
-  // previous boundary's (megabytes each for a large model: never two held at once). A
-  // non-OK status, the source's included, stops the session there
+  // the round it opens, the session's attempt record if it changed since attempt_changed
+  // (or this) last had it (the closed step's answers: to be stored in the same write, one
+  // synced write a boundary; none at the opening), and where to take the snapshot
+  // serialized from (SecAggServer::SnapshotBytes), to be called once, after the callback
+  // has let go of the previous boundary's (megabytes each for a large model: never two
+  // held at once). A non-OK status, the source's included, stops the session there
   // (SecureStageResult::stopped).
   using SnapshotSource = std::function<absl::StatusOr<std::string>()>;
-  std::function<absl::Status(v1::SecAggRound round, const SnapshotSource& snapshot)> persist;
+  std::function<absl::Status(v1::SecAggRound round, const std::optional<v1::StageAttempt>& attempt,
+                             const SnapshotSource& snapshot)>
+      persist;
   // How often, while the first step is open, its item is offered again to the sites that
   // declined it AWAITING_APPROVAL.
   absl::Duration approval_poll = absl::Seconds(5);
@@ -130,9 +134,10 @@ struct SecureStageRequest {
   // one changes (may be empty).
   std::function<void(const SiteDecisions&)> decisions_changed;
   // Told, on the runner's thread, the session's attempt record (each invited site's answer
-  // so far, site_answers.h) at every step boundary and whenever a site's answer changed
-  // while a step is open (seen at the step's wake-ups). The ended session's record is
-  // SecureStageResult::attempt instead. May be empty.
+  // so far, site_answers.h) whenever a site's answer changed while a step is open (seen at
+  // the step's wake-ups, not at the one that closes it), and at a step boundary when there
+  // is no `persist` to take it. The ended session's record is SecureStageResult::attempt
+  // instead. May be empty.
   std::function<void(const v1::StageAttempt&)> attempt_changed;
   // How often, while a step is open, attempt_changed is told of answers that arrived.
   absl::Duration answers_report_interval = absl::Seconds(1);
@@ -232,6 +237,9 @@ class SecureStageRunner {
   v1::StageAttempt AttemptOf(const SecureStageRequest& request, const SessionFacts& facts) const;
   // Tells request.attempt_changed the running session's record if it changed.
   void ReportAttempt(const SecureStageRequest& request, SessionSink& sink, bool ended);
+  // The running session's record if it changed since it was last reported.
+  std::optional<v1::StageAttempt> ChangedAttempt(const SecureStageRequest& request,
+                                                 SessionSink& sink);
 
   WorkBoard* const board_;
   const common::Clock* const clock_;

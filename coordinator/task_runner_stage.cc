@@ -510,8 +510,9 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
     if (halt() != Halt::kNone) return StageEnd{StageEnd::Kind::kHalted, {}, ""};
     SecureStageRequest request;
     if (std::optional<StageEnd> end = OpenSession(task, in_flight, plan, &request)) return *end;
-    request.persist = [&](v1::SecAggRound round,
+    request.persist = [&](v1::SecAggRound round, const std::optional<v1::StageAttempt>& attempt,
                           const SecureStageRequest::SnapshotSource& snapshot) {
+      if (attempt.has_value()) KeepAttempt(*attempt, in_flight.mutable_stage_attempts());
       return PersistBoundary(task.spec(), plan, round, snapshot, in_flight);
     };
     request.approval_poll = options_.approval_poll;

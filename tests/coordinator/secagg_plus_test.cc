@@ -3,7 +3,7 @@
 // for every list the session may end up with, and with the spec's fractions in the set-up
 // (which every site checks against its own minimum). And how the session's steps are
 // posted: a message every site gets alike (the advertisement list is n certificates) is
-// held once, not once per site.
+// held once, not once per site; and what a step boundary hands the store.
 #include <functional>
 #include <map>
 #include <memory>
@@ -247,6 +247,49 @@ TEST(SecureStagePostingTest, TheSerializedModelIsLetGoOfOnceTheFirstStepCloses) 
   EXPECT_TRUE(result.completed) << result.abort;
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(later_steps.size(), 4u);  // share keys, masked input, consistency, unmasking
+}
+
+// Every step answered before the runner's next wake-up: each boundary is one call of
+// `persist`, which carries the session's attempt record as the closed step left it (every
+// site now pending at the next step), and attempt_changed is not called at all. The
+// coordinator stores both in one synced write a step (task_runner_stage.cc), where it
+// took three: the answers at the wake-up, again after the close, then the boundary.
+TEST(SecureStageBoundaryTest, EachBoundaryIsOneWriteCarryingTheClosedStepsAnswers) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(3));
+  WorkBoard board;
+  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+  SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 3);
+  request.answers_report_interval = absl::Hours(1);
+  std::vector<v1::SecAggRound> boundaries;
+  std::vector<std::optional<v1::StageAttempt>> attempts;
+  request.persist = [&](v1::SecAggRound round, const std::optional<v1::StageAttempt>& attempt,
+                        const SecureStageRequest::SnapshotSource& snapshot) {
+    boundaries.push_back(round);
+    attempts.push_back(attempt);
+    return snapshot().status();
+  };
+  int reports = 0;
+  request.attempt_changed = [&](const v1::StageAttempt&) { ++reports; };
+  const SecureStageResult result = RunWithSites(board, runner, *federation, request,
+                                                [](const std::string&, const PostedItem&, auto) {});
+  EXPECT_TRUE(result.completed) << result.abort;
+  EXPECT_EQ(reports, 0);
+  ASSERT_THAT(boundaries,
+              ::testing::ElementsAre(v1::SECAGG_ADVERTISE_KEYS, v1::SECAGG_SHARE_KEYS,
+                                     v1::SECAGG_MASKED_INPUT, v1::SECAGG_CONSISTENCY_CHECK,
+                                     v1::SECAGG_UNMASKING));
+  EXPECT_FALSE(attempts[0].has_value()) << "the opening: no answers yet";
+  for (size_t i = 1; i < attempts.size(); ++i) {
+    SCOPED_TRACE(v1::SecAggRound_Name(boundaries[i]));
+    ASSERT_TRUE(attempts[i].has_value());
+    EXPECT_EQ(attempts[i]->session(), result.attempt.session());
+    ASSERT_EQ(attempts[i]->sites_size(), 3);
+    for (const v1::SiteAnswer& a : attempts[i]->sites()) {
+      EXPECT_EQ(a.kind(), v1::SITE_ANSWER_PENDING) << a.client_id();
+      EXPECT_EQ(a.step(), boundaries[i]) << a.client_id();
+    }
+  }
 }
 
 }  // namespace
