@@ -261,6 +261,14 @@ class RocksDbStore final : public Store {
   }
 
   absl::Status PutInFlightProgress(const v1::InFlightRound& record) override {
+    bool light_only = false;
+    {
+      absl::MutexLock lock(&mu_);
+      light_only = in_flight_written_.contains(record.task_id());
+    }
+    // Not written whole by this store yet (a version 1 record, or another process's
+    // write): read back and written whole, with the stored model-sized fields.
+    if (!light_only) return Store::PutInFlightProgress(record);
     return WriteInFlight(record, /*with_bulk=*/false);
   }
 
@@ -407,25 +415,19 @@ class RocksDbStore final : public Store {
   }
 
   // The in-flight record as its values (internal/store_records.h, InFlightBulkPieces): the
-  // light part always; the snapshot and strategy state `with_bulk`, or when this process
-  // has not yet written them for the task (a progress write right after an upgrade or a
-  // restart: the stored record may be whole, version 1, and would lose them); the next
-  // model when it differs from the one this process last wrote for the task (its SHA-256:
-  // the model is the same through the steps of the evaluation that follows an update).
-  // Only the light part is serialised; the model-sized fields are written as views of the
-  // record (InFlightBulkPieces). Only the task's runner writes its record, so what
+  // light part always; the snapshot and strategy state `with_bulk` (!with_bulk: a task this
+  // process wrote whole, whose stored ones stay: PutInFlightProgress); the next model when
+  // it differs from the one this process last wrote for the task (its SHA-256: the model is
+  // the same through the steps of the evaluation that follows an update). Only the light
+  // part is serialised; the model-sized fields are written as views of the record
+  // (InFlightBulkPieces). Only the task's runner writes its record, so what
   // in_flight_written_ says of it does not change between the two looks.
   absl::Status WriteInFlight(const v1::InFlightRound& record, bool with_bulk) {
     const std::string& task_id = record.task_id();
     const std::string what = absl::StrCat("PutInFlight ", task_id);
-    bool light_only = false;
-    if (!with_bulk) {
-      absl::MutexLock lock(&mu_);
-      light_only = in_flight_written_.contains(task_id);
-    }
     ASSIGN_OR_RETURN(const std::string light,
                      SerializeValue(internal::InFlightWithoutBulk(record), "inflight"));
-    if (light_only) {
+    if (!with_bulk) {
       absl::MutexLock lock(&mu_);
       RETURN_IF_ERROR(ExistingTaskKey("PutInFlight", task_id).status());
       rocksdb::WriteBatch batch;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "coordinator/internal/model_bytes.h"
+#include "coordinator/internal/store_records.h"
 #include "proto/state.pb.h"
 
 namespace tessera::coordinator {
@@ -14,6 +15,17 @@ absl::StatusOr<v1::InFlightRound> Store::GetInFlightShown(const std::string& tas
   record->clear_next_model();
   record->clear_strategy_state();
   return record;
+}
+
+absl::Status Store::PutInFlightProgress(const v1::InFlightRound& record) {
+  absl::StatusOr<v1::InFlightRound> stored = GetInFlight(record.task_id());
+  if (absl::IsNotFound(stored.status())) return PutInFlight(record);
+  if (!stored.ok()) return stored.status();
+  v1::InFlightRound whole = internal::InFlightWithoutBulk(record);
+  whole.set_server_snapshot(std::move(*stored->mutable_server_snapshot()));
+  whole.set_strategy_state(std::move(*stored->mutable_strategy_state()));
+  if (stored->has_next_model()) whole.mutable_next_model()->Swap(stored->mutable_next_model());
+  return PutInFlight(whole);
 }
 
 absl::StatusOr<std::string> Store::GetCheckpointBytes(const std::string& task_id, uint32_t round) {

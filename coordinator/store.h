@@ -98,13 +98,13 @@ class Store {
   // Replaces the task's in-flight record (there is at most one per task). NOT_FOUND if the
   // task does not exist.
   virtual absl::Status PutInFlight(const v1::InFlightRound& record) = 0;
-  // PutInFlight for a record whose server_snapshot, next_model and strategy_state are
-  // those of the task's last PutInFlight (only what an operator is shown changed: the
-  // running session's answers). An implementation may leave the stored model-sized fields
-  // as they are and write the rest: at d = 10^6 they are megabytes. By default PutInFlight.
-  virtual absl::Status PutInFlightProgress(const v1::InFlightRound& record) {
-    return PutInFlight(record);
-  }
+  // PutInFlight of what an operator is shown (the running session's answers): the stored
+  // model-sized fields (server_snapshot, next_model, strategy_state; megabytes at
+  // d = 10^6) stay as the task's last PutInFlight left them, whatever `record` holds of
+  // them (the task runner lets go of a step boundary's snapshot once it is written). With
+  // no round in flight stored, PutInFlight(record). By default the stored record is read
+  // back and written whole; an implementation may write the rest only.
+  virtual absl::Status PutInFlightProgress(const v1::InFlightRound& record);
   // NOT_FOUND if the task has no round in flight.
   virtual absl::StatusOr<v1::InFlightRound> GetInFlight(const std::string& task_id) = 0;
   // GetInFlight without server_snapshot, next_model and strategy_state (what an operator is

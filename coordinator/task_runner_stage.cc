@@ -311,6 +311,7 @@ std::optional<TaskRunner::StageEnd> TaskRunner::OpenSession(v1::TaskRecord& task
         request->resume_started_unix_ms = a.started_unix_ms();
       }
     }
+    ReleaseServerSnapshot(in_flight);  // parsed into the request; the stored one stays
     return std::nullopt;
   }
   // A rejection heard before a restart ends the task all the same.
@@ -405,11 +406,14 @@ absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePl
     release->set_noise_multiplier(plan.noise_multiplier);
     release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
   }
-  // The previous boundary's snapshot (stored) is let go of before this one is taken.
-  ReleaseServerSnapshot(in_flight);
   ASSIGN_OR_RETURN(std::string taken, snapshot());
   in_flight.set_server_snapshot(std::move(taken));
-  return store_->PutInFlight(in_flight);
+  const absl::Status kept = store_->PutInFlight(in_flight);
+  // Stored, it is not held through the step (megabytes: the running sum from the masked
+  // input on, the share relay before it); the answers written while the step is open
+  // (PutInFlightProgress) leave the stored one as it is.
+  ReleaseServerSnapshot(in_flight);
+  return kept;
 }
 
 std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& task,

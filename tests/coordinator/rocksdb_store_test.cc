@@ -395,6 +395,30 @@ TEST_F(RocksDbStoreTest, AVersionOneInFlightRecordIsReadWholeAndKeptByAProgressW
   EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
 }
 
+// A coordinator restarted in the middle of a session holds the stored snapshot only as
+// the session it resumes from: its first progress write, of a record without the snapshot,
+// keeps the stored one (as it does in the process that wrote it).
+TEST_F(RocksDbStoreTest, AProgressWriteAfterAReopenKeepsTheStoredSnapshot) {
+  v1::InFlightRound in_flight = BigInFlight("task-1", 100000);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    ASSERT_OK(store->CreateTask(MakeTask("t1")).status());
+    ASSERT_OK(store->PutInFlight(in_flight));
+  }
+  v1::InFlightRound held = in_flight;
+  held.clear_server_snapshot();
+  held.add_drops("site-b: no answer");
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+    ASSERT_OK(store->PutInFlightProgress(held));
+    held.add_drops("site-c: no answer");
+    ASSERT_OK(store->PutInFlightProgress(held));  // now light only
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  held.set_server_snapshot(in_flight.server_snapshot());
+  EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(held)));
+}
+
 // Schema version 3: the next model (4 MB at d = 10^6) is written when it changes, not at
 // every step boundary of the evaluation session that follows the update.
 TEST_F(RocksDbStoreTest, TheNextModelIsWrittenOnlyWhenItChanges) {

@@ -410,6 +410,39 @@ TEST_P(StoreTest, ProgressWritesKeepTheSnapshotAndTheShownRecordLeavesTheModelSi
   EXPECT_THAT(store_->GetInFlight(id), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// The task runner lets go of a step boundary's snapshot once it is written: a progress
+// write of a record without it (or with other model-sized fields) keeps the stored ones.
+TEST_P(StoreTest, ProgressWritesKeepTheStoredModelSizedFieldsWhateverTheRecordHolds) {
+  ASSERT_OK_AND_ASSIGN(std::string id, store_->CreateTask(MakeTask("t")));
+  v1::InFlightRound stored;
+  stored.set_task_id(id);
+  stored.set_round(3);
+  stored.set_session(id + "/r3/fit_evaluate/a1");
+  stored.set_server_snapshot(std::string(4096, 's'));
+  stored.mutable_next_model()->add_values(2.5f);
+  stored.set_strategy_state("moments");
+  ASSERT_OK(store_->PutInFlight(stored));
+  v1::InFlightRound held = stored;
+  held.clear_server_snapshot();
+  held.add_drops("site-b: no answer");
+  ASSERT_OK(store_->PutInFlightProgress(held));
+  v1::InFlightRound expected = held;
+  expected.set_server_snapshot(stored.server_snapshot());
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(expected)));
+  held.set_server_snapshot("not this");
+  held.clear_next_model();
+  held.set_strategy_state("nor this");
+  held.add_drops("site-c: no answer");
+  ASSERT_OK(store_->PutInFlightProgress(held));
+  *expected.mutable_drops() = held.drops();
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(expected)));
+  // With nothing stored, a progress write is a whole one.
+  ASSERT_OK_AND_ASSIGN(std::string other, store_->CreateTask(MakeTask("u")));
+  held.set_task_id(other);
+  ASSERT_OK(store_->PutInFlightProgress(held));
+  EXPECT_THAT(store_->GetInFlight(other), IsOkAndHolds(EqualsProto(held)));
+}
+
 TEST_P(StoreTest, InFlightRoundOfUnknownTaskIsNotFound) {
   v1::InFlightRound in_flight;
   in_flight.set_task_id("task-9");
