@@ -526,7 +526,11 @@ class RocksDbStore final : public Store {
   // Every write holds mu_: Checkpoint relies on it to copy a log no write is appending to.
   absl::Status Write(rocksdb::WriteBatch* batch, const std::string& what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return FromRocksDb(db_->Write(write_options_, batch), what);
+    RETURN_IF_ERROR(FromRocksDb(db_->Write(write_options_, batch), what));
+    if (batch->GetDataSize() >= internal::kFlushCheckBytes) {
+      internal::FlushFullMemtables(*db_, handles_);
+    }
+    return absl::OkStatus();
   }
 
   // The key of an existing task, or NOT_FOUND.

@@ -16,6 +16,8 @@ namespace {
 
 // Values this large or larger are kept in blob files.
 constexpr uint64_t kBlobBytes = uint64_t{64} << 10;
+// Each family's memtable.
+constexpr size_t kFamilyMemtableBytes = kStoreMemtableBytes / 2;
 // The one block cache all families share.
 constexpr size_t kBlockCacheBytes = size_t{4} << 20;
 
@@ -29,7 +31,7 @@ rocksdb::ColumnFamilyOptions StoreFamilyOptions() {
   // db_write_buffer_size whatever the number of rounds; writes are still synced to the log.
   // 8 MiB since large values flush to blob files (below): 16 MiB held 17 of 56 MiB of heap.
   rocksdb::ColumnFamilyOptions family_options;
-  family_options.write_buffer_size = kStoreMemtableBytes / 2;
+  family_options.write_buffer_size = kFamilyMemtableBytes;
   // Values of 64 KiB or more (models, session snapshots, the in-flight record's bulk) go to
   // blob files when their memtable is flushed: written as they are, not copied into a table
   // block (whose builder held about three times a 4 MB value at once: 17 of the
@@ -46,6 +48,21 @@ rocksdb::ColumnFamilyOptions StoreFamilyOptions() {
   table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   return family_options;
+}
+
+void FlushFullMemtables(rocksdb::DB& db,
+                        const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+  for (rocksdb::ColumnFamilyHandle* family : families) {
+    uint64_t active = 0;
+    if (!db.GetIntProperty(family, rocksdb::DB::Properties::kCurSizeActiveMemTable, &active) ||
+        active < kFamilyMemtableBytes) {
+      continue;
+    }
+    rocksdb::FlushOptions flush;
+    flush.wait = false;
+    flush.allow_write_stall = true;
+    (void)db.Flush(flush, family);
+  }
 }
 
 absl::Status FromRocksDb(const rocksdb::Status& s, const std::string& context) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/status.h"
 
@@ -28,6 +29,17 @@ inline constexpr size_t kStoreMemtableBytes = size_t{8} << 20;
 // 64 KiB or more in blob files once flushed (with garbage collection), one small block
 // cache shared by every family (store_files.cc says what each was measured to save).
 rocksdb::ColumnFamilyOptions StoreFamilyOptions();
+
+// Flushes, without waiting, each of `families` whose memtable is full. RocksDB itself
+// switches a full memtable only at the next write, so one that a large value (a step
+// boundary's snapshot: 4 MB at d = 10^6) filled would be held, with that value, until
+// then, which may be the next boundary: written after a large write, the flush that would
+// come anyway comes now. A failure is left to that next write (it schedules the flush).
+void FlushFullMemtables(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& families);
+
+// Writes at least this large (WriteBatch::GetDataSize) are followed by
+// FlushFullMemtables: a value as large as a blob (store_files.cc) may fill a memtable.
+inline constexpr size_t kFlushCheckBytes = size_t{64} << 10;
 
 // rocksdb::Status -> absl::Status (rocksdb_status/rocksdb_status.h: disk full and
 // contention UNAVAILABLE, checksum mismatches DATA_LOSS, ...). The message is

@@ -17,6 +17,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "coordinator/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -393,6 +395,32 @@ TEST_F(RocksDbStoreTest, AVersionOneInFlightRecordIsReadWholeAndKeptByAProgressW
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
   EXPECT_THAT(store->GetInFlight("task-1"), IsOkAndHolds(EqualsProto(in_flight)));
+}
+
+// Blob files (*.blob) in `dir`.
+int BlobFiles(const std::string& dir) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    n += entry.path().extension() == ".blob" ? 1 : 0;
+  }
+  return n;
+}
+
+// A step boundary's snapshot that fills its family's memtable (4 MB at d = 10^6) goes to
+// a blob file right after its write, not when the next write comes, which may be the
+// next boundary: until the flush the memtable holds the snapshot in the coordinator's
+// memory. A small write leaves the memtable as it is.
+TEST_F(RocksDbStoreTest, AWriteThatFillsAMemtableIsFlushedWithoutWaitingForTheNextWrite) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenRocksDbStore(path()));
+  ASSERT_OK(store->CreateTask(MakeTask("t1")).status());
+  ASSERT_OK(store->PutInFlight(BigInFlight("task-1", 200000)));
+  ASSERT_EQ(BlobFiles(path()), 0);
+  ASSERT_OK(store->PutInFlight(BigInFlight("task-1", size_t{5} << 20)));
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (BlobFiles(path()) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GE(BlobFiles(path()), 1) << "the full memtable was not flushed";
 }
 
 // A coordinator restarted in the middle of a session holds the stored snapshot only as
