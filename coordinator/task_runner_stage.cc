@@ -408,7 +408,7 @@ absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePl
   }
   ASSIGN_OR_RETURN(std::string taken, snapshot());
   in_flight.set_server_snapshot(std::move(taken));
-  const absl::Status kept = store_->PutInFlight(in_flight);
+  absl::Status kept = store_->PutInFlight(in_flight);
   // Stored, it is not held through the step (megabytes: the running sum from the masked
   // input on, the share relay before it); the answers written while the step is open
   // (PutInFlightProgress) leave the stored one as it is.
