@@ -528,7 +528,7 @@ class RocksDbStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     RETURN_IF_ERROR(FromRocksDb(db_->Write(write_options_, batch), what));
     if (batch->GetDataSize() >= internal::kFlushCheckBytes) {
-      internal::FlushFullMemtables(*db_, handles_);
+      internal::FlushHalfFullMemtables(*db_, handles_);
     }
     return absl::OkStatus();
   }

@@ -50,12 +50,12 @@ rocksdb::ColumnFamilyOptions StoreFamilyOptions() {
   return family_options;
 }
 
-void FlushFullMemtables(rocksdb::DB& db,
-                        const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+void FlushHalfFullMemtables(rocksdb::DB& db,
+                            const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
   for (rocksdb::ColumnFamilyHandle* family : families) {
     uint64_t active = 0;
     if (!db.GetIntProperty(family, rocksdb::DB::Properties::kCurSizeActiveMemTable, &active) ||
-        active < kFamilyMemtableBytes) {
+        active < kFamilyMemtableBytes / 2) {  // measured: 3 rounds at d = 10^6, 1 MiB less
       continue;
     }
     rocksdb::FlushOptions flush;

@@ -30,15 +30,18 @@ inline constexpr size_t kStoreMemtableBytes = size_t{8} << 20;
 // cache shared by every family (store_files.cc says what each was measured to save).
 rocksdb::ColumnFamilyOptions StoreFamilyOptions();
 
-// Flushes, without waiting, each of `families` whose memtable is full. RocksDB itself
-// switches a full memtable only at the next write, so one that a large value (a step
-// boundary's snapshot: 4 MB at d = 10^6) filled would be held, with that value, until
-// then, which may be the next boundary: written after a large write, the flush that would
-// come anyway comes now. A failure is left to that next write (it schedules the flush).
-void FlushFullMemtables(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& families);
+// Flushes, without waiting, each of `families` whose memtable is at least half full.
+// RocksDB itself switches a full memtable only at the next write, so one that a large
+// value (a step boundary's snapshot: 4 MB at d = 10^6) filled would be held, with that
+// value, until then, which may be the next boundary; and a value just under a memtable
+// (a 3.8 MiB checkpoint in a 4 MiB one) would stay until the next such value joined it.
+// Called after a large write: the flush that would come anyway comes now, at most twice
+// as often. A failure is left to that next write (it schedules the flush).
+void FlushHalfFullMemtables(rocksdb::DB& db,
+                            const std::vector<rocksdb::ColumnFamilyHandle*>& families);
 
 // Writes at least this large (WriteBatch::GetDataSize) are followed by
-// FlushFullMemtables: a value as large as a blob (store_files.cc) may fill a memtable.
+// FlushHalfFullMemtables: a value as large as a blob (store_files.cc) may fill a memtable.
 inline constexpr size_t kFlushCheckBytes = size_t{64} << 10;
 
 // rocksdb::Status -> absl::Status (rocksdb_status/rocksdb_status.h: disk full and
