@@ -365,17 +365,24 @@ TEST_P(StoreTest, InFlightRoundIsReplacedReadAndRemovedByTheCommit) {
   EXPECT_OK(store_->DeleteInFlight(id));  // nothing to remove is fine
 }
 
+// `task_id`'s round in flight during a FIT_EVALUATE session, with every model-sized field:
+// a 4 KiB snapshot, a one-parameter next model (`parameter`) and a strategy state.
+v1::InFlightRound SessionInFlight(const std::string& task_id, uint32_t round, float parameter) {
+  v1::InFlightRound r;
+  r.set_task_id(task_id);
+  r.set_round(round);
+  r.set_session(absl::StrCat(task_id, "/r", round, "/fit_evaluate/a1"));
+  r.set_server_snapshot(std::string(4096, 's'));
+  r.mutable_next_model()->add_values(parameter);
+  r.set_strategy_state("moments");
+  return r;
+}
+
 // While a session runs only its answers change between step boundaries: a progress write
 // keeps the stored model-sized fields, and what an operator is shown leaves them out.
 TEST_P(StoreTest, ProgressWritesKeepTheSnapshotAndTheShownRecordLeavesTheModelSizedFieldsOut) {
   ASSERT_OK_AND_ASSIGN(std::string id, store_->CreateTask(MakeTask("t")));
-  v1::InFlightRound in_flight;
-  in_flight.set_task_id(id);
-  in_flight.set_round(2);
-  in_flight.set_session(id + "/r2/fit_evaluate/a1");
-  in_flight.set_server_snapshot(std::string(4096, 's'));
-  in_flight.mutable_next_model()->add_values(1.5f);
-  in_flight.set_strategy_state("moments");
+  v1::InFlightRound in_flight = SessionInFlight(id, 2, 1.5f);
   in_flight.add_cohort("site-a");
   ASSERT_OK(store_->PutInFlight(in_flight));
   in_flight.add_stage_attempts()->set_session(in_flight.session());
@@ -414,13 +421,7 @@ TEST_P(StoreTest, ProgressWritesKeepTheSnapshotAndTheShownRecordLeavesTheModelSi
 // write of a record without it (or with other model-sized fields) keeps the stored ones.
 TEST_P(StoreTest, ProgressWritesKeepTheStoredModelSizedFieldsWhateverTheRecordHolds) {
   ASSERT_OK_AND_ASSIGN(std::string id, store_->CreateTask(MakeTask("t")));
-  v1::InFlightRound stored;
-  stored.set_task_id(id);
-  stored.set_round(3);
-  stored.set_session(id + "/r3/fit_evaluate/a1");
-  stored.set_server_snapshot(std::string(4096, 's'));
-  stored.mutable_next_model()->add_values(2.5f);
-  stored.set_strategy_state("moments");
+  const v1::InFlightRound stored = SessionInFlight(id, 3, 2.5f);
   ASSERT_OK(store_->PutInFlight(stored));
   v1::InFlightRound held = stored;
   held.clear_server_snapshot();
