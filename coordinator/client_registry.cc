@@ -218,6 +218,11 @@ void ClientRegistry::Exclude(const std::string& client_id) {
   excluded_.insert(client_id);
 }
 
+bool ClientRegistry::Excluded(const std::string& client_id) const {
+  absl::MutexLock lock(&mu_);
+  return excluded_.contains(client_id);
+}
+
 void ClientRegistry::MarkUnresponsive(const std::string& client_id) {
   absl::MutexLock lock(&mu_);
   if (clients_.count(client_id) > 0) unresponsive_.insert(client_id);

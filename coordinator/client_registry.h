@@ -96,6 +96,8 @@ class ClientRegistry {
   // `client_id` was refused (revoked, expired, disabled): not picked into cohorts until its
   // next accepted Hello.
   void Exclude(const std::string& client_id);
+  // Whether `client_id` is excluded (Exclude) now.
+  bool Excluded(const std::string& client_id) const;
 
   // Connected clients that hold `dataset_id`, sorted by id (never a disabled or quarantined
   // one).

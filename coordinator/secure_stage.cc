@@ -395,6 +395,17 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
     }
     active_ = sink;
   }
+  // From here on Expel reaches this session; a site refused before (while the session
+  // opened) is dropped now.
+  if (request.excluded) {
+    for (const std::string& id : sink->Invited()) {
+      if (request.excluded(id)) {
+        sink->Expel(id,
+                    "refused by the coordinator since it was invited (revoked, expired or "
+                    "disabled)");
+      }
+    }
+  }
   common::LogInfo(request.resume ? "secagg_session_resumed" : "secagg_session_open")
       .With("session", session)
       .With("invited", static_cast<uint64_t>(invited))

@@ -127,6 +127,12 @@ struct SecureStageRequest {
   std::function<absl::Status(v1::SecAggRound round, const std::optional<v1::StageAttempt>& attempt,
                              const SnapshotSource& snapshot)>
       persist;
+  // Whether an invited site has been refused since the cohort was picked (revoked, expired,
+  // disabled: ClientRegistry::Excluded). Such a site is dropped as the session opens, as
+  // Expel drops it from a running one: a refusal that came between the cohort's choice and
+  // the session's start would otherwise keep the first step waiting for it until its
+  // deadline. Null: none is.
+  std::function<bool(const std::string& client_id)> excluded;
   // How often, while the first step is open, its item is offered again to the sites that
   // declined it AWAITING_APPROVAL.
   absl::Duration approval_poll = absl::Seconds(5);

@@ -60,6 +60,8 @@ class SessionSink final : public ResultSink {
   // it, rather than being waited for until the step's deadline.
   void Expel(const std::string& client_id, const std::string& why);
   void DropExpelled();
+  // The session's invited sites (fixed at construction).
+  const std::vector<std::string>& Invited() const { return invited_; }
 
   // The step closes: sites still awaiting approval leave the session (not as unresponsive).
   void DropAwaiting();

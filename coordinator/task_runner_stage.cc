@@ -519,6 +519,7 @@ TaskRunner::StageEnd TaskRunner::RunDurableStage(v1::TaskRecord& task, v1::InFli
       if (attempt.has_value()) KeepAttempt(*attempt, in_flight.mutable_stage_attempts());
       return PersistBoundary(task.spec(), plan, round, snapshot, in_flight);
     };
+    request.excluded = [this](const std::string& id) { return registry_->Excluded(id); };
     request.approval_poll = options_.approval_poll;
     request.decisions_changed = [&](const SiteDecisions& heard) { NoteDecisions(task, heard); };
     request.attempt_changed = [&](const v1::StageAttempt& attempt) {

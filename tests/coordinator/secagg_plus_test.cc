@@ -292,5 +292,41 @@ TEST(SecureStageBoundaryTest, EachBoundaryIsOneWriteCarryingTheClosedStepsAnswer
   }
 }
 
+// A site refused (revoked, say) after the cohort was picked but before the session
+// started, when no running session could be told (Coordinator::DropClient expels it only
+// from running ones), is dropped as the session opens: the first step closes with the
+// others' answers instead of waiting for it until its deadline (five minutes here).
+TEST(SecureStageExpelTest, ASiteRefusedBeforeTheSessionStartsIsDroppedAsItOpens) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(4));
+  WorkBoard board;
+  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+  SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 3);
+  request.first_step_deadline = absl::Minutes(5);
+  const std::string refused = request.cohort.back();
+  request.excluded = [&](const std::string& id) { return id == refused; };
+  std::vector<std::string> answering = request.cohort;
+  answering.pop_back();
+  SecureStageResult result;
+  absl::Notification done;
+  std::thread run([&] {
+    result = runner.Run(request);
+    done.Notify();
+  });
+  absl::Cleanup stop = [&] {
+    runner.Cancel();
+    run.join();
+  };
+  AnswerAsSites(board, runner, *federation, answering,
+                [](const std::string&, const PostedItem&, auto) {});
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::move(stop).Invoke();
+  EXPECT_TRUE(result.completed) << result.abort;
+  EXPECT_THAT(result.survivors, ::testing::ElementsAreArray(answering));
+  ASSERT_EQ(result.drops.size(), 1u);
+  EXPECT_THAT(result.drops[0], ::testing::HasSubstr(refused));
+  EXPECT_THAT(result.drops[0], ::testing::HasSubstr("refused by the coordinator"));
+}
+
 }  // namespace
 }  // namespace tessera::coordinator
