@@ -63,17 +63,9 @@ class GrpcUpdateSink final : public UpdateSink {
     grpc::ClientContext ctx;
     absl::Duration left = absl::FromUnixMillis(item.deadline_unix_ms()) - absl::Now();
     SetDeadline(&ctx, std::max(left, kMinPushTimeout));
-    EgressMessage what;
-    what.kind = v1::LEDGER_PUSH_RESULT;
-    what.task_id = item.task_id();
-    what.round = item.round();
-    what.stage = item.stage();
-    what.session = item.secagg_session();
-    what.step = static_cast<uint32_t>(item.secagg().round());
-    what.declined = answer.has_decline();
-    what.ends_session = answer.has_decline() || item.secagg().round() == v1::SECAGG_UNMASKING;
     v1::PushResultResponse response;
-    return caller_->Call(&ctx, kPushResultMethod, answer, what, &response);
+    return caller_->Call(&ctx, kPushResultMethod, answer, PushResultMessage(item, answer),
+                         &response);
   }
 
  private:
@@ -170,6 +162,7 @@ class ClientDaemon {
     ledger_options.certificate_pem = tls.cert_pem;
     ASSIGN_OR_RETURN(
         ledger_, EgressLedger::Open(&agent_->store(), signer_.get(), std::move(ledger_options)));
+    agent_->SetLedger(ledger_.get());
     caller_ =
         std::make_unique<RecordedCaller>(channel_, ledger_.get(), &guard_, &meters_, instance_id_);
     downloads_ = std::make_unique<ItemDownloads>(caller_.get(), &meters_);

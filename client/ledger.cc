@@ -1,6 +1,7 @@
 #include "client/ledger.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "crypto/hash.h"
 #include "crypto/pki.h"
 #include "crypto/signature.h"
+#include "proto/federation.pb.h"
 
 namespace tessera::client {
 namespace {
@@ -254,9 +256,10 @@ absl::StatusOr<std::unique_ptr<EgressLedger>> EgressLedger::Open(SiteStore* stor
   return ledger;
 }
 
-absl::Status EgressLedger::Record(const EgressMessage& message, std::string_view bytes,
-                                  absl::Time now) {
+v1::LedgerEntry EgressLedger::NextEntry(const EgressMessage& message, uint64_t byte_count,
+                                        const std::string& sha256, absl::Time now) const {
   v1::LedgerEntry entry;
+  entry.set_sequence(sequence_ + 1);
   entry.set_sent_unix_ms(common::ToUnixMillis(now));
   entry.set_coordinator_address(options_.coordinator_address);
   entry.set_coordinator_name(options_.coordinator_name);
@@ -267,18 +270,79 @@ absl::Status EgressLedger::Record(const EgressMessage& message, std::string_view
   entry.set_session(message.session);
   entry.set_step(message.step);
   entry.set_declined(message.declined);
-  entry.set_byte_count(bytes.size());
-  entry.set_sent_sha256(crypto::Sha256(bytes));
-  absl::MutexLock lock(&mu_);
-  entry.set_sequence(sequence_ + 1);
+  entry.set_byte_count(byte_count);
+  entry.set_sent_sha256(sha256);
   entry.set_prev_hash(head_hash_);
+  return entry;
+}
+
+bool EgressLedger::CheckpointDue(const EgressMessage& message, uint64_t sequence) const {
+  return message.ends_session ||
+         (options_.checkpoint_every > 0 && sequence % options_.checkpoint_every == 0);
+}
+
+absl::StatusOr<v1::LedgerCheckpoint> EgressLedger::SignedCheckpoint(uint64_t sequence,
+                                                                    const std::string& head_hash,
+                                                                    const std::string& reason,
+                                                                    absl::Time now) const {
+  v1::LedgerCheckpoint checkpoint;
+  checkpoint.set_sequence(sequence);
+  checkpoint.set_head_hash(head_hash);
+  checkpoint.set_signed_unix_ms(common::ToUnixMillis(now));
+  checkpoint.set_reason(reason);
+  checkpoint.set_certificate_pem(options_.certificate_pem);
+  ASSIGN_OR_RETURN(std::string signature, signer_->Sign(LedgerCheckpointEncoding(checkpoint)));
+  checkpoint.set_signature(std::move(signature));
+  return checkpoint;
+}
+
+namespace {
+
+// Whether two entries record the same message (everything but the chain and the time).
+bool SameMessage(const v1::LedgerEntry& a, const v1::LedgerEntry& b) {
+  return a.kind() == b.kind() && a.task_id() == b.task_id() && a.round() == b.round() &&
+         a.stage() == b.stage() && a.session() == b.session() && a.step() == b.step() &&
+         a.declined() == b.declined() && a.byte_count() == b.byte_count() &&
+         a.sent_sha256() == b.sent_sha256() && a.coordinator_address() == b.coordinator_address() &&
+         a.coordinator_name() == b.coordinator_name();
+}
+
+}  // namespace
+
+absl::Status EgressLedger::Record(const EgressMessage& message, std::string_view bytes,
+                                  absl::Time now) {
+  const std::string sha256 = crypto::Sha256(bytes);
+  absl::MutexLock lock(&mu_);
+  v1::LedgerEntry entry = NextEntry(message, bytes.size(), sha256, now);
+  std::optional<v1::LedgerEntry> ahead = std::exchange(written_ahead_, std::nullopt);
+  if (ahead.has_value() && SameMessage(*ahead, entry)) return absl::OkStatus();
   RETURN_IF_ERROR(store_->AppendLedgerEntry(entry));
   sequence_ = entry.sequence();
   head_hash_ = LedgerEntryHash(entry);
   if (message.ends_session) return CheckpointLocked("session_end", now);
-  if (options_.checkpoint_every > 0 && sequence_ % options_.checkpoint_every == 0) {
-    return CheckpointLocked("every_n", now);
+  if (CheckpointDue(message, sequence_)) return CheckpointLocked("every_n", now);
+  return absl::OkStatus();
+}
+
+absl::Status EgressLedger::RecordWith(const EgressMessage& message, uint64_t byte_count,
+                                      const std::string& sha256, absl::Time now,
+                                      absl::FunctionRef<absl::Status(const LedgerRecords&)> write) {
+  absl::MutexLock lock(&mu_);
+  const v1::LedgerEntry entry = NextEntry(message, byte_count, sha256, now);
+  std::optional<v1::LedgerCheckpoint> checkpoint;
+  if (CheckpointDue(message, entry.sequence())) {
+    ASSIGN_OR_RETURN(checkpoint,
+                     SignedCheckpoint(entry.sequence(), LedgerEntryHash(entry),
+                                      message.ends_session ? "session_end" : "every_n", now));
   }
+  LedgerRecords records;
+  records.entry = &entry;
+  records.checkpoint = checkpoint.has_value() ? &*checkpoint : nullptr;
+  RETURN_IF_ERROR(write(records));
+  sequence_ = entry.sequence();
+  head_hash_ = LedgerEntryHash(entry);
+  if (checkpoint.has_value()) checkpointed_ = sequence_;
+  written_ahead_ = entry;
   return absl::OkStatus();
 }
 
@@ -289,17 +353,24 @@ absl::Status EgressLedger::Checkpoint(const std::string& reason, absl::Time now)
 
 absl::Status EgressLedger::CheckpointLocked(const std::string& reason, absl::Time now) {
   if (sequence_ == 0 || checkpointed_ == sequence_) return absl::OkStatus();
-  v1::LedgerCheckpoint checkpoint;
-  checkpoint.set_sequence(sequence_);
-  checkpoint.set_head_hash(head_hash_);
-  checkpoint.set_signed_unix_ms(common::ToUnixMillis(now));
-  checkpoint.set_reason(reason);
-  checkpoint.set_certificate_pem(options_.certificate_pem);
-  ASSIGN_OR_RETURN(std::string signature, signer_->Sign(LedgerCheckpointEncoding(checkpoint)));
-  checkpoint.set_signature(std::move(signature));
+  ASSIGN_OR_RETURN(const v1::LedgerCheckpoint checkpoint,
+                   SignedCheckpoint(sequence_, head_hash_, reason, now));
   RETURN_IF_ERROR(store_->PutLedgerCheckpoint(checkpoint));
   checkpointed_ = sequence_;
   return absl::OkStatus();
+}
+
+EgressMessage PushResultMessage(const v1::WorkItem& item, const v1::PushResultRequest& answer) {
+  EgressMessage what;
+  what.kind = v1::LEDGER_PUSH_RESULT;
+  what.task_id = item.task_id();
+  what.round = item.round();
+  what.stage = item.stage();
+  what.session = item.secagg_session();
+  what.step = static_cast<uint32_t>(item.secagg().round());
+  what.declined = answer.has_decline();
+  what.ends_session = answer.has_decline() || item.secagg().round() == v1::SECAGG_UNMASKING;
+  return what;
 }
 
 }  // namespace tessera::client

@@ -41,10 +41,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -56,6 +58,11 @@
 namespace tessera::crypto {
 class Signer;
 }  // namespace tessera::crypto
+
+namespace tessera::v1 {  // proto/federation.proto
+class WorkItem;
+class PushResultRequest;
+}  // namespace tessera::v1
 
 namespace tessera::client {
 
@@ -118,8 +125,22 @@ struct EgressLedgerOptions {
   std::string certificate_pem;
 };
 
+// What the ledger records of the message that carries `answer`, the site's answer to
+// `item` (Federation.PushResult).
+EgressMessage PushResultMessage(const v1::WorkItem& item, const v1::PushResultRequest& answer);
+
 // The daemon's writer. Thread-safe (one append at a time). `store` and `signer` must
 // outlive it.
+//
+// An answer and its entry in one write. A site's answer to a secure-aggregation step is
+// recorded in its session record (client/secure_sessions.h) and in this ledger before it
+// leaves: RecordWith makes the entry of the message that will carry it (and the checkpoint
+// due after it) and hands both to the session's store write (SiteStore::
+// PutSessionWithLedger), so that the two reach the disk with one sync. When that message
+// is then sent, Record finds its entry written already (same kind, metadata, size and
+// SHA-256) and appends none. An entry written ahead whose message is not the next one
+// recorded (the daemon stopped first, or sent something else) stays in the chain: an
+// attempt that did not start, like a call that failed before its bytes left.
 class EgressLedger {
  public:
   // Continues the chain stored in `store` (reads its last entry).
@@ -133,6 +154,15 @@ class EgressLedger {
   // returned as is (send nothing).
   absl::Status Record(const EgressMessage& message, std::string_view bytes, absl::Time now);
 
+  // The entry of `message`, `byte_count` bytes whose SHA-256 is `sha256` (32 bytes), and the
+  // checkpoint due after it (as Record's), passed to `write`, which must write them in one
+  // store write with whatever they go with (SiteStore::PutSessionWithLedger). If `write`
+  // returns OK the chain moves on and the next Record of that very message writes nothing;
+  // otherwise nothing changes and its error is returned. Nothing else is appended meanwhile.
+  absl::Status RecordWith(const EgressMessage& message, uint64_t byte_count,
+                          const std::string& sha256, absl::Time now,
+                          absl::FunctionRef<absl::Status(const LedgerRecords&)> write);
+
   // A checkpoint over the current head unless one already covers it (reason e.g. "stop").
   absl::Status Checkpoint(const std::string& reason, absl::Time now);
 
@@ -140,6 +170,18 @@ class EgressLedger {
   EgressLedger(SiteStore* store, const crypto::Signer* signer, EgressLedgerOptions options);
   absl::Status CheckpointLocked(const std::string& reason, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next entry of the chain for `message` (sequence, prev_hash and digest filled in).
+  v1::LedgerEntry NextEntry(const EgressMessage& message, uint64_t byte_count,
+                            const std::string& sha256, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a checkpoint is due after entry `sequence` of `message` (Record's rule).
+  bool CheckpointDue(const EgressMessage& message, uint64_t sequence) const;
+  // The checkpoint over entry `sequence` whose hash is `head_hash`, signed. `reason` as
+  // CheckpointLocked's.
+  absl::StatusOr<v1::LedgerCheckpoint> SignedCheckpoint(uint64_t sequence,
+                                                        const std::string& head_hash,
+                                                        const std::string& reason,
+                                                        absl::Time now) const;
 
   SiteStore* const store_;
   const crypto::Signer* const signer_;
@@ -148,6 +190,8 @@ class EgressLedger {
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;  // of the last entry
   std::string head_hash_ ABSL_GUARDED_BY(mu_);  // of the last entry
   uint64_t checkpointed_ ABSL_GUARDED_BY(mu_) = 0;
+  // The entry RecordWith wrote last, until the next Record (matched or not).
+  std::optional<v1::LedgerEntry> written_ahead_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tessera::client

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/ledger.h"
 #include "client/policy.h"
 #include "client/site_budget.h"
 #include "client/site_store.h"
@@ -118,12 +119,31 @@ void SecureSessions::End(v1::SiteSessionRecord& record, const v1::WorkItem& item
   step->set_request_sha256(RequestDigest(item));
   *step->mutable_answer() = answer;
   step->set_recorded_unix_ms(absl::ToUnixMillis(absl::Now()));
-  if (absl::Status st = store_->PutSession(record, nullptr); !st.ok()) {
+  if (absl::Status st = Write(record, nullptr, nullptr, item, answer, absl::Now()); !st.ok()) {
     // The decline carries nothing of the site's; the session is over either way.
     common::LogError("site_store_write_failed")
         .With("session", record.session())
         .With("error", st.ToString());
   }
+}
+
+absl::Status SecureSessions::Write(const v1::SiteSessionRecord& record,
+                                   const v1::ContributionRecord* contribution,
+                                   const v1::BudgetCharge* charge, const v1::WorkItem& item,
+                                   const v1::PushResultRequest& answer, absl::Time now,
+                                   const std::string& answer_sha256) {
+  if (ledger_ == nullptr) {
+    return charge != nullptr ? store_->PutSessionCharged(record, *contribution, *charge)
+                             : store_->PutSession(record, contribution);
+  }
+  // The bytes RecordedCaller will send: the answer serialised deterministically, which
+  // crypto::HashMessage hashes.
+  return ledger_->RecordWith(PushResultMessage(item, answer), answer.ByteSizeLong(),
+                             answer_sha256.empty() ? crypto::HashMessage(answer) : answer_sha256,
+                             now, [&](const LedgerRecords& ledger) {
+                               return store_->PutSessionWithLedger(record, contribution, charge,
+                                                                   ledger);
+                             });
 }
 
 std::optional<v1::PushResultRequest> SecureSessions::CheckBudget(const v1::WorkItem& item,
@@ -188,9 +208,10 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
     charge.set_stage(record.stage());
     charge.set_session(record.session());
     charge.set_recorded_unix_ms(absl::ToUnixMillis(now));
-    written = store_->PutSessionCharged(record, contribution, charge);
+    written = Write(record, &contribution, &charge, item, answer, now, step->sent_sha256());
   } else {
-    written = store_->PutSession(record, contributes ? &contribution : nullptr);
+    written = Write(record, contributes ? &contribution : nullptr, nullptr, item, answer, now,
+                    step->sent_sha256());
   }
   DropMachine(record);
   if (written.code() == absl::StatusCode::kAlreadyExists) {
@@ -208,7 +229,7 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
     refusal->set_request_sha256(RequestDigest(item));
     *refusal->mutable_answer() = refused;
     refusal->set_recorded_unix_ms(absl::ToUnixMillis(now));
-    (void)store_->PutSession(record, nullptr);
+    (void)Write(record, nullptr, nullptr, item, refused, now);
     return refused;
   }
   if (!written.ok()) {

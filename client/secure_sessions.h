@@ -63,11 +63,14 @@
 #include "secagg/client.h"
 
 namespace tessera::v1 {
+class BudgetCharge;
+class ContributionRecord;
 class SiteSessionRecord;
 }  // namespace tessera::v1
 
 namespace tessera::client {
 
+class EgressLedger;
 class SiteStore;
 
 class SecureSessions {
@@ -80,6 +83,12 @@ class SecureSessions {
 
   // Replaces the policy (a reload): sessions started afterwards use the new one.
   void SetPolicy(v1::LocalPolicy policy) { policy_ = std::move(policy); }
+
+  // The daemon's egress ledger over the same store (may be null, the default: the
+  // simulator's sites send nothing). With it, each answer recorded here is written with
+  // the ledger entry of the PushResult that will carry it, in one store write
+  // (EgressLedger::RecordWith). `ledger` must outlive this object.
+  void SetLedger(EgressLedger* ledger) { ledger_ = ledger; }
 
   // The first step, before anything is computed: the stored answer if this very request was
   // answered before; else a decline if the request is for a session the site already
@@ -135,6 +144,13 @@ class SecureSessions {
   // decline saying the site could not record it (nothing else leaves).
   v1::PushResultRequest Record(v1::SiteSessionRecord& record, const v1::WorkItem& item,
                                v1::PushResultRequest answer, bool contributes, absl::Time now);
+  // One write of `record` (with `contribution` and `charge` when not null) that records
+  // `answer` to `item`: with the ledger entry of its PushResult when there is a ledger.
+  // `answer_sha256`: crypto::HashMessage(answer) when already known, else empty.
+  absl::Status Write(const v1::SiteSessionRecord& record,
+                     const v1::ContributionRecord* contribution, const v1::BudgetCharge* charge,
+                     const v1::WorkItem& item, const v1::PushResultRequest& answer, absl::Time now,
+                     const std::string& answer_sha256 = "");
   // The set-up's checks against the item (see the header comment); a decline or nullopt.
   std::optional<v1::PushResultRequest> CheckSetup(const v1::WorkItem& item) const;
   // The open machine of `record`: cached, or restored from its snapshot.
@@ -143,6 +159,7 @@ class SecureSessions {
   const secagg::ClientIdentity identity_;
   v1::LocalPolicy policy_;
   SiteStore* const store_;
+  EgressLedger* ledger_ = nullptr;
   // Machines of open sessions by label, with the number of answers their state reflects.
   struct Cached {
     std::unique_ptr<secagg::SecAggClient> machine;

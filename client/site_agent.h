@@ -28,6 +28,8 @@ class Signer;
 
 namespace tessera::client {
 
+class EgressLedger;
+
 class SiteAgent {
  public:
   // `signer` signs with the site's certificate key and must outlive the agent. `config`
@@ -53,6 +55,10 @@ class SiteAgent {
   // Replaces the local policy (a reload, validated, defaults applied): items answered
   // afterwards are checked against it. Same thread as Answer.
   void SetPolicy(const v1::LocalPolicy& policy);
+
+  // The daemon's egress ledger over store() (SecureSessions::SetLedger: each answer is
+  // written with its PushResult's ledger entry). Must outlive every later Answer; null: none.
+  void SetLedger(EgressLedger* ledger) { sessions_.SetLedger(ledger); }
 
   // The site's approval queue (client/approvals.h): thread-safe, so the control socket's
   // threads may decide while Answer runs. Lives as long as the agent.

@@ -107,6 +107,14 @@ class ApprovalRecord;    // proto/site_approval.proto
 
 namespace tessera::client {
 
+// The egress ledger's records written with a session record (SiteStore::
+// PutSessionWithLedger): the entry of the message that carries the answer the record
+// holds, and the checkpoint due after it. Borrowed; null: none.
+struct LedgerRecords {
+  const v1::LedgerEntry* entry = nullptr;
+  const v1::LedgerCheckpoint* checkpoint = nullptr;
+};
+
 class SiteStore {
  public:
   virtual ~SiteStore() = default;
@@ -167,6 +175,18 @@ class SiteStore {
   virtual absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
                                          const v1::ContributionRecord& contribution,
                                          const v1::BudgetCharge& charge) = 0;
+  // PutSession(session, contribution) — or, with `charge`, PutSessionCharged(session,
+  // *contribution, *charge) — and, in the same atomic synced write, `ledger`'s entry and
+  // checkpoint (client/ledger.h makes them: EgressLedger::RecordWith): a site's answer and
+  // the ledger entry of the message that carries it reach the disk together, with one sync.
+  // Errors as those calls' and as AppendLedgerEntry's and PutLedgerCheckpoint's (the
+  // checkpoint may be over the entry written with it), writing nothing; INVALID_ARGUMENT,
+  // writing nothing, for a charge without a contribution or a checkpoint without an entry.
+  virtual absl::Status PutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                            const v1::ContributionRecord* contribution,
+                                            const v1::BudgetCharge* charge,
+                                            const LedgerRecords& ledger) = 0;
+
   // ---- The egress ledger (client/ledger.h; families `ledger` and `ledger_checkpoints`,
   // keyed by the 8-byte big-endian sequence number). The store keeps the records and
   // their order; the chain and the signatures are client/ledger.h's to make and check.

@@ -85,11 +85,39 @@ class MemorySiteStore final : public SiteStore {
   absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
                                  const v1::ContributionRecord& contribution,
                                  const v1::BudgetCharge& charge) override {
-    RETURN_IF_ERROR(internal::CheckPutSession(session, &contribution));
-    RETURN_IF_ERROR(internal::CheckBudgetCharge(session, contribution, charge));
+    return PutSessionWithLedger(session, &contribution, &charge, LedgerRecords());
+  }
+
+  absl::Status PutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                    const v1::ContributionRecord* contribution,
+                                    const v1::BudgetCharge* charge,
+                                    const LedgerRecords& ledger) override {
+    RETURN_IF_ERROR(internal::CheckPutSession(session, contribution));
+    if (charge != nullptr) {
+      if (contribution == nullptr) {
+        return absl::InvalidArgumentError("PutSessionWithLedger: a charge without a contribution");
+      }
+      RETURN_IF_ERROR(internal::CheckBudgetCharge(session, *contribution, *charge));
+    }
+    if (ledger.entry == nullptr && ledger.checkpoint != nullptr) {
+      return absl::InvalidArgumentError(
+          "PutSessionWithLedger: a ledger checkpoint without its entry");
+    }
     absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(Put(session, &contribution));
-    charges_[internal::BudgetChargeKey(charge)] = charge;
+    if (ledger.entry != nullptr) {
+      const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
+      RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(*ledger.entry, last));
+      if (ledger.checkpoint != nullptr) {
+        const uint64_t at = ledger.checkpoint->sequence();
+        RETURN_IF_ERROR(internal::CheckPutLedgerCheckpoint(
+            *ledger.checkpoint, at == ledger.entry->sequence() || ledger_.contains(at)));
+      }
+    }
+    RETURN_IF_ERROR(Put(session, contribution));
+    if (charge != nullptr) charges_[internal::BudgetChargeKey(*charge)] = *charge;
+    if (ledger.entry != nullptr) ledger_[ledger.entry->sequence()] = *ledger.entry;
+    if (ledger.checkpoint != nullptr)
+      checkpoints_[ledger.checkpoint->sequence()] = *ledger.checkpoint;
     return absl::OkStatus();
   }
 

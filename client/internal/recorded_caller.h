@@ -2,6 +2,8 @@
 // leaves through RecordedCaller: serialised once (deterministically), recorded in the
 // egress ledger with the SHA-256 of those bytes, then handed to gRPC as those very bytes (a
 // generic call on a ByteBuffer), so that what the ledger hashed is what went on the wire.
+// A secure-aggregation answer's entry was written with its session record already
+// (EgressLedger::RecordWith): the ledger finds it and appends none.
 // A large PushResult goes in chunks (client/chunked_upload.h). CallGuard lets the
 // daemon's stop path cancel the call in flight, so SIGTERM never waits out a long-poll.
 //

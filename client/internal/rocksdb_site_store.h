@@ -150,6 +150,10 @@ class RocksDbSiteStore final : public SiteStore {
   absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
                                  const v1::ContributionRecord& contribution,
                                  const v1::BudgetCharge& charge) override;
+  absl::Status PutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                    const v1::ContributionRecord* contribution,
+                                    const v1::BudgetCharge* charge,
+                                    const LedgerRecords& ledger) override;
 
  private:
   // ---- Shared helpers (rocksdb_site_store.cc)
@@ -191,6 +195,13 @@ class RocksDbSiteStore final : public SiteStore {
   // Every record of the added families parsed and checked (appended to by each part).
   absl::Status CheckAddedFamilies();
   absl::Status CheckBudgetFamily();  // rocksdb_site_store_budget.cc
+
+  // What PutSessionCharged adds to the session's batch (arguments checked here):
+  // `charge` under its key. Runs under the writers' lock (PutSessionWith's `more`).
+  using BatchPart = std::function<absl::Status(rocksdb::WriteBatch&)>;
+  absl::StatusOr<BatchPart> ChargePart(const v1::SiteSessionRecord& session,
+                                       const v1::ContributionRecord& contribution,
+                                       const v1::BudgetCharge& charge);
 
   // ---- Upkeep (rocksdb_site_store_upkeep.cc)
 
@@ -255,6 +266,11 @@ class RocksDbSiteStore final : public SiteStore {
 
   // Every ledger record parsed and checked against its key (part of CheckAddedFamilies).
   absl::Status CheckLedger();
+
+  // What PutSessionWithLedger and AppendLedgerEntry add to a batch: the entry (checked
+  // against the last stored one, under the writers' lock) and the checkpoint. The records
+  // must outlive the part. Empty records: nothing.
+  absl::StatusOr<BatchPart> LedgerPart(const LedgerRecords& ledger, const std::string& what);
 
   const std::string directory_;
   const std::unique_ptr<rocksdb::DB> db_;

@@ -31,8 +31,12 @@ absl::StatusOr<std::vector<v1::BudgetCharge>> RocksDbSiteStore::ListBudgetCharge
 absl::Status RocksDbSiteStore::PutSessionCharged(const v1::SiteSessionRecord& session,
                                                  const v1::ContributionRecord& contribution,
                                                  const v1::BudgetCharge& charge) {
-  RETURN_IF_ERROR(Writable("PutSessionCharged"));
-  RETURN_IF_ERROR(CheckPutSession(session, &contribution));
+  return PutSessionWithLedger(session, &contribution, &charge, LedgerRecords());
+}
+
+absl::StatusOr<RocksDbSiteStore::BatchPart> RocksDbSiteStore::ChargePart(
+    const v1::SiteSessionRecord& session, const v1::ContributionRecord& contribution,
+    const v1::BudgetCharge& charge) {
   RETURN_IF_ERROR(CheckBudgetCharge(session, contribution, charge));
   rocksdb::ColumnFamilyHandle* budget = Family(kBudgetCf);
   if (budget == nullptr) return absl::InternalError("PutSessionCharged: no budget family");
@@ -40,11 +44,11 @@ absl::Status RocksDbSiteStore::PutSessionCharged(const v1::SiteSessionRecord& se
   if (!charge.SerializeToString(&value)) {
     return absl::InternalError("PutSessionCharged: cannot serialise the charge");
   }
-  const std::string key = BudgetChargeKey(charge);
-  return PutSessionWith(session, &contribution, [&](rocksdb::WriteBatch& batch) {
-    return FromRocksDb(batch.Put(budget, key, value), directory_,
-                       absl::StrCat("PutSessionCharged \"", session.session(), "\""));
-  });
+  return [this, budget, key = BudgetChargeKey(charge), value = std::move(value),
+          what = absl::StrCat("PutSessionCharged \"", session.session(), "\"")](
+             rocksdb::WriteBatch& batch) {
+    return FromRocksDb(batch.Put(budget, key, value), directory_, what);
+  };
 }
 
 absl::Status RocksDbSiteStore::CheckBudgetFamily() {

@@ -31,21 +31,80 @@ absl::Status RocksDbSiteStore::CheckLedger() {
 absl::Status RocksDbSiteStore::AppendLedgerEntry(const v1::LedgerEntry& entry) {
   RETURN_IF_ERROR(Writable("AppendLedgerEntry"));
   const std::string what = absl::StrCat("AppendLedgerEntry ", entry.sequence());
+  ASSIGN_OR_RETURN(BatchPart append, LedgerPart(LedgerRecords{&entry, nullptr}, what));
   absl::MutexLock lock(&mu_);
-  uint64_t last = 0;
-  absl::StatusOr<v1::LedgerEntry> stored = LastLedgerEntry();
-  if (stored.ok()) {
-    last = stored->sequence();
-  } else if (!absl::IsNotFound(stored.status())) {
-    return stored.status();
-  }
-  RETURN_IF_ERROR(CheckAppendLedgerEntry(entry, last));
-  std::string value;
-  if (!entry.SerializeToString(&value)) return absl::InternalError(what + ": cannot serialise");
   rocksdb::WriteBatch batch;
-  RETURN_IF_ERROR(FromRocksDb(batch.Put(Family(kLedgerCf), LedgerKey(entry.sequence()), value),
-                              directory_, what));
+  RETURN_IF_ERROR(append(batch));
   return Write(&batch, what);
+}
+
+absl::Status RocksDbSiteStore::PutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                                    const v1::ContributionRecord* contribution,
+                                                    const v1::BudgetCharge* charge,
+                                                    const LedgerRecords& ledger) {
+  const char* op = charge != nullptr ? "PutSessionCharged" : "PutSession";
+  RETURN_IF_ERROR(Writable(op));
+  RETURN_IF_ERROR(CheckPutSession(session, contribution));
+  BatchPart charged;
+  if (charge != nullptr) {
+    if (contribution == nullptr) {
+      return absl::InvalidArgumentError("PutSessionWithLedger: a charge without a contribution");
+    }
+    ASSIGN_OR_RETURN(charged, ChargePart(session, *contribution, *charge));
+  }
+  ASSIGN_OR_RETURN(BatchPart logged,
+                   LedgerPart(ledger, absl::StrCat(op, " \"", session.session(), "\"")));
+  if (!charged && !logged) return PutSessionWith(session, contribution, nullptr);
+  return PutSessionWith(session, contribution, [&](rocksdb::WriteBatch& batch) {
+    if (charged) RETURN_IF_ERROR(charged(batch));
+    if (logged) RETURN_IF_ERROR(logged(batch));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<RocksDbSiteStore::BatchPart> RocksDbSiteStore::LedgerPart(
+    const LedgerRecords& ledger, const std::string& what) {
+  if (ledger.entry == nullptr) {
+    if (ledger.checkpoint != nullptr) {
+      return absl::InvalidArgumentError(what + ": a ledger checkpoint without its entry");
+    }
+    return BatchPart();
+  }
+  std::string entry_value;
+  if (!ledger.entry->SerializeToString(&entry_value)) {
+    return absl::InternalError(what + ": cannot serialise the ledger entry");
+  }
+  std::string checkpoint_value;
+  if (ledger.checkpoint != nullptr && !ledger.checkpoint->SerializeToString(&checkpoint_value)) {
+    return absl::InternalError(what + ": cannot serialise the ledger checkpoint");
+  }
+  // Runs under the writers' lock (PutSessionWith), as AppendLedgerEntry's checks do.
+  return [this, ledger, what, entry_value = std::move(entry_value),
+          checkpoint_value = std::move(checkpoint_value)](rocksdb::WriteBatch& batch) {
+    const v1::LedgerEntry& entry = *ledger.entry;
+    uint64_t last = 0;
+    absl::StatusOr<v1::LedgerEntry> stored = LastLedgerEntry();
+    if (stored.ok()) {
+      last = stored->sequence();
+    } else if (!absl::IsNotFound(stored.status())) {
+      return stored.status();
+    }
+    RETURN_IF_ERROR(CheckAppendLedgerEntry(entry, last));
+    RETURN_IF_ERROR(FromRocksDb(
+        batch.Put(Family(kLedgerCf), LedgerKey(entry.sequence()), entry_value), directory_, what));
+    if (ledger.checkpoint == nullptr) return absl::OkStatus();
+    const v1::LedgerCheckpoint& checkpoint = *ledger.checkpoint;
+    bool entry_exists = checkpoint.sequence() == entry.sequence();
+    if (!entry_exists) {
+      ASSIGN_OR_RETURN(std::optional<std::string> at,
+                       Get(Family(kLedgerCf), LedgerKey(checkpoint.sequence())));
+      entry_exists = at.has_value();
+    }
+    RETURN_IF_ERROR(CheckPutLedgerCheckpoint(checkpoint, entry_exists));
+    return FromRocksDb(
+        batch.Put(Family(kLedgerCheckpointsCf), LedgerKey(checkpoint.sequence()), checkpoint_value),
+        directory_, what);
+  };
 }
 
 absl::StatusOr<v1::LedgerEntry> RocksDbSiteStore::LastLedgerEntry() {

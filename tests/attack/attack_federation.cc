@@ -18,9 +18,18 @@
 #include "common/files.h"
 #include "common/proto_text.h"
 #include "common/status.h"
+#include "crypto/hash.h"
 #include "crypto/pki_files.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "gtest/gtest.h"
 #include "proto/model_layout.h"
+#include "proto/site_approval.pb.h"
+#include "proto/site_budget.pb.h"
+#include "proto/site_ledger.pb.h"
+#include "proto/site_state.pb.h"
 #include "proto/validation.h"
+#include "tests/testing/status_matchers.h"
 
 namespace tessera::attack {
 namespace {
@@ -50,6 +59,93 @@ absl::StatusOr<std::vector<size_t>> ReadRows(const std::string& path) {
   }
   std::sort(rows.begin(), rows.end());
   return rows;
+}
+
+// A SiteStore passing everything on to the real one and counting its writes (each one a
+// synced write of the real store).
+class CountingSiteStore final : public client::SiteStore {
+ public:
+  CountingSiteStore(std::unique_ptr<client::SiteStore> store, int* writes)
+      : store_(std::move(store)), writes_(writes) {}
+
+  absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override {
+    return store_->GetContribution(key);
+  }
+  absl::StatusOr<std::vector<v1::ContributionRecord>> ListContributions() override {
+    return store_->ListContributions();
+  }
+  absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) override {
+    return store_->GetSession(session);
+  }
+  absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override {
+    return store_->ListSessions();
+  }
+  absl::Status PutSession(const v1::SiteSessionRecord& session,
+                          const v1::ContributionRecord* contribution) override {
+    return Counted(store_->PutSession(session, contribution));
+  }
+  absl::Status DeleteSession(const std::string& session) override {
+    return Counted(store_->DeleteSession(session));
+  }
+  absl::Status ScrubNow() override { return store_->ScrubNow(); }
+  absl::StatusOr<std::vector<v1::BudgetCharge>> ListBudgetCharges() override {
+    return store_->ListBudgetCharges();
+  }
+  absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
+                                 const v1::ContributionRecord& contribution,
+                                 const v1::BudgetCharge& charge) override {
+    return Counted(store_->PutSessionCharged(session, contribution, charge));
+  }
+  absl::Status PutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                    const v1::ContributionRecord* contribution,
+                                    const v1::BudgetCharge* charge,
+                                    const client::LedgerRecords& ledger) override {
+    return Counted(store_->PutSessionWithLedger(session, contribution, charge, ledger));
+  }
+  absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) override {
+    return Counted(store_->AppendLedgerEntry(entry));
+  }
+  absl::StatusOr<v1::LedgerEntry> LastLedgerEntry() override { return store_->LastLedgerEntry(); }
+  absl::StatusOr<std::vector<v1::LedgerEntry>> ListLedgerEntries() override {
+    return store_->ListLedgerEntries();
+  }
+  absl::Status PutLedgerCheckpoint(const v1::LedgerCheckpoint& checkpoint) override {
+    return Counted(store_->PutLedgerCheckpoint(checkpoint));
+  }
+  absl::StatusOr<std::vector<v1::LedgerCheckpoint>> ListLedgerCheckpoints() override {
+    return store_->ListLedgerCheckpoints();
+  }
+  absl::StatusOr<v1::ApprovalRecord> GetApproval(const std::string& task_id,
+                                                 const std::string& spec_hash) override {
+    return store_->GetApproval(task_id, spec_hash);
+  }
+  absl::StatusOr<std::vector<v1::ApprovalRecord>> ListApprovals() override {
+    return store_->ListApprovals();
+  }
+  absl::Status PutApproval(const v1::ApprovalRecord& record) override {
+    return Counted(store_->PutApproval(record));
+  }
+
+ private:
+  absl::Status Counted(absl::Status written) {
+    if (written.ok()) ++*writes_;
+    return written;
+  }
+
+  const std::unique_ptr<client::SiteStore> store_;
+  int* const writes_;
+};
+
+// The bytes the daemon's RecordedCaller sends for `message`: serialised deterministically.
+std::string SentBytes(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    EXPECT_TRUE(message.SerializeToCodedStream(&out));
+  }
+  return bytes;
 }
 
 }  // namespace
@@ -113,13 +209,47 @@ absl::StatusOr<std::unique_ptr<AttackFederation>> AttackFederation::Create(int n
 }
 
 absl::Status AttackFederation::StartAgent(Site& site) {
+  site.ledger.reset();
   site.agent.reset();  // a restart: the old agent (and its store) is gone before the new one
   ASSIGN_OR_RETURN(std::unique_ptr<client::SiteStore> store,
                    client::OpenSiteStore(site.config.data_dir()));
+  if (site.with_ledger) {
+    store = std::make_unique<CountingSiteStore>(std::move(store), &site.store_writes);
+  }
   site.agent =
       std::make_unique<client::SiteAgent>(site.config, site.id, site.certificate,
                                           pki_->ca().cert_pem, site.signer.get(), std::move(store));
+  if (site.with_ledger) {
+    client::EgressLedgerOptions options;
+    options.coordinator_address = site.config.coordinator_address();
+    options.coordinator_name = "coordinator";
+    options.checkpoint_every = site.config.ledger().checkpoint_every();
+    options.certificate_pem = site.certificate;
+    ASSIGN_OR_RETURN(site.ledger,
+                     client::EgressLedger::Open(&site.agent->store(), site.signer.get(), options));
+    site.agent->SetLedger(site.ledger.get());
+  }
   return site.agent->Preload();
+}
+
+absl::Status AttackFederation::AttachLedger(const std::string& id) {
+  Site& site = sites_.at(id);
+  site.with_ledger = true;
+  return StartAgent(site);
+}
+
+int AttackFederation::store_writes(const std::string& id) const { return site(id).store_writes; }
+
+const std::vector<std::string>& AttackFederation::sent(const std::string& id) const {
+  return site(id).sent;
+}
+
+client::SiteStore& AttackFederation::store(const std::string& id) {
+  return sites_.at(id).agent->store();
+}
+
+const v1::WorkItem& AttackFederation::last_item(const std::string& id) const {
+  return site(id).last_item;
 }
 
 const AttackFederation::Site& AttackFederation::site(const std::string& id) const {
@@ -129,14 +259,26 @@ const AttackFederation::Site& AttackFederation::site(const std::string& id) cons
 v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::WorkItem& item,
                                             const client::FetchCertificatesCall& fetch) {
   Site& site = sites_.at(id);
-  if (!item.secagg().has_advertisements()) return site.agent->Answer(item, absl::Now());
-  v1::WorkItem listed = item;
-  const client::FetchCertificatesCall none =
-      [](const std::vector<std::string>&) -> absl::StatusOr<std::vector<std::string>> {
-    return std::vector<std::string>();
-  };
-  (void)site.certificates.Complete(&listed, fetch ? fetch : none);
-  return site.agent->Answer(listed, absl::Now());
+  site.last_item = item;
+  v1::PushResultRequest answer;
+  if (!item.secagg().has_advertisements()) {
+    answer = site.agent->Answer(item, absl::Now());
+  } else {
+    v1::WorkItem listed = item;
+    const client::FetchCertificatesCall none =
+        [](const std::vector<std::string>&) -> absl::StatusOr<std::vector<std::string>> {
+      return std::vector<std::string>();
+    };
+    (void)site.certificates.Complete(&listed, fetch ? fetch : none);
+    answer = site.agent->Answer(listed, absl::Now());
+  }
+  if (site.ledger != nullptr) {
+    // As the daemon sends it: recorded first (client/internal/recorded_caller.h).
+    const std::string bytes = SentBytes(answer);
+    EXPECT_OK(site.ledger->Record(client::PushResultMessage(item, answer), bytes, absl::Now()));
+    site.sent.push_back(crypto::Sha256(bytes));
+  }
+  return answer;
 }
 
 absl::Status AttackFederation::Restart(const std::string& id) { return StartAgent(sites_.at(id)); }

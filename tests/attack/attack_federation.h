@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/ledger.h"
 #include "client/peer_certificates.h"
 #include "client/site_agent.h"
 #include "crypto/signature.h"
@@ -61,6 +62,20 @@ class AttackFederation {
   // directory: what a daemon restart does.
   absl::Status Restart(const std::string& site);
 
+  // Gives the site an egress ledger as its daemon has (client/ledger.h, attached to the
+  // agent: SiteAgent::SetLedger) and restarts its agent: from then on each answer Ask
+  // returns is also recorded as the daemon sends it (EgressLedger::Record of the bytes
+  // RecordedCaller would send), and the site's store counts its writes.
+  absl::Status AttachLedger(const std::string& site);
+  // With AttachLedger: the writes of the site's store since (each one synced), and the
+  // SHA-256 of each answer sent through its ledger, in order.
+  int store_writes(const std::string& site) const;
+  const std::vector<std::string>& sent(const std::string& site) const;
+  // The site's store (its agent's: valid until the next restart).
+  client::SiteStore& store(const std::string& site);
+  // The last work item the site was asked (Ask), as it was given.
+  const v1::WorkItem& last_item(const std::string& site) const;
+
   // Gives the site `policy` (defaults applied and validated as the daemon does with its
   // config file; INVALID_ARGUMENT naming the field otherwise) and restarts its agent.
   absl::Status SetPolicy(const std::string& site, const v1::LocalPolicy& policy);
@@ -96,6 +111,13 @@ class AttackFederation {
     std::string certificate;
     std::unique_ptr<crypto::Signer> signer;
     std::unique_ptr<client::SiteAgent> agent;
+    // AttachLedger: the ledger over the agent's store (destroyed before it), the store's
+    // writes and what was sent.
+    bool with_ledger = false;
+    std::unique_ptr<client::EgressLedger> ledger;
+    int store_writes = 0;
+    std::vector<std::string> sent;
+    v1::WorkItem last_item;
     client::PeerCertificates certificates;
     size_t train_rows = 0;
   };

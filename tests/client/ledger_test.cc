@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/site_ledger.pb.h"
+#include "proto/site_state.pb.h"
 #include "rocksdb/db.h"
 #include "tests/testing/raw_rocksdb.h"
 #include "tests/testing/status_matchers.h"
@@ -48,23 +49,50 @@ class LedgerTest : public ::testing::Test {
   // `n` messages through an EgressLedger over `store`, a checkpoint every `every`; the
   // message at `ends` (1-based, 0 for none) ends a session.
   void Record(SiteStore* store, int n, uint32_t every, int ends = 0) {
+    std::unique_ptr<EgressLedger> ledger = OpenLedger(store, every);
+    ASSERT_NE(ledger, nullptr);
+    for (int i = 1; i <= n; ++i) {
+      ASSERT_OK(ledger->Record(Answer(static_cast<uint32_t>(i % 5 + 1), i == ends),
+                               absl::StrCat("bytes of message ", i), absl::Now()));
+    }
+  }
+
+  // An EgressLedger over `store`, a checkpoint every `every` entries.
+  std::unique_ptr<EgressLedger> OpenLedger(SiteStore* store, uint32_t every = 64) {
     EgressLedgerOptions options;
     options.coordinator_address = "127.0.0.1:7443";
     options.coordinator_name = "coordinator";
     options.checkpoint_every = every;
     options.certificate_pem = cert_pem_;
-    ASSERT_OK_AND_ASSIGN(auto ledger, EgressLedger::Open(store, signer_.get(), options));
-    for (int i = 1; i <= n; ++i) {
-      EgressMessage m;
-      m.kind = v1::LEDGER_PUSH_RESULT;
-      m.task_id = "task-1";
-      m.round = 1;
-      m.stage = v1::STAGE_FIT;
-      m.session = "task-1/r1/fit/a1";
-      m.step = static_cast<uint32_t>(i % 5 + 1);
-      m.ends_session = i == ends;
-      ASSERT_OK(ledger->Record(m, absl::StrCat("bytes of message ", i), absl::Now()));
-    }
+    auto ledger = EgressLedger::Open(store, signer_.get(), options);
+    EXPECT_OK(ledger.status());
+    return ledger.ok() ? *std::move(ledger) : nullptr;
+  }
+
+  // A site's answer to `step` of one session.
+  static EgressMessage Answer(uint32_t step, bool ends_session = false) {
+    EgressMessage m;
+    m.kind = v1::LEDGER_PUSH_RESULT;
+    m.task_id = "task-1";
+    m.round = 1;
+    m.stage = v1::STAGE_FIT;
+    m.session = "task-1/r1/fit/a1";
+    m.step = step;
+    m.ends_session = ends_session;
+    return m;
+  }
+
+  // EgressLedger::RecordWith of `bytes` whose write stores the records as a session write
+  // would (counted in *writes).
+  static absl::Status RecordWith(EgressLedger& ledger, SiteStore& store, const EgressMessage& m,
+                                 const std::string& bytes, int* writes) {
+    return ledger.RecordWith(
+        m, bytes.size(), crypto::Sha256(bytes), absl::Now(), [&](const LedgerRecords& records) {
+          ++*writes;
+          v1::SiteSessionRecord session;
+          session.set_session(m.session);
+          return store.PutSessionWithLedger(session, nullptr, nullptr, records);
+        });
   }
 
   absl::StatusOr<LedgerVerification> Verify(SiteStore& store) {
@@ -129,6 +157,66 @@ TEST_F(LedgerTest, ChainAndCheckpointsVerify) {
   EXPECT_EQ(v.checkpoints, 3u);
   EXPECT_EQ(v.signed_through, 8u);
   EXPECT_EQ(v.site_id, "hospital-a");
+}
+
+TEST_F(LedgerTest, AnEntryWrittenWithItsAnswerIsNotWrittenAgainWhenTheAnswerIsSent) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get());
+  ASSERT_NE(ledger, nullptr);
+  int writes = 0;
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(5, /*ends_session=*/true), "unmasking", &writes));
+  EXPECT_EQ(writes, 1);
+  // The session's end is checkpointed in the same write.
+  ASSERT_OK_AND_ASSIGN(auto checkpoints, store->ListLedgerCheckpoints());
+  ASSERT_EQ(checkpoints.size(), 1u);
+  EXPECT_EQ(checkpoints[0].sequence(), 1u);
+  EXPECT_EQ(checkpoints[0].reason(), "session_end");
+  // Sending it: already recorded, nothing appended.
+  ASSERT_OK(ledger->Record(Answer(5, true), "unmasking", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].sent_sha256(), crypto::Sha256("unmasking"));
+  EXPECT_EQ(entries[0].byte_count(), std::string("unmasking").size());
+  EXPECT_EQ(entries[0].step(), 5u);
+  // The next message is recorded as before, chained after it.
+  ASSERT_OK(ledger->Record(Answer(1), "next", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(LedgerVerification v, Verify(*store));
+  EXPECT_EQ(v.entries, 2u);
+  EXPECT_EQ(v.signed_through, 1u);
+}
+
+TEST_F(LedgerTest, AnEntryWrittenAheadWhoseMessageIsNotSentNextStaysInTheChain) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get());
+  ASSERT_NE(ledger, nullptr);
+  int writes = 0;
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(2), "shares", &writes));
+  // Other bytes go out instead: their own entry; then the answer after all: another.
+  ASSERT_OK(ledger->Record(Answer(2), "other bytes", absl::Now()));
+  ASSERT_OK(ledger->Record(Answer(2), "shares", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].sent_sha256(), crypto::Sha256("shares"));
+  EXPECT_EQ(entries[1].sent_sha256(), crypto::Sha256("other bytes"));
+  EXPECT_EQ(entries[2].sent_sha256(), crypto::Sha256("shares"));
+  EXPECT_OK(Verify(*store).status());
+}
+
+TEST_F(LedgerTest, AFailedWriteWithAnAnswerLeavesTheChainAsItWas) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get());
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_THAT(
+      ledger->RecordWith(Answer(3), 6, crypto::Sha256("masked"), absl::Now(),
+                         [](const LedgerRecords&) { return absl::UnavailableError("disk full"); }),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("disk full")));
+  // Nothing was written, so sending the answer records it then.
+  ASSERT_OK(ledger->Record(Answer(3), "masked", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].sequence(), 1u);
+  EXPECT_EQ(entries[0].sent_sha256(), crypto::Sha256("masked"));
+  EXPECT_OK(Verify(*store).status());
 }
 
 TEST_F(LedgerTest, ReopenedLedgerContinuesTheChain) {

@@ -13,6 +13,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/site_budget.pb.h"
+#include "proto/site_ledger.pb.h"
 #include "proto/site_state.pb.h"
 #include "tests/client/site_store_testing.h"
 #include "tests/testing/proto_matchers.h"
@@ -179,7 +181,7 @@ TEST_P(SiteStoreTest, MalformedPutSessionIsInvalidArgumentAndWritesNothing) {
   cases.push_back(
       {"contribution_key differs", other_key, MakeContribution(Key(1), "s1"), "contribution_key"});
   // Part keys: at least two, the first the key, the session's, distinct 32-byte keys.
-  auto with_parts = [&](std::vector<std::string> keys, bool in_session) {
+  auto with_parts = [&](const std::vector<std::string>& keys, bool in_session) {
     Case c{"parts", session, MakeContribution(Key(1), "s1"), ""};
     for (const std::string& k : keys) {
       c.contribution.add_part_keys(k);
@@ -276,6 +278,71 @@ TEST_P(SiteStoreTest, ConcurrentSessionsRacingForOneKeyLeaveExactlyOneOwner) {
   ASSERT_OK_AND_ASSIGN(v1::ContributionRecord stored, store_->GetContribution(Key(0x42)));
   EXPECT_EQ(stored.session(), winner);
   EXPECT_THAT(store_->ListSessions(), IsOkAndHolds(SizeIs(1)));
+}
+
+// Ledger records numbered `sequence` (digests of the right size; the store keeps the
+// order, the chain is client/ledger.h's).
+v1::LedgerEntry Entry(uint64_t sequence) {
+  v1::LedgerEntry entry;
+  entry.set_sequence(sequence);
+  entry.set_kind(v1::LEDGER_PUSH_RESULT);
+  entry.set_sent_sha256(std::string(32, static_cast<char>(sequence)));
+  entry.set_prev_hash(std::string(32, '\0'));
+  return entry;
+}
+
+v1::LedgerCheckpoint CheckpointAt(uint64_t sequence) {
+  v1::LedgerCheckpoint checkpoint;
+  checkpoint.set_sequence(sequence);
+  checkpoint.set_head_hash(std::string(32, 'h'));
+  checkpoint.set_signature("signature");
+  return checkpoint;
+}
+
+TEST_P(SiteStoreTest, ASessionWrittenWithItsLedgerRecordsStoresThemAll) {
+  const v1::SiteSessionRecord opened = MakeSession("s1", Key(1));
+  const v1::LedgerEntry first = Entry(1);
+  ASSERT_OK(store_->PutSessionWithLedger(opened, nullptr, nullptr, {&first, nullptr}));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(opened)));
+  EXPECT_THAT(store_->ListLedgerEntries(), IsOkAndHolds(ElementsAre(EqualsProto(first))));
+  EXPECT_THAT(store_->ListLedgerCheckpoints(), IsOkAndHolds(IsEmpty()));
+
+  // The masked input's write: the contribution, the entry and the checkpoint over it.
+  const v1::SiteSessionRecord sent = Sent(opened);
+  const v1::ContributionRecord contribution = MakeContribution(Key(1), "s1");
+  const v1::LedgerEntry second = Entry(2);
+  const v1::LedgerCheckpoint checkpoint = CheckpointAt(2);
+  ASSERT_OK(store_->PutSessionWithLedger(sent, &contribution, nullptr, {&second, &checkpoint}));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(sent)));
+  EXPECT_THAT(store_->GetContribution(Key(1)), IsOkAndHolds(EqualsProto(contribution)));
+  EXPECT_THAT(store_->ListLedgerEntries(),
+              IsOkAndHolds(ElementsAre(EqualsProto(first), EqualsProto(second))));
+  EXPECT_THAT(store_->ListLedgerCheckpoints(), IsOkAndHolds(ElementsAre(EqualsProto(checkpoint))));
+}
+
+TEST_P(SiteStoreTest, ASessionWriteWhoseLedgerRecordsAreRefusedWritesNothing) {
+  ASSERT_OK(store_->AppendLedgerEntry(Entry(1)));
+  const v1::SiteSessionRecord sent = Sent(MakeSession("s1", Key(1)));
+  const v1::ContributionRecord contribution = MakeContribution(Key(1), "s1");
+  const v1::LedgerEntry skipped = Entry(3);
+  EXPECT_THAT(store_->PutSessionWithLedger(sent, &contribution, nullptr, {&skipped, nullptr}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("entry 3 after entry 1")));
+  const v1::LedgerEntry next = Entry(2);
+  const v1::LedgerCheckpoint elsewhere = CheckpointAt(5);
+  EXPECT_THAT(store_->PutSessionWithLedger(sent, &contribution, nullptr, {&next, &elsewhere}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("checkpoint 5")));
+  EXPECT_THAT(store_->PutSessionWithLedger(sent, &contribution, nullptr, {nullptr, &elsewhere}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without its entry")));
+  v1::BudgetCharge charge;
+  charge.set_contribution_key(Key(1));
+  EXPECT_THAT(store_->PutSessionWithLedger(sent, nullptr, &charge, {&next, nullptr}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without a contribution")));
+  // Nothing of any refused write is stored.
+  EXPECT_THAT(store_->GetSession("s1"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetContribution(Key(1)), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->ListLedgerEntries(), IsOkAndHolds(ElementsAre(EqualsProto(Entry(1)))));
+  EXPECT_THAT(store_->ListLedgerCheckpoints(), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store_->ListBudgetCharges(), IsOkAndHolds(IsEmpty()));
 }
 
 INSTANTIATE_TEST_SUITE_P(
