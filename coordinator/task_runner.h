@@ -281,8 +281,12 @@ class TaskRunner {
                                const std::vector<std::string>& survivors,
                                const std::vector<proto::QueryRelease>& answers);
   // The round's FIT stage up to an applied update, kept in `in_flight` (fit_done, the new
-  // model, the participants, train_examples, the strategy's state). false if the stage
-  // ended without one (the task's state says how).
+  // model, the participants, train_examples, the strategy's state), in memory only: the
+  // caller stores it before anything that may take long (an evaluation session), or
+  // commits the round with it. A crash before either resumes the session from its last
+  // boundary (the sites answer its last step again with their stored answers), as one
+  // after the session's end always could. false if the stage ended without an update (the
+  // task's state says how).
   // With `evaluate_previous` the session is a FIT_EVALUATE one: it also evaluates `global`,
   // the previous round's model, whose metrics and evaluators it keeps in `in_flight`
   // (previous_evaluated; a refused evaluation part is a drop line, the fit goes on).

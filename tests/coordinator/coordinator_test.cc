@@ -594,6 +594,50 @@ TEST(CoordinatorRestartTest, ResumesFromTheLastCommittedRoundAndKeepsCommittedRo
   }
 }
 
+// A store noting the rounds of the in-flight records written with a fit's result.
+class FitResultsStore : public testing::FaultInjectingStore {
+ public:
+  using FaultInjectingStore::FaultInjectingStore;
+  absl::Status PutInFlight(const v1::InFlightRound& record) override {
+    if (record.fit_done()) {
+      absl::MutexLock lock(&mu_);
+      rounds_.insert(record.round());
+    }
+    return FaultInjectingStore::PutInFlight(record);
+  }
+  std::set<uint32_t> rounds() {
+    absl::MutexLock lock(&mu_);
+    return rounds_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<uint32_t> rounds_ ABSL_GUARDED_BY(mu_);
+};
+
+// A round's fit result is stored by the round's commit, in the same write, not before it:
+// an in-flight record holding it is written only for the last round, whose model gets an
+// evaluation session of its own before the commit. (A crash between a session's end and
+// the commit resumes the session from its last boundary: the crash campaign's
+// session_ended points, tests/e2e/crash_campaign_test.cc.)
+TEST(CoordinatorStoreTest, AFitResultIsStoredByItsRoundsCommitUnlessAnEvaluationSessionFollows) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto pki, tessera::testing::TestPki::Create(dir.path()));
+  auto owned = std::make_unique<FitResultsStore>(NewMemoryStore());
+  FitResultsStore* store = owned.get();
+  ASSERT_OK_AND_ASSIGN(auto c, Coordinator::Create(std::move(owned), common::Clock::Real(),
+                                                   FastOptions(*pki)));
+  FakeSite a(c.get(), pki.get(), "site-a", {.train_rows = 30, .delta = 1});
+  FakeSite b(c.get(), pki.get(), "site-b", {.train_rows = 10, .delta = 5});
+  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted, c->SubmitTask("op", ToySpec(3, 2)));
+  const std::string& id = submitted.task_id();
+  ASSERT_TRUE(Eventually([&] { return Finished(*c, id); }));
+  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, c->GetTask(id));
+  ASSERT_EQ(got.task().state(), v1::TASK_COMPLETED) << got.task().state_reason();
+  EXPECT_EQ(got.task().last_committed_round(), 3);
+  EXPECT_THAT(store->rounds(), ::testing::ElementsAre(3u));
+}
+
 // A store whose checkpoint of round 0 reads back changed after its first read, as damage
 // would leave it.
 class ChangingCheckpointStore : public testing::FaultInjectingStore {
