@@ -6,7 +6,9 @@
 #     sites for two rounds (round time, FIT session time, bytes per site per round over
 #     4d, site CPU per session), the same with 64-1000-925-10 (d = 1,000,185) for one
 #     round (the coordinator's peak memory), and the demo's logistic regression over three
-#     sites for 20 rounds (time in rounds, a site daemon's peak memory);
+#     sites for 20 rounds (time in rounds, a site daemon's peak memory), then again on a
+#     slow disk (tests/e2e/slow_sync.cc preloaded: every sync waits 2 ms, as a disk
+#     without a write cache);
 #   - client_bench's MLP 784-128-10 training on Fashion-MNIST (batch 32, one thread);
 #   - secagg_bench's scaling in n (tests/secagg/secagg_bench.cc): whole Bonawitz sessions in
 #     one process for n = 25..400 sites at d = 10^4 and 10^5, and the exponent b of
@@ -48,7 +50,7 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
     -DTESSERA_BUILD_BENCHMARKS=ON >/dev/null
 fi
 cmake --build "$build_dir" -j "$jobs" --target federation_bench client_bench secagg_bench \
-  tessera-coordinator tessera-client >/dev/null
+  tessera-coordinator tessera-client tessera_slow_sync >/dev/null
 build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build_dir/CMakeCache.txt")"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -68,11 +70,19 @@ federation() {
   grep '^BENCH ' "$out.log" >>"$out" || { echo "bench.sh: $filter printed no figures" >&2; exit 1; }
   echo "load after: $(load)"
 }
+# The logistic regression on a slow disk: its BENCH line tagged logistic_slow_disk.
+slow_disk() {
+  local preload="$build_dir/tests/e2e/libtessera_slow_sync.so"
+  [[ -f "$preload" ]] || { echo "bench.sh: $preload was not built" >&2; exit 1; }
+  federation LogisticRegressionRounds "$@" TESSERA_SLOW_SYNC_US=2000 LD_PRELOAD="$preload"
+  sed -i '$ s/ scenario=logistic / scenario=logistic_slow_disk /' "$out"
+}
 
 if [[ $quick == 1 ]]; then
   federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES=4 TESSERA_BENCH_HIDDEN=32 \
     TESSERA_BENCH_ROUNDS=1
   federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=3
+  slow_disk TESSERA_BENCH_LR_ROUNDS=3
   training_filter='BM_TrainMlpFashionMnist/0'
   training_time='--benchmark_min_time=0.1'
   scaling_n=10,20,40
@@ -85,6 +95,7 @@ else
   federation SecureRoundsDigitsMlp TESSERA_BENCH_SITES="$sites" TESSERA_BENCH_HIDDEN=1000 \
     TESSERA_BENCH_HIDDEN2=925 TESSERA_BENCH_ROUNDS=1
   federation LogisticRegressionRounds TESSERA_BENCH_LR_ROUNDS=20
+  slow_disk TESSERA_BENCH_LR_ROUNDS=20
   training_filter='BM_TrainMlpFashionMnist/0'
   training_time='--benchmark_min_time=2'
   scaling_n=25,50,100,200,400
@@ -126,6 +137,7 @@ for line in open(sys.argv[1]):
     rows.append(fields)
 secure = [r for r in rows if r["scenario"] == "secure-mlp"]
 logistic = [r for r in rows if r["scenario"] == "logistic"]
+slow_disk = [r for r in rows if r["scenario"] == "logistic_slow_disk"]
 print()
 print("| measure | value |")
 print("|---|---|")
@@ -144,6 +156,9 @@ for r in logistic:
     print(f"| {r['rounds']}-round logistic regression, {r['sites']} sites: time in rounds | "
           f"{r['rounds_total_s']} s (median round {r['round_median_s']} s) |")
     print(f"| site daemon peak RSS, logistic regression | {r['site_peak_mib']} MiB |")
+for r in slow_disk:
+    print(f"| the same on a slow disk (every sync 2 ms): time in rounds | "
+          f"{r['rounds_total_s']} s (median round {r['round_median_s']} s) |")
 print(f"| MLP 784-128-10 local training, batch 32, 1 thread | {int(sys.argv[2]):,} samples/s |")
 EOF
 echo
