@@ -59,6 +59,10 @@ namespace tessera::crypto {
 class Signer;
 }  // namespace tessera::crypto
 
+namespace google::protobuf {
+class MessageLite;
+}  // namespace google::protobuf
+
 namespace tessera::v1 {  // proto/federation.proto
 class WorkItem;
 class PushResultRequest;
@@ -124,6 +128,11 @@ struct EgressLedgerOptions {
   // The site's certificate (PEM), whose key is the signer's.
   std::string certificate_pem;
 };
+
+// The bytes a request leaves as (client/internal/recorded_caller.h) and the ledger
+// hashes: `message` serialised deterministically, which crypto::HashMessage hashes too.
+// INTERNAL if it cannot be serialised (over 2 GiB).
+absl::StatusOr<std::string> SentBytes(const google::protobuf::MessageLite& message);
 
 // What the ledger records of the message that carries `answer`, the site's answer to
 // `item` (Federation.PushResult).

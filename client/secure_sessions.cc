@@ -136,8 +136,7 @@ absl::Status SecureSessions::Write(const v1::SiteSessionRecord& record,
     return charge != nullptr ? store_->PutSessionCharged(record, *contribution, *charge)
                              : store_->PutSession(record, contribution);
   }
-  // The bytes RecordedCaller will send: the answer serialised deterministically, which
-  // crypto::HashMessage hashes.
+  // The bytes the answer will leave as (SentBytes): crypto::HashMessage is their SHA-256.
   return ledger_->RecordWith(PushResultMessage(item, answer), answer.ByteSizeLong(),
                              answer_sha256.empty() ? crypto::HashMessage(answer) : answer_sha256,
                              now, [&](const LedgerRecords& ledger) {

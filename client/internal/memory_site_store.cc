@@ -92,40 +92,20 @@ class MemorySiteStore final : public SiteStore {
                                     const v1::ContributionRecord* contribution,
                                     const v1::BudgetCharge* charge,
                                     const LedgerRecords& ledger) override {
-    RETURN_IF_ERROR(internal::CheckPutSession(session, contribution));
-    if (charge != nullptr) {
-      if (contribution == nullptr) {
-        return absl::InvalidArgumentError("PutSessionWithLedger: a charge without a contribution");
-      }
-      RETURN_IF_ERROR(internal::CheckBudgetCharge(session, *contribution, *charge));
-    }
-    if (ledger.entry == nullptr && ledger.checkpoint != nullptr) {
-      return absl::InvalidArgumentError(
-          "PutSessionWithLedger: a ledger checkpoint without its entry");
-    }
+    RETURN_IF_ERROR(internal::CheckPutSessionWithLedger(session, contribution, charge, ledger));
     absl::MutexLock lock(&mu_);
-    if (ledger.entry != nullptr) {
-      const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
-      RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(*ledger.entry, last));
-      if (ledger.checkpoint != nullptr) {
-        const uint64_t at = ledger.checkpoint->sequence();
-        RETURN_IF_ERROR(internal::CheckPutLedgerCheckpoint(
-            *ledger.checkpoint, at == ledger.entry->sequence() || ledger_.contains(at)));
-      }
-    }
+    RETURN_IF_ERROR(CheckLedger(ledger));
     RETURN_IF_ERROR(Put(session, contribution));
     if (charge != nullptr) charges_[internal::BudgetChargeKey(*charge)] = *charge;
-    if (ledger.entry != nullptr) ledger_[ledger.entry->sequence()] = *ledger.entry;
-    if (ledger.checkpoint != nullptr)
-      checkpoints_[ledger.checkpoint->sequence()] = *ledger.checkpoint;
+    PutLedger(ledger);
     return absl::OkStatus();
   }
 
   absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) override {
+    const LedgerRecords appended{&entry, nullptr};
     absl::MutexLock lock(&mu_);
-    const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
-    RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(entry, last));
-    ledger_[entry.sequence()] = entry;
+    RETURN_IF_ERROR(CheckLedger(appended));
+    PutLedger(appended);
     return absl::OkStatus();
   }
 
@@ -186,6 +166,25 @@ class MemorySiteStore final : public SiteStore {
 
  private:
   // PutSession's write, arguments checked: all of it or (ALREADY_EXISTS) nothing.
+  // The ledger records against what is stored: the entry next in sequence, the checkpoint
+  // over it or over a stored entry.
+  absl::Status CheckLedger(const LedgerRecords& ledger) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (ledger.entry == nullptr) return absl::OkStatus();
+    const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
+    RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(*ledger.entry, last));
+    if (ledger.checkpoint == nullptr) return absl::OkStatus();
+    const uint64_t at = ledger.checkpoint->sequence();
+    return internal::CheckPutLedgerCheckpoint(
+        *ledger.checkpoint, at == ledger.entry->sequence() || ledger_.contains(at));
+  }
+
+  void PutLedger(const LedgerRecords& ledger) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (ledger.entry != nullptr) ledger_[ledger.entry->sequence()] = *ledger.entry;
+    if (ledger.checkpoint != nullptr) {
+      checkpoints_[ledger.checkpoint->sequence()] = *ledger.checkpoint;
+    }
+  }
+
   absl::Status Put(const v1::SiteSessionRecord& session, const v1::ContributionRecord* contribution)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (contribution != nullptr) {

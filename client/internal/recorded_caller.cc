@@ -8,8 +8,6 @@
 #include "absl/time/clock.h"
 #include "client/chunked_upload.h"
 #include "common/status.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proto/grpc_status.h"
 #include "proto/transfer.h"
 
@@ -48,15 +46,10 @@ absl::Status RecordedCaller::Call(grpc::ClientContext* ctx, const char* method,
                                   const google::protobuf::MessageLite& request,
                                   const EgressMessage& what,
                                   google::protobuf::MessageLite* response) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    if (!request.SerializeToCodedStream(&out)) {
-      return absl::InternalError(absl::StrCat(method, ": cannot serialise the request"));
-    }
-  }
+  absl::StatusOr<std::string> serialised = SentBytes(request);
+  if (!serialised.ok())
+    return absl::InternalError(absl::StrCat(method, ": cannot serialise the request"));
+  const std::string bytes = *std::move(serialised);
   absl::Status recorded = ledger_->Record(what, bytes, absl::Now());
   if (!recorded.ok()) {
     return absl::InternalError(

@@ -196,11 +196,11 @@ class RocksDbSiteStore final : public SiteStore {
   absl::Status CheckAddedFamilies();
   absl::Status CheckBudgetFamily();  // rocksdb_site_store_budget.cc
 
-  // What PutSessionCharged adds to the session's batch (arguments checked here):
-  // `charge` under its key. Runs under the writers' lock (PutSessionWith's `more`).
+  // What PutSessionCharged adds to the session's batch (arguments checked already:
+  // CheckPutSessionWithLedger): `charge` under its key. Runs under the writers' lock
+  // (PutSessionWith's `more`).
   using BatchPart = std::function<absl::Status(rocksdb::WriteBatch&)>;
   absl::StatusOr<BatchPart> ChargePart(const v1::SiteSessionRecord& session,
-                                       const v1::ContributionRecord& contribution,
                                        const v1::BudgetCharge& charge);
 
   // ---- Upkeep (rocksdb_site_store_upkeep.cc)
@@ -268,8 +268,9 @@ class RocksDbSiteStore final : public SiteStore {
   absl::Status CheckLedger();
 
   // What PutSessionWithLedger and AppendLedgerEntry add to a batch: the entry (checked
-  // against the last stored one, under the writers' lock) and the checkpoint. The records
-  // must outlive the part. Empty records: nothing.
+  // against the last stored one, under the writers' lock) and the checkpoint (a checkpoint
+  // comes only with its entry: CheckPutSessionWithLedger). The records must outlive the
+  // part. No entry: nothing.
   absl::StatusOr<BatchPart> LedgerPart(const LedgerRecords& ledger, const std::string& what);
 
   const std::string directory_;

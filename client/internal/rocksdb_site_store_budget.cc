@@ -35,9 +35,7 @@ absl::Status RocksDbSiteStore::PutSessionCharged(const v1::SiteSessionRecord& se
 }
 
 absl::StatusOr<RocksDbSiteStore::BatchPart> RocksDbSiteStore::ChargePart(
-    const v1::SiteSessionRecord& session, const v1::ContributionRecord& contribution,
-    const v1::BudgetCharge& charge) {
-  RETURN_IF_ERROR(CheckBudgetCharge(session, contribution, charge));
+    const v1::SiteSessionRecord& session, const v1::BudgetCharge& charge) {
   rocksdb::ColumnFamilyHandle* budget = Family(kBudgetCf);
   if (budget == nullptr) return absl::InternalError("PutSessionCharged: no budget family");
   std::string value;

@@ -44,13 +44,10 @@ absl::Status RocksDbSiteStore::PutSessionWithLedger(const v1::SiteSessionRecord&
                                                     const LedgerRecords& ledger) {
   const char* op = charge != nullptr ? "PutSessionCharged" : "PutSession";
   RETURN_IF_ERROR(Writable(op));
-  RETURN_IF_ERROR(CheckPutSession(session, contribution));
+  RETURN_IF_ERROR(CheckPutSessionWithLedger(session, contribution, charge, ledger));
   BatchPart charged;
   if (charge != nullptr) {
-    if (contribution == nullptr) {
-      return absl::InvalidArgumentError("PutSessionWithLedger: a charge without a contribution");
-    }
-    ASSIGN_OR_RETURN(charged, ChargePart(session, *contribution, *charge));
+    ASSIGN_OR_RETURN(charged, ChargePart(session, *charge));
   }
   ASSIGN_OR_RETURN(BatchPart logged,
                    LedgerPart(ledger, absl::StrCat(op, " \"", session.session(), "\"")));
@@ -64,12 +61,7 @@ absl::Status RocksDbSiteStore::PutSessionWithLedger(const v1::SiteSessionRecord&
 
 absl::StatusOr<RocksDbSiteStore::BatchPart> RocksDbSiteStore::LedgerPart(
     const LedgerRecords& ledger, const std::string& what) {
-  if (ledger.entry == nullptr) {
-    if (ledger.checkpoint != nullptr) {
-      return absl::InvalidArgumentError(what + ": a ledger checkpoint without its entry");
-    }
-    return BatchPart();
-  }
+  if (ledger.entry == nullptr) return BatchPart();
   std::string entry_value;
   if (!ledger.entry->SerializeToString(&entry_value)) {
     return absl::InternalError(what + ": cannot serialise the ledger entry");

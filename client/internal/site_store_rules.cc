@@ -9,6 +9,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "client/internal/site_budget_records.h"
+#include "common/status.h"
+#include "proto/site_budget.pb.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client::internal {
@@ -57,6 +60,24 @@ absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
       return absl::InvalidArgumentError(absl::StrCat(
           what, "part key ", Hex(key), " is not a distinct ", kContributionKeySize, "-byte key"));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                       const v1::ContributionRecord* contribution,
+                                       const v1::BudgetCharge* charge,
+                                       const LedgerRecords& ledger) {
+  RETURN_IF_ERROR(CheckPutSession(session, contribution));
+  if (charge != nullptr) {
+    if (contribution == nullptr) {
+      return absl::InvalidArgumentError("PutSessionWithLedger: a charge without a contribution");
+    }
+    RETURN_IF_ERROR(CheckBudgetCharge(session, *contribution, *charge));
+  }
+  if (ledger.entry == nullptr && ledger.checkpoint != nullptr) {
+    return absl::InvalidArgumentError(
+        "PutSessionWithLedger: a ledger checkpoint without its entry");
   }
   return absl::OkStatus();
 }

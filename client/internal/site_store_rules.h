@@ -1,5 +1,6 @@
 // What both site stores (client/site_store.h) check and say the same way: the arguments
-// of PutSession, the once-only rule for contribution keys, and the texts of their errors.
+// of PutSession (and PutSessionWithLedger), the once-only rule for contribution keys, and the texts
+// of their errors.
 #ifndef TESSERA_CLIENT_INTERNAL_SITE_STORE_RULES_H_
 #define TESSERA_CLIENT_INTERNAL_SITE_STORE_RULES_H_
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "client/site_store.h"
 #include "proto/site_state.pb.h"
 
 namespace tessera::client::internal {
@@ -26,6 +28,14 @@ std::string Hex(std::string_view bytes);
 // the key and equal to the session's.
 absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
                              const v1::ContributionRecord* contribution);
+
+// INVALID_ARGUMENT unless PutSessionWithLedger's arguments are well formed: CheckPutSession's
+// rules; a charge only with a contribution, and CheckBudgetCharge's rules for it; a ledger
+// checkpoint only with its entry. (The ledger records against what is stored —
+// CheckAppendLedgerEntry, CheckPutLedgerCheckpoint — are checked under the store's lock.)
+absl::Status CheckPutSessionWithLedger(const v1::SiteSessionRecord& session,
+                                       const v1::ContributionRecord* contribution,
+                                       const v1::BudgetCharge* charge, const LedgerRecords& ledger);
 
 // The records a contribution is stored as, one per key it spends: itself for a one-part
 // contribution, else one copy per part key (its `key` set to that part key).

@@ -20,8 +20,6 @@
 #include "common/status.h"
 #include "crypto/hash.h"
 #include "crypto/pki_files.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
 #include "proto/model_layout.h"
 #include "proto/site_approval.pb.h"
@@ -135,18 +133,6 @@ class CountingSiteStore final : public client::SiteStore {
   const std::unique_ptr<client::SiteStore> store_;
   int* const writes_;
 };
-
-// The bytes the daemon's RecordedCaller sends for `message`: serialised deterministically.
-std::string SentBytes(const google::protobuf::MessageLite& message) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    EXPECT_TRUE(message.SerializeToCodedStream(&out));
-  }
-  return bytes;
-}
 
 }  // namespace
 
@@ -274,9 +260,11 @@ v1::PushResultRequest AttackFederation::Ask(const std::string& id, const v1::Wor
   }
   if (site.ledger != nullptr) {
     // As the daemon sends it: recorded first (client/internal/recorded_caller.h).
-    const std::string bytes = SentBytes(answer);
-    EXPECT_OK(site.ledger->Record(client::PushResultMessage(item, answer), bytes, absl::Now()));
-    site.sent.push_back(crypto::Sha256(bytes));
+    absl::StatusOr<std::string> bytes = client::SentBytes(answer);
+    EXPECT_OK(bytes.status());
+    EXPECT_OK(site.ledger->Record(client::PushResultMessage(item, answer), bytes.value_or(""),
+                                  absl::Now()));
+    site.sent.push_back(crypto::Sha256(bytes.value_or("")));
   }
   return answer;
 }

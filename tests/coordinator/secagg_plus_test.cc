@@ -109,14 +109,16 @@ void AnswerAsSites(WorkBoard& board, SecureStageRunner& runner,
   }
 }
 
-// Runs `request`'s session on `runner` while in-process sites answer it (AnswerAsSites,
-// `seen` as there) and returns its result once it has ended (waiting 30 s at most after the
-// sites' last answer, then cancelled: the session's thread is always joined).
+// Runs `request`'s session on `runner` while in-process sites answer it (AnswerAsSites:
+// `answering`, the cohort when empty; `seen` as there) and returns its result once it has
+// ended (waiting 30 s at most after the sites' last answer, then cancelled: the session's
+// thread is always joined).
 SecureStageResult RunWithSites(
     WorkBoard& board, SecureStageRunner& runner, const secagg::testing::Federation& federation,
     const SecureStageRequest& request,
     const std::function<void(const std::string& id, const PostedItem& item, v1::SecAggRound step)>&
-        seen) {
+        seen,
+    const std::vector<std::string>& answering = {}) {
   SecureStageResult result;
   absl::Notification done;
   std::thread run([&] {
@@ -127,7 +129,7 @@ SecureStageResult RunWithSites(
     runner.Cancel();
     run.join();
   };
-  AnswerAsSites(board, runner, federation, request.cohort, seen);
+  AnswerAsSites(board, runner, federation, answering.empty() ? request.cohort : answering, seen);
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   std::move(stop).Invoke();
   return result;
@@ -307,20 +309,9 @@ TEST(SecureStageExpelTest, ASiteRefusedBeforeTheSessionStartsIsDroppedAsItOpens)
   request.excluded = [&](const std::string& id) { return id == refused; };
   std::vector<std::string> answering = request.cohort;
   answering.pop_back();
-  SecureStageResult result;
-  absl::Notification done;
-  std::thread run([&] {
-    result = runner.Run(request);
-    done.Notify();
-  });
-  absl::Cleanup stop = [&] {
-    runner.Cancel();
-    run.join();
-  };
-  AnswerAsSites(board, runner, *federation, answering,
-                [](const std::string&, const PostedItem&, auto) {});
-  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  std::move(stop).Invoke();
+  const SecureStageResult result = RunWithSites(
+      board, runner, *federation, request, [](const std::string&, const PostedItem&, auto) {},
+      answering);
   EXPECT_TRUE(result.completed) << result.abort;
   EXPECT_THAT(result.survivors, ::testing::ElementsAreArray(answering));
   ASSERT_EQ(result.drops.size(), 1u);
