@@ -1,6 +1,8 @@
 #include "coordinator/monitoring.h"
 
 #include <map>
+#include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -95,6 +97,10 @@ class CountingStore final : public Store {
   }
   absl::Status PutInFlight(const v1::InFlightRound& record) override {
     return inner_->PutInFlight(record);
+  }
+  absl::Status PutInFlightWithSnapshot(const v1::InFlightRound& record,
+                                       std::span<const std::string_view> snapshot) override {
+    return inner_->PutInFlightWithSnapshot(record, snapshot);
   }
   absl::Status PutInFlightProgress(const v1::InFlightRound& record) override {
     return inner_->PutInFlightProgress(record);

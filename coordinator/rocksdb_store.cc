@@ -260,6 +260,12 @@ class RocksDbStore final : public Store {
     return WriteInFlight(record, /*with_bulk=*/true);
   }
 
+  absl::Status PutInFlightWithSnapshot(const v1::InFlightRound& record,
+                                       std::span<const std::string_view> snapshot) override {
+    RETURN_IF_ERROR(internal::CheckSnapshotApart(record));
+    return WriteInFlight(record, /*with_bulk=*/true, snapshot);
+  }
+
   absl::Status PutInFlightProgress(const v1::InFlightRound& record) override {
     bool light_only = false;
     {
@@ -420,9 +426,11 @@ class RocksDbStore final : public Store {
   // it differs from the one this process last wrote for the task (its SHA-256: the model is
   // the same through the steps of the evaluation that follows an update). Only the light
   // part is serialised; the model-sized fields are written as views of the record
-  // (InFlightBulkPieces). Only the task's runner writes its record, so what
-  // in_flight_written_ says of it does not change between the two looks.
-  absl::Status WriteInFlight(const v1::InFlightRound& record, bool with_bulk) {
+  // (InFlightBulkPieces), the snapshot as `snapshot`'s pieces if there are any. Only the
+  // task's runner writes its record, so what in_flight_written_ says of it does not change
+  // between the two looks.
+  absl::Status WriteInFlight(const v1::InFlightRound& record, bool with_bulk,
+                             std::span<const std::string_view> snapshot = {}) {
     const std::string& task_id = record.task_id();
     const std::string what = absl::StrCat("PutInFlight ", task_id);
     ASSIGN_OR_RETURN(const std::string light,
@@ -434,7 +442,7 @@ class RocksDbStore final : public Store {
       RETURN_IF_ERROR(FromRocksDb(batch.Put(in_flight_, task_id, light), what));
       return Write(&batch, what);
     }
-    const internal::InFlightBulkPieces pieces(record);
+    const internal::InFlightBulkPieces pieces(record, snapshot);
     // Read back as one message (GetInFlight).
     RETURN_IF_ERROR(CheckRecordSize(
         light.size() + internal::PiecesSize(pieces.bulk()) + internal::PiecesSize(pieces.model()),

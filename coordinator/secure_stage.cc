@@ -52,6 +52,15 @@ absl::StatusOr<v1::SecAggSetup> NewSetup(const SecureStageRequest& request) {
   return setup;
 }
 
+// Hands `write` the server's snapshot at a step boundary, as pieces viewing its relays
+// and sum (SecureStageRequest::SnapshotSource).
+absl::Status WriteSnapshot(const SecAggServer& server,
+                           const SecureStageRequest::SnapshotWriter& write) {
+  absl::StatusOr<SecAggServer::SnapshotPieces> pieces = server.SnapshotInPieces();
+  if (!pieces.ok()) return pieces.status();
+  return write(pieces->pieces());
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<v1::SecAggSparse>> SessionSparseSetup(const v1::TaskSpec& spec,
@@ -133,8 +142,10 @@ absl::StatusOr<std::unique_ptr<SecAggServer>> SecureStageRunner::OpenServer(
   if (!request.resume.has_value() && request.persist) {
     // The session's opening is recorded before its first step is posted.
     SecAggServer& opened = **server;
-    absl::Status kept =
-        request.persist(opened.round(), std::nullopt, [&opened] { return opened.SnapshotBytes(); });
+    absl::Status kept = request.persist(opened.round(), std::nullopt,
+                                        [&opened](const SecureStageRequest::SnapshotWriter& write) {
+                                          return WriteSnapshot(opened, write);
+                                        });
     if (!kept.ok()) {
       result->stopped = kept;
       result->abort = absl::StrCat("session not recorded: ", kept.message());
@@ -152,8 +163,9 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     // each (the share relays).
     std::optional<v1::SecAggServerMessage> broadcast;
     std::vector<std::string> recipients;
-    // Each site's own message, serialized (the share relays: n shares each).
-    std::map<std::string, std::string> outgoing;
+    // Each site's own message, serialized (the share relays: n shares each, shared with the
+    // server, not copied).
+    std::map<std::string, SecAggServer::OutgoingMessage> outgoing;
     v1::SecAggRound round = v1::SECAGG_ROUND_UNSPECIFIED;
     bool collecting = sink->With([&](SecAggServer& s) {
       if (s.state() != ServerState::kCollecting) return false;
@@ -210,7 +222,7 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       for (const std::string& client : recipients) outgoing[client];  // no message of its own
     }
     std::map<std::string, v1::WorkItem> items;
-    std::map<std::string, std::string> tails;
+    std::map<std::string, OwnTail> tails;
     for (auto& [client, message] : outgoing) {
       v1::WorkItem item;
       item.set_work_id(work_id);
@@ -221,10 +233,14 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       item.set_deadline_unix_ms(common::ToUnixMillis(deadline));
       item.set_secagg_session(session);
       if (!shared_message) {
-        std::string& tail = tails[client];
-        tail.reserve(message.size() + 11);
-        internal::AppendMessageField(v1::WorkItem::kSecaggFieldNumber, message, &tail);
-        std::string().swap(message);
+        // The item's secagg field: its header and the message's head here, the relay's
+        // bytes shared with the server.
+        OwnTail& tail = tails[client];
+        const size_t relay_size = message.relay != nullptr ? message.relay->size() : 0;
+        internal::AppendFieldHeader(v1::WorkItem::kSecaggFieldNumber,
+                                    message.head.size() + relay_size, &tail.head);
+        tail.head += message.head;
+        tail.shared = std::move(message.relay);
       }
       items[client] = std::move(item);
     }
@@ -259,9 +275,11 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
     } else {
       // The step is closed and the next not posted: the server does not change until then.
       // Its answers go with the boundary, in one write.
-      absl::Status kept = request.persist(next, ChangedAttempt(request, *sink), [&sink] {
-        return sink->With([](SecAggServer& s) { return s.SnapshotBytes(); });
-      });
+      absl::Status kept = request.persist(
+          next, ChangedAttempt(request, *sink),
+          [&sink](const SecureStageRequest::SnapshotWriter& write) {
+            return sink->With([&write](SecAggServer& s) { return WriteSnapshot(s, write); });
+          });
       if (!kept.ok()) {
         result->stopped = kept;
         sink->Cancel();

@@ -41,7 +41,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -118,12 +120,14 @@ struct SecureStageRequest {
   // Receives the server's snapshot at every step boundary, before that step is posted:
   // the round it opens, the session's attempt record if it changed since attempt_changed
   // (or this) last had it (the closed step's answers: to be stored in the same write, one
-  // synced write a boundary; none at the opening), and where to take the snapshot
-  // serialized from (SecAggServer::SnapshotBytes), to be called once, after the callback
-  // has let go of the previous boundary's (megabytes each for a large model: never two
-  // held at once). A non-OK status, the source's included, stops the session there
-  // (SecureStageResult::stopped).
-  using SnapshotSource = std::function<absl::StatusOr<std::string>()>;
+  // synced write a boundary; none at the opening), and the snapshot's source: called
+  // once, it hands `write` the snapshot serialized as pieces that view the server's share
+  // relays and running sum (SecAggServer::SnapshotInPieces; megabytes for a large model or
+  // cohort, never copied on the way to the store) and returns what `write` returns. The
+  // server is locked while `write` runs. A non-OK status, the source's included, stops
+  // the session there (SecureStageResult::stopped).
+  using SnapshotWriter = std::function<absl::Status(std::span<const std::string_view> snapshot)>;
+  using SnapshotSource = std::function<absl::Status(const SnapshotWriter& write)>;
   std::function<absl::Status(v1::SecAggRound round, const std::optional<v1::StageAttempt>& attempt,
                              const SnapshotSource& snapshot)>
       persist;

@@ -1,7 +1,11 @@
 #include "coordinator/store.h"
 
+#include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 
+#include "common/status.h"
 #include "coordinator/internal/model_bytes.h"
 #include "coordinator/internal/store_records.h"
 #include "proto/state.pb.h"
@@ -25,6 +29,16 @@ absl::Status Store::PutInFlightProgress(const v1::InFlightRound& record) {
   whole.set_server_snapshot(std::move(*stored->mutable_server_snapshot()));
   whole.set_strategy_state(std::move(*stored->mutable_strategy_state()));
   if (stored->has_next_model()) whole.mutable_next_model()->Swap(stored->mutable_next_model());
+  return PutInFlight(whole);
+}
+
+absl::Status Store::PutInFlightWithSnapshot(const v1::InFlightRound& record,
+                                            std::span<const std::string_view> snapshot) {
+  RETURN_IF_ERROR(internal::CheckSnapshotApart(record));
+  v1::InFlightRound whole = record;
+  std::string& joined = *whole.mutable_server_snapshot();
+  joined.reserve(internal::PiecesSize(snapshot));
+  for (std::string_view piece : snapshot) joined.append(piece.data(), piece.size());
   return PutInFlight(whole);
 }
 

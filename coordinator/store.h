@@ -20,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -98,6 +99,14 @@ class Store {
   // Replaces the task's in-flight record (there is at most one per task). NOT_FOUND if the
   // task does not exist.
   virtual absl::Status PutInFlight(const v1::InFlightRound& record) = 0;
+  // PutInFlight(record with server_snapshot set to the concatenation of `snapshot`): the
+  // snapshot of a step boundary handed over as pieces that view the secure-aggregation
+  // server's share relays and running sum (SecAggServer::SnapshotInPieces; megabytes), so
+  // that an implementation can write it without a copy of its own. record.server_snapshot
+  // must be empty (INVALID_ARGUMENT otherwise). By default the pieces are joined into a
+  // copy of the record, which PutInFlight writes.
+  virtual absl::Status PutInFlightWithSnapshot(const v1::InFlightRound& record,
+                                               std::span<const std::string_view> snapshot);
   // PutInFlight of what an operator is shown (the running session's answers): the stored
   // model-sized fields (server_snapshot, next_model, strategy_state; megabytes at
   // d = 10^6) stay as the task's last PutInFlight left them, whatever `record` holds of

@@ -5,6 +5,8 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -406,14 +408,14 @@ absl::Status TaskRunner::PersistBoundary(const v1::TaskSpec& spec, const StagePl
     release->set_noise_multiplier(plan.noise_multiplier);
     release->set_charged_unix_ms(common::ToUnixMillis(clock_->Now()));
   }
-  ASSIGN_OR_RETURN(std::string taken, snapshot());
-  in_flight.set_server_snapshot(std::move(taken));
-  absl::Status kept = store_->PutInFlight(in_flight);
-  // Stored, it is not held through the step (megabytes: the running sum from the masked
-  // input on, the share relay before it); the answers written while the step is open
-  // (PutInFlightProgress) leave the stored one as it is.
+  // The snapshot is written from the server's own bytes (megabytes: the running sum from
+  // the masked input on, the share relays before it), never held by the record; the
+  // answers written while the step is open (PutInFlightProgress) leave the stored one as
+  // it is.
   ReleaseServerSnapshot(in_flight);
-  return kept;
+  return snapshot([&](std::span<const std::string_view> pieces) {
+    return store_->PutInFlightWithSnapshot(in_flight, pieces);
+  });
 }
 
 std::optional<TaskRunner::StageEnd> TaskRunner::CloseSession(v1::TaskRecord& task,

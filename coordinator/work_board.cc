@@ -9,7 +9,7 @@ namespace tessera::coordinator {
 
 v1::WorkItem PostedItem::Whole() const {
   v1::WorkItem whole = own;
-  if (!own_tail.empty() && !whole.MergeFromString(own_tail)) return own;
+  if (!own_tail.empty() && !whole.MergeFromString(own_tail.Joined())) return own;
   if (shared != nullptr && !whole.MergeFromString(*shared)) return own;
   if (model != nullptr) {
     if (!whole.mutable_model()->ParseFromString(*model)) return own;
@@ -25,7 +25,7 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
                              const std::shared_ptr<const std::string>& model,
                              uint64_t largest_answer,
                              const std::shared_ptr<const ModelDeltaVariant>& delta,
-                             std::map<std::string, std::string> own_tails) {
+                             std::map<std::string, OwnTail> own_tails) {
   OpenWork work;
   for (auto& [client, item] : items) {
     if (item.work_id() != work_id) {
@@ -33,7 +33,7 @@ absl::Status WorkBoard::Post(const std::string& work_id, std::map<std::string, v
                                                      item.work_id(), ", not ", work_id));
     }
     work.undelivered.insert(client);
-    std::string tail;
+    OwnTail tail;
     if (auto it = own_tails.find(client); it != own_tails.end()) tail = std::move(it->second);
     work.items[client] = std::make_shared<const PostedItem>(
         PostedItem{std::move(item), shared, model, delta, std::move(tail)});

@@ -53,6 +53,18 @@ struct ModelDeltaVariant {
   std::shared_ptr<const std::string> data;
 };
 
+// Bytes that follow a client's own fields on the wire (PostedItem::own_tail): `head`, then
+// `*shared` if not null — the share relay as the secure-aggregation server keeps it (n
+// shares), shared rather than copied into the item.
+struct OwnTail {
+  std::string head;
+  std::shared_ptr<const std::string> shared;
+
+  bool empty() const { return head.empty() && (shared == nullptr || shared->empty()); }
+  // head and *shared, joined: a copy.
+  std::string Joined() const { return shared == nullptr ? head : head + *shared; }
+};
+
 // One client's work item as the board hands it out. What every client's item of a step
 // carries alike (the set-up's spec, model and standardisation: megabytes for a large model)
 // is kept once per step, serialized, in `shared`, and never copied into each client's item:
@@ -70,9 +82,9 @@ struct PostedItem {
   // The step's model as a delta, for sites that hold its base, or null.
   std::shared_ptr<const ModelDeltaVariant> delta;
   // More of the client's own fields as WorkItem wire bytes, or empty: its share relay (n
-  // shares), kept serialized rather than as a message. The client's part is `own`
-  // followed by these bytes.
-  std::string own_tail = {};
+  // shares), kept serialized rather than as a message, in two parts (OwnTail). The
+  // client's part is `own` followed by own_tail.head and *own_tail.shared.
+  OwnTail own_tail = {};
 
   // The whole item: `own` with `own_tail` and `shared` merged in and the model apart put
   // back in (then model_size is cleared): a copy, for in-process callers. An unparsable
@@ -112,7 +124,7 @@ class WorkBoard {
                     const std::shared_ptr<const std::string>& model = nullptr,
                     uint64_t largest_answer = 0,
                     const std::shared_ptr<const ModelDeltaVariant>& delta = nullptr,
-                    std::map<std::string, std::string> own_tails = {});
+                    std::map<std::string, OwnTail> own_tails = {});
 
   // The largest answer, in bytes, that open work still awaiting `client_id`'s answer may
   // need (the largest `largest_answer` posted with it); 0 if none.

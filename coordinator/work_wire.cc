@@ -66,17 +66,22 @@ grpc::ByteBuffer PullWorkResponseBytes(const PostedItem& item, std::string_view 
   v1::WorkItem own = item.own;
   own.set_crl_pem(std::string(crl_pem));
   std::string own_bytes = own.SerializeAsString();
-  own_bytes += item.own_tail;
+  own_bytes += item.own_tail.head;
+  // The client's share relay, if any, and the step's shared bytes: sent as they are kept.
+  const std::shared_ptr<const std::string>& relay = item.own_tail.shared;
+  const bool with_relay = relay != nullptr && !relay->empty();
   const std::shared_ptr<const std::string>& tail =
       TakesDelta(item, request) ? item.delta->shared : item.shared;
   const bool shared = tail != nullptr && !tail->empty();
   std::string head;
   head.reserve(own_bytes.size() + 11);
   head.push_back(kWorkTag);
-  internal::AppendVarint(own_bytes.size() + (shared ? tail->size() : 0), &head);
+  internal::AppendVarint(
+      own_bytes.size() + (with_relay ? relay->size() : 0) + (shared ? tail->size() : 0), &head);
   head += own_bytes;
   std::vector<grpc::Slice> slices;
   slices.emplace_back(head);
+  if (with_relay) slices.push_back(SharedSlice(relay, 0, relay->size()));
   if (shared) slices.push_back(SharedSlice(tail, 0, tail->size()));
   return grpc::ByteBuffer(slices.data(), slices.size());
 }

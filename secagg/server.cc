@@ -1,6 +1,7 @@
 #include "secagg/server.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -169,30 +170,31 @@ std::map<std::string, v1::SecAggServerMessage> SecAggServer::Outgoing() const {
     v1::SecAggServerMessage& message = out[id];
     message.set_round(s.round);
     // Built by CloseShareKeys or restored from a parsed snapshot: it parses.
-    if (!message.mutable_share_relay()->ParseFromString(s.relays.at(id)))
+    if (!message.mutable_share_relay()->ParseFromString(*s.relays.at(id)))
       message.clear_share_relay();
   }
   return out;
 }
 
-std::map<std::string, std::string> SecAggServer::OutgoingBytes() const {
-  std::map<std::string, std::string> out;
+std::map<std::string, SecAggServer::OutgoingMessage> SecAggServer::OutgoingBytes() const {
+  std::map<std::string, OutgoingMessage> out;
   const Impl& s = *impl_;
   if (s.state != ServerState::kCollecting) return out;
   if (std::optional<v1::SecAggServerMessage> common = Broadcast()) {
     const std::string bytes = common->SerializeAsString();
-    for (const std::string& id : Recipients()) out[id] = bytes;
+    for (const std::string& id : Recipients()) out[id].head = bytes;
     return out;
   }
   v1::SecAggServerMessage head;
   head.set_round(s.round);
   const std::string head_bytes = head.SerializeAsString();
   for (const std::string& id : Recipients()) {
-    const std::string& relay = s.relays.at(id);
-    std::string& bytes = out[id];
-    bytes.reserve(head_bytes.size() + 11 + relay.size());
-    bytes = head_bytes;
-    internal::AppendProtoField(v1::SecAggServerMessage::kShareRelayFieldNumber, relay, &bytes);
+    const std::shared_ptr<const std::string>& relay = s.relays.at(id);
+    OutgoingMessage& message = out[id];
+    message.head = head_bytes;
+    internal::AppendProtoFieldHeader(v1::SecAggServerMessage::kShareRelayFieldNumber, relay->size(),
+                                     &message.head);
+    message.relay = relay;
   }
   return out;
 }

@@ -38,6 +38,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -86,9 +87,18 @@ class SecAggServer {
 
   // The messages of the current round, one per client expected to answer it.
   std::map<std::string, v1::SecAggServerMessage> Outgoing() const;
-  // The same messages serialized, the share relays written from the bytes they are kept in
-  // (no message copy of n² shares). Each parses as Outgoing()'s message for its client.
-  std::map<std::string, std::string> OutgoingBytes() const;
+  // The same messages serialized, each in two parts: `head`, then the share relay's bytes
+  // (MASKED_INPUT; null in every other round) as this server keeps them, shared rather
+  // than copied (n shares a client, n² in all). `head` followed by `*relay` parses as
+  // Outgoing()'s message for its client. The relays are not changed once built; the
+  // server lets go of its references when the round closes.
+  struct OutgoingMessage {
+    std::string head;
+    std::shared_ptr<const std::string> relay;
+
+    std::string Joined() const { return relay == nullptr ? head : head + *relay; }
+  };
+  std::map<std::string, OutgoingMessage> OutgoingBytes() const;
 
   // The current round's one message when every client expected to answer it gets the same
   // (every round but MASKED_INPUT, whose share relays differ): what Outgoing() gives each
@@ -164,6 +174,26 @@ class SecAggServer {
   // copy of the share relays (n² shares at the masked-input boundary, kept here as bytes).
   // Parses as the message Snapshot() returns (its fields in another order); same errors.
   absl::StatusOr<std::string> SnapshotBytes() const;
+
+  // SnapshotBytes() as pieces to be written one after the other (e.g. as
+  // rocksdb::SliceParts): the share relays and the running sum are viewed where this server
+  // keeps them, never copied (megabytes: n² shares at the masked-input boundary, 4 bytes a
+  // word of the sum after it); the rest is owned by the result. The views are valid until
+  // the next non-const call on this server or its destruction. Same errors as Snapshot().
+  class SnapshotPieces {
+   public:
+    SnapshotPieces() = default;
+    const std::vector<std::string_view>& pieces() const { return pieces_; }
+    size_t size() const;
+    std::string Joined() const;
+
+   private:
+    friend class SecAggServer;
+    // On the heap, so that moving this object keeps the views into it valid.
+    std::unique_ptr<std::string> owned_;
+    std::vector<std::string_view> pieces_;
+  };
+  absl::StatusOr<SnapshotPieces> SnapshotInPieces() const;
 
   // A server that continues from `snapshot`: Outgoing() returns exactly what the original
   // returned at that boundary (byte-identical under deterministic serialisation), and fed

@@ -1,6 +1,7 @@
 // SecAggServer: closing each round, and the unmasking (rebuilding secrets from shares,
 // removing the masks from the running sum).
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -180,13 +181,14 @@ void SecAggServer::Impl::CloseShareKeys() {
     // as a `shares` field (a tag, a length of at most 10 bytes).
     size_t size = head_bytes.size();
     for (const std::string* share : shares) size += 11 + share->size();
-    std::string& relay = relays[receiver];
-    relay.reserve(size);
-    relay = head_bytes;
+    auto relay = std::make_shared<std::string>();
+    relay->reserve(size);
+    *relay = head_bytes;
     for (std::string* share : shares) {
-      internal::AppendProtoField(v1::ShareRelay::kSharesFieldNumber, *share, &relay);
+      internal::AppendProtoField(v1::ShareRelay::kSharesFieldNumber, *share, relay.get());
       std::string().swap(*share);
     }
+    relays[receiver] = std::move(relay);
   }
   for (auto& [id, client] : clients) client.outbox.clear();
   advertisement_list.Clear();

@@ -2,6 +2,8 @@
 // v1::SecAggServerSnapshot. Nothing secret passes through here: the state at a boundary
 // holds no plaintext share (see server.h).
 #include <algorithm>
+#include <bit>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -60,6 +62,24 @@ absl::StatusOr<v1::SecAggServerSnapshot> SecAggServer::Snapshot() const {
 }
 
 absl::StatusOr<std::string> SecAggServer::SnapshotBytes() const {
+  ASSIGN_OR_RETURN(const SnapshotPieces pieces, SnapshotInPieces());
+  return pieces.Joined();
+}
+
+size_t SecAggServer::SnapshotPieces::size() const {
+  size_t total = 0;
+  for (std::string_view piece : pieces_) total += piece.size();
+  return total;
+}
+
+std::string SecAggServer::SnapshotPieces::Joined() const {
+  std::string joined;
+  joined.reserve(size());
+  for (std::string_view piece : pieces_) joined.append(piece.data(), piece.size());
+  return joined;
+}
+
+absl::StatusOr<SecAggServer::SnapshotPieces> SecAggServer::SnapshotInPieces() const {
   const Impl& s = *impl_;
   if (s.state == ServerState::kCompleted ||
       (s.state == ServerState::kCollecting && !s.answered.empty())) {
@@ -67,31 +87,59 @@ absl::StatusOr<std::string> SecAggServer::SnapshotBytes() const {
   }
   v1::SecAggServerSnapshot snapshot;
   s.FillSnapshot(snapshot, /*bulk=*/false);
-  std::string bytes = snapshot.SerializeAsString();
-  // The sum's words, then each relay as a `relays` entry (its receiver, then the relay's
-  // bytes as they are), into a buffer of the snapshot's size (field headers of at most 11
-  // bytes: one for the sum, three a relay entry).
+  // The message without its bulk, the sum's field header, then each relay as a `relays`
+  // entry: its header, its receiver and the relay's header (owned), followed by the relay's
+  // bytes (viewed). Owned runs are noted as offsets and turned into views once `owned` is
+  // complete (it may move while it grows).
   const bool with_sum = s.SumInSnapshot();
-  size_t size = bytes.size() + (with_sum ? 11 + 4 * s.sum.size() : 0);
-  for (const auto& [receiver, relay] : s.relays) size += 33 + receiver.size() + relay.size();
-  bytes.reserve(size);
+  constexpr bool kWordsAreWireBytes = std::endian::native == std::endian::little;
+  size_t owned_size = snapshot.ByteSizeLong() + 11 + (kWordsAreWireBytes ? 0 : 4 * s.sum.size());
+  for (const auto& [receiver, relay] : s.relays) owned_size += 33 + receiver.size();
+  SnapshotPieces out;
+  out.owned_ = std::make_unique<std::string>();
+  std::string& owned = *out.owned_;
+  owned.reserve(owned_size);
+  struct Piece {
+    size_t offset = 0;  // in `owned`, when `viewed` is empty
+    size_t size = 0;
+    std::string_view viewed;
+  };
+  std::vector<Piece> pieces;
+  size_t from = 0;
+  const auto view = [&](std::string_view bytes) {
+    pieces.push_back({from, owned.size() - from, {}});
+    pieces.push_back({0, 0, bytes});
+    from = owned.size();
+  };
+  snapshot.AppendToString(&owned);
   if (with_sum) {
     internal::AppendProtoFieldHeader(v1::SecAggServerSnapshot::kMaskedSumFieldNumber,
-                                     4 * s.sum.size(), &bytes);
-    internal::AppendWordsAsBytes(s.sum, &bytes);
+                                     4 * s.sum.size(), &owned);
+    if constexpr (kWordsAreWireBytes) {
+      view(std::string_view(reinterpret_cast<const char*>(s.sum.data()), 4 * s.sum.size()));
+    } else {
+      internal::AppendWordsAsBytes(s.sum, &owned);
+    }
   }
   std::string head;
   for (const auto& [receiver, relay] : s.relays) {
     head.clear();
     internal::AppendProtoField(v1::SecAggShareRelayEntry::kReceiverFieldNumber, receiver, &head);
-    internal::AppendProtoFieldHeader(v1::SecAggShareRelayEntry::kRelayFieldNumber, relay.size(),
+    internal::AppendProtoFieldHeader(v1::SecAggShareRelayEntry::kRelayFieldNumber, relay->size(),
                                      &head);
     internal::AppendProtoFieldHeader(v1::SecAggServerSnapshot::kRelaysFieldNumber,
-                                     head.size() + relay.size(), &bytes);
-    bytes += head;
-    bytes += relay;
+                                     head.size() + relay->size(), &owned);
+    owned += head;
+    view(*relay);
   }
-  return bytes;
+  pieces.push_back({from, owned.size() - from, {}});
+  for (const Piece& piece : pieces) {
+    const std::string_view bytes = piece.viewed.empty()
+                                       ? std::string_view(owned).substr(piece.offset, piece.size)
+                                       : piece.viewed;
+    if (!bytes.empty()) out.pieces_.push_back(bytes);
+  }
+  return out;
 }
 
 bool SecAggServer::Impl::SumInSnapshot() const {
@@ -129,7 +177,7 @@ void SecAggServer::Impl::FillSnapshot(v1::SecAggServerSnapshot& snapshot, bool b
     if (!bulk) break;
     v1::SecAggShareRelayEntry* entry = snapshot.add_relays();
     entry->set_receiver(receiver);
-    if (!entry->mutable_relay()->ParseFromString(relay)) entry->clear_relay();  // it parses
+    if (!entry->mutable_relay()->ParseFromString(*relay)) entry->clear_relay();  // it parses
   }
   if (bulk && SumInSnapshot()) snapshot.set_masked_sum(internal::WordsToBytes(sum));
   snapshot.mutable_survivors()->Add(survivors.begin(), survivors.end());
@@ -264,7 +312,10 @@ absl::Status SecAggServer::Impl::RestoreRounds(const v1::SecAggServerSnapshot& s
   };
   for (const v1::SecAggShareRelayEntry& entry : snapshot.relays()) {
     if (!is_holder(entry.receiver()) ||
-        !relays.emplace(entry.receiver(), entry.relay().SerializeAsString()).second) {
+        !relays
+             .emplace(entry.receiver(),
+                      std::make_shared<const std::string>(entry.relay().SerializeAsString()))
+             .second) {
       return Loss("a relay for a client that is not a share holder");
     }
   }

@@ -145,18 +145,31 @@ size_t PiecesSize(std::span<const std::string_view> pieces) {
   return total;
 }
 
-InFlightBulkPieces::InFlightBulkPieces(const v1::InFlightRound& record) {
+absl::Status CheckSnapshotApart(const v1::InFlightRound& record) {
+  if (record.server_snapshot().empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("PutInFlightWithSnapshot ", record.task_id(),
+                   ": the record holds a server snapshot besides the one given apart"));
+}
+
+InFlightBulkPieces::InFlightBulkPieces(const v1::InFlightRound& record,
+                                       std::span<const std::string_view> snapshot) {
   task_id_field_ =
       LengthDelimitedHeader(v1::InFlightRound::kTaskIdFieldNumber, record.task_id().size()) +
       record.task_id();
-  const std::string& snapshot = record.server_snapshot();
+  const std::string_view whole_snapshot = record.server_snapshot();
+  if (snapshot.empty() && !whole_snapshot.empty()) snapshot = std::span(&whole_snapshot, 1);
+  const size_t snapshot_size = PiecesSize(snapshot);
   const std::string& strategy = record.strategy_state();
-  if (!snapshot.empty() || !strategy.empty()) {
+  if (snapshot_size > 0 || !strategy.empty()) {
     bulk_.push_back(task_id_field_);
-    if (!snapshot.empty()) {
+    if (snapshot_size > 0) {
       snapshot_header_ =
-          LengthDelimitedHeader(v1::InFlightRound::kServerSnapshotFieldNumber, snapshot.size());
-      bulk_.insert(bulk_.end(), {snapshot_header_, snapshot});
+          LengthDelimitedHeader(v1::InFlightRound::kServerSnapshotFieldNumber, snapshot_size);
+      bulk_.push_back(snapshot_header_);
+      for (std::string_view piece : snapshot) {
+        if (!piece.empty()) bulk_.push_back(piece);
+      }
     }
     if (!strategy.empty()) {
       strategy_header_ =

@@ -70,11 +70,14 @@ std::string InFlightModelKey(const std::string& task_id);
 // model_bytes.h).
 
 // The bulk and model values of `record` (schema version 3) as pieces, without copying the
-// snapshot, the strategy's state or the model. Views `record`, which must outlive it and
-// stay unchanged; not movable.
+// snapshot, the strategy's state or the model. With `snapshot` pieces, those are the
+// record's server snapshot (record.server_snapshot is then empty: CheckSnapshotApart).
+// Views `record` and `snapshot`'s bytes, which must outlive it and stay unchanged; not
+// movable.
 class InFlightBulkPieces {
  public:
-  explicit InFlightBulkPieces(const v1::InFlightRound& record);
+  explicit InFlightBulkPieces(const v1::InFlightRound& record,
+                              std::span<const std::string_view> snapshot = {});
   InFlightBulkPieces(const InFlightBulkPieces&) = delete;
   InFlightBulkPieces& operator=(const InFlightBulkPieces&) = delete;
 
@@ -96,6 +99,10 @@ class InFlightBulkPieces {
 
 // Bytes in `pieces`.
 size_t PiecesSize(std::span<const std::string_view> pieces);
+
+// INVALID_ARGUMENT if `record` holds a server snapshot although one is given apart, as
+// pieces (Store::PutInFlightWithSnapshot).
+absl::Status CheckSnapshotApart(const v1::InFlightRound& record);
 
 // `record` without its model-sized fields (the light part's content, unknown fields
 // kept), copied without copying those fields: what a progress write serialises.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <span>
@@ -95,8 +96,9 @@ struct SecAggServer::Impl {
   v1::AdvertisementList advertisement_list;
   std::map<std::string, std::string> certificate_owners;
   std::vector<std::string> holders;  // answered SHARE_KEYS
-  // MASKED_INPUT: each share holder's relay, a serialized v1::ShareRelay.
-  std::map<std::string, std::string> relays;
+  // MASKED_INPUT: each share holder's relay, a serialized v1::ShareRelay, shared with
+  // whoever holds it to send it (OutgoingRelays): never copied per site.
+  std::map<std::string, std::shared_ptr<const std::string>> relays;
   std::vector<std::uint32_t> sum;            // running sum of masked inputs
   std::vector<std::string> survivors;        // inputs in the sum
   std::vector<std::string> dropped_holders;  // holders not among the survivors

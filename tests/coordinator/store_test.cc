@@ -10,6 +10,7 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -442,6 +443,38 @@ TEST_P(StoreTest, ProgressWritesKeepTheStoredModelSizedFieldsWhateverTheRecordHo
   held.set_task_id(other);
   ASSERT_OK(store_->PutInFlightProgress(held));
   EXPECT_THAT(store_->GetInFlight(other), IsOkAndHolds(EqualsProto(held)));
+}
+
+// A boundary's snapshot handed over as pieces (views of the server's relays and sum) is
+// stored as the record with those pieces joined as its server_snapshot; a record that holds
+// a snapshot of its own besides is refused and changes nothing.
+TEST_P(StoreTest, ASnapshotGivenAsPiecesIsStoredJoinedInTheRecord) {
+  ASSERT_OK_AND_ASSIGN(std::string id, store_->CreateTask(MakeTask("t")));
+  const v1::InFlightRound stored = SessionInFlight(id, 3, 2.5f);
+  v1::InFlightRound record = stored;
+  record.clear_server_snapshot();
+  record.add_drops("site-b: no answer");
+  const std::string relay_a(70'000, 'a');
+  const std::string relay_b = "relay b";
+  const std::vector<std::string_view> pieces = {"head|", relay_a, "", "|mid|", relay_b};
+  ASSERT_OK(store_->PutInFlightWithSnapshot(record, pieces));
+  v1::InFlightRound expected = record;
+  expected.set_server_snapshot(absl::StrCat("head|", relay_a, "|mid|", relay_b));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(expected)));
+  // A later progress write keeps it; a boundary's write without one has none.
+  record.add_drops("site-c: no answer");
+  ASSERT_OK(store_->PutInFlightProgress(record));
+  *expected.mutable_drops() = record.drops();
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(expected)));
+
+  v1::InFlightRound both = record;
+  both.set_server_snapshot("its own");
+  EXPECT_THAT(store_->PutInFlightWithSnapshot(both, pieces),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("server snapshot")));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(expected)));
+
+  ASSERT_OK(store_->PutInFlightWithSnapshot(record, {}));
+  EXPECT_THAT(store_->GetInFlight(id), IsOkAndHolds(EqualsProto(record)));
 }
 
 TEST_P(StoreTest, InFlightRoundOfUnknownTaskIsNotFound) {

@@ -3,9 +3,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "coordinator/internal/model_download_call.h"
+#include "coordinator/internal/wire_fields.h"
 #include "coordinator/work_board.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -111,7 +113,9 @@ TEST(WorkWireTest, AnItemWithNothingSharedIsItsOwnFields) {
   EXPECT_FALSE(response.work().has_model());
 }
 
-// A share relay kept serialized (PostedItem::own_tail) goes out as the item's secagg field.
+// A share relay kept serialized (PostedItem::own_tail: the secagg field's header and the
+// message's head, then the relay's bytes as the server keeps them) goes out as the item's
+// secagg field, the relay's bytes referenced by the response rather than copied.
 TEST(WorkWireTest, ASitesMessageKeptAsBytesIsPartOfItsItem) {
   v1::SecAggServerMessage relay;
   relay.set_round(v1::SECAGG_MASKED_INPUT);
@@ -120,20 +124,41 @@ TEST(WorkWireTest, ASitesMessageKeptAsBytesIsPartOfItsItem) {
   share->set_sender("site-b");
   share->set_receiver("site-a");
   share->set_ciphertext(std::string(80, 'c'));
-  v1::WorkItem tail;
-  *tail.mutable_secagg() = relay;
+  const std::string message = relay.SerializeAsString();
+  auto relay_bytes = std::make_shared<const std::string>(relay.share_relay().SerializeAsString());
+  ASSERT_TRUE(message.ends_with(*relay_bytes));
+  OwnTail tail;
+  internal::AppendFieldHeader(v1::WorkItem::kSecaggFieldNumber, message.size(), &tail.head);
+  tail.head += message.substr(0, message.size() - relay_bytes->size());
+  tail.shared = relay_bytes;
   v1::WorkItem own = Own("w/s3", "w");
   own.clear_secagg();  // the site's message is the tail
-  const PostedItem item{own, Shared(10), nullptr, nullptr, tail.SerializeAsString()};
-  const v1::PullWorkResponse response = Parse(PullWorkResponseBytes(item, "-----CRL-----"));
-  EXPECT_TRUE(MessageDifferencer::Equals(response.work().secagg(), relay))
-      << response.work().secagg().ShortDebugString();
-  EXPECT_EQ(response.work().work_id(), "w/s3");
-  EXPECT_EQ(response.work().model().values_size(), 10);
-  v1::WorkItem expected = item.Whole();
-  expected.set_crl_pem("-----CRL-----");
-  EXPECT_TRUE(MessageDifferencer::Equals(response.work(), expected));
-  EXPECT_TRUE(MessageDifferencer::Equals(item.Whole().secagg(), relay));
+  grpc::ByteBuffer bytes;
+  {
+    const PostedItem item{own, Shared(10), nullptr, nullptr, std::move(tail)};
+    bytes = PullWorkResponseBytes(item, "-----CRL-----");
+    const v1::PullWorkResponse response = Parse(bytes);
+    EXPECT_TRUE(MessageDifferencer::Equals(response.work().secagg(), relay))
+        << response.work().secagg().ShortDebugString();
+    EXPECT_EQ(response.work().work_id(), "w/s3");
+    EXPECT_EQ(response.work().model().values_size(), 10);
+    v1::WorkItem expected = item.Whole();
+    expected.set_crl_pem("-----CRL-----");
+    EXPECT_TRUE(MessageDifferencer::Equals(response.work(), expected));
+    EXPECT_TRUE(MessageDifferencer::Equals(item.Whole().secagg(), relay));
+  }
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(bytes.Dump(&slices).ok());
+  ASSERT_EQ(slices.size(), 3u);
+  EXPECT_EQ(static_cast<const void*>(slices[1].begin()),
+            static_cast<const void*>(relay_bytes->data()))
+      << "the relay is referenced, not copied";
+  std::weak_ptr<const std::string> watch = relay_bytes;
+  relay_bytes.reset();  // the server let go of it, the item is gone
+  EXPECT_FALSE(watch.expired()) << "the response still references the relay";
+  slices.clear();
+  bytes.Clear();
+  EXPECT_TRUE(watch.expired()) << "released with the response";
 }
 
 TEST(WorkWireTest, NoWorkIsAValidEmptyResponse) {

@@ -73,7 +73,8 @@ class BoardFederationService final : public v1::Federation::Service {
     if (coordinator::TakesDelta(*item, *request)) {
       // The model as the delta the session was given (inline), as the real service sends it.
       v1::WorkItem work = item->own;
-      if (!work.MergeFromString(item->own_tail) || !work.MergeFromString(*item->delta->shared)) {
+      if (!work.MergeFromString(item->own_tail.Joined()) ||
+          !work.MergeFromString(*item->delta->shared)) {
         return grpc::Status(grpc::StatusCode::INTERNAL, "delta variant does not parse");
       }
       *response->mutable_work() = std::move(work);

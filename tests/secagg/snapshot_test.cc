@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -404,6 +405,8 @@ TEST_F(SnapshotTest, ServerSnapshotsOnlyAtAStepBoundary) {
     ASSERT_OK(session.server().Receive(ids[0], session.held().at(ids[0])));
     EXPECT_THAT(session.server().Snapshot(), StatusIs(absl::StatusCode::kFailedPrecondition));
     EXPECT_THAT(session.server().SnapshotBytes(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(session.server().SnapshotInPieces(),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
     for (const std::string& id : {ids[1], ids[2], ids[3]}) {
       ASSERT_OK(session.server().Receive(id, session.held().at(id)));
     }
@@ -413,7 +416,9 @@ TEST_F(SnapshotTest, ServerSnapshotsOnlyAtAStepBoundary) {
 
 // SnapshotBytes and OutgoingBytes, which write the share relays from the bytes the server
 // keeps them in, parse as the messages Snapshot() and Outgoing() return, at every
-// boundary; SnapshotBytes is refused with Snapshot.
+// boundary; SnapshotInPieces is SnapshotBytes with the relays and the sum viewed where the
+// server keeps them (the relays OutgoingBytes shares), not copied; both are refused with
+// Snapshot.
 TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
   const auto ids = Ids(5);
   Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
@@ -431,12 +436,26 @@ TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
     EXPECT_EQ(bytes.size(), snapshot.ByteSizeLong());
     relays |= snapshot.relays_size() > 0;
     sum |= !snapshot.masked_sum().empty();
-    const std::map<std::string, std::string> messages = session.server().OutgoingBytes();
+    ASSERT_OK_AND_ASSIGN(const SecAggServer::SnapshotPieces pieces,
+                         session.server().SnapshotInPieces());
+    EXPECT_EQ(pieces.Joined(), bytes);
+    EXPECT_EQ(pieces.size(), bytes.size());
+    std::set<const char*> viewed;
+    for (std::string_view piece : pieces.pieces()) viewed.insert(piece.data());
+    const std::map<std::string, SecAggServer::OutgoingMessage> messages =
+        session.server().OutgoingBytes();
     std::map<std::string, std::string> reparsed;
     for (const auto& [id, message_bytes] : messages) {
       v1::SecAggServerMessage message;
-      ASSERT_TRUE(message.ParseFromString(message_bytes)) << id;
+      ASSERT_TRUE(message.ParseFromString(message_bytes.Joined())) << id;
       reparsed[id] = Deterministic(message);
+      EXPECT_EQ(message_bytes.relay != nullptr, message.has_share_relay()) << id;
+      if (message_bytes.relay != nullptr) {
+        EXPECT_TRUE(viewed.contains(message_bytes.relay->data()))
+            << id << ": the snapshot views the relay the message shares";
+        EXPECT_EQ(message_bytes.relay, session.server().OutgoingBytes().at(id).relay)
+            << id << ": one relay, shared, not copied";
+      }
     }
     EXPECT_EQ(reparsed, OutgoingBytes(session.server()));
     session.Step();
@@ -445,6 +464,7 @@ TEST_F(SnapshotTest, SerializedSnapshotsAndMessagesParseAsTheMessages) {
   EXPECT_TRUE(sum) << "no boundary had a running sum";
   ASSERT_EQ(session.server().state(), ServerState::kCompleted);
   EXPECT_THAT(session.server().SnapshotBytes(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(session.server().SnapshotInPieces(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 // ---- aborts survive ----
