@@ -198,11 +198,12 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   // over a 50 ms round trip.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 256 << 10);
-  // A read takes at most 64 KiB of buffer (gRPC's default: up to 4 MiB, sized after the
-  // connection's recent reads), of which an idle connection keeps what the read left unused.
-  // Applies with gRPC's tcp_read_chunks experiment off, as the daemon runs it
-  // (crypto::KeepGrpcReadBuffersSmall).
-  builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 64 << 10);
+  // A read takes at most 8 KiB of buffer (gRPC's default: up to 4 MiB, sized after the
+  // connection's recent reads), of which an idle connection keeps what the read left unused:
+  // at n = 200 sites 64 KiB cost 12 MiB more at the peak than 8, and rounds took as long
+  // (docs/performance.md). Applies with gRPC's tcp_read_chunks experiment off, as the
+  // daemon runs it (crypto::KeepGrpcReadBuffersSmall).
+  builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 8 << 10);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(
