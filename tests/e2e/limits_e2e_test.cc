@@ -947,7 +947,8 @@ TEST_F(E2eReadBufferTest, IdleConnectionsKeepNoLargeReadBuffers) {
       "read buffer figures: %d connections that each carried 3 messages of %zu bytes, "
       "then idle; the coordinator's resident memory grew by %lld bytes\n",
       kConnections, answer.size(), static_cast<long long>(grown));
-  // Measured: 8-9 MB (what was read at once, and each connection's TLS and HTTP/2 state);
+  // Measured: 4.3-6.3 MB (what was read at once, and each connection's TLS and HTTP/2
+  // state; 6.7-7.2 MB the same hour with reads of up to 64 KiB, the cap until 6 December);
   // 39-44 MB with gRPC's default read path (GRPC_EXPERIMENTS=tcp_read_chunks in the
   // coordinator's environment, which it then keeps). A sanitizer's allocator keeps what is
   // freed: there the figure is printed only.
