@@ -11,9 +11,8 @@
 #include "crypto/hash.h"
 #include "crypto/pki.h"
 #include "crypto/signature.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/message_lite.h"
+#include "proto/deterministic.h"
 #include "proto/federation.pb.h"
 
 namespace tessera::client {
@@ -364,16 +363,7 @@ absl::Status EgressLedger::CheckpointLocked(const std::string& reason, absl::Tim
 }
 
 absl::StatusOr<std::string> SentBytes(const google::protobuf::MessageLite& message) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    if (!message.SerializeToCodedStream(&out)) {
-      return absl::InternalError("cannot serialise the request");
-    }
-  }  // the stream's destruction leaves exactly the bytes written
-  return bytes;
+  return proto::DeterministicBytes(message, "the request");
 }
 
 EgressMessage PushResultMessage(const v1::WorkItem& item, const v1::PushResultRequest& answer) {

@@ -12,8 +12,7 @@
 #include <string>
 
 #include "crypto/internal/openssl_util.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/deterministic.h"
 #include "proto/task.pb.h"
 
 namespace tessera::crypto {
@@ -81,15 +80,10 @@ std::string ToHex(std::string_view bytes) {
 }
 
 std::string HashMessage(const google::protobuf::MessageLite& message) {
-  std::string serialized;
-  {
-    google::protobuf::io::StringOutputStream stream(&serialized);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    // Map entries in key order; without it two equal messages could hash differently.
-    coded.SetSerializationDeterministic(true);
-    if (!message.SerializeToCodedStream(&coded) || coded.HadError()) DigestFailed();
-  }
-  return Sha256(serialized);
+  // Map entries in key order; without it two equal messages could hash differently.
+  absl::StatusOr<std::string> serialized = proto::DeterministicBytes(message, "a hashed message");
+  if (!serialized.ok()) DigestFailed();
+  return Sha256(*serialized);
 }
 
 std::string HashTaskSpec(const v1::TaskSpec& spec) { return HashMessage(spec); }

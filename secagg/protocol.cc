@@ -8,8 +8,7 @@
 #include "crypto/hash.h"
 #include "crypto/hkdf.h"
 #include "crypto/mask_generator.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/deterministic.h"
 #include "proto/secagg.pb.h"
 #include "secagg/internal/check.h"
 #include "secagg/internal/wire.h"
@@ -54,15 +53,10 @@ std::string PairInfo(const char* tag, const std::string& a, const std::string& b
 }  // namespace
 
 std::string SetupDigest(const v1::SecAggSetup& setup) {
-  std::string serialized;
-  {
-    google::protobuf::io::StringOutputStream stream(&serialized);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    // Serialising an in-memory message to a string only fails on allocation failure.
-    TESSERA_SECAGG_CHECK(setup.SerializeToCodedStream(&coded) && !coded.HadError());
-  }
-  return Sha256(serialized);
+  // Serialising an in-memory message to a string only fails on allocation failure.
+  absl::StatusOr<std::string> serialized = proto::DeterministicBytes(setup, "the set-up");
+  TESSERA_SECAGG_CHECK(serialized.ok());
+  return Sha256(*serialized);
 }
 
 int StepIndex(v1::SecAggRound step) {

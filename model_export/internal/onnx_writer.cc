@@ -6,9 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "onnx/onnx_pb.h"
+#include "proto/deterministic.h"
 #include "proto/task.pb.h"
 
 namespace tessera::model_export::internal {
@@ -129,16 +128,7 @@ absl::StatusOr<std::string> WriteOnnx(const v1::ExportedModel& model) {
   AddNode(graph, "Div", {"centered", "stddev"}, "standardized");
   AddLayers(model, graph);
 
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    if (!onnx_model.SerializeToCodedStream(&coded)) {
-      return absl::InternalError("cannot serialise the ONNX model");
-    }
-  }
-  return bytes;
+  return proto::DeterministicBytes(onnx_model, "the ONNX model");
 }
 
 }  // namespace tessera::model_export::internal

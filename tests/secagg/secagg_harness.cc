@@ -13,8 +13,7 @@
 #include "common/status.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/deterministic.h"
 #include "secagg/protocol.h"
 #include "secagg/vector_codec.h"
 
@@ -156,15 +155,7 @@ std::vector<std::string> Session::started_clients() const {
 
 absl::StatusOr<std::string> Session::RestartServer() {
   ASSIGN_OR_RETURN(v1::SecAggServerSnapshot snapshot, server_->Snapshot());
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    if (!snapshot.SerializeToCodedStream(&coded)) {
-      return absl::InternalError("the server snapshot does not serialise");
-    }
-  }
+  ASSIGN_OR_RETURN(std::string bytes, proto::DeterministicBytes(snapshot, "the server snapshot"));
   v1::SecAggServerSnapshot parsed;
   if (!parsed.ParseFromString(bytes)) return absl::InternalError("the snapshot does not parse");
   server_.reset();

@@ -14,9 +14,9 @@
 #include "absl/time/clock.h"
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/message_lite.h"
 #include "gtest/gtest.h"
+#include "proto/deterministic.h"
 #include "proto/secagg_state.pb.h"
 #include "secagg/client.h"
 #include "secagg/protocol.h"
@@ -40,14 +40,9 @@ using testing::TestWords;
 constexpr uint32_t kWords = 200;
 
 std::string Deterministic(const google::protobuf::MessageLite& message) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    EXPECT_TRUE(message.SerializeToCodedStream(&coded));
-  }
-  return bytes;
+  absl::StatusOr<std::string> bytes = proto::DeterministicBytes(message, "a message");
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.value_or("");
 }
 
 std::map<std::string, std::string> OutgoingBytes(const SecAggServer& server) {
