@@ -347,19 +347,15 @@ class ClientDaemon {
         absl::StrCat("connected to ", config_.coordinator_address(), " as ", welcome.client_id()));
     const absl::Duration pull_timeout =
         absl::Seconds(std::max<uint32_t>(welcome.long_poll_seconds(), 1)) + kPullMargin;
+    EgressMessage pull_message;
+    pull_message.kind = v1::LEDGER_PULL_WORK;
     while (!stop_->HasBeenNotified()) {
       v1::PullWorkResponse response;
       {
         grpc::ClientContext ctx;
         SetDeadline(&ctx, pull_timeout);
-        EgressMessage what;
-        what.kind = v1::LEDGER_PULL_WORK;
-        // The hashes of the models last sent to this site (the coordinator's own): the next
-        // model may come as a delta from one of them.
-        v1::PullWorkRequest pull;
-        downloads_->ListHeldModels(&pull);
-        RETURN_IF_ERROR(
-            caller_->Call(&ctx, "/tessera.v1.Federation/PullWork", pull, what, &response));
+        RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/PullWork", NextPull(),
+                                      pull_message, &response));
       }
       if (!response.has_work()) continue;
       absl::Status completed = downloads_->Complete(response.mutable_work());
@@ -371,9 +367,22 @@ class ClientDaemon {
         continue;
       }
       RETURN_IF_ERROR(completed);
+      // The request that follows the answer is known now: its ledger entry may be written
+      // with the answer's, one sync for both (EgressLedger::WriteNextAhead).
+      if (absl::StatusOr<std::string> next = SentBytes(NextPull()); next.ok()) {
+        ledger_->WriteNextAhead(pull_message, *next);
+      }
       RETURN_IF_ERROR(Answer(response.work()));
     }
     return absl::CancelledError("stopping");
+  }
+
+  // The PullWork request: the hashes of the models last sent to this site (the
+  // coordinator's own), so that the next model may come as a delta from one of them.
+  v1::PullWorkRequest NextPull() const {
+    v1::PullWorkRequest pull;
+    downloads_->ListHeldModels(&pull);
+    return pull;
   }
 
   // Re-reads the config file and swaps in its policy (client/config_reload.h); the daemon's

@@ -315,9 +315,14 @@ absl::Status EgressLedger::Record(const EgressMessage& message, std::string_view
                                   absl::Time now) {
   const std::string sha256 = crypto::Sha256(bytes);
   absl::MutexLock lock(&mu_);
+  next_.reset();
   v1::LedgerEntry entry = NextEntry(message, bytes.size(), sha256, now);
-  std::optional<v1::LedgerEntry> ahead = std::exchange(written_ahead_, std::nullopt);
-  if (ahead.has_value() && SameMessage(*ahead, entry)) return absl::OkStatus();
+  if (!written_ahead_.empty()) {
+    const bool found = SameMessage(written_ahead_.front(), entry);
+    written_ahead_.pop_front();
+    if (found) return absl::OkStatus();
+    written_ahead_.clear();  // they stay in the chain: attempts that did not start
+  }
   RETURN_IF_ERROR(store_->AppendLedgerEntry(entry));
   sequence_ = entry.sequence();
   head_hash_ = LedgerEntryHash(entry);
@@ -330,22 +335,42 @@ absl::Status EgressLedger::RecordWith(const EgressMessage& message, uint64_t byt
                                       const std::string& sha256, absl::Time now,
                                       absl::FunctionRef<absl::Status(const LedgerRecords&)> write) {
   absl::MutexLock lock(&mu_);
+  const std::optional<NextMessage> next = std::exchange(next_, std::nullopt);
   const v1::LedgerEntry entry = NextEntry(message, byte_count, sha256, now);
+  const std::string entry_hash = LedgerEntryHash(entry);
   std::optional<v1::LedgerCheckpoint> checkpoint;
   if (CheckpointDue(message, entry.sequence())) {
     ASSIGN_OR_RETURN(checkpoint,
-                     SignedCheckpoint(entry.sequence(), LedgerEntryHash(entry),
+                     SignedCheckpoint(entry.sequence(), entry_hash,
                                       message.ends_session ? "session_end" : "every_n", now));
+  }
+  std::optional<v1::LedgerEntry> follows;
+  if (next.has_value() && !CheckpointDue(next->message, entry.sequence() + 1)) {
+    follows = NextEntry(next->message, next->byte_count, next->sha256, now);
+    follows->set_sequence(entry.sequence() + 1);
+    follows->set_prev_hash(entry_hash);
   }
   LedgerRecords records;
   records.entry = &entry;
   records.checkpoint = checkpoint.has_value() ? &*checkpoint : nullptr;
+  records.next = follows.has_value() ? &*follows : nullptr;
   RETURN_IF_ERROR(write(records));
   sequence_ = entry.sequence();
-  head_hash_ = LedgerEntryHash(entry);
+  head_hash_ = entry_hash;
   if (checkpoint.has_value()) checkpointed_ = sequence_;
-  written_ahead_ = entry;
+  written_ahead_.assign({entry});
+  if (follows.has_value()) {
+    sequence_ = follows->sequence();
+    head_hash_ = LedgerEntryHash(*follows);
+    written_ahead_.push_back(*std::move(follows));
+  }
   return absl::OkStatus();
+}
+
+void EgressLedger::WriteNextAhead(const EgressMessage& message, std::string_view bytes) {
+  NextMessage next{message, bytes.size(), crypto::Sha256(bytes)};
+  absl::MutexLock lock(&mu_);
+  next_ = std::move(next);
 }
 
 absl::Status EgressLedger::Checkpoint(const std::string& reason, absl::Time now) {

@@ -40,6 +40,7 @@
 #define TESSERA_CLIENT_LEDGER_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -149,7 +150,8 @@ EgressMessage PushResultMessage(const v1::WorkItem& item, const v1::PushResultRe
 // is then sent, Record finds its entry written already (same kind, metadata, size and
 // SHA-256) and appends none. An entry written ahead whose message is not the next one
 // recorded (the daemon stopped first, or sent something else) stays in the chain: an
-// attempt that did not start, like a call that failed before its bytes left.
+// attempt that did not start, like a call that failed before its bytes left. The daemon's
+// next PullWork may be written ahead with the answer likewise (WriteNextAhead).
 class EgressLedger {
  public:
   // Continues the chain stored in `store` (reads its last entry).
@@ -171,6 +173,14 @@ class EgressLedger {
   absl::Status RecordWith(const EgressMessage& message, uint64_t byte_count,
                           const std::string& sha256, absl::Time now,
                           absl::FunctionRef<absl::Status(const LedgerRecords&)> write);
+
+  // The message the daemon sends right after its next answer (its next PullWork), `bytes`
+  // as they will leave: if that answer's entry is made by RecordWith, the entry of this
+  // message follows it in the same write (LedgerRecords::next), so that the answer and the
+  // request after it reach the disk with one sync, and Record finds it written like the
+  // answer's. Not when a checkpoint would be due after it (Record writes it then, with its
+  // checkpoint). Forgotten at the next Record or RecordWith, whether used or not.
+  void WriteNextAhead(const EgressMessage& message, std::string_view bytes);
 
   // A checkpoint over the current head unless one already covers it (reason e.g. "stop").
   absl::Status Checkpoint(const std::string& reason, absl::Time now);
@@ -199,8 +209,16 @@ class EgressLedger {
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;  // of the last entry
   std::string head_hash_ ABSL_GUARDED_BY(mu_);  // of the last entry
   uint64_t checkpointed_ ABSL_GUARDED_BY(mu_) = 0;
-  // The entry RecordWith wrote last, until the next Record (matched or not).
-  std::optional<v1::LedgerEntry> written_ahead_ ABSL_GUARDED_BY(mu_);
+  // The entries RecordWith wrote last (the answer's, and the next message's), in order,
+  // each until the Record that finds it; the first Record that does not match drops them.
+  std::deque<v1::LedgerEntry> written_ahead_ ABSL_GUARDED_BY(mu_);
+  // WriteNextAhead's message, until the next Record or RecordWith.
+  struct NextMessage {
+    EgressMessage message;
+    uint64_t byte_count = 0;
+    std::string sha256;
+  };
+  std::optional<NextMessage> next_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tessera::client

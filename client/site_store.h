@@ -109,10 +109,13 @@ namespace tessera::client {
 
 // The egress ledger's records written with a session record (SiteStore::
 // PutSessionWithLedger): the entry of the message that carries the answer the record
-// holds, and the checkpoint due after it. Borrowed; null: none.
+// holds, the checkpoint due after it, and the entry of the message the daemon sends next
+// (its next PullWork: EgressLedger::WriteNextAhead), which follows `entry` in sequence.
+// Borrowed; null: none.
 struct LedgerRecords {
   const v1::LedgerEntry* entry = nullptr;
   const v1::LedgerCheckpoint* checkpoint = nullptr;
+  const v1::LedgerEntry* next = nullptr;
 };
 
 class SiteStore {

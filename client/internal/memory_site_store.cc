@@ -172,6 +172,9 @@ class MemorySiteStore final : public SiteStore {
     if (ledger.entry == nullptr) return absl::OkStatus();
     const uint64_t last = ledger_.empty() ? 0 : ledger_.rbegin()->first;
     RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(*ledger.entry, last));
+    if (ledger.next != nullptr) {
+      RETURN_IF_ERROR(internal::CheckAppendLedgerEntry(*ledger.next, ledger.entry->sequence()));
+    }
     if (ledger.checkpoint == nullptr) return absl::OkStatus();
     const uint64_t at = ledger.checkpoint->sequence();
     return internal::CheckPutLedgerCheckpoint(
@@ -180,6 +183,7 @@ class MemorySiteStore final : public SiteStore {
 
   void PutLedger(const LedgerRecords& ledger) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (ledger.entry != nullptr) ledger_[ledger.entry->sequence()] = *ledger.entry;
+    if (ledger.next != nullptr) ledger_[ledger.next->sequence()] = *ledger.next;
     if (ledger.checkpoint != nullptr) {
       checkpoints_[ledger.checkpoint->sequence()] = *ledger.checkpoint;
     }

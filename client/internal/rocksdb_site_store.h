@@ -268,9 +268,9 @@ class RocksDbSiteStore final : public SiteStore {
   absl::Status CheckLedger();
 
   // What PutSessionWithLedger and AppendLedgerEntry add to a batch: the entry (checked
-  // against the last stored one, under the writers' lock) and the checkpoint (a checkpoint
-  // comes only with its entry: CheckPutSessionWithLedger). The records must outlive the
-  // part. No entry: nothing.
+  // against the last stored one, under the writers' lock), the next entry (checked against
+  // the entry) and the checkpoint (a checkpoint or a next entry comes only with its entry:
+  // CheckPutSessionWithLedger). The records must outlive the part. No entry: nothing.
   absl::StatusOr<BatchPart> LedgerPart(const LedgerRecords& ledger, const std::string& what);
 
   const std::string directory_;

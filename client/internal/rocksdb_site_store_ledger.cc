@@ -70,9 +70,14 @@ absl::StatusOr<RocksDbSiteStore::BatchPart> RocksDbSiteStore::LedgerPart(
   if (ledger.checkpoint != nullptr && !ledger.checkpoint->SerializeToString(&checkpoint_value)) {
     return absl::InternalError(what + ": cannot serialise the ledger checkpoint");
   }
+  std::string next_value;
+  if (ledger.next != nullptr && !ledger.next->SerializeToString(&next_value)) {
+    return absl::InternalError(what + ": cannot serialise the next ledger entry");
+  }
   // Runs under the writers' lock (PutSessionWith), as AppendLedgerEntry's checks do.
   return [this, ledger, what, entry_value = std::move(entry_value),
-          checkpoint_value = std::move(checkpoint_value)](rocksdb::WriteBatch& batch) {
+          checkpoint_value = std::move(checkpoint_value),
+          next_value = std::move(next_value)](rocksdb::WriteBatch& batch) {
     const v1::LedgerEntry& entry = *ledger.entry;
     uint64_t last = 0;
     absl::StatusOr<v1::LedgerEntry> stored = LastLedgerEntry();
@@ -84,6 +89,12 @@ absl::StatusOr<RocksDbSiteStore::BatchPart> RocksDbSiteStore::LedgerPart(
     RETURN_IF_ERROR(CheckAppendLedgerEntry(entry, last));
     RETURN_IF_ERROR(FromRocksDb(
         batch.Put(Family(kLedgerCf), LedgerKey(entry.sequence()), entry_value), directory_, what));
+    if (ledger.next != nullptr) {
+      RETURN_IF_ERROR(CheckAppendLedgerEntry(*ledger.next, entry.sequence()));
+      RETURN_IF_ERROR(
+          FromRocksDb(batch.Put(Family(kLedgerCf), LedgerKey(ledger.next->sequence()), next_value),
+                      directory_, what));
+    }
     if (ledger.checkpoint == nullptr) return absl::OkStatus();
     const v1::LedgerCheckpoint& checkpoint = *ledger.checkpoint;
     bool entry_exists = checkpoint.sequence() == entry.sequence();

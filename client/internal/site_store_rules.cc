@@ -79,6 +79,10 @@ absl::Status CheckPutSessionWithLedger(const v1::SiteSessionRecord& session,
     return absl::InvalidArgumentError(
         "PutSessionWithLedger: a ledger checkpoint without its entry");
   }
+  if (ledger.entry == nullptr && ledger.next != nullptr) {
+    return absl::InvalidArgumentError(
+        "PutSessionWithLedger: a next ledger entry without the entry it follows");
+  }
   return absl::OkStatus();
 }
 

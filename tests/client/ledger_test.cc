@@ -219,6 +219,101 @@ TEST_F(LedgerTest, AFailedWriteWithAnAnswerLeavesTheChainAsItWas) {
   EXPECT_OK(Verify(*store).status());
 }
 
+// The daemon's PullWork after an answer (EgressLedger::WriteNextAhead).
+EgressMessage Pull() {
+  EgressMessage m;
+  m.kind = v1::LEDGER_PULL_WORK;
+  return m;
+}
+
+TEST_F(LedgerTest, TheRequestAfterAnAnswerIsWrittenWithItAndNotAgainWhenSent) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get());
+  ASSERT_NE(ledger, nullptr);
+  int writes = 0;
+  ledger->WriteNextAhead(Pull(), "pull");
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(5, /*ends_session=*/true), "unmasking", &writes));
+  EXPECT_EQ(writes, 1);
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  ASSERT_EQ(entries.size(), 2u);  // both in that one write
+  EXPECT_EQ(entries[1].kind(), v1::LEDGER_PULL_WORK);
+  EXPECT_EQ(entries[1].sequence(), 2u);
+  EXPECT_EQ(entries[1].prev_hash(), LedgerEntryHash(entries[0]));
+  EXPECT_EQ(entries[1].sent_sha256(), crypto::Sha256("pull"));
+  // The session's checkpoint is over the answer, the request follows it.
+  ASSERT_OK_AND_ASSIGN(auto checkpoints, store->ListLedgerCheckpoints());
+  ASSERT_EQ(checkpoints.size(), 1u);
+  EXPECT_EQ(checkpoints[0].sequence(), 1u);
+  // Sending both: found, nothing appended.
+  ASSERT_OK(ledger->Record(Answer(5, true), "unmasking", absl::Now()));
+  ASSERT_OK(ledger->Record(Pull(), "pull", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(entries, store->ListLedgerEntries());
+  EXPECT_EQ(entries.size(), 2u);
+  // The next message chains after the request; the stop checkpoint seals it all.
+  ASSERT_OK(ledger->Record(Pull(), "pull", absl::Now()));
+  ASSERT_OK(ledger->Checkpoint("stop", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(LedgerVerification v, Verify(*store));
+  EXPECT_EQ(v.entries, 3u);
+  EXPECT_EQ(v.signed_through, 3u);
+}
+
+TEST_F(LedgerTest, ARequestWrittenAheadButNotSentNextStaysInTheChain) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get());
+  ASSERT_NE(ledger, nullptr);
+  int writes = 0;
+  ledger->WriteNextAhead(Pull(), "pull listing model A");
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(2), "shares", &writes));
+  ASSERT_OK(ledger->Record(Answer(2), "shares", absl::Now()));
+  // Other bytes go out after the answer (the request changed): an entry of their own.
+  ASSERT_OK(ledger->Record(Pull(), "pull listing model B", absl::Now()));
+  // An answer not sent before the request: the request is not found either.
+  ledger->WriteNextAhead(Pull(), "pull");
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(3), "masked", &writes));
+  ASSERT_OK(ledger->Record(Pull(), "pull", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  std::vector<std::string> sent(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) sent[i] = entries[i].sent_sha256();
+  EXPECT_EQ(sent, (std::vector<std::string>{
+                      crypto::Sha256("shares"), crypto::Sha256("pull listing model A"),
+                      crypto::Sha256("pull listing model B"), crypto::Sha256("masked"),
+                      crypto::Sha256("pull"), crypto::Sha256("pull")}));
+  EXPECT_OK(Verify(*store).status());
+}
+
+TEST_F(LedgerTest, ARequestAfterWhichACheckpointIsDueIsNotWrittenAhead) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get(), /*every=*/2);
+  ASSERT_NE(ledger, nullptr);
+  int writes = 0;
+  ledger->WriteNextAhead(Pull(), "pull");
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(2), "shares", &writes));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  ASSERT_EQ(entries.size(), 1u);  // entry 2 is due a checkpoint: recorded when sent
+  ASSERT_OK(ledger->Record(Answer(2), "shares", absl::Now()));
+  ASSERT_OK(ledger->Record(Pull(), "pull", absl::Now()));
+  ASSERT_OK_AND_ASSIGN(auto checkpoints, store->ListLedgerCheckpoints());
+  ASSERT_EQ(checkpoints.size(), 1u);
+  EXPECT_EQ(checkpoints[0].sequence(), 2u);
+  ASSERT_OK_AND_ASSIGN(LedgerVerification v, Verify(*store));
+  EXPECT_EQ(v.entries, 2u);
+  EXPECT_EQ(v.signed_through, 2u);
+}
+
+TEST_F(LedgerTest, ARequestAnnouncedBeforeAnAnswerRecordedAloneIsForgotten) {
+  auto store = NewMemorySiteStore();
+  std::unique_ptr<EgressLedger> ledger = OpenLedger(store.get());
+  ASSERT_NE(ledger, nullptr);
+  int writes = 0;
+  ledger->WriteNextAhead(Pull(), "pull");
+  // A decline is recorded when sent (Record), not with a session write: no request ahead.
+  ASSERT_OK(ledger->Record(Answer(1), "decline", absl::Now()));
+  ASSERT_OK(RecordWith(*ledger, *store, Answer(2), "shares", &writes));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].sent_sha256(), crypto::Sha256("shares"));
+}
+
 TEST_F(LedgerTest, ReopenedLedgerContinuesTheChain) {
   auto store = NewMemorySiteStore();
   Record(store.get(), 3, 64);

@@ -320,6 +320,28 @@ TEST_P(SiteStoreTest, ASessionWrittenWithItsLedgerRecordsStoresThemAll) {
   EXPECT_THAT(store_->ListLedgerCheckpoints(), IsOkAndHolds(ElementsAre(EqualsProto(checkpoint))));
 }
 
+TEST_P(SiteStoreTest, ASessionWriteStoresTheNextEntryAfterItsEntry) {
+  // An answer's entry and the request after it (EgressLedger::WriteNextAhead), one write.
+  const v1::SiteSessionRecord opened = MakeSession("s1", Key(1));
+  const v1::LedgerEntry first = Entry(1);
+  const v1::LedgerEntry pull = Entry(2);
+  ASSERT_OK(store_->PutSessionWithLedger(opened, nullptr, nullptr, {&first, nullptr, &pull}));
+  EXPECT_THAT(store_->ListLedgerEntries(),
+              IsOkAndHolds(ElementsAre(EqualsProto(first), EqualsProto(pull))));
+  // Out of sequence, or without the entry it follows: refused, nothing written.
+  const v1::SiteSessionRecord sent = Sent(opened);
+  const v1::LedgerEntry third = Entry(3);
+  const v1::LedgerEntry fifth = Entry(5);
+  EXPECT_THAT(store_->PutSessionWithLedger(sent, nullptr, nullptr, {&third, nullptr, &fifth}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("entry 5 after entry 3")));
+  EXPECT_THAT(
+      store_->PutSessionWithLedger(sent, nullptr, nullptr, {nullptr, nullptr, &third}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without the entry it follows")));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(opened)));
+  EXPECT_THAT(store_->ListLedgerEntries(),
+              IsOkAndHolds(ElementsAre(EqualsProto(first), EqualsProto(pull))));
+}
+
 TEST_P(SiteStoreTest, ASessionWriteWhoseLedgerRecordsAreRefusedWritesNothing) {
   ASSERT_OK(store_->AppendLedgerEntry(Entry(1)));
   const v1::SiteSessionRecord sent = Sent(MakeSession("s1", Key(1)));

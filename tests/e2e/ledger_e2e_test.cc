@@ -241,6 +241,27 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
         ledger.bytes[kind] += e.byte_count();
         if (kind != "PullWork") ledger.distinct[kind][e.sent_sha256()] = e.byte_count();
       }
+      // The PullWork after each answer was written ahead with it, in the answer's one
+      // store write (EgressLedger::WriteNextAhead): the same time. Not after a decline or
+      // an answer sent again (recorded when sent), nor when a checkpoint was due after the
+      // request (written with its checkpoint when sent).
+      ASSERT_OK_AND_ASSIGN(auto checkpoints, store->ListLedgerCheckpoints());
+      std::set<uint64_t> checkpointed;
+      for (const v1::LedgerCheckpoint& c : checkpoints) checkpointed.insert(c.sequence());
+      std::set<std::string> answered;
+      int ahead = 0;
+      for (size_t i = 0; i + 1 < entries.size(); ++i) {
+        const v1::LedgerEntry& answer = entries[i];
+        const v1::LedgerEntry& pull = entries[i + 1];
+        if (answer.kind() != v1::LEDGER_PUSH_RESULT) continue;
+        if (!answered.insert(answer.sent_sha256()).second || answer.declined() ||
+            pull.kind() != v1::LEDGER_PULL_WORK || checkpointed.contains(pull.sequence())) {
+          continue;
+        }
+        EXPECT_EQ(pull.sent_unix_ms(), answer.sent_unix_ms()) << "entry " << pull.sequence();
+        ++ahead;
+      }
+      EXPECT_GT(ahead, 10);
     }
     const Received received = tally_.Of(name);
     EXPECT_GT(received.messages.at("PushResult"), 10u);
