@@ -8,12 +8,13 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "absl/status/statusor.h"
 #include "google/protobuf/message_lite.h"
+#include "proto/deterministic.h"
 #include "tests/fuzz/raw_store.h"
 
 namespace tessera::fuzz {
@@ -33,14 +34,9 @@ inline std::map<std::string, std::map<std::string, std::string>> Apply(
 }
 
 inline std::string Canonical(const google::protobuf::MessageLite& message) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    if (!message.SerializeToCodedStream(&out)) std::abort();
-  }
-  return bytes;
+  absl::StatusOr<std::string> bytes = proto::DeterministicBytes(message, "a record");
+  if (!bytes.ok()) std::abort();
+  return *std::move(bytes);
 }
 
 // A decoder's refusal must be DATA_LOSS (a damaged record), never another code.

@@ -48,8 +48,7 @@
 #include "crypto/mask_generator.h"
 #include "crypto/quantizer.h"
 #include "crypto/random.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proto/deterministic.h"
 #include "proto/secagg_state.pb.h"
 #include "secagg/client.h"
 #include "secagg/neighbourhood.h"
@@ -367,14 +366,14 @@ void BM_ServerSnapshot(benchmark::State& state) {
       state.SkipWithError("snapshot failed");
       return;
     }
-    std::string serialized;
-    google::protobuf::io::StringOutputStream out(&serialized);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);
-    snapshot->SerializeToCodedStream(&coded);
-    coded.Trim();
-    bytes = serialized.size();
-    benchmark::DoNotOptimize(serialized.data());
+    absl::StatusOr<std::string> serialized =
+        proto::DeterministicBytes(*snapshot, "the server's snapshot");
+    if (!serialized.ok()) {
+      state.SkipWithError("serialisation failed");
+      return;
+    }
+    bytes = serialized->size();
+    benchmark::DoNotOptimize(serialized->data());
   }
   state.counters["snapshot_MB"] = static_cast<double>(bytes) / (1 << 20);
 }
