@@ -61,6 +61,18 @@ absl::Status WriteSnapshot(const SecAggServer& server,
   return write(pieces->pieces());
 }
 
+// Expels from `sink`'s session every invited site `request.excluded` now refuses.
+void ExpelExcluded(const SecureStageRequest& request, SessionSink& sink) {
+  if (!request.excluded) return;
+  for (const std::string& id : sink.Invited()) {
+    if (request.excluded(id)) {
+      sink.Expel(id,
+                 "refused by the coordinator since it was invited (revoked, expired or "
+                 "disabled)");
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<v1::SecAggSparse>> SessionSparseSetup(const v1::TaskSpec& spec,
@@ -258,6 +270,12 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       WaitForStep(request, work_id, deadline, step == 0, *sink);
     }
     board_->Close(work_id);
+    // A site refused while the step ran leaves before it closes, whether or not
+    // Coordinator::DropClient reached this session yet: the other sites may know already
+    // (the new CRL goes out with their items), and one of them refusing its share keys
+    // while the refused site's still counted would take the session on to masked inputs it
+    // cannot sum (SessionSink::Expel).
+    ExpelExcluded(request, *sink);
     v1::SecAggRound next = v1::SECAGG_ROUND_UNSPECIFIED;
     ServerState state = sink->With([&](SecAggServer& s) {
       const ServerState after = s.state() == ServerState::kCollecting ? s.CloseRound() : s.state();
@@ -415,15 +433,7 @@ SecureStageResult SecureStageRunner::Run(const SecureStageRequest& request) {
   }
   // From here on Expel reaches this session; a site refused before (while the session
   // opened) is dropped now.
-  if (request.excluded) {
-    for (const std::string& id : sink->Invited()) {
-      if (request.excluded(id)) {
-        sink->Expel(id,
-                    "refused by the coordinator since it was invited (revoked, expired or "
-                    "disabled)");
-      }
-    }
-  }
+  ExpelExcluded(request, *sink);
   common::LogInfo(request.resume ? "secagg_session_resumed" : "secagg_session_open")
       .With("session", session)
       .With("invited", static_cast<uint64_t>(invited))

@@ -135,7 +135,7 @@ struct SecureStageRequest {
   // disabled: ClientRegistry::Excluded). Such a site is dropped as the session opens, as
   // Expel drops it from a running one: a refusal that came between the cohort's choice and
   // the session's start would otherwise keep the first step waiting for it until its
-  // deadline. Null: none is.
+  // deadline. Asked again as each step closes (SessionSink::Expel). Null: none is.
   std::function<bool(const std::string& client_id)> excluded;
   // How often, while the first step is open, its item is offered again to the sites that
   // declined it AWAITING_APPROVAL.

@@ -172,11 +172,24 @@ void SessionSink::Heard(const v1::SiteDecision& decision) {
 void SessionSink::DropExpelledLocked() {
   if (expelled_.empty()) return;
   const std::set<std::string> pending = server_->Pending();
+  // Before the masked inputs, an expelled site's answer to the current step is discarded
+  // too: the step closes as if it had not answered, so a session that cannot go on without
+  // it aborts before any site sends its masked input (sent once a round: a session aborted
+  // after some had sent theirs could not be tried again with them). From the masked input
+  // on, only a site yet to answer is dropped: an input summed stays, shares help unmask.
+  const v1::SecAggRound step = server_->round();
+  const bool before_inputs = step == v1::SECAGG_ADVERTISE_KEYS || step == v1::SECAGG_REVEAL_COINS ||
+                             step == v1::SECAGG_SHARE_KEYS;
   for (const auto& [id, why] : expelled_) {
-    if (!pending.contains(id)) continue;
+    if (!pending.contains(id) && !(before_inputs && !DroppedLocked(id))) continue;
     ++answers_version_;
     server_->Drop(id, v1::SECAGG_DROP_BAD_CERTIFICATE, why);
   }
+}
+
+bool SessionSink::DroppedLocked(const std::string& client_id) const {
+  return std::any_of(server_->drops().begin(), server_->drops().end(),
+                     [&](const secagg::ClientDrop& d) { return d.client_id == client_id; });
 }
 
 bool SessionSink::StepAnswered() {

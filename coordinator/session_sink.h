@@ -57,7 +57,8 @@ class SessionSink final : public ResultSink {
 
   // A site the coordinator no longer serves (certificate revoked or expired, disabled by an
   // operator: Coordinator::DropClient) leaves the session now, and at every later step of
-  // it, rather than being waited for until the step's deadline.
+  // it, rather than being waited for until the step's deadline. Before the masked inputs
+  // its answer to the current step is discarded too (session_sink.cc says why).
   void Expel(const std::string& client_id, const std::string& why);
   void DropExpelled();
   // The session's invited sites (fixed at construction).
@@ -105,6 +106,8 @@ class SessionSink final : public ResultSink {
   // Every expected site answered, except sites awaiting approval when enough others
   // advertised keys to reach the threshold without them.
   void DropExpelledLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the server has dropped `client_id` in this session.
+  bool DroppedLocked(const std::string& client_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   bool StepAnswered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -4,6 +4,7 @@
 // (which every site checks against its own minimum). And how the session's steps are
 // posted: a message every site gets alike (the advertisement list is n certificates) is
 // held once, not once per site; and what a step boundary hands the store.
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -65,27 +66,42 @@ TEST(SessionSparseSetupTest, FullBonawitzUnlessTheSpecAsksAndTheCohortIsLargeEno
   }
 }
 
+// How the in-process sites of AnswerAsSites behave, beyond answering every item.
+struct SiteScript {
+  // Sees each item as it is pulled, before the site lets go of it.
+  std::function<void(const std::string& id, const PostedItem& item, v1::SecAggRound step)> seen;
+  // False: the site leaves at that step (pulls its item, never answers it nor anything after).
+  std::function<bool(const std::string& id, v1::SecAggRound step)> answers;
+  // Called once the site's answer to `step` was accepted.
+  std::function<void(const std::string& id, v1::SecAggRound step)> answered;
+  // Set once the session has ended: the sites stop (RunWithSites).
+  const absl::Notification* session_over = nullptr;
+};
+
 // In-process sites of `federation` answer the items of `cohort` pulled from `board`, step
 // by step (the advertisement list's certificates fetched from `runner`, as
 // Federation.FetchCertificates does for a daemon), until each has answered the unmasking or
-// a minute has passed. `seen` sees each item as it is pulled, before the site lets go of it.
+// left, the session is over, or a minute has passed; as `script` says.
 void AnswerAsSites(WorkBoard& board, SecureStageRunner& runner,
                    const secagg::testing::Federation& federation,
-                   const std::vector<std::string>& cohort,
-                   const std::function<void(const std::string& id, const PostedItem& item,
-                                            v1::SecAggRound step)>& seen) {
+                   const std::vector<std::string>& cohort, const SiteScript& script) {
   std::map<std::string, std::unique_ptr<secagg::SecAggClient>> clients;
   std::set<std::string> finished;
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (finished.size() < cohort.size() && absl::Now() < give_up) {
+  while (finished.size() < cohort.size() && absl::Now() < give_up &&
+         (script.session_over == nullptr || !script.session_over->HasBeenNotified())) {
     for (const std::string& id : cohort) {
       if (finished.contains(id)) continue;
       std::shared_ptr<const PostedItem> item = board.Pull(id, absl::Now() + absl::Milliseconds(50));
       if (item == nullptr) continue;
       v1::WorkItem whole = item->Whole();
       const v1::SecAggRound step = whole.secagg().round();
-      seen(id, *item, step);
+      if (script.seen) script.seen(id, *item, step);
       item.reset();
+      if (script.answers && !script.answers(id, step)) {
+        finished.insert(id);
+        continue;
+      }
       if (whole.secagg().has_advertisements()) {
         for (v1::AdvertisementEntry& e :
              *whole.mutable_secagg()->mutable_advertisements()->mutable_entries()) {
@@ -107,6 +123,7 @@ void AnswerAsSites(WorkBoard& board, SecureStageRunner& runner,
         if (step == v1::SECAGG_UNMASKING) finished.insert(id);
       }
       ASSERT_OK(board.Push(id, answer));
+      if (script.answered) script.answered(id, step);
     }
   }
 }
@@ -120,7 +137,7 @@ SecureStageResult RunWithSites(
     const SecureStageRequest& request,
     const std::function<void(const std::string& id, const PostedItem& item, v1::SecAggRound step)>&
         seen,
-    const std::vector<std::string>& answering = {}) {
+    const std::vector<std::string>& answering = {}, SiteScript script = {}) {
   SecureStageResult result;
   absl::Notification done;
   std::thread run([&] {
@@ -131,7 +148,9 @@ SecureStageResult RunWithSites(
     runner.Cancel();
     run.join();
   };
-  AnswerAsSites(board, runner, federation, answering.empty() ? request.cohort : answering, seen);
+  script.seen = seen;
+  script.session_over = &done;
+  AnswerAsSites(board, runner, federation, answering.empty() ? request.cohort : answering, script);
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   std::move(stop).Invoke();
   return result;
@@ -320,6 +339,56 @@ TEST(SecureStageExpelTest, ASiteRefusedBeforeTheSessionStartsIsDroppedAsItOpens)
   EXPECT_THAT(result.drops[0], ::testing::HasSubstr(refused));
   EXPECT_THAT(result.drops[0], ::testing::HasSubstr("refused by the coordinator"));
 }
+
+// A site refused (revoked, say) during the share-keys step after it answered it: its
+// answer is discarded and the step closes without it. Here that leaves two share holders
+// (a third site left) for a threshold of three, so the session aborts there, before any
+// site is asked for its masked input — which a site sends once a round, so a session
+// aborted after some had sent theirs could not be tried again with them (the task would
+// fail for one revocation: E2eRevocationTest saw it once). Whether the coordinator tells
+// the session at once (Coordinator::DropClient: Expel) or has not yet as the step closes
+// (the close asks `excluded` itself).
+class SecureStageRefusalTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SecureStageRefusalTest, ASiteRefusedAfterItSharedKeysLeavesBeforeAnyMaskedInputIsAskedFor) {
+  const bool told_at_once = GetParam();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<secagg::testing::Federation> federation,
+                       secagg::testing::Federation::Create(4));
+  WorkBoard board;
+  SecureStageRunner runner(&board, common::Clock::Real(), federation->ca_cert_pem());
+  SecureStageRequest request = testing::ToyStageRequest(*federation, v1::STAGE_ANALYTICS, 3);
+  request.step_deadline = absl::Seconds(2);  // how long the step waits for the silent site
+  const std::string refused = request.cohort[0];
+  const std::string silent = request.cohort[2];
+  std::atomic<bool> revoked{false};
+  request.excluded = [&](const std::string& id) { return revoked.load() && id == refused; };
+  std::set<v1::SecAggRound> steps;
+  SiteScript script;
+  script.answers = [&](const std::string& id, v1::SecAggRound step) {
+    return !(id == silent && step == v1::SECAGG_SHARE_KEYS);
+  };
+  script.answered = [&](const std::string& id, v1::SecAggRound step) {
+    if (id != refused || step != v1::SECAGG_SHARE_KEYS) return;
+    if (told_at_once) {
+      runner.Expel(refused, "revoked");
+    } else {
+      revoked = true;
+    }
+  };
+  const SecureStageResult result = RunWithSites(
+      board, runner, *federation, request,
+      [&](const std::string&, const PostedItem&, v1::SecAggRound step) { steps.insert(step); }, {},
+      script);
+  EXPECT_FALSE(result.completed);
+  EXPECT_THAT(result.abort, ::testing::HasSubstr("SECAGG_SHARE_KEYS"));
+  EXPECT_FALSE(steps.contains(v1::SECAGG_MASKED_INPUT)) << "a masked input was asked for";
+  EXPECT_THAT(result.drops, ::testing::Contains(::testing::HasSubstr(refused)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Expel, SecureStageRefusalTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "ToldAtOnce" : "AskedAtTheClose";
+                         });
 
 }  // namespace
 }  // namespace tessera::coordinator
