@@ -204,11 +204,6 @@ absl::Status RunCoordinator(const v1::CoordinatorConfig& config, absl::Notificat
   // (docs/performance.md). Applies with gRPC's tcp_read_chunks experiment off, as the
   // daemon runs it (crypto::KeepGrpcReadBuffersSmall).
   builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 8 << 10);
-  // TLS records of at most 4 KiB from the coordinator (16 KiB by default): gRPC keeps a
-  // buffer of that size per connection to build them in, and less is held per site while
-  // a large message goes out. At n = 200 the peak fell by 5.5 MiB (about 28 KB a site)
-  // for 0.5-0.8 % more bytes to the sites (docs/performance.md; E2eTlsRecordTest).
-  builder.AddChannelArgument(GRPC_ARG_TSI_MAX_FRAME_SIZE, 4 << 10);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(
