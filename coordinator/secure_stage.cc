@@ -270,11 +270,10 @@ void SecureStageRunner::RunSteps(const SecureStageRequest& request, const std::s
       WaitForStep(request, work_id, deadline, step == 0, *sink);
     }
     board_->Close(work_id);
-    // A site refused while the step ran leaves before it closes, whether or not
-    // Coordinator::DropClient reached this session yet: the other sites may know already
-    // (the new CRL goes out with their items), and one of them refusing its share keys
-    // while the refused site's still counted would take the session on to masked inputs it
-    // cannot sum (SessionSink::Expel).
+    // A site refused while the step ran (ClientRegistry::Exclude) leaves before it closes,
+    // whether or not Coordinator::DropClient's Expel reached this session yet: a site that
+    // already holds the new CRL refuses its keys, and the refused site's answer still
+    // counted would take the session on to masked inputs it cannot sum (SessionSink::Expel).
     ExpelExcluded(request, *sink);
     v1::SecAggRound next = v1::SECAGG_ROUND_UNSPECIFIED;
     ServerState state = sink->With([&](SecAggServer& s) {

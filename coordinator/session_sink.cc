@@ -180,16 +180,12 @@ void SessionSink::DropExpelledLocked() {
   const v1::SecAggRound step = server_->round();
   const bool before_inputs = step == v1::SECAGG_ADVERTISE_KEYS || step == v1::SECAGG_REVEAL_COINS ||
                              step == v1::SECAGG_SHARE_KEYS;
+  // Drop ignores a site dropped already; one it takes grows drops(), which Facts watches.
   for (const auto& [id, why] : expelled_) {
-    if (!pending.contains(id) && !(before_inputs && !DroppedLocked(id))) continue;
-    ++answers_version_;
-    server_->Drop(id, v1::SECAGG_DROP_BAD_CERTIFICATE, why);
+    if (before_inputs || pending.contains(id)) {
+      server_->Drop(id, v1::SECAGG_DROP_BAD_CERTIFICATE, why);
+    }
   }
-}
-
-bool SessionSink::DroppedLocked(const std::string& client_id) const {
-  return std::any_of(server_->drops().begin(), server_->drops().end(),
-                     [&](const secagg::ClientDrop& d) { return d.client_id == client_id; });
 }
 
 bool SessionSink::StepAnswered() {

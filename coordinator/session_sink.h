@@ -106,8 +106,6 @@ class SessionSink final : public ResultSink {
   // Every expected site answered, except sites awaiting approval when enough others
   // advertised keys to reach the threshold without them.
   void DropExpelledLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether the server has dropped `client_id` in this session.
-  bool DroppedLocked(const std::string& client_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   bool StepAnswered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
