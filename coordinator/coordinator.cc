@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(store), clock, options));
   RETURN_IF_ERROR(c->registry_.Load());
   RETURN_IF_ERROR(c->access_.LoadCrl());
+  c->HandCrlToSites();
   return c;
 }
 
@@ -177,7 +178,7 @@ absl::StatusOr<v1::HelloResponse> Coordinator::Hello(const std::string& client_i
   v1::HelloResponse response;
   response.set_client_id(client_id);
   response.set_long_poll_seconds(long_poll_seconds);
-  response.set_crl_pem(access_.crl_pem());
+  response.set_crl_pem(*crl_pem());
   return response;
 }
 
@@ -260,6 +261,7 @@ void Coordinator::PullEnded(const std::string& client_id, const std::string& ins
 }
 
 std::vector<std::string> Coordinator::RefreshCrl(bool force) {
+  absl::MutexLock refreshing(&refresh_mu_);
   std::vector<std::string> dropped;
   for (const crypto::RevokedCertificate& entry : access_.ReloadCrl(force)) {
     for (const std::string& id : registry_.WithSerial(entry.serial_hex)) {
@@ -267,7 +269,19 @@ std::vector<std::string> Coordinator::RefreshCrl(bool force) {
       dropped.push_back(id);
     }
   }
+  HandCrlToSites();
   return dropped;
+}
+
+void Coordinator::HandCrlToSites() {
+  auto pem = std::make_shared<const std::string>(access_.crl_pem());
+  absl::MutexLock lock(&crl_mu_);
+  handed_crl_ = std::move(pem);
+}
+
+std::shared_ptr<const std::string> Coordinator::crl_pem() const {
+  absl::MutexLock lock(&crl_mu_);
+  return handed_crl_;
 }
 
 absl::StatusOr<v1::ClientRecord> Coordinator::SetClientDisabled(const std::string& operator_id,

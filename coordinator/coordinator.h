@@ -120,8 +120,11 @@ class Coordinator {
   void PullStarted(const std::string& client_id, const std::string& instance_id);
   void PullEnded(const std::string& client_id, const std::string& instance_id, bool cancelled);
   // Re-reads the CRL file if it changed (or always, `force`); the live sessions of every
-  // newly revoked client are dropped (DropClient). Returns those clients.
-  std::vector<std::string> RefreshCrl(bool force);
+  // newly revoked client are dropped (DropClient). Returns those clients. Calls and
+  // handshakes are checked against the new CRL at once; the sites are handed it (crl_pem)
+  // only after the drops, so that no site refuses a peer whose answers the coordinator
+  // still counts. One re-read at a time (concurrent callers wait).
+  std::vector<std::string> RefreshCrl(bool force) ABSL_LOCKS_EXCLUDED(refresh_mu_);
   // Admin.DisableClient / EnableClient: persisted, logged; disabling drops live sessions.
   absl::StatusOr<v1::ClientRecord> SetClientDisabled(const std::string& operator_id,
                                                      const std::string& client_id, bool disabled,
@@ -144,8 +147,9 @@ class Coordinator {
   // or session is not running; otherwise SecAggServer::ListedCertificates's answer.
   absl::StatusOr<v1::FetchCertificatesResponse> FetchCertificates(
       const std::string& client_id, const v1::FetchCertificatesRequest& request);
-  // The CRL (PEM) handed to sites; "" if none.
-  std::string crl_pem() const { return access_.crl_pem(); }
+  // The CRL (PEM) handed to sites (work items, Hello); "" if none. After a re-read, the
+  // new one only once its revoked clients were dropped (RefreshCrl).
+  std::shared_ptr<const std::string> crl_pem() const ABSL_LOCKS_EXCLUDED(crl_mu_);
   // FAILED_PRECONDITION if the client never said Hello. Null if no work before `deadline`.
   // The whole item (PostedItem::Whole), for in-process sites (simulation, tests).
   absl::StatusOr<std::shared_ptr<const v1::WorkItem>> PullWork(const std::string& client_id,
@@ -194,6 +198,14 @@ class Coordinator {
   WorkBoard board_;
   ClientRegistry registry_;
   AccessControl access_;
+
+  // Serialises RefreshCrl, so that a second re-read cannot publish a CRL whose drops
+  // the first has not finished.
+  absl::Mutex refresh_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable absl::Mutex crl_mu_;
+  std::shared_ptr<const std::string> handed_crl_ ABSL_GUARDED_BY(crl_mu_) =
+      std::make_shared<const std::string>();
+  void HandCrlToSites() ABSL_LOCKS_EXCLUDED(crl_mu_);
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

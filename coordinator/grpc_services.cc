@@ -347,7 +347,7 @@ class FederationService::PullCall final : public grpc::ServerUnaryReactor {
       coordinator->ReturnUndelivered(site);
       return Finish(state, grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
     }
-    *state->response = PullWorkResponseBytes(*item, coordinator->crl_pem(), state->request);
+    *state->response = PullWorkResponseBytes(*item, *coordinator->crl_pem(), state->request);
     Finish(state, grpc::Status::OK);
   }
 

@@ -249,37 +249,6 @@ TEST_F(CoordinatorTest, SilentSiteIsDroppedAtTheDeadlineAndTheRoundGoesOn) {
   EXPECT_THAT(model, Each(FloatNear(2.6f, 1e-5)));
 }
 
-// A site the coordinator stops serving (revoked certificate, disabled) is expelled from the
-// running session at once, not waited for until the step's deadline (here 120 s).
-TEST_F(CoordinatorTest, RevokedSiteLeavesTheRunningSessionAtOnce) {
-  FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 30, .delta = 1});
-  FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 5});
-  FakeSite c(coordinator_.get(), pki_.get(), "site-c", {.train_rows = 10, .delta = 5});
-  FakeSite d(coordinator_.get(), pki_.get(), "site-d", {.train_rows = 10, .silent_in_fit = true});
-  v1::TaskSpec spec = ToySpec(1, 2);
-  spec.set_round_deadline_seconds(120);
-  spec.mutable_secure_aggregation()->set_step_deadline_seconds(120);
-  ASSERT_OK_AND_ASSIGN(auto submitted, coordinator_->SubmitTask("op", spec));
-  const std::string& id = submitted.task_id();
-  // The fit session of round 1 runs, waiting for site-d's keys.
-  ASSERT_TRUE(Eventually([&] {
-    auto got = coordinator_->GetTask(id);
-    return got.ok() && got->in_flight().round() == 1 &&
-           got->in_flight().session_stage() == v1::STAGE_FIT;
-  }));
-  const absl::Time revoked = absl::Now();
-  coordinator_->DropClient("site-d", "certificate 0a revoked");
-  ASSERT_TRUE(Eventually([&] { return Finished(*coordinator_, id); }));
-  EXPECT_LT(absl::Now() - revoked, absl::Seconds(60)) << "waited for the step's deadline";
-  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse got, coordinator_->GetTask(id));
-  EXPECT_EQ(got.task().state(), v1::TASK_COMPLETED);
-  const v1::RoundRecord& round = got.rounds(1);
-  EXPECT_THAT(round.fit_participants(), ElementsAre("site-a", "site-b", "site-c"));
-  EXPECT_THAT(round.drops(),
-              Contains(HasSubstr("site-d: advertise_keys: SECAGG_DROP_BAD_CERTIFICATE: "
-                                 "certificate 0a revoked")));
-}
-
 TEST_F(CoordinatorTest, SiteWithAForgedAdvertisementIsDroppedWithAReason) {
   FakeSite a(coordinator_.get(), pki_.get(), "site-a", {.train_rows = 10, .delta = 1});
   FakeSite b(coordinator_.get(), pki_.get(), "site-b", {.train_rows = 10, .delta = 3});
