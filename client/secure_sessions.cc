@@ -48,10 +48,18 @@ secagg::ClientPolicy SecAggPolicy(const v1::LocalPolicy& policy) {
   return out;
 }
 
-// Drops (and wipes) the record's snapshot.
+// Takes (and clears) the snapshot's input kept apart from the record.
+crypto::SecretBytes TakeInput(v1::SiteSessionRecord& record) {
+  crypto::SecretBytes input(std::move(*record.mutable_machine_input()));
+  record.clear_machine_input();
+  return input;
+}
+
+// Drops (and wipes) the record's snapshot and its input.
 void DropMachine(v1::SiteSessionRecord& record) {
   crypto::SecretBytes wiped(std::move(*record.mutable_machine()));
   record.clear_machine();
+  TakeInput(record);
 }
 
 // Whether `step` answered with a masked input whose words the record no longer keeps.
@@ -388,7 +396,10 @@ v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
                  std::string(machine.status().message()));
   }
   record.set_state(v1::SITE_SESSION_OPEN);
-  record.set_machine(std::string((*machine)->Snapshot().view()));
+  // The input, the bulk of the snapshot until the masked input, is written once, here; the
+  // store keeps it with the snapshot of every later step (SiteSessionRecord.machine_input).
+  record.set_machine(std::string((*machine)->SnapshotWithoutInput().view()));
+  record.set_machine_input(std::string((*machine)->InputBytes().view()));
   machines_[record.session()] = Cached{std::move(*machine), 0};
   v1::PushResultRequest answer;
   answer.set_work_id(item.work_id());
@@ -396,15 +407,24 @@ v1::PushResultRequest SecureSessions::Start(const v1::WorkItem& item,
   return Record(record, item, std::move(answer), /*contributes=*/false, now);
 }
 
-secagg::SecAggClient* SecureSessions::Machine(v1::SiteSessionRecord& record) {
+secagg::SecAggClient* SecureSessions::Machine(const v1::SiteSessionRecord& record) {
   auto it = machines_.find(record.session());
   if (it != machines_.end() && it->second.answers == record.answers_size()) {
     return it->second.machine.get();
   }
-  crypto::SecretBytes snapshot(std::move(*record.mutable_machine()));
+  // Not held (a restart, or a step answered meanwhile by another path): the snapshot and
+  // its input from the store.
+  auto stored = store_->GetSession(record.session());
+  if (!stored.ok()) {
+    common::LogError("site_store_read_failed").With("error", stored.status().ToString());
+    return nullptr;
+  }
+  const crypto::SecretBytes input = TakeInput(*stored);
+  crypto::SecretBytes snapshot(std::move(*stored->mutable_machine()));
+  stored->clear_machine();
   secagg::ClientPolicy policy = SecAggPolicy(policy_);
   policy.min_threshold = policy_.min_cohort();
-  auto restored = secagg::SecAggClient::Restore(identity_, policy, snapshot);
+  auto restored = secagg::SecAggClient::Restore(identity_, policy, snapshot, &input);
   if (!restored.ok()) {
     common::LogError("secagg_restore_failed")
         .With("session", record.session())
@@ -419,7 +439,8 @@ secagg::SecAggClient* SecureSessions::Machine(v1::SiteSessionRecord& record) {
 
 v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::Time now) {
   const std::string& label = item.secagg_session();
-  auto stored = store_->GetSession(label);
+  // Without the snapshot: the machine is usually held in memory (Machine reads it if not).
+  auto stored = store_->GetSessionWithoutSecrets(label);
   if (!stored.ok()) {
     if (stored.status().code() != absl::StatusCode::kNotFound) {
       common::LogError("site_store_read_failed").With("error", stored.status().ToString());
@@ -484,7 +505,7 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
     DropMachine(record);
     common::LogInfo("secagg_completed").With("session", label);
   } else {
-    record.set_machine(std::string(machine->Snapshot().view()));
+    record.set_machine(std::string(machine->SnapshotWithoutInput().view()));
   }
   record.set_expires_unix_ms(
       std::max(record.expires_unix_ms(),

@@ -16,6 +16,10 @@
 //     (SECAGG_REQUEST_CHANGED): a site answers each step of a session once;
 //   - a daemon restarted mid-session restores the machine from its snapshot and goes on
 //     with the same keys, shares and input.
+// The input words, the bulk of a snapshot until the masked input, are written once, with
+// the session's first record (SiteSessionRecord.machine_input); each later snapshot names
+// them by digest (SecAggClient::SnapshotWithoutInput), and a running session's steps read
+// the record without its secrets: the machine held in memory is the state.
 // The masked input is recorded together with its contribution key (client/
 // contribution_key.h) in one synced write; if the key was already sent in another session
 // the write is refused and the session aborts with ALREADY_CONTRIBUTED: a site never sends
@@ -153,8 +157,9 @@ class SecureSessions {
                      const std::string& answer_sha256 = "");
   // The set-up's checks against the item (see the header comment); a decline or nullopt.
   std::optional<v1::PushResultRequest> CheckSetup(const v1::WorkItem& item) const;
-  // The open machine of `record`: cached, or restored from its snapshot.
-  secagg::SecAggClient* Machine(v1::SiteSessionRecord& record);
+  // The open machine of `record` (read without its secrets): cached, or restored from the
+  // snapshot and input the store holds. Null (logged) if they cannot be read or restored.
+  secagg::SecAggClient* Machine(const v1::SiteSessionRecord& record);
 
   const secagg::ClientIdentity identity_;
   v1::LocalPolicy policy_;

@@ -130,6 +130,11 @@ class SiteStore {
 
   // The record of the session labelled `session`. NOT_FOUND if none.
   virtual absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) = 0;
+  // GetSession without the session's secrets: `machine` and `machine_input` are empty, and
+  // nothing secret is read or opened. For a caller that holds the session's state machine
+  // in memory already (a step of a running session).
+  virtual absl::StatusOr<v1::SiteSessionRecord> GetSessionWithoutSecrets(
+      const std::string& session) = 0;
 
   // Every session record, sorted by label (bytewise).
   virtual absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() = 0;

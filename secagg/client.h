@@ -167,6 +167,14 @@ class SecAggClient {
   // holds. Hence SecretBytes (wiped when destroyed): keep it only where the site keeps its
   // own secrets. Once completed or aborted the snapshot holds no secret. Changes nothing.
   crypto::SecretBytes Snapshot() const;
+  // Snapshot() without the input words, the bulk of it until the masked input is sent and
+  // unchanged until then: while the input is due, the snapshot names it by the SHA-256 of
+  // InputBytes() instead, and Restore needs those bytes back. For a store that keeps the
+  // input once a session rather than at every step. Changes nothing.
+  crypto::SecretBytes SnapshotWithoutInput() const;
+  // The input words as a snapshot holds them (vector_words little-endian 32-bit words);
+  // empty once the masked input was made. SECRET.
+  crypto::SecretBytes InputBytes() const;
 
   // A client that continues the session exactly where Snapshot() was taken: from then on,
   // given the same messages, it gives the same Handle results as the original (same
@@ -180,11 +188,13 @@ class SecAggClient {
   // does not parse or is inconsistent: another version or client id, keys or shares of the
   // wrong size or not matching the advertisement, a session id that does not match the
   // list, coins that do not match their commitments, data the state needs missing, or a
-  // setup this client's policy refuses.
+  // setup this client's policy refuses, or — for a SnapshotWithoutInput whose input is
+  // due — `input` missing or not the InputBytes() it was taken with (its SHA-256 differs).
+  // `input` is not used for a snapshot that holds its input or needs none.
   // INVALID_ARGUMENT without a signer.
-  static absl::StatusOr<std::unique_ptr<SecAggClient>> Restore(const ClientIdentity& identity,
-                                                               const ClientPolicy& policy,
-                                                               const crypto::SecretBytes& snapshot);
+  static absl::StatusOr<std::unique_ptr<SecAggClient>> Restore(
+      const ClientIdentity& identity, const ClientPolicy& policy,
+      const crypto::SecretBytes& snapshot, const crypto::SecretBytes* input = nullptr);
 
  private:
   struct Impl;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "crypto/hash.h"
 #include "crypto/key_agreement.h"
 #include "crypto/secret.h"
 #include "crypto/shamir.h"
@@ -118,9 +119,10 @@ absl::StatusOr<X25519PrivateKey> KeyFrom(const std::string& field, const std::st
 
 }  // namespace
 
-SecretBytes SecAggClient::Snapshot() const {
-  v1::SecAggClientSnapshot snapshot;
-  impl_->FillSnapshot(snapshot);
+namespace {
+
+// `snapshot` serialised into a buffer of its size, its secret fields wiped.
+SecretBytes Serialized(v1::SecAggClientSnapshot& snapshot) {
   std::string bytes(snapshot.ByteSizeLong(), '\0');
   // Serialising an in-memory message into a buffer of its size only fails on a broken
   // library; the buffer is sized up front so that no reallocation leaves a copy unwiped.
@@ -129,7 +131,31 @@ SecretBytes SecAggClient::Snapshot() const {
   return SecretBytes(std::move(bytes));
 }
 
-void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot) const {
+}  // namespace
+
+SecretBytes SecAggClient::Snapshot() const {
+  v1::SecAggClientSnapshot snapshot;
+  impl_->FillSnapshot(snapshot, /*with_input=*/true);
+  return Serialized(snapshot);
+}
+
+SecretBytes SecAggClient::SnapshotWithoutInput() const {
+  v1::SecAggClientSnapshot snapshot;
+  impl_->FillSnapshot(snapshot, /*with_input=*/false);
+  return Serialized(snapshot);
+}
+
+SecretBytes SecAggClient::InputBytes() const { return impl_->InputBytes(); }
+
+SecretBytes SecAggClient::Impl::InputBytes() const {
+  std::string bytes(input.size() * 4, '\0');  // sized up front: no unwiped reallocation
+  for (size_t i = 0; i < input.size(); ++i) {
+    for (int b = 0; b < 4; ++b) bytes[4 * i + b] = static_cast<char>(input[i] >> (8 * b));
+  }
+  return SecretBytes(std::move(bytes));
+}
+
+void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot, bool with_input) const {
   snapshot.set_version(kClientSnapshotVersion);
   snapshot.set_client_id(self());
   *snapshot.mutable_setup() = setup;
@@ -138,12 +164,12 @@ void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot) const 
   snapshot.set_abort_detail(abort_detail);
   snapshot.set_abort_culprit(culprit);
   snapshot.set_certificate_check_unix_nanos(absl::ToUnixNanos(now));
-  if (!input.empty()) {
-    std::string* field = snapshot.mutable_input();
-    field->resize(input.size() * 4);  // sized up front: no unwiped reallocation
-    for (size_t i = 0; i < input.size(); ++i) {
-      for (int b = 0; b < 4; ++b) (*field)[4 * i + b] = static_cast<char>(input[i] >> (8 * b));
-    }
+  if (!input.empty() && with_input) {
+    SecretBytes bytes = InputBytes();
+    SetSecret(snapshot.mutable_input(), bytes);
+  } else if (!input.empty()) {
+    if (input_sha256.empty()) input_sha256 = crypto::Sha256(InputBytes().view());
+    snapshot.set_input_sha256(input_sha256);
   }
   if (channel_key.has_value())
     SetSecret(snapshot.mutable_channel_private_key(), channel_key->bytes());
@@ -171,7 +197,8 @@ void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot) const 
 
 absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Restore(const ClientIdentity& identity,
                                                                     const ClientPolicy& policy,
-                                                                    const SecretBytes& snapshot) {
+                                                                    const SecretBytes& snapshot,
+                                                                    const SecretBytes* input) {
   if (identity.signer == nullptr) {
     return absl::InvalidArgumentError("SecAggClient::Restore needs a signer");
   }
@@ -180,7 +207,21 @@ absl::StatusOr<std::unique_ptr<SecAggClient>> SecAggClient::Restore(const Client
   auto impl = std::make_unique<Impl>();
   impl->identity = identity;
   impl->policy = policy;
-  const absl::Status restored = ok ? impl->RestoreFrom(parsed) : Loss("does not parse");
+  absl::Status restored = ok ? absl::OkStatus() : Loss("does not parse");
+  if (restored.ok() && !parsed.input_sha256().empty()) {
+    // The input kept apart (SnapshotWithoutInput) must be the one the snapshot names.
+    if (!parsed.input().empty()) {
+      restored = Loss("it holds both its input and the digest of an input kept apart");
+    } else if (input == nullptr || input->empty()) {
+      restored = Loss("its input is kept apart and was not given");
+    } else if (crypto::Sha256(input->view()) != parsed.input_sha256()) {
+      restored = Loss("the input given is not the one it was taken with");
+    } else {
+      SetSecret(parsed.mutable_input(), *input);
+      impl->input_sha256 = parsed.input_sha256();
+    }
+  }
+  if (restored.ok()) restored = impl->RestoreFrom(parsed);
   WipeSecretFields(parsed);
   if (!restored.ok()) return restored;
   return std::unique_ptr<SecAggClient>(new SecAggClient(std::move(impl)));

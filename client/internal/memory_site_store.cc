@@ -50,6 +50,17 @@ class MemorySiteStore final : public SiteStore {
     return it->second;
   }
 
+  absl::StatusOr<v1::SiteSessionRecord> GetSessionWithoutSecrets(
+      const std::string& session) override {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return internal::NoSession(session);
+    v1::SiteSessionRecord record = it->second;
+    record.clear_machine();
+    record.clear_machine_input();
+    return record;
+  }
+
   absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override {
     absl::MutexLock lock(&mu_);
     std::vector<v1::SiteSessionRecord> out;
@@ -201,7 +212,14 @@ class MemorySiteStore final : public SiteStore {
       }
       for (const v1::ContributionRecord& record : records) contributions_[record.key()] = record;
     }
-    sessions_[session.session()] = session;
+    // The input kept apart stays with its snapshot (SiteSessionRecord.machine_input).
+    v1::SiteSessionRecord& stored = sessions_[session.session()];
+    std::string input;
+    if (!session.machine().empty() && session.machine_input().empty()) {
+      input = std::move(*stored.mutable_machine_input());
+    }
+    stored = session;
+    if (!input.empty()) stored.set_machine_input(std::move(input));
     return absl::OkStatus();
   }
 

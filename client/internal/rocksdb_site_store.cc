@@ -47,12 +47,17 @@ absl::StatusOr<std::string> Serialize(const Message& message, const char* kind) 
   return bytes;
 }
 
-// The record's wire bytes without its snapshot (`machine`), which is stored apart.
+// The record's wire bytes without its snapshot (`machine`) and the snapshot's input,
+// which are stored apart.
 absl::StatusOr<std::string> SerializeWithoutSnapshot(const v1::SiteSessionRecord& session) {
-  if (session.machine().empty()) return Serialize(session, "the session record");
+  if (session.machine().empty() && session.machine_input().empty()) {
+    return Serialize(session, "the session record");
+  }
   v1::SiteSessionRecord rest = session;
   crypto::SecretBytes wiped(std::move(*rest.mutable_machine()));  // the copy's, wiped here
+  crypto::SecretBytes wiped_input(std::move(*rest.mutable_machine_input()));
   rest.clear_machine();
+  rest.clear_machine_input();
   return Serialize(rest, "the session record");
 }
 
@@ -70,6 +75,7 @@ RocksDbSiteStore::RocksDbSiteStore(std::string directory, rocksdb::DB* db,
   sessions_ = Family(kSessionsCf);
   meta_ = Family(kMetaCf);
   machines_ = Family(kSessionMachinesCf);
+  inputs_ = Family(kSessionInputsCf);
   write_options_.sync = true;
 }
 
@@ -90,7 +96,7 @@ absl::Status RocksDbSiteStore::Init(const std::vector<std::string>& missing_core
     return absl::InternalError("site store: Init on a read-only store (use InitReadOnly)");
   }
   if (contributions_ == nullptr || sessions_ == nullptr || meta_ == nullptr ||
-      machines_ == nullptr) {
+      machines_ == nullptr || inputs_ == nullptr) {
     return absl::InternalError(
         absl::StrCat("site store ", directory_, ": a column family is missing after open"));
   }
@@ -180,6 +186,25 @@ absl::StatusOr<std::optional<std::string>> RocksDbSiteStore::CheckEverything(siz
     }
     return opened.status();
   }));
+  // Every input kept apart belongs to a snapshot apart (they are dropped together).
+  if (inputs_ != nullptr) {
+    RETURN_IF_ERROR(ForEach(inputs_, [&](std::string_view key, std::string_view value) {
+      ASSIGN_OR_RETURN(std::optional<std::string> machine, Get(machines_, key));
+      if (!machine.has_value() || value.empty()) {
+        return DamagedRecord(
+            directory_, kSessionInputsCf, key,
+            value.empty() ? "an empty session input" : "a session input without its snapshot");
+      }
+      if (read_only_) return absl::OkStatus();
+      absl::Status opened = OpenSnapshot(std::string(key), value, kSessionInputsCf).status();
+      if (opened.code() == absl::StatusCode::kNotFound) {
+        return DamagedRecord(
+            directory_, kSessionInputsCf, key,
+            absl::StrCat("the key of this session's input is missing from ", kSessionKeysFile));
+      }
+      return opened;
+    }));
+  }
   RETURN_IF_ERROR(CheckAddedFamilies());
   return version;
 }
@@ -210,11 +235,16 @@ absl::StatusOr<std::vector<v1::ContributionRecord>> RocksDbSiteStore::ListContri
 }
 
 absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::GetSession(const std::string& session) {
-  ASSIGN_OR_RETURN(std::optional<std::string> value, Get(sessions_, session));
-  if (!value.has_value()) return NoSession(session);
-  ASSIGN_OR_RETURN(v1::SiteSessionRecord record, DecodeSession(directory_, session, *value));
+  ASSIGN_OR_RETURN(v1::SiteSessionRecord record, GetSessionWithoutSecrets(session));
   RETURN_IF_ERROR(AddSnapshot(record));
   return record;
+}
+
+absl::StatusOr<v1::SiteSessionRecord> RocksDbSiteStore::GetSessionWithoutSecrets(
+    const std::string& session) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, Get(sessions_, session));
+  if (!value.has_value()) return NoSession(session);
+  return DecodeSession(directory_, session, *value);
 }
 
 absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSessions() {
@@ -230,19 +260,31 @@ absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSession
 }
 
 absl::Status RocksDbSiteStore::AddSnapshot(v1::SiteSessionRecord& record) {
-  ASSIGN_OR_RETURN(std::optional<std::string> sealed, Get(machines_, record.session()));
-  if (!sealed.has_value()) return absl::OkStatus();
-  absl::StatusOr<crypto::SecretBytes> machine = OpenSnapshot(record.session(), *sealed);
-  if (read_only_ && machine.status().code() == absl::StatusCode::kNotFound) {
-    return absl::OkStatus();  // the session ended after the read
+  ASSIGN_OR_RETURN(std::optional<crypto::SecretBytes> machine,
+                   GetSealed(machines_, kSessionMachinesCf, record.session()));
+  if (!machine.has_value()) return absl::OkStatus();
+  std::optional<crypto::SecretBytes> input;
+  if (inputs_ != nullptr) {
+    ASSIGN_OR_RETURN(input, GetSealed(inputs_, kSessionInputsCf, record.session()));
   }
-  if (machine.status().code() == absl::StatusCode::kNotFound) {
-    return DamagedRecord(directory_, kSessionMachinesCf, record.session(),
-                         std::string(machine.status().message()));
-  }
-  RETURN_IF_ERROR(machine.status());
   record.set_machine(std::string(machine->view()));
+  if (input.has_value()) record.set_machine_input(std::string(input->view()));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<crypto::SecretBytes>> RocksDbSiteStore::GetSealed(
+    rocksdb::ColumnFamilyHandle* family, const char* family_name, const std::string& label) {
+  ASSIGN_OR_RETURN(std::optional<std::string> sealed, Get(family, label));
+  if (!sealed.has_value()) return std::nullopt;
+  absl::StatusOr<crypto::SecretBytes> opened = OpenSnapshot(label, *sealed, family_name);
+  if (read_only_ && opened.status().code() == absl::StatusCode::kNotFound) {
+    return std::nullopt;  // the session ended after the read
+  }
+  if (opened.status().code() == absl::StatusCode::kNotFound) {
+    return DamagedRecord(directory_, family_name, label, std::string(opened.status().message()));
+  }
+  RETURN_IF_ERROR(opened.status());
+  return std::optional<crypto::SecretBytes>(*std::move(opened));
 }
 
 absl::StatusOr<bool> RocksDbSiteStore::MoveSnapshotsOut() {
@@ -299,8 +341,12 @@ absl::Status RocksDbSiteStore::PutSessionWith(
   ASSIGN_OR_RETURN(std::optional<std::string> stored_machine, Get(machines_, label));
   const bool drops_secrets = stored_machine.has_value() && session.machine().empty();
   std::string sealed;
+  std::string sealed_input;
   if (!session.machine().empty()) {
     ASSIGN_OR_RETURN(sealed, SealSnapshot(label, session.machine()));
+  }
+  if (!session.machine_input().empty()) {
+    ASSIGN_OR_RETURN(sealed_input, SealSnapshot(label, session.machine_input(), kSessionInputsCf));
   }
   rocksdb::WriteBatch batch;
   for (const auto& [key, value] : contribution_values) {
@@ -315,6 +361,12 @@ absl::Status RocksDbSiteStore::PutSessionWith(
   RETURN_IF_ERROR(FromRocksDb(
       sealed.empty() ? batch.Delete(machines_, label) : batch.Put(machines_, label, sealed),
       directory_, what));
+  // The input apart: written when given, kept while a snapshot is, dropped with it.
+  if (!sealed_input.empty()) {
+    RETURN_IF_ERROR(FromRocksDb(batch.Put(inputs_, label, sealed_input), directory_, what));
+  } else if (sealed.empty()) {
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(inputs_, label), directory_, what));
+  }
   if (more) RETURN_IF_ERROR(more(batch));
   RETURN_IF_ERROR(Write(&batch, what));
   if (contribution != nullptr) {
@@ -342,6 +394,7 @@ absl::Status RocksDbSiteStore::DeleteSession(const std::string& session) {
     rocksdb::WriteBatch batch;
     RETURN_IF_ERROR(FromRocksDb(batch.Delete(sessions_, session), directory_, what));
     RETURN_IF_ERROR(FromRocksDb(batch.Delete(machines_, session), directory_, what));
+    RETURN_IF_ERROR(FromRocksDb(batch.Delete(inputs_, session), directory_, what));
     RETURN_IF_ERROR(Write(&batch, what));
   }
   // The scrub takes the writers' lock after its own (rocksdb_site_store.h).

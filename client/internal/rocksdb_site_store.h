@@ -8,6 +8,9 @@
 //   session_machines  session label           -> the record's `machine`, sealed (AES-256-GCM)
 //                  under the session's own key, only while it is not empty: an open
 //                  session's (added in format version 2)
+//   session_inputs  session label             -> the record's `machine_input`, sealed under
+//                  the same key (bound to being an input), written once a session, deleted
+//                  with the snapshot (added family)
 // Beside RocksDB's files, SESSION_KEYS: a slot of 64 bytes per open session, the SHA-256 of
 // its label and its 32-byte key (SECRET), written (synced) before the first snapshot
 // sealed under it and overwritten with zeros once the session's snapshot is gone
@@ -85,12 +88,13 @@ inline constexpr std::array<const char*, 3> kCoreFamilies = {kContributionsCf, k
                                                              kMetaCf};
 // The families (site_store_records.h) of format version 1, and those added after it, in the
 // order they were added.
-inline constexpr std::array<const char*, 5> kAddedFamilies = {
+inline constexpr std::array<const char*, 6> kAddedFamilies = {
     kBudgetCf,  // rocksdb_site_store_budget.cc
     kLedgerCf,  // rocksdb_site_store_ledger.cc
     kLedgerCheckpointsCf,
     kApprovalsCf,        // rocksdb_site_store_approvals.cc
     kSessionMachinesCf,  // format version 2: the sessions' snapshots (this file)
+    kSessionInputsCf,    // the snapshots' inputs kept apart (this file)
 };
 
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
@@ -130,6 +134,8 @@ class RocksDbSiteStore final : public SiteStore {
   absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override;
   absl::StatusOr<std::vector<v1::ContributionRecord>> ListContributions() override;
   absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) override;
+  absl::StatusOr<v1::SiteSessionRecord> GetSessionWithoutSecrets(
+      const std::string& session) override;
   absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override;
   absl::Status PutSession(const v1::SiteSessionRecord& session,
                           const v1::ContributionRecord* contribution) override;
@@ -222,21 +228,28 @@ class RocksDbSiteStore final : public SiteStore {
   // version 2.
   absl::StatusOr<bool> MoveSnapshotsOut();
 
-  // `record` with its snapshot from the snapshots' family, opened, if it has one there. A
-  // read-only store leaves `machine` empty if the key is gone (the session ended after
-  // the read).
+  // `record` with its snapshot from the snapshots' family, opened, if it has one there,
+  // and the snapshot's input kept apart, if any. A read-only store leaves `machine` (and
+  // `machine_input`) empty if the key is gone (the session ended after the read).
   absl::Status AddSnapshot(v1::SiteSessionRecord& record);
+  // The sealed value of `label` in `family` (a snapshots' family), opened; nullopt if none.
+  absl::StatusOr<std::optional<crypto::SecretBytes>> GetSealed(rocksdb::ColumnFamilyHandle* family,
+                                                               const char* family_name,
+                                                               const std::string& label);
 
   // ---- Session keys (rocksdb_site_store_keys.cc)
 
   // `machine` sealed under session `label`'s key, made (and written to SESSION_KEYS,
-  // synced) if the session has none yet.
-  absl::StatusOr<std::string> SealSnapshot(const std::string& label, std::string_view machine)
+  // synced) if the session has none yet; bound to `family` (the snapshot or its input).
+  absl::StatusOr<std::string> SealSnapshot(const std::string& label, std::string_view machine,
+                                           const char* family = kSessionMachinesCf)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The snapshot `sealed` of session `label`. NOT_FOUND if its key is not in SESSION_KEYS,
-  // DATA_LOSS (naming the family and key) if it does not open under the key.
+  // The snapshot (or input, `family`) `sealed` of session `label`. NOT_FOUND if its key is
+  // not in SESSION_KEYS, DATA_LOSS (naming the family and key) if it does not open under
+  // the key.
   absl::StatusOr<crypto::SecretBytes> OpenSnapshot(const std::string& label,
-                                                   std::string_view sealed);
+                                                   std::string_view sealed,
+                                                   const char* family = kSessionMachinesCf);
   // Overwrites (synced) the key of every session that has no snapshot.
   absl::Status ForgetEndedKeys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads SESSION_KEYS (once; a read-only store at every call, to see the daemon's new
@@ -282,6 +295,8 @@ class RocksDbSiteStore final : public SiteStore {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   // session_machines; null on a read-only open of a version 1 store.
   rocksdb::ColumnFamilyHandle* machines_ = nullptr;
+  // session_inputs; null on a read-only open of a store that never had it.
+  rocksdb::ColumnFamilyHandle* inputs_ = nullptr;
   rocksdb::WriteOptions write_options_;
   const std::string logs_at_open_;
   // The high-water mark file, open once the store recorded a masked input.

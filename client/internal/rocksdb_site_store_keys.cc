@@ -39,9 +39,11 @@ namespace {
 constexpr size_t kDigestBytes = 32;
 constexpr size_t kSlotBytes = kDigestBytes + crypto::AesGcm256::kKeyBytes;
 
-// What a sealed snapshot is bound to besides its key: its session.
-std::string SealingContext(std::string_view label) {
-  std::string context("tessera/site-snapshot/v1", 24);
+// What a sealed snapshot (or its input kept apart) is bound to besides its key: what it
+// is and its session.
+std::string SealingContext(std::string_view label, std::string_view family) {
+  std::string context(family == kSessionInputsCf ? "tessera/site-input/v1"
+                                                 : "tessera/site-snapshot/v1");
   context.push_back('\0');
   context.append(label);
   return context;
@@ -106,7 +108,8 @@ absl::Status RocksDbSiteStore::LoadKeys() {
 }
 
 absl::StatusOr<std::string> RocksDbSiteStore::SealSnapshot(const std::string& label,
-                                                           std::string_view machine) {
+                                                           std::string_view machine,
+                                                           const char* family) {
   const std::string digest = crypto::Sha256(label);
   crypto::SecretBytes key;
   {
@@ -133,11 +136,12 @@ absl::StatusOr<std::string> RocksDbSiteStore::SealSnapshot(const std::string& la
     }
   }
   ASSIGN_OR_RETURN(crypto::AesGcm256 aead, crypto::AesGcm256::Create(std::move(key)));
-  return aead.Encrypt(machine, SealingContext(label));
+  return aead.Encrypt(machine, SealingContext(label, family));
 }
 
 absl::StatusOr<crypto::SecretBytes> RocksDbSiteStore::OpenSnapshot(const std::string& label,
-                                                                   std::string_view sealed) {
+                                                                   std::string_view sealed,
+                                                                   const char* family) {
   const std::string digest = crypto::Sha256(label);
   crypto::SecretBytes key;
   {
@@ -155,10 +159,12 @@ absl::StatusOr<crypto::SecretBytes> RocksDbSiteStore::OpenSnapshot(const std::st
     key = it->second.Clone();
   }
   ASSIGN_OR_RETURN(crypto::AesGcm256 aead, crypto::AesGcm256::Create(std::move(key)));
-  absl::StatusOr<crypto::SecretBytes> machine = aead.Decrypt(sealed, SealingContext(label));
+  absl::StatusOr<crypto::SecretBytes> machine = aead.Decrypt(sealed, SealingContext(label, family));
   if (!machine.ok()) {
-    return DamagedRecord(directory_, kSessionMachinesCf, label,
-                         "the sealed snapshot does not open under its session's key");
+    return DamagedRecord(directory_, family, label,
+                         std::string_view(family) == kSessionInputsCf
+                             ? "the sealed input does not open under its session's key"
+                             : "the sealed snapshot does not open under its session's key");
   }
   return machine;
 }

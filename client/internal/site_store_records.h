@@ -31,6 +31,9 @@ inline constexpr char kApprovalsCf[] = "approvals";
 // The open sessions' secure-aggregation snapshots (SiteSessionRecord.machine), apart from
 // their records (format version 2).
 inline constexpr char kSessionMachinesCf[] = "session_machines";
+// The input words a snapshot names by digest (SiteSessionRecord.machine_input), written
+// once a session and dropped with the snapshot.
+inline constexpr char kSessionInputsCf[] = "session_inputs";
 
 // DATA_LOSS naming the store, the family and the key (in hex).
 absl::Status DamagedRecord(const std::string& directory, const char* family, std::string_view key,

@@ -25,6 +25,10 @@ absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
   if (session.session().empty()) {
     return absl::InvalidArgumentError("PutSession: the session label is empty");
   }
+  if (!session.machine_input().empty() && session.machine().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("PutSession \"", session.session(),
+                                                   "\": a snapshot's input without the snapshot"));
+  }
   if (contribution == nullptr) return absl::OkStatus();
   const std::string what = absl::StrCat("PutSession \"", session.session(), "\": ");
   if (contribution->key().size() != kContributionKeySize) {

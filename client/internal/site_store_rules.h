@@ -22,10 +22,10 @@ inline constexpr size_t kContributionKeySize = 32;
 // damaged one may hold any byte).
 std::string Hex(std::string_view bytes);
 
-// INVALID_ARGUMENT unless PutSession's arguments are well formed: a non-empty label and,
-// with a contribution, a 32-byte key, the same label, session.contribution_key() equal
-// to the key, and part keys that are either none or distinct 32-byte keys starting with
-// the key and equal to the session's.
+// INVALID_ARGUMENT unless PutSession's arguments are well formed: a non-empty label, no
+// machine_input without a machine and, with a contribution, a 32-byte key, the same label,
+// session.contribution_key() equal to the key, and part keys that are either none or
+// distinct 32-byte keys starting with the key and equal to the session's.
 absl::Status CheckPutSession(const v1::SiteSessionRecord& session,
                              const v1::ContributionRecord* contribution);
 

@@ -88,6 +88,9 @@ struct SecAggClient::Impl {
 
   // Secrets: wiped by WipeSecrets() on completion, abort and destruction.
   std::vector<uint32_t> input;
+  // SHA-256 of InputBytes(), computed at the first SnapshotWithoutInput (the input does not
+  // change until it is cleared); not secret.
+  mutable std::string input_sha256;
   std::optional<crypto::X25519PrivateKey> channel_key;
   std::optional<crypto::X25519PrivateKey> mask_key;
   crypto::SecretBytes seed;
@@ -215,7 +218,10 @@ struct SecAggClient::Impl {
 
   // client_snapshot.cc: the snapshot of this state (secrets included), and this state
   // from a snapshot (identity and policy already set); DATA_LOSS if inconsistent.
-  void FillSnapshot(v1::SecAggClientSnapshot& snapshot) const;
+  // `with_input`: the input's words, or else (SnapshotWithoutInput) their digest.
+  void FillSnapshot(v1::SecAggClientSnapshot& snapshot, bool with_input) const;
+  // The input as a snapshot holds it (vector_words little-endian 32-bit words).
+  crypto::SecretBytes InputBytes() const;
   absl::Status RestoreFrom(const v1::SecAggClientSnapshot& snapshot);
   absl::Status RestoreSecrets(const v1::SecAggClientSnapshot& snapshot);
   absl::Status RestoreList(const v1::SecAggClientSnapshot& snapshot);

@@ -60,11 +60,12 @@ absl::StatusOr<std::vector<size_t>> ReadRows(const std::string& path) {
 }
 
 // A SiteStore passing everything on to the real one and counting its writes (each one a
-// synced write of the real store).
+// synced write of the real store), with the sizes of the session records' secrets.
 class CountingSiteStore final : public client::SiteStore {
  public:
-  CountingSiteStore(std::unique_ptr<client::SiteStore> store, int* writes)
-      : store_(std::move(store)), writes_(writes) {}
+  CountingSiteStore(std::unique_ptr<client::SiteStore> store, int* writes,
+                    std::vector<AttackFederation::SessionWrite>* session_writes)
+      : store_(std::move(store)), writes_(writes), session_writes_(session_writes) {}
 
   absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override {
     return store_->GetContribution(key);
@@ -75,12 +76,16 @@ class CountingSiteStore final : public client::SiteStore {
   absl::StatusOr<v1::SiteSessionRecord> GetSession(const std::string& session) override {
     return store_->GetSession(session);
   }
+  absl::StatusOr<v1::SiteSessionRecord> GetSessionWithoutSecrets(
+      const std::string& session) override {
+    return store_->GetSessionWithoutSecrets(session);
+  }
   absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override {
     return store_->ListSessions();
   }
   absl::Status PutSession(const v1::SiteSessionRecord& session,
                           const v1::ContributionRecord* contribution) override {
-    return Counted(store_->PutSession(session, contribution));
+    return Counted(store_->PutSession(session, contribution), &session);
   }
   absl::Status DeleteSession(const std::string& session) override {
     return Counted(store_->DeleteSession(session));
@@ -92,13 +97,13 @@ class CountingSiteStore final : public client::SiteStore {
   absl::Status PutSessionCharged(const v1::SiteSessionRecord& session,
                                  const v1::ContributionRecord& contribution,
                                  const v1::BudgetCharge& charge) override {
-    return Counted(store_->PutSessionCharged(session, contribution, charge));
+    return Counted(store_->PutSessionCharged(session, contribution, charge), &session);
   }
   absl::Status PutSessionWithLedger(const v1::SiteSessionRecord& session,
                                     const v1::ContributionRecord* contribution,
                                     const v1::BudgetCharge* charge,
                                     const client::LedgerRecords& ledger) override {
-    return Counted(store_->PutSessionWithLedger(session, contribution, charge, ledger));
+    return Counted(store_->PutSessionWithLedger(session, contribution, charge, ledger), &session);
   }
   absl::Status AppendLedgerEntry(const v1::LedgerEntry& entry) override {
     return Counted(store_->AppendLedgerEntry(entry));
@@ -125,13 +130,18 @@ class CountingSiteStore final : public client::SiteStore {
   }
 
  private:
-  absl::Status Counted(absl::Status written) {
-    if (written.ok()) ++*writes_;
+  absl::Status Counted(absl::Status written, const v1::SiteSessionRecord* session = nullptr) {
+    if (!written.ok()) return written;
+    ++*writes_;
+    if (session != nullptr) {
+      session_writes_->push_back({session->machine().size(), session->machine_input().size()});
+    }
     return written;
   }
 
   const std::unique_ptr<client::SiteStore> store_;
   int* const writes_;
+  std::vector<AttackFederation::SessionWrite>* const session_writes_;
 };
 
 }  // namespace
@@ -200,7 +210,8 @@ absl::Status AttackFederation::StartAgent(Site& site) {
   ASSIGN_OR_RETURN(std::unique_ptr<client::SiteStore> store,
                    client::OpenSiteStore(site.config.data_dir()));
   if (site.with_ledger) {
-    store = std::make_unique<CountingSiteStore>(std::move(store), &site.store_writes);
+    store = std::make_unique<CountingSiteStore>(std::move(store), &site.store_writes,
+                                                &site.session_writes);
   }
   site.agent =
       std::make_unique<client::SiteAgent>(site.config, site.id, site.certificate,
@@ -225,6 +236,11 @@ absl::Status AttackFederation::AttachLedger(const std::string& id) {
 }
 
 int AttackFederation::store_writes(const std::string& id) const { return site(id).store_writes; }
+
+const std::vector<AttackFederation::SessionWrite>& AttackFederation::session_writes(
+    const std::string& id) const {
+  return site(id).session_writes;
+}
 
 const std::vector<std::string>& AttackFederation::sent(const std::string& id) const {
   return site(id).sent;

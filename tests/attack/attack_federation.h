@@ -70,6 +70,13 @@ class AttackFederation {
   // With AttachLedger: the writes of the site's store since (each one synced), and the
   // SHA-256 of each answer sent through its ledger, in order.
   int store_writes(const std::string& site) const;
+  // With AttachLedger: each session record the site's store wrote since, the bytes of its
+  // snapshot and of the snapshot's input kept apart (SiteSessionRecord.machine_input).
+  struct SessionWrite {
+    size_t snapshot_bytes = 0;
+    size_t input_bytes = 0;
+  };
+  const std::vector<SessionWrite>& session_writes(const std::string& site) const;
   const std::vector<std::string>& sent(const std::string& site) const;
   // The site's store (its agent's: valid until the next restart).
   client::SiteStore& store(const std::string& site);
@@ -116,6 +123,7 @@ class AttackFederation {
     bool with_ledger = false;
     std::unique_ptr<client::EgressLedger> ledger;
     int store_writes = 0;
+    std::vector<SessionWrite> session_writes;
     std::vector<std::string> sent;
     v1::WorkItem last_item;
     client::PeerCertificates certificates;

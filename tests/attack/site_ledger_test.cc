@@ -84,6 +84,27 @@ TEST_P(SiteLedgerTest, EachAnswerAndItsLedgerEntryAreOneStoreWrite) {
   }
 }
 
+// The input words (the bulk of a snapshot before the masked input) are written once, with
+// the session's first record; the snapshots of the later steps leave them out, and the
+// session's end drops the snapshot (with it, in the store, the input).
+TEST_P(SiteLedgerTest, TheInputIsWrittenOnceASession) {
+  ASSERT_NO_FATAL_FAILURE(RunSession());
+  for (const std::string& id : federation_->ids()) {
+    SCOPED_TRACE(id);
+    const std::vector<AttackFederation::SessionWrite>& writes = federation_->session_writes(id);
+    ASSERT_EQ(writes.size(), 5u);  // the five steps' answers
+    EXPECT_GT(writes[0].input_bytes, 0u);
+    EXPECT_EQ(writes[0].input_bytes % 4, 0u);
+    for (size_t i = 1; i < writes.size(); ++i) {
+      EXPECT_EQ(writes[i].input_bytes, 0u) << "write " << i + 1;
+    }
+    for (size_t i = 0; i + 1 < writes.size(); ++i) {
+      EXPECT_GT(writes[i].snapshot_bytes, 0u) << "write " << i + 1;
+    }
+    EXPECT_EQ(writes.back().snapshot_bytes, 0u);
+  }
+}
+
 TEST_P(SiteLedgerTest, AnAnswerSentAgainIsRecordedAgain) {
   ASSERT_NO_FATAL_FAILURE(RunSession());
   // The coordinator asks site-1 for its unmasking answer again (a redelivery): the stored

@@ -162,6 +162,30 @@ TEST_F(SiteStoreRocksDbTest, SnapshotWhoseKeyIsMissingOrThatDoesNotOpenIsDataLos
                        AllOf(SaysRestore(torn), HasSubstr("SESSION_KEYS has 100 bytes"))));
 }
 
+// The input a snapshot keeps apart: never without its snapshot, and sealed as an input
+// (a snapshot put in its place does not open).
+TEST_F(SiteStoreRocksDbTest, InputWithoutItsSnapshotOrThatDoesNotOpenIsDataLoss) {
+  Populate(path());  // s2 is open
+  const std::string orphan = CopyOf(path());
+  PutRaw(orphan, "session_inputs", "s9", "an input");  // no session s9
+  EXPECT_THAT(OpenSiteStore(orphan),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(SaysRestore(orphan), HasSubstr("family session_inputs"),
+                             HasSubstr("key " + Hex("s9")), HasSubstr("without its snapshot"))));
+
+  const std::string swapped = CopyOf(path());
+  WithRawDb(swapped, [](rocksdb::DB* db, RawFamilies& families) {
+    std::string sealed;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), families.at("session_machines"), "s2", &sealed).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), families.at("session_inputs"), "s2", sealed).ok());
+  });
+  EXPECT_THAT(OpenSiteStore(swapped),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(SaysRestore(swapped), HasSubstr("family session_inputs"),
+                             HasSubstr("key " + Hex("s2")), HasSubstr("does not open"))));
+}
+
 TEST_F(SiteStoreRocksDbTest, NewerFormatVersionIsRefused) {
   Populate(path());
   PutRaw(path(), "meta", "format_version", std::string("\0\0\0\x03", 4));

@@ -334,6 +334,52 @@ TEST_F(SiteStoreRocksDbTest, EndedSessionLeavesNoReadableVersionOfItsSecrets) {
   EXPECT_THAT(store->GetContribution(Key(1)), IsOkAndHolds(EqualsProto(contribution)));
 }
 
+// The input a snapshot keeps apart is sealed like the snapshot (never in a file in
+// plaintext), written by the write that carries it only, and unreadable once the session
+// ended.
+TEST_F(SiteStoreRocksDbTest, AnInputKeptApartIsSealedWrittenOnceAndScrubbedWithItsSession) {
+  // An input of 64 KiB of incompressible bytes; the snapshot and record are a few hundred.
+  std::string input;
+  for (uint64_t part = 0; part < 683; ++part) input += Secret(10'000 + part);
+  const auto log_bytes = [&] {
+    uint64_t bytes = 0;
+    for (const std::string& log : FilesEndingWith(path(), ".log")) {
+      bytes += std::filesystem::file_size(log);
+    }
+    return bytes;
+  };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+  v1::SiteSessionRecord first = MakeSession("s1", Key(1), 401);
+  first.set_machine_input(input);
+  const uint64_t before_first = log_bytes();
+  ASSERT_OK(store->PutSession(first, nullptr));
+  const uint64_t after_first = log_bytes();
+  EXPECT_GT(after_first - before_first, input.size());
+  for (uint64_t step = 2; step <= 4; ++step) {
+    ASSERT_OK(store->PutSession(MakeSession("s1", Key(1), 400 + step), nullptr));
+  }
+  // Three later writes of the snapshot without its input: together a few KiB.
+  EXPECT_LT(log_bytes() - after_first, 4096u);
+  EXPECT_THAT(FilesHolding(path(), input.substr(0, 96)), IsEmpty());
+  store.reset();
+  ASSERT_OK_AND_ASSIGN(store, OpenSiteStore(path()));
+  ASSERT_OK_AND_ASSIGN(v1::SiteSessionRecord read, store->GetSession("s1"));
+  EXPECT_EQ(read.machine_input(), input);
+  EXPECT_EQ(read.machine(), Secret(404));
+  EXPECT_THAT(FilesHolding(path(), input.substr(0, 96)), IsEmpty());
+
+  v1::SiteSessionRecord completed = Sent(MakeSession("s1", Key(1)));
+  completed.set_state(v1::SITE_SESSION_COMPLETED);
+  completed.clear_machine();
+  ASSERT_OK(store->PutSession(completed, nullptr));
+  ASSERT_OK(store->ScrubNow());
+  EXPECT_THAT(HeldKeys(path()), IsEmpty());
+  EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));
+  store.reset();
+  ASSERT_OK_AND_ASSIGN(store, OpenSiteStore(path()));
+  EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));
+}
+
 // A scrub rewrites the open sessions' snapshots, not the records the store retains: a site
 // keeps an hour of sessions (their masked input answers included), and rewriting them all
 // at each session's end made a session's cost grow with the sessions before it.

@@ -213,6 +213,54 @@ TEST_P(SiteStoreTest, MalformedPutSessionIsInvalidArgumentAndWritesNothing) {
   EXPECT_THAT(store_->ListContributions(), IsOkAndHolds(IsEmpty()));
 }
 
+// A snapshot's input kept apart (SiteSessionRecord.machine_input) is written once, read
+// back with every later snapshot written without it, and dropped with the snapshot (a
+// session that ended, or deleted); never without a snapshot.
+TEST_P(SiteStoreTest, AnInputKeptApartStaysWithItsSnapshotAndGoesWithIt) {
+  v1::SiteSessionRecord first = MakeSession("s1", Key(1), 1);
+  first.set_machine_input(Secret(11));
+  ASSERT_OK(store_->PutSession(first, nullptr));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(first)));
+
+  v1::SiteSessionRecord second = MakeSession("s1", Key(1), 2);  // no input: the stored one
+  *second.add_answers() = second.answers(0);
+  ASSERT_OK(store_->PutSession(second, nullptr));
+  v1::SiteSessionRecord expected = second;
+  expected.set_machine_input(Secret(11));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(expected)));
+  EXPECT_THAT(store_->ListSessions(), IsOkAndHolds(ElementsAre(EqualsProto(expected))));
+  // Read without its secrets: neither the snapshot nor its input.
+  v1::SiteSessionRecord without = expected;
+  without.clear_machine();
+  without.clear_machine_input();
+  EXPECT_THAT(store_->GetSessionWithoutSecrets("s1"), IsOkAndHolds(EqualsProto(without)));
+  EXPECT_THAT(store_->GetSessionWithoutSecrets("s2"), StatusIs(absl::StatusCode::kNotFound));
+
+  v1::SiteSessionRecord no_snapshot = MakeSession("s2", Key(2), 3);
+  no_snapshot.clear_machine();
+  no_snapshot.set_machine_input(Secret(12));
+  EXPECT_THAT(store_->PutSession(no_snapshot, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without the snapshot")));
+  EXPECT_THAT(store_->GetSession("s2"), StatusIs(absl::StatusCode::kNotFound));
+
+  v1::SiteSessionRecord ended = Sent(MakeSession("s1", Key(1)));
+  ended.set_state(v1::SITE_SESSION_COMPLETED);
+  ended.clear_machine();
+  ASSERT_OK(store_->PutSession(ended, nullptr));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(ended)));
+  // A snapshot written again (not done by the site, but allowed) gets no input back.
+  ASSERT_OK(store_->PutSession(second, nullptr));
+  EXPECT_THAT(store_->GetSession("s1"), IsOkAndHolds(EqualsProto(second)));
+
+  v1::SiteSessionRecord other = MakeSession("s3", Key(3), 4);
+  other.set_machine_input(Secret(13));
+  ASSERT_OK(store_->PutSession(other, nullptr));
+  ASSERT_OK(store_->DeleteSession("s3"));
+  other.clear_machine_input();
+  ASSERT_OK(store_->PutSession(other, nullptr));
+  EXPECT_THAT(store_->GetSession("s3"), IsOkAndHolds(EqualsProto(other)));
+}
+
 TEST_P(SiteStoreTest, DeleteSessionRemovesTheSessionAndNeverTheContribution) {
   const v1::ContributionRecord contribution = MakeContribution(Key(5), "s1");
   ASSERT_OK(store_->PutSession(Sent(MakeSession("s1", Key(5))), &contribution));

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "crypto/hash.h"
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/message_lite.h"
@@ -593,6 +594,63 @@ TEST_F(SnapshotTest, ClientRefusesCorruptedOrMismatchedSnapshots) {
   strict.min_threshold = 5;
   EXPECT_THAT(SecAggClient::Restore(identity, strict, SerializeClient(relayed)),
               StatusIs(absl::StatusCode::kDataLoss));
+}
+
+// A snapshot taken without its input (the bulk of it until the masked input, and the
+// same at every step before it) names the input by digest: restored with the input given
+// back it answers like the original; without it, or with another input, DATA_LOSS. Once
+// the masked input is sent there is no input to keep apart.
+TEST_F(SnapshotTest, AnInputKeptApartIsNeededBackAndMustBeTheOneTakenWith) {
+  const auto ids = Ids(5);
+  Session session(*federation_, MakeSetup(ids, 4, kWords), Inputs(ids));
+  ASSERT_OK(session.Init());
+  session.Step();  // the advertisements: the clients hold their inputs
+  SecAggClient* original = session.client(ids[0]);
+  const ClientIdentity identity = federation_->Identity(ids[0]);
+  const crypto::SecretBytes input = original->InputBytes();
+  ASSERT_EQ(input.size(), 4 * kWords);
+  const crypto::SecretBytes apart = original->SnapshotWithoutInput();
+  const v1::SecAggClientSnapshot parsed = ParseClient(apart);
+  EXPECT_TRUE(parsed.input().empty());
+  EXPECT_EQ(parsed.input_sha256(), crypto::Sha256(input.view()));
+  EXPECT_EQ(ParseClient(original->Snapshot()).input(), std::string(input.view()));
+  // The input's words are what the snapshot leaves out (less the digest naming them).
+  EXPECT_GT(original->Snapshot().size(), apart.size() + 4 * kWords - 64);
+
+  EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), apart),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("kept apart")));
+  std::string other(input.view());
+  other[7] ^= 1;
+  const crypto::SecretBytes wrong(std::move(other));
+  EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), apart, &wrong),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("not the one")));
+  v1::SecAggClientSnapshot both = parsed;
+  both.set_input(std::string(input.view()));
+  EXPECT_THAT(SecAggClient::Restore(identity, ClientPolicy(), SerializeClient(both), &input),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::HasSubstr("both")));
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SecAggClient> copy,
+                       SecAggClient::Restore(identity, ClientPolicy(), apart, &input));
+  EXPECT_TRUE(copy->Snapshot().Equals(original->Snapshot()));
+  EXPECT_TRUE(copy->SnapshotWithoutInput().Equals(apart));
+  // On to the masked input: the copy's is the original's.
+  session.Step();
+  ASSERT_EQ(session.server().round(), v1::SECAGG_MASKED_INPUT);
+  SecAggClient* advanced = session.client(ids[0]);
+  const v1::SecAggClientSnapshot shared = ParseClient(advanced->SnapshotWithoutInput());
+  ASSERT_FALSE(shared.input_sha256().empty());
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<SecAggClient> restored,
+      SecAggClient::Restore(identity, ClientPolicy(), advanced->SnapshotWithoutInput(), &input));
+  const v1::SecAggServerMessage request = session.server().Outgoing().at(ids[0]);
+  ASSERT_OK_AND_ASSIGN(v1::SecAggClientMessage a, advanced->Handle(request));
+  ASSERT_OK_AND_ASSIGN(v1::SecAggClientMessage b, restored->Handle(request));
+  EXPECT_EQ(Deterministic(a), Deterministic(b));
+  EXPECT_TRUE(advanced->InputBytes().empty());
+  const v1::SecAggClientSnapshot sent = ParseClient(advanced->SnapshotWithoutInput());
+  EXPECT_TRUE(sent.input().empty());
+  EXPECT_TRUE(sent.input_sha256().empty());
+  EXPECT_TRUE(advanced->SnapshotWithoutInput().Equals(advanced->Snapshot()));
 }
 
 TEST_F(SnapshotTest, ServerRefusesCorruptedOrMismatchedSnapshots) {
