@@ -177,13 +177,15 @@ std::optional<v1::PushResultRequest> SecureSessions::CheckBudget(const v1::WorkI
 
 v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
                                              const v1::WorkItem& item, v1::PushResultRequest answer,
-                                             bool contributes, absl::Time now) {
+                                             bool contributes, absl::Time now,
+                                             std::string request_digest) {
   if (secagg::StepIndex(item.secagg().round()) > secagg::StepIndex(v1::SECAGG_MASKED_INPUT)) {
     ForgetSentVectors(record);
   }
+  if (request_digest.empty()) request_digest = RequestDigest(item);
   v1::StepAnswer* step = record.add_answers();
   step->set_step(item.secagg().round());
-  step->set_request_sha256(RequestDigest(item));
+  step->set_request_sha256(request_digest);
   *step->mutable_answer() = answer;
   step->set_recorded_unix_ms(absl::ToUnixMillis(now));
   // A masked input's digest, hashed once: the step keeps it for when its words are
@@ -233,7 +235,7 @@ v1::PushResultRequest SecureSessions::Record(v1::SiteSessionRecord& record,
     record.set_abort_reason("ALREADY_CONTRIBUTED");
     v1::StepAnswer* refusal = record.add_answers();
     refusal->set_step(item.secagg().round());
-    refusal->set_request_sha256(RequestDigest(item));
+    refusal->set_request_sha256(request_digest);
     *refusal->mutable_answer() = refused;
     refusal->set_recorded_unix_ms(absl::ToUnixMillis(now));
     (void)Write(record, nullptr, nullptr, item, refused, now);
@@ -514,7 +516,7 @@ v1::PushResultRequest SecureSessions::Continue(const v1::WorkItem& item, absl::T
   answer.set_work_id(item.work_id());
   *answer.mutable_secagg() = std::move(*reply);
   return Record(record, item, std::move(answer),
-                /*contributes=*/item.secagg().round() == v1::SECAGG_MASKED_INPUT, now);
+                /*contributes=*/item.secagg().round() == v1::SECAGG_MASKED_INPUT, now, digest);
 }
 
 crypto::SecretBytes SecureSessions::RoundingKey(uint64_t task_seed, uint32_t round, v1::Stage stage,

@@ -145,9 +145,11 @@ class SecureSessions {
                                                    const std::string& key, double noise_multiplier);
   // Records `record` (and the contribution, if any, with its budget charge when the
   // session's release is charged); the answer if that worked, else a
-  // decline saying the site could not record it (nothing else leaves).
+  // decline saying the site could not record it (nothing else leaves). `request_digest`:
+  // the item's request digest when the caller has it already ("": computed here).
   v1::PushResultRequest Record(v1::SiteSessionRecord& record, const v1::WorkItem& item,
-                               v1::PushResultRequest answer, bool contributes, absl::Time now);
+                               v1::PushResultRequest answer, bool contributes, absl::Time now,
+                               std::string request_digest = "");
   // One write of `record` (with `contribution` and `charge` when not null) that records
   // `answer` to `item`: with the ledger entry of its PushResult when there is a ledger.
   // `answer_sha256`: crypto::HashMessage(answer) when already known, else empty.
