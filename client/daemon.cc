@@ -214,6 +214,7 @@ class ClientDaemon {
         session_ok_ = false;
       }
       LogSessionEnd(st, failures, backoff.step());
+      agent_->ExpireSessions(absl::Now());  // no work comes while the coordinator is away
       ++failures;
       WaitToReconnect(&backoff);
     }
@@ -357,7 +358,10 @@ class ClientDaemon {
         RETURN_IF_ERROR(caller_->Call(&ctx, "/tessera.v1.Federation/PullWork", NextPull(),
                                       pull_message, &response));
       }
-      if (!response.has_work()) continue;
+      if (!response.has_work()) {
+        agent_->ExpireSessions(absl::Now());  // an idle coordinator: no Answer expires them
+        continue;
+      }
       absl::Status completed = downloads_->Complete(response.mutable_work());
       if (absl::IsNotFound(completed)) {
         // The step closed meanwhile (or the item is not this site's): nothing to answer.

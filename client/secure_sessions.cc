@@ -535,8 +535,7 @@ void SecureSessions::ExpireBefore(absl::Time now) {
     common::LogError("site_store_read_failed").With("error", sessions.status().ToString());
     return;
   }
-  for (v1::SiteSessionRecord& record : *sessions) {
-    DropMachine(record);  // the copy listed here holds secrets too
+  for (const v1::SiteSessionRecord& record : *sessions) {  // listed without their secrets
     if (absl::FromUnixMillis(record.expires_unix_ms()) >= now) continue;
     machines_.erase(record.session());
     if (absl::Status st = store_->DeleteSession(record.session()); !st.ok()) {

@@ -43,8 +43,9 @@
 // session.
 //
 // A session's record is kept until an hour after its last step's deadline (so that a
-// restarted coordinator can resume it), then deleted with its secrets. Every decline and
-// abort carries a fixed text and the abort reason; nothing secret or computed from data.
+// restarted coordinator can resume it), then deleted with its secrets (ExpireBefore: the
+// daemon calls it while no work comes too). Every decline and abort carries a fixed text
+// and the abort reason; nothing secret or computed from data.
 // An abort whose blame is specific — a peer's share that does not authenticate or is
 // malformed inside (secagg::SecAggClient::culprit()) — also names that peer
 // (Decline.culprit), so that the coordinator can leave it out of later sessions.

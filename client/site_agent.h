@@ -50,6 +50,12 @@ class SiteAgent {
   // checked.
   v1::PushResultRequest Answer(const v1::WorkItem& item, absl::Time now);
 
+  // Deletes, with their secrets, the records of sessions whose retention ended before
+  // `now` (SecureSessions::ExpireBefore; at most once a minute). Answer does it first; the
+  // daemon also calls it while no work comes (an idle or unreachable coordinator), so that
+  // a session left open does not keep its keys and shares. Same thread as Answer.
+  void ExpireSessions(absl::Time now) { sessions_.ExpireBefore(now); }
+
   // The site store the agent records in (the daemon's egress ledger shares it).
   SiteStore& store() { return *store_; }
   // Replaces the local policy (a reload, validated, defaults applied): items answered

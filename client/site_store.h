@@ -136,7 +136,10 @@ class SiteStore {
   virtual absl::StatusOr<v1::SiteSessionRecord> GetSessionWithoutSecrets(
       const std::string& session) = 0;
 
-  // Every session record, sorted by label (bytewise).
+  // Every session record, sorted by label (bytewise), without the sessions' secrets
+  // (`machine` and `machine_input` empty, as GetSessionWithoutSecrets): a list is for
+  // counting, expiring and showing sessions; a session's secrets are read one session at a
+  // time, by GetSession.
   virtual absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() = 0;
 
   // One atomic, synced write: `session` (replacing the record with that label) and, when

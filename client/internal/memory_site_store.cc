@@ -26,6 +26,13 @@
 namespace tessera::client {
 namespace {
 
+// A copy of `record` without the session's secrets (GetSessionWithoutSecrets, ListSessions).
+v1::SiteSessionRecord WithoutSecrets(v1::SiteSessionRecord record) {
+  record.clear_machine();
+  record.clear_machine_input();
+  return record;
+}
+
 class MemorySiteStore final : public SiteStore {
  public:
   absl::StatusOr<v1::ContributionRecord> GetContribution(const std::string& key) override {
@@ -55,17 +62,14 @@ class MemorySiteStore final : public SiteStore {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(session);
     if (it == sessions_.end()) return internal::NoSession(session);
-    v1::SiteSessionRecord record = it->second;
-    record.clear_machine();
-    record.clear_machine_input();
-    return record;
+    return WithoutSecrets(it->second);
   }
 
   absl::StatusOr<std::vector<v1::SiteSessionRecord>> ListSessions() override {
     absl::MutexLock lock(&mu_);
     std::vector<v1::SiteSessionRecord> out;
     out.reserve(sessions_.size());
-    for (const auto& [label, record] : sessions_) out.push_back(record);
+    for (const auto& [label, record] : sessions_) out.push_back(WithoutSecrets(record));
     return out;
   }
 

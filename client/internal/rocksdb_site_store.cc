@@ -254,8 +254,6 @@ absl::StatusOr<std::vector<v1::SiteSessionRecord>> RocksDbSiteStore::ListSession
     out.push_back(std::move(record));
     return absl::OkStatus();
   }));
-  // The few open sessions' snapshots.
-  for (v1::SiteSessionRecord& record : out) RETURN_IF_ERROR(AddSnapshot(record));
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -357,6 +358,54 @@ TEST_F(E2eSiteStoreTest, DamagedTableFileStopsTheDaemonBeforeHello) {
   ASSERT_GT(size, 64u) << newest;
   ASSERT_NO_FATAL_FAILURE(FlipBytes(newest, size / 2, 4));
   ASSERT_NO_FATAL_FAILURE(ExpectRefusesDamagedStore("hospital-a", newest));
+}
+
+// A session's record, with its secrets, is deleted an hour after its last deadline
+// (client/secure_sessions.h) even when no work comes any more: a site whose coordinator
+// went away mid-session must not keep the session's keys and shares for good. Records
+// written before the daemon starts (two past their retention: an open session with its
+// snapshot, a completed one; one within it); no coordinator listens at the address.
+TEST_F(E2eSiteStoreTest, SessionsPastTheirRetentionAreDeletedWhileNoCoordinatorAnswers) {
+  ASSERT_OK(MakeTestPki());
+  ASSERT_OK(SplitData());
+  Site& a = site("hospital-a");
+  a.store_dir = a.dir + "/store";
+  const int64_t past = absl::ToUnixMillis(absl::Now() - absl::Minutes(1));
+  const int64_t later = absl::ToUnixMillis(absl::Now() + absl::Hours(1));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store,
+                         client::OpenSiteStore(a.store_dir));
+    for (const auto& [label, state, expires] :
+         {std::tuple{"task-1/r1/fit/a1", v1::SITE_SESSION_OPEN, past},
+          std::tuple{"task-1/r2/fit/a1", v1::SITE_SESSION_COMPLETED, past},
+          std::tuple{"task-1/r3/fit/a1", v1::SITE_SESSION_OPEN, later}}) {
+      v1::SiteSessionRecord record;
+      record.set_session(label);
+      record.set_task_id("task-1");
+      record.set_state(state);
+      if (state == v1::SITE_SESSION_OPEN) record.set_machine(std::string(64, '\x5a'));
+      record.set_expires_unix_ms(expires);
+      ASSERT_OK(store->PutSession(record, nullptr));
+    }
+  }
+
+  // Port 1 on loopback: nothing listens, every connection is refused.
+  ASSERT_OK(StartClient("hospital-a", "127.0.0.1:1"));
+  ASSERT_OK(WaitFor(
+      "hospital-a to forget the two sessions past their retention",
+      [&] { return Count(a.process->Log(), "event=secagg_session_forgotten") >= 2; },
+      absl::Seconds(30)));
+  EXPECT_THAT(a.process->Log(), HasSubstr("event=coordinator_unreachable"));
+  ASSERT_OK(StopClient("hospital-a"));
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store,
+                       client::OpenSiteStore(a.store_dir));
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::SiteSessionRecord> kept, store->ListSessions());
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].session(), "task-1/r3/fit/a1");
+  EXPECT_THAT(store->GetSession("task-1/r1/fit/a1"), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK_AND_ASSIGN(v1::SiteSessionRecord open, store->GetSession("task-1/r3/fit/a1"));
+  EXPECT_EQ(open.machine(), std::string(64, '\x5a'));
 }
 
 // The sites' logs hold records only between a write and the next flush (when the
