@@ -52,14 +52,13 @@ class DiscardLogger final : public rocksdb::Logger {
   void Logv(const char* /*format*/, va_list /*ap*/) override {}
 };
 
-// All the store's memtables together, and its block cache.
-constexpr size_t kMemtableBytes = size_t{8} << 20;
+// The block cache all families share. Memtables: rocksdb_site_store.h.
 constexpr size_t kBlockCacheBytes = size_t{2} << 20;
 
 // The options both opens share (site_store.h).
 rocksdb::DBOptions StoreOptions() {
   rocksdb::DBOptions options;
-  options.db_write_buffer_size = kMemtableBytes;
+  options.db_write_buffer_size = internal::kStoreMemtableBytes;
   options.paranoid_checks = true;
   // A damaged or torn log record fails the open instead of being dropped with every
   // record after it (site_store.h).
@@ -78,12 +77,16 @@ rocksdb::DBOptions StoreOptions() {
   return options;
 }
 
-rocksdb::ColumnFamilyOptions FamilyOptions() {
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::string& name) {
   rocksdb::ColumnFamilyOptions family_options;
   family_options.paranoid_file_checks = true;  // re-read every table file written
-  // Small memtables, flushed as they fill: nothing else flushes them (a session's end
-  // unlinks its key; it flushes nothing), and RocksDB's default is 64 MiB per family.
-  family_options.write_buffer_size = kMemtableBytes / 2;
+  // Small memtables, flushed as they fill (RocksDB's default is 64 MiB per family); those
+  // of a session's model-sized values hold a session's worth and are flushed after it
+  // (rocksdb_site_store.h). The arena's blocks stay those of a small memtable.
+  const bool session_values = name == internal::kSessionsCf || name == internal::kSessionInputsCf;
+  family_options.write_buffer_size =
+      session_values ? internal::kSessionMemtableBytes : internal::kFamilyMemtableBytes;
+  family_options.arena_block_size = internal::kFamilyMemtableBytes / 8;
   // One small block cache for every family (RocksDB's default: 8 MiB each).
   static const std::shared_ptr<rocksdb::TableFactory> table = [] {
     rocksdb::BlockBasedTableOptions options;
@@ -116,7 +119,7 @@ absl::StatusOr<std::vector<std::string>> ExistingFamilies(const std::string& dir
 std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const std::vector<std::string>& names) {
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   families.reserve(names.size());
-  for (const std::string& name : names) families.emplace_back(name, FamilyOptions());
+  for (const std::string& name : names) families.emplace_back(name, FamilyOptions(name));
   return families;
 }
 

@@ -97,6 +97,22 @@ inline constexpr std::array<const char*, 6> kAddedFamilies = {
     kSessionInputsCf,    // the snapshots' inputs kept apart (this file)
 };
 
+// Memtables (site_store.cc). Every family's is small and flushed as it fills, except the
+// two that take a session's model-sized values (the input, kept apart, and the record
+// holding the masked input until the next step): theirs hold a whole session's values, so
+// that a flush comes after the session ended, from the scrub that follows it
+// (FlushSessionMemtables), and drops those versions, superseded or deleted by then,
+// instead of writing a live 4d-byte value to a table file (and reading it back for the
+// file check) in the middle of the session.
+inline constexpr size_t kFamilyMemtableBytes = size_t{4} << 20;
+inline constexpr size_t kSessionMemtableBytes = size_t{32} << 20;
+// All memtables together: beyond it RocksDB flushes the largest family, live values and
+// all (a model of more than about 7 million parameters).
+inline constexpr size_t kStoreMemtableBytes = size_t{64} << 20;
+// The scrub after a session's end flushes those two families once their memtable holds
+// this much (the memory they hold between flushes: what the small families hold).
+inline constexpr size_t kFlushAfterSessionBytes = kFamilyMemtableBytes;
+
 // Beside RocksDB's files: the sequence number of the last write that recorded a masked
 // input (site_store.h, "Never silently forget what left").
 inline constexpr char kHighWaterFile[] = "CONTRIBUTED_UP_TO";
@@ -221,6 +237,9 @@ class RocksDbSiteStore final : public SiteStore {
   // every family and compacts the sessions and snapshots families, so that no plaintext
   // snapshot stays in any file.
   absl::Status Scrub() ABSL_EXCLUSIVE_LOCKS_REQUIRED(scrubbing_mu_);
+  // Starts (without waiting) a flush of the sessions and inputs families whose memtable
+  // holds at least kFlushAfterSessionBytes (above). Called by Scrub.
+  void FlushSessionMemtables();
 
   // Format version 2: seals every snapshot still inside its session record (a version 1
   // store) and moves it to the snapshots' family, in one write. True for a version 1

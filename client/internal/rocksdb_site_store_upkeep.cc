@@ -21,6 +21,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "rocksdb/db.h"
 #include "rocksdb/metadata.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
@@ -110,8 +111,31 @@ absl::Status RocksDbSiteStore::Scrub() {
                                 "scrub: purging obsolete files"));
     sessions_hold_snapshots_ = false;
   }
+  FlushSessionMemtables();
   absl::MutexLock lock(&mu_);
   return ForgetEndedKeys();
+}
+
+void RocksDbSiteStore::FlushSessionMemtables() {
+  for (rocksdb::ColumnFamilyHandle* family : {sessions_, inputs_}) {
+    uint64_t active = 0;
+    if (family == nullptr ||
+        !db_->GetIntProperty(family, rocksdb::DB::Properties::kCurSizeActiveMemTable, &active) ||
+        active < kFlushAfterSessionBytes) {
+      continue;
+    }
+    rocksdb::FlushOptions flush;
+    flush.wait = false;
+    flush.allow_write_stall = true;
+    // A flush that fails leaves the memtable to the next one (or to RocksDB's own, once
+    // full): nothing is lost.
+    if (const rocksdb::Status s = db_->Flush(flush, family); !s.ok()) {
+      common::LogWarning("site_store_flush_failed")
+          .With("dir", directory_)
+          .With("family", family->GetName())
+          .With("error", s.ToString());
+    }
+  }
 }
 
 void RocksDbSiteStore::ScrubInTheBackground() {

@@ -28,6 +28,7 @@
 #include "proto/site_state.pb.h"
 #include "rocksdb/db.h"
 #include "tests/client/site_store_testing.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/proto_matchers.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -341,13 +342,7 @@ TEST_F(SiteStoreRocksDbTest, AnInputKeptApartIsSealedWrittenOnceAndScrubbedWithI
   // An input of 64 KiB of incompressible bytes; the snapshot and record are a few hundred.
   std::string input;
   for (uint64_t part = 0; part < 683; ++part) input += Secret(10'000 + part);
-  const auto log_bytes = [&] {
-    uint64_t bytes = 0;
-    for (const std::string& log : FilesEndingWith(path(), ".log")) {
-      bytes += std::filesystem::file_size(log);
-    }
-    return bytes;
-  };
+  const auto log_bytes = [&] { return BytesOfFilesEndingWith(path(), ".log"); };
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
   v1::SiteSessionRecord first = MakeSession("s1", Key(1), 401);
   first.set_machine_input(input);
@@ -375,6 +370,53 @@ TEST_F(SiteStoreRocksDbTest, AnInputKeptApartIsSealedWrittenOnceAndScrubbedWithI
   ASSERT_OK(store->ScrubNow());
   EXPECT_THAT(HeldKeys(path()), IsEmpty());
   EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));
+  store.reset();
+  ASSERT_OK_AND_ASSIGN(store, OpenSiteStore(path()));
+  EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));
+}
+
+// A session's model-sized values (its input, kept apart, and the masked input its record
+// holds until the next step) stay in memory while the session runs and are flushed away
+// after it ends, superseded or deleted: they never reach a table file. Written while the
+// session ran, each was flushed into one and read back (the file check) mid-session: at
+// d = 10^6 about a tenth of a site's CPU (docs/performance.md).
+TEST_F(SiteStoreRocksDbTest, ASessionsModelSizedValuesNeverReachATableFile) {
+  // 6 MiB of incompressible bytes each: more than the 4 MiB memtable of a small family.
+  std::string input;
+  std::string masked;
+  for (uint64_t part = 0; input.size() < (size_t{6} << 20); ++part) {
+    input += Secret(20'000'000 + part);
+    masked += Secret(30'000'000 + part);
+  }
+  const auto table_bytes = [&] { return BytesOfFilesEndingWith(path(), ".sst"); };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SiteStore> store, OpenSiteStore(path()));
+  const uint64_t before = table_bytes();
+  v1::SiteSessionRecord record = MakeSession("s1", Key(1), 501);
+  record.set_machine_input(input);
+  ASSERT_OK(store->PutSession(record, nullptr));
+  record.clear_machine_input();
+  // The masked input, then the next step's record without it.
+  v1::StepAnswer* step = record.add_answers();
+  step->set_step(v1::SECAGG_MASKED_INPUT);
+  step->mutable_answer()->mutable_secagg()->mutable_masked_input()->set_masked_input(masked);
+  ASSERT_OK(store->PutSession(record, nullptr));
+  step->mutable_answer()->mutable_secagg()->mutable_masked_input()->clear_masked_input();
+  step->set_sent_sha256(crypto::Sha256(masked));
+  ASSERT_OK(store->PutSession(record, nullptr));
+  ASSERT_OK_AND_ASSIGN(v1::SiteSessionRecord read, store->GetSession("s1"));
+  EXPECT_EQ(read.machine_input(), input);
+
+  v1::SiteSessionRecord completed = record;
+  completed.set_state(v1::SITE_SESSION_COMPLETED);
+  completed.clear_machine();
+  ASSERT_OK(store->PutSession(completed, nullptr));
+  ASSERT_OK(store->ScrubNow());
+  // The flush the scrub started: a table file for each of the two families (the input's
+  // deletion; the ended session's record).
+  ASSERT_TRUE(::tessera::testing::Eventually(
+      [&] { return FilesEndingWith(path(), ".sst").size() >= 2; }, absl::Seconds(30)));
+  EXPECT_LT(table_bytes() - before, uint64_t{1} << 20)
+      << "a session's input or masked input was written to a table file";
   store.reset();
   ASSERT_OK_AND_ASSIGN(store, OpenSiteStore(path()));
   EXPECT_THAT(store->GetSession("s1"), IsOkAndHolds(EqualsProto(completed)));

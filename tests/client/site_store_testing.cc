@@ -110,6 +110,12 @@ std::vector<std::string> FilesEndingWith(const std::string& dir, const std::stri
   return out;
 }
 
+uint64_t BytesOfFilesEndingWith(const std::string& dir, const std::string& suffix) {
+  uint64_t bytes = 0;
+  for (const std::string& file : FilesEndingWith(dir, suffix)) bytes += fs::file_size(file);
+  return bytes;
+}
+
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

@@ -57,6 +57,8 @@ using ::tessera::testing::WithRawDb;
 // Regular files of `dir` whose names end with `suffix`, sorted by name (RocksDB's file
 // numbers are zero-padded, so the last is the newest).
 std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix);
+// The sizes of those files, added up.
+uint64_t BytesOfFilesEndingWith(const std::string& dir, const std::string& suffix);
 std::string ReadAll(const std::string& path);
 // XORs the byte at `offset` of `path` with 0x5a.
 void FlipByte(const std::string& path, uint64_t offset);
