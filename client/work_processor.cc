@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <span>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -92,6 +94,62 @@ const v1::LocalDataset* FindDataset(const v1::ClientConfig& config, const std::s
     if (d.id() == id) return &d;
   }
   return nullptr;
+}
+
+// The spec as sent: its hash, the coordinator's own validator, every default explicit (so
+// its hash says exactly what runs). A decline naming what is wrong, or nothing.
+std::optional<WorkOutcome> SpecDeclined(const v1::WorkItem& item) {
+  const v1::TaskSpec& spec = item.spec();
+  if (crypto::HashTaskSpec(spec) != item.spec_hash()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "spec hash does not match the spec");
+  }
+  if (std::vector<common::FieldError> errors = proto::ValidateTaskSpec(spec); !errors.empty()) {
+    return Declined(
+        v1::Decline::BAD_WORK_ITEM,
+        absl::StrCat("the task spec is invalid: ", errors[0].path, ": ", errors[0].message));
+  }
+  {
+    v1::TaskSpec defaulted = spec;
+    proto::ApplyTaskDefaults(&defaulted);
+    if (crypto::HashTaskSpec(defaulted) != item.spec_hash()) {
+      return Declined(v1::Decline::BAD_WORK_ITEM,
+                      "the task spec does not have its defaults made explicit");
+    }
+  }
+  return std::nullopt;
+}
+
+// The model and what comes with it (a training or evaluation item with `d` features and
+// `num_params` parameters): a decline naming what does not match, or nothing.
+std::optional<WorkOutcome> ModelDeclined(const v1::WorkItem& item, size_t d, size_t num_params) {
+  const v1::TaskSpec& spec = item.spec();
+  if (item.model_size() > 0) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    absl::StrCat("the model sent apart (", item.model_size(),
+                                 " bytes) did not add up (the site's log names what)"));
+  }
+  if (static_cast<size_t>(item.model().values_size()) != num_params) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    absl::StrCat("model has ", item.model().values_size(), " parameters, expected ",
+                                 num_params));
+  }
+  if (crypto::HashModel(std::span<const float>(item.model().values().data(),
+                                               static_cast<size_t>(item.model().values_size()))) !=
+      item.model_hash()) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the model");
+  }
+  const v1::Standardization& s = item.standardization();
+  if (static_cast<size_t>(s.mean_size()) != d || static_cast<size_t>(s.stddev_size()) != d) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "standardisation does not match the features");
+  }
+  if (s.num_train_rows() == 0) {
+    return Declined(v1::Decline::BAD_WORK_ITEM, "the work item carries no pooled row count");
+  }
+  if (item.l2() != proto::ResolvedL2(spec.model(), s.num_train_rows())) {
+    return Declined(v1::Decline::BAD_WORK_ITEM,
+                    "the L2 penalty is not the one the spec and the pooled row count give");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -192,24 +250,8 @@ absl::StatusOr<std::shared_ptr<const Dataset>> WorkProcessor::LoadRows(
 
 WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   const v1::TaskSpec& spec = item.spec();
-  // 1. Integrity of what the coordinator sent, and a spec the coordinator's own validator
-  // accepts, with every default explicit (so its hash says exactly what runs).
-  if (crypto::HashTaskSpec(spec) != item.spec_hash()) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "spec hash does not match the spec");
-  }
-  if (std::vector<common::FieldError> errors = proto::ValidateTaskSpec(spec); !errors.empty()) {
-    return Declined(
-        v1::Decline::BAD_WORK_ITEM,
-        absl::StrCat("the task spec is invalid: ", errors[0].path, ": ", errors[0].message));
-  }
-  {
-    v1::TaskSpec defaulted = spec;
-    proto::ApplyTaskDefaults(&defaulted);
-    if (crypto::HashTaskSpec(defaulted) != item.spec_hash()) {
-      return Declined(v1::Decline::BAD_WORK_ITEM,
-                      "the task spec does not have its defaults made explicit");
-    }
-  }
+  // 1. Integrity of what the coordinator sent.
+  if (std::optional<WorkOutcome> declined = SpecDeclined(item)) return *std::move(declined);
   // 2. Local policy (client/policy.h): the refusal's text names the rule.
   for (const absl::Status& policy : {CheckTaskPolicy(config_.policy(), spec),
                                      CheckCohort(config_.policy(), item.cohort_size())}) {
@@ -251,31 +293,10 @@ WorkOutcome WorkProcessor::Process(const v1::WorkItem& item) {
   if (!num_params.ok()) {
     return Declined(v1::Decline::BAD_WORK_ITEM, std::string(num_params.status().message()));
   }
-  if (item.model_size() > 0) {
-    return Declined(v1::Decline::BAD_WORK_ITEM,
-                    absl::StrCat("the model sent apart (", item.model_size(),
-                                 " bytes) did not add up (the site's log names what)"));
+  if (std::optional<WorkOutcome> declined = ModelDeclined(item, d, *num_params)) {
+    return *std::move(declined);
   }
   std::vector<float> model(item.model().values().begin(), item.model().values().end());
-  if (model.size() != *num_params) {
-    return Declined(
-        v1::Decline::BAD_WORK_ITEM,
-        absl::StrCat("model has ", model.size(), " parameters, expected ", *num_params));
-  }
-  if (crypto::HashModel(model) != item.model_hash()) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the model");
-  }
-  const v1::Standardization& s = item.standardization();
-  if (static_cast<size_t>(s.mean_size()) != d || static_cast<size_t>(s.stddev_size()) != d) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "standardisation does not match the features");
-  }
-  if (s.num_train_rows() == 0) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "the work item carries no pooled row count");
-  }
-  if (item.l2() != proto::ResolvedL2(spec.model(), s.num_train_rows())) {
-    return Declined(v1::Decline::BAD_WORK_ITEM,
-                    "the L2 penalty is not the one the spec and the pooled row count give");
-  }
   auto m = MakeModel(spec.model(), d);
   if (!m.ok()) return Declined(v1::Decline::BAD_WORK_ITEM, std::string(m.status().message()));
   if (item.stage() == v1::STAGE_FIT_EVALUATE) return FitEvaluate(item, **m, *local, model);

@@ -231,6 +231,81 @@ absl::Status TasksCommand(const std::vector<std::string>& args) {
       "unknown tasks subcommand '", args[0], "' (submit, list, show, wait, cancel or provenance)"));
 }
 
+namespace {
+
+// Polls task `task_id` until it completes; ABORTED if it failed or was cancelled,
+// DEADLINE_EXCEEDED after `timeout_seconds`.
+absl::StatusOr<v1::GetTaskResponse> WaitForAnswer(v1::Admin::Stub& stub, const std::string& task_id,
+                                                  uint64_t timeout_seconds) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(static_cast<int64_t>(timeout_seconds));
+  while (true) {
+    ASSIGN_OR_RETURN(v1::GetTaskResponse task, FetchTask(stub, task_id));
+    const v1::TaskState state = task.task().state();
+    if (state == v1::TASK_COMPLETED) return task;
+    if (state == v1::TASK_FAILED || state == v1::TASK_CANCELLED) {
+      return absl::AbortedError(
+          absl::StrCat(task_id, " ", ShortState(state), ": ", task.task().state_reason()));
+    }
+    if (absl::Now() > give_up) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(task_id, " has no answer after ", timeout_seconds, " s (still ",
+                       ShortState(state), "); see 'tessera tasks show ", task_id, "'"));
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
+// An analytics answer as tables: per column its count, sum, mean, variance and suppressed
+// cells, then the privacy parameters if any, then each histogram.
+void PrintAnalyticsAnswer(const v1::TaskSpec& spec, const std::string& task_id,
+                          const v1::RoundRecord& answer) {
+  std::map<std::string, double> values;
+  for (const v1::Metric& m : answer.metrics()) values[m.name()] = m.value();
+  std::printf("%s: %d sites\n", task_id.c_str(), answer.fit_participants_size());
+  // A suppressed cell has no metric at all: it is shown as such, never as a number.
+  // Counts as whole numbers, the rest with ten significant digits.
+  enum class Shown { kWhole, kTenDigits };
+  auto cell = [&](const std::string& name, Shown shown) {
+    auto it = values.find(name);
+    if (it == values.end()) return std::string("suppressed");
+    return shown == Shown::kWhole ? absl::StrFormat("%.0f", it->second)
+                                  : absl::StrFormat("%.10g", it->second);
+  };
+  std::vector<std::vector<std::string>> rows = {
+      {"COLUMN", "COUNT", "SUM", "MEAN", "VARIANCE", "SUPPRESSED CELLS"}};
+  for (const auto& q : spec.analytics().queries()) {
+    const std::string& c = q.column();
+    rows.push_back({c, cell(c + ".count", Shown::kWhole), cell(c + ".sum", Shown::kTenDigits),
+                    cell(c + ".mean", Shown::kTenDigits), cell(c + ".variance", Shown::kTenDigits),
+                    cell(c + ".suppressed_cells", Shown::kWhole)});
+  }
+  PrintTable(rows);
+  if (values.contains("epsilon")) {
+    std::printf(
+        "\nrecord-level differential privacy: every value carries noise; epsilon %.4g, "
+        "delta %.3g\n",
+        values["epsilon"], values["delta"]);
+  }
+  for (const auto& q : spec.analytics().queries()) {
+    const int edges = q.histogram_edges_size();
+    if (edges == 0) continue;
+    std::printf("\nhistogram of %s\n", q.column().c_str());
+    std::vector<std::string> labels;
+    for (int i = 0; i + 1 < edges; ++i) {
+      labels.push_back(absl::StrCat("bin[", q.histogram_edges(i), ",", q.histogram_edges(i + 1),
+                                    i + 2 == edges ? "]" : ")"));
+    }
+    labels.push_back("below");
+    labels.push_back("above");
+    for (const std::string& label : labels) {
+      std::printf("  %-32s %s\n", label.c_str(),
+                  cell(q.column() + "." + label, Shown::kWhole).c_str());
+    }
+  }
+}
+
+}  // namespace
+
 absl::Status QueryCommand(const std::vector<std::string>& args) {
   Connection conn;
   bool json = false;
@@ -275,23 +350,8 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
     RETURN_IF_ERROR(
         common::Annotate(CallStatus(stub->SubmitTask(&ctx, request, &submitted)), path));
   }
-  const absl::Time give_up = absl::Now() + absl::Seconds(static_cast<int64_t>(timeout_seconds));
-  v1::GetTaskResponse task;
-  while (true) {
-    ASSIGN_OR_RETURN(task, FetchTask(*stub, submitted.task_id()));
-    const v1::TaskState state = task.task().state();
-    if (state == v1::TASK_COMPLETED) break;
-    if (state == v1::TASK_FAILED || state == v1::TASK_CANCELLED) {
-      return absl::AbortedError(absl::StrCat(submitted.task_id(), " ", ShortState(state), ": ",
-                                             task.task().state_reason()));
-    }
-    if (absl::Now() > give_up) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(submitted.task_id(), " has no answer after ", timeout_seconds, " s (still ",
-                       ShortState(state), "); see 'tessera tasks show ", submitted.task_id(), "'"));
-    }
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  ASSIGN_OR_RETURN(v1::GetTaskResponse task,
+                   WaitForAnswer(*stub, submitted.task_id(), timeout_seconds));
   if (regression) {
     if (!task.task().has_glm_report()) {
       return absl::InternalError("completed regression without a report");
@@ -315,49 +375,7 @@ absl::Status QueryCommand(const std::vector<std::string>& args) {
     std::printf("%s\n", common::ToJson(only).c_str());
     return absl::OkStatus();
   }
-  std::map<std::string, double> values;
-  for (const v1::Metric& m : answer.metrics()) values[m.name()] = m.value();
-  std::printf("%s: %d sites\n", submitted.task_id().c_str(), answer.fit_participants_size());
-  // A suppressed cell has no metric at all: it is shown as such, never as a number.
-  // Counts as whole numbers, the rest with ten significant digits.
-  enum class Shown { kWhole, kTenDigits };
-  auto cell = [&](const std::string& name, Shown shown) {
-    auto it = values.find(name);
-    if (it == values.end()) return std::string("suppressed");
-    return shown == Shown::kWhole ? absl::StrFormat("%.0f", it->second)
-                                  : absl::StrFormat("%.10g", it->second);
-  };
-  std::vector<std::vector<std::string>> rows = {
-      {"COLUMN", "COUNT", "SUM", "MEAN", "VARIANCE", "SUPPRESSED CELLS"}};
-  for (const auto& q : spec.analytics().queries()) {
-    const std::string& c = q.column();
-    rows.push_back({c, cell(c + ".count", Shown::kWhole), cell(c + ".sum", Shown::kTenDigits),
-                    cell(c + ".mean", Shown::kTenDigits), cell(c + ".variance", Shown::kTenDigits),
-                    cell(c + ".suppressed_cells", Shown::kWhole)});
-  }
-  PrintTable(rows);
-  if (values.contains("epsilon")) {
-    std::printf(
-        "\nrecord-level differential privacy: every value carries noise; epsilon %.4g, "
-        "delta %.3g\n",
-        values["epsilon"], values["delta"]);
-  }
-  for (const auto& q : spec.analytics().queries()) {
-    const int edges = q.histogram_edges_size();
-    if (edges == 0) continue;
-    std::printf("\nhistogram of %s\n", q.column().c_str());
-    std::vector<std::string> labels;
-    for (int i = 0; i + 1 < edges; ++i) {
-      labels.push_back(absl::StrCat("bin[", q.histogram_edges(i), ",", q.histogram_edges(i + 1),
-                                    i + 2 == edges ? "]" : ")"));
-    }
-    labels.push_back("below");
-    labels.push_back("above");
-    for (const std::string& label : labels) {
-      std::printf("  %-32s %s\n", label.c_str(),
-                  cell(q.column() + "." + label, Shown::kWhole).c_str());
-    }
-  }
+  PrintAnalyticsAnswer(spec, submitted.task_id(), answer);
   return absl::OkStatus();
 }
 

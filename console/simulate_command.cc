@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -104,17 +105,122 @@ std::string GlmJson(const v1::GlmReport& r) {
       ", \"converged\": ", r.converged() ? "true" : "false", "}");
 }
 
-}  // namespace
+// Prints each round as a table row as the simulation reports it. The columns are the first
+// round's metrics; a metric a later round adds (an exact regression's null deviance)
+// follows as NAME=VALUE.
+class RoundTable {
+ public:
+  void Print(const v1::RoundRecord& r) {
+    if (r.round() == 0) return;
+    if (header_.empty()) {
+      header_ = {"ROUND", "SITES"};
+      for (const v1::Metric& m : r.metrics()) header_.push_back(m.name());
+    }
+    std::vector<std::string> cells = {absl::StrCat(r.round()),
+                                      absl::StrCat(r.fit_participants_size())};
+    for (size_t i = 2; i < header_.size(); ++i) {
+      std::string cell = "-";
+      for (const v1::Metric& m : r.metrics()) {
+        if (m.name() == header_[i]) cell = absl::StrFormat("%.4f", m.value());
+      }
+      cells.push_back(cell);
+    }
+    std::vector<std::string> extra;
+    for (const v1::Metric& m : r.metrics()) {
+      if (std::find(header_.begin() + 2, header_.end(), m.name()) == header_.end()) {
+        extra.push_back(absl::StrFormat("%s=%.4f", m.name(), m.value()));
+      }
+    }
+    if (!extra.empty()) cells.push_back(absl::StrJoin(extra, " "));
+    if (widths_.empty()) {
+      for (const std::string& h : header_) widths_.push_back(std::max<size_t>(h.size(), 8));
+      PrintLine(header_);
+    }
+    PrintLine(cells);
+    std::fflush(stdout);
+  }
 
-absl::Status SimulateCommand(const std::vector<std::string>& args) {
+ private:
+  void PrintLine(const std::vector<std::string>& cells) const {
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      line += absl::StrFormat("%-*s  ", i < widths_.size() ? widths_[i] : 8, cells[i]);
+    }
+    std::printf("%s\n", line.c_str());
+  }
+
+  std::vector<std::string> header_;
+  std::vector<size_t> widths_;
+};
+
+// The one JSON object of --json (this file's comment).
+void PrintJson(const simulation::SimulationResult& result, const std::string& partition_text,
+               const std::vector<std::string>& warnings) {
+  const v1::TaskRecord& task = result.task;
+  std::vector<std::string> quoted_warnings;
+  quoted_warnings.reserve(warnings.size());
+  for (const std::string& w : warnings) quoted_warnings.push_back(JsonString(w));
+  std::vector<std::string> rounds;
+  for (const v1::RoundRecord& r : result.rounds) {
+    rounds.push_back(absl::StrCat("{\"round\": ", r.round(),
+                                  ", \"sites\": ", r.fit_participants_size(),
+                                  ", \"metrics\": ", MetricsJson(r.metrics()), "}"));
+  }
+  std::vector<std::string> final_parts;
+  for (const auto& [name, value] : result.final_metrics) {
+    final_parts.push_back(absl::StrCat(JsonString(name), ": ", Json(value)));
+  }
+  std::printf(
+      "{\"task\": %s, \"state\": %s, \"reason\": %s, \"clients\": %zu, \"partition\": %s,\n"
+      " \"site_train_rows\": [%s], \"site_validation_rows\": [%s], \"site_test_rows\": [%s],\n"
+      " \"rounds\": [%s],\n \"final\": {%s},\n \"selected_round\": %u, \"selection\": %s,\n"
+      " \"wall_seconds\": %s,\n \"warnings\": [%s]%s}\n",
+      JsonString(task.spec().name()).c_str(), JsonString(v1::TaskState_Name(task.state())).c_str(),
+      JsonString(task.state_reason()).c_str(), result.site_train_rows.size(),
+      JsonString(partition_text).c_str(), absl::StrJoin(result.site_train_rows, ", ").c_str(),
+      absl::StrJoin(result.site_validation_rows, ", ").c_str(),
+      absl::StrJoin(result.site_test_rows, ", ").c_str(), absl::StrJoin(rounds, ",\n  ").c_str(),
+      absl::StrJoin(final_parts, ", ").c_str(), task.selected_round(),
+      JsonString(task.selection()).c_str(), Json(result.wall_seconds).c_str(),
+      absl::StrJoin(quoted_warnings, ", ").c_str(),
+      task.has_glm_report() ? GlmJson(task.glm_report()).c_str() : "");
+}
+
+// The outcome as text after the round table.
+void PrintText(const simulation::SimulationResult& result, const std::string& partition_text,
+               const std::vector<std::string>& warnings) {
+  const v1::TaskRecord& task = result.task;
+  std::printf("%s %s after %d rounds in %.1f s (%zu sites, %s)\n", task.spec().name().c_str(),
+              v1::TaskState_Name(task.state()).c_str(), task.last_committed_round(),
+              result.wall_seconds, result.site_train_rows.size(), partition_text.c_str());
+  if (task.selected_round() > 0) {
+    std::printf("selected round %u: %s\n", task.selected_round(), task.selection().c_str());
+  }
+  for (const auto& [name, value] : result.final_metrics) {
+    std::printf("final %s=%.4f%s\n", name.c_str(), value,
+                task.selected_round() > 0 ? " (test rows)" : "");
+  }
+  if (task.has_glm_report()) internal::PrintGlmReport(task.glm_report());
+  for (const std::string& w : warnings) std::printf("warning: %s\n", w.c_str());
+}
+
+// The command line as the simulation's options; nullopt after --help.
+struct SimulateArgs {
+  simulation::SimulationOptions options;
+  std::string task_file;
+  std::string partition_text = "iid";
+  std::string export_path;
+  bool json = false;
+};
+
+absl::StatusOr<std::optional<SimulateArgs>> ParseSimulateArgs(
+    const std::vector<std::string>& args) {
+  SimulateArgs parsed;
   uint64_t clients = 0;
   uint64_t max_sites = 50;
-  std::string partition_text = "iid";
   std::string test_rows;
   std::string work_dir;
   std::string idx_dir;
-  bool json = false;
-  std::string export_path;
   common::FlagParser flags(
       "tessera simulate TASK_FILE --clients N [--partition P] [--test-rows ROWS] [--json] "
       "DATA.csv | --idx DIR",
@@ -125,7 +231,7 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
       "evaluates on its share. Prints each round's federated metrics and the final ones.");
   flags.AddUint("clients", &clients,
                 "number of simulated sites (by-column, by-quantile: 0 = as the partition makes)");
-  flags.AddString("partition", &partition_text,
+  flags.AddString("partition", &parsed.partition_text,
                   "iid, round-robin, dirichlet:ALPHA, by-column:NAME or by-quantile:NAME:K");
   flags.AddUint("max-sites", &max_sites,
                 "by-column: refuse a column with more distinct values than this (default 50)");
@@ -134,26 +240,27 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   flags.AddString("idx", &idx_dir,
                   "instead of DATA.csv: an MNIST-style IDX directory (e.g. "
                   "/usr/share/datasets/fashion-mnist), official train/test split");
-  flags.AddBool("json", &json, "print one JSON object instead of tables");
-  flags.AddString("export", &export_path,
+  flags.AddBool("json", &parsed.json, "print one JSON object instead of tables");
+  flags.AddString("export", &parsed.export_path,
                   "write the final model to FILE.onnx|.json|.csv with FILE.provenance (signed "
                   "by the simulation's throw-away CA, whose certificate goes to "
                   "FILE.simulation-ca.pem)");
   std::vector<std::string> positional;
   ASSIGN_OR_RETURN(bool go, internal::ParseFlags(flags, args, &positional, 2));
-  if (!go) return absl::OkStatus();
+  if (!go) return std::nullopt;
   if (positional.size() != (idx_dir.empty() ? 2u : 1u)) {
     return absl::InvalidArgumentError(
         "simulate needs TASK_FILE and either DATA.csv or --idx DIR (see --help)");
   }
-  simulation::SimulationOptions options;
+  parsed.task_file = positional[0];
+  simulation::SimulationOptions& options = parsed.options;
   common::TextLocations where;
-  RETURN_IF_ERROR(common::LoadProtoFile(positional[0], &options.spec, &where));
+  RETURN_IF_ERROR(common::LoadProtoFile(parsed.task_file, &options.spec, &where));
   RETURN_IF_ERROR(
-      common::FieldErrorsToStatus(proto::ValidateTaskSpec(options.spec), positional[0], &where));
+      common::FieldErrorsToStatus(proto::ValidateTaskSpec(options.spec), parsed.task_file, &where));
   if (idx_dir.empty()) options.data_csv = positional[1];
   options.idx_dir = idx_dir;
-  ASSIGN_OR_RETURN(options.partition, simulation::ParsePartition(partition_text));
+  ASSIGN_OR_RETURN(options.partition, simulation::ParsePartition(parsed.partition_text));
   if (max_sites == 0 || max_sites > 1000) {
     return absl::InvalidArgumentError("--max-sites: from 1 to 1000 sites");
   }
@@ -165,124 +272,52 @@ absl::Status SimulateCommand(const std::vector<std::string>& args) {
   if (clients > 1000) return absl::InvalidArgumentError("--clients: at most 1000 sites");
   options.num_sites = static_cast<uint32_t>(clients);
   options.test_rows_file = test_rows;
-  if (!export_path.empty()) {
+  options.work_dir = work_dir;
+  if (!parsed.export_path.empty()) {
     if (proto::IsGlmTask(options.spec)) {
       return absl::InvalidArgumentError(
           "--export: an exact regression's result is its report (the coefficients with their "
           "standard errors: --json, or the table printed), not a model to export");
     }
-    ASSIGN_OR_RETURN(options.export_format, internal::ExportFormatOfPath(export_path));
+    ASSIGN_OR_RETURN(options.export_format, internal::ExportFormatOfPath(parsed.export_path));
   }
+  return parsed;
+}
+
+}  // namespace
+
+absl::Status SimulateCommand(const std::vector<std::string>& args) {
+  ASSIGN_OR_RETURN(std::optional<SimulateArgs> parsed, ParseSimulateArgs(args));
+  if (!parsed) return absl::OkStatus();
+  simulation::SimulationOptions& options = parsed->options;
   std::string temp;
-  if (work_dir.empty()) {
+  if (options.work_dir.empty()) {
     char pattern[] = "/tmp/tessera-simulate-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) return absl::InternalError("cannot make a temporary dir");
     temp = pattern;
-    work_dir = temp;
+    options.work_dir = temp;
   }
-  options.work_dir = work_dir;
-  std::vector<size_t> widths;
-  std::vector<std::string> header;
-  if (!json) {
-    options.on_round = [&](const v1::RoundRecord& r) {
-      if (r.round() == 0) return;
-      // The columns are the first round's metrics; a metric a later round adds (an exact
-      // regression's null deviance) follows as NAME=VALUE.
-      if (header.empty()) {
-        header = {"ROUND", "SITES"};
-        for (const v1::Metric& m : r.metrics()) header.push_back(m.name());
-      }
-      std::vector<std::string> cells = {absl::StrCat(r.round()),
-                                        absl::StrCat(r.fit_participants_size())};
-      std::vector<std::string> extra;
-      for (size_t i = 2; i < header.size(); ++i) {
-        std::string cell = "-";
-        for (const v1::Metric& m : r.metrics()) {
-          if (m.name() == header[i]) cell = absl::StrFormat("%.4f", m.value());
-        }
-        cells.push_back(cell);
-      }
-      for (const v1::Metric& m : r.metrics()) {
-        if (std::find(header.begin() + 2, header.end(), m.name()) == header.end()) {
-          extra.push_back(absl::StrFormat("%s=%.4f", m.name(), m.value()));
-        }
-      }
-      if (!extra.empty()) cells.push_back(absl::StrJoin(extra, " "));
-      if (widths.empty()) {
-        for (const std::string& h : header) widths.push_back(std::max<size_t>(h.size(), 8));
-        std::string line;
-        for (size_t i = 0; i < header.size(); ++i) {
-          line += absl::StrFormat("%-*s  ", widths[i], header[i]);
-        }
-        std::printf("%s\n", line.c_str());
-      }
-      std::string line;
-      for (size_t i = 0; i < cells.size(); ++i) {
-        line += absl::StrFormat("%-*s  ", i < widths.size() ? widths[i] : 8, cells[i]);
-      }
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    };
-  }
+  RoundTable table;
+  if (!parsed->json) options.on_round = [&table](const v1::RoundRecord& r) { table.Print(r); };
   absl::StatusOr<simulation::SimulationResult> result = simulation::RunSimulation(options);
   if (!temp.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(temp, ec);
   }
-  if (!result.ok()) return common::Annotate(result.status(), positional[0]);
+  if (!result.ok()) return common::Annotate(result.status(), parsed->task_file);
   const v1::TaskRecord& task = result->task;
   std::vector<std::string> warnings = simulation::DriftWarnings(task.spec(), result->rounds);
   for (std::string& w : simulation::SmallSiteWarnings(task.spec(), result->site_train_rows)) {
     warnings.push_back(std::move(w));
   }
-  if (json) {
-    std::vector<std::string> quoted_warnings;
-    for (const std::string& w : warnings) quoted_warnings.push_back(JsonString(w));
-    std::vector<std::string> rounds;
-    for (const v1::RoundRecord& r : result->rounds) {
-      rounds.push_back(absl::StrCat("{\"round\": ", r.round(),
-                                    ", \"sites\": ", r.fit_participants_size(),
-                                    ", \"metrics\": ", MetricsJson(r.metrics()), "}"));
-    }
-    std::vector<std::string> final_parts;
-    for (const auto& [name, value] : result->final_metrics) {
-      final_parts.push_back(absl::StrCat(JsonString(name), ": ", Json(value)));
-    }
-    std::vector<std::string> train_rows, validation_counts, test_counts;
-    for (size_t n : result->site_train_rows) train_rows.push_back(absl::StrCat(n));
-    for (size_t n : result->site_validation_rows) validation_counts.push_back(absl::StrCat(n));
-    for (size_t n : result->site_test_rows) test_counts.push_back(absl::StrCat(n));
-    std::printf(
-        "{\"task\": %s, \"state\": %s, \"reason\": %s, \"clients\": %zu, \"partition\": %s,\n"
-        " \"site_train_rows\": [%s], \"site_validation_rows\": [%s], \"site_test_rows\": [%s],\n"
-        " \"rounds\": [%s],\n \"final\": {%s},\n \"selected_round\": %u, \"selection\": %s,\n"
-        " \"wall_seconds\": %s,\n \"warnings\": [%s]%s}\n",
-        JsonString(task.spec().name()).c_str(),
-        JsonString(v1::TaskState_Name(task.state())).c_str(),
-        JsonString(task.state_reason()).c_str(), result->site_train_rows.size(),
-        JsonString(partition_text).c_str(), absl::StrJoin(train_rows, ", ").c_str(),
-        absl::StrJoin(validation_counts, ", ").c_str(), absl::StrJoin(test_counts, ", ").c_str(),
-        absl::StrJoin(rounds, ",\n  ").c_str(), absl::StrJoin(final_parts, ", ").c_str(),
-        task.selected_round(), JsonString(task.selection()).c_str(),
-        Json(result->wall_seconds).c_str(), absl::StrJoin(quoted_warnings, ", ").c_str(),
-        task.has_glm_report() ? GlmJson(task.glm_report()).c_str() : "");
+  if (parsed->json) {
+    PrintJson(*result, parsed->partition_text, warnings);
   } else {
-    std::printf("%s %s after %d rounds in %.1f s (%zu sites, %s)\n", task.spec().name().c_str(),
-                v1::TaskState_Name(task.state()).c_str(), task.last_committed_round(),
-                result->wall_seconds, result->site_train_rows.size(), partition_text.c_str());
-    if (task.selected_round() > 0) {
-      std::printf("selected round %u: %s\n", task.selected_round(), task.selection().c_str());
-    }
-    for (const auto& [name, value] : result->final_metrics) {
-      std::printf("final %s=%.4f%s\n", name.c_str(), value,
-                  task.selected_round() > 0 ? " (test rows)" : "");
-    }
-    if (task.has_glm_report()) internal::PrintGlmReport(task.glm_report());
-    for (const std::string& w : warnings) std::printf("warning: %s\n", w.c_str());
+    PrintText(*result, parsed->partition_text, warnings);
   }
-  if (!export_path.empty()) {
+  if (!parsed->export_path.empty()) {
     RETURN_IF_ERROR(internal::WriteSimulationExport(
-        export_path, result->export_file, result->export_provenance, result->ca_cert_pem));
+        parsed->export_path, result->export_file, result->export_provenance, result->ca_cert_pem));
   }
   if (task.state() == v1::TASK_FAILED || task.state() == v1::TASK_CANCELLED) {
     return absl::AbortedError(absl::StrCat(

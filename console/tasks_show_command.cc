@@ -29,6 +29,28 @@ bool RideOut(const absl::Status& st) {
          st.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
+// --metric: the test metric `metric` once there is one, else its value in the last round
+// that has it; NOT_FOUND if none has.
+absl::Status PrintOneMetric(const v1::GetTaskResponse& task, const std::string& task_id,
+                            const std::string& metric) {
+  for (const auto& m : task.task().test_metrics()) {
+    if (m.name() == metric) {
+      std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
+      return absl::OkStatus();
+    }
+  }
+  for (auto r = task.rounds().rbegin(); r != task.rounds().rend(); ++r) {
+    for (const auto& m : r->metrics()) {
+      if (m.name() == metric) {
+        std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
+        return absl::OkStatus();
+      }
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat(task_id, " has no committed round with metric '", metric, "'"));
+}
+
 }  // namespace
 
 using common::FlagParser;
@@ -61,24 +83,7 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
   if (positional.empty()) return absl::InvalidArgumentError("tasks show needs a TASK_ID");
   ASSIGN_OR_RETURN(auto stub, conn.Connect());
   ASSIGN_OR_RETURN(v1::GetTaskResponse task, FetchTask(*stub, positional[0]));
-  if (!metric.empty()) {
-    for (const auto& m : task.task().test_metrics()) {
-      if (m.name() == metric) {
-        std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
-        return absl::OkStatus();
-      }
-    }
-    for (auto r = task.rounds().rbegin(); r != task.rounds().rend(); ++r) {
-      for (const auto& m : r->metrics()) {
-        if (m.name() == metric) {
-          std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
-          return absl::OkStatus();
-        }
-      }
-    }
-    return absl::NotFoundError(
-        absl::StrCat(positional[0], " has no committed round with metric '", metric, "'"));
-  }
+  if (!metric.empty()) return PrintOneMetric(task, positional[0], metric);
   if (json) {
     std::printf("%s\n", common::ToJson(task).c_str());
     return absl::OkStatus();
@@ -92,11 +97,11 @@ absl::Status ShowCommand(const std::vector<std::string>& args) {
   }
   PrintSiteDecisions(task.task());
   if (task.has_in_flight()) {
-    PrintAttempts(absl::StrCat(task.in_flight().final_test() ? "the test session of round "
-                                                              : "round ",
-                               task.in_flight().round(), " in flight, attempt ",
-                               task.in_flight().attempt(), ": each site's answer"),
-                  task.in_flight().stage_attempts());
+    PrintAttempts(
+        absl::StrCat(task.in_flight().final_test() ? "the test session of round " : "round ",
+                     task.in_flight().round(), " in flight, attempt ", task.in_flight().attempt(),
+                     ": each site's answer"),
+        task.in_flight().stage_attempts());
     for (const v1::SiteOut& out : task.in_flight().sites_out()) {
       std::printf("out of round %u: %s\n", task.in_flight().round(), out.reason().c_str());
     }

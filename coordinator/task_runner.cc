@@ -433,11 +433,7 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   ASSIGN_OR_RETURN(size_t num_params, proto::NumParameters(spec.model(), d));
   ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, MakeStrategy(spec.strategy(), num_params));
   const uint32_t last = static_cast<uint32_t>(task.last_committed_round());
-  ASSIGN_OR_RETURN(std::vector<float> global, store_->GetCheckpoint(task_id_, last));
-  if (global.size() != num_params) {
-    return absl::DataLossError(absl::StrCat("checkpoint of ", task_id_, " round ", last, " has ",
-                                            global.size(), " parameters, expected ", num_params));
-  }
+  ASSIGN_OR_RETURN(std::vector<float> global, CheckpointOf(last, num_params));
   ASSIGN_OR_RETURN(std::vector<v1::RoundRecord> rounds, store_->ListRounds(task_id_));
   if (!rounds.empty()) RETURN_IF_ERROR(strategy->RestoreState(rounds.back().strategy_state()));
   // With a validation split: the selection metric's curve so far; training may be over
@@ -460,15 +456,10 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(round));
     // With differential privacy a round starts only if the budget covers its releases: its
     // model-update sum, and its evaluation sum when that is noised.
-    if (spec.has_privacy() && !in_flight.fit_done() && in_flight.releases().empty()) {
-      ASSIGN_OR_RETURN(double epsilon, EpsilonWithRound(spec, in_flight));
-      if (epsilon > spec.privacy().epsilon_budget()) {
-        const std::string spent = absl::StrCat(
-            "privacy budget spent: round ", round, " would reach epsilon ", epsilon, " > ",
-            spec.privacy().epsilon_budget(), "; ", round - 1, " rounds committed");
-        if (split) return EndTraining(task, curve, spent);
-        return Finish(task, v1::TASK_COMPLETED, spent);
-      }
+    ASSIGN_OR_RETURN(std::optional<std::string> spent, BudgetSpent(spec, in_flight, round));
+    if (spent.has_value()) {
+      if (split) return EndTraining(task, curve, *spent);
+      return Finish(task, v1::TASK_COMPLETED, *spent);
     }
     const bool fit_stored = in_flight.fit_done();
     if (fit_stored) {
@@ -539,6 +530,26 @@ bool TaskRunner::EvaluatedLater(const v1::RoundRecord& previous, const Strategy&
     if (a.stage() == v1::STAGE_EVALUATE) return false;
   }
   return previous.evaluated_in_round() == 0;
+}
+
+absl::StatusOr<std::vector<float>> TaskRunner::CheckpointOf(uint32_t round, size_t num_params) {
+  ASSIGN_OR_RETURN(std::vector<float> model, store_->GetCheckpoint(task_id_, round));
+  if (model.size() != num_params) {
+    return absl::DataLossError(absl::StrCat("checkpoint of ", task_id_, " round ", round, " has ",
+                                            model.size(), " parameters, expected ", num_params));
+  }
+  return model;
+}
+
+absl::StatusOr<std::optional<std::string>> TaskRunner::BudgetSpent(
+    const v1::TaskSpec& spec, const v1::InFlightRound& in_flight, uint32_t round) {
+  if (!spec.has_privacy() || in_flight.fit_done() || !in_flight.releases().empty()) {
+    return std::nullopt;
+  }
+  ASSIGN_OR_RETURN(double epsilon, EpsilonWithRound(spec, in_flight));
+  if (epsilon <= spec.privacy().epsilon_budget()) return std::nullopt;
+  return absl::StrCat("privacy budget spent: round ", round, " would reach epsilon ", epsilon,
+                      " > ", spec.privacy().epsilon_budget(), "; ", round - 1, " rounds committed");
 }
 
 absl::StatusOr<double> TaskRunner::EpsilonWithRound(const v1::TaskSpec& spec,

@@ -322,6 +322,14 @@ class TaskRunner {
   // Whether the next round's session evaluates `previous`'s model: a training round the
   // strategy evaluates, which ran no evaluation session of its own and was not evaluated yet.
   static bool EvaluatedLater(const v1::RoundRecord& previous, const Strategy& strategy);
+  // The checkpoint of `round`; DATA_LOSS if it does not hold `num_params` parameters.
+  absl::StatusOr<std::vector<float>> CheckpointOf(uint32_t round, size_t num_params);
+  // With differential privacy, why round `round` must not start (the budget does not cover
+  // its releases: its model-update sum, and its evaluation sum when that is noised);
+  // nothing if it may (or has started already).
+  absl::StatusOr<std::optional<std::string>> BudgetSpent(const v1::TaskSpec& spec,
+                                                         const v1::InFlightRound& in_flight,
+                                                         uint32_t round);
   // The task's epsilon if one more round's releases (its fit, and its evaluation when
   // noised) were charged on top of those so far.
   absl::StatusOr<double> EpsilonWithRound(const v1::TaskSpec& spec,

@@ -1,4 +1,4 @@
-// The simulator's partitions of training rows over sites (simulation/simulation.h).
+// The simulator's partitions of training rows over sites (simulation/partition.h).
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -7,7 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "simulation/simulation.h"
+#include "simulation/partition.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::simulation {
@@ -188,6 +188,19 @@ TEST(PartitionRowsTest, DirichletSkewsLabelsAndNeedsClasses) {
   real[5] = 0.5;
   EXPECT_THAT(PartitionRows(rows, real, {}, skewed, 5, 3),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("class labels")));
+}
+
+TEST(SeededTestRowsTest, AFifthOfTheRowsSortedDistinctAndSeeded) {
+  const std::vector<size_t> rows = SeededTestRows(1003, 42);
+  ASSERT_EQ(rows.size(), 200u);  // a fifth, rounded down
+  EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+  EXPECT_EQ(std::set<size_t>(rows.begin(), rows.end()).size(), rows.size());
+  EXPECT_LT(rows.back(), 1003u);
+  EXPECT_EQ(SeededTestRows(1003, 42), rows);
+  EXPECT_NE(SeededTestRows(1003, 43), rows);
+  // Drawn over the whole file, not its first rows.
+  EXPECT_GT(rows.back(), 800u);
+  EXPECT_TRUE(SeededTestRows(4, 1).empty());
 }
 
 }  // namespace
