@@ -148,11 +148,8 @@ SecretBytes SecAggClient::SnapshotWithoutInput() const {
 SecretBytes SecAggClient::InputBytes() const { return impl_->InputBytes(); }
 
 SecretBytes SecAggClient::Impl::InputBytes() const {
-  std::string bytes(input.size() * 4, '\0');  // sized up front: no unwiped reallocation
-  for (size_t i = 0; i < input.size(); ++i) {
-    for (int b = 0; b < 4; ++b) bytes[4 * i + b] = static_cast<char>(input[i] >> (8 * b));
-  }
-  return SecretBytes(std::move(bytes));
+  // Sized once (WordsToBytes): no reallocation leaves an unwiped copy behind.
+  return SecretBytes(internal::WordsToBytes(input));
 }
 
 void SecAggClient::Impl::FillSnapshot(v1::SecAggClientSnapshot& snapshot, bool with_input) const {

@@ -3,8 +3,10 @@
 #ifndef TESSERA_SECAGG_INTERNAL_WIRE_H_
 #define TESSERA_SECAGG_INTERNAL_WIRE_H_
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -71,8 +73,13 @@ inline void AppendWordsAsBytes(std::span<const uint32_t> words, std::string* out
   const size_t start = out->size();
   out->resize(start + words.size() * 4);
   char* at = out->data() + start;
-  for (size_t i = 0; i < words.size(); ++i) {
-    for (int b = 0; b < 4; ++b) at[4 * i + b] = static_cast<char>(words[i] >> (8 * b));
+  if constexpr (std::endian::native == std::endian::little) {
+    // The words' own bytes (a model-sized vector: one copy, not a loop over its bytes).
+    if (!words.empty()) std::memcpy(at, words.data(), words.size() * 4);
+  } else {
+    for (size_t i = 0; i < words.size(); ++i) {
+      for (int b = 0; b < 4; ++b) at[4 * i + b] = static_cast<char>(words[i] >> (8 * b));
+    }
   }
 }
 
@@ -85,10 +92,16 @@ inline std::string WordsToBytes(std::span<const uint32_t> words) {
 
 // Little-endian bytes (a multiple of 4 long) into `out` (bytes.size() / 4 words).
 inline void BytesToWords(std::string_view bytes, std::span<uint32_t> out) {
-  for (size_t i = 0; i < out.size(); ++i) {
-    uint32_t word = 0;
-    for (int b = 0; b < 4; ++b) word |= uint32_t{static_cast<uint8_t>(bytes[4 * i + b])} << (8 * b);
-    out[i] = word;
+  if constexpr (std::endian::native == std::endian::little) {
+    if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  } else {
+    for (size_t i = 0; i < out.size(); ++i) {
+      uint32_t word = 0;
+      for (int b = 0; b < 4; ++b) {
+        word |= uint32_t{static_cast<uint8_t>(bytes[4 * i + b])} << (8 * b);
+      }
+      out[i] = word;
+    }
   }
 }
 
