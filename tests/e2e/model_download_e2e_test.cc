@@ -31,6 +31,7 @@
 #include "proto/site_ledger.pb.h"
 #include "proto/transfer.h"
 #include "tests/e2e/federation.h"
+#include "tests/e2e/site_calls.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::e2e {
@@ -42,15 +43,7 @@ using ::testing::Not;
 constexpr char kStranger[] = "hospital-d";
 constexpr char kInstance[] = "stranger-instance";
 
-grpc::Status Hello(v1::Federation::Stub* stub) {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
-  context.AddMetadata("tessera-instance", kInstance);
-  v1::HelloRequest request;
-  request.set_instance_id(kInstance);
-  v1::HelloResponse response;
-  return stub->Hello(&context, request, &response);
-}
+grpc::Status Hello(v1::Federation::Stub* stub) { return SiteHello(stub, kInstance); }
 
 // Federation method `method` with `request` as its exact bytes.
 grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const char* method,
