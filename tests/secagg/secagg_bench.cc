@@ -51,6 +51,7 @@
 #include "proto/deterministic.h"
 #include "proto/secagg_state.pb.h"
 #include "secagg/client.h"
+#include "secagg/internal/wire.h"
 #include "secagg/neighbourhood.h"
 #include "secagg/protocol.h"
 #include "secagg/server.h"
@@ -151,6 +152,30 @@ void BM_MaskExpansion(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_MaskExpansion)->Arg(1 << 16)->Arg(1000000);
+
+// The little-endian word encoding every masked input, sum and stored input goes through
+// (secagg/internal/wire.h): to bytes and back, 10^6 words (4 MB).
+void BM_WordsToBytes(benchmark::State& state) {
+  std::vector<uint32_t> words(static_cast<size_t>(state.range(0)), 0x01020304u);
+  for (auto _ : state) {
+    std::string bytes = internal::WordsToBytes(words);
+    benchmark::DoNotOptimize(bytes.data());
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0) * 4);
+}
+BENCHMARK(BM_WordsToBytes)->Arg(1000000);
+
+void BM_BytesToWords(benchmark::State& state) {
+  const std::string bytes(static_cast<size_t>(state.range(0)) * 4, '\x5a');
+  std::vector<uint32_t> words(static_cast<size_t>(state.range(0)));
+  for (auto _ : state) {
+    internal::BytesToWords(bytes, words);
+    benchmark::DoNotOptimize(words.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0) * 4);
+}
+BENCHMARK(BM_BytesToWords)->Arg(1000000);
 
 // Measured directly as well (the table needs the number): best of 5 over 10^6 words.
 double MeasureLimit() {
