@@ -454,11 +454,7 @@ absl::Status SecAggServer::Impl::OnMaskedInput(const std::string& id,
     observer(id, scratch);
     for (size_t i = 0; i < sum.size(); ++i) sum[i] += scratch[i];
   } else {
-    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-    for (size_t i = 0; i < sum.size(); ++i) {
-      sum[i] += uint32_t{data[4 * i]} | uint32_t{data[4 * i + 1]} << 8 |
-                uint32_t{data[4 * i + 2]} << 16 | uint32_t{data[4 * i + 3]} << 24;
-    }
+    internal::AddBytesAsWords(bytes, sum);
   }
   return absl::OkStatus();
 }

@@ -105,6 +105,23 @@ inline void BytesToWords(std::string_view bytes, std::span<uint32_t> out) {
   }
 }
 
+// Adds little-endian bytes (a multiple of 4 long), read as words, into `sum`
+// (bytes.size() / 4 words), modulo 2^32: a masked input into the running sum, without a
+// copy of it as words.
+inline void AddBytesAsWords(std::string_view bytes, std::span<uint32_t> sum) {
+  for (size_t i = 0; i < sum.size(); ++i) {
+    uint32_t word = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&word, bytes.data() + 4 * i, 4);
+    } else {
+      for (int b = 0; b < 4; ++b) {
+        word |= uint32_t{static_cast<uint8_t>(bytes[4 * i + b])} << (8 * b);
+      }
+    }
+    sum[i] += word;
+  }
+}
+
 }  // namespace tessera::secagg::internal
 
 #endif  // TESSERA_SECAGG_INTERNAL_WIRE_H_

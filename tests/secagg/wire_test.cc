@@ -40,5 +40,15 @@ TEST(WireWordsTest, OnlyTheWordsAskedForAreRead) {
   EXPECT_EQ(one[0], 1u);
 }
 
+TEST(WireWordsTest, BytesAddIntoASumModuloTwoToThe32) {
+  std::vector<uint32_t> sum = {1u, 0xffffffffu, 7u};
+  AddBytesAsWords(WordsToBytes(std::vector<uint32_t>{0x04030201u, 2u, 0u}), sum);
+  EXPECT_EQ(sum, (std::vector<uint32_t>{0x04030202u, 1u, 7u}));
+  // Little-endian whatever the host: the first byte is the word's lowest.
+  std::vector<uint32_t> one = {0u};
+  AddBytesAsWords(std::string("\x01\x00\x00\x80", 4), one);
+  EXPECT_EQ(one[0], 0x80000001u);
+}
+
 }  // namespace
 }  // namespace tessera::secagg::internal
