@@ -33,19 +33,17 @@ bool RideOut(const absl::Status& st) {
 // that has it; NOT_FOUND if none has.
 absl::Status PrintOneMetric(const v1::GetTaskResponse& task, const std::string& task_id,
                             const std::string& metric) {
-  for (const auto& m : task.task().test_metrics()) {
-    if (m.name() == metric) {
+  auto print_if_there = [&](const auto& metrics) {
+    for (const v1::Metric& m : metrics) {
+      if (m.name() != metric) continue;
       std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
-      return absl::OkStatus();
+      return true;
     }
-  }
+    return false;
+  };
+  if (print_if_there(task.task().test_metrics())) return absl::OkStatus();
   for (auto r = task.rounds().rbegin(); r != task.rounds().rend(); ++r) {
-    for (const auto& m : r->metrics()) {
-      if (m.name() == metric) {
-        std::printf("%s\n", FormatMetric(metric, m.value()).c_str());
-        return absl::OkStatus();
-      }
-    }
+    if (print_if_there(r->metrics())) return absl::OkStatus();
   }
   return absl::NotFoundError(
       absl::StrCat(task_id, " has no committed round with metric '", metric, "'"));
