@@ -223,11 +223,12 @@ void HoldForParent(const std::function<bool(const char* dir)>& work) {
 // store, says so, and holds it until the parent closes its end of the release pipe.
 TEST(SiteStoreChild, DISABLED_HoldOpenUntilReleased) {
   std::unique_ptr<SiteStore> store;
-  HoldForParent([&](const char* dir) {
+  // The parent asserts on what the child reports (its ready byte and its exit status).
+  ASSERT_NO_FATAL_FAILURE(HoldForParent([&](const char* dir) {
     absl::StatusOr<std::unique_ptr<SiteStore>> opened = OpenSiteStore(dir);
     if (opened.ok()) store = *std::move(opened);
     return store != nullptr;
-  });
+  }));
 }
 
 TEST_F(SiteStoreRocksDbTest, SecondProcessIsRefusedWhileTheFirstHoldsTheStore) {
@@ -630,13 +631,14 @@ TEST_F(SiteStoreRocksDbTest, ReadOnlyOpenChangesNoFileOfTheStore) {
 // released.
 TEST(SiteStoreChild, DISABLED_WriteAndHoldUntilReleased) {
   std::unique_ptr<SiteStore> store;
-  HoldForParent([&](const char* dir) {
+  // The parent asserts on what the child reports (its ready byte and its exit status).
+  ASSERT_NO_FATAL_FAILURE(HoldForParent([&](const char* dir) {
     absl::StatusOr<std::unique_ptr<SiteStore>> opened = OpenSiteStore(dir);
     if (!opened.ok()) return false;
     store = *std::move(opened);
     const v1::ContributionRecord contribution = MakeContribution(Key(7), "child");
     return store->PutSession(Sent(MakeSession("child", Key(7))), &contribution).ok();
-  });
+  }));
 }
 
 TEST_F(SiteStoreRocksDbTest, ReadOnlyOpenWorksWhileAnotherProcessWrites) {
