@@ -42,6 +42,26 @@ inline Dataset RandomFeatures(size_t rows, size_t features, uint64_t seed) {
   return data;
 }
 
+// RandomFeatures with labels 0..k-1 at random.
+inline Dataset ClassData(size_t rows, size_t features, uint32_t k, uint64_t seed) {
+  Dataset data = RandomFeatures(rows, features, seed);
+  internal::SplitMix64 rng(seed + 1000);
+  for (double& y : data.y) y = static_cast<double>(rng.Below(k));
+  return data;
+}
+
+// RandomFeatures with y = a linear function of x plus noise, scale ~ 1.
+inline Dataset RegressionData(size_t rows, size_t features, uint64_t seed) {
+  Dataset data = RandomFeatures(rows, features, seed);
+  internal::SplitMix64 rng(seed + 2000);
+  for (size_t r = 0; r < rows; ++r) {
+    double y = 0.3;
+    for (size_t j = 0; j < features; ++j) y += (j % 2 ? -0.5 : 0.25) * data.x[r * features + j];
+    data.y[r] = y + Uniform(rng, -0.5, 0.5);
+  }
+  return data;
+}
+
 inline std::vector<float> RandomParams(size_t n, uint64_t seed, double scale = 0.5) {
   internal::SplitMix64 rng(seed);
   std::vector<float> params(n);
