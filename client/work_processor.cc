@@ -8,9 +8,8 @@
 #include <span>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/glm_work.h"
+#include "client/internal/work_outcomes.h"
 #include "client/model.h"
 #include "client/policy.h"
 #include "client/prepare.h"
@@ -19,10 +18,8 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "crypto/hash.h"
-#include "proto/analytics.h"
 #include "proto/contribution_layout.h"
 #include "proto/evaluation.h"
-#include "proto/glm_layout.h"
 #include "proto/model_layout.h"
 #include "proto/validation.h"
 #include "proto/validation_split.h"
@@ -30,64 +27,9 @@
 namespace tessera::client {
 namespace {
 
-WorkOutcome Declined(v1::Decline::Reason reason, std::string detail) {
-  WorkOutcome out;
-  out.decline.set_reason(reason);
-  out.decline.set_detail(std::move(detail));
-  return out;
-}
-
-// Local data problems are explained in the site's own log only: the coordinator learns
-// that the site cannot take part, not the file's paths, headers or cells. One exception,
-// which names nothing of the site's: a column of the task (the task's own word) that the
-// local file lacks.
-WorkOutcome DataDeclined(const v1::WorkItem& item, const absl::Status& status) {
-  common::LogWarning("local_data_error")
-      .With("task", item.task_id())
-      .With("round", item.round())
-      .With("error", std::string(status.message()));
-  for (const std::string& column : TaskColumns(item.spec())) {
-    if (absl::StrContains(status.message(), absl::StrCat("column '", column, "' not found"))) {
-      return Declined(v1::Decline::DATA_ERROR,
-                      absl::StrCat("the task's column '", column,
-                                   "' is not in the local dataset (details in the site's log)"));
-    }
-    const std::string has = absl::StrCat("column '", column, "' has ");
-    for (const auto& [says, means] : std::vector<std::pair<const char*, const char*>>{
-             {"declared levels", "a cell that is not one of its declared levels"},
-             {"domain", "a cell outside its transform's domain"},
-             {"cells that are missing", "missing cells, which the task refuses"}}) {
-      if (absl::StrContains(status.message(), has) && absl::StrContains(status.message(), says)) {
-        return Declined(v1::Decline::DATA_ERROR,
-                        absl::StrCat("the task's column '", column, "' has ", means,
-                                     " in the local dataset (details in the site's log)"));
-      }
-    }
-    if (absl::StrContains(status.message(), has) &&
-        absl::StrContains(status.message(), "not finite numbers")) {
-      return Declined(v1::Decline::DATA_ERROR,
-                      absl::StrCat("the task's column '", column,
-                                   "' has cells that are not numbers (empty, NA or text) in the "
-                                   "local dataset (details in the site's log)"));
-    }
-  }
-  return Declined(v1::Decline::DATA_ERROR,
-                  "local data cannot be used for this task (details in the site's log)");
-}
-
-WorkOutcome Contributed(std::vector<double> values) {
-  WorkOutcome out;
-  out.contribution = std::move(values);
-  return out;
-}
-
-// A statistics vector followed by the imputed columns' present counts
-// (proto::PoolImputations).
-std::vector<double> WithImputationCounts(std::vector<double> statistics,
-                                         const std::vector<double>& counts) {
-  statistics.insert(statistics.end(), counts.begin(), counts.end());
-  return statistics;
-}
+using internal::Contributed;
+using internal::DataDeclined;
+using internal::Declined;
 
 const v1::LocalDataset* FindDataset(const v1::ClientConfig& config, const std::string& id) {
   for (const v1::LocalDataset& d : config.datasets()) {
@@ -393,103 +335,6 @@ WorkOutcome WorkProcessor::FitEvaluate(const v1::WorkItem& item, const Model& mo
   return out;
 }
 
-WorkOutcome WorkProcessor::Statistics(const v1::WorkItem& item, const v1::LocalDataset& local) {
-  const v1::TaskSpec& spec = item.spec();
-  // Round 0: the pooled means and modes of imputed columns are not known yet; their missing
-  // cells count as 0 here and their present counts go with the sums
-  // (proto::PoolImputations).
-  std::vector<double> imputation_counts;
-  auto rows = LoadRows(local, RowSet::kTraining, spec, nullptr, &imputation_counts);
-  if (!rows.ok()) return DataDeclined(item, rows.status());
-  const Dataset& data = **rows;
-  // One cohort per round: the sites whose statistics are pooled are the ones that train and
-  // evaluate on them, so the rows are checked here as training and evaluation will check
-  // them (the label too): a site that could not train declines now, not after it is counted.
-  if (proto::IsGlmTask(spec)) {
-    auto table = LoadPrepared(local, RowSet::kTraining, spec, nullptr, nullptr);
-    if (!table.ok()) return DataDeclined(item, table.status());
-    if (auto st = CheckGlmRows(spec, **table, local.train_csv()); !st.ok()) {
-      return DataDeclined(item, st);
-    }
-    LocalStatistics stats = ComputeStatistics(data);
-    return Contributed(WithImputationCounts(
-        proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares),
-        imputation_counts));
-  }
-  auto model = MakeModel(spec.model(), data.num_features);
-  if (!model.ok())
-    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(model.status().message()));
-  if (auto st = (*model)->CheckData(data, local.train_csv()); !st.ok()) {
-    return DataDeclined(item, st);
-  }
-  if (proto::HasValidationSplit(spec)) {
-    auto validation = LoadRows(local, RowSet::kValidation, spec, nullptr);
-    if (!validation.ok()) return DataDeclined(item, validation.status());
-    if (auto st = (*model)->CheckData(**validation, local.train_csv()); !st.ok()) {
-      return DataDeclined(item, st);
-    }
-  }
-  if (!local.test_csv().empty()) {
-    auto test = LoadRows(local, RowSet::kTest, spec, nullptr);
-    if (!test.ok()) return DataDeclined(item, test.status());
-    if (auto st = (*model)->CheckData(**test, local.test_csv()); !st.ok()) {
-      return DataDeclined(item, st);
-    }
-  }
-  LocalStatistics stats = ComputeStatistics(data);
-  if (proto::StatisticsIncludeLabel(spec.model())) {
-    // The label is pooled too (regression, survival): one more column.
-    double sum = 0;
-    double sum_sq = 0;
-    for (double y : data.y) {
-      sum += y;
-      sum_sq += y * y;
-    }
-    stats.sums.push_back(sum);
-    stats.sums_of_squares.push_back(sum_sq);
-  }
-  return Contributed(WithImputationCounts(
-      proto::EncodeStatistics(stats.num_rows, stats.sums, stats.sums_of_squares),
-      imputation_counts));
-}
-
-WorkOutcome WorkProcessor::Glm(const v1::WorkItem& item, const v1::LocalDataset& local) {
-  const v1::TaskSpec& spec = item.spec();
-  if (!proto::IsGlmTask(spec)) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "a glm stage for a task that is not a GLM");
-  }
-  if (item.model_size() > 0 || item.model().values_size() > 0) {
-    return Declined(v1::Decline::BAD_WORK_ITEM,
-                    "a GLM's coefficients travel in glm_coefficients, not as a model");
-  }
-  const std::vector<double> beta(item.glm_coefficients().begin(), item.glm_coefficients().end());
-  if (crypto::HashCoefficients(beta) != item.model_hash()) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, "model hash does not match the coefficients");
-  }
-  GlmSitePlace place;
-  place.own_site = client_id_;
-  place.feature_means.assign(item.standardization().mean().begin(),
-                             item.standardization().mean().end());
-  if (spec.model().glm().site_fixed_effects()) {
-    place.sites.assign(item.glm_sites().begin(), item.glm_sites().end());
-    if (place.sites.size() != item.cohort_size()) {
-      return Declined(
-          v1::Decline::BAD_WORK_ITEM,
-          absl::StrCat("the item names ", place.sites.size(),
-                       " sites for site fixed effects, the session invites ", item.cohort_size()));
-    }
-  }
-  auto table = LoadPrepared(local, RowSet::kTraining, spec, &item.standardization(), nullptr);
-  if (!table.ok()) return DataDeclined(item, table.status());
-  absl::StatusOr<std::vector<double>> sums =
-      GlmContribution(spec, **table, local.train_csv(), beta, place);
-  if (sums.ok()) return Contributed(*std::move(sums));
-  if (absl::IsFailedPrecondition(sums.status())) {
-    return Declined(v1::Decline::BAD_WORK_ITEM, std::string(sums.status().message()));
-  }
-  return DataDeclined(item, sums.status());
-}
-
 WorkOutcome WorkProcessor::Fit(const v1::WorkItem& item, const Model& model, const Dataset& data,
                                const std::vector<float>& global) {
   const v1::TaskSpec& spec = item.spec();
@@ -560,54 +405,6 @@ WorkOutcome WorkProcessor::NoisedEvaluation(const v1::WorkItem& item,
                     "local computation failed (details in the site's log)");
   }
   return Contributed(std::move(sums));
-}
-
-WorkOutcome WorkProcessor::Analytics(const v1::WorkItem& item, const v1::LocalDataset& local) {
-  const v1::TaskSpec& spec = item.spec();
-  // Every row the site holds for the dataset: its training and its held-out file.
-  auto train = LoadTable(local.train_csv());
-  if (!train.ok()) return DataDeclined(item, train.status());
-  std::vector<double> values = (*train)->values;
-  size_t num_rows = (*train)->num_rows;
-  if (!local.test_csv().empty()) {
-    auto test = LoadTable(local.test_csv());
-    if (!test.ok()) return DataDeclined(item, test.status());
-    if ((*test)->header != (*train)->header) {
-      return DataDeclined(
-          item, absl::InvalidArgumentError(absl::StrCat(
-                    local.test_csv(), " does not have the header of ", local.train_csv())));
-    }
-    values.insert(values.end(), (*test)->values.begin(), (*test)->values.end());
-    num_rows += (*test)->num_rows;
-  }
-  proto::AnalyticsSkips skipped;
-  absl::StatusOr<std::vector<double>> sums;
-  if (spec.has_privacy()) {
-    // Record-level DP: nothing withheld, the site's share of noise on every statistic.
-    std::vector<double> noise(proto::AnalyticsStatisticsLength(spec.analytics()), 0.0);
-    const uint32_t threshold = std::max<uint32_t>(1, item.secagg().setup().threshold());
-    if (absl::Status st = AddAnalyticsNoise(spec, threshold, &noise); !st.ok()) {
-      common::LogError("privacy_noise_failed").With("error", st.ToString());
-      return Declined(v1::Decline::COMPUTE_ERROR,
-                      "local computation failed (details in the site's log)");
-    }
-    sums = proto::EncodeNoisedAnalytics(spec.analytics(), noise, (*train)->header, values, num_rows,
-                                        &skipped);
-  } else {
-    sums = proto::EncodeAnalytics(spec.analytics(), proto::MinCellSize(spec.analytics()),
-                                  (*train)->header, values, num_rows, &skipped);
-  }
-  if (!sums.ok()) return DataDeclined(item, sums.status());
-  // Rows with a non-finite value are left out silently (the coordinator learns nothing of
-  // them); the site's own log says how many, per column, never which or their values.
-  for (const auto& [column, rows] : skipped.columns) {
-    common::LogWarning("analytics_rows_skipped")
-        .With("task", item.task_id())
-        .With("column", column)
-        .With("non_finite_rows", static_cast<uint64_t>(rows))
-        .With("rows_skipped", static_cast<uint64_t>(skipped.rows));
-  }
-  return Contributed(std::move(*sums));
 }
 
 }  // namespace tessera::client
