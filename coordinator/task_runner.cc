@@ -427,6 +427,20 @@ absl::StatusOr<bool> TaskRunner::RunEvaluation(v1::TaskRecord& task, v1::InFligh
   return true;
 }
 
+absl::StatusOr<bool> TaskRunner::EvaluateFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                             uint32_t round, Strategy& strategy, bool fit_stored,
+                                             std::vector<float>& global) {
+  // The fit's result is stored before the evaluation session (RunFit keeps it in memory:
+  // without an evaluation the commit that follows stores it, one synced write instead
+  // of two, and at d = 10^6 the new model written once).
+  if (!fit_stored) RETURN_IF_ERROR(store_->PutInFlight(in_flight));
+  // The evaluated model goes as a delta from the fit's; the fit's model is not needed
+  // after that (the round ends with the evaluated one): not held through the session.
+  std::shared_ptr<const ModelDeltaBytes> eval_delta = ModelDeltaOf(global, NextModel(in_flight));
+  std::vector<float>().swap(global);
+  return RunEvaluation(task, in_flight, round, strategy, std::move(eval_delta));
+}
+
 absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
   const v1::TaskSpec& spec = task.spec();
   const size_t d = static_cast<size_t>(spec.dataset().features_size());
@@ -479,17 +493,8 @@ absl::Status TaskRunner::RunTrainingRounds(v1::TaskRecord& task) {
     const bool evaluates =
         (!OneSessionPerRound(spec) || last_round) && strategy->ConfigureEvaluate(round);
     if (evaluates && !in_flight.eval_done()) {
-      // The fit's result is stored before the evaluation session (RunFit keeps it in memory:
-      // without an evaluation the commit that follows stores it, one synced write instead
-      // of two, and at d = 10^6 the new model written once).
-      if (!fit_stored) RETURN_IF_ERROR(store_->PutInFlight(in_flight));
-      // The evaluated model goes as a delta from the fit's; the fit's model is not needed
-      // after that (the round ends with the evaluated one): not held through the session.
-      std::shared_ptr<const ModelDeltaBytes> eval_delta =
-          ModelDeltaOf(global, NextModel(in_flight));
-      std::vector<float>().swap(global);
       ASSIGN_OR_RETURN(bool evaluated,
-                       RunEvaluation(task, in_flight, round, *strategy, std::move(eval_delta)));
+                       EvaluateFit(task, in_flight, round, *strategy, fit_stored, global));
       if (!evaluated) return absl::OkStatus();
     }
     ASSIGN_OR_RETURN(

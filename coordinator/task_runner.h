@@ -348,6 +348,13 @@ class TaskRunner {
   absl::StatusOr<bool> RunEvaluation(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                      uint32_t round, Strategy& strategy,
                                      std::shared_ptr<const ModelDeltaBytes> model_delta);
+  // Round `round`'s own evaluation session of its fit's result (in_flight's next model),
+  // which is stored first unless `fit_stored` (RunFit keeps it in memory); `global`, the
+  // fit model, is released before the session (the evaluated model goes as a delta from
+  // it). As RunEvaluation: false if the task stopped.
+  absl::StatusOr<bool> EvaluateFit(v1::TaskRecord& task, v1::InFlightRound& in_flight,
+                                   uint32_t round, Strategy& strategy, bool fit_stored,
+                                   std::vector<float>& global);
   // Commits `round` and, when its session evaluated the previous round's model, `previous`
   // (round - 1's committed record) with those metrics, in one write; returns the record.
   absl::StatusOr<v1::RoundRecord> CommitTrainingRound(v1::TaskRecord& task,
