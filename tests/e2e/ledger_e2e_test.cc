@@ -190,45 +190,40 @@ class AuditE2eTest : public FederationTest {
     return copy;
   }
 
-  Tally tally_;
-  std::unique_ptr<coordinator::Coordinator> coordinator_;
-  std::unique_ptr<grpc::Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string measured_address_;
-};
+  // Three sites run a two-round task through the measured coordinator (the task's id into
+  // `*task_id`); audit verify passes while they run; then they stop.
+  void RunTwoRoundTask(std::string* task_id) {
+    ASSERT_OK(MakeTestPki());
+    ASSERT_OK(SplitData());
+    ASSERT_OK(StartMeasuredCoordinator());
+    for (const std::string& name : Sites()) ASSERT_OK(StartClient(name, measured_address_));
+    for (const std::string& name : Sites()) ASSERT_OK(WaitClientReady(name));
+    ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
+    spec.set_rounds(2);
+    ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
+                         coordinator_->SubmitTask("operator", spec));
+    *task_id = submitted.task_id();
+    ASSERT_OK(WaitFor(
+        "the task to finish",
+        [&] {
+          auto task = coordinator_->GetTask(*task_id);
+          return task.ok() && Finished(task->task());
+        },
+        absl::Seconds(120)));
+    ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse done, coordinator_->GetTask(*task_id));
+    ASSERT_EQ(done.task().state(), v1::TASK_COMPLETED) << done.task().state_reason();
+    // While the daemons run: the store is read read-only.
+    ASSERT_OK_AND_ASSIGN(CommandResult running,
+                         Audit({"verify", "--config", site("hospital-b").config_path}));
+    EXPECT_EQ(running.exit_code(), 0) << running.err;
+    EXPECT_THAT(running.out, HasSubstr("\nok\n"));
+    for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
+  }
 
-TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifies) {
-  ASSERT_OK(MakeTestPki());
-  ASSERT_OK(SplitData());
-  ASSERT_OK(StartMeasuredCoordinator());
-  for (const std::string& name : Sites()) ASSERT_OK(StartClient(name, measured_address_));
-  for (const std::string& name : Sites()) ASSERT_OK(WaitClientReady(name));
-  ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
-  spec.set_rounds(2);
-  ASSERT_OK_AND_ASSIGN(v1::SubmitTaskResponse submitted,
-                       coordinator_->SubmitTask("operator", spec));
-  const std::string& task_id = submitted.task_id();
-  ASSERT_OK(WaitFor(
-      "the task to finish",
-      [&] {
-        auto task = coordinator_->GetTask(task_id);
-        return task.ok() && Finished(task->task());
-      },
-      absl::Seconds(120)));
-  ASSERT_OK_AND_ASSIGN(v1::GetTaskResponse done, coordinator_->GetTask(task_id));
-  ASSERT_EQ(done.task().state(), v1::TASK_COMPLETED) << done.task().state_reason();
-  // While the daemons run: the store is read read-only.
-  ASSERT_OK_AND_ASSIGN(CommandResult running,
-                       Audit({"verify", "--config", site("hospital-b").config_path}));
-  EXPECT_EQ(running.exit_code(), 0) << running.err;
-  EXPECT_THAT(running.out, HasSubstr("\nok\n"));
-  for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
-
-  for (const std::string& name : Sites()) {
-    SCOPED_TRACE(name);
-    Site& s = site(name);
-    // The ledger, read directly, against what the coordinator measured.
-    Received ledger;
+  // `name`'s ledger, read directly, against what the coordinator measured it received;
+  // the ledger's tally into `*ledger`.
+  void ExpectLedgerHoldsWhatTheCoordinatorReceived(const std::string& name, Received* ledger) {
+    const Site& s = site(name);
     {
       ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(s.dir + "/store"));
       ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
@@ -237,9 +232,9 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
                                  : e.kind() == v1::LEDGER_PULL_WORK          ? "PullWork"
                                  : e.kind() == v1::LEDGER_FETCH_CERTIFICATES ? "FetchCertificates"
                                                                              : "PushResult";
-        ++ledger.messages[kind];
-        ledger.bytes[kind] += e.byte_count();
-        if (kind != "PullWork") ledger.distinct[kind][e.sent_sha256()] = e.byte_count();
+        ++ledger->messages[kind];
+        ledger->bytes[kind] += e.byte_count();
+        if (kind != "PullWork") ledger->distinct[kind][e.sent_sha256()] = e.byte_count();
       }
       // The PullWork after each answer was written ahead with it, in the answer's one
       // store write (EgressLedger::WriteNextAhead): the same time. Not after a decline or
@@ -274,13 +269,19 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
     EXPECT_EQ(received.messages.at("FetchCertificates"), 1u);
     for (const char* kind : {"Hello", "PushResult", "FetchCertificates"}) {
       SCOPED_TRACE(kind);
-      EXPECT_EQ(ledger.distinct[kind], received.distinct.at(kind));
-      EXPECT_GE(ledger.messages[kind], received.messages.at(kind));
+      EXPECT_EQ(ledger->distinct[kind], received.distinct.at(kind));
+      EXPECT_GE(ledger->messages[kind], received.messages.at(kind));
     }
     // A PullWork in flight when the daemon stopped may or may not have been read.
-    EXPECT_LE(received.messages.at("PullWork"), ledger.messages["PullWork"]);
-    EXPECT_GE(received.messages.at("PullWork") + 1, ledger.messages["PullWork"]);
+    EXPECT_LE(received.messages.at("PullWork"), ledger->messages["PullWork"]);
+    EXPECT_GE(received.messages.at("PullWork") + 1, ledger->messages["PullWork"]);
+  }
 
+  // audit verify and audit show of `name`'s store after task `task_id`, whose ledger tally
+  // is `ledger`.
+  void ExpectAuditShowsTheTask(const std::string& name, const std::string& task_id,
+                               Received& ledger) {
+    const Site& s = site(name);
     ASSERT_OK_AND_ASSIGN(CommandResult verify, Audit({"verify", "--config", s.config_path}));
     EXPECT_EQ(verify.exit_code(), 0) << verify.err;
     EXPECT_THAT(verify.out, HasSubstr("site:        " + name));
@@ -314,67 +315,94 @@ TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifie
     EXPECT_THAT(text.out, HasSubstr(absl::StrCat("task ", task_id, ": ")));
   }
 
-  // Flipping one byte, deleting an entry, moving one: verify fails naming the entry.
-  Site& a = site("hospital-a");
-  const std::string ca = pki()->ca_cert_path();
-  {
-    const std::string dir = CopyStore("hospital-a", "flipped");
-    std::string value;
-    testing::WithRawDb(dir, [&](rocksdb::DB* db, testing::RawFamilies& f) {
-      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(5), &value).ok());
-    });
-    v1::LedgerEntry entry;
-    ASSERT_TRUE(entry.ParseFromString(value));
-    const size_t at = value.find(entry.sent_sha256());
-    ASSERT_NE(at, std::string::npos);
-    value[at + 7] ^= 0x01;
-    testing::PutRaw(dir, "ledger", LedgerKey(5), value);
-    ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
-    EXPECT_EQ(r.exit_code(), 1);
-    EXPECT_THAT(r.err, HasSubstr("entry 5: changed"));
-  }
-  {
-    const std::string dir = CopyStore("hospital-a", "deleted");
-    testing::DeleteRaw(dir, "ledger", LedgerKey(7));
-    ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
-    EXPECT_EQ(r.exit_code(), 1);
-    EXPECT_THAT(r.err, HasSubstr("entry 7: missing"));
-  }
-  {
-    const std::string dir = CopyStore("hospital-a", "reordered");
-    std::string three, four;
-    testing::WithRawDb(dir, [&](rocksdb::DB* db, testing::RawFamilies& f) {
-      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(3), &three).ok());
-      ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(4), &four).ok());
-    });
-    testing::PutRaw(dir, "ledger", LedgerKey(3), four);
-    testing::PutRaw(dir, "ledger", LedgerKey(4), three);
-    ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
-    EXPECT_EQ(r.exit_code(), 1);
-    EXPECT_THAT(r.err, HasSubstr("entry 3 holds the record of entry 4"));
+  // Flipping one byte of hospital-a's ledger, deleting an entry, moving one: verify fails
+  // naming the entry.
+  void ExpectVerifyNamesTheDamagedEntry() {
+    const std::string ca = pki()->ca_cert_path();
+    {
+      const std::string dir = CopyStore("hospital-a", "flipped");
+      std::string value;
+      testing::WithRawDb(dir, [&](rocksdb::DB* db, testing::RawFamilies& f) {
+        ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(5), &value).ok());
+      });
+      v1::LedgerEntry entry;
+      ASSERT_TRUE(entry.ParseFromString(value));
+      const size_t at = value.find(entry.sent_sha256());
+      ASSERT_NE(at, std::string::npos);
+      value[at + 7] ^= 0x01;
+      testing::PutRaw(dir, "ledger", LedgerKey(5), value);
+      ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
+      EXPECT_EQ(r.exit_code(), 1);
+      EXPECT_THAT(r.err, HasSubstr("entry 5: changed"));
+    }
+    {
+      const std::string dir = CopyStore("hospital-a", "deleted");
+      testing::DeleteRaw(dir, "ledger", LedgerKey(7));
+      ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
+      EXPECT_EQ(r.exit_code(), 1);
+      EXPECT_THAT(r.err, HasSubstr("entry 7: missing"));
+    }
+    {
+      const std::string dir = CopyStore("hospital-a", "reordered");
+      std::string three, four;
+      testing::WithRawDb(dir, [&](rocksdb::DB* db, testing::RawFamilies& f) {
+        ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(3), &three).ok());
+        ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), f["ledger"], LedgerKey(4), &four).ok());
+      });
+      testing::PutRaw(dir, "ledger", LedgerKey(3), four);
+      testing::PutRaw(dir, "ledger", LedgerKey(4), three);
+      ASSERT_OK_AND_ASSIGN(CommandResult r, Audit({"verify", "--store", dir, "--ca", ca}));
+      EXPECT_EQ(r.exit_code(), 1);
+      EXPECT_THAT(r.err, HasSubstr("entry 3 holds the record of entry 4"));
+    }
   }
 
-  // The exported bundle verifies in another directory with only the CA certificate.
-  const std::string bundle = temp().File("hospital-a.ledger");
-  ASSERT_OK_AND_ASSIGN(CommandResult exported,
-                       Audit({"export", "--config", a.config_path, "--out", bundle}));
-  ASSERT_EQ(exported.exit_code(), 0) << exported.err;
-  const std::string elsewhere = temp().File("dpo");
-  std::filesystem::create_directory(elsewhere);
-  std::filesystem::copy(bundle, elsewhere + "/bundle");
-  std::filesystem::copy(ca, elsewhere + "/ca.crt");
-  ASSERT_OK_AND_ASSIGN(CommandResult checked, Audit({"verify", "--bundle", elsewhere + "/bundle",
-                                                     "--ca", elsewhere + "/ca.crt"}));
-  EXPECT_EQ(checked.exit_code(), 0) << checked.err;
-  EXPECT_THAT(checked.out, HasSubstr("site:        hospital-a"));
-  v1::LedgerBundle tampered;
-  ASSERT_TRUE(tampered.ParseFromString(ReadFileOrEmpty(bundle)));
-  tampered.mutable_entries(5)->set_byte_count(tampered.entries(5).byte_count() + 1);
-  ASSERT_OK(common::WriteFileAtomic(elsewhere + "/tampered", tampered.SerializeAsString()));
-  ASSERT_OK_AND_ASSIGN(CommandResult refused, Audit({"verify", "--bundle", elsewhere + "/tampered",
-                                                     "--ca", elsewhere + "/ca.crt"}));
-  EXPECT_EQ(refused.exit_code(), 1);
-  EXPECT_THAT(refused.err, HasSubstr("entry 6: changed"));
+  // hospital-a's exported bundle verifies in another directory with only the CA
+  // certificate; a bundle with one entry changed does not.
+  void ExpectTheBundleVerifiesElsewhere() {
+    const std::string ca = pki()->ca_cert_path();
+    const Site& a = site("hospital-a");
+    const std::string bundle = temp().File("hospital-a.ledger");
+    ASSERT_OK_AND_ASSIGN(CommandResult exported,
+                         Audit({"export", "--config", a.config_path, "--out", bundle}));
+    ASSERT_EQ(exported.exit_code(), 0) << exported.err;
+    const std::string elsewhere = temp().File("dpo");
+    std::filesystem::create_directory(elsewhere);
+    std::filesystem::copy(bundle, elsewhere + "/bundle");
+    std::filesystem::copy(ca, elsewhere + "/ca.crt");
+    ASSERT_OK_AND_ASSIGN(CommandResult checked, Audit({"verify", "--bundle", elsewhere + "/bundle",
+                                                       "--ca", elsewhere + "/ca.crt"}));
+    EXPECT_EQ(checked.exit_code(), 0) << checked.err;
+    EXPECT_THAT(checked.out, HasSubstr("site:        hospital-a"));
+    v1::LedgerBundle tampered;
+    ASSERT_TRUE(tampered.ParseFromString(ReadFileOrEmpty(bundle)));
+    tampered.mutable_entries(5)->set_byte_count(tampered.entries(5).byte_count() + 1);
+    ASSERT_OK(common::WriteFileAtomic(elsewhere + "/tampered", tampered.SerializeAsString()));
+    ASSERT_OK_AND_ASSIGN(
+        CommandResult refused,
+        Audit({"verify", "--bundle", elsewhere + "/tampered", "--ca", elsewhere + "/ca.crt"}));
+    EXPECT_EQ(refused.exit_code(), 1);
+    EXPECT_THAT(refused.err, HasSubstr("entry 6: changed"));
+  }
+
+  Tally tally_;
+  std::unique_ptr<coordinator::Coordinator> coordinator_;
+  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string measured_address_;
+};
+
+TEST_F(AuditE2eTest, LedgerHoldsExactlyWhatTheCoordinatorReceivedAndAuditVerifies) {
+  std::string task_id;
+  ASSERT_NO_FATAL_FAILURE(RunTwoRoundTask(&task_id));
+  for (const std::string& name : Sites()) {
+    SCOPED_TRACE(name);
+    Received ledger;
+    ASSERT_NO_FATAL_FAILURE(ExpectLedgerHoldsWhatTheCoordinatorReceived(name, &ledger));
+    ASSERT_NO_FATAL_FAILURE(ExpectAuditShowsTheTask(name, task_id, ledger));
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectVerifyNamesTheDamagedEntry());
+  ASSERT_NO_FATAL_FAILURE(ExpectTheBundleVerifiesElsewhere());
 }
 
 // The coordinator's round provenance checked by each site against its own ledger: every

@@ -75,6 +75,60 @@ grpc::Status PullChunk(const std::shared_ptr<grpc::Channel>& channel, const std:
   return RawCall(channel, "/tessera.v1.Federation/PullModelChunk", request, reply);
 }
 
+// `spec` made a large MLP: 30 features -> 4096 -> 128 -> 2 classes: 651,650 parameters,
+// 2,606,600 bytes as float32; two rounds of one local epoch.
+void MakeLargeMlp(v1::TaskSpec& spec) {
+  spec.set_name("large-mlp");
+  spec.set_rounds(2);
+  v1::ModelSpec* model = spec.mutable_model();
+  model->Clear();
+  model->set_kind(v1::ModelSpec::MLP);
+  model->add_hidden_layers(4096);
+  model->add_hidden_layers(128);
+  model->set_num_classes(2);
+  spec.mutable_training()->set_local_epochs(1);
+}
+
+// Requests of the stranger's that do not parse are refused, naming why: a PullModelChunk
+// and a PullWork (which lists the models a site holds).
+void ExpectUnparsableRequestsRefused(const std::shared_ptr<grpc::Channel>& stranger) {
+  std::string reply;
+  const grpc::Status garbage = PullChunk(stranger, std::string("\xff\xff\xff", 3), &reply);
+  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << garbage.error_message();
+  EXPECT_THAT(garbage.error_message(), HasSubstr("does not parse"));
+  const grpc::Status bad_pull =
+      RawCall(stranger, "/tessera.v1.Federation/PullWork", std::string("\xff\xff\xff", 3), &reply);
+  EXPECT_EQ(bad_pull.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad_pull.error_message();
+  EXPECT_THAT(bad_pull.error_message(), HasSubstr("PullWork: the request does not parse"));
+}
+
+// A site's ledger (its store in `store_dir`) and `log` after the task: its model came in a
+// few chunks (connection messages of a work id and an offset), then as deltas.
+void ExpectChunkedDownloads(const std::string& store_dir, const std::string& log) {
+  ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(store_dir));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  int chunk_requests = 0;
+  for (const v1::LedgerEntry& e : entries) {
+    if (e.kind() != v1::LEDGER_PULL_MODEL) continue;
+    ++chunk_requests;
+    EXPECT_TRUE(e.task_id().empty()) << "a connection message";
+    EXPECT_LT(e.byte_count(), 200u) << "a work id and an offset";
+  }
+  // Three sessions sent the model: round 1's fit whole, three chunks; round 2's fit (with
+  // round 1's evaluation) and the final evaluation each as a delta from the model the site
+  // was sent last (docs/protocol.md): about 2.1 MB after the first round from a random
+  // start (three chunks), less after the second. Whole, they would be 9 chunks.
+  EXPECT_GE(chunk_requests, 3);
+  EXPECT_LE(chunk_requests, 9);
+  int applied = 0;
+  for (size_t at = log.find("event=model_delta_applied"); at != std::string::npos;
+       at = log.find("event=model_delta_applied", at + 1)) {
+    ++applied;
+  }
+  EXPECT_EQ(applied, 2) << "the models of round 2 and of the final evaluation";
+  EXPECT_THAT(log, Not(HasSubstr("model_delta_refused")));
+}
+
 using E2eModelDownloadTest = FederationTest;
 
 TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompletes) {
@@ -95,32 +149,15 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
   ASSERT_OK(StartCoordinator());
   ASSERT_OK(StartClients());
 
-  // 30 features -> 4096 -> 128 -> 2 classes: 651,650 parameters, 2,606,600 bytes as float32.
   ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
-  spec.set_name("large-mlp");
-  spec.set_rounds(2);
-  v1::ModelSpec* model = spec.mutable_model();
-  model->Clear();
-  model->set_kind(v1::ModelSpec::MLP);
-  model->add_hidden_layers(4096);
-  model->add_hidden_layers(128);
-  model->set_num_classes(2);
-  spec.mutable_training()->set_local_epochs(1);
+  MakeLargeMlp(spec);
   ASSERT_GT(4 * 651'650, static_cast<int>(kCap));
 
   // The stranger is in the federation (it said Hello) but holds no data: never in a cohort.
   ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> stranger,
                        ChannelAs(site(kStranger).tls, crypto::Role::kInstitution));
   ASSERT_TRUE(Hello(v1::Federation::NewStub(stranger).get()).ok());
-  std::string reply;
-  const grpc::Status garbage = PullChunk(stranger, std::string("\xff\xff\xff", 3), &reply);
-  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << garbage.error_message();
-  EXPECT_THAT(garbage.error_message(), HasSubstr("does not parse"));
-  // A PullWork request that does not parse (it lists the models a site holds) is refused too.
-  const grpc::Status bad_pull =
-      RawCall(stranger, "/tessera.v1.Federation/PullWork", std::string("\xff\xff\xff", 3), &reply);
-  EXPECT_EQ(bad_pull.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad_pull.error_message();
-  EXPECT_THAT(bad_pull.error_message(), HasSubstr("PullWork: the request does not parse"));
+  ExpectUnparsableRequestsRefused(stranger);
 
   ASSERT_OK_AND_ASSIGN(const std::string task_id, SubmitTask(spec));
   // While the task runs, the stranger asks for its training round's model, the step every
@@ -163,29 +200,8 @@ TEST_F(E2eModelDownloadTest, AModelAboveOneChunkIsFetchedInChunksAndTheTaskCompl
   for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
   for (const std::string& name : Sites()) {
     SCOPED_TRACE(name);
-    ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(site(name).dir + "/store"));
-    ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
-    int chunk_requests = 0;
-    for (const v1::LedgerEntry& e : entries) {
-      if (e.kind() != v1::LEDGER_PULL_MODEL) continue;
-      ++chunk_requests;
-      EXPECT_TRUE(e.task_id().empty()) << "a connection message";
-      EXPECT_LT(e.byte_count(), 200u) << "a work id and an offset";
-    }
-    // Three sessions sent the model: round 1's fit whole, three chunks; round 2's fit (with
-    // round 1's evaluation) and the final evaluation each as a delta from the model the site
-    // was sent last (docs/protocol.md): about 2.1 MB after the first round from a random
-    // start (three chunks), less after the second. Whole, they would be 9 chunks.
-    EXPECT_GE(chunk_requests, 3);
-    EXPECT_LE(chunk_requests, 9);
-    const std::string log = site(name).process->Log();
-    int applied = 0;
-    for (size_t at = log.find("event=model_delta_applied"); at != std::string::npos;
-         at = log.find("event=model_delta_applied", at + 1)) {
-      ++applied;
-    }
-    EXPECT_EQ(applied, 2) << "the models of round 2 and of the final evaluation";
-    EXPECT_THAT(log, Not(HasSubstr("model_delta_refused")));
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectChunkedDownloads(site(name).dir + "/store", site(name).process->Log()));
   }
   EXPECT_TRUE(coordinator()->Running());
 }

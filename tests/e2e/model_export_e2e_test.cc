@@ -80,6 +80,106 @@ class E2eModelExportTest : public FederationTest {
     }
     return out;
   }
+
+  // One flipped byte in `model`'s file, then one in its provenance record: verify fails
+  // for each, naming why; both files are restored after.
+  void ExpectVerifyRefusesAFlippedByte(const std::string& model) {
+    const std::string bytes = ReadFileOrEmpty(model);
+    const std::string record = ReadFileOrEmpty(model + ".provenance");
+    ASSERT_FALSE(bytes.empty());
+    ASSERT_OK(common::WriteFileAtomic(model, FlipByte(bytes, bytes.size() / 2)));
+    ASSERT_OK_AND_ASSIGN(CommandResult bad_file, Console({"models", "verify"}, {model}));
+    EXPECT_EQ(bad_file.exit_code(), 1);
+    EXPECT_THAT(bad_file.err, HasSubstr("does not verify: file: its SHA-256"));
+    ASSERT_OK(common::WriteFileAtomic(model, bytes));
+    const size_t in_body = record.find("accuracy");
+    ASSERT_NE(in_body, std::string::npos);
+    ASSERT_OK(common::WriteFileAtomic(model + ".provenance", FlipByte(record, in_body)));
+    ASSERT_OK_AND_ASSIGN(CommandResult bad_record, Console({"models", "verify"}, {model}));
+    EXPECT_EQ(bad_record.exit_code(), 1);
+    EXPECT_THAT(bad_record.err, HasSubstr("does not verify: signature:"));
+    ASSERT_OK(common::WriteFileAtomic(model + ".provenance", record));
+  }
+
+  // tessera predict on the sites' test rows (written to `*test_csv`): numpy's predictions
+  // and the `reported` accuracy.
+  void ExpectPredictionsAsNumpyMakesThem(const std::string& model, double reported,
+                                         std::string* test_csv_path) {
+    const std::string test_csv = temp().File("test_rows.csv");
+    *test_csv_path = test_csv;
+    ASSERT_OK(common::WriteFileAtomic(test_csv, AllTestRows()));
+    const std::string predictions = temp().File("predictions.csv");
+    ASSERT_OK_AND_ASSIGN(CommandResult predicted, RunCommand({ConsoleBinary(), "predict", model,
+                                                              test_csv, "--out", predictions}));
+    ASSERT_EQ(predicted.exit_code(), 0) << predicted.err;
+    double predict_accuracy = 0;
+    ASSERT_TRUE(absl::SimpleAtod(std::string(absl::StripAsciiWhitespace(
+                                     predicted.err.substr(predicted.err.find("accuracy=") + 9))),
+                                 &predict_accuracy))
+        << predicted.err;
+    EXPECT_NEAR(predict_accuracy, reported, 1e-6);
+    ASSERT_OK_AND_ASSIGN(google::protobuf::Struct numpy_rows, NumpyScore(model, test_csv));
+    std::vector<std::string> lines =
+        absl::StrSplit(ReadFileOrEmpty(predictions), '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), static_cast<size_t>(kTestRows) + 1);
+    EXPECT_EQ(lines[0], "probability,predicted");
+    const auto& numpy_outputs = numpy_rows.fields().at("outputs").list_value().values();
+    for (int r = 0; r < kTestRows; ++r) {
+      double p = 0;
+      ASSERT_TRUE(absl::SimpleAtod(lines[r + 1].substr(0, lines[r + 1].find(',')), &p));
+      EXPECT_NEAR(p, numpy_outputs[r].list_value().values(0).number_value(), 1e-6) << "row " << r;
+    }
+  }
+
+  // An earlier round of `task_id` (as committed in `got`) exported as JSON predicts with its
+  // own accuracy on `test_csv`; the csv table verifies; bad requests are named and write
+  // nothing.
+  void ExpectOtherFormatsAndBadRequests(const std::string& task_id, const v1::GetTaskResponse& got,
+                                        const std::string& test_csv) {
+    const std::string json_model = temp().File("round5.json");
+    ASSERT_OK_AND_ASSIGN(CommandResult json_export,
+                         Console({"models", "export"}, {task_id, "--round", "5", "--format", "json",
+                                                        "--out", json_model}));
+    ASSERT_EQ(json_export.exit_code(), 0) << json_export.err;
+    ASSERT_OK_AND_ASSIGN(CommandResult json_predicted,
+                         RunCommand({ConsoleBinary(), "predict", json_model, test_csv}));
+    ASSERT_EQ(json_predicted.exit_code(), 0) << json_predicted.err;
+    EXPECT_THAT(json_predicted.err,
+                HasSubstr(absl::StrFormat("accuracy=%.17g", Metric(got.rounds(5), "accuracy"))));
+    const std::string csv_model = temp().File("coefficients.csv");
+    ASSERT_OK_AND_ASSIGN(
+        CommandResult csv_export,
+        Console({"models", "export"}, {task_id, "--format", "csv", "--out", csv_model}));
+    ASSERT_EQ(csv_export.exit_code(), 0) << csv_export.err;
+    ASSERT_OK_AND_ASSIGN(CommandResult csv_verified, Console({"models", "verify"}, {csv_model}));
+    EXPECT_EQ(csv_verified.exit_code(), 0) << csv_verified.err;
+
+    ASSERT_OK_AND_ASSIGN(CommandResult bad_format,
+                         Console({"models", "export"},
+                                 {task_id, "--format", "pmml", "--out", temp().File("x.pmml")}));
+    EXPECT_EQ(bad_format.exit_code(), 2);
+    EXPECT_THAT(bad_format.err, HasSubstr("unknown format 'pmml'"));
+    ASSERT_OK_AND_ASSIGN(CommandResult bad_round,
+                         Console({"models", "export"}, {task_id, "--round", "99", "--format",
+                                                        "onnx", "--out", temp().File("x.onnx")}));
+    EXPECT_NE(bad_round.exit_code(), 0);
+    EXPECT_THAT(bad_round.err, HasSubstr("has no committed round 99"));
+    EXPECT_FALSE(common::PathExists(temp().File("x.onnx")));
+  }
+
+  // An institution's certificate may not take `task_id`'s model out.
+  void ExpectAnInstitutionCannotExport(const std::string& task_id) {
+    ASSERT_OK_AND_ASSIGN(auto channel, ChannelAs(site(Sites()[0]).tls, crypto::Role::kInstitution));
+    auto admin = v1::Admin::NewStub(channel);
+    grpc::ClientContext ctx;
+    v1::ExportModelRequest request;
+    request.set_task_id(task_id);
+    request.set_format("onnx");
+    v1::ExportModelResponse response;
+    const grpc::Status refused = admin->ExportModel(&ctx, request, &response);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED) << refused.error_message();
+    EXPECT_TRUE(response.file().empty());
+  }
 };
 
 TEST_F(E2eModelExportTest, DemoModelAsOnnxScoresTheTestRowsAsReportedAndItsProvenanceVerifies) {
@@ -126,91 +226,11 @@ TEST_F(E2eModelExportTest, DemoModelAsOnnxScoresTheTestRowsAsReportedAndItsProve
   ASSERT_OK_AND_ASSIGN(CommandResult via_config, Console({"models", "verify"}, {model}));
   EXPECT_EQ(via_config.exit_code(), 0) << via_config.err;
 
-  // One flipped byte in the model file, then one in the record: each fails, naming why.
-  const std::string bytes = ReadFileOrEmpty(model);
-  const std::string record = ReadFileOrEmpty(model + ".provenance");
-  ASSERT_FALSE(bytes.empty());
-  ASSERT_OK(common::WriteFileAtomic(model, FlipByte(bytes, bytes.size() / 2)));
-  ASSERT_OK_AND_ASSIGN(CommandResult bad_file, Console({"models", "verify"}, {model}));
-  EXPECT_EQ(bad_file.exit_code(), 1);
-  EXPECT_THAT(bad_file.err, HasSubstr("does not verify: file: its SHA-256"));
-  ASSERT_OK(common::WriteFileAtomic(model, bytes));
-  const size_t in_body = record.find("accuracy");
-  ASSERT_NE(in_body, std::string::npos);
-  ASSERT_OK(common::WriteFileAtomic(model + ".provenance", FlipByte(record, in_body)));
-  ASSERT_OK_AND_ASSIGN(CommandResult bad_record, Console({"models", "verify"}, {model}));
-  EXPECT_EQ(bad_record.exit_code(), 1);
-  EXPECT_THAT(bad_record.err, HasSubstr("does not verify: signature:"));
-  ASSERT_OK(common::WriteFileAtomic(model + ".provenance", record));
-
-  // tessera predict on the sites' test rows: numpy's predictions and the reported accuracy.
-  const std::string test_csv = temp().File("test_rows.csv");
-  ASSERT_OK(common::WriteFileAtomic(test_csv, AllTestRows()));
-  const std::string predictions = temp().File("predictions.csv");
-  ASSERT_OK_AND_ASSIGN(CommandResult predicted, RunCommand({ConsoleBinary(), "predict", model,
-                                                            test_csv, "--out", predictions}));
-  ASSERT_EQ(predicted.exit_code(), 0) << predicted.err;
-  double predict_accuracy = 0;
-  ASSERT_TRUE(absl::SimpleAtod(std::string(absl::StripAsciiWhitespace(
-                                   predicted.err.substr(predicted.err.find("accuracy=") + 9))),
-                               &predict_accuracy))
-      << predicted.err;
-  EXPECT_NEAR(predict_accuracy, reported, 1e-6);
-  ASSERT_OK_AND_ASSIGN(google::protobuf::Struct numpy_rows, NumpyScore(model, test_csv));
-  std::vector<std::string> lines =
-      absl::StrSplit(ReadFileOrEmpty(predictions), '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), static_cast<size_t>(kTestRows) + 1);
-  EXPECT_EQ(lines[0], "probability,predicted");
-  const auto& numpy_outputs = numpy_rows.fields().at("outputs").list_value().values();
-  for (int r = 0; r < kTestRows; ++r) {
-    double p = 0;
-    ASSERT_TRUE(absl::SimpleAtod(lines[r + 1].substr(0, lines[r + 1].find(',')), &p));
-    EXPECT_NEAR(p, numpy_outputs[r].list_value().values(0).number_value(), 1e-6) << "row " << r;
-  }
-
-  // An earlier round, as JSON: its own accuracy; and the csv table verifies too.
-  const std::string json_model = temp().File("round5.json");
-  ASSERT_OK_AND_ASSIGN(CommandResult json_export,
-                       Console({"models", "export"},
-                               {task_id, "--round", "5", "--format", "json", "--out", json_model}));
-  ASSERT_EQ(json_export.exit_code(), 0) << json_export.err;
-  ASSERT_OK_AND_ASSIGN(CommandResult json_predicted,
-                       RunCommand({ConsoleBinary(), "predict", json_model, test_csv}));
-  ASSERT_EQ(json_predicted.exit_code(), 0) << json_predicted.err;
-  EXPECT_THAT(json_predicted.err,
-              HasSubstr(absl::StrFormat("accuracy=%.17g", Metric(got.rounds(5), "accuracy"))));
-  const std::string csv_model = temp().File("coefficients.csv");
-  ASSERT_OK_AND_ASSIGN(
-      CommandResult csv_export,
-      Console({"models", "export"}, {task_id, "--format", "csv", "--out", csv_model}));
-  ASSERT_EQ(csv_export.exit_code(), 0) << csv_export.err;
-  ASSERT_OK_AND_ASSIGN(CommandResult csv_verified, Console({"models", "verify"}, {csv_model}));
-  EXPECT_EQ(csv_verified.exit_code(), 0) << csv_verified.err;
-
-  // Bad requests: named, nothing written.
-  ASSERT_OK_AND_ASSIGN(
-      CommandResult bad_format,
-      Console({"models", "export"}, {task_id, "--format", "pmml", "--out", temp().File("x.pmml")}));
-  EXPECT_EQ(bad_format.exit_code(), 2);
-  EXPECT_THAT(bad_format.err, HasSubstr("unknown format 'pmml'"));
-  ASSERT_OK_AND_ASSIGN(CommandResult bad_round,
-                       Console({"models", "export"}, {task_id, "--round", "99", "--format", "onnx",
-                                                      "--out", temp().File("x.onnx")}));
-  EXPECT_NE(bad_round.exit_code(), 0);
-  EXPECT_THAT(bad_round.err, HasSubstr("has no committed round 99"));
-  EXPECT_FALSE(common::PathExists(temp().File("x.onnx")));
-
-  // An institution's certificate may not take the model out.
-  ASSERT_OK_AND_ASSIGN(auto channel, ChannelAs(site(Sites()[0]).tls, crypto::Role::kInstitution));
-  auto admin = v1::Admin::NewStub(channel);
-  grpc::ClientContext ctx;
-  v1::ExportModelRequest request;
-  request.set_task_id(task_id);
-  request.set_format("onnx");
-  v1::ExportModelResponse response;
-  const grpc::Status refused = admin->ExportModel(&ctx, request, &response);
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED) << refused.error_message();
-  EXPECT_TRUE(response.file().empty());
+  ASSERT_NO_FATAL_FAILURE(ExpectVerifyRefusesAFlippedByte(model));
+  std::string test_csv;
+  ASSERT_NO_FATAL_FAILURE(ExpectPredictionsAsNumpyMakesThem(model, reported, &test_csv));
+  ASSERT_NO_FATAL_FAILURE(ExpectOtherFormatsAndBadRequests(task_id, got, test_csv));
+  ASSERT_NO_FATAL_FAILURE(ExpectAnInstitutionCannotExport(task_id));
 }
 
 TEST_F(E2eModelExportTest, SimulateExportWritesACheckerValidOnnxWithAVerifyingRecord) {

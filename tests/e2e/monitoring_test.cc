@@ -103,15 +103,13 @@ std::string QueryValue(int prometheus_port, const std::string& query) {
   return value.values_size() == 2 ? value.values(1).string_value() : "";
 }
 
-TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
-  constexpr uint32_t kRounds = 3;
-  ASSERT_OK_AND_ASSIGN(int coordinator_port, StartMonitoredFederation());
-  ASSERT_OK_AND_ASSIGN(int site_port,
-                       MetricsPort(temp().File("site-metrics"), *site(kMonitoredSite).process));
-
-  // Debian's Prometheus, scraping both every second.
-  ASSERT_OK_AND_ASSIGN(int prometheus_port, ReserveLoopbackPort());
-  const std::string config = temp().File("prometheus.yml");
+// Debian's Prometheus, scraping the coordinator's and the site's metrics ports every
+// second, its files in `dir`; its own port into `*prometheus_port`.
+absl::StatusOr<std::unique_ptr<Process>> StartPrometheus(const testing::TempDir& dir,
+                                                         int coordinator_port, int site_port,
+                                                         int* prometheus_port) {
+  ASSIGN_OR_RETURN(*prometheus_port, ReserveLoopbackPort());
+  const std::string config = dir.File("prometheus.yml");
   testing::WriteTestFile(config, absl::StrCat("global:\n  scrape_interval: 1s\n"
                                               "scrape_configs:\n"
                                               "  - job_name: coordinator\n"
@@ -123,13 +121,82 @@ TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
                                               "    static_configs:\n"
                                               "      - targets: ['127.0.0.1:",
                                               site_port, "']\n"));
-  ASSERT_OK_AND_ASSIGN(
-      std::unique_ptr<Process> prometheus,
-      Process::Start({"/usr/bin/prometheus", "--config.file=" + config,
-                      "--storage.tsdb.path=" + temp().File("tsdb"),
-                      absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)},
-                     temp().File("prometheus.log")));
+  return Process::Start(
+      {"/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir.File("tsdb"),
+       absl::StrCat("--web.listen-address=127.0.0.1:", *prometheus_port)},
+      dir.File("prometheus.log"));
+}
 
+// The coordinator's own page after a `rounds`-round task: what the rounds did, in a valid
+// exposition (promtool, the page written to `prom_file`).
+void ExpectCoordinatorPage(int coordinator_port, uint32_t rounds, const std::string& prom_file) {
+  const uint32_t kRounds = rounds;
+  const std::string page = testing::RawHttpBody(testing::RawHttpGet(coordinator_port, "/metrics"));
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_rounds_committed_total ", kRounds, "\n")));
+  // One session per round: round 1 a fit, the later rounds fit_evaluate (each carrying the
+  // previous round's evaluation), and the last round's model its own evaluate session.
+  EXPECT_THAT(page, HasSubstr("tessera_secagg_sessions_total{stage=\"fit\",outcome=\"completed\"} "
+                              "1\n"));
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_secagg_sessions_total{stage=\"fit_evaluate\","
+                                           "outcome=\"completed\"} ",
+                                           kRounds - 1, "\n")));
+  EXPECT_THAT(page, HasSubstr("tessera_secagg_sessions_total{stage=\"evaluate\",outcome="
+                              "\"completed\"} 1\n"));
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_secagg_step_duration_seconds_count{stage=\""
+                                           "fit_evaluate\",step=\"masked_input\"} ",
+                                           kRounds - 1, "\n")));
+  EXPECT_THAT(page, HasSubstr("tessera_tasks{state=\"TASK_COMPLETED\"} 1\n"));
+  EXPECT_THAT(page, HasSubstr("tessera_clients_connected 3\n"));
+  EXPECT_THAT(page, HasSubstr("tessera_grpc_server_handled_total{method=\"/tessera.v1.Federation/"
+                              "PushResult\",code=\"OK\"}"));
+  EXPECT_THAT(page, HasSubstr("tessera_grpc_server_received_bytes_total{method=\"/tessera.v1."
+                              "Federation/PushResult\"}"));
+  testing::WriteTestFile(prom_file, page);
+  ASSERT_OK_AND_ASSIGN(
+      CommandResult promtool,
+      RunCommand({"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + prom_file}));
+  EXPECT_EQ(promtool.exit_code(), 0) << promtool.out << promtool.err;
+}
+
+// The site's page after a `rounds`-round task, its health and its readiness (and the
+// coordinator's).
+void ExpectSitePage(int site_port, int coordinator_port, uint32_t rounds) {
+  const uint32_t kRounds = rounds;
+  const std::string site_page = testing::RawHttpBody(testing::RawHttpGet(site_port, "/metrics"));
+  EXPECT_THAT(site_page, HasSubstr("tessera_client_connected 1\n"));
+  EXPECT_THAT(site_page, HasSubstr("tessera_client_training_duration_seconds_count "));
+  EXPECT_THAT(site_page, HasSubstr("tessera_client_sent_bytes_total{method=\"/tessera.v1."
+                                   "Federation/PushResult\"}"));
+  // Every model the site was sent is counted, whole (round 1's at least) or as a delta from
+  // the model it held: rounds 2 and 3 and the last round's own evaluation may each go either
+  // way (a 31-parameter model's delta saves a few bytes or none, and is then not sent).
+  int whole = 0, delta = 0;
+  for (absl::string_view line : absl::StrSplit(site_page, '\n')) {
+    if (absl::ConsumePrefix(&line, "tessera_client_models_received_total{form=\"whole\"} ")) {
+      EXPECT_TRUE(absl::SimpleAtoi(line, &whole)) << line;
+    }
+    if (absl::ConsumePrefix(&line, "tessera_client_models_received_total{form=\"delta\"} ")) {
+      EXPECT_TRUE(absl::SimpleAtoi(line, &delta)) << line;
+    }
+  }
+  EXPECT_GE(whole, 1);
+  EXPECT_EQ(whole + delta, static_cast<int>(kRounds) + 1);
+  EXPECT_THAT(site_page, Not(HasSubstr("delta_refused")));
+  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(site_port, "/healthz")), 200);
+  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(site_port, "/readyz")), 200);
+  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(coordinator_port, "/readyz")), 200);
+  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(coordinator_port, "/nothing")), 404);
+}
+
+TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
+  constexpr uint32_t kRounds = 3;
+  ASSERT_OK_AND_ASSIGN(int coordinator_port, StartMonitoredFederation());
+  ASSERT_OK_AND_ASSIGN(int site_port,
+                       MetricsPort(temp().File("site-metrics"), *site(kMonitoredSite).process));
+
+  int prometheus_port = 0;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Process> prometheus,
+                       StartPrometheus(temp(), coordinator_port, site_port, &prometheus_port));
   ASSERT_OK_AND_ASSIGN(std::string task_id, RunTask(kRounds));
 
   // Prometheus reaches the federation's count within a few scrapes.
@@ -158,58 +225,9 @@ TEST_F(MonitoringTest, PrometheusScrapesTheRoundsTheFederationCommitted) {
       << site_items;
   EXPECT_EQ(QueryValue(prometheus_port, "up{job=\"site\"}"), "1");
 
-  // The coordinator's own page: what the rounds did, in a valid exposition.
-  const std::string page = testing::RawHttpBody(testing::RawHttpGet(coordinator_port, "/metrics"));
-  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_rounds_committed_total ", kRounds, "\n")));
-  // One session per round: round 1 a fit, the later rounds fit_evaluate (each carrying the
-  // previous round's evaluation), and the last round's model its own evaluate session.
-  EXPECT_THAT(page, HasSubstr("tessera_secagg_sessions_total{stage=\"fit\",outcome=\"completed\"} "
-                              "1\n"));
-  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_secagg_sessions_total{stage=\"fit_evaluate\","
-                                           "outcome=\"completed\"} ",
-                                           kRounds - 1, "\n")));
-  EXPECT_THAT(page, HasSubstr("tessera_secagg_sessions_total{stage=\"evaluate\",outcome="
-                              "\"completed\"} 1\n"));
-  EXPECT_THAT(page, HasSubstr(absl::StrCat("tessera_secagg_step_duration_seconds_count{stage=\""
-                                           "fit_evaluate\",step=\"masked_input\"} ",
-                                           kRounds - 1, "\n")));
-  EXPECT_THAT(page, HasSubstr("tessera_tasks{state=\"TASK_COMPLETED\"} 1\n"));
-  EXPECT_THAT(page, HasSubstr("tessera_clients_connected 3\n"));
-  EXPECT_THAT(page, HasSubstr("tessera_grpc_server_handled_total{method=\"/tessera.v1.Federation/"
-                              "PushResult\",code=\"OK\"}"));
-  EXPECT_THAT(page, HasSubstr("tessera_grpc_server_received_bytes_total{method=\"/tessera.v1."
-                              "Federation/PushResult\"}"));
-  testing::WriteTestFile(temp().File("coordinator.prom"), page);
-  ASSERT_OK_AND_ASSIGN(CommandResult promtool, RunCommand({"/bin/sh", "-c",
-                                                           "/usr/bin/promtool check metrics < " +
-                                                               temp().File("coordinator.prom")}));
-  EXPECT_EQ(promtool.exit_code(), 0) << promtool.out << promtool.err;
-
-  // The site's page, health and readiness.
-  const std::string site_page = testing::RawHttpBody(testing::RawHttpGet(site_port, "/metrics"));
-  EXPECT_THAT(site_page, HasSubstr("tessera_client_connected 1\n"));
-  EXPECT_THAT(site_page, HasSubstr("tessera_client_training_duration_seconds_count "));
-  EXPECT_THAT(site_page, HasSubstr("tessera_client_sent_bytes_total{method=\"/tessera.v1."
-                                   "Federation/PushResult\"}"));
-  // Every model the site was sent is counted, whole (round 1's at least) or as a delta from
-  // the model it held: rounds 2 and 3 and the last round's own evaluation may each go either
-  // way (a 31-parameter model's delta saves a few bytes or none, and is then not sent).
-  int whole = 0, delta = 0;
-  for (absl::string_view line : absl::StrSplit(site_page, '\n')) {
-    if (absl::ConsumePrefix(&line, "tessera_client_models_received_total{form=\"whole\"} ")) {
-      EXPECT_TRUE(absl::SimpleAtoi(line, &whole)) << line;
-    }
-    if (absl::ConsumePrefix(&line, "tessera_client_models_received_total{form=\"delta\"} ")) {
-      EXPECT_TRUE(absl::SimpleAtoi(line, &delta)) << line;
-    }
-  }
-  EXPECT_GE(whole, 1);
-  EXPECT_EQ(whole + delta, static_cast<int>(kRounds) + 1);
-  EXPECT_THAT(site_page, Not(HasSubstr("delta_refused")));
-  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(site_port, "/healthz")), 200);
-  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(site_port, "/readyz")), 200);
-  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(coordinator_port, "/readyz")), 200);
-  EXPECT_EQ(testing::RawHttpStatus(testing::RawHttpGet(coordinator_port, "/nothing")), 404);
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectCoordinatorPage(coordinator_port, kRounds, temp().File("coordinator.prom")));
+  ASSERT_NO_FATAL_FAILURE(ExpectSitePage(site_port, coordinator_port, kRounds));
 
   // With the coordinator gone, the site is alive but not ready.
   ASSERT_OK(StopCoordinator());
