@@ -50,6 +50,50 @@ grpc::Status Fetch(v1::Federation::Stub* stub, const v1::FetchCertificatesReques
   return stub->FetchCertificates(Context().get(), request, response);
 }
 
+// Malformed requests of the `stranger`'s, from the well-formed `cohort` request: no
+// digest, a short one, too many; each refused naming what is wrong.
+void ExpectMalformedFetchesRefused(v1::Federation::Stub* stranger,
+                                   const v1::FetchCertificatesRequest& cohort) {
+  struct Malformed {
+    const char* what;
+    v1::FetchCertificatesRequest request;
+    const char* named;
+  };
+  std::vector<Malformed> malformed(3);
+  malformed[0] = {"no digest", cohort, "1 to 1024"};
+  malformed[0].request.clear_certificate_sha256();
+  malformed[1] = {"short digest", cohort, "32 bytes"};
+  malformed[1].request.add_certificate_sha256("short");
+  malformed[2] = {"too many", cohort, "1 to 1024"};
+  for (size_t i = 0; i <= proto::kMaxCertificatesPerFetch; ++i) {
+    malformed[2].request.add_certificate_sha256(std::string(32, 'x'));
+  }
+  for (const Malformed& m : malformed) {
+    v1::FetchCertificatesResponse response;
+    const grpc::Status st = Fetch(stranger, m.request, &response);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << m.what;
+    EXPECT_THAT(st.error_message(), HasSubstr(m.named)) << m.what;
+  }
+}
+
+// A site's ledger (its store in `store_dir`) after a task of four sessions or more: one
+// certificate fetch, for the first list; the later lists from what it holds.
+void ExpectOneCertificateFetch(const std::string& store_dir) {
+  ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(store_dir));
+  ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
+  int fetches = 0, sessions = 0;
+  for (const v1::LedgerEntry& e : entries) {
+    if (e.kind() == v1::LEDGER_PUSH_RESULT && e.step() == v1::SECAGG_ADVERTISE_KEYS) ++sessions;
+    if (e.kind() != v1::LEDGER_FETCH_CERTIFICATES) continue;
+    ++fetches;
+    EXPECT_TRUE(e.task_id().empty()) << "a connection message";
+    // Task id, session label and two 32-byte digests.
+    EXPECT_LT(e.byte_count(), 200u);
+  }
+  EXPECT_GE(sessions, 4);
+  EXPECT_EQ(fetches, 1) << "one fetch for the first list; the later lists from what it holds";
+}
+
 using E2eCertificatesTest = FederationTest;
 
 TEST_F(E2eCertificatesTest, EachSiteFetchesItsPeersCertificatesOnceAndOnlyListedSitesGetThem) {
@@ -75,27 +119,7 @@ TEST_F(E2eCertificatesTest, EachSiteFetchesItsPeersCertificatesOnceAndOnlyListed
     cohort.add_certificate_sha256(crypto::Sha256(pem));
   }
 
-  // Malformed requests.
-  struct Malformed {
-    const char* what;
-    v1::FetchCertificatesRequest request;
-    const char* named;
-  };
-  std::vector<Malformed> malformed(3);
-  malformed[0] = {"no digest", cohort, "1 to 1024"};
-  malformed[0].request.clear_certificate_sha256();
-  malformed[1] = {"short digest", cohort, "32 bytes"};
-  malformed[1].request.add_certificate_sha256("short");
-  malformed[2] = {"too many", cohort, "1 to 1024"};
-  for (size_t i = 0; i <= proto::kMaxCertificatesPerFetch; ++i) {
-    malformed[2].request.add_certificate_sha256(std::string(32, 'x'));
-  }
-  for (const Malformed& m : malformed) {
-    v1::FetchCertificatesResponse response;
-    const grpc::Status st = Fetch(stranger.get(), m.request, &response);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << m.what;
-    EXPECT_THAT(st.error_message(), HasSubstr(m.named)) << m.what;
-  }
+  ExpectMalformedFetchesRefused(stranger.get(), cohort);
 
   ASSERT_OK_AND_ASSIGN(v1::TaskSpec spec, LoadExampleTask());
   spec.set_rounds(3);
@@ -136,19 +160,7 @@ TEST_F(E2eCertificatesTest, EachSiteFetchesItsPeersCertificatesOnceAndOnlyListed
   for (const std::string& name : Sites()) ASSERT_OK(StopClient(name));
   for (const std::string& name : Sites()) {
     SCOPED_TRACE(name);
-    ASSERT_OK_AND_ASSIGN(auto store, client::OpenSiteStoreReadOnly(site(name).dir + "/store"));
-    ASSERT_OK_AND_ASSIGN(auto entries, store->ListLedgerEntries());
-    int fetches = 0, sessions = 0;
-    for (const v1::LedgerEntry& e : entries) {
-      if (e.kind() == v1::LEDGER_PUSH_RESULT && e.step() == v1::SECAGG_ADVERTISE_KEYS) ++sessions;
-      if (e.kind() != v1::LEDGER_FETCH_CERTIFICATES) continue;
-      ++fetches;
-      EXPECT_TRUE(e.task_id().empty()) << "a connection message";
-      // Task id, session label and two 32-byte digests.
-      EXPECT_LT(e.byte_count(), 200u);
-    }
-    EXPECT_GE(sessions, 4);
-    EXPECT_EQ(fetches, 1) << "one fetch for the first list; the later lists from what it holds";
+    ASSERT_NO_FATAL_FAILURE(ExpectOneCertificateFetch(site(name).dir + "/store"));
   }
   EXPECT_TRUE(coordinator()->Running());
 }

@@ -221,7 +221,48 @@ class E2eCrashCampaignTest : public FederationTest,
     std::fprintf(stderr, "reference run (%s): %s\n", query ? "query" : "training task",
                  absl::FormatDuration(absl::Now() - start).c_str());
   }
+
+  // The coordinator, started with `fault`, dies by its own SIGKILL at the crash point (its
+  // log holding `crash_line`, into `*first_life`), and is started again on `address` with
+  // the same environment: the once file keeps the second life alive.
+  void AwaitCoordinatorCrashAndRestart(const std::string& address,
+                                       const std::map<std::string, std::string>& fault,
+                                       const std::string& crash_line, std::string* first_life) {
+    ASSERT_OK(WaitFor(
+        "the coordinator to be killed",
+        [&] {
+          return !coordinator()->Running() ||
+                 coordinator()->Log().find("event=task_finished") != std::string::npos;
+        },
+        absl::Seconds(90)));
+    ASSERT_OK_AND_ASSIGN(ExitStatus how, coordinator()->Wait(absl::Seconds(30)));
+    ASSERT_TRUE(how.KilledBy(SIGKILL)) << how.ToString() << "\n" << coordinator()->LogTail();
+    *first_life = coordinator()->Log();
+    EXPECT_THAT(*first_life, HasSubstr(crash_line));
+    ASSERT_OK(StartCoordinator(address, fault));
+  }
 };
+
+// A crashed run's `outcome` against the uninterrupted run's: the same rounds, models,
+// participants and metrics, bit for bit, and the same last checkpoint.
+void ExpectSameOutcome(const Outcome& outcome, const Outcome& reference) {
+  ASSERT_EQ(outcome.rounds.size(), reference.rounds.size());
+  for (size_t r = 0; r < reference.rounds.size(); ++r) {
+    SCOPED_TRACE(absl::StrCat("round ", r));
+    const v1::RoundRecord& want = reference.rounds[r];
+    const v1::RoundRecord& got = outcome.rounds[r];
+    EXPECT_EQ(crypto::ToHex(got.model_hash()), crypto::ToHex(want.model_hash()));
+    EXPECT_THAT(got.fit_participants(), ElementsAreArray(want.fit_participants()));
+    ASSERT_EQ(got.metrics_size(), want.metrics_size());
+    for (int m = 0; m < want.metrics_size(); ++m) {
+      EXPECT_EQ(got.metrics(m).name(), want.metrics(m).name());
+      // Exact: the same sums, decoded the same way.
+      EXPECT_EQ(got.metrics(m).value(), want.metrics(m).value()) << want.metrics(m).name();
+    }
+  }
+  EXPECT_TRUE(SameBits(outcome.last_checkpoint, reference.last_checkpoint))
+      << "round " << kRounds << "'s checkpoint differs from the uninterrupted run's";
+}
 
 TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
   const CrashPoint& point = GetParam();
@@ -273,19 +314,8 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
     ASSERT_OK(StartClient(kVictim));
   } else {
     // The coordinator dies by its own SIGKILL at the point (or the run ends without it).
-    ASSERT_OK(WaitFor(
-        "the coordinator to be killed",
-        [&] {
-          return !coordinator()->Running() ||
-                 coordinator()->Log().find("event=task_finished") != std::string::npos;
-        },
-        absl::Seconds(90)));
-    ASSERT_OK_AND_ASSIGN(ExitStatus how, coordinator()->Wait(absl::Seconds(30)));
-    ASSERT_TRUE(how.KilledBy(SIGKILL)) << how.ToString() << "\n" << coordinator()->LogTail();
-    first_life = coordinator()->Log();
-    EXPECT_THAT(first_life, HasSubstr(crash_line));
-    // Same environment: the once file keeps the second life alive.
-    ASSERT_OK(StartCoordinator(address, fault));
+    ASSERT_NO_FATAL_FAILURE(
+        AwaitCoordinatorCrashAndRestart(address, fault, crash_line, &first_life));
   }
 
   ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished, absl::Seconds(90)));
@@ -309,22 +339,7 @@ TEST_P(E2eCrashCampaignTest, RunCompletesBitIdenticalToUninterruptedRun) {
   std::fprintf(stderr, "run crashed at %s: %s\n", point.Name().c_str(),
                absl::FormatDuration(absl::Now() - start).c_str());
 
-  ASSERT_EQ(outcome.rounds.size(), reference.rounds.size());
-  for (size_t r = 0; r < reference.rounds.size(); ++r) {
-    SCOPED_TRACE(absl::StrCat("round ", r));
-    const v1::RoundRecord& want = reference.rounds[r];
-    const v1::RoundRecord& got = outcome.rounds[r];
-    EXPECT_EQ(crypto::ToHex(got.model_hash()), crypto::ToHex(want.model_hash()));
-    EXPECT_THAT(got.fit_participants(), ElementsAreArray(want.fit_participants()));
-    ASSERT_EQ(got.metrics_size(), want.metrics_size());
-    for (int m = 0; m < want.metrics_size(); ++m) {
-      EXPECT_EQ(got.metrics(m).name(), want.metrics(m).name());
-      // Exact: the same sums, decoded the same way.
-      EXPECT_EQ(got.metrics(m).value(), want.metrics(m).value()) << want.metrics(m).name();
-    }
-  }
-  EXPECT_TRUE(SameBits(outcome.last_checkpoint, reference.last_checkpoint))
-      << "round " << kRounds << "'s checkpoint differs from the uninterrupted run's";
+  ExpectSameOutcome(outcome, reference);
 }
 
 // The set walks what the issue asks: every (stage x step) for both daemons, the analytics
