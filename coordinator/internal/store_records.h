@@ -1,7 +1,7 @@
-// How the coordinator's RocksDB store (coordinator/rocksdb_store.cc, which documents the
-// layout) spells its keys and reads its records back: pure functions, so that what a
-// damaged record does is decided here, tested and fuzzed (tests/fuzz/
-// coordinator_records_fuzz.cc) without a database.
+// How the coordinator's RocksDB store (coordinator/rocksdb_store.cc; its layout is
+// documented in coordinator/internal/rocksdb_store_impl.h) spells its keys and reads its records
+// back: pure functions, so that what a damaged record does is decided here, tested and fuzzed
+// (tests/fuzz/ coordinator_records_fuzz.cc) without a database.
 //
 // Every decoder checks that the record parses and that it is the record of the key it is
 // stored under; otherwise DATA_LOSS "stored <family> record of <key> ..." (or "... key

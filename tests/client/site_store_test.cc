@@ -1,6 +1,7 @@
 // The site store's semantics, one suite run against both implementations (RocksDB and
 // in memory). What only the RocksDB store promises: site_store_rocksdb_test.cc (durability,
-// directory, lock, secrets on disk) and site_store_damage_test.cc (refusal of damage).
+// directory, lock), site_store_files_test.cc (secrets on disk) and
+// site_store_damage_test.cc (refusal of damage).
 
 #include "client/site_store.h"
 
