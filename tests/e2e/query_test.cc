@@ -35,6 +35,50 @@ std::map<std::string, double> Answer(const std::string& json) {
   return out;
 }
 
+// `answer` (a query's JSON answer, by name) against the same statistics computed directly
+// over every malignant row of `data`: count, sum, mean and variance of mean_radius and
+// worst_area, and mean_radius's histogram with edges 15 and 20; no cell suppressed.
+void ExpectThePooledStatistics(std::map<std::string, double>& answer,
+                               const client::CsvTable& data) {
+  auto column = [&](const std::string& name) {
+    size_t j = 0;
+    while (data.header[j] != name) ++j;
+    return j;
+  };
+  const size_t w = data.header.size();
+  const size_t malignant = column("malignant");
+  for (const std::string name : {"mean_radius", "worst_area"}) {
+    const size_t j = column(name);
+    double count = 0, sum = 0, below = 0, inside = 0, above = 0;
+    for (size_t r = 0; r < data.num_rows; ++r) {
+      if (data.values[r * w + malignant] != 1) continue;
+      const double v = data.values[r * w + j];
+      count += 1;
+      sum += v;
+      (v < 15 ? below : v > 20 ? above : inside) += 1;
+    }
+    const double mean = sum / count;
+    double var = 0;
+    for (size_t r = 0; r < data.num_rows; ++r) {
+      if (data.values[r * w + malignant] != 1) continue;
+      const double d = data.values[r * w + j] - mean;
+      var += d * d;
+    }
+    var /= count;
+    SCOPED_TRACE(name);
+    EXPECT_EQ(answer[name + ".count"], count);
+    EXPECT_NEAR(answer[name + ".sum"], sum, 1e-12 * std::fabs(sum));
+    EXPECT_NEAR(answer[name + ".mean"], mean, 1e-9 * std::fabs(mean));
+    EXPECT_NEAR(answer[name + ".variance"], var, 1e-9 * var);
+    EXPECT_EQ(answer[name + ".suppressed_cells"], 0);
+    if (name == "mean_radius") {
+      EXPECT_EQ(answer["mean_radius.bin[15,20]"], inside);
+      EXPECT_EQ(answer["mean_radius.below"], below);
+      EXPECT_EQ(answer["mean_radius.above"], above);
+    }
+  }
+}
+
 TEST_F(E2eQueryTest, QueryAnswerEqualsThePooledStatistics) {
   ASSERT_OK(MakeTestPki());
   ASSERT_OK(SplitData());
@@ -90,43 +134,7 @@ TEST_F(E2eQueryTest, QueryAnswerEqualsThePooledStatistics) {
   // The same statistics, directly, over every row (the sites hold all 569 between them).
   ASSERT_OK_AND_ASSIGN(client::CsvTable data,
                        client::LoadCsv(SourcePath("deploy/data/breast_cancer_wisconsin.csv")));
-  auto column = [&](const std::string& name) {
-    size_t j = 0;
-    while (data.header[j] != name) ++j;
-    return j;
-  };
-  const size_t w = data.header.size();
-  const size_t malignant = column("malignant");
-  for (const std::string name : {"mean_radius", "worst_area"}) {
-    const size_t j = column(name);
-    double count = 0, sum = 0, below = 0, inside = 0, above = 0;
-    for (size_t r = 0; r < data.num_rows; ++r) {
-      if (data.values[r * w + malignant] != 1) continue;
-      const double v = data.values[r * w + j];
-      count += 1;
-      sum += v;
-      (v < 15 ? below : v > 20 ? above : inside) += 1;
-    }
-    const double mean = sum / count;
-    double var = 0;
-    for (size_t r = 0; r < data.num_rows; ++r) {
-      if (data.values[r * w + malignant] != 1) continue;
-      const double d = data.values[r * w + j] - mean;
-      var += d * d;
-    }
-    var /= count;
-    SCOPED_TRACE(name);
-    EXPECT_EQ(answer[name + ".count"], count);
-    EXPECT_NEAR(answer[name + ".sum"], sum, 1e-12 * std::fabs(sum));
-    EXPECT_NEAR(answer[name + ".mean"], mean, 1e-9 * std::fabs(mean));
-    EXPECT_NEAR(answer[name + ".variance"], var, 1e-9 * var);
-    EXPECT_EQ(answer[name + ".suppressed_cells"], 0);
-    if (name == "mean_radius") {
-      EXPECT_EQ(answer["mean_radius.bin[15,20]"], inside);
-      EXPECT_EQ(answer["mean_radius.below"], below);
-      EXPECT_EQ(answer["mean_radius.above"], above);
-    }
-  }
+  ExpectThePooledStatistics(answer, data);
   EXPECT_EQ(answer["mean_radius.count"], 212) << "the dataset has 212 malignant masses";
 }
 

@@ -179,7 +179,51 @@ TEST_F(E2eSiteApprovalTest, SiteBudgetExhaustedFailsTheTaskNamingTheSiteWhenTooF
                     HasSubstr("3 needed")));
 }
 
-class E2eProvenanceTest : public FederationTest {};
+class E2eProvenanceTest : public FederationTest {
+ protected:
+  // Copies of round 1's provenance record saved in `saved`, each tampered with, are refused
+  // offline, the error naming why: a consistency signature dropped, a survivor dropped, a
+  // signature that is not hospital-b's.
+  void ExpectTamperedCopiesRefused(const std::string& saved) {
+    v1::RoundProvenance record;
+    {
+      common::TextLocations where;
+      ASSERT_OK(common::LoadProtoFile(saved, &record, &where));
+    }
+    auto verify_tampered = [&](const v1::RoundProvenance& tampered) -> CommandResult {
+      const std::string path = temp().path() + "/tampered.provenance";
+      EXPECT_OK(common::WriteFileAtomic(path, common::ToTextProto(tampered)));
+      absl::StatusOr<CommandResult> r = Console({"tasks", "provenance"}, {"--file", path});
+      EXPECT_OK(r.status());
+      return r.ok() ? *r : CommandResult{};
+    };
+    v1::RoundProvenance dropped = record;
+    dropped.mutable_sessions(0)->mutable_signatures()->RemoveLast();
+    CommandResult r = verify_tampered(dropped);
+    EXPECT_NE(r.exit_code(), 0);
+    EXPECT_THAT(r.err, HasSubstr("2 consistency signatures, fewer than the threshold 3"));
+
+    // The coordinator claims hospital-c's input was not in the sum: with three sites and a
+    // threshold of 3 that is too few survivors; with more sites the signatures would not
+    // verify over the shorter set (tests/secagg/provenance_test.cc).
+    v1::RoundProvenance altered = record;
+    altered.mutable_sessions(0)->mutable_survivors()->RemoveLast();
+    r = verify_tampered(altered);
+    EXPECT_NE(r.exit_code(), 0);
+    EXPECT_THAT(r.err, AllOf(HasSubstr("fit session task-1/r1/fit/a1"),
+                             HasSubstr("2 survivors, fewer than the threshold 3")));
+
+    // A signature that is not hospital-b's.
+    v1::RoundProvenance forged = record;
+    std::string* sig = forged.mutable_sessions(1)->mutable_signatures(1)->mutable_signature();
+    (*sig)[sig->size() / 2] ^= 0x01;
+    r = verify_tampered(forged);
+    EXPECT_NE(r.exit_code(), 0);
+    EXPECT_THAT(r.err,
+                AllOf(HasSubstr("fit_evaluate session task-1/r2/fit_evaluate/a1: hospital-b"),
+                      HasSubstr("the consistency signature does not verify")));
+  }
+};
 
 TEST_F(E2eProvenanceTest, CompletedTaskProvenanceVerifiesAndTamperingIsNamed) {
   ASSERT_OK(MakeTestPki());
@@ -237,42 +281,7 @@ TEST_F(E2eProvenanceTest, CompletedTaskProvenanceVerifiesAndTamperingIsNamed) {
   // The saved record verifies offline; tampered copies do not, and the error names why.
   ASSERT_OK_AND_ASSIGN(CommandResult offline, Console({"tasks", "provenance"}, {"--file", saved}));
   EXPECT_EQ(offline.exit_code(), 0) << offline.err;
-  v1::RoundProvenance record;
-  {
-    common::TextLocations where;
-    ASSERT_OK(common::LoadProtoFile(saved, &record, &where));
-  }
-  auto verify_tampered = [&](const v1::RoundProvenance& tampered) -> CommandResult {
-    const std::string path = temp().path() + "/tampered.provenance";
-    EXPECT_OK(common::WriteFileAtomic(path, common::ToTextProto(tampered)));
-    absl::StatusOr<CommandResult> r = Console({"tasks", "provenance"}, {"--file", path});
-    EXPECT_OK(r.status());
-    return r.ok() ? *r : CommandResult{};
-  };
-  v1::RoundProvenance dropped = record;
-  dropped.mutable_sessions(0)->mutable_signatures()->RemoveLast();
-  CommandResult r = verify_tampered(dropped);
-  EXPECT_NE(r.exit_code(), 0);
-  EXPECT_THAT(r.err, HasSubstr("2 consistency signatures, fewer than the threshold 3"));
-
-  // The coordinator claims hospital-c's input was not in the sum: with three sites and a
-  // threshold of 3 that is too few survivors; with more sites the signatures would not
-  // verify over the shorter set (tests/secagg/provenance_test.cc).
-  v1::RoundProvenance altered = record;
-  altered.mutable_sessions(0)->mutable_survivors()->RemoveLast();
-  r = verify_tampered(altered);
-  EXPECT_NE(r.exit_code(), 0);
-  EXPECT_THAT(r.err, AllOf(HasSubstr("fit session task-1/r1/fit/a1"),
-                           HasSubstr("2 survivors, fewer than the threshold 3")));
-
-  // A signature that is not hospital-b's.
-  v1::RoundProvenance forged = record;
-  std::string* sig = forged.mutable_sessions(1)->mutable_signatures(1)->mutable_signature();
-  (*sig)[sig->size() / 2] ^= 0x01;
-  r = verify_tampered(forged);
-  EXPECT_NE(r.exit_code(), 0);
-  EXPECT_THAT(r.err, AllOf(HasSubstr("fit_evaluate session task-1/r2/fit_evaluate/a1: hospital-b"),
-                           HasSubstr("the consistency signature does not verify")));
+  ASSERT_NO_FATAL_FAILURE(ExpectTamperedCopiesRefused(saved));
 }
 
 }  // namespace

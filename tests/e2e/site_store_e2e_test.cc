@@ -230,6 +230,31 @@ class E2eSiteStoreTest : public FederationTest {
     EXPECT_GT(records_bytes, 0u);
     EXPECT_TRUE(std::filesystem::exists(store_dir + "/CURRENT"));
   }
+
+  // What `store_dir` (a killed daemon's store) held between "recorded" and "sent" for
+  // `session`'s masked input, read from a copy (opening the store itself would recover its
+  // log before the daemon does): the contribution recorded into `*recorded`.
+  void ExpectRecordedBeforeSent(const std::string& store_dir, const std::string& session,
+                                v1::ContributionRecord* recorded) {
+    const std::string copy = temp().File("store-at-kill");
+    // Its files only: the killed daemon's control socket (store/control.sock) stays behind.
+    std::filesystem::create_directory(copy);
+    for (const auto& entry : std::filesystem::directory_iterator(store_dir)) {
+      if (entry.is_regular_file()) std::filesystem::copy(entry.path(), copy);
+    }
+    ASSERT_EQ(::chmod(copy.c_str(), 0700), 0);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store, client::OpenSiteStore(copy));
+    std::vector<v1::ContributionRecord> fit = FitContributions(*store, 1);
+    ASSERT_EQ(fit.size(), 1u) << "the masked input must be recorded before it is sent";
+    *recorded = fit[0];
+    EXPECT_EQ(recorded->session(), session);
+    ASSERT_OK_AND_ASSIGN(v1::StepAnswer answer,
+                         StoredAnswer(*store, session, v1::SECAGG_MASKED_INPUT));
+    // Before the next step the record keeps the masked input itself, and its digest.
+    EXPECT_EQ(crypto::ToHex(answer.sent_sha256()), crypto::ToHex(recorded->sent_sha256()));
+    EXPECT_EQ(crypto::ToHex(recorded->sent_sha256()),
+              crypto::ToHex(crypto::HashMessage(answer.answer())));
+  }
 };
 
 // A site SIGKILLs itself after its store recorded its FIT masked input and before the
@@ -268,29 +293,8 @@ TEST_F(E2eSiteStoreTest, SiteKilledBetweenRecordedAndSentSendsItsMaskedInputOnce
   EXPECT_EQ(during.task().state(), v1::TASK_RUNNING);
   EXPECT_EQ(during.task().last_committed_round(), 0);
 
-  // What the store held between "recorded" and "sent", read from a copy (opening the store
-  // itself would recover its log before the daemon does).
   v1::ContributionRecord recorded;
-  {
-    const std::string copy = temp().File("store-at-kill");
-    // Its files only: the killed daemon's control socket (store/control.sock) stays behind.
-    std::filesystem::create_directory(copy);
-    for (const auto& entry : std::filesystem::directory_iterator(b.dir + "/store")) {
-      if (entry.is_regular_file()) std::filesystem::copy(entry.path(), copy);
-    }
-    ASSERT_EQ(::chmod(copy.c_str(), 0700), 0);
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<client::SiteStore> store, client::OpenSiteStore(copy));
-    std::vector<v1::ContributionRecord> fit = FitContributions(*store, 1);
-    ASSERT_EQ(fit.size(), 1u) << "the masked input must be recorded before it is sent";
-    recorded = fit[0];
-    EXPECT_EQ(recorded.session(), session);
-    ASSERT_OK_AND_ASSIGN(v1::StepAnswer answer,
-                         StoredAnswer(*store, session, v1::SECAGG_MASKED_INPUT));
-    // Before the next step the record keeps the masked input itself, and its digest.
-    EXPECT_EQ(crypto::ToHex(answer.sent_sha256()), crypto::ToHex(recorded.sent_sha256()));
-    EXPECT_EQ(crypto::ToHex(recorded.sent_sha256()),
-              crypto::ToHex(crypto::HashMessage(answer.answer())));
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectRecordedBeforeSent(b.dir + "/store", session, &recorded));
 
   ASSERT_OK(StartClient(victim));
   ASSERT_OK_AND_ASSIGN(v1::TaskRecord done, WaitForTask(task_id, Finished, absl::Seconds(90)));
