@@ -101,12 +101,10 @@ class E2eModelExportTest : public FederationTest {
     ASSERT_OK(common::WriteFileAtomic(model + ".provenance", record));
   }
 
-  // tessera predict on the sites' test rows (written to `*test_csv`): numpy's predictions
+  // tessera predict on the sites' test rows (written to `test_csv`): numpy's predictions
   // and the `reported` accuracy.
   void ExpectPredictionsAsNumpyMakesThem(const std::string& model, double reported,
-                                         std::string* test_csv_path) {
-    const std::string test_csv = temp().File("test_rows.csv");
-    *test_csv_path = test_csv;
+                                         const std::string& test_csv) {
     ASSERT_OK(common::WriteFileAtomic(test_csv, AllTestRows()));
     const std::string predictions = temp().File("predictions.csv");
     ASSERT_OK_AND_ASSIGN(CommandResult predicted, RunCommand({ConsoleBinary(), "predict", model,
@@ -227,8 +225,8 @@ TEST_F(E2eModelExportTest, DemoModelAsOnnxScoresTheTestRowsAsReportedAndItsProve
   EXPECT_EQ(via_config.exit_code(), 0) << via_config.err;
 
   ASSERT_NO_FATAL_FAILURE(ExpectVerifyRefusesAFlippedByte(model));
-  std::string test_csv;
-  ASSERT_NO_FATAL_FAILURE(ExpectPredictionsAsNumpyMakesThem(model, reported, &test_csv));
+  const std::string test_csv = temp().File("test_rows.csv");
+  ASSERT_NO_FATAL_FAILURE(ExpectPredictionsAsNumpyMakesThem(model, reported, test_csv));
   ASSERT_NO_FATAL_FAILURE(ExpectOtherFormatsAndBadRequests(task_id, got, test_csv));
   ASSERT_NO_FATAL_FAILURE(ExpectAnInstitutionCannotExport(task_id));
 }
