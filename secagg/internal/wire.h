@@ -90,18 +90,23 @@ inline std::string WordsToBytes(std::span<const uint32_t> words) {
   return out;
 }
 
+// The word whose little-endian bytes start at `at` (4 of them).
+inline uint32_t LoadLittleEndianWord(const char* at) {
+  uint32_t word = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&word, at, 4);
+  } else {
+    for (int b = 0; b < 4; ++b) word |= uint32_t{static_cast<uint8_t>(at[b])} << (8 * b);
+  }
+  return word;
+}
+
 // Little-endian bytes (a multiple of 4 long) into `out` (bytes.size() / 4 words).
 inline void BytesToWords(std::string_view bytes, std::span<uint32_t> out) {
   if constexpr (std::endian::native == std::endian::little) {
     if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * 4);
   } else {
-    for (size_t i = 0; i < out.size(); ++i) {
-      uint32_t word = 0;
-      for (int b = 0; b < 4; ++b) {
-        word |= uint32_t{static_cast<uint8_t>(bytes[4 * i + b])} << (8 * b);
-      }
-      out[i] = word;
-    }
+    for (size_t i = 0; i < out.size(); ++i) out[i] = LoadLittleEndianWord(bytes.data() + 4 * i);
   }
 }
 
@@ -109,17 +114,7 @@ inline void BytesToWords(std::string_view bytes, std::span<uint32_t> out) {
 // (bytes.size() / 4 words), modulo 2^32: a masked input into the running sum, without a
 // copy of it as words.
 inline void AddBytesAsWords(std::string_view bytes, std::span<uint32_t> sum) {
-  for (size_t i = 0; i < sum.size(); ++i) {
-    uint32_t word = 0;
-    if constexpr (std::endian::native == std::endian::little) {
-      std::memcpy(&word, bytes.data() + 4 * i, 4);
-    } else {
-      for (int b = 0; b < 4; ++b) {
-        word |= uint32_t{static_cast<uint8_t>(bytes[4 * i + b])} << (8 * b);
-      }
-    }
-    sum[i] += word;
-  }
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] += LoadLittleEndianWord(bytes.data() + 4 * i);
 }
 
 }  // namespace tessera::secagg::internal
