@@ -386,6 +386,7 @@ class TaskRunner {
   // attempt (already recorded and paused for).
   std::optional<StageEnd> CloseSession(v1::TaskRecord& task, v1::InFlightRound& in_flight,
                                        const StagePlan& plan, SecureStageResult result);
+  // Who takes part in a session, and the wait for them (task_runner_cohort.cc).
   // TaskSpec.approval_timeout_seconds (its default when unset).
   static absl::Duration ApprovalTimeout(const v1::TaskSpec& spec);
   // Why the stage ends when its wait for approvals has lasted longer than the timeout,
@@ -398,6 +399,9 @@ class TaskRunner {
                                    const v1::InFlightRound& in_flight) const;
   // Folds the decisions heard into the task record and writes it if one changed.
   void NoteDecisions(v1::TaskRecord& task, const SiteDecisions& heard);
+  // The smallest cohort the task can run a stage with: min_clients, the secure-aggregation
+  // threshold and the analytics minimum cohort, at least 1.
+  static uint32_t NeededSites(const v1::TaskSpec& spec);
   // Waits until at least the cohort the task needs is connected among the sites holding
   // its dataset, leaving out `contributed` and `excluded` (LeftOut); returns them. Empty if halted
   // meanwhile, or if too few known sites are left (then `*unreachable` says why, the sites' own
