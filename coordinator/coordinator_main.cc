@@ -50,17 +50,50 @@ absl::Status Repair(const std::string& data_dir, bool confirm) {
   return absl::OkStatus();
 }
 
-absl::Status Main(int argc, char** argv, bool* help_shown) {
-  using tessera::common::FlagParser;
-  std::string config_path;
+// The flags that override a field of the config file (empty: the file's value).
+struct ConfigOverrides {
   std::string listen;
   std::string ready_file;
   std::string data_dir;
-  bool verbose = false;
   std::string log_format;
   std::string log_file;
   std::string metrics_listen;
   std::string metrics_ready_file;
+};
+
+// The config file with its relative paths resolved and `overrides` applied, validated
+// (errors name the file's line) and with its defaults filled in.
+absl::StatusOr<tessera::v1::CoordinatorConfig> LoadConfig(const std::string& path,
+                                                          const ConfigOverrides& overrides) {
+  tessera::v1::CoordinatorConfig config;
+  tessera::common::TextLocations where;
+  if (auto st = tessera::common::LoadProtoFile(path, &config, &where); !st.ok()) return st;
+  tessera::proto::ResolveRelativePaths(path, &config);
+  if (!overrides.listen.empty()) config.set_listen_address(overrides.listen);
+  if (!overrides.ready_file.empty()) config.set_ready_file(overrides.ready_file);
+  if (!overrides.data_dir.empty()) config.set_data_dir(overrides.data_dir);
+  if (!overrides.log_format.empty()) config.set_log_format(overrides.log_format);
+  if (!overrides.log_file.empty()) config.set_log_file(overrides.log_file);
+  if (!overrides.metrics_listen.empty()) {
+    config.set_metrics_listen_address(overrides.metrics_listen);
+  }
+  if (!overrides.metrics_ready_file.empty()) {
+    config.set_metrics_ready_file(overrides.metrics_ready_file);
+  }
+  if (auto st = tessera::common::FieldErrorsToStatus(
+          tessera::proto::ValidateCoordinatorConfig(config), path, &where);
+      !st.ok()) {
+    return st;
+  }
+  tessera::proto::ApplyCoordinatorDefaults(&config);
+  return config;
+}
+
+absl::Status Main(int argc, char** argv, bool* help_shown) {
+  using tessera::common::FlagParser;
+  std::string config_path;
+  ConfigOverrides overrides;
+  bool verbose = false;
   std::string restore_from;
   bool repair_store = false;
   bool confirm_data_loss = false;
@@ -70,15 +103,17 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
       "the federation service for institutions and the admin service for operators.\n"
       "State lives in RocksDB under data_dir; unfinished tasks resume on start.");
   flags.AddString("config", &config_path, "CoordinatorConfig file (text format or .json)");
-  flags.AddString("listen", &listen, "override listen_address (host:port, port 0 = any)");
-  flags.AddString("ready-file", &ready_file, "override ready_file");
-  flags.AddString("data-dir", &data_dir, "override data_dir");
+  flags.AddString("listen", &overrides.listen, "override listen_address (host:port, port 0 = any)");
+  flags.AddString("ready-file", &overrides.ready_file, "override ready_file");
+  flags.AddString("data-dir", &overrides.data_dir, "override data_dir");
   flags.AddBool("verbose", &verbose, "log debug events too");
-  flags.AddString("log-format", &log_format, "override log_format: logfmt or json");
-  flags.AddString("log-file", &log_file, "override log_file (append; reopened on SIGHUP)");
-  flags.AddString("metrics-listen", &metrics_listen,
+  flags.AddString("log-format", &overrides.log_format, "override log_format: logfmt or json");
+  flags.AddString("log-file", &overrides.log_file,
+                  "override log_file (append; reopened on SIGHUP)");
+  flags.AddString("metrics-listen", &overrides.metrics_listen,
                   "override metrics_listen_address (/metrics, /healthz, /readyz)");
-  flags.AddString("metrics-ready-file", &metrics_ready_file, "override metrics_ready_file");
+  flags.AddString("metrics-ready-file", &overrides.metrics_ready_file,
+                  "override metrics_ready_file");
   flags.AddString("restore-from", &restore_from,
                   "restore a backup (tessera admin backup) into the empty data_dir, then exit");
   flags.AddBool("repair-store", &repair_store,
@@ -102,23 +137,9 @@ absl::Status Main(int argc, char** argv, bool* help_shown) {
   if (verbose) tessera::common::SetMinLogLevel(tessera::common::LogLevel::kDebug);
   tessera::crypto::RouteGrpcLogs();
 
-  tessera::v1::CoordinatorConfig config;
-  tessera::common::TextLocations where;
-  if (auto st = tessera::common::LoadProtoFile(config_path, &config, &where); !st.ok()) return st;
-  tessera::proto::ResolveRelativePaths(config_path, &config);
-  if (!listen.empty()) config.set_listen_address(listen);
-  if (!ready_file.empty()) config.set_ready_file(ready_file);
-  if (!data_dir.empty()) config.set_data_dir(data_dir);
-  if (!log_format.empty()) config.set_log_format(log_format);
-  if (!log_file.empty()) config.set_log_file(log_file);
-  if (!metrics_listen.empty()) config.set_metrics_listen_address(metrics_listen);
-  if (!metrics_ready_file.empty()) config.set_metrics_ready_file(metrics_ready_file);
-  if (auto st = tessera::common::FieldErrorsToStatus(
-          tessera::proto::ValidateCoordinatorConfig(config), config_path, &where);
-      !st.ok()) {
-    return st;
-  }
-  tessera::proto::ApplyCoordinatorDefaults(&config);
+  absl::StatusOr<tessera::v1::CoordinatorConfig> loaded = LoadConfig(config_path, overrides);
+  if (!loaded.ok()) return loaded.status();
+  const tessera::v1::CoordinatorConfig& config = *loaded;
   if (!restore_from.empty()) return Restore(restore_from, config.data_dir());
   if (auto st = tessera::common::ConfigureLogging(config.log_format(), config.log_file());
       !st.ok()) {
