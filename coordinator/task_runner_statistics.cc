@@ -42,6 +42,46 @@ std::string PreparationKey(const v1::DatasetSpec& dataset) {
   return absl::StrCat("#prepare:", absl::BytesToHexString(crypto::Sha256(text)));
 }
 
+// The pooled statistics' key: the columns, the preparation they were computed after (the
+// same names can hold other values under another preparation), and the rows: with a
+// validation split, the training rows it leaves (its fraction and seed say which).
+std::vector<std::string> StatisticsKey(const v1::TaskSpec& spec,
+                                       const std::vector<std::string>& columns) {
+  std::vector<std::string> key = columns;
+  if (spec.dataset().prepare_size() > 0) key.push_back(PreparationKey(spec.dataset()));
+  if (proto::HasValidationSplit(spec)) {
+    key.push_back(
+        absl::StrCat("#validation:", spec.training().validation_fraction(), ":", spec.seed()));
+  }
+  return key;
+}
+
+// A statistics session's sum, decoded.
+struct DecodedStatistics {
+  proto::PooledStatistics pooled;
+  proto::PooledImputations imputations;  // with IMPUTE_MEAN or IMPUTE_MODE columns only
+};
+
+// Decodes `all`: the statistics of `columns` columns, then (with a preparation) their
+// present cells. An error, naming what is wrong, if a check refuses the sum or it does not
+// decode.
+absl::StatusOr<DecodedStatistics> DecodeStatisticsSum(const v1::DatasetSpec& dataset,
+                                                      std::span<const double> all, size_t columns,
+                                                      uint32_t survivors) {
+  const std::span<const double> sums =
+      all.first(std::min(all.size(), proto::StatisticsLength(columns)));
+  RETURN_IF_ERROR(CheckStatisticsSum(sums, columns, survivors));
+  DecodedStatistics decoded;
+  ASSIGN_OR_RETURN(decoded.pooled, proto::DecodeStatistics(sums, columns));
+  if (dataset.prepare_size() > 0) {
+    ASSIGN_OR_RETURN(decoded.imputations,
+                     proto::PoolImputations(dataset, all, columns, &decoded.pooled));
+  } else if (all.size() != sums.size()) {
+    return absl::InvalidArgumentError("statistics: a longer vector than the columns need");
+  }
+  return decoded;
+}
+
 }  // namespace
 
 absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
@@ -49,16 +89,7 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
   std::vector<std::string> columns(spec.dataset().features().begin(),
                                    spec.dataset().features().end());
   if (proto::StatisticsIncludeLabel(spec.model())) columns.push_back(spec.dataset().label());
-  // The pooled statistics' key: the columns, and the preparation they were computed after
-  // (the same names can hold other values under another preparation), and the rows.
-  std::vector<std::string> key = columns;
-  if (spec.dataset().prepare_size() > 0) key.push_back(PreparationKey(spec.dataset()));
-  // And the rows: with a validation split, the training rows it leaves (its fraction and
-  // seed say which).
-  if (proto::HasValidationSplit(spec)) {
-    key.push_back(
-        absl::StrCat("#validation:", spec.training().validation_fraction(), ":", spec.seed()));
-  }
+  const std::vector<std::string> key = StatisticsKey(spec, columns);
   ASSIGN_OR_RETURN(v1::InFlightRound in_flight, InFlightOf(0));
   // Statistics of these columns pooled for an earlier task: the sites would not send theirs
   // again, and need not.
@@ -80,44 +111,28 @@ absl::Status TaskRunner::RunStatisticsRound(v1::TaskRecord& task) {
       }
       return EndStage(task, end, "statistics round");
     }
-    // The statistics, then (with IMPUTE_MEAN columns) their present cells.
-    const std::span<const double> all = end.result.sums;
-    const std::span<const double> sums =
-        all.first(std::min(all.size(), proto::StatisticsLength(columns.size())));
-    const absl::Status checked = CheckStatisticsSum(
-        sums, columns.size(), static_cast<uint32_t>(end.result.survivors.size()));
-    absl::StatusOr<proto::PooledStatistics> pooled =
-        checked.ok() ? proto::DecodeStatistics(sums, columns.size())
-                     : absl::StatusOr<proto::PooledStatistics>(checked);
-    proto::PooledImputations imputations;
-    if (pooled.ok() && spec.dataset().prepare_size() > 0) {
-      absl::StatusOr<proto::PooledImputations> pooled_imputations =
-          proto::PoolImputations(spec.dataset(), all, columns.size(), &*pooled);
-      if (pooled_imputations.ok()) {
-        imputations = *std::move(pooled_imputations);
-      } else {
-        pooled = pooled_imputations.status();
-      }
-    } else if (pooled.ok() && all.size() != sums.size()) {
-      pooled = absl::InvalidArgumentError("statistics: a longer vector than the columns need");
-    }
-    if (!pooled.ok()) {
+    absl::StatusOr<DecodedStatistics> decoded =
+        DecodeStatisticsSum(spec.dataset(), end.result.sums, columns.size(),
+                            static_cast<uint32_t>(end.result.survivors.size()));
+    if (!decoded.ok()) {
       ASSIGN_OR_RETURN(bool halted, UnusableSum(in_flight, 0, end.result,
-                                                std::string(pooled.status().message())));
+                                                std::string(decoded.status().message())));
       if (!halted) continue;
       return EndStage(task, StageEnd{StageEnd::Kind::kHalted, {}, ""}, "statistics round");
     }
+    const proto::PooledStatistics& pooled = decoded->pooled;
+    const proto::PooledImputations& imputations = decoded->imputations;
     const size_t d = static_cast<size_t>(spec.dataset().features_size());
     v1::PooledStatisticsRecord record;
     record.set_dataset_id(spec.dataset().id());
     *record.mutable_columns() = {key.begin(), key.end()};
     v1::Standardization* s = record.mutable_standardization();
-    s->mutable_mean()->Assign(pooled->mean.begin(), pooled->mean.begin() + d);
-    s->mutable_stddev()->Assign(pooled->stddev.begin(), pooled->stddev.begin() + d);
-    s->set_num_train_rows(pooled->num_rows);
+    s->mutable_mean()->Assign(pooled.mean.begin(), pooled.mean.begin() + d);
+    s->mutable_stddev()->Assign(pooled.stddev.begin(), pooled.stddev.begin() + d);
+    s->set_num_train_rows(pooled.num_rows);
     if (columns.size() > d) {
-      s->set_label_mean(pooled->mean[d]);
-      s->set_label_stddev(pooled->stddev[d]);
+      s->set_label_mean(pooled.mean[d]);
+      s->set_label_stddev(pooled.stddev[d]);
     }
     s->mutable_imputed_means()->Assign(imputations.means.begin(), imputations.means.end());
     s->mutable_imputed_modes()->Assign(imputations.modes.begin(), imputations.modes.end());
