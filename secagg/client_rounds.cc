@@ -132,53 +132,59 @@ absl::Status SecAggClient::Impl::TakeShares(const v1::ShareRelay& relay) {
   // the masked input leaves. A share that fails here, and was not relabelled, names its
   // sender as the culprit (Blame): the AEAD binds sender and receiver, so only the sender
   // (or a coordinator damaging its ciphertext in transit) can have caused it.
-  const uint32_t my_point = peers[peer_index.at(self())].point;
   for (const auto& [sender_id, share] : by_sender) {
-    const Peer& sender = peers[peer_index.at(sender_id)];
-    auto plaintext = OpenShare(sender, share->ciphertext());
-    if (!plaintext.ok()) {
-      // A share that authenticates under another client's channel was relabelled; one that
-      // authenticates under none was damaged.
-      for (const Peer& other : peers) {
-        if (other.id == self() || other.id == sender_id) continue;
-        if (OpenShare(other, share->ciphertext()).ok()) {
-          return Abort(
-              v1::SECAGG_RELABELLED_CIPHERTEXT,
-              absl::StrCat("the share labelled as from ", sender_id, " comes from ", other.id));
-        }
-      }
-      return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
-                   absl::StrCat("the share from ", sender_id, " does not authenticate"));
-    }
-    FieldReader reader(plaintext->view());
-    const auto from = reader.Next();
-    const auto to = reader.Next();
-    const auto key_bytes = reader.Next();
-    const auto seed_bytes = reader.Next();
-    if (!seed_bytes.has_value() || !reader.AtEnd()) {
-      return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
-                   absl::StrCat("the share from ", sender_id, " is malformed"));
-    }
-    if (*from != sender_id || *to != self()) {
-      // It authenticated under the channel with the sender and this client's pair of
-      // labels: only the sender can have written it.
-      return Blame(
-          sender_id, v1::SECAGG_RELABELLED_CIPHERTEXT,
-          absl::StrCat("the share from ", sender_id, " names another sender or receiver inside"));
-    }
-    auto key_share = ShamirShare::Parse(*key_bytes);
-    auto seed_share = ShamirShare::Parse(*seed_bytes);
-    if (!key_share.ok() || !seed_share.ok() || key_share->x != my_point ||
-        seed_share->x != my_point) {
-      return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
-                   absl::StrCat("the share from ", sender_id, " holds no valid Shamir share for ",
-                                "this client's point"));
-    }
-    HeldShares& slot = held[sender_id];
-    slot.mask_key = *key_share;
-    slot.seed = *seed_share;
+    RETURN_IF_ERROR(TakeShare(sender_id, *share));
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status SecAggClient::Impl::TakeShare(const std::string& sender_id,
+                                           const v1::EncryptedShare& share) {
+  const uint32_t my_point = peers[peer_index.at(self())].point;
+  const Peer& sender = peers[peer_index.at(sender_id)];
+  auto plaintext = OpenShare(sender, share.ciphertext());
+  if (!plaintext.ok()) {
+    // A share that authenticates under another client's channel was relabelled; one that
+    // authenticates under none was damaged.
+    for (const Peer& other : peers) {
+      if (other.id == self() || other.id == sender_id) continue;
+      if (OpenShare(other, share.ciphertext()).ok()) {
+        return Abort(
+            v1::SECAGG_RELABELLED_CIPHERTEXT,
+            absl::StrCat("the share labelled as from ", sender_id, " comes from ", other.id));
+      }
+    }
+    return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
+                 absl::StrCat("the share from ", sender_id, " does not authenticate"));
+  }
+  FieldReader reader(plaintext->view());
+  const auto from = reader.Next();
+  const auto to = reader.Next();
+  const auto key_bytes = reader.Next();
+  const auto seed_bytes = reader.Next();
+  if (!seed_bytes.has_value() || !reader.AtEnd()) {
+    return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
+                 absl::StrCat("the share from ", sender_id, " is malformed"));
+  }
+  if (*from != sender_id || *to != self()) {
+    // It authenticated under the channel with the sender and this client's pair of
+    // labels: only the sender can have written it.
+    return Blame(
+        sender_id, v1::SECAGG_RELABELLED_CIPHERTEXT,
+        absl::StrCat("the share from ", sender_id, " names another sender or receiver inside"));
+  }
+  auto key_share = ShamirShare::Parse(*key_bytes);
+  auto seed_share = ShamirShare::Parse(*seed_bytes);
+  if (!key_share.ok() || !seed_share.ok() || key_share->x != my_point ||
+      seed_share->x != my_point) {
+    return Blame(sender_id, v1::SECAGG_CORRUPTED_SHARE,
+                 absl::StrCat("the share from ", sender_id, " holds no valid Shamir share for ",
+                              "this client's point"));
+  }
+  HeldShares& slot = held[sender_id];
+  slot.mask_key = *key_share;
+  slot.seed = *seed_share;
   return absl::OkStatus();
 }
 

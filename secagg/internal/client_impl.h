@@ -206,6 +206,10 @@ struct SecAggClient::Impl {
   // OnShareRelay's checks of the shares: stores the shares addressed to this client by its
   // neighbours, or aborts.
   absl::Status TakeShares(const v1::ShareRelay& relay);
+  // One share of TakeShares, routed to this client from `sender_id`: authenticated, its
+  // Shamir shares parsed and kept in `held`; else an abort, naming the sender as the
+  // culprit (Blame) when only the sender can have caused it.
+  absl::Status TakeShare(const std::string& sender_id, const v1::EncryptedShare& share);
   // y = x + self mask + sum over neighbouring share holders of +-pairwise mask.
   absl::StatusOr<std::vector<uint32_t>> MaskedInput(
       const google::protobuf::RepeatedPtrField<std::string>& holders);
