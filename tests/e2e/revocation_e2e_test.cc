@@ -132,6 +132,32 @@ class E2eRevocationTest : public FederationTest {
     r.step_deadline = absl::Seconds(30);
     return cheater->RunSession(r);
   }
+
+  // With the federation's coordinator and sites stopped, a coordinator that ignores the
+  // CRL invites hospital-d to a session with the three others: each of them refuses its
+  // advertisement as revoked, and the session does not complete.
+  void ExpectSitesRefuseRevokedPeerFromCheatingCoordinator() {
+    for (const std::string& name : kFourSites) ASSERT_OK(StopClient(name));
+    ASSERT_OK(StopCoordinator());
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<CheatingCoordinator> cheater,
+                         CheatingCoordinator::Start(coordinator_tls()));
+    for (const std::string& name : kFourSites)
+      ASSERT_OK(StartClient(name, cheater->address(), {}, 2));
+    for (const std::string& name : kFourSites) ASSERT_OK(WaitClientReady(name));
+    coordinator::SecureStageResult result = CheatingSession(cheater.get(), kFourSites);
+    std::string drops;
+    for (const std::string& d : result.drops) drops += d + "\n";
+    EXPECT_FALSE(result.completed) << drops;
+    for (const std::string name : {"hospital-a", "hospital-b", "hospital-c"}) {
+      EXPECT_THAT(site(name).process->Log(),
+                  ::testing::AllOf(HasSubstr("advertisement of hospital-d is refused"),
+                                   HasSubstr("revoked")))
+          << name;
+      EXPECT_THAT(drops, HasSubstr(name + ": "));
+    }
+    for (const std::string& name : kFourSites) ASSERT_OK(StopClient(name));
+    cheater->Shutdown();
+  }
 };
 
 TEST_F(E2eRevocationTest, RevokedSiteIsRefusedAtHandshakeAtNextCallAndInSecureAggregation) {
@@ -203,26 +229,7 @@ TEST_F(E2eRevocationTest, RevokedSiteIsRefusedAtHandshakeAtNextCallAndInSecureAg
   }
 
   // Phase 2: a coordinator that ignores the CRL still invites hospital-d.
-  for (const std::string& name : kFourSites) ASSERT_OK(StopClient(name));
-  ASSERT_OK(StopCoordinator());
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<CheatingCoordinator> cheater,
-                       CheatingCoordinator::Start(coordinator_tls()));
-  for (const std::string& name : kFourSites)
-    ASSERT_OK(StartClient(name, cheater->address(), {}, 2));
-  for (const std::string& name : kFourSites) ASSERT_OK(WaitClientReady(name));
-  coordinator::SecureStageResult result = CheatingSession(cheater.get(), kFourSites);
-  std::string drops;
-  for (const std::string& d : result.drops) drops += d + "\n";
-  EXPECT_FALSE(result.completed) << drops;
-  for (const std::string name : {"hospital-a", "hospital-b", "hospital-c"}) {
-    EXPECT_THAT(
-        site(name).process->Log(),
-        ::testing::AllOf(HasSubstr("advertisement of hospital-d is refused"), HasSubstr("revoked")))
-        << name;
-    EXPECT_THAT(drops, HasSubstr(name + ": "));
-  }
-  for (const std::string& name : kFourSites) ASSERT_OK(StopClient(name));
-  cheater->Shutdown();
+  ExpectSitesRefuseRevokedPeerFromCheatingCoordinator();
 }
 
 TEST_F(E2eRevocationTest, ExpiredWhileConnectedGetsNoWorkItem) {
