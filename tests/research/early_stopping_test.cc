@@ -75,6 +75,26 @@ double PooledLogLoss(const client::Model& model, const std::vector<float>& param
   return sum / static_cast<double>(n);
 }
 
+// Early stopping computed from the central curve: `best` is the argmin of the curve over
+// the evaluated rounds so far, and training stops after the evaluated round `stopped_after`
+// once `patience` evaluated rounds followed it (0 if it never does).
+struct CentralPick {
+  uint32_t best = 0;
+  uint32_t stopped_after = 0;
+};
+CentralPick PickCentrally(const std::map<uint32_t, double>& central,
+                          const std::vector<uint32_t>& evaluated, uint32_t patience) {
+  CentralPick pick;
+  for (uint32_t r : evaluated) {
+    if (pick.best == 0 || central.at(r) < central.at(pick.best)) pick.best = r;
+    if (r - pick.best >= patience) {
+      pick.stopped_after = r;
+      break;
+    }
+  }
+  return pick;
+}
+
 TEST(EarlyStoppingTest, TheSelectedRoundIsTheArgminOfTheCentralValidationCurve) {
   testing::TempDir temp;
   absl::StatusOr<v1::TaskSpec> spec = LoadExample(kExample);
@@ -132,19 +152,9 @@ TEST(EarlyStoppingTest, TheSelectedRoundIsTheArgminOfTheCentralValidationCurve) 
   EXPECT_EQ(evaluated.back(), last - 1);
   EXPECT_EQ(evaluated.size(), last - 1);
 
-  // The central pick: the argmin of the curve over the evaluated rounds; training stops
-  // once `patience` evaluated rounds followed it, and the round in flight (one session a
-  // round) is the last committed.
-  const uint32_t patience = task.spec().training().early_stopping().patience();
-  uint32_t best = 0;
-  uint32_t stopped_after = 0;
-  for (uint32_t r : evaluated) {
-    if (best == 0 || central[r] < central[best]) best = r;
-    if (r - best >= patience) {
-      stopped_after = r;
-      break;
-    }
-  }
+  // The round in flight when training stopped (one session a round) is the last committed.
+  const auto [best, stopped_after] =
+      PickCentrally(central, evaluated, task.spec().training().early_stopping().patience());
   std::printf("[research] central validation curve:");
   for (const auto& [r, v] : central) std::printf(" %u:%.5f", r, v);
   std::printf("\n[research] central pick round %u, federation selected round %u\n", best,
