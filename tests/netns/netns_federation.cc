@@ -248,6 +248,38 @@ absl::StatusOr<NetnsFederationTest::TaskRun> NetnsFederationTest::RunTask(
   return run;
 }
 
+namespace {
+
+// The rounds of `task` whose sum holds `site` (`participated`) and those whose statistics,
+// FIT or FIT_EVALUATE session dropped it at or after the masked-input step (`dropped_late`).
+struct SiteRounds {
+  std::set<uint32_t> participated;
+  std::set<uint32_t> dropped_late;
+};
+SiteRounds RoundsOfSite(const v1::GetTaskResponse& task, const std::string& site) {
+  SiteRounds rounds;
+  for (const v1::RoundRecord& r : task.rounds()) {
+    for (const std::string& p : r.fit_participants()) {
+      if (p == site) rounds.participated.insert(r.round());
+    }
+    for (const v1::StageAttempt& a : r.stage_attempts()) {
+      if (a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE &&
+          a.stage() != v1::STAGE_STATISTICS) {
+        continue;
+      }
+      for (const v1::SiteAnswer& answer : a.sites()) {
+        if (answer.client_id() == site && answer.kind() == v1::SITE_ANSWER_DROPPED &&
+            secagg::StepIndex(answer.step()) >= secagg::StepIndex(v1::SECAGG_MASKED_INPUT)) {
+          rounds.dropped_late.insert(r.round());
+        }
+      }
+    }
+  }
+  return rounds;
+}
+
+}  // namespace
+
 void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) {
   const std::vector<std::string>& sites = NetnsSites();
   std::set<std::string> ids = {kDataset, kBaselineDataset};
@@ -286,29 +318,11 @@ void NetnsFederationTest::ExpectSitesKeptApart(const v1::GetTaskResponse& task) 
       }
     }
     // Its records of the task's sums (statistics in round 0, FIT or FIT_EVALUATE after): one
-    // for every round
-    // whose sum the coordinator says it is in, and besides those only for rounds in which the
-    // coordinator dropped it at or after the masked-input step (a masked input it recorded
-    // and then sent in part or not at all: a link cut while it was on the wire).
-    std::set<uint32_t> participated;
-    std::set<uint32_t> dropped_late;
-    for (const v1::RoundRecord& r : task.rounds()) {
-      for (const std::string& p : r.fit_participants()) {
-        if (p == name) participated.insert(r.round());
-      }
-      for (const v1::StageAttempt& a : r.stage_attempts()) {
-        if (a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE &&
-            a.stage() != v1::STAGE_STATISTICS) {
-          continue;
-        }
-        for (const v1::SiteAnswer& answer : a.sites()) {
-          if (answer.client_id() == name && answer.kind() == v1::SITE_ANSWER_DROPPED &&
-              secagg::StepIndex(answer.step()) >= secagg::StepIndex(v1::SECAGG_MASKED_INPUT)) {
-            dropped_late.insert(r.round());
-          }
-        }
-      }
-    }
+    // for every round whose sum the coordinator says it is in, and besides those only for
+    // rounds in which the coordinator dropped it at or after the masked-input step (a
+    // masked input it recorded and then sent in part or not at all: a link cut while it was
+    // on the wire).
+    const auto [participated, dropped_late] = RoundsOfSite(task, name);
     absl::StatusOr<std::unique_ptr<client::SiteStore>> store =
         client::OpenSiteStoreReadOnly(s.store_dir);
     ASSERT_OK(store.status());

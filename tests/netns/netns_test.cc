@@ -162,6 +162,30 @@ TEST_F(NetnsFederationTest, NetnsTenMbitLinksTheTaskCompletes) {
   ExpectSitesKeptApart(limited.final);
 }
 
+// Whether `site` is recorded as dropped in the completed FIT (or FIT_EVALUATE) session of
+// `record`; each of its answers there is expected to be a drop at the masked-input step.
+bool DroppedAtMaskedInput(const v1::RoundRecord& record, const std::string& site) {
+  bool dropped = false;
+  for (const v1::StageAttempt& a : record.stage_attempts()) {
+    if ((a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE) || !a.completed()) {
+      continue;
+    }
+    for (const v1::SiteAnswer& answer : a.sites()) {
+      if (answer.client_id() != site) continue;
+      EXPECT_EQ(answer.kind(), v1::SITE_ANSWER_DROPPED) << answer.DebugString();
+      EXPECT_EQ(answer.step(), v1::SECAGG_MASKED_INPUT) << answer.DebugString();
+      dropped = answer.kind() == v1::SITE_ANSWER_DROPPED;
+    }
+  }
+  return dropped;
+}
+
+// Whether `site` is among the round's FIT participants.
+bool Contributed(const v1::RoundRecord& round, const std::string& site) {
+  return std::find(round.fit_participants().begin(), round.fit_participants().end(), site) !=
+         round.fit_participants().end();
+}
+
 // (d) One site's link is cut in the middle of a secure session, after it shared its keys and
 // while its masked input is on the wire: the session drops it when the step's deadline passes
 // and completes with the other three (t = 3 of 4: its masks are rebuilt from the others'
@@ -238,25 +262,11 @@ TEST_F(NetnsFederationTest, NetnsLinkCutMidSessionSiteDropsOutAndRejoins) {
   // attempt, and the victim is recorded as dropped at the masked-input step.
   EXPECT_THAT(cut_record->fit_participants(), Not(Contains(victim))) << Summary(run.final);
   EXPECT_EQ(cut_record->fit_participants_size(), 3);
-  bool dropped = false;
-  for (const v1::StageAttempt& a : cut_record->stage_attempts()) {
-    if ((a.stage() != v1::STAGE_FIT && a.stage() != v1::STAGE_FIT_EVALUATE) || !a.completed()) {
-      continue;
-    }
-    for (const v1::SiteAnswer& s : a.sites()) {
-      if (s.client_id() != victim) continue;
-      EXPECT_EQ(s.kind(), v1::SITE_ANSWER_DROPPED) << s.DebugString();
-      EXPECT_EQ(s.step(), v1::SECAGG_MASKED_INPUT) << s.DebugString();
-      dropped = s.kind() == v1::SITE_ANSWER_DROPPED;
-    }
-  }
-  EXPECT_TRUE(dropped) << Summary(run.final);
+  EXPECT_TRUE(DroppedAtMaskedInput(*cut_record, victim)) << Summary(run.final);
   // Back after the restore: in a later round's sum.
   bool rejoined = false;
   for (const v1::RoundRecord& r : run.final.rounds()) {
-    if (r.round() <= cut_round) continue;
-    rejoined = rejoined || std::find(r.fit_participants().begin(), r.fit_participants().end(),
-                                     victim) != r.fit_participants().end();
+    if (r.round() > cut_round) rejoined = rejoined || Contributed(r, victim);
   }
   EXPECT_TRUE(rejoined) << Summary(run.final);
   ExpectSitesKeptApart(run.final);
