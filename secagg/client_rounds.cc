@@ -132,16 +132,16 @@ absl::Status SecAggClient::Impl::TakeShares(const v1::ShareRelay& relay) {
   // the masked input leaves. A share that fails here, and was not relabelled, names its
   // sender as the culprit (Blame): the AEAD binds sender and receiver, so only the sender
   // (or a coordinator damaging its ciphertext in transit) can have caused it.
+  const uint32_t my_point = peers[peer_index.at(self())].point;
   for (const auto& [sender_id, share] : by_sender) {
-    RETURN_IF_ERROR(TakeShare(sender_id, *share));
+    RETURN_IF_ERROR(TakeShare(sender_id, *share, my_point));
   }
 
   return absl::OkStatus();
 }
 
 absl::Status SecAggClient::Impl::TakeShare(const std::string& sender_id,
-                                           const v1::EncryptedShare& share) {
-  const uint32_t my_point = peers[peer_index.at(self())].point;
+                                           const v1::EncryptedShare& share, uint32_t my_point) {
   const Peer& sender = peers[peer_index.at(sender_id)];
   auto plaintext = OpenShare(sender, share.ciphertext());
   if (!plaintext.ok()) {

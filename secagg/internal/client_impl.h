@@ -207,9 +207,10 @@ struct SecAggClient::Impl {
   // neighbours, or aborts.
   absl::Status TakeShares(const v1::ShareRelay& relay);
   // One share of TakeShares, routed to this client from `sender_id`: authenticated, its
-  // Shamir shares parsed and kept in `held`; else an abort, naming the sender as the
-  // culprit (Blame) when only the sender can have caused it.
-  absl::Status TakeShare(const std::string& sender_id, const v1::EncryptedShare& share);
+  // Shamir shares (at this client's point `my_point`) parsed and kept in `held`; else an
+  // abort, naming the sender as the culprit (Blame) when only the sender can have caused it.
+  absl::Status TakeShare(const std::string& sender_id, const v1::EncryptedShare& share,
+                         uint32_t my_point);
   // y = x + self mask + sum over neighbouring share holders of +-pairwise mask.
   absl::StatusOr<std::vector<uint32_t>> MaskedInput(
       const google::protobuf::RepeatedPtrField<std::string>& holders);
