@@ -537,6 +537,11 @@ absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem) {
   return info;
 }
 
+absl::StatusOr<std::string> CanonicalCertificatePem(const std::string& cert_pem) {
+  ASSIGN_OR_RETURN(UniqueX509 cert, ParseX509(cert_pem, "certificate"));
+  return CertToPem(cert.get());
+}
+
 absl::Status RequireRole(const CertificateInfo& info, Role want) {
   if (info.role == want) return absl::OkStatus();
   return absl::PermissionDeniedError(absl::StrCat(info.node_id, " has role ", RoleName(info.role),

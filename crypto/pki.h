@@ -90,6 +90,11 @@ absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& cert_pem);
 absl::StatusOr<CertificateInfo> VerifyCertificate(const std::string& cert_pem,
                                                   const std::string& ca_cert_pem, absl::Time now);
 
+// The certificate of `cert_pem` (its first) as OpenSSL writes it: base64 in lines of 64,
+// padding bits zero, one header and footer. Two PEM texts of the same certificate give the
+// same string. INVALID_ARGUMENT if `cert_pem` is not a PEM certificate.
+absl::StatusOr<std::string> CanonicalCertificatePem(const std::string& cert_pem);
+
 // PERMISSION_DENIED "<node> has role <r>, <want> required" unless info.role == want.
 absl::Status RequireRole(const CertificateInfo& info, Role want);
 

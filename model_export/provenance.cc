@@ -116,7 +116,9 @@ absl::StatusOr<v1::ModelProvenance> SignProvenance(v1::ModelProvenanceBody body,
   ASSIGN_OR_RETURN(std::string signature, signer.Sign(SigningInput(body)));
   *record.mutable_body() = std::move(body);
   record.set_signature(std::move(signature));
-  record.set_certificate_pem(certificate_pem);
+  // As the record's canonical form requires it (ParseRecordText).
+  ASSIGN_OR_RETURN(*record.mutable_certificate_pem(),
+                   crypto::CanonicalCertificatePem(certificate_pem));
   return record;
 }
 
@@ -128,7 +130,13 @@ absl::StatusOr<v1::ModelProvenance> ParseRecordText(const std::string& text,
   if (absl::Status st = common::ParseTextProto(text, source_name, &record, nullptr); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("record: ", st.message()));
   }
-  if (RecordText(record) != text) {
+  // The text as RecordText writes it, and the signer's certificate as OpenSSL writes it:
+  // another layout of the same certificate (line width, unused bits of the base64) would
+  // leave every check below passing on bytes nobody wrote.
+  absl::StatusOr<std::string> certificate =
+      crypto::CanonicalCertificatePem(record.certificate_pem());
+  if (RecordText(record) != text ||
+      (certificate.ok() && *certificate != record.certificate_pem())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "record: ", source_name,
         " is not byte for byte the record tessera models export wrote (edited or damaged)"));

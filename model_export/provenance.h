@@ -60,13 +60,16 @@ struct ProvenanceInput {
 // privacy spec the accountant refuses.
 absl::StatusOr<v1::ModelProvenanceBody> BuildProvenanceBody(const ProvenanceInput& input);
 
-// Signs `body` with `signer`, the key of `certificate_pem`.
+// Signs `body` with `signer`, the key of `certificate_pem`; the record holds that
+// certificate as CanonicalCertificatePem writes it (INVALID_ARGUMENT if it is not a PEM
+// certificate).
 absl::StatusOr<v1::ModelProvenance> SignProvenance(v1::ModelProvenanceBody body,
                                                    const crypto::Signer& signer,
                                                    const std::string& certificate_pem);
 
 // The record file's contents (text format), and its parsing: INVALID_ARGUMENT
-// "record: ..." if it does not parse or is not exactly RecordText of what it parses to.
+// "record: ..." if it does not parse, is not exactly RecordText of what it parses to, or
+// holds its certificate in another PEM layout than CanonicalCertificatePem's (crypto/pki.h).
 std::string RecordText(const v1::ModelProvenance& record);
 absl::StatusOr<v1::ModelProvenance> ParseRecordText(const std::string& text,
                                                     const std::string& source_name);

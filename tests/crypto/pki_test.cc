@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "crypto/hash.h"
 #include "crypto/internal/openssl_util.h"
@@ -27,6 +28,7 @@ using internal::UniqueX509;
 using internal::UniqueX509Extension;
 using internal::UniqueX509Name;
 using internal::UniqueX509Req;
+using ::tessera::testing::IsOkAndHolds;
 using ::tessera::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -483,6 +485,23 @@ TEST_F(PkiTest, ErrorsNeverQuoteKeyMaterial) {
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr(untouched)));
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr("BEGIN")));
   }
+}
+
+TEST_F(PkiTest, CanonicalCertificatePemIsOneTextPerCertificate) {
+  ASSERT_OK_AND_ASSIGN(std::string canonical, CanonicalCertificatePem(ca_.cert_pem));
+  EXPECT_EQ(canonical, ca_.cert_pem);  // what this library writes is already canonical
+  // The same certificate in lines of 48 characters, with CRLF line ends.
+  const std::vector<std::string> lines = absl::StrSplit(ca_.cert_pem, '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 3u);
+  std::string base64;
+  for (size_t i = 1; i + 1 < lines.size(); ++i) base64 += lines[i];
+  std::string rewrapped = lines.front() + "\r\n";
+  for (size_t i = 0; i < base64.size(); i += 48) rewrapped += base64.substr(i, 48) + "\r\n";
+  rewrapped += lines.back() + "\r\n";
+  ASSERT_NE(rewrapped, ca_.cert_pem);
+  EXPECT_THAT(CanonicalCertificatePem(rewrapped), IsOkAndHolds(ca_.cert_pem));
+  EXPECT_THAT(CanonicalCertificatePem("not a certificate"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a PEM certificate")));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "crypto/hash.h"
@@ -160,6 +161,45 @@ TEST_F(ProvenanceTest, FlippedBytesOfTheRecordFileFail) {
     ++checked;
   }
   EXPECT_GT(checked, 100);
+}
+
+// The signer's certificate written another way that decodes to the very same DER: its
+// base64 in lines of 48 characters instead of 64, and, when the base64 ends in padding, an
+// unused bit of its last character set (what made FlippedBytesOfTheRecordFileFail fail
+// about once in a thousand runs, when byte 13·k fell on that character). Neither changes
+// the certificate, so the signature and the CA check pass; the record is refused all the
+// same, as not what `tessera models export` wrote, so that any changed byte of a record
+// file fails.
+TEST_F(ProvenanceTest, TheSignersCertificateInAnotherPemLayoutIsRefused) {
+  const v1::ModelProvenance record = Signed(3);
+  const std::vector<std::string> lines =
+      absl::StrSplit(record.certificate_pem(), '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 3u);
+  std::string base64;
+  for (size_t i = 1; i + 1 < lines.size(); ++i) base64 += lines[i];
+  auto pem_of = [&](const std::string& b64, size_t width) {
+    std::string pem = lines.front() + "\n";
+    for (size_t i = 0; i < b64.size(); i += width) pem += b64.substr(i, width) + "\n";
+    return pem + lines.back() + "\n";
+  };
+  ASSERT_EQ(pem_of(base64, 64), record.certificate_pem()) << "not the layout this test assumes";
+  std::vector<std::string> variants = {pem_of(base64, 48)};
+  if (const size_t pad = base64.find('='); pad != std::string::npos) {
+    constexpr std::string_view kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string unused_bit = base64;
+    unused_bit[pad - 1] = kAlphabet[kAlphabet.find(base64[pad - 1]) ^ 1];
+    variants.push_back(pem_of(unused_bit, 64));
+  }
+  for (const std::string& pem : variants) {
+    v1::ModelProvenance edited = record;
+    edited.set_certificate_pem(pem);
+    // The same certificate: what the record's checks see of it is unchanged.
+    ASSERT_OK(VerifyModelFile(edited, file_, ca_pem_));
+    EXPECT_THAT(ParseRecordText(RecordText(edited), "m.onnx.provenance"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("byte for byte")))
+        << pem;
+  }
 }
 
 TEST_F(ProvenanceTest, EditedBodyFailsTheSignatureCheck) {
